@@ -1,0 +1,116 @@
+// Command pbxsim serves a simulated Wildix PBX: its REST API, its OAuth 2.0
+// server and its faults, for demos, tests and benchmarks without a PBX.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+	_ "time/tzdata"
+
+	"github.com/wildix-export/wildix-export/internal/pbxsim"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "pbxsim:", err)
+		os.Exit(2)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("pbxsim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		addr       = fs.String("addr", "127.0.0.1:8080", "listen address")
+		seed       = fs.Int64("seed", 1, "seed of the generated data")
+		calls      = fs.Int64("calls", 10000, "call records at start")
+		gap        = fs.Duration("call-gap", 30*time.Second, "mean time between call ends")
+		start      = fs.String("calls-start", "2026-01-01", "date (UTC) around which the first call ends")
+		zone       = fs.String("timezone", "Europe/Rome", "the PBX's time zone")
+		noTZ       = fs.Bool("omit-timezone-field", false, "leave the timezone offset out of call records")
+		clientID   = fs.String("client-id", "wildix-export-demo", "OAuth Application ID")
+		secret     = fs.String("client-secret", "demo-secret", "OAuth Secret key")
+		redirects  = fs.String("redirect-uris", "http://127.0.0.1:8765/callback", "comma list of registered redirect URIs")
+		ttl        = fs.Duration("token-ttl", time.Hour, "access token lifetime")
+		rotate     = fs.Bool("rotate-refresh-tokens", true, "refresh tokens are single use")
+		clientAuth = fs.String("client-auth", "body", "token endpoint client authentication: body (Basic refused, as real PBXes), both, basic")
+		apiKey     = fs.String("api-key", "", "a static bearer key to accept")
+		s2sApp     = fs.String("s2s", "", "an S2S app to accept, as id:name:secret")
+		liveEvery  = fs.Int("live-insert-every", 0, "insert new calls after every N call-history requests (0: off)")
+		f5xx       = fs.Float64("fault-5xx", 0, "rate of 500 answers")
+		fHTML      = fs.Float64("fault-html502", 0, "rate of 502 answers with an HTML body")
+		f429       = fs.Float64("fault-429", 0, "rate of 429 answers with Retry-After")
+		fCut       = fs.Float64("fault-cut", 0, "rate of connections cut mid-body")
+		fSlow      = fs.Float64("fault-slow", 0, "rate of slow answers")
+		slowDelay  = fs.Duration("slow-delay", 2*time.Second, "delay of a slow answer")
+		latency    = fs.Duration("latency", 0, "latency added to every API request")
+	)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: pbxsim [flags]\n\nServes a simulated Wildix PBX (REST API, OAuth 2.0, faults) on -addr.\nGround truth: GET /_sim/truth/{call_history|colleagues|phonebooks|contacts|devices}\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	loc, err := time.LoadLocation(*zone)
+	if err != nil {
+		return fmt.Errorf("-timezone %q: %w", *zone, err)
+	}
+	st, err := time.Parse("2006-01-02", *start)
+	if err != nil {
+		return fmt.Errorf("-calls-start %q: expected YYYY-MM-DD", *start)
+	}
+	opt := pbxsim.Options{
+		Seed: *seed, Calls: *calls, CallGap: *gap, CallsStart: st, Location: loc, OmitTimezoneField: *noTZ,
+		Clients:             []pbxsim.Client{{ID: *clientID, Secret: *secret, RedirectURIs: strings.Split(*redirects, ",")}},
+		AccessTokenTTL:      *ttl,
+		RotateRefreshTokens: *rotate,
+		ClientAuth:          *clientAuth,
+		LiveInsertEvery:     *liveEvery,
+		Faults: pbxsim.Faults{ServerError: *f5xx, HTMLGateway: *fHTML, TooMany: *f429, Cut: *fCut, Slow: *fSlow,
+			SlowDelay: *slowDelay, Latency: *latency},
+		Log: slog.New(slog.NewTextHandler(stderr, nil)),
+	}
+	if *apiKey != "" {
+		opt.APIKeys = []string{*apiKey}
+	}
+	if *s2sApp != "" {
+		p := strings.SplitN(*s2sApp, ":", 3)
+		if len(p) != 3 {
+			return fmt.Errorf("-s2s %q: expected id:name:secret", *s2sApp)
+		}
+		opt.S2SApps = []pbxsim.S2SApp{{ID: p[0], Name: p[1], Secret: p[2]}}
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: pbxsim.New(opt), ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(stdout, "pbxsim listening on http://%s\n", ln.Addr())
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

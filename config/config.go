@@ -1,0 +1,432 @@
+// Package config reads wildix-export's configuration from environment
+// variables, checks it once, and reports every problem together.
+//
+// Only cmd/wildix-export reads configuration; the other packages take plain
+// values. Like every package in this module, it is not a supported Go API.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+	"github.com/robfig/cron/v3"
+)
+
+// env is what envconfig reads: every variable as a string, so that a bad
+// value becomes one problem in the list instead of stopping the parse.
+// The tags are the documentation: Usage prints them as the README's table.
+type env struct {
+	PBXURL           string `envconfig:"WILDIX_PBX_URL" desc:"PBX base URL, e.g. https://acme.wildixin.com (http:// only for loopback unless WILDIX_ALLOW_HTTP)"`
+	PBXID            string `envconfig:"WILDIX_PBX_ID" desc:"name this PBX is stored under in tokens, state and tables (default: the URL's host)"`
+	ClientID         string `envconfig:"WILDIX_CLIENT_ID" desc:"OAuth 2.0 Application ID from WMS"`
+	ClientSecret     string `envconfig:"WILDIX_CLIENT_SECRET" desc:"OAuth 2.0 Secret key from WMS (secret; or WILDIX_CLIENT_SECRET_FILE)"`
+	RedirectURL      string `envconfig:"WILDIX_REDIRECT_URL" default:"http://127.0.0.1:8765/callback" desc:"Redirect URI registered on the PBX; loopback for the local flow, any other for the paste flow"`
+	Scopes           string `envconfig:"WILDIX_SCOPES" desc:"OAuth scopes to request, space separated (default: none)"`
+	TokenAuth        string `envconfig:"WILDIX_TOKEN_AUTH" default:"auto" desc:"client authentication at the token endpoint: auto, body or basic"`
+	APIKey           string `envconfig:"WILDIX_API_KEY" desc:"static bearer key (wsk-v1-... or access_...) instead of OAuth (secret; or WILDIX_API_KEY_FILE)"`
+	S2SAppID         string `envconfig:"WILDIX_S2S_APP_ID" desc:"S2S application id, for signed server-to-server requests"`
+	S2SAppName       string `envconfig:"WILDIX_S2S_APP_NAME" desc:"S2S application name"`
+	S2SSecret        string `envconfig:"WILDIX_S2S_SECRET" desc:"S2S secret key (secret; or WILDIX_S2S_SECRET_FILE)"`
+	TokenFile        string `envconfig:"WILDIX_TOKEN_FILE" desc:"token store file (default: ./wildix-token.json with the csv sink, the database with the postgres sink)"`
+	TokenKey         string `envconfig:"WILDIX_TOKEN_KEY" desc:"base64 32-byte key encrypting stored tokens with AES-GCM (secret; or WILDIX_TOKEN_KEY_FILE)"`
+	CAFile           string `envconfig:"WILDIX_CA_FILE" desc:"PEM file of extra CA certificates trusted for the PBX"`
+	InsecureTLS      string `envconfig:"WILDIX_INSECURE_SKIP_VERIFY" default:"false" desc:"skip TLS certificate verification (never in production)"`
+	AllowHTTP        string `envconfig:"WILDIX_ALLOW_HTTP" default:"false" desc:"allow a plain http:// PBX URL that is not loopback"`
+	Timezone         string `envconfig:"WILDIX_TIMEZONE" default:"UTC" desc:"the PBX's IANA time zone, for records without a timezone offset and for backfill windows"`
+	RequestTimeout   string `envconfig:"WILDIX_REQUEST_TIMEOUT" default:"60s" desc:"timeout of one HTTP request to the PBX"`
+	Sink             string `envconfig:"EXPORT_SINK" default:"csv" desc:"where rows go: csv or postgres"`
+	CSVDir           string `envconfig:"EXPORT_CSV_DIR" default:"./export" desc:"folder of the csv sink"`
+	CSVGzip          string `envconfig:"EXPORT_CSV_GZIP" default:"false" desc:"gzip the csv files"`
+	CSVSafeFormulas  string `envconfig:"EXPORT_CSV_SAFE_FORMULAS" default:"false" desc:"prefix text cells starting with = + - @ with a quote, against spreadsheet formula injection"`
+	DatabaseURL      string `envconfig:"EXPORT_DATABASE_URL" desc:"PostgreSQL URL for the postgres sink (secret; or EXPORT_DATABASE_URL_FILE)"`
+	DBSchema         string `envconfig:"EXPORT_DB_SCHEMA" default:"wildix" desc:"PostgreSQL schema of the exported tables, created when missing"`
+	Endpoints        string `envconfig:"EXPORT_ENDPOINTS" desc:"comma list of endpoints to export (default: every built-in endpoint)"`
+	EndpointsFile    string `envconfig:"EXPORT_ENDPOINTS_FILE" desc:"JSON file of custom endpoints"`
+	Schedule         string `envconfig:"EXPORT_SCHEDULE" default:"0 2 * * *" desc:"cron spec of the worker (5 fields, @daily, or CRON_TZ=Zone prefix)"`
+	ScheduleTimezone string `envconfig:"EXPORT_TIMEZONE" desc:"time zone of EXPORT_SCHEDULE (default: WILDIX_TIMEZONE)"`
+	PageSize         string `envconfig:"EXPORT_PAGE_SIZE" default:"1000" desc:"records asked for per page (count)"`
+	Concurrency      string `envconfig:"EXPORT_CONCURRENCY" default:"4" desc:"pages fetched at once"`
+	BatchSize        string `envconfig:"EXPORT_BATCH_SIZE" default:"50000" desc:"rows committed together with their cursor"`
+	MaxPages         string `envconfig:"EXPORT_MAX_PAGES" default:"100000" desc:"hard cap on pages per endpoint and run (an error when reached)"`
+	MaxAttempts      string `envconfig:"EXPORT_MAX_ATTEMPTS" default:"8" desc:"attempts per request on 429, 5xx, timeouts and broken bodies"`
+	RunTimeout       string `envconfig:"EXPORT_RUN_TIMEOUT" default:"6h" desc:"deadline of one whole run"`
+	ShutdownGrace    string `envconfig:"EXPORT_SHUTDOWN_GRACE" default:"30s" desc:"time the batch in flight gets to commit after SIGTERM"`
+	HTTPAddr         string `envconfig:"EXPORT_HTTP_ADDR" desc:"listen address of /healthz, /readyz and /metrics (default: off)"`
+	LogFormat        string `envconfig:"EXPORT_LOG_FORMAT" default:"auto" desc:"auto (text on a terminal, JSON otherwise), text or json"`
+	LogLevel         string `envconfig:"EXPORT_LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+	ClientSecretFile string `envconfig:"WILDIX_CLIENT_SECRET_FILE" desc:"file holding WILDIX_CLIENT_SECRET"`
+	APIKeyFile       string `envconfig:"WILDIX_API_KEY_FILE" desc:"file holding WILDIX_API_KEY"`
+	S2SSecretFile    string `envconfig:"WILDIX_S2S_SECRET_FILE" desc:"file holding WILDIX_S2S_SECRET"`
+	TokenKeyFile     string `envconfig:"WILDIX_TOKEN_KEY_FILE" desc:"file holding WILDIX_TOKEN_KEY"`
+	DatabaseURLFile  string `envconfig:"EXPORT_DATABASE_URL_FILE" desc:"file holding EXPORT_DATABASE_URL"`
+}
+
+// Auth says how requests to the PBX are authenticated.
+type Auth string
+
+// The ways to authenticate, chosen from which variables are set.
+const (
+	AuthOAuth  Auth = "oauth"
+	AuthAPIKey Auth = "apikey"
+	AuthS2S    Auth = "s2s"
+)
+
+// Config is the checked configuration. Secrets are of type Secret, so a
+// Config can be printed or logged as it is.
+type Config struct {
+	PBXURL       *url.URL
+	PBXID        string
+	Auth         Auth
+	ClientID     string
+	ClientSecret Secret
+	RedirectURL  string
+	Scopes       []string
+	TokenAuth    string
+	APIKey       Secret
+	S2SAppID     string
+	S2SAppName   string
+	S2SSecret    Secret
+	TokenFile    string
+	TokenKey     Secret
+	CAFile       string
+	InsecureTLS  bool
+	AllowHTTP    bool
+	Timezone     *time.Location
+
+	RequestTimeout time.Duration
+
+	Sink            string
+	CSVDir          string
+	CSVGzip         bool
+	CSVSafeFormulas bool
+	DatabaseURL     Secret
+	DBSchema        string
+
+	Endpoints     []string
+	EndpointsFile string
+
+	Schedule         string
+	ScheduleTimezone *time.Location
+
+	PageSize      int
+	Concurrency   int
+	BatchSize     int
+	MaxPages      int
+	MaxAttempts   int
+	RunTimeout    time.Duration
+	ShutdownGrace time.Duration
+	HTTPAddr      string
+	LogFormat     string
+	LogLevel      string
+}
+
+// Problem is one bad setting.
+type Problem struct {
+	Var      string // the variable, e.g. WILDIX_PBX_URL
+	Value    string // the value as given, "" for a secret or an unset variable
+	Expected string // what would be accepted, and what to do
+}
+
+func (p Problem) String() string {
+	if p.Value == "" {
+		return fmt.Sprintf("%s: %s", p.Var, p.Expected)
+	}
+	return fmt.Sprintf("%s=%q: %s", p.Var, p.Value, p.Expected)
+}
+
+// Error lists every problem found in the configuration.
+type Error struct {
+	Problems []Problem
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "configuration has %d problem(s):", len(e.Problems))
+	for _, p := range e.Problems {
+		b.WriteString("\n  - ")
+		b.WriteString(p.String())
+	}
+	return b.String()
+}
+
+// Need says which settings a command requires beyond the always-checked ones.
+type Need struct {
+	PBX  bool // a PBX URL and a way to authenticate
+	Sink bool // a complete sink configuration
+}
+
+// Load reads the environment and checks it. The returned Config is usable
+// even when err is an *Error, so `config` can print both.
+func Load(need Need) (*Config, error) {
+	var e env
+	if err := envconfig.Process("", &e); err != nil {
+		// Every field is a string, so this only fails on a programming error.
+		return nil, fmt.Errorf("read environment: %w", err)
+	}
+	return parse(e, need, os.ReadFile)
+}
+
+// Usage writes the table of variables, their defaults and descriptions.
+func Usage(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	format := "{{range .}}{{usage_key .}}\t{{usage_default .}}\t{{usage_description .}}\n{{end}}"
+	if err := envconfig.Usagef("", &env{}, tw, format); err != nil {
+		return err
+	}
+	return tw.Flush()
+}
+
+type checker struct {
+	problems []Problem
+	readFile func(string) ([]byte, error)
+}
+
+func (c *checker) add(v, value, expected string) {
+	c.problems = append(c.problems, Problem{Var: v, Value: value, Expected: expected})
+}
+
+func (c *checker) boolean(v, s string) bool {
+	b, err := strconv.ParseBool(strings.TrimSpace(s))
+	if err != nil {
+		c.add(v, s, "expected true or false")
+	}
+	return b
+}
+
+func (c *checker) integer(v, s string, min, max int) int {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < min || n > max {
+		c.add(v, s, fmt.Sprintf("expected a whole number from %d to %d", min, max))
+	}
+	return n
+}
+
+func (c *checker) duration(v, s string) time.Duration {
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil || d <= 0 {
+		c.add(v, s, "expected a positive duration such as 30s, 5m or 6h")
+	}
+	return d
+}
+
+func (c *checker) oneOf(v, s string, allowed ...string) string {
+	s = strings.ToLower(strings.TrimSpace(s))
+	for _, a := range allowed {
+		if s == a {
+			return s
+		}
+	}
+	c.add(v, s, "expected one of "+strings.Join(allowed, ", "))
+	return s
+}
+
+func (c *checker) location(v, s string) *time.Location {
+	loc, err := time.LoadLocation(strings.TrimSpace(s))
+	if err != nil {
+		c.add(v, s, "expected an IANA time zone such as Europe/Rome or UTC")
+		return time.UTC
+	}
+	return loc
+}
+
+// secret takes a secret from its variable or from the file its _FILE
+// variable names (the Docker and Kubernetes secrets convention).
+func (c *checker) secret(v, value, fileVar, file string) Secret {
+	if file == "" {
+		return Secret(value)
+	}
+	if value != "" {
+		c.add(v, "", fmt.Sprintf("set either %s or %s, not both", v, fileVar))
+		return Secret(value)
+	}
+	b, err := c.readFile(file)
+	if err != nil {
+		c.add(fileVar, file, fmt.Sprintf("cannot read the file: %v", errors.Unwrap(err)))
+		return ""
+	}
+	return Secret(strings.TrimRight(string(b), "\r\n"))
+}
+
+func parse(e env, need Need, readFile func(string) ([]byte, error)) (*Config, error) {
+	c := &checker{readFile: readFile}
+	cfg := &Config{
+		PBXID:         strings.TrimSpace(e.PBXID),
+		ClientID:      strings.TrimSpace(e.ClientID),
+		RedirectURL:   strings.TrimSpace(e.RedirectURL),
+		Scopes:        strings.Fields(e.Scopes),
+		S2SAppID:      strings.TrimSpace(e.S2SAppID),
+		S2SAppName:    strings.TrimSpace(e.S2SAppName),
+		TokenFile:     e.TokenFile,
+		CAFile:        e.CAFile,
+		CSVDir:        e.CSVDir,
+		DBSchema:      e.DBSchema,
+		EndpointsFile: e.EndpointsFile,
+		Schedule:      strings.TrimSpace(e.Schedule),
+		HTTPAddr:      e.HTTPAddr,
+	}
+	cfg.ClientSecret = c.secret("WILDIX_CLIENT_SECRET", e.ClientSecret, "WILDIX_CLIENT_SECRET_FILE", e.ClientSecretFile)
+	cfg.APIKey = c.secret("WILDIX_API_KEY", e.APIKey, "WILDIX_API_KEY_FILE", e.APIKeyFile)
+	cfg.S2SSecret = c.secret("WILDIX_S2S_SECRET", e.S2SSecret, "WILDIX_S2S_SECRET_FILE", e.S2SSecretFile)
+	cfg.TokenKey = c.secret("WILDIX_TOKEN_KEY", e.TokenKey, "WILDIX_TOKEN_KEY_FILE", e.TokenKeyFile)
+	cfg.DatabaseURL = c.secret("EXPORT_DATABASE_URL", e.DatabaseURL, "EXPORT_DATABASE_URL_FILE", e.DatabaseURLFile)
+
+	cfg.InsecureTLS = c.boolean("WILDIX_INSECURE_SKIP_VERIFY", e.InsecureTLS)
+	cfg.AllowHTTP = c.boolean("WILDIX_ALLOW_HTTP", e.AllowHTTP)
+	cfg.CSVGzip = c.boolean("EXPORT_CSV_GZIP", e.CSVGzip)
+	cfg.CSVSafeFormulas = c.boolean("EXPORT_CSV_SAFE_FORMULAS", e.CSVSafeFormulas)
+	cfg.Timezone = c.location("WILDIX_TIMEZONE", e.Timezone)
+	cfg.ScheduleTimezone = cfg.Timezone
+	if e.ScheduleTimezone != "" {
+		cfg.ScheduleTimezone = c.location("EXPORT_TIMEZONE", e.ScheduleTimezone)
+	}
+	cfg.RequestTimeout = c.duration("WILDIX_REQUEST_TIMEOUT", e.RequestTimeout)
+	cfg.RunTimeout = c.duration("EXPORT_RUN_TIMEOUT", e.RunTimeout)
+	cfg.ShutdownGrace = c.duration("EXPORT_SHUTDOWN_GRACE", e.ShutdownGrace)
+	cfg.PageSize = c.integer("EXPORT_PAGE_SIZE", e.PageSize, 1, 100000)
+	cfg.Concurrency = c.integer("EXPORT_CONCURRENCY", e.Concurrency, 1, 64)
+	cfg.BatchSize = c.integer("EXPORT_BATCH_SIZE", e.BatchSize, 1, 10000000)
+	cfg.MaxPages = c.integer("EXPORT_MAX_PAGES", e.MaxPages, 1, 100000000)
+	cfg.MaxAttempts = c.integer("EXPORT_MAX_ATTEMPTS", e.MaxAttempts, 1, 100)
+	cfg.TokenAuth = c.oneOf("WILDIX_TOKEN_AUTH", e.TokenAuth, "auto", "body", "basic")
+	cfg.Sink = c.oneOf("EXPORT_SINK", e.Sink, "csv", "postgres")
+	cfg.LogFormat = c.oneOf("EXPORT_LOG_FORMAT", e.LogFormat, "auto", "text", "json")
+	cfg.LogLevel = c.oneOf("EXPORT_LOG_LEVEL", e.LogLevel, "debug", "info", "warn", "error")
+
+	for _, name := range strings.Split(e.Endpoints, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			cfg.Endpoints = append(cfg.Endpoints, name)
+		}
+	}
+
+	if _, err := ParseSchedule(cfg.Schedule, cfg.ScheduleTimezone); err != nil {
+		c.add("EXPORT_SCHEDULE", e.Schedule, "expected a cron spec such as \"0 2 * * *\", \"@daily\" or \"CRON_TZ=Europe/Rome 0 2 * * *\": "+err.Error())
+	}
+	if !identifier(cfg.DBSchema) {
+		c.add("EXPORT_DB_SCHEMA", e.DBSchema, "expected a lower-case SQL name: letters, digits and _, starting with a letter, at most 63 bytes")
+	}
+	if strings.TrimSpace(cfg.CSVDir) == "" {
+		c.add("EXPORT_CSV_DIR", e.CSVDir, "expected a folder path")
+	}
+	if cfg.TokenKey.IsSet() {
+		if _, err := TokenKeyBytes(cfg.TokenKey); err != nil {
+			c.add("WILDIX_TOKEN_KEY", "", err.Error())
+		}
+	}
+
+	cfg.PBXURL = c.pbxURL(e.PBXURL, cfg.AllowHTTP, need.PBX)
+	if cfg.PBXID == "" && cfg.PBXURL != nil {
+		cfg.PBXID = cfg.PBXURL.Host
+	}
+
+	switch {
+	case cfg.S2SAppID != "" || cfg.S2SSecret.IsSet():
+		cfg.Auth = AuthS2S
+		if need.PBX {
+			if cfg.S2SAppID == "" {
+				c.add("WILDIX_S2S_APP_ID", "", "required with WILDIX_S2S_SECRET: the S2S application id from WMS")
+			}
+			if cfg.S2SAppName == "" {
+				c.add("WILDIX_S2S_APP_NAME", "", "required for S2S: the S2S application name from WMS")
+			}
+			if !cfg.S2SSecret.IsSet() {
+				c.add("WILDIX_S2S_SECRET", "", "required with WILDIX_S2S_APP_ID: the S2S secret key from WMS")
+			}
+		}
+	case cfg.APIKey.IsSet():
+		cfg.Auth = AuthAPIKey
+	default:
+		cfg.Auth = AuthOAuth
+		if need.PBX {
+			if cfg.ClientID == "" {
+				c.add("WILDIX_CLIENT_ID", "", "required: the Application ID of the OAuth 2.0 application in WMS (Settings > PBX > Integrations > Applications), or set WILDIX_API_KEY instead")
+			}
+			if !cfg.ClientSecret.IsSet() {
+				c.add("WILDIX_CLIENT_SECRET", "", "required: the Secret key of the OAuth 2.0 application in WMS, or WILDIX_CLIENT_SECRET_FILE")
+			}
+		}
+		if u, err := url.Parse(cfg.RedirectURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			c.add("WILDIX_REDIRECT_URL", e.RedirectURL, "expected an absolute http(s) URL registered as the application's Redirect URI")
+		}
+	}
+
+	if need.Sink && cfg.Sink == "postgres" && !cfg.DatabaseURL.IsSet() {
+		c.add("EXPORT_DATABASE_URL", "", "required with EXPORT_SINK=postgres, e.g. postgres://user:password@host:5432/db (or EXPORT_DATABASE_URL_FILE)")
+	}
+
+	if len(c.problems) > 0 {
+		return cfg, &Error{Problems: c.problems}
+	}
+	return cfg, nil
+}
+
+func (c *checker) pbxURL(raw string, allowHTTP, required bool) *url.URL {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		if required {
+			c.add("WILDIX_PBX_URL", "", "required: the PBX address, e.g. https://acme.wildixin.com")
+		}
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.User != nil || u.RawQuery != "" {
+		c.add("WILDIX_PBX_URL", raw, "expected https://host[:port] with no user, query or path, e.g. https://acme.wildixin.com")
+		return nil
+	}
+	if u.Path != "" && u.Path != "/" {
+		c.add("WILDIX_PBX_URL", raw, "expected the PBX address without a path, e.g. https://acme.wildixin.com")
+		return nil
+	}
+	u.Path = ""
+	if u.Scheme == "http" && !allowHTTP && !isLoopback(u.Hostname()) {
+		c.add("WILDIX_PBX_URL", raw, "plain http:// sends tokens unencrypted; use https://, or set WILDIX_ALLOW_HTTP=true for a trusted network")
+		return nil
+	}
+	return u
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// ParseSchedule parses a cron spec: five fields, a descriptor such as
+// @daily, optionally prefixed with CRON_TZ=Zone. loc applies when the spec
+// names no zone.
+func ParseSchedule(spec string, loc *time.Location) (cron.Schedule, error) {
+	if strings.TrimSpace(spec) == "" {
+		return nil, errors.New("empty")
+	}
+	p := cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+	if !strings.HasPrefix(spec, "CRON_TZ=") && !strings.HasPrefix(spec, "TZ=") && loc != nil {
+		spec = "CRON_TZ=" + loc.String() + " " + spec
+	}
+	return p.Parse(spec)
+}
+
+// identifier reports whether s is safe as an unquoted SQL name.
+func identifier(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r == '_':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,493 @@
+package pbxsim
+
+import (
+	"cmp"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// table is a list endpoint's data: positions 0..size-1.
+type table interface {
+	size() int64
+	rec(pos int64) record
+}
+
+type callTable struct{ s *Sim }
+
+func (t callTable) size() int64          { return t.s.calls.Load() }
+func (t callTable) rec(pos int64) record { return t.s.callRecord(pos + 1) }
+
+type sliceTable []record
+
+func (t sliceTable) size() int64          { return int64(len(t)) }
+func (t sliceTable) rec(pos int64) record { return t[pos] }
+
+type filter struct {
+	field string
+	op    string // "eq", "from", "to"
+	value string
+}
+
+type query struct {
+	start, count int64
+	sort, dir    string
+	fields       map[string]bool
+	filters      []filter
+}
+
+var filterKey = regexp.MustCompile(`^filter\[([^\]]+)\](?:\[(from|to)\])?$`)
+
+var timeFields = map[string]bool{"start": true, "answer": true, "end": true}
+
+func parseQuery(v url.Values, defSort, defDir string, defCount int64) (query, string) {
+	q := query{count: defCount, sort: defSort, dir: defDir}
+	if s := v.Get("start"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return q, "Invalid value of parameter 'start'"
+		}
+		q.start = n
+	}
+	if s := v.Get("count"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 1 {
+			return q, "Invalid value of parameter 'count'"
+		}
+		q.count = n
+	}
+	if s := v.Get("sort"); s != "" {
+		q.sort = s
+	}
+	if s := v.Get("dir"); s != "" {
+		q.dir = strings.ToUpper(s)
+		if q.dir != "ASC" && q.dir != "DESC" {
+			return q, "Invalid value of parameter 'dir'"
+		}
+	}
+	if s := v.Get("fields"); s != "" {
+		q.fields = map[string]bool{}
+		for _, f := range strings.Split(s, ",") {
+			q.fields[strings.TrimSpace(f)] = true
+		}
+	}
+	keys := make([]string, 0, len(v))
+	for k := range v {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		m := filterKey.FindStringSubmatch(k)
+		if m == nil {
+			continue
+		}
+		f := filter{field: m[1], op: "eq", value: v.Get(k)}
+		if m[2] != "" {
+			f.op = m[2]
+		}
+		if timeFields[f.field] && f.op != "eq" {
+			if _, ok := parseWall(f.value, time.UTC); !ok {
+				return q, fmt.Sprintf("Invalid date in %s: expected YYYY-MM-DD HH:MM:SS", k)
+			}
+		}
+		q.filters = append(q.filters, f)
+	}
+	return q, ""
+}
+
+func parseWall(s string, loc *time.Location) (time.Time, bool) {
+	for _, layout := range []string{wallLayout, "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, loc); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// compareValues orders two field values as a database would: numerically
+// when both are numbers, else as strings.
+func compareValues(a, b string) int {
+	if x, err := strconv.ParseInt(a, 10, 64); err == nil {
+		if y, err := strconv.ParseInt(b, 10, 64); err == nil {
+			return cmp.Compare(x, y)
+		}
+	}
+	return strings.Compare(a, b)
+}
+
+func (s *Sim) matches(r record, fs []filter, extra func(record) bool) bool {
+	for _, f := range fs {
+		v, ok := r.get(f.field)
+		if !ok {
+			return false
+		}
+		sv := r.str(f.field)
+		if v == nil || (timeFields[f.field] && sv == "") {
+			return false
+		}
+		c := compareValues(sv, f.value)
+		switch f.op {
+		case "eq":
+			if c != 0 {
+				return false
+			}
+		case "from":
+			if c < 0 {
+				return false
+			}
+		case "to":
+			if c > 0 || (c == 0 && s.opt.FilterToExclusive) {
+				return false
+			}
+		}
+	}
+	return extra == nil || extra(r)
+}
+
+// selection is the ordered result of a query: either a contiguous range of
+// positions (the fast path for calls by id) or a materialised list.
+type selection struct {
+	lo, n  int64 // range form: positions lo..lo+n-1
+	desc   bool
+	list   []int64
+	isList bool
+}
+
+func (sel selection) total() int64 {
+	if sel.isList {
+		return int64(len(sel.list))
+	}
+	return sel.n
+}
+
+func (sel selection) at(i int64) int64 {
+	if sel.isList {
+		return sel.list[i]
+	}
+	if sel.desc {
+		return sel.lo + sel.n - 1 - i
+	}
+	return sel.lo + i
+}
+
+// selectCalls answers a call-history query. Sorting by id with filters on
+// id and start needs no materialisation of the whole table: ends grow with
+// id and a call lasts at most maxCallDuration, so a start range maps to a
+// bounded range of ids.
+func (s *Sim) selectCalls(q query, extra func(record) bool, scope string) selection {
+	n := s.calls.Load()
+	lo, hi := int64(1), n
+	exact := true
+	for _, f := range q.filters {
+		switch {
+		case f.field == "id" && f.op != "eq":
+			v, err := strconv.ParseInt(f.value, 10, 64)
+			if err != nil {
+				exact = false
+				continue
+			}
+			if f.op == "from" {
+				lo = max(lo, v)
+			} else if s.opt.FilterToExclusive {
+				hi = min(hi, v-1)
+			} else {
+				hi = min(hi, v)
+			}
+		case f.field == "id":
+			if v, err := strconv.ParseInt(f.value, 10, 64); err == nil {
+				lo, hi = max(lo, v), min(hi, v)
+			} else {
+				lo, hi = 1, 0
+			}
+		case f.field == "start" && f.op != "eq":
+			exact = false
+			t, _ := parseWall(f.value, s.opt.Location)
+			if f.op == "from" {
+				bound := t.Add(-3 * time.Hour).Unix()
+				lo = max(lo, int64(sort.Search(int(n), func(i int) bool { return s.callEnd(int64(i)+1) >= bound }))+1)
+			} else {
+				bound := t.Add(maxCallDuration + 3*time.Hour).Unix()
+				hi = min(hi, int64(sort.Search(int(n), func(i int) bool { return s.callEnd(int64(i)+1) > bound })))
+			}
+		default:
+			exact = false
+		}
+	}
+	if hi < lo {
+		return selection{}
+	}
+	if exact && extra == nil && q.sort == "id" {
+		return selection{lo: lo - 1, n: hi - lo + 1, desc: q.dir == "DESC"}
+	}
+	key := fmt.Sprintf("calls|%d|%s|%d-%d|%v|%s|%s", n, scope, lo, hi, q.filters, q.sort, q.dir)
+	if list, ok := s.cached(key); ok {
+		return selection{list: list, isList: true}
+	}
+	var list []int64
+	for id := lo; id <= hi; id++ {
+		if s.matches(s.callRecord(id), q.filters, extra) {
+			list = append(list, id-1)
+		}
+	}
+	s.sortList(callTable{s}, list, q)
+	s.store(key, list)
+	return selection{list: list, isList: true}
+}
+
+func (s *Sim) selectDir(t sliceTable, q query, extra func(record) bool) selection {
+	var list []int64
+	for i := range t {
+		if s.matches(t[i], q.filters, extra) {
+			list = append(list, int64(i))
+		}
+	}
+	s.sortList(t, list, q)
+	return selection{list: list, isList: true}
+}
+
+func (s *Sim) sortList(t table, list []int64, q query) {
+	if q.sort == "id" && q.dir == "ASC" {
+		if _, isCalls := t.(callTable); isCalls {
+			return // already in id order
+		}
+	}
+	keys := make(map[int64]string, len(list))
+	numeric := true
+	for _, p := range list {
+		v := t.rec(p).str(q.sort)
+		keys[p] = v
+		if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+			numeric = false
+		}
+	}
+	slices.SortStableFunc(list, func(a, b int64) int {
+		var c int
+		if numeric {
+			x, _ := strconv.ParseInt(keys[a], 10, 64)
+			y, _ := strconv.ParseInt(keys[b], 10, 64)
+			c = cmp.Compare(x, y)
+		} else {
+			c = strings.Compare(keys[a], keys[b])
+		}
+		if q.dir == "DESC" {
+			c = -c
+		}
+		if c == 0 {
+			c = cmp.Compare(a, b)
+		}
+		return c
+	})
+}
+
+func (s *Sim) cached(key string) ([]int64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.cache[key]
+	return l, ok
+}
+
+func (s *Sim) store(key string, list []int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.cacheKeys) >= 8 {
+		delete(s.cache, s.cacheKeys[0])
+		s.cacheKeys = s.cacheKeys[1:]
+	}
+	s.cache[key] = list
+	s.cacheKeys = append(s.cacheKeys, key)
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+func writeJSON(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+func writeError(w http.ResponseWriter, status int, reason string) {
+	b := []byte(`{"type":"error","reason":`)
+	b = appendString(b, reason)
+	b = append(b, `,"code":`...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, '}')
+	writeJSON(w, status, b)
+}
+
+func (s *Sim) api(w http.ResponseWriter, r *http.Request, path string) {
+	s.Stats.APIRequests.Add(1)
+	if s.opt.Faults.Latency > 0 {
+		if !sleep(r, s.opt.Faults.Latency) {
+			return
+		}
+	}
+	if s.fault(w, r) {
+		return
+	}
+	user, ok := s.authenticate(r)
+	if !ok {
+		s.Stats.Unauthorized.Add(1)
+		writeError(w, http.StatusUnauthorized, "Unauthorized")
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		writeError(w, http.StatusMethodNotAllowed, "Method not allowed")
+		return
+	}
+	parts := strings.Split(strings.TrimPrefix(path, "/api/v1/"), "/")
+	switch {
+	case path == "/api/v1/pbx/callhistory":
+		s.listCalls(w, r, nil, "all")
+	case path == "/api/v1/callhistory":
+		s.listCalls(w, r, involves(user), "user:"+user)
+	case len(parts) == 3 && parts[0] == "user" && parts[2] == "callhistory":
+		s.listCalls(w, r, involves(parts[1]), "user:"+parts[1])
+	case path == "/api/v1/pbx/colleagues" || path == "/api/v1/colleagues":
+		s.listDir(w, r, "colleagues", "dn", "DESC", 1500)
+	case path == "/api/v1/phonebooks":
+		s.listDir(w, r, "phonebooks", "name", "ASC", 100)
+	case path == "/api/v1/contacts":
+		s.listDir(w, r, "contacts", "id", "ASC", 100)
+	case path == "/api/v1/devices":
+		s.listDir(w, r, "devices", "id", "ASC", 100)
+	case path == "/api/v1/personal/info":
+		s.personalInfo(w, user)
+	default:
+		writeError(w, http.StatusNotFound, "404 Not Found")
+	}
+}
+
+func involves(ext string) func(record) bool {
+	return func(r record) bool { return r.str("src") == ext || r.str("dst") == ext }
+}
+
+func (s *Sim) listCalls(w http.ResponseWriter, r *http.Request, extra func(record) bool, scope string) {
+	n := s.Stats.CallRequests.Add(1)
+	if s.opt.LiveInsertEvery > 0 && n%int64(s.opt.LiveInsertEvery) == 0 {
+		s.InsertCalls(int64(s.opt.LiveInsertBatch))
+	}
+	q, bad := parseQuery(r.URL.Query(), "start", "DESC", 100)
+	if bad != "" {
+		writeError(w, http.StatusBadRequest, bad)
+		return
+	}
+	sel := s.selectCalls(q, extra, scope)
+	s.writePage(w, callTable{s}, sel, q, false)
+}
+
+func (s *Sim) listDir(w http.ResponseWriter, r *http.Request, name, defSort, defDir string, defCount int64) {
+	q, bad := parseQuery(r.URL.Query(), defSort, defDir, defCount)
+	if bad != "" {
+		writeError(w, http.StatusBadRequest, bad)
+		return
+	}
+	s.mu.Lock()
+	d := s.dirs[name]
+	t := sliceTable(slices.Clone(d.records))
+	numeric := d.numericTotal
+	s.mu.Unlock()
+	sel := s.selectDir(t, q, nil)
+	s.writePage(w, t, sel, q, numeric)
+}
+
+func (s *Sim) writePage(w http.ResponseWriter, t table, sel selection, q query, numericTotal bool) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	b := append((*bp)[:0], `{"type":"result","result":{"total":`...)
+	total := sel.total()
+	if numericTotal {
+		b = strconv.AppendInt(b, total, 10)
+	} else {
+		b = append(b, '"')
+		b = strconv.AppendInt(b, total, 10)
+		b = append(b, '"')
+	}
+	b = append(b, `,"records":[`...)
+	count := q.count
+	if s.opt.MaxCount > 0 && count > int64(s.opt.MaxCount) {
+		count = int64(s.opt.MaxCount)
+	}
+	for i := q.start; i < total && i < q.start+count; i++ {
+		if i > q.start {
+			b = append(b, ',')
+		}
+		b = t.rec(sel.at(i)).appendJSON(b, q.fields)
+	}
+	b = append(b, "]}}"...)
+	*bp = b
+	writeJSON(w, http.StatusOK, b)
+}
+
+func (s *Sim) personalInfo(w http.ResponseWriter, user string) {
+	s.mu.Lock()
+	var me record
+	for _, r := range s.dirs["colleagues"].records {
+		if r.str("extension") == user {
+			me = r
+		}
+	}
+	s.mu.Unlock()
+	if me == nil {
+		me = record{{"id", "0"}, {"extension", user}, {"name", "API user " + user}}
+	}
+	b := append([]byte(`{"type":"result","result":`), me.appendJSON(nil, nil)...)
+	writeJSON(w, http.StatusOK, append(b, '}'))
+}
+
+// control serves the simulator's own routes: the ground truth and switches
+// for tests that drive a pbxsim process from outside.
+func (s *Sim) control(w http.ResponseWriter, r *http.Request, path string) {
+	switch {
+	case strings.HasPrefix(path, "truth/"):
+		name := strings.TrimPrefix(path, "truth/")
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		if name == "call_history" {
+			n := s.calls.Load()
+			for id := int64(1); id <= n; id++ {
+				w.Write(append(s.CallJSON(id), '\n'))
+			}
+			return
+		}
+		recs := s.Records(name)
+		if recs == nil {
+			http.NotFound(w, r)
+			return
+		}
+		for _, rec := range recs {
+			w.Write(append(rec, '\n'))
+		}
+	case path == "insert" && r.Method == http.MethodPost:
+		n, _ := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
+		s.InsertCalls(max(n, 1))
+		fmt.Fprintf(w, "%d\n", s.calls.Load())
+	case path == "revoke" && r.Method == http.MethodPost:
+		s.RevokeRefreshTokens()
+		w.WriteHeader(http.StatusNoContent)
+	case path == "stats":
+		fmt.Fprintf(w, "calls %d\napi_requests %d\ncode_exchanges %d\nrefreshes %d\nfaults %d\nlive_inserted %d\n",
+			s.calls.Load(), s.Stats.APIRequests.Load(), s.Stats.CodeExchanges.Load(), s.Stats.Refreshes.Load(),
+			s.Stats.Faults.Load(), s.Stats.LiveInserted.Load())
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// sleep waits d or until the client goes away, reporting whether it waited.
+func sleep(r *http.Request, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
+}

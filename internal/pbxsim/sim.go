@@ -1,0 +1,286 @@
+// Package pbxsim is a simulator of a Wildix PBX's REST API and OAuth 2.0
+// server, faithful to shared/docs/wildix-api.md: the {"type":"result"}
+// envelope, numbers sent as strings, start/count paging with result.total,
+// PHP-style filters, PBX-local wall times with a timezone offset field, and
+// the token endpoint's refusal of HTTP Basic client authentication.
+//
+// Its data is a pure function of a seed, so any number of call records can
+// be served without holding them in memory, and tests can ask for the ground
+// truth. Faults (5xx, HTML 502, 429 with Retry-After, connections cut
+// mid-body, slow answers), latency and live inserts are switches.
+//
+// A Sim is an http.Handler and is safe for concurrent use.
+package pbxsim
+
+import (
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Client is an OAuth 2.0 application registered on the PBX.
+type Client struct {
+	ID           string
+	Secret       string
+	RedirectURIs []string
+}
+
+// S2SApp is a server-to-server application registered on the PBX.
+type S2SApp struct {
+	ID     string
+	Name   string
+	Secret string
+}
+
+// Faults are injected into API requests (not into OAuth or /_sim routes).
+// Each rate is a probability from 0 to 1 per request.
+type Faults struct {
+	ServerError float64       // 500 with a JSON error body
+	HTMLGateway float64       // 502 with an HTML body, as a proxy sends
+	TooMany     float64       // 429 with Retry-After
+	Cut         float64       // 200 whose body is cut mid-way
+	Slow        float64       // answered only after SlowDelay
+	SlowDelay   time.Duration // default 2s
+	RetryAfter  time.Duration // Retry-After of a 429, default 1s
+	Latency     time.Duration // added to every API request
+}
+
+// Options configure a Sim. The zero value of a field takes its default.
+type Options struct {
+	Seed       int64
+	Calls      int64         // call records at start (default 1000)
+	CallsStart time.Time     // around when the first call ends (default 2026-01-01 UTC)
+	CallGap    time.Duration // mean time between call ends, whole seconds (default 30s)
+	Location   *time.Location
+
+	OmitTimezoneField bool // leave out the per-record timezone offset
+	ExtraCallField    bool // add a field the exporter's catalog does not know
+
+	Colleagues, Phonebooks, Contacts, Devices int // defaults 25, 5, 120, 30
+
+	Clients                  []Client
+	AccessTokenTTL           time.Duration // default 1h
+	RotateRefreshTokens      bool          // each refresh token is single use
+	RefreshOmitsRefreshToken bool          // refresh answers carry no refresh_token
+	ClientAuth               string        // "body" (default: Basic refused, as reported of real PBXes), "both", "basic"
+	PKCE                     string        // "optional" (default), "required", "ignore"
+	DenyConsent              bool          // the user denies access on the consent page
+	ExpiresInString          bool          // send expires_in as a string
+	APIKeys                  []string      // static bearer keys (wsk-v1-..., access_...)
+	S2SApps                  []S2SApp
+	User                     string // extension OAuth tokens act as (default "201")
+
+	FilterToExclusive bool // filter[f][to] excludes its bound (default inclusive)
+	MaxCount          int  // answer at most this many records a page (0: no cap)
+
+	Faults          Faults
+	LiveInsertEvery int // insert LiveInsertBatch calls after every this many call-history requests
+	LiveInsertBatch int // default 3
+
+	Log *slog.Logger
+}
+
+// Stats counts what the simulator has seen.
+type Stats struct {
+	APIRequests, CallRequests atomic.Int64
+	CodeExchanges, Refreshes  atomic.Int64
+	Faults                    atomic.Int64
+	LiveInserted              atomic.Int64
+	Unauthorized              atomic.Int64
+}
+
+// Sim is the simulated PBX.
+type Sim struct {
+	opt   Options
+	calls atomic.Int64
+	Stats Stats
+
+	mu        sync.Mutex
+	rng       *rand.Rand
+	dirs      map[string]*directory
+	codes     map[string]*authCode
+	access    map[string]accessToken
+	refresh   map[string]refreshToken
+	cache     map[string][]int64
+	cacheKeys []string
+}
+
+type directory struct {
+	records      []record
+	numericTotal bool
+}
+
+// New returns a Sim with o's defaults filled in.
+func New(o Options) *Sim {
+	if o.Calls == 0 {
+		o.Calls = 1000
+	}
+	if o.Calls < 0 {
+		o.Calls = 0
+	}
+	if o.CallsStart.IsZero() {
+		o.CallsStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	if o.CallGap < time.Second {
+		o.CallGap = 30 * time.Second
+	}
+	o.CallGap = o.CallGap.Truncate(time.Second)
+	if o.Location == nil {
+		loc, err := time.LoadLocation("Europe/Rome")
+		if err != nil {
+			loc = time.UTC
+		}
+		o.Location = loc
+	}
+	setDefault := func(p *int, d int) {
+		if *p == 0 {
+			*p = d
+		}
+	}
+	setDefault(&o.Colleagues, 25)
+	setDefault(&o.Phonebooks, 5)
+	setDefault(&o.Contacts, 120)
+	setDefault(&o.Devices, 30)
+	setDefault(&o.LiveInsertBatch, 3)
+	if o.AccessTokenTTL == 0 {
+		o.AccessTokenTTL = time.Hour
+	}
+	if o.ClientAuth == "" {
+		o.ClientAuth = "body"
+	}
+	if o.PKCE == "" {
+		o.PKCE = "optional"
+	}
+	if o.User == "" {
+		o.User = "201"
+	}
+	if o.Faults.SlowDelay == 0 {
+		o.Faults.SlowDelay = 2 * time.Second
+	}
+	if o.Faults.RetryAfter == 0 {
+		o.Faults.RetryAfter = time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &Sim{
+		opt:     o,
+		rng:     rand.New(rand.NewPCG(uint64(o.Seed), 0x5eed)),
+		codes:   map[string]*authCode{},
+		access:  map[string]accessToken{},
+		refresh: map[string]refreshToken{},
+		cache:   map[string][]int64{},
+	}
+	s.calls.Store(o.Calls)
+	s.dirs = map[string]*directory{
+		"colleagues": {records: colleagues(o.Colleagues)},
+		"phonebooks": {records: phonebooks(o.Phonebooks), numericTotal: true},
+		"contacts":   {records: contacts(o.Contacts, o.Phonebooks)},
+		"devices":    {records: devices(o.Devices)},
+	}
+	return s
+}
+
+// Options returns the options in force, defaults filled in.
+func (s *Sim) Options() Options { return s.opt }
+
+// CallCount is the number of call records now on the PBX.
+func (s *Sim) CallCount() int64 { return s.calls.Load() }
+
+// Call returns the ground truth of call id (1 to CallCount).
+func (s *Sim) Call(id int64) Call { return s.call(id) }
+
+// CallJSON returns call id exactly as the PBX sends it.
+func (s *Sim) CallJSON(id int64) []byte { return s.callRecord(id).appendJSON(nil, nil) }
+
+// InsertCalls adds n new call records, as a PBX taking calls does.
+func (s *Sim) InsertCalls(n int64) {
+	s.calls.Add(n)
+	s.Stats.LiveInserted.Add(n)
+}
+
+// Records returns the current records of a directory endpoint (colleagues,
+// phonebooks, contacts, devices) as the PBX sends them.
+func (s *Sim) Records(endpoint string) [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.dirs[endpoint]
+	if d == nil {
+		return nil
+	}
+	out := make([][]byte, len(d.records))
+	for i, r := range d.records {
+		out[i] = r.appendJSON(nil, nil)
+	}
+	return out
+}
+
+// RemoveRecord deletes the record with the given id from a directory
+// endpoint, as when a colleague is removed in WMS. It reports whether one was.
+func (s *Sim) RemoveRecord(endpoint, id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.dirs[endpoint]
+	if d == nil {
+		return false
+	}
+	for i, r := range d.records {
+		if r.str("id") == id {
+			d.records = append(d.records[:i:i], d.records[i+1:]...)
+			s.clearCacheLocked()
+			return true
+		}
+	}
+	return false
+}
+
+// RenameRecord changes the name field of a directory record.
+func (s *Sim) RenameRecord(endpoint, id, name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.dirs[endpoint]
+	if d == nil {
+		return false
+	}
+	for i, r := range d.records {
+		if r.str("id") == id {
+			nr := append(record(nil), r...)
+			for j := range nr {
+				if nr[j].k == "name" {
+					nr[j].v = name
+				}
+			}
+			d.records[i] = nr
+			s.clearCacheLocked()
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Sim) clearCacheLocked() {
+	s.cache = map[string][]int64{}
+	s.cacheKeys = nil
+}
+
+// ServeHTTP routes a request. Paths are case-insensitive and a trailing
+// slash is optional, as on real PBXes.
+func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := strings.TrimRight(strings.ToLower(r.URL.Path), "/")
+	switch {
+	case path == "/authorization/oauth2":
+		s.authorize(w, r)
+	case path == "/authorization/oauth2token":
+		s.token(w, r)
+	case strings.HasPrefix(path, "/_sim/"):
+		s.control(w, r, strings.TrimPrefix(path, "/_sim/"))
+	case strings.HasPrefix(path, "/api/"):
+		s.api(w, r, path)
+	default:
+		http.NotFound(w, r)
+	}
+}

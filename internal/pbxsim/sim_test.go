@@ -1,0 +1,446 @@
+package pbxsim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+const redirect = "http://127.0.0.1:9/callback"
+
+func setup(t *testing.T, o Options) (*Sim, *httptest.Server) {
+	t.Helper()
+	o.Clients = append(o.Clients, Client{ID: "app", Secret: "s3cret", RedirectURIs: []string{redirect}})
+	o.APIKeys = append(o.APIKeys, "wsk-v1-testkey")
+	sim := New(o)
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	return sim, srv
+}
+
+func oauthConfig(srv *httptest.Server, style oauth2.AuthStyle) *oauth2.Config {
+	return &oauth2.Config{
+		ClientID: "app", ClientSecret: "s3cret", RedirectURL: redirect,
+		Endpoint: oauth2.Endpoint{
+			AuthURL:   srv.URL + "/authorization/oauth2",
+			TokenURL:  srv.URL + "/authorization/oauth2Token",
+			AuthStyle: style,
+		},
+	}
+}
+
+// consent plays the browser: it follows the authorization URL and returns
+// the query of the redirect it was sent to.
+func consent(t *testing.T, authURL string) url.Values {
+	t.Helper()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("authorize: status %d, want 302", resp.StatusCode)
+	}
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc.Query()
+}
+
+func TestOAuthCodeFlowAndRefresh(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		clientAuth string
+		style      oauth2.AuthStyle
+		wantErr    string
+	}{
+		{"body accepted by default", "", oauth2.AuthStyleInParams, ""},
+		{"basic refused by default", "", oauth2.AuthStyleInHeader, "Empty client ID"},
+		{"basic accepted when switched", "both", oauth2.AuthStyleInHeader, ""},
+		{"body accepted in both mode", "both", oauth2.AuthStyleInParams, ""},
+		{"body refused in basic mode", "basic", oauth2.AuthStyleInParams, "HTTP Basic"},
+		{"autodetect works against the default", "", oauth2.AuthStyleAutoDetect, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sim, srv := setup(t, Options{ClientAuth: tc.clientAuth, RotateRefreshTokens: true})
+			cfg := oauthConfig(srv, tc.style)
+			verifier := oauth2.GenerateVerifier()
+			back := consent(t, cfg.AuthCodeURL("st4te", oauth2.S256ChallengeOption(verifier)))
+			if got := back.Get("state"); got != "st4te" {
+				t.Fatalf("state = %q, want st4te", got)
+			}
+			tok, err := cfg.Exchange(context.Background(), back.Get("code"), oauth2.VerifierOption(verifier))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("exchange error = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tok.RefreshToken == "" || tok.Expiry.IsZero() {
+				t.Fatalf("token lacks refresh token or expiry: %+v", tok)
+			}
+			get(t, srv, "/api/v1/personal/info", tok.AccessToken, http.StatusOK)
+
+			// Refresh, then check that the old refresh token is single use.
+			next, err := cfg.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if next.RefreshToken == tok.RefreshToken {
+				t.Fatal("refresh token was not rotated")
+			}
+			_, err = cfg.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+			var re *oauth2.RetrieveError
+			if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
+				t.Fatalf("reused refresh token: err = %v, want invalid_grant", err)
+			}
+			// The code is single use too.
+			if _, err := cfg.Exchange(context.Background(), back.Get("code"), oauth2.VerifierOption(verifier)); err == nil {
+				t.Fatal("code could be exchanged twice")
+			}
+			if sim.Stats.Refreshes.Load() != 1 {
+				t.Fatalf("refreshes = %d, want 1", sim.Stats.Refreshes.Load())
+			}
+		})
+	}
+}
+
+func TestOAuthRefusals(t *testing.T) {
+	t.Parallel()
+	_, srv := setup(t, Options{})
+	cfg := oauthConfig(srv, oauth2.AuthStyleInParams)
+
+	// Unknown redirect URI: an error page, never a redirect.
+	bad := *cfg
+	bad.RedirectURL = "http://127.0.0.1:1/elsewhere"
+	resp, err := http.Get(bad.AuthCodeURL("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(body), "redirect_uri is not registered") {
+		t.Fatalf("unregistered redirect: %d %s", resp.StatusCode, body)
+	}
+	// Wrong secret.
+	wrong := *cfg
+	wrong.ClientSecret = "nope"
+	back := consent(t, cfg.AuthCodeURL("x"))
+	_, err = wrong.Exchange(context.Background(), back.Get("code"))
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.ErrorCode != "invalid_client" {
+		t.Fatalf("wrong secret: %v", err)
+	}
+	// PKCE verifier mismatch.
+	back = consent(t, cfg.AuthCodeURL("x", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	if _, err = cfg.Exchange(context.Background(), back.Get("code"), oauth2.VerifierOption("wrong")); !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
+		t.Fatalf("pkce mismatch: %v", err)
+	}
+	// Denied consent.
+	_, srv2 := setup(t, Options{DenyConsent: true})
+	back = consent(t, oauthConfig(srv2, 0).AuthCodeURL("s"))
+	if back.Get("error") != "access_denied" || back.Get("state") != "s" {
+		t.Fatalf("denied consent redirect query = %v", back)
+	}
+}
+
+func TestUnauthorized(t *testing.T) {
+	t.Parallel()
+	sim, srv := setup(t, Options{AccessTokenTTL: time.Hour})
+	get(t, srv, "/api/v1/Colleagues/", "", http.StatusUnauthorized)
+	get(t, srv, "/api/v1/Colleagues/", "wrong", http.StatusUnauthorized)
+	cfg := oauthConfig(srv, oauth2.AuthStyleInParams)
+	tok, err := cfg.Exchange(context.Background(), consent(t, cfg.AuthCodeURL("x")).Get("code"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	get(t, srv, "/api/v1/Colleagues/", tok.AccessToken, http.StatusOK)
+	sim.ExpireAccessTokens()
+	body := get(t, srv, "/api/v1/Colleagues/", tok.AccessToken, http.StatusUnauthorized)
+	if !strings.Contains(body, `"type":"error"`) {
+		t.Fatalf("401 body = %s", body)
+	}
+	get(t, srv, "/api/v1/Colleagues/?token=wsk-v1-testkey", "", http.StatusOK)
+}
+
+func get(t *testing.T, srv *httptest.Server, path, token string, want int) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", srv.URL+path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != want {
+		t.Fatalf("GET %s: status %d, want %d: %s", path, resp.StatusCode, want, b)
+	}
+	return string(b)
+}
+
+type envelope struct {
+	Type   string
+	Reason string
+	Result struct {
+		Total   json.RawMessage
+		Records []map[string]any
+	}
+}
+
+func list(t *testing.T, srv *httptest.Server, path string) envelope {
+	t.Helper()
+	var e envelope
+	if err := json.Unmarshal([]byte(get(t, srv, path, "wsk-v1-testkey", http.StatusOK)), &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.Type != "result" {
+		t.Fatalf("type = %q", e.Type)
+	}
+	return e
+}
+
+func TestPagingTotalsAndTyping(t *testing.T) {
+	t.Parallel()
+	_, srv := setup(t, Options{Calls: 1234})
+	seen := map[string]bool{}
+	for start := 0; start < 1300; start += 100 {
+		e := list(t, srv, fmt.Sprintf("/api/v1/PBX/CallHistory/?start=%d&count=100&sort=id&dir=ASC", start))
+		if string(e.Result.Total) != `"1234"` {
+			t.Fatalf("total = %s, want the string \"1234\"", e.Result.Total)
+		}
+		for _, r := range e.Result.Records {
+			for k, v := range r {
+				if _, ok := v.(string); !ok {
+					t.Fatalf("field %s = %v (%T), want a string", k, v, v)
+				}
+			}
+			id := r["id"].(string)
+			if seen[id] {
+				t.Fatalf("id %s seen twice", id)
+			}
+			seen[id] = true
+		}
+	}
+	if len(seen) != 1234 {
+		t.Fatalf("paged %d records, want 1234", len(seen))
+	}
+	e := list(t, srv, "/api/v1/phonebooks")
+	if string(e.Result.Total) != "5" {
+		t.Fatalf("phonebooks total = %s, want the number 5", e.Result.Total)
+	}
+	if _, ok := e.Result.Records[0]["id"].(float64); !ok {
+		t.Fatalf("phonebook id = %T, want a number", e.Result.Records[0]["id"])
+	}
+	// Paths: case and trailing slash do not matter.
+	for _, p := range []string{"/api/v1/pbx/colleagues", "/api/v1/PBX/Colleagues/", "/API/V1/Colleagues"} {
+		if e := list(t, srv, p); string(e.Result.Total) != `"25"` {
+			t.Fatalf("%s total = %s", p, e.Result.Total)
+		}
+	}
+	body := get(t, srv, "/api/v1/Nope", "wsk-v1-testkey", http.StatusNotFound)
+	if !strings.Contains(body, `"reason":"404 Not Found"`) {
+		t.Fatalf("404 body = %s", body)
+	}
+	get(t, srv, "/api/v1/PBX/CallHistory/?count=-1", "wsk-v1-testkey", http.StatusBadRequest)
+	get(t, srv, "/api/v1/PBX/CallHistory/?filter[start][from]=yesterday", "wsk-v1-testkey", http.StatusBadRequest)
+}
+
+// TestFiltersMatchBruteForce checks the fast query paths against a plain
+// scan of the ground truth.
+func TestFiltersMatchBruteForce(t *testing.T) {
+	t.Parallel()
+	sim, srv := setup(t, Options{Calls: 3000, CallGap: 10 * time.Minute, CallsStart: time.Date(2026, 3, 20, 0, 0, 0, 0, time.UTC)})
+	from, to := "2026-03-29 01:00:00", "2026-03-30 12:00:00"
+	want := []string{}
+	for id := int64(1); id <= sim.CallCount(); id++ {
+		var r map[string]any
+		json.Unmarshal(sim.CallJSON(id), &r)
+		if s := r["start"].(string); s >= from && s <= to && id >= 100 && id <= 2000 {
+			want = append(want, r["id"].(string))
+		}
+	}
+	q := url.Values{"filter[start][from]": {from}, "filter[start][to]": {to}, "filter[id][from]": {"100"}, "filter[id][to]": {"2000"},
+		"sort": {"id"}, "dir": {"ASC"}, "count": {"50"}}
+	var got []string
+	for start := 0; ; start += 50 {
+		q.Set("start", strconv.Itoa(start))
+		e := list(t, srv, "/api/v1/PBX/CallHistory/?"+q.Encode())
+		for _, r := range e.Result.Records {
+			got = append(got, r["id"].(string))
+		}
+		if string(e.Result.Total) != fmt.Sprintf(`"%d"`, len(want)) {
+			t.Fatalf("total = %s, want %d", e.Result.Total, len(want))
+		}
+		if len(e.Result.Records) < 50 {
+			break
+		}
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("filtered ids differ:\n got %d %v\nwant %d %v", len(got), got, len(want), want)
+	}
+	if len(want) == 0 {
+		t.Fatal("test window selects nothing")
+	}
+	// Default order: start descending.
+	e := list(t, srv, "/api/v1/PBX/CallHistory/?count=20")
+	for i := 1; i < len(e.Result.Records); i++ {
+		if e.Result.Records[i-1]["start"].(string) < e.Result.Records[i]["start"].(string) {
+			t.Fatal("default order is not start descending")
+		}
+	}
+	// Equality filter and fields selection.
+	e = list(t, srv, "/api/v1/PBX/CallHistory/?filter[disposition]=BUSY&fields=id,disposition&count=5")
+	for _, r := range e.Result.Records {
+		if r["disposition"] != "BUSY" || len(r) != 2 {
+			t.Fatalf("record %v, want only id and disposition=BUSY", r)
+		}
+	}
+}
+
+func TestTimesAreLocalWithOffset(t *testing.T) {
+	t.Parallel()
+	rome, _ := time.LoadLocation("Europe/Rome")
+	// Calls around the autumn change of 2026-10-25, when 02:00-03:00 repeats.
+	sim, _ := setup(t, Options{Calls: 400, CallGap: time.Minute, CallsStart: time.Date(2026, 10, 24, 21, 0, 0, 0, time.UTC), Location: rome})
+	offsets := map[string]bool{}
+	for id := int64(1); id <= sim.CallCount(); id++ {
+		c := sim.Call(id)
+		var r map[string]string
+		json.Unmarshal(sim.CallJSON(id), &r)
+		off, _ := time.Parse("-0700", r["timezone"])
+		_, secs := off.Zone()
+		wall, err := time.ParseInLocation(wallLayout, r["start"], time.FixedZone("", secs))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !wall.Equal(c.Start) {
+			t.Fatalf("id %d: start %q %s is %v, truth %v", id, r["start"], r["timezone"], wall.UTC(), c.Start)
+		}
+		offsets[r["timezone"]] = true
+	}
+	if !offsets["+0200"] || !offsets["+0100"] {
+		t.Fatalf("offsets seen %v, want both +0200 and +0100", offsets)
+	}
+}
+
+func TestFaultSwitches(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		faults Faults
+		check  func(t *testing.T, resp *http.Response, body []byte, err error)
+	}{
+		{"server error", Faults{ServerError: 1}, func(t *testing.T, r *http.Response, b []byte, err error) {
+			if err != nil || r.StatusCode != 500 || !strings.Contains(string(b), `"type":"error"`) {
+				t.Fatalf("got %v %v %s", err, r, b)
+			}
+		}},
+		{"html 502", Faults{HTMLGateway: 1}, func(t *testing.T, r *http.Response, b []byte, err error) {
+			if err != nil || r.StatusCode != 502 || !strings.HasPrefix(string(b), "<html>") {
+				t.Fatalf("got %v %v %s", err, r, b)
+			}
+		}},
+		{"429", Faults{TooMany: 1, RetryAfter: 3 * time.Second}, func(t *testing.T, r *http.Response, b []byte, err error) {
+			if err != nil || r.StatusCode != 429 || r.Header.Get("Retry-After") != "3" {
+				t.Fatalf("got %v %v", err, r)
+			}
+		}},
+		{"cut", Faults{Cut: 1}, func(t *testing.T, r *http.Response, b []byte, err error) {
+			if !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Fatalf("got err %v, want unexpected EOF", err)
+			}
+		}},
+		{"slow", Faults{Slow: 1, SlowDelay: 300 * time.Millisecond}, func(t *testing.T, r *http.Response, b []byte, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("got err %v, want the client's deadline", err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sim, srv := setup(t, Options{Faults: tc.faults})
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			if tc.name != "slow" {
+				ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+			}
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/api/v1/PBX/CallHistory/", nil)
+			req.Header.Set("Authorization", "Bearer wsk-v1-testkey")
+			resp, err := srv.Client().Do(req)
+			var body []byte
+			if err == nil {
+				body, err = io.ReadAll(resp.Body)
+				resp.Body.Close()
+			}
+			tc.check(t, resp, body, err)
+			if sim.Stats.Faults.Load() != 1 {
+				t.Fatalf("faults counted = %d, want 1", sim.Stats.Faults.Load())
+			}
+		})
+	}
+	t.Run("latency", func(t *testing.T) {
+		t.Parallel()
+		_, srv := setup(t, Options{Faults: Faults{Latency: 50 * time.Millisecond}})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/api/v1/Devices/", nil)
+		req.Header.Set("Authorization", "Bearer wsk-v1-testkey")
+		if _, err := srv.Client().Do(req); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err = %v, want the deadline to pass during the latency", err)
+		}
+	})
+}
+
+func TestLiveInsertsAndTruth(t *testing.T) {
+	t.Parallel()
+	sim, srv := setup(t, Options{Calls: 100, LiveInsertEvery: 2, LiveInsertBatch: 5})
+	for i := 0; i < 4; i++ {
+		list(t, srv, "/api/v1/PBX/CallHistory/?count=1")
+	}
+	if sim.CallCount() != 110 {
+		t.Fatalf("calls = %d, want 110 after 4 requests inserting 5 every 2", sim.CallCount())
+	}
+	lines := strings.Split(strings.TrimSpace(get(t, srv, "/_sim/truth/call_history", "", 200)), "\n")
+	if len(lines) != 110 {
+		t.Fatalf("truth has %d lines, want 110", len(lines))
+	}
+	// A long call ends after calls that started later: starts are not
+	// monotonic in id while ends are.
+	longSeen := false
+	for id := int64(2); id <= 2000; id++ {
+		a, b := sim.Call(id-1), sim.Call(id)
+		if !b.End.After(a.End) {
+			t.Fatalf("end of %d not after end of %d", id, id-1)
+		}
+		if b.Start.Before(a.Start) {
+			longSeen = true
+		}
+	}
+	if !longSeen {
+		t.Fatal("no call started before its predecessor; long calls are not simulated")
+	}
+}
