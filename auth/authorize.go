@@ -1,0 +1,263 @@
+package auth
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// AuthorizeOptions configure the one-time authorization-code flow.
+type AuthorizeOptions struct {
+	Config     oauth2.Config // client id, secret, endpoint, redirect URL, scopes
+	ClientAuth string        // "auto", "body" or "basic"
+	HTTPClient *http.Client
+	Store      Store
+	PBX        string
+
+	// RedirectedTo is the address the browser landed on, or the bare code,
+	// for the paste flow (the --redirect-url flag). When empty, the paste
+	// flow reads it from Stdin.
+	RedirectedTo string
+	Stdin        io.Reader
+	Stdout       io.Writer // the authorization URL, on a line of its own
+	Stderr       io.Writer // instructions for the person
+	Timeout      time.Duration
+	OpenBrowser  bool
+	// Ready, when set, is called with the authorization URL once the
+	// loopback listener accepts the redirect (the demo plays the browser).
+	Ready func(authURL string)
+	Log   *slog.Logger
+}
+
+// IsLoopback reports whether a redirect URI can be served by this process:
+// http on 127.0.0.1, [::1] or localhost with a port.
+func IsLoopback(redirect string) bool {
+	u, err := url.Parse(redirect)
+	if err != nil || u.Scheme != "http" || u.Port() == "" {
+		return false
+	}
+	h := u.Hostname()
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Authorize runs the authorization-code flow with a random state and PKCE,
+// exchanges the code, and stores the token for the PBX. With a loopback
+// redirect URI it listens for the redirect itself; otherwise the person
+// pastes the address the browser landed on.
+func Authorize(ctx context.Context, o AuthorizeOptions) (*Record, error) {
+	if o.Timeout == 0 {
+		o.Timeout = 5 * time.Minute
+	}
+	if o.Stderr == nil {
+		o.Stderr = io.Discard
+	}
+	state := randomString(24)
+	verifier := oauth2.GenerateVerifier()
+	authURL := o.Config.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier))
+
+	if err := probe(ctx, o.HTTPClient, authURL, o.Config.RedirectURL); err != nil {
+		return nil, err
+	}
+
+	var back url.Values
+	var err error
+	if IsLoopback(o.Config.RedirectURL) && o.RedirectedTo == "" {
+		back, err = loopback(ctx, o, authURL)
+	} else {
+		back, err = paste(o, authURL)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if e := back.Get("error"); e != "" {
+		if e == "access_denied" {
+			return nil, errors.New("access was denied on the PBX's consent page: run authorize again and approve the application")
+		}
+		return nil, fmt.Errorf("the PBX refused the authorization: %s %s", e, back.Get("error_description"))
+	}
+	if got := back.Get("state"); got != state && !(got == "" && back.Has("bare")) {
+		return nil, errors.New("the state in the redirect does not match this authorization: it came from another attempt or was forged; run authorize again")
+	}
+	code := back.Get("code")
+	if code == "" {
+		return nil, errors.New("the redirect carries no code: paste the whole address the browser landed on, which contains code=")
+	}
+	tok, style, err := exchange(ctx, o.HTTPClient, o.Config, o.ClientAuth, "",
+		func(ctx context.Context, cfg *oauth2.Config) (*oauth2.Token, error) {
+			return cfg.Exchange(ctx, code, oauth2.VerifierOption(verifier))
+		})
+	if err != nil {
+		var te *TokenError
+		if errors.As(err, &te) && te.Code == "invalid_grant" {
+			return nil, fmt.Errorf("exchange code: %v; codes are single use and short-lived, and redirect_uri must be exactly the registered %s: run authorize again", err, o.Config.RedirectURL)
+		}
+		return nil, fmt.Errorf("exchange code: %w", err)
+	}
+	rec := recordFrom(tok, style, o.Config.ClientID)
+	unlock, err := o.Store.Lock(ctx, o.PBX)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := o.Store.Save(ctx, o.PBX, rec); err != nil {
+		return nil, fmt.Errorf("store token: %w", err)
+	}
+	return rec, nil
+}
+
+// probe asks for the consent page without following it, to turn a
+// misconfiguration into a message before a person opens a browser.
+func probe(ctx context.Context, hc *http.Client, authURL, redirect string) error {
+	c := *hc
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, authURL, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return fmt.Errorf("reach the PBX's authorization page: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
+		text := strings.TrimSpace(string(b))
+		hint := "check WILDIX_PBX_URL and WILDIX_CLIENT_ID"
+		if strings.Contains(strings.ToLower(text), "redirect") {
+			hint = fmt.Sprintf("register %s as a Redirect URI of the application in WMS (Settings > PBX > Integrations > Applications), or set WILDIX_REDIRECT_URL to one that is", redirect)
+		}
+		return fmt.Errorf("the PBX refused the authorization request (%d: %.200s): %s", resp.StatusCode, text, hint)
+	}
+	return nil
+}
+
+func loopback(ctx context.Context, o AuthorizeOptions, authURL string) (url.Values, error) {
+	u, _ := url.Parse(o.Config.RedirectURL)
+	ln, err := net.Listen("tcp", u.Host)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s for the redirect (WILDIX_REDIRECT_URL): %w; free the port or register another loopback Redirect URI", u.Host, err)
+	}
+	got := make(chan url.Values, 1)
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != u.Path && !(u.Path == "" && r.URL.Path == "/") {
+			http.NotFound(w, r)
+			return
+		}
+		q := r.URL.Query()
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if q.Get("code") != "" && q.Get("error") == "" {
+			fmt.Fprint(w, "<!doctype html><title>wildix-export</title><h1>Authorized</h1><p>wildix-export received the authorization. You can close this window.</p>")
+		} else {
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, "<!doctype html><title>wildix-export</title><h1>Not authorized</h1><p>%s</p><p>See the terminal for what to do.</p>",
+				html.EscapeString(q.Get("error")+" "+q.Get("error_description")))
+		}
+		select {
+		case got <- q:
+		default:
+		}
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	fmt.Fprintln(o.Stderr, "Open this address in a browser and approve the application:")
+	fmt.Fprintln(o.Stdout, authURL)
+	if o.OpenBrowser {
+		openBrowser(authURL)
+	}
+	if o.Ready != nil {
+		go o.Ready(authURL)
+	}
+	t := time.NewTimer(o.Timeout)
+	defer t.Stop()
+	select {
+	case q := <-got:
+		return q, nil
+	case <-t.C:
+		return nil, fmt.Errorf("no redirect reached %s within %s: open the address above, and check that it is registered as the Redirect URI", o.Config.RedirectURL, o.Timeout)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func paste(o AuthorizeOptions, authURL string) (url.Values, error) {
+	landed := o.RedirectedTo
+	if landed == "" {
+		fmt.Fprintln(o.Stderr, "Open this address in a browser and approve the application:")
+		fmt.Fprintln(o.Stdout, authURL)
+		fmt.Fprintf(o.Stderr, "The browser then lands on %s?code=...\nPaste that whole address (or just the code) here and press Enter:\n", o.Config.RedirectURL)
+		if o.Stdin == nil {
+			return nil, errors.New("no standard input to read the redirect from: pass it as --redirect-url")
+		}
+		line, err := bufio.NewReader(o.Stdin).ReadString('\n')
+		if err != nil && line == "" {
+			return nil, errors.New("nothing was pasted: run authorize again, or pass the address as --redirect-url")
+		}
+		landed = strings.TrimSpace(line)
+	}
+	return parseLanded(landed)
+}
+
+// parseLanded reads the address the browser landed on, or a bare code.
+func parseLanded(s string) (url.Values, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, errors.New("the pasted address is empty")
+	}
+	if !strings.Contains(s, "=") {
+		return url.Values{"code": {s}, "bare": {"1"}}, nil
+	}
+	if i := strings.IndexByte(s, '?'); i >= 0 {
+		s = s[i+1:]
+	}
+	if i := strings.IndexByte(s, '#'); i >= 0 {
+		s = s[:i]
+	}
+	q, err := url.ParseQuery(s)
+	if err != nil {
+		return nil, fmt.Errorf("the pasted address cannot be read: %w", err)
+	}
+	return q, nil
+}
+
+func openBrowser(u string) {
+	if os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == "" {
+		return
+	}
+	for _, cmd := range []string{"xdg-open", "sensible-browser"} {
+		if p, err := exec.LookPath(cmd); err == nil {
+			c := exec.Command(p, u)
+			if c.Start() == nil {
+				go c.Wait()
+			}
+			return
+		}
+	}
+}
+
+func randomString(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}

@@ -1,0 +1,251 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// Endpoint returns the PBX's OAuth 2.0 endpoints for a base URL such as
+// https://acme.wildixin.com.
+func Endpoint(pbxURL string) oauth2.Endpoint {
+	return oauth2.Endpoint{AuthURL: pbxURL + "/authorization/oauth2", TokenURL: pbxURL + "/authorization/oauth2Token"}
+}
+
+// SourceOptions configure a Source.
+type SourceOptions struct {
+	Config     oauth2.Config // client id, secret, endpoint; Endpoint.AuthStyle is ignored
+	ClientAuth string        // "auto" (default), "body" or "basic"
+	Store      Store
+	PBX        string
+	HTTPClient *http.Client // for the token endpoint
+	Log        *slog.Logger
+}
+
+// Source is an oauth2.TokenSource that refreshes the PBX token before it
+// expires and stores every new token, a rotated refresh token above all,
+// before handing it out. Refreshes are serialised across processes through
+// the store's lock, and a process that finds a fresher token in the store
+// takes it instead of refreshing again. Safe for concurrent use.
+type Source struct {
+	opt SourceOptions
+	// ctx is kept because oauth2.TokenSource.Token takes no context
+	// (golang/oauth2#262); it bounds refreshes and store access.
+	ctx context.Context
+	log *slog.Logger
+
+	mu    sync.Mutex
+	cur   *Record
+	stale string // an access token the PBX refused
+}
+
+// NewSource returns a Source; ctx bounds every refresh it makes.
+func NewSource(ctx context.Context, o SourceOptions) *Source {
+	if o.ClientAuth == "" {
+		o.ClientAuth = "auto"
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = http.DefaultClient
+	}
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Source{opt: o, ctx: ctx, log: log.With("pbx", o.PBX)}
+}
+
+// margin is how long before expiry a token is refreshed: a fifth of its
+// lifetime, at most a minute.
+func margin(r *Record) time.Duration {
+	life := r.Expiry.Sub(r.IssuedAt)
+	return max(0, min(time.Minute, life/5))
+}
+
+func usable(r *Record, stale string) bool {
+	if r == nil || r.AccessToken == "" || r.AccessToken == stale {
+		return false
+	}
+	return r.Expiry.IsZero() || time.Until(r.Expiry) > margin(r)
+}
+
+// Token implements oauth2.TokenSource.
+func (s *Source) Token() (*oauth2.Token, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if usable(s.cur, s.stale) {
+		return s.cur.Token(), nil
+	}
+	r, err := s.refresh(s.ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.cur = r
+	return r.Token(), nil
+}
+
+// Invalidate marks an access token as refused by the PBX (a 401), so the
+// next Token call refreshes instead of returning it.
+func (s *Source) Invalidate(accessToken string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stale = accessToken
+}
+
+// Expiry returns the expiry of the token in use, zero if none or unknown.
+func (s *Source) Expiry() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur == nil {
+		return time.Time{}
+	}
+	return s.cur.Expiry
+}
+
+func (s *Source) refresh(ctx context.Context) (*Record, error) {
+	unlock, err := s.opt.Store.Lock(ctx, s.opt.PBX)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	stored, err := s.opt.Store.Load(ctx, s.opt.PBX)
+	if errors.Is(err, ErrNoToken) {
+		return nil, fmt.Errorf("%w: %v", ErrReauthorize, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if usable(stored, s.stale) {
+		// Another process refreshed while we waited for the lock.
+		s.log.Debug("token taken from store", "expiry", stored.Expiry)
+		return stored, nil
+	}
+	if stored.RefreshToken == "" {
+		return nil, fmt.Errorf("%w: the stored token has expired and has no refresh token", ErrReauthorize)
+	}
+	tok, style, err := exchange(ctx, s.opt.HTTPClient, s.opt.Config, s.opt.ClientAuth, stored.ClientAuth,
+		func(ctx context.Context, cfg *oauth2.Config) (*oauth2.Token, error) {
+			return cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: stored.RefreshToken}).Token()
+		})
+	if err != nil {
+		return nil, fmt.Errorf("refresh token: %w", err)
+	}
+	next := recordFrom(tok, style, s.opt.Config.ClientID)
+	if next.RefreshToken == "" {
+		next.RefreshToken = stored.RefreshToken // the PBX kept the old one
+	}
+	// The PBX may already have invalidated the old refresh token: the new
+	// one must be durable before anything uses the new access token.
+	var saveErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		if saveErr = s.opt.Store.Save(ctx, s.opt.PBX, next); saveErr == nil {
+			break
+		}
+		s.log.Warn("storing refreshed token failed, retrying", "err", saveErr, "attempt", attempt+1)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
+		}
+	}
+	if saveErr != nil {
+		return nil, fmt.Errorf("store refreshed token (the PBX may have rotated the refresh token; if the next run fails, run `wildix-export authorize`): %w", saveErr)
+	}
+	s.log.Debug("token refreshed and stored", "expiry", next.Expiry)
+	return next, nil
+}
+
+func recordFrom(tok *oauth2.Token, style, clientID string) *Record {
+	return &Record{
+		AccessToken: tok.AccessToken, TokenType: tok.TokenType, RefreshToken: tok.RefreshToken,
+		Expiry: tok.Expiry, ClientAuth: style, ClientID: clientID, IssuedAt: time.Now(),
+	}
+}
+
+// exchange calls the token endpoint with the client credentials in the
+// form body or in HTTP Basic. The PBX is reported to refuse Basic while the
+// Wildix Postman guide uses it, so "auto" tries the remembered style, else
+// the body first, and falls back to the other on invalid_client. Client
+// authentication fails before a code or refresh token is looked at, so the
+// retry does not spend them.
+func exchange(ctx context.Context, hc *http.Client, cfg oauth2.Config, setting, remembered string,
+	call func(context.Context, *oauth2.Config) (*oauth2.Token, error)) (*oauth2.Token, string, error) {
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, hc)
+	styles := []string{setting}
+	if setting == "auto" || setting == "" {
+		styles = []string{"body", "basic"}
+		if remembered == "basic" {
+			styles = []string{"basic", "body"}
+		}
+	}
+	var firstErr error
+	for _, style := range styles {
+		c := cfg
+		c.Endpoint.AuthStyle = oauth2.AuthStyleInParams
+		if style == "basic" {
+			c.Endpoint.AuthStyle = oauth2.AuthStyleInHeader
+		}
+		tok, err := call(ctx, &c)
+		if err == nil {
+			return tok, style, nil
+		}
+		err = explainTokenError(err)
+		if firstErr == nil {
+			firstErr = err
+		}
+		var re *oauth2.RetrieveError
+		if !errors.As(err, &re) || re.ErrorCode != "invalid_client" {
+			return nil, "", err
+		}
+	}
+	return nil, "", firstErr
+}
+
+// TokenError is a refusal from the token endpoint, described without the
+// response body (which a PBX could fill with anything).
+type TokenError struct {
+	Code, Description string
+	Status            int
+	err               *oauth2.RetrieveError
+}
+
+func (e *TokenError) Error() string {
+	msg := fmt.Sprintf("the PBX's token endpoint answered %d %s", e.Status, e.Code)
+	if e.Description != "" {
+		msg += fmt.Sprintf(" (%s)", e.Description)
+	}
+	switch e.Code {
+	case "invalid_client":
+		msg += ": check WILDIX_CLIENT_ID and WILDIX_CLIENT_SECRET against the OAuth 2.0 application in WMS"
+	case "invalid_grant":
+		msg += ": the authorization was revoked, expired or already used; run `wildix-export authorize` again"
+	}
+	return msg
+}
+
+func (e *TokenError) Unwrap() []error {
+	errs := []error{e.err}
+	if e.Code == "invalid_grant" {
+		errs = append(errs, ErrReauthorize)
+	}
+	return errs
+}
+
+func explainTokenError(err error) error {
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) {
+		return err
+	}
+	te := &TokenError{Code: re.ErrorCode, Description: re.ErrorDescription, err: re}
+	if re.Response != nil {
+		te.Status = re.Response.StatusCode
+	}
+	if te.Code == "" {
+		te.Code = "an unexpected answer"
+	}
+	return te
+}

@@ -1,0 +1,126 @@
+// Package auth authenticates wildix-export to a PBX: the one-time OAuth 2.0
+// authorization-code flow (Authorize), a durable token store keyed by PBX
+// (FileStore, PostgresStore), a token source that refreshes before expiry
+// and persists every new token before it is used (Source), static bearer
+// keys, and Wildix S2S signed requests (S2S). What it hands the rest of the
+// program is an *http.Client.
+package auth
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// Record is what a Store keeps for one PBX.
+type Record struct {
+	AccessToken  string    `json:"access_token"`
+	TokenType    string    `json:"token_type,omitempty"`
+	RefreshToken string    `json:"refresh_token,omitempty"`
+	Expiry       time.Time `json:"expiry,omitzero"`
+	// ClientAuth is how the token endpoint accepted the client credentials,
+	// "body" or "basic", remembered so detection happens once.
+	ClientAuth string    `json:"client_auth,omitempty"`
+	ClientID   string    `json:"client_id,omitempty"`
+	IssuedAt   time.Time `json:"issued_at"`
+}
+
+// Token returns the record as an oauth2 token.
+func (r *Record) Token() *oauth2.Token {
+	return &oauth2.Token{AccessToken: r.AccessToken, TokenType: r.TokenType, RefreshToken: r.RefreshToken, Expiry: r.Expiry}
+}
+
+// String never shows the tokens, so a Record is safe to log or format.
+func (r *Record) String() string {
+	return fmt.Sprintf("token(expiry=%s, refresh=%t, client_auth=%s)", r.Expiry.Format(time.RFC3339), r.RefreshToken != "", r.ClientAuth)
+}
+
+// GoString redacts for %#v as well.
+func (r *Record) GoString() string { return r.String() }
+
+// Store keeps one token record per PBX.
+//
+// Lock serialises refreshes across processes and machines sharing the store:
+// whoever holds it may refresh and Save; unlock must be called. Load returns
+// an error wrapping ErrNoToken when nothing is stored for the PBX.
+type Store interface {
+	Load(ctx context.Context, pbx string) (*Record, error)
+	Save(ctx context.Context, pbx string, r *Record) error
+	Lock(ctx context.Context, pbx string) (unlock func(), err error)
+}
+
+// ErrNoToken means no token is stored for the PBX.
+var ErrNoToken = errors.New("no token stored")
+
+// ErrReauthorize means the stored authorization is gone or refused and a
+// person must run `wildix-export authorize` again.
+var ErrReauthorize = errors.New("authorization needed: run `wildix-export authorize` again")
+
+// sealer encrypts records at rest with AES-GCM when a key is configured.
+type sealer struct{ aead cipher.AEAD }
+
+func newSealer(key []byte) (*sealer, error) {
+	if key == nil {
+		return &sealer{}, nil
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("token encryption key: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &sealer{aead: aead}, nil
+}
+
+const sealedPrefix = "aesgcm:v1:"
+
+// seal encodes r, encrypted when a key is set; pbx is bound as associated
+// data, so a record cannot be moved to another PBX.
+func (s *sealer) seal(pbx string, r *Record) (string, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return "", err
+	}
+	if s.aead == nil {
+		return string(b), nil
+	}
+	nonce := make([]byte, s.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return "", err
+	}
+	out := s.aead.Seal(nonce, nonce, b, []byte(pbx))
+	return sealedPrefix + base64.StdEncoding.EncodeToString(out), nil
+}
+
+func (s *sealer) open(pbx, data string) (*Record, error) {
+	b := []byte(data)
+	if rest, ok := strings.CutPrefix(data, sealedPrefix); ok {
+		if s.aead == nil {
+			return nil, errors.New("the stored token is encrypted: set WILDIX_TOKEN_KEY to the key it was stored with")
+		}
+		raw, err := base64.StdEncoding.DecodeString(rest)
+		if err != nil || len(raw) < s.aead.NonceSize() {
+			return nil, errors.New("the stored token is damaged: run `wildix-export authorize` again")
+		}
+		b, err = s.aead.Open(nil, raw[:s.aead.NonceSize()], raw[s.aead.NonceSize():], []byte(pbx))
+		if err != nil {
+			return nil, errors.New("the stored token cannot be decrypted with WILDIX_TOKEN_KEY: wrong key, or run `wildix-export authorize` again")
+		}
+	}
+	var r Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("the stored token is not valid JSON (%v): run `wildix-export authorize` again", err)
+	}
+	return &r, nil
+}

@@ -1,0 +1,95 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// PostgresStore keeps tokens in the table oauth_tokens of a schema, one row
+// per PBX, so a container keeps no state on its disk. Lock takes a session
+// advisory lock per PBX on a connection it holds until unlock, which
+// serialises refreshes across every process using the database.
+type PostgresStore struct {
+	pool   *pgxpool.Pool
+	table  string
+	sealer *sealer
+}
+
+// NewPostgresStore creates the schema and table when missing. key, when
+// not nil, is a 32-byte AES-256 key that encrypts the records.
+func NewPostgresStore(ctx context.Context, pool *pgxpool.Pool, schema string, key []byte) (*PostgresStore, error) {
+	s, err := newSealer(key)
+	if err != nil {
+		return nil, err
+	}
+	sch := pgx.Identifier{schema}.Sanitize()
+	table := pgx.Identifier{schema, "oauth_tokens"}.Sanitize()
+	// Concurrent CREATE ... IF NOT EXISTS can still collide on the catalog;
+	// an advisory lock makes the set-up race-free.
+	_, err = pool.Exec(ctx, fmt.Sprintf(`
+SELECT pg_advisory_xact_lock(7711, 0);
+CREATE SCHEMA IF NOT EXISTS %s;
+CREATE TABLE IF NOT EXISTS %s (
+  pbx        text PRIMARY KEY,
+  data       text NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now()
+)`, sch, table))
+	if err != nil {
+		return nil, fmt.Errorf("create token table %s: %w", table, err)
+	}
+	return &PostgresStore{pool: pool, table: table, sealer: s}, nil
+}
+
+// Load implements Store.
+func (s *PostgresStore) Load(ctx context.Context, pbx string) (*Record, error) {
+	var data string
+	err := s.pool.QueryRow(ctx, "SELECT data FROM "+s.table+" WHERE pbx = $1", pbx).Scan(&data)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("%w for PBX %s in table %s", ErrNoToken, pbx, s.table)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load token: %w", err)
+	}
+	return s.sealer.open(pbx, data)
+}
+
+// Save implements Store; it returns once the row is committed.
+func (s *PostgresStore) Save(ctx context.Context, pbx string, r *Record) error {
+	data, err := s.sealer.seal(pbx, r)
+	if err != nil {
+		return fmt.Errorf("encode token: %w", err)
+	}
+	_, err = s.pool.Exec(ctx, "INSERT INTO "+s.table+` (pbx, data, updated_at) VALUES ($1, $2, now())
+ON CONFLICT (pbx) DO UPDATE SET data = EXCLUDED.data, updated_at = now()`, pbx, data)
+	if err != nil {
+		return fmt.Errorf("save token: %w", err)
+	}
+	return nil
+}
+
+// Lock implements Store.
+func (s *PostgresStore) Lock(ctx context.Context, pbx string) (func(), error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("lock token: %w", err)
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(7711, hashtext($1))", pbx); err != nil {
+		conn.Release()
+		return nil, fmt.Errorf("lock token: %w", err)
+	}
+	return func() {
+		// A fresh context: the lock must be released even when the run's
+		// context is already cancelled.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5e9)
+		defer cancel()
+		if _, err := conn.Exec(ctx, "SELECT pg_advisory_unlock(7711, hashtext($1))", pbx); err != nil {
+			// Closing the connection ends the session and its lock.
+			conn.Conn().Close(ctx)
+		}
+		conn.Release()
+	}, nil
+}
