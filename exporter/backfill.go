@@ -1,0 +1,183 @@
+package exporter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// BackfillOptions configure a backfill.
+type BackfillOptions struct {
+	// From and To are PBX-local wall times (their zone is ignored): the
+	// range [From, To) of the endpoint's time field.
+	From, To time.Time
+	Window   time.Duration // default 24h
+	Force    bool          // redo windows already done
+	// Progress, when set, is called after each window.
+	Progress func(BackfillProgress)
+}
+
+// BackfillProgress reports a backfill's advance.
+type BackfillProgress struct {
+	Endpoint    string
+	Window      Window
+	Done, Total int // windows finished (exported or skipped) and in all
+	Rows        int64
+	Skipped     bool // the window was already done
+	Elapsed     time.Duration
+}
+
+// windowState marks a backfill window as done.
+type windowState struct {
+	Done  bool      `json:"done"`
+	Rows  int64     `json:"rows"`
+	RunID string    `json:"run_id"`
+	At    time.Time `json:"at"`
+}
+
+// Windows splits [from, to) into windows of length step in wall time.
+func Windows(from, to time.Time, step time.Duration) []Window {
+	var ws []Window
+	f := time.Date(from.Year(), from.Month(), from.Day(), from.Hour(), from.Minute(), from.Second(), 0, time.UTC)
+	t := time.Date(to.Year(), to.Month(), to.Day(), to.Hour(), to.Minute(), to.Second(), 0, time.UTC)
+	for cur := f; cur.Before(t); cur = cur.Add(step) {
+		end := cur.Add(step)
+		if end.After(t) {
+			end = t
+		}
+		ws = append(ws, Window{From: cur.Format(wallLayout), To: end.Format(wallLayout)})
+	}
+	return ws
+}
+
+// StateKey is where a backfill window's progress is kept: apart from the
+// nightly cursor, which a backfill never moves.
+func (w Window) StateKey(endpoint string) string {
+	return "backfill/" + endpoint + "/" + w.From + "/" + w.To
+}
+
+// Backfill exports each endpoint's records whose time field lies in the
+// range, window by window. Each window commits on its own with its
+// progress, so a backfill run again resumes at the first unfinished window.
+// Only endpoints with a time field can be backfilled.
+func (x *Exporter) Backfill(ctx context.Context, id string, endpoints []Endpoint, o BackfillOptions) *RunResult {
+	if o.Window <= 0 {
+		o.Window = 24 * time.Hour
+	}
+	r := x.start(ctx, id, "backfill")
+	windows := Windows(o.From, o.To, o.Window)
+	for i := range endpoints {
+		ep := &endpoints[i]
+		began := time.Now()
+		res := EndpointResult{Endpoint: ep.Name}
+		n := &Counters{}
+		if ep.TimeField == "" || ep.Cursor == "" {
+			res.Err = fmt.Errorf("cannot be backfilled: it has no time field; it is a snapshot, which every run exports whole")
+			x.finishEndpoint(r, res)
+			continue
+		}
+		upper, any, err := x.upperBound(ctx, ep, n)
+		if err != nil {
+			res.Err = err
+		}
+		for wi, w := range windows {
+			if res.Err != nil || !any {
+				break
+			}
+			if ctx.Err() != nil {
+				res.Err = context.Cause(ctx)
+				break
+			}
+			done := false
+			if !o.Force {
+				b, err := x.Sink.State(ctx, x.PBX, w.StateKey(ep.Name))
+				if err != nil {
+					res.Err = err
+					break
+				}
+				var st windowState
+				done = b != nil && json.Unmarshal(b, &st) == nil && st.Done
+			}
+			var rows int64
+			if done {
+				res.Skipped++
+			} else {
+				rows, err = x.window(ctx, r.ID, ep, w, upper, n)
+				if err != nil {
+					res.Err = fmt.Errorf("window %s to %s: %w", w.From, w.To, err)
+					break
+				}
+				res.Windows++
+				res.Rows += rows
+			}
+			if o.Progress != nil {
+				o.Progress(BackfillProgress{Endpoint: ep.Name, Window: w, Done: wi + 1, Total: len(windows),
+					Rows: res.Rows, Skipped: done, Elapsed: time.Since(began)})
+			}
+		}
+		res.Duration = time.Since(began)
+		res.Pages, res.Requests, res.Retries = n.Pages.Load(), n.Requests.Load(), n.Retries.Load()
+		x.finishEndpoint(r, res)
+	}
+	x.finish(ctx, r)
+	return r
+}
+
+// window exports one backfill window as one batch. The PBX is asked for
+// [From, To] and the rows are kept for [From, To), so a record on a
+// boundary lands in one window whether the PBX's bound is inclusive or not.
+func (x *Exporter) window(ctx context.Context, runID string, ep *Endpoint, w Window, upper int64, n *Counters) (int64, error) {
+	log := x.log().With("endpoint", ep.Name, "run_id", runID, "window", w.From)
+	q := url.Values{"sort": {ep.Sort}, "dir": {"ASC"},
+		"filter[" + ep.TimeField + "][from]": {w.From},
+		"filter[" + ep.TimeField + "][to]":   {w.To},
+		"filter[" + ep.Cursor + "][to]":      {strconv.FormatInt(upper, 10)}}
+	batch, err := x.Sink.Begin(ctx, BatchInfo{PBX: x.PBX, RunID: runID, Endpoint: ep, StateKey: w.StateKey(ep.Name), Window: &w, Seq: 1})
+	if err != nil {
+		return 0, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			batch.Abort(actx)
+		}
+	}()
+	conv := &Converter{Endpoint: ep, Zone: x.Zone}
+	seen := map[string]bool{}
+	var rows []Row
+	var total int64
+	pr, err := x.pager(ep, q, n, log).Run(ctx, func(p Page) error {
+		rows = rows[:0]
+		for i, rec := range p.Records {
+			row, err := conv.Convert(i, rec)
+			if err != nil {
+				return err
+			}
+			if row.Wall < w.From || row.Wall >= w.To || row.Cursor > upper || seen[row.Key] {
+				continue
+			}
+			seen[row.Key] = true
+			rows = append(rows, row)
+		}
+		total += int64(len(rows))
+		return batch.Write(ctx, rows)
+	})
+	if err != nil {
+		return 0, err
+	}
+	if !pr.Complete {
+		return 0, errors.New("records changed while paging; the window was not committed and is redone on the next run")
+	}
+	st, _ := json.Marshal(windowState{Done: true, Rows: total, RunID: runID, At: time.Now().UTC()})
+	if err := batch.Commit(ctx, st, progress(n, total)); err != nil {
+		return 0, err
+	}
+	committed = true
+	return total, nil
+}

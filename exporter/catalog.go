@@ -1,0 +1,359 @@
+package exporter
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+)
+
+// Type is a column's type, named as in PostgreSQL.
+type Type string
+
+// The column types.
+const (
+	BigInt    Type = "bigint"
+	Integer   Type = "integer"
+	Numeric   Type = "numeric"
+	Timestamp Type = "timestamptz"
+	Text      Type = "text"
+	Boolean   Type = "boolean"
+	JSON      Type = "jsonb"
+)
+
+var types = []Type{BigInt, Integer, Numeric, Timestamp, Text, Boolean, JSON}
+
+// Column is one typed column of an endpoint's rows.
+type Column struct {
+	Name  string `json:"name"`  // snake_case column name
+	Field string `json:"field"` // the PBX's field
+	Type  Type   `json:"type"`
+}
+
+// Mode says how an endpoint is exported.
+type Mode string
+
+const (
+	// Incremental endpoints grow (call history): each run reads what came
+	// since the cursor.
+	Incremental Mode = "incremental"
+	// Snapshot endpoints are read whole each run (colleagues, phonebooks);
+	// a record missing from a complete snapshot is marked deleted.
+	Snapshot Mode = "snapshot"
+)
+
+// Endpoint declares one PBX list endpoint and its rows. Adding a built-in
+// endpoint is adding one of these to Builtin.
+type Endpoint struct {
+	Name string   `json:"name"` // table and file name
+	Path string   `json:"path"` // PBX path, e.g. /api/v1/PBX/CallHistory/
+	Key  []string `json:"key"`  // PBX fields forming the natural key
+	Mode Mode     `json:"mode"`
+	// Sort is the field pages are ordered by (ascending), a stable key.
+	Sort string `json:"sort,omitempty"`
+	// Cursor is the numeric, ever-growing field an incremental export
+	// resumes from. CDR ids are assigned when a call ends, so a long call
+	// that started before the previous run is still picked up.
+	Cursor string `json:"cursor,omitempty"`
+	// TimeField is the PBX-local time field backfill windows filter on.
+	TimeField string `json:"time_field,omitempty"`
+	// Expect tells which of the two instants of a wall time repeated by a
+	// daylight-saving change a time field is: field → "start+duration"
+	// (a time field plus or minus whole-second fields); the instant
+	// nearest the expected one is taken.
+	Expect  map[string]string `json:"expect,omitempty"`
+	Columns []Column          `json:"columns"`
+}
+
+// Column returns the index of the column named name, or -1.
+func (e *Endpoint) Column(name string) int {
+	for i, c := range e.Columns {
+		if c.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+func text(names ...string) []Column {
+	cols := make([]Column, len(names))
+	for i, n := range names {
+		field, name, ok := strings.Cut(n, "=")
+		if !ok {
+			name = field
+		}
+		cols[i] = Column{Name: name, Field: field, Type: Text}
+	}
+	return cols
+}
+
+func cols(groups ...[]Column) []Column { return slices.Concat(groups...) }
+
+// Builtin is the catalog of endpoints wildix-export knows. The field names
+// and formats follow shared/docs/wildix-api.md §5.
+func Builtin() []Endpoint {
+	return []Endpoint{
+		{
+			Name: "call_history", Path: "/api/v1/PBX/CallHistory/", Key: []string{"id"}, Mode: Incremental,
+			Sort: "id", Cursor: "id", TimeField: "start",
+			Expect: map[string]string{"end": "start+duration", "answer": "start+duration-billsec"},
+			Columns: cols(
+				[]Column{
+					{"id", "id", BigInt},
+					{"start_time", "start", Timestamp},
+					{"answer_time", "answer", Timestamp},
+					{"end_time", "end", Timestamp},
+					{"duration", "duration", Integer},
+					{"billsec", "billsec", Integer},
+				},
+				text("disposition", "type", "src", "dst", "from_number", "from_name", "to_number", "to_name",
+					"channel", "dstchannel", "lastapp", "lastdata", "userfield"),
+				[]Column{{"cost", "cost", Numeric}},
+				text("faxdata", "timezone=tz_offset"),
+			),
+		},
+		{
+			Name: "colleagues", Path: "/api/v1/PBX/Colleagues", Key: []string{"id"}, Mode: Snapshot, Sort: "id",
+			Columns: cols(
+				[]Column{{"id", "id", BigInt}},
+				text("dn", "name", "extension", "officePhone=office_phone", "mobilePhone=mobile_phone", "faxNumber=fax_number",
+					"email", "pbxDn=pbx_dn", "role", "groupDn=group_dn", "language", "dialplan", "faxDialplan=fax_dialplan",
+					"department", "login", "licenseType=license_type"),
+			),
+		},
+		{
+			Name: "phonebooks", Path: "/api/v1/Phonebooks/", Key: []string{"id"}, Mode: Snapshot, Sort: "id",
+			Columns: []Column{
+				{"id", "id", BigInt}, {"name", "name", Text}, {"type", "type", Integer}, {"hash", "hash", Text},
+				{"owner_id", "owner_id", BigInt}, {"sync_set", "sync_set", Integer}, {"sync_interval", "sync_interval", Integer},
+			},
+		},
+		{
+			Name: "contacts", Path: "/api/v1/Contacts/", Key: []string{"id"}, Mode: Snapshot, Sort: "id",
+			Columns: cols(
+				[]Column{{"id", "id", BigInt}},
+				text("name", "email", "phone", "mobile", "office", "home", "fax", "organization", "type"),
+				[]Column{{"phonebook_id", "phonebook_id", BigInt}},
+				text("note", "address", "city", "country", "postal_code"),
+			),
+		},
+		{
+			Name: "devices", Path: "/api/v1/Devices/", Key: []string{"id"}, Mode: Snapshot, Sort: "id",
+			Columns: cols(
+				[]Column{{"id", "id", BigInt}},
+				text("mac", "model", "description", "firmware", "user=user_extension", "address", "state"),
+				[]Column{{"vendor", "vendor", JSON}},
+			),
+		},
+	}
+}
+
+// Catalog is the set of endpoints a run may export.
+type Catalog struct {
+	endpoints []Endpoint
+}
+
+// NewCatalog checks endpoints and returns them as a catalog.
+func NewCatalog(endpoints []Endpoint) (*Catalog, error) {
+	seen := map[string]bool{}
+	for i := range endpoints {
+		e := &endpoints[i]
+		if err := e.validate(); err != nil {
+			return nil, fmt.Errorf("endpoint %q: %w", e.Name, err)
+		}
+		if seen[e.Name] {
+			return nil, fmt.Errorf("endpoint %q is declared twice", e.Name)
+		}
+		seen[e.Name] = true
+	}
+	return &Catalog{endpoints: endpoints}, nil
+}
+
+// LoadCatalog returns the built-in endpoints plus the custom ones declared
+// in the JSON file at path, when path is not empty.
+func LoadCatalog(path string) (*Catalog, error) {
+	eps := Builtin()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("EXPORT_ENDPOINTS_FILE: %w", err)
+		}
+		var custom []Endpoint
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&custom); err != nil {
+			return nil, fmt.Errorf("EXPORT_ENDPOINTS_FILE=%s: expected a JSON array of endpoints {name, path, key, mode, columns}: %w", path, err)
+		}
+		for i := range custom {
+			e := &custom[i]
+			if e.Sort == "" && len(e.Key) == 1 {
+				e.Sort = e.Key[0]
+			}
+			if e.Mode == Incremental && e.Cursor == "" && len(e.Key) == 1 {
+				e.Cursor = e.Key[0]
+			}
+			if len(e.Columns) == 0 {
+				for _, k := range e.Key {
+					e.Columns = append(e.Columns, Column{Name: snake(k), Field: k, Type: Text})
+				}
+			}
+		}
+		eps = append(eps, custom...)
+		c, err := NewCatalog(eps)
+		if err != nil {
+			return nil, fmt.Errorf("EXPORT_ENDPOINTS_FILE=%s: %w", path, err)
+		}
+		return c, nil
+	}
+	return NewCatalog(eps)
+}
+
+// All returns every endpoint, in declaration order.
+func (c *Catalog) All() []Endpoint { return c.endpoints }
+
+// Select returns the named endpoints, or all when names is empty.
+func (c *Catalog) Select(names []string) ([]Endpoint, error) {
+	if len(names) == 0 {
+		return c.endpoints, nil
+	}
+	var out []Endpoint
+	for _, n := range names {
+		i := slices.IndexFunc(c.endpoints, func(e Endpoint) bool { return e.Name == n })
+		if i < 0 {
+			known := make([]string, len(c.endpoints))
+			for j, e := range c.endpoints {
+				known[j] = e.Name
+			}
+			return nil, fmt.Errorf("unknown endpoint %q: known endpoints are %s (see `wildix-export endpoints`)", n, strings.Join(known, ", "))
+		}
+		out = append(out, c.endpoints[i])
+	}
+	return out, nil
+}
+
+func (e *Endpoint) validate() error {
+	if !Identifier(e.Name) {
+		return fmt.Errorf("name must be a lower-case SQL name (letters, digits, _)")
+	}
+	if !strings.HasPrefix(e.Path, "/api/") || strings.ContainsAny(e.Path, "?#") || strings.Contains(e.Path, "..") {
+		return fmt.Errorf("path %q must start with /api/ and have no query", e.Path)
+	}
+	if len(e.Key) == 0 {
+		return fmt.Errorf("key must name at least one field")
+	}
+	switch e.Mode {
+	case Snapshot:
+	case Incremental:
+		if e.Cursor == "" {
+			return fmt.Errorf("an incremental endpoint needs a cursor field (a number that grows)")
+		}
+	default:
+		return fmt.Errorf("mode %q must be incremental or snapshot", e.Mode)
+	}
+	names := map[string]bool{}
+	for _, c := range e.Columns {
+		if !Identifier(c.Name) || reserved[c.Name] {
+			return fmt.Errorf("column %q must be a lower-case SQL name and not one of the program's own columns", c.Name)
+		}
+		if names[c.Name] {
+			return fmt.Errorf("column %q is declared twice", c.Name)
+		}
+		names[c.Name] = true
+		if !slices.Contains(types, c.Type) {
+			return fmt.Errorf("column %q has type %q; expected one of %v", c.Name, c.Type, types)
+		}
+		if c.Field == "" {
+			return fmt.Errorf("column %q names no PBX field", c.Name)
+		}
+	}
+	for f, expr := range e.Expect {
+		if _, err := parseExpect(expr); err != nil {
+			return fmt.Errorf("expect %q: %w", f, err)
+		}
+	}
+	for _, k := range e.Key {
+		if !slices.ContainsFunc(e.Columns, func(c Column) bool { return c.Field == k }) {
+			return fmt.Errorf("key field %q has no column", k)
+		}
+	}
+	return nil
+}
+
+// reserved are the columns every table gets from the program.
+var reserved = map[string]bool{"pbx": true, "raw": true, "extra": true, "run_id": true, "exported_at": true, "deleted_at": true}
+
+// Identifier reports whether s is safe as an SQL name and a file name.
+func Identifier(s string) bool {
+	if s == "" || len(s) > 63 {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r == '_':
+		case r >= '0' && r <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func snake(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if r >= 'A' && r <= 'Z' {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r += 'a' - 'A'
+		}
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') || r == '_' {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+type term struct {
+	field string
+	sign  int64
+}
+
+// parseExpect reads "start+duration-billsec": a time field, then signed
+// fields holding seconds.
+func parseExpect(expr string) ([]term, error) {
+	var terms []term
+	sign := int64(1)
+	cur := ""
+	flush := func() error {
+		if cur == "" {
+			return fmt.Errorf("expected fields joined by + or -, as in start+duration")
+		}
+		terms = append(terms, term{cur, sign})
+		cur = ""
+		return nil
+	}
+	for _, r := range expr {
+		switch r {
+		case '+', '-':
+			if err := flush(); err != nil {
+				return nil, err
+			}
+			sign = 1
+			if r == '-' {
+				sign = -1
+			}
+		case ' ':
+		default:
+			cur += string(r)
+		}
+	}
+	if err := flush(); err != nil {
+		return nil, err
+	}
+	if terms[0].sign != 1 {
+		return nil, fmt.Errorf("must start with a time field")
+	}
+	return terms, nil
+}

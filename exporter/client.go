@@ -1,0 +1,323 @@
+package exporter
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/sethvargo/go-retry"
+)
+
+// MaxBody is the most a PBX answer may hold; a larger one is an error.
+const MaxBody = 256 << 20
+
+// Client reads a PBX's REST API. Its HTTP client carries the
+// authentication. Safe for concurrent use.
+type Client struct {
+	HTTP        *http.Client
+	Base        *url.URL // e.g. https://acme.wildixin.com
+	MaxAttempts int      // per request; default 8
+	Timeout     time.Duration
+	// MinBackoff is the first retry's wait, doubled each time up to 30s.
+	MinBackoff time.Duration
+	Log        *slog.Logger
+}
+
+// Counters count one endpoint's requests. Safe for concurrent use.
+type Counters struct {
+	Requests, Retries, Pages atomic.Int64
+}
+
+// APIError is an answer from the PBX that is not worth retrying: a 4xx
+// other than 429, or {"type":"error"}.
+type APIError struct {
+	Status int
+	Reason string
+}
+
+func (e *APIError) Error() string {
+	msg := fmt.Sprintf("%d %s", e.Status, http.StatusText(e.Status))
+	if e.Reason != "" {
+		msg += fmt.Sprintf(": %q", e.Reason)
+	}
+	switch e.Status {
+	case http.StatusUnauthorized:
+		msg += ": the PBX refused the token or key; check the credentials, or run `wildix-export authorize` again"
+	case http.StatusForbidden:
+		msg += ": the token's user may not read this; authorize as a PBX admin, or use an API key with the right scopes"
+	case http.StatusNotFound:
+		msg += ": this PBX has no such endpoint; check the path, or remove the endpoint from EXPORT_ENDPOINTS"
+	}
+	return msg
+}
+
+// ListPage is one page of a list endpoint.
+type ListPage struct {
+	Total   int64 // -1 when the PBX sent no total
+	Records []json.RawMessage
+}
+
+// Get fetches path (with its query) once, without retries, and returns the
+// status and body: the `query` command's Postman-like GET.
+func (c *Client) Get(ctx context.Context, pathQuery string) (int, []byte, error) {
+	u, err := c.Base.Parse(pathQuery)
+	if err != nil {
+		return 0, nil, fmt.Errorf("path %q: %w", pathQuery, err)
+	}
+	if u.Host != c.Base.Host {
+		return 0, nil, fmt.Errorf("path %q points away from the PBX", pathQuery)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody))
+	return resp.StatusCode, body, err
+}
+
+func (c *Client) timeout() time.Duration {
+	if c.Timeout > 0 {
+		return c.Timeout
+	}
+	return 60 * time.Second
+}
+
+// List fetches one page of a list endpoint, retrying 429, 5xx, timeouts,
+// cut connections and unreadable bodies with exponential backoff and
+// jitter, honouring Retry-After.
+func (c *Client) List(ctx context.Context, path string, q url.Values, n *Counters) (*ListPage, error) {
+	u := *c.Base
+	u.Path = path
+	u.RawQuery = q.Encode()
+	attempts := c.MaxAttempts
+	if attempts <= 0 {
+		attempts = 8
+	}
+	minB := c.MinBackoff
+	if minB <= 0 {
+		minB = 250 * time.Millisecond
+	}
+	var hint time.Duration // Retry-After of the last answer
+	// A fresh backoff per request: go-retry backoffs keep state.
+	backoff := retry.BackoffFunc(func() func() (time.Duration, bool) {
+		next := retry.WithCappedDuration(30*time.Second, retry.WithJitterPercent(20, retry.NewExponential(minB)))
+		next = retry.WithMaxRetries(uint64(attempts-1), next)
+		return func() (time.Duration, bool) {
+			d, stop := next.Next()
+			if hint > d {
+				d = hint
+			}
+			return d, stop
+		}
+	}())
+	attempt := 0
+	var page *ListPage
+	err := retry.Do(ctx, backoff, func(ctx context.Context) error {
+		attempt++
+		n.Requests.Add(1)
+		if attempt > 1 {
+			n.Retries.Add(1)
+		}
+		var err error
+		page, hint, err = c.list(ctx, u.String())
+		if err == nil {
+			return nil
+		}
+		var re retryable
+		if errors.As(err, &re) && ctx.Err() == nil {
+			if attempt < attempts {
+				c.log().Warn("request failed, retrying", "url", u.Path, "start", q.Get("start"), "attempt", attempt, "err", err)
+			}
+			return retry.RetryableError(err)
+		}
+		return err
+	})
+	if err != nil {
+		if attempt > 1 {
+			return nil, fmt.Errorf("GET %s (after %d attempts): %w", path, attempt, err)
+		}
+		return nil, fmt.Errorf("GET %s: %w", path, err)
+	}
+	return page, nil
+}
+
+func (c *Client) log() *slog.Logger {
+	if c.Log != nil {
+		return c.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// retryable marks failures worth another attempt.
+type retryable struct{ err error }
+
+func (r retryable) Error() string { return r.err.Error() }
+func (r retryable) Unwrap() error { return r.err }
+
+func (c *Client) list(ctx context.Context, u string) (*ListPage, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		if transient(err) {
+			return nil, 0, retryable{err}
+		}
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))
+	if err != nil {
+		return nil, 0, retryable{fmt.Errorf("read body: %w", err)}
+	}
+	if len(body) > MaxBody {
+		return nil, 0, fmt.Errorf("answer larger than %d MiB", MaxBody>>20)
+	}
+	switch s := resp.StatusCode; {
+	case s == http.StatusTooManyRequests:
+		return nil, retryAfter(resp.Header.Get("Retry-After")), retryable{&APIError{Status: s, Reason: reason(body)}}
+	case s >= 500:
+		return nil, retryAfter(resp.Header.Get("Retry-After")), retryable{&APIError{Status: s, Reason: reason(body)}}
+	case s >= 400:
+		return nil, 0, &APIError{Status: s, Reason: reason(body)}
+	case s == http.StatusNoContent:
+		return &ListPage{Total: 0}, 0, nil
+	}
+	p, err := ParseList(body)
+	if err != nil {
+		var ae *APIError
+		if errors.As(err, &ae) {
+			return nil, 0, err
+		}
+		// A truncated or garbled body may be a one-off; retry it.
+		return nil, 0, retryable{err}
+	}
+	return p, 0, nil
+}
+
+// transient reports whether a transport error may pass on its own.
+func transient(err error) bool {
+	var ne net.Error
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne)
+}
+
+func retryAfter(h string) time.Duration {
+	if h == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(strings.TrimSpace(h)); err == nil && s >= 0 {
+		return min(time.Duration(s)*time.Second, 5*time.Minute)
+	}
+	if t, err := http.ParseTime(h); err == nil {
+		return min(max(time.Until(t), 0), 5*time.Minute)
+	}
+	return 0
+}
+
+// reason extracts the PBX's reason from an error body, or a short excerpt.
+func reason(body []byte) string {
+	var e struct {
+		Reason json.RawMessage `json:"reason"`
+	}
+	if json.Unmarshal(body, &e) == nil && len(e.Reason) > 0 {
+		var s string
+		if json.Unmarshal(e.Reason, &s) == nil {
+			return s
+		}
+		return string(e.Reason)
+	}
+	s := strings.Join(strings.Fields(string(body)), " ")
+	if len(s) > 120 {
+		s = s[:120] + "…"
+	}
+	return s
+}
+
+// ParseList reads a list answer: {"type":"result","result":{"total":…,
+// "records":[…]}}. total may be a string or a number, or absent.
+func ParseList(body []byte) (*ListPage, error) {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return nil, fmt.Errorf("expected a JSON object, got %q", excerpt(trimmed))
+	}
+	var env struct {
+		Type   string          `json:"type"`
+		Reason json.RawMessage `json:"reason"`
+		Result json.RawMessage `json:"result"`
+	}
+	if err := json.Unmarshal(trimmed, &env); err != nil {
+		return nil, fmt.Errorf("malformed JSON: %w", err)
+	}
+	if env.Type == "error" {
+		return nil, &APIError{Status: http.StatusOK, Reason: reason(trimmed)}
+	}
+	if env.Type != "result" {
+		return nil, fmt.Errorf(`expected "type":"result", got %q`, env.Type)
+	}
+	var res struct {
+		Total   json.RawMessage    `json:"total"`
+		Records *[]json.RawMessage `json:"records"`
+	}
+	if err := json.Unmarshal(env.Result, &res); err != nil {
+		return nil, fmt.Errorf("result is not a list object {total, records}: %w", err)
+	}
+	if res.Records == nil {
+		return nil, errors.New("result has no records array")
+	}
+	p := &ListPage{Total: -1, Records: *res.Records}
+	if len(res.Total) > 0 && string(res.Total) != "null" {
+		t, err := parseInt(res.Total)
+		if err != nil || t < 0 {
+			return nil, fmt.Errorf("result.total %s is not a count", excerpt(res.Total))
+		}
+		if t < int64(len(p.Records)) {
+			return nil, fmt.Errorf("result.total %d is smaller than the %d records on the page", t, len(p.Records))
+		}
+		p.Total = t
+	}
+	return p, nil
+}
+
+func excerpt(b []byte) string {
+	if len(b) > 80 {
+		return string(b[:80]) + "…"
+	}
+	return string(b)
+}
+
+// parseInt reads an integer sent as a JSON number or a JSON string.
+func parseInt(raw json.RawMessage) (int64, error) {
+	s := string(raw)
+	if len(s) > 0 && s[0] == '"' {
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return 0, err
+		}
+	}
+	return strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+}

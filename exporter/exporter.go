@@ -1,0 +1,466 @@
+// Package exporter reads a PBX's list endpoints and hands their rows to a
+// sink: the data's path is PBX → Pager → Converter → Sink. It owns the
+// endpoint catalog, paging, retries, the conversion of PBX values (strings,
+// PBX-local times) into typed rows, and the cursors of incremental and
+// backfill runs, which a sink commits together with the rows they cover.
+package exporter
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// Sink receives rows. A sink commits a batch's rows together with the
+// state that covers them, so that after a crash either both or neither are
+// there.
+type Sink interface {
+	// State returns what was committed under key for pbx, nil if nothing.
+	State(ctx context.Context, pbx, key string) ([]byte, error)
+	// Begin opens a batch; its rows become visible only when it commits.
+	Begin(ctx context.Context, b BatchInfo) (Batch, error)
+}
+
+// Batch is an open set of rows of one endpoint.
+type Batch interface {
+	// Write adds rows; the slice may be reused once Write returns.
+	Write(ctx context.Context, rows []Row) error
+	// Commit durably stores the rows written, the state and the progress.
+	Commit(ctx context.Context, state []byte, p Progress) error
+	// Abort discards the rows written. It is safe after Commit.
+	Abort(ctx context.Context) error
+}
+
+// BatchInfo describes a batch to its sink.
+type BatchInfo struct {
+	PBX      string
+	RunID    string
+	Endpoint *Endpoint
+	StateKey string
+	// Snapshot means the batch is a complete snapshot of the endpoint: a
+	// row missing from it is gone from the PBX.
+	Snapshot bool
+	Window   *Window // set for backfill windows
+	Seq      int     // 1-based number of the batch in its run and endpoint
+}
+
+// Progress is an endpoint's progress in a run, so far.
+type Progress struct {
+	Rows, Pages, Retries int64
+}
+
+// Ledger records runs; sinks that keep a run ledger implement it.
+type Ledger interface {
+	StartRun(ctx context.Context, r *RunResult) error
+	FinishRun(ctx context.Context, r *RunResult) error
+}
+
+// Window is a backfill window in PBX-local wall time, From inclusive,
+// To exclusive, as "YYYY-MM-DD HH:MM:SS".
+type Window struct {
+	From, To string
+}
+
+// Exporter runs exports of one PBX into one sink.
+type Exporter struct {
+	Client      *Client
+	Sink        Sink
+	PBX         string
+	Zone        *time.Location // WILDIX_TIMEZONE, nil if not set
+	PageSize    int
+	Concurrency int
+	BatchSize   int
+	MaxPages    int
+	// CommitGrace bounds the commit of the batch in flight once the run's
+	// context is cancelled (SIGTERM): its rows are kept, with their cursor.
+	CommitGrace time.Duration
+	Log         *slog.Logger
+	// Observe, when set, is called once per endpoint with its result.
+	Observe func(EndpointResult)
+}
+
+// EndpointResult is what one endpoint's export did.
+type EndpointResult struct {
+	Endpoint  string
+	Rows      int64
+	Pages     int64
+	Requests  int64
+	Retries   int64
+	Filtered  int64 // records the PBX sent outside the query's bounds
+	Cursor    int64 // incremental: the cursor after the run
+	Windows   int   // backfill: windows exported
+	Skipped   int   // backfill: windows already done
+	Duration  time.Duration
+	Completed time.Time // when the endpoint finished without error
+	Err       error
+}
+
+// RunResult is what a run did.
+type RunResult struct {
+	ID        string
+	Mode      string // scheduled, once, backfill, demo
+	PBX       string
+	Started   time.Time
+	Ended     time.Time
+	Status    string // running, ok, failed, interrupted
+	Endpoints []EndpointResult
+}
+
+// Err joins the endpoints' errors, nil when all succeeded.
+func (r *RunResult) Err() error {
+	var errs []error
+	for _, e := range r.Endpoints {
+		if e.Err != nil {
+			errs = append(errs, fmt.Errorf("export %s: %w", e.Endpoint, e.Err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// NewRunID returns a sortable, unique run id: UTC time plus randomness.
+func NewRunID(now time.Time) string {
+	b := make([]byte, 3)
+	rand.Read(b)
+	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
+}
+
+func (x *Exporter) log() *slog.Logger {
+	if x.Log != nil {
+		return x.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// Run exports each endpoint once: incremental ones from their cursor,
+// snapshots whole. A failing endpoint does not stop the others.
+func (x *Exporter) Run(ctx context.Context, id, mode string, endpoints []Endpoint) *RunResult {
+	r := x.start(ctx, id, mode)
+	for i := range endpoints {
+		ep := &endpoints[i]
+		if ctx.Err() != nil {
+			r.Endpoints = append(r.Endpoints, EndpointResult{Endpoint: ep.Name, Err: fmt.Errorf("not started: %w", context.Cause(ctx))})
+			continue
+		}
+		var res EndpointResult
+		switch ep.Mode {
+		case Incremental:
+			res = x.incremental(ctx, r.ID, ep)
+		default:
+			res = x.snapshot(ctx, r.ID, ep)
+		}
+		x.finishEndpoint(r, res)
+	}
+	x.finish(ctx, r)
+	return r
+}
+
+func (x *Exporter) start(ctx context.Context, id, mode string) *RunResult {
+	r := &RunResult{ID: id, Mode: mode, PBX: x.PBX, Started: time.Now().UTC(), Status: "running"}
+	if l, ok := x.Sink.(Ledger); ok {
+		if err := l.StartRun(ctx, r); err != nil {
+			x.log().Warn("recording the run's start failed", "err", err)
+		}
+	}
+	return r
+}
+
+func (x *Exporter) finishEndpoint(r *RunResult, res EndpointResult) {
+	log := x.log().With("endpoint", res.Endpoint, "run_id", r.ID)
+	attrs := []any{"rows", res.Rows, "pages", res.Pages, "retries", res.Retries, "duration", res.Duration.Round(time.Millisecond)}
+	if res.Err != nil {
+		log.Error("endpoint failed", append(attrs, "err", res.Err)...)
+	} else {
+		res.Completed = time.Now().UTC()
+		log.Info("endpoint exported", attrs...)
+	}
+	r.Endpoints = append(r.Endpoints, res)
+	if x.Observe != nil {
+		x.Observe(res)
+	}
+}
+
+func (x *Exporter) finish(ctx context.Context, r *RunResult) {
+	r.Ended = time.Now().UTC()
+	r.Status = "ok"
+	if r.Err() != nil {
+		r.Status = "failed"
+		if ctx.Err() != nil {
+			r.Status = "interrupted"
+		}
+	}
+	if l, ok := x.Sink.(Ledger); ok {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := l.FinishRun(lctx, r); err != nil {
+			x.log().Warn("recording the run's end failed", "err", err)
+		}
+	}
+}
+
+// cursorState is the committed state of an incremental endpoint.
+type cursorState struct {
+	Cursor int64     `json:"cursor"`
+	RunID  string    `json:"run_id"`
+	At     time.Time `json:"at"`
+}
+
+func (x *Exporter) loadCursor(ctx context.Context, ep *Endpoint) (int64, error) {
+	b, err := x.Sink.State(ctx, x.PBX, ep.Name)
+	if err != nil || b == nil {
+		return 0, err
+	}
+	var st cursorState
+	if err := json.Unmarshal(b, &st); err != nil {
+		return 0, fmt.Errorf("stored state of %s is damaged (%v): it must be repaired or removed", ep.Name, err)
+	}
+	return st.Cursor, nil
+}
+
+// upperBound asks for the highest cursor value now on the PBX: records
+// above it arrive during the run and are left to the next one.
+func (x *Exporter) upperBound(ctx context.Context, ep *Endpoint, n *Counters) (int64, bool, error) {
+	q := url.Values{"sort": {ep.Cursor}, "dir": {"DESC"}, "start": {"0"}, "count": {"1"}, "fields": {ep.Cursor}}
+	pg, err := x.Client.List(ctx, ep.Path, q, n)
+	if err != nil {
+		return 0, false, fmt.Errorf("read the newest %s: %w", ep.Cursor, err)
+	}
+	if len(pg.Records) == 0 {
+		return 0, false, nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(pg.Records[0], &m); err != nil {
+		return 0, false, fmt.Errorf("read the newest %s: %w", ep.Cursor, err)
+	}
+	v, err := parseInt(m[ep.Cursor])
+	if err != nil {
+		return 0, false, fmt.Errorf("read the newest %s: %q is not a whole number", ep.Cursor, m[ep.Cursor])
+	}
+	return v, true, nil
+}
+
+func (x *Exporter) pager(ep *Endpoint, q url.Values, n *Counters, log *slog.Logger) *Pager {
+	return &Pager{Client: x.Client, Path: ep.Path, Query: q, PageSize: x.PageSize, Concurrency: x.Concurrency,
+		MaxPages: x.MaxPages, Counters: n, Log: log}
+}
+
+func progress(n *Counters, rows int64) Progress {
+	return Progress{Rows: rows, Pages: n.Pages.Load(), Retries: n.Retries.Load()}
+}
+
+// incremental exports the records above the cursor, up to the highest
+// cursor value at the start, committing every BatchSize rows.
+func (x *Exporter) incremental(ctx context.Context, runID string, ep *Endpoint) (res EndpointResult) {
+	began := time.Now()
+	res.Endpoint = ep.Name
+	n := &Counters{}
+	log := x.log().With("endpoint", ep.Name, "run_id", runID)
+	defer func() {
+		res.Duration = time.Since(began)
+		res.Pages, res.Requests, res.Retries = n.Pages.Load(), n.Requests.Load(), n.Retries.Load()
+	}()
+	from, err := x.loadCursor(ctx, ep)
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	res.Cursor = from
+	upper, any, err := x.upperBound(ctx, ep, n)
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	if !any || upper <= from {
+		log.Debug("nothing new", "cursor", from)
+		return res
+	}
+	q := url.Values{"sort": {ep.Sort}, "dir": {"ASC"},
+		"filter[" + ep.Cursor + "][from]": {strconv.FormatInt(from+1, 10)},
+		"filter[" + ep.Cursor + "][to]":   {strconv.FormatInt(upper, 10)}}
+
+	conv := &Converter{Endpoint: ep, Zone: x.Zone}
+	var (
+		batch   Batch
+		seq     int
+		inBatch int64
+		last    = from // highest cursor handed to the sink, in order
+		ordered = true
+		rows    []Row
+	)
+	commit := func(ctx context.Context, cursor int64) error {
+		if batch == nil {
+			b, err := x.Sink.Begin(ctx, BatchInfo{PBX: x.PBX, RunID: runID, Endpoint: ep, StateKey: ep.Name, Seq: seq + 1})
+			if err != nil {
+				return err
+			}
+			batch, seq = b, seq+1
+		}
+		st, _ := json.Marshal(cursorState{Cursor: cursor, RunID: runID, At: time.Now().UTC()})
+		err := batch.Commit(ctx, st, progress(n, res.Rows))
+		batch, inBatch = nil, 0
+		if err != nil {
+			return fmt.Errorf("commit rows up to %s %d: %w", ep.Cursor, cursor, err)
+		}
+		res.Cursor = cursor
+		return nil
+	}
+	pr, err := x.pager(ep, q, n, log).Run(ctx, func(p Page) error {
+		rows = rows[:0]
+		for i, rec := range p.Records {
+			row, err := conv.Convert(i, rec)
+			if err != nil {
+				return err
+			}
+			if row.Cursor <= from || row.Cursor > upper {
+				res.Filtered++ // the PBX ignored the filter
+				continue
+			}
+			switch {
+			case row.Cursor == last && last > from:
+				log.Warn("record sent twice; keeping the first", "key", row.Key, "page", p.Number)
+				continue
+			case row.Cursor < last:
+				if ordered {
+					log.Warn("the PBX does not sort by the cursor; progress is committed only at the end of the run", "cursor", ep.Cursor)
+				}
+				ordered = false
+			default:
+				last = row.Cursor
+			}
+			rows = append(rows, row)
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		if batch == nil {
+			b, err := x.Sink.Begin(ctx, BatchInfo{PBX: x.PBX, RunID: runID, Endpoint: ep, StateKey: ep.Name, Seq: seq + 1})
+			if err != nil {
+				return err
+			}
+			batch, seq = b, seq+1
+		}
+		if err := batch.Write(ctx, rows); err != nil {
+			return err
+		}
+		res.Rows += int64(len(rows))
+		inBatch += int64(len(rows))
+		if ordered && inBatch >= int64(x.BatchSize) {
+			return commit(ctx, last)
+		}
+		return nil
+	})
+	if err != nil {
+		res.Err = err
+		if batch != nil {
+			if ordered && ctx.Err() != nil && inBatch > 0 && x.CommitGrace > 0 {
+				// Interrupted: keep the whole pages already written.
+				gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), x.CommitGrace)
+				defer cancel()
+				if cerr := commit(gctx, last); cerr == nil {
+					log.Info("interrupted; rows written so far committed", "cursor", last)
+					return res
+				} else {
+					log.Warn("interrupted; committing the batch in flight failed", "err", cerr)
+				}
+			}
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			batch.Abort(actx)
+			res.Rows -= inBatch
+		}
+		return res
+	}
+	cursor := last
+	switch {
+	case pr.Complete:
+		cursor = upper
+	case !ordered:
+		cursor = from // nothing known to be complete
+	}
+	if batch != nil || cursor != res.Cursor {
+		if err := commit(ctx, cursor); err != nil {
+			res.Err = err
+			if batch != nil {
+				batch.Abort(context.WithoutCancel(ctx))
+			}
+			res.Rows -= inBatch
+		}
+	}
+	return res
+}
+
+// snapshotState is the committed state of a snapshot endpoint.
+type snapshotState struct {
+	Rows  int64     `json:"rows"`
+	RunID string    `json:"run_id"`
+	At    time.Time `json:"at"`
+}
+
+// snapshot exports the whole endpoint as one batch, committed only when
+// every page was read, so that a failed run marks nothing deleted.
+func (x *Exporter) snapshot(ctx context.Context, runID string, ep *Endpoint) (res EndpointResult) {
+	began := time.Now()
+	res.Endpoint = ep.Name
+	n := &Counters{}
+	log := x.log().With("endpoint", ep.Name, "run_id", runID)
+	defer func() {
+		res.Duration = time.Since(began)
+		res.Pages, res.Requests, res.Retries = n.Pages.Load(), n.Requests.Load(), n.Retries.Load()
+	}()
+	batch, err := x.Sink.Begin(ctx, BatchInfo{PBX: x.PBX, RunID: runID, Endpoint: ep, StateKey: ep.Name, Snapshot: true, Seq: 1})
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	defer func() {
+		if res.Err != nil {
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			batch.Abort(actx)
+			res.Rows = 0
+		}
+	}()
+	q := url.Values{}
+	if ep.Sort != "" {
+		q = url.Values{"sort": {ep.Sort}, "dir": {"ASC"}}
+	}
+	conv := &Converter{Endpoint: ep, Zone: x.Zone}
+	seen := map[string]bool{}
+	var rows []Row
+	pr, err := x.pager(ep, q, n, log).Run(ctx, func(p Page) error {
+		rows = rows[:0]
+		for i, rec := range p.Records {
+			row, err := conv.Convert(i, rec)
+			if err != nil {
+				return err
+			}
+			if seen[row.Key] {
+				log.Warn("record sent twice; keeping the first", "key", row.Key, "page", p.Number)
+				continue
+			}
+			seen[row.Key] = true
+			rows = append(rows, row)
+		}
+		res.Rows += int64(len(rows))
+		return batch.Write(ctx, rows)
+	})
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	if !pr.Complete {
+		res.Err = fmt.Errorf("records changed while paging (read %d of %d): the snapshot is incomplete, nothing was committed; the next run tries again", pr.Records, pr.Total)
+		return res
+	}
+	st, _ := json.Marshal(snapshotState{Rows: res.Rows, RunID: runID, At: time.Now().UTC()})
+	if err := batch.Commit(ctx, st, progress(n, res.Rows)); err != nil {
+		res.Err = fmt.Errorf("commit snapshot: %w", err)
+	}
+	return res
+}

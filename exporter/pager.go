@@ -1,0 +1,211 @@
+package exporter
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+)
+
+// Pager reads every page of one query with start/count paging.
+//
+// It stops on start ≥ total, on an empty page, and on MaxPages (an error,
+// never an endless loop). A PBX that answers fewer records than asked while
+// its total says more remain is taken to cap its page size, and paging
+// continues at that size. Once the total is known, up to Concurrency pages
+// are fetched at once and handed over in order; at most Concurrency pages
+// are held in memory.
+//
+// Offset paging is stable only if earlier records do not move while it
+// reads, so callers sort ascending on a key that new records extend (call
+// ids) and bound the query above, fixing the set when the run starts.
+type Pager struct {
+	Client      *Client
+	Path        string
+	Query       url.Values // filters and sort; start and count are set by the pager
+	PageSize    int
+	Concurrency int
+	MaxPages    int
+	Counters    *Counters
+	Log         *slog.Logger
+}
+
+// Page is a page handed to the pager's callback.
+type Page struct {
+	Number  int   // 0-based
+	Start   int64 // the start parameter it was read with
+	Records []json.RawMessage
+}
+
+// Result says how paging ended.
+type Result struct {
+	Pages   int
+	Records int64
+	Total   int64 // the total the PBX reported on the first page, -1 if none
+	// Complete is true when every record the total announced was handed
+	// over (or, without a total, paging ended on an empty page).
+	Complete bool
+}
+
+type fetched struct {
+	page *ListPage
+	err  error
+}
+
+// Run pages through the query, calling fn for each page in order. fn's
+// error stops paging and is returned.
+func (p *Pager) Run(ctx context.Context, fn func(Page) error) (Result, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	size := int64(p.PageSize)
+	res := Result{Total: -1}
+	first, err := p.fetch(ctx, 0, size)
+	if err != nil {
+		return res, fmt.Errorf("page 0 (start=0): %w", err)
+	}
+	res.Total = first.Total
+	if int64(len(first.Records)) > size {
+		return res, fmt.Errorf("page 0 (start=0): the PBX sent %d records for count=%d; paging on it would skip or repeat records", len(first.Records), size)
+	}
+	if err := p.deliver(fn, &res, 0, 0, first.Records); err != nil {
+		return res, err
+	}
+	n := int64(len(first.Records))
+	if n == 0 {
+		res.Complete = res.Total <= 0
+		if res.Total > 0 {
+			return res, fmt.Errorf("page 0 (start=0): no records, but total says %d", res.Total)
+		}
+		return res, nil
+	}
+	if n < size && (res.Total < 0 || res.Total > n) {
+		p.log().Info("the PBX answers fewer records than asked; paging at its size", "count", size, "got", n)
+		size = n
+	}
+	if res.Total < 0 {
+		return p.sequential(ctx, fn, &res, n, size, first.Records[0])
+	}
+	return p.concurrent(ctx, cancel, fn, &res, size, first.Records[0])
+}
+
+func (p *Pager) log() *slog.Logger {
+	if p.Log != nil {
+		return p.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func (p *Pager) fetch(ctx context.Context, start, count int64) (*ListPage, error) {
+	q := url.Values{}
+	for k, v := range p.Query {
+		q[k] = v
+	}
+	q.Set("start", strconv.FormatInt(start, 10))
+	q.Set("count", strconv.FormatInt(count, 10))
+	pg, err := p.Client.List(ctx, p.Path, q, p.Counters)
+	if err == nil {
+		p.Counters.Pages.Add(1)
+		p.log().Debug("page", "start", start, "records", len(pg.Records), "total", pg.Total)
+	}
+	return pg, err
+}
+
+func (p *Pager) deliver(fn func(Page) error, res *Result, number int, start int64, recs []json.RawMessage) error {
+	res.Pages++
+	if res.Pages > p.MaxPages {
+		return fmt.Errorf("more than EXPORT_MAX_PAGES=%d pages: stopped; raise it if this PBX really holds that much", p.MaxPages)
+	}
+	res.Records += int64(len(recs))
+	if err := fn(Page{Number: number, Start: start, Records: recs}); err != nil {
+		return fmt.Errorf("page %d (start=%d): %w", number, start, err)
+	}
+	return nil
+}
+
+// sequential pages without a total, until an empty page.
+func (p *Pager) sequential(ctx context.Context, fn func(Page) error, res *Result, start, size int64, prevFirst json.RawMessage) (Result, error) {
+	for number := 1; ; number++ {
+		pg, err := p.fetch(ctx, start, size)
+		if err != nil {
+			return *res, fmt.Errorf("page %d (start=%d): %w", number, start, err)
+		}
+		if len(pg.Records) == 0 {
+			res.Complete = true
+			return *res, nil
+		}
+		if bytes.Equal(pg.Records[0], prevFirst) {
+			return *res, fmt.Errorf("page %d (start=%d): the PBX sent the same page again; it may ignore the start parameter", number, start)
+		}
+		prevFirst = pg.Records[0]
+		if err := p.deliver(fn, res, number, start, pg.Records); err != nil {
+			return *res, err
+		}
+		start += int64(len(pg.Records))
+	}
+}
+
+// concurrent fetches the pages the total announces, a window of
+// Concurrency pages ahead of the one being handed over.
+func (p *Pager) concurrent(ctx context.Context, cancel context.CancelFunc, fn func(Page) error, res *Result, size int64, prevFirst json.RawMessage) (Result, error) {
+	total := res.Total
+	pages := int((total + size - 1) / size)
+	if pages > p.MaxPages+1 {
+		return *res, fmt.Errorf("total %d at %d a page is %d pages, more than EXPORT_MAX_PAGES=%d; raise it if this PBX really holds that much", total, size, pages, p.MaxPages)
+	}
+	conc := max(1, p.Concurrency)
+	slots := make([]chan fetched, pages)
+	launched := 1
+	launch := func() {
+		for launched < pages && launched < res.Pages+conc {
+			i := launched
+			ch := make(chan fetched, 1)
+			slots[i] = ch
+			go func() {
+				pg, err := p.fetch(ctx, int64(i)*size, size)
+				ch <- fetched{pg, err}
+			}()
+			launched++
+		}
+	}
+	defer func() {
+		// Stop and wait for the workers still running, so none outlives Run.
+		cancel()
+		for i := res.Pages; i < launched; i++ {
+			if slots[i] != nil {
+				<-slots[i]
+			}
+		}
+	}()
+	for i := 1; i < pages; i++ {
+		launch()
+		f := <-slots[i]
+		slots[i] = nil
+		start := int64(i) * size
+		if f.err != nil {
+			return *res, fmt.Errorf("page %d (start=%d): %w", i, start, f.err)
+		}
+		recs := f.page.Records
+		switch {
+		case int64(len(recs)) > size:
+			return *res, fmt.Errorf("page %d (start=%d): the PBX sent %d records for count=%d", i, start, len(recs), size)
+		case len(recs) > 0 && bytes.Equal(recs[0], prevFirst):
+			return *res, fmt.Errorf("page %d (start=%d): the PBX sent the same page again; it may ignore the start parameter", i, start)
+		}
+		if len(recs) > 0 {
+			prevFirst = recs[0]
+		}
+		if err := p.deliver(fn, res, i, start, recs); err != nil {
+			return *res, err
+		}
+		if int64(len(recs)) < size && i < pages-1 {
+			// Records vanished while paging: what follows has shifted.
+			p.log().Warn("page shorter than the total announced; records were removed while paging", "page", i, "records", len(recs))
+			return *res, nil
+		}
+	}
+	res.Complete = res.Records >= total
+	return *res, nil
+}

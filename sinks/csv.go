@@ -1,0 +1,483 @@
+// Package sinks holds where exported rows go: CSV files (CSV) and
+// PostgreSQL tables (Postgres). Both implement exporter.Sink and commit
+// each batch's rows together with the state that covers them.
+package sinks
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wildix-export/wildix-export/exporter"
+)
+
+// CSVOptions configure the CSV sink.
+type CSVOptions struct {
+	Dir          string
+	Gzip         bool
+	SafeFormulas bool // prefix text cells starting with = + - @ with a quote
+	Log          *slog.Logger
+}
+
+// CSV writes a file per endpoint, run and batch under Dir/<endpoint>/:
+// RFC 4180, UTF-8, a header, the catalog's columns then "extra" (a JSON
+// object of the fields the catalog does not know), times in RFC 3339 UTC.
+//
+// A file is written under a temporary name and renamed when complete, so a
+// reader never sees a partial file under a final name. Next to it, a
+// manifest (rows, sha256, run, window). State lives in Dir/.state/<pbx>/.
+// A commit is decided by a pending record written after the data is on
+// disk and before it is renamed; a crash after that point is completed
+// on the next start, a crash before it leaves only a temporary file, which
+// is removed.
+type CSV struct {
+	opt     CSVOptions
+	started time.Time
+}
+
+// NewCSV returns a CSV sink writing under o.Dir, which it creates.
+func NewCSV(o CSVOptions) (*CSV, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create EXPORT_CSV_DIR %s: %w", o.Dir, err)
+	}
+	return &CSV{opt: o, started: time.Now()}, nil
+}
+
+// safeName encodes s for use as one path element: letters, digits, - and _
+// are kept, every other byte becomes %XX, so the mapping is one to one and
+// no name can climb out of its folder.
+func safeName(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
+func (s *CSV) stateDir(pbx string) string {
+	return filepath.Join(s.opt.Dir, ".state", safeName(pbx))
+}
+
+type csvState struct {
+	Seq   int64           `json:"seq"`
+	File  string          `json:"file,omitempty"`
+	State json.RawMessage `json:"state"`
+}
+
+type pending struct {
+	csvState
+	Tmp      string          `json:"tmp,omitempty"`      // data under its temporary name
+	Final    string          `json:"final,omitempty"`    // data under its final name
+	SHA256   string          `json:"sha256,omitempty"`   // of the data file
+	Manifest json.RawMessage `json:"manifest,omitempty"` // to write next to it
+}
+
+// State implements exporter.Sink.
+func (s *CSV) State(_ context.Context, pbx, key string) ([]byte, error) {
+	if err := s.recover(pbx, key); err != nil {
+		return nil, err
+	}
+	st, err := s.readState(pbx, key)
+	if err != nil || st == nil {
+		return nil, err
+	}
+	return st.State, nil
+}
+
+func (s *CSV) readState(pbx, key string) (*csvState, error) {
+	b, err := os.ReadFile(filepath.Join(s.stateDir(pbx), safeName(key)+".json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	var st csvState
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("state file of %s is damaged (%v): remove it to export from the start", key, err)
+	}
+	return &st, nil
+}
+
+// recover completes a commit that a crash interrupted after its pending
+// record was written.
+func (s *CSV) recover(pbx, key string) error {
+	path := filepath.Join(s.stateDir(pbx), safeName(key)+".pending.json")
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read pending commit: %w", err)
+	}
+	var p pending
+	if err := json.Unmarshal(b, &p); err != nil {
+		// Written atomically, so damage is not from a crash of ours.
+		return fmt.Errorf("pending commit %s is damaged (%v): remove it and rerun", path, err)
+	}
+	if p.Final != "" {
+		if _, err := os.Stat(p.Tmp); err == nil {
+			// Not yet renamed (a redone backfill window replaces its file).
+			if sum, err := fileSHA256(p.Tmp); err != nil || sum != p.SHA256 {
+				s.opt.Log.Warn("discarding an unfinished commit whose data is damaged", "file", p.Final)
+				os.Remove(p.Tmp)
+				return os.Remove(path)
+			}
+			if err := os.Rename(p.Tmp, p.Final); err != nil {
+				return fmt.Errorf("complete interrupted commit: %w", err)
+			}
+			if err := syncDir(filepath.Dir(p.Final)); err != nil {
+				return err
+			}
+		} else if _, err := os.Stat(p.Final); err != nil {
+			s.opt.Log.Warn("discarding a commit whose data is gone", "file", p.Final)
+			return os.Remove(path)
+		}
+		if err := writeFileAtomic(manifestPath(p.Final), p.Manifest, 0o644); err != nil {
+			return err
+		}
+		s.opt.Log.Info("completed a commit interrupted by a crash", "file", p.Final)
+	}
+	st, _ := json.Marshal(p.csvState)
+	if err := writeFileAtomic(filepath.Join(s.stateDir(pbx), safeName(key)+".json"), st, 0o644); err != nil {
+		return err
+	}
+	return os.Remove(path)
+}
+
+func manifestPath(data string) string {
+	return strings.TrimSuffix(strings.TrimSuffix(data, ".gz"), ".csv") + ".manifest.json"
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Begin implements exporter.Sink.
+func (s *CSV) Begin(_ context.Context, b exporter.BatchInfo) (exporter.Batch, error) {
+	if err := s.recover(b.PBX, b.StateKey); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(s.opt.Dir, b.Endpoint.Name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", dir, err)
+	}
+	s.removeStale(dir, b.PBX)
+	var name string
+	if b.Window != nil {
+		compact := strings.NewReplacer("-", "", ":", "", " ", "T")
+		name = fmt.Sprintf("%s_backfill_%s_%s", safeName(b.PBX), compact.Replace(b.Window.From), compact.Replace(b.Window.To))
+	} else {
+		name = fmt.Sprintf("%s_%s_%04d", safeName(b.PBX), b.RunID, b.Seq)
+	}
+	name += ".csv"
+	if s.opt.Gzip {
+		name += ".gz"
+	}
+	suffix := make([]byte, 4)
+	rand.Read(suffix)
+	tmp := filepath.Join(dir, "."+name+".tmp-"+hex.EncodeToString(suffix))
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", tmp, err)
+	}
+	bt := &csvBatch{sink: s, info: b, f: f, tmp: tmp, final: filepath.Join(dir, name), sum: sha256.New()}
+	var w io.Writer = io.MultiWriter(f, bt.sum)
+	if s.opt.Gzip {
+		bt.gz = gzip.NewWriter(w)
+		w = bt.gz
+	}
+	bt.w = csv.NewWriter(w)
+	header := make([]string, 0, len(b.Endpoint.Columns)+1)
+	for _, c := range b.Endpoint.Columns {
+		header = append(header, c.Name)
+	}
+	bt.rec = make([]string, len(header)+1)
+	if err := bt.w.Write(append(header, "extra")); err != nil {
+		bt.Abort(context.Background())
+		return nil, err
+	}
+	return bt, nil
+}
+
+// removeStale deletes temporary files this PBX left in dir before this
+// process started: the remains of runs that crashed before committing.
+func (s *CSV) removeStale(dir, pbx string) {
+	entries, _ := os.ReadDir(dir)
+	prefix := "." + safeName(pbx) + "_"
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), prefix) || !strings.Contains(e.Name(), ".tmp-") {
+			continue
+		}
+		if info, err := e.Info(); err == nil && info.ModTime().Before(s.started) {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
+type csvBatch struct {
+	sink       *CSV
+	info       exporter.BatchInfo
+	f          *os.File
+	gz         *gzip.Writer
+	w          *csv.Writer
+	sum        hash.Hash
+	tmp, final string
+	rows       int64
+	rec        []string
+	done       bool
+}
+
+// Write implements exporter.Batch.
+func (b *csvBatch) Write(_ context.Context, rows []exporter.Row) error {
+	cols := b.info.Endpoint.Columns
+	for _, r := range rows {
+		for i, v := range r.Values {
+			b.rec[i] = b.sink.cell(cols[i].Type, v)
+		}
+		b.rec[len(cols)] = string(r.Extra)
+		if err := b.w.Write(b.rec); err != nil {
+			return fmt.Errorf("write %s: %w", b.tmp, err)
+		}
+		b.rows++
+	}
+	return nil
+}
+
+func (s *CSV) cell(t exporter.Type, v any) string {
+	switch v := v.(type) {
+	case nil:
+		return ""
+	case string:
+		if s.opt.SafeFormulas && v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+			return "'" + v
+		}
+		return v
+	case int64:
+		return strconv.FormatInt(v, 10)
+	case time.Time:
+		return v.UTC().Format(time.RFC3339)
+	case bool:
+		return strconv.FormatBool(v)
+	case exporter.Decimal:
+		return string(v)
+	case json.RawMessage:
+		var b bytes.Buffer
+		if json.Compact(&b, v) == nil {
+			return b.String()
+		}
+		return string(v)
+	}
+	return fmt.Sprint(v)
+}
+
+// Commit implements exporter.Batch.
+func (b *csvBatch) Commit(_ context.Context, state []byte, _ exporter.Progress) error {
+	s := b.sink
+	b.w.Flush()
+	if err := b.w.Error(); err != nil {
+		b.discard()
+		return fmt.Errorf("write %s: %w", b.tmp, err)
+	}
+	if b.gz != nil {
+		if err := b.gz.Close(); err != nil {
+			b.discard()
+			return fmt.Errorf("compress %s: %w", b.tmp, err)
+		}
+	}
+	if err := b.f.Sync(); err != nil {
+		b.discard()
+		return fmt.Errorf("sync %s: %w", b.tmp, err)
+	}
+	info, err := b.f.Stat()
+	if err != nil {
+		b.discard()
+		return err
+	}
+	if err := b.f.Close(); err != nil {
+		b.discard()
+		return err
+	}
+	prev, err := s.readState(b.info.PBX, b.info.StateKey)
+	if err != nil {
+		b.discard()
+		return err
+	}
+	p := pending{csvState: csvState{Seq: 1, State: state}}
+	if prev != nil {
+		p.Seq = prev.Seq + 1
+	}
+	// An incremental batch with no rows moves only the cursor: no file.
+	keepFile := b.rows > 0 || b.info.Snapshot || b.info.Window != nil
+	if keepFile {
+		p.Tmp, p.Final, p.File = b.tmp, b.final, filepath.Base(b.final)
+		p.SHA256 = hex.EncodeToString(b.sum.Sum(nil))
+		m := map[string]any{
+			"file": filepath.Base(b.final), "rows": b.rows, "bytes": info.Size(), "sha256": p.SHA256,
+			"pbx": b.info.PBX, "endpoint": b.info.Endpoint.Name, "run_id": b.info.RunID, "batch": b.info.Seq,
+			"snapshot": b.info.Snapshot, "state_key": b.info.StateKey, "state": json.RawMessage(state),
+			"columns": append(columnNames(b.info.Endpoint), "extra"), "gzip": b.gz != nil,
+			"created_at": time.Now().UTC().Format(time.RFC3339),
+		}
+		if b.info.Window != nil {
+			m["window"] = map[string]string{"from": b.info.Window.From, "to": b.info.Window.To, "time": "PBX-local, from inclusive, to exclusive"}
+		}
+		p.Manifest, _ = json.MarshalIndent(m, "", "  ")
+	} else {
+		os.Remove(b.tmp)
+	}
+	pb, _ := json.Marshal(p)
+	dir := s.stateDir(b.info.PBX)
+	if err := writeFileAtomic(filepath.Join(dir, safeName(b.info.StateKey)+".pending.json"), pb, 0o644); err != nil {
+		if keepFile {
+			os.Remove(b.tmp)
+		}
+		return fmt.Errorf("commit: %w", err)
+	}
+	b.done = true
+	// From here the commit has happened; recover finishes it if we crash.
+	return s.recover(b.info.PBX, b.info.StateKey)
+}
+
+func columnNames(e *exporter.Endpoint) []string {
+	out := make([]string, len(e.Columns))
+	for i, c := range e.Columns {
+		out[i] = c.Name
+	}
+	return out
+}
+
+func (b *csvBatch) discard() {
+	b.done = true
+	b.f.Close()
+	os.Remove(b.tmp)
+}
+
+// Abort implements exporter.Batch.
+func (b *csvBatch) Abort(context.Context) error {
+	if b.done {
+		return nil
+	}
+	b.discard()
+	return nil
+}
+
+// StartRun implements exporter.Ledger; the CSV ledger records finished runs.
+func (s *CSV) StartRun(context.Context, *exporter.RunResult) error { return nil }
+
+// FinishRun implements exporter.Ledger: one JSON line per run appended to
+// Dir/.state/<pbx>/runs.jsonl.
+func (s *CSV) FinishRun(_ context.Context, r *exporter.RunResult) error {
+	type ep struct {
+		Endpoint string `json:"endpoint"`
+		Rows     int64  `json:"rows"`
+		Pages    int64  `json:"pages"`
+		Retries  int64  `json:"retries"`
+		Error    string `json:"error,omitempty"`
+	}
+	line := struct {
+		ID        string    `json:"run_id"`
+		Mode      string    `json:"mode"`
+		PBX       string    `json:"pbx"`
+		Started   time.Time `json:"started"`
+		Ended     time.Time `json:"ended"`
+		Status    string    `json:"status"`
+		Endpoints []ep      `json:"endpoints"`
+	}{ID: r.ID, Mode: r.Mode, PBX: r.PBX, Started: r.Started, Ended: r.Ended, Status: r.Status}
+	for _, e := range r.Endpoints {
+		x := ep{Endpoint: e.Endpoint, Rows: e.Rows, Pages: e.Pages, Retries: e.Retries}
+		if e.Err != nil {
+			x.Error = e.Err.Error()
+		}
+		line.Endpoints = append(line.Endpoints, x)
+	}
+	b, _ := json.Marshal(line)
+	dir := s.stateDir(r.PBX)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "runs.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// writeFileAtomic writes data to path by temporary file, fsync and rename,
+// then fsyncs the folder so the rename is durable too.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
