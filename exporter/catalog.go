@@ -64,6 +64,8 @@ type Endpoint struct {
 	// nearest the expected one is taken.
 	Expect  map[string]string `json:"expect,omitempty"`
 	Columns []Column          `json:"columns"`
+	// Index lists columns reporting queries filter on.
+	Index []string `json:"index,omitempty"`
 }
 
 // Column returns the index of the column named name, or -1.
@@ -98,6 +100,7 @@ func Builtin() []Endpoint {
 			Name: "call_history", Path: "/api/v1/PBX/CallHistory/", Key: []string{"id"}, Mode: Incremental,
 			Sort: "id", Cursor: "id", TimeField: "start",
 			Expect: map[string]string{"end": "start+duration", "answer": "start+duration-billsec"},
+			Index:  []string{"start_time", "src", "dst", "from_number", "to_number"},
 			Columns: cols(
 				[]Column{
 					{"id", "id", BigInt},
@@ -115,6 +118,7 @@ func Builtin() []Endpoint {
 		},
 		{
 			Name: "colleagues", Path: "/api/v1/PBX/Colleagues", Key: []string{"id"}, Mode: Snapshot, Sort: "id",
+			Index: []string{"extension"},
 			Columns: cols(
 				[]Column{{"id", "id", BigInt}},
 				text("dn", "name", "extension", "officePhone=office_phone", "mobilePhone=mobile_phone", "faxNumber=fax_number",
@@ -270,6 +274,11 @@ func (e *Endpoint) validate() error {
 	for f, expr := range e.Expect {
 		if _, err := parseExpect(expr); err != nil {
 			return fmt.Errorf("expect %q: %w", f, err)
+		}
+	}
+	for _, ix := range e.Index {
+		if !names[ix] {
+			return fmt.Errorf("index column %q is not a column", ix)
 		}
 	}
 	for _, k := range e.Key {

@@ -1,0 +1,230 @@
+package sinks
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/wildix-export/wildix-export/exporter"
+)
+
+// migration is one versioned, additive change. They are applied in order,
+// once each, recorded in export_schema_migrations. Never edit or remove
+// one that has shipped; add the next. Nothing is ever dropped, and views
+// are replaced with CREATE OR REPLACE, which keeps what depends on them.
+type migration struct {
+	version     int
+	description string
+	sql         string // {schema} is replaced by the quoted schema
+}
+
+var migrations = []migration{
+	{1, "run ledger and export state", `
+CREATE TABLE IF NOT EXISTS {schema}.export_runs (
+  run_id     text PRIMARY KEY,
+  mode       text NOT NULL,
+  pbx        text NOT NULL,
+  started_at timestamptz NOT NULL,
+  ended_at   timestamptz,
+  status     text NOT NULL,
+  rows       bigint,
+  error      text
+);
+CREATE INDEX IF NOT EXISTS export_runs_pbx_started_idx ON {schema}.export_runs (pbx, started_at DESC);
+CREATE TABLE IF NOT EXISTS {schema}.export_run_endpoints (
+  run_id     text NOT NULL REFERENCES {schema}.export_runs (run_id),
+  endpoint   text NOT NULL,
+  rows       bigint NOT NULL DEFAULT 0,
+  pages      bigint NOT NULL DEFAULT 0,
+  retries    bigint NOT NULL DEFAULT 0,
+  error      text,
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (run_id, endpoint)
+);
+CREATE TABLE IF NOT EXISTS {schema}.export_state (
+  pbx        text NOT NULL,
+  key        text NOT NULL,
+  state      jsonb NOT NULL,
+  run_id     text,
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (pbx, key)
+);`},
+	{2, "reporting views", `
+CREATE OR REPLACE VIEW {schema}.calls_daily AS
+SELECT pbx,
+       substr(raw->>'start', 1, 10)::date AS day,
+       disposition,
+       type,
+       count(*) AS calls,
+       count(*) FILTER (WHERE disposition = 'ANSWERED') AS answered,
+       coalesce(sum(billsec), 0) AS talk_seconds,
+       round(avg(billsec) FILTER (WHERE disposition = 'ANSWERED'), 1) AS avg_talk_seconds,
+       coalesce(sum(duration), 0) AS total_seconds
+FROM {schema}.call_history
+GROUP BY 1, 2, 3, 4;
+
+CREATE OR REPLACE VIEW {schema}.calls_by_extension AS
+WITH legs AS (
+  SELECT pbx, src AS extension, 'outbound' AS direction, disposition, billsec FROM {schema}.call_history
+  UNION ALL
+  SELECT pbx, dst, 'inbound', disposition, billsec FROM {schema}.call_history
+)
+SELECT l.pbx,
+       l.extension,
+       c.name AS colleague,
+       count(*) FILTER (WHERE l.direction = 'outbound') AS calls_made,
+       count(*) FILTER (WHERE l.direction = 'inbound') AS calls_received,
+       count(*) FILTER (WHERE l.direction = 'inbound' AND l.disposition = 'ANSWERED') AS received_answered,
+       count(*) FILTER (WHERE l.direction = 'inbound' AND l.disposition <> 'ANSWERED') AS received_missed,
+       coalesce(sum(l.billsec), 0) AS talk_seconds
+FROM legs l
+JOIN {schema}.colleagues c ON c.pbx = l.pbx AND c.extension = l.extension AND c.deleted_at IS NULL
+GROUP BY 1, 2, 3;
+
+CREATE OR REPLACE VIEW {schema}.missed_calls AS
+SELECT h.pbx,
+       h.id,
+       h.start_time,
+       (h.raw->>'start')::timestamp AS local_start,
+       h.from_number,
+       h.from_name,
+       h.to_number,
+       h.to_name,
+       h.disposition,
+       h.duration AS ring_seconds,
+       c.name AS colleague
+FROM {schema}.call_history h
+LEFT JOIN {schema}.colleagues c ON c.pbx = h.pbx AND c.extension = h.dst AND c.deleted_at IS NULL
+WHERE h.type = 'call' AND h.disposition <> 'ANSWERED';`},
+}
+
+// SchemaVersion is the newest migration this binary knows.
+func SchemaVersion() int { return migrations[len(migrations)-1].version }
+
+// Migrate creates the schema when missing, a table per endpoint (adding
+// columns the catalog gained), and applies the versioned migrations, all
+// in one transaction under an advisory lock, so concurrent starts are safe.
+// It fails, changing nothing, when the database is newer than this binary
+// or a column's type differs from the catalog's.
+func (p *Postgres) Migrate(ctx context.Context, endpoints []exporter.Endpoint) error {
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", dbError(err))
+	}
+	defer tx.Rollback(ctx)
+	schema := pgx.Identifier{p.schema}.Sanitize()
+	stmts := []string{
+		"SELECT pg_advisory_xact_lock(7712, hashtext('" + strings.ReplaceAll(p.schema, "'", "''") + "'))",
+		"CREATE SCHEMA IF NOT EXISTS " + schema,
+		"CREATE TABLE IF NOT EXISTS " + schema + `.export_schema_migrations (
+  version     integer PRIMARY KEY,
+  description text NOT NULL,
+  applied_at  timestamptz NOT NULL DEFAULT now())`,
+	}
+	for _, s := range stmts {
+		if _, err := tx.Exec(ctx, s); err != nil {
+			return fmt.Errorf("migrate schema %s: %w", p.schema, dbError(err))
+		}
+	}
+	var applied int
+	if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+schema+".export_schema_migrations").Scan(&applied); err != nil {
+		return fmt.Errorf("migrate: %w", dbError(err))
+	}
+	if applied > SchemaVersion() {
+		return fmt.Errorf("schema %s is at version %d, newer than this wildix-export knows (%d): upgrade wildix-export", p.schema, applied, SchemaVersion())
+	}
+	for i := range endpoints {
+		if err := p.ensureTable(ctx, tx, &endpoints[i]); err != nil {
+			return err
+		}
+	}
+	for _, m := range migrations {
+		if m.version <= applied {
+			continue
+		}
+		if _, err := tx.Exec(ctx, strings.ReplaceAll(m.sql, "{schema}", schema)); err != nil {
+			return fmt.Errorf("migration %d (%s): %w", m.version, m.description, dbError(err))
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO "+schema+".export_schema_migrations (version, description) VALUES ($1, $2)", m.version, m.description); err != nil {
+			return fmt.Errorf("record migration %d: %w", m.version, dbError(err))
+		}
+		p.log.Info("migration applied", "version", m.version, "description", m.description)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", dbError(err))
+	}
+	return nil
+}
+
+var pgTypeNames = map[exporter.Type]string{
+	exporter.BigInt: "bigint", exporter.Integer: "integer", exporter.Numeric: "numeric",
+	exporter.Timestamp: "timestamp with time zone", exporter.Text: "text", exporter.Boolean: "boolean", exporter.JSON: "jsonb",
+}
+
+// ensureTable creates an endpoint's table, or adds the columns it lacks.
+func (p *Postgres) ensureTable(ctx context.Context, tx pgx.Tx, e *exporter.Endpoint) error {
+	table := p.ident(e.Name)
+	var defs, keys []string
+	defs = append(defs, "pbx text NOT NULL")
+	keys = append(keys, "pbx")
+	for _, c := range e.Columns {
+		def := pgx.Identifier{c.Name}.Sanitize() + " " + string(c.Type)
+		for _, k := range e.Key {
+			if c.Field == k {
+				def += " NOT NULL"
+				keys = append(keys, pgx.Identifier{c.Name}.Sanitize())
+			}
+		}
+		defs = append(defs, def)
+	}
+	defs = append(defs, "extra jsonb", "raw jsonb NOT NULL", "run_id text NOT NULL",
+		"exported_at timestamptz NOT NULL DEFAULT now()", "deleted_at timestamptz",
+		"PRIMARY KEY ("+strings.Join(keys, ", ")+")")
+	if _, err := tx.Exec(ctx, fmt.Sprintf("CREATE TABLE IF NOT EXISTS %s (\n  %s\n)", table, strings.Join(defs, ",\n  "))); err != nil {
+		return fmt.Errorf("create table %s: %w", table, dbError(err))
+	}
+	rows, err := tx.Query(ctx, `SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2`, p.schema, e.Name)
+	if err != nil {
+		return fmt.Errorf("read columns of %s: %w", table, dbError(err))
+	}
+	have := map[string]string{}
+	for rows.Next() {
+		var n, t string
+		if err := rows.Scan(&n, &t); err != nil {
+			return err
+		}
+		have[n] = t
+	}
+	if err := rows.Err(); err != nil {
+		return dbError(err)
+	}
+	for _, c := range e.Columns {
+		t, ok := have[c.Name]
+		if !ok {
+			if _, err := tx.Exec(ctx, fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", table, pgx.Identifier{c.Name}.Sanitize(), c.Type)); err != nil {
+				return fmt.Errorf("add column %s.%s: %w", e.Name, c.Name, dbError(err))
+			}
+			p.log.Info("column added", "table", e.Name, "column", c.Name, "type", c.Type)
+			continue
+		}
+		if t != pgTypeNames[c.Type] {
+			return fmt.Errorf("column %s.%s is %s in the database but %s in the catalog: wildix-export never changes a column's type; rename the column in the catalog, or migrate it by hand", e.Name, c.Name, t, c.Type)
+		}
+	}
+	for _, col := range e.Index {
+		name := pgx.Identifier{truncate(e.Name+"_"+col+"_idx", 63)}.Sanitize()
+		if _, err := tx.Exec(ctx, fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s (pbx, %s)", name, table, pgx.Identifier{col}.Sanitize())); err != nil {
+			return fmt.Errorf("create index on %s.%s: %w", e.Name, col, dbError(err))
+		}
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

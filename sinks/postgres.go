@@ -1,0 +1,404 @@
+package sinks
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/wildix-export/wildix-export/exporter"
+)
+
+// ErrDatabase marks failures to reach or talk to PostgreSQL (as opposed
+// to a row or statement it refused).
+var ErrDatabase = errors.New("database unavailable")
+
+// Postgres loads rows into a table per endpoint in one schema. Each batch
+// is streamed with COPY into a temporary staging table, then merged with
+// one INSERT … ON CONFLICT … DO UPDATE that touches only changed rows, in
+// the same transaction as the cursor state and the run ledger: after a
+// crash, either the batch and its cursor are there or neither is.
+//
+// Text values cannot hold NUL bytes in PostgreSQL: they are removed (and
+// \u0000 in JSON replaced by U+FFFD), counted, and logged once per batch.
+type Postgres struct {
+	pool   *pgxpool.Pool
+	schema string
+	log    *slog.Logger
+	stage  atomic.Int64
+}
+
+// Connect opens a pool on url and pings it, so an unreachable database is
+// reported before any API call. The error never shows the password.
+func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("EXPORT_DATABASE_URL is not a PostgreSQL URL or DSN: %w", err)
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrDatabase, err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("%w: cannot connect to %s:%d database %s as %s (check that PostgreSQL runs and EXPORT_DATABASE_URL): %v",
+			ErrDatabase, cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database, cfg.ConnConfig.User, err)
+	}
+	return pool, nil
+}
+
+// NewPostgres returns a sink on pool; call Migrate before use.
+func NewPostgres(pool *pgxpool.Pool, schema string, log *slog.Logger) *Postgres {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Postgres{pool: pool, schema: schema, log: log}
+}
+
+// Pool is the sink's connection pool.
+func (p *Postgres) Pool() *pgxpool.Pool { return p.pool }
+
+func (p *Postgres) ident(name string) string { return pgx.Identifier{p.schema, name}.Sanitize() }
+
+// dbError marks connection failures with ErrDatabase.
+func dbError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		if strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P") || pgErr.Code == "53300" {
+			return fmt.Errorf("%w: %w", ErrDatabase, err)
+		}
+		return err
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || pgconn.SafeToRetry(err) || errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "conn closed") ||
+		strings.Contains(err.Error(), "unexpected EOF") || strings.Contains(err.Error(), "connection reset") {
+		return fmt.Errorf("%w: %w", ErrDatabase, err)
+	}
+	return err
+}
+
+// State implements exporter.Sink.
+func (p *Postgres) State(ctx context.Context, pbx, key string) ([]byte, error) {
+	var st []byte
+	err := p.pool.QueryRow(ctx, "SELECT state FROM "+p.ident("export_state")+" WHERE pbx = $1 AND key = $2", pbx, key).Scan(&st)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read state %s: %w", key, dbError(err))
+	}
+	return st, nil
+}
+
+// Begin implements exporter.Sink: a transaction and a staging table.
+func (p *Postgres) Begin(ctx context.Context, b exporter.BatchInfo) (exporter.Batch, error) {
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("begin batch: %w", dbError(err))
+	}
+	stage := fmt.Sprintf("stage_%s_%d", b.Endpoint.Name, p.stage.Add(1))
+	if len(stage) > 63 {
+		stage = fmt.Sprintf("stage_%d", p.stage.Load())
+	}
+	cols := dataColumns(b.Endpoint)
+	_, err = tx.Exec(ctx, fmt.Sprintf("CREATE TEMP TABLE %s ON COMMIT DROP AS SELECT %s FROM %s WITH NO DATA",
+		pgx.Identifier{stage}.Sanitize(), strings.Join(quoted(cols), ", "), p.ident(b.Endpoint.Name)))
+	if err != nil {
+		tx.Rollback(ctx)
+		return nil, fmt.Errorf("create staging table for %s (has the schema been migrated?): %w", b.Endpoint.Name, dbError(err))
+	}
+	return &pgBatch{sink: p, info: b, tx: tx, stage: stage, cols: cols}, nil
+}
+
+// dataColumns are the columns a batch writes, in COPY order.
+func dataColumns(e *exporter.Endpoint) []string {
+	cols := []string{"pbx"}
+	for _, c := range e.Columns {
+		cols = append(cols, c.Name)
+	}
+	return append(cols, "extra", "raw", "run_id")
+}
+
+func quoted(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = pgx.Identifier{n}.Sanitize()
+	}
+	return out
+}
+
+type pgBatch struct {
+	sink  *Postgres
+	info  exporter.BatchInfo
+	tx    pgx.Tx
+	stage string
+	cols  []string
+	rows  int64
+	nuls  int64
+	buf   [][]any
+	done  bool
+}
+
+// Write implements exporter.Batch: one COPY per call.
+func (b *pgBatch) Write(ctx context.Context, rows []exporter.Row) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	b.buf = b.buf[:0]
+	for _, r := range rows {
+		vals := make([]any, 0, len(b.cols))
+		vals = append(vals, b.info.PBX)
+		for _, v := range r.Values {
+			vals = append(vals, b.value(v))
+		}
+		vals = append(vals, b.jsonValue(r.Extra), b.jsonValue(r.Raw), b.info.RunID)
+		b.buf = append(b.buf, vals)
+	}
+	if _, err := b.tx.CopyFrom(ctx, pgx.Identifier{b.stage}, b.cols, pgx.CopyFromRows(b.buf)); err != nil {
+		return fmt.Errorf("copy %d rows of %s: %w", len(rows), b.info.Endpoint.Name, dbError(err))
+	}
+	b.rows += int64(len(rows))
+	return nil
+}
+
+func (b *pgBatch) value(v any) any {
+	switch v := v.(type) {
+	case string:
+		if strings.IndexByte(v, 0) >= 0 {
+			b.nuls++
+			return strings.ReplaceAll(v, "\x00", "")
+		}
+		return v
+	case exporter.Decimal:
+		var n pgtype.Numeric
+		if err := n.Scan(string(v)); err != nil {
+			return nil
+		}
+		return n
+	case json.RawMessage:
+		return b.jsonValue(v)
+	}
+	return v
+}
+
+var jsonNUL = []byte(`\u0000`)
+
+// jsonValue returns JSON for a jsonb column, which refuses \u0000.
+func (b *pgBatch) jsonValue(raw json.RawMessage) any {
+	if raw == nil {
+		return nil
+	}
+	if bytes.Contains(raw, jsonNUL) {
+		b.nuls++
+		var v any
+		if json.Unmarshal(raw, &v) == nil {
+			if out, err := json.Marshal(stripNUL(v)); err == nil {
+				return json.RawMessage(out)
+			}
+		}
+		return json.RawMessage(bytes.ReplaceAll(raw, jsonNUL, []byte(`\ufffd`)))
+	}
+	return raw
+}
+
+func stripNUL(v any) any {
+	switch v := v.(type) {
+	case string:
+		return strings.ReplaceAll(v, "\x00", "\uFFFD")
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			out[strings.ReplaceAll(k, "\x00", "\uFFFD")] = stripNUL(x)
+		}
+		return out
+	case []any:
+		for i := range v {
+			v[i] = stripNUL(v[i])
+		}
+	}
+	return v
+}
+
+// Commit implements exporter.Batch.
+func (b *pgBatch) Commit(ctx context.Context, state []byte, pr exporter.Progress) error {
+	if b.done {
+		return errors.New("batch already finished")
+	}
+	b.done = true
+	err := b.commit(ctx, state, pr)
+	if err != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		b.tx.Rollback(rctx)
+		return dbError(err)
+	}
+	if b.nuls > 0 {
+		b.sink.log.Warn("NUL bytes removed from values PostgreSQL cannot store", "endpoint", b.info.Endpoint.Name, "values", b.nuls)
+	}
+	return nil
+}
+
+func (b *pgBatch) commit(ctx context.Context, state []byte, pr exporter.Progress) error {
+	e := b.info.Endpoint
+	p := b.sink
+	table := p.ident(e.Name)
+	keyCols := []string{"pbx"}
+	for _, k := range e.Key {
+		for _, c := range e.Columns {
+			if c.Field == k {
+				keyCols = append(keyCols, c.Name)
+			}
+		}
+	}
+	qk := strings.Join(quoted(keyCols), ", ")
+	qc := quoted(b.cols)
+	var set, cmp, excl []string
+	for _, c := range qc[1:] {
+		set = append(set, fmt.Sprintf("%s = EXCLUDED.%s", c, c))
+		if c != `"run_id"` {
+			cmp = append(cmp, "t."+c)
+			excl = append(excl, "EXCLUDED."+c)
+		}
+	}
+	stage := pgx.Identifier{b.stage}.Sanitize()
+	if b.rows > 0 {
+		q := fmt.Sprintf(`INSERT INTO %s AS t (%s) SELECT DISTINCT ON (%s) %s FROM %s
+ON CONFLICT (%s) DO UPDATE SET %s, exported_at = now(), deleted_at = NULL
+WHERE (%s) IS DISTINCT FROM (%s) OR t.deleted_at IS NOT NULL`,
+			table, strings.Join(qc, ", "), qk, strings.Join(qc, ", "), stage,
+			qk, strings.Join(set, ", "), strings.Join(cmp, ", "), strings.Join(excl, ", "))
+		if _, err := b.tx.Exec(ctx, q); err != nil {
+			return fmt.Errorf("merge %s: %w", e.Name, err)
+		}
+	}
+	if b.info.Snapshot {
+		var match []string
+		for _, k := range keyCols[1:] {
+			kk := pgx.Identifier{k}.Sanitize()
+			match = append(match, fmt.Sprintf("s.%s = t.%s", kk, kk))
+		}
+		q := fmt.Sprintf(`UPDATE %s AS t SET deleted_at = now() WHERE t.pbx = $1 AND t.deleted_at IS NULL
+AND NOT EXISTS (SELECT 1 FROM %s s WHERE %s)`, table, stage, strings.Join(match, " AND "))
+		if _, err := b.tx.Exec(ctx, q, b.info.PBX); err != nil {
+			return fmt.Errorf("mark deleted %s: %w", e.Name, err)
+		}
+	}
+	if _, err := b.tx.Exec(ctx, "INSERT INTO "+p.ident("export_state")+` (pbx, key, state, run_id, updated_at)
+VALUES ($1, $2, $3, $4, now())
+ON CONFLICT (pbx, key) DO UPDATE SET state = EXCLUDED.state, run_id = EXCLUDED.run_id, updated_at = now()`,
+		b.info.PBX, b.info.StateKey, json.RawMessage(state), b.info.RunID); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	if _, err := b.tx.Exec(ctx, "INSERT INTO "+p.ident("export_run_endpoints")+` (run_id, endpoint, rows, pages, retries, updated_at)
+VALUES ($1, $2, $3, $4, $5, now())
+ON CONFLICT (run_id, endpoint) DO UPDATE SET rows = EXCLUDED.rows, pages = EXCLUDED.pages, retries = EXCLUDED.retries, updated_at = now()`,
+		b.info.RunID, e.Name, pr.Rows, pr.Pages, pr.Retries); err != nil {
+		return fmt.Errorf("record progress: %w", err)
+	}
+	if err := b.tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Abort implements exporter.Batch.
+func (b *pgBatch) Abort(ctx context.Context) error {
+	if b.done {
+		return nil
+	}
+	b.done = true
+	return b.tx.Rollback(ctx)
+}
+
+// StartRun implements exporter.Ledger. Runs of this PBX still marked as
+// running are ones that died: the caller holds the PBX's lock.
+func (p *Postgres) StartRun(ctx context.Context, r *exporter.RunResult) error {
+	_, err := p.pool.Exec(ctx, "UPDATE "+p.ident("export_runs")+` SET status = 'abandoned', ended_at = now(),
+error = 'the process ended without finishing the run' WHERE pbx = $1 AND status = 'running'`, r.PBX)
+	if err != nil {
+		return dbError(err)
+	}
+	_, err = p.pool.Exec(ctx, "INSERT INTO "+p.ident("export_runs")+` (run_id, mode, pbx, started_at, status)
+VALUES ($1, $2, $3, $4, 'running')`, r.ID, r.Mode, r.PBX, r.Started)
+	return dbError(err)
+}
+
+// FinishRun implements exporter.Ledger.
+func (p *Postgres) FinishRun(ctx context.Context, r *exporter.RunResult) error {
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return dbError(err)
+	}
+	defer tx.Rollback(ctx)
+	var total int64
+	for _, e := range r.Endpoints {
+		total += e.Rows
+		var msg *string
+		if e.Err != nil {
+			s := e.Err.Error()
+			msg = &s
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO "+p.ident("export_run_endpoints")+` (run_id, endpoint, rows, pages, retries, error, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, now())
+ON CONFLICT (run_id, endpoint) DO UPDATE SET rows = EXCLUDED.rows, pages = EXCLUDED.pages, retries = EXCLUDED.retries,
+error = EXCLUDED.error, updated_at = now()`, r.ID, e.Endpoint, e.Rows, e.Pages, e.Retries, msg); err != nil {
+			return dbError(err)
+		}
+	}
+	var msg *string
+	if err := r.Err(); err != nil {
+		s := err.Error()
+		msg = &s
+	}
+	if _, err := tx.Exec(ctx, "UPDATE "+p.ident("export_runs")+` SET ended_at = $2, status = $3, rows = $4, error = $5 WHERE run_id = $1`,
+		r.ID, r.Ended, r.Status, total, msg); err != nil {
+		return dbError(err)
+	}
+	return dbError(tx.Commit(ctx))
+}
+
+// LockPBX takes the PBX's export lock without waiting: a session advisory
+// lock held on a dedicated connection until unlock, or until the process's
+// connection ends (however the process ends). ErrLocked when held.
+func (p *Postgres) LockPBX(ctx context.Context, pbx string) (func(), error) {
+	conn, err := p.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("lock PBX: %w", dbError(err))
+	}
+	var ok bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(7713, hashtext($1 || '/' || $2))", p.schema, pbx).Scan(&ok); err != nil {
+		conn.Release()
+		return nil, fmt.Errorf("lock PBX: %w", dbError(err))
+	}
+	if !ok {
+		conn.Release()
+		return nil, fmt.Errorf("%w (PostgreSQL advisory lock in schema %s)", ErrLocked, p.schema)
+	}
+	return func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, err := conn.Exec(uctx, "SELECT pg_advisory_unlock(7713, hashtext($1 || '/' || $2))", p.schema, pbx); err != nil {
+			conn.Conn().Close(uctx)
+		}
+		conn.Release()
+	}, nil
+}
