@@ -219,8 +219,17 @@ func (c *Client) list(ctx context.Context, u string) (*ListPage, time.Duration, 
 	return p, 0, nil
 }
 
-// transient reports whether a transport error may pass on its own.
+// transient reports whether a transport error may pass on its own:
+// timeouts, refused or reset connections, bodies cut short. An error from
+// the token source (a refused authorization) is not.
 func transient(err error) bool {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if ue.Timeout() {
+			return true
+		}
+		err = ue.Err // url.Error is itself a net.Error: look beneath it
+	}
 	var ne net.Error
 	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||

@@ -84,6 +84,10 @@ type Exporter struct {
 	Log         *slog.Logger
 	// Observe, when set, is called once per endpoint with its result.
 	Observe func(EndpointResult)
+	// Abort, when set, reports whether an endpoint's error makes the
+	// endpoints after it pointless (an authorization the PBX refused, a
+	// database gone); they are then not started.
+	Abort func(error) bool
 }
 
 // EndpointResult is what one endpoint's export did.
@@ -142,10 +146,15 @@ func (x *Exporter) log() *slog.Logger {
 // snapshots whole. A failing endpoint does not stop the others.
 func (x *Exporter) Run(ctx context.Context, id, mode string, endpoints []Endpoint) *RunResult {
 	r := x.start(ctx, id, mode)
+	var abort error
 	for i := range endpoints {
 		ep := &endpoints[i]
 		if ctx.Err() != nil {
 			r.Endpoints = append(r.Endpoints, EndpointResult{Endpoint: ep.Name, Err: fmt.Errorf("not started: %w", context.Cause(ctx))})
+			continue
+		}
+		if abort != nil {
+			r.Endpoints = append(r.Endpoints, EndpointResult{Endpoint: ep.Name, Err: fmt.Errorf("not started after an earlier failure: %w", abort)})
 			continue
 		}
 		var res EndpointResult
@@ -156,6 +165,9 @@ func (x *Exporter) Run(ctx context.Context, id, mode string, endpoints []Endpoin
 			res = x.snapshot(ctx, r.ID, ep)
 		}
 		x.finishEndpoint(r, res)
+		if res.Err != nil && x.Abort != nil && x.Abort(res.Err) {
+			abort = res.Err
+		}
 	}
 	x.finish(ctx, r)
 	return r

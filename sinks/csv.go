@@ -98,7 +98,7 @@ type pending struct {
 
 // State implements exporter.Sink.
 func (s *CSV) State(_ context.Context, pbx, key string) ([]byte, error) {
-	if err := s.recover(pbx, key); err != nil {
+	if err := s.recover(pbx, key, true); err != nil {
 		return nil, err
 	}
 	st, err := s.readState(pbx, key)
@@ -123,9 +123,9 @@ func (s *CSV) readState(pbx, key string) (*csvState, error) {
 	return &st, nil
 }
 
-// recover completes a commit that a crash interrupted after its pending
-// record was written.
-func (s *CSV) recover(pbx, key string) error {
+// recover completes a commit whose pending record was written: the one
+// Commit is making, or one a crash interrupted (crashed).
+func (s *CSV) recover(pbx, key string, crashed bool) error {
 	path := filepath.Join(s.stateDir(pbx), safeName(key)+".pending.json")
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -160,7 +160,9 @@ func (s *CSV) recover(pbx, key string) error {
 		if err := writeFileAtomic(manifestPath(p.Final), p.Manifest, 0o644); err != nil {
 			return err
 		}
-		s.opt.Log.Info("completed a commit interrupted by a crash", "file", p.Final)
+		if crashed {
+			s.opt.Log.Info("completed a commit interrupted by a crash", "file", p.Final)
+		}
 	}
 	st, _ := json.Marshal(p.csvState)
 	if err := writeFileAtomic(filepath.Join(s.stateDir(pbx), safeName(key)+".json"), st, 0o644); err != nil {
@@ -188,14 +190,15 @@ func fileSHA256(path string) (string, error) {
 
 // Begin implements exporter.Sink.
 func (s *CSV) Begin(_ context.Context, b exporter.BatchInfo) (exporter.Batch, error) {
-	if err := s.recover(b.PBX, b.StateKey); err != nil {
+	if err := s.recover(b.PBX, b.StateKey, true); err != nil {
 		return nil, err
 	}
 	dir := filepath.Join(s.opt.Dir, b.Endpoint.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create %s: %w", dir, err)
 	}
-	s.removeStale(dir, b.PBX)
+	s.removeStale(dir, "."+safeName(b.PBX)+"_")
+	s.removeStale(s.stateDir(b.PBX), ".")
 	var name string
 	if b.Window != nil {
 		compact := strings.NewReplacer("-", "", ":", "", " ", "T")
@@ -233,11 +236,12 @@ func (s *CSV) Begin(_ context.Context, b exporter.BatchInfo) (exporter.Batch, er
 	return bt, nil
 }
 
-// removeStale deletes temporary files this PBX left in dir before this
-// process started: the remains of runs that crashed before committing.
-func (s *CSV) removeStale(dir, pbx string) {
+// removeStale deletes temporary files (named prefix….tmp-…) left in dir
+// before this process started: the remains of runs that crashed before
+// committing. A pending commit names its data by its final name, and a
+// temporary data file it still needs is renamed by recover before this.
+func (s *CSV) removeStale(dir, prefix string) {
 	entries, _ := os.ReadDir(dir)
-	prefix := "." + safeName(pbx) + "_"
 	for _, e := range entries {
 		if !strings.HasPrefix(e.Name(), prefix) || !strings.Contains(e.Name(), ".tmp-") {
 			continue
@@ -369,7 +373,7 @@ func (b *csvBatch) Commit(_ context.Context, state []byte, _ exporter.Progress) 
 	}
 	b.done = true
 	// From here the commit has happened; recover finishes it if we crash.
-	return s.recover(b.info.PBX, b.info.StateKey)
+	return s.recover(b.info.PBX, b.info.StateKey, false)
 }
 
 func columnNames(e *exporter.Endpoint) []string {
@@ -447,7 +451,7 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
 	}

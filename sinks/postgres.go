@@ -308,6 +308,12 @@ ON CONFLICT (pbx, key) DO UPDATE SET state = EXCLUDED.state, run_id = EXCLUDED.r
 		b.info.PBX, b.info.StateKey, json.RawMessage(state), b.info.RunID); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
+	// The run's ledger row normally exists (StartRun); a caller that keeps
+	// no ledger still gets one.
+	if _, err := b.tx.Exec(ctx, "INSERT INTO "+p.ident("export_runs")+` (run_id, mode, pbx, started_at, status)
+VALUES ($1, 'unknown', $2, now(), 'running') ON CONFLICT (run_id) DO NOTHING`, b.info.RunID, b.info.PBX); err != nil {
+		return fmt.Errorf("record run: %w", err)
+	}
 	if _, err := b.tx.Exec(ctx, "INSERT INTO "+p.ident("export_run_endpoints")+` (run_id, endpoint, rows, pages, retries, updated_at)
 VALUES ($1, $2, $3, $4, $5, now())
 ON CONFLICT (run_id, endpoint) DO UPDATE SET rows = EXCLUDED.rows, pages = EXCLUDED.pages, retries = EXCLUDED.retries, updated_at = now()`,

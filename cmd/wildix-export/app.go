@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/wildix-export/wildix-export/auth"
+	"github.com/wildix-export/wildix-export/config"
+	"github.com/wildix-export/wildix-export/sinks"
+)
+
+// Exit codes, documented in the README; a cron or an orchestrator tells
+// failures apart by them.
+const (
+	exitOK          = 0   // success
+	exitFailed      = 1   // an export, query or check failed
+	exitConfig      = 2   // bad configuration, flag or argument
+	exitAuth        = 3   // authorization needed: run `wildix-export authorize`
+	exitDatabase    = 4   // PostgreSQL unreachable or unusable
+	exitLocked      = 5   // another export of this PBX is running; this one skipped
+	exitUnreachable = 6   // the PBX cannot be reached (DNS, connection, TLS)
+	exitInterrupted = 7   // stopped by SIGINT/SIGTERM; committed progress is kept
+	exitAborted     = 130 // a second signal aborted
+)
+
+var (
+	errUsage       = errors.New("usage error")
+	errInterrupted = errors.New("interrupted")
+	// errQuiet marks an error already reported to the person.
+	errQuiet = errors.New("reported")
+)
+
+func exitCode(err error) int {
+	var cfgErr *config.Error
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &cfgErr), errors.Is(err, errUsage):
+		return exitConfig
+	case errors.Is(err, auth.ErrReauthorize):
+		return exitAuth
+	case errors.Is(err, sinks.ErrDatabase):
+		return exitDatabase
+	case errors.Is(err, sinks.ErrLocked):
+		return exitLocked
+	case errors.Is(err, auth.ErrUnreachable):
+		return exitUnreachable
+	case errors.Is(err, errInterrupted), errors.Is(err, context.Canceled):
+		return exitInterrupted
+	}
+	return exitFailed
+}
+
+// app is what every command is given.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	log            *slog.Logger
+	cfg            *config.Config
+}
+
+type command struct {
+	name, args, summary string
+	run                 func(ctx context.Context, a *app, args []string) error
+}
+
+var commands []command
+
+func init() {
+	commands = []command{
+		{"demo", "[flags]", "export from a built-in PBX simulator, with no PBX or database: the quick start", cmdDemo},
+		{"authorize", "[flags]", "authorize once with OAuth 2.0 and store the token", cmdAuthorize},
+		{"run", "[--once] [--now] [flags]", "export on EXPORT_SCHEDULE (a worker), or once", cmdRun},
+		{"backfill", "--from DATE --to DATE [flags]", "export a past date range, window by window, resumable", cmdBackfill},
+		{"check", "", "check the PBX, the token and the sink, one line each", cmdCheck},
+		{"query", "PATH", "GET any PBX API path and print the JSON", cmdQuery},
+		{"endpoints", "[-v]", "list the endpoints that can be exported", cmdEndpoints},
+		{"config", "", "print the effective configuration (secrets redacted) and its problems", cmdConfig},
+		{"version", "", "print the version", cmdVersion},
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "wildix-export exports Wildix PBX data (call history first) into PostgreSQL or CSV.\n\nUsage:\n  wildix-export <command> [flags]\n\nCommands:\n")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "\nRun 'wildix-export <command> -h' for a command's flags. Configuration comes from\nenvironment variables; 'wildix-export config -h' lists them.\n")
+}
+
+// run is the program: main only adds signals and the exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		usage(stderr)
+		return fmt.Errorf("%w: no command given", errUsage)
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		usage(stdout)
+		return nil
+	}
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, log: newLogger(stderr, "auto", "info")}
+	for _, c := range commands {
+		if c.name == args[0] {
+			return c.run(ctx, a, args[1:])
+		}
+	}
+	usage(stderr)
+	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+}
+
+// flags returns a command's flag set; its usage goes to stderr.
+func (a *app) flags(name, args, summary string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(a.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(a.stderr, "Usage: wildix-export %s %s\n\n%s\n", name, args, summary)
+		if hasFlags(fs) {
+			fmt.Fprintln(a.stderr, "\nFlags:")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+func hasFlags(fs *flag.FlagSet) bool {
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	return n > 0
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return nil
+}
+
+// load reads the configuration and sets up logging from it.
+func (a *app) load(need config.Need) error {
+	cfg, err := config.Load(need)
+	if cfg != nil {
+		a.cfg = cfg
+		a.log = newLogger(a.stderr, cfg.LogFormat, cfg.LogLevel)
+	}
+	return err
+}
+
+func newLogger(w io.Writer, format, level string) *slog.Logger {
+	var lv slog.Level
+	lv.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "auto" {
+		format = "json"
+		if isTerminal(w) {
+			format = "text"
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func cmdVersion(_ context.Context, a *app, args []string) error {
+	fs := a.flags("version", "", "Print the version.")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "wildix-export %s (schema version %d)\n", version, sinks.SchemaVersion())
+	return nil
+}
+
+// version is set at build time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+func cmdConfig(_ context.Context, a *app, args []string) error {
+	fs := a.flags("config", "", "Print the effective configuration, secrets redacted, and every problem found in it.\n\nEnvironment variables:")
+	fs.Usage = func() {
+		fmt.Fprintf(a.stderr, "Usage: wildix-export config\n\nPrints the effective configuration, secrets redacted, and every problem found.\n\nEnvironment variables (default, description):\n")
+		config.Usage(a.stderr)
+	}
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	err := a.load(config.Need{PBX: true, Sink: true})
+	if a.cfg != nil {
+		a.cfg.Print(a.stdout)
+	}
+	var cfgErr *config.Error
+	if errors.As(err, &cfgErr) {
+		fmt.Fprintln(a.stdout)
+		fmt.Fprintln(a.stdout, strings.TrimSpace(cfgErr.Error()))
+		return fmt.Errorf("%w: %w", errQuiet, err)
+	}
+	return err
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+
+	"fmt"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"net/http"
+	"time"
+
+	"github.com/wildix-export/wildix-export/auth"
+	"github.com/wildix-export/wildix-export/config"
+	"github.com/wildix-export/wildix-export/sinks"
+)
+
+func cmdAuthorize(ctx context.Context, a *app, args []string) error {
+	fs := a.flags("authorize", "[flags]", `Authorize wildix-export once with the PBX's OAuth 2.0 authorization-code flow
+and store the token (WILDIX_TOKEN_FILE, or the database with EXPORT_SINK=postgres).
+
+With a loopback WILDIX_REDIRECT_URL (http://127.0.0.1:PORT/...), it listens for
+the redirect itself: open the printed address, approve, done. With any other
+Redirect URI (such as https://{PBX}/api/v1/doc/), paste the address the browser
+landed on, or pass it with --redirect-url.`)
+	landed := fs.String("redirect-url", "", "the address the browser landed on after approving (paste flow)")
+	timeout := fs.Duration("timeout", 5*time.Minute, "how long to wait for the browser")
+	noBrowser := fs.Bool("no-browser", false, "do not try to open a browser")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := a.load(config.Need{PBX: true}); err != nil {
+		return err
+	}
+	if a.cfg.Auth != config.AuthOAuth {
+		return fmt.Errorf("%w: authorize is for OAuth 2.0; with WILDIX_API_KEY or S2S settings there is nothing to authorize", errUsage)
+	}
+	var pool *pgxpool.Pool
+	if a.cfg.TokenFile == "" && a.cfg.Sink == "postgres" {
+		if !a.cfg.DatabaseURL.IsSet() {
+			return fmt.Errorf("%w: EXPORT_SINK=postgres keeps the token in the database: set EXPORT_DATABASE_URL, or WILDIX_TOKEN_FILE", errUsage)
+		}
+		p, err := sinks.Connect(ctx, a.cfg.DatabaseURL.Value())
+		if err != nil {
+			return err
+		}
+		defer p.Close()
+		pool = p
+	}
+	store, where, err := a.tokenStore(ctx, pool)
+	if err != nil {
+		return err
+	}
+	base, err := a.baseTransport()
+	if err != nil {
+		return err
+	}
+	rec, err := auth.Authorize(ctx, auth.AuthorizeOptions{
+		Config: a.oauthConfig(), ClientAuth: a.cfg.TokenAuth, HTTPClient: &http.Client{Transport: base, Timeout: a.cfg.RequestTimeout},
+		Store: store, PBX: a.cfg.PBXID, RedirectedTo: *landed, Stdin: a.stdin, Stdout: a.stdout, Stderr: a.stderr,
+		Timeout: *timeout, OpenBrowser: !*noBrowser, Log: a.log,
+	})
+	if err != nil {
+		return fmt.Errorf("authorize: %w", err)
+	}
+	fmt.Fprintf(a.stderr, "Authorized. Token for PBX %s stored in %s (expires %s, refreshed automatically).\nNext: wildix-export check, then wildix-export run --once\n",
+		a.cfg.PBXID, where, rec.Expiry.Local().Format(time.RFC3339))
+	return nil
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/wildix-export/wildix-export/config"
+	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/sinks"
+)
+
+func parseWall(flagName, s string) (time.Time, error) {
+	for _, layout := range []string{"2006-01-02", "2006-01-02 15:04", "2006-01-02 15:04:05", "2006-01-02T15:04", "2006-01-02T15:04:05"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%w: --%s %q: expected a date YYYY-MM-DD (or YYYY-MM-DD HH:MM) in the PBX's local time", errUsage, flagName, s)
+}
+
+func cmdBackfill(ctx context.Context, a *app, args []string) error {
+	fs := a.flags("backfill", "--from DATE --to DATE [flags]", `Export the records whose time (call start) lies in [--from, --to), PBX-local
+time, window by window. Each window commits on its own, so running the same
+backfill again resumes at the first unfinished window (--force redoes all).
+A backfill never moves the nightly cursor; rows already exported are not
+duplicated in PostgreSQL (CSV gets one file per window).`)
+	from := fs.String("from", "", "first day, YYYY-MM-DD (inclusive), PBX-local")
+	to := fs.String("to", "", "last day, YYYY-MM-DD (exclusive), PBX-local")
+	window := fs.Duration("window", 24*time.Hour, "window length")
+	force := fs.Bool("force", false, "redo windows already done")
+	eps := fs.String("endpoints", "", "comma list of endpoints (default: every endpoint with a time field)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *from == "" || *to == "" {
+		return fmt.Errorf("%w: --from and --to are required, e.g. --from 2026-01-01 --to 2026-02-01", errUsage)
+	}
+	f, err := parseWall("from", *from)
+	if err != nil {
+		return err
+	}
+	t, err := parseWall("to", *to)
+	if err != nil {
+		return err
+	}
+	if !f.Before(t) {
+		return fmt.Errorf("%w: --from %s is not before --to %s", errUsage, *from, *to)
+	}
+	if *window < time.Minute {
+		return fmt.Errorf("%w: --window %s: expected at least 1m", errUsage, *window)
+	}
+	if err := a.load(config.Need{PBX: true, Sink: true}); err != nil {
+		return err
+	}
+	cat, err := a.catalog()
+	if err != nil {
+		return err
+	}
+	var endpoints []exporter.Endpoint
+	if *eps != "" {
+		if endpoints, err = cat.Select(splitList(*eps)); err != nil {
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+	} else {
+		for _, e := range cat.All() {
+			if e.TimeField != "" && e.Cursor != "" {
+				endpoints = append(endpoints, e)
+			}
+		}
+	}
+	s, err := a.openSink(ctx, cat)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	unlock, err := s.lock(ctx, a.cfg.PBXID)
+	if err != nil {
+		if errors.Is(err, sinks.ErrLocked) {
+			a.log.Warn("backfill skipped: another export of this PBX is running", "err", err)
+		}
+		return err
+	}
+	defer unlock()
+	p, err := a.pbxClient(ctx, s.pool)
+	if err != nil {
+		return err
+	}
+	x := a.exporter(p, s)
+	tty := isTerminal(a.stderr)
+	lastLog := time.Time{}
+	progress := func(pr exporter.BackfillProgress) {
+		rate := float64(pr.Rows) / max(pr.Elapsed.Seconds(), 0.001)
+		left := time.Duration(0)
+		if pr.Done > 0 {
+			left = time.Duration(float64(pr.Elapsed) / float64(pr.Done) * float64(pr.Total-pr.Done))
+		}
+		if tty {
+			fmt.Fprintf(a.stderr, "\r%s: window %d/%d (%s) rows %d, %.0f rows/s, about %s left   ",
+				pr.Endpoint, pr.Done, pr.Total, pr.Window.From[:10], pr.Rows, rate, left.Round(time.Second))
+			if pr.Done == pr.Total {
+				fmt.Fprintln(a.stderr)
+			}
+			return
+		}
+		if time.Since(lastLog) >= 10*time.Second || pr.Done == pr.Total {
+			lastLog = time.Now()
+			a.log.Info("backfill progress", "endpoint", pr.Endpoint, "windows_done", pr.Done, "windows", pr.Total,
+				"window", pr.Window.From, "rows", pr.Rows, "rows_per_second", int(rate), "time_left", left.Round(time.Second).String())
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.RunTimeout)
+	defer cancel()
+	r := x.Backfill(ctx, exporter.NewRunID(time.Now()), endpoints, exporter.BackfillOptions{From: f, To: t, Window: *window, Force: *force, Progress: progress})
+	summary(a.stdout, r)
+	if err := r.Err(); err != nil {
+		if errors.Is(context.Cause(ctx), errInterrupted) {
+			return fmt.Errorf("%w (finished windows are kept; run the same backfill again to resume): %w", context.Cause(ctx), err)
+		}
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/wildix-export/wildix-export/exporter"
+)
+
+// metrics are the worker's Prometheus figures, in a registry of its own.
+// A nil *metrics is not allowed; newMetrics is cheap.
+type metrics struct {
+	reg         *prometheus.Registry
+	runs        *prometheus.CounterVec
+	rows        *prometheus.CounterVec
+	pages       *prometheus.CounterVec
+	retries     *prometheus.CounterVec
+	duration    prometheus.Histogram
+	lastSuccess *prometheus.GaugeVec
+	panics      prometheus.Counter
+	skips       prometheus.Counter
+	ready       atomic.Bool
+	tokenExpiry func() time.Time
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wildix_export_runs_total",
+			Help: "Export runs by outcome (ok, failed, interrupted)."}, []string{"outcome"}),
+		rows: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wildix_export_rows_total",
+			Help: "Rows exported, by endpoint."}, []string{"endpoint"}),
+		pages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wildix_export_pages_total",
+			Help: "Pages read from the PBX, by endpoint."}, []string{"endpoint"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wildix_export_retries_total",
+			Help: "Requests to the PBX retried, by endpoint."}, []string{"endpoint"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "wildix_export_run_duration_seconds",
+			Help: "Duration of export runs.", Buckets: prometheus.ExponentialBuckets(1, 3, 10)}),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "wildix_export_last_success_timestamp_seconds",
+			Help: "Unix time of the last successful export, by endpoint."}, []string{"endpoint"}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{Name: "wildix_export_run_panics_total",
+			Help: "Runs that panicked (recovered)."}),
+		skips: prometheus.NewCounter(prometheus.CounterOpts{Name: "wildix_export_runs_skipped_total",
+			Help: "Runs skipped because another export of the PBX held its lock."}),
+		tokenExpiry: func() time.Time { return time.Time{} },
+	}
+	m.reg.MustRegister(m.runs, m.rows, m.pages, m.retries, m.duration, m.lastSuccess, m.panics, m.skips,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wildix_export_token_expiry_timestamp_seconds",
+			Help: "Unix time the OAuth access token in use expires (0 for keys or before the first run)."},
+			func() float64 {
+				if t := m.tokenExpiry(); !t.IsZero() {
+					return float64(t.Unix())
+				}
+				return 0
+			}))
+	return m
+}
+
+func (m *metrics) endpoint(r exporter.EndpointResult) {
+	m.rows.WithLabelValues(r.Endpoint).Add(float64(r.Rows))
+	m.pages.WithLabelValues(r.Endpoint).Add(float64(r.Pages))
+	m.retries.WithLabelValues(r.Endpoint).Add(float64(r.Retries))
+	if r.Err == nil {
+		m.lastSuccess.WithLabelValues(r.Endpoint).Set(float64(r.Completed.Unix()))
+	}
+}
+
+func (m *metrics) run(r *exporter.RunResult, d time.Duration) {
+	m.runs.WithLabelValues(r.Status).Inc()
+	m.duration.Observe(d.Seconds())
+}
+
+func (m *metrics) panicked() { m.panics.Inc() }
+func (m *metrics) skipped()  { m.skips.Inc() }
+
+// serveHTTP serves /healthz (the process answers), /readyz (the worker is
+// scheduling and the sink answers) and /metrics on EXPORT_HTTP_ADDR.
+func serveHTTP(ctx context.Context, a *app, m *metrics, s *sink) (func(), error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !m.ready.Load() {
+			http.Error(w, "not ready: the worker is not scheduling", http.StatusServiceUnavailable)
+			return
+		}
+		if s.pool != nil {
+			pctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+			defer cancel()
+			if err := s.pool.Ping(pctx); err != nil {
+				http.Error(w, "not ready: database unreachable", http.StatusServiceUnavailable)
+				return
+			}
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: EXPORT_HTTP_ADDR=%s: %v", errUsage, a.cfg.HTTPAddr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("http listener stopped", "err", err)
+		}
+	}()
+	a.log.Info("serving /healthz, /readyz and /metrics", "addr", ln.Addr().String())
+	return func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}, nil
+}
