@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -41,7 +42,7 @@ type env struct {
 	CAFile           string `envconfig:"WILDIX_CA_FILE" desc:"PEM file of extra CA certificates trusted for the PBX"`
 	InsecureTLS      string `envconfig:"WILDIX_INSECURE_SKIP_VERIFY" default:"false" desc:"skip TLS certificate verification (never in production)"`
 	AllowHTTP        string `envconfig:"WILDIX_ALLOW_HTTP" default:"false" desc:"allow a plain http:// PBX URL that is not loopback"`
-	Timezone         string `envconfig:"WILDIX_TIMEZONE" default:"UTC" desc:"the PBX's IANA time zone, for records without a timezone offset and for backfill windows"`
+	Timezone         string `envconfig:"WILDIX_TIMEZONE" desc:"the PBX's IANA time zone, e.g. Europe/Rome (default: each record's timezone offset, UTC where a record has none)"`
 	RequestTimeout   string `envconfig:"WILDIX_REQUEST_TIMEOUT" default:"60s" desc:"timeout of one HTTP request to the PBX"`
 	Sink             string `envconfig:"EXPORT_SINK" default:"csv" desc:"where rows go: csv or postgres"`
 	CSVDir           string `envconfig:"EXPORT_CSV_DIR" default:"./export" desc:"folder of the csv sink"`
@@ -52,7 +53,7 @@ type env struct {
 	Endpoints        string `envconfig:"EXPORT_ENDPOINTS" desc:"comma list of endpoints to export (default: every built-in endpoint)"`
 	EndpointsFile    string `envconfig:"EXPORT_ENDPOINTS_FILE" desc:"JSON file of custom endpoints"`
 	Schedule         string `envconfig:"EXPORT_SCHEDULE" default:"0 2 * * *" desc:"cron spec of the worker (5 fields, @daily, or CRON_TZ=Zone prefix)"`
-	ScheduleTimezone string `envconfig:"EXPORT_TIMEZONE" desc:"time zone of EXPORT_SCHEDULE (default: WILDIX_TIMEZONE)"`
+	ScheduleTimezone string `envconfig:"EXPORT_TIMEZONE" desc:"time zone of EXPORT_SCHEDULE (default: WILDIX_TIMEZONE, else UTC)"`
 	PageSize         string `envconfig:"EXPORT_PAGE_SIZE" default:"1000" desc:"records asked for per page (count)"`
 	Concurrency      string `envconfig:"EXPORT_CONCURRENCY" default:"4" desc:"pages fetched at once"`
 	BatchSize        string `envconfig:"EXPORT_BATCH_SIZE" default:"50000" desc:"rows committed together with their cursor"`
@@ -175,6 +176,13 @@ func Load(need Need) (*Config, error) {
 	return parse(e, need, os.ReadFile)
 }
 
+// Markdown writes the variables as a Markdown table, for the README.
+func Markdown(w io.Writer) error {
+	const format = "| Variable | Default | Description |\n|---|---|---|\n" +
+		"{{range .}}| `{{usage_key .}}` | {{with usage_default .}}`{{.}}`{{end}} | {{usage_description .}} |\n{{end}}"
+	return envconfig.Usagef("", &env{}, w, format)
+}
+
 // Usage writes the table of variables, their defaults and descriptions.
 func Usage(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -283,8 +291,11 @@ func parse(e env, need Need, readFile func(string) ([]byte, error)) (*Config, er
 	cfg.AllowHTTP = c.boolean("WILDIX_ALLOW_HTTP", e.AllowHTTP)
 	cfg.CSVGzip = c.boolean("EXPORT_CSV_GZIP", e.CSVGzip)
 	cfg.CSVSafeFormulas = c.boolean("EXPORT_CSV_SAFE_FORMULAS", e.CSVSafeFormulas)
-	cfg.Timezone = c.location("WILDIX_TIMEZONE", e.Timezone)
-	cfg.ScheduleTimezone = cfg.Timezone
+	cfg.ScheduleTimezone = time.UTC
+	if strings.TrimSpace(e.Timezone) != "" {
+		cfg.Timezone = c.location("WILDIX_TIMEZONE", e.Timezone)
+		cfg.ScheduleTimezone = cfg.Timezone
+	}
 	if e.ScheduleTimezone != "" {
 		cfg.ScheduleTimezone = c.location("EXPORT_TIMEZONE", e.ScheduleTimezone)
 	}
@@ -429,4 +440,14 @@ func identifier(s string) bool {
 		}
 	}
 	return true
+}
+
+// Variables lists every environment variable the program reads.
+func Variables() []string {
+	t := reflect.TypeOf(env{})
+	out := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		out = append(out, t.Field(i).Tag.Get("envconfig"))
+	}
+	return out
 }

@@ -64,7 +64,7 @@ func (c *Config) Print(w io.Writer) error {
 		{"WILDIX_CA_FILE", or(c.CAFile, "(system roots)")},
 		{"WILDIX_INSECURE_SKIP_VERIFY", fmt.Sprint(c.InsecureTLS)},
 		{"WILDIX_ALLOW_HTTP", fmt.Sprint(c.AllowHTTP)},
-		{"WILDIX_TIMEZONE", c.Timezone.String()},
+		{"WILDIX_TIMEZONE", zoneName(c)},
 		{"WILDIX_REQUEST_TIMEOUT", c.RequestTimeout.String()},
 		{"EXPORT_SINK", c.Sink},
 		{"EXPORT_CSV_DIR", c.CSVDir},
@@ -91,4 +91,11 @@ func (c *Config) Print(w io.Writer) error {
 		fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
 	}
 	return tw.Flush()
+}
+
+func zoneName(c *Config) string {
+	if c.Timezone == nil {
+		return "(each record's own offset)"
+	}
+	return c.Timezone.String()
 }

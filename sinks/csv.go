@@ -62,14 +62,14 @@ func NewCSV(o CSVOptions) (*CSV, error) {
 	return &CSV{opt: o, started: time.Now()}, nil
 }
 
-// safeName encodes s for use as one path element: letters, digits, - and _
-// are kept, every other byte becomes %XX, so the mapping is one to one and
-// no name can climb out of its folder.
+// safeName encodes s for use as one path element: letters, digits, -, _
+// and non-leading dots are kept, every other byte becomes %XX, so the
+// mapping is one to one and no name can be "." or ".." or hold a slash.
 func safeName(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' {
+		if (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || (c == '.' && i > 0) {
 			b.WriteByte(c)
 		} else {
 			fmt.Fprintf(&b, "%%%02X", c)

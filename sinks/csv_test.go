@@ -281,3 +281,21 @@ func jsonText(v any) string {
 	}
 	return ""
 }
+
+func TestSafeNameCannotLeaveItsFolder(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, want string }{
+		{"acme.wildixin.com", "acme.wildixin.com"},
+		{"127.0.0.1:8443", "127.0.0.1%3A8443"},
+		{"..", "%2E."},
+		{"../../etc/passwd", "%2E.%2F..%2Fetc%2Fpasswd"},
+		{"backfill/call_history/2026-01-01 00:00:00", "backfill%2Fcall_history%2F2026-01-01%2000%3A00%3A00"},
+	} {
+		if got := safeName(tc.in); got != tc.want {
+			t.Errorf("safeName(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if got := safeName(tc.in); strings.Contains(got, "/") || got == "." || got == ".." {
+			t.Errorf("safeName(%q) = %q can climb out", tc.in, got)
+		}
+	}
+}

@@ -51,6 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		rotate     = fs.Bool("rotate-refresh-tokens", true, "refresh tokens are single use")
 		clientAuth = fs.String("client-auth", "body", "token endpoint client authentication: body (Basic refused, as real PBXes), both, basic")
 		apiKey     = fs.String("api-key", "", "a static bearer key to accept")
+		apiKeyFile = fs.String("api-key-file", "", "a file holding a static bearer key to accept")
 		s2sApp     = fs.String("s2s", "", "an S2S app to accept, as id:name:secret")
 		liveEvery  = fs.Int("live-insert-every", 0, "insert new calls after every N call-history requests (0: off)")
 		f5xx       = fs.Float64("fault-5xx", 0, "rate of 500 answers")
@@ -89,6 +90,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if *apiKey != "" {
 		opt.APIKeys = []string{*apiKey}
+	}
+	if *apiKeyFile != "" {
+		b, err := os.ReadFile(*apiKeyFile)
+		if err != nil {
+			return fmt.Errorf("-api-key-file: %w", err)
+		}
+		opt.APIKeys = append(opt.APIKeys, strings.TrimSpace(string(b)))
 	}
 	if *s2sApp != "" {
 		p := strings.SplitN(*s2sApp, ":", 3)

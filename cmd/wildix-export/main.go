@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -28,7 +29,7 @@ func main() {
 		os.Exit(exitAborted)
 	}()
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	if err != nil && !errors.Is(err, errQuiet) {
+	if err != nil && !errors.Is(err, errQuiet) && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "wildix-export:", err)
 	}
 	os.Exit(exitCode(err))

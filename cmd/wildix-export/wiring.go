@@ -159,11 +159,6 @@ func (a *app) exporter(p *pbx, s *sink) *exporter.Exporter {
 	}
 }
 
-// zone is WILDIX_TIMEZONE, nil when left at its default (UTC) so that the
-// records' own offsets decide.
-func zone(c *config.Config) *time.Location {
-	if c.Timezone == nil || c.Timezone == time.UTC {
-		return nil
-	}
-	return c.Timezone
-}
+// zone is WILDIX_TIMEZONE, nil when not set so that the records' own
+// offsets decide.
+func zone(c *config.Config) *time.Location { return c.Timezone }

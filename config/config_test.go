@@ -1,0 +1,158 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the README's configuration table")
+
+// good is a complete, valid environment.
+func good() env {
+	return env{
+		PBXURL: "https://acme.wildixin.com", ClientID: "app", ClientSecret: "s3cret",
+		RedirectURL: "http://127.0.0.1:8765/callback", TokenAuth: "auto", InsecureTLS: "false", AllowHTTP: "false",
+		RequestTimeout: "60s", Sink: "csv", CSVDir: "./export", CSVGzip: "false", CSVSafeFormulas: "false", DBSchema: "wildix",
+		Schedule: "0 2 * * *", PageSize: "1000", Concurrency: "4", BatchSize: "50000", MaxPages: "100000", MaxAttempts: "8",
+		RunTimeout: "6h", ShutdownGrace: "30s", LogFormat: "auto", LogLevel: "info",
+	}
+}
+
+func noFiles(string) ([]byte, error) { return nil, errors.New("no files here") }
+
+func TestParseProblems(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		change func(*env)
+		want   []string // variables with a problem, in order
+	}{
+		{"valid", func(*env) {}, nil},
+		{"three at once", func(e *env) { e.PBXURL = "acme"; e.ClientID = ""; e.Schedule = "every night" },
+			[]string{"EXPORT_SCHEDULE", "WILDIX_PBX_URL", "WILDIX_CLIENT_ID"}},
+		{"http not on loopback", func(e *env) { e.PBXURL = "http://acme.wildixin.com" }, []string{"WILDIX_PBX_URL"}},
+		{"http on loopback", func(e *env) { e.PBXURL = "http://127.0.0.1:8080" }, nil},
+		{"http allowed", func(e *env) { e.PBXURL = "http://pbx.lan"; e.AllowHTTP = "true" }, nil},
+		{"path in URL", func(e *env) { e.PBXURL = "https://acme.wildixin.com/api/v1" }, []string{"WILDIX_PBX_URL"}},
+		{"user in URL", func(e *env) { e.PBXURL = "https://u:p@acme.wildixin.com" }, []string{"WILDIX_PBX_URL"}},
+		{"numbers", func(e *env) { e.PageSize = "0"; e.Concurrency = "many"; e.BatchSize = "-1" },
+			[]string{"EXPORT_PAGE_SIZE", "EXPORT_CONCURRENCY", "EXPORT_BATCH_SIZE"}},
+		{"durations and booleans", func(e *env) { e.RunTimeout = "forever"; e.CSVGzip = "yes please" },
+			[]string{"EXPORT_CSV_GZIP", "EXPORT_RUN_TIMEOUT"}},
+		{"enums", func(e *env) { e.Sink = "excel"; e.LogLevel = "loud"; e.TokenAuth = "header" },
+			[]string{"WILDIX_TOKEN_AUTH", "EXPORT_SINK", "EXPORT_LOG_LEVEL"}},
+		{"zone", func(e *env) { e.Timezone = "Rome" }, []string{"WILDIX_TIMEZONE"}},
+		{"schema injection", func(e *env) { e.DBSchema = `wildix"; DROP TABLE x; --` }, []string{"EXPORT_DB_SCHEMA"}},
+		{"postgres without url", func(e *env) { e.Sink = "postgres" }, []string{"EXPORT_DATABASE_URL"}},
+		{"api key instead of oauth", func(e *env) { e.ClientID, e.ClientSecret, e.APIKey = "", "", "wsk-v1-x" }, nil},
+		{"s2s incomplete", func(e *env) { e.S2SAppID = "id" }, []string{"WILDIX_S2S_APP_NAME", "WILDIX_S2S_SECRET"}},
+		{"secret twice", func(e *env) { e.ClientSecretFile = "/run/secrets/x" }, []string{"WILDIX_CLIENT_SECRET"}},
+		{"secret file missing", func(e *env) { e.ClientSecret = ""; e.ClientSecretFile = "/nope" }, []string{"WILDIX_CLIENT_SECRET_FILE", "WILDIX_CLIENT_SECRET"}},
+		{"bad token key", func(e *env) { e.TokenKey = "c2hvcnQ=" }, []string{"WILDIX_TOKEN_KEY"}},
+		{"cron with zone", func(e *env) { e.Schedule = "CRON_TZ=Europe/Rome 30 1 * * *" }, nil},
+		{"descriptor", func(e *env) { e.Schedule = "@daily" }, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := good()
+			tc.change(&e)
+			_, err := parse(e, Need{PBX: true, Sink: true}, noFiles)
+			var got []string
+			var ce *Error
+			if errors.As(err, &ce) {
+				for _, p := range ce.Problems {
+					got = append(got, p.Var)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("problems with %v, want %v\n%v", got, tc.want, err)
+			}
+		})
+	}
+}
+
+func TestSecretsFromFilesAndRedaction(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "secret")
+	os.WriteFile(path, []byte("from-file-secret\n"), 0o600)
+	e := good()
+	e.ClientSecret, e.ClientSecretFile = "", path
+	e.Sink, e.DatabaseURL = "postgres", "postgres://u:db-password@h/db"
+	cfg, err := parse(e, Need{PBX: true, Sink: true}, os.ReadFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ClientSecret.Value() != "from-file-secret" {
+		t.Fatalf("secret from file = %q", cfg.ClientSecret.Value())
+	}
+	var out bytes.Buffer
+	cfg.Print(&out)
+	fmt.Fprintf(&out, "%v %+v %#v %s", cfg, cfg, cfg, cfg.ClientSecret)
+	slog.New(slog.NewTextHandler(&out, nil)).Info("config", "cfg", cfg, "secret", cfg.DatabaseURL)
+	slog.New(slog.NewJSONHandler(&out, nil)).Info("config", "cfg", cfg, "secret", cfg.ClientSecret)
+	for _, s := range []string{"from-file-secret", "db-password"} {
+		if strings.Contains(out.String(), s) {
+			t.Fatalf("%q appears in:\n%s", s, out.String())
+		}
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	t.Setenv("WILDIX_PBX_URL", "https://acme.wildixin.com")
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); (strings.HasPrefix(k, "EXPORT_") || strings.HasPrefix(k, "WILDIX_")) && k != "WILDIX_PBX_URL" {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+	cfg, err := Load(Need{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Sink != "csv" || cfg.CSVDir != "./export" || cfg.DBSchema != "wildix" || cfg.Schedule != "0 2 * * *" ||
+		cfg.PageSize != 1000 || cfg.PBXID != "acme.wildixin.com" || cfg.Timezone != nil || cfg.ScheduleTimezone != time.UTC {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+}
+
+// TestREADMETable keeps the README's configuration table in step with the
+// variables the program reads. Run with -update to rewrite it.
+func TestREADMETable(t *testing.T) {
+	var table bytes.Buffer
+	if err := Markdown(&table); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("..", "README.md")
+	readme, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const begin, end = "<!-- config:begin -->\n", "<!-- config:end -->"
+	i, j := bytes.Index(readme, []byte(begin)), bytes.Index(readme, []byte(end))
+	if i < 0 || j < i {
+		t.Fatalf("README.md lacks the %q … %q markers", begin, end)
+	}
+	current := readme[i+len(begin) : j]
+	if bytes.Equal(current, table.Bytes()) {
+		return
+	}
+	if !*update {
+		t.Fatalf("README.md's configuration table is out of date: run go test ./config -update")
+	}
+	out := append(append(append([]byte{}, readme[:i+len(begin)]...), table.Bytes()...), readme[j:]...)
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
