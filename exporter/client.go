@@ -275,13 +275,28 @@ func ParseList(body []byte) (*ListPage, error) {
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, fmt.Errorf("expected a JSON object, got %q", excerpt(trimmed))
 	}
+	// One pass in the common case: the envelope with its list decoded
+	// together; the slower path only explains what is wrong.
 	var env struct {
 		Type   string          `json:"type"`
 		Reason json.RawMessage `json:"reason"`
-		Result json.RawMessage `json:"result"`
+		Result *struct {
+			Total   json.RawMessage    `json:"total"`
+			Records *[]json.RawMessage `json:"records"`
+		} `json:"result"`
 	}
 	if err := json.Unmarshal(trimmed, &env); err != nil {
-		return nil, fmt.Errorf("malformed JSON: %w", err)
+		var loose struct {
+			Type   string          `json:"type"`
+			Result json.RawMessage `json:"result"`
+		}
+		if json.Unmarshal(trimmed, &loose) != nil {
+			return nil, fmt.Errorf("malformed JSON: %w", err)
+		}
+		if loose.Type == "error" {
+			return nil, &APIError{Status: http.StatusOK, Reason: reason(trimmed)}
+		}
+		return nil, fmt.Errorf("result is not a list object {total, records}: %w", err)
 	}
 	if env.Type == "error" {
 		return nil, &APIError{Status: http.StatusOK, Reason: reason(trimmed)}
@@ -289,13 +304,10 @@ func ParseList(body []byte) (*ListPage, error) {
 	if env.Type != "result" {
 		return nil, fmt.Errorf(`expected "type":"result", got %q`, env.Type)
 	}
-	var res struct {
-		Total   json.RawMessage    `json:"total"`
-		Records *[]json.RawMessage `json:"records"`
+	if env.Result == nil {
+		return nil, errors.New("the answer has no result")
 	}
-	if err := json.Unmarshal(env.Result, &res); err != nil {
-		return nil, fmt.Errorf("result is not a list object {total, records}: %w", err)
-	}
+	res := env.Result
 	if res.Records == nil {
 		return nil, errors.New("result has no records array")
 	}

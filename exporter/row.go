@@ -53,119 +53,160 @@ func (e *RecordError) Error() string {
 
 // Converter turns PBX records into rows of an endpoint. The PBX sends
 // times as PBX-local wall time with no zone ("2026-03-29 02:30:00"); see
-// Instant for how they become UTC instants.
+// Instant for how they become UTC instants. A Converter is not safe for
+// concurrent use.
 type Converter struct {
 	Endpoint *Endpoint
 	// Zone is the PBX's time zone (WILDIX_TIMEZONE), nil when unknown.
 	Zone *time.Location
+
+	index    map[string]int // PBX field → column
+	keys     []int          // columns of the key fields
+	cursor   int            // column of the cursor field, or -1
+	anchor   int            // column of the time field, or -1
+	expect   map[int][]term // column → its Expect expression
+	raws     [][]byte       // this record's raw value per column
+	timezone []byte         // this record's timezone field
+	extra    []byte
 }
 
 var decimalRe = regexp.MustCompile(`^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$`)
 
-// Convert converts one record; index is its position on the page.
+func (c *Converter) init() {
+	e := c.Endpoint
+	c.index = make(map[string]int, len(e.Columns))
+	for i, col := range e.Columns {
+		c.index[col.Field] = i
+	}
+	c.keys = c.keys[:0]
+	for _, k := range e.Key {
+		c.keys = append(c.keys, c.index[k])
+	}
+	c.cursor, c.anchor = -1, -1
+	if i, ok := c.index[e.Cursor]; ok && e.Cursor != "" {
+		c.cursor = i
+	}
+	if i, ok := c.index[e.TimeField]; ok && e.TimeField != "" {
+		c.anchor = i
+	}
+	c.expect = map[int][]term{}
+	for f, expr := range e.Expect {
+		if terms, err := parseExpect(expr); err == nil && terms[0].field == e.TimeField {
+			c.expect[c.index[f]] = terms
+		}
+	}
+	c.raws = make([][]byte, len(e.Columns))
+}
+
+// Convert converts one record; index is its position on the page. The row
+// refers to raw's bytes.
 func (c *Converter) Convert(index int, raw json.RawMessage) (Row, error) {
+	if c.index == nil {
+		c.init()
+	}
 	if !utf8.Valid(raw) {
 		raw = bytes.ToValidUTF8(raw, []byte("\uFFFD"))
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return Row{}, &RecordError{Index: index, Err: fmt.Errorf("not a JSON object: %w", err)}
+	for i := range c.raws {
+		c.raws[i] = nil
+	}
+	c.timezone, c.extra = nil, c.extra[:0]
+	err := scanObject(raw, func(name, value []byte) error {
+		if i, ok := c.index[string(name)]; ok {
+			c.raws[i] = value
+			return nil
+		}
+		if string(name) == "timezone" {
+			c.timezone = value
+		}
+		if len(c.extra) == 0 {
+			c.extra = append(c.extra, '{')
+		} else {
+			c.extra = append(c.extra, ',')
+		}
+		q, _ := json.Marshal(string(name))
+		c.extra = append(append(append(c.extra, q...), ':'), value...)
+		return nil
+	})
+	if err != nil {
+		return Row{}, &RecordError{Index: index, Err: err}
 	}
 	e := c.Endpoint
 	row := Row{Raw: raw, Values: make([]any, len(e.Columns))}
-
-	keys := make([]string, len(e.Key))
-	for i, k := range e.Key {
-		v, ok, err := scalar(m[k])
+	for n, i := range c.keys {
+		v, ok, err := jsonText(c.raws[i])
 		if err != nil || !ok || v == "" {
-			return Row{}, &RecordError{Index: index, Field: k, Err: fmt.Errorf("the key field is missing or empty")}
+			return Row{}, &RecordError{Index: index, Field: e.Key[n], Err: fmt.Errorf("the key field is missing or empty")}
 		}
-		keys[i] = v
+		if n == 0 {
+			row.Key = v
+		} else {
+			row.Key += "\t" + v
+		}
 	}
-	row.Key = strings.Join(keys, "\t")
-	if e.Cursor != "" {
-		s, _, _ := scalar(m[e.Cursor])
+	if c.cursor >= 0 {
+		s, _, _ := jsonText(c.raws[c.cursor])
 		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
 		if err != nil {
 			return Row{}, &RecordError{Index: index, Key: row.Key, Field: e.Cursor, Err: fmt.Errorf("cursor %q is not a whole number", s)}
 		}
 		row.Cursor = n
 	}
-	if e.TimeField != "" {
-		row.Wall, _, _ = scalar(m[e.TimeField])
+	if c.anchor >= 0 {
+		row.Wall, _, _ = jsonText(c.raws[c.anchor])
 	}
-
 	// The record's offset ("timezone": "+0100") pins its start time.
 	var offset *int
-	if s, ok, _ := scalar(m["timezone"]); ok && s != "" {
+	tz := c.timezone
+	if i, ok := c.index["timezone"]; ok {
+		tz = c.raws[i]
+	}
+	if s, ok, _ := jsonText(tz); ok && s != "" {
 		if secs, ok := parseOffset(s); ok {
 			offset = &secs
 		}
 	}
+	// The anchor (start) first: other times may depend on it.
 	var anchor time.Time
-	known := map[string]bool{}
+	if c.anchor >= 0 {
+		v, err := c.value(e.Columns[c.anchor], c.raws[c.anchor], offset, time.Time{}, true)
+		if err != nil {
+			return Row{}, &RecordError{Index: index, Key: row.Key, Field: e.Columns[c.anchor].Field, Err: err}
+		}
+		row.Values[c.anchor] = v
+		if t, ok := v.(time.Time); ok {
+			anchor = t
+		}
+	}
 	for i, col := range e.Columns {
-		known[col.Field] = true
-		isAnchor := e.TimeField != "" && col.Field == e.TimeField
+		if i == c.anchor {
+			continue
+		}
 		hint := anchor
-		if expr, ok := e.Expect[col.Field]; ok && !anchor.IsZero() {
-			hint = expected(expr, m, anchor, e.TimeField)
+		if terms, ok := c.expect[i]; ok && !anchor.IsZero() {
+			hint = c.expected(terms, anchor)
 		}
-		v, err := c.value(col, m[col.Field], offset, hint, isAnchor)
-		if isAnchor {
-			if t, ok := v.(time.Time); ok {
-				anchor = t
-			}
-		}
+		v, err := c.value(col, c.raws[i], offset, hint, false)
 		if err != nil {
 			return Row{}, &RecordError{Index: index, Key: row.Key, Field: col.Field, Err: err}
 		}
 		row.Values[i] = v
 	}
-	if len(m) > len(known) {
-		extra := map[string]json.RawMessage{}
-		for k, v := range m {
-			if !known[k] {
-				extra[k] = v
-			}
-		}
-		if len(extra) > 0 {
-			b, err := json.Marshal(extra)
-			if err != nil {
-				return Row{}, &RecordError{Index: index, Key: row.Key, Err: err}
-			}
-			row.Extra = b
-		}
+	if len(c.extra) > 0 {
+		row.Extra = append(json.RawMessage(nil), append(c.extra, '}')...)
 	}
 	return row, nil
 }
 
-// scalar returns a JSON value as text: strings unquoted, numbers and
-// booleans as written. ok is false for null or absent.
-func scalar(raw json.RawMessage) (string, bool, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
-		return "", false, nil
-	}
-	if raw[0] == '"' {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return "", false, err
-		}
-		return s, true, nil
-	}
-	return string(raw), true, nil
-}
-
-// expected evaluates an Endpoint.Expect expression; zero when it cannot.
-func expected(expr string, m map[string]json.RawMessage, anchor time.Time, anchorField string) time.Time {
-	terms, err := parseExpect(expr)
-	if err != nil || terms[0].field != anchorField {
-		return anchor
-	}
+// expected evaluates an Endpoint.Expect expression for this record.
+func (c *Converter) expected(terms []term, anchor time.Time) time.Time {
 	t := anchor
 	for _, tm := range terms[1:] {
-		s, _, _ := scalar(m[tm.field])
+		i, ok := c.index[tm.field]
+		if !ok {
+			return anchor
+		}
+		s, _, _ := jsonText(c.raws[i])
 		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
 		if err != nil {
 			return anchor
@@ -175,14 +216,14 @@ func expected(expr string, m map[string]json.RawMessage, anchor time.Time, ancho
 	return t
 }
 
-func (c *Converter) value(col Column, raw json.RawMessage, offset *int, hint time.Time, isAnchor bool) (any, error) {
+func (c *Converter) value(col Column, raw []byte, offset *int, hint time.Time, isAnchor bool) (any, error) {
 	if col.Type == JSON {
-		if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+		if len(raw) == 0 || string(raw) == "null" {
 			return nil, nil
 		}
 		return json.RawMessage(raw), nil
 	}
-	s, ok, err := scalar(raw)
+	s, ok, err := jsonText(raw)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +231,7 @@ func (c *Converter) value(col Column, raw json.RawMessage, offset *int, hint tim
 		return nil, nil
 	}
 	if col.Type == Text {
-		if len(raw) > 0 && (raw[0] == '{' || raw[0] == '[') {
+		if raw[0] == '{' || raw[0] == '[' {
 			var b bytes.Buffer
 			json.Compact(&b, raw)
 			return b.String(), nil

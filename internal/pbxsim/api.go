@@ -322,7 +322,34 @@ func writeError(w http.ResponseWriter, status int, reason string) {
 	writeJSON(w, status, b)
 }
 
+// recorder holds an answer for Options.Rewrite.
+type recorder struct {
+	h      http.Header
+	status int
+	body   []byte
+}
+
+func (r *recorder) Header() http.Header         { return r.h }
+func (r *recorder) WriteHeader(status int)      { r.status = status }
+func (r *recorder) Write(b []byte) (int, error) { r.body = append(r.body, b...); return len(b), nil }
+
 func (s *Sim) api(w http.ResponseWriter, r *http.Request, path string) {
+	if s.opt.Rewrite != nil {
+		rec := &recorder{h: http.Header{}, status: http.StatusOK}
+		s.serveAPI(rec, r, path)
+		status, body := s.opt.Rewrite(r, rec.status, rec.body)
+		for k, v := range rec.h {
+			w.Header()[k] = v
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(status)
+		w.Write(body)
+		return
+	}
+	s.serveAPI(w, r, path)
+}
+
+func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request, path string) {
 	s.Stats.APIRequests.Add(1)
 	if s.opt.Faults.Latency > 0 {
 		if !sleep(r, s.opt.Faults.Latency) {

@@ -77,6 +77,10 @@ type Options struct {
 	FilterToExclusive bool // filter[f][to] excludes its bound (default inclusive)
 	MaxCount          int  // answer at most this many records a page (0: no cap)
 
+	// Rewrite, when set, may replace each API answer (status and body):
+	// how tests play a PBX that sends malformed or surprising data.
+	Rewrite func(r *http.Request, status int, body []byte) (int, []byte)
+
 	Faults          Faults
 	LiveInsertEvery int // insert LiveInsertBatch calls after every this many call-history requests
 	LiveInsertBatch int // default 3

@@ -1,0 +1,219 @@
+package exporter_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wildix-export/wildix-export/auth"
+	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/internal/simtest"
+	"github.com/wildix-export/wildix-export/sinks"
+)
+
+type rewrite = func(r *http.Request, status int, body []byte) (int, []byte)
+
+// setup starts a simulator (with an API key) and an exporter writing CSV.
+func setup(t *testing.T, o pbxsim.Options) (*simtest.Fixture, *exporter.Exporter, string, *sinks.CSV) {
+	t.Helper()
+	o.APIKeys = append(o.APIKeys, "wsk-v1-test")
+	f := simtest.New(t, o)
+	c := f.Client(&http.Client{Transport: &auth.Transport{Source: auth.Static("wsk-v1-test")}})
+	c.MaxAttempts = 2
+	dir := t.TempDir()
+	sink, err := sinks.NewCSV(sinks.CSVOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, &exporter.Exporter{Client: c, Sink: sink, PBX: "pbx", PageSize: 100, Concurrency: 3, BatchSize: 100, MaxPages: 1000}, dir, sink
+}
+
+func ids(t *testing.T, dir string) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	files, _ := filepath.Glob(filepath.Join(dir, "call_history", "*.csv"))
+	for _, p := range files {
+		b, _ := os.ReadFile(p)
+		recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		for _, r := range recs[1:] {
+			out[r[0]]++
+		}
+	}
+	return out
+}
+
+func run(t *testing.T, x *exporter.Exporter) exporter.EndpointResult {
+	t.Helper()
+	return x.Run(context.Background(), exporter.NewRunID(time.Now()), "once", exporter.Builtin()[:1]).Endpoints[0]
+}
+
+func wantAll(t *testing.T, dir string, n int) {
+	t.Helper()
+	got := ids(t, dir)
+	for i := 1; i <= n; i++ {
+		if got[strconv.Itoa(i)] != 1 {
+			t.Fatalf("call %d exported %d times", i, got[strconv.Itoa(i)])
+		}
+	}
+	if len(got) != n {
+		t.Fatalf("%d calls exported, want %d", len(got), n)
+	}
+}
+
+func TestPagerAdaptsToACappedPageSize(t *testing.T) {
+	t.Parallel()
+	_, x, dir, _ := setup(t, pbxsim.Options{Calls: 1000, MaxCount: 70})
+	if r := run(t, x); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	wantAll(t, dir, 1000)
+}
+
+func TestPagerWithoutTotal(t *testing.T) {
+	t.Parallel()
+	noTotal := func(_ *http.Request, status int, body []byte) (int, []byte) {
+		return status, bytes.Replace(body, []byte(`"total":`), []byte(`"ignored":`), 1)
+	}
+	_, x, dir, _ := setup(t, pbxsim.Options{Calls: 450, Rewrite: noTotal})
+	if r := run(t, x); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	wantAll(t, dir, 450)
+}
+
+func TestPagerStopsInsteadOfLooping(t *testing.T) {
+	t.Parallel()
+	var first []byte
+	ignoresStart := func(r *http.Request, status int, body []byte) (int, []byte) {
+		if r.URL.Query().Get("count") == "1" {
+			return status, body
+		}
+		if first == nil {
+			first = body
+		}
+		return status, first
+	}
+	_, x, _, _ := setup(t, pbxsim.Options{Calls: 450, Rewrite: ignoresStart})
+	x.Concurrency = 1
+	if r := run(t, x); r.Err == nil || !strings.Contains(r.Err.Error(), "same page again") {
+		t.Fatalf("err = %v, want the repeated page detected", r.Err)
+	}
+	_, x, _, _ = setup(t, pbxsim.Options{Calls: 1000})
+	x.MaxPages = 3
+	if r := run(t, x); r.Err == nil || !strings.Contains(r.Err.Error(), "EXPORT_MAX_PAGES=3") {
+		t.Fatalf("err = %v, want the page cap", r.Err)
+	}
+}
+
+// TestBadInput: a bad third page (start=200). Batches of 100 rows, so the
+// first two pages are committed; the bad one fails with a message naming
+// the endpoint, page and record, and nothing of its batch is committed.
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	edit := func(f func(recs []map[string]any) []map[string]any) func([]byte) []byte {
+		return func(body []byte) []byte {
+			var env struct {
+				Type   string `json:"type"`
+				Result struct {
+					Total   string           `json:"total"`
+					Records []map[string]any `json:"records"`
+				} `json:"result"`
+			}
+			if err := json.Unmarshal(body, &env); err != nil {
+				panic(err)
+			}
+			env.Result.Records = f(env.Result.Records)
+			out, _ := json.Marshal(env)
+			return out
+		}
+	}
+	set := func(i int, k string, v any) func([]byte) []byte {
+		return edit(func(recs []map[string]any) []map[string]any { recs[i][k] = v; return recs })
+	}
+	for _, tc := range []struct {
+		name   string
+		status int
+		body   func([]byte) []byte
+		err    string // "" when the page works as documented
+	}{
+		{"malformed JSON", 200, func(b []byte) []byte { return b[:len(b)/2] }, "malformed JSON"},
+		{"HTML with 200", 200, func([]byte) []byte { return []byte("<html><body>Login</body></html>") }, `expected a JSON object, got "<html>`},
+		{"error envelope with 200", 200, func([]byte) []byte { return []byte(`{"type":"error","reason":"Session expired"}`) }, `"Session expired"`},
+		{"records missing", 200, func([]byte) []byte { return []byte(`{"type":"result","result":{"total":"1000"}}`) }, "no records array"},
+		{"records not an array", 200, func([]byte) []byte { return []byte(`{"type":"result","result":{"total":"1000","records":"none"}}`) }, "not a list object"},
+		{"total not numeric", 200, func(b []byte) []byte { return bytes.Replace(b, []byte(`"total":"1000"`), []byte(`"total":"many"`), 1) }, "is not a count"},
+		{"total negative", 200, func(b []byte) []byte { return bytes.Replace(b, []byte(`"total":"1000"`), []byte(`"total":-5`), 1) }, "is not a count"},
+		{"total smaller than returned", 200, func(b []byte) []byte { return bytes.Replace(b, []byte(`"total":"1000"`), []byte(`"total":"3"`), 1) }, "smaller than the 100 records"},
+		{"page longer than count", 200, edit(func(r []map[string]any) []map[string]any { return append(r, r[0]) }), "101 records for count=100"},
+		{"record without key", 200, edit(func(r []map[string]any) []map[string]any { delete(r[5], "id"); return r }), `page 2 (start=200): record 5: field "id": the key field is missing`},
+		{"non-numeric id", 200, set(7, "id", "A-17"), `record 7 (key A-17): field "id"`},
+		{"impossible timestamp", 200, set(3, "start", "2026-13-45 99:00:00"), `record 3 (key 204): field "start"`},
+		{"deeply nested value", 200, set(2, "lastdata", nest(200)), "nested deeper than 64"},
+		{"404 with reason", 404, func([]byte) []byte { return []byte(`{"type":"error","reason":"404 Not Found","code":404}`) }, "404 Not Found"},
+		{"duplicate key in page", 200, edit(func(r []map[string]any) []map[string]any { r[9] = r[8]; return r }), ""},
+		{"10 MB field", 200, set(1, "lastdata", strings.Repeat("x", 10<<20)), ""},
+		{"invalid UTF-8", 200, func(b []byte) []byte { return bytes.Replace(b, []byte(`"Dial"`), []byte("\"Di\xffal\""), 1) }, ""},
+		{"NUL in a value", 200, set(4, "userfield", "a\x00b"), ""},
+		{"numbers as numbers", 200, set(6, "duration", 61), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			bad := func(r *http.Request, status int, body []byte) (int, []byte) {
+				if r.URL.Query().Get("start") == "200" && r.URL.Query().Get("count") != "1" {
+					return tc.status, tc.body(body)
+				}
+				return status, body
+			}
+			_, x, dir, sink := setup(t, pbxsim.Options{Calls: 1000, Rewrite: bad})
+			res := run(t, x)
+			if tc.err == "" {
+				if res.Err != nil {
+					t.Fatalf("want it to work, got %v", res.Err)
+				}
+				got := ids(t, dir)
+				if len(got) < 998 {
+					t.Fatalf("%d calls exported", len(got))
+				}
+				for id, n := range got {
+					if n != 1 {
+						t.Fatalf("call %s exported %d times", id, n)
+					}
+				}
+				return
+			}
+			if res.Err == nil || !strings.Contains(res.Err.Error(), tc.err) {
+				t.Fatalf("err = %v\nwant it to contain %q", res.Err, tc.err)
+			}
+			if !strings.Contains(res.Err.Error(), "page 2 (start=200)") {
+				t.Fatalf("err = %v: does not name the page", res.Err)
+			}
+			st, _ := sink.State(context.Background(), "pbx", "call_history")
+			var cur struct{ Cursor int64 }
+			json.Unmarshal(st, &cur)
+			if cur.Cursor != 200 {
+				t.Fatalf("cursor %d, want 200: the failing batch must commit nothing", cur.Cursor)
+			}
+			wantAll(t, dir, 200)
+		})
+	}
+}
+
+func nest(n int) any {
+	var v any = "deep"
+	for range n {
+		v = []any{v}
+	}
+	return v
+}
