@@ -3,7 +3,6 @@ package exporter
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -136,48 +135,10 @@ func (x *Exporter) window(ctx context.Context, runID string, ep *Endpoint, w Win
 		"filter[" + ep.TimeField + "][from]": {w.From},
 		"filter[" + ep.TimeField + "][to]":   {w.To},
 		"filter[" + ep.Cursor + "][to]":      {strconv.FormatInt(upper, 10)}}
-	batch, err := x.Sink.Begin(ctx, BatchInfo{PBX: x.PBX, RunID: runID, Endpoint: ep, StateKey: w.StateKey(ep.Name), Window: &w, Seq: 1})
-	if err != nil {
-		return 0, err
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			defer cancel()
-			batch.Abort(actx)
-		}
-	}()
-	conv := &Converter{Endpoint: ep, Zone: x.Zone}
-	seen := map[string]bool{}
-	var rows []Row
-	var total int64
-	pr, err := x.pager(ep, q, n, log).Run(ctx, func(p Page) error {
-		rows = rows[:0]
-		for i, rec := range p.Records {
-			row, err := conv.Convert(i, rec)
-			if err != nil {
-				return err
-			}
-			if row.Wall < w.From || row.Wall >= w.To || row.Cursor > upper || seen[row.Key] {
-				continue
-			}
-			seen[row.Key] = true
-			rows = append(rows, row)
-		}
-		total += int64(len(rows))
-		return batch.Write(ctx, rows)
-	})
-	if err != nil {
-		return 0, err
-	}
-	if !pr.Complete {
-		return 0, errors.New("records changed while paging; the window was not committed and is redone on the next run")
-	}
-	st, _ := json.Marshal(windowState{Done: true, Rows: total, RunID: runID, At: time.Now().UTC()})
-	if err := batch.Commit(ctx, st, progress(n, total)); err != nil {
-		return 0, err
-	}
-	committed = true
-	return total, nil
+	info := BatchInfo{PBX: x.PBX, RunID: runID, Endpoint: ep, StateKey: w.StateKey(ep.Name), Window: &w, Seq: 1}
+	keep := func(row Row) bool { return row.Wall >= w.From && row.Wall < w.To && row.Cursor <= upper }
+	return x.oneBatch(ctx, info, q, n, log, keep, func(rows int64) []byte {
+		st, _ := json.Marshal(windowState{Done: true, Rows: rows, RunID: runID, At: time.Now().UTC()})
+		return st
+	}, "the window was not committed and is redone on the next run")
 }

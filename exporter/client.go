@@ -269,53 +269,90 @@ func reason(body []byte) string {
 }
 
 // ParseList reads a list answer: {"type":"result","result":{"total":…,
-// "records":[…]}}. total may be a string or a number, or absent.
+// "records":[…]}}. total may be a string or a number, or absent. The body
+// is validated once; the records are slices of it, not copies.
 func ParseList(body []byte) (*ListPage, error) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return nil, fmt.Errorf("expected a JSON object, got %q", excerpt(trimmed))
 	}
-	// One pass in the common case: the envelope with its list decoded
-	// together; the slower path only explains what is wrong.
-	var env struct {
-		Type   string          `json:"type"`
-		Reason json.RawMessage `json:"reason"`
-		Result *struct {
-			Total   json.RawMessage    `json:"total"`
-			Records *[]json.RawMessage `json:"records"`
-		} `json:"result"`
+	// One pass: the envelope, the result object and the records array are
+	// walked in place, each record validated once and sliced, not copied.
+	var typ, total []byte
+	var records []json.RawMessage
+	result, list, seen := "", false, false // what result and records turned out to be
+	end, err := walkObject(trimmed, 0, 0, func(name []byte, start int) (int, error) {
+		switch string(name) {
+		case "type":
+			end, err := valueEnd(trimmed, start, 1)
+			if err != nil {
+				return 0, err
+			}
+			typ = trimmed[start:end]
+			return end, nil
+		case "result":
+			if trimmed[start] != '{' {
+				result = "not an object"
+				return valueEnd(trimmed, start, 1)
+			}
+			result = "object"
+			return walkObject(trimmed, start, 1, func(name []byte, start int) (int, error) {
+				switch string(name) {
+				case "total":
+					end, err := valueEnd(trimmed, start, 2)
+					if err != nil {
+						return 0, err
+					}
+					total = trimmed[start:end]
+					return end, nil
+				case "records":
+					seen = true
+					if trimmed[start] != '[' {
+						list = false
+						return valueEnd(trimmed, start, 2)
+					}
+					list = true
+					return walkArray(trimmed, start, 2, func(start int) (int, error) {
+						end, err := valueEnd(trimmed, start, 3)
+						if err != nil {
+							return 0, fmt.Errorf("record %d: %w", len(records), err)
+						}
+						records = append(records, json.RawMessage(trimmed[start:end]))
+						return end, nil
+					})
+				}
+				return valueEnd(trimmed, start, 2)
+			})
+		}
+		return valueEnd(trimmed, start, 1)
+	})
+	if err == nil {
+		err = trailing(trimmed, end)
 	}
-	if err := json.Unmarshal(trimmed, &env); err != nil {
-		var loose struct {
-			Type   string          `json:"type"`
-			Result json.RawMessage `json:"result"`
-		}
-		if json.Unmarshal(trimmed, &loose) != nil {
-			return nil, fmt.Errorf("malformed JSON: %w", err)
-		}
-		if loose.Type == "error" {
-			return nil, &APIError{Status: http.StatusOK, Reason: reason(trimmed)}
-		}
-		return nil, fmt.Errorf("result is not a list object {total, records}: %w", err)
+	if err != nil {
+		return nil, fmt.Errorf("malformed JSON: %w", err)
 	}
-	if env.Type == "error" {
+	switch t, _, _ := jsonText(typ); t {
+	case "result":
+	case "error":
 		return nil, &APIError{Status: http.StatusOK, Reason: reason(trimmed)}
+	default:
+		return nil, fmt.Errorf(`expected "type":"result", got %q`, t)
 	}
-	if env.Type != "result" {
-		return nil, fmt.Errorf(`expected "type":"result", got %q`, env.Type)
+	if result != "object" {
+		return nil, errors.New("result is not a list object {total, records}")
 	}
-	if env.Result == nil {
-		return nil, errors.New("the answer has no result")
+	if !list {
+		if !seen {
+			return nil, errors.New("result has no records array")
+		}
+		return nil, errors.New("result is not a list object {total, records}: records is not an array")
 	}
-	res := env.Result
-	if res.Records == nil {
-		return nil, errors.New("result has no records array")
-	}
-	p := &ListPage{Total: -1, Records: *res.Records}
-	if len(res.Total) > 0 && string(res.Total) != "null" {
-		t, err := parseInt(res.Total)
+	p := &ListPage{Total: -1, Records: records}
+	if len(total) > 0 && string(total) != "null" {
+		t, err := parseInt(total)
 		if err != nil || t < 0 {
-			return nil, fmt.Errorf("result.total %s is not a count", excerpt(res.Total))
+			return nil, fmt.Errorf("result.total %s is not a count", excerpt(total))
 		}
 		if t < int64(len(p.Records)) {
 			return nil, fmt.Errorf("result.total %d is smaller than the %d records on the page", t, len(p.Records))

@@ -258,8 +258,9 @@ func (x *Exporter) upperBound(ctx context.Context, ep *Endpoint, n *Counters) (i
 }
 
 func (x *Exporter) pager(ep *Endpoint, q url.Values, n *Counters, log *slog.Logger) *Pager {
+	conv := &Converter{Endpoint: ep, Zone: x.Zone}
 	return &Pager{Client: x.Client, Path: ep.Path, Query: q, PageSize: x.PageSize, Concurrency: x.Concurrency,
-		MaxPages: x.MaxPages, Counters: n, Log: log}
+		MaxPages: x.MaxPages, Counters: n, Log: log, Rows: conv.Rows}
 }
 
 func progress(n *Counters, rows int64) Progress {
@@ -296,39 +297,61 @@ func (x *Exporter) incremental(ctx context.Context, runID string, ep *Endpoint) 
 		"filter[" + ep.Cursor + "][from]": {strconv.FormatInt(from+1, 10)},
 		"filter[" + ep.Cursor + "][to]":   {strconv.FormatInt(upper, 10)}}
 
-	conv := &Converter{Endpoint: ep, Zone: x.Zone}
+	// The loader's goroutine alone touches batch, seq, committed and done;
+	// the producer (the pager's callback) decides what to write and when
+	// to commit.
+	l := newLoader(ctx, x.CommitGrace)
 	var (
-		batch   Batch
-		seq     int
-		inBatch int64
-		last    = from // highest cursor handed to the sink, in order
-		ordered = true
-		rows    []Row
+		batch     Batch
+		seq       int
+		committed int64 // rows committed
+		done      = from
+		inBatch   int64  // rows queued since the last commit
+		last      = from // highest cursor queued, in order
+		queued    = from // cursor of the last commit queued
+		ordered   = true
 	)
-	commit := func(ctx context.Context, cursor int64) error {
-		if batch == nil {
-			b, err := x.Sink.Begin(ctx, BatchInfo{PBX: x.PBX, RunID: runID, Endpoint: ep, StateKey: ep.Name, Seq: seq + 1})
-			if err != nil {
-				return err
-			}
-			batch, seq = b, seq+1
+	begin := func(ctx context.Context) error {
+		if batch != nil {
+			return nil
 		}
-		st, _ := json.Marshal(cursorState{Cursor: cursor, RunID: runID, At: time.Now().UTC()})
-		err := batch.Commit(ctx, st, progress(n, res.Rows))
-		batch, inBatch = nil, 0
+		b, err := x.Sink.Begin(ctx, BatchInfo{PBX: x.PBX, RunID: runID, Endpoint: ep, StateKey: ep.Name, Seq: seq + 1})
 		if err != nil {
-			return fmt.Errorf("commit rows up to %s %d: %w", ep.Cursor, cursor, err)
+			return err
 		}
-		res.Cursor = cursor
+		batch, seq = b, seq+1
 		return nil
 	}
-	pr, err := x.pager(ep, q, n, log).Run(ctx, func(p Page) error {
-		rows = rows[:0]
-		for i, rec := range p.Records {
-			row, err := conv.Convert(i, rec)
-			if err != nil {
+	write := func(rows []Row) func(context.Context) error {
+		return func(ctx context.Context) error {
+			if err := begin(ctx); err != nil {
 				return err
 			}
+			return batch.Write(ctx, rows)
+		}
+	}
+	commit := func(cursor, rows int64) {
+		queued = cursor
+		l.do(func(ctx context.Context) error {
+			if err := begin(ctx); err != nil {
+				return err
+			}
+			st, _ := json.Marshal(cursorState{Cursor: cursor, RunID: runID, At: time.Now().UTC()})
+			err := batch.Commit(ctx, st, progress(n, committed+rows))
+			batch = nil
+			if err != nil {
+				return fmt.Errorf("commit rows up to %s %d: %w", ep.Cursor, cursor, err)
+			}
+			committed, done = committed+rows, cursor
+			return nil
+		})
+	}
+	pr, err := x.pager(ep, q, n, log).Run(ctx, func(p Page) error {
+		if l.failed() {
+			return errLoader
+		}
+		rows := make([]Row, 0, len(p.Rows))
+		for _, row := range p.Rows {
 			if row.Cursor <= from || row.Cursor > upper {
 				res.Filtered++ // the PBX ignored the filter
 				continue
@@ -350,62 +373,58 @@ func (x *Exporter) incremental(ctx context.Context, runID string, ep *Endpoint) 
 		if len(rows) == 0 {
 			return nil
 		}
-		if batch == nil {
-			b, err := x.Sink.Begin(ctx, BatchInfo{PBX: x.PBX, RunID: runID, Endpoint: ep, StateKey: ep.Name, Seq: seq + 1})
-			if err != nil {
-				return err
-			}
-			batch, seq = b, seq+1
+		if !l.do(write(rows)) {
+			return errLoader
 		}
-		if err := batch.Write(ctx, rows); err != nil {
-			return err
-		}
-		res.Rows += int64(len(rows))
 		inBatch += int64(len(rows))
 		if ordered && inBatch >= int64(x.BatchSize) {
-			return commit(ctx, last)
+			commit(last, inBatch)
+			inBatch = 0
 		}
 		return nil
 	})
-	if err != nil {
-		res.Err = err
-		if batch != nil {
-			if ordered && ctx.Err() != nil && inBatch > 0 && x.CommitGrace > 0 {
-				// Interrupted: keep the whole pages already written.
-				gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), x.CommitGrace)
-				defer cancel()
-				if cerr := commit(gctx, last); cerr == nil {
-					log.Info("interrupted; rows written so far committed", "cursor", last)
-					return res
-				} else {
-					log.Warn("interrupted; committing the batch in flight failed", "err", cerr)
-				}
-			}
-			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			defer cancel()
-			batch.Abort(actx)
-			res.Rows -= inBatch
-		}
-		return res
-	}
-	cursor := last
+	interrupted := err != nil && ctx.Err() != nil
 	switch {
-	case pr.Complete:
-		cursor = upper
-	case !ordered:
-		cursor = from // nothing known to be complete
-	}
-	if batch != nil || cursor != res.Cursor {
-		if err := commit(ctx, cursor); err != nil {
-			res.Err = err
-			if batch != nil {
-				batch.Abort(context.WithoutCancel(ctx))
-			}
-			res.Rows -= inBatch
+	case err == nil:
+		cursor := last
+		switch {
+		case pr.Complete:
+			cursor = upper
+		case !ordered:
+			cursor = from // nothing known to be complete
 		}
+		if inBatch > 0 || cursor != queued {
+			commit(cursor, inBatch)
+		}
+	case interrupted && ordered && inBatch > 0 && x.CommitGrace > 0:
+		// Interrupted: keep the whole pages already written, with their
+		// cursor, if the sink manages within the grace period.
+		commit(last, inBatch)
+	}
+	lerr := l.wait()
+	if batch != nil {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		batch.Abort(actx)
+	}
+	res.Rows, res.Cursor = committed, done
+	switch {
+	case err != nil && !errors.Is(err, errLoader):
+		res.Err = err
+		if interrupted && lerr == nil && done > from {
+			log.Info("interrupted; rows written so far committed", "cursor", done)
+		}
+	case lerr != nil:
+		res.Err = lerr
+	case err != nil:
+		res.Err = err
 	}
 	return res
 }
+
+// errLoader stops the pager when the sink has failed; the sink's own error
+// is the one reported.
+var errLoader = errors.New("the sink failed")
 
 // snapshotState is the committed state of a snapshot endpoint.
 type snapshotState struct {
@@ -425,32 +444,39 @@ func (x *Exporter) snapshot(ctx context.Context, runID string, ep *Endpoint) (re
 		res.Duration = time.Since(began)
 		res.Pages, res.Requests, res.Retries = n.Pages.Load(), n.Requests.Load(), n.Retries.Load()
 	}()
-	batch, err := x.Sink.Begin(ctx, BatchInfo{PBX: x.PBX, RunID: runID, Endpoint: ep, StateKey: ep.Name, Snapshot: true, Seq: 1})
-	if err != nil {
-		res.Err = err
-		return res
-	}
-	defer func() {
-		if res.Err != nil {
-			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			defer cancel()
-			batch.Abort(actx)
-			res.Rows = 0
-		}
-	}()
 	q := url.Values{}
 	if ep.Sort != "" {
 		q = url.Values{"sort": {ep.Sort}, "dir": {"ASC"}}
 	}
-	conv := &Converter{Endpoint: ep, Zone: x.Zone}
+	info := BatchInfo{PBX: x.PBX, RunID: runID, Endpoint: ep, StateKey: ep.Name, Snapshot: true, Seq: 1}
+	res.Rows, res.Err = x.oneBatch(ctx, info, q, n, log, nil, func(rows int64) []byte {
+		st, _ := json.Marshal(snapshotState{Rows: rows, RunID: runID, At: time.Now().UTC()})
+		return st
+	}, "the snapshot is incomplete, nothing was committed; the next run tries again")
+	return res
+}
+
+// oneBatch exports every page of a query as one batch, committed with its
+// state only when every page was read: a snapshot, or a backfill window.
+// keep, when set, filters the rows; a key sent twice is kept once.
+func (x *Exporter) oneBatch(ctx context.Context, info BatchInfo, q url.Values, n *Counters, log *slog.Logger,
+	keep func(Row) bool, state func(rows int64) []byte, incomplete string) (int64, error) {
+	l := newLoader(ctx, 0)
+	var batch Batch // the loader's goroutine's
+	l.do(func(ctx context.Context) (err error) {
+		batch, err = x.Sink.Begin(ctx, info)
+		return err
+	})
 	seen := map[string]bool{}
-	var rows []Row
-	pr, err := x.pager(ep, q, n, log).Run(ctx, func(p Page) error {
-		rows = rows[:0]
-		for i, rec := range p.Records {
-			row, err := conv.Convert(i, rec)
-			if err != nil {
-				return err
+	var total int64
+	pr, err := x.pager(info.Endpoint, q, n, log).Run(ctx, func(p Page) error {
+		if l.failed() {
+			return errLoader
+		}
+		rows := make([]Row, 0, len(p.Rows))
+		for _, row := range p.Rows {
+			if keep != nil && !keep(row) {
+				continue
 			}
 			if seen[row.Key] {
 				log.Warn("record sent twice; keeping the first", "key", row.Key, "page", p.Number)
@@ -459,20 +485,38 @@ func (x *Exporter) snapshot(ctx context.Context, runID string, ep *Endpoint) (re
 			seen[row.Key] = true
 			rows = append(rows, row)
 		}
-		res.Rows += int64(len(rows))
-		return batch.Write(ctx, rows)
+		total += int64(len(rows))
+		if !l.do(func(ctx context.Context) error { return batch.Write(ctx, rows) }) {
+			return errLoader
+		}
+		return nil
 	})
-	if err != nil {
-		res.Err = err
-		return res
+	if err == nil && !pr.Complete {
+		err = fmt.Errorf("records changed while paging (read %d of %d): %s", pr.Records, pr.Total, incomplete)
 	}
-	if !pr.Complete {
-		res.Err = fmt.Errorf("records changed while paging (read %d of %d): the snapshot is incomplete, nothing was committed; the next run tries again", pr.Records, pr.Total)
-		return res
+	committed := false
+	if err == nil {
+		l.do(func(ctx context.Context) error {
+			if err := batch.Commit(ctx, state(total), progress(n, total)); err != nil {
+				return fmt.Errorf("commit: %w", err)
+			}
+			committed = true
+			return nil
+		})
 	}
-	st, _ := json.Marshal(snapshotState{Rows: res.Rows, RunID: runID, At: time.Now().UTC()})
-	if err := batch.Commit(ctx, st, progress(n, res.Rows)); err != nil {
-		res.Err = fmt.Errorf("commit snapshot: %w", err)
+	lerr := l.wait()
+	if !committed && batch != nil {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		batch.Abort(actx)
 	}
-	return res
+	switch {
+	case err != nil && !errors.Is(err, errLoader):
+		return 0, err
+	case lerr != nil:
+		return 0, lerr
+	case err != nil:
+		return 0, err
+	}
+	return total, nil
 }

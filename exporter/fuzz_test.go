@@ -19,6 +19,14 @@ func FuzzParseList(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if !json.Valid(body) {
+			t.Fatalf("accepted invalid JSON: %q", body)
+		}
+		for i, r := range p.Records {
+			if !json.Valid(r) {
+				t.Fatalf("record %d is not valid JSON: %q", i, r)
+			}
+		}
 		if p.Total >= 0 && int64(len(p.Records)) > p.Total {
 			t.Fatalf("total %d < %d records accepted", p.Total, len(p.Records))
 		}
@@ -36,6 +44,9 @@ func FuzzConvert(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c := &Converter{Endpoint: &ep}
 		c.Convert(0, b) // must not panic
+		if err := scanObject(b, func(_, _ []byte) error { return nil }); err == nil && !json.Valid(b) {
+			t.Fatalf("scanner accepted invalid JSON: %q", b)
+		}
 		if !utf8.Valid(b) {
 			return // Convert repairs UTF-8 before scanning: the scanner's precondition
 		}

@@ -16,7 +16,7 @@ import (
 // never an endless loop). A PBX that answers fewer records than asked while
 // its total says more remain is taken to cap its page size, and paging
 // continues at that size. Once the total is known, up to Concurrency pages
-// are fetched at once and handed over in order; at most Concurrency pages
+// are fetched at once and handed over in order; at most 2×Concurrency pages
 // are held in memory.
 //
 // Offset paging is stable only if earlier records do not move while it
@@ -31,6 +31,10 @@ type Pager struct {
 	MaxPages    int
 	Counters    *Counters
 	Log         *slog.Logger
+	// Rows, when set, converts a page's records; it runs in the fetching
+	// goroutines, so pages are converted in parallel, and must be safe
+	// for concurrent use.
+	Rows func(recs []json.RawMessage) ([]Row, error)
 }
 
 // Page is a page handed to the pager's callback.
@@ -38,6 +42,7 @@ type Page struct {
 	Number  int   // 0-based
 	Start   int64 // the start parameter it was read with
 	Records []json.RawMessage
+	Rows    []Row // the records converted, when Pager.Rows is set
 }
 
 // Result says how paging ended.
@@ -52,7 +57,15 @@ type Result struct {
 
 type fetched struct {
 	page *ListPage
+	rows []Row
 	err  error
+}
+
+func (p *Pager) convert(pg *ListPage) ([]Row, error) {
+	if p.Rows == nil {
+		return nil, nil
+	}
+	return p.Rows(pg.Records)
 }
 
 // Run pages through the query, calling fn for each page in order. fn's
@@ -70,7 +83,11 @@ func (p *Pager) Run(ctx context.Context, fn func(Page) error) (Result, error) {
 	if int64(len(first.Records)) > size {
 		return res, fmt.Errorf("page 0 (start=0): the PBX sent %d records for count=%d; paging on it would skip or repeat records", len(first.Records), size)
 	}
-	if err := p.deliver(fn, &res, 0, 0, first.Records); err != nil {
+	rows, err := p.convert(first)
+	if err != nil {
+		return res, fmt.Errorf("page 0 (start=0): %w", err)
+	}
+	if err := p.deliver(fn, &res, Page{Number: 0, Start: 0, Records: first.Records, Rows: rows}); err != nil {
 		return res, err
 	}
 	n := int64(len(first.Records))
@@ -113,14 +130,14 @@ func (p *Pager) fetch(ctx context.Context, start, count int64) (*ListPage, error
 	return pg, err
 }
 
-func (p *Pager) deliver(fn func(Page) error, res *Result, number int, start int64, recs []json.RawMessage) error {
+func (p *Pager) deliver(fn func(Page) error, res *Result, pg Page) error {
 	res.Pages++
 	if res.Pages > p.MaxPages {
 		return fmt.Errorf("more than EXPORT_MAX_PAGES=%d pages: stopped; raise it if this PBX really holds that much", p.MaxPages)
 	}
-	res.Records += int64(len(recs))
-	if err := fn(Page{Number: number, Start: start, Records: recs}); err != nil {
-		return fmt.Errorf("page %d (start=%d): %w", number, start, err)
+	res.Records += int64(len(pg.Records))
+	if err := fn(pg); err != nil {
+		return fmt.Errorf("page %d (start=%d): %w", pg.Number, pg.Start, err)
 	}
 	return nil
 }
@@ -140,7 +157,11 @@ func (p *Pager) sequential(ctx context.Context, fn func(Page) error, res *Result
 			return *res, fmt.Errorf("page %d (start=%d): the PBX sent the same page again; it may ignore the start parameter", number, start)
 		}
 		prevFirst = pg.Records[0]
-		if err := p.deliver(fn, res, number, start, pg.Records); err != nil {
+		rows, err := p.convert(pg)
+		if err != nil {
+			return *res, fmt.Errorf("page %d (start=%d): %w", number, start, err)
+		}
+		if err := p.deliver(fn, res, Page{Number: number, Start: start, Records: pg.Records, Rows: rows}); err != nil {
 			return *res, err
 		}
 		start += int64(len(pg.Records))
@@ -148,24 +169,39 @@ func (p *Pager) sequential(ctx context.Context, fn func(Page) error, res *Result
 }
 
 // concurrent fetches the pages the total announces, a window of
-// Concurrency pages ahead of the one being handed over.
+// 2×Concurrency pages ahead of the one being handed over.
 func (p *Pager) concurrent(ctx context.Context, cancel context.CancelFunc, fn func(Page) error, res *Result, size int64, prevFirst json.RawMessage) (Result, error) {
 	total := res.Total
 	pages := int((total + size - 1) / size)
 	if pages > p.MaxPages+1 {
 		return *res, fmt.Errorf("total %d at %d a page is %d pages, more than EXPORT_MAX_PAGES=%d; raise it if this PBX really holds that much", total, size, pages, p.MaxPages)
 	}
+	// At most conc requests at once, and up to 2×conc pages fetched ahead
+	// of the one being handed over, so the requests stay busy while a
+	// slow page or a slow sink holds up delivery, and memory stays bounded.
 	conc := max(1, p.Concurrency)
+	sem := make(chan struct{}, conc)
 	slots := make([]chan fetched, pages)
 	launched := 1
 	launch := func() {
-		for launched < pages && launched < res.Pages+conc {
+		for launched < pages && launched < res.Pages+2*conc {
 			i := launched
 			ch := make(chan fetched, 1)
 			slots[i] = ch
 			go func() {
+				select {
+				case sem <- struct{}{}:
+				case <-ctx.Done():
+					ch <- fetched{err: ctx.Err()}
+					return
+				}
 				pg, err := p.fetch(ctx, int64(i)*size, size)
-				ch <- fetched{pg, err}
+				<-sem
+				var rows []Row
+				if err == nil && int64(len(pg.Records)) <= size {
+					rows, err = p.convert(pg)
+				}
+				ch <- fetched{pg, rows, err}
 			}()
 			launched++
 		}
@@ -197,7 +233,7 @@ func (p *Pager) concurrent(ctx context.Context, cancel context.CancelFunc, fn fu
 		if len(recs) > 0 {
 			prevFirst = recs[0]
 		}
-		if err := p.deliver(fn, res, i, start, recs); err != nil {
+		if err := p.deliver(fn, res, Page{Number: i, Start: start, Records: recs, Rows: f.rows}); err != nil {
 			return *res, err
 		}
 		if int64(len(recs)) < size && i < pages-1 {

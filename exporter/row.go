@@ -101,6 +101,27 @@ func (c *Converter) init() {
 // Convert converts one record; index is its position on the page. The row
 // refers to raw's bytes.
 func (c *Converter) Convert(index int, raw json.RawMessage) (Row, error) {
+	return c.convert(index, raw, make([]any, len(c.Endpoint.Columns)))
+}
+
+// Rows converts a page of records, each record's values sharing one array.
+// It builds its own state, so it is safe for concurrent use.
+func (c *Converter) Rows(recs []json.RawMessage) ([]Row, error) {
+	cc := &Converter{Endpoint: c.Endpoint, Zone: c.Zone}
+	n := len(c.Endpoint.Columns)
+	vals := make([]any, len(recs)*n)
+	rows := make([]Row, len(recs))
+	for i, rec := range recs {
+		row, err := cc.convert(i, rec, vals[i*n:(i+1)*n:(i+1)*n])
+		if err != nil {
+			return nil, err
+		}
+		rows[i] = row
+	}
+	return rows, nil
+}
+
+func (c *Converter) convert(index int, raw json.RawMessage, values []any) (Row, error) {
 	if c.index == nil {
 		c.init()
 	}
@@ -132,7 +153,7 @@ func (c *Converter) Convert(index int, raw json.RawMessage) (Row, error) {
 		return Row{}, &RecordError{Index: index, Err: err}
 	}
 	e := c.Endpoint
-	row := Row{Raw: raw, Values: make([]any, len(e.Columns))}
+	row := Row{Raw: raw, Values: values}
 	for n, i := range c.keys {
 		v, ok, err := jsonText(c.raws[i])
 		if err != nil || !ok || v == "" {

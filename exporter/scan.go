@@ -10,56 +10,109 @@ import (
 // scanObject walks the members of the JSON object b in one pass, calling fn
 // with each member's name (unquoted) and raw value. It is the converter's
 // fast path: no map, no reflection, no copy of the values. It rejects what
-// is not an object, and stops at the first malformed byte with an error
-// that says where.
+// is not valid JSON or not an object, and stops at the first malformed byte
+// with an error that says where.
 func scanObject(b []byte, fn func(name, value []byte) error) error {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return errors.New("not a JSON object")
 	}
+	end, err := walkObject(b, i, 0, func(name []byte, start int) (int, error) {
+		end, err := valueEnd(b, start, 1)
+		if err != nil {
+			return 0, err
+		}
+		return end, fn(name, b[start:end])
+	})
+	if err != nil {
+		return err
+	}
+	return trailing(b, end)
+}
+
+// walkObject walks the object at b[i] == '{', calling member with each
+// member's name and the index where its value starts; member returns the
+// index just past the value, so it may parse the value itself. It returns
+// the index just past the object.
+func walkObject(b []byte, i, depth int, member func(name []byte, start int) (int, error)) (int, error) {
+	if depth >= maxDepth {
+		return 0, fmt.Errorf("nested deeper than %d levels at byte %d", maxDepth, i)
+	}
 	i = skipSpace(b, i+1)
 	if i < len(b) && b[i] == '}' {
-		return trailing(b, i+1)
+		return i + 1, nil
 	}
 	for {
 		if i >= len(b) || b[i] != '"' {
-			return fmt.Errorf("expected a member name at byte %d", i)
+			return 0, fmt.Errorf("expected a member name at byte %d", i)
 		}
 		end, err := stringEnd(b, i)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		name := b[i+1 : end-1]
 		if bytes.IndexByte(name, '\\') >= 0 {
 			var s string
 			if err := json.Unmarshal(b[i:end], &s); err != nil {
-				return fmt.Errorf("member name at byte %d: %w", i, err)
+				return 0, fmt.Errorf("member name at byte %d: %w", i, err)
 			}
 			name = []byte(s)
 		}
 		i = skipSpace(b, end)
 		if i >= len(b) || b[i] != ':' {
-			return fmt.Errorf("expected ':' at byte %d", i)
+			return 0, fmt.Errorf("expected ':' at byte %d", i)
 		}
 		i = skipSpace(b, i+1)
-		vend, err := valueEnd(b, i, 0)
-		if err != nil {
-			return err
-		}
-		if err := fn(name, b[i:vend]); err != nil {
-			return err
-		}
-		i = skipSpace(b, vend)
 		if i >= len(b) {
-			return errors.New("object not closed")
+			return 0, errors.New("value missing")
+		}
+		if i, err = member(name, i); err != nil {
+			return 0, err
+		}
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return 0, errors.New("object not closed")
 		}
 		switch b[i] {
 		case ',':
 			i = skipSpace(b, i+1)
 		case '}':
-			return trailing(b, i+1)
+			return i + 1, nil
 		default:
-			return fmt.Errorf("expected ',' or '}' at byte %d", i)
+			return 0, fmt.Errorf("expected ',' or '}' at byte %d", i)
+		}
+	}
+}
+
+// walkArray walks the array at b[i] == '[', calling elem with the index
+// where each element starts; elem returns the index just past it.
+func walkArray(b []byte, i, depth int, elem func(start int) (int, error)) (int, error) {
+	if depth >= maxDepth {
+		return 0, fmt.Errorf("nested deeper than %d levels at byte %d", maxDepth, i)
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return i + 1, nil
+	}
+	for {
+		if i >= len(b) {
+			return 0, errors.New("array not closed")
+		}
+		end, err := elem(i)
+		if err != nil {
+			return 0, err
+		}
+		i = skipSpace(b, end)
+		if i >= len(b) {
+			return 0, errors.New("array not closed")
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case ']':
+			return i + 1, nil
+		default:
+			return 0, fmt.Errorf("expected ',' or ']' at byte %d", i)
 		}
 	}
 }
@@ -78,17 +131,37 @@ func skipSpace(b []byte, i int) int {
 	return i
 }
 
-// stringEnd returns the index just past the string starting at b[i] == '"'.
+// stringEnd returns the index just past the string starting at b[i] == '"',
+// checking its escapes and that it holds no control characters.
 func stringEnd(b []byte, i int) (int, error) {
 	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
+		switch c := b[j]; {
+		case c == '"':
 			return j + 1, nil
+		case c < 0x20:
+			return 0, fmt.Errorf("control character in the string at byte %d", j)
+		case c == '\\':
+			if j+1 >= len(b) {
+				return 0, fmt.Errorf("string at byte %d not closed", i)
+			}
+			switch b[j+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				j++
+			case 'u':
+				if j+5 >= len(b) || !isHex(b[j+2]) || !isHex(b[j+3]) || !isHex(b[j+4]) || !isHex(b[j+5]) {
+					return 0, fmt.Errorf("invalid \\u escape at byte %d", j)
+				}
+				j += 5
+			default:
+				return 0, fmt.Errorf("invalid escape at byte %d", j)
+			}
 		}
 	}
 	return 0, fmt.Errorf("string at byte %d not closed", i)
+}
+
+func isHex(c byte) bool {
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
 }
 
 // maxDepth bounds nesting, as deeply nested JSON is an attack, not data.
@@ -102,49 +175,10 @@ func valueEnd(b []byte, i, depth int) (int, error) {
 	switch b[i] {
 	case '"':
 		return stringEnd(b, i)
-	case '{', '[':
-		if depth >= maxDepth {
-			return 0, fmt.Errorf("nested deeper than %d levels at byte %d", maxDepth, i)
-		}
-		closer := byte('}')
-		if b[i] == '[' {
-			closer = ']'
-		}
-		j := skipSpace(b, i+1)
-		if j < len(b) && b[j] == closer {
-			return j + 1, nil
-		}
-		for {
-			if b[i] == '{' {
-				if j >= len(b) || b[j] != '"' {
-					return 0, fmt.Errorf("expected a member name at byte %d", j)
-				}
-				end, err := stringEnd(b, j)
-				if err != nil {
-					return 0, err
-				}
-				j = skipSpace(b, end)
-				if j >= len(b) || b[j] != ':' {
-					return 0, fmt.Errorf("expected ':' at byte %d", j)
-				}
-				j = skipSpace(b, j+1)
-			}
-			end, err := valueEnd(b, j, depth+1)
-			if err != nil {
-				return 0, err
-			}
-			j = skipSpace(b, end)
-			if j >= len(b) {
-				return 0, fmt.Errorf("value at byte %d not closed", i)
-			}
-			if b[j] == closer {
-				return j + 1, nil
-			}
-			if b[j] != ',' {
-				return 0, fmt.Errorf("expected ',' at byte %d", j)
-			}
-			j = skipSpace(b, j+1)
-		}
+	case '{':
+		return walkObject(b, i, depth, func(_ []byte, start int) (int, error) { return valueEnd(b, start, depth+1) })
+	case '[':
+		return walkArray(b, i, depth, func(start int) (int, error) { return valueEnd(b, start, depth+1) })
 	default:
 		j := i
 		for j < len(b) && !bytes.ContainsRune([]byte(",}] \t\r\n"), rune(b[j])) {

@@ -281,13 +281,30 @@ func (b *pgBatch) commit(ctx context.Context, state []byte, pr exporter.Progress
 	}
 	stage := pgx.Identifier{b.stage}.Sanitize()
 	if b.rows > 0 {
-		q := fmt.Sprintf(`INSERT INTO %s AS t (%s) SELECT DISTINCT ON (%s) %s FROM %s
+		merge := func(distinct string) string {
+			return fmt.Sprintf(`INSERT INTO %s AS t (%s) SELECT %s %s FROM %s
 ON CONFLICT (%s) DO UPDATE SET %s, exported_at = now(), deleted_at = NULL
 WHERE (%s) IS DISTINCT FROM (%s) OR t.deleted_at IS NOT NULL`,
-			table, strings.Join(qc, ", "), qk, strings.Join(qc, ", "), stage,
-			qk, strings.Join(set, ", "), strings.Join(cmp, ", "), strings.Join(excl, ", "))
-		if _, err := b.tx.Exec(ctx, q); err != nil {
+				table, strings.Join(qc, ", "), distinct, strings.Join(qc, ", "), stage,
+				qk, strings.Join(set, ", "), strings.Join(cmp, ", "), strings.Join(excl, ", "))
+		}
+		// The exporter hands over each key once per batch, so the plain
+		// merge needs no sort; should a key come twice after all, PostgreSQL
+		// says so (21000) and the merge is redone keeping one of each.
+		if _, err := b.tx.Exec(ctx, "SAVEPOINT merge"); err != nil {
 			return fmt.Errorf("merge %s: %w", e.Name, err)
+		}
+		if _, err := b.tx.Exec(ctx, merge("")); err != nil {
+			var pgErr *pgconn.PgError
+			if !errors.As(err, &pgErr) || pgErr.Code != "21000" {
+				return fmt.Errorf("merge %s: %w", e.Name, err)
+			}
+			if _, err := b.tx.Exec(ctx, "ROLLBACK TO SAVEPOINT merge"); err != nil {
+				return fmt.Errorf("merge %s: %w", e.Name, err)
+			}
+			if _, err := b.tx.Exec(ctx, merge("DISTINCT ON ("+qk+")")); err != nil {
+				return fmt.Errorf("merge %s: %w", e.Name, err)
+			}
 		}
 	}
 	if b.info.Snapshot {

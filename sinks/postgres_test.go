@@ -278,3 +278,37 @@ func TestMigrateIsAdditiveAndRefusesTypeChanges(t *testing.T) {
 		t.Fatalf("type change: %v", err)
 	}
 }
+
+// TestDuplicateKeysInABatch: should the PBX send a key twice in a batch
+// (a PBX that does not sort, so the exporter cannot see it), the merge
+// still loads one row per key.
+func TestDuplicateKeysInABatch(t *testing.T) {
+	t.Parallel()
+	p, pool := newPostgres(t)
+	ctx := context.Background()
+	ep := exporter.Builtin()[1] // colleagues
+	b, err := p.Begin(ctx, exporter.BatchInfo{PBX: "x", RunID: "r", Endpoint: &ep, StateKey: "colleagues"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv := &exporter.Converter{Endpoint: &ep}
+	var rows []exporter.Row
+	for _, rec := range []string{`{"id":"1","name":"first"}`, `{"id":"2","name":"other"}`, `{"id":"1","name":"again"}`} {
+		r, err := conv.Convert(0, json.RawMessage(rec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, r)
+	}
+	if err := b.Write(ctx, rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(ctx, []byte(`{}`), exporter.Progress{Rows: 3}); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	pool.QueryRow(ctx, "SELECT count(*) FROM colleagues WHERE pbx = 'x'").Scan(&n)
+	if n != 2 {
+		t.Fatalf("%d rows, want 2", n)
+	}
+}

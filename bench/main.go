@@ -1,0 +1,484 @@
+// Command bench measures wildix-export against the physical limits of the
+// machine it runs on, side by side in one run: how fast the simulator can
+// be read at all (the fetch limit), how fast PostgreSQL takes the same rows
+// with COPY (the load limit), and wildix-export's exports against them, plus
+// latency and memory. It prints medians, spreads and ratios.
+//
+//	go run ./bench                       # the documented defaults
+//	go run ./bench -n 1000000 -runs 3    # a larger run
+//
+// Each subject runs as its own process (the pbxsim and wildix-export
+// binaries, built first), so its peak memory is its own. See bench/README.md.
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+type options struct {
+	n, latN, page, latPage, conc, runs int
+	memN                               []int
+	latency                            time.Duration
+	db                                 string
+	cases                              map[string]bool
+}
+
+func main() {
+	var o options
+	var memN, cases string
+	flag.IntVar(&o.n, "n", 200000, "call records for the fetch, load, csv, pg and incremental cases")
+	flag.IntVar(&o.runs, "runs", 3, "repetitions of each case (median and spread are reported)")
+	flag.IntVar(&o.page, "page", 1000, "page size (EXPORT_PAGE_SIZE)")
+	flag.IntVar(&o.conc, "conc", 4, "pages fetched at once (EXPORT_CONCURRENCY)")
+	flag.DurationVar(&o.latency, "latency", 20*time.Millisecond, "per-request latency of the latency case")
+	flag.IntVar(&o.latN, "latency-n", 20000, "call records of the latency case")
+	flag.IntVar(&o.latPage, "latency-page", 100, "page size of the latency case")
+	flag.StringVar(&memN, "mem-n", "100000,1000000", "record counts of the memory case")
+	flag.StringVar(&o.db, "db", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL for the load and pg cases")
+	flag.StringVar(&cases, "cases", "fetch,load,csv,pg,incremental,latency,memory", "cases to run")
+	flag.Parse()
+	o.cases = map[string]bool{}
+	for _, c := range strings.Split(cases, ",") {
+		o.cases[strings.TrimSpace(c)] = true
+	}
+	for _, s := range strings.Split(memN, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || v <= 0 {
+			fatalf("-mem-n %q: expected a comma list of positive counts", memN)
+		}
+		o.memN = append(o.memN, v)
+	}
+	if err := run(context.Background(), o); err != nil {
+		fatalf("%v", err)
+	}
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+// sample is one measurement: wall time and, for processes, peak RSS.
+type sample struct {
+	d   time.Duration
+	rss int64 // bytes
+}
+
+type figure struct {
+	name    string
+	rows    int
+	samples []sample
+	note    string
+}
+
+func (f *figure) median() time.Duration {
+	ds := make([]time.Duration, len(f.samples))
+	for i, s := range f.samples {
+		ds[i] = s.d
+	}
+	slices.Sort(ds)
+	return ds[len(ds)/2]
+}
+
+func (f *figure) spread() (time.Duration, time.Duration) {
+	lo, hi := f.samples[0].d, f.samples[0].d
+	for _, s := range f.samples {
+		lo, hi = min(lo, s.d), max(hi, s.d)
+	}
+	return lo, hi
+}
+
+func (f *figure) medianRSS() int64 {
+	rs := make([]int64, len(f.samples))
+	for i, s := range f.samples {
+		rs[i] = s.rss
+	}
+	slices.Sort(rs)
+	return rs[len(rs)/2]
+}
+
+type bench struct {
+	o       options
+	dir     string
+	wx, sim string
+	figures map[string]*figure
+	order   []string
+}
+
+func (b *bench) add(name string, rows int, s sample, note string) {
+	f := b.figures[name]
+	if f == nil {
+		f = &figure{name: name, rows: rows, note: note}
+		b.figures[name] = f
+		b.order = append(b.order, name)
+	}
+	f.samples = append(f.samples, s)
+}
+
+func run(ctx context.Context, o options) error {
+	dir, err := os.MkdirTemp("", "wildix-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	b := &bench{o: o, dir: dir, figures: map[string]*figure{}}
+	fmt.Fprintln(os.Stderr, "building the binaries…")
+	b.wx, b.sim = filepath.Join(dir, "wildix-export"), filepath.Join(dir, "pbxsim")
+	for _, x := range [][2]string{{b.wx, "./cmd/wildix-export"}, {b.sim, "./cmd/pbxsim"}} {
+		if out, err := exec.Command("go", "build", "-o", x[0], x[1]).CombinedOutput(); err != nil {
+			return fmt.Errorf("build %s: %v\n%s", x[1], err, out)
+		}
+	}
+	if err := b.main(ctx); err != nil {
+		return err
+	}
+	if o.cases["latency"] {
+		if err := b.latency(ctx); err != nil {
+			return err
+		}
+	}
+	if o.cases["memory"] {
+		if err := b.memory(ctx); err != nil {
+			return err
+		}
+	}
+	b.report(os.Stdout)
+	return nil
+}
+
+// sim is a running pbxsim process.
+type sim struct {
+	cmd  *exec.Cmd
+	base string
+}
+
+const apiKey = "wsk-v1-bench"
+
+func (b *bench) startSim(calls int, extra ...string) (*sim, error) {
+	args := append([]string{"-addr", "127.0.0.1:0", "-calls", strconv.Itoa(calls), "-api-key", apiKey}, extra...)
+	cmd := exec.Command(b.sim, args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		cmd.Process.Kill()
+		return nil, fmt.Errorf("pbxsim did not start: %v", err)
+	}
+	base := strings.TrimSpace(strings.TrimPrefix(line, "pbxsim listening on "))
+	return &sim{cmd: cmd, base: base}, nil
+}
+
+func (s *sim) stop() { s.cmd.Process.Kill(); s.cmd.Wait() }
+
+func (s *sim) requests() int {
+	resp, err := http.Get(s.base + "/_sim/stats")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "api_requests "); ok {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	return -1
+}
+
+// export runs `wildix-export run --once` and returns its wall time and
+// peak RSS.
+func (b *bench) export(base string, env ...string) (sample, error) {
+	cmd := exec.Command(b.wx, "run", "--once")
+	cmd.Env = append(os.Environ(), append([]string{
+		"WILDIX_PBX_URL=" + base, "WILDIX_API_KEY=" + apiKey, "EXPORT_ENDPOINTS=call_history",
+		"EXPORT_LOG_LEVEL=warn", "EXPORT_PAGE_SIZE=" + strconv.Itoa(b.o.page), "EXPORT_CONCURRENCY=" + strconv.Itoa(b.o.conc),
+	}, env...)...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	began := time.Now()
+	if err := cmd.Run(); err != nil {
+		return sample{}, fmt.Errorf("wildix-export: %v\n%s", err, stderr.String())
+	}
+	d := time.Since(began)
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return sample{d: d, rss: ru.Maxrss * 1024}, nil
+}
+
+// fetch reads every page of n records as the exporter would (upper bound,
+// then sort=id ascending within it), with conc requests at once, reading
+// and discarding the bodies: the most any exporter could do.
+func fetch(ctx context.Context, base string, n, page, conc int) (time.Duration, error) {
+	began := time.Now()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc + 1}}
+	get := func(q url.Values) error {
+		req, _ := http.NewRequestWithContext(ctx, "GET", base+"/api/v1/PBX/CallHistory/?"+q.Encode(), nil)
+		req.Header.Set("Authorization", "Bearer "+apiKey)
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			return err
+		}
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+	if err := get(url.Values{"sort": {"id"}, "dir": {"DESC"}, "count": {"1"}, "fields": {"id"}}); err != nil {
+		return 0, err
+	}
+	pages := (n + page - 1) / page
+	next := make(chan int)
+	errs := make(chan error, conc)
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range next {
+				q := url.Values{"sort": {"id"}, "dir": {"ASC"}, "start": {strconv.Itoa(p * page)}, "count": {strconv.Itoa(page)},
+					"filter[id][from]": {"1"}, "filter[id][to]": {strconv.Itoa(n)}}
+				if err := get(q); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for p := 0; p < pages; p++ {
+		next <- p
+	}
+	close(next)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return 0, err
+	default:
+	}
+	return time.Since(began), nil
+}
+
+func randomName(prefix string) string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
+
+// main runs the cases on n records: fetch, csv, incremental, pg, load.
+func (b *bench) main(ctx context.Context) error {
+	o := b.o
+	if !o.cases["fetch"] && !o.cases["csv"] && !o.cases["pg"] && !o.cases["load"] && !o.cases["incremental"] {
+		return nil
+	}
+	s, err := b.startSim(o.n)
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+	var conn *pgx.Conn
+	if o.cases["pg"] || o.cases["load"] {
+		if conn, err = pgx.Connect(ctx, o.db); err != nil {
+			return fmt.Errorf("PostgreSQL at -db: %w", err)
+		}
+		defer conn.Close(ctx)
+	}
+	copyFile := filepath.Join(b.dir, "rows.csv")
+	haveCopy := false
+	for r := 0; r < o.runs; r++ {
+		fmt.Fprintf(os.Stderr, "run %d/%d on %d records…\n", r+1, o.runs, o.n)
+		if o.cases["fetch"] {
+			d, err := fetch(ctx, s.base, o.n, o.page, o.conc)
+			if err != nil {
+				return fmt.Errorf("fetch: %w", err)
+			}
+			b.add("fetch limit", o.n, sample{d: d}, fmt.Sprintf("page %d, %d at once, bodies discarded", o.page, o.conc))
+		}
+		if o.cases["csv"] || o.cases["incremental"] {
+			out := filepath.Join(b.dir, randomName("csv-"))
+			smp, err := b.export(s.base, "EXPORT_SINK=csv", "EXPORT_CSV_DIR="+out)
+			if err != nil {
+				return err
+			}
+			b.add("wildix-export to CSV", o.n, smp, "")
+			if o.cases["incremental"] {
+				before := s.requests()
+				smp, err := b.export(s.base, "EXPORT_SINK=csv", "EXPORT_CSV_DIR="+out)
+				if err != nil {
+					return err
+				}
+				b.add("incremental, nothing new", 0, smp, fmt.Sprintf("%d API request(s)", s.requests()-before))
+			}
+			os.RemoveAll(out)
+		}
+		if o.cases["pg"] || o.cases["load"] {
+			schema := randomName("bench_")
+			smp, err := b.export(s.base, "EXPORT_SINK=postgres", "EXPORT_DATABASE_URL="+o.db, "EXPORT_DB_SCHEMA="+schema, "EXPORT_BATCH_SIZE=50000")
+			if err != nil {
+				return err
+			}
+			if o.cases["pg"] {
+				b.add("wildix-export to PostgreSQL", o.n, smp, "")
+			}
+			if o.cases["load"] {
+				if !haveCopy {
+					if err := psql(o.db, fmt.Sprintf(`\copy (SELECT %s FROM %s.call_history) TO '%s' CSV`, loadColumns, schema, copyFile)); err != nil {
+						return err
+					}
+					haveCopy = true
+				}
+				target := randomName("bench_load_")
+				if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE SCHEMA %s; CREATE TABLE %s.call_history (LIKE %s.call_history INCLUDING ALL)", target, target, schema)); err != nil {
+					return err
+				}
+				began := time.Now()
+				if err := psql(o.db, fmt.Sprintf(`\copy %s.call_history (%s) FROM '%s' CSV`, target, loadColumns, copyFile)); err != nil {
+					return err
+				}
+				b.add("load limit (psql \\copy)", o.n, sample{d: time.Since(began)}, "same rows, same table shape and keys")
+				conn.Exec(ctx, "DROP SCHEMA "+target+" CASCADE")
+			}
+			conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
+		}
+	}
+	return nil
+}
+
+const loadColumns = "pbx, id, start_time, answer_time, end_time, duration, billsec, disposition, type, src, dst, from_number, from_name, " +
+	"to_number, to_name, channel, dstchannel, lastapp, lastdata, userfield, cost, faxdata, tz_offset, extra, raw, run_id"
+
+func psql(db, command string) error {
+	out, err := exec.Command("psql", db, "-v", "ON_ERROR_STOP=1", "-q", "-c", command).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("psql %s: %v\n%s", command, err, out)
+	}
+	return nil
+}
+
+// latency: the simulator answers each request after a fixed delay.
+func (b *bench) latency(ctx context.Context) error {
+	o := b.o
+	s, err := b.startSim(o.latN, "-latency", o.latency.String())
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+	for r := 0; r < o.runs; r++ {
+		fmt.Fprintf(os.Stderr, "latency run %d/%d…\n", r+1, o.runs)
+		out := filepath.Join(b.dir, randomName("lat-"))
+		smp, err := b.export(s.base, "EXPORT_SINK=csv", "EXPORT_CSV_DIR="+out, "EXPORT_PAGE_SIZE="+strconv.Itoa(o.latPage))
+		if err != nil {
+			return err
+		}
+		os.RemoveAll(out)
+		b.add("latency: wildix-export", o.latN, smp, fmt.Sprintf("%s a request, page %d, %d at once", o.latency, o.latPage, o.conc))
+		d, err := fetch(ctx, s.base, o.latN, o.latPage, 1)
+		if err != nil {
+			return err
+		}
+		b.add("latency: sequential pager", o.latN, sample{d: d}, fmt.Sprintf("page %d, one at a time", o.latPage))
+	}
+	return nil
+}
+
+// memory: peak RSS of a CSV export at each size.
+func (b *bench) memory(ctx context.Context) error {
+	for _, n := range b.o.memN {
+		s, err := b.startSim(n)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "memory at %d records…\n", n)
+		out := filepath.Join(b.dir, randomName("mem-"))
+		smp, err := b.export(s.base, "EXPORT_SINK=csv", "EXPORT_CSV_DIR="+out)
+		s.stop()
+		os.RemoveAll(out)
+		if err != nil {
+			return err
+		}
+		b.add(fmt.Sprintf("memory at %d", n), n, smp, "CSV export, peak RSS")
+	}
+	return nil
+}
+
+func (b *bench) report(w io.Writer) {
+	host, _ := os.Hostname()
+	fmt.Fprintf(w, "\n# wildix-export benchmark, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(w, "machine: %s, %d cores, %s/%s, %s; runs per case: %d\n\n", host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), b.o.runs)
+	r := func(name string) *figure { return b.figures[name] }
+	ratio := func(a, c time.Duration) float64 { return a.Seconds() / c.Seconds() }
+	fmt.Fprintln(w, "## Ratios (goals from issue 7)")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| figure | value | goal |")
+	fmt.Fprintln(w, "|---|---|---|")
+	fetchF, loadF, csvF, pgF := r("fetch limit"), r("load limit (psql \\copy)"), r("wildix-export to CSV"), r("wildix-export to PostgreSQL")
+	if pgF != nil && fetchF != nil && loadF != nil {
+		limit := max(fetchF.median(), loadF.median())
+		fmt.Fprintf(w, "| PostgreSQL export ÷ max(fetch limit, load limit) | %.2f | ≤ 1.3 |\n", ratio(pgF.median(), limit))
+	}
+	if pgF != nil && loadF != nil {
+		fmt.Fprintf(w, "| PostgreSQL export ÷ psql \\copy of the same rows | %.2f | (issue 5: reported) |\n", ratio(pgF.median(), loadF.median()))
+	}
+	if csvF != nil && fetchF != nil {
+		fmt.Fprintf(w, "| CSV export ÷ fetch limit | %.2f | ≤ 1.2 |\n", ratio(csvF.median(), fetchF.median()))
+	}
+	if lat, seq := r("latency: wildix-export"), r("latency: sequential pager"); lat != nil && seq != nil {
+		ideal := time.Duration(float64(b.o.latN) / (float64(b.o.conc*b.o.latPage) / b.o.latency.Seconds()) * float64(time.Second))
+		fmt.Fprintf(w, "| latency case: ideal time ÷ wildix-export time (concurrency %d × page %d ÷ %s) | %.2f | ≥ 0.9 |\n", b.o.conc, b.o.latPage, b.o.latency, ratio(ideal, lat.median()))
+		fmt.Fprintf(w, "| latency case: sequential pager ÷ wildix-export | %.2f× faster | |\n", ratio(seq.median(), lat.median()))
+	}
+	if len(b.o.memN) >= 2 {
+		lo, hi := r(fmt.Sprintf("memory at %d", b.o.memN[0])), r(fmt.Sprintf("memory at %d", b.o.memN[len(b.o.memN)-1]))
+		if lo != nil && hi != nil {
+			fmt.Fprintf(w, "| peak RSS at %d ÷ at %d | %.2f | ≤ 1.2 |\n", b.o.memN[len(b.o.memN)-1], b.o.memN[0], float64(hi.medianRSS())/float64(lo.medianRSS()))
+			fmt.Fprintf(w, "| peak RSS at %d | %.1f MiB | < 100 MiB |\n", b.o.memN[len(b.o.memN)-1], float64(hi.medianRSS())/(1<<20))
+		}
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "## Figures")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| case | rows | median | min – max | rows/s | peak RSS | note |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
+	for _, name := range b.order {
+		f := b.figures[name]
+		lo, hi := f.spread()
+		rate := "-"
+		if f.rows > 0 {
+			rate = strconv.Itoa(int(float64(f.rows) / f.median().Seconds()))
+		}
+		rss := "-"
+		if m := f.medianRSS(); m > 0 {
+			rss = fmt.Sprintf("%.1f MiB", float64(m)/(1<<20))
+		}
+		fmt.Fprintf(w, "| %s | %d | %s | %s – %s | %s | %s | %s |\n", name, f.rows, f.median().Round(time.Millisecond),
+			lo.Round(time.Millisecond), hi.Round(time.Millisecond), rate, rss, f.note)
+	}
+}
