@@ -3,6 +3,7 @@ package auth
 import (
 	"bufio"
 	"context"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -530,5 +531,43 @@ func TestKilledAfterRefreshLeavesUsableStore(t *testing.T) {
 	expire(t, store)
 	if code := f.call(t, NewSource(context.Background(), SourceOptions{Config: f.cfg, Store: store, PBX: "pbx1"})); code != 200 {
 		t.Fatalf("next process: %d", code)
+	}
+}
+
+// TestPrivateCA: a PBX whose certificate is signed by a private CA is
+// trusted once WILDIX_CA_FILE names that CA, and not before.
+func TestPrivateCA(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, pbxsim.Options{APIKeys: []string{"wsk-v1-ca"}})
+	srv := httptest.NewTLSServer(f.sim)
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	get := func(o TLSOptions) error {
+		tr, err := NewTransport(o, 5*time.Second)
+		if err != nil {
+			return err
+		}
+		c := &http.Client{Transport: &Transport{Source: Static("wsk-v1-ca"), Base: tr}}
+		resp, err := c.Get(srv.URL + "/api/v1/personal/info")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+	if err := get(TLSOptions{}); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("without the CA: %v, want a trust error", err)
+	}
+	if err := get(TLSOptions{CAFile: ca}); err != nil {
+		t.Fatalf("with WILDIX_CA_FILE: %v", err)
+	}
+	if _, err := NewTransport(TLSOptions{CAFile: filepath.Join(t.TempDir(), "none.pem")}, time.Second); err == nil || !strings.Contains(err.Error(), "WILDIX_CA_FILE") {
+		t.Fatalf("missing CA file: %v", err)
 	}
 }

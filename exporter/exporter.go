@@ -491,8 +491,13 @@ func (x *Exporter) oneBatch(ctx context.Context, info BatchInfo, q url.Values, n
 		}
 		return nil
 	})
-	if err == nil && !pr.Complete {
+	switch {
+	case err != nil:
+	case !pr.Complete:
 		err = fmt.Errorf("records changed while paging (read %d of %d): %s", pr.Records, pr.Total, incomplete)
+	case keep == nil && pr.Total >= 0 && int64(len(seen)) < pr.Total:
+		// A record read twice means the pages shifted: another was missed.
+		err = fmt.Errorf("records changed while paging (%d distinct of %d): %s", len(seen), pr.Total, incomplete)
 	}
 	committed := false
 	if err == nil {

@@ -302,9 +302,8 @@ const wallLayout = "2006-01-02 15:04:05"
 //   - A time with its own offset (RFC 3339) is taken as it is.
 //   - The record's anchor time (call history: start) uses the record's
 //     timezone offset when it has one.
-//   - Other times, and records without an offset, use the PBX's zone
-//     (WILDIX_TIMEZONE); with no zone configured, the record's offset; with
-//     neither, UTC.
+//   - Other times use the PBX's zone (WILDIX_TIMEZONE) when it is set,
+//     else the record's offset; with neither, UTC.
 //   - A wall time that occurs twice (the hour repeated when daylight-saving
 //     time ends) is the occurrence nearest the hint: for call history, the
 //     end nearest start+duration and the answer nearest

@@ -310,6 +310,16 @@ func (s *CSV) cell(t exporter.Type, v any) string {
 
 // Commit implements exporter.Batch.
 func (b *csvBatch) Commit(_ context.Context, state []byte, _ exporter.Progress) error {
+	if err := b.decide(state); err != nil {
+		return err
+	}
+	// From here the commit has happened; recover finishes it if we crash.
+	return b.sink.recover(b.info.PBX, b.info.StateKey, false)
+}
+
+// decide makes the data durable and writes the pending record that decides
+// the commit; what is left (the renames, the state) recover completes.
+func (b *csvBatch) decide(state []byte) error {
 	s := b.sink
 	b.w.Flush()
 	if err := b.w.Error(); err != nil {
@@ -372,8 +382,7 @@ func (b *csvBatch) Commit(_ context.Context, state []byte, _ exporter.Progress) 
 		return fmt.Errorf("commit: %w", err)
 	}
 	b.done = true
-	// From here the commit has happened; recover finishes it if we crash.
-	return s.recover(b.info.PBX, b.info.StateKey, false)
+	return nil
 }
 
 func columnNames(e *exporter.Endpoint) []string {

@@ -299,3 +299,55 @@ func TestSafeNameCannotLeaveItsFolder(t *testing.T) {
 		}
 	}
 }
+
+// TestCSVCrashBetweenCommitRecordAndRename stops a commit exactly where a
+// crash would leave it: data on disk under its temporary name, the pending
+// record written, nothing renamed. The next start completes it; if the
+// data was lost instead, it discards the commit. Either way no row is
+// doubled or lost, and no partial file has a final name.
+func TestCSVCrashBetweenCommitRecordAndRename(t *testing.T) {
+	t.Parallel()
+	for _, lose := range []bool{false, true} {
+		dir := t.TempDir()
+		ep := exporter.Builtin()[0]
+		ctx := context.Background()
+		s, _ := NewCSV(CSVOptions{Dir: dir})
+		b, err := s.Begin(ctx, exporter.BatchInfo{PBX: "p", RunID: "r1", Endpoint: &ep, StateKey: ep.Name, Seq: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		row, _ := (&exporter.Converter{Endpoint: &ep}).Convert(0, json.RawMessage(`{"id":"7","start":"2026-01-01 10:00:00"}`))
+		b.Write(ctx, []exporter.Row{row})
+		if err := b.(*csvBatch).decide([]byte(`{"cursor":7}`)); err != nil {
+			t.Fatal(err)
+		}
+		if files, _ := filepath.Glob(filepath.Join(dir, "call_history", "*.csv")); len(files) != 0 {
+			t.Fatalf("a file has its final name before the commit completed: %v", files)
+		}
+		if lose {
+			os.Remove(b.(*csvBatch).tmp)
+		}
+		// The next process starts.
+		s2, _ := NewCSV(CSVOptions{Dir: dir})
+		st, err := s2.State(ctx, "p", ep.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, _ := filepath.Glob(filepath.Join(dir, "call_history", "*.csv"))
+		if lose {
+			if st != nil || len(files) != 0 {
+				t.Fatalf("lost data: state %s, files %v; want the commit discarded", st, files)
+			}
+			continue
+		}
+		if string(st) != `{"cursor":7}` || len(files) != 1 {
+			t.Fatalf("state %s, files %v; want the commit completed", st, files)
+		}
+		if _, err := os.Stat(strings.TrimSuffix(files[0], ".csv") + ".manifest.json"); err != nil {
+			t.Fatalf("manifest missing: %v", err)
+		}
+		if pend, _ := filepath.Glob(filepath.Join(dir, ".state", "p", "*.pending.json")); len(pend) != 0 {
+			t.Fatalf("pending record left: %v", pend)
+		}
+	}
+}

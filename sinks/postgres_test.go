@@ -312,3 +312,31 @@ func TestDuplicateKeysInABatch(t *testing.T) {
 		t.Fatalf("%d rows, want 2", n)
 	}
 }
+
+// TestNULBytesAreCleaned: PostgreSQL refuses NUL in text and \u0000 in
+// jsonb; the sink removes them (as documented) instead of failing the batch.
+func TestNULBytesAreCleaned(t *testing.T) {
+	t.Parallel()
+	p, pool := newPostgres(t)
+	ctx := context.Background()
+	ep := exporter.Builtin()[1] // colleagues
+	b, err := p.Begin(ctx, exporter.BatchInfo{PBX: "x", RunID: "r", Endpoint: &ep, StateKey: "colleagues", Snapshot: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	row, err := (&exporter.Converter{Endpoint: &ep}).Convert(0, json.RawMessage(`{"id":"5","name":"a\u0000b","x\u0000y":"z\u0000"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Write(ctx, []exporter.Row{row}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(ctx, []byte(`{}`), exporter.Progress{Rows: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var name, rawName string
+	pool.QueryRow(ctx, "SELECT name, raw->>'name' FROM colleagues WHERE id = 5").Scan(&name, &rawName)
+	if name != "ab" || rawName != "a\uFFFDb" {
+		t.Fatalf("name %q, raw name %q", name, rawName)
+	}
+}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/wildix-export/wildix-export/config"
 	"github.com/wildix-export/wildix-export/exporter"
-	"github.com/wildix-export/wildix-export/sinks"
 )
 
 func parseWall(flagName, s string) (time.Time, error) {
@@ -75,19 +74,11 @@ duplicated in PostgreSQL (CSV gets one file per window).`)
 		return err
 	}
 	defer s.close()
-	unlock, err := s.lock(ctx, a.cfg.PBXID)
+	x, _, unlock, err := a.startExport(ctx, s)
 	if err != nil {
-		if errors.Is(err, sinks.ErrLocked) {
-			a.log.Warn("backfill skipped: another export of this PBX is running", "err", err)
-		}
 		return err
 	}
 	defer unlock()
-	p, err := a.pbxClient(ctx, s.pool)
-	if err != nil {
-		return err
-	}
-	x := a.exporter(p, s)
 	tty := isTerminal(a.stderr)
 	lastLog := time.Time{}
 	progress := func(pr exporter.BackfillProgress) {

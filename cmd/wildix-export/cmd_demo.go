@@ -106,18 +106,14 @@ when EXPORT_SINK=postgres.`)
 		return err
 	}
 	defer s.close()
-	unlock, err := s.lock(ctx, c.PBXID)
+	x, _, unlock, err := a.startExport(ctx, s)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	p, err := a.pbxClient(ctx, s.pool)
-	if err != nil {
-		return err
-	}
 	id := exporter.NewRunID(time.Now())
 	began := time.Now()
-	r := a.exporter(p, s).Run(ctx, id, "demo", cat.All())
+	r := x.Run(ctx, id, "demo", cat.All())
 	fmt.Fprintf(a.stdout, "\nExported in %s (run %s):\n", time.Since(began).Round(time.Millisecond), id)
 	summary(a.stdout, r)
 	if err := r.Err(); err != nil {

@@ -79,21 +79,14 @@ func splitList(s string) []string {
 func (a *app) exportOnce(ctx context.Context, s *sink, endpoints []exporter.Endpoint, mode string, m *metrics) error {
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.RunTimeout)
 	defer cancel()
-	unlock, err := s.lock(ctx, a.cfg.PBXID)
-	if errors.Is(err, sinks.ErrLocked) {
-		a.log.Warn("export skipped: another export of this PBX is running", "pbx", a.cfg.PBXID, "err", err)
-		m.skipped()
-		return err
-	}
+	x, p, unlock, err := a.startExport(ctx, s)
 	if err != nil {
+		if errors.Is(err, sinks.ErrLocked) {
+			m.skipped()
+		}
 		return err
 	}
 	defer unlock()
-	p, err := a.pbxClient(ctx, s.pool)
-	if err != nil {
-		return err
-	}
-	x := a.exporter(p, s)
 	x.Observe = m.endpoint
 	m.tokenExpiry = p.expiry
 	id := exporter.NewRunID(time.Now())
@@ -137,6 +130,18 @@ func (l cronLogger) Error(err error, msg string, kv ...any) {
 	l.a.log.Error("cron: "+msg, append(kv, "err", err)...)
 }
 
+// guarded runs one scheduled export. cron.New does not recover panics:
+// a panic in a run is logged and counted here, and the worker goes on.
+func (a *app) guarded(m *metrics, run func()) {
+	defer func() {
+		if p := recover(); p != nil {
+			m.panicked()
+			a.log.Error("run panicked", "panic", fmt.Sprint(p))
+		}
+	}()
+	run()
+}
+
 // worker exports on the schedule until ctx is cancelled, then lets the run
 // in flight commit its batch and returns nil.
 func (a *app) worker(ctx context.Context, s *sink, endpoints []exporter.Endpoint, now bool, m *metrics) error {
@@ -152,24 +157,18 @@ func (a *app) worker(ctx context.Context, s *sink, endpoints []exporter.Endpoint
 		wg.Add(1)
 		defer wg.Done()
 		// Jobs get no context from cron: each run derives one from ctx.
-		defer func() {
-			// cron.New does not recover panics; a panic in a run is logged,
-			// counted, and the worker goes on.
-			if p := recover(); p != nil {
-				m.panicked()
-				a.log.Error("run panicked", "panic", fmt.Sprint(p))
+		a.guarded(m, func() {
+			if ctx.Err() != nil {
+				return
 			}
-		}()
-		if ctx.Err() != nil {
-			return
-		}
-		err := a.exportOnce(ctx, s, endpoints, "scheduled", m)
-		if err != nil && !errors.Is(err, sinks.ErrLocked) {
-			a.log.Error("scheduled export failed", "err", err)
-		}
-		if e := c.Entry(id); e.Valid() {
-			a.log.Info("next export", "at", e.Next)
-		}
+			err := a.exportOnce(ctx, s, endpoints, "scheduled", m)
+			if err != nil && !errors.Is(err, sinks.ErrLocked) {
+				a.log.Error("scheduled export failed", "err", err)
+			}
+			if e := c.Entry(id); e.Valid() {
+				a.log.Info("next export", "at", e.Next)
+			}
+		})
 	})
 	wrapped := cron.NewChain(cron.SkipIfStillRunning(log)).Then(job)
 	id = c.Schedule(sched, wrapped)

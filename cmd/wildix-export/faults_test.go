@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/internal/pgtest"
@@ -171,5 +174,83 @@ func TestPBXUnreachableOrHanging(t *testing.T) {
 	elapsed := time.Since(began)
 	if r.code == 0 || elapsed > 20*time.Second || !(strings.Contains(r.stderr, "timeout") || strings.Contains(r.stderr, "deadline")) {
 		t.Fatalf("hanging PBX: exit %d after %s\n%s", r.code, elapsed, r.stderr)
+	}
+}
+
+func TestPanicInARunIsRecoveredAndCounted(t *testing.T) {
+	t.Parallel()
+	var logs strings.Builder
+	a := &app{log: slog.New(slog.NewTextHandler(&logs, nil))}
+	m := newMetrics()
+	a.guarded(m, func() { panic("boom") })
+	a.guarded(m, func() {})
+	if got := testutil.ToFloat64(m.panics); got != 1 {
+		t.Fatalf("panics counted = %v, want 1", got)
+	}
+	if !strings.Contains(logs.String(), "run panicked") || !strings.Contains(logs.String(), "boom") {
+		t.Fatalf("log: %s", logs.String())
+	}
+}
+
+func TestDatabaseUnreachableAtStart(t *testing.T) {
+	t.Parallel()
+	f := authorized(t, pbxsim.Options{Calls: 10})
+	closed := freeAddr(t)
+	env := simEnv(f, t.TempDir(), "EXPORT_SINK=postgres", "EXPORT_DATABASE_URL=postgres://exporter:pw-s3cr3t@"+closed+"/reports?connect_timeout=2")
+	r := runBin(t, env, "", "run", "--once")
+	host, port, _ := net.SplitHostPort(closed)
+	if r.code != exitDatabase || !strings.Contains(r.stderr, "cannot connect to "+host+":"+port+" database reports as exporter") {
+		t.Fatalf("exit %d, want %d\n%s", r.code, exitDatabase, r.stderr)
+	}
+	if strings.Contains(r.stderr+r.stdout, "pw-s3cr3t") {
+		t.Fatalf("the password appears in the output:\n%s", r.stderr)
+	}
+	if n := f.Sim.Stats.APIRequests.Load(); n != 0 {
+		t.Fatalf("%d API requests before the database was checked, want 0", n)
+	}
+}
+
+// TestWorkerSkipsARunStillGoing: with runs slower than the schedule, a due
+// run is skipped while the previous one goes on, never stacked.
+func TestWorkerSkipsARunStillGoing(t *testing.T) {
+	t.Parallel()
+	f := authorized(t, pbxsim.Options{Calls: 10, Faults: pbxsim.Faults{Latency: 1500 * time.Millisecond}})
+	env, pool, _ := pgEnv(t, f, "EXPORT_SCHEDULE=@every 1s", "EXPORT_ENDPOINTS=call_history", "EXPORT_LOG_LEVEL=debug", "WILDIX_REQUEST_TIMEOUT=10s")
+	cmd := exec.Command(binary, "run")
+	cmd.Env = env
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(6 * time.Second)
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("worker: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "cron: skip") {
+		t.Fatalf("no run was skipped:\n%s", stderr.String())
+	}
+	rows, err := pool.Query(context.Background(), "SELECT started_at, ended_at FROM export_runs ORDER BY started_at")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var prevEnd time.Time
+	n := 0
+	for rows.Next() {
+		var start time.Time
+		var end *time.Time
+		rows.Scan(&start, &end)
+		if start.Before(prevEnd) {
+			t.Fatalf("run started at %v before the previous ended at %v: stacked", start, prevEnd)
+		}
+		if end != nil {
+			prevEnd = *end
+		}
+		n++
+	}
+	if n < 2 {
+		t.Fatalf("%d runs in 6 s, want at least 2", n)
 	}
 }

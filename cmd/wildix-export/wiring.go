@@ -162,3 +162,21 @@ func (a *app) exporter(p *pbx, s *sink) *exporter.Exporter {
 // zone is WILDIX_TIMEZONE, nil when not set so that the records' own
 // offsets decide.
 func zone(c *config.Config) *time.Location { return c.Timezone }
+
+// startExport takes the PBX's lock (or reports that another export holds
+// it), authenticates, and builds the exporter: how every command that
+// exports begins. The caller must call unlock.
+func (a *app) startExport(ctx context.Context, s *sink) (x *exporter.Exporter, p *pbx, unlock func(), err error) {
+	unlock, err = s.lock(ctx, a.cfg.PBXID)
+	if err != nil {
+		if errors.Is(err, sinks.ErrLocked) {
+			a.log.Warn("skipped: another export of this PBX is running", "pbx", a.cfg.PBXID, "err", err)
+		}
+		return nil, nil, nil, err
+	}
+	if p, err = a.pbxClient(ctx, s.pool); err != nil {
+		unlock()
+		return nil, nil, nil, err
+	}
+	return a.exporter(p, s), p, unlock, nil
+}

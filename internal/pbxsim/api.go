@@ -258,32 +258,75 @@ func (s *Sim) sortList(t table, list []int64, q query) {
 			return // already in id order
 		}
 	}
-	keys := make(map[int64]string, len(list))
+	// Keys in a slice beside the list: numbers (and wall times, read as
+	// the number YYYYMMDDHHMMSS) as integers, so that sorting millions of
+	// calls costs 16 bytes a record, not a string each.
+	type keyed struct {
+		pos int64
+		num int64
+		str string
+	}
+	ks := make([]keyed, len(list))
 	numeric := true
-	for _, p := range list {
+	for i, p := range list {
 		v := t.rec(p).str(q.sort)
-		keys[p] = v
-		if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+		ks[i].pos = p
+		if n, ok := sortNumber(v, timeFields[q.sort]); ok {
+			ks[i].num = n
+		} else {
 			numeric = false
+			ks[i].str = v
 		}
 	}
-	slices.SortStableFunc(list, func(a, b int64) int {
+	if !numeric {
+		for i := range ks {
+			if ks[i].str == "" {
+				ks[i].str = t.rec(ks[i].pos).str(q.sort)
+			}
+		}
+	}
+	slices.SortStableFunc(ks, func(a, b keyed) int {
 		var c int
 		if numeric {
-			x, _ := strconv.ParseInt(keys[a], 10, 64)
-			y, _ := strconv.ParseInt(keys[b], 10, 64)
-			c = cmp.Compare(x, y)
+			c = cmp.Compare(a.num, b.num)
 		} else {
-			c = strings.Compare(keys[a], keys[b])
+			c = strings.Compare(a.str, b.str)
 		}
 		if q.dir == "DESC" {
 			c = -c
 		}
 		if c == 0 {
-			c = cmp.Compare(a, b)
+			c = cmp.Compare(a.pos, b.pos)
 		}
 		return c
 	})
+	for i := range ks {
+		list[i] = ks[i].pos
+	}
+}
+
+// sortNumber reads a sort key as an integer: a number, or a wall time
+// "YYYY-MM-DD HH:MM:SS" (which sorts like its digits). Empty times sort
+// first, as NULL does in ascending order.
+func sortNumber(v string, isTime bool) (int64, bool) {
+	if isTime {
+		if v == "" {
+			return -1, true
+		}
+		var n int64
+		for i := 0; i < len(v); i++ {
+			switch c := v[i]; {
+			case c >= '0' && c <= '9':
+				n = n*10 + int64(c-'0')
+			case c == '-' || c == ' ' || c == ':':
+			default:
+				return 0, false
+			}
+		}
+		return n, true
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	return n, err == nil
 }
 
 func (s *Sim) cached(key string) ([]int64, bool) {

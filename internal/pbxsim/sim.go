@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -240,6 +241,29 @@ func (s *Sim) RemoveRecord(endpoint, id string) bool {
 		}
 	}
 	return false
+}
+
+// AddRecord adds a record with the given fields (sorted by name) to a
+// directory endpoint, as when a colleague is created in WMS.
+func (s *Sim) AddRecord(endpoint string, fields map[string]string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.dirs[endpoint]
+	if d == nil {
+		return false
+	}
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var r record
+	for _, k := range keys {
+		r = append(r, field{k, fields[k]})
+	}
+	d.records = append(d.records, r)
+	s.clearCacheLocked()
+	return true
 }
 
 // RenameRecord changes the name field of a directory record.
