@@ -177,7 +177,14 @@ func loopback(ctx context.Context, o AuthorizeOptions, authURL string) (url.Valu
 		}
 	})}
 	go srv.Serve(ln)
-	defer srv.Close()
+	defer func() {
+		// Let the browser receive its page before the listener goes.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+		defer cancel()
+		if srv.Shutdown(sctx) != nil {
+			srv.Close()
+		}
+	}()
 
 	fmt.Fprintln(o.Stderr, "Open this address in a browser and approve the application:")
 	fmt.Fprintln(o.Stdout, authURL)

@@ -382,7 +382,9 @@ func TestTwoRunsAtOnceOneSkips(t *testing.T) {
 	for _, sink := range []string{"csv", "postgres"} {
 		t.Run(sink, func(t *testing.T) {
 			t.Parallel()
-			f := authorized(t, pbxsim.Options{Calls: 1500, Faults: pbxsim.Faults{Latency: 20 * time.Millisecond}})
+			// Each run takes about a second (15 pages of 70 ms), so the
+			// two overlap even when a loaded machine starts them apart.
+			f := authorized(t, pbxsim.Options{Calls: 1500, Faults: pbxsim.Faults{Latency: 70 * time.Millisecond}})
 			dir := t.TempDir()
 			env := simEnv(f, dir, "EXPORT_PAGE_SIZE=100", "EXPORT_CONCURRENCY=1", "EXPORT_ENDPOINTS=call_history")
 			var pool *pgxpool.Pool
@@ -487,7 +489,7 @@ func TestWorkerSchedulesAndStopsGracefully(t *testing.T) {
 	}
 
 	// A third run with plenty to do, interrupted by SIGTERM.
-	f.Sim.InsertCalls(3000)
+	f.Sim.InsertCalls(6000) // 300 pages: the run is still going when SIGTERM lands
 	waitFor("the third run to be under way", func() bool {
 		var n int
 		pool.QueryRow(ctx, "SELECT count(*) FROM call_history").Scan(&n)
