@@ -571,3 +571,40 @@ func TestPrivateCA(t *testing.T) {
 		t.Fatalf("missing CA file: %v", err)
 	}
 }
+
+// TestTokenResponseVariants: what wildix-api.md leaves unknown about the
+// token endpoint, each played by the simulator: expires_in as a string,
+// refresh answers without a refresh_token (the old one must be kept), a
+// PBX that ignores PKCE.
+func TestTokenResponseVariants(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		o    pbxsim.Options
+	}{
+		{"expires_in as a string", pbxsim.Options{ExpiresInString: true, AccessTokenTTL: 2 * time.Second}},
+		{"refresh keeps the refresh token", pbxsim.Options{RefreshOmitsRefreshToken: true, AccessTokenTTL: 2 * time.Second}},
+		{"PKCE ignored", pbxsim.Options{PKCE: "ignore", AccessTokenTTL: 2 * time.Second}},
+		{"PKCE required", pbxsim.Options{PKCE: "required", AccessTokenTTL: 2 * time.Second}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, tc.o)
+			store := fileStore(t, nil)
+			rec := f.authorize(t, store, "auto")
+			if rec.Expiry.IsZero() || time.Until(rec.Expiry) > 3*time.Second {
+				t.Fatalf("expiry %v: expires_in not understood", rec.Expiry)
+			}
+			src := NewSource(context.Background(), SourceOptions{Config: f.cfg, Store: store, PBX: "pbx1"})
+			for i := 0; i < 5; i++ {
+				f.sim.ExpireAccessTokens()
+				if code := f.call(t, src); code != 200 {
+					t.Fatalf("call %d: %d", i, code)
+				}
+			}
+			if got := mustLoad(t, store); got.RefreshToken == "" {
+				t.Fatal("the refresh token was lost")
+			}
+		})
+	}
+}

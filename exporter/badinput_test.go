@@ -260,3 +260,58 @@ func TestSnapshotChangedWhilePagingCommitsNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestPBXIgnoringParameters plays PBXes that do not honour filter[id] or
+// sort=id (wildix-api.md infers both): each alone still exports every call
+// exactly once; both together, with calls arriving, fail loudly and commit
+// nothing rather than risk a skipped record.
+func TestPBXIgnoringParameters(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		o    pbxsim.Options
+		err  string
+	}{
+		{"filter ignored", pbxsim.Options{IgnoreFilter: []string{"id"}}, ""},
+		{"sort ignored", pbxsim.Options{IgnoreSort: true}, ""},
+		{"both ignored while calls arrive", pbxsim.Options{IgnoreFilter: []string{"id"}, IgnoreSort: true, LiveInsertEvery: 2}, "ignores both sort=id and filter[id]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.o.Calls = 1000
+			f, x, dir, sink := setup(t, tc.o)
+			r := run(t, x)
+			if tc.err != "" {
+				if r.Err == nil || !strings.Contains(r.Err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", r.Err, tc.err)
+				}
+				if st, _ := sink.State(context.Background(), "pbx", "call_history"); st != nil {
+					t.Fatalf("state committed: %s", st)
+				}
+				if got := ids(t, dir); len(got) != 0 {
+					t.Fatalf("%d calls committed", len(got))
+				}
+				return
+			}
+			if r.Err != nil {
+				t.Fatal(r.Err)
+			}
+			f.Sim.InsertCalls(50)
+			r = run(t, x)
+			if r.Err != nil {
+				t.Fatal(r.Err)
+			}
+			// Every call up to the cursor, exactly once. A PBX ignoring sort
+			// answers the upper-bound request with its own first record, so
+			// the newest calls may wait for a later run: late, never lost.
+			wantAll(t, dir, int(r.Cursor))
+			if tc.o.IgnoreSort {
+				if r.Cursor < 1000 {
+					t.Fatalf("cursor %d: the calls present at the first run were not all exported", r.Cursor)
+				}
+			} else if r.Cursor != 1050 {
+				t.Fatalf("cursor %d, want 1050", r.Cursor)
+			}
+		})
+	}
+}

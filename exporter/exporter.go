@@ -383,6 +383,13 @@ func (x *Exporter) incremental(ctx context.Context, runID string, ep *Endpoint) 
 		}
 		return nil
 	})
+	if err == nil && !ordered && res.Filtered > 0 {
+		// Neither sorted by the cursor nor bounded by it: records arriving
+		// while paging shift the pages, and some may have been skipped.
+		// Moving the cursor could lose them for good, so nothing is kept.
+		err = fmt.Errorf("the PBX ignores both sort=%s and filter[%s]: offset paging cannot be trusted while calls arrive, so nothing was committed; run the export when the PBX is quiet, or report this PBX's version", ep.Cursor, ep.Cursor)
+		inBatch = 0
+	}
 	interrupted := err != nil && ctx.Err() != nil
 	switch {
 	case err == nil:

@@ -47,6 +47,24 @@ var filterKey = regexp.MustCompile(`^filter\[([^\]]+)\](?:\[(from|to)\])?$`)
 
 var timeFields = map[string]bool{"start": true, "answer": true, "end": true}
 
+// honour drops what the simulated PBX ignores (Options.IgnoreFilter,
+// IgnoreSort).
+func (s *Sim) honour(q query, defSort, defDir string) query {
+	if s.opt.IgnoreSort {
+		q.sort, q.dir = defSort, defDir
+	}
+	if len(s.opt.IgnoreFilter) > 0 {
+		kept := q.filters[:0:0]
+		for _, f := range q.filters {
+			if !slices.Contains(s.opt.IgnoreFilter, f.field) {
+				kept = append(kept, f)
+			}
+		}
+		q.filters = kept
+	}
+	return q
+}
+
 func parseQuery(v url.Values, defSort, defDir string, defCount int64) (query, string) {
 	q := query{count: defCount, sort: defSort, dir: defDir}
 	if s := v.Get("start"); s != "" {
@@ -449,6 +467,7 @@ func (s *Sim) listCalls(w http.ResponseWriter, r *http.Request, extra func(recor
 		writeError(w, http.StatusBadRequest, bad)
 		return
 	}
+	q = s.honour(q, "start", "DESC")
 	sel := s.selectCalls(q, extra, scope)
 	s.writePage(w, callTable{s}, sel, q, false)
 }
@@ -459,6 +478,7 @@ func (s *Sim) listDir(w http.ResponseWriter, r *http.Request, name, defSort, def
 		writeError(w, http.StatusBadRequest, bad)
 		return
 	}
+	q = s.honour(q, defSort, defDir)
 	s.mu.Lock()
 	d := s.dirs[name]
 	t := sliceTable(slices.Clone(d.records))

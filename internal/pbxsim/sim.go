@@ -76,7 +76,11 @@ type Options struct {
 	User                     string // extension OAuth tokens act as (default "201")
 
 	FilterToExclusive bool // filter[f][to] excludes its bound (default inclusive)
-	MaxCount          int  // answer at most this many records a page (0: no cap)
+	// IgnoreFilter and IgnoreSort play PBXes that do not honour a
+	// parameter: filtering on id is only inferred in wildix-api.md.
+	IgnoreFilter []string // fields whose filter[...] is ignored
+	IgnoreSort   bool     // answer in the default order whatever sort and dir say
+	MaxCount     int      // answer at most this many records a page (0: no cap)
 
 	// Rewrite, when set, may replace each API answer (status and body):
 	// how tests play a PBX that sends malformed or surprising data.
