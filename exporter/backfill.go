@@ -79,12 +79,12 @@ func (x *Exporter) Backfill(ctx context.Context, id string, endpoints []Endpoint
 			x.finishEndpoint(r, res)
 			continue
 		}
-		upper, any, err := x.upperBound(ctx, ep, n)
+		upper, found, err := x.upperBound(ctx, ep, n)
 		if err != nil {
 			res.Err = err
 		}
 		for wi, w := range windows {
-			if res.Err != nil || !any {
+			if res.Err != nil || !found {
 				break
 			}
 			if ctx.Err() != nil {

@@ -284,12 +284,12 @@ func (x *Exporter) incremental(ctx context.Context, runID string, ep *Endpoint) 
 		return res
 	}
 	res.Cursor = from
-	upper, any, err := x.upperBound(ctx, ep, n)
+	upper, found, err := x.upperBound(ctx, ep, n)
 	if err != nil {
 		res.Err = err
 		return res
 	}
-	if !any || upper <= from {
+	if !found || upper <= from {
 		log.Debug("nothing new", "cursor", from)
 		return res
 	}

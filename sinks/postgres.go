@@ -49,6 +49,10 @@ func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
 	}
+	// A run holds a connection for the PBX's lock and one for the batch
+	// in flight, and a token refresh takes one: pgxpool's default of four
+	// on a small machine leaves too little room.
+	cfg.MaxConns = max(cfg.MaxConns, 8)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrDatabase, err)
