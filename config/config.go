@@ -20,6 +20,8 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 	"github.com/robfig/cron/v3"
+
+	"github.com/wildix-export/wildix-export/exporter"
 )
 
 // env is what envconfig reads: every variable as a string, so that a bad
@@ -47,7 +49,7 @@ type env struct {
 	Sink             string `envconfig:"EXPORT_SINK" default:"csv" desc:"where rows go: csv or postgres"`
 	CSVDir           string `envconfig:"EXPORT_CSV_DIR" default:"./export" desc:"folder of the csv sink"`
 	CSVGzip          string `envconfig:"EXPORT_CSV_GZIP" default:"false" desc:"gzip the csv files"`
-	CSVSafeFormulas  string `envconfig:"EXPORT_CSV_SAFE_FORMULAS" default:"false" desc:"prefix text cells starting with = + - @ with a quote, against spreadsheet formula injection"`
+	CSVSafeFormulas  string `envconfig:"EXPORT_CSV_SAFE_FORMULAS" default:"false" desc:"prefix text cells starting with = + - @, tab or carriage return with a quote, against spreadsheet formula injection"`
 	DatabaseURL      string `envconfig:"EXPORT_DATABASE_URL" desc:"PostgreSQL URL for the postgres sink (secret; or EXPORT_DATABASE_URL_FILE)"`
 	DBSchema         string `envconfig:"EXPORT_DB_SCHEMA" default:"wildix" desc:"PostgreSQL schema of the exported tables, created when missing"`
 	Endpoints        string `envconfig:"EXPORT_ENDPOINTS" desc:"comma list of endpoints to export (default: every built-in endpoint)"`
@@ -321,7 +323,7 @@ func parse(e env, need Need, readFile func(string) ([]byte, error)) (*Config, er
 	if _, err := ParseSchedule(cfg.Schedule, cfg.ScheduleTimezone); err != nil {
 		c.add("EXPORT_SCHEDULE", e.Schedule, "expected a cron spec such as \"0 2 * * *\", \"@daily\" or \"CRON_TZ=Europe/Rome 0 2 * * *\": "+err.Error())
 	}
-	if !identifier(cfg.DBSchema) {
+	if !exporter.Identifier(cfg.DBSchema) {
 		c.add("EXPORT_DB_SCHEMA", e.DBSchema, "expected a lower-case SQL name: letters, digits and _, starting with a letter, at most 63 bytes")
 	}
 	if strings.TrimSpace(cfg.CSVDir) == "" {
@@ -424,22 +426,6 @@ func ParseSchedule(spec string, loc *time.Location) (cron.Schedule, error) {
 		spec = "CRON_TZ=" + loc.String() + " " + spec
 	}
 	return p.Parse(spec)
-}
-
-// identifier reports whether s is safe as an unquoted SQL name.
-func identifier(s string) bool {
-	if s == "" || len(s) > 63 {
-		return false
-	}
-	for i, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z', r == '_':
-		case r >= '0' && r <= '9' && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // Variables lists every environment variable the program reads.

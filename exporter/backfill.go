@@ -118,8 +118,7 @@ func (x *Exporter) Backfill(ctx context.Context, id string, endpoints []Endpoint
 					Rows: res.Rows, Skipped: done, Elapsed: time.Since(began)})
 			}
 		}
-		res.Duration = time.Since(began)
-		res.Pages, res.Requests, res.Retries = n.Pages.Load(), n.Requests.Load(), n.Retries.Load()
+		tally(&res, n, began)
 		x.finishEndpoint(r, res)
 	}
 	x.finish(ctx, r)

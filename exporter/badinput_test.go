@@ -20,8 +20,6 @@ import (
 	"github.com/wildix-export/wildix-export/sinks"
 )
 
-type rewrite = func(r *http.Request, status int, body []byte) (int, []byte)
-
 // setup starts a simulator (with an API key) and an exporter writing CSV.
 func setup(t *testing.T, o pbxsim.Options) (*simtest.Fixture, *exporter.Exporter, string, *sinks.CSV) {
 	t.Helper()

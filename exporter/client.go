@@ -199,11 +199,11 @@ func (c *Client) list(ctx context.Context, u string) (*ListPage, time.Duration, 
 	}
 	switch s := resp.StatusCode; {
 	case s == http.StatusTooManyRequests:
-		return nil, retryAfter(resp.Header.Get("Retry-After")), retryable{&APIError{Status: s, Reason: reason(body)}}
+		return nil, retryAfter(resp.Header.Get("Retry-After")), retryable{&APIError{Status: s, Reason: Reason(body)}}
 	case s >= 500:
-		return nil, retryAfter(resp.Header.Get("Retry-After")), retryable{&APIError{Status: s, Reason: reason(body)}}
+		return nil, retryAfter(resp.Header.Get("Retry-After")), retryable{&APIError{Status: s, Reason: Reason(body)}}
 	case s >= 400:
-		return nil, 0, &APIError{Status: s, Reason: reason(body)}
+		return nil, 0, &APIError{Status: s, Reason: Reason(body)}
 	case s == http.StatusNoContent:
 		return &ListPage{Total: 0}, 0, nil
 	}
@@ -249,8 +249,8 @@ func retryAfter(h string) time.Duration {
 	return 0
 }
 
-// reason extracts the PBX's reason from an error body, or a short excerpt.
-func reason(body []byte) string {
+// Reason extracts the PBX's reason from an error body, or a short excerpt.
+func Reason(body []byte) string {
 	var e struct {
 		Reason json.RawMessage `json:"reason"`
 	}
@@ -335,7 +335,7 @@ func ParseList(body []byte) (*ListPage, error) {
 	switch t, _, _ := jsonText(typ); t {
 	case "result":
 	case "error":
-		return nil, &APIError{Status: http.StatusOK, Reason: reason(trimmed)}
+		return nil, &APIError{Status: http.StatusOK, Reason: Reason(trimmed)}
 	default:
 		return nil, fmt.Errorf(`expected "type":"result", got %q`, t)
 	}

@@ -263,6 +263,13 @@ func (x *Exporter) pager(ep *Endpoint, q url.Values, n *Counters, log *slog.Logg
 		MaxPages: x.MaxPages, Counters: n, Log: log, Rows: conv.Rows}
 }
 
+// tally fills in an endpoint's duration and request counts when its export
+// ends.
+func tally(res *EndpointResult, n *Counters, began time.Time) {
+	res.Duration = time.Since(began)
+	res.Pages, res.Requests, res.Retries = n.Pages.Load(), n.Requests.Load(), n.Retries.Load()
+}
+
 func progress(n *Counters, rows int64) Progress {
 	return Progress{Rows: rows, Pages: n.Pages.Load(), Retries: n.Retries.Load()}
 }
@@ -270,14 +277,10 @@ func progress(n *Counters, rows int64) Progress {
 // incremental exports the records above the cursor, up to the highest
 // cursor value at the start, committing every BatchSize rows.
 func (x *Exporter) incremental(ctx context.Context, runID string, ep *Endpoint) (res EndpointResult) {
-	began := time.Now()
 	res.Endpoint = ep.Name
 	n := &Counters{}
+	defer tally(&res, n, time.Now())
 	log := x.log().With("endpoint", ep.Name, "run_id", runID)
-	defer func() {
-		res.Duration = time.Since(began)
-		res.Pages, res.Requests, res.Retries = n.Pages.Load(), n.Requests.Load(), n.Retries.Load()
-	}()
 	from, err := x.loadCursor(ctx, ep)
 	if err != nil {
 		res.Err = err
@@ -443,14 +446,10 @@ type snapshotState struct {
 // snapshot exports the whole endpoint as one batch, committed only when
 // every page was read, so that a failed run marks nothing deleted.
 func (x *Exporter) snapshot(ctx context.Context, runID string, ep *Endpoint) (res EndpointResult) {
-	began := time.Now()
 	res.Endpoint = ep.Name
 	n := &Counters{}
+	defer tally(&res, n, time.Now())
 	log := x.log().With("endpoint", ep.Name, "run_id", runID)
-	defer func() {
-		res.Duration = time.Since(began)
-		res.Pages, res.Requests, res.Retries = n.Pages.Load(), n.Requests.Load(), n.Retries.Load()
-	}()
 	q := url.Values{}
 	if ep.Sort != "" {
 		q = url.Values{"sort": {ep.Sort}, "dir": {"ASC"}}

@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/wildix-export/wildix-export/exporter"
@@ -49,6 +50,7 @@ type CSVOptions struct {
 type CSV struct {
 	opt     CSVOptions
 	started time.Time
+	cleaned sync.Map // folders already rid of stale temporary files
 }
 
 // NewCSV returns a CSV sink writing under o.Dir, which it creates.
@@ -241,6 +243,9 @@ func (s *CSV) Begin(_ context.Context, b exporter.BatchInfo) (exporter.Batch, er
 // committing. A pending commit names its data by its final name, and a
 // temporary data file it still needs is renamed by recover before this.
 func (s *CSV) removeStale(dir, prefix string) {
+	if _, done := s.cleaned.LoadOrStore(dir+"\x00"+prefix, true); done {
+		return // once per folder and process: later files are this process's own
+	}
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
 		if !strings.HasPrefix(e.Name(), prefix) || !strings.Contains(e.Name(), ".tmp-") {

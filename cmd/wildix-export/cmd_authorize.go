@@ -4,13 +4,11 @@ import (
 	"context"
 
 	"fmt"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"net/http"
 	"time"
 
 	"github.com/wildix-export/wildix-export/auth"
 	"github.com/wildix-export/wildix-export/config"
-	"github.com/wildix-export/wildix-export/sinks"
 )
 
 func cmdAuthorize(ctx context.Context, a *app, args []string) error {
@@ -33,17 +31,12 @@ landed on, or pass it with --redirect-url.`)
 	if a.cfg.Auth != config.AuthOAuth {
 		return fmt.Errorf("%w: authorize is for OAuth 2.0; with WILDIX_API_KEY or S2S settings there is nothing to authorize", errUsage)
 	}
-	var pool *pgxpool.Pool
-	if a.cfg.TokenFile == "" && a.cfg.Sink == "postgres" {
-		if !a.cfg.DatabaseURL.IsSet() {
-			return fmt.Errorf("%w: EXPORT_SINK=postgres keeps the token in the database: set EXPORT_DATABASE_URL, or WILDIX_TOKEN_FILE", errUsage)
-		}
-		p, err := sinks.Connect(ctx, a.cfg.DatabaseURL.Value())
-		if err != nil {
-			return err
-		}
-		defer p.Close()
-		pool = p
+	pool, err := a.tokenDB(ctx)
+	if err != nil {
+		return err
+	}
+	if pool != nil {
+		defer pool.Close()
 	}
 	store, where, err := a.tokenStore(ctx, pool)
 	if err != nil {

@@ -69,16 +69,17 @@ duplicated in PostgreSQL (CSV gets one file per window).`)
 			}
 		}
 	}
-	s, err := a.openSink(ctx, cat)
+	s, p, err := a.connect(ctx, cat)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	x, _, unlock, err := a.startExport(ctx, s)
+	unlock, err := a.lock(ctx, s)
 	if err != nil {
 		return err
 	}
 	defer unlock()
+	x := a.exporter(p, s)
 	tty := isTerminal(a.stderr)
 	lastLog := time.Time{}
 	progress := func(pr exporter.BackfillProgress) {

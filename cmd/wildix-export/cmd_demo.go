@@ -101,16 +101,17 @@ when EXPORT_SINK=postgres.`)
 	if err != nil {
 		return err
 	}
-	s, err := a.openSink(ctx, cat)
+	s, p, err := a.connect(ctx, cat)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	x, _, unlock, err := a.startExport(ctx, s)
+	unlock, err := a.lock(ctx, s)
 	if err != nil {
 		return err
 	}
 	defer unlock()
+	x := a.exporter(p, s)
 	id := exporter.NewRunID(time.Now())
 	began := time.Now()
 	r := x.Run(ctx, id, "demo", cat.All())

@@ -12,10 +12,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/wildix-export/wildix-export/auth"
 	"github.com/wildix-export/wildix-export/config"
 	"github.com/wildix-export/wildix-export/exporter"
-	"github.com/wildix-export/wildix-export/sinks"
 )
 
 func cmdQuery(ctx context.Context, a *app, args []string) error {
@@ -32,7 +33,14 @@ print the JSON answer indented, as Postman's last step did. For example:
 	if err := a.load(config.Need{PBX: true}); err != nil {
 		return err
 	}
-	p, err := a.pbxForCommand(ctx)
+	pool, err := a.tokenDB(ctx)
+	if err != nil {
+		return err
+	}
+	if pool != nil {
+		defer pool.Close()
+	}
+	p, err := a.pbxClient(ctx, pool)
 	if err != nil {
 		return err
 	}
@@ -47,7 +55,7 @@ print the JSON answer indented, as Postman's last step did. For example:
 	}
 	if status < 200 || status > 299 {
 		fmt.Fprintln(a.stderr, out.String())
-		apiErr := &exporter.APIError{Status: status, Reason: reasonOf(body)}
+		apiErr := &exporter.APIError{Status: status, Reason: exporter.Reason(body)}
 		if status == http.StatusUnauthorized && a.cfg.Auth == config.AuthOAuth {
 			return fmt.Errorf("query %s: %w: %w", fs.Arg(0), auth.ErrReauthorize, apiErr)
 		}
@@ -55,26 +63,6 @@ print the JSON answer indented, as Postman's last step did. For example:
 	}
 	fmt.Fprintln(a.stdout, out.String())
 	return nil
-}
-
-func reasonOf(body []byte) string {
-	var e struct{ Reason string }
-	json.Unmarshal(body, &e)
-	return e.Reason
-}
-
-// pbxForCommand builds a PBX client for query and check, opening the
-// database only when the token lives there.
-func (a *app) pbxForCommand(ctx context.Context) (*pbx, error) {
-	if a.cfg.Auth == config.AuthOAuth && a.cfg.TokenFile == "" && a.cfg.Sink == "postgres" && a.cfg.DatabaseURL.IsSet() {
-		pool, err := sinks.Connect(ctx, a.cfg.DatabaseURL.Value())
-		if err != nil {
-			return nil, err
-		}
-		context.AfterFunc(ctx, pool.Close)
-		return a.pbxClient(ctx, pool)
-	}
-	return a.pbxClient(ctx, nil)
 }
 
 func cmdCheck(ctx context.Context, a *app, args []string) error {
@@ -115,7 +103,7 @@ func cmdCheck(ctx context.Context, a *app, args []string) error {
 		s, err = a.openSink(ctx, cat)
 		if err == nil {
 			defer s.close()
-			_, err = s.pool.Exec(ctx, "SELECT 1 FROM "+quoteIdent(a.cfg.DBSchema)+".export_state LIMIT 1")
+			_, err = s.pool.Exec(ctx, "SELECT 1 FROM "+pgx.Identifier{a.cfg.DBSchema, "export_state"}.Sanitize()+" LIMIT 1")
 		}
 		line(err, "sink", "postgres schema "+a.cfg.DBSchema)
 	} else {
@@ -137,12 +125,12 @@ func cmdCheck(ctx context.Context, a *app, args []string) error {
 	began := time.Now()
 	status, body, err := p.client.Get(ctx, "/api/v1/personal/info")
 	if err == nil && status != http.StatusOK && status != http.StatusUnauthorized && status != http.StatusForbidden {
-		err = fmt.Errorf("GET /api/v1/personal/info: %w", &exporter.APIError{Status: status, Reason: reasonOf(body)})
+		err = fmt.Errorf("GET /api/v1/personal/info: %w", &exporter.APIError{Status: status, Reason: exporter.Reason(body)})
 	}
 	line(err, "pbx", a.cfg.PBXURL.String(), fmt.Sprintf("(answered in %s)", time.Since(began).Round(time.Millisecond)))
 	if err == nil {
 		if status != http.StatusOK {
-			err = &exporter.APIError{Status: status, Reason: reasonOf(body)}
+			err = &exporter.APIError{Status: status, Reason: exporter.Reason(body)}
 			if a.cfg.Auth == config.AuthOAuth {
 				err = fmt.Errorf("%w: %w", auth.ErrReauthorize, err)
 			}
@@ -164,8 +152,6 @@ func cmdCheck(ctx context.Context, a *app, args []string) error {
 	}
 	return nil
 }
-
-func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
 // writable checks that dir exists (or can be made) and takes a file.
 func writable(dir string) error {

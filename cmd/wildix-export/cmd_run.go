@@ -44,12 +44,13 @@ once and exit (for cron, Kubernetes CronJobs and other schedulers).`)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	s, err := a.openSink(ctx, cat)
+	s, p, err := a.connect(ctx, cat)
 	if err != nil {
 		return err
 	}
 	defer s.close()
 	m := newMetrics()
+	m.tokenExpiry = p.expiry
 	if a.cfg.HTTPAddr != "" {
 		stop, err := serveHTTP(ctx, a, m, s)
 		if err != nil {
@@ -59,9 +60,9 @@ once and exit (for cron, Kubernetes CronJobs and other schedulers).`)
 	}
 	if *once {
 		m.ready.Store(true)
-		return a.exportOnce(ctx, s, endpoints, "once", m)
+		return a.exportOnce(ctx, s, p, endpoints, "once", m)
 	}
-	return a.worker(ctx, s, endpoints, *now, m)
+	return a.worker(ctx, s, p, endpoints, *now, m)
 }
 
 func splitList(s string) []string {
@@ -76,10 +77,10 @@ func splitList(s string) []string {
 
 // exportOnce runs one export under the PBX's lock and prints a summary line
 // per endpoint to stdout.
-func (a *app) exportOnce(ctx context.Context, s *sink, endpoints []exporter.Endpoint, mode string, m *metrics) error {
+func (a *app) exportOnce(ctx context.Context, s *sink, p *pbx, endpoints []exporter.Endpoint, mode string, m *metrics) error {
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.RunTimeout)
 	defer cancel()
-	x, p, unlock, err := a.startExport(ctx, s)
+	unlock, err := a.lock(ctx, s)
 	if err != nil {
 		if errors.Is(err, sinks.ErrLocked) {
 			m.skipped()
@@ -87,8 +88,8 @@ func (a *app) exportOnce(ctx context.Context, s *sink, endpoints []exporter.Endp
 		return err
 	}
 	defer unlock()
+	x := a.exporter(p, s)
 	x.Observe = m.endpoint
-	m.tokenExpiry = p.expiry
 	id := exporter.NewRunID(time.Now())
 	a.log.Info("export started", "run_id", id, "pbx", a.cfg.PBXID, "sink", s.name, "endpoints", len(endpoints))
 	began := time.Now()
@@ -144,7 +145,7 @@ func (a *app) guarded(m *metrics, run func()) {
 
 // worker exports on the schedule until ctx is cancelled, then lets the run
 // in flight commit its batch and returns nil.
-func (a *app) worker(ctx context.Context, s *sink, endpoints []exporter.Endpoint, now bool, m *metrics) error {
+func (a *app) worker(ctx context.Context, s *sink, p *pbx, endpoints []exporter.Endpoint, now bool, m *metrics) error {
 	sched, err := config.ParseSchedule(a.cfg.Schedule, a.cfg.ScheduleTimezone)
 	if err != nil {
 		return fmt.Errorf("%w: EXPORT_SCHEDULE: %v", errUsage, err)
@@ -161,7 +162,7 @@ func (a *app) worker(ctx context.Context, s *sink, endpoints []exporter.Endpoint
 			if ctx.Err() != nil {
 				return
 			}
-			err := a.exportOnce(ctx, s, endpoints, "scheduled", m)
+			err := a.exportOnce(ctx, s, p, endpoints, "scheduled", m)
 			if err != nil && !errors.Is(err, sinks.ErrLocked) {
 				a.log.Error("scheduled export failed", "err", err)
 			}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/internal/pgtest"
+	"github.com/wildix-export/wildix-export/internal/simtest"
 )
 
 // hostile is every simulator fault at once, with live inserts, 2-second
@@ -252,5 +253,22 @@ func TestWorkerSkipsARunStillGoing(t *testing.T) {
 	}
 	if n < 2 {
 		t.Fatalf("%d runs in 8 s, want at least 2", n)
+	}
+}
+
+// TestWithoutATokenNothingStarts: the worker refuses to start without a
+// stored token (exit 3), and with the postgres sink the token is looked
+// for in the database, never silently in a file.
+func TestWithoutATokenNothingStarts(t *testing.T) {
+	t.Parallel()
+	f := simtest.New(t, pbxsim.Options{Calls: 10}) // not authorized
+	r := runBin(t, simEnv(f, t.TempDir(), "EXPORT_SCHEDULE=@every 1s"), "", "run")
+	if r.code != exitAuth || !strings.Contains(r.stderr, "wildix-export authorize") {
+		t.Fatalf("worker without a token: exit %d, want %d\n%s", r.code, exitAuth, r.stderr)
+	}
+	env := baseEnv("WILDIX_PBX_URL="+f.Server.URL, "WILDIX_CLIENT_ID=x", "WILDIX_CLIENT_SECRET=y", "EXPORT_SINK=postgres")
+	r = runBin(t, env, "", "query", "/api/v1/personal/info")
+	if r.code != exitConfig || !strings.Contains(r.stderr, "the token is kept in the database: set EXPORT_DATABASE_URL") {
+		t.Fatalf("postgres sink without a database: exit %d, want %d\n%s", r.code, exitConfig, r.stderr)
 	}
 }

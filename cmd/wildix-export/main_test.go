@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/csv"
@@ -532,45 +531,4 @@ func parseMetrics(text string) map[string]float64 {
 		}
 	}
 	return out
-}
-
-func gunzip(b []byte) []byte {
-	r, err := gzip.NewReader(bytes.NewReader(b))
-	if err != nil {
-		return nil
-	}
-	out, _ := io.ReadAll(r)
-	return out
-}
-
-func TestCustomEndpointsFile(t *testing.T) {
-	t.Parallel()
-	f := authorized(t, pbxsim.Options{Calls: 10})
-	dir := t.TempDir()
-	file := filepath.Join(dir, "endpoints.json")
-	os.WriteFile(file, []byte(`[{"name": "users_lite", "path": "/api/v1/Colleagues/", "key": ["id"], "mode": "snapshot",
-  "columns": [{"name": "id", "field": "id", "type": "bigint"}, {"name": "ext", "field": "extension", "type": "text"}]}]`), 0o644)
-	env := simEnv(f, dir, "EXPORT_ENDPOINTS_FILE="+file)
-	if r := runBin(t, env, "", "endpoints"); r.code != 0 || !strings.Contains(r.stdout, "users_lite") || !strings.Contains(r.stdout, "call_history") {
-		t.Fatalf("endpoints: exit %d\n%s%s", r.code, r.stdout, r.stderr)
-	}
-	if r := runBin(t, env, "", "run", "--once", "--endpoints", "users_lite"); r.code != 0 {
-		t.Fatalf("run: exit %d\n%s", r.code, r.stderr)
-	}
-	files, _ := filepath.Glob(filepath.Join(dir, "users_lite", "*.csv"))
-	if len(files) != 1 {
-		t.Fatalf("files %v", files)
-	}
-	b, _ := os.ReadFile(files[0])
-	recs, _ := csv.NewReader(bytes.NewReader(b)).ReadAll()
-	if len(recs) != 26 || strings.Join(recs[0], ",") != "id,ext,extra" || !strings.Contains(recs[1][2], `"email"`) {
-		t.Fatalf("users_lite.csv: %d lines, header %v, first extra %q", len(recs), recs[0], recs[1][2])
-	}
-	os.WriteFile(file, []byte(`[{"name": "x", "path": "/api/v1/X", "key": ["id"], "mode": "weekly", "columns": [{"name": "id", "field": "id", "type": "bigint"}]}]`), 0o644)
-	if r := runBin(t, env, "", "run", "--once"); r.code != exitConfig || !strings.Contains(r.stderr, `EXPORT_ENDPOINTS_FILE=`+file) || !strings.Contains(r.stderr, `mode "weekly"`) {
-		t.Fatalf("bad file: exit %d\n%s", r.code, r.stderr)
-	}
-	if r := runBin(t, simEnv(f, dir), "", "run", "--once", "--endpoints", "calls"); r.code != exitConfig || !strings.Contains(r.stderr, `unknown endpoint "calls"`) {
-		t.Fatalf("unknown endpoint: exit %d\n%s", r.code, r.stderr)
-	}
 }

@@ -53,7 +53,8 @@ func (a *app) openSink(ctx context.Context, catalog *exporter.Catalog) (*sink, e
 }
 
 // tokenStore is WILDIX_TOKEN_FILE when set, else the database with the
-// postgres sink, else ./wildix-token.json.
+// postgres sink (pool must then be open; see tokenDB), else
+// ./wildix-token.json.
 func (a *app) tokenStore(ctx context.Context, pool *pgxpool.Pool) (auth.Store, string, error) {
 	c := a.cfg
 	var key []byte
@@ -64,7 +65,10 @@ func (a *app) tokenStore(ctx context.Context, pool *pgxpool.Pool) (auth.Store, s
 		}
 		key = k
 	}
-	if c.TokenFile == "" && pool != nil {
+	if c.TokenFile == "" && c.Sink == "postgres" {
+		if pool == nil {
+			return nil, "", fmt.Errorf("%w: with EXPORT_SINK=postgres the token is kept in the database: set EXPORT_DATABASE_URL, or WILDIX_TOKEN_FILE", errUsage)
+		}
 		s, err := auth.NewPostgresStore(ctx, pool, c.DBSchema, key)
 		return s, "table " + c.DBSchema + ".oauth_tokens", err
 	}
@@ -75,6 +79,20 @@ func (a *app) tokenStore(ctx context.Context, pool *pgxpool.Pool) (auth.Store, s
 	s, err := auth.NewFileStore(path, key)
 	abs, _ := filepath.Abs(path)
 	return s, abs, err
+}
+
+// tokenDB opens the database when the token lives there (OAuth, postgres
+// sink, no WILDIX_TOKEN_FILE), for commands that do not otherwise open the
+// sink. It returns nil when it is not needed; the caller closes the pool.
+func (a *app) tokenDB(ctx context.Context) (*pgxpool.Pool, error) {
+	c := a.cfg
+	if c.Auth != config.AuthOAuth || c.TokenFile != "" || c.Sink != "postgres" {
+		return nil, nil
+	}
+	if !c.DatabaseURL.IsSet() {
+		return nil, fmt.Errorf("%w: with EXPORT_SINK=postgres the token is kept in the database: set EXPORT_DATABASE_URL, or WILDIX_TOKEN_FILE", errUsage)
+	}
+	return sinks.Connect(ctx, c.DatabaseURL.Value())
 }
 
 func (a *app) oauthConfig() oauth2.Config {
@@ -163,20 +181,28 @@ func (a *app) exporter(p *pbx, s *sink) *exporter.Exporter {
 // offsets decide.
 func zone(c *config.Config) *time.Location { return c.Timezone }
 
-// startExport takes the PBX's lock (or reports that another export holds
-// it), authenticates, and builds the exporter: how every command that
-// exports begins. The caller must call unlock.
-func (a *app) startExport(ctx context.Context, s *sink) (x *exporter.Exporter, p *pbx, unlock func(), err error) {
-	unlock, err = s.lock(ctx, a.cfg.PBXID)
+// connect opens the sink (for PostgreSQL: connect, ping, migrate) and
+// authenticates to the PBX: the start of every command that exports. The
+// PBX client is built once per process; the caller closes the sink.
+func (a *app) connect(ctx context.Context, cat *exporter.Catalog) (*sink, *pbx, error) {
+	s, err := a.openSink(ctx, cat)
 	if err != nil {
-		if errors.Is(err, sinks.ErrLocked) {
-			a.log.Warn("skipped: another export of this PBX is running", "pbx", a.cfg.PBXID, "err", err)
-		}
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	if p, err = a.pbxClient(ctx, s.pool); err != nil {
-		unlock()
-		return nil, nil, nil, err
+	p, err := a.pbxClient(ctx, s.pool)
+	if err != nil {
+		s.close()
+		return nil, nil, err
 	}
-	return a.exporter(p, s), p, unlock, nil
+	return s, p, nil
+}
+
+// lock takes the PBX's export lock, or reports that another export holds
+// it (sinks.ErrLocked). The caller must call unlock.
+func (a *app) lock(ctx context.Context, s *sink) (unlock func(), err error) {
+	unlock, err = s.lock(ctx, a.cfg.PBXID)
+	if errors.Is(err, sinks.ErrLocked) {
+		a.log.Warn("skipped: another export of this PBX is running", "pbx", a.cfg.PBXID, "err", err)
+	}
+	return unlock, err
 }
