@@ -25,6 +25,10 @@ import (
 // (EXPORT_MAX_RESPONSE_SIZE).
 const DefaultMaxResponseSize = 64 << 20
 
+// maxTotal is the largest result.total taken as a count: a trillion
+// records, far beyond any PBX, far below where paging arithmetic overflows.
+const maxTotal = 1 << 40
+
 // maxReason bounds a PBX error text kept in errors, logs and the ledger.
 const maxReason = 2 << 10
 
@@ -416,6 +420,11 @@ func ParseList(body []byte) (*ListPage, error) {
 		if err != nil || t < 0 {
 			return nil, fmt.Errorf("result.total %s is not a count", excerpt(total))
 		}
+		if t > maxTotal {
+			// No PBX holds this much; arithmetic on it (pages = total /
+			// size) could overflow.
+			return nil, fmt.Errorf("result.total %d is not a plausible count (more than %d)", t, int64(maxTotal))
+		}
 		if t < int64(len(p.Records)) {
 			return nil, fmt.Errorf("result.total %d is smaller than the %d records on the page", t, len(p.Records))
 		}
@@ -431,7 +440,8 @@ func excerpt(b []byte) string {
 	return string(b)
 }
 
-// parseInt reads an integer sent as a JSON number or a JSON string.
+// parseInt reads a whole number sent as a JSON number or a JSON string,
+// in exponent form too ("1e3"), as PHP may write it.
 func parseInt(raw json.RawMessage) (int64, error) {
 	s := string(raw)
 	if len(s) > 0 && s[0] == '"' {
@@ -439,5 +449,5 @@ func parseInt(raw json.RawMessage) (int64, error) {
 			return 0, err
 		}
 	}
-	return strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	return wholeNumber(strings.TrimSpace(s), 64)
 }

@@ -363,6 +363,11 @@ func TestParseList(t *testing.T) {
 		{`{"type":"result","result":{"total":"2","records":{"a":1}}}`, 0, 0, "result is not a list object"},
 		{`{"type":"result","result":{"total":"lots","records":[]}}`, 0, 0, `result.total "lots" is not a count`},
 		{`{"type":"result","result":{"total":"-1","records":[]}}`, 0, 0, "is not a count"},
+		{`{"type":"result","result":{"total":"9223372036854775807","records":[]}}`, 0, 0, "9223372036854775807 is not a plausible count"},
+		{`{"type":"result","result":{"total":9223372036854775808,"records":[]}}`, 0, 0, "is not a count"},
+		{`{"type":"result","result":{"total":1e3,"records":[]}}`, 1000, 0, ""},
+		{`{"type":"result","result":{"total":"2.5","records":[]}}`, 0, 0, `result.total "2.5" is not a count`},
+		{`{"type":"result","result":{"total":"1099511627776","records":[]}}`, 1099511627776, 0, ""},
 		{`{"type":"result","result":{"total":"1","records":[{},{}]}}`, 0, 0, "smaller than the 2 records"},
 		{`{"type":"surprise","result":{}}`, 0, 0, `expected "type":"result"`},
 	} {
