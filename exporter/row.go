@@ -273,8 +273,8 @@ func (c *Converter) expected(terms []term, anchor time.Time) time.Time {
 			return anchor
 		}
 		s, _, _ := jsonText(c.raws[i])
-		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
-		if err != nil {
+		n, err := wholeNumber(strings.TrimSpace(s), 64)
+		if err != nil || n > 1<<31 || n < -1<<31 { // beyond 68 years, the product would overflow
 			return anchor
 		}
 		t = t.Add(time.Duration(tm.sign*n) * time.Second)

@@ -224,6 +224,29 @@ func TestTimezoneNeverGuessed(t *testing.T) {
 	}
 }
 
+// TestStartResolvedByItsEnd: a start in the repeated autumn hour, without
+// an offset, is the occurrence its end agrees with, the duration written
+// in any form PHP uses.
+func TestStartResolvedByItsEnd(t *testing.T) {
+	t.Parallel()
+	rome, err := time.LoadLocation("Europe/Rome")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dur := range []string{"3300", "3.3e3", "3300.0"} {
+		w := &Warnings{}
+		c := &Converter{Endpoint: callEndpoint(), Zone: rome, Warnings: w}
+		row, err := c.Convert(0, json.RawMessage(`{"id":"1","start":"2026-10-25 02:10:00","end":"2026-10-25 02:05:00","duration":"`+dur+`","billsec":"0"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		start, end := row.Values[c.Endpoint.Column("start_time")], row.Values[c.Endpoint.Column("end_time")]
+		if start != time.Date(2026, 10, 25, 0, 10, 0, 0, time.UTC) || end != time.Date(2026, 10, 25, 1, 5, 0, 0, time.UTC) || w.Total() != 0 {
+			t.Errorf("duration %s: start %v, end %v, warnings %v; want 00:10Z, 01:05Z, none", dur, start, end, w.Notes())
+		}
+	}
+}
+
 // TestNumbersAsPHPWritesThem: exponent forms become exact decimal text
 // and whole numbers where they are whole; never a float, never a silent NULL.
 func TestNumbersAsPHPWritesThem(t *testing.T) {
