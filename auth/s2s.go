@@ -25,14 +25,22 @@ import (
 //
 // where C lower-cases and sorts keys and emits "key:value;", nested maps
 // (PHP-style filter[start][from]) replaced by their own C.
+//
+// Like Transport, it signs nothing for another origin than Origin (the
+// PBX's), nor for a request that follows a redirect to another origin.
 type S2S struct {
 	AppID, AppName, Secret string
 	Base                   http.RoundTripper
+	Origin                 *url.URL         // the PBX's address (WILDIX_PBX_URL)
 	Now                    func() time.Time // for tests; time.Now when nil
 }
 
 // RoundTrip implements http.RoundTripper.
 func (s *S2S) RoundTrip(req *http.Request) (*http.Response, error) {
+	if err := checkOrigin(req, s.Origin); err != nil {
+		closeBody(req)
+		return nil, err
+	}
 	r := req.Clone(req.Context())
 	r.Header.Set("X-APP-ID", s.AppID)
 	var body map[string]any

@@ -174,7 +174,9 @@ func recordFrom(tok *oauth2.Token, style, clientID string) *Record {
 // retry does not spend them.
 func exchange(ctx context.Context, hc *http.Client, cfg oauth2.Config, setting, remembered string,
 	call func(context.Context, *oauth2.Config) (*oauth2.Token, error)) (*oauth2.Token, string, error) {
-	ctx = context.WithValue(ctx, oauth2.HTTPClient, hc)
+	// The client secret, codes and refresh tokens go in the request: a
+	// redirect may lead only within the token endpoint's (the PBX's) origin.
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, originClient(hc, cfg.Endpoint.TokenURL))
 	styles := []string{setting}
 	if setting == "auto" || setting == "" {
 		styles = []string{"body", "basic"}

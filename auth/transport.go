@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"time"
 
@@ -36,19 +37,25 @@ func (Static) Invalidate(string) {}
 
 // Transport adds a bearer token to each request. On a 401 it invalidates
 // the token and, when the source then has a different one, retries once:
-// never a loop.
+// never a loop. It refuses, sending nothing, a request for another origin
+// than Origin (the PBX's) or one that follows a redirect to another
+// origin; with Origin nil, only the latter. Pair it with an http.Client
+// whose CheckRedirect is SameOrigin, which says where a redirect led.
 type Transport struct {
 	Source TokenSource
 	Base   http.RoundTripper
+	Origin *url.URL // the PBX's address (WILDIX_PBX_URL)
 }
 
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if err := checkOrigin(req, t.Origin); err != nil {
+		closeBody(req)
+		return nil, err
+	}
 	tok, err := t.Source.Token()
 	if err != nil {
-		if req.Body != nil {
-			req.Body.Close()
-		}
+		closeBody(req)
 		return nil, err
 	}
 	resp, err := t.base().RoundTrip(withToken(req, tok))
@@ -76,6 +83,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	return t.base().RoundTrip(withToken(retry, next))
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
 }
 
 func (t *Transport) base() http.RoundTripper {

@@ -129,9 +129,9 @@ func (a *app) pbxClient(ctx context.Context, pool *pgxpool.Pool) (*pbx, error) {
 	expiry := func() time.Time { return time.Time{} }
 	switch c.Auth {
 	case config.AuthAPIKey:
-		tr = &auth.Transport{Source: auth.Static(c.APIKey.Value()), Base: base}
+		tr = &auth.Transport{Source: auth.Static(c.APIKey.Value()), Base: base, Origin: c.PBXURL}
 	case config.AuthS2S:
-		tr = &auth.S2S{AppID: c.S2SAppID, AppName: c.S2SAppName, Secret: c.S2SSecret.Value(), Base: base}
+		tr = &auth.S2S{AppID: c.S2SAppID, AppName: c.S2SAppName, Secret: c.S2SSecret.Value(), Base: base, Origin: c.PBXURL}
 	default:
 		store, where, err := a.tokenStore(ctx, pool)
 		if err != nil {
@@ -146,11 +146,11 @@ func (a *app) pbxClient(ctx context.Context, pool *pgxpool.Pool) (*pbx, error) {
 			Config: a.oauthConfig(), ClientAuth: c.TokenAuth, Store: store, PBX: c.PBXID,
 			HTTPClient: &http.Client{Transport: base, Timeout: c.RequestTimeout}, Log: a.log,
 		})
-		tr = &auth.Transport{Source: src, Base: base}
+		tr = &auth.Transport{Source: src, Base: base, Origin: c.PBXURL}
 		expiry = src.Expiry
 	}
 	return &pbx{
-		client: &exporter.Client{HTTP: &http.Client{Transport: tr}, Base: c.PBXURL, MaxAttempts: c.MaxAttempts, Timeout: c.RequestTimeout, Log: a.log},
+		client: &exporter.Client{HTTP: &http.Client{Transport: tr, CheckRedirect: auth.SameOrigin(c.PBXURL)}, Base: c.PBXURL, MaxAttempts: c.MaxAttempts, Timeout: c.RequestTimeout, Log: a.log},
 		expiry: expiry,
 	}, nil
 }
