@@ -121,7 +121,7 @@ func TestLoopbackFlowStoresToken(t *testing.T) {
 			if err != nil || got.RefreshToken != rec.RefreshToken || got.AccessToken == "" {
 				t.Fatalf("stored %v, %v", got, err)
 			}
-			if code := f.call(t, NewSource(context.Background(), SourceOptions{Config: f.cfg, Store: store, PBX: "pbx1"})); code != 200 {
+			if code := f.call(t, NewSource(SourceOptions{Config: f.cfg, Store: store, PBX: "pbx1"})); code != 200 {
 				t.Fatalf("API call with stored token: %d", code)
 			}
 		})
@@ -229,7 +229,7 @@ func TestShortLivedRotatingTokens(t *testing.T) {
 	f := newFixture(t, pbxsim.Options{AccessTokenTTL: 2 * time.Second, RotateRefreshTokens: true})
 	store := fileStore(t, nil)
 	f.authorize(t, store, "auto")
-	src := NewSource(context.Background(), SourceOptions{Config: f.cfg, Store: store, PBX: "pbx1"})
+	src := NewSource(SourceOptions{Config: f.cfg, Store: store, PBX: "pbx1"})
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		if code := f.call(t, src); code != 200 {
@@ -248,10 +248,10 @@ func TestShortLivedRotatingTokens(t *testing.T) {
 	}
 	// The store holds the one refresh token still valid: a new process
 	// starting from it refreshes fine.
-	fresh := NewSource(context.Background(), SourceOptions{Config: f.cfg, Store: store, PBX: "pbx1"})
+	fresh := NewSource(SourceOptions{Config: f.cfg, Store: store, PBX: "pbx1"})
 	f.sim.ExpireAccessTokens()
 	fresh.Invalidate(mustLoad(t, store).AccessToken)
-	if _, err := fresh.Token(); err != nil {
+	if _, err := fresh.Token(context.Background()); err != nil {
 		t.Fatalf("new process from the store: %v", err)
 	}
 }
@@ -271,13 +271,13 @@ func TestRevokedRefreshTokenAsksToReauthorize(t *testing.T) {
 	f.authorize(t, store, "auto")
 	f.sim.RevokeRefreshTokens()
 	f.sim.ExpireAccessTokens()
-	src := NewSource(context.Background(), SourceOptions{Config: f.cfg, Store: store, PBX: "pbx1"})
+	src := NewSource(SourceOptions{Config: f.cfg, Store: store, PBX: "pbx1"})
 	c := &http.Client{Transport: &Transport{Source: src}}
 	_, err := c.Get(f.srv.URL + "/api/v1/personal/info")
 	if !errors.Is(err, ErrReauthorize) || !strings.Contains(err.Error(), "wildix-export authorize") {
 		t.Fatalf("err = %v, want ErrReauthorize", err)
 	}
-	_, err = NewSource(context.Background(), SourceOptions{Config: f.cfg, Store: fileStore(t, nil), PBX: "pbx1"}).Token()
+	_, err = NewSource(SourceOptions{Config: f.cfg, Store: fileStore(t, nil), PBX: "pbx1"}).Token(context.Background())
 	if !errors.Is(err, ErrReauthorize) {
 		t.Fatalf("empty store: err = %v, want ErrReauthorize", err)
 	}
@@ -350,7 +350,7 @@ func TestPostgresStore(t *testing.T) {
 	}
 	f := newFixture(t, pbxsim.Options{AccessTokenTTL: 2 * time.Second, RotateRefreshTokens: true})
 	f.authorize(t, s, "auto")
-	src := NewSource(ctx, SourceOptions{Config: f.cfg, Store: s, PBX: "pbx1"})
+	src := NewSource(SourceOptions{Config: f.cfg, Store: s, PBX: "pbx1"})
 	for i := 0; i < 50; i++ {
 		f.sim.ExpireAccessTokens()
 		if code := f.call(t, src); code != 200 {
@@ -425,7 +425,7 @@ func helper() int {
 	}
 	base := os.Getenv("HELPER_PBX")
 	cfg := oauth2.Config{ClientID: clientID, ClientSecret: clientSecret, Endpoint: Endpoint(base)}
-	src := NewSource(ctx, SourceOptions{Config: cfg, Store: store, PBX: "pbx1"})
+	src := NewSource(SourceOptions{Config: cfg, Store: store, PBX: "pbx1"})
 	if at, err := strconv.ParseInt(os.Getenv("HELPER_AT"), 10, 64); err == nil {
 		time.Sleep(time.Until(time.Unix(0, at)))
 	}
@@ -501,7 +501,7 @@ func TestTwoProcessesRefreshAtOnce(t *testing.T) {
 			}
 			// The store ends with the newest token: it still refreshes.
 			expire(t, store)
-			if _, err := NewSource(context.Background(), SourceOptions{Config: f.cfg, Store: store, PBX: "pbx1"}).Token(); err != nil {
+			if _, err := NewSource(SourceOptions{Config: f.cfg, Store: store, PBX: "pbx1"}).Token(context.Background()); err != nil {
 				t.Fatalf("after the races: %v", err)
 			}
 			if n := f.sim.Stats.Refreshes.Load(); n != 4 {
@@ -529,7 +529,7 @@ func TestKilledAfterRefreshLeavesUsableStore(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 	expire(t, store)
-	if code := f.call(t, NewSource(context.Background(), SourceOptions{Config: f.cfg, Store: store, PBX: "pbx1"})); code != 200 {
+	if code := f.call(t, NewSource(SourceOptions{Config: f.cfg, Store: store, PBX: "pbx1"})); code != 200 {
 		t.Fatalf("next process: %d", code)
 	}
 }
@@ -595,7 +595,7 @@ func TestTokenResponseVariants(t *testing.T) {
 			if rec.Expiry.IsZero() || time.Until(rec.Expiry) > 3*time.Second {
 				t.Fatalf("expiry %v: expires_in not understood", rec.Expiry)
 			}
-			src := NewSource(context.Background(), SourceOptions{Config: f.cfg, Store: store, PBX: "pbx1"})
+			src := NewSource(SourceOptions{Config: f.cfg, Store: store, PBX: "pbx1"})
 			for i := 0; i < 5; i++ {
 				f.sim.ExpireAccessTokens()
 				if code := f.call(t, src); code != 200 {

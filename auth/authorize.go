@@ -113,12 +113,15 @@ func Authorize(ctx context.Context, o AuthorizeOptions) (*Record, error) {
 		return nil, fmt.Errorf("exchange code: %w", err)
 	}
 	rec := recordFrom(tok, style, o.Config.ClientID)
-	unlock, err := o.Store.Lock(ctx, o.PBX)
+	// The code is spent: store its token even if the person presses Ctrl-C.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), saveTimeout)
+	defer cancel()
+	unlock, err := o.Store.Lock(sctx, o.PBX)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	if err := o.Store.Save(ctx, o.PBX, rec); err != nil {
+	if err := o.Store.Save(sctx, o.PBX, rec); err != nil {
 		return nil, fmt.Errorf("store token: %w", err)
 	}
 	return rec, nil

@@ -146,14 +146,14 @@ func TestCredentialsStayAtThePBXOrigin(t *testing.T) {
 		store := fileStore(t, nil)
 		rec := f.authorize(t, store, "auto")
 		on.Store(true)
-		src := NewSource(ctx, SourceOptions{Config: f.cfg, Store: store, PBX: "pbx1"})
+		src := NewSource(SourceOptions{Config: f.cfg, Store: store, PBX: "pbx1"})
 		for name, c := range clients(&Transport{Source: src, Origin: pbx}, pbx) {
 			wantRedirectError(t, get(c, f), e)
 			t.Logf("%s: refused", name)
 		}
 		// Refresh: the token endpoint answers 307 to the second origin.
 		expire(t, store)
-		_, err := NewSource(ctx, SourceOptions{Config: f.cfg, Store: store, PBX: "pbx1"}).Token()
+		_, err := NewSource(SourceOptions{Config: f.cfg, Store: store, PBX: "pbx1"}).Token(context.Background())
 		wantRedirectError(t, err, e)
 		// Code exchange: a fresh code, then the token endpoint redirects.
 		on.Store(false)

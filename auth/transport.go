@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -15,11 +16,12 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// TokenSource is what Transport needs of a token source. Invalidate is
-// called with an access token the PBX answered 401 to; a source that cannot
-// refresh (a static key) ignores it.
+// TokenSource is what Transport needs of a token source. Token's context
+// is the request's: it bounds a refresh. Invalidate is called with an
+// access token the PBX answered 401 to; a source that cannot refresh (a
+// static key) ignores it.
 type TokenSource interface {
-	Token() (*oauth2.Token, error)
+	Token(ctx context.Context) (*oauth2.Token, error)
 	Invalidate(accessToken string)
 }
 
@@ -28,7 +30,7 @@ type TokenSource interface {
 type Static string
 
 // Token implements TokenSource.
-func (k Static) Token() (*oauth2.Token, error) {
+func (k Static) Token(context.Context) (*oauth2.Token, error) {
 	return &oauth2.Token{AccessToken: string(k), TokenType: "Bearer"}, nil
 }
 
@@ -53,7 +55,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, err
 	}
-	tok, err := t.Source.Token()
+	tok, err := t.Source.Token(req.Context())
 	if err != nil {
 		closeBody(req)
 		return nil, err
@@ -66,7 +68,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, nil // cannot replay the body
 	}
 	t.Source.Invalidate(tok.AccessToken)
-	next, err := t.Source.Token()
+	next, err := t.Source.Token(req.Context())
 	if err != nil {
 		resp.Body.Close()
 		return nil, err

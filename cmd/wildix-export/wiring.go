@@ -142,7 +142,7 @@ func (a *app) pbxClient(ctx context.Context, pool *pgxpool.Pool) (*pbx, error) {
 		} else if err != nil {
 			return nil, err
 		}
-		src := auth.NewSource(ctx, auth.SourceOptions{
+		src := auth.NewSource(auth.SourceOptions{
 			Config: a.oauthConfig(), ClientAuth: c.TokenAuth, Store: store, PBX: c.PBXID,
 			HTTPClient: &http.Client{Transport: base, Timeout: c.RequestTimeout}, Log: a.log,
 		})
