@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -355,44 +354,6 @@ func TestPostgresStore(t *testing.T) {
 		f.sim.ExpireAccessTokens()
 		if code := f.call(t, src); code != 200 {
 			t.Fatalf("call %d: %d", i, code)
-		}
-	}
-}
-
-func TestS2SKnownAnswer(t *testing.T) {
-	t.Parallel()
-	s := &S2S{AppID: "APPID", AppName: "exporter", Secret: "s3cr3t", Now: func() time.Time { return time.Unix(1700000000, 0) }}
-	if got := s.Canonical("GET", "pbx.wildixin.com", "/api/v1/Colleagues/", nil, nil); got != "GET/api/v1/Colleagues/host:pbx.wildixin.com;x-app-id:APPID;" {
-		t.Fatalf("canonical = %q (the documented example)", got)
-	}
-	q := url.Values{"count": {"2"}, "filter[start][from]": {"2026-01-01 00:00:00"}, "filter[start][to]": {"2026-01-02 00:00:00"}}
-	want := "GET/api/v1/PBX/CallHistory/host:pbx.wildixin.com;x-app-id:APPID;count:2;filter:start:from:2026-01-01 00:00:00;to:2026-01-02 00:00:00;;;"
-	if got := s.Canonical("GET", "pbx.wildixin.com:443", "/api/v1/PBX/CallHistory/", q, nil); got != want {
-		t.Fatalf("canonical =\n %q\nwant\n %q", got, want)
-	}
-	// Computed by hand (Python hmac/hashlib) from the recipe.
-	const wantJWT = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJleHAiOjE3MDAwMDAzMDAsImlhdCI6MTcwMDAwMDAwMCwiaXNzIjoiZXhwb3J0ZXIiLCJzaWduIjp7ImFsZyI6InNoYTI1NiIsImhhc2giOiIzYzUzNDg2Y2E0MjA3NmRlODg2YjQ0YzY2YTBmMTNkZDYxMDkxYTRmMmI0NGM0NWE4YTdiMWJlN2E5MWM4NDFhIiwiaGVhZGVycyI6WyJIb3N0IiwiWC1BUFAtSUQiXX19.WBtnyZAeAH_7ofmIe2jmTtCvsEd6PQMsnR1iTX790dM"
-	got, err := s.Sign("GET", "pbx.wildixin.com", "/api/v1/PBX/CallHistory/", q, nil)
-	if err != nil || got != wantJWT {
-		t.Fatalf("jwt =\n %s\nwant\n %s", got, wantJWT)
-	}
-}
-
-func TestS2SAgainstSimulator(t *testing.T) {
-	t.Parallel()
-	f := newFixture(t, pbxsim.Options{})
-	for _, tc := range []struct {
-		secret string
-		want   int
-	}{{"s3cr3t", 200}, {"wrong", 401}} {
-		c := &http.Client{Transport: &S2S{AppID: "APPID", AppName: "exporter", Secret: tc.secret}}
-		resp, err := c.Get(f.srv.URL + "/api/v1/PBX/CallHistory/?count=2&filter[start][from]=2026-01-01%2000:00:00&filter[start][to]=2026-01-02%2000:00:00")
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != tc.want {
-			t.Fatalf("secret %q: status %d, want %d", tc.secret, resp.StatusCode, tc.want)
 		}
 	}
 }
