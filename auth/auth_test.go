@@ -73,7 +73,7 @@ func browser(t *testing.T) func(string) {
 	}
 }
 
-func (f *fixture) authorize(t *testing.T, store Store, clientAuth string) *Record {
+func (f *fixture) authorize(t *testing.T, store PendingStore, clientAuth string) *Record {
 	t.Helper()
 	rec, err := Authorize(context.Background(), AuthorizeOptions{
 		Config: f.cfg, ClientAuth: clientAuth, HTTPClient: http.DefaultClient, Store: store, PBX: "pbx1",
@@ -164,10 +164,16 @@ func TestAuthorizeErrors(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, pbxsim.Options{})
 	run := func(cfg oauth2.Config, landed string) error {
-		_, err := Authorize(context.Background(), AuthorizeOptions{
+		o := AuthorizeOptions{
 			Config: cfg, HTTPClient: http.DefaultClient, Store: fileStore(t, nil), PBX: "p",
 			Stdout: io.Discard, Timeout: 5 * time.Second, RedirectedTo: landed, Ready: browser(t),
-		})
+		}
+		if landed != "" { // the first step, then the landed address
+			if _, _, err := BeginAuthorize(context.Background(), o); err != nil {
+				return err
+			}
+		}
+		_, err := Authorize(context.Background(), o)
 		return err
 	}
 	wrongSecret := f.cfg
@@ -428,7 +434,7 @@ func TestTwoProcessesRefreshAtOnce(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, pbxsim.Options{RotateRefreshTokens: true})
-			var store Store
+			var store PendingStore
 			var env []string
 			if kind == "file" {
 				fs := fileStore(t, nil)

@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"golang.org/x/oauth2"
-
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 )
 
@@ -159,10 +157,16 @@ func TestCredentialsStayAtThePBXOrigin(t *testing.T) {
 		on.Store(false)
 		cfg := f.cfg
 		cfg.RedirectURL = pasteURI
-		code := consent(t, cfg)
+		o := AuthorizeOptions{Config: cfg, HTTPClient: http.DefaultClient, Store: fileStore(t, nil), PBX: "p", Stdout: io.Discard}
+		_, authURL, err := BeginAuthorize(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		landed := consent(t, authURL)
 		on.Store(true)
-		_, err = Authorize(ctx, AuthorizeOptions{Config: cfg, HTTPClient: http.DefaultClient, Store: fileStore(t, nil), PBX: "p", RedirectedTo: code, Stdout: io.Discard})
+		_, err = FinishAuthorize(ctx, o, landed)
 		wantRedirectError(t, err, e)
+		code := mustQuery(t, landed).Get("code")
 		e.received(t, rec.AccessToken, rec.RefreshToken, clientSecret, code)
 		if got := mustLoad(t, store); got.RefreshToken != rec.RefreshToken {
 			t.Fatal("the stored refresh token changed")
@@ -211,20 +215,29 @@ func TestCredentialsStayAtThePBXOrigin(t *testing.T) {
 }
 
 // consent plays the person approving on the consent page and returns the
-// code the PBX redirected with.
-func consent(t *testing.T, cfg oauth2.Config) string {
+// address the PBX redirected the browser to.
+func consent(t *testing.T, authURL string) string {
 	t.Helper()
 	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.Get(cfg.AuthCodeURL("any-state"))
+	resp, err := c.Get(authURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil || loc.Query().Get("code") == "" {
-		t.Fatalf("consent: %d to %q (%v)", resp.StatusCode, resp.Header.Get("Location"), err)
+	loc := resp.Header.Get("Location")
+	if mustQuery(t, loc).Get("code") == "" {
+		t.Fatalf("consent: %d to %q", resp.StatusCode, loc)
 	}
-	return loc.Query().Get("code")
+	return loc
+}
+
+func mustQuery(t *testing.T, raw string) url.Values {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Query()
 }
 
 func TestSameOrigin(t *testing.T) {

@@ -92,6 +92,10 @@ func (s *sealer) seal(pbx string, r *Record) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return s.sealBytes(pbx, b)
+}
+
+func (s *sealer) sealBytes(aad string, b []byte) (string, error) {
 	if s.aead == nil {
 		return string(b), nil
 	}
@@ -99,28 +103,37 @@ func (s *sealer) seal(pbx string, r *Record) (string, error) {
 	if _, err := rand.Read(nonce); err != nil {
 		return "", err
 	}
-	out := s.aead.Seal(nonce, nonce, b, []byte(pbx))
+	out := s.aead.Seal(nonce, nonce, b, []byte(aad))
 	return sealedPrefix + base64.StdEncoding.EncodeToString(out), nil
 }
 
 func (s *sealer) open(pbx, data string) (*Record, error) {
-	b := []byte(data)
-	if rest, ok := strings.CutPrefix(data, sealedPrefix); ok {
-		if s.aead == nil {
-			return nil, errors.New("the stored token is encrypted: set WILDIX_TOKEN_KEY to the key it was stored with")
-		}
-		raw, err := base64.StdEncoding.DecodeString(rest)
-		if err != nil || len(raw) < s.aead.NonceSize() {
-			return nil, errors.New("the stored token is damaged: run `wildix-export authorize` again")
-		}
-		b, err = s.aead.Open(nil, raw[:s.aead.NonceSize()], raw[s.aead.NonceSize():], []byte(pbx))
-		if err != nil {
-			return nil, errors.New("the stored token cannot be decrypted with WILDIX_TOKEN_KEY: wrong key, or run `wildix-export authorize` again")
-		}
+	b, err := s.openBytes(pbx, data)
+	if err != nil {
+		return nil, err
 	}
 	var r Record
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("the stored token is not valid JSON (%v): run `wildix-export authorize` again", err)
 	}
 	return &r, nil
+}
+
+func (s *sealer) openBytes(aad, data string) ([]byte, error) {
+	rest, ok := strings.CutPrefix(data, sealedPrefix)
+	if !ok {
+		return []byte(data), nil
+	}
+	if s.aead == nil {
+		return nil, errors.New("the stored token is encrypted: set WILDIX_TOKEN_KEY to the key it was stored with")
+	}
+	raw, err := base64.StdEncoding.DecodeString(rest)
+	if err != nil || len(raw) < s.aead.NonceSize() {
+		return nil, errors.New("the stored token is damaged: run `wildix-export authorize` again")
+	}
+	b, err := s.aead.Open(nil, raw[:s.aead.NonceSize()], raw[s.aead.NonceSize():], []byte(aad))
+	if err != nil {
+		return nil, errors.New("the stored token cannot be decrypted with WILDIX_TOKEN_KEY: wrong key, or run `wildix-export authorize` again")
+	}
+	return b, nil
 }

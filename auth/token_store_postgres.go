@@ -14,9 +14,10 @@ import (
 // advisory lock per PBX on a connection it holds until unlock, which
 // serialises refreshes across every process using the database.
 type PostgresStore struct {
-	pool   *pgxpool.Pool
-	table  string
-	sealer *sealer
+	pool    *pgxpool.Pool
+	table   string
+	pending string // the authorizations in progress, one row per PBX
+	sealer  *sealer
 }
 
 // NewPostgresStore creates the schema and table when missing. key, when
@@ -37,11 +38,17 @@ CREATE TABLE IF NOT EXISTS %s (
   pbx        text PRIMARY KEY,
   data       text NOT NULL,
   updated_at timestamptz NOT NULL DEFAULT now()
-)`, sch, table))
+);
+CREATE TABLE IF NOT EXISTS %s (
+  pbx        text PRIMARY KEY,
+  data       text NOT NULL,
+  expires_at timestamptz NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now()
+)`, sch, table, pgx.Identifier{schema, "oauth_pending"}.Sanitize()))
 	if err != nil {
 		return nil, fmt.Errorf("create token table %s: %w", table, err)
 	}
-	return &PostgresStore{pool: pool, table: table, sealer: s}, nil
+	return &PostgresStore{pool: pool, table: table, pending: pgx.Identifier{schema, "oauth_pending"}.Sanitize(), sealer: s}, nil
 }
 
 // Load implements Store.
@@ -92,4 +99,39 @@ func (s *PostgresStore) Lock(ctx context.Context, pbx string) (func(), error) {
 		}
 		conn.Release()
 	}, nil
+}
+
+// SavePending implements PendingStore.
+func (s *PostgresStore) SavePending(ctx context.Context, pbx string, p *Pending) error {
+	data, err := s.sealer.sealPending(pbx, p)
+	if err != nil {
+		return fmt.Errorf("encode authorization in progress: %w", err)
+	}
+	_, err = s.pool.Exec(ctx, "INSERT INTO "+s.pending+` (pbx, data, expires_at, updated_at) VALUES ($1, $2, $3, now())
+ON CONFLICT (pbx) DO UPDATE SET data = EXCLUDED.data, expires_at = EXCLUDED.expires_at, updated_at = now()`, pbx, data, p.Expires)
+	if err != nil {
+		return fmt.Errorf("save authorization in progress: %w", err)
+	}
+	return nil
+}
+
+// LoadPending implements PendingStore.
+func (s *PostgresStore) LoadPending(ctx context.Context, pbx string) (*Pending, error) {
+	var data string
+	err := s.pool.QueryRow(ctx, "SELECT data FROM "+s.pending+" WHERE pbx = $1", pbx).Scan(&data)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("%w for PBX %s in table %s", ErrNoPending, pbx, s.pending)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load authorization in progress: %w", err)
+	}
+	return s.sealer.openPending(pbx, data)
+}
+
+// DeletePending implements PendingStore.
+func (s *PostgresStore) DeletePending(ctx context.Context, pbx string) error {
+	if _, err := s.pool.Exec(ctx, "DELETE FROM "+s.pending+" WHERE pbx = $1", pbx); err != nil {
+		return fmt.Errorf("delete authorization in progress: %w", err)
+	}
+	return nil
 }

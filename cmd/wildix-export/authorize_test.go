@@ -9,6 +9,8 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/wildix-export/wildix-export/auth"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/internal/pgtest"
 	"github.com/wildix-export/wildix-export/internal/simtest"
 )
 
@@ -134,5 +137,95 @@ func TestRefreshLostInTheWindowExitsThree(t *testing.T) {
 		if _, ok := exported[name]; !ok && strings.Contains(name, "call_history") {
 			t.Errorf("the failed run wrote %s", name)
 		}
+	}
+}
+
+// azPBX starts a simulator on loopback whose application's Redirect URI is
+// on the PBX's own host and port (https://{PBX}/api/v1/doc/ in Wildix's
+// guide), so the address can only be pasted: the two-step case.
+func azPBX(t *testing.T) (pbxURL, redirect string) {
+	t.Helper()
+	var sim *pbxsim.Sim
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { sim.ServeHTTP(w, r) }))
+	pbxURL = "http://" + srv.Listener.Addr().String()
+	redirect = pbxURL + "/api/v1/doc/"
+	sim = pbxsim.New(pbxsim.Options{Calls: 10, Clients: []pbxsim.Client{{ID: simtest.ClientID, Secret: simtest.ClientSecret, RedirectURIs: []string{redirect}}}})
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return pbxURL, redirect
+}
+
+// azApprove plays the person: open the printed address, approve, and copy
+// the address the browser lands on.
+func azApprove(t *testing.T, authURL string) string {
+	t.Helper()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(strings.TrimSpace(authURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if !strings.Contains(loc, "code=") {
+		t.Fatalf("consent answered %d to %q", resp.StatusCode, loc)
+	}
+	return loc
+}
+
+// TestAuthorizeInTwoStepsCLI: `authorize --print-url` prints the address and
+// exits; `authorize --redirect-url <landed>`, a separate run sharing only
+// the token store, finishes it; the token then works. With the token file
+// and with the PostgreSQL token store. A replayed or superseded address is
+// refused.
+func TestAuthorizeInTwoStepsCLI(t *testing.T) {
+	for _, kind := range []string{"file", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			pbxURL, redirect := azPBX(t)
+			env := []string{"WILDIX_PBX_URL=" + pbxURL, "WILDIX_CLIENT_ID=" + simtest.ClientID, "WILDIX_CLIENT_SECRET=" + simtest.ClientSecret,
+				"WILDIX_REDIRECT_URL=" + redirect, "EXPORT_LOG_FORMAT=json"}
+			if kind == "file" {
+				env = append(env, "WILDIX_TOKEN_FILE="+filepath.Join(t.TempDir(), "token.json"))
+			} else {
+				schema, _ := pgtest.Schema(t)
+				env = append(env, "EXPORT_SINK=postgres", "EXPORT_DATABASE_URL="+pgtest.URL(), "EXPORT_DB_SCHEMA="+schema)
+			}
+			azEnv(t, env...)
+
+			first := azRun(t, "", "authorize", "--print-url")
+			if first.err != nil || !strings.HasPrefix(first.stdout, pbxURL+"/authorization/oauth2?") ||
+				!strings.Contains(first.stderr, "wildix-export authorize --redirect-url") {
+				t.Fatalf("first step: exit %d: %v\nstdout %q\nstderr %s", first.code, first.err, first.stdout, first.stderr)
+			}
+			landed := azApprove(t, first.stdout)
+
+			if kind == "file" {
+				// A newer attempt supersedes this one: its address is refused.
+				again := azRun(t, "", "authorize", "--print-url")
+				if again.err != nil {
+					t.Fatal(again.err)
+				}
+				r := azRun(t, "", "authorize", "--redirect-url", landed)
+				if r.err == nil || !strings.Contains(r.err.Error(), "does not match the authorization in progress") {
+					t.Fatalf("superseded address: exit %d: %v", r.code, r.err)
+				}
+				landed = azApprove(t, again.stdout)
+			}
+
+			second := azRun(t, "", "authorize", "--redirect-url", landed)
+			if second.err != nil || !strings.Contains(second.stderr, "Authorized.") {
+				t.Fatalf("second step: exit %d: %v\n%s", second.code, second.err, second.stderr)
+			}
+			q := azRun(t, "", "query", "/api/v1/personal/info")
+			if q.err != nil {
+				t.Fatalf("query with the token: exit %d: %v\n%s", q.code, q.err, q.stderr)
+			}
+			replay := azRun(t, "", "authorize", "--redirect-url", landed)
+			if replay.err == nil || !strings.Contains(replay.err.Error(), "no authorization in progress") {
+				t.Fatalf("the same address again: exit %d: %v", replay.code, replay.err)
+			}
+			if r := azRun(t, "", "authorize", "--print-url", "--redirect-url", landed); r.code != exitConfig {
+				t.Fatalf("both flags: exit %d, want %d", r.code, exitConfig)
+			}
+		})
 	}
 }

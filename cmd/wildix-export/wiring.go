@@ -55,7 +55,7 @@ func (a *app) openSink(ctx context.Context, catalog *exporter.Catalog) (*sink, e
 // tokenStore is WILDIX_TOKEN_FILE when set, else the database with the
 // postgres sink (pool must then be open; see tokenDB), else
 // ./wildix-token.json.
-func (a *app) tokenStore(ctx context.Context, pool *pgxpool.Pool) (auth.Store, string, error) {
+func (a *app) tokenStore(ctx context.Context, pool *pgxpool.Pool) (auth.PendingStore, string, error) {
 	c := a.cfg
 	var key []byte
 	if c.TokenKey.IsSet() {
