@@ -344,9 +344,27 @@ func TestFileStoreDurabilityAndSecrecy(t *testing.T) {
 
 func TestPostgresStore(t *testing.T) {
 	t.Parallel()
-	schema, pool := pgtest.Schema(t)
 	ctx := context.Background()
-	s, err := NewPostgresStore(ctx, pool, schema, nil)
+	t.Run("not migrated", func(t *testing.T) {
+		t.Parallel()
+		schema, pool := pgtest.Schema(t)
+		s, err := NewPostgresStore(pool, schema, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Load(ctx, "x"); err == nil || !strings.Contains(err.Error(), "not migrated (run `wildix-export authorize` or `run --once`") {
+			t.Fatalf("load from an unmigrated schema: %v", err)
+		}
+		var tables int
+		if err := pool.QueryRow(ctx, "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1", schema).Scan(&tables); err != nil {
+			t.Fatal(err)
+		}
+		if tables != 0 {
+			t.Fatalf("the store created %d tables: it must run no DDL", tables)
+		}
+	})
+	schema, pool := migratedSchema(t)
+	s, err := NewPostgresStore(pool, schema, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +400,7 @@ func helper() int {
 			fmt.Println("error", err)
 			return 1
 		}
-		store, err = NewPostgresStore(ctx, pool, schema, nil)
+		store, err = NewPostgresStore(pool, schema, nil)
 		if err != nil {
 			fmt.Println("error", err)
 			return 1
@@ -440,8 +458,8 @@ func TestTwoProcessesRefreshAtOnce(t *testing.T) {
 				fs := fileStore(t, nil)
 				store, env = fs, []string{"HELPER_FILE=" + fs.Path()}
 			} else {
-				schema, pool := pgtest.Schema(t)
-				ps, err := NewPostgresStore(context.Background(), pool, schema, nil)
+				schema, pool := migratedSchema(t)
+				ps, err := NewPostgresStore(pool, schema, nil)
 				if err != nil {
 					t.Fatal(err)
 				}

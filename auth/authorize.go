@@ -134,7 +134,7 @@ func BeginAuthorize(ctx context.Context, o AuthorizeOptions) (*Pending, string, 
 	}
 	defer unlock()
 	if err := o.Store.SavePending(ctx, o.PBX, p); err != nil {
-		return nil, "", fmt.Errorf("save the authorization in progress: %w", err)
+		return nil, "", err
 	}
 	return p, authURL, nil
 }

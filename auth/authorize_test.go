@@ -49,8 +49,8 @@ func TestAuthorizeInTwoSteps(t *testing.T) {
 				first = fs
 				second, _ = NewFileStore(fs.Path(), nil)
 			} else {
-				schema, pool := pgtest.Schema(t)
-				ps, err := NewPostgresStore(ctx, pool, schema, nil)
+				schema, pool := migratedSchema(t)
+				ps, err := NewPostgresStore(pool, schema, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -60,7 +60,7 @@ func TestAuthorizeInTwoSteps(t *testing.T) {
 				}
 				t.Cleanup(pool2.Close)
 				first = ps
-				if second, err = NewPostgresStore(ctx, pool2, schema, nil); err != nil {
+				if second, err = NewPostgresStore(pool2, schema, nil); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -45,6 +45,11 @@ store, prints the address and exits; open it, approve, and within 10 minutes run
 	}
 	if pool != nil {
 		defer pool.Close()
+		// The token tables are created by the migrations: authorize may
+		// be the first command run against the database.
+		if err := a.migrateTokenDB(ctx, pool); err != nil {
+			return err
+		}
 	}
 	store, where, err := a.tokenStore(ctx, pool)
 	if err != nil {

@@ -69,7 +69,7 @@ func (a *app) tokenStore(ctx context.Context, pool *pgxpool.Pool) (auth.PendingS
 		if pool == nil {
 			return nil, "", fmt.Errorf("%w: with EXPORT_SINK=postgres the token is kept in the database: set EXPORT_DATABASE_URL, or WILDIX_TOKEN_FILE", errUsage)
 		}
-		s, err := auth.NewPostgresStore(ctx, pool, c.DBSchema, key)
+		s, err := auth.NewPostgresStore(pool, c.DBSchema, key)
 		return s, "table " + c.DBSchema + ".oauth_tokens", err
 	}
 	path := c.TokenFile
@@ -93,6 +93,17 @@ func (a *app) tokenDB(ctx context.Context) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("%w: with EXPORT_SINK=postgres the token is kept in the database: set EXPORT_DATABASE_URL, or WILDIX_TOKEN_FILE", errUsage)
 	}
 	return sinks.Connect(ctx, c.DatabaseURL.Value())
+}
+
+// migrateTokenDB applies the versioned migrations, the token tables
+// among them, for a command that keeps the token in the database without
+// opening the sink (authorize).
+func (a *app) migrateTokenDB(ctx context.Context, pool *pgxpool.Pool) error {
+	cat, err := a.catalog()
+	if err != nil {
+		return err
+	}
+	return sinks.NewPostgres(pool, a.cfg.DBSchema, a.log).Migrate(ctx, cat.All())
 }
 
 func (a *app) oauthConfig() oauth2.Config {
