@@ -242,6 +242,11 @@ func exchange(ctx context.Context, hc *http.Client, cfg oauth2.Config, setting, 
 		if err == nil {
 			return tok, style, nil
 		}
+		if re := (*RedirectError)(nil); errors.As(err, &re) {
+			// Not a network error to retry (the url.Error around it would
+			// look like one to the caller): the PBX sends us elsewhere.
+			return nil, "", fmt.Errorf("token endpoint: %w", re)
+		}
 		err = explainTokenError(err)
 		if firstErr == nil {
 			firstErr = err

@@ -8,12 +8,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -225,6 +229,105 @@ func TestAuthorizeInTwoStepsCLI(t *testing.T) {
 			}
 			if r := azRun(t, "", "authorize", "--print-url", "--redirect-url", landed); r.code != exitConfig {
 				t.Fatalf("both flags: exit %d, want %d", r.code, exitConfig)
+			}
+		})
+	}
+}
+
+// TestRunRefusesRedirectsAwayFromThePBX: the PBX (a front before the
+// simulator) answers every API call with 302 and its token endpoint with
+// 307 to a second origin that records what it receives. With an API key,
+// S2S, and OAuth (a refresh due), `run --once` fails with exit 6 and a
+// message naming the redirect's target, and the second origin receives
+// nothing at all: no key, token, signature, secret or refresh token.
+func TestRunRefusesRedirectsAwayFromThePBX(t *testing.T) {
+	for _, kind := range []string{"api key", "s2s", "oauth"} {
+		t.Run(kind, func(t *testing.T) {
+			var mu sync.Mutex
+			var received []string
+			elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				mu.Lock()
+				received = append(received, fmt.Sprintf("%s %s %v %s", r.Method, r.URL, r.Header, b))
+				mu.Unlock()
+			}))
+			defer elsewhere.Close()
+
+			var sim *pbxsim.Sim
+			var on atomic.Bool
+			front := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if on.Load() {
+					switch {
+					case strings.HasPrefix(r.URL.Path, "/api/"):
+						http.Redirect(w, r, elsewhere.URL+r.URL.RequestURI(), http.StatusFound)
+						return
+					case r.URL.Path == "/authorization/oauth2Token":
+						http.Redirect(w, r, elsewhere.URL+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+						return
+					}
+				}
+				sim.ServeHTTP(w, r)
+			}))
+			pbxURL := "http://" + front.Listener.Addr().String()
+			redirect := pbxURL + "/api/v1/doc/"
+			sim = pbxsim.New(pbxsim.Options{Calls: 10, APIKeys: []string{"wsk-v1-secret-key"},
+				S2SApps: []pbxsim.S2SApp{{ID: "s2s-app", Name: "exporter", Secret: "s2s-secret"}},
+				Clients: []pbxsim.Client{{ID: simtest.ClientID, Secret: simtest.ClientSecret, RedirectURIs: []string{redirect}}}})
+			front.Start()
+			defer front.Close()
+
+			tokenFile := filepath.Join(t.TempDir(), "token.json")
+			env := []string{"WILDIX_PBX_URL=" + pbxURL, "EXPORT_CSV_DIR=" + t.TempDir(), "WILDIX_TIMEZONE=Europe/Rome", "EXPORT_LOG_FORMAT=json"}
+			secrets := []string{"wsk-v1-secret-key", "s2s-secret", "eyJ", simtest.ClientSecret}
+			switch kind {
+			case "api key":
+				env = append(env, "WILDIX_API_KEY=wsk-v1-secret-key")
+			case "s2s":
+				env = append(env, "WILDIX_S2S_APP_ID=s2s-app", "WILDIX_S2S_APP_NAME=exporter", "WILDIX_S2S_SECRET=s2s-secret")
+			case "oauth":
+				env = append(env, "WILDIX_CLIENT_ID="+simtest.ClientID, "WILDIX_CLIENT_SECRET="+simtest.ClientSecret,
+					"WILDIX_REDIRECT_URL="+redirect, "WILDIX_TOKEN_FILE="+tokenFile)
+			}
+			azEnv(t, env...)
+			if kind == "oauth" {
+				first := azRun(t, "", "authorize", "--print-url")
+				if first.err != nil {
+					t.Fatal(first.err)
+				}
+				if r := azRun(t, "", "authorize", "--redirect-url", azApprove(t, first.stdout)); r.err != nil {
+					t.Fatal(r.err)
+				}
+				store, err := auth.NewFileStore(tokenFile, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				host := strings.TrimPrefix(pbxURL, "http://")
+				rec, err := store.Load(context.Background(), host)
+				if err != nil {
+					t.Fatal(err)
+				}
+				secrets = append(secrets, rec.AccessToken, rec.RefreshToken)
+				rec.Expiry = time.Now().Add(-time.Minute) // a refresh is due
+				if err := store.Save(context.Background(), host, rec); err != nil {
+					t.Fatal(err)
+				}
+			}
+			on.Store(true)
+			r := azRun(t, "", "run", "--once")
+			if r.code != exitUnreachable || r.err == nil || !strings.Contains(r.err.Error(), elsewhere.URL) {
+				t.Fatalf("run: exit %d (want %d): %v\n%s", r.code, exitUnreachable, r.err, r.stderr)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, got := range received {
+				for _, s := range secrets {
+					if strings.Contains(got, s) {
+						t.Errorf("the second origin received a credential (%.10s...)", s)
+					}
+				}
+			}
+			if len(received) > 0 {
+				t.Fatalf("the second origin received %d requests, want none", len(received))
 			}
 		})
 	}
