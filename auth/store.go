@@ -1,9 +1,11 @@
 // Package auth authenticates wildix-export to a PBX: the one-time OAuth 2.0
-// authorization-code flow (Authorize), a durable token store keyed by PBX
+// authorization-code flow (Authorize, or BeginAuthorize and FinishAuthorize
+// in two processes sharing the store), a durable token store keyed by PBX
 // (FileStore, PostgresStore), a token source that refreshes before expiry
 // and persists every new token before it is used (Source), static bearer
-// keys, and Wildix S2S signed requests (S2S). What it hands the rest of the
-// program is an *http.Client.
+// keys, and Wildix S2S signed requests (S2S). Credentials go only to the
+// PBX's own origin (SameOrigin, and the transports' own check). What it
+// hands the rest of the program is an *http.Client's transport.
 package auth
 
 import (
