@@ -2,7 +2,9 @@ package auth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -234,5 +236,53 @@ func readLine(r io.Reader) (string, error) {
 			return strings.TrimSpace(b.String()), nil
 		}
 		b.WriteByte(buf[0])
+	}
+}
+
+// TestPendingSealedLikeTheToken: with a key, the authorization in progress
+// is encrypted at rest and bound to its PBX; formatting it shows neither
+// the state nor the verifier.
+func TestPendingSealedLikeTheToken(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	key := make([]byte, 32)
+	for i := range key {
+		key[i] = byte(i + 7)
+	}
+	s := fileStore(t, key)
+	p := &Pending{State: "state-secret-1", Verifier: "verifier-secret-2", RedirectURI: pasteURI, Origin: "https://pbx.example.com:443",
+		ClientID: clientID, Started: time.Now().UTC().Truncate(time.Second), Expires: time.Now().Add(PendingTTL).UTC().Truncate(time.Second)}
+	if err := s.SavePending(ctx, "pbx1", p); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(s.PendingPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), "secret") {
+		t.Fatalf("the pending file shows the state or verifier: %s", raw)
+	}
+	got, err := s.LoadPending(ctx, "pbx1")
+	if err != nil || got.State != p.State || got.Verifier != p.Verifier || !got.Expires.Equal(p.Expires) {
+		t.Fatalf("load: %+v, %v", got, err)
+	}
+	if out := fmt.Sprintf("%v %+v %#v %s", got, got, got, got); strings.Contains(out, "secret") {
+		t.Fatalf("formatting shows a secret: %s", out)
+	}
+	wrong, _ := NewFileStore(s.Path(), make([]byte, 32))
+	if _, err := wrong.LoadPending(ctx, "pbx1"); err == nil || !strings.Contains(err.Error(), "WILDIX_TOKEN_KEY") {
+		t.Fatalf("wrong key: %v", err)
+	}
+	// Moved to another PBX's entry, it does not open.
+	var c pendingContent
+	if err := json.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	c.Pending["pbx2"] = c.Pending["pbx1"]
+	if err := s.writePending(&c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LoadPending(ctx, "pbx2"); err == nil {
+		t.Fatal("an entry moved to another PBX opened")
 	}
 }
