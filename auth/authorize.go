@@ -21,17 +21,19 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// AuthorizeOptions configure the one-time authorization-code flow.
+// AuthorizeOptions configure the authorization-code flow.
 type AuthorizeOptions struct {
 	Config     oauth2.Config // client id, secret, endpoint, redirect URL, scopes
 	ClientAuth string        // "auto", "body" or "basic"
 	HTTPClient *http.Client
-	Store      Store
-	PBX        string
+	// Store keeps the token and, between the two steps, the authorization
+	// in progress.
+	Store PendingStore
+	PBX   string
 
-	// RedirectedTo is the address the browser landed on, or the bare code,
-	// for the paste flow (the --redirect-url flag). When empty, the paste
-	// flow reads it from Stdin.
+	// RedirectedTo is the address the browser landed on, or the bare code:
+	// Authorize then only finishes the authorization in progress (the
+	// --redirect-url flag). When empty, the paste flow reads it from Stdin.
 	RedirectedTo string
 	Stdin        io.Reader
 	Stdout       io.Writer // the authorization URL, on a line of its own
@@ -44,11 +46,16 @@ type AuthorizeOptions struct {
 	Log   *slog.Logger
 }
 
-// IsLoopback reports whether a redirect URI can be served by this process:
-// http on 127.0.0.1, [::1] or localhost with a port.
-func IsLoopback(redirect string) bool {
+// servesLocally reports whether this process can receive the redirect
+// itself: http on 127.0.0.1, [::1] or localhost with a port, and not the
+// PBX's own host and port (a Redirect URI such as https://{PBX}/api/v1/doc/
+// lands on the PBX, even when the PBX is on a loopback address).
+func servesLocally(redirect, pbx string) bool {
 	u, err := url.Parse(redirect)
 	if err != nil || u.Scheme != "http" || u.Port() == "" {
+		return false
+	}
+	if p, err := url.Parse(pbx); err == nil && strings.EqualFold(p.Hostname(), u.Hostname()) && hostPort(p) == u.Port() {
 		return false
 	}
 	h := u.Hostname()
@@ -59,28 +66,38 @@ func IsLoopback(redirect string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// Authorize runs the authorization-code flow with a random state and PKCE,
-// exchanges the code, and stores the token for the PBX. With a loopback
-// redirect URI it listens for the redirect itself; otherwise the person
-// pastes the address the browser landed on.
+func hostPort(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if strings.EqualFold(u.Scheme, "https") {
+		return "443"
+	}
+	return "80"
+}
+
+// Authorize runs the whole authorization-code flow (random state, PKCE)
+// and stores the token for the PBX. With a loopback redirect URI it
+// listens for the redirect itself; otherwise the person pastes the address
+// the browser landed on. With RedirectedTo set it only finishes the
+// authorization in progress (FinishAuthorize), which may have been started
+// by another process or machine sharing the store.
 func Authorize(ctx context.Context, o AuthorizeOptions) (*Record, error) {
+	if o.RedirectedTo != "" {
+		return FinishAuthorize(ctx, o, o.RedirectedTo)
+	}
 	if o.Timeout == 0 {
 		o.Timeout = 5 * time.Minute
 	}
 	if o.Stderr == nil {
 		o.Stderr = io.Discard
 	}
-	state := randomString(24)
-	verifier := oauth2.GenerateVerifier()
-	authURL := o.Config.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier))
-
-	if err := probe(ctx, o.HTTPClient, authURL, o.Config.RedirectURL); err != nil {
+	p, authURL, err := BeginAuthorize(ctx, o)
+	if err != nil {
 		return nil, err
 	}
-
 	var back url.Values
-	var err error
-	if IsLoopback(o.Config.RedirectURL) && o.RedirectedTo == "" {
+	if servesLocally(o.Config.RedirectURL, o.Config.Endpoint.AuthURL) {
 		back, err = loopback(ctx, o, authURL)
 	} else {
 		back, err = paste(o, authURL)
@@ -88,38 +105,115 @@ func Authorize(ctx context.Context, o AuthorizeOptions) (*Record, error) {
 	if err != nil {
 		return nil, err
 	}
+	return finish(ctx, o, p, back)
+}
+
+// BeginAuthorize starts an authorization: a fresh state and PKCE
+// verifier, a check that the PBX accepts the request, and the authorization
+// in progress saved in the store for PendingTTL, replacing any earlier one
+// of the PBX. It returns what was saved and the address the person opens;
+// FinishAuthorize, in this process or another sharing the store, completes
+// it with the address the browser lands on.
+func BeginAuthorize(ctx context.Context, o AuthorizeOptions) (*Pending, string, error) {
+	authEndpoint, err := url.Parse(o.Config.Endpoint.AuthURL)
+	if err != nil {
+		return nil, "", fmt.Errorf("authorization endpoint: %w", err)
+	}
+	now := time.Now()
+	p := &Pending{
+		State: randomString(24), Verifier: oauth2.GenerateVerifier(), RedirectURI: o.Config.RedirectURL,
+		Origin: origin(authEndpoint), ClientID: o.Config.ClientID, Started: now, Expires: now.Add(PendingTTL),
+	}
+	authURL := o.Config.AuthCodeURL(p.State, oauth2.S256ChallengeOption(p.Verifier))
+	if err := probe(ctx, o.HTTPClient, authURL, o.Config.RedirectURL); err != nil {
+		return nil, "", err
+	}
+	unlock, err := o.Store.Lock(ctx, o.PBX)
+	if err != nil {
+		return nil, "", err
+	}
+	defer unlock()
+	if err := o.Store.SavePending(ctx, o.PBX, p); err != nil {
+		return nil, "", err
+	}
+	return p, authURL, nil
+}
+
+// FinishAuthorize completes the authorization in progress for o.PBX with
+// landed, the address the browser landed on (or the bare code): it checks
+// that the authorization is this PBX's and this application's, not
+// expired, and that the redirect's state matches, exchanges the code with
+// the saved PKCE verifier, stores the token and ends the authorization in
+// progress.
+func FinishAuthorize(ctx context.Context, o AuthorizeOptions, landed string) (*Record, error) {
+	p, err := o.Store.LoadPending(ctx, o.PBX)
+	if errors.Is(err, ErrNoPending) {
+		return nil, fmt.Errorf("%w: start one with `wildix-export authorize` (or `authorize --print-url`), approve it in the browser, then pass the address the browser landed on", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	back, err := parseLanded(landed)
+	if err != nil {
+		return nil, err
+	}
+	return finish(ctx, o, p, back)
+}
+
+func finish(ctx context.Context, o AuthorizeOptions, p *Pending, back url.Values) (*Record, error) {
+	if authEndpoint, err := url.Parse(o.Config.Endpoint.AuthURL); err != nil || origin(authEndpoint) != p.Origin {
+		return nil, fmt.Errorf("the authorization in progress for PBX %s was started against %s, not this WILDIX_PBX_URL: run `wildix-export authorize` again", o.PBX, p.Origin)
+	}
+	if p.ClientID != o.Config.ClientID {
+		return nil, fmt.Errorf("the authorization in progress for PBX %s was started for another application (WILDIX_CLIENT_ID %s): run `wildix-export authorize` again", o.PBX, p.ClientID)
+	}
+	if time.Now().After(p.Expires) {
+		return nil, fmt.Errorf("the authorization in progress for PBX %s, started at %s, expired after %s: run `wildix-export authorize` again and finish within %s",
+			o.PBX, p.Started.Format(time.RFC3339), PendingTTL, PendingTTL)
+	}
 	if e := back.Get("error"); e != "" {
 		if e == "access_denied" {
 			return nil, errors.New("access was denied on the PBX's consent page: run authorize again and approve the application")
 		}
 		return nil, fmt.Errorf("the PBX refused the authorization: %s %s", e, back.Get("error_description"))
 	}
-	if got := back.Get("state"); got != state && !(got == "" && back.Has("bare")) {
-		return nil, errors.New("the state in the redirect does not match this authorization: it came from another attempt or was forged; run authorize again")
+	if got := back.Get("state"); got != p.State && !(got == "" && back.Has("bare")) {
+		return nil, errors.New("the state in the redirect does not match the authorization in progress: it came from another attempt (only the latest counts) or was forged; run authorize again")
 	}
 	code := back.Get("code")
 	if code == "" {
 		return nil, errors.New("the redirect carries no code: paste the whole address the browser landed on, which contains code=")
 	}
-	tok, style, err := exchange(ctx, o.HTTPClient, o.Config, o.ClientAuth, "",
+	cfg := o.Config
+	cfg.RedirectURL = p.RedirectURI // the exchange must repeat the authorization request's
+	tok, style, err := exchange(ctx, o.HTTPClient, cfg, o.ClientAuth, "",
 		func(ctx context.Context, cfg *oauth2.Config) (*oauth2.Token, error) {
-			return cfg.Exchange(ctx, code, oauth2.VerifierOption(verifier))
+			return cfg.Exchange(ctx, code, oauth2.VerifierOption(p.Verifier))
 		})
 	if err != nil {
 		var te *TokenError
 		if errors.As(err, &te) && te.Code == "invalid_grant" {
-			return nil, fmt.Errorf("exchange code: %v; codes are single use and short-lived, and redirect_uri must be exactly the registered %s: run authorize again", err, o.Config.RedirectURL)
+			return nil, fmt.Errorf("exchange code: %v; codes are single use and short-lived, and redirect_uri must be exactly the registered %s: run authorize again", err, p.RedirectURI)
 		}
 		return nil, fmt.Errorf("exchange code: %w", err)
 	}
 	rec := recordFrom(tok, style, o.Config.ClientID)
-	unlock, err := o.Store.Lock(ctx, o.PBX)
+	// The code is spent: store its token even if the person presses Ctrl-C.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), saveTimeout)
+	defer cancel()
+	unlock, err := o.Store.Lock(sctx, o.PBX)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	if err := o.Store.Save(ctx, o.PBX, rec); err != nil {
+	if err := o.Store.Save(sctx, o.PBX, rec); err != nil {
 		return nil, fmt.Errorf("store token: %w", err)
+	}
+	// End this authorization in progress, not a newer one started since.
+	if cur, err := o.Store.LoadPending(sctx, o.PBX); err == nil && cur.State == p.State {
+		if err := o.Store.DeletePending(sctx, o.PBX); err != nil {
+			return nil, fmt.Errorf("token stored; end the authorization in progress: %w", err)
+		}
 	}
 	return rec, nil
 }
@@ -213,11 +307,11 @@ func paste(o AuthorizeOptions, authURL string) (url.Values, error) {
 		fmt.Fprintln(o.Stdout, authURL)
 		fmt.Fprintf(o.Stderr, "The browser then lands on %s?code=...\nPaste that whole address (or just the code) here and press Enter:\n", o.Config.RedirectURL)
 		if o.Stdin == nil {
-			return nil, errors.New("no standard input to read the redirect from: pass it as --redirect-url")
+			return nil, fmt.Errorf("no standard input to read the redirect from: finish within %s with `wildix-export authorize --redirect-url '<the address>'`", PendingTTL)
 		}
 		line, err := bufio.NewReader(o.Stdin).ReadString('\n')
 		if err != nil && line == "" {
-			return nil, errors.New("nothing was pasted: run authorize again, or pass the address as --redirect-url")
+			return nil, fmt.Errorf("nothing was pasted: the authorization stays in progress for %s; finish it, from any machine sharing the token store, with `wildix-export authorize --redirect-url '<the address the browser landed on>'`", PendingTTL)
 		}
 		landed = strings.TrimSpace(line)
 	}

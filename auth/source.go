@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/sethvargo/go-retry"
 	"golang.org/x/oauth2"
 )
 
@@ -26,27 +27,33 @@ type SourceOptions struct {
 	PBX        string
 	HTTPClient *http.Client // for the token endpoint
 	Log        *slog.Logger
+
+	// AfterExchange, when set, is called once the PBX has answered a
+	// refresh and before the new token is saved; an error abandons the new
+	// token there, as a process killed at that moment would. It exists for
+	// tests of that window (docs/reliability.md).
+	AfterExchange func() error
 }
 
-// Source is an oauth2.TokenSource that refreshes the PBX token before it
-// expires and stores every new token, a rotated refresh token above all,
-// before handing it out. Refreshes are serialised across processes through
-// the store's lock, and a process that finds a fresher token in the store
-// takes it instead of refreshing again. Safe for concurrent use.
+// Source is a TokenSource that refreshes the PBX token before it expires
+// and stores every new token, a rotated refresh token above all, before
+// handing it out. Refreshes are serialised in the process and, through the
+// store's lock, across processes; a process that finds a fresher token in
+// the store takes it instead of refreshing again. Safe for concurrent use.
 type Source struct {
 	opt SourceOptions
-	// ctx is kept because oauth2.TokenSource.Token takes no context
-	// (golang/oauth2#262); it bounds refreshes and store access.
-	ctx context.Context
 	log *slog.Logger
 
-	mu    sync.Mutex
-	cur   *Record
-	stale string // an access token the PBX refused
+	// sem serialises refreshes; a channel rather than a mutex, so that a
+	// caller waiting for another's refresh gives up with its context.
+	sem   chan struct{}
+	cur   atomic.Pointer[Record] // read without sem: Expiry never waits
+	stale atomic.Pointer[string] // an access token the PBX refused
 }
 
-// NewSource returns a Source; ctx bounds every refresh it makes.
-func NewSource(ctx context.Context, o SourceOptions) *Source {
+// NewSource returns a Source. It keeps no context: each Token call's
+// context bounds the refresh it makes.
+func NewSource(o SourceOptions) *Source {
 	if o.ClientAuth == "" {
 		o.ClientAuth = "auto"
 	}
@@ -57,7 +64,7 @@ func NewSource(ctx context.Context, o SourceOptions) *Source {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Source{opt: o, ctx: ctx, log: log.With("pbx", o.PBX)}
+	return &Source{opt: o, log: log.With("pbx", o.PBX), sem: make(chan struct{}, 1)}
 }
 
 // margin is how long before expiry a token is refreshed: a fifth of its
@@ -67,45 +74,57 @@ func margin(r *Record) time.Duration {
 	return max(0, min(time.Minute, life/5))
 }
 
-func usable(r *Record, stale string) bool {
-	if r == nil || r.AccessToken == "" || r.AccessToken == stale {
+func usable(r *Record, stale *string) bool {
+	if r == nil || r.AccessToken == "" || (stale != nil && r.AccessToken == *stale) {
 		return false
 	}
 	return r.Expiry.IsZero() || time.Until(r.Expiry) > margin(r)
 }
 
-// Token implements oauth2.TokenSource.
-func (s *Source) Token() (*oauth2.Token, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if usable(s.cur, s.stale) {
-		return s.cur.Token(), nil
+// Token implements TokenSource. A refresh is bounded by ctx's deadline;
+// once the PBX has been asked, cancelling ctx no longer abandons the
+// answer, so that a rotated refresh token is saved (see refresh).
+func (s *Source) Token(ctx context.Context) (*oauth2.Token, error) {
+	if r := s.cur.Load(); usable(r, s.stale.Load()) {
+		return r.Token(), nil
 	}
-	r, err := s.refresh(s.ctx)
+	select {
+	case s.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for a token refresh: %w", ctx.Err())
+	}
+	defer func() { <-s.sem }()
+	if r := s.cur.Load(); usable(r, s.stale.Load()) {
+		return r.Token(), nil // refreshed while we waited
+	}
+	r, err := s.refresh(ctx)
 	if err != nil {
 		return nil, err
 	}
-	s.cur = r
+	s.cur.Store(r)
 	return r.Token(), nil
 }
 
 // Invalidate marks an access token as refused by the PBX (a 401), so the
 // next Token call refreshes instead of returning it.
 func (s *Source) Invalidate(accessToken string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.stale = accessToken
+	s.stale.Store(&accessToken)
 }
 
 // Expiry returns the expiry of the token in use, zero if none or unknown.
+// It never waits for a refresh in progress.
 func (s *Source) Expiry() time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cur == nil {
-		return time.Time{}
+	if r := s.cur.Load(); r != nil {
+		return r.Expiry
 	}
-	return s.cur.Expiry
+	return time.Time{}
 }
+
+// Timeouts of the steps of a refresh that must outlive a cancelled run.
+const (
+	exchangeTimeout = time.Minute      // the token request, when ctx has no deadline
+	saveTimeout     = 30 * time.Second // saving a rotated token, retries included
+)
 
 func (s *Source) refresh(ctx context.Context) (*Record, error) {
 	unlock, err := s.opt.Store.Lock(ctx, s.opt.PBX)
@@ -120,7 +139,7 @@ func (s *Source) refresh(ctx context.Context) (*Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	if usable(stored, s.stale) {
+	if usable(stored, s.stale.Load()) {
 		// Another process refreshed while we waited for the lock.
 		s.log.Debug("token taken from store", "expiry", stored.Expiry)
 		return stored, nil
@@ -128,7 +147,12 @@ func (s *Source) refresh(ctx context.Context) (*Record, error) {
 	if stored.RefreshToken == "" {
 		return nil, fmt.Errorf("%w: the stored token has expired and has no refresh token", ErrReauthorize)
 	}
-	tok, style, err := exchange(ctx, s.opt.HTTPClient, s.opt.Config, s.opt.ClientAuth, stored.ClientAuth,
+	// From here on the PBX may rotate the refresh token: a cancellation
+	// (SIGTERM) must not abandon its answer, while the run's deadline
+	// still bounds the request.
+	xctx, cancel := keepDeadline(ctx, exchangeTimeout)
+	defer cancel()
+	tok, style, err := exchange(xctx, s.opt.HTTPClient, s.opt.Config, s.opt.ClientAuth, stored.ClientAuth,
 		func(ctx context.Context, cfg *oauth2.Config) (*oauth2.Token, error) {
 			return cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: stored.RefreshToken}).Token()
 		})
@@ -139,24 +163,47 @@ func (s *Source) refresh(ctx context.Context) (*Record, error) {
 	if next.RefreshToken == "" {
 		next.RefreshToken = stored.RefreshToken // the PBX kept the old one
 	}
-	// The PBX may already have invalidated the old refresh token: the new
-	// one must be durable before anything uses the new access token.
-	var saveErr error
-	for attempt := 0; attempt < 5; attempt++ {
-		if saveErr = s.opt.Store.Save(ctx, s.opt.PBX, next); saveErr == nil {
-			break
-		}
-		s.log.Warn("storing refreshed token failed, retrying", "err", saveErr, "attempt", attempt+1)
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
+	if s.opt.AfterExchange != nil {
+		if err := s.opt.AfterExchange(); err != nil {
+			return nil, fmt.Errorf("refresh token: %w", err)
 		}
 	}
-	if saveErr != nil {
-		return nil, fmt.Errorf("store refreshed token (the PBX may have rotated the refresh token; if the next run fails, run `wildix-export authorize`): %w", saveErr)
+	// The PBX may already have invalidated the old refresh token: the new
+	// one must be durable before anything uses the new access token.
+	if err := s.save(ctx, next); err != nil {
+		return nil, fmt.Errorf("store refreshed token (the PBX may have rotated the refresh token; if the next run fails, run `wildix-export authorize`): %w", err)
 	}
 	s.log.Debug("token refreshed and stored", "expiry", next.Expiry)
 	return next, nil
+}
+
+// save stores a refreshed token, retrying with backoff, on a context that
+// a cancelled run does not cancel: losing it may lose the authorization.
+func (s *Source) save(ctx context.Context, r *Record) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), saveTimeout)
+	defer cancel()
+	// A fresh backoff per save: go-retry backoffs keep state.
+	b := retry.WithMaxRetries(6, retry.WithCappedDuration(5*time.Second, retry.WithJitterPercent(20, retry.NewExponential(100*time.Millisecond))))
+	attempt := 0
+	return retry.Do(ctx, b, func(ctx context.Context) error {
+		attempt++
+		err := s.opt.Store.Save(ctx, s.opt.PBX, r)
+		if err != nil {
+			s.log.Warn("storing refreshed token failed, retrying", "err", err, "attempt", attempt)
+			return retry.RetryableError(err)
+		}
+		return nil
+	})
+}
+
+// keepDeadline returns a context that ctx's cancellation does not cancel
+// but that ends at ctx's deadline, or after fallback when it has none.
+func keepDeadline(ctx context.Context, fallback time.Duration) (context.Context, context.CancelFunc) {
+	detached := context.WithoutCancel(ctx)
+	if d, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(detached, d)
+	}
+	return context.WithTimeout(detached, fallback)
 }
 
 func recordFrom(tok *oauth2.Token, style, clientID string) *Record {
@@ -174,7 +221,9 @@ func recordFrom(tok *oauth2.Token, style, clientID string) *Record {
 // retry does not spend them.
 func exchange(ctx context.Context, hc *http.Client, cfg oauth2.Config, setting, remembered string,
 	call func(context.Context, *oauth2.Config) (*oauth2.Token, error)) (*oauth2.Token, string, error) {
-	ctx = context.WithValue(ctx, oauth2.HTTPClient, hc)
+	// The client secret, codes and refresh tokens go in the request: a
+	// redirect may lead only within the token endpoint's (the PBX's) origin.
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, originClient(hc, cfg.Endpoint.TokenURL))
 	styles := []string{setting}
 	if setting == "auto" || setting == "" {
 		styles = []string{"body", "basic"}
@@ -192,6 +241,11 @@ func exchange(ctx context.Context, hc *http.Client, cfg oauth2.Config, setting, 
 		tok, err := call(ctx, &c)
 		if err == nil {
 			return tok, style, nil
+		}
+		if re := (*RedirectError)(nil); errors.As(err, &re) {
+			// Not a network error to retry (the url.Error around it would
+			// look like one to the caller): the PBX sends us elsewhere.
+			return nil, "", fmt.Errorf("token endpoint: %w", re)
 		}
 		err = explainTokenError(err)
 		if firstErr == nil {

@@ -1,9 +1,11 @@
 // Package auth authenticates wildix-export to a PBX: the one-time OAuth 2.0
-// authorization-code flow (Authorize), a durable token store keyed by PBX
+// authorization-code flow (Authorize, or BeginAuthorize and FinishAuthorize
+// in two processes sharing the store), a durable token store keyed by PBX
 // (FileStore, PostgresStore), a token source that refreshes before expiry
 // and persists every new token before it is used (Source), static bearer
-// keys, and Wildix S2S signed requests (S2S). What it hands the rest of the
-// program is an *http.Client.
+// keys, and Wildix S2S signed requests (S2S). Credentials go only to the
+// PBX's own origin (SameOrigin, and the transports' own check). What it
+// hands the rest of the program is an *http.Client's transport.
 package auth
 
 import (
@@ -92,6 +94,10 @@ func (s *sealer) seal(pbx string, r *Record) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return s.sealBytes(pbx, b)
+}
+
+func (s *sealer) sealBytes(aad string, b []byte) (string, error) {
 	if s.aead == nil {
 		return string(b), nil
 	}
@@ -99,28 +105,37 @@ func (s *sealer) seal(pbx string, r *Record) (string, error) {
 	if _, err := rand.Read(nonce); err != nil {
 		return "", err
 	}
-	out := s.aead.Seal(nonce, nonce, b, []byte(pbx))
+	out := s.aead.Seal(nonce, nonce, b, []byte(aad))
 	return sealedPrefix + base64.StdEncoding.EncodeToString(out), nil
 }
 
 func (s *sealer) open(pbx, data string) (*Record, error) {
-	b := []byte(data)
-	if rest, ok := strings.CutPrefix(data, sealedPrefix); ok {
-		if s.aead == nil {
-			return nil, errors.New("the stored token is encrypted: set WILDIX_TOKEN_KEY to the key it was stored with")
-		}
-		raw, err := base64.StdEncoding.DecodeString(rest)
-		if err != nil || len(raw) < s.aead.NonceSize() {
-			return nil, errors.New("the stored token is damaged: run `wildix-export authorize` again")
-		}
-		b, err = s.aead.Open(nil, raw[:s.aead.NonceSize()], raw[s.aead.NonceSize():], []byte(pbx))
-		if err != nil {
-			return nil, errors.New("the stored token cannot be decrypted with WILDIX_TOKEN_KEY: wrong key, or run `wildix-export authorize` again")
-		}
+	b, err := s.openBytes(pbx, data)
+	if err != nil {
+		return nil, err
 	}
 	var r Record
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("the stored token is not valid JSON (%v): run `wildix-export authorize` again", err)
 	}
 	return &r, nil
+}
+
+func (s *sealer) openBytes(aad, data string) ([]byte, error) {
+	rest, ok := strings.CutPrefix(data, sealedPrefix)
+	if !ok {
+		return []byte(data), nil
+	}
+	if s.aead == nil {
+		return nil, errors.New("the stored token is encrypted: set WILDIX_TOKEN_KEY to the key it was stored with")
+	}
+	raw, err := base64.StdEncoding.DecodeString(rest)
+	if err != nil || len(raw) < s.aead.NonceSize() {
+		return nil, errors.New("the stored token is damaged: run `wildix-export authorize` again")
+	}
+	b, err := s.aead.Open(nil, raw[:s.aead.NonceSize()], raw[s.aead.NonceSize():], []byte(aad))
+	if err != nil {
+		return nil, errors.New("the stored token cannot be decrypted with WILDIX_TOKEN_KEY: wrong key, or run `wildix-export authorize` again")
+	}
+	return b, nil
 }

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -8,17 +9,19 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"time"
 
 	"golang.org/x/oauth2"
 )
 
-// TokenSource is what Transport needs of a token source. Invalidate is
-// called with an access token the PBX answered 401 to; a source that cannot
-// refresh (a static key) ignores it.
+// TokenSource is what Transport needs of a token source. Token's context
+// is the request's: it bounds a refresh. Invalidate is called with an
+// access token the PBX answered 401 to; a source that cannot refresh (a
+// static key) ignores it.
 type TokenSource interface {
-	Token() (*oauth2.Token, error)
+	Token(ctx context.Context) (*oauth2.Token, error)
 	Invalidate(accessToken string)
 }
 
@@ -27,7 +30,7 @@ type TokenSource interface {
 type Static string
 
 // Token implements TokenSource.
-func (k Static) Token() (*oauth2.Token, error) {
+func (k Static) Token(context.Context) (*oauth2.Token, error) {
 	return &oauth2.Token{AccessToken: string(k), TokenType: "Bearer"}, nil
 }
 
@@ -36,19 +39,25 @@ func (Static) Invalidate(string) {}
 
 // Transport adds a bearer token to each request. On a 401 it invalidates
 // the token and, when the source then has a different one, retries once:
-// never a loop.
+// never a loop. It refuses, sending nothing, a request for another origin
+// than Origin (the PBX's) or one that follows a redirect to another
+// origin; with Origin nil, only the latter. Pair it with an http.Client
+// whose CheckRedirect is SameOrigin, which says where a redirect led.
 type Transport struct {
 	Source TokenSource
 	Base   http.RoundTripper
+	Origin *url.URL // the PBX's address (WILDIX_PBX_URL)
 }
 
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	tok, err := t.Source.Token()
+	if err := checkOrigin(req, t.Origin); err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	tok, err := t.Source.Token(req.Context())
 	if err != nil {
-		if req.Body != nil {
-			req.Body.Close()
-		}
+		closeBody(req)
 		return nil, err
 	}
 	resp, err := t.base().RoundTrip(withToken(req, tok))
@@ -59,7 +68,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, nil // cannot replay the body
 	}
 	t.Source.Invalidate(tok.AccessToken)
-	next, err := t.Source.Token()
+	next, err := t.Source.Token(req.Context())
 	if err != nil {
 		resp.Body.Close()
 		return nil, err
@@ -76,6 +85,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	return t.base().RoundTrip(withToken(retry, next))
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
 }
 
 func (t *Transport) base() http.RoundTripper {

@@ -98,6 +98,21 @@ SELECT h.pbx,
 FROM {schema}.call_history h
 LEFT JOIN {schema}.colleagues c ON c.pbx = h.pbx AND c.extension = h.dst AND c.deleted_at IS NULL
 WHERE h.type = 'call' AND h.disposition <> 'ANSWERED';`},
+	// Owned by auth (PostgresStore): one row per PBX, data as auth seals it
+	// (JSON, or AES-GCM when WILDIX_TOKEN_KEY is set). oauth_tokens used to
+	// be created by auth itself, hence IF NOT EXISTS.
+	{3, "OAuth tokens and authorizations in progress", `
+CREATE TABLE IF NOT EXISTS {schema}.oauth_tokens (
+  pbx        text PRIMARY KEY,
+  data       text NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS {schema}.oauth_pending (
+  pbx        text PRIMARY KEY,
+  data       text NOT NULL,
+  expires_at timestamptz NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);`},
 }
 
 // SchemaVersion is the newest migration this binary knows.

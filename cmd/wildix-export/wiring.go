@@ -55,7 +55,7 @@ func (a *app) openSink(ctx context.Context, catalog *exporter.Catalog) (*sink, e
 // tokenStore is WILDIX_TOKEN_FILE when set, else the database with the
 // postgres sink (pool must then be open; see tokenDB), else
 // ./wildix-token.json.
-func (a *app) tokenStore(ctx context.Context, pool *pgxpool.Pool) (auth.Store, string, error) {
+func (a *app) tokenStore(ctx context.Context, pool *pgxpool.Pool) (auth.PendingStore, string, error) {
 	c := a.cfg
 	var key []byte
 	if c.TokenKey.IsSet() {
@@ -69,7 +69,7 @@ func (a *app) tokenStore(ctx context.Context, pool *pgxpool.Pool) (auth.Store, s
 		if pool == nil {
 			return nil, "", fmt.Errorf("%w: with EXPORT_SINK=postgres the token is kept in the database: set EXPORT_DATABASE_URL, or WILDIX_TOKEN_FILE", errUsage)
 		}
-		s, err := auth.NewPostgresStore(ctx, pool, c.DBSchema, key)
+		s, err := auth.NewPostgresStore(pool, c.DBSchema, key)
 		return s, "table " + c.DBSchema + ".oauth_tokens", err
 	}
 	path := c.TokenFile
@@ -93,6 +93,17 @@ func (a *app) tokenDB(ctx context.Context) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("%w: with EXPORT_SINK=postgres the token is kept in the database: set EXPORT_DATABASE_URL, or WILDIX_TOKEN_FILE", errUsage)
 	}
 	return sinks.Connect(ctx, c.DatabaseURL.Value())
+}
+
+// migrateTokenDB applies the versioned migrations, the token tables
+// among them, for a command that keeps the token in the database without
+// opening the sink (authorize).
+func (a *app) migrateTokenDB(ctx context.Context, pool *pgxpool.Pool) error {
+	cat, err := a.catalog()
+	if err != nil {
+		return err
+	}
+	return sinks.NewPostgres(pool, a.cfg.DBSchema, a.log).Migrate(ctx, cat.All())
 }
 
 func (a *app) oauthConfig() oauth2.Config {
@@ -129,9 +140,9 @@ func (a *app) pbxClient(ctx context.Context, pool *pgxpool.Pool) (*pbx, error) {
 	expiry := func() time.Time { return time.Time{} }
 	switch c.Auth {
 	case config.AuthAPIKey:
-		tr = &auth.Transport{Source: auth.Static(c.APIKey.Value()), Base: base}
+		tr = &auth.Transport{Source: auth.Static(c.APIKey.Value()), Base: base, Origin: c.PBXURL}
 	case config.AuthS2S:
-		tr = &auth.S2S{AppID: c.S2SAppID, AppName: c.S2SAppName, Secret: c.S2SSecret.Value(), Base: base}
+		tr = &auth.S2S{AppID: c.S2SAppID, AppName: c.S2SAppName, Secret: c.S2SSecret.Value(), Base: base, Origin: c.PBXURL}
 	default:
 		store, where, err := a.tokenStore(ctx, pool)
 		if err != nil {
@@ -142,15 +153,15 @@ func (a *app) pbxClient(ctx context.Context, pool *pgxpool.Pool) (*pbx, error) {
 		} else if err != nil {
 			return nil, err
 		}
-		src := auth.NewSource(ctx, auth.SourceOptions{
+		src := auth.NewSource(auth.SourceOptions{
 			Config: a.oauthConfig(), ClientAuth: c.TokenAuth, Store: store, PBX: c.PBXID,
 			HTTPClient: &http.Client{Transport: base, Timeout: c.RequestTimeout}, Log: a.log,
 		})
-		tr = &auth.Transport{Source: src, Base: base}
+		tr = &auth.Transport{Source: src, Base: base, Origin: c.PBXURL}
 		expiry = src.Expiry
 	}
 	return &pbx{
-		client: &exporter.Client{HTTP: &http.Client{Transport: tr}, Base: c.PBXURL, MaxAttempts: c.MaxAttempts, Timeout: c.RequestTimeout, MaxResponseSize: c.MaxResponseSize, Log: a.log},
+		client: &exporter.Client{HTTP: &http.Client{Transport: tr, CheckRedirect: auth.SameOrigin(c.PBXURL)}, Base: c.PBXURL, MaxAttempts: c.MaxAttempts, Timeout: c.RequestTimeout, MaxResponseSize: c.MaxResponseSize, Log: a.log},
 		expiry: expiry,
 	}, nil
 }

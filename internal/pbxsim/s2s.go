@@ -1,11 +1,13 @@
 package pbxsim
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -15,9 +17,11 @@ import (
 	"time"
 )
 
-// verifyS2S checks a server-to-server signed request, built independently
-// of the client from the recipe in wildix-api.md §1.2 (5): an HS256 JWT
-// whose sign.hash is sha256 of METHOD + path + C(headers) + C(query).
+// verifyS2S checks a server-to-server signed request as a PBX would,
+// written apart from the client (auth/s2s.go) so that a mistake in one is
+// not repeated in the other: an HS256 JWT whose sign.hash is the sha256 of
+// METHOD + path as sent + C(signed headers) + C(query) [+ C(body) except
+// for GET and DELETE], the body read as PHP reads it (JSON or a form).
 func (s *Sim) verifyS2S(r *http.Request) (string, bool) {
 	var app *S2SApp
 	for i := range s.opt.S2SApps {
@@ -83,7 +87,20 @@ func (s *Sim) verifyS2S(r *http.Request) (string, bool) {
 			headers[n] = r.Header.Get(n)
 		}
 	}
-	canonical := r.Method + r.URL.Path + canon(headers) + canon(phpParams(r.URL.Query()))
+	path, _, _ := strings.Cut(r.RequestURI, "?")
+	canonical := r.Method + path + canon(headers) + canon(phpParams(r.URL.Query()))
+	if r.Method != http.MethodGet && r.Method != http.MethodDelete && r.Body != nil {
+		raw, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err != nil {
+			return "", false
+		}
+		r.Body = io.NopCloser(bytes.NewReader(raw)) // the handler reads it again
+		body, ok := phpBody(r.Header.Get("Content-Type"), raw)
+		if !ok {
+			return "", false
+		}
+		canonical += canon(body)
+	}
 	sum := sha256.Sum256([]byte(canonical))
 	if p.Sign.Hash != hex.EncodeToString(sum[:]) {
 		s.opt.Log.Debug("s2s signature mismatch", "canonical", canonical)
@@ -92,17 +109,27 @@ func (s *Sim) verifyS2S(r *http.Request) (string, bool) {
 	return s.opt.User, true
 }
 
-// canon is C(map): keys lower-cased and sorted, each "key:value;", nested
-// maps replaced by their own C.
+// canon is C(map): keys lower-cased and in PHP ksort order (integer keys
+// by value, the others as strings), each "key:value;", nested maps and
+// lists replaced by their own C, booleans 1 and 0, strings trimmed as PHP's
+// trim() does.
 func canon(m map[string]any) string {
-	keys := make([]string, 0, len(m))
 	lower := map[string]any{}
 	for k, v := range m {
-		lk := strings.ToLower(k)
-		lower[lk] = v
-		keys = append(keys, lk)
+		lower[strings.ToLower(k)] = v
 	}
-	sort.Strings(keys)
+	keys := make([]string, 0, len(lower))
+	for k := range lower {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, aErr := strconv.ParseInt(keys[i], 10, 64)
+		b, bErr := strconv.ParseInt(keys[j], 10, 64)
+		if aErr == nil && bErr == nil && strconv.FormatInt(a, 10) == keys[i] && strconv.FormatInt(b, 10) == keys[j] {
+			return a < b
+		}
+		return keys[i] < keys[j]
+	})
 	var b strings.Builder
 	for _, k := range keys {
 		b.WriteString(k)
@@ -110,6 +137,12 @@ func canon(m map[string]any) string {
 		switch v := lower[k].(type) {
 		case map[string]any:
 			b.WriteString(canon(v))
+		case []any:
+			m := map[string]any{}
+			for i, e := range v {
+				m[strconv.Itoa(i)] = e
+			}
+			b.WriteString(canon(m))
 		case bool:
 			if v {
 				b.WriteByte('1')
@@ -117,11 +150,42 @@ func canon(m map[string]any) string {
 				b.WriteByte('0')
 			}
 		case string:
-			b.WriteString(strings.TrimSpace(v))
+			b.WriteString(strings.Trim(v, " \t\n\r\x00\x0B"))
+		case json.Number:
+			b.WriteString(string(v))
 		}
 		b.WriteByte(';')
 	}
 	return b.String()
+}
+
+// phpBody reads a request body as PHP does: JSON (json_decode into arrays)
+// for a JSON content type, else a form ($_POST).
+func phpBody(contentType string, raw []byte) (map[string]any, bool) {
+	if strings.Contains(strings.ToLower(contentType), "json") {
+		d := json.NewDecoder(bytes.NewReader(raw))
+		d.UseNumber()
+		var v any
+		if d.Decode(&v) != nil {
+			return nil, false
+		}
+		switch v := v.(type) {
+		case map[string]any:
+			return v, true
+		case []any:
+			m := map[string]any{}
+			for i, e := range v {
+				m[strconv.Itoa(i)] = e
+			}
+			return m, true
+		}
+		return nil, false
+	}
+	form, err := url.ParseQuery(string(raw))
+	if err != nil {
+		return nil, false
+	}
+	return phpParams(form), true
 }
 
 // phpParams turns filter[start][from]=X into nested maps, as PHP does.
@@ -132,6 +196,8 @@ func phpParams(v url.Values) map[string]any {
 		if i := strings.IndexByte(key, '['); i > 0 && strings.HasSuffix(key, "]") {
 			path = append([]string{key[:i]}, strings.Split(key[i+1:len(key)-1], "][")...)
 		}
+		// PHP turns dots and spaces in a top-level name into underscores.
+		path[0] = strings.NewReplacer(".", "_", " ", "_").Replace(path[0])
 		for _, val := range vals {
 			m := out
 			for j, p := range path {

@@ -83,7 +83,7 @@ func (f *Fixture) Authorize(t testing.TB) *http.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Source = auth.NewSource(context.Background(), auth.SourceOptions{Config: f.OAuthConfig(), Store: store, PBX: f.URL.Host})
+	f.Source = auth.NewSource(auth.SourceOptions{Config: f.OAuthConfig(), Store: store, PBX: f.URL.Host})
 	f.HTTP = &http.Client{Transport: &auth.Transport{Source: f.Source}}
 	return f.HTTP
 }

@@ -1,0 +1,288 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/internal/pgtest"
+)
+
+// pbxHostFixture is a simulator on loopback whose application's Redirect
+// URI is on the PBX's own host and port (https://{PBX}/api/v1/doc/, as
+// Wildix's Postman guide registers it; here http, the PBX being local).
+func pbxHostFixture(t *testing.T) *fixture {
+	t.Helper()
+	var sim *pbxsim.Sim
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { sim.ServeHTTP(w, r) }))
+	base := "http://" + srv.Listener.Addr().String()
+	onPBX := base + "/api/v1/doc/"
+	sim = pbxsim.New(pbxsim.Options{Clients: []pbxsim.Client{{ID: clientID, Secret: clientSecret, RedirectURIs: []string{onPBX}}}})
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return &fixture{sim: sim, srv: srv, cfg: oauth2.Config{ClientID: clientID, ClientSecret: clientSecret, RedirectURL: onPBX, Endpoint: Endpoint(base)}}
+}
+
+// TestAuthorizeInTwoSteps: the first step saves the authorization in
+// progress and returns the address; a second store instance (another
+// process or machine sharing the store) finishes it with the address the
+// browser landed on. The landed address works once.
+func TestAuthorizeInTwoSteps(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []string{"file", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			f := pbxHostFixture(t)
+			var first, second PendingStore
+			if kind == "file" {
+				fs := fileStore(t, nil)
+				first = fs
+				second, _ = NewFileStore(fs.Path(), nil)
+			} else {
+				schema, pool := migratedSchema(t)
+				ps, err := NewPostgresStore(pool, schema, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pool2, err := pgxpoolNew(ctx, pgtest.URL())
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(pool2.Close)
+				first = ps
+				if second, err = NewPostgresStore(pool2, schema, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			o := AuthorizeOptions{Config: f.cfg, HTTPClient: http.DefaultClient, Store: first, PBX: "pbx1"}
+			p, authURL, err := BeginAuthorize(ctx, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := time.Until(p.Expires); d < 9*time.Minute || d > 10*time.Minute {
+				t.Fatalf("the authorization in progress expires in %v, want about 10 minutes", d)
+			}
+			if fs, ok := first.(*FileStore); ok {
+				st, err := os.Stat(fs.PendingPath())
+				if err != nil || st.Mode().Perm() != 0o600 {
+					t.Fatalf("pending file: %v, %v; want mode 0600", st, err)
+				}
+				raw, err := os.ReadFile(fs.PendingPath())
+				if err != nil || !strings.Contains(string(raw), "pbx1") {
+					t.Fatalf("pending file: %s, %v", raw, err)
+				}
+			}
+			landed := consent(t, authURL)
+
+			o.Store = second
+			rec, err := FinishAuthorize(ctx, o, landed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := mustLoad(t, first); got.RefreshToken != rec.RefreshToken || got.AccessToken != rec.AccessToken {
+				t.Fatal("the token finished by the second store is not in the first")
+			}
+			if _, err := first.LoadPending(ctx, "pbx1"); !errors.Is(err, ErrNoPending) {
+				t.Fatalf("after finishing, the authorization in progress: %v, want none", err)
+			}
+			if code := f.call(t, NewSource(SourceOptions{Config: f.cfg, Store: first, PBX: "pbx1"})); code != 200 {
+				t.Fatalf("API call with the token: %d", code)
+			}
+			_, err = FinishAuthorize(ctx, o, landed)
+			if !errors.Is(err, ErrNoPending) || !strings.Contains(err.Error(), "authorize --print-url") {
+				t.Fatalf("finishing twice: %v", err)
+			}
+		})
+	}
+}
+
+// TestAuthorizationInProgressRefused: expired, another PBX, another
+// application, a superseded attempt, none at all: each refused with a
+// message saying what to do, nothing exchanged, nothing stored.
+func TestAuthorizationInProgressRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := pbxHostFixture(t)
+	setup := func(t *testing.T) (AuthorizeOptions, *Pending, string) {
+		o := AuthorizeOptions{Config: f.cfg, HTTPClient: http.DefaultClient, Store: fileStore(t, nil), PBX: "pbx1"}
+		p, authURL, err := BeginAuthorize(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o, p, consent(t, authURL)
+	}
+	edit := func(t *testing.T, o AuthorizeOptions, p *Pending, change func(*Pending)) {
+		change(p)
+		if err := o.Store.SavePending(ctx, o.PBX, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		prepare func(t *testing.T, o *AuthorizeOptions, p *Pending, landed *string)
+		want    string
+	}{
+		{"expired", func(t *testing.T, o *AuthorizeOptions, p *Pending, _ *string) {
+			edit(t, *o, p, func(p *Pending) { p.Started, p.Expires = p.Started.Add(-11*time.Minute), time.Now().Add(-time.Minute) })
+		}, "expired after 10m0s: run `wildix-export authorize` again"},
+		{"another PBX", func(t *testing.T, o *AuthorizeOptions, p *Pending, _ *string) {
+			edit(t, *o, p, func(p *Pending) { p.Origin = "https://other-pbx.example:443" })
+		}, "was started against https://other-pbx.example:443, not this WILDIX_PBX_URL"},
+		{"another application", func(t *testing.T, o *AuthorizeOptions, p *Pending, _ *string) {
+			edit(t, *o, p, func(p *Pending) { p.ClientID = "other-app" })
+		}, "started for another application (WILDIX_CLIENT_ID other-app)"},
+		{"superseded attempt", func(t *testing.T, o *AuthorizeOptions, _ *Pending, _ *string) {
+			if _, _, err := BeginAuthorize(ctx, *o); err != nil {
+				t.Fatal(err)
+			}
+		}, "does not match the authorization in progress"},
+		{"forged state", func(t *testing.T, _ *AuthorizeOptions, _ *Pending, landed *string) {
+			*landed = strings.Replace(*landed, "state=", "state=x", 1)
+		}, "does not match the authorization in progress"},
+		{"none", func(t *testing.T, o *AuthorizeOptions, _ *Pending, _ *string) {
+			if err := o.Store.DeletePending(ctx, o.PBX); err != nil {
+				t.Fatal(err)
+			}
+		}, "no authorization in progress for PBX pbx1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, p, landed := setup(t)
+			exchanges := f.sim.Stats.CodeExchanges.Load()
+			tc.prepare(t, &o, p, &landed)
+			_, err := FinishAuthorize(ctx, o, landed)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
+			}
+			if _, err := o.Store.Load(ctx, "pbx1"); !errors.Is(err, ErrNoToken) {
+				t.Fatalf("a token was stored: %v", err)
+			}
+			if n := f.sim.Stats.CodeExchanges.Load(); n != exchanges {
+				t.Fatal("the code was exchanged")
+			}
+		})
+	}
+}
+
+// TestRedirectOnThePBXHostIsNeverServedLocally: with a loopback PBX and a
+// Redirect URI on its host and port, authorize does not listen there (the
+// PBX does) but asks for the landed address, and finishes with it.
+func TestRedirectOnThePBXHostIsNeverServedLocally(t *testing.T) {
+	t.Parallel()
+	f := pbxHostFixture(t)
+	store := fileStore(t, nil)
+	outR, outW := io.Pipe()
+	inR, inW := io.Pipe()
+	go func() {
+		line, err := readLine(outR)
+		if err != nil {
+			t.Errorf("read the address: %v", err)
+			return
+		}
+		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Get(line)
+		if err != nil {
+			t.Errorf("consent: %v", err)
+			return
+		}
+		resp.Body.Close()
+		io.WriteString(inW, resp.Header.Get("Location")+"\n")
+		io.Copy(io.Discard, outR)
+	}()
+	_, err := Authorize(context.Background(), AuthorizeOptions{
+		Config: f.cfg, HTTPClient: http.DefaultClient, Store: store, PBX: "pbx1", Stdin: inR, Stdout: outW, Timeout: 10 * time.Second,
+	})
+	outW.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustLoad(t, store)
+
+	for _, tc := range []struct {
+		redirect, pbx string
+		local         bool
+	}{
+		{"http://127.0.0.1:8765/callback", "http://127.0.0.1:8080", true},
+		{"http://127.0.0.1:8080/api/v1/doc/", "http://127.0.0.1:8080", false},
+		{"http://localhost:80/api/v1/doc/", "http://localhost", false},
+		{"http://[::1]:9000/cb", "https://pbx.example.com", true},
+		{"https://127.0.0.1:8765/callback", "https://pbx.example.com", false},
+		{"https://pbx.example.com/api/v1/doc/", "https://pbx.example.com", false},
+	} {
+		if got := servesLocally(tc.redirect, tc.pbx+"/authorization/oauth2"); got != tc.local {
+			t.Errorf("servesLocally(%s, PBX %s) = %t, want %t", tc.redirect, tc.pbx, got, tc.local)
+		}
+	}
+}
+
+func readLine(r io.Reader) (string, error) {
+	var b strings.Builder
+	buf := make([]byte, 1)
+	for {
+		if _, err := r.Read(buf); err != nil {
+			return b.String(), err
+		}
+		if buf[0] == '\n' {
+			return strings.TrimSpace(b.String()), nil
+		}
+		b.WriteByte(buf[0])
+	}
+}
+
+// TestPendingSealedLikeTheToken: with a key, the authorization in progress
+// is encrypted at rest and bound to its PBX; formatting it shows neither
+// the state nor the verifier.
+func TestPendingSealedLikeTheToken(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	key := make([]byte, 32)
+	for i := range key {
+		key[i] = byte(i + 7)
+	}
+	s := fileStore(t, key)
+	p := &Pending{State: "state-secret-1", Verifier: "verifier-secret-2", RedirectURI: pasteURI, Origin: "https://pbx.example.com:443",
+		ClientID: clientID, Started: time.Now().UTC().Truncate(time.Second), Expires: time.Now().Add(PendingTTL).UTC().Truncate(time.Second)}
+	if err := s.SavePending(ctx, "pbx1", p); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(s.PendingPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), "secret") {
+		t.Fatalf("the pending file shows the state or verifier: %s", raw)
+	}
+	got, err := s.LoadPending(ctx, "pbx1")
+	if err != nil || got.State != p.State || got.Verifier != p.Verifier || !got.Expires.Equal(p.Expires) {
+		t.Fatalf("load: %+v, %v", got, err)
+	}
+	if out := fmt.Sprintf("%v %+v %#v %s", got, got, got, got); strings.Contains(out, "secret") {
+		t.Fatalf("formatting shows a secret: %s", out)
+	}
+	wrong, _ := NewFileStore(s.Path(), make([]byte, 32))
+	if _, err := wrong.LoadPending(ctx, "pbx1"); err == nil || !strings.Contains(err.Error(), "WILDIX_TOKEN_KEY") {
+		t.Fatalf("wrong key: %v", err)
+	}
+	// Moved to another PBX's entry, it does not open.
+	var c pendingContent
+	if err := json.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	c.Pending["pbx2"] = c.Pending["pbx1"]
+	if err := s.writePending(&c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LoadPending(ctx, "pbx2"); err == nil {
+		t.Fatal("an entry moved to another PBX opened")
+	}
+}

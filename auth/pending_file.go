@@ -1,0 +1,103 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+)
+
+// The file store keeps authorizations in progress in a file beside the
+// token file (PendingPath), written the same way: 0600, by temporary file
+// and rename, under the same lock.
+
+// PendingPath is the file holding the authorizations in progress.
+func (s *FileStore) PendingPath() string { return s.path + ".pending" }
+
+type pendingContent struct {
+	Version int               `json:"version"`
+	Pending map[string]string `json:"pending"`
+}
+
+func (s *FileStore) readPending() (*pendingContent, error) {
+	path := s.PendingPath()
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &pendingContent{Version: 1, Pending: map[string]string{}}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s has mode %04o and can be read by others: run chmod 600 %s", path, st.Mode().Perm(), path)
+	}
+	var c pendingContent
+	if err := json.NewDecoder(f).Decode(&c); err != nil {
+		return nil, fmt.Errorf("%s is not valid JSON (%v): remove it and run `wildix-export authorize`", path, err)
+	}
+	if c.Pending == nil {
+		c.Pending = map[string]string{}
+	}
+	return &c, nil
+}
+
+func (s *FileStore) writePending(c *pendingContent) error {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(s.PendingPath(), append(b, '\n'), 0o600)
+}
+
+// SavePending implements PendingStore; the caller should hold Lock.
+func (s *FileStore) SavePending(_ context.Context, pbx string, p *Pending) error {
+	c, err := s.readPending()
+	if err != nil {
+		return err
+	}
+	data, err := s.sealer.sealPending(pbx, p)
+	if err != nil {
+		return fmt.Errorf("encode authorization in progress: %w", err)
+	}
+	c.Pending[pbx] = data
+	return s.writePending(c)
+}
+
+// LoadPending implements PendingStore.
+func (s *FileStore) LoadPending(_ context.Context, pbx string) (*Pending, error) {
+	c, err := s.readPending()
+	if err != nil {
+		return nil, err
+	}
+	data, ok := c.Pending[pbx]
+	if !ok {
+		return nil, fmt.Errorf("%w for PBX %s in %s", ErrNoPending, pbx, s.PendingPath())
+	}
+	return s.sealer.openPending(pbx, data)
+}
+
+// DeletePending implements PendingStore; the caller should hold Lock.
+func (s *FileStore) DeletePending(_ context.Context, pbx string) error {
+	c, err := s.readPending()
+	if err != nil {
+		return err
+	}
+	if _, ok := c.Pending[pbx]; !ok {
+		return nil
+	}
+	delete(c.Pending, pbx)
+	if len(c.Pending) == 0 {
+		if err := os.Remove(s.PendingPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove %s: %w", s.PendingPath(), err)
+		}
+		return nil
+	}
+	return s.writePending(c)
+}
