@@ -16,7 +16,7 @@ import (
 )
 
 // verifyS2S checks a server-to-server signed request, built independently
-// of the client from the recipe in wildix-api.md §1.2 (5): an HS256 JWT
+// of the client from the recipe in docs/pbx-api.md (S2S): an HS256 JWT
 // whose sign.hash is sha256 of METHOD + path + C(headers) + C(query).
 func (s *Sim) verifyS2S(r *http.Request) (string, bool) {
 	var app *S2SApp
