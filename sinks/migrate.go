@@ -98,6 +98,7 @@ SELECT h.pbx,
 FROM {schema}.call_history h
 LEFT JOIN {schema}.colleagues c ON c.pbx = h.pbx AND c.extension = h.dst AND c.deleted_at IS NULL
 WHERE h.type = 'call' AND h.disposition <> 'ANSWERED';`},
+	{4, "reporting: calls, not legs", reportingV4},
 }
 
 // SchemaVersion is the newest migration this binary knows.
