@@ -12,7 +12,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/internal/pgtest"
+	"github.com/wildix-export/wildix-export/internal/simtest"
 )
 
 // leg is one CDR row of a fixture, in the PBX's own form: PBX-local wall
@@ -453,5 +455,108 @@ func TestReportingUpgradeKeepsUsersViews(t *testing.T) {
 		if _, err := pool.Exec(ctx, "SELECT * FROM "+v); err != nil {
 			t.Fatalf("user's view %s: %v", v, err)
 		}
+	}
+}
+
+// TestReportingOnSimulatedPBX: on the simulator's data (the demo's), calls
+// has one row per call of the simulator's truth — fewer than call_history
+// by the extra legs of ring-group, queue and transferred calls — and
+// calls_daily's answered + missed is each PBX-local day's calls.
+func TestReportingOnSimulatedPBX(t *testing.T) {
+	t.Parallel()
+	p, pool := newPostgres(t)
+	f := simtest.New(t, pbxsim.Options{Calls: 2000, CallGap: 2 * time.Minute})
+	if err := newExporter(t, f, p).Run(context.Background(), "r", "once", exporter.Builtin()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rome, err := time.LoadLocation("Europe/Rome")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type truth struct {
+		start    time.Time
+		answered bool
+	}
+	calls := map[int64]*truth{}
+	legs := f.Sim.CallCount()
+	for id := int64(1); id <= legs; id++ {
+		c := f.Sim.Call(id)
+		tr := calls[c.CallID]
+		if tr == nil {
+			tr = &truth{start: c.Start}
+			calls[c.CallID] = tr
+		}
+		if c.Start.Before(tr.start) {
+			tr.start = c.Start
+		}
+		tr.answered = tr.answered || c.Disposition == "ANSWERED"
+	}
+	extra := legs - int64(len(calls))
+	if extra < legs/20 {
+		t.Fatalf("the simulator made %d extra legs in %d records: too few to test grouping", extra, legs)
+	}
+	var history, got int64
+	if err := pool.QueryRow(ctx, "SELECT (SELECT count(*) FROM call_history), (SELECT count(*) FROM calls)").Scan(&history, &got); err != nil {
+		t.Fatal(err)
+	}
+	if history != legs || got != history-extra {
+		t.Fatalf("call_history %d rows, calls %d rows; want %d and %d (%d extra legs)", history, got, legs, legs-extra, extra)
+	}
+	rows, err := pool.Query(ctx, "SELECT first_leg_id FROM calls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		if calls[id] == nil {
+			t.Fatalf("calls has first leg %d, which starts no call in the simulator's truth", id)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	type day struct{ calls, answered int64 }
+	want := map[string]day{}
+	for _, c := range calls {
+		d := c.start.In(rome).Format("2006-01-02")
+		v := want[d]
+		v.calls++
+		if c.answered {
+			v.answered++
+		}
+		want[d] = v
+	}
+	rows, err = pool.Query(ctx, `SELECT day::text, sum(calls), sum(answered), sum(missed) FROM calls_daily GROUP BY day`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rows.Next() {
+		var d string
+		var c, a, m int64
+		if err := rows.Scan(&d, &c, &a, &m); err != nil {
+			t.Fatal(err)
+		}
+		if a+m != c || want[d] != (day{c, a}) {
+			t.Fatalf("calls_daily %s: %d calls, %d answered, %d missed; want %d calls, %d answered", d, c, a, m, want[d].calls, want[d].answered)
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(want) || n < 2 {
+		t.Fatalf("calls_daily has %d days, want %d", n, len(want))
+	}
+	var dirs int
+	if err := pool.QueryRow(ctx, "SELECT count(DISTINCT direction) FROM calls").Scan(&dirs); err != nil {
+		t.Fatal(err)
+	}
+	if dirs != 3 {
+		t.Fatalf("the simulated calls have %d directions, want inbound, outbound and internal", dirs)
 	}
 }
