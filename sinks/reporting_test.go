@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -559,4 +561,96 @@ func TestReportingOnSimulatedPBX(t *testing.T) {
 	if dirs != 3 {
 		t.Fatalf("the simulated calls have %d directions, want inbound, outbound and internal", dirs)
 	}
+}
+
+// TestREADMEReportingSection runs every example query of the README's
+// reporting section on the fixture (each must return rows) and checks
+// that its table lists every reporting view with exactly its columns.
+func TestREADMEReportingSection(t *testing.T) {
+	t.Parallel()
+	_, pool := loadFixture(t, "Europe/Rome", fixtureLegs)
+	ctx := context.Background()
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	start := strings.Index(doc, "\n## Reporting\n")
+	if start < 0 {
+		t.Fatal("README has no '## Reporting' section")
+	}
+	section := doc[start+1:]
+	section = section[:strings.Index(section, "\n### The same questions over the CSV files")]
+
+	listed := map[string]string{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `(\\w+)`(?: \\(table\\))? \\| [^|]+ \\| `([^`]+)` \\|$").FindAllStringSubmatch(section, -1) {
+		listed[m[1]] = m[2]
+	}
+	rows, err := pool.Query(ctx, `SELECT c.table_name, string_agg(c.column_name, ', ' ORDER BY c.ordinal_position)
+FROM information_schema.columns c
+WHERE c.table_schema = current_schema()
+  AND (c.table_name IN (SELECT table_name FROM information_schema.views WHERE table_schema = current_schema()) OR c.table_name = 'pbx_settings')
+GROUP BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	actual := map[string]string{}
+	for rows.Next() {
+		var name, cols string
+		if err := rows.Scan(&name, &cols); err != nil {
+			t.Fatal(err)
+		}
+		actual[name] = cols
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(actual) < 10 {
+		t.Fatalf("found %d views, want the reporting views", len(actual))
+	}
+	for name, cols := range actual {
+		if listed[name] != cols {
+			t.Errorf("README reporting table: %s lists %q, the schema has %q", name, listed[name], cols)
+		}
+	}
+	for name := range listed {
+		if actual[name] == "" {
+			t.Errorf("README reporting table lists %s, which the schema does not have", name)
+		}
+	}
+
+	i := strings.Index(section, "```sql\n")
+	if i < 0 {
+		t.Fatal("README reporting section has no SQL examples")
+	}
+	block := section[i+len("```sql\n"):]
+	block = block[:strings.Index(block, "```")]
+	examples := 0
+	used := map[string]bool{}
+	for _, q := range strings.Split(block, ";\n") {
+		if strings.TrimSpace(q) == "" {
+			continue
+		}
+		examples++
+		for name := range actual {
+			if strings.Contains(q, "wildix."+name+" ") || strings.Contains(q, "wildix."+name+"\n") || strings.HasSuffix(q, "wildix."+name) {
+				used[name] = true
+			}
+		}
+		q = strings.ReplaceAll(q, "wildix.", "")
+		var n int
+		if err := pool.QueryRow(ctx, "SELECT count(*) FROM ("+q+") AS example").Scan(&n); err != nil {
+			t.Errorf("README example fails: %v\n%s", err, q)
+			continue
+		}
+		if n == 0 {
+			t.Errorf("README example returns no rows on the fixture:\n%s", q)
+		}
+	}
+	for name := range actual {
+		if !used[name] {
+			t.Errorf("README has no example query on %s", name)
+		}
+	}
+	t.Logf("%d examples, %d views", examples, len(actual))
 }
