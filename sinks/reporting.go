@@ -79,9 +79,8 @@ ORDER BY pbx, btrim(extension), id;
 -- it starts before the legs so far have ended (plus 5 s); else the leg
 -- alone.
 CREATE OR REPLACE VIEW {schema}.call_legs AS
-WITH leg AS (
+WITH leg AS NOT MATERIALIZED (
   SELECT h.pbx, h.id, h.start_time, h.answer_time, h.end_time,
-         coalesce(h.end_time, h.start_time + make_interval(secs => greatest(h.duration, 0))) AS end_guess,
          h.duration, h.billsec,
          nullif(upper(btrim(h.disposition)), '') AS disposition,
          nullif(lower(btrim(h.type)), '') AS type,
@@ -92,15 +91,18 @@ WITH leg AS (
          substring(h.dstchannel from '^[^/]+/([^-@/;]+)') AS dst_peer,
          nullif(btrim(h.dst), '') AS dst,
          h.cost, h.tz_offset,
-         nullif(btrim(h.raw->>'uniqueid'), '') AS uniqueid,
          nullif(btrim(h.channel), '') AS channel
   FROM {schema}.call_history h
   WHERE h.deleted_at IS NULL
 ),
+-- The grouping works on narrow rows: sorting whole legs would cost more.
 by_channel AS (
-  SELECT l.*,
-         CASE WHEN l.uniqueid IS NULL AND l.channel IS NOT NULL AND l.start_time IS NOT NULL THEN l.channel END AS session_channel
-  FROM leg l
+  SELECT h.pbx, h.id, h.start_time,
+         coalesce(h.end_time, h.start_time + make_interval(secs => greatest(h.duration, 0))) AS end_guess,
+         nullif(btrim(h.raw->>'uniqueid'), '') AS uniqueid,
+         CASE WHEN nullif(btrim(h.raw->>'uniqueid'), '') IS NULL AND h.start_time IS NOT NULL THEN nullif(btrim(h.channel), '') END AS session_channel
+  FROM {schema}.call_history h
+  WHERE h.deleted_at IS NULL
 ),
 opened AS (
   SELECT b.*,
@@ -111,26 +113,31 @@ opened AS (
   WINDOW w AS (PARTITION BY b.pbx, b.session_channel ORDER BY b.start_time, b.id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
 ),
 keyed AS (
-  SELECT o.*,
+  SELECT o.pbx, o.id, o.start_time, o.uniqueid,
          CASE WHEN o.uniqueid IS NOT NULL THEN 'u:' || o.uniqueid
               WHEN o.session_channel IS NOT NULL THEN 'c:' || o.session_channel || '#' ||
                    sum(o.opens) OVER (PARTITION BY o.pbx, o.session_channel ORDER BY o.start_time, o.id)
               ELSE 'l:' || o.id END AS call_key
   FROM opened o
+),
+numbered AS (
+  SELECT k.pbx, k.id, k.uniqueid, k.call_key,
+         row_number() OVER (PARTITION BY k.pbx, k.call_key ORDER BY k.start_time NULLS LAST, k.id) AS leg_no
+  FROM keyed k
 )
-SELECT k.pbx, k.id, k.call_key,
-       row_number() OVER (PARTITION BY k.pbx, k.call_key ORDER BY k.start_time NULLS LAST, k.id) AS leg_no,
-       k.start_time, k.answer_time, k.end_time, k.duration, k.billsec,
-       k.disposition,
-       CASE k.disposition WHEN 'ANSWERED' THEN 1 WHEN 'NO ANSWER' THEN 2 WHEN 'BUSY' THEN 3
+SELECT l.pbx, l.id, n.call_key, n.leg_no,
+       l.start_time, l.answer_time, l.end_time, l.duration, l.billsec,
+       l.disposition,
+       CASE l.disposition WHEN 'ANSWERED' THEN 1 WHEN 'NO ANSWER' THEN 2 WHEN 'BUSY' THEN 3
                           WHEN 'CONGESTION' THEN 4 WHEN 'FAILED' THEN 5 END AS disposition_rank,
-       k.type, k.caller_number, k.caller_name, k.callee_number, k.callee_name,
-       CASE WHEN k.dst_peer IS NOT NULL AND (ce.extension IS NOT NULL OR {schema}.internal_shape(k.dst_peer)) THEN k.dst_peer
-            WHEN {schema}.internal_shape(k.callee_number) THEN k.callee_number
-            WHEN {schema}.internal_shape(k.dst) THEN k.dst END AS member,
-       k.cost, k.tz_offset, k.uniqueid, k.channel
-FROM keyed k
-LEFT JOIN {schema}.colleague_extensions ce ON ce.pbx = k.pbx AND ce.extension = k.dst_peer;
+       l.type, l.caller_number, l.caller_name, l.callee_number, l.callee_name,
+       CASE WHEN l.dst_peer IS NOT NULL AND (ce.extension IS NOT NULL OR {schema}.internal_shape(l.dst_peer)) THEN l.dst_peer
+            WHEN {schema}.internal_shape(l.callee_number) THEN l.callee_number
+            WHEN {schema}.internal_shape(l.dst) THEN l.dst END AS member,
+       l.cost, l.tz_offset, n.uniqueid, l.channel
+FROM leg l
+JOIN numbered n ON n.pbx = l.pbx AND n.id = l.id
+LEFT JOIN {schema}.colleague_extensions ce ON ce.pbx = l.pbx AND ce.extension = l.dst_peer;
 
 -- calls: one row per call; caller, callee, type and local time from its
 -- first leg, the outcome from all of them.
@@ -218,15 +225,18 @@ FROM {schema}.calls
 GROUP BY pbx, local_day, disposition, type, direction;
 
 CREATE OR REPLACE VIEW {schema}.calls_by_extension AS
-WITH roles AS (
+WITH c AS MATERIALIZED ( -- computed once for the three roles below
+  SELECT pbx, direction, caller_number, callee_number, answered, answered_by_extension, talk_seconds FROM {schema}.calls
+),
+roles AS (
   SELECT pbx, caller_number AS extension, 1 AS made, 0 AS received, 0 AS answered_here, answered, talk_seconds
-  FROM {schema}.calls WHERE direction IN ('outbound', 'internal')
+  FROM c WHERE direction IN ('outbound', 'internal')
   UNION ALL
   SELECT pbx, callee_number, 0, 1, 0, answered, 0
-  FROM {schema}.calls WHERE direction IN ('inbound', 'internal')
+  FROM c WHERE direction IN ('inbound', 'internal')
   UNION ALL
   SELECT pbx, answered_by_extension, 0, 0, 1, true, talk_seconds
-  FROM {schema}.calls WHERE answered_by_extension IS NOT NULL
+  FROM c WHERE answered_by_extension IS NOT NULL
 )
 SELECT r.pbx,
        r.extension,
