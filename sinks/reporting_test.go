@@ -104,6 +104,10 @@ var fixtureLegs = []leg{
 	// of real time, 70 min of wall time.
 	{id: 801, start: "2026-03-29 01:55:00", answer: "2026-03-29 01:55:10", end: "2026-03-29 03:05:00", duration: 600, billsec: 590, disposition: "ANSWERED",
 		from: "+393338888888", to: "203", channel: "SIP/trunk-00000801", dstchannel: "SIP/203-00000802"},
+	// 8b. Across the autumn change (03:00 → 02:00): starts in the first
+	// 02:50, ends in the second 02:05, 15 minutes later.
+	{id: 802, start: "2026-10-25 02:50:00", answer: "2026-10-25 02:50:05", end: "2026-10-25 02:05:00", duration: 900, billsec: 895, disposition: "ANSWERED",
+		from: "+393338080808", to: "204", channel: "SIP/trunk-00000803", dstchannel: "SIP/204-00000804", offset: "+0200"},
 	// 9. A fax received by 204.
 	{id: 901, start: "2026-03-11 15:00:00", answer: "2026-03-11 15:00:02", end: "2026-03-11 15:01:02", duration: 62, billsec: 60, disposition: "ANSWERED", typ: "fax",
 		from: "+390298765432", to: "204", channel: "SIP/trunk-00000901", dstchannel: "SIP/204-00000902"},
@@ -153,6 +157,7 @@ var fixtureCalls = []wantCall{
 	{602, "2026-03-10T13:10:00Z", "2026-03-10 14:10:00", "outbound", "call", "201", "+393336666666", true, "", "", 10, 120, 1, "ANSWERED", "0.2520"},
 	{701, "2026-03-10T22:58:00Z", "2026-03-10 23:58:00", "inbound", "call", "+393337777777", "202", true, "202", "Bruno Costa", 10, 300, 1, "ANSWERED", "0"},
 	{801, "2026-03-29T00:55:00Z", "2026-03-29 01:55:00", "inbound", "call", "+393338888888", "203", true, "203", "Chiara Nowak", 10, 590, 1, "ANSWERED", "0"},
+	{802, "2026-10-25T00:50:00Z", "2026-10-25 02:50:00", "inbound", "call", "+393338080808", "204", true, "204", "Dario Smith", 5, 895, 1, "ANSWERED", "0"},
 	{901, "2026-03-11T14:00:00Z", "2026-03-11 15:00:00", "inbound", "fax", "+390298765432", "204", true, "204", "Dario Smith", 2, 60, 1, "ANSWERED", "0"},
 	{1001, "", "", "inbound", "call", "+393339999999", "201", false, "", "", 20, 0, 1, "NO ANSWER", "0"},
 	{1101, "2026-03-11T15:30:00Z", "2026-03-11 16:30:00", "inbound", "call", "+393331010101", "202", false, "", "", 4, 0, 1, "", "0"},
@@ -342,7 +347,7 @@ FROM calls_daily WHERE pbx = $1 GROUP BY 1, 2`, fixturePBX)
 	check("202", ints(byExt, "202"), 3, 2, 1, 3) // 401, 701 answered, 1101 missed; answered 103, 401, 701
 	check("203", ints(byExt, "203"), 2, 2, 0, 4) // 801, 1301; answered 301, 801, 1202, 1301
 	check("201", ints(byExt, "201"), 2, 0, 2, 0) // 601, 1001 missed
-	check("204", ints(byExt, "204"), 1, 1, 0, 1) // the fax; 302 is a transfer leg, not a call
+	check("204", ints(byExt, "204"), 2, 2, 0, 2) // the fax and 802; 302 is a transfer leg, not a call
 	check("201 made", ints(`SELECT calls_made, made_answered, talk_seconds, 0 FROM calls_by_extension WHERE extension = '201'`), 3, 3, 60+120+30, 0)
 	// missed_calls: inbound calls nobody answered (not the busy outbound
 	// call, not the fax), with the call-back 10 minutes later.
@@ -368,7 +373,7 @@ FROM missed_calls ORDER BY id`)
 	}
 	check("calls_by_department Sales", ints(`SELECT extensions, calls_received, received_missed, answered FROM calls_by_department WHERE department = 'Sales'`), 2, 5, 3, 3)
 	check("calls_by_department Support", ints(`SELECT extensions, calls_received, received_missed, answered FROM calls_by_department WHERE department = 'Support'`), 1, 2, 0, 4)
-	check("data_quality", ints(`SELECT legs, calls, start_missing, unknown_disposition FROM data_quality WHERE pbx = $1`, fixturePBX), 20, 14, 1, 1)
+	check("data_quality", ints(`SELECT legs, calls, start_missing, unknown_disposition FROM data_quality WHERE pbx = $1`, fixturePBX), 21, 15, 1, 1)
 	check("data_quality times", ints(`SELECT end_missing, answer_missing, local_time_as_utc, bad_durations FROM data_quality WHERE pbx = $1`, fixturePBX), 0, 0, 0, 0)
 }
 
@@ -450,8 +455,8 @@ func TestReportingUpgradeKeepsUsersViews(t *testing.T) {
 	if err := pool.QueryRow(ctx, "SELECT coalesce(sum(calls), 0), coalesce(sum(answered), 0) FROM my_days").Scan(&calls, &answered); err != nil {
 		t.Fatalf("user's view on calls_daily: %v", err)
 	}
-	if calls != int64(len(fixtureCalls)) || answered != 9 {
-		t.Fatalf("user's view on calls_daily: %d calls, %d answered; want %d, 9", calls, answered, len(fixtureCalls))
+	if calls != int64(len(fixtureCalls)) || answered != 10 {
+		t.Fatalf("user's view on calls_daily: %d calls, %d answered; want %d, 10", calls, answered, len(fixtureCalls))
 	}
 	for _, v := range []string{"my_missed", "my_exts"} {
 		if _, err := pool.Exec(ctx, "SELECT * FROM "+v); err != nil {
