@@ -557,7 +557,7 @@ func TestPrivateCA(t *testing.T) {
 	}
 }
 
-// TestTokenResponseVariants: what wildix-api.md leaves unknown about the
+// TestTokenResponseVariants: what docs/pbx-api.md leaves unknown about the
 // token endpoint, each played by the simulator: expires_in as a string,
 // refresh answers without a refresh_token (the old one must be kept), a
 // PBX that ignores PKCE.

@@ -260,7 +260,7 @@ func TestSnapshotChangedWhilePagingCommitsNothing(t *testing.T) {
 }
 
 // TestPBXIgnoringParameters plays PBXes that do not honour filter[id] or
-// sort=id (wildix-api.md infers both): each alone still exports every call
+// sort=id (docs/pbx-api.md: documented, unverified): each alone still exports every call
 // exactly once; both together, with calls arriving, fail loudly and commit
 // nothing rather than risk a skipped record.
 func TestPBXIgnoringParameters(t *testing.T) {

@@ -93,7 +93,7 @@ func text(names ...string) []Column {
 func cols(groups ...[]Column) []Column { return slices.Concat(groups...) }
 
 // Builtin is the catalog of endpoints wildix-export knows. The field names
-// and formats follow shared/docs/wildix-api.md §5.
+// and formats follow docs/pbx-api.md ("Values and times").
 func Builtin() []Endpoint {
 	return []Endpoint{
 		{

@@ -118,6 +118,7 @@ type RunResult struct {
 	Started   time.Time
 	Ended     time.Time
 	Status    string // running, ok, failed, interrupted
+	TimeZone  string // WILDIX_TIMEZONE, "" if not set; sinks record it for reports' local days
 	Endpoints []EndpointResult
 }
 
@@ -179,6 +180,9 @@ func (x *Exporter) Run(ctx context.Context, id, mode string, endpoints []Endpoin
 
 func (x *Exporter) start(ctx context.Context, id, mode string) *RunResult {
 	r := &RunResult{ID: id, Mode: mode, PBX: x.PBX, Started: time.Now().UTC(), Status: "running"}
+	if x.Zone != nil {
+		r.TimeZone = x.Zone.String()
+	}
 	if l, ok := x.Sink.(Ledger); ok {
 		if err := l.StartRun(ctx, r); err != nil {
 			x.log().Warn("recording the run's start failed", "err", err)

@@ -113,6 +113,7 @@ CREATE TABLE IF NOT EXISTS {schema}.oauth_pending (
   expires_at timestamptz NOT NULL,
   updated_at timestamptz NOT NULL DEFAULT now()
 );`},
+	{4, "reporting: calls, not legs", reportingV4},
 }
 
 // SchemaVersion is the newest migration this binary knows.

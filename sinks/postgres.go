@@ -366,7 +366,35 @@ error = 'the process ended without finishing the run' WHERE pbx = $1 AND status 
 	}
 	_, err = p.pool.Exec(ctx, "INSERT INTO "+p.ident("export_runs")+` (run_id, mode, pbx, started_at, status)
 VALUES ($1, $2, $3, $4, 'running')`, r.ID, r.Mode, r.PBX, r.Started)
-	return dbError(err)
+	if err != nil {
+		return dbError(err)
+	}
+	return p.recordTimeZone(ctx, r.PBX, r.TimeZone)
+}
+
+// recordTimeZone keeps the PBX's zone for the reporting views; a zone
+// PostgreSQL does not know is recorded as unknown (the views then use each
+// record's offset), with a warning.
+func (p *Postgres) recordTimeZone(ctx context.Context, pbx, zone string) error {
+	var known bool
+	err := p.pool.QueryRow(ctx, "INSERT INTO "+p.ident("pbx_settings")+` (pbx, time_zone, updated_at)
+VALUES ($1, CASE WHEN `+p.ident("known_time_zone")+`($2) THEN $2 END, now())
+ON CONFLICT (pbx) DO UPDATE SET time_zone = EXCLUDED.time_zone, updated_at = now()
+RETURNING time_zone IS NOT NULL`, pbx, nullIfEmpty(zone)).Scan(&known)
+	if err != nil {
+		return fmt.Errorf("record time zone: %w", dbError(err))
+	}
+	if zone != "" && !known {
+		p.log.Warn("PostgreSQL does not know the PBX's time zone: reports use each record's offset", "time_zone", zone)
+	}
+	return nil
+}
+
+func nullIfEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 // FinishRun implements exporter.Ledger.

@@ -154,14 +154,28 @@ type Call struct {
 	ToName      string
 	Cost        string
 	Offset      string // the timezone field, the offset at Start, e.g. "+0100"
+	Channel     string // the caller's channel; every leg of a call has the same
+	DstChannel  string // the channel rung by this leg
+	// CallID is the id of the call's first leg: a call that rang a group or
+	// was transferred has several records (legs), all with its CallID.
+	CallID int64
 }
 
 // maxCallDuration bounds a call's length; the query planner relies on it.
 const maxCallDuration = 4 * time.Hour
 
-// call generates call id. Ends are strictly increasing with id, as CDR row
-// ids are assigned when a call ends; starts are not (long calls).
+// call generates call record (leg) id. Ends are strictly increasing with
+// id, as CDR row ids are assigned when a call ends; starts are not (long
+// calls, and the legs of one call share its start).
 func (s *Sim) call(id int64) Call {
+	c := s.single(id)
+	s.legs(&c)
+	c.Offset = c.Start.In(s.opt.Location).Format("-0700")
+	return c
+}
+
+// single generates record id as a call of one leg.
+func (s *Sim) single(id int64) Call {
 	h := splitmix64(uint64(s.opt.Seed)*0x100000001b3 ^ uint64(id))
 	gap := int64(s.opt.CallGap / time.Second)
 	end := s.opt.CallsStart.Unix() + id*gap + int64(h%uint64(gap))
@@ -203,13 +217,21 @@ func (s *Sim) call(id int64) Call {
 	h4 := splitmix64(h3)
 	ext := func(x uint64) string { return strconv.Itoa(201 + int(x%60)) }
 	outbound := h4%2 == 0
-	if outbound {
+	internal := outbound && (h4>>48)%5 == 0
+	switch {
+	case internal:
+		c.Src = ext(h4 >> 4)
+		c.Dst = ext(h4>>4 + 1 + (h4>>52)%59)
+	case outbound:
 		c.Src = ext(h4 >> 4)
 		c.Dst = "0039" + strconv.FormatUint(2000000000+(h4>>12)%999999999, 10)
-	} else {
+	default:
 		c.Src = "+39" + strconv.FormatUint(3000000000+(h4>>12)%999999999, 10)
 		c.Dst = ext(h4 >> 4)
 	}
+	c.CallID = id
+	c.Channel = channel(c.Src, id)
+	c.DstChannel = channel(c.Dst, id+1)
 	h5 := splitmix64(h4)
 	c.FromName = personName(h5)
 	if h5%7 == 0 {
@@ -220,11 +242,100 @@ func (s *Sim) call(id int64) Call {
 		c.ToName = awkward[(h5>>44)%uint64(len(awkward))]
 	}
 	c.Cost = "0"
-	if outbound && c.Billsec > 0 {
+	if outbound && !internal && c.Billsec > 0 {
 		c.Cost = strconv.FormatFloat(float64(c.Billsec)*0.0021, 'f', 4, 64)
 	}
-	c.Offset = c.Start.In(s.opt.Location).Format("-0700")
 	return c
+}
+
+// channel names the channel of a number as Asterisk does: an extension's
+// own (SIP/201-0000002a), an external number's the trunk's.
+func channel(number string, n int64) string {
+	peer := number
+	if len(number) > 6 {
+		peer = "trunk"
+	}
+	return fmt.Sprintf("SIP/%s-%08x", peer, n)
+}
+
+// legsBlock is how record ids are grouped for calls of several legs: in
+// some blocks the last records are the legs of one call (docs/pbx-api.md,
+// "Calls and their legs").
+const legsBlock = 8
+
+// legs turns record c into a leg of a call of several legs when its block
+// holds one: a ring group answered by its second member, a ring group
+// nobody answered, a queue call transferred, or a missed call called back.
+// Each record keeps its id and its end (ends grow with ids).
+func (s *Sim) legs(c *Call) {
+	gap := s.opt.CallGap
+	if 3*gap+5*time.Minute > maxCallDuration {
+		return // legs would make calls longer than a call may be
+	}
+	pos := (c.ID - 1) % legsBlock
+	first := c.ID - pos
+	h := splitmix64(uint64(s.opt.Seed)*0x9e3779b97f4a7c15 ^ uint64(first)*0x2545f4914f6cdd1d)
+	end := func(p int64) time.Time { return time.Unix(s.callEnd(first+p), 0).UTC() }
+	n := uint64(max(s.opt.Colleagues, 3))
+	member := func(i uint64) string { return strconv.Itoa(201 + int((h>>20+i)%n)) }
+	caller := "+39" + strconv.FormatUint(3000000000+(h>>12)%999999999, 10)
+	secs := func(d int64) time.Duration { return time.Duration(d) * time.Second }
+	set := func(start, answer time.Time, disp string) {
+		c.Start, c.Answer, c.Disposition, c.Type = start, answer, disp, "call"
+		c.Duration = int64(c.End.Sub(start) / time.Second)
+		c.Billsec = 0
+		if !answer.IsZero() {
+			c.Billsec = int64(c.End.Sub(answer) / time.Second)
+		}
+		c.Cost = "0"
+	}
+	switch kind := h % 10; {
+	case kind < 3 && pos >= 5: // ring group 600: members 1 and 3 ring, member 2 answers
+		ring := 5 + int64(h>>44)%25
+		start := end(5).Add(-secs(ring))
+		c.CallID, c.Src, c.FromName, c.Dst, c.ToName = first+5, caller, personName(h>>8), "600", "Sales group"
+		c.Channel = channel(caller, first+5)
+		m := map[int64]uint64{5: 0, 6: 2, 7: 1}[pos]
+		c.DstChannel = channel(member(m), c.ID)
+		switch {
+		case kind == 2: // nobody answers
+			set(start, time.Time{}, "NO ANSWER")
+		case pos == 7:
+			set(start, end(5), "ANSWERED")
+		default:
+			set(start, time.Time{}, "NO ANSWER")
+		}
+	case kind == 3 && pos >= 6: // queue 700 answered by a member, transferred to another
+		c.CallID, c.Src, c.FromName = first+6, caller, personName(h>>8)
+		c.Channel = channel(caller, first+6)
+		if pos == 6 {
+			talk := 30 + int64(h>>44)%300
+			ring := 5 + int64(h>>54)%20
+			start := end(6).Add(-secs(talk + ring))
+			c.Dst, c.ToName, c.DstChannel = "700", "Support queue", channel(member(0), c.ID)
+			set(start, start.Add(secs(ring)), "ANSWERED")
+		} else {
+			start := end(6)
+			c.Dst, c.ToName, c.DstChannel = member(1), personName(h>>28), channel(member(1), c.ID)
+			set(start, start.Add(min(5*time.Second, c.End.Sub(start)/2).Truncate(time.Second)), "ANSWERED")
+		}
+	case kind == 4 && pos >= 6: // a missed call, called back by the extension it rang
+		if pos == 6 {
+			ring := 10 + int64(h>>44)%30
+			c.CallID, c.Src, c.FromName, c.Dst = first+6, caller, personName(h>>8), member(0)
+			c.Channel, c.DstChannel = channel(caller, first+6), channel(member(0), c.ID)
+			set(end(6).Add(-secs(ring)), time.Time{}, "NO ANSWER")
+		} else {
+			start := end(6).Add((c.End.Sub(end(6)) / 3).Truncate(time.Second) + time.Second)
+			if !start.Before(c.End) {
+				start = end(6).Add(time.Second / 2).Truncate(time.Second)
+			}
+			c.CallID, c.Src, c.Dst, c.ToName = first+7, member(0), caller, personName(h>>8)
+			c.Channel, c.DstChannel = channel(member(0), c.ID), channel(caller, c.ID+1)
+			set(start, start.Add(min(5*time.Second, c.End.Sub(start)/2).Truncate(time.Second)), "ANSWERED")
+			c.Cost = strconv.FormatFloat(float64(c.Billsec)*0.0021, 'f', 4, 64)
+		}
+	}
 }
 
 func personName(h uint64) string {
@@ -259,8 +370,8 @@ func (s *Sim) callRecord(id int64) record {
 		{"from_name", c.FromName},
 		{"to_number", c.Dst},
 		{"to_name", c.ToName},
-		{"channel", "SIP/" + c.Src + "-" + fmt.Sprintf("%08x", c.ID)},
-		{"dstchannel", "SIP/trunk-" + fmt.Sprintf("%08x", c.ID+1)},
+		{"channel", c.Channel},
+		{"dstchannel", c.DstChannel},
 		{"lastapp", "Dial"},
 		{"lastdata", "SIP/" + c.Dst + ",60,tT"},
 		{"userfield", ""},

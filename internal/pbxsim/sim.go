@@ -1,5 +1,5 @@
 // Package pbxsim is a simulator of a Wildix PBX's REST API and OAuth 2.0
-// server, faithful to shared/docs/wildix-api.md: the {"type":"result"}
+// server, faithful to docs/pbx-api.md: the {"type":"result"}
 // envelope, numbers sent as strings, start/count paging with result.total,
 // PHP-style filters, PBX-local wall times with a timezone offset field, and
 // the token endpoint's refusal of HTTP Basic client authentication.
@@ -79,7 +79,7 @@ type Options struct {
 
 	FilterToExclusive bool // filter[f][to] excludes its bound (default inclusive)
 	// IgnoreFilter and IgnoreSort play PBXes that do not honour a
-	// parameter: filtering on id is only inferred in wildix-api.md.
+	// parameter: filtering on id is unverified (docs/pbx-api.md).
 	IgnoreFilter []string // fields whose filter[...] is ignored
 	IgnoreSort   bool     // answer in the default order whatever sort and dir say
 	MaxCount     int      // answer at most this many records a page (0: no cap)
