@@ -18,8 +18,9 @@ import (
 )
 
 // verifyS2S checks a server-to-server signed request as a PBX would,
-// written apart from the client (auth/s2s.go), from the recipe in docs/pbx-api.md (S2S), so that a mistake in one is
-// not repeated in the other: an HS256 JWT whose sign.hash is the sha256 of
+// written apart from the client (auth/s2s.go), from the recipe in
+// docs/pbx-api.md (S2S), so that a mistake in one is not repeated in the
+// other: an HS256 JWT whose sign.hash is the sha256 of
 // METHOD + path as sent + C(signed headers) + C(query) [+ C(body) except
 // for GET and DELETE], the body read as PHP reads it (JSON or a form).
 func (s *Sim) verifyS2S(r *http.Request) (string, bool) {
