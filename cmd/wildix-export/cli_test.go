@@ -122,6 +122,7 @@ func TestCLIUsageFlagsAndExitCodes(t *testing.T) {
 		{[]string{"endpoints", "-v", "extra", "--bad"}, exitOK, "call_history", ""},
 		{[]string{"endpoints", "--bad"}, exitConfig, "", "flag provided but not defined"},
 		{[]string{"authorize", "--timeout", "x"}, exitConfig, "", "invalid value"},
+		{[]string{"authorize", "--redirect-url"}, exitConfig, "", "flag needs an argument"},
 		{[]string{"check", "--bad"}, exitConfig, "", ""},
 		{[]string{"config", "--bad"}, exitConfig, "", ""},
 		// Commands that talk to the PBX, without one configured.
@@ -248,9 +249,18 @@ func TestCLIQueryCheckEndpointsRunBackfill(t *testing.T) {
 	}
 	first := f.Sim.Call(1).Start.In(time.UTC).Format("2006-01-02")
 	last := f.Sim.Call(300).Start.In(time.UTC).AddDate(0, 0, 2).Format("2006-01-02")
-	r = runCLI(t, kv, "backfill", "--from", first, "--to", last, "--endpoints", "call_history")
+	backfill := []string{"backfill", "--from", first, "--to", last, "--endpoints", "call_history"}
+	r = runCLI(t, kv, backfill...)
 	if r.code != 0 || !strings.Contains(r.stdout, "rows=300") {
 		t.Fatalf("backfill: exit %d %v\n%s%s", r.code, r.err, r.stdout, r.stderr)
+	}
+	r = runCLI(t, kv, backfill...) // resumes: every window is done
+	if r.code != 0 || !strings.Contains(r.stdout, "rows=0") || strings.Contains(r.stdout, "skipped=0") {
+		t.Fatalf("backfill again: exit %d %v\n%s%s", r.code, r.err, r.stdout, r.stderr)
+	}
+	r = runCLI(t, kv, append(backfill, "--force", "--window", "12h")...)
+	if r.code != 0 || !strings.Contains(r.stdout, "rows=300") || !strings.Contains(r.stdout, "skipped=0") {
+		t.Fatalf("backfill --force: exit %d %v\n%s%s", r.code, r.err, r.stdout, r.stderr)
 	}
 
 	// Revoked on the PBX: exit 3, said once (in the summary), never again by main.
@@ -387,5 +397,20 @@ func TestCLIDemoWorksWithoutConfiguration(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "..", "wildix-token.json")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("demo left a token file: %v", err)
+	}
+}
+
+// TestCLIAuthorizeWithAKey: there is nothing to authorize with a static
+// key or S2S settings: a usage error, exit 2.
+func TestCLIAuthorizeWithAKey(t *testing.T) {
+	t.Parallel()
+	for _, kv := range [][]string{
+		{"WILDIX_PBX_URL=https://pbx.example", "WILDIX_API_KEY=wsk-v1-x"},
+		{"WILDIX_PBX_URL=https://pbx.example", "WILDIX_S2S_APP_ID=a", "WILDIX_S2S_APP_NAME=n", "WILDIX_S2S_SECRET=s"},
+	} {
+		r := runCLI(t, kv, "authorize")
+		if r.code != exitConfig || !strings.Contains(r.err.Error(), "nothing to authorize") {
+			t.Fatalf("%v: exit %d: %v", kv, r.code, r.err)
+		}
 	}
 }
