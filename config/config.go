@@ -6,6 +6,8 @@
 package config
 
 import (
+	"cmp"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -13,15 +15,15 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/kelseyhightower/envconfig"
 	"github.com/robfig/cron/v3"
-
-	"github.com/wildix-export/wildix-export/exporter"
 )
 
 // env is what envconfig reads: every variable as a string, so that a bad
@@ -93,7 +95,7 @@ type Config struct {
 	ClientID     string
 	ClientSecret Secret
 	RedirectURL  string
-	Scopes       []string
+	Scopes       []string `sep:" "`
 	TokenAuth    string
 	APIKey       Secret
 	S2SAppID     string
@@ -170,15 +172,27 @@ type Need struct {
 	Sink bool // a complete sink configuration
 }
 
-// Load reads the environment and checks it. The returned Config is usable
-// even when err is an *Error, so `config` can print both.
-func Load(need Need) (*Config, error) {
+// Load reads the environment through lookup (os.LookupEnv in the program)
+// and checks it. The returned Config is usable even when err is an *Error,
+// so `config` can print both.
+func Load(need Need, lookup func(string) (string, bool)) (*Config, error) {
+	return parse(read(lookup), need, os.ReadFile)
+}
+
+// read fills env from its tags, as envconfig would: a variable that is set
+// (even empty) wins over its default.
+func read(lookup func(string) (string, bool)) env {
 	var e env
-	if err := envconfig.Process("", &e); err != nil {
-		// Every field is a string, so this only fails on a programming error.
-		return nil, fmt.Errorf("read environment: %w", err)
+	v := reflect.ValueOf(&e).Elem()
+	for i := range v.NumField() {
+		tag := v.Type().Field(i).Tag
+		s, ok := lookup(tag.Get("envconfig"))
+		if !ok {
+			s = tag.Get("default")
+		}
+		v.Field(i).SetString(s)
 	}
-	return parse(e, need, os.ReadFile)
+	return e
 }
 
 // Markdown writes the variables as a Markdown table, for the README.
@@ -298,6 +312,7 @@ func parse(e env, need Need, readFile func(string) ([]byte, error)) (*Config, er
 		CAFile:        e.CAFile,
 		CSVDir:        e.CSVDir,
 		DBSchema:      e.DBSchema,
+		Endpoints:     SplitList(e.Endpoints),
 		EndpointsFile: e.EndpointsFile,
 		Schedule:      strings.TrimSpace(e.Schedule),
 		HTTPAddr:      e.HTTPAddr,
@@ -307,7 +322,32 @@ func parse(e env, need Need, readFile func(string) ([]byte, error)) (*Config, er
 	cfg.S2SSecret = c.secret("WILDIX_S2S_SECRET", e.S2SSecret, "WILDIX_S2S_SECRET_FILE", e.S2SSecretFile)
 	cfg.TokenKey = c.secret("WILDIX_TOKEN_KEY", e.TokenKey, "WILDIX_TOKEN_KEY_FILE", e.TokenKeyFile)
 	cfg.DatabaseURL = c.secret("EXPORT_DATABASE_URL", e.DatabaseURL, "EXPORT_DATABASE_URL_FILE", e.DatabaseURLFile)
+	c.values(cfg, e)
+	c.places(cfg, e, need)
+	cfg.PBXURL = c.pbxURL(e.PBXURL, cfg.AllowHTTP, need.PBX)
+	if cfg.PBXID == "" && cfg.PBXURL != nil {
+		cfg.PBXID = cfg.PBXURL.Host
+	}
+	cfg.Auth = c.auth(cfg, e, need.PBX)
+	if len(c.problems) > 0 {
+		return cfg, &Error{Problems: c.problems}
+	}
+	return cfg, nil
+}
 
+// SplitList splits a comma list, dropping blanks.
+func SplitList(s string) []string {
+	var out []string
+	for _, name := range strings.Split(s, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// values parses the booleans, zones, durations, numbers and choices.
+func (c *checker) values(cfg *Config, e env) {
 	cfg.InsecureTLS = c.boolean("WILDIX_INSECURE_SKIP_VERIFY", e.InsecureTLS)
 	cfg.AllowHTTP = c.boolean("WILDIX_ALLOW_HTTP", e.AllowHTTP)
 	cfg.CSVGzip = c.boolean("EXPORT_CSV_GZIP", e.CSVGzip)
@@ -333,19 +373,16 @@ func parse(e env, need Need, readFile func(string) ([]byte, error)) (*Config, er
 	cfg.Sink = c.oneOf("EXPORT_SINK", e.Sink, "csv", "postgres")
 	cfg.LogFormat = c.oneOf("EXPORT_LOG_FORMAT", e.LogFormat, "auto", "text", "json")
 	cfg.LogLevel = c.oneOf("EXPORT_LOG_LEVEL", e.LogLevel, "debug", "info", "warn", "error")
+}
 
-	for _, name := range strings.Split(e.Endpoints, ",") {
-		if name = strings.TrimSpace(name); name != "" {
-			cfg.Endpoints = append(cfg.Endpoints, name)
-		}
-	}
-
+// places checks what names something outside the program: the schedule,
+// the schema, folders and files, the database and the listen address. A
+// problem here would otherwise surface late, halfway into a command.
+func (c *checker) places(cfg *Config, e env, need Need) {
 	if _, err := ParseSchedule(cfg.Schedule, cfg.ScheduleTimezone); err != nil {
 		c.add("EXPORT_SCHEDULE", e.Schedule, "expected a cron spec such as \"0 2 * * *\", \"@daily\" or \"CRON_TZ=Europe/Rome 0 2 * * *\": "+err.Error())
 	}
-	if !exporter.Identifier(cfg.DBSchema) {
-		c.add("EXPORT_DB_SCHEMA", e.DBSchema, "expected a lower-case SQL name: letters, digits and _, starting with a letter, at most 63 bytes")
-	}
+	c.schema(e.DBSchema)
 	if strings.TrimSpace(cfg.CSVDir) == "" {
 		c.add("EXPORT_CSV_DIR", e.CSVDir, "expected a folder path")
 	}
@@ -354,16 +391,61 @@ func parse(e env, need Need, readFile func(string) ([]byte, error)) (*Config, er
 			c.add("WILDIX_TOKEN_KEY", "", err.Error())
 		}
 	}
-
-	cfg.PBXURL = c.pbxURL(e.PBXURL, cfg.AllowHTTP, need.PBX)
-	if cfg.PBXID == "" && cfg.PBXURL != nil {
-		cfg.PBXID = cfg.PBXURL.Host
+	if cfg.CAFile != "" {
+		c.caFile(cfg.CAFile)
 	}
+	if cfg.HTTPAddr != "" {
+		c.listenAddr(cfg.HTTPAddr)
+	}
+	if cfg.DatabaseURL.IsSet() {
+		if _, err := pgconn.ParseConfig(cfg.DatabaseURL.Value()); err != nil {
+			// The value and pgx's message may hold the password: neither is shown.
+			c.add("EXPORT_DATABASE_URL", "", "cannot be parsed: expected a URL such as postgres://user:password@host:5432/db?sslmode=require, or key=value settings (host=... dbname=...)")
+		}
+	} else if need.Sink && cfg.Sink == "postgres" {
+		c.add("EXPORT_DATABASE_URL", "", "required with EXPORT_SINK=postgres, e.g. postgres://user:password@host:5432/db (or EXPORT_DATABASE_URL_FILE)")
+	}
+}
 
+// schema refuses names that are not plain SQL names, and PostgreSQL's own
+// schemas, whose tables the exporter must never create or drop.
+func (c *checker) schema(s string) {
+	if !sqlName.MatchString(s) {
+		c.add("EXPORT_DB_SCHEMA", s, "expected a lower-case SQL name: letters, digits and _, starting with a letter, at most 63 bytes")
+		return
+	}
+	if s == "information_schema" || strings.HasPrefix(s, "pg_") {
+		c.add("EXPORT_DB_SCHEMA", s, "is a PostgreSQL system schema (information_schema and pg_* are reserved): choose a schema of your own, e.g. wildix")
+	}
+}
+
+// sqlName is an unquoted lower-case SQL identifier, as PostgreSQL keeps it.
+var sqlName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+func (c *checker) caFile(path string) {
+	pem, err := c.readFile(path)
+	if err != nil {
+		c.add("WILDIX_CA_FILE", path, fmt.Sprintf("cannot read the file: %v", cmp.Or(errors.Unwrap(err), err)))
+		return
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+		c.add("WILDIX_CA_FILE", path, "holds no PEM certificate: expected the private CA's certificate(s), -----BEGIN CERTIFICATE----- blocks")
+	}
+}
+
+func (c *checker) listenAddr(addr string) {
+	_, port, err := net.SplitHostPort(addr)
+	if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
+		c.add("EXPORT_HTTP_ADDR", addr, "expected host:port or :port, e.g. :9090 or 127.0.0.1:9090")
+	}
+}
+
+// auth tells how to authenticate from which variables are set, and checks
+// that the chosen way is complete when the command talks to the PBX.
+func (c *checker) auth(cfg *Config, e env, needPBX bool) Auth {
 	switch {
 	case cfg.S2SAppID != "" || cfg.S2SSecret.IsSet():
-		cfg.Auth = AuthS2S
-		if need.PBX {
+		if needPBX {
 			if cfg.S2SAppID == "" {
 				c.add("WILDIX_S2S_APP_ID", "", "required with WILDIX_S2S_SECRET: the S2S application id from WMS")
 			}
@@ -374,31 +456,22 @@ func parse(e env, need Need, readFile func(string) ([]byte, error)) (*Config, er
 				c.add("WILDIX_S2S_SECRET", "", "required with WILDIX_S2S_APP_ID: the S2S secret key from WMS")
 			}
 		}
+		return AuthS2S
 	case cfg.APIKey.IsSet():
-		cfg.Auth = AuthAPIKey
-	default:
-		cfg.Auth = AuthOAuth
-		if need.PBX {
-			if cfg.ClientID == "" {
-				c.add("WILDIX_CLIENT_ID", "", "required: the Application ID of the OAuth 2.0 application in WMS (Settings > PBX > Integrations > Applications), or set WILDIX_API_KEY instead")
-			}
-			if !cfg.ClientSecret.IsSet() {
-				c.add("WILDIX_CLIENT_SECRET", "", "required: the Secret key of the OAuth 2.0 application in WMS, or WILDIX_CLIENT_SECRET_FILE")
-			}
+		return AuthAPIKey
+	}
+	if needPBX {
+		if cfg.ClientID == "" {
+			c.add("WILDIX_CLIENT_ID", "", "required: the Application ID of the OAuth 2.0 application in WMS (Settings > PBX > Integrations > Applications), or set WILDIX_API_KEY instead")
 		}
-		if u, err := url.Parse(cfg.RedirectURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			c.add("WILDIX_REDIRECT_URL", e.RedirectURL, "expected an absolute http(s) URL registered as the application's Redirect URI")
+		if !cfg.ClientSecret.IsSet() {
+			c.add("WILDIX_CLIENT_SECRET", "", "required: the Secret key of the OAuth 2.0 application in WMS, or WILDIX_CLIENT_SECRET_FILE")
 		}
 	}
-
-	if need.Sink && cfg.Sink == "postgres" && !cfg.DatabaseURL.IsSet() {
-		c.add("EXPORT_DATABASE_URL", "", "required with EXPORT_SINK=postgres, e.g. postgres://user:password@host:5432/db (or EXPORT_DATABASE_URL_FILE)")
+	if u, err := url.Parse(cfg.RedirectURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		c.add("WILDIX_REDIRECT_URL", e.RedirectURL, "expected an absolute http(s) URL registered as the application's Redirect URI")
 	}
-
-	if len(c.problems) > 0 {
-		return cfg, &Error{Problems: c.problems}
-	}
-	return cfg, nil
+	return AuthOAuth
 }
 
 func (c *checker) pbxURL(raw string, allowHTTP, required bool) *url.URL {

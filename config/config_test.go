@@ -61,6 +61,21 @@ func TestParseProblems(t *testing.T) {
 		{"bad token key", func(e *env) { e.TokenKey = "c2hvcnQ=" }, []string{"WILDIX_TOKEN_KEY"}},
 		{"cron with zone", func(e *env) { e.Schedule = "CRON_TZ=Europe/Rome 30 1 * * *" }, nil},
 		{"descriptor", func(e *env) { e.Schedule = "@daily" }, nil},
+		{"system schemas", func(e *env) { e.DBSchema = "information_schema" }, []string{"EXPORT_DB_SCHEMA"}},
+		{"pg_catalog", func(e *env) { e.DBSchema = "pg_catalog" }, []string{"EXPORT_DB_SCHEMA"}},
+		{"pg_toast", func(e *env) { e.DBSchema = "pg_toast" }, []string{"EXPORT_DB_SCHEMA"}},
+		{"pg_temp", func(e *env) { e.DBSchema = "pg_temp_3" }, []string{"EXPORT_DB_SCHEMA"}},
+		{"pg_toast_temp", func(e *env) { e.DBSchema = "pg_toast_temp_1" }, []string{"EXPORT_DB_SCHEMA"}},
+		{"schema like a system one", func(e *env) { e.DBSchema = "pgx_reports" }, nil},
+		{"CA file missing", func(e *env) { e.CAFile = "/nope/ca.pem" }, []string{"WILDIX_CA_FILE"}},
+		{"database URL unparsable", func(e *env) { e.Sink, e.DatabaseURL = "postgres", "postgres://u:pw@h:notaport/db" }, []string{"EXPORT_DATABASE_URL"}},
+		{"database URL key=value", func(e *env) { e.Sink, e.DatabaseURL = "postgres", "host=db dbname=reports" }, nil},
+		{"listen address", func(e *env) { e.HTTPAddr = "9090" }, []string{"EXPORT_HTTP_ADDR"}},
+		{"listen port", func(e *env) { e.HTTPAddr = ":99999" }, []string{"EXPORT_HTTP_ADDR"}},
+		{"listen address ok", func(e *env) { e.HTTPAddr = "127.0.0.1:9090" }, nil},
+		{"all the late ones together", func(e *env) {
+			e.CAFile, e.HTTPAddr, e.DBSchema, e.Sink, e.DatabaseURL = "/nope", "x", "pg_catalog", "postgres", "postgres://%zz"
+		}, []string{"EXPORT_DB_SCHEMA", "WILDIX_CA_FILE", "EXPORT_HTTP_ADDR", "EXPORT_DATABASE_URL"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -111,20 +126,54 @@ func TestSecretsFromFilesAndRedaction(t *testing.T) {
 }
 
 func TestDefaults(t *testing.T) {
-	t.Setenv("WILDIX_PBX_URL", "https://acme.wildixin.com")
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); (strings.HasPrefix(k, "EXPORT_") || strings.HasPrefix(k, "WILDIX_")) && k != "WILDIX_PBX_URL" {
-			t.Setenv(k, "")
-			os.Unsetenv(k)
-		}
-	}
-	cfg, err := Load(Need{})
+	t.Parallel()
+	env := map[string]string{"WILDIX_PBX_URL": "https://acme.wildixin.com", "EXPORT_PAGE_SIZE": "200", "WILDIX_SCOPES": ""}
+	cfg, err := Load(Need{}, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Sink != "csv" || cfg.CSVDir != "./export" || cfg.DBSchema != "wildix" || cfg.Schedule != "0 2 * * *" ||
-		cfg.PageSize != 1000 || cfg.PBXID != "acme.wildixin.com" || cfg.Timezone != nil || cfg.ScheduleTimezone != time.UTC {
+		cfg.PageSize != 200 || cfg.PBXID != "acme.wildixin.com" || cfg.Timezone != nil || cfg.ScheduleTimezone != time.UTC {
 		t.Fatalf("defaults: %+v", cfg)
+	}
+}
+
+// TestPrintListsEveryVariable: config prints each variable the program
+// reads, from the struct tags, with its effective value.
+func TestPrintListsEveryVariable(t *testing.T) {
+	t.Parallel()
+	e := good()
+	e.Scopes, e.Endpoints, e.APIKey, e.ClientSecret = "a b", "call_history, colleagues", "", "s3cret-in-print"
+	cfg, err := parse(e, Need{}, noFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := cfg.Print(&out); err != nil {
+		t.Fatal(err)
+	}
+	printed := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		k, v, _ := strings.Cut(line, " ")
+		printed[k] = strings.TrimSpace(v)
+	}
+	for _, v := range Variables() {
+		if _, ok := printed[v]; !ok && !strings.HasSuffix(v, "_FILE") {
+			t.Errorf("config does not print %s", v)
+		}
+	}
+	for k, want := range map[string]string{
+		"authentication": "oauth", "WILDIX_PBX_URL": "https://acme.wildixin.com", "WILDIX_PBX_ID": "acme.wildixin.com",
+		"WILDIX_SCOPES": "a b", "EXPORT_ENDPOINTS": "call_history,colleagues", "WILDIX_CLIENT_SECRET": "[redacted]",
+		"WILDIX_API_KEY": "(not set)", "EXPORT_PAGE_SIZE": "1000", "EXPORT_RUN_TIMEOUT": "6h0m0s", "EXPORT_CSV_GZIP": "false",
+		"EXPORT_TIMEZONE": "UTC", "WILDIX_TIMEZONE": "(not set)",
+	} {
+		if printed[k] != want {
+			t.Errorf("%s printed as %q, want %q", k, printed[k], want)
+		}
+	}
+	if strings.Contains(out.String(), "s3cret-in-print") {
+		t.Fatalf("a secret is printed:\n%s", out.String())
 	}
 }
 
@@ -191,5 +240,29 @@ func TestMaxResponseSize(t *testing.T) {
 		case cfg.MaxResponseSize != tc.want:
 			t.Errorf("%q = %d, want %d", tc.in, cfg.MaxResponseSize, tc.want)
 		}
+	}
+}
+
+// TestCAFileNotPEMAndDatabaseURLNotShown: a CA file that holds no
+// certificate is a problem at start; an unparsable database URL is
+// reported without its value, which may hold the password.
+func TestCAFileNotPEMAndDatabaseURLNotShown(t *testing.T) {
+	t.Parallel()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := good()
+	e.CAFile, e.Sink, e.DatabaseURL = ca, "postgres", "postgres://u:db-pass-77@h:port/db"
+	_, err := parse(e, Need{PBX: true, Sink: true}, os.ReadFile)
+	var ce *Error
+	if !errors.As(err, &ce) || len(ce.Problems) != 2 {
+		t.Fatalf("want two problems, got %v", err)
+	}
+	if !strings.Contains(err.Error(), "WILDIX_CA_FILE=\""+ca+"\": holds no PEM certificate") {
+		t.Fatalf("CA problem not named: %v", err)
+	}
+	if !strings.Contains(err.Error(), "EXPORT_DATABASE_URL: cannot be parsed") || strings.Contains(err.Error(), "db-pass-77") {
+		t.Fatalf("database URL problem: %v", err)
 	}
 }

@@ -1,12 +1,16 @@
 package config
 
 import (
+	"cmp"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
+	"reflect"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 // TokenKeyBytes decodes WILDIX_TOKEN_KEY: standard or URL base64 of 32 bytes.
@@ -23,79 +27,51 @@ func TokenKeyBytes(s Secret) ([]byte, error) {
 	return nil, errors.New("expected base64 of 32 random bytes (make one with: openssl rand -base64 32)")
 }
 
-// Print writes the effective configuration, secrets shown only as set or not.
+// Print writes the effective configuration, secrets shown only as set or
+// not. The rows come from env's tags: each variable is printed from the
+// Config field of the same name, so a new variable needs no line here.
+// The *_FILE variables have no field of their own: they fill the secret
+// printed under the variable they stand for.
 func (c *Config) Print(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	pbx := ""
-	if c.PBXURL != nil {
-		pbx = c.PBXURL.String()
-	}
-	secret := func(s Secret) string {
-		if s.IsSet() {
-			return s.String()
+	fmt.Fprintf(tw, "authentication\t%s\n", c.Auth)
+	cv := reflect.ValueOf(c).Elem()
+	for _, f := range reflect.VisibleFields(reflect.TypeOf(env{})) {
+		cf, ok := cv.Type().FieldByName(f.Name)
+		if !ok {
+			continue
 		}
-		return "(not set)"
-	}
-	or := func(s, alt string) string {
-		if s == "" {
-			return alt
-		}
-		return s
-	}
-	endpoints := "(every built-in endpoint)"
-	if len(c.Endpoints) > 0 {
-		endpoints = strings.Join(c.Endpoints, ",")
-	}
-	rows := [][2]string{
-		{"WILDIX_PBX_URL", or(pbx, "(not set)")},
-		{"WILDIX_PBX_ID", or(c.PBXID, "(not set)")},
-		{"authentication", string(c.Auth)},
-		{"WILDIX_CLIENT_ID", or(c.ClientID, "(not set)")},
-		{"WILDIX_CLIENT_SECRET", secret(c.ClientSecret)},
-		{"WILDIX_REDIRECT_URL", c.RedirectURL},
-		{"WILDIX_SCOPES", or(strings.Join(c.Scopes, " "), "(none)")},
-		{"WILDIX_TOKEN_AUTH", c.TokenAuth},
-		{"WILDIX_API_KEY", secret(c.APIKey)},
-		{"WILDIX_S2S_APP_ID", or(c.S2SAppID, "(not set)")},
-		{"WILDIX_S2S_APP_NAME", or(c.S2SAppName, "(not set)")},
-		{"WILDIX_S2S_SECRET", secret(c.S2SSecret)},
-		{"WILDIX_TOKEN_FILE", or(c.TokenFile, "(default for the sink)")},
-		{"WILDIX_TOKEN_KEY", secret(c.TokenKey)},
-		{"WILDIX_CA_FILE", or(c.CAFile, "(system roots)")},
-		{"WILDIX_INSECURE_SKIP_VERIFY", fmt.Sprint(c.InsecureTLS)},
-		{"WILDIX_ALLOW_HTTP", fmt.Sprint(c.AllowHTTP)},
-		{"WILDIX_TIMEZONE", zoneName(c)},
-		{"WILDIX_REQUEST_TIMEOUT", c.RequestTimeout.String()},
-		{"EXPORT_SINK", c.Sink},
-		{"EXPORT_CSV_DIR", c.CSVDir},
-		{"EXPORT_CSV_GZIP", fmt.Sprint(c.CSVGzip)},
-		{"EXPORT_CSV_SAFE_FORMULAS", fmt.Sprint(c.CSVSafeFormulas)},
-		{"EXPORT_DATABASE_URL", secret(c.DatabaseURL)},
-		{"EXPORT_DB_SCHEMA", c.DBSchema},
-		{"EXPORT_ENDPOINTS", endpoints},
-		{"EXPORT_ENDPOINTS_FILE", or(c.EndpointsFile, "(none)")},
-		{"EXPORT_SCHEDULE", c.Schedule},
-		{"EXPORT_TIMEZONE", c.ScheduleTimezone.String()},
-		{"EXPORT_PAGE_SIZE", fmt.Sprint(c.PageSize)},
-		{"EXPORT_CONCURRENCY", fmt.Sprint(c.Concurrency)},
-		{"EXPORT_BATCH_SIZE", fmt.Sprint(c.BatchSize)},
-		{"EXPORT_MAX_PAGES", fmt.Sprint(c.MaxPages)},
-		{"EXPORT_MAX_ATTEMPTS", fmt.Sprint(c.MaxAttempts)},
-		{"EXPORT_RUN_TIMEOUT", c.RunTimeout.String()},
-		{"EXPORT_SHUTDOWN_GRACE", c.ShutdownGrace.String()},
-		{"EXPORT_HTTP_ADDR", or(c.HTTPAddr, "(off)")},
-		{"EXPORT_LOG_FORMAT", c.LogFormat},
-		{"EXPORT_LOG_LEVEL", c.LogLevel},
-	}
-	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\n", r[0], r[1])
+		fmt.Fprintf(tw, "%s\t%s\n", f.Tag.Get("envconfig"), show(cv.FieldByIndex(cf.Index).Interface(), cf.Tag.Get("sep")))
 	}
 	return tw.Flush()
 }
 
-func zoneName(c *Config) string {
-	if c.Timezone == nil {
-		return "(each record's own offset)"
+// show formats one effective value; sep joins lists (default ",").
+func show(v any, sep string) string {
+	const unset = "(not set)"
+	switch v := v.(type) {
+	case Secret:
+		if v.IsSet() {
+			return v.String()
+		}
+		return unset
+	case *url.URL:
+		if v != nil {
+			return v.String()
+		}
+		return unset
+	case *time.Location:
+		if v != nil {
+			return v.String()
+		}
+		return unset
+	case []string:
+		if len(v) == 0 {
+			return unset
+		}
+		return strings.Join(v, cmp.Or(sep, ","))
+	case string:
+		return cmp.Or(v, unset)
 	}
-	return c.Timezone.String()
+	return fmt.Sprint(v)
 }

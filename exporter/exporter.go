@@ -26,6 +26,10 @@ type Sink interface {
 	State(ctx context.Context, pbx, key string) ([]byte, error)
 	// Begin opens a batch; its rows become visible only when it commits.
 	Begin(ctx context.Context, b BatchInfo) (Batch, error)
+	// LockPBX takes the per-PBX export lock; sinks.ErrLocked when another export holds it.
+	LockPBX(ctx context.Context, pbx string) (unlock func(), err error)
+	StartRun(ctx context.Context, r *RunResult) error  // the run ledger, written only by
+	FinishRun(ctx context.Context, r *RunResult) error // the exporter, once each per run
 }
 
 // ErrConfig is bad configuration discovered at run time (for example a

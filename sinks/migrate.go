@@ -119,6 +119,30 @@ CREATE TABLE IF NOT EXISTS {schema}.oauth_pending (
 // SchemaVersion is the newest migration this binary knows.
 func SchemaVersion() int { return migrations[len(migrations)-1].version }
 
+// PendingMigrations counts the migrations not yet applied to the schema
+// (all of them when the schema or its migration table is missing),
+// reading only: `check` reports them, Migrate applies them.
+func (p *Postgres) PendingMigrations(ctx context.Context) (int, error) {
+	table := pgx.Identifier{p.schema, "export_schema_migrations"}.Sanitize()
+	var exists bool
+	if err := p.pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&exists); err != nil {
+		return 0, fmt.Errorf("look for the migrations of schema %s: %w", p.schema, dbError(err))
+	}
+	applied := 0
+	if exists {
+		if err := p.pool.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+table).Scan(&applied); err != nil {
+			return 0, fmt.Errorf("read the schema version of %s: %w", p.schema, dbError(err))
+		}
+	}
+	n := 0
+	for _, m := range migrations {
+		if m.version > applied {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // Migrate creates the schema when missing, a table per endpoint (adding
 // columns the catalog gained), and applies the versioned migrations, all
 // in one transaction under an advisory lock, so concurrent starts are safe.

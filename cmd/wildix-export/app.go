@@ -8,10 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 
 	"github.com/wildix-export/wildix-export/auth"
 	"github.com/wildix-export/wildix-export/config"
+	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/sinks"
 )
 
@@ -32,7 +32,8 @@ const (
 var (
 	errUsage       = errors.New("usage error")
 	errInterrupted = errors.New("interrupted")
-	// errQuiet marks an error already reported to the person.
+	// errQuiet marks an error already reported to the person (in a run's
+	// summary or check's lines): main gives only its exit code.
 	errQuiet = errors.New("reported")
 )
 
@@ -41,7 +42,7 @@ func exitCode(err error) int {
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return exitOK
-	case errors.As(err, &cfgErr), errors.Is(err, errUsage):
+	case errors.As(err, &cfgErr), errors.Is(err, errUsage), errors.Is(err, exporter.ErrConfig):
 		return exitConfig
 	case errors.Is(err, auth.ErrReauthorize):
 		return exitAuth
@@ -61,8 +62,12 @@ func exitCode(err error) int {
 type app struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	lookupEnv      func(string) (string, bool) // os.LookupEnv, or a test's map
 	log            *slog.Logger
 	cfg            *config.Config
+	// beforeRun, set only by tests, is called under the lock at the start
+	// of every export run (a seam to make one panic).
+	beforeRun func()
 }
 
 type command struct {
@@ -94,24 +99,33 @@ func usage(w io.Writer) {
 	fmt.Fprintf(w, "\nRun 'wildix-export <command> -h' for a command's flags. Configuration comes from\nenvironment variables; 'wildix-export config -h' lists them.\n")
 }
 
-// run is the program: main only adds signals and the exit code.
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+// run is the program: main only adds signals, the environment and the
+// exit code.
+func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdin io.Reader, stdout, stderr io.Writer) error {
+	return newApp(lookupEnv, stdin, stdout, stderr).run(ctx, args)
+}
+
+func newApp(lookupEnv func(string) (string, bool), stdin io.Reader, stdout, stderr io.Writer) *app {
+	return &app{stdin: stdin, stdout: stdout, stderr: stderr, lookupEnv: lookupEnv, log: newLogger(stderr, "auto", "info")}
+}
+
+// run runs the command args name; tests call it in process.
+func (a *app) run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		usage(stderr)
+		usage(a.stderr)
 		return fmt.Errorf("%w: no command given", errUsage)
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
-		usage(stdout)
+		usage(a.stdout)
 		return nil
 	}
-	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, log: newLogger(stderr, "auto", "info")}
 	for _, c := range commands {
 		if c.name == args[0] {
 			return c.run(ctx, a, args[1:])
 		}
 	}
-	usage(stderr)
+	usage(a.stderr)
 	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 }
 
@@ -147,7 +161,7 @@ func parse(fs *flag.FlagSet, args []string) error {
 
 // load reads the configuration and sets up logging from it.
 func (a *app) load(need config.Need) error {
-	cfg, err := config.Load(need)
+	cfg, err := config.Load(need, a.lookupEnv)
 	if cfg != nil {
 		a.cfg = cfg
 		a.log = newLogger(a.stderr, cfg.LogFormat, cfg.LogLevel)
@@ -178,38 +192,4 @@ func isTerminal(w any) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
-func cmdVersion(_ context.Context, a *app, args []string) error {
-	fs := a.flags("version", "", "Print the version.")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	fmt.Fprintf(a.stdout, "wildix-export %s (schema version %d)\n", version, sinks.SchemaVersion())
-	return nil
-}
-
-// version is set at build time: -ldflags "-X main.version=v1.2.3".
-var version = "dev"
-
-func cmdConfig(_ context.Context, a *app, args []string) error {
-	fs := a.flags("config", "", "Print the effective configuration, secrets redacted, and every problem found in it.\n\nEnvironment variables:")
-	fs.Usage = func() {
-		fmt.Fprintf(a.stderr, "Usage: wildix-export config\n\nPrints the effective configuration, secrets redacted, and every problem found.\n\nEnvironment variables (default, description):\n")
-		config.Usage(a.stderr)
-	}
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	err := a.load(config.Need{PBX: true, Sink: true})
-	if a.cfg != nil {
-		a.cfg.Print(a.stdout)
-	}
-	var cfgErr *config.Error
-	if errors.As(err, &cfgErr) {
-		fmt.Fprintln(a.stdout)
-		fmt.Fprintln(a.stdout, strings.TrimSpace(cfgErr.Error()))
-		return fmt.Errorf("%w: %w", errQuiet, err)
-	}
-	return err
 }

@@ -1,6 +1,6 @@
 package main
 
-// Tests of authorization through the CLI, in process: run(ctx, args, stdin,
+// Tests of authorization through the CLI, in process: run(ctx, args, lookupEnv, stdin,
 // stdout, stderr) with the configuration in the environment (t.Setenv, so
 // these tests do not run in parallel).
 
@@ -56,7 +56,7 @@ func azRun(t *testing.T, stdin string, args ...string) azResult {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out, errb bytes.Buffer
-	err := run(ctx, args, strings.NewReader(stdin), &out, &errb)
+	err := run(ctx, args, os.LookupEnv, strings.NewReader(stdin), &out, &errb)
 	return azResult{err, exitCode(err), out.String(), errb.String()}
 }
 

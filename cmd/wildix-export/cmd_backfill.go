@@ -2,22 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/wildix-export/wildix-export/config"
 	"github.com/wildix-export/wildix-export/exporter"
 )
-
-func parseWall(flagName, s string) (time.Time, error) {
-	for _, layout := range []string{"2006-01-02", "2006-01-02 15:04", "2006-01-02 15:04:05", "2006-01-02T15:04", "2006-01-02T15:04:05"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("%w: --%s %q: expected a date YYYY-MM-DD (or YYYY-MM-DD HH:MM) in the PBX's local time", errUsage, flagName, s)
-}
 
 func cmdBackfill(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("backfill", "--from DATE --to DATE [flags]", `Export the records whose time (call start) lies in [--from, --to), PBX-local
@@ -33,23 +23,11 @@ duplicated in PostgreSQL (CSV gets one file per window).`)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *from == "" || *to == "" {
-		return fmt.Errorf("%w: --from and --to are required, e.g. --from 2026-01-01 --to 2026-02-01", errUsage)
-	}
-	f, err := parseWall("from", *from)
+	opts, err := backfillRange(*from, *to, *window)
 	if err != nil {
 		return err
 	}
-	t, err := parseWall("to", *to)
-	if err != nil {
-		return err
-	}
-	if !f.Before(t) {
-		return fmt.Errorf("%w: --from %s is not before --to %s", errUsage, *from, *to)
-	}
-	if *window < time.Minute {
-		return fmt.Errorf("%w: --window %s: expected at least 1m", errUsage, *window)
-	}
+	opts.Force, opts.Progress = *force, a.backfillProgress()
 	if err := a.load(config.Need{PBX: true, Sink: true}); err != nil {
 		return err
 	}
@@ -57,32 +35,80 @@ duplicated in PostgreSQL (CSV gets one file per window).`)
 	if err != nil {
 		return err
 	}
+	endpoints, err := backfillEndpoints(cat, *eps)
+	if err != nil {
+		return err
+	}
+	st, err := a.start(ctx, cat)
+	if err != nil {
+		return err
+	}
+	defer st.sink.close()
+	m := newMetrics()
+	return a.safely(m, func() error {
+		return a.export(ctx, st, m, func(ctx context.Context, id string) *exporter.RunResult {
+			return st.x.Backfill(ctx, id, endpoints, opts)
+		})
+	})
+}
+
+// backfillRange checks the flags' range and window.
+func backfillRange(from, to string, window time.Duration) (exporter.BackfillOptions, error) {
+	var o exporter.BackfillOptions
+	if from == "" || to == "" {
+		return o, fmt.Errorf("%w: --from and --to are required, e.g. --from 2026-01-01 --to 2026-02-01", errUsage)
+	}
+	f, err := parseWall("from", from)
+	if err != nil {
+		return o, err
+	}
+	t, err := parseWall("to", to)
+	if err != nil {
+		return o, err
+	}
+	if !f.Before(t) {
+		return o, fmt.Errorf("%w: --from %s is not before --to %s", errUsage, from, to)
+	}
+	if window < time.Minute {
+		return o, fmt.Errorf("%w: --window %s: expected at least 1m", errUsage, window)
+	}
+	return exporter.BackfillOptions{From: f, To: t, Window: window}, nil
+}
+
+func parseWall(flagName, s string) (time.Time, error) {
+	for _, layout := range []string{"2006-01-02", "2006-01-02 15:04", "2006-01-02 15:04:05", "2006-01-02T15:04", "2006-01-02T15:04:05"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%w: --%s %q: expected a date YYYY-MM-DD (or YYYY-MM-DD HH:MM) in the PBX's local time", errUsage, flagName, s)
+}
+
+// backfillEndpoints is the --endpoints list, else every endpoint with a
+// time field and a cursor.
+func backfillEndpoints(cat *exporter.Catalog, list string) ([]exporter.Endpoint, error) {
+	if list != "" {
+		endpoints, err := cat.Select(config.SplitList(list))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		return endpoints, nil
+	}
 	var endpoints []exporter.Endpoint
-	if *eps != "" {
-		if endpoints, err = cat.Select(splitList(*eps)); err != nil {
-			return fmt.Errorf("%w: %v", errUsage, err)
-		}
-	} else {
-		for _, e := range cat.All() {
-			if e.TimeField != "" && e.Cursor != "" {
-				endpoints = append(endpoints, e)
-			}
+	for _, e := range cat.All() {
+		if e.TimeField != "" && e.Cursor != "" {
+			endpoints = append(endpoints, e)
 		}
 	}
-	s, p, err := a.connect(ctx, cat)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	unlock, err := a.lock(ctx, s)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	x := a.exporter(p, s)
+	return endpoints, nil
+}
+
+// backfillProgress reports progress on one line on a terminal, else as a
+// log line every ten seconds and at the end of each endpoint.
+func (a *app) backfillProgress() func(exporter.BackfillProgress) {
 	tty := isTerminal(a.stderr)
-	lastLog := time.Time{}
-	progress := func(pr exporter.BackfillProgress) {
+	var lastLog time.Time
+	return func(pr exporter.BackfillProgress) {
 		rate := float64(pr.Rows) / max(pr.Elapsed.Seconds(), 0.001)
 		left := time.Duration(0)
 		if pr.Done > 0 {
@@ -102,15 +128,4 @@ duplicated in PostgreSQL (CSV gets one file per window).`)
 				"window", pr.Window.From, "rows", pr.Rows, "rows_per_second", int(rate), "time_left", left.Round(time.Second).String())
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, a.cfg.RunTimeout)
-	defer cancel()
-	r := x.Backfill(ctx, exporter.NewRunID(time.Now()), endpoints, exporter.BackfillOptions{From: f, To: t, Window: *window, Force: *force, Progress: progress})
-	summary(a.stdout, r)
-	if err := r.Err(); err != nil {
-		if errors.Is(context.Cause(ctx), errInterrupted) {
-			return fmt.Errorf("%w (finished windows are kept; run the same backfill again to resume): %w", context.Cause(ctx), err)
-		}
-		return err
-	}
-	return nil
 }

@@ -41,92 +41,102 @@ when EXPORT_SINK=postgres.`)
 	if err := a.load(config.Need{Sink: true}); err != nil {
 		return err
 	}
-
-	// The simulated PBX, its OAuth application registered with a loopback
-	// Redirect URI, as an admin would in WMS.
-	redirectPort, err := freePort()
+	stop, err := a.demoPBX(ctx, *calls, loc)
 	if err != nil {
 		return err
+	}
+	defer stop()
+	cat, err := a.catalog()
+	if err != nil {
+		return err
+	}
+	st, err := a.start(ctx, cat)
+	if err != nil {
+		return err
+	}
+	defer st.sink.close()
+	began := time.Now()
+	var id string
+	m := newMetrics()
+	err = a.safely(m, func() error {
+		return a.export(ctx, st, m, func(ctx context.Context, runID string) *exporter.RunResult {
+			id = runID
+			return st.x.Run(ctx, runID, "demo", cat.All())
+		})
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(a.stdout, "\nExported in %s (run %s).\n\n", time.Since(began).Round(time.Millisecond), id)
+	a.demoNextSteps(st.sink, id)
+	return nil
+}
+
+// demoPBX starts the simulated PBX on loopback, its OAuth application
+// registered with a loopback Redirect URI as an admin would in WMS, points
+// the configuration at it and authorizes through the code flow into a
+// temporary token file. stop ends the simulator and removes the token.
+func (a *app) demoPBX(ctx context.Context, calls int64, loc *time.Location) (stop func(), err error) {
+	redirectPort, err := freePort()
+	if err != nil {
+		return nil, err
 	}
 	redirect := fmt.Sprintf("http://127.0.0.1:%d/callback", redirectPort)
 	const clientID, clientSecret = "wildix-export-demo", "demo-secret-not-for-production"
 	gap := 30 * time.Second
 	sim := pbxsim.New(pbxsim.Options{
-		Seed: 1, Calls: *calls, CallGap: gap, Location: loc,
-		CallsStart:          time.Now().UTC().Add(-time.Duration(*calls) * gap).Truncate(24 * time.Hour),
+		Seed: 1, Calls: calls, CallGap: gap, Location: loc,
+		CallsStart:          time.Now().UTC().Add(-time.Duration(calls) * gap).Truncate(24 * time.Hour),
 		Clients:             []pbxsim.Client{{ID: clientID, Secret: clientSecret, RedirectURIs: []string{redirect}}},
 		RotateRefreshTokens: true, AccessTokenTTL: 10 * time.Minute,
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return fmt.Errorf("start the simulator: %w", err)
+		return nil, fmt.Errorf("start the simulator: %w", err)
 	}
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
-	defer srv.Close()
-	pbxURL, _ := url.Parse("http://" + ln.Addr().String())
-	fmt.Fprintf(a.stderr, "Simulated PBX at %s with %d calls (time zone %s).\n", pbxURL, *calls, loc)
-
 	tokenDir, err := os.MkdirTemp("", "wildix-export-demo-")
 	if err != nil {
-		return err
+		srv.Close()
+		return nil, err
 	}
-	defer os.RemoveAll(tokenDir)
+	stop = func() { srv.Close(); os.RemoveAll(tokenDir) }
+	pbxURL := &url.URL{Scheme: "http", Host: ln.Addr().String()}
+	fmt.Fprintf(a.stderr, "Simulated PBX at %s with %d calls (time zone %s).\n", pbxURL, calls, loc)
 	c := a.cfg
 	c.PBXURL, c.PBXID, c.Auth = pbxURL, "demo-pbx", config.AuthOAuth
 	c.ClientID, c.ClientSecret, c.RedirectURL = clientID, config.Secret(clientSecret), redirect
 	c.TokenFile = filepath.Join(tokenDir, "token.json")
 	c.Timezone = loc
 	c.CAFile, c.InsecureTLS = "", false
-
 	store, _, err := a.tokenStore(ctx, nil)
-	if err != nil {
-		return err
+	if err == nil {
+		fmt.Fprintln(a.stderr, "Authorizing with the OAuth 2.0 code flow (the demo plays the browser):")
+		_, err = auth.Authorize(ctx, auth.AuthorizeOptions{
+			Config: a.oauthConfig(), HTTPClient: http.DefaultClient, Store: store, PBX: c.PBXID,
+			Stdout: a.stderr, Stderr: io.Discard, Timeout: 30 * time.Second,
+			Ready: func(u string) {
+				if resp, err := http.Get(u); err == nil {
+					resp.Body.Close()
+				}
+			},
+		})
 	}
-	fmt.Fprintln(a.stderr, "Authorizing with the OAuth 2.0 code flow (the demo plays the browser):")
-	_, err = auth.Authorize(ctx, auth.AuthorizeOptions{
-		Config: a.oauthConfig(), HTTPClient: http.DefaultClient, Store: store, PBX: c.PBXID,
-		Stdout: a.stderr, Stderr: io.Discard, Timeout: 30 * time.Second,
-		Ready: func(u string) {
-			if resp, err := http.Get(u); err == nil {
-				resp.Body.Close()
-			}
-		},
-	})
 	if err != nil {
-		return fmt.Errorf("demo authorization: %w", err)
+		stop()
+		return nil, fmt.Errorf("demo authorization: %w", err)
 	}
+	return stop, nil
+}
 
-	cat, err := a.catalog()
-	if err != nil {
-		return err
-	}
-	s, p, err := a.connect(ctx, cat)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	unlock, err := a.lock(ctx, s)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	x := a.exporter(p, s)
-	id := exporter.NewRunID(time.Now())
-	began := time.Now()
-	r := x.Run(ctx, id, "demo", cat.All())
-	fmt.Fprintf(a.stdout, "\nExported in %s (run %s):\n", time.Since(began).Round(time.Millisecond), id)
-	summary(a.stdout, r)
-	if err := r.Err(); err != nil {
-		return err
-	}
-	fmt.Fprintln(a.stdout)
+func (a *app) demoNextSteps(s *sink, runID string) {
+	c := a.cfg
 	if s.pool != nil {
 		fmt.Fprintf(a.stdout, "Tables are in schema %s, for example:\n  SELECT * FROM %s.calls_daily ORDER BY day DESC LIMIT 10;\n", c.DBSchema, c.DBSchema)
 	} else {
-		files := writtenFiles(c.CSVDir, id)
 		fmt.Fprintf(a.stdout, "Files written under %s:\n", c.CSVDir)
-		for _, f := range files {
+		for _, f := range writtenFiles(c.CSVDir, runID) {
 			fmt.Fprintf(a.stdout, "  %s\n", f)
 		}
 	}
@@ -137,7 +147,6 @@ With a real PBX:
   2. export WILDIX_PBX_URL=https://yourpbx.wildixin.com WILDIX_CLIENT_ID=... WILDIX_CLIENT_SECRET=...
   3. wildix-export authorize, then wildix-export check, then wildix-export run --once
 `)
-	return nil
 }
 
 func freePort() (int, error) {

@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"strings"
 	"sync"
-	"time"
 
 	"github.com/robfig/cron/v3"
 
@@ -38,21 +35,22 @@ once and exit (for cron, Kubernetes CronJobs and other schedulers).`)
 	}
 	names := a.cfg.Endpoints
 	if *eps != "" {
-		names = splitList(*eps)
+		names = config.SplitList(*eps)
 	}
 	endpoints, err := cat.Select(names)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	s, p, err := a.connect(ctx, cat)
+	st, err := a.start(ctx, cat)
 	if err != nil {
 		return err
 	}
-	defer s.close()
+	defer st.sink.close()
 	m := newMetrics()
-	m.tokenExpiry = p.expiry
+	m.tokenExpiry = st.pbx.expiry
+	st.x.Observe = m.endpoint
 	if a.cfg.HTTPAddr != "" {
-		stop, err := serveHTTP(ctx, a, m, s)
+		stop, err := serveHTTP(ctx, a, m, st.sink)
 		if err != nil {
 			return err
 		}
@@ -60,130 +58,97 @@ once and exit (for cron, Kubernetes CronJobs and other schedulers).`)
 	}
 	if *once {
 		m.ready.Store(true)
-		return a.exportOnce(ctx, s, p, endpoints, "once", m)
+		return a.safely(m, func() error { return a.exportAll(ctx, st, m, endpoints, "once") })
 	}
-	return a.worker(ctx, s, p, endpoints, *now, m)
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// exportOnce runs one export under the PBX's lock and prints a summary line
-// per endpoint to stdout.
-func (a *app) exportOnce(ctx context.Context, s *sink, p *pbx, endpoints []exporter.Endpoint, mode string, m *metrics) error {
-	ctx, cancel := context.WithTimeout(ctx, a.cfg.RunTimeout)
-	defer cancel()
-	unlock, err := a.lock(ctx, s)
+	w, err := a.newWorker(ctx, st, endpoints, m)
 	if err != nil {
-		if errors.Is(err, sinks.ErrLocked) {
-			m.skipped()
-		}
 		return err
 	}
-	defer unlock()
-	x := a.exporter(p, s)
-	x.Observe = m.endpoint
-	id := exporter.NewRunID(time.Now())
-	a.log.Info("export started", "run_id", id, "pbx", a.cfg.PBXID, "sink", s.name, "endpoints", len(endpoints))
-	began := time.Now()
-	r := x.Run(ctx, id, mode, endpoints)
-	m.run(r, time.Since(began))
-	summary(a.stdout, r)
-	a.log.Info("export finished", "run_id", id, "status", r.Status, "duration", time.Since(began).Round(time.Millisecond))
-	if err := r.Err(); err != nil {
-		if ctx.Err() != nil && errors.Is(context.Cause(ctx), errInterrupted) {
-			return fmt.Errorf("%w: %w", context.Cause(ctx), err)
-		}
-		return err
-	}
-	return nil
+	return w.serve(ctx, *now)
 }
 
-func summary(w io.Writer, r *exporter.RunResult) {
-	for _, e := range r.Endpoints {
-		status := "ok"
-		if e.Err != nil {
-			status = "FAILED"
-		}
-		fmt.Fprintf(w, "%-14s %-6s rows=%d pages=%d retries=%d time=%s", e.Endpoint, status, e.Rows, e.Pages, e.Retries, e.Duration.Round(time.Millisecond))
-		if e.Windows+e.Skipped > 0 {
-			fmt.Fprintf(w, " windows=%d skipped=%d", e.Windows, e.Skipped)
-		}
-		if e.Err != nil {
-			fmt.Fprintf(w, " error=%q", e.Err.Error())
-		}
-		fmt.Fprintln(w)
-	}
+// exportAll exports the endpoints once, under the lock.
+func (a *app) exportAll(ctx context.Context, st *started, m *metrics, endpoints []exporter.Endpoint, mode string) error {
+	return a.export(ctx, st, m, func(ctx context.Context, id string) *exporter.RunResult {
+		return st.x.Run(ctx, id, mode, endpoints)
+	})
 }
 
-// cronLogger adapts slog to cron's logger.
+// cronLogger adapts slog to cron's logger; cron's messages are constant.
 type cronLogger struct{ a *app }
 
-func (l cronLogger) Info(msg string, kv ...any) { l.a.log.Debug("cron: "+msg, kv...) }
+func (l cronLogger) Info(msg string, kv ...any) {
+	l.a.log.Debug("cron", append([]any{"event", msg}, kv...)...)
+}
+
 func (l cronLogger) Error(err error, msg string, kv ...any) {
-	l.a.log.Error("cron: "+msg, append(kv, "err", err)...)
+	l.a.log.Error("cron", append([]any{"event", msg, "err", err}, kv...)...)
 }
 
-// guarded runs one scheduled export. cron.New does not recover panics:
-// a panic in a run is logged and counted here, and the worker goes on.
-func (a *app) guarded(m *metrics, run func()) {
-	defer func() {
-		if p := recover(); p != nil {
-			m.panicked()
-			a.log.Error("run panicked", "panic", fmt.Sprint(p))
-		}
-	}()
-	run()
+// worker exports on EXPORT_SCHEDULE until its context ends.
+type worker struct {
+	a    *app
+	m    *metrics
+	cron *cron.Cron
+	id   cron.EntryID
+	job  cron.Job // one scheduled export; skipped while another runs
+	wg   sync.WaitGroup
 }
 
-// worker exports on the schedule until ctx is cancelled, then lets the run
-// in flight commit its batch and returns nil.
-func (a *app) worker(ctx context.Context, s *sink, p *pbx, endpoints []exporter.Endpoint, now bool, m *metrics) error {
+// newWorker schedules exports of the endpoints; nothing runs until serve
+// starts the schedule or trigger runs one.
+func (a *app) newWorker(ctx context.Context, st *started, endpoints []exporter.Endpoint, m *metrics) (*worker, error) {
 	sched, err := config.ParseSchedule(a.cfg.Schedule, a.cfg.ScheduleTimezone)
 	if err != nil {
-		return fmt.Errorf("%w: EXPORT_SCHEDULE: %v", errUsage, err)
+		return nil, fmt.Errorf("%w: EXPORT_SCHEDULE: %v", errUsage, err)
 	}
 	log := cronLogger{a}
-	c := cron.New(cron.WithLocation(a.cfg.ScheduleTimezone), cron.WithLogger(log))
-	var wg sync.WaitGroup
-	var id cron.EntryID
-	job := cron.FuncJob(func() {
-		wg.Add(1)
-		defer wg.Done()
+	w := &worker{a: a, m: m, cron: cron.New(cron.WithLocation(a.cfg.ScheduleTimezone), cron.WithLogger(log))}
+	w.job = cron.NewChain(cron.SkipIfStillRunning(log)).Then(cron.FuncJob(func() {
 		// Jobs get no context from cron: each run derives one from ctx.
-		a.guarded(m, func() {
-			if ctx.Err() != nil {
-				return
-			}
-			err := a.exportOnce(ctx, s, p, endpoints, "scheduled", m)
-			if err != nil && !errors.Is(err, sinks.ErrLocked) {
-				a.log.Error("scheduled export failed", "err", err)
-			}
-			if e := c.Entry(id); e.Valid() {
-				a.log.Info("next export", "at", e.Next)
-			}
-		})
-	})
-	wrapped := cron.NewChain(cron.SkipIfStillRunning(log)).Then(job)
-	id = c.Schedule(sched, wrapped)
-	c.Start()
-	m.ready.Store(true)
-	a.log.Info("worker started", "schedule", a.cfg.Schedule, "timezone", a.cfg.ScheduleTimezone.String(), "next", c.Entry(id).Next, "pbx", a.cfg.PBXID)
+		if ctx.Err() != nil {
+			return
+		}
+		err := a.safely(m, func() error { return a.exportAll(ctx, st, m, endpoints, "scheduled") })
+		switch {
+		case errors.Is(err, sinks.ErrLocked):
+			a.log.Warn("skipped: another export of this PBX is running", "pbx", a.cfg.PBXID)
+		case errors.Is(err, errQuiet):
+			// The exporter logged each endpoint's failure.
+			a.log.Error("scheduled export failed", "exit_code", exitCode(err))
+		case err != nil:
+			a.log.Error("scheduled export failed", "err", err)
+		}
+		if e := w.cron.Entry(w.id); e.Valid() {
+			a.log.Info("next export", "at", e.Next)
+		}
+	}))
+	w.id = w.cron.Schedule(sched, w.job)
+	return w, nil
+}
+
+// trigger runs a scheduled export now, as the schedule would.
+func (w *worker) trigger() {
+	w.wg.Add(1)
+	defer w.wg.Done()
+	w.job.Run()
+}
+
+// serve runs the schedule until ctx ends, then lets the run in flight
+// commit its batch (EXPORT_SHUTDOWN_GRACE) and returns nil.
+func (w *worker) serve(ctx context.Context, now bool) error {
+	a := w.a
+	w.cron.Start()
+	w.m.ready.Store(true)
+	a.log.Info("worker started", "schedule", a.cfg.Schedule, "timezone", a.cfg.ScheduleTimezone.String(), "next", w.cron.Entry(w.id).Next, "pbx", a.cfg.PBXID)
 	if now {
-		go wrapped.Run()
+		go w.trigger()
 	}
 	<-ctx.Done()
-	m.ready.Store(false)
+	w.m.ready.Store(false)
 	a.log.Info("stopping: no new runs; the batch in flight may commit", "grace", a.cfg.ShutdownGrace)
-	<-c.Stop().Done()
-	wg.Wait()
+	<-w.cron.Stop().Done()
+	w.wg.Wait()
 	a.log.Info("worker stopped")
 	return nil
 }

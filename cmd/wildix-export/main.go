@@ -28,7 +28,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "wildix-export: second signal: aborting")
 		os.Exit(exitAborted)
 	}()
-	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdin, os.Stdout, os.Stderr)
 	if err != nil && !errors.Is(err, errQuiet) && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "wildix-export:", err)
 	}

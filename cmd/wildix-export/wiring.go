@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -20,36 +22,39 @@ import (
 // The boot sequence, shared by the commands: sink, token store, PBX client,
 // exporter. Only this file turns configuration into parts.
 
-// sink is an opened sink and what the commands need of it.
+// sink is the opened sink: exporter.Sink (rows, state, the PBX lock and
+// the run ledger) and, with PostgreSQL, the pool that the token store,
+// check and /readyz also use.
 type sink struct {
 	exporter.Sink
-	lock  func(ctx context.Context, pbx string) (func(), error)
-	pool  *pgxpool.Pool // nil for CSV
-	name  string
-	close func()
+	pg   *sinks.Postgres // nil for CSV
+	pool *pgxpool.Pool   // nil for CSV
+	name string
 }
 
-// openSink opens the configured sink; for PostgreSQL it connects, pings and
-// migrates before anything talks to the PBX.
-func (a *app) openSink(ctx context.Context, catalog *exporter.Catalog) (*sink, error) {
+func (s *sink) close() {
+	if s.pool != nil {
+		s.pool.Close()
+	}
+}
+
+// openSink opens the configured sink without changing anything in it;
+// start migrates it.
+func (a *app) openSink(ctx context.Context) (*sink, error) {
 	c := a.cfg
 	if c.Sink == "postgres" {
 		pool, err := sinks.Connect(ctx, c.DatabaseURL.Value())
 		if err != nil {
 			return nil, err
 		}
-		p := sinks.NewPostgres(pool, c.DBSchema, a.log)
-		if err := p.Migrate(ctx, catalog.All()); err != nil {
-			pool.Close()
-			return nil, err
-		}
-		return &sink{Sink: p, lock: p.LockPBX, pool: pool, name: "postgres schema " + c.DBSchema, close: pool.Close}, nil
+		pg := sinks.NewPostgres(pool, c.DBSchema, a.log)
+		return &sink{Sink: pg, pg: pg, pool: pool, name: "postgres schema " + c.DBSchema}, nil
 	}
 	s, err := sinks.NewCSV(sinks.CSVOptions{Dir: c.CSVDir, Gzip: c.CSVGzip, SafeFormulas: c.CSVSafeFormulas, Log: a.log})
 	if err != nil {
 		return nil, err
 	}
-	return &sink{Sink: s, lock: s.LockPBX, name: "csv " + c.CSVDir, close: func() {}}, nil
+	return &sink{Sink: s, name: "csv " + c.CSVDir}, nil
 }
 
 // tokenStore is WILDIX_TOKEN_FILE when set, else the database with the
@@ -174,46 +179,107 @@ func (a *app) catalog() (*exporter.Catalog, error) {
 	return cat, nil
 }
 
-// exporter builds the exporter; it takes the sink itself, not the wrapper,
-// so that the exporter sees the optional interfaces (Ledger) it implements.
-func (a *app) exporter(p *pbx, s *sink) *exporter.Exporter {
+// started is what an exporting command works with: the sink, migrated;
+// the PBX client, authenticated; and the exporter joining them.
+type started struct {
+	sink *sink
+	pbx  *pbx
+	x    *exporter.Exporter
+}
+
+// start is the one start-up path of run, backfill and demo: open the sink
+// and, for PostgreSQL, migrate it before anything talks to the PBX; then
+// authenticate to the PBX (once per process) and build the exporter. The
+// caller closes st.sink; export takes the PBX's lock for each run.
+func (a *app) start(ctx context.Context, cat *exporter.Catalog) (*started, error) {
+	s, err := a.openSink(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if s.pg != nil {
+		err = s.pg.Migrate(ctx, cat.All())
+	}
+	var p *pbx
+	if err == nil {
+		p, err = a.pbxClient(ctx, s.pool)
+	}
+	if err != nil {
+		s.close()
+		return nil, err
+	}
 	c := a.cfg
-	return &exporter.Exporter{
-		Client: p.client, Sink: s.Sink, PBX: c.PBXID, Zone: zone(c),
+	x := &exporter.Exporter{
+		Client: p.client, Sink: s.Sink, PBX: c.PBXID, Zone: c.Timezone,
 		PageSize: c.PageSize, Concurrency: c.Concurrency, BatchSize: c.BatchSize, MaxPages: c.MaxPages,
 		CommitGrace: c.ShutdownGrace, Log: a.log,
 		Abort: func(err error) bool {
 			return errors.Is(err, auth.ErrReauthorize) || errors.Is(err, sinks.ErrDatabase) || errors.Is(err, auth.ErrUnreachable)
 		},
 	}
+	return &started{sink: s, pbx: p, x: x}, nil
 }
 
-// zone is WILDIX_TIMEZONE, nil when not set so that the records' own
-// offsets decide.
-func zone(c *config.Config) *time.Location { return c.Timezone }
-
-// connect opens the sink (for PostgreSQL: connect, ping, migrate) and
-// authenticates to the PBX: the start of every command that exports. The
-// PBX client is built once per process; the caller closes the sink.
-func (a *app) connect(ctx context.Context, cat *exporter.Catalog) (*sink, *pbx, error) {
-	s, err := a.openSink(ctx, cat)
+// export runs one export under the PBX's lock and within EXPORT_RUN_TIMEOUT,
+// and prints its summary, where its failures are reported: the error
+// returned is marked errQuiet, or says only that the run was interrupted.
+func (a *app) export(ctx context.Context, st *started, m *metrics, do func(ctx context.Context, id string) *exporter.RunResult) error {
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.RunTimeout)
+	defer cancel()
+	unlock, err := st.sink.LockPBX(ctx, a.cfg.PBXID)
 	if err != nil {
-		return nil, nil, err
+		if errors.Is(err, sinks.ErrLocked) {
+			m.skipped()
+		}
+		return err
 	}
-	p, err := a.pbxClient(ctx, s.pool)
-	if err != nil {
-		s.close()
-		return nil, nil, err
+	defer unlock()
+	if a.beforeRun != nil {
+		a.beforeRun()
 	}
-	return s, p, nil
+	id := exporter.NewRunID(time.Now())
+	a.log.Info("export started", "run_id", id, "pbx", a.cfg.PBXID, "sink", st.sink.name)
+	began := time.Now()
+	r := do(ctx, id)
+	m.run(r, time.Since(began))
+	summary(a.stdout, r)
+	a.log.Info("export finished", "run_id", id, "status", r.Status, "duration", time.Since(began).Round(time.Millisecond))
+	switch err := r.Err(); {
+	case err == nil:
+		return nil
+	case errors.Is(context.Cause(ctx), errInterrupted):
+		return fmt.Errorf("%w: committed progress is kept; run again to go on", context.Cause(ctx))
+	default:
+		return fmt.Errorf("%w: %w", errQuiet, err)
+	}
 }
 
-// lock takes the PBX's export lock, or reports that another export holds
-// it (sinks.ErrLocked). The caller must call unlock.
-func (a *app) lock(ctx context.Context, s *sink) (unlock func(), err error) {
-	unlock, err = s.lock(ctx, a.cfg.PBXID)
-	if errors.Is(err, sinks.ErrLocked) {
-		a.log.Warn("skipped: another export of this PBX is running", "pbx", a.cfg.PBXID, "err", err)
+// safely runs one export, turning a panic into an error (logged with its
+// stack at debug level, and counted), so that the worker goes on and
+// `run --once` exits 1 with the message.
+func (a *app) safely(m *metrics, run func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			m.panicked()
+			a.log.Debug("run panicked", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = fmt.Errorf("export panicked (a bug: please report it): %v", p)
+		}
+	}()
+	return run()
+}
+
+func summary(w io.Writer, r *exporter.RunResult) {
+	for _, e := range r.Endpoints {
+		status := "ok"
+		if e.Err != nil {
+			status = "FAILED"
+		}
+		fmt.Fprintf(w, "%-14s %-6s rows=%d pages=%d retries=%d time=%s", e.Endpoint, status, e.Rows, e.Pages, e.Retries, e.Duration.Round(time.Millisecond))
+		if e.Windows+e.Skipped > 0 {
+			fmt.Fprintf(w, " windows=%d skipped=%d", e.Windows, e.Skipped)
+		}
+		if e.Err != nil {
+			fmt.Fprintf(w, " error=%q", e.Err.Error())
+		}
+		fmt.Fprintln(w)
 	}
-	return unlock, err
 }

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/wildix-export/wildix-export/auth"
+	"github.com/wildix-export/wildix-export/config"
+	"github.com/wildix-export/wildix-export/exporter"
+)
+
+// cmdCheck only reads: it changes nothing in the sink (missing migrations
+// are reported, the next export applies them) and reads nothing from the
+// PBX beyond whom the credentials act as.
+func cmdCheck(ctx context.Context, a *app, args []string) error {
+	fs := a.flags("check", "", "Check each configured piece, one line each: configuration, sink reachable and\nwritable, PBX reachable, token valid and whom it acts as. Changes nothing.")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	c := &checkLines{w: a.stdout}
+	err := a.load(config.Need{PBX: true, Sink: true})
+	if c.line(err, "configuration") != nil {
+		return c.result()
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if _, err := a.catalog(); c.line(err, "catalog") != nil {
+		return c.result()
+	}
+	// The sink first: with PostgreSQL it also holds the token.
+	s, err := a.checkSink(ctx, c)
+	if err != nil && a.cfg.Sink == "postgres" {
+		c.line(errors.New("needs the database, which failed above"), "credentials")
+		return c.result()
+	}
+	if s != nil {
+		defer s.close()
+	}
+	var pool *pgxpool.Pool
+	if s != nil {
+		pool = s.pool
+	}
+	p, err := a.pbxClient(ctx, pool)
+	if c.line(err, "credentials") != nil {
+		return c.result()
+	}
+	a.checkPBX(ctx, c, p)
+	return c.result()
+}
+
+// checkLines prints one line per check and keeps the failures.
+type checkLines struct {
+	w        io.Writer
+	failures []error
+}
+
+// line prints the check's status; it returns err.
+func (c *checkLines) line(err error, what string, detail ...any) error {
+	status := "ok  "
+	if err != nil {
+		status = "FAIL"
+		c.failures = append(c.failures, err)
+		detail = append(detail, err)
+	}
+	fmt.Fprintf(c.w, "%s  %-13s", status, what)
+	for _, d := range detail {
+		fmt.Fprintf(c.w, " %v", d)
+	}
+	fmt.Fprintln(c.w)
+	return err
+}
+
+// result is nil, or the failures, already printed.
+func (c *checkLines) result() error {
+	if len(c.failures) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", errQuiet, errors.Join(c.failures...))
+}
+
+// checkSink opens the sink and checks it can be written, changing nothing.
+func (a *app) checkSink(ctx context.Context, c *checkLines) (*sink, error) {
+	if a.cfg.Sink != "postgres" {
+		return nil, c.line(writable(a.cfg.CSVDir), "sink", "csv "+a.cfg.CSVDir)
+	}
+	s, err := a.openSink(ctx)
+	if err != nil {
+		return nil, c.line(err, "sink", "postgres schema "+a.cfg.DBSchema)
+	}
+	note, err := a.checkSchema(ctx, s)
+	if c.line(err, "sink", "postgres schema "+a.cfg.DBSchema+note) != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// checkSchema tells whether the database user may create the exporter's
+// tables, and how many migrations the next export will apply.
+func (a *app) checkSchema(ctx context.Context, s *sink) (note string, err error) {
+	var may bool
+	var user string
+	err = s.pool.QueryRow(ctx, `SELECT current_user, CASE WHEN to_regnamespace($1) IS NULL
+  THEN has_database_privilege(current_database(), 'CREATE')
+  ELSE has_schema_privilege($1, 'CREATE') AND has_schema_privilege($1, 'USAGE') END`, a.cfg.DBSchema).Scan(&user, &may)
+	if err != nil {
+		return "", fmt.Errorf("check privileges: %w", err)
+	}
+	if !may {
+		return "", fmt.Errorf("user %s may not create tables in schema %s: GRANT CREATE, USAGE ON SCHEMA %s TO %s (or CREATE on the database)", user, a.cfg.DBSchema, a.cfg.DBSchema, user)
+	}
+	n, err := s.pg.PendingMigrations(ctx)
+	if err != nil || n == 0 {
+		return "", err
+	}
+	return fmt.Sprintf(" (%d migration(s) not applied yet: the next export applies them)", n), nil
+}
+
+// checkPBX asks the PBX whom the credentials act as.
+func (a *app) checkPBX(ctx context.Context, c *checkLines, p *pbx) {
+	began := time.Now()
+	status, body, err := p.client.Get(ctx, "/api/v1/personal/info")
+	if err == nil && status != http.StatusOK && status != http.StatusUnauthorized && status != http.StatusForbidden {
+		err = fmt.Errorf("GET /api/v1/personal/info: %w", &exporter.APIError{Status: status, Reason: exporter.Reason(body)})
+	}
+	if c.line(err, "pbx", a.cfg.PBXURL.String(), fmt.Sprintf("(answered in %s)", time.Since(began).Round(time.Millisecond))) != nil {
+		return
+	}
+	if status != http.StatusOK {
+		err = &exporter.APIError{Status: status, Reason: exporter.Reason(body)}
+		if a.cfg.Auth == config.AuthOAuth {
+			err = fmt.Errorf("%w: %w", auth.ErrReauthorize, err)
+		}
+		c.line(err, "token")
+		return
+	}
+	var me struct {
+		Result struct{ ID, Name, Extension, Role string } `json:"result"`
+	}
+	if err := json.Unmarshal(body, &me); err != nil {
+		c.line(fmt.Errorf("read /api/v1/personal/info: %w", err), "token")
+		return
+	}
+	who := fmt.Sprintf("acts as %s (extension %s, role %s)", me.Result.Name, me.Result.Extension, me.Result.Role)
+	if exp := p.expiry(); !exp.IsZero() {
+		who += ", token valid until " + exp.Local().Format(time.RFC3339)
+	}
+	c.line(nil, "token", string(a.cfg.Auth), who)
+}
+
+// writable checks that dir, or the folder it will be made in, takes a
+// file, leaving nothing behind.
+func writable(dir string) error {
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			f, err := os.CreateTemp(d, ".check-*")
+			if err != nil {
+				return err
+			}
+			name := f.Name()
+			f.Close()
+			return os.Remove(name)
+		} else if !errors.Is(err, fs.ErrNotExist) || d == filepath.Dir(d) {
+			return err
+		}
+	}
+}
