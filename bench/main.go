@@ -29,7 +29,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -227,8 +226,7 @@ func (b *bench) export(base string, env ...string) (sample, error) {
 		return sample{}, fmt.Errorf("wildix-export: %v\n%s", err, stderr.String())
 	}
 	d := time.Since(began)
-	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	return sample{d: d, rss: ru.Maxrss * 1024}, nil
+	return sample{d: d, rss: peakRSS(cmd.ProcessState)}, nil
 }
 
 // fetch reads every page of n records as the exporter would (upper bound,

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/internal/safefile"
 )
 
 // CSVOptions configure the CSV sink.
@@ -152,14 +153,14 @@ func (s *CSV) recover(pbx, key string, crashed bool) error {
 			if err := os.Rename(p.Tmp, p.Final); err != nil {
 				return fmt.Errorf("complete interrupted commit: %w", err)
 			}
-			if err := syncDir(filepath.Dir(p.Final)); err != nil {
+			if err := safefile.SyncDir(filepath.Dir(p.Final)); err != nil {
 				return err
 			}
 		} else if _, err := os.Stat(p.Final); err != nil {
 			s.opt.Log.Warn("discarding a commit whose data is gone", "file", p.Final)
 			return os.Remove(path)
 		}
-		if err := writeFileAtomic(manifestPath(p.Final), p.Manifest, 0o644); err != nil {
+		if err := safefile.Write(manifestPath(p.Final), p.Manifest, 0o644); err != nil {
 			return err
 		}
 		if crashed {
@@ -167,7 +168,7 @@ func (s *CSV) recover(pbx, key string, crashed bool) error {
 		}
 	}
 	st, _ := json.Marshal(p.csvState)
-	if err := writeFileAtomic(filepath.Join(s.stateDir(pbx), safeName(key)+".json"), st, 0o644); err != nil {
+	if err := safefile.Write(filepath.Join(s.stateDir(pbx), safeName(key)+".json"), st, 0o644); err != nil {
 		return err
 	}
 	return os.Remove(path)
@@ -380,7 +381,11 @@ func (b *csvBatch) decide(state []byte) error {
 	}
 	pb, _ := json.Marshal(p)
 	dir := s.stateDir(b.info.PBX)
-	if err := writeFileAtomic(filepath.Join(dir, safeName(b.info.StateKey)+".pending.json"), pb, 0o644); err != nil {
+	err = os.MkdirAll(dir, 0o755)
+	if err == nil {
+		err = safefile.Write(filepath.Join(dir, safeName(b.info.StateKey)+".pending.json"), pb, 0o644)
+	}
+	if err != nil {
 		if keepFile {
 			os.Remove(b.tmp)
 		}
@@ -447,7 +452,7 @@ func (s *CSV) FinishRun(_ context.Context, r *exporter.RunResult) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "runs.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	f, err := safefile.OpenAppend(filepath.Join(dir, "runs.jsonl"), 0o644)
 	if err != nil {
 		return err
 	}
@@ -456,46 +461,4 @@ func (s *CSV) FinishRun(_ context.Context, r *exporter.RunResult) error {
 		return err
 	}
 	return f.Sync()
-}
-
-// writeFileAtomic writes data to path by temporary file, fsync and rename,
-// then fsyncs the folder so the rename is durable too.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
