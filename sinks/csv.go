@@ -418,18 +418,22 @@ func (b *csvBatch) Abort(context.Context) error {
 	return nil
 }
 
-// StartRun implements exporter.Ledger; the CSV ledger records finished runs.
+// StartRun implements exporter.Sink; the CSV ledger records finished runs.
 func (s *CSV) StartRun(context.Context, *exporter.RunResult) error { return nil }
 
-// FinishRun implements exporter.Ledger: one JSON line per run appended to
+// FinishRun implements exporter.Sink: one JSON line per run appended to
 // Dir/.state/<pbx>/runs.jsonl.
 func (s *CSV) FinishRun(_ context.Context, r *exporter.RunResult) error {
 	type ep struct {
-		Endpoint string `json:"endpoint"`
-		Rows     int64  `json:"rows"`
-		Pages    int64  `json:"pages"`
-		Retries  int64  `json:"retries"`
-		Error    string `json:"error,omitempty"`
+		Endpoint string   `json:"endpoint"`
+		Rows     int64    `json:"rows"`
+		Pages    int64    `json:"pages"`
+		Retries  int64    `json:"retries"`
+		Error    string   `json:"error,omitempty"`
+		Paging   string   `json:"paging,omitempty"`
+		Notes    []string `json:"notes,omitempty"`
+		Filtered int64    `json:"filtered,omitempty"`
+		Vanished int64    `json:"vanished,omitempty"`
 	}
 	line := struct {
 		ID        string    `json:"run_id"`
@@ -441,7 +445,8 @@ func (s *CSV) FinishRun(_ context.Context, r *exporter.RunResult) error {
 		Endpoints []ep      `json:"endpoints"`
 	}{ID: r.ID, Mode: r.Mode, PBX: r.PBX, Started: r.Started, Ended: r.Ended, Status: r.Status}
 	for _, e := range r.Endpoints {
-		x := ep{Endpoint: e.Endpoint, Rows: e.Rows, Pages: e.Pages, Retries: e.Retries}
+		x := ep{Endpoint: e.Endpoint, Rows: e.Rows, Pages: e.Pages, Retries: e.Retries,
+			Paging: e.Paging, Notes: e.Notes, Filtered: e.Filtered, Vanished: e.Vanished}
 		if e.Err != nil {
 			x.Error = e.Err.Error()
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/internal/pglock"
 )
 
 // migration is one versioned, additive change. They are applied in order,
@@ -98,6 +99,12 @@ SELECT h.pbx,
 FROM {schema}.call_history h
 LEFT JOIN {schema}.colleagues c ON c.pbx = h.pbx AND c.extension = h.dst AND c.deleted_at IS NULL
 WHERE h.type = 'call' AND h.disposition <> 'ANSWERED';`},
+	{5, "run ledger: how each endpoint was read", `
+ALTER TABLE {schema}.export_run_endpoints
+  ADD COLUMN IF NOT EXISTS paging   text,
+  ADD COLUMN IF NOT EXISTS notes    text[],
+  ADD COLUMN IF NOT EXISTS filtered bigint NOT NULL DEFAULT 0,
+  ADD COLUMN IF NOT EXISTS vanished bigint NOT NULL DEFAULT 0;`},
 }
 
 // SchemaVersion is the newest migration this binary knows.
@@ -116,7 +123,7 @@ func (p *Postgres) Migrate(ctx context.Context, endpoints []exporter.Endpoint) e
 	defer tx.Rollback(ctx)
 	schema := pgx.Identifier{p.schema}.Sanitize()
 	stmts := []string{
-		"SELECT pg_advisory_xact_lock(7712, hashtext('" + strings.ReplaceAll(p.schema, "'", "''") + "'))",
+		fmt.Sprintf("SELECT pg_advisory_xact_lock(%d, hashtext('%s'))", pglock.Migrate, strings.ReplaceAll(p.schema, "'", "''")),
 		"CREATE SCHEMA IF NOT EXISTS " + schema,
 		"CREATE TABLE IF NOT EXISTS " + schema + `.export_schema_migrations (
   version     integer PRIMARY KEY,
