@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/wildix-export/wildix-export/internal/safefile"
@@ -18,8 +17,8 @@ var ErrLocked = errors.New("another export of this PBX is running")
 // process ends (however it ends). It returns ErrLocked when another
 // process holds it.
 func (s *CSV) LockPBX(_ context.Context, pbx string) (func(), error) {
-	dir := s.stateDir(pbx)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	dir, err := s.mkStateDir(pbx)
+	if err != nil {
 		return nil, fmt.Errorf("lock PBX: %w", err)
 	}
 	l := safefile.NewLock(filepath.Join(dir, "export.lock"), 0o644)
