@@ -99,12 +99,15 @@ SELECT h.pbx,
 FROM {schema}.call_history h
 LEFT JOIN {schema}.colleagues c ON c.pbx = h.pbx AND c.extension = h.dst AND c.deleted_at IS NULL
 WHERE h.type = 'call' AND h.disposition <> 'ANSWERED';`},
-	{5, "run ledger: how each endpoint was read", `
+	{5, "run ledger: how each endpoint was read and loaded", `
 ALTER TABLE {schema}.export_run_endpoints
   ADD COLUMN IF NOT EXISTS paging   text,
   ADD COLUMN IF NOT EXISTS notes    text[],
   ADD COLUMN IF NOT EXISTS filtered bigint NOT NULL DEFAULT 0,
-  ADD COLUMN IF NOT EXISTS vanished bigint NOT NULL DEFAULT 0;`},
+  ADD COLUMN IF NOT EXISTS vanished bigint NOT NULL DEFAULT 0,
+  ADD COLUMN IF NOT EXISTS rows_direct      bigint NOT NULL DEFAULT 0,
+  ADD COLUMN IF NOT EXISTS rows_merged      bigint NOT NULL DEFAULT 0,
+  ADD COLUMN IF NOT EXISTS direct_fallbacks bigint NOT NULL DEFAULT 0;`},
 }
 
 // SchemaVersion is the newest migration this binary knows.

@@ -38,6 +38,10 @@ type Postgres struct {
 	schema string
 	log    *slog.Logger
 	stage  atomic.Int64
+	loads  loadCounters
+	// forceDirect (tests) loads every incremental row straight into its
+	// table, as if none could exist: the fallback must catch collisions.
+	forceDirect bool
 }
 
 // Connect opens a pool on url and pings it, so an unreachable database is
@@ -114,24 +118,36 @@ func (p *Postgres) State(ctx context.Context, pbx, key string) ([]byte, error) {
 	return st, nil
 }
 
-// Begin implements exporter.Sink: a transaction and a staging table.
+// Begin implements exporter.Sink: a transaction, in which rows go
+// straight into the table when no key can already be there (direct.go)
+// and through a staging table and a merge otherwise.
 func (p *Postgres) Begin(ctx context.Context, b exporter.BatchInfo) (exporter.Batch, error) {
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("begin batch: %w", dbError(err))
 	}
-	stage := fmt.Sprintf("stage_%s_%d", b.Endpoint.Name, p.stage.Add(1))
+	bt := &pgBatch{sink: p, info: b, tx: tx, cols: dataColumns(b.Endpoint)}
+	if err := bt.prepare(ctx); err != nil {
+		tx.Rollback(ctx)
+		return nil, err
+	}
+	return bt, nil
+}
+
+// createStage creates the batch's staging table, dropped at commit.
+func (b *pgBatch) createStage(ctx context.Context) error {
+	p := b.sink
+	stage := fmt.Sprintf("stage_%s_%d", b.info.Endpoint.Name, p.stage.Add(1))
 	if len(stage) > 63 {
 		stage = fmt.Sprintf("stage_%d", p.stage.Load())
 	}
-	cols := dataColumns(b.Endpoint)
-	_, err = tx.Exec(ctx, fmt.Sprintf("CREATE TEMP TABLE %s ON COMMIT DROP AS SELECT %s FROM %s WITH NO DATA",
-		pgx.Identifier{stage}.Sanitize(), strings.Join(quoted(cols), ", "), p.ident(b.Endpoint.Name)))
+	_, err := b.tx.Exec(ctx, fmt.Sprintf("CREATE TEMP TABLE %s ON COMMIT DROP AS SELECT %s FROM %s WITH NO DATA",
+		pgx.Identifier{stage}.Sanitize(), strings.Join(quoted(b.cols), ", "), p.ident(b.info.Endpoint.Name)))
 	if err != nil {
-		tx.Rollback(ctx)
-		return nil, fmt.Errorf("create staging table for %s (has the schema been migrated?): %w", b.Endpoint.Name, dbError(err))
+		return fmt.Errorf("create staging table for %s (has the schema been migrated?): %w", b.info.Endpoint.Name, dbError(err))
 	}
-	return &pgBatch{sink: p, info: b, tx: tx, stage: stage, cols: cols}, nil
+	b.stage = stage
+	return nil
 }
 
 // dataColumns are the columns a batch writes, in COPY order.
@@ -155,20 +171,52 @@ type pgBatch struct {
 	sink  *Postgres
 	info  exporter.BatchInfo
 	tx    pgx.Tx
-	stage string
+	stage string // the staging table, "" until a row needs it
 	cols  []string
-	rows  int64
 	nuls  int64
-	buf   [][]any
 	done  bool
+	// direct: rows whose key is above high go straight into the table.
+	direct     bool
+	high       int64
+	loads      Loads // this batch's rows by path
+	dbuf, mbuf [][]any
 }
 
-// Write implements exporter.Batch: one COPY per call.
+// Write implements exporter.Batch: one COPY per call and path.
 func (b *pgBatch) Write(ctx context.Context, rows []exporter.Row) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	b.buf = b.buf[:0]
+	direct, merged, high := b.split(rows)
+	if len(direct) > 0 {
+		ok, err := b.copyDirect(ctx, direct, high)
+		if err != nil {
+			return fmt.Errorf("copy %d rows of %s: %w", len(direct), b.info.Endpoint.Name, dbError(err))
+		}
+		if !ok {
+			merged = append(merged, direct...)
+		}
+	}
+	if len(merged) == 0 {
+		return nil
+	}
+	if b.stage == "" {
+		if err := b.createStage(ctx); err != nil {
+			return err
+		}
+	}
+	if _, err := b.tx.CopyFrom(ctx, pgx.Identifier{b.stage}, b.cols, pgx.CopyFromRows(merged)); err != nil {
+		return fmt.Errorf("copy %d rows of %s: %w", len(merged), b.info.Endpoint.Name, dbError(err))
+	}
+	b.loads.Merged += int64(len(merged))
+	return nil
+}
+
+// split converts rows into COPY values: those that go straight into the
+// table, the highest key among them, and those that go through the merge.
+func (b *pgBatch) split(rows []exporter.Row) (direct, merged [][]any, high int64) {
+	b.dbuf, b.mbuf = b.dbuf[:0], b.mbuf[:0]
+	high = b.high
 	for _, r := range rows {
 		vals := make([]any, 0, len(b.cols))
 		vals = append(vals, b.info.PBX)
@@ -176,13 +224,14 @@ func (b *pgBatch) Write(ctx context.Context, rows []exporter.Row) error {
 			vals = append(vals, b.value(v))
 		}
 		vals = append(vals, b.jsonValue(r.Extra), b.jsonValue(r.Raw), b.info.RunID)
-		b.buf = append(b.buf, vals)
+		if b.direct && r.Cursor > b.high {
+			b.dbuf = append(b.dbuf, vals)
+			high = max(high, r.Cursor)
+		} else {
+			b.mbuf = append(b.mbuf, vals)
+		}
 	}
-	if _, err := b.tx.CopyFrom(ctx, pgx.Identifier{b.stage}, b.cols, pgx.CopyFromRows(b.buf)); err != nil {
-		return fmt.Errorf("copy %d rows of %s: %w", len(rows), b.info.Endpoint.Name, dbError(err))
-	}
-	b.rows += int64(len(rows))
-	return nil
+	return b.dbuf, b.mbuf, high
 }
 
 func (b *pgBatch) value(v any) any {
@@ -266,7 +315,7 @@ func (b *pgBatch) Commit(ctx context.Context, state []byte, pr exporter.Progress
 // deleted, and saves the state and the progress, in the batch's
 // transaction.
 func (b *pgBatch) commit(ctx context.Context, state []byte, pr exporter.Progress) error {
-	if b.rows > 0 {
+	if b.loads.Merged > 0 {
 		if err := b.merge(ctx); err != nil {
 			return fmt.Errorf("merge %s: %w", b.info.Endpoint.Name, err)
 		}
@@ -282,6 +331,7 @@ func (b *pgBatch) commit(ctx context.Context, state []byte, pr exporter.Progress
 	if err := b.tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	b.sink.loads.add(b.loads)
 	return nil
 }
 
@@ -357,10 +407,13 @@ ON CONFLICT (pbx, key) DO UPDATE SET state = EXCLUDED.state, run_id = EXCLUDED.r
 		b.info.PBX, b.info.StateKey, json.RawMessage(state), b.info.RunID); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
-	if _, err := b.tx.Exec(ctx, "INSERT INTO "+p.ident("export_run_endpoints")+` (run_id, endpoint, rows, pages, retries, updated_at)
-SELECT $1, $2, $3, $4, $5, now() WHERE EXISTS (SELECT 1 FROM `+p.ident("export_runs")+` WHERE run_id = $1)
-ON CONFLICT (run_id, endpoint) DO UPDATE SET rows = EXCLUDED.rows, pages = EXCLUDED.pages, retries = EXCLUDED.retries, updated_at = now()`,
-		b.info.RunID, b.info.Endpoint.Name, pr.Rows, pr.Pages, pr.Retries); err != nil {
+	if _, err := b.tx.Exec(ctx, "INSERT INTO "+p.ident("export_run_endpoints")+` AS e (run_id, endpoint, rows, pages, retries,
+rows_direct, rows_merged, direct_fallbacks, updated_at)
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, now() WHERE EXISTS (SELECT 1 FROM `+p.ident("export_runs")+` WHERE run_id = $1)
+ON CONFLICT (run_id, endpoint) DO UPDATE SET rows = EXCLUDED.rows, pages = EXCLUDED.pages, retries = EXCLUDED.retries,
+rows_direct = e.rows_direct + EXCLUDED.rows_direct, rows_merged = e.rows_merged + EXCLUDED.rows_merged,
+direct_fallbacks = e.direct_fallbacks + EXCLUDED.direct_fallbacks, updated_at = now()`,
+		b.info.RunID, b.info.Endpoint.Name, pr.Rows, pr.Pages, pr.Retries, b.loads.Direct, b.loads.Merged, b.loads.Fallbacks); err != nil {
 		return fmt.Errorf("record progress: %w", err)
 	}
 	return nil
