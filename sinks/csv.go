@@ -332,6 +332,13 @@ type csvBatch struct {
 	rows       int64
 	rec        []string
 	done       bool
+	badTimes   int64 // times outside years 0001-9999, written empty
+}
+
+// rfc3339Year reports whether t, in UTC, has a year RFC 3339 can write.
+func rfc3339Year(t time.Time) bool {
+	y := t.UTC().Year()
+	return y >= 1 && y <= 9999
 }
 
 // Write implements exporter.Batch.
@@ -339,6 +346,10 @@ func (b *csvBatch) Write(_ context.Context, rows []exporter.Row) error {
 	cols := b.info.Endpoint.Columns
 	for _, r := range rows {
 		for i, v := range r.Values {
+			if t, ok := v.(time.Time); ok && !rfc3339Year(t) {
+				b.badTimes++ // RFC 3339 has four-digit years only
+				v = nil
+			}
 			b.rec[i] = b.sink.cell(cols[i].Type, v)
 		}
 		b.rec[len(cols)] = string(r.Extra)
@@ -383,7 +394,14 @@ func (b *csvBatch) Commit(_ context.Context, state []byte, _ exporter.Progress) 
 		return err
 	}
 	// From here the commit has happened; recover finishes it if we crash.
-	return b.sink.recover(b.info.PBX, b.info.StateKey, false)
+	if err := b.sink.recover(b.info.PBX, b.info.StateKey, false); err != nil {
+		return err
+	}
+	if b.badTimes > 0 {
+		b.sink.opt.Log.Warn("times outside years 0001-9999 written as empty cells", "endpoint", b.info.Endpoint.Name,
+			"file", filepath.Base(b.final), "values", b.badTimes)
+	}
+	return nil
 }
 
 // decide makes the data durable and writes the pending record that decides

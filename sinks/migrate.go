@@ -13,8 +13,9 @@ import (
 
 // migration is one versioned, additive change. They are applied in order,
 // once each, recorded in export_schema_migrations. Never edit or remove
-// one that has shipped; add the next. Nothing is ever dropped, and views
-// are replaced with CREATE OR REPLACE, which keeps what depends on them.
+// one that has shipped; add the next. No table or column is ever dropped
+// (an index may be), and views are replaced with CREATE OR REPLACE, which
+// keeps what depends on them.
 type migration struct {
 	version     int
 	description string
@@ -119,6 +120,9 @@ func SchemaVersion() int { return migrations[len(migrations)-1].version }
 // It fails, changing nothing, when the database is newer than this binary
 // or a column's type differs from the catalog's.
 func (p *Postgres) Migrate(ctx context.Context, endpoints []exporter.Endpoint) error {
+	if err := CheckEndpointNames(endpoints); err != nil {
+		return err
+	}
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", dbError(err))
@@ -224,17 +228,10 @@ func (p *Postgres) ensureTable(ctx context.Context, tx pgx.Tx, e *exporter.Endpo
 		}
 	}
 	for _, col := range e.Index {
-		name := pgx.Identifier{truncate(e.Name+"_"+col+"_idx", 63)}.Sanitize()
+		name := pgx.Identifier{indexName(e.Name, col)}.Sanitize()
 		if _, err := tx.Exec(ctx, fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s (pbx, %s)", name, table, pgx.Identifier{col}.Sanitize())); err != nil {
 			return fmt.Errorf("create index on %s.%s: %w", e.Name, col, dbError(err))
 		}
 	}
 	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }
