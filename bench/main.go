@@ -39,6 +39,7 @@ type options struct {
 	memN                               []int
 	latency                            time.Duration
 	db                                 string
+	baseline                           string
 	cases                              map[string]bool
 }
 
@@ -54,6 +55,7 @@ func main() {
 	flag.IntVar(&o.latPage, "latency-page", 100, "page size of the latency case")
 	flag.StringVar(&memN, "mem-n", "100000,1000000", "record counts of the memory case")
 	flag.StringVar(&o.db, "db", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL for the load and pg cases")
+	flag.StringVar(&o.baseline, "baseline", "", "source tree of an earlier wildix-export (e.g. a git worktree of main) whose PostgreSQL export is measured in the same run, for comparison")
 	flag.StringVar(&cases, "cases", "fetch,load,load-pk,csv,pg,pg-merge,incremental,latency,memory", "cases to run")
 	flag.Parse()
 	o.cases = map[string]bool{}
@@ -120,6 +122,7 @@ type bench struct {
 	o       options
 	dir     string
 	wx, sim string
+	base    string // the -baseline binary, "" without
 	figures map[string]*figure
 	order   []string
 }
@@ -146,6 +149,14 @@ func run(ctx context.Context, o options) error {
 	for _, x := range [][2]string{{b.wx, "./cmd/wildix-export"}, {b.sim, "./cmd/pbxsim"}} {
 		if out, err := exec.Command("go", "build", "-o", x[0], x[1]).CombinedOutput(); err != nil {
 			return fmt.Errorf("build %s: %v\n%s", x[1], err, out)
+		}
+	}
+	if o.baseline != "" {
+		b.base = filepath.Join(dir, "wildix-export-baseline")
+		cmd := exec.Command("go", "build", "-o", b.base, "./cmd/wildix-export")
+		cmd.Dir = o.baseline
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("build the baseline in %s: %v\n%s", o.baseline, err, out)
 		}
 	}
 	if err := b.main(ctx); err != nil {
@@ -214,7 +225,11 @@ func (s *sim) requests() int {
 // export runs `wildix-export run --once` and returns its wall time and
 // peak RSS.
 func (b *bench) export(base string, env ...string) (sample, error) {
-	cmd := exec.Command(b.wx, "run", "--once")
+	return b.exportWith(b.wx, base, env...)
+}
+
+func (b *bench) exportWith(wx, base string, env ...string) (sample, error) {
+	cmd := exec.Command(wx, "run", "--once")
 	cmd.Env = append(os.Environ(), append([]string{
 		"WILDIX_PBX_URL=" + base, "WILDIX_API_KEY=" + apiKey, "EXPORT_ENDPOINTS=call_history",
 		"EXPORT_LOG_LEVEL=warn", "EXPORT_PAGE_SIZE=" + strconv.Itoa(b.o.page), "EXPORT_CONCURRENCY=" + strconv.Itoa(b.o.conc),
@@ -362,6 +377,15 @@ func (b *bench) postgres(ctx context.Context, conn *pgx.Conn, s *sim, copyFile s
 	if o.cases["pg"] {
 		b.add("wildix-export to PostgreSQL, direct COPY", o.n, smp, paths(ctx, conn, schema))
 	}
+	if b.base != "" && o.cases["pg"] {
+		bs := randomName("bench_base_")
+		smp, err := b.exportWith(b.base, s.base, "EXPORT_SINK=postgres", "EXPORT_DATABASE_URL="+o.db, "EXPORT_DB_SCHEMA="+bs, "EXPORT_BATCH_SIZE=50000")
+		conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+bs+" CASCADE")
+		if err != nil {
+			return fmt.Errorf("baseline: %w", err)
+		}
+		b.add("baseline wildix-export to PostgreSQL", o.n, smp, "-baseline "+o.baseline)
+	}
 	if o.cases["pg-merge"] {
 		// The table holds the highest key already: no row can go direct.
 		ms := randomName("bench_merge_")
@@ -501,6 +525,9 @@ func (b *bench) report(w io.Writer) {
 	}
 	if pgF != nil && loadF != nil {
 		fmt.Fprintf(w, "| PostgreSQL export (direct COPY) ÷ psql \\copy of the same rows | %.2f | ≤ 1.15 (issue 15) |\n", ratio(pgF.median(), loadF.median()))
+	}
+	if baseF := r("baseline wildix-export to PostgreSQL"); baseF != nil && mergeF != nil {
+		fmt.Fprintf(w, "| PostgreSQL export, merge path ÷ baseline's export | %.2f | ≤ 1 (issue 15) |\n", ratio(mergeF.median(), baseF.median()))
 	}
 	if mergeF != nil && loadF != nil {
 		fmt.Fprintf(w, "| PostgreSQL export (merge path) ÷ psql \\copy of the same rows | %.2f | no slower than before issue 15 |\n", ratio(mergeF.median(), loadF.median()))

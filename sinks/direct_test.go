@@ -3,6 +3,7 @@ package sinks
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/internal/pgtest"
 	"github.com/wildix-export/wildix-export/internal/simtest"
 )
 
@@ -120,5 +122,43 @@ func TestDirectCopyMeetingAnExistingKeyFallsBack(t *testing.T) {
 	}
 	if n := checkTable(t, pool, f.Sim, x.PBX); n != 1700 {
 		t.Fatalf("table ends at id %d, want 1700", n)
+	}
+}
+
+// TestMigrationDropsIndexesNoViewUses: a schema whose call_history has the
+// indexes of earlier versions loses those on src, dst, from_number and
+// to_number (migration 5), keeps start_time's and every column.
+func TestMigrationDropsIndexesNoViewUses(t *testing.T) {
+	t.Parallel()
+	schema, pool := pgtest.Schema(t)
+	p := NewPostgres(pool, schema, nil)
+	ctx := context.Background()
+	old := exporter.Builtin()
+	old[0].Index = []string{"start_time", "src", "dst", "from_number", "to_number"}
+	if err := p.Migrate(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := pool.Query(ctx, `SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'call_history' ORDER BY 1`, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"call_history_pkey", "call_history_start_time_idx"}; !slices.Equal(got, want) {
+		t.Fatalf("call_history indexes %v, want %v", got, want)
+	}
+	var cols int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'call_history'
+AND column_name IN ('src', 'dst', 'from_number', 'to_number')`, schema).Scan(&cols); err != nil || cols != 4 {
+		t.Fatalf("columns kept: %d, %v", cols, err)
 	}
 }

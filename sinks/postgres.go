@@ -25,11 +25,13 @@ import (
 // to a row or statement it refused).
 var ErrDatabase = errors.New("database unavailable")
 
-// Postgres loads rows into a table per endpoint in one schema. Each batch
-// is streamed with COPY into a temporary staging table, then merged with
-// one INSERT … ON CONFLICT … DO UPDATE that touches only changed rows, in
-// the same transaction as the cursor state and the run ledger: after a
-// crash, either the batch and its cursor are there or neither is.
+// Postgres loads rows into a table per endpoint in one schema. A batch's
+// rows are streamed with COPY, straight into the table when no key can
+// already be there (direct.go), otherwise into a temporary staging table
+// merged with one INSERT … ON CONFLICT … DO UPDATE that touches only
+// changed rows; in the same transaction as the cursor state and the run's
+// progress: after a crash, either the batch and its cursor are there or
+// neither is.
 //
 // Text values cannot hold NUL bytes in PostgreSQL: they are removed (and
 // \u0000 in JSON replaced by U+FFFD), counted, and logged once per batch.
