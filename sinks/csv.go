@@ -187,7 +187,8 @@ func (s *CSV) recover(pbx, key string, crashed bool) error {
 			s.opt.Log.Warn("discarding a commit whose data is gone", "file", final)
 			return errors.Join(os.Remove(path), vanished(crashed, final))
 		}
-		if err := safefile.Write(manifestPath(final), p.Manifest, 0o644); err != nil {
+		man := manifestPath(final)
+		if err := safefile.WriteVia(man, tmpPrefix(pbx)+filepath.Base(man)+".tmp-", p.Manifest, 0o644); err != nil {
 			return err
 		}
 		if crashed {

@@ -26,8 +26,15 @@ var ErrSymlink = errors.New("is a symbolic link, which is never followed")
 // fsynced so that the rename is durable too. The folder must exist. A
 // symbolic link at path is replaced, never followed.
 func Write(path string, data []byte, perm os.FileMode) error {
+	return WriteVia(path, "."+filepath.Base(path)+".tmp-", data, perm)
+}
+
+// WriteVia is Write with the temporary file's name chosen by the caller:
+// tmpPrefix then random characters, in path's folder, so that a caller
+// sharing the folder with others can recognise its own leftovers.
+func WriteVia(path, tmpPrefix string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	tmp, err := os.CreateTemp(dir, tmpPrefix+"*")
 	if err != nil {
 		return fmt.Errorf("create temporary file for %s: %w", path, err)
 	}
