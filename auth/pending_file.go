@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+
+	"github.com/wildix-export/wildix-export/internal/safefile"
 )
 
 // The file store keeps authorizations in progress in a file beside the
@@ -53,7 +55,7 @@ func (s *FileStore) writePending(c *pendingContent) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(s.PendingPath(), append(b, '\n'), 0o600)
+	return safefile.Write(s.PendingPath(), append(b, '\n'), 0o600)
 }
 
 // SavePending implements PendingStore; the caller should hold Lock.

@@ -8,12 +8,14 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/internal/pglock"
 )
 
 // migration is one versioned, additive change. They are applied in order,
 // once each, recorded in export_schema_migrations. Never edit or remove
-// one that has shipped; add the next. Nothing is ever dropped, and views
-// are replaced with CREATE OR REPLACE, which keeps what depends on them.
+// one that has shipped; add the next. No table or column is ever dropped
+// (an index may be), and views are replaced with CREATE OR REPLACE, which
+// keeps what depends on them.
 type migration struct {
 	version     int
 	description string
@@ -114,6 +116,20 @@ CREATE TABLE IF NOT EXISTS {schema}.oauth_pending (
   updated_at timestamptz NOT NULL DEFAULT now()
 );`},
 	{4, "reporting: calls, not legs", reportingV4},
+	{5, "run ledger: how each endpoint was read and loaded; unused call_history indexes dropped", `
+ALTER TABLE {schema}.export_run_endpoints
+  ADD COLUMN IF NOT EXISTS paging   text,
+  ADD COLUMN IF NOT EXISTS notes    text[],
+  ADD COLUMN IF NOT EXISTS filtered bigint NOT NULL DEFAULT 0,
+  ADD COLUMN IF NOT EXISTS vanished bigint NOT NULL DEFAULT 0,
+  ADD COLUMN IF NOT EXISTS rows_direct      bigint NOT NULL DEFAULT 0,
+  ADD COLUMN IF NOT EXISTS rows_merged      bigint NOT NULL DEFAULT 0,
+  ADD COLUMN IF NOT EXISTS direct_fallbacks bigint NOT NULL DEFAULT 0;
+-- No shipped view or documented query filters call_history on these
+-- columns, and maintaining them cost a load 2.7 times its time
+-- (bench/README.md). Create one yourself to search calls by number.
+DROP INDEX IF EXISTS {schema}.call_history_src_idx, {schema}.call_history_dst_idx,
+  {schema}.call_history_from_number_idx, {schema}.call_history_to_number_idx;`},
 }
 
 // SchemaVersion is the newest migration this binary knows.
@@ -149,6 +165,9 @@ func (p *Postgres) PendingMigrations(ctx context.Context) (int, error) {
 // It fails, changing nothing, when the database is newer than this binary
 // or a column's type differs from the catalog's.
 func (p *Postgres) Migrate(ctx context.Context, endpoints []exporter.Endpoint) error {
+	if err := CheckEndpointNames(endpoints); err != nil {
+		return err
+	}
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", dbError(err))
@@ -156,7 +175,7 @@ func (p *Postgres) Migrate(ctx context.Context, endpoints []exporter.Endpoint) e
 	defer tx.Rollback(ctx)
 	schema := pgx.Identifier{p.schema}.Sanitize()
 	stmts := []string{
-		"SELECT pg_advisory_xact_lock(7712, hashtext('" + strings.ReplaceAll(p.schema, "'", "''") + "'))",
+		fmt.Sprintf("SELECT pg_advisory_xact_lock(%d, hashtext('%s'))", pglock.Migrate, strings.ReplaceAll(p.schema, "'", "''")),
 		"CREATE SCHEMA IF NOT EXISTS " + schema,
 		"CREATE TABLE IF NOT EXISTS " + schema + `.export_schema_migrations (
   version     integer PRIMARY KEY,
@@ -254,17 +273,10 @@ func (p *Postgres) ensureTable(ctx context.Context, tx pgx.Tx, e *exporter.Endpo
 		}
 	}
 	for _, col := range e.Index {
-		name := pgx.Identifier{truncate(e.Name+"_"+col+"_idx", 63)}.Sanitize()
+		name := pgx.Identifier{indexName(e.Name, col)}.Sanitize()
 		if _, err := tx.Exec(ctx, fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s (pbx, %s)", name, table, pgx.Identifier{col}.Sanitize())); err != nil {
 			return fmt.Errorf("create index on %s.%s: %w", e.Name, col, dbError(err))
 		}
 	}
 	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }
