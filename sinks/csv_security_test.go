@@ -141,7 +141,7 @@ func TestCSVCommitWhoseDataVanishedFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	row, err := (&exporter.Converter{Endpoint: &ep}).Convert(0, json.RawMessage(`{"id":"7","start":"2026-01-01 10:00:00"}`))
+	row, err := (&exporter.Converter{Endpoint: &ep}).Convert(0, json.RawMessage(`{"id":"7","start":"2026-01-01 10:00:00","timezone":"+0100"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
