@@ -170,29 +170,55 @@ func (s *Sim) matches(r record, fs []filter, extra func(record) bool) bool {
 }
 
 // selection is the ordered result of a query: either a contiguous range of
-// positions (the fast path for calls by id) or a materialised list.
+// positions less the deleted ones (the fast path for calls by id) or a
+// materialised list.
 type selection struct {
-	lo, n  int64 // range form: positions lo..lo+n-1
+	lo, n  int64   // range form: positions lo..lo+n-1
+	del    []int64 // range form: deleted positions, sorted
 	desc   bool
 	list   []int64
 	isList bool
+}
+
+// deletedIn counts the deleted positions from a to b.
+func (sel selection) deletedIn(a, b int64) int64 {
+	i, _ := slices.BinarySearch(sel.del, a)
+	j, _ := slices.BinarySearch(sel.del, b+1)
+	return int64(j - i)
 }
 
 func (sel selection) total() int64 {
 	if sel.isList {
 		return int64(len(sel.list))
 	}
-	return sel.n
+	return sel.n - sel.deletedIn(sel.lo, sel.lo+sel.n-1)
 }
 
+// at returns the position of the i-th record of the selection.
 func (sel selection) at(i int64) int64 {
 	if sel.isList {
 		return sel.list[i]
 	}
-	if sel.desc {
-		return sel.lo + sel.n - 1 - i
+	hi := sel.lo + sel.n - 1
+	if len(sel.del) == 0 {
+		if sel.desc {
+			return hi - i
+		}
+		return sel.lo + i
 	}
-	return sel.lo + i
+	// The first position p with i+1 live positions from the start to p.
+	k := int64(sort.Search(int(sel.n), func(j int) bool {
+		if sel.desc {
+			p := hi - int64(j)
+			return int64(j)+1-sel.deletedIn(p, hi) >= i+1
+		}
+		p := sel.lo + int64(j)
+		return int64(j)+1-sel.deletedIn(sel.lo, p) >= i+1
+	}))
+	if sel.desc {
+		return hi - k
+	}
+	return sel.lo + k
 }
 
 // selectCalls answers a call-history query. Sorting by id with filters on
@@ -200,7 +226,9 @@ func (sel selection) at(i int64) int64 {
 // id and a call lasts at most maxCallDuration, so a start range maps to a
 // bounded range of ids.
 func (s *Sim) selectCalls(q query, extra func(record) bool, scope string) selection {
-	n := s.calls.Load()
+	s.mu.Lock()
+	n, del, gen := s.calls.Load(), s.deleted, s.delGen
+	s.mu.Unlock()
 	lo, hi := int64(1), n
 	exact := true
 	for _, f := range q.filters {
@@ -242,14 +270,21 @@ func (s *Sim) selectCalls(q query, extra func(record) bool, scope string) select
 		return selection{}
 	}
 	if exact && extra == nil && q.sort == "id" {
-		return selection{lo: lo - 1, n: hi - lo + 1, desc: q.dir == "DESC"}
+		pos := make([]int64, len(del))
+		for i, id := range del {
+			pos[i] = id - 1
+		}
+		return selection{lo: lo - 1, n: hi - lo + 1, del: pos, desc: q.dir == "DESC"}
 	}
-	key := fmt.Sprintf("calls|%d|%s|%d-%d|%v|%s|%s", n, scope, lo, hi, q.filters, q.sort, q.dir)
+	key := fmt.Sprintf("calls|%d|%d|%s|%d-%d|%v|%s|%s", n, gen, scope, lo, hi, q.filters, q.sort, q.dir)
 	if list, ok := s.cached(key); ok {
 		return selection{list: list, isList: true}
 	}
 	var list []int64
 	for id := lo; id <= hi; id++ {
+		if _, gone := slices.BinarySearch(del, id); gone {
+			continue
+		}
 		if s.matches(s.callRecord(id), q.filters, extra) {
 			list = append(list, id-1)
 		}
@@ -426,11 +461,22 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request, path string) {
 		writeError(w, http.StatusUnauthorized, "Unauthorized")
 		return
 	}
+	parts := strings.Split(strings.TrimPrefix(path, "/api/v1/"), "/")
+	if r.Method == http.MethodDelete {
+		switch {
+		case len(parts) == 2 && parts[0] == "callhistory":
+			s.deleteCall(w, parts[1])
+		case len(parts) == 3 && parts[0] == "pbx" && parts[1] == "callhistory":
+			s.deleteCall(w, parts[2])
+		default:
+			writeError(w, http.StatusMethodNotAllowed, "Method not allowed")
+		}
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		writeError(w, http.StatusMethodNotAllowed, "Method not allowed")
 		return
 	}
-	parts := strings.Split(strings.TrimPrefix(path, "/api/v1/"), "/")
 	switch {
 	case path == "/api/v1/pbx/callhistory":
 		s.listCalls(w, r, nil, "all")
@@ -470,6 +516,21 @@ func (s *Sim) listCalls(w http.ResponseWriter, r *http.Request, extra func(recor
 	q = s.honour(q, "start", "DESC")
 	sel := s.selectCalls(q, extra, scope)
 	s.writePage(w, callTable{s}, sel, q, false)
+	// Right after the answer is written and before the handler returns,
+	// so a client that has the answer knows the deletions are done.
+	if s.opt.DeleteAfter > 0 && n == int64(s.opt.DeleteAfter) {
+		s.purge()
+	}
+}
+
+// deleteCall serves DELETE /api/v1/CallHistory/{id}.
+func (s *Sim) deleteCall(w http.ResponseWriter, idText string) {
+	id, err := strconv.ParseInt(idText, 10, 64)
+	if err != nil || s.Delete(id) == 0 {
+		writeError(w, http.StatusNotFound, "Call not found")
+		return
+	}
+	writeJSON(w, http.StatusOK, []byte(`{"type":"result","result":"Success"}`))
 }
 
 func (s *Sim) listDir(w http.ResponseWriter, r *http.Request, name, defSort, defDir string, defCount int64) {
@@ -491,16 +552,20 @@ func (s *Sim) listDir(w http.ResponseWriter, r *http.Request, name, defSort, def
 func (s *Sim) writePage(w http.ResponseWriter, t table, sel selection, q query, numericTotal bool) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
-	b := append((*bp)[:0], `{"type":"result","result":{"total":`...)
+	b := append((*bp)[:0], `{"type":"result","result":{`...)
 	total := sel.total()
-	if numericTotal {
+	switch {
+	case s.opt.Total == "absent":
+	case numericTotal || s.opt.Total == "number":
+		b = append(b, `"total":`...)
 		b = strconv.AppendInt(b, total, 10)
-	} else {
-		b = append(b, '"')
+		b = append(b, ',')
+	default:
+		b = append(b, `"total":"`...)
 		b = strconv.AppendInt(b, total, 10)
-		b = append(b, '"')
+		b = append(b, `",`...)
 	}
-	b = append(b, `,"records":[`...)
+	b = append(b, `"records":[`...)
 	count := q.count
 	if s.opt.MaxCount > 0 && count > int64(s.opt.MaxCount) {
 		count = int64(s.opt.MaxCount)
@@ -540,8 +605,7 @@ func (s *Sim) control(w http.ResponseWriter, r *http.Request, path string) {
 		name := strings.TrimPrefix(path, "truth/")
 		w.Header().Set("Content-Type", "application/x-ndjson")
 		if name == "call_history" {
-			n := s.calls.Load()
-			for id := int64(1); id <= n; id++ {
+			for _, id := range s.CallIDs() {
 				w.Write(append(s.CallJSON(id), '\n'))
 			}
 			return
@@ -557,14 +621,22 @@ func (s *Sim) control(w http.ResponseWriter, r *http.Request, path string) {
 	case path == "insert" && r.Method == http.MethodPost:
 		n, _ := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
 		s.InsertCalls(max(n, 1))
-		fmt.Fprintf(w, "%d\n", s.calls.Load())
+		fmt.Fprintf(w, "%d\n", s.CallCount())
+	case path == "delete" && r.Method == http.MethodPost:
+		var ids []int64
+		for _, v := range strings.Split(r.URL.Query().Get("ids"), ",") {
+			if id, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+				ids = append(ids, id)
+			}
+		}
+		fmt.Fprintf(w, "%d\n", s.Delete(ids...))
 	case path == "revoke" && r.Method == http.MethodPost:
 		s.RevokeRefreshTokens()
 		w.WriteHeader(http.StatusNoContent)
 	case path == "stats":
-		fmt.Fprintf(w, "calls %d\napi_requests %d\ncode_exchanges %d\nrefreshes %d\nfaults %d\nlive_inserted %d\n",
-			s.calls.Load(), s.Stats.APIRequests.Load(), s.Stats.CodeExchanges.Load(), s.Stats.Refreshes.Load(),
-			s.Stats.Faults.Load(), s.Stats.LiveInserted.Load())
+		fmt.Fprintf(w, "calls %d\napi_requests %d\ncode_exchanges %d\nrefreshes %d\nfaults %d\nlive_inserted %d\ndeleted %d\n",
+			s.CallCount(), s.Stats.APIRequests.Load(), s.Stats.CodeExchanges.Load(), s.Stats.Refreshes.Load(),
+			s.Stats.Faults.Load(), s.Stats.LiveInserted.Load(), s.Stats.Deleted.Load())
 	default:
 		http.NotFound(w, r)
 	}

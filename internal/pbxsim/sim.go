@@ -7,12 +7,14 @@
 // Its data is a pure function of a seed, so any number of call records can
 // be served without holding them in memory, and tests can ask for the ground
 // truth. Faults (5xx, HTML 502, 429 with Retry-After, connections cut
-// mid-body, slow answers), latency and live inserts are switches.
+// mid-body, slow answers), latency, live inserts, deletions during a run,
+// ignored parameters, page-size caps and the shape of total are switches.
 //
 // A Sim is an http.Handler and is safe for concurrent use.
 package pbxsim
 
 import (
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -81,6 +83,18 @@ type Options struct {
 	IgnoreFilter []string // fields whose filter[...] is ignored
 	IgnoreSort   bool     // answer in the default order whatever sort and dir say
 	MaxCount     int      // answer at most this many records a page (0: no cap)
+	// Total is how list answers carry result.total: "string" (default:
+	// as the PBX sends it, a number only for Phonebooks), "number" (every
+	// endpoint) or "absent" (no total at all).
+	Total string
+
+	// DeleteAfter, when positive, deletes call records right after the
+	// DeleteAfter-th call-history request (1-based) is answered: first the
+	// DeleteOldest oldest calls (a retention purge), then DeleteRandom
+	// others picked by a random source seeded from Seed.
+	DeleteAfter  int
+	DeleteOldest int64
+	DeleteRandom int
 
 	// Rewrite, when set, may replace each API answer (status and body):
 	// how tests play a PBX that sends malformed or surprising data.
@@ -99,13 +113,14 @@ type Stats struct {
 	CodeExchanges, Refreshes  atomic.Int64
 	Faults                    atomic.Int64
 	LiveInserted              atomic.Int64
+	Deleted                   atomic.Int64
 	Unauthorized              atomic.Int64
 }
 
 // Sim is the simulated PBX.
 type Sim struct {
 	opt   Options
-	calls atomic.Int64
+	calls atomic.Int64 // the highest call id assigned; ids are never reused
 	Stats Stats
 
 	mu        sync.Mutex
@@ -116,6 +131,10 @@ type Sim struct {
 	refresh   map[string]refreshToken
 	cache     map[string][]int64
 	cacheKeys []string
+	// deleted holds the deleted call ids, sorted. It is replaced, never
+	// changed in place, so a request may keep reading the one it took.
+	deleted []int64
+	delGen  int // bumped with each change of deleted
 }
 
 type directory struct {
@@ -176,6 +195,13 @@ func New(o Options) *Sim {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
+	switch o.Total {
+	case "":
+		o.Total = "string"
+	case "string", "number", "absent":
+	default:
+		panic(fmt.Sprintf("pbxsim: Options.Total %q must be string, number or absent", o.Total))
+	}
 	s := &Sim{
 		opt:     o,
 		rng:     rand.New(rand.NewPCG(uint64(o.Seed), 0x5eed)),
@@ -197,10 +223,53 @@ func New(o Options) *Sim {
 // Options returns the options in force, defaults filled in.
 func (s *Sim) Options() Options { return s.opt }
 
-// CallCount is the number of call records now on the PBX.
-func (s *Sim) CallCount() int64 { return s.calls.Load() }
+// CallCount is the number of call records now on the PBX: those inserted
+// minus those deleted.
+func (s *Sim) CallCount() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls.Load() - int64(len(s.deleted))
+}
 
-// Call returns the ground truth of call id (1 to CallCount).
+// MaxCallID is the highest call id assigned so far, deleted or not.
+func (s *Sim) MaxCallID() int64 { return s.calls.Load() }
+
+// CallIDs returns the ids of the calls now on the PBX, ascending: the
+// ground truth an export is compared with.
+func (s *Sim) CallIDs() []int64 {
+	n := s.calls.Load()
+	del := s.deletedIDs()
+	ids := make([]int64, 0, n-int64(len(del)))
+	for id := int64(1); id <= n; id++ {
+		if len(del) > 0 && del[0] == id {
+			del = del[1:]
+			continue
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// Calls returns the ground truth of the calls now on the PBX, by id.
+func (s *Sim) Calls() []Call {
+	ids := s.CallIDs()
+	out := make([]Call, len(ids))
+	for i, id := range ids {
+		out[i] = s.call(id)
+	}
+	return out
+}
+
+// Exists reports whether call id is on the PBX (assigned and not deleted).
+func (s *Sim) Exists(id int64) bool {
+	if id < 1 || id > s.calls.Load() {
+		return false
+	}
+	_, found := slices.BinarySearch(s.deletedIDs(), id)
+	return !found
+}
+
+// Call returns the ground truth of call id (1 to MaxCallID), deleted or not.
 func (s *Sim) Call(id int64) Call { return s.call(id) }
 
 // CallJSON returns call id exactly as the PBX sends it.
@@ -210,6 +279,74 @@ func (s *Sim) CallJSON(id int64) []byte { return s.callRecord(id).appendJSON(nil
 func (s *Sim) InsertCalls(n int64) {
 	s.calls.Add(n)
 	s.Stats.LiveInserted.Add(n)
+}
+
+// Delete deletes call records, as DELETE /api/v1/CallHistory/{id} does,
+// and returns how many were on the PBX. Deleted ids are never reused.
+func (s *Sim) Delete(ids ...int64) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.deleteLocked(ids)
+}
+
+func (s *Sim) deleteLocked(ids []int64) int {
+	n := s.calls.Load()
+	del := slices.Clone(s.deleted)
+	added := 0
+	for _, id := range ids {
+		if id < 1 || id > n {
+			continue
+		}
+		i, found := slices.BinarySearch(del, id)
+		if found {
+			continue
+		}
+		del = slices.Insert(del, i, id)
+		added++
+	}
+	if added > 0 {
+		s.deleted = del
+		s.delGen++
+		s.Stats.Deleted.Add(int64(added))
+		s.clearCacheLocked()
+	}
+	return added
+}
+
+// purge plays Options.DeleteOldest and DeleteRandom.
+func (s *Sim) purge() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.calls.Load()
+	del := s.deleted
+	var ids []int64
+	for id := int64(1); id <= n && int64(len(ids)) < s.opt.DeleteOldest; id++ {
+		if _, found := slices.BinarySearch(del, id); !found {
+			ids = append(ids, id)
+		}
+	}
+	s.deleteLocked(ids)
+	// A source of its own, so that which calls go depends only on the
+	// seed and the calls on the PBX, not on how many faults were drawn.
+	rng := rand.New(rand.NewPCG(uint64(s.opt.Seed), 0xde1e7e))
+	left := n - int64(len(s.deleted))
+	var picked []int64
+	for k := min(int64(s.opt.DeleteRandom), left); int64(len(picked)) < k; {
+		id := rng.Int64N(n) + 1
+		if _, found := slices.BinarySearch(s.deleted, id); found || slices.Contains(picked, id) {
+			continue
+		}
+		picked = append(picked, id)
+	}
+	s.deleteLocked(picked)
+}
+
+// deletedIDs returns the sorted deleted call ids; the caller must not
+// change the slice.
+func (s *Sim) deletedIDs() []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.deleted
 }
 
 // Records returns the current records of a directory endpoint (colleagues,

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -442,5 +443,301 @@ func TestLiveInsertsAndTruth(t *testing.T) {
 	}
 	if !longSeen {
 		t.Fatal("no call started before its predecessor; long calls are not simulated")
+	}
+}
+
+// pageIDs reads every page of a call-history query with start/count
+// paging and returns the ids in the order served, with the total of the
+// first page.
+func pageIDs(t *testing.T, srv *httptest.Server, path string, q url.Values, count int) ([]int64, string) {
+	t.Helper()
+	var ids []int64
+	var total string
+	q.Set("count", strconv.Itoa(count))
+	for start := 0; ; start += count {
+		q.Set("start", strconv.Itoa(start))
+		e := list(t, srv, path+"?"+q.Encode())
+		if start == 0 {
+			total = string(e.Result.Total)
+		}
+		for _, r := range e.Result.Records {
+			id, err := strconv.ParseInt(r["id"].(string), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		if len(e.Result.Records) < count {
+			return ids, total
+		}
+	}
+}
+
+// truth returns the surviving calls' ids for which keep holds, in the
+// order sorted by less (nil: by id).
+func truth(t *testing.T, sim *Sim, keep func(map[string]string) bool, less func(a, b map[string]string) int) []int64 {
+	t.Helper()
+	type rec struct {
+		id int64
+		m  map[string]string
+	}
+	var recs []rec
+	for _, id := range sim.CallIDs() {
+		var m map[string]string
+		if err := json.Unmarshal(sim.CallJSON(id), &m); err != nil {
+			t.Fatal(err)
+		}
+		if keep == nil || keep(m) {
+			recs = append(recs, rec{id, m})
+		}
+	}
+	if less != nil {
+		slices.SortStableFunc(recs, func(a, b rec) int { return less(a.m, b.m) })
+	}
+	ids := make([]int64, len(recs))
+	for i, r := range recs {
+		ids[i] = r.id
+	}
+	return ids
+}
+
+func startDesc(a, b map[string]string) int { return strings.Compare(b["start"], a["start"]) }
+
+func TestDeletionsDuringRun(t *testing.T) {
+	t.Parallel()
+	const seed = 7
+	sim, srv := setup(t, Options{Seed: seed, Calls: 300, DeleteAfter: 2, DeleteOldest: 40, DeleteRandom: 25})
+	byID := url.Values{"sort": {"id"}, "dir": {"ASC"}}
+	for i := 1; i <= 2; i++ {
+		ids, total := pageIDs(t, srv, "/api/v1/PBX/CallHistory/", url.Values{"sort": {"id"}, "dir": {"ASC"}, "fields": {"id"}}, 1000)
+		if len(ids) != 300 || total != `"300"` {
+			t.Fatalf("request %d (before the deletions): %d ids, total %s; want 300", i, len(ids), total)
+		}
+	}
+	if got := sim.CallCount(); got != 300-40-25 {
+		t.Fatalf("after the 2nd request: %d calls, want 235", got)
+	}
+	if sim.MaxCallID() != 300 {
+		t.Fatalf("max id = %d, want 300", sim.MaxCallID())
+	}
+	surviving := sim.CallIDs()
+	for id := int64(1); id <= 40; id++ {
+		if sim.Exists(id) {
+			t.Fatalf("call %d survived the purge of the 40 oldest", id)
+		}
+	}
+	// The random deletions are a function of the seed alone.
+	again := New(Options{Seed: seed, Calls: 300, DeleteAfter: 1, DeleteOldest: 40, DeleteRandom: 25})
+	again.purge()
+	if !slices.Equal(again.CallIDs(), surviving) {
+		t.Fatalf("seed %d: two simulators deleted different calls", seed)
+	}
+	other := New(Options{Seed: seed + 1, Calls: 300, DeleteOldest: 40, DeleteRandom: 25})
+	other.purge()
+	if slices.Equal(other.CallIDs(), surviving) {
+		t.Fatalf("seeds %d and %d deleted the same calls", seed, seed+1)
+	}
+
+	// Deleted calls vanish from every list, filter, total and order.
+	from, to := sim.wall(sim.Call(50).Start), sim.wall(sim.Call(250).Start)
+	inStart := func(m map[string]string) bool { return m["start"] >= from && m["start"] <= to }
+	for _, tc := range []struct {
+		name  string
+		path  string
+		q     url.Values
+		count int
+		want  []int64
+	}{
+		{"by id", "/api/v1/PBX/CallHistory/", byID, 7, surviving},
+		{"by id descending", "/api/v1/PBX/CallHistory/", url.Values{"sort": {"id"}, "dir": {"DESC"}}, 9, truth(t, sim, nil, func(a, b map[string]string) int {
+			return compareValues(b["id"], a["id"])
+		})},
+		{"id range", "/api/v1/PBX/CallHistory/", url.Values{"sort": {"id"}, "dir": {"ASC"}, "filter[id][from]": {"30"}, "filter[id][to]": {"120"}}, 10,
+			truth(t, sim, func(m map[string]string) bool {
+				return compareValues(m["id"], "30") >= 0 && compareValues(m["id"], "120") <= 0
+			}, nil)},
+		{"default order", "/api/v1/PBX/CallHistory/", url.Values{}, 50, truth(t, sim, nil, startDesc)},
+		{"start range", "/api/v1/PBX/CallHistory/", url.Values{"sort": {"id"}, "dir": {"ASC"}, "filter[start][from]": {from}, "filter[start][to]": {to}}, 20, truth(t, sim, inStart, nil)},
+		{"one user's calls", "/api/v1/CallHistory/", url.Values{"sort": {"id"}, "dir": {"ASC"}}, 3, truth(t, sim, func(m map[string]string) bool { return m["src"] == "201" || m["dst"] == "201" }, nil)},
+	} {
+		got, total := pageIDs(t, srv, tc.path, tc.q, tc.count)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: got %d ids %v\nwant %d %v", tc.name, len(got), got, len(tc.want), tc.want)
+		}
+		if total != fmt.Sprintf(`"%d"`, len(tc.want)) {
+			t.Errorf("%s: total %s, want %d", tc.name, total, len(tc.want))
+		}
+		if len(tc.want) == 0 {
+			t.Errorf("%s: the case selects nothing", tc.name)
+		}
+	}
+	truthLines := strings.Split(strings.TrimSpace(get(t, srv, "/_sim/truth/call_history", "", 200)), "\n")
+	if len(truthLines) != len(surviving) {
+		t.Fatalf("truth route has %d calls, want %d", len(truthLines), len(surviving))
+	}
+	// Live inserts keep getting higher ids; deleted ids are not reused.
+	sim.InsertCalls(3)
+	if ids := sim.CallIDs(); !slices.Equal(ids[len(ids)-3:], []int64{301, 302, 303}) {
+		t.Fatalf("inserted ids = %v, want 301-303", ids[len(ids)-3:])
+	}
+}
+
+func TestDeleteCall(t *testing.T) {
+	t.Parallel()
+	sim, srv := setup(t, Options{Calls: 20})
+	del := func(path string, want int) string {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodDelete, srv.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer wsk-v1-testkey")
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != want {
+			t.Fatalf("DELETE %s: status %d, want %d: %s", path, resp.StatusCode, want, b)
+		}
+		return string(b)
+	}
+	if body := del("/api/v1/CallHistory/5", 200); body != `{"type":"result","result":"Success"}` {
+		t.Fatalf("DELETE body = %s", body)
+	}
+	del("/api/v1/PBX/CallHistory/7/", 200)
+	del("/api/v1/CallHistory/5", 404)
+	del("/api/v1/CallHistory/21", 404)
+	del("/api/v1/CallHistory/x", 404)
+	del("/api/v1/Colleagues/2951881", 405)
+	if e := list(t, srv, "/api/v1/PBX/CallHistory/?filter[id]=5"); string(e.Result.Total) != `"0"` || len(e.Result.Records) != 0 {
+		t.Fatalf("deleted call 5 still listed: %+v", e.Result)
+	}
+	want := []int64{1, 2, 3, 4, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20}
+	if got := sim.CallIDs(); !slices.Equal(got, want) {
+		t.Fatalf("CallIDs = %v, want %v", got, want)
+	}
+	if got, _ := pageIDs(t, srv, "/api/v1/PBX/CallHistory/", url.Values{"sort": {"id"}, "dir": {"ASC"}}, 4); !slices.Equal(got, want) {
+		t.Fatalf("listed %v, want %v", got, want)
+	}
+	if sim.CallCount() != 18 || sim.Stats.Deleted.Load() != 2 {
+		t.Fatalf("count %d, deleted %d; want 18 and 2", sim.CallCount(), sim.Stats.Deleted.Load())
+	}
+}
+
+func TestTotalVariants(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		total            string
+		calls, phonebook string // result.total as sent, "" when absent
+	}{
+		{"", `"40"`, `5`},
+		{"string", `"40"`, `5`},
+		{"number", `40`, `5`},
+		{"absent", ``, ``},
+	} {
+		t.Run(tc.total, func(t *testing.T) {
+			t.Parallel()
+			_, srv := setup(t, Options{Calls: 40, Total: tc.total})
+			for path, want := range map[string]string{"/api/v1/PBX/CallHistory/?count=10": tc.calls, "/api/v1/Phonebooks/": tc.phonebook} {
+				body := get(t, srv, path, "wsk-v1-testkey", http.StatusOK)
+				var e struct {
+					Result map[string]json.RawMessage
+				}
+				if err := json.Unmarshal([]byte(body), &e); err != nil {
+					t.Fatal(err)
+				}
+				got, ok := e.Result["total"]
+				if want == "" && ok || want != "" && string(got) != want {
+					t.Fatalf("%s: total %s (present %v), want %q", path, got, ok, want)
+				}
+				if _, ok := e.Result["records"]; !ok {
+					t.Fatalf("%s: no records in %s", path, body)
+				}
+			}
+		})
+	}
+}
+
+// TestIgnoredParameters checks that a PBX ignoring a parameter answers as
+// if it had not been sent: the default order, no id bounds, a capped page;
+// and that a start range is still honoured when the id filter is not.
+func TestIgnoredParameters(t *testing.T) {
+	t.Parallel()
+	o := Options{Calls: 600, CallGap: 5 * time.Minute, CallsStart: time.Date(2026, 3, 28, 0, 0, 0, 0, time.UTC)}
+	ref, _ := setup(t, o)
+	from, to := ref.wall(ref.Call(100).Start), ref.wall(ref.Call(400).Start)
+	inStart := func(m map[string]string) bool { return m["start"] >= from && m["start"] <= to }
+	idsOnly := url.Values{"sort": {"id"}, "dir": {"ASC"}, "filter[id][from]": {"200"}, "filter[id][to]": {"300"}}
+	withStart := url.Values{"sort": {"id"}, "dir": {"ASC"}, "filter[id][from]": {"200"}, "filter[id][to]": {"300"},
+		"filter[start][from]": {from}, "filter[start][to]": {to}}
+	byID := func(a, b map[string]string) int { return compareValues(a["id"], b["id"]) }
+	inIDs := func(m map[string]string) bool {
+		return compareValues(m["id"], "200") >= 0 && compareValues(m["id"], "300") <= 0
+	}
+	for _, tc := range []struct {
+		name   string
+		ignore []string
+		sort   bool
+		q      url.Values
+		keep   func(map[string]string) bool
+		order  func(a, b map[string]string) int
+	}{
+		{"id filter ignored", []string{"id"}, false, idsOnly, nil, byID},
+		{"id filter ignored, start honoured", []string{"id"}, false, withStart, inStart, byID},
+		{"sort ignored: start descending", nil, true, idsOnly, inIDs, startDesc},
+		{"both ignored, start honoured", []string{"id"}, true, withStart, inStart, startDesc},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			o := o
+			o.IgnoreFilter, o.IgnoreSort = tc.ignore, tc.sort
+			sim, srv := setup(t, o)
+			got, total := pageIDs(t, srv, "/api/v1/PBX/CallHistory/", tc.q, 25)
+			want := truth(t, sim, tc.keep, tc.order)
+			if !slices.Equal(got, want) {
+				t.Fatalf("got %d ids %v\nwant %d %v", len(got), got, len(want), want)
+			}
+			if total != fmt.Sprintf(`"%d"`, len(want)) || len(want) == 0 {
+				t.Fatalf("total %s, want %d (not zero)", total, len(want))
+			}
+		})
+	}
+	t.Run("count capped", func(t *testing.T) {
+		t.Parallel()
+		o := o
+		o.MaxCount = 40
+		sim, srv := setup(t, o)
+		e := list(t, srv, "/api/v1/PBX/CallHistory/?sort=id&dir=ASC&count=100&start=80")
+		if len(e.Result.Records) != 40 || string(e.Result.Total) != `"600"` {
+			t.Fatalf("count=100 under a cap of 40: %d records, total %s", len(e.Result.Records), e.Result.Total)
+		}
+		if e.Result.Records[0]["id"] != "81" {
+			t.Fatalf("first record %v, want id 81", e.Result.Records[0]["id"])
+		}
+		got, _ := pageIDs(t, srv, "/api/v1/PBX/CallHistory/", url.Values{"sort": {"id"}, "dir": {"ASC"}}, 40)
+		if !slices.Equal(got, sim.CallIDs()) {
+			t.Fatalf("paging at the cap read %d ids, want %d", len(got), len(sim.CallIDs()))
+		}
+	})
+}
+
+func TestOmitTimezoneField(t *testing.T) {
+	t.Parallel()
+	for _, omit := range []bool{false, true} {
+		_, srv := setup(t, Options{Calls: 10, OmitTimezoneField: omit})
+		e := list(t, srv, "/api/v1/PBX/CallHistory/")
+		if len(e.Result.Records) != 10 {
+			t.Fatalf("omit=%v: %d records, want 10", omit, len(e.Result.Records))
+		}
+		for _, r := range e.Result.Records {
+			if _, has := r["timezone"]; has == omit {
+				t.Fatalf("omit=%v: record %v", omit, r)
+			}
+		}
 	}
 }
