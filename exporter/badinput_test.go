@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -183,9 +184,9 @@ func TestBadInput(t *testing.T) {
 		{"error envelope with 200", 200, func([]byte) []byte { return []byte(`{"type":"error","reason":"Session expired"}`) }, `"Session expired"`},
 		{"records missing", 200, func([]byte) []byte { return []byte(`{"type":"result","result":{"total":"100"}}`) }, "no records array"},
 		{"records not an array", 200, func([]byte) []byte { return []byte(`{"type":"result","result":{"total":"100","records":"none"}}`) }, "not a list object"},
-		{"total not numeric", 200, func(b []byte) []byte { return bytes.Replace(b, []byte(`"total":"100"`), []byte(`"total":"many"`), 1) }, "is not a count"},
-		{"total negative", 200, func(b []byte) []byte { return bytes.Replace(b, []byte(`"total":"100"`), []byte(`"total":-5`), 1) }, "is not a count"},
-		{"total smaller than returned", 200, func(b []byte) []byte { return bytes.Replace(b, []byte(`"total":"100"`), []byte(`"total":"3"`), 1) }, "smaller than the 100 records"},
+		{"total not numeric", 200, func(b []byte) []byte { return totalRe.ReplaceAll(b, []byte(`"total":"many"`)) }, "is not a count"},
+		{"total negative", 200, func(b []byte) []byte { return totalRe.ReplaceAll(b, []byte(`"total":-5`)) }, "is not a count"},
+		{"total smaller than returned", 200, func(b []byte) []byte { return totalRe.ReplaceAll(b, []byte(`"total":"3"`)) }, "smaller than the 100 records"},
 		{"page longer than count", 200, edit(func(r []map[string]any) []map[string]any { return append(r, r[0]) }), "101 records for count=100"},
 		{"record without key", 200, edit(func(r []map[string]any) []map[string]any { delete(r[5], "id"); return r }), `page from id 201: record 5: field "id": the key field is missing`},
 		{"non-numeric id", 200, set(7, "id", "A-17"), `record 7 (key A-17): field "id"`},
@@ -239,6 +240,9 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 }
+
+// totalRe matches a page's total, whatever the range asked.
+var totalRe = regexp.MustCompile(`"total":"\d+"`)
 
 func nest(n int) any {
 	var v any = "deep"

@@ -16,12 +16,13 @@ import (
 // from close, after the loader has stopped.
 type committer struct {
 	x    *Exporter
-	info BatchInfo // template of each batch; Seq is set per batch
+	info BatchInfo // template of each batch, never changed; Seq is set per batch
 	n    *Counters
 	l    *loader
 
 	// The loader goroutine's, read by the producer only after close.
 	batch     Batch
+	seq       int
 	committed int64 // rows committed
 	state     []byte
 
@@ -37,12 +38,12 @@ func (c *committer) begin(ctx context.Context) error {
 		return nil
 	}
 	info := c.info
-	info.Seq++
+	info.Seq += c.seq + 1
 	b, err := c.x.Sink.Begin(ctx, info)
 	if err != nil {
 		return fmt.Errorf("begin batch %d: %w", info.Seq, err)
 	}
-	c.batch, c.info = b, info
+	c.batch, c.seq = b, c.seq+1
 	return nil
 }
 
@@ -81,7 +82,7 @@ func (c *committer) commit(state []byte) bool {
 		err := c.batch.Commit(ctx, state, progress(c.n, c.committed+rows))
 		c.batch = nil
 		if err != nil {
-			return fmt.Errorf("commit batch %d: %w", c.info.Seq, err)
+			return fmt.Errorf("commit batch %d: %w", c.info.Seq+c.seq, err)
 		}
 		c.committed += rows
 		c.state = state

@@ -96,18 +96,18 @@ type Exporter struct {
 
 // EndpointResult is what one endpoint's export did.
 type EndpointResult struct {
-	Endpoint  string
-	Rows      int64
-	Pages     int64
-	Requests  int64
-	Retries   int64
-	Filtered  int64 // records the PBX sent outside the query's bounds, dropped
-	Vanished  int64 // records announced or seen that disappeared during the run
+	Endpoint string
+	Rows     int64
+	Pages    int64
+	Requests int64
+	Retries  int64
+	Filtered int64 // records the PBX sent outside the query's bounds, dropped
+	Vanished int64 // records announced or seen that disappeared during the run
 	// Paging says how the endpoint was read: "keyset", "keyset-capped",
 	// "time-windows", "offset" (snapshots).
 	Paging string
 	// Notes lists each detection or guess made this run, for people.
-	Notes []string
+	Notes     []string
 	Cursor    int64 // incremental: the cursor after the run
 	Windows   int   // backfill: windows exported
 	Skipped   int   // backfill: windows already done
@@ -294,4 +294,3 @@ func tally(res *EndpointResult, n *Counters, began time.Time) {
 func progress(n *Counters, rows int64) Progress {
 	return Progress{Rows: rows, Pages: n.Pages.Load(), Retries: n.Retries.Load()}
 }
-

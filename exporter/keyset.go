@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
 	"strconv"
 	"sync"
@@ -20,11 +21,12 @@ import (
 // After a first page over the whole range, the rest is split into
 // sub-ranges as wide as a page, read side by side (up to Concurrency
 // requests at once, 2×Concurrency sub-ranges ahead) and handed over in key
-// order. A sub-range is complete when a page reaches its upper bound, comes
-// back empty, or comes back shorter than asked from a PBX that has shown it
-// answers as many as asked; a short page from a PBX not yet seen to answer
-// a full page is checked by asking again from its last key, and if more
-// come, the PBX caps its page size and later requests ask for that size.
+// order. A sub-range is complete when a page reaches its upper bound or
+// comes back empty. A page shorter than asked is not the end by itself:
+// the next request, from its last key, must come back empty (unless the
+// PBX's total says nothing is left and the PBX has been seen to fill a
+// page); if more come, the PBX caps its page size, and later requests and
+// sub-ranges use that size.
 //
 // The answers are checked: a key outside the asked bounds means the PBX
 // ignores the key filter, keys out of order mean it ignores the sort; both
@@ -104,69 +106,81 @@ func (k *keyReader) log() *slog.Logger {
 }
 
 // page reads up to ask records with keys in [from, to] and checks them.
-func (k *keyReader) page(ctx context.Context, from, to, ask int64) (*ListPage, []Row, int64, error) {
+// It asks up to to+1, so that a PBX whose upper bound is exclusive still
+// sends to; beyond reports a record past to, which proves every key up to
+// to was sent (the page is sorted), and is dropped.
+func (k *keyReader) page(ctx context.Context, from, to, ask int64) (pg *ListPage, kept []Row, dups int64, beyond bool, err error) {
 	field := k.Endpoint.Cursor
+	askTo := to
+	if to < math.MaxInt64 {
+		askTo = to + 1
+	}
 	q := url.Values{}
 	for key, v := range k.Query {
 		q[key] = v
 	}
 	q.Set("filter["+field+"][from]", strconv.FormatInt(from, 10))
-	q.Set("filter["+field+"][to]", strconv.FormatInt(to, 10))
+	q.Set("filter["+field+"][to]", strconv.FormatInt(askTo, 10))
 	q.Set("sort", field)
 	q.Set("dir", "ASC")
 	q.Set("start", "0")
 	q.Set("count", strconv.FormatInt(ask, 10))
 	where := fmt.Sprintf("page from %s %d", field, from)
 	if n := k.pages.Add(1); k.MaxPages > 0 && n > int64(k.MaxPages) {
-		return nil, nil, 0, fmt.Errorf("%s: more than EXPORT_MAX_PAGES=%d pages: stopped; raise it if this PBX really holds that much", where, k.MaxPages)
+		return nil, nil, 0, false, fmt.Errorf("%s: more than EXPORT_MAX_PAGES=%d pages: stopped; raise it if this PBX really holds that much", where, k.MaxPages)
 	}
-	pg, err := k.Client.List(ctx, k.Endpoint.Path, q, k.Counters)
+	pg, err = k.Client.List(ctx, k.Endpoint.Path, q, k.Counters)
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("%s: %w", where, err)
+		return nil, nil, 0, false, fmt.Errorf("%s: %w", where, err)
 	}
 	k.Counters.Pages.Add(1)
 	k.log().Debug("page", "from", from, "to", to, "records", len(pg.Records), "total", pg.Total)
 	if int64(len(pg.Records)) > ask {
-		return nil, nil, 0, fmt.Errorf("%s: the PBX sent %d records for count=%d; paging on it would skip or repeat records", where, len(pg.Records), ask)
+		return nil, nil, 0, false, fmt.Errorf("%s: the PBX sent %d records for count=%d; paging on it would skip or repeat records", where, len(pg.Records), ask)
 	}
 	rows, err := k.Rows(pg.Records)
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("%s: %w", where, err)
+		return nil, nil, 0, false, fmt.Errorf("%s: %w", where, err)
 	}
 	k.Sizes.saw(int64(len(rows)))
 	// Check the answer before trusting it: bounds, then order.
-	kept, dups := rows[:0], int64(0)
+	kept = rows[:0]
 	for i, row := range rows {
-		if row.Cursor < from || row.Cursor > to {
-			return nil, nil, 0, &ladderError{Ignored: "filter", Detail: fmt.Sprintf(
-				"%s: the PBX sent %s %d for filter[%s][from]=%d&filter[%s][to]=%d: it ignores the filter", where, field, row.Cursor, field, from, field, to)}
+		if row.Cursor < from || row.Cursor > askTo {
+			return nil, nil, 0, false, &ladderError{Ignored: "filter", Detail: fmt.Sprintf(
+				"%s: the PBX sent %s %d for filter[%s][from]=%d&filter[%s][to]=%d: it ignores the filter", where, field, row.Cursor, field, from, field, askTo)}
 		}
 		if i > 0 && row.Cursor < rows[i-1].Cursor {
-			return nil, nil, 0, &ladderError{Ignored: "sort", Detail: fmt.Sprintf(
+			return nil, nil, 0, false, &ladderError{Ignored: "sort", Detail: fmt.Sprintf(
 				"%s: the PBX sent %s %d after %d for sort=%s&dir=ASC: it ignores the sort", where, field, row.Cursor, rows[i-1].Cursor, field)}
 		}
-		if i > 0 && row.Cursor == rows[i-1].Cursor {
+		switch {
+		case row.Cursor > to:
+			beyond = true
+		case i > 0 && row.Cursor == rows[i-1].Cursor:
 			k.log().Warn("record sent twice; keeping the first", "key", row.Key)
 			dups++
-			continue
+		default:
+			kept = append(kept, row)
 		}
-		kept = append(kept, row)
 	}
-	return pg, kept, dups, nil
+	return pg, kept, dups, beyond, nil
 }
 
 // step reads one page of [from, hi] and says what it proves: done when
 // the range is read to its end; short (the page's size) when the page was
-// shorter than asked from a PBX not yet seen to fill one, so that only the
-// next page can tell a cap from the end.
+// shorter than asked and may have been cut, so that only the next page,
+// asked from the last key, can tell a cap (more come) from the end (none).
+// A short page ends the range without that request only when the PBX's
+// total says nothing is left and the PBX has been seen to fill a page.
 func (k *keyReader) step(ctx context.Context, from, hi int64) (stepResult, error) {
 	ask, _ := k.Sizes.get()
-	pg, rows, dups, err := k.page(ctx, from, hi, ask)
+	pg, rows, dups, beyond, err := k.page(ctx, from, hi, ask)
 	if err != nil {
 		return stepResult{}, err
 	}
 	r := stepResult{rows: rows, dups: dups, n: int64(len(pg.Records)), total: pg.Total}
-	if len(rows) == 0 {
+	if len(rows) == 0 || beyond {
 		r.done = true
 		return r, nil
 	}
@@ -176,8 +190,10 @@ func (k *keyReader) step(ctx context.Context, from, hi int64) (stepResult, error
 	case r.last >= hi:
 		r.done = true
 	case r.n >= ask:
-	case delivered >= ask:
-		r.done = true // the PBX fills a page when it can: this one is the last
+	case pg.Total >= 0 && pg.Total <= r.n && delivered >= ask:
+		// The PBX says none is left in the range, and has been seen to
+		// fill a page: this one is the last.
+		r.done = true
 	default:
 		r.short = r.n
 	}
@@ -242,19 +258,30 @@ func (k *keyReader) Read(ctx context.Context, lo, hi int64, fn func(span) error)
 		}
 		lo = sp.Hi + 1
 		if k.Concurrency > 1 {
-			return k.readSplit(ctx, lo, hi, fn)
+			next, err := k.readSplit(ctx, lo, hi, fn)
+			if err != nil || next > hi {
+				return err
+			}
+			lo = next // a gap: find where records begin again
 		}
 	}
 	return nil
 }
 
 // readSplit reads [lo, hi] as sub-ranges a page wide, side by side, and
-// hands them over in order.
-func (k *keyReader) readSplit(ctx context.Context, lo, hi int64, fn func(span) error) error {
+// hands them over in order. After 2×Concurrency empty sub-ranges in a row
+// (a gap, as a retention purge leaves) it stops and returns where the next
+// one would start, so that one request over the rest finds the next key;
+// otherwise it returns hi+1, or the first error.
+func (k *keyReader) readSplit(ctx context.Context, lo, hi int64, fn func(span) error) (int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	conc := max(1, k.Concurrency)
 	sem := make(chan struct{}, conc)
-	var queue []chan span
+	type pending struct {
+		lo int64
+		ch chan span
+	}
+	var queue []pending
 	next, exhausted := lo, false
 	launch := func() {
 		for !exhausted && len(queue) < 2*conc {
@@ -269,7 +296,7 @@ func (k *keyReader) readSplit(ctx context.Context, lo, hi int64, fn func(span) e
 				next = b + 1
 			}
 			ch := make(chan span, 1)
-			queue = append(queue, ch)
+			queue = append(queue, pending{a, ch})
 			go func() {
 				select {
 				case sem <- struct{}{}:
@@ -285,22 +312,31 @@ func (k *keyReader) readSplit(ctx context.Context, lo, hi int64, fn func(span) e
 	defer func() {
 		// Stop and wait for the readers still running, so none outlives Read.
 		cancel()
-		for _, ch := range queue {
-			<-ch
+		for _, p := range queue {
+			<-p.ch
 		}
 	}()
+	empty := 0
 	for {
 		launch()
 		if len(queue) == 0 {
-			return nil
+			return hi + 1, nil
 		}
-		sp := <-queue[0]
+		if empty >= 2*conc {
+			return queue[0].lo, nil
+		}
+		sp := <-queue[0].ch
 		queue = queue[1:]
 		if sp.err != nil {
-			return sp.err
+			return 0, sp.err
 		}
 		if err := fn(sp); err != nil {
-			return err
+			return 0, err
+		}
+		if len(sp.Rows) == 0 {
+			empty++
+		} else {
+			empty = 0
 		}
 	}
 }
