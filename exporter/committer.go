@@ -79,11 +79,12 @@ func (c *committer) commit(state []byte) bool {
 		if err := c.begin(ctx); err != nil {
 			return err
 		}
-		err := c.batch.Commit(ctx, state, progress(c.n, c.committed+rows))
-		c.batch = nil
-		if err != nil {
+		if err := c.batch.Commit(ctx, state, progress(c.n, c.committed+rows)); err != nil {
+			// The batch stays for close to abort: a failed commit may have
+			// left its transaction or files open.
 			return fmt.Errorf("commit batch %d: %w", c.info.Seq+c.seq, err)
 		}
+		c.batch = nil
 		c.committed += rows
 		c.state = state
 		return nil
