@@ -171,7 +171,7 @@ func TestLoaderGrace(t *testing.T) {
 			s := &failingSink{commit: func(ctx context.Context) error {
 				close(started)
 				if !tc.blocks {
-					return nil
+					return ctx.Err() // as a database would refuse a cancelled context
 				}
 				select {
 				case <-ctx.Done():
