@@ -270,3 +270,56 @@ func TestOldestDeletedAfterFirstPage(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyAtTheEdgeOfInt64: a newest key of the largest int64 (here sent
+// by the upper-bound request) is passed over, so the cursor stays where
+// records are, and later runs go on exporting.
+func TestKeyAtTheEdgeOfInt64(t *testing.T) {
+	t.Parallel()
+	var edge atomic.Bool
+	edge.Store(true)
+	maxID := func(r *http.Request, status int, body []byte) (int, []byte) {
+		q := r.URL.Query()
+		if edge.Load() && q.Get("dir") == "DESC" && q.Get("count") == "2" {
+			body = []byte(strings.Replace(string(body), `"id":"1000"`, `"id":"9223372036854775807"`, 1))
+		}
+		return status, body
+	}
+	f, x, dir, _ := setup(t, pbxsim.Options{Calls: 1000, Rewrite: maxID})
+	r := run(t, x)
+	if r.Err != nil || r.Cursor != 999 {
+		t.Fatalf("cursor %d, err %v: want 999, the key of the largest int64 passed over", r.Cursor, r.Err)
+	}
+	edge.Store(false)
+	f.Sim.InsertCalls(5)
+	if r = run(t, x); r.Err != nil || r.Cursor != 1005 || r.Rows != 6 {
+		t.Fatalf("next run: cursor %d, rows %d, err %v; want 1005 and the 6 calls after 999", r.Cursor, r.Rows, r.Err)
+	}
+	wantAll(t, dir, 1005)
+}
+
+// TestNegativeKeys: a record with a negative key is not exported, and the
+// run says how many there were.
+func TestNegativeKeys(t *testing.T) {
+	t.Parallel()
+	negative := func(_ *http.Request, status int, body []byte) (int, []byte) {
+		return status, []byte(strings.Replace(string(body), `"id":"5"`, `"id":"-5"`, 1))
+	}
+	_, x, dir, _ := setup(t, pbxsim.Options{Calls: 300, Rewrite: negative})
+	r := run(t, x)
+	if r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	if !strings.Contains(strings.Join(r.Notes, "\n"), "1 records with a negative id were not exported") {
+		t.Fatalf("notes %q: want the negative key counted", r.Notes)
+	}
+	got := ids(t, dir)
+	if len(got) != 299 || got["-5"] != 0 || got["5"] != 0 {
+		t.Fatalf("%d calls exported (-5: %d): want the 299 others", len(got), got["-5"])
+	}
+	for id, n := range got {
+		if n != 1 {
+			t.Fatalf("call %s exported %d times", id, n)
+		}
+	}
+}
