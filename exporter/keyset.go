@@ -43,6 +43,7 @@ type keyReader struct {
 	Sizes       *pageSizes
 
 	pages atomic.Int64
+	sem   chan struct{} // bounds the requests in flight while sub-ranges are read side by side
 }
 
 // pageSizes is what the PBX's answers have taught about page sizes, shared
@@ -129,7 +130,19 @@ func (k *keyReader) page(ctx context.Context, from, to, ask int64) (pg *ListPage
 	if n := k.pages.Add(1); k.MaxPages > 0 && n > int64(k.MaxPages) {
 		return nil, nil, 0, false, fmt.Errorf("%s: more than EXPORT_MAX_PAGES=%d pages: stopped; raise it if this PBX really holds that much", where, k.MaxPages)
 	}
+	if k.sem != nil {
+		// Only the request itself takes a slot: conversion and checks run
+		// beside the next requests.
+		select {
+		case k.sem <- struct{}{}:
+		case <-ctx.Done():
+			return nil, nil, 0, false, fmt.Errorf("%s: %w", where, ctx.Err())
+		}
+	}
 	pg, err = k.Client.List(ctx, k.Endpoint.Path, q, k.Counters)
+	if k.sem != nil {
+		<-k.sem
+	}
 	if err != nil {
 		return nil, nil, 0, false, fmt.Errorf("%s: %w", where, err)
 	}
@@ -276,7 +289,8 @@ func (k *keyReader) Read(ctx context.Context, lo, hi int64, fn func(span) error)
 func (k *keyReader) readSplit(ctx context.Context, lo, hi int64, fn func(span) error) (int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	conc := max(1, k.Concurrency)
-	sem := make(chan struct{}, conc)
+	k.sem = make(chan struct{}, conc)
+	defer func() { k.sem = nil }()
 	type pending struct {
 		lo int64
 		ch chan span
@@ -297,16 +311,7 @@ func (k *keyReader) readSplit(ctx context.Context, lo, hi int64, fn func(span) e
 			}
 			ch := make(chan span, 1)
 			queue = append(queue, pending{a, ch})
-			go func() {
-				select {
-				case sem <- struct{}{}:
-				case <-ctx.Done():
-					ch <- span{err: ctx.Err()}
-					return
-				}
-				defer func() { <-sem }()
-				ch <- k.readSpan(ctx, a, b, false)
-			}()
+			go func() { ch <- k.readSpan(ctx, a, b, false) }()
 		}
 	}
 	defer func() {
