@@ -56,6 +56,9 @@ type Result struct {
 	// Complete is true when every record the total announced was handed
 	// over (or, without a total, paging ended on an empty page).
 	Complete bool
+	// Changed is true when a later page announced another total: records
+	// were added or removed while paging, and offsets shifted.
+	Changed bool
 }
 
 type fetched struct {
@@ -152,6 +155,9 @@ func (p *Pager) sequential(ctx context.Context, fn func(Page) error, res *Result
 		if err != nil {
 			return *res, fmt.Errorf("page %d (start=%d): %w", number, start, err)
 		}
+		if pg.Total >= 0 && res.Total >= 0 && pg.Total != res.Total {
+			res.Changed = true
+		}
 		if len(pg.Records) == 0 {
 			res.Complete = true
 			return *res, nil
@@ -232,6 +238,9 @@ func (p *Pager) concurrent(ctx context.Context, cancel context.CancelFunc, fn fu
 			return *res, fmt.Errorf("page %d (start=%d): %w", i, start, f.err)
 		}
 		recs := f.page.Records
+		if f.page.Total >= 0 && f.page.Total != total {
+			res.Changed = true
+		}
 		switch {
 		case int64(len(recs)) > size:
 			return *res, fmt.Errorf("page %d (start=%d): the PBX sent %d records for count=%d", i, start, len(recs), size)

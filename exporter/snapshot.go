@@ -95,6 +95,8 @@ func (x *Exporter) wholeBatch(ctx context.Context, info BatchInfo, q url.Values,
 	case err != nil:
 	case !pr.Complete:
 		err = fmt.Errorf("%w (read %d of %d)", errChanged, pr.Records, pr.Total)
+	case pr.Changed:
+		err = fmt.Errorf("%w (the total announced changed)", errChanged)
 	case pr.Total >= 0 && distinct < pr.Total:
 		// A record read twice means the pages shifted: another was missed.
 		err = fmt.Errorf("%w (%d distinct of %d)", errChanged, distinct, pr.Total)
