@@ -124,8 +124,10 @@ func TestPagingEndToEnd(t *testing.T) {
 			o: pbxsim.Options{Calls: 1000, IgnoreFilter: []string{"id"}, IgnoreSort: true}},
 		{name: "sort ignored", pageSize: 100, paging: "time-windows", note: "ignores sort=id", timeWindows: true,
 			o: pbxsim.Options{Calls: 1000, IgnoreSort: true}},
-		{name: "count capped at 250, pages of 1000", pageSize: 1000, paging: "keyset-capped", note: "at most 250 records a page",
+		{name: "count capped at 250 under pages of 1000", pageSize: 1000, paging: "keyset-capped", note: "at most 250 records a page",
 			o: pbxsim.Options{Calls: 3000, MaxCount: 250}},
+		{name: "id filter ignored and count capped at 40", pageSize: 100, paging: "time-windows", note: "ignores filter[id]", timeWindows: true,
+			o: pbxsim.Options{Calls: 1000, IgnoreFilter: []string{"id"}, MaxCount: 40, Total: "absent"}},
 		{name: "total as a number", pageSize: 100, paging: "keyset", o: pbxsim.Options{Calls: 1000, Total: "number"}},
 		{name: "total absent", pageSize: 100, paging: "keyset", o: pbxsim.Options{Calls: 1000, Total: "absent"}},
 	}
@@ -321,5 +323,62 @@ func TestNegativeKeys(t *testing.T) {
 		if n != 1 {
 			t.Fatalf("call %s exported %d times", id, n)
 		}
+	}
+}
+
+// TestBackfillWindowsByKey backfills four days, window by window: read by
+// key inside each window (by offset from a PBX ignoring the id filter),
+// with calls deleted during the backfill; every surviving call of the
+// range is exported exactly once and each window is marked done.
+func TestBackfillWindowsByKey(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		o      pbxsim.Options
+		paging string
+	}{
+		{"by key", pbxsim.Options{}, "keyset"},
+		{"by key, calls deleted", pbxsim.Options{DeleteAfter: 4, DeleteRandom: 200}, "keyset"},
+		{"id filter ignored", pbxsim.Options{IgnoreFilter: []string{"id"}}, "offset"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.o.Calls, tc.o.CallsStart, tc.o.CallGap = 4000, time.Date(2026, 3, 27, 0, 0, 0, 0, time.UTC), 2*time.Minute
+			f, x, dir, sink := setup(t, tc.o)
+			from, to := time.Date(2026, 3, 28, 0, 0, 0, 0, time.UTC), time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+			r := x.Backfill(context.Background(), "bf", exporter.Builtin()[:1], exporter.BackfillOptions{From: from, To: to, Window: 24 * time.Hour})
+			res := r.Endpoints[0]
+			if res.Err != nil || res.Windows != 4 || res.Paging != tc.paging {
+				t.Fatalf("%+v: want 4 windows, paged %q", res, tc.paging)
+			}
+			inRange := func(id int64) bool {
+				var m map[string]string
+				if err := json.Unmarshal(f.Sim.CallJSON(id), &m); err != nil {
+					t.Fatal(err)
+				}
+				return m["start"] >= "2026-03-28 00:00:00" && m["start"] < "2026-04-01 00:00:00"
+			}
+			got := ids(t, dir)
+			for _, id := range f.Sim.CallIDs() {
+				if n := got[strconv.FormatInt(id, 10)]; inRange(id) && n != 1 {
+					t.Fatalf("call %d exported %d times", id, n)
+				}
+			}
+			for s, n := range got {
+				id, _ := strconv.ParseInt(s, 10, 64)
+				if n != 1 || !inRange(id) {
+					t.Fatalf("call %s exported %d times (in range: %v)", s, n, inRange(id))
+				}
+			}
+			if tc.o.DeleteRandom > 0 && f.Sim.Stats.Deleted.Load() == 0 {
+				t.Fatal("nothing was deleted during the backfill")
+			}
+			for _, w := range exporter.Windows(from, to, 24*time.Hour) {
+				b, err := sink.State(context.Background(), "pbx", w.StateKey("call_history"))
+				if err != nil || !strings.Contains(string(b), `"done":true`) {
+					t.Fatalf("window %s: state %s, %v", w.From, b, err)
+				}
+			}
+		})
 	}
 }
