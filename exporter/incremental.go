@@ -94,8 +94,7 @@ func (x *Exporter) byKey(ctx context.Context, c *committer, ep *Endpoint, from i
 		}
 		return nil
 	})
-	if sizes.capped {
-		ask, _ := sizes.get()
+	if ask, capped := sizes.capped(); capped {
 		res.Paging = "keyset-capped"
 		note(res, log, fmt.Sprintf("the PBX answers at most %d records a page: paging at its size", ask))
 	}

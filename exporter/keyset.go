@@ -52,7 +52,7 @@ type pageSizes struct {
 	mu        sync.Mutex
 	ask       int64 // the count to ask for
 	delivered int64 // the most records one answer held
-	capped    bool
+	isCapped  bool
 }
 
 func newPageSizes(size int) *pageSizes { return &pageSizes{ask: int64(max(1, size))} }
@@ -69,6 +69,13 @@ func (s *pageSizes) saw(n int64) {
 	s.mu.Unlock()
 }
 
+// capped reports the page size the PBX was found to cap at, if it was.
+func (s *pageSizes) capped() (int64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ask, s.isCapped
+}
+
 // capAt records that the PBX answers at most n records a page; it reports
 // whether this is news.
 func (s *pageSizes) capAt(n int64) bool {
@@ -77,7 +84,7 @@ func (s *pageSizes) capAt(n int64) bool {
 	if n <= 0 || n >= s.ask {
 		return false
 	}
-	s.ask, s.capped = n, true
+	s.ask, s.isCapped = n, true
 	return true
 }
 

@@ -152,8 +152,8 @@ func TestKeyReader(t *testing.T) {
 			if r := n.Requests.Load(); r > tc.maxReq {
 				t.Fatalf("%d requests, want at most %d", r, tc.maxReq)
 			}
-			if sizes.capped != tc.capped {
-				t.Fatalf("capped = %v, want %v", sizes.capped, tc.capped)
+			if _, capped := sizes.capped(); capped != tc.capped {
+				t.Fatalf("capped = %v, want %v", capped, tc.capped)
 			}
 		})
 	}

@@ -132,16 +132,11 @@ type timeReader struct {
 	rows  func([]json.RawMessage) ([]Row, error)
 	sizes *pageSizes
 	pages int
-	// Query adds filters (none for incremental).
-	Query url.Values
 }
 
 func (t *timeReader) fetch(ctx context.Context, a, b time.Time, start, ask int64) (*ListPage, []Row, error) {
 	tf := t.ep.TimeField
 	q := url.Values{}
-	for k, v := range t.Query {
-		q[k] = v
-	}
 	q.Set("filter["+tf+"][from]", a.Format(wallLayout))
 	q.Set("filter["+tf+"][to]", b.Format(wallLayout))
 	q.Set("start", strconv.FormatInt(start, 10))
