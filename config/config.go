@@ -44,7 +44,7 @@ type env struct {
 	CAFile           string `envconfig:"WILDIX_CA_FILE" desc:"PEM file of extra CA certificates trusted for the PBX"`
 	InsecureTLS      string `envconfig:"WILDIX_INSECURE_SKIP_VERIFY" default:"false" desc:"skip TLS certificate verification (never in production)"`
 	AllowHTTP        string `envconfig:"WILDIX_ALLOW_HTTP" default:"false" desc:"allow a plain http:// PBX URL that is not loopback"`
-	Timezone         string `envconfig:"WILDIX_TIMEZONE" desc:"the PBX's IANA time zone, e.g. Europe/Rome (default: each record's timezone offset, UTC where a record has none)"`
+	Timezone         string `envconfig:"WILDIX_TIMEZONE" desc:"the PBX's IANA time zone, e.g. Europe/Rome (default: each record's timezone offset; a record without one stops the run, exit 2)"`
 	RequestTimeout   string `envconfig:"WILDIX_REQUEST_TIMEOUT" default:"60s" desc:"timeout of one HTTP request to the PBX"`
 	Sink             string `envconfig:"EXPORT_SINK" default:"csv" desc:"where rows go: csv or postgres"`
 	CSVDir           string `envconfig:"EXPORT_CSV_DIR" default:"./export" desc:"folder of the csv sink"`
@@ -60,6 +60,7 @@ type env struct {
 	Concurrency      string `envconfig:"EXPORT_CONCURRENCY" default:"4" desc:"pages fetched at once"`
 	BatchSize        string `envconfig:"EXPORT_BATCH_SIZE" default:"50000" desc:"rows committed together with their cursor"`
 	MaxPages         string `envconfig:"EXPORT_MAX_PAGES" default:"100000" desc:"hard cap on pages per endpoint and run (an error when reached)"`
+	MaxResponseSize  string `envconfig:"EXPORT_MAX_RESPONSE_SIZE" default:"64MiB" desc:"largest PBX answer accepted, in bytes or with KiB, MiB or GiB (a larger one is an error); with EXPORT_CONCURRENCY, it bounds the memory answers take"`
 	MaxAttempts      string `envconfig:"EXPORT_MAX_ATTEMPTS" default:"8" desc:"attempts per request on 429, 5xx, timeouts and broken bodies"`
 	RunTimeout       string `envconfig:"EXPORT_RUN_TIMEOUT" default:"6h" desc:"deadline of one whole run"`
 	ShutdownGrace    string `envconfig:"EXPORT_SHUTDOWN_GRACE" default:"30s" desc:"time the batch in flight gets to commit after SIGTERM"`
@@ -130,6 +131,8 @@ type Config struct {
 	HTTPAddr      string
 	LogFormat     string
 	LogLevel      string
+
+	MaxResponseSize int64 // bytes of one PBX answer
 }
 
 // Problem is one bad setting.
@@ -220,6 +223,22 @@ func (c *checker) integer(v, s string, min, max int) int {
 	return n
 }
 
+// size reads a byte count: a whole number of bytes, or one with a unit
+// KiB, MiB or GiB (powers of 1024).
+func (c *checker) size(v, s string, min, max int64) int64 {
+	num, mult := strings.TrimSpace(s), int64(1)
+	for i, unit := range []string{"KiB", "MiB", "GiB"} {
+		if n, ok := strings.CutSuffix(num, unit); ok {
+			num, mult = strings.TrimSpace(n), int64(1)<<(10*(i+1))
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < min/mult || n > max/mult || n*mult < min {
+		c.add(v, s, fmt.Sprintf("expected a size from %dKiB to %dGiB: bytes, or a whole number with KiB, MiB or GiB, such as 64MiB", min>>10, max>>30))
+	}
+	return n * mult
+}
+
 func (c *checker) duration(v, s string) time.Duration {
 	d, err := time.ParseDuration(strings.TrimSpace(s))
 	if err != nil || d <= 0 {
@@ -308,6 +327,7 @@ func parse(e env, need Need, readFile func(string) ([]byte, error)) (*Config, er
 	cfg.Concurrency = c.integer("EXPORT_CONCURRENCY", e.Concurrency, 1, 64)
 	cfg.BatchSize = c.integer("EXPORT_BATCH_SIZE", e.BatchSize, 1, 10000000)
 	cfg.MaxPages = c.integer("EXPORT_MAX_PAGES", e.MaxPages, 1, 100000000)
+	cfg.MaxResponseSize = c.size("EXPORT_MAX_RESPONSE_SIZE", e.MaxResponseSize, 64<<10, 4<<30)
 	cfg.MaxAttempts = c.integer("EXPORT_MAX_ATTEMPTS", e.MaxAttempts, 1, 100)
 	cfg.TokenAuth = c.oneOf("WILDIX_TOKEN_AUTH", e.TokenAuth, "auto", "body", "basic")
 	cfg.Sink = c.oneOf("EXPORT_SINK", e.Sink, "csv", "postgres")

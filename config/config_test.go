@@ -24,6 +24,7 @@ func good() env {
 		RequestTimeout: "60s", Sink: "csv", CSVDir: "./export", CSVGzip: "false", CSVSafeFormulas: "false", DBSchema: "wildix",
 		Schedule: "0 2 * * *", PageSize: "1000", Concurrency: "4", BatchSize: "50000", MaxPages: "100000", MaxAttempts: "8",
 		RunTimeout: "6h", ShutdownGrace: "30s", LogFormat: "auto", LogLevel: "info",
+		MaxResponseSize: "64MiB",
 	}
 }
 
@@ -154,5 +155,41 @@ func TestREADMETable(t *testing.T) {
 	out := append(append(append([]byte{}, readme[:i+len(begin)]...), table.Bytes()...), readme[j:]...)
 	if err := os.WriteFile(path, out, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestMaxResponseSize(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		want int64 // 0: a problem
+	}{
+		{"64MiB", 64 << 20},
+		{" 512 KiB ", 512 << 10},
+		{"1GiB", 1 << 30},
+		{"4GiB", 4 << 30},
+		{"1048576", 1 << 20},
+		{"64KiB", 64 << 10},
+		{"65535", 0},
+		{"5GiB", 0},
+		{"64MB", 0},
+		{"-1MiB", 0},
+		{"lots", 0},
+		{"9223372036854775807GiB", 0},
+	} {
+		e := good()
+		e.MaxResponseSize = tc.in
+		cfg, err := parse(e, Need{PBX: true, Sink: true}, noFiles)
+		var ce *Error
+		switch {
+		case tc.want == 0:
+			if !errors.As(err, &ce) || len(ce.Problems) != 1 || ce.Problems[0].Var != "EXPORT_MAX_RESPONSE_SIZE" {
+				t.Errorf("%q: err %v, want one problem with EXPORT_MAX_RESPONSE_SIZE", tc.in, err)
+			}
+		case err != nil:
+			t.Errorf("%q: %v", tc.in, err)
+		case cfg.MaxResponseSize != tc.want:
+			t.Errorf("%q = %d, want %d", tc.in, cfg.MaxResponseSize, tc.want)
+		}
 	}
 }

@@ -158,16 +158,19 @@ type Catalog struct {
 	endpoints []Endpoint
 }
 
-// NewCatalog checks endpoints and returns them as a catalog.
+// NewCatalog checks endpoints and returns them as a catalog. Its errors
+// wrap ErrConfig and name the endpoint and the field: the key, cursor,
+// time, sort and Expect fields must be declared columns of a fitting type,
+// or an export would drop or misread records without a word.
 func NewCatalog(endpoints []Endpoint) (*Catalog, error) {
 	seen := map[string]bool{}
 	for i := range endpoints {
 		e := &endpoints[i]
 		if err := e.validate(); err != nil {
-			return nil, fmt.Errorf("endpoint %q: %w", e.Name, err)
+			return nil, fmt.Errorf("%w: endpoint %q: %w", ErrConfig, e.Name, err)
 		}
 		if seen[e.Name] {
-			return nil, fmt.Errorf("endpoint %q is declared twice", e.Name)
+			return nil, fmt.Errorf("%w: endpoint %q is declared twice", ErrConfig, e.Name)
 		}
 		seen[e.Name] = true
 	}
@@ -175,19 +178,20 @@ func NewCatalog(endpoints []Endpoint) (*Catalog, error) {
 }
 
 // LoadCatalog returns the built-in endpoints plus the custom ones declared
-// in the JSON file at path, when path is not empty.
+// in the JSON file at path, when path is not empty. Its errors wrap
+// ErrConfig: they are found before any request.
 func LoadCatalog(path string) (*Catalog, error) {
 	eps := Builtin()
 	if path != "" {
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("EXPORT_ENDPOINTS_FILE: %w", err)
+			return nil, fmt.Errorf("%w: EXPORT_ENDPOINTS_FILE: %w", ErrConfig, err)
 		}
 		var custom []Endpoint
 		dec := json.NewDecoder(strings.NewReader(string(b)))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&custom); err != nil {
-			return nil, fmt.Errorf("EXPORT_ENDPOINTS_FILE=%s: expected a JSON array of endpoints {name, path, key, mode, columns}: %w", path, err)
+			return nil, fmt.Errorf("%w: EXPORT_ENDPOINTS_FILE=%s: expected a JSON array of endpoints {name, path, key, mode, columns}: %w", ErrConfig, path, err)
 		}
 		for i := range custom {
 			e := &custom[i]
@@ -199,7 +203,11 @@ func LoadCatalog(path string) (*Catalog, error) {
 			}
 			if len(e.Columns) == 0 {
 				for _, k := range e.Key {
-					e.Columns = append(e.Columns, Column{Name: snake(k), Field: k, Type: Text})
+					typ := Text
+					if k == e.Cursor {
+						typ = BigInt
+					}
+					e.Columns = append(e.Columns, Column{Name: snake(k), Field: k, Type: typ})
 				}
 			}
 		}
@@ -255,7 +263,7 @@ func (e *Endpoint) validate() error {
 	default:
 		return fmt.Errorf("mode %q must be incremental or snapshot", e.Mode)
 	}
-	names := map[string]bool{}
+	names, fields := map[string]bool{}, map[string]bool{}
 	for _, c := range e.Columns {
 		if !Identifier(c.Name) || reserved[c.Name] {
 			return fmt.Errorf("column %q must be a lower-case SQL name and not one of the program's own columns", c.Name)
@@ -270,20 +278,81 @@ func (e *Endpoint) validate() error {
 		if c.Field == "" {
 			return fmt.Errorf("column %q names no PBX field", c.Name)
 		}
-	}
-	for f, expr := range e.Expect {
-		if _, err := parseExpect(expr); err != nil {
-			return fmt.Errorf("expect %q: %w", f, err)
+		if fields[c.Field] {
+			return fmt.Errorf("field %q is declared by two columns; one of them would stay empty", c.Field)
 		}
+		fields[c.Field] = true
 	}
 	for _, ix := range e.Index {
 		if !names[ix] {
 			return fmt.Errorf("index column %q is not a column", ix)
 		}
 	}
+	return e.validateFields()
+}
+
+// Which column types fit each role a field plays.
+var (
+	keyTypes    = []Type{BigInt, Integer, Numeric, Text}
+	cursorTypes = []Type{BigInt, Integer}
+	timeTypes   = []Type{Timestamp}
+	sortTypes   = []Type{BigInt, Integer, Numeric, Text, Timestamp}
+)
+
+// validateFields checks that every field the export relies on is a
+// declared column of a type that fits its role: a cursor or time field
+// that is not would make every record look out of bounds.
+func (e *Endpoint) validateFields() error {
+	check := func(role, field string, fit []Type, want string) error {
+		i := slices.IndexFunc(e.Columns, func(c Column) bool { return c.Field == field })
+		if i < 0 {
+			return fmt.Errorf("%s field %q is not a declared column: add a column with \"field\": %q and type %s", role, field, field, want)
+		}
+		if c := e.Columns[i]; !slices.Contains(fit, c.Type) {
+			return fmt.Errorf("%s field %q is declared as %s (column %q); a %s must be %s", role, field, c.Type, c.Name, role, want)
+		}
+		return nil
+	}
 	for _, k := range e.Key {
-		if !slices.ContainsFunc(e.Columns, func(c Column) bool { return c.Field == k }) {
-			return fmt.Errorf("key field %q has no column", k)
+		if err := check("key", k, keyTypes, "bigint, integer, numeric or text"); err != nil {
+			return err
+		}
+	}
+	if e.Cursor != "" {
+		if err := check("cursor", e.Cursor, cursorTypes, "bigint or integer"); err != nil {
+			return err
+		}
+	}
+	if e.TimeField != "" {
+		if err := check("time", e.TimeField, timeTypes, "timestamptz"); err != nil {
+			return err
+		}
+	}
+	if e.Sort != "" {
+		if err := check("sort", e.Sort, sortTypes, "bigint, integer, numeric, text or timestamptz"); err != nil {
+			return err
+		}
+	}
+	fields := make([]string, 0, len(e.Expect))
+	for f := range e.Expect {
+		fields = append(fields, f)
+	}
+	slices.Sort(fields)
+	for _, f := range fields {
+		terms, err := parseExpect(e.Expect[f])
+		if err != nil {
+			return fmt.Errorf("expect %q: %w", f, err)
+		}
+		if err := check("expected time", f, timeTypes, "timestamptz"); err != nil {
+			return fmt.Errorf("expect %q: %w", f, err)
+		}
+		if e.TimeField == "" || terms[0].field != e.TimeField {
+			return fmt.Errorf("expect %q: %q must start with the time field %q", f, e.Expect[f], e.TimeField)
+		}
+		for _, t := range terms[1:] {
+			if err := check("duration", t.field, cursorTypes, "bigint or integer (whole seconds)"); err != nil {
+				return fmt.Errorf("expect %q: %w", f, err)
+			}
 		}
 	}
 	return nil

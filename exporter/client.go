@@ -16,12 +16,21 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sethvargo/go-retry"
 )
 
-// MaxBody is the most a PBX answer may hold; a larger one is an error.
-const MaxBody = 256 << 20
+// DefaultMaxResponseSize is the default of Client.MaxResponseSize
+// (EXPORT_MAX_RESPONSE_SIZE).
+const DefaultMaxResponseSize = 64 << 20
+
+// maxTotal is the largest result.total taken as a count: a trillion
+// records, far beyond any PBX, far below where paging arithmetic overflows.
+const maxTotal = 1 << 40
+
+// maxReason bounds a PBX error text kept in errors, logs and the ledger.
+const maxReason = 2 << 10
 
 // Client reads a PBX's REST API. Its HTTP client carries the
 // authentication. Safe for concurrent use.
@@ -32,7 +41,12 @@ type Client struct {
 	Timeout     time.Duration
 	// MinBackoff is the first retry's wait, doubled each time up to 30s.
 	MinBackoff time.Duration
-	Log        *slog.Logger
+	// MaxResponseSize bounds one answer's body, in bytes
+	// (EXPORT_MAX_RESPONSE_SIZE; 0: DefaultMaxResponseSize). A larger
+	// answer is an error, not retried; with the concurrency, it bounds the
+	// memory answers can take.
+	MaxResponseSize int64
+	Log             *slog.Logger
 }
 
 // Counters count one endpoint's requests. Safe for concurrent use.
@@ -91,8 +105,48 @@ func (c *Client) Get(ctx context.Context, pathQuery string) (int, []byte, error)
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody))
+	body, err := c.read(resp)
 	return resp.StatusCode, body, err
+}
+
+// read reads an answer's body, refusing one larger than MaxResponseSize
+// before holding it: by its Content-Length when announced, else as it
+// comes. An error answer's body is only cut, so that its status still
+// tells what happened.
+func (c *Client) read(resp *http.Response) ([]byte, error) {
+	limit := c.MaxResponseSize
+	if limit <= 0 {
+		limit = DefaultMaxResponseSize
+	}
+	tooLarge := fmt.Errorf("the PBX's answer is larger than EXPORT_MAX_RESPONSE_SIZE=%d bytes (%s); lower EXPORT_PAGE_SIZE, or raise EXPORT_MAX_RESPONSE_SIZE if this PBX's records are that large", limit, sizeText(limit))
+	ok := resp.StatusCode < 400
+	if ok && resp.ContentLength > limit {
+		return nil, tooLarge
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, retryable{fmt.Errorf("read body: %w", err)}
+	}
+	if int64(len(body)) > limit {
+		if ok {
+			return nil, tooLarge
+		}
+		body = body[:limit]
+	}
+	return body, nil
+}
+
+// sizeText writes a byte count as people read it: 64MiB, 512KiB, 1000B.
+func sizeText(n int64) string {
+	for _, u := range []struct {
+		unit string
+		size int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.size && n%u.size == 0 {
+			return strconv.FormatInt(n/u.size, 10) + u.unit
+		}
+	}
+	return strconv.FormatInt(n, 10) + "B"
 }
 
 func (c *Client) timeout() time.Duration {
@@ -190,12 +244,9 @@ func (c *Client) list(ctx context.Context, u string) (*ListPage, time.Duration, 
 		return nil, 0, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))
+	body, err := c.read(resp)
 	if err != nil {
-		return nil, 0, retryable{fmt.Errorf("read body: %w", err)}
-	}
-	if len(body) > MaxBody {
-		return nil, 0, fmt.Errorf("answer larger than %d MiB", MaxBody>>20)
+		return nil, 0, err
 	}
 	switch s := resp.StatusCode; {
 	case s == http.StatusTooManyRequests:
@@ -249,21 +300,36 @@ func retryAfter(h string) time.Duration {
 	return 0
 }
 
-// Reason extracts the PBX's reason from an error body, or a short excerpt.
+// Reason extracts the PBX's reason from an error body, cut to a few KiB,
+// or a short excerpt of a body that has none.
 func Reason(body []byte) string {
 	var e struct {
 		Reason json.RawMessage `json:"reason"`
 	}
 	if json.Unmarshal(body, &e) == nil && len(e.Reason) > 0 {
 		var s string
-		if json.Unmarshal(e.Reason, &s) == nil {
-			return s
+		if json.Unmarshal(e.Reason, &s) != nil {
+			s = string(e.Reason)
 		}
-		return string(e.Reason)
+		if len(s) > maxReason {
+			cut := maxReason
+			for cut > 0 && !utf8.RuneStart(s[cut]) {
+				cut--
+			}
+			s = fmt.Sprintf("%s… (%d more bytes)", s[:cut], len(s)-cut)
+		}
+		return s
+	}
+	if len(body) > 4<<10 {
+		body = body[:4<<10]
 	}
 	s := strings.Join(strings.Fields(string(body)), " ")
 	if len(s) > 120 {
-		s = s[:120] + "…"
+		cut := 120
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
 	}
 	return s
 }
@@ -354,6 +420,11 @@ func ParseList(body []byte) (*ListPage, error) {
 		if err != nil || t < 0 {
 			return nil, fmt.Errorf("result.total %s is not a count", excerpt(total))
 		}
+		if t > maxTotal {
+			// No PBX holds this much; arithmetic on it (pages = total /
+			// size) could overflow.
+			return nil, fmt.Errorf("result.total %d is not a plausible count (more than %d)", t, int64(maxTotal))
+		}
 		if t < int64(len(p.Records)) {
 			return nil, fmt.Errorf("result.total %d is smaller than the %d records on the page", t, len(p.Records))
 		}
@@ -369,7 +440,8 @@ func excerpt(b []byte) string {
 	return string(b)
 }
 
-// parseInt reads an integer sent as a JSON number or a JSON string.
+// parseInt reads a whole number sent as a JSON number or a JSON string,
+// in exponent form too ("1e3"), as PHP may write it.
 func parseInt(raw json.RawMessage) (int64, error) {
 	s := string(raw)
 	if len(s) > 0 && s[0] == '"' {
@@ -377,5 +449,5 @@ func parseInt(raw json.RawMessage) (int64, error) {
 			return 0, err
 		}
 	}
-	return strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	return wholeNumber(strings.TrimSpace(s), 64)
 }

@@ -35,6 +35,10 @@ type Sink interface {
 	FinishRun(ctx context.Context, r *RunResult) error
 }
 
+// ErrConfig is bad configuration discovered at run time (for example a
+// time zone needed); wrapped with what to set, it exits 2.
+var ErrConfig = errors.New("bad configuration")
+
 // Batch is an open set of rows of one endpoint.
 type Batch interface {
 	// Write adds rows; the slice may be reused once Write returns.

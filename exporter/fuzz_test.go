@@ -2,8 +2,11 @@ package exporter
 
 import (
 	"encoding/json"
+	"math/big"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -40,10 +43,17 @@ func FuzzConvert(f *testing.F) {
 	f.Add([]byte(`{"id":1,"vendor":{"name":"Wildix","x":[1,{"y":null}]},"note":"a\"b\\c\u00e9\n"}`))
 	f.Add([]byte(`{"id":"1","start":"2026-10-25 02:30:00","end":"2026-10-25 02:10:00","duration":"2400","timezone":"+0200"}`))
 	f.Add([]byte(`{"id":"1","a":"1","a":"2"}`))
+	f.Add([]byte(`{"id":"1","start":"2026-10-25 02:30:00","end":"2026-10-25 02:10:00","answer":"2026-10-25 02:05:00","duration":"2400","billsec":"300","cost":"2.5E-3"}`))
 	ep := Builtin()[0]
+	rome, err := time.LoadLocation("Europe/Rome")
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c := &Converter{Endpoint: &ep}
-		c.Convert(0, b) // must not panic
+		c.Convert(0, b) // must not panic, strict
+		lenient := &Converter{Endpoint: &ep, Zone: rome, Warnings: &Warnings{}}
+		lenient.Convert(0, b) // nor counting warnings in a zone
 		if err := scanObject(b, func(_, _ []byte) error { return nil }); err == nil && !json.Valid(b) {
 			t.Fatalf("scanner accepted invalid JSON: %q", b)
 		}
@@ -65,6 +75,40 @@ func FuzzConvert(f *testing.F) {
 			if got[k] != string(v) {
 				t.Fatalf("member %q: scanner %s, encoding/json %s", k, got[k], v)
 			}
+		}
+	})
+}
+
+// FuzzDecimalText: whatever the PBX sends for a number, decimalText either
+// refuses it or returns plain decimal text of exactly the same value
+// (math/big as the oracle), and wholeNumber agrees with it; never a panic.
+func FuzzDecimalText(f *testing.F) {
+	for _, s := range []string{"1e2", "2.5E-3", "-1.5e+3", "0.0123", ".5", "5.", "+7", "-0e5", "1e1000", "1e-1000", "9223372036854775807", "9.3e18", "1.5e", "0x10", "NAN"} {
+		f.Add(s)
+	}
+	plain := regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := decimalText(s)
+		n, werr := wholeNumber(s, 64)
+		if err != nil {
+			if werr == nil {
+				t.Fatalf("%q: a whole number %d but not a decimal: %v", s, n, err)
+			}
+			return
+		}
+		if !plain.MatchString(string(d)) {
+			t.Fatalf("%q → %q: not plain decimal text", s, d)
+		}
+		want, ok := new(big.Rat).SetString(s)
+		got, ok2 := new(big.Rat).SetString(string(d))
+		if !ok || !ok2 || want.Cmp(got) != 0 {
+			t.Fatalf("%q → %q: value changed (oracle ok %v)", s, d, ok)
+		}
+		switch {
+		case werr == nil && (!got.IsInt() || got.Num().Cmp(big.NewInt(n)) != 0):
+			t.Fatalf("%q: whole number %d, decimal %s", s, n, d)
+		case werr != nil && got.IsInt() && got.Num().IsInt64():
+			t.Fatalf("%q: whole and in range (%s) but refused: %v", s, d, werr)
 		}
 	})
 }

@@ -3,10 +3,12 @@ package exporter
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -51,14 +53,30 @@ func (e *RecordError) Error() string {
 	return fmt.Sprintf("%s: %v", who, e.Err)
 }
 
+// Unwrap returns the cause, so that errors.Is finds ErrConfig through it.
+func (e *RecordError) Unwrap() error { return e.Err }
+
 // Converter turns PBX records into rows of an endpoint. The PBX sends
 // times as PBX-local wall time with no zone ("2026-03-29 02:30:00"); see
 // Instant for how they become UTC instants. A Converter is not safe for
-// concurrent use.
+// concurrent use; Rows is.
+//
+// The key, cursor and time fields must convert, or the record is an error.
+// A value of another column that cannot be taken as sent (a word in an
+// integer column, a time repeated by a daylight-saving change with nothing
+// to tell which, a timezone field that is not an offset) is an error too,
+// unless Warnings is set: then the value is stored as NULL, or the
+// documented choice is made, and the warning counted there; the raw record
+// keeps what was sent. Nothing is dropped or guessed without a count.
 type Converter struct {
 	Endpoint *Endpoint
 	// Zone is the PBX's time zone (WILDIX_TIMEZONE), nil when unknown.
+	// Without it, a wall time of a record that has no timezone offset is
+	// an error wrapping ErrConfig.
 	Zone *time.Location
+	// Warnings, when set, counts what conversion worked around instead
+	// of failing.
+	Warnings *Warnings
 
 	index    map[string]int // PBX field → column
 	keys     []int          // columns of the key fields
@@ -69,8 +87,6 @@ type Converter struct {
 	timezone []byte         // this record's timezone field
 	extra    []byte
 }
-
-var decimalRe = regexp.MustCompile(`^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$`)
 
 func (c *Converter) init() {
 	e := c.Endpoint
@@ -107,7 +123,7 @@ func (c *Converter) Convert(index int, raw json.RawMessage) (Row, error) {
 // Rows converts a page of records, each record's values sharing one array.
 // It builds its own state, so it is safe for concurrent use.
 func (c *Converter) Rows(recs []json.RawMessage) ([]Row, error) {
-	cc := &Converter{Endpoint: c.Endpoint, Zone: c.Zone}
+	cc := &Converter{Endpoint: c.Endpoint, Zone: c.Zone, Warnings: c.Warnings}
 	n := len(c.Endpoint.Columns)
 	vals := make([]any, len(recs)*n)
 	rows := make([]Row, len(recs))
@@ -167,9 +183,14 @@ func (c *Converter) convert(index int, raw json.RawMessage, values []any) (Row, 
 	}
 	if c.cursor >= 0 {
 		s, _, _ := jsonText(c.raws[c.cursor])
-		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
-		if err != nil {
-			return Row{}, &RecordError{Index: index, Key: row.Key, Field: e.Cursor, Err: fmt.Errorf("cursor %q is not a whole number", s)}
+		n, err := wholeNumber(strings.TrimSpace(s), 64)
+		switch {
+		case err != nil:
+			return Row{}, &RecordError{Index: index, Key: row.Key, Field: e.Cursor, Err: fmt.Errorf("cursor: %w", err)}
+		case n < 1:
+			// Cursors are read from 1 up: such a record could never be
+			// exported, and dropping it would lose it without a word.
+			return Row{}, &RecordError{Index: index, Key: row.Key, Field: e.Cursor, Err: fmt.Errorf("cursor %d is below 1; incremental export reads cursors from 1 up", n)}
 		}
 		row.Cursor = n
 	}
@@ -182,17 +203,35 @@ func (c *Converter) convert(index int, raw json.RawMessage, values []any) (Row, 
 	if i, ok := c.index["timezone"]; ok {
 		tz = c.raws[i]
 	}
-	if s, ok, _ := jsonText(tz); ok && s != "" {
-		if secs, ok := parseOffset(s); ok {
+	if s, ok, _ := jsonText(tz); ok && strings.TrimSpace(s) != "" {
+		secs, ok := parseOffset(s)
+		switch {
+		case ok:
 			offset = &secs
+		case c.Zone == nil:
+			return Row{}, &RecordError{Index: index, Key: row.Key, Field: "timezone", Err: fmt.Errorf(
+				"%w: %q is not a UTC offset such as +0100 and WILDIX_TIMEZONE is not set; set WILDIX_TIMEZONE to the PBX's time zone, e.g. Europe/Rome", ErrConfig, s)}
+		default:
+			if err := c.warn(WarnTimezone, row.Key, "timezone", fmt.Sprintf("%q is not a UTC offset such as +0100", excerpt([]byte(s)))); err != nil {
+				return Row{}, &RecordError{Index: index, Key: row.Key, Field: "timezone", Err: err}
+			}
 		}
 	}
 	// The anchor (start) first: other times may depend on it.
 	var anchor time.Time
 	if c.anchor >= 0 {
-		v, err := c.value(e.Columns[c.anchor], c.raws[c.anchor], offset, time.Time{}, true)
+		col := e.Columns[c.anchor]
+		v, note, err := c.value(col, c.raws[c.anchor], offset, time.Time{}, true)
+		if err == nil && note == WarnAmbiguous {
+			if t, ok := c.resolveAnchor(); ok {
+				v, note = t, ""
+			}
+		}
+		if err == nil && note != "" {
+			err = c.warn(note, row.Key, col.Field, c.timeDetail(note, c.raws[c.anchor]))
+		}
 		if err != nil {
-			return Row{}, &RecordError{Index: index, Key: row.Key, Field: e.Columns[c.anchor].Field, Err: err}
+			return Row{}, &RecordError{Index: index, Key: row.Key, Field: col.Field, Err: err}
 		}
 		row.Values[c.anchor] = v
 		if t, ok := v.(time.Time); ok {
@@ -207,7 +246,13 @@ func (c *Converter) convert(index int, raw json.RawMessage, values []any) (Row, 
 		if terms, ok := c.expect[i]; ok && !anchor.IsZero() {
 			hint = c.expected(terms, anchor)
 		}
-		v, err := c.value(col, c.raws[i], offset, hint, false)
+		v, note, err := c.value(col, c.raws[i], offset, hint, false)
+		if err == nil && note != "" {
+			err = c.warn(note, row.Key, col.Field, c.timeDetail(note, c.raws[i]))
+		}
+		if err != nil && !errors.Is(err, ErrConfig) && c.Warnings != nil && !c.critical(i) {
+			v, err = nil, c.warn(WarnValue, row.Key, col.Field, err.Error())
+		}
 		if err != nil {
 			return Row{}, &RecordError{Index: index, Key: row.Key, Field: col.Field, Err: err}
 		}
@@ -228,8 +273,8 @@ func (c *Converter) expected(terms []term, anchor time.Time) time.Time {
 			return anchor
 		}
 		s, _, _ := jsonText(c.raws[i])
-		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
-		if err != nil {
+		n, err := wholeNumber(strings.TrimSpace(s), 64)
+		if err != nil || n > 1<<31 || n < -1<<31 { // beyond 68 years, the product would overflow
 			return anchor
 		}
 		t = t.Add(time.Duration(tm.sign*n) * time.Second)
@@ -237,62 +282,114 @@ func (c *Converter) expected(terms []term, anchor time.Time) time.Time {
 	return t
 }
 
-func (c *Converter) value(col Column, raw []byte, offset *int, hint time.Time, isAnchor bool) (any, error) {
+// timeDetail says what is wrong with a wall time taken by a documented
+// choice.
+func (c *Converter) timeDetail(note string, raw []byte) string {
+	s, _, _ := jsonText(raw)
+	if note == WarnNonexistent {
+		return fmt.Sprintf("%q does not exist in %s (the hour skipped when daylight-saving time starts); is WILDIX_TIMEZONE the PBX's zone?", s, c.Zone)
+	}
+	return fmt.Sprintf("%q occurs twice in %s (the hour repeated when daylight-saving time ends) and the record has no timezone offset to tell which", s, c.Zone)
+}
+
+// critical reports whether column i is one that paging or the natural key
+// depends on, so that it can never be replaced by NULL.
+func (c *Converter) critical(i int) bool {
+	return i == c.cursor || i == c.anchor || slices.Contains(c.keys, i)
+}
+
+// value converts one raw value for col. note is a warning kind when the
+// value was taken by a documented choice (WarnAmbiguous, WarnNonexistent).
+func (c *Converter) value(col Column, raw []byte, offset *int, hint time.Time, isAnchor bool) (v any, note string, err error) {
 	if col.Type == JSON {
 		if len(raw) == 0 || string(raw) == "null" {
-			return nil, nil
+			return nil, "", nil
 		}
-		return json.RawMessage(raw), nil
+		return json.RawMessage(raw), "", nil
 	}
 	s, ok, err := jsonText(raw)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if !ok {
-		return nil, nil
+		return nil, "", nil
 	}
 	if col.Type == Text {
 		if raw[0] == '{' || raw[0] == '[' {
 			var b bytes.Buffer
 			json.Compact(&b, raw)
-			return b.String(), nil
+			return b.String(), "", nil
 		}
-		return s, nil
+		return s, "", nil
 	}
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return nil, nil // an empty string in a typed column is NULL
+		return nil, "", nil // an empty string in a typed column is NULL
 	}
 	switch col.Type {
-	case BigInt, Integer:
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not a whole number", s)
-		}
-		if col.Type == Integer && (n > 1<<31-1 || n < -1<<31) {
-			return nil, fmt.Errorf("%d does not fit an integer column", n)
-		}
-		return n, nil
+	case BigInt:
+		n, err := wholeNumber(s, 64)
+		return n, "", err
+	case Integer:
+		n, err := wholeNumber(s, 32)
+		return n, "", err
 	case Numeric:
-		if !decimalRe.MatchString(s) {
-			return nil, fmt.Errorf("%q is not a number", s)
-		}
-		return Decimal(s), nil
+		d, err := decimalText(s)
+		return d, "", err
 	case Boolean:
 		switch strings.ToLower(s) {
 		case "1", "true", "yes", "on":
-			return true, nil
+			return true, "", nil
 		case "0", "false", "no", "off":
-			return false, nil
+			return false, "", nil
 		}
-		return nil, fmt.Errorf("%q is not a boolean", s)
+		return nil, "", fmt.Errorf("%q is not a boolean", excerpt([]byte(s)))
 	case Timestamp:
 		if strings.HasPrefix(s, "0000-00-00") {
-			return nil, nil // MySQL's zero date: no time
+			return nil, "", nil // MySQL's zero date: no time
 		}
-		return c.Instant(s, offset, hint, isAnchor)
+		t, how, err := c.Instant(s, offset, hint, isAnchor)
+		return t, how, err
 	}
-	return nil, fmt.Errorf("unknown column type %q", col.Type)
+	return nil, "", fmt.Errorf("unknown column type %q", col.Type)
+}
+
+// resolveAnchor settles a wall time of the anchor (start) that a
+// daylight-saving change repeats, for a record without an offset, by the
+// other times Endpoint.Expect ties to it: of its two instants, keep the one
+// every such time (end = start+duration, …) agrees with. It reports false
+// when both or neither agree.
+func (c *Converter) resolveAnchor() (time.Time, bool) {
+	wall, _, _ := jsonText(c.raws[c.anchor])
+	naive, err := time.Parse(wallLayout, strings.TrimSpace(wall))
+	if err != nil {
+		return time.Time{}, false
+	}
+	var fits []time.Time
+	for _, start := range wallInstants(naive, c.Zone) {
+		agree, used := true, false
+		for i, terms := range c.expect {
+			s, present, err := jsonText(c.raws[i])
+			if err != nil || !present {
+				continue
+			}
+			naive, err := time.Parse(wallLayout, strings.TrimSpace(s))
+			if err != nil {
+				continue
+			}
+			used = true
+			if !slices.ContainsFunc(wallInstants(naive, c.Zone), c.expected(terms, start).Equal) {
+				agree = false
+			}
+		}
+		if agree && used {
+			fits = append(fits, start)
+		}
+	}
+	if len(fits) == 1 {
+		return fits[0], true
+	}
+	return time.Time{}, false
 }
 
 const wallLayout = "2006-01-02 15:04:05"
@@ -303,18 +400,22 @@ const wallLayout = "2006-01-02 15:04:05"
 //   - The record's anchor time (call history: start) uses the record's
 //     timezone offset when it has one.
 //   - Other times use the PBX's zone (WILDIX_TIMEZONE) when it is set,
-//     else the record's offset; with neither, UTC.
+//     else the record's offset.
+//   - With neither a zone nor an offset, nothing is guessed: the error
+//     wraps ErrConfig and says to set WILDIX_TIMEZONE.
 //   - A wall time that occurs twice (the hour repeated when daylight-saving
 //     time ends) is the occurrence nearest the hint: for call history, the
 //     end nearest start+duration and the answer nearest
-//     start+duration-billsec (Endpoint.Expect); without a hint, the first
-//     occurrence.
+//     start+duration-billsec (Endpoint.Expect); a start without an offset
+//     is the occurrence its end and answer agree with. When nothing tells,
+//     the earlier occurrence is taken and how reports WarnAmbiguous.
 //   - A wall time that does not exist (the hour skipped when daylight-saving
 //     time starts) is read with the offset in force before the change, as
-//     PostgreSQL does.
-func (c *Converter) Instant(s string, offset *int, hint time.Time, isAnchor bool) (time.Time, error) {
+//     PostgreSQL does, and how reports WarnNonexistent: the PBX cannot have
+//     written it, so WILDIX_TIMEZONE may be wrong.
+func (c *Converter) Instant(s string, offset *int, hint time.Time, isAnchor bool) (t time.Time, how string, err error) {
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t.UTC(), nil
+		return t.UTC(), "", nil
 	}
 	layout := wallLayout
 	if len(s) > 10 && s[10] == 'T' {
@@ -322,41 +423,46 @@ func (c *Converter) Instant(s string, offset *int, hint time.Time, isAnchor bool
 	}
 	naive, err := time.Parse(layout, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("%q is not a time of the form YYYY-MM-DD HH:MM:SS", s)
+		return time.Time{}, "", fmt.Errorf("%q is not a time of the form YYYY-MM-DD HH:MM:SS", excerpt([]byte(s)))
 	}
 	if offset != nil && (isAnchor || c.Zone == nil) {
-		return naive.Add(-time.Duration(*offset) * time.Second).UTC(), nil
+		return naive.Add(-time.Duration(*offset) * time.Second).UTC(), "", nil
 	}
 	if c.Zone == nil {
-		return naive, nil
+		return time.Time{}, "", fmt.Errorf("%w: %q has no UTC offset (the record has no timezone field) and WILDIX_TIMEZONE is not set; set WILDIX_TIMEZONE to the PBX's time zone, e.g. Europe/Rome", ErrConfig, s)
 	}
-	return inZone(naive, c.Zone, hint), nil
+	cands := wallInstants(naive, c.Zone)
+	switch {
+	case len(cands) == 0: // skipped by the change: the offset before it
+		before := offsetAt(naive.Add(-12*time.Hour), c.Zone)
+		return naive.Add(-time.Duration(before) * time.Second).UTC(), WarnNonexistent, nil
+	case len(cands) == 1:
+		return cands[0], "", nil
+	case !hint.IsZero():
+		if hint.Sub(cands[0]).Abs() > hint.Sub(cands[1]).Abs() {
+			return cands[1], "", nil
+		}
+		return cands[0], "", nil
+	}
+	return cands[0], WarnAmbiguous, nil
 }
 
-// inZone finds the instants whose wall time in loc is naive's.
-func inZone(naive time.Time, loc *time.Location, hint time.Time) time.Time {
+// wallInstants returns the instants, earlier first, whose wall time in loc
+// is naive's: none in a skipped hour, two in a repeated one.
+func wallInstants(naive time.Time, loc *time.Location) []time.Time {
 	before := offsetAt(naive.Add(-12*time.Hour), loc)
 	after := offsetAt(naive.Add(12*time.Hour), loc)
 	var cands []time.Time
 	for _, off := range []int{before, after} {
-		t := naive.Add(-time.Duration(off) * time.Second)
+		t := naive.Add(-time.Duration(off) * time.Second).UTC()
 		if offsetAt(t, loc) == off && (len(cands) == 0 || !cands[0].Equal(t)) {
 			cands = append(cands, t)
 		}
 	}
-	switch len(cands) {
-	case 0: // skipped by the change: the offset before it
-		return naive.Add(-time.Duration(before) * time.Second).UTC()
-	case 1:
-		return cands[0].UTC()
-	}
-	if cands[1].Before(cands[0]) {
+	if len(cands) == 2 && cands[1].Before(cands[0]) {
 		cands[0], cands[1] = cands[1], cands[0]
 	}
-	if !hint.IsZero() && hint.Sub(cands[0]).Abs() > hint.Sub(cands[1]).Abs() {
-		return cands[1].UTC()
-	}
-	return cands[0].UTC()
+	return cands
 }
 
 func offsetAt(t time.Time, loc *time.Location) int {
@@ -390,4 +496,173 @@ func parseOffset(s string) (int, bool) {
 		secs = -secs
 	}
 	return secs, true
+}
+
+// The kinds of warning a Converter counts.
+const (
+	WarnValue       = "values not convertible to their column's type, stored as NULL (the raw record keeps them)"
+	WarnTimezone    = "timezone fields that are not a UTC offset, read in WILDIX_TIMEZONE instead"
+	WarnAmbiguous   = "wall times repeated by a daylight-saving change with nothing to tell which, read as the earlier"
+	WarnNonexistent = "wall times that do not exist in WILDIX_TIMEZONE (skipped by a daylight-saving change; is WILDIX_TIMEZONE the PBX's zone?), read with the offset before the change"
+)
+
+// Warnings counts, by kind, what conversion worked around instead of
+// failing, keeping the first example of each. The zero value is ready;
+// it is safe for concurrent use.
+type Warnings struct {
+	mu      sync.Mutex
+	counts  map[string]int64
+	example map[string]string
+}
+
+// warn counts a warning, or returns detail as an error when nobody counts.
+func (c *Converter) warn(kind, key, field, detail string) error {
+	if c.Warnings == nil {
+		return errors.New(detail)
+	}
+	c.Warnings.add(kind, fmt.Sprintf("key %s, field %q: %s", strings.ReplaceAll(key, "\t", ","), field, detail))
+	return nil
+}
+
+func (w *Warnings) add(kind, example string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.counts == nil {
+		w.counts, w.example = map[string]int64{}, map[string]string{}
+	}
+	if w.counts[kind] == 0 {
+		w.example[kind] = example
+	}
+	w.counts[kind]++
+}
+
+// Count returns how many warnings of kind were counted.
+func (w *Warnings) Count(kind string) int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.counts[kind]
+}
+
+// Total returns how many warnings were counted.
+func (w *Warnings) Total() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var n int64
+	for _, c := range w.counts {
+		n += c
+	}
+	return n
+}
+
+// Notes returns one line per kind counted, with its first example, sorted:
+// for the log and the run ledger (EndpointResult.Notes).
+func (w *Warnings) Notes() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for kind, n := range w.counts {
+		out = append(out, fmt.Sprintf("%d %s (first: %s)", n, kind, w.example[kind]))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// maxExponent bounds the exponent of a number in exponent form, as
+// PostgreSQL's numeric input does, so that "1e999999999" cannot become a
+// gigabyte of digits.
+const maxExponent = 1000
+
+// decimalText returns s, a decimal number in plain or exponent form (as PHP
+// prints floats: "1e2", "2.5E-3", "-1.5e+3"), as plain decimal text of
+// exactly the same value: "100", "0.0025", "-1500". No float is involved.
+func decimalText(s string) (Decimal, error) {
+	bad := func() (Decimal, error) { return "", fmt.Errorf("%q is not a number", excerpt([]byte(s))) }
+	m, neg := s, false
+	if m != "" && (m[0] == '-' || m[0] == '+') {
+		neg, m = m[0] == '-', m[1:]
+	}
+	exp := 0
+	if i := strings.IndexAny(m, "eE"); i >= 0 {
+		e := m[i+1:]
+		m = m[:i]
+		if e != "" && (e[0] == '-' || e[0] == '+') {
+			if !allDigits(e[1:]) {
+				return bad()
+			}
+		} else if !allDigits(e) {
+			return bad()
+		}
+		if len(strings.TrimLeft(strings.TrimLeft(e, "+-"), "0")) > 4 {
+			return "", fmt.Errorf("%q: exponent beyond ±%d", excerpt([]byte(s)), maxExponent)
+		}
+		n, err := strconv.Atoi(e)
+		if err != nil {
+			return bad()
+		}
+		if n > maxExponent || n < -maxExponent {
+			return "", fmt.Errorf("%q: exponent beyond ±%d", excerpt([]byte(s)), maxExponent)
+		}
+		exp = n
+	}
+	whole, frac, _ := strings.Cut(m, ".")
+	if whole == "" && frac == "" || !allDigits(whole) || !allDigits(frac) {
+		return bad()
+	}
+	digits := whole + frac
+	point := len(whole) + exp // where the decimal point goes in digits
+	switch {
+	case point <= 0:
+		whole, frac = "0", strings.Repeat("0", -point)+digits
+	case point >= len(digits):
+		whole, frac = digits+strings.Repeat("0", point-len(digits)), ""
+	default:
+		whole, frac = digits[:point], digits[point:]
+	}
+	whole = strings.TrimLeft(whole, "0")
+	if whole == "" {
+		whole = "0"
+	}
+	out := whole
+	if frac != "" {
+		out += "." + frac
+	}
+	if neg && strings.Trim(digits, "0") != "" {
+		out = "-" + out
+	}
+	return Decimal(out), nil
+}
+
+// allDigits reports whether s holds only ASCII digits (true when empty).
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// wholeNumber reads s as a whole number that fits bits (32 or 64) signed
+// bits: plain ("42") or as PHP may print it ("1e2", "42.0").
+func wholeNumber(s string, bits int) (int64, error) {
+	if n, err := strconv.ParseInt(s, 10, bits); err == nil {
+		return n, nil
+	}
+	d, err := decimalText(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a whole number", excerpt([]byte(s)))
+	}
+	whole, frac, _ := strings.Cut(string(d), ".")
+	if strings.Trim(frac, "0") != "" {
+		return 0, fmt.Errorf("%q is not a whole number", excerpt([]byte(s)))
+	}
+	n, err := strconv.ParseInt(whole, 10, bits)
+	if err != nil {
+		kind := "a bigint"
+		if bits == 32 {
+			kind = "an integer"
+		}
+		return 0, fmt.Errorf("%s does not fit %s column", excerpt([]byte(s)), kind)
+	}
+	return n, nil
 }

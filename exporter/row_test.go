@@ -1,12 +1,16 @@
 package exporter
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wildix-export/wildix-export/internal/pgtest"
 )
 
 func TestScanObject(t *testing.T) {
@@ -86,7 +90,13 @@ func TestConvertRefusesBadRecords(t *testing.T) {
 	for _, tc := range []struct{ rec, want string }{
 		{`{"start":"2026-01-01 00:00:00"}`, `record 3: field "id": the key field is missing or empty`},
 		{`{"id":""}`, `field "id": the key field is missing or empty`},
-		{`{"id":"12a"}`, `record 3 (key 12a): field "id": cursor "12a" is not a whole number`},
+		{`{"id":"12a"}`, `record 3 (key 12a): field "id": cursor: "12a" is not a whole number`},
+		{`{"id":"-1"}`, `record 3 (key -1): field "id": cursor -1 is below 1`},
+		{`{"id":"0"}`, `cursor 0 is below 1`},
+		{`{"id":"9223372036854775808"}`, `cursor: 9223372036854775808 does not fit a bigint column`},
+		{`{"id":"1e400"}`, `cursor: 1e400 does not fit a bigint column`},
+		{`{"id":"1.5"}`, `cursor: "1.5" is not a whole number`},
+		{`{"id":"1e99999"}`, `cursor: "1e99999" is not a whole number`},
 		{`{"id":"1","start":"2026-02-30 10:00:00"}`, `field "start": "2026-02-30 10:00:00" is not a time`},
 		{`{"id":"1","start":"yesterday"}`, `is not a time`},
 		{`{"id":"1","duration":"five"}`, `field "duration": "five" is not a whole number`},
@@ -136,22 +146,223 @@ func TestInstantDaylightSaving(t *testing.T) {
 		hint   time.Time
 		anchor bool
 		want   time.Time
+		how    string // the warning kind of a documented choice
 	}{
-		{"winter", "2026-01-10 10:00:00", nil, rome, time.Time{}, false, utc("2026-01-10T09:00:00Z")},
-		{"summer", "2026-07-10 10:00:00", nil, rome, time.Time{}, false, utc("2026-07-10T08:00:00Z")},
-		{"skipped hour: offset before the change", "2026-03-29 02:30:00", nil, rome, time.Time{}, false, utc("2026-03-29T01:30:00Z")},
-		{"repeated hour: first occurrence without a hint", "2026-10-25 02:30:00", nil, rome, time.Time{}, false, utc("2026-10-25T00:30:00Z")},
-		{"repeated hour: nearest the hint", "2026-10-25 02:30:00", nil, rome, utc("2026-10-25T01:29:00Z"), false, utc("2026-10-25T01:30:00Z")},
-		{"record offset pins the anchor", "2026-10-25 02:30:00", off(3600), rome, time.Time{}, true, utc("2026-10-25T01:30:00Z")},
-		{"offset used when no zone", "2026-10-25 02:30:00", off(7200), nil, time.Time{}, false, utc("2026-10-25T00:30:00Z")},
-		{"neither: UTC", "2026-10-25 02:30:00", nil, nil, time.Time{}, false, utc("2026-10-25T02:30:00Z")},
-		{"RFC 3339 as it is", "2026-10-25T02:30:00+05:00", nil, rome, time.Time{}, false, utc("2026-10-24T21:30:00Z")},
+		{"winter", "2026-01-10 10:00:00", nil, rome, time.Time{}, false, utc("2026-01-10T09:00:00Z"), ""},
+		{"summer", "2026-07-10 10:00:00", nil, rome, time.Time{}, false, utc("2026-07-10T08:00:00Z"), ""},
+		{"skipped hour: offset before the change", "2026-03-29 02:30:00", nil, rome, time.Time{}, false, utc("2026-03-29T01:30:00Z"), WarnNonexistent},
+		{"repeated hour: the earlier without a hint", "2026-10-25 02:30:00", nil, rome, time.Time{}, false, utc("2026-10-25T00:30:00Z"), WarnAmbiguous},
+		{"repeated hour: nearest the hint", "2026-10-25 02:30:00", nil, rome, utc("2026-10-25T01:29:00Z"), false, utc("2026-10-25T01:30:00Z"), ""},
+		{"record offset pins the anchor", "2026-10-25 02:30:00", off(3600), rome, time.Time{}, true, utc("2026-10-25T01:30:00Z"), ""},
+		{"offset used when no zone", "2026-10-25 02:30:00", off(7200), nil, time.Time{}, false, utc("2026-10-25T00:30:00Z"), ""},
+		{"RFC 3339 as it is", "2026-10-25T02:30:00+05:00", nil, rome, time.Time{}, false, utc("2026-10-24T21:30:00Z"), ""},
+		{"RFC 3339 needs no zone", "2026-10-25T02:30:00Z", nil, nil, time.Time{}, false, utc("2026-10-25T02:30:00Z"), ""},
 	} {
 		c := &Converter{Zone: tc.zone}
-		got, err := c.Instant(tc.wall, tc.offset, tc.hint, tc.anchor)
-		if err != nil || !got.Equal(tc.want) {
-			t.Errorf("%s: %s → %v (%v), want %v", tc.name, tc.wall, got, err, tc.want)
+		got, how, err := c.Instant(tc.wall, tc.offset, tc.hint, tc.anchor)
+		if err != nil || !got.Equal(tc.want) || how != tc.how {
+			t.Errorf("%s: %s → %v, %q (%v), want %v, %q", tc.name, tc.wall, got, how, err, tc.want, tc.how)
 		}
+	}
+	// Neither a zone nor an offset: nothing is guessed.
+	_, _, err := (&Converter{}).Instant("2026-10-25 02:30:00", nil, time.Time{}, true)
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "set WILDIX_TIMEZONE to the PBX's time zone, e.g. Europe/Rome") {
+		t.Errorf("no zone, no offset: err %v, want ErrConfig telling to set WILDIX_TIMEZONE", err)
+	}
+}
+
+// TestTimezoneNeverGuessed: a call record without a timezone offset, or
+// with one that is not an offset, never becomes UTC by default.
+func TestTimezoneNeverGuessed(t *testing.T) {
+	t.Parallel()
+	rome, err := time.LoadLocation("Europe/Rome")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const base = `{"id":"5","start":"2026-01-10 10:00:00","end":"2026-01-10 10:05:00","duration":"300","billsec":"0"`
+	for _, tc := range []struct {
+		name     string
+		rec      string
+		zone     *time.Location
+		counted  bool   // with Warnings
+		err      string // "" when it converts
+		config   bool   // the error wraps ErrConfig
+		start    string // RFC 3339, when it converts
+		warnings int64
+	}{
+		{"offset, no zone", base + `,"timezone":"+0100"}`, nil, false, "", false, "2026-01-10T09:00:00Z", 0},
+		{"no offset, no zone", base + `}`, nil, true, `record 0 (key 5): field "start": bad configuration: "2026-01-10 10:00:00" has no UTC offset`, true, "", 0},
+		{"empty offset, no zone", base + `,"timezone":""}`, nil, true, "set WILDIX_TIMEZONE", true, "", 0},
+		{"no offset, zone", base + `}`, rome, false, "", false, "2026-01-10T09:00:00Z", 0},
+		{"bad offset, no zone", base + `,"timezone":"CET"}`, nil, true, `field "timezone": bad configuration: "CET" is not a UTC offset such as +0100 and WILDIX_TIMEZONE is not set`, true, "", 0},
+		{"bad offset, zone, counted", base + `,"timezone":"+25:00"}`, rome, true, "", false, "2026-01-10T09:00:00Z", 1},
+		{"bad offset, zone, not counted", base + `,"timezone":"+25:00"}`, rome, false, `field "timezone": "+25:00" is not a UTC offset such as +0100`, false, "", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := &Converter{Endpoint: callEndpoint(), Zone: tc.zone}
+			if tc.counted {
+				c.Warnings = &Warnings{}
+			}
+			row, err := c.Convert(0, json.RawMessage(tc.rec))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) || errors.Is(err, ErrConfig) != tc.config {
+					t.Fatalf("err %v, want %q (ErrConfig: %v)", err, tc.err, tc.config)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := row.Values[c.Endpoint.Column("start_time")].(time.Time); got.Format(time.RFC3339) != tc.start {
+				t.Fatalf("start = %v, want %s", got, tc.start)
+			}
+			if tc.counted && c.Warnings.Count(WarnTimezone) != tc.warnings {
+				t.Fatalf("timezone warnings %d, want %d", c.Warnings.Count(WarnTimezone), tc.warnings)
+			}
+		})
+	}
+}
+
+// TestStartResolvedByItsEnd: a start in the repeated autumn hour, without
+// an offset, is the occurrence its end agrees with, the duration written
+// in any form PHP uses.
+func TestStartResolvedByItsEnd(t *testing.T) {
+	t.Parallel()
+	rome, err := time.LoadLocation("Europe/Rome")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dur := range []string{"3300", "3.3e3", "3300.0"} {
+		w := &Warnings{}
+		c := &Converter{Endpoint: callEndpoint(), Zone: rome, Warnings: w}
+		row, err := c.Convert(0, json.RawMessage(`{"id":"1","start":"2026-10-25 02:10:00","end":"2026-10-25 02:05:00","duration":"`+dur+`","billsec":"0"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		start, end := row.Values[c.Endpoint.Column("start_time")], row.Values[c.Endpoint.Column("end_time")]
+		if start != time.Date(2026, 10, 25, 0, 10, 0, 0, time.UTC) || end != time.Date(2026, 10, 25, 1, 5, 0, 0, time.UTC) || w.Total() != 0 {
+			t.Errorf("duration %s: start %v, end %v, warnings %v; want 00:10Z, 01:05Z, none", dur, start, end, w.Notes())
+		}
+	}
+}
+
+// TestNumbersAsPHPWritesThem: exponent forms become exact decimal text
+// and whole numbers where they are whole; never a float, never a silent NULL.
+func TestNumbersAsPHPWritesThem(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in      string
+		decimal string // "" when not a number
+		bigint  string // the whole number, or the error's text
+		integer string
+	}{
+		{"1e2", "100", "100", "100"},
+		{"2.5E-3", "0.0025", `"2.5E-3" is not a whole number`, `"2.5E-3" is not a whole number`},
+		{"-1.5e+3", "-1500", "-1500", "-1500"},
+		{"2.50e1", "25.0", "25", "25"},
+		{"1.5e-10", "0.00000000015", "not a whole number", "not a whole number"},
+		{"42.0", "42.0", "42", "42"},
+		{"+7", "7", "7", "7"},
+		{".5", "0.5", "not a whole number", "not a whole number"},
+		{"5.", "5", "5", "5"},
+		{"0.0123", "0.0123", "not a whole number", "not a whole number"},
+		{"007", "7", "7", "7"},
+		{"1E0", "1", "1", "1"},
+		{"-0e5", "0", "0", "0"},
+		{"-0.00", "0.00", "0", "0"},
+		{"3e9", "3000000000", "3000000000", "3e9 does not fit an integer column"},
+		{"9223372036854775807", "9223372036854775807", "9223372036854775807", "does not fit an integer column"},
+		{"9.3e18", "9300000000000000000", "9.3e18 does not fit a bigint column", "does not fit an integer column"},
+		{"1e1000", "1" + strings.Repeat("0", 1000), "does not fit a bigint column", "does not fit an integer column"},
+		{"1e1001", "", "not a whole number", "not a whole number"},
+		{"1e-99999999999999999999", "", "not a whole number", "not a whole number"},
+		{"1e", "", "not a whole number", "not a whole number"},
+		{"e5", "", "not a whole number", "not a whole number"},
+		{"1.2.3", "", "not a whole number", "not a whole number"},
+		{"1,50", "", "not a whole number", "not a whole number"},
+		{"NAN", "", "not a whole number", "not a whole number"},
+		{"0x10", "", "not a whole number", "not a whole number"},
+		{"-", "", "not a whole number", "not a whole number"},
+		{".", "", "not a whole number", "not a whole number"},
+	} {
+		d, err := decimalText(tc.in)
+		if string(d) != tc.decimal || (err == nil) != (tc.decimal != "") {
+			t.Errorf("numeric %q = %q, %v; want %q", tc.in, d, err, tc.decimal)
+		}
+		for _, col := range []struct {
+			bits int
+			want string
+		}{{64, tc.bigint}, {32, tc.integer}} {
+			n, err := wholeNumber(tc.in, col.bits)
+			if err != nil {
+				if !strings.Contains(err.Error(), col.want) {
+					t.Errorf("%d-bit %q: err %v, want %q", col.bits, tc.in, err, col.want)
+				}
+			} else if strconv.FormatInt(n, 10) != col.want {
+				t.Errorf("%d-bit %q = %d, want %s", col.bits, tc.in, n, col.want)
+			}
+		}
+	}
+}
+
+// TestDecimalsAsPostgreSQLReadsThem: the decimal text has exactly the value
+// PostgreSQL gives the number as PHP wrote it, and the same text.
+func TestDecimalsAsPostgreSQLReadsThem(t *testing.T) {
+	t.Parallel()
+	_, pool := pgtest.Schema(t)
+	ctx := context.Background()
+	for _, in := range []string{"1e2", "2.5E-3", "-1.5e+3", "2.50e1", "1.5e-10", "42.0", "5.", ".5", "-0e5", "-0.00", "007", "1e1000", "1.23456789012345678901234567890e-20", "0.0123"} {
+		d, err := decimalText(in)
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		var same bool
+		var text string
+		if err := pool.QueryRow(ctx, `SELECT $1::numeric = $2::numeric, $1::numeric::text`, in, string(d)).Scan(&same, &text); err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		if !same || text != string(d) {
+			t.Errorf("%q: ours %s, PostgreSQL's %s (equal: %v)", in, d, text, same)
+		}
+	}
+}
+
+// TestWarningsInsteadOfErrors: with a Warnings, a value that cannot be
+// taken as sent becomes NULL and is counted; the key, cursor and time
+// fields still fail the record.
+func TestWarningsInsteadOfErrors(t *testing.T) {
+	t.Parallel()
+	rec := `{"id":"9","start":"2026-01-10 10:00:00","duration":"five","billsec":"2.5","cost":"1,50","timezone":"+0100"}`
+	_, err := (&Converter{Endpoint: callEndpoint()}).Convert(0, json.RawMessage(rec))
+	if err == nil || !strings.Contains(err.Error(), `field "duration": "five" is not a whole number`) {
+		t.Fatalf("without Warnings: err %v, want the value refused", err)
+	}
+	w := &Warnings{}
+	c := &Converter{Endpoint: callEndpoint(), Warnings: w}
+	row, err := c.Convert(0, json.RawMessage(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, col := range []string{"duration", "billsec", "cost"} {
+		if v := row.Values[c.Endpoint.Column(col)]; v != nil {
+			t.Errorf("%s = %#v, want NULL", col, v)
+		}
+	}
+	if got := w.Count(WarnValue); got != 3 {
+		t.Fatalf("counted %d, want 3: %v", got, w.Notes())
+	}
+	notes := w.Notes()
+	if len(notes) != 1 || !strings.HasPrefix(notes[0], "3 values not convertible") || !strings.Contains(notes[0], `key 9, field "`) {
+		t.Fatalf("notes %q", notes)
+	}
+	for _, bad := range []string{`{"id":"x9","start":"2026-01-10 10:00:00"}`, `{"id":"9","start":"soon","timezone":"+0100"}`} {
+		if _, err := c.Convert(0, json.RawMessage(bad)); err == nil {
+			t.Errorf("%s: converted; a bad cursor or time field must fail the record", bad)
+		}
+	}
+	if w.Total() != 3 {
+		t.Fatalf("total %d, want 3", w.Total())
 	}
 }
 
@@ -175,6 +386,11 @@ func TestParseList(t *testing.T) {
 		{`{"type":"result","result":{"total":"2","records":{"a":1}}}`, 0, 0, "result is not a list object"},
 		{`{"type":"result","result":{"total":"lots","records":[]}}`, 0, 0, `result.total "lots" is not a count`},
 		{`{"type":"result","result":{"total":"-1","records":[]}}`, 0, 0, "is not a count"},
+		{`{"type":"result","result":{"total":"9223372036854775807","records":[]}}`, 0, 0, "9223372036854775807 is not a plausible count"},
+		{`{"type":"result","result":{"total":9223372036854775808,"records":[]}}`, 0, 0, "is not a count"},
+		{`{"type":"result","result":{"total":1e3,"records":[]}}`, 1000, 0, ""},
+		{`{"type":"result","result":{"total":"2.5","records":[]}}`, 0, 0, `result.total "2.5" is not a count`},
+		{`{"type":"result","result":{"total":"1099511627776","records":[]}}`, 1099511627776, 0, ""},
 		{`{"type":"result","result":{"total":"1","records":[{},{}]}}`, 0, 0, "smaller than the 2 records"},
 		{`{"type":"surprise","result":{}}`, 0, 0, `expected "type":"result"`},
 	} {

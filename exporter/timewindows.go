@@ -58,15 +58,10 @@ func (x *Exporter) byTime(ctx context.Context, c *committer, ep *Endpoint, st cu
 	newest := st.Time
 	conv := &Converter{Endpoint: ep, Zone: x.Zone}
 	tr := &timeReader{x: x, ep: ep, n: n, log: log, rows: conv.Rows, sizes: sizes}
-	var negatives int64
 	err := tr.read(ctx, from, to, func(rows []Row) error {
 		keep := rows[:0]
 		for _, row := range rows {
-			switch {
-			case row.Cursor < 0:
-				negatives++
-				continue
-			case row.Cursor <= st.Cursor && st.Cursor > 0:
+			if row.Cursor <= st.Cursor {
 				continue // exported by key before
 			}
 			if _, ok := recent[row.Cursor]; ok {
@@ -86,9 +81,6 @@ func (x *Exporter) byTime(ctx context.Context, c *committer, ep *Endpoint, st cu
 		}
 		return nil
 	})
-	if negatives > 0 {
-		note(res, log, fmt.Sprintf("%d records with a negative %s were not exported", negatives, ep.Cursor))
-	}
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,132 @@
+package exporter_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wildix-export/wildix-export/exporter"
+)
+
+func TestBuiltinCatalogIsValid(t *testing.T) {
+	t.Parallel()
+	c, err := exporter.NewCatalog(exporter.Builtin())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(c.All()); n != len(exporter.Builtin()) {
+		t.Fatalf("%d endpoints, want %d", n, len(exporter.Builtin()))
+	}
+}
+
+// TestCatalogDeclarations: the key, cursor, time, sort and Expect fields of
+// a custom endpoint must be declared columns of a fitting type, or loading
+// the catalog fails (before any request) with an error wrapping ErrConfig
+// that names the endpoint and the field.
+func TestCatalogDeclarations(t *testing.T) {
+	t.Parallel()
+	const id = `{"name": "id", "field": "id", "type": "bigint"}`
+	for _, tc := range []struct {
+		name string
+		json string
+		err  string // "" when it loads
+	}{
+		{"incremental with defaults", `{"name": "tickets", "path": "/api/v1/Tickets", "key": ["id"], "mode": "incremental"}`, ""},
+		{"snapshot with defaults", `{"name": "rooms", "path": "/api/v1/Rooms", "key": ["id"], "mode": "snapshot"}`, ""},
+		{"everything declared", `{"name": "tickets", "path": "/api/v1/Tickets", "key": ["id"], "mode": "incremental", "cursor": "seq", "time_field": "opened",
+			"expect": {"closed": "opened+secs"}, "columns": [` + id + `, {"name": "seq", "field": "seq", "type": "integer"},
+			{"name": "opened", "field": "opened", "type": "timestamptz"}, {"name": "closed", "field": "closed", "type": "timestamptz"},
+			{"name": "secs", "field": "secs", "type": "bigint"}]}`, ""},
+		{"cursor not declared", `{"name": "tickets", "path": "/api/v1/Tickets", "key": ["id"], "mode": "incremental", "cursor": "seq", "columns": [` + id + `]}`,
+			`endpoint "tickets": cursor field "seq" is not a declared column`},
+		{"cursor as text", `{"name": "tickets", "path": "/api/v1/Tickets", "key": ["id"], "mode": "incremental", "columns": [{"name": "id", "field": "id", "type": "text"}]}`,
+			`endpoint "tickets": cursor field "id" is declared as text (column "id"); a cursor must be bigint or integer`},
+		{"cursor as numeric", `{"name": "t", "path": "/api/v1/T", "key": ["id"], "mode": "incremental", "columns": [{"name": "id", "field": "id", "type": "numeric"}]}`,
+			`cursor field "id" is declared as numeric`},
+		{"time field not declared", `{"name": "t", "path": "/api/v1/T", "key": ["id"], "mode": "incremental", "time_field": "created", "columns": [` + id + `]}`,
+			`endpoint "t": time field "created" is not a declared column`},
+		{"time field as text", `{"name": "t", "path": "/api/v1/T", "key": ["id"], "mode": "incremental", "time_field": "created", "columns": [` + id + `, {"name": "created", "field": "created", "type": "text"}]}`,
+			`time field "created" is declared as text (column "created"); a time must be timestamptz`},
+		{"sort not declared", `{"name": "t", "path": "/api/v1/T", "key": ["id"], "mode": "snapshot", "sort": "name", "columns": [` + id + `]}`,
+			`endpoint "t": sort field "name" is not a declared column`},
+		{"sort on json", `{"name": "t", "path": "/api/v1/T", "key": ["id"], "mode": "snapshot", "sort": "v", "columns": [` + id + `, {"name": "v", "field": "v", "type": "jsonb"}]}`,
+			`sort field "v" is declared as jsonb`},
+		{"key not declared", `{"name": "t", "path": "/api/v1/T", "key": ["uid"], "mode": "snapshot", "columns": [` + id + `]}`,
+			`endpoint "t": key field "uid" is not a declared column`},
+		{"key as boolean", `{"name": "t", "path": "/api/v1/T", "key": ["id"], "mode": "snapshot", "columns": [{"name": "id", "field": "id", "type": "boolean"}]}`,
+			`key field "id" is declared as boolean`},
+		{"expect on text", `{"name": "t", "path": "/api/v1/T", "key": ["id"], "mode": "incremental", "time_field": "a", "expect": {"b": "a+d"},
+			"columns": [` + id + `, {"name": "a", "field": "a", "type": "timestamptz"}, {"name": "b", "field": "b", "type": "text"}, {"name": "d", "field": "d", "type": "bigint"}]}`,
+			`expect "b": expected time field "b" is declared as text`},
+		{"expect from another time", `{"name": "t", "path": "/api/v1/T", "key": ["id"], "mode": "incremental", "time_field": "a", "expect": {"b": "c+d"},
+			"columns": [` + id + `, {"name": "a", "field": "a", "type": "timestamptz"}, {"name": "b", "field": "b", "type": "timestamptz"}, {"name": "d", "field": "d", "type": "bigint"}]}`,
+			`expect "b": "c+d" must start with the time field "a"`},
+		{"expect with text seconds", `{"name": "t", "path": "/api/v1/T", "key": ["id"], "mode": "incremental", "time_field": "a", "expect": {"b": "a+d"},
+			"columns": [` + id + `, {"name": "a", "field": "a", "type": "timestamptz"}, {"name": "b", "field": "b", "type": "timestamptz"}, {"name": "d", "field": "d", "type": "text"}]}`,
+			`expect "b": duration field "d" is declared as text`},
+		{"expect seconds not declared", `{"name": "t", "path": "/api/v1/T", "key": ["id"], "mode": "incremental", "time_field": "a", "expect": {"b": "a-d"},
+			"columns": [` + id + `, {"name": "a", "field": "a", "type": "timestamptz"}, {"name": "b", "field": "b", "type": "timestamptz"}]}`,
+			`expect "b": duration field "d" is not a declared column`},
+		{"one field, two columns", `{"name": "t", "path": "/api/v1/T", "key": ["id"], "mode": "snapshot", "columns": [` + id + `, {"name": "id2", "field": "id", "type": "text"}]}`,
+			`endpoint "t": field "id" is declared by two columns`},
+		{"name taken by a built-in", `{"name": "call_history", "path": "/api/v1/T", "key": ["id"], "mode": "snapshot"}`,
+			`endpoint "call_history" is declared twice`},
+		{"not JSON", `{"name": `, `expected a JSON array of endpoints`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(t.TempDir(), "endpoints.json")
+			body := "[" + tc.json + "]"
+			if tc.name == "not JSON" {
+				body = tc.json
+			}
+			if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := exporter.LoadCatalog(path)
+			if tc.err == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n := len(c.All()); n != len(exporter.Builtin())+1 {
+					t.Fatalf("%d endpoints, want the built-ins and one", n)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("err = %v\nwant it to contain %q", err, tc.err)
+			}
+			if !errors.Is(err, exporter.ErrConfig) || !strings.Contains(err.Error(), "EXPORT_ENDPOINTS_FILE="+path) {
+				t.Fatalf("err = %v: want ErrConfig naming EXPORT_ENDPOINTS_FILE", err)
+			}
+		})
+	}
+	_, err := exporter.LoadCatalog(filepath.Join(t.TempDir(), "missing.json"))
+	if !errors.Is(err, exporter.ErrConfig) || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing file: err = %v, want ErrConfig and ErrNotExist", err)
+	}
+}
+
+// TestDefaultCursorColumn: an incremental endpoint declared without
+// columns gets its cursor as a bigint column, so that its cursor is read.
+func TestDefaultCursorColumn(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "endpoints.json")
+	if err := os.WriteFile(path, []byte(`[{"name": "tickets", "path": "/api/v1/Tickets", "key": ["ticketId"], "mode": "incremental"}]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := exporter.LoadCatalog(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eps, err := c.Select([]string{"tickets"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := eps[0]
+	if e.Cursor != "ticketId" || len(e.Columns) != 1 || e.Columns[0] != (exporter.Column{Name: "ticket_id", Field: "ticketId", Type: exporter.BigInt}) {
+		t.Fatalf("endpoint %+v", e)
+	}
+}
