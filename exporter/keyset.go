@@ -134,8 +134,17 @@ func (k *keyReader) page(ctx context.Context, from, to, ask int64) (pg *ListPage
 	q.Set("start", "0")
 	q.Set("count", strconv.FormatInt(ask, 10))
 	where := fmt.Sprintf("page from %s %d", field, from)
-	if n := k.pages.Add(1); k.MaxPages > 0 && n > int64(k.MaxPages) {
+	n := k.pages.Add(1)
+	if k.MaxPages > 0 && n > int64(k.MaxPages) {
 		return nil, nil, 0, false, fmt.Errorf("%s: more than EXPORT_MAX_PAGES=%d pages: stopped; raise it if this PBX really holds that much", where, k.MaxPages)
+	}
+	if n == 1 {
+		// The first request asks for the range exactly, so that its total
+		// counts the records of the range (the run's vanished records are
+		// reckoned from it). A PBX whose bound is exclusive leaves out the
+		// last key, and the page is then short: a follow-up asks past it.
+		askTo = to
+		q.Set("filter["+field+"][to]", strconv.FormatInt(askTo, 10))
 	}
 	if k.sem != nil {
 		// Only the request itself takes a slot: conversion and checks run
@@ -195,6 +204,7 @@ func (k *keyReader) page(ctx context.Context, from, to, ask int64) (pg *ListPage
 // total says nothing is left and the PBX has been seen to fill a page.
 func (k *keyReader) step(ctx context.Context, from, hi int64) (stepResult, error) {
 	ask, _ := k.Sizes.get()
+	exact := k.pages.Load() == 0 // the first request (alone: nothing runs beside it yet) asks for hi exactly
 	pg, rows, dups, beyond, err := k.page(ctx, from, hi, ask)
 	if err != nil {
 		return stepResult{}, err
@@ -210,7 +220,7 @@ func (k *keyReader) step(ctx context.Context, from, hi int64) (stepResult, error
 	case r.last >= hi:
 		r.done = true
 	case r.n >= ask:
-	case pg.Total >= 0 && pg.Total <= r.n && delivered >= ask:
+	case !exact && pg.Total >= 0 && pg.Total <= r.n && delivered >= ask:
 		// The PBX says none is left in the range, and has been seen to
 		// fill a page: this one is the last.
 		r.done = true
@@ -243,7 +253,8 @@ func (k *keyReader) readSpan(ctx context.Context, lo, hi int64, untilFull bool) 
 		if from == lo {
 			sp.Total = st.total
 		}
-		if prevShort > 0 && st.n > 0 && k.Sizes.capAt(prevShort) {
+		// Records of the range after a short page: the PBX cut it.
+		if prevShort > 0 && len(st.rows) > 0 && k.Sizes.capAt(prevShort) {
 			k.log().Info("the PBX answers fewer records than asked; paging at its size", "got", prevShort)
 		}
 		sp.Rows, sp.Dups = append(sp.Rows, st.rows...), sp.Dups+st.dups

@@ -141,8 +141,9 @@ func TestPagingEndToEnd(t *testing.T) {
 	}
 }
 
-// live inserts calls during the first run: 3 after every 4th call-history
-// request, until stopped.
+// live inserts calls during the first run: 3 after the 1st, 5th, 9th, …
+// call-history request (the first is the upper bound: calls arrive before
+// the range is read), until stopped.
 type live struct {
 	sim *pbxsim.Sim
 	on  atomic.Bool
@@ -150,7 +151,7 @@ type live struct {
 }
 
 func (l *live) rewrite(r *http.Request, status int, body []byte) (int, []byte) {
-	if l.on.Load() && strings.Contains(strings.ToLower(r.URL.Path), "callhistory") && l.n.Add(1)%4 == 0 {
+	if l.on.Load() && strings.Contains(strings.ToLower(r.URL.Path), "callhistory") && l.n.Add(1)%4 == 1 {
 		l.sim.InsertCalls(3)
 	}
 	return status, body
@@ -198,6 +199,9 @@ func testPaging(t *testing.T, tc pagingCase, tg target) {
 	}
 	if tc.note == "" && len(r1.Notes) != 0 {
 		t.Fatalf("notes %q, want none", r1.Notes)
+	}
+	if tc.o.DeleteAfter == 0 && r1.Vanished != 0 {
+		t.Fatalf("vanished %d, want 0: nothing was deleted", r1.Vanished)
 	}
 	if tc.o.DeleteAfter > 0 {
 		if f.Sim.Stats.Deleted.Load() == 0 {
