@@ -3,6 +3,7 @@ package exporter
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -79,7 +80,9 @@ func (x *Exporter) Backfill(ctx context.Context, id string, endpoints []Endpoint
 			x.finishEndpoint(r, res)
 			continue
 		}
-		upper, found, err := x.upperBound(ctx, ep, n)
+		log := x.log().With("endpoint", ep.Name, "run_id", r.ID)
+		sizes := newPageSizes(x.PageSize)
+		upper, found, err := x.upperBound(ctx, ep, n, log)
 		if err != nil {
 			res.Err = err
 		}
@@ -105,7 +108,7 @@ func (x *Exporter) Backfill(ctx context.Context, id string, endpoints []Endpoint
 			if done {
 				res.Skipped++
 			} else {
-				rows, err = x.window(ctx, r.ID, ep, w, upper, n)
+				rows, err = x.window(ctx, r.ID, ep, w, upper, n, sizes, &res)
 				if err != nil {
 					res.Err = fmt.Errorf("window %s to %s: %w", w.From, w.To, err)
 					break
@@ -125,19 +128,72 @@ func (x *Exporter) Backfill(ctx context.Context, id string, endpoints []Endpoint
 	return r
 }
 
-// window exports one backfill window as one batch. The PBX is asked for
-// [From, To] and the rows are kept for [From, To), so a record on a
-// boundary lands in one window whether the PBX's bound is inclusive or not.
-func (x *Exporter) window(ctx context.Context, runID string, ep *Endpoint, w Window, upper int64, n *Counters) (int64, error) {
+// Policy: backfill window.
+//
+// One window is one batch, committed with its "done" mark only when the
+// window was read whole. The PBX is asked for [From, To] and the rows are
+// kept for [From, To), so a record on a boundary lands in one window
+// whether the PBX's bound is inclusive or not. Inside the window the
+// records are read by key, from 1 to the run's upper key, so that a
+// record deleted meanwhile cannot shift a page; a PBX that ignores the key
+// filter or sort gets the window read by offset instead, committed only if
+// it held as many distinct keys as the PBX announced.
+func (x *Exporter) window(ctx context.Context, runID string, ep *Endpoint, w Window, upper int64, n *Counters,
+	sizes *pageSizes, res *EndpointResult) (int64, error) {
 	log := x.log().With("endpoint", ep.Name, "run_id", runID, "window", w.From)
-	q := url.Values{"sort": {ep.Sort}, "dir": {"ASC"},
-		"filter[" + ep.TimeField + "][from]": {w.From},
-		"filter[" + ep.TimeField + "][to]":   {w.To},
-		"filter[" + ep.Cursor + "][to]":      {strconv.FormatInt(upper, 10)}}
-	info := BatchInfo{PBX: x.PBX, RunID: runID, Endpoint: ep, StateKey: w.StateKey(ep.Name), Window: &w, Seq: 1}
-	keep := func(row Row) bool { return row.Wall >= w.From && row.Wall < w.To && row.Cursor <= upper }
-	return x.oneBatch(ctx, info, q, n, log, keep, func(rows int64) []byte {
+	info := BatchInfo{PBX: x.PBX, RunID: runID, Endpoint: ep, StateKey: w.StateKey(ep.Name), Window: &w}
+	state := func(rows int64) []byte {
 		st, _ := json.Marshal(windowState{Done: true, Rows: rows, RunID: runID, At: time.Now().UTC()})
 		return st
-	}, "the window was not committed and is redone on the next run")
+	}
+	keep := func(row Row) bool { return row.Wall >= w.From && row.Wall < w.To && row.Cursor <= upper }
+	times := url.Values{"filter[" + ep.TimeField + "][from]": {w.From}, "filter[" + ep.TimeField + "][to]": {w.To}}
+	if res.Paging != "offset" {
+		res.Paging = "keyset"
+		c := x.newCommitter(ctx, info, n, 0)
+		kr := &keyReader{Client: x.Client, Endpoint: ep, Query: times, Concurrency: 1, MaxPages: x.MaxPages,
+			Counters: n, Log: log, Rows: (&Converter{Endpoint: ep, Zone: x.Zone}).Rows, Sizes: sizes}
+		err := kr.Read(ctx, 1, upper, func(sp span) error {
+			rows := sp.Rows[:0]
+			for _, row := range sp.Rows {
+				if keep(row) {
+					rows = append(rows, row)
+				}
+			}
+			if !c.write(rows) {
+				return errLoader
+			}
+			return nil
+		})
+		if err == nil {
+			c.commit(state(c.pending()))
+		}
+		rows, st, lerr := c.close(ctx)
+		var le *ladderError
+		switch {
+		case errors.As(err, &le):
+			note(res, log, fmt.Sprintf("the PBX ignores %s: backfill windows are read by offset", ladderWhat(ep, le)))
+			res.Paging = "offset"
+		case err != nil && !errors.Is(err, errLoader):
+			return 0, err
+		case lerr != nil:
+			return 0, lerr
+		case err != nil:
+			return 0, err
+		case st == nil:
+			return 0, errors.New("commit: nothing committed")
+		default:
+			return rows, nil
+		}
+	}
+	q := url.Values{"sort": {ep.Sort}, "dir": {"ASC"}, "filter[" + ep.Cursor + "][to]": {strconv.FormatInt(upper, 10)}}
+	for k, v := range times {
+		q[k] = v
+	}
+	rows, vanished, err := x.wholeBatch(ctx, info, q, n, log, keep, state)
+	res.Vanished += vanished
+	if errors.Is(err, errChanged) {
+		err = fmt.Errorf("%w: the window was not committed and is redone on the next run", err)
+	}
+	return rows, err
 }

@@ -13,8 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
-	"strconv"
 	"time"
 )
 
@@ -88,7 +88,10 @@ type Exporter struct {
 	// CommitGrace bounds the commit of the batch in flight once the run's
 	// context is cancelled (SIGTERM): its rows are kept, with their cursor.
 	CommitGrace time.Duration
-	Log         *slog.Logger
+	// LookBack is how far a run by time windows reads again before the
+	// newest time read so far (DefaultLookBack when zero).
+	LookBack time.Duration
+	Log      *slog.Logger
 	// Observe, when set, is called once per endpoint with its result.
 	Observe func(EndpointResult)
 	// Abort, when set, reports whether an endpoint's error makes the
@@ -99,25 +102,24 @@ type Exporter struct {
 
 // EndpointResult is what one endpoint's export did.
 type EndpointResult struct {
-	Endpoint  string
-	Rows      int64
-	Pages     int64
-	Requests  int64
-	Retries   int64
-	Filtered  int64 // records the PBX sent outside the query's bounds
+	Endpoint string
+	Rows     int64
+	Pages    int64
+	Requests int64
+	Retries  int64
+	Filtered int64 // records the PBX sent outside the query's bounds, dropped
+	Vanished int64 // records announced or seen that disappeared during the run
+	// Paging says how the endpoint was read: "keyset", "keyset-capped",
+	// "time-windows", "offset" (snapshots).
+	Paging string
+	// Notes lists each detection or guess made this run, for people.
+	Notes     []string
 	Cursor    int64 // incremental: the cursor after the run
 	Windows   int   // backfill: windows exported
 	Skipped   int   // backfill: windows already done
 	Duration  time.Duration
 	Completed time.Time // when the endpoint finished without error
 	Err       error
-
-	Vanished int64 // records announced or seen that disappeared during the run
-	// Paging is how the endpoint was read: "keyset", "keyset-capped",
-	// "time-windows", "offset" (snapshots), …
-	Paging string
-	// Notes are the detections and guesses made this run, human-readable.
-	Notes []string
 }
 
 // RunResult is what a run did.
@@ -201,7 +203,13 @@ func (x *Exporter) start(ctx context.Context, id, mode string) *RunResult {
 
 func (x *Exporter) finishEndpoint(r *RunResult, res EndpointResult) {
 	log := x.log().With("endpoint", res.Endpoint, "run_id", r.ID)
-	attrs := []any{"rows", res.Rows, "pages", res.Pages, "retries", res.Retries, "duration", res.Duration.Round(time.Millisecond)}
+	attrs := []any{"rows", res.Rows, "pages", res.Pages, "retries", res.Retries, "paging", res.Paging, "duration", res.Duration.Round(time.Millisecond)}
+	if res.Vanished > 0 {
+		attrs = append(attrs, "vanished", res.Vanished)
+	}
+	if res.Filtered > 0 {
+		attrs = append(attrs, "filtered", res.Filtered)
+	}
 	if res.Err != nil {
 		log.Error("endpoint failed", append(attrs, "err", res.Err)...)
 	} else {
@@ -232,49 +240,58 @@ func (x *Exporter) finish(ctx context.Context, r *RunResult) {
 
 // cursorState is the committed state of an incremental endpoint.
 type cursorState struct {
+	// Cursor: every record with a key up to it was exported (keyset
+	// paging proves it).
 	Cursor int64     `json:"cursor"`
 	RunID  string    `json:"run_id"`
 	At     time.Time `json:"at"`
+	// Time is set once the endpoint is read by time windows (the PBX
+	// ignores filter[key] or sort): the newest time field read, PBX-local;
+	// Recent holds the keys exported whose time is within the look-back
+	// before it, so that re-reading the look-back exports none twice.
+	Time   string           `json:"time,omitempty"`
+	Recent map[int64]string `json:"recent,omitempty"`
 }
 
-func (x *Exporter) loadCursor(ctx context.Context, ep *Endpoint) (int64, error) {
+func (x *Exporter) loadCursor(ctx context.Context, ep *Endpoint) (cursorState, error) {
+	var st cursorState
 	b, err := x.Sink.State(ctx, x.PBX, ep.Name)
 	if err != nil || b == nil {
-		return 0, err
+		return st, err
 	}
-	var st cursorState
 	if err := json.Unmarshal(b, &st); err != nil {
-		return 0, fmt.Errorf("stored state of %s is damaged (%v): it must be repaired or removed", ep.Name, err)
+		return st, fmt.Errorf("stored state of %s is damaged (%v): it must be repaired or removed", ep.Name, err)
 	}
-	return st.Cursor, nil
+	return st, nil
 }
 
 // upperBound asks for the highest cursor value now on the PBX: records
 // above it arrive during the run and are left to the next one.
-func (x *Exporter) upperBound(ctx context.Context, ep *Endpoint, n *Counters) (int64, bool, error) {
-	q := url.Values{"sort": {ep.Cursor}, "dir": {"DESC"}, "start": {"0"}, "count": {"1"}, "fields": {ep.Cursor}}
+//
+// A key of math.MaxInt64 is passed over (logged): a cursor there could
+// never move again, and every later record would be left out.
+func (x *Exporter) upperBound(ctx context.Context, ep *Endpoint, n *Counters, log *slog.Logger) (int64, bool, error) {
+	q := url.Values{"sort": {ep.Cursor}, "dir": {"DESC"}, "start": {"0"}, "count": {"2"}, "fields": {ep.Cursor}}
 	pg, err := x.Client.List(ctx, ep.Path, q, n)
 	if err != nil {
 		return 0, false, fmt.Errorf("read the newest %s: %w", ep.Cursor, err)
 	}
-	if len(pg.Records) == 0 {
-		return 0, false, nil
+	for _, rec := range pg.Records {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(rec, &m); err != nil {
+			return 0, false, fmt.Errorf("read the newest %s: %w", ep.Cursor, err)
+		}
+		v, err := parseInt(m[ep.Cursor])
+		if err != nil {
+			return 0, false, fmt.Errorf("read the newest %s: %q is not a whole number", ep.Cursor, m[ep.Cursor])
+		}
+		if v == math.MaxInt64 {
+			log.Warn("a record's key is the largest int64; it is not exported, as a cursor there could never move", "key", v)
+			continue
+		}
+		return v, true, nil
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(pg.Records[0], &m); err != nil {
-		return 0, false, fmt.Errorf("read the newest %s: %w", ep.Cursor, err)
-	}
-	v, err := parseInt(m[ep.Cursor])
-	if err != nil {
-		return 0, false, fmt.Errorf("read the newest %s: %q is not a whole number", ep.Cursor, m[ep.Cursor])
-	}
-	return v, true, nil
-}
-
-func (x *Exporter) pager(ep *Endpoint, q url.Values, n *Counters, log *slog.Logger) *Pager {
-	conv := &Converter{Endpoint: ep, Zone: x.Zone}
-	return &Pager{Client: x.Client, Path: ep.Path, Query: q, PageSize: x.PageSize, Concurrency: x.Concurrency,
-		MaxPages: x.MaxPages, Counters: n, Log: log, Rows: conv.Rows}
+	return 0, false, nil
 }
 
 // tally fills in an endpoint's duration and request counts when its export
@@ -286,262 +303,4 @@ func tally(res *EndpointResult, n *Counters, began time.Time) {
 
 func progress(n *Counters, rows int64) Progress {
 	return Progress{Rows: rows, Pages: n.Pages.Load(), Retries: n.Retries.Load()}
-}
-
-// incremental exports the records above the cursor, up to the highest
-// cursor value at the start, committing every BatchSize rows.
-func (x *Exporter) incremental(ctx context.Context, runID string, ep *Endpoint) (res EndpointResult) {
-	res.Endpoint = ep.Name
-	n := &Counters{}
-	defer tally(&res, n, time.Now())
-	log := x.log().With("endpoint", ep.Name, "run_id", runID)
-	from, err := x.loadCursor(ctx, ep)
-	if err != nil {
-		res.Err = err
-		return res
-	}
-	res.Cursor = from
-	upper, found, err := x.upperBound(ctx, ep, n)
-	if err != nil {
-		res.Err = err
-		return res
-	}
-	if !found || upper <= from {
-		log.Debug("nothing new", "cursor", from)
-		return res
-	}
-	q := url.Values{"sort": {ep.Sort}, "dir": {"ASC"},
-		"filter[" + ep.Cursor + "][from]": {strconv.FormatInt(from+1, 10)},
-		"filter[" + ep.Cursor + "][to]":   {strconv.FormatInt(upper, 10)}}
-
-	// The loader's goroutine alone touches batch, seq, committed and done;
-	// the producer (the pager's callback) decides what to write and when
-	// to commit.
-	l := newLoader(ctx, x.CommitGrace)
-	var (
-		batch     Batch
-		seq       int
-		committed int64 // rows committed
-		done      = from
-		inBatch   int64  // rows queued since the last commit
-		last      = from // highest cursor queued, in order
-		queued    = from // cursor of the last commit queued
-		ordered   = true
-	)
-	begin := func(ctx context.Context) error {
-		if batch != nil {
-			return nil
-		}
-		b, err := x.Sink.Begin(ctx, BatchInfo{PBX: x.PBX, RunID: runID, Endpoint: ep, StateKey: ep.Name, Seq: seq + 1})
-		if err != nil {
-			return err
-		}
-		batch, seq = b, seq+1
-		return nil
-	}
-	write := func(rows []Row) func(context.Context) error {
-		return func(ctx context.Context) error {
-			if err := begin(ctx); err != nil {
-				return err
-			}
-			return batch.Write(ctx, rows)
-		}
-	}
-	commit := func(cursor, rows int64) {
-		queued = cursor
-		l.do(func(ctx context.Context) error {
-			if err := begin(ctx); err != nil {
-				return err
-			}
-			st, _ := json.Marshal(cursorState{Cursor: cursor, RunID: runID, At: time.Now().UTC()})
-			err := batch.Commit(ctx, st, progress(n, committed+rows))
-			batch = nil
-			if err != nil {
-				return fmt.Errorf("commit rows up to %s %d: %w", ep.Cursor, cursor, err)
-			}
-			committed, done = committed+rows, cursor
-			return nil
-		})
-	}
-	pr, err := x.pager(ep, q, n, log).Run(ctx, func(p Page) error {
-		if l.failed() {
-			return errLoader
-		}
-		rows := make([]Row, 0, len(p.Rows))
-		for _, row := range p.Rows {
-			if row.Cursor <= from || row.Cursor > upper {
-				res.Filtered++ // the PBX ignored the filter
-				continue
-			}
-			switch {
-			case row.Cursor == last && last > from:
-				log.Warn("record sent twice; keeping the first", "key", row.Key, "page", p.Number)
-				continue
-			case row.Cursor < last:
-				if ordered {
-					log.Warn("the PBX does not sort by the cursor; progress is committed only at the end of the run", "cursor", ep.Cursor)
-				}
-				ordered = false
-			default:
-				last = row.Cursor
-			}
-			rows = append(rows, row)
-		}
-		if len(rows) == 0 {
-			return nil
-		}
-		if !l.do(write(rows)) {
-			return errLoader
-		}
-		inBatch += int64(len(rows))
-		if ordered && inBatch >= int64(x.BatchSize) {
-			commit(last, inBatch)
-			inBatch = 0
-		}
-		return nil
-	})
-	if err == nil && !ordered && res.Filtered > 0 {
-		// Neither sorted by the cursor nor bounded by it: records arriving
-		// while paging shift the pages, and some may have been skipped.
-		// Moving the cursor could lose them for good, so nothing is kept.
-		err = fmt.Errorf("the PBX ignores both sort=%s and filter[%s]: offset paging cannot be trusted while calls arrive, so nothing was committed; run the export when the PBX is quiet, or report this PBX's version", ep.Cursor, ep.Cursor)
-		inBatch = 0
-	}
-	interrupted := err != nil && ctx.Err() != nil
-	switch {
-	case err == nil:
-		cursor := last
-		switch {
-		case pr.Complete:
-			cursor = upper
-		case !ordered:
-			cursor = from // nothing known to be complete
-		}
-		if inBatch > 0 || cursor != queued {
-			commit(cursor, inBatch)
-		}
-	case interrupted && ordered && inBatch > 0 && x.CommitGrace > 0:
-		// Interrupted: keep the whole pages already written, with their
-		// cursor, if the sink manages within the grace period.
-		commit(last, inBatch)
-	}
-	lerr := l.wait()
-	if batch != nil {
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		batch.Abort(actx)
-	}
-	res.Rows, res.Cursor = committed, done
-	switch {
-	case err != nil && !errors.Is(err, errLoader):
-		res.Err = err
-		if interrupted && lerr == nil && done > from {
-			log.Info("interrupted; rows written so far committed", "cursor", done)
-		}
-	case lerr != nil:
-		res.Err = lerr
-	case err != nil:
-		res.Err = err
-	}
-	return res
-}
-
-// errLoader stops the pager when the sink has failed; the sink's own error
-// is the one reported.
-var errLoader = errors.New("the sink failed")
-
-// snapshotState is the committed state of a snapshot endpoint.
-type snapshotState struct {
-	Rows  int64     `json:"rows"`
-	RunID string    `json:"run_id"`
-	At    time.Time `json:"at"`
-}
-
-// snapshot exports the whole endpoint as one batch, committed only when
-// every page was read, so that a failed run marks nothing deleted.
-func (x *Exporter) snapshot(ctx context.Context, runID string, ep *Endpoint) (res EndpointResult) {
-	res.Endpoint = ep.Name
-	n := &Counters{}
-	defer tally(&res, n, time.Now())
-	log := x.log().With("endpoint", ep.Name, "run_id", runID)
-	q := url.Values{}
-	if ep.Sort != "" {
-		q = url.Values{"sort": {ep.Sort}, "dir": {"ASC"}}
-	}
-	info := BatchInfo{PBX: x.PBX, RunID: runID, Endpoint: ep, StateKey: ep.Name, Snapshot: true, Seq: 1}
-	res.Rows, res.Err = x.oneBatch(ctx, info, q, n, log, nil, func(rows int64) []byte {
-		st, _ := json.Marshal(snapshotState{Rows: rows, RunID: runID, At: time.Now().UTC()})
-		return st
-	}, "the snapshot is incomplete, nothing was committed; the next run tries again")
-	return res
-}
-
-// oneBatch exports every page of a query as one batch, committed with its
-// state only when every page was read: a snapshot, or a backfill window.
-// keep, when set, filters the rows; a key sent twice is kept once.
-func (x *Exporter) oneBatch(ctx context.Context, info BatchInfo, q url.Values, n *Counters, log *slog.Logger,
-	keep func(Row) bool, state func(rows int64) []byte, incomplete string) (int64, error) {
-	l := newLoader(ctx, 0)
-	var batch Batch // the loader's goroutine's
-	l.do(func(ctx context.Context) (err error) {
-		batch, err = x.Sink.Begin(ctx, info)
-		return err
-	})
-	seen := map[string]bool{}
-	var total int64
-	pr, err := x.pager(info.Endpoint, q, n, log).Run(ctx, func(p Page) error {
-		if l.failed() {
-			return errLoader
-		}
-		rows := make([]Row, 0, len(p.Rows))
-		for _, row := range p.Rows {
-			if keep != nil && !keep(row) {
-				continue
-			}
-			if seen[row.Key] {
-				log.Warn("record sent twice; keeping the first", "key", row.Key, "page", p.Number)
-				continue
-			}
-			seen[row.Key] = true
-			rows = append(rows, row)
-		}
-		total += int64(len(rows))
-		if !l.do(func(ctx context.Context) error { return batch.Write(ctx, rows) }) {
-			return errLoader
-		}
-		return nil
-	})
-	switch {
-	case err != nil:
-	case !pr.Complete:
-		err = fmt.Errorf("records changed while paging (read %d of %d): %s", pr.Records, pr.Total, incomplete)
-	case keep == nil && pr.Total >= 0 && int64(len(seen)) < pr.Total:
-		// A record read twice means the pages shifted: another was missed.
-		err = fmt.Errorf("records changed while paging (%d distinct of %d): %s", len(seen), pr.Total, incomplete)
-	}
-	committed := false
-	if err == nil {
-		l.do(func(ctx context.Context) error {
-			if err := batch.Commit(ctx, state(total), progress(n, total)); err != nil {
-				return fmt.Errorf("commit: %w", err)
-			}
-			committed = true
-			return nil
-		})
-	}
-	lerr := l.wait()
-	if !committed && batch != nil {
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		batch.Abort(actx)
-	}
-	switch {
-	case err != nil && !errors.Is(err, errLoader):
-		return 0, err
-	case lerr != nil:
-		return 0, lerr
-	case err != nil:
-		return 0, err
-	}
-	return total, nil
 }

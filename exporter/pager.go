@@ -10,7 +10,10 @@ import (
 	"strconv"
 )
 
-// Pager reads every page of one query with start/count paging.
+// Pager reads every page of one query with start/count paging: the way
+// snapshots are read (small lists without a growing key), and backfill
+// windows of a PBX that ignores the key filter or sort. Incremental
+// endpoints are read by key (keyReader).
 //
 // It stops on start ≥ total, on an empty page, and on MaxPages (an error,
 // never an endless loop). A PBX that answers fewer records than asked while
@@ -53,6 +56,9 @@ type Result struct {
 	// Complete is true when every record the total announced was handed
 	// over (or, without a total, paging ended on an empty page).
 	Complete bool
+	// Changed is true when a later page announced another total: records
+	// were added or removed while paging, and offsets shifted.
+	Changed bool
 }
 
 type fetched struct {
@@ -149,6 +155,9 @@ func (p *Pager) sequential(ctx context.Context, fn func(Page) error, res *Result
 		if err != nil {
 			return *res, fmt.Errorf("page %d (start=%d): %w", number, start, err)
 		}
+		if pg.Total >= 0 && res.Total >= 0 && pg.Total != res.Total {
+			res.Changed = true
+		}
 		if len(pg.Records) == 0 {
 			res.Complete = true
 			return *res, nil
@@ -172,10 +181,15 @@ func (p *Pager) sequential(ctx context.Context, fn func(Page) error, res *Result
 // 2×Concurrency pages ahead of the one being handed over.
 func (p *Pager) concurrent(ctx context.Context, cancel context.CancelFunc, fn func(Page) error, res *Result, size int64, prevFirst json.RawMessage) (Result, error) {
 	total := res.Total
-	pages := int((total + size - 1) / size)
-	if pages > p.MaxPages+1 {
-		return *res, fmt.Errorf("total %d at %d a page is %d pages, more than EXPORT_MAX_PAGES=%d; raise it if this PBX really holds that much", total, size, pages, p.MaxPages)
+	// Divided first: a total near the largest int64 cannot overflow.
+	npages := total / size
+	if total%size != 0 {
+		npages++
 	}
+	if npages > int64(p.MaxPages)+1 {
+		return *res, fmt.Errorf("total %d at %d a page is %d pages, more than EXPORT_MAX_PAGES=%d; raise it if this PBX really holds that much", total, size, npages, p.MaxPages)
+	}
+	pages := int(npages)
 	// At most conc requests at once, and up to 2×conc pages fetched ahead
 	// of the one being handed over, so the requests stay busy while a
 	// slow page or a slow sink holds up delivery, and memory stays bounded.
@@ -224,6 +238,9 @@ func (p *Pager) concurrent(ctx context.Context, cancel context.CancelFunc, fn fu
 			return *res, fmt.Errorf("page %d (start=%d): %w", i, start, f.err)
 		}
 		recs := f.page.Records
+		if f.page.Total >= 0 && f.page.Total != total {
+			res.Changed = true
+		}
 		switch {
 		case int64(len(recs)) > size:
 			return *res, fmt.Errorf("page %d (start=%d): the PBX sent %d records for count=%d", i, start, len(recs), size)

@@ -1,0 +1,365 @@
+package exporter
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+)
+
+// keyReader reads every record of a closed key range [lo, hi] by key:
+// each request asks for the records after the last key read
+// (filter[key][from]=last+1, filter[key][to]=hi, sort=key ascending,
+// start=0), never for an offset, so a record deleted or inserted anywhere
+// cannot shift a page.
+//
+// After a first page over the whole range, the rest is split into
+// sub-ranges as wide as a page, read side by side (up to Concurrency
+// requests at once, 2×Concurrency sub-ranges ahead) and handed over in key
+// order. A sub-range is complete when a page reaches its upper bound or
+// comes back empty. A page shorter than asked is not the end by itself:
+// the next request, from its last key, must come back empty (unless the
+// PBX's total says nothing is left and the PBX has been seen to fill a
+// page); if more come, the PBX caps its page size, and later requests and
+// sub-ranges use that size.
+//
+// The answers are checked: a key outside the asked bounds means the PBX
+// ignores the key filter, keys out of order mean it ignores the sort; both
+// end the read with a *ladderError, and the caller chooses another way.
+type keyReader struct {
+	Client      *Client
+	Endpoint    *Endpoint
+	Query       url.Values // further filters (a backfill window's time bounds)
+	Concurrency int        // 1 reads sub-range after sub-range
+	MaxPages    int
+	Counters    *Counters
+	Log         *slog.Logger
+	Rows        func([]json.RawMessage) ([]Row, error)
+	Sizes       *pageSizes
+
+	pages atomic.Int64
+	sem   chan struct{} // bounds the requests in flight while sub-ranges are read side by side
+}
+
+// pageSizes is what the PBX's answers have taught about page sizes, shared
+// by an endpoint's requests. Safe for concurrent use.
+type pageSizes struct {
+	mu        sync.Mutex
+	ask       int64 // the count to ask for
+	delivered int64 // the most records one answer held
+	isCapped  bool
+}
+
+func newPageSizes(size int) *pageSizes { return &pageSizes{ask: int64(max(1, size))} }
+
+func (s *pageSizes) get() (ask, delivered int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ask, s.delivered
+}
+
+func (s *pageSizes) saw(n int64) {
+	s.mu.Lock()
+	s.delivered = max(s.delivered, n)
+	s.mu.Unlock()
+}
+
+// capped reports the page size the PBX was found to cap at, if it was.
+func (s *pageSizes) capped() (int64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ask, s.isCapped
+}
+
+// capAt records that the PBX answers at most n records a page; it reports
+// whether this is news.
+func (s *pageSizes) capAt(n int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n <= 0 || n >= s.ask {
+		return false
+	}
+	s.ask, s.isCapped = n, true
+	return true
+}
+
+// ladderError says a PBX does not honour a parameter keyset paging needs.
+type ladderError struct {
+	Ignored string // "filter" or "sort"
+	Detail  string
+}
+
+func (e *ladderError) Error() string { return e.Detail }
+
+// span is a piece of the key range read in full: every record with a key
+// in [Lo, Hi] is in Rows, in key order.
+type span struct {
+	Lo, Hi int64
+	Rows   []Row
+	Total  int64 // the total the PBX announced on the span's first page, -1 if none
+	Dups   int64 // records sent twice, dropped
+	err    error
+}
+
+func (k *keyReader) log() *slog.Logger {
+	if k.Log != nil {
+		return k.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// page reads up to ask records with keys in [from, to] and checks them.
+// It asks up to to+1, so that a PBX whose upper bound is exclusive still
+// sends to; beyond reports a record past to, which proves every key up to
+// to was sent (the page is sorted), and is dropped.
+func (k *keyReader) page(ctx context.Context, from, to, ask int64) (pg *ListPage, kept []Row, dups int64, beyond bool, err error) {
+	field := k.Endpoint.Cursor
+	askTo := to
+	if to < math.MaxInt64 {
+		askTo = to + 1
+	}
+	q := url.Values{}
+	for key, v := range k.Query {
+		q[key] = v
+	}
+	q.Set("filter["+field+"][from]", strconv.FormatInt(from, 10))
+	q.Set("filter["+field+"][to]", strconv.FormatInt(askTo, 10))
+	q.Set("sort", field)
+	q.Set("dir", "ASC")
+	q.Set("start", "0")
+	q.Set("count", strconv.FormatInt(ask, 10))
+	where := fmt.Sprintf("page from %s %d", field, from)
+	n := k.pages.Add(1)
+	if k.MaxPages > 0 && n > int64(k.MaxPages) {
+		return nil, nil, 0, false, fmt.Errorf("%s: more than EXPORT_MAX_PAGES=%d pages: stopped; raise it if this PBX really holds that much", where, k.MaxPages)
+	}
+	if n == 1 {
+		// The first request asks for the range exactly, so that its total
+		// counts the records of the range (the run's vanished records are
+		// reckoned from it). A PBX whose bound is exclusive leaves out the
+		// last key, and the page is then short: a follow-up asks past it.
+		askTo = to
+		q.Set("filter["+field+"][to]", strconv.FormatInt(askTo, 10))
+	}
+	if k.sem != nil {
+		// Only the request itself takes a slot: conversion and checks run
+		// beside the next requests.
+		select {
+		case k.sem <- struct{}{}:
+		case <-ctx.Done():
+			return nil, nil, 0, false, fmt.Errorf("%s: %w", where, ctx.Err())
+		}
+	}
+	pg, err = k.Client.List(ctx, k.Endpoint.Path, q, k.Counters)
+	if k.sem != nil {
+		<-k.sem
+	}
+	if err != nil {
+		return nil, nil, 0, false, fmt.Errorf("%s: %w", where, err)
+	}
+	k.Counters.Pages.Add(1)
+	k.log().Debug("page", "from", from, "to", to, "records", len(pg.Records), "total", pg.Total)
+	if int64(len(pg.Records)) > ask {
+		return nil, nil, 0, false, fmt.Errorf("%s: the PBX sent %d records for count=%d; paging on it would skip or repeat records", where, len(pg.Records), ask)
+	}
+	rows, err := k.Rows(pg.Records)
+	if err != nil {
+		return nil, nil, 0, false, fmt.Errorf("%s: %w", where, err)
+	}
+	k.Sizes.saw(int64(len(rows)))
+	// Check the answer before trusting it: bounds, then order.
+	kept = rows[:0]
+	for i, row := range rows {
+		if row.Cursor < from || row.Cursor > askTo {
+			return nil, nil, 0, false, &ladderError{Ignored: "filter", Detail: fmt.Sprintf(
+				"%s: the PBX sent %s %d for filter[%s][from]=%d&filter[%s][to]=%d: it ignores the filter", where, field, row.Cursor, field, from, field, askTo)}
+		}
+		if i > 0 && row.Cursor < rows[i-1].Cursor {
+			return nil, nil, 0, false, &ladderError{Ignored: "sort", Detail: fmt.Sprintf(
+				"%s: the PBX sent %s %d after %d for sort=%s&dir=ASC: it ignores the sort", where, field, row.Cursor, rows[i-1].Cursor, field)}
+		}
+		switch {
+		case row.Cursor > to:
+			beyond = true
+		case i > 0 && row.Cursor == rows[i-1].Cursor:
+			k.log().Warn("record sent twice; keeping the first", "key", row.Key)
+			dups++
+		default:
+			kept = append(kept, row)
+		}
+	}
+	return pg, kept, dups, beyond, nil
+}
+
+// step reads one page of [from, hi] and says what it proves: done when
+// the range is read to its end; short (the page's size) when the page was
+// shorter than asked and may have been cut, so that only the next page,
+// asked from the last key, can tell a cap (more come) from the end (none).
+// A short page ends the range without that request only when the PBX's
+// total says nothing is left and the PBX has been seen to fill a page.
+func (k *keyReader) step(ctx context.Context, from, hi int64) (stepResult, error) {
+	ask, _ := k.Sizes.get()
+	exact := k.pages.Load() == 0 // the first request (alone: nothing runs beside it yet) asks for hi exactly
+	pg, rows, dups, beyond, err := k.page(ctx, from, hi, ask)
+	if err != nil {
+		return stepResult{}, err
+	}
+	r := stepResult{rows: rows, dups: dups, n: int64(len(pg.Records)), total: pg.Total}
+	if len(rows) == 0 || beyond {
+		r.done = true
+		return r, nil
+	}
+	r.last = rows[len(rows)-1].Cursor
+	_, delivered := k.Sizes.get()
+	switch {
+	case r.last >= hi:
+		r.done = true
+	case r.n >= ask:
+	case !exact && pg.Total >= 0 && pg.Total <= r.n && delivered >= ask:
+		// The PBX says none is left in the range, and has been seen to
+		// fill a page: this one is the last.
+		r.done = true
+	default:
+		r.short = r.n
+	}
+	return r, nil
+}
+
+type stepResult struct {
+	rows           []Row
+	dups, n, total int64
+	last           int64
+	done           bool
+	short          int64
+}
+
+// readSpan reads [lo, hi] page after page, each from the last key read,
+// to its end; with untilFull it stops after the first full page, and the
+// span then ends at that page's last key.
+func (k *keyReader) readSpan(ctx context.Context, lo, hi int64, untilFull bool) span {
+	sp := span{Lo: lo, Hi: hi, Total: -1}
+	from, prevShort := lo, int64(0)
+	for {
+		st, err := k.step(ctx, from, hi)
+		if err != nil {
+			sp.err = err
+			return sp
+		}
+		if from == lo {
+			sp.Total = st.total
+		}
+		// Records of the range after a short page: the PBX cut it.
+		if prevShort > 0 && len(st.rows) > 0 && k.Sizes.capAt(prevShort) {
+			k.log().Info("the PBX answers fewer records than asked; paging at its size", "got", prevShort)
+		}
+		sp.Rows, sp.Dups = append(sp.Rows, st.rows...), sp.Dups+st.dups
+		if st.done {
+			return sp
+		}
+		from, prevShort = st.last+1, st.short
+		if untilFull && st.short == 0 {
+			sp.Hi = st.last
+			return sp
+		}
+	}
+}
+
+// Read reads [lo, hi] and calls fn with its spans in key order; fn's
+// error stops the read and is returned. The spans handed over before an
+// error are complete.
+func (k *keyReader) Read(ctx context.Context, lo, hi int64, fn func(span) error) error {
+	// The first page(s) over the whole range find where records begin
+	// (after a purge, far above lo) and check the PBX's answers and page
+	// size before anything runs side by side.
+	for lo <= hi {
+		sp := k.readSpan(ctx, lo, hi, true)
+		if sp.err != nil {
+			return sp.err
+		}
+		if err := fn(sp); err != nil {
+			return err
+		}
+		if sp.Hi >= hi {
+			return nil
+		}
+		lo = sp.Hi + 1
+		if k.Concurrency > 1 {
+			next, err := k.readSplit(ctx, lo, hi, fn)
+			if err != nil || next > hi {
+				return err
+			}
+			lo = next // a gap: find where records begin again
+		}
+	}
+	return nil
+}
+
+// readSplit reads [lo, hi] as sub-ranges a page wide, side by side, and
+// hands them over in order. After 2×Concurrency empty sub-ranges in a row
+// (a gap, as a retention purge leaves) it stops and returns where the next
+// one would start, so that one request over the rest finds the next key;
+// otherwise it returns hi+1, or the first error.
+func (k *keyReader) readSplit(ctx context.Context, lo, hi int64, fn func(span) error) (int64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	conc := max(1, k.Concurrency)
+	k.sem = make(chan struct{}, conc)
+	defer func() { k.sem = nil }()
+	type pending struct {
+		lo int64
+		ch chan span
+	}
+	var queue []pending
+	next, exhausted := lo, false
+	launch := func() {
+		for !exhausted && len(queue) < 2*conc {
+			ask, _ := k.Sizes.get()
+			a, b := next, hi
+			if uint64(hi-a) >= uint64(ask) { // unsigned: no overflow near the edges of int64
+				b = a + ask - 1
+			}
+			if b >= hi {
+				exhausted = true
+			} else {
+				next = b + 1
+			}
+			ch := make(chan span, 1)
+			queue = append(queue, pending{a, ch})
+			go func() { ch <- k.readSpan(ctx, a, b, false) }()
+		}
+	}
+	defer func() {
+		// Stop and wait for the readers still running, so none outlives Read.
+		cancel()
+		for _, p := range queue {
+			<-p.ch
+		}
+	}()
+	empty := 0
+	for {
+		launch()
+		if len(queue) == 0 {
+			return hi + 1, nil
+		}
+		if empty >= 2*conc {
+			return queue[0].lo, nil
+		}
+		sp := <-queue[0].ch
+		queue = queue[1:]
+		if sp.err != nil {
+			return 0, sp.err
+		}
+		if err := fn(sp); err != nil {
+			return 0, err
+		}
+		if len(sp.Rows) == 0 {
+			empty++
+		} else {
+			empty = 0
+		}
+	}
+}

@@ -1,0 +1,384 @@
+package exporter_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wildix-export/wildix-export/auth"
+	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/internal/pgtest"
+	"github.com/wildix-export/wildix-export/internal/simtest"
+	"github.com/wildix-export/wildix-export/sinks"
+)
+
+// The end-to-end paging tests: the simulator over HTTP, plays a PBX that
+// deletes, ignores or caps, while calls arrive; the export is compared
+// with the simulator's ground truth, for both sinks.
+
+// target is a sink under test and a way to read back what it holds.
+type target struct {
+	name string
+	open func(t *testing.T) (exporter.Sink, func(t *testing.T) map[int64]int)
+}
+
+var targets = []target{
+	{"csv", func(t *testing.T) (exporter.Sink, func(t *testing.T) map[int64]int) {
+		dir := t.TempDir()
+		s, err := sinks.NewCSV(sinks.CSVOptions{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, func(t *testing.T) map[int64]int { return csvIDs(t, dir) }
+	}},
+	{"postgres", func(t *testing.T) (exporter.Sink, func(t *testing.T) map[int64]int) {
+		schema, pool := pgtest.Schema(t)
+		p := sinks.NewPostgres(pool, schema, nil)
+		if err := p.Migrate(context.Background(), exporter.Builtin()); err != nil {
+			t.Fatal(err)
+		}
+		return p, func(t *testing.T) map[int64]int {
+			rows, err := pool.Query(context.Background(), "SELECT id FROM call_history WHERE pbx = 'pbx'")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			out := map[int64]int{}
+			for rows.Next() {
+				var id int64
+				if err := rows.Scan(&id); err != nil {
+					t.Fatal(err)
+				}
+				out[id]++
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+			return out
+		}
+	}},
+}
+
+// csvIDs counts each call id in the committed CSV files.
+func csvIDs(t *testing.T, dir string) map[int64]int {
+	t.Helper()
+	out := map[int64]int{}
+	files, err := filepath.Glob(filepath.Join(dir, "call_history", "*.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		for _, r := range recs[1:] {
+			id, err := strconv.ParseInt(r[0], 10, 64)
+			if err != nil {
+				t.Fatalf("%s: id %q", p, r[0])
+			}
+			out[id]++
+		}
+	}
+	return out
+}
+
+// pagingCase is one PBX behaviour.
+type pagingCase struct {
+	name     string
+	o        pbxsim.Options
+	pageSize int
+	paging   string // the EndpointResult.Paging wanted after the first run
+	note     string // a note the first run must make, "" for none
+	// timeWindows: paged by time, the cursor is not a key.
+	timeWindows bool
+}
+
+// TestPagingEndToEnd runs each case twice: the first run with calls
+// arriving (and, where the case says, deleted) while it reads, the second
+// on a quiet PBX. Then every call on the PBX was exported exactly once,
+// nothing was handed to the sink twice, and the keyset cursor is at the
+// newest call.
+func TestPagingEndToEnd(t *testing.T) {
+	t.Parallel()
+	cases := []pagingCase{
+		{name: "purge and random deletions during the first export", pageSize: 100, paging: "keyset",
+			o: pbxsim.Options{Calls: 6000, DeleteAfter: 5, DeleteOldest: 1000, DeleteRandom: 50}},
+		{name: "id filter ignored", pageSize: 100, paging: "time-windows", note: "ignores filter[id]", timeWindows: true,
+			o: pbxsim.Options{Calls: 1000, IgnoreFilter: []string{"id"}}},
+		{name: "sort and id filter ignored", pageSize: 100, paging: "time-windows", note: "ignores", timeWindows: true,
+			o: pbxsim.Options{Calls: 1000, IgnoreFilter: []string{"id"}, IgnoreSort: true}},
+		{name: "sort ignored", pageSize: 100, paging: "time-windows", note: "ignores sort=id", timeWindows: true,
+			o: pbxsim.Options{Calls: 1000, IgnoreSort: true}},
+		{name: "count capped at 250 under pages of 1000", pageSize: 1000, paging: "keyset-capped", note: "at most 250 records a page",
+			o: pbxsim.Options{Calls: 3000, MaxCount: 250}},
+		{name: "id filter ignored and count capped at 40", pageSize: 100, paging: "time-windows", note: "ignores filter[id]", timeWindows: true,
+			o: pbxsim.Options{Calls: 1000, IgnoreFilter: []string{"id"}, MaxCount: 40, Total: "absent"}},
+		{name: "total as a number", pageSize: 100, paging: "keyset", o: pbxsim.Options{Calls: 1000, Total: "number"}},
+		{name: "total absent", pageSize: 100, paging: "keyset", o: pbxsim.Options{Calls: 1000, Total: "absent"}},
+	}
+	for _, tc := range cases {
+		for _, tg := range targets {
+			t.Run(tc.name+"/"+tg.name, func(t *testing.T) {
+				t.Parallel()
+				testPaging(t, tc, tg)
+			})
+		}
+	}
+}
+
+// live inserts calls during the first run: 3 after the 1st, 5th, 9th, …
+// call-history request (the first is the upper bound: calls arrive before
+// the range is read), until stopped.
+type live struct {
+	sim *pbxsim.Sim
+	on  atomic.Bool
+	n   atomic.Int64
+}
+
+func (l *live) rewrite(r *http.Request, status int, body []byte) (int, []byte) {
+	if l.on.Load() && strings.Contains(strings.ToLower(r.URL.Path), "callhistory") && l.n.Add(1)%4 == 1 {
+		l.sim.InsertCalls(3)
+	}
+	return status, body
+}
+
+func newPagingExporter(t *testing.T, o pbxsim.Options, sink exporter.Sink, pageSize int) (*simtest.Fixture, *exporter.Exporter, *live) {
+	t.Helper()
+	l := &live{}
+	o.Rewrite = l.rewrite
+	o.APIKeys = append(o.APIKeys, "wsk-v1-test")
+	f := simtest.New(t, o)
+	l.sim = f.Sim
+	rome, err := time.LoadLocation("Europe/Rome")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.Client(&http.Client{Transport: &auth.Transport{Source: auth.Static("wsk-v1-test")}})
+	return f, &exporter.Exporter{Client: c, Sink: sink, PBX: "pbx", Zone: rome,
+		PageSize: pageSize, Concurrency: 4, BatchSize: 500, MaxPages: 100000}, l
+}
+
+func runCalls(t *testing.T, x *exporter.Exporter) exporter.EndpointResult {
+	t.Helper()
+	r := x.Run(context.Background(), exporter.NewRunID(time.Now()), "once", exporter.Builtin()[:1])
+	return r.Endpoints[0]
+}
+
+func testPaging(t *testing.T, tc pagingCase, tg target) {
+	sink, exported := tg.open(t)
+	f, x, l := newPagingExporter(t, tc.o, sink, tc.pageSize)
+	l.on.Store(true)
+	r1 := runCalls(t, x)
+	l.on.Store(false)
+	if r1.Err != nil {
+		t.Fatalf("first run: %v", r1.Err)
+	}
+	if f.Sim.Stats.LiveInserted.Load() == 0 {
+		t.Fatal("no call arrived during the first run: the case proves nothing")
+	}
+	if r1.Paging != tc.paging {
+		t.Fatalf("first run paged %q, want %q (notes %q)", r1.Paging, tc.paging, r1.Notes)
+	}
+	if tc.note != "" && !strings.Contains(strings.Join(r1.Notes, "\n"), tc.note) {
+		t.Fatalf("notes %q, want one saying %q", r1.Notes, tc.note)
+	}
+	if tc.note == "" && len(r1.Notes) != 0 {
+		t.Fatalf("notes %q, want none", r1.Notes)
+	}
+	if tc.o.DeleteAfter == 0 && r1.Vanished != 0 {
+		t.Fatalf("vanished %d, want 0: nothing was deleted", r1.Vanished)
+	}
+	if tc.o.DeleteAfter > 0 {
+		if f.Sim.Stats.Deleted.Load() == 0 {
+			t.Fatal("nothing was deleted during the first run")
+		}
+		if r1.Vanished <= 0 || r1.Vanished > tc.o.DeleteOldest+int64(tc.o.DeleteRandom) {
+			t.Fatalf("vanished %d, want between 1 and %d", r1.Vanished, tc.o.DeleteOldest+int64(tc.o.DeleteRandom))
+		}
+	}
+	r2 := runCalls(t, x)
+	if r2.Err != nil {
+		t.Fatalf("second run: %v", r2.Err)
+	}
+	got := exported(t)
+	truth := f.Sim.CallIDs()
+	for _, id := range truth {
+		if got[id] != 1 {
+			t.Fatalf("call %d exported %d times (first run %+v, second %+v)", id, got[id], r1, r2)
+		}
+	}
+	for id, n := range got {
+		if n != 1 {
+			t.Fatalf("call %d exported %d times", id, n)
+		}
+		if id < 1 || id > f.Sim.MaxCallID() {
+			t.Fatalf("call %d exported, never on the PBX", id)
+		}
+	}
+	// Handed to the sink once each: a record rewritten by the second run
+	// would count twice here (PostgreSQL's upsert would hide it).
+	if r1.Rows+r2.Rows != int64(len(got)) {
+		t.Fatalf("rows handed over: %d + %d, want %d (each exported call once)", r1.Rows, r2.Rows, len(got))
+	}
+	if !tc.timeWindows && r2.Cursor != truth[len(truth)-1] {
+		t.Fatalf("cursor %d, want %d (the newest call)", r2.Cursor, truth[len(truth)-1])
+	}
+	// A third run on the quiet PBX exports nothing.
+	if r3 := runCalls(t, x); r3.Err != nil || r3.Rows != 0 {
+		t.Fatalf("third run: %d rows, %v; want none", r3.Rows, r3.Err)
+	}
+}
+
+// TestOldestDeletedAfterFirstPage is issue 11's case in miniature: 10
+// calls, pages of 3, the oldest deleted right after page 0 was answered:
+// the 9 survivors are exported and the cursor is at 10.
+func TestOldestDeletedAfterFirstPage(t *testing.T) {
+	t.Parallel()
+	for _, tg := range targets {
+		t.Run(tg.name, func(t *testing.T) {
+			t.Parallel()
+			sink, exported := tg.open(t)
+			// Request 1 is the upper bound, request 2 page 0.
+			f, x, _ := newPagingExporter(t, pbxsim.Options{Calls: 10, DeleteAfter: 2, DeleteOldest: 1}, sink, 3)
+			r := runCalls(t, x)
+			if r.Err != nil || r.Cursor != 10 || r.Rows != 9 && r.Rows != 10 {
+				t.Fatalf("rows %d, cursor %d, err %v; want the 9 survivors, cursor 10", r.Rows, r.Cursor, r.Err)
+			}
+			if f.Sim.Exists(1) || f.Sim.CallCount() != 9 {
+				t.Fatalf("the simulator did not delete call 1 (%d calls)", f.Sim.CallCount())
+			}
+			got := exported(t)
+			for id := int64(2); id <= 10; id++ {
+				if got[id] != 1 {
+					t.Fatalf("call %d exported %d times; got %v", id, got[id], got)
+				}
+			}
+			var st struct{ Cursor int64 }
+			b, err := sink.State(context.Background(), "pbx", "call_history")
+			if err != nil || json.Unmarshal(b, &st) != nil || st.Cursor != 10 {
+				t.Fatalf("state %s, %v: want cursor 10", b, err)
+			}
+		})
+	}
+}
+
+// TestKeyAtTheEdgeOfInt64: a newest key of the largest int64 (here sent
+// by the upper-bound request) is passed over, so the cursor stays where
+// records are, and later runs go on exporting.
+func TestKeyAtTheEdgeOfInt64(t *testing.T) {
+	t.Parallel()
+	var edge atomic.Bool
+	edge.Store(true)
+	maxID := func(r *http.Request, status int, body []byte) (int, []byte) {
+		q := r.URL.Query()
+		if edge.Load() && q.Get("dir") == "DESC" && q.Get("count") == "2" {
+			body = []byte(strings.Replace(string(body), `"id":"1000"`, `"id":"9223372036854775807"`, 1))
+		}
+		return status, body
+	}
+	f, x, dir, _ := setup(t, pbxsim.Options{Calls: 1000, Rewrite: maxID})
+	r := run(t, x)
+	if r.Err != nil || r.Cursor != 999 {
+		t.Fatalf("cursor %d, err %v: want 999, the key of the largest int64 passed over", r.Cursor, r.Err)
+	}
+	edge.Store(false)
+	f.Sim.InsertCalls(5)
+	if r = run(t, x); r.Err != nil || r.Cursor != 1005 || r.Rows != 6 {
+		t.Fatalf("next run: cursor %d, rows %d, err %v; want 1005 and the 6 calls after 999", r.Cursor, r.Rows, r.Err)
+	}
+	wantAll(t, dir, 1005)
+}
+
+// TestNegativeKeys: a record with a negative key stops the run with a
+// message naming it; the pages before it stay committed with their cursor,
+// nothing after it.
+func TestNegativeKeys(t *testing.T) {
+	t.Parallel()
+	negative := func(_ *http.Request, status int, body []byte) (int, []byte) {
+		return status, []byte(strings.Replace(string(body), `"id":"205"`, `"id":"-205"`, 1))
+	}
+	_, x, dir, sink := setup(t, pbxsim.Options{Calls: 300, Rewrite: negative})
+	x.Concurrency = 1
+	r := run(t, x)
+	if r.Err == nil || !strings.Contains(r.Err.Error(), "key -205") {
+		t.Fatalf("err = %v, want the negative key named", r.Err)
+	}
+	st, err := sink.State(context.Background(), "pbx", "call_history")
+	var cur struct{ Cursor int64 }
+	if err != nil || json.Unmarshal(st, &cur) != nil || cur.Cursor != 200 {
+		t.Fatalf("state %s, %v: want the cursor at 200, before the bad page", st, err)
+	}
+	wantAll(t, dir, 200)
+}
+
+// TestBackfillWindowsByKey backfills four days, window by window: read by
+// key inside each window (by offset from a PBX ignoring the id filter),
+// with calls deleted during the backfill; every surviving call of the
+// range is exported exactly once and each window is marked done.
+func TestBackfillWindowsByKey(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		o      pbxsim.Options
+		paging string
+	}{
+		{"by key", pbxsim.Options{}, "keyset"},
+		{"by key, calls deleted", pbxsim.Options{DeleteAfter: 4, DeleteRandom: 200}, "keyset"},
+		{"id filter ignored", pbxsim.Options{IgnoreFilter: []string{"id"}}, "offset"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.o.Calls, tc.o.CallsStart, tc.o.CallGap = 4000, time.Date(2026, 3, 27, 0, 0, 0, 0, time.UTC), 2*time.Minute
+			f, x, dir, sink := setup(t, tc.o)
+			from, to := time.Date(2026, 3, 28, 0, 0, 0, 0, time.UTC), time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+			r := x.Backfill(context.Background(), "bf", exporter.Builtin()[:1], exporter.BackfillOptions{From: from, To: to, Window: 24 * time.Hour})
+			res := r.Endpoints[0]
+			if res.Err != nil || res.Windows != 4 || res.Paging != tc.paging {
+				t.Fatalf("%+v: want 4 windows, paged %q", res, tc.paging)
+			}
+			inRange := func(id int64) bool {
+				var m map[string]string
+				if err := json.Unmarshal(f.Sim.CallJSON(id), &m); err != nil {
+					t.Fatal(err)
+				}
+				return m["start"] >= "2026-03-28 00:00:00" && m["start"] < "2026-04-01 00:00:00"
+			}
+			got := ids(t, dir)
+			for _, id := range f.Sim.CallIDs() {
+				if n := got[strconv.FormatInt(id, 10)]; inRange(id) && n != 1 {
+					t.Fatalf("call %d exported %d times", id, n)
+				}
+			}
+			for s, n := range got {
+				id, _ := strconv.ParseInt(s, 10, 64)
+				if n != 1 || !inRange(id) {
+					t.Fatalf("call %s exported %d times (in range: %v)", s, n, inRange(id))
+				}
+			}
+			if tc.o.DeleteRandom > 0 && f.Sim.Stats.Deleted.Load() == 0 {
+				t.Fatal("nothing was deleted during the backfill")
+			}
+			for _, w := range exporter.Windows(from, to, 24*time.Hour) {
+				b, err := sink.State(context.Background(), "pbx", w.StateKey("call_history"))
+				if err != nil || !strings.Contains(string(b), `"done":true`) {
+					t.Fatalf("window %s: state %s, %v", w.From, b, err)
+				}
+			}
+		})
+	}
+}

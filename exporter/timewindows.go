@@ -1,0 +1,201 @@
+package exporter
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// DefaultLookBack is how far before the newest time read a run by time
+// windows reads again: a call record is written when the call ends, so a
+// call longer than this that started before the previous run's newest
+// record would be missed. Calls on a PBX last at most a few hours.
+const DefaultLookBack = 6 * time.Hour
+
+// epochWall is where a first run by time windows starts.
+const epochWall = "1970-01-01 00:00:00"
+
+// Policy: incremental by time windows, for a PBX that ignores the key
+// filter or the sort.
+//
+// The records are read by filter[time][from]/[to] windows, PBX-local wall
+// times, from the look-back before the newest time read so far to a bound
+// past any zone's present. A window is read whole in one page: a window
+// whose answer is full (or could be cut by a cap) is split in two, and
+// the halves read in time order. Each record's key is exported once: keys
+// up to the keyset cursor and keys exported within the look-back (kept in
+// the state) are skipped. After each window the newest time read and the
+// recent keys are committed with the rows. A PBX that ignores the time
+// filter as well cannot be read exactly: the run fails.
+func (x *Exporter) byTime(ctx context.Context, c *committer, ep *Endpoint, st cursorState, res *EndpointResult,
+	sizes *pageSizes, n *Counters, log *slog.Logger) error {
+	res.Paging = "time-windows"
+	if ep.TimeField == "" {
+		return fmt.Errorf("the PBX ignores filter[%s] or sort=%s, and the endpoint has no time field to page by; nothing more was committed", ep.Cursor, ep.Cursor)
+	}
+	lookBack := x.LookBack
+	if lookBack <= 0 {
+		lookBack = DefaultLookBack
+	}
+	from := mustWall(epochWall)
+	if st.Time != "" {
+		t, err := time.Parse(wallLayout, st.Time)
+		if err != nil {
+			return fmt.Errorf("stored state of %s: time %q: it must be repaired or removed", ep.Name, st.Time)
+		}
+		from = t.Add(-lookBack)
+	}
+	// No wall clock anywhere is more than 14 hours ahead of UTC.
+	to := time.Now().UTC().Add(26 * time.Hour).Truncate(time.Second)
+	recent := st.Recent
+	if recent == nil {
+		recent = map[int64]string{}
+	}
+	newest := st.Time
+	conv := &Converter{Endpoint: ep, Zone: x.Zone}
+	tr := &timeReader{x: x, ep: ep, n: n, log: log, rows: conv.Rows, sizes: sizes}
+	err := tr.read(ctx, from, to, func(rows []Row) error {
+		keep := rows[:0]
+		for _, row := range rows {
+			if row.Cursor <= st.Cursor {
+				continue // exported by key before
+			}
+			if _, ok := recent[row.Cursor]; ok {
+				continue // exported within the look-back
+			}
+			recent[row.Cursor] = row.Wall
+			if row.Wall > newest {
+				newest = row.Wall
+			}
+			keep = append(keep, row)
+		}
+		if !c.write(keep) {
+			return errLoader
+		}
+		if c.pending() >= int64(x.BatchSize) && !c.commit(timeState(st.Cursor, newest, recent, lookBack, c.info.RunID)) {
+			return errLoader
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	c.commit(timeState(st.Cursor, newest, recent, lookBack, c.info.RunID))
+	return nil
+}
+
+// timeState is the state after a window: recent keeps only the keys within
+// the look-back of the newest time (later windows start after it, so an
+// older key cannot come again in this run).
+func timeState(cursor int64, newest string, recent map[int64]string, lookBack time.Duration, runID string) []byte {
+	if newest == "" {
+		newest = epochWall
+	}
+	if t, err := time.Parse(wallLayout, newest); err == nil {
+		edge := t.Add(-lookBack).Format(wallLayout)
+		for k, w := range recent {
+			if w < edge {
+				delete(recent, k)
+			}
+		}
+	}
+	b, _ := json.Marshal(cursorState{Cursor: cursor, RunID: runID, At: time.Now().UTC(), Time: newest, Recent: recent})
+	return b
+}
+
+func mustWall(s string) time.Time {
+	t, err := time.Parse(wallLayout, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+// timeReader reads a range of PBX-local wall time window by window.
+type timeReader struct {
+	x     *Exporter
+	ep    *Endpoint
+	n     *Counters
+	log   *slog.Logger
+	rows  func([]json.RawMessage) ([]Row, error)
+	sizes *pageSizes
+	pages int
+}
+
+func (t *timeReader) fetch(ctx context.Context, a, b time.Time, start, ask int64) (*ListPage, []Row, error) {
+	tf := t.ep.TimeField
+	q := url.Values{}
+	q.Set("filter["+tf+"][from]", a.Format(wallLayout))
+	q.Set("filter["+tf+"][to]", b.Format(wallLayout))
+	q.Set("start", strconv.FormatInt(start, 10))
+	q.Set("count", strconv.FormatInt(ask, 10))
+	where := fmt.Sprintf("window %s to %s", a.Format(wallLayout), b.Format(wallLayout))
+	t.pages++
+	if t.x.MaxPages > 0 && t.pages > t.x.MaxPages {
+		return nil, nil, fmt.Errorf("%s: more than EXPORT_MAX_PAGES=%d pages: stopped; raise it if this PBX really holds that much", where, t.x.MaxPages)
+	}
+	pg, err := t.x.Client.List(ctx, t.ep.Path, q, t.n)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", where, err)
+	}
+	t.n.Pages.Add(1)
+	if int64(len(pg.Records)) > ask {
+		return nil, nil, fmt.Errorf("%s: the PBX sent %d records for count=%d", where, len(pg.Records), ask)
+	}
+	rows, err := t.rows(pg.Records)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", where, err)
+	}
+	t.sizes.saw(int64(len(rows)))
+	lo, hi := a.Format(wallLayout), b.Format(wallLayout)
+	for _, row := range rows {
+		if row.Wall < lo || row.Wall > hi {
+			return nil, nil, fmt.Errorf("%s: the PBX sent a record with %s %q: it ignores filter[%s] as well as filter[%s] or sort=%s, so no paging can be trusted and nothing more was committed; report this PBX's version",
+				where, tf, row.Wall, tf, t.ep.Cursor, t.ep.Cursor)
+		}
+	}
+	return pg, rows, nil
+}
+
+// read reads [a, b) and calls fn with its records in time order, window
+// by window.
+func (t *timeReader) read(ctx context.Context, a, b time.Time, fn func([]Row) error) error {
+	ask, delivered := t.sizes.get()
+	pg, rows, err := t.fetch(ctx, a, b, 0, ask)
+	if err != nil {
+		return err
+	}
+	got := int64(len(pg.Records))
+	_, delivered = t.sizes.get()
+	whole := got < ask && pg.Total <= got && (delivered >= ask || got < delivered || got == 0)
+	if !whole {
+		if b.Sub(a) > time.Second {
+			mid := a.Add(b.Sub(a) / 2).Truncate(time.Second)
+			if err := t.read(ctx, a, mid, fn); err != nil {
+				return err
+			}
+			return t.read(ctx, mid, b, fn)
+		}
+		// More than a page in one second: page by offset inside it.
+		for start := got; got > 0; start += got {
+			pg, more, err := t.fetch(ctx, a, b, start, ask)
+			if err != nil {
+				return err
+			}
+			got = int64(len(pg.Records))
+			rows = append(rows, more...)
+		}
+	}
+	lo, hi := a.Format(wallLayout), b.Format(wallLayout)
+	keep := rows[:0]
+	for _, row := range rows {
+		if row.Wall >= lo && row.Wall < hi { // [a, b): a record on b belongs to the next window
+			keep = append(keep, row)
+		}
+	}
+	return fn(keep)
+}
