@@ -152,7 +152,7 @@ func (x *Exporter) window(ctx context.Context, runID string, ep *Endpoint, w Win
 		res.Paging = "keyset"
 		c := x.newCommitter(ctx, info, n, 0)
 		kr := &keyReader{Client: x.Client, Endpoint: ep, Query: times, Concurrency: 1, MaxPages: x.MaxPages,
-			Counters: n, Log: log, Rows: (&Converter{Endpoint: ep, Zone: x.Zone}).Rows, Sizes: sizes}
+			Counters: n, Log: log, Rows: (&Converter{Endpoint: ep, Zone: x.Zone, Warnings: &n.Warnings}).Rows, Sizes: sizes}
 		err := kr.Read(ctx, 1, upper, func(sp span) error {
 			rows := sp.Rows[:0]
 			for _, row := range sp.Rows {

@@ -30,6 +30,10 @@ func setup(t *testing.T, o pbxsim.Options) (*simtest.Fixture, *exporter.Exporter
 	f := simtest.New(t, o)
 	c := f.Client(&http.Client{Transport: &auth.Transport{Source: auth.Static("wsk-v1-test")}})
 	c.MaxAttempts = 2
+	// Generous for a loaded machine: a 10 MB answer under -race on two busy
+	// cores can take longer than the fixture's 2 s, and these tests are
+	// about what the PBX sends, not about timeouts.
+	c.Timeout = time.Minute
 	dir := t.TempDir()
 	sink, err := sinks.NewCSV(sinks.CSVOptions{Dir: dir})
 	if err != nil {
@@ -198,6 +202,7 @@ func TestBadInput(t *testing.T) {
 		{"invalid UTF-8", 200, func(b []byte) []byte { return bytes.Replace(b, []byte(`"Dial"`), []byte("\"Di\xffal\""), 1) }, ""},
 		{"NUL in a value", 200, set(4, "userfield", "a\x00b"), ""},
 		{"numbers as numbers", 200, set(6, "duration", 61), ""},
+		{"a cost that is no number (counted, not fatal)", 200, set(3, "cost", "a lot"), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -330,4 +335,28 @@ func lowestID(t *testing.T, sim *pbxsim.Sim) string {
 		}
 	}
 	return best
+}
+
+// TestUnstorableValueIsCountedNotFatal: a value that cannot be stored in
+// its typed column (a cost that is no number) neither stops the export nor
+// disappears silently: the record is exported with the value empty, and
+// the endpoint's notes (the log and the ledger) count it with an example.
+func TestUnstorableValueIsCountedNotFatal(t *testing.T) {
+	t.Parallel()
+	bad := func(r *http.Request, status int, body []byte) (int, []byte) {
+		if r.URL.Query().Get("filter[id][from]") == "201" {
+			return status, bytes.Replace(body, []byte(`"cost":"`), []byte(`"cost":"a lot`), 2)
+		}
+		return status, body
+	}
+	_, x, dir, _ := setup(t, pbxsim.Options{Calls: 1000, Rewrite: bad})
+	res := run(t, x)
+	if res.Err != nil {
+		t.Fatalf("want it to work, got %v", res.Err)
+	}
+	wantAll(t, dir, 1000)
+	notes := strings.Join(res.Notes, "\n")
+	if len(res.Notes) != 1 || !strings.HasPrefix(notes, "2 ") || !strings.Contains(notes, `"cost"`) {
+		t.Fatalf("notes = %q, want one note counting the 2 costs that are no number", res.Notes)
+	}
 }

@@ -52,6 +52,10 @@ type Client struct {
 // Counters count one endpoint's requests. Safe for concurrent use.
 type Counters struct {
 	Requests, Retries, Pages atomic.Int64
+	// Warnings counts what the endpoint's conversion worked around (a
+	// value that cannot be stored, an ambiguous wall time) instead of
+	// failing the run; they reach the log and the ledger as notes.
+	Warnings Warnings
 }
 
 // APIError is an answer from the PBX that is not worth retrying: a 4xx

@@ -210,6 +210,9 @@ func (x *Exporter) finishEndpoint(r *RunResult, res EndpointResult) {
 	if res.Filtered > 0 {
 		attrs = append(attrs, "filtered", res.Filtered)
 	}
+	if len(res.Notes) > 0 {
+		attrs = append(attrs, "notes", res.Notes)
+	}
 	if res.Err != nil {
 		log.Error("endpoint failed", append(attrs, "err", res.Err)...)
 	} else {
@@ -299,6 +302,7 @@ func (x *Exporter) upperBound(ctx context.Context, ep *Endpoint, n *Counters, lo
 func tally(res *EndpointResult, n *Counters, began time.Time) {
 	res.Duration = time.Since(began)
 	res.Pages, res.Requests, res.Retries = n.Pages.Load(), n.Requests.Load(), n.Retries.Load()
+	res.Notes = append(res.Notes, n.Warnings.Notes()...)
 }
 
 func progress(n *Counters, rows int64) Progress {

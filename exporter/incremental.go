@@ -80,7 +80,7 @@ func (x *Exporter) byKey(ctx context.Context, c *committer, ep *Endpoint, from i
 	var read, total int64 = 0, -1
 	done := from // the upper key of the last span handed over
 	kr := &keyReader{Client: x.Client, Endpoint: ep, Concurrency: x.Concurrency, MaxPages: x.MaxPages,
-		Counters: n, Log: log, Rows: (&Converter{Endpoint: ep, Zone: x.Zone}).Rows, Sizes: sizes}
+		Counters: n, Log: log, Rows: (&Converter{Endpoint: ep, Zone: x.Zone, Warnings: &n.Warnings}).Rows, Sizes: sizes}
 	err = kr.Read(ctx, from+1, upper, func(sp span) error {
 		if total < 0 {
 			total = sp.Total

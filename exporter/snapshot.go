@@ -67,7 +67,7 @@ func (x *Exporter) wholeBatch(ctx context.Context, info BatchInfo, q url.Values,
 	keep func(Row) bool, state func(rows int64) []byte) (rows, vanished int64, err error) {
 	c := x.newCommitter(ctx, info, n, 0)
 	seen := map[string]bool{}
-	conv := &Converter{Endpoint: info.Endpoint, Zone: x.Zone}
+	conv := &Converter{Endpoint: info.Endpoint, Zone: x.Zone, Warnings: &n.Warnings}
 	p := &Pager{Client: x.Client, Path: info.Endpoint.Path, Query: q, PageSize: x.PageSize, Concurrency: x.Concurrency,
 		MaxPages: x.MaxPages, Counters: n, Log: log, Rows: conv.Rows}
 	pr, err := p.Run(ctx, func(pg Page) error {

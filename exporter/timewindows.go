@@ -56,7 +56,7 @@ func (x *Exporter) byTime(ctx context.Context, c *committer, ep *Endpoint, st cu
 		recent = map[int64]string{}
 	}
 	newest := st.Time
-	conv := &Converter{Endpoint: ep, Zone: x.Zone}
+	conv := &Converter{Endpoint: ep, Zone: x.Zone, Warnings: &n.Warnings}
 	tr := &timeReader{x: x, ep: ep, n: n, log: log, rows: conv.Rows, sizes: sizes}
 	err := tr.read(ctx, from, to, func(rows []Row) error {
 		keep := rows[:0]
