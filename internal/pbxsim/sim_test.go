@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -453,6 +454,7 @@ func pageIDs(t *testing.T, srv *httptest.Server, path string, q url.Values, coun
 	t.Helper()
 	var ids []int64
 	var total string
+	q = maps.Clone(q) // callers share one query across parallel subtests
 	q.Set("count", strconv.Itoa(count))
 	for start := 0; ; start += count {
 		q.Set("start", strconv.Itoa(start))
