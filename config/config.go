@@ -61,6 +61,7 @@ type env struct {
 	BatchSize        string `envconfig:"EXPORT_BATCH_SIZE" default:"50000" desc:"rows committed together with their cursor"`
 	MaxPages         string `envconfig:"EXPORT_MAX_PAGES" default:"100000" desc:"hard cap on pages per endpoint and run (an error when reached)"`
 	MaxAttempts      string `envconfig:"EXPORT_MAX_ATTEMPTS" default:"8" desc:"attempts per request on 429, 5xx, timeouts and broken bodies"`
+	MaxRPS           string `envconfig:"EXPORT_MAX_RPS" default:"0" desc:"hard cap on requests per second to the PBX's API across the run, retries included (0: no cap)"`
 	RunTimeout       string `envconfig:"EXPORT_RUN_TIMEOUT" default:"6h" desc:"deadline of one whole run"`
 	ShutdownGrace    string `envconfig:"EXPORT_SHUTDOWN_GRACE" default:"30s" desc:"time the batch in flight gets to commit after SIGTERM"`
 	HTTPAddr         string `envconfig:"EXPORT_HTTP_ADDR" desc:"listen address of /healthz, /readyz and /metrics (default: off)"`
@@ -125,6 +126,7 @@ type Config struct {
 	BatchSize     int
 	MaxPages      int
 	MaxAttempts   int
+	MaxRPS        int
 	RunTimeout    time.Duration
 	ShutdownGrace time.Duration
 	HTTPAddr      string
@@ -309,6 +311,9 @@ func parse(e env, need Need, readFile func(string) ([]byte, error)) (*Config, er
 	cfg.BatchSize = c.integer("EXPORT_BATCH_SIZE", e.BatchSize, 1, 10000000)
 	cfg.MaxPages = c.integer("EXPORT_MAX_PAGES", e.MaxPages, 1, 100000000)
 	cfg.MaxAttempts = c.integer("EXPORT_MAX_ATTEMPTS", e.MaxAttempts, 1, 100)
+	if strings.TrimSpace(e.MaxRPS) != "" { // unset or empty: no cap
+		cfg.MaxRPS = c.integer("EXPORT_MAX_RPS", e.MaxRPS, 0, 10000)
+	}
 	cfg.TokenAuth = c.oneOf("WILDIX_TOKEN_AUTH", e.TokenAuth, "auto", "body", "basic")
 	cfg.Sink = c.oneOf("EXPORT_SINK", e.Sink, "csv", "postgres")
 	cfg.LogFormat = c.oneOf("EXPORT_LOG_FORMAT", e.LogFormat, "auto", "text", "json")

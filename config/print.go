@@ -81,6 +81,7 @@ func (c *Config) Print(w io.Writer) error {
 		{"EXPORT_BATCH_SIZE", fmt.Sprint(c.BatchSize)},
 		{"EXPORT_MAX_PAGES", fmt.Sprint(c.MaxPages)},
 		{"EXPORT_MAX_ATTEMPTS", fmt.Sprint(c.MaxAttempts)},
+		{"EXPORT_MAX_RPS", fmt.Sprint(c.MaxRPS)},
 		{"EXPORT_RUN_TIMEOUT", c.RunTimeout.String()},
 		{"EXPORT_SHUTDOWN_GRACE", c.ShutdownGrace.String()},
 		{"EXPORT_HTTP_ADDR", or(c.HTTPAddr, "(off)")},

@@ -89,6 +89,7 @@ func cmdCheck(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", errQuiet, err)
 	}
+	line(nil, "rate cap", rateCap(a.cfg.MaxRPS))
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 
@@ -151,6 +152,14 @@ func cmdCheck(ctx context.Context, a *app, args []string) error {
 		return fmt.Errorf("%w: %w", errQuiet, errors.Join(failures...))
 	}
 	return nil
+}
+
+// rateCap says what EXPORT_MAX_RPS allows.
+func rateCap(rps int) string {
+	if rps <= 0 {
+		return "none (EXPORT_MAX_RPS=0)"
+	}
+	return fmt.Sprintf("at most %d requests a second to the PBX (EXPORT_MAX_RPS)", rps)
 }
 
 // writable checks that dir exists (or can be made) and takes a file.

@@ -150,7 +150,8 @@ func (a *app) pbxClient(ctx context.Context, pool *pgxpool.Pool) (*pbx, error) {
 		expiry = src.Expiry
 	}
 	return &pbx{
-		client: &exporter.Client{HTTP: &http.Client{Transport: tr}, Base: c.PBXURL, MaxAttempts: c.MaxAttempts, Timeout: c.RequestTimeout, Log: a.log},
+		client: &exporter.Client{HTTP: &http.Client{Transport: tr}, Base: c.PBXURL, MaxAttempts: c.MaxAttempts, Timeout: c.RequestTimeout,
+			Limiter: exporter.NewLimiter(c.MaxRPS), Log: a.log},
 		expiry: expiry,
 	}, nil
 }
