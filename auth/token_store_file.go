@@ -8,15 +8,16 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
+
+	"github.com/wildix-export/wildix-export/internal/safefile"
 )
 
 // FileStore keeps tokens in one JSON file, keyed by PBX. Writes go to a
 // temporary file that is fsynced and renamed over the old one, so a crash
 // leaves the old or the new content, never a torn one. The file is created
 // with mode 0600 and refused when others can read it. Lock takes an
-// exclusive flock on a sibling ".lock" file, which serialises processes on
+// exclusive file lock on a sibling ".lock" file, which serialises processes on
 // one machine (and on network filesystems that honour flock).
 type FileStore struct {
 	path   string
@@ -96,7 +97,10 @@ func (s *FileStore) Save(_ context.Context, pbx string, r *Record) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(s.path, append(b, '\n'), 0o600)
+	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
+		return fmt.Errorf("create token folder: %w", err)
+	}
+	return safefile.Write(s.path, append(b, '\n'), 0o600)
 }
 
 // Lock implements Store.
@@ -106,72 +110,9 @@ func (s *FileStore) Lock(ctx context.Context, _ string) (func(), error) {
 			return nil, fmt.Errorf("create token folder: %w", err)
 		}
 	}
-	f, err := os.OpenFile(s.path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open token lock: %w", err)
+	l := safefile.NewLock(s.path+".lock", 0o600)
+	if err := l.Wait(ctx, 20*time.Millisecond); err != nil {
+		return nil, fmt.Errorf("lock the token file: %w", err)
 	}
-	if err := flock(ctx, f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
-	}
-	return func() {
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		f.Close()
-	}, nil
-}
-
-// flock takes an exclusive lock on f, waiting until ctx is done.
-func flock(ctx context.Context, f *os.File) error {
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-// writeFileAtomic writes data to path by temporary file, fsync and rename,
-// then fsyncs the folder so the rename itself is durable.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create folder %s: %w", dir, err)
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("create temporary file: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // a no-op after the rename
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("sync %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("rename into %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return func() { l.Unlock() }, nil
 }

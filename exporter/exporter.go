@@ -20,13 +20,26 @@ import (
 
 // Sink receives rows. A sink commits a batch's rows together with the
 // state that covers them, so that after a crash either both or neither are
-// there.
+// there. It also holds the per-PBX export lock and the run ledger, which
+// only the exporter writes: StartRun and FinishRun once each per run.
 type Sink interface {
 	// State returns what was committed under key for pbx, nil if nothing.
 	State(ctx context.Context, pbx, key string) ([]byte, error)
 	// Begin opens a batch; its rows become visible only when it commits.
 	Begin(ctx context.Context, b BatchInfo) (Batch, error)
+	// LockPBX takes the per-PBX export lock without waiting; it fails
+	// with an error wrapping sinks.ErrLocked when another export holds it.
+	LockPBX(ctx context.Context, pbx string) (unlock func(), err error)
+	// StartRun records the run's start in the ledger.
+	StartRun(ctx context.Context, r *RunResult) error
+	// FinishRun records the run's end and each endpoint's result.
+	FinishRun(ctx context.Context, r *RunResult) error
 }
+
+// ErrConfig marks a configuration problem discovered at run time (an
+// endpoint named like one of the program's own tables, a time zone that
+// is needed): the user must change a setting; the command exits 2.
+var ErrConfig = errors.New("bad configuration")
 
 // Batch is an open set of rows of one endpoint.
 type Batch interface {
@@ -54,12 +67,6 @@ type BatchInfo struct {
 // Progress is an endpoint's progress in a run, so far.
 type Progress struct {
 	Rows, Pages, Retries int64
-}
-
-// Ledger records runs; sinks that keep a run ledger implement it.
-type Ledger interface {
-	StartRun(ctx context.Context, r *RunResult) error
-	FinishRun(ctx context.Context, r *RunResult) error
 }
 
 // Window is a backfill window in PBX-local wall time, From inclusive,
@@ -104,6 +111,13 @@ type EndpointResult struct {
 	Duration  time.Duration
 	Completed time.Time // when the endpoint finished without error
 	Err       error
+
+	Vanished int64 // records announced or seen that disappeared during the run
+	// Paging is how the endpoint was read: "keyset", "keyset-capped",
+	// "time-windows", "offset" (snapshots), …
+	Paging string
+	// Notes are the detections and guesses made this run, human-readable.
+	Notes []string
 }
 
 // RunResult is what a run did.
@@ -175,10 +189,8 @@ func (x *Exporter) Run(ctx context.Context, id, mode string, endpoints []Endpoin
 
 func (x *Exporter) start(ctx context.Context, id, mode string) *RunResult {
 	r := &RunResult{ID: id, Mode: mode, PBX: x.PBX, Started: time.Now().UTC(), Status: "running"}
-	if l, ok := x.Sink.(Ledger); ok {
-		if err := l.StartRun(ctx, r); err != nil {
-			x.log().Warn("recording the run's start failed", "err", err)
-		}
+	if err := x.Sink.StartRun(ctx, r); err != nil {
+		x.log().Warn("recording the run's start failed", "err", err)
 	}
 	return r
 }
@@ -207,12 +219,10 @@ func (x *Exporter) finish(ctx context.Context, r *RunResult) {
 			r.Status = "interrupted"
 		}
 	}
-	if l, ok := x.Sink.(Ledger); ok {
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if err := l.FinishRun(lctx, r); err != nil {
-			x.log().Warn("recording the run's end failed", "err", err)
-		}
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := x.Sink.FinishRun(lctx, r); err != nil {
+		x.log().Warn("recording the run's end failed", "err", err)
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/internal/safefile"
 )
 
 // CSVOptions configure the CSV sink.
@@ -84,6 +85,25 @@ func (s *CSV) stateDir(pbx string) string {
 	return filepath.Join(s.opt.Dir, ".state", safeName(pbx))
 }
 
+// mkdir creates the folder Dir/elems…, refusing any of its folders under
+// Dir that is a symbolic link: files written through them would land
+// outside the export folder.
+func (s *CSV) mkdir(elems ...string) (string, error) {
+	dir := s.opt.Dir
+	for _, e := range elems {
+		dir = filepath.Join(dir, e)
+		if err := safefile.NotSymlink(dir); err != nil {
+			return "", err
+		}
+		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return "", fmt.Errorf("create %s: %w", dir, err)
+		}
+	}
+	return dir, nil
+}
+
+func (s *CSV) mkStateDir(pbx string) (string, error) { return s.mkdir(".state", safeName(pbx)) }
+
 type csvState struct {
 	Seq   int64           `json:"seq"`
 	File  string          `json:"file,omitempty"`
@@ -92,8 +112,9 @@ type csvState struct {
 
 type pending struct {
 	csvState
-	Tmp      string          `json:"tmp,omitempty"`      // data under its temporary name
-	Final    string          `json:"final,omitempty"`    // data under its final name
+	Folder   string          `json:"folder,omitempty"`   // the endpoint's folder under Dir
+	Tmp      string          `json:"tmp,omitempty"`      // data file's temporary name
+	Final    string          `json:"final,omitempty"`    // data file's final name
 	SHA256   string          `json:"sha256,omitempty"`   // of the data file
 	Manifest json.RawMessage `json:"manifest,omitempty"` // to write next to it
 }
@@ -126,7 +147,10 @@ func (s *CSV) readState(pbx, key string) (*csvState, error) {
 }
 
 // recover completes a commit whose pending record was written: the one
-// Commit is making, or one a crash interrupted (crashed).
+// Commit is making, or one a crash interrupted (crashed). The files it
+// renames and writes are rebuilt from names (the endpoint's folder under
+// Dir, file names without any folder), never taken from the record as
+// paths.
 func (s *CSV) recover(pbx, key string, crashed bool) error {
 	path := filepath.Join(s.stateDir(pbx), safeName(key)+".pending.json")
 	b, err := os.ReadFile(path)
@@ -142,35 +166,70 @@ func (s *CSV) recover(pbx, key string, crashed bool) error {
 		return fmt.Errorf("pending commit %s is damaged (%v): remove it and rerun", path, err)
 	}
 	if p.Final != "" {
-		if _, err := os.Stat(p.Tmp); err == nil {
+		tmp, final, err := s.pendingFiles(pbx, &p)
+		if err != nil {
+			return fmt.Errorf("pending commit %s: %w: remove it and rerun", path, err)
+		}
+		if _, err := os.Lstat(tmp); err == nil {
 			// Not yet renamed (a redone backfill window replaces its file).
-			if sum, err := fileSHA256(p.Tmp); err != nil || sum != p.SHA256 {
-				s.opt.Log.Warn("discarding an unfinished commit whose data is damaged", "file", p.Final)
-				os.Remove(p.Tmp)
-				return os.Remove(path)
+			if sum, err := fileSHA256(tmp); err != nil || sum != p.SHA256 {
+				s.opt.Log.Warn("discarding an unfinished commit whose data is damaged", "file", final)
+				os.Remove(tmp)
+				return errors.Join(os.Remove(path), vanished(crashed, final))
 			}
-			if err := os.Rename(p.Tmp, p.Final); err != nil {
+			if err := os.Rename(tmp, final); err != nil {
 				return fmt.Errorf("complete interrupted commit: %w", err)
 			}
-			if err := syncDir(filepath.Dir(p.Final)); err != nil {
+			if err := safefile.SyncDir(filepath.Dir(final)); err != nil {
 				return err
 			}
-		} else if _, err := os.Stat(p.Final); err != nil {
-			s.opt.Log.Warn("discarding a commit whose data is gone", "file", p.Final)
-			return os.Remove(path)
+		} else if _, err := os.Lstat(final); err != nil {
+			s.opt.Log.Warn("discarding a commit whose data is gone", "file", final)
+			return errors.Join(os.Remove(path), vanished(crashed, final))
 		}
-		if err := writeFileAtomic(manifestPath(p.Final), p.Manifest, 0o644); err != nil {
+		if err := safefile.Write(manifestPath(final), p.Manifest, 0o644); err != nil {
 			return err
 		}
 		if crashed {
-			s.opt.Log.Info("completed a commit interrupted by a crash", "file", p.Final)
+			s.opt.Log.Info("completed a commit interrupted by a crash", "file", final)
 		}
 	}
 	st, _ := json.Marshal(p.csvState)
-	if err := writeFileAtomic(filepath.Join(s.stateDir(pbx), safeName(key)+".json"), st, 0o644); err != nil {
+	if err := safefile.Write(filepath.Join(s.stateDir(pbx), safeName(key)+".json"), st, 0o644); err != nil {
 		return err
 	}
 	return os.Remove(path)
+}
+
+// vanished is the error of a commit in progress whose data file is gone
+// or damaged: the commit fails (its state is not saved, so its rows are
+// exported again). A crashed commit found so at start was never reported
+// as done: discarding it is not a failure.
+func vanished(crashed bool, final string) error {
+	if crashed {
+		return nil
+	}
+	return fmt.Errorf("the data file of this commit (%s) vanished or changed before the commit completed: nothing was committed; is another program writing in EXPORT_CSV_DIR?", final)
+}
+
+// pendingFiles rebuilds the paths of a pending commit's data file, under
+// its temporary and its final name, from the names the record holds: an
+// endpoint folder directly under Dir, file names of this PBX. Records of
+// older versions held paths: only their last elements are used.
+func (s *CSV) pendingFiles(pbx string, p *pending) (tmp, final string, err error) {
+	folder := p.Folder
+	if folder == "" {
+		folder = filepath.Base(filepath.Dir(p.Final))
+	}
+	tmpName, finalName := filepath.Base(p.Tmp), filepath.Base(p.Final)
+	if !exporter.Identifier(folder) {
+		return "", "", fmt.Errorf("folder %q is not an endpoint's", folder)
+	}
+	if !strings.HasPrefix(finalName, safeName(pbx)+"_") || !strings.HasPrefix(tmpName, ".") || !strings.Contains(tmpName, ".tmp-") {
+		return "", "", fmt.Errorf("file names %q and %q are not this PBX's", tmpName, finalName)
+	}
+	dir := filepath.Join(s.opt.Dir, folder)
+	return filepath.Join(dir, tmpName), filepath.Join(dir, finalName), nil
 }
 
 func manifestPath(data string) string {
@@ -195,11 +254,11 @@ func (s *CSV) Begin(_ context.Context, b exporter.BatchInfo) (exporter.Batch, er
 	if err := s.recover(b.PBX, b.StateKey, true); err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(s.opt.Dir, b.Endpoint.Name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create %s: %w", dir, err)
+	dir, err := s.mkdir(b.Endpoint.Name)
+	if err != nil {
+		return nil, err
 	}
-	s.removeStale(dir, "."+safeName(b.PBX)+"_")
+	s.removeStale(dir, tmpPrefix(b.PBX))
 	s.removeStale(s.stateDir(b.PBX), ".")
 	var name string
 	if b.Window != nil {
@@ -214,7 +273,7 @@ func (s *CSV) Begin(_ context.Context, b exporter.BatchInfo) (exporter.Batch, er
 	}
 	suffix := make([]byte, 4)
 	rand.Read(suffix)
-	tmp := filepath.Join(dir, "."+name+".tmp-"+hex.EncodeToString(suffix))
+	tmp := filepath.Join(dir, tmpPrefix(b.PBX)+name+".tmp-"+hex.EncodeToString(suffix))
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", tmp, err)
@@ -237,6 +296,11 @@ func (s *CSV) Begin(_ context.Context, b exporter.BatchInfo) (exporter.Batch, er
 	}
 	return bt, nil
 }
+
+// tmpPrefix starts the names of a PBX's temporary data files: the PBX's
+// safeName then "~", which safeName never produces, so that no PBX's
+// prefix is the start of another's ("a" and "a_b" give ".a~" and ".a_b~").
+func tmpPrefix(pbx string) string { return "." + safeName(pbx) + "~" }
 
 // removeStale deletes temporary files (named prefix….tmp-…) left in dir
 // before this process started: the remains of runs that crashed before
@@ -268,6 +332,13 @@ type csvBatch struct {
 	rows       int64
 	rec        []string
 	done       bool
+	badTimes   int64 // times outside years 0001-9999, written empty
+}
+
+// rfc3339Year reports whether t, in UTC, has a year RFC 3339 can write.
+func rfc3339Year(t time.Time) bool {
+	y := t.UTC().Year()
+	return y >= 1 && y <= 9999
 }
 
 // Write implements exporter.Batch.
@@ -275,6 +346,10 @@ func (b *csvBatch) Write(_ context.Context, rows []exporter.Row) error {
 	cols := b.info.Endpoint.Columns
 	for _, r := range rows {
 		for i, v := range r.Values {
+			if t, ok := v.(time.Time); ok && !rfc3339Year(t) {
+				b.badTimes++ // RFC 3339 has four-digit years only
+				v = nil
+			}
 			b.rec[i] = b.sink.cell(cols[i].Type, v)
 		}
 		b.rec[len(cols)] = string(r.Extra)
@@ -319,7 +394,14 @@ func (b *csvBatch) Commit(_ context.Context, state []byte, _ exporter.Progress) 
 		return err
 	}
 	// From here the commit has happened; recover finishes it if we crash.
-	return b.sink.recover(b.info.PBX, b.info.StateKey, false)
+	if err := b.sink.recover(b.info.PBX, b.info.StateKey, false); err != nil {
+		return err
+	}
+	if b.badTimes > 0 {
+		b.sink.opt.Log.Warn("times outside years 0001-9999 written as empty cells", "endpoint", b.info.Endpoint.Name,
+			"file", filepath.Base(b.final), "values", b.badTimes)
+	}
+	return nil
 }
 
 // decide makes the data durable and writes the pending record that decides
@@ -362,7 +444,8 @@ func (b *csvBatch) decide(state []byte) error {
 	// An incremental batch with no rows moves only the cursor: no file.
 	keepFile := b.rows > 0 || b.info.Snapshot || b.info.Window != nil
 	if keepFile {
-		p.Tmp, p.Final, p.File = b.tmp, b.final, filepath.Base(b.final)
+		p.Folder, p.Tmp, p.Final = b.info.Endpoint.Name, filepath.Base(b.tmp), filepath.Base(b.final)
+		p.File = p.Final
 		p.SHA256 = hex.EncodeToString(b.sum.Sum(nil))
 		m := map[string]any{
 			"file": filepath.Base(b.final), "rows": b.rows, "bytes": info.Size(), "sha256": p.SHA256,
@@ -379,8 +462,11 @@ func (b *csvBatch) decide(state []byte) error {
 		os.Remove(b.tmp)
 	}
 	pb, _ := json.Marshal(p)
-	dir := s.stateDir(b.info.PBX)
-	if err := writeFileAtomic(filepath.Join(dir, safeName(b.info.StateKey)+".pending.json"), pb, 0o644); err != nil {
+	dir, err := s.mkStateDir(b.info.PBX)
+	if err == nil {
+		err = safefile.Write(filepath.Join(dir, safeName(b.info.StateKey)+".pending.json"), pb, 0o644)
+	}
+	if err != nil {
 		if keepFile {
 			os.Remove(b.tmp)
 		}
@@ -413,18 +499,22 @@ func (b *csvBatch) Abort(context.Context) error {
 	return nil
 }
 
-// StartRun implements exporter.Ledger; the CSV ledger records finished runs.
+// StartRun implements exporter.Sink; the CSV ledger records finished runs.
 func (s *CSV) StartRun(context.Context, *exporter.RunResult) error { return nil }
 
-// FinishRun implements exporter.Ledger: one JSON line per run appended to
+// FinishRun implements exporter.Sink: one JSON line per run appended to
 // Dir/.state/<pbx>/runs.jsonl.
 func (s *CSV) FinishRun(_ context.Context, r *exporter.RunResult) error {
 	type ep struct {
-		Endpoint string `json:"endpoint"`
-		Rows     int64  `json:"rows"`
-		Pages    int64  `json:"pages"`
-		Retries  int64  `json:"retries"`
-		Error    string `json:"error,omitempty"`
+		Endpoint string   `json:"endpoint"`
+		Rows     int64    `json:"rows"`
+		Pages    int64    `json:"pages"`
+		Retries  int64    `json:"retries"`
+		Error    string   `json:"error,omitempty"`
+		Paging   string   `json:"paging,omitempty"`
+		Notes    []string `json:"notes,omitempty"`
+		Filtered int64    `json:"filtered,omitempty"`
+		Vanished int64    `json:"vanished,omitempty"`
 	}
 	line := struct {
 		ID        string    `json:"run_id"`
@@ -436,66 +526,25 @@ func (s *CSV) FinishRun(_ context.Context, r *exporter.RunResult) error {
 		Endpoints []ep      `json:"endpoints"`
 	}{ID: r.ID, Mode: r.Mode, PBX: r.PBX, Started: r.Started, Ended: r.Ended, Status: r.Status}
 	for _, e := range r.Endpoints {
-		x := ep{Endpoint: e.Endpoint, Rows: e.Rows, Pages: e.Pages, Retries: e.Retries}
+		x := ep{Endpoint: e.Endpoint, Rows: e.Rows, Pages: e.Pages, Retries: e.Retries,
+			Paging: e.Paging, Notes: e.Notes, Filtered: e.Filtered, Vanished: e.Vanished}
 		if e.Err != nil {
 			x.Error = e.Err.Error()
 		}
 		line.Endpoints = append(line.Endpoints, x)
 	}
 	b, _ := json.Marshal(line)
-	dir := s.stateDir(r.PBX)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(filepath.Join(dir, "runs.jsonl"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	dir, err := s.mkStateDir(r.PBX)
 	if err != nil {
-		return err
+		return fmt.Errorf("record the run: %w", err)
+	}
+	f, err := safefile.OpenAppend(filepath.Join(dir, "runs.jsonl"), 0o644)
+	if err != nil {
+		return fmt.Errorf("record the run: %w", err)
 	}
 	defer f.Close()
 	if _, err := f.Write(append(b, '\n')); err != nil {
-		return err
+		return fmt.Errorf("record the run: %w", err)
 	}
 	return f.Sync()
-}
-
-// writeFileAtomic writes data to path by temporary file, fsync and rename,
-// then fsyncs the folder so the rename is durable too.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -8,12 +8,14 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/internal/pglock"
 )
 
 // migration is one versioned, additive change. They are applied in order,
 // once each, recorded in export_schema_migrations. Never edit or remove
-// one that has shipped; add the next. Nothing is ever dropped, and views
-// are replaced with CREATE OR REPLACE, which keeps what depends on them.
+// one that has shipped; add the next. No table or column is ever dropped
+// (an index may be), and views are replaced with CREATE OR REPLACE, which
+// keeps what depends on them.
 type migration struct {
 	version     int
 	description string
@@ -98,6 +100,15 @@ SELECT h.pbx,
 FROM {schema}.call_history h
 LEFT JOIN {schema}.colleagues c ON c.pbx = h.pbx AND c.extension = h.dst AND c.deleted_at IS NULL
 WHERE h.type = 'call' AND h.disposition <> 'ANSWERED';`},
+	{5, "run ledger: how each endpoint was read and loaded", `
+ALTER TABLE {schema}.export_run_endpoints
+  ADD COLUMN IF NOT EXISTS paging   text,
+  ADD COLUMN IF NOT EXISTS notes    text[],
+  ADD COLUMN IF NOT EXISTS filtered bigint NOT NULL DEFAULT 0,
+  ADD COLUMN IF NOT EXISTS vanished bigint NOT NULL DEFAULT 0,
+  ADD COLUMN IF NOT EXISTS rows_direct      bigint NOT NULL DEFAULT 0,
+  ADD COLUMN IF NOT EXISTS rows_merged      bigint NOT NULL DEFAULT 0,
+  ADD COLUMN IF NOT EXISTS direct_fallbacks bigint NOT NULL DEFAULT 0;`},
 }
 
 // SchemaVersion is the newest migration this binary knows.
@@ -109,6 +120,9 @@ func SchemaVersion() int { return migrations[len(migrations)-1].version }
 // It fails, changing nothing, when the database is newer than this binary
 // or a column's type differs from the catalog's.
 func (p *Postgres) Migrate(ctx context.Context, endpoints []exporter.Endpoint) error {
+	if err := CheckEndpointNames(endpoints); err != nil {
+		return err
+	}
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", dbError(err))
@@ -116,7 +130,7 @@ func (p *Postgres) Migrate(ctx context.Context, endpoints []exporter.Endpoint) e
 	defer tx.Rollback(ctx)
 	schema := pgx.Identifier{p.schema}.Sanitize()
 	stmts := []string{
-		"SELECT pg_advisory_xact_lock(7712, hashtext('" + strings.ReplaceAll(p.schema, "'", "''") + "'))",
+		fmt.Sprintf("SELECT pg_advisory_xact_lock(%d, hashtext('%s'))", pglock.Migrate, strings.ReplaceAll(p.schema, "'", "''")),
 		"CREATE SCHEMA IF NOT EXISTS " + schema,
 		"CREATE TABLE IF NOT EXISTS " + schema + `.export_schema_migrations (
   version     integer PRIMARY KEY,
@@ -214,17 +228,10 @@ func (p *Postgres) ensureTable(ctx context.Context, tx pgx.Tx, e *exporter.Endpo
 		}
 	}
 	for _, col := range e.Index {
-		name := pgx.Identifier{truncate(e.Name+"_"+col+"_idx", 63)}.Sanitize()
+		name := pgx.Identifier{indexName(e.Name, col)}.Sanitize()
 		if _, err := tx.Exec(ctx, fmt.Sprintf("CREATE INDEX IF NOT EXISTS %s ON %s (pbx, %s)", name, table, pgx.Identifier{col}.Sanitize())); err != nil {
 			return fmt.Errorf("create index on %s.%s: %w", e.Name, col, dbError(err))
 		}
 	}
 	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }

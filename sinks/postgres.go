@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/internal/pglock"
 )
 
 // ErrDatabase marks failures to reach or talk to PostgreSQL (as opposed
@@ -37,6 +38,10 @@ type Postgres struct {
 	schema string
 	log    *slog.Logger
 	stage  atomic.Int64
+	loads  loadCounters
+	// forceDirect (tests) loads every incremental row straight into its
+	// table, as if none could exist: the fallback must catch collisions.
+	forceDirect bool
 }
 
 // Connect opens a pool on url and pings it, so an unreachable database is
@@ -113,24 +118,36 @@ func (p *Postgres) State(ctx context.Context, pbx, key string) ([]byte, error) {
 	return st, nil
 }
 
-// Begin implements exporter.Sink: a transaction and a staging table.
+// Begin implements exporter.Sink: a transaction, in which rows go
+// straight into the table when no key can already be there (direct.go)
+// and through a staging table and a merge otherwise.
 func (p *Postgres) Begin(ctx context.Context, b exporter.BatchInfo) (exporter.Batch, error) {
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("begin batch: %w", dbError(err))
 	}
-	stage := fmt.Sprintf("stage_%s_%d", b.Endpoint.Name, p.stage.Add(1))
+	bt := &pgBatch{sink: p, info: b, tx: tx, cols: dataColumns(b.Endpoint)}
+	if err := bt.prepare(ctx); err != nil {
+		tx.Rollback(ctx)
+		return nil, err
+	}
+	return bt, nil
+}
+
+// createStage creates the batch's staging table, dropped at commit.
+func (b *pgBatch) createStage(ctx context.Context) error {
+	p := b.sink
+	stage := fmt.Sprintf("stage_%s_%d", b.info.Endpoint.Name, p.stage.Add(1))
 	if len(stage) > 63 {
 		stage = fmt.Sprintf("stage_%d", p.stage.Load())
 	}
-	cols := dataColumns(b.Endpoint)
-	_, err = tx.Exec(ctx, fmt.Sprintf("CREATE TEMP TABLE %s ON COMMIT DROP AS SELECT %s FROM %s WITH NO DATA",
-		pgx.Identifier{stage}.Sanitize(), strings.Join(quoted(cols), ", "), p.ident(b.Endpoint.Name)))
+	_, err := b.tx.Exec(ctx, fmt.Sprintf("CREATE TEMP TABLE %s ON COMMIT DROP AS SELECT %s FROM %s WITH NO DATA",
+		pgx.Identifier{stage}.Sanitize(), strings.Join(quoted(b.cols), ", "), p.ident(b.info.Endpoint.Name)))
 	if err != nil {
-		tx.Rollback(ctx)
-		return nil, fmt.Errorf("create staging table for %s (has the schema been migrated?): %w", b.Endpoint.Name, dbError(err))
+		return fmt.Errorf("create staging table for %s (has the schema been migrated?): %w", b.info.Endpoint.Name, dbError(err))
 	}
-	return &pgBatch{sink: p, info: b, tx: tx, stage: stage, cols: cols}, nil
+	b.stage = stage
+	return nil
 }
 
 // dataColumns are the columns a batch writes, in COPY order.
@@ -154,20 +171,52 @@ type pgBatch struct {
 	sink  *Postgres
 	info  exporter.BatchInfo
 	tx    pgx.Tx
-	stage string
+	stage string // the staging table, "" until a row needs it
 	cols  []string
-	rows  int64
 	nuls  int64
-	buf   [][]any
 	done  bool
+	// direct: rows whose key is above high go straight into the table.
+	direct     bool
+	high       int64
+	loads      Loads // this batch's rows by path
+	dbuf, mbuf [][]any
 }
 
-// Write implements exporter.Batch: one COPY per call.
+// Write implements exporter.Batch: one COPY per call and path.
 func (b *pgBatch) Write(ctx context.Context, rows []exporter.Row) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	b.buf = b.buf[:0]
+	direct, merged, high := b.split(rows)
+	if len(direct) > 0 {
+		ok, err := b.copyDirect(ctx, direct, high)
+		if err != nil {
+			return fmt.Errorf("copy %d rows of %s: %w", len(direct), b.info.Endpoint.Name, dbError(err))
+		}
+		if !ok {
+			merged = append(merged, direct...)
+		}
+	}
+	if len(merged) == 0 {
+		return nil
+	}
+	if b.stage == "" {
+		if err := b.createStage(ctx); err != nil {
+			return err
+		}
+	}
+	if _, err := b.tx.CopyFrom(ctx, pgx.Identifier{b.stage}, b.cols, pgx.CopyFromRows(merged)); err != nil {
+		return fmt.Errorf("copy %d rows of %s: %w", len(merged), b.info.Endpoint.Name, dbError(err))
+	}
+	b.loads.Merged += int64(len(merged))
+	return nil
+}
+
+// split converts rows into COPY values: those that go straight into the
+// table, the highest key among them, and those that go through the merge.
+func (b *pgBatch) split(rows []exporter.Row) (direct, merged [][]any, high int64) {
+	b.dbuf, b.mbuf = b.dbuf[:0], b.mbuf[:0]
+	high = b.high
 	for _, r := range rows {
 		vals := make([]any, 0, len(b.cols))
 		vals = append(vals, b.info.PBX)
@@ -175,13 +224,14 @@ func (b *pgBatch) Write(ctx context.Context, rows []exporter.Row) error {
 			vals = append(vals, b.value(v))
 		}
 		vals = append(vals, b.jsonValue(r.Extra), b.jsonValue(r.Raw), b.info.RunID)
-		b.buf = append(b.buf, vals)
+		if b.direct && r.Cursor > b.high {
+			b.dbuf = append(b.dbuf, vals)
+			high = max(high, r.Cursor)
+		} else {
+			b.mbuf = append(b.mbuf, vals)
+		}
 	}
-	if _, err := b.tx.CopyFrom(ctx, pgx.Identifier{b.stage}, b.cols, pgx.CopyFromRows(b.buf)); err != nil {
-		return fmt.Errorf("copy %d rows of %s: %w", len(rows), b.info.Endpoint.Name, dbError(err))
-	}
-	b.rows += int64(len(rows))
-	return nil
+	return b.dbuf, b.mbuf, high
 }
 
 func (b *pgBatch) value(v any) any {
@@ -261,19 +311,46 @@ func (b *pgBatch) Commit(ctx context.Context, state []byte, pr exporter.Progress
 	return nil
 }
 
+// commit merges the batch's rows, marks what a snapshot no longer has as
+// deleted, and saves the state and the progress, in the batch's
+// transaction.
 func (b *pgBatch) commit(ctx context.Context, state []byte, pr exporter.Progress) error {
-	e := b.info.Endpoint
-	p := b.sink
-	table := p.ident(e.Name)
-	keyCols := []string{"pbx"}
+	if b.loads.Merged > 0 {
+		if err := b.merge(ctx); err != nil {
+			return fmt.Errorf("merge %s: %w", b.info.Endpoint.Name, err)
+		}
+	}
+	if b.info.Snapshot {
+		if err := b.markDeleted(ctx); err != nil {
+			return fmt.Errorf("mark deleted %s: %w", b.info.Endpoint.Name, err)
+		}
+	}
+	if err := b.saveState(ctx, state, pr); err != nil {
+		return err
+	}
+	if err := b.tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	b.sink.loads.add(b.loads)
+	return nil
+}
+
+// keyColumns are the table's primary key: pbx, then the endpoint's key.
+func keyColumns(e *exporter.Endpoint) []string {
+	keys := []string{"pbx"}
 	for _, k := range e.Key {
 		for _, c := range e.Columns {
 			if c.Field == k {
-				keyCols = append(keyCols, c.Name)
+				keys = append(keys, c.Name)
 			}
 		}
 	}
-	qk := strings.Join(quoted(keyCols), ", ")
+	return keys
+}
+
+// merge upserts the staged rows, touching only rows that changed.
+func (b *pgBatch) merge(ctx context.Context) error {
+	qk := strings.Join(quoted(keyColumns(b.info.Endpoint)), ", ")
 	qc := quoted(b.cols)
 	var set, cmp, excl []string
 	for _, c := range qc[1:] {
@@ -283,66 +360,61 @@ func (b *pgBatch) commit(ctx context.Context, state []byte, pr exporter.Progress
 			excl = append(excl, "EXCLUDED."+c)
 		}
 	}
-	stage := pgx.Identifier{b.stage}.Sanitize()
-	if b.rows > 0 {
-		merge := func(distinct string) string {
-			return fmt.Sprintf(`INSERT INTO %s AS t (%s) SELECT %s %s FROM %s
+	stmt := func(distinct string) string {
+		return fmt.Sprintf(`INSERT INTO %s AS t (%s) SELECT %s %s FROM %s
 ON CONFLICT (%s) DO UPDATE SET %s, exported_at = now(), deleted_at = NULL
 WHERE (%s) IS DISTINCT FROM (%s) OR t.deleted_at IS NOT NULL`,
-				table, strings.Join(qc, ", "), distinct, strings.Join(qc, ", "), stage,
-				qk, strings.Join(set, ", "), strings.Join(cmp, ", "), strings.Join(excl, ", "))
-		}
-		// The exporter hands over each key once per batch, so the plain
-		// merge needs no sort; should a key come twice after all, PostgreSQL
-		// says so (21000) and the merge is redone keeping one of each.
-		if _, err := b.tx.Exec(ctx, "SAVEPOINT merge"); err != nil {
-			return fmt.Errorf("merge %s: %w", e.Name, err)
-		}
-		if _, err := b.tx.Exec(ctx, merge("")); err != nil {
-			var pgErr *pgconn.PgError
-			if !errors.As(err, &pgErr) || pgErr.Code != "21000" {
-				return fmt.Errorf("merge %s: %w", e.Name, err)
-			}
-			if _, err := b.tx.Exec(ctx, "ROLLBACK TO SAVEPOINT merge"); err != nil {
-				return fmt.Errorf("merge %s: %w", e.Name, err)
-			}
-			if _, err := b.tx.Exec(ctx, merge("DISTINCT ON ("+qk+")")); err != nil {
-				return fmt.Errorf("merge %s: %w", e.Name, err)
-			}
-		}
+			b.sink.ident(b.info.Endpoint.Name), strings.Join(qc, ", "), distinct, strings.Join(qc, ", "),
+			pgx.Identifier{b.stage}.Sanitize(), qk, strings.Join(set, ", "), strings.Join(cmp, ", "), strings.Join(excl, ", "))
 	}
-	if b.info.Snapshot {
-		var match []string
-		for _, k := range keyCols[1:] {
-			kk := pgx.Identifier{k}.Sanitize()
-			match = append(match, fmt.Sprintf("s.%s = t.%s", kk, kk))
-		}
-		q := fmt.Sprintf(`UPDATE %s AS t SET deleted_at = now() WHERE t.pbx = $1 AND t.deleted_at IS NULL
-AND NOT EXISTS (SELECT 1 FROM %s s WHERE %s)`, table, stage, strings.Join(match, " AND "))
-		if _, err := b.tx.Exec(ctx, q, b.info.PBX); err != nil {
-			return fmt.Errorf("mark deleted %s: %w", e.Name, err)
-		}
+	// The exporter hands over each key once per batch, so the plain merge
+	// needs no sort; should a key come twice after all, PostgreSQL says so
+	// (21000) and the merge is redone keeping one of each.
+	if _, err := b.tx.Exec(ctx, "SAVEPOINT merge"); err != nil {
+		return err
 	}
+	_, err := b.tx.Exec(ctx, stmt(""))
+	var pgErr *pgconn.PgError
+	if err == nil || !errors.As(err, &pgErr) || pgErr.Code != "21000" {
+		return err
+	}
+	if _, err := b.tx.Exec(ctx, "ROLLBACK TO SAVEPOINT merge"); err != nil {
+		return err
+	}
+	_, err = b.tx.Exec(ctx, stmt("DISTINCT ON ("+qk+")"))
+	return err
+}
+
+// markDeleted marks the PBX's rows missing from a complete snapshot.
+func (b *pgBatch) markDeleted(ctx context.Context) error {
+	var match []string
+	for _, k := range keyColumns(b.info.Endpoint)[1:] {
+		kk := pgx.Identifier{k}.Sanitize()
+		match = append(match, fmt.Sprintf("s.%s = t.%s", kk, kk))
+	}
+	_, err := b.tx.Exec(ctx, fmt.Sprintf(`UPDATE %s AS t SET deleted_at = now() WHERE t.pbx = $1 AND t.deleted_at IS NULL
+AND NOT EXISTS (SELECT 1 FROM %s s WHERE %s)`, b.sink.ident(b.info.Endpoint.Name), pgx.Identifier{b.stage}.Sanitize(), strings.Join(match, " AND ")), b.info.PBX)
+	return err
+}
+
+// saveState stores the state and, when the run is in the ledger (StartRun
+// recorded it), the endpoint's progress so far.
+func (b *pgBatch) saveState(ctx context.Context, state []byte, pr exporter.Progress) error {
+	p := b.sink
 	if _, err := b.tx.Exec(ctx, "INSERT INTO "+p.ident("export_state")+` (pbx, key, state, run_id, updated_at)
 VALUES ($1, $2, $3, $4, now())
 ON CONFLICT (pbx, key) DO UPDATE SET state = EXCLUDED.state, run_id = EXCLUDED.run_id, updated_at = now()`,
 		b.info.PBX, b.info.StateKey, json.RawMessage(state), b.info.RunID); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
-	// The run's ledger row normally exists (StartRun); a caller that keeps
-	// no ledger still gets one.
-	if _, err := b.tx.Exec(ctx, "INSERT INTO "+p.ident("export_runs")+` (run_id, mode, pbx, started_at, status)
-VALUES ($1, 'unknown', $2, now(), 'running') ON CONFLICT (run_id) DO NOTHING`, b.info.RunID, b.info.PBX); err != nil {
-		return fmt.Errorf("record run: %w", err)
-	}
-	if _, err := b.tx.Exec(ctx, "INSERT INTO "+p.ident("export_run_endpoints")+` (run_id, endpoint, rows, pages, retries, updated_at)
-VALUES ($1, $2, $3, $4, $5, now())
-ON CONFLICT (run_id, endpoint) DO UPDATE SET rows = EXCLUDED.rows, pages = EXCLUDED.pages, retries = EXCLUDED.retries, updated_at = now()`,
-		b.info.RunID, e.Name, pr.Rows, pr.Pages, pr.Retries); err != nil {
+	if _, err := b.tx.Exec(ctx, "INSERT INTO "+p.ident("export_run_endpoints")+` AS e (run_id, endpoint, rows, pages, retries,
+rows_direct, rows_merged, direct_fallbacks, updated_at)
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, now() WHERE EXISTS (SELECT 1 FROM `+p.ident("export_runs")+` WHERE run_id = $1)
+ON CONFLICT (run_id, endpoint) DO UPDATE SET rows = EXCLUDED.rows, pages = EXCLUDED.pages, retries = EXCLUDED.retries,
+rows_direct = e.rows_direct + EXCLUDED.rows_direct, rows_merged = e.rows_merged + EXCLUDED.rows_merged,
+direct_fallbacks = e.direct_fallbacks + EXCLUDED.direct_fallbacks, updated_at = now()`,
+		b.info.RunID, b.info.Endpoint.Name, pr.Rows, pr.Pages, pr.Retries, b.loads.Direct, b.loads.Merged, b.loads.Fallbacks); err != nil {
 		return fmt.Errorf("record progress: %w", err)
-	}
-	if err := b.tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
 }
@@ -356,7 +428,7 @@ func (b *pgBatch) Abort(ctx context.Context) error {
 	return b.tx.Rollback(ctx)
 }
 
-// StartRun implements exporter.Ledger. Runs of this PBX still marked as
+// StartRun implements exporter.Sink. Runs of this PBX still marked as
 // running are ones that died: the caller holds the PBX's lock.
 func (p *Postgres) StartRun(ctx context.Context, r *exporter.RunResult) error {
 	_, err := p.pool.Exec(ctx, "UPDATE "+p.ident("export_runs")+` SET status = 'abandoned', ended_at = now(),
@@ -369,7 +441,16 @@ VALUES ($1, $2, $3, $4, 'running')`, r.ID, r.Mode, r.PBX, r.Started)
 	return dbError(err)
 }
 
-// FinishRun implements exporter.Ledger.
+// nullable is s, or NULL when empty.
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// FinishRun implements exporter.Sink: the run's end, and each endpoint's
+// result with how it was read (paging, notes, filtered, vanished).
 func (p *Postgres) FinishRun(ctx context.Context, r *exporter.RunResult) error {
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
@@ -384,10 +465,13 @@ func (p *Postgres) FinishRun(ctx context.Context, r *exporter.RunResult) error {
 			s := e.Err.Error()
 			msg = &s
 		}
-		if _, err := tx.Exec(ctx, "INSERT INTO "+p.ident("export_run_endpoints")+` (run_id, endpoint, rows, pages, retries, error, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, now())
+		if _, err := tx.Exec(ctx, "INSERT INTO "+p.ident("export_run_endpoints")+` (run_id, endpoint, rows, pages, retries, error,
+paging, notes, filtered, vanished, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now())
 ON CONFLICT (run_id, endpoint) DO UPDATE SET rows = EXCLUDED.rows, pages = EXCLUDED.pages, retries = EXCLUDED.retries,
-error = EXCLUDED.error, updated_at = now()`, r.ID, e.Endpoint, e.Rows, e.Pages, e.Retries, msg); err != nil {
+error = EXCLUDED.error, paging = EXCLUDED.paging, notes = EXCLUDED.notes, filtered = EXCLUDED.filtered,
+vanished = EXCLUDED.vanished, updated_at = now()`,
+			r.ID, e.Endpoint, e.Rows, e.Pages, e.Retries, msg, nullable(e.Paging), e.Notes, e.Filtered, e.Vanished); err != nil {
 			return dbError(err)
 		}
 	}
@@ -412,7 +496,7 @@ func (p *Postgres) LockPBX(ctx context.Context, pbx string) (func(), error) {
 		return nil, fmt.Errorf("lock PBX: %w", dbError(err))
 	}
 	var ok bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(7713, hashtext($1 || '/' || $2))", p.schema, pbx).Scan(&ok); err != nil {
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1, hashtext($2 || '/' || $3))", pglock.Export, p.schema, pbx).Scan(&ok); err != nil {
 		conn.Release()
 		return nil, fmt.Errorf("lock PBX: %w", dbError(err))
 	}
@@ -423,7 +507,7 @@ func (p *Postgres) LockPBX(ctx context.Context, pbx string) (func(), error) {
 	return func() {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if _, err := conn.Exec(uctx, "SELECT pg_advisory_unlock(7713, hashtext($1 || '/' || $2))", p.schema, pbx); err != nil {
+		if _, err := conn.Exec(uctx, "SELECT pg_advisory_unlock($1, hashtext($2 || '/' || $3))", pglock.Export, p.schema, pbx); err != nil {
 			conn.Conn().Close(uctx)
 		}
 		conn.Release()

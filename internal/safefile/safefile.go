@@ -1,0 +1,153 @@
+// Package safefile writes files so that a crash leaves the old content or
+// the new, never a torn one, and locks files across processes. It is the
+// one place for both, used by the token file store and the CSV sink, and
+// it builds for every platform the binary ships for.
+package safefile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/gofrs/flock"
+)
+
+// ErrSymlink means a path that is written or locked is a symbolic link,
+// which is never followed: someone planted it.
+var ErrSymlink = errors.New("is a symbolic link, which is never followed")
+
+// Write writes data to path with mode perm: a temporary file in the same
+// folder is written, fsynced and renamed over path, then the folder is
+// fsynced so that the rename is durable too. The folder must exist. A
+// symbolic link at path is replaced, never followed.
+func Write(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("create temporary file for %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name()) // a no-op after the rename
+	if err := tmp.Chmod(perm); err != nil && runtime.GOOS != "windows" {
+		tmp.Close()
+		return fmt.Errorf("set mode of %s: %w", tmp.Name(), err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("sync %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", tmp.Name(), err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("rename into %s: %w", path, err)
+	}
+	return SyncDir(dir)
+}
+
+// SyncDir fsyncs a folder, so that renames and removals in it are durable.
+// Windows cannot open a folder for syncing and makes renames durable on
+// its own: there it does nothing.
+func SyncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open folder %s to sync it: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync folder %s: %w", dir, err)
+	}
+	return nil
+}
+
+// NotSymlink fails with ErrSymlink when path is a symbolic link; a path
+// that does not exist is fine.
+func NotSymlink(path string) error {
+	info, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("inspect %s: %w", path, err)
+	}
+	if info.Mode()&fs.ModeSymlink != 0 {
+		return fmt.Errorf("%s %w", path, ErrSymlink)
+	}
+	return nil
+}
+
+// OpenAppend opens path for appending, creating it with mode perm, and
+// never through a symbolic link.
+func OpenAppend(path string, perm os.FileMode) (*os.File, error) {
+	if err := NotSymlink(path); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY|oNoFollow, perm)
+	if err != nil {
+		return nil, fmt.Errorf("open %s for appending: %w", path, err)
+	}
+	return f, nil
+}
+
+// A Lock is an exclusive lock on a file, between processes: flock on
+// Unix, LockFileEx on Windows. The operating system releases it when the
+// process ends, however it ends.
+type Lock struct {
+	fl *flock.Flock
+}
+
+// NewLock returns the lock on the file at path, created with mode perm
+// when missing. It is not taken yet.
+func NewLock(path string, perm os.FileMode) *Lock {
+	return &Lock{fl: flock.New(path, flock.SetPermissions(perm), flock.SetFlag(os.O_CREATE|os.O_RDWR|oNoFollow))}
+}
+
+// TryLock takes the lock without waiting; false when another holds it.
+// A symbolic link at the lock's path is refused.
+func (l *Lock) TryLock() (bool, error) {
+	if err := NotSymlink(l.fl.Path()); err != nil {
+		return false, err
+	}
+	ok, err := l.fl.TryLock()
+	if err != nil {
+		return false, fmt.Errorf("lock %s: %w", l.fl.Path(), err)
+	}
+	return ok, nil
+}
+
+// Wait takes the lock, trying again every retry until ctx is done.
+func (l *Lock) Wait(ctx context.Context, retry time.Duration) error {
+	if err := NotSymlink(l.fl.Path()); err != nil {
+		return err
+	}
+	ok, err := l.fl.TryLockContext(ctx, retry)
+	if err != nil {
+		return fmt.Errorf("lock %s: %w", l.fl.Path(), err)
+	}
+	if !ok {
+		return fmt.Errorf("lock %s: %w", l.fl.Path(), context.Cause(ctx))
+	}
+	return nil
+}
+
+// Unlock releases the lock and closes its file.
+func (l *Lock) Unlock() error {
+	if err := l.fl.Unlock(); err != nil { // closes the file too
+		return fmt.Errorf("unlock %s: %w", l.fl.Path(), err)
+	}
+	return nil
+}
+
+// Path is the lock file's path.
+func (l *Lock) Path() string { return l.fl.Path() }

@@ -1,0 +1,124 @@
+package sinks
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/internal/simtest"
+)
+
+// runLoads reads a run's rows of call_history by path from the ledger.
+func runLoads(t *testing.T, pool *pgxpool.Pool, runID string) Loads {
+	t.Helper()
+	var l Loads
+	if err := pool.QueryRow(context.Background(), `SELECT rows_direct, rows_merged, direct_fallbacks FROM export_run_endpoints
+WHERE run_id = $1 AND endpoint = 'call_history'`, runID).Scan(&l.Direct, &l.Merged, &l.Fallbacks); err != nil {
+		t.Fatalf("ledger of run %s: %v", runID, err)
+	}
+	return l
+}
+
+// wallOf is the PBX-local start of a call, as backfill bounds take it.
+func wallOf(t *testing.T, f *simtest.Fixture, id int64) time.Time {
+	t.Helper()
+	var m map[string]string
+	if err := json.Unmarshal(f.Sim.CallJSON(id), &m); err != nil {
+		t.Fatal(err)
+	}
+	w, err := time.Parse(time.DateTime, m["start"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// TestDirectCopyExactlyWhereSafe: a first export, then a backfill over a
+// range reaching past the cursor, then an incremental run. No duplicate,
+// no lost row, and the ledger shows the direct path taken for exactly the
+// rows above every key already in the table.
+func TestDirectCopyExactlyWhereSafe(t *testing.T) {
+	t.Parallel()
+	p, pool := newPostgres(t)
+	f := simtest.New(t, pbxsim.Options{Calls: 2000, CallsStart: time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC), CallGap: 2 * time.Minute})
+	x := newExporter(t, f, p)
+	ctx := context.Background()
+	eps := exporter.Builtin()[:1]
+
+	r1 := x.Run(ctx, exporter.NewRunID(time.Now()), "once", eps)
+	if err := r1.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := runLoads(t, pool, r1.ID); got != (Loads{Direct: 2000}) {
+		t.Fatalf("first export: %+v, want all 2000 rows direct", got)
+	}
+
+	f.Sim.InsertCalls(1000) // 2001..3000, above the cursor
+	from, to := wallOf(t, f, 1500), wallOf(t, f, 2500)
+	rb := x.Backfill(ctx, exporter.NewRunID(time.Now()), eps, exporter.BackfillOptions{From: from, To: to, Window: 6 * time.Hour})
+	if err := rb.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := runLoads(t, pool, rb.ID); got.Direct != 0 || got.Merged != rb.Endpoints[0].Rows || got.Merged == 0 {
+		t.Fatalf("backfill: %+v for %d rows, want every row merged", got, rb.Endpoints[0].Rows)
+	}
+	var high int64
+	if err := pool.QueryRow(ctx, "SELECT max(id) FROM call_history WHERE pbx = $1", x.PBX).Scan(&high); err != nil {
+		t.Fatal(err)
+	}
+	if high <= 2000 || high >= 3000 {
+		t.Fatalf("the backfill wrote up to id %d: the test needs it past the cursor (2000) and short of 3000", high)
+	}
+
+	r3 := x.Run(ctx, exporter.NewRunID(time.Now()), "once", eps)
+	if err := r3.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := Loads{Direct: 3000 - high, Merged: high - 2000}
+	if got := runLoads(t, pool, r3.ID); got != want {
+		t.Fatalf("incremental after the backfill: %+v, want %+v (direct exactly above id %d)", got, want, high)
+	}
+	if n := checkTable(t, pool, f.Sim, x.PBX); n != 3000 {
+		t.Fatalf("table ends at id %d, want 3000", n)
+	}
+	if got, want := p.Loads(), (Loads{Direct: 2000 + 3000 - high, Merged: rb.Endpoints[0].Rows + high - 2000}); got != want {
+		t.Fatalf("sink totals %+v, want %+v", got, want)
+	}
+}
+
+// TestDirectCopyMeetingAnExistingKeyFallsBack: direct copies forced onto
+// keys already in the table are undone and merged; the run ends exact.
+func TestDirectCopyMeetingAnExistingKeyFallsBack(t *testing.T) {
+	t.Parallel()
+	p, pool := newPostgres(t)
+	f := simtest.New(t, pbxsim.Options{Calls: 1500, CallsStart: time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC), CallGap: time.Minute})
+	x := newExporter(t, f, p)
+	ctx := context.Background()
+	eps := exporter.Builtin()[:1]
+	if err := x.Run(ctx, exporter.NewRunID(time.Now()), "once", eps).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// The cursor goes back to 500, and the sink believes no key exists.
+	tag, err := pool.Exec(ctx, `UPDATE export_state SET state = jsonb_set(state, '{cursor}', '500') WHERE pbx = $1 AND key = 'call_history'`, x.PBX)
+	if err != nil || tag.RowsAffected() != 1 {
+		t.Fatalf("reset the cursor: %v (%d rows)", err, tag.RowsAffected())
+	}
+	p.forceDirect = true
+	f.Sim.InsertCalls(200)
+	r := x.Run(ctx, exporter.NewRunID(time.Now()), "once", eps)
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	got := runLoads(t, pool, r.ID)
+	if got.Fallbacks == 0 || got.Direct != 0 || got.Merged != 1200 {
+		t.Fatalf("forced direct copies over existing keys: %+v, want fallbacks and all 1200 rows merged", got)
+	}
+	if n := checkTable(t, pool, f.Sim, x.PBX); n != 1700 {
+		t.Fatalf("table ends at id %d, want 1700", n)
+	}
+}
