@@ -84,12 +84,11 @@ func cmdCheck(ctx context.Context, a *app, args []string) error {
 		}
 		fmt.Fprintln(a.stdout)
 	}
-	err := a.load(config.Need{PBX: true, Sink: true})
-	line(err, "configuration")
-	if err != nil {
+	if err := a.load(config.Need{PBX: true, Sink: true}); err != nil {
+		line(err, "configuration")
 		return fmt.Errorf("%w: %w", errQuiet, err)
 	}
-	line(nil, "rate cap", rateCap(a.cfg.MaxRPS))
+	line(nil, "configuration", rateCap(a.cfg.MaxRPS))
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 
