@@ -64,6 +64,7 @@ type env struct {
 	MaxPages         string `envconfig:"EXPORT_MAX_PAGES" default:"100000" desc:"hard cap on pages per endpoint and run (an error when reached)"`
 	MaxResponseSize  string `envconfig:"EXPORT_MAX_RESPONSE_SIZE" default:"64MiB" desc:"largest PBX answer accepted, in bytes or with KiB, MiB or GiB (a larger one is an error); with EXPORT_CONCURRENCY, it bounds the memory answers take"`
 	MaxAttempts      string `envconfig:"EXPORT_MAX_ATTEMPTS" default:"8" desc:"attempts per request on 429, 5xx, timeouts and broken bodies"`
+	MaxRPS           string `envconfig:"EXPORT_MAX_RPS" default:"0" desc:"hard cap on requests per second to the PBX's API across the run, retries included (0: no cap)"`
 	RunTimeout       string `envconfig:"EXPORT_RUN_TIMEOUT" default:"6h" desc:"deadline of one whole run"`
 	ShutdownGrace    string `envconfig:"EXPORT_SHUTDOWN_GRACE" default:"30s" desc:"time the batch in flight gets to commit after SIGTERM"`
 	HTTPAddr         string `envconfig:"EXPORT_HTTP_ADDR" desc:"listen address of /healthz, /readyz and /metrics (default: off)"`
@@ -128,6 +129,7 @@ type Config struct {
 	BatchSize     int
 	MaxPages      int
 	MaxAttempts   int
+	MaxRPS        int
 	RunTimeout    time.Duration
 	ShutdownGrace time.Duration
 	HTTPAddr      string
@@ -369,6 +371,9 @@ func (c *checker) values(cfg *Config, e env) {
 	cfg.MaxPages = c.integer("EXPORT_MAX_PAGES", e.MaxPages, 1, 100000000)
 	cfg.MaxResponseSize = c.size("EXPORT_MAX_RESPONSE_SIZE", e.MaxResponseSize, 64<<10, 4<<30)
 	cfg.MaxAttempts = c.integer("EXPORT_MAX_ATTEMPTS", e.MaxAttempts, 1, 100)
+	if strings.TrimSpace(e.MaxRPS) != "" { // unset or empty: no cap
+		cfg.MaxRPS = c.integer("EXPORT_MAX_RPS", e.MaxRPS, 0, 10000)
+	}
 	cfg.TokenAuth = c.oneOf("WILDIX_TOKEN_AUTH", e.TokenAuth, "auto", "body", "basic")
 	cfg.Sink = c.oneOf("EXPORT_SINK", e.Sink, "csv", "postgres")
 	cfg.LogFormat = c.oneOf("EXPORT_LOG_FORMAT", e.LogFormat, "auto", "text", "json")

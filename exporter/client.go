@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sethvargo/go-retry"
+	"golang.org/x/time/rate"
 )
 
 // DefaultMaxResponseSize is the default of Client.MaxResponseSize
@@ -46,7 +47,35 @@ type Client struct {
 	// answer is an error, not retried; with the concurrency, it bounds the
 	// memory answers can take.
 	MaxResponseSize int64
-	Log             *slog.Logger
+	// Limiter, when set, is waited on before every request to the PBX,
+	// retries included: EXPORT_MAX_RPS (see NewLimiter). Nil: no cap.
+	Limiter *rate.Limiter
+	Log     *slog.Logger
+}
+
+// NewLimiter returns the cap of EXPORT_MAX_RPS: at most rps requests in
+// any one second, one at a time (burst 1); nil (no cap) for rps <= 0.
+// Requests are spaced 1/rps apart plus 10%: the limiter keeps a fixed
+// schedule, so at exactly 1/rps a request held up on its way (a new
+// connection, a busy machine) bunches with the next, and rps+1 of them
+// could reach the PBX within one second. The margin absorbs up to 100 ms
+// of such delay in every second.
+func NewLimiter(rps int) *rate.Limiter {
+	if rps <= 0 {
+		return nil
+	}
+	return rate.NewLimiter(rate.Every(time.Second*11/time.Duration(10*rps)), 1)
+}
+
+// wait takes the limiter's next slot, if there is a limiter.
+func (c *Client) wait(ctx context.Context) error {
+	if c.Limiter == nil {
+		return nil
+	}
+	if err := c.Limiter.Wait(ctx); err != nil {
+		return fmt.Errorf("wait for EXPORT_MAX_RPS: %w", err)
+	}
+	return nil
 }
 
 // Counters count one endpoint's requests. Safe for concurrent use.
@@ -96,6 +125,9 @@ func (c *Client) Get(ctx context.Context, pathQuery string) (int, []byte, error)
 	}
 	if u.Host != c.Base.Host {
 		return 0, nil, fmt.Errorf("path %q points away from the PBX", pathQuery)
+	}
+	if err := c.wait(ctx); err != nil {
+		return 0, nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout())
 	defer cancel()
@@ -191,6 +223,9 @@ func (c *Client) List(ctx context.Context, path string, q url.Values, n *Counter
 	attempt := 0
 	var page *ListPage
 	err := retry.Do(ctx, backoff, func(ctx context.Context) error {
+		if err := c.wait(ctx); err != nil {
+			return err
+		}
 		attempt++
 		n.Requests.Add(1)
 		if attempt > 1 {

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -61,6 +62,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fSlow      = fs.Float64("fault-slow", 0, "rate of slow answers")
 		slowDelay  = fs.Duration("slow-delay", 2*time.Second, "delay of a slow answer")
 		latency    = fs.Duration("latency", 0, "latency added to every API request")
+		tlsCert    = fs.String("tls-cert", "", "PEM certificate (chain) to serve HTTPS with; needs -tls-key")
+		tlsKey     = fs.String("tls-key", "", "PEM private key of -tls-cert")
 	)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: pbxsim [flags]\n\nServes a simulated Wildix PBX (REST API, OAuth 2.0, faults) on -addr.\nGround truth: GET /_sim/truth/{call_history|colleagues|phonebooks|contacts|devices}\n\n")
@@ -105,12 +108,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		opt.S2SApps = []pbxsim.S2SApp{{ID: p[0], Name: p[1], Secret: p[2]}}
 	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return errors.New("-tls-cert and -tls-key go together")
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{Handler: pbxsim.New(opt), ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(stdout, "pbxsim listening on http://%s\n", ln.Addr())
+	scheme := "http"
+	if *tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			return fmt.Errorf("-tls-cert, -tls-key: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln, scheme = tls.NewListener(ln, srv.TLSConfig), "https"
+	}
+	fmt.Fprintf(stdout, "pbxsim listening on %s://%s\n", scheme, ln.Addr())
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

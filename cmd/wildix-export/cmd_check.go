@@ -29,7 +29,11 @@ func cmdCheck(ctx context.Context, a *app, args []string) error {
 	}
 	c := &checkLines{w: a.stdout}
 	err := a.load(config.Need{PBX: true, Sink: true})
-	if c.line(err, "configuration") != nil {
+	var limits []any
+	if err == nil {
+		limits = append(limits, rateCap(a.cfg.MaxRPS))
+	}
+	if c.line(err, "configuration", limits...) != nil {
 		return c.result()
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -174,4 +178,12 @@ func writable(dir string) error {
 			return err
 		}
 	}
+}
+
+// rateCap says what EXPORT_MAX_RPS allows.
+func rateCap(rps int) string {
+	if rps <= 0 {
+		return "no cap on requests to the PBX (EXPORT_MAX_RPS=0)"
+	}
+	return fmt.Sprintf("at most %d requests a second to the PBX (EXPORT_MAX_RPS)", rps)
 }

@@ -166,7 +166,8 @@ func (a *app) pbxClient(ctx context.Context, pool *pgxpool.Pool) (*pbx, error) {
 		expiry = src.Expiry
 	}
 	return &pbx{
-		client: &exporter.Client{HTTP: &http.Client{Transport: tr, CheckRedirect: auth.SameOrigin(c.PBXURL)}, Base: c.PBXURL, MaxAttempts: c.MaxAttempts, Timeout: c.RequestTimeout, MaxResponseSize: c.MaxResponseSize, Log: a.log},
+		client: &exporter.Client{HTTP: &http.Client{Transport: tr, CheckRedirect: auth.SameOrigin(c.PBXURL)}, Base: c.PBXURL, MaxAttempts: c.MaxAttempts, Timeout: c.RequestTimeout,
+			MaxResponseSize: c.MaxResponseSize, Limiter: exporter.NewLimiter(c.MaxRPS), Log: a.log},
 		expiry: expiry,
 	}, nil
 }
