@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,6 +44,13 @@ type Fixture struct {
 // noAuth, authorizes through the loopback flow into a token file.
 func New(t testing.TB, o pbxsim.Options) *Fixture {
 	t.Helper()
+	// The simulator's port is taken first, so that the free port picked
+	// for the redirect can never be the PBX's own: a Redirect URI on the
+	// PBX's host and port is never served locally (the paste flow would
+	// wait for standard input).
+	var sim atomic.Pointer[pbxsim.Sim]
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { sim.Load().ServeHTTP(w, r) }))
+	t.Cleanup(srv.Close)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -51,11 +59,9 @@ func New(t testing.TB, o pbxsim.Options) *Fixture {
 	ln.Close()
 	redirect := fmt.Sprintf("http://127.0.0.1:%d/callback", port)
 	o.Clients = append(o.Clients, pbxsim.Client{ID: ClientID, Secret: ClientSecret, RedirectURIs: []string{redirect}})
-	sim := pbxsim.New(o)
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
+	sim.Store(pbxsim.New(o))
 	u, _ := url.Parse(srv.URL)
-	return &Fixture{Sim: sim, Server: srv, URL: u, Redirect: redirect, TokenFile: filepath.Join(t.TempDir(), "token.json")}
+	return &Fixture{Sim: sim.Load(), Server: srv, URL: u, Redirect: redirect, TokenFile: filepath.Join(t.TempDir(), "token.json")}
 }
 
 // OAuthConfig is the client's configuration.
