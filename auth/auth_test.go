@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -49,12 +50,17 @@ func freePort(t *testing.T) int {
 
 func newFixture(t *testing.T, o pbxsim.Options) *fixture {
 	t.Helper()
+	// The simulator's port first, so that the redirect's free port cannot
+	// be the same one (a redirect on the PBX's own port is never served
+	// locally).
+	var simp atomic.Pointer[pbxsim.Sim]
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { simp.Load().ServeHTTP(w, r) }))
+	t.Cleanup(srv.Close)
 	loop := fmt.Sprintf("http://127.0.0.1:%d/callback", freePort(t))
 	o.Clients = []pbxsim.Client{{ID: clientID, Secret: clientSecret, RedirectURIs: []string{loop, pasteURI}}}
 	o.S2SApps = []pbxsim.S2SApp{{ID: "APPID", Name: "exporter", Secret: "s3cr3t"}}
 	sim := pbxsim.New(o)
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
+	simp.Store(sim)
 	return &fixture{sim: sim, srv: srv, cfg: oauth2.Config{
 		ClientID: clientID, ClientSecret: clientSecret, RedirectURL: loop, Endpoint: Endpoint(srv.URL),
 	}}

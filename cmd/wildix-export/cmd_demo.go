@@ -77,8 +77,16 @@ when EXPORT_SINK=postgres.`)
 // the configuration at it and authorizes through the code flow into a
 // temporary token file. stop ends the simulator and removes the token.
 func (a *app) demoPBX(ctx context.Context, calls int64, loc *time.Location) (stop func(), err error) {
+	// The simulator's port first, so that the redirect's free port cannot
+	// be the same one: a Redirect URI on the PBX's own host and port is
+	// never served locally.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("start the simulator: %w", err)
+	}
 	redirectPort, err := freePort()
 	if err != nil {
+		ln.Close()
 		return nil, err
 	}
 	redirect := fmt.Sprintf("http://127.0.0.1:%d/callback", redirectPort)
@@ -90,10 +98,6 @@ func (a *app) demoPBX(ctx context.Context, calls int64, loc *time.Location) (sto
 		Clients:             []pbxsim.Client{{ID: clientID, Secret: clientSecret, RedirectURIs: []string{redirect}}},
 		RotateRefreshTokens: true, AccessTokenTTL: 10 * time.Minute,
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("start the simulator: %w", err)
-	}
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	tokenDir, err := os.MkdirTemp("", "wildix-export-demo-")
