@@ -110,6 +110,13 @@ func TestDirectCopyMeetingAnExistingKeyFallsBack(t *testing.T) {
 	if err != nil || tag.RowsAffected() != 1 {
 		t.Fatalf("reset the cursor: %v (%d rows)", err, tag.RowsAffected())
 	}
+	// The rows above the cursor are made stale, so that only a merge that
+	// really rewrites them (not a fallback that drops the rows of the
+	// colliding COPY) leaves the table equal to the PBX's truth.
+	tag, err = pool.Exec(ctx, `UPDATE call_history SET from_name = 'stale', disposition = 'STALE' WHERE pbx = $1 AND id > 500`, x.PBX)
+	if err != nil || tag.RowsAffected() != 1000 {
+		t.Fatalf("make rows stale: %v (%d rows)", err, tag.RowsAffected())
+	}
 	p.forceDirect = true
 	f.Sim.InsertCalls(200)
 	r := x.Run(ctx, exporter.NewRunID(time.Now()), "once", eps)
