@@ -324,6 +324,10 @@ func parse(e env, need Need, readFile func(string) ([]byte, error)) (*Config, er
 	cfg.S2SSecret = c.secret("WILDIX_S2S_SECRET", e.S2SSecret, "WILDIX_S2S_SECRET_FILE", e.S2SSecretFile)
 	cfg.TokenKey = c.secret("WILDIX_TOKEN_KEY", e.TokenKey, "WILDIX_TOKEN_KEY_FILE", e.TokenKeyFile)
 	cfg.DatabaseURL = c.secret("EXPORT_DATABASE_URL", e.DatabaseURL, "EXPORT_DATABASE_URL_FILE", e.DatabaseURLFile)
+	if strings.TrimSpace(e.Endpoints) != "" && len(cfg.Endpoints) == 0 {
+		// Set but naming nothing: exporting everything instead would be a guess.
+		c.add("EXPORT_ENDPOINTS", e.Endpoints, "expected a comma list of endpoint names (see `wildix-export endpoints`), or leave it unset for every built-in endpoint")
+	}
 	c.values(cfg, e)
 	c.places(cfg, e, need)
 	cfg.PBXURL = c.pbxURL(e.PBXURL, cfg.AllowHTTP, need.PBX)

@@ -52,6 +52,8 @@ func TestParseProblems(t *testing.T) {
 		{"enums", func(e *env) { e.Sink = "excel"; e.LogLevel = "loud"; e.TokenAuth = "header" },
 			[]string{"WILDIX_TOKEN_AUTH", "EXPORT_SINK", "EXPORT_LOG_LEVEL"}},
 		{"zone", func(e *env) { e.Timezone = "Rome" }, []string{"WILDIX_TIMEZONE"}},
+		{"endpoints naming none", func(e *env) { e.Endpoints = " , " }, []string{"EXPORT_ENDPOINTS"}},
+		{"endpoints named", func(e *env) { e.Endpoints = "call_history, colleagues," }, nil},
 		{"schema injection", func(e *env) { e.DBSchema = `wildix"; DROP TABLE x; --` }, []string{"EXPORT_DB_SCHEMA"}},
 		{"postgres without url", func(e *env) { e.Sink = "postgres" }, []string{"EXPORT_DATABASE_URL"}},
 		{"api key instead of oauth", func(e *env) { e.ClientID, e.ClientSecret, e.APIKey = "", "", "wsk-v1-x" }, nil},
