@@ -52,7 +52,7 @@ type env struct {
 	CSVDir           string `envconfig:"EXPORT_CSV_DIR" default:"./export" desc:"folder of the csv sink"`
 	CSVGzip          string `envconfig:"EXPORT_CSV_GZIP" default:"false" desc:"gzip the csv files"`
 	CSVSafeFormulas  string `envconfig:"EXPORT_CSV_SAFE_FORMULAS" default:"false" desc:"prefix text cells starting with = + - @, tab or carriage return with a quote, against spreadsheet formula injection"`
-	DatabaseURL      string `envconfig:"EXPORT_DATABASE_URL" desc:"PostgreSQL URL for the postgres sink (secret; or EXPORT_DATABASE_URL_FILE)"`
+	DatabaseURL      string `envconfig:"EXPORT_DATABASE_URL" desc:"PostgreSQL URL for the postgres sink (secret; or EXPORT_DATABASE_URL_FILE); a pool of 8 connections unless it sets pool_max_conns (4 at the least)"`
 	DBSchema         string `envconfig:"EXPORT_DB_SCHEMA" default:"wildix" desc:"PostgreSQL schema of the exported tables, created when missing"`
 	Endpoints        string `envconfig:"EXPORT_ENDPOINTS" desc:"comma list of endpoints to export (default: every built-in endpoint)"`
 	EndpointsFile    string `envconfig:"EXPORT_ENDPOINTS_FILE" desc:"JSON file of custom endpoints"`

@@ -46,6 +46,13 @@ type Postgres struct {
 	forceDirect bool
 }
 
+// The pool's size: what a run needs at the least, and what it gets unless
+// EXPORT_DATABASE_URL sets pool_max_conns.
+const (
+	minConns     = 4
+	defaultConns = 8
+)
+
 // Connect opens a pool on url and pings it, so an unreachable database is
 // reported before any API call. The error never shows the password.
 func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
@@ -57,9 +64,15 @@ func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
 	}
 	// A run holds a connection for the PBX's lock and one for the batch
-	// in flight, and a token refresh takes one: pgxpool's default of four
-	// on a small machine leaves too little room.
-	cfg.MaxConns = max(cfg.MaxConns, 8)
+	// in flight, a token refresh takes one, and the ledger and state reads
+	// one more. pgxpool's default (four on a small machine) leaves no
+	// room, so without pool_max_conns the pool gets defaultConns; a
+	// pool_max_conns the user set is kept, unless a run cannot work in it.
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = defaultConns
+	} else if cfg.MaxConns < minConns {
+		return nil, fmt.Errorf("%w: EXPORT_DATABASE_URL: pool_max_conns=%d is fewer than the %d connections a run needs (the PBX's lock, the batch in flight, a token refresh, the ledger): raise it or leave it out", exporter.ErrConfig, cfg.MaxConns, minConns)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrDatabase, err)
