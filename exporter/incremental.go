@@ -68,7 +68,7 @@ func (x *Exporter) incremental(ctx context.Context, runID string, ep *Endpoint) 
 func (x *Exporter) byKey(ctx context.Context, c *committer, ep *Endpoint, from int64, res *EndpointResult,
 	sizes *pageSizes, n *Counters, log *slog.Logger) (int64, error) {
 	res.Paging = "keyset"
-	upper, found, err := x.upperBound(ctx, ep, n, log)
+	upper, found, err := x.upperBound(ctx, ep, n, log, res, sizes)
 	if err != nil || !found || upper <= from {
 		log.Debug("nothing new", "cursor", from)
 		return from, err

@@ -53,6 +53,22 @@ type pageSizes struct {
 	ask       int64 // the count to ask for
 	delivered int64 // the most records one answer held
 	isCapped  bool
+	// fromExclusive: the PBX was seen to leave out the key asked as
+	// filter[key][from] (or that key went meanwhile): each request then
+	// asks from one below and drops that key, so none is lost.
+	fromExclusive bool
+}
+
+func (s *pageSizes) setFromExclusive() {
+	s.mu.Lock()
+	s.fromExclusive = true
+	s.mu.Unlock()
+}
+
+func (s *pageSizes) exclusiveFrom() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fromExclusive
 }
 
 func newPageSizes(size int) *pageSizes { return &pageSizes{ask: int64(max(1, size))} }
@@ -123,11 +139,17 @@ func (k *keyReader) page(ctx context.Context, from, to, ask int64) (pg *ListPage
 	if to < math.MaxInt64 {
 		askTo = to + 1
 	}
+	// A PBX whose lower bound is exclusive is asked from one below; the
+	// key one below, if it comes back, is dropped.
+	askFrom := from
+	if from > math.MinInt64 && k.Sizes.exclusiveFrom() {
+		askFrom = from - 1
+	}
 	q := url.Values{}
 	for key, v := range k.Query {
 		q[key] = v
 	}
-	q.Set("filter["+field+"][from]", strconv.FormatInt(from, 10))
+	q.Set("filter["+field+"][from]", strconv.FormatInt(askFrom, 10))
 	q.Set("filter["+field+"][to]", strconv.FormatInt(askTo, 10))
 	q.Set("sort", field)
 	q.Set("dir", "ASC")
@@ -175,15 +197,21 @@ func (k *keyReader) page(ctx context.Context, from, to, ask int64) (pg *ListPage
 	// Check the answer before trusting it: bounds, then order.
 	kept = rows[:0]
 	for i, row := range rows {
-		if row.Cursor < from || row.Cursor > askTo {
+		if row.Cursor < askFrom || row.Cursor > askTo {
 			return nil, nil, 0, false, &ladderError{Ignored: "filter", Detail: fmt.Sprintf(
-				"%s: the PBX sent %s %d for filter[%s][from]=%d&filter[%s][to]=%d: it ignores the filter", where, field, row.Cursor, field, from, field, askTo)}
+				"%s: the PBX sent %s %d for filter[%s][from]=%d&filter[%s][to]=%d: it ignores the filter", where, field, row.Cursor, field, askFrom, field, askTo)}
 		}
 		if i > 0 && row.Cursor < rows[i-1].Cursor {
 			return nil, nil, 0, false, &ladderError{Ignored: "sort", Detail: fmt.Sprintf(
 				"%s: the PBX sent %s %d after %d for sort=%s&dir=ASC: it ignores the sort", where, field, row.Cursor, rows[i-1].Cursor, field)}
 		}
 		switch {
+		case row.Cursor < from:
+			// The key one below, asked for an exclusive lower bound: not
+			// this range's; it does not count in the page's total either.
+			if pg.Total > 0 {
+				pg.Total--
+			}
 		case row.Cursor > to:
 			beyond = true
 		case i > 0 && row.Cursor == rows[i-1].Cursor:
@@ -216,6 +244,14 @@ func (k *keyReader) step(ctx context.Context, from, hi int64) (stepResult, error
 	}
 	r.last = rows[len(rows)-1].Cursor
 	_, delivered := k.Sizes.get()
+	if len(rows) == 1 && rows[0].Cursor > from && delivered < 2 {
+		// A page of one record shows no order: until the PBX has sent a
+		// page of two or more (whose order is checked), whether it sorts
+		// is proven by asking for the keys this page claims are absent.
+		if err := k.gapCheck(ctx, from, rows[0].Cursor-1); err != nil {
+			return stepResult{}, err
+		}
+	}
 	switch {
 	case r.last >= hi:
 		r.done = true
@@ -228,6 +264,58 @@ func (k *keyReader) step(ctx context.Context, from, hi int64) (stepResult, error
 		r.short = r.n
 	}
 	return r, nil
+}
+
+// gapCheck asks for [from, to] after a page of one record from from
+// brought to+1: a PBX that sorts has none there. It takes a slot like a
+// page.
+func (k *keyReader) gapCheck(ctx context.Context, from, to int64) error {
+	field := k.Endpoint.Cursor
+	askFrom := from
+	if from > math.MinInt64 && k.Sizes.exclusiveFrom() {
+		askFrom = from - 1
+	}
+	q := url.Values{}
+	for key, v := range k.Query {
+		q[key] = v
+	}
+	q.Set("filter["+field+"][from]", strconv.FormatInt(askFrom, 10))
+	q.Set("filter["+field+"][to]", strconv.FormatInt(to, 10))
+	q.Set("sort", field)
+	q.Set("dir", "ASC")
+	q.Set("start", "0")
+	q.Set("count", "1")
+	q.Set("fields", field)
+	where := fmt.Sprintf("order check from %s %d", field, from)
+	if k.sem != nil {
+		select {
+		case k.sem <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", where, ctx.Err())
+		}
+	}
+	pg, err := k.Client.List(ctx, k.Endpoint.Path, q, k.Counters)
+	if k.sem != nil {
+		<-k.sem
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	keys, err := recordKeys(pg, field)
+	if err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	for _, key := range keys {
+		switch {
+		case key < askFrom || key > to+1:
+			return &ladderError{Ignored: "filter", Detail: fmt.Sprintf(
+				"%s: the PBX sent %s %d for filter[%s][from]=%d&filter[%s][to]=%d: it ignores the filter", where, field, key, field, askFrom, field, to)}
+		case key >= from && key <= to:
+			return &ladderError{Ignored: "sort", Detail: fmt.Sprintf(
+				"%s: the PBX sent %s %d alone for sort=%s&dir=ASC&count=1 from %d, yet holds %d: it ignores the sort", where, field, to+1, field, from, key)}
+		}
+	}
+	return nil
 }
 
 type stepResult struct {
