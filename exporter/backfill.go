@@ -83,7 +83,7 @@ func (x *Exporter) Backfill(ctx context.Context, id string, endpoints []Endpoint
 		}
 		log := x.log().With("endpoint", ep.Name, "run_id", r.ID)
 		sizes := newPageSizes(x.PageSize)
-		upper, found, err := x.upperBound(ctx, ep, n, log, &res, sizes)
+		upper, found, err := x.upperBound(ctx, ep, 0, n, log, &res, sizes)
 		var le *ladderError
 		switch {
 		case errors.As(err, &le):

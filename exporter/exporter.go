@@ -256,6 +256,9 @@ type cursorState struct {
 	// before it, so that re-reading the look-back exports none twice.
 	Time   string           `json:"time,omitempty"`
 	Recent map[int64]string `json:"recent,omitempty"`
+	// From is what filter[key][from] was seen to do with its bound,
+	// "inclusive" or "exclusive" (see upperBound); "" if not known.
+	From string `json:"from,omitempty"`
 }
 
 func (x *Exporter) loadCursor(ctx context.Context, ep *Endpoint) (cursorState, error) {
@@ -282,20 +285,21 @@ func (x *Exporter) loadCursor(ctx context.Context, ep *Endpoint) (cursorState, e
 //     candidate, and a PBX that ignores dir is searched by doubling steps
 //     of filter[key][from], then halving, until a candidate is confirmed.
 //
-// The confirming answer also shows whether filter[key][from] includes
-// its bound: when the candidate does not come back, every later request
-// asks from one below (sizes). A key below the asked from means the PBX
-// ignores filter[key]: a *ladderError. Each finding is noted in res.
+// Only keys above after are asked for (after is the cursor; 0 for a
+// backfill): a run with nothing new costs one request once the bound's
+// kind is known. The confirming answer shows whether filter[key][from]
+// includes its bound: when the candidate does not come back, every later
+// request asks from one below (sizes, kept in the cursor's state). A key
+// below the asked from means the PBX ignores filter[key]: a *ladderError.
+// Each finding is noted in res.
 //
 // A key of math.MaxInt64 is passed over (logged): a cursor there could
 // never move again, and every later record would be left out.
-func (x *Exporter) upperBound(ctx context.Context, ep *Endpoint, n *Counters, log *slog.Logger, res *EndpointResult, sizes *pageSizes) (int64, bool, error) {
+func (x *Exporter) upperBound(ctx context.Context, ep *Endpoint, after int64, n *Counters, log *slog.Logger, res *EndpointResult, sizes *pageSizes) (int64, bool, error) {
 	field := ep.Cursor
-	ask := func(from int64, useFrom bool) ([]int64, error) {
-		q := url.Values{"sort": {field}, "dir": {"DESC"}, "start": {"0"}, "count": {"2"}, "fields": {field}}
-		if useFrom {
-			q.Set("filter["+field+"][from]", strconv.FormatInt(from, 10))
-		}
+	ask := func(from int64) ([]int64, error) {
+		q := url.Values{"sort": {field}, "dir": {"DESC"}, "start": {"0"}, "count": {"2"}, "fields": {field},
+			"filter[" + field + "][from]": {strconv.FormatInt(from, 10)}}
 		pg, err := x.Client.List(ctx, ep.Path, q, n)
 		if err != nil {
 			return nil, fmt.Errorf("read the newest %s: %w", field, err)
@@ -310,7 +314,7 @@ func (x *Exporter) upperBound(ctx context.Context, ep *Endpoint, n *Counters, lo
 				log.Warn("a record's key is the largest int64; it is not exported, as a cursor there could never move", "key", k)
 				continue
 			}
-			if useFrom && k < from {
+			if k < from {
 				return nil, &ladderError{Ignored: "filter", Detail: fmt.Sprintf(
 					"read the newest %s: the PBX sent %s %d for filter[%s][from]=%d: it ignores the filter", field, field, k, field, from)}
 			}
@@ -318,7 +322,15 @@ func (x *Exporter) upperBound(ctx context.Context, ep *Endpoint, n *Counters, lo
 		}
 		return out, nil
 	}
-	keys, err := ask(0, false)
+	// The first request asks only above after: on a PBX whose from is
+	// known to be inclusive, an empty answer proves nothing new in one
+	// request, whatever the PBX does with dir and sort; otherwise it asks
+	// from after itself, which proves the same under either bound.
+	from := after
+	if sizes.fromBound() == "inclusive" && after < math.MaxInt64 {
+		from = after + 1
+	}
+	keys, err := ask(from)
 	if err != nil || len(keys) == 0 {
 		return 0, false, err
 	}
@@ -341,18 +353,32 @@ func (x *Exporter) upperBound(ctx context.Context, ep *Endpoint, n *Counters, lo
 	probe := func(from int64) ([]int64, error) {
 		probes++
 		if probes > maxProbes {
-			return nil, fmt.Errorf("read the newest %s: not settled after %d requests (the PBX's answers to filter[%s][from] keep changing): stopped", field, maxProbes, field)
+			return nil, errUnsettled
 		}
-		keys, err := ask(from, true)
+		keys, err := ask(from)
 		seenTwo = seenTwo || len(keys) == 2
 		checkOrder(keys)
 		return keys, err
+	}
+	// fail ends the search on an error. Records arriving faster than the
+	// newest key is confirmed leave it unsettled: from a PBX whose answers
+	// were in order, lo was then the newest a moment ago, a bound as good
+	// as any (the rest is the next run's); otherwise the run stops.
+	fail := func(err error) (int64, bool, error) {
+		if !errors.Is(err, errUnsettled) {
+			return 0, false, err
+		}
+		if !disordered {
+			note(res, log, fmt.Sprintf("records kept arriving while the newest %s was confirmed: this run reads up to %d, the next one goes on from there", field, lo))
+			return lo, true, nil
+		}
+		return 0, false, fmt.Errorf("read the newest %s: not settled after %d requests to filter[%s][from], whose answers are not in order: stopped", field, maxProbes, field)
 	}
 	for {
 		// Confirm lo: nothing above it.
 		keys, err := probe(lo)
 		if err != nil {
-			return 0, false, err
+			return fail(err)
 		}
 		above := int64(math.MinInt64)
 		for _, k := range keys {
@@ -363,9 +389,13 @@ func (x *Exporter) upperBound(ctx context.Context, ep *Endpoint, n *Counters, lo
 			// filter[key][from]=lo: the bound is exclusive (or lo went
 			// meanwhile; asking from one below is then merely one record
 			// more a page).
-			sizes.setFromExclusive()
-			note(res, log, fmt.Sprintf("filter[%s][from]=%d did not bring back %s %d: the bound is taken as exclusive, and each request asks from one below", field, lo, field, lo))
+			if sizes.setFrom("exclusive") {
+				note(res, log, fmt.Sprintf("filter[%s][from]=%d did not bring back %s %d: the bound is taken as exclusive, and each request asks from one below", field, lo, field, lo))
+			}
 			break
+		}
+		if slices.Contains(keys, lo) && sizes.setFrom("inclusive") {
+			log.Debug("filter[key][from] includes its bound", "key", lo)
 		}
 		if above <= lo && seenTwo {
 			break // confirmed
@@ -374,7 +404,7 @@ func (x *Exporter) upperBound(ctx context.Context, ep *Endpoint, n *Counters, lo
 			// Only lo came back, and a page may hold one record: ask above
 			// it (lo came back, so the bound is inclusive).
 			if keys, err = probe(lo + 1); err != nil {
-				return 0, false, err
+				return fail(err)
 			}
 			if len(keys) == 0 {
 				break
@@ -393,7 +423,7 @@ func (x *Exporter) upperBound(ctx context.Context, ep *Endpoint, n *Counters, lo
 			}
 			keys, err := probe(f)
 			if err != nil {
-				return 0, false, err
+				return fail(err)
 			}
 			if len(keys) == 0 {
 				hi = f
@@ -410,7 +440,7 @@ func (x *Exporter) upperBound(ctx context.Context, ep *Endpoint, n *Counters, lo
 			mid := lo + (hi-lo)/2
 			keys, err := probe(mid)
 			if err != nil {
-				return 0, false, err
+				return fail(err)
 			}
 			if len(keys) == 0 {
 				hi = mid
@@ -430,6 +460,9 @@ func (x *Exporter) upperBound(ctx context.Context, ep *Endpoint, n *Counters, lo
 	}
 	return lo, true, nil
 }
+
+// errUnsettled: the newest key kept moving while it was confirmed.
+var errUnsettled = errors.New("the newest key is not settled")
 
 // recordKeys reads field from each record of a page.
 func recordKeys(pg *ListPage, field string) ([]int64, error) {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -201,6 +202,15 @@ func TestExclusiveFromBound(t *testing.T) {
 			if r = runCalls(t, x); r.Err != nil || r.Rows != 60 || r.Cursor != 360 {
 				t.Fatalf("second run: rows %d, cursor %d, err %v: want the 60 new calls, cursor 360", r.Rows, r.Cursor, r.Err)
 			}
+			// Known from the state: noted, and nothing new costs one request.
+			wantNote(t, r, "excludes its bound")
+			sim.InsertCalls(1)
+			if r = runCalls(t, x); r.Err != nil || r.Rows != 1 || r.Cursor != 361 {
+				t.Fatalf("third run: rows %d, cursor %d, err %v: want call 361 alone", r.Rows, r.Cursor, r.Err)
+			}
+			if r = runCalls(t, x); r.Err != nil || r.Rows != 0 || r.Requests != 1 {
+				t.Fatalf("nothing new: rows %d, %d requests, err %v: want one request", r.Rows, r.Requests, r.Err)
+			}
 			wantExact(t, sim, exported(t))
 		})
 		t.Run("backfill/"+tg.name, func(t *testing.T) {
@@ -222,7 +232,9 @@ func TestExclusiveFromBound(t *testing.T) {
 
 // TestUpperBoundCostsOneRequestMore: on a PBX that honours everything,
 // confirming the newest key is one request per run, not one per page,
-// and notes nothing.
+// and notes nothing; a run with nothing new costs one request (the bound
+// found inclusive is kept in the state, so asking above the cursor and
+// getting nothing proves it).
 func TestUpperBoundCostsOneRequestMore(t *testing.T) {
 	t.Parallel()
 	sink, exported := targets[0].open(t)
@@ -234,5 +246,72 @@ func TestUpperBoundCostsOneRequestMore(t *testing.T) {
 	if r.Requests != r.Pages+2 || r.Pages < 10 {
 		t.Fatalf("%d requests for %d pages: want the pages and two for the newest key", r.Requests, r.Pages)
 	}
+	if r = runCalls(t, x); r.Err != nil || r.Rows != 0 || r.Requests != 1 || r.Cursor != 1000 {
+		t.Fatalf("nothing new: rows %d, %d requests, cursor %d, err %v: want one request, cursor 1000", r.Rows, r.Requests, r.Cursor, r.Err)
+	}
 	wantExact(t, sim, exported(t))
+}
+
+// TestNewestKeyNeverSettles: a call arrives after every answer to the
+// newest-key requests, so the newest key never holds still. From a PBX
+// answering in order, the last one seen is a sound bound: the run reads up
+// to it and says so; the next, on a quiet PBX, reads the rest.
+func TestNewestKeyNeverSettles(t *testing.T) {
+	t.Parallel()
+	sink, exported := targets[0].open(t)
+	var sim *pbxsim.Sim
+	var busy atomic.Bool
+	busy.Store(true)
+	arrive := func(r *http.Request, status int, body []byte) (int, []byte) {
+		if busy.Load() && r.URL.Query().Get("fields") == "id" {
+			sim.InsertCalls(1)
+		}
+		return status, body
+	}
+	sim, x := trustExporter(t, pbxsim.Options{Calls: 300, Rewrite: arrive}, sink, 50, 4, func(url.Values) {})
+	r := runCalls(t, x)
+	if r.Err != nil || r.Rows < 300 || r.Cursor < 300 {
+		t.Fatalf("rows %d, cursor %d, err %v: want the 300 calls and more", r.Rows, r.Cursor, r.Err)
+	}
+	wantNote(t, r, "records kept arriving")
+	if sim.MaxCallID() < 500 {
+		t.Fatalf("only %d calls arrived: the newest key was settled, the test proves nothing", sim.MaxCallID()-300)
+	}
+	busy.Store(false)
+	if r2 := runCalls(t, x); r2.Err != nil || r2.Cursor != sim.MaxCallID() || r.Rows+r2.Rows != sim.CallCount() {
+		t.Fatalf("second run: rows %d (first %d), cursor %d, err %v: want all %d calls, cursor at the newest", r2.Rows, r.Rows, r2.Cursor, r2.Err, sim.CallCount())
+	}
+	wantExact(t, sim, exported(t))
+}
+
+// TestNewestKeyGoneWhileConfirmed: the newest call is deleted right after
+// the first answer named it, so the confirming request, asked from it,
+// comes back empty, and filter[id][from] is taken as exclusive (asking
+// from one id below). The PBX's bound is inclusive: the id below comes
+// back, fills a page of one, and is asked past, not taken as the end.
+func TestNewestKeyGoneWhileConfirmed(t *testing.T) {
+	t.Parallel()
+	for _, tg := range targets {
+		t.Run(tg.name, func(t *testing.T) {
+			t.Parallel()
+			sink, exported := tg.open(t)
+			var sim *pbxsim.Sim
+			var first atomic.Bool
+			gone := func(r *http.Request, status int, body []byte) (int, []byte) {
+				if r.URL.Query().Get("fields") == "id" && first.CompareAndSwap(false, true) {
+					if sim.Delete(30) != 1 {
+						panic("call 30 was not there to delete")
+					}
+				}
+				return status, body
+			}
+			sim, x := trustExporter(t, pbxsim.Options{Calls: 30, Rewrite: gone}, sink, 1, 2, func(url.Values) {})
+			r := runCalls(t, x)
+			if r.Err != nil || r.Rows != 29 || r.Cursor != 30 {
+				t.Fatalf("rows %d, cursor %d, err %v, notes %q: want the 29 calls left, cursor 30 (the bound)", r.Rows, r.Cursor, r.Err, r.Notes)
+			}
+			wantNote(t, r, "taken as exclusive")
+			wantExact(t, sim, exported(t))
+		})
+	}
 }
