@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"strconv"
 	"time"
@@ -82,8 +83,15 @@ func (x *Exporter) Backfill(ctx context.Context, id string, endpoints []Endpoint
 		}
 		log := x.log().With("endpoint", ep.Name, "run_id", r.ID)
 		sizes := newPageSizes(x.PageSize)
-		upper, found, err := x.upperBound(ctx, ep, n, log)
-		if err != nil {
+		upper, found, err := x.upperBound(ctx, ep, 0, n, log, &res, sizes)
+		var le *ladderError
+		switch {
+		case errors.As(err, &le):
+			// No key bound can be proven: the windows are read by offset,
+			// each checked against its total, whatever their keys.
+			note(&res, log, fmt.Sprintf("the PBX ignores %s: backfill windows are read by offset", ladderWhat(ep, le)))
+			res.Paging, upper, found = "offset", math.MaxInt64, true
+		case err != nil:
 			res.Err = err
 		}
 		for wi, w := range windows {

@@ -15,6 +15,8 @@ import (
 	"log/slog"
 	"math"
 	"net/url"
+	"slices"
+	"strconv"
 	"time"
 )
 
@@ -254,6 +256,9 @@ type cursorState struct {
 	// before it, so that re-reading the look-back exports none twice.
 	Time   string           `json:"time,omitempty"`
 	Recent map[int64]string `json:"recent,omitempty"`
+	// From is what filter[key][from] was seen to do with its bound,
+	// "inclusive" or "exclusive" (see upperBound); "" if not known.
+	From string `json:"from,omitempty"`
 }
 
 func (x *Exporter) loadCursor(ctx context.Context, ep *Endpoint) (cursorState, error) {
@@ -268,33 +273,212 @@ func (x *Exporter) loadCursor(ctx context.Context, ep *Endpoint) (cursorState, e
 	return st, nil
 }
 
-// upperBound asks for the highest cursor value now on the PBX: records
-// above it arrive during the run and are left to the next one.
+// upperBound finds the highest cursor value now on the PBX: records above
+// it arrive during the run and are left to the next one. It is not taken
+// on trust from one answer:
+//
+//  1. sort=key&dir=DESC&count=2 gives a candidate: the highest key of
+//     the answer (a PBX ignoring dir or sort answers in another order:
+//     noted when the two keys are not descending);
+//  2. filter[key][from]=candidate (same sort, count=2) must bring back no
+//     key above it; if it does, the highest of those is the next
+//     candidate, and a PBX that ignores dir is searched by doubling steps
+//     of filter[key][from], then halving, until a candidate is confirmed.
+//
+// Only keys above after are asked for (after is the cursor; 0 for a
+// backfill): a run with nothing new costs one request once the bound's
+// kind is known. The confirming answer shows whether filter[key][from]
+// includes its bound: when the candidate does not come back, every later
+// request asks from one below (sizes, kept in the cursor's state). A key
+// below the asked from means the PBX ignores filter[key]: a *ladderError.
+// Each finding is noted in res.
 //
 // A key of math.MaxInt64 is passed over (logged): a cursor there could
 // never move again, and every later record would be left out.
-func (x *Exporter) upperBound(ctx context.Context, ep *Endpoint, n *Counters, log *slog.Logger) (int64, bool, error) {
-	q := url.Values{"sort": {ep.Cursor}, "dir": {"DESC"}, "start": {"0"}, "count": {"2"}, "fields": {ep.Cursor}}
-	pg, err := x.Client.List(ctx, ep.Path, q, n)
-	if err != nil {
-		return 0, false, fmt.Errorf("read the newest %s: %w", ep.Cursor, err)
+func (x *Exporter) upperBound(ctx context.Context, ep *Endpoint, after int64, n *Counters, log *slog.Logger, res *EndpointResult, sizes *pageSizes) (int64, bool, error) {
+	field := ep.Cursor
+	ask := func(from int64) ([]int64, error) {
+		q := url.Values{"sort": {field}, "dir": {"DESC"}, "start": {"0"}, "count": {"2"}, "fields": {field},
+			"filter[" + field + "][from]": {strconv.FormatInt(from, 10)}}
+		pg, err := x.Client.List(ctx, ep.Path, q, n)
+		if err != nil {
+			return nil, fmt.Errorf("read the newest %s: %w", field, err)
+		}
+		keys, err := recordKeys(pg, field)
+		if err != nil {
+			return nil, fmt.Errorf("read the newest %s: %w", field, err)
+		}
+		out := keys[:0]
+		for _, k := range keys {
+			if k == math.MaxInt64 {
+				log.Warn("a record's key is the largest int64; it is not exported, as a cursor there could never move", "key", k)
+				continue
+			}
+			if k < from {
+				return nil, &ladderError{Ignored: "filter", Detail: fmt.Sprintf(
+					"read the newest %s: the PBX sent %s %d for filter[%s][from]=%d: it ignores the filter", field, field, k, field, from)}
+			}
+			out = append(out, k)
+		}
+		return out, nil
 	}
+	// The first request asks only above after: on a PBX whose from is
+	// known to be inclusive, an empty answer proves nothing new in one
+	// request, whatever the PBX does with dir and sort; otherwise it asks
+	// from after itself, which proves the same under either bound.
+	from := after
+	if sizes.fromBound() == "inclusive" && after < math.MaxInt64 {
+		from = after + 1
+	}
+	keys, err := ask(from)
+	if err != nil || len(keys) == 0 {
+		return 0, false, err
+	}
+	first := keys[0]
+	lo := slices.Max(keys)
+	// seenTwo: the PBX has sent two keys in one answer, so an answer of
+	// one key to count=2 is not a page size of one.
+	seenTwo := len(keys) == 2
+	// disordered: an answer to dir=DESC was not descending.
+	disordered := false
+	checkOrder := func(keys []int64) {
+		if len(keys) == 2 && keys[0] <= keys[1] && !disordered {
+			disordered = true
+			note(res, log, fmt.Sprintf("the PBX answered sort=%s&dir=DESC with %d before %d: it ignores dir or sort; the newest %s is searched by filter[%s][from]", field, keys[0], keys[1], field, field))
+		}
+	}
+	checkOrder(keys)
+	const maxProbes = 200
+	probes := 0
+	probe := func(from int64) ([]int64, error) {
+		probes++
+		if probes > maxProbes {
+			return nil, errUnsettled
+		}
+		keys, err := ask(from)
+		seenTwo = seenTwo || len(keys) == 2
+		checkOrder(keys)
+		return keys, err
+	}
+	// fail ends the search on an error. Records arriving faster than the
+	// newest key is confirmed leave it unsettled: from a PBX whose answers
+	// were in order, lo was then the newest a moment ago, a bound as good
+	// as any (the rest is the next run's); otherwise the run stops.
+	fail := func(err error) (int64, bool, error) {
+		if !errors.Is(err, errUnsettled) {
+			return 0, false, err
+		}
+		if !disordered {
+			note(res, log, fmt.Sprintf("records kept arriving while the newest %s was confirmed: this run reads up to %d, the next one goes on from there", field, lo))
+			return lo, true, nil
+		}
+		return 0, false, fmt.Errorf("read the newest %s: not settled after %d requests to filter[%s][from], whose answers are not in order: stopped", field, maxProbes, field)
+	}
+	for {
+		// Confirm lo: nothing above it.
+		keys, err := probe(lo)
+		if err != nil {
+			return fail(err)
+		}
+		above := int64(math.MinInt64)
+		for _, k := range keys {
+			above = max(above, k)
+		}
+		if len(keys) == 0 {
+			// lo, a key the PBX just sent, did not come back for
+			// filter[key][from]=lo: the bound is exclusive (or lo went
+			// meanwhile; asking from one below is then merely one record
+			// more a page).
+			if sizes.setFrom("exclusive") {
+				note(res, log, fmt.Sprintf("filter[%s][from]=%d did not bring back %s %d: the bound is taken as exclusive, and each request asks from one below", field, lo, field, lo))
+			}
+			break
+		}
+		if slices.Contains(keys, lo) && sizes.setFrom("inclusive") {
+			log.Debug("filter[key][from] includes its bound", "key", lo)
+		}
+		if above <= lo && seenTwo {
+			break // confirmed
+		}
+		if above <= lo {
+			// Only lo came back, and a page may hold one record: ask above
+			// it (lo came back, so the bound is inclusive).
+			if keys, err = probe(lo + 1); err != nil {
+				return fail(err)
+			}
+			if len(keys) == 0 {
+				break
+			}
+			above = slices.Max(keys)
+		}
+		// lo is not the newest. Search upwards by doubling steps: an empty
+		// answer from f proves no key above f (whether from is inclusive or
+		// not); then halve the range between.
+		lo = above
+		step, hi := int64(1), int64(0)
+		for {
+			f := lo + step
+			if f <= lo || f == math.MaxInt64 { // overflow, or the top
+				f = math.MaxInt64 - 1
+			}
+			keys, err := probe(f)
+			if err != nil {
+				return fail(err)
+			}
+			if len(keys) == 0 {
+				hi = f
+				break
+			}
+			lo = max(lo, slices.Max(keys))
+			if f == math.MaxInt64-1 {
+				hi = lo
+				break
+			}
+			step *= 2
+		}
+		for hi-lo > 1 {
+			mid := lo + (hi-lo)/2
+			keys, err := probe(mid)
+			if err != nil {
+				return fail(err)
+			}
+			if len(keys) == 0 {
+				hi = mid
+			} else {
+				lo = max(lo, slices.Max(keys))
+				hi = max(hi, lo)
+			}
+		}
+		// lo or lo+1 is the newest: the loop's first request decides.
+	}
+	switch {
+	case lo != first && disordered:
+		note(res, log, fmt.Sprintf("the PBX's answer to sort=%s&dir=DESC began with %d, not the newest %s: %d, found by filter[%s][from]", field, first, field, lo, field))
+	case lo != first:
+		// Answers in order: records arrived between the requests.
+		log.Debug("newer records arrived while the newest key was confirmed", "first", first, "newest", lo)
+	}
+	return lo, true, nil
+}
+
+// errUnsettled: the newest key kept moving while it was confirmed.
+var errUnsettled = errors.New("the newest key is not settled")
+
+// recordKeys reads field from each record of a page.
+func recordKeys(pg *ListPage, field string) ([]int64, error) {
+	keys := make([]int64, 0, len(pg.Records))
 	for _, rec := range pg.Records {
 		var m map[string]json.RawMessage
 		if err := json.Unmarshal(rec, &m); err != nil {
-			return 0, false, fmt.Errorf("read the newest %s: %w", ep.Cursor, err)
+			return nil, err
 		}
-		v, err := parseInt(m[ep.Cursor])
+		v, err := parseInt(m[field])
 		if err != nil {
-			return 0, false, fmt.Errorf("read the newest %s: %q is not a whole number", ep.Cursor, m[ep.Cursor])
+			return nil, fmt.Errorf("%q is not a whole number", m[field])
 		}
-		if v == math.MaxInt64 {
-			log.Warn("a record's key is the largest int64; it is not exported, as a cursor there could never move", "key", v)
-			continue
-		}
-		return v, true, nil
+		keys = append(keys, v)
 	}
-	return 0, false, nil
+	return keys, nil
 }
 
 // tally fills in an endpoint's duration and request counts when its export

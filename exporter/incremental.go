@@ -46,6 +46,12 @@ func (x *Exporter) incremental(ctx context.Context, runID string, ep *Endpoint) 
 	res.Cursor = st.Cursor
 	c := x.newCommitter(ctx, BatchInfo{PBX: x.PBX, RunID: runID, Endpoint: ep, StateKey: ep.Name}, n, x.CommitGrace)
 	sizes := newPageSizes(x.PageSize)
+	if st.From == "exclusive" || st.From == "inclusive" {
+		sizes.setFrom(st.From)
+	}
+	if st.From == "exclusive" && st.Time == "" {
+		note(&res, log, "the stored state says filter["+ep.Cursor+"][from] excludes its bound: each request asks from one below")
+	}
 	if st.Time != "" {
 		note(&res, log, "the stored state pages by time windows: an earlier run found the PBX ignores filter["+ep.Cursor+"] or sort="+ep.Cursor)
 		err = x.byTime(ctx, c, ep, st, &res, sizes, n, log)
@@ -68,13 +74,13 @@ func (x *Exporter) incremental(ctx context.Context, runID string, ep *Endpoint) 
 func (x *Exporter) byKey(ctx context.Context, c *committer, ep *Endpoint, from int64, res *EndpointResult,
 	sizes *pageSizes, n *Counters, log *slog.Logger) (int64, error) {
 	res.Paging = "keyset"
-	upper, found, err := x.upperBound(ctx, ep, n, log)
+	upper, found, err := x.upperBound(ctx, ep, from, n, log, res, sizes)
 	if err != nil || !found || upper <= from {
 		log.Debug("nothing new", "cursor", from)
 		return from, err
 	}
 	state := func(cursor int64) []byte {
-		b, _ := json.Marshal(cursorState{Cursor: cursor, RunID: c.info.RunID, At: time.Now().UTC()})
+		b, _ := json.Marshal(cursorState{Cursor: cursor, RunID: c.info.RunID, At: time.Now().UTC(), From: sizes.fromBound()})
 		return b
 	}
 	var read, total int64 = 0, -1

@@ -53,7 +53,30 @@ type pageSizes struct {
 	ask       int64 // the count to ask for
 	delivered int64 // the most records one answer held
 	isCapped  bool
+	// from is what filter[key][from] was seen to do with its bound:
+	// "inclusive", "exclusive" (or the key asked went meanwhile), "" not
+	// known. Exclusive: each request asks from one below and drops that
+	// key, so none is lost.
+	from string
 }
+
+// setFrom records what filter[key][from] does; it reports whether this is
+// news.
+func (s *pageSizes) setFrom(kind string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	news := s.from != kind
+	s.from = kind
+	return news
+}
+
+func (s *pageSizes) fromBound() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.from
+}
+
+func (s *pageSizes) exclusiveFrom() bool { return s.fromBound() == "exclusive" }
 
 func newPageSizes(size int) *pageSizes { return &pageSizes{ask: int64(max(1, size))} }
 
@@ -117,17 +140,23 @@ func (k *keyReader) log() *slog.Logger {
 // It asks up to to+1, so that a PBX whose upper bound is exclusive still
 // sends to; beyond reports a record past to, which proves every key up to
 // to was sent (the page is sorted), and is dropped.
-func (k *keyReader) page(ctx context.Context, from, to, ask int64) (pg *ListPage, kept []Row, dups int64, beyond bool, err error) {
+func (k *keyReader) page(ctx context.Context, from, to, ask int64) (pg *ListPage, kept []Row, dups int64, beyond, below bool, err error) {
 	field := k.Endpoint.Cursor
 	askTo := to
 	if to < math.MaxInt64 {
 		askTo = to + 1
 	}
+	// A PBX whose lower bound is exclusive is asked from one below; the
+	// key one below, if it comes back, is dropped.
+	askFrom := from
+	if from > math.MinInt64 && k.Sizes.exclusiveFrom() {
+		askFrom = from - 1
+	}
 	q := url.Values{}
 	for key, v := range k.Query {
 		q[key] = v
 	}
-	q.Set("filter["+field+"][from]", strconv.FormatInt(from, 10))
+	q.Set("filter["+field+"][from]", strconv.FormatInt(askFrom, 10))
 	q.Set("filter["+field+"][to]", strconv.FormatInt(askTo, 10))
 	q.Set("sort", field)
 	q.Set("dir", "ASC")
@@ -136,7 +165,7 @@ func (k *keyReader) page(ctx context.Context, from, to, ask int64) (pg *ListPage
 	where := fmt.Sprintf("page from %s %d", field, from)
 	n := k.pages.Add(1)
 	if k.MaxPages > 0 && n > int64(k.MaxPages) {
-		return nil, nil, 0, false, fmt.Errorf("%s: more than EXPORT_MAX_PAGES=%d pages: stopped; raise it if this PBX really holds that much", where, k.MaxPages)
+		return nil, nil, 0, false, false, fmt.Errorf("%s: more than EXPORT_MAX_PAGES=%d pages: stopped; raise it if this PBX really holds that much", where, k.MaxPages)
 	}
 	if n == 1 {
 		// The first request asks for the range exactly, so that its total
@@ -152,7 +181,7 @@ func (k *keyReader) page(ctx context.Context, from, to, ask int64) (pg *ListPage
 		select {
 		case k.sem <- struct{}{}:
 		case <-ctx.Done():
-			return nil, nil, 0, false, fmt.Errorf("%s: %w", where, ctx.Err())
+			return nil, nil, 0, false, false, fmt.Errorf("%s: %w", where, ctx.Err())
 		}
 	}
 	pg, err = k.Client.List(ctx, k.Endpoint.Path, q, k.Counters)
@@ -160,30 +189,42 @@ func (k *keyReader) page(ctx context.Context, from, to, ask int64) (pg *ListPage
 		<-k.sem
 	}
 	if err != nil {
-		return nil, nil, 0, false, fmt.Errorf("%s: %w", where, err)
+		return nil, nil, 0, false, false, fmt.Errorf("%s: %w", where, err)
 	}
 	k.Counters.Pages.Add(1)
 	k.log().Debug("page", "from", from, "to", to, "records", len(pg.Records), "total", pg.Total)
 	if int64(len(pg.Records)) > ask {
-		return nil, nil, 0, false, fmt.Errorf("%s: the PBX sent %d records for count=%d; paging on it would skip or repeat records", where, len(pg.Records), ask)
+		return nil, nil, 0, false, false, fmt.Errorf("%s: the PBX sent %d records for count=%d; paging on it would skip or repeat records", where, len(pg.Records), ask)
 	}
 	rows, err := k.Rows(pg.Records)
 	if err != nil {
-		return nil, nil, 0, false, fmt.Errorf("%s: %w", where, err)
+		return nil, nil, 0, false, false, fmt.Errorf("%s: %w", where, err)
 	}
 	k.Sizes.saw(int64(len(rows)))
 	// Check the answer before trusting it: bounds, then order.
 	kept = rows[:0]
 	for i, row := range rows {
-		if row.Cursor < from || row.Cursor > askTo {
-			return nil, nil, 0, false, &ladderError{Ignored: "filter", Detail: fmt.Sprintf(
-				"%s: the PBX sent %s %d for filter[%s][from]=%d&filter[%s][to]=%d: it ignores the filter", where, field, row.Cursor, field, from, field, askTo)}
+		if row.Cursor < askFrom || row.Cursor > askTo {
+			return nil, nil, 0, false, false, &ladderError{Ignored: "filter", Detail: fmt.Sprintf(
+				"%s: the PBX sent %s %d for filter[%s][from]=%d&filter[%s][to]=%d: it ignores the filter", where, field, row.Cursor, field, askFrom, field, askTo)}
 		}
 		if i > 0 && row.Cursor < rows[i-1].Cursor {
-			return nil, nil, 0, false, &ladderError{Ignored: "sort", Detail: fmt.Sprintf(
+			return nil, nil, 0, false, false, &ladderError{Ignored: "sort", Detail: fmt.Sprintf(
 				"%s: the PBX sent %s %d after %d for sort=%s&dir=ASC: it ignores the sort", where, field, row.Cursor, rows[i-1].Cursor, field)}
 		}
 		switch {
+		case row.Cursor < from:
+			// The key one below, asked for an exclusive lower bound: not
+			// this range's; it does not count in the page's total either.
+			// It came back, so the bound is inclusive after all (the key
+			// that showed it exclusive had gone meanwhile).
+			if pg.Total > 0 {
+				pg.Total--
+			}
+			below = true
+			if k.Sizes.setFrom("inclusive") {
+				k.log().Info("filter[key][from] brought back its bound: asking from the key itself again", "key", row.Cursor)
+			}
 		case row.Cursor > to:
 			beyond = true
 		case i > 0 && row.Cursor == rows[i-1].Cursor:
@@ -193,7 +234,7 @@ func (k *keyReader) page(ctx context.Context, from, to, ask int64) (pg *ListPage
 			kept = append(kept, row)
 		}
 	}
-	return pg, kept, dups, beyond, nil
+	return pg, kept, dups, beyond, below, nil
 }
 
 // step reads one page of [from, hi] and says what it proves: done when
@@ -205,7 +246,11 @@ func (k *keyReader) page(ctx context.Context, from, to, ask int64) (pg *ListPage
 func (k *keyReader) step(ctx context.Context, from, hi int64) (stepResult, error) {
 	ask, _ := k.Sizes.get()
 	exact := k.pages.Load() == 0 // the first request (alone: nothing runs beside it yet) asks for hi exactly
-	pg, rows, dups, beyond, err := k.page(ctx, from, hi, ask)
+	pg, rows, dups, beyond, below, err := k.page(ctx, from, hi, ask)
+	if err == nil && below && len(rows) == 0 && !beyond && int64(len(pg.Records)) >= ask {
+		// The key below filled the page: ask again, from the key itself.
+		pg, rows, dups, beyond, _, err = k.page(ctx, from, hi, ask)
+	}
 	if err != nil {
 		return stepResult{}, err
 	}
@@ -216,6 +261,14 @@ func (k *keyReader) step(ctx context.Context, from, hi int64) (stepResult, error
 	}
 	r.last = rows[len(rows)-1].Cursor
 	_, delivered := k.Sizes.get()
+	if len(rows) == 1 && rows[0].Cursor > from && delivered < 2 {
+		// A page of one record shows no order: until the PBX has sent a
+		// page of two or more (whose order is checked), whether it sorts
+		// is proven by asking for the keys this page claims are absent.
+		if err := k.gapCheck(ctx, from, rows[0].Cursor-1); err != nil {
+			return stepResult{}, err
+		}
+	}
 	switch {
 	case r.last >= hi:
 		r.done = true
@@ -228,6 +281,58 @@ func (k *keyReader) step(ctx context.Context, from, hi int64) (stepResult, error
 		r.short = r.n
 	}
 	return r, nil
+}
+
+// gapCheck asks for [from, to] after a page of one record from from
+// brought to+1: a PBX that sorts has none there. It takes a slot like a
+// page.
+func (k *keyReader) gapCheck(ctx context.Context, from, to int64) error {
+	field := k.Endpoint.Cursor
+	askFrom := from
+	if from > math.MinInt64 && k.Sizes.exclusiveFrom() {
+		askFrom = from - 1
+	}
+	q := url.Values{}
+	for key, v := range k.Query {
+		q[key] = v
+	}
+	q.Set("filter["+field+"][from]", strconv.FormatInt(askFrom, 10))
+	q.Set("filter["+field+"][to]", strconv.FormatInt(to, 10))
+	q.Set("sort", field)
+	q.Set("dir", "ASC")
+	q.Set("start", "0")
+	q.Set("count", "1")
+	q.Set("fields", field)
+	where := fmt.Sprintf("order check from %s %d", field, from)
+	if k.sem != nil {
+		select {
+		case k.sem <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", where, ctx.Err())
+		}
+	}
+	pg, err := k.Client.List(ctx, k.Endpoint.Path, q, k.Counters)
+	if k.sem != nil {
+		<-k.sem
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	keys, err := recordKeys(pg, field)
+	if err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	for _, key := range keys {
+		switch {
+		case key < askFrom || key > to+1:
+			return &ladderError{Ignored: "filter", Detail: fmt.Sprintf(
+				"%s: the PBX sent %s %d for filter[%s][from]=%d&filter[%s][to]=%d: it ignores the filter", where, field, key, field, askFrom, field, to)}
+		case key >= from && key <= to:
+			return &ladderError{Ignored: "sort", Detail: fmt.Sprintf(
+				"%s: the PBX sent %s %d alone for sort=%s&dir=ASC&count=1 from %d, yet holds %d: it ignores the sort", where, field, to+1, field, from, key)}
+		}
+	}
+	return nil
 }
 
 type stepResult struct {
