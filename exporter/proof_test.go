@@ -1,20 +1,28 @@
 package exporter_test
 
 import (
+	"bytes"
+	"context"
+	"encoding/csv"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/wildix-export/wildix-export/auth"
 	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/internal/pgtest"
+	"github.com/wildix-export/wildix-export/sinks"
 )
 
 // The proof tests: a PBX whose answers cannot be proven complete by their
@@ -145,4 +153,217 @@ func TestProofTimeWindowsFutureRecord(t *testing.T) {
 			exactlyOnce(3, runCalls(t, x), 7)
 		})
 	}
+}
+
+// colleagueEnvelope is a list answer, records kept as they came.
+type colleagueEnvelope struct {
+	Type   string `json:"type"`
+	Result struct {
+		Records []map[string]any `json:"records"`
+	} `json:"result"`
+}
+
+// TestProofSnapshotNoTotalDeletion: a PBX that sends no total deletes a
+// colleague while the snapshot is paged, so that the later offsets shift
+// and a surviving colleague falls between two pages. The run must commit
+// exactly the survivors: in PostgreSQL only the deleted colleague is
+// marked deleted, and the CSV snapshot holds the survivors, each once.
+func TestProofSnapshotNoTotalDeletion(t *testing.T) {
+	t.Parallel()
+	for _, tg := range []string{"csv", "postgres"} {
+		t.Run(tg, func(t *testing.T) {
+			t.Parallel()
+			sim := pbxsim.New(pbxsim.Options{Calls: 10, Colleagues: 25, Total: "absent", APIKeys: []string{"wsk-v1-test"}})
+			// all reads the simulator's colleagues in id order.
+			all := func(r *http.Request) []map[string]any {
+				q := r.URL.Query()
+				q.Set("start", "0")
+				q.Set("count", "1000")
+				r2 := r.Clone(r.Context())
+				r2.URL.RawQuery = q.Encode()
+				rec := httptest.NewRecorder()
+				sim.ServeHTTP(rec, r2)
+				var env colleagueEnvelope
+				if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &env) != nil || env.Type != "result" {
+					panic("reading the simulator's colleagues: " + rec.Body.String())
+				}
+				return env.Result.Records
+			}
+			var victim atomic.Value // the id deleted, once deleted
+			var armed atomic.Bool   // delete after the next first page
+			front := func(w http.ResponseWriter, r *http.Request) bool {
+				if !strings.HasSuffix(r.URL.Path, "/Colleagues") {
+					return false
+				}
+				recs := all(r)
+				gone, _ := victim.Load().(string)
+				list := recs[:0]
+				for _, rec := range recs {
+					if id := idText(rec["id"]); id != gone {
+						list = append(list, rec)
+					}
+				}
+				q := r.URL.Query()
+				start, err1 := strconv.Atoi(q.Get("start"))
+				count, err2 := strconv.Atoi(q.Get("count"))
+				if err1 != nil || err2 != nil {
+					http.Error(w, "bad start or count", http.StatusBadRequest)
+					return true
+				}
+				page := list[min(start, len(list)):min(start+count, len(list))]
+				if start == 0 && armed.CompareAndSwap(true, false) {
+					victim.Store(idText(list[3]["id"]))
+				}
+				var env colleagueEnvelope
+				env.Type = "result"
+				env.Result.Records = page
+				if err := json.NewEncoder(w).Encode(env); err != nil {
+					panic(err)
+				}
+				return true
+			}
+			var sink exporter.Sink
+			var snapshotIDs func(t *testing.T) (live, deleted []string)
+			if tg == "csv" {
+				dir := t.TempDir()
+				s, err := sinks.NewCSV(sinks.CSVOptions{Dir: dir})
+				if err != nil {
+					t.Fatal(err)
+				}
+				sink = s
+				seen := map[string]bool{}
+				// The snapshot committed since the last call: one new file.
+				snapshotIDs = func(t *testing.T) (live, deleted []string) {
+					files, err := filepath.Glob(filepath.Join(dir, "colleagues", "*.csv"))
+					if err != nil {
+						t.Fatal(err)
+					}
+					var fresh []string
+					for _, f := range files {
+						if !seen[f] {
+							seen[f] = true
+							fresh = append(fresh, f)
+						}
+					}
+					if len(fresh) != 1 {
+						t.Fatalf("%d new colleagues files, want 1: %v", len(fresh), fresh)
+					}
+					b, err := os.ReadFile(fresh[0])
+					if err != nil {
+						t.Fatal(err)
+					}
+					recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+					if err != nil {
+						t.Fatalf("%s: %v", fresh[0], err)
+					}
+					col := slices.Index(recs[0], "id")
+					if col < 0 {
+						t.Fatalf("%s: no id column in %q", fresh[0], recs[0])
+					}
+					for _, r := range recs[1:] {
+						live = append(live, r[col])
+					}
+					return live, nil
+				}
+			} else {
+				schema, pool := pgtest.Schema(t)
+				p := sinks.NewPostgres(pool, schema, nil)
+				if err := p.Migrate(context.Background(), exporter.Builtin()); err != nil {
+					t.Fatal(err)
+				}
+				sink = p
+				snapshotIDs = func(t *testing.T) (live, deleted []string) {
+					rows, err := pool.Query(context.Background(), "SELECT id::text, deleted_at IS NOT NULL FROM colleagues WHERE pbx = 'pbx'")
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer rows.Close()
+					for rows.Next() {
+						var id string
+						var del bool
+						if err := rows.Scan(&id, &del); err != nil {
+							t.Fatal(err)
+						}
+						if del {
+							deleted = append(deleted, id)
+						} else {
+							live = append(live, id)
+						}
+					}
+					if err := rows.Err(); err != nil {
+						t.Fatal(err)
+					}
+					return live, deleted
+				}
+			}
+			x := proofExporter(t, sim, sink, 10, front)
+			x.Concurrency = 1
+			var col []exporter.Endpoint
+			for _, e := range exporter.Builtin() {
+				if e.Name == "colleagues" {
+					col = append(col, e)
+				}
+			}
+			truth := func() []string {
+				var ids []string
+				gone, _ := victim.Load().(string)
+				req := httptest.NewRequest(http.MethodGet, "/api/v1/PBX/Colleagues?sort=id&dir=ASC", nil)
+				req.Header.Set("Authorization", "Bearer wsk-v1-test")
+				for _, rec := range all(req) {
+					if id := idText(rec["id"]); id != gone {
+						ids = append(ids, id)
+					}
+				}
+				slices.Sort(ids)
+				return ids
+			}
+			// run exports the colleagues, then compares the sink with the
+			// simulator less the colleague deleted meanwhile.
+			run := func(n int, markedDeleted func() []string) {
+				t.Helper()
+				r := x.Run(t.Context(), exporter.NewRunID(time.Now()), "once", col)
+				e := r.Endpoints[0]
+				want := truth()
+				if r.Status != "ok" || e.Err != nil || e.Rows != int64(len(want)) {
+					t.Fatalf("run %d: status %s, err %v, rows %d (want %d), notes %q", n, r.Status, e.Err, e.Rows, len(want), e.Notes)
+				}
+				if !slices.ContainsFunc(e.Notes, func(s string) bool { return strings.Contains(s, "no total") }) {
+					t.Fatalf("run %d: notes %q: want the second read noted", n, e.Notes)
+				}
+				live, deleted := snapshotIDs(t)
+				slices.Sort(live)
+				slices.Sort(deleted)
+				if wantDeleted := markedDeleted(); !slices.Equal(live, want) || !slices.Equal(deleted, wantDeleted) {
+					t.Fatalf("run %d: PBX holds %d colleagues %v; the sink holds %d %v, marked deleted %v (want %v)",
+						n, len(want), want, len(live), live, deleted, wantDeleted)
+				}
+			}
+			run(1, func() []string { return nil })
+			if n := len(truth()); n != 25 {
+				t.Fatalf("the simulator holds %d colleagues, want 25", n)
+			}
+			armed.Store(true)
+			run(2, func() []string {
+				gone, ok := victim.Load().(string)
+				if !ok {
+					t.Fatal("no colleague was deleted during run 2")
+				}
+				if tg == "csv" {
+					return nil // a CSV snapshot just leaves it out
+				}
+				return []string{gone}
+			})
+		})
+	}
+}
+
+// idText is a record's id as text, whether the PBX sent a string or a number.
+func idText(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	}
+	return ""
 }
