@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -168,10 +169,17 @@ type colleagueEnvelope struct {
 // and a surviving colleague falls between two pages. The run must commit
 // exactly the survivors: in PostgreSQL only the deleted colleague is
 // marked deleted, and the CSV snapshot holds the survivors, each once.
+// A PBX where a colleague is deleted during every read must fail the run
+// with nothing committed: nobody is marked deleted, no snapshot file.
 func TestProofSnapshotNoTotalDeletion(t *testing.T) {
 	t.Parallel()
-	for _, tg := range []string{"csv", "postgres"} {
-		t.Run(tg, func(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		every bool // a colleague deleted after the first page of every read
+		sink  string
+	}{{"once/csv", false, "csv"}, {"once/postgres", false, "postgres"}, {"every_read/csv", true, "csv"}, {"every_read/postgres", true, "postgres"}} {
+		tg := tc.sink
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			sim := pbxsim.New(pbxsim.Options{Calls: 10, Colleagues: 25, Total: "absent", APIKeys: []string{"wsk-v1-test"}})
 			// all reads the simulator's colleagues in id order.
@@ -189,17 +197,19 @@ func TestProofSnapshotNoTotalDeletion(t *testing.T) {
 				}
 				return env.Result.Records
 			}
-			var victim atomic.Value // the id deleted, once deleted
-			var armed atomic.Bool   // delete after the next first page
+			var mu sync.Mutex
+			gone := map[string]bool{} // the colleagues deleted
+			var armed atomic.Bool     // delete after the next first page
 			front := func(w http.ResponseWriter, r *http.Request) bool {
 				if !strings.HasSuffix(r.URL.Path, "/Colleagues") {
 					return false
 				}
 				recs := all(r)
-				gone, _ := victim.Load().(string)
+				mu.Lock()
+				defer mu.Unlock()
 				list := recs[:0]
 				for _, rec := range recs {
-					if id := idText(rec["id"]); id != gone {
+					if id := idText(rec["id"]); !gone[id] {
 						list = append(list, rec)
 					}
 				}
@@ -211,8 +221,9 @@ func TestProofSnapshotNoTotalDeletion(t *testing.T) {
 					return true
 				}
 				page := list[min(start, len(list)):min(start+count, len(list))]
-				if start == 0 && armed.CompareAndSwap(true, false) {
-					victim.Store(idText(list[3]["id"]))
+				if start == 0 && armed.Load() {
+					gone[idText(list[3]["id"])] = true
+					armed.Store(tc.every)
 				}
 				var env colleagueEnvelope
 				env.Type = "result"
@@ -244,6 +255,9 @@ func TestProofSnapshotNoTotalDeletion(t *testing.T) {
 							seen[f] = true
 							fresh = append(fresh, f)
 						}
+					}
+					if len(fresh) == 0 {
+						return nil, nil
 					}
 					if len(fresh) != 1 {
 						t.Fatalf("%d new colleagues files, want 1: %v", len(fresh), fresh)
@@ -306,11 +320,12 @@ func TestProofSnapshotNoTotalDeletion(t *testing.T) {
 			}
 			truth := func() []string {
 				var ids []string
-				gone, _ := victim.Load().(string)
+				mu.Lock()
+				defer mu.Unlock()
 				req := httptest.NewRequest(http.MethodGet, "/api/v1/PBX/Colleagues?sort=id&dir=ASC", nil)
 				req.Header.Set("Authorization", "Bearer wsk-v1-test")
 				for _, rec := range all(req) {
-					if id := idText(rec["id"]); id != gone {
+					if id := idText(rec["id"]); !gone[id] {
 						ids = append(ids, id)
 					}
 				}
@@ -342,16 +357,31 @@ func TestProofSnapshotNoTotalDeletion(t *testing.T) {
 			if n := len(truth()); n != 25 {
 				t.Fatalf("the simulator holds %d colleagues, want 25", n)
 			}
+			before := truth()
 			armed.Store(true)
+			if tc.every {
+				r := x.Run(t.Context(), exporter.NewRunID(time.Now()), "once", col)
+				e := r.Endpoints[0]
+				if r.Status != "failed" || e.Err == nil || !strings.Contains(e.Err.Error(), "nothing was committed") || e.Rows != 0 {
+					t.Fatalf("run 2: status %s, err %v, rows %d: want failed, nothing committed", r.Status, e.Err, e.Rows)
+				}
+				live, deleted := snapshotIDs(t)
+				slices.Sort(live)
+				if tg == "postgres" && !slices.Equal(live, before) || len(deleted) > 0 || tg == "csv" && live != nil {
+					t.Fatalf("run 2 failed, yet the sink changed: live %v (want %v), marked deleted %v", live, before, deleted)
+				}
+				return
+			}
 			run(2, func() []string {
-				gone, ok := victim.Load().(string)
-				if !ok {
-					t.Fatal("no colleague was deleted during run 2")
+				mu.Lock()
+				defer mu.Unlock()
+				if len(gone) != 1 {
+					t.Fatalf("%d colleagues deleted during run 2, want 1", len(gone))
 				}
 				if tg == "csv" {
 					return nil // a CSV snapshot just leaves it out
 				}
-				return []string{gone}
+				return slices.Collect(maps.Keys(gone))
 			})
 		})
 	}
