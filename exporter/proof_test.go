@@ -397,3 +397,72 @@ func idText(v any) string {
 	}
 	return ""
 }
+
+// TestProofBackfillByOffsetNoTotal: a backfill window read by offset (the
+// PBX ignores filter[id]) from a PBX that sends no total, a call deleted
+// after the window's first page: the window must not be marked done short.
+// It fails (nothing of it committed) and the next backfill exports it
+// exactly.
+func TestProofBackfillByOffsetNoTotal(t *testing.T) {
+	t.Parallel()
+	for _, tg := range targets {
+		t.Run(tg.name, func(t *testing.T) {
+			t.Parallel()
+			sink, exported := tg.open(t)
+			sim := pbxsim.New(pbxsim.Options{Calls: 300, IgnoreFilter: []string{"id"}, Total: "absent", APIKeys: []string{"wsk-v1-test"}})
+			var armed atomic.Bool
+			var deleted atomic.Int64
+			armed.Store(true)
+			front := func(w http.ResponseWriter, r *http.Request) bool {
+				q := r.URL.Query()
+				// A read by offset: a window, no id lower bound, the first page.
+				if !strings.Contains(r.URL.Path, "/CallHistory") || q.Get("filter[start][from]") == "" || q.Get("filter[id][from]") != "" || q.Get("start") != "0" {
+					return false
+				}
+				rec := httptest.NewRecorder()
+				sim.ServeHTTP(rec, r)
+				var env colleagueEnvelope
+				if rec.Code == http.StatusOK && json.Unmarshal(rec.Body.Bytes(), &env) == nil && len(env.Result.Records) > 3 && armed.CompareAndSwap(true, false) {
+					id, err := strconv.ParseInt(idText(env.Result.Records[1]["id"]), 10, 64)
+					if err != nil || sim.Delete(id) != 1 {
+						panic("deleting a call during the window's read")
+					}
+					deleted.Store(id)
+				}
+				w.WriteHeader(rec.Code)
+				if _, err := w.Write(rec.Body.Bytes()); err != nil {
+					panic(err)
+				}
+				return true
+			}
+			x := proofExporter(t, sim, sink, 50, front)
+			o := exporter.BackfillOptions{From: time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Now().UTC().Add(48 * time.Hour), Window: 100 * 365 * 24 * time.Hour}
+			r := x.Backfill(t.Context(), exporter.NewRunID(time.Now()), exporter.Builtin()[:1], o)
+			e := r.Endpoints[0]
+			if deleted.Load() == 0 {
+				t.Fatalf("no call was deleted during the first backfill (paging %q, err %v)", e.Paging, e.Err)
+			}
+			if r.Status != "failed" || e.Err == nil || e.Windows != 0 || e.Rows != 0 {
+				t.Fatalf("backfill 1: status %s, err %v, windows %d, rows %d: want failed, nothing committed", r.Status, e.Err, e.Windows, e.Rows)
+			}
+			if got := exported(t); len(got) != 0 {
+				t.Fatalf("backfill 1 failed, yet %d calls were committed", len(got))
+			}
+			r = x.Backfill(t.Context(), exporter.NewRunID(time.Now()), exporter.Builtin()[:1], o)
+			e = r.Endpoints[0]
+			want := sim.CallIDs()
+			if r.Status != "ok" || e.Windows != 1 || e.Rows != int64(len(want)) || e.Paging != "offset" {
+				t.Fatalf("backfill 2: status %s, err %v, windows %d, rows %d (want %d), paging %q", r.Status, e.Err, e.Windows, e.Rows, len(want), e.Paging)
+			}
+			got := exported(t)
+			for _, id := range want {
+				if got[id] != 1 {
+					t.Errorf("call %d exported %d times", id, got[id])
+				}
+			}
+			if len(got) != len(want) {
+				t.Errorf("%d calls exported, the PBX holds %d", len(got), len(want))
+			}
+		})
+	}
+}
