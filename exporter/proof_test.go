@@ -466,3 +466,44 @@ func TestProofBackfillByOffsetNoTotal(t *testing.T) {
 		})
 	}
 }
+
+// TestProofTimeWindowsStoredFutureTime: a time cursor already stored in
+// the future (by a version before the fix) is brought back to now at the
+// PBX: the calls that arrive are exported, and the run says why.
+func TestProofTimeWindowsStoredFutureTime(t *testing.T) {
+	t.Parallel()
+	schema, pool := pgtest.Schema(t)
+	p := sinks.NewPostgres(pool, schema, nil)
+	if err := p.Migrate(context.Background(), exporter.Builtin()); err != nil {
+		t.Fatal(err)
+	}
+	rome, err := time.LoadLocation("Europe/Rome")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Calls a minute apart, the 300 first ending in the last 5 hours: the
+	// 20 inserted later are dated now, as on a real PBX.
+	sim := pbxsim.New(pbxsim.Options{Calls: 300, IgnoreSort: true, APIKeys: []string{"wsk-v1-test"}, Location: rome,
+		CallGap: time.Minute, CallsStart: time.Now().Add(-310 * time.Minute)})
+	x := proofExporter(t, sim, p, 100, nil)
+	if r := runCalls(t, x); r.Err != nil || r.Rows != 300 || r.Paging != "time-windows" {
+		t.Fatalf("run 1: err %v, rows %d, paging %q", r.Err, r.Rows, r.Paging)
+	}
+	future := time.Now().UTC().Add(20 * time.Hour).Format("2006-01-02 15:04:05")
+	tag, err := pool.Exec(context.Background(), `UPDATE export_state SET state = jsonb_set(state, '{time}', to_jsonb($1::text)) WHERE pbx = 'pbx' AND key = 'call_history'`, future)
+	if err != nil || tag.RowsAffected() != 1 {
+		t.Fatalf("storing a future time: %v, %d rows", err, tag.RowsAffected())
+	}
+	sim.InsertCalls(20)
+	r := runCalls(t, x)
+	if r.Err != nil || r.Rows != 20 || !slices.ContainsFunc(r.Notes, func(s string) bool { return strings.Contains(s, "after now at the PBX") }) {
+		t.Fatalf("run 2: err %v, rows %d (want 20), notes %q (want the stored time noted)", r.Err, r.Rows, r.Notes)
+	}
+	var n, distinct int
+	if err := pool.QueryRow(context.Background(), "SELECT count(*), count(DISTINCT id) FROM call_history WHERE pbx = 'pbx'").Scan(&n, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if want := len(sim.CallIDs()); n != want || distinct != want {
+		t.Fatalf("call_history holds %d rows, %d distinct; the PBX holds %d calls", n, distinct, want)
+	}
+}

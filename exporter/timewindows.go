@@ -81,7 +81,7 @@ func (x *Exporter) byTime(ctx context.Context, c *committer, ep *Endpoint, st cu
 		if st.Time > horizon {
 			// Stored by an earlier version from a record dated in the
 			// future: start from the present instead.
-			note(res, log, fmt.Sprintf("the stored newest time %s is after now at the PBX (%s): read from now less the look-back", st.Time, horizon))
+			note(res, log, fmt.Sprintf("the stored newest time %s is after now at the PBX (%s), from a record dated in the future: read from now less the look-back; calls earlier runs skipped after that record may be missing: backfill the days since", st.Time, horizon))
 			t, newest = mustWall(horizon), horizon
 		}
 		from = t.Add(-lookBack)
