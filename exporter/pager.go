@@ -54,7 +54,9 @@ type Result struct {
 	Records int64
 	Total   int64 // the total the PBX reported on the first page, -1 if none
 	// Complete is true when every record the total announced was handed
-	// over (or, without a total, paging ended on an empty page).
+	// over (or, without a total, paging ended on an empty page: that
+	// proves nothing about a record skipped because a deletion shifted the
+	// offsets, so wholeBatch reads such a query twice and compares).
 	Complete bool
 	// Changed is true when a later page announced another total: records
 	// were added or removed while paging, and offsets shifted.

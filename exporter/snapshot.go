@@ -26,9 +26,13 @@ var errChanged = errors.New("records changed while paging")
 // The endpoint is read whole by offset (these lists are small and have no
 // growing key) into one batch, committed only when it holds as many
 // distinct keys as the PBX's total: a record missing from a committed
-// snapshot is marked deleted, so an incomplete one must never commit. If
-// the records changed while paging, the snapshot is read once more; if
-// they change again, the endpoint fails and the next run tries again.
+// snapshot is marked deleted, so an incomplete one must never commit. A
+// PBX that sends no total gives nothing to prove against (a record deleted
+// during paging shifts the later offsets and hides a survivor): the
+// snapshot is then read twice and committed only when both reads hold the
+// same keys. If the records changed while paging, the snapshot is read
+// once more; if they change again, the endpoint fails, nothing is
+// committed, and the next run tries again.
 func (x *Exporter) snapshot(ctx context.Context, runID string, ep *Endpoint) (res EndpointResult) {
 	res.Endpoint, res.Paging = ep.Name, "offset"
 	n := &Counters{}
@@ -44,7 +48,11 @@ func (x *Exporter) snapshot(ctx context.Context, runID string, ep *Endpoint) (re
 		return st
 	}
 	for attempt := 1; ; attempt++ {
-		res.Rows, res.Vanished, res.Err = x.wholeBatch(ctx, info, q, n, log, nil, state)
+		var twice bool
+		res.Rows, res.Vanished, twice, res.Err = x.readWhole(ctx, info, q, n, log, nil, state)
+		if twice {
+			note(&res, log, "the PBX sends no total: the snapshot is read twice and committed only when both reads hold the same records")
+		}
 		if !errors.Is(res.Err, errChanged) || attempt == 2 {
 			break
 		}
@@ -58,19 +66,31 @@ func (x *Exporter) snapshot(ctx context.Context, runID string, ep *Endpoint) (re
 }
 
 // wholeBatch reads every page of a query by offset into one batch,
-// committed with its state only when every record was read: as many
-// distinct keys as the total announced (or, keep set, a short page or no
-// total at all ending the read). keep, when set, filters the rows; a key
-// sent twice is kept once. vanished counts records the total announced
-// that were not read.
+// committed with its state only when every record was proven read (see
+// readWhole). keep, when set, filters the rows; a key sent twice is kept
+// once. vanished counts records the total announced that were not read.
 func (x *Exporter) wholeBatch(ctx context.Context, info BatchInfo, q url.Values, n *Counters, log *slog.Logger,
 	keep func(Row) bool, state func(rows int64) []byte) (rows, vanished int64, err error) {
+	rows, vanished, _, err = x.readWhole(ctx, info, q, n, log, keep, state)
+	return rows, vanished, err
+}
+
+// readWhole is wholeBatch, reporting also whether the PBX sent no total.
+// The batch commits only when every record was read: as many distinct
+// keys as the total announced; without a total, a second read (keys only,
+// the batch held open) must give exactly the keys of the first, or the
+// read is errChanged and nothing commits. twice is set when that second
+// read was needed.
+func (x *Exporter) readWhole(ctx context.Context, info BatchInfo, q url.Values, n *Counters, log *slog.Logger,
+	keep func(Row) bool, state func(rows int64) []byte) (rows, vanished int64, twice bool, err error) {
 	c := x.newCommitter(ctx, info, n, 0)
 	seen := map[string]bool{}
 	conv := &Converter{Endpoint: info.Endpoint, Zone: x.Zone, Warnings: &n.Warnings}
-	p := &Pager{Client: x.Client, Path: info.Endpoint.Path, Query: q, PageSize: x.PageSize, Concurrency: x.Concurrency,
-		MaxPages: x.MaxPages, Counters: n, Log: log, Rows: conv.Rows}
-	pr, err := p.Run(ctx, func(pg Page) error {
+	pager := func(conv *Converter) *Pager {
+		return &Pager{Client: x.Client, Path: info.Endpoint.Path, Query: q, PageSize: x.PageSize, Concurrency: x.Concurrency,
+			MaxPages: x.MaxPages, Counters: n, Log: log, Rows: conv.Rows}
+	}
+	pr, err := pager(conv).Run(ctx, func(pg Page) error {
 		if c.failed() {
 			return errLoader
 		}
@@ -100,6 +120,11 @@ func (x *Exporter) wholeBatch(ctx context.Context, info BatchInfo, q url.Values,
 	case pr.Total >= 0 && distinct < pr.Total:
 		// A record read twice means the pages shifted: another was missed.
 		err = fmt.Errorf("%w (%d distinct of %d)", errChanged, distinct, pr.Total)
+	case pr.Total < 0:
+		// No total to prove against: read again and compare the keys.
+		twice = true
+		// Its conversion warnings were counted by the first read.
+		err = x.sameKeys(ctx, pager(&Converter{Endpoint: info.Endpoint, Zone: x.Zone, Warnings: &Warnings{}}), seen)
 	}
 	if pr.Total > distinct {
 		vanished = pr.Total - distinct
@@ -110,13 +135,46 @@ func (x *Exporter) wholeBatch(ctx context.Context, info BatchInfo, q url.Values,
 	committed, st, lerr := c.close(ctx)
 	switch {
 	case err != nil && !errors.Is(err, errLoader):
-		return 0, vanished, err
+		return 0, vanished, twice, err
 	case lerr != nil:
-		return 0, vanished, lerr
+		return 0, vanished, twice, lerr
 	case err != nil:
-		return 0, vanished, err
+		return 0, vanished, twice, err
 	case st == nil:
-		return 0, vanished, errors.New("commit: nothing committed")
+		return 0, vanished, twice, errors.New("commit: nothing committed")
 	}
-	return committed, vanished, nil
+	return committed, vanished, twice, nil
+}
+
+// sameKeys reads the query again, keys only, and reports errChanged unless
+// it holds exactly the keys of first.
+func (x *Exporter) sameKeys(ctx context.Context, p *Pager, first map[string]bool) error {
+	again := map[string]bool{}
+	pr, err := p.Run(ctx, func(pg Page) error {
+		for _, row := range pg.Rows {
+			again[row.Key] = true
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return fmt.Errorf("second read: %w", err)
+	case !pr.Complete || pr.Total >= 0:
+		return fmt.Errorf("%w (the second read ended otherwise than the first)", errChanged)
+	}
+	missing, added := 0, 0
+	for k := range first {
+		if !again[k] {
+			missing++
+		}
+	}
+	for k := range again {
+		if !first[k] {
+			added++
+		}
+	}
+	if missing+added > 0 {
+		return fmt.Errorf("%w (no total; two reads differ: %d keys only in the first, %d only in the second)", errChanged, missing, added)
+	}
+	return nil
 }

@@ -19,6 +19,31 @@ const DefaultLookBack = 6 * time.Hour
 // epochWall is where a first run by time windows starts.
 const epochWall = "1970-01-01 00:00:00"
 
+// maxClockSkew is how far ahead of "now at the PBX" a record's time may
+// lie and still count as present: a PBX clock a little fast. A record
+// dated later (a clock glitch, a test call) is exported but does not move
+// the newest time read, or every later run would start past the calls of
+// the hours between now and it.
+const maxClockSkew = time.Hour
+
+// maxZoneAhead is how far the wall clock of any zone is ahead of UTC.
+const maxZoneAhead = 14 * time.Hour
+
+// futureKind names, in the endpoint's warnings, records dated in the future.
+const futureKind = "records dated after now at the PBX, exported without moving the time cursor"
+
+// pbxHorizon is the latest PBX-local wall time a record can sensibly
+// carry now: now in zone (or in the zone furthest ahead when the PBX's
+// zone is not known) plus maxClockSkew.
+func pbxHorizon(now time.Time, zone *time.Location) string {
+	wall := now.UTC().Add(maxZoneAhead)
+	if zone != nil {
+		l := now.In(zone)
+		wall = time.Date(l.Year(), l.Month(), l.Day(), l.Hour(), l.Minute(), l.Second(), 0, time.UTC)
+	}
+	return wall.Add(maxClockSkew).Truncate(time.Second).Format(wallLayout)
+}
+
 // Policy: incremental by time windows, for a PBX that ignores the key
 // filter or the sort.
 //
@@ -29,8 +54,11 @@ const epochWall = "1970-01-01 00:00:00"
 // the halves read in time order. Each record's key is exported once: keys
 // up to the keyset cursor and keys exported within the look-back (kept in
 // the state) are skipped. After each window the newest time read and the
-// recent keys are committed with the rows. A PBX that ignores the time
-// filter as well cannot be read exactly: the run fails.
+// recent keys are committed with the rows. A record dated after now at the
+// PBX (pbxHorizon) is exported, counted as a warning and noted, but does
+// not move the newest time read: the next run starts from the present,
+// not from the bogus time. A PBX that ignores the time filter as well
+// cannot be read exactly: the run fails.
 func (x *Exporter) byTime(ctx context.Context, c *committer, ep *Endpoint, st cursorState, res *EndpointResult,
 	sizes *pageSizes, n *Counters, log *slog.Logger) error {
 	res.Paging = "time-windows"
@@ -41,21 +69,29 @@ func (x *Exporter) byTime(ctx context.Context, c *committer, ep *Endpoint, st cu
 	if lookBack <= 0 {
 		lookBack = DefaultLookBack
 	}
+	now := time.Now()
+	horizon := pbxHorizon(now, x.Zone)
+	newest := st.Time
 	from := mustWall(epochWall)
 	if st.Time != "" {
 		t, err := time.Parse(wallLayout, st.Time)
 		if err != nil {
 			return fmt.Errorf("stored state of %s: time %q: it must be repaired or removed", ep.Name, st.Time)
 		}
+		if st.Time > horizon {
+			// Stored by an earlier version from a record dated in the
+			// future: start from the present instead.
+			note(res, log, fmt.Sprintf("the stored newest time %s is after now at the PBX (%s), from a record dated in the future: read from now less the look-back; calls earlier runs skipped after that record may be missing: backfill the days since", st.Time, horizon))
+			t, newest = mustWall(horizon), horizon
+		}
 		from = t.Add(-lookBack)
 	}
 	// No wall clock anywhere is more than 14 hours ahead of UTC.
-	to := time.Now().UTC().Add(26 * time.Hour).Truncate(time.Second)
+	to := now.UTC().Add(26 * time.Hour).Truncate(time.Second)
 	recent := st.Recent
 	if recent == nil {
 		recent = map[int64]string{}
 	}
-	newest := st.Time
 	conv := &Converter{Endpoint: ep, Zone: x.Zone, Warnings: &n.Warnings}
 	tr := &timeReader{x: x, ep: ep, n: n, log: log, rows: conv.Rows, sizes: sizes}
 	err := tr.read(ctx, from, to, func(rows []Row) error {
@@ -68,7 +104,13 @@ func (x *Exporter) byTime(ctx context.Context, c *committer, ep *Endpoint, st cu
 				continue // exported within the look-back
 			}
 			recent[row.Cursor] = row.Wall
-			if row.Wall > newest {
+			switch {
+			case row.Wall > horizon:
+				if n.Warnings.Count(futureKind) == 0 {
+					log.Warn("a record is dated after now at the PBX; exported, the time cursor not moved", "key", row.Cursor, "time", row.Wall, "horizon", horizon)
+				}
+				n.Warnings.add(futureKind, fmt.Sprintf("key %d, %s %q after %q", row.Cursor, ep.TimeField, row.Wall, horizon))
+			case row.Wall > newest:
 				newest = row.Wall
 			}
 			keep = append(keep, row)
