@@ -35,7 +35,7 @@ func TestProbe(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			tc.o.Calls = 40
-			_, client := simClient(t, tc.o)
+			sim, client := simClient(t, tc.o)
 			ep := &Builtin()[0]
 			if ep.Name != "call_history" {
 				t.Fatalf("first built-in endpoint is %q, want call_history", ep.Name)
@@ -50,6 +50,12 @@ func TestProbe(t *testing.T) {
 			}
 			if !strings.Contains(got.Sentence, tc.sentence) {
 				t.Fatalf("sentence %q does not contain %q", got.Sentence, tc.sentence)
+			}
+			if n := sim.Stats.CallRequests.Load(); n == 0 || n > 8 {
+				t.Fatalf("the probe made %d call-history requests, want a handful (1 to 8)", n)
+			}
+			if n := sim.Stats.Deleted.Load(); n != 0 {
+				t.Fatalf("the probe deleted %d calls", n)
 			}
 		})
 	}
