@@ -231,7 +231,8 @@ func TestCLIQueryCheckEndpointsRunBackfill(t *testing.T) {
 		t.Fatalf("query of a missing path: exit %d: %v", r.code, r.err)
 	}
 	r = runCLI(t, kv, "check")
-	if r.code != 0 || strings.Count(r.stdout, "ok  ") != 6 || !strings.Contains(r.stdout, "acts as") {
+	if r.code != 0 || strings.Count(r.stdout, "ok  ") != 7 || !strings.Contains(r.stdout, "acts as") ||
+		!strings.Contains(r.stdout, "paging        call_history by id (filter[id] and sort=id honoured)") {
 		t.Fatalf("check: exit %d %v\n%s%s", r.code, r.err, r.stdout, r.stderr)
 	}
 	r = runCLI(t, kv, "endpoints", "-v")
@@ -308,8 +309,39 @@ func TestCLICheckOnlyReads(t *testing.T) {
 		t.Fatal("run created no table")
 	}
 	r = runCLI(t, kv, "check")
-	if r.code != 0 || strings.Contains(r.stdout, "not applied") || strings.Count(r.stdout, "ok  ") != 6 {
+	if r.code != 0 || strings.Contains(r.stdout, "not applied") || strings.Count(r.stdout, "ok  ") != 7 {
 		t.Fatalf("check after a run: exit %d\n%s", r.code, r.stdout)
+	}
+}
+
+// TestCLICheckPaging: check's paging line for a PBX that ignores
+// filter[id] (ok, by time windows) and one that ignores filter[start] as
+// well (FAIL, exit 1, with what to do), over HTTP on loopback.
+func TestCLICheckPaging(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		ignore []string
+		code   int
+		line   string
+	}{
+		{"id filter ignored", []string{"id"}, 0,
+			"ok    paging        call_history by filter[start] time windows: the PBX ignores filter[id]\n"},
+		{"id and time filters ignored", []string{"id", "start"}, exitFailed,
+			"FAIL  paging        call_history none usable: the PBX ignores filter[id], and filter[start] as well"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := simtest.New(t, pbxsim.Options{Calls: 20, IgnoreFilter: tc.ignore})
+			f.Authorize(t)
+			r := runCLI(t, fixtureEnv(f, t.TempDir()), "check")
+			if r.code != tc.code || !strings.Contains(r.stdout, tc.line) {
+				t.Fatalf("check: exit %d (want %d) %v, want the line %q\n%s%s", r.code, tc.code, r.err, tc.line, r.stdout, r.stderr)
+			}
+			if tc.code != 0 && !strings.Contains(r.stdout, "report this PBX's version") {
+				t.Fatalf("check does not say what to do:\n%s", r.stdout)
+			}
+		})
 	}
 }
 

@@ -21,9 +21,10 @@ import (
 
 // cmdCheck only reads: it changes nothing in the sink (missing migrations
 // are reported, the next export applies them) and reads nothing from the
-// PBX beyond whom the credentials act as.
+// PBX beyond whom the credentials act as and a few call records of 3 (how
+// call history can be paged).
 func cmdCheck(ctx context.Context, a *app, args []string) error {
-	fs := a.flags("check", "", "Check each configured piece, one line each: configuration, sink reachable and\nwritable, PBX reachable, token valid and whom it acts as. Changes nothing.")
+	fs := a.flags("check", "", "Check each configured piece, one line each: configuration, sink reachable and\nwritable, PBX reachable, token valid and whom it acts as, how the PBX pages call history.\nChanges nothing.")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -38,7 +39,8 @@ func cmdCheck(ctx context.Context, a *app, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	if _, err := a.catalog(); c.line(err, "catalog") != nil {
+	cat, err := a.catalog()
+	if c.line(err, "catalog") != nil {
 		return c.result()
 	}
 	// The sink first: with PostgreSQL it also holds the token.
@@ -58,8 +60,30 @@ func cmdCheck(ctx context.Context, a *app, args []string) error {
 	if c.line(err, "credentials") != nil {
 		return c.result()
 	}
-	a.checkPBX(ctx, c, p)
+	if a.checkPBX(ctx, c, p) {
+		a.checkPaging(ctx, c, p, cat)
+	}
 	return c.result()
+}
+
+// checkPaging tells how call history is paged on this PBX (exporter.Probe).
+func (a *app) checkPaging(ctx context.Context, c *checkLines, p *pbx, cat *exporter.Catalog) {
+	eps, err := cat.Select([]string{"call_history"})
+	if err != nil {
+		c.line(err, "paging", "call_history")
+		return
+	}
+	x := &exporter.Exporter{Client: p.client, PBX: a.cfg.PBXID, Zone: a.cfg.Timezone, Log: a.log}
+	pg, err := x.Probe(ctx, &eps[0])
+	if err != nil {
+		c.line(fmt.Errorf("probe call_history paging: %w", err), "paging", "call_history")
+		return
+	}
+	if pg.Kind == exporter.PagingNone {
+		c.line(fmt.Errorf("%s: an export of call_history would fail, committing nothing; report this PBX's version (an upgrade that honours filter[id] and sort=id, or filter[start], fixes it)", pg.Sentence), "paging", "call_history")
+		return
+	}
+	c.line(nil, "paging", "call_history "+pg.Sentence)
 }
 
 // checkLines prints one line per check and keeps the failures.
@@ -130,15 +154,16 @@ func (a *app) checkSchema(ctx context.Context, s *sink) (note string, err error)
 	return fmt.Sprintf(" (%d migration(s) not applied yet: the next export applies them)", n), nil
 }
 
-// checkPBX asks the PBX whom the credentials act as.
-func (a *app) checkPBX(ctx context.Context, c *checkLines, p *pbx) {
+// checkPBX asks the PBX whom the credentials act as; it reports whether
+// the PBX answered and the token is good.
+func (a *app) checkPBX(ctx context.Context, c *checkLines, p *pbx) bool {
 	began := time.Now()
 	status, body, err := p.client.Get(ctx, "/api/v1/personal/info")
 	if err == nil && status != http.StatusOK && status != http.StatusUnauthorized && status != http.StatusForbidden {
 		err = fmt.Errorf("GET /api/v1/personal/info: %w", &exporter.APIError{Status: status, Reason: exporter.Reason(body)})
 	}
 	if c.line(err, "pbx", a.cfg.PBXURL.String(), fmt.Sprintf("(answered in %s)", time.Since(began).Round(time.Millisecond))) != nil {
-		return
+		return false
 	}
 	if status != http.StatusOK {
 		err = &exporter.APIError{Status: status, Reason: exporter.Reason(body)}
@@ -146,20 +171,21 @@ func (a *app) checkPBX(ctx context.Context, c *checkLines, p *pbx) {
 			err = fmt.Errorf("%w: %w", auth.ErrReauthorize, err)
 		}
 		c.line(err, "token")
-		return
+		return false
 	}
 	var me struct {
 		Result struct{ ID, Name, Extension, Role string } `json:"result"`
 	}
 	if err := json.Unmarshal(body, &me); err != nil {
 		c.line(fmt.Errorf("read /api/v1/personal/info: %w", err), "token")
-		return
+		return false
 	}
 	who := fmt.Sprintf("acts as %s (extension %s, role %s)", me.Result.Name, me.Result.Extension, me.Result.Role)
 	if exp := p.expiry(); !exp.IsZero() {
 		who += ", token valid until " + exp.Local().Format(time.RFC3339)
 	}
 	c.line(nil, "token", string(a.cfg.Auth), who)
+	return true
 }
 
 // writable checks that dir, or the folder it will be made in, takes a

@@ -1,0 +1,111 @@
+package exporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+)
+
+// Paging kinds a probe decides, as EndpointResult.Paging names them; the
+// probe adds "none" (no usable ordering or filter: a run fails) and
+// "empty" (no record to probe with).
+const (
+	PagingKeyset       = "keyset"
+	PagingKeysetCapped = "keyset-capped"
+	PagingTimeWindows  = "time-windows"
+	PagingNone         = "none"
+	PagingEmpty        = "empty"
+)
+
+// probeCount is the count each probe request asks for: small, so that a
+// cap is seen only when the PBX answers fewer than this.
+const probeCount = 3
+
+// Paging is what a probe found about how an incremental endpoint can be
+// read.
+type Paging struct {
+	Kind     string // one of the Paging* kinds
+	Cap      int64  // with PagingKeysetCapped: the most records a page holds
+	Ignored  string // with PagingTimeWindows and PagingNone: "filter[id]" or "sort=id"
+	Sentence string // for a person, e.g. "by id (filter[id] and sort=id honoured)"
+}
+
+// Probe decides, with a few small read-only requests, how ep (an
+// incremental endpoint) is paged on this PBX, using the checks an export
+// uses (keyReader): one request for the newest key, one for that key alone
+// (a key outside it: the key filter is ignored), pages of probeCount from
+// the first key (keys out of order: the sort is ignored; records after a
+// short page: a cap) and, when keys cannot be used, one request for a
+// time window that holds no record (records in it: the time filter is
+// ignored as well, and no paging is usable). An error is a request that
+// failed, not a finding.
+func (x *Exporter) Probe(ctx context.Context, ep *Endpoint) (Paging, error) {
+	n := &Counters{}
+	log := x.log().With("endpoint", ep.Name)
+	sizes := newPageSizes(probeCount)
+	var res EndpointResult
+	upper, found, err := x.upperBound(ctx, ep, 0, n, log, &res, sizes)
+	var ignored *ladderError
+	if errors.As(err, &ignored) {
+		return x.probeTime(ctx, ep, ladderWhat(ep, ignored), n)
+	}
+	if err != nil {
+		return Paging{}, err
+	}
+	if !found {
+		return Paging{Kind: PagingEmpty, Sentence: "not probed: the PBX holds no record yet"}, nil
+	}
+	kr := &keyReader{Client: x.Client, Endpoint: ep, Concurrency: 1, MaxPages: 8, Counters: n, Log: log,
+		Rows: (&Converter{Endpoint: ep, Zone: x.Zone, Warnings: &n.Warnings}).Rows, Sizes: sizes}
+	sp := kr.readSpan(ctx, upper, upper, false)
+	if sp.err == nil {
+		sp = kr.readSpan(ctx, 1, upper, true)
+	}
+	var le *ladderError
+	switch {
+	case errors.As(sp.err, &le):
+		return x.probeTime(ctx, ep, ladderWhat(ep, le), n)
+	case sp.err != nil:
+		return Paging{}, sp.err
+	}
+	honoured := fmt.Sprintf("filter[%s] and sort=%s honoured", ep.Cursor, ep.Cursor)
+	if ask, capped := sizes.capped(); capped {
+		return Paging{Kind: PagingKeysetCapped, Cap: ask, Sentence: fmt.Sprintf(
+			"by %s at the PBX's page size (%s; it answers at most %d records a page)", ep.Cursor, honoured, ask)}, nil
+	}
+	return Paging{Kind: PagingKeyset, Sentence: fmt.Sprintf("by %s (%s)", ep.Cursor, honoured)}, nil
+}
+
+// probeTime asks for a time window in 1970, which holds no call: a record
+// in the answer means the PBX ignores the time filter too.
+func (x *Exporter) probeTime(ctx context.Context, ep *Endpoint, ignored string, n *Counters) (Paging, error) {
+	if ep.TimeField == "" {
+		return Paging{Kind: PagingNone, Ignored: ignored, Sentence: fmt.Sprintf(
+			"none usable: the PBX ignores %s and the endpoint has no time field to page by", ignored)}, nil
+	}
+	tf := ep.TimeField
+	a, b := epochWall, "1970-01-01 00:00:01"
+	q := url.Values{}
+	q.Set("filter["+tf+"][from]", a)
+	q.Set("filter["+tf+"][to]", b)
+	q.Set("start", "0")
+	q.Set("count", strconv.Itoa(probeCount))
+	pg, err := x.Client.List(ctx, ep.Path, q, n)
+	if err != nil {
+		return Paging{}, fmt.Errorf("window %s to %s: %w", a, b, err)
+	}
+	rows, err := (&Converter{Endpoint: ep, Zone: x.Zone, Warnings: &n.Warnings}).Rows(pg.Records)
+	if err != nil {
+		return Paging{}, fmt.Errorf("window %s to %s: %w", a, b, err)
+	}
+	for _, row := range rows {
+		if row.Wall < a || row.Wall > b {
+			return Paging{Kind: PagingNone, Ignored: ignored, Sentence: fmt.Sprintf(
+				"none usable: the PBX ignores %s, and filter[%s] as well (it sent %s %q for a window in 1970)", ignored, tf, tf, row.Wall)}, nil
+		}
+	}
+	return Paging{Kind: PagingTimeWindows, Ignored: ignored, Sentence: fmt.Sprintf(
+		"by filter[%s] time windows: the PBX ignores %s", tf, ignored)}, nil
+}

@@ -1,0 +1,75 @@
+package exporter
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/wildix-export/wildix-export/internal/pbxsim"
+)
+
+// TestProbe decides the paging of call history against simulated PBXes
+// that honour, cap or ignore each parameter, over HTTP on loopback.
+func TestProbe(t *testing.T) {
+	cases := []struct {
+		name     string
+		o        pbxsim.Options
+		kind     string
+		cap      int64
+		ignored  string
+		sentence string
+	}{
+		{"honours all", pbxsim.Options{}, PagingKeyset, 0, "", "by id (filter[id] and sort=id honoured)"},
+		{"total as a number", pbxsim.Options{Total: "number"}, PagingKeyset, 0, "", "by id"},
+		{"total absent", pbxsim.Options{Total: "absent"}, PagingKeyset, 0, "", "by id"},
+		{"exclusive upper bound", pbxsim.Options{FilterToExclusive: true}, PagingKeyset, 0, "", "by id"},
+		{"cap", pbxsim.Options{MaxCount: 2}, PagingKeysetCapped, 2, "", "at most 2 records a page"},
+		{"cap, total absent", pbxsim.Options{MaxCount: 2, Total: "absent"}, PagingKeysetCapped, 2, "", "at most 2 records a page"},
+		{"id filter ignored", pbxsim.Options{IgnoreFilter: []string{"id"}}, PagingTimeWindows, 0, "filter[id]", "by filter[start] time windows: the PBX ignores filter[id]"},
+		{"sort ignored", pbxsim.Options{IgnoreSort: true}, PagingTimeWindows, 0, "sort=id", "the PBX ignores sort=id"},
+		{"both ignored", pbxsim.Options{IgnoreFilter: []string{"id"}, IgnoreSort: true}, PagingTimeWindows, 0, "filter[id]", "time windows"},
+		{"id and time filters ignored", pbxsim.Options{IgnoreFilter: []string{"id", "start"}}, PagingNone, 0, "filter[id]", "filter[start] as well"},
+		{"all ignored", pbxsim.Options{IgnoreFilter: []string{"id", "start"}, IgnoreSort: true}, PagingNone, 0, "filter[id]", "none usable"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.o.Calls = 40
+			sim, client := simClient(t, tc.o)
+			ep := &Builtin()[0]
+			if ep.Name != "call_history" {
+				t.Fatalf("first built-in endpoint is %q, want call_history", ep.Name)
+			}
+			x := &Exporter{Client: client, PageSize: 100}
+			got, err := x.Probe(context.Background(), ep)
+			if err != nil {
+				t.Fatalf("probe: %v", err)
+			}
+			if got.Kind != tc.kind || got.Cap != tc.cap || got.Ignored != tc.ignored {
+				t.Fatalf("probe = %+v, want kind %q cap %d ignored %q", got, tc.kind, tc.cap, tc.ignored)
+			}
+			if !strings.Contains(got.Sentence, tc.sentence) {
+				t.Fatalf("sentence %q does not contain %q", got.Sentence, tc.sentence)
+			}
+			if n := sim.Stats.CallRequests.Load(); n == 0 || n > 8 {
+				t.Fatalf("the probe made %d call-history requests, want a handful (1 to 8)", n)
+			}
+			if n := sim.Stats.Deleted.Load(); n != 0 {
+				t.Fatalf("the probe deleted %d calls", n)
+			}
+		})
+	}
+}
+
+// TestProbeEmpty: a PBX with no call yet is not probed.
+func TestProbeEmpty(t *testing.T) {
+	_, client := simClient(t, pbxsim.Options{Calls: -1})
+	ep := &Builtin()[0]
+	got, err := (&Exporter{Client: client}).Probe(context.Background(), ep)
+	if err != nil {
+		t.Fatalf("probe: %v", err)
+	}
+	if got.Kind != PagingEmpty {
+		t.Fatalf("probe = %+v, want %q", got, PagingEmpty)
+	}
+}
