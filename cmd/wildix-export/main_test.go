@@ -204,9 +204,12 @@ func eventually(t *testing.T, what string, cond func() bool, detail func() strin
 }
 
 // exited reports a started command's end on a channel.
+// exited reports cmd's end: the first receive gets Wait's error, and the
+// channel is closed then, so a later receive (a loop that saw the end
+// already) returns at once instead of waiting forever.
 func exited(cmd *exec.Cmd) <-chan error {
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() { done <- cmd.Wait(); close(done) }()
 	return done
 }
 
