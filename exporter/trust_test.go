@@ -2,7 +2,6 @@ package exporter_test
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wildix-export/wildix-export/auth"
 	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 )
@@ -23,30 +21,19 @@ import (
 // the simulator's ground truth, for both sinks.
 
 // trustExporter puts a proxy in front of the simulator that may rewrite
-// each request's query.
+// each request's query (proofExporter serves it).
 func trustExporter(t *testing.T, o pbxsim.Options, sink exporter.Sink, pageSize, conc int, rewrite func(q url.Values)) (*pbxsim.Sim, *exporter.Exporter) {
 	t.Helper()
 	o.APIKeys = append(o.APIKeys, "wsk-v1-test")
 	sim := pbxsim.New(o)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	x := proofExporter(t, sim, sink, pageSize, func(_ http.ResponseWriter, r *http.Request) bool {
 		q := r.URL.Query()
 		rewrite(q)
 		r.URL.RawQuery = q.Encode()
-		sim.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	u, err := url.Parse(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rome, err := time.LoadLocation("Europe/Rome")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &exporter.Client{HTTP: &http.Client{Transport: &auth.Transport{Source: auth.Static("wsk-v1-test")}}, Base: u,
-		MaxAttempts: 12, Timeout: 30 * time.Second, MinBackoff: 5 * time.Millisecond}
-	return sim, &exporter.Exporter{Client: c, Sink: sink, PBX: "pbx", Zone: rome, PageSize: pageSize,
-		Concurrency: conc, BatchSize: 500, MaxPages: 100000}
+		return false
+	})
+	x.Concurrency = conc
+	return sim, x
 }
 
 // wantExact fails unless every call on the PBX was exported exactly once
