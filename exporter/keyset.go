@@ -148,20 +148,8 @@ func (k *keyReader) page(ctx context.Context, from, to, ask int64) (pg *ListPage
 	}
 	// A PBX whose lower bound is exclusive is asked from one below; the
 	// key one below, if it comes back, is dropped.
-	askFrom := from
-	if from > math.MinInt64 && k.Sizes.exclusiveFrom() {
-		askFrom = from - 1
-	}
-	q := url.Values{}
-	for key, v := range k.Query {
-		q[key] = v
-	}
-	q.Set("filter["+field+"][from]", strconv.FormatInt(askFrom, 10))
-	q.Set("filter["+field+"][to]", strconv.FormatInt(askTo, 10))
-	q.Set("sort", field)
-	q.Set("dir", "ASC")
-	q.Set("start", "0")
-	q.Set("count", strconv.FormatInt(ask, 10))
+	askFrom := k.askFrom(from)
+	q := k.query(askFrom, askTo, ask)
 	where := fmt.Sprintf("page from %s %d", field, from)
 	n := k.pages.Add(1)
 	if k.MaxPages > 0 && n > int64(k.MaxPages) {
@@ -299,20 +287,8 @@ func (k *keyReader) step(ctx context.Context, from, hi int64) (stepResult, error
 // page.
 func (k *keyReader) gapCheck(ctx context.Context, from, to int64) error {
 	field := k.Endpoint.Cursor
-	askFrom := from
-	if from > math.MinInt64 && k.Sizes.exclusiveFrom() {
-		askFrom = from - 1
-	}
-	q := url.Values{}
-	for key, v := range k.Query {
-		q[key] = v
-	}
-	q.Set("filter["+field+"][from]", strconv.FormatInt(askFrom, 10))
-	q.Set("filter["+field+"][to]", strconv.FormatInt(to, 10))
-	q.Set("sort", field)
-	q.Set("dir", "ASC")
-	q.Set("start", "0")
-	q.Set("count", "1")
+	askFrom := k.askFrom(from)
+	q := k.query(askFrom, to, 1)
 	q.Set("fields", field)
 	where := fmt.Sprintf("order check from %s %d", field, from)
 	if k.sem != nil {
@@ -478,4 +454,30 @@ func (k *keyReader) readSplit(ctx context.Context, lo, hi int64, fn func(span) e
 			empty = 0
 		}
 	}
+}
+
+// askFrom is the filter[key][from] that asks for keys from from: one
+// below on a PBX whose lower bound is exclusive.
+func (k *keyReader) askFrom(from int64) int64 {
+	if from > math.MinInt64 && k.Sizes.exclusiveFrom() {
+		return from - 1
+	}
+	return from
+}
+
+// query is k.Query with the key range [from, to] as the PBX is asked for
+// it, ascending by key, count records from the first.
+func (k *keyReader) query(from, to, count int64) url.Values {
+	field := k.Endpoint.Cursor
+	q := url.Values{}
+	for key, v := range k.Query {
+		q[key] = v
+	}
+	q.Set("filter["+field+"][from]", strconv.FormatInt(from, 10))
+	q.Set("filter["+field+"][to]", strconv.FormatInt(to, 10))
+	q.Set("sort", field)
+	q.Set("dir", "ASC")
+	q.Set("start", "0")
+	q.Set("count", strconv.FormatInt(count, 10))
+	return q
 }
