@@ -24,25 +24,9 @@ type pendingContent struct {
 }
 
 func (s *FileStore) readPending() (*pendingContent, error) {
-	path := s.PendingPath()
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return &pendingContent{Version: 1, Pending: map[string]string{}}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
+	c := pendingContent{Version: 1}
+	if err := readPrivate(s.PendingPath(), "file of authorizations in progress", &c); err != nil {
 		return nil, err
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%s has mode %04o and can be read by others: run chmod 600 %s", path, st.Mode().Perm(), path)
-	}
-	var c pendingContent
-	if err := json.NewDecoder(f).Decode(&c); err != nil {
-		return nil, fmt.Errorf("%s is not valid JSON (%v): remove it and run `wildix-export authorize`", path, err)
 	}
 	if c.Pending == nil {
 		c.Pending = map[string]string{}

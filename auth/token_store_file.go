@@ -43,29 +43,39 @@ type fileContent struct {
 }
 
 func (s *FileStore) read() (*fileContent, error) {
-	f, err := os.Open(s.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return &fileContent{Version: 1, Tokens: map[string]string{}}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open token file: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
+	c := fileContent{Version: 1}
+	if err := readPrivate(s.path, "token file", &c); err != nil {
 		return nil, err
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("token file %s has mode %04o and can be read by others: run chmod 600 %s", s.path, st.Mode().Perm(), s.path)
-	}
-	var c fileContent
-	if err := json.NewDecoder(f).Decode(&c); err != nil {
-		return nil, fmt.Errorf("token file %s is not valid JSON (%v): move it away and run `wildix-export authorize`", s.path, err)
 	}
 	if c.Tokens == nil {
 		c.Tokens = map[string]string{}
 	}
 	return &c, nil
+}
+
+// readPrivate decodes the JSON file at path into v, leaving v as it is
+// when there is no file. A file others can read is refused: it holds
+// secrets. what names the file in errors ("token file").
+func readPrivate(path, what string, v any) error {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open %s: %w", what, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("%s %s has mode %04o and can be read by others: run chmod 600 %s", what, path, st.Mode().Perm(), path)
+	}
+	if err := json.NewDecoder(f).Decode(v); err != nil {
+		return fmt.Errorf("%s %s is not valid JSON (%v): move it away and run `wildix-export authorize`", what, path, err)
+	}
+	return nil
 }
 
 // Load implements Store.
