@@ -137,6 +137,9 @@ func (c *Converter) Rows(recs []json.RawMessage) ([]Row, error) {
 	return rows, nil
 }
 
+// convert reads one record in four steps, each a method: scan the fields
+// into c.raws, identify the record (key, cursor, wall time), read its UTC
+// offset, then fill the typed values, the anchor (start) first.
 func (c *Converter) convert(index int, raw json.RawMessage, values []any) (Row, error) {
 	if c.index == nil {
 		c.init()
@@ -144,11 +147,34 @@ func (c *Converter) convert(index int, raw json.RawMessage, values []any) (Row, 
 	if !utf8.Valid(raw) {
 		raw = bytes.ToValidUTF8(raw, []byte("\uFFFD"))
 	}
+	if err := c.scan(raw); err != nil {
+		return Row{}, &RecordError{Index: index, Err: err}
+	}
+	row := Row{Raw: raw, Values: values}
+	if err := c.identify(index, &row); err != nil {
+		return Row{}, err
+	}
+	offset, err := c.offset(index, row.Key)
+	if err != nil {
+		return Row{}, err
+	}
+	if err := c.fill(index, &row, offset); err != nil {
+		return Row{}, err
+	}
+	if len(c.extra) > 0 {
+		row.Extra = append(json.RawMessage(nil), append(c.extra, '}')...)
+	}
+	return row, nil
+}
+
+// scan sets c.raws to the declared fields' raw values, c.timezone to the
+// record's offset field and c.extra to the undeclared fields, as JSON.
+func (c *Converter) scan(raw json.RawMessage) error {
 	for i := range c.raws {
 		c.raws[i] = nil
 	}
 	c.timezone, c.extra = nil, c.extra[:0]
-	err := scanObject(raw, func(name, value []byte) error {
+	return scanObject(raw, func(name, value []byte) error {
 		if i, ok := c.index[string(name)]; ok {
 			c.raws[i] = value
 			return nil
@@ -165,15 +191,15 @@ func (c *Converter) convert(index int, raw json.RawMessage, values []any) (Row, 
 		c.extra = append(append(append(c.extra, q...), ':'), value...)
 		return nil
 	})
-	if err != nil {
-		return Row{}, &RecordError{Index: index, Err: err}
-	}
+}
+
+// identify sets the row's key, cursor and wall time.
+func (c *Converter) identify(index int, row *Row) error {
 	e := c.Endpoint
-	row := Row{Raw: raw, Values: values}
 	for n, i := range c.keys {
 		v, ok, err := jsonText(c.raws[i])
 		if err != nil || !ok || v == "" {
-			return Row{}, &RecordError{Index: index, Field: e.Key[n], Err: fmt.Errorf("the key field is missing or empty")}
+			return &RecordError{Index: index, Field: e.Key[n], Err: fmt.Errorf("the key field is missing or empty")}
 		}
 		if n == 0 {
 			row.Key = v
@@ -186,38 +212,48 @@ func (c *Converter) convert(index int, raw json.RawMessage, values []any) (Row, 
 		n, err := wholeNumber(strings.TrimSpace(s), 64)
 		switch {
 		case err != nil:
-			return Row{}, &RecordError{Index: index, Key: row.Key, Field: e.Cursor, Err: fmt.Errorf("cursor: %w", err)}
+			return &RecordError{Index: index, Key: row.Key, Field: e.Cursor, Err: fmt.Errorf("cursor: %w", err)}
 		case n < 1:
 			// Cursors are read from 1 up: such a record could never be
 			// exported, and dropping it would lose it without a word.
-			return Row{}, &RecordError{Index: index, Key: row.Key, Field: e.Cursor, Err: fmt.Errorf("cursor %d is below 1; incremental export reads cursors from 1 up", n)}
+			return &RecordError{Index: index, Key: row.Key, Field: e.Cursor, Err: fmt.Errorf("cursor %d is below 1; incremental export reads cursors from 1 up", n)}
 		}
 		row.Cursor = n
 	}
 	if c.anchor >= 0 {
 		row.Wall, _, _ = jsonText(c.raws[c.anchor])
 	}
-	// The record's offset ("timezone": "+0100") pins its start time.
-	var offset *int
+	return nil
+}
+
+// offset reads the record's offset ("timezone": "+0100"), which pins its
+// times; nil when the record has none.
+func (c *Converter) offset(index int, key string) (*int, error) {
 	tz := c.timezone
 	if i, ok := c.index["timezone"]; ok {
 		tz = c.raws[i]
 	}
-	if s, ok, _ := jsonText(tz); ok && strings.TrimSpace(s) != "" {
-		secs, ok := parseOffset(s)
-		switch {
-		case ok:
-			offset = &secs
-		case c.Zone == nil:
-			return Row{}, &RecordError{Index: index, Key: row.Key, Field: "timezone", Err: fmt.Errorf(
-				"%w: %q is not a UTC offset such as +0100 and WILDIX_TIMEZONE is not set; set WILDIX_TIMEZONE to the PBX's time zone, e.g. Europe/Rome", ErrConfig, s)}
-		default:
-			if err := c.warn(WarnTimezone, row.Key, "timezone", fmt.Sprintf("%q is not a UTC offset such as +0100", excerpt([]byte(s)))); err != nil {
-				return Row{}, &RecordError{Index: index, Key: row.Key, Field: "timezone", Err: err}
-			}
-		}
+	s, ok, _ := jsonText(tz)
+	if !ok || strings.TrimSpace(s) == "" {
+		return nil, nil
 	}
-	// The anchor (start) first: other times may depend on it.
+	if secs, ok := parseOffset(s); ok {
+		return &secs, nil
+	}
+	if c.Zone == nil {
+		return nil, &RecordError{Index: index, Key: key, Field: "timezone", Err: fmt.Errorf(
+			"%w: %q is not a UTC offset such as +0100 and WILDIX_TIMEZONE is not set; set WILDIX_TIMEZONE to the PBX's time zone, e.g. Europe/Rome", ErrConfig, s)}
+	}
+	if err := c.warn(WarnTimezone, key, "timezone", fmt.Sprintf("%q is not a UTC offset such as +0100", excerpt([]byte(s)))); err != nil {
+		return nil, &RecordError{Index: index, Key: key, Field: "timezone", Err: err}
+	}
+	return nil, nil
+}
+
+// fill converts the declared fields into row.Values: the anchor (start)
+// first, since other times may depend on it.
+func (c *Converter) fill(index int, row *Row, offset *int) error {
+	e := c.Endpoint
 	var anchor time.Time
 	if c.anchor >= 0 {
 		col := e.Columns[c.anchor]
@@ -231,7 +267,7 @@ func (c *Converter) convert(index int, raw json.RawMessage, values []any) (Row, 
 			err = c.warn(note, row.Key, col.Field, c.timeDetail(note, c.raws[c.anchor]))
 		}
 		if err != nil {
-			return Row{}, &RecordError{Index: index, Key: row.Key, Field: col.Field, Err: err}
+			return &RecordError{Index: index, Key: row.Key, Field: col.Field, Err: err}
 		}
 		row.Values[c.anchor] = v
 		if t, ok := v.(time.Time); ok {
@@ -254,14 +290,11 @@ func (c *Converter) convert(index int, raw json.RawMessage, values []any) (Row, 
 			v, err = nil, c.warn(WarnValue, row.Key, col.Field, err.Error())
 		}
 		if err != nil {
-			return Row{}, &RecordError{Index: index, Key: row.Key, Field: col.Field, Err: err}
+			return &RecordError{Index: index, Key: row.Key, Field: col.Field, Err: err}
 		}
 		row.Values[i] = v
 	}
-	if len(c.extra) > 0 {
-		row.Extra = append(json.RawMessage(nil), append(c.extra, '}')...)
-	}
-	return row, nil
+	return nil
 }
 
 // expected evaluates an Endpoint.Expect expression for this record.
