@@ -376,6 +376,11 @@ func Reason(body []byte) string {
 // ParseList reads a list answer: {"type":"result","result":{"total":…,
 // "records":[…]}}. total may be a string or a number, or absent. The body
 // is validated once; the records are slices of it, not copies.
+//
+// It is longer than a screen on purpose: it is the one pass over every
+// byte of every answer, and its callbacks share the parse state (type,
+// reason, result, total, records); split up, that state would travel
+// between functions on the hottest path of an export.
 func ParseList(body []byte) (*ListPage, error) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 || trimmed[0] != '{' {

@@ -296,32 +296,8 @@ func (x *Exporter) loadCursor(ctx context.Context, ep *Endpoint) (cursorState, e
 // A key of math.MaxInt64 is passed over (logged): a cursor there could
 // never move again, and every later record would be left out.
 func (x *Exporter) upperBound(ctx context.Context, ep *Endpoint, after int64, n *Counters, log *slog.Logger, res *EndpointResult, sizes *pageSizes) (int64, bool, error) {
+	b := &boundSearch{x: x, ep: ep, n: n, log: log, res: res}
 	field := ep.Cursor
-	ask := func(from int64) ([]int64, error) {
-		q := url.Values{"sort": {field}, "dir": {"DESC"}, "start": {"0"}, "count": {"2"}, "fields": {field},
-			"filter[" + field + "][from]": {strconv.FormatInt(from, 10)}}
-		pg, err := x.Client.List(ctx, ep.Path, q, n)
-		if err != nil {
-			return nil, fmt.Errorf("read the newest %s: %w", field, err)
-		}
-		keys, err := recordKeys(pg, field)
-		if err != nil {
-			return nil, fmt.Errorf("read the newest %s: %w", field, err)
-		}
-		out := keys[:0]
-		for _, k := range keys {
-			if k == math.MaxInt64 {
-				log.Warn("a record's key is the largest int64; it is not exported, as a cursor there could never move", "key", k)
-				continue
-			}
-			if k < from {
-				return nil, &ladderError{Ignored: "filter", Detail: fmt.Sprintf(
-					"read the newest %s: the PBX sent %s %d for filter[%s][from]=%d: it ignores the filter", field, field, k, field, from)}
-			}
-			out = append(out, k)
-		}
-		return out, nil
-	}
 	// The first request asks only above after: on a PBX whose from is
 	// known to be inclusive, an empty answer proves nothing new in one
 	// request, whatever the PBX does with dir and sort; otherwise it asks
@@ -330,59 +306,19 @@ func (x *Exporter) upperBound(ctx context.Context, ep *Endpoint, after int64, n 
 	if sizes.fromBound() == "inclusive" && after < math.MaxInt64 {
 		from = after + 1
 	}
-	keys, err := ask(from)
+	keys, err := b.ask(ctx, from)
 	if err != nil || len(keys) == 0 {
 		return 0, false, err
 	}
 	first := keys[0]
 	lo := slices.Max(keys)
-	// seenTwo: the PBX has sent two keys in one answer, so an answer of
-	// one key to count=2 is not a page size of one.
-	seenTwo := len(keys) == 2
-	// disordered: an answer to dir=DESC was not descending.
-	disordered := false
-	checkOrder := func(keys []int64) {
-		if len(keys) == 2 && keys[0] <= keys[1] && !disordered {
-			disordered = true
-			note(res, log, fmt.Sprintf("the PBX answered sort=%s&dir=DESC with %d before %d: it ignores dir or sort; the newest %s is searched by filter[%s][from]", field, keys[0], keys[1], field, field))
-		}
-	}
-	checkOrder(keys)
-	const maxProbes = 200
-	probes := 0
-	probe := func(from int64) ([]int64, error) {
-		probes++
-		if probes > maxProbes {
-			return nil, errUnsettled
-		}
-		keys, err := ask(from)
-		seenTwo = seenTwo || len(keys) == 2
-		checkOrder(keys)
-		return keys, err
-	}
-	// fail ends the search on an error. Records arriving faster than the
-	// newest key is confirmed leave it unsettled: from a PBX whose answers
-	// were in order, lo was then the newest a moment ago, a bound as good
-	// as any (the rest is the next run's); otherwise the run stops.
-	fail := func(err error) (int64, bool, error) {
-		if !errors.Is(err, errUnsettled) {
-			return 0, false, err
-		}
-		if !disordered {
-			note(res, log, fmt.Sprintf("records kept arriving while the newest %s was confirmed: this run reads up to %d, the next one goes on from there", field, lo))
-			return lo, true, nil
-		}
-		return 0, false, fmt.Errorf("read the newest %s: not settled after %d requests to filter[%s][from], whose answers are not in order: stopped", field, maxProbes, field)
-	}
+	b.seenTwo = len(keys) == 2
+	b.checkOrder(keys)
 	for {
 		// Confirm lo: nothing above it.
-		keys, err := probe(lo)
+		keys, err := b.probe(ctx, lo)
 		if err != nil {
-			return fail(err)
-		}
-		above := int64(math.MinInt64)
-		for _, k := range keys {
-			above = max(above, k)
+			return b.fail(err, lo)
 		}
 		if len(keys) == 0 {
 			// lo, a key the PBX just sent, did not come back for
@@ -397,68 +333,161 @@ func (x *Exporter) upperBound(ctx context.Context, ep *Endpoint, after int64, n 
 		if slices.Contains(keys, lo) && sizes.setFrom("inclusive") {
 			log.Debug("filter[key][from] includes its bound", "key", lo)
 		}
-		if above <= lo && seenTwo {
+		above := slices.Max(keys)
+		if above <= lo && b.seenTwo {
 			break // confirmed
 		}
 		if above <= lo {
 			// Only lo came back, and a page may hold one record: ask above
 			// it (lo came back, so the bound is inclusive).
-			if keys, err = probe(lo + 1); err != nil {
-				return fail(err)
+			if keys, err = b.probe(ctx, lo+1); err != nil {
+				return b.fail(err, lo)
 			}
 			if len(keys) == 0 {
 				break
 			}
 			above = slices.Max(keys)
 		}
-		// lo is not the newest. Search upwards by doubling steps: an empty
-		// answer from f proves no key above f (whether from is inclusive or
-		// not); then halve the range between.
-		lo = above
-		step, hi := int64(1), int64(0)
-		for {
-			f := lo + step
-			if f <= lo || f == math.MaxInt64 { // overflow, or the top
-				f = math.MaxInt64 - 1
-			}
-			keys, err := probe(f)
-			if err != nil {
-				return fail(err)
-			}
-			if len(keys) == 0 {
-				hi = f
-				break
-			}
-			lo = max(lo, slices.Max(keys))
-			if f == math.MaxInt64-1 {
-				hi = lo
-				break
-			}
-			step *= 2
+		// lo is not the newest: climb to it; the loop's first request then
+		// confirms it.
+		if lo, err = b.climb(ctx, above); err != nil {
+			return b.fail(err, lo)
 		}
-		for hi-lo > 1 {
-			mid := lo + (hi-lo)/2
-			keys, err := probe(mid)
-			if err != nil {
-				return fail(err)
-			}
-			if len(keys) == 0 {
-				hi = mid
-			} else {
-				lo = max(lo, slices.Max(keys))
-				hi = max(hi, lo)
-			}
-		}
-		// lo or lo+1 is the newest: the loop's first request decides.
 	}
 	switch {
-	case lo != first && disordered:
+	case lo != first && b.disordered:
 		note(res, log, fmt.Sprintf("the PBX's answer to sort=%s&dir=DESC began with %d, not the newest %s: %d, found by filter[%s][from]", field, first, field, lo, field))
 	case lo != first:
 		// Answers in order: records arrived between the requests.
 		log.Debug("newer records arrived while the newest key was confirmed", "first", first, "newest", lo)
 	}
 	return lo, true, nil
+}
+
+// boundSearch is upperBound's search: its requests, and what their
+// answers have shown.
+type boundSearch struct {
+	x   *Exporter
+	ep  *Endpoint
+	n   *Counters
+	log *slog.Logger
+	res *EndpointResult
+	// seenTwo: the PBX has sent two keys in one answer, so an answer of
+	// one key to count=2 is not a page size of one.
+	seenTwo bool
+	// disordered: an answer to dir=DESC was not descending.
+	disordered bool
+	probes     int
+}
+
+// maxProbes bounds the requests that confirm the newest key.
+const maxProbes = 200
+
+// ask reads up to two keys from from, newest first (sort=key&dir=DESC).
+func (b *boundSearch) ask(ctx context.Context, from int64) ([]int64, error) {
+	field := b.ep.Cursor
+	q := url.Values{"sort": {field}, "dir": {"DESC"}, "start": {"0"}, "count": {"2"}, "fields": {field},
+		"filter[" + field + "][from]": {strconv.FormatInt(from, 10)}}
+	pg, err := b.x.Client.List(ctx, b.ep.Path, q, b.n)
+	if err != nil {
+		return nil, fmt.Errorf("read the newest %s: %w", field, err)
+	}
+	keys, err := recordKeys(pg, field)
+	if err != nil {
+		return nil, fmt.Errorf("read the newest %s: %w", field, err)
+	}
+	out := keys[:0]
+	for _, k := range keys {
+		if k == math.MaxInt64 {
+			b.log.Warn("a record's key is the largest int64; it is not exported, as a cursor there could never move", "key", k)
+			continue
+		}
+		if k < from {
+			return nil, &ladderError{Ignored: "filter", Detail: fmt.Sprintf(
+				"read the newest %s: the PBX sent %s %d for filter[%s][from]=%d: it ignores the filter", field, field, k, field, from)}
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+// checkOrder notes, once, an answer to dir=DESC that is not descending.
+func (b *boundSearch) checkOrder(keys []int64) {
+	if len(keys) == 2 && keys[0] <= keys[1] && !b.disordered {
+		b.disordered = true
+		f := b.ep.Cursor
+		note(b.res, b.log, fmt.Sprintf("the PBX answered sort=%s&dir=DESC with %d before %d: it ignores dir or sort; the newest %s is searched by filter[%s][from]", f, keys[0], keys[1], f, f))
+	}
+}
+
+// probe is ask within maxProbes, learning from each answer.
+func (b *boundSearch) probe(ctx context.Context, from int64) ([]int64, error) {
+	b.probes++
+	if b.probes > maxProbes {
+		return nil, errUnsettled
+	}
+	keys, err := b.ask(ctx, from)
+	b.seenTwo = b.seenTwo || len(keys) == 2
+	b.checkOrder(keys)
+	return keys, err
+}
+
+// climb finds the newest key from lo, a key the PBX has sent, by doubling
+// steps (an empty answer from f proves no key above f, whether from is
+// inclusive or not), then halving the range between. On an error it
+// returns the highest key seen so far.
+func (b *boundSearch) climb(ctx context.Context, lo int64) (int64, error) {
+	step, hi := int64(1), int64(0)
+	for {
+		f := lo + step
+		if f <= lo || f == math.MaxInt64 { // overflow, or the top
+			f = math.MaxInt64 - 1
+		}
+		keys, err := b.probe(ctx, f)
+		if err != nil {
+			return lo, err
+		}
+		if len(keys) == 0 {
+			hi = f
+			break
+		}
+		lo = max(lo, slices.Max(keys))
+		if f == math.MaxInt64-1 {
+			hi = lo
+			break
+		}
+		step *= 2
+	}
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		keys, err := b.probe(ctx, mid)
+		if err != nil {
+			return lo, err
+		}
+		if len(keys) == 0 {
+			hi = mid
+		} else {
+			lo = max(lo, slices.Max(keys))
+			hi = max(hi, lo)
+		}
+	}
+	return lo, nil
+}
+
+// fail ends the search on an error. Records arriving faster than the
+// newest key is confirmed leave it unsettled: from a PBX whose answers
+// were in order, lo was then the newest a moment ago, a bound as good as
+// any (the rest is the next run's); otherwise the run stops.
+func (b *boundSearch) fail(err error, lo int64) (int64, bool, error) {
+	if !errors.Is(err, errUnsettled) {
+		return 0, false, err
+	}
+	f := b.ep.Cursor
+	if !b.disordered {
+		note(b.res, b.log, fmt.Sprintf("records kept arriving while the newest %s was confirmed: this run reads up to %d, the next one goes on from there", f, lo))
+		return lo, true, nil
+	}
+	return 0, false, fmt.Errorf("read the newest %s: not settled after %d requests to filter[%s][from], whose answers are not in order: stopped", f, maxProbes, f)
 }
 
 // errUnsettled: the newest key kept moving while it was confirmed.
