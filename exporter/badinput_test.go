@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -358,5 +359,28 @@ func TestUnstorableValueIsCountedNotFatal(t *testing.T) {
 	notes := strings.Join(res.Notes, "\n")
 	if len(res.Notes) != 1 || !strings.HasPrefix(notes, "2 ") || !strings.Contains(notes, `"cost"`) {
 		t.Fatalf("notes = %q, want one note counting the 2 costs that are no number", res.Notes)
+	}
+}
+
+// TestNotStartedAfterAFailureSaysSoOnce: when a failure makes the other
+// endpoints pointless, each of them says which endpoint failed first,
+// without repeating its error, yet still wraps it (the CLI's exit code is
+// found through it).
+func TestNotStartedAfterAFailureSaysSoOnce(t *testing.T) {
+	t.Parallel()
+	refuse := func(r *http.Request, status int, body []byte) (int, []byte) {
+		return 403, []byte(`{"type":"error","reason":"Forbidden for this test"}`)
+	}
+	_, x, _, _ := setup(t, pbxsim.Options{Calls: 10, Rewrite: refuse})
+	x.Abort = func(error) bool { return true }
+	r := x.Run(context.Background(), exporter.NewRunID(time.Now()), "once", exporter.Builtin()[:3])
+	if len(r.Endpoints) != 3 || r.Endpoints[0].Err == nil {
+		t.Fatalf("results %+v, want the first endpoint failed", r.Endpoints)
+	}
+	for _, e := range r.Endpoints[1:] {
+		var api *exporter.APIError
+		if e.Err == nil || e.Err.Error() != "not started: call_history failed first" || !errors.As(e.Err, &api) || api.Status != 403 {
+			t.Fatalf("%s: err %v, want a short 'not started' wrapping the 403", e.Endpoint, e.Err)
+		}
 	}
 }

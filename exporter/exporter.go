@@ -165,7 +165,7 @@ func (x *Exporter) log() *slog.Logger {
 // snapshots whole. A failing endpoint does not stop the others.
 func (x *Exporter) Run(ctx context.Context, id, mode string, endpoints []Endpoint) *RunResult {
 	r := x.start(ctx, id, mode)
-	var abort error
+	var abort *notStarted
 	for i := range endpoints {
 		ep := &endpoints[i]
 		if ctx.Err() != nil {
@@ -173,7 +173,7 @@ func (x *Exporter) Run(ctx context.Context, id, mode string, endpoints []Endpoin
 			continue
 		}
 		if abort != nil {
-			r.Endpoints = append(r.Endpoints, EndpointResult{Endpoint: ep.Name, Err: fmt.Errorf("not started after an earlier failure: %w", abort)})
+			r.Endpoints = append(r.Endpoints, EndpointResult{Endpoint: ep.Name, Err: abort})
 			continue
 		}
 		var res EndpointResult
@@ -185,12 +185,24 @@ func (x *Exporter) Run(ctx context.Context, id, mode string, endpoints []Endpoin
 		}
 		x.finishEndpoint(r, res)
 		if res.Err != nil && x.Abort != nil && x.Abort(res.Err) {
-			abort = res.Err
+			abort = &notStarted{after: ep.Name, err: res.Err}
 		}
 	}
 	x.finish(ctx, r)
 	return r
 }
+
+// notStarted is an endpoint left out after another's failure made the
+// rest pointless. It prints short, so that the failure is reported once,
+// with the endpoint that had it, but wraps it, so that what the failure
+// means (an exit code) is still found through it.
+type notStarted struct {
+	after string
+	err   error
+}
+
+func (e *notStarted) Error() string { return "not started: " + e.after + " failed first" }
+func (e *notStarted) Unwrap() error { return e.err }
 
 func (x *Exporter) start(ctx context.Context, id, mode string) *RunResult {
 	r := &RunResult{ID: id, Mode: mode, PBX: x.PBX, Started: time.Now().UTC(), Status: "running"}
