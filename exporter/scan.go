@@ -69,17 +69,9 @@ func walkObject(b []byte, i, depth int, member func(name []byte, start int) (int
 		if i, err = member(name, i); err != nil {
 			return 0, err
 		}
-		i = skipSpace(b, i)
-		if i >= len(b) {
-			return 0, errors.New("object not closed")
-		}
-		switch b[i] {
-		case ',':
-			i = skipSpace(b, i+1)
-		case '}':
-			return i + 1, nil
-		default:
-			return 0, fmt.Errorf("expected ',' or '}' at byte %d", i)
+		var closed bool
+		if i, closed, err = separator(b, i, '}', "object"); closed || err != nil {
+			return i, err
 		}
 	}
 }
@@ -102,18 +94,28 @@ func walkArray(b []byte, i, depth int, elem func(start int) (int, error)) (int, 
 		if err != nil {
 			return 0, err
 		}
-		i = skipSpace(b, end)
-		if i >= len(b) {
-			return 0, errors.New("array not closed")
+		var closed bool
+		if i, closed, err = separator(b, end, ']', "array"); closed || err != nil {
+			return i, err
 		}
-		switch b[i] {
-		case ',':
-			i = skipSpace(b, i+1)
-		case ']':
-			return i + 1, nil
-		default:
-			return 0, fmt.Errorf("expected ',' or ']' at byte %d", i)
-		}
+	}
+}
+
+// separator reads what follows a member or an element at b[i]: a ',' (it
+// returns where the next one starts) or closer (closed, and the index
+// just past it). what names the container in errors.
+func separator(b []byte, i int, closer byte, what string) (int, bool, error) {
+	i = skipSpace(b, i)
+	if i >= len(b) {
+		return 0, false, errors.New(what + " not closed")
+	}
+	switch b[i] {
+	case ',':
+		return skipSpace(b, i+1), false, nil
+	case closer:
+		return i + 1, true, nil
+	default:
+		return 0, false, fmt.Errorf("expected ',' or '%c' at byte %d", closer, i)
 	}
 }
 
