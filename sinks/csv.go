@@ -124,6 +124,11 @@ func (s *CSV) State(_ context.Context, pbx, key string) ([]byte, error) {
 	if err := s.recover(pbx, key, true); err != nil {
 		return nil, err
 	}
+	// A run that finds nothing new begins no batch: the leftovers of a
+	// run killed mid-batch are cleaned here too, not only by Begin.
+	if dir := filepath.Join(s.opt.Dir, key); exporter.Identifier(key) && safefile.NotSymlink(dir) == nil {
+		s.removeStale(dir, tmpPrefix(pbx))
+	}
 	st, err := s.readState(pbx, key)
 	if err != nil || st == nil {
 		return nil, err
