@@ -66,7 +66,7 @@ func directKey(b exporter.BatchInfo) (string, bool) {
 func (b *pgBatch) prepare(ctx context.Context) error {
 	col, ok := directKey(b.info)
 	if !ok {
-		return b.createStage(ctx)
+		return b.ensureStage(ctx)
 	}
 	b.direct, b.high = true, math.MinInt64
 	if b.sink.forceDirect {
@@ -80,35 +80,36 @@ func (b *pgBatch) prepare(ctx context.Context) error {
 	return nil
 }
 
-// copyDirect copies rows straight into the table, high being their
-// highest key. It reports false, having undone the copy, when a row met an
-// existing key: the caller merges them, and the rest of the batch is
-// merged too.
-func (b *pgBatch) copyDirect(ctx context.Context, rows [][]any, high int64) (bool, error) {
-	if _, err := b.tx.Exec(ctx, "SAVEPOINT direct"); err != nil {
-		return false, err
-	}
-	_, err := b.tx.CopyFrom(ctx, pgx.Identifier{b.sink.schema, b.info.Endpoint.Name}, b.cols, pgx.CopyFromRows(rows))
+// directDone settles a direct chunk's COPY (err its outcome): kept, or,
+// should a row have met an existing key, undone, and the same rows merged,
+// as is the rest of the batch.
+func (b *pgBatch) directDone(ctx context.Context, c *copyChunk, err error) error {
 	var pgErr *pgconn.PgError
 	if err != nil && (!errors.As(err, &pgErr) || pgErr.Code != "23505") {
-		return false, err
+		return err
 	}
 	if err != nil {
 		if _, err := b.tx.Exec(ctx, "ROLLBACK TO SAVEPOINT direct"); err != nil {
-			return false, err
+			return err
 		}
 	}
 	if _, err := b.tx.Exec(ctx, "RELEASE SAVEPOINT direct"); err != nil {
-		return false, err
+		return err
 	}
-	if err != nil {
-		b.direct = false
-		b.loads.Fallbacks++
-		b.sink.log.Warn("a direct load met an existing key; merging the batch's rows instead",
-			"endpoint", b.info.Endpoint.Name, "rows", len(rows), "detail", pgErr.Detail)
-		return false, nil
+	if err == nil {
+		b.loads.Direct += c.rows
+		return nil
 	}
-	b.high = high
-	b.loads.Direct += int64(len(rows))
-	return true, nil
+	b.direct = false
+	b.loads.Fallbacks++
+	b.sink.log.Warn("a direct load met an existing key; merging the batch's rows instead",
+		"endpoint", b.info.Endpoint.Name, "rows", c.rows, "detail", pgErr.Detail)
+	if err := b.ensureStage(ctx); err != nil {
+		return err
+	}
+	if err := b.copyIn(ctx, pgx.Identifier{b.stage}, c); err != nil {
+		return err
+	}
+	b.loads.Merged += c.rows
+	return nil
 }

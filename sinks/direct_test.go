@@ -3,6 +3,7 @@ package sinks
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -43,10 +44,21 @@ func wallOf(t *testing.T, f *simtest.Fixture, id int64) time.Time {
 // TestDirectCopyExactlyWhereSafe: a first export, then a backfill over a
 // range reaching past the cursor, then an incremental run. No duplicate,
 // no lost row, and the ledger shows the direct path taken for exactly the
-// rows above every key already in the table.
+// rows above every key already in the table: with the default chunks (a
+// COPY per batch and path here) and with a COPY per page and path.
 func TestDirectCopyExactlyWhereSafe(t *testing.T) {
 	t.Parallel()
+	for _, chunk := range []int{chunkBytes, 1} {
+		t.Run(fmt.Sprintf("chunk=%d", chunk), func(t *testing.T) {
+			t.Parallel()
+			directCopyExactlyWhereSafe(t, chunk)
+		})
+	}
+}
+
+func directCopyExactlyWhereSafe(t *testing.T, chunk int) {
 	p, pool := newPostgres(t)
+	p.chunk = chunk
 	f := simtest.New(t, pbxsim.Options{Calls: 2000, CallsStart: time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC), CallGap: 2 * time.Minute})
 	x := newExporter(t, f, p)
 	ctx := context.Background()
@@ -129,6 +141,49 @@ func TestDirectCopyMeetingAnExistingKeyFallsBack(t *testing.T) {
 	}
 	if n := checkTable(t, pool, f.Sim, x.PBX); n != 1700 {
 		t.Fatalf("table ends at id %d, want 1700", n)
+	}
+}
+
+// TestDirectCopyFallbackInALaterChunk: a batch whose first chunks go
+// straight into the table and a later one meets existing keys. The
+// colliding chunk is undone and merged with the rest of the batch, the
+// chunks already copied stay, and the table ends equal to the PBX.
+func TestDirectCopyFallbackInALaterChunk(t *testing.T) {
+	t.Parallel()
+	p, pool := newPostgres(t)
+	f := simtest.New(t, pbxsim.Options{Calls: 1500, CallsStart: time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC), CallGap: time.Minute})
+	x := newExporter(t, f, p)
+	ctx := context.Background()
+	eps := exporter.Builtin()[:1]
+	if err := x.Run(ctx, exporter.NewRunID(time.Now()), "once", eps).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// The cursor goes back to 500; rows 501..1000 are gone from the table
+	// (they can go direct), rows 1001..1500 are there, made stale.
+	tag, err := pool.Exec(ctx, `UPDATE export_state SET state = jsonb_set(state, '{cursor}', '500') WHERE pbx = $1 AND key = 'call_history'`, x.PBX)
+	if err != nil || tag.RowsAffected() != 1 {
+		t.Fatalf("reset the cursor: %v (%d rows)", err, tag.RowsAffected())
+	}
+	if tag, err = pool.Exec(ctx, `DELETE FROM call_history WHERE pbx = $1 AND id BETWEEN 501 AND 1000`, x.PBX); err != nil || tag.RowsAffected() != 500 {
+		t.Fatalf("delete rows: %v (%d rows)", err, tag.RowsAffected())
+	}
+	if tag, err = pool.Exec(ctx, `UPDATE call_history SET from_name = 'stale', disposition = 'STALE' WHERE pbx = $1 AND id > 1000`, x.PBX); err != nil || tag.RowsAffected() != 500 {
+		t.Fatalf("make rows stale: %v (%d rows)", err, tag.RowsAffected())
+	}
+	p.forceDirect = true
+	p.chunk = 1 // a COPY per page and path
+	r := x.Run(ctx, exporter.NewRunID(time.Now()), "once", eps)
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	got := runLoads(t, pool, r.ID)
+	// Each batch tries the direct path afresh, so a fallback per batch
+	// that meets the stale rows.
+	if got.Fallbacks == 0 || got.Direct == 0 || got.Direct > 500 || got.Direct+got.Merged != 1000 {
+		t.Fatalf("chunks copied direct, then ones meeting existing keys: %+v, want fallbacks, up to 500 rows direct, 1000 in all", got)
+	}
+	if n := checkTable(t, pool, f.Sim, x.PBX); n != 1500 {
+		t.Fatalf("table ends at id %d, want 1500", n)
 	}
 }
 

@@ -44,6 +44,8 @@ type Postgres struct {
 	// forceDirect (tests) loads every incremental row straight into its
 	// table, as if none could exist: the fallback must catch collisions.
 	forceDirect bool
+	// chunk is the size of the COPYs a batch sends (copy.go).
+	chunk int
 }
 
 // The pool's size: what a run needs at the least, and what it gets unless
@@ -92,7 +94,7 @@ func NewPostgres(pool *pgxpool.Pool, schema string, log *slog.Logger) *Postgres 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Postgres{pool: pool, schema: schema, log: log}
+	return &Postgres{pool: pool, schema: schema, log: log, chunk: chunkBytes}
 }
 
 // Pool is the sink's connection pool.
@@ -142,6 +144,10 @@ func (p *Postgres) Begin(ctx context.Context, b exporter.BatchInfo) (exporter.Ba
 		return nil, fmt.Errorf("begin batch: %w", dbError(err))
 	}
 	bt := &pgBatch{sink: p, info: b, tx: tx, cols: dataColumns(b.Endpoint)}
+	if err := bt.describe(ctx); err != nil {
+		tx.Rollback(ctx)
+		return nil, err
+	}
 	if err := bt.prepare(ctx); err != nil {
 		tx.Rollback(ctx)
 		return nil, err
@@ -149,8 +155,12 @@ func (p *Postgres) Begin(ctx context.Context, b exporter.BatchInfo) (exporter.Ba
 	return bt, nil
 }
 
-// createStage creates the batch's staging table, dropped at commit.
-func (b *pgBatch) createStage(ctx context.Context) error {
+// ensureStage creates the batch's staging table, dropped at commit, unless
+// it exists.
+func (b *pgBatch) ensureStage(ctx context.Context) error {
+	if b.stage != "" {
+		return nil
+	}
 	p := b.sink
 	stage := fmt.Sprintf("stage_%s_%d", b.info.Endpoint.Name, p.stage.Add(1))
 	if len(stage) > 63 {
@@ -188,65 +198,33 @@ type pgBatch struct {
 	tx    pgx.Tx
 	stage string // the staging table, "" until a row needs it
 	cols  []string
+	oids  []uint32 // the columns' types, for COPY's binary format
 	nuls  int64
 	done  bool
 	// direct: rows whose key is above high go straight into the table.
-	direct     bool
-	high       int64
-	loads      Loads // this batch's rows by path
-	dbuf, mbuf [][]any
+	direct bool
+	high   int64
+	loads  Loads // this batch's rows by path
+	// Rows encoded and not yet sent, by path, and the chunk being sent
+	// (copy.go).
+	directRows, mergeRows copyChunk
+	sending               *sending
+	spare                 []byte
 }
 
-// Write implements exporter.Batch: one COPY per call and path.
+// Write implements exporter.Batch: the rows are encoded for their path
+// and sent a chunk at a time (copy.go).
 func (b *pgBatch) Write(ctx context.Context, rows []exporter.Row) error {
-	if len(rows) == 0 {
-		return nil
-	}
-	direct, merged, high := b.split(rows)
-	if len(direct) > 0 {
-		ok, err := b.copyDirect(ctx, direct, high)
-		if err != nil {
-			return fmt.Errorf("copy %d rows of %s: %w", len(direct), b.info.Endpoint.Name, dbError(err))
-		}
-		if !ok {
-			merged = append(merged, direct...)
-		}
-	}
-	if len(merged) == 0 {
-		return nil
-	}
-	if b.stage == "" {
-		if err := b.createStage(ctx); err != nil {
-			return err
-		}
-	}
-	if _, err := b.tx.CopyFrom(ctx, pgx.Identifier{b.stage}, b.cols, pgx.CopyFromRows(merged)); err != nil {
-		return fmt.Errorf("copy %d rows of %s: %w", len(merged), b.info.Endpoint.Name, dbError(err))
-	}
-	b.loads.Merged += int64(len(merged))
-	return nil
-}
-
-// split converts rows into COPY values: those that go straight into the
-// table, the highest key among them, and those that go through the merge.
-func (b *pgBatch) split(rows []exporter.Row) (direct, merged [][]any, high int64) {
-	b.dbuf, b.mbuf = b.dbuf[:0], b.mbuf[:0]
-	high = b.high
 	for _, r := range rows {
-		vals := make([]any, 0, len(b.cols))
-		vals = append(vals, b.info.PBX)
-		for _, v := range r.Values {
-			vals = append(vals, b.value(v))
-		}
-		vals = append(vals, b.jsonValue(r.Extra), b.jsonValue(r.Raw), b.info.RunID)
+		to := &b.mergeRows
 		if b.direct && r.Cursor > b.high {
-			b.dbuf = append(b.dbuf, vals)
-			high = max(high, r.Cursor)
-		} else {
-			b.mbuf = append(b.mbuf, vals)
+			to = &b.directRows
+		}
+		if err := b.encode(to, r); err != nil {
+			return fmt.Errorf("encode a row of %s: %w", b.info.Endpoint.Name, err)
 		}
 	}
-	return b.dbuf, b.mbuf, high
+	return b.flush(ctx, b.sink.chunk)
 }
 
 func (b *pgBatch) value(v any) any {
@@ -315,6 +293,7 @@ func (b *pgBatch) Commit(ctx context.Context, state []byte, pr exporter.Progress
 	b.done = true
 	err := b.commit(ctx, state, pr)
 	if err != nil {
+		b.sent(ctx)
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		b.tx.Rollback(rctx)
@@ -330,6 +309,12 @@ func (b *pgBatch) Commit(ctx context.Context, state []byte, pr exporter.Progress
 // deleted, and saves the state and the progress, in the batch's
 // transaction.
 func (b *pgBatch) commit(ctx context.Context, state []byte, pr exporter.Progress) error {
+	if err := b.flush(ctx, 0); err != nil {
+		return err
+	}
+	if err := b.sent(ctx); err != nil {
+		return err
+	}
 	if b.loads.Merged > 0 {
 		if err := b.merge(ctx); err != nil {
 			return fmt.Errorf("merge %s: %w", b.info.Endpoint.Name, err)
@@ -440,6 +425,7 @@ func (b *pgBatch) Abort(ctx context.Context) error {
 		return nil
 	}
 	b.done = true
+	b.sent(ctx)
 	return b.tx.Rollback(ctx)
 }
 

@@ -1,0 +1,186 @@
+package sinks
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/wildix-export/wildix-export/exporter"
+)
+
+// Rows reach PostgreSQL in COPY's binary format, a batch's pages gathered
+// into chunks of about Postgres.chunk bytes: each page is encoded as it
+// arrives, and a full chunk is sent with one COPY by a goroutine of its
+// own while the next chunk fills, so that PostgreSQL loads while the
+// exporter reads and converts. Few, large COPYs matter: each COPY costs
+// PostgreSQL a set of tuple slots and memory it hands back to the system
+// when the COPY ends, and a COPY per page of a thousand rows cost it about
+// half again as much CPU as the same rows in a few COPYs (bench/README.md).
+// A chunk is kept whole until its COPY is in, so that a direct COPY that
+// meets an existing key can send the same bytes through the merge
+// (direct.go). The batch's connection is used by one goroutine at a time:
+// every statement waits for the chunk being sent (sent).
+const chunkBytes = 8 << 20
+
+// copyChunk is rows encoded for COPY … FROM STDIN (FORMAT binary), without
+// the format's header and trailer.
+type copyChunk struct {
+	data []byte
+	rows int64
+}
+
+// sending is a chunk being copied into its table by another goroutine.
+type sending struct {
+	chunk  copyChunk
+	direct bool
+	err    chan error
+}
+
+var (
+	copyHeader  = []byte("PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00")
+	copyTrailer = []byte{0xff, 0xff}
+)
+
+// flush sends each path's chunk that holds at least limit bytes and a row.
+func (b *pgBatch) flush(ctx context.Context, limit int) error {
+	for _, c := range []*copyChunk{&b.directRows, &b.mergeRows} {
+		if c.rows == 0 || len(c.data) < limit {
+			continue
+		}
+		if err := b.send(ctx, c == &b.directRows, c); err != nil {
+			return fmt.Errorf("load rows of %s: %w", b.info.Endpoint.Name, dbError(err))
+		}
+	}
+	return nil
+}
+
+// send starts copying chunk c, direct or through the staging table, once
+// the chunk sent before it is in; c is left empty.
+func (b *pgBatch) send(ctx context.Context, direct bool, c *copyChunk) error {
+	if err := b.sent(ctx); err != nil {
+		return err
+	}
+	direct = direct && b.direct // after a fallback, every row is merged
+	table := pgx.Identifier{b.sink.schema, b.info.Endpoint.Name}
+	if direct {
+		if _, err := b.tx.Exec(ctx, "SAVEPOINT direct"); err != nil {
+			return err
+		}
+	} else {
+		if err := b.ensureStage(ctx); err != nil {
+			return err
+		}
+		table = pgx.Identifier{b.stage}
+	}
+	s := &sending{chunk: *c, direct: direct, err: make(chan error, 1)}
+	*c = copyChunk{data: b.spare[:0]}
+	b.spare = nil
+	b.sending = s
+	go func() { s.err <- b.copyIn(ctx, table, &s.chunk) }()
+	return nil
+}
+
+// sent waits for the chunk being sent, if any, and settles it.
+func (b *pgBatch) sent(ctx context.Context) error {
+	s := b.sending
+	if s == nil {
+		return nil
+	}
+	b.sending = nil
+	err := <-s.err
+	defer func() { b.spare = s.chunk.data }()
+	if s.direct {
+		return b.directDone(ctx, &s.chunk, err)
+	}
+	if err != nil {
+		return err
+	}
+	b.loads.Merged += s.chunk.rows
+	return nil
+}
+
+// copyIn sends a chunk's rows into table with one COPY in the batch's
+// transaction.
+func (b *pgBatch) copyIn(ctx context.Context, table pgx.Identifier, c *copyChunk) error {
+	sql := fmt.Sprintf("COPY %s (%s) FROM STDIN (FORMAT binary)", table.Sanitize(), strings.Join(quoted(b.cols), ", "))
+	r := io.MultiReader(bytes.NewReader(copyHeader), bytes.NewReader(c.data), bytes.NewReader(copyTrailer))
+	_, err := b.tx.Conn().PgConn().CopyFrom(ctx, r, sql)
+	return err
+}
+
+// describe reads the types of the batch's columns, which the encoding
+// needs.
+func (b *pgBatch) describe(ctx context.Context) error {
+	sd, err := b.tx.Conn().PgConn().Prepare(ctx, "", fmt.Sprintf("SELECT %s FROM %s",
+		strings.Join(quoted(b.cols), ", "), b.sink.ident(b.info.Endpoint.Name)), nil)
+	if err != nil {
+		return fmt.Errorf("read the columns of %s (has the schema been migrated?): %w", b.info.Endpoint.Name, dbError(err))
+	}
+	b.oids = make([]uint32, len(sd.Fields))
+	for i, f := range sd.Fields {
+		b.oids[i] = f.DataTypeOID
+	}
+	return nil
+}
+
+// encode appends row r to chunk c: the PBX, the row's values, its extra
+// fields and raw record, and the run.
+func (b *pgBatch) encode(c *copyChunk, r exporter.Row) error {
+	if c.data == nil {
+		c.data = make([]byte, 0, b.sink.chunk+b.sink.chunk/8)
+	}
+	buf := binary.BigEndian.AppendUint16(c.data, uint16(len(b.cols)))
+	var err error
+	buf, err = b.appendValue(buf, 0, b.info.PBX)
+	for i, v := range r.Values {
+		if err == nil {
+			buf, err = b.appendValue(buf, 1+i, b.value(v))
+		}
+	}
+	n := len(r.Values) + 1
+	if err == nil {
+		buf, err = b.appendValue(buf, n, b.jsonValue(r.Extra))
+	}
+	if err == nil {
+		buf, err = b.appendValue(buf, n+1, b.jsonValue(r.Raw))
+	}
+	if err == nil {
+		buf, err = b.appendValue(buf, n+2, b.info.RunID)
+	}
+	if err != nil {
+		return err
+	}
+	c.data, c.rows = buf, c.rows+1
+	return nil
+}
+
+// appendValue appends one field: its length (-1 for NULL) and its binary
+// form, as pgx's own CopyFrom encodes it.
+func (b *pgBatch) appendValue(buf []byte, col int, v any) ([]byte, error) {
+	types := b.tx.Conn().TypeMap()
+	at := len(buf)
+	buf = binary.BigEndian.AppendUint32(buf, 0xffffffff)
+	out, err := types.Encode(b.oids[col], pgtype.BinaryFormatCode, v, buf)
+	if err != nil {
+		// A string for a non-text column: parsed as PostgreSQL would parse it.
+		s, ok := v.(string)
+		var parsed any
+		if !ok || types.Scan(b.oids[col], pgtype.TextFormatCode, []byte(s), &parsed) != nil {
+			return nil, fmt.Errorf("column %s: %w", b.cols[col], err)
+		}
+		if out, err = types.Encode(b.oids[col], pgtype.BinaryFormatCode, parsed, buf); err != nil {
+			return nil, fmt.Errorf("column %s: %w", b.cols[col], err)
+		}
+	}
+	if out == nil {
+		return buf, nil // NULL
+	}
+	binary.BigEndian.PutUint32(out[at:], uint32(len(out)-at-4))
+	return out, nil
+}
