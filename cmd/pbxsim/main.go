@@ -62,6 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fSlow      = fs.Float64("fault-slow", 0, "rate of slow answers")
 		slowDelay  = fs.Duration("slow-delay", 2*time.Second, "delay of a slow answer")
 		latency    = fs.Duration("latency", 0, "latency added to every API request")
+		cacheJSON  = fs.Bool("cache-call-json", false, "keep each call record's JSON once built (about 1 KB a call): cheaper pages, for benchmarks")
 		tlsCert    = fs.String("tls-cert", "", "PEM certificate (chain) to serve HTTPS with; needs -tls-key")
 		tlsKey     = fs.String("tls-key", "", "PEM private key of -tls-cert")
 	)
@@ -87,6 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		RotateRefreshTokens: *rotate,
 		ClientAuth:          *clientAuth,
 		LiveInsertEvery:     *liveEvery,
+		CacheCallJSON:       *cacheJSON,
 		Faults: pbxsim.Faults{ServerError: *f5xx, HTMLGateway: *fHTML, TooMany: *f429, Cut: *fCut, Slow: *fSlow,
 			SlowDelay: *slowDelay, Latency: *latency},
 		Log: slog.New(slog.NewTextHandler(stderr, nil)),

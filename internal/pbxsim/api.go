@@ -18,17 +18,48 @@ import (
 type table interface {
 	size() int64
 	rec(pos int64) record
+	// appendJSON appends the record at pos, only fields in keep if not nil.
+	appendJSON(b []byte, pos int64, keep map[string]bool) []byte
 }
 
 type callTable struct{ s *Sim }
 
 func (t callTable) size() int64          { return t.s.calls.Load() }
 func (t callTable) rec(pos int64) record { return t.s.callRecord(pos + 1) }
+func (t callTable) appendJSON(b []byte, pos int64, keep map[string]bool) []byte {
+	if keep != nil || !t.s.opt.CacheCallJSON {
+		return t.rec(pos).appendJSON(b, keep)
+	}
+	return append(b, t.s.cachedCallJSON(pos+1)...)
+}
 
 type sliceTable []record
 
 func (t sliceTable) size() int64          { return int64(len(t)) }
 func (t sliceTable) rec(pos int64) record { return t[pos] }
+func (t sliceTable) appendJSON(b []byte, pos int64, keep map[string]bool) []byte {
+	return t[pos].appendJSON(b, keep)
+}
+
+// cachedCallJSON is call id's JSON, built once (Options.CacheCallJSON):
+// a record is a pure function of its id and the options.
+func (s *Sim) cachedCallJSON(id int64) []byte {
+	s.jsonMu.RLock()
+	if id < int64(len(s.callJSON)) && s.callJSON[id] != nil {
+		b := s.callJSON[id]
+		s.jsonMu.RUnlock()
+		return b
+	}
+	s.jsonMu.RUnlock()
+	b := s.callRecord(id).appendJSON(nil, nil)
+	s.jsonMu.Lock()
+	if id >= int64(len(s.callJSON)) {
+		s.callJSON = append(s.callJSON, make([][]byte, id+1-int64(len(s.callJSON)))...)
+	}
+	s.callJSON[id] = b
+	s.jsonMu.Unlock()
+	return b
+}
 
 type filter struct {
 	field string
@@ -574,7 +605,7 @@ func (s *Sim) writePage(w http.ResponseWriter, t table, sel selection, q query, 
 		if i > q.start {
 			b = append(b, ',')
 		}
-		b = t.rec(sel.at(i)).appendJSON(b, q.fields)
+		b = t.appendJSON(b, sel.at(i), q.fields)
 	}
 	b = append(b, "]}}"...)
 	*bp = b

@@ -104,6 +104,12 @@ type Options struct {
 	LiveInsertEvery int // insert LiveInsertBatch calls after every this many call-history requests
 	LiveInsertBatch int // default 3
 
+	// CacheCallJSON builds each call record's JSON once (about 1 KB a
+	// call, those of Calls at start), so that serving a page costs little
+	// CPU: benchmarks use it, where the simulator shares the machine with
+	// the exporter, as a real PBX would not.
+	CacheCallJSON bool
+
 	Log *slog.Logger
 }
 
@@ -135,6 +141,9 @@ type Sim struct {
 	// changed in place, so a request may keep reading the one it took.
 	deleted []int64
 	delGen  int // bumped with each change of deleted
+
+	jsonMu   sync.RWMutex
+	callJSON [][]byte // by id, with CacheCallJSON
 }
 
 type directory struct {
@@ -216,6 +225,12 @@ func New(o Options) *Sim {
 		"phonebooks": {records: phonebooks(o.Phonebooks), numericTotal: true},
 		"contacts":   {records: contacts(o.Contacts, o.Phonebooks)},
 		"devices":    {records: devices(o.Devices)},
+	}
+	if o.CacheCallJSON {
+		s.callJSON = make([][]byte, o.Calls+1)
+		for id := int64(1); id <= o.Calls; id++ {
+			s.callJSON[id] = s.callRecord(id).appendJSON(nil, nil)
+		}
 	}
 	return s
 }

@@ -743,3 +743,52 @@ func TestOmitTimezoneField(t *testing.T) {
 		}
 	}
 }
+
+// TestCachedCallJSONServesTheSamePages: with CacheCallJSON the simulator
+// answers every request byte for byte as without it, for the calls of the
+// start and calls inserted later, whole records and chosen fields, with
+// deletions.
+func TestCachedCallJSONServesTheSamePages(t *testing.T) {
+	t.Parallel()
+	o := Options{Seed: 3, Calls: 250, DeleteAfter: 2, DeleteRandom: 20, OmitTimezoneField: true, ExtraCallField: true}
+	plain, plainSrv := setup(t, o)
+	o.CacheCallJSON = true
+	cached, cachedSrv := setup(t, o)
+	get := func(srv *httptest.Server, q url.Values) string {
+		t.Helper()
+		req, _ := http.NewRequest("GET", srv.URL+"/api/v1/PBX/CallHistory/?"+q.Encode(), nil)
+		req.Header.Set("Authorization", "Bearer wsk-v1-testkey")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: status %d, %v", q.Encode(), resp.StatusCode, err)
+		}
+		return string(b)
+	}
+	queries := []url.Values{
+		{"sort": {"id"}, "dir": {"ASC"}, "count": {"100"}},
+		{"sort": {"id"}, "dir": {"ASC"}, "start": {"100"}, "count": {"300"}}, // the deletions happen after this one
+		{"sort": {"start"}, "dir": {"DESC"}, "count": {"1000"}},
+		{"sort": {"id"}, "dir": {"ASC"}, "count": {"1000"}, "fields": {"id,start"}},
+	}
+	for round := 0; round < 2; round++ {
+		for _, q := range queries {
+			want, got := get(plainSrv, q), get(cachedSrv, q)
+			if got != want {
+				t.Fatalf("round %d, %s: the cached simulator answered\n%.300s\nwhere the plain one answered\n%.300s", round, q.Encode(), got, want)
+			}
+			if !strings.Contains(got, `"id":"`) {
+				t.Fatalf("%s: no record in %.200s", q.Encode(), got)
+			}
+		}
+		plain.InsertCalls(30)
+		cached.InsertCalls(30)
+	}
+	if cached.MaxCallID() != 310 || cached.CallCount() != plain.CallCount() {
+		t.Fatalf("cached simulator: max id %d, %d calls; plain: %d calls", cached.MaxCallID(), cached.CallCount(), plain.CallCount())
+	}
+}
