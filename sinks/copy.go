@@ -105,6 +105,22 @@ func (b *pgBatch) sent(ctx context.Context) error {
 	return nil
 }
 
+// release keeps the batch's chunk buffers for the sink's next batches
+// (up to three: the chunks filling for each path and the one being sent),
+// once the batch is over and no COPY uses them.
+func (b *pgBatch) release() {
+	for _, buf := range [][]byte{b.directRows.data, b.mergeRows.data, b.spare} {
+		if buf == nil {
+			continue
+		}
+		select {
+		case b.sink.buffers <- buf[:0]:
+		default:
+		}
+	}
+	b.directRows, b.mergeRows, b.spare = copyChunk{}, copyChunk{}, nil
+}
+
 // copyIn sends a chunk's rows into table with one COPY in the batch's
 // transaction.
 func (b *pgBatch) copyIn(ctx context.Context, table pgx.Identifier, c *copyChunk) error {
@@ -133,7 +149,11 @@ func (b *pgBatch) describe(ctx context.Context) error {
 // fields and raw record, and the run.
 func (b *pgBatch) encode(c *copyChunk, r exporter.Row) error {
 	if c.data == nil {
-		c.data = make([]byte, 0, b.sink.chunk+b.sink.chunk/8)
+		select {
+		case c.data = <-b.sink.buffers:
+		default:
+			c.data = make([]byte, 0, b.sink.chunk+b.sink.chunk/8)
+		}
 	}
 	buf := binary.BigEndian.AppendUint16(c.data, uint16(len(b.cols)))
 	var err error

@@ -44,8 +44,10 @@ type Postgres struct {
 	// forceDirect (tests) loads every incremental row straight into its
 	// table, as if none could exist: the fallback must catch collisions.
 	forceDirect bool
-	// chunk is the size of the COPYs a batch sends (copy.go).
-	chunk int
+	// chunk is the size of the COPYs a batch sends, and buffers keeps
+	// chunks' memory from one batch to the next (copy.go).
+	chunk   int
+	buffers chan []byte
 }
 
 // The pool's size: what a run needs at the least, and what it gets unless
@@ -94,7 +96,7 @@ func NewPostgres(pool *pgxpool.Pool, schema string, log *slog.Logger) *Postgres 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Postgres{pool: pool, schema: schema, log: log, chunk: chunkBytes}
+	return &Postgres{pool: pool, schema: schema, log: log, chunk: chunkBytes, buffers: make(chan []byte, 3)}
 }
 
 // Pool is the sink's connection pool.
@@ -291,6 +293,7 @@ func (b *pgBatch) Commit(ctx context.Context, state []byte, pr exporter.Progress
 		return errors.New("batch already finished")
 	}
 	b.done = true
+	defer b.release()
 	err := b.commit(ctx, state, pr)
 	if err != nil {
 		b.sent(ctx)
@@ -426,6 +429,7 @@ func (b *pgBatch) Abort(ctx context.Context) error {
 	}
 	b.done = true
 	b.sent(ctx)
+	b.release()
 	return b.tx.Rollback(ctx)
 }
 
