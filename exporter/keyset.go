@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net/url"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -175,6 +176,10 @@ func (k *keyReader) page(ctx context.Context, from, to, ask int64) (pg *ListPage
 	pg, err = k.Client.List(ctx, k.Endpoint.Path, q, k.Counters)
 	if k.sem != nil {
 		<-k.sem
+		// The reader waiting for the slot was woken on this goroutine's
+		// processor, where it would wait for this page's conversion: let it
+		// send its request first.
+		runtime.Gosched()
 	}
 	if err != nil {
 		return nil, nil, 0, false, false, fmt.Errorf("%s: %w", where, err)
