@@ -159,10 +159,17 @@ func (c *Client) read(resp *http.Response) ([]byte, error) {
 	if ok && resp.ContentLength > limit {
 		return nil, tooLarge
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if err != nil {
+	// Read into a buffer of the announced size, when there is one: a page
+	// of 1,000 records read by io.ReadAll would be copied a dozen times as
+	// its buffer grew.
+	var buf bytes.Buffer
+	if ok && resp.ContentLength > 0 {
+		buf.Grow(int(resp.ContentLength) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, limit+1)); err != nil {
 		return nil, retryable{fmt.Errorf("read body: %w", err)}
 	}
+	body := buf.Bytes()
 	if int64(len(body)) > limit {
 		if ok {
 			return nil, tooLarge
