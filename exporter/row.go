@@ -427,6 +427,36 @@ func (c *Converter) resolveAnchor() (time.Time, bool) {
 
 const wallLayout = "2006-01-02 15:04:05"
 
+// wallTime reads "YYYY-MM-DD HH:MM:SS" (or with a T), as time.Parse with
+// wallLayout would, at a tenth of its cost: three such times a call record.
+// It reports false for anything else, which time.Parse then reads or
+// refuses.
+func wallTime(s string) (time.Time, bool) {
+	if len(s) != 19 || s[4] != '-' || s[7] != '-' || (s[10] != ' ' && s[10] != 'T') || s[13] != ':' || s[16] != ':' {
+		return time.Time{}, false
+	}
+	ok := true
+	num := func(from, to int) int {
+		n := 0
+		for i := from; i < to; i++ {
+			if s[i] < '0' || s[i] > '9' {
+				ok = false
+			}
+			n = n*10 + int(s[i]-'0')
+		}
+		return n
+	}
+	y, mo, d, h, mi, sec := num(0, 4), num(5, 7), num(8, 10), num(11, 13), num(14, 16), num(17, 19)
+	if !ok || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	t := time.Date(y, time.Month(mo), d, h, mi, sec, 0, time.UTC)
+	if t.Day() != d { // 30 February and the like
+		return time.Time{}, false
+	}
+	return t, true
+}
+
 // Instant turns a PBX-local wall time into a UTC instant. The rule:
 //
 //   - A time with its own offset (RFC 3339) is taken as it is.
@@ -447,16 +477,18 @@ const wallLayout = "2006-01-02 15:04:05"
 //     PostgreSQL does, and how reports WarnNonexistent: the PBX cannot have
 //     written it, so WILDIX_TIMEZONE may be wrong.
 func (c *Converter) Instant(s string, offset *int, hint time.Time, isAnchor bool) (t time.Time, how string, err error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t.UTC(), "", nil
-	}
-	layout := wallLayout
-	if len(s) > 10 && s[10] == 'T' {
-		layout = "2006-01-02T15:04:05"
-	}
-	naive, err := time.Parse(layout, s)
-	if err != nil {
-		return time.Time{}, "", fmt.Errorf("%q is not a time of the form YYYY-MM-DD HH:MM:SS", excerpt([]byte(s)))
+	naive, ok := wallTime(s)
+	if !ok {
+		if t, err := time.Parse(time.RFC3339, s); err == nil {
+			return t.UTC(), "", nil
+		}
+		layout := wallLayout
+		if len(s) > 10 && s[10] == 'T' {
+			layout = "2006-01-02T15:04:05"
+		}
+		if naive, err = time.Parse(layout, s); err != nil {
+			return time.Time{}, "", fmt.Errorf("%q is not a time of the form YYYY-MM-DD HH:MM:SS", excerpt([]byte(s)))
+		}
 	}
 	if offset != nil && (isAnchor || c.Zone == nil) {
 		return naive.Add(-time.Duration(*offset) * time.Second).UTC(), "", nil

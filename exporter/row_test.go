@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
@@ -404,5 +405,46 @@ func TestParseList(t *testing.T) {
 		if err != nil || p.Total != tc.total || len(p.Records) != tc.n {
 			t.Errorf("%s: %+v %v", tc.body, p, err)
 		}
+	}
+}
+
+// TestWallTimeAgreesWithTimeParse: the fast reader of PBX wall times gives
+// what time.Parse gives, or leaves the string to it, over every month and
+// day edge of common and leap years, every hour, minute and second edge,
+// and malformed strings.
+func TestWallTimeAgreesWithTimeParse(t *testing.T) {
+	t.Parallel()
+	var cases []string
+	for _, y := range []string{"0000", "0001", "1900", "2000", "2024", "2026", "2100", "9999"} {
+		for mo := 0; mo <= 13; mo++ {
+			for d := 0; d <= 32; d++ {
+				cases = append(cases, fmt.Sprintf("%s-%02d-%02d 12:30:45", y, mo, d))
+			}
+		}
+	}
+	for _, hms := range []string{"00:00:00", "23:59:59", "24:00:00", "23:60:00", "23:59:60", "12:30:60", "12:60:30", "-1:30:30", "9:05:05", "09:5:05", "0a:00:00"} {
+		cases = append(cases, "2026-03-29 "+hms, "2026-10-25T"+hms)
+	}
+	cases = append(cases, "", "2026-03-29", "2026-03-29 02:30:00Z", "2026-03-29T02:30:00+01:00", "2026/03/29 02:30:00",
+		"2026-03-29  2:30:00", "+026-03-29 02:30:00", "2026-03-29 02:30:00 ", "２026-03-29 02:30:00")
+	checked := 0
+	for _, s := range cases {
+		got, ok := wallTime(s)
+		layout := wallLayout
+		if len(s) > 10 && s[10] == 'T' {
+			layout = "2006-01-02T15:04:05"
+		}
+		want, err := time.Parse(layout, s)
+		switch {
+		case ok && (err != nil || !got.Equal(want) || got.Location() != time.UTC):
+			t.Fatalf("wallTime(%q) = %v, but time.Parse gives %v, %v", s, got, want, err)
+		case !ok && err == nil && strings.Count(s, " ") == 1 && !strings.ContainsAny(s, "+Z") && len(s) == 19:
+			t.Fatalf("wallTime(%q) left to time.Parse a time it reads (%v)", s, want)
+		case ok:
+			checked++
+		}
+	}
+	if checked < 2000 {
+		t.Fatalf("only %d of %d strings read by wallTime: the test checks too little", checked, len(cases))
 	}
 }
