@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -125,9 +129,45 @@ func (b *pgBatch) release() {
 // transaction.
 func (b *pgBatch) copyIn(ctx context.Context, table pgx.Identifier, c *copyChunk) error {
 	sql := fmt.Sprintf("COPY %s (%s) FROM STDIN (FORMAT binary)", table.Sanitize(), strings.Join(quoted(b.cols), ", "))
-	r := io.MultiReader(bytes.NewReader(copyHeader), bytes.NewReader(c.data), bytes.NewReader(copyTrailer))
+	r := &chunkReader{r: io.MultiReader(bytes.NewReader(copyHeader), bytes.NewReader(c.data), bytes.NewReader(copyTrailer))}
 	_, err := b.tx.Conn().PgConn().CopyFrom(ctx, r, sql)
+	r.close()
 	return err
+}
+
+// chunkReader reads a chunk for one COPY, and nothing once closed: after a
+// fatal error pgconn's CopyFrom returns without waiting for its reading
+// goroutine, which may read once more, when the chunk may already be
+// filling again.
+type chunkReader struct {
+	mu     sync.Mutex
+	r      io.Reader
+	closed bool
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return 0, io.ErrClosedPipe
+	}
+	return c.r.Read(p)
+}
+
+func (c *chunkReader) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+}
+
+// drain waits for the chunk being sent, if any, and drops its outcome: the
+// batch is being rolled back.
+func (b *pgBatch) drain() {
+	if s := b.sending; s != nil {
+		b.sending = nil
+		<-s.err
+		b.spare = s.chunk.data
+	}
 }
 
 // describe reads the types of the batch's columns, which the encoding
@@ -183,6 +223,9 @@ func (b *pgBatch) encode(c *copyChunk, r exporter.Row) error {
 // appendValue appends one field: its length (-1 for NULL) and its binary
 // form, as pgx's own CopyFrom encodes it.
 func (b *pgBatch) appendValue(buf []byte, col int, v any) ([]byte, error) {
+	if out, ok := appendCommon(buf, b.oids[col], v); ok {
+		return out, nil
+	}
 	types := b.tx.Conn().TypeMap()
 	at := len(buf)
 	buf = binary.BigEndian.AppendUint32(buf, 0xffffffff)
@@ -203,4 +246,53 @@ func (b *pgBatch) appendValue(buf []byte, col int, v any) ([]byte, error) {
 	}
 	binary.BigEndian.PutUint32(out[at:], uint32(len(out)-at-4))
 	return out, nil
+}
+
+// microsecondsToY2K is 2000-01-01 UTC, where PostgreSQL's binary times
+// count from, in microseconds after the Unix epoch.
+const microsecondsToY2K = 946684800 * 1000000
+
+// appendCommon appends one field of the types most values have (text,
+// whole numbers, instants, booleans, JSON, NULL) in COPY's binary format,
+// as pgx's type map would, without its per-value planning; it reports
+// false for any other pair of column type and value, which the type map
+// then encodes. TestCommonEncodingIsPgxs holds it to pgx's bytes.
+func appendCommon(buf []byte, oid uint32, v any) ([]byte, bool) {
+	be := binary.BigEndian
+	switch x := v.(type) {
+	case nil:
+		return be.AppendUint32(buf, 0xffffffff), true
+	case string:
+		if oid == pgtype.TextOID || oid == pgtype.VarcharOID {
+			return append(be.AppendUint32(buf, uint32(len(x))), x...), true
+		}
+	case int64:
+		switch {
+		case oid == pgtype.Int8OID:
+			return be.AppendUint64(be.AppendUint32(buf, 8), uint64(x)), true
+		case oid == pgtype.Int4OID && x >= math.MinInt32 && x <= math.MaxInt32:
+			return be.AppendUint32(be.AppendUint32(buf, 4), uint32(int32(x))), true
+		}
+	case bool:
+		if oid == pgtype.BoolOID {
+			b := byte(0)
+			if x {
+				b = 1
+			}
+			return append(be.AppendUint32(buf, 1), b), true
+		}
+	case time.Time:
+		if oid == pgtype.TimestamptzOID {
+			us := x.Unix()*1000000 + int64(x.Nanosecond())/1000 - microsecondsToY2K
+			return be.AppendUint64(be.AppendUint32(buf, 8), uint64(us)), true
+		}
+	case json.RawMessage:
+		if x == nil {
+			return be.AppendUint32(buf, 0xffffffff), true
+		}
+		if oid == pgtype.JSONBOID {
+			return append(append(be.AppendUint32(buf, uint32(len(x)+1)), 1), x...), true
+		}
+	}
+	return buf, false
 }

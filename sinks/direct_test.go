@@ -224,3 +224,53 @@ AND column_name IN ('src', 'dst', 'from_number', 'to_number')`, schema).Scan(&co
 		t.Fatalf("columns kept: %d, %v", cols, err)
 	}
 }
+
+// TestFallbackWithAChunkInFlight: a direct chunk goes in; the next, sent
+// while a third fills behind it, meets an existing key. The colliding chunk
+// and the one behind it are merged, the first stays, and the counts say so.
+func TestFallbackWithAChunkInFlight(t *testing.T) {
+	t.Parallel()
+	p, pool := newPostgres(t)
+	ep := exporter.Builtin()[0]
+	conv := &exporter.Converter{Endpoint: &ep}
+	page := func(from, to int) []exporter.Row {
+		var rows []exporter.Row
+		for i := from; i <= to; i++ {
+			r, err := conv.Convert(0, json.RawMessage(fmt.Sprintf(`{"id":"%d","start":"2026-01-01T00:00:00Z","src":"new"}`, i)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows = append(rows, r)
+		}
+		return rows
+	}
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, "INSERT INTO call_history (pbx, id, src, raw, run_id) VALUES ('x', 150, 'old', '{}', 'o')"); err != nil {
+		t.Fatal(err)
+	}
+	p.forceDirect = true
+	p.chunk = 1 // a chunk per page
+	b, err := p.Begin(ctx, exporter.BatchInfo{PBX: "x", RunID: "r", Endpoint: &ep, StateKey: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rows := range [][]exporter.Row{page(1, 100), page(101, 200)} {
+		if err := b.Write(ctx, rows); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.chunk = 1 << 30 // the third page stays in its chunk until the commit
+	if err := b.Write(ctx, page(201, 250)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(ctx, []byte(`{}`), exporter.Progress{}); err != nil {
+		t.Fatal(err)
+	}
+	var n, stale int
+	if err := pool.QueryRow(ctx, "SELECT count(*), count(*) FILTER (WHERE src <> 'new') FROM call_history WHERE pbx = 'x'").Scan(&n, &stale); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Loads(); got != (Loads{Direct: 100, Merged: 150, Fallbacks: 1}) || n != 250 || stale != 0 {
+		t.Fatalf("loads %+v, %d rows, %d stale: want 100 direct, 150 merged, 1 fallback, 250 rows, none stale", got, n, stale)
+	}
+}

@@ -296,7 +296,7 @@ func (b *pgBatch) Commit(ctx context.Context, state []byte, pr exporter.Progress
 	defer b.release()
 	err := b.commit(ctx, state, pr)
 	if err != nil {
-		b.sent(ctx)
+		b.drain()
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		b.tx.Rollback(rctx)
@@ -428,7 +428,7 @@ func (b *pgBatch) Abort(ctx context.Context) error {
 		return nil
 	}
 	b.done = true
-	b.sent(ctx)
+	b.drain()
 	b.release()
 	return b.tx.Rollback(ctx)
 }
