@@ -207,6 +207,12 @@ func (c *Converter) identify(index int, row *Row) error {
 			row.Key += "\t" + v
 		}
 	}
+	if len(c.keys) == 1 {
+		// Its own bytes, not a view of the answer (see jsonText): keys and
+		// wall times outlive the page (the keys a snapshot has read, the
+		// look-back of time windows), and a view would keep each page.
+		row.Key = strings.Clone(row.Key)
+	}
 	if c.cursor >= 0 {
 		s, _, _ := jsonText(c.raws[c.cursor])
 		n, err := wholeNumber(strings.TrimSpace(s), 64)
@@ -221,7 +227,8 @@ func (c *Converter) identify(index int, row *Row) error {
 		row.Cursor = n
 	}
 	if c.anchor >= 0 {
-		row.Wall, _, _ = jsonText(c.raws[c.anchor])
+		w, _, _ := jsonText(c.raws[c.anchor])
+		row.Wall = strings.Clone(w)
 	}
 	return nil
 }

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/wildix-export/wildix-export/internal/pgtest"
 )
@@ -447,4 +449,58 @@ func TestWallTimeAgreesWithTimeParse(t *testing.T) {
 	if checked < 2000 {
 		t.Fatalf("only %d of %d strings read by wallTime: the test checks too little", checked, len(cases))
 	}
+}
+
+// A row's key and wall time outlive its page (snapshots keep every key
+// read, time windows the wall times of the look-back): they must not keep
+// the PBX's answer they were read from alive, or memory grows with the
+// range read instead of the page. Values may view the answer; those two
+// may not.
+func TestKeysAndTimesDoNotHoldTheirPage(t *testing.T) {
+	t.Parallel()
+	const pages, perPage = 20, 1000
+	conv := &Converter{Endpoint: callEndpoint()}
+	kept := map[string]string{}
+	var bodies []weak.Pointer[byte]
+	for p := range pages {
+		var b strings.Builder
+		b.WriteString(`{"type":"result","result":{"total":"20000","records":[`)
+		for i := range perPage {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"id":"%d","start":"2026-01-10 10:%02d:%02d","end":"2026-01-10 11:00:00","duration":"60","timezone":"+0100","from_number":"2%05d"}`,
+				p*perPage+i+1, i/60%60, i%60, i)
+		}
+		b.WriteString(`]}}`)
+		body := []byte(b.String())
+		bodies = append(bodies, weak.Make(&body[0]))
+		page, err := ParseList(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := conv.Rows(page.Records)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, row := range rows {
+			kept[row.Key] = row.Wall
+		}
+	}
+	conv = nil
+	runtime.GC()
+	runtime.GC()
+	alive := 0
+	for _, w := range bodies {
+		if w.Value() != nil {
+			alive++
+		}
+	}
+	if len(kept) != pages*perPage {
+		t.Fatalf("%d keys kept, want %d", len(kept), pages*perPage)
+	}
+	if alive > 0 {
+		t.Errorf("%d of %d answers still in memory after their keys and wall times were kept and the rest dropped", alive, pages)
+	}
+	runtime.KeepAlive(kept)
 }
