@@ -230,6 +230,14 @@ func TestCLIQueryCheckEndpointsRunBackfill(t *testing.T) {
 	if r.code != exitFailed || !strings.Contains(r.err.Error(), "404") {
 		t.Fatalf("query of a missing path: exit %d: %v", r.code, r.err)
 	}
+	before := f.Sim.Stats.APIRequests.Load()
+	r = runCLI(t, kv, "query", "//elsewhere.example/api/v1/personal/info")
+	if r.code != exitConfig || r.err == nil || !strings.Contains(r.err.Error(), "//elsewhere.example") {
+		t.Fatalf("query of a path naming another host: exit %d (want %d): %v", r.code, exitConfig, r.err)
+	}
+	if n := f.Sim.Stats.APIRequests.Load() - before; n != 0 {
+		t.Fatalf("query of a path naming another host made %d API requests, want 0", n)
+	}
 	r = runCLI(t, kv, "check")
 	if r.code != 0 || strings.Count(r.stdout, "ok  ") != 7 || !strings.Contains(r.stdout, "acts as") ||
 		!strings.Contains(r.stdout, "paging        call_history by id (filter[id] and sort=id honoured)") {

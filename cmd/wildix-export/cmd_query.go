@@ -24,6 +24,11 @@ print the JSON answer indented, as Postman's last step did. For example:
 		fs.Usage()
 		return fmt.Errorf("%w: query takes one path starting with /, e.g. /api/v1/personal/info", errUsage)
 	}
+	if strings.HasPrefix(fs.Arg(0), "//") {
+		// A URL would read //host/... as another host: the credentials
+		// go to the PBX only.
+		return fmt.Errorf("%w: query %q: a path starting with // names another host; give the PBX's own path with one /, e.g. /api/v1/personal/info", errUsage, fs.Arg(0))
+	}
 	if err := a.load(config.Need{PBX: true}); err != nil {
 		return err
 	}
