@@ -160,24 +160,33 @@ func TestProofTimeWindowsFutureRecord(t *testing.T) {
 type colleagueEnvelope struct {
 	Type   string `json:"type"`
 	Result struct {
+		Total   *int             `json:"total,omitempty"`
 		Records []map[string]any `json:"records"`
 	} `json:"result"`
 }
 
-// TestProofSnapshotNoTotalDeletion: a PBX that sends no total deletes a
-// colleague while the snapshot is paged, so that the later offsets shift
-// and a surviving colleague falls between two pages. The run must commit
-// exactly the survivors: in PostgreSQL only the deleted colleague is
-// marked deleted, and the CSV snapshot holds the survivors, each once.
-// A PBX where a colleague is deleted during every read must fail the run
-// with nothing committed: nobody is marked deleted, no snapshot file.
+// TestProofSnapshotNoTotalDeletion: a PBX deletes a colleague while the
+// snapshot is paged, so that the later offsets shift and a surviving
+// colleague falls between two pages: without a total to count against, or
+// with a total that a colleague added at the same time keeps right (as
+// many distinct keys as announced, one survivor unread). The run must
+// commit exactly the survivors: in PostgreSQL only the deleted colleague
+// is marked deleted, and the CSV snapshot holds the survivors, each once.
+// A PBX where this happens during every read must fail the run with
+// nothing committed: nobody is marked deleted, no snapshot file.
 func TestProofSnapshotNoTotalDeletion(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		every bool // a colleague deleted after the first page of every read
+		add   bool // a colleague added as well, and the total sent
 		sink  string
-	}{{"once/csv", false, "csv"}, {"once/postgres", false, "postgres"}, {"every_read/csv", true, "csv"}, {"every_read/postgres", true, "postgres"}} {
+	}{
+		{"once/csv", false, false, "csv"}, {"once/postgres", false, false, "postgres"},
+		{"every_read/csv", true, false, "csv"}, {"every_read/postgres", true, false, "postgres"},
+		{"total_kept_by_an_addition/csv", false, true, "csv"}, {"total_kept_by_an_addition/postgres", false, true, "postgres"},
+		{"total_kept_every_read/csv", true, true, "csv"}, {"total_kept_every_read/postgres", true, true, "postgres"},
+	} {
 		tg := tc.sink
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -198,8 +207,9 @@ func TestProofSnapshotNoTotalDeletion(t *testing.T) {
 				return env.Result.Records
 			}
 			var mu sync.Mutex
-			gone := map[string]bool{} // the colleagues deleted
-			var armed atomic.Bool     // delete after the next first page
+			gone := map[string]bool{}  // the colleagues deleted
+			var added []map[string]any // the colleagues added
+			var armed atomic.Bool      // delete after the next first page
 			front := func(w http.ResponseWriter, r *http.Request) bool {
 				if !strings.HasSuffix(r.URL.Path, "/Colleagues") {
 					return false
@@ -213,6 +223,7 @@ func TestProofSnapshotNoTotalDeletion(t *testing.T) {
 						list = append(list, rec)
 					}
 				}
+				list = append(list, added...)
 				q := r.URL.Query()
 				start, err1 := strconv.Atoi(q.Get("start"))
 				count, err2 := strconv.Atoi(q.Get("count"))
@@ -221,13 +232,22 @@ func TestProofSnapshotNoTotalDeletion(t *testing.T) {
 					return true
 				}
 				page := list[min(start, len(list)):min(start+count, len(list))]
+				total := len(list)
 				if start == 0 && armed.Load() {
 					gone[idText(list[3]["id"])] = true
+					if tc.add {
+						rec := maps.Clone(list[0])
+						rec["id"] = strconv.Itoa(900000 + len(added))
+						added = append(added, rec)
+					}
 					armed.Store(tc.every)
 				}
 				var env colleagueEnvelope
 				env.Type = "result"
 				env.Result.Records = page
+				if tc.add {
+					env.Result.Total = &total
+				}
 				if err := json.NewEncoder(w).Encode(env); err != nil {
 					panic(err)
 				}
@@ -324,7 +344,7 @@ func TestProofSnapshotNoTotalDeletion(t *testing.T) {
 				defer mu.Unlock()
 				req := httptest.NewRequest(http.MethodGet, "/api/v1/PBX/Colleagues?sort=id&dir=ASC", nil)
 				req.Header.Set("Authorization", "Bearer wsk-v1-test")
-				for _, rec := range all(req) {
+				for _, rec := range append(all(req), added...) {
 					if id := idText(rec["id"]); !gone[id] {
 						ids = append(ids, id)
 					}
@@ -342,7 +362,7 @@ func TestProofSnapshotNoTotalDeletion(t *testing.T) {
 				if r.Status != "ok" || e.Err != nil || e.Rows != int64(len(want)) {
 					t.Fatalf("run %d: status %s, err %v, rows %d (want %d), notes %q", n, r.Status, e.Err, e.Rows, len(want), e.Notes)
 				}
-				if !slices.ContainsFunc(e.Notes, func(s string) bool { return strings.Contains(s, "no total") }) {
+				if !tc.add && !slices.ContainsFunc(e.Notes, func(s string) bool { return strings.Contains(s, "no total") }) {
 					t.Fatalf("run %d: notes %q: want the second read noted", n, e.Notes)
 				}
 				live, deleted := snapshotIDs(t)

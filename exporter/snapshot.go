@@ -26,12 +26,14 @@ var errChanged = errors.New("records changed while paging")
 // The endpoint is read whole by offset (these lists are small and have no
 // growing key) into one batch, committed only when it holds as many
 // distinct keys as the PBX's total: a record missing from a committed
-// snapshot is marked deleted, so an incomplete one must never commit. A
-// PBX that sends no total gives nothing to prove against (a record deleted
-// during paging shifts the later offsets and hides a survivor): the
-// snapshot is then read twice and committed only when both reads hold the
-// same keys. If the records changed while paging, the snapshot is read
-// once more; if they change again, the endpoint fails, nothing is
+// snapshot is marked deleted, so an incomplete one must never commit. One
+// answer is whole by itself. Over several pages a count proves too little
+// (a record deleted and another added between two pages shift the later
+// offsets, hide a survivor and keep the total right), and a PBX that sends
+// no total gives nothing to count against: the snapshot is then read
+// twice (keys only the second time) and committed only when both reads
+// hold the same keys. If the records changed while paging, the snapshot
+// is read once more; if they change again, the endpoint fails, nothing is
 // committed, and the next run tries again.
 func (x *Exporter) snapshot(ctx context.Context, runID string, ep *Endpoint) (res EndpointResult) {
 	res.Endpoint, res.Paging = ep.Name, "offset"
@@ -77,10 +79,10 @@ func (x *Exporter) wholeBatch(ctx context.Context, info BatchInfo, q url.Values,
 
 // readWhole is wholeBatch, reporting also whether the PBX sent no total.
 // The batch commits only when every record was read: as many distinct
-// keys as the total announced; without a total, a second read (keys only,
-// the batch held open) must give exactly the keys of the first, or the
-// read is errChanged and nothing commits. twice is set when that second
-// read was needed.
+// keys as the total announced and, when the read took more than one page
+// or the PBX sent no total, a second read (keys only, the batch held open)
+// giving exactly the keys of the first; otherwise the read is errChanged
+// and nothing commits. twice is set when the PBX sent no total.
 func (x *Exporter) readWhole(ctx context.Context, info BatchInfo, q url.Values, n *Counters, log *slog.Logger,
 	keep func(Row) bool, state func(rows int64) []byte) (rows, vanished int64, twice bool, err error) {
 	c := x.newCommitter(ctx, info, n, 0)
@@ -120,11 +122,17 @@ func (x *Exporter) readWhole(ctx context.Context, info BatchInfo, q url.Values, 
 	case pr.Total >= 0 && distinct < pr.Total:
 		// A record read twice means the pages shifted: another was missed.
 		err = fmt.Errorf("%w (%d distinct of %d)", errChanged, distinct, pr.Total)
-	case pr.Total < 0:
-		// No total to prove against: read again and compare the keys.
-		twice = true
+	case pr.Total < 0 || pr.Pages > 1:
+		// No total to prove against, or more than one answer: a record
+		// deleted and another added between two pages keep the count
+		// right with a survivor unread. Read again and compare the keys;
+		// only a read in one answer is whole by itself.
+		twice = pr.Total < 0
+		if !twice {
+			log.Debug("read in more than one page: reading the keys again to compare", "pages", pr.Pages)
+		}
 		// Its conversion warnings were counted by the first read.
-		err = x.sameKeys(ctx, pager(&Converter{Endpoint: info.Endpoint, Zone: x.Zone, Warnings: &Warnings{}}), seen)
+		err = x.sameKeys(ctx, pager(&Converter{Endpoint: info.Endpoint, Zone: x.Zone, Warnings: &Warnings{}}), seen, pr.Total)
 	}
 	if pr.Total > distinct {
 		vanished = pr.Total - distinct
@@ -147,8 +155,8 @@ func (x *Exporter) readWhole(ctx context.Context, info BatchInfo, q url.Values, 
 }
 
 // sameKeys reads the query again, keys only, and reports errChanged unless
-// it holds exactly the keys of first.
-func (x *Exporter) sameKeys(ctx context.Context, p *Pager, first map[string]bool) error {
+// it holds exactly the keys of first, with the same total announced.
+func (x *Exporter) sameKeys(ctx context.Context, p *Pager, first map[string]bool, total int64) error {
 	again := map[string]bool{}
 	pr, err := p.Run(ctx, func(pg Page) error {
 		for _, row := range pg.Rows {
@@ -159,7 +167,7 @@ func (x *Exporter) sameKeys(ctx context.Context, p *Pager, first map[string]bool
 	switch {
 	case err != nil:
 		return fmt.Errorf("second read: %w", err)
-	case !pr.Complete || pr.Total >= 0:
+	case !pr.Complete || pr.Changed || pr.Total != total:
 		return fmt.Errorf("%w (the second read ended otherwise than the first)", errChanged)
 	}
 	missing, added := 0, 0
@@ -174,7 +182,7 @@ func (x *Exporter) sameKeys(ctx context.Context, p *Pager, first map[string]bool
 		}
 	}
 	if missing+added > 0 {
-		return fmt.Errorf("%w (no total; two reads differ: %d keys only in the first, %d only in the second)", errChanged, missing, added)
+		return fmt.Errorf("%w (two reads differ: %d keys only in the first, %d only in the second)", errChanged, missing, added)
 	}
 	return nil
 }
