@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -386,5 +387,155 @@ func TestBackfillWindowsByKey(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOneSecondWindowByOffset: a PBX that ignores filter[id] is read by
+// filter[start] windows; a second holding more calls than a page is read
+// by offset inside it, where a call of that second deleted after its first
+// page shifts the next and hides a survivor. The second is read until two
+// reads agree: every survivor exactly once. When it changes during every
+// read, the run fails instead, and a run on the quiet PBX then exports
+// every survivor exactly once.
+func TestOneSecondWindowByOffset(t *testing.T) {
+	t.Parallel()
+	for _, every := range []bool{false, true} {
+		for _, tg := range targets {
+			name := "once/" + tg.name
+			if every {
+				name = "every_read/" + tg.name
+			}
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				sink, exported := tg.open(t)
+				var sim atomic.Pointer[pbxsim.Sim]
+				var on atomic.Bool
+				var mu sync.Mutex
+				hit := map[string]bool{} // seconds a call was deleted from
+				deleted := 0
+				rewrite := func(r *http.Request, status int, body []byte) (int, []byte) {
+					q := r.URL.Query()
+					from, to := q.Get("filter[start][from]"), q.Get("filter[start][to]")
+					a, err1 := time.Parse("2006-01-02 15:04:05", from)
+					b, err2 := time.Parse("2006-01-02 15:04:05", to)
+					if !on.Load() || err1 != nil || err2 != nil || b.Sub(a) != time.Second || q.Get("start") != "0" {
+						return status, body
+					}
+					var pg struct {
+						Result struct {
+							Records []struct{ ID string }
+						}
+					}
+					if json.Unmarshal(body, &pg) != nil || len(pg.Result.Records) < 2 {
+						return status, body
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					if hit[from] && !every {
+						return status, body
+					}
+					hit[from] = true
+					id, err := strconv.ParseInt(pg.Result.Records[0].ID, 10, 64)
+					if err != nil {
+						panic(err)
+					}
+					deleted += sim.Load().Delete(id)
+					return status, body
+				}
+				f := simtest.New(t, pbxsim.Options{Calls: 300, CallGap: time.Second, IgnoreFilter: []string{"id"},
+					APIKeys: []string{"wsk-v1-test"}, Rewrite: rewrite})
+				sim.Store(f.Sim)
+				rome, err := time.LoadLocation("Europe/Rome")
+				if err != nil {
+					t.Fatal(err)
+				}
+				c := f.Client(&http.Client{Transport: &auth.Transport{Source: auth.Static("wsk-v1-test")}})
+				x := &exporter.Exporter{Client: c, Sink: sink, PBX: "pbx", Zone: rome, PageSize: 2, Concurrency: 4, BatchSize: 500, MaxPages: 100000}
+				on.Store(true)
+				r1 := runCalls(t, x)
+				on.Store(false)
+				mu.Lock()
+				n := deleted
+				mu.Unlock()
+				if n == 0 {
+					t.Fatal("no second held more than a page: the case proves nothing")
+				}
+				if r1.Paging != "time-windows" {
+					t.Fatalf("paged %q, want time-windows (notes %q)", r1.Paging, r1.Notes)
+				}
+				switch {
+				case every && (r1.Err == nil || !strings.Contains(r1.Err.Error(), "changed during each of three reads")):
+					t.Fatalf("a second changing during every read: err %v, want the run to fail saying so", r1.Err)
+				case !every && r1.Err != nil:
+					t.Fatalf("first run: %v", r1.Err)
+				case !every:
+					// Whole after the first run, not thanks to the next
+					// run's look-back.
+					got := exported(t)
+					for _, id := range f.Sim.CallIDs() {
+						if got[id] != 1 {
+							t.Fatalf("after the first run, call %d exported %d times (%d calls deleted during it)", id, got[id], n)
+						}
+					}
+				}
+				r2 := runCalls(t, x)
+				if r2.Err != nil {
+					t.Fatalf("second run, quiet PBX: %v", r2.Err)
+				}
+				got := exported(t)
+				for _, id := range f.Sim.CallIDs() {
+					if got[id] != 1 {
+						t.Fatalf("call %d exported %d times (%d calls deleted during the first run; first run %+v)", id, got[id], n, r1)
+					}
+				}
+				for id, k := range got {
+					if k != 1 {
+						t.Fatalf("call %d exported %d times", id, k)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestOneSecondWindowIgnoringStart: a second holding more than a page, from
+// a PBX that answers every start with the first page, stops the run with
+// a message saying so, instead of reading the same page until
+// EXPORT_MAX_PAGES.
+func TestOneSecondWindowIgnoringStart(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	first := map[string][]byte{} // a second's page for start=0
+	rewrite := func(r *http.Request, status int, body []byte) (int, []byte) {
+		q := r.URL.Query()
+		from, to := q.Get("filter[start][from]"), q.Get("filter[start][to]")
+		a, err1 := time.Parse("2006-01-02 15:04:05", from)
+		b, err2 := time.Parse("2006-01-02 15:04:05", to)
+		if err1 != nil || err2 != nil || b.Sub(a) != time.Second {
+			return status, body
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if q.Get("start") == "0" {
+			first[from] = body
+		} else if p, ok := first[from]; ok {
+			return status, p
+		}
+		return status, body
+	}
+	f := simtest.New(t, pbxsim.Options{Calls: 300, CallGap: time.Second, IgnoreFilter: []string{"id"},
+		APIKeys: []string{"wsk-v1-test"}, Rewrite: rewrite})
+	c := f.Client(&http.Client{Transport: &auth.Transport{Source: auth.Static("wsk-v1-test")}})
+	sink, err := sinks.NewCSV(sinks.CSVOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := &exporter.Exporter{Client: c, Sink: sink, PBX: "pbx", Zone: time.UTC, PageSize: 2, Concurrency: 4, BatchSize: 500, MaxPages: 100000}
+	r := runCalls(t, x)
+	if r.Err == nil || !strings.Contains(r.Err.Error(), "it ignores start") {
+		t.Fatalf("err %v, want the run stopped saying the PBX ignores start", r.Err)
+	}
+	if r.Pages > 1000 {
+		t.Fatalf("%d pages read before stopping", r.Pages)
 	}
 }

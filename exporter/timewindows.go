@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"strconv"
 	"time"
@@ -203,6 +204,57 @@ func (t *timeReader) fetch(ctx context.Context, a, b time.Time, start, ask int64
 	return pg, rows, nil
 }
 
+// second reads a one-second window holding more than a page, by offset:
+// nothing smaller can be asked for. A record of that second deleted (or
+// added) meanwhile shifts the later offsets and hides another, so the
+// second is read until two reads in a row hold the same keys, at most
+// three times; otherwise the run stops with errChanged, the time cursor
+// before this second.
+func (t *timeReader) second(ctx context.Context, a, b time.Time, ask int64) ([]Row, error) {
+	offsets := func() ([]Row, map[string]bool, error) {
+		var rows []Row
+		keys := map[string]bool{}
+		var last string // the previous page's first key
+		for start := int64(0); ; {
+			pg, more, err := t.fetch(ctx, a, b, start, ask)
+			if err != nil {
+				return nil, nil, err
+			}
+			if len(pg.Records) == 0 {
+				return rows, keys, nil
+			}
+			if start > 0 && more[0].Key == last {
+				return nil, nil, fmt.Errorf("the second %s: the PBX sent the same page for start=%d as for the one before: it ignores start, so a second holding more than a page (%d) cannot be read; nothing from it on was committed",
+					a.Format(wallLayout), start, ask)
+			}
+			last = more[0].Key
+			start += int64(len(pg.Records))
+			for _, row := range more {
+				if !keys[row.Key] {
+					keys[row.Key] = true
+					rows = append(rows, row)
+				}
+			}
+		}
+	}
+	rows, keys, err := offsets()
+	for attempt := 1; err == nil; attempt++ {
+		again, againKeys, err := offsets()
+		switch {
+		case err != nil:
+			return nil, err
+		case maps.Equal(keys, againKeys):
+			return rows, nil
+		case attempt == 2:
+			return nil, fmt.Errorf("%w: the second %s holds more records than a page (%d) and they changed during each of three reads by offset; nothing from it on was committed, the next run reads it again",
+				errChanged, a.Format(wallLayout), ask)
+		}
+		t.log.Info("records of a one-second window changed while it was read by offset: reading it again", "second", a.Format(wallLayout))
+		rows, keys = again, againKeys
+	}
+	return nil, err
+}
+
 // read reads [a, b) and calls fn with its records in time order, window
 // by window.
 func (t *timeReader) read(ctx context.Context, a, b time.Time, fn func([]Row) error) error {
@@ -222,14 +274,8 @@ func (t *timeReader) read(ctx context.Context, a, b time.Time, fn func([]Row) er
 			}
 			return t.read(ctx, mid, b, fn)
 		}
-		// More than a page in one second: page by offset inside it.
-		for start := got; got > 0; start += got {
-			pg, more, err := t.fetch(ctx, a, b, start, ask)
-			if err != nil {
-				return err
-			}
-			got = int64(len(pg.Records))
-			rows = append(rows, more...)
+		if rows, err = t.second(ctx, a, b, ask); err != nil {
+			return err
 		}
 	}
 	lo, hi := a.Format(wallLayout), b.Format(wallLayout)
