@@ -129,6 +129,9 @@ func (x *Exporter) Backfill(ctx context.Context, id string, endpoints []Endpoint
 					Rows: res.Rows, Skipped: done, Elapsed: time.Since(began)})
 			}
 		}
+		if f := n.Filtered.Load(); f > 0 {
+			note(&res, log, fmt.Sprintf("the PBX sent %d records outside the asked window or key bounds, dropped (counted as filtered): does it ignore filter[%s]?", f, ep.TimeField))
+		}
 		tally(&res, n, began)
 		x.finishEndpoint(r, res)
 	}
@@ -154,7 +157,15 @@ func (x *Exporter) window(ctx context.Context, runID string, ep *Endpoint, w Win
 		st, _ := json.Marshal(windowState{Done: true, Rows: rows, RunID: runID, At: time.Now().UTC()})
 		return st
 	}
-	keep := func(row Row) bool { return row.Wall >= w.From && row.Wall < w.To && row.Cursor <= upper }
+	// A record on To is the next window's; one outside [From, To] or
+	// above the upper key was not asked for: dropped and counted.
+	keep := func(row Row) bool {
+		if row.Wall < w.From || row.Wall > w.To || row.Cursor > upper {
+			n.Filtered.Add(1)
+			return false
+		}
+		return row.Wall < w.To
+	}
 	times := url.Values{"filter[" + ep.TimeField + "][from]": {w.From}, "filter[" + ep.TimeField + "][to]": {w.To}}
 	if res.Paging != "offset" {
 		res.Paging = "keyset"

@@ -81,6 +81,9 @@ func (c *Client) wait(ctx context.Context) error {
 // Counters count one endpoint's requests. Safe for concurrent use.
 type Counters struct {
 	Requests, Retries, Pages atomic.Int64
+	// Filtered counts records the PBX sent outside the bounds asked of
+	// it, dropped (EndpointResult.Filtered).
+	Filtered atomic.Int64
 	// Warnings counts what the endpoint's conversion worked around (a
 	// value that cannot be stored, an ambiguous wall time) instead of
 	// failing the run; they reach the log and the ledger as notes.

@@ -527,6 +527,7 @@ func recordKeys(pg *ListPage, field string) ([]int64, error) {
 func tally(res *EndpointResult, n *Counters, began time.Time) {
 	res.Duration = time.Since(began)
 	res.Pages, res.Requests, res.Retries = n.Pages.Load(), n.Requests.Load(), n.Retries.Load()
+	res.Filtered = n.Filtered.Load()
 	res.Notes = append(res.Notes, n.Warnings.Notes()...)
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -347,6 +348,9 @@ func TestBackfillWindowsByKey(t *testing.T) {
 		{"by key", pbxsim.Options{}, "keyset"},
 		{"by key, calls deleted", pbxsim.Options{DeleteAfter: 4, DeleteRandom: 200}, "keyset"},
 		{"id filter ignored", pbxsim.Options{IgnoreFilter: []string{"id"}}, "offset"},
+		// Every window gets every call: those outside it are dropped,
+		// counted as filtered, and noted.
+		{"time filter ignored", pbxsim.Options{IgnoreFilter: []string{"start"}}, "keyset"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -364,6 +368,28 @@ func TestBackfillWindowsByKey(t *testing.T) {
 					t.Fatal(err)
 				}
 				return m["start"] >= "2026-03-28 00:00:00" && m["start"] < "2026-04-01 00:00:00"
+			}
+			// Each window is asked for [From, To]; the PBX honouring the
+			// time filter sends nothing outside it.
+			var filtered int64
+			if slices.Contains(tc.o.IgnoreFilter, "start") {
+				for _, w := range exporter.Windows(from, to, 24*time.Hour) {
+					for _, id := range f.Sim.CallIDs() {
+						var m map[string]string
+						if err := json.Unmarshal(f.Sim.CallJSON(id), &m); err != nil {
+							t.Fatal(err)
+						}
+						if m["start"] < w.From || m["start"] > w.To {
+							filtered++
+						}
+					}
+				}
+				if filtered == 0 || !strings.Contains(strings.Join(res.Notes, "\n"), "outside the asked window") {
+					t.Fatalf("filtered %d, notes %q: want calls outside the windows, noted", filtered, res.Notes)
+				}
+			}
+			if res.Filtered != filtered {
+				t.Fatalf("filtered %d, want %d", res.Filtered, filtered)
 			}
 			got := ids(t, dir)
 			for _, id := range f.Sim.CallIDs() {

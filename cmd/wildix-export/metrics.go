@@ -23,6 +23,8 @@ type metrics struct {
 	rows        *prometheus.CounterVec
 	pages       *prometheus.CounterVec
 	retries     *prometheus.CounterVec
+	filtered    *prometheus.CounterVec
+	vanished    *prometheus.CounterVec
 	duration    prometheus.Histogram
 	lastSuccess *prometheus.GaugeVec
 	panics      prometheus.Counter
@@ -42,6 +44,10 @@ func newMetrics() *metrics {
 			Help: "Pages read from the PBX, by endpoint."}, []string{"endpoint"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wildix_export_retries_total",
 			Help: "Requests to the PBX retried, by endpoint."}, []string{"endpoint"}),
+		filtered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wildix_export_filtered_records_total",
+			Help: "Records the PBX sent outside the bounds asked of it, dropped, by endpoint."}, []string{"endpoint"}),
+		vanished: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wildix_export_vanished_records_total",
+			Help: "Records announced that the PBX deleted while a run read them, by endpoint."}, []string{"endpoint"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "wildix_export_run_duration_seconds",
 			Help: "Duration of export runs.", Buckets: prometheus.ExponentialBuckets(1, 3, 10)}),
 		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "wildix_export_last_success_timestamp_seconds",
@@ -52,7 +58,7 @@ func newMetrics() *metrics {
 			Help: "Runs skipped because another export of the PBX held its lock."}),
 		tokenExpiry: func() time.Time { return time.Time{} },
 	}
-	m.reg.MustRegister(m.runs, m.rows, m.pages, m.retries, m.duration, m.lastSuccess, m.panics, m.skips,
+	m.reg.MustRegister(m.runs, m.rows, m.pages, m.retries, m.filtered, m.vanished, m.duration, m.lastSuccess, m.panics, m.skips,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wildix_export_token_expiry_timestamp_seconds",
 			Help: "Unix time the OAuth access token in use expires (0 for keys or before the first run)."},
 			func() float64 {
@@ -68,6 +74,8 @@ func (m *metrics) endpoint(r exporter.EndpointResult) {
 	m.rows.WithLabelValues(r.Endpoint).Add(float64(r.Rows))
 	m.pages.WithLabelValues(r.Endpoint).Add(float64(r.Pages))
 	m.retries.WithLabelValues(r.Endpoint).Add(float64(r.Retries))
+	m.filtered.WithLabelValues(r.Endpoint).Add(float64(r.Filtered))
+	m.vanished.WithLabelValues(r.Endpoint).Add(float64(r.Vanished))
 	if r.Err == nil {
 		m.lastSuccess.WithLabelValues(r.Endpoint).Set(float64(r.Completed.Unix()))
 	}
