@@ -1,16 +1,29 @@
 package exporter_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/wildix-export/wildix-export/auth"
 	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/internal/pgtest"
 	"github.com/wildix-export/wildix-export/internal/simtest"
+	"github.com/wildix-export/wildix-export/sinks"
 )
 
 // TestTimesAcrossDaylightSaving reads calls around Rome's two changes of
@@ -113,5 +126,169 @@ func TestTimesAcrossDaylightSaving(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDaylightSavingEndToEnd: calls without a timezone field around both
+// of Rome's changes, WILDIX_TIMEZONE set, exported into each sink in pages
+// of 100, 4 at a time, with calls arriving during the first run; then a
+// second run on the quiet PBX. Every instant each sink holds is the
+// simulator's, but for the calls wholly inside the second pass of the
+// repeated autumn hour: nothing tells a call wholly inside one pass from
+// the same call in the other, so they are read as the earlier pass, and
+// every call wholly inside either pass is counted in the run's notes.
+func TestDaylightSavingEndToEnd(t *testing.T) {
+	t.Parallel()
+	spring := time.Date(2026, 3, 29, 0, 0, 0, 0, time.UTC)    // 02:00 → 03:00 at 01:00Z
+	autumn := time.Date(2026, 10, 24, 23, 30, 0, 0, time.UTC) // 03:00 → 02:00 at 01:00Z
+	fold2 := time.Date(2026, 10, 25, 1, 0, 0, 0, time.UTC)    // second pass of 02:00-03:00
+	for _, season := range []struct {
+		name  string
+		start time.Time
+	}{{"spring", spring}, {"autumn", autumn}} {
+		for _, kind := range []string{"csv", "postgres"} {
+			t.Run(season.name+"/"+kind, func(t *testing.T) {
+				t.Parallel()
+				sink, times := timedSink(t, kind)
+				rome, err := time.LoadLocation("Europe/Rome")
+				if err != nil {
+					t.Fatal(err)
+				}
+				f, x, l := newPagingExporter(t, pbxsim.Options{Calls: 600, CallGap: time.Minute, CallsStart: season.start,
+					Location: rome, OmitTimezoneField: true}, sink, 100)
+				l.on.Store(true)
+				r1 := runCalls(t, x)
+				l.on.Store(false)
+				r2 := runCalls(t, x)
+				if r1.Err != nil || r2.Err != nil {
+					t.Fatalf("runs: %v, %v", r1.Err, r2.Err)
+				}
+				if f.Sim.Stats.LiveInserted.Load() == 0 {
+					t.Fatal("no call arrived during the first run")
+				}
+				got := times(t)
+				var undecidable int64
+				for _, id := range f.Sim.CallIDs() {
+					truth := f.Sim.Call(id)
+					shift := time.Duration(0)
+					within := func(from time.Time) bool { // wholly inside one pass of the hour
+						return !truth.Start.Before(from) && truth.End.Before(from.Add(time.Hour)) &&
+							(truth.Answer.IsZero() || truth.Answer.Before(from.Add(time.Hour)))
+					}
+					switch {
+					case within(fold2.Add(-time.Hour)):
+						undecidable++ // read as the earlier pass: right
+					case within(fold2):
+						undecidable++
+						shift = -time.Hour
+					}
+					g, ok := got[id]
+					if !ok {
+						t.Fatalf("call %d not exported", id)
+					}
+					if !g[0].Equal(truth.Start.Add(shift)) || !g[1].Equal(truth.End.Add(shift)) {
+						t.Fatalf("call %d: %s → %s, want %s → %s (shift %s)", id, g[0], g[1], truth.Start.Add(shift), truth.End.Add(shift), shift)
+					}
+				}
+				if len(got) != len(f.Sim.CallIDs()) {
+					t.Fatalf("%d calls exported, %d on the PBX", len(got), len(f.Sim.CallIDs()))
+				}
+				notes := strings.Join(append(r1.Notes, r2.Notes...), "\n")
+				switch {
+				case season.start == autumn && undecidable == 0:
+					t.Fatal("no call wholly inside the repeated hour's second pass: the data misses the case")
+				case undecidable > 0 && !strings.Contains(notes, fmt.Sprintf("%d %s", undecidable, exporter.WarnAmbiguous)):
+					t.Fatalf("notes %q: want the %d undecidable calls counted", notes, undecidable)
+				case undecidable == 0 && strings.Contains(notes, exporter.WarnAmbiguous):
+					t.Fatalf("notes %q: no call was undecidable", notes)
+				}
+			})
+		}
+	}
+}
+
+// timedSink opens a sink of kind and a way to read back each exported
+// call's start and end instants, as a report would.
+func timedSink(t *testing.T, kind string) (exporter.Sink, func(t *testing.T) map[int64][2]time.Time) {
+	t.Helper()
+	var dir string
+	var pool *pgxpool.Pool
+	var sink exporter.Sink
+	if kind == "csv" {
+		dir = t.TempDir()
+		s, err := sinks.NewCSV(sinks.CSVOptions{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sink = s
+	} else {
+		var schema string
+		schema, pool = pgtest.Schema(t)
+		p := sinks.NewPostgres(pool, schema, nil)
+		if err := p.Migrate(context.Background(), exporter.Builtin()); err != nil {
+			t.Fatal(err)
+		}
+		sink = p
+	}
+	return sink, func(t *testing.T) map[int64][2]time.Time {
+		t.Helper()
+		out := map[int64][2]time.Time{}
+		add := func(id int64, start, end time.Time) {
+			if _, dup := out[id]; dup {
+				t.Fatalf("call %d exported twice", id)
+			}
+			out[id] = [2]time.Time{start, end}
+		}
+		if pool != nil {
+			rows, err := pool.Query(context.Background(), "SELECT id, start_time, end_time FROM call_history WHERE pbx = 'pbx'")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var id int64
+				var start, end time.Time
+				if err := rows.Scan(&id, &start, &end); err != nil {
+					t.Fatal(err)
+				}
+				add(id, start, end)
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+			return out
+		}
+		files, err := filepath.Glob(filepath.Join(dir, "call_history", "*.csv"))
+		if err != nil || len(files) == 0 {
+			t.Fatalf("no CSV files: %v", err)
+		}
+		for _, name := range files {
+			b, err := os.ReadFile(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			col := func(n string) int {
+				i := slices.Index(recs[0], n)
+				if i < 0 {
+					t.Fatalf("%s: no column %s", name, n)
+				}
+				return i
+			}
+			ci, cs, ce := col("id"), col("start_time"), col("end_time")
+			for _, r := range recs[1:] {
+				id, err1 := strconv.ParseInt(r[ci], 10, 64)
+				start, err2 := time.Parse(time.RFC3339, r[cs])
+				end, err3 := time.Parse(time.RFC3339, r[ce])
+				if err := errors.Join(err1, err2, err3); err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				add(id, start, end)
+			}
+		}
+		return out
 	}
 }
