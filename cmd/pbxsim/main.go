@@ -55,6 +55,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		apiKeyFile = fs.String("api-key-file", "", "a file holding a static bearer key to accept")
 		s2sApp     = fs.String("s2s", "", "an S2S app to accept, as id:name:secret")
 		liveEvery  = fs.Int("live-insert-every", 0, "insert new calls after every N call-history requests (0: off)")
+		liveBatch  = fs.Int("live-insert-batch", 3, "calls inserted each time by -live-insert-every")
+		extraField = fs.Bool("extra-call-field", false, "add a field to call records that the exporter's catalog does not know")
+		ignoreF    = fs.String("ignore-filter", "", "comma list of fields whose filter[...] the PBX ignores, e.g. id or id,start")
+		ignoreSort = fs.Bool("ignore-sort", false, "answer in the default order whatever sort and dir say")
+		maxCount   = fs.Int("max-count", 0, "answer at most this many records a page (0: no cap)")
+		total      = fs.String("total", "string", "how list answers carry result.total: string (as the PBX: a number only for Phonebooks), number, absent")
+		toExcl     = fs.Bool("filter-to-exclusive", false, "filter[f][to] excludes its bound")
+		delAfter   = fs.Int("delete-after", 0, "delete call records right after the Nth call-history request (0: never)")
+		delOldest  = fs.Int64("delete-oldest", 0, "with -delete-after: the oldest N calls are deleted (a retention purge)")
+		delRandom  = fs.Int("delete-random", 0, "with -delete-after: N other calls, picked by -seed, are deleted")
 		f5xx       = fs.Float64("fault-5xx", 0, "rate of 500 answers")
 		fHTML      = fs.Float64("fault-html502", 0, "rate of 502 answers with an HTML body")
 		f429       = fs.Float64("fault-429", 0, "rate of 429 answers with Retry-After")
@@ -81,6 +91,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-calls-start %q: expected YYYY-MM-DD", *start)
 	}
+	switch *total {
+	case "string", "number", "absent":
+	default:
+		return fmt.Errorf("-total %q: expected string, number or absent", *total)
+	}
+	if *delAfter == 0 && (*delOldest > 0 || *delRandom > 0) {
+		return errors.New("-delete-oldest and -delete-random need -delete-after: the request after which the calls go")
+	}
+	var ignored []string
+	for _, f := range strings.Split(*ignoreF, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			ignored = append(ignored, f)
+		}
+	}
 	opt := pbxsim.Options{
 		Seed: *seed, Calls: *calls, CallGap: *gap, CallsStart: st, Location: loc, OmitTimezoneField: *noTZ,
 		Clients:             []pbxsim.Client{{ID: *clientID, Secret: *secret, RedirectURIs: strings.Split(*redirects, ",")}},
@@ -88,6 +112,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		RotateRefreshTokens: *rotate,
 		ClientAuth:          *clientAuth,
 		LiveInsertEvery:     *liveEvery,
+		LiveInsertBatch:     *liveBatch,
+		ExtraCallField:      *extraField,
+		IgnoreFilter:        ignored,
+		IgnoreSort:          *ignoreSort,
+		MaxCount:            *maxCount,
+		Total:               *total,
+		FilterToExclusive:   *toExcl,
+		DeleteAfter:         *delAfter,
+		DeleteOldest:        *delOldest,
+		DeleteRandom:        *delRandom,
 		CacheCallJSON:       *cacheJSON,
 		Faults: pbxsim.Faults{ServerError: *f5xx, HTMLGateway: *fHTML, TooMany: *f429, Cut: *fCut, Slow: *fSlow,
 			SlowDelay: *slowDelay, Latency: *latency},
