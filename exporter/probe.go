@@ -19,8 +19,8 @@ const (
 	PagingEmpty        = "empty"
 )
 
-// probeCount is the count each probe request asks for: small, so that a
-// cap is seen only when the PBX answers fewer than this.
+// probeCount is the count the probe's order checks ask for; one page of
+// the configured page size then looks for a cap above it.
 const probeCount = 3
 
 // Paging is what a probe found about how an incremental endpoint can be
@@ -37,7 +37,9 @@ type Paging struct {
 // uses (keyReader): one request for the newest key, one for that key alone
 // (a key outside it: the key filter is ignored), pages of probeCount from
 // the first key (keys out of order: the sort is ignored; records after a
-// short page: a cap) and, when keys cannot be used, one request for a
+// short page: a cap), one page of EXPORT_PAGE_SIZE from the first key (and,
+// short without a total, one record after it: a cap an export would meet)
+// and, when keys cannot be used, one request for a
 // time window that holds no record (records in it: the time filter is
 // ignored as well, and no paging is usable). An error is a request that
 // failed, not a finding.
@@ -69,6 +71,19 @@ func (x *Exporter) Probe(ctx context.Context, ep *Endpoint) (Paging, error) {
 		return x.probeTime(ctx, ep, ladderWhat(ep, le), n)
 	case sp.err != nil:
 		return Paging{}, sp.err
+	}
+	if _, capped := sizes.capped(); !capped && int64(x.PageSize) > probeCount {
+		capAt, err := probeCap(ctx, kr, upper, int64(x.PageSize))
+		switch {
+		case errors.As(err, &le):
+			return x.probeTime(ctx, ep, ladderWhat(ep, le), n)
+		case err != nil:
+			return Paging{}, err
+		}
+		if capAt > 0 {
+			sizes = newPageSizes(x.PageSize)
+			sizes.capAt(capAt)
+		}
 	}
 	honoured := fmt.Sprintf("filter[%s] and sort=%s honoured", ep.Cursor, ep.Cursor)
 	if ask, capped := sizes.capped(); capped {
@@ -108,4 +123,33 @@ func (x *Exporter) probeTime(ctx context.Context, ep *Endpoint, ignored string, 
 	}
 	return Paging{Kind: PagingTimeWindows, Ignored: ignored, Sentence: fmt.Sprintf(
 		"by filter[%s] time windows: the PBX ignores %s", tf, ignored)}, nil
+}
+
+// probeCap asks for a page of ask records from the first key: fewer while
+// more remain (the total says so or, without one, a record after the
+// page's last key) is a cap, returned; 0 when there is none.
+func probeCap(ctx context.Context, kr *keyReader, upper, ask int64) (int64, error) {
+	pg, rows, _, _, _, err := kr.page(ctx, 1, upper, ask)
+	if err != nil {
+		return 0, err
+	}
+	got := int64(len(pg.Records))
+	switch {
+	case got >= ask || len(rows) == 0:
+		return 0, nil
+	case pg.Total >= 0:
+		if pg.Total > got {
+			return got, nil
+		}
+		return 0, nil
+	}
+	last := rows[len(rows)-1].Cursor
+	if last >= upper {
+		return 0, nil
+	}
+	next, _, _, _, _, err := kr.page(ctx, last+1, upper, 1)
+	if err != nil || len(next.Records) == 0 {
+		return 0, err
+	}
+	return got, nil
 }

@@ -73,7 +73,7 @@ func (a *app) checkPaging(ctx context.Context, c *checkLines, p *pbx, cat *expor
 		c.line(err, "paging", "call_history")
 		return
 	}
-	x := &exporter.Exporter{Client: p.client, PBX: a.cfg.PBXID, Zone: a.cfg.Timezone, Log: a.log}
+	x := &exporter.Exporter{Client: p.client, PBX: a.cfg.PBXID, Zone: a.cfg.Timezone, Log: a.log, PageSize: a.cfg.PageSize}
 	pg, err := x.Probe(ctx, &eps[0])
 	if err != nil {
 		c.line(fmt.Errorf("probe call_history paging: %w", err), "paging", "call_history")
