@@ -500,6 +500,16 @@ func (c *checker) pbxURL(raw string, allowHTTP, required bool) *url.URL {
 		c.add("WILDIX_PBX_URL", raw, "expected the PBX address without a path, e.g. https://acme.wildixin.com")
 		return nil
 	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			c.add("WILDIX_PBX_URL", raw, "the port must be a number from 1 to 65535, e.g. https://acme.wildixin.com:8443, or left out for 443")
+			return nil
+		}
+	}
+	if u.Hostname() == "" {
+		c.add("WILDIX_PBX_URL", raw, "expected a host name, e.g. https://acme.wildixin.com")
+		return nil
+	}
 	u.Path = ""
 	if u.Scheme == "http" && !allowHTTP && !isLoopback(u.Hostname()) {
 		c.add("WILDIX_PBX_URL", raw, "plain http:// sends tokens unencrypted; use https://, or set WILDIX_ALLOW_HTTP=true for a trusted network")
