@@ -148,7 +148,9 @@ func (x *Exporter) Backfill(ctx context.Context, id string, endpoints []Endpoint
 // records are read by key, from 1 to the run's upper key, so that a
 // record deleted meanwhile cannot shift a page; a PBX that ignores the key
 // filter or sort gets the window read by offset instead, committed only if
-// it held as many distinct keys as the PBX announced.
+// it held as many distinct keys as the PBX announced and, over several
+// pages, a second read found the same keys (calls that arrived meanwhile
+// aside, see sameKeys).
 func (x *Exporter) window(ctx context.Context, runID string, ep *Endpoint, w Window, upper int64, n *Counters,
 	sizes *pageSizes, res *EndpointResult) (int64, error) {
 	log := x.log().With("endpoint", ep.Name, "run_id", runID, "window", w.From)
@@ -158,10 +160,12 @@ func (x *Exporter) window(ctx context.Context, runID string, ep *Endpoint, w Win
 		return st
 	}
 	// A record on To is the next window's; one outside [From, To] or
-	// above the upper key was not asked for: dropped and counted.
+	// above the upper key was not asked for: dropped, and counted when the
+	// window commits (a read thrown away counts nothing).
+	var dropped int64
 	keep := func(row Row) bool {
 		if row.Wall < w.From || row.Wall > w.To || row.Cursor > upper {
-			n.Filtered.Add(1)
+			dropped++
 			return false
 		}
 		return row.Wall < w.To
@@ -192,7 +196,7 @@ func (x *Exporter) window(ctx context.Context, runID string, ep *Endpoint, w Win
 		switch {
 		case errors.As(err, &le):
 			note(res, log, fmt.Sprintf("the PBX ignores %s: backfill windows are read by offset", ladderWhat(ep, le)))
-			res.Paging = "offset"
+			res.Paging, dropped = "offset", 0
 		case err != nil && !errors.Is(err, errLoader):
 			return 0, err
 		case lerr != nil:
@@ -202,6 +206,7 @@ func (x *Exporter) window(ctx context.Context, runID string, ep *Endpoint, w Win
 		case st == nil:
 			return 0, errors.New("commit: nothing committed")
 		default:
+			n.Filtered.Add(dropped)
 			return rows, nil
 		}
 	}
@@ -211,6 +216,9 @@ func (x *Exporter) window(ctx context.Context, runID string, ep *Endpoint, w Win
 	}
 	rows, vanished, err := x.wholeBatch(ctx, info, q, n, log, keep, state)
 	res.Vanished += vanished
+	if err == nil {
+		n.Filtered.Add(dropped)
+	}
 	if errors.Is(err, errChanged) {
 		err = fmt.Errorf("%w: the window was not committed and is redone on the next run", err)
 	}

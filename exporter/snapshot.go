@@ -87,6 +87,7 @@ func (x *Exporter) readWhole(ctx context.Context, info BatchInfo, q url.Values, 
 	keep func(Row) bool, state func(rows int64) []byte) (rows, vanished int64, twice bool, err error) {
 	c := x.newCommitter(ctx, info, n, 0)
 	seen := map[string]bool{}
+	var newest int64 // the highest cursor read, 0 without one
 	conv := &Converter{Endpoint: info.Endpoint, Zone: x.Zone, Warnings: &n.Warnings}
 	pager := func(conv *Converter) *Pager {
 		return &Pager{Client: x.Client, Path: info.Endpoint.Path, Query: q, PageSize: x.PageSize, Concurrency: x.Concurrency,
@@ -103,6 +104,7 @@ func (x *Exporter) readWhole(ctx context.Context, info BatchInfo, q url.Values, 
 				continue
 			}
 			seen[row.Key] = true
+			newest = max(newest, row.Cursor)
 			if keep == nil || keep(row) {
 				out = append(out, row)
 			}
@@ -117,7 +119,9 @@ func (x *Exporter) readWhole(ctx context.Context, info BatchInfo, q url.Values, 
 	case err != nil:
 	case !pr.Complete:
 		err = fmt.Errorf("%w (read %d of %d)", errChanged, pr.Records, pr.Total)
-	case pr.Changed:
+	case pr.Changed && newest == 0:
+		// Records with a cursor are read again below, where calls that
+		// arrived meanwhile are told from records a shift hid.
 		err = fmt.Errorf("%w (the total announced changed)", errChanged)
 	case pr.Total >= 0 && distinct < pr.Total:
 		// A record read twice means the pages shifted: another was missed.
@@ -132,7 +136,7 @@ func (x *Exporter) readWhole(ctx context.Context, info BatchInfo, q url.Values, 
 			log.Debug("read in more than one page: reading the keys again to compare", "pages", pr.Pages)
 		}
 		// Its conversion warnings were counted by the first read.
-		err = x.sameKeys(ctx, pager(&Converter{Endpoint: info.Endpoint, Zone: x.Zone, Warnings: &Warnings{}}), seen, pr.Total)
+		err = x.sameKeys(ctx, pager(&Converter{Endpoint: info.Endpoint, Zone: x.Zone, Warnings: &Warnings{}}), seen, pr.Total, newest)
 	}
 	if pr.Total > distinct {
 		vanished = pr.Total - distinct
@@ -155,11 +159,26 @@ func (x *Exporter) readWhole(ctx context.Context, info BatchInfo, q url.Values, 
 }
 
 // sameKeys reads the query again, keys only, and reports errChanged unless
-// it holds exactly the keys of first, with the same total announced.
-func (x *Exporter) sameKeys(ctx context.Context, p *Pager, first map[string]bool, total int64) error {
+// it holds exactly the keys of first, with the same total announced. With
+// newest, the highest cursor of the first read, a record the second read
+// adds above it is a call that arrived meanwhile (cursors only grow; read
+// by sort=id, it lands after every offset), not one the first read missed:
+// a record missed by a shift means one read before it went, and that one
+// is missing from the second read. The totals then say nothing.
+func (x *Exporter) sameKeys(ctx context.Context, p *Pager, first map[string]bool, total, newest int64) error {
+	missing, added, arrived := 0, 0, int64(0)
 	again := map[string]bool{}
 	pr, err := p.Run(ctx, func(pg Page) error {
 		for _, row := range pg.Rows {
+			switch {
+			case again[row.Key]:
+				continue
+			case first[row.Key]:
+			case newest > 0 && row.Cursor > newest:
+				arrived++
+			default:
+				added++
+			}
 			again[row.Key] = true
 		}
 		return nil
@@ -167,18 +186,12 @@ func (x *Exporter) sameKeys(ctx context.Context, p *Pager, first map[string]bool
 	switch {
 	case err != nil:
 		return fmt.Errorf("second read: %w", err)
-	case !pr.Complete || pr.Changed || pr.Total != total:
+	case !pr.Complete || newest == 0 && (pr.Changed || pr.Total != total):
 		return fmt.Errorf("%w (the second read ended otherwise than the first)", errChanged)
 	}
-	missing, added := 0, 0
 	for k := range first {
 		if !again[k] {
 			missing++
-		}
-	}
-	for k := range again {
-		if !first[k] {
-			added++
 		}
 	}
 	if missing+added > 0 {
