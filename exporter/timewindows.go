@@ -93,7 +93,12 @@ func (x *Exporter) byTime(ctx context.Context, c *committer, ep *Endpoint, st cu
 	if recent == nil {
 		recent = map[int64]string{}
 	}
-	conv := &Converter{Endpoint: ep, Zone: x.Zone, Warnings: &n.Warnings}
+	// A record is read more than once (a window halved, a second read by
+	// offset, the look-back), so conversion warnings are counted again,
+	// for the rows exported only.
+	scratch := &Warnings{}
+	conv := &Converter{Endpoint: ep, Zone: x.Zone, Warnings: scratch}
+	recount := &Converter{Endpoint: ep, Zone: x.Zone, Warnings: &n.Warnings}
 	tr := &timeReader{x: x, ep: ep, n: n, log: log, rows: conv.Rows, sizes: sizes}
 	err := tr.read(ctx, from, to, func(rows []Row) error {
 		keep := rows[:0]
@@ -115,6 +120,15 @@ func (x *Exporter) byTime(ctx context.Context, c *committer, ep *Endpoint, st cu
 				newest = row.Wall
 			}
 			keep = append(keep, row)
+		}
+		if scratch.Total() > 0 && len(keep) > 0 {
+			raws := make([]json.RawMessage, len(keep))
+			for i, row := range keep {
+				raws[i] = row.Raw
+			}
+			if _, err := recount.Rows(raws); err != nil {
+				return err
+			}
 		}
 		if !c.write(keep) {
 			return errLoader

@@ -132,7 +132,8 @@ func TestTimesAcrossDaylightSaving(t *testing.T) {
 // TestDaylightSavingEndToEnd: calls without a timezone field around both
 // of Rome's changes, WILDIX_TIMEZONE set, exported into each sink in pages
 // of 100, 4 at a time, with calls arriving during the first run; then a
-// second run on the quiet PBX. Every instant each sink holds is the
+// second run on the quiet PBX. Paged by key, and by PBX-local time windows
+// (a PBX ignoring filter[id]). Every instant each sink holds is the
 // simulator's, but for the calls wholly inside the second pass of the
 // repeated autumn hour: nothing tells a call wholly inside one pass from
 // the same call in the other, so they are read as the earlier pass, and
@@ -146,22 +147,34 @@ func TestDaylightSavingEndToEnd(t *testing.T) {
 		name  string
 		start time.Time
 	}{{"spring", spring}, {"autumn", autumn}} {
-		for _, kind := range []string{"csv", "postgres"} {
-			t.Run(season.name+"/"+kind, func(t *testing.T) {
+		for _, tc := range []struct{ kind, paging string }{{"csv", "keyset"}, {"postgres", "keyset"}, {"csv", "time-windows"}, {"postgres", "time-windows"}} {
+			name := season.name + "/" + tc.kind
+			if tc.paging != "keyset" {
+				name += "/" + tc.paging
+			}
+			t.Run(name, func(t *testing.T) {
 				t.Parallel()
-				sink, times := timedSink(t, kind)
+				sink, times := timedSink(t, tc.kind)
 				rome, err := time.LoadLocation("Europe/Rome")
 				if err != nil {
 					t.Fatal(err)
 				}
-				f, x, l := newPagingExporter(t, pbxsim.Options{Calls: 600, CallGap: time.Minute, CallsStart: season.start,
-					Location: rome, OmitTimezoneField: true}, sink, 100)
+				o := pbxsim.Options{Calls: 600, CallGap: time.Minute, CallsStart: season.start, Location: rome, OmitTimezoneField: true}
+				if tc.paging == "time-windows" {
+					// Read by PBX-local filter[start] windows, which
+					// name the repeated autumn hour once for both passes.
+					o.IgnoreFilter = []string{"id"}
+				}
+				f, x, l := newPagingExporter(t, o, sink, 100)
 				l.on.Store(true)
 				r1 := runCalls(t, x)
 				l.on.Store(false)
 				r2 := runCalls(t, x)
 				if r1.Err != nil || r2.Err != nil {
 					t.Fatalf("runs: %v, %v", r1.Err, r2.Err)
+				}
+				if r1.Paging != tc.paging {
+					t.Fatalf("paged %q, want %q (notes %q)", r1.Paging, tc.paging, r1.Notes)
 				}
 				if f.Sim.Stats.LiveInserted.Load() == 0 {
 					t.Fatal("no call arrived during the first run")
