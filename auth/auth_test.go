@@ -323,11 +323,17 @@ func TestFileStoreDurabilityAndSecrecy(t *testing.T) {
 	if err := s.Save(ctx, "b", &Record{AccessToken: "other"}); err != nil {
 		t.Fatal(err)
 	}
-	st, _ := os.Stat(s.Path())
+	st, err := os.Stat(s.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
 	if st.Mode().Perm() != 0o600 {
 		t.Fatalf("mode %v, want 0600", st.Mode().Perm())
 	}
-	raw, _ := os.ReadFile(s.Path())
+	raw, err := os.ReadFile(s.Path())
+	if err != nil || len(raw) == 0 {
+		t.Fatalf("token file: %v, %d bytes", err, len(raw))
+	}
 	if strings.Contains(string(raw), "secret") {
 		t.Fatalf("encrypted file shows a token: %s", raw)
 	}

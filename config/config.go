@@ -500,7 +500,7 @@ func (c *checker) pbxURL(raw string, allowHTTP, required bool) *url.URL {
 		c.add("WILDIX_PBX_URL", raw, "expected the PBX address without a path, e.g. https://acme.wildixin.com")
 		return nil
 	}
-	if p := u.Port(); p != "" {
+	if p := u.Port(); p != "" || strings.HasSuffix(u.Host, ":") {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
 			c.add("WILDIX_PBX_URL", raw, "the port must be a number from 1 to 65535, e.g. https://acme.wildixin.com:8443, or left out for 443")
 			return nil

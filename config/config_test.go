@@ -47,6 +47,7 @@ func TestParseProblems(t *testing.T) {
 		{"user in URL", func(e *env) { e.PBXURL = "https://u:p@acme.wildixin.com" }, []string{"WILDIX_PBX_URL"}},
 		{"port out of range", func(e *env) { e.PBXURL = "https://acme.wildixin.com:99999" }, []string{"WILDIX_PBX_URL"}},
 		{"port zero", func(e *env) { e.PBXURL = "https://acme.wildixin.com:0" }, []string{"WILDIX_PBX_URL"}},
+		{"port empty", func(e *env) { e.PBXURL = "https://acme.wildixin.com:" }, []string{"WILDIX_PBX_URL"}},
 		{"port without a host", func(e *env) { e.PBXURL = "https://:8443" }, []string{"WILDIX_PBX_URL"}},
 		{"numbers", func(e *env) { e.PageSize = "0"; e.Concurrency = "many"; e.BatchSize = "-1" },
 			[]string{"EXPORT_PAGE_SIZE", "EXPORT_CONCURRENCY", "EXPORT_BATCH_SIZE"}},

@@ -27,7 +27,10 @@ func TestReliabilityCitesExistingTests(t *testing.T) {
 		files, _ := filepath.Glob(filepath.Join("..", m[1], "*_test.go"))
 		var src strings.Builder
 		for _, f := range files {
-			b, _ := os.ReadFile(f)
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
 			src.Write(b)
 		}
 		for _, name := range names {

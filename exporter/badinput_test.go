@@ -46,9 +46,15 @@ func setup(t *testing.T, o pbxsim.Options) (*simtest.Fixture, *exporter.Exporter
 func ids(t *testing.T, dir string) map[string]int {
 	t.Helper()
 	out := map[string]int{}
-	files, _ := filepath.Glob(filepath.Join(dir, "call_history", "*.csv"))
+	files, err := filepath.Glob(filepath.Join(dir, "call_history", "*.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range files {
-		b, _ := os.ReadFile(p)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
 		recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
 		if err != nil {
 			t.Fatalf("%s: %v", p, err)

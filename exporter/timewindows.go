@@ -188,6 +188,12 @@ func (t *timeReader) fetch(ctx context.Context, a, b time.Time, start, ask int64
 	q := url.Values{}
 	q.Set("filter["+tf+"][from]", a.Format(wallLayout))
 	q.Set("filter["+tf+"][to]", b.Format(wallLayout))
+	if t.ep.Cursor != "" {
+		// A unique key: a second holding more than a page is read by
+		// offset, and records tied on their time may come in any order.
+		q.Set("sort", t.ep.Cursor)
+		q.Set("dir", "ASC")
+	}
 	q.Set("start", strconv.FormatInt(start, 10))
 	q.Set("count", strconv.FormatInt(ask, 10))
 	where := fmt.Sprintf("window %s to %s", a.Format(wallLayout), b.Format(wallLayout))

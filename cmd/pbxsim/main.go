@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -96,6 +97,34 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	default:
 		return fmt.Errorf("-total %q: expected string, number or absent", *total)
 	}
+	for _, c := range []struct {
+		name string
+		n    int64
+	}{{"calls", *calls}, {"live-insert-every", int64(*liveEvery)}, {"max-count", int64(*maxCount)},
+		{"delete-after", int64(*delAfter)}, {"delete-oldest", *delOldest}, {"delete-random", int64(*delRandom)}} {
+		if c.n < 0 {
+			return fmt.Errorf("-%s %d: expected 0 or more", c.name, c.n)
+		}
+	}
+	if *liveBatch < 1 {
+		return fmt.Errorf("-live-insert-batch %d: expected 1 or more", *liveBatch)
+	}
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{{"call-gap", *gap}, {"token-ttl", *ttl}, {"slow-delay", *slowDelay}, {"latency", *latency}} {
+		if d.d < 0 || d.d == 0 && (d.name == "call-gap" || d.name == "token-ttl") {
+			return fmt.Errorf("-%s %s: expected a positive duration", d.name, d.d)
+		}
+	}
+	for _, r := range []struct {
+		name string
+		rate float64
+	}{{"fault-5xx", *f5xx}, {"fault-html502", *fHTML}, {"fault-429", *f429}, {"fault-cut", *fCut}, {"fault-slow", *fSlow}} {
+		if !(r.rate >= 0 && r.rate <= 1) {
+			return fmt.Errorf("-%s %v: expected a rate from 0 to 1", r.name, r.rate)
+		}
+	}
 	if *delAfter == 0 && (*delOldest > 0 || *delRandom > 0) {
 		return errors.New("-delete-oldest and -delete-random need -delete-after: the request after which the calls go")
 	}
@@ -147,11 +176,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if (*tlsCert == "") != (*tlsKey == "") {
 		return errors.New("-tls-cert and -tls-key go together")
 	}
+	sim := pbxsim.New(opt)
+	for _, f := range ignored {
+		if !slices.Contains(sim.CallFields(), f) {
+			return fmt.Errorf("-ignore-filter %q: %q is not a call record field (%s)", *ignoreF, f, strings.Join(sim.CallFields(), ", "))
+		}
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: pbxsim.New(opt), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
 	scheme := "http"
 	if *tlsCert != "" {
 		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)

@@ -100,3 +100,35 @@ func TestSwitchesReachTheSimulator(t *testing.T) {
 		}
 	}
 }
+
+// TestBadFlags: a switch with a value the simulator cannot play stops it
+// at start, naming the flag and the value, instead of serving a PBX that
+// behaves otherwise than asked.
+func TestBadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-ignore-filter", "bogus"}, `-ignore-filter "bogus": "bogus" is not a call record field`},
+		{[]string{"-ignore-filter", "id,Start"}, `"Start" is not a call record field`},
+		{[]string{"-calls", "-1"}, "-calls -1: expected 0 or more"},
+		{[]string{"-max-count", "-5"}, "-max-count -5: expected 0 or more"},
+		{[]string{"-live-insert-every", "-1"}, "-live-insert-every -1"},
+		{[]string{"-live-insert-batch", "0"}, "-live-insert-batch 0: expected 1 or more"},
+		{[]string{"-delete-after", "-2"}, "-delete-after -2"},
+		{[]string{"-delete-after", "3", "-delete-oldest", "-1"}, "-delete-oldest -1"},
+		{[]string{"-delete-after", "3", "-delete-random", "-1"}, "-delete-random -1"},
+		{[]string{"-fault-5xx", "1.5"}, "-fault-5xx 1.5: expected a rate from 0 to 1"},
+		{[]string{"-fault-cut", "NaN"}, "-fault-cut NaN"},
+		{[]string{"-latency", "-1s"}, "-latency -1s: expected a positive duration"},
+		{[]string{"-call-gap", "0s"}, "-call-gap 0s"},
+		{[]string{"-total", "maybe"}, `-total "maybe"`},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			err := run(context.Background(), append([]string{"-addr", "127.0.0.1:0"}, tc.args...), io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to say %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -387,6 +387,15 @@ func (s *Sim) callRecord(id int64) record {
 	return r
 }
 
+// CallFields returns the fields of a call record, in the order sent.
+func (s *Sim) CallFields() []string {
+	var out []string
+	for _, f := range s.callRecord(1) {
+		out = append(out, f.k)
+	}
+	return out
+}
+
 // callEnd is the end instant of call id, strictly increasing with id.
 func (s *Sim) callEnd(id int64) int64 {
 	h := splitmix64(uint64(s.opt.Seed)*0x100000001b3 ^ uint64(id))
