@@ -33,7 +33,14 @@ func Schema(t testing.TB) (string, *pgxpool.Pool) {
 	t.Helper()
 	b := make([]byte, 6)
 	rand.Read(b)
-	name := "t_" + strings.ToLower(strings.NewReplacer("/", "_", " ", "_", "-", "_").Replace(t.Name()))
+	// Only [a-z0-9_]: search_path is a list, so a comma in a test's name
+	// would split it.
+	name := "t_" + strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '_'
+	}, strings.ToLower(t.Name()))
 	if len(name) > 40 {
 		name = name[:40]
 	}
