@@ -146,8 +146,10 @@ func (x *Exporter) Backfill(ctx context.Context, id string, endpoints []Endpoint
 // kept for [From, To), so a record on a boundary lands in one window
 // whether the PBX's bound is inclusive or not. Inside the window the
 // records are read by key, from 1 to the run's upper key, so that a
-// record deleted meanwhile cannot shift a page; a PBX that ignores the key
-// filter or sort gets the window read by offset instead, committed only if
+// record deleted meanwhile cannot shift a page; a PBX that ignores the sort
+// but not the key filter gets it read by key ranges, each read whole; one
+// that ignores the key filter gets the window read by offset instead,
+// committed only if
 // it held as many distinct keys as the PBX announced and, over several
 // pages, a second read found the same keys (calls that arrived meanwhile
 // aside, see sameKeys).
@@ -171,10 +173,15 @@ func (x *Exporter) window(ctx context.Context, runID string, ep *Endpoint, w Win
 		return row.Wall < w.To
 	}
 	times := url.Values{"filter[" + ep.TimeField + "][from]": {w.From}, "filter[" + ep.TimeField + "][to]": {w.To}}
-	if res.Paging != "offset" {
-		res.Paging = "keyset"
+	for res.Paging != "offset" {
+		// By key, in key order; on a PBX that ignores the sort, by key
+		// ranges each read whole (keyReader.Unsorted).
+		unsorted := res.Paging == PagingKeyRanges
+		if !unsorted {
+			res.Paging = PagingKeyset
+		}
 		c := x.newCommitter(ctx, info, n, 0)
-		kr := &keyReader{Client: x.Client, Endpoint: ep, Query: times, Concurrency: 1, MaxPages: x.MaxPages,
+		kr := &keyReader{Client: x.Client, Endpoint: ep, Query: times, Concurrency: 1, MaxPages: x.MaxPages, Unsorted: unsorted,
 			Counters: n, Log: log, Rows: (&Converter{Endpoint: ep, Zone: x.Zone, Warnings: &n.Warnings}).Rows, Sizes: sizes}
 		err := kr.Read(ctx, 1, upper, func(sp span) error {
 			rows := sp.Rows[:0]
@@ -194,6 +201,9 @@ func (x *Exporter) window(ctx context.Context, runID string, ep *Endpoint, w Win
 		rows, st, lerr := c.close(ctx)
 		var le *ladderError
 		switch {
+		case errors.As(err, &le) && le.Ignored == "sort" && !unsorted:
+			note(res, log, fmt.Sprintf("the PBX ignores sort=%s but honours filter[%s]: backfill windows are read by %s ranges, each read whole", ep.Cursor, ep.Cursor, ep.Cursor))
+			res.Paging, dropped = PagingKeyRanges, 0
 		case errors.As(err, &le):
 			note(res, log, fmt.Sprintf("the PBX ignores %s: backfill windows are read by offset", ladderWhat(ep, le)))
 			res.Paging, dropped = "offset", 0

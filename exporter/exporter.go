@@ -112,7 +112,8 @@ type EndpointResult struct {
 	Filtered int64 // records the PBX sent outside the query's bounds, dropped
 	Vanished int64 // records announced or seen that disappeared during the run
 	// Paging says how the endpoint was read: "keyset", "keyset-capped",
-	// "time-windows", "offset" (snapshots).
+	// "key-ranges", "time-windows", "offset" (snapshots, and backfill
+	// windows of a PBX ignoring the key filter).
 	Paging string
 	// Notes lists each detection or guess made this run, for people.
 	Notes     []string

@@ -29,10 +29,12 @@ func note(res *EndpointResult, log *slog.Logger, text string) {
 //
 // The records above the cursor are read by key (byKey) up to the newest
 // key when the run starts; records arriving later are left to the next
-// run. If the PBX turns out to ignore filter[key] or sort=key, what was
-// proven is committed and the rest is read by time windows (byTime), and so
-// are later runs. If the PBX ignores the time filter as well, the run
-// fails. The endpoint is ok only when its whole range was read.
+// run. If the PBX turns out to ignore sort=key, what was proven is
+// committed and the rest is read by key ranges, each read whole. If it
+// ignores filter[key] (or pages too small to prove a range), the rest is
+// read by time windows (byTime), and so are later runs. If the PBX ignores
+// the time filter as well, the run fails. The endpoint is ok only when its
+// whole range was read.
 func (x *Exporter) incremental(ctx context.Context, runID string, ep *Endpoint) (res EndpointResult) {
 	res.Endpoint = ep.Name
 	n := &Counters{}
@@ -73,7 +75,7 @@ func (x *Exporter) incremental(ctx context.Context, runID string, ep *Endpoint) 
 // *ladderError, the spans read before it are committed.
 func (x *Exporter) byKey(ctx context.Context, c *committer, ep *Endpoint, from int64, res *EndpointResult,
 	sizes *pageSizes, n *Counters, log *slog.Logger) (int64, error) {
-	res.Paging = "keyset"
+	res.Paging = PagingKeyset
 	upper, found, err := x.upperBound(ctx, ep, from, n, log, res, sizes)
 	if err != nil || !found || upper <= from {
 		log.Debug("nothing new", "cursor", from)
@@ -87,7 +89,7 @@ func (x *Exporter) byKey(ctx context.Context, c *committer, ep *Endpoint, from i
 	done := from // the upper key of the last span handed over
 	kr := &keyReader{Client: x.Client, Endpoint: ep, Concurrency: x.Concurrency, MaxPages: x.MaxPages,
 		Counters: n, Log: log, Rows: (&Converter{Endpoint: ep, Zone: x.Zone, Warnings: &n.Warnings}).Rows, Sizes: sizes}
-	err = kr.Read(ctx, from+1, upper, func(sp span) error {
+	handle := func(sp span) error {
 		if total < 0 {
 			total = sp.Total
 		}
@@ -99,12 +101,28 @@ func (x *Exporter) byKey(ctx context.Context, c *committer, ep *Endpoint, from i
 			return errLoader
 		}
 		return nil
-	})
+	}
+	err = kr.Read(ctx, from+1, upper, handle)
+	var le *ladderError
+	if errors.As(err, &le) && le.Ignored == "sort" && !kr.Unsorted && ctx.Err() == nil {
+		// The key filter still works: ranges of keys, each read whole,
+		// need no order.
+		res.Paging = PagingKeyRanges
+		note(res, log, fmt.Sprintf("the PBX ignores sort=%s but honours filter[%s]: paging by %s ranges, each read whole", ep.Cursor, ep.Cursor, ep.Cursor))
+		kr.Unsorted = true
+		if total < 0 {
+			total, err = kr.rangeTotal(ctx, done+1, upper)
+		}
+		if err == nil {
+			err = kr.Read(ctx, done+1, upper, handle)
+		}
+	}
 	if ask, capped := sizes.capped(); capped {
-		res.Paging = "keyset-capped"
+		if !kr.Unsorted {
+			res.Paging = PagingKeysetCapped
+		}
 		note(res, log, fmt.Sprintf("the PBX answers at most %d records a page: paging at its size", ask))
 	}
-	var le *ladderError
 	switch {
 	case err == nil:
 		// Records the first page's total announced in the range, and not

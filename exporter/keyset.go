@@ -1,6 +1,7 @@
 package exporter
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"math"
 	"net/url"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -42,6 +44,11 @@ type keyReader struct {
 	Log         *slog.Logger
 	Rows        func([]json.RawMessage) ([]Row, error)
 	Sizes       *pageSizes
+
+	// Unsorted: the PBX ignores sort=key but honours filter[key]; each
+	// sub-range is read whole (wholeRange), width keys wide.
+	Unsorted bool
+	width    atomic.Int64
 
 	pages atomic.Int64
 	sem   chan struct{} // bounds the requests in flight while sub-ranges are read side by side
@@ -127,6 +134,7 @@ type span struct {
 	Rows   []Row
 	Total  int64 // the total the PBX announced on the span's first page, -1 if none
 	Dups   int64 // records sent twice, dropped
+	Splits int   // unsorted: how many times a range was halved to be read whole
 	err    error
 }
 
@@ -156,7 +164,7 @@ func (k *keyReader) page(ctx context.Context, from, to, ask int64) (pg *ListPage
 	if k.MaxPages > 0 && n > int64(k.MaxPages) {
 		return nil, nil, 0, false, false, fmt.Errorf("%s: more than EXPORT_MAX_PAGES=%d pages: stopped; raise it if this PBX really holds that much", where, k.MaxPages)
 	}
-	if n == 1 {
+	if n == 1 && !k.Unsorted {
 		// The first request asks for the range exactly, so that its total
 		// counts the records of the range (the run's vanished records are
 		// reckoned from it). A PBX whose bound is exclusive leaves out the
@@ -201,7 +209,7 @@ func (k *keyReader) page(ctx context.Context, from, to, ask int64) (pg *ListPage
 			return nil, nil, 0, false, false, &ladderError{Ignored: "filter", Detail: fmt.Sprintf(
 				"%s: the PBX sent %s %d for filter[%s][from]=%d&filter[%s][to]=%d: it ignores the filter", where, field, row.Cursor, field, askFrom, field, askTo)}
 		}
-		if i > 0 && row.Cursor < rows[i-1].Cursor {
+		if !k.Unsorted && i > 0 && row.Cursor < rows[i-1].Cursor {
 			return nil, nil, 0, false, false, &ladderError{Ignored: "sort", Detail: fmt.Sprintf(
 				"%s: the PBX sent %s %d after %d for sort=%s&dir=ASC: it ignores the sort", where, field, row.Cursor, rows[i-1].Cursor, field)}
 		}
@@ -220,7 +228,7 @@ func (k *keyReader) page(ctx context.Context, from, to, ask int64) (pg *ListPage
 			}
 		case row.Cursor > to:
 			beyond = true
-		case i > 0 && row.Cursor == rows[i-1].Cursor:
+		case !k.Unsorted && i > 0 && row.Cursor == rows[i-1].Cursor:
 			k.log().Warn("record sent twice; keeping the first", "key", row.Key)
 			dups++
 		default:
@@ -370,6 +378,12 @@ func (k *keyReader) readSpan(ctx context.Context, lo, hi int64, untilFull bool) 
 // error stops the read and is returned. The spans handed over before an
 // error are complete.
 func (k *keyReader) Read(ctx context.Context, lo, hi int64, fn func(span) error) error {
+	if k.Unsorted {
+		ask, _ := k.Sizes.get()
+		k.width.Store(max(1, ask/2))
+		_, err := k.readSplit(ctx, lo, hi, fn)
+		return err
+	}
 	// The first page(s) over the whole range find where records begin
 	// (after a purge, far above lo) and check the PBX's answers and page
 	// size before anything runs side by side.
@@ -414,10 +428,13 @@ func (k *keyReader) readSplit(ctx context.Context, lo, hi int64, fn func(span) e
 	next, exhausted := lo, false
 	launch := func() {
 		for !exhausted && len(queue) < 2*conc {
-			ask, _ := k.Sizes.get()
+			width, _ := k.Sizes.get()
+			if k.Unsorted {
+				width = k.width.Load()
+			}
 			a, b := next, hi
-			if uint64(hi-a) >= uint64(ask) { // unsigned: no overflow near the edges of int64
-				b = a + ask - 1
+			if uint64(hi-a) >= uint64(width) { // unsigned: no overflow near the edges of int64
+				b = a + width - 1
 			}
 			if b >= hi {
 				exhausted = true
@@ -426,7 +443,13 @@ func (k *keyReader) readSplit(ctx context.Context, lo, hi int64, fn func(span) e
 			}
 			ch := make(chan span, 1)
 			queue = append(queue, pending{a, ch})
-			go func() { ch <- k.readSpan(ctx, a, b, false) }()
+			go func() {
+				if k.Unsorted {
+					ch <- k.wholeRange(ctx, a, b)
+				} else {
+					ch <- k.readSpan(ctx, a, b, false)
+				}
+			}()
 		}
 	}
 	defer func() {
@@ -442,7 +465,7 @@ func (k *keyReader) readSplit(ctx context.Context, lo, hi int64, fn func(span) e
 		if len(queue) == 0 {
 			return hi + 1, nil
 		}
-		if empty >= 2*conc {
+		if empty >= 2*conc && !k.Unsorted {
 			return queue[0].lo, nil
 		}
 		sp := <-queue[0].ch
@@ -458,7 +481,105 @@ func (k *keyReader) readSplit(ctx context.Context, lo, hi int64, fn func(span) e
 		} else {
 			empty = 0
 		}
+		if k.Unsorted {
+			k.adapt(sp)
+		}
 	}
+}
+
+// wholeRange reads [lo, hi] on a PBX that ignores the sort: with no
+// order, an answer proves a range only when it holds all of it: fewer
+// records than asked, no more than its total says, from a PBX seen to
+// send as many as asked (or more than this answer), so that no cap cut
+// it. Any other range is halved, each half read whole in turn. Keys do
+// not change, so a record deleted or added in one range cannot hide one
+// in another. The span's rows are sorted by key.
+func (k *keyReader) wholeRange(ctx context.Context, lo, hi int64) span {
+	sp := span{Lo: lo, Hi: hi, Total: -1}
+	seen := map[int64]bool{}
+	var read func(lo, hi int64, first bool) error
+	read = func(lo, hi int64, first bool) error {
+		ask, _ := k.Sizes.get()
+		pg, rows, _, _, _, err := k.page(ctx, lo, hi, ask)
+		if err != nil {
+			return err
+		}
+		if first {
+			sp.Total = pg.Total
+		}
+		got := int64(len(pg.Records))
+		_, delivered := k.Sizes.get()
+		if got < ask && (pg.Total < 0 || pg.Total <= got) && (delivered >= ask || got < delivered || got == 0) {
+			for _, row := range rows {
+				if seen[row.Cursor] {
+					k.log().Warn("record sent twice; keeping the first", "key", row.Key)
+					sp.Dups++
+					continue
+				}
+				seen[row.Cursor] = true
+				sp.Rows = append(sp.Rows, row)
+			}
+			return nil
+		}
+		if lo == hi {
+			// Asked with room for a bound the PBX may exclude, one key's
+			// range may bring three records: pages this small prove
+			// nothing without an order.
+			return &ladderError{Ignored: "sort", Detail: fmt.Sprintf(
+				"%s %d: the PBX ignores sort=%s and sent %d records of %d asked for one key: pages this small cannot be proven whole by key",
+				k.Endpoint.Cursor, lo, k.Endpoint.Cursor, got, ask)}
+		}
+		sp.Splits++
+		mid := lo + (hi-lo)/2
+		before := len(sp.Rows)
+		if err := read(lo, mid, false); err != nil {
+			return err
+		}
+		if err := read(mid+1, hi, false); err != nil {
+			return err
+		}
+		if kept := int64(len(sp.Rows) - before); got < ask && kept > int64(len(rows)) && k.Sizes.capAt(got) {
+			// The halves hold more than the answer sent, which was
+			// shorter than asked: the PBX cut it.
+			k.log().Info("the PBX answers fewer records than asked; paging at its size", "got", got)
+		}
+		return nil
+	}
+	if sp.err = read(lo, hi, true); sp.err == nil {
+		slices.SortFunc(sp.Rows, func(a, b Row) int { return cmp.Compare(a.Cursor, b.Cursor) })
+	}
+	return sp
+}
+
+// rangeTotal asks how many records the PBX counts in [lo, hi], -1 when
+// it sends no total: one record, its key only.
+func (k *keyReader) rangeTotal(ctx context.Context, lo, hi int64) (int64, error) {
+	q := k.query(k.askFrom(lo), hi, 1)
+	q.Set("fields", k.Endpoint.Cursor)
+	pg, err := k.Client.List(ctx, k.Endpoint.Path, q, k.Counters)
+	if err != nil {
+		return 0, fmt.Errorf("count the records from %s %d to %d: %w", k.Endpoint.Cursor, lo, hi, err)
+	}
+	return pg.Total, nil
+}
+
+// adapt sets the width of the next sub-ranges from one read whole, so
+// that most are read in one request: half its width after one that had to
+// be halved; otherwise as wide as should hold three quarters of a page at
+// the density it showed, within half to twice its width. It goes by the
+// span's own width, not the current one: spans read ahead were cut
+// before the last change.
+func (k *keyReader) adapt(sp span) {
+	ask, _ := k.Sizes.get()
+	was := float64(sp.Hi) - float64(sp.Lo) + 1
+	w := 2 * was
+	switch n := float64(len(sp.Rows)); {
+	case sp.Splits > 0:
+		w = was / 2
+	case n > 0:
+		w = min(2*was, max(was/2, was*float64(3*ask/4)/n))
+	}
+	k.width.Store(int64(min(max(w, 1), math.MaxInt64/4)))
 }
 
 // askFrom is the filter[key][from] that asks for keys from from: one

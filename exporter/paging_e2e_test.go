@@ -125,8 +125,14 @@ func TestPagingEndToEnd(t *testing.T) {
 			o: pbxsim.Options{Calls: 1000, IgnoreFilter: []string{"id"}}},
 		{name: "sort and id filter ignored", pageSize: 100, paging: "time-windows", note: "ignores", timeWindows: true,
 			o: pbxsim.Options{Calls: 1000, IgnoreFilter: []string{"id"}, IgnoreSort: true}},
-		{name: "sort ignored", pageSize: 100, paging: "time-windows", note: "ignores sort=id", timeWindows: true,
+		{name: "sort ignored", pageSize: 100, paging: "key-ranges", note: "ignores sort=id but honours filter[id]",
 			o: pbxsim.Options{Calls: 1000, IgnoreSort: true}},
+		{name: "sort ignored, purge and random deletions during the first export", pageSize: 100, paging: "key-ranges", note: "ignores sort=id but honours filter[id]",
+			o: pbxsim.Options{Calls: 6000, IgnoreSort: true, DeleteAfter: 20, DeleteOldest: 1000, DeleteRandom: 50}},
+		{name: "sort and time filter ignored", pageSize: 100, paging: "key-ranges", note: "ignores sort=id but honours filter[id]",
+			o: pbxsim.Options{Calls: 1000, IgnoreSort: true, IgnoreFilter: []string{"start"}}},
+		{name: "sort ignored and count capped at 40, no total", pageSize: 100, paging: "key-ranges", note: "at most 40 records a page",
+			o: pbxsim.Options{Calls: 1000, IgnoreSort: true, MaxCount: 40, Total: "absent"}},
 		{name: "count capped at 250 under pages of 1000", pageSize: 1000, paging: "keyset-capped", note: "at most 250 records a page",
 			o: pbxsim.Options{Calls: 3000, MaxCount: 250}},
 		{name: "id filter ignored and count capped at 40", pageSize: 100, paging: "time-windows", note: "ignores filter[id]", timeWindows: true,
@@ -352,6 +358,9 @@ func TestBackfillWindowsByKey(t *testing.T) {
 		// Every window gets every call: those outside it are dropped,
 		// counted as filtered, and noted.
 		{"time filter ignored", pbxsim.Options{IgnoreFilter: []string{"start"}}, "keyset"},
+		{"sort ignored", pbxsim.Options{IgnoreSort: true}, "key-ranges"},
+		{"sort ignored, calls deleted", pbxsim.Options{IgnoreSort: true, DeleteAfter: 6, DeleteRandom: 200}, "key-ranges"},
+		{"sort and time filter ignored", pbxsim.Options{IgnoreSort: true, IgnoreFilter: []string{"start"}}, "key-ranges"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -663,5 +672,37 @@ func TestBackfillByOffsetUnstableOrder(t *testing.T) {
 	}
 	if got["2"] != 1 {
 		t.Fatal("call 2 not exported")
+	}
+}
+
+// TestKeyRangesRequests: on a PBX that ignores sort=id, ranges of ids are
+// read whole, each as wide as should hold three quarters of a page at the
+// density the last one showed: the whole export takes at most twice the
+// requests of full pages (a fixed width of half a page takes twice
+// exactly; widths that chase the density seen, not the width that showed
+// it, swing and take more). Exactness is TestPagingEndToEnd's.
+func TestKeyRangesRequests(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		o    pbxsim.Options
+		page int64 // the page size the PBX delivers
+	}{
+		{"dense", pbxsim.Options{Calls: 20000, IgnoreSort: true}, 100},
+		{"capped at 40, no total", pbxsim.Options{Calls: 20000, IgnoreSort: true, MaxCount: 40, Total: "absent"}, 40},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sink, exported := targets[0].open(t)
+			_, x, _ := newPagingExporter(t, tc.o, sink, 100)
+			r := runCalls(t, x)
+			if r.Err != nil || r.Paging != "key-ranges" || len(exported(t)) != 20000 {
+				t.Fatalf("%+v: want 20000 calls by key ranges", r)
+			}
+			if limit := 2 * 20000 / tc.page; r.Requests > limit {
+				t.Fatalf("%d requests, want at most %d", r.Requests, limit)
+			}
+			t.Logf("%d requests (full pages: %d)", r.Requests, 20000/tc.page)
+		})
 	}
 }

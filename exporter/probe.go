@@ -14,6 +14,7 @@ import (
 const (
 	PagingKeyset       = "keyset"
 	PagingKeysetCapped = "keyset-capped"
+	PagingKeyRanges    = "key-ranges"
 	PagingTimeWindows  = "time-windows"
 	PagingNone         = "none"
 	PagingEmpty        = "empty"
@@ -28,7 +29,7 @@ const probeCount = 3
 type Paging struct {
 	Kind     string // one of the Paging* kinds
 	Cap      int64  // with PagingKeysetCapped: the most records a page holds
-	Ignored  string // with PagingTimeWindows and PagingNone: "filter[id]" or "sort=id"
+	Ignored  string // with PagingKeyRanges, PagingTimeWindows and PagingNone: "filter[id]" or "sort=id"
 	Sentence string // for a person, e.g. "by id (filter[id] and sort=id honoured)"
 }
 
@@ -66,6 +67,9 @@ func (x *Exporter) Probe(ctx context.Context, ep *Endpoint) (Paging, error) {
 		sp = kr.readSpan(ctx, 1, upper, true)
 	}
 	var le *ladderError
+	if errors.As(sp.err, &le) && le.Ignored == "sort" {
+		return x.probeRanges(ctx, ep, kr, upper, n)
+	}
 	switch {
 	case errors.As(sp.err, &le):
 		return x.probeTime(ctx, ep, ladderWhat(ep, le), n)
@@ -91,6 +95,26 @@ func (x *Exporter) Probe(ctx context.Context, ep *Endpoint) (Paging, error) {
 			"by %s at the PBX's page size (%s; it answers at most %d records a page)", ep.Cursor, honoured, ask)}, nil
 	}
 	return Paging{Kind: PagingKeyset, Sentence: fmt.Sprintf("by %s (%s)", ep.Cursor, honoured)}, nil
+}
+
+// probeRanges reads the newest keys, up to a page of EXPORT_PAGE_SIZE, as
+// an export reads key ranges on a PBX that ignores the sort: one range
+// read whole means key ranges work; a key outside it, or pages too small
+// to prove a range whole, send the probe on to time windows.
+func (x *Exporter) probeRanges(ctx context.Context, ep *Endpoint, kr *keyReader, upper int64, n *Counters) (Paging, error) {
+	kr.Unsorted = true
+	kr.Sizes = newPageSizes(x.PageSize)
+	kr.pages.Store(0)
+	sp := kr.wholeRange(ctx, max(1, upper-int64(x.PageSize)/2+1), upper)
+	var le *ladderError
+	switch {
+	case errors.As(sp.err, &le):
+		return x.probeTime(ctx, ep, ladderWhat(ep, le), n)
+	case sp.err != nil:
+		return Paging{}, sp.err
+	}
+	return Paging{Kind: PagingKeyRanges, Ignored: "sort=" + ep.Cursor, Sentence: fmt.Sprintf(
+		"by %s ranges, each read whole: the PBX ignores sort=%s but honours filter[%s]", ep.Cursor, ep.Cursor, ep.Cursor)}, nil
 }
 
 // probeTime asks for a time window in 1970, which holds no call: a record

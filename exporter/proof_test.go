@@ -55,7 +55,7 @@ func proofExporter(t *testing.T, sim *pbxsim.Sim, sink exporter.Sink, pageSize i
 }
 
 // TestProofTimeWindowsFutureRecord: on a PBX read by time windows (it
-// ignores sort=id), one call dated 20 hours ahead must not move the time
+// ignores filter[id] and sort=id), one call dated 20 hours ahead must not move the time
 // cursor: the calls that arrive after it are exported by the next run,
 // each call exactly once (the future one too), and the run says so.
 func TestProofTimeWindowsFutureRecord(t *testing.T) {
@@ -68,7 +68,7 @@ func TestProofTimeWindowsFutureRecord(t *testing.T) {
 			future := time.Now().UTC().Add(20 * time.Hour).Format("2006-01-02 15:04:05")
 			var mu sync.Mutex
 			var bogus map[string]any // call 500 as the PBX sends it, once seen
-			o := pbxsim.Options{Calls: 1000, IgnoreSort: true, Total: "number", APIKeys: []string{"wsk-v1-test"},
+			o := pbxsim.Options{Calls: 1000, IgnoreFilter: []string{"id"}, IgnoreSort: true, Total: "number", APIKeys: []string{"wsk-v1-test"},
 				// The PBX dates call 500 at future: it answers it in the
 				// windows holding future, not in those of its real time.
 				Rewrite: func(r *http.Request, st int, b []byte) (int, []byte) {
@@ -503,7 +503,7 @@ func TestProofTimeWindowsStoredFutureTime(t *testing.T) {
 	}
 	// Calls a minute apart, the 300 first ending in the last 5 hours: the
 	// 20 inserted later are dated now, as on a real PBX.
-	sim := pbxsim.New(pbxsim.Options{Calls: 300, IgnoreSort: true, APIKeys: []string{"wsk-v1-test"}, Location: rome,
+	sim := pbxsim.New(pbxsim.Options{Calls: 300, IgnoreFilter: []string{"id"}, IgnoreSort: true, APIKeys: []string{"wsk-v1-test"}, Location: rome,
 		CallGap: time.Minute, CallsStart: time.Now().Add(-310 * time.Minute)})
 	x := proofExporter(t, sim, p, 100, nil)
 	if r := runCalls(t, x); r.Err != nil || r.Rows != 300 || r.Paging != "time-windows" {

@@ -333,18 +333,21 @@ func TestCLICheckPaging(t *testing.T) {
 		cap    int
 		code   int
 		line   string
+		sort   bool // the PBX ignores sort
 	}{
 		// EXPORT_PAGE_SIZE=1000 (the default) against a PBX answering 250.
 		{"count capped at 250", nil, 250, 0,
-			"ok    paging        call_history by id at the PBX's page size (filter[id] and sort=id honoured; it answers at most 250 records a page)\n"},
+			"ok    paging        call_history by id at the PBX's page size (filter[id] and sort=id honoured; it answers at most 250 records a page)\n", false},
 		{"id filter ignored", []string{"id"}, 0, 0,
-			"ok    paging        call_history by filter[start] time windows: the PBX ignores filter[id]\n"},
+			"ok    paging        call_history by filter[start] time windows: the PBX ignores filter[id]\n", false},
 		{"id and time filters ignored", []string{"id", "start"}, 0, exitFailed,
-			"FAIL  paging        call_history none usable: the PBX ignores filter[id], and filter[start] as well"},
+			"FAIL  paging        call_history none usable: the PBX ignores filter[id], and filter[start] as well", false},
+		{"sort and time filter ignored", []string{"start"}, 0, 0,
+			"ok    paging        call_history by id ranges, each read whole: the PBX ignores sort=id but honours filter[id]\n", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := simtest.New(t, pbxsim.Options{Calls: 600, IgnoreFilter: tc.ignore, MaxCount: tc.cap})
+			f := simtest.New(t, pbxsim.Options{Calls: 600, IgnoreFilter: tc.ignore, IgnoreSort: tc.sort, MaxCount: tc.cap})
 			f.Authorize(t)
 			r := runCLI(t, fixtureEnv(f, t.TempDir()), "check")
 			if r.code != tc.code || !strings.Contains(r.stdout, tc.line) {
