@@ -500,7 +500,7 @@ func (k *keyReader) wholeRange(ctx context.Context, lo, hi int64) span {
 	var read func(lo, hi int64, first bool) error
 	read = func(lo, hi int64, first bool) error {
 		ask, _ := k.Sizes.get()
-		pg, rows, _, _, _, err := k.page(ctx, lo, hi, ask)
+		pg, rows, _, _, below, err := k.page(ctx, lo, hi, ask)
 		if err != nil {
 			return err
 		}
@@ -508,8 +508,12 @@ func (k *keyReader) wholeRange(ctx context.Context, lo, hi int64) span {
 			sp.Total = pg.Total
 		}
 		got := int64(len(pg.Records))
+		total := pg.Total
+		if below && total >= 0 {
+			total++ // page took the key below out of it; got counts it
+		}
 		_, delivered := k.Sizes.get()
-		if got < ask && (pg.Total < 0 || pg.Total <= got) && (delivered >= ask || got < delivered || got == 0) {
+		if got < ask && (total < 0 || total <= got) && (delivered >= ask || got < delivered || got == 0) {
 			for _, row := range rows {
 				if seen[row.Cursor] {
 					k.log().Warn("record sent twice; keeping the first", "key", row.Key)
