@@ -3,12 +3,10 @@ package exporter_test
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -46,22 +44,8 @@ func setup(t *testing.T, o pbxsim.Options) (*simtest.Fixture, *exporter.Exporter
 func ids(t *testing.T, dir string) map[string]int {
 	t.Helper()
 	out := map[string]int{}
-	files, err := filepath.Glob(filepath.Join(dir, "call_history", "*.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range files {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
-		if err != nil {
-			t.Fatalf("%s: %v", p, err)
-		}
-		for _, r := range recs[1:] {
-			out[r[0]]++
-		}
+	for id, n := range csvIDs(t, dir) {
+		out[strconv.FormatInt(id, 10)] = n
 	}
 	return out
 }
