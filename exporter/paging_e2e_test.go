@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/wildix-export/wildix-export/auth"
 	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
@@ -37,20 +38,12 @@ type target struct {
 
 var targets = []target{
 	{"csv", func(t *testing.T) (exporter.Sink, func(t *testing.T) map[int64]int) {
-		dir := t.TempDir()
-		s, err := sinks.NewCSV(sinks.CSVOptions{Dir: dir})
-		if err != nil {
-			t.Fatal(err)
-		}
+		s, dir, _ := openSink(t, "csv")
 		return s, func(t *testing.T) map[int64]int { return csvIDs(t, dir) }
 	}},
 	{"postgres", func(t *testing.T) (exporter.Sink, func(t *testing.T) map[int64]int) {
-		schema, pool := pgtest.Schema(t)
-		p := sinks.NewPostgres(pool, schema, nil)
-		if err := p.Migrate(context.Background(), exporter.Builtin()); err != nil {
-			t.Fatal(err)
-		}
-		return p, func(t *testing.T) map[int64]int {
+		s, _, pool := openSink(t, "postgres")
+		return s, func(t *testing.T) map[int64]int {
 			rows, err := pool.Query(context.Background(), "SELECT id FROM call_history WHERE pbx = 'pbx'")
 			if err != nil {
 				t.Fatal(err)
@@ -70,6 +63,26 @@ var targets = []target{
 			return out
 		}
 	}},
+}
+
+// openSink opens a fresh sink of kind, "csv" (in dir) or "postgres" (a
+// schema of its own, migrated, read through pool).
+func openSink(t *testing.T, kind string) (sink exporter.Sink, dir string, pool *pgxpool.Pool) {
+	t.Helper()
+	if kind == "csv" {
+		dir = t.TempDir()
+		s, err := sinks.NewCSV(sinks.CSVOptions{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, dir, nil
+	}
+	schema, pool := pgtest.Schema(t)
+	p := sinks.NewPostgres(pool, schema, nil)
+	if err := p.Migrate(context.Background(), exporter.Builtin()); err != nil {
+		t.Fatal(err)
+	}
+	return p, "", pool
 }
 
 // csvIDs counts each call id in the committed CSV files.

@@ -16,14 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/wildix-export/wildix-export/auth"
 	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
-	"github.com/wildix-export/wildix-export/internal/pgtest"
 	"github.com/wildix-export/wildix-export/internal/simtest"
-	"github.com/wildix-export/wildix-export/sinks"
 )
 
 // TestTimesAcrossDaylightSaving reads calls around Rome's two changes of
@@ -224,25 +220,7 @@ func TestDaylightSavingEndToEnd(t *testing.T) {
 // call's start and end instants, as a report would.
 func timedSink(t *testing.T, kind string) (exporter.Sink, func(t *testing.T) map[int64][2]time.Time) {
 	t.Helper()
-	var dir string
-	var pool *pgxpool.Pool
-	var sink exporter.Sink
-	if kind == "csv" {
-		dir = t.TempDir()
-		s, err := sinks.NewCSV(sinks.CSVOptions{Dir: dir})
-		if err != nil {
-			t.Fatal(err)
-		}
-		sink = s
-	} else {
-		var schema string
-		schema, pool = pgtest.Schema(t)
-		p := sinks.NewPostgres(pool, schema, nil)
-		if err := p.Migrate(context.Background(), exporter.Builtin()); err != nil {
-			t.Fatal(err)
-		}
-		sink = p
-	}
+	sink, dir, pool := openSink(t, kind)
 	return sink, func(t *testing.T) map[int64][2]time.Time {
 		t.Helper()
 		out := map[int64][2]time.Time{}
