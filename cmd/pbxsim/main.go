@@ -41,7 +41,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
 		addr       = fs.String("addr", "127.0.0.1:8080", "listen address")
 		seed       = fs.Int64("seed", 1, "seed of the generated data")
-		calls      = fs.Int64("calls", 10000, "call records at start")
+		calls      = fs.Int64("calls", 10000, "call records at start (0: an empty PBX)")
 		gap        = fs.Duration("call-gap", 30*time.Second, "mean time between call ends")
 		start      = fs.String("calls-start", "2026-01-01", "date (UTC) around which the first call ends")
 		zone       = fs.String("timezone", "Europe/Rome", "the PBX's time zone")
@@ -134,8 +134,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			ignored = append(ignored, f)
 		}
 	}
+	nCalls := *calls
+	if nCalls == 0 {
+		nCalls = -1 // Options takes 0 for its default and below 0 for none
+	}
 	opt := pbxsim.Options{
-		Seed: *seed, Calls: *calls, CallGap: *gap, CallsStart: st, Location: loc, OmitTimezoneField: *noTZ,
+		Seed: *seed, Calls: nCalls, CallGap: *gap, CallsStart: st, Location: loc, OmitTimezoneField: *noTZ,
 		Clients:             []pbxsim.Client{{ID: *clientID, Secret: *secret, RedirectURIs: strings.Split(*redirects, ",")}},
 		AccessTokenTTL:      *ttl,
 		RotateRefreshTokens: *rotate,

@@ -89,6 +89,9 @@ func TestSwitchesReachTheSimulator(t *testing.T) {
 	if got, total := ids(t, start(t, "-calls", "50", "-total", "absent"), q); len(got) != 5 || total != nil {
 		t.Fatalf("-total absent: %v, total %v", got, total)
 	}
+	if got, total := ids(t, start(t, "-calls", "0"), q); len(got) != 0 || total != "0" {
+		t.Fatalf("-calls 0: %v, total %v: want an empty PBX", got, total)
+	}
 	purge := start(t, "-calls", "50", "-delete-after", "1", "-delete-oldest", "12")
 	ids(t, purge, q)
 	if got, _ := ids(t, purge, q); strings.Join(got, ",") != "13,14,15,16,17" {
