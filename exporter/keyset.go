@@ -251,21 +251,19 @@ func (k *keyReader) step(ctx context.Context, from, hi int64) (stepResult, error
 	if err == nil && below && len(rows) == 0 && !beyond && int64(len(pg.Records)) >= ask {
 		// The key below filled the page: ask again, from the key itself.
 		pg, rows, dups, beyond, _, err = k.page(ctx, from, hi, ask)
+		exact = false
 	}
 	if err != nil {
 		return stepResult{}, err
 	}
 	r := stepResult{rows: rows, dups: dups, n: int64(len(pg.Records)), total: pg.Total}
-	// The key just past the range is asked for too, and a full page may
-	// leave it out: the PBX may count one record more than it sent.
-	if len(rows) > 0 && (beyond || rows[len(rows)-1].Cursor >= hi) && pg.Total > r.n+1 {
+	if len(rows) > 0 && (beyond || rows[len(rows)-1].Cursor >= hi) {
 		// The page reached the range's end, which on a PBX that sorts
-		// means it holds every key of the range, yet the PBX counts more
-		// records in the range than it sent (and than the one past it): the keys only happened to
-		// come in order (a PBX ignoring the sort), and some were skipped.
-		return stepResult{}, &ladderError{Ignored: "sort", Detail: fmt.Sprintf(
-			"page from %s %d: the PBX sent %d records reaching %s %d, but counts %d in the range: it ignores the sort",
-			k.Endpoint.Cursor, from, r.n, k.Endpoint.Cursor, hi, pg.Total)}
+		// means it holds every key of the range: check that against the
+		// PBX's count, as a few keys may come in order by chance.
+		if err := k.reachedEnd(ctx, from, hi, pg.Total, rows, dups, beyond, exact); err != nil {
+			return stepResult{}, err
+		}
 	}
 	if len(rows) == 0 || beyond {
 		r.done = true
@@ -293,6 +291,44 @@ func (k *keyReader) step(ctx context.Context, from, hi int64) (stepResult, error
 		r.short = r.n
 	}
 	return r, nil
+}
+
+// reachedEnd checks a page that reached the end of [from, hi] against
+// the records the PBX counts for it (total, -1 when it sends none). The
+// page was asked up to hi+1: the PBX counts the key past the range, when
+// it sent it (beyond), or perhaps when the page was cut before it. That
+// one record of doubt is settled by the range's keys all being there, or
+// by asking the PBX how many it holds in [from, hi]. More counted than
+// sent means the keys only happened to come in order: a PBX ignoring the
+// sort skipped some.
+func (k *keyReader) reachedEnd(ctx context.Context, from, hi, total int64, rows []Row, dups int64, beyond, exact bool) error {
+	if total < 0 {
+		return nil
+	}
+	sent := int64(len(rows)) + dups
+	if beyond {
+		sent++
+	}
+	if total <= sent {
+		return nil
+	}
+	field := k.Endpoint.Cursor
+	if total == sent+1 && !beyond && !exact {
+		if uint64(len(rows)) > uint64(hi-from) {
+			return nil // every key of the range came
+		}
+		n, err := k.rangeTotal(ctx, from, hi)
+		if err != nil {
+			return err
+		}
+		if n <= int64(len(rows)) {
+			return nil // the one more was the key past the range
+		}
+		total = n
+	}
+	return &ladderError{Ignored: "sort", Detail: fmt.Sprintf(
+		"page from %s %d: the PBX sent %d records reaching %s %d, but counts %d in the range: it ignores the sort",
+		field, from, len(rows), field, hi, total)}
 }
 
 // gapCheck asks for [from, to] after a page of one record from from
@@ -364,14 +400,40 @@ func (k *keyReader) readSpan(ctx context.Context, lo, hi int64, untilFull bool) 
 		}
 		sp.Rows, sp.Dups = append(sp.Rows, st.rows...), sp.Dups+st.dups
 		if st.done {
+			if from != lo && sp.Total > int64(len(sp.Rows))+sp.Dups {
+				sp.err = k.recount(ctx, sp)
+			}
 			return sp
 		}
 		from, prevShort = st.last+1, st.short
 		if untilFull && st.short == 0 {
+			// The span ends at the page's last key: every key below it
+			// was sent if the PBX sorts. Unless each came, the PBX's
+			// count says whether some were skipped.
 			sp.Hi = st.last
+			if sp.Total >= 0 && uint64(len(sp.Rows)) <= uint64(sp.Hi-sp.Lo) {
+				sp.err = k.recount(ctx, sp)
+			}
 			return sp
 		}
 	}
+}
+
+// recount settles a span that may have skipped records: read over
+// several pages, with fewer than the PBX counted in it at its first page,
+// or ended at a full page's last key with room for more. Records deleted
+// meanwhile are gone from a new count; records the PBX still counts were
+// skipped, which only a PBX ignoring the sort does (each page's keys
+// having come in order by chance).
+func (k *keyReader) recount(ctx context.Context, sp span) error {
+	n, err := k.rangeTotal(ctx, sp.Lo, sp.Hi)
+	if err != nil || n <= int64(len(sp.Rows)) {
+		return err
+	}
+	field := k.Endpoint.Cursor
+	return &ladderError{Ignored: "sort", Detail: fmt.Sprintf(
+		"%s %d to %d: read to its end page by page, %d records, but the PBX counts %d there: it ignores the sort",
+		field, sp.Lo, sp.Hi, len(sp.Rows), n)}
 }
 
 // Read reads [lo, hi] and calls fn with its spans in key order; fn's
@@ -513,7 +575,14 @@ func (k *keyReader) wholeRange(ctx context.Context, lo, hi int64) span {
 			total++ // page took the key below out of it; got counts it
 		}
 		_, delivered := k.Sizes.get()
-		if got < ask && (total < 0 || total <= got) && (delivered >= ask || got < delivered || got == 0) {
+		whole := got < ask && (total < 0 || total <= got) && (delivered >= ask || got < delivered || got == 0)
+		if !whole && uint64(len(rows)) > uint64(hi-lo) {
+			// As many keys as the range has room for: every one came,
+			// whatever a cap cut (one key's range, asked with room for
+			// the key past it, after a PBX has sent no more than two).
+			whole = distinctKeys(rows) > uint64(hi-lo)
+		}
+		if whole {
 			for _, row := range rows {
 				if seen[row.Cursor] {
 					k.log().Warn("record sent twice; keeping the first", "key", row.Key)
@@ -553,6 +622,15 @@ func (k *keyReader) wholeRange(ctx context.Context, lo, hi int64) span {
 		slices.SortFunc(sp.Rows, func(a, b Row) int { return cmp.Compare(a.Cursor, b.Cursor) })
 	}
 	return sp
+}
+
+// distinctKeys counts the distinct keys among rows.
+func distinctKeys(rows []Row) uint64 {
+	seen := make(map[int64]bool, len(rows))
+	for _, row := range rows {
+		seen[row.Cursor] = true
+	}
+	return uint64(len(seen))
 }
 
 // rangeTotal asks how many records the PBX counts in [lo, hi], -1 when

@@ -97,15 +97,19 @@ func (x *Exporter) Probe(ctx context.Context, ep *Endpoint) (Paging, error) {
 	return Paging{Kind: PagingKeyset, Sentence: fmt.Sprintf("by %s (%s)", ep.Cursor, honoured)}, nil
 }
 
-// probeRanges reads the newest keys, up to a page of EXPORT_PAGE_SIZE, as
-// an export reads key ranges on a PBX that ignores the sort: one range
-// read whole means key ranges work; a key outside it, or pages too small
-// to prove a range whole, send the probe on to time windows.
+// probeRanges reads the newest keys (16, or half a page of
+// EXPORT_PAGE_SIZE if less) as an export reads key ranges on a PBX that
+// ignores the sort: one range read whole means key ranges work; a key
+// outside it, or pages too small to prove a range whole, send the probe
+// on to time windows. A range that few keys wide is read whole within
+// its budget of requests even at two records a page.
 func (x *Exporter) probeRanges(ctx context.Context, ep *Endpoint, kr *keyReader, upper int64, n *Counters) (Paging, error) {
 	kr.Unsorted = true
 	kr.Sizes = newPageSizes(x.PageSize)
 	kr.pages.Store(0)
-	sp := kr.wholeRange(ctx, max(1, upper-int64(x.PageSize)/2+1), upper)
+	kr.MaxPages = 64
+	width := max(1, min(16, int64(x.PageSize)/2))
+	sp := kr.wholeRange(ctx, max(1, upper-width+1), upper)
 	var le *ladderError
 	switch {
 	case errors.As(sp.err, &le):

@@ -302,3 +302,92 @@ func TestNewestKeyGoneWhileConfirmed(t *testing.T) {
 		})
 	}
 }
+
+// TestSortIgnoredKeysInOrderByChance: a PBX that ignores sort=id answers
+// newest call first, and pages of two (a cap, or EXPORT_PAGE_SIZE=2)
+// can hold keys that happen to ascend and reach the range's end. Each
+// seed here made the run report ok with 2 to 7 of its calls and the
+// cursor at or near the top (the others booked as vanished, or skipped by
+// the time windows that took over above the cursor). The PBX's count of
+// the range gives the skip away: the run reads by id ranges instead, or
+// by time windows, and exports every call.
+func TestSortIgnoredKeysInOrderByChance(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name           string
+		calls, seed    int64
+		maxCount, page int
+	}{
+		{"cap 2 under pages of 1000, seed 3", 100, 3, 2, 1000},
+		{"pages of 2, seed 3", 100, 3, 0, 2},
+		{"pages of 2, seed 6", 100, 6, 0, 2},
+		{"pages of 2, seed 11", 100, 11, 0, 2},
+		// The first page, over the whole range, brings its last two keys.
+		{"pages of 2, 200 calls, seed 7", 200, 7, 0, 2},
+	}
+	for _, tc := range cases {
+		for _, tg := range targets {
+			t.Run(tc.name+"/"+tg.name, func(t *testing.T) {
+				t.Parallel()
+				sink, exported := tg.open(t)
+				o := pbxsim.Options{Calls: tc.calls, Seed: tc.seed, IgnoreSort: true, MaxCount: tc.maxCount}
+				sim, x := trustExporter(t, o, sink, tc.page, 4, func(url.Values) {})
+				r := runCalls(t, x)
+				if r.Err != nil || r.Vanished != 0 {
+					t.Fatalf("rows %d, cursor %d, vanished %d, err %v, notes %q: want every call, none vanished", r.Rows, r.Cursor, r.Vanished, r.Err, r.Notes)
+				}
+				wantNote(t, r, "ignores sort=id")
+				wantExact(t, sim, exported(t))
+			})
+		}
+	}
+}
+
+// TestKeyRangeOfTwoAdjacentCalls: on a PBX ignoring sort=id, a range
+// holding two neighbouring calls halves down to one key, asked with room
+// for the key past it: the answer holds both, as many as the PBX has
+// sent at most, and proves nothing by its length. The key itself came,
+// and a one-key range holds nothing else: the range is whole, and the
+// endpoint stays on id ranges (before, it fell to time windows for good).
+func TestKeyRangeOfTwoAdjacentCalls(t *testing.T) {
+	t.Parallel()
+	for _, tg := range targets {
+		t.Run(tg.name, func(t *testing.T) {
+			t.Parallel()
+			sink, exported := tg.open(t)
+			sim, x := trustExporter(t, pbxsim.Options{Calls: 2, IgnoreSort: true}, sink, 100, 4, func(url.Values) {})
+			for run := 1; run <= 2; run++ {
+				r := runCalls(t, x)
+				if r.Err != nil || r.Paging != exporter.PagingKeyRanges {
+					t.Fatalf("run %d: rows %d, paging %q, err %v, notes %q: want paging by id ranges", run, r.Rows, r.Paging, r.Err, r.Notes)
+				}
+				if run == 1 {
+					sim.InsertCalls(2)
+				}
+			}
+			wantExact(t, sim, exported(t))
+		})
+	}
+}
+
+// TestKeyRangesAcrossAPurgeWithoutTotal: a PBX ignoring sort=id and
+// sending no total, purging its oldest calls after the first request.
+// Ranges widen across the emptied keys, and the first range past them
+// comes back with a full page: only an answer shorter than asked may
+// prove a range whole there (taking a full one as whole lost most calls).
+func TestKeyRangesAcrossAPurgeWithoutTotal(t *testing.T) {
+	t.Parallel()
+	for _, tg := range targets {
+		t.Run(tg.name, func(t *testing.T) {
+			t.Parallel()
+			sink, exported := tg.open(t)
+			o := pbxsim.Options{Calls: 4000, IgnoreSort: true, Total: "absent", DeleteAfter: 1, DeleteOldest: 1000}
+			sim, x := trustExporter(t, o, sink, 100, 1, func(url.Values) {})
+			r := runCalls(t, x)
+			if r.Err != nil || r.Paging != exporter.PagingKeyRanges || r.Rows != 3000 {
+				t.Fatalf("rows %d, paging %q, err %v, notes %q: want the 3000 calls left, by id ranges", r.Rows, r.Paging, r.Err, r.Notes)
+			}
+			wantExact(t, sim, exported(t))
+		})
+	}
+}
