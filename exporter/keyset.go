@@ -271,10 +271,12 @@ func (k *keyReader) step(ctx context.Context, from, hi int64) (stepResult, error
 	}
 	r.last = rows[len(rows)-1].Cursor
 	_, delivered := k.Sizes.get()
-	if len(rows) == 1 && rows[0].Cursor > from && delivered < 2 {
-		// A page of one record shows no order: until the PBX has sent a
-		// page of two or more (whose order is checked), whether it sorts
-		// is proven by asking for the keys this page claims are absent.
+	if rows[0].Cursor > from && (len(rows) == 1 && delivered < 2 || pg.Total < 0 && delivered < orderShown) {
+		// A page of one record shows no order, and a few keys may
+		// ascend by chance: until the PBX has sent a page of two or more
+		// (of orderShown or more when it sends no total to count
+		// against), whether it sorts is proven by asking for the keys
+		// this page claims are absent.
 		if err := k.gapCheck(ctx, from, rows[0].Cursor-1); err != nil {
 			return stepResult{}, err
 		}
@@ -330,6 +332,10 @@ func (k *keyReader) reachedEnd(ctx context.Context, from, hi, total int64, rows 
 		"page from %s %d: the PBX sent %d records reaching %s %d, but counts %d in the range: it ignores the sort",
 		field, from, len(rows), field, hi, total)}
 }
+
+// orderShown is the size of page whose keys, all in order, show that a
+// PBX sorts: a handful of keys in order may be chance.
+const orderShown = 8
 
 // gapCheck asks for [from, to] after a page of one record from from
 // brought to+1: a PBX that sorts has none there. It takes a slot like a

@@ -317,20 +317,24 @@ func TestSortIgnoredKeysInOrderByChance(t *testing.T) {
 		name           string
 		calls, seed    int64
 		maxCount, page int
+		total          string
 	}{
-		{"cap 2 under pages of 1000, seed 3", 100, 3, 2, 1000},
-		{"pages of 2, seed 3", 100, 3, 0, 2},
-		{"pages of 2, seed 6", 100, 6, 0, 2},
-		{"pages of 2, seed 11", 100, 11, 0, 2},
+		{"cap 2 under pages of 1000, seed 3", 100, 3, 2, 1000, ""},
+		{"pages of 2, seed 3", 100, 3, 0, 2, ""},
+		{"pages of 2, seed 6", 100, 6, 0, 2, ""},
+		{"pages of 2, seed 11", 100, 11, 0, 2, ""},
 		// The first page, over the whole range, brings its last two keys.
-		{"pages of 2, 200 calls, seed 7", 200, 7, 0, 2},
+		{"pages of 2, 200 calls, seed 7", 200, 7, 0, 2, ""},
+		// No total to count against: a page that skips keys is followed
+		// by a request for them until the PBX has shown its order.
+		{"cap 2 under pages of 4, no total, 216 calls, seed 14", 216, 14, 2, 4, "absent"},
 	}
 	for _, tc := range cases {
 		for _, tg := range targets {
 			t.Run(tc.name+"/"+tg.name, func(t *testing.T) {
 				t.Parallel()
 				sink, exported := tg.open(t)
-				o := pbxsim.Options{Calls: tc.calls, Seed: tc.seed, IgnoreSort: true, MaxCount: tc.maxCount}
+				o := pbxsim.Options{Calls: tc.calls, Seed: tc.seed, IgnoreSort: true, MaxCount: tc.maxCount, Total: tc.total}
 				sim, x := trustExporter(t, o, sink, tc.page, 4, func(url.Values) {})
 				r := runCalls(t, x)
 				if r.Err != nil || r.Vanished != 0 {
