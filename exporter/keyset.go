@@ -314,20 +314,14 @@ func (k *keyReader) reachedEnd(ctx context.Context, from, hi, total int64, rows 
 	if total <= sent {
 		return nil
 	}
-	field := k.Endpoint.Cursor
 	if total == sent+1 && !beyond && !exact {
-		if uint64(len(rows)) > uint64(hi-from) {
-			return nil // every key of the range came
+		if holdsEveryKey(len(rows), from, hi) {
+			return nil
 		}
-		n, err := k.rangeTotal(ctx, from, hi)
-		if err != nil {
-			return err
-		}
-		if n <= int64(len(rows)) {
-			return nil // the one more was the key past the range
-		}
-		total = n
+		// The one more may be the key past the range: count the range.
+		return k.recount(ctx, span{Lo: from, Hi: hi, Rows: rows})
 	}
+	field := k.Endpoint.Cursor
 	return &ladderError{Ignored: "sort", Detail: fmt.Sprintf(
 		"page from %s %d: the PBX sent %d records reaching %s %d, but counts %d in the range: it ignores the sort",
 		field, from, len(rows), field, hi, total)}
@@ -417,7 +411,7 @@ func (k *keyReader) readSpan(ctx context.Context, lo, hi int64, untilFull bool) 
 			// was sent if the PBX sorts. Unless each came, the PBX's
 			// count says whether some were skipped.
 			sp.Hi = st.last
-			if sp.Total >= 0 && uint64(len(sp.Rows)) <= uint64(sp.Hi-sp.Lo) {
+			if sp.Total >= 0 && !holdsEveryKey(len(sp.Rows), sp.Lo, sp.Hi) {
 				sp.err = k.recount(ctx, sp)
 			}
 			return sp
@@ -426,8 +420,9 @@ func (k *keyReader) readSpan(ctx context.Context, lo, hi int64, untilFull bool) 
 }
 
 // recount settles a span that may have skipped records: read over
-// several pages, with fewer than the PBX counted in it at its first page,
-// or ended at a full page's last key with room for more. Records deleted
+// several pages, with fewer than the PBX counted in it at its first page;
+// ended at a full page's last key with room for more; or one page that
+// the PBX counts one record more than it sent. Records deleted
 // meanwhile are gone from a new count; records the PBX still counts were
 // skipped, which only a PBX ignoring the sort does (each page's keys
 // having come in order by chance).
@@ -438,7 +433,7 @@ func (k *keyReader) recount(ctx context.Context, sp span) error {
 	}
 	field := k.Endpoint.Cursor
 	return &ladderError{Ignored: "sort", Detail: fmt.Sprintf(
-		"%s %d to %d: read to its end page by page, %d records, but the PBX counts %d there: it ignores the sort",
+		"%s %d to %d: %d records read to its end, but the PBX counts %d there: it ignores the sort",
 		field, sp.Lo, sp.Hi, len(sp.Rows), n)}
 }
 
@@ -582,11 +577,11 @@ func (k *keyReader) wholeRange(ctx context.Context, lo, hi int64) span {
 		}
 		_, delivered := k.Sizes.get()
 		whole := got < ask && (total < 0 || total <= got) && (delivered >= ask || got < delivered || got == 0)
-		if !whole && uint64(len(rows)) > uint64(hi-lo) {
-			// As many keys as the range has room for: every one came,
-			// whatever a cap cut (one key's range, asked with room for
-			// the key past it, after a PBX has sent no more than two).
-			whole = distinctKeys(rows) > uint64(hi-lo)
+		if !whole {
+			// Every key of the range came, whatever a cap cut (one key's
+			// range, asked with room for the key past it, after a PBX has
+			// sent no more than two); rows may hold a key twice here.
+			whole = holdsEveryKey(distinctKeys(rows), lo, hi)
 		}
 		if whole {
 			for _, row := range rows {
@@ -631,12 +626,18 @@ func (k *keyReader) wholeRange(ctx context.Context, lo, hi int64) span {
 }
 
 // distinctKeys counts the distinct keys among rows.
-func distinctKeys(rows []Row) uint64 {
+func distinctKeys(rows []Row) int {
 	seen := make(map[int64]bool, len(rows))
 	for _, row := range rows {
 		seen[row.Cursor] = true
 	}
-	return uint64(len(seen))
+	return len(seen)
+}
+
+// holdsEveryKey says whether n distinct keys of [lo, hi] are all of its
+// keys: a range read whole whatever the order or a cap.
+func holdsEveryKey(n int, lo, hi int64) bool {
+	return uint64(n) > uint64(hi-lo) // unsigned: no overflow near the edges of int64
 }
 
 // rangeTotal asks how many records the PBX counts in [lo, hi], -1 when
