@@ -150,6 +150,14 @@ func Builtin() []Endpoint {
 				[]Column{{"vendor", "vendor", JSON}},
 			),
 		},
+		{
+			// Ring groups and queues (docs/pbx-api.md, "Call groups"): the
+			// id is text, as CDR legs name groups; members and settings are
+			// kept as sent, whatever their shape, and read by the reporting
+			// views (call_group_members).
+			Name: "call_groups", Path: "/api/v1/Dialplan/CallGroups", Key: []string{"id"}, Mode: Snapshot, Sort: "id",
+			Columns: cols(text("id", "title", "name"), []Column{{"members", "members", JSON}, {"settings", "settings", JSON}}),
+		},
 	}
 }
 

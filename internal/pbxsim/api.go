@@ -523,6 +523,8 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request, path string) {
 		s.listDir(w, r, "contacts", "id", "ASC", 100)
 	case path == "/api/v1/devices":
 		s.listDir(w, r, "devices", "id", "ASC", 100)
+	case path == "/api/v1/dialplan/callgroups":
+		s.listCallGroups(w, r)
 	case path == "/api/v1/personal/info":
 		s.personalInfo(w, user)
 	default:

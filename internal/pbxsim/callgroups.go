@@ -1,0 +1,76 @@
+package pbxsim
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// groupTable serves GET /api/v1/Dialplan/CallGroups: records with id,
+// title, settings{…} and members[], whose members come in the shapes seen
+// in clients (docs/pbx-api.md, "Call groups"): extensions as strings,
+// objects with an extension, and queue interfaces such as "SIP/201".
+type groupTable struct {
+	recs    sliceTable
+	members [][]string // members[pos], already JSON values
+}
+
+func (t groupTable) size() int64          { return t.recs.size() }
+func (t groupTable) rec(pos int64) record { return t.recs.rec(pos) }
+func (t groupTable) appendJSON(b []byte, pos int64, keep map[string]bool) []byte {
+	b = t.recs.appendJSON(b, pos, keep)
+	if keep != nil && !keep["members"] {
+		return b
+	}
+	b = b[:len(b)-1] // reopen the object to add the array record cannot hold
+	if b[len(b)-1] != '{' {
+		b = append(b, ',')
+	}
+	b = append(b, `"members":[`...)
+	b = append(b, strings.Join(t.members[pos], ",")...)
+	return append(b, "]}"...)
+}
+
+// callGroups is the simulator's call groups over the colleagues' extensions
+// 201…(200+colleagues): one ring-all group, one queue, one small group.
+func callGroups(colleagues int) groupTable {
+	ext := func(i int) string { return strconv.Itoa(201 + i%max(colleagues, 1)) }
+	shapes := []func(string) string{
+		func(e string) string { return strconv.Quote(e) },
+		func(e string) string { return `{"extension":` + strconv.Quote(e) + `,"name":"member ` + e + `"}` },
+		func(e string) string { return strconv.Quote("SIP/" + e) },
+	}
+	groups := []struct {
+		id, title, strategy string
+		members             []int
+	}{
+		{"1", "Sales", "ringall", []int{0, 1, 2}},
+		{"2", "Support queue", "rrmemory", []int{2, 3, 4, 5}},
+		{"3", "Reception", "linear", []int{0, 5}},
+	}
+	t := groupTable{}
+	for gi, g := range groups {
+		t.recs = append(t.recs, record{
+			{"id", g.id},
+			{"title", g.title},
+			{"settings", record{{"strategy", g.strategy}, {"timeout", "30"}, {"maxLen", "10"}, {"wrapUpTime", "5"}}},
+		})
+		var ms []string
+		for _, m := range g.members {
+			ms = append(ms, shapes[gi%len(shapes)](ext(m)))
+		}
+		t.members = append(t.members, ms)
+	}
+	return t
+}
+
+func (s *Sim) listCallGroups(w http.ResponseWriter, r *http.Request) {
+	q, bad := parseQuery(r.URL.Query(), "id", "ASC", 100)
+	if bad != "" {
+		writeError(w, http.StatusBadRequest, bad)
+		return
+	}
+	q = s.honour(q, "id", "ASC")
+	t := callGroups(s.opt.Colleagues)
+	s.writePage(w, t, s.selectDir(t.recs, q, nil), q, false)
+}
