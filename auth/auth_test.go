@@ -175,9 +175,11 @@ func TestAuthorizeErrors(t *testing.T) {
 			Stdout: io.Discard, Timeout: 5 * time.Second, RedirectedTo: landed, Ready: browser(t),
 		}
 		if landed != "" { // the first step, then the landed address
-			if _, _, err := BeginAuthorize(context.Background(), o); err != nil {
+			p, _, err := BeginAuthorize(context.Background(), o)
+			if err != nil {
 				return err
 			}
+			o.RedirectedTo = strings.ReplaceAll(landed, "{state}", p.State)
 		}
 		_, err := Authorize(context.Background(), o)
 		return err
@@ -197,7 +199,8 @@ func TestAuthorizeErrors(t *testing.T) {
 		{"wrong secret", wrongSecret, "", "check WILDIX_CLIENT_ID and WILDIX_CLIENT_SECRET"},
 		{"redirect not registered", unregistered, "", "register http://127.0.0.1:1/not-registered as a Redirect URI"},
 		{"state mismatch", pasted, pasteURI + "?code=abc&state=forged", "state in the redirect does not match"},
-		{"denied", pasted, pasteURI + "?error=access_denied&state=x", "access was denied"},
+		{"denied", pasted, pasteURI + "?error=access_denied&state={state}", "access was denied"},
+		{"denied, another attempt's state", pasted, pasteURI + "?error=access_denied&state=x", "state in the redirect does not match"},
 		{"stale code", pasted, "bare-code-that-does-not-exist", "codes are single use"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

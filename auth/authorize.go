@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -96,9 +97,9 @@ func Authorize(ctx context.Context, o AuthorizeOptions) (*Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	var back url.Values
+	var back landing
 	if servesLocally(o.Config.RedirectURL, o.Config.Endpoint.AuthURL) {
-		back, err = loopback(ctx, o, authURL)
+		back, err = loopback(ctx, o, authURL, p.State)
 	} else {
 		back, err = paste(o, authURL)
 	}
@@ -106,6 +107,16 @@ func Authorize(ctx context.Context, o AuthorizeOptions) (*Record, error) {
 		return nil, err
 	}
 	return finish(ctx, o, p, back)
+}
+
+// landing is what came back from the consent page.
+type landing struct {
+	q url.Values
+	// bare: the person gave only the code, so there is no state to
+	// compare. It comes from how the input was given (parseLanded: not an
+	// address at all), never from anything in an address, which whoever
+	// made the browser land there controls.
+	bare bool
 }
 
 // BeginAuthorize starts an authorization: a fresh state and PKCE
@@ -160,7 +171,7 @@ func FinishAuthorize(ctx context.Context, o AuthorizeOptions, landed string) (*R
 	return finish(ctx, o, p, back)
 }
 
-func finish(ctx context.Context, o AuthorizeOptions, p *Pending, back url.Values) (*Record, error) {
+func finish(ctx context.Context, o AuthorizeOptions, p *Pending, back landing) (*Record, error) {
 	if authEndpoint, err := url.Parse(o.Config.Endpoint.AuthURL); err != nil || origin(authEndpoint) != p.Origin {
 		return nil, fmt.Errorf("the authorization in progress for PBX %s was started against %s, not this WILDIX_PBX_URL: run `wildix-export authorize` again", o.PBX, p.Origin)
 	}
@@ -171,16 +182,18 @@ func finish(ctx context.Context, o AuthorizeOptions, p *Pending, back url.Values
 		return nil, fmt.Errorf("the authorization in progress for PBX %s, started at %s, expired after %s: run `wildix-export authorize` again and finish within %s",
 			o.PBX, p.Started.Format(time.RFC3339), PendingTTL, PendingTTL)
 	}
-	if e := back.Get("error"); e != "" {
+	// The state first: an error= without the right state is as forged as
+	// a code= without it.
+	if !back.bare && !sameState(back.q.Get("state"), p.State) {
+		return nil, errors.New("the state in the redirect does not match the authorization in progress: it came from another attempt (only the latest counts) or was forged; run authorize again")
+	}
+	if e := back.q.Get("error"); e != "" {
 		if e == "access_denied" {
 			return nil, errors.New("access was denied on the PBX's consent page: run authorize again and approve the application")
 		}
-		return nil, fmt.Errorf("the PBX refused the authorization: %s %s", e, back.Get("error_description"))
+		return nil, fmt.Errorf("the PBX refused the authorization: %s %s", e, back.q.Get("error_description"))
 	}
-	if got := back.Get("state"); got != p.State && !(got == "" && back.Has("bare")) {
-		return nil, errors.New("the state in the redirect does not match the authorization in progress: it came from another attempt (only the latest counts) or was forged; run authorize again")
-	}
-	code := back.Get("code")
+	code := back.q.Get("code")
 	if code == "" {
 		return nil, errors.New("the redirect carries no code: paste the whole address the browser landed on, which contains code=")
 	}
@@ -244,32 +257,20 @@ func probe(ctx context.Context, hc *http.Client, authURL, redirect string) error
 	return nil
 }
 
-func loopback(ctx context.Context, o AuthorizeOptions, authURL string) (url.Values, error) {
+// loopback listens on the loopback Redirect URI until the redirect of
+// the authorization whose state is state arrives, and returns it. Any
+// other request to the address (a wrong or missing state, a code without
+// one, an error= without one: a local process or a web page open in the
+// browser can send them) is answered 400, logged without its code, and
+// ignored: only the timeout, ctx or the right redirect end the wait.
+func loopback(ctx context.Context, o AuthorizeOptions, authURL, state string) (landing, error) {
 	u, _ := url.Parse(o.Config.RedirectURL)
 	ln, err := net.Listen("tcp", u.Host)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s for the redirect (WILDIX_REDIRECT_URL): %w; free the port or register another loopback Redirect URI", u.Host, err)
+		return landing{}, fmt.Errorf("listen on %s for the redirect (WILDIX_REDIRECT_URL): %w; free the port or register another loopback Redirect URI", u.Host, err)
 	}
 	got := make(chan url.Values, 1)
-	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != u.Path && !(u.Path == "" && r.URL.Path == "/") {
-			http.NotFound(w, r)
-			return
-		}
-		q := r.URL.Query()
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		if q.Get("code") != "" && q.Get("error") == "" {
-			fmt.Fprint(w, "<!doctype html><title>wildix-export</title><h1>Authorized</h1><p>wildix-export received the authorization. You can close this window.</p>")
-		} else {
-			w.WriteHeader(http.StatusBadRequest)
-			fmt.Fprintf(w, "<!doctype html><title>wildix-export</title><h1>Not authorized</h1><p>%s</p><p>See the terminal for what to do.</p>",
-				html.EscapeString(q.Get("error")+" "+q.Get("error_description")))
-		}
-		select {
-		case got <- q:
-		default:
-		}
-	})}
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: &redirectHandler{path: u.Path, state: state, got: got, log: o.logger()}}
 	go srv.Serve(ln)
 	defer func() {
 		// Let the browser receive its page before the listener goes.
@@ -292,40 +293,92 @@ func loopback(ctx context.Context, o AuthorizeOptions, authURL string) (url.Valu
 	defer t.Stop()
 	select {
 	case q := <-got:
-		return q, nil
+		return landing{q: q}, nil
 	case <-t.C:
-		return nil, fmt.Errorf("no redirect reached %s within %s: open the address above, and check that it is registered as the Redirect URI", o.Config.RedirectURL, o.Timeout)
+		return landing{}, fmt.Errorf("no redirect reached %s within %s: open the address above, and check that it is registered as the Redirect URI", o.Config.RedirectURL, o.Timeout)
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return landing{}, ctx.Err()
 	}
 }
 
-func paste(o AuthorizeOptions, authURL string) (url.Values, error) {
+// redirectHandler receives the redirect on the loopback address and hands
+// the first one carrying the authorization's state to got.
+type redirectHandler struct {
+	path, state string
+	got         chan<- url.Values
+	log         *slog.Logger
+}
+
+func (h *redirectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != h.path && !(h.path == "" && r.URL.Path == "/") {
+		http.NotFound(w, r)
+		return
+	}
+	q := r.URL.Query()
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if !sameState(q.Get("state"), h.state) {
+		// Neither the code nor the error's text is logged: the first is a
+		// credential, the second whatever the sender chose.
+		h.log.Warn("redirect ignored: its state is not the authorization in progress's",
+			"remote_addr", r.RemoteAddr, "has_state", q.Has("state"), "has_code", q.Has("code"), "has_error", q.Has("error"))
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, "<!doctype html><title>wildix-export</title><h1>Ignored</h1><p>This address is not the authorization wildix-export is waiting for: open the address the terminal shows.</p>")
+		return
+	}
+	if q.Get("code") != "" && q.Get("error") == "" {
+		fmt.Fprint(w, "<!doctype html><title>wildix-export</title><h1>Authorized</h1><p>wildix-export received the authorization. You can close this window.</p>")
+	} else {
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, "<!doctype html><title>wildix-export</title><h1>Not authorized</h1><p>%s</p><p>See the terminal for what to do.</p>",
+			html.EscapeString(q.Get("error")+" "+q.Get("error_description")))
+	}
+	select {
+	case h.got <- q:
+	default:
+	}
+}
+
+// sameState compares states in constant time; an empty one never matches.
+func sameState(got, want string) bool {
+	return want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+}
+
+func (o AuthorizeOptions) logger() *slog.Logger {
+	if o.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return o.Log
+}
+
+func paste(o AuthorizeOptions, authURL string) (landing, error) {
 	landed := o.RedirectedTo
 	if landed == "" {
 		fmt.Fprintln(o.Stderr, "Open this address in a browser and approve the application:")
 		fmt.Fprintln(o.Stdout, authURL)
 		fmt.Fprintf(o.Stderr, "The browser then lands on %s?code=...\nPaste that whole address (or just the code) here and press Enter:\n", o.Config.RedirectURL)
 		if o.Stdin == nil {
-			return nil, fmt.Errorf("no standard input to read the redirect from: finish within %s with `wildix-export authorize --redirect-url '<the address>'`", PendingTTL)
+			return landing{}, fmt.Errorf("no standard input to read the redirect from: finish within %s with `wildix-export authorize --redirect-url '<the address>'`", PendingTTL)
 		}
 		line, err := bufio.NewReader(o.Stdin).ReadString('\n')
 		if err != nil && line == "" {
-			return nil, fmt.Errorf("nothing was pasted: the authorization stays in progress for %s; finish it, from any machine sharing the token store, with `wildix-export authorize --redirect-url '<the address the browser landed on>'`", PendingTTL)
+			return landing{}, fmt.Errorf("nothing was pasted: the authorization stays in progress for %s; finish it, from any machine sharing the token store, with `wildix-export authorize --redirect-url '<the address the browser landed on>'`", PendingTTL)
 		}
 		landed = strings.TrimSpace(line)
 	}
 	return parseLanded(landed)
 }
 
-// parseLanded reads the address the browser landed on, or a bare code.
-func parseLanded(s string) (url.Values, error) {
+// parseLanded reads the address the browser landed on, or a bare code:
+// input that is not an address at all (no scheme://, query, fragment or
+// key=value), which only the person typing it can make so. Anything that
+// looks like an address is read as one, and must carry the state.
+func parseLanded(s string) (landing, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
-		return nil, errors.New("the pasted address is empty")
+		return landing{}, errors.New("the pasted address is empty")
 	}
-	if !strings.Contains(s, "=") {
-		return url.Values{"code": {s}, "bare": {"1"}}, nil
+	if !strings.ContainsAny(s, "=?&# \t") && !strings.Contains(s, "://") {
+		return landing{q: url.Values{"code": {s}}, bare: true}, nil
 	}
 	if i := strings.IndexByte(s, '?'); i >= 0 {
 		s = s[i+1:]
@@ -335,9 +388,9 @@ func parseLanded(s string) (url.Values, error) {
 	}
 	q, err := url.ParseQuery(s)
 	if err != nil {
-		return nil, fmt.Errorf("the pasted address cannot be read: %w", err)
+		return landing{}, fmt.Errorf("the pasted address cannot be read: %w", err)
 	}
-	return q, nil
+	return landing{q: q}, nil
 }
 
 func openBrowser(u string) {

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -285,4 +287,196 @@ func TestPendingSealedLikeTheToken(t *testing.T) {
 	if _, err := s.LoadPending(ctx, "pbx2"); err == nil {
 		t.Fatal("an entry moved to another PBX opened")
 	}
+}
+
+// attackerCode is a code the PBX issued to someone else's authorization,
+// without PKCE (what a login-CSRF or code injection would plant).
+func (f *fixture) attackerCode(t *testing.T, redirect string) string {
+	t.Helper()
+	cfg := f.cfg
+	cfg.RedirectURL = redirect
+	return mustQuery(t, consent(t, cfg.AuthCodeURL("attackers-own-state"))).Get("code")
+}
+
+// stillUnspent: the attacker's code was never exchanged by the flow under
+// test (it still yields a token when its owner exchanges it).
+func (f *fixture) stillUnspent(t *testing.T, redirect, code string) {
+	t.Helper()
+	cfg := f.cfg
+	cfg.RedirectURL = redirect
+	if _, err := cfg.Exchange(context.Background(), code); err != nil {
+		t.Fatalf("the attacker's code was spent by the flow: %v", err)
+	}
+}
+
+// syncBuffer is a log written by the listener's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestLoopbackIgnoresForgedRedirects: while authorize waits on the
+// loopback address, requests any local process or web page can send (a
+// code marked bare=1, a code with no or a wrong state, access_denied with
+// no or a wrong state) are answered 400, logged without the code, and do
+// not end the wait; the person's own redirect then completes it. The
+// attacker's code is never exchanged, and the request carries PKCE.
+func TestLoopbackIgnoresForgedRedirects(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, pbxsim.Options{})
+	attacker := f.attackerCode(t, f.cfg.RedirectURL)
+	forged := []string{
+		"?code=" + attacker + "&bare=1",
+		"?code=" + attacker,
+		"?code=" + attacker + "&state=wrong",
+		"?error=access_denied",
+		"?error=access_denied&error_description=The+user+denied+access&state=wrong",
+	}
+	type outcome struct {
+		authURL string
+		forged  []int
+		real    int
+	}
+	done := make(chan outcome, 1)
+	ready := func(authURL string) {
+		out := outcome{authURL: authURL}
+		for _, q := range forged {
+			resp, err := http.Get(f.cfg.RedirectURL + q)
+			if err != nil {
+				t.Errorf("forged redirect %s: %v", q, err)
+				out.forged = append(out.forged, 0)
+				continue
+			}
+			resp.Body.Close()
+			out.forged = append(out.forged, resp.StatusCode)
+		}
+		if resp, err := http.Get(authURL); err != nil { // the person approves
+			t.Errorf("the person's redirect: %v", err)
+		} else {
+			resp.Body.Close()
+			out.real = resp.StatusCode
+		}
+		done <- out
+	}
+	var logs syncBuffer
+	store := fileStore(t, nil)
+	_, err := Authorize(context.Background(), AuthorizeOptions{
+		Config: f.cfg, HTTPClient: http.DefaultClient, Store: store, PBX: "pbx1", Stdout: io.Discard,
+		Timeout: 20 * time.Second, Ready: ready, Log: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	if err != nil {
+		t.Fatalf("authorize: %v", err)
+	}
+	var out outcome
+	select {
+	case out = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the browser never finished")
+	}
+	for i, status := range out.forged {
+		if status != http.StatusBadRequest {
+			t.Errorf("forged redirect %s answered %d, want 400", forged[i], status)
+		}
+	}
+	if out.real != http.StatusOK {
+		t.Fatalf("the person's redirect answered %d, want 200", out.real)
+	}
+	if n := strings.Count(logs.String(), "redirect ignored"); n != len(forged) {
+		t.Errorf("%d forged redirects logged, want %d:\n%s", n, len(forged), logs.String())
+	}
+	if strings.Contains(logs.String(), attacker) {
+		t.Errorf("the log shows the code: %s", logs.String())
+	}
+	if q := mustQuery(t, out.authURL); q.Get("code_challenge") == "" || q.Get("code_challenge_method") != "S256" {
+		t.Errorf("the authorization request carries no S256 PKCE challenge: %s", out.authURL)
+	}
+	if n := f.sim.Stats.CodeExchanges.Load(); n != 1 {
+		t.Fatalf("%d codes exchanged, want the person's one", n)
+	}
+	if code := f.call(t, NewSource(SourceOptions{Config: f.cfg, Store: store, PBX: "pbx1"})); code != 200 {
+		t.Fatalf("API call with the stored token: %d", code)
+	}
+	f.stillUnspent(t, f.cfg.RedirectURL, attacker)
+}
+
+// TestLoopbackMatchingErrorEndsTheWait: an error= with the right state is
+// the PBX's answer, and ends the authorization with its message.
+func TestLoopbackMatchingErrorEndsTheWait(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, pbxsim.Options{DenyConsent: true})
+	_, err := Authorize(context.Background(), AuthorizeOptions{
+		Config: f.cfg, HTTPClient: http.DefaultClient, Store: fileStore(t, nil), PBX: "pbx1", Stdout: io.Discard,
+		Timeout: 20 * time.Second, Ready: browser(t),
+	})
+	if err == nil || !strings.Contains(err.Error(), "access was denied on the PBX's consent page") {
+		t.Fatalf("err = %v, want access denied", err)
+	}
+}
+
+// TestPastedAddressCannotSkipTheState: in the paste flow and with
+// --redirect-url, an address carrying bare=1 (or no state) is an address,
+// and its state must match: it is refused and its code never exchanged.
+// Only input that is no address at all is taken as a bare code.
+func TestPastedAddressCannotSkipTheState(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, pbxsim.Options{})
+	cfg := f.cfg
+	cfg.RedirectURL = pasteURI
+	for _, tc := range []struct{ name, landed string }{
+		{"bare=1", pasteURI + "?code={code}&bare=1"},
+		{"bare=1 without the address", "code={code}&bare=1"},
+		{"no state", pasteURI + "?code={code}"},
+		{"empty state", pasteURI + "?code={code}&state=&bare="},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			attacker := f.attackerCode(t, pasteURI)
+			landed := strings.ReplaceAll(tc.landed, "{code}", attacker)
+			// Pasted at the prompt.
+			store := fileStore(t, nil)
+			_, err := Authorize(context.Background(), AuthorizeOptions{
+				Config: cfg, HTTPClient: http.DefaultClient, Store: store, PBX: "pbx1",
+				Stdin: strings.NewReader(landed + "\n"), Stdout: io.Discard,
+			})
+			if err == nil || !strings.Contains(err.Error(), "state in the redirect does not match") {
+				t.Fatalf("pasted: err = %v, want the state refused", err)
+			}
+			// Given to --redirect-url.
+			o := AuthorizeOptions{Config: cfg, HTTPClient: http.DefaultClient, Store: store, PBX: "pbx1"}
+			if _, _, err := BeginAuthorize(context.Background(), o); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := FinishAuthorize(context.Background(), o, landed); err == nil || !strings.Contains(err.Error(), "state in the redirect does not match") {
+				t.Fatalf("--redirect-url: err = %v, want the state refused", err)
+			}
+			if _, err := store.Load(context.Background(), "pbx1"); !errors.Is(err, ErrNoToken) {
+				t.Fatalf("a token was stored: %v", err)
+			}
+			f.stillUnspent(t, pasteURI, attacker)
+		})
+	}
+	t.Run("a bare code typed by the person", func(t *testing.T) {
+		store := fileStore(t, nil)
+		o := AuthorizeOptions{Config: cfg, HTTPClient: http.DefaultClient, Store: store, PBX: "pbx1"}
+		_, authURL, err := BeginAuthorize(context.Background(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code := mustQuery(t, consent(t, authURL)).Get("code")
+		if _, err := FinishAuthorize(context.Background(), o, "  "+code+"\n"); err != nil {
+			t.Fatalf("bare code: %v", err)
+		}
+		mustLoad(t, store)
+	})
 }

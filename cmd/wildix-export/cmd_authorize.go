@@ -23,7 +23,7 @@ In two steps, from anywhere sharing the token store (a pod, a container, another
 machine): 'authorize --print-url' saves the authorization in progress in the
 store, prints the address and exits; open it, approve, and within 10 minutes run
 'authorize --redirect-url <the address the browser landed on>'.`)
-	landed := fs.String("redirect-url", "", "finish the authorization in progress with the address the browser landed on")
+	landed := fs.String("redirect-url", "", "finish the authorization in progress with the address the browser landed on (or the code alone)")
 	printURL := fs.Bool("print-url", false, "start an authorization, print its address and exit without waiting (finish with --redirect-url)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "how long to wait for the browser")
 	noBrowser := fs.Bool("no-browser", false, "do not try to open a browser")
