@@ -178,9 +178,8 @@ func finish(ctx context.Context, o AuthorizeOptions, p *Pending, back landing) (
 	if p.ClientID != o.Config.ClientID {
 		return nil, fmt.Errorf("the authorization in progress for PBX %s was started for another application (WILDIX_CLIENT_ID %s): run `wildix-export authorize` again", o.PBX, p.ClientID)
 	}
-	if time.Now().After(p.Expires) {
-		return nil, fmt.Errorf("the authorization in progress for PBX %s, started at %s, expired after %s: run `wildix-export authorize` again and finish within %s",
-			o.PBX, p.Started.Format(time.RFC3339), PendingTTL, PendingTTL)
+	if err := p.usable(o.PBX, time.Now()); err != nil {
+		return nil, err
 	}
 	// The state first: an error= without the right state is as forged as
 	// a code= without it.

@@ -139,6 +139,16 @@ func TestAuthorizationInProgressRefused(t *testing.T) {
 		{"expired", func(t *testing.T, o *AuthorizeOptions, p *Pending, _ *string) {
 			edit(t, *o, p, func(p *Pending) { p.Started, p.Expires = p.Started.Add(-11*time.Minute), time.Now().Add(-time.Minute) })
 		}, "expired after 10m0s: run `wildix-export authorize` again"},
+		{"ten-year expiry", func(t *testing.T, o *AuthorizeOptions, p *Pending, _ *string) {
+			edit(t, *o, p, func(p *Pending) {
+				p.Started, p.Expires = time.Now().Add(-PendingTTL-time.Minute), time.Now().Add(10*365*24*time.Hour)
+			})
+		}, "expired after 10m0s: run `wildix-export authorize` again"},
+		{"started in the future", func(t *testing.T, o *AuthorizeOptions, p *Pending, _ *string) {
+			edit(t, *o, p, func(p *Pending) {
+				p.Started, p.Expires = time.Now().Add(time.Hour), time.Now().Add(time.Hour+PendingTTL)
+			})
+		}, "in the future: check the clocks"},
 		{"another PBX", func(t *testing.T, o *AuthorizeOptions, p *Pending, _ *string) {
 			edit(t, *o, p, func(p *Pending) { p.Origin = "https://other-pbx.example:443" })
 		}, "was started against https://other-pbx.example:443, not this WILDIX_PBX_URL"},

@@ -34,6 +34,26 @@ func (p *Pending) GoString() string { return p.String() }
 // as long as a PBX keeps the consent page's code valid, and then some.
 const PendingTTL = 10 * time.Minute
 
+// pendingSkew is how far in the future a start may be, for clocks of
+// machines sharing the store that disagree a little.
+const pendingSkew = time.Minute
+
+// usable refuses an authorization in progress that has expired, lasting
+// at most PendingTTL from its start whatever its Expires says, or one
+// started in the future: a record (planted, or from a machine with a wrong
+// clock) cannot keep an authorization open longer.
+func (p *Pending) usable(pbx string, now time.Time) error {
+	if p.Started.After(now.Add(pendingSkew)) {
+		return fmt.Errorf("the authorization in progress for PBX %s says it started at %s, in the future: check the clocks of the machines sharing the token store, and run `wildix-export authorize` again",
+			pbx, p.Started.Format(time.RFC3339))
+	}
+	if now.After(p.Expires) || now.After(p.Started.Add(PendingTTL)) {
+		return fmt.Errorf("the authorization in progress for PBX %s, started at %s, expired after %s: run `wildix-export authorize` again and finish within %s",
+			pbx, p.Started.Format(time.RFC3339), PendingTTL, PendingTTL)
+	}
+	return nil
+}
+
 // PendingStore is a Store that also keeps the authorization in progress
 // for each PBX, at most one: starting another replaces it. LoadPending
 // returns an error wrapping ErrNoPending when there is none.

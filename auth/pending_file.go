@@ -66,7 +66,12 @@ func (s *FileStore) LoadPending(_ context.Context, pbx string) (*Pending, error)
 	if !ok {
 		return nil, fmt.Errorf("%w for PBX %s in %s", ErrNoPending, pbx, s.PendingPath())
 	}
-	return s.sealer.openPending(pbx, data)
+	p, err := s.sealer.openPending(pbx, data)
+	if errors.Is(err, errUnsealed) {
+		return nil, refuseUnsealed("authorization in progress of PBX "+pbx, s.PendingPath(),
+			fmt.Sprintf("delete the entry %q under \"pending\" in %s (or the file, when it holds no other)", pbx, s.PendingPath()))
+	}
+	return p, err
 }
 
 // DeletePending implements PendingStore; the caller should hold Lock.

@@ -67,6 +67,18 @@ var ErrNoToken = errors.New("no token stored")
 // person must run `wildix-export authorize` again.
 var ErrReauthorize = errors.New("authorization needed: run `wildix-export authorize` again")
 
+// errUnsealed means a record in clear was found in a store whose records
+// are sealed; the store says where it is (refuseUnsealed).
+var errUnsealed = errors.New("not encrypted although WILDIX_TOKEN_KEY is set")
+
+// refuseUnsealed explains a record found in clear in a keyed store: what
+// and where it is, that it is not used, that authorize replaces it, and
+// how to remove it by hand (remove).
+func refuseUnsealed(what, where, remove string) error {
+	return fmt.Errorf("%w: the %s in %s is %v (stored without the key, or planted by someone who can write the store), so it is not used; `wildix-export authorize` replaces it, or remove it by hand: %s",
+		ErrReauthorize, what, where, errUnsealed, remove)
+}
+
 // sealer encrypts records at rest with AES-GCM when a key is configured.
 type sealer struct{ aead cipher.AEAD }
 
@@ -124,6 +136,12 @@ func (s *sealer) open(pbx, data string) (*Record, error) {
 func (s *sealer) openBytes(aad, data string) ([]byte, error) {
 	rest, ok := strings.CutPrefix(data, sealedPrefix)
 	if !ok {
+		if s.aead != nil {
+			// With a key, a record in clear was not written by this
+			// program with this configuration: taking it would let whoever
+			// can write the store plant a token or an authorization.
+			return nil, errUnsealed
+		}
 		return []byte(data), nil
 	}
 	if s.aead == nil {

@@ -88,7 +88,11 @@ func (s *FileStore) Load(_ context.Context, pbx string) (*Record, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w for PBX %s in %s", ErrNoToken, pbx, s.path)
 	}
-	return s.sealer.open(pbx, data)
+	r, err := s.sealer.open(pbx, data)
+	if errors.Is(err, errUnsealed) {
+		return nil, refuseUnsealed("token of PBX "+pbx, s.path, fmt.Sprintf("delete the entry %q under \"tokens\" in %s", pbx, s.path))
+	}
+	return r, err
 }
 
 // Save implements Store. The caller should hold Lock, so that two

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -64,7 +65,11 @@ func (s *PostgresStore) Load(ctx context.Context, pbx string) (*Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load token: %w", s.explainDB(err))
 	}
-	return s.sealer.open(pbx, data)
+	r, err := s.sealer.open(pbx, data)
+	if errors.Is(err, errUnsealed) {
+		return nil, refuseUnsealed("token of PBX "+pbx, "table "+s.table, deleteRow(s.table, pbx))
+	}
+	return r, err
 }
 
 // Save implements Store; it returns once the row is committed.
@@ -128,7 +133,17 @@ func (s *PostgresStore) LoadPending(ctx context.Context, pbx string) (*Pending, 
 	if err != nil {
 		return nil, fmt.Errorf("load authorization in progress: %w", s.explainDB(err))
 	}
-	return s.sealer.openPending(pbx, data)
+	p, err := s.sealer.openPending(pbx, data)
+	if errors.Is(err, errUnsealed) {
+		return nil, refuseUnsealed("authorization in progress of PBX "+pbx, "table "+s.pending, deleteRow(s.pending, pbx))
+	}
+	return p, err
+}
+
+// deleteRow is the statement that removes pbx's row from table, for a
+// person to run.
+func deleteRow(table, pbx string) string {
+	return fmt.Sprintf("DELETE FROM %s WHERE pbx = '%s';", table, strings.ReplaceAll(pbx, "'", "''"))
 }
 
 // DeletePending implements PendingStore.

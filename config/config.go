@@ -42,7 +42,7 @@ type env struct {
 	S2SAppName       string `envconfig:"WILDIX_S2S_APP_NAME" desc:"S2S application name"`
 	S2SSecret        string `envconfig:"WILDIX_S2S_SECRET" desc:"S2S secret key (secret; or WILDIX_S2S_SECRET_FILE)"`
 	TokenFile        string `envconfig:"WILDIX_TOKEN_FILE" desc:"token store file (default: ./wildix-token.json with the csv sink, the database with the postgres sink)"`
-	TokenKey         string `envconfig:"WILDIX_TOKEN_KEY" desc:"base64 32-byte key encrypting stored tokens with AES-GCM (secret; or WILDIX_TOKEN_KEY_FILE)"`
+	TokenKey         string `envconfig:"WILDIX_TOKEN_KEY" desc:"base64 32-byte key encrypting stored tokens with AES-GCM; with it, a token or authorization in progress stored in clear is refused (run authorize once after setting it) (secret; or WILDIX_TOKEN_KEY_FILE)"`
 	CAFile           string `envconfig:"WILDIX_CA_FILE" desc:"PEM file of extra CA certificates trusted for the PBX"`
 	InsecureTLS      string `envconfig:"WILDIX_INSECURE_SKIP_VERIFY" default:"false" desc:"skip TLS certificate verification (never in production)"`
 	AllowHTTP        string `envconfig:"WILDIX_ALLOW_HTTP" default:"false" desc:"allow a plain http:// PBX URL that is not loopback"`
