@@ -63,6 +63,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		maxCount   = fs.Int("max-count", 0, "answer at most this many records a page (0: no cap)")
 		total      = fs.String("total", "string", "how list answers carry result.total: string (as the PBX: a number only for Phonebooks), number, absent")
 		toExcl     = fs.Bool("filter-to-exclusive", false, "filter[f][to] excludes its bound")
+		fromExcl   = fs.String("filter-from-exclusive", "", "comma list of fields whose filter[f][from] excludes its bound, e.g. id")
 		delAfter   = fs.Int("delete-after", 0, "delete call records right after the Nth call-history request (0: never)")
 		delOldest  = fs.Int64("delete-oldest", 0, "with -delete-after: the oldest N calls are deleted (a retention purge)")
 		delRandom  = fs.Int("delete-random", 0, "with -delete-after: N other calls, picked by -seed, are deleted")
@@ -128,12 +129,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *delAfter == 0 && (*delOldest > 0 || *delRandom > 0) {
 		return errors.New("-delete-oldest and -delete-random need -delete-after: the request after which the calls go")
 	}
-	var ignored []string
-	for _, f := range strings.Split(*ignoreF, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			ignored = append(ignored, f)
-		}
-	}
+	ignored, exclusive := fieldList(*ignoreF), fieldList(*fromExcl)
 	nCalls := *calls
 	if nCalls == 0 {
 		nCalls = -1 // Options takes 0 for its default and below 0 for none
@@ -152,6 +148,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		MaxCount:            *maxCount,
 		Total:               *total,
 		FilterToExclusive:   *toExcl,
+		FilterFromExclusive: exclusive,
 		DeleteAfter:         *delAfter,
 		DeleteOldest:        *delOldest,
 		DeleteRandom:        *delRandom,
@@ -181,9 +178,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errors.New("-tls-cert and -tls-key go together")
 	}
 	sim := pbxsim.New(opt)
-	for _, f := range ignored {
-		if !slices.Contains(sim.CallFields(), f) {
-			return fmt.Errorf("-ignore-filter %q: %q is not a call record field (%s)", *ignoreF, f, strings.Join(sim.CallFields(), ", "))
+	for _, l := range []struct {
+		flag, value string
+		fields      []string
+	}{{"ignore-filter", *ignoreF, ignored}, {"filter-from-exclusive", *fromExcl, exclusive}} {
+		for _, f := range l.fields {
+			if !slices.Contains(sim.CallFields(), f) {
+				return fmt.Errorf("-%s %q: %q is not a call record field (%s)", l.flag, l.value, f, strings.Join(sim.CallFields(), ", "))
+			}
 		}
 	}
 	ln, err := net.Listen("tcp", *addr)
@@ -211,4 +213,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+// fieldList reads a comma list of field names.
+func fieldList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }

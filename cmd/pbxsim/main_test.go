@@ -92,6 +92,12 @@ func TestSwitchesReachTheSimulator(t *testing.T) {
 	if got, total := ids(t, start(t, "-calls", "0"), q); len(got) != 0 || total != "0" {
 		t.Fatalf("-calls 0: %v, total %v: want an empty PBX", got, total)
 	}
+	if got, _ := ids(t, start(t, "-calls", "50", "-filter-from-exclusive", "id", "-filter-to-exclusive"), q); strings.Join(got, ",") != "12,13,14,15,16" {
+		t.Fatalf("-filter-from-exclusive id -filter-to-exclusive: %v, want 12 to 16", got)
+	}
+	if got, _ := ids(t, start(t, "-calls", "50", "-filter-to-exclusive"), q+"&start=5"); strings.Join(got, ",") != "16,17,18,19" {
+		t.Fatalf("-filter-to-exclusive: %v, want 16 to 19", got)
+	}
 	purge := start(t, "-calls", "50", "-delete-after", "1", "-delete-oldest", "12")
 	ids(t, purge, q)
 	if got, _ := ids(t, purge, q); strings.Join(got, ",") != "13,14,15,16,17" {
@@ -114,6 +120,7 @@ func TestBadFlags(t *testing.T) {
 	}{
 		{[]string{"-ignore-filter", "bogus"}, `-ignore-filter "bogus": "bogus" is not a call record field`},
 		{[]string{"-ignore-filter", "id,Start"}, `"Start" is not a call record field`},
+		{[]string{"-filter-from-exclusive", "ID"}, `-filter-from-exclusive "ID": "ID" is not a call record field`},
 		{[]string{"-calls", "-1"}, "-calls -1: expected 0 or more"},
 		{[]string{"-max-count", "-5"}, "-max-count -5: expected 0 or more"},
 		{[]string{"-live-insert-every", "-1"}, "-live-insert-every -1"},

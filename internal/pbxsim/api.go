@@ -3,6 +3,7 @@ package pbxsim
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -188,7 +189,7 @@ func (s *Sim) matches(r record, fs []filter, extra func(record) bool) bool {
 				return false
 			}
 		case "from":
-			if c < 0 {
+			if c < 0 || c == 0 && slices.Contains(s.opt.FilterFromExclusive, f.field) {
 				return false
 			}
 		case "to":
@@ -270,11 +271,17 @@ func (s *Sim) selectCalls(q query, extra func(record) bool, scope string) select
 				exact = false
 				continue
 			}
-			if f.op == "from" {
+			switch {
+			case f.op == "from" && slices.Contains(s.opt.FilterFromExclusive, "id"):
+				if v == math.MaxInt64 {
+					return selection{}
+				}
+				lo = max(lo, v+1)
+			case f.op == "from":
 				lo = max(lo, v)
-			} else if s.opt.FilterToExclusive {
+			case s.opt.FilterToExclusive:
 				hi = min(hi, v-1)
-			} else {
+			default:
 				hi = min(hi, v)
 			}
 		case f.field == "id":
@@ -441,12 +448,15 @@ func writeJSON(w http.ResponseWriter, status int, body []byte) {
 }
 
 func writeError(w http.ResponseWriter, status int, reason string) {
-	b := []byte(`{"type":"error","reason":`)
+	writeJSON(w, status, appendError(nil, status, reason))
+}
+
+func appendError(b []byte, status int, reason string) []byte {
+	b = append(b, `{"type":"error","reason":`...)
 	b = appendString(b, reason)
 	b = append(b, `,"code":`...)
 	b = strconv.AppendInt(b, int64(status), 10)
-	b = append(b, '}')
-	writeJSON(w, status, b)
+	return append(b, '}')
 }
 
 // recorder holds an answer for Options.Rewrite.
@@ -508,52 +518,81 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request, path string) {
 		writeError(w, http.StatusMethodNotAllowed, "Method not allowed")
 		return
 	}
+	if path == "/api/v1/personal/info" {
+		s.personalInfo(w, user)
+		return
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	status, body, purge := s.list((*bp)[:0], path, r.URL.Query(), user)
+	*bp = body
+	writeJSON(w, status, body)
+	// Right after the answer is written and before the handler returns,
+	// so a client that has the answer knows the deletions are done.
+	if purge {
+		s.purge()
+	}
+}
+
+// List answers a list request (GET path?q) in process, as the API does
+// over HTTP for an API key of the PBX's user (Options.User): the same
+// routes, selection, switches (ignored parameters, exclusive bounds, a
+// cap, the form of total), live inserts and deletions, and the same body.
+// It plays neither faults, latency, authentication nor Options.Rewrite:
+// those belong to the HTTP exchange. The body is the caller's.
+func (s *Sim) List(path string, q url.Values) (status int, body []byte) {
+	s.Stats.APIRequests.Add(1)
+	path = strings.TrimRight(strings.ToLower(path), "/")
+	status, body, purge := s.list(nil, path, q, s.opt.User)
+	if purge {
+		s.purge()
+	}
+	return status, body
+}
+
+// list appends the answer to a list request to b. path is lowercased,
+// without a trailing slash. purge says that the deletions of
+// Options.DeleteAfter are due once the answer is delivered.
+func (s *Sim) list(b []byte, path string, v url.Values, user string) (status int, body []byte, purge bool) {
+	parts := strings.Split(strings.TrimPrefix(path, "/api/v1/"), "/")
 	switch {
 	case path == "/api/v1/pbx/callhistory":
-		s.listCalls(w, r, nil, "all")
+		return s.listCalls(b, v, nil, "all")
 	case path == "/api/v1/callhistory":
-		s.listCalls(w, r, involves(user), "user:"+user)
+		return s.listCalls(b, v, involves(user), "user:"+user)
 	case len(parts) == 3 && parts[0] == "user" && parts[2] == "callhistory":
-		s.listCalls(w, r, involves(parts[1]), "user:"+parts[1])
+		return s.listCalls(b, v, involves(parts[1]), "user:"+parts[1])
 	case path == "/api/v1/pbx/colleagues" || path == "/api/v1/colleagues":
-		s.listDir(w, r, "colleagues", "dn", "DESC", 1500)
+		return s.listDir(b, v, "colleagues", "dn", "DESC", 1500)
 	case path == "/api/v1/phonebooks":
-		s.listDir(w, r, "phonebooks", "name", "ASC", 100)
+		return s.listDir(b, v, "phonebooks", "name", "ASC", 100)
 	case path == "/api/v1/contacts":
-		s.listDir(w, r, "contacts", "id", "ASC", 100)
+		return s.listDir(b, v, "contacts", "id", "ASC", 100)
 	case path == "/api/v1/devices":
-		s.listDir(w, r, "devices", "id", "ASC", 100)
+		return s.listDir(b, v, "devices", "id", "ASC", 100)
 	case path == "/api/v1/dialplan/callgroups":
-		s.listCallGroups(w, r)
-	case path == "/api/v1/personal/info":
-		s.personalInfo(w, user)
-	default:
-		writeError(w, http.StatusNotFound, "404 Not Found")
+		return s.listCallGroups(b, v)
 	}
+	return http.StatusNotFound, appendError(b, http.StatusNotFound, "404 Not Found"), false
 }
 
 func involves(ext string) func(record) bool {
 	return func(r record) bool { return r.str("src") == ext || r.str("dst") == ext }
 }
 
-func (s *Sim) listCalls(w http.ResponseWriter, r *http.Request, extra func(record) bool, scope string) {
+func (s *Sim) listCalls(b []byte, v url.Values, extra func(record) bool, scope string) (int, []byte, bool) {
 	n := s.Stats.CallRequests.Add(1)
 	if s.opt.LiveInsertEvery > 0 && n%int64(s.opt.LiveInsertEvery) == 0 {
 		s.InsertCalls(int64(s.opt.LiveInsertBatch))
 	}
-	q, bad := parseQuery(r.URL.Query(), "start", "DESC", 100)
+	purge := s.opt.DeleteAfter > 0 && n == int64(s.opt.DeleteAfter)
+	q, bad := parseQuery(v, "start", "DESC", 100)
 	if bad != "" {
-		writeError(w, http.StatusBadRequest, bad)
-		return
+		return http.StatusBadRequest, appendError(b, http.StatusBadRequest, bad), purge
 	}
 	q = s.honour(q, "start", "DESC")
 	sel := s.selectCalls(q, extra, scope)
-	s.writePage(w, callTable{s}, sel, q, false)
-	// Right after the answer is written and before the handler returns,
-	// so a client that has the answer knows the deletions are done.
-	if s.opt.DeleteAfter > 0 && n == int64(s.opt.DeleteAfter) {
-		s.purge()
-	}
+	return http.StatusOK, s.appendPage(b, callTable{s}, sel, q, false), purge
 }
 
 // deleteCall serves DELETE /api/v1/CallHistory/{id}.
@@ -566,11 +605,10 @@ func (s *Sim) deleteCall(w http.ResponseWriter, idText string) {
 	writeJSON(w, http.StatusOK, []byte(`{"type":"result","result":"Success"}`))
 }
 
-func (s *Sim) listDir(w http.ResponseWriter, r *http.Request, name, defSort, defDir string, defCount int64) {
-	q, bad := parseQuery(r.URL.Query(), defSort, defDir, defCount)
+func (s *Sim) listDir(b []byte, v url.Values, name, defSort, defDir string, defCount int64) (int, []byte, bool) {
+	q, bad := parseQuery(v, defSort, defDir, defCount)
 	if bad != "" {
-		writeError(w, http.StatusBadRequest, bad)
-		return
+		return http.StatusBadRequest, appendError(b, http.StatusBadRequest, bad), false
 	}
 	q = s.honour(q, defSort, defDir)
 	s.mu.Lock()
@@ -579,13 +617,11 @@ func (s *Sim) listDir(w http.ResponseWriter, r *http.Request, name, defSort, def
 	numeric := d.numericTotal
 	s.mu.Unlock()
 	sel := s.selectDir(t, q, nil)
-	s.writePage(w, t, sel, q, numeric)
+	return http.StatusOK, s.appendPage(b, t, sel, q, numeric), false
 }
 
-func (s *Sim) writePage(w http.ResponseWriter, t table, sel selection, q query, numericTotal bool) {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	b := append((*bp)[:0], `{"type":"result","result":{`...)
+func (s *Sim) appendPage(b []byte, t table, sel selection, q query, numericTotal bool) []byte {
+	b = append(b, `{"type":"result","result":{`...)
 	total := sel.total()
 	switch {
 	case s.opt.Total == "absent":
@@ -609,9 +645,7 @@ func (s *Sim) writePage(w http.ResponseWriter, t table, sel selection, q query, 
 		}
 		b = t.appendJSON(b, sel.at(i), q.fields)
 	}
-	b = append(b, "]}}"...)
-	*bp = b
-	writeJSON(w, http.StatusOK, b)
+	return append(b, "]}}"...)
 }
 
 func (s *Sim) personalInfo(w http.ResponseWriter, user string) {

@@ -2,6 +2,7 @@ package pbxsim
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -64,13 +65,12 @@ func callGroups(colleagues int) groupTable {
 	return t
 }
 
-func (s *Sim) listCallGroups(w http.ResponseWriter, r *http.Request) {
-	q, bad := parseQuery(r.URL.Query(), "id", "ASC", 100)
+func (s *Sim) listCallGroups(b []byte, v url.Values) (int, []byte, bool) {
+	q, bad := parseQuery(v, "id", "ASC", 100)
 	if bad != "" {
-		writeError(w, http.StatusBadRequest, bad)
-		return
+		return http.StatusBadRequest, appendError(b, http.StatusBadRequest, bad), false
 	}
 	q = s.honour(q, "id", "ASC")
 	t := callGroups(s.opt.Colleagues)
-	s.writePage(w, t, s.selectDir(t.recs, q, nil), q, false)
+	return http.StatusOK, s.appendPage(b, t, s.selectDir(t.recs, q, nil), q, false), false
 }

@@ -10,7 +10,9 @@
 // mid-body, slow answers), latency, live inserts, deletions during a run,
 // ignored parameters, page-size caps and the shape of total are switches.
 //
-// A Sim is an http.Handler and is safe for concurrent use.
+// A Sim is an http.Handler and is safe for concurrent use. Its list logic
+// is also called in process (List), without HTTP: the exporter's paging
+// tests use it as the one model of the PBX.
 package pbxsim
 
 import (
@@ -78,6 +80,10 @@ type Options struct {
 	User                     string // extension OAuth tokens act as (default "201")
 
 	FilterToExclusive bool // filter[f][to] excludes its bound (default inclusive)
+	// FilterFromExclusive lists fields whose filter[f][from] excludes its
+	// bound (default inclusive), e.g. "id" (docs/pbx-api.md: not known
+	// of a real PBX, detected and survived for the key).
+	FilterFromExclusive []string
 	// IgnoreFilter and IgnoreSort play PBXes that do not honour a
 	// parameter: filtering on id is unverified (docs/pbx-api.md).
 	IgnoreFilter []string // fields whose filter[...] is ignored

@@ -792,3 +792,97 @@ func TestCachedCallJSONServesTheSamePages(t *testing.T) {
 		t.Fatalf("cached simulator: max id %d, %d calls; plain: %d calls", cached.MaxCallID(), cached.CallCount(), plain.CallCount())
 	}
 }
+
+// TestExclusiveBounds: filter[f][from] (for the fields listed) and
+// filter[f][to] may exclude their bound, on the fast path (sort=id, id
+// bounds) and on the general one (a start bound beside them), and only
+// for the fields listed.
+func TestExclusiveBounds(t *testing.T) {
+	t.Parallel()
+	o := Options{Calls: 600, CallGap: 5 * time.Minute}
+	ref, _ := setup(t, o)
+	wall := func(id int64) string { return ref.wall(ref.Call(id).Start) }
+	for _, tc := range []struct {
+		name         string
+		from         []string
+		to           bool
+		start        bool // a start range beside the ids: the general path
+		first, last  int64
+		startIsBound bool
+	}{
+		{"inclusive", nil, false, false, 200, 300, false},
+		{"from exclusive", []string{"id"}, false, false, 201, 300, false},
+		{"to exclusive", nil, true, false, 200, 299, false},
+		{"both exclusive", []string{"id"}, true, false, 201, 299, false},
+		{"from exclusive, general path", []string{"id"}, false, true, 201, 300, false},
+		{"from exclusive for start only", []string{"start"}, false, true, 200, 300, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			o := o
+			o.FilterFromExclusive, o.FilterToExclusive = tc.from, tc.to
+			_, srv := setup(t, o)
+			q := url.Values{"sort": {"id"}, "dir": {"ASC"}, "filter[id][from]": {"200"}, "filter[id][to]": {"300"}}
+			if tc.start {
+				q.Set("filter[start][from]", wall(100))
+				q.Set("filter[start][to]", wall(500))
+			}
+			got, _ := pageIDs(t, srv, "/api/v1/PBX/CallHistory/", q, 1000)
+			if len(got) == 0 || got[0] != tc.first || got[len(got)-1] != tc.last {
+				t.Fatalf("ids %v: want %d to %d", got, tc.first, tc.last)
+			}
+			if !tc.startIsBound {
+				return
+			}
+			// The start bound itself: call 200 starts at it and is left out.
+			q.Set("filter[start][from]", wall(200))
+			if got, _ := pageIDs(t, srv, "/api/v1/PBX/CallHistory/", q, 1000); len(got) == 0 || got[0] != 201 {
+				t.Fatalf("from the start of call 200, exclusive: ids %v, want from 201", got)
+			}
+		})
+	}
+}
+
+// TestListInProcess: List answers as the API over HTTP does, byte for
+// byte, under the switches the exporter's paging tests use, and plays
+// live inserts and deletions as requests over HTTP do.
+func TestListInProcess(t *testing.T) {
+	t.Parallel()
+	queries := []string{
+		"/api/v1/PBX/CallHistory/?sort=id&dir=ASC&count=7&filter[id][from]=11&filter[id][to]=40",
+		"/api/v1/pbx/callhistory?sort=id&dir=DESC&count=2&fields=id",
+		"/api/v1/PBX/CallHistory/?filter[start][from]=2026-01-01%2000:10:00&filter[start][to]=2026-01-01%2001:00:00&count=4&start=2",
+		"/api/v1/CallHistory/?count=3",
+		"/api/v1/Colleagues/?count=5&start=3",
+		"/api/v1/Phonebooks/",
+		"/api/v1/Dialplan/CallGroups/?count=2",
+		"/api/v1/PBX/CallHistory/?count=-1",
+		"/api/v1/Nope",
+	}
+	for _, o := range []Options{
+		{Calls: 60},
+		{Calls: 60, IgnoreSort: true, IgnoreFilter: []string{"id"}, MaxCount: 3, Total: "number"},
+		{Calls: 60, FilterFromExclusive: []string{"id"}, FilterToExclusive: true, Total: "absent"},
+	} {
+		_, srv := setup(t, o)
+		sim := New(o)
+		for _, pq := range queries {
+			u, err := url.Parse(pq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			status, body := sim.List(u.Path, u.Query())
+			want := get(t, srv, pq, "wsk-v1-testkey", status)
+			if string(body) != want {
+				t.Fatalf("%+v: %s: in process %s\nover HTTP %s", o, pq, body, want)
+			}
+		}
+	}
+	sim := New(Options{Calls: 20, LiveInsertEvery: 2, LiveInsertBatch: 5, DeleteAfter: 3, DeleteOldest: 4})
+	for range 3 {
+		sim.List("/api/v1/PBX/CallHistory/", url.Values{"count": {"1"}})
+	}
+	if got, want := sim.CallIDs(), 21; len(got) != want || got[0] != 5 || sim.MaxCallID() != 25 {
+		t.Fatalf("after 3 requests: %d calls from %v, newest %d: want 21 (25 inserted, the 4 oldest deleted)", len(got), got[:1], sim.MaxCallID())
+	}
+}
