@@ -130,6 +130,7 @@ ALTER TABLE {schema}.export_run_endpoints
 -- (bench/README.md). Create one yourself to search calls by number.
 DROP INDEX IF EXISTS {schema}.call_history_src_idx, {schema}.call_history_dst_idx,
   {schema}.call_history_from_number_idx, {schema}.call_history_to_number_idx;`},
+	{6, "reporting: call groups and queues", reportingGroups},
 }
 
 // SchemaVersion is the newest migration this binary knows.

@@ -2,7 +2,7 @@ package sinks
 
 // reportingV4 is migration 4: the reporting layer counts calls, not CDR
 // legs. docs/pbx-api.md ("Calls and their legs") gives the evidence for
-// how legs are grouped; the README's reporting section lists every view.
+// how legs are grouped; docs/reporting.md lists every view.
 //
 // Layers, each a view on the one before, so that a rule lives in one place:
 //
@@ -338,4 +338,342 @@ SELECT l.pbx,
 FROM {schema}.call_legs l
 LEFT JOIN {schema}.pbx_settings s ON s.pbx = l.pbx
 GROUP BY l.pbx;
+`
+
+// reportingGroups is the migration for call groups and queues: the KPIs a
+// contact-centre manager asks for. docs/reporting.md defines every column;
+// docs/pbx-api.md ("Call groups", "How a call reaches a group") gives the
+// evidence for the rule in group_legs.
+//
+//   - reporting_settings: the thresholds, a row per PBX or the '*' row.
+//   - group_member_extensions, call_group_members: the members of each
+//     group, whatever shape the PBX sent them in.
+//   - group_legs: every leg of call_legs with the group it reached, THE
+//     rule of how a call reaches a group.
+//   - group_calls: one row per call offered to a group, with exactly one
+//     outcome; group_intervals and agent_calls count them.
+//
+// data_quality gains the counts of groups that had to be guessed.
+const reportingGroups = `
+CREATE TABLE IF NOT EXISTS {schema}.reporting_settings (
+  pbx                   text PRIMARY KEY, -- a PBX, or '*' for every PBX without a row
+  service_level_seconds integer NOT NULL DEFAULT 20 CHECK (service_level_seconds >= 0),
+  short_abandon_seconds integer NOT NULL DEFAULT 6 CHECK (short_abandon_seconds >= 0),
+  updated_at            timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO {schema}.reporting_settings (pbx) VALUES ('*') ON CONFLICT (pbx) DO NOTHING;
+
+-- reporting_thresholds: the settings in force for a PBX (its row, else
+-- the '*' row, else 20 s and 6 s).
+CREATE OR REPLACE FUNCTION {schema}.reporting_thresholds(p text, OUT service_level_seconds integer, OUT short_abandon_seconds integer)
+LANGUAGE sql STABLE AS $$
+SELECT coalesce((SELECT s.service_level_seconds FROM {schema}.reporting_settings s WHERE s.pbx = p),
+                (SELECT s.service_level_seconds FROM {schema}.reporting_settings s WHERE s.pbx = '*'), 20),
+       coalesce((SELECT s.short_abandon_seconds FROM {schema}.reporting_settings s WHERE s.pbx = p),
+                (SELECT s.short_abandon_seconds FROM {schema}.reporting_settings s WHERE s.pbx = '*'), 6) $$;
+
+-- member_extension reads an extension from a member as the PBX may send
+-- it: "201", "SIP/201", "PJSIP/201-0000a1", "Local/201@queue".
+CREATE OR REPLACE FUNCTION {schema}.member_extension(m text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+SELECT substring(btrim(m) from '^(?:[A-Za-z]+/)?([^-@/;,[:space:]]+)(?:[-@;].*)?$') $$;
+
+-- group_member_extensions: the members of a group's members value, an
+-- array, a PHP-style object, or a comma-separated string; extension NULL
+-- when a member could not be read (counted by data_quality).
+CREATE OR REPLACE FUNCTION {schema}.group_member_extensions(members jsonb)
+RETURNS TABLE (pos bigint, extension text, member jsonb)
+LANGUAGE sql IMMUTABLE AS $$
+WITH e AS (
+  SELECT a.pos, a.member FROM jsonb_array_elements(CASE jsonb_typeof(members) WHEN 'array' THEN members END) WITH ORDINALITY AS a(member, pos)
+  UNION ALL
+  SELECT o.pos, o.member FROM jsonb_each(CASE jsonb_typeof(members) WHEN 'object' THEN members END) WITH ORDINALITY AS o(k, member, pos)
+  UNION ALL
+  SELECT s.pos, to_jsonb(s.member) FROM regexp_split_to_table(CASE jsonb_typeof(members) WHEN 'string' THEN members #>> '{}' END, '\s*[,;]\s*') WITH ORDINALITY AS s(member, pos)
+  UNION ALL
+  SELECT 1, members WHERE jsonb_typeof(members) = 'number'
+)
+SELECT e.pos,
+       CASE jsonb_typeof(e.member)
+         WHEN 'string' THEN {schema}.member_extension(e.member #>> '{}')
+         WHEN 'number' THEN e.member #>> '{}'
+         WHEN 'object' THEN {schema}.member_extension(coalesce(e.member->>'extension', e.member->>'number',
+                                                               e.member->>'stateInterface', e.member->>'interface'))
+       END,
+       e.member
+FROM e $$;
+
+CREATE OR REPLACE VIEW {schema}.call_group_members AS
+SELECT DISTINCT ON (g.pbx, g.id, m.extension)
+       g.pbx, g.id AS group_id,
+       coalesce(nullif(btrim(g.title), ''), nullif(btrim(g.name), '')) AS group_name,
+       m.extension, m.pos::integer AS position, m.member, g.deleted_at AS group_deleted_at
+FROM {schema}.call_groups g
+CROSS JOIN LATERAL {schema}.group_member_extensions(g.members) m
+WHERE m.extension IS NOT NULL
+ORDER BY g.pbx, g.id, m.extension, m.pos;
+
+-- group_legs: every leg of call_legs, with the group it reached (NULL:
+-- none). THE rule (docs/pbx-api.md, "How a call reaches a group"), in
+-- order: the group id the PBX sent (dstgrp); the number dialled is a
+-- group's number (a number field of call_groups); the number dialled is
+-- not a colleague's and rang other extensions, the group being the one
+-- whose members cover most of the extensions ever rung for that number
+-- (a guess); the leg ran the Queue application (a guess, the queue named
+-- by lastdata).
+CREATE OR REPLACE VIEW {schema}.group_legs AS
+WITH l AS MATERIALIZED (
+  SELECT l.*,
+         nullif(nullif(nullif(btrim(h.raw->>'dstgrp'), ''), '0'), '-1') AS dstgrp,
+         lower(nullif(btrim(h.lastapp), '')) AS lastapp,
+         nullif(btrim(split_part(h.lastdata, ',', 1)), '') AS queue_name,
+         ce.extension IS NOT NULL AS callee_is_colleague,
+         substring(h.dstchannel from '^[^/]+/([^-@/;]+)') AS dst_peer
+  FROM {schema}.call_legs l
+  JOIN {schema}.call_history h ON h.pbx = l.pbx AND h.id = l.id
+  LEFT JOIN {schema}.colleague_extensions ce ON ce.pbx = l.pbx AND ce.extension = l.callee_number
+),
+groups AS (
+  SELECT g.pbx, g.id, coalesce(nullif(btrim(g.title), ''), nullif(btrim(g.name), '')) AS name,
+         nullif(btrim(coalesce(g.raw->>'number', g.raw->>'extension')), '') AS number
+  FROM {schema}.call_groups g
+),
+-- A number rings members when it is not a colleague's and a leg to it
+-- rang another extension.
+by_members AS (
+  SELECT DISTINCT l.pbx, l.callee_number AS number, l.member
+  FROM l
+  WHERE l.dstgrp IS NULL AND {schema}.internal_shape(l.callee_number) AND NOT l.callee_is_colleague
+    AND l.member IS NOT NULL AND l.member = l.dst_peer AND l.member <> l.callee_number
+),
+overlap AS (
+  SELECT b.pbx, b.number, m.group_id, count(*) AS covered,
+         rank() OVER (PARTITION BY b.pbx, b.number ORDER BY count(*) DESC) AS rnk
+  FROM by_members b
+  JOIN {schema}.call_group_members m ON m.pbx = b.pbx AND m.extension = b.member
+  GROUP BY b.pbx, b.number, m.group_id
+),
+number_group AS (
+  SELECT n.pbx, n.number,
+         CASE WHEN count(o.group_id) = 1 THEN min(o.group_id) END AS group_id -- a tie is no answer
+  FROM (SELECT DISTINCT pbx, number FROM by_members) n
+  LEFT JOIN overlap o ON o.pbx = n.pbx AND o.number = n.number AND o.rnk = 1
+  GROUP BY n.pbx, n.number
+),
+ruled AS (
+  SELECT l.*,
+         CASE WHEN l.dstgrp IS NOT NULL THEN 'dstgrp'
+              WHEN gn.id IS NOT NULL THEN 'group_number'
+              WHEN ng.number IS NOT NULL THEN 'members_rung'
+              WHEN l.lastapp = 'queue' THEN 'queue_app' END AS group_source,
+         CASE WHEN l.dstgrp IS NOT NULL THEN l.dstgrp
+              WHEN gn.id IS NOT NULL THEN gn.id
+              WHEN ng.number IS NOT NULL THEN ng.group_id
+              WHEN l.lastapp = 'queue' THEN gq.id END AS group_id,
+         CASE WHEN l.dstgrp IS NOT NULL OR gn.id IS NOT NULL OR ng.number IS NOT NULL THEN l.callee_number
+              WHEN l.lastapp = 'queue' THEN coalesce(l.queue_name, l.callee_number) END AS group_number
+  FROM l
+  LEFT JOIN LATERAL (
+    SELECT g.id FROM groups g
+    WHERE l.dstgrp IS NULL AND g.pbx = l.pbx AND g.number = l.callee_number
+    ORDER BY g.id LIMIT 1) gn ON true
+  LEFT JOIN number_group ng ON ng.pbx = l.pbx AND ng.number = l.callee_number AND l.dstgrp IS NULL AND gn.id IS NULL
+  LEFT JOIN LATERAL (
+    SELECT g.id FROM groups g
+    WHERE l.lastapp = 'queue' AND g.pbx = l.pbx AND (g.id = l.queue_name OR g.name = l.queue_name OR g.number = l.queue_name)
+    ORDER BY g.id LIMIT 1) gq ON true
+)
+SELECT r.pbx, r.id, r.call_key, r.leg_no, r.start_time, r.answer_time, r.end_time, r.duration, r.billsec,
+       r.disposition, r.caller_number, r.callee_number, r.callee_name, r.tz_offset,
+       -- A group's member is the extension its leg rang (dstchannel), never
+       -- the number dialled.
+       CASE WHEN r.group_source IS NULL OR (r.member = r.dst_peer AND r.member IS DISTINCT FROM r.group_number) THEN r.member END AS member,
+       r.group_source,
+       CASE WHEN r.group_source IS NOT NULL THEN coalesce('g:' || r.group_id, 'n:' || r.group_number, 'n:?') END AS group_key,
+       r.group_id,
+       r.group_number,
+       CASE WHEN r.group_source IS NOT NULL THEN coalesce(g.name, r.callee_name, r.group_number) END AS group_name,
+       r.lastapp
+FROM ruled r
+LEFT JOIN groups g ON g.pbx = r.pbx AND g.id = r.group_id;
+
+-- group_calls: one row per call offered to a group (a call reaching two
+-- groups is offered to each), with exactly one outcome.
+CREATE OR REPLACE VIEW {schema}.group_calls AS
+WITH gl AS MATERIALIZED (
+  SELECT * FROM {schema}.group_legs
+),
+gc AS (
+  SELECT g.pbx, g.call_key, g.group_key,
+         max(g.group_id) AS group_id, max(g.group_number) AS group_number, max(g.group_name) AS group_name,
+         (array_agg(g.group_source ORDER BY g.start_time NULLS LAST, g.id))[1] AS group_source,
+         min(g.id) AS first_leg_id,
+         min(g.start_time) AS offered_at,
+         (array_agg(g.tz_offset ORDER BY g.start_time NULLS LAST, g.id))[1] AS tz_offset,
+         (array_agg(g.caller_number ORDER BY g.start_time NULLS LAST, g.id))[1] AS caller_number,
+         max(coalesce(g.end_time, g.start_time + make_interval(secs => greatest(g.duration, 0)))) AS left_at,
+         coalesce(bool_or(g.disposition = 'ANSWERED'), false) AS answered,
+         (array_agg(g.member ORDER BY g.answer_time NULLS LAST, g.id) FILTER (WHERE g.disposition = 'ANSWERED'))[1] AS answered_by_extension,
+         min(coalesce(g.answer_time, g.start_time + make_interval(secs => greatest(g.duration - g.billsec, 0)))) FILTER (WHERE g.disposition = 'ANSWERED') AS answered_at,
+         (array_agg(g.billsec ORDER BY g.answer_time NULLS LAST, g.id) FILTER (WHERE g.disposition = 'ANSWERED'))[1] AS talk_seconds,
+         count(*) AS legs,
+         count(DISTINCT g.member) AS members_rung
+  FROM gl g
+  WHERE g.group_key IS NOT NULL
+  GROUP BY g.pbx, g.call_key, g.group_key
+),
+-- The call went on elsewhere: the first leg of the same call, outside
+-- the group, starting after the group was offered the call.
+later AS (
+  SELECT gc.pbx, gc.call_key, gc.group_key,
+         (array_agg(coalesce(o.group_name, o.member, o.callee_number) ORDER BY o.start_time, o.id))[1] AS next_destination
+  FROM gc
+  JOIN gl o ON o.pbx = gc.pbx AND o.call_key = gc.call_key AND o.group_key IS DISTINCT FROM gc.group_key
+           AND o.start_time > gc.offered_at
+  GROUP BY gc.pbx, gc.call_key, gc.group_key
+),
+timed AS (
+  SELECT gc.*, lt.next_destination, th.service_level_seconds, th.short_abandon_seconds, s.time_zone,
+         date_bin('15 minutes', gc.offered_at, timestamptz '2000-01-01 00:00:00+00') AS interval_start,
+         {schema}.pbx_local(gc.offered_at, s.time_zone, gc.tz_offset) AS local_offered,
+         CASE WHEN gc.answered THEN extract(epoch FROM gc.answered_at - gc.offered_at)
+              ELSE extract(epoch FROM gc.left_at - gc.offered_at) END AS wait,
+         (SELECT CASE WHEN btrim(cg.settings->>'timeout') ~ '^[0-9]{1,6}$' THEN btrim(cg.settings->>'timeout')::integer END
+          FROM {schema}.call_groups cg WHERE cg.pbx = gc.pbx AND cg.id = gc.group_id) AS group_timeout
+  FROM gc
+  LEFT JOIN later lt ON lt.pbx = gc.pbx AND lt.call_key = gc.call_key AND lt.group_key = gc.group_key
+  LEFT JOIN {schema}.pbx_settings s ON s.pbx = gc.pbx
+  CROSS JOIN LATERAL {schema}.reporting_thresholds(gc.pbx) th
+),
+outcome AS (
+  SELECT t.*, greatest(round(t.wait), 0)::integer AS wait_seconds,
+         CASE WHEN t.answered THEN 'answered'
+              WHEN t.next_destination IS NOT NULL OR t.wait >= t.group_timeout THEN 'overflowed'
+              ELSE 'abandoned' END AS outcome
+  FROM timed t
+)
+SELECT o.pbx, o.group_key, o.group_id, o.group_number, o.group_name, o.call_key, o.first_leg_id,
+       o.offered_at, o.local_offered, o.local_offered::date AS local_day,
+       o.interval_start,
+       {schema}.pbx_local(o.interval_start, o.time_zone, o.tz_offset) AS interval_local,
+       o.caller_number, o.outcome,
+       o.outcome = 'answered' AS answered,
+       o.outcome = 'abandoned' AS abandoned,
+       coalesce(o.outcome = 'abandoned' AND o.wait_seconds <= o.short_abandon_seconds, false) AS short_abandon,
+       o.outcome = 'overflowed' AS overflowed,
+       coalesce(o.outcome = 'answered' AND o.wait_seconds <= o.service_level_seconds, false) AS answered_in_service_level,
+       o.answered_by_extension, ce.name AS answered_by_colleague,
+       o.wait_seconds,
+       CASE WHEN o.answered THEN coalesce(o.talk_seconds, 0) END AS talk_seconds,
+       o.answered AND o.next_destination IS NOT NULL AS transferred_out,
+       o.next_destination,
+       o.legs::integer AS legs, o.members_rung::integer AS members_rung,
+       o.group_source, o.service_level_seconds, o.short_abandon_seconds
+FROM outcome o
+LEFT JOIN {schema}.colleague_extensions ce ON ce.pbx = o.pbx AND ce.extension = o.answered_by_extension;
+
+-- group_intervals: per group and 15-minute interval, keyed by its UTC
+-- start and labelled in PBX-local time (with its offset, so the hour
+-- repeated in autumn gives two rows with the same local label).
+CREATE OR REPLACE VIEW {schema}.group_intervals AS
+SELECT c.pbx, c.group_key, max(c.group_id) AS group_id, max(c.group_name) AS group_name,
+       c.interval_start,
+       min(c.interval_local) AS interval_local,
+       (extract(epoch FROM min(c.interval_local) - (c.interval_start AT TIME ZONE 'UTC')) / 60)::integer AS utc_offset_minutes,
+       count(*) AS offered,
+       count(*) FILTER (WHERE c.answered) AS answered,
+       count(*) FILTER (WHERE c.answered_in_service_level) AS answered_in_service_level,
+       count(*) FILTER (WHERE c.abandoned) AS abandoned,
+       count(*) FILTER (WHERE c.short_abandon) AS short_abandons,
+       count(*) FILTER (WHERE c.overflowed) AS overflowed,
+       round(100.0 * count(*) FILTER (WHERE c.answered_in_service_level) / count(*), 1) AS service_level_percent,
+       round(avg(c.wait_seconds) FILTER (WHERE c.answered), 1) AS avg_speed_of_answer_seconds,
+       round(avg(c.wait_seconds), 1) AS avg_wait_seconds,
+       max(c.wait_seconds) AS max_wait_seconds,
+       round(avg(c.talk_seconds) FILTER (WHERE c.answered), 1) AS avg_handle_seconds,
+       coalesce(sum(c.talk_seconds), 0)::bigint AS talk_seconds,
+       max(c.service_level_seconds) AS service_level_seconds
+FROM {schema}.group_calls c
+GROUP BY c.pbx, c.group_key, c.interval_start;
+
+-- agent_calls: per group, member and PBX-local day, the group's calls
+-- that rang the member.
+CREATE OR REPLACE VIEW {schema}.agent_calls AS
+WITH rung AS (
+  SELECT DISTINCT l.pbx, l.call_key, l.group_key, l.member
+  FROM {schema}.group_legs l
+  WHERE l.group_key IS NOT NULL AND l.member IS NOT NULL
+),
+gc AS MATERIALIZED (
+  SELECT pbx, call_key, group_key, group_id, group_name, local_day, answered, answered_by_extension, talk_seconds
+  FROM {schema}.group_calls
+),
+a AS (
+  SELECT g.pbx, g.group_key, g.group_id, g.group_name, r.member AS extension, g.local_day, g.answered,
+         coalesce(g.answered_by_extension = r.member, false) AS answered_here, g.talk_seconds
+  FROM rung r
+  JOIN gc g ON g.pbx = r.pbx AND g.call_key = r.call_key AND g.group_key = r.group_key
+),
+days AS (
+  SELECT pbx, group_key, local_day, count(*) FILTER (WHERE answered) AS group_answered
+  FROM gc GROUP BY pbx, group_key, local_day
+)
+SELECT a.pbx, a.group_key, max(a.group_id) AS group_id, max(a.group_name) AS group_name,
+       a.extension, ce.name AS colleague, a.local_day AS day,
+       count(*) AS calls_rung,
+       count(*) FILTER (WHERE a.answered_here) AS answered,
+       count(*) FILTER (WHERE NOT a.answered_here) AS missed,
+       count(*) FILTER (WHERE a.answered AND NOT a.answered_here) AS answered_by_others,
+       coalesce(sum(a.talk_seconds) FILTER (WHERE a.answered_here), 0)::bigint AS talk_seconds,
+       round(avg(a.talk_seconds) FILTER (WHERE a.answered_here), 1) AS avg_handle_seconds,
+       max(d.group_answered) AS group_answered,
+       round(100.0 * count(*) FILTER (WHERE a.answered_here) / nullif(max(d.group_answered), 0), 1) AS answered_share_percent
+FROM a
+LEFT JOIN days d ON d.pbx = a.pbx AND d.group_key = a.group_key AND d.local_day IS NOT DISTINCT FROM a.local_day
+LEFT JOIN {schema}.colleague_extensions ce ON ce.pbx = a.pbx AND ce.extension = a.extension
+GROUP BY a.pbx, a.group_key, a.extension, ce.name, a.local_day;
+
+-- data_quality keeps its columns and appends the groups' guesses.
+CREATE OR REPLACE VIEW {schema}.data_quality AS
+WITH base AS (
+  SELECT l.pbx,
+         count(*) AS legs,
+         count(*) FILTER (WHERE l.start_time IS NULL) AS start_missing,
+         count(*) FILTER (WHERE l.end_time IS NULL) AS end_missing,
+         count(*) FILTER (WHERE l.disposition = 'ANSWERED' AND l.answer_time IS NULL) AS answer_missing,
+         count(*) FILTER (WHERE l.disposition_rank IS NULL) AS unknown_disposition,
+         count(*) FILTER (WHERE l.type IS NULL OR l.type NOT IN ('call', 'fax')) AS unknown_type,
+         count(*) FILTER (WHERE s.time_zone IS NULL AND {schema}.offset_minutes(l.tz_offset) IS NULL) AS local_time_as_utc,
+         count(*) FILTER (WHERE l.billsec > l.duration OR l.billsec < 0 OR l.duration < 0) AS bad_durations,
+         count(DISTINCT l.call_key) AS calls
+  FROM {schema}.call_legs l
+  LEFT JOIN {schema}.pbx_settings s ON s.pbx = l.pbx
+  GROUP BY l.pbx
+),
+g AS (
+  SELECT l.pbx,
+         count(*) FILTER (WHERE l.group_key IS NOT NULL) AS group_legs,
+         count(*) FILTER (WHERE l.group_source = 'members_rung') AS group_by_members_rung,
+         count(*) FILTER (WHERE l.group_source = 'queue_app') AS group_by_queue_app,
+         count(*) FILTER (WHERE l.group_key IS NOT NULL AND cg.id IS NULL) AS group_not_in_call_groups
+  FROM {schema}.group_legs l
+  LEFT JOIN {schema}.call_groups cg ON cg.pbx = l.pbx AND cg.id = l.group_id
+  GROUP BY l.pbx
+),
+m AS (
+  SELECT cg.pbx, count(*) AS unreadable
+  FROM {schema}.call_groups cg
+  CROSS JOIN LATERAL {schema}.group_member_extensions(cg.members) e
+  WHERE cg.deleted_at IS NULL AND e.extension IS NULL
+  GROUP BY cg.pbx
+)
+SELECT b.*,
+       coalesce(g.group_legs, 0) AS group_legs,
+       coalesce(g.group_by_members_rung, 0) AS group_by_members_rung,
+       coalesce(g.group_by_queue_app, 0) AS group_by_queue_app,
+       coalesce(g.group_not_in_call_groups, 0) AS group_not_in_call_groups,
+       coalesce(m.unreadable, 0) AS group_members_unreadable
+FROM base b
+LEFT JOIN g ON g.pbx = b.pbx
+LEFT JOIN m ON m.pbx = b.pbx;
 `

@@ -568,24 +568,24 @@ func TestReportingOnSimulatedPBX(t *testing.T) {
 	}
 }
 
-// TestREADMEReportingSection runs every example query of the README's
-// reporting section on the fixture (each must return rows) and checks
-// that its table lists every reporting view with exactly its columns.
-func TestREADMEReportingSection(t *testing.T) {
+// TestReportingDocExamples runs every PostgreSQL example query of
+// docs/reporting.md on the fixtures (each must return rows) and checks
+// that its tables list every reporting view with exactly its columns.
+func TestReportingDocExamples(t *testing.T) {
 	t.Parallel()
-	_, pool := loadFixture(t, "Europe/Rome", fixtureLegs)
+	p, pool := loadFixture(t, "Europe/Rome", fixtureLegs)
+	loadGroupFixture(t, p, "Sales")
 	ctx := context.Background()
-	b, err := os.ReadFile("../README.md")
+	b, err := os.ReadFile("../docs/reporting.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc := string(b)
-	start := strings.Index(doc, "\n## Reporting\n")
-	if start < 0 {
-		t.Fatal("README has no '## Reporting' section")
+	section := string(b)
+	end := strings.Index(section, "\n## The same questions over the CSV files")
+	if end < 0 {
+		t.Fatal("docs/reporting.md has no '## The same questions over the CSV files' section")
 	}
-	section := doc[start+1:]
-	section = section[:strings.Index(section, "\n### The same questions over the CSV files")]
+	section = section[:end]
 
 	listed := map[string]string{}
 	for _, m := range regexp.MustCompile("(?m)^\\| `(\\w+)`(?: \\(table\\))? \\| [^|]+ \\| `([^`]+)` \\|$").FindAllStringSubmatch(section, -1) {
@@ -594,7 +594,8 @@ func TestREADMEReportingSection(t *testing.T) {
 	rows, err := pool.Query(ctx, `SELECT c.table_name, string_agg(c.column_name, ', ' ORDER BY c.ordinal_position)
 FROM information_schema.columns c
 WHERE c.table_schema = current_schema()
-  AND (c.table_name IN (SELECT table_name FROM information_schema.views WHERE table_schema = current_schema()) OR c.table_name = 'pbx_settings')
+  AND (c.table_name IN (SELECT table_name FROM information_schema.views WHERE table_schema = current_schema())
+       OR c.table_name IN ('pbx_settings', 'reporting_settings'))
 GROUP BY 1`)
 	if err != nil {
 		t.Fatal(err)
@@ -610,29 +611,30 @@ GROUP BY 1`)
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if len(actual) < 10 {
+	if len(actual) < 16 {
 		t.Fatalf("found %d views, want the reporting views", len(actual))
 	}
 	for name, cols := range actual {
 		if listed[name] != cols {
-			t.Errorf("README reporting table: %s lists %q, the schema has %q", name, listed[name], cols)
+			t.Errorf("docs/reporting.md tables: %s lists %q, the schema has %q", name, listed[name], cols)
 		}
 	}
 	for name := range listed {
 		if actual[name] == "" {
-			t.Errorf("README reporting table lists %s, which the schema does not have", name)
+			t.Errorf("docs/reporting.md tables list %s, which the schema does not have", name)
 		}
 	}
 
-	i := strings.Index(section, "```sql\n")
-	if i < 0 {
-		t.Fatal("README reporting section has no SQL examples")
+	var queries []string
+	for _, block := range strings.Split(section, "```sql\n")[1:] {
+		queries = append(queries, strings.Split(block[:strings.Index(block, "```")], ";\n")...)
 	}
-	block := section[i+len("```sql\n"):]
-	block = block[:strings.Index(block, "```")]
+	if len(queries) == 0 {
+		t.Fatal("docs/reporting.md has no SQL examples")
+	}
 	examples := 0
 	used := map[string]bool{}
-	for _, q := range strings.Split(block, ";\n") {
+	for _, q := range queries {
 		if strings.TrimSpace(q) == "" {
 			continue
 		}
@@ -645,16 +647,16 @@ GROUP BY 1`)
 		q = strings.ReplaceAll(q, "wildix.", "")
 		var n int
 		if err := pool.QueryRow(ctx, "SELECT count(*) FROM ("+q+") AS example").Scan(&n); err != nil {
-			t.Errorf("README example fails: %v\n%s", err, q)
+			t.Errorf("docs/reporting.md example fails: %v\n%s", err, q)
 			continue
 		}
 		if n == 0 {
-			t.Errorf("README example returns no rows on the fixture:\n%s", q)
+			t.Errorf("docs/reporting.md example returns no rows on the fixtures:\n%s", q)
 		}
 	}
 	for name := range actual {
 		if !used[name] {
-			t.Errorf("README has no example query on %s", name)
+			t.Errorf("docs/reporting.md has no example query on %s", name)
 		}
 	}
 	t.Logf("%d examples, %d views", examples, len(actual))
