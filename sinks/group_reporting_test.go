@@ -132,9 +132,15 @@ func loadGroupFixture(t *testing.T, p *Postgres, salesTitle string) {
 	loadRecords(t, p, "call_groups", groupRecords(salesTitle), "fixture-groups-"+salesTitle)
 }
 
+// batchSink is the part of a sink loadRecords needs: the PostgreSQL and
+// the CSV sinks both are one.
+type batchSink interface {
+	Begin(ctx context.Context, b exporter.BatchInfo) (exporter.Batch, error)
+}
+
 // loadRecords writes records of a built-in endpoint as one committed
 // batch of run runID (a whole snapshot for snapshot endpoints).
-func loadRecords(t *testing.T, p *Postgres, endpoint string, recs []json.RawMessage, runID string) {
+func loadRecords(t *testing.T, p batchSink, endpoint string, recs []json.RawMessage, runID string) {
 	t.Helper()
 	ctx := context.Background()
 	rome, _ := time.LoadLocation("Europe/Rome")
@@ -151,7 +157,7 @@ func loadRecords(t *testing.T, p *Postgres, endpoint string, recs []json.RawMess
 	if err != nil {
 		t.Fatalf("convert %s: %v", endpoint, err)
 	}
-	b, err := p.Begin(ctx, exporter.BatchInfo{PBX: fixturePBX, RunID: runID, Endpoint: ep, StateKey: ep.Name, Snapshot: ep.Mode == exporter.Snapshot})
+	b, err := p.Begin(ctx, exporter.BatchInfo{PBX: fixturePBX, RunID: runID, Endpoint: ep, StateKey: ep.Name, Snapshot: ep.Mode == exporter.Snapshot, Seq: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +229,7 @@ const (
   outcome, answered::text, abandoned::text, short_abandon::text, overflowed::text, answered_in_service_level::text,
   answered_by_extension, answered_by_colleague, wait_seconds::text, talk_seconds::text, transferred_out::text, next_destination,
   legs::text, members_rung::text, group_source
-FROM group_calls ORDER BY offered_at, group_key`
+FROM group_calls ORDER BY offered_at, group_key, first_leg_id`
 	groupIntervalsQuery = `SELECT group_key, group_name, to_char(interval_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),
   to_char(interval_local, 'YYYY-MM-DD HH24:MI'), utc_offset_minutes::text, offered::text, answered::text, answered_in_service_level::text,
   abandoned::text, short_abandons::text, overflowed::text, service_level_percent::text, avg_speed_of_answer_seconds::text,
