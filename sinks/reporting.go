@@ -363,15 +363,6 @@ CREATE TABLE IF NOT EXISTS {schema}.reporting_settings (
 );
 INSERT INTO {schema}.reporting_settings (pbx) VALUES ('*') ON CONFLICT (pbx) DO NOTHING;
 
--- reporting_thresholds: the settings in force for a PBX (its row, else
--- the '*' row, else 20 s and 6 s).
-CREATE OR REPLACE FUNCTION {schema}.reporting_thresholds(p text, OUT service_level_seconds integer, OUT short_abandon_seconds integer)
-LANGUAGE sql STABLE AS $$
-SELECT coalesce((SELECT s.service_level_seconds FROM {schema}.reporting_settings s WHERE s.pbx = p),
-                (SELECT s.service_level_seconds FROM {schema}.reporting_settings s WHERE s.pbx = '*'), 20),
-       coalesce((SELECT s.short_abandon_seconds FROM {schema}.reporting_settings s WHERE s.pbx = p),
-                (SELECT s.short_abandon_seconds FROM {schema}.reporting_settings s WHERE s.pbx = '*'), 6) $$;
-
 -- member_extension reads an extension from a member as the PBX may send
 -- it: "201", "SIP/201", "PJSIP/201-0000a1", "Local/201@queue".
 CREATE OR REPLACE FUNCTION {schema}.member_extension(m text) RETURNS text
@@ -522,6 +513,14 @@ gc AS (
   WHERE g.group_key IS NOT NULL
   GROUP BY g.pbx, g.call_key, g.group_key
 ),
+thresholds AS (
+  SELECT p.pbx,
+         coalesce(sp.service_level_seconds, sd.service_level_seconds, 20) AS service_level_seconds,
+         coalesce(sp.short_abandon_seconds, sd.short_abandon_seconds, 6) AS short_abandon_seconds
+  FROM (SELECT DISTINCT pbx FROM gc) p
+  LEFT JOIN {schema}.reporting_settings sp ON sp.pbx = p.pbx
+  LEFT JOIN {schema}.reporting_settings sd ON sd.pbx = '*'
+),
 -- The call went on elsewhere: the first leg of the same call, outside
 -- the group, starting after the group was offered the call.
 later AS (
@@ -538,12 +537,12 @@ timed AS (
          {schema}.pbx_local(gc.offered_at, s.time_zone, gc.tz_offset) AS local_offered,
          CASE WHEN gc.answered THEN extract(epoch FROM gc.answered_at - gc.offered_at)
               ELSE extract(epoch FROM gc.left_at - gc.offered_at) END AS wait,
-         (SELECT CASE WHEN btrim(cg.settings->>'timeout') ~ '^[0-9]{1,6}$' THEN btrim(cg.settings->>'timeout')::integer END
-          FROM {schema}.call_groups cg WHERE cg.pbx = gc.pbx AND cg.id = gc.group_id) AS group_timeout
+         CASE WHEN btrim(cg.settings->>'timeout') ~ '^[0-9]{1,6}$' THEN btrim(cg.settings->>'timeout')::integer END AS group_timeout
   FROM gc
   LEFT JOIN later lt ON lt.pbx = gc.pbx AND lt.call_key = gc.call_key AND lt.group_key = gc.group_key
   LEFT JOIN {schema}.pbx_settings s ON s.pbx = gc.pbx
-  CROSS JOIN LATERAL {schema}.reporting_thresholds(gc.pbx) th
+  LEFT JOIN {schema}.call_groups cg ON cg.pbx = gc.pbx AND cg.id = gc.group_id
+  LEFT JOIN thresholds th ON th.pbx = gc.pbx
 ),
 outcome AS (
   SELECT t.*, greatest(round(t.wait), 0)::integer AS wait_seconds,
