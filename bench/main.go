@@ -48,7 +48,7 @@ type options struct {
 func main() {
 	var o options
 	var memN, cases string
-	flag.IntVar(&o.n, "n", 200000, "call records for the fetch, load, csv, pg and incremental cases")
+	flag.IntVar(&o.n, "n", 200000, "call records for the fetch, load, csv, pg and incremental cases (calls of three legs for the groups case)")
 	flag.IntVar(&o.runs, "runs", 3, "repetitions of each case (median and spread are reported)")
 	flag.IntVar(&o.page, "page", 1000, "page size (EXPORT_PAGE_SIZE)")
 	flag.IntVar(&o.conc, "conc", 4, "pages fetched at once (EXPORT_CONCURRENCY)")
@@ -58,7 +58,7 @@ func main() {
 	flag.StringVar(&memN, "mem-n", "100000,1000000", "record counts of the memory case")
 	flag.StringVar(&o.db, "db", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL for the load and pg cases")
 	flag.StringVar(&o.baseline, "baseline", "", "source tree of an earlier wildix-export (e.g. a git worktree of main) whose PostgreSQL, CSV and latency exports are measured in the same run, for comparison")
-	flag.StringVar(&cases, "cases", "fetch,load,load-pk,csv,pg,pg-merge,incremental,latency,memory", "cases to run")
+	flag.StringVar(&cases, "cases", "fetch,load,load-pk,csv,pg,pg-merge,incremental,latency,memory,groups", "cases to run")
 	flag.Parse()
 	o.cases = map[string]bool{}
 	for _, c := range strings.Split(cases, ",") {
@@ -171,6 +171,11 @@ func run(ctx context.Context, o options) error {
 	}
 	if o.cases["memory"] {
 		if err := b.memory(ctx); err != nil {
+			return err
+		}
+	}
+	if o.cases["groups"] {
+		if err := b.groups(ctx); err != nil {
 			return err
 		}
 	}
@@ -701,6 +706,9 @@ func (b *bench) report(w io.Writer) {
 		if baseL := r("latency: baseline wildix-export"); baseL != nil {
 			fmt.Fprintf(w, "| latency case: baseline's rows/s ÷ ideal | %.2f | |\n", float64(baseL.rows)/baseL.median().Seconds()/ideal)
 		}
+	}
+	if g, lim := r("groups: group_intervals, one group, a year"), r("groups: scan limit (count of call_history)"); g != nil && lim != nil {
+		fmt.Fprintf(w, "| group_intervals, one group over %d calls (a year) | %.2f s, %.0f × a scan of call_history | < 2 s at 1,000,000 calls (issue 26) |\n", g.rows, g.median().Seconds(), ratio(g.median(), lim.median()))
 	}
 	if len(b.o.memN) >= 2 {
 		lo, hi := r(fmt.Sprintf("memory at %d", b.o.memN[0])), r(fmt.Sprintf("memory at %d", b.o.memN[len(b.o.memN)-1]))

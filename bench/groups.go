@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// groups measures group_intervals for one call group over a year of one
+// PBX: -n calls of three legs each (a ring-all group of three members;
+// answered, abandoned, short abandons and timeouts) generated in the
+// database, the schema, colleagues and call groups set up by a real
+// export. Its limit, measured in the same run, is one sequential scan of
+// the same call_history.
+func (b *bench) groups(ctx context.Context) error {
+	o := b.o
+	s, err := b.startSim(10)
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+	schema := randomName("bench_groups_")
+	if _, err := b.exportWith(b.wx, s.base, "EXPORT_SINK=postgres", "EXPORT_DATABASE_URL="+o.db, "EXPORT_DB_SCHEMA="+schema,
+		"EXPORT_ENDPOINTS=colleagues,call_groups"); err != nil {
+		return fmt.Errorf("set up schema %s: %w", schema, err)
+	}
+	conn, err := pgx.Connect(ctx, o.db)
+	if err != nil {
+		return fmt.Errorf("PostgreSQL at -db: %w", err)
+	}
+	defer conn.Close(ctx)
+	defer conn.Exec(context.WithoutCancel(ctx), "DROP SCHEMA "+schema+" CASCADE")
+	var pbx string
+	if err := conn.QueryRow(ctx, "SELECT pbx FROM "+schema+".colleagues LIMIT 1").Scan(&pbx); err != nil {
+		return fmt.Errorf("read the PBX's name: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "groups: generating %d calls (%d legs)…\n", o.n, 3*o.n)
+	start := time.Now()
+	// Call c rings 201-203 at once; c mod 10: 0-6 answered by one member
+	// after c mod 40 s, 7 abandoned after 8 + c mod 30 s, 8 a short abandon
+	// (3 s), 9 the group's 30 s timeout.
+	_, err = conn.Exec(ctx, fmt.Sprintf(`
+INSERT INTO %[1]s.call_history (pbx, id, start_time, answer_time, end_time, duration, billsec, disposition, type,
+  src, dst, from_number, to_number, channel, dstchannel, lastapp, tz_offset, raw, run_id)
+SELECT $1, 3 * c + k, ts,
+       CASE WHEN ans THEN ts + make_interval(secs => w) END,
+       ts + make_interval(secs => w + CASE WHEN ans THEN 120 ELSE 0 END),
+       w + CASE WHEN ans THEN 120 ELSE 0 END, CASE WHEN ans THEN 120 ELSE 0 END,
+       CASE WHEN ans THEN 'ANSWERED' ELSE 'NO ANSWER' END, 'call',
+       '+39333' || c, '600', '+39333' || c, '600', 'SIP/trunk-' || to_hex(c), 'SIP/' || (201 + k) || '-' || to_hex(3 * c + k),
+       'Dial', '+0100', '{}'::jsonb, 'bench'
+FROM generate_series(1, $2::integer) c
+CROSS JOIN generate_series(0, 2) k
+CROSS JOIN LATERAL (SELECT timestamptz '2025-01-01 00:00:00+00' + make_interval(secs => c * (365.0 * 86400 / $2::integer)) AS ts,
+                           CASE WHEN c %% 10 < 7 THEN c %% 40 WHEN c %% 10 = 7 THEN 8 + c %% 30 WHEN c %% 10 = 8 THEN 3 ELSE 30 END AS w) t
+CROSS JOIN LATERAL (SELECT c %% 10 < 7 AND k = c %% 3 AS ans) a`, schema), pbx, o.n)
+	if err != nil {
+		return fmt.Errorf("generate calls: %w", err)
+	}
+	if _, err := conn.Exec(ctx, "ANALYZE "+schema+".call_history"); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "groups: generated in %s\n", time.Since(start).Round(time.Second))
+	return b.groupQueries(ctx, conn, schema, pbx)
+}
+
+// groupQueries times the limit and group_intervals, o.runs times each.
+func (b *bench) groupQueries(ctx context.Context, conn *pgx.Conn, schema, pbx string) error {
+	queries := []struct{ name, sql, note string }{
+		{"groups: scan limit (count of call_history)", "SELECT count(*) FROM " + schema + ".call_history WHERE pbx = $1", "3 legs a call"},
+		{"groups: group_intervals, one group, a year", "SELECT count(*) FROM " + schema + ".group_intervals WHERE pbx = $1 AND group_key = 'g:1'", "goal < 2 s at 1,000,000 calls (issue 26)"},
+	}
+	for r := 0; r < b.o.runs; r++ {
+		for _, q := range queries {
+			start := time.Now()
+			var n int64
+			if err := conn.QueryRow(ctx, q.sql, pbx).Scan(&n); err != nil {
+				return fmt.Errorf("%s: %w", q.name, err)
+			}
+			b.add(q.name, b.o.n, sample{d: time.Since(start)}, fmt.Sprintf("%s; %d rows", q.note, n))
+		}
+	}
+	return nil
+}
