@@ -55,8 +55,15 @@ func (s *FileStore) read() (*fileContent, error) {
 
 // readPrivate decodes the JSON file at path into v, leaving v as it is
 // when there is no file. A file others can read is refused: it holds
-// secrets. what names the file in errors ("token file").
+// secrets. A symbolic link is refused too, naming its target, as the CSV
+// sink refuses them (internal/safefile): the writes, by rename, would
+// replace the link rather than write its target, and the "chmod 600"
+// advice would change whatever the link points to. what names the file in
+// errors ("token file").
 func readPrivate(path, what string, v any) error {
+	if err := notSymlink(path, what); err != nil {
+		return err
+	}
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -69,6 +76,10 @@ func readPrivate(path, what string, v any) error {
 	if err != nil {
 		return err
 	}
+	if lst, err := os.Lstat(path); err != nil || !os.SameFile(st, lst) {
+		// A link put in place between the check and the open.
+		return fmt.Errorf("%s %s changed while it was opened: check who else writes it, and run again", what, path)
+	}
 	if st.Mode().Perm()&0o077 != 0 {
 		return fmt.Errorf("%s %s has mode %04o and can be read by others: run chmod 600 %s", what, path, st.Mode().Perm(), path)
 	}
@@ -76,6 +87,20 @@ func readPrivate(path, what string, v any) error {
 		return fmt.Errorf("%s %s is not valid JSON (%v): move it away and run `wildix-export authorize`", what, path, err)
 	}
 	return nil
+}
+
+// notSymlink refuses a symbolic link at path, naming what it points to.
+func notSymlink(path, what string) error {
+	err := safefile.NotSymlink(path)
+	if !errors.Is(err, safefile.ErrSymlink) {
+		return err
+	}
+	target, terr := filepath.EvalSymlinks(path)
+	if terr != nil {
+		target, _ = os.Readlink(path)
+	}
+	return fmt.Errorf("%s %s is a symbolic link to %s, and a file holding secrets is never read or written through one: replace the link with the file (mv %s %s), or set WILDIX_TOKEN_FILE to where the file is: %w",
+		what, path, target, target, path, safefile.ErrSymlink)
 }
 
 // Load implements Store.

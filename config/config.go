@@ -31,7 +31,7 @@ import (
 // The tags are the documentation: Usage prints them as the README's table.
 type env struct {
 	PBXURL           string `envconfig:"WILDIX_PBX_URL" desc:"PBX base URL, e.g. https://acme.wildixin.com (http:// only for loopback unless WILDIX_ALLOW_HTTP)"`
-	PBXID            string `envconfig:"WILDIX_PBX_ID" desc:"name this PBX is stored under in tokens, state and tables (default: the URL's host)"`
+	PBXID            string `envconfig:"WILDIX_PBX_ID" desc:"name this PBX is stored under in tokens, state and tables (default: the URL's host); at most 90 bytes, a byte other than a letter, digit, -, _ or . counting three"`
 	ClientID         string `envconfig:"WILDIX_CLIENT_ID" desc:"OAuth 2.0 Application ID from WMS"`
 	ClientSecret     string `envconfig:"WILDIX_CLIENT_SECRET" desc:"OAuth 2.0 Secret key from WMS (secret; or WILDIX_CLIENT_SECRET_FILE)"`
 	RedirectURL      string `envconfig:"WILDIX_REDIRECT_URL" default:"http://127.0.0.1:8765/callback" desc:"Redirect URI registered on the PBX; loopback for the local flow, any other for the paste flow"`
@@ -334,6 +334,7 @@ func parse(e env, need Need, readFile func(string) ([]byte, error)) (*Config, er
 	if cfg.PBXID == "" && cfg.PBXURL != nil {
 		cfg.PBXID = cfg.PBXURL.Host
 	}
+	c.pbxID(cfg.PBXID, e.PBXID)
 	cfg.Auth = c.auth(cfg, e, need.PBX)
 	if len(c.problems) > 0 {
 		return cfg, &Error{Problems: c.problems}
@@ -420,7 +421,7 @@ func (c *checker) places(cfg *Config, e env, need Need) {
 // schemas, whose tables the exporter must never create or drop.
 func (c *checker) schema(s string) {
 	if !sqlName.MatchString(s) {
-		c.add("EXPORT_DB_SCHEMA", s, "expected a lower-case SQL name: letters, digits and _, starting with a letter, at most 63 bytes")
+		c.add("EXPORT_DB_SCHEMA", s, "expected a lower-case SQL name: letters a-z, digits and _, starting with a letter or _, at most 63 bytes")
 		return
 	}
 	if s == "information_schema" || strings.HasPrefix(s, "pg_") {
@@ -428,8 +429,42 @@ func (c *checker) schema(s string) {
 	}
 }
 
-// sqlName is an unquoted lower-case SQL identifier, as PostgreSQL keeps it.
+// sqlName is an unquoted lower-case SQL identifier, as PostgreSQL keeps it
+// (a letter or _, then letters, digits or _; NAMEDATALEN-1 bytes).
 var sqlName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// MaxPBXIDBytes is the longest PBX id, counted as the CSV sink spells it
+// in file names (sinks.safeName: letters, digits, -, _ and a non-leading
+// dot one byte each, every other byte three, %XX). A temporary manifest's
+// name holds the id twice plus 72 bytes ("." id "~" id
+// "_backfill_YYYYMMDDTHHMMSS_YYYYMMDDTHHMMSS.manifest.json.tmp-" and ten
+// random digits), and one path element may have 255 bytes: 2×91+72 = 254.
+// 90 leaves a byte. The id is also a key in the token store and in every
+// table, where this length is no concern.
+const MaxPBXIDBytes = 90
+
+// pbxID refuses a PBX id too long to name files (see MaxPBXIDBytes); raw
+// is the variable as set, empty when the id comes from the URL's host.
+func (c *checker) pbxID(id, raw string) {
+	n := 0
+	for i := 0; i < len(id); i++ {
+		b := id[i]
+		if b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_' || b == '.' && i > 0 {
+			n++
+		} else {
+			n += 3
+		}
+	}
+	if n <= MaxPBXIDBytes {
+		return
+	}
+	from := "it names the CSV sink's files"
+	if strings.TrimSpace(raw) == "" {
+		from = "taken from WILDIX_PBX_URL's host, it names the CSV sink's files"
+	}
+	c.add("WILDIX_PBX_ID", id, fmt.Sprintf("too long: %s, where it takes %d bytes (letters, digits, -, _ and . one byte each, any other byte three) and at most %d fit: set a shorter WILDIX_PBX_ID",
+		from, n, MaxPBXIDBytes))
+}
 
 func (c *checker) caFile(path string) {
 	pem, err := c.readFile(path)

@@ -215,6 +215,89 @@ func TestCLIConfigEveryProblemAtStart(t *testing.T) {
 	}
 }
 
+// TestCLIConfigReadsTheEndpointsFile: config reads EXPORT_ENDPOINTS_FILE
+// and checks EXPORT_ENDPOINTS as run does: a missing or refused file, or
+// an unknown name, exits 2 with the problem on stdout, where run exits 2.
+func TestCLIConfigReadsTheEndpointsFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.json")
+	good := filepath.Join(dir, "good.json")
+	if err := os.WriteFile(bad, []byte(`{"name": "not a list"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(good, []byte(`[{"name": "queues", "path": "/api/v1/Queues/", "key": ["id"], "mode": "snapshot"}]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"WILDIX_PBX_URL=https://pbx.example", "WILDIX_API_KEY=wsk-v1-x", "EXPORT_CSV_DIR=" + t.TempDir()}
+	for _, tc := range []struct {
+		name string
+		kv   []string
+		code int
+		want string
+	}{
+		{"missing file", []string{"EXPORT_ENDPOINTS_FILE=" + filepath.Join(dir, "nope.json")}, exitConfig, "EXPORT_ENDPOINTS_FILE"},
+		{"refused file", []string{"EXPORT_ENDPOINTS_FILE=" + bad}, exitConfig, "expected a JSON array of endpoints"},
+		{"unknown endpoint", []string{"EXPORT_ENDPOINTS=call_history,nope"}, exitConfig, "nope"},
+		{"custom endpoint named", []string{"EXPORT_ENDPOINTS_FILE=" + good, "EXPORT_ENDPOINTS=queues"}, exitOK, ""},
+		{"with other problems", []string{"EXPORT_ENDPOINTS_FILE=" + bad, "EXPORT_PAGE_SIZE=lots"}, exitConfig, "expected a JSON array of endpoints"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kv := append(append([]string{}, base...), tc.kv...)
+			r := runCLI(t, kv, "config")
+			if r.code != tc.code || !strings.Contains(r.stdout, tc.want) || !strings.Contains(r.stdout, "EXPORT_SINK") {
+				t.Fatalf("config: exit %d (want %d), err %v\nstdout:\n%s", r.code, tc.code, r.err, r.stdout)
+			}
+			if tc.name == "with other problems" && !strings.Contains(r.stdout, `EXPORT_PAGE_SIZE="lots"`) {
+				t.Fatalf("config lists only some problems:\n%s", r.stdout)
+			}
+			if tc.code != exitOK {
+				if r := runCLI(t, kv, "run", "--once"); r.code != tc.code {
+					t.Fatalf("run --once: exit %d, want %d like config: %v", r.code, tc.code, r.err)
+				}
+			}
+		})
+	}
+}
+
+// TestCLIPBXIDLengthLimit: the longest PBX id (90 bytes as file names
+// spell it) exports by backfill into gzipped CSV, whose temporary manifest
+// names are the longest file names; one byte more, or 300 characters, is
+// refused at start with exit 2 naming the limit, before any request.
+func TestCLIPBXIDLengthLimit(t *testing.T) {
+	t.Parallel()
+	f := simtest.New(t, pbxsim.Options{Calls: 20, APIKeys: []string{"wsk-v1-limit"}})
+	first := f.Sim.Call(1).Start.In(time.UTC).Format("2006-01-02")
+	last := f.Sim.Call(20).Start.In(time.UTC).AddDate(0, 0, 2).Format("2006-01-02")
+	backfill := []string{"backfill", "--from", first, "--to", last, "--endpoints", "call_history"}
+	kv := func(id string) []string {
+		return fixtureEnv(f, t.TempDir(), "WILDIX_API_KEY=wsk-v1-limit", "EXPORT_CSV_GZIP=true", "WILDIX_PBX_ID="+id)
+	}
+	longest := strings.Repeat("p", config.MaxPBXIDBytes-3) + "%"
+	if r := runCLI(t, kv(longest), backfill...); r.code != exitOK || !strings.Contains(r.stdout, "rows=20") {
+		t.Fatalf("backfill with a PBX id of %d bytes: exit %d %v\n%s%s", len(longest), r.code, r.err, r.stdout, r.stderr)
+	}
+	if r := runCLI(t, kv(longest), "run", "--once", "--endpoints", "call_history"); r.code != exitOK {
+		t.Fatalf("run with a PBX id of %d bytes: exit %d %v", len(longest), r.code, r.err)
+	}
+	before := f.Sim.Stats.APIRequests.Load()
+	for _, id := range []string{strings.Repeat("p", config.MaxPBXIDBytes-2) + "%", strings.Repeat("p", 300)} {
+		for _, args := range [][]string{backfill, {"run", "--once"}, {"config"}} {
+			r := runCLI(t, kv(id), args...)
+			msg := r.stdout
+			if r.err != nil {
+				msg += r.err.Error()
+			}
+			if r.code != exitConfig || !strings.Contains(msg, "WILDIX_PBX_ID") || !strings.Contains(msg, "at most 90 fit") {
+				t.Fatalf("%v with a PBX id of %d bytes: exit %d (want %d)\n%s", args, len(id), r.code, exitConfig, msg)
+			}
+		}
+	}
+	if n := f.Sim.Stats.APIRequests.Load() - before; n != 0 {
+		t.Fatalf("%d API requests with a PBX id too long, want 0", n)
+	}
+}
+
 func TestCLIQueryCheckEndpointsRunBackfill(t *testing.T) {
 	t.Parallel()
 	f := simtest.New(t, pbxsim.Options{Calls: 300})
