@@ -67,7 +67,7 @@ type env struct {
 	MaxRPS           string `envconfig:"EXPORT_MAX_RPS" default:"0" desc:"hard cap on requests per second to the PBX's API across the run, retries included (0: no cap)"`
 	RunTimeout       string `envconfig:"EXPORT_RUN_TIMEOUT" default:"6h" desc:"deadline of one whole run"`
 	ShutdownGrace    string `envconfig:"EXPORT_SHUTDOWN_GRACE" default:"30s" desc:"time the batch in flight gets to commit after SIGTERM"`
-	HTTPAddr         string `envconfig:"EXPORT_HTTP_ADDR" desc:"listen address of /healthz, /readyz and /metrics (default: off)"`
+	HTTPAddr         string `envconfig:"EXPORT_HTTP_ADDR" desc:"listen address of /healthz, /readyz and /metrics, e.g. 127.0.0.1:9090 (no authentication: loopback unless a scraper elsewhere needs it; default: off)"`
 	LogFormat        string `envconfig:"EXPORT_LOG_FORMAT" default:"auto" desc:"auto (text on a terminal, JSON otherwise), text or json"`
 	LogLevel         string `envconfig:"EXPORT_LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	ClientSecretFile string `envconfig:"WILDIX_CLIENT_SECRET_FILE" desc:"file holding WILDIX_CLIENT_SECRET"`

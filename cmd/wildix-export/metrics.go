@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 
 	"github.com/wildix-export/wildix-export/exporter"
 )
@@ -89,6 +91,13 @@ func (m *metrics) run(r *exporter.RunResult, d time.Duration) {
 func (m *metrics) panicked() { m.panics.Inc() }
 func (m *metrics) skipped()  { m.skips.Inc() }
 
+// statusConns caps the connections the status port holds at once. Its
+// users are a probe and a scraper; each connection costs a file descriptor
+// the export may need, so further connections wait in the kernel's accept
+// queue, which costs the process none, until one ends (by the timeouts at
+// the latest).
+const statusConns = 16
+
 // serveHTTP serves /healthz (the process answers), /readyz (the worker is
 // scheduling and the sink answers) and /metrics on EXPORT_HTTP_ADDR.
 func serveHTTP(ctx context.Context, a *app, m *metrics, s *sink) (func(), error) {
@@ -114,9 +123,14 @@ func serveHTTP(ctx context.Context, a *app, m *metrics, s *sink) (func(), error)
 	if err != nil {
 		return nil, fmt.Errorf("%w: EXPORT_HTTP_ADDR=%s: %v", errUsage, a.cfg.HTTPAddr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	// The port has no authentication: whoever reaches it must not be able
+	// to hold the process's file descriptors, which the export needs
+	// (see statusConns), nor keep a connection for long.
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10,
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn)}
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(netutil.LimitListener(ln, statusConns)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.log.Error("http listener stopped", "err", err)
 		}
 	}()

@@ -1,12 +1,19 @@
 package main
 
 import (
+	"context"
+	"io"
+	"net"
 	"net/http/httptest"
+	"os/exec"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/internal/pbxsim"
 )
 
 // TestMetricsCountFilteredAndVanished: what a run dropped as outside the
@@ -28,5 +35,61 @@ func TestMetricsCountFilteredAndVanished(t *testing.T) {
 		if got[name] != want {
 			t.Errorf("%s = %v, want %v\n%s", name, got[name], want, rec.Body.String())
 		}
+	}
+}
+
+// TestStatusPortCannotStarveTheExport: the worker limited to 48 file
+// descriptors, 200 connections to its status port held open, each with a
+// request sent and its answer never read (keep-alive, then idle), and
+// scheduled exports go on succeeding: the port holds at most statusConns
+// of them at once, and each for a bounded time.
+func TestStatusPortCannotStarveTheExport(t *testing.T) {
+	t.Parallel()
+	f := authorized(t, pbxsim.Options{Calls: 200})
+	addr := freeAddr(t)
+	env, pool, _ := pgEnv(t, f, "EXPORT_SCHEDULE=@every 1s", "EXPORT_PAGE_SIZE=50", "EXPORT_CONCURRENCY=4",
+		"EXPORT_ENDPOINTS=call_history,colleagues", "EXPORT_HTTP_ADDR="+addr)
+	cmd := exec.Command("sh", "-c", `ulimit -n 48 && exec "$0" run`, binary)
+	cmd.Env = env
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	ctx := context.Background()
+	runs := func(status string, since time.Time) int {
+		var exists bool
+		if err := pool.QueryRow(ctx, "SELECT to_regclass('export_runs') IS NOT NULL").Scan(&exists); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		if exists {
+			if err := pool.QueryRow(ctx, "SELECT count(*) FROM export_runs WHERE mode = 'scheduled' AND status = $1 AND started_at > $2",
+				status, since).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return n
+	}
+	eventually(t, "a first scheduled export", func() bool { return runs("ok", time.Time{}) >= 1 }, stderr.String)
+
+	for i := range 200 {
+		c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: status\r\n\r\n"); err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+	}
+	held := time.Now()
+	eventually(t, "three scheduled exports with 200 connections held", func() bool { return runs("ok", held) >= 3 }, stderr.String)
+	if n := runs("failed", held); n != 0 {
+		t.Fatalf("%d scheduled exports failed with the connections held\n%s", n, stderr.String())
+	}
+	if strings.Contains(stderr.String(), "too many open files") {
+		t.Fatalf("the worker ran out of file descriptors:\n%s", stderr.String())
 	}
 }
