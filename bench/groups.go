@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -67,11 +68,36 @@ CROSS JOIN LATERAL (SELECT c %% 10 < 7 AND k = c %% 3 AS ans) a`, schema), pbx, 
 	return b.groupQueries(ctx, conn, schema, pbx)
 }
 
-// groupQueries times the limit and group_intervals, o.runs times each.
+// groupQueries times the limit and group_intervals, o.runs times each;
+// then the materialised step docs/reporting.md suggests: group_calls
+// stored once (its time a figure of its own), and group_intervals' own
+// definition read over the stored rows.
 func (b *bench) groupQueries(ctx context.Context, conn *pgx.Conn, schema, pbx string) error {
+	var def string
+	if err := conn.QueryRow(ctx, "SELECT pg_get_viewdef($1::regclass)", schema+".group_intervals").Scan(&def); err != nil {
+		return fmt.Errorf("read group_intervals' definition: %w", err)
+	}
+	stored := schema + ".bench_group_calls"
+	def = strings.ReplaceAll(def, schema+".group_calls", stored)
+	if !strings.Contains(def, stored) {
+		def = strings.ReplaceAll(def, "FROM group_calls", "FROM "+stored)
+	}
+	if !strings.Contains(def, stored) {
+		return fmt.Errorf("group_intervals' definition does not read group_calls:\n%s", def)
+	}
+	start := time.Now()
+	if _, err := conn.Exec(ctx, "CREATE MATERIALIZED VIEW "+stored+" AS SELECT * FROM "+schema+".group_calls"); err != nil {
+		return fmt.Errorf("materialise group_calls: %w", err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE INDEX ON "+stored+" (pbx, group_key, interval_start)"); err != nil {
+		return fmt.Errorf("index the stored group_calls: %w", err)
+	}
+	b.add("groups: group_calls materialised (refresh after each run)", b.o.n, sample{d: time.Since(start)}, "CREATE MATERIALIZED VIEW and its index")
+	conn.Exec(ctx, "ANALYZE "+stored)
 	queries := []struct{ name, sql, note string }{
 		{"groups: scan limit (count of call_history)", "SELECT count(*) FROM " + schema + ".call_history WHERE pbx = $1", "3 legs a call"},
-		{"groups: group_intervals, one group, a year", "SELECT count(*) FROM " + schema + ".group_intervals WHERE pbx = $1 AND group_key = 'g:1'", "goal < 2 s at 1,000,000 calls (issue 26)"},
+		{"groups: group_intervals, one group, a year", "SELECT count(*) FROM " + schema + ".group_intervals WHERE pbx = $1 AND group_key = 'g:1'", "the view, computed at the query"},
+		{"groups: group_intervals over the materialised group_calls", "SELECT count(*) FROM (" + strings.TrimSuffix(strings.TrimSpace(def), ";") + ") gi WHERE pbx = $1 AND group_key = 'g:1'", "the view's definition over the stored rows"},
 	}
 	for r := 0; r < b.o.runs; r++ {
 		for _, q := range queries {

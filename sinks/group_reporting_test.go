@@ -102,6 +102,9 @@ var groupLegs = []gleg{
 	ring(5071, "2026-10-25 02:10:00", "2026-10-25 02:10:05", "2026-10-25 02:11:05", 65, 60, "600", "201", "i071").with("", "", "", "+0200"),
 	ring(5072, "2026-10-25 02:59:50", "2026-10-25 02:00:05", "2026-10-25 02:02:05", 135, 120, "600", "203", "i072").with("", "", "", "+0200"),
 	ring(5073, "2026-10-25 02:10:00", "2026-10-25 02:10:08", "2026-10-25 02:12:08", 128, 120, "600", "202", "i073").with("", "", "", "+0100"),
+	// K. A leg with no readable start: still an offered call, in no
+	// interval or day, its wait unknown.
+	ring(5081, "", "", "2026-03-12 10:00:30", 30, 0, "600", "201", "k081"),
 }
 
 // groupRecords are call_groups as the PBX sends them: members in three
@@ -255,6 +258,7 @@ var wantGroupCalls = []string{
 	"g:1|Sales|5071|2026-10-25 00:10:00|2026-10-25 02:10:00|2026-10-25|2026-10-25 00:00|answered|true|false|false|false|true|201|Alice Rossi|5|60|false||1|1|members_rung",
 	"g:1|Sales|5072|2026-10-25 00:59:50|2026-10-25 02:59:50|2026-10-25|2026-10-25 00:45|answered|true|false|false|false|true|203|Chiara Nowak|15|120|false||1|1|members_rung",
 	"g:1|Sales|5073|2026-10-25 01:10:00|2026-10-25 02:10:00|2026-10-25|2026-10-25 01:00|answered|true|false|false|false|true|202|Bruno Costa|8|120|false||1|1|members_rung",
+	"g:1|Sales|5081|||||abandoned|false|true|false|false|false|||||false||1|1|members_rung",
 }
 
 // Expected rows: group_intervals; the two 02:00 intervals of 25 October
@@ -266,6 +270,7 @@ var wantGroupIntervals = []string{
 	"g:1|Sales|2026-10-25 00:00|2026-10-25 02:00|120|1|1|1|0|0|0|100.0|5.0|5.0|5|60.0|60",
 	"g:1|Sales|2026-10-25 00:45|2026-10-25 02:45|120|1|1|1|0|0|0|100.0|15.0|15.0|15|120.0|120",
 	"g:1|Sales|2026-10-25 01:00|2026-10-25 02:00|60|1|1|1|0|0|0|100.0|8.0|8.0|8|120.0|120",
+	"g:1|Sales||||1|0|0|1|0|0|0.0|||||0",
 	"g:2|Support queue|2026-03-10 08:15|2026-03-10 09:15|60|1|1|0|0|0|0|0.0|40.0|40.0|40|120.0|120",
 	"g:2|Support queue|2026-03-10 09:30|2026-03-10 10:30|60|1|0|0|1|0|0|0.0||60.0|60||0",
 	"g:2|Support queue|2026-03-10 10:00|2026-03-10 11:00|60|1|1|1|0|0|0|100.0|5.0|5.0|5|180.0|180",
@@ -281,6 +286,7 @@ var wantAgentCalls = []string{
 	"g:1|Sales|201|Alice Rossi|2026-10-25|1|1|0|0|60|60.0|3|33.3",
 	"g:1|Sales|202|Bruno Costa|2026-10-25|1|1|0|0|120|120.0|3|33.3",
 	"g:1|Sales|203|Chiara Nowak|2026-10-25|1|1|0|0|120|120.0|3|33.3",
+	"g:1|Sales|201|Alice Rossi||1|0|1|0|0||0|",
 	"g:2|Support queue|203|Chiara Nowak|2026-03-10|3|1|2|1|120|120.0|3|33.3",
 	"g:2|Support queue|204|Dario Smith|2026-03-10|3|2|1|0|300|150.0|3|66.7",
 }
@@ -297,7 +303,7 @@ func TestGroupViewsOnKnownCases(t *testing.T) {
 	sameLines(t, "agent_calls", viewLines(t, pool, agentCallsQuery), wantAgentCalls)
 	sameLines(t, "data_quality", viewLines(t, pool, `SELECT legs::text, group_legs::text, group_by_members_rung::text,
   group_by_queue_app::text, group_not_in_call_groups::text, group_members_unreadable::text FROM data_quality`),
-		[]string{"25|25|22|1|0|2"})
+		[]string{"26|26|23|1|0|2"})
 	sameLines(t, "call_group_members", viewLines(t, pool, `SELECT group_id, group_name, extension, position::text FROM call_group_members ORDER BY group_id, extension`),
 		[]string{"1|Sales|201|1", "1|Sales|202|2", "1|Sales|203|3", "2|Support queue|203|1", "2|Support queue|204|2", "3|Night queue|204|1"})
 }

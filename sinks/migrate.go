@@ -131,6 +131,7 @@ ALTER TABLE {schema}.export_run_endpoints
 DROP INDEX IF EXISTS {schema}.call_history_src_idx, {schema}.call_history_dst_idx,
   {schema}.call_history_from_number_idx, {schema}.call_history_to_number_idx;`},
 	{6, "reporting: call groups and queues", reportingGroups},
+	{7, "reporting: group_calls keeps an unknown wait unknown", reportingGroupsWait},
 }
 
 // SchemaVersion is the newest migration this binary knows.
