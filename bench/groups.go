@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -110,4 +111,22 @@ func (b *bench) groupQueries(ctx context.Context, conn *pgx.Conn, schema, pbx st
 		}
 	}
 	return nil
+}
+
+// reportGroups prints the groups case's figures against its goal.
+func (b *bench) reportGroups(w io.Writer) {
+	g, lim := b.figures["groups: group_intervals, one group, a year"], b.figures["groups: scan limit (count of call_history)"]
+	if g == nil || lim == nil {
+		return
+	}
+	fmt.Fprintln(w, "\n## Call groups (issue 26)")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| figure | value | goal |")
+	fmt.Fprintln(w, "|---|---|---|")
+	fmt.Fprintf(w, "| group_intervals, one group over %d calls (a year) | %.2f s, %.0f × a scan of call_history | < 2 s at 1,000,000 calls |\n",
+		g.rows, g.median().Seconds(), g.median().Seconds()/lim.median().Seconds())
+	if m := b.figures["groups: group_intervals over the materialised group_calls"]; m != nil {
+		fmt.Fprintf(w, "| the same over a materialised group_calls | %.2f s, %.1f × a scan of call_history | < 2 s at 1,000,000 calls |\n",
+			m.median().Seconds(), m.median().Seconds()/lim.median().Seconds())
+	}
 }

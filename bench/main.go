@@ -180,6 +180,7 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	b.report(os.Stdout)
+	b.reportGroups(os.Stdout)
 	return nil
 }
 
@@ -705,12 +706,6 @@ func (b *bench) report(w io.Writer) {
 		}
 		if baseL := r("latency: baseline wildix-export"); baseL != nil {
 			fmt.Fprintf(w, "| latency case: baseline's rows/s ÷ ideal | %.2f | |\n", float64(baseL.rows)/baseL.median().Seconds()/ideal)
-		}
-	}
-	if g, lim := r("groups: group_intervals, one group, a year"), r("groups: scan limit (count of call_history)"); g != nil && lim != nil {
-		fmt.Fprintf(w, "| group_intervals, one group over %d calls (a year) | %.2f s, %.0f × a scan of call_history | < 2 s at 1,000,000 calls (issue 26) |\n", g.rows, g.median().Seconds(), ratio(g.median(), lim.median()))
-		if m := r("groups: group_intervals over the materialised group_calls"); m != nil {
-			fmt.Fprintf(w, "| the same over a materialised group_calls | %.2f s, %.1f × a scan of call_history | < 2 s at 1,000,000 calls (issue 26) |\n", m.median().Seconds(), ratio(m.median(), lim.median()))
 		}
 	}
 	if len(b.o.memN) >= 2 {
