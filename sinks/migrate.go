@@ -132,6 +132,15 @@ DROP INDEX IF EXISTS {schema}.call_history_src_idx, {schema}.call_history_dst_id
   {schema}.call_history_from_number_idx, {schema}.call_history_to_number_idx;`},
 	{6, "reporting: call groups and queues", reportingGroups},
 	{7, "reporting: group_calls keeps an unknown wait unknown", reportingGroupsWait},
+	// Owned by internal/notify (PostgresState): what was sent about a PBX's
+	// runs, beside its token, so that a failure repeated by each run of an
+	// outside scheduler is sent once a day.
+	{8, "notification state", `
+CREATE TABLE IF NOT EXISTS {schema}.notify_state (
+  pbx        text PRIMARY KEY,
+  state      jsonb NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);`},
 }
 
 // SchemaVersion is the newest migration this binary knows.

@@ -1,0 +1,219 @@
+package notify
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"go/build"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// mailpitVersion is the version .ci/run installs.
+const mailpitVersion = "v1.33.1"
+
+// mailpit is a real SMTP server that keeps what it receives and serves it
+// over its HTTP API (https://mailpit.axllent.org/docs/api-v1/), started for
+// one test and stopped at its end.
+type mailpit struct {
+	smtpPort int
+	api      string
+}
+
+// mailpitBinary finds mailpit on PATH or in GOPATH/bin. In CI it must be
+// there (.ci/run installs it); elsewhere the test is skipped with the
+// command that installs it.
+func mailpitBinary(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("mailpit"); err == nil {
+		return p
+	}
+	gopath := os.Getenv("GOPATH")
+	if gopath == "" {
+		gopath = build.Default.GOPATH
+	}
+	p := filepath.Join(gopath, "bin", "mailpit")
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	msg := "mailpit is not installed: go install github.com/axllent/mailpit@" + mailpitVersion + " (bash .ci/run does)"
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startMailpit starts mailpit on free loopback ports with extra flags
+// and waits until its API answers. A port taken between choosing and
+// binding makes mailpit exit; it is then started again on others.
+func startMailpit(t *testing.T, flags ...string) *mailpit {
+	t.Helper()
+	bin := mailpitBinary(t)
+	var lastErr error
+	for range 3 {
+		m := &mailpit{smtpPort: freePort(t)}
+		httpPort := freePort(t)
+		m.api = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+		args := append([]string{"--smtp", fmt.Sprintf("127.0.0.1:%d", m.smtpPort), "--listen", fmt.Sprintf("127.0.0.1:%d", httpPort),
+			"--database", filepath.Join(t.TempDir(), "mailpit.db"), "--disable-version-check", "--smtp-disable-rdns", "--quiet"}, flags...)
+		cmd := exec.Command(bin, args...)
+		out, err := os.Create(filepath.Join(t.TempDir(), "mailpit.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start mailpit: %v", err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		if lastErr = m.waitReady(exited); lastErr == nil {
+			t.Cleanup(func() {
+				cmd.Process.Kill()
+				<-exited
+			})
+			return m
+		}
+		cmd.Process.Kill()
+		log, _ := os.ReadFile(out.Name())
+		lastErr = fmt.Errorf("%w; its log: %s", lastErr, log)
+	}
+	t.Fatalf("mailpit did not start: %v", lastErr)
+	return nil
+}
+
+func (m *mailpit) waitReady(exited <-chan error) error {
+	deadline := time.After(20 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("mailpit exited: %v", err)
+		case <-deadline:
+			return fmt.Errorf("mailpit's API %s did not answer within 20s", m.api)
+		case <-tick.C:
+			if resp, err := http.Get(m.api + "/api/v1/info"); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return nil
+				}
+			}
+		}
+	}
+}
+
+// mailpitMessage is what the API tells of a message.
+type mailpitMessage struct {
+	ID      string
+	From    struct{ Address string }
+	To      []struct{ Address string }
+	Subject string
+	Text    string
+}
+
+// messages returns the messages received, once there are want of them
+// (or fails the test after 10 s).
+func (m *mailpit) messages(t *testing.T, want int) []mailpitMessage {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		var list struct {
+			Messages []struct{ ID string }
+		}
+		m.get(t, "/api/v1/messages", &list)
+		if len(list.Messages) >= want {
+			out := make([]mailpitMessage, len(list.Messages))
+			for i, l := range list.Messages {
+				m.get(t, "/api/v1/message/"+l.ID, &out[i])
+			}
+			return out
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("mailpit holds %d message(s), want %d", len(list.Messages), want)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// headers returns a message's headers as the server received them.
+func (m *mailpit) headers(t *testing.T, id string) map[string][]string {
+	t.Helper()
+	var h map[string][]string
+	m.get(t, "/api/v1/message/"+id+"/headers", &h)
+	return h
+}
+
+func (m *mailpit) get(t *testing.T, path string, v any) {
+	t.Helper()
+	resp, err := http.Get(m.api + path)
+	if err != nil {
+		t.Fatalf("mailpit API %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("mailpit API %s: %s", path, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("mailpit API %s: %v", path, err)
+	}
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and its key, and returns
+// their paths: the server's pair, and the CA file a target trusts.
+func selfSigned(t *testing.T) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "mailpit test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA: true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}

@@ -1,0 +1,137 @@
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/wildix-export/wildix-export/internal/safefile"
+)
+
+// State is what Tracker remembers of a PBX between runs and processes.
+type State struct {
+	UpdatedAt    time.Time `json:"updated_at"`
+	Failing      bool      `json:"failing"`
+	Signature    string    `json:"signature,omitempty"` // which failure: exit code and endpoints
+	Meaning      string    `json:"meaning,omitempty"`   // the failure's meaning, for the recovery
+	FailingSince time.Time `json:"failing_since,omitzero"`
+	FailedRuns   int       `json:"failed_runs,omitempty"`
+	LastSent     time.Time `json:"last_sent,omitzero"`    // when the failure was last sent
+	SummaryDay   string    `json:"summary_day,omitempty"` // the local day the last summary was sent
+}
+
+// StateStore keeps State per PBX. LoadState returns the zero State and no
+// error when nothing was saved for the PBX yet.
+type StateStore interface {
+	LoadState(ctx context.Context, pbx string) (State, error)
+	SaveState(ctx context.Context, pbx string, s State) error
+	String() string // where, for the log
+}
+
+// FileState keeps the states of every PBX in one JSON file (0600),
+// written by temporary file and rename under a lock file beside it: the
+// store beside a token file (the token file's path plus ".notify"), and
+// the local fallback when the database is unreachable.
+type FileState struct {
+	Path string
+}
+
+type stateFile struct {
+	Version int              `json:"version"`
+	States  map[string]State `json:"states"`
+}
+
+func (f *FileState) String() string { return "file " + f.Path }
+
+// LoadState implements StateStore.
+func (f *FileState) LoadState(_ context.Context, pbx string) (State, error) {
+	c, err := f.read()
+	if err != nil {
+		return State{}, err
+	}
+	return c.States[pbx], nil
+}
+
+func (f *FileState) read() (*stateFile, error) {
+	c := &stateFile{Version: 1, States: map[string]State{}}
+	b, err := os.ReadFile(f.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read notification state: %w", err)
+	}
+	if err := json.Unmarshal(b, c); err != nil {
+		return nil, fmt.Errorf("read notification state %s: %w", f.Path, err)
+	}
+	if c.States == nil {
+		c.States = map[string]State{}
+	}
+	return c, nil
+}
+
+// SaveState implements StateStore.
+func (f *FileState) SaveState(ctx context.Context, pbx string, s State) error {
+	lock := safefile.NewLock(f.Path+".lock", 0o600)
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := lock.Wait(lctx, 20*time.Millisecond); err != nil {
+		return fmt.Errorf("save notification state: %w", err)
+	}
+	defer lock.Unlock()
+	c, err := f.read()
+	if err != nil {
+		return err
+	}
+	c.States[pbx] = s
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := safefile.Write(f.Path, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("save notification state: %w", err)
+	}
+	return nil
+}
+
+// PostgresState keeps State in the table notify_state of a schema, one
+// row per PBX, beside the token table. The table is created by the
+// versioned migrations (sinks.Postgres.Migrate), which must have run.
+type PostgresState struct {
+	Pool   *pgxpool.Pool
+	Schema string
+}
+
+func (p *PostgresState) table() string { return pgx.Identifier{p.Schema, "notify_state"}.Sanitize() }
+
+func (p *PostgresState) String() string { return "table " + p.Schema + ".notify_state" }
+
+// LoadState implements StateStore.
+func (p *PostgresState) LoadState(ctx context.Context, pbx string) (State, error) {
+	var s State
+	err := p.Pool.QueryRow(ctx, "SELECT state FROM "+p.table()+" WHERE pbx = $1", pbx).Scan(&s)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return State{}, nil
+	}
+	if err != nil {
+		return State{}, fmt.Errorf("load notification state from %s: %w", p, err)
+	}
+	return s, nil
+}
+
+// SaveState implements StateStore.
+func (p *PostgresState) SaveState(ctx context.Context, pbx string, s State) error {
+	_, err := p.Pool.Exec(ctx, "INSERT INTO "+p.table()+` (pbx, state, updated_at) VALUES ($1, $2, now())
+ON CONFLICT (pbx) DO UPDATE SET state = EXCLUDED.state, updated_at = now()`, pbx, s)
+	if err != nil {
+		return fmt.Errorf("save notification state to %s: %w", p, err)
+	}
+	return nil
+}
