@@ -62,9 +62,6 @@ type Summary struct {
 	RunsOK     int           `json:"runs_ok"`
 	RunsFailed int           `json:"runs_failed"`
 	Endpoints  []EndpointDay `json:"endpoints"`
-	// TokenExpiry is when the OAuth refresh token expires, when the PBX
-	// says (nil otherwise).
-	TokenExpiry *time.Time `json:"token_expiry,omitempty"`
 	// Calls are the day's figures from the reporting views (nil without
 	// the PostgreSQL sink).
 	Calls *CallFigures `json:"calls,omitempty"`
@@ -144,9 +141,6 @@ func (s *Summary) write(b *strings.Builder) {
 	}
 	if c := s.Calls; c != nil {
 		fmt.Fprintf(b, "Calls: %d, answered %d, missed %d, not called back %d.\n", c.Calls, c.Answered, c.Missed, c.NotCalledBack)
-	}
-	if s.TokenExpiry != nil {
-		fmt.Fprintf(b, "The OAuth token expires %s.\n", stamp(*s.TokenExpiry))
 	}
 	if s.Failing != "" {
 		fmt.Fprintf(b, "Still failing: %s.\n", s.Failing)

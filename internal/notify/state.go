@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,6 +27,62 @@ type State struct {
 	FailedRuns   int       `json:"failed_runs,omitempty"`
 	LastSent     time.Time `json:"last_sent,omitzero"`    // when the failure was last sent
 	SummaryDay   string    `json:"summary_day,omitempty"` // the local day the last summary was sent
+	// Days tallies the runs of the last two local days, for the summary:
+	// every run, including those that failed before the ledger could
+	// record them.
+	Days []Tally `json:"days,omitempty"`
+}
+
+// Tally is one local day's runs.
+type Tally struct {
+	Day        string        `json:"day"`
+	RunsOK     int           `json:"runs_ok"`
+	RunsFailed int           `json:"runs_failed"`
+	Endpoints  []EndpointDay `json:"endpoints,omitempty"`
+}
+
+// count adds a run's outcome to the tally of its day, keeping the two
+// newest days.
+func (s *State) count(day string, o Outcome) {
+	i := slices.IndexFunc(s.Days, func(t Tally) bool { return t.Day == day })
+	if i < 0 {
+		s.Days = append(s.Days, Tally{Day: day})
+		slices.SortFunc(s.Days, func(a, b Tally) int { return strings.Compare(b.Day, a.Day) })
+		s.Days = s.Days[:min(len(s.Days), 2)]
+		if i = slices.IndexFunc(s.Days, func(t Tally) bool { return t.Day == day }); i < 0 {
+			return // older than the two kept
+		}
+	}
+	t := &s.Days[i]
+	if o.OK {
+		t.RunsOK++
+	} else {
+		t.RunsFailed++
+	}
+	for _, r := range o.Results {
+		j := slices.IndexFunc(t.Endpoints, func(e EndpointDay) bool { return e.Endpoint == r.Endpoint })
+		if j < 0 {
+			t.Endpoints = append(t.Endpoints, EndpointDay{Endpoint: r.Endpoint})
+			j = len(t.Endpoints) - 1
+		}
+		e := &t.Endpoints[j]
+		e.Rows += r.Rows
+		if r.Failed {
+			e.RunsFailed++
+		} else {
+			e.RunsOK++
+		}
+	}
+}
+
+// tally returns the day's tally, empty when no run was counted.
+func (s *State) tally(day string) Tally {
+	for _, t := range s.Days {
+		if t.Day == day {
+			return t
+		}
+	}
+	return Tally{Day: day}
 }
 
 // StateStore keeps State per PBX. LoadState returns the zero State and no

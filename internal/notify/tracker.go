@@ -24,6 +24,15 @@ type Outcome struct {
 	Advice    string   // what to do
 	Endpoints []string // the endpoints that failed
 	Error     string   // as the log shows it
+	Results   []EndpointOutcome
+}
+
+// EndpointOutcome is what a run did with one endpoint, for the daily
+// summary's tally.
+type EndpointOutcome struct {
+	Endpoint string
+	Rows     int64
+	Failed   bool
 }
 
 // Tracker decides what to send and remembers what it sent: a failure is
@@ -59,8 +68,8 @@ func (t *Tracker) RunEnded(ctx context.Context, o Outcome) *Message {
 	if !delivered(t.Notifier.Send(ctx, *m)) {
 		// Nothing got through: the next run tries again.
 		if o.OK {
-			next = st
-			next.UpdatedAt = o.At
+			next.Failing, next.Signature, next.Meaning = st.Failing, st.Signature, st.Meaning
+			next.FailingSince, next.FailedRuns, next.LastSent = st.FailingSince, st.FailedRuns, st.LastSent
 		} else {
 			next.LastSent = st.LastSent
 		}
@@ -74,7 +83,9 @@ func (t *Tracker) RunEnded(ctx context.Context, o Outcome) *Message {
 // state after it is sent.
 func (t *Tracker) decide(st State, known bool, o Outcome) (*Message, State) {
 	next := st
+	next.Days = slices.Clone(st.Days)
 	next.UpdatedAt = o.At
+	next.count(t.day(o.At), o)
 	if o.OK {
 		if !known || !st.Failing {
 			return nil, next
@@ -195,8 +206,9 @@ func (c Clock) String() string { return fmt.Sprintf("%02d:%02d", c.Hour, c.Minut
 // it is due: now is at or after at, and no summary went out today. The
 // worker calls it at that time, and every run after its export, so that
 // under an outside scheduler the first run after that time sends it.
-// build gathers the figures of the day that starts at day; a failure to
-// gather is logged and the summary sent with what build returned.
+// The runs are the tracker's own tally; build adds what only the caller
+// knows (the calls of the day that starts at day). A failure to build is
+// logged and the summary sent with what build returned.
 func (t *Tracker) Summary(ctx context.Context, now time.Time, at Clock, build func(ctx context.Context, day time.Time) (Summary, error)) *Message {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -216,6 +228,8 @@ func (t *Tracker) Summary(ctx context.Context, now time.Time, at Clock, build fu
 		t.log().Warn("daily summary incomplete", "err", err)
 	}
 	s.Day, s.Zone = day.Format(time.DateOnly), t.zone().String()
+	tally := st.tally(s.Day)
+	s.RunsOK, s.RunsFailed, s.Endpoints = tally.RunsOK, tally.RunsFailed, tally.Endpoints
 	if st.Failing {
 		s.Failing = st.Meaning
 	}

@@ -286,3 +286,33 @@ func TestSummaryCarriesTheUnresolvedFailure(t *testing.T) {
 		t.Fatalf("summary %+v, want it to say what still fails", m)
 	}
 }
+
+func TestSummaryCountsYesterdaysRuns(t *testing.T) {
+	t.Parallel()
+	rc := newReceiver(t)
+	file := &FileState{Path: filepath.Join(t.TempDir(), "state")}
+	ok := func(at time.Time, rows int64) Outcome {
+		o := succeeded(at)
+		o.Results = []EndpointOutcome{{Endpoint: "call_history", Rows: rows}, {Endpoint: "colleagues", Rows: 4}}
+		return o
+	}
+	bad := failed(at(5, 3, 0), 1, "call_history")
+	bad.Results = []EndpointOutcome{{Endpoint: "call_history", Failed: true}, {Endpoint: "colleagues", Rows: 4}}
+	for _, o := range []Outcome{ok(at(4, 2, 0), 1000), ok(at(5, 0, 30), 10), bad, ok(at(5, 23, 59), 20), ok(at(6, 2, 0), 7)} {
+		process(rc, file).RunEnded(context.Background(), o)
+	}
+	m := process(rc, file).Summary(context.Background(), at(6, 8, 0), Clock{8, 0}, func(context.Context, time.Time) (Summary, error) {
+		return Summary{}, nil
+	})
+	if m == nil {
+		t.Fatal("no summary")
+	}
+	s := m.Summary
+	if s.Day != "2026-12-05" || s.RunsOK != 2 || s.RunsFailed != 1 {
+		t.Errorf("summary %+v: want 2 ok and 1 failed on the 5th", s)
+	}
+	want := []EndpointDay{{"call_history", 30, 2, 1}, {"colleagues", 12, 3, 0}}
+	if len(s.Endpoints) != 2 || s.Endpoints[0] != want[0] || s.Endpoints[1] != want[1] {
+		t.Errorf("endpoints %+v, want %+v", s.Endpoints, want)
+	}
+}
