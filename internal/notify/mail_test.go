@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wildix-export/wildix-export/internal/notify/notifytest"
 )
 
 func failureMessage() Message {
@@ -37,13 +39,13 @@ func sendOne(t *testing.T, tg *Target, m Message) Result {
 
 func TestMailToSeveralRecipients(t *testing.T) {
 	t.Parallel()
-	mp := startMailpit(t)
-	tg := parseTarget(t, fmt.Sprintf("smtp://127.0.0.1:%d?from=export@example.com&to=ops@example.com,boss@example.com&starttls=none", mp.smtpPort))
+	mp := notifytest.StartMailpit(t)
+	tg := parseTarget(t, fmt.Sprintf("smtp://127.0.0.1:%d?from=export@example.com&to=ops@example.com,boss@example.com&starttls=none", mp.SMTPPort))
 	m := failureMessage()
 	if r := sendOne(t, tg, m); r.Err != nil || r.Attempts != 1 {
 		t.Fatalf("send: attempts %d, err %v", r.Attempts, r.Err)
 	}
-	got := mp.messages(t, 1)
+	got := mp.Messages(t, 1)
 	if len(got) != 1 {
 		t.Fatalf("mailpit holds %d messages, want 1", len(got))
 	}
@@ -66,16 +68,16 @@ func TestMailToSeveralRecipients(t *testing.T) {
 			t.Errorf("body lacks %q:\n%s", want, msg.Text)
 		}
 	}
-	if h := mp.headers(t, msg.ID); !slices.Equal(h["Auto-Submitted"], []string{"auto-generated"}) {
+	if h := mp.Headers(t, msg.ID); !slices.Equal(h["Auto-Submitted"], []string{"auto-generated"}) {
 		t.Errorf("Auto-Submitted = %v, want auto-generated", h["Auto-Submitted"])
 	}
 }
 
 // mailpitAuth starts mailpit requiring TLS (STARTTLS, or TLS from the
 // start with implicit) and a login as user "export" with password.
-func mailpitAuth(t *testing.T, implicit bool, password string) (*mailpit, string) {
+func mailpitAuth(t *testing.T, implicit bool, password string) (*notifytest.Mailpit, string) {
 	t.Helper()
-	cert, key := selfSigned(t)
+	cert, key := notifytest.SelfSigned(t)
 	users := filepath.Join(t.TempDir(), "users")
 	if err := os.WriteFile(users, []byte("export:"+password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -84,7 +86,7 @@ func mailpitAuth(t *testing.T, implicit bool, password string) (*mailpit, string
 	if implicit {
 		require = "--smtp-require-tls"
 	}
-	return startMailpit(t, "--smtp-tls-cert", cert, "--smtp-tls-key", key, require, "--smtp-auth-file", users), cert
+	return notifytest.StartMailpit(t, "--smtp-tls-cert", cert, "--smtp-tls-key", key, require, "--smtp-auth-file", users), cert
 }
 
 func TestMailTLSAndLogin(t *testing.T) {
@@ -99,7 +101,7 @@ func TestMailTLSAndLogin(t *testing.T) {
 			mp, ca := mailpitAuth(t, tt.scheme == "smtps", password)
 			target := func(pw string) *Target {
 				return parseTarget(t, fmt.Sprintf("%s://export:%s@127.0.0.1:%d?from=export@example.com&to=ops@example.com&ca_file=%s",
-					tt.scheme, url.QueryEscape(pw), mp.smtpPort, url.QueryEscape(ca)))
+					tt.scheme, url.QueryEscape(pw), mp.SMTPPort, url.QueryEscape(ca)))
 			}
 			r := sendOne(t, target("wrong-password"), failureMessage())
 			if r.Err == nil {
@@ -111,7 +113,7 @@ func TestMailTLSAndLogin(t *testing.T) {
 			if r := sendOne(t, target(password), failureMessage()); r.Err != nil {
 				t.Fatalf("send with the right password: %v", r.Err)
 			}
-			if got := mp.messages(t, 1); len(got) != 1 || got[0].Subject != titleOf(failureMessage()) {
+			if got := mp.Messages(t, 1); len(got) != 1 || got[0].Subject != titleOf(failureMessage()) {
 				t.Errorf("mailpit holds %+v, want the one failure", got)
 			}
 		})
@@ -120,16 +122,16 @@ func TestMailTLSAndLogin(t *testing.T) {
 
 func TestMailStartTLSMandatoryRefusesAServerWithoutTLS(t *testing.T) {
 	t.Parallel()
-	mp := startMailpit(t)
-	tg := parseTarget(t, fmt.Sprintf("smtp://127.0.0.1:%d?from=export@example.com&to=ops@example.com", mp.smtpPort))
+	mp := notifytest.StartMailpit(t)
+	tg := parseTarget(t, fmt.Sprintf("smtp://127.0.0.1:%d?from=export@example.com&to=ops@example.com", mp.SMTPPort))
 	if r := sendOne(t, tg, failureMessage()); r.Err == nil {
 		t.Fatal("sent without TLS although STARTTLS is mandatory by default")
 	}
-	tg = parseTarget(t, fmt.Sprintf("smtp://127.0.0.1:%d?from=export@example.com&to=ops@example.com&starttls=opportunistic", mp.smtpPort))
+	tg = parseTarget(t, fmt.Sprintf("smtp://127.0.0.1:%d?from=export@example.com&to=ops@example.com&starttls=opportunistic", mp.SMTPPort))
 	if r := sendOne(t, tg, failureMessage()); r.Err != nil {
 		t.Fatalf("starttls=opportunistic: %v", r.Err)
 	}
-	if got := mp.messages(t, 1); len(got) != 1 {
+	if got := mp.Messages(t, 1); len(got) != 1 {
 		t.Errorf("mailpit holds %d messages, want 1 (the opportunistic one)", len(got))
 	}
 }
@@ -137,7 +139,7 @@ func TestMailStartTLSMandatoryRefusesAServerWithoutTLS(t *testing.T) {
 func TestMailUntrustedCertificateFails(t *testing.T) {
 	t.Parallel()
 	mp, _ := mailpitAuth(t, true, "secret-password")
-	tg := parseTarget(t, fmt.Sprintf("smtps://export:secret-password@127.0.0.1:%d?from=export@example.com&to=ops@example.com", mp.smtpPort))
+	tg := parseTarget(t, fmt.Sprintf("smtps://export:secret-password@127.0.0.1:%d?from=export@example.com&to=ops@example.com", mp.SMTPPort))
 	r := sendOne(t, tg, failureMessage())
 	if r.Err == nil {
 		t.Fatal("a certificate no CA vouches for was accepted")

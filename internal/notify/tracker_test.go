@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/internal/notify/notifytest"
 	"github.com/wildix-export/wildix-export/internal/pgtest"
 	"github.com/wildix-export/wildix-export/sinks"
 )
@@ -40,8 +41,8 @@ func succeeded(t time.Time) Outcome {
 
 // process is a new process's tracker (no memory of its own) over the
 // stores, sending to the receiver.
-func process(rc *receiver, stores ...StateStore) *Tracker {
-	tg, err := ParseTarget(rc.srv.URL + "/hook")
+func process(rc *notifytest.Receiver, stores ...StateStore) *Tracker {
+	tg, err := ParseTarget(rc.Server.URL + "/hook")
 	if err != nil {
 		panic(err)
 	}
@@ -49,10 +50,10 @@ func process(rc *receiver, stores ...StateStore) *Tracker {
 }
 
 // kinds reads the kinds of the messages the receiver got.
-func kinds(t *testing.T, rc *receiver) []string {
+func kinds(t *testing.T, rc *notifytest.Receiver) []string {
 	t.Helper()
 	var ks []string
-	for _, r := range rc.requests() {
+	for _, r := range rc.Requests() {
 		var g Generic
 		if err := json.Unmarshal(r.Body, &g); err != nil {
 			t.Fatal(err)
@@ -66,7 +67,7 @@ func kinds(t *testing.T, rc *receiver) []string {
 	return ks
 }
 
-func wantKinds(t *testing.T, rc *receiver, want ...string) {
+func wantKinds(t *testing.T, rc *notifytest.Receiver, want ...string) {
 	t.Helper()
 	got := kinds(t, rc)
 	if len(got) != len(want) {
@@ -83,7 +84,7 @@ func wantKinds(t *testing.T, rc *receiver, want ...string) {
 // the state file remembers.
 func TestFailureSentOnceThenDailyThenRecovered(t *testing.T) {
 	t.Parallel()
-	rc := newReceiver(t)
+	rc := notifytest.NewReceiver(t)
 	file := &FileState{Path: filepath.Join(t.TempDir(), "wildix-token.json.notify")}
 	run := func(o Outcome) { process(rc, file).RunEnded(context.Background(), o) }
 
@@ -103,7 +104,7 @@ func TestFailureSentOnceThenDailyThenRecovered(t *testing.T) {
 	wantKinds(t, rc, "failure", "failure (reminder)", "recovered")
 
 	var rec Generic
-	json.Unmarshal(rc.requests()[2].Body, &rec)
+	json.Unmarshal(rc.Requests()[2].Body, &rec)
 	if rec.Recovery.FailedRuns != 8 || !rec.Recovery.FailingSince.Equal(at(6, 2, 0)) {
 		t.Errorf("recovery %+v: want 8 failed runs since %v", rec.Recovery, at(6, 2, 0))
 	}
@@ -113,7 +114,7 @@ func TestFailureSentOnceThenDailyThenRecovered(t *testing.T) {
 
 func TestADifferentFailureIsSent(t *testing.T) {
 	t.Parallel()
-	rc := newReceiver(t)
+	rc := notifytest.NewReceiver(t)
 	file := &FileState{Path: filepath.Join(t.TempDir(), "state")}
 	run := func(o Outcome) { process(rc, file).RunEnded(context.Background(), o) }
 	run(failed(at(6, 2, 0), 3))
@@ -127,12 +128,12 @@ func TestADifferentFailureIsSent(t *testing.T) {
 // A delivery that got nowhere is tried again at the next run.
 func TestUndeliveredFailureIsTriedAgain(t *testing.T) {
 	t.Parallel()
-	rc := newReceiver(t, 404)
+	rc := notifytest.NewReceiver(t, 404)
 	file := &FileState{Path: filepath.Join(t.TempDir(), "state")}
 	process(rc, file).RunEnded(context.Background(), failed(at(6, 2, 0), 3))
 	process(rc, file).RunEnded(context.Background(), failed(at(6, 3, 0), 3))
 	process(rc, file).RunEnded(context.Background(), failed(at(6, 4, 0), 3))
-	if n := len(rc.requests()); n != 2 {
+	if n := len(rc.Requests()); n != 2 {
 		t.Errorf("the receiver got %d requests, want 2 (refused, then delivered)", n)
 	}
 }
@@ -161,7 +162,7 @@ func migrated(t *testing.T) (string, *pgxpool.Pool) {
 func TestPostgresStateDedupsAcrossProcesses(t *testing.T) {
 	t.Parallel()
 	schema, pool := migrated(t)
-	rc := newReceiver(t)
+	rc := notifytest.NewReceiver(t)
 	pg := &PostgresState{Pool: pool, Schema: schema}
 	for h := 2; h <= 7; h++ {
 		process(rc, pg).RunEnded(context.Background(), failed(at(6, h, 0), 3))
@@ -175,7 +176,7 @@ func TestPostgresStateDedupsAcrossProcesses(t *testing.T) {
 func TestDatabaseDownFallsBackToTheLocalFile(t *testing.T) {
 	t.Parallel()
 	schema, pool := migrated(t)
-	rc := newReceiver(t)
+	rc := notifytest.NewReceiver(t)
 	down := &PostgresState{Pool: unreachableDB(t), Schema: schema}
 	up := &PostgresState{Pool: pool, Schema: schema}
 	file := &FileState{Path: filepath.Join(t.TempDir(), "fallback")}
@@ -195,7 +196,7 @@ func TestDatabaseDownFallsBackToTheLocalFile(t *testing.T) {
 // With no store at all, each process sends: never silent.
 func TestNoStateSendsRatherThanStaysSilent(t *testing.T) {
 	t.Parallel()
-	rc := newReceiver(t)
+	rc := notifytest.NewReceiver(t)
 	dir := t.TempDir()
 	notAFile := &FileState{Path: dir} // a folder: unreadable as a file
 	down := &PostgresState{Pool: unreachableDB(t), Schema: "wildix"}
@@ -205,7 +206,7 @@ func TestNoStateSendsRatherThanStaysSilent(t *testing.T) {
 	wantKinds(t, rc, "failure", "failure", "failure")
 
 	// One process (the worker) remembers on its own.
-	rc2 := newReceiver(t)
+	rc2 := notifytest.NewReceiver(t)
 	w := process(rc2, down, notAFile)
 	for h := 2; h <= 4; h++ {
 		w.RunEnded(context.Background(), failed(at(6, h, 0), 4))
@@ -242,7 +243,7 @@ func TestFileStateKeepsEachPBX(t *testing.T) {
 
 func TestDailySummaryOncePerDay(t *testing.T) {
 	t.Parallel()
-	rc := newReceiver(t)
+	rc := notifytest.NewReceiver(t)
 	file := &FileState{Path: filepath.Join(t.TempDir(), "state")}
 	var days []string
 	build := func(_ context.Context, day time.Time) (Summary, error) {
@@ -276,7 +277,7 @@ func TestDailySummaryOncePerDay(t *testing.T) {
 
 func TestSummaryCarriesTheUnresolvedFailure(t *testing.T) {
 	t.Parallel()
-	rc := newReceiver(t)
+	rc := notifytest.NewReceiver(t)
 	file := &FileState{Path: filepath.Join(t.TempDir(), "state")}
 	process(rc, file).RunEnded(context.Background(), failed(at(6, 2, 0), 3))
 	m := process(rc, file).Summary(context.Background(), at(6, 8, 0), Clock{8, 0}, func(context.Context, time.Time) (Summary, error) {
@@ -289,7 +290,7 @@ func TestSummaryCarriesTheUnresolvedFailure(t *testing.T) {
 
 func TestSummaryCountsYesterdaysRuns(t *testing.T) {
 	t.Parallel()
-	rc := newReceiver(t)
+	rc := notifytest.NewReceiver(t)
 	file := &FileState{Path: filepath.Join(t.TempDir(), "state")}
 	ok := func(at time.Time, rows int64) Outcome {
 		o := succeeded(at)

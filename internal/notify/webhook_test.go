@@ -9,68 +9,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/wildix-export/wildix-export/internal/notify/notifytest"
 )
-
-// received is one request a receiver got.
-type received struct {
-	Path   string
-	Header http.Header
-	Body   []byte
-}
-
-// receiver is a real HTTP server standing for a chat service or a
-// webhook's receiver: it keeps every request and answers with the next
-// status of its script (200 once the script is used up). A status of 0
-// hangs until the test ends.
-type receiver struct {
-	srv    *httptest.Server
-	mu     sync.Mutex
-	got    []received
-	script []int
-}
-
-func newReceiver(t *testing.T, script ...int) *receiver {
-	t.Helper()
-	r := &receiver{script: script}
-	release := make(chan struct{})
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		body, _ := io.ReadAll(req.Body)
-		r.mu.Lock()
-		r.got = append(r.got, received{Path: req.URL.RequestURI(), Header: req.Header.Clone(), Body: body})
-		status := http.StatusOK
-		if len(r.script) > 0 {
-			status, r.script = r.script[0], r.script[1:]
-		}
-		r.mu.Unlock()
-		if status == 0 {
-			select {
-			case <-release:
-			case <-req.Context().Done():
-			}
-			return
-		}
-		w.WriteHeader(status)
-		io.WriteString(w, "answer of the receiver")
-	}))
-	t.Cleanup(func() {
-		close(release)
-		r.srv.Close()
-	})
-	return r
-}
-
-func (r *receiver) requests() []received {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]received(nil), r.got...)
-}
 
 // strictDecode decodes body into v, refusing fields v does not declare:
 // v mirrors the service's documented schema.
@@ -190,12 +134,12 @@ func TestChatPayloadsFitTheServicesSchemas(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(string(tt.service), func(t *testing.T) {
 			t.Parallel()
-			rc := newReceiver(t)
-			tg := parseTarget(t, string(tt.service)+"+"+rc.srv.URL+"/services/T0/B0/SECRETPATH")
+			rc := notifytest.NewReceiver(t)
+			tg := parseTarget(t, string(tt.service)+"+"+rc.Server.URL+"/services/T0/B0/SECRETPATH")
 			if r := sendOne(t, tg, m); r.Err != nil {
 				t.Fatal(r.Err)
 			}
-			got := rc.requests()
+			got := rc.Requests()
 			if len(got) != 1 {
 				t.Fatalf("receiver got %d requests, want 1", len(got))
 			}
@@ -218,13 +162,13 @@ func TestChatPayloadsFitTheServicesSchemas(t *testing.T) {
 func TestGenericWebhookIsVersionedAndSigned(t *testing.T) {
 	t.Parallel()
 	const key = "a-key-of-sixteen-or-more"
-	rc := newReceiver(t)
-	tg := parseTarget(t, rc.srv.URL+"/hook?team=ops&hmac_secret="+key)
+	rc := notifytest.NewReceiver(t)
+	tg := parseTarget(t, rc.Server.URL+"/hook?team=ops&hmac_secret="+key)
 	m := failureMessage()
 	if r := sendOne(t, tg, m); r.Err != nil {
 		t.Fatal(r.Err)
 	}
-	got := rc.requests()
+	got := rc.Requests()
 	if len(got) != 1 {
 		t.Fatalf("receiver got %d requests, want 1", len(got))
 	}
@@ -252,11 +196,11 @@ func TestGenericWebhookIsVersionedAndSigned(t *testing.T) {
 	}
 
 	// Unsigned: no signature header.
-	rc2 := newReceiver(t)
-	if r := sendOne(t, parseTarget(t, rc2.srv.URL+"/hook"), m); r.Err != nil {
+	rc2 := notifytest.NewReceiver(t)
+	if r := sendOne(t, parseTarget(t, rc2.Server.URL+"/hook"), m); r.Err != nil {
 		t.Fatal(r.Err)
 	}
-	if h := rc2.requests()[0].Header; h.Get(HeaderSignature) != "" || h.Get(HeaderID) == "" {
+	if h := rc2.Requests()[0].Header; h.Get(HeaderSignature) != "" || h.Get(HeaderID) == "" {
 		t.Errorf("unsigned target's headers: %v", h)
 	}
 }
@@ -277,16 +221,16 @@ func TestDeliveryRetriesWithinItsBound(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			rc := newReceiver(t, tt.script...)
-			r := sendOne(t, parseTarget(t, rc.srv.URL+"/hook"), failureMessage())
-			if r.Attempts != tt.wantAttempts || len(rc.requests()) != tt.wantAttempts {
-				t.Errorf("attempts %d, requests %d, want %d", r.Attempts, len(rc.requests()), tt.wantAttempts)
+			rc := notifytest.NewReceiver(t, tt.script...)
+			r := sendOne(t, parseTarget(t, rc.Server.URL+"/hook"), failureMessage())
+			if r.Attempts != tt.wantAttempts || len(rc.Requests()) != tt.wantAttempts {
+				t.Errorf("attempts %d, requests %d, want %d", r.Attempts, len(rc.Requests()), tt.wantAttempts)
 			}
 			if tt.wantErr == "" && r.Err != nil || tt.wantErr != "" && (r.Err == nil || !strings.Contains(r.Err.Error(), tt.wantErr)) {
 				t.Errorf("err = %v, want %q", r.Err, tt.wantErr)
 			}
 			ids := map[string]bool{}
-			for _, q := range rc.requests() {
+			for _, q := range rc.Requests() {
 				ids[q.Header.Get(HeaderID)] = true
 			}
 			if len(ids) != 1 {
@@ -298,10 +242,10 @@ func TestDeliveryRetriesWithinItsBound(t *testing.T) {
 
 func TestHangingReceiverCostsAtMostTheBudget(t *testing.T) {
 	t.Parallel()
-	hang := newReceiver(t, 0, 0, 0)
-	ok := newReceiver(t)
+	hang := notifytest.NewReceiver(t, 0, 0, 0)
+	ok := notifytest.NewReceiver(t)
 	n := &Notifier{
-		Targets:        []*Target{parseTarget(t, hang.srv.URL+"/services/SECRETPATH"), parseTarget(t, ok.srv.URL+"/hook")},
+		Targets:        []*Target{parseTarget(t, hang.Server.URL+"/services/SECRETPATH"), parseTarget(t, ok.Server.URL+"/hook")},
 		AttemptTimeout: 300 * time.Millisecond, Budget: time.Second,
 	}
 	done := make(chan []Result, 1)
@@ -318,19 +262,19 @@ func TestHangingReceiverCostsAtMostTheBudget(t *testing.T) {
 	if strings.Contains(rs[0].Err.Error(), "SECRETPATH") {
 		t.Errorf("the error shows the webhook's path: %v", rs[0].Err)
 	}
-	if rs[1].Err != nil || len(ok.requests()) != 1 {
-		t.Errorf("the other target: err %v, %d requests; want it delivered once", rs[1].Err, len(ok.requests()))
+	if rs[1].Err != nil || len(ok.Requests()) != 1 {
+		t.Errorf("the other target: err %v, %d requests; want it delivered once", rs[1].Err, len(ok.Requests()))
 	}
 }
 
 func TestMessagesScrubSecrets(t *testing.T) {
 	t.Parallel()
-	rc := newReceiver(t)
-	n := &Notifier{Targets: []*Target{parseTarget(t, rc.srv.URL+"/hook")}, Scrub: []string{"postgres://u:dbpass@db/x", "dbpass", "abc"}}
+	rc := notifytest.NewReceiver(t)
+	n := &Notifier{Targets: []*Target{parseTarget(t, rc.Server.URL+"/hook")}, Scrub: []string{"postgres://u:dbpass@db/x", "dbpass", "abc"}}
 	m := failureMessage()
 	m.Failure.Error = "connect postgres://u:dbpass@db/x: refused; password dbpass; abc stays"
 	n.Send(context.Background(), m)
-	body := string(rc.requests()[0].Body)
+	body := string(rc.Requests()[0].Body)
 	if strings.Contains(body, "dbpass") {
 		t.Errorf("the payload holds a secret: %s", body)
 	}
@@ -341,15 +285,15 @@ func TestMessagesScrubSecrets(t *testing.T) {
 
 func TestSlackBlocksKeepTheirLimits(t *testing.T) {
 	t.Parallel()
-	rc := newReceiver(t)
+	rc := notifytest.NewReceiver(t)
 	m := failureMessage()
 	m.PBX = strings.Repeat("p", 200)
 	m.Failure.Error = strings.Repeat("<e&> ", 1000)
-	if r := sendOne(t, parseTarget(t, "slack+"+rc.srv.URL+"/services/x"), m); r.Err != nil {
+	if r := sendOne(t, parseTarget(t, "slack+"+rc.Server.URL+"/services/x"), m); r.Err != nil {
 		t.Fatal(r.Err)
 	}
 	var p slackMsg
-	strictDecode(t, rc.requests()[0].Body, &p)
+	strictDecode(t, rc.Requests()[0].Body, &p)
 	if n := len([]rune(p.Blocks[0].Text.Text)); n > 150 {
 		t.Errorf("header of %d characters, Slack takes 150 at most", n)
 	}
@@ -365,7 +309,7 @@ func TestSlackBlocksKeepTheirLimits(t *testing.T) {
 // shows the webhook's path, its credential, redacted.
 func TestDeliveryErrorHidesTheWebhookPath(t *testing.T) {
 	t.Parallel()
-	port := freePort(t) // closed again: nothing listens there
+	port := notifytest.FreePort(t) // closed again: nothing listens there
 	tg := parseTarget(t, fmt.Sprintf("slack+http://127.0.0.1:%d/services/T0/B0/SECRETPATH", port))
 	r := sendOne(t, tg, failureMessage())
 	if r.Err == nil {

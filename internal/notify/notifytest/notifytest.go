@@ -1,4 +1,8 @@
-package notify
+// Package notifytest runs real receivers of notifications for tests: a
+// Mailpit SMTP server read back through its API, and an HTTP receiver
+// that keeps what it is sent. Used by internal/notify's tests and the
+// command's.
+package notifytest
 
 import (
 	"context"
@@ -11,31 +15,34 @@ import (
 	"encoding/pem"
 	"fmt"
 	"go/build"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
 
-// mailpitVersion is the version .ci/run installs.
-const mailpitVersion = "v1.33.1"
+// MailpitVersion is the version .ci/run installs.
+const MailpitVersion = "v1.33.1"
 
-// mailpit is a real SMTP server that keeps what it receives and serves it
+// Mailpit is a real SMTP server that keeps what it receives and serves it
 // over its HTTP API (https://mailpit.axllent.org/docs/api-v1/), started for
 // one test and stopped at its end.
-type mailpit struct {
-	smtpPort int
-	api      string
+type Mailpit struct {
+	SMTPPort int
+	API      string
 }
 
 // mailpitBinary finds mailpit on PATH or in GOPATH/bin. In CI it must be
 // there (.ci/run installs it); elsewhere the test is skipped with the
 // command that installs it.
-func mailpitBinary(t *testing.T) string {
+func mailpitBinary(t testing.TB) string {
 	t.Helper()
 	if p, err := exec.LookPath("mailpit"); err == nil {
 		return p
@@ -48,7 +55,7 @@ func mailpitBinary(t *testing.T) string {
 	if _, err := os.Stat(p); err == nil {
 		return p
 	}
-	msg := "mailpit is not installed: go install github.com/axllent/mailpit@" + mailpitVersion + " (bash .ci/run does)"
+	msg := "mailpit is not installed: go install github.com/axllent/mailpit@" + MailpitVersion + " (bash .ci/run does)"
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg)
 	}
@@ -56,7 +63,7 @@ func mailpitBinary(t *testing.T) string {
 	return ""
 }
 
-func freePort(t *testing.T) int {
+func FreePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -66,18 +73,18 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// startMailpit starts mailpit on free loopback ports with extra flags
+// StartMailpit starts mailpit on free loopback ports with extra flags
 // and waits until its API answers. A port taken between choosing and
 // binding makes mailpit exit; it is then started again on others.
-func startMailpit(t *testing.T, flags ...string) *mailpit {
+func StartMailpit(t testing.TB, flags ...string) *Mailpit {
 	t.Helper()
 	bin := mailpitBinary(t)
 	var lastErr error
 	for range 3 {
-		m := &mailpit{smtpPort: freePort(t)}
-		httpPort := freePort(t)
-		m.api = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
-		args := append([]string{"--smtp", fmt.Sprintf("127.0.0.1:%d", m.smtpPort), "--listen", fmt.Sprintf("127.0.0.1:%d", httpPort),
+		m := &Mailpit{SMTPPort: FreePort(t)}
+		httpPort := FreePort(t)
+		m.API = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+		args := append([]string{"--smtp", fmt.Sprintf("127.0.0.1:%d", m.SMTPPort), "--listen", fmt.Sprintf("127.0.0.1:%d", httpPort),
 			"--database", filepath.Join(t.TempDir(), "mailpit.db"), "--disable-version-check", "--smtp-disable-rdns", "--quiet"}, flags...)
 		cmd := exec.Command(bin, args...)
 		out, err := os.Create(filepath.Join(t.TempDir(), "mailpit.log"))
@@ -105,7 +112,7 @@ func startMailpit(t *testing.T, flags ...string) *mailpit {
 	return nil
 }
 
-func (m *mailpit) waitReady(exited <-chan error) error {
+func (m *Mailpit) waitReady(exited <-chan error) error {
 	deadline := time.After(20 * time.Second)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
@@ -114,9 +121,9 @@ func (m *mailpit) waitReady(exited <-chan error) error {
 		case err := <-exited:
 			return fmt.Errorf("mailpit exited: %v", err)
 		case <-deadline:
-			return fmt.Errorf("mailpit's API %s did not answer within 20s", m.api)
+			return fmt.Errorf("mailpit's API %s did not answer within 20s", m.API)
 		case <-tick.C:
-			if resp, err := http.Get(m.api + "/api/v1/info"); err == nil {
+			if resp, err := http.Get(m.API + "/api/v1/info"); err == nil {
 				resp.Body.Close()
 				if resp.StatusCode == http.StatusOK {
 					return nil
@@ -126,8 +133,8 @@ func (m *mailpit) waitReady(exited <-chan error) error {
 	}
 }
 
-// mailpitMessage is what the API tells of a message.
-type mailpitMessage struct {
+// Message is what the API tells of a message.
+type Message struct {
 	ID      string
 	From    struct{ Address string }
 	To      []struct{ Address string }
@@ -135,9 +142,9 @@ type mailpitMessage struct {
 	Text    string
 }
 
-// messages returns the messages received, once there are want of them
+// Messages returns the messages received, once there are want of them
 // (or fails the test after 10 s).
-func (m *mailpit) messages(t *testing.T, want int) []mailpitMessage {
+func (m *Mailpit) Messages(t testing.TB, want int) []Message {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -147,7 +154,7 @@ func (m *mailpit) messages(t *testing.T, want int) []mailpitMessage {
 		}
 		m.get(t, "/api/v1/messages", &list)
 		if len(list.Messages) >= want {
-			out := make([]mailpitMessage, len(list.Messages))
+			out := make([]Message, len(list.Messages))
 			for i, l := range list.Messages {
 				m.get(t, "/api/v1/message/"+l.ID, &out[i])
 			}
@@ -161,17 +168,17 @@ func (m *mailpit) messages(t *testing.T, want int) []mailpitMessage {
 	}
 }
 
-// headers returns a message's headers as the server received them.
-func (m *mailpit) headers(t *testing.T, id string) map[string][]string {
+// Headers returns a message's headers as the server received them.
+func (m *Mailpit) Headers(t testing.TB, id string) map[string][]string {
 	t.Helper()
 	var h map[string][]string
 	m.get(t, "/api/v1/message/"+id+"/headers", &h)
 	return h
 }
 
-func (m *mailpit) get(t *testing.T, path string, v any) {
+func (m *Mailpit) get(t testing.TB, path string, v any) {
 	t.Helper()
-	resp, err := http.Get(m.api + path)
+	resp, err := http.Get(m.API + path)
 	if err != nil {
 		t.Fatalf("mailpit API %s: %v", path, err)
 	}
@@ -184,9 +191,9 @@ func (m *mailpit) get(t *testing.T, path string, v any) {
 	}
 }
 
-// selfSigned writes a certificate for 127.0.0.1 and its key, and returns
+// SelfSigned writes a certificate for 127.0.0.1 and its key, and returns
 // their paths: the server's pair, and the CA file a target trusts.
-func selfSigned(t *testing.T) (certFile, keyFile string) {
+func SelfSigned(t testing.TB) (certFile, keyFile string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -216,4 +223,59 @@ func selfSigned(t *testing.T) (certFile, keyFile string) {
 		t.Fatal(err)
 	}
 	return certFile, keyFile
+}
+
+// Received is one request a receiver got.
+type Received struct {
+	Path   string
+	Header http.Header
+	Body   []byte
+}
+
+// Receiver is a real HTTP server standing for a chat service or a
+// webhook's receiver: it keeps every request and answers with the next
+// status of its script (200 once the script is used up). A status of 0
+// hangs until the test ends.
+type Receiver struct {
+	Server *httptest.Server
+	mu     sync.Mutex
+	got    []Received
+	script []int
+}
+
+func NewReceiver(t testing.TB, script ...int) *Receiver {
+	t.Helper()
+	r := &Receiver{script: script}
+	release := make(chan struct{})
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		r.got = append(r.got, Received{Path: req.URL.RequestURI(), Header: req.Header.Clone(), Body: body})
+		status := http.StatusOK
+		if len(r.script) > 0 {
+			status, r.script = r.script[0], r.script[1:]
+		}
+		r.mu.Unlock()
+		if status == 0 {
+			select {
+			case <-release:
+			case <-req.Context().Done():
+			}
+			return
+		}
+		w.WriteHeader(status)
+		io.WriteString(w, "answer of the receiver")
+	}))
+	t.Cleanup(func() {
+		close(release)
+		r.Server.Close()
+	})
+	return r
+}
+
+// Requests returns what the receiver got so far.
+func (r *Receiver) Requests() []Received {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Received(nil), r.got...)
 }
