@@ -348,3 +348,29 @@ FROM group_calls WHERE first_leg_id IN (5001, 5004, 5031) ORDER BY first_leg_id`
 		t.Fatal("a negative threshold was accepted")
 	}
 }
+
+// TestGroupMembersEveryShape: call_group_members reads members in every
+// shape a PBX may send (array of strings, numbers, objects or interfaces,
+// a PHP-style object, a comma-separated string), counts what it cannot
+// read, and a group whose settings are malformed leaves every group view
+// queryable.
+func TestGroupMembersEveryShape(t *testing.T) {
+	t.Parallel()
+	p, pool := loadFixture(t, "Europe/Rome", nil)
+	loadGroupFixture(t, p, "Sales")
+	loadRecords(t, p, "call_groups", []json.RawMessage{
+		json.RawMessage(`{"id":"10","title":"Numbers","members":[301,"302"],"settings":"ringall"}`),
+		json.RawMessage(`{"id":"11","title":"PHP","members":{"0":"PJSIP/303-0000a1","3":{"stateInterface":"Local/304@queue"}},"settings":{"timeout":"soon"}}`),
+		json.RawMessage(`{"id":"12","name":"Queue named by name","members":"305, SIP/306","settings":[]}`),
+		json.RawMessage(`{"id":"13","title":"Odd","members":[null,{"name":"nobody"},"",[]]}`),
+		json.RawMessage(`{"id":"14","title":"None"}`),
+	}, "odd-shapes")
+	sameLines(t, "call_group_members", viewLines(t, pool, `SELECT group_id, group_name, extension, position::text FROM call_group_members WHERE group_deleted_at IS NULL ORDER BY group_id, position`),
+		[]string{"10|Numbers|301|1", "10|Numbers|302|2", "11|PHP|303|1", "11|PHP|304|2", "12|Queue named by name|305|1", "12|Queue named by name|306|2"})
+	sameLines(t, "data_quality", viewLines(t, pool, `SELECT group_members_unreadable::text FROM data_quality`), []string{"4"})
+	for _, v := range []string{"group_calls", "group_intervals", "agent_calls", "group_legs"} {
+		if n := len(viewLines(t, pool, "SELECT * FROM "+v)); n == 0 {
+			t.Errorf("%s has no rows with malformed groups present", v)
+		}
+	}
+}
