@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -372,5 +373,53 @@ func TestNotStartedAfterAFailureSaysSoOnce(t *testing.T) {
 		if e.Err == nil || e.Err.Error() != "not started: call_history failed first" || !errors.As(e.Err, &api) || api.Status != 403 {
 			t.Fatalf("%s: err %v, want a short 'not started' wrapping the 403", e.Endpoint, e.Err)
 		}
+	}
+}
+
+// TestCallIDBelowOneIsNamed: a PBX that honours filter[id] is never asked
+// below id 1 by the keyset reader, so a first run asks once whether it
+// holds an id below 1, and names such a record instead of leaving it out
+// without a word; a PBX that ignores the filter proves nothing and the run
+// goes on; later runs do not ask.
+func TestCallIDBelowOneIsNamed(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, answer, err string
+	}{
+		{"id 0", `{"type":"result","result":{"total":"1","records":[{"id":"0"}]}}`, `key 0): field "id": cursor 0 is below 1`},
+		{"negative id beside id 1", `{"type":"result","result":{"total":"2","records":[{"id":1},{"id":"-7"}]}}`, `key -7): field "id": cursor -7 is below 1`},
+		{"filter ignored", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var asked atomic.Int64
+			below := func(r *http.Request, status int, body []byte) (int, []byte) {
+				if r.URL.Query().Get("filter[id][to]") == "1" && r.URL.Query().Get("filter[id][from]") == "" {
+					asked.Add(1)
+					if tc.answer != "" {
+						return 200, []byte(tc.answer)
+					}
+				}
+				return status, body
+			}
+			_, x, dir, _ := setup(t, pbxsim.Options{Calls: 30, Rewrite: below})
+			res := run(t, x)
+			if asked.Load() != 1 {
+				t.Fatalf("asked %d times, want once", asked.Load())
+			}
+			if tc.err == "" {
+				if res.Err != nil {
+					t.Fatal(res.Err)
+				}
+				wantAll(t, dir, 30)
+				if res := run(t, x); res.Err != nil || asked.Load() != 1 {
+					t.Fatalf("second run: %v, asked %d times in all, want once", res.Err, asked.Load())
+				}
+				return
+			}
+			if res.Err == nil || !strings.Contains(res.Err.Error(), tc.err) {
+				t.Fatalf("err = %v, want %q", res.Err, tc.err)
+			}
+		})
 	}
 }

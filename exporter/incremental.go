@@ -59,7 +59,12 @@ func (x *Exporter) incremental(ctx context.Context, runID string, ep *Endpoint) 
 		err = x.byTime(ctx, c, ep, st, &res, sizes, n, log)
 		return x.endIncremental(ctx, c, res, err)
 	}
-	st.Cursor, err = x.byKey(ctx, c, ep, st.Cursor, &res, sizes, n, log)
+	if st.Cursor == 0 {
+		err = x.belowOne(ctx, ep, n)
+	}
+	if err == nil {
+		st.Cursor, err = x.byKey(ctx, c, ep, st.Cursor, &res, sizes, n, log)
+	}
 	var le *ladderError
 	if errors.As(err, &le) {
 		note(&res, log, fmt.Sprintf("the PBX ignores %s: paging by filter[%s] time windows", ladderWhat(ep, le), ep.TimeField))

@@ -18,12 +18,16 @@ type Row struct {
 	// Key is the natural key, its fields joined by a tab.
 	Key string
 	// Values holds one value per catalog column: nil (NULL), int64,
-	// string, time.Time (UTC), bool, Decimal, or json.RawMessage.
+	// string, time.Time (UTC, whole microseconds as PostgreSQL keeps
+	// them), bool, Decimal, or json.RawMessage. Each is one PostgreSQL can
+	// store (storable.go).
 	Values []any
 	// Extra is a JSON object of the fields the catalog does not know, or
 	// nil when there are none.
 	Extra json.RawMessage
-	// Raw is the record as the PBX sent it (invalid UTF-8 replaced).
+	// Raw is the record as the PBX sent it (invalid UTF-8 replaced), or,
+	// when it held a value PostgreSQL cannot store or a member named
+	// twice, as repaired (storable.go), the change counted in Warnings.
 	Raw json.RawMessage
 	// Cursor is the value of the endpoint's cursor field, when it has one.
 	Cursor int64
@@ -86,6 +90,8 @@ type Converter struct {
 	raws     [][]byte       // this record's raw value per column
 	timezone []byte         // this record's timezone field
 	extra    []byte
+	names    [][]byte // this record's undeclared field names
+	odd      bool     // this record may need repair (storable.go)
 }
 
 func (c *Converter) init() {
@@ -147,12 +153,18 @@ func (c *Converter) convert(index int, raw json.RawMessage, values []any) (Row, 
 	if !utf8.Valid(raw) {
 		raw = bytes.ToValidUTF8(raw, []byte("\uFFFD"))
 	}
-	if err := c.scan(raw); err != nil {
+	raw, notes, err := c.contain(raw)
+	if err != nil {
 		return Row{}, &RecordError{Index: index, Err: err}
 	}
 	row := Row{Raw: raw, Values: values}
 	if err := c.identify(index, &row); err != nil {
 		return Row{}, err
+	}
+	for _, n := range notes {
+		if err := c.warn(n.kind, row.Key, n.field, n.detail); err != nil {
+			return Row{}, &RecordError{Index: index, Key: row.Key, Field: n.field, Err: err}
+		}
 	}
 	offset, err := c.offset(index, row.Key)
 	if err != nil {
@@ -167,18 +179,42 @@ func (c *Converter) convert(index int, raw json.RawMessage, values []any) (Row, 
 	return row, nil
 }
 
+// contain scans raw into the converter. A record the scan finds odd (an
+// escape, a number, a nested object or a name twice that PostgreSQL may
+// not store as sent) is repaired, and scanned again: see storable.go.
+func (c *Converter) contain(raw json.RawMessage) (json.RawMessage, []repairNote, error) {
+	c.odd = badEscape(raw)
+	if err := c.scan(raw); err != nil || !c.odd {
+		return raw, nil, err
+	}
+	fixed, notes, err := repair(raw)
+	if err != nil || len(notes) == 0 {
+		return raw, nil, err
+	}
+	return fixed, notes, c.scan(fixed)
+}
+
 // scan sets c.raws to the declared fields' raw values, c.timezone to the
-// record's offset field and c.extra to the undeclared fields, as JSON.
+// record's offset field and c.extra to the undeclared fields, as JSON; it
+// sets c.odd when a value or a name twice may need repair.
 func (c *Converter) scan(raw json.RawMessage) error {
 	for i := range c.raws {
 		c.raws[i] = nil
 	}
-	c.timezone, c.extra = nil, c.extra[:0]
+	c.timezone, c.extra, c.names = nil, c.extra[:0], c.names[:0]
 	return scanObject(raw, func(name, value []byte) error {
+		if value[0] != '"' && !plainValue(value) {
+			c.odd = true
+		}
 		if i, ok := c.index[string(name)]; ok {
+			c.odd = c.odd || c.raws[i] != nil
 			c.raws[i] = value
 			return nil
 		}
+		for _, n := range c.names {
+			c.odd = c.odd || bytes.Equal(n, name)
+		}
+		c.names = append(c.names, name)
 		if string(name) == "timezone" {
 			c.timezone = value
 		}
@@ -375,6 +411,9 @@ func (c *Converter) value(col Column, raw []byte, offset *int, hint time.Time, i
 		return n, "", err
 	case Numeric:
 		d, err := decimalText(s)
+		if err == nil && len(d) > maxFractionDigits && !numberHoldable([]byte(d)) {
+			return nil, "", fmt.Errorf("%s is beyond PostgreSQL's numeric range (%d digits before the point, %d after)", excerpt([]byte(s)), maxIntegerDigits, maxFractionDigits)
+		}
 		return d, "", err
 	case Boolean:
 		switch strings.ToLower(s) {
@@ -389,6 +428,9 @@ func (c *Converter) value(col Column, raw []byte, offset *int, hint time.Time, i
 			return nil, "", nil // MySQL's zero date: no time
 		}
 		t, how, err := c.Instant(s, offset, hint, isAnchor)
+		if t.Nanosecond()%1000 != 0 {
+			t = t.Truncate(time.Microsecond) // what PostgreSQL keeps, so that CSV keeps the same
+		}
 		return t, how, err
 	}
 	return nil, "", fmt.Errorf("unknown column type %q", col.Type)

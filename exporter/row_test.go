@@ -117,19 +117,27 @@ func TestConvertRefusesBadRecords(t *testing.T) {
 
 func TestConvertInvalidUTF8AndNUL(t *testing.T) {
 	t.Parallel()
-	c := &Converter{Endpoint: callEndpoint()}
-	row, err := c.Convert(0, json.RawMessage("{\"id\":\"1\",\"from_name\":\"bad \xff\xfe byte\",\"to_name\":\"nul\\u0000here\"}"))
+	rec := json.RawMessage("{\"id\":\"1\",\"from_name\":\"bad \xff\xfe byte\",\"to_name\":\"nul\\u0000here\"}")
+	if _, err := (&Converter{Endpoint: callEndpoint()}).Convert(0, rec); err == nil || !strings.Contains(err.Error(), `key 1): field "to_name"`) {
+		t.Fatalf("without Warnings: err %v, want the NUL refused naming key and field", err)
+	}
+	w := &Warnings{}
+	c := &Converter{Endpoint: callEndpoint(), Warnings: w}
+	row, err := c.Convert(0, rec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := row.Values[c.Endpoint.Column("from_name")]; got != "bad \uFFFD byte" { // a run of invalid bytes becomes one U+FFFD
 		t.Errorf("from_name = %q", got)
 	}
-	if got := row.Values[c.Endpoint.Column("to_name")]; got != "nul\x00here" {
-		t.Errorf("to_name = %q (the sink decides about NUL)", got)
+	if got := row.Values[c.Endpoint.Column("to_name")]; got != "nul\uFFFDhere" {
+		t.Errorf("to_name = %q, want NUL as U+FFFD in every sink", got)
 	}
-	if !json.Valid(row.Raw) {
-		t.Errorf("raw is not valid JSON: %q", row.Raw)
+	if !json.Valid(row.Raw) || strings.Contains(string(row.Raw), `\u0000`) {
+		t.Errorf("raw %q: want valid JSON without \\u0000", row.Raw)
+	}
+	if w.Count(WarnEscape) != 1 {
+		t.Errorf("warnings %q, want the NUL counted", w.Notes())
 	}
 }
 
@@ -503,4 +511,20 @@ func TestKeysAndTimesDoNotHoldTheirPage(t *testing.T) {
 		t.Errorf("%d of %d answers still in memory after their keys and wall times were kept and the rest dropped", alive, pages)
 	}
 	runtime.KeepAlive(kept)
+}
+
+// TestTimesKeepWholeMicroseconds: a time with a fraction of a second keeps
+// it to the microsecond, what PostgreSQL keeps, so that every sink holds
+// the same instant.
+func TestTimesKeepWholeMicroseconds(t *testing.T) {
+	t.Parallel()
+	c := &Converter{Endpoint: callEndpoint()}
+	row, err := c.Convert(0, json.RawMessage(`{"id":"1","start":"2026-01-10T10:00:00.1234567Z","end":"2026-01-10 10:00:05.25","timezone":"+0100"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, end := row.Values[c.Endpoint.Column("start_time")].(time.Time), row.Values[c.Endpoint.Column("end_time")].(time.Time)
+	if start.Nanosecond() != 123456000 || end.Nanosecond() != 250000000 {
+		t.Fatalf("start %v, end %v: want the fraction to the microsecond", start, end)
+	}
 }

@@ -18,7 +18,7 @@ func scanObject(b []byte, fn func(name, value []byte) error) error {
 	if i >= len(b) || b[i] != '{' {
 		return errors.New("not a JSON object")
 	}
-	end, err := walkObject(b, i, 0, func(name []byte, start int) (int, error) {
+	end, err := walkMembers(b, i, 0, func(_, name []byte, start int) (int, error) {
 		end, err := valueEnd(b, start, 1)
 		if err != nil {
 			return 0, err
@@ -36,6 +36,12 @@ func scanObject(b []byte, fn func(name, value []byte) error) error {
 // index just past the value, so it may parse the value itself. It returns
 // the index just past the object.
 func walkObject(b []byte, i, depth int, member func(name []byte, start int) (int, error)) (int, error) {
+	return walkMembers(b, i, depth, func(_, name []byte, start int) (int, error) { return member(name, start) })
+}
+
+// walkMembers is walkObject passing each member's name also as it was
+// written (quoted, escapes and all), for what must tell them apart.
+func walkMembers(b []byte, i, depth int, member func(written, name []byte, start int) (int, error)) (int, error) {
 	if depth >= maxDepth {
 		return 0, fmt.Errorf("nested deeper than %d levels at byte %d", maxDepth, i)
 	}
@@ -47,6 +53,7 @@ func walkObject(b []byte, i, depth int, member func(name []byte, start int) (int
 		if i >= len(b) || b[i] != '"' {
 			return 0, fmt.Errorf("expected a member name at byte %d", i)
 		}
+		start := i
 		end, err := stringEnd(b, i)
 		if err != nil {
 			return 0, err
@@ -67,7 +74,7 @@ func walkObject(b []byte, i, depth int, member func(name []byte, start int) (int
 		if i >= len(b) {
 			return 0, errors.New("value missing")
 		}
-		if i, err = member(name, i); err != nil {
+		if i, err = member(b[start:end], name, i); err != nil {
 			return 0, err
 		}
 		var closed bool
