@@ -428,29 +428,28 @@ func (b *boundSearch) ask(ctx context.Context, from int64) ([]int64, error) {
 // key is below 1 (filter[key][to]=1, two keys, lowest first: with an
 // inclusive or an exclusive bound, sorted or not, a key below 1 comes if
 // there is one). Incremental export reads keys from 1 up, so such a record
-// could never be exported: it is named, as a record error, rather than
+// could never be exported: it is returned, as a record error, rather than
 // left out without a word. A PBX that ignores the filter sends keys of 1
 // or more, which prove nothing either way.
-func (x *Exporter) belowOne(ctx context.Context, ep *Endpoint, n *Counters) error {
+func (x *Exporter) belowOne(ctx context.Context, ep *Endpoint, n *Counters) (*RecordError, error) {
 	field := ep.Cursor
 	q := url.Values{"sort": {field}, "dir": {"ASC"}, "start": {"0"}, "count": {"2"}, "fields": {field},
 		"filter[" + field + "][to]": {"1"}}
 	pg, err := x.Client.List(ctx, ep.Path, q, n)
-	if err == nil {
-		var keys []int64
-		if keys, err = recordKeys(pg, field); err == nil {
-			for _, k := range keys {
-				if k < 1 {
-					return &RecordError{Key: strconv.FormatInt(k, 10), Field: field, Err: fmt.Errorf(
-						"cursor %d is below 1; incremental export reads cursors from 1 up, so this record would never be exported: remove or renumber it on the PBX", k)}
-				}
-			}
+	if err != nil {
+		return nil, fmt.Errorf("look for a %s below 1: %w", field, err)
+	}
+	keys, err := recordKeys(pg, field)
+	if err != nil {
+		return nil, fmt.Errorf("look for a %s below 1: %w", field, err)
+	}
+	for _, k := range keys {
+		if k < 1 {
+			return &RecordError{Key: strconv.FormatInt(k, 10), Field: field, Err: fmt.Errorf(
+				"cursor %d is below 1; incremental export reads cursors from 1 up, so this record is not exported (the other records are)", k)}, nil
 		}
 	}
-	if err != nil {
-		return fmt.Errorf("look for a %s below 1: %w", field, err)
-	}
-	return nil
+	return nil, nil
 }
 
 // checkOrder notes, once, an answer to dir=DESC that is not descending.

@@ -59,8 +59,14 @@ func (x *Exporter) incremental(ctx context.Context, runID string, ep *Endpoint) 
 		err = x.byTime(ctx, c, ep, st, &res, sizes, n, log)
 		return x.endIncremental(ctx, c, res, err)
 	}
+	// A key below 1 is named in the notes at once, and fails the run
+	// once its other records are in: a later run, past cursor 0, does not
+	// ask again, so one such record never stops the export for good.
+	var below *RecordError
 	if st.Cursor == 0 {
-		err = x.belowOne(ctx, ep, n)
+		if below, err = x.belowOne(ctx, ep, n); below != nil {
+			note(&res, log, below.Error())
+		}
 	}
 	if err == nil {
 		st.Cursor, err = x.byKey(ctx, c, ep, st.Cursor, &res, sizes, n, log)
@@ -70,7 +76,10 @@ func (x *Exporter) incremental(ctx context.Context, runID string, ep *Endpoint) 
 		note(&res, log, fmt.Sprintf("the PBX ignores %s: paging by filter[%s] time windows", ladderWhat(ep, le), ep.TimeField))
 		err = x.byTime(ctx, c, ep, st, &res, sizes, n, log)
 	}
-	return x.endIncremental(ctx, c, res, err)
+	if res = x.endIncremental(ctx, c, res, err); res.Err == nil && below != nil {
+		res.Err = below
+	}
+	return res
 }
 
 // byKey reads (from, upper] by key (keyReader). Spans come in key order,

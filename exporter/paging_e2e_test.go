@@ -275,9 +275,10 @@ func TestOldestDeletedAfterFirstPage(t *testing.T) {
 		t.Run(tg.name, func(t *testing.T) {
 			t.Parallel()
 			sink, exported := tg.open(t)
-			// Request 1 is the upper bound, request 2 its confirmation,
-			// request 3 page 0 (ids 1 to 3); call 1 is deleted right after.
-			f, x, _ := newPagingExporter(t, pbxsim.Options{Calls: 10, DeleteAfter: 3, DeleteOldest: 1}, sink, 3)
+			// Request 1 looks for an id below 1, request 2 is the upper
+			// bound, request 3 its confirmation, request 4 page 0 (ids 1
+			// to 3); call 1 is deleted right after.
+			f, x, _ := newPagingExporter(t, pbxsim.Options{Calls: 10, DeleteAfter: 4, DeleteOldest: 1}, sink, 3)
 			r := runCalls(t, x)
 			if f.Sim.Exists(1) || f.Sim.CallCount() != 9 {
 				t.Fatalf("the simulator did not delete call 1 (%d calls)", f.Sim.CallCount())

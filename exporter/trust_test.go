@@ -230,8 +230,8 @@ func TestUpperBoundCostsOneRequestMore(t *testing.T) {
 	if r.Err != nil || r.Rows != 1000 || len(r.Notes) != 0 {
 		t.Fatalf("rows %d, err %v, notes %q: want 1000 rows, no note", r.Rows, r.Err, r.Notes)
 	}
-	if r.Requests != r.Pages+2 || r.Pages < 10 {
-		t.Fatalf("%d requests for %d pages: want the pages and two for the newest key", r.Requests, r.Pages)
+	if r.Requests != r.Pages+3 || r.Pages < 10 {
+		t.Fatalf("%d requests for %d pages: want the pages, two for the newest key and one for an id below 1", r.Requests, r.Pages)
 	}
 	if r = runCalls(t, x); r.Err != nil || r.Rows != 0 || r.Requests != 1 || r.Cursor != 1000 {
 		t.Fatalf("nothing new: rows %d, %d requests, cursor %d, err %v: want one request, cursor 1000", r.Rows, r.Requests, r.Cursor, r.Err)
@@ -285,7 +285,7 @@ func TestNewestKeyGoneWhileConfirmed(t *testing.T) {
 			var sim *pbxsim.Sim
 			var first atomic.Bool
 			gone := func(r *http.Request, status int, body []byte) (int, []byte) {
-				if r.URL.Query().Get("fields") == "id" && first.CompareAndSwap(false, true) {
+				if r.URL.Query().Has("filter[id][from]") && r.URL.Query().Get("fields") == "id" && first.CompareAndSwap(false, true) {
 					if sim.Delete(30) != 1 {
 						panic("call 30 was not there to delete")
 					}
