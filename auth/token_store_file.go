@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/wildix-export/wildix-export/internal/safefile"
@@ -64,7 +65,9 @@ func readPrivate(path, what string, v any) error {
 	if err := notSymlink(path, what); err != nil {
 		return err
 	}
-	f, err := os.Open(path)
+	// O_NONBLOCK: a named pipe planted at path would otherwise hold the
+	// open until someone writes it, hanging run and authorize for good.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -80,6 +83,9 @@ func readPrivate(path, what string, v any) error {
 		// A link put in place between the check and the open.
 		return fmt.Errorf("%s %s changed while it was opened: check who else writes it, and run again", what, path)
 	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s %s is %s, not a file: move it away, and run `wildix-export authorize` (or set WILDIX_TOKEN_FILE to the file)", what, path, fileKind(st.Mode()))
+	}
 	if st.Mode().Perm()&0o077 != 0 {
 		return fmt.Errorf("%s %s has mode %04o and can be read by others: run chmod 600 %s", what, path, st.Mode().Perm(), path)
 	}
@@ -87,6 +93,21 @@ func readPrivate(path, what string, v any) error {
 		return fmt.Errorf("%s %s is not valid JSON (%v): move it away and run `wildix-export authorize`", what, path, err)
 	}
 	return nil
+}
+
+// fileKind names what a mode that is not a regular file's is.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a folder"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "a special file"
 }
 
 // notSymlink refuses a symbolic link at path, naming what it points to.
