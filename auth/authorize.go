@@ -269,7 +269,16 @@ func loopback(ctx context.Context, o AuthorizeOptions, authURL, state string) (l
 		return landing{}, fmt.Errorf("listen on %s for the redirect (WILDIX_REDIRECT_URL): %w; free the port or register another loopback Redirect URI", u.Host, err)
 	}
 	got := make(chan url.Values, 1)
-	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: &redirectHandler{path: u.Path, state: state, got: got, log: o.logger()}}
+	// Whoever reaches the address (any local process) must not be able to
+	// hold connections, and with them the file descriptors the code
+	// exchange and the store need: the redirect is one request, so each
+	// connection is closed once answered, and within the timeouts if it
+	// never finishes its request. A flood of connections can still delay
+	// the person's redirect (docs/security.md), never plant one.
+	srv := &http.Server{ReadHeaderTimeout: loopbackHeaderTimeout, ReadTimeout: loopbackHeaderTimeout, WriteTimeout: loopbackHeaderTimeout,
+		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(o.logger().Handler(), slog.LevelWarn),
+		Handler: &redirectHandler{path: u.Path, state: state, got: got, log: o.logger()}}
+	srv.SetKeepAlivesEnabled(false)
 	go srv.Serve(ln)
 	defer func() {
 		// Let the browser receive its page before the listener goes.
@@ -299,6 +308,10 @@ func loopback(ctx context.Context, o AuthorizeOptions, authURL, state string) (l
 		return landing{}, ctx.Err()
 	}
 }
+
+// loopbackHeaderTimeout is how long the loopback listener waits for a
+// request's headers.
+const loopbackHeaderTimeout = 5 * time.Second
 
 // redirectHandler receives the redirect on the loopback address and hands
 // the first one carrying the authorization's state to got.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -489,4 +490,60 @@ func TestPastedAddressCannotSkipTheState(t *testing.T) {
 		}
 		mustLoad(t, store)
 	})
+}
+
+// TestLoopbackHoldsNoConnection: the loopback listener keeps no
+// connection open for whoever reaches it while authorize waits. A
+// connection that sent a request is closed once answered (no keep-alive:
+// the redirect is one request), and one that sends nothing or only part
+// of its headers is closed after loopbackHeaderTimeout. Idle keep-alive
+// connections were held until authorize ended: a local process holding
+// enough of them took every file descriptor (accept: too many open files),
+// and the person's own redirect never reached authorize.
+func TestLoopbackHoldsNoConnection(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, pbxsim.Options{})
+	addr := strings.TrimSuffix(strings.TrimPrefix(f.cfg.RedirectURL, "http://"), "/callback")
+	held := []struct{ name, send string }{
+		{"answered, then idle", "GET /callback?code=x&state=wrong HTTP/1.1\r\nHost: " + addr + "\r\n\r\n"},
+		{"partial headers", "GET /callback?code=x&state=wrong HTTP/1.1\r\nHost: " + addr + "\r\n"},
+		{"nothing sent", ""},
+	}
+	closed := make(chan error, len(held))
+	ready := func(authURL string) {
+		for _, h := range held {
+			go func() { closed <- closedByServer(addr, h.send, loopbackHeaderTimeout+10*time.Second) }()
+		}
+		for range held {
+			if err := <-closed; err != nil {
+				t.Error(err)
+			}
+		}
+		browser(t)(authURL)
+	}
+	_, err := Authorize(context.Background(), AuthorizeOptions{
+		Config: f.cfg, HTTPClient: http.DefaultClient, Store: fileStore(t, nil), PBX: "pbx1", Stdout: io.Discard,
+		Timeout: loopbackHeaderTimeout + 30*time.Second, Ready: ready,
+	})
+	if err != nil {
+		t.Fatalf("authorize: %v", err)
+	}
+}
+
+// closedByServer connects to addr, sends send, and reads until the server
+// closes the connection, failing if it is still open after wait.
+func closedByServer(addr, send string, wait time.Duration) error {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, send); err != nil {
+		return err
+	}
+	c.SetReadDeadline(time.Now().Add(wait))
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		return fmt.Errorf("connection sent %q still open after %s: %w", send, wait, err)
+	}
+	return nil
 }
