@@ -133,6 +133,14 @@ func (s *sealer) open(pbx, data string) (*Record, error) {
 	return &r, nil
 }
 
+// sealedWhat names the record sealed with aad (seal, sealPending).
+func sealedWhat(aad string) string {
+	if pbx, ok := strings.CutPrefix(aad, "pending/"); ok {
+		return "authorization in progress of PBX " + pbx
+	}
+	return "token of PBX " + aad
+}
+
 func (s *sealer) openBytes(aad, data string) ([]byte, error) {
 	rest, ok := strings.CutPrefix(data, sealedPrefix)
 	if !ok {
@@ -148,12 +156,13 @@ func (s *sealer) openBytes(aad, data string) ([]byte, error) {
 		return nil, errors.New("the stored token is encrypted: set WILDIX_TOKEN_KEY to the key it was stored with")
 	}
 	raw, err := base64.StdEncoding.DecodeString(rest)
+	// Both are for authorize to replace (exit 3), as a record in clear is.
 	if err != nil || len(raw) < s.aead.NonceSize() {
-		return nil, errors.New("the stored token is damaged: run `wildix-export authorize` again")
+		return nil, fmt.Errorf("%w: the stored %s is damaged", ErrReauthorize, sealedWhat(aad))
 	}
 	b, err := s.aead.Open(nil, raw[:s.aead.NonceSize()], raw[s.aead.NonceSize():], []byte(aad))
 	if err != nil {
-		return nil, errors.New("the stored token cannot be decrypted with WILDIX_TOKEN_KEY: wrong key, or run `wildix-export authorize` again")
+		return nil, fmt.Errorf("%w: the stored %s does not open with WILDIX_TOKEN_KEY: it was sealed with another key (then set that one instead), or altered", ErrReauthorize, sealedWhat(aad))
 	}
 	return b, nil
 }

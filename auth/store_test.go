@@ -2,7 +2,10 @@ package auth
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -96,6 +99,80 @@ func TestKeyedStoreRefusesUnsealedRecords(t *testing.T) {
 			}
 			if p, err := s.keyed.LoadPending(ctx, pbx); err != nil || p.State != "s" {
 				t.Fatalf("after a sealed save: %v, %v", p, err)
+			}
+		})
+	}
+}
+
+// TestAlteredSealedRecordNeedsAuthorize: with WILDIX_TOKEN_KEY set, a
+// sealed token or authorization in progress that does not open (a byte of
+// it altered, its text damaged, or sealed with another key) is refused
+// as needing authorize (exit 3, as a record in clear is), never as a
+// failed export (exit 1), and the message does not show the record.
+func TestAlteredSealedRecordNeedsAuthorize(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	key, other := make([]byte, 32), make([]byte, 32)
+	for i := range key {
+		key[i], other[i] = byte(5*i), byte(7*i+1)
+	}
+	alter := map[string]func(string) string{
+		"a byte altered": func(v string) string {
+			raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(v, sealedPrefix))
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw[len(raw)-1] ^= 1
+			return sealedPrefix + base64.StdEncoding.EncodeToString(raw)
+		},
+		"damaged":     func(string) string { return sealedPrefix + "!!not base64" },
+		"too short":   func(string) string { return sealedPrefix + "AAAA" },
+		"another key": func(v string) string { return v },
+	}
+	for name, change := range alter {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := fileStore(t, key)
+			if err := s.Save(ctx, "pbx1", &Record{AccessToken: "secret-access", IssuedAt: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.SavePending(ctx, "pbx1", &Pending{State: "secret-state", Started: time.Now(), Expires: time.Now().Add(PendingTTL)}); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range []struct{ path, field string }{{s.Path(), "tokens"}, {s.PendingPath(), "pending"}} {
+				var c map[string]any
+				b, err := os.ReadFile(f.path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := json.Unmarshal(b, &c); err != nil {
+					t.Fatal(err)
+				}
+				m := c[f.field].(map[string]any)
+				m["pbx1"] = change(m["pbx1"].(string))
+				if b, err = json.Marshal(c); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(f.path, b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			read := s
+			if name == "another key" {
+				var err error
+				if read, err = NewFileStore(s.Path(), other); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, errToken := read.Load(ctx, "pbx1")
+			_, errPending := read.LoadPending(ctx, "pbx1")
+			for _, err := range []error{errToken, errPending} {
+				if !errors.Is(err, ErrReauthorize) {
+					t.Errorf("err = %v, want ErrReauthorize", err)
+				}
+				if err != nil && strings.Contains(err.Error(), "secret-") {
+					t.Errorf("error shows the record: %v", err)
+				}
 			}
 		})
 	}
