@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -319,6 +320,7 @@ type redirectHandler struct {
 	path, state string
 	got         chan<- url.Values
 	log         *slog.Logger
+	ignored     atomic.Int64 // requests ignored so far
 }
 
 func (h *redirectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -329,10 +331,7 @@ func (h *redirectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if !sameState(q.Get("state"), h.state) {
-		// Neither the code nor the error's text is logged: the first is a
-		// credential, the second whatever the sender chose.
-		h.log.Warn("redirect ignored: its state is not the authorization in progress's",
-			"remote_addr", r.RemoteAddr, "has_state", q.Has("state"), "has_code", q.Has("code"), "has_error", q.Has("error"))
+		h.logIgnored(r, q)
 		w.WriteHeader(http.StatusBadRequest)
 		fmt.Fprint(w, "<!doctype html><title>wildix-export</title><h1>Ignored</h1><p>This address is not the authorization wildix-export is waiting for: open the address the terminal shows.</p>")
 		return
@@ -347,6 +346,25 @@ func (h *redirectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	select {
 	case h.got <- q:
 	default:
+	}
+}
+
+// loggedIgnored is how many ignored redirects are logged: whoever sends
+// them without end must not bury the terminal, and the address the person
+// opens, under warnings.
+const loggedIgnored = 10
+
+// logIgnored logs an ignored redirect, the first loggedIgnored of them.
+// Neither the code nor the error's text is logged: the first is a
+// credential, the second whatever the sender chose.
+func (h *redirectHandler) logIgnored(r *http.Request, q url.Values) {
+	switch n := h.ignored.Add(1); {
+	case n <= loggedIgnored:
+		h.log.Warn("redirect ignored: its state is not the authorization in progress's",
+			"remote_addr", r.RemoteAddr, "has_state", q.Has("state"), "has_code", q.Has("code"), "has_error", q.Has("error"))
+	case n == loggedIgnored+1:
+		h.log.Warn("further forged redirects are not logged: something keeps sending requests to the loopback address",
+			"remote_addr", r.RemoteAddr)
 	}
 }
 

@@ -547,3 +547,47 @@ func closedByServer(addr, send string, wait time.Duration) error {
 	}
 	return nil
 }
+
+// TestLoopbackLogsAFloodOnce: a process or web page sending forged
+// redirects without end gets the first loggedIgnored of them logged and
+// one line saying that the rest are not, so that it cannot bury the
+// terminal (and the address to open) under warnings; every one is still
+// answered 400 and the person's redirect completes.
+func TestLoopbackLogsAFloodOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, pbxsim.Options{})
+	const n = 3 * loggedIgnored
+	statuses := make(chan int, n)
+	ready := func(authURL string) {
+		for i := range n {
+			resp, err := http.Get(f.cfg.RedirectURL + fmt.Sprintf("?code=forged-%d&state=wrong", i))
+			if err != nil {
+				t.Error(err)
+				statuses <- 0
+				continue
+			}
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+		}
+		browser(t)(authURL)
+	}
+	var logs syncBuffer
+	_, err := Authorize(context.Background(), AuthorizeOptions{
+		Config: f.cfg, HTTPClient: http.DefaultClient, Store: fileStore(t, nil), PBX: "pbx1", Stdout: io.Discard,
+		Timeout: 20 * time.Second, Ready: ready, Log: slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	if err != nil {
+		t.Fatalf("authorize: %v", err)
+	}
+	for range n {
+		if s := <-statuses; s != http.StatusBadRequest {
+			t.Errorf("forged redirect answered %d, want 400", s)
+		}
+	}
+	if got := strings.Count(logs.String(), "redirect ignored"); got != loggedIgnored {
+		t.Errorf("%d forged redirects logged of %d, want the first %d:\n%s", got, n, loggedIgnored, logs.String())
+	}
+	if got := strings.Count(logs.String(), "further forged redirects are not logged"); got != 1 {
+		t.Errorf("the end of logging said %d times, want once:\n%s", got, logs.String())
+	}
+}
