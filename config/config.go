@@ -31,7 +31,7 @@ import (
 // The tags are the documentation: Usage prints them as the README's table.
 type env struct {
 	PBXURL           string `envconfig:"WILDIX_PBX_URL" desc:"PBX base URL, e.g. https://acme.wildixin.com (http:// only for loopback unless WILDIX_ALLOW_HTTP)"`
-	PBXID            string `envconfig:"WILDIX_PBX_ID" desc:"name this PBX is stored under in tokens, state and tables (default: the URL's host); at most 90 bytes, a byte other than a letter, digit, -, _ or . counting three"`
+	PBXID            string `envconfig:"WILDIX_PBX_ID" desc:"name this PBX is stored under in tokens, state and tables (default: the URL's host); with EXPORT_SINK=csv at most 90 bytes, a byte other than a letter, digit, -, _ or . counting three"`
 	ClientID         string `envconfig:"WILDIX_CLIENT_ID" desc:"OAuth 2.0 Application ID from WMS"`
 	ClientSecret     string `envconfig:"WILDIX_CLIENT_SECRET" desc:"OAuth 2.0 Secret key from WMS (secret; or WILDIX_CLIENT_SECRET_FILE)"`
 	RedirectURL      string `envconfig:"WILDIX_REDIRECT_URL" default:"http://127.0.0.1:8765/callback" desc:"Redirect URI registered on the PBX; loopback for the local flow, any other for the paste flow"`
@@ -334,7 +334,9 @@ func parse(e env, need Need, readFile func(string) ([]byte, error)) (*Config, er
 	if cfg.PBXID == "" && cfg.PBXURL != nil {
 		cfg.PBXID = cfg.PBXURL.Host
 	}
-	c.pbxID(cfg.PBXID, e.PBXID)
+	if cfg.Sink == "csv" { // only the CSV sink names files with it
+		c.pbxID(cfg.PBXID, e.PBXID)
+	}
 	cfg.Auth = c.auth(cfg, e, need.PBX)
 	if len(c.problems) > 0 {
 		return cfg, &Error{Problems: c.problems}

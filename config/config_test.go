@@ -77,6 +77,9 @@ func TestParseProblems(t *testing.T) {
 		{"PBX id at the limit", func(e *env) { e.PBXID = strings.Repeat("a", 84) + "é" }, nil},
 		{"PBX id over the limit", func(e *env) { e.PBXID = strings.Repeat("a", 85) + "é" }, []string{"WILDIX_PBX_ID"}},
 		{"PBX id of 300 characters", func(e *env) { e.PBXID = strings.Repeat("p", 300) }, []string{"WILDIX_PBX_ID"}},
+		{"PBX id of 300 characters, PostgreSQL", func(e *env) {
+			e.Sink, e.DatabaseURL, e.PBXID = "postgres", "postgres://u@h/db", strings.Repeat("p", 300)
+		}, nil},
 		{"PBX id from a long host", func(e *env) { e.PBXURL = "https://" + strings.Repeat("h", 91) + ".example" }, []string{"WILDIX_PBX_ID"}},
 		{"schema like a system one", func(e *env) { e.DBSchema = "pgx_reports" }, nil},
 		{"CA file missing", func(e *env) { e.CAFile = "/nope/ca.pem" }, []string{"WILDIX_CA_FILE"}},
