@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -24,6 +25,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/kelseyhightower/envconfig"
 	"github.com/robfig/cron/v3"
+
+	"github.com/wildix-export/wildix-export/internal/notify"
 )
 
 // env is what envconfig reads: every variable as a string, so that a bad
@@ -70,11 +73,15 @@ type env struct {
 	HTTPAddr         string `envconfig:"EXPORT_HTTP_ADDR" desc:"listen address of /healthz, /readyz and /metrics, e.g. 127.0.0.1:9090 (no authentication: loopback unless a scraper elsewhere needs it; default: off)"`
 	LogFormat        string `envconfig:"EXPORT_LOG_FORMAT" default:"auto" desc:"auto (text on a terminal, JSON otherwise), text or json"`
 	LogLevel         string `envconfig:"EXPORT_LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+	Notify           string `envconfig:"EXPORT_NOTIFY" desc:"where failures, recoveries and the daily summary are sent: chat webhook, JSON webhook or smtp:// URLs separated by spaces (docs/notifications.md) (secret; or EXPORT_NOTIFY_FILE)"`
+	NotifySummaryAt  string `envconfig:"EXPORT_NOTIFY_SUMMARY_AT" desc:"time of day (HH:MM, in EXPORT_TIMEZONE) of the daily summary (default: none)"`
+	NotifyStateFile  string `envconfig:"EXPORT_NOTIFY_STATE_FILE" desc:"file remembering what was notified when the database cannot be reached (default: wildix-export-notify.json in the temporary folder)"`
 	ClientSecretFile string `envconfig:"WILDIX_CLIENT_SECRET_FILE" desc:"file holding WILDIX_CLIENT_SECRET"`
 	APIKeyFile       string `envconfig:"WILDIX_API_KEY_FILE" desc:"file holding WILDIX_API_KEY"`
 	S2SSecretFile    string `envconfig:"WILDIX_S2S_SECRET_FILE" desc:"file holding WILDIX_S2S_SECRET"`
 	TokenKeyFile     string `envconfig:"WILDIX_TOKEN_KEY_FILE" desc:"file holding WILDIX_TOKEN_KEY"`
 	DatabaseURLFile  string `envconfig:"EXPORT_DATABASE_URL_FILE" desc:"file holding EXPORT_DATABASE_URL"`
+	NotifyFile       string `envconfig:"EXPORT_NOTIFY_FILE" desc:"file holding EXPORT_NOTIFY"`
 }
 
 // Auth says how requests to the PBX are authenticated.
@@ -137,6 +144,10 @@ type Config struct {
 	LogLevel      string
 
 	MaxResponseSize int64 // bytes of one PBX answer
+
+	Notify          notify.Targets // redacted wherever shown
+	NotifySummaryAt string         // HH:MM, "" for no summary
+	NotifyStateFile string
 }
 
 // Problem is one bad setting.
@@ -338,10 +349,38 @@ func parse(e env, need Need, readFile func(string) ([]byte, error)) (*Config, er
 		c.pbxID(cfg.PBXID, e.PBXID)
 	}
 	cfg.Auth = c.auth(cfg, e, need.PBX)
+	c.notifications(cfg, e)
 	if len(c.problems) > 0 {
 		return cfg, &Error{Problems: c.problems}
 	}
 	return cfg, nil
+}
+
+// notifications reads EXPORT_NOTIFY's targets (each problem named
+// without the URL's secrets) and the summary's time.
+func (c *checker) notifications(cfg *Config, e env) {
+	raw := c.secret("EXPORT_NOTIFY", e.Notify, "EXPORT_NOTIFY_FILE", e.NotifyFile)
+	ts, err := notify.ParseTargets(raw.Value())
+	for p := range strings.Lines(errString(err)) {
+		c.add("EXPORT_NOTIFY", "", strings.TrimSpace(p)+" (docs/notifications.md)")
+	}
+	cfg.Notify = ts
+	cfg.NotifySummaryAt = strings.TrimSpace(e.NotifySummaryAt)
+	if cfg.NotifySummaryAt != "" {
+		if _, err := notify.ParseClock(cfg.NotifySummaryAt); err != nil {
+			c.add("EXPORT_NOTIFY_SUMMARY_AT", e.NotifySummaryAt, "expected a time of day as HH:MM, e.g. 08:00")
+		} else if raw.Value() == "" {
+			c.add("EXPORT_NOTIFY_SUMMARY_AT", e.NotifySummaryAt, "set EXPORT_NOTIFY too: the summary has nowhere to go")
+		}
+	}
+	cfg.NotifyStateFile = cmp.Or(strings.TrimSpace(e.NotifyStateFile), filepath.Join(os.TempDir(), "wildix-export-notify.json"))
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
 
 // SplitList splits a comma list, dropping blanks.

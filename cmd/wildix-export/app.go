@@ -86,6 +86,7 @@ func init() {
 		{"check", "", "check the PBX, the token and the sink, one line each", cmdCheck},
 		{"query", "PATH", "GET any PBX API path and print the JSON", cmdQuery},
 		{"endpoints", "[-v]", "list the endpoints that can be exported", cmdEndpoints},
+		{"notify", "--test", "send a test message to every notification target (EXPORT_NOTIFY)", cmdNotify},
 		{"config", "", "print the effective configuration (secrets redacted) and its problems", cmdConfig},
 		{"version", "", "print the version", cmdVersion},
 	}

@@ -37,6 +37,9 @@ func cmdCheck(ctx context.Context, a *app, args []string) error {
 	if c.line(err, "configuration", limits...) != nil {
 		return c.result()
 	}
+	for _, t := range a.cfg.Notify {
+		c.line(nil, "notify", t) // sending is `notify --test`'s, not check's
+	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	cat, err := a.catalog()

@@ -43,10 +43,12 @@ once and exit (for cron, Kubernetes CronJobs and other schedulers).`)
 	}
 	st, err := a.start(ctx, cat)
 	if err != nil {
+		a.notifyStart(ctx, err)
 		return err
 	}
 	defer st.sink.close()
 	m := newMetrics()
+	n := a.newNotices(m, st.sink.pool)
 	m.tokenExpiry = st.pbx.expiry
 	st.x.Observe = m.endpoint
 	if a.cfg.HTTPAddr != "" {
@@ -58,20 +60,29 @@ once and exit (for cron, Kubernetes CronJobs and other schedulers).`)
 	}
 	if *once {
 		m.ready.Store(true)
-		return a.safely(m, func() error { return a.exportAll(ctx, st, m, endpoints, "once") })
+		var r *exporter.RunResult
+		err := a.safely(m, func() (err error) { r, err = a.exportAll(ctx, st, m, endpoints, "once"); return err })
+		n.runEnded(ctx, r, err)
+		return err
 	}
 	w, err := a.newWorker(ctx, st, endpoints, m)
 	if err != nil {
 		return err
 	}
+	w.n = n
+	n.schedule(ctx, w.cron)
 	return w.serve(ctx, *now)
 }
 
-// exportAll exports the endpoints once, under the lock.
-func (a *app) exportAll(ctx context.Context, st *started, m *metrics, endpoints []exporter.Endpoint, mode string) error {
-	return a.export(ctx, st, m, func(ctx context.Context, id string) *exporter.RunResult {
-		return st.x.Run(ctx, id, mode, endpoints)
+// exportAll exports the endpoints once, under the lock; the result is
+// nil when the run did not start (the lock held by another).
+func (a *app) exportAll(ctx context.Context, st *started, m *metrics, endpoints []exporter.Endpoint, mode string) (*exporter.RunResult, error) {
+	var r *exporter.RunResult
+	err := a.export(ctx, st, m, func(ctx context.Context, id string) *exporter.RunResult {
+		r = st.x.Run(ctx, id, mode, endpoints)
+		return r
 	})
+	return r, err
 }
 
 // cronLogger adapts slog to cron's logger; cron's messages are constant.
@@ -89,6 +100,7 @@ func (l cronLogger) Error(err error, msg string, kv ...any) {
 type worker struct {
 	a    *app
 	m    *metrics
+	n    *notices // nil without EXPORT_NOTIFY; set before serve
 	cron *cron.Cron
 	id   cron.EntryID
 	job  cron.Job // one scheduled export; skipped while another runs
@@ -109,7 +121,9 @@ func (a *app) newWorker(ctx context.Context, st *started, endpoints []exporter.E
 		if ctx.Err() != nil {
 			return
 		}
-		err := a.safely(m, func() error { return a.exportAll(ctx, st, m, endpoints, "scheduled") })
+		var r *exporter.RunResult
+		err := a.safely(m, func() (err error) { r, err = a.exportAll(ctx, st, m, endpoints, "scheduled"); return err })
+		w.n.runEndedAsync(ctx, r, err)
 		switch {
 		case errors.Is(err, sinks.ErrLocked):
 			a.log.Warn("skipped: another export of this PBX is running", "pbx", a.cfg.PBXID)
@@ -149,6 +163,7 @@ func (w *worker) serve(ctx context.Context, now bool) error {
 	a.log.Info("stopping: no new runs; the batch in flight may commit", "grace", a.cfg.ShutdownGrace)
 	<-w.cron.Stop().Done()
 	w.wg.Wait()
+	w.n.wait()
 	a.log.Info("worker stopped")
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/internal/notify"
 )
 
 // metrics are the worker's Prometheus figures, in a registry of its own.
@@ -31,6 +32,7 @@ type metrics struct {
 	lastSuccess *prometheus.GaugeVec
 	panics      prometheus.Counter
 	skips       prometheus.Counter
+	notices     *prometheus.CounterVec
 	ready       atomic.Bool
 	tokenExpiry func() time.Time
 }
@@ -58,9 +60,11 @@ func newMetrics() *metrics {
 			Help: "Runs that panicked (recovered)."}),
 		skips: prometheus.NewCounter(prometheus.CounterOpts{Name: "wildix_export_runs_skipped_total",
 			Help: "Runs skipped because another export of the PBX held its lock."}),
+		notices: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wildix_export_notifications_total",
+			Help: "Notifications by service and outcome (sent, failed: after its retries)."}, []string{"service", "outcome"}),
 		tokenExpiry: func() time.Time { return time.Time{} },
 	}
-	m.reg.MustRegister(m.runs, m.rows, m.pages, m.retries, m.filtered, m.vanished, m.duration, m.lastSuccess, m.panics, m.skips,
+	m.reg.MustRegister(m.runs, m.rows, m.pages, m.retries, m.filtered, m.vanished, m.duration, m.lastSuccess, m.panics, m.skips, m.notices,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wildix_export_token_expiry_timestamp_seconds",
 			Help: "Unix time the OAuth access token in use expires (0 for keys or before the first run)."},
 			func() float64 {
@@ -90,6 +94,15 @@ func (m *metrics) run(r *exporter.RunResult, d time.Duration) {
 
 func (m *metrics) panicked() { m.panics.Inc() }
 func (m *metrics) skipped()  { m.skips.Inc() }
+
+// notified counts one notification's delivery to one target.
+func (m *metrics) notified(t *notify.Target, err error) {
+	outcome := "sent"
+	if err != nil {
+		outcome = "failed"
+	}
+	m.notices.WithLabelValues(string(t.Service), outcome).Inc()
+}
 
 // statusConns caps the connections the status port holds at once. Its
 // users are a probe and a scraper; each connection costs a file descriptor

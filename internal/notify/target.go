@@ -349,3 +349,26 @@ func redactRaw(s string) string {
 	}
 	return scheme + "://" + host + "/" + redacted
 }
+
+// Targets is a list of targets; it prints redacted, one after another.
+type Targets []*Target
+
+func (ts Targets) String() string {
+	if len(ts) == 0 {
+		return "(none)"
+	}
+	s := make([]string, len(ts))
+	for i, t := range ts {
+		s[i] = t.String()
+	}
+	return strings.Join(s, "; ")
+}
+
+// Secrets are every target's secret parts.
+func (ts Targets) Secrets() []string {
+	var s []string
+	for _, t := range ts {
+		s = append(s, t.Secrets()...)
+	}
+	return s
+}

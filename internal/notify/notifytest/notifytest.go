@@ -168,6 +168,21 @@ func (m *Mailpit) Messages(t testing.TB, want int) []Message {
 	}
 }
 
+// Raw returns a message as the server received it.
+func (m *Mailpit) Raw(t testing.TB, id string) string {
+	t.Helper()
+	resp, err := http.Get(m.API + "/api/v1/message/" + id + "/raw")
+	if err != nil {
+		t.Fatalf("mailpit API raw: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("mailpit API raw: %s %v", resp.Status, err)
+	}
+	return string(b)
+}
+
 // Headers returns a message's headers as the server received them.
 func (m *Mailpit) Headers(t testing.TB, id string) map[string][]string {
 	t.Helper()
