@@ -30,7 +30,7 @@ import (
 // Defaults of Notifier's bounds.
 const (
 	DefaultAttemptTimeout = 4 * time.Second
-	DefaultBudget         = 8 * time.Second
+	DefaultBudget         = 7 * time.Second
 	maxAttempts           = 3
 )
 
