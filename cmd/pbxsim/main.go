@@ -57,6 +57,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		s2sApp     = fs.String("s2s", "", "an S2S app to accept, as id:name:secret")
 		liveEvery  = fs.Int("live-insert-every", 0, "insert new calls after every N call-history requests (0: off)")
 		liveBatch  = fs.Int("live-insert-batch", 3, "calls inserted each time by -live-insert-every")
+		liveMax    = fs.Int64("live-insert-max", 0, "live inserts stop after this many calls in all (0: never)")
 		extraField = fs.Bool("extra-call-field", false, "add a field to call records that the exporter's catalog does not know")
 		ignoreF    = fs.String("ignore-filter", "", "comma list of fields whose filter[...] the PBX ignores, e.g. id or id,start")
 		ignoreSort = fs.Bool("ignore-sort", false, "answer in the default order whatever sort and dir say")
@@ -101,7 +102,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, c := range []struct {
 		name string
 		n    int64
-	}{{"calls", *calls}, {"live-insert-every", int64(*liveEvery)}, {"max-count", int64(*maxCount)},
+	}{{"calls", *calls}, {"live-insert-every", int64(*liveEvery)}, {"live-insert-max", *liveMax}, {"max-count", int64(*maxCount)},
 		{"delete-after", int64(*delAfter)}, {"delete-oldest", *delOldest}, {"delete-random", int64(*delRandom)}} {
 		if c.n < 0 {
 			return fmt.Errorf("-%s %d: expected 0 or more", c.name, c.n)
@@ -142,6 +143,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ClientAuth:          *clientAuth,
 		LiveInsertEvery:     *liveEvery,
 		LiveInsertBatch:     *liveBatch,
+		LiveInsertMax:       *liveMax,
 		ExtraCallField:      *extraField,
 		IgnoreFilter:        ignored,
 		IgnoreSort:          *ignoreSort,

@@ -98,6 +98,13 @@ func TestSwitchesReachTheSimulator(t *testing.T) {
 	if got, _ := ids(t, start(t, "-calls", "50", "-filter-to-exclusive"), q+"&start=5"); strings.Join(got, ",") != "16,17,18,19" {
 		t.Fatalf("-filter-to-exclusive: %v, want 16 to 19", got)
 	}
+	live := start(t, "-calls", "50", "-live-insert-every", "1", "-live-insert-batch", "3", "-live-insert-max", "4")
+	for range 3 {
+		ids(t, live, q)
+	}
+	if got, _ := ids(t, live, "sort=id&dir=DESC&count=1"); strings.Join(got, ",") != "54" {
+		t.Fatalf("-live-insert-max 4 after 4 requests inserting 3 each: newest %v, want 54", got)
+	}
 	purge := start(t, "-calls", "50", "-delete-after", "1", "-delete-oldest", "12")
 	ids(t, purge, q)
 	if got, _ := ids(t, purge, q); strings.Join(got, ",") != "13,14,15,16,17" {
@@ -125,6 +132,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-max-count", "-5"}, "-max-count -5: expected 0 or more"},
 		{[]string{"-live-insert-every", "-1"}, "-live-insert-every -1"},
 		{[]string{"-live-insert-batch", "0"}, "-live-insert-batch 0: expected 1 or more"},
+		{[]string{"-live-insert-max", "-3"}, "-live-insert-max -3: expected 0 or more"},
 		{[]string{"-delete-after", "-2"}, "-delete-after -2"},
 		{[]string{"-delete-after", "3", "-delete-oldest", "-1"}, "-delete-oldest -1"},
 		{[]string{"-delete-after", "3", "-delete-random", "-1"}, "-delete-random -1"},

@@ -582,8 +582,14 @@ func involves(ext string) func(record) bool {
 
 func (s *Sim) listCalls(b []byte, v url.Values, extra func(record) bool, scope string) (int, []byte, bool) {
 	n := s.Stats.CallRequests.Add(1)
-	if s.opt.LiveInsertEvery > 0 && n%int64(s.opt.LiveInsertEvery) == 0 {
-		s.InsertCalls(int64(s.opt.LiveInsertBatch))
+	if s.opt.LiveInsertEvery > 0 && n%int64(s.opt.LiveInsertEvery) == 0 && !s.quiet.Load() {
+		k := int64(s.opt.LiveInsertBatch)
+		if m := s.opt.LiveInsertMax; m > 0 {
+			k = min(k, m-s.Stats.LiveInserted.Load())
+		}
+		if k > 0 {
+			s.InsertCalls(k)
+		}
 	}
 	purge := s.opt.DeleteAfter > 0 && n == int64(s.opt.DeleteAfter)
 	q, bad := parseQuery(v, "start", "DESC", 100)

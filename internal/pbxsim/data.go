@@ -354,6 +354,28 @@ func (s *Sim) wall(t time.Time) string {
 // callRecord is the call as the PBX sends it: every value a string, times in
 // PBX-local wall time, and the offset in the timezone field.
 func (s *Sim) callRecord(id int64) record {
+	if !s.opt.CacheCalls {
+		return s.buildCallRecord(id)
+	}
+	s.recMu.RLock()
+	if id < int64(len(s.recs)) && s.recs[id] != nil {
+		r := s.recs[id]
+		s.recMu.RUnlock()
+		return r
+	}
+	s.recMu.RUnlock()
+	r := s.buildCallRecord(id)
+	s.recMu.Lock()
+	if id >= int64(len(s.recs)) {
+		s.recs = append(s.recs, make([]record, id+1-int64(len(s.recs)))...)
+	}
+	s.recs[id] = r
+	s.recMu.Unlock()
+	return r
+}
+
+// buildCallRecord is call record id as the PBX sends it.
+func (s *Sim) buildCallRecord(id int64) record {
 	c := s.call(id)
 	r := record{
 		{"id", strconv.FormatInt(c.ID, 10)},

@@ -107,14 +107,20 @@ type Options struct {
 	Rewrite func(r *http.Request, status int, body []byte) (int, []byte)
 
 	Faults          Faults
-	LiveInsertEvery int // insert LiveInsertBatch calls after every this many call-history requests
-	LiveInsertBatch int // default 3
+	LiveInsertEvery int   // insert LiveInsertBatch calls after every this many call-history requests
+	LiveInsertBatch int   // default 3
+	LiveInsertMax   int64 // live inserts stop after this many calls in all (0: never)
 
 	// CacheCallJSON builds each call record's JSON once (about 1 KB a
 	// call, those of Calls at start), so that serving a page costs little
 	// CPU: benchmarks use it, where the simulator shares the machine with
 	// the exporter, as a real PBX would not.
 	CacheCallJSON bool
+	// CacheCalls keeps each call record once built (a few hundred bytes
+	// a call): for small simulations asked many times in process, where
+	// filtering and sorting would otherwise build every record again for
+	// each request (the exporter's sweep).
+	CacheCalls bool
 
 	Log *slog.Logger
 }
@@ -146,7 +152,11 @@ type Sim struct {
 	// deleted holds the deleted call ids, sorted. It is replaced, never
 	// changed in place, so a request may keep reading the one it took.
 	deleted []int64
-	delGen  int // bumped with each change of deleted
+	delGen  int         // bumped with each change of deleted
+	quiet   atomic.Bool // live inserts stopped (Quiet)
+
+	recMu sync.RWMutex
+	recs  []record // by id, with CacheCalls
 
 	jsonMu   sync.RWMutex
 	callJSON [][]byte // by id, with CacheCallJSON
@@ -295,6 +305,11 @@ func (s *Sim) Call(id int64) Call { return s.call(id) }
 
 // CallJSON returns call id exactly as the PBX sends it.
 func (s *Sim) CallJSON(id int64) []byte { return s.callRecord(id).appendJSON(nil, nil) }
+
+// Quiet stops the live inserts of Options.LiveInsertEvery: the PBX takes
+// no more calls, so that a test can check that the next export catches up
+// exactly.
+func (s *Sim) Quiet() { s.quiet.Store(true) }
 
 // InsertCalls adds n new call records, as a PBX taking calls does.
 func (s *Sim) InsertCalls(n int64) {

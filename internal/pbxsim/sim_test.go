@@ -748,11 +748,14 @@ func TestOmitTimezoneField(t *testing.T) {
 // answers every request byte for byte as without it, for the calls of the
 // start and calls inserted later, whole records and chosen fields, with
 // deletions.
+// TestCachedCallJSONServesTheSamePages: with CacheCallJSON and
+// CacheCalls, the simulator answers every query as without them, before
+// and after inserts and deletions.
 func TestCachedCallJSONServesTheSamePages(t *testing.T) {
 	t.Parallel()
 	o := Options{Seed: 3, Calls: 250, DeleteAfter: 2, DeleteRandom: 20, OmitTimezoneField: true, ExtraCallField: true}
 	plain, plainSrv := setup(t, o)
-	o.CacheCallJSON = true
+	o.CacheCallJSON, o.CacheCalls = true, true
 	cached, cachedSrv := setup(t, o)
 	get := func(srv *httptest.Server, q url.Values) string {
 		t.Helper()
@@ -884,5 +887,25 @@ func TestListInProcess(t *testing.T) {
 	}
 	if got, want := sim.CallIDs(), 21; len(got) != want || got[0] != 5 || sim.MaxCallID() != 25 {
 		t.Fatalf("after 3 requests: %d calls from %v, newest %d: want 21 (25 inserted, the 4 oldest deleted)", len(got), got[:1], sim.MaxCallID())
+	}
+}
+
+// TestLiveInsertsStop: live inserts stop after LiveInsertMax calls in all,
+// and at once when the PBX is made quiet.
+func TestLiveInsertsStop(t *testing.T) {
+	t.Parallel()
+	sim := New(Options{Calls: 10, LiveInsertEvery: 1, LiveInsertBatch: 3, LiveInsertMax: 7})
+	for range 5 {
+		sim.List("/api/v1/PBX/CallHistory/", url.Values{"count": {"1"}})
+	}
+	if sim.MaxCallID() != 17 {
+		t.Fatalf("after 5 requests inserting 3 each, at most 7: newest id %d, want 17", sim.MaxCallID())
+	}
+	sim = New(Options{Calls: 10, LiveInsertEvery: 1, LiveInsertBatch: 3})
+	sim.List("/api/v1/PBX/CallHistory/", url.Values{"count": {"1"}})
+	sim.Quiet()
+	sim.List("/api/v1/PBX/CallHistory/", url.Values{"count": {"1"}})
+	if sim.MaxCallID() != 13 {
+		t.Fatalf("one request, then quiet, then one more: newest id %d, want 13", sim.MaxCallID())
 	}
 }
