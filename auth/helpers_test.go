@@ -6,7 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pgtest"
 	"github.com/wildix-export/wildix-export/sinks"
 )
@@ -18,7 +18,7 @@ func pgxpoolNew(ctx context.Context, url string) (*pgxpool.Pool, error) { return
 func migratedSchema(t *testing.T) (string, *pgxpool.Pool) {
 	t.Helper()
 	schema, pool := pgtest.Schema(t)
-	cat, err := exporter.LoadCatalog("")
+	cat, err := record.LoadCatalog("")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/wildix-export/wildix-export/exporter/record"
 )
 
 // BackfillOptions configure a backfill.
@@ -50,7 +52,7 @@ func Windows(from, to time.Time, step time.Duration) []Window {
 		if end.After(t) {
 			end = t
 		}
-		ws = append(ws, Window{From: cur.Format(wallLayout), To: end.Format(wallLayout)})
+		ws = append(ws, Window{From: cur.Format(record.WallLayout), To: end.Format(record.WallLayout)})
 	}
 	return ws
 }
@@ -65,7 +67,7 @@ func (w Window) StateKey(endpoint string) string {
 // range, window by window. Each window commits on its own with its
 // progress, so a backfill run again resumes at the first unfinished window.
 // Only endpoints with a time field can be backfilled.
-func (x *Exporter) Backfill(ctx context.Context, id string, endpoints []Endpoint, o BackfillOptions) *RunResult {
+func (x *Exporter) Backfill(ctx context.Context, id string, endpoints []record.Endpoint, o BackfillOptions) *RunResult {
 	if o.Window <= 0 {
 		o.Window = 24 * time.Hour
 	}
@@ -153,7 +155,7 @@ func (x *Exporter) Backfill(ctx context.Context, id string, endpoints []Endpoint
 // it held as many distinct keys as the PBX announced and, over several
 // pages, a second read found the same keys (calls that arrived meanwhile
 // aside, see sameKeys).
-func (x *Exporter) window(ctx context.Context, runID string, ep *Endpoint, w Window, upper int64, n *Counters,
+func (x *Exporter) window(ctx context.Context, runID string, ep *record.Endpoint, w Window, upper int64, n *Counters,
 	sizes *pageSizes, res *EndpointResult) (int64, error) {
 	log := x.log().With("endpoint", ep.Name, "run_id", runID, "window", w.From)
 	info := BatchInfo{PBX: x.PBX, RunID: runID, Endpoint: ep, StateKey: w.StateKey(ep.Name), Window: &w}
@@ -165,7 +167,7 @@ func (x *Exporter) window(ctx context.Context, runID string, ep *Endpoint, w Win
 	// above the upper key was not asked for: dropped, and counted when the
 	// window commits (a read thrown away counts nothing).
 	var dropped int64
-	keep := func(row Row) bool {
+	keep := func(row record.Row) bool {
 		if row.Wall < w.From || row.Wall > w.To || row.Cursor > upper {
 			dropped++
 			return false
@@ -182,7 +184,7 @@ func (x *Exporter) window(ctx context.Context, runID string, ep *Endpoint, w Win
 		}
 		c := x.newCommitter(ctx, info, n, 0)
 		kr := &keyReader{Client: x.Client, Endpoint: ep, Query: times, Concurrency: 1, MaxPages: x.MaxPages, Unsorted: unsorted,
-			Counters: n, Log: log, Rows: (&Converter{Endpoint: ep, Zone: x.Zone, Warnings: &n.Warnings}).Rows, Sizes: sizes}
+			Counters: n, Log: log, Rows: (&record.Converter{Endpoint: ep, Zone: x.Zone, Warnings: &n.Warnings}).Rows, Sizes: sizes}
 		err := kr.Read(ctx, 1, upper, func(sp span) error {
 			rows := sp.Rows[:0]
 			for _, row := range sp.Rows {

@@ -18,6 +18,8 @@ import (
 
 	"github.com/wildix-export/wildix-export/auth"
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/pbx"
+	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/internal/simtest"
 	"github.com/wildix-export/wildix-export/sinks"
@@ -53,7 +55,7 @@ func ids(t *testing.T, dir string) map[string]int {
 
 func run(t *testing.T, x *exporter.Exporter) exporter.EndpointResult {
 	t.Helper()
-	return x.Run(context.Background(), exporter.NewRunID(time.Now()), "once", exporter.Builtin()[:1]).Endpoints[0]
+	return x.Run(context.Background(), exporter.NewRunID(time.Now()), "once", record.Builtin()[:1]).Endpoints[0]
 }
 
 func wantAll(t *testing.T, dir string, n int) {
@@ -106,7 +108,7 @@ func TestPagerStopsInsteadOfLooping(t *testing.T) {
 	}
 	_, x, _, _ := setup(t, pbxsim.Options{Calls: 1, Rewrite: ignoresStart})
 	x.Concurrency, x.PageSize = 1, 5
-	r := x.Run(context.Background(), "r1", "once", exporter.Builtin()[1:2]).Endpoints[0]
+	r := x.Run(context.Background(), "r1", "once", record.Builtin()[1:2]).Endpoints[0]
 	if r.Err == nil || !strings.Contains(r.Err.Error(), "same page again") {
 		t.Fatalf("err = %v, want the repeated page detected", r.Err)
 	}
@@ -286,7 +288,7 @@ func TestSnapshotChangedWhilePagingCommitsNothing(t *testing.T) {
 			f, x, dir, sink := setup(t, pbxsim.Options{Calls: 1, Rewrite: shift})
 			sim = f.Sim
 			x.PageSize, x.Concurrency = 5, 1
-			r := x.Run(context.Background(), "r1", "once", exporter.Builtin()[1:2])
+			r := x.Run(context.Background(), "r1", "once", record.Builtin()[1:2])
 			if tc.times == 1 {
 				res := r.Endpoints[0]
 				if res.Err != nil || res.Rows != int64(len(sim.Records("colleagues"))) || len(res.Notes) != 1 || !strings.Contains(res.Notes[0], "read again") {
@@ -303,7 +305,7 @@ func TestSnapshotChangedWhilePagingCommitsNothing(t *testing.T) {
 			if files, _ := filepath.Glob(filepath.Join(dir, "colleagues", "*.csv")); len(files) != 0 {
 				t.Fatalf("files %v", files)
 			}
-			if r := x.Run(context.Background(), "r2", "once", exporter.Builtin()[1:2]); r.Err() != nil || r.Endpoints[0].Rows != int64(len(sim.Records("colleagues"))) {
+			if r := x.Run(context.Background(), "r2", "once", record.Builtin()[1:2]); r.Err() != nil || r.Endpoints[0].Rows != int64(len(sim.Records("colleagues"))) {
 				t.Fatalf("next run: %d rows, %v; want the whole snapshot", r.Endpoints[0].Rows, r.Err())
 			}
 		})
@@ -364,12 +366,12 @@ func TestNotStartedAfterAFailureSaysSoOnce(t *testing.T) {
 	}
 	_, x, _, _ := setup(t, pbxsim.Options{Calls: 10, Rewrite: refuse})
 	x.Abort = func(error) bool { return true }
-	r := x.Run(context.Background(), exporter.NewRunID(time.Now()), "once", exporter.Builtin()[:3])
+	r := x.Run(context.Background(), exporter.NewRunID(time.Now()), "once", record.Builtin()[:3])
 	if len(r.Endpoints) != 3 || r.Endpoints[0].Err == nil {
 		t.Fatalf("results %+v, want the first endpoint failed", r.Endpoints)
 	}
 	for _, e := range r.Endpoints[1:] {
-		var api *exporter.APIError
+		var api *pbx.APIError
 		if e.Err == nil || e.Err.Error() != "not started: call_history failed first" || !errors.As(e.Err, &api) || api.Status != 403 {
 			t.Fatalf("%s: err %v, want a short 'not started' wrapping the 403", e.Endpoint, e.Err)
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/wildix-export/wildix-export/exporter/record"
 )
 
 // committer owns one endpoint's batches: it begins a batch when rows or a
@@ -55,7 +57,7 @@ func (c *committer) pending() int64 { return c.queued }
 
 // write queues rows. It reports false when the sink has failed or the
 // grace period is over: the producer should stop.
-func (c *committer) write(rows []Row) bool {
+func (c *committer) write(rows []record.Row) bool {
 	if len(rows) == 0 {
 		return !c.l.failed()
 	}

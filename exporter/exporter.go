@@ -17,8 +17,20 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
+
+	"github.com/wildix-export/wildix-export/exporter/jsonscan"
+	"github.com/wildix-export/wildix-export/exporter/pbx"
+	"github.com/wildix-export/wildix-export/exporter/record"
 )
+
+// Lister is one request of a list endpoint: all the exporter asks of the
+// PBX. A *pbx.Client is one, over HTTP; tests also call the simulator's
+// list logic in process. It counts each attempt in n.
+type Lister interface {
+	List(ctx context.Context, path string, q url.Values, n *pbx.Counts) (*pbx.ListPage, error)
+}
 
 // Sink receives rows. A sink commits a batch's rows together with the
 // state that covers them, so that after a crash either both or neither are
@@ -38,15 +50,10 @@ type Sink interface {
 	FinishRun(ctx context.Context, r *RunResult) error
 }
 
-// ErrConfig marks a configuration problem discovered at run time (an
-// endpoint named like one of the program's own tables, a time zone that
-// is needed): the user must change a setting; the command exits 2.
-var ErrConfig = errors.New("bad configuration")
-
 // Batch is an open set of rows of one endpoint.
 type Batch interface {
 	// Write adds rows; the slice may be reused once Write returns.
-	Write(ctx context.Context, rows []Row) error
+	Write(ctx context.Context, rows []record.Row) error
 	// Commit durably stores the rows written, the state and the progress.
 	Commit(ctx context.Context, state []byte, p Progress) error
 	// Abort discards the rows written. It is safe after Commit.
@@ -57,7 +64,7 @@ type Batch interface {
 type BatchInfo struct {
 	PBX      string
 	RunID    string
-	Endpoint *Endpoint
+	Endpoint *record.Endpoint
 	StateKey string
 	// Snapshot means the batch is a complete snapshot of the endpoint: a
 	// row missing from it is gone from the PBX.
@@ -79,7 +86,7 @@ type Window struct {
 
 // Exporter runs exports of one PBX into one sink.
 type Exporter struct {
-	Client      *Client
+	Client      Lister // the PBX: a *pbx.Client
 	Sink        Sink
 	PBX         string
 	Zone        *time.Location // WILDIX_TIMEZONE, nil if not set
@@ -164,7 +171,7 @@ func (x *Exporter) log() *slog.Logger {
 
 // Run exports each endpoint once: incremental ones from their cursor,
 // snapshots whole. A failing endpoint does not stop the others.
-func (x *Exporter) Run(ctx context.Context, id, mode string, endpoints []Endpoint) *RunResult {
+func (x *Exporter) Run(ctx context.Context, id, mode string, endpoints []record.Endpoint) *RunResult {
 	r := x.start(ctx, id, mode)
 	var abort *notStarted
 	for i := range endpoints {
@@ -179,7 +186,7 @@ func (x *Exporter) Run(ctx context.Context, id, mode string, endpoints []Endpoin
 		}
 		var res EndpointResult
 		switch ep.Mode {
-		case Incremental:
+		case record.Incremental:
 			res = x.incremental(ctx, r.ID, ep)
 		default:
 			res = x.snapshot(ctx, r.ID, ep)
@@ -256,6 +263,20 @@ func (x *Exporter) finish(ctx context.Context, r *RunResult) {
 	}
 }
 
+// Counters count one endpoint's requests, pages, records dropped and
+// conversion warnings. Safe for concurrent use.
+type Counters struct {
+	pbx.Counts
+	Pages atomic.Int64
+	// Filtered counts records the PBX sent outside the bounds asked of
+	// it, dropped (EndpointResult.Filtered).
+	Filtered atomic.Int64
+	// Warnings counts what the endpoint's conversion worked around (a
+	// value that cannot be stored, an ambiguous wall time) instead of
+	// failing the run; they reach the log and the ledger as notes.
+	Warnings record.Warnings
+}
+
 // cursorState is the committed state of an incremental endpoint.
 type cursorState struct {
 	// Cursor: every record with a key up to it was exported (keyset
@@ -274,7 +295,7 @@ type cursorState struct {
 	From string `json:"from,omitempty"`
 }
 
-func (x *Exporter) loadCursor(ctx context.Context, ep *Endpoint) (cursorState, error) {
+func (x *Exporter) loadCursor(ctx context.Context, ep *record.Endpoint) (cursorState, error) {
 	var st cursorState
 	b, err := x.Sink.State(ctx, x.PBX, ep.Name)
 	if err != nil || b == nil {
@@ -308,7 +329,7 @@ func (x *Exporter) loadCursor(ctx context.Context, ep *Endpoint) (cursorState, e
 //
 // A key of math.MaxInt64 is passed over (logged): a cursor there could
 // never move again, and every later record would be left out.
-func (x *Exporter) upperBound(ctx context.Context, ep *Endpoint, after int64, n *Counters, log *slog.Logger, res *EndpointResult, sizes *pageSizes) (int64, bool, error) {
+func (x *Exporter) upperBound(ctx context.Context, ep *record.Endpoint, after int64, n *Counters, log *slog.Logger, res *EndpointResult, sizes *pageSizes) (int64, bool, error) {
 	b := &boundSearch{x: x, ep: ep, n: n, log: log, res: res}
 	field := ep.Cursor
 	// The first request asks only above after: on a PBX whose from is
@@ -381,7 +402,7 @@ func (x *Exporter) upperBound(ctx context.Context, ep *Endpoint, after int64, n 
 // answers have shown.
 type boundSearch struct {
 	x   *Exporter
-	ep  *Endpoint
+	ep  *record.Endpoint
 	n   *Counters
 	log *slog.Logger
 	res *EndpointResult
@@ -401,7 +422,7 @@ func (b *boundSearch) ask(ctx context.Context, from int64) ([]int64, error) {
 	field := b.ep.Cursor
 	q := url.Values{"sort": {field}, "dir": {"DESC"}, "start": {"0"}, "count": {"2"}, "fields": {field},
 		"filter[" + field + "][from]": {strconv.FormatInt(from, 10)}}
-	pg, err := b.x.Client.List(ctx, b.ep.Path, q, b.n)
+	pg, err := b.x.Client.List(ctx, b.ep.Path, q, &b.n.Counts)
 	if err != nil {
 		return nil, fmt.Errorf("read the newest %s: %w", field, err)
 	}
@@ -431,11 +452,11 @@ func (b *boundSearch) ask(ctx context.Context, from int64) ([]int64, error) {
 // could never be exported: it is returned, as a record error, rather than
 // left out without a word. A PBX that ignores the filter sends keys of 1
 // or more, which prove nothing either way.
-func (x *Exporter) belowOne(ctx context.Context, ep *Endpoint, n *Counters) (*RecordError, error) {
+func (x *Exporter) belowOne(ctx context.Context, ep *record.Endpoint, n *Counters) (*record.RecordError, error) {
 	field := ep.Cursor
 	q := url.Values{"sort": {field}, "dir": {"ASC"}, "start": {"0"}, "count": {"2"}, "fields": {field},
 		"filter[" + field + "][to]": {"1"}}
-	pg, err := x.Client.List(ctx, ep.Path, q, n)
+	pg, err := x.Client.List(ctx, ep.Path, q, &n.Counts)
 	if err != nil {
 		return nil, fmt.Errorf("look for a %s below 1: %w", field, err)
 	}
@@ -445,7 +466,7 @@ func (x *Exporter) belowOne(ctx context.Context, ep *Endpoint, n *Counters) (*Re
 	}
 	for _, k := range keys {
 		if k < 1 {
-			return &RecordError{Key: strconv.FormatInt(k, 10), Field: field, Err: fmt.Errorf(
+			return &record.RecordError{Key: strconv.FormatInt(k, 10), Field: field, Err: fmt.Errorf(
 				"cursor %d is below 1; incremental export reads cursors from 1 up, so this record is not exported (the other records are)", k)}, nil
 		}
 	}
@@ -535,14 +556,14 @@ func (b *boundSearch) fail(err error, lo int64) (int64, bool, error) {
 var errUnsettled = errors.New("the newest key is not settled")
 
 // recordKeys reads field from each record of a page.
-func recordKeys(pg *ListPage, field string) ([]int64, error) {
+func recordKeys(pg *pbx.ListPage, field string) ([]int64, error) {
 	keys := make([]int64, 0, len(pg.Records))
 	for _, rec := range pg.Records {
 		var m map[string]json.RawMessage
 		if err := json.Unmarshal(rec, &m); err != nil {
 			return nil, err
 		}
-		v, err := parseInt(m[field])
+		v, err := jsonscan.Int(m[field])
 		if err != nil {
 			return nil, fmt.Errorf("%q is not a whole number", m[field])
 		}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/wildix-export/wildix-export/exporter/record"
 )
 
 // errLoader stops a read when the sink has failed; the sink's own error
@@ -35,7 +37,7 @@ func note(res *EndpointResult, log *slog.Logger, text string) {
 // read by time windows (byTime), and so are later runs. If the PBX ignores
 // the time filter as well, the run fails. The endpoint is ok only when its
 // whole range was read.
-func (x *Exporter) incremental(ctx context.Context, runID string, ep *Endpoint) (res EndpointResult) {
+func (x *Exporter) incremental(ctx context.Context, runID string, ep *record.Endpoint) (res EndpointResult) {
 	res.Endpoint = ep.Name
 	n := &Counters{}
 	defer tally(&res, n, time.Now())
@@ -62,7 +64,7 @@ func (x *Exporter) incremental(ctx context.Context, runID string, ep *Endpoint) 
 	// A key below 1 is named in the notes at once, and fails the run
 	// once its other records are in: a later run, past cursor 0, does not
 	// ask again, so one such record never stops the export for good.
-	var below *RecordError
+	var below *record.RecordError
 	if st.Cursor == 0 {
 		if below, err = x.belowOne(ctx, ep, n); below != nil {
 			note(&res, log, below.Error())
@@ -87,7 +89,7 @@ func (x *Exporter) incremental(ctx context.Context, runID string, ep *Endpoint) 
 // rows never moves the cursor past a record not read, whatever the PBX
 // deletes meanwhile. It returns the cursor committed last; on a
 // *ladderError, the spans read before it are committed.
-func (x *Exporter) byKey(ctx context.Context, c *committer, ep *Endpoint, from int64, res *EndpointResult,
+func (x *Exporter) byKey(ctx context.Context, c *committer, ep *record.Endpoint, from int64, res *EndpointResult,
 	sizes *pageSizes, n *Counters, log *slog.Logger) (int64, error) {
 	res.Paging = PagingKeyset
 	upper, found, err := x.upperBound(ctx, ep, from, n, log, res, sizes)
@@ -102,7 +104,7 @@ func (x *Exporter) byKey(ctx context.Context, c *committer, ep *Endpoint, from i
 	var read, total int64 = 0, -1
 	done := from // the upper key of the last span handed over
 	kr := &keyReader{Client: x.Client, Endpoint: ep, Concurrency: x.Concurrency, MaxPages: x.MaxPages,
-		Counters: n, Log: log, Rows: (&Converter{Endpoint: ep, Zone: x.Zone, Warnings: &n.Warnings}).Rows, Sizes: sizes}
+		Counters: n, Log: log, Rows: (&record.Converter{Endpoint: ep, Zone: x.Zone, Warnings: &n.Warnings}).Rows, Sizes: sizes}
 	handle := func(sp span) error {
 		if total < 0 {
 			total = sp.Total
@@ -154,7 +156,7 @@ func (x *Exporter) byKey(ctx context.Context, c *committer, ep *Endpoint, from i
 	return done, err
 }
 
-func ladderWhat(ep *Endpoint, le *ladderError) string {
+func ladderWhat(ep *record.Endpoint, le *ladderError) string {
 	if le.Ignored == "sort" {
 		return "sort=" + ep.Cursor
 	}

@@ -13,6 +13,9 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+
+	"github.com/wildix-export/wildix-export/exporter/pbx"
+	"github.com/wildix-export/wildix-export/exporter/record"
 )
 
 // keyReader reads every record of a closed key range [lo, hi] by key:
@@ -35,14 +38,14 @@ import (
 // ignores the key filter, keys out of order mean it ignores the sort; both
 // end the read with a *ladderError, and the caller chooses another way.
 type keyReader struct {
-	Client      *Client
-	Endpoint    *Endpoint
+	Client      Lister
+	Endpoint    *record.Endpoint
 	Query       url.Values // further filters (a backfill window's time bounds)
 	Concurrency int        // 1 reads sub-range after sub-range
 	MaxPages    int
 	Counters    *Counters
 	Log         *slog.Logger
-	Rows        func([]json.RawMessage) ([]Row, error)
+	Rows        func([]json.RawMessage) ([]record.Row, error)
 	Sizes       *pageSizes
 
 	// Unsorted: the PBX ignores sort=key but honours filter[key]; each
@@ -131,7 +134,7 @@ func (e *ladderError) Error() string { return e.Detail }
 // in [Lo, Hi] is in Rows, in key order.
 type span struct {
 	Lo, Hi int64
-	Rows   []Row
+	Rows   []record.Row
 	Total  int64 // the total the PBX announced on the span's first page, -1 if none
 	Dups   int64 // records sent twice, dropped
 	Splits int   // unsorted: how many times a range was halved to be read whole
@@ -149,7 +152,7 @@ func (k *keyReader) log() *slog.Logger {
 // It asks up to to+1, so that a PBX whose upper bound is exclusive still
 // sends to; beyond reports a record past to, which proves every key up to
 // to was sent (the page is sorted), and is dropped.
-func (k *keyReader) page(ctx context.Context, from, to, ask int64) (pg *ListPage, kept []Row, dups int64, beyond, below bool, err error) {
+func (k *keyReader) page(ctx context.Context, from, to, ask int64) (pg *pbx.ListPage, kept []record.Row, dups int64, beyond, below bool, err error) {
 	field := k.Endpoint.Cursor
 	askTo := to
 	if to < math.MaxInt64 {
@@ -181,7 +184,7 @@ func (k *keyReader) page(ctx context.Context, from, to, ask int64) (pg *ListPage
 			return nil, nil, 0, false, false, fmt.Errorf("%s: %w", where, ctx.Err())
 		}
 	}
-	pg, err = k.Client.List(ctx, k.Endpoint.Path, q, k.Counters)
+	pg, err = k.Client.List(ctx, k.Endpoint.Path, q, &k.Counters.Counts)
 	if k.sem != nil {
 		<-k.sem
 		// The reader waiting for the slot was woken on this goroutine's
@@ -303,7 +306,7 @@ func (k *keyReader) step(ctx context.Context, from, hi int64) (stepResult, error
 // by asking the PBX how many it holds in [from, hi]. More counted than
 // sent means the keys only happened to come in order: a PBX ignoring the
 // sort skipped some.
-func (k *keyReader) reachedEnd(ctx context.Context, from, hi, total int64, rows []Row, dups int64, beyond, exact bool) error {
+func (k *keyReader) reachedEnd(ctx context.Context, from, hi, total int64, rows []record.Row, dups int64, beyond, exact bool) error {
 	if total < 0 {
 		return nil
 	}
@@ -347,7 +350,7 @@ func (k *keyReader) gapCheck(ctx context.Context, from, to int64) error {
 			return fmt.Errorf("%s: %w", where, ctx.Err())
 		}
 	}
-	pg, err := k.Client.List(ctx, k.Endpoint.Path, q, k.Counters)
+	pg, err := k.Client.List(ctx, k.Endpoint.Path, q, &k.Counters.Counts)
 	if k.sem != nil {
 		<-k.sem
 	}
@@ -372,7 +375,7 @@ func (k *keyReader) gapCheck(ctx context.Context, from, to int64) error {
 }
 
 type stepResult struct {
-	rows           []Row
+	rows           []record.Row
 	dups, n, total int64
 	last           int64
 	done           bool
@@ -620,13 +623,13 @@ func (k *keyReader) wholeRange(ctx context.Context, lo, hi int64) span {
 		return nil
 	}
 	if sp.err = read(lo, hi, true); sp.err == nil {
-		slices.SortFunc(sp.Rows, func(a, b Row) int { return cmp.Compare(a.Cursor, b.Cursor) })
+		slices.SortFunc(sp.Rows, func(a, b record.Row) int { return cmp.Compare(a.Cursor, b.Cursor) })
 	}
 	return sp
 }
 
 // distinctKeys counts the distinct keys among rows.
-func distinctKeys(rows []Row) int {
+func distinctKeys(rows []record.Row) int {
 	seen := make(map[int64]bool, len(rows))
 	for _, row := range rows {
 		seen[row.Cursor] = true
@@ -645,7 +648,7 @@ func holdsEveryKey(n int, lo, hi int64) bool {
 func (k *keyReader) rangeTotal(ctx context.Context, lo, hi int64) (int64, error) {
 	q := k.query(k.askFrom(lo), hi, 1)
 	q.Set("fields", k.Endpoint.Cursor)
-	pg, err := k.Client.List(ctx, k.Endpoint.Path, q, k.Counters)
+	pg, err := k.Client.List(ctx, k.Endpoint.Path, q, &k.Counters.Counts)
 	if err != nil {
 		return 0, fmt.Errorf("count the records from %s %d to %d: %w", k.Endpoint.Cursor, lo, hi, err)
 	}

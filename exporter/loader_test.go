@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 )
 
@@ -60,7 +61,7 @@ type failingBatch struct {
 	done bool
 }
 
-func (b *failingBatch) Write(_ context.Context, rows []Row) error {
+func (b *failingBatch) Write(_ context.Context, rows []record.Row) error {
 	b.s.mu.Lock()
 	defer b.s.mu.Unlock()
 	b.s.writes++
@@ -99,7 +100,7 @@ func (b *failingBatch) Abort(context.Context) error {
 	return nil
 }
 
-func rowsN(n int) []Row { return make([]Row, n) }
+func rowsN(n int) []record.Row { return make([]record.Row, n) }
 
 // TestCommitter drives the committer and its loader through a sink that
 // fails at each step: what was committed before the failure stays, the
@@ -213,7 +214,7 @@ func TestIncrementalSinkFailure(t *testing.T) {
 	_, c := simClient(t, pbxsim.Options{Calls: 1000})
 	s := &failingSink{failCommit: 2}
 	x := &Exporter{Client: c, Sink: s, PBX: "pbx", PageSize: 100, Concurrency: 4, BatchSize: 300, MaxPages: 1000}
-	r := x.Run(context.Background(), "r1", "once", Builtin()[:1]).Endpoints[0]
+	r := x.Run(context.Background(), "r1", "once", record.Builtin()[:1]).Endpoints[0]
 	if r.Err == nil || !errors.Is(r.Err, errSink) {
 		t.Fatalf("err = %v, want the sink's", r.Err)
 	}

@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"net/url"
 	"strconv"
+
+	"github.com/wildix-export/wildix-export/exporter/pbx"
+	"github.com/wildix-export/wildix-export/exporter/record"
 )
 
 // Pager reads every page of one query with start/count paging: the way
@@ -26,7 +29,7 @@ import (
 // reads, so callers sort ascending on a key that new records extend (call
 // ids) and bound the query above, fixing the set when the run starts.
 type Pager struct {
-	Client      *Client
+	Client      Lister
 	Path        string
 	Query       url.Values // filters and sort; start and count are set by the pager
 	PageSize    int
@@ -37,7 +40,7 @@ type Pager struct {
 	// Rows, when set, converts a page's records; it runs in the fetching
 	// goroutines, so pages are converted in parallel, and must be safe
 	// for concurrent use.
-	Rows func(recs []json.RawMessage) ([]Row, error)
+	Rows func(recs []json.RawMessage) ([]record.Row, error)
 }
 
 // Page is a page handed to the pager's callback.
@@ -45,7 +48,7 @@ type Page struct {
 	Number  int   // 0-based
 	Start   int64 // the start parameter it was read with
 	Records []json.RawMessage
-	Rows    []Row // the records converted, when Pager.Rows is set
+	Rows    []record.Row // the records converted, when Pager.Rows is set
 }
 
 // Result says how paging ended.
@@ -64,12 +67,12 @@ type Result struct {
 }
 
 type fetched struct {
-	page *ListPage
-	rows []Row
+	page *pbx.ListPage
+	rows []record.Row
 	err  error
 }
 
-func (p *Pager) convert(pg *ListPage) ([]Row, error) {
+func (p *Pager) convert(pg *pbx.ListPage) ([]record.Row, error) {
 	if p.Rows == nil {
 		return nil, nil
 	}
@@ -123,14 +126,14 @@ func (p *Pager) log() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-func (p *Pager) fetch(ctx context.Context, start, count int64) (*ListPage, error) {
+func (p *Pager) fetch(ctx context.Context, start, count int64) (*pbx.ListPage, error) {
 	q := url.Values{}
 	for k, v := range p.Query {
 		q[k] = v
 	}
 	q.Set("start", strconv.FormatInt(start, 10))
 	q.Set("count", strconv.FormatInt(count, 10))
-	pg, err := p.Client.List(ctx, p.Path, q, p.Counters)
+	pg, err := p.Client.List(ctx, p.Path, q, &p.Counters.Counts)
 	if err == nil {
 		p.Counters.Pages.Add(1)
 		p.log().Debug("page", "start", start, "records", len(pg.Records), "total", pg.Total)
@@ -213,7 +216,7 @@ func (p *Pager) concurrent(ctx context.Context, cancel context.CancelFunc, fn fu
 				}
 				pg, err := p.fetch(ctx, int64(i)*size, size)
 				<-sem
-				var rows []Row
+				var rows []record.Row
 				if err == nil && int64(len(pg.Records)) <= size {
 					rows, err = p.convert(pg)
 				}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wildix-export/wildix-export/exporter/pbx"
+	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 )
 
@@ -27,7 +29,7 @@ func (keyed) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // simClient starts a simulator over HTTP on loopback and returns a client
 // of it.
-func simClient(t *testing.T, o pbxsim.Options) (*pbxsim.Sim, *Client) {
+func simClient(t *testing.T, o pbxsim.Options) (*pbxsim.Sim, *pbx.Client) {
 	t.Helper()
 	o.APIKeys = append(o.APIKeys, "wsk-v1-test")
 	sim := pbxsim.New(o)
@@ -37,7 +39,7 @@ func simClient(t *testing.T, o pbxsim.Options) (*pbxsim.Sim, *Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sim, &Client{HTTP: &http.Client{Transport: keyed{}}, Base: u, MaxAttempts: 2, Timeout: 5 * time.Second, MinBackoff: time.Millisecond}
+	return sim, &pbx.Client{HTTP: &http.Client{Transport: keyed{}}, Base: u, MaxAttempts: 2, Timeout: 5 * time.Second, MinBackoff: time.Millisecond}
 }
 
 // cutRecords plays a PBX whose page size is capped at n from its after-th
@@ -107,11 +109,11 @@ func TestKeyReader(t *testing.T) {
 				}
 				sim.Delete(ids...)
 			}
-			ep := Builtin()[0]
+			ep := record.Builtin()[0]
 			n := &Counters{}
 			sizes := newPageSizes(tc.size)
 			k := &keyReader{Client: c, Endpoint: &ep, Concurrency: tc.conc, MaxPages: 10000, Counters: n,
-				Rows: (&Converter{Endpoint: &ep}).Rows, Sizes: sizes}
+				Rows: (&record.Converter{Endpoint: &ep}).Rows, Sizes: sizes}
 			var got []int64
 			next := int64(1)
 			err := k.Read(context.Background(), 1, sim.MaxCallID(), func(sp span) error {
@@ -164,11 +166,11 @@ func TestKeyReader(t *testing.T) {
 func TestKeyReaderAtTheEdgesOfInt64(t *testing.T) {
 	t.Parallel()
 	_, c := simClient(t, pbxsim.Options{Calls: 10})
-	ep := Builtin()[0]
+	ep := record.Builtin()[0]
 	for _, r := range [][2]int64{{math.MaxInt64 - 5, math.MaxInt64}, {math.MaxInt64, math.MaxInt64}, {1, math.MaxInt64}} {
 		n := &Counters{}
 		k := &keyReader{Client: c, Endpoint: &ep, Concurrency: 4, MaxPages: 100, Counters: n,
-			Rows: (&Converter{Endpoint: &ep}).Rows, Sizes: newPageSizes(3)}
+			Rows: (&record.Converter{Endpoint: &ep}).Rows, Sizes: newPageSizes(3)}
 		var rows int
 		last := r[0] - 1
 		err := k.Read(context.Background(), r[0], r[1], func(sp span) error {
@@ -203,7 +205,7 @@ func TestPagerHugeTotal(t *testing.T) {
 		return status, []byte(strings.Replace(string(body), `"total":"25"`, `"total":9223372036854775807`, 1))
 	}
 	_, c := simClient(t, pbxsim.Options{Calls: 1, Rewrite: huge})
-	ep := Builtin()[1] // colleagues: 25 of them
+	ep := record.Builtin()[1] // colleagues: 25 of them
 	p := &Pager{Client: c, Path: ep.Path, PageSize: 10, Concurrency: 2, MaxPages: 1000, Counters: &Counters{}}
 	_, err := p.Run(context.Background(), func(Page) error { return nil })
 	if err == nil || !strings.Contains(err.Error(), "9223372036854775807") {

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/wildix-export/wildix-export/auth"
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/internal/pgtest"
 	"github.com/wildix-export/wildix-export/internal/simtest"
@@ -79,7 +80,7 @@ func openSink(t *testing.T, kind string) (sink exporter.Sink, dir string, pool *
 	}
 	schema, pool := pgtest.Schema(t)
 	p := sinks.NewPostgres(pool, schema, nil)
-	if err := p.Migrate(context.Background(), exporter.Builtin()); err != nil {
+	if err := p.Migrate(context.Background(), record.Builtin()); err != nil {
 		t.Fatal(err)
 	}
 	return p, "", pool
@@ -197,7 +198,7 @@ func newPagingExporter(t *testing.T, o pbxsim.Options, sink exporter.Sink, pageS
 
 func runCalls(t *testing.T, x *exporter.Exporter) exporter.EndpointResult {
 	t.Helper()
-	r := x.Run(context.Background(), exporter.NewRunID(time.Now()), "once", exporter.Builtin()[:1])
+	r := x.Run(context.Background(), exporter.NewRunID(time.Now()), "once", record.Builtin()[:1])
 	return r.Endpoints[0]
 }
 
@@ -381,7 +382,7 @@ func TestBackfillWindowsByKey(t *testing.T) {
 			tc.o.Calls, tc.o.CallsStart, tc.o.CallGap = 4000, time.Date(2026, 3, 27, 0, 0, 0, 0, time.UTC), 2*time.Minute
 			f, x, dir, sink := setup(t, tc.o)
 			from, to := time.Date(2026, 3, 28, 0, 0, 0, 0, time.UTC), time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
-			r := x.Backfill(context.Background(), "bf", exporter.Builtin()[:1], exporter.BackfillOptions{From: from, To: to, Window: 24 * time.Hour})
+			r := x.Backfill(context.Background(), "bf", record.Builtin()[:1], exporter.BackfillOptions{From: from, To: to, Window: 24 * time.Hour})
 			res := r.Endpoints[0]
 			if res.Err != nil || res.Windows != 4 || res.Paging != tc.paging {
 				t.Fatalf("%+v: want 4 windows, paged %q", res, tc.paging)
@@ -607,7 +608,7 @@ func TestBackfillByOffsetWithCallsArriving(t *testing.T) {
 		IgnoreFilter: []string{"id"}, LiveInsertEvery: 3, LiveInsertBatch: 1})
 	x.Concurrency = 1
 	from, to := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 1, 3, 0, 0, 0, 0, time.UTC)
-	r := x.Backfill(context.Background(), "bf", exporter.Builtin()[:1], exporter.BackfillOptions{From: from, To: to, Window: 24 * time.Hour})
+	r := x.Backfill(context.Background(), "bf", record.Builtin()[:1], exporter.BackfillOptions{From: from, To: to, Window: 24 * time.Hour})
 	res := r.Endpoints[0]
 	if res.Err != nil || res.Windows != 2 || res.Paging != "offset" {
 		t.Fatalf("%+v: want 2 windows read by offset", res)
@@ -660,7 +661,7 @@ func TestBackfillByOffsetUnstableOrder(t *testing.T) {
 		IgnoreFilter: []string{"id"}, Total: "absent", Rewrite: swap})
 	x.Concurrency = 1
 	o := exporter.BackfillOptions{From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)}
-	res := x.Backfill(context.Background(), "bf1", exporter.Builtin()[:1], o).Endpoints[0]
+	res := x.Backfill(context.Background(), "bf1", record.Builtin()[:1], o).Endpoints[0]
 	if !once.Load() {
 		t.Fatal("no page was rewritten: the case proves nothing")
 	}
@@ -670,7 +671,7 @@ func TestBackfillByOffsetUnstableOrder(t *testing.T) {
 	if got := ids(t, dir); len(got) != 0 {
 		t.Fatalf("%d calls exported from a window not proven whole", len(got))
 	}
-	res = x.Backfill(context.Background(), "bf2", exporter.Builtin()[:1], o).Endpoints[0]
+	res = x.Backfill(context.Background(), "bf2", record.Builtin()[:1], o).Endpoints[0]
 	if res.Err != nil || res.Windows != 1 {
 		t.Fatalf("%+v: want the window done on the next run", res)
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+
+	"github.com/wildix-export/wildix-export/exporter/record"
 )
 
 // Paging kinds a probe decides, as EndpointResult.Paging names them; the
@@ -44,7 +46,7 @@ type Paging struct {
 // time window that holds no record (records in it: the time filter is
 // ignored as well, and no paging is usable). An error is a request that
 // failed, not a finding.
-func (x *Exporter) Probe(ctx context.Context, ep *Endpoint) (Paging, error) {
+func (x *Exporter) Probe(ctx context.Context, ep *record.Endpoint) (Paging, error) {
 	n := &Counters{}
 	log := x.log().With("endpoint", ep.Name)
 	sizes := newPageSizes(probeCount)
@@ -61,7 +63,7 @@ func (x *Exporter) Probe(ctx context.Context, ep *Endpoint) (Paging, error) {
 		return Paging{Kind: PagingEmpty, Sentence: "not probed: the PBX holds no record yet"}, nil
 	}
 	kr := &keyReader{Client: x.Client, Endpoint: ep, Concurrency: 1, MaxPages: 8, Counters: n, Log: log,
-		Rows: (&Converter{Endpoint: ep, Zone: x.Zone, Warnings: &n.Warnings}).Rows, Sizes: sizes}
+		Rows: (&record.Converter{Endpoint: ep, Zone: x.Zone, Warnings: &n.Warnings}).Rows, Sizes: sizes}
 	sp := kr.readSpan(ctx, upper, upper, false)
 	if sp.err == nil {
 		sp = kr.readSpan(ctx, 1, upper, true)
@@ -103,7 +105,7 @@ func (x *Exporter) Probe(ctx context.Context, ep *Endpoint) (Paging, error) {
 // outside it, or pages too small to prove a range whole, send the probe
 // on to time windows. A range that few keys wide is read whole within
 // its budget of requests even at two records a page.
-func (x *Exporter) probeRanges(ctx context.Context, ep *Endpoint, kr *keyReader, upper int64, n *Counters) (Paging, error) {
+func (x *Exporter) probeRanges(ctx context.Context, ep *record.Endpoint, kr *keyReader, upper int64, n *Counters) (Paging, error) {
 	kr.Unsorted = true
 	kr.Sizes = newPageSizes(x.PageSize)
 	kr.pages.Store(0)
@@ -123,7 +125,7 @@ func (x *Exporter) probeRanges(ctx context.Context, ep *Endpoint, kr *keyReader,
 
 // probeTime asks for a time window in 1970, which holds no call: a record
 // in the answer means the PBX ignores the time filter too.
-func (x *Exporter) probeTime(ctx context.Context, ep *Endpoint, ignored string, n *Counters) (Paging, error) {
+func (x *Exporter) probeTime(ctx context.Context, ep *record.Endpoint, ignored string, n *Counters) (Paging, error) {
 	if ep.TimeField == "" {
 		return Paging{Kind: PagingNone, Ignored: ignored, Sentence: fmt.Sprintf(
 			"none usable: the PBX ignores %s and the endpoint has no time field to page by", ignored)}, nil
@@ -135,11 +137,11 @@ func (x *Exporter) probeTime(ctx context.Context, ep *Endpoint, ignored string, 
 	q.Set("filter["+tf+"][to]", b)
 	q.Set("start", "0")
 	q.Set("count", strconv.Itoa(probeCount))
-	pg, err := x.Client.List(ctx, ep.Path, q, n)
+	pg, err := x.Client.List(ctx, ep.Path, q, &n.Counts)
 	if err != nil {
 		return Paging{}, fmt.Errorf("window %s to %s: %w", a, b, err)
 	}
-	rows, err := (&Converter{Endpoint: ep, Zone: x.Zone, Warnings: &n.Warnings}).Rows(pg.Records)
+	rows, err := (&record.Converter{Endpoint: ep, Zone: x.Zone, Warnings: &n.Warnings}).Rows(pg.Records)
 	if err != nil {
 		return Paging{}, fmt.Errorf("window %s to %s: %w", a, b, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 )
 
@@ -40,7 +41,7 @@ func TestProbe(t *testing.T) {
 			t.Parallel()
 			tc.o.Calls = 40
 			sim, client := simClient(t, tc.o)
-			ep := &Builtin()[0]
+			ep := &record.Builtin()[0]
 			if ep.Name != "call_history" {
 				t.Fatalf("first built-in endpoint is %q, want call_history", ep.Name)
 			}
@@ -68,7 +69,7 @@ func TestProbe(t *testing.T) {
 // TestProbeEmpty: a PBX with no call yet is not probed.
 func TestProbeEmpty(t *testing.T) {
 	_, client := simClient(t, pbxsim.Options{Calls: -1})
-	ep := &Builtin()[0]
+	ep := &record.Builtin()[0]
 	got, err := (&Exporter{Client: client}).Probe(context.Background(), ep)
 	if err != nil {
 		t.Fatalf("probe: %v", err)

@@ -21,6 +21,8 @@ import (
 
 	"github.com/wildix-export/wildix-export/auth"
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/pbx"
+	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/internal/pgtest"
 	"github.com/wildix-export/wildix-export/sinks"
@@ -49,7 +51,7 @@ func proofExporter(t *testing.T, sim *pbxsim.Sim, sink exporter.Sink, pageSize i
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &exporter.Client{HTTP: &http.Client{Transport: &auth.Transport{Source: auth.Static("wsk-v1-test")}}, Base: u,
+	c := &pbx.Client{HTTP: &http.Client{Transport: &auth.Transport{Source: auth.Static("wsk-v1-test")}}, Base: u,
 		MaxAttempts: 12, Timeout: time.Minute, MinBackoff: 5 * time.Millisecond}
 	return &exporter.Exporter{Client: c, Sink: sink, PBX: "pbx", Zone: rome, PageSize: pageSize, Concurrency: 4, BatchSize: 500, MaxPages: 100000}
 }
@@ -302,7 +304,7 @@ func TestProofSnapshotNoTotalDeletion(t *testing.T) {
 			} else {
 				schema, pool := pgtest.Schema(t)
 				p := sinks.NewPostgres(pool, schema, nil)
-				if err := p.Migrate(context.Background(), exporter.Builtin()); err != nil {
+				if err := p.Migrate(context.Background(), record.Builtin()); err != nil {
 					t.Fatal(err)
 				}
 				sink = p
@@ -332,8 +334,8 @@ func TestProofSnapshotNoTotalDeletion(t *testing.T) {
 			}
 			x := proofExporter(t, sim, sink, 10, front)
 			x.Concurrency = 1
-			var col []exporter.Endpoint
-			for _, e := range exporter.Builtin() {
+			var col []record.Endpoint
+			for _, e := range record.Builtin() {
 				if e.Name == "colleagues" {
 					col = append(col, e)
 				}
@@ -457,7 +459,7 @@ func TestProofBackfillByOffsetNoTotal(t *testing.T) {
 			}
 			x := proofExporter(t, sim, sink, 50, front)
 			o := exporter.BackfillOptions{From: time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Now().UTC().Add(48 * time.Hour), Window: 100 * 365 * 24 * time.Hour}
-			r := x.Backfill(t.Context(), exporter.NewRunID(time.Now()), exporter.Builtin()[:1], o)
+			r := x.Backfill(t.Context(), exporter.NewRunID(time.Now()), record.Builtin()[:1], o)
 			e := r.Endpoints[0]
 			if deleted.Load() == 0 {
 				t.Fatalf("no call was deleted during the first backfill (paging %q, err %v)", e.Paging, e.Err)
@@ -468,7 +470,7 @@ func TestProofBackfillByOffsetNoTotal(t *testing.T) {
 			if got := exported(t); len(got) != 0 {
 				t.Fatalf("backfill 1 failed, yet %d calls were committed", len(got))
 			}
-			r = x.Backfill(t.Context(), exporter.NewRunID(time.Now()), exporter.Builtin()[:1], o)
+			r = x.Backfill(t.Context(), exporter.NewRunID(time.Now()), record.Builtin()[:1], o)
 			e = r.Endpoints[0]
 			want := sim.CallIDs()
 			if r.Status != "ok" || e.Windows != 1 || e.Rows != int64(len(want)) || e.Paging != "offset" {
@@ -494,7 +496,7 @@ func TestProofTimeWindowsStoredFutureTime(t *testing.T) {
 	t.Parallel()
 	schema, pool := pgtest.Schema(t)
 	p := sinks.NewPostgres(pool, schema, nil)
-	if err := p.Migrate(context.Background(), exporter.Builtin()); err != nil {
+	if err := p.Migrate(context.Background(), record.Builtin()); err != nil {
 		t.Fatal(err)
 	}
 	rome, err := time.LoadLocation("Europe/Rome")

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/url"
 	"time"
+
+	"github.com/wildix-export/wildix-export/exporter/record"
 )
 
 // snapshotState is the committed state of a snapshot endpoint.
@@ -35,7 +37,7 @@ var errChanged = errors.New("records changed while paging")
 // hold the same keys. If the records changed while paging, the snapshot
 // is read once more; if they change again, the endpoint fails, nothing is
 // committed, and the next run tries again.
-func (x *Exporter) snapshot(ctx context.Context, runID string, ep *Endpoint) (res EndpointResult) {
+func (x *Exporter) snapshot(ctx context.Context, runID string, ep *record.Endpoint) (res EndpointResult) {
 	res.Endpoint, res.Paging = ep.Name, "offset"
 	n := &Counters{}
 	defer tally(&res, n, time.Now())
@@ -72,7 +74,7 @@ func (x *Exporter) snapshot(ctx context.Context, runID string, ep *Endpoint) (re
 // readWhole). keep, when set, filters the rows; a key sent twice is kept
 // once. vanished counts records the total announced that were not read.
 func (x *Exporter) wholeBatch(ctx context.Context, info BatchInfo, q url.Values, n *Counters, log *slog.Logger,
-	keep func(Row) bool, state func(rows int64) []byte) (rows, vanished int64, err error) {
+	keep func(record.Row) bool, state func(rows int64) []byte) (rows, vanished int64, err error) {
 	rows, vanished, _, err = x.readWhole(ctx, info, q, n, log, keep, state)
 	return rows, vanished, err
 }
@@ -84,12 +86,12 @@ func (x *Exporter) wholeBatch(ctx context.Context, info BatchInfo, q url.Values,
 // giving exactly the keys of the first; otherwise the read is errChanged
 // and nothing commits. twice is set when the PBX sent no total.
 func (x *Exporter) readWhole(ctx context.Context, info BatchInfo, q url.Values, n *Counters, log *slog.Logger,
-	keep func(Row) bool, state func(rows int64) []byte) (rows, vanished int64, twice bool, err error) {
+	keep func(record.Row) bool, state func(rows int64) []byte) (rows, vanished int64, twice bool, err error) {
 	c := x.newCommitter(ctx, info, n, 0)
 	seen := map[string]bool{}
 	var newest int64 // the highest cursor read, 0 without one
-	conv := &Converter{Endpoint: info.Endpoint, Zone: x.Zone, Warnings: &n.Warnings}
-	pager := func(conv *Converter) *Pager {
+	conv := &record.Converter{Endpoint: info.Endpoint, Zone: x.Zone, Warnings: &n.Warnings}
+	pager := func(conv *record.Converter) *Pager {
 		return &Pager{Client: x.Client, Path: info.Endpoint.Path, Query: q, PageSize: x.PageSize, Concurrency: x.Concurrency,
 			MaxPages: x.MaxPages, Counters: n, Log: log, Rows: conv.Rows}
 	}
@@ -97,7 +99,7 @@ func (x *Exporter) readWhole(ctx context.Context, info BatchInfo, q url.Values, 
 		if c.failed() {
 			return errLoader
 		}
-		out := make([]Row, 0, len(pg.Rows))
+		out := make([]record.Row, 0, len(pg.Rows))
 		for _, row := range pg.Rows {
 			if seen[row.Key] {
 				log.Warn("record sent twice; keeping the first", "key", row.Key, "page", pg.Number)
@@ -136,7 +138,7 @@ func (x *Exporter) readWhole(ctx context.Context, info BatchInfo, q url.Values, 
 			log.Debug("read in more than one page: reading the keys again to compare", "pages", pr.Pages)
 		}
 		// Its conversion warnings were counted by the first read.
-		err = x.sameKeys(ctx, pager(&Converter{Endpoint: info.Endpoint, Zone: x.Zone, Warnings: &Warnings{}}), seen, pr.Total, newest)
+		err = x.sameKeys(ctx, pager(&record.Converter{Endpoint: info.Endpoint, Zone: x.Zone, Warnings: &record.Warnings{}}), seen, pr.Total, newest)
 	}
 	if pr.Total > distinct {
 		vanished = pr.Total - distinct

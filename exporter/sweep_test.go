@@ -1,11 +1,9 @@
 package exporter_test
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -16,6 +14,8 @@ import (
 	"time"
 
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/pbx"
+	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 )
 
@@ -33,15 +33,21 @@ import (
 
 var sweepSeeds = flag.Int("sweep.seeds", 200, "seeds of each behaviour of TestSweep (and random combinations)")
 
-// simTransport answers each request with the simulator's own list logic
-// (pbxsim.Sim.List), in process: no listener, no socket, no server
-// goroutine; the exporter's client and envelope parser read the answer.
-type simTransport struct{ sim *pbxsim.Sim }
+// simLister is the simulator's own list logic (pbxsim.Sim.List) as the
+// exporter's Lister, in process: no HTTP, no socket; the exporter's
+// envelope parser reads the answer.
+type simLister struct{ sim *pbxsim.Sim }
 
-func (t simTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	status, body := t.sim.List(r.URL.Path, r.URL.Query())
-	return &http.Response{StatusCode: status, Header: http.Header{"Content-Type": {"application/json"}},
-		Body: io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)), Request: r}, nil
+func (l simLister) List(ctx context.Context, path string, q url.Values, n *pbx.Counts) (*pbx.ListPage, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	n.Requests.Add(1)
+	status, body := l.sim.List(path, q)
+	if status != http.StatusOK {
+		return nil, &pbx.APIError{Status: status, Reason: pbx.Reason(body)}
+	}
+	return pbx.ParseList(body)
 }
 
 // memSink is a sink in memory that keeps what a real one keeps: states,
@@ -77,7 +83,7 @@ type memBatch struct {
 	done bool
 }
 
-func (b *memBatch) Write(_ context.Context, rows []exporter.Row) error {
+func (b *memBatch) Write(_ context.Context, rows []record.Row) error {
 	if b.done {
 		panic("write after commit")
 	}
@@ -171,9 +177,8 @@ func (c *sweepCase) run() string {
 	sim := pbxsim.New(c.o)
 	sink := newMemSink()
 	x := c.x
-	x.Client = &exporter.Client{HTTP: &http.Client{Transport: simTransport{sim}}, Base: &url.URL{Scheme: "http", Host: "pbx.invalid"}, MaxAttempts: 1}
-	x.Sink = sink
-	ep := exporter.Builtin()[:1]
+	x.Client, x.Sink = simLister{sim}, sink
+	ep := record.Builtin()[:1]
 	exported := func() (dup []int64) {
 		for id, n := range sink.committed {
 			if n > 1 || id < 1 || id > sim.MaxCallID() {

@@ -9,6 +9,9 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/wildix-export/wildix-export/exporter/pbx"
+	"github.com/wildix-export/wildix-export/exporter/record"
 )
 
 // DefaultLookBack is how far before the newest time read a run by time
@@ -42,7 +45,7 @@ func pbxHorizon(now time.Time, zone *time.Location) string {
 		l := now.In(zone)
 		wall = time.Date(l.Year(), l.Month(), l.Day(), l.Hour(), l.Minute(), l.Second(), 0, time.UTC)
 	}
-	return wall.Add(maxClockSkew).Truncate(time.Second).Format(wallLayout)
+	return wall.Add(maxClockSkew).Truncate(time.Second).Format(record.WallLayout)
 }
 
 // Policy: incremental by time windows, for a PBX that ignores the key
@@ -60,7 +63,7 @@ func pbxHorizon(now time.Time, zone *time.Location) string {
 // not move the newest time read: the next run starts from the present,
 // not from the bogus time. A PBX that ignores the time filter as well
 // cannot be read exactly: the run fails.
-func (x *Exporter) byTime(ctx context.Context, c *committer, ep *Endpoint, st cursorState, res *EndpointResult,
+func (x *Exporter) byTime(ctx context.Context, c *committer, ep *record.Endpoint, st cursorState, res *EndpointResult,
 	sizes *pageSizes, n *Counters, log *slog.Logger) error {
 	res.Paging = "time-windows"
 	if ep.TimeField == "" {
@@ -75,7 +78,7 @@ func (x *Exporter) byTime(ctx context.Context, c *committer, ep *Endpoint, st cu
 	newest := st.Time
 	from := mustWall(epochWall)
 	if st.Time != "" {
-		t, err := time.Parse(wallLayout, st.Time)
+		t, err := time.Parse(record.WallLayout, st.Time)
 		if err != nil {
 			return fmt.Errorf("stored state of %s: time %q: it must be repaired or removed", ep.Name, st.Time)
 		}
@@ -96,11 +99,11 @@ func (x *Exporter) byTime(ctx context.Context, c *committer, ep *Endpoint, st cu
 	// A record is read more than once (a window halved, a second read by
 	// offset, the look-back), so conversion warnings are counted again,
 	// for the rows exported only.
-	scratch := &Warnings{}
-	conv := &Converter{Endpoint: ep, Zone: x.Zone, Warnings: scratch}
-	recount := &Converter{Endpoint: ep, Zone: x.Zone, Warnings: &n.Warnings}
+	scratch := &record.Warnings{}
+	conv := &record.Converter{Endpoint: ep, Zone: x.Zone, Warnings: scratch}
+	recount := &record.Converter{Endpoint: ep, Zone: x.Zone, Warnings: &n.Warnings}
 	tr := &timeReader{x: x, ep: ep, n: n, log: log, rows: conv.Rows, sizes: sizes}
-	err := tr.read(ctx, from, to, func(rows []Row) error {
+	err := tr.read(ctx, from, to, func(rows []record.Row) error {
 		keep := rows[:0]
 		for _, row := range rows {
 			if row.Cursor <= st.Cursor {
@@ -115,7 +118,7 @@ func (x *Exporter) byTime(ctx context.Context, c *committer, ep *Endpoint, st cu
 				if n.Warnings.Count(futureKind) == 0 {
 					log.Warn("a record is dated after now at the PBX; exported, the time cursor not moved", "key", row.Cursor, "time", row.Wall, "horizon", horizon)
 				}
-				n.Warnings.add(futureKind, fmt.Sprintf("key %d, %s %q after %q", row.Cursor, ep.TimeField, row.Wall, horizon))
+				n.Warnings.Add(futureKind, fmt.Sprintf("key %d, %s %q after %q", row.Cursor, ep.TimeField, row.Wall, horizon))
 			case row.Wall > newest:
 				newest = row.Wall
 			}
@@ -152,8 +155,8 @@ func timeState(cursor int64, newest string, recent map[int64]string, lookBack ti
 	if newest == "" {
 		newest = epochWall
 	}
-	if t, err := time.Parse(wallLayout, newest); err == nil {
-		edge := t.Add(-lookBack).Format(wallLayout)
+	if t, err := time.Parse(record.WallLayout, newest); err == nil {
+		edge := t.Add(-lookBack).Format(record.WallLayout)
 		for k, w := range recent {
 			if w < edge {
 				delete(recent, k)
@@ -165,7 +168,7 @@ func timeState(cursor int64, newest string, recent map[int64]string, lookBack ti
 }
 
 func mustWall(s string) time.Time {
-	t, err := time.Parse(wallLayout, s)
+	t, err := time.Parse(record.WallLayout, s)
 	if err != nil {
 		panic(err)
 	}
@@ -175,19 +178,19 @@ func mustWall(s string) time.Time {
 // timeReader reads a range of PBX-local wall time window by window.
 type timeReader struct {
 	x     *Exporter
-	ep    *Endpoint
+	ep    *record.Endpoint
 	n     *Counters
 	log   *slog.Logger
-	rows  func([]json.RawMessage) ([]Row, error)
+	rows  func([]json.RawMessage) ([]record.Row, error)
 	sizes *pageSizes
 	pages int
 }
 
-func (t *timeReader) fetch(ctx context.Context, a, b time.Time, start, ask int64) (*ListPage, []Row, error) {
+func (t *timeReader) fetch(ctx context.Context, a, b time.Time, start, ask int64) (*pbx.ListPage, []record.Row, error) {
 	tf := t.ep.TimeField
 	q := url.Values{}
-	q.Set("filter["+tf+"][from]", a.Format(wallLayout))
-	q.Set("filter["+tf+"][to]", b.Format(wallLayout))
+	q.Set("filter["+tf+"][from]", a.Format(record.WallLayout))
+	q.Set("filter["+tf+"][to]", b.Format(record.WallLayout))
 	if t.ep.Cursor != "" {
 		// A unique key: a second holding more than a page is read by
 		// offset, and records tied on their time may come in any order.
@@ -196,12 +199,12 @@ func (t *timeReader) fetch(ctx context.Context, a, b time.Time, start, ask int64
 	}
 	q.Set("start", strconv.FormatInt(start, 10))
 	q.Set("count", strconv.FormatInt(ask, 10))
-	where := fmt.Sprintf("window %s to %s", a.Format(wallLayout), b.Format(wallLayout))
+	where := fmt.Sprintf("window %s to %s", a.Format(record.WallLayout), b.Format(record.WallLayout))
 	t.pages++
 	if t.x.MaxPages > 0 && t.pages > t.x.MaxPages {
 		return nil, nil, fmt.Errorf("%s: more than EXPORT_MAX_PAGES=%d pages: stopped; raise it if this PBX really holds that much", where, t.x.MaxPages)
 	}
-	pg, err := t.x.Client.List(ctx, t.ep.Path, q, t.n)
+	pg, err := t.x.Client.List(ctx, t.ep.Path, q, &t.n.Counts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", where, err)
 	}
@@ -214,7 +217,7 @@ func (t *timeReader) fetch(ctx context.Context, a, b time.Time, start, ask int64
 		return nil, nil, fmt.Errorf("%s: %w", where, err)
 	}
 	t.sizes.saw(int64(len(rows)))
-	lo, hi := a.Format(wallLayout), b.Format(wallLayout)
+	lo, hi := a.Format(record.WallLayout), b.Format(record.WallLayout)
 	for _, row := range rows {
 		if row.Wall < lo || row.Wall > hi {
 			return nil, nil, fmt.Errorf("%s: the PBX sent a record with %s %q: it ignores filter[%s] as well as filter[%s] or sort=%s, so no paging can be trusted and nothing more was committed; report this PBX's version",
@@ -230,9 +233,9 @@ func (t *timeReader) fetch(ctx context.Context, a, b time.Time, start, ask int64
 // second is read until two reads in a row hold the same keys, at most
 // three times; otherwise the run stops with errChanged, the time cursor
 // before this second.
-func (t *timeReader) second(ctx context.Context, a, b time.Time, ask int64) ([]Row, error) {
-	offsets := func() ([]Row, map[string]bool, error) {
-		var rows []Row
+func (t *timeReader) second(ctx context.Context, a, b time.Time, ask int64) ([]record.Row, error) {
+	offsets := func() ([]record.Row, map[string]bool, error) {
+		var rows []record.Row
 		keys := map[string]bool{}
 		var last string // the previous page's first key
 		for start := int64(0); ; {
@@ -245,7 +248,7 @@ func (t *timeReader) second(ctx context.Context, a, b time.Time, ask int64) ([]R
 			}
 			if start > 0 && more[0].Key == last {
 				return nil, nil, fmt.Errorf("the second %s: the PBX sent the same page for start=%d as for the one before: it ignores start, so a second holding more than a page (%d) cannot be read; nothing from it on was committed",
-					a.Format(wallLayout), start, ask)
+					a.Format(record.WallLayout), start, ask)
 			}
 			last = more[0].Key
 			start += int64(len(pg.Records))
@@ -267,9 +270,9 @@ func (t *timeReader) second(ctx context.Context, a, b time.Time, ask int64) ([]R
 			return rows, nil
 		case attempt == 2:
 			return nil, fmt.Errorf("%w: the second %s holds more records than a page (%d) and they changed during each of three reads by offset; nothing from it on was committed, the next run reads it again",
-				errChanged, a.Format(wallLayout), ask)
+				errChanged, a.Format(record.WallLayout), ask)
 		}
-		t.log.Info("records of a one-second window changed while it was read by offset: reading it again", "second", a.Format(wallLayout))
+		t.log.Info("records of a one-second window changed while it was read by offset: reading it again", "second", a.Format(record.WallLayout))
 		rows, keys = again, againKeys
 	}
 	return nil, err
@@ -277,7 +280,7 @@ func (t *timeReader) second(ctx context.Context, a, b time.Time, ask int64) ([]R
 
 // read reads [a, b) and calls fn with its records in time order, window
 // by window.
-func (t *timeReader) read(ctx context.Context, a, b time.Time, fn func([]Row) error) error {
+func (t *timeReader) read(ctx context.Context, a, b time.Time, fn func([]record.Row) error) error {
 	ask, delivered := t.sizes.get()
 	pg, rows, err := t.fetch(ctx, a, b, 0, ask)
 	if err != nil {
@@ -298,7 +301,7 @@ func (t *timeReader) read(ctx context.Context, a, b time.Time, fn func([]Row) er
 			return err
 		}
 	}
-	lo, hi := a.Format(wallLayout), b.Format(wallLayout)
+	lo, hi := a.Format(record.WallLayout), b.Format(record.WallLayout)
 	keep := rows[:0]
 	for _, row := range rows {
 		if row.Wall >= lo && row.Wall < hi { // [a, b): a record on b belongs to the next window

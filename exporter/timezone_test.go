@@ -18,6 +18,8 @@ import (
 
 	"github.com/wildix-export/wildix-export/auth"
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/pbx"
+	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/internal/simtest"
 )
@@ -52,20 +54,20 @@ func TestTimesAcrossDaylightSaving(t *testing.T) {
 			f := simtest.New(t, pbxsim.Options{Calls: 300, CallGap: time.Minute, CallsStart: tc.start, Location: rome,
 				OmitTimezoneField: tc.omitTZ, APIKeys: []string{"wsk-v1-tz"}})
 			c := f.Client(&http.Client{Transport: &auth.Transport{Source: auth.Static("wsk-v1-tz")}})
-			page, err := c.List(context.Background(), "/api/v1/PBX/CallHistory/", url.Values{"sort": {"id"}, "dir": {"ASC"}, "count": {"1000"}}, &exporter.Counters{})
+			page, err := c.List(context.Background(), "/api/v1/PBX/CallHistory/", url.Values{"sort": {"id"}, "dir": {"ASC"}, "count": {"1000"}}, &pbx.Counts{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if len(page.Records) != 300 {
 				t.Fatalf("%d records, want 300", len(page.Records))
 			}
-			ep := exporter.Builtin()[0]
-			w := &exporter.Warnings{}
-			rows, err := (&exporter.Converter{Endpoint: &ep, Zone: rome, Warnings: w}).Rows(page.Records)
+			ep := record.Builtin()[0]
+			w := &record.Warnings{}
+			rows, err := (&record.Converter{Endpoint: &ep, Zone: rome, Warnings: w}).Rows(page.Records)
 			if err != nil {
 				t.Fatal(err)
 			}
-			at := func(row exporter.Row, col string) time.Time {
+			at := func(row record.Row, col string) time.Time {
 				v, _ := row.Values[ep.Column(col)].(time.Time)
 				return v
 			}
@@ -104,7 +106,7 @@ func TestTimesAcrossDaylightSaving(t *testing.T) {
 					}
 				}
 			}
-			if got := w.Count(exporter.WarnAmbiguous); got != undecidable || w.Total() != undecidable {
+			if got := w.Count(record.WarnAmbiguous); got != undecidable || w.Total() != undecidable {
 				t.Fatalf("warnings %v, want %d undecidable calls counted", w.Notes(), undecidable)
 			}
 			if tc.start == autumn && tc.omitTZ && (undecidable == 0 || crossing == 0) {
@@ -206,9 +208,9 @@ func TestDaylightSavingEndToEnd(t *testing.T) {
 				switch {
 				case season.start == autumn && undecidable == 0:
 					t.Fatal("no call wholly inside the repeated hour's second pass: the data misses the case")
-				case undecidable > 0 && !strings.Contains(notes, fmt.Sprintf("%d %s", undecidable, exporter.WarnAmbiguous)):
+				case undecidable > 0 && !strings.Contains(notes, fmt.Sprintf("%d %s", undecidable, record.WarnAmbiguous)):
 					t.Fatalf("notes %q: want the %d undecidable calls counted", notes, undecidable)
-				case undecidable == 0 && strings.Contains(notes, exporter.WarnAmbiguous):
+				case undecidable == 0 && strings.Contains(notes, record.WarnAmbiguous):
 					t.Fatalf("notes %q: no call was undecidable", notes)
 				}
 			})

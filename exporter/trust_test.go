@@ -4,13 +4,13 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 )
 
@@ -79,17 +79,6 @@ func ascending(q url.Values) {
 	}
 }
 
-// exclusiveFrom plays a PBX whose filter[id][from] excludes its bound.
-func exclusiveFrom(q url.Values) {
-	if v := q.Get("filter[id][from]"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			panic(err) // the exporter sends whole numbers
-		}
-		q.Set("filter[id][from]", strconv.FormatInt(n+1, 10))
-	}
-}
-
 // TestUpperBoundOfAPBXIgnoringDir: the newest-key request (dir=DESC) is
 // answered in ascending order, so its first record is the oldest call.
 // The bound is confirmed by filter[id][from], found wrong, searched up:
@@ -128,7 +117,7 @@ func TestBackfillUpperBoundOfAPBXIgnoringDir(t *testing.T) {
 			sim, x := trustExporter(t, pbxsim.Options{Calls: 300}, sink, 50, 4, ascending)
 			// The 300 calls end 30 s apart from 2026-01-01: all in range.
 			from, to := time.Date(2025, 12, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
-			r := x.Backfill(t.Context(), exporter.NewRunID(time.Now()), exporter.Builtin()[:1],
+			r := x.Backfill(t.Context(), exporter.NewRunID(time.Now()), record.Builtin()[:1],
 				exporter.BackfillOptions{From: from, To: to, Window: 7 * 24 * time.Hour})
 			e := r.Endpoints[0]
 			if r.Status != "ok" || e.Err != nil || e.Rows != 300 || e.Windows != 9 {
@@ -171,7 +160,8 @@ func TestIgnoredSortInPagesOfOne(t *testing.T) {
 }
 
 // TestExclusiveFromBound: a PBX whose filter[id][from] excludes its bound
-// left out the first call of every page. The newest-key check sees its
+// (the simulator's FilterFromExclusive) left out the first call of every
+// page. The newest-key check sees its
 // own key not come back; every request then asks from one below.
 func TestExclusiveFromBound(t *testing.T) {
 	t.Parallel()
@@ -179,7 +169,7 @@ func TestExclusiveFromBound(t *testing.T) {
 		t.Run("incremental/"+tg.name, func(t *testing.T) {
 			t.Parallel()
 			sink, exported := tg.open(t)
-			sim, x := trustExporter(t, pbxsim.Options{Calls: 300}, sink, 50, 4, exclusiveFrom)
+			sim, x := trustExporter(t, pbxsim.Options{Calls: 300, FilterFromExclusive: []string{"id"}}, sink, 50, 4, func(url.Values) {})
 			r := runCalls(t, x)
 			if r.Err != nil || r.Rows != 300 || r.Cursor != 300 || r.Vanished != 0 {
 				t.Fatalf("rows %d, cursor %d, vanished %d, err %v: want 300 rows, cursor 300, none vanished", r.Rows, r.Cursor, r.Vanished, r.Err)
@@ -203,9 +193,9 @@ func TestExclusiveFromBound(t *testing.T) {
 		t.Run("backfill/"+tg.name, func(t *testing.T) {
 			t.Parallel()
 			sink, exported := tg.open(t)
-			sim, x := trustExporter(t, pbxsim.Options{Calls: 300}, sink, 50, 4, exclusiveFrom)
+			sim, x := trustExporter(t, pbxsim.Options{Calls: 300, FilterFromExclusive: []string{"id"}}, sink, 50, 4, func(url.Values) {})
 			from, to := time.Date(2025, 12, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
-			r := x.Backfill(t.Context(), exporter.NewRunID(time.Now()), exporter.Builtin()[:1],
+			r := x.Backfill(t.Context(), exporter.NewRunID(time.Now()), record.Builtin()[:1],
 				exporter.BackfillOptions{From: from, To: to, Window: 7 * 24 * time.Hour})
 			e := r.Endpoints[0]
 			if r.Status != "ok" || e.Err != nil || e.Rows != 300 || e.Paging != "keyset" {

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/internal/simtest"
 )
@@ -17,7 +17,7 @@ func TestCallGroupsExported(t *testing.T) {
 	t.Parallel()
 	p, pool := newPostgres(t)
 	f := simtest.New(t, pbxsim.Options{Calls: 10, CallGap: time.Minute})
-	eps, err := exporter.NewCatalog(exporter.Builtin())
+	eps, err := record.NewCatalog(record.Builtin())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pgtest"
 )
 
@@ -36,7 +36,7 @@ func TestConnectPoolSize(t *testing.T) {
 			t.Parallel()
 			pool, err := Connect(context.Background(), tc.url)
 			if tc.want == 0 {
-				if !errors.Is(err, exporter.ErrConfig) || !strings.Contains(err.Error(), "pool_max_conns=2") {
+				if !errors.Is(err, record.ErrConfig) || !strings.Contains(err.Error(), "pool_max_conns=2") {
 					t.Fatalf("err = %v, want a configuration error naming pool_max_conns=2", err)
 				}
 				return

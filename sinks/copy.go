@@ -14,8 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
-
-	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
 )
 
 // Rows reach PostgreSQL in COPY's binary format, a batch's pages gathered
@@ -187,7 +186,7 @@ func (b *pgBatch) describe(ctx context.Context) error {
 
 // encode appends row r to chunk c: the PBX, the row's values, its extra
 // fields and raw record, and the run.
-func (b *pgBatch) encode(c *copyChunk, r exporter.Row) error {
+func (b *pgBatch) encode(c *copyChunk, r record.Row) error {
 	if c.data == nil {
 		select {
 		case c.data = <-b.sink.buffers:

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/safefile"
 )
 
@@ -126,7 +127,7 @@ func (s *CSV) State(_ context.Context, pbx, key string) ([]byte, error) {
 	}
 	// A run that finds nothing new begins no batch: the leftovers of a
 	// run killed mid-batch are cleaned here too, not only by Begin.
-	if dir := filepath.Join(s.opt.Dir, key); exporter.Identifier(key) && safefile.NotSymlink(dir) == nil {
+	if dir := filepath.Join(s.opt.Dir, key); record.Identifier(key) && safefile.NotSymlink(dir) == nil {
 		s.removeStale(dir, tmpPrefix(pbx))
 	}
 	st, err := s.readState(pbx, key)
@@ -228,7 +229,7 @@ func (s *CSV) pendingFiles(pbx string, p *pending) (tmp, final string, err error
 		folder = filepath.Base(filepath.Dir(p.Final))
 	}
 	tmpName, finalName := filepath.Base(p.Tmp), filepath.Base(p.Final)
-	if !exporter.Identifier(folder) {
+	if !record.Identifier(folder) {
 		return "", "", fmt.Errorf("folder %q is not an endpoint's", folder)
 	}
 	if !strings.HasPrefix(finalName, safeName(pbx)+"_") || !strings.HasPrefix(tmpName, ".") || !strings.Contains(tmpName, ".tmp-") {
@@ -348,7 +349,7 @@ func rfc3339Year(t time.Time) bool {
 }
 
 // Write implements exporter.Batch.
-func (b *csvBatch) Write(_ context.Context, rows []exporter.Row) error {
+func (b *csvBatch) Write(_ context.Context, rows []record.Row) error {
 	cols := b.info.Endpoint.Columns
 	for _, r := range rows {
 		for i, v := range r.Values {
@@ -367,7 +368,7 @@ func (b *csvBatch) Write(_ context.Context, rows []exporter.Row) error {
 	return nil
 }
 
-func (s *CSV) cell(t exporter.Type, v any) string {
+func (s *CSV) cell(t record.Type, v any) string {
 	switch v := v.(type) {
 	case nil:
 		return ""
@@ -382,7 +383,7 @@ func (s *CSV) cell(t exporter.Type, v any) string {
 		return v.UTC().Format(time.RFC3339)
 	case bool:
 		return strconv.FormatBool(v)
-	case exporter.Decimal:
+	case record.Decimal:
 		return string(v)
 	case json.RawMessage:
 		var b bytes.Buffer
@@ -482,7 +483,7 @@ func (b *csvBatch) decide(state []byte) error {
 	return nil
 }
 
-func columnNames(e *exporter.Endpoint) []string {
+func columnNames(e *record.Endpoint) []string {
 	out := make([]string, len(e.Columns))
 	for i, c := range e.Columns {
 		out[i] = c.Name

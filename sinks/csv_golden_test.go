@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -32,14 +33,14 @@ func TestCSVGolden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ep := exporter.Builtin()[0]
+		ep := record.Builtin()[0]
 		ctx := context.Background()
 		b, err := s.Begin(ctx, exporter.BatchInfo{PBX: "pbx", RunID: "golden", Endpoint: &ep, StateKey: ep.Name, Seq: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
-		conv := &exporter.Converter{Endpoint: &ep}
-		var rows []exporter.Row
+		conv := &record.Converter{Endpoint: &ep}
+		var rows []record.Row
 		for i, rec := range goldenRecords {
 			r, err := conv.Convert(i, json.RawMessage(rec))
 			if err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/internal/safefile"
 	"github.com/wildix-export/wildix-export/internal/simtest"
@@ -38,7 +39,7 @@ type hookBatch struct {
 	sink *hookSink
 }
 
-func (b *hookBatch) Write(ctx context.Context, rows []exporter.Row) error {
+func (b *hookBatch) Write(ctx context.Context, rows []record.Row) error {
 	if err := b.Batch.Write(ctx, rows); err != nil {
 		return err
 	}
@@ -93,7 +94,7 @@ func TestCSVTwoPBXIDsShareAFolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eps := exporter.Builtin()[:1]
+	eps := record.Builtin()[:1]
 	var ra *exporter.RunResult
 	hooked := &hookSink{Sink: ab, hook: func() {
 		// "a" starts now: a new process, after a_b's temporary file.
@@ -131,7 +132,7 @@ func TestCSVTwoPBXIDsShareAFolder(t *testing.T) {
 func TestCSVCommitWhoseDataVanishedFails(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	ep := exporter.Builtin()[0]
+	ep := record.Builtin()[0]
 	ctx := context.Background()
 	s, err := NewCSV(CSVOptions{Dir: dir})
 	if err != nil {
@@ -141,11 +142,11 @@ func TestCSVCommitWhoseDataVanishedFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	row, err := (&exporter.Converter{Endpoint: &ep}).Convert(0, json.RawMessage(`{"id":"7","start":"2026-01-01 10:00:00","timezone":"+0100"}`))
+	row, err := (&record.Converter{Endpoint: &ep}).Convert(0, json.RawMessage(`{"id":"7","start":"2026-01-01 10:00:00","timezone":"+0100"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Write(ctx, []exporter.Row{row}); err != nil {
+	if err := b.Write(ctx, []record.Row{row}); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.(*csvBatch).decide([]byte(`{"cursor":7}`)); err != nil {
@@ -216,7 +217,7 @@ func TestCSVSymlinksPlantedAreNotFollowed(t *testing.T) {
 		t.Fatal(err)
 	}
 	victimDir := t.TempDir()
-	ep := exporter.Builtin()[0]
+	ep := record.Builtin()[0]
 	for _, tc := range []struct {
 		name, link, target string
 		do                 func(s *CSV) error

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/internal/simtest"
 )
@@ -124,7 +125,7 @@ func TestCSVExactlyOnceUnderFaults(t *testing.T) {
 	}
 	x := newExporter(t, f, sink)
 	ctx := context.Background()
-	eps := exporter.Builtin()
+	eps := record.Builtin()
 
 	r1 := x.Run(ctx, exporter.NewRunID(time.Now()), "once", eps)
 	if err := r1.Err(); err != nil {
@@ -180,7 +181,7 @@ func TestCSVNothingNewCostsOneRequest(t *testing.T) {
 	sink, _ := NewCSV(CSVOptions{Dir: dir})
 	x := newExporter(t, f, sink)
 	ctx := context.Background()
-	eps := exporter.Builtin()[:1]
+	eps := record.Builtin()[:1]
 	if err := x.Run(ctx, exporter.NewRunID(time.Now()), "once", eps).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +221,7 @@ func TestBackfillEqualsFullExportAndResumes(t *testing.T) {
 	}
 	fullDir := t.TempDir()
 	full, _ := NewCSV(CSVOptions{Dir: fullDir})
-	if err := newExporter(t, f, full).Run(ctx, "full", "once", exporter.Builtin()[:1]).Err(); err != nil {
+	if err := newExporter(t, f, full).Run(ctx, "full", "once", record.Builtin()[:1]).Err(); err != nil {
 		t.Fatal(err)
 	}
 	want := inRange(readCSV(t, fullDir, "call_history"))
@@ -230,7 +231,7 @@ func TestBackfillEqualsFullExportAndResumes(t *testing.T) {
 	x := newExporter(t, f, sink)
 	// Interrupted after two windows.
 	cctx, cancel := context.WithCancel(ctx)
-	r := x.Backfill(cctx, "bf1", exporter.Builtin()[:1], exporter.BackfillOptions{From: from, To: to, Window: 24 * time.Hour,
+	r := x.Backfill(cctx, "bf1", record.Builtin()[:1], exporter.BackfillOptions{From: from, To: to, Window: 24 * time.Hour,
 		Progress: func(p exporter.BackfillProgress) {
 			if p.Done == 2 {
 				cancel()
@@ -239,7 +240,7 @@ func TestBackfillEqualsFullExportAndResumes(t *testing.T) {
 	if r.Err() == nil || r.Endpoints[0].Windows != 2 {
 		t.Fatalf("interrupted backfill: windows %d, err %v", r.Endpoints[0].Windows, r.Err())
 	}
-	r = x.Backfill(ctx, "bf2", exporter.Builtin()[:1], exporter.BackfillOptions{From: from, To: to, Window: 24 * time.Hour})
+	r = x.Backfill(ctx, "bf2", record.Builtin()[:1], exporter.BackfillOptions{From: from, To: to, Window: 24 * time.Hour})
 	if err := r.Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +267,7 @@ func TestBackfillEqualsFullExportAndResumes(t *testing.T) {
 		t.Fatalf("backfill moved the nightly cursor: %s", st)
 	}
 	// --force redoes every window, replacing their files.
-	r = x.Backfill(ctx, "bf3", exporter.Builtin()[:1], exporter.BackfillOptions{From: from, To: to, Force: true})
+	r = x.Backfill(ctx, "bf3", record.Builtin()[:1], exporter.BackfillOptions{From: from, To: to, Force: true})
 	if r.Err() != nil || r.Endpoints[0].Windows != 4 || len(readCSV(t, dir, "call_history")) != len(want) {
 		t.Fatalf("forced: %+v %v", r.Endpoints[0], r.Err())
 	}
@@ -309,15 +310,15 @@ func TestCSVCrashBetweenCommitRecordAndRename(t *testing.T) {
 	t.Parallel()
 	for _, lose := range []bool{false, true} {
 		dir := t.TempDir()
-		ep := exporter.Builtin()[0]
+		ep := record.Builtin()[0]
 		ctx := context.Background()
 		s, _ := NewCSV(CSVOptions{Dir: dir})
 		b, err := s.Begin(ctx, exporter.BatchInfo{PBX: "p", RunID: "r1", Endpoint: &ep, StateKey: ep.Name, Seq: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
-		row, _ := (&exporter.Converter{Endpoint: &ep}).Convert(0, json.RawMessage(`{"id":"7","start":"2026-01-01 10:00:00"}`))
-		b.Write(ctx, []exporter.Row{row})
+		row, _ := (&record.Converter{Endpoint: &ep}).Convert(0, json.RawMessage(`{"id":"7","start":"2026-01-01 10:00:00"}`))
+		b.Write(ctx, []record.Row{row})
 		if err := b.(*csvBatch).decide([]byte(`{"cursor":7}`)); err != nil {
 			t.Fatal(err)
 		}

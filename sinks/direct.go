@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
 )
 
 // Loading at the speed of COPY. An incremental endpoint whose key is its
@@ -54,7 +55,7 @@ func directKey(b exporter.BatchInfo) (string, bool) {
 		return "", false
 	}
 	for _, c := range e.Columns {
-		if c.Field == e.Cursor && (c.Type == exporter.BigInt || c.Type == exporter.Integer) {
+		if c.Field == e.Cursor && (c.Type == record.BigInt || c.Type == record.Integer) {
 			return c.Name, true
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/internal/pgtest"
 	"github.com/wildix-export/wildix-export/internal/simtest"
@@ -62,7 +63,7 @@ func directCopyExactlyWhereSafe(t *testing.T, chunk int) {
 	f := simtest.New(t, pbxsim.Options{Calls: 2000, CallsStart: time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC), CallGap: 2 * time.Minute})
 	x := newExporter(t, f, p)
 	ctx := context.Background()
-	eps := exporter.Builtin()[:1]
+	eps := record.Builtin()[:1]
 
 	r1 := x.Run(ctx, exporter.NewRunID(time.Now()), "once", eps)
 	if err := r1.Err(); err != nil {
@@ -113,7 +114,7 @@ func TestDirectCopyMeetingAnExistingKeyFallsBack(t *testing.T) {
 	f := simtest.New(t, pbxsim.Options{Calls: 1500, CallsStart: time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC), CallGap: time.Minute})
 	x := newExporter(t, f, p)
 	ctx := context.Background()
-	eps := exporter.Builtin()[:1]
+	eps := record.Builtin()[:1]
 	if err := x.Run(ctx, exporter.NewRunID(time.Now()), "once", eps).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +155,7 @@ func TestDirectCopyFallbackInALaterChunk(t *testing.T) {
 	f := simtest.New(t, pbxsim.Options{Calls: 1500, CallsStart: time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC), CallGap: time.Minute})
 	x := newExporter(t, f, p)
 	ctx := context.Background()
-	eps := exporter.Builtin()[:1]
+	eps := record.Builtin()[:1]
 	if err := x.Run(ctx, exporter.NewRunID(time.Now()), "once", eps).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +196,7 @@ func TestMigrationDropsIndexesNoViewUses(t *testing.T) {
 	schema, pool := pgtest.Schema(t)
 	p := NewPostgres(pool, schema, nil)
 	ctx := context.Background()
-	old := exporter.Builtin()
+	old := record.Builtin()
 	old[0].Index = []string{"start_time", "src", "dst", "from_number", "to_number"}
 	if err := p.Migrate(ctx, old); err != nil {
 		t.Fatal(err)
@@ -231,10 +232,10 @@ AND column_name IN ('src', 'dst', 'from_number', 'to_number')`, schema).Scan(&co
 func TestFallbackWithAChunkInFlight(t *testing.T) {
 	t.Parallel()
 	p, pool := newPostgres(t)
-	ep := exporter.Builtin()[0]
-	conv := &exporter.Converter{Endpoint: &ep}
-	page := func(from, to int) []exporter.Row {
-		var rows []exporter.Row
+	ep := record.Builtin()[0]
+	conv := &record.Converter{Endpoint: &ep}
+	page := func(from, to int) []record.Row {
+		var rows []record.Row
 		for i := from; i <= to; i++ {
 			r, err := conv.Convert(0, json.RawMessage(fmt.Sprintf(`{"id":"%d","start":"2026-01-01T00:00:00Z","src":"new"}`, i)))
 			if err != nil {
@@ -254,7 +255,7 @@ func TestFallbackWithAChunkInFlight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, rows := range [][]exporter.Row{page(1, 100), page(101, 200)} {
+	for _, rows := range [][]record.Row{page(1, 100), page(101, 200)} {
 		if err := b.Write(ctx, rows); err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
 )
 
 // gleg is a CDR leg of a group fixture: a leg with the group fields a PBX
@@ -147,7 +148,7 @@ func loadRecords(t *testing.T, p batchSink, endpoint string, recs []json.RawMess
 	t.Helper()
 	ctx := context.Background()
 	rome, _ := time.LoadLocation("Europe/Rome")
-	cat, err := exporter.NewCatalog(exporter.Builtin())
+	cat, err := record.NewCatalog(record.Builtin())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,11 +157,11 @@ func loadRecords(t *testing.T, p batchSink, endpoint string, recs []json.RawMess
 		t.Fatal(err)
 	}
 	ep := &eps[0]
-	rows, err := (&exporter.Converter{Endpoint: ep, Zone: rome}).Rows(recs)
+	rows, err := (&record.Converter{Endpoint: ep, Zone: rome}).Rows(recs)
 	if err != nil {
 		t.Fatalf("convert %s: %v", endpoint, err)
 	}
-	b, err := p.Begin(ctx, exporter.BatchInfo{PBX: fixturePBX, RunID: runID, Endpoint: ep, StateKey: ep.Name, Snapshot: ep.Mode == exporter.Snapshot, Seq: 1})
+	b, err := p.Begin(ctx, exporter.BatchInfo{PBX: fixturePBX, RunID: runID, Endpoint: ep, StateKey: ep.Name, Snapshot: ep.Mode == record.Snapshot, Seq: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
 )
 
 // Both sinks implement the whole contract: no wrapper, no type assertion.
@@ -30,7 +31,7 @@ func ledgerRun(id string) *exporter.RunResult {
 func commitOne(t *testing.T, s exporter.Sink, id string) {
 	t.Helper()
 	ctx := context.Background()
-	ep := exporter.Builtin()[0]
+	ep := record.Builtin()[0]
 	b, err := s.Begin(ctx, exporter.BatchInfo{PBX: "x", RunID: id, Endpoint: &ep, StateKey: ep.Name, Seq: 1})
 	if err != nil {
 		t.Fatal(err)

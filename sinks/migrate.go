@@ -7,7 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pglock"
 )
 
@@ -175,7 +175,7 @@ func (p *Postgres) PendingMigrations(ctx context.Context) (int, error) {
 // in one transaction under an advisory lock, so concurrent starts are safe.
 // It fails, changing nothing, when the database is newer than this binary
 // or a column's type differs from the catalog's.
-func (p *Postgres) Migrate(ctx context.Context, endpoints []exporter.Endpoint) error {
+func (p *Postgres) Migrate(ctx context.Context, endpoints []record.Endpoint) error {
 	if err := CheckEndpointNames(endpoints); err != nil {
 		return err
 	}
@@ -228,13 +228,13 @@ func (p *Postgres) Migrate(ctx context.Context, endpoints []exporter.Endpoint) e
 	return nil
 }
 
-var pgTypeNames = map[exporter.Type]string{
-	exporter.BigInt: "bigint", exporter.Integer: "integer", exporter.Numeric: "numeric",
-	exporter.Timestamp: "timestamp with time zone", exporter.Text: "text", exporter.Boolean: "boolean", exporter.JSON: "jsonb",
+var pgTypeNames = map[record.Type]string{
+	record.BigInt: "bigint", record.Integer: "integer", record.Numeric: "numeric",
+	record.Timestamp: "timestamp with time zone", record.Text: "text", record.Boolean: "boolean", record.JSON: "jsonb",
 }
 
 // ensureTable creates an endpoint's table, or adds the columns it lacks.
-func (p *Postgres) ensureTable(ctx context.Context, tx pgx.Tx, e *exporter.Endpoint) error {
+func (p *Postgres) ensureTable(ctx context.Context, tx pgx.Tx, e *record.Endpoint) error {
 	table := p.ident(e.Name)
 	var defs, keys []string
 	defs = append(defs, "pbx text NOT NULL")

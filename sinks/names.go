@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
 )
 
 // ownNames are the relations wildix-export itself keeps in an export
@@ -30,17 +30,17 @@ var ownSuffixes = []string{"_pkey", "_key", "_idx"}
 
 // CheckEndpointNames refuses endpoints whose table would collide with one
 // of the program's own relations or with an index name, with an error
-// wrapping exporter.ErrConfig.
-func CheckEndpointNames(endpoints []exporter.Endpoint) error {
+// wrapping record.ErrConfig.
+func CheckEndpointNames(endpoints []record.Endpoint) error {
 	for _, e := range endpoints {
 		for _, own := range ownNames {
 			if e.Name == own {
-				return fmt.Errorf("%w: endpoint %q has the name of one of wildix-export's own tables or views: rename the endpoint in EXPORT_ENDPOINTS_FILE", exporter.ErrConfig, e.Name)
+				return fmt.Errorf("%w: endpoint %q has the name of one of wildix-export's own tables or views: rename the endpoint in EXPORT_ENDPOINTS_FILE", record.ErrConfig, e.Name)
 			}
 		}
 		for _, suffix := range ownSuffixes {
 			if strings.HasSuffix(e.Name, suffix) {
-				return fmt.Errorf("%w: endpoint %q ends in %q, which index names end in: rename the endpoint in EXPORT_ENDPOINTS_FILE", exporter.ErrConfig, e.Name, suffix)
+				return fmt.Errorf("%w: endpoint %q ends in %q, which index names end in: rename the endpoint in EXPORT_ENDPOINTS_FILE", record.ErrConfig, e.Name, suffix)
 			}
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
 )
 
 // TestOwnNamesAreRefusedAsEndpoints: an endpoint named like one of the
@@ -22,10 +23,10 @@ func TestOwnNamesAreRefusedAsEndpoints(t *testing.T) {
 	p, pool := newPostgres(t)
 	ctx := context.Background()
 	for _, name := range []string{"export_state", "export_runs", "oauth_tokens", "calls_daily", "data_quality", "call_history_pkey", "call_history_src_idx"} {
-		ep := exporter.Builtin()[1]
+		ep := record.Builtin()[1]
 		ep.Name = name
-		err := p.Migrate(ctx, append(exporter.Builtin(), ep))
-		if !errors.Is(err, exporter.ErrConfig) || !strings.Contains(err.Error(), name) {
+		err := p.Migrate(ctx, append(record.Builtin(), ep))
+		if !errors.Is(err, record.ErrConfig) || !strings.Contains(err.Error(), name) {
 			t.Fatalf("endpoint %q: %v, want a configuration error naming it", name, err)
 		}
 	}
@@ -46,9 +47,9 @@ func TestLongEndpointNamesKeepTheirIndexes(t *testing.T) {
 	t.Parallel()
 	p, pool := newPostgres(t)
 	ctx := context.Background()
-	var eps []exporter.Endpoint
+	var eps []record.Endpoint
 	for _, last := range []string{"a", "b"} {
-		ep := exporter.Builtin()[1] // colleagues, indexed on extension
+		ep := record.Builtin()[1] // colleagues, indexed on extension
 		ep.Name = strings.Repeat("x", 62) + last
 		eps = append(eps, ep)
 	}
@@ -90,18 +91,18 @@ func TestCSVTimesOutsideRFC3339AreEmptyAndCounted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ep := exporter.Builtin()[0]
+	ep := record.Builtin()[0]
 	ctx := context.Background()
 	b, err := s.Begin(ctx, exporter.BatchInfo{PBX: "p", RunID: "r", Endpoint: &ep, StateKey: ep.Name, Seq: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	row := exporter.Row{Values: make([]any, len(ep.Columns)), Raw: []byte(`{}`)}
+	row := record.Row{Values: make([]any, len(ep.Columns)), Raw: []byte(`{}`)}
 	row.Values[ep.Column("id")] = int64(1)
 	row.Values[ep.Column("start_time")] = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
 	row.Values[ep.Column("answer_time")] = time.Date(1, 1, 1, 0, 30, 0, 0, time.FixedZone("", 3600)) // year 0 in UTC
 	row.Values[ep.Column("end_time")] = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
-	if err := b.Write(ctx, []exporter.Row{row}); err != nil {
+	if err := b.Write(ctx, []record.Row{row}); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Commit(ctx, []byte(`{"cursor":1}`), exporter.Progress{Rows: 1}); err != nil {

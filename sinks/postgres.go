@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pglock"
 )
 
@@ -75,7 +76,7 @@ func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	if !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = defaultConns
 	} else if cfg.MaxConns < minConns {
-		return nil, fmt.Errorf("%w: EXPORT_DATABASE_URL: pool_max_conns=%d is fewer than the %d connections a run needs (the PBX's lock, the batch in flight, a token refresh, the ledger): raise it or leave it out", exporter.ErrConfig, cfg.MaxConns, minConns)
+		return nil, fmt.Errorf("%w: EXPORT_DATABASE_URL: pool_max_conns=%d is fewer than the %d connections a run needs (the PBX's lock, the batch in flight, a token refresh, the ledger): raise it or leave it out", record.ErrConfig, cfg.MaxConns, minConns)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -178,7 +179,7 @@ func (b *pgBatch) ensureStage(ctx context.Context) error {
 }
 
 // dataColumns are the columns a batch writes, in COPY order.
-func dataColumns(e *exporter.Endpoint) []string {
+func dataColumns(e *record.Endpoint) []string {
 	cols := []string{"pbx"}
 	for _, c := range e.Columns {
 		cols = append(cols, c.Name)
@@ -216,7 +217,7 @@ type pgBatch struct {
 
 // Write implements exporter.Batch: the rows are encoded for their path
 // and sent a chunk at a time (copy.go).
-func (b *pgBatch) Write(ctx context.Context, rows []exporter.Row) error {
+func (b *pgBatch) Write(ctx context.Context, rows []record.Row) error {
 	for _, r := range rows {
 		to := &b.mergeRows
 		if b.direct && r.Cursor > b.high {
@@ -237,7 +238,7 @@ func (b *pgBatch) value(v any) any {
 			return strings.ReplaceAll(v, "\x00", "")
 		}
 		return v
-	case exporter.Decimal:
+	case record.Decimal:
 		var n pgtype.Numeric
 		if err := n.Scan(string(v)); err != nil {
 			return nil
@@ -339,7 +340,7 @@ func (b *pgBatch) commit(ctx context.Context, state []byte, pr exporter.Progress
 }
 
 // keyColumns are the table's primary key: pbx, then the endpoint's key.
-func keyColumns(e *exporter.Endpoint) []string {
+func keyColumns(e *record.Endpoint) []string {
 	keys := []string{"pbx"}
 	for _, k := range e.Key {
 		for _, c := range e.Columns {

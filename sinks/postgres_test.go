@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/internal/pgtest"
 	"github.com/wildix-export/wildix-export/internal/simtest"
@@ -19,7 +20,7 @@ func newPostgres(t *testing.T) (*Postgres, *pgxpool.Pool) {
 	t.Helper()
 	schema, pool := pgtest.Schema(t)
 	p := NewPostgres(pool, schema, nil)
-	if err := p.Migrate(context.Background(), exporter.Builtin()); err != nil {
+	if err := p.Migrate(context.Background(), record.Builtin()); err != nil {
 		t.Fatal(err)
 	}
 	return p, pool
@@ -85,13 +86,13 @@ func TestPostgresExactlyOnceUnderFaults(t *testing.T) {
 	f := simtest.New(t, hostile(3000, time.Date(2026, 10, 24, 20, 0, 0, 0, time.UTC)))
 	x := newExporter(t, f, p)
 	ctx := context.Background()
-	r := x.Run(ctx, exporter.NewRunID(time.Now()), "once", exporter.Builtin())
+	r := x.Run(ctx, exporter.NewRunID(time.Now()), "once", record.Builtin())
 	if err := r.Err(); err != nil {
 		t.Fatal(err)
 	}
 	after1 := f.Sim.CallCount()
 	max1 := checkTable(t, pool, f.Sim, f.URL.Host)
-	r2 := x.Run(ctx, exporter.NewRunID(time.Now()), "once", exporter.Builtin()[:1])
+	r2 := x.Run(ctx, exporter.NewRunID(time.Now()), "once", record.Builtin()[:1])
 	if err := r2.Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +128,7 @@ func TestPostgresRerunChangesNothingAndSnapshotsMarkDeletes(t *testing.T) {
 	ctx := context.Background()
 	from, to := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 1, 3, 0, 0, 0, 0, time.UTC)
 	bf := func(id string) {
-		if err := x.Backfill(ctx, id, exporter.Builtin()[:1], exporter.BackfillOptions{From: from, To: to, Force: true}).Err(); err != nil {
+		if err := x.Backfill(ctx, id, record.Builtin()[:1], exporter.BackfillOptions{From: from, To: to, Force: true}).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -141,7 +142,7 @@ func TestPostgresRerunChangesNothingAndSnapshotsMarkDeletes(t *testing.T) {
 	// Snapshots: a colleague removed on the PBX is marked, not deleted;
 	// renamed, updated; an unchanged one keeps its run.
 	run := func(id string) {
-		if err := x.Run(ctx, id, "once", exporter.Builtin()[1:2]).Err(); err != nil {
+		if err := x.Run(ctx, id, "once", record.Builtin()[1:2]).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -165,7 +166,7 @@ func TestTwoPBXesStayApart(t *testing.T) {
 	a := simtest.New(t, pbxsim.Options{Calls: 300, Seed: 1})
 	b := simtest.New(t, pbxsim.Options{Calls: 500, Seed: 2})
 	for _, f := range []*simtest.Fixture{a, b} {
-		if err := newExporter(t, f, p).Run(ctx, exporter.NewRunID(time.Now()), "once", exporter.Builtin()).Err(); err != nil {
+		if err := newExporter(t, f, p).Run(ctx, exporter.NewRunID(time.Now()), "once", record.Builtin()).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -186,8 +187,8 @@ func TestMigrateIsAdditiveAndRefusesTypeChanges(t *testing.T) {
 	if _, err := pool.Exec(ctx, "CREATE VIEW my_report AS SELECT day, sum(calls) AS calls FROM calls_daily GROUP BY day"); err != nil {
 		t.Fatal(err)
 	}
-	eps := exporter.Builtin()
-	eps[0].Columns = append(eps[0].Columns, exporter.Column{Name: "tags", Field: "tags", Type: exporter.Text})
+	eps := record.Builtin()
+	eps[0].Columns = append(eps[0].Columns, record.Column{Name: "tags", Field: "tags", Type: record.Text})
 	if err := p.Migrate(ctx, eps); err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +200,7 @@ func TestMigrateIsAdditiveAndRefusesTypeChanges(t *testing.T) {
 	if _, err := pool.Exec(ctx, "SELECT * FROM my_report"); err != nil {
 		t.Fatalf("dependent view broken: %v", err)
 	}
-	eps[0].Columns[1].Type = exporter.Text // start_time as text
+	eps[0].Columns[1].Type = record.Text // start_time as text
 	err := p.Migrate(ctx, eps)
 	if err == nil || !strings.Contains(err.Error(), "never changes a column's type") {
 		t.Fatalf("type change: %v", err)
@@ -213,13 +214,13 @@ func TestDuplicateKeysInABatch(t *testing.T) {
 	t.Parallel()
 	p, pool := newPostgres(t)
 	ctx := context.Background()
-	ep := exporter.Builtin()[1] // colleagues
+	ep := record.Builtin()[1] // colleagues
 	b, err := p.Begin(ctx, exporter.BatchInfo{PBX: "x", RunID: "r", Endpoint: &ep, StateKey: "colleagues"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	conv := &exporter.Converter{Endpoint: &ep}
-	var rows []exporter.Row
+	conv := &record.Converter{Endpoint: &ep}
+	var rows []record.Row
 	for _, rec := range []string{`{"id":"1","name":"first"}`, `{"id":"2","name":"other"}`, `{"id":"1","name":"again"}`} {
 		r, err := conv.Convert(0, json.RawMessage(rec))
 		if err != nil {
@@ -247,16 +248,16 @@ func TestNULBytesAreCleaned(t *testing.T) {
 	t.Parallel()
 	p, pool := newPostgres(t)
 	ctx := context.Background()
-	ep := exporter.Builtin()[1] // colleagues
+	ep := record.Builtin()[1] // colleagues
 	b, err := p.Begin(ctx, exporter.BatchInfo{PBX: "x", RunID: "r", Endpoint: &ep, StateKey: "colleagues", Snapshot: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	row, err := (&exporter.Converter{Endpoint: &ep, Warnings: &exporter.Warnings{}}).Convert(0, json.RawMessage(`{"id":"5","name":"a\u0000b","x\u0000y":"z\u0000"}`))
+	row, err := (&record.Converter{Endpoint: &ep, Warnings: &record.Warnings{}}).Convert(0, json.RawMessage(`{"id":"5","name":"a\u0000b","x\u0000y":"z\u0000"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Write(ctx, []exporter.Row{row}); err != nil {
+	if err := b.Write(ctx, []record.Row{row}); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Commit(ctx, []byte(`{}`), exporter.Progress{Rows: 1}); err != nil {

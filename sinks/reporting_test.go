@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/internal/pgtest"
 	"github.com/wildix-export/wildix-export/internal/simtest"
@@ -186,14 +187,14 @@ func loadInto(t *testing.T, p *Postgres, zone string, legs []leg) {
 	if err := p.StartRun(ctx, &exporter.RunResult{ID: "fixture", Mode: "once", PBX: fixturePBX, Started: time.Now(), TimeZone: zone}); err != nil {
 		t.Fatal(err)
 	}
-	eps := exporter.Builtin()
-	load := func(ep *exporter.Endpoint, recs []json.RawMessage) {
-		conv := &exporter.Converter{Endpoint: ep, Zone: rome}
+	eps := record.Builtin()
+	load := func(ep *record.Endpoint, recs []json.RawMessage) {
+		conv := &record.Converter{Endpoint: ep, Zone: rome}
 		rows, err := conv.Rows(recs)
 		if err != nil {
 			t.Fatalf("convert %s: %v", ep.Name, err)
 		}
-		b, err := p.Begin(ctx, exporter.BatchInfo{PBX: fixturePBX, RunID: "fixture", Endpoint: ep, StateKey: ep.Name, Snapshot: ep.Mode == exporter.Snapshot})
+		b, err := p.Begin(ctx, exporter.BatchInfo{PBX: fixturePBX, RunID: "fixture", Endpoint: ep, StateKey: ep.Name, Snapshot: ep.Mode == record.Snapshot})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -419,7 +420,7 @@ func TestReportingUpgradeKeepsUsersViews(t *testing.T) {
 	if _, err := tx.Exec(ctx, `CREATE TABLE export_schema_migrations (version integer PRIMARY KEY, description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range exporter.Builtin() {
+	for _, e := range record.Builtin() {
 		if err := old.ensureTable(ctx, tx, &e); err != nil {
 			t.Fatal(err)
 		}
@@ -447,7 +448,7 @@ func TestReportingUpgradeKeepsUsersViews(t *testing.T) {
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := old.Migrate(ctx, exporter.Builtin()); err != nil {
+	if err := old.Migrate(ctx, record.Builtin()); err != nil {
 		t.Fatalf("upgrade from migration 2 with users' views: %v", err)
 	}
 	loadInto(t, old, "Europe/Rome", fixtureLegs)
@@ -473,7 +474,7 @@ func TestReportingOnSimulatedPBX(t *testing.T) {
 	t.Parallel()
 	p, pool := newPostgres(t)
 	f := simtest.New(t, pbxsim.Options{Calls: 2000, CallGap: 2 * time.Minute})
-	if err := newExporter(t, f, p).Run(context.Background(), "r", "once", exporter.Builtin()).Err(); err != nil {
+	if err := newExporter(t, f, p).Run(context.Background(), "r", "once", record.Builtin()).Err(); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()

@@ -11,7 +11,7 @@ import (
 
 	"github.com/wildix-export/wildix-export/auth"
 	"github.com/wildix-export/wildix-export/config"
-	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/sinks"
 )
 
@@ -42,7 +42,7 @@ func exitCode(err error) int {
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return exitOK
-	case errors.As(err, &cfgErr), errors.Is(err, errUsage), errors.Is(err, exporter.ErrConfig):
+	case errors.As(err, &cfgErr), errors.Is(err, errUsage), errors.Is(err, record.ErrConfig):
 		return exitConfig
 	case errors.Is(err, auth.ErrReauthorize):
 		return exitAuth

@@ -21,7 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wildix-export/wildix-export/config"
-	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/internal/pgtest"
 	"github.com/wildix-export/wildix-export/internal/simtest"
@@ -154,7 +154,7 @@ func TestCLIUsageFlagsAndExitCodes(t *testing.T) {
 }
 
 // TestCLIExitCodes: each sentinel maps to its documented code; a run-time
-// configuration problem (exporter.ErrConfig) exits 2.
+// configuration problem (record.ErrConfig) exits 2.
 func TestCLIExitCodes(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -162,8 +162,8 @@ func TestCLIExitCodes(t *testing.T) {
 		code int
 	}{
 		{nil, exitOK},
-		{fmt.Errorf("export call_history: %w: set WILDIX_TIMEZONE", exporter.ErrConfig), exitConfig},
-		{fmt.Errorf("%w: %w", errQuiet, fmt.Errorf("x: %w", exporter.ErrConfig)), exitConfig},
+		{fmt.Errorf("export call_history: %w: set WILDIX_TIMEZONE", record.ErrConfig), exitConfig},
+		{fmt.Errorf("%w: %w", errQuiet, fmt.Errorf("x: %w", record.ErrConfig)), exitConfig},
 		{fmt.Errorf("%w by terminated: committed progress is kept", errInterrupted), exitInterrupted},
 		{context.Canceled, exitInterrupted},
 		{errors.New("export panicked (a bug: please report it): boom"), exitFailed},

@@ -7,6 +7,7 @@ import (
 
 	"github.com/wildix-export/wildix-export/config"
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
 )
 
 func cmdBackfill(ctx context.Context, a *app, args []string) error {
@@ -86,7 +87,7 @@ func parseWall(flagName, s string) (time.Time, error) {
 
 // backfillEndpoints is the --endpoints list, else every endpoint with a
 // time field and a cursor.
-func backfillEndpoints(cat *exporter.Catalog, list string) ([]exporter.Endpoint, error) {
+func backfillEndpoints(cat *record.Catalog, list string) ([]record.Endpoint, error) {
 	if list != "" {
 		endpoints, err := cat.Select(config.SplitList(list))
 		if err != nil {
@@ -94,7 +95,7 @@ func backfillEndpoints(cat *exporter.Catalog, list string) ([]exporter.Endpoint,
 		}
 		return endpoints, nil
 	}
-	var endpoints []exporter.Endpoint
+	var endpoints []record.Endpoint
 	for _, e := range cat.All() {
 		if e.TimeField != "" && e.Cursor != "" {
 			endpoints = append(endpoints, e)

@@ -17,6 +17,8 @@ import (
 	"github.com/wildix-export/wildix-export/auth"
 	"github.com/wildix-export/wildix-export/config"
 	"github.com/wildix-export/wildix-export/exporter"
+	pbxapi "github.com/wildix-export/wildix-export/exporter/pbx"
+	"github.com/wildix-export/wildix-export/exporter/record"
 )
 
 // cmdCheck only reads: it changes nothing in the sink (missing migrations
@@ -70,7 +72,7 @@ func cmdCheck(ctx context.Context, a *app, args []string) error {
 }
 
 // checkPaging tells how call history is paged on this PBX (exporter.Probe).
-func (a *app) checkPaging(ctx context.Context, c *checkLines, p *pbx, cat *exporter.Catalog) {
+func (a *app) checkPaging(ctx context.Context, c *checkLines, p *pbx, cat *record.Catalog) {
 	eps, err := cat.Select([]string{"call_history"})
 	if err != nil {
 		c.line(err, "paging", "call_history")
@@ -163,13 +165,13 @@ func (a *app) checkPBX(ctx context.Context, c *checkLines, p *pbx) bool {
 	began := time.Now()
 	status, body, err := p.client.Get(ctx, "/api/v1/personal/info")
 	if err == nil && status != http.StatusOK && status != http.StatusUnauthorized && status != http.StatusForbidden {
-		err = fmt.Errorf("GET /api/v1/personal/info: %w", &exporter.APIError{Status: status, Reason: exporter.Reason(body)})
+		err = fmt.Errorf("GET /api/v1/personal/info: %w", &pbxapi.APIError{Status: status, Reason: pbxapi.Reason(body)})
 	}
 	if c.line(err, "pbx", a.cfg.PBXURL.String(), fmt.Sprintf("(answered in %s)", time.Since(began).Round(time.Millisecond))) != nil {
 		return false
 	}
 	if status != http.StatusOK {
-		err = &exporter.APIError{Status: status, Reason: exporter.Reason(body)}
+		err = &pbxapi.APIError{Status: status, Reason: pbxapi.Reason(body)}
 		if a.cfg.Auth == config.AuthOAuth {
 			err = fmt.Errorf("%w: %w", auth.ErrReauthorize, err)
 		}

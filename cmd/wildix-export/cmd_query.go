@@ -10,7 +10,7 @@ import (
 
 	"github.com/wildix-export/wildix-export/auth"
 	"github.com/wildix-export/wildix-export/config"
-	"github.com/wildix-export/wildix-export/exporter"
+	pbxapi "github.com/wildix-export/wildix-export/exporter/pbx"
 )
 
 func cmdQuery(ctx context.Context, a *app, args []string) error {
@@ -54,7 +54,7 @@ print the JSON answer indented, as Postman's last step did. For example:
 	}
 	if status < 200 || status > 299 {
 		fmt.Fprintln(a.stderr, out.String())
-		apiErr := &exporter.APIError{Status: status, Reason: exporter.Reason(body)}
+		apiErr := &pbxapi.APIError{Status: status, Reason: pbxapi.Reason(body)}
 		if status == http.StatusUnauthorized && a.cfg.Auth == config.AuthOAuth {
 			return fmt.Errorf("query %s: %w: %w", fs.Arg(0), auth.ErrReauthorize, apiErr)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/wildix-export/wildix-export/config"
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/sinks"
 )
 
@@ -76,7 +77,7 @@ once and exit (for cron, Kubernetes CronJobs and other schedulers).`)
 
 // exportAll exports the endpoints once, under the lock; the result is
 // nil when the run did not start (the lock held by another).
-func (a *app) exportAll(ctx context.Context, st *started, m *metrics, endpoints []exporter.Endpoint, mode string) (*exporter.RunResult, error) {
+func (a *app) exportAll(ctx context.Context, st *started, m *metrics, endpoints []record.Endpoint, mode string) (*exporter.RunResult, error) {
 	var r *exporter.RunResult
 	err := a.export(ctx, st, m, func(ctx context.Context, id string) *exporter.RunResult {
 		r = st.x.Run(ctx, id, mode, endpoints)
@@ -109,7 +110,7 @@ type worker struct {
 
 // newWorker schedules exports of the endpoints; nothing runs until serve
 // starts the schedule or trigger runs one.
-func (a *app) newWorker(ctx context.Context, st *started, endpoints []exporter.Endpoint, m *metrics) (*worker, error) {
+func (a *app) newWorker(ctx context.Context, st *started, endpoints []record.Endpoint, m *metrics) (*worker, error) {
 	sched, err := config.ParseSchedule(a.cfg.Schedule, a.cfg.ScheduleTimezone)
 	if err != nil {
 		return nil, fmt.Errorf("%w: EXPORT_SCHEDULE: %v", errUsage, err)

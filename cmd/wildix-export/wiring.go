@@ -16,6 +16,8 @@ import (
 	"github.com/wildix-export/wildix-export/auth"
 	"github.com/wildix-export/wildix-export/config"
 	"github.com/wildix-export/wildix-export/exporter"
+	pbxapi "github.com/wildix-export/wildix-export/exporter/pbx"
+	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/sinks"
 )
 
@@ -128,7 +130,7 @@ func (a *app) baseTransport() (http.RoundTripper, error) {
 
 // pbx is an authenticated client of the configured PBX.
 type pbx struct {
-	client *exporter.Client
+	client *pbxapi.Client
 	// expiry returns the OAuth token's expiry, zero for keys.
 	expiry func() time.Time
 }
@@ -166,14 +168,14 @@ func (a *app) pbxClient(ctx context.Context, pool *pgxpool.Pool) (*pbx, error) {
 		expiry = src.Expiry
 	}
 	return &pbx{
-		client: &exporter.Client{HTTP: &http.Client{Transport: tr, CheckRedirect: auth.SameOrigin(c.PBXURL)}, Base: c.PBXURL, MaxAttempts: c.MaxAttempts, Timeout: c.RequestTimeout,
-			MaxResponseSize: c.MaxResponseSize, Limiter: exporter.NewLimiter(c.MaxRPS), Log: a.log},
+		client: &pbxapi.Client{HTTP: &http.Client{Transport: tr, CheckRedirect: auth.SameOrigin(c.PBXURL)}, Base: c.PBXURL, MaxAttempts: c.MaxAttempts, Timeout: c.RequestTimeout,
+			MaxResponseSize: c.MaxResponseSize, Limiter: pbxapi.NewLimiter(c.MaxRPS), Log: a.log},
 		expiry: expiry,
 	}, nil
 }
 
-func (a *app) catalog() (*exporter.Catalog, error) {
-	cat, err := exporter.LoadCatalog(a.cfg.EndpointsFile)
+func (a *app) catalog() (*record.Catalog, error) {
+	cat, err := record.LoadCatalog(a.cfg.EndpointsFile)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -192,7 +194,7 @@ type started struct {
 // and, for PostgreSQL, migrate it before anything talks to the PBX; then
 // authenticate to the PBX (once per process) and build the exporter. The
 // caller closes st.sink; export takes the PBX's lock for each run.
-func (a *app) start(ctx context.Context, cat *exporter.Catalog) (*started, error) {
+func (a *app) start(ctx context.Context, cat *record.Catalog) (*started, error) {
 	s, err := a.openSink(ctx)
 	if err != nil {
 		return nil, err

@@ -11,7 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/notify/notifytest"
 	"github.com/wildix-export/wildix-export/internal/pgtest"
 	"github.com/wildix-export/wildix-export/sinks"
@@ -153,7 +153,7 @@ func unreachableDB(t *testing.T) *pgxpool.Pool {
 func migrated(t *testing.T) (string, *pgxpool.Pool) {
 	t.Helper()
 	schema, pool := pgtest.Schema(t)
-	if err := sinks.NewPostgres(pool, schema, nil).Migrate(context.Background(), exporter.Builtin()); err != nil {
+	if err := sinks.NewPostgres(pool, schema, nil).Migrate(context.Background(), record.Builtin()); err != nil {
 		t.Fatal(err)
 	}
 	return schema, pool

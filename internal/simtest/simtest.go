@@ -19,7 +19,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/wildix-export/wildix-export/auth"
-	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/pbx"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 )
 
@@ -95,6 +95,6 @@ func (f *Fixture) Authorize(t testing.TB) *http.Client {
 }
 
 // Client returns an exporter client for the simulator with short backoffs.
-func (f *Fixture) Client(hc *http.Client) *exporter.Client {
-	return &exporter.Client{HTTP: hc, Base: f.URL, MaxAttempts: 12, Timeout: 2 * time.Second, MinBackoff: 5 * time.Millisecond}
+func (f *Fixture) Client(hc *http.Client) *pbx.Client {
+	return &pbx.Client{HTTP: hc, Base: f.URL, MaxAttempts: 12, Timeout: 2 * time.Second, MinBackoff: 5 * time.Millisecond}
 }

@@ -1,56 +1,18 @@
-package exporter
+package record
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 	"weak"
 
-	"github.com/wildix-export/wildix-export/internal/pgtest"
+	"github.com/wildix-export/wildix-export/exporter/pbx"
 )
-
-func TestScanObject(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		in   string
-		want []string // name=value pairs
-		err  string
-	}{
-		{`{}`, nil, ""},
-		{` { "a" : "1" , "b":2,"c":null,"d":true, "e":{"x":[1,"]",{"y":"}"}]},"f":[] } `,
-			[]string{`a="1"`, `b=2`, `c=null`, `d=true`, `e={"x":[1,"]",{"y":"}"}]}`, `f=[]`}, ""},
-		{`{"q\"uote":"a\"b","\u00e9":"é"}`, []string{`q"uote="a\"b"`, `é="é"`}, ""},
-		{`[1,2]`, nil, "not a JSON object"},
-		{`{"a":1`, nil, "not closed"},
-		{`{"a" 1}`, nil, "expected ':'"},
-		{`{"a":1}x`, nil, "unexpected data"},
-		{`{"a":tru}`, nil, "invalid value"},
-		{`{"a":"unterminated}`, nil, "not closed"},
-		{`{"a":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`, nil, "nested deeper"},
-	} {
-		var got []string
-		err := scanObject([]byte(tc.in), func(n, v []byte) error {
-			got = append(got, string(n)+"="+string(v))
-			return nil
-		})
-		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Errorf("%s: err %v, want %q", tc.in, err, tc.err)
-			}
-			continue
-		}
-		if err != nil || !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("%s: got %q, %v; want %q", tc.in, got, err, tc.want)
-		}
-	}
-}
 
 func callEndpoint() *Endpoint {
 	e := Builtin()[0]
@@ -258,87 +220,6 @@ func TestStartResolvedByItsEnd(t *testing.T) {
 	}
 }
 
-// TestNumbersAsPHPWritesThem: exponent forms become exact decimal text
-// and whole numbers where they are whole; never a float, never a silent NULL.
-func TestNumbersAsPHPWritesThem(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		in      string
-		decimal string // "" when not a number
-		bigint  string // the whole number, or the error's text
-		integer string
-	}{
-		{"1e2", "100", "100", "100"},
-		{"2.5E-3", "0.0025", `"2.5E-3" is not a whole number`, `"2.5E-3" is not a whole number`},
-		{"-1.5e+3", "-1500", "-1500", "-1500"},
-		{"2.50e1", "25.0", "25", "25"},
-		{"1.5e-10", "0.00000000015", "not a whole number", "not a whole number"},
-		{"42.0", "42.0", "42", "42"},
-		{"+7", "7", "7", "7"},
-		{".5", "0.5", "not a whole number", "not a whole number"},
-		{"5.", "5", "5", "5"},
-		{"0.0123", "0.0123", "not a whole number", "not a whole number"},
-		{"007", "7", "7", "7"},
-		{"1E0", "1", "1", "1"},
-		{"-0e5", "0", "0", "0"},
-		{"-0.00", "0.00", "0", "0"},
-		{"3e9", "3000000000", "3000000000", "3e9 does not fit an integer column"},
-		{"9223372036854775807", "9223372036854775807", "9223372036854775807", "does not fit an integer column"},
-		{"9.3e18", "9300000000000000000", "9.3e18 does not fit a bigint column", "does not fit an integer column"},
-		{"1e1000", "1" + strings.Repeat("0", 1000), "does not fit a bigint column", "does not fit an integer column"},
-		{"1e1001", "", "not a whole number", "not a whole number"},
-		{"1e-99999999999999999999", "", "not a whole number", "not a whole number"},
-		{"1e", "", "not a whole number", "not a whole number"},
-		{"e5", "", "not a whole number", "not a whole number"},
-		{"1.2.3", "", "not a whole number", "not a whole number"},
-		{"1,50", "", "not a whole number", "not a whole number"},
-		{"NAN", "", "not a whole number", "not a whole number"},
-		{"0x10", "", "not a whole number", "not a whole number"},
-		{"-", "", "not a whole number", "not a whole number"},
-		{".", "", "not a whole number", "not a whole number"},
-	} {
-		d, err := decimalText(tc.in)
-		if string(d) != tc.decimal || (err == nil) != (tc.decimal != "") {
-			t.Errorf("numeric %q = %q, %v; want %q", tc.in, d, err, tc.decimal)
-		}
-		for _, col := range []struct {
-			bits int
-			want string
-		}{{64, tc.bigint}, {32, tc.integer}} {
-			n, err := wholeNumber(tc.in, col.bits)
-			if err != nil {
-				if !strings.Contains(err.Error(), col.want) {
-					t.Errorf("%d-bit %q: err %v, want %q", col.bits, tc.in, err, col.want)
-				}
-			} else if strconv.FormatInt(n, 10) != col.want {
-				t.Errorf("%d-bit %q = %d, want %s", col.bits, tc.in, n, col.want)
-			}
-		}
-	}
-}
-
-// TestDecimalsAsPostgreSQLReadsThem: the decimal text has exactly the value
-// PostgreSQL gives the number as PHP wrote it, and the same text.
-func TestDecimalsAsPostgreSQLReadsThem(t *testing.T) {
-	t.Parallel()
-	_, pool := pgtest.Schema(t)
-	ctx := context.Background()
-	for _, in := range []string{"1e2", "2.5E-3", "-1.5e+3", "2.50e1", "1.5e-10", "42.0", "5.", ".5", "-0e5", "-0.00", "007", "1e1000", "1.23456789012345678901234567890e-20", "0.0123"} {
-		d, err := decimalText(in)
-		if err != nil {
-			t.Fatalf("%q: %v", in, err)
-		}
-		var same bool
-		var text string
-		if err := pool.QueryRow(ctx, `SELECT $1::numeric = $2::numeric, $1::numeric::text`, in, string(d)).Scan(&same, &text); err != nil {
-			t.Fatalf("%q: %v", in, err)
-		}
-		if !same || text != string(d) {
-			t.Errorf("%q: ours %s, PostgreSQL's %s (equal: %v)", in, d, text, same)
-		}
-	}
-}
-
 // TestWarningsInsteadOfErrors: with a Warnings, a value that cannot be
 // taken as sent becomes NULL and is counted; the key, cursor and time
 // fields still fail the record.
@@ -377,47 +258,6 @@ func TestWarningsInsteadOfErrors(t *testing.T) {
 	}
 }
 
-func TestParseList(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		body  string
-		total int64
-		n     int
-		err   string
-	}{
-		{`{"type":"result","result":{"total":"2","records":[{"id":"1"},{"id":"2"}]}}`, 2, 2, ""},
-		{`{"type":"result","result":{"total":6,"records":[]}}`, 6, 0, ""},
-		{`{"type":"result","result":{"records":[{"id":"1"}]}}`, -1, 1, ""},
-		{`{"type":"result","result":{"total":null,"records":[]}}`, -1, 0, ""},
-		{`<html>oops</html>`, 0, 0, "expected a JSON object"},
-		{`{"type":"result","result":{"total":"2","records":[`, 0, 0, "malformed JSON"},
-		{`{"type":"error","reason":"Permission denied"}`, 0, 0, `200 OK: "Permission denied"`},
-		{`{"type":"result","result":"Success"}`, 0, 0, "result is not a list object"},
-		{`{"type":"result","result":{"total":"2"}}`, 0, 0, "no records array"},
-		{`{"type":"result","result":{"total":"2","records":{"a":1}}}`, 0, 0, "result is not a list object"},
-		{`{"type":"result","result":{"total":"lots","records":[]}}`, 0, 0, `result.total "lots" is not a count`},
-		{`{"type":"result","result":{"total":"-1","records":[]}}`, 0, 0, "is not a count"},
-		{`{"type":"result","result":{"total":"9223372036854775807","records":[]}}`, 0, 0, "9223372036854775807 is not a plausible count"},
-		{`{"type":"result","result":{"total":9223372036854775808,"records":[]}}`, 0, 0, "is not a count"},
-		{`{"type":"result","result":{"total":1e3,"records":[]}}`, 1000, 0, ""},
-		{`{"type":"result","result":{"total":"2.5","records":[]}}`, 0, 0, `result.total "2.5" is not a count`},
-		{`{"type":"result","result":{"total":"1099511627776","records":[]}}`, 1099511627776, 0, ""},
-		{`{"type":"result","result":{"total":"1","records":[{},{}]}}`, 0, 0, "smaller than the 2 records"},
-		{`{"type":"surprise","result":{}}`, 0, 0, `expected "type":"result"`},
-	} {
-		p, err := ParseList([]byte(tc.body))
-		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Errorf("%s: err %v, want %q", tc.body, err, tc.err)
-			}
-			continue
-		}
-		if err != nil || p.Total != tc.total || len(p.Records) != tc.n {
-			t.Errorf("%s: %+v %v", tc.body, p, err)
-		}
-	}
-}
-
 // TestWallTimeAgreesWithTimeParse: the fast reader of PBX wall times gives
 // what time.Parse gives, or leaves the string to it, over every month and
 // day edge of common and leap years, every hour, minute and second edge,
@@ -440,7 +280,7 @@ func TestWallTimeAgreesWithTimeParse(t *testing.T) {
 	checked := 0
 	for _, s := range cases {
 		got, ok := wallTime(s)
-		layout := wallLayout
+		layout := WallLayout
 		if len(s) > 10 && s[10] == 'T' {
 			layout = "2006-01-02T15:04:05"
 		}
@@ -483,7 +323,7 @@ func TestKeysAndTimesDoNotHoldTheirPage(t *testing.T) {
 		b.WriteString(`]}}`)
 		body := []byte(b.String())
 		bodies = append(bodies, weak.Make(&body[0]))
-		page, err := ParseList(body)
+		page, err := pbx.ParseList(body)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package exporter_test
+package pbx_test
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/wildix-export/wildix-export/auth"
-	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/pbx"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/internal/simtest"
 )
@@ -23,7 +23,7 @@ const key = "wsk-v1-client"
 
 // newClient starts a simulator with o and returns a client for it with
 // short backoffs and a timeout generous enough for a loaded machine.
-func newClient(t *testing.T, o pbxsim.Options) (*simtest.Fixture, *exporter.Client) {
+func newClient(t *testing.T, o pbxsim.Options) (*simtest.Fixture, *pbx.Client) {
 	t.Helper()
 	o.APIKeys = append(o.APIKeys, key)
 	f := simtest.New(t, o)
@@ -66,7 +66,7 @@ func TestListRetries(t *testing.T) {
 				return status, body
 			}
 			_, c := newClient(t, pbxsim.Options{Calls: 50, Rewrite: spoil})
-			n := &exporter.Counters{}
+			n := &pbx.Counts{}
 			p, err := c.List(context.Background(), "/api/v1/PBX/CallHistory/", page, n)
 			if tc.err == "" {
 				if err != nil {
@@ -133,7 +133,7 @@ func TestResponseSizeLimit(t *testing.T) {
 			t.Parallel()
 			cc := *c
 			cc.Base, cc.MaxResponseSize = tc.base, tc.limit
-			n := &exporter.Counters{}
+			n := &pbx.Counts{}
 			p, err := cc.List(context.Background(), "/api/v1/PBX/CallHistory/", q, n)
 			if tc.err == "" {
 				if err != nil || len(p.Records) != 500 {
@@ -165,8 +165,8 @@ func TestLongReasonIsCut(t *testing.T) {
 	for _, limit := range []int64{0, 1 << 20} {
 		_, c := newClient(t, pbxsim.Options{Calls: 10, Rewrite: huge})
 		c.MaxResponseSize = limit
-		_, err := c.List(context.Background(), "/api/v1/PBX/CallHistory/", page, &exporter.Counters{})
-		var ae *exporter.APIError
+		_, err := c.List(context.Background(), "/api/v1/PBX/CallHistory/", page, &pbx.Counts{})
+		var ae *pbx.APIError
 		if !errors.As(err, &ae) || ae.Status != 400 {
 			t.Fatalf("limit %d: err = %v, want the 400", limit, err)
 		}
@@ -177,7 +177,48 @@ func TestLongReasonIsCut(t *testing.T) {
 			t.Fatalf("reason %q…: does not say it was cut", ae.Reason[:40])
 		}
 	}
-	if r := exporter.Reason([]byte("<html>" + strings.Repeat("x ", 5<<20) + "</html>")); len(r) > 130 {
+	if r := pbx.Reason([]byte("<html>" + strings.Repeat("x ", 5<<20) + "</html>")); len(r) > 130 {
 		t.Fatalf("excerpt of a non-JSON body: %d bytes", len(r))
+	}
+}
+
+func TestParseList(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		body  string
+		total int64
+		n     int
+		err   string
+	}{
+		{`{"type":"result","result":{"total":"2","records":[{"id":"1"},{"id":"2"}]}}`, 2, 2, ""},
+		{`{"type":"result","result":{"total":6,"records":[]}}`, 6, 0, ""},
+		{`{"type":"result","result":{"records":[{"id":"1"}]}}`, -1, 1, ""},
+		{`{"type":"result","result":{"total":null,"records":[]}}`, -1, 0, ""},
+		{`<html>oops</html>`, 0, 0, "expected a JSON object"},
+		{`{"type":"result","result":{"total":"2","records":[`, 0, 0, "malformed JSON"},
+		{`{"type":"error","reason":"Permission denied"}`, 0, 0, `200 OK: "Permission denied"`},
+		{`{"type":"result","result":"Success"}`, 0, 0, "result is not a list object"},
+		{`{"type":"result","result":{"total":"2"}}`, 0, 0, "no records array"},
+		{`{"type":"result","result":{"total":"2","records":{"a":1}}}`, 0, 0, "result is not a list object"},
+		{`{"type":"result","result":{"total":"lots","records":[]}}`, 0, 0, `result.total "lots" is not a count`},
+		{`{"type":"result","result":{"total":"-1","records":[]}}`, 0, 0, "is not a count"},
+		{`{"type":"result","result":{"total":"9223372036854775807","records":[]}}`, 0, 0, "9223372036854775807 is not a plausible count"},
+		{`{"type":"result","result":{"total":9223372036854775808,"records":[]}}`, 0, 0, "is not a count"},
+		{`{"type":"result","result":{"total":1e3,"records":[]}}`, 1000, 0, ""},
+		{`{"type":"result","result":{"total":"2.5","records":[]}}`, 0, 0, `result.total "2.5" is not a count`},
+		{`{"type":"result","result":{"total":"1099511627776","records":[]}}`, 1099511627776, 0, ""},
+		{`{"type":"result","result":{"total":"1","records":[{},{}]}}`, 0, 0, "smaller than the 2 records"},
+		{`{"type":"surprise","result":{}}`, 0, 0, `expected "type":"result"`},
+	} {
+		p, err := pbx.ParseList([]byte(tc.body))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: err %v, want %q", tc.body, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || p.Total != tc.total || len(p.Records) != tc.n {
+			t.Errorf("%s: %+v %v", tc.body, p, err)
+		}
 	}
 }

@@ -1,4 +1,10 @@
-package exporter
+// Package pbx reads a Wildix PBX's REST API: one request of a list
+// endpoint (Client.List) with retries, backoff, Retry-After, a request
+// rate cap and a bound on an answer's size; the answer's envelope parsed
+// (ParseList) into its total and records; and the PBX's refusals as
+// APIError. It knows nothing of what the records mean (record) or how a
+// list is paged (paging).
+package pbx
 
 import (
 	"bytes"
@@ -19,6 +25,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sethvargo/go-retry"
+	"github.com/wildix-export/wildix-export/exporter/jsonscan"
 	"golang.org/x/time/rate"
 )
 
@@ -78,16 +85,10 @@ func (c *Client) wait(ctx context.Context) error {
 	return nil
 }
 
-// Counters count one endpoint's requests. Safe for concurrent use.
-type Counters struct {
-	Requests, Retries, Pages atomic.Int64
-	// Filtered counts records the PBX sent outside the bounds asked of
-	// it, dropped (EndpointResult.Filtered).
-	Filtered atomic.Int64
-	// Warnings counts what the endpoint's conversion worked around (a
-	// value that cannot be stored, an ambiguous wall time) instead of
-	// failing the run; they reach the log and the ledger as notes.
-	Warnings Warnings
+// Counts counts requests to the PBX: each attempt, and those that were
+// retries. Safe for concurrent use.
+type Counts struct {
+	Requests, Retries atomic.Int64
 }
 
 // APIError is an answer from the PBX that is not worth retrying: a 4xx
@@ -205,7 +206,7 @@ func (c *Client) timeout() time.Duration {
 // List fetches one page of a list endpoint, retrying 429, 5xx, timeouts,
 // cut connections and unreadable bodies with exponential backoff and
 // jitter, honouring Retry-After.
-func (c *Client) List(ctx context.Context, path string, q url.Values, n *Counters) (*ListPage, error) {
+func (c *Client) List(ctx context.Context, path string, q url.Values, n *Counts) (*ListPage, error) {
 	u := *c.Base
 	u.Path = path
 	u.RawQuery = q.Encode()
@@ -350,7 +351,7 @@ func retryAfter(h string) time.Duration {
 }
 
 // Reason extracts the PBX's reason from an error body, cut to a few KiB,
-// or a short excerpt of a body that has none.
+// or a short Excerpt of a body that has none.
 func Reason(body []byte) string {
 	var e struct {
 		Reason json.RawMessage `json:"reason"`
@@ -394,17 +395,17 @@ func Reason(body []byte) string {
 func ParseList(body []byte) (*ListPage, error) {
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return nil, fmt.Errorf("expected a JSON object, got %q", excerpt(trimmed))
+		return nil, fmt.Errorf("expected a JSON object, got %q", jsonscan.Excerpt(trimmed))
 	}
 	// One pass: the envelope, the result object and the records array are
 	// walked in place, each record validated once and sliced, not copied.
 	var typ, total []byte
 	var records []json.RawMessage
 	result, list, seen := "", false, false // what result and records turned out to be
-	end, err := walkObject(trimmed, 0, 0, func(name []byte, start int) (int, error) {
+	end, err := jsonscan.WalkObject(trimmed, 0, 0, func(name []byte, start int) (int, error) {
 		switch string(name) {
 		case "type":
-			end, err := valueEnd(trimmed, start, 1)
+			end, err := jsonscan.ValueEnd(trimmed, start, 1)
 			if err != nil {
 				return 0, err
 			}
@@ -413,13 +414,13 @@ func ParseList(body []byte) (*ListPage, error) {
 		case "result":
 			if trimmed[start] != '{' {
 				result = "not an object"
-				return valueEnd(trimmed, start, 1)
+				return jsonscan.ValueEnd(trimmed, start, 1)
 			}
 			result = "object"
-			return walkObject(trimmed, start, 1, func(name []byte, start int) (int, error) {
+			return jsonscan.WalkObject(trimmed, start, 1, func(name []byte, start int) (int, error) {
 				switch string(name) {
 				case "total":
-					end, err := valueEnd(trimmed, start, 2)
+					end, err := jsonscan.ValueEnd(trimmed, start, 2)
 					if err != nil {
 						return 0, err
 					}
@@ -429,11 +430,11 @@ func ParseList(body []byte) (*ListPage, error) {
 					seen = true
 					if trimmed[start] != '[' {
 						list = false
-						return valueEnd(trimmed, start, 2)
+						return jsonscan.ValueEnd(trimmed, start, 2)
 					}
 					list = true
-					return walkArray(trimmed, start, 2, func(start int) (int, error) {
-						end, err := valueEnd(trimmed, start, 3)
+					return jsonscan.WalkArray(trimmed, start, 2, func(start int) (int, error) {
+						end, err := jsonscan.ValueEnd(trimmed, start, 3)
 						if err != nil {
 							return 0, fmt.Errorf("record %d: %w", len(records), err)
 						}
@@ -441,18 +442,18 @@ func ParseList(body []byte) (*ListPage, error) {
 						return end, nil
 					})
 				}
-				return valueEnd(trimmed, start, 2)
+				return jsonscan.ValueEnd(trimmed, start, 2)
 			})
 		}
-		return valueEnd(trimmed, start, 1)
+		return jsonscan.ValueEnd(trimmed, start, 1)
 	})
 	if err == nil {
-		err = trailing(trimmed, end)
+		err = jsonscan.Trailing(trimmed, end)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("malformed JSON: %w", err)
 	}
-	switch t, _, _ := jsonText(typ); t {
+	switch t, _, _ := jsonscan.Text(typ); t {
 	case "result":
 	case "error":
 		return nil, &APIError{Status: http.StatusOK, Reason: Reason(trimmed)}
@@ -470,9 +471,9 @@ func ParseList(body []byte) (*ListPage, error) {
 	}
 	p := &ListPage{Total: -1, Records: records}
 	if len(total) > 0 && string(total) != "null" {
-		t, err := parseInt(total)
+		t, err := jsonscan.Int(total)
 		if err != nil || t < 0 {
-			return nil, fmt.Errorf("result.total %s is not a count", excerpt(total))
+			return nil, fmt.Errorf("result.total %s is not a count", jsonscan.Excerpt(total))
 		}
 		if t > maxTotal {
 			// No PBX holds this much; arithmetic on it (pages = total /
@@ -485,23 +486,4 @@ func ParseList(body []byte) (*ListPage, error) {
 		p.Total = t
 	}
 	return p, nil
-}
-
-func excerpt(b []byte) string {
-	if len(b) > 80 {
-		return string(b[:80]) + "…"
-	}
-	return string(b)
-}
-
-// parseInt reads a whole number sent as a JSON number or a JSON string,
-// in exponent form too ("1e3"), as PHP may write it.
-func parseInt(raw json.RawMessage) (int64, error) {
-	s := string(raw)
-	if len(s) > 0 && s[0] == '"' {
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return 0, err
-		}
-	}
-	return wholeNumber(strings.TrimSpace(s), 64)
 }

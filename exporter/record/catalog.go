@@ -1,7 +1,8 @@
-package exporter
+package record
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -443,3 +444,8 @@ func parseExpect(expr string) ([]term, error) {
 	}
 	return terms, nil
 }
+
+// ErrConfig marks a configuration problem discovered at run time (an
+// endpoint named like one of the program's own tables, a time zone that
+// is needed): the user must change a setting; the command exits 2.
+var ErrConfig = errors.New("bad configuration")

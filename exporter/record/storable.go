@@ -1,4 +1,4 @@
-package exporter
+package record
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/wildix-export/wildix-export/exporter/jsonscan"
 )
 
 // What PostgreSQL cannot store, and what the converter makes of it, so that
@@ -145,7 +147,7 @@ type repairer struct {
 // and what was changed; out is raw itself when nothing was.
 func repair(raw []byte) (out []byte, notes []repairNote, err error) {
 	r := &repairer{out: make([]byte, 0, len(raw))}
-	i := skipSpace(raw, 0)
+	i := jsonscan.SkipSpace(raw, 0)
 	if _, err := r.object(raw, i, 0, ""); err != nil {
 		return nil, nil, err
 	}
@@ -168,7 +170,7 @@ func (r *repairer) value(b []byte, i, depth int, field string) (int, error) {
 	case '[':
 		r.out = append(r.out, '[')
 		n := 0
-		end, err := walkArray(b, i, depth, func(start int) (int, error) {
+		end, err := jsonscan.WalkArray(b, i, depth, func(start int) (int, error) {
 			if n > 0 {
 				r.out = append(r.out, ',')
 			}
@@ -178,21 +180,21 @@ func (r *repairer) value(b []byte, i, depth int, field string) (int, error) {
 		r.out = append(r.out, ']')
 		return end, err
 	case '"':
-		end, err := stringEnd(b, i)
+		end, err := jsonscan.StringEnd(b, i)
 		if err != nil {
 			return 0, err
 		}
 		r.out = r.str(b[i:end], field)
 		return end, nil
 	}
-	end, err := valueEnd(b, i, depth)
+	end, err := jsonscan.ValueEnd(b, i, depth)
 	if err != nil {
 		return 0, err
 	}
 	lit := b[i:end]
 	if lit[0] == '-' || (lit[0] >= '0' && lit[0] <= '9') {
 		if !numberHoldable(lit) {
-			r.note(WarnNumber, field, fmt.Sprintf("the number %s is kept as a string", excerpt(lit)))
+			r.note(WarnNumber, field, fmt.Sprintf("the number %s is kept as a string", jsonscan.Excerpt(lit)))
 			r.out = append(append(append(r.out, '"'), lit...), '"')
 			return end, nil
 		}
@@ -207,7 +209,7 @@ func (r *repairer) str(s []byte, field string) []byte {
 	if stringHoldable(s) {
 		return append(r.out, s...)
 	}
-	r.note(WarnEscape, field, fmt.Sprintf("%s holds \\u0000 or a lone UTF-16 surrogate", excerpt(s)))
+	r.note(WarnEscape, field, fmt.Sprintf("%s holds \\u0000 or a lone UTF-16 surrogate", jsonscan.Excerpt(s)))
 	var v string
 	json.Unmarshal(s, &v) // s was scanned: valid
 	return appendJSONString(r.out, strings.ReplaceAll(v, "\x00", "\uFFFD"))
@@ -223,7 +225,7 @@ func (r *repairer) object(b []byte, i, depth int, field string) (int, error) {
 	var members []member
 	start := len(r.out)
 	r.out = append(r.out, '{')
-	end, err := walkMembers(b, i, depth, func(written, name []byte, at int) (int, error) {
+	end, err := jsonscan.WalkMembers(b, i, depth, func(written, name []byte, at int) (int, error) {
 		if len(members) > 0 {
 			r.out = append(r.out, ',')
 		}

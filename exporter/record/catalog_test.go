@@ -1,4 +1,4 @@
-package exporter_test
+package record_test
 
 import (
 	"errors"
@@ -7,17 +7,17 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
 )
 
 func TestBuiltinCatalogIsValid(t *testing.T) {
 	t.Parallel()
-	c, err := exporter.NewCatalog(exporter.Builtin())
+	c, err := record.NewCatalog(record.Builtin())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(c.All()); n != len(exporter.Builtin()) {
-		t.Fatalf("%d endpoints, want %d", n, len(exporter.Builtin()))
+	if n := len(c.All()); n != len(record.Builtin()) {
+		t.Fatalf("%d endpoints, want %d", n, len(record.Builtin()))
 	}
 }
 
@@ -85,12 +85,12 @@ func TestCatalogDeclarations(t *testing.T) {
 			if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			c, err := exporter.LoadCatalog(path)
+			c, err := record.LoadCatalog(path)
 			if tc.err == "" {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if n := len(c.All()); n != len(exporter.Builtin())+1 {
+				if n := len(c.All()); n != len(record.Builtin())+1 {
 					t.Fatalf("%d endpoints, want the built-ins and one", n)
 				}
 				return
@@ -98,13 +98,13 @@ func TestCatalogDeclarations(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Fatalf("err = %v\nwant it to contain %q", err, tc.err)
 			}
-			if !errors.Is(err, exporter.ErrConfig) || !strings.Contains(err.Error(), "EXPORT_ENDPOINTS_FILE="+path) {
+			if !errors.Is(err, record.ErrConfig) || !strings.Contains(err.Error(), "EXPORT_ENDPOINTS_FILE="+path) {
 				t.Fatalf("err = %v: want ErrConfig naming EXPORT_ENDPOINTS_FILE", err)
 			}
 		})
 	}
-	_, err := exporter.LoadCatalog(filepath.Join(t.TempDir(), "missing.json"))
-	if !errors.Is(err, exporter.ErrConfig) || !errors.Is(err, os.ErrNotExist) {
+	_, err := record.LoadCatalog(filepath.Join(t.TempDir(), "missing.json"))
+	if !errors.Is(err, record.ErrConfig) || !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("missing file: err = %v, want ErrConfig and ErrNotExist", err)
 	}
 }
@@ -117,7 +117,7 @@ func TestDefaultCursorColumn(t *testing.T) {
 	if err := os.WriteFile(path, []byte(`[{"name": "tickets", "path": "/api/v1/Tickets", "key": ["ticketId"], "mode": "incremental"}]`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := exporter.LoadCatalog(path)
+	c, err := record.LoadCatalog(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func TestDefaultCursorColumn(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := eps[0]
-	if e.Cursor != "ticketId" || len(e.Columns) != 1 || e.Columns[0] != (exporter.Column{Name: "ticket_id", Field: "ticketId", Type: exporter.BigInt}) {
+	if e.Cursor != "ticketId" || len(e.Columns) != 1 || e.Columns[0] != (record.Column{Name: "ticket_id", Field: "ticketId", Type: record.BigInt}) {
 		t.Fatalf("endpoint %+v", e)
 	}
 }

@@ -1,4 +1,4 @@
-package exporter
+package record
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wildix-export/wildix-export/exporter/jsonscan"
 	"github.com/wildix-export/wildix-export/internal/pgtest"
 )
 
@@ -29,7 +30,7 @@ func TestHoldableAgreesWithPostgreSQL(t *testing.T) {
 		if got := numberHoldable([]byte(n)); got != ok {
 			t.Errorf("%.40s (%d bytes): numberHoldable %v, jsonb accepts: %v (%v)", n, len(n), got, ok, err)
 		}
-		if d, err := decimalText(n); err == nil {
+		if d, err := jsonscan.DecimalText(n); err == nil {
 			_, err := pool.Exec(ctx, `SELECT $1::text::numeric`, string(d))
 			if got := numberHoldable([]byte(d)); got != (err == nil) {
 				t.Errorf("%.40s as a Decimal: numberHoldable %v, numeric accepts: %v", n, got, err)

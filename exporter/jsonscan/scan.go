@@ -1,4 +1,10 @@
-package exporter
+// Package jsonscan reads JSON as the PBX writes it, in one pass and
+// without copies: the members of an object, the elements of an array, a
+// value's end, a value as text, and numbers as PHP prints them (exponent
+// form, "42.0"). It checks what it walks over (valid JSON, bounded
+// nesting) and says where it stopped. pbx reads answers with it, record
+// reads records.
+package jsonscan
 
 import (
 	"bytes"
@@ -8,18 +14,18 @@ import (
 	"unsafe"
 )
 
-// scanObject walks the members of the JSON object b in one pass, calling fn
+// Object walks the members of the JSON object b in one pass, calling fn
 // with each member's name (unquoted) and raw value. It is the converter's
 // fast path: no map, no reflection, no copy of the values. It rejects what
 // is not valid JSON or not an object, and stops at the first malformed byte
 // with an error that says where.
-func scanObject(b []byte, fn func(name, value []byte) error) error {
-	i := skipSpace(b, 0)
+func Object(b []byte, fn func(name, value []byte) error) error {
+	i := SkipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return errors.New("not a JSON object")
 	}
-	end, err := walkMembers(b, i, 0, func(_, name []byte, start int) (int, error) {
-		end, err := valueEnd(b, start, 1)
+	end, err := WalkMembers(b, i, 0, func(_, name []byte, start int) (int, error) {
+		end, err := ValueEnd(b, start, 1)
 		if err != nil {
 			return 0, err
 		}
@@ -28,24 +34,24 @@ func scanObject(b []byte, fn func(name, value []byte) error) error {
 	if err != nil {
 		return err
 	}
-	return trailing(b, end)
+	return Trailing(b, end)
 }
 
-// walkObject walks the object at b[i] == '{', calling member with each
+// WalkObject walks the object at b[i] == '{', calling member with each
 // member's name and the index where its value starts; member returns the
 // index just past the value, so it may parse the value itself. It returns
 // the index just past the object.
-func walkObject(b []byte, i, depth int, member func(name []byte, start int) (int, error)) (int, error) {
-	return walkMembers(b, i, depth, func(_, name []byte, start int) (int, error) { return member(name, start) })
+func WalkObject(b []byte, i, depth int, member func(name []byte, start int) (int, error)) (int, error) {
+	return WalkMembers(b, i, depth, func(_, name []byte, start int) (int, error) { return member(name, start) })
 }
 
-// walkMembers is walkObject passing each member's name also as it was
+// WalkMembers is WalkObject passing each member's name also as it was
 // written (quoted, escapes and all), for what must tell them apart.
-func walkMembers(b []byte, i, depth int, member func(written, name []byte, start int) (int, error)) (int, error) {
-	if depth >= maxDepth {
-		return 0, fmt.Errorf("nested deeper than %d levels at byte %d", maxDepth, i)
+func WalkMembers(b []byte, i, depth int, member func(written, name []byte, start int) (int, error)) (int, error) {
+	if depth >= MaxDepth {
+		return 0, fmt.Errorf("nested deeper than %d levels at byte %d", MaxDepth, i)
 	}
-	i = skipSpace(b, i+1)
+	i = SkipSpace(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return i + 1, nil
 	}
@@ -54,7 +60,7 @@ func walkMembers(b []byte, i, depth int, member func(written, name []byte, start
 			return 0, fmt.Errorf("expected a member name at byte %d", i)
 		}
 		start := i
-		end, err := stringEnd(b, i)
+		end, err := StringEnd(b, i)
 		if err != nil {
 			return 0, err
 		}
@@ -66,11 +72,11 @@ func walkMembers(b []byte, i, depth int, member func(written, name []byte, start
 			}
 			name = []byte(s)
 		}
-		i = skipSpace(b, end)
+		i = SkipSpace(b, end)
 		if i >= len(b) || b[i] != ':' {
 			return 0, fmt.Errorf("expected ':' at byte %d", i)
 		}
-		i = skipSpace(b, i+1)
+		i = SkipSpace(b, i+1)
 		if i >= len(b) {
 			return 0, errors.New("value missing")
 		}
@@ -84,13 +90,13 @@ func walkMembers(b []byte, i, depth int, member func(written, name []byte, start
 	}
 }
 
-// walkArray walks the array at b[i] == '[', calling elem with the index
+// WalkArray walks the array at b[i] == '[', calling elem with the index
 // where each element starts; elem returns the index just past it.
-func walkArray(b []byte, i, depth int, elem func(start int) (int, error)) (int, error) {
-	if depth >= maxDepth {
-		return 0, fmt.Errorf("nested deeper than %d levels at byte %d", maxDepth, i)
+func WalkArray(b []byte, i, depth int, elem func(start int) (int, error)) (int, error) {
+	if depth >= MaxDepth {
+		return 0, fmt.Errorf("nested deeper than %d levels at byte %d", MaxDepth, i)
 	}
-	i = skipSpace(b, i+1)
+	i = SkipSpace(b, i+1)
 	if i < len(b) && b[i] == ']' {
 		return i + 1, nil
 	}
@@ -113,13 +119,13 @@ func walkArray(b []byte, i, depth int, elem func(start int) (int, error)) (int, 
 // returns where the next one starts) or closer (closed, and the index
 // just past it). what names the container in errors.
 func separator(b []byte, i int, closer byte, what string) (int, bool, error) {
-	i = skipSpace(b, i)
+	i = SkipSpace(b, i)
 	if i >= len(b) {
 		return 0, false, errors.New(what + " not closed")
 	}
 	switch b[i] {
 	case ',':
-		return skipSpace(b, i+1), false, nil
+		return SkipSpace(b, i+1), false, nil
 	case closer:
 		return i + 1, true, nil
 	default:
@@ -127,23 +133,23 @@ func separator(b []byte, i int, closer byte, what string) (int, bool, error) {
 	}
 }
 
-func trailing(b []byte, i int) error {
-	if i = skipSpace(b, i); i != len(b) {
+func Trailing(b []byte, i int) error {
+	if i = SkipSpace(b, i); i != len(b) {
 		return fmt.Errorf("unexpected data after the object at byte %d", i)
 	}
 	return nil
 }
 
-func skipSpace(b []byte, i int) int {
+func SkipSpace(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
 		i++
 	}
 	return i
 }
 
-// stringEnd returns the index just past the string starting at b[i] == '"',
+// StringEnd returns the index just past the string starting at b[i] == '"',
 // checking its escapes and that it holds no control characters.
-func stringEnd(b []byte, i int) (int, error) {
+func StringEnd(b []byte, i int) (int, error) {
 	for j := i + 1; j < len(b); j++ {
 		switch c := b[j]; {
 		case c == '"':
@@ -174,21 +180,21 @@ func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
 }
 
-// maxDepth bounds nesting, as deeply nested JSON is an attack, not data.
-const maxDepth = 64
+// MaxDepth bounds nesting, as deeply nested JSON is an attack, not data.
+const MaxDepth = 64
 
-// valueEnd returns the index just past the JSON value starting at b[i].
-func valueEnd(b []byte, i, depth int) (int, error) {
+// ValueEnd returns the index just past the JSON value starting at b[i].
+func ValueEnd(b []byte, i, depth int) (int, error) {
 	if i >= len(b) {
 		return 0, errors.New("value missing")
 	}
 	switch b[i] {
 	case '"':
-		return stringEnd(b, i)
+		return StringEnd(b, i)
 	case '{':
-		return walkObject(b, i, depth, func(_ []byte, start int) (int, error) { return valueEnd(b, start, depth+1) })
+		return WalkObject(b, i, depth, func(_ []byte, start int) (int, error) { return ValueEnd(b, start, depth+1) })
 	case '[':
-		return walkArray(b, i, depth, func(start int) (int, error) { return valueEnd(b, start, depth+1) })
+		return WalkArray(b, i, depth, func(start int) (int, error) { return ValueEnd(b, start, depth+1) })
 	default:
 		j := i
 		for j < len(b) && !bytes.ContainsRune([]byte(",}] \t\r\n"), rune(b[j])) {
@@ -199,14 +205,14 @@ func valueEnd(b []byte, i, depth int) (int, error) {
 		}
 		lit := b[i:j]
 		if !bytes.Equal(lit, []byte("null")) && !bytes.Equal(lit, []byte("true")) && !bytes.Equal(lit, []byte("false")) && !isNumber(lit) {
-			return 0, fmt.Errorf("invalid value %q at byte %d", excerpt(lit), i)
+			return 0, fmt.Errorf("invalid value %q at byte %d", Excerpt(lit), i)
 		}
 		return j, nil
 	}
 }
 
 // view is b as a string, sharing b's bytes, which must never change
-// afterwards (jsonText says why they do not).
+// afterwards (Text says why they do not).
 func view(b []byte) string {
 	if len(b) == 0 {
 		return ""
@@ -218,7 +224,7 @@ func isNumber(b []byte) bool {
 	return json.Valid(b) && (b[0] == '-' || (b[0] >= '0' && b[0] <= '9'))
 }
 
-// jsonText returns a raw JSON value as text: strings unquoted (fast when they
+// Text returns a raw JSON value as text: strings unquoted (fast when they
 // hold no escapes), numbers and booleans as written; ok is false for null.
 //
 // Without escapes, the text is raw's own bytes, not a copy (view): three
@@ -226,7 +232,7 @@ func isNumber(b []byte) bool {
 // raw is always a slice of a PBX answer's body, which nothing writes to
 // once it is read, and which each row keeps (Row.Raw) as long as its
 // values.
-func jsonText(raw []byte) (s string, ok bool, err error) {
+func Text(raw []byte) (s string, ok bool, err error) {
 	if len(raw) == 0 || (raw[0] == 'n' && bytes.Equal(raw, []byte("null"))) {
 		return "", false, nil
 	}
@@ -248,4 +254,11 @@ func jsonText(raw []byte) (s string, ok bool, err error) {
 		return "", false, err
 	}
 	return s, true, nil
+}
+
+func Excerpt(b []byte) string {
+	if len(b) > 80 {
+		return string(b[:80]) + "…"
+	}
+	return string(b)
 }

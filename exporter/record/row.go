@@ -1,4 +1,9 @@
-package exporter
+// Package record knows what a PBX's records mean: the catalog of
+// endpoints (their paths, keys, cursors, time fields and typed columns)
+// and the conversion of a record, as the PBX sends it (every value a
+// string, PBX-local wall times), into a typed Row for a sink, counting
+// what it works around (Warnings). It makes no request.
+package record
 
 import (
 	"bytes"
@@ -11,6 +16,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/wildix-export/wildix-export/exporter/jsonscan"
 )
 
 // Row is one record converted for a sink.
@@ -202,7 +209,7 @@ func (c *Converter) scan(raw json.RawMessage) error {
 		c.raws[i] = nil
 	}
 	c.timezone, c.extra, c.names = nil, c.extra[:0], c.names[:0]
-	return scanObject(raw, func(name, value []byte) error {
+	return jsonscan.Object(raw, func(name, value []byte) error {
 		if value[0] != '"' && !plainValue(value) {
 			c.odd = true
 		}
@@ -233,7 +240,7 @@ func (c *Converter) scan(raw json.RawMessage) error {
 func (c *Converter) identify(index int, row *Row) error {
 	e := c.Endpoint
 	for n, i := range c.keys {
-		v, ok, err := jsonText(c.raws[i])
+		v, ok, err := jsonscan.Text(c.raws[i])
 		if err != nil || !ok || v == "" {
 			return &RecordError{Index: index, Field: e.Key[n], Err: fmt.Errorf("the key field is missing or empty")}
 		}
@@ -244,14 +251,14 @@ func (c *Converter) identify(index int, row *Row) error {
 		}
 	}
 	if len(c.keys) == 1 {
-		// Its own bytes, not a view of the answer (see jsonText): keys and
+		// Its own bytes, not a view of the answer (see Text): keys and
 		// wall times outlive the page (the keys a snapshot has read, the
 		// look-back of time windows), and a view would keep each page.
 		row.Key = strings.Clone(row.Key)
 	}
 	if c.cursor >= 0 {
-		s, _, _ := jsonText(c.raws[c.cursor])
-		n, err := wholeNumber(strings.TrimSpace(s), 64)
+		s, _, _ := jsonscan.Text(c.raws[c.cursor])
+		n, err := jsonscan.WholeNumber(strings.TrimSpace(s), 64)
 		switch {
 		case err != nil:
 			return &RecordError{Index: index, Key: row.Key, Field: e.Cursor, Err: fmt.Errorf("cursor: %w", err)}
@@ -263,7 +270,7 @@ func (c *Converter) identify(index int, row *Row) error {
 		row.Cursor = n
 	}
 	if c.anchor >= 0 {
-		w, _, _ := jsonText(c.raws[c.anchor])
+		w, _, _ := jsonscan.Text(c.raws[c.anchor])
 		row.Wall = strings.Clone(w)
 	}
 	return nil
@@ -276,7 +283,7 @@ func (c *Converter) offset(index int, key string) (*int, error) {
 	if i, ok := c.index["timezone"]; ok {
 		tz = c.raws[i]
 	}
-	s, ok, _ := jsonText(tz)
+	s, ok, _ := jsonscan.Text(tz)
 	if !ok || strings.TrimSpace(s) == "" {
 		return nil, nil
 	}
@@ -287,7 +294,7 @@ func (c *Converter) offset(index int, key string) (*int, error) {
 		return nil, &RecordError{Index: index, Key: key, Field: "timezone", Err: fmt.Errorf(
 			"%w: %q is not a UTC offset such as +0100 and WILDIX_TIMEZONE is not set; set WILDIX_TIMEZONE to the PBX's time zone, e.g. Europe/Rome", ErrConfig, s)}
 	}
-	if err := c.warn(WarnTimezone, key, "timezone", fmt.Sprintf("%q is not a UTC offset such as +0100", excerpt([]byte(s)))); err != nil {
+	if err := c.warn(WarnTimezone, key, "timezone", fmt.Sprintf("%q is not a UTC offset such as +0100", jsonscan.Excerpt([]byte(s)))); err != nil {
 		return nil, &RecordError{Index: index, Key: key, Field: "timezone", Err: err}
 	}
 	return nil, nil
@@ -348,8 +355,8 @@ func (c *Converter) expected(terms []term, anchor time.Time) time.Time {
 		if !ok {
 			return anchor
 		}
-		s, _, _ := jsonText(c.raws[i])
-		n, err := wholeNumber(strings.TrimSpace(s), 64)
+		s, _, _ := jsonscan.Text(c.raws[i])
+		n, err := jsonscan.WholeNumber(strings.TrimSpace(s), 64)
 		if err != nil || n > 1<<31 || n < -1<<31 { // beyond 68 years, the product would overflow
 			return anchor
 		}
@@ -361,7 +368,7 @@ func (c *Converter) expected(terms []term, anchor time.Time) time.Time {
 // timeDetail says what is wrong with a wall time taken by a documented
 // choice.
 func (c *Converter) timeDetail(note string, raw []byte) string {
-	s, _, _ := jsonText(raw)
+	s, _, _ := jsonscan.Text(raw)
 	if note == WarnNonexistent {
 		return fmt.Sprintf("%q does not exist in %s (the hour skipped when daylight-saving time starts); is WILDIX_TIMEZONE the PBX's zone?", s, c.Zone)
 	}
@@ -383,7 +390,7 @@ func (c *Converter) value(col Column, raw []byte, offset *int, hint time.Time, i
 		}
 		return json.RawMessage(raw), "", nil
 	}
-	s, ok, err := jsonText(raw)
+	s, ok, err := jsonscan.Text(raw)
 	if err != nil {
 		return nil, "", err
 	}
@@ -404,17 +411,17 @@ func (c *Converter) value(col Column, raw []byte, offset *int, hint time.Time, i
 	}
 	switch col.Type {
 	case BigInt:
-		n, err := wholeNumber(s, 64)
+		n, err := jsonscan.WholeNumber(s, 64)
 		return n, "", err
 	case Integer:
-		n, err := wholeNumber(s, 32)
+		n, err := jsonscan.WholeNumber(s, 32)
 		return n, "", err
 	case Numeric:
-		d, err := decimalText(s)
+		d, err := jsonscan.DecimalText(s)
 		if err == nil && len(d) > maxFractionDigits && !numberHoldable([]byte(d)) {
-			return nil, "", fmt.Errorf("%s is beyond PostgreSQL's numeric range (%d digits before the point, %d after)", excerpt([]byte(s)), maxIntegerDigits, maxFractionDigits)
+			return nil, "", fmt.Errorf("%s is beyond PostgreSQL's numeric range (%d digits before the point, %d after)", jsonscan.Excerpt([]byte(s)), maxIntegerDigits, maxFractionDigits)
 		}
-		return d, "", err
+		return Decimal(d), "", err
 	case Boolean:
 		switch strings.ToLower(s) {
 		case "1", "true", "yes", "on":
@@ -422,7 +429,7 @@ func (c *Converter) value(col Column, raw []byte, offset *int, hint time.Time, i
 		case "0", "false", "no", "off":
 			return false, "", nil
 		}
-		return nil, "", fmt.Errorf("%q is not a boolean", excerpt([]byte(s)))
+		return nil, "", fmt.Errorf("%q is not a boolean", jsonscan.Excerpt([]byte(s)))
 	case Timestamp:
 		if strings.HasPrefix(s, "0000-00-00") {
 			return nil, "", nil // MySQL's zero date: no time
@@ -442,8 +449,8 @@ func (c *Converter) value(col Column, raw []byte, offset *int, hint time.Time, i
 // every such time (end = start+duration, …) agrees with. It reports false
 // when both or neither agree.
 func (c *Converter) resolveAnchor() (time.Time, bool) {
-	wall, _, _ := jsonText(c.raws[c.anchor])
-	naive, err := time.Parse(wallLayout, strings.TrimSpace(wall))
+	wall, _, _ := jsonscan.Text(c.raws[c.anchor])
+	naive, err := time.Parse(WallLayout, strings.TrimSpace(wall))
 	if err != nil {
 		return time.Time{}, false
 	}
@@ -451,11 +458,11 @@ func (c *Converter) resolveAnchor() (time.Time, bool) {
 	for _, start := range wallInstants(naive, c.Zone) {
 		agree, used := true, false
 		for i, terms := range c.expect {
-			s, present, err := jsonText(c.raws[i])
+			s, present, err := jsonscan.Text(c.raws[i])
 			if err != nil || !present {
 				continue
 			}
-			naive, err := time.Parse(wallLayout, strings.TrimSpace(s))
+			naive, err := time.Parse(WallLayout, strings.TrimSpace(s))
 			if err != nil {
 				continue
 			}
@@ -474,10 +481,10 @@ func (c *Converter) resolveAnchor() (time.Time, bool) {
 	return time.Time{}, false
 }
 
-const wallLayout = "2006-01-02 15:04:05"
+const WallLayout = "2006-01-02 15:04:05"
 
 // wallTime reads "YYYY-MM-DD HH:MM:SS" (or with a T), as time.Parse with
-// wallLayout would, at a tenth of its cost: three such times a call record.
+// WallLayout would, at a tenth of its cost: three such times a call record.
 // It reports false for anything else, which time.Parse then reads or
 // refuses.
 func wallTime(s string) (time.Time, bool) {
@@ -531,12 +538,12 @@ func (c *Converter) Instant(s string, offset *int, hint time.Time, isAnchor bool
 		if t, err := time.Parse(time.RFC3339, s); err == nil {
 			return t.UTC(), "", nil
 		}
-		layout := wallLayout
+		layout := WallLayout
 		if len(s) > 10 && s[10] == 'T' {
 			layout = "2006-01-02T15:04:05"
 		}
 		if naive, err = time.Parse(layout, s); err != nil {
-			return time.Time{}, "", fmt.Errorf("%q is not a time of the form YYYY-MM-DD HH:MM:SS", excerpt([]byte(s)))
+			return time.Time{}, "", fmt.Errorf("%q is not a time of the form YYYY-MM-DD HH:MM:SS", jsonscan.Excerpt([]byte(s)))
 		}
 	}
 	if offset != nil && (isAnchor || c.Zone == nil) {
@@ -634,11 +641,11 @@ func (c *Converter) warn(kind, key, field, detail string) error {
 	if c.Warnings == nil {
 		return errors.New(detail)
 	}
-	c.Warnings.add(kind, fmt.Sprintf("key %s, field %q: %s", strings.ReplaceAll(key, "\t", ","), field, detail))
+	c.Warnings.Add(kind, fmt.Sprintf("key %s, field %q: %s", strings.ReplaceAll(key, "\t", ","), field, detail))
 	return nil
 }
 
-func (w *Warnings) add(kind, example string) {
+func (w *Warnings) Add(kind, example string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.counts == nil {
@@ -679,104 +686,4 @@ func (w *Warnings) Notes() []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// maxExponent bounds the exponent of a number in exponent form, as
-// PostgreSQL's numeric input does, so that "1e999999999" cannot become a
-// gigabyte of digits.
-const maxExponent = 1000
-
-// decimalText returns s, a decimal number in plain or exponent form (as PHP
-// prints floats: "1e2", "2.5E-3", "-1.5e+3"), as plain decimal text of
-// exactly the same value: "100", "0.0025", "-1500". No float is involved.
-func decimalText(s string) (Decimal, error) {
-	bad := func() (Decimal, error) { return "", fmt.Errorf("%q is not a number", excerpt([]byte(s))) }
-	m, neg := s, false
-	if m != "" && (m[0] == '-' || m[0] == '+') {
-		neg, m = m[0] == '-', m[1:]
-	}
-	exp := 0
-	if i := strings.IndexAny(m, "eE"); i >= 0 {
-		e := m[i+1:]
-		m = m[:i]
-		if e != "" && (e[0] == '-' || e[0] == '+') {
-			if !allDigits(e[1:]) {
-				return bad()
-			}
-		} else if !allDigits(e) {
-			return bad()
-		}
-		if len(strings.TrimLeft(strings.TrimLeft(e, "+-"), "0")) > 4 {
-			return "", fmt.Errorf("%q: exponent beyond ±%d", excerpt([]byte(s)), maxExponent)
-		}
-		n, err := strconv.Atoi(e)
-		if err != nil {
-			return bad()
-		}
-		if n > maxExponent || n < -maxExponent {
-			return "", fmt.Errorf("%q: exponent beyond ±%d", excerpt([]byte(s)), maxExponent)
-		}
-		exp = n
-	}
-	whole, frac, _ := strings.Cut(m, ".")
-	if whole == "" && frac == "" || !allDigits(whole) || !allDigits(frac) {
-		return bad()
-	}
-	digits := whole + frac
-	point := len(whole) + exp // where the decimal point goes in digits
-	switch {
-	case point <= 0:
-		whole, frac = "0", strings.Repeat("0", -point)+digits
-	case point >= len(digits):
-		whole, frac = digits+strings.Repeat("0", point-len(digits)), ""
-	default:
-		whole, frac = digits[:point], digits[point:]
-	}
-	whole = strings.TrimLeft(whole, "0")
-	if whole == "" {
-		whole = "0"
-	}
-	out := whole
-	if frac != "" {
-		out += "." + frac
-	}
-	if neg && strings.Trim(digits, "0") != "" {
-		out = "-" + out
-	}
-	return Decimal(out), nil
-}
-
-// allDigits reports whether s holds only ASCII digits (true when empty).
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// wholeNumber reads s as a whole number that fits bits (32 or 64) signed
-// bits: plain ("42") or as PHP may print it ("1e2", "42.0").
-func wholeNumber(s string, bits int) (int64, error) {
-	if n, err := strconv.ParseInt(s, 10, bits); err == nil {
-		return n, nil
-	}
-	d, err := decimalText(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a whole number", excerpt([]byte(s)))
-	}
-	whole, frac, _ := strings.Cut(string(d), ".")
-	if strings.Trim(frac, "0") != "" {
-		return 0, fmt.Errorf("%q is not a whole number", excerpt([]byte(s)))
-	}
-	n, err := strconv.ParseInt(whole, 10, bits)
-	if err != nil {
-		kind := "a bigint"
-		if bits == 32 {
-			kind = "an integer"
-		}
-		return 0, fmt.Errorf("%s does not fit %s column", excerpt([]byte(s)), kind)
-	}
-	return n, nil
 }
