@@ -84,15 +84,16 @@ func (x *Exporter) Backfill(ctx context.Context, id string, endpoints []record.E
 			continue
 		}
 		log := x.log().With("endpoint", ep.Name, "run_id", r.ID)
-		sizes := newPageSizes(x.PageSize)
+		sizes := newLearnt(x.PageSize)
 		upper, found, err := x.upperBound(ctx, ep, 0, n, log, &res, sizes)
 		var le *ladderError
 		switch {
 		case errors.As(err, &le):
 			// No key bound can be proven: the windows are read by offset,
 			// each checked against its total, whatever their keys.
-			note(&res, log, fmt.Sprintf("the PBX ignores %s: backfill windows are read by offset", ladderWhat(ep, le)))
-			res.Paging, upper, found = "offset", math.MaxInt64, true
+			note(&res, log, fmt.Sprintf("the PBX ignores %s: backfill windows are read by offset", le.Ignored.what(ep.Cursor)))
+			sizes.readBy(byOffset)
+			res.Paging, upper, found = byOffset.String(), math.MaxInt64, true
 		case err != nil:
 			res.Err = err
 		}
@@ -156,7 +157,7 @@ func (x *Exporter) Backfill(ctx context.Context, id string, endpoints []record.E
 // pages, a second read found the same keys (calls that arrived meanwhile
 // aside, see sameKeys).
 func (x *Exporter) window(ctx context.Context, runID string, ep *record.Endpoint, w Window, upper int64, n *Counters,
-	sizes *pageSizes, res *EndpointResult) (int64, error) {
+	sizes *learnt, res *EndpointResult) (int64, error) {
 	log := x.log().With("endpoint", ep.Name, "run_id", runID, "window", w.From)
 	info := BatchInfo{PBX: x.PBX, RunID: runID, Endpoint: ep, StateKey: w.StateKey(ep.Name), Window: &w}
 	state := func(rows int64) []byte {
@@ -175,16 +176,14 @@ func (x *Exporter) window(ctx context.Context, runID string, ep *record.Endpoint
 		return row.Wall < w.To
 	}
 	times := url.Values{"filter[" + ep.TimeField + "][from]": {w.From}, "filter[" + ep.TimeField + "][to]": {w.To}}
-	for res.Paging != "offset" {
+	for sizes.strategy() != byOffset {
 		// By key, in key order; on a PBX that ignores the sort, by key
 		// ranges each read whole (keyReader.Unsorted).
-		unsorted := res.Paging == PagingKeyRanges
-		if !unsorted {
-			res.Paging = PagingKeyset
-		}
+		unsorted := sizes.strategy() == byKeyRanges
+		res.Paging = sizes.strategy().String()
 		c := x.newCommitter(ctx, info, n, 0)
 		kr := &keyReader{Client: x.Client, Endpoint: ep, Query: times, Concurrency: 1, MaxPages: x.MaxPages, Unsorted: unsorted,
-			Counters: n, Log: log, Rows: (&record.Converter{Endpoint: ep, Zone: x.Zone, Warnings: &n.Warnings}).Rows, Sizes: sizes}
+			Counters: n, Log: log, Rows: (&record.Converter{Endpoint: ep, Zone: x.Zone, Warnings: &n.Warnings}).Rows, Learnt: sizes}
 		err := kr.Read(ctx, 1, upper, func(sp span) error {
 			rows := sp.Rows[:0]
 			for _, row := range sp.Rows {
@@ -203,12 +202,14 @@ func (x *Exporter) window(ctx context.Context, runID string, ep *record.Endpoint
 		rows, st, lerr := c.close(ctx)
 		var le *ladderError
 		switch {
-		case errors.As(err, &le) && le.Ignored == "sort" && !unsorted:
+		case errors.As(err, &le) && le.Ignored == sortParam && !unsorted:
 			note(res, log, fmt.Sprintf("the PBX ignores sort=%s but honours filter[%s]: backfill windows are read by %s ranges, each read whole", ep.Cursor, ep.Cursor, ep.Cursor))
-			res.Paging, dropped = PagingKeyRanges, 0
+			sizes.readBy(byKeyRanges)
+			res.Paging, dropped = byKeyRanges.String(), 0
 		case errors.As(err, &le):
-			note(res, log, fmt.Sprintf("the PBX ignores %s: backfill windows are read by offset", ladderWhat(ep, le)))
-			res.Paging, dropped = "offset", 0
+			note(res, log, fmt.Sprintf("the PBX ignores %s: backfill windows are read by offset", le.Ignored.what(ep.Cursor)))
+			sizes.readBy(byOffset)
+			res.Paging, dropped = byOffset.String(), 0
 		case err != nil && !errors.Is(err, errLoader):
 			return 0, err
 		case lerr != nil:

@@ -290,9 +290,10 @@ type cursorState struct {
 	// before it, so that re-reading the look-back exports none twice.
 	Time   string           `json:"time,omitempty"`
 	Recent map[int64]string `json:"recent,omitempty"`
-	// From is what filter[key][from] was seen to do with its bound,
-	// "inclusive" or "exclusive" (see upperBound); "" if not known.
-	From string `json:"from,omitempty"`
+	// From is what filter[key][from] was seen to do with its bound (see
+	// upperBound), stored as "inclusive" or "exclusive", left out when not
+	// known.
+	From bound `json:"from,omitempty"`
 }
 
 func (x *Exporter) loadCursor(ctx context.Context, ep *record.Endpoint) (cursorState, error) {
@@ -329,7 +330,7 @@ func (x *Exporter) loadCursor(ctx context.Context, ep *record.Endpoint) (cursorS
 //
 // A key of math.MaxInt64 is passed over (logged): a cursor there could
 // never move again, and every later record would be left out.
-func (x *Exporter) upperBound(ctx context.Context, ep *record.Endpoint, after int64, n *Counters, log *slog.Logger, res *EndpointResult, sizes *pageSizes) (int64, bool, error) {
+func (x *Exporter) upperBound(ctx context.Context, ep *record.Endpoint, after int64, n *Counters, log *slog.Logger, res *EndpointResult, sizes *learnt) (int64, bool, error) {
 	b := &boundSearch{x: x, ep: ep, n: n, log: log, res: res}
 	field := ep.Cursor
 	// The first request asks only above after: on a PBX whose from is
@@ -337,7 +338,7 @@ func (x *Exporter) upperBound(ctx context.Context, ep *record.Endpoint, after in
 	// request, whatever the PBX does with dir and sort; otherwise it asks
 	// from after itself, which proves the same under either bound.
 	from := after
-	if sizes.fromBound() == "inclusive" && after < math.MaxInt64 {
+	if sizes.fromBound() == boundInclusive && after < math.MaxInt64 {
 		from = after + 1
 	}
 	keys, err := b.ask(ctx, from)
@@ -359,12 +360,12 @@ func (x *Exporter) upperBound(ctx context.Context, ep *record.Endpoint, after in
 			// filter[key][from]=lo: the bound is exclusive (or lo went
 			// meanwhile; asking from one below is then merely one record
 			// more a page).
-			if sizes.setFrom("exclusive") {
+			if sizes.setFrom(boundExclusive) {
 				note(res, log, fmt.Sprintf("filter[%s][from]=%d did not bring back %s %d: the bound is taken as exclusive, and each request asks from one below", field, lo, field, lo))
 			}
 			break
 		}
-		if slices.Contains(keys, lo) && sizes.setFrom("inclusive") {
+		if slices.Contains(keys, lo) && sizes.setFrom(boundInclusive) {
 			log.Debug("filter[key][from] includes its bound", "key", lo)
 		}
 		above := slices.Max(keys)
@@ -437,7 +438,7 @@ func (b *boundSearch) ask(ctx context.Context, from int64) ([]int64, error) {
 			continue
 		}
 		if k < from {
-			return nil, &ladderError{Ignored: "filter", Detail: fmt.Sprintf(
+			return nil, &ladderError{Ignored: filterParam, Detail: fmt.Sprintf(
 				"read the newest %s: the PBX sent %s %d for filter[%s][from]=%d: it ignores the filter", field, field, k, field, from)}
 		}
 		out = append(out, k)

@@ -49,11 +49,11 @@ func (x *Exporter) incremental(ctx context.Context, runID string, ep *record.End
 	}
 	res.Cursor = st.Cursor
 	c := x.newCommitter(ctx, BatchInfo{PBX: x.PBX, RunID: runID, Endpoint: ep, StateKey: ep.Name}, n, x.CommitGrace)
-	sizes := newPageSizes(x.PageSize)
-	if st.From == "exclusive" || st.From == "inclusive" {
+	sizes := newLearnt(x.PageSize)
+	if st.From != boundUnknown {
 		sizes.setFrom(st.From)
 	}
-	if st.From == "exclusive" && st.Time == "" {
+	if st.From == boundExclusive && st.Time == "" {
 		note(&res, log, "the stored state says filter["+ep.Cursor+"][from] excludes its bound: each request asks from one below")
 	}
 	if st.Time != "" {
@@ -75,7 +75,7 @@ func (x *Exporter) incremental(ctx context.Context, runID string, ep *record.End
 	}
 	var le *ladderError
 	if errors.As(err, &le) {
-		note(&res, log, fmt.Sprintf("the PBX ignores %s: paging by filter[%s] time windows", ladderWhat(ep, le), ep.TimeField))
+		note(&res, log, fmt.Sprintf("the PBX ignores %s: paging by filter[%s] time windows", le.Ignored.what(ep.Cursor), ep.TimeField))
 		err = x.byTime(ctx, c, ep, st, &res, sizes, n, log)
 	}
 	if res = x.endIncremental(ctx, c, res, err); res.Err == nil && below != nil {
@@ -90,8 +90,8 @@ func (x *Exporter) incremental(ctx context.Context, runID string, ep *record.End
 // deletes meanwhile. It returns the cursor committed last; on a
 // *ladderError, the spans read before it are committed.
 func (x *Exporter) byKey(ctx context.Context, c *committer, ep *record.Endpoint, from int64, res *EndpointResult,
-	sizes *pageSizes, n *Counters, log *slog.Logger) (int64, error) {
-	res.Paging = PagingKeyset
+	sizes *learnt, n *Counters, log *slog.Logger) (int64, error) {
+	res.Paging = byKey.String()
 	upper, found, err := x.upperBound(ctx, ep, from, n, log, res, sizes)
 	if err != nil || !found || upper <= from {
 		log.Debug("nothing new", "cursor", from)
@@ -104,7 +104,7 @@ func (x *Exporter) byKey(ctx context.Context, c *committer, ep *record.Endpoint,
 	var read, total int64 = 0, -1
 	done := from // the upper key of the last span handed over
 	kr := &keyReader{Client: x.Client, Endpoint: ep, Concurrency: x.Concurrency, MaxPages: x.MaxPages,
-		Counters: n, Log: log, Rows: (&record.Converter{Endpoint: ep, Zone: x.Zone, Warnings: &n.Warnings}).Rows, Sizes: sizes}
+		Counters: n, Log: log, Rows: (&record.Converter{Endpoint: ep, Zone: x.Zone, Warnings: &n.Warnings}).Rows, Learnt: sizes}
 	handle := func(sp span) error {
 		if total < 0 {
 			total = sp.Total
@@ -120,10 +120,10 @@ func (x *Exporter) byKey(ctx context.Context, c *committer, ep *record.Endpoint,
 	}
 	err = kr.Read(ctx, from+1, upper, handle)
 	var le *ladderError
-	if errors.As(err, &le) && le.Ignored == "sort" && !kr.Unsorted && ctx.Err() == nil {
+	if errors.As(err, &le) && le.Ignored == sortParam && !kr.Unsorted && ctx.Err() == nil {
 		// The key filter still works: ranges of keys, each read whole,
 		// need no order.
-		res.Paging = PagingKeyRanges
+		res.Paging = byKeyRanges.String()
 		note(res, log, fmt.Sprintf("the PBX ignores sort=%s but honours filter[%s]: paging by %s ranges, each read whole", ep.Cursor, ep.Cursor, ep.Cursor))
 		kr.Unsorted = true
 		if total < 0 {
@@ -135,7 +135,7 @@ func (x *Exporter) byKey(ctx context.Context, c *committer, ep *record.Endpoint,
 	}
 	if ask, capped := sizes.capped(); capped {
 		if !kr.Unsorted {
-			res.Paging = PagingKeysetCapped
+			res.Paging = byKeyCapped.String()
 		}
 		note(res, log, fmt.Sprintf("the PBX answers at most %d records a page: paging at its size", ask))
 	}
@@ -154,13 +154,6 @@ func (x *Exporter) byKey(ctx context.Context, c *committer, ep *record.Endpoint,
 		c.commit(state(done))
 	}
 	return done, err
-}
-
-func ladderWhat(ep *record.Endpoint, le *ladderError) string {
-	if le.Ignored == "sort" {
-		return "sort=" + ep.Cursor
-	}
-	return "filter[" + ep.Cursor + "]"
 }
 
 // endIncremental closes the committer and reports what was committed.

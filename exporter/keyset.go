@@ -46,7 +46,7 @@ type keyReader struct {
 	Counters    *Counters
 	Log         *slog.Logger
 	Rows        func([]json.RawMessage) ([]record.Row, error)
-	Sizes       *pageSizes
+	Learnt      *learnt
 
 	// Unsorted: the PBX ignores sort=key but honours filter[key]; each
 	// sub-range is read whole (wholeRange), width keys wide.
@@ -57,23 +57,40 @@ type keyReader struct {
 	sem   chan struct{} // bounds the requests in flight while sub-ranges are read side by side
 }
 
-// pageSizes is what the PBX's answers have taught about page sizes, shared
-// by an endpoint's requests. Safe for concurrent use.
-type pageSizes struct {
+// learnt is what the PBX's answers have taught (page sizes, the kind of
+// its from-bound), shared by an endpoint's requests. Safe for concurrent
+// use.
+type learnt struct {
 	mu        sync.Mutex
 	ask       int64 // the count to ask for
 	delivered int64 // the most records one answer held
 	isCapped  bool
-	// from is what filter[key][from] was seen to do with its bound:
-	// "inclusive", "exclusive" (or the key asked went meanwhile), "" not
-	// known. Exclusive: each request asks from one below and drops that
-	// key, so none is lost.
-	from string
+	// from is what filter[key][from] was seen to do with its bound
+	// (exclusive also when the key asked went meanwhile). Exclusive: each
+	// request asks from one below and drops that key, so none is lost.
+	from bound
+	// way is how the endpoint's ranges are read, as far as the PBX's
+	// answers have shown (backfill windows go on with it).
+	way strategy
+}
+
+// readBy records that the endpoint's ranges are read by w from now on.
+func (s *learnt) readBy(w strategy) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.way = w
+}
+
+// strategy is how the endpoint's ranges are read now.
+func (s *learnt) strategy() strategy {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.way
 }
 
 // setFrom records what filter[key][from] does; it reports whether this is
 // news.
-func (s *pageSizes) setFrom(kind string) bool {
+func (s *learnt) setFrom(kind bound) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	news := s.from != kind
@@ -81,30 +98,30 @@ func (s *pageSizes) setFrom(kind string) bool {
 	return news
 }
 
-func (s *pageSizes) fromBound() string {
+func (s *learnt) fromBound() bound {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.from
 }
 
-func (s *pageSizes) exclusiveFrom() bool { return s.fromBound() == "exclusive" }
+func (s *learnt) exclusiveFrom() bool { return s.fromBound() == boundExclusive }
 
-func newPageSizes(size int) *pageSizes { return &pageSizes{ask: int64(max(1, size))} }
+func newLearnt(size int) *learnt { return &learnt{ask: int64(max(1, size))} }
 
-func (s *pageSizes) get() (ask, delivered int64) {
+func (s *learnt) get() (ask, delivered int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.ask, s.delivered
 }
 
-func (s *pageSizes) saw(n int64) {
+func (s *learnt) saw(n int64) {
 	s.mu.Lock()
 	s.delivered = max(s.delivered, n)
 	s.mu.Unlock()
 }
 
 // capped reports the page size the PBX was found to cap at, if it was.
-func (s *pageSizes) capped() (int64, bool) {
+func (s *learnt) capped() (int64, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.ask, s.isCapped
@@ -112,7 +129,7 @@ func (s *pageSizes) capped() (int64, bool) {
 
 // capAt records that the PBX answers at most n records a page; it reports
 // whether this is news.
-func (s *pageSizes) capAt(n int64) bool {
+func (s *learnt) capAt(n int64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if n <= 0 || n >= s.ask {
@@ -121,14 +138,6 @@ func (s *pageSizes) capAt(n int64) bool {
 	s.ask, s.isCapped = n, true
 	return true
 }
-
-// ladderError says a PBX does not honour a parameter keyset paging needs.
-type ladderError struct {
-	Ignored string // "filter" or "sort"
-	Detail  string
-}
-
-func (e *ladderError) Error() string { return e.Detail }
 
 // span is a piece of the key range read in full: every record with a key
 // in [Lo, Hi] is in Rows, in key order.
@@ -204,16 +213,16 @@ func (k *keyReader) page(ctx context.Context, from, to, ask int64) (pg *pbx.List
 	if err != nil {
 		return nil, nil, 0, false, false, fmt.Errorf("%s: %w", where, err)
 	}
-	k.Sizes.saw(int64(len(rows)))
+	k.Learnt.saw(int64(len(rows)))
 	// Check the answer before trusting it: bounds, then order.
 	kept = rows[:0]
 	for i, row := range rows {
 		if row.Cursor < askFrom || row.Cursor > askTo {
-			return nil, nil, 0, false, false, &ladderError{Ignored: "filter", Detail: fmt.Sprintf(
+			return nil, nil, 0, false, false, &ladderError{Ignored: filterParam, Detail: fmt.Sprintf(
 				"%s: the PBX sent %s %d for filter[%s][from]=%d&filter[%s][to]=%d: it ignores the filter", where, field, row.Cursor, field, askFrom, field, askTo)}
 		}
 		if !k.Unsorted && i > 0 && row.Cursor < rows[i-1].Cursor {
-			return nil, nil, 0, false, false, &ladderError{Ignored: "sort", Detail: fmt.Sprintf(
+			return nil, nil, 0, false, false, &ladderError{Ignored: sortParam, Detail: fmt.Sprintf(
 				"%s: the PBX sent %s %d after %d for sort=%s&dir=ASC: it ignores the sort", where, field, row.Cursor, rows[i-1].Cursor, field)}
 		}
 		switch {
@@ -226,7 +235,7 @@ func (k *keyReader) page(ctx context.Context, from, to, ask int64) (pg *pbx.List
 				pg.Total--
 			}
 			below = true
-			if k.Sizes.setFrom("inclusive") {
+			if k.Learnt.setFrom(boundInclusive) {
 				k.log().Info("filter[key][from] brought back its bound: asking from the key itself again", "key", row.Cursor)
 			}
 		case row.Cursor > to:
@@ -248,7 +257,7 @@ func (k *keyReader) page(ctx context.Context, from, to, ask int64) (pg *pbx.List
 // A short page ends the range without that request only when the PBX's
 // total says nothing is left and the PBX has been seen to fill a page.
 func (k *keyReader) step(ctx context.Context, from, hi int64) (stepResult, error) {
-	ask, _ := k.Sizes.get()
+	ask, _ := k.Learnt.get()
 	exact := k.pages.Load() == 0 // the first request (alone: nothing runs beside it yet) asks for hi exactly
 	pg, rows, dups, beyond, below, err := k.page(ctx, from, hi, ask)
 	if err == nil && below && len(rows) == 0 && !beyond && int64(len(pg.Records)) >= ask {
@@ -273,7 +282,7 @@ func (k *keyReader) step(ctx context.Context, from, hi int64) (stepResult, error
 		return r, nil
 	}
 	r.last = rows[len(rows)-1].Cursor
-	_, delivered := k.Sizes.get()
+	_, delivered := k.Learnt.get()
 	if rows[0].Cursor > from && (len(rows) == 1 && delivered < 2 || pg.Total < 0 && delivered < orderShown) {
 		// A page of one record shows no order, and a few keys may
 		// ascend by chance: until the PBX has sent a page of two or more
@@ -325,7 +334,7 @@ func (k *keyReader) reachedEnd(ctx context.Context, from, hi, total int64, rows 
 		return k.recount(ctx, span{Lo: from, Hi: hi, Rows: rows})
 	}
 	field := k.Endpoint.Cursor
-	return &ladderError{Ignored: "sort", Detail: fmt.Sprintf(
+	return &ladderError{Ignored: sortParam, Detail: fmt.Sprintf(
 		"page from %s %d: the PBX sent %d records reaching %s %d, but counts %d in the range: it ignores the sort",
 		field, from, len(rows), field, hi, total)}
 }
@@ -364,10 +373,10 @@ func (k *keyReader) gapCheck(ctx context.Context, from, to int64) error {
 	for _, key := range keys {
 		switch {
 		case key < askFrom || key > to+1:
-			return &ladderError{Ignored: "filter", Detail: fmt.Sprintf(
+			return &ladderError{Ignored: filterParam, Detail: fmt.Sprintf(
 				"%s: the PBX sent %s %d for filter[%s][from]=%d&filter[%s][to]=%d: it ignores the filter", where, field, key, field, askFrom, field, to)}
 		case key >= from && key <= to:
-			return &ladderError{Ignored: "sort", Detail: fmt.Sprintf(
+			return &ladderError{Ignored: sortParam, Detail: fmt.Sprintf(
 				"%s: the PBX sent %s %d alone for sort=%s&dir=ASC&count=1 from %d, yet holds %d: it ignores the sort", where, field, to+1, field, from, key)}
 		}
 	}
@@ -398,7 +407,7 @@ func (k *keyReader) readSpan(ctx context.Context, lo, hi int64, untilFull bool) 
 			sp.Total = st.total
 		}
 		// Records of the range after a short page: the PBX cut it.
-		if prevShort > 0 && len(st.rows) > 0 && k.Sizes.capAt(prevShort) {
+		if prevShort > 0 && len(st.rows) > 0 && k.Learnt.capAt(prevShort) {
 			k.log().Info("the PBX answers fewer records than asked; paging at its size", "got", prevShort)
 		}
 		sp.Rows, sp.Dups = append(sp.Rows, st.rows...), sp.Dups+st.dups
@@ -435,7 +444,7 @@ func (k *keyReader) recount(ctx context.Context, sp span) error {
 		return err
 	}
 	field := k.Endpoint.Cursor
-	return &ladderError{Ignored: "sort", Detail: fmt.Sprintf(
+	return &ladderError{Ignored: sortParam, Detail: fmt.Sprintf(
 		"%s %d to %d: %d records read to its end, but the PBX counts %d there: it ignores the sort",
 		field, sp.Lo, sp.Hi, len(sp.Rows), n)}
 }
@@ -445,7 +454,7 @@ func (k *keyReader) recount(ctx context.Context, sp span) error {
 // error are complete.
 func (k *keyReader) Read(ctx context.Context, lo, hi int64, fn func(span) error) error {
 	if k.Unsorted {
-		ask, _ := k.Sizes.get()
+		ask, _ := k.Learnt.get()
 		k.width.Store(max(1, ask/2))
 		_, err := k.readSplit(ctx, lo, hi, fn)
 		return err
@@ -494,7 +503,7 @@ func (k *keyReader) readSplit(ctx context.Context, lo, hi int64, fn func(span) e
 	next, exhausted := lo, false
 	launch := func() {
 		for !exhausted && len(queue) < 2*conc {
-			width, _ := k.Sizes.get()
+			width, _ := k.Learnt.get()
 			if k.Unsorted {
 				width = k.width.Load()
 			}
@@ -565,7 +574,7 @@ func (k *keyReader) wholeRange(ctx context.Context, lo, hi int64) span {
 	seen := map[int64]bool{}
 	var read func(lo, hi int64, first bool) error
 	read = func(lo, hi int64, first bool) error {
-		ask, _ := k.Sizes.get()
+		ask, _ := k.Learnt.get()
 		pg, rows, _, _, below, err := k.page(ctx, lo, hi, ask)
 		if err != nil {
 			return err
@@ -578,7 +587,7 @@ func (k *keyReader) wholeRange(ctx context.Context, lo, hi int64) span {
 		if below && total >= 0 {
 			total++ // page took the key below out of it; got counts it
 		}
-		_, delivered := k.Sizes.get()
+		_, delivered := k.Learnt.get()
 		whole := got < ask && (total < 0 || total <= got) && (delivered >= ask || got < delivered || got == 0)
 		if !whole {
 			// Every key of the range came, whatever a cap cut (one key's
@@ -602,7 +611,7 @@ func (k *keyReader) wholeRange(ctx context.Context, lo, hi int64) span {
 			// Asked with room for a bound the PBX may exclude, one key's
 			// range may bring three records: pages this small prove
 			// nothing without an order.
-			return &ladderError{Ignored: "sort", Detail: fmt.Sprintf(
+			return &ladderError{Ignored: sortParam, Detail: fmt.Sprintf(
 				"%s %d: the PBX ignores sort=%s and sent %d records of %d asked for one key: pages this small cannot be proven whole by key",
 				k.Endpoint.Cursor, lo, k.Endpoint.Cursor, got, ask)}
 		}
@@ -615,7 +624,7 @@ func (k *keyReader) wholeRange(ctx context.Context, lo, hi int64) span {
 		if err := read(mid+1, hi, false); err != nil {
 			return err
 		}
-		if kept := int64(len(sp.Rows) - before); got < ask && kept > int64(len(rows)) && k.Sizes.capAt(got) {
+		if kept := int64(len(sp.Rows) - before); got < ask && kept > int64(len(rows)) && k.Learnt.capAt(got) {
 			// The halves hold more than the answer sent, which was
 			// shorter than asked: the PBX cut it.
 			k.log().Info("the PBX answers fewer records than asked; paging at its size", "got", got)
@@ -662,7 +671,7 @@ func (k *keyReader) rangeTotal(ctx context.Context, lo, hi int64) (int64, error)
 // span's own width, not the current one: spans read ahead were cut
 // before the last change.
 func (k *keyReader) adapt(sp span) {
-	ask, _ := k.Sizes.get()
+	ask, _ := k.Learnt.get()
 	was := float64(sp.Hi) - float64(sp.Lo) + 1
 	w := 2 * was
 	switch n := float64(len(sp.Rows)); {
@@ -677,7 +686,7 @@ func (k *keyReader) adapt(sp span) {
 // askFrom is the filter[key][from] that asks for keys from from: one
 // below on a PBX whose lower bound is exclusive.
 func (k *keyReader) askFrom(from int64) int64 {
-	if from > math.MinInt64 && k.Sizes.exclusiveFrom() {
+	if from > math.MinInt64 && k.Learnt.exclusiveFrom() {
 		return from - 1
 	}
 	return from

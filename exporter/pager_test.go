@@ -82,7 +82,7 @@ func TestKeyReader(t *testing.T) {
 		del        func(id int64) bool // calls deleted before the read
 		maxReq     int64
 		capped     bool
-		ignored    string // the ladderError wanted, "" for none
+		ignored    param // the ladderError wanted, none when 0
 	}{
 		{name: "dense, 4 at a time", o: pbxsim.Options{Calls: 1000}, size: 100, conc: 4, maxReq: 10},
 		{name: "dense, one at a time", o: pbxsim.Options{Calls: 1000}, size: 100, conc: 1, maxReq: 10},
@@ -94,8 +94,8 @@ func TestKeyReader(t *testing.T) {
 		{name: "oldest 900 purged", o: pbxsim.Options{Calls: 1000}, size: 10, conc: 4,
 			del: func(id int64) bool { return id <= 900 }, maxReq: 25},
 		{name: "exclusive upper bounds", o: pbxsim.Options{Calls: 1000, FilterToExclusive: true}, size: 100, conc: 4, maxReq: 25},
-		{name: "id filter ignored", o: pbxsim.Options{Calls: 1000, IgnoreFilter: []string{"id"}}, size: 100, conc: 4, ignored: "filter"},
-		{name: "sort ignored", o: pbxsim.Options{Calls: 1000, IgnoreSort: true}, size: 100, conc: 4, ignored: "sort"},
+		{name: "id filter ignored", o: pbxsim.Options{Calls: 1000, IgnoreFilter: []string{"id"}}, size: 100, conc: 4, ignored: filterParam},
+		{name: "sort ignored", o: pbxsim.Options{Calls: 1000, IgnoreSort: true}, size: 100, conc: 4, ignored: sortParam},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -111,9 +111,9 @@ func TestKeyReader(t *testing.T) {
 			}
 			ep := record.Builtin()[0]
 			n := &Counters{}
-			sizes := newPageSizes(tc.size)
+			sizes := newLearnt(tc.size)
 			k := &keyReader{Client: c, Endpoint: &ep, Concurrency: tc.conc, MaxPages: 10000, Counters: n,
-				Rows: (&record.Converter{Endpoint: &ep}).Rows, Sizes: sizes}
+				Rows: (&record.Converter{Endpoint: &ep}).Rows, Learnt: sizes}
 			var got []int64
 			next := int64(1)
 			err := k.Read(context.Background(), 1, sim.MaxCallID(), func(sp span) error {
@@ -129,7 +129,7 @@ func TestKeyReader(t *testing.T) {
 				next = sp.Hi + 1
 				return nil
 			})
-			if tc.ignored != "" {
+			if tc.ignored != 0 {
 				var le *ladderError
 				if !errors.As(err, &le) || le.Ignored != tc.ignored {
 					t.Fatalf("err = %v, want the PBX found to ignore its %s", err, tc.ignored)
@@ -170,7 +170,7 @@ func TestKeyReaderAtTheEdgesOfInt64(t *testing.T) {
 	for _, r := range [][2]int64{{math.MaxInt64 - 5, math.MaxInt64}, {math.MaxInt64, math.MaxInt64}, {1, math.MaxInt64}} {
 		n := &Counters{}
 		k := &keyReader{Client: c, Endpoint: &ep, Concurrency: 4, MaxPages: 100, Counters: n,
-			Rows: (&record.Converter{Endpoint: &ep}).Rows, Sizes: newPageSizes(3)}
+			Rows: (&record.Converter{Endpoint: &ep}).Rows, Learnt: newLearnt(3)}
 		var rows int
 		last := r[0] - 1
 		err := k.Read(context.Background(), r[0], r[1], func(sp span) error {

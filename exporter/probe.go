@@ -18,6 +18,7 @@ const (
 	PagingKeysetCapped = "keyset-capped"
 	PagingKeyRanges    = "key-ranges"
 	PagingTimeWindows  = "time-windows"
+	PagingOffset       = "offset"
 	PagingNone         = "none"
 	PagingEmpty        = "empty"
 )
@@ -49,12 +50,12 @@ type Paging struct {
 func (x *Exporter) Probe(ctx context.Context, ep *record.Endpoint) (Paging, error) {
 	n := &Counters{}
 	log := x.log().With("endpoint", ep.Name)
-	sizes := newPageSizes(probeCount)
+	sizes := newLearnt(probeCount)
 	var res EndpointResult
 	upper, found, err := x.upperBound(ctx, ep, 0, n, log, &res, sizes)
 	var ignored *ladderError
 	if errors.As(err, &ignored) {
-		return x.probeTime(ctx, ep, ladderWhat(ep, ignored), n)
+		return x.probeTime(ctx, ep, ignored.Ignored.what(ep.Cursor), n)
 	}
 	if err != nil {
 		return Paging{}, err
@@ -63,18 +64,18 @@ func (x *Exporter) Probe(ctx context.Context, ep *record.Endpoint) (Paging, erro
 		return Paging{Kind: PagingEmpty, Sentence: "not probed: the PBX holds no record yet"}, nil
 	}
 	kr := &keyReader{Client: x.Client, Endpoint: ep, Concurrency: 1, MaxPages: 8, Counters: n, Log: log,
-		Rows: (&record.Converter{Endpoint: ep, Zone: x.Zone, Warnings: &n.Warnings}).Rows, Sizes: sizes}
+		Rows: (&record.Converter{Endpoint: ep, Zone: x.Zone, Warnings: &n.Warnings}).Rows, Learnt: sizes}
 	sp := kr.readSpan(ctx, upper, upper, false)
 	if sp.err == nil {
 		sp = kr.readSpan(ctx, 1, upper, true)
 	}
 	var le *ladderError
-	if errors.As(sp.err, &le) && le.Ignored == "sort" {
+	if errors.As(sp.err, &le) && le.Ignored == sortParam {
 		return x.probeRanges(ctx, ep, kr, upper, n)
 	}
 	switch {
 	case errors.As(sp.err, &le):
-		return x.probeTime(ctx, ep, ladderWhat(ep, le), n)
+		return x.probeTime(ctx, ep, le.Ignored.what(ep.Cursor), n)
 	case sp.err != nil:
 		return Paging{}, sp.err
 	}
@@ -82,12 +83,12 @@ func (x *Exporter) Probe(ctx context.Context, ep *record.Endpoint) (Paging, erro
 		capAt, err := probeCap(ctx, kr, upper, int64(x.PageSize))
 		switch {
 		case errors.As(err, &le):
-			return x.probeTime(ctx, ep, ladderWhat(ep, le), n)
+			return x.probeTime(ctx, ep, le.Ignored.what(ep.Cursor), n)
 		case err != nil:
 			return Paging{}, err
 		}
 		if capAt > 0 {
-			sizes = newPageSizes(x.PageSize)
+			sizes = newLearnt(x.PageSize)
 			sizes.capAt(capAt)
 		}
 	}
@@ -107,7 +108,7 @@ func (x *Exporter) Probe(ctx context.Context, ep *record.Endpoint) (Paging, erro
 // its budget of requests even at two records a page.
 func (x *Exporter) probeRanges(ctx context.Context, ep *record.Endpoint, kr *keyReader, upper int64, n *Counters) (Paging, error) {
 	kr.Unsorted = true
-	kr.Sizes = newPageSizes(x.PageSize)
+	kr.Learnt = newLearnt(x.PageSize)
 	kr.pages.Store(0)
 	kr.MaxPages = 64
 	width := max(1, min(16, int64(x.PageSize)/2))
@@ -115,11 +116,11 @@ func (x *Exporter) probeRanges(ctx context.Context, ep *record.Endpoint, kr *key
 	var le *ladderError
 	switch {
 	case errors.As(sp.err, &le):
-		return x.probeTime(ctx, ep, ladderWhat(ep, le), n)
+		return x.probeTime(ctx, ep, le.Ignored.what(ep.Cursor), n)
 	case sp.err != nil:
 		return Paging{}, sp.err
 	}
-	return Paging{Kind: PagingKeyRanges, Ignored: "sort=" + ep.Cursor, Sentence: fmt.Sprintf(
+	return Paging{Kind: PagingKeyRanges, Ignored: sortParam.what(ep.Cursor), Sentence: fmt.Sprintf(
 		"by %s ranges, each read whole: the PBX ignores sort=%s but honours filter[%s]", ep.Cursor, ep.Cursor, ep.Cursor)}, nil
 }
 

@@ -38,7 +38,7 @@ var errChanged = errors.New("records changed while paging")
 // is read once more; if they change again, the endpoint fails, nothing is
 // committed, and the next run tries again.
 func (x *Exporter) snapshot(ctx context.Context, runID string, ep *record.Endpoint) (res EndpointResult) {
-	res.Endpoint, res.Paging = ep.Name, "offset"
+	res.Endpoint, res.Paging = ep.Name, byOffset.String()
 	n := &Counters{}
 	defer tally(&res, n, time.Now())
 	log := x.log().With("endpoint", ep.Name, "run_id", runID)

@@ -64,8 +64,8 @@ func pbxHorizon(now time.Time, zone *time.Location) string {
 // not from the bogus time. A PBX that ignores the time filter as well
 // cannot be read exactly: the run fails.
 func (x *Exporter) byTime(ctx context.Context, c *committer, ep *record.Endpoint, st cursorState, res *EndpointResult,
-	sizes *pageSizes, n *Counters, log *slog.Logger) error {
-	res.Paging = "time-windows"
+	sizes *learnt, n *Counters, log *slog.Logger) error {
+	res.Paging = byTimeWindows.String()
 	if ep.TimeField == "" {
 		return fmt.Errorf("the PBX ignores filter[%s] or sort=%s, and the endpoint has no time field to page by; nothing more was committed", ep.Cursor, ep.Cursor)
 	}
@@ -182,7 +182,7 @@ type timeReader struct {
 	n     *Counters
 	log   *slog.Logger
 	rows  func([]json.RawMessage) ([]record.Row, error)
-	sizes *pageSizes
+	sizes *learnt
 	pages int
 }
 
