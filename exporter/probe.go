@@ -107,10 +107,10 @@ func (x *Exporter) Probe(ctx context.Context, ep *record.Endpoint) (Paging, erro
 // on to time windows. A range that few keys wide is read whole within
 // its budget of requests even at two records a page.
 func (x *Exporter) probeRanges(ctx context.Context, ep *record.Endpoint, kr *keyReader, upper int64, n *Counters) (Paging, error) {
-	kr.Unsorted = true
-	kr.Learnt = newLearnt(x.PageSize)
-	kr.pages.Store(0)
-	kr.MaxPages = 64
+	// A reader of its own, as an export would start one: the page sizes
+	// learnt from the probe's small pages do not carry over.
+	kr = &keyReader{Client: kr.Client, Endpoint: ep, Concurrency: 1, MaxPages: 64, Counters: n, Log: kr.Log, Rows: kr.Rows,
+		Learnt: newLearnt(x.PageSize), Unsorted: true}
 	width := max(1, min(16, int64(x.PageSize)/2))
 	sp := kr.wholeRange(ctx, max(1, upper-width+1), upper)
 	var le *ladderError
