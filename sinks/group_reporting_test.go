@@ -103,6 +103,18 @@ var groupLegs = []gleg{
 	ring(5071, "2026-10-25 02:10:00", "2026-10-25 02:10:05", "2026-10-25 02:11:05", 65, 60, "600", "201", "i071").with("", "", "", "+0200"),
 	ring(5072, "2026-10-25 02:59:50", "2026-10-25 02:00:05", "2026-10-25 02:02:05", 135, 120, "600", "203", "i072").with("", "", "", "+0200"),
 	ring(5073, "2026-10-25 02:10:00", "2026-10-25 02:10:08", "2026-10-25 02:12:08", 128, 120, "600", "202", "i073").with("", "", "", "+0100"),
+	// L. Queue 700 (dstgrp) whose own leg, with no phone rung, the PBX
+	// answered at once (music on hold, as Asterisk's Queue does after an
+	// Answer): 203 rings 15 s, 204 answers 30 s after the offer. The
+	// queue's answered leg is no member's answer: answered by 204, wait 30.
+	ring(5091, "2026-03-13 10:00:00", "2026-03-13 10:00:00", "2026-03-13 10:00:30", 30, 30, "700", "", "l091").with("2", "Queue", "700,t", ""),
+	ring(5092, "2026-03-13 10:00:00", "", "2026-03-13 10:00:15", 15, 0, "700", "203", "l091").with("2", "Queue", "700,t", ""),
+	ring(5093, "2026-03-13 10:00:15", "2026-03-13 10:00:30", "2026-03-13 10:02:30", 135, 120, "700", "204", "l091").with("2", "Queue", "700,t", ""),
+	// M. The same queue's answered leg, 203 and 204 ring in turn, and the
+	// caller hangs up after 45 s: abandoned, never answered.
+	ring(5095, "2026-03-13 10:30:00", "2026-03-13 10:30:00", "2026-03-13 10:30:45", 45, 45, "700", "", "m095").with("2", "Queue", "700,t", ""),
+	ring(5096, "2026-03-13 10:30:00", "", "2026-03-13 10:30:20", 20, 0, "700", "203", "m095").with("2", "Queue", "700,t", ""),
+	ring(5097, "2026-03-13 10:30:20", "", "2026-03-13 10:30:45", 25, 0, "700", "204", "m095").with("2", "Queue", "700,t", ""),
 	// K. A leg with no readable start: still an offered call, in no
 	// interval or day, its wait unknown.
 	ring(5081, "", "", "2026-03-12 10:00:30", 30, 0, "600", "201", "k081"),
@@ -256,6 +268,8 @@ var wantGroupCalls = []string{
 	"g:1|Sales|5051|2026-03-10 10:00:00|2026-03-10 11:00:00|2026-03-10|2026-03-10 10:00|overflowed|false|false|false|true|false|||20||false|Support queue|3|3|members_rung",
 	"g:2|Support queue|5054|2026-03-10 10:00:20|2026-03-10 11:00:20|2026-03-10|2026-03-10 10:00|answered|true|false|false|false|true|204|Dario Smith|5|180|false||1|1|members_rung",
 	"g:2|Support queue|5061|2026-03-10 22:59:50|2026-03-10 23:59:50|2026-03-10|2026-03-10 22:45|answered|true|false|false|false|true|203|Chiara Nowak|20|120|false||1|1|members_rung",
+	"g:2|Support queue|5091|2026-03-13 09:00:00|2026-03-13 10:00:00|2026-03-13|2026-03-13 09:00|answered|true|false|false|false|false|204|Dario Smith|30|120|false||3|2|dstgrp",
+	"g:2|Support queue|5095|2026-03-13 09:30:00|2026-03-13 10:30:00|2026-03-13|2026-03-13 09:30|abandoned|false|true|false|false|false|||45||false||3|2|dstgrp",
 	"g:1|Sales|5071|2026-10-25 00:10:00|2026-10-25 02:10:00|2026-10-25|2026-10-25 00:00|answered|true|false|false|false|true|201|Alice Rossi|5|60|false||1|1|members_rung",
 	"g:1|Sales|5072|2026-10-25 00:59:50|2026-10-25 02:59:50|2026-10-25|2026-10-25 00:45|answered|true|false|false|false|true|203|Chiara Nowak|15|120|false||1|1|members_rung",
 	"g:1|Sales|5073|2026-10-25 01:10:00|2026-10-25 02:10:00|2026-10-25|2026-10-25 01:00|answered|true|false|false|false|true|202|Bruno Costa|8|120|false||1|1|members_rung",
@@ -276,6 +290,8 @@ var wantGroupIntervals = []string{
 	"g:2|Support queue|2026-03-10 09:30|2026-03-10 10:30|60|1|0|0|1|0|0|0.0||60.0|60||0",
 	"g:2|Support queue|2026-03-10 10:00|2026-03-10 11:00|60|1|1|1|0|0|0|100.0|5.0|5.0|5|180.0|180",
 	"g:2|Support queue|2026-03-10 22:45|2026-03-10 23:45|60|1|1|1|0|0|0|100.0|20.0|20.0|20|120.0|120",
+	"g:2|Support queue|2026-03-13 09:00|2026-03-13 10:00|60|1|1|0|0|0|0|0.0|30.0|30.0|30|120.0|120",
+	"g:2|Support queue|2026-03-13 09:30|2026-03-13 10:30|60|1|0|0|1|0|0|0.0||45.0|45||0",
 	"g:3|Night queue|2026-03-10 09:45|2026-03-10 10:45|60|1|0|0|1|0|0|0.0||8.0|8||0",
 }
 
@@ -290,6 +306,8 @@ var wantAgentCalls = []string{
 	"g:1|Sales|201|Alice Rossi||1|0|1|0|0||0|",
 	"g:2|Support queue|203|Chiara Nowak|2026-03-10|3|1|2|1|120|120.0|3|33.3",
 	"g:2|Support queue|204|Dario Smith|2026-03-10|3|2|1|0|300|150.0|3|66.7",
+	"g:2|Support queue|203|Chiara Nowak|2026-03-13|2|0|2|1|0||1|0.0",
+	"g:2|Support queue|204|Dario Smith|2026-03-13|2|1|1|0|120|120.0|1|100.0",
 }
 
 // TestGroupViewsOnKnownCases: every case of the group fixture gives
@@ -304,7 +322,7 @@ func TestGroupViewsOnKnownCases(t *testing.T) {
 	sameLines(t, "agent_calls", viewLines(t, pool, agentCallsQuery), wantAgentCalls)
 	sameLines(t, "data_quality", viewLines(t, pool, `SELECT legs::text, group_legs::text, group_by_members_rung::text,
   group_by_queue_app::text, group_not_in_call_groups::text, group_members_unreadable::text FROM data_quality`),
-		[]string{"26|26|23|1|0|2"})
+		[]string{"32|32|23|1|0|2"})
 	sameLines(t, "call_group_members", viewLines(t, pool, `SELECT group_id, group_name, extension, position::text FROM call_group_members ORDER BY group_id, extension`),
 		[]string{"1|Sales|201|1", "1|Sales|202|2", "1|Sales|203|3", "2|Support queue|203|1", "2|Support queue|204|2", "3|Night queue|204|1"})
 }

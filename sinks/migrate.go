@@ -141,6 +141,7 @@ CREATE TABLE IF NOT EXISTS {schema}.notify_state (
   state      jsonb NOT NULL,
   updated_at timestamptz NOT NULL DEFAULT now()
 );`},
+	{9, "reporting: group_calls counts only a member's answer", reportingGroupsMemberAnswer},
 }
 
 // SchemaVersion is the newest migration this binary knows.
