@@ -74,10 +74,11 @@ var groupLegs = []gleg{
 	// 25 s later (40 s: beyond the service level).
 	ring(5011, "2026-03-10 09:20:00", "", "2026-03-10 09:20:15", 15, 0, "700", "203", "b011").with("2", "Queue", "700,t", ""),
 	ring(5012, "2026-03-10 09:20:15", "2026-03-10 09:20:40", "2026-03-10 09:22:40", 145, 120, "700", "204", "b011").with("2", "Queue", "700,t", ""),
-	// C. Nobody answers: the group's 30 s timeout is reached (overflow).
-	ring(5021, "2026-03-10 10:00:00", "", "2026-03-10 10:00:30", 30, 0, "600", "201", "c021"),
-	ring(5022, "2026-03-10 10:00:00", "", "2026-03-10 10:00:30", 30, 0, "600", "202", "c021"),
-	ring(5023, "2026-03-10 10:00:00", "", "2026-03-10 10:00:30", 30, 0, "600", "203", "c021"),
+	// C. Nobody answers: the dialplan's 30 s timeout for the group (the
+	// Queue application's fifth argument) is reached (overflow).
+	ring(5021, "2026-03-10 10:00:00", "", "2026-03-10 10:00:30", 30, 0, "600", "201", "c021").with("", "Queue", "600,t,,,30", ""),
+	ring(5022, "2026-03-10 10:00:00", "", "2026-03-10 10:00:30", 30, 0, "600", "202", "c021").with("", "Queue", "600,t,,,30", ""),
+	ring(5023, "2026-03-10 10:00:00", "", "2026-03-10 10:00:30", 30, 0, "600", "203", "c021").with("", "Queue", "600,t,,,30", ""),
 	// D. The caller hangs up after 3 s (a short abandon).
 	ring(5031, "2026-03-10 10:10:00", "", "2026-03-10 10:10:03", 3, 0, "600", "201", "d031"),
 	ring(5032, "2026-03-10 10:10:00", "", "2026-03-10 10:10:03", 3, 0, "600", "202", "d031"),
@@ -115,6 +116,16 @@ var groupLegs = []gleg{
 	ring(5095, "2026-03-13 10:30:00", "2026-03-13 10:30:00", "2026-03-13 10:30:45", 45, 45, "700", "", "m095").with("2", "Queue", "700,t", ""),
 	ring(5096, "2026-03-13 10:30:00", "", "2026-03-13 10:30:20", 20, 0, "700", "203", "m095").with("2", "Queue", "700,t", ""),
 	ring(5097, "2026-03-13 10:30:20", "", "2026-03-13 10:30:45", 25, 0, "700", "204", "m095").with("2", "Queue", "700,t", ""),
+	// N. Sales rings everyone for its strategy's 30 s (settings.timeout),
+	// pauses 3 s, rings again; the caller hangs up at 50 s. The strategy's
+	// timeout is one round of ringing, not when the call leaves the group
+	// (Wildix's admin guide): abandoned, not overflowed.
+	ring(5101, "2026-03-13 11:00:00", "", "2026-03-13 11:00:30", 30, 0, "600", "201", "n101"),
+	ring(5102, "2026-03-13 11:00:00", "", "2026-03-13 11:00:30", 30, 0, "600", "202", "n101"),
+	ring(5103, "2026-03-13 11:00:00", "", "2026-03-13 11:00:30", 30, 0, "600", "203", "n101"),
+	ring(5104, "2026-03-13 11:00:33", "", "2026-03-13 11:00:50", 17, 0, "600", "201", "n101"),
+	ring(5105, "2026-03-13 11:00:33", "", "2026-03-13 11:00:50", 17, 0, "600", "202", "n101"),
+	ring(5106, "2026-03-13 11:00:33", "", "2026-03-13 11:00:50", 17, 0, "600", "203", "n101"),
 	// K. A leg with no readable start: still an offered call, in no
 	// interval or day, its wait unknown.
 	ring(5081, "", "", "2026-03-12 10:00:30", 30, 0, "600", "201", "k081"),
@@ -270,6 +281,7 @@ var wantGroupCalls = []string{
 	"g:2|Support queue|5061|2026-03-10 22:59:50|2026-03-10 23:59:50|2026-03-10|2026-03-10 22:45|answered|true|false|false|false|true|203|Chiara Nowak|20|120|false||1|1|members_rung",
 	"g:2|Support queue|5091|2026-03-13 09:00:00|2026-03-13 10:00:00|2026-03-13|2026-03-13 09:00|answered|true|false|false|false|false|204|Dario Smith|30|120|false||3|2|dstgrp",
 	"g:2|Support queue|5095|2026-03-13 09:30:00|2026-03-13 10:30:00|2026-03-13|2026-03-13 09:30|abandoned|false|true|false|false|false|||45||false||3|2|dstgrp",
+	"g:1|Sales|5101|2026-03-13 10:00:00|2026-03-13 11:00:00|2026-03-13|2026-03-13 10:00|abandoned|false|true|false|false|false|||50||false||6|3|members_rung",
 	"g:1|Sales|5071|2026-10-25 00:10:00|2026-10-25 02:10:00|2026-10-25|2026-10-25 00:00|answered|true|false|false|false|true|201|Alice Rossi|5|60|false||1|1|members_rung",
 	"g:1|Sales|5072|2026-10-25 00:59:50|2026-10-25 02:59:50|2026-10-25|2026-10-25 00:45|answered|true|false|false|false|true|203|Chiara Nowak|15|120|false||1|1|members_rung",
 	"g:1|Sales|5073|2026-10-25 01:10:00|2026-10-25 02:10:00|2026-10-25|2026-10-25 01:00|answered|true|false|false|false|true|202|Bruno Costa|8|120|false||1|1|members_rung",
@@ -282,6 +294,7 @@ var wantGroupIntervals = []string{
 	"g:1|Sales|2026-03-10 08:00|2026-03-10 09:00|60|2|2|2|0|0|0|100.0|13.5|13.5|15|180.0|360",
 	"g:1|Sales|2026-03-10 09:00|2026-03-10 10:00|60|2|0|0|1|1|1|0.0||16.5|30||0",
 	"g:1|Sales|2026-03-10 10:00|2026-03-10 11:00|60|1|0|0|0|0|1|0.0||20.0|20||0",
+	"g:1|Sales|2026-03-13 10:00|2026-03-13 11:00|60|1|0|0|1|0|0|0.0||50.0|50||0",
 	"g:1|Sales|2026-10-25 00:00|2026-10-25 02:00|120|1|1|1|0|0|0|100.0|5.0|5.0|5|60.0|60",
 	"g:1|Sales|2026-10-25 00:45|2026-10-25 02:45|120|1|1|1|0|0|0|100.0|15.0|15.0|15|120.0|120",
 	"g:1|Sales|2026-10-25 01:00|2026-10-25 02:00|60|1|1|1|0|0|0|100.0|8.0|8.0|8|120.0|120",
@@ -300,6 +313,9 @@ var wantAgentCalls = []string{
 	"g:1|Sales|201|Alice Rossi|2026-03-10|5|1|4|1|60|60.0|2|50.0",
 	"g:1|Sales|202|Bruno Costa|2026-03-10|5|1|4|1|300|300.0|2|50.0",
 	"g:1|Sales|203|Chiara Nowak|2026-03-10|4|0|4|1|0||2|0.0",
+	"g:1|Sales|201|Alice Rossi|2026-03-13|1|0|1|0|0||0|",
+	"g:1|Sales|202|Bruno Costa|2026-03-13|1|0|1|0|0||0|",
+	"g:1|Sales|203|Chiara Nowak|2026-03-13|1|0|1|0|0||0|",
 	"g:1|Sales|201|Alice Rossi|2026-10-25|1|1|0|0|60|60.0|3|33.3",
 	"g:1|Sales|202|Bruno Costa|2026-10-25|1|1|0|0|120|120.0|3|33.3",
 	"g:1|Sales|203|Chiara Nowak|2026-10-25|1|1|0|0|120|120.0|3|33.3",
@@ -322,7 +338,7 @@ func TestGroupViewsOnKnownCases(t *testing.T) {
 	sameLines(t, "agent_calls", viewLines(t, pool, agentCallsQuery), wantAgentCalls)
 	sameLines(t, "data_quality", viewLines(t, pool, `SELECT legs::text, group_legs::text, group_by_members_rung::text,
   group_by_queue_app::text, group_not_in_call_groups::text, group_members_unreadable::text FROM data_quality`),
-		[]string{"32|32|23|1|0|2"})
+		[]string{"38|38|29|1|0|2"})
 	sameLines(t, "call_group_members", viewLines(t, pool, `SELECT group_id, group_name, extension, position::text FROM call_group_members ORDER BY group_id, extension`),
 		[]string{"1|Sales|201|1", "1|Sales|202|2", "1|Sales|203|3", "2|Support queue|203|1", "2|Support queue|204|2", "3|Night queue|204|1"})
 }

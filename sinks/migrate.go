@@ -142,6 +142,7 @@ CREATE TABLE IF NOT EXISTS {schema}.notify_state (
   updated_at timestamptz NOT NULL DEFAULT now()
 );`},
 	{9, "reporting: group_calls counts only a member's answer", reportingGroupsMemberAnswer},
+	{10, "reporting: group_calls overflows at the dialplan's timeout, not the strategy's", reportingGroupsTimeout},
 }
 
 // SchemaVersion is the newest migration this binary knows.

@@ -858,3 +858,105 @@ SELECT o.pbx, o.group_key, o.group_id, o.group_number, o.group_name, o.call_key,
 FROM outcome o
 LEFT JOIN {schema}.colleague_extensions ce ON ce.pbx = o.pbx AND ce.extension = o.answered_by_extension;
 `
+
+// reportingGroupsTimeout is a migration replacing group_calls (same
+// columns): an unanswered call that waited the group's settings.timeout
+// was counted overflowed, but that timeout is how long the strategy rings
+// before a pause and another round (Wildix's admin guide, "Call
+// distribution in Call groups"); the call leaves the group at the
+// dialplan's timeout, the Queue application's fifth argument in lastdata.
+// A caller who hung up after the strategy's timeout was an overflow
+// instead of an abandon.
+const reportingGroupsTimeout = `
+-- group_calls: one row per call offered to a group (a call reaching two
+-- groups is offered to each), with exactly one outcome. A call is answered
+-- when a member answered; it overflowed when a later leg took it elsewhere
+-- or it waited the dialplan's timeout for the group (the Queue
+-- application's fifth argument), never the strategy's settings.timeout,
+-- which is one round of ringing before the group rings again. A group leg
+-- answered with no extension rung (the queue's own leg, answered to play
+-- music on hold) is no member's answer.
+CREATE OR REPLACE VIEW {schema}.group_calls AS
+WITH gl AS MATERIALIZED (
+  SELECT g.*,
+         CASE WHEN g.lastapp = 'queue' AND btrim(split_part(h.lastdata, ',', 5)) ~ '^[0-9]{1,6}$'
+              THEN btrim(split_part(h.lastdata, ',', 5))::integer END AS queue_timeout
+  FROM {schema}.group_legs g
+  LEFT JOIN {schema}.call_history h ON h.pbx = g.pbx AND h.id = g.id
+),
+gc AS (
+  SELECT g.pbx, g.call_key, g.group_key,
+         max(g.group_id) AS group_id, max(g.group_number) AS group_number, max(g.group_name) AS group_name,
+         (array_agg(g.group_source ORDER BY g.start_time NULLS LAST, g.id))[1] AS group_source,
+         min(g.id) AS first_leg_id,
+         min(g.start_time) AS offered_at,
+         (array_agg(g.tz_offset ORDER BY g.start_time NULLS LAST, g.id))[1] AS tz_offset,
+         (array_agg(g.caller_number ORDER BY g.start_time NULLS LAST, g.id))[1] AS caller_number,
+         max(coalesce(g.end_time, g.start_time + make_interval(secs => greatest(g.duration, 0)))) AS left_at,
+         coalesce(bool_or(g.disposition = 'ANSWERED' AND g.member IS NOT NULL), false) AS answered,
+         (array_agg(g.member ORDER BY g.answer_time NULLS LAST, g.id) FILTER (WHERE g.disposition = 'ANSWERED' AND g.member IS NOT NULL))[1] AS answered_by_extension,
+         min(coalesce(g.answer_time, g.start_time + make_interval(secs => greatest(g.duration - g.billsec, 0)))) FILTER (WHERE g.disposition = 'ANSWERED' AND g.member IS NOT NULL) AS answered_at,
+         (array_agg(g.billsec ORDER BY g.answer_time NULLS LAST, g.id) FILTER (WHERE g.disposition = 'ANSWERED' AND g.member IS NOT NULL))[1] AS talk_seconds,
+         count(*) AS legs,
+         count(DISTINCT g.member) AS members_rung,
+         max(g.queue_timeout) AS queue_timeout
+  FROM gl g
+  WHERE g.group_key IS NOT NULL
+  GROUP BY g.pbx, g.call_key, g.group_key
+),
+thresholds AS (
+  SELECT p.pbx,
+         coalesce(sp.service_level_seconds, sd.service_level_seconds, 20) AS service_level_seconds,
+         coalesce(sp.short_abandon_seconds, sd.short_abandon_seconds, 6) AS short_abandon_seconds
+  FROM (SELECT DISTINCT pbx FROM gc) p
+  LEFT JOIN {schema}.reporting_settings sp ON sp.pbx = p.pbx
+  LEFT JOIN {schema}.reporting_settings sd ON sd.pbx = '*'
+),
+-- The call went on elsewhere: the first leg of the same call, outside
+-- the group, starting after the group was offered the call.
+later AS (
+  SELECT gc.pbx, gc.call_key, gc.group_key,
+         (array_agg(coalesce(o.group_name, o.member, o.callee_number) ORDER BY o.start_time, o.id))[1] AS next_destination
+  FROM gc
+  JOIN gl o ON o.pbx = gc.pbx AND o.call_key = gc.call_key AND o.group_key IS DISTINCT FROM gc.group_key
+           AND o.start_time > gc.offered_at
+  GROUP BY gc.pbx, gc.call_key, gc.group_key
+),
+timed AS (
+  SELECT gc.*, lt.next_destination, th.service_level_seconds, th.short_abandon_seconds, s.time_zone,
+         date_bin('15 minutes', gc.offered_at, timestamptz '2000-01-01 00:00:00+00') AS interval_start,
+         {schema}.pbx_local(gc.offered_at, s.time_zone, gc.tz_offset) AS local_offered,
+         CASE WHEN gc.answered THEN extract(epoch FROM gc.answered_at - gc.offered_at)
+              ELSE extract(epoch FROM gc.left_at - gc.offered_at) END AS wait
+  FROM gc
+  LEFT JOIN later lt ON lt.pbx = gc.pbx AND lt.call_key = gc.call_key AND lt.group_key = gc.group_key
+  LEFT JOIN {schema}.pbx_settings s ON s.pbx = gc.pbx
+  LEFT JOIN thresholds th ON th.pbx = gc.pbx
+),
+outcome AS (
+  SELECT t.*, CASE WHEN t.wait IS NOT NULL THEN greatest(round(t.wait), 0)::integer END AS wait_seconds,
+         CASE WHEN t.answered THEN 'answered'
+              WHEN t.next_destination IS NOT NULL OR t.wait >= t.queue_timeout THEN 'overflowed'
+              ELSE 'abandoned' END AS outcome
+  FROM timed t
+)
+SELECT o.pbx, o.group_key, o.group_id, o.group_number, o.group_name, o.call_key, o.first_leg_id,
+       o.offered_at, o.local_offered, o.local_offered::date AS local_day,
+       o.interval_start,
+       {schema}.pbx_local(o.interval_start, o.time_zone, o.tz_offset) AS interval_local,
+       o.caller_number, o.outcome,
+       o.outcome = 'answered' AS answered,
+       o.outcome = 'abandoned' AS abandoned,
+       coalesce(o.outcome = 'abandoned' AND o.wait_seconds <= o.short_abandon_seconds, false) AS short_abandon,
+       o.outcome = 'overflowed' AS overflowed,
+       coalesce(o.outcome = 'answered' AND o.wait_seconds <= o.service_level_seconds, false) AS answered_in_service_level,
+       o.answered_by_extension, ce.name AS answered_by_colleague,
+       o.wait_seconds,
+       CASE WHEN o.answered THEN coalesce(o.talk_seconds, 0) END AS talk_seconds,
+       o.answered AND o.next_destination IS NOT NULL AS transferred_out,
+       o.next_destination,
+       o.legs::integer AS legs, o.members_rung::integer AS members_rung,
+       o.group_source, o.service_level_seconds, o.short_abandon_seconds
+FROM outcome o
+LEFT JOIN {schema}.colleague_extensions ce ON ce.pbx = o.pbx AND ce.extension = o.answered_by_extension;
+`
