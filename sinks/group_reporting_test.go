@@ -3,6 +3,7 @@ package sinks
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -408,4 +409,49 @@ func TestGroupMembersEveryShape(t *testing.T) {
 			t.Errorf("%s has no rows with malformed groups present", v)
 		}
 	}
+}
+
+// TestGroupViewsManyPBXes: two PBXes in one database with the same call
+// ids, channels, group ids and extensions (a copy of the fixture under
+// another PBX) give each PBX exactly the fixture's rows, so every row of
+// the group views appears twice and no figure doubles; a threshold set
+// for one PBX changes only its calls.
+func TestGroupViewsManyPBXes(t *testing.T) {
+	t.Parallel()
+	p, pool := loadFixture(t, "Europe/Rome", nil)
+	loadGroupFixture(t, p, "Sales")
+	ctx := context.Background()
+	for _, table := range []string{"call_history", "colleagues", "call_groups", "pbx_settings"} {
+		q := `INSERT INTO ` + table + ` SELECT (jsonb_populate_record(NULL::` + table + `, to_jsonb(x) || '{"pbx": "other.wildixin.com"}')).* FROM ` + table + ` x`
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatalf("copy %s to another PBX: %v", table, err)
+		}
+	}
+	twice := func(lines []string) []string {
+		var out []string
+		for _, l := range lines {
+			out = append(out, l, l)
+		}
+		return out
+	}
+	sameLines(t, "group_calls of two PBXes", viewLines(t, pool, groupCallsQuery), twice(wantGroupCalls))
+	sameLines(t, "group_intervals of two PBXes", viewLines(t, pool, groupIntervalsQuery), twice(wantGroupIntervals))
+	sameLines(t, "agent_calls of two PBXes", viewLines(t, pool, agentCallsQuery), twice(wantAgentCalls))
+	if _, err := pool.Exec(ctx, `INSERT INTO reporting_settings (pbx, service_level_seconds, short_abandon_seconds) VALUES ('other.wildixin.com', 1, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	inLevel, short := 0, 0
+	for _, l := range wantGroupCalls {
+		f := strings.Split(l, "|")
+		if f[12] == "true" {
+			inLevel++
+		}
+		if f[10] == "true" {
+			short++
+		}
+	}
+	sameLines(t, "calls within the service level and short abandons per PBX",
+		viewLines(t, pool, `SELECT pbx, (count(*) FILTER (WHERE answered_in_service_level))::text, (count(*) FILTER (WHERE short_abandon))::text
+FROM group_calls GROUP BY pbx ORDER BY pbx`),
+		[]string{fmt.Sprintf("%s|%d|%d", fixturePBX, inLevel, short), "other.wildixin.com|0|0"})
 }
