@@ -455,3 +455,18 @@ func TestGroupViewsManyPBXes(t *testing.T) {
 FROM group_calls GROUP BY pbx ORDER BY pbx`),
 		[]string{fmt.Sprintf("%s|%d|%d", fixturePBX, inLevel, short), "other.wildixin.com|0|0"})
 }
+
+// TestGroupDeletedKeepsItsCalls: a group deleted in WMS (gone from the
+// next run's snapshot, so deleted_at is set) keeps its past calls, name,
+// members and figures in every group view.
+func TestGroupDeletedKeepsItsCalls(t *testing.T) {
+	t.Parallel()
+	p, pool := loadFixture(t, "Europe/Rome", nil)
+	loadGroupFixture(t, p, "Sales")
+	recs := groupRecords("Sales")
+	loadRecords(t, p, "call_groups", append(recs[:1:1], recs[2:]...), "second-run")
+	sameLines(t, "the group is deleted", viewLines(t, pool, `SELECT id FROM call_groups WHERE deleted_at IS NOT NULL`), []string{"2"})
+	sameLines(t, "group_calls after the deletion", viewLines(t, pool, groupCallsQuery), wantGroupCalls)
+	sameLines(t, "group_intervals after the deletion", viewLines(t, pool, groupIntervalsQuery), wantGroupIntervals)
+	sameLines(t, "agent_calls after the deletion", viewLines(t, pool, agentCallsQuery), wantAgentCalls)
+}
