@@ -38,9 +38,15 @@ type CSVOptions struct {
 	Log          *slog.Logger
 }
 
+// fileMode is the mode of every file the CSV sink creates (data,
+// manifests, state, the run log), less what the umask takes away: the
+// data holds names and numbers, which no other local user should read.
+const fileMode = 0o600
+
 // CSV writes a file per endpoint, run and batch under Dir/<endpoint>/:
 // RFC 4180, UTF-8, a header, the catalog's columns then "extra" (a JSON
-// object of the fields the catalog does not know), times in RFC 3339 UTC.
+// object of the fields the catalog does not know), times in RFC 3339 UTC
+// (with the fraction of a second, to the microsecond, when there is one).
 //
 // A file is written under a temporary name and renamed when complete, so a
 // reader never sees a partial file under a final name. Next to it, a
@@ -194,7 +200,7 @@ func (s *CSV) recover(pbx, key string, crashed bool) error {
 			return errors.Join(os.Remove(path), vanished(crashed, final))
 		}
 		man := manifestPath(final)
-		if err := safefile.WriteVia(man, tmpPrefix(pbx)+filepath.Base(man)+".tmp-", p.Manifest, 0o644); err != nil {
+		if err := safefile.WriteVia(man, tmpPrefix(pbx)+filepath.Base(man)+".tmp-", p.Manifest, fileMode); err != nil {
 			return err
 		}
 		if crashed {
@@ -202,7 +208,7 @@ func (s *CSV) recover(pbx, key string, crashed bool) error {
 		}
 	}
 	st, _ := json.Marshal(p.csvState)
-	if err := safefile.Write(filepath.Join(s.stateDir(pbx), safeName(key)+".json"), st, 0o644); err != nil {
+	if err := safefile.Write(filepath.Join(s.stateDir(pbx), safeName(key)+".json"), st, fileMode); err != nil {
 		return err
 	}
 	return os.Remove(path)
@@ -281,7 +287,7 @@ func (s *CSV) Begin(_ context.Context, b exporter.BatchInfo) (exporter.Batch, er
 	suffix := make([]byte, 4)
 	rand.Read(suffix)
 	tmp := filepath.Join(dir, tmpPrefix(b.PBX)+name+".tmp-"+hex.EncodeToString(suffix))
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, fileMode)
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", tmp, err)
 	}
@@ -368,6 +374,10 @@ func (b *csvBatch) Write(_ context.Context, rows []record.Row) error {
 	return nil
 }
 
+// rfc3339Micro is RFC 3339 with the fraction of a second, when there is
+// one, to the microsecond: what PostgreSQL keeps of it.
+const rfc3339Micro = "2006-01-02T15:04:05.999999Z07:00"
+
 func (s *CSV) cell(t record.Type, v any) string {
 	switch v := v.(type) {
 	case nil:
@@ -380,7 +390,7 @@ func (s *CSV) cell(t record.Type, v any) string {
 	case int64:
 		return strconv.FormatInt(v, 10)
 	case time.Time:
-		return v.UTC().Format(time.RFC3339)
+		return v.UTC().Format(rfc3339Micro)
 	case bool:
 		return strconv.FormatBool(v)
 	case record.Decimal:
@@ -471,7 +481,7 @@ func (b *csvBatch) decide(state []byte) error {
 	pb, _ := json.Marshal(p)
 	dir, err := s.mkStateDir(b.info.PBX)
 	if err == nil {
-		err = safefile.Write(filepath.Join(dir, safeName(b.info.StateKey)+".pending.json"), pb, 0o644)
+		err = safefile.Write(filepath.Join(dir, safeName(b.info.StateKey)+".pending.json"), pb, fileMode)
 	}
 	if err != nil {
 		if keepFile {
@@ -545,7 +555,7 @@ func (s *CSV) FinishRun(_ context.Context, r *exporter.RunResult) error {
 	if err != nil {
 		return fmt.Errorf("record the run: %w", err)
 	}
-	f, err := safefile.OpenAppend(filepath.Join(dir, "runs.jsonl"), 0o644)
+	f, err := safefile.OpenAppend(filepath.Join(dir, "runs.jsonl"), fileMode)
 	if err != nil {
 		return fmt.Errorf("record the run: %w", err)
 	}

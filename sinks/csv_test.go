@@ -352,3 +352,23 @@ func TestCSVCrashBetweenCommitRecordAndRename(t *testing.T) {
 		}
 	}
 }
+
+// TestCSVTimesKeepTheirFraction: a time with a fraction of a second is
+// written with it, to the microsecond PostgreSQL keeps, so that both sinks
+// hold the same instant; a whole second is written without one.
+func TestCSVTimesKeepTheirFraction(t *testing.T) {
+	t.Parallel()
+	s := &CSV{}
+	for _, tc := range []struct {
+		in   time.Time
+		want string
+	}{
+		{time.Date(2026, 1, 10, 9, 0, 5, 250_000_000, time.UTC), "2026-01-10T09:00:05.25Z"},
+		{time.Date(2026, 1, 10, 9, 0, 5, 123_456_789, time.UTC), "2026-01-10T09:00:05.123456Z"},
+		{time.Date(2026, 1, 10, 9, 0, 5, 0, time.UTC), "2026-01-10T09:00:05Z"},
+	} {
+		if got := s.cell(record.Timestamp, tc.in); got != tc.want {
+			t.Errorf("%v: %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -21,7 +21,7 @@ func (s *CSV) LockPBX(_ context.Context, pbx string) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock PBX: %w", err)
 	}
-	l := safefile.NewLock(filepath.Join(dir, "export.lock"), 0o644)
+	l := safefile.NewLock(filepath.Join(dir, "export.lock"), fileMode)
 	ok, err := l.TryLock()
 	if err != nil {
 		return nil, fmt.Errorf("lock PBX: %w", err)

@@ -6,6 +6,8 @@ package safefile
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -21,10 +23,11 @@ import (
 // which is never followed: someone planted it.
 var ErrSymlink = errors.New("is a symbolic link, which is never followed")
 
-// Write writes data to path with mode perm: a temporary file in the same
-// folder is written, fsynced and renamed over path, then the folder is
-// fsynced so that the rename is durable too. The folder must exist. A
-// symbolic link at path is replaced, never followed.
+// Write writes data to path with mode perm, less what the process's umask
+// takes away (a file is never wider than the umask asks): a temporary file
+// in the same folder is written, fsynced and renamed over path, then the
+// folder is fsynced so that the rename is durable too. The folder must
+// exist. A symbolic link at path is replaced, never followed.
 func Write(path string, data []byte, perm os.FileMode) error {
 	return WriteVia(path, "."+filepath.Base(path)+".tmp-", data, perm)
 }
@@ -34,15 +37,11 @@ func Write(path string, data []byte, perm os.FileMode) error {
 // sharing the folder with others can recognise its own leftovers.
 func WriteVia(path, tmpPrefix string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, tmpPrefix+"*")
+	tmp, err := CreateTemp(dir, tmpPrefix, perm)
 	if err != nil {
 		return fmt.Errorf("create temporary file for %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name()) // a no-op after the rename
-	if err := tmp.Chmod(perm); err != nil && runtime.GOOS != "windows" {
-		tmp.Close()
-		return fmt.Errorf("set mode of %s: %w", tmp.Name(), err)
-	}
 	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return fmt.Errorf("write %s: %w", tmp.Name(), err)
@@ -58,6 +57,23 @@ func WriteVia(path, tmpPrefix string, data []byte, perm os.FileMode) error {
 		return fmt.Errorf("rename into %s: %w", path, err)
 	}
 	return SyncDir(dir)
+}
+
+// CreateTemp creates a new file in dir, named prefix then random
+// characters, for writing, with mode perm less the umask (os.CreateTemp
+// always makes 0600, which a caller's chmod would then widen past the
+// umask). It never opens through a symbolic link.
+func CreateTemp(dir, prefix string, perm os.FileMode) (*os.File, error) {
+	for range 100 {
+		b := make([]byte, 8)
+		rand.Read(b)
+		name := filepath.Join(dir, prefix+hex.EncodeToString(b))
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL|oNoFollow, perm)
+		if !errors.Is(err, fs.ErrExist) {
+			return f, err
+		}
+	}
+	return nil, fmt.Errorf("create a file named %s… in %s: every name tried exists", prefix, dir)
 }
 
 // SyncDir fsyncs a folder, so that renames and removals in it are durable.
