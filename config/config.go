@@ -57,6 +57,7 @@ type env struct {
 	CSVSafeFormulas  string `envconfig:"EXPORT_CSV_SAFE_FORMULAS" default:"false" desc:"prefix text cells starting with = + - @, tab or carriage return with a quote, against spreadsheet formula injection"`
 	DatabaseURL      string `envconfig:"EXPORT_DATABASE_URL" desc:"PostgreSQL URL for the postgres sink (secret; or EXPORT_DATABASE_URL_FILE); a pool of 8 connections unless it sets pool_max_conns (4 at the least)"`
 	DBSchema         string `envconfig:"EXPORT_DB_SCHEMA" default:"wildix" desc:"PostgreSQL schema of the exported tables, created when missing"`
+	Strict           string `envconfig:"EXPORT_STRICT" default:"false" desc:"fail the run on a record PostgreSQL refuses, instead of keeping it in export_quarantine and going on"`
 	Endpoints        string `envconfig:"EXPORT_ENDPOINTS" desc:"comma list of endpoints to export (default: every built-in endpoint)"`
 	EndpointsFile    string `envconfig:"EXPORT_ENDPOINTS_FILE" desc:"JSON file of custom endpoints"`
 	Schedule         string `envconfig:"EXPORT_SCHEDULE" default:"0 2 * * *" desc:"cron spec of the worker (5 fields, @daily, or CRON_TZ=Zone prefix)"`
@@ -124,6 +125,7 @@ type Config struct {
 	CSVSafeFormulas bool
 	DatabaseURL     Secret
 	DBSchema        string
+	Strict          bool
 
 	Endpoints     []string
 	EndpointsFile string
@@ -400,6 +402,7 @@ func (c *checker) values(cfg *Config, e env) {
 	cfg.AllowHTTP = c.boolean("WILDIX_ALLOW_HTTP", e.AllowHTTP)
 	cfg.CSVGzip = c.boolean("EXPORT_CSV_GZIP", e.CSVGzip)
 	cfg.CSVSafeFormulas = c.boolean("EXPORT_CSV_SAFE_FORMULAS", e.CSVSafeFormulas)
+	cfg.Strict = c.boolean("EXPORT_STRICT", e.Strict)
 	cfg.ScheduleTimezone = time.UTC
 	if strings.TrimSpace(e.Timezone) != "" {
 		cfg.Timezone = c.location("WILDIX_TIMEZONE", e.Timezone)

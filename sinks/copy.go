@@ -80,6 +80,9 @@ func (b *pgBatch) send(ctx context.Context, direct bool, c *copyChunk) error {
 			return err
 		}
 		table = pgx.Identifier{b.stage}
+		if _, err := b.tx.Exec(ctx, "SAVEPOINT chunk"); err != nil { // quarantine.go
+			return err
+		}
 	}
 	s := &sending{chunk: *c, direct: direct, err: make(chan error, 1)}
 	*c = copyChunk{data: b.spare[:0]}
@@ -101,11 +104,9 @@ func (b *pgBatch) sent(ctx context.Context) error {
 	if s.direct {
 		return b.directDone(ctx, &s.chunk, err)
 	}
-	if err != nil {
-		return err
-	}
-	b.loads.Merged += s.chunk.rows
-	return nil
+	n, err := b.settleChunk(ctx, pgx.Identifier{b.stage}, &s.chunk, err)
+	b.loads.Merged += n
+	return err
 }
 
 // release keeps the batch's chunk buffers for the sink's next batches
@@ -234,10 +235,10 @@ func (b *pgBatch) appendValue(buf []byte, col int, v any) ([]byte, error) {
 		s, ok := v.(string)
 		var parsed any
 		if !ok || types.Scan(b.oids[col], pgtype.TextFormatCode, []byte(s), &parsed) != nil {
-			return nil, fmt.Errorf("column %s: %w", b.cols[col], err)
+			return nil, &encodeError{b.cols[col], err}
 		}
 		if out, err = types.Encode(b.oids[col], pgtype.BinaryFormatCode, parsed, buf); err != nil {
-			return nil, fmt.Errorf("column %s: %w", b.cols[col], err)
+			return nil, &encodeError{b.cols[col], err}
 		}
 	}
 	if out == nil {
@@ -246,6 +247,15 @@ func (b *pgBatch) appendValue(buf []byte, col int, v any) ([]byte, error) {
 	binary.BigEndian.PutUint32(out[at:], uint32(len(out)-at-4))
 	return out, nil
 }
+
+// encodeError is a value that cannot be encoded for its column.
+type encodeError struct {
+	column string
+	err    error
+}
+
+func (e *encodeError) Error() string { return fmt.Sprintf("column %s: %v", e.column, e.err) }
+func (e *encodeError) Unwrap() error { return e.err }
 
 // microsecondsToY2K is 2000-01-01 UTC, where PostgreSQL's binary times
 // count from, in microseconds after the Unix epoch.

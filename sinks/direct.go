@@ -86,7 +86,8 @@ func (b *pgBatch) prepare(ctx context.Context) error {
 // as is the rest of the batch.
 func (b *pgBatch) directDone(ctx context.Context, c *copyChunk, err error) error {
 	var pgErr *pgconn.PgError
-	if err != nil && (!errors.As(err, &pgErr) || pgErr.Code != "23505") {
+	_, bad := refused(err)
+	if err != nil && !bad && (!errors.As(err, &pgErr) || pgErr.Code != "23505") {
 		return err
 	}
 	if err != nil {
@@ -103,14 +104,15 @@ func (b *pgBatch) directDone(ctx context.Context, c *copyChunk, err error) error
 	}
 	b.direct = false
 	b.loads.Fallbacks++
-	b.sink.log.Warn("a direct load met an existing key; merging the batch's rows instead",
-		"endpoint", b.info.Endpoint.Name, "rows", c.rows, "detail", pgErr.Detail)
+	if !bad {
+		b.sink.log.Warn("a direct load met an existing key; merging the batch's rows instead",
+			"endpoint", b.info.Endpoint.Name, "rows", c.rows, "detail", pgErr.Detail)
+	}
 	if err := b.ensureStage(ctx); err != nil {
 		return err
 	}
-	if err := b.copyIn(ctx, pgx.Identifier{b.stage}, c); err != nil {
-		return err
-	}
-	b.loads.Merged += c.rows
-	return nil
+	// Through the merge, as a refused row may hide a key met twice.
+	n, err := b.copyProtected(ctx, pgx.Identifier{b.stage}, c)
+	b.loads.Merged += n
+	return err
 }

@@ -143,6 +143,18 @@ CREATE TABLE IF NOT EXISTS {schema}.notify_state (
 );`},
 	{9, "reporting: group_calls counts only a member's answer", reportingGroupsMemberAnswer},
 	{10, "reporting: group_calls overflows at the dialplan's timeout, not the strategy's", reportingGroupsTimeout},
+	{11, "records PostgreSQL refused, kept out of their tables", `
+CREATE TABLE IF NOT EXISTS {schema}.export_quarantine (
+  pbx            text NOT NULL,
+  endpoint       text NOT NULL,
+  key            text NOT NULL,
+  run_id         text NOT NULL,
+  field          text NOT NULL,
+  error          text NOT NULL,
+  record         text NOT NULL,
+  quarantined_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (pbx, endpoint, key)
+);`},
 }
 
 // SchemaVersion is the newest migration this binary knows.

@@ -15,7 +15,7 @@ import (
 var ownNames = []string{
 	// tables
 	"export_state", "export_runs", "export_run_endpoints", "export_schema_migrations",
-	"oauth_tokens", "oauth_pending", "pbx_settings",
+	"oauth_tokens", "oauth_pending", "pbx_settings", "export_quarantine",
 	// reporting views
 	"calls", "call_legs", "calls_daily", "calls_hourly", "calls_by_extension", "calls_by_department",
 	"colleague_extensions", "missed_calls", "data_quality",

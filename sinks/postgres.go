@@ -34,8 +34,10 @@ var ErrDatabase = errors.New("database unavailable")
 // progress: after a crash, either the batch and its cursor are there or
 // neither is.
 //
-// Text values cannot hold NUL bytes in PostgreSQL: they are removed (and
-// \u0000 in JSON replaced by U+FFFD), counted, and logged once per batch.
+// Text values cannot hold NUL bytes in PostgreSQL, nor jsonb \u0000: the
+// converter makes them U+FFFD (exporter/storable.go); should a row bring
+// one all the same, the sink does the same, counts, and logs once per
+// batch. A row PostgreSQL still refuses is quarantined (quarantine.go).
 type Postgres struct {
 	pool   *pgxpool.Pool
 	schema string
@@ -49,6 +51,10 @@ type Postgres struct {
 	// chunks' memory from one batch to the next (copy.go).
 	chunk   int
 	buffers chan []byte
+	// Strict fails a batch on a record PostgreSQL refuses, instead of
+	// quarantining it (quarantine.go; EXPORT_STRICT).
+	Strict     bool
+	quarantine quarantineCounts
 }
 
 // The pool's size: what a run needs at the least, and what it gets unless
@@ -204,6 +210,8 @@ type pgBatch struct {
 	oids  []uint32 // the columns' types, for COPY's binary format
 	nuls  int64
 	done  bool
+	// quarantined: rows refused, saved at commit (quarantine.go).
+	quarantined []quarantined
 	// direct: rows whose key is above high go straight into the table.
 	direct bool
 	high   int64
@@ -224,7 +232,13 @@ func (b *pgBatch) Write(ctx context.Context, rows []record.Row) error {
 			to = &b.directRows
 		}
 		if err := b.encode(to, r); err != nil {
-			return fmt.Errorf("encode a row of %s: %w", b.info.Endpoint.Name, err)
+			var ee *encodeError
+			if errors.As(err, &ee) {
+				err = b.quarantine(quarantined{key: strings.ReplaceAll(r.Key, "\t", ","), field: b.fieldOf(ee.column), record: string(r.Raw)}, err)
+			}
+			if err != nil {
+				return fmt.Errorf("encode a row of %s: %w", b.info.Endpoint.Name, err)
+			}
 		}
 	}
 	return b.flush(ctx, b.sink.chunk)
@@ -235,7 +249,7 @@ func (b *pgBatch) value(v any) any {
 	case string:
 		if strings.IndexByte(v, 0) >= 0 {
 			b.nuls++
-			return strings.ReplaceAll(v, "\x00", "")
+			return strings.ReplaceAll(v, "\x00", "\uFFFD")
 		}
 		return v
 	case record.Decimal:
@@ -304,7 +318,7 @@ func (b *pgBatch) Commit(ctx context.Context, state []byte, pr exporter.Progress
 		return dbError(err)
 	}
 	if b.nuls > 0 {
-		b.sink.log.Warn("NUL bytes removed from values PostgreSQL cannot store", "endpoint", b.info.Endpoint.Name, "values", b.nuls)
+		b.sink.log.Warn("NUL bytes replaced by U+FFFD in values PostgreSQL cannot store", "endpoint", b.info.Endpoint.Name, "values", b.nuls)
 	}
 	return nil
 }
@@ -329,6 +343,9 @@ func (b *pgBatch) commit(ctx context.Context, state []byte, pr exporter.Progress
 			return fmt.Errorf("mark deleted %s: %w", b.info.Endpoint.Name, err)
 		}
 	}
+	if err := b.saveQuarantine(ctx); err != nil {
+		return err
+	}
 	if err := b.saveState(ctx, state, pr); err != nil {
 		return err
 	}
@@ -336,6 +353,7 @@ func (b *pgBatch) commit(ctx context.Context, state []byte, pr exporter.Progress
 		return fmt.Errorf("commit: %w", err)
 	}
 	b.sink.loads.add(b.loads)
+	b.sink.quarantine.add(b.info.RunID, b.info.Endpoint.Name, b.quarantined)
 	return nil
 }
 
@@ -486,6 +504,7 @@ func nullable(s string) *string {
 // FinishRun implements exporter.Sink: the run's end, and each endpoint's
 // result with how it was read (paging, notes, filtered, vanished).
 func (p *Postgres) FinishRun(ctx context.Context, r *exporter.RunResult) error {
+	p.quarantine.notes(r)
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
 		return dbError(err)

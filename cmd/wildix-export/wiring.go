@@ -50,6 +50,7 @@ func (a *app) openSink(ctx context.Context) (*sink, error) {
 			return nil, err
 		}
 		pg := sinks.NewPostgres(pool, c.DBSchema, a.log)
+		pg.Strict = c.Strict
 		return &sink{Sink: pg, pg: pg, pool: pool, name: "postgres schema " + c.DBSchema}, nil
 	}
 	s, err := sinks.NewCSV(sinks.CSVOptions{Dir: c.CSVDir, Gzip: c.CSVGzip, SafeFormulas: c.CSVSafeFormulas, Log: a.log})
