@@ -7,13 +7,14 @@ package safefile
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -59,15 +60,16 @@ func WriteVia(path, tmpPrefix string, data []byte, perm os.FileMode) error {
 	return SyncDir(dir)
 }
 
-// CreateTemp creates a new file in dir, named prefix then random
-// characters, for writing, with mode perm less the umask (os.CreateTemp
-// always makes 0600, which a caller's chmod would then widen past the
-// umask). It never opens through a symbolic link.
+// CreateTemp creates a new file in dir, named prefix then at most ten
+// random digits (as os.CreateTemp names them: config.MaxPBXIDBytes counts
+// on that length), for writing, with mode perm less the umask
+// (os.CreateTemp always makes 0600, which a caller's chmod would then
+// widen past the umask). It never opens through a symbolic link.
 func CreateTemp(dir, prefix string, perm os.FileMode) (*os.File, error) {
 	for range 100 {
-		b := make([]byte, 8)
+		b := make([]byte, 4)
 		rand.Read(b)
-		name := filepath.Join(dir, prefix+hex.EncodeToString(b))
+		name := filepath.Join(dir, prefix+strconv.FormatUint(uint64(binary.BigEndian.Uint32(b)), 10))
 		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL|oNoFollow, perm)
 		if !errors.Is(err, fs.ErrExist) {
 			return f, err
