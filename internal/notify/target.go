@@ -324,10 +324,15 @@ func (t *Target) Secrets() []string {
 func redactURL(u *url.URL) string {
 	if u.Scheme == "smtp" || u.Scheme == "smtps" {
 		c := url.URL{Scheme: u.Scheme, Host: u.Host, User: u.User}
-		if _, ok := c.User.Password(); ok {
-			c.User = url.UserPassword(c.User.Username(), "REDACTED")
+		if p, ok := c.User.Password(); ok {
+			user := c.User.Username()
+			if user == p {
+				// A token as user name and password (Postmark).
+				user = "REDACTED"
+			}
+			c.User = url.UserPassword(user, "REDACTED")
 		}
-		return strings.Replace(c.String(), "REDACTED", redacted, 1)
+		return strings.ReplaceAll(c.String(), "REDACTED", redacted)
 	}
 	s := u.Scheme + "://" + u.Host
 	if strings.Trim(u.Path, "/") != "" || u.RawQuery != "" {
@@ -343,7 +348,10 @@ func redactRaw(s string) string {
 	if !ok {
 		return "a value"
 	}
-	host, _, _ := strings.Cut(rest, "/")
+	host := rest
+	if i := strings.IndexAny(host, "/?#"); i >= 0 {
+		host = host[:i]
+	}
 	if i := strings.LastIndex(host, "@"); i >= 0 {
 		host = host[i+1:]
 	}

@@ -47,6 +47,9 @@ func TestParseTargetRefusesWithoutShowingSecrets(t *testing.T) {
 		{"ftp://example.com/SECRETPATH", `scheme "ftp"`},
 		{"discord+https://example.com/SECRETPATH", `unknown service "discord"`},
 		{"hooks.slack.com/services/SECRETPATH", "not a URL with a host"},
+		{"https://hooks.example.com:bad?token=SECRETTOKEN", "not a URL with a host"},
+		{"https://hooks.example.com:bad#SECRETTOKEN", "not a URL with a host"},
+		{"https://u:SECRETPASS@ho%zzst/x", "not a URL with a host"},
 		{"slack+https://example.com/x?hmac_secret=SECRETSECRETSECRET", "generic webhook only"},
 		{"https://example.com/x?hmac_secret=SHORTSECRET", "16 characters or more"},
 		{"smtp://mail.example.com?to=b@example.com", "from="},
@@ -84,6 +87,9 @@ func TestTargetStringRedactsSecrets(t *testing.T) {
 		{"https://receiver.example.com/SECRETPATH?hmac_secret=SECRETSECRETSECRETSECRET", "webhook https://receiver.example.com/[redacted] (signed)"},
 		{"smtp://me%40example.com:SECRETPASS@mail.example.com:587?from=a@example.com&to=b@example.com,c@example.com",
 			"email smtp://me%40example.com:[redacted]@mail.example.com:587 from a@example.com to b@example.com, c@example.com"},
+		// Postmark's SMTP takes the server token as user name and password.
+		{"smtp://SECRETTOKEN:SECRETTOKEN@smtp.postmarkapp.com?from=a@example.com&to=b@example.com",
+			"email smtp://[redacted]:[redacted]@smtp.postmarkapp.com from a@example.com to b@example.com"},
 	}
 	for _, tt := range tests {
 		tg, err := ParseTarget(tt.url)

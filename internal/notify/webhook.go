@@ -23,6 +23,11 @@ const (
 
 var defaultHTTP = &http.Client{}
 
+// noRedirect refuses to follow a redirect: following would post the
+// message and its signature to a host nobody configured, with the
+// webhook's URL (its credential) in the Referer header.
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
 func (n *Notifier) post(ctx context.Context, t *Target, body []byte, id string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url.String(), bytes.NewReader(body))
 	if err != nil {
@@ -38,10 +43,11 @@ func (n *Notifier) post(ctx context.Context, t *Target, body []byte, id string) 
 			req.Header.Set(HeaderSignature, Sign(t.hmacKey, ts, body))
 		}
 	}
-	c := n.HTTP
-	if c == nil {
-		c = defaultHTTP
+	c := *defaultHTTP
+	if n.HTTP != nil {
+		c = *n.HTTP
 	}
+	c.CheckRedirect = noRedirect
 	resp, err := c.Do(req)
 	if err != nil {
 		// A url.Error holds the whole URL, whose path is the credential.
@@ -53,6 +59,9 @@ func (n *Notifier) post(ctx context.Context, t *Target, body []byte, id string) 
 		return nil
 	}
 	err = fmt.Errorf("answered %s: %q", resp.Status, strings.TrimSpace(string(snippet)))
+	if resp.StatusCode/100 == 3 {
+		err = fmt.Errorf("answered %s (redirects are not followed: configure the URL it points to)", resp.Status)
+	}
 	switch c := resp.StatusCode; {
 	case c == http.StatusRequestTimeout, c == http.StatusTooEarly, c == http.StatusTooManyRequests, c >= 500:
 		return err

@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -320,5 +322,27 @@ func TestDeliveryErrorHidesTheWebhookPath(t *testing.T) {
 	}
 	if !strings.Contains(r.Err.Error(), "connection refused") {
 		t.Errorf("the error %v does not say why", r.Err)
+	}
+}
+
+// A receiver that redirects elsewhere does not get the message forwarded:
+// following would post the message, its signature and (in Referer) the
+// webhook's URL, its credential, to a host nobody configured.
+func TestWebhookRedirectIsNotFollowed(t *testing.T) {
+	t.Parallel()
+	elsewhere := notifytest.NewReceiver(t)
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.Server.URL+"/x", http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(redirector.Close)
+	r := sendOne(t, parseTarget(t, redirector.URL+"/SECRETPATH?hmac_secret=SECRETSECRETSECRET"), failureMessage())
+	if n := len(elsewhere.Requests()); n != 0 {
+		t.Errorf("the redirect was followed: the other host got %d requests, Referer %q", n, elsewhere.Requests()[0].Header.Get("Referer"))
+	}
+	if r.Err == nil || !strings.Contains(r.Err.Error(), "307") || r.Attempts != 1 {
+		t.Fatalf("err = %v after %d attempts, want one refused 307", r.Err, r.Attempts)
+	}
+	if strings.Contains(r.Err.Error(), "SECRET") {
+		t.Errorf("the error shows a secret: %v", r.Err)
 	}
 }
