@@ -132,8 +132,10 @@ func (n *notices) runEnded(ctx context.Context, r *exporter.RunResult, err error
 	if n == nil {
 		return
 	}
-	// Sending outlives a signal that came meanwhile; its bound still holds.
-	ctx = context.WithoutCancel(ctx)
+	// Sending outlives a signal that came meanwhile; its bound still holds,
+	// for the failure and the summary together.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), runEndBound)
+	defer cancel()
 	code := exitCode(err)
 	if code == exitInterrupted || code == exitAborted {
 		return // stopped on purpose: nothing to tell
@@ -141,8 +143,16 @@ func (n *notices) runEnded(ctx context.Context, r *exporter.RunResult, err error
 	if _, ok := exitAdvice[code]; ok || code == exitOK {
 		n.tracker.RunEnded(ctx, outcome(r, err, code))
 	}
-	n.summary(ctx)
+	if ctx.Err() == nil {
+		n.summary(ctx) // else the next run sends it
+	}
 }
+
+// runEndBound bounds what a run's end sends, the failure or recovery and
+// the daily summary together, so that a receiver that hangs delays the
+// run's exit by less than 10 s (the notifier's budget bounds each message
+// alone; two in a row took twice that).
+const runEndBound = 9 * time.Second
 
 // runEndedAsync is runEnded for the worker: the next scheduled export
 // never waits for it; wait does, at shutdown.
@@ -202,7 +212,9 @@ func (n *notices) summary(ctx context.Context) {
 	if n == nil || n.a.cfg.NotifySummaryAt == "" {
 		return
 	}
-	at, _ := notify.ParseClock(n.a.cfg.NotifySummaryAt) // checked by config
+	at, _ := notify.ParseClock(n.a.cfg.NotifySummaryAt)  // checked by config
+	ctx, cancel := context.WithTimeout(ctx, runEndBound) // the figures' queries too
+	defer cancel()
 	n.tracker.Summary(ctx, time.Now(), at, n.buildSummary)
 }
 

@@ -444,3 +444,29 @@ func TestNotifySummaryScheduledInTheWorker(t *testing.T) {
 		t.Errorf("next summary after %v: %v, want %v", from, got, want)
 	}
 }
+
+// A hanging receiver, a failed run and a summary due: the failure and the
+// summary together still delay the run's exit by 10 s at most (each alone
+// took the notifier's whole budget, one after the other).
+func TestNotifyFailureAndSummaryBoundTheRunTogether(t *testing.T) {
+	t.Parallel()
+	hang := notifytest.NewReceiver(t, 0, 0, 0, 0, 0, 0, 0, 0)
+	base := []string{"WILDIX_API_KEY=wsk-v1-key", "WILDIX_PBX_ID=acme", "EXPORT_CSV_DIR=" + t.TempDir(), "EXPORT_MAX_ATTEMPTS=2",
+		"WILDIX_TIMEZONE=Europe/Rome", "WILDIX_TOKEN_FILE=" + filepath.Join(t.TempDir(), "token.json"),
+		"WILDIX_PBX_URL=http://" + freeAddr(t)}
+	began := time.Now()
+	plain := runCLI(t, base, "run", "--once")
+	plainTook := time.Since(began)
+	began = time.Now()
+	notified := runCLI(t, append(base, "EXPORT_NOTIFY="+hang.Server.URL+"/hook", "EXPORT_NOTIFY_SUMMARY_AT=00:00"), "run", "--once")
+	notifiedTook := time.Since(began)
+	if plain.code != exitUnreachable || notified.code != exitUnreachable {
+		t.Fatalf("exit %d without notifications, %d with; want %d both", plain.code, notified.code, exitUnreachable)
+	}
+	if extra := notifiedTook - plainTook; extra > 10*time.Second {
+		t.Errorf("the failure and the summary delayed the run's exit by %v, more than 10 s", extra)
+	}
+	if len(hang.Requests()) == 0 {
+		t.Error("nothing was sent to the receiver")
+	}
+}

@@ -159,11 +159,13 @@ func (t *Tracker) load(ctx context.Context) (State, bool) {
 	return best, known
 }
 
-// save writes st to every store; one that fails is logged.
+// save writes st to every store; one that fails is logged. It does so
+// even when ctx's deadline has passed while sending (each store still
+// bounded): a state not saved would send the same failure at every run.
 func (t *Tracker) save(ctx context.Context, st State) {
 	t.mem = &st
 	for _, s := range t.Stores {
-		sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 		err := s.SaveState(sctx, t.PBX, st)
 		cancel()
 		if err != nil {

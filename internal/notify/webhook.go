@@ -58,7 +58,8 @@ func (n *Notifier) post(ctx context.Context, t *Target, body []byte, id string) 
 	if resp.StatusCode/100 == 2 {
 		return nil
 	}
-	err = fmt.Errorf("answered %s: %q", resp.Status, strings.TrimSpace(string(snippet)))
+	// A refusal may echo the request's URL: its credential.
+	err = fmt.Errorf("answered %s: %q", resp.Status, redactText(strings.TrimSpace(string(snippet)), t))
 	if resp.StatusCode/100 == 3 {
 		err = fmt.Errorf("answered %s (redirects are not followed: configure the URL it points to)", resp.Status)
 	}
@@ -83,11 +84,15 @@ func Sign(key []byte, timestamp string, body []byte) string {
 // redactErr replaces the target's URL in an error's text by its redacted
 // form.
 func redactErr(err error, t *Target) error {
-	s := strings.ReplaceAll(err.Error(), t.url.String(), redactURL(t.url))
+	return &redactedError{msg: redactText(err.Error(), t), err: err}
+}
+
+func redactText(s string, t *Target) string {
+	s = strings.ReplaceAll(s, t.url.String(), redactURL(t.url))
 	for _, sec := range t.Secrets() {
 		s = strings.ReplaceAll(s, sec, redacted)
 	}
-	return &redactedError{msg: s, err: err}
+	return s
 }
 
 // redactedError keeps the cause for errors.Is (a deadline) while its text

@@ -346,3 +346,20 @@ func TestWebhookRedirectIsNotFollowed(t *testing.T) {
 		t.Errorf("the error shows a secret: %v", r.Err)
 	}
 }
+
+// A receiver whose refusal echoes the request's URL (its credential)
+// does not put it in the error that is logged.
+func TestRefusalEchoingTheURLIsRedacted(t *testing.T) {
+	t.Parallel()
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no hook at "+r.URL.RequestURI(), http.StatusNotFound)
+	}))
+	t.Cleanup(echo.Close)
+	r := sendOne(t, parseTarget(t, "mattermost+"+echo.URL+"/hooks/SECRETPATH?token=SECRETTOKEN"), failureMessage())
+	if r.Err == nil || !strings.Contains(r.Err.Error(), "404") {
+		t.Fatalf("err = %v, want the 404", r.Err)
+	}
+	if strings.Contains(r.Err.Error(), "SECRET") {
+		t.Errorf("the error shows a secret: %v", r.Err)
+	}
+}
