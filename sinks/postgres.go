@@ -234,7 +234,7 @@ func (b *pgBatch) Write(ctx context.Context, rows []record.Row) error {
 		if err := b.encode(to, r); err != nil {
 			var ee *encodeError
 			if errors.As(err, &ee) {
-				err = b.quarantine(quarantined{key: strings.ReplaceAll(r.Key, "\t", ","), field: b.fieldOf(ee.column), record: string(r.Raw)}, err)
+				err = b.quarantine(quarantined{key: b.keyOf(r), field: b.fieldOf(ee.column), record: string(r.Raw)}, err)
 			}
 			if err != nil {
 				return fmt.Errorf("encode a row of %s: %w", b.info.Endpoint.Name, err)
@@ -409,13 +409,20 @@ WHERE (%s) IS DISTINCT FROM (%s) OR t.deleted_at IS NOT NULL`,
 
 // markDeleted marks the PBX's rows missing from a complete snapshot.
 func (b *pgBatch) markDeleted(ctx context.Context) error {
-	var match []string
+	var match, texts []string
 	for _, k := range keyColumns(b.info.Endpoint)[1:] {
 		kk := pgx.Identifier{k}.Sanitize()
 		match = append(match, fmt.Sprintf("s.%s = t.%s", kk, kk))
+		texts = append(texts, "t."+kk+"::text")
+	}
+	// A quarantined record is on the PBX all the same: its row stays.
+	quarantined := make([]string, len(b.quarantined))
+	for i, q := range b.quarantined {
+		quarantined[i] = q.key
 	}
 	_, err := b.tx.Exec(ctx, fmt.Sprintf(`UPDATE %s AS t SET deleted_at = now() WHERE t.pbx = $1 AND t.deleted_at IS NULL
-AND NOT EXISTS (SELECT 1 FROM %s s WHERE %s)`, b.sink.ident(b.info.Endpoint.Name), pgx.Identifier{b.stage}.Sanitize(), strings.Join(match, " AND ")), b.info.PBX)
+AND NOT EXISTS (SELECT 1 FROM %s s WHERE %s) AND concat_ws(',', %s) <> ALL($2::text[])`, b.sink.ident(b.info.Endpoint.Name),
+		pgx.Identifier{b.stage}.Sanitize(), strings.Join(match, " AND "), strings.Join(texts, ", ")), b.info.PBX, quarantined)
 	return err
 }
 

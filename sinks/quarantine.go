@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
 )
 
 // A row PostgreSQL refuses must never stop an export for good. The
@@ -196,6 +197,20 @@ func (b *pgBatch) rowOf(row []byte, column string) quarantined {
 		q.record = string(fields[raw][1:]) // jsonb's binary form: a version byte, then the text
 	}
 	return q
+}
+
+// keyOf is row r's key as rowOf names it: its key columns' values as
+// PostgreSQL prints them, joined by commas (markDeleted matches them).
+func (b *pgBatch) keyOf(r record.Row) string {
+	var keys []string
+	for _, k := range keyColumns(b.info.Endpoint)[1:] {
+		for i, c := range b.info.Endpoint.Columns {
+			if c.Name == k && i < len(r.Values) {
+				keys = append(keys, fmt.Sprint(r.Values[i]))
+			}
+		}
+	}
+	return strings.Join(keys, ",")
 }
 
 // fieldText is a key field's binary value as text.

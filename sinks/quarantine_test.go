@@ -127,3 +127,46 @@ func TestRefusedRecordFailsWhenStrict(t *testing.T) {
 		t.Fatalf("%d rows kept, want none", n)
 	}
 }
+
+// TestQuarantinedRecordNotMarkedDeleted: a record of a snapshot that
+// PostgreSQL refuses is still on the PBX: its earlier row keeps
+// deleted_at NULL (the CSV sink, which takes it, has it too), and only
+// the rows the snapshot lacks are marked deleted.
+func TestQuarantinedRecordNotMarkedDeleted(t *testing.T) {
+	t.Parallel()
+	p, pool := newPostgres(t)
+	ctx := context.Background()
+	ep := record.Builtin()[0]
+	rows := poisonRows(t, &ep)
+	clean := poisonRows(t, &ep)
+	clean[4], clean[7], clean[8] = cleanRow(t, &ep, 5), cleanRow(t, &ep, 8), cleanRow(t, &ep, 9)
+	for i, batch := range [][]record.Row{clean, rows[:9]} {
+		b, err := p.Begin(ctx, exporter.BatchInfo{PBX: "x", RunID: fmt.Sprint("r", i), Endpoint: &ep, StateKey: ep.Name, Snapshot: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Write(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Commit(ctx, []byte(`{}`), exporter.Progress{Rows: int64(len(batch))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var deleted []string
+	if err := pool.QueryRow(ctx, "SELECT coalesce(array_agg(id::text ORDER BY id), '{}') FROM call_history WHERE pbx = 'x' AND deleted_at IS NOT NULL").Scan(&deleted); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(deleted) != "[10]" {
+		t.Fatalf("rows marked deleted %v, want [10]: the 3 quarantined records are still on the PBX", deleted)
+	}
+}
+
+func cleanRow(t *testing.T, ep *record.Endpoint, id int) record.Row {
+	t.Helper()
+	conv := &record.Converter{Endpoint: ep, Warnings: &record.Warnings{}}
+	r, err := conv.Convert(0, json.RawMessage(fmt.Sprintf(`{"id":"%d","start":"2026-01-10 10:00:00","timezone":"+0100","duration":"5"}`, id)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
