@@ -235,10 +235,10 @@ func (b *pgBatch) appendValue(buf []byte, col int, v any) ([]byte, error) {
 		s, ok := v.(string)
 		var parsed any
 		if !ok || types.Scan(b.oids[col], pgtype.TextFormatCode, []byte(s), &parsed) != nil {
-			return nil, &encodeError{b.cols[col], err}
+			return nil, &encodeError{b.cols[col], err, v, b.oids[col]}
 		}
 		if out, err = types.Encode(b.oids[col], pgtype.BinaryFormatCode, parsed, buf); err != nil {
-			return nil, &encodeError{b.cols[col], err}
+			return nil, &encodeError{b.cols[col], err, v, b.oids[col]}
 		}
 	}
 	if out == nil {
@@ -248,13 +248,19 @@ func (b *pgBatch) appendValue(buf []byte, col int, v any) ([]byte, error) {
 	return out, nil
 }
 
-// encodeError is a value that cannot be encoded for its column.
+// encodeError is a value that cannot be encoded for its column. Its
+// message names the value's Go type, never the value (pgx's error quotes
+// it, and it may be personal data bound for the log and the ledger).
 type encodeError struct {
 	column string
 	err    error
+	value  any
+	oid    uint32
 }
 
-func (e *encodeError) Error() string { return fmt.Sprintf("column %s: %v", e.column, e.err) }
+func (e *encodeError) Error() string {
+	return fmt.Sprintf("column %s: a %T value cannot be encoded for its type (OID %d)", e.column, e.value, e.oid)
+}
 func (e *encodeError) Unwrap() error { return e.err }
 
 // microsecondsToY2K is 2000-01-01 UTC, where PostgreSQL's binary times
