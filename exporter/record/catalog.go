@@ -94,7 +94,9 @@ func text(names ...string) []Column {
 func cols(groups ...[]Column) []Column { return slices.Concat(groups...) }
 
 // Builtin is the catalog of endpoints wildix-export knows. The field names
-// and formats follow docs/pbx-api.md ("Values and times").
+// and formats follow docs/pbx-api.md ("Values and times"). It is one table
+// of declarations, longer than a screen on purpose: an endpoint is added
+// here as a row, and split up the table would hide which ones exist.
 func Builtin() []Endpoint {
 	return []Endpoint{
 		{
