@@ -59,6 +59,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		liveBatch  = fs.Int("live-insert-batch", 3, "calls inserted each time by -live-insert-every")
 		liveMax    = fs.Int64("live-insert-max", 0, "live inserts stop after this many calls in all (0: never)")
 		extraField = fs.Bool("extra-call-field", false, "add a field to call records that the exporter's catalog does not know")
+		groupApp   = fs.String("group-app", "queue", "lastapp/lastdata of call records: queue (a group's legs ran Queue, with the group and its timeout), dial (Dial on every leg), none (not sent)")
+		groupIDs   = fs.Bool("group-ids", false, "send srcgrp and dstgrp (the group's id on its legs)")
+		uniqueID   = fs.Bool("uniqueid", false, "send uniqueid, shared by a call's legs")
+		dcontext   = fs.Bool("dcontext", false, "send dcontext")
+		malformed  = fs.Bool("malformed-group-legs", false, "spoil some group legs as a PBX may: answer empty, end a zero date, lastdata without its timeout, dstgrp -1 or empty")
 		ignoreF    = fs.String("ignore-filter", "", "comma list of fields whose filter[...] the PBX ignores, e.g. id or id,start")
 		ignoreSort = fs.Bool("ignore-sort", false, "answer in the default order whatever sort and dir say")
 		maxCount   = fs.Int("max-count", 0, "answer at most this many records a page (0: no cap)")
@@ -80,7 +85,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		tlsKey     = fs.String("tls-key", "", "PEM private key of -tls-cert")
 	)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: pbxsim [flags]\n\nServes a simulated Wildix PBX (REST API, OAuth 2.0, faults) on -addr.\nGround truth: GET /_sim/truth/{call_history|colleagues|phonebooks|contacts|devices}\n\n")
+		fmt.Fprintf(stderr, "Usage: pbxsim [flags]\n\nServes a simulated Wildix PBX (REST API, OAuth 2.0, faults) on -addr.\nGround truth: GET /_sim/truth/{call_history|group_calls|colleagues|phonebooks|contacts|devices}\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -98,6 +103,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "string", "number", "absent":
 	default:
 		return fmt.Errorf("-total %q: expected string, number or absent", *total)
+	}
+	switch *groupApp {
+	case "queue", "dial", "none":
+	default:
+		return fmt.Errorf("-group-app %q: expected queue, dial or none", *groupApp)
 	}
 	for _, c := range []struct {
 		name string
@@ -145,6 +155,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		LiveInsertBatch:     *liveBatch,
 		LiveInsertMax:       *liveMax,
 		ExtraCallField:      *extraField,
+		GroupFields:         pbxsim.GroupFields{App: *groupApp, GroupIDs: *groupIDs, UniqueID: *uniqueID, DContext: *dcontext, Malformed: *malformed},
 		IgnoreFilter:        ignored,
 		IgnoreSort:          *ignoreSort,
 		MaxCount:            *maxCount,

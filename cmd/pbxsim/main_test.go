@@ -110,6 +110,43 @@ func TestSwitchesReachTheSimulator(t *testing.T) {
 	if got, _ := ids(t, purge, q); strings.Join(got, ",") != "13,14,15,16,17" {
 		t.Fatalf("-delete-after 1 -delete-oldest 12: then %v", got)
 	}
+	fields := func(base string) map[string]string {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", base+"/api/v1/PBX/CallHistory/?sort=id&dir=ASC&count=16", nil)
+		req.Header.Set("Authorization", "Bearer wsk-v1-sim")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var env struct {
+			Result struct{ Records []map[string]string }
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, r := range env.Result.Records {
+			for k, v := range r {
+				if k == "lastapp" || k == "dstgrp" || k == "uniqueid" || k == "dcontext" {
+					out[k] += v + ","
+				}
+			}
+		}
+		return out
+	}
+	plainFields := fields(plain)
+	if !strings.Contains(plainFields["lastapp"], "Queue") || plainFields["dstgrp"] != "" || plainFields["uniqueid"] != "" || plainFields["dcontext"] != "" {
+		t.Fatalf("default group fields: %v, want lastapp Queue on group legs and no dstgrp, uniqueid or dcontext", plainFields)
+	}
+	allFields := fields(start(t, "-calls", "50", "-group-app", "dial", "-group-ids", "-uniqueid", "-dcontext"))
+	if strings.Contains(allFields["lastapp"], "Queue") || !strings.Contains(allFields["dstgrp"], "0,") || allFields["uniqueid"] == "" || allFields["dcontext"] == "" {
+		t.Fatalf("-group-app dial -group-ids -uniqueid -dcontext: %v", allFields)
+	}
+	if noApp := fields(start(t, "-calls", "50", "-group-app", "none")); noApp["lastapp"] != "" {
+		t.Fatalf("-group-app none: lastapp %q sent", noApp["lastapp"])
+	}
 	for _, bad := range [][]string{{"-total", "maybe"}, {"-delete-oldest", "3"}} {
 		if err := run(context.Background(), append([]string{"-addr", "127.0.0.1:0"}, bad...), io.Discard, io.Discard); err == nil {
 			t.Errorf("%v: no error", bad)
@@ -141,6 +178,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-latency", "-1s"}, "-latency -1s: expected a positive duration"},
 		{[]string{"-call-gap", "0s"}, "-call-gap 0s"},
 		{[]string{"-total", "maybe"}, `-total "maybe"`},
+		{[]string{"-group-app", "Queue"}, `-group-app "Queue": expected queue, dial or none`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			err := run(context.Background(), append([]string{"-addr", "127.0.0.1:0"}, tc.args...), io.Discard, io.Discard)

@@ -2,6 +2,7 @@ package pbxsim
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -680,6 +681,13 @@ func (s *Sim) control(w http.ResponseWriter, r *http.Request, path string) {
 		if name == "call_history" {
 			for _, id := range s.CallIDs() {
 				w.Write(append(s.CallJSON(id), '\n'))
+			}
+			return
+		}
+		if name == "group_calls" {
+			enc := json.NewEncoder(w)
+			for _, gc := range s.GroupCalls() {
+				enc.Encode(gc)
 			}
 			return
 		}

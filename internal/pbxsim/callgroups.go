@@ -32,8 +32,9 @@ func (t groupTable) appendJSON(b []byte, pos int64, keep map[string]bool) []byte
 	return append(b, "]}"...)
 }
 
-// callGroups is the simulator's call groups over the colleagues' extensions
-// 201…(200+colleagues): one ring-all group, one queue, one small group.
+// callGroups is the simulator's call groups (simGroups) over the
+// colleagues' extensions 201…(200+colleagues): a ring-all group, a queue
+// and a linear group, whose calls the call history plays (groupcalls.go).
 func callGroups(colleagues int) groupTable {
 	ext := func(i int) string { return strconv.Itoa(201 + i%max(colleagues, 1)) }
 	shapes := []func(string) string{
@@ -41,20 +42,12 @@ func callGroups(colleagues int) groupTable {
 		func(e string) string { return `{"extension":` + strconv.Quote(e) + `,"name":"member ` + e + `"}` },
 		func(e string) string { return strconv.Quote("SIP/" + e) },
 	}
-	groups := []struct {
-		id, title, strategy string
-		members             []int
-	}{
-		{"1", "Sales", "ringall", []int{0, 1, 2}},
-		{"2", "Support queue", "rrmemory", []int{2, 3, 4, 5}},
-		{"3", "Reception", "linear", []int{0, 5}},
-	}
 	t := groupTable{}
-	for gi, g := range groups {
+	for gi, g := range simGroups {
 		t.recs = append(t.recs, record{
 			{"id", g.id},
 			{"title", g.title},
-			{"settings", record{{"strategy", g.strategy}, {"timeout", "30"}, {"maxLen", "10"}, {"wrapUpTime", "5"}}},
+			{"settings", record{{"strategy", g.strategy}, {"timeout", strconv.FormatInt(g.ring, 10)}, {"maxLen", "10"}, {"wrapUpTime", "5"}}},
 		})
 		var ms []string
 		for _, m := range g.members {

@@ -159,6 +159,18 @@ type Call struct {
 	// CallID is the id of the call's first leg: a call that rang a group or
 	// was transferred has several records (legs), all with its CallID.
 	CallID int64
+	// Group is the id of the call group whose leg this is ("" for none).
+	Group string
+	// LastApp and LastData are the last application the leg ran and its
+	// arguments (sent as GroupFields.App says).
+	LastApp, LastData string
+	UniqueID          string // the call's, shared by its legs (sent with GroupFields.UniqueID)
+	DContext          string // sent with GroupFields.DContext
+	// Malformed names the field the record sends spoilt
+	// (GroupFields.Malformed): "answer" (empty), "end" (MySQL's zero
+	// date), "lastdata" (without the Queue timeout); the fields above
+	// keep the true values.
+	Malformed string
 }
 
 // maxCallDuration bounds a call's length; the query planner relies on it.
@@ -171,6 +183,16 @@ func (s *Sim) call(id int64) Call {
 	c := s.single(id)
 	s.legs(&c)
 	c.Offset = c.Start.In(s.opt.Location).Format("-0700")
+	if c.LastApp == "" {
+		c.LastApp, c.LastData = "Dial", "SIP/"+c.Dst+",60,tT"
+	}
+	if c.UniqueID == "" {
+		c.UniqueID = fmt.Sprintf("%d.%d", c.Start.Unix(), c.CallID)
+	}
+	c.DContext = "users"
+	if len(c.Src) > 6 {
+		c.DContext = "inbound"
+	}
 	return c
 }
 
@@ -260,78 +282,73 @@ func channel(number string, n int64) string {
 
 // legsBlock is how record ids are grouped for calls of several legs: in
 // some blocks the last records are the legs of one call (docs/pbx-api.md,
-// "Calls and their legs").
+// "Calls and their legs"); the first record of a block is always a call of
+// its own.
 const legsBlock = 8
 
+// blockHash is the hash of the block whose first record is first.
+func (s *Sim) blockHash(first int64) uint64 {
+	return splitmix64(uint64(s.opt.Seed)*0x9e3779b97f4a7c15 ^ uint64(first)*0x2545f4914f6cdd1d)
+}
+
+// multiLeg reports whether calls of several legs can be placed: their legs
+// end near their ids' ends, which the query planner relies on.
+func (s *Sim) multiLeg() bool { return 2*legsBlock*s.opt.CallGap <= 3*time.Hour }
+
+// blockPlan is the group call ending the block whose first record is
+// first, or nil: half the blocks end with one (groupcalls.go).
+func (s *Sim) blockPlan(first int64) *plan {
+	h := s.blockHash(first)
+	if !s.multiLeg() || h%10 >= 5 {
+		return nil
+	}
+	return s.groupPlan(first, h)
+}
+
 // legs turns record c into a leg of a call of several legs when its block
-// holds one: a ring group answered by its second member, a ring group
-// nobody answered, a queue call transferred, or a missed call called back.
-// Each record keeps its id and its end (ends grow with ids).
+// ends with one: a call to a ring group or queue (groupPlan), or a missed
+// call called back by the extension it rang. Each record keeps its id;
+// ends never decrease with ids, and grow from one call to the next.
 func (s *Sim) legs(c *Call) {
-	gap := s.opt.CallGap
-	if 3*gap+5*time.Minute > maxCallDuration {
-		return // legs would make calls longer than a call may be
+	if !s.multiLeg() {
+		return
 	}
 	pos := (c.ID - 1) % legsBlock
 	first := c.ID - pos
-	h := splitmix64(uint64(s.opt.Seed)*0x9e3779b97f4a7c15 ^ uint64(first)*0x2545f4914f6cdd1d)
-	end := func(p int64) time.Time { return time.Unix(s.callEnd(first+p), 0).UTC() }
-	n := uint64(max(s.opt.Colleagues, 3))
-	member := func(i uint64) string { return strconv.Itoa(201 + int((h>>20+i)%n)) }
-	caller := "+39" + strconv.FormatUint(3000000000+(h>>12)%999999999, 10)
-	secs := func(d int64) time.Duration { return time.Duration(d) * time.Second }
-	set := func(start, answer time.Time, disp string) {
-		c.Start, c.Answer, c.Disposition, c.Type = start, answer, disp, "call"
-		c.Duration = int64(c.End.Sub(start) / time.Second)
-		c.Billsec = 0
-		if !answer.IsZero() {
-			c.Billsec = int64(c.End.Sub(answer) / time.Second)
-		}
-		c.Cost = "0"
-	}
+	h := s.blockHash(first)
 	switch kind := h % 10; {
-	case kind < 3 && pos >= 5: // ring group 600: members 1 and 3 ring, member 2 answers
-		ring := 5 + int64(h>>44)%25
-		start := end(5).Add(-secs(ring))
-		c.CallID, c.Src, c.FromName, c.Dst, c.ToName = first+5, caller, personName(h>>8), "600", "Sales group"
-		c.Channel = channel(caller, first+5)
-		m := map[int64]uint64{5: 0, 6: 2, 7: 1}[pos]
-		c.DstChannel = channel(member(m), c.ID)
-		switch {
-		case kind == 2: // nobody answers
-			set(start, time.Time{}, "NO ANSWER")
-		case pos == 7:
-			set(start, end(5), "ANSWERED")
-		default:
-			set(start, time.Time{}, "NO ANSWER")
+	case kind < 5:
+		p := s.groupPlan(first, h)
+		if p == nil || pos < p.p0 {
+			return
 		}
-	case kind == 3 && pos >= 6: // queue 700 answered by a member, transferred to another
-		c.CallID, c.Src, c.FromName = first+6, caller, personName(h>>8)
-		c.Channel = channel(caller, first+6)
-		if pos == 6 {
-			talk := 30 + int64(h>>44)%300
-			ring := 5 + int64(h>>54)%20
-			start := end(6).Add(-secs(talk + ring))
-			c.Dst, c.ToName, c.DstChannel = "700", "Support queue", channel(member(0), c.ID)
-			set(start, start.Add(secs(ring)), "ANSWERED")
-		} else {
-			start := end(6)
-			c.Dst, c.ToName, c.DstChannel = member(1), personName(h>>28), channel(member(1), c.ID)
-			set(start, start.Add(min(5*time.Second, c.End.Sub(start)/2).Truncate(time.Second)), "ANSWERED")
+		p.fill(c, first)
+	case kind == 5 && pos >= 6: // a missed call, called back by the extension it rang
+		end := func(p int64) time.Time { return time.Unix(s.callEnd(first+p), 0).UTC() }
+		n := uint64(max(s.opt.Colleagues, 3))
+		member := strconv.Itoa(201 + int((h>>20)%n))
+		caller := "+39" + strconv.FormatUint(3000000000+(h>>12)%999999999, 10)
+		set := func(start, answer time.Time, disp string) {
+			c.Start, c.Answer, c.Disposition, c.Type = start, answer, disp, "call"
+			c.Duration = int64(c.End.Sub(start) / time.Second)
+			c.Billsec = 0
+			if !answer.IsZero() {
+				c.Billsec = int64(c.End.Sub(answer) / time.Second)
+			}
+			c.Cost = "0"
 		}
-	case kind == 4 && pos >= 6: // a missed call, called back by the extension it rang
 		if pos == 6 {
 			ring := 10 + int64(h>>44)%30
-			c.CallID, c.Src, c.FromName, c.Dst = first+6, caller, personName(h>>8), member(0)
-			c.Channel, c.DstChannel = channel(caller, first+6), channel(member(0), c.ID)
-			set(end(6).Add(-secs(ring)), time.Time{}, "NO ANSWER")
+			c.CallID, c.Src, c.FromName, c.Dst = first+6, caller, personName(h>>8), member
+			c.Channel, c.DstChannel = channel(caller, first+6), channel(member, c.ID)
+			set(end(6).Add(-time.Duration(ring)*time.Second), time.Time{}, "NO ANSWER")
 		} else {
 			start := end(6).Add((c.End.Sub(end(6)) / 3).Truncate(time.Second) + time.Second)
 			if !start.Before(c.End) {
 				start = end(6).Add(time.Second / 2).Truncate(time.Second)
 			}
-			c.CallID, c.Src, c.Dst, c.ToName = first+7, member(0), caller, personName(h>>8)
-			c.Channel, c.DstChannel = channel(member(0), c.ID), channel(caller, c.ID+1)
+			c.CallID, c.Src, c.Dst, c.ToName = first+7, member, caller, personName(h>>8)
+			c.Channel, c.DstChannel = channel(member, c.ID), channel(caller, c.ID+1)
 			set(start, start.Add(min(5*time.Second, c.End.Sub(start)/2).Truncate(time.Second)), "ANSWERED")
 			c.Cost = strconv.FormatFloat(float64(c.Billsec)*0.0021, 'f', 4, 64)
 		}
@@ -394,11 +411,44 @@ func (s *Sim) buildCallRecord(id int64) record {
 		{"to_name", c.ToName},
 		{"channel", c.Channel},
 		{"dstchannel", c.DstChannel},
-		{"lastapp", "Dial"},
-		{"lastdata", "SIP/" + c.Dst + ",60,tT"},
+		{"lastapp", c.LastApp},
+		{"lastdata", c.LastData},
 		{"userfield", ""},
 		{"cost", c.Cost},
 		{"faxdata", ""},
+	}
+	gf := s.opt.GroupFields
+	switch c.Malformed {
+	case "answer":
+		r[2].v = ""
+	case "end":
+		r[3].v = "0000-00-00 00:00:00"
+	case "lastdata":
+		if gf.App == "queue" {
+			r[17].v = c.LastData[:strings.Index(c.LastData, ",t,")+2]
+		}
+	}
+	switch gf.App {
+	case "dial":
+		r[16].v, r[17].v = "Dial", "SIP/"+c.Dst+",60,tT"
+	case "none":
+		r = append(r[:16], r[18:]...)
+	}
+	if gf.GroupIDs {
+		dstgrp := c.Group
+		if dstgrp == "" {
+			dstgrp = "0"
+			if gf.Malformed {
+				dstgrp = []string{"0", "-1", ""}[c.ID%3]
+			}
+		}
+		r = append(r, field{"srcgrp", "0"}, field{"dstgrp", dstgrp})
+	}
+	if gf.DContext {
+		r = append(r, field{"dcontext", c.DContext})
+	}
+	if gf.UniqueID {
+		r = append(r, field{"uniqueid", c.UniqueID})
 	}
 	if !s.opt.OmitTimezoneField {
 		r = append(r, field{"timezone", c.Offset})

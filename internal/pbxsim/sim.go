@@ -64,6 +64,10 @@ type Options struct {
 
 	OmitTimezoneField bool // leave out the per-record timezone offset
 	ExtraCallField    bool // add a field the exporter's catalog does not know
+	// GroupFields says which group fields (srcgrp/dstgrp, lastapp/lastdata,
+	// uniqueid, dcontext) call records carry. Half the blocks of 8 records
+	// end with a call to a ring group or queue (GroupCalls is their truth).
+	GroupFields GroupFields
 
 	Colleagues, Phonebooks, Contacts, Devices int // defaults 25, 5, 120, 30
 
@@ -219,6 +223,13 @@ func New(o Options) *Sim {
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
+	}
+	switch o.GroupFields.App {
+	case "":
+		o.GroupFields.App = "queue"
+	case "queue", "dial", "none":
+	default:
+		panic(fmt.Sprintf("pbxsim: Options.GroupFields.App %q must be queue, dial or none", o.GroupFields.App))
 	}
 	switch o.Total {
 	case "":

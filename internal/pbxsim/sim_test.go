@@ -431,12 +431,13 @@ func TestLiveInsertsAndTruth(t *testing.T) {
 		t.Fatalf("truth has %d lines, want 110", len(lines))
 	}
 	// A long call ends after calls that started later: starts are not
-	// monotonic in id while ends are.
+	// monotonic in id while ends are (the legs of one call, such as a
+	// ring-all group's members cancelled at the answer, may end together).
 	longSeen := false
 	for id := int64(2); id <= 2000; id++ {
 		a, b := sim.Call(id-1), sim.Call(id)
-		if !b.End.After(a.End) {
-			t.Fatalf("end of %d not after end of %d", id, id-1)
+		if b.End.Before(a.End) || b.End.Equal(a.End) && a.CallID != b.CallID {
+			t.Fatalf("end of %d (call %d) not after end of %d (call %d)", id, b.CallID, id-1, a.CallID)
 		}
 		if b.Start.Before(a.Start) {
 			longSeen = true
@@ -907,5 +908,87 @@ func TestLiveInsertsStop(t *testing.T) {
 	sim.List("/api/v1/PBX/CallHistory/", url.Values{"count": {"1"}})
 	if sim.MaxCallID() != 13 {
 		t.Fatalf("one request, then quiet, then one more: newest id %d, want 13", sim.MaxCallID())
+	}
+}
+
+// TestGroupCallsAreTheirLegs: each offered call of the ground truth is
+// what its CDR legs say by the definitions of docs/reporting.md (offered
+// at the group's first leg's start, the answer's wait and talk, or the
+// wait until the group's last leg ended; the members rung), every
+// scenario of issue 26 is played in every group, and ends never decrease
+// with ids, also on a PBX whose calls are a second apart.
+func TestGroupCallsAreTheirLegs(t *testing.T) {
+	t.Parallel()
+	for _, gap := range []time.Duration{time.Second, 30 * time.Second, 10 * time.Minute} {
+		sim := New(Options{Seed: 3, Calls: 4000, CallGap: gap})
+		seen := map[string]bool{}
+		byCall := map[int64][]Call{}
+		for id := int64(1); id <= 4000; id++ {
+			c := sim.Call(id)
+			byCall[c.CallID] = append(byCall[c.CallID], c)
+			if p := sim.Call(max(id-1, 1)); id > 1 && (c.End.Before(p.End) || c.End.Equal(p.End) && c.CallID != p.CallID) {
+				t.Fatalf("gap %s: end of %d %v, of %d %v", gap, id, c.End, id-1, p.End)
+			}
+		}
+		gcs := sim.GroupCalls()
+		for _, gc := range gcs {
+			seen[gc.GroupID+" "+gc.Scenario] = true
+			var offered, answer, left time.Time
+			var talk int64
+			var by string
+			var members []string
+			legs := 0
+			for _, c := range byCall[gc.CallID] {
+				if c.Group != gc.GroupID {
+					continue
+				}
+				legs++
+				if offered.IsZero() || c.Start.Before(offered) {
+					offered = c.Start
+				}
+				if c.End.After(left) {
+					left = c.End
+				}
+				m := strings.TrimPrefix(strings.Split(c.DstChannel, "-")[0], "SIP/")
+				if !slices.Contains(members, m) {
+					members = append(members, m)
+				}
+				if c.Disposition == "ANSWERED" && (answer.IsZero() || c.Answer.Before(answer)) {
+					answer, talk, by = c.Answer, c.Billsec, m
+				}
+				if c.Dst != gc.Number || c.LastApp != "Queue" || !strings.HasPrefix(c.LastData, gc.GroupID+",t,,,") {
+					t.Fatalf("gap %s: leg %d of %+v: dst %s, %s(%s)", gap, c.ID, gc, c.Dst, c.LastApp, c.LastData)
+				}
+			}
+			wait := int64(left.Sub(offered) / time.Second)
+			outcome := Abandoned
+			if !answer.IsZero() {
+				outcome, wait = Answered, int64(answer.Sub(offered)/time.Second)
+			} else if gc.NextDestination != "" {
+				outcome = Overflowed
+			}
+			slices.Sort(members)
+			want := slices.Sorted(slices.Values(gc.Members))
+			if !offered.Equal(gc.Offered) || outcome != gc.Outcome || wait != gc.Wait || by != gc.AnsweredBy || talk != gc.Talk ||
+				legs != gc.Legs || !slices.Equal(members, want) {
+				t.Fatalf("gap %s: truth %+v; its legs say offered %v, %s by %q, wait %d, talk %d, %d legs, members %v",
+					gap, gc, offered, outcome, by, wait, talk, legs, members)
+			}
+		}
+		if gap == 10*time.Minute {
+			for _, g := range []string{"1", "2", "3"} {
+				for _, sc := range []string{"answered", "answered, then transferred to a colleague", "the caller hung up after 3 s",
+					"the caller hung up after 60 s", "nobody answered: voicemail at the dialplan's timeout",
+					"nobody answered: sent to another group at the dialplan's timeout", "overflowed from another group, answered",
+					"overflowed from another group; the caller hung up after 60 s"} {
+					if !seen[g+" "+sc] {
+						t.Errorf("gap %s: group %s never plays %q", gap, g, sc)
+					}
+				}
+			}
+		}
+		if len(gcs) < 200 {
+			t.Fatalf("gap %s: %d group calls in 4000 records", gap, len(gcs))
+		}
 	}
 }

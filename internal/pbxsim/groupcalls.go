@@ -1,0 +1,355 @@
+package pbxsim
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// GroupFields says which of the CDR's group fields call records carry.
+// Which ones a real PBX's API sends is not known (docs/pbx-api.md, "How a
+// call reaches a group"); each is a switch, so that the reporting views
+// can be checked against every plausible combination.
+type GroupFields struct {
+	// App is how lastapp and lastdata are sent: "queue" (the default: a
+	// group's legs ran the Queue application, lastdata "<group id>,t,,,<the
+	// dialplan's timeout>"; other legs Dial or VoiceMail), "dial" (Dial on
+	// every leg, lastdata "SIP/<dst>,60,tT") or "none" (neither field).
+	App string
+	// GroupIDs sends srcgrp and dstgrp: the group's id in dstgrp on its
+	// legs, "0" elsewhere.
+	GroupIDs bool
+	// UniqueID sends uniqueid, Asterisk's "<epoch>.<n>", shared by a call's legs.
+	UniqueID bool
+	// DContext sends dcontext ("inbound" for calls from outside, else "users").
+	DContext bool
+	// Malformed spoils some of the group calls' legs the way a PBX may,
+	// without changing what happened: the answering leg's answer sent
+	// empty, an unanswered leg's end sent as MySQL's zero date, lastdata
+	// without the Queue timeout, dstgrp "-1" or empty for no group. Each
+	// leg's Call.Malformed says which (docs/reporting.md: the views fall
+	// back and data_quality counts them).
+	Malformed bool
+}
+
+// simGroup is a call group of the simulator: callGroups serves it and the
+// call history rings it.
+type simGroup struct {
+	id, title, number, strategy string
+	members                     []int // colleagues' indexes
+	ring                        int64 // settings.timeout: how long a member (queue) or everyone (ringall) rings a round
+	timeout                     int64 // the dialplan's timeout (the Queue application's fifth argument): the call leaves the group
+}
+
+var simGroups = []simGroup{
+	{"1", "Sales", "600", "ringall", []int{0, 1, 2}, 30, 90},
+	{"2", "Support queue", "700", "rrmemory", []int{2, 3, 4, 5}, 15, 150},
+	{"3", "Reception", "800", "linear", []int{0, 5}, 20, 75},
+}
+
+// Outcomes of a call offered to a group (docs/reporting.md).
+const (
+	Answered   = "answered"
+	Abandoned  = "abandoned"
+	Overflowed = "overflowed"
+)
+
+// GroupCall is the ground truth of a call offered to a ring group or queue:
+// what the simulator played, from which the CDR legs were written.
+type GroupCall struct {
+	CallID     int64  // the call's first leg (Call.CallID of each of its legs)
+	FirstLegID int64  // the first of the group's legs
+	GroupID    string // the call_groups id
+	Number     string // the group's number, dialled
+	Strategy   string
+	Scenario   string    // what happened, in words
+	Offered    time.Time // the start of the group's first leg
+	Outcome    string    // Answered, Abandoned or Overflowed
+	AnsweredBy string    // the member's extension, when answered
+	Wait       int64     // seconds from the offer to the answer, else until the call left the group
+	Talk       int64     // the answering leg's talk time
+	Legs       int       // the group's legs
+	Members    []string  // the members whose phone rang, each once
+	// NextDestination is where the call went after the group: another
+	// group's title, voicemail's extension, or the colleague it was
+	// transferred to after the answer (TransferredOut).
+	NextDestination string
+	TransferredOut  bool
+}
+
+// planLeg is one CDR leg of a planned call, times in seconds from the
+// call's start.
+type planLeg struct {
+	start, answer, end int64     // answer < 0: not answered
+	group              *simGroup // nil: the leg reached no group
+	member             string    // the extension rung ("": none)
+	dst, toName        string
+	app, data          string // lastapp and lastdata with App "queue"
+	malformed          string
+}
+
+// plan is the call of several legs that ends a block of records.
+type plan struct {
+	legs   []planLeg // sorted by end: the i-th is record first+p0+i
+	p0     int64
+	start  time.Time // the instant of offset 0, the call's start
+	caller string
+	name   string
+	truth  []GroupCall
+	offset []int64 // of each truth's offer
+}
+
+// groupPlan returns the group call that ends the block whose first record
+// is first, h the block's hash: a pure function of the seed, the options
+// and first. Its legs end one after another (or together) strictly
+// between the end of the record before them and the end of the next
+// block's first record, as CDR rows get their ids when written; the call
+// is placed there, its start derived backwards. When the legs cannot fit
+// (a PBX with calls seconds apart), the plan is made compact: one round
+// of ringing, no transfer, and a talk or message cut to fit.
+func (s *Sim) groupPlan(first int64, h uint64) *plan {
+	g := &simGroups[(h>>24)%uint64(len(simGroups))]
+	g2 := &simGroups[((h>>24)+1)%uint64(len(simGroups))]
+	n := max(s.opt.Colleagues, 1)
+	ext := func(i int) string { return strconv.Itoa(201 + i%n) }
+	r := splitmix64(h ^ 0x6a09e667f3bcc908)
+	draw := func(lo, hi int64) int64 { // lo..hi, from new bits each time
+		r = splitmix64(r)
+		return lo + int64(r%uint64(hi-lo+1))
+	}
+	p := &plan{caller: "+39" + strconv.FormatUint(3000000000+(h>>12)%999999999, 10), name: personName(h >> 8)}
+
+	// What happens, drawn once; the legs follow from it.
+	const (
+		answered = iota
+		shortHangUp
+		longHangUp
+		voicemail
+		otherGroup
+	)
+	var what int
+	switch k := draw(0, 99); {
+	case k < 55:
+		what = answered
+	case k < 65:
+		what = shortHangUp
+	case k < 78:
+		what = longHangUp
+	case k < 89:
+		what = voicemail
+	default:
+		what = otherGroup
+	}
+	wait := draw(1, 20)
+	if draw(0, 3) == 0 {
+		wait = draw(21, 50)
+	}
+	talk := draw(20, 400)
+	transfer := draw(0, 4) == 0
+	transferTo := ext(int(draw(6, int64(max(n, 7)))))
+	transferAnswer, transferTalk := draw(2, 8), draw(10, 200)
+	msg := draw(5, 40)
+	wait2, talk2, hangUp2 := draw(1, 30), draw(20, 300), draw(0, 2) == 0
+	firstMember := [2]int64{draw(0, 3), draw(0, 3)}
+
+	for _, compact := range []bool{false, true} {
+		p.legs, p.truth, p.offset = p.legs[:0], p.truth[:0], p.offset[:0]
+		ring := func(g *simGroup, at, wait int64, outcome string, talk, first int64) int {
+			return p.ring(g, at, wait, outcome, talk, first, ext, compact)
+		}
+		switch {
+		case what == answered:
+			i := ring(g, 0, wait, Answered, talk, firstMember[0])
+			p.truth[i].Scenario = "answered"
+			if transfer && !compact {
+				end := wait + talk
+				p.truth[i].Scenario = "answered, then transferred to a colleague"
+				p.truth[i].TransferredOut, p.truth[i].NextDestination = true, transferTo
+				p.legs = append(p.legs, planLeg{start: end, answer: end + transferAnswer, end: end + transferAnswer + transferTalk,
+					member: transferTo, dst: transferTo, toName: personName(h >> 28), app: "Dial", data: "SIP/" + transferTo + ",60,tT"})
+			}
+		case what == shortHangUp:
+			i := ring(g, 0, 3, Abandoned, 0, firstMember[0])
+			p.truth[i].Scenario = "the caller hung up after 3 s"
+		case what == longHangUp:
+			i := ring(g, 0, 60, Abandoned, 0, firstMember[0])
+			p.truth[i].Scenario = "the caller hung up after 60 s"
+		case what == otherGroup && !compact:
+			i := ring(g, 0, g.timeout, Overflowed, 0, firstMember[0])
+			p.truth[i].Scenario = "nobody answered: sent to another group at the dialplan's timeout"
+			p.truth[i].NextDestination = g2.title
+			if hangUp2 {
+				j := ring(g2, g.timeout, 60, Abandoned, 0, firstMember[1])
+				p.truth[j].Scenario = "overflowed from another group; the caller hung up after 60 s"
+			} else {
+				j := ring(g2, g.timeout, wait2, Answered, talk2, firstMember[1])
+				p.truth[j].Scenario = "overflowed from another group, answered"
+			}
+		default: // voicemail, or another group when compact
+			i := ring(g, 0, g.timeout, Overflowed, 0, firstMember[0])
+			vm := ext(g.members[0])
+			p.truth[i].Scenario = "nobody answered: voicemail at the dialplan's timeout"
+			p.truth[i].NextDestination = vm
+			p.legs = append(p.legs, planLeg{start: g.timeout, answer: g.timeout, end: g.timeout + msg, dst: vm,
+				toName: "Voicemail " + vm, app: "VoiceMail", data: vm + "@default"})
+		}
+		if len(p.legs) > legsBlock-1 {
+			continue
+		}
+		slices.SortStableFunc(p.legs, func(a, b planLeg) int { return cmp.Compare(a.end, b.end) })
+		p.p0 = legsBlock - int64(len(p.legs))
+		lo, hi := s.callEnd(first+p.p0-1), s.callEnd(first+legsBlock) // the legs end strictly between
+		room := hi - lo - 2
+		spread := p.legs[len(p.legs)-1].end - p.legs[0].end
+		if spread > room && compact {
+			// Compact, only the last leg's talk or message is long: cut it.
+			last := &p.legs[len(p.legs)-1]
+			cut := spread - room
+			last.end -= cut
+			for i := range p.truth {
+				if last.group != nil && last.answer >= 0 && p.truth[i].GroupID == last.group.id {
+					p.truth[i].Talk -= cut
+				}
+			}
+			spread = room
+		}
+		if spread > room {
+			continue
+		}
+		p.start = time.Unix(lo+1+int64(splitmix64(h^0xbb67ae8584caa73b)%uint64(room-spread+1))-p.legs[0].end, 0).UTC()
+		for i := range p.truth {
+			t := &p.truth[i]
+			t.CallID = first + p.p0
+			t.Offered = p.start.Add(time.Duration(p.offset[i]) * time.Second)
+			for j := len(p.legs) - 1; j >= 0; j-- {
+				if l := p.legs[j]; l.group != nil && l.group.id == t.GroupID {
+					t.FirstLegID = first + p.p0 + int64(j)
+				}
+			}
+		}
+		if s.opt.GroupFields.Malformed {
+			p.spoil(splitmix64(h ^ 0x3c6ef372fe94f82b))
+		}
+		return p
+	}
+	return nil
+}
+
+// ring adds the legs of group g ringing from offset at for wait seconds,
+// and the call's truth in g; it returns the truth's index. An answered
+// call is answered by a member at at+wait, who talks talk seconds. A
+// ringall group rings every member at once; a queue rings its members in
+// turn, g.ring seconds each (at most four turns, the last ringing until
+// the end), linear from the first, rrmemory from member first. Compact,
+// a queue rings one member for the whole wait.
+func (p *plan) ring(g *simGroup, at, wait int64, outcome string, talk, first int64, ext func(int) string, compact bool) int {
+	gc := GroupCall{GroupID: g.id, Number: g.number, Strategy: g.strategy, Outcome: outcome, Wait: wait}
+	add := func(start, end int64, member string, answers bool) {
+		l := planLeg{start: at + start, answer: -1, end: at + end, group: g, member: member, dst: g.number, toName: g.title,
+			app: "Queue", data: fmt.Sprintf("%s,t,,,%d", g.id, g.timeout)}
+		if answers {
+			l.answer, l.end = at+wait, at+wait+talk
+			gc.AnsweredBy, gc.Talk = member, talk
+		}
+		p.legs = append(p.legs, l)
+		gc.Legs++
+		if !slices.Contains(gc.Members, member) {
+			gc.Members = append(gc.Members, member)
+		}
+	}
+	if g.strategy == "ringall" {
+		who := int(first) % len(g.members)
+		for i, m := range g.members {
+			add(0, wait, ext(m), outcome == Answered && i == who)
+		}
+	} else {
+		next := 0
+		if g.strategy == "rrmemory" {
+			next = int(first) % len(g.members)
+		}
+		turns := min(max((wait+g.ring-1)/g.ring, 1), 4)
+		if compact {
+			turns = 1
+		}
+		for i := int64(0); i < turns; i++ {
+			end := min((i+1)*g.ring, wait)
+			if i == turns-1 {
+				end = wait
+			}
+			add(i*g.ring, end, ext(g.members[(next+int(i))%len(g.members)]), outcome == Answered && i == turns-1)
+		}
+	}
+	p.truth = append(p.truth, gc)
+	p.offset = append(p.offset, at)
+	return len(p.truth) - 1
+}
+
+// fill makes c, record first+p.p0+i, the plan's i-th leg.
+func (p *plan) fill(c *Call, first int64) {
+	l := p.legs[c.ID-first-p.p0]
+	at := func(off int64) time.Time { return p.start.Add(time.Duration(off) * time.Second) }
+	c.CallID, c.Src, c.FromName, c.Dst, c.ToName = first+p.p0, p.caller, p.name, l.dst, l.toName
+	c.Channel, c.DstChannel = channel(p.caller, first+p.p0), ""
+	if l.member != "" {
+		c.DstChannel = channel(l.member, c.ID)
+	}
+	c.Start, c.End, c.Type, c.Cost = at(l.start), at(l.end), "call", "0"
+	c.Duration, c.Billsec = l.end-l.start, 0
+	c.Answer, c.Disposition = time.Time{}, "NO ANSWER"
+	if l.answer >= 0 {
+		c.Answer, c.Disposition, c.Billsec = at(l.answer), "ANSWERED", l.end-l.answer
+	}
+	c.Group = ""
+	if l.group != nil {
+		c.Group = l.group.id
+	}
+	c.LastApp, c.LastData = l.app, l.data
+	c.UniqueID = fmt.Sprintf("%d.%d", p.start.Unix(), c.CallID)
+	c.Malformed = l.malformed
+}
+
+// spoil makes some legs of the plan malformed (GroupFields.Malformed).
+func (p *plan) spoil(h uint64) {
+	if h%3 != 0 {
+		return
+	}
+	for i := range p.legs {
+		l := &p.legs[i]
+		switch {
+		case l.group == nil:
+		case l.answer >= 0 && (h>>8)%2 == 0:
+			l.malformed = "answer"
+		case l.answer < 0 && i > 0 && (h>>8)%2 == 1:
+			l.malformed = "end"
+		case l.answer < 0 && (h>>12)%2 == 0:
+			l.malformed = "lastdata"
+		}
+	}
+}
+
+// GroupCalls returns the ground truth of the calls offered to a group
+// among the calls now on the PBX, by first leg. A call one of whose legs
+// is not on the PBX (deleted, or not yet inserted) is left out.
+func (s *Sim) GroupCalls() []GroupCall {
+	n := s.calls.Load()
+	del := s.deletedIDs()
+	var out []GroupCall
+	for first := int64(1); first <= n; first += legsBlock {
+		p := s.blockPlan(first)
+		if p == nil || first+legsBlock-1 > n {
+			continue
+		}
+		gone := false
+		for id := first + p.p0; id < first+legsBlock; id++ {
+			if _, found := slices.BinarySearch(del, id); found {
+				gone = true
+			}
+		}
+		if !gone {
+			out = append(out, p.truth...)
+		}
+	}
+	return out
+}

@@ -1,0 +1,215 @@
+package sinks
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/internal/simtest"
+)
+
+// groupSimSeed is the simulator's seed for TestGroupViewsOnSimulatedPBX:
+// WILDIX_TEST_SEED when set (to replay a failure), else the clock's.
+func groupSimSeed(t *testing.T) int64 {
+	t.Helper()
+	seed := time.Now().UnixNano()
+	if v := os.Getenv("WILDIX_TEST_SEED"); v != "" {
+		var err error
+		if seed, err = strconv.ParseInt(v, 10, 64); err != nil {
+			t.Fatalf("WILDIX_TEST_SEED %q: expected an integer", v)
+		}
+	}
+	t.Logf("seed %d (replay with WILDIX_TEST_SEED=%d)", seed, seed)
+	return seed
+}
+
+// round1 is PostgreSQL's round(num / den, 1) of non-negative integers, as text.
+func round1(num, den int64) string {
+	x := (20*num + den) / (2 * den)
+	return fmt.Sprintf("%d.%d", x/10, x%10)
+}
+
+// TestGroupViewsOnSimulatedPBX: the simulator plays ring groups and queues
+// (answered, the caller hanging up after 3 s and after 60 s, voicemail at
+// the timeout, sent on to another group, transferred after the answer)
+// with the group fields sent or not, as a PBX may (pbxsim.GroupFields),
+// and spoilt in some legs. After a real export over HTTP into PostgreSQL,
+// each offered call's row in group_calls equals the simulator's ground
+// truth for that call, and every row of group_intervals equals the
+// figures this test computes from the ground truth alone; data_quality
+// counts the legs placed by a guess and the malformed fields.
+func TestGroupViewsOnSimulatedPBX(t *testing.T) {
+	t.Parallel()
+	seed := groupSimSeed(t)
+	for _, v := range []struct {
+		name   string
+		fields pbxsim.GroupFields
+	}{
+		{"lastapp Queue (default)", pbxsim.GroupFields{}},
+		{"dstgrp, uniqueid and dcontext", pbxsim.GroupFields{GroupIDs: true, UniqueID: true, DContext: true}},
+		{"lastapp Dial", pbxsim.GroupFields{App: "dial"}},
+		{"lastapp Dial and uniqueid", pbxsim.GroupFields{App: "dial", UniqueID: true}},
+		{"no lastapp", pbxsim.GroupFields{App: "none"}},
+		{"dstgrp without lastapp", pbxsim.GroupFields{App: "none", GroupIDs: true}},
+		{"malformed legs", pbxsim.GroupFields{Malformed: true}},
+		{"malformed legs with dstgrp", pbxsim.GroupFields{Malformed: true, GroupIDs: true, UniqueID: true}},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			p, pool := newPostgres(t)
+			// A day across the end of summer time in Rome (25 October,
+			// 01:00 UTC), calls 15 s apart.
+			f := simtest.New(t, pbxsim.Options{Seed: seed, Calls: 4000, CallGap: 15 * time.Second,
+				CallsStart: time.Date(2026, 10, 24, 18, 0, 0, 0, time.UTC), GroupFields: v.fields})
+			ctx := context.Background()
+			if err := newExporter(t, f, p).Run(ctx, "r", "once", record.Builtin()).Err(); err != nil {
+				t.Fatal(err)
+			}
+			truth := f.Sim.GroupCalls()
+			rome, err := time.LoadLocation("Europe/Rome")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var sl, short int64
+			if err := pool.QueryRow(ctx, `SELECT service_level_seconds, short_abandon_seconds FROM reporting_settings WHERE pbx = '*'`).Scan(&sl, &short); err != nil {
+				t.Fatal(err)
+			}
+
+			// Each offered call: its row equals the ground truth.
+			source := "members_rung"
+			if v.fields.GroupIDs {
+				source = "dstgrp"
+			}
+			got := map[string]string{}
+			for _, l := range viewLines(t, pool, `SELECT first_leg_id::text, group_key, to_char(offered_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
+  outcome, answered_by_extension, wait_seconds::text, talk_seconds::text, members_rung::text, legs::text,
+  transferred_out, next_destination, short_abandon, answered_in_service_level, group_source
+FROM group_calls`) {
+				id, _, _ := strings.Cut(l, "|")
+				if got[id] != "" {
+					t.Errorf("group_calls has first leg %s twice", id)
+				}
+				got[id] = l
+			}
+			outcomes := map[string]int{}
+			for _, c := range truth {
+				outcomes[c.Outcome]++
+				talk := ""
+				if c.Outcome == pbxsim.Answered {
+					talk = strconv.FormatInt(c.Talk, 10)
+				}
+				want := strings.Join([]string{strconv.FormatInt(c.FirstLegID, 10), "g:" + c.GroupID, c.Offered.UTC().Format(time.DateTime),
+					c.Outcome, c.AnsweredBy, strconv.FormatInt(c.Wait, 10), talk, strconv.Itoa(len(c.Members)), strconv.Itoa(c.Legs),
+					textOf(c.TransferredOut), c.NextDestination, textOf(c.Outcome == pbxsim.Abandoned && c.Wait <= short),
+					textOf(c.Outcome == pbxsim.Answered && c.Wait <= sl), source}, "|")
+				id := strconv.FormatInt(c.FirstLegID, 10)
+				if got[id] != want {
+					t.Errorf("call %d offered to group %s (%s, %s):\n\tgroup_calls %q\n\ttruth       %q", c.CallID, c.GroupID, c.Strategy, c.Scenario, got[id], want)
+				}
+				delete(got, id)
+			}
+			for id, l := range got {
+				t.Errorf("group_calls has first leg %s, which the ground truth does not offer: %s", id, l)
+			}
+			if outcomes[pbxsim.Answered] < 50 || outcomes[pbxsim.Abandoned] < 20 || outcomes[pbxsim.Overflowed] < 20 {
+				t.Fatalf("the simulator offered %v: too few of an outcome to test", outcomes)
+			}
+
+			// Every group and interval: the view's figures equal those
+			// computed from the ground truth.
+			type figures struct {
+				offered, answered, inSL, abandoned, short, overflowed int64
+				waitAnswered, wait, maxWait, talk                     int64
+			}
+			type key struct {
+				group string
+				start time.Time
+			}
+			byInterval := map[key]*figures{}
+			for _, c := range truth {
+				k := key{"g:" + c.GroupID, c.Offered.UTC().Truncate(15 * time.Minute)}
+				fg := byInterval[k]
+				if fg == nil {
+					fg = &figures{}
+					byInterval[k] = fg
+				}
+				fg.offered++
+				fg.wait += c.Wait
+				fg.maxWait = max(fg.maxWait, c.Wait)
+				switch c.Outcome {
+				case pbxsim.Answered:
+					fg.answered++
+					fg.waitAnswered += c.Wait
+					fg.talk += c.Talk
+					if c.Wait <= sl {
+						fg.inSL++
+					}
+				case pbxsim.Abandoned:
+					fg.abandoned++
+					if c.Wait <= short {
+						fg.short++
+					}
+				case pbxsim.Overflowed:
+					fg.overflowed++
+				}
+			}
+			var want []string
+			for k, fg := range byInterval {
+				mean := func(sum, n int64) string {
+					if n == 0 {
+						return ""
+					}
+					return round1(sum, n)
+				}
+				local := k.start.In(rome)
+				_, off := local.Zone()
+				want = append(want, strings.Join([]string{k.group, k.start.Format("2006-01-02 15:04"), local.Format("2006-01-02 15:04"),
+					strconv.Itoa(off / 60), fmt.Sprint(fg.offered), fmt.Sprint(fg.answered), fmt.Sprint(fg.inSL), fmt.Sprint(fg.abandoned),
+					fmt.Sprint(fg.short), fmt.Sprint(fg.overflowed), round1(100*fg.inSL, fg.offered), mean(fg.waitAnswered, fg.answered),
+					mean(fg.wait, fg.offered), fmt.Sprint(fg.maxWait), mean(fg.talk, fg.answered), fmt.Sprint(fg.talk)}, "|"))
+			}
+			slices.Sort(want)
+			gotIntervals := viewLines(t, pool, `SELECT group_key, to_char(interval_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),
+  to_char(interval_local, 'YYYY-MM-DD HH24:MI'), utc_offset_minutes::text, offered::text, answered::text, answered_in_service_level::text,
+  abandoned::text, short_abandons::text, overflowed::text, service_level_percent::text, avg_speed_of_answer_seconds::text,
+  avg_wait_seconds::text, max_wait_seconds::text, avg_handle_seconds::text, talk_seconds::text
+FROM group_intervals ORDER BY 1, 2`)
+			sameLines(t, "group_intervals against the ground truth", gotIntervals, want)
+			if len(want) < 100 {
+				t.Fatalf("%d group intervals: too few to test", len(want))
+			}
+
+			// data_quality: the legs placed by a guess, and the malformed fields.
+			var legs, answerMissing, endMissing int64
+			for _, c := range truth {
+				legs += int64(c.Legs)
+			}
+			for id := int64(1); id <= f.Sim.MaxCallID(); id++ {
+				switch f.Sim.Call(id).Malformed {
+				case "answer":
+					answerMissing++
+				case "end":
+					endMissing++
+				}
+			}
+			byMembers := legs
+			if v.fields.GroupIDs {
+				byMembers = 0
+			}
+			if v.fields.Malformed && (answerMissing == 0 || endMissing == 0) {
+				t.Fatalf("malformed: %d answers and %d ends spoilt: too few to test", answerMissing, endMissing)
+			}
+			sameLines(t, "data_quality", viewLines(t, pool, `SELECT group_legs::text, group_by_members_rung::text, group_by_queue_app::text,
+  group_not_in_call_groups::text, group_members_unreadable::text, answer_missing::text, end_missing::text, start_missing::text FROM data_quality`),
+				[]string{fmt.Sprintf("%d|%d|0|0|0|%d|%d|0", legs, byMembers, answerMissing, endMissing)})
+			t.Logf("%d offered calls %v in %d intervals, %d group legs", len(truth), outcomes, len(want), legs)
+		})
+	}
+}
