@@ -1,5 +1,7 @@
-// Package docs holds the project's documents. Its test keeps
-// reliability.md honest: every test it cites must exist.
+// Package docs holds the project's documents. Its tests keep them honest:
+// every test reliability.md cites must exist, and every code block of the
+// README and of docs/*.md runs (examples_test.go) or is listed there with
+// why it cannot.
 package docs
 
 import (
