@@ -155,6 +155,7 @@ CREATE TABLE IF NOT EXISTS {schema}.export_quarantine (
   quarantined_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (pbx, endpoint, key)
 );`},
+	{12, "reporting: group_calls stored, kept up to date by triggers on call_history, colleagues and call_groups", reportingGroupsStored},
 }
 
 // SchemaVersion is the newest migration this binary knows.
