@@ -94,7 +94,6 @@ var examples = []example{
 
 	{file: "docs/reporting.md", lang: "sql", section: "## The same questions over the CSV files", run: collectDuckDB},
 	{file: "docs/reporting.md", lang: "sql", run: runPostgres(false)},
-	{file: "docs/reporting.md", lang: "", first: "CREATE MATERIALIZED VIEW", run: runPostgres(false)},
 
 	{file: "docs/sinks.md", lang: "sql", first: "-- Did last night's export run", run: runPostgres(true)},
 }
