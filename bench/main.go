@@ -58,7 +58,7 @@ func main() {
 	flag.StringVar(&memN, "mem-n", "100000,1000000", "record counts of the memory case")
 	flag.StringVar(&o.db, "db", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL for the load and pg cases")
 	flag.StringVar(&o.baseline, "baseline", "", "source tree of an earlier wildix-export (e.g. a git worktree of main) whose PostgreSQL, CSV and latency exports are measured in the same run, for comparison")
-	flag.StringVar(&cases, "cases", "fetch,load,load-pk,csv,pg,pg-merge,incremental,latency,memory,groups", "cases to run")
+	flag.StringVar(&cases, "cases", "fetch,load,load-pk,csv,pg,pg-merge,incremental,latency,memory,groups,csv-once", "cases to run")
 	flag.Parse()
 	o.cases = map[string]bool{}
 	for _, c := range strings.Split(cases, ",") {
@@ -176,6 +176,11 @@ func run(ctx context.Context, o options) error {
 	}
 	if o.cases["groups"] {
 		if err := b.groups(ctx); err != nil {
+			return err
+		}
+	}
+	if o.cases["csv-once"] {
+		if err := b.csvOnce(ctx); err != nil {
 			return err
 		}
 	}
@@ -707,6 +712,9 @@ func (b *bench) report(w io.Writer) {
 		if baseL := r("latency: baseline wildix-export"); baseL != nil {
 			fmt.Fprintf(w, "| latency case: baseline's rows/s ÷ ideal | %.2f | |\n", float64(baseL.rows)/baseL.median().Seconds()/ideal)
 		}
+	}
+	if with, without := r("CSV nightly run after a backfill of every call"), r("CSV nightly run, no backfill before"); with != nil && without != nil {
+		fmt.Fprintf(w, "| CSV nightly run after a backfill of every call ÷ the same run with no backfill before | %.2f | ≤ 1.10 (issue 31) |\n", ratio(with.median(), without.median()))
 	}
 	if len(b.o.memN) >= 2 {
 		lo, hi := r(fmt.Sprintf("memory at %d", b.o.memN[0])), r(fmt.Sprintf("memory at %d", b.o.memN[len(b.o.memN)-1]))

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,11 +56,31 @@ const fileMode = 0o600
 // disk and before it is renamed; a crash after that point is completed
 // on the next start, a crash before it leaves only a temporary file, which
 // is removed.
+//
+// Each record of an incremental endpoint is in one file only (csv_keys.go):
+// a batch does not write a row another file holds unchanged, and a row
+// that changed replaces the old one, whose file is rewritten without it
+// in the same commit. Batches of one endpoint must not overlap (the
+// exporter commits them one after another); a CSV is safe for concurrent
+// use by batches of different endpoints.
 type CSV struct {
 	opt     CSVOptions
 	started time.Time
 	cleaned sync.Map // folders already rid of stale temporary files
+	// mu serialises completing commits: a commit's own and the sweep of
+	// the commits a crash or a failure left (recoverAll).
+	mu      sync.Mutex
+	swept   sync.Map // PBXes whose pending commits were all completed
+	foreign sync.Map // data files the key index leaves out (another PBX's, snapshots)
+	// crash, set by tests, is asked at each point of completing a commit
+	// whether to stop there, as a process killed there would.
+	crash func() bool
 }
+
+// errCrashed is a commit stopped by CSV.crash.
+var errCrashed = errors.New("stopped as if killed (test)")
+
+func (s *CSV) crashed() bool { return s.crash != nil && s.crash() }
 
 // NewCSV returns a CSV sink writing under o.Dir, which it creates.
 func NewCSV(o CSVOptions) (*CSV, error) {
@@ -124,11 +145,17 @@ type pending struct {
 	Final    string          `json:"final,omitempty"`    // data file's final name
 	SHA256   string          `json:"sha256,omitempty"`   // of the data file
 	Manifest json.RawMessage `json:"manifest,omitempty"` // to write next to it
+	// Rewrites are committed files of the folder rewritten without the
+	// rows this commit replaces; they are renamed before the data file,
+	// so that a record is never in two files, even mid-way.
+	Rewrites []rewrite `json:"rewrites,omitempty"`
+	// Index sets entries of the folder's key index (file → its keys).
+	Index map[string]*keySet `json:"index,omitempty"`
 }
 
 // State implements exporter.Sink.
 func (s *CSV) State(_ context.Context, pbx, key string) ([]byte, error) {
-	if err := s.recover(pbx, key, true); err != nil {
+	if err := s.recoverAll(pbx); err != nil {
 		return nil, err
 	}
 	// A run that finds nothing new begins no batch: the leftovers of a
@@ -158,13 +185,46 @@ func (s *CSV) readState(pbx, key string) (*csvState, error) {
 	return &st, nil
 }
 
+// recoverAll completes the commits a crash left (or a failure, of this
+// process) for pbx, every state key's: a backfill window's pending commit
+// may have rewritten files the nightly cursor's batches read. Once done,
+// it costs nothing until a commit fails again.
+func (s *CSV) recoverAll(pbx string) error {
+	if _, done := s.swept.Load(pbx); done {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dir := s.stateDir(pbx)
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("read state folder: %w", err)
+	}
+	for _, e := range entries {
+		if name := e.Name(); strings.HasSuffix(name, ".pending.json") && !strings.HasPrefix(name, ".") {
+			if err := s.recoverPath(pbx, filepath.Join(dir, name), true); err != nil {
+				return err
+			}
+		}
+	}
+	s.swept.Store(pbx, true)
+	return nil
+}
+
 // recover completes a commit whose pending record was written: the one
-// Commit is making, or one a crash interrupted (crashed). The files it
+// Commit is making, or one a crash interrupted (crashed). The caller
+// holds s.mu.
+func (s *CSV) recover(pbx, key string, crashed bool) error {
+	return s.recoverPath(pbx, filepath.Join(s.stateDir(pbx), safeName(key)+".pending.json"), crashed)
+}
+
+// recoverPath is recover of the pending record at path. The files it
 // renames and writes are rebuilt from names (the endpoint's folder under
 // Dir, file names without any folder), never taken from the record as
-// paths.
-func (s *CSV) recover(pbx, key string, crashed bool) error {
-	path := filepath.Join(s.stateDir(pbx), safeName(key)+".pending.json")
+// paths. Files are checked before any is renamed: a commit whose data is
+// gone or damaged is discarded whole (its state is not saved, so its rows
+// are exported again); one found half applied is completed.
+func (s *CSV) recoverPath(pbx, path string, crashed bool) error {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -177,41 +237,134 @@ func (s *CSV) recover(pbx, key string, crashed bool) error {
 		// Written atomically, so damage is not from a crash of ours.
 		return fmt.Errorf("pending commit %s is damaged (%v): remove it and rerun", path, err)
 	}
-	if p.Final != "" {
-		tmp, final, err := s.pendingFiles(pbx, &p)
+	if p.Final != "" || len(p.Rewrites) > 0 {
+		steps, err := s.pendingSteps(pbx, &p)
 		if err != nil {
 			return fmt.Errorf("pending commit %s: %w: remove it and rerun", path, err)
 		}
-		if _, err := os.Lstat(tmp); err == nil {
-			// Not yet renamed (a redone backfill window replaces its file).
-			if sum, err := fileSHA256(tmp); err != nil || sum != p.SHA256 {
-				s.opt.Log.Warn("discarding an unfinished commit whose data is damaged", "file", final)
-				os.Remove(tmp)
-				return errors.Join(os.Remove(path), vanished(crashed, final))
+		gone := ""
+		applied := false
+		for i := range steps {
+			st := &steps[i]
+			switch st.check() {
+			case stepReady:
+			case stepApplied:
+				applied = true
+			default:
+				gone = st.final
 			}
-			if err := os.Rename(tmp, final); err != nil {
-				return fmt.Errorf("complete interrupted commit: %w", err)
+		}
+		if gone != "" {
+			if applied {
+				return fmt.Errorf("pending commit %s was partly completed and the new content of %s is gone or damaged: is another program writing in EXPORT_CSV_DIR? Remove the pending record and redo the range with backfill --force", path, gone)
 			}
-			if err := safefile.SyncDir(filepath.Dir(final)); err != nil {
+			s.opt.Log.Warn("discarding an unfinished commit whose data is gone or damaged", "file", gone)
+			for _, st := range steps {
+				os.Remove(st.tmp)
+			}
+			return errors.Join(os.Remove(path), vanished(crashed, gone))
+		}
+		// Rewritten files first: a record leaves its old file before it
+		// appears in the new one. Each file's manifest goes before its
+		// data is replaced and comes back after, so that a file with a
+		// manifest always matches it.
+		for _, st := range steps {
+			if st.state == stepReady {
+				if err := os.Remove(manifestPath(st.final)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("complete interrupted commit: %w", err)
+				}
+				if s.crashed() {
+					return errCrashed
+				}
+				if err := os.Rename(st.tmp, st.final); err != nil {
+					return fmt.Errorf("complete interrupted commit: %w", err)
+				}
+				if err := safefile.SyncDir(filepath.Dir(st.final)); err != nil {
+					return err
+				}
+				if s.crashed() {
+					return errCrashed
+				}
+			}
+			man := manifestPath(st.final)
+			if err := safefile.WriteVia(man, tmpPrefix(pbx)+filepath.Base(man)+".tmp-", st.manifest, fileMode); err != nil {
 				return err
 			}
-		} else if _, err := os.Lstat(final); err != nil {
-			s.opt.Log.Warn("discarding a commit whose data is gone", "file", final)
-			return errors.Join(os.Remove(path), vanished(crashed, final))
-		}
-		man := manifestPath(final)
-		if err := safefile.WriteVia(man, tmpPrefix(pbx)+filepath.Base(man)+".tmp-", p.Manifest, fileMode); err != nil {
-			return err
+			if s.crashed() {
+				return errCrashed
+			}
 		}
 		if crashed {
-			s.opt.Log.Info("completed a commit interrupted by a crash", "file", final)
+			s.opt.Log.Info("completed a commit interrupted by a crash", "file", steps[len(steps)-1].final)
+		}
+	}
+	if len(p.Index) > 0 {
+		if err := s.applyIndex(pbx, p.Folder, p.Index); err != nil {
+			return err
+		}
+		if s.crashed() {
+			return errCrashed
 		}
 	}
 	st, _ := json.Marshal(p.csvState)
-	if err := safefile.Write(filepath.Join(s.stateDir(pbx), safeName(key)+".json"), st, fileMode); err != nil {
+	if err := safefile.Write(strings.TrimSuffix(path, ".pending.json")+".json", st, fileMode); err != nil {
 		return err
 	}
+	if s.crashed() {
+		return errCrashed
+	}
 	return os.Remove(path)
+}
+
+// A step of a pending commit: one file renamed into place and its
+// manifest written.
+type step struct {
+	tmp, final, sha string
+	manifest        []byte
+	state           int
+}
+
+const (
+	stepReady   = iota + 1 // the new content waits under its temporary name
+	stepApplied            // already in place
+	stepGone               // neither: lost or damaged
+)
+
+func (st *step) check() int {
+	if _, err := os.Lstat(st.tmp); err == nil {
+		if sum, err := fileSHA256(st.tmp); err == nil && sum == st.sha {
+			st.state = stepReady
+		} else {
+			st.state = stepGone
+		}
+		return st.state
+	}
+	st.state = stepGone
+	if sum, err := fileSHA256(st.final); err == nil && (sum == st.sha || st.sha == "") {
+		st.state = stepApplied
+	}
+	return st.state
+}
+
+// pendingSteps lists the files of a pending commit: the rewritten ones,
+// then the data file.
+func (s *CSV) pendingSteps(pbx string, p *pending) ([]step, error) {
+	var steps []step
+	for _, r := range p.Rewrites {
+		tmp, final, err := s.pendingFiles(pbx, &pending{Folder: p.Folder, Tmp: r.Tmp, Final: r.Final})
+		if err != nil {
+			return nil, err
+		}
+		steps = append(steps, step{tmp: tmp, final: final, sha: r.SHA256, manifest: r.Manifest})
+	}
+	if p.Final != "" {
+		tmp, final, err := s.pendingFiles(pbx, p)
+		if err != nil {
+			return nil, err
+		}
+		steps = append(steps, step{tmp: tmp, final: final, sha: p.SHA256, manifest: p.Manifest})
+	}
+	return steps, nil
 }
 
 // vanished is the error of a commit in progress whose data file is gone
@@ -264,7 +417,7 @@ func fileSHA256(path string) (string, error) {
 
 // Begin implements exporter.Sink.
 func (s *CSV) Begin(_ context.Context, b exporter.BatchInfo) (exporter.Batch, error) {
-	if err := s.recover(b.PBX, b.StateKey, true); err != nil {
+	if err := s.recoverAll(b.PBX); err != nil {
 		return nil, err
 	}
 	dir, err := s.mkdir(b.Endpoint.Name)
@@ -292,6 +445,12 @@ func (s *CSV) Begin(_ context.Context, b exporter.BatchInfo) (exporter.Batch, er
 		return nil, fmt.Errorf("create %s: %w", tmp, err)
 	}
 	bt := &csvBatch{sink: s, info: b, f: f, tmp: tmp, final: filepath.Join(dir, name), sum: sha256.New()}
+	if !b.Snapshot {
+		if err := bt.openIndex(dir); err != nil {
+			bt.discard()
+			return nil, err
+		}
+	}
 	var w io.Writer = io.MultiWriter(f, bt.sum)
 	if s.opt.Gzip {
 		bt.gz = gzip.NewWriter(w)
@@ -346,6 +505,122 @@ type csvBatch struct {
 	rec        []string
 	done       bool
 	badTimes   int64 // times outside years 0001-9999, written empty
+
+	// Incremental batches only (nil for snapshots): the folder's keys.
+	keys *batchKeys
+}
+
+// batchKeys is what an incremental batch knows and decides of the keys
+// of its folder (csv_keys.go).
+type batchKeys struct {
+	dir     string
+	cols    []string // key columns' names
+	colIdx  []int    // and their indexes in a record
+	lookup  *keyLookup
+	index   *keyIndex
+	written keyCollector               // keys of the rows this batch wrote
+	skipped map[string]bool            // keys left in the file holding them unchanged
+	drop    map[string]map[string]bool // file → keys whose rows this batch replaces
+	digests map[string]map[string]digest
+	holders []string
+	scratch bytes.Buffer
+	sw      *csv.Writer
+	dups    int64 // rows of a key the batch had already written, dropped
+}
+
+// openIndex loads the folder's key index for an incremental batch.
+func (b *csvBatch) openIndex(dir string) error {
+	idx, err := b.sink.loadIndex(b.info.PBX, b.info.Endpoint, dir)
+	if err != nil {
+		return err
+	}
+	k := &batchKeys{dir: dir, cols: csvKeyColumns(b.info.Endpoint), lookup: newKeyLookup(idx), index: idx,
+		skipped: map[string]bool{}, drop: map[string]map[string]bool{}, digests: map[string]map[string]digest{}}
+	for _, c := range k.cols {
+		k.colIdx = append(k.colIdx, b.info.Endpoint.Column(c))
+	}
+	k.sw = csv.NewWriter(&k.scratch)
+	b.keys = k
+	return nil
+}
+
+// place decides where the row in b.rec goes: false when it is not to be
+// written (another file holds it unchanged, or this batch wrote its key
+// already). A row another file holds in another form is written, and its
+// old row dropped from that file when the batch commits.
+func (b *csvBatch) place() (bool, error) {
+	k := b.keys
+	for _, i := range k.colIdx {
+		if b.rec[i] == "" {
+			// A key value its column could not hold (written empty): the
+			// file cannot tell such rows apart, so none is left out.
+			return true, nil
+		}
+	}
+	key := rowKey(b.rec, k.colIdx)
+	if k.skipped[key] {
+		k.dups++
+		return false, nil
+	}
+	k.holders = k.lookup.holders(k.holders[:0], key, filepath.Base(b.final))
+	if len(k.holders) > 0 {
+		d := digestOf(rowBytes(&k.scratch, k.sw, b.rec))
+		var same, held int
+		for _, h := range k.holders {
+			ds, err := k.fileDigests(h)
+			if err != nil {
+				return false, err
+			}
+			if old, ok := ds[key]; ok {
+				held++
+				if old == d {
+					same++
+				}
+			}
+		}
+		if held == 1 && same == 1 {
+			if k.written.has(key) {
+				k.dups++ // a second version in this batch: the first is kept
+			} else {
+				k.skipped[key] = true
+			}
+			return false, nil
+		}
+		if !k.written.add(key) {
+			k.dups++
+			return false, nil
+		}
+		for _, h := range k.holders {
+			if _, ok := k.digests[h][key]; ok {
+				if k.drop[h] == nil {
+					k.drop[h] = map[string]bool{}
+				}
+				k.drop[h][key] = true
+			}
+		}
+		return true, nil
+	}
+	if !k.written.add(key) {
+		k.dups++
+		return false, nil
+	}
+	return true, nil
+}
+
+// fileDigests reads a file's row digests once per batch.
+func (k *batchKeys) fileDigests(name string) (map[string]digest, error) {
+	if ds, ok := k.digests[name]; ok {
+		return ds, nil
+	}
+	ds, err := fileDigests(filepath.Join(k.dir, name), k.cols)
+	if errors.Is(err, fs.ErrNotExist) {
+		ds, err = map[string]digest{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the rows of %s: %w", name, err)
+	}
+	k.digests[name] = ds
+	return ds, nil
 }
 
 // rfc3339Year reports whether t, in UTC, has a year RFC 3339 can write.
@@ -366,6 +641,15 @@ func (b *csvBatch) Write(_ context.Context, rows []record.Row) error {
 			b.rec[i] = b.sink.cell(cols[i].Type, v)
 		}
 		b.rec[len(cols)] = string(r.Extra)
+		if b.keys != nil {
+			write, err := b.place()
+			if err != nil {
+				return err
+			}
+			if !write {
+				continue
+			}
+		}
 		if err := b.w.Write(b.rec); err != nil {
 			return fmt.Errorf("write %s: %w", b.tmp, err)
 		}
@@ -407,12 +691,25 @@ func (s *CSV) cell(t record.Type, v any) string {
 
 // Commit implements exporter.Batch.
 func (b *csvBatch) Commit(_ context.Context, state []byte, _ exporter.Progress) error {
+	s := b.sink
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err := b.decide(state); err != nil {
 		return err
 	}
 	// From here the commit has happened; recover finishes it if we crash.
-	if err := b.sink.recover(b.info.PBX, b.info.StateKey, false); err != nil {
+	if err := s.recover(b.info.PBX, b.info.StateKey, false); err != nil {
+		// Left pending: the next batch or run completes it first.
+		s.swept.Delete(b.info.PBX)
 		return err
+	}
+	if k := b.keys; k != nil && (len(k.skipped) > 0 || len(k.drop) > 0 || k.dups > 0) {
+		var replaced int
+		for _, keys := range k.drop {
+			replaced += len(keys)
+		}
+		s.opt.Log.Info("rows already in the export folder", "endpoint", b.info.Endpoint.Name, "file", filepath.Base(b.final),
+			"unchanged_not_written", len(k.skipped), "changed_replaced", replaced, "files_rewritten", len(k.drop), "repeated_in_batch", k.dups)
 	}
 	if b.badTimes > 0 {
 		b.sink.opt.Log.Warn("times outside years 0001-9999 written as empty cells", "endpoint", b.info.Endpoint.Name,
@@ -460,6 +757,12 @@ func (b *csvBatch) decide(state []byte) error {
 	}
 	// An incremental batch with no rows moves only the cursor: no file.
 	keepFile := b.rows > 0 || b.info.Snapshot || b.info.Window != nil
+	if keepFile && b.keys != nil {
+		if err := b.replace(&p); err != nil {
+			b.discard()
+			return err
+		}
+	}
 	if keepFile {
 		p.Folder, p.Tmp, p.Final = b.info.Endpoint.Name, filepath.Base(b.tmp), filepath.Base(b.final)
 		p.File = p.Final
@@ -469,10 +772,20 @@ func (b *csvBatch) decide(state []byte) error {
 			"pbx": b.info.PBX, "endpoint": b.info.Endpoint.Name, "run_id": b.info.RunID, "batch": b.info.Seq,
 			"snapshot": b.info.Snapshot, "state_key": b.info.StateKey, "state": json.RawMessage(state),
 			"columns": append(columnNames(b.info.Endpoint), "extra"), "gzip": b.gz != nil,
-			"created_at": time.Now().UTC().Format(time.RFC3339),
+			"created_at": nowUTC(),
 		}
 		if b.info.Window != nil {
 			m["window"] = map[string]string{"from": b.info.Window.From, "to": b.info.Window.To, "time": "PBX-local, from inclusive, to exclusive"}
+		}
+		if b.keys != nil {
+			// What the key index did: rows another file holds unchanged
+			// (not written), rows replacing an older form in another file.
+			m["rows_held_elsewhere"] = len(b.keys.skipped)
+			var replaced int
+			for _, keys := range b.keys.drop {
+				replaced += len(keys)
+			}
+			m["rows_replacing"] = replaced
 		}
 		p.Manifest, _ = json.MarshalIndent(m, "", "  ")
 	} else {
@@ -487,11 +800,42 @@ func (b *csvBatch) decide(state []byte) error {
 		if keepFile {
 			os.Remove(b.tmp)
 		}
+		for _, r := range p.Rewrites {
+			os.Remove(filepath.Join(filepath.Dir(b.tmp), r.Tmp))
+		}
 		return fmt.Errorf("commit: %w", err)
 	}
 	b.done = true
 	return nil
 }
+
+// replace adds to the commit the files rewritten without the rows this
+// batch replaces, and the key index's new entries: this file's keys, and
+// the keys left in each rewritten file.
+func (b *csvBatch) replace(p *pending) error {
+	k := b.keys
+	p.Index = map[string]*keySet{filepath.Base(b.final): k.written.set()}
+	names := make([]string, 0, len(k.drop))
+	for name := range k.drop {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		r, left, err := b.sink.rewriteWithout(b.info.PBX, k.dir, name, k.cols, k.drop[name])
+		if err != nil {
+			for _, done := range p.Rewrites {
+				os.Remove(filepath.Join(k.dir, done.Tmp))
+			}
+			p.Rewrites = nil
+			return fmt.Errorf("commit: %w", err)
+		}
+		p.Rewrites = append(p.Rewrites, r)
+		p.Index[name] = left
+	}
+	return nil
+}
+
+func nowUTC() string { return time.Now().UTC().Format(time.RFC3339) }
 
 func columnNames(e *record.Endpoint) []string {
 	out := make([]string, len(e.Columns))

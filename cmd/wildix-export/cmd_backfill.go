@@ -15,7 +15,7 @@ func cmdBackfill(ctx context.Context, a *app, args []string) error {
 time, window by window. Each window commits on its own, so running the same
 backfill again resumes at the first unfinished window (--force redoes all).
 A backfill never moves the nightly cursor; rows already exported are not
-duplicated in PostgreSQL (CSV gets one file per window).`)
+duplicated, in PostgreSQL or CSV (in CSV a row that changed replaces the old one).`)
 	from := fs.String("from", "", "first day, YYYY-MM-DD (inclusive), PBX-local")
 	to := fs.String("to", "", "last day, YYYY-MM-DD (exclusive), PBX-local")
 	window := fs.Duration("window", 24*time.Hour, "window length")

@@ -1,0 +1,611 @@
+package sinks
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/internal/safefile"
+)
+
+// The key index: which keys each committed data file of an incremental
+// endpoint holds, so that a record is in the export folder once, whatever
+// backfills, nightly runs and --force did. A row's key here is what the
+// file shows of it: its key columns' cells (joined by NUL when the key
+// has several fields), so that it can be read back from any file.
+//
+// The index lives in the PBX's state folder, one file per endpoint
+// (<endpoint>~keys.json, a name no state key can take), beside the
+// cursor. Whole-number keys are kept as ranges, so that it stays small:
+// a file of consecutive call ids is one pair of numbers. The index is
+// changed only by commits (the change is in the commit's pending record,
+// applied again after a crash) and, when it is missing or a data file is
+// not in it (a folder written by an earlier version), rebuilt from the
+// files themselves.
+
+// keySet is the keys one data file holds: whole-number keys (written in
+// their canonical form) as sorted, disjoint, non-adjacent ranges [lo, hi]
+// flattened into pairs, every other key in Other, sorted.
+type keySet struct {
+	Ranges []int64  `json:"ranges,omitempty"`
+	Other  []string `json:"other,omitempty"`
+}
+
+func (k *keySet) count() int64 {
+	var n int64
+	for i := 0; i+1 < len(k.Ranges); i += 2 {
+		n += k.Ranges[i+1] - k.Ranges[i] + 1
+	}
+	return n + int64(len(k.Other))
+}
+
+// wholeKey reports whether key is a whole number written canonically
+// (no sign but minus, no leading zero), and its value.
+func wholeKey(key string) (int64, bool) {
+	if key == "" || len(key) > 20 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(key, 10, 64)
+	if err != nil || strconv.FormatInt(n, 10) != key {
+		return 0, false
+	}
+	return n, true
+}
+
+// keyCollector gathers the keys of the rows a batch or a file scan writes,
+// in any order, and tells a key seen before. Keys arriving in ascending
+// order (the usual case) cost one range each run; others a map entry.
+type keyCollector struct {
+	ranges []int64 // pairs, ascending: keys that arrived above every earlier one
+	out    map[int64]struct{}
+	other  map[string]struct{}
+}
+
+// add records key; it reports false when key was already there.
+func (c *keyCollector) add(key string) bool {
+	n, ok := wholeKey(key)
+	if !ok {
+		if c.other == nil {
+			c.other = map[string]struct{}{}
+		}
+		if _, seen := c.other[key]; seen {
+			return false
+		}
+		c.other[key] = struct{}{}
+		return true
+	}
+	l := len(c.ranges)
+	switch {
+	case l == 0 || n > c.ranges[l-1]+1:
+		c.ranges = append(c.ranges, n, n)
+		return true
+	case n == c.ranges[l-1]+1:
+		c.ranges[l-1] = n
+		return true
+	}
+	if inRanges(c.ranges, n) {
+		return false
+	}
+	if c.out == nil {
+		c.out = map[int64]struct{}{}
+	}
+	if _, seen := c.out[n]; seen {
+		return false
+	}
+	c.out[n] = struct{}{}
+	return true
+}
+
+// has reports whether key was added.
+func (c *keyCollector) has(key string) bool {
+	n, ok := wholeKey(key)
+	if !ok {
+		_, seen := c.other[key]
+		return seen
+	}
+	if inRanges(c.ranges, n) {
+		return true
+	}
+	_, seen := c.out[n]
+	return seen
+}
+
+// inRanges reports whether n lies in sorted, disjoint pairs.
+func inRanges(r []int64, n int64) bool {
+	i := sort.Search(len(r)/2, func(i int) bool { return r[2*i+1] >= n })
+	return i < len(r)/2 && r[2*i] <= n
+}
+
+// set returns what was collected, normalised.
+func (c *keyCollector) set() *keySet {
+	ks := &keySet{}
+	if len(c.out) == 0 {
+		ks.Ranges = slices.Clone(c.ranges)
+	} else {
+		pairs := slices.Clone(c.ranges)
+		for n := range c.out {
+			pairs = append(pairs, n, n)
+		}
+		ks.Ranges = mergeRanges(pairs)
+	}
+	for k := range c.other {
+		ks.Other = append(ks.Other, k)
+	}
+	slices.Sort(ks.Other)
+	return ks
+}
+
+// mergeRanges sorts pairs and merges those that overlap or touch.
+func mergeRanges(pairs []int64) []int64 {
+	type iv struct{ lo, hi int64 }
+	ivs := make([]iv, 0, len(pairs)/2)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		ivs = append(ivs, iv{pairs[i], pairs[i+1]})
+	}
+	slices.SortFunc(ivs, func(a, b iv) int {
+		if a.lo < b.lo {
+			return -1
+		}
+		if a.lo > b.lo {
+			return 1
+		}
+		return 0
+	})
+	out := make([]int64, 0, len(pairs))
+	for _, v := range ivs {
+		if l := len(out); l > 0 && v.lo <= out[l-1]+1 {
+			out[l-1] = max(out[l-1], v.hi)
+			continue
+		}
+		out = append(out, v.lo, v.hi)
+	}
+	return out
+}
+
+// keyIndex is the stored index of one PBX's endpoint: file name → keys.
+type keyIndex struct {
+	Files map[string]*keySet `json:"files"`
+}
+
+func (s *CSV) indexPath(pbx, endpoint string) string {
+	return filepath.Join(s.stateDir(pbx), safeName(endpoint)+"~keys.json")
+}
+
+// readIndex reads the stored index; ok is false when there is none.
+func (s *CSV) readIndex(pbx, endpoint string) (idx *keyIndex, ok bool, err error) {
+	b, err := os.ReadFile(s.indexPath(pbx, endpoint))
+	if errors.Is(err, fs.ErrNotExist) {
+		return &keyIndex{Files: map[string]*keySet{}}, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read the key index of %s: %w", endpoint, err)
+	}
+	idx = &keyIndex{}
+	if err := json.Unmarshal(b, idx); err != nil {
+		return nil, false, fmt.Errorf("the key index %s is damaged (%v): remove it, and it is rebuilt from the files", s.indexPath(pbx, endpoint), err)
+	}
+	if idx.Files == nil {
+		idx.Files = map[string]*keySet{}
+	}
+	return idx, true, nil
+}
+
+func (s *CSV) writeIndex(pbx, endpoint string, idx *keyIndex) error {
+	if _, err := s.mkStateDir(pbx); err != nil {
+		return err
+	}
+	b, _ := json.Marshal(idx)
+	if err := safefile.Write(s.indexPath(pbx, endpoint), b, fileMode); err != nil {
+		return fmt.Errorf("write the key index of %s: %w", endpoint, err)
+	}
+	return nil
+}
+
+// applyIndex sets the entries of a commit in the stored index (nil
+// removes one). Applying the same change twice gives the same index.
+func (s *CSV) applyIndex(pbx, endpoint string, change map[string]*keySet) error {
+	idx, _, err := s.readIndex(pbx, endpoint)
+	if err != nil {
+		return err
+	}
+	for name, ks := range change {
+		if ks == nil {
+			delete(idx.Files, name)
+		} else {
+			idx.Files[name] = ks
+		}
+	}
+	return s.writeIndex(pbx, endpoint, idx)
+}
+
+// loadIndex returns the endpoint's index, brought in line with its folder:
+// a data file of this PBX's incremental batches that the index does not
+// know (a folder written by an earlier version) is read for its keys; an
+// entry whose file is gone is dropped. Pending commits must have been
+// completed first.
+func (s *CSV) loadIndex(pbx string, ep *record.Endpoint, dir string) (*keyIndex, error) {
+	idx, stored, err := s.readIndex(pbx, ep.Name)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", dir, err)
+	}
+	changed := !stored
+	present := map[string]bool{}
+	prefix := safeName(pbx) + "_"
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasPrefix(name, prefix) || !(strings.HasSuffix(name, ".csv") || strings.HasSuffix(name, ".csv.gz")) {
+			continue
+		}
+		present[name] = true
+		if _, known := idx.Files[name]; known {
+			continue
+		}
+		if _, foreign := s.foreign.Load(filepath.Join(dir, name)); foreign {
+			continue
+		}
+		var m struct {
+			PBX      string `json:"pbx"`
+			Snapshot bool   `json:"snapshot"`
+		}
+		mb, err := os.ReadFile(manifestPath(filepath.Join(dir, name)))
+		if err != nil || json.Unmarshal(mb, &m) != nil || m.PBX != pbx || m.Snapshot {
+			// Another PBX's (whose id starts the same), a snapshot, or
+			// a file without its manifest, which no commit made.
+			s.foreign.Store(filepath.Join(dir, name), true)
+			continue
+		}
+		var c keyCollector
+		if err := scanRows(filepath.Join(dir, name), csvKeyColumns(ep), func(key string, _ []byte) error {
+			c.add(key) // an empty key is kept too: it is never looked up
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("read the keys of %s: %w", name, err)
+		}
+		idx.Files[name] = c.set()
+		changed = true
+	}
+	for name := range idx.Files {
+		if !present[name] {
+			s.opt.Log.Warn("a data file in the key index is gone; its records are no longer in the folder", "file", name)
+			delete(idx.Files, name)
+			changed = true
+		}
+	}
+	if changed {
+		if err := s.writeIndex(pbx, ep.Name, idx); err != nil {
+			return nil, err
+		}
+	}
+	return idx, nil
+}
+
+// csvKeyColumns names the columns of ep's key fields, in key order.
+func csvKeyColumns(ep *record.Endpoint) []string {
+	out := make([]string, 0, len(ep.Key))
+	for _, k := range ep.Key {
+		for _, c := range ep.Columns {
+			if c.Field == k {
+				out = append(out, c.Name)
+			}
+		}
+	}
+	return out
+}
+
+// rowKey is a row's key as its file shows it: the key columns' cells
+// (a quoted line break reads back as \n), joined by NUL.
+func rowKey(cells []string, idx []int) string {
+	if len(idx) == 1 {
+		return strings.ReplaceAll(cells[idx[0]], "\r\n", "\n")
+	}
+	parts := make([]string, len(idx))
+	for i, j := range idx {
+		parts[i] = strings.ReplaceAll(cells[j], "\r\n", "\n")
+	}
+	return strings.Join(parts, "\x00")
+}
+
+// digest identifies a row's bytes as the CSV writer writes them.
+type digest [16]byte
+
+func digestOf(raw []byte) digest {
+	sum := sha256.Sum256(raw)
+	return digest(sum[:16])
+}
+
+// scanRows reads a data file (gzip-compressed when named .gz) and calls
+// fn with each row's key and its bytes exactly as in the file (valid
+// only during the call); the header is not passed. keyCols names the key
+// columns, which the header must hold.
+func scanRows(path string, keyCols []string, fn func(key string, raw []byte) error) error {
+	return scanFile(path, func(header []string) ([]int, error) {
+		idx := make([]int, len(keyCols))
+		for i, k := range keyCols {
+			if idx[i] = slices.Index(header, k); idx[i] < 0 {
+				return nil, fmt.Errorf("%s has no column %q: it was not written by this program, or was edited", filepath.Base(path), k)
+			}
+		}
+		return idx, nil
+	}, nil, func(cells []string, idx []int, raw []byte) error {
+		return fn(rowKey(cells, idx), raw)
+	})
+}
+
+// scanFile streams a data file's records with their exact bytes: the
+// header's through header (which returns the key column indexes) and
+// headerRaw, each row's through row.
+func scanFile(path string, header func([]string) ([]int, error), headerRaw func([]byte) error,
+	row func(cells []string, idx []int, raw []byte) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var src io.Reader = f
+	if strings.HasSuffix(path, ".gz") {
+		gz, err := gzip.NewReader(f)
+		if err != nil {
+			return fmt.Errorf("decompress %s: %w", path, err)
+		}
+		defer gz.Close()
+		src = gz
+	}
+	t := &teeBuffer{src: src}
+	r := csv.NewReader(t)
+	r.ReuseRecord = true
+	var idx []int
+	for first := true; ; first = false {
+		rec, err := r.Read()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+		raw := t.take(r.InputOffset())
+		if first {
+			if idx, err = header(rec); err != nil {
+				return err
+			}
+			r.FieldsPerRecord = len(rec)
+			if headerRaw != nil {
+				if err := headerRaw(raw); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if err := row(rec, idx, raw); err != nil {
+			return err
+		}
+	}
+}
+
+// teeBuffer keeps what a csv.Reader read from src until take hands it
+// out, so that each record's own bytes can be copied unchanged.
+type teeBuffer struct {
+	src  io.Reader
+	buf  []byte
+	off  int   // buf[off:] is not handed out yet
+	base int64 // stream offset of buf[off]
+}
+
+func (t *teeBuffer) Read(p []byte) (int, error) {
+	if t.off > 0 { // what take handed out is no longer used
+		t.buf = t.buf[:copy(t.buf, t.buf[t.off:])]
+		t.off = 0
+	}
+	n, err := t.src.Read(p)
+	t.buf = append(t.buf, p[:n]...)
+	return n, err
+}
+
+// take returns the bytes from the last take to stream offset end, valid
+// until the next Read.
+func (t *teeBuffer) take(end int64) []byte {
+	n := int(end - t.base)
+	raw := t.buf[t.off : t.off+n]
+	t.off += n
+	t.base = end
+	return raw
+}
+
+// keyLookup finds the files that hold a key, from an index.
+type keyLookup struct {
+	ivs   []interval // by lo
+	maxHi []int64    // maxHi[i]: the highest hi of ivs[:i+1]
+	other map[string][]string
+}
+
+type interval struct {
+	lo, hi int64
+	file   string
+}
+
+func newKeyLookup(idx *keyIndex) *keyLookup {
+	l := &keyLookup{other: map[string][]string{}}
+	names := make([]string, 0, len(idx.Files))
+	for name := range idx.Files {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		ks := idx.Files[name]
+		for i := 0; i+1 < len(ks.Ranges); i += 2 {
+			l.ivs = append(l.ivs, interval{ks.Ranges[i], ks.Ranges[i+1], name})
+		}
+		for _, k := range ks.Other {
+			l.other[k] = append(l.other[k], name)
+		}
+	}
+	slices.SortStableFunc(l.ivs, func(a, b interval) int {
+		switch {
+		case a.lo < b.lo:
+			return -1
+		case a.lo > b.lo:
+			return 1
+		}
+		return 0
+	})
+	l.maxHi = make([]int64, len(l.ivs))
+	for i, v := range l.ivs {
+		l.maxHi[i] = v.hi
+		if i > 0 {
+			l.maxHi[i] = max(v.hi, l.maxHi[i-1])
+		}
+	}
+	return l
+}
+
+// holders appends to dst the files holding key, except skip.
+func (l *keyLookup) holders(dst []string, key, skip string) []string {
+	n, ok := wholeKey(key)
+	if !ok {
+		for _, f := range l.other[key] {
+			if f != skip {
+				dst = append(dst, f)
+			}
+		}
+		return dst
+	}
+	i := sort.Search(len(l.ivs), func(i int) bool { return l.ivs[i].lo > n }) - 1
+	for ; i >= 0 && l.maxHi[i] >= n; i-- {
+		if v := l.ivs[i]; v.hi >= n && v.file != skip && !slices.Contains(dst, v.file) {
+			dst = append(dst, v.file)
+		}
+	}
+	return dst
+}
+
+// rewrite is a committed data file rewritten without the rows a commit
+// replaces: what its pending record says of it.
+type rewrite struct {
+	Tmp      string          `json:"tmp"`   // temporary name of the new content
+	Final    string          `json:"final"` // the file's name
+	SHA256   string          `json:"sha256"`
+	Manifest json.RawMessage `json:"manifest"`
+}
+
+// rewriteWithout writes, under a temporary name beside it, the file
+// dir/name without the rows whose key is in drop: its header and the
+// other rows byte for byte, compressed again when it is. It returns the
+// rewrite (its manifest updated from the file's) and the keys left.
+func (s *CSV) rewriteWithout(pbx, dir, name string, keyCols []string, drop map[string]bool) (rewrite, *keySet, error) {
+	path := filepath.Join(dir, name)
+	tmpF, err := safefile.CreateTemp(dir, tmpPrefix(pbx)+name+".tmp-", fileMode)
+	if err != nil {
+		return rewrite{}, nil, fmt.Errorf("rewrite %s: %w", name, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tmpF.Close()
+			os.Remove(tmpF.Name())
+		}
+	}()
+	sum := sha256.New()
+	var w io.Writer = io.MultiWriter(tmpF, sum)
+	var gz *gzip.Writer
+	if strings.HasSuffix(name, ".gz") {
+		gz = gzip.NewWriter(w)
+		w = gz
+	}
+	var kept keyCollector
+	var rows, removed int64
+	err = scanFile(path, func(header []string) ([]int, error) {
+		idx := make([]int, len(keyCols))
+		for i, k := range keyCols {
+			if idx[i] = slices.Index(header, k); idx[i] < 0 {
+				return nil, fmt.Errorf("%s has no column %q", name, k)
+			}
+		}
+		return idx, nil
+	}, func(raw []byte) error {
+		_, err := w.Write(raw)
+		return err
+	}, func(cells []string, idx []int, raw []byte) error {
+		key := rowKey(cells, idx)
+		if drop[key] {
+			removed++
+			return nil
+		}
+		kept.add(key)
+		rows++
+		_, err := w.Write(raw)
+		return err
+	})
+	if err == nil && gz != nil {
+		err = gz.Close()
+	}
+	if err == nil {
+		err = tmpF.Sync()
+	}
+	var info os.FileInfo
+	if err == nil {
+		info, err = tmpF.Stat()
+	}
+	if err == nil {
+		err = tmpF.Close()
+	}
+	if err != nil {
+		return rewrite{}, nil, fmt.Errorf("rewrite %s: %w", name, err)
+	}
+	mb, err := os.ReadFile(manifestPath(path))
+	if err != nil {
+		return rewrite{}, nil, fmt.Errorf("rewrite %s: its manifest: %w", name, err)
+	}
+	m := map[string]json.RawMessage{}
+	if err := json.Unmarshal(mb, &m); err != nil {
+		return rewrite{}, nil, fmt.Errorf("rewrite %s: its manifest is damaged: %w", name, err)
+	}
+	var before int64
+	json.Unmarshal(m["rows_replaced"], &before)
+	h := fmt.Sprintf("%x", sum.Sum(nil))
+	set := func(k string, v any) { m[k], _ = json.Marshal(v) }
+	set("rows", rows)
+	set("bytes", info.Size())
+	set("sha256", h)
+	set("rows_replaced", before+removed)
+	set("updated_at", nowUTC())
+	man, _ := json.MarshalIndent(m, "", "  ")
+	ok = true
+	return rewrite{Tmp: filepath.Base(tmpF.Name()), Final: name, SHA256: h, Manifest: man}, kept.set(), nil
+}
+
+// fileDigests reads a data file's rows: key → digest of the row's bytes.
+func fileDigests(path string, keyCols []string) (map[string]digest, error) {
+	out := map[string]digest{}
+	err := scanRows(path, keyCols, func(key string, raw []byte) error {
+		if _, seen := out[key]; !seen {
+			out[key] = digestOf(raw)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// rowBytes encodes one record as the CSV writer writes it into a file,
+// with w writing into buf.
+func rowBytes(buf *bytes.Buffer, w *csv.Writer, rec []string) []byte {
+	buf.Reset()
+	w.Write(rec)
+	w.Flush()
+	return buf.Bytes()
+}

@@ -1,0 +1,484 @@
+package sinks
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/internal/simtest"
+)
+
+// editedPBX is the simulator with records that change on the PBX: once
+// edit(id) is called, the call's to_name reads "<name> v2" (v3 after a
+// second edit) in every answer that holds the whole record, as a
+// correction made on the PBX would.
+type editedPBX struct {
+	*simtest.Fixture
+	mu      sync.Mutex
+	version map[int64]int
+	sim     atomic.Pointer[pbxsim.Sim]
+}
+
+func newEditedPBX(t *testing.T, o pbxsim.Options) *editedPBX {
+	e := &editedPBX{version: map[int64]int{}}
+	o.Rewrite = func(_ *http.Request, status int, body []byte) (int, []byte) {
+		sim := e.sim.Load()
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		for id := range e.version {
+			if orig := sim.CallJSON(id); bytes.Contains(body, orig) {
+				body = bytes.ReplaceAll(body, orig, e.edited(id, orig))
+			}
+		}
+		return status, body
+	}
+	e.Fixture = simtest.New(t, o)
+	e.sim.Store(e.Sim)
+	return e
+}
+
+// edited is the call's record as the PBX now sends it; e.mu is held.
+func (e *editedPBX) edited(id int64, orig []byte) []byte {
+	v := e.version[id]
+	if v == 0 {
+		return orig
+	}
+	var m map[string]string
+	json.Unmarshal(orig, &m)
+	name, _ := json.Marshal(m["to_name"])
+	newName, _ := json.Marshal(fmt.Sprintf("%s v%d", m["to_name"], v+1))
+	return bytes.Replace(orig, []byte(`"to_name":`+string(name)), []byte(`"to_name":`+string(newName)), 1)
+}
+
+func (e *editedPBX) edit(id int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.version[id]++
+}
+
+// truth is the call's record as the PBX now sends it.
+func (e *editedPBX) truth(id int64) map[string]string {
+	e.mu.Lock()
+	b := e.edited(id, e.Sim.CallJSON(id))
+	e.mu.Unlock()
+	var m map[string]string
+	json.Unmarshal(b, &m)
+	return m
+}
+
+// checkFolderIsTruth fails unless the call_history files hold exactly the
+// calls of want (every call on the PBX when nil), each once, in its form
+// on the PBX now, and every data file matches its manifest.
+func checkFolderIsTruth(t *testing.T, dir string, e *editedPBX, want []int64) {
+	t.Helper()
+	if want == nil {
+		want = e.Sim.CallIDs()
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "call_history", "*.csv*"))
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m struct {
+			Rows   int
+			SHA256 string
+		}
+		mb, err := os.ReadFile(manifestPath(p))
+		if err != nil || json.Unmarshal(mb, &m) != nil {
+			t.Fatalf("%s: manifest: %v", filepath.Base(p), err)
+		}
+		if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != m.SHA256 {
+			t.Fatalf("%s differs from its manifest", filepath.Base(p))
+		}
+		if rows := len(readCSVFile(t, p)); rows != m.Rows {
+			t.Fatalf("%s: %d rows, its manifest says %d", filepath.Base(p), rows, m.Rows)
+		}
+	}
+	seen := map[int64]bool{}
+	for _, r := range readCSV(t, dir, "call_history") {
+		id, err := strconv.ParseInt(r["id"], 10, 64)
+		if err != nil {
+			t.Fatalf("id %q", r["id"])
+		}
+		if seen[id] {
+			t.Fatalf("call %d is in the folder twice", id)
+		}
+		seen[id] = true
+		truth := e.truth(id)
+		c := e.Sim.Call(id)
+		for col, v := range map[string]string{"to_name": truth["to_name"], "from_name": truth["from_name"], "cost": truth["cost"],
+			"start_time": c.Start.Format(time.RFC3339), "duration": truth["duration"]} {
+			if r[col] != v {
+				t.Fatalf("call %d: %s = %q, the PBX has %q", id, col, r[col], v)
+			}
+		}
+	}
+	for _, id := range want {
+		if !seen[id] {
+			t.Fatalf("call %d missing from the folder", id)
+		}
+	}
+	if len(seen) != len(want) {
+		t.Fatalf("the folder holds %d calls, want %d", len(seen), len(want))
+	}
+}
+
+// readCSVFile reads one data file's rows, by header.
+func readCSVFile(t *testing.T, p string) []map[string]string {
+	t.Helper()
+	var out []map[string]string
+	var header []string
+	err := scanFile(p, func(h []string) ([]int, error) {
+		header = slices.Clone(h)
+		return nil, nil
+	}, nil, func(cells []string, _ []int, _ []byte) error {
+		m := map[string]string{}
+		for i, h := range header {
+			m[h] = cells[i]
+		}
+		out = append(out, m)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// manifestSum adds up a number field of the call_history manifests whose
+// name matches pattern.
+func manifestSum(t *testing.T, dir, pattern, field string) int64 {
+	t.Helper()
+	ms, _ := filepath.Glob(filepath.Join(dir, "call_history", pattern+".manifest.json"))
+	var n int64
+	for _, p := range ms {
+		b, _ := os.ReadFile(p)
+		var m map[string]any
+		json.Unmarshal(b, &m)
+		f, _ := m[field].(float64)
+		n += int64(f)
+	}
+	return n
+}
+
+// TestCSVEachRecordOnceAcrossBackfillsAndRuns: backfills, nightly runs and
+// --force, in both orders, with a call corrected on the PBX between them,
+// from a PBX that honours filter[id] and from one that ignores it (read by
+// time windows, backfill windows by offset): after every step the folder
+// holds each call once, in its form on the PBX now.
+func TestCSVEachRecordOnceAcrossBackfillsAndRuns(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	from, to := time.Date(2026, 1, 5, 12, 0, 0, 0, time.UTC), time.Date(2026, 1, 6, 12, 0, 0, 0, time.UTC)
+	for _, ignoreID := range []bool{false, true} {
+		for _, backfillFirst := range []bool{true, false} {
+			name := fmt.Sprintf("backfill_first=%v/ignores_filter_id=%v", backfillFirst, ignoreID)
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				o := pbxsim.Options{Calls: 3000, CallsStart: start, CallGap: time.Minute}
+				if ignoreID {
+					o.IgnoreFilter = []string{"id"}
+				}
+				e := newEditedPBX(t, o)
+				dir := t.TempDir()
+				ctx := context.Background()
+				eps := record.Builtin()[:1]
+				// Each step is a new process: a new sink on the same folder.
+				x := func() *exporter.Exporter {
+					sink, err := NewCSV(CSVOptions{Dir: dir, Gzip: ignoreID})
+					if err != nil {
+						t.Fatal(err)
+					}
+					return newExporter(t, e.Fixture, sink)
+				}
+				var inRange []int64
+				for _, id := range e.Sim.CallIDs() {
+					if s := e.truth(id)["start"]; s >= "2026-01-05 12:00:00" && s < "2026-01-06 12:00:00" {
+						inRange = append(inRange, id)
+					}
+				}
+				edited := inRange[len(inRange)/2]
+				nightly := func(what string) {
+					t.Helper()
+					if err := x().Run(ctx, exporter.NewRunID(time.Now()), "once", eps).Err(); err != nil {
+						t.Fatalf("%s: %v", what, err)
+					}
+					checkFolderIsTruth(t, dir, e, nil)
+				}
+				backfill := func(what string, force bool, want []int64) {
+					t.Helper()
+					r := x().Backfill(ctx, exporter.NewRunID(time.Now()), eps, exporter.BackfillOptions{From: from, To: to, Window: 6 * time.Hour, Force: force})
+					if err := r.Err(); err != nil {
+						t.Fatalf("%s: %v", what, err)
+					}
+					checkFolderIsTruth(t, dir, e, want)
+				}
+				if backfillFirst {
+					backfill("backfill", false, inRange)
+					e.edit(edited)
+					nightly("nightly run after the backfill, a call corrected in between")
+					if n := manifestSum(t, dir, "*_backfill_*", "rows"); n != int64(len(inRange)-1) {
+						t.Fatalf("the nightly run left %d rows to the backfill's files, want %d (all but the corrected call)", n, len(inRange)-1)
+					}
+					backfill("backfill --force", true, nil)
+					e.edit(edited)
+					backfill("backfill --force, the call corrected again", true, nil)
+				} else {
+					nightly("nightly run")
+					e.edit(edited)
+					backfill("backfill after the nightly run, a call corrected in between", false, nil)
+					if n := manifestSum(t, dir, "*", "rows_replaced"); n != 1 {
+						t.Fatalf("%d rows replaced in the nightly run's files, want 1", n)
+					}
+					backfill("backfill --force", true, nil)
+					e.edit(edited)
+					backfill("backfill --force, the call corrected again", true, nil)
+				}
+				e.Sim.InsertCalls(25)
+				nightly("nightly run with 25 new calls")
+				if got := e.truth(edited)["to_name"]; !strings.HasSuffix(got, " v3") {
+					t.Fatalf("the edited call reads %q: the test did not edit it", got)
+				}
+			})
+		}
+	}
+}
+
+// TestCSVCommitReplacingARowKilledAtEachPoint stops a commit that replaces
+// a row (its old file rewritten, a new file added) at every point where a
+// killed process could stop completing it, then starts again: the folder
+// always ends with the call once, in its new form, and each file matches
+// its manifest. Before the restart, a reader taking only files with their
+// manifest never sees the call twice.
+func TestCSVCommitReplacingARowKilledAtEachPoint(t *testing.T) {
+	t.Parallel()
+	ep := record.Builtin()[0]
+	ctx := context.Background()
+	conv := &record.Converter{Endpoint: &ep}
+	row := func(id int, name string) record.Row {
+		r, err := conv.Convert(0, json.RawMessage(fmt.Sprintf(`{"id":"%d","start":"2026-01-01 10:00:00","to_name":%q,"timezone":"+0100"}`, id, name)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	commit := func(s *CSV, info exporter.BatchInfo, rows []record.Row, state string) error {
+		b, err := s.Begin(ctx, info)
+		if err != nil {
+			return err
+		}
+		defer b.Abort(ctx)
+		if err := b.Write(ctx, rows); err != nil {
+			return err
+		}
+		return b.Commit(ctx, []byte(state), exporter.Progress{})
+	}
+	window := &exporter.Window{From: "2026-01-01 00:00:00", To: "2026-01-02 00:00:00"}
+	for stop := 1; ; stop++ {
+		dir := t.TempDir()
+		s, _ := NewCSV(CSVOptions{Dir: dir})
+		if err := commit(s, exporter.BatchInfo{PBX: "p", RunID: "r1", Endpoint: &ep, StateKey: ep.Name, Seq: 1},
+			[]record.Row{row(1, "a"), row(2, "b"), row(3, "c")}, `{"cursor":3}`); err != nil {
+			t.Fatal(err)
+		}
+		// The backfill finds call 2 corrected, and 1 and 3 unchanged.
+		n := 0
+		s.crash = func() bool { n++; return n == stop }
+		err := commit(s, exporter.BatchInfo{PBX: "p", RunID: "r2", Endpoint: &ep, StateKey: window.StateKey(ep.Name), Window: window, Seq: 1},
+			[]record.Row{row(1, "a"), row(2, "b v2"), row(3, "c")}, `{"done":true}`)
+		completed := err == nil
+		if !completed && err != nil && !strings.Contains(err.Error(), errCrashed.Error()) {
+			t.Fatalf("stop %d: %v", stop, err)
+		}
+		// Killed there: a reader taking only files with their manifest.
+		names := map[string]int{}
+		ms, _ := filepath.Glob(filepath.Join(dir, "call_history", "*.manifest.json"))
+		for _, m := range ms {
+			data := strings.TrimSuffix(m, ".manifest.json") + ".csv"
+			if _, err := os.Stat(data); err != nil {
+				continue
+			}
+			for _, r := range readCSVFile(t, data) {
+				names[r["id"]]++
+			}
+		}
+		for id, c := range names {
+			if c > 1 {
+				t.Fatalf("stop %d: call %s is in %d files with their manifest", stop, id, c)
+			}
+		}
+		// The next process.
+		s2, _ := NewCSV(CSVOptions{Dir: dir})
+		if _, err := s2.State(ctx, "p", ep.Name); err != nil {
+			t.Fatalf("stop %d: restart: %v", stop, err)
+		}
+		got := map[string]string{}
+		for _, r := range readCSV(t, dir, "call_history") {
+			if _, twice := got[r["id"]]; twice {
+				t.Fatalf("stop %d: call %s twice after the restart", stop, r["id"])
+			}
+			got[r["id"]] = r["to_name"]
+		}
+		// Every stopping point is after the commit was decided: the
+		// restart completes it.
+		want := map[string]string{"1": "a", "2": "b v2", "3": "c"}
+		st, _ := s2.State(ctx, "p", window.StateKey(ep.Name))
+		if fmt.Sprint(got) != fmt.Sprint(want) || string(st) != `{"done":true}` {
+			t.Fatalf("stop %d: the folder holds %v, want %v (window state %s)", stop, got, want, st)
+		}
+		// Every file matches its manifest, and the index knows each key once.
+		files, _ := filepath.Glob(filepath.Join(dir, "call_history", "*.csv"))
+		for _, p := range files {
+			b, _ := os.ReadFile(p)
+			var m struct {
+				Rows   int
+				SHA256 string
+			}
+			mb, err := os.ReadFile(manifestPath(p))
+			if err != nil || json.Unmarshal(mb, &m) != nil {
+				t.Fatalf("stop %d: %s has no manifest after the restart", stop, filepath.Base(p))
+			}
+			if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != m.SHA256 || len(readCSVFile(t, p)) != m.Rows {
+				t.Fatalf("stop %d: %s differs from its manifest", stop, filepath.Base(p))
+			}
+		}
+		idx, _, err := s2.readIndex("p", ep.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []int64
+		for _, ks := range idx.Files {
+			for i := 0; i+1 < len(ks.Ranges); i += 2 {
+				for k := ks.Ranges[i]; k <= ks.Ranges[i+1]; k++ {
+					keys = append(keys, k)
+				}
+			}
+		}
+		slices.Sort(keys)
+		if fmt.Sprint(keys) != "[1 2 3]" {
+			t.Fatalf("stop %d: the key index holds %v, want [1 2 3]", stop, keys)
+		}
+		if completed {
+			if stop < 5 {
+				t.Fatalf("the commit completed with only %d stopping points: the test stopped nothing", stop)
+			}
+			break
+		}
+	}
+}
+
+// TestCSVKeyIndexRebuiltForAnEarlierFolder: a folder written by an earlier
+// version (no key index; a backfill's calls also in a nightly file) gets
+// its index from the files, and a later commit touching a doubled call
+// leaves it once.
+func TestCSVKeyIndexRebuiltForAnEarlierFolder(t *testing.T) {
+	t.Parallel()
+	ep := record.Builtin()[0]
+	ctx := context.Background()
+	conv := &record.Converter{Endpoint: &ep}
+	dir := t.TempDir()
+	s, _ := NewCSV(CSVOptions{Dir: dir})
+	write := func(info exporter.BatchInfo, ids ...int) {
+		t.Helper()
+		b, err := s.Begin(ctx, info)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range ids {
+			r, _ := conv.Convert(0, json.RawMessage(fmt.Sprintf(`{"id":"%d","start":"2026-01-01 10:00:00","timezone":"+0100"}`, id)))
+			if err := b.Write(ctx, []record.Row{r}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Commit(ctx, []byte(`{}`), exporter.Progress{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	window := &exporter.Window{From: "2026-01-01 00:00:00", To: "2026-01-02 00:00:00"}
+	write(exporter.BatchInfo{PBX: "p", RunID: "r1", Endpoint: &ep, StateKey: window.StateKey(ep.Name), Window: window, Seq: 1}, 3, 4)
+	// As an earlier version left it: no index, calls 3 and 4 twice.
+	os.Remove(s.indexPath("p", ep.Name))
+	s, _ = NewCSV(CSVOptions{Dir: dir})
+	b, _ := s.Begin(ctx, exporter.BatchInfo{PBX: "p", RunID: "r0", Endpoint: &ep, StateKey: ep.Name, Seq: 1})
+	b.(*csvBatch).keys = nil // an earlier version knew no keys
+	for _, id := range []int{1, 2, 3, 4, 5} {
+		r, _ := conv.Convert(0, json.RawMessage(fmt.Sprintf(`{"id":"%d","start":"2026-01-01 10:00:00","timezone":"+0100"}`, id)))
+		b.Write(ctx, []record.Row{r})
+	}
+	if err := b.Commit(ctx, []byte(`{"cursor":5}`), exporter.Progress{}); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(s.indexPath("p", ep.Name))
+	if n := len(readCSV(t, dir, "call_history")); n != 7 {
+		t.Fatalf("the earlier folder holds %d rows, want 7 (3 and 4 twice)", n)
+	}
+	// This version: the backfill's window redone finds 3 and 4 in two
+	// files; it keeps them once.
+	s, _ = NewCSV(CSVOptions{Dir: dir})
+	write(exporter.BatchInfo{PBX: "p", RunID: "r2", Endpoint: &ep, StateKey: window.StateKey(ep.Name), Window: window, Seq: 1}, 3, 4)
+	count := map[string]int{}
+	for _, r := range readCSV(t, dir, "call_history") {
+		count[r["id"]]++
+	}
+	if fmt.Sprint(count) != "map[1:1 2:1 3:1 4:1 5:1]" {
+		t.Fatalf("the folder holds %v, want each call once", count)
+	}
+	if _, err := os.Stat(s.indexPath("p", ep.Name)); err != nil {
+		t.Fatalf("no key index written: %v", err)
+	}
+}
+
+func TestKeyCollectorAndLookup(t *testing.T) {
+	t.Parallel()
+	var c keyCollector
+	for _, k := range []string{"5", "6", "7", "9", "3", "8", "x", "007", "-2", "6", "x"} {
+		c.add(k)
+	}
+	ks := c.set()
+	if fmt.Sprint(ks.Ranges) != "[-2 -2 3 3 5 9]" || fmt.Sprint(ks.Other) != "[007 x]" || ks.count() != 9 {
+		t.Fatalf("ranges %v other %v count %d", ks.Ranges, ks.Other, ks.count())
+	}
+	for _, k := range []string{"5", "9", "x", "007", "-2"} {
+		if !c.has(k) || c.add(k) {
+			t.Errorf("%s: not seen", k)
+		}
+	}
+	for _, k := range []string{"4", "10", "7.0", "y"} {
+		if c.has(k) {
+			t.Errorf("%s: seen", k)
+		}
+	}
+	l := newKeyLookup(&keyIndex{Files: map[string]*keySet{
+		"a": {Ranges: []int64{1, 100}}, "b": {Ranges: []int64{50, 50, 200, 300}, Other: []string{"x"}}, "c": {Ranges: []int64{101, 150}},
+	}})
+	for _, tc := range []struct {
+		key, skip string
+		want      []string
+	}{
+		{"1", "", []string{"a"}}, {"50", "", []string{"a", "b"}}, {"50", "a", []string{"b"}}, {"120", "", []string{"c"}},
+		{"150", "", []string{"c"}}, {"151", "", nil}, {"250", "", []string{"b"}}, {"x", "", []string{"b"}}, {"0", "", nil},
+	} {
+		got := l.holders(nil, tc.key, tc.skip)
+		slices.Sort(got)
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("holders(%s, skip %q) = %v, want %v", tc.key, tc.skip, got, tc.want)
+		}
+	}
+}
