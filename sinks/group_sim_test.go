@@ -43,7 +43,8 @@ func round1(num, den int64) string {
 // and spoilt in some legs. After a real export over HTTP into PostgreSQL,
 // each offered call's row in group_calls equals the simulator's ground
 // truth for that call, and every row of group_intervals equals the
-// figures this test computes from the ground truth alone; data_quality
+// figures this test computes from the ground truth alone, and so does every
+// row of agent_calls; data_quality
 // counts the legs placed by a guess and the malformed fields.
 func TestGroupViewsOnSimulatedPBX(t *testing.T) {
 	t.Parallel()
@@ -58,15 +59,17 @@ func TestGroupViewsOnSimulatedPBX(t *testing.T) {
 		{"lastapp Dial and uniqueid", pbxsim.GroupFields{App: "dial", UniqueID: true}},
 		{"no lastapp", pbxsim.GroupFields{App: "none"}},
 		{"dstgrp without lastapp", pbxsim.GroupFields{App: "none", GroupIDs: true}},
+		{"queues' own legs", pbxsim.GroupFields{QueueLeg: true}},
+		{"queues' own legs, dstgrp without lastapp", pbxsim.GroupFields{QueueLeg: true, GroupIDs: true, App: "none"}},
 		{"malformed legs", pbxsim.GroupFields{Malformed: true}},
-		{"malformed legs with dstgrp", pbxsim.GroupFields{Malformed: true, GroupIDs: true, UniqueID: true}},
+		{"malformed legs with dstgrp and queues' own legs", pbxsim.GroupFields{Malformed: true, GroupIDs: true, UniqueID: true, QueueLeg: true}},
 	} {
 		t.Run(v.name, func(t *testing.T) {
 			t.Parallel()
 			p, pool := newPostgres(t)
 			// A day across the end of summer time in Rome (25 October,
-			// 01:00 UTC), calls 15 s apart.
-			f := simtest.New(t, pbxsim.Options{Seed: seed, Calls: 4000, CallGap: 15 * time.Second,
+			// 01:00 UTC), calls 10 s apart.
+			f := simtest.New(t, pbxsim.Options{Seed: seed, Calls: 6000, CallGap: 10 * time.Second,
 				CallsStart: time.Date(2026, 10, 24, 18, 0, 0, 0, time.UTC), GroupFields: v.fields})
 			ctx := context.Background()
 			if err := newExporter(t, f, p).Run(ctx, "r", "once", record.Builtin()).Err(); err != nil {
@@ -118,7 +121,7 @@ FROM group_calls`) {
 			for id, l := range got {
 				t.Errorf("group_calls has first leg %s, which the ground truth does not offer: %s", id, l)
 			}
-			if outcomes[pbxsim.Answered] < 50 || outcomes[pbxsim.Abandoned] < 20 || outcomes[pbxsim.Overflowed] < 20 {
+			if outcomes[pbxsim.Answered] < 50 || outcomes[pbxsim.Abandoned] < 10 || outcomes[pbxsim.Overflowed] < 10 {
 				t.Fatalf("the simulator offered %v: too few of an outcome to test", outcomes)
 			}
 
@@ -161,6 +164,7 @@ FROM group_calls`) {
 				}
 			}
 			var want []string
+			offsets := map[int]bool{}
 			for k, fg := range byInterval {
 				mean := func(sum, n int64) string {
 					if n == 0 {
@@ -170,6 +174,7 @@ FROM group_calls`) {
 				}
 				local := k.start.In(rome)
 				_, off := local.Zone()
+				offsets[off/60] = true
 				want = append(want, strings.Join([]string{k.group, k.start.Format("2006-01-02 15:04"), local.Format("2006-01-02 15:04"),
 					strconv.Itoa(off / 60), fmt.Sprint(fg.offered), fmt.Sprint(fg.answered), fmt.Sprint(fg.inSL), fmt.Sprint(fg.abandoned),
 					fmt.Sprint(fg.short), fmt.Sprint(fg.overflowed), round1(100*fg.inSL, fg.offered), mean(fg.waitAnswered, fg.answered),
@@ -182,9 +187,56 @@ FROM group_calls`) {
   avg_wait_seconds::text, max_wait_seconds::text, avg_handle_seconds::text, talk_seconds::text
 FROM group_intervals ORDER BY 1, 2`)
 			sameLines(t, "group_intervals against the ground truth", gotIntervals, want)
-			if len(want) < 100 {
-				t.Fatalf("%d group intervals: too few to test", len(want))
+			if len(want) < 100 || !offsets[60] || !offsets[120] {
+				t.Fatalf("%d group intervals, UTC offsets %v: too few to test, or not across the change of time", len(want), offsets)
 			}
+
+			// agent_calls: each member's calls rung, answered and talked,
+			// per group and PBX-local day, from the ground truth.
+			type agentKey struct{ group, ext, day string }
+			type agentFigures struct{ rung, answered, others, talk int64 }
+			agents := map[agentKey]*agentFigures{}
+			groupAnswered := map[[2]string]int64{}
+			for _, c := range truth {
+				day := c.Offered.In(rome).Format(time.DateOnly)
+				if c.Outcome == pbxsim.Answered {
+					groupAnswered[[2]string{c.GroupID, day}]++
+				}
+				for _, m := range c.Members {
+					k := agentKey{c.GroupID, m, day}
+					a := agents[k]
+					if a == nil {
+						a = &agentFigures{}
+						agents[k] = a
+					}
+					a.rung++
+					switch {
+					case c.AnsweredBy == m:
+						a.answered++
+						a.talk += c.Talk
+					case c.Outcome == pbxsim.Answered:
+						a.others++
+					}
+				}
+			}
+			var wantAgents []string
+			for k, a := range agents {
+				handle, share := "", ""
+				if a.answered > 0 {
+					handle = round1(a.talk, a.answered)
+				}
+				if ga := groupAnswered[[2]string{k.group, k.day}]; ga > 0 {
+					share = round1(100*a.answered, ga)
+				}
+				wantAgents = append(wantAgents, strings.Join([]string{"g:" + k.group, k.ext, k.day, fmt.Sprint(a.rung), fmt.Sprint(a.answered),
+					fmt.Sprint(a.rung - a.answered), fmt.Sprint(a.others), fmt.Sprint(a.talk), handle,
+					fmt.Sprint(groupAnswered[[2]string{k.group, k.day}]), share}, "|"))
+			}
+			slices.Sort(wantAgents)
+			sameLines(t, "agent_calls against the ground truth", viewLines(t, pool, `SELECT group_key, extension, day::text, calls_rung::text,
+  answered::text, missed::text, answered_by_others::text, talk_seconds::text, avg_handle_seconds::text, group_answered::text,
+  answered_share_percent::text
+FROM agent_calls ORDER BY 1, 2, 3`), wantAgents)
 
 			// data_quality: the legs placed by a guess, and the malformed fields.
 			var legs, answerMissing, endMissing int64

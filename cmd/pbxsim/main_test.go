@@ -132,6 +132,9 @@ func TestSwitchesReachTheSimulator(t *testing.T) {
 				if k == "lastapp" || k == "dstgrp" || k == "uniqueid" || k == "dcontext" {
 					out[k] += v + ","
 				}
+				if r["lastapp"] == "Queue" && r["dstchannel"] == "" {
+					out["queue's own leg"] += r["id"] + ","
+				}
 			}
 		}
 		return out
@@ -146,6 +149,12 @@ func TestSwitchesReachTheSimulator(t *testing.T) {
 	}
 	if noApp := fields(start(t, "-calls", "50", "-group-app", "none")); noApp["lastapp"] != "" {
 		t.Fatalf("-group-app none: lastapp %q sent", noApp["lastapp"])
+	}
+	if plainFields["queue's own leg"] != "" {
+		t.Fatalf("a queue's own leg without -queue-leg: %v", plainFields)
+	}
+	if own := fields(start(t, "-calls", "200", "-queue-leg")); own["queue's own leg"] == "" {
+		t.Fatalf("-queue-leg: no leg of Queue without a phone rung in %v", own)
 	}
 	for _, bad := range [][]string{{"-total", "maybe"}, {"-delete-oldest", "3"}} {
 		if err := run(context.Background(), append([]string{"-addr", "127.0.0.1:0"}, bad...), io.Discard, io.Discard); err == nil {

@@ -302,13 +302,15 @@ func (s *Sim) blockPlan(first int64) *plan {
 	if !s.multiLeg() || h%10 >= 5 {
 		return nil
 	}
-	return s.groupPlan(first, h)
+	return s.planOf(first, h)
 }
 
 // legs turns record c into a leg of a call of several legs when its block
 // ends with one: a call to a ring group or queue (groupPlan), or a missed
-// call called back by the extension it rang. Each record keeps its id;
-// ends never decrease with ids, and grow from one call to the next.
+// call called back by the extension it rang. Each record keeps its id; a
+// call's end (its last leg's) grows with ids, as a PBX writes a call's
+// rows when it ends, but a leg that stopped early may end before records
+// with lower ids.
 func (s *Sim) legs(c *Call) {
 	if !s.multiLeg() {
 		return
@@ -318,8 +320,8 @@ func (s *Sim) legs(c *Call) {
 	h := s.blockHash(first)
 	switch kind := h % 10; {
 	case kind < 5:
-		p := s.groupPlan(first, h)
-		if p == nil || pos < p.p0 {
+		p := s.planOf(first, h)
+		if pos < p.p0 {
 			return
 		}
 		p.fill(c, first)

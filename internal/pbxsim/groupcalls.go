@@ -25,6 +25,11 @@ type GroupFields struct {
 	UniqueID bool
 	// DContext sends dcontext ("inbound" for calls from outside, else "users").
 	DContext bool
+	// QueueLeg writes, for a queue (not a ring-all group), the caller's own
+	// leg: answered by the PBX at once to play music on hold, no phone
+	// rung, until the caller leaves the queue (Asterisk's Queue after an
+	// Answer). Only a member's answer answers the call (docs/reporting.md).
+	QueueLeg bool
 	// Malformed spoils some of the group calls' legs the way a PBX may,
 	// without changing what happened: the answering leg's answer sent
 	// empty, an unanswered leg's end sent as MySQL's zero date, lastdata
@@ -103,12 +108,12 @@ type plan struct {
 
 // groupPlan returns the group call that ends the block whose first record
 // is first, h the block's hash: a pure function of the seed, the options
-// and first. Its legs end one after another (or together) strictly
-// between the end of the record before them and the end of the next
-// block's first record, as CDR rows get their ids when written; the call
-// is placed there, its start derived backwards. When the legs cannot fit
-// (a PBX with calls seconds apart), the plan is made compact: one round
-// of ringing, no transfer, and a talk or message cut to fit.
+// and first. Its legs take the block's last ids, in the order they ended,
+// as a PBX writes a call's CDR rows together when the call ends: the
+// call's end falls strictly between the end of the record before its
+// first leg and the end of the next block's first record, and its start
+// is derived backwards. A leg that stopped ringing early may so end
+// before records with lower ids; calls' ends grow with ids.
 func (s *Sim) groupPlan(first int64, h uint64) *plan {
 	g := &simGroups[(h>>24)%uint64(len(simGroups))]
 	g2 := &simGroups[((h>>24)+1)%uint64(len(simGroups))]
@@ -120,135 +125,89 @@ func (s *Sim) groupPlan(first int64, h uint64) *plan {
 		return lo + int64(r%uint64(hi-lo+1))
 	}
 	p := &plan{caller: "+39" + strconv.FormatUint(3000000000+(h>>12)%999999999, 10), name: personName(h >> 8)}
-
-	// What happens, drawn once; the legs follow from it.
-	const (
-		answered = iota
-		shortHangUp
-		longHangUp
-		voicemail
-		otherGroup
-	)
-	var what int
-	switch k := draw(0, 99); {
-	case k < 55:
-		what = answered
-	case k < 65:
-		what = shortHangUp
-	case k < 78:
-		what = longHangUp
-	case k < 89:
-		what = voicemail
-	default:
-		what = otherGroup
+	ring := func(g *simGroup, at, wait int64, outcome string, talk, first int64) *GroupCall {
+		return p.ring(g, at, wait, outcome, talk, first, ext, s.opt.GroupFields.QueueLeg)
 	}
+	// What happens: seven calls in ten answered, most within 20 s.
 	wait := draw(1, 20)
-	if draw(0, 3) == 0 {
+	if draw(0, 5) == 0 {
 		wait = draw(21, 50)
 	}
-	talk := draw(20, 400)
-	transfer := draw(0, 4) == 0
-	transferTo := ext(int(draw(6, int64(max(n, 7)))))
-	transferAnswer, transferTalk := draw(2, 8), draw(10, 200)
-	msg := draw(5, 40)
-	wait2, talk2, hangUp2 := draw(1, 30), draw(20, 300), draw(0, 2) == 0
-	firstMember := [2]int64{draw(0, 3), draw(0, 3)}
-
-	for _, compact := range []bool{false, true} {
-		p.legs, p.truth, p.offset = p.legs[:0], p.truth[:0], p.offset[:0]
-		ring := func(g *simGroup, at, wait int64, outcome string, talk, first int64) int {
-			return p.ring(g, at, wait, outcome, talk, first, ext, compact)
-		}
-		switch {
-		case what == answered:
-			i := ring(g, 0, wait, Answered, talk, firstMember[0])
-			p.truth[i].Scenario = "answered"
-			if transfer && !compact {
-				end := wait + talk
-				p.truth[i].Scenario = "answered, then transferred to a colleague"
-				p.truth[i].TransferredOut, p.truth[i].NextDestination = true, transferTo
-				p.legs = append(p.legs, planLeg{start: end, answer: end + transferAnswer, end: end + transferAnswer + transferTalk,
-					member: transferTo, dst: transferTo, toName: personName(h >> 28), app: "Dial", data: "SIP/" + transferTo + ",60,tT"})
-			}
-		case what == shortHangUp:
-			i := ring(g, 0, 3, Abandoned, 0, firstMember[0])
-			p.truth[i].Scenario = "the caller hung up after 3 s"
-		case what == longHangUp:
-			i := ring(g, 0, 60, Abandoned, 0, firstMember[0])
-			p.truth[i].Scenario = "the caller hung up after 60 s"
-		case what == otherGroup && !compact:
-			i := ring(g, 0, g.timeout, Overflowed, 0, firstMember[0])
-			p.truth[i].Scenario = "nobody answered: sent to another group at the dialplan's timeout"
-			p.truth[i].NextDestination = g2.title
-			if hangUp2 {
-				j := ring(g2, g.timeout, 60, Abandoned, 0, firstMember[1])
-				p.truth[j].Scenario = "overflowed from another group; the caller hung up after 60 s"
-			} else {
-				j := ring(g2, g.timeout, wait2, Answered, talk2, firstMember[1])
-				p.truth[j].Scenario = "overflowed from another group, answered"
-			}
-		default: // voicemail, or another group when compact
-			i := ring(g, 0, g.timeout, Overflowed, 0, firstMember[0])
-			vm := ext(g.members[0])
-			p.truth[i].Scenario = "nobody answered: voicemail at the dialplan's timeout"
-			p.truth[i].NextDestination = vm
-			p.legs = append(p.legs, planLeg{start: g.timeout, answer: g.timeout, end: g.timeout + msg, dst: vm,
-				toName: "Voicemail " + vm, app: "VoiceMail", data: vm + "@default"})
-		}
-		if len(p.legs) > legsBlock-1 {
-			continue
-		}
-		slices.SortStableFunc(p.legs, func(a, b planLeg) int { return cmp.Compare(a.end, b.end) })
-		p.p0 = legsBlock - int64(len(p.legs))
-		lo, hi := s.callEnd(first+p.p0-1), s.callEnd(first+legsBlock) // the legs end strictly between
-		room := hi - lo - 2
-		spread := p.legs[len(p.legs)-1].end - p.legs[0].end
-		if spread > room && compact {
-			// Compact, only the last leg's talk or message is long: cut it.
-			last := &p.legs[len(p.legs)-1]
-			cut := spread - room
-			last.end -= cut
-			for i := range p.truth {
-				if last.group != nil && last.answer >= 0 && p.truth[i].GroupID == last.group.id {
-					p.truth[i].Talk -= cut
-				}
-			}
-			spread = room
-		}
-		if spread > room {
-			continue
-		}
-		p.start = time.Unix(lo+1+int64(splitmix64(h^0xbb67ae8584caa73b)%uint64(room-spread+1))-p.legs[0].end, 0).UTC()
-		for i := range p.truth {
-			t := &p.truth[i]
-			t.CallID = first + p.p0
-			t.Offered = p.start.Add(time.Duration(p.offset[i]) * time.Second)
-			for j := len(p.legs) - 1; j >= 0; j-- {
-				if l := p.legs[j]; l.group != nil && l.group.id == t.GroupID {
-					t.FirstLegID = first + p.p0 + int64(j)
-				}
-			}
-		}
-		if s.opt.GroupFields.Malformed {
-			p.spoil(splitmix64(h ^ 0x3c6ef372fe94f82b))
-		}
-		return p
+	talk := draw(20, 90)
+	if draw(0, 2) > 0 {
+		talk = draw(60, 600)
 	}
-	return nil
+	switch k := draw(0, 99); {
+	case k < 70:
+		gc := ring(g, 0, wait, Answered, talk, draw(0, 3))
+		gc.Scenario = "answered"
+		if draw(0, 4) == 0 {
+			to := ext(int(draw(6, int64(max(n, 7)))))
+			end, answer := wait+talk, wait+talk+draw(2, 8)
+			gc.Scenario = "answered, then transferred to a colleague"
+			gc.TransferredOut, gc.NextDestination = true, to
+			p.legs = append(p.legs, planLeg{start: end, answer: answer, end: answer + draw(10, 200), member: to, dst: to,
+				toName: personName(h >> 28), app: "Dial", data: "SIP/" + to + ",60,tT"})
+		}
+	case k < 77:
+		ring(g, 0, 3, Abandoned, 0, draw(0, 3)).Scenario = "the caller hung up after 3 s"
+	case k < 85:
+		ring(g, 0, 60, Abandoned, 0, draw(0, 3)).Scenario = "the caller hung up after 60 s"
+	case k < 93:
+		gc := ring(g, 0, g.timeout, Overflowed, 0, draw(0, 3))
+		vm := ext(g.members[0])
+		gc.Scenario, gc.NextDestination = "nobody answered: voicemail at the dialplan's timeout", vm
+		p.legs = append(p.legs, planLeg{start: g.timeout, answer: g.timeout, end: g.timeout + draw(5, 40), dst: vm,
+			toName: "Voicemail " + vm, app: "VoiceMail", data: vm + "@default"})
+	default:
+		gc := ring(g, 0, g.timeout, Overflowed, 0, draw(0, 3))
+		gc.Scenario, gc.NextDestination = "nobody answered: sent to another group at the dialplan's timeout", g2.title
+		if draw(0, 2) == 0 {
+			ring(g2, g.timeout, 60, Abandoned, 0, draw(0, 3)).Scenario = "overflowed from another group; the caller hung up after 60 s"
+		} else {
+			ring(g2, g.timeout, draw(1, 30), Answered, draw(20, 300), draw(0, 3)).Scenario = "overflowed from another group, answered"
+		}
+	}
+	if len(p.legs) > legsBlock-1 {
+		panic(fmt.Sprintf("pbxsim: a group call of %d legs: a block holds %d", len(p.legs), legsBlock-1))
+	}
+	slices.SortStableFunc(p.legs, func(a, b planLeg) int { return cmp.Compare(a.end, b.end) })
+	p.p0 = legsBlock - int64(len(p.legs))
+	lo, hi := s.callEnd(first+p.p0-1), s.callEnd(first+legsBlock) // the call ends strictly between
+	end := lo + 1 + int64(splitmix64(h^0xbb67ae8584caa73b)%uint64(hi-lo-1))
+	p.start = time.Unix(end-p.legs[len(p.legs)-1].end, 0).UTC()
+	for i := range p.truth {
+		t := &p.truth[i]
+		t.CallID = first + p.p0
+		t.Offered = p.start.Add(time.Duration(p.offset[i]) * time.Second)
+		for j := len(p.legs) - 1; j >= 0; j-- {
+			if l := p.legs[j]; l.group != nil && l.group.id == t.GroupID {
+				t.FirstLegID = first + p.p0 + int64(j)
+			}
+		}
+	}
+	if s.opt.GroupFields.Malformed {
+		p.spoil(splitmix64(h ^ 0x3c6ef372fe94f82b))
+	}
+	return p
 }
 
 // ring adds the legs of group g ringing from offset at for wait seconds,
-// and the call's truth in g; it returns the truth's index. An answered
-// call is answered by a member at at+wait, who talks talk seconds. A
-// ringall group rings every member at once; a queue rings its members in
-// turn, g.ring seconds each (at most four turns, the last ringing until
-// the end), linear from the first, rrmemory from member first. Compact,
-// a queue rings one member for the whole wait.
-func (p *plan) ring(g *simGroup, at, wait int64, outcome string, talk, first int64, ext func(int) string, compact bool) int {
+// and the call's truth in g, which it returns (valid until the next
+// ring). An answered call is answered by a member at at+wait, who talks
+// talk seconds. A ringall group rings every member at once; a queue rings
+// its members in turn, g.ring seconds each (at most three turns, two with
+// ownLeg, the last ringing until the end), linear from the first, rrmemory from member
+// first. With ownLeg a queue also writes the caller's own leg, answered
+// by the PBX at once (music on hold), until the caller leaves the queue.
+func (p *plan) ring(g *simGroup, at, wait int64, outcome string, talk, first int64, ext func(int) string, ownLeg bool) *GroupCall {
 	gc := GroupCall{GroupID: g.id, Number: g.number, Strategy: g.strategy, Outcome: outcome, Wait: wait}
+	leg := func(start, end int64, member string) planLeg {
+		return planLeg{start: at + start, answer: -1, end: at + end, group: g, member: member, dst: g.number, toName: g.title,
+			app: "Queue", data: g.id + ",t,,," + strconv.FormatInt(g.timeout, 10)}
+	}
 	add := func(start, end int64, member string, answers bool) {
-		l := planLeg{start: at + start, answer: -1, end: at + end, group: g, member: member, dst: g.number, toName: g.title,
-			app: "Queue", data: fmt.Sprintf("%s,t,,,%d", g.id, g.timeout)}
+		l := leg(start, end, member)
 		if answers {
 			l.answer, l.end = at+wait, at+wait+talk
 			gc.AnsweredBy, gc.Talk = member, talk
@@ -269,10 +228,11 @@ func (p *plan) ring(g *simGroup, at, wait int64, outcome string, talk, first int
 		if g.strategy == "rrmemory" {
 			next = int(first) % len(g.members)
 		}
-		turns := min(max((wait+g.ring-1)/g.ring, 1), 4)
-		if compact {
-			turns = 1
+		most := int64(3) // so that two groups' legs fit in a block
+		if ownLeg {
+			most = 2
 		}
+		turns := min(max((wait+g.ring-1)/g.ring, 1), most)
 		for i := int64(0); i < turns; i++ {
 			end := min((i+1)*g.ring, wait)
 			if i == turns-1 {
@@ -280,10 +240,16 @@ func (p *plan) ring(g *simGroup, at, wait int64, outcome string, talk, first int
 			}
 			add(i*g.ring, end, ext(g.members[(next+int(i))%len(g.members)]), outcome == Answered && i == turns-1)
 		}
+		if ownLeg {
+			l := leg(0, wait, "")
+			l.answer = at
+			p.legs = append(p.legs, l)
+			gc.Legs++
+		}
 	}
 	p.truth = append(p.truth, gc)
 	p.offset = append(p.offset, at)
-	return len(p.truth) - 1
+	return &p.truth[len(p.truth)-1]
 }
 
 // fill makes c, record first+p.p0+i, the plan's i-th leg.
@@ -327,6 +293,24 @@ func (p *plan) spoil(h uint64) {
 			l.malformed = "lastdata"
 		}
 	}
+}
+
+// lastPlan is the plan of one block, kept because a block's eight
+// records are mostly built one after another. A plan is never changed
+// once made, so it may be shared.
+type lastPlan struct {
+	first int64
+	p     *plan
+}
+
+// planOf is groupPlan(first, h), from the last one made when it is the same.
+func (s *Sim) planOf(first int64, h uint64) *plan {
+	if c := s.lastPlan.Load(); c != nil && c.first == first {
+		return c.p
+	}
+	p := s.groupPlan(first, h)
+	s.lastPlan.Store(&lastPlan{first, p})
+	return p
 }
 
 // GroupCalls returns the ground truth of the calls offered to a group

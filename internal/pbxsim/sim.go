@@ -164,6 +164,8 @@ type Sim struct {
 
 	jsonMu   sync.RWMutex
 	callJSON [][]byte // by id, with CacheCallJSON
+
+	lastPlan atomic.Pointer[lastPlan] // the group call of the last block asked (groupcalls.go)
 }
 
 type directory struct {
