@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/wildix-export/wildix-export/exporter/paging"
 	"github.com/wildix-export/wildix-export/exporter/record"
 )
 
@@ -74,94 +75,100 @@ func (x *Exporter) Backfill(ctx context.Context, id string, endpoints []record.E
 	r := x.start(ctx, id, "backfill")
 	windows := Windows(o.From, o.To, o.Window)
 	for i := range endpoints {
-		ep := &endpoints[i]
-		began := time.Now()
-		res := EndpointResult{Endpoint: ep.Name}
-		n := &Counters{}
-		if ep.TimeField == "" || ep.Cursor == "" {
-			res.Err = fmt.Errorf("cannot be backfilled: it has no time field; it is a snapshot, which every run exports whole")
-			x.finishEndpoint(r, res)
-			continue
-		}
-		log := x.log().With("endpoint", ep.Name, "run_id", r.ID)
-		sizes := newLearnt(x.PageSize)
-		upper, found, err := x.upperBound(ctx, ep, 0, n, log, &res, sizes)
-		var le *ladderError
-		switch {
-		case errors.As(err, &le):
-			// No key bound can be proven: the windows are read by offset,
-			// each checked against its total, whatever their keys.
-			note(&res, log, fmt.Sprintf("the PBX ignores %s: backfill windows are read by offset", le.Ignored.what(ep.Cursor)))
-			sizes.readBy(byOffset)
-			res.Paging, upper, found = byOffset.String(), math.MaxInt64, true
-		case err != nil:
-			res.Err = err
-		}
-		for wi, w := range windows {
-			if res.Err != nil || !found {
-				break
-			}
-			if ctx.Err() != nil {
-				res.Err = context.Cause(ctx)
-				break
-			}
-			done := false
-			if !o.Force {
-				b, err := x.Sink.State(ctx, x.PBX, w.StateKey(ep.Name))
-				if err != nil {
-					res.Err = err
-					break
-				}
-				var st windowState
-				done = b != nil && json.Unmarshal(b, &st) == nil && st.Done
-			}
-			var rows int64
-			if done {
-				res.Skipped++
-			} else {
-				rows, err = x.window(ctx, r.ID, ep, w, upper, n, sizes, &res)
-				if err != nil {
-					res.Err = fmt.Errorf("window %s to %s: %w", w.From, w.To, err)
-					break
-				}
-				res.Windows++
-				res.Rows += rows
-			}
-			if o.Progress != nil {
-				o.Progress(BackfillProgress{Endpoint: ep.Name, Window: w, Done: wi + 1, Total: len(windows),
-					Rows: res.Rows, Skipped: done, Elapsed: time.Since(began)})
-			}
-		}
-		if f := n.Filtered.Load(); f > 0 {
-			note(&res, log, fmt.Sprintf("the PBX sent %d records outside the asked window or key bounds, dropped (counted as filtered): does it ignore filter[%s]?", f, ep.TimeField))
-		}
-		tally(&res, n, began)
+		var res EndpointResult
+		e := x.newRun(r.ID, &endpoints[i], &res)
+		e.backfill(ctx, windows, o)
+		e.tally()
 		x.finishEndpoint(r, res)
 	}
 	x.finish(ctx, r)
 	return r
 }
 
+// Policy: backfill.
+//
+// The ranges are the windows, each read by the ladder (window) up to the
+// newest key when the backfill starts: every window is read the same way
+// as far as the PBX's answers have shown, what one window learnt holding
+// for the next.
+func (e *endpointRun) backfill(ctx context.Context, windows []Window, o BackfillOptions) {
+	res := e.res
+	if e.ep.TimeField == "" || e.ep.Cursor == "" {
+		res.Err = fmt.Errorf("cannot be backfilled: it has no time field; it is a snapshot, which every run exports whole")
+		return
+	}
+	upper, found, err := e.ladder(nil, 1, paging.ByOffset).Newest(ctx, 0)
+	switch {
+	case errors.As(err, new(*paging.IgnoredError)):
+		// No key bound can be proven: the windows are read by offset,
+		// each checked against its total, whatever their keys.
+		res.Paging, upper, found = paging.ByOffset.String(), math.MaxInt64, true
+	case err != nil:
+		res.Err = err
+	}
+	for wi, w := range windows {
+		if res.Err != nil || !found {
+			break
+		}
+		if ctx.Err() != nil {
+			res.Err = context.Cause(ctx)
+			break
+		}
+		done, err := e.windowDone(ctx, w, o.Force)
+		switch {
+		case err != nil:
+			res.Err = err
+		case done:
+			res.Skipped++
+		default:
+			rows, err := e.window(ctx, w, upper)
+			if err != nil {
+				res.Err = fmt.Errorf("window %s to %s: %w", w.From, w.To, err)
+				break
+			}
+			res.Windows++
+			res.Rows += rows
+		}
+		if o.Progress != nil && res.Err == nil {
+			o.Progress(BackfillProgress{Endpoint: e.ep.Name, Window: w, Done: wi + 1, Total: len(windows),
+				Rows: res.Rows, Skipped: done, Elapsed: time.Since(e.began)})
+		}
+	}
+	if f := e.n.Filtered.Load(); f > 0 {
+		e.note(fmt.Sprintf("the PBX sent %d records outside the asked window or key bounds, dropped (counted as filtered): does it ignore filter[%s]?", f, e.ep.TimeField))
+	}
+}
+
+// windowDone reports whether w was done by an earlier backfill (never
+// with force).
+func (e *endpointRun) windowDone(ctx context.Context, w Window, force bool) (bool, error) {
+	if force {
+		return false, nil
+	}
+	b, err := e.x.Sink.State(ctx, e.x.PBX, w.StateKey(e.ep.Name))
+	if err != nil {
+		return false, err
+	}
+	var st windowState
+	return b != nil && json.Unmarshal(b, &st) == nil && st.Done, nil
+}
+
 // Policy: backfill window.
 //
-// One window is one batch, committed with its "done" mark only when the
-// window was read whole. The PBX is asked for [From, To] and the rows are
-// kept for [From, To), so a record on a boundary lands in one window
-// whether the PBX's bound is inclusive or not. Inside the window the
-// records are read by key, from 1 to the run's upper key, so that a
-// record deleted meanwhile cannot shift a page; a PBX that ignores the sort
-// but not the key filter gets it read by key ranges, each read whole; one
-// that ignores the key filter gets the window read by offset instead,
-// committed only if
-// it held as many distinct keys as the PBX announced and, over several
-// pages, a second read found the same keys (calls that arrived meanwhile
-// aside, see sameKeys).
-func (x *Exporter) window(ctx context.Context, runID string, ep *record.Endpoint, w Window, upper int64, n *Counters,
-	sizes *learnt, res *EndpointResult) (int64, error) {
-	log := x.log().With("endpoint", ep.Name, "run_id", runID, "window", w.From)
-	info := BatchInfo{PBX: x.PBX, RunID: runID, Endpoint: ep, StateKey: w.StateKey(ep.Name), Window: &w}
+// The range is the window's records up to the backfill's upper key, asked
+// for [From, To] and kept for [From, To), so a record on a boundary lands
+// in one window whether the PBX's bound is inclusive or not. One window is
+// one batch, committed with its "done" mark only when the window was read
+// whole: by key, from 1 to the upper key, so that a record deleted
+// meanwhile cannot shift a page, or by key ranges (the ladder); a PBX that
+// ignores the key filter gets the window read by offset instead, committed
+// only when proven whole (paging.Offset).
+func (e *endpointRun) window(ctx context.Context, w Window, upper int64) (int64, error) {
+	we := *e
+	we.log = e.log.With("window", w.From)
+	info := BatchInfo{PBX: e.x.PBX, RunID: e.runID, Endpoint: e.ep, StateKey: w.StateKey(e.ep.Name), Window: &w}
 	state := func(rows int64) []byte {
-		st, _ := json.Marshal(windowState{Done: true, Rows: rows, RunID: runID, At: time.Now().UTC()})
+		st, _ := json.Marshal(windowState{Done: true, Rows: rows, RunID: e.runID, At: time.Now().UTC()})
 		return st
 	}
 	// A record on To is the next window's; one outside [From, To] or
@@ -175,65 +182,66 @@ func (x *Exporter) window(ctx context.Context, runID string, ep *record.Endpoint
 		}
 		return row.Wall < w.To
 	}
-	times := url.Values{"filter[" + ep.TimeField + "][from]": {w.From}, "filter[" + ep.TimeField + "][to]": {w.To}}
-	for sizes.strategy() != byOffset {
-		// By key, in key order; on a PBX that ignores the sort, by key
-		// ranges each read whole (keyReader.Unsorted).
-		unsorted := sizes.strategy() == byKeyRanges
-		res.Paging = sizes.strategy().String()
-		c := x.newCommitter(ctx, info, n, 0)
-		kr := &keyReader{Client: x.Client, Endpoint: ep, Query: times, Concurrency: 1, MaxPages: x.MaxPages, Unsorted: unsorted,
-			Counters: n, Log: log, Rows: (&record.Converter{Endpoint: ep, Zone: x.Zone, Warnings: &n.Warnings}).Rows, Learnt: sizes}
-		err := kr.Read(ctx, 1, upper, func(sp span) error {
-			rows := sp.Rows[:0]
-			for _, row := range sp.Rows {
-				if keep(row) {
-					rows = append(rows, row)
-				}
+	times := url.Values{"filter[" + e.ep.TimeField + "][from]": {w.From}, "filter[" + e.ep.TimeField + "][to]": {w.To}}
+	if e.learnt.FilterHonoured() {
+		rows, err := we.windowByKey(ctx, windowBatch{info: info, times: times, upper: upper, keep: keep, state: state})
+		if !errors.As(err, new(*paging.IgnoredError)) {
+			if err == nil {
+				e.n.Filtered.Add(dropped)
 			}
-			if !c.write(rows) {
-				return errLoader
-			}
-			return nil
-		})
-		if err == nil {
-			c.commit(state(c.pending()))
+			return rows, err
 		}
-		rows, st, lerr := c.close(ctx)
-		var le *ladderError
-		switch {
-		case errors.As(err, &le) && le.Ignored == sortParam && !unsorted:
-			note(res, log, fmt.Sprintf("the PBX ignores sort=%s but honours filter[%s]: backfill windows are read by %s ranges, each read whole", ep.Cursor, ep.Cursor, ep.Cursor))
-			sizes.readBy(byKeyRanges)
-			res.Paging, dropped = byKeyRanges.String(), 0
-		case errors.As(err, &le):
-			note(res, log, fmt.Sprintf("the PBX ignores %s: backfill windows are read by offset", le.Ignored.what(ep.Cursor)))
-			sizes.readBy(byOffset)
-			res.Paging, dropped = byOffset.String(), 0
-		case err != nil && !errors.Is(err, errLoader):
-			return 0, err
-		case lerr != nil:
-			return 0, lerr
-		case err != nil:
-			return 0, err
-		case st == nil:
-			return 0, errors.New("commit: nothing committed")
-		default:
-			n.Filtered.Add(dropped)
-			return rows, nil
-		}
+		dropped = 0
 	}
-	q := url.Values{"sort": {ep.Sort}, "dir": {"ASC"}, "filter[" + ep.Cursor + "][to]": {strconv.FormatInt(upper, 10)}}
+	e.res.Paging = paging.ByOffset.String()
+	q := url.Values{"sort": {e.ep.Sort}, "dir": {"ASC"}, "filter[" + e.ep.Cursor + "][to]": {strconv.FormatInt(upper, 10)}}
 	for k, v := range times {
 		q[k] = v
 	}
-	rows, vanished, err := x.wholeBatch(ctx, info, q, n, log, keep, state)
-	res.Vanished += vanished
+	rows, read, err := we.whole(ctx, info, q, keep, state)
+	e.res.Vanished += read.Vanished
 	if err == nil {
-		n.Filtered.Add(dropped)
+		e.n.Filtered.Add(dropped)
 	}
-	if errors.Is(err, errChanged) {
+	if errors.Is(err, paging.ErrChanged) {
 		err = fmt.Errorf("%w: the window was not committed and is redone on the next run", err)
 	}
 	return rows, err
+}
+
+// windowBatch is a backfill window as one batch.
+type windowBatch struct {
+	info  BatchInfo
+	times url.Values // the window's time bounds, as asked
+	upper int64      // the backfill's newest key
+	keep  func(record.Row) bool
+	state func(rows int64) []byte // the window's done mark
+}
+
+// windowByKey reads the window from key 1 to its upper key down the
+// ladder's key rungs into one batch. An *paging.IgnoredError leaves
+// nothing committed: the window is for offset.
+func (e *endpointRun) windowByKey(ctx context.Context, w windowBatch) (int64, error) {
+	c := e.committer(ctx, w.info, 0)
+	_, err := e.ladder(w.times, 1, paging.ByOffset).Read(ctx, paging.Range{Lo: 1, Hi: w.upper}, func(sp paging.Span) error {
+		rows := sp.Rows[:0]
+		for _, row := range sp.Rows {
+			if w.keep(row) {
+				rows = append(rows, row)
+			}
+		}
+		if !c.write(rows) {
+			return errLoader
+		}
+		return nil
+	})
+	e.res.Paging = e.learnt.Strategy().String()
+	if err == nil {
+		c.commit(w.state(c.pending()))
+	}
+	if errors.As(err, new(*paging.IgnoredError)) {
+		c.close(ctx)
+		return 0, err
+	}
+	return settle(ctx, c, err)
 }

@@ -191,7 +191,16 @@ func TestBadInput(t *testing.T) {
 		{"impossible timestamp", 200, set(3, "start", "2026-13-45 99:00:00"), `record 3 (key 204): field "start"`},
 		{"deeply nested value", 200, set(2, "lastdata", nest(200)), "nested deeper than 64"},
 		{"404 with reason", 404, func([]byte) []byte { return []byte(`{"type":"error","reason":"404 Not Found","code":404}`) }, "404 Not Found"},
-		{"duplicate key in page", 200, edit(func(r []map[string]any) []map[string]any { r[9] = r[8]; return r }), ""},
+		// Its total, counting the table, proves no range from 201 whole: once
+		// the sort is taken as ignored, the ranges are halved down to one
+		// key (pages of fewer than ten records are left as they are), then
+		// read by time windows.
+		{"duplicate key in page", 200, edit(func(r []map[string]any) []map[string]any {
+			if len(r) > 9 {
+				r[9] = r[8]
+			}
+			return r
+		}), ""},
 		{"10 MB field", 200, set(1, "lastdata", strings.Repeat("x", 10<<20)), ""},
 		{"invalid UTF-8", 200, func(b []byte) []byte { return bytes.Replace(b, []byte(`"Dial"`), []byte("\"Di\xffal\""), 1) }, ""},
 		{"NUL in a value", 200, set(4, "userfield", "a\x00b"), ""},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/wildix-export/wildix-export/exporter/paging"
 	"github.com/wildix-export/wildix-export/exporter/record"
 )
 
@@ -19,7 +20,7 @@ import (
 type committer struct {
 	x    *Exporter
 	info BatchInfo // template of each batch, never changed; Seq is set per batch
-	n    *Counters
+	n    *paging.Counters
 	l    *loader
 
 	// The loader goroutine's, read by the producer only after close.
@@ -31,7 +32,7 @@ type committer struct {
 	queued int64 // rows queued since the last commit (producer side)
 }
 
-func (x *Exporter) newCommitter(ctx context.Context, info BatchInfo, n *Counters, grace time.Duration) *committer {
+func (x *Exporter) newCommitter(ctx context.Context, info BatchInfo, n *paging.Counters, grace time.Duration) *committer {
 	return &committer{x: x, info: info, n: n, l: newLoader(ctx, grace)}
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wildix-export/wildix-export/exporter/paging"
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 )
@@ -125,7 +126,7 @@ func TestCommitter(t *testing.T) {
 			t.Parallel()
 			s := &failingSink{failBegin: tc.fail[0], failWrite: tc.fail[1], failCommit: tc.fail[2]}
 			x := &Exporter{Sink: s}
-			c := x.newCommitter(context.Background(), BatchInfo{}, &Counters{}, 0)
+			c := x.newCommitter(context.Background(), BatchInfo{}, &paging.Counters{}, 0)
 			for _, st := range []string{"s1", "s2", "s3"} {
 				if !c.write(rowsN(10)) || !c.commit([]byte(st)) {
 					break // the sink failed: the producer stops
@@ -181,7 +182,7 @@ func TestLoaderGrace(t *testing.T) {
 					return errors.New("the grace period did not end the commit")
 				}
 			}}
-			c := (&Exporter{Sink: s}).newCommitter(ctx, BatchInfo{}, &Counters{}, tc.grace)
+			c := (&Exporter{Sink: s}).newCommitter(ctx, BatchInfo{}, &paging.Counters{}, tc.grace)
 			if !c.write(rowsN(5)) {
 				t.Fatal("write refused before any failure")
 			}

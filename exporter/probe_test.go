@@ -2,12 +2,54 @@ package exporter
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/wildix-export/wildix-export/exporter/paging"
+	"github.com/wildix-export/wildix-export/exporter/pbx"
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 )
+
+// keyed adds the simulator's API key to each request.
+type keyed struct{}
+
+func (keyed) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer wsk-v1-test")
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// simClient starts a simulator over HTTP on loopback and returns a client
+// of it.
+func simClient(t *testing.T, o pbxsim.Options) (*pbxsim.Sim, *pbx.Client) {
+	t.Helper()
+	o.APIKeys = append(o.APIKeys, "wsk-v1-test")
+	sim := pbxsim.New(o)
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	u, err := url.Parse(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sim, &pbx.Client{HTTP: &http.Client{Transport: keyed{}}, Base: u, MaxAttempts: 2, Timeout: 5 * time.Second, MinBackoff: time.Millisecond}
+}
+
+// TestPagingKindsAreStrategies: the kinds a probe reports for the ways of
+// reading are the ledger's names of paging's strategies.
+func TestPagingKindsAreStrategies(t *testing.T) {
+	t.Parallel()
+	for kind, s := range map[string]paging.Strategy{PagingKeyset: paging.ByKey, PagingKeysetCapped: paging.ByKeyCapped,
+		PagingKeyRanges: paging.ByKeyRanges, PagingTimeWindows: paging.ByTimeWindows, PagingOffset: paging.ByOffset} {
+		if s.String() != kind {
+			t.Fatalf("strategy %d named %q, probe kind %q", s, s, kind)
+		}
+	}
+}
 
 // TestProbe decides the paging of call history against simulated PBXes
 // that honour, cap or ignore each parameter, over HTTP on loopback.

@@ -1,0 +1,194 @@
+package exporter
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/wildix-export/wildix-export/exporter/paging"
+	"github.com/wildix-export/wildix-export/exporter/record"
+)
+
+// DefaultLookBack is how far before the newest time read a run by time
+// windows reads again: a call record is written when the call ends, so a
+// call longer than this that started before the previous run's newest
+// record would be missed. Calls on a PBX last at most a few hours.
+const DefaultLookBack = 6 * time.Hour
+
+// epochWall is where a first run by time windows starts.
+const epochWall = "1970-01-01 00:00:00"
+
+// maxClockSkew is how far ahead of "now at the PBX" a record's time may
+// lie and still count as present: a PBX clock a little fast. A record
+// dated later (a clock glitch, a test call) is exported but does not move
+// the newest time read, or every later run would start past the calls of
+// the hours between now and it.
+const maxClockSkew = time.Hour
+
+// maxZoneAhead is how far the wall clock of any zone is ahead of UTC.
+const maxZoneAhead = 14 * time.Hour
+
+// futureKind names, in the endpoint's warnings, records dated in the future.
+const futureKind = "records dated after now at the PBX, exported without moving the time cursor"
+
+// pbxHorizon is the latest PBX-local wall time a record can sensibly
+// carry now: now in zone (or in the zone furthest ahead when the PBX's
+// zone is not known) plus maxClockSkew.
+func pbxHorizon(now time.Time, zone *time.Location) string {
+	wall := now.UTC().Add(maxZoneAhead)
+	if zone != nil {
+		l := now.In(zone)
+		wall = time.Date(l.Year(), l.Month(), l.Day(), l.Hour(), l.Minute(), l.Second(), 0, time.UTC)
+	}
+	return wall.Add(maxClockSkew).Truncate(time.Second).Format(record.WallLayout)
+}
+
+// Policy: incremental by time windows, for a PBX that ignores the key
+// filter or the sort.
+//
+// The range is PBX-local wall time, from the look-back before the newest
+// time read so far to a bound past any zone's present; the paging
+// package's TimeWindows reads it window by window, each proven whole.
+// Each record's key is exported once: keys up to the keyset cursor and
+// keys exported within the look-back (kept in the state) are skipped.
+// After each window the newest time read and the recent keys are
+// committed with the rows. A record dated after now at the PBX
+// (pbxHorizon) is exported, counted as a warning and noted, but does not
+// move the newest time read: the next run starts from the present, not
+// from the bogus time. A PBX that ignores the time filter as well cannot
+// be read exactly: the run fails.
+func (e *endpointRun) byTime(ctx context.Context, c *committer, st cursorState) error {
+	e.res.Paging = paging.ByTimeWindows.String()
+	if e.ep.TimeField == "" {
+		return fmt.Errorf("the PBX ignores filter[%s] or sort=%s, and the endpoint has no time field to page by; nothing more was committed", e.ep.Cursor, e.ep.Cursor)
+	}
+	tc, from, err := e.timeCursor(st)
+	if err != nil {
+		return err
+	}
+	// No wall clock anywhere is more than 14 hours ahead of UTC.
+	to := time.Now().UTC().Add(26 * time.Hour).Truncate(time.Second)
+	// A record is read more than once (a window halved, a second read by
+	// offset, the look-back), so conversion warnings are counted again,
+	// for the rows exported only.
+	scratch := &record.Warnings{}
+	r := e.reader(nil, 1)
+	r.Rows = (&record.Converter{Endpoint: e.ep, Zone: e.x.Zone, Warnings: scratch}).Rows
+	recount := e.converter()
+	err = (&paging.TimeWindows{Reader: r}).Read(ctx, from, to, func(rows []record.Row) error {
+		keep := tc.keep(e, rows)
+		if scratch.Total() > 0 && len(keep) > 0 {
+			raws := make([]json.RawMessage, len(keep))
+			for i, row := range keep {
+				raws[i] = row.Raw
+			}
+			if _, err := recount.Rows(raws); err != nil {
+				return err
+			}
+		}
+		if !c.write(keep) {
+			return errLoader
+		}
+		if c.pending() >= int64(e.x.BatchSize) && !c.commit(tc.state(e.runID)) {
+			return errLoader
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	c.commit(tc.state(e.runID))
+	return nil
+}
+
+// timeCursor is what a run by time windows commits: the keyset cursor it
+// started from, the newest time read, and the keys exported within the
+// look-back before it.
+type timeCursor struct {
+	cursor   int64
+	newest   string
+	recent   map[int64]string
+	horizon  string // the latest time a record can sensibly carry now
+	lookBack time.Duration
+}
+
+// timeCursor reads the stored state; from is where the run reads from.
+func (e *endpointRun) timeCursor(st cursorState) (tc *timeCursor, from time.Time, err error) {
+	tc = &timeCursor{cursor: st.Cursor, newest: st.Time, recent: st.Recent, lookBack: e.x.LookBack,
+		horizon: pbxHorizon(time.Now(), e.x.Zone)}
+	if tc.lookBack <= 0 {
+		tc.lookBack = DefaultLookBack
+	}
+	if tc.recent == nil {
+		tc.recent = map[int64]string{}
+	}
+	if st.Time == "" {
+		return tc, mustWall(epochWall), nil
+	}
+	t, err := time.Parse(record.WallLayout, st.Time)
+	if err != nil {
+		return nil, from, fmt.Errorf("stored state of %s: time %q: it must be repaired or removed", e.ep.Name, st.Time)
+	}
+	if st.Time > tc.horizon {
+		// Stored by an earlier version from a record dated in the
+		// future: start from the present instead.
+		e.note(fmt.Sprintf("the stored newest time %s is after now at the PBX (%s), from a record dated in the future: read from now less the look-back; calls earlier runs skipped after that record may be missing: backfill the days since", st.Time, tc.horizon))
+		t, tc.newest = mustWall(tc.horizon), tc.horizon
+	}
+	return tc, t.Add(-tc.lookBack), nil
+}
+
+// keep returns the rows of a window not exported before, and moves the
+// newest time read over them.
+func (tc *timeCursor) keep(e *endpointRun, rows []record.Row) []record.Row {
+	keep := rows[:0]
+	for _, row := range rows {
+		if row.Cursor <= tc.cursor {
+			continue // exported by key before
+		}
+		if _, ok := tc.recent[row.Cursor]; ok {
+			continue // exported within the look-back
+		}
+		tc.recent[row.Cursor] = row.Wall
+		switch {
+		case row.Wall > tc.horizon:
+			if e.n.Warnings.Count(futureKind) == 0 {
+				e.log.Warn("a record is dated after now at the PBX; exported, the time cursor not moved", "key", row.Cursor, "time", row.Wall, "horizon", tc.horizon)
+			}
+			e.n.Warnings.Add(futureKind, fmt.Sprintf("key %d, %s %q after %q", row.Cursor, e.ep.TimeField, row.Wall, tc.horizon))
+		case row.Wall > tc.newest:
+			tc.newest = row.Wall
+		}
+		keep = append(keep, row)
+	}
+	return keep
+}
+
+// state is the state after a window: recent keeps only the keys within
+// the look-back of the newest time (later windows start after it, so an
+// older key cannot come again in this run).
+func (tc *timeCursor) state(runID string) []byte {
+	newest := tc.newest
+	if newest == "" {
+		newest = epochWall
+	}
+	if t, err := time.Parse(record.WallLayout, newest); err == nil {
+		edge := t.Add(-tc.lookBack).Format(record.WallLayout)
+		for k, w := range tc.recent {
+			if w < edge {
+				delete(tc.recent, k)
+			}
+		}
+	}
+	b, _ := json.Marshal(cursorState{Cursor: tc.cursor, RunID: runID, At: time.Now().UTC(), Time: newest, Recent: tc.recent})
+	return b
+}
+
+func mustWall(s string) time.Time {
+	t, err := time.Parse(record.WallLayout, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
