@@ -107,7 +107,7 @@ CROSS JOIN LATERAL (SELECT c %% 10 < 7 AND k = c %% 3 AS ans) a`, schema), pbx, 
 func (b *bench) groupQueries(ctx context.Context, conn *pgx.Conn, schema, pbx string) error {
 	queries := []struct{ name, sql, note string }{
 		{"groups: scan limit (count of call_history)", "SELECT count(*) FROM " + schema + ".call_history WHERE pbx = $1", "3 legs a call"},
-		{"groups: group_intervals, one group, a year", "SELECT count(*) FROM (SELECT length(gi::text) FROM " + schema + ".group_intervals gi WHERE pbx = $1 AND group_key = 'g:1') x",
+		{"groups: group_intervals, one group, a year", "SELECT count(*) FROM " + schema + ".group_intervals gi WHERE pbx = $1 AND group_key = 'g:1' AND length(gi::text) > 0",
 			"every column computed (as text), over group_calls_stored"},
 	}
 	for r := 0; r < b.o.runs; r++ {

@@ -91,16 +91,17 @@ SELECT md5(jsonb_build_array(
 -- belongs to (by uniqueid, by channel, or alone) and rule 3's fields.
 CREATE TYPE {schema}.group_leg_change AS (
   pbx text, id bigint, sign integer, live boolean, uniqueid text, session_channel text,
-  dstgrp text, callee_number text, dst_peer text);
+  dstgrp text, callee_number text, dst_peer text, lastapp text);
 
 CREATE OR REPLACE FUNCTION {schema}.leg_change_of(pbx text, id bigint, sign integer, deleted_at timestamptz, start_time timestamptz,
-  raw jsonb, channel text, dstchannel text, to_number text, dst text) RETURNS {schema}.group_leg_change
+  raw jsonb, channel text, dstchannel text, to_number text, dst text, lastapp text) RETURNS {schema}.group_leg_change
 LANGUAGE sql IMMUTABLE AS $$
 SELECT ROW(pbx, id, sign, deleted_at IS NULL, nullif(btrim(raw->>'uniqueid'), ''),
            CASE WHEN nullif(btrim(raw->>'uniqueid'), '') IS NULL AND start_time IS NOT NULL THEN nullif(btrim(channel), '') END,
            nullif(nullif(nullif(btrim(raw->>'dstgrp'), ''), '0'), '-1'),
            coalesce(nullif(btrim(to_number), ''), nullif(btrim(dst), '')),
-           substring(dstchannel from '^[^/]+/([^-@/;]+)'))::{schema}.group_leg_change $$;
+           substring(dstchannel from '^[^/]+/([^-@/;]+)'),
+           lower(nullif(btrim(lastapp), '')))::{schema}.group_leg_change $$;
 
 -- number_member_pairs: rule 3's evidence in legs (every live leg of
 -- p_pbx when p_all, plus the legs given, each counted with its sign): a
@@ -114,7 +115,7 @@ WITH x AS (
   SELECT * FROM unnest(p_legs)
   UNION ALL
   SELECT (c).* FROM (
-    SELECT {schema}.leg_change_of(h.pbx, h.id, 1, h.deleted_at, h.start_time, h.raw, h.channel, h.dstchannel, h.to_number, h.dst) AS c
+    SELECT {schema}.leg_change_of(h.pbx, h.id, 1, h.deleted_at, h.start_time, h.raw, h.channel, h.dstchannel, h.to_number, h.dst, h.lastapp) AS c
     FROM {schema}.call_history h WHERE p_all AND h.pbx = p_pbx) a
 )
 SELECT x.pbx, x.callee_number, x.dst_peer, sum(x.sign)::bigint
@@ -425,10 +426,20 @@ BEGIN
            array_agg(DISTINCT a.id) FILTER (WHERE a.uniqueid IS NULL AND a.session_channel IS NULL)
     INTO u, c, i
     FROM (
-      SELECT x.uniqueid, x.session_channel, x.id FROM unnest(changes) x WHERE x.pbx = p
+      -- A leg that reached no group, of a call with no stored row, changes
+      -- nothing: its call had no group leg and still has none.
+      SELECT x.uniqueid, x.session_channel, x.id FROM unnest(changes) x
+      WHERE x.pbx = p
+        AND (x.dstgrp IS NOT NULL OR x.lastapp = 'queue'
+             OR EXISTS (SELECT 1 FROM {schema}.group_number_members m WHERE m.pbx = p AND m.number = x.callee_number AND m.legs > 0)
+             OR EXISTS (SELECT 1 FROM {schema}.call_groups g
+                        WHERE g.pbx = p AND nullif(btrim(coalesce(g.raw->>'number', g.raw->>'extension')), '') = x.callee_number)
+             OR EXISTS (SELECT 1 FROM {schema}.group_calls_stored s
+                        WHERE s.pbx = p AND (s.call_key = 'u:' || x.uniqueid OR s.call_key = 'l:' || x.id
+                                             OR (x.uniqueid IS NULL AND s.session_channel = x.session_channel))))
       UNION ALL
       SELECT (lc).uniqueid, (lc).session_channel, (lc).id FROM (
-        SELECT {schema}.leg_change_of(h.pbx, h.id, 1, h.deleted_at, h.start_time, h.raw, h.channel, h.dstchannel, h.to_number, h.dst) AS lc
+        SELECT {schema}.leg_change_of(h.pbx, h.id, 1, h.deleted_at, h.start_time, h.raw, h.channel, h.dstchannel, h.to_number, h.dst, h.lastapp) AS lc
         FROM {schema}.call_history h
         WHERE renumbered IS NOT NULL AND h.pbx = p AND h.deleted_at IS NULL
           AND coalesce(nullif(btrim(h.to_number), ''), nullif(btrim(h.dst), '')) = ANY(renumbered)) r
@@ -449,13 +460,13 @@ DECLARE
   changes {schema}.group_leg_change[];
 BEGIN
   IF TG_OP = 'INSERT' THEN
-    changes := ARRAY(SELECT {schema}.leg_change_of(n.pbx, n.id, 1, n.deleted_at, n.start_time, n.raw, n.channel, n.dstchannel, n.to_number, n.dst) FROM new_legs n);
+    changes := ARRAY(SELECT {schema}.leg_change_of(n.pbx, n.id, 1, n.deleted_at, n.start_time, n.raw, n.channel, n.dstchannel, n.to_number, n.dst, n.lastapp) FROM new_legs n);
   ELSIF TG_OP = 'UPDATE' THEN
-    changes := ARRAY(SELECT {schema}.leg_change_of(n.pbx, n.id, 1, n.deleted_at, n.start_time, n.raw, n.channel, n.dstchannel, n.to_number, n.dst) FROM new_legs n
+    changes := ARRAY(SELECT {schema}.leg_change_of(n.pbx, n.id, 1, n.deleted_at, n.start_time, n.raw, n.channel, n.dstchannel, n.to_number, n.dst, n.lastapp) FROM new_legs n
                      UNION ALL
-                     SELECT {schema}.leg_change_of(o.pbx, o.id, -1, o.deleted_at, o.start_time, o.raw, o.channel, o.dstchannel, o.to_number, o.dst) FROM old_legs o);
+                     SELECT {schema}.leg_change_of(o.pbx, o.id, -1, o.deleted_at, o.start_time, o.raw, o.channel, o.dstchannel, o.to_number, o.dst, o.lastapp) FROM old_legs o);
   ELSE
-    changes := ARRAY(SELECT {schema}.leg_change_of(o.pbx, o.id, -1, o.deleted_at, o.start_time, o.raw, o.channel, o.dstchannel, o.to_number, o.dst) FROM old_legs o);
+    changes := ARRAY(SELECT {schema}.leg_change_of(o.pbx, o.id, -1, o.deleted_at, o.start_time, o.raw, o.channel, o.dstchannel, o.to_number, o.dst, o.lastapp) FROM old_legs o);
   END IF;
   IF cardinality(changes) > 0 THEN
     PERFORM {schema}.group_calls_apply(changes);

@@ -11,6 +11,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/internal/pgtest"
 )
 
 // liveGroupViews creates, beside the stored views, the group views as
@@ -177,7 +180,7 @@ func TestGroupCallsStoredRandomWrites(t *testing.T) {
 	loadGroupFixture(t, p, "Sales")
 	liveGroupViews(t, p, pool)
 
-	numbers := []string{"600", "700", "800", "650", "202"}
+	numbers := []string{"600", "700", "800", "650", "202", "205", "+390212345678"}
 	var legs []gleg
 	for i := 0; i < 160; i++ {
 		start := time.Date(2026, 4, 1, 9, 0, 0, 0, time.UTC).Add(time.Duration(rnd.Intn(40)) * 45 * time.Second)
@@ -226,4 +229,30 @@ func TestGroupCallsStoredRandomWrites(t *testing.T) {
 			return
 		}
 	}
+}
+
+// TestGroupCallsStoredFilledByTheMigration: a schema at version 11 with
+// a PBX's calls, colleagues and groups already exported gets, from
+// migration 12, the stored rows that give exactly the fixture's expected
+// group_calls, group_intervals and agent_calls; and the triggers it adds
+// keep them from then on.
+func TestGroupCallsStoredFilledByTheMigration(t *testing.T) {
+	t.Parallel()
+	schema, pool := pgtest.Schema(t)
+	p := NewPostgres(pool, schema, nil)
+	if err := p.migrate(context.Background(), record.Builtin(), 11); err != nil {
+		t.Fatal(err)
+	}
+	loadInto(t, p, "Europe/Rome", nil)
+	loadGroupFixture(t, p, "Sales")
+	if err := p.Migrate(context.Background(), record.Builtin()); err != nil {
+		t.Fatal(err)
+	}
+	sameLines(t, "group_calls after the migration", viewLines(t, pool, groupCallsQuery), wantGroupCalls)
+	sameLines(t, "group_intervals after the migration", viewLines(t, pool, groupIntervalsQuery), wantGroupIntervals)
+	sameLines(t, "agent_calls after the migration", viewLines(t, pool, agentCallsQuery), wantAgentCalls)
+	liveGroupViews(t, p, pool)
+	loadRecords(t, p, "call_history", legRecords(
+		ring(6001, "2026-03-14 09:00:00", "2026-03-14 09:00:04", "2026-03-14 09:01:04", 64, 60, "700", "204", "z001")), "after-migration")
+	sameAsLive(t, pool, "a call exported after the migration")
 }
