@@ -21,7 +21,7 @@ import (
 	"github.com/wildix-export/wildix-export/exporter/pbx"
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
-	"github.com/wildix-export/wildix-export/internal/simtest"
+	"github.com/wildix-export/wildix-export/simtest"
 	"github.com/wildix-export/wildix-export/sinks"
 )
 

@@ -7,7 +7,7 @@ import (
 
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
-	"github.com/wildix-export/wildix-export/internal/simtest"
+	"github.com/wildix-export/wildix-export/simtest"
 )
 
 // TestCallGroupsExported: the simulator's call groups, whose members come

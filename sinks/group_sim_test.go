@@ -12,7 +12,7 @@ import (
 
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
-	"github.com/wildix-export/wildix-export/internal/simtest"
+	"github.com/wildix-export/wildix-export/simtest"
 )
 
 // groupSimSeed is the simulator's seed for TestGroupViewsOnSimulatedPBX:

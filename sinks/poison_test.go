@@ -16,7 +16,7 @@ import (
 	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
-	"github.com/wildix-export/wildix-export/internal/simtest"
+	"github.com/wildix-export/wildix-export/simtest"
 )
 
 // poisons are the values PostgreSQL cannot store as sent, each put by

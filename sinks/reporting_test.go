@@ -17,7 +17,7 @@ import (
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/internal/pgtest"
-	"github.com/wildix-export/wildix-export/internal/simtest"
+	"github.com/wildix-export/wildix-export/simtest"
 )
 
 // leg is one CDR row of a fixture, in the PBX's own form: PBX-local wall

@@ -24,7 +24,7 @@ import (
 	"github.com/wildix-export/wildix-export/auth"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/internal/pgtest"
-	"github.com/wildix-export/wildix-export/internal/simtest"
+	"github.com/wildix-export/wildix-export/simtest"
 )
 
 // azEnv sets the environment for an in-process run, every WILDIX_ and

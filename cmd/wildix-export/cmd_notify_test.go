@@ -19,7 +19,7 @@ import (
 	"github.com/wildix-export/wildix-export/internal/notify/notifytest"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/internal/pgtest"
-	"github.com/wildix-export/wildix-export/internal/simtest"
+	"github.com/wildix-export/wildix-export/simtest"
 )
 
 // receivers are one test's real notification targets: a signed generic

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
-	"github.com/wildix-export/wildix-export/internal/simtest"
+	"github.com/wildix-export/wildix-export/simtest"
 	"github.com/wildix-export/wildix-export/sinks"
 )
 

@@ -30,7 +30,7 @@ import (
 
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/internal/pgtest"
-	"github.com/wildix-export/wildix-export/internal/simtest"
+	"github.com/wildix-export/wildix-export/simtest"
 )
 
 var binary string

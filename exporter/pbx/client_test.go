@@ -16,7 +16,7 @@ import (
 	"github.com/wildix-export/wildix-export/auth"
 	"github.com/wildix-export/wildix-export/exporter/pbx"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
-	"github.com/wildix-export/wildix-export/internal/simtest"
+	"github.com/wildix-export/wildix-export/simtest"
 )
 
 const key = "wsk-v1-client"

@@ -1,6 +1,11 @@
 // Package simtest starts a PBX simulator on loopback and authorizes a real
 // client against it through the OAuth code flow, for tests that need the
 // whole path from PBX to sink.
+//
+// Only tests import it. It sits at the root beside cmd, not under
+// internal/ (which holds what the program itself uses): it imports auth,
+// exporter/pbx and internal/pbxsim, and nothing it imports imports it, so
+// every arrow from it points down.
 package simtest
 
 import (
