@@ -64,7 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		uniqueID   = fs.Bool("uniqueid", false, "send uniqueid, shared by a call's legs")
 		dcontext   = fs.Bool("dcontext", false, "send dcontext")
 		queueLeg   = fs.Bool("queue-leg", false, "queues write the caller's own leg, answered at once for music on hold, no phone rung")
-		malformed  = fs.Bool("malformed-group-legs", false, "spoil some group legs as a PBX may: answer empty, end a zero date, lastdata without its timeout, dstgrp -1 or empty")
+		malformed  = fs.Bool("malformed-group-legs", false, "spoil some group legs as a PBX may: start or answer empty, end a zero date, lastdata without its timeout, dstgrp -1 or empty")
 		ignoreF    = fs.String("ignore-filter", "", "comma list of fields whose filter[...] the PBX ignores, e.g. id or id,start")
 		ignoreSort = fs.Bool("ignore-sort", false, "answer in the default order whatever sort and dir say")
 		maxCount   = fs.Int("max-count", 0, "answer at most this many records a page (0: no cap)")

@@ -167,8 +167,8 @@ type Call struct {
 	UniqueID          string // the call's, shared by its legs (sent with GroupFields.UniqueID)
 	DContext          string // sent with GroupFields.DContext
 	// Malformed names the field the record sends spoilt
-	// (GroupFields.Malformed): "answer" (empty), "end" (MySQL's zero
-	// date), "lastdata" (without the Queue timeout); the fields above
+	// (GroupFields.Malformed): "start" or "answer" (empty), "end" (MySQL's
+	// zero date), "lastdata" (without the Queue timeout); the fields above
 	// keep the true values.
 	Malformed string
 }
@@ -421,6 +421,8 @@ func (s *Sim) buildCallRecord(id int64) record {
 	}
 	gf := s.opt.GroupFields
 	switch c.Malformed {
+	case "start":
+		r[1].v = ""
 	case "answer":
 		r[2].v = ""
 	case "end":

@@ -33,9 +33,11 @@ type GroupFields struct {
 	// Malformed spoils some of the group calls' legs the way a PBX may,
 	// without changing what happened: the answering leg's answer sent
 	// empty, an unanswered leg's end sent as MySQL's zero date, lastdata
-	// without the Queue timeout, dstgrp "-1" or empty for no group. Each
-	// leg's Call.Malformed says which (docs/reporting.md: the views fall
-	// back and data_quality counts them).
+	// without the Queue timeout, a ring-all member's unanswered leg
+	// without its start, dstgrp "-1" or empty for no group. Each leg's
+	// Call.Malformed says which (docs/reporting.md: the views fall back,
+	// a leg without a start is a call of its own unless uniqueid ties it,
+	// and data_quality counts them).
 	Malformed bool
 }
 
@@ -276,21 +278,30 @@ func (p *plan) fill(c *Call, first int64) {
 	c.Malformed = l.malformed
 }
 
-// spoil makes some legs of the plan malformed (GroupFields.Malformed).
+// spoil makes some legs of the plan malformed (GroupFields.Malformed), in
+// one call in three: an answer sent empty, an end sent as MySQL's zero
+// date, lastdata without the Queue timeout, and the start of at most one
+// leg of each ring-all group that did not answer sent empty (the others
+// keep the offer's time).
 func (p *plan) spoil(h uint64) {
 	if h%3 != 0 {
 		return
 	}
+	noStart := map[*simGroup]bool{}
 	for i := range p.legs {
 		l := &p.legs[i]
-		switch {
-		case l.group == nil:
-		case l.answer >= 0 && (h>>8)%2 == 0:
+		if l.group == nil {
+			continue
+		}
+		switch x := splitmix64(h+uint64(i)) % 6; {
+		case x == 0 && l.answer >= 0:
 			l.malformed = "answer"
-		case l.answer < 0 && i > 0 && (h>>8)%2 == 1:
+		case x == 1 && l.answer < 0:
 			l.malformed = "end"
-		case l.answer < 0 && (h>>12)%2 == 0:
+		case x == 2 && l.answer < 0:
 			l.malformed = "lastdata"
+		case x == 3 && l.answer < 0 && l.group.strategy == "ringall" && !noStart[l.group]:
+			l.malformed, noStart[l.group] = "start", true
 		}
 	}
 }
