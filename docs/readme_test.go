@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/wildix-export/wildix-export/config"
 )
@@ -182,4 +183,88 @@ func between(t *testing.T, s, begin, end string) string {
 		t.Fatalf("README.md has no %q after %q", end, begin)
 	}
 	return part
+}
+
+// TestDocLinksResolve: every relative link of README.md and docs/*.md
+// names a file of the repository and, with #anchor, a heading of that
+// document (GitHub's anchors: lower case, punctuation dropped, spaces as
+// hyphens, -1, -2 … for repeats).
+func TestDocLinksResolve(t *testing.T) {
+	t.Parallel()
+	docs := readDocs(t)
+	anchors := map[string]map[string]bool{}
+	for file, text := range docs {
+		anchors[file] = headingAnchors(text)
+	}
+	link := regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	fences := regexp.MustCompile("(?s)```.*?```")
+	n := 0
+	for file, text := range docs {
+		for _, m := range link.FindAllStringSubmatch(fences.ReplaceAllString(text, ""), -1) {
+			target := m[1]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			n++
+			path, anchor, _ := strings.Cut(target, "#")
+			dest := file
+			if path != "" {
+				dest = filepath.ToSlash(filepath.Join(filepath.Dir(file), path))
+				if _, err := os.Stat(filepath.Join("..", dest)); err != nil {
+					t.Errorf("%s links to %s, which does not exist", file, target)
+					continue
+				}
+			}
+			if anchor == "" || !strings.HasSuffix(dest, ".md") {
+				continue
+			}
+			a, ok := anchors[dest]
+			if !ok {
+				b, err := os.ReadFile(filepath.Join("..", dest))
+				if err != nil {
+					t.Fatal(err)
+				}
+				a = headingAnchors(string(b))
+			}
+			if !a[anchor] {
+				t.Errorf("%s links to %s: %s has no heading with the anchor #%s", file, target, dest, anchor)
+			}
+		}
+	}
+	if n < 20 {
+		t.Errorf("checked %d links; the pattern no longer finds them", n)
+	}
+}
+
+// headingAnchors are the anchors GitHub gives a document's headings.
+func headingAnchors(text string) map[string]bool {
+	out := map[string]bool{}
+	seen := map[string]int{}
+	inFence := false
+	for l := range strings.Lines(text) {
+		if strings.HasPrefix(strings.TrimSpace(l), "```") {
+			inFence = !inFence
+		}
+		if inFence || !strings.HasPrefix(l, "#") {
+			continue
+		}
+		h := strings.ToLower(strings.TrimSpace(strings.TrimLeft(l, "#")))
+		var b strings.Builder
+		for _, r := range h {
+			switch {
+			case r == ' ':
+				b.WriteRune('-')
+			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+				b.WriteRune(r)
+			}
+		}
+		a := b.String()
+		if k := seen[a]; k > 0 {
+			out[a+"-"+strconv.Itoa(k)] = true
+		} else {
+			out[a] = true
+		}
+		seen[a]++
+	}
+	return out
 }
