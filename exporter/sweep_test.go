@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/paging"
 	"github.com/wildix-export/wildix-export/exporter/pbx"
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
@@ -202,7 +203,7 @@ func (c *sweepCase) run() string {
 		return fmt.Sprintf("first run failed: %v (notes %q)", res.Err, res.Notes)
 	case len(exported()) > 0:
 		return fmt.Sprintf("first run: calls committed twice or never on the PBX: %v", exported())
-	case res.Err == nil && res.Paging != "time-windows" && len(missing(res.Cursor)) > 0:
+	case res.Err == nil && res.Paging != paging.ByTimeWindows.String() && len(missing(res.Cursor)) > 0:
 		return fmt.Sprintf("first run ok (%s, cursor %d) but missing %v", res.Paging, res.Cursor, missing(res.Cursor))
 	}
 	sim.Quiet()
