@@ -228,6 +228,14 @@ func TestKeysetProofPaths(t *testing.T) {
 			return slices.DeleteFunc(ids, func(id int64) bool { return id == key }), total
 		}
 	}
+	pick := func(keys ...int64) func(url.Values, []int64, string) ([]int64, string) {
+		return func(q url.Values, ids []int64, total string) ([]int64, string) {
+			if q.Get("fields") != "" {
+				return ids, total
+			}
+			return slices.DeleteFunc(ids, func(id int64) bool { return !slices.Contains(keys, id) }), total
+		}
+	}
 	cut := func(n int) func(url.Values, []int64, string) ([]int64, string) {
 		return func(_ url.Values, ids []int64, total string) ([]int64, string) { return ids[:min(len(ids), n)], total }
 	}
@@ -249,6 +257,16 @@ func TestKeysetProofPaths(t *testing.T) {
 		// ignoring the sort may, its keys in order by chance): the recount
 		// finds 10 in [1, 10].
 		{name: "one record of doubt, a key skipped", o: pbxsim.Options{Calls: 10}, edit: drop(5), r: Range{1, 10}, ask: 10,
+			ignoresErr: true, requests: 2},
+		// A PBX ignoring the sort sends 2, 5, 9 and 10, in order by
+		// chance, reaching the range's end; it counts 10 there: keys were
+		// skipped.
+		{name: "reaching the end, the PBX counting more", o: pbxsim.Options{Calls: 10}, edit: pick(2, 5, 9, 10), r: Range{1, 10}, ask: 10,
+			ignoresErr: true, requests: 1},
+		// Pages of one from a PBX ignoring the sort (newest first) and
+		// sending no total: the page from 1 brings 10 alone; asked for 1
+		// to 9, the PBX sends one of them.
+		{name: "a page of one record skipping keys", o: pbxsim.Options{Calls: 10, IgnoreSort: true, Total: "absent"}, r: Range{1, 10}, ask: 1,
 			ignoresErr: true, requests: 2},
 		// A short page whose total says nothing is left, from a PBX seen
 		// to fill a page: the end, without asking past it.

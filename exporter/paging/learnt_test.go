@@ -43,3 +43,23 @@ func TestLearntStrategy(t *testing.T) {
 		}
 	}
 }
+
+// TestBoundText: the from-bound is kept as text as earlier versions kept
+// it; a text they did not write is unknown, not an error.
+func TestBoundText(t *testing.T) {
+	t.Parallel()
+	for _, b := range []Bound{BoundUnknown, BoundInclusive, BoundExclusive} {
+		text, err := b.MarshalText()
+		var back Bound
+		if err != nil || back.UnmarshalText(text) != nil || back != b {
+			t.Fatalf("%v kept as %q (%v), read back as %v", b, text, err, back)
+		}
+	}
+	b := BoundInclusive
+	if err := b.UnmarshalText([]byte("sideways")); err != nil || b != BoundUnknown {
+		t.Fatalf("%q read as %v, %v: want unknown, no error", "sideways", b, err)
+	}
+	if SortParam.String() != "sort" || FilterParam.String() != "filter" {
+		t.Fatalf("params %q, %q", SortParam, FilterParam)
+	}
+}
