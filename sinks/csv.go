@@ -518,14 +518,16 @@ type batchKeys struct {
 	colIdx  []int    // and their indexes in a record
 	lookup  *keyLookup
 	index   *keyIndex
-	written keyCollector               // keys of the rows this batch wrote
-	skipped map[string]bool            // keys left in the file holding them unchanged
+	written keyCollector // keys of the rows this batch wrote
+	skipped keyCollector // keys left in the file holding them unchanged
+	nSkip   int
 	drop    map[string]map[string]bool // file → keys whose rows this batch replaces
 	digests map[string]map[string]digest
 	holders []string
 	scratch bytes.Buffer
 	sw      *csv.Writer
-	dups    int64 // rows of a key the batch had already written, dropped
+	hash    hasher // of this batch: its digests are compared only with each other
+	dups    int64  // rows of a key the batch had already written, dropped
 }
 
 // openIndex loads the folder's key index for an incremental batch.
@@ -535,7 +537,7 @@ func (b *csvBatch) openIndex(dir string) error {
 		return err
 	}
 	k := &batchKeys{dir: dir, cols: csvKeyColumns(b.info.Endpoint), lookup: newKeyLookup(idx), index: idx,
-		skipped: map[string]bool{}, drop: map[string]map[string]bool{}, digests: map[string]map[string]digest{}}
+		drop: map[string]map[string]bool{}, digests: map[string]map[string]digest{}, hash: newHasher()}
 	for _, c := range k.cols {
 		k.colIdx = append(k.colIdx, b.info.Endpoint.Column(c))
 	}
@@ -558,13 +560,13 @@ func (b *csvBatch) place() (bool, error) {
 		}
 	}
 	key := rowKey(b.rec, k.colIdx)
-	if k.skipped[key] {
+	if k.nSkip > 0 && k.skipped.has(key) {
 		k.dups++
 		return false, nil
 	}
 	k.holders = k.lookup.holders(k.holders[:0], key, filepath.Base(b.final))
 	if len(k.holders) > 0 {
-		d := digestOf(rowBytes(&k.scratch, k.sw, b.rec))
+		d := k.hash.of(rowBytes(&k.scratch, k.sw, b.rec))
 		var same, held int
 		for _, h := range k.holders {
 			ds, err := k.fileDigests(h)
@@ -582,7 +584,8 @@ func (b *csvBatch) place() (bool, error) {
 			if k.written.has(key) {
 				k.dups++ // a second version in this batch: the first is kept
 			} else {
-				k.skipped[key] = true
+				k.skipped.add(key)
+				k.nSkip++
 			}
 			return false, nil
 		}
@@ -612,7 +615,7 @@ func (k *batchKeys) fileDigests(name string) (map[string]digest, error) {
 	if ds, ok := k.digests[name]; ok {
 		return ds, nil
 	}
-	ds, err := fileDigests(filepath.Join(k.dir, name), k.cols)
+	ds, err := fileDigests(filepath.Join(k.dir, name), k.cols, k.hash)
 	if errors.Is(err, fs.ErrNotExist) {
 		ds, err = map[string]digest{}, nil
 	}
@@ -703,13 +706,13 @@ func (b *csvBatch) Commit(_ context.Context, state []byte, _ exporter.Progress) 
 		s.swept.Delete(b.info.PBX)
 		return err
 	}
-	if k := b.keys; k != nil && (len(k.skipped) > 0 || len(k.drop) > 0 || k.dups > 0) {
+	if k := b.keys; k != nil && (k.nSkip > 0 || len(k.drop) > 0 || k.dups > 0) {
 		var replaced int
 		for _, keys := range k.drop {
 			replaced += len(keys)
 		}
 		s.opt.Log.Info("rows already in the export folder", "endpoint", b.info.Endpoint.Name, "file", filepath.Base(b.final),
-			"unchanged_not_written", len(k.skipped), "changed_replaced", replaced, "files_rewritten", len(k.drop), "repeated_in_batch", k.dups)
+			"unchanged_not_written", k.nSkip, "changed_replaced", replaced, "files_rewritten", len(k.drop), "repeated_in_batch", k.dups)
 	}
 	if b.badTimes > 0 {
 		b.sink.opt.Log.Warn("times outside years 0001-9999 written as empty cells", "endpoint", b.info.Endpoint.Name,
@@ -780,7 +783,7 @@ func (b *csvBatch) decide(state []byte) error {
 		if b.keys != nil {
 			// What the key index did: rows another file holds unchanged
 			// (not written), rows replacing an older form in another file.
-			m["rows_held_elsewhere"] = len(b.keys.skipped)
+			m["rows_held_elsewhere"] = b.keys.nSkip
 			var replaced int
 			for _, keys := range b.keys.drop {
 				replaced += len(keys)

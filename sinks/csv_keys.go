@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"io/fs"
 	"os"
@@ -322,12 +323,18 @@ func rowKey(cells []string, idx []int) string {
 	return strings.Join(parts, "\x00")
 }
 
-// digest identifies a row's bytes as the CSV writer writes them.
-type digest [16]byte
+// digest identifies a row's bytes as the CSV writer writes them, within
+// one process (two 64-bit hashes of independent seeds: a changed row
+// passes for unchanged with a chance of 2^-128).
+type digest [2]uint64
 
-func digestOf(raw []byte) digest {
-	sum := sha256.Sum256(raw)
-	return digest(sum[:16])
+// hasher computes digests; each sink has its own seeds.
+type hasher [2]maphash.Seed
+
+func newHasher() hasher { return hasher{maphash.MakeSeed(), maphash.MakeSeed()} }
+
+func (h hasher) of(raw []byte) digest {
+	return digest{maphash.Bytes(h[0], raw), maphash.Bytes(h[1], raw)}
 }
 
 // scanRows reads a data file (gzip-compressed when named .gz) and calls
@@ -335,24 +342,15 @@ func digestOf(raw []byte) digest {
 // only during the call); the header is not passed. keyCols names the key
 // columns, which the header must hold.
 func scanRows(path string, keyCols []string, fn func(key string, raw []byte) error) error {
-	return scanFile(path, func(header []string) ([]int, error) {
-		idx := make([]int, len(keyCols))
-		for i, k := range keyCols {
-			if idx[i] = slices.Index(header, k); idx[i] < 0 {
-				return nil, fmt.Errorf("%s has no column %q: it was not written by this program, or was edited", filepath.Base(path), k)
-			}
-		}
-		return idx, nil
-	}, nil, func(cells []string, idx []int, raw []byte) error {
-		return fn(rowKey(cells, idx), raw)
-	})
+	return scanFile(path, keyCols, nil, fn)
 }
 
 // scanFile streams a data file's records with their exact bytes: the
-// header's through header (which returns the key column indexes) and
-// headerRaw, each row's through row.
-func scanFile(path string, header func([]string) ([]int, error), headerRaw func([]byte) error,
-	row func(cells []string, idx []int, raw []byte) error) error {
+// header's through headerRaw (when set), then each row's key and bytes
+// through row. Records are split as encoding/csv writes them (RFC 4180,
+// "\n" line ends, quotes doubled inside quoted fields), without decoding
+// more than the key's cells.
+func scanFile(path string, keyCols []string, headerRaw func([]byte) error, row func(key string, raw []byte) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -367,64 +365,136 @@ func scanFile(path string, header func([]string) ([]int, error), headerRaw func(
 		defer gz.Close()
 		src = gz
 	}
-	t := &teeBuffer{src: src}
-	r := csv.NewReader(t)
-	r.ReuseRecord = true
-	var idx []int
-	for first := true; ; first = false {
-		rec, err := r.Read()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read %s: %w", path, err)
-		}
-		raw := t.take(r.InputOffset())
-		if first {
-			if idx, err = header(rec); err != nil {
-				return err
+	var idx []int // key columns' indexes, once the header is read
+	buf := make([]byte, 0, 256<<10)
+	off := 0 // buf[off:] is not read yet
+	eof := false
+	for {
+		n := recordEnd(buf[off:], eof)
+		if n == 0 {
+			if eof {
+				if off < len(buf) {
+					return fmt.Errorf("read %s: a record is cut short", path)
+				}
+				return nil
 			}
-			r.FieldsPerRecord = len(rec)
+			buf = buf[:copy(buf, buf[off:])]
+			off = 0
+			if len(buf) == cap(buf) {
+				buf = slices.Grow(buf, cap(buf))
+			}
+			m, err := src.Read(buf[len(buf):cap(buf)])
+			buf = buf[:len(buf)+m]
+			if err == io.EOF {
+				eof = true
+			} else if err != nil {
+				return fmt.Errorf("read %s: %w", path, err)
+			}
+			continue
+		}
+		raw := buf[off : off+n]
+		off += n
+		if idx == nil {
+			header, err := csv.NewReader(bytes.NewReader(raw)).Read()
+			if err != nil {
+				return fmt.Errorf("read %s: header: %w", path, err)
+			}
+			idx = make([]int, len(keyCols))
+			for i, k := range keyCols {
+				if idx[i] = slices.Index(header, k); idx[i] < 0 {
+					return fmt.Errorf("%s has no column %q: it was not written by this program, or was edited", filepath.Base(path), k)
+				}
+			}
 			if headerRaw != nil {
 				if err := headerRaw(raw); err != nil {
 					return err
 				}
 			}
-			continue
-		}
-		if err := row(rec, idx, raw); err != nil {
-			return err
+		} else {
+			key, err := recordKey(raw, idx)
+			if err != nil {
+				return fmt.Errorf("read %s: %w", path, err)
+			}
+			if err := row(key, raw); err != nil {
+				return err
+			}
 		}
 	}
 }
 
-// teeBuffer keeps what a csv.Reader read from src until take hands it
-// out, so that each record's own bytes can be copied unchanged.
-type teeBuffer struct {
-	src  io.Reader
-	buf  []byte
-	off  int   // buf[off:] is not handed out yet
-	base int64 // stream offset of buf[off]
-}
-
-func (t *teeBuffer) Read(p []byte) (int, error) {
-	if t.off > 0 { // what take handed out is no longer used
-		t.buf = t.buf[:copy(t.buf, t.buf[t.off:])]
-		t.off = 0
+// recordEnd is the length of the first whole record in buf, its line end
+// included (at the end of the input, what is left), or 0.
+func recordEnd(buf []byte, atEOF bool) int {
+	// A line end ends the record when the quotes before it pair up.
+	quotes, from := 0, 0
+	for {
+		e := bytes.IndexByte(buf[from:], '\n')
+		if e < 0 {
+			break
+		}
+		quotes += bytes.Count(buf[from:from+e], []byte{'"'})
+		from += e + 1
+		if quotes%2 == 0 {
+			return from
+		}
 	}
-	n, err := t.src.Read(p)
-	t.buf = append(t.buf, p[:n]...)
-	return n, err
+	if atEOF && (quotes+bytes.Count(buf[from:], []byte{'"'}))%2 == 0 {
+		return len(buf)
+	}
+	return 0
 }
 
-// take returns the bytes from the last take to stream offset end, valid
-// until the next Read.
-func (t *teeBuffer) take(end int64) []byte {
-	n := int(end - t.base)
-	raw := t.buf[t.off : t.off+n]
-	t.off += n
-	t.base = end
-	return raw
+// recordKey reads the cells at idx of one record, as encoding/csv reads
+// them, and joins them as rowKey does.
+func recordKey(raw []byte, idx []int) (string, error) {
+	raw = bytes.TrimSuffix(bytes.TrimSuffix(raw, []byte("\n")), []byte("\r"))
+	if len(idx) == 1 && idx[0] == 0 && len(raw) > 0 && raw[0] != '"' {
+		// The usual case: the key is the first column, not quoted.
+		if e := bytes.IndexByte(raw, ','); e >= 0 {
+			return string(raw[:e]), nil
+		}
+		return string(raw), nil
+	}
+	want := slices.Max(idx)
+	cells := make([]string, want+1)
+	col, p := 0, 0
+	for col <= want {
+		var cell []byte
+		if p < len(raw) && raw[p] == '"' {
+			var b []byte
+			q := p + 1
+			for {
+				e := bytes.IndexByte(raw[q:], '"')
+				if e < 0 {
+					return "", fmt.Errorf("a quoted field is not closed")
+				}
+				b = append(b, raw[q:q+e]...)
+				q += e + 1
+				if q < len(raw) && raw[q] == '"' {
+					b = append(b, '"')
+					q++
+					continue
+				}
+				break
+			}
+			cell, p = b, q
+		} else {
+			e := bytes.IndexByte(raw[p:], ',')
+			if e < 0 {
+				e = len(raw) - p
+			}
+			cell, p = raw[p:p+e], p+e
+		}
+		cells[col] = string(cell)
+		col++
+		if col <= want {
+			if p >= len(raw) || raw[p] != ',' {
+				return "", fmt.Errorf("a record has fewer fields than its header")
+			}
+			p++
+		}
+	}
+	return rowKey(cells, idx), nil
 }
 
 // keyLookup finds the files that hold a key, from an index.
@@ -529,19 +599,10 @@ func (s *CSV) rewriteWithout(pbx, dir, name string, keyCols []string, drop map[s
 	}
 	var kept keyCollector
 	var rows, removed int64
-	err = scanFile(path, func(header []string) ([]int, error) {
-		idx := make([]int, len(keyCols))
-		for i, k := range keyCols {
-			if idx[i] = slices.Index(header, k); idx[i] < 0 {
-				return nil, fmt.Errorf("%s has no column %q", name, k)
-			}
-		}
-		return idx, nil
-	}, func(raw []byte) error {
+	err = scanFile(path, keyCols, func(raw []byte) error {
 		_, err := w.Write(raw)
 		return err
-	}, func(cells []string, idx []int, raw []byte) error {
-		key := rowKey(cells, idx)
+	}, func(key string, raw []byte) error {
 		if drop[key] {
 			removed++
 			return nil
@@ -590,11 +651,11 @@ func (s *CSV) rewriteWithout(pbx, dir, name string, keyCols []string, drop map[s
 }
 
 // fileDigests reads a data file's rows: key → digest of the row's bytes.
-func fileDigests(path string, keyCols []string) (map[string]digest, error) {
+func fileDigests(path string, keyCols []string, h hasher) (map[string]digest, error) {
 	out := map[string]digest{}
 	err := scanRows(path, keyCols, func(key string, raw []byte) error {
 		if _, seen := out[key]; !seen {
-			out[key] = digestOf(raw)
+			out[key] = h.of(raw)
 		}
 		return nil
 	})
