@@ -19,7 +19,7 @@ import (
 // liveGroupViews creates, beside the stored views, the group views as
 // they were computed at each query before group_calls was stored
 // (migrations 6 and 10, read from their own text): group_legs_live,
-// group_calls_live and agent_calls_live, the reference the stored rows
+// group_calls_live, group_intervals_live and agent_calls_live, the reference the stored rows
 // must equal after every write.
 func liveGroupViews(t *testing.T, p *Postgres, pool *pgxpool.Pool) {
 	t.Helper()
@@ -38,20 +38,25 @@ func liveGroupViews(t *testing.T, p *Postgres, pool *pgxpool.Pool) {
 	agents := strings.NewReplacer("{schema}.agent_calls AS", "{schema}.agent_calls_live AS",
 		"{schema}.group_legs", "{schema}.group_legs_live", "{schema}.group_calls\n", "{schema}.group_calls_live\n").
 		Replace(between(reportingGroups, "CREATE OR REPLACE VIEW {schema}.agent_calls AS", "-- data_quality keeps"))
-	for _, sql := range []string{legs, calls, agents} {
+	intervals := strings.NewReplacer("{schema}.group_intervals AS", "{schema}.group_intervals_live AS",
+		"{schema}.group_calls c", "{schema}.group_calls_live c").
+		Replace(between(reportingGroups, "CREATE OR REPLACE VIEW {schema}.group_intervals AS", "-- agent_calls: per group"))
+	for _, sql := range []string{legs, calls, agents, intervals} {
 		if _, err := pool.Exec(context.Background(), strings.ReplaceAll(sql, "{schema}", pgx.Identifier{p.schema}.Sanitize())); err != nil {
 			t.Fatalf("create a live view: %v", err)
 		}
 	}
 }
 
-// sameAsLive fails when group_legs, group_calls or agent_calls differ in
+// sameAsLive fails when group_legs, group_calls, group_intervals or
+// agent_calls differ in
 // any row from their live definitions, or when group_calls is empty.
 func sameAsLive(t *testing.T, pool *pgxpool.Pool, step string) {
 	t.Helper()
 	for _, v := range []struct{ name, order string }{
 		{"group_legs", "pbx, id"},
 		{"group_calls", "pbx, call_key, group_key"},
+		{"group_intervals", "pbx, group_key, interval_start"},
 		{"agent_calls", "pbx, group_key, extension, day"},
 	} {
 		got := viewLines(t, pool, "SELECT * FROM "+v.name+" ORDER BY "+v.order)
