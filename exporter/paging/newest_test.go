@@ -2,11 +2,13 @@ package paging
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/wildix-export/wildix-export/exporter/pbx"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 )
 
@@ -104,5 +106,23 @@ func TestBelowOne(t *testing.T) {
 	re, err := newReader(l, 10, 1).BelowOne(context.Background())
 	if err != nil || re == nil || re.Key != "-4" {
 		t.Fatalf("record %v, err %v: want the key -4 named", re, err)
+	}
+}
+
+// TestKeysNotWholeNumbers: a key that is not a whole number in a
+// keys-only answer stops the read, naming it.
+func TestKeysNotWholeNumbers(t *testing.T) {
+	t.Parallel()
+	for _, key := range []string{`"A-17"`, `{"x":1}`} {
+		bad := func(_ *http.Request, status int, body []byte) (int, []byte) {
+			return status, []byte(strings.Replace(string(body), `"id":"40"`, `"id":`+key, 1))
+		}
+		_, l := newSim(pbxsim.Options{Calls: 40, Rewrite: bad})
+		if _, _, err := newReader(l, 10, 1).Newest(context.Background(), 0); err == nil || !strings.Contains(err.Error(), "not a whole number") {
+			t.Fatalf("key %s: err = %v, want it named", key, err)
+		}
+	}
+	if _, err := Keys(&pbx.ListPage{Records: []json.RawMessage{json.RawMessage(`[1]`)}}, "id"); err == nil {
+		t.Fatal("a record that is no object read")
 	}
 }

@@ -2,6 +2,8 @@ package paging
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -99,5 +101,28 @@ func TestPagerRefusals(t *testing.T) {
 				t.Fatalf("complete = %v, want %v (%+v)", res.Complete, tc.complete, res)
 			}
 		})
+	}
+}
+
+// TestPagerStopsOnTheCallersError: the caller's error on any page stops
+// the read and is returned, wrapped with the page.
+func TestPagerStopsOnTheCallersError(t *testing.T) {
+	t.Parallel()
+	errSink := errors.New("the sink failed")
+	for _, total := range []string{"", "absent"} {
+		for _, at := range []int{0, 1} {
+			_, l := newSim(pbxsim.Options{Calls: 25, Total: total})
+			p := &pager{Lister: l, Path: calls().Path, Query: url.Values{"sort": {"id"}, "dir": {"ASC"}}, PageSize: 10, Concurrency: 2,
+				MaxPages: 100, Counters: &Counters{}}
+			_, err := p.Run(context.Background(), func(pg offsetPage) error {
+				if pg.Number == at {
+					return errSink
+				}
+				return nil
+			})
+			if !errors.Is(err, errSink) || !strings.Contains(err.Error(), fmt.Sprintf("page %d", at)) {
+				t.Fatalf("total %q, failing at page %d: err = %v", total, at, err)
+			}
+		}
 	}
 }

@@ -3,6 +3,7 @@ package paging
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -22,21 +23,33 @@ func TestTimeWindows(t *testing.T) {
 	ignoresTime := func(_ *http.Request, status int, body []byte) (int, []byte) {
 		return status, startRe.ReplaceAll(body, []byte(`"start":"1999-01-01 00:00:00"`))
 	}
+	longer := rewriteAnswer(func(_ url.Values, ids []int64, total string) ([]int64, string) {
+		if len(ids) > 0 {
+			ids = append(ids, ids[0])
+		}
+		return ids, "" // no total, which would be below the records sent
+	})
 	for _, tc := range []struct {
-		name string
-		o    pbxsim.Options
-		size int
-		err  string
+		name     string
+		o        pbxsim.Options
+		size     int
+		err      string
+		maxPages int
 	}{
-		{"pages of 10", pbxsim.Options{Calls: 150}, 10, ""},
-		{"pages of 3, sort and id filter ignored", pbxsim.Options{Calls: 150, IgnoreSort: true, IgnoreFilter: []string{"id"}}, 3, ""},
-		{"a busy second, pages of 2", pbxsim.Options{Calls: 60, CallGap: time.Second}, 2, ""},
-		{"the time filter ignored", pbxsim.Options{Calls: 150, Rewrite: ignoresTime}, 10, "it ignores filter[start] as well"},
+		{"pages of 10", pbxsim.Options{Calls: 150}, 10, "", 0},
+		{"pages of 3, sort and id filter ignored", pbxsim.Options{Calls: 150, IgnoreSort: true, IgnoreFilter: []string{"id"}}, 3, "", 0},
+		{"a busy second, pages of 2", pbxsim.Options{Calls: 60, CallGap: time.Second}, 2, "", 0},
+		{"the time filter ignored", pbxsim.Options{Calls: 150, Rewrite: ignoresTime}, 10, "it ignores filter[start] as well", 0},
+		{"more records than asked", pbxsim.Options{Calls: 150, Rewrite: longer}, 10, "records for count=10", 0},
+		{"more pages than allowed", pbxsim.Options{Calls: 150}, 10, "EXPORT_MAX_PAGES=3", 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			sim, l := newSim(tc.o)
 			rd := newReader(l, tc.size, 1)
+			if tc.maxPages > 0 {
+				rd.MaxPages = tc.maxPages
+			}
 			from, to := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 1, 1, 1, 0, 0, 0, time.UTC)
 			got := tally{}
 			err := (&TimeWindows{Reader: rd}).Read(context.Background(), from, to, func(rows []record.Row) error {
