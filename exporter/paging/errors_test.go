@@ -45,6 +45,10 @@ func TestReadersReportAFailedRequest(t *testing.T) {
 			_, err := (&Ladder{Reader: rd, Last: ByTimeWindows}).Read(ctx, Range{1, 40}, func(Span) error { return nil })
 			return err
 		}},
+		{"by key, pages of one, no total", pbxsim.Options{Calls: 40, MaxCount: 1, Total: "absent"}, func(rd *Reader) error {
+			_, err := (&Ladder{Reader: rd, Last: ByTimeWindows}).Read(ctx, Range{1, 40}, func(Span) error { return nil })
+			return err
+		}},
 		{"by key, four at a time", pbxsim.Options{Calls: 40}, func(rd *Reader) error {
 			rd.Concurrency = 4
 			_, err := (&Ladder{Reader: rd, Last: ByTimeWindows}).Read(ctx, Range{1, 40}, func(Span) error { return nil })

@@ -307,3 +307,19 @@ func TestLadderSweep(t *testing.T) {
 		}
 	})
 }
+
+// TestLadderReadsNoKeysOnTheLastRung: an endpoint the ladder has sent to
+// its last rung is not read by key again (a caller's mistake, said so).
+func TestLadderReadsNoKeysOnTheLastRung(t *testing.T) {
+	t.Parallel()
+	_, l := newSim(pbxsim.Options{Calls: 10})
+	rd := newReader(l, 10, 1)
+	rd.Learnt.ReadBy(ByOffset)
+	_, err := (&Ladder{Reader: rd, Last: ByOffset}).Read(context.Background(), Range{1, 10}, func(Span) error {
+		t.Fatal("a span handed over")
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "read by offset") || rd.Counters.Requests.Load() != 0 {
+		t.Fatalf("err = %v after %d requests, want a refusal without a request", err, rd.Counters.Requests.Load())
+	}
+}
