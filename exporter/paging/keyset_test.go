@@ -213,6 +213,72 @@ func rewriteAnswer(edit func(q url.Values, ids []int64, total string) ([]int64, 
 	}
 }
 
+// serve plays a PBX sending, for the requests pick names keys for, those
+// of its records (asked again of the simulator with room for all of
+// them), with the total the simulator counts; other requests as they are.
+func serve(sim **pbxsim.Sim, pick func(q url.Values) []int64) func(*http.Request, int, []byte) (int, []byte) {
+	return func(r *http.Request, status int, body []byte) (int, []byte) {
+		q := r.URL.Query()
+		keys := pick(q)
+		if keys == nil || q.Get("fields") != "" {
+			return status, body
+		}
+		q.Set("count", "1000")
+		status, body = (*sim).List(r.URL.Path, q)
+		return rewriteAnswer(func(_ url.Values, ids []int64, total string) ([]int64, string) {
+			return slices.DeleteFunc(ids, func(id int64) bool { return !slices.Contains(keys, id) }), total
+		})(r, status, body)
+	}
+}
+
+// TestKeysetRecount reads a range over several pages from a PBX ignoring
+// the sort whose pages come in order by chance, skipping keys: a span
+// ended at a full page's last key without all its keys, and a span read
+// to its end over several pages with fewer records than counted at its
+// start, are counted again, and the skipped keys found (the sort taken as
+// ignored). Each case fails when its recount is skipped.
+func TestKeysetRecount(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		calls     int64
+		r         Range
+		ask       int64
+		untilFull bool
+		first     bool
+		pick      func(q url.Values) []int64
+	}{
+		{"ended at a full page's last key", 20, Range{1, 20}, 4, true, true, func(q url.Values) []int64 {
+			if q.Get("filter[id][from]") == "1" {
+				return []int64{2, 5, 7, 9}
+			}
+			return nil
+		}},
+		{"read to its end over pages", 10, Range{1, 10}, 3, false, false, func(q url.Values) []int64 {
+			if q.Get("filter[id][from]") == "1" {
+				return []int64{1, 2, 4}
+			}
+			return nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var sim *pbxsim.Sim
+			sim, l := newSim(pbxsim.Options{Calls: tc.calls, Rewrite: serve(&sim, tc.pick)})
+			rd := newReader(l, int(tc.ask), 1)
+			k := &keyPages{Reader: rd}
+			if !tc.first {
+				k.pages.Store(1)
+			}
+			sp := keyset{k}.readSpan(context.Background(), tc.r, tc.untilFull)
+			var ie *IgnoredError
+			if !errors.As(sp.err, &ie) || ie.Param != SortParam {
+				t.Fatalf("span %v of %d rows, err %v: want the sort found ignored", sp.Range, len(sp.Rows), sp.err)
+			}
+		})
+	}
+}
+
 // TestKeysetProofPaths reads one range by key, not as the read's first
 // request (asked one key past its bound), through each path of the proof
 // of a page that reaches the range's end or comes back short, and checks
