@@ -439,7 +439,7 @@ func (s *CSV) Begin(_ context.Context, b exporter.BatchInfo) (exporter.Batch, er
 	}
 	suffix := make([]byte, 4)
 	rand.Read(suffix)
-	tmp := filepath.Join(dir, tmpPrefix(b.PBX)+name+".tmp-"+hex.EncodeToString(suffix))
+	tmp := filepath.Join(dir, tmpName(b.PBX, name)+hex.EncodeToString(suffix))
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, fileMode)
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", tmp, err)
@@ -456,6 +456,7 @@ func (s *CSV) Begin(_ context.Context, b exporter.BatchInfo) (exporter.Batch, er
 		bt.gz = gzip.NewWriter(w)
 		w = bt.gz
 	}
+	bt.out = w
 	bt.w = csv.NewWriter(w)
 	header := make([]string, 0, len(b.Endpoint.Columns)+1)
 	for _, c := range b.Endpoint.Columns {
@@ -473,6 +474,16 @@ func (s *CSV) Begin(_ context.Context, b exporter.BatchInfo) (exporter.Batch, er
 // safeName then "~", which safeName never produces, so that no PBX's
 // prefix is the start of another's ("a" and "a_b" give ".a~" and ".a_b~").
 func tmpPrefix(pbx string) string { return "." + safeName(pbx) + "~" }
+
+// tmpName starts the temporary name of the data file name: tmpPrefix,
+// then name without its .csv or .csv.gz, so that a reader's glob *.csv*
+// (DuckDB's, which lets * match a leading dot, as docs/reporting.md uses
+// it) never takes a temporary file, whose rows a committed file holds too
+// (a rewritten file's copy) or will hold. A PBX id holding ".csv" itself
+// still shows it in tmpPrefix.
+func tmpName(pbx, name string) string {
+	return tmpPrefix(pbx) + strings.TrimSuffix(strings.TrimSuffix(name, ".gz"), ".csv") + ".tmp-"
+}
 
 // removeStale deletes temporary files (named prefix….tmp-…) left in dir
 // before this process started: the remains of runs that crashed before
@@ -499,6 +510,7 @@ type csvBatch struct {
 	f          *os.File
 	gz         *gzip.Writer
 	w          *csv.Writer
+	out        io.Writer // what w writes into (compressed after, when gz)
 	sum        hash.Hash
 	tmp, final string
 	rows       int64
@@ -528,6 +540,7 @@ type batchKeys struct {
 	sw      *csv.Writer
 	hash    hasher // of this batch: its digests are compared only with each other
 	dups    int64  // rows of a key the batch had already written, dropped
+	kept    int64  // rows of a redone window's earlier file it did not read, kept
 }
 
 // openIndex loads the folder's key index for an incremental batch.
@@ -706,13 +719,14 @@ func (b *csvBatch) Commit(_ context.Context, state []byte, _ exporter.Progress) 
 		s.swept.Delete(b.info.PBX)
 		return err
 	}
-	if k := b.keys; k != nil && (k.nSkip > 0 || len(k.drop) > 0 || k.dups > 0) {
+	if k := b.keys; k != nil && (k.nSkip > 0 || len(k.drop) > 0 || k.dups > 0 || k.kept > 0) {
 		var replaced int
 		for _, keys := range k.drop {
 			replaced += len(keys)
 		}
 		s.opt.Log.Info("rows already in the export folder", "endpoint", b.info.Endpoint.Name, "file", filepath.Base(b.final),
-			"unchanged_not_written", k.nSkip, "changed_replaced", replaced, "files_rewritten", len(k.drop), "repeated_in_batch", k.dups)
+			"unchanged_not_written", k.nSkip, "changed_replaced", replaced, "files_rewritten", len(k.drop), "repeated_in_batch", k.dups,
+			"kept_not_sent_again", k.kept)
 	}
 	if b.badTimes > 0 {
 		b.sink.opt.Log.Warn("times outside years 0001-9999 written as empty cells", "endpoint", b.info.Endpoint.Name,
@@ -725,6 +739,12 @@ func (b *csvBatch) Commit(_ context.Context, state []byte, _ exporter.Progress) 
 // the commit; what is left (the renames, the state) recover completes.
 func (b *csvBatch) decide(state []byte) error {
 	s := b.sink
+	if b.keys != nil && b.info.Window != nil {
+		if err := b.keepUnread(); err != nil {
+			b.discard()
+			return err
+		}
+	}
 	b.w.Flush()
 	if err := b.w.Error(); err != nil {
 		b.discard()
@@ -789,6 +809,11 @@ func (b *csvBatch) decide(state []byte) error {
 				replaced += len(keys)
 			}
 			m["rows_replacing"] = replaced
+			if b.info.Window != nil {
+				// Rows of the window's earlier file that this read did
+				// not return (deleted on the PBX since): kept.
+				m["rows_not_sent_again"] = b.keys.kept
+			}
 		}
 		p.Manifest, _ = json.MarshalIndent(m, "", "  ")
 	} else {

@@ -579,7 +579,7 @@ type rewrite struct {
 // rewrite (its manifest updated from the file's) and the keys left.
 func (s *CSV) rewriteWithout(pbx, dir, name string, keyCols []string, drop map[string]bool) (rewrite, *keySet, error) {
 	path := filepath.Join(dir, name)
-	tmpF, err := safefile.CreateTemp(dir, tmpPrefix(pbx)+name+".tmp-", fileMode)
+	tmpF, err := safefile.CreateTemp(dir, tmpName(pbx, name), fileMode)
 	if err != nil {
 		return rewrite{}, nil, fmt.Errorf("rewrite %s: %w", name, err)
 	}
@@ -669,4 +669,52 @@ func rowBytes(buf *bytes.Buffer, w *csv.Writer, rec []string) []byte {
 	w.Write(rec)
 	w.Flush()
 	return buf.Bytes()
+}
+
+// keepUnread carries into a redone window's file the rows of the file it
+// replaces (the same name) that this batch neither read nor finds in
+// another file: calls the PBX no longer sends (deleted there since, a
+// retention purge), which the folder keeps, as PostgreSQL keeps their
+// rows. After a backfill the window's file is the only one holding its
+// calls (the nightly runs leave them there), so replacing it without them
+// lost them. The rows are copied byte for byte after the batch's own.
+func (b *csvBatch) keepUnread() error {
+	k := b.keys
+	name := filepath.Base(b.final)
+	if _, known := k.index.Files[name]; !known {
+		return nil
+	}
+	b.w.Flush()
+	if err := b.w.Error(); err != nil {
+		return fmt.Errorf("write %s: %w", b.tmp, err)
+	}
+	var holders []string
+	err := scanRows(b.final, k.cols, func(key string, raw []byte) error {
+		// An empty key cannot be told apart: such rows are all written.
+		if key == "" || k.written.has(key) || k.skipped.has(key) {
+			return nil
+		}
+		if holders = k.lookup.holders(holders[:0], key, name); len(holders) > 0 {
+			return nil
+		}
+		if _, err := b.out.Write(raw); err != nil {
+			return err
+		}
+		if raw[len(raw)-1] != '\n' {
+			if _, err := b.out.Write([]byte{'\n'}); err != nil {
+				return err
+			}
+		}
+		k.written.add(key)
+		k.kept++
+		b.rows++
+		return nil
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("keep the rows of %s the PBX no longer sends: %w", name, err)
+	}
+	return nil
 }

@@ -553,3 +553,151 @@ func TestScanFileAgreesWithEncodingCSV(t *testing.T) {
 		}
 	}
 }
+
+// TestCSVTemporaryFilesOutsideTheDocumentedGlob: the DuckDB recipe of
+// docs/reporting.md reads 'export/call_history/*.csv*', and DuckDB's glob,
+// like filepath.Glob, lets * match a leading dot. A temporary file left
+// by a process killed mid-batch or mid-commit (until the next start
+// removes or renames it) must not match it: a rewritten file's temporary
+// copy holds nearly every row of the file it replaces, and a new file's
+// the rows that file will hold, so the recipe counted them twice.
+func TestCSVTemporaryFilesOutsideTheDocumentedGlob(t *testing.T) {
+	t.Parallel()
+	ep := record.Builtin()[0]
+	ctx := context.Background()
+	conv := &record.Converter{Endpoint: &ep}
+	row := func(id int, name string) record.Row {
+		r, err := conv.Convert(0, json.RawMessage(fmt.Sprintf(`{"id":"%d","start":"2026-01-01 10:00:00","to_name":%q,"timezone":"+0100"}`, id, name)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	window := &exporter.Window{From: "2026-01-01 00:00:00", To: "2026-01-02 00:00:00"}
+	for _, gz := range []bool{false, true} {
+		for stop := 1; ; stop++ {
+			dir := t.TempDir()
+			s, _ := NewCSV(CSVOptions{Dir: dir, Gzip: gz})
+			b, err := s.Begin(ctx, exporter.BatchInfo{PBX: "p", RunID: "r1", Endpoint: &ep, StateKey: ep.Name, Seq: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Write(ctx, []record.Row{row(1, "a"), row(2, "b"), row(3, "c")}); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Commit(ctx, []byte(`{"cursor":3}`), exporter.Progress{}); err != nil {
+				t.Fatal(err)
+			}
+			// A backfill replacing call 2 stopped at each point of its
+			// commit; a nightly batch killed before its commit beside it.
+			n := 0
+			s.crash = func() bool { n++; return n == stop }
+			b, err = s.Begin(ctx, exporter.BatchInfo{PBX: "p", RunID: "r2", Endpoint: &ep, StateKey: window.StateKey(ep.Name), Window: window, Seq: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Write(ctx, []record.Row{row(1, "a"), row(2, "b v2"), row(3, "c")}); err != nil {
+				t.Fatal(err)
+			}
+			err = b.Commit(ctx, []byte(`{"done":true}`), exporter.Progress{})
+			if err != nil && !strings.Contains(err.Error(), errCrashed.Error()) {
+				t.Fatalf("stop %d: %v", stop, err)
+			}
+			noTmpMatches := func(when string) {
+				t.Helper()
+				matched, _ := filepath.Glob(filepath.Join(dir, "call_history", "*.csv*"))
+				var tmps []string
+				for _, m := range matched {
+					if strings.HasPrefix(filepath.Base(m), ".") {
+						tmps = append(tmps, filepath.Base(m))
+					}
+				}
+				if len(tmps) > 0 {
+					t.Fatalf("gzip=%v, stop %d, %s: temporary files match the recipe's glob *.csv*: %v", gz, stop, when, tmps)
+				}
+			}
+			noTmpMatches("the commit stopped")
+			s2, _ := NewCSV(CSVOptions{Dir: dir, Gzip: gz})
+			killed, berr := s2.Begin(ctx, exporter.BatchInfo{PBX: "p", RunID: "r3", Endpoint: &ep, StateKey: ep.Name, Seq: 1})
+			if berr != nil {
+				t.Fatal(berr)
+			}
+			killed.Write(ctx, []record.Row{row(4, "d")})
+			noTmpMatches("a batch in progress")
+			killed.Abort(ctx)
+			if err == nil {
+				break
+			}
+		}
+	}
+}
+
+// TestCSVRedoneWindowKeepsCallsThePBXNoLongerSends: a window's file is
+// replaced when the window is redone (backfill --force), and after a
+// backfill it is the only file holding its calls (the nightly runs left
+// them there). A call the PBX deleted since (a retention purge) is not in
+// the redone window's read: it stays in the folder, once, as PostgreSQL
+// keeps its row. Dropping it lost 195 of 200 purged calls from outside.
+func TestCSVRedoneWindowKeepsCallsThePBXNoLongerSends(t *testing.T) {
+	t.Parallel()
+	ep := record.Builtin()[0]
+	ctx := context.Background()
+	conv := &record.Converter{Endpoint: &ep}
+	window := &exporter.Window{From: "2026-01-01 00:00:00", To: "2026-01-02 00:00:00"}
+	for _, gz := range []bool{false, true} {
+		dir := t.TempDir()
+		commit := func(info exporter.BatchInfo, calls map[int]string) {
+			t.Helper()
+			s, _ := NewCSV(CSVOptions{Dir: dir, Gzip: gz})
+			b, err := s.Begin(ctx, info)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for id := 1; id <= 9; id++ {
+				name, ok := calls[id]
+				if !ok {
+					continue
+				}
+				r, err := conv.Convert(0, json.RawMessage(fmt.Sprintf(`{"id":"%d","start":"2026-01-01 10:00:00","to_name":%q,"timezone":"+0100"}`, id, name)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := b.Write(ctx, []record.Row{r}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := b.Commit(ctx, []byte(`{"done":true}`), exporter.Progress{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		bf := exporter.BatchInfo{PBX: "p", RunID: "r1", Endpoint: &ep, StateKey: window.StateKey(ep.Name), Window: window, Seq: 1}
+		commit(bf, map[int]string{1: "a", 2: "b", 3: "c", 4: "d"})
+		// The nightly run finds 1-4 held unchanged, and writes 5.
+		commit(exporter.BatchInfo{PBX: "p", RunID: "r2", Endpoint: &ep, StateKey: ep.Name, Seq: 1}, map[int]string{1: "a", 2: "b", 3: "c", 4: "d", 5: "e"})
+		// Calls 1 and 3 purged on the PBX, 4 corrected: the window redone.
+		bf.RunID = "r3"
+		commit(bf, map[int]string{2: "b", 4: "d v2"})
+		got := map[string]string{}
+		for _, r := range readCSV(t, dir, "call_history") {
+			if _, twice := got[r["id"]]; twice {
+				t.Fatalf("gzip=%v: call %s twice", gz, r["id"])
+			}
+			got[r["id"]] = r["to_name"]
+		}
+		if want := "map[1:a 2:b 3:c 4:d v2 5:e]"; fmt.Sprint(got) != want {
+			t.Fatalf("gzip=%v: the folder holds %v, want %s", gz, got, want)
+		}
+		s, _ := NewCSV(CSVOptions{Dir: dir, Gzip: gz})
+		idx, _, err := s.readIndex("p", ep.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, ks := range idx.Files {
+			n += ks.count()
+		}
+		if n != 5 {
+			t.Fatalf("gzip=%v: the key index holds %d keys, want 5", gz, n)
+		}
+	}
+}
