@@ -127,8 +127,8 @@ func (s *Sim) groupPlan(first int64, h uint64) *plan {
 		return lo + int64(r%uint64(hi-lo+1))
 	}
 	p := &plan{caller: "+39" + strconv.FormatUint(3000000000+(h>>12)%999999999, 10), name: personName(h >> 8)}
-	ring := func(g *simGroup, at, wait int64, outcome string, talk, first int64) *GroupCall {
-		return p.ring(g, at, wait, outcome, talk, first, ext, s.opt.GroupFields.QueueLeg)
+	ring := func(g *simGroup, at, wait int64, outcome string, talk, from int64) *GroupCall {
+		return p.ring(g, at, wait, outcome, talk, from, ext, s.opt.GroupFields.QueueLeg)
 	}
 	// What happens: seven calls in ten answered, most within 20 s.
 	wait := draw(1, 20)
@@ -144,7 +144,7 @@ func (s *Sim) groupPlan(first int64, h uint64) *plan {
 		gc := ring(g, 0, wait, Answered, talk, draw(0, 3))
 		gc.Scenario = "answered"
 		if draw(0, 4) == 0 {
-			to := ext(int(draw(6, int64(max(n, 7)))))
+			to := ext(int(draw(6, int64(max(n-1, 6))))) // a colleague in no group
 			end, answer := wait+talk, wait+talk+draw(2, 8)
 			gc.Scenario = "answered, then transferred to a colleague"
 			gc.TransferredOut, gc.NextDestination = true, to
@@ -197,12 +197,12 @@ func (s *Sim) groupPlan(first int64, h uint64) *plan {
 // ring adds the legs of group g ringing from offset at for wait seconds,
 // and the call's truth in g, which it returns (valid until the next
 // ring). An answered call is answered by a member at at+wait, who talks
-// talk seconds. A ringall group rings every member at once; a queue rings
-// its members in turn, g.ring seconds each (at most three turns, two with
-// ownLeg, the last ringing until the end), linear from the first, rrmemory from member
-// first. With ownLeg a queue also writes the caller's own leg, answered
+// talk seconds; a ringall group's member from%members answers. A queue
+// rings its members in turn, g.ring seconds each (at most three turns, two
+// with ownLeg, the last ringing until the end), linear from the first,
+// rrmemory from member from%members. With ownLeg a queue also writes the caller's own leg, answered
 // by the PBX at once (music on hold), until the caller leaves the queue.
-func (p *plan) ring(g *simGroup, at, wait int64, outcome string, talk, first int64, ext func(int) string, ownLeg bool) *GroupCall {
+func (p *plan) ring(g *simGroup, at, wait int64, outcome string, talk, from int64, ext func(int) string, ownLeg bool) *GroupCall {
 	gc := GroupCall{GroupID: g.id, Number: g.number, Strategy: g.strategy, Outcome: outcome, Wait: wait}
 	leg := func(start, end int64, member string) planLeg {
 		return planLeg{start: at + start, answer: -1, end: at + end, group: g, member: member, dst: g.number, toName: g.title,
@@ -221,14 +221,14 @@ func (p *plan) ring(g *simGroup, at, wait int64, outcome string, talk, first int
 		}
 	}
 	if g.strategy == "ringall" {
-		who := int(first) % len(g.members)
+		who := int(from) % len(g.members)
 		for i, m := range g.members {
 			add(0, wait, ext(m), outcome == Answered && i == who)
 		}
 	} else {
 		next := 0
 		if g.strategy == "rrmemory" {
-			next = int(first) % len(g.members)
+			next = int(from) % len(g.members)
 		}
 		most := int64(3) // so that two groups' legs fit in a block
 		if ownLeg {
