@@ -434,15 +434,23 @@ INSERT INTO %[1]s.call_history SELECT * FROM %[2]s.call_history ORDER BY id DESC
 		}
 		b.add("wildix-export to PostgreSQL, merge path", o.n, smp, paths(ctx, conn, ms))
 		if b.base != "" {
-			if _, err := conn.Exec(ctx, fmt.Sprintf(`TRUNCATE %[1]s.call_history, %[1]s.export_state, %[1]s.export_run_endpoints, %[1]s.export_runs;
-INSERT INTO %[1]s.call_history SELECT * FROM %[2]s.call_history ORDER BY id DESC LIMIT 1`, ms, schema)); err != nil {
+			// Its own schema, migrated by the baseline: a schema the
+			// newer binary migrated is refused by an older one.
+			bms := randomName("bench_merge_base_")
+			defer conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+bms+" CASCADE")
+			if _, err := conn.Exec(ctx, fmt.Sprintf(`CREATE SCHEMA %[1]s; CREATE TABLE %[1]s.call_history (LIKE %[2]s.call_history INCLUDING DEFAULTS);
+ALTER TABLE %[1]s.call_history ADD PRIMARY KEY (pbx, id);
+INSERT INTO %[1]s.call_history SELECT * FROM %[2]s.call_history ORDER BY id DESC LIMIT 1`, bms, schema)); err != nil {
 				return fmt.Errorf("prepare the baseline's merge case: %w", err)
 			}
-			smp, err := b.exportWith(b.base, s.base, "EXPORT_SINK=postgres", "EXPORT_DATABASE_URL="+o.db, "EXPORT_DB_SCHEMA="+ms, "EXPORT_BATCH_SIZE=50000")
+			if err := b.migrate(b.base, s.base, bms, false); err != nil {
+				return fmt.Errorf("baseline: %w", err)
+			}
+			smp, err := b.exportWith(b.base, s.base, "EXPORT_SINK=postgres", "EXPORT_DATABASE_URL="+o.db, "EXPORT_DB_SCHEMA="+bms, "EXPORT_BATCH_SIZE=50000")
 			if err != nil {
 				return fmt.Errorf("baseline: %w", err)
 			}
-			b.add("baseline wildix-export to PostgreSQL, merge path", o.n, smp, "-baseline "+o.baseline+", "+paths(ctx, conn, ms))
+			b.add("baseline wildix-export to PostgreSQL, merge path", o.n, smp, "-baseline "+o.baseline+", "+paths(ctx, conn, bms))
 		}
 	}
 	if !o.cases["load"] && !o.cases["load-pk"] {
