@@ -470,3 +470,37 @@ func TestGroupDeletedKeepsItsCalls(t *testing.T) {
 	sameLines(t, "group_intervals after the deletion", viewLines(t, pool, groupIntervalsQuery), wantGroupIntervals)
 	sameLines(t, "agent_calls after the deletion", viewLines(t, pool, agentCallsQuery), wantAgentCalls)
 }
+
+// TestGroupThresholdBoundaries: "within" the thresholds includes them:
+// a caller hanging up exactly short_abandon_seconds after the offer is a
+// short abandon, a call answered exactly service_level_seconds after it is
+// within the service level; one second more is neither. Neither the
+// fixture (waits 3, 12, 15, 40 s…) nor the simulator (hang-ups at 3 and
+// 60 s) has a wait on a threshold.
+func TestGroupThresholdBoundaries(t *testing.T) {
+	t.Parallel()
+	p, pool := loadFixture(t, "Europe/Rome", nil)
+	loadGroupFixture(t, p, "Sales")
+	loadRecords(t, p, "call_history", legRecords(
+		ring(9001, "2026-05-04 09:00:00", "", "2026-05-04 09:00:06", 6, 0, "700", "204", "x901").with("2", "Queue", "700,t,,,90", ""),
+		ring(9002, "2026-05-04 09:10:00", "", "2026-05-04 09:10:07", 7, 0, "700", "204", "x902").with("2", "Queue", "700,t,,,90", ""),
+		ring(9003, "2026-05-04 09:20:00", "2026-05-04 09:20:20", "2026-05-04 09:21:20", 80, 60, "700", "204", "x903").with("2", "Queue", "700,t,,,90", ""),
+		ring(9004, "2026-05-04 09:30:00", "2026-05-04 09:30:21", "2026-05-04 09:31:21", 81, 60, "700", "204", "x904").with("2", "Queue", "700,t,,,90", ""),
+		// Nobody answers and nothing follows: the Queue timeout reached
+		// exactly is an overflow, a second less an abandon.
+		ring(9005, "2026-05-04 09:40:00", "", "2026-05-04 09:41:30", 90, 0, "700", "204", "x905").with("2", "Queue", "700,t,,,90", ""),
+		ring(9006, "2026-05-04 09:50:00", "", "2026-05-04 09:51:29", 89, 0, "700", "204", "x906").with("2", "Queue", "700,t,,,90", "")), "boundaries")
+	sameLines(t, "calls on the thresholds", viewLines(t, pool, `SELECT first_leg_id::text, outcome, wait_seconds::text, short_abandon::text, answered_in_service_level::text
+FROM group_calls WHERE first_leg_id BETWEEN 9001 AND 9006 ORDER BY first_leg_id`), []string{
+		"9001|abandoned|6|true|false",
+		"9002|abandoned|7|false|false",
+		"9003|answered|20|false|true",
+		"9004|answered|21|false|false",
+		"9005|overflowed|90|false|false",
+		"9006|abandoned|89|false|false",
+	})
+	sameLines(t, "their intervals", viewLines(t, pool, `SELECT to_char(interval_local, 'HH24:MI'), offered::text, answered_in_service_level::text, short_abandons::text, overflowed::text
+FROM group_intervals WHERE interval_local >= '2026-05-04' AND interval_local < '2026-05-05' ORDER BY interval_start`), []string{
+		"09:00|2|0|1|0", "09:15|1|1|0|0", "09:30|2|0|0|1", "09:45|1|0|0|0",
+	})
+}

@@ -156,6 +156,7 @@ CREATE TABLE IF NOT EXISTS {schema}.export_quarantine (
   PRIMARY KEY (pbx, endpoint, key)
 );`},
 	{12, "reporting: group_calls stored, kept up to date by triggers on call_history, colleagues and call_groups", reportingGroupsStored},
+	{13, "reporting: group_calls_stored's local times follow a TRUNCATE of pbx_settings", reportingGroupsZoneTruncated},
 }
 
 // SchemaVersion is the newest migration this binary knows.

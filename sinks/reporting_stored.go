@@ -719,3 +719,28 @@ FROM (SELECT DISTINCT pbx FROM {schema}.call_history
       UNION SELECT pbx FROM {schema}.call_groups) k
 ORDER BY k.pbx;
 `
+
+// reportingGroupsZoneTruncated is the migration that keeps the stored
+// local times exact when pbx_settings is emptied by TRUNCATE, which fires
+// no row trigger: every PBX's local times are computed again without a
+// zone (each record's offset, else UTC), as the views computed at the
+// query would.
+const reportingGroupsZoneTruncated = `
+CREATE OR REPLACE FUNCTION {schema}.group_calls_zones_truncated() RETURNS trigger
+LANGUAGE plpgsql SET jit = off AS $fn$
+DECLARE
+  p text;
+BEGIN
+  FOR p IN SELECT DISTINCT s.pbx FROM {schema}.group_calls_stored s ORDER BY 1 LOOP
+    PERFORM pg_advisory_xact_lock('{schema}.group_calls_stored'::regclass::oid::integer, hashtext(p));
+    UPDATE {schema}.group_calls_stored
+    SET local_offered = {schema}.pbx_local(offered_at, NULL, tz_offset),
+        interval_local = {schema}.pbx_local(interval_start, NULL, tz_offset)
+    WHERE pbx = p;
+    PERFORM {schema}.group_intervals_refresh(p, true, NULL, NULL);
+  END LOOP;
+  RETURN NULL;
+END $fn$;
+CREATE TRIGGER group_calls_zones_truncated AFTER TRUNCATE ON {schema}.pbx_settings
+  FOR EACH STATEMENT EXECUTE FUNCTION {schema}.group_calls_zones_truncated();
+`

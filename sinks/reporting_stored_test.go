@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"math/rand"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pgtest"
 )
@@ -260,4 +262,134 @@ func TestGroupCallsStoredFilledByTheMigration(t *testing.T) {
 	loadRecords(t, p, "call_history", legRecords(
 		ring(6001, "2026-03-14 09:00:00", "2026-03-14 09:00:04", "2026-03-14 09:01:04", 64, 60, "700", "204", "z001")), "after-migration")
 	sameAsLive(t, pool, "a call exported after the migration")
+}
+
+// loadFor writes records of a built-in endpoint as one committed batch of
+// pbx (loadRecords for another PBX).
+func loadFor(t *testing.T, p *Postgres, pbx, endpoint string, recs []json.RawMessage, runID string) {
+	t.Helper()
+	ctx := context.Background()
+	rome, _ := time.LoadLocation("Europe/Rome")
+	cat, err := record.NewCatalog(record.Builtin())
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	eps, err := cat.Select([]string{endpoint})
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	ep := &eps[0]
+	rows, err := (&record.Converter{Endpoint: ep, Zone: rome}).Rows(recs)
+	if err != nil {
+		t.Errorf("convert %s: %v", endpoint, err)
+		return
+	}
+	info := exporter.BatchInfo{PBX: pbx, RunID: runID, Endpoint: ep, StateKey: ep.Name, Snapshot: ep.Mode == record.Snapshot, Seq: 1}
+	b, err := p.Begin(ctx, info)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	if err := b.Write(ctx, rows); err != nil {
+		t.Error(err)
+		return
+	}
+	if err := b.Commit(ctx, []byte(`{}`), exporter.Progress{Rows: int64(len(rows))}); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestGroupCallsStoredMoreWrites: scenarios beyond
+// TestGroupCallsStoredFollowEveryWrite: thresholds UPDATEd and DELETEd on
+// '*', TRUNCATE of pbx_settings, colleagues and call_groups, a colleague
+// gone from the snapshot, a non-group leg backfilled early on a channel
+// that holds group calls (renumbering its sessions), a second PBX with
+// the same channels and uniqueids loaded concurrently.
+func TestGroupCallsStoredMoreWrites(t *testing.T) {
+	t.Parallel()
+	p, pool := loadFixture(t, "Europe/Rome", nil)
+	loadGroupFixture(t, p, "Sales")
+	liveGroupViews(t, p, pool)
+	sameAsLive(t, pool, "fixture")
+
+	sqlExec(t, pool, `UPDATE reporting_settings SET service_level_seconds = 5, short_abandon_seconds = 40 WHERE pbx = '*'`)
+	sameAsLive(t, pool, "thresholds '*' updated")
+	sqlExec(t, pool, `DELETE FROM reporting_settings WHERE pbx = '*'`)
+	sameAsLive(t, pool, "thresholds '*' deleted")
+	sqlExec(t, pool, `INSERT INTO reporting_settings (pbx) VALUES ('*')`)
+	sameAsLive(t, pool, "thresholds '*' back")
+
+	// A channel that holds group calls: a leg reaching no group, earlier
+	// than all of them, opens a session and renumbers the channel's calls.
+	loadRecords(t, p, "call_history", legRecords(
+		ring(100, "2026-03-01 08:00:00", "2026-03-01 08:00:01", "2026-03-01 08:00:30", 30, 29, "+390212345678", "", "a001")), "early-backfill")
+	sameAsLive(t, pool, "a non-group leg backfilled first on a channel of group calls")
+	sqlExec(t, pool, `UPDATE call_history SET start_time = start_time + interval '9 days 1 hour' WHERE id = 100`)
+	sameAsLive(t, pool, "that leg moved into the middle of the channel's calls")
+
+	// A second PBX, same channels and uniqueids, loaded concurrently with
+	// more legs of the first.
+	other := "other.wildixin.com"
+	rome, _ := time.LoadLocation("Europe/Rome")
+	var otherLegs []json.RawMessage
+	for _, l := range groupLegs {
+		otherLegs = append(otherLegs, l.json(rome))
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		var recs []json.RawMessage
+		for _, c := range fixtureColleagues {
+			recs = append(recs, json.RawMessage(c))
+		}
+		loadFor(t, p, other, "colleagues", recs, "o-colleagues")
+		loadFor(t, p, other, "call_history", otherLegs, "o-legs")
+		loadFor(t, p, other, "call_groups", groupRecords("Other sales"), "o-groups")
+	}()
+	go func() {
+		defer wg.Done()
+		for i := 0; i < 5; i++ {
+			loadFor(t, p, fixturePBX, "call_history", legRecords(
+				ring(int64(7000+2*i), fmt.Sprintf("2026-03-20 09:%02d:00", i), "", fmt.Sprintf("2026-03-20 09:%02d:09", i), 9, 0, "600", "201", fmt.Sprintf("q%03d", i)),
+				ring(int64(7001+2*i), fmt.Sprintf("2026-03-20 09:%02d:00", i), fmt.Sprintf("2026-03-20 09:%02d:09", i), fmt.Sprintf("2026-03-20 09:%02d:59", i), 59, 50, "600", "202", fmt.Sprintf("q%03d", i))),
+				fmt.Sprint("c-", i))
+		}
+	}()
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	sameAsLive(t, pool, "two PBXes loaded concurrently")
+
+	// A colleague gone from the snapshot (deleted_at set): 204 is no
+	// longer a colleague's extension.
+	var recs []json.RawMessage
+	for _, c := range fixtureColleagues[:3] {
+		recs = append(recs, json.RawMessage(c))
+	}
+	loadRecords(t, p, "colleagues", recs, "colleagues-gone")
+	sameAsLive(t, pool, "a colleague marked deleted")
+
+	sqlExec(t, pool, `TRUNCATE colleagues`)
+	sameAsLive(t, pool, "colleagues truncated")
+	sqlExec(t, pool, `TRUNCATE call_groups`)
+	sameAsLive(t, pool, "call_groups truncated")
+	sqlExec(t, pool, `TRUNCATE reporting_settings`)
+	sameAsLive(t, pool, "reporting_settings truncated")
+}
+
+// TestGroupCallsStoredFollowTruncatedPBXSettings: pbx_settings emptied by TRUNCATE (no
+// trigger fires on it) recomputes the local times without a zone
+// (migration 13; before it they kept the zone that was no longer there).
+func TestGroupCallsStoredFollowTruncatedPBXSettings(t *testing.T) {
+	t.Parallel()
+	p, pool := loadFixture(t, "America/New_York", nil)
+	loadGroupFixture(t, p, "Sales")
+	liveGroupViews(t, p, pool)
+	sameAsLive(t, pool, "fixture in New York time")
+	sqlExec(t, pool, `TRUNCATE pbx_settings`)
+	sameAsLive(t, pool, "pbx_settings truncated")
 }
