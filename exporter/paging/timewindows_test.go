@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,6 +30,13 @@ func TestTimeWindows(t *testing.T) {
 		}
 		return ids, "" // no total, which would be below the records sent
 	})
+	var answers atomic.Int64
+	capLate := rewriteAnswer(func(_ url.Values, ids []int64, total string) ([]int64, string) {
+		if answers.Add(1) > 2 && len(ids) > 5 {
+			ids = ids[:5] // a cap appearing after pages were seen full
+		}
+		return ids, total
+	})
 	for _, tc := range []struct {
 		name     string
 		o        pbxsim.Options
@@ -41,6 +49,7 @@ func TestTimeWindows(t *testing.T) {
 		{"a busy second, pages of 2", pbxsim.Options{Calls: 60, CallGap: time.Second}, 2, "", 0},
 		{"the time filter ignored", pbxsim.Options{Calls: 150, Rewrite: ignoresTime}, 10, "it ignores filter[start] as well", 0},
 		{"more records than asked", pbxsim.Options{Calls: 150, Rewrite: longer}, 10, "records for count=10", 0},
+		{"a cap appearing late", pbxsim.Options{Calls: 150, Rewrite: capLate}, 10, "", 0},
 		{"more pages than allowed", pbxsim.Options{Calls: 150}, 10, "EXPORT_MAX_PAGES=3", 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
