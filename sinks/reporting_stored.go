@@ -361,6 +361,8 @@ BEGIN
   DELETE FROM {schema}.group_calls_stored WHERE pbx = p_pbx;
   EXECUTE 'INSERT INTO {schema}.group_calls_stored SELECT * FROM {schema}.group_call_rows($1, true, NULL, NULL, NULL)' USING p_pbx;
   PERFORM {schema}.group_intervals_refresh(p_pbx, true, NULL, NULL);
+  -- Statistics now, or the next batch's plans guess on empty tables.
+  ANALYZE {schema}.group_calls_stored, {schema}.group_intervals_stored;
   INSERT INTO {schema}.group_calls_inputs (pbx, fingerprint) VALUES (p_pbx, {schema}.group_inputs_fingerprint(p_pbx))
   ON CONFLICT (pbx) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, updated_at = now();
 END $fn$;
@@ -398,8 +400,9 @@ BEGIN
     before := NULL;
     after := NULL;
     renumbered := NULL;
-    INSERT INTO {schema}.group_calls_inputs (pbx, fingerprint) VALUES (p, {schema}.group_inputs_fingerprint(p))
-    ON CONFLICT (pbx) DO NOTHING;
+    IF NOT EXISTS (SELECT 1 FROM {schema}.group_calls_inputs WHERE pbx = p) THEN
+      INSERT INTO {schema}.group_calls_inputs (pbx, fingerprint) VALUES (p, {schema}.group_inputs_fingerprint(p));
+    END IF;
 
     SELECT array_agg(x.number), array_agg(x.member), array_agg(x.legs)
     INTO pairs_number, pairs_member, pairs_legs
@@ -670,14 +673,16 @@ GROUP BY c.pbx, c.group_key, c.interval_start
 $fn$;
 
 -- group_intervals_refresh computes again the stored intervals of a PBX,
--- all or those given (nested loops allowed again: a few intervals are
--- found by index).
+-- all or those given: then by index, in nested loops only (the table's
+-- statistics may be none yet, and a hash join read every interval of the
+-- PBX for each batch).
 CREATE OR REPLACE FUNCTION {schema}.group_intervals_refresh(p_pbx text, p_all boolean, p_keys text[], p_starts timestamptz[]) RETURNS void
-LANGUAGE plpgsql SET jit = off SET enable_nestloop = on AS $fn$
+LANGUAGE plpgsql SET jit = off SET enable_nestloop = on SET enable_hashjoin = on SET enable_mergejoin = on AS $fn$
 BEGIN
   IF p_all THEN
     DELETE FROM {schema}.group_intervals_stored WHERE pbx = p_pbx;
   ELSE
+    PERFORM set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true);
     DELETE FROM {schema}.group_intervals_stored g
     USING (SELECT DISTINCT t.k, t.s FROM unnest(p_keys, p_starts) AS t(k, s) WHERE t.s IS NOT NULL) t
     WHERE g.pbx = p_pbx AND g.group_key = t.k AND g.interval_start = t.s;
