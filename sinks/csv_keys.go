@@ -350,6 +350,10 @@ func scanRows(path string, keyCols []string, fn func(key string, raw []byte) err
 // through row. Records are split as encoding/csv writes them (RFC 4180,
 // "\n" line ends, quotes doubled inside quoted fields), without decoding
 // more than the key's cells.
+//
+// One loop (71 lines) on purpose: it is the byte-level splitter on the
+// nightly run's hot path (bench csv-once), and its quote state lives in
+// its local variables.
 func scanFile(path string, keyCols []string, headerRaw func([]byte) error, row func(key string, raw []byte) error) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -577,6 +581,8 @@ type rewrite struct {
 // dir/name without the rows whose key is in drop: its header and the
 // other rows byte for byte, compressed again when it is. It returns the
 // rewrite (its manifest updated from the file's) and the keys left.
+// (72 lines: open, copy the kept rows, sync and describe the temporary
+// file are one write that must end closed and synced or removed.)
 func (s *CSV) rewriteWithout(pbx, dir, name string, keyCols []string, drop map[string]bool) (rewrite, *keySet, error) {
 	path := filepath.Join(dir, name)
 	tmpF, err := safefile.CreateTemp(dir, tmpName(pbx, name), fileMode)

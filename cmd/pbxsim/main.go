@@ -35,6 +35,9 @@ func main() {
 	}
 }
 
+// run parses the simulator's flags and serves. It is long (193 lines)
+// because it declares every switch of pbxsim.Options as a flag, one line
+// each, beside its help text; the serving part is short.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("pbxsim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
