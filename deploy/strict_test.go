@@ -142,7 +142,7 @@ func decodeRendered(out map[string]string) (*objects, error) {
 	return &o, nil
 }
 
-// memoryBound is the README's bound for EXPORT_CONCURRENCY c: answers of
+// memoryBound is docs/deployment.md's bound for EXPORT_CONCURRENCY c: answers of
 // up to EXPORT_MAX_RESPONSE_SIZE (64 MiB by default), 2c+2 of them in
 // flight, plus 64 MiB for the rest.
 func memoryBound(c int64) *resource.Quantity {
