@@ -43,11 +43,12 @@ type options struct {
 	db                                 string
 	baseline                           string
 	cases                              map[string]bool
+	behSizes                           []size
 }
 
 func main() {
 	var o options
-	var memN, cases string
+	var memN, cases, behSizes string
 	flag.IntVar(&o.n, "n", 200000, "call records for the fetch, load, csv, pg and incremental cases (calls of three legs for the groups case)")
 	flag.IntVar(&o.runs, "runs", 3, "repetitions of each case (median and spread are reported)")
 	flag.IntVar(&o.page, "page", 1000, "page size (EXPORT_PAGE_SIZE)")
@@ -58,7 +59,8 @@ func main() {
 	flag.StringVar(&memN, "mem-n", "100000,1000000", "record counts of the memory case")
 	flag.StringVar(&o.db, "db", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL for the load and pg cases")
 	flag.StringVar(&o.baseline, "baseline", "", "source tree of an earlier wildix-export (e.g. a git worktree of main) whose PostgreSQL, CSV and latency exports are measured in the same run, for comparison")
-	flag.StringVar(&cases, "cases", "fetch,load,load-pk,csv,pg,pg-merge,incremental,latency,memory,groups,csv-once", "cases to run")
+	flag.StringVar(&behSizes, "behaviours-sizes", "20000/100,200000/1000", "calls/page pairs of the behaviours case (-latency a request, -conc at once)")
+	flag.StringVar(&cases, "cases", "fetch,load,load-pk,csv,pg,pg-merge,incremental,latency,memory,groups,csv-once", "cases to run; behaviours (issue 28: each PBX behaviour at -behaviours-sizes, minutes at the defaults) runs only when named")
 	flag.Parse()
 	o.cases = map[string]bool{}
 	for _, c := range strings.Split(cases, ",") {
@@ -70,6 +72,10 @@ func main() {
 			fatalf("-mem-n %q: expected a comma list of positive counts", memN)
 		}
 		o.memN = append(o.memN, v)
+	}
+	var err error
+	if o.behSizes, err = parseSizes(behSizes); err != nil {
+		fatalf("%v", err)
 	}
 	if err := run(context.Background(), o); err != nil {
 		fatalf("%v", err)
@@ -127,6 +133,8 @@ type bench struct {
 	base    string // the -baseline binary, "" without
 	figures map[string]*figure
 	order   []string
+	// behTables are the behaviours case's, one a size.
+	behTables []*behaviourTable
 }
 
 func (b *bench) add(name string, rows int, s sample, note string) {
@@ -184,8 +192,14 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 	}
+	if o.cases["behaviours"] {
+		if err := b.behaviours(ctx); err != nil {
+			return err
+		}
+	}
 	b.report(os.Stdout)
 	b.reportGroups(os.Stdout)
+	b.reportBehaviours(os.Stdout)
 	return nil
 }
 
@@ -673,6 +687,9 @@ func (b *bench) report(w io.Writer) {
 	host, _ := os.Hostname()
 	fmt.Fprintf(w, "\n# wildix-export benchmark, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(w, "machine: %s, %d cores, %s/%s, %s; runs per case: %d\n\n", host, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), b.o.runs)
+	if len(b.order) == 0 {
+		return
+	}
 	r := func(name string) *figure { return b.figures[name] }
 	ratio := func(a, c time.Duration) float64 { return a.Seconds() / c.Seconds() }
 	fmt.Fprintln(w, "## Ratios (goals from issue 7)")

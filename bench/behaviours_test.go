@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCountCalls(t *testing.T) {
+	t.Parallel()
+	const header = "id,start_time,lastdata,extra\n"
+	tests := []struct {
+		name      string
+		files     map[string]string
+		rows, ids int
+		err       string
+	}{
+		{
+			name: "quoted newlines are one row",
+			files: map[string]string{
+				"a_1.csv": header + "1,2026-01-01,\"two\nlines\",{}\n2,2026-01-01,x,{}\n",
+				"a_2.csv": header + "3,2026-01-01,\"\"\"q\"\"\",{}\n",
+			},
+			rows: 3, ids: 3,
+		},
+		{
+			name: "a call in two files counts twice as a row, once as an id",
+			files: map[string]string{
+				"a_1.csv": header + "1,t,x,{}\n2,t,x,{}\n",
+				"a_2.csv": header + "2,t,x,{}\n",
+			},
+			rows: 3, ids: 2,
+		},
+		{
+			name: "files under a temporary dot-name are not the export's",
+			files: map[string]string{
+				"a_1.csv":  header + "1,t,x,{}\n",
+				".a~1.csv": header + "1,t,x,{}\n2,t,x,{}\n",
+			},
+			rows: 1, ids: 1,
+		},
+		{
+			name:  "id is found by its header, not its place",
+			files: map[string]string{"a_1.csv": "start_time,id\nt,7\nt,7\n"},
+			rows:  2, ids: 1,
+		},
+		{name: "no file", files: map[string]string{"a.txt": "id\n1\n"}, err: "no CSV file"},
+		{name: "no id column", files: map[string]string{"a_1.csv": "key\n1\n"}, err: "no id column"},
+		{name: "a broken file", files: map[string]string{"a_1.csv": header + "1,\"open\n"}, err: "count the calls of"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			for name, body := range tt.files {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rows, ids, err := countCalls(dir)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want one saying %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rows != tt.rows || ids != tt.ids {
+				t.Errorf("got %d rows, %d ids; want %d rows, %d ids", rows, ids, tt.rows, tt.ids)
+			}
+		})
+	}
+}
+
+func TestParseSizes(t *testing.T) {
+	t.Parallel()
+	got, err := parseSizes("20000/100, 200000/1000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []size{{20000, 100}, {200000, 1000}}; len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	for _, bad := range []string{"", "20000", "20000/0", "-1/100", "20000/100,x/1", "20000:100"} {
+		if _, err := parseSizes(bad); err == nil || !strings.Contains(err.Error(), "-behaviours-sizes") {
+			t.Errorf("parseSizes(%q) = %v, want an error naming the flag", bad, err)
+		}
+	}
+}
+
+// TestBehaviours runs the behaviours case at a tiny size with the real
+// binaries, as `go run ./bench -cases behaviours` does: the case is not in
+// the smoke run's default cases (minutes at its defaults), so this keeps
+// it from rotting. Every run checks its export exact; no time is asserted.
+func TestBehaviours(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds wildix-export and pbxsim")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	b := &bench{dir: dir, figures: map[string]*figure{},
+		wx: filepath.Join(dir, "wildix-export"), sim: filepath.Join(dir, "pbxsim"),
+		o: options{runs: 2, conc: 2, page: 1000, latency: time.Millisecond, behSizes: []size{{300, 20}}}}
+	for _, x := range [][2]string{{b.wx, "./cmd/wildix-export"}, {b.sim, "./cmd/pbxsim"}} {
+		cmd := exec.Command("go", "build", "-o", x[0], x[1])
+		cmd.Dir = ".."
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", x[1], err, out)
+		}
+	}
+	if err := b.behaviours(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.behTables) != 1 {
+		t.Fatalf("%d tables, want 1", len(b.behTables))
+	}
+	for _, r := range b.behTables[0].runs {
+		if len(r.times) != 2 || len(r.requests) != 2 || len(r.paging) == 0 || r.paging[0] == "" {
+			t.Errorf("%s: times %v, requests %v, paging %q: want two runs each and the ledger's paging", r.beh.name, r.times, r.requests, r.paging)
+		}
+		for _, n := range r.requests {
+			// 300 calls in pages of at most 20 cannot take fewer.
+			if n < 15 {
+				t.Errorf("%s: %d requests counted, fewer than the pages", r.beh.name, n)
+			}
+		}
+	}
+	var out strings.Builder
+	b.reportBehaviours(&out)
+	for _, beh := range behaviours {
+		if !strings.Contains(out.String(), "| "+beh.name+" |") {
+			t.Errorf("the report has no row for %s:\n%s", beh.name, out.String())
+		}
+	}
+}
