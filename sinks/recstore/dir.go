@@ -1,0 +1,231 @@
+package recstore
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// DirOptions configure a Dir.
+type DirOptions struct {
+	// GroupReadable creates files 0640 and folders 0750 (default 0600 and
+	// 0700): for a backup or archiving job that reads the store as a
+	// member of its group.
+	GroupReadable bool
+}
+
+// Dir stores recordings as files under a folder, typically a mounted
+// volume or NAS. A file is written under a temporary name beside its final
+// one (".<id>.wav.partial-<random>"), synced, renamed, and its folder
+// synced, so a reader never sees a partial file and a stored file survives
+// a power cut. Safe for concurrent use with different names; one writer
+// per name (the exporter's run lock), since a Put removes the partial
+// files another left for the same name.
+type Dir struct {
+	root             string
+	fileMode, dirMod fs.FileMode
+}
+
+// OpenDir opens the store at root, a folder that must exist: a volume that
+// is not mounted must not be replaced by a folder on the container's own
+// disk.
+func OpenDir(root string, o DirOptions) (*Dir, error) {
+	st, err := os.Stat(root)
+	if err != nil {
+		return nil, fmt.Errorf("recordings folder %s: %w (create it, or mount the volume, first)", root, err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("recordings folder %s: not a folder", root)
+	}
+	d := &Dir{root: root, fileMode: 0o600, dirMod: 0o700}
+	if o.GroupReadable {
+		d.fileMode, d.dirMod = 0o640, 0o750
+	}
+	return d, nil
+}
+
+// path is name's file; name has passed checkName.
+func (d *Dir) path(name string) string { return filepath.Join(d.root, filepath.FromSlash(name)) }
+
+// Put copies r to name (built by Name), checking it against want. On
+// success the file is durable under its final name; on any error
+// (including a cancelled ctx, checked between reads) nothing is left under
+// it but what was there before, and the partial file is removed. A
+// process killed during Put leaves a partial file beside the name, which
+// the next Put of that name removes.
+func (d *Dir) Put(ctx context.Context, name string, r io.Reader, want Want) (Object, error) {
+	if err := checkName(name); err != nil {
+		return Object{}, err
+	}
+	if err := checkWant(want); err != nil {
+		return Object{}, fmt.Errorf("store %s: %w", name, err)
+	}
+	final := d.path(name)
+	dir := filepath.Dir(final)
+	if err := d.mkdirs(dir); err != nil {
+		return Object{}, fmt.Errorf("store %s: %w", name, err)
+	}
+	base := filepath.Base(final)
+	if err := removePartials(dir, base); err != nil {
+		return Object{}, fmt.Errorf("store %s: %w", name, err)
+	}
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	tmp := filepath.Join(dir, "."+base+".partial-"+hex.EncodeToString(rnd[:]))
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, d.fileMode)
+	if err != nil {
+		return Object{}, fmt.Errorf("store %s: %w", name, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	// The umask may have narrowed the mode: set the one documented.
+	if err := f.Chmod(d.fileMode); err != nil {
+		return Object{}, fmt.Errorf("store %s: %w", name, err)
+	}
+	v := newVerifier(r, want)
+	buf := make([]byte, copyBufSize)
+	if _, err := io.CopyBuffer(f, ctxReader{ctx, v}, buf); err != nil {
+		return Object{}, fmt.Errorf("store %s: %w", name, err)
+	}
+	if !v.done() {
+		return Object{}, fmt.Errorf("store %s: the copy ended before its source", name)
+	}
+	if err := f.Sync(); err != nil {
+		return Object{}, fmt.Errorf("store %s: sync: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		return Object{}, fmt.Errorf("store %s: %w", name, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return Object{}, fmt.Errorf("store %s: %w", name, err)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return Object{}, fmt.Errorf("store %s: %w", name, err)
+	}
+	ok = true
+	if err := syncDir(dir); err != nil {
+		return Object{}, fmt.Errorf("store %s: the file is in place but its folder could not be synced: %w", name, err)
+	}
+	return Object{Name: name, Size: v.n, SHA256: v.sum()}, nil
+}
+
+// Stat returns the file stored under name, its sha256 computed by reading
+// it (a local read, cheaper than fetching it again from the PBX). An
+// absent file is an error matching fs.ErrNotExist.
+func (d *Dir) Stat(ctx context.Context, name string) (Object, error) {
+	if err := checkName(name); err != nil {
+		return Object{}, err
+	}
+	f, err := os.Open(d.path(name))
+	if err != nil {
+		return Object{}, fmt.Errorf("stat %s: %w", name, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.CopyBuffer(h, ctxReader{ctx, f}, make([]byte, copyBufSize))
+	if err != nil {
+		return Object{}, fmt.Errorf("stat %s: %w", name, err)
+	}
+	return Object{Name: name, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// Stored reports whether name holds a file that is what want announces
+// (any complete file when want is zero), and returns it: a file already
+// stored is not copied again.
+func (d *Dir) Stored(ctx context.Context, name string, want Want) (Object, bool, error) {
+	return stored(ctx, d.Stat, name, want)
+}
+
+func stored(ctx context.Context, stat func(context.Context, string) (Object, error), name string, want Want) (Object, bool, error) {
+	if err := checkWant(want); err != nil {
+		return Object{}, false, fmt.Errorf("check %s: %w", name, err)
+	}
+	o, err := stat(ctx, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Object{}, false, nil
+	}
+	if err != nil {
+		return Object{}, false, err
+	}
+	return o, o.matches(want), nil
+}
+
+// mkdirs creates dir and the folders above it up to the root, each with
+// the store's mode, syncing the folder that gains an entry.
+func (d *Dir) mkdirs(dir string) error {
+	if st, err := os.Stat(dir); err == nil && st.IsDir() {
+		return nil
+	}
+	rel, err := filepath.Rel(d.root, dir)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return fmt.Errorf("folder %s is outside the store %s", dir, d.root)
+	}
+	cur := d.root
+	for _, p := range strings.Split(rel, string(filepath.Separator)) {
+		next := filepath.Join(cur, p)
+		err := os.Mkdir(next, d.dirMod)
+		switch {
+		case err == nil:
+			if err := os.Chmod(next, d.dirMod); err != nil {
+				return err
+			}
+			if err := syncDir(cur); err != nil {
+				return err
+			}
+		case errors.Is(err, fs.ErrExist):
+		default:
+			return err
+		}
+		cur = next
+	}
+	return nil
+}
+
+// removePartials removes what a killed Put of the same name left.
+func removePartials(dir, base string) error {
+	left, err := filepath.Glob(filepath.Join(dir, "."+base+".partial-*"))
+	if err != nil {
+		return err
+	}
+	for _, p := range left {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// ctxReader ends a copy when its context is done, checked between reads.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

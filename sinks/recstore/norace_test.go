@@ -1,0 +1,5 @@
+//go:build !race
+
+package recstore
+
+const raceEnabled = false

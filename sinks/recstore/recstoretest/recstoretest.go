@@ -1,0 +1,160 @@
+// Package recstoretest runs a real S3-compatible server for tests: Versity's
+// S3 gateway (versitygw, Apache-2.0) serving a folder of its own, started
+// for one test on a free loopback port and stopped at its end. Used by
+// sinks/recstore's tests and, later, the exporter's recordings tests.
+package recstoretest
+
+import (
+	"context"
+	"fmt"
+	"go/build"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+// VersityGWVersion is the version .ci/run installs.
+const VersityGWVersion = "v1.8.0"
+
+// Server is a running versitygw with one empty bucket.
+type Server struct {
+	Endpoint  string // http://127.0.0.1:<port>
+	Region    string
+	Bucket    string
+	AccessKey string
+	SecretKey string
+	// Root is the folder the gateway serves: the bucket is Root/<Bucket>,
+	// an object key a/b its file Root/<Bucket>/a/b.
+	Root string
+}
+
+// binary finds versitygw on PATH or in GOPATH/bin. In CI it must be there
+// (.ci/run installs it); elsewhere the test is skipped with the command
+// that installs it, as for mailpit.
+func binary(t testing.TB) string {
+	t.Helper()
+	if p, err := exec.LookPath("versitygw"); err == nil {
+		return p
+	}
+	gopath := os.Getenv("GOPATH")
+	if gopath == "" {
+		gopath = build.Default.GOPATH
+	}
+	p := filepath.Join(gopath, "bin", "versitygw")
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	msg := "versitygw is not installed: go install github.com/versity/versitygw/cmd/versitygw@" + VersityGWVersion + " (bash .ci/run does)"
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Start starts versitygw's posix backend on a new folder and a free
+// loopback port, waits until it answers, and creates the bucket. A port
+// taken between choosing and binding makes it exit; it is then started
+// again on another.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	bin := binary(t)
+	s := &Server{Region: "us-east-1", Bucket: "recordings", AccessKey: "test-access-key", SecretKey: "test-secret-key-1234567890", Root: t.TempDir()}
+	var lastErr error
+	for range 3 {
+		port := freePort(t)
+		s.Endpoint = fmt.Sprintf("http://127.0.0.1:%d", port)
+		out, err := os.Create(filepath.Join(t.TempDir(), "versitygw.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "--access", s.AccessKey, "--secret", s.SecretKey, "--region", s.Region,
+			"--port", fmt.Sprintf("127.0.0.1:%d", port), "--quiet", "posix", s.Root)
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start versitygw: %v", err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		if lastErr = s.waitReady(exited); lastErr == nil {
+			t.Cleanup(func() {
+				cmd.Process.Kill()
+				<-exited
+			})
+			if err := s.makeBucket(); err != nil {
+				t.Fatalf("versitygw: create bucket %s: %v", s.Bucket, err)
+			}
+			return s
+		}
+		cmd.Process.Kill()
+		log, _ := os.ReadFile(out.Name())
+		lastErr = fmt.Errorf("%w; its log: %s", lastErr, log)
+	}
+	t.Fatalf("versitygw did not start: %v", lastErr)
+	return nil
+}
+
+func (s *Server) waitReady(exited <-chan error) error {
+	deadline := time.After(30 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("versitygw exited: %v", err)
+		case <-deadline:
+			return fmt.Errorf("versitygw at %s did not answer within 30s", s.Endpoint)
+		case <-tick.C:
+			// Any HTTP answer (an S3 error for an unsigned request) says
+			// it serves.
+			if resp, err := http.Get(s.Endpoint + "/"); err == nil {
+				resp.Body.Close()
+				return nil
+			}
+		}
+	}
+}
+
+// Client is a client of the server, for tests that look at it from
+// outside the code under test.
+func (s *Server) Client(t testing.TB) *minio.Client {
+	t.Helper()
+	c, err := s.client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (s *Server) client() (*minio.Client, error) {
+	return minio.New(s.Endpoint[len("http://"):], &minio.Options{
+		Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""), Region: s.Region, BucketLookup: minio.BucketLookupPath,
+	})
+}
+
+func (s *Server) makeBucket() error {
+	c, err := s.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return c.MakeBucket(ctx, s.Bucket, minio.MakeBucketOptions{Region: s.Region})
+}

@@ -1,0 +1,218 @@
+package recstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+// S3Options configure an S3 store.
+type S3Options struct {
+	// Endpoint is the server's URL, https://host[:port] (http:// only
+	// where the caller allows it, e.g. a server on loopback).
+	Endpoint string
+	Region   string // e.g. eu-west-1; empty: asked of the server
+	Bucket   string // must exist
+	// Prefix goes before every name, e.g. "recordings/"; a slash is
+	// added when it has none at its end.
+	Prefix string
+	// PathStyle addresses the bucket in the path (https://host/bucket/...)
+	// instead of the host name (https://bucket.host/...): for most
+	// self-hosted servers.
+	PathStyle bool
+	// AccessKey and SecretKey are the credentials.
+	AccessKey, SecretKey string
+	// PartSize is the size of one part of a multipart upload, and the
+	// memory a Put holds (default 16 MiB, at least 5 MiB as S3 wants).
+	// Files larger than one part go in parts; up to 10,000 parts.
+	PartSize int64
+	// Transport carries the requests (default: http.DefaultTransport's
+	// settings); for extra CA certificates.
+	Transport http.RoundTripper
+}
+
+// DefaultPartSize is S3Options.PartSize's default: 16 MiB, so files up to
+// 160 GB go in at most 10,000 parts.
+const DefaultPartSize = 16 << 20
+
+// shaMeta is the user metadata carrying a stored object's sha256
+// (x-amz-meta-sha256), set when the PBX announced it.
+const shaMeta = "Sha256"
+
+// S3 stores recordings as objects in an S3-compatible bucket. An object
+// appears under its name only when its upload completes (S3's own rule for
+// a PUT and a multipart upload), and a Put whose stream turns out wrong
+// never completes it; an upload cut short is aborted, or, when the process
+// was killed, aborted by the next Put of the same name. Safe for
+// concurrent use with different names; one writer per name.
+type S3 struct {
+	c        *minio.Client
+	bucket   string
+	prefix   string
+	partSize int64
+}
+
+// OpenS3 connects to the bucket and checks that it exists.
+func OpenS3(ctx context.Context, o S3Options) (*S3, error) {
+	u, err := url.Parse(o.Endpoint)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		return nil, fmt.Errorf("S3 endpoint %q: expected https://host[:port] (no path, query or credentials)", o.Endpoint)
+	}
+	if o.Bucket == "" {
+		return nil, errors.New("S3 bucket: not set")
+	}
+	if o.AccessKey == "" || o.SecretKey == "" {
+		return nil, errors.New("S3 credentials: the access key and secret key are both needed")
+	}
+	prefix := o.Prefix
+	if prefix != "" && !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	for _, p := range strings.Split(strings.TrimSuffix(prefix, "/"), "/") {
+		if prefix != "" && (p == "" || p == "." || p == "..") {
+			return nil, fmt.Errorf("S3 prefix %q: expected names separated by single slashes, none of them . or ..", o.Prefix)
+		}
+	}
+	if strings.ContainsFunc(prefix, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return nil, fmt.Errorf("S3 prefix %q: control characters are not allowed", o.Prefix)
+	}
+	part := o.PartSize
+	if part == 0 {
+		part = DefaultPartSize
+	}
+	if part < 5<<20 {
+		return nil, fmt.Errorf("S3 part size %d: expected 5 MiB or more", part)
+	}
+	lookup := minio.BucketLookupDNS
+	if o.PathStyle {
+		lookup = minio.BucketLookupPath
+	}
+	tr := o.Transport
+	if tr == nil {
+		tr = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	c, err := minio.New(u.Host, &minio.Options{
+		Creds:        credentials.NewStaticV4(o.AccessKey, o.SecretKey, ""),
+		Secure:       u.Scheme == "https",
+		Region:       o.Region,
+		BucketLookup: lookup,
+		Transport:    tr,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("S3 endpoint %s: %w", o.Endpoint, err)
+	}
+	ok, err := c.BucketExists(ctx, o.Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("S3 bucket %s at %s: %w", o.Bucket, o.Endpoint, err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("S3 bucket %s at %s: no such bucket (create it first)", o.Bucket, o.Endpoint)
+	}
+	return &S3{c: c, bucket: o.Bucket, prefix: prefix, partSize: part}, nil
+}
+
+// Key is the object key a name is stored under: the prefix and the name.
+func (s *S3) Key(name string) string { return s.prefix + name }
+
+// Put copies r to name (built by Name), checking it against want, in one
+// PUT or, for a file larger than a part (or of unknown size), a multipart
+// upload holding one part in memory. The sha256 announced by the PBX is
+// kept as the object's metadata (x-amz-meta-sha256). On any error nothing
+// is stored under the name but what was there before.
+func (s *S3) Put(ctx context.Context, name string, r io.Reader, want Want) (Object, error) {
+	if err := checkName(name); err != nil {
+		return Object{}, err
+	}
+	if err := checkWant(want); err != nil {
+		return Object{}, fmt.Errorf("store %s: %w", name, err)
+	}
+	key := s.Key(name)
+	// What a killed Put of the same name left: invisible, but kept (and
+	// billed) by the server until aborted.
+	if err := s.c.RemoveIncompleteUpload(ctx, s.bucket, key); err != nil {
+		return Object{}, fmt.Errorf("store %s: abort earlier uploads: %w", name, err)
+	}
+	opts := minio.PutObjectOptions{
+		ContentType: "audio/wav",
+		PartSize:    uint64(s.partSize),
+		// Parts one at a time: one part's buffer in memory per Put.
+		NumThreads: 1,
+	}
+	if want.SHA256 != "" {
+		opts.UserMetadata = map[string]string{shaMeta: want.SHA256}
+	}
+	size := int64(-1)
+	if want.Size > 0 {
+		size = want.Size
+	}
+	v := newVerifier(ctxReader{ctx, r}, want)
+	info, err := s.c.PutObject(ctx, s.bucket, key, v, size, opts)
+	if err != nil {
+		return Object{}, fmt.Errorf("store %s: %w", name, unwrapVerify(err, v))
+	}
+	if !v.done() {
+		return Object{}, fmt.Errorf("store %s: the upload ended before its source", name)
+	}
+	if info.Size != v.n {
+		return Object{}, fmt.Errorf("store %s: the server stored %d bytes of %d", name, info.Size, v.n)
+	}
+	return Object{Name: name, Size: v.n, SHA256: v.sum()}, nil
+}
+
+// unwrapVerify prefers the stream's own error (a mismatch, a cancelled
+// context) to what the client made of it.
+func unwrapVerify(err error, v *verifier) error {
+	var m *MismatchError
+	if v.err != nil && v.err != io.EOF && !errors.As(err, &m) {
+		return fmt.Errorf("%w (%v)", v.err, err)
+	}
+	return err
+}
+
+// Stat returns the object stored under name. Its sha256 comes from its
+// metadata when a Put recorded it there, else from reading the object
+// through. An absent object is an error matching fs.ErrNotExist.
+func (s *S3) Stat(ctx context.Context, name string) (Object, error) {
+	if err := checkName(name); err != nil {
+		return Object{}, err
+	}
+	key := s.Key(name)
+	info, err := s.c.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{})
+	if err != nil {
+		if minio.ToErrorResponse(err).StatusCode == http.StatusNotFound {
+			return Object{}, fmt.Errorf("stat %s: %w", name, fs.ErrNotExist)
+		}
+		return Object{}, fmt.Errorf("stat %s: %w", name, err)
+	}
+	if sum := info.UserMetadata[shaMeta]; checkWant(Want{SHA256: sum}) == nil && sum != "" {
+		return Object{Name: name, Size: info.Size, SHA256: sum}, nil
+	}
+	obj, err := s.c.GetObject(ctx, s.bucket, key, minio.GetObjectOptions{})
+	if err != nil {
+		return Object{}, fmt.Errorf("stat %s: read: %w", name, err)
+	}
+	defer obj.Close()
+	h := sha256.New()
+	n, err := io.CopyBuffer(h, ctxReader{ctx, obj}, make([]byte, copyBufSize))
+	if err != nil {
+		return Object{}, fmt.Errorf("stat %s: read: %w", name, err)
+	}
+	return Object{Name: name, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// Stored reports whether name holds an object that is what want announces
+// (any object when want is zero), and returns it: an object already
+// stored is not copied again.
+func (s *S3) Stored(ctx context.Context, name string, want Want) (Object, bool, error) {
+	return stored(ctx, s.Stat, name, want)
+}

@@ -1,0 +1,139 @@
+package recstore
+
+import (
+	"context"
+	"io"
+	"io/fs"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/wildix-export/wildix-export/sinks/recstore/recstoretest"
+)
+
+// testPartSize is the smallest part S3 accepts, so multipart uploads
+// show with small files.
+const testPartSize = 5 << 20
+
+// s3Fixture is an S3 store on a real server (versitygw) of its own, under
+// a prefix, with a client to look at the bucket from outside.
+func s3Fixture(t *testing.T) (fixture, *recstoretest.Server, S3Options) {
+	t.Helper()
+	srv := recstoretest.Start(t)
+	o := S3Options{Endpoint: srv.Endpoint, Region: srv.Region, Bucket: srv.Bucket, Prefix: "wildix/recordings", PathStyle: true,
+		AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, PartSize: testPartSize}
+	st, err := OpenS3(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := srv.Client(t)
+	t.Cleanup(func() {
+		// Nothing outside the prefix, and no upload left incomplete once
+		// every Put returned.
+		for obj := range c.ListObjects(context.Background(), srv.Bucket, minio.ListObjectsOptions{Recursive: true}) {
+			if obj.Err == nil && !strings.HasPrefix(obj.Key, "wildix/recordings/") {
+				t.Errorf("object outside the prefix: %q", obj.Key)
+			}
+		}
+		for u := range c.ListIncompleteUploads(context.Background(), srv.Bucket, "", true) {
+			if u.Err == nil {
+				t.Errorf("incomplete upload left: %q", u.Key)
+			}
+		}
+	})
+	read := func(t *testing.T, name string) ([]byte, error) {
+		obj, err := c.GetObject(context.Background(), srv.Bucket, st.Key(name), minio.GetObjectOptions{})
+		if err != nil {
+			return nil, err
+		}
+		defer obj.Close()
+		b, err := io.ReadAll(obj)
+		if minio.ToErrorResponse(err).StatusCode == http.StatusNotFound {
+			return nil, fs.ErrNotExist
+		}
+		return b, err
+	}
+	return fixture{st: st, read: read, partSize: testPartSize}, srv, o
+}
+
+func TestS3Contract(t *testing.T) {
+	t.Parallel()
+	runContract(t, func(t *testing.T) fixture { f, _, _ := s3Fixture(t); return f })
+}
+
+// TestS3StatWithoutMetadata: an object stored without the sha256 the PBX
+// did not announce is hashed by reading it through.
+func TestS3StatWithoutMetadata(t *testing.T) {
+	t.Parallel()
+	f, srv, o := s3Fixture(t)
+	ctx := context.Background()
+	name := testName(t, "no-meta")
+	if _, err := f.st.Put(ctx, name, content(7, 1000), Want{Size: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := srv.Client(t).StatObject(ctx, srv.Bucket, o.Prefix+"/"+name, minio.StatObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.UserMetadata[shaMeta] != "" {
+		t.Fatalf("metadata %v: a sha256 nobody announced", info.UserMetadata)
+	}
+	got, err := f.st.Stat(ctx, name)
+	if err != nil || got.SHA256 != contentSum(t, 7, 1000) || got.Size != 1000 {
+		t.Fatalf("Stat = %+v, %v; want the content's sha256", got, err)
+	}
+}
+
+func TestOpenS3Refuses(t *testing.T) {
+	t.Parallel()
+	srv := recstoretest.Start(t)
+	good := S3Options{Endpoint: srv.Endpoint, Region: srv.Region, Bucket: srv.Bucket, PathStyle: true, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey}
+	for _, c := range []struct {
+		name   string
+		change func(*S3Options)
+		says   string
+	}{
+		{"no such bucket", func(o *S3Options) { o.Bucket = "nope" }, "no such bucket"},
+		{"bad secret", func(o *S3Options) { o.SecretKey = "wrong" }, "S3 bucket recordings"},
+		{"endpoint with a path", func(o *S3Options) { o.Endpoint += "/x" }, "expected https://host"},
+		{"prefix with ..", func(o *S3Options) { o.Prefix = "a/../b" }, "S3 prefix"},
+		{"small part", func(o *S3Options) { o.PartSize = 1 << 20 }, "5 MiB"},
+		{"no keys", func(o *S3Options) { o.AccessKey = "" }, "credentials"},
+	} {
+		o := good
+		c.change(&o)
+		_, err := OpenS3(context.Background(), o)
+		if err == nil || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%s: OpenS3 = %v; want an error saying %q", c.name, err, c.says)
+		}
+		if err != nil && strings.Contains(err.Error(), srv.SecretKey) {
+			t.Errorf("%s: the error shows the secret: %v", c.name, err)
+		}
+	}
+}
+
+// TestS3KilledMidCopy: a process killed during an upload (single or
+// multipart) leaves nothing under the final name; the next Put completes
+// it and aborts the incomplete upload left behind.
+func TestS3KilledMidCopy(t *testing.T) {
+	t.Parallel()
+	f, _, o := s3Fixture(t)
+	testKilledMidCopy(t, f, func(name string) childJob {
+		return childJob{S3: &o, Name: name, Size: 3*testPartSize + 1000}
+	}, 4)
+}
+
+// TestS3PeakMemory: 500 MB uploaded (in 16 MiB parts, the default) with a
+// peak resident memory under 100 MiB, measured in a child process
+// (skipped with -short).
+func TestS3PeakMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("copies 500 MB")
+	}
+	t.Parallel()
+	f, _, o := s3Fixture(t)
+	o.PartSize = 0
+	testPeakMemory(t, f, childJob{S3: &o, Name: testName(t, "big"), Size: 500e6}, 100<<10)
+}
