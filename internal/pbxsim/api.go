@@ -573,6 +573,8 @@ func (s *Sim) list(b []byte, path string, v url.Values, user string) (status int
 		return s.listDir(b, v, "devices", "id", "ASC", 100)
 	case path == "/api/v1/dialplan/callgroups":
 		return s.listCallGroups(b, v)
+	case path == "/api/v1/pbx/recordings":
+		return s.listRecordings(b, v)
 	}
 	return http.StatusNotFound, appendError(b, http.StatusNotFound, "404 Not Found"), false
 }
@@ -682,6 +684,10 @@ func (s *Sim) control(w http.ResponseWriter, r *http.Request, path string) {
 			for _, id := range s.CallIDs() {
 				w.Write(append(s.CallJSON(id), '\n'))
 			}
+			return
+		}
+		if name == "recordings" {
+			s.recordingsTruth(w)
 			return
 		}
 		if name == "group_calls" {

@@ -126,6 +126,8 @@ type Options struct {
 	// each request (the exporter's sweep).
 	CacheCalls bool
 
+	Recordings RecordingOptions // recordings.go
+
 	Log *slog.Logger
 }
 
@@ -137,6 +139,7 @@ type Stats struct {
 	LiveInserted              atomic.Int64
 	Deleted                   atomic.Int64
 	Unauthorized              atomic.Int64
+	Recordings                RecordingStats
 }
 
 // Sim is the simulated PBX.
@@ -166,6 +169,7 @@ type Sim struct {
 	callJSON [][]byte // by id, with CacheCallJSON
 
 	lastPlan atomic.Pointer[lastPlan] // the group call of the last block asked (groupcalls.go)
+	recSums  recordingSums            // recordings.go
 }
 
 type directory struct {
@@ -240,6 +244,7 @@ func New(o Options) *Sim {
 	default:
 		panic(fmt.Sprintf("pbxsim: Options.Total %q must be string, number or absent", o.Total))
 	}
+	o.Recordings.defaults()
 	s := &Sim{
 		opt:     o,
 		rng:     rand.New(rand.NewPCG(uint64(o.Seed), 0x5eed)),
@@ -498,6 +503,8 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.control(w, r, strings.TrimPrefix(path, "/_sim/"))
 	case strings.HasPrefix(path, "/api/"):
 		s.api(w, r, path)
+	case strings.HasPrefix(path, "/spoolview/"):
+		s.spoolview(w, r)
 	default:
 		http.NotFound(w, r)
 	}
