@@ -102,7 +102,7 @@ func TestDirKilledMidCopy(t *testing.T) {
 	f, root := dirFixture(t, DirOptions{})
 	testKilledMidCopy(t, f, func(name string) childJob {
 		return childJob{Dir: root, Name: name, Size: 4 << 20}
-	}, 5)
+	}, 10)
 }
 
 // TestDirPeakMemory: 500 MB copied with a peak resident memory under

@@ -122,7 +122,7 @@ func TestS3KilledMidCopy(t *testing.T) {
 	f, _, o := s3Fixture(t)
 	testKilledMidCopy(t, f, func(name string) childJob {
 		return childJob{S3: &o, Name: name, Size: 3*testPartSize + 1000}
-	}, 4)
+	}, 10)
 }
 
 // TestS3PeakMemory: 500 MB uploaded (in 16 MiB parts, the default) with a
