@@ -371,7 +371,8 @@ func verdict(beh behaviour, timeRatio, requestRatio float64) string {
 		if v <= lim {
 			return "met"
 		}
-		return "**not met**"
+		// Four places: 1.3547 shows as 1.35 in its column.
+		return fmt.Sprintf("**not met** (%.4f)", v)
 	}
 	return fmt.Sprintf("time ≤ %g: %s; requests ≤ %g: %s", beh.timeLimit, met(timeRatio, beh.timeLimit),
 		beh.requestLimit, met(requestRatio, beh.requestLimit))

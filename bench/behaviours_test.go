@@ -139,3 +139,24 @@ func TestBehaviours(t *testing.T) {
 		}
 	}
 }
+
+func TestVerdict(t *testing.T) {
+	t.Parallel()
+	windows := behaviours[3]
+	tests := []struct {
+		time, requests float64
+		want           string
+	}{
+		{1.3, 1.5, "time ≤ 1.3: met; requests ≤ 1.5: met"},
+		{1.31, 1.2, "time ≤ 1.3: **not met** (1.3100); requests ≤ 1.5: met"},
+		{1.0, 1.5004, "time ≤ 1.3: met; requests ≤ 1.5: **not met** (1.5004)"},
+	}
+	for _, tt := range tests {
+		if got := verdict(windows, tt.time, tt.requests); got != tt.want {
+			t.Errorf("verdict(%s, %v, %v) = %q, want %q", windows.name, tt.time, tt.requests, got, tt.want)
+		}
+	}
+	if got := verdict(behaviours[0], 9, 9); got != "reported" {
+		t.Errorf("by key: %q, want reported", got)
+	}
+}
