@@ -61,6 +61,13 @@ type RecordingOptions struct {
 	// real PBX: by default only a Simple Token (an access_... API key)
 	// does; a wsk-v1 company key never does.
 	OAuthFiles bool
+	// Cut is the rate (0 to 1) of file answers cut mid-body: the
+	// Content-Length of the whole file, a part of it sent (drawn from the
+	// seeded source), then the connection dropped.
+	Cut float64
+	// Broken are recording ids whose file answers 500 every time: a file
+	// that fails after every retry.
+	Broken []int64
 	// HostileNames gives every 10th recording a file name no one should
 	// use as a path: "../../etc/x", an absolute path, a NUL byte, 4 KB.
 	HostileNames bool
@@ -87,7 +94,11 @@ func (o *RecordingOptions) defaults() {
 	if o.Every < 0 {
 		o.Every = 0
 	}
+	if !(o.Cut >= 0 && o.Cut <= 1) {
+		panic(fmt.Sprintf("pbxsim: Options.Recordings.Cut %v must be from 0 to 1", o.Cut))
+	}
 	slices.Sort(o.Vanished)
+	slices.Sort(o.Broken)
 }
 
 // Recording is the ground truth of one recording.
@@ -112,6 +123,7 @@ type RecordingStats struct {
 	FileRequests     atomic.Int64 // to /spoolview/recordings/
 	CloudRequests    atomic.Int64 // to CloudHandler, without a credential
 	CloudCredentials atomic.Int64 // to CloudHandler with a credential: refused
+	Faults           atomic.Int64 // answers cut (Cut) or failed (Broken)
 }
 
 // recordingSums remembers the sha256 of recordings once computed.
@@ -419,15 +431,34 @@ func (s *Sim) CloudHandler() http.Handler {
 	})
 }
 
-// serveWAV sends the recording's bytes, generated while they are sent.
+// serveWAV sends the recording's bytes, generated while they are sent,
+// or plays RecordingOptions.Broken and Cut.
 func (s *Sim) serveWAV(w http.ResponseWriter, r *http.Request, rec Recording) {
+	if _, broken := slices.BinarySearch(s.opt.Recordings.Broken, rec.ID); broken {
+		s.Stats.Recordings.Faults.Add(1)
+		writeError(w, http.StatusInternalServerError, "Internal error")
+		return
+	}
+	size := rec.Size
+	if c := s.opt.Recordings.Cut; c > 0 && r.Method == http.MethodGet {
+		s.mu.Lock()
+		if s.rng.Float64() < c {
+			size = s.rng.Int64N(rec.Size)
+		}
+		s.mu.Unlock()
+	}
 	w.Header().Set("Content-Type", "audio/wav")
 	w.Header().Set("Content-Length", strconv.FormatInt(rec.Size, 10))
 	if r.Method == http.MethodHead {
 		return
 	}
 	buf := make([]byte, 64<<10)
-	io.CopyBuffer(w, s.wavReader(rec), buf)
+	io.CopyBuffer(w, io.LimitReader(s.wavReader(rec), size), buf)
+	if size < rec.Size {
+		s.Stats.Recordings.Faults.Add(1)
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler) // the connection dropped mid-file
+	}
 }
 
 // wavReader is the recording's content: a WAV header (8 kHz 16-bit mono

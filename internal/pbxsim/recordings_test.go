@@ -410,3 +410,44 @@ func TestRecordingBig(t *testing.T) {
 	}
 	fmt.Fprint(io.Discard, n)
 }
+
+// TestRecordingFileFaults: with Cut, answers promise the whole file and
+// drop the connection part-way; whole answers are still right. Broken
+// ids answer 500 every time.
+func TestRecordingFileFaults(t *testing.T) {
+	t.Parallel()
+	probe, _ := recSetup(t, Options{Seed: 5})
+	broken := probe.Recordings()[1]
+	sim, srv := recSetup(t, Options{Seed: 5, Recordings: RecordingOptions{Cut: 0.5, Broken: []int64{broken.ID}}})
+	for range 3 {
+		if resp, _ := fetch(t, srv, broken.Path, "Bearer "+simpleToken); resp.StatusCode != http.StatusInternalServerError {
+			t.Fatalf("GET a broken recording: %s; want 500", resp.Status)
+		}
+	}
+	rec := sim.Recordings()[0]
+	var cut, whole int
+	for range 20 {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+rec.Path, nil)
+		req.Header.Set("Authorization", "Bearer "+simpleToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		switch {
+		case err != nil && int64(len(b)) < rec.Size:
+			cut++
+		case err == nil && sha(b) == sim.RecordingSHA256(rec):
+			whole++
+		default:
+			t.Fatalf("an answer of %d bytes (%v) is neither cut nor the file", len(b), err)
+		}
+	}
+	if cut == 0 || whole == 0 {
+		t.Fatalf("%d cut, %d whole of 20 at a rate of 0.5", cut, whole)
+	}
+	if n := sim.Stats.Recordings.Faults.Load(); n != int64(cut+3) {
+		t.Errorf("Stats.Recordings.Faults %d; want %d", n, cut+3)
+	}
+}
