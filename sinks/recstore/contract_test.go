@@ -28,6 +28,9 @@ type fixture struct {
 	read func(t *testing.T, name string) ([]byte, error)
 	// partSize is the size above which a Put goes in several parts (0: one).
 	partSize int64
+	// leftovers lists what copies left beside final names: partial files,
+	// incomplete uploads.
+	leftovers func(t *testing.T) []string
 }
 
 // name builds a name for the test, with a seed-chosen id.
@@ -151,6 +154,9 @@ func runContract(t *testing.T, mk func(t *testing.T) fixture) {
 		}
 		if b, err := f.read(t, name); !errors.Is(err, fs.ErrNotExist) {
 			t.Fatalf("%d bytes under the final name after a cancelled copy (%v)", len(b), err)
+		}
+		if left := f.leftovers(t); len(left) > 0 {
+			t.Fatalf("a cancelled copy left %q", left)
 		}
 		want := Want{Size: n, SHA256: contentSum(t, seed, n)}
 		if _, err := f.st.Put(context.Background(), name, content(seed, n), want); err != nil {

@@ -24,23 +24,30 @@ func dirFixture(t *testing.T, o DirOptions) (fixture, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	leftovers := func(t *testing.T) []string {
+		var left []string
+		filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+			if err == nil && strings.Contains(e.Name(), ".partial-") {
+				left = append(left, p)
+			}
+			return nil
+		})
+		return left
+	}
 	t.Cleanup(func() {
 		entries, _ := os.ReadDir(parent)
 		if len(entries) != 1 {
 			t.Errorf("the store's parent folder holds %d entries; want only the store", len(entries))
 		}
 		// No partial file is left once every Put returned.
-		filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
-			if err == nil && strings.Contains(e.Name(), ".partial-") {
-				t.Errorf("partial file left: %s", p)
-			}
-			return nil
-		})
+		if left := leftovers(t); len(left) > 0 {
+			t.Errorf("partial files left: %q", left)
+		}
 	})
 	read := func(t *testing.T, name string) ([]byte, error) {
 		return os.ReadFile(filepath.Join(root, filepath.FromSlash(name)))
 	}
-	return fixture{st: d, read: read}, root
+	return fixture{st: d, read: read, leftovers: leftovers}, root
 }
 
 func TestDirContract(t *testing.T) {

@@ -156,6 +156,9 @@ func (s *S3) Put(ctx context.Context, name string, r io.Reader, want Want) (Obje
 		size = want.Size
 	}
 	v := newVerifier(ctxReader{ctx, r}, want)
+	// On an error, the client aborts the multipart upload itself, on a
+	// context that outlives ctx's cancellation (the contract tests check
+	// that a cancelled Put leaves no incomplete upload).
 	info, err := s.c.PutObject(ctx, s.bucket, key, v, size, opts)
 	if err != nil {
 		return Object{}, fmt.Errorf("store %s: %w", name, unwrapVerify(err, v))

@@ -29,6 +29,16 @@ func s3Fixture(t *testing.T) (fixture, *recstoretest.Server, S3Options) {
 		t.Fatal(err)
 	}
 	c := srv.Client(t)
+	leftovers := func(t *testing.T) []string {
+		var left []string
+		for u := range c.ListIncompleteUploads(context.Background(), srv.Bucket, "", true) {
+			if u.Err != nil {
+				t.Fatalf("list incomplete uploads: %v", u.Err)
+			}
+			left = append(left, u.Key)
+		}
+		return left
+	}
 	t.Cleanup(func() {
 		// Nothing outside the prefix, and no upload left incomplete once
 		// every Put returned.
@@ -37,10 +47,8 @@ func s3Fixture(t *testing.T) (fixture, *recstoretest.Server, S3Options) {
 				t.Errorf("object outside the prefix: %q", obj.Key)
 			}
 		}
-		for u := range c.ListIncompleteUploads(context.Background(), srv.Bucket, "", true) {
-			if u.Err == nil {
-				t.Errorf("incomplete upload left: %q", u.Key)
-			}
+		if left := leftovers(t); len(left) > 0 {
+			t.Errorf("incomplete uploads left: %q", left)
 		}
 	})
 	read := func(t *testing.T, name string) ([]byte, error) {
@@ -55,7 +63,7 @@ func s3Fixture(t *testing.T) (fixture, *recstoretest.Server, S3Options) {
 		}
 		return b, err
 	}
-	return fixture{st: st, read: read, partSize: testPartSize}, srv, o
+	return fixture{st: st, read: read, partSize: testPartSize, leftovers: leftovers}, srv, o
 }
 
 func TestS3Contract(t *testing.T) {
@@ -136,4 +144,29 @@ func TestS3PeakMemory(t *testing.T) {
 	f, _, o := s3Fixture(t)
 	o.PartSize = 0
 	testPeakMemory(t, f, childJob{S3: &o, Name: testName(t, "big"), Size: 500e6}, 100<<10)
+}
+
+// TestS3OverTLS: an https endpoint with a certificate the transport
+// trusts works; one it does not trust is refused.
+func TestS3OverTLS(t *testing.T) {
+	t.Parallel()
+	srv := recstoretest.StartTLS(t)
+	o := S3Options{Endpoint: srv.Endpoint, Region: srv.Region, Bucket: srv.Bucket, PathStyle: true,
+		AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Transport: srv.Transport()}
+	st, err := OpenS3(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := testName(t, "tls")
+	want := Want{Size: 5000, SHA256: contentSum(t, 11, 5000)}
+	if _, err := st.Put(context.Background(), name, content(11, 5000), want); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := st.Stored(context.Background(), name, want); !ok || err != nil {
+		t.Fatalf("Stored = %v, %v", ok, err)
+	}
+	o.Transport = nil
+	if _, err := OpenS3(context.Background(), o); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("OpenS3 without the certificate trusted = %v; want a certificate error", err)
+	}
 }

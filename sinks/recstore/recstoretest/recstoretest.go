@@ -6,6 +6,8 @@ package recstoretest
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"go/build"
 	"net"
@@ -13,11 +15,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/wildix-export/wildix-export/internal/notify/notifytest"
 )
 
 // VersityGWVersion is the version .ci/run installs.
@@ -33,6 +38,9 @@ type Server struct {
 	// Root is the folder the gateway serves: the bucket is Root/<Bucket>,
 	// an object key a/b its file Root/<Bucket>/a/b.
 	Root string
+	// CAFile is the certificate a client must trust, with StartTLS.
+	CAFile string
+	pool   *x509.CertPool
 }
 
 // binary finds versitygw on PATH or in GOPATH/bin. In CI it must be there
@@ -73,20 +81,38 @@ func freePort(t testing.TB) int {
 // loopback port, waits until it answers, and creates the bucket. A port
 // taken between choosing and binding makes it exit; it is then started
 // again on another.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB) *Server { t.Helper(); return start(t, false) }
+
+// StartTLS is Start serving HTTPS, with a self-signed certificate for
+// 127.0.0.1 (Server.CAFile, Server.Transport).
+func StartTLS(t testing.TB) *Server { t.Helper(); return start(t, true) }
+
+func start(t testing.TB, useTLS bool) *Server {
 	t.Helper()
 	bin := binary(t)
 	s := &Server{Region: "us-east-1", Bucket: "recordings", AccessKey: "test-access-key", SecretKey: "test-secret-key-1234567890", Root: t.TempDir()}
+	scheme, tlsArgs := "http", []string(nil)
+	if useTLS {
+		cert, key := notifytest.SelfSigned(t)
+		s.CAFile, scheme, tlsArgs = cert, "https", []string{"--cert", cert, "--key", key}
+		pem, err := os.ReadFile(cert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.pool = x509.NewCertPool()
+		s.pool.AppendCertsFromPEM(pem)
+	}
 	var lastErr error
 	for range 3 {
 		port := freePort(t)
-		s.Endpoint = fmt.Sprintf("http://127.0.0.1:%d", port)
+		s.Endpoint = fmt.Sprintf("%s://127.0.0.1:%d", scheme, port)
 		out, err := os.Create(filepath.Join(t.TempDir(), "versitygw.log"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(bin, "--access", s.AccessKey, "--secret", s.SecretKey, "--region", s.Region,
-			"--port", fmt.Sprintf("127.0.0.1:%d", port), "--quiet", "posix", s.Root)
+		args := append([]string{"--access", s.AccessKey, "--secret", s.SecretKey, "--region", s.Region,
+			"--port", fmt.Sprintf("127.0.0.1:%d", port), "--quiet"}, tlsArgs...)
+		cmd := exec.Command(bin, append(args, "posix", s.Root)...)
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("start versitygw: %v", err)
@@ -124,7 +150,7 @@ func (s *Server) waitReady(exited <-chan error) error {
 		case <-tick.C:
 			// Any HTTP answer (an S3 error for an unsigned request) says
 			// it serves.
-			if resp, err := http.Get(s.Endpoint + "/"); err == nil {
+			if resp, err := (&http.Client{Transport: s.Transport()}).Get(s.Endpoint + "/"); err == nil {
 				resp.Body.Close()
 				return nil
 			}
@@ -144,9 +170,22 @@ func (s *Server) Client(t testing.TB) *minio.Client {
 }
 
 func (s *Server) client() (*minio.Client, error) {
-	return minio.New(s.Endpoint[len("http://"):], &minio.Options{
+	host, secure := strings.CutPrefix(s.Endpoint, "https://")
+	host = strings.TrimPrefix(host, "http://")
+	return minio.New(host, &minio.Options{
 		Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""), Region: s.Region, BucketLookup: minio.BucketLookupPath,
+		Secure: secure, Transport: s.Transport(),
 	})
+}
+
+// Transport is a transport that trusts the server's certificate (any
+// transport would do without TLS).
+func (s *Server) Transport() *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if s.pool != nil {
+		tr.TLSClientConfig = &tls.Config{RootCAs: s.pool, MinVersion: tls.VersionTLS12}
+	}
+	return tr
 }
 
 func (s *Server) makeBucket() error {
