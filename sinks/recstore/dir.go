@@ -2,7 +2,6 @@ package recstore
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -12,13 +11,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/wildix-export/wildix-export/internal/safefile"
 )
 
 // DirOptions configure a Dir.
 type DirOptions struct {
 	// GroupReadable creates files 0640 and folders 0750 (default 0600 and
 	// 0700): for a backup or archiving job that reads the store as a
-	// member of its group.
+	// member of its group. As every file the program writes, never wider
+	// than the process's umask allows (under umask 077, 0600 and 0700).
 	GroupReadable bool
 }
 
@@ -77,13 +79,11 @@ func (d *Dir) Put(ctx context.Context, name string, r io.Reader, want Want) (Obj
 	if err := removePartials(dir, base); err != nil {
 		return Object{}, fmt.Errorf("store %s: %w", name, err)
 	}
-	var rnd [8]byte
-	rand.Read(rnd[:])
-	tmp := filepath.Join(dir, "."+base+".partial-"+hex.EncodeToString(rnd[:]))
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, d.fileMode)
+	f, err := safefile.CreateTemp(dir, "."+base+".partial-", d.fileMode)
 	if err != nil {
 		return Object{}, fmt.Errorf("store %s: %w", name, err)
 	}
+	tmp := f.Name()
 	ok := false
 	defer func() {
 		if !ok {
@@ -91,10 +91,6 @@ func (d *Dir) Put(ctx context.Context, name string, r io.Reader, want Want) (Obj
 			os.Remove(tmp)
 		}
 	}()
-	// The umask may have narrowed the mode: set the one documented.
-	if err := f.Chmod(d.fileMode); err != nil {
-		return Object{}, fmt.Errorf("store %s: %w", name, err)
-	}
 	v := newVerifier(r, want)
 	buf := make([]byte, copyBufSize)
 	if _, err := io.CopyBuffer(f, ctxReader{ctx, v}, buf); err != nil {
@@ -116,7 +112,7 @@ func (d *Dir) Put(ctx context.Context, name string, r io.Reader, want Want) (Obj
 		return Object{}, fmt.Errorf("store %s: %w", name, err)
 	}
 	ok = true
-	if err := syncDir(dir); err != nil {
+	if err := safefile.SyncDir(dir); err != nil {
 		return Object{}, fmt.Errorf("store %s: the file is in place but its folder could not be synced: %w", name, err)
 	}
 	return Object{Name: name, Size: v.n, SHA256: v.sum()}, nil
@@ -179,10 +175,7 @@ func (d *Dir) mkdirs(dir string) error {
 		err := os.Mkdir(next, d.dirMod)
 		switch {
 		case err == nil:
-			if err := os.Chmod(next, d.dirMod); err != nil {
-				return err
-			}
-			if err := syncDir(cur); err != nil {
+			if err := safefile.SyncDir(cur); err != nil {
 				return err
 			}
 		case errors.Is(err, fs.ErrExist):
@@ -206,15 +199,6 @@ func removePartials(dir, base string) error {
 		}
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }
 
 // ctxReader ends a copy when its context is done, checked between reads.

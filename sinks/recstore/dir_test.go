@@ -56,17 +56,24 @@ func TestDirContract(t *testing.T) {
 }
 
 // TestDirModes: files 0600 and folders 0700 by default, 0640 and 0750
-// with GroupReadable, whatever the umask.
+// with GroupReadable, never wider than the umask allows.
 func TestDirModes(t *testing.T) {
-	old := syscall.Umask(0o077) // the narrowest common umask; no t.Parallel: the umask is the process's
-	defer syscall.Umask(old)
+	// No t.Parallel: the umask is the process's.
 	for _, c := range []struct {
+		umask         int
 		o             DirOptions
 		file, folders fs.FileMode
-	}{{DirOptions{}, 0o600, 0o700}, {DirOptions{GroupReadable: true}, 0o640, 0o750}} {
+	}{
+		{0o022, DirOptions{}, 0o600, 0o700},
+		{0o022, DirOptions{GroupReadable: true}, 0o640, 0o750},
+		{0o077, DirOptions{GroupReadable: true}, 0o600, 0o700},
+	} {
+		old := syscall.Umask(c.umask)
 		f, root := dirFixture(t, c.o)
 		name := testName(t, "mode")
-		if _, err := f.st.Put(context.Background(), name, content(1, 100), Want{}); err != nil {
+		_, err := f.st.Put(context.Background(), name, content(1, 100), Want{})
+		syscall.Umask(old)
+		if err != nil {
 			t.Fatal(err)
 		}
 		st, err := os.Stat(filepath.Join(root, filepath.FromSlash(name)))
@@ -74,7 +81,7 @@ func TestDirModes(t *testing.T) {
 			t.Fatal(err)
 		}
 		if st.Mode().Perm() != c.file {
-			t.Errorf("%+v: file mode %v; want %v", c.o, st.Mode().Perm(), c.file)
+			t.Errorf("umask %03o, %+v: file mode %v; want %v", c.umask, c.o, st.Mode().Perm(), c.file)
 		}
 		for p := filepath.Dir(filepath.Join(root, filepath.FromSlash(name))); p != root; p = filepath.Dir(p) {
 			st, err := os.Stat(p)
@@ -82,7 +89,7 @@ func TestDirModes(t *testing.T) {
 				t.Fatal(err)
 			}
 			if st.Mode().Perm() != c.folders {
-				t.Errorf("%+v: folder %s mode %v; want %v", c.o, p, st.Mode().Perm(), c.folders)
+				t.Errorf("umask %03o, %+v: folder %s mode %v; want %v", c.umask, c.o, p, st.Mode().Perm(), c.folders)
 			}
 		}
 	}
