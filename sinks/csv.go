@@ -58,9 +58,9 @@ const fileMode = 0o600
 // is removed.
 //
 // Each record of an incremental endpoint is in one file only (csv_keys.go):
-// a batch does not write a row another file holds unchanged, and a row
-// that changed replaces the old one, whose file is rewritten without it
-// in the same commit. Batches of one endpoint must not overlap (the
+// a batch does not write a row another file holds unchanged, a row that
+// changed is updated in place in the file holding it, in the same commit,
+// and a redone backfill window takes its records from the other files. Batches of one endpoint must not overlap (the
 // exporter commits them one after another); a CSV is safe for concurrent
 // use by batches of different endpoints.
 type CSV struct {
@@ -72,6 +72,7 @@ type CSV struct {
 	mu      sync.Mutex
 	swept   sync.Map // PBXes whose pending commits were all completed
 	foreign sync.Map // data files the key index leaves out (another PBX's, snapshots)
+	warned  sync.Map // endpoints whose records held twice were warned of
 	// crash, set by tests, is asked at each point of completing a commit
 	// whether to stop there, as a process killed there would.
 	crash func() bool
@@ -145,10 +146,15 @@ type pending struct {
 	Final    string          `json:"final,omitempty"`    // data file's final name
 	SHA256   string          `json:"sha256,omitempty"`   // of the data file
 	Manifest json.RawMessage `json:"manifest,omitempty"` // to write next to it
-	// Rewrites are committed files of the folder rewritten without the
-	// rows this commit replaces; they are renamed before the data file,
-	// so that a record is never in two files, even mid-way.
+	// Rewrites are committed files of the folder rewritten: rows changed
+	// on the PBX updated in place, rows the data file takes dropped. They
+	// are renamed before the data file, so that a record is never in two
+	// files, even mid-way (docs/sinks.md, "Each record once").
 	Rewrites []rewrite `json:"rewrites,omitempty"`
+	// Removes are files of the folder the data file replaces under
+	// another name (a redone window's file with or without .gz): removed
+	// first, with their manifest.
+	Removes []string `json:"removes,omitempty"`
 	// Index sets entries of the folder's key index (file → its keys).
 	Index map[string]*keySet `json:"index,omitempty"`
 }
@@ -157,11 +163,6 @@ type pending struct {
 func (s *CSV) State(_ context.Context, pbx, key string) ([]byte, error) {
 	if err := s.recoverAll(pbx); err != nil {
 		return nil, err
-	}
-	// A run that finds nothing new begins no batch: the leftovers of a
-	// run killed mid-batch are cleaned here too, not only by Begin.
-	if dir := filepath.Join(s.opt.Dir, key); record.Identifier(key) && safefile.NotSymlink(dir) == nil {
-		s.removeStale(dir, tmpPrefix(pbx))
 	}
 	st, err := s.readState(pbx, key)
 	if err != nil || st == nil {
@@ -187,8 +188,12 @@ func (s *CSV) readState(pbx, key string) (*csvState, error) {
 
 // recoverAll completes the commits a crash left (or a failure, of this
 // process) for pbx, every state key's: a backfill window's pending commit
-// may have rewritten files the nightly cursor's batches read. Once done,
-// it costs nothing until a commit fails again.
+// may have rewritten files the nightly cursor's batches read. Then it
+// removes the temporary files a killed process left in every endpoint's
+// folder and the state folder: a run that finds nothing new, or a
+// backfill whose windows are all done, begins no batch, so Begin alone
+// would leave them. Once done, it costs nothing until a commit fails
+// again.
 func (s *CSV) recoverAll(pbx string) error {
 	if _, done := s.swept.Load(pbx); done {
 		return nil
@@ -205,6 +210,16 @@ func (s *CSV) recoverAll(pbx string) error {
 			if err := s.recoverPath(pbx, filepath.Join(dir, name), true); err != nil {
 				return err
 			}
+		}
+	}
+	s.removeStale(dir, ".")
+	folders, err := os.ReadDir(s.opt.Dir)
+	if err != nil {
+		return fmt.Errorf("read EXPORT_CSV_DIR: %w", err)
+	}
+	for _, f := range folders {
+		if folder := filepath.Join(s.opt.Dir, f.Name()); f.IsDir() && record.Identifier(f.Name()) && safefile.NotSymlink(folder) == nil {
+			s.removeStale(folder, tmpPrefix(pbx))
 		}
 	}
 	s.swept.Store(pbx, true)
@@ -241,7 +256,7 @@ func (s *CSV) recoverPath(pbx, path string, crashed bool) error {
 		// Written atomically, so damage is not from a crash of ours.
 		return fmt.Errorf("pending commit %s is damaged (%v): remove it and rerun", path, err)
 	}
-	if p.Final != "" || len(p.Rewrites) > 0 {
+	if p.Final != "" || len(p.Rewrites) > 0 || len(p.Removes) > 0 {
 		steps, err := s.pendingSteps(pbx, &p)
 		if err != nil {
 			return fmt.Errorf("pending commit %s: %w: remove it and rerun", path, err)
@@ -268,10 +283,24 @@ func (s *CSV) recoverPath(pbx, path string, crashed bool) error {
 			}
 			return errors.Join(os.Remove(path), vanished(crashed, gone))
 		}
-		// Rewritten files first: a record leaves its old file before it
-		// appears in the new one. Each file's manifest goes before its
-		// data is replaced and comes back after, so that a file with a
-		// manifest always matches it.
+		// Removed and rewritten files first: a record taken by the new
+		// file leaves its old one before it appears there. Each file's
+		// manifest goes before its data is replaced and comes back
+		// after, so that a file with a manifest always matches it.
+		removes, err := s.pendingRemoves(pbx, &p)
+		if err != nil {
+			return fmt.Errorf("pending commit %s: %w: remove it and rerun", path, err)
+		}
+		for _, old := range removes {
+			for _, f := range []string{manifestPath(old), old} {
+				if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("complete interrupted commit: %w", err)
+				}
+			}
+			if s.crashed() {
+				return errCrashed
+			}
+		}
 		for _, st := range steps {
 			if st.state == stepReady {
 				if err := os.Remove(manifestPath(st.final)); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -371,6 +400,21 @@ func (s *CSV) pendingSteps(pbx string, p *pending) ([]step, error) {
 	return steps, nil
 }
 
+// pendingRemoves rebuilds the paths of the files a pending commit
+// removes, as pendingFiles does: data files of this PBX in the endpoint's
+// folder.
+func (s *CSV) pendingRemoves(pbx string, p *pending) ([]string, error) {
+	var out []string
+	for _, name := range p.Removes {
+		if !record.Identifier(p.Folder) || filepath.Base(name) != name || !strings.HasPrefix(name, safeName(pbx)+"_") ||
+			!(strings.HasSuffix(name, ".csv") || strings.HasSuffix(name, ".csv.gz")) {
+			return nil, fmt.Errorf("file %q to remove is not a data file of this PBX", name)
+		}
+		out = append(out, filepath.Join(s.opt.Dir, p.Folder, name))
+	}
+	return out, nil
+}
+
 // vanished is the error of a commit in progress whose data file is gone
 // or damaged: the commit fails (its state is not saved, so its rows are
 // exported again). A crashed commit found so at start was never reported
@@ -428,8 +472,6 @@ func (s *CSV) Begin(_ context.Context, b exporter.BatchInfo) (exporter.Batch, er
 	if err != nil {
 		return nil, err
 	}
-	s.removeStale(dir, tmpPrefix(b.PBX))
-	s.removeStale(s.stateDir(b.PBX), ".")
 	var name string
 	if b.Window != nil {
 		compact := strings.NewReplacer("-", "", ":", "", " ", "T")
@@ -529,17 +571,36 @@ type csvBatch struct {
 // batchKeys is what an incremental batch knows and decides of the keys
 // of its folder (csv_keys.go).
 type batchKeys struct {
-	dir     string
-	cols    []string // key columns' names
-	colIdx  []int    // and their indexes in a record
-	lookup  *keyLookup
-	index   *keyIndex
-	written keyCollector // keys of the rows this batch wrote
-	skipped keyCollector // keys left in the file holding them unchanged
-	nSkip   int
-	drop    map[string]map[string]bool // file → keys whose rows this batch replaces
+	dir    string
+	cols   []string // key columns' names
+	colIdx []int    // and their indexes in a record
+	lookup *keyLookup
+	index  *keyIndex
+	// own are the files this batch's file replaces: its final name and,
+	// for a backfill window, the same name with or without .gz (the
+	// window written before EXPORT_CSV_GZIP changed), whose rows are
+	// not "held elsewhere".
+	own []string
+	// redo: a window done before is redone (only backfill --force does
+	// that): its file takes every record of the window from the files
+	// holding it, so that afterwards it holds the window's records.
+	redo     bool
+	written  keyCollector // keys of the rows this batch's file holds
+	skipped  keyCollector // keys left in the file holding them unchanged
+	inPlace  keyCollector // keys left in the file holding them, in their new form
+	nSkip    int
+	nInPlace int
+	nUpd     int // rows changed on the PBX, updated in the file holding them
+	nMoved   int // rows taken into this batch's file from other files
+	// drop: file → keys whose rows leave it (taken by this batch's file,
+	// or held by another file too: a folder of an earlier version).
+	drop map[string]map[string]bool
+	// update: file → key → the row's new bytes, written in place of its
+	// old ones, so that a changed record never changes file.
+	update  map[string]map[string][]byte
 	digests map[string]map[string]digest
 	holders []string
+	held    []string
 	scratch bytes.Buffer
 	sw      *csv.Writer
 	hash    hasher // of this batch: its digests are compared only with each other
@@ -554,19 +615,55 @@ func (b *csvBatch) openIndex(dir string) error {
 		return err
 	}
 	k := &batchKeys{dir: dir, cols: csvKeyColumns(b.info.Endpoint), lookup: newKeyLookup(idx), index: idx,
-		drop: map[string]map[string]bool{}, digests: map[string]map[string]digest{}, hash: newHasher()}
+		own: []string{filepath.Base(b.final)}, drop: map[string]map[string]bool{}, update: map[string]map[string][]byte{},
+		digests: map[string]map[string]digest{}, hash: newHasher()}
+	if b.info.Window != nil {
+		if other := otherVariant(k.own[0]); idx.Files[other] != nil {
+			k.own = append(k.own, other)
+		}
+		st, err := b.sink.readState(b.info.PBX, b.info.StateKey)
+		if err != nil {
+			return err
+		}
+		k.redo = st != nil
+	}
 	for _, c := range k.cols {
 		k.colIdx = append(k.colIdx, b.info.Endpoint.Column(c))
 	}
 	k.sw = csv.NewWriter(&k.scratch)
 	b.keys = k
+	b.sink.warnDoubles(b.info.PBX, b.info.Endpoint.Name, k.lookup)
 	return nil
 }
 
-// place decides where the row in b.rec goes: false when it is not to be
-// written (another file holds it unchanged, or this batch wrote its key
-// already). A row another file holds in another form is written, and its
-// old row dropped from that file when the batch commits.
+// otherVariant is a data file's name with .gz added or taken away.
+func otherVariant(name string) string {
+	if s, ok := strings.CutSuffix(name, ".gz"); ok {
+		return s
+	}
+	return name + ".gz"
+}
+
+// warnDoubles warns, once per process and endpoint, of records the
+// index finds in more than one file: a folder written by a version
+// before the key index. A commit touching such a record keeps it once;
+// a redone window takes all of its own.
+func (s *CSV) warnDoubles(pbx, endpoint string, l *keyLookup) {
+	if l.doubled == 0 {
+		return
+	}
+	if _, done := s.warned.LoadOrStore(pbx+"\x00"+endpoint, true); done {
+		return
+	}
+	s.opt.Log.Warn("records in more than one file of the export folder, written by a version before the key index: redo the backfilled range once with backfill --force to keep each once",
+		"endpoint", endpoint, "records", l.doubled, "files", l.doubledIn)
+}
+
+// place decides where the row in b.rec goes: false when this batch's
+// file is not to hold it. A row another file holds unchanged is left
+// there; one it holds in another form is updated there, in place (the
+// record never changes file, so no reader sees it twice or not at all);
+// a redone window takes every row of its window from the other files.
 func (b *csvBatch) place() (bool, error) {
 	k := b.keys
 	for _, i := range k.colIdx {
@@ -577,54 +674,78 @@ func (b *csvBatch) place() (bool, error) {
 		}
 	}
 	key := rowKey(b.rec, k.colIdx)
-	if k.nSkip > 0 && k.skipped.has(key) {
-		k.dups++
+	if (k.nSkip > 0 && k.skipped.has(key)) || (k.nInPlace > 0 && k.inPlace.has(key)) {
+		k.dups++ // a second version in this batch: the first is kept
 		return false, nil
 	}
-	k.holders = k.lookup.holders(k.holders[:0], key, filepath.Base(b.final))
-	if len(k.holders) > 0 {
-		d := k.hash.of(rowBytes(&k.scratch, k.sw, b.rec))
-		var same, held int
-		for _, h := range k.holders {
-			ds, err := k.fileDigests(h)
-			if err != nil {
-				return false, err
-			}
-			if old, ok := ds[key]; ok {
-				held++
-				if old == d {
-					same++
-				}
-			}
-		}
-		if held == 1 && same == 1 {
-			if k.written.has(key) {
-				k.dups++ // a second version in this batch: the first is kept
-			} else {
-				k.skipped.add(key)
-				k.nSkip++
-			}
-			return false, nil
-		}
+	k.holders = k.lookup.holders(k.holders[:0], key, k.own)
+	if len(k.holders) == 0 {
 		if !k.written.add(key) {
 			k.dups++
 			return false, nil
 		}
-		for _, h := range k.holders {
-			if _, ok := k.digests[h][key]; ok {
-				if k.drop[h] == nil {
-					k.drop[h] = map[string]bool{}
-				}
-				k.drop[h][key] = true
-			}
-		}
 		return true, nil
 	}
-	if !k.written.add(key) {
+	if k.written.has(key) {
 		k.dups++
 		return false, nil
 	}
-	return true, nil
+	raw := rowBytes(&k.scratch, k.sw, b.rec)
+	d := k.hash.of(raw)
+	k.held = k.held[:0]
+	same := ""
+	for _, h := range k.holders {
+		ds, err := k.fileDigests(h)
+		if err != nil {
+			return false, err
+		}
+		if old, ok := ds[key]; ok {
+			k.held = append(k.held, h)
+			if old == d && same == "" {
+				same = h
+			}
+		}
+	}
+	switch {
+	case len(k.held) == 0: // the index was wrong: no file holds it
+		k.written.add(key)
+		return true, nil
+	case k.redo:
+		for _, h := range k.held {
+			k.dropFrom(h, key)
+		}
+		k.written.add(key)
+		k.nMoved++
+		return true, nil
+	case len(k.held) == 1 && same != "":
+		k.skipped.add(key)
+		k.nSkip++
+		return false, nil
+	}
+	keep := same
+	if keep == "" {
+		keep = k.held[0]
+		if k.update[keep] == nil {
+			k.update[keep] = map[string][]byte{}
+		}
+		k.update[keep][key] = bytes.Clone(raw)
+		k.nUpd++
+	}
+	for _, h := range k.held {
+		if h != keep {
+			k.dropFrom(h, key) // held twice: a folder of an earlier version
+		}
+	}
+	k.inPlace.add(key)
+	k.nInPlace++
+	return false, nil
+}
+
+func (k *batchKeys) dropFrom(file, key string) {
+	if k.drop[file] == nil {
+		k.drop[file] = map[string]bool{}
+	}
+	k.drop[file][key] = true
 }
 
 // fileDigests reads a file's row digests once per batch.
@@ -723,13 +844,10 @@ func (b *csvBatch) Commit(_ context.Context, state []byte, _ exporter.Progress) 
 		s.swept.Delete(b.info.PBX)
 		return err
 	}
-	if k := b.keys; k != nil && (k.nSkip > 0 || len(k.drop) > 0 || k.dups > 0 || k.kept > 0) {
-		var replaced int
-		for _, keys := range k.drop {
-			replaced += len(keys)
-		}
+	if k := b.keys; k != nil && (k.nSkip > 0 || k.nInPlace > 0 || len(k.drop) > 0 || k.dups > 0 || k.kept > 0) {
 		s.opt.Log.Info("rows already in the export folder", "endpoint", b.info.Endpoint.Name, "file", filepath.Base(b.final),
-			"unchanged_not_written", k.nSkip, "changed_replaced", replaced, "files_rewritten", len(k.drop), "repeated_in_batch", k.dups,
+			"unchanged_not_written", k.nSkip, "changed_updated_in_place", k.nUpd, "taken_from_other_files", k.nMoved,
+			"doubles_removed", k.dropped()-k.nMoved, "files_rewritten", len(k.rewritten()), "repeated_in_batch", k.dups,
 			"kept_not_sent_again", k.kept)
 	}
 	if b.badTimes > 0 {
@@ -790,8 +908,8 @@ func (b *csvBatch) decide(state []byte) error {
 	}
 	// An incremental batch with no rows moves only the cursor: no file.
 	keepFile := b.rows > 0 || b.info.Snapshot || b.info.Window != nil
-	if keepFile && b.keys != nil {
-		if err := b.replace(&p); err != nil {
+	if b.keys != nil {
+		if err := b.replace(&p, keepFile); err != nil {
 			b.discard()
 			return err
 		}
@@ -812,13 +930,11 @@ func (b *csvBatch) decide(state []byte) error {
 		}
 		if b.keys != nil {
 			// What the key index did: rows another file holds unchanged
-			// (not written), rows replacing an older form in another file.
+			// (not written), rows changed on the PBX updated in the file
+			// holding them (not written here), rows taken from other files.
 			m["rows_held_elsewhere"] = b.keys.nSkip
-			var replaced int
-			for _, keys := range b.keys.drop {
-				replaced += len(keys)
-			}
-			m["rows_replacing"] = replaced
+			m["rows_updated_elsewhere"] = b.keys.nUpd
+			m["rows_taken_from_other_files"] = b.keys.nMoved
 			if b.info.Window != nil {
 				// Rows of the window's earlier file that this read did
 				// not return (deleted on the PBX since): kept.
@@ -847,19 +963,23 @@ func (b *csvBatch) decide(state []byte) error {
 	return nil
 }
 
-// replace adds to the commit the files rewritten without the rows this
-// batch replaces, and the key index's new entries: this file's keys, and
-// the keys left in each rewritten file.
-func (b *csvBatch) replace(p *pending) error {
+// replace adds to the commit the files rewritten (rows updated in place,
+// rows taken by this batch's file or held twice dropped), the earlier
+// variant of a redone window's file to remove, and the key index's new
+// entries: this file's keys, and the keys left in each rewritten file.
+func (b *csvBatch) replace(p *pending, keepFile bool) error {
 	k := b.keys
-	p.Index = map[string]*keySet{filepath.Base(b.final): k.written.set()}
-	names := make([]string, 0, len(k.drop))
-	for name := range k.drop {
-		names = append(names, name)
+	p.Folder = b.info.Endpoint.Name
+	p.Index = map[string]*keySet{}
+	if keepFile {
+		p.Index[filepath.Base(b.final)] = k.written.set()
 	}
-	slices.Sort(names)
-	for _, name := range names {
-		r, left, err := b.sink.rewriteWithout(b.info.PBX, k.dir, name, k.cols, k.drop[name])
+	for _, name := range k.own[1:] {
+		p.Removes = append(p.Removes, name)
+		p.Index[name] = nil
+	}
+	for _, name := range k.rewritten() {
+		r, left, err := b.sink.rewriteFile(b.info.PBX, k.dir, name, k.cols, k.drop[name], k.update[name])
 		if err != nil {
 			for _, done := range p.Rewrites {
 				os.Remove(filepath.Join(k.dir, done.Tmp))
@@ -871,6 +991,30 @@ func (b *csvBatch) replace(p *pending) error {
 		p.Index[name] = left
 	}
 	return nil
+}
+
+// rewritten names the files this batch rewrites, sorted.
+func (k *batchKeys) rewritten() []string {
+	var names []string
+	for name := range k.drop {
+		names = append(names, name)
+	}
+	for name := range k.update {
+		if k.drop[name] == nil {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// dropped is the number of rows this batch drops from other files.
+func (k *batchKeys) dropped() int {
+	n := 0
+	for _, keys := range k.drop {
+		n += len(keys)
+	}
+	return n
 }
 
 func nowUTC() string { return time.Now().UTC().Format(time.RFC3339) }

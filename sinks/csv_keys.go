@@ -506,6 +506,11 @@ type keyLookup struct {
 	ivs   []interval // by lo
 	maxHi []int64    // maxHi[i]: the highest hi of ivs[:i+1]
 	other map[string][]string
+	// doubled counts the keys the index finds in more than one file (a
+	// folder written by a version before the index), doubledIn names two
+	// such files.
+	doubled   int64
+	doubledIn []string
 }
 
 type interval struct {
@@ -539,21 +544,40 @@ func newKeyLookup(idx *keyIndex) *keyLookup {
 		return 0
 	})
 	l.maxHi = make([]int64, len(l.ivs))
+	top := "" // the file of maxHi[i-1]
 	for i, v := range l.ivs {
 		l.maxHi[i] = v.hi
 		if i > 0 {
+			// A file's own ranges are disjoint: an overlap is two files'.
+			if prev := l.maxHi[i-1]; v.lo <= prev {
+				l.doubled += min(v.hi, prev) - v.lo + 1
+				if l.doubledIn == nil {
+					l.doubledIn = []string{top, v.file}
+				}
+			}
 			l.maxHi[i] = max(v.hi, l.maxHi[i-1])
+		}
+		if l.maxHi[i] == v.hi {
+			top = v.file
+		}
+	}
+	for _, files := range l.other {
+		if len(files) > 1 {
+			l.doubled += int64(len(files) - 1)
+			if l.doubledIn == nil {
+				l.doubledIn = files[:2]
+			}
 		}
 	}
 	return l
 }
 
-// holders appends to dst the files holding key, except skip.
-func (l *keyLookup) holders(dst []string, key, skip string) []string {
+// holders appends to dst the files holding key, except those in skip.
+func (l *keyLookup) holders(dst []string, key string, skip []string) []string {
 	n, ok := wholeKey(key)
 	if !ok {
 		for _, f := range l.other[key] {
-			if f != skip {
+			if !slices.Contains(skip, f) {
 				dst = append(dst, f)
 			}
 		}
@@ -561,7 +585,7 @@ func (l *keyLookup) holders(dst []string, key, skip string) []string {
 	}
 	i := sort.Search(len(l.ivs), func(i int) bool { return l.ivs[i].lo > n }) - 1
 	for ; i >= 0 && l.maxHi[i] >= n; i-- {
-		if v := l.ivs[i]; v.hi >= n && v.file != skip && !slices.Contains(dst, v.file) {
+		if v := l.ivs[i]; v.hi >= n && !slices.Contains(skip, v.file) && !slices.Contains(dst, v.file) {
 			dst = append(dst, v.file)
 		}
 	}
@@ -577,13 +601,15 @@ type rewrite struct {
 	Manifest json.RawMessage `json:"manifest"`
 }
 
-// rewriteWithout writes, under a temporary name beside it, the file
-// dir/name without the rows whose key is in drop: its header and the
-// other rows byte for byte, compressed again when it is. It returns the
-// rewrite (its manifest updated from the file's) and the keys left.
-// (72 lines: open, copy the kept rows, sync and describe the temporary
+// rewriteFile writes, under a temporary name beside it, the file dir/name
+// with the rows whose key is in update in their new form (update's bytes
+// in place of the first such row, later ones dropped) and without those
+// whose key is in drop: its header and its other rows byte for byte,
+// compressed again when it is. It returns the rewrite (its manifest
+// updated from the file's) and the keys left.
+// (80 lines: open, copy the kept rows, sync and describe the temporary
 // file are one write that must end closed and synced or removed.)
-func (s *CSV) rewriteWithout(pbx, dir, name string, keyCols []string, drop map[string]bool) (rewrite, *keySet, error) {
+func (s *CSV) rewriteFile(pbx, dir, name string, keyCols []string, drop map[string]bool, update map[string][]byte) (rewrite, *keySet, error) {
 	path := filepath.Join(dir, name)
 	tmpF, err := safefile.CreateTemp(dir, tmpName(pbx, name), fileMode)
 	if err != nil {
@@ -604,7 +630,7 @@ func (s *CSV) rewriteWithout(pbx, dir, name string, keyCols []string, drop map[s
 		w = gz
 	}
 	var kept keyCollector
-	var rows, removed int64
+	var rows, removed, updated int64
 	err = scanFile(path, keyCols, func(raw []byte) error {
 		_, err := w.Write(raw)
 		return err
@@ -612,6 +638,19 @@ func (s *CSV) rewriteWithout(pbx, dir, name string, keyCols []string, drop map[s
 		if drop[key] {
 			removed++
 			return nil
+		}
+		if nb, ok := update[key]; ok {
+			if !kept.add(key) {
+				removed++ // the file held it twice: once is kept
+				return nil
+			}
+			if raw[len(raw)-1] != '\n' {
+				nb = bytes.TrimSuffix(nb, []byte("\n"))
+			}
+			updated++
+			rows++
+			_, err := w.Write(nb)
+			return err
 		}
 		kept.add(key)
 		rows++
@@ -642,14 +681,16 @@ func (s *CSV) rewriteWithout(pbx, dir, name string, keyCols []string, drop map[s
 	if err := json.Unmarshal(mb, &m); err != nil {
 		return rewrite{}, nil, fmt.Errorf("rewrite %s: its manifest is damaged: %w", name, err)
 	}
-	var before int64
+	var before, updatedBefore int64
 	json.Unmarshal(m["rows_replaced"], &before)
+	json.Unmarshal(m["rows_updated"], &updatedBefore)
 	h := fmt.Sprintf("%x", sum.Sum(nil))
 	set := func(k string, v any) { m[k], _ = json.Marshal(v) }
 	set("rows", rows)
 	set("bytes", info.Size())
 	set("sha256", h)
 	set("rows_replaced", before+removed)
+	set("rows_updated", updatedBefore+updated)
 	set("updated_at", nowUTC())
 	man, _ := json.MarshalIndent(m, "", "  ")
 	ok = true
@@ -677,50 +718,52 @@ func rowBytes(buf *bytes.Buffer, w *csv.Writer, rec []string) []byte {
 	return buf.Bytes()
 }
 
-// keepUnread carries into a redone window's file the rows of the file it
-// replaces (the same name) that this batch neither read nor finds in
-// another file: calls the PBX no longer sends (deleted there since, a
-// retention purge), which the folder keeps, as PostgreSQL keeps their
-// rows. After a backfill the window's file is the only one holding its
-// calls (the nightly runs leave them there), so replacing it without them
-// lost them. The rows are copied byte for byte after the batch's own.
+// keepUnread carries into a redone window's file the rows of the files it
+// replaces (the same name, and the same name with or without .gz) that
+// this batch neither read nor finds in another file: calls the PBX no
+// longer sends (deleted there since, a retention purge), which the folder
+// keeps, as PostgreSQL keeps their rows. After a backfill the window's
+// file is the only one holding its calls (the nightly runs leave them
+// there), so replacing it without them lost them. The rows are copied
+// byte for byte after the batch's own.
 func (b *csvBatch) keepUnread() error {
 	k := b.keys
-	name := filepath.Base(b.final)
-	if _, known := k.index.Files[name]; !known {
-		return nil
-	}
 	b.w.Flush()
 	if err := b.w.Error(); err != nil {
 		return fmt.Errorf("write %s: %w", b.tmp, err)
 	}
 	var holders []string
-	err := scanRows(b.final, k.cols, func(key string, raw []byte) error {
-		// An empty key cannot be told apart: such rows are all written.
-		if key == "" || k.written.has(key) || k.skipped.has(key) {
-			return nil
+	for _, name := range k.own {
+		if _, known := k.index.Files[name]; !known {
+			continue
 		}
-		if holders = k.lookup.holders(holders[:0], key, name); len(holders) > 0 {
-			return nil
-		}
-		if _, err := b.out.Write(raw); err != nil {
-			return err
-		}
-		if raw[len(raw)-1] != '\n' {
-			if _, err := b.out.Write([]byte{'\n'}); err != nil {
+		err := scanRows(filepath.Join(k.dir, name), k.cols, func(key string, raw []byte) error {
+			// An empty key cannot be told apart: such rows are all written.
+			if key == "" || k.written.has(key) || k.skipped.has(key) || k.inPlace.has(key) {
+				return nil
+			}
+			if holders = k.lookup.holders(holders[:0], key, k.own); len(holders) > 0 {
+				return nil
+			}
+			if _, err := b.out.Write(raw); err != nil {
 				return err
 			}
+			if raw[len(raw)-1] != '\n' {
+				if _, err := b.out.Write([]byte{'\n'}); err != nil {
+					return err
+				}
+			}
+			k.written.add(key)
+			k.kept++
+			b.rows++
+			return nil
+		})
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
 		}
-		k.written.add(key)
-		k.kept++
-		b.rows++
-		return nil
-	})
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("keep the rows of %s the PBX no longer sends: %w", name, err)
+		if err != nil {
+			return fmt.Errorf("keep the rows of %s the PBX no longer sends: %w", name, err)
+		}
 	}
 	return nil
 }

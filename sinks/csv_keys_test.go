@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -240,26 +241,50 @@ func TestCSVEachRecordOnceAcrossBackfillsAndRuns(t *testing.T) {
 					}
 					checkFolderIsTruth(t, dir, e, want)
 				}
+				// After --force, the windows' files hold the range's calls,
+				// and no other file holds any of them.
+				forced := func(what string) {
+					t.Helper()
+					backfill(what, true, nil)
+					var got []int64
+					files, _ := filepath.Glob(filepath.Join(dir, "call_history", "*_backfill_*.csv*"))
+					for _, p := range files {
+						for _, r := range readCSVFile(t, p) {
+							id, _ := strconv.ParseInt(r["id"], 10, 64)
+							got = append(got, id)
+						}
+					}
+					slices.Sort(got)
+					if fmt.Sprint(got) != fmt.Sprint(inRange) {
+						t.Fatalf("%s: the windows' files hold %d calls, want the %d of the range", what, len(got), len(inRange))
+					}
+				}
 				if backfillFirst {
 					backfill("backfill", false, inRange)
 					e.edit(edited)
 					nightly("nightly run after the backfill, a call corrected in between")
-					if n := manifestSum(t, dir, "*_backfill_*", "rows"); n != int64(len(inRange)-1) {
-						t.Fatalf("the nightly run left %d rows to the backfill's files, want %d (all but the corrected call)", n, len(inRange)-1)
+					if n := manifestSum(t, dir, "*_backfill_*", "rows"); n != int64(len(inRange)) {
+						t.Fatalf("the nightly run left %d rows to the backfill's files, want %d (the corrected call updated there)", n, len(inRange))
 					}
-					backfill("backfill --force", true, nil)
+					if n := manifestSum(t, dir, "*_backfill_*", "rows_updated"); n != 1 {
+						t.Fatalf("%d rows updated in the backfill's files, want 1", n)
+					}
+					forced("backfill --force")
 					e.edit(edited)
-					backfill("backfill --force, the call corrected again", true, nil)
+					forced("backfill --force, the call corrected again")
 				} else {
 					nightly("nightly run")
 					e.edit(edited)
 					backfill("backfill after the nightly run, a call corrected in between", false, nil)
-					if n := manifestSum(t, dir, "*", "rows_replaced"); n != 1 {
-						t.Fatalf("%d rows replaced in the nightly run's files, want 1", n)
+					if n := manifestSum(t, dir, "*", "rows_updated"); n != 1 {
+						t.Fatalf("%d rows updated in the nightly run's files, want 1", n)
 					}
-					backfill("backfill --force", true, nil)
+					if n := manifestSum(t, dir, "*_backfill_*", "rows"); n != 0 {
+						t.Fatalf("the backfill wrote %d rows, want 0: the nightly run's files hold the range, the corrected call updated there", n)
+					}
+					forced("backfill --force")
 					e.edit(edited)
-					backfill("backfill --force, the call corrected again", true, nil)
+					forced("backfill --force, the call corrected again")
 				}
 				e.Sim.InsertCalls(25)
 				nightly("nightly run with 25 new calls")
@@ -271,12 +296,18 @@ func TestCSVEachRecordOnceAcrossBackfillsAndRuns(t *testing.T) {
 	}
 }
 
-// TestCSVCommitReplacingARowKilledAtEachPoint stops a commit that replaces
-// a row (its old file rewritten, a new file added) at every point where a
-// killed process could stop completing it, then starts again: the folder
-// always ends with the call once, in its new form, and each file matches
-// its manifest. Before the restart, a reader taking only files with their
-// manifest never sees the call twice.
+// TestCSVCommitReplacingARowKilledAtEachPoint stops a commit that changes
+// other files at every point where a killed process could stop completing
+// it, then starts again: the folder always ends with each call once, the
+// changed one in its new form, and each file matches its manifest.
+//
+// A backfill finding a call corrected on the PBX updates it in the file
+// holding it: stopped anywhere, a reader of the data files sees every
+// call exactly once. A redone window (backfill --force) takes its calls
+// from the nightly file: stopped anywhere, a reader never sees one twice
+// (those taken may be missing until the restart completes the commit,
+// docs/sinks.md). Before the restart, a reader taking only files with
+// their manifest never sees a call twice either.
 func TestCSVCommitReplacingARowKilledAtEachPoint(t *testing.T) {
 	t.Parallel()
 	ep := record.Builtin()[0]
@@ -300,97 +331,131 @@ func TestCSVCommitReplacingARowKilledAtEachPoint(t *testing.T) {
 		}
 		return b.Commit(ctx, []byte(state), exporter.Progress{})
 	}
-	window := &exporter.Window{From: "2026-01-01 00:00:00", To: "2026-01-02 00:00:00"}
-	for stop := 1; ; stop++ {
-		dir := t.TempDir()
-		s, _ := NewCSV(CSVOptions{Dir: dir})
-		if err := commit(s, exporter.BatchInfo{PBX: "p", RunID: "r1", Endpoint: &ep, StateKey: ep.Name, Seq: 1},
-			[]record.Row{row(1, "a"), row(2, "b"), row(3, "c")}, `{"cursor":3}`); err != nil {
-			t.Fatal(err)
-		}
-		// The backfill finds call 2 corrected, and 1 and 3 unchanged.
-		n := 0
-		s.crash = func() bool { n++; return n == stop }
-		err := commit(s, exporter.BatchInfo{PBX: "p", RunID: "r2", Endpoint: &ep, StateKey: window.StateKey(ep.Name), Window: window, Seq: 1},
-			[]record.Row{row(1, "a"), row(2, "b v2"), row(3, "c")}, `{"done":true}`)
-		completed := err == nil
-		if !completed && err != nil && !strings.Contains(err.Error(), errCrashed.Error()) {
-			t.Fatalf("stop %d: %v", stop, err)
-		}
-		// Killed there: a reader taking only files with their manifest.
-		names := map[string]int{}
-		ms, _ := filepath.Glob(filepath.Join(dir, "call_history", "*.manifest.json"))
-		for _, m := range ms {
-			data := strings.TrimSuffix(m, ".manifest.json") + ".csv"
-			if _, err := os.Stat(data); err != nil {
-				continue
-			}
-			for _, r := range readCSVFile(t, data) {
-				names[r["id"]]++
-			}
-		}
-		for id, c := range names {
-			if c > 1 {
-				t.Fatalf("stop %d: call %s is in %d files with their manifest", stop, id, c)
-			}
-		}
-		// The next process.
-		s2, _ := NewCSV(CSVOptions{Dir: dir})
-		if _, err := s2.State(ctx, "p", ep.Name); err != nil {
-			t.Fatalf("stop %d: restart: %v", stop, err)
-		}
-		got := map[string]string{}
-		for _, r := range readCSV(t, dir, "call_history") {
-			if _, twice := got[r["id"]]; twice {
-				t.Fatalf("stop %d: call %s twice after the restart", stop, r["id"])
-			}
-			got[r["id"]] = r["to_name"]
-		}
-		// Every stopping point is after the commit was decided: the
-		// restart completes it.
-		want := map[string]string{"1": "a", "2": "b v2", "3": "c"}
-		st, _ := s2.State(ctx, "p", window.StateKey(ep.Name))
-		if fmt.Sprint(got) != fmt.Sprint(want) || string(st) != `{"done":true}` {
-			t.Fatalf("stop %d: the folder holds %v, want %v (window state %s)", stop, got, want, st)
-		}
-		// Every file matches its manifest, and the index knows each key once.
+	// ids counts the calls of the data files (those with a manifest only,
+	// when withManifest).
+	ids := func(t *testing.T, dir string, withManifest bool) map[string]int {
+		n := map[string]int{}
 		files, _ := filepath.Glob(filepath.Join(dir, "call_history", "*.csv"))
 		for _, p := range files {
-			b, _ := os.ReadFile(p)
-			var m struct {
-				Rows   int
-				SHA256 string
+			if _, err := os.Stat(manifestPath(p)); withManifest && err != nil {
+				continue
 			}
-			mb, err := os.ReadFile(manifestPath(p))
-			if err != nil || json.Unmarshal(mb, &m) != nil {
-				t.Fatalf("stop %d: %s has no manifest after the restart", stop, filepath.Base(p))
-			}
-			if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != m.SHA256 || len(readCSVFile(t, p)) != m.Rows {
-				t.Fatalf("stop %d: %s differs from its manifest", stop, filepath.Base(p))
+			for _, r := range readCSVFile(t, p) {
+				n[r["id"]]++
 			}
 		}
-		idx, _, err := s2.readIndex("p", ep.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var keys []int64
-		for _, ks := range idx.Files {
-			for i := 0; i+1 < len(ks.Ranges); i += 2 {
-				for k := ks.Ranges[i]; k <= ks.Ranges[i+1]; k++ {
-					keys = append(keys, k)
+		return n
+	}
+	window := &exporter.Window{From: "2026-01-01 00:00:00", To: "2026-01-02 00:00:00"}
+	windowInfo := exporter.BatchInfo{PBX: "p", RunID: "r2", Endpoint: &ep, StateKey: window.StateKey(ep.Name), Window: window, Seq: 1}
+	for _, force := range []bool{false, true} {
+		t.Run(fmt.Sprintf("force=%v", force), func(t *testing.T) {
+			t.Parallel()
+			for stop := 1; ; stop++ {
+				dir := t.TempDir()
+				s, _ := NewCSV(CSVOptions{Dir: dir})
+				if err := commit(s, exporter.BatchInfo{PBX: "p", RunID: "r1", Endpoint: &ep, StateKey: ep.Name, Seq: 1},
+					[]record.Row{row(1, "a"), row(2, "b"), row(3, "c")}, `{"cursor":3}`); err != nil {
+					t.Fatal(err)
+				}
+				if force {
+					// The window done once: every call unchanged, left in
+					// the nightly file.
+					if err := commit(s, windowInfo, []record.Row{row(1, "a"), row(2, "b"), row(3, "c")}, `{"done":true}`); err != nil {
+						t.Fatal(err)
+					}
+				}
+				// The backfill (or its redo) finds call 2 corrected, and 1
+				// and 3 unchanged.
+				n := 0
+				s.crash = func() bool { n++; return n == stop }
+				err := commit(s, windowInfo, []record.Row{row(1, "a"), row(2, "b v2"), row(3, "c")}, `{"done":true}`)
+				completed := err == nil
+				if !completed && err != nil && !strings.Contains(err.Error(), errCrashed.Error()) {
+					t.Fatalf("stop %d: %v", stop, err)
+				}
+				// Killed there: a reader of the data files, and one taking
+				// only the files with their manifest.
+				for id, c := range ids(t, dir, false) {
+					if c != 1 {
+						t.Fatalf("stop %d: call %s is in %d data files", stop, id, c)
+					}
+				}
+				if got := len(ids(t, dir, false)); !force && got != 3 {
+					t.Fatalf("stop %d: %d calls in the data files, want 3: a call updated in its file is never missing", stop, got)
+				}
+				for id, c := range ids(t, dir, true) {
+					if c > 1 {
+						t.Fatalf("stop %d: call %s is in %d files with their manifest", stop, id, c)
+					}
+				}
+				// The next process.
+				s2, _ := NewCSV(CSVOptions{Dir: dir})
+				if _, err := s2.State(ctx, "p", ep.Name); err != nil {
+					t.Fatalf("stop %d: restart: %v", stop, err)
+				}
+				got := map[string]string{}
+				for _, r := range readCSV(t, dir, "call_history") {
+					if _, twice := got[r["id"]]; twice {
+						t.Fatalf("stop %d: call %s twice after the restart", stop, r["id"])
+					}
+					got[r["id"]] = r["to_name"]
+				}
+				// Every stopping point is after the commit was decided: the
+				// restart completes it.
+				want := map[string]string{"1": "a", "2": "b v2", "3": "c"}
+				st, _ := s2.State(ctx, "p", window.StateKey(ep.Name))
+				if fmt.Sprint(got) != fmt.Sprint(want) || string(st) != `{"done":true}` {
+					t.Fatalf("stop %d: the folder holds %v, want %v (window state %s)", stop, got, want, st)
+				}
+				wf := filepath.Join(dir, "call_history", "p_backfill_20260101T000000_20260102T000000.csv")
+				inWindow := len(readCSVFile(t, wf))
+				if force && inWindow != 3 {
+					t.Fatalf("stop %d: the redone window's file holds %d calls, want 3: all of its own", stop, inWindow)
+				}
+				if !force && inWindow != 0 {
+					t.Fatalf("stop %d: the window's file holds %d calls, want 0: the nightly file holds them, call 2 updated there", stop, inWindow)
+				}
+				// Every file matches its manifest, and the index knows each key once.
+				files, _ := filepath.Glob(filepath.Join(dir, "call_history", "*.csv"))
+				for _, p := range files {
+					b, _ := os.ReadFile(p)
+					var m struct {
+						Rows   int
+						SHA256 string
+					}
+					mb, err := os.ReadFile(manifestPath(p))
+					if err != nil || json.Unmarshal(mb, &m) != nil {
+						t.Fatalf("stop %d: %s has no manifest after the restart", stop, filepath.Base(p))
+					}
+					if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != m.SHA256 || len(readCSVFile(t, p)) != m.Rows {
+						t.Fatalf("stop %d: %s differs from its manifest", stop, filepath.Base(p))
+					}
+				}
+				idx, _, err := s2.readIndex("p", ep.Name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var keys []int64
+				for _, ks := range idx.Files {
+					for i := 0; i+1 < len(ks.Ranges); i += 2 {
+						for k := ks.Ranges[i]; k <= ks.Ranges[i+1]; k++ {
+							keys = append(keys, k)
+						}
+					}
+				}
+				slices.Sort(keys)
+				if fmt.Sprint(keys) != "[1 2 3]" {
+					t.Fatalf("stop %d: the key index holds %v, want [1 2 3]", stop, keys)
+				}
+				if completed {
+					if stop < 5 {
+						t.Fatalf("the commit completed with only %d stopping points: the test stopped nothing", stop)
+					}
+					break
 				}
 			}
-		}
-		slices.Sort(keys)
-		if fmt.Sprint(keys) != "[1 2 3]" {
-			t.Fatalf("stop %d: the key index holds %v, want [1 2 3]", stop, keys)
-		}
-		if completed {
-			if stop < 5 {
-				t.Fatalf("the commit completed with only %d stopping points: the test stopped nothing", stop)
-			}
-			break
-		}
+		})
 	}
 }
 
@@ -439,10 +504,15 @@ func TestCSVKeyIndexRebuiltForAnEarlierFolder(t *testing.T) {
 	if n := len(readCSV(t, dir, "call_history")); n != 7 {
 		t.Fatalf("the earlier folder holds %d rows, want 7 (3 and 4 twice)", n)
 	}
-	// This version: the backfill's window redone finds 3 and 4 in two
-	// files; it keeps them once.
-	s, _ = NewCSV(CSVOptions{Dir: dir})
+	// This version warns of the doubles, naming what to do; the
+	// backfill's window redone finds 3 and 4 in two files; it keeps them
+	// once.
+	var logs bytes.Buffer
+	s, _ = NewCSV(CSVOptions{Dir: dir, Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	write(exporter.BatchInfo{PBX: "p", RunID: "r2", Endpoint: &ep, StateKey: window.StateKey(ep.Name), Window: window, Seq: 1}, 3, 4)
+	if l := logs.String(); !strings.Contains(l, "level=WARN") || !strings.Contains(l, "backfill --force") || !strings.Contains(l, "records=2") {
+		t.Fatalf("no warning of the 2 calls held twice naming backfill --force; the log:\n%s", l)
+	}
 	count := map[string]int{}
 	for _, r := range readCSV(t, dir, "call_history") {
 		count[r["id"]]++
@@ -485,11 +555,21 @@ func TestKeyCollectorAndLookup(t *testing.T) {
 		{"1", "", []string{"a"}}, {"50", "", []string{"a", "b"}}, {"50", "a", []string{"b"}}, {"120", "", []string{"c"}},
 		{"150", "", []string{"c"}}, {"151", "", nil}, {"250", "", []string{"b"}}, {"x", "", []string{"b"}}, {"0", "", nil},
 	} {
-		got := l.holders(nil, tc.key, tc.skip)
+		got := l.holders(nil, tc.key, []string{tc.skip})
 		slices.Sort(got)
 		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
 			t.Errorf("holders(%s, skip %q) = %v, want %v", tc.key, tc.skip, got, tc.want)
 		}
+	}
+	// Key 50 is in a and b: one record held twice, found by the lookup.
+	if l.doubled != 1 || fmt.Sprint(l.doubledIn) != "[a b]" {
+		t.Errorf("doubled = %d in %v, want 1 in [a b]", l.doubled, l.doubledIn)
+	}
+	l = newKeyLookup(&keyIndex{Files: map[string]*keySet{
+		"a": {Ranges: []int64{1, 10, 20, 30}, Other: []string{"x"}}, "b": {Ranges: []int64{5, 25}, Other: []string{"x"}}, "c": {Ranges: []int64{11, 19}},
+	}})
+	if l.doubled != 6+6+1+9 {
+		t.Errorf("doubled = %d, want 22 (5-10 and 20-25 in a and b, x in both, 11-19 in b and c)", l.doubled)
 	}
 }
 
@@ -698,6 +778,75 @@ func TestCSVRedoneWindowKeepsCallsThePBXNoLongerSends(t *testing.T) {
 		}
 		if n != 5 {
 			t.Fatalf("gzip=%v: the key index holds %d keys, want 5", gz, n)
+		}
+	}
+}
+
+// TestCSVRedoneWindowAfterGzipChanged: a window written as .csv, redone
+// after EXPORT_CSV_GZIP was turned on, writes .csv.gz, whose manifest has
+// the same name as the .csv's: the redo removes the .csv with it, taking
+// its calls (those the PBX no longer sends too), so that one file holds
+// the window's calls and one manifest describes it. And back again.
+func TestCSVRedoneWindowAfterGzipChanged(t *testing.T) {
+	t.Parallel()
+	ep := record.Builtin()[0]
+	ctx := context.Background()
+	conv := &record.Converter{Endpoint: &ep}
+	window := &exporter.Window{From: "2026-01-01 00:00:00", To: "2026-01-02 00:00:00"}
+	dir := t.TempDir()
+	commit := func(gz bool, info exporter.BatchInfo, ids ...int) {
+		t.Helper()
+		s, _ := NewCSV(CSVOptions{Dir: dir, Gzip: gz})
+		b, err := s.Begin(ctx, info)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range ids {
+			r, err := conv.Convert(0, json.RawMessage(fmt.Sprintf(`{"id":"%d","start":"2026-01-01 10:00:00","timezone":"+0100"}`, id)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Write(ctx, []record.Row{r}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Commit(ctx, []byte(`{"done":true}`), exporter.Progress{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bf := exporter.BatchInfo{PBX: "p", RunID: "r1", Endpoint: &ep, StateKey: window.StateKey(ep.Name), Window: window, Seq: 1}
+	commit(false, bf, 1, 2, 3)
+	commit(false, exporter.BatchInfo{PBX: "p", RunID: "r2", Endpoint: &ep, StateKey: ep.Name, Seq: 1}, 1, 2, 3, 4)
+	wf := filepath.Join(dir, "call_history", "p_backfill_20260101T000000_20260102T000000.csv")
+	for _, step := range []struct {
+		gz   bool
+		ids  []int
+		file string
+	}{{true, []int{1, 2}, wf + ".gz"}, {false, []int{2}, wf}} {
+		commit(step.gz, bf, step.ids...) // call 3 purged on the PBX, then 1
+		files, _ := filepath.Glob(filepath.Join(dir, "call_history", "*_backfill_*.csv*"))
+		if len(files) != 1 || files[0] != step.file {
+			t.Fatalf("gzip=%v: the window's files are %v, want %s alone", step.gz, files, filepath.Base(step.file))
+		}
+		var m struct {
+			File   string
+			Rows   int
+			SHA256 string
+		}
+		mb, _ := os.ReadFile(manifestPath(step.file))
+		json.Unmarshal(mb, &m)
+		b, _ := os.ReadFile(step.file)
+		sum := sha256.Sum256(b)
+		rows := readCSVFile(t, step.file)
+		if m.File != filepath.Base(step.file) || m.SHA256 != hex.EncodeToString(sum[:]) || m.Rows != len(rows) || len(rows) != 3 {
+			t.Fatalf("gzip=%v: the window's file holds %d rows, its manifest says %d rows of %s: want 3 rows of it", step.gz, len(rows), m.Rows, m.File)
+		}
+		count := map[string]int{}
+		for _, r := range readCSV(t, dir, "call_history") {
+			count[r["id"]]++
+		}
+		if fmt.Sprint(count) != "map[1:1 2:1 3:1 4:1]" {
+			t.Fatalf("gzip=%v: the folder holds %v, want each call once", step.gz, count)
 		}
 	}
 }

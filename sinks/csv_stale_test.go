@@ -8,39 +8,57 @@ import (
 	"time"
 )
 
-// TestCSVStateCleansWhatAKilledRunLeft: a run killed mid-batch leaves a
-// temporary file; the next run may find nothing new and begin no batch,
-// so reading the endpoint's state cleans it. Another PBX's temporary file
-// in the same folder, even one whose id starts the same, stays.
+// TestCSVStateCleansWhatAKilledRunLeft: a run killed mid-batch or while
+// writing a manifest or the key index leaves a temporary file; the next
+// run may find nothing new, or a backfill every window done, and begin no
+// batch, so reading any state of the PBX (the nightly cursor's or a
+// backfill window's) cleans them all. Another PBX's temporary file in the
+// same folder, even one whose id starts the same, stays.
 func TestCSVStateCleansWhatAKilledRunLeft(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	folder := filepath.Join(dir, "call_history")
-	if err := os.Mkdir(folder, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	past := time.Now().Add(-time.Hour)
-	mine := filepath.Join(folder, tmpPrefix("a")+"a_run_0013.csv.tmp-0123abcd")
-	other := filepath.Join(folder, tmpPrefix("a_b")+"a_b_run_0002.csv.tmp-89abcdef")
-	for _, p := range []string{mine, other} {
-		if err := os.WriteFile(p, []byte("id\n1\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chtimes(p, past, past); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s, err := NewCSV(CSVOptions{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.State(context.Background(), "a", "call_history"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(mine); !os.IsNotExist(err) {
-		t.Fatalf("a's file of a killed run is still there (%v)", err)
-	}
-	if _, err := os.Stat(other); err != nil {
-		t.Fatalf("a_b's file was touched: %v", err)
+	for _, key := range []string{"call_history", "backfill/call_history/2026-01-01 00:00:00/2026-01-02 00:00:00"} {
+		t.Run(key, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			folder := filepath.Join(dir, "call_history")
+			state := filepath.Join(dir, ".state", "a")
+			for _, d := range []string{folder, state} {
+				if err := os.MkdirAll(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			past := time.Now().Add(-time.Hour)
+			mine := []string{
+				filepath.Join(folder, tmpPrefix("a")+"a_run_0013.csv.tmp-0123abcd"),
+				// A manifest's, as safefile.WriteVia names it.
+				filepath.Join(folder, tmpPrefix("a")+"a_backfill_20260101T000000_20260102T000000.manifest.json.tmp-123456"),
+				// The key index's, as safefile.Write names it.
+				filepath.Join(state, ".call_history~keys.json.tmp-987654"),
+			}
+			other := filepath.Join(folder, tmpPrefix("a_b")+"a_b_run_0002.csv.tmp-89abcdef")
+			for _, p := range append(mine, other) {
+				if err := os.WriteFile(p, []byte("id\n1\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chtimes(p, past, past); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s, err := NewCSV(CSVOptions{Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.State(context.Background(), "a", key); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range mine {
+				if _, err := os.Stat(p); !os.IsNotExist(err) {
+					t.Errorf("a's temporary file %s of a killed run is still there (%v)", filepath.Base(p), err)
+				}
+			}
+			if _, err := os.Stat(other); err != nil {
+				t.Fatalf("a_b's file was touched: %v", err)
+			}
+		})
 	}
 }

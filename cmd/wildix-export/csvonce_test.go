@@ -113,6 +113,29 @@ func csvRows(t *testing.T, dir string, pendingOK bool) map[int64][]string {
 	return out
 }
 
+// callsByName counts the calls of the call_history data files matching
+// pattern, manifest or not: what a reader of the final names sees.
+func callsByName(t *testing.T, dir, pattern string) map[int64]int {
+	t.Helper()
+	out := map[int64]int{}
+	files, _ := filepath.Glob(filepath.Join(dir, "call_history", pattern))
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+		if err != nil {
+			t.Fatalf("%s: %v", filepath.Base(p), err)
+		}
+		for _, r := range recs[1:] {
+			id, _ := strconv.ParseInt(r[0], 10, 64)
+			out[id]++
+		}
+	}
+	return out
+}
+
 // commits counts the commits made so far: each state file's seq, and a
 // decided commit not yet completed.
 func commits(dir string) int64 {
@@ -221,11 +244,13 @@ func testSeed(t *testing.T) *rand.Rand {
 // and run again, on a PBX that honours filter[id] and on one that ignores
 // it (backfill windows by offset, nightly runs by time windows).
 //
-// After each kill, a reader taking the files with their manifest finds no
-// call twice; once the next start has completed the commit in flight,
-// every call the committed state covers (the nightly cursor, the windows
-// marked done) is in the folder exactly once, the corrected one in its
-// old or new form. After each command the folder is the PBX's truth.
+// After each kill, a reader of the data files, or one taking only those
+// with their manifest, finds no call twice; once the next start has
+// completed the commit in flight, every call the committed state covers
+// (the nightly cursor, the windows marked done) is in the folder exactly
+// once, the corrected one in its old or new form. After each command the
+// folder is the PBX's truth, and after --force the windows' files hold
+// the range's calls, no other file any of them.
 func TestKilledDuringBackfillsAndRunsEachCallOnce(t *testing.T) {
 	t.Parallel()
 	for _, ignoreID := range []bool{false, true} {
@@ -258,6 +283,11 @@ func TestKilledDuringBackfillsAndRunsEachCallOnce(t *testing.T) {
 					for id, names := range csvRows(t, dir, true) {
 						if len(names) > 1 {
 							t.Fatalf("after a kill: call %d in %d files with their manifest", id, len(names))
+						}
+					}
+					for id, n := range callsByName(t, dir, "*.csv") {
+						if n > 1 {
+							t.Fatalf("after a kill: call %d in %d data files", id, n)
 						}
 					}
 					s, err := sinks.NewCSV(sinks.CSVOptions{Dir: dir})
@@ -352,9 +382,24 @@ func TestKilledDuringBackfillsAndRunsEachCallOnce(t *testing.T) {
 					pbx.correct(corrected)
 					step("backfill after run --once, a call corrected in between", nil, backfillArgs)
 				}
-				step("backfill --force", nil, forceArgs)
+				// After --force the windows' files hold the range's calls,
+				// and no other file holds any of them.
+				forced := func(what string) {
+					t.Helper()
+					step(what, nil, forceArgs)
+					got := callsByName(t, dir, "*_backfill_*.csv")
+					for _, id := range inRange {
+						if got[id] != 1 {
+							t.Fatalf("%s: call %d of the range is in %d of the windows' files, want 1", what, id, got[id])
+						}
+					}
+					if len(got) != len(inRange) {
+						t.Fatalf("%s: the windows' files hold %d calls, want the %d of the range", what, len(got), len(inRange))
+					}
+				}
+				forced("backfill --force")
 				pbx.correct(corrected)
-				step("backfill --force, the call corrected again", nil, forceArgs)
+				forced("backfill --force, the call corrected again")
 				pbx.Sim.InsertCalls(40)
 				step("run --once with 40 new calls", nil, runArgs)
 				t.Logf("%d kills landed after a commit and before the command's end", midway)
