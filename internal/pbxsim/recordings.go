@@ -203,14 +203,31 @@ func (s *Sim) Recordings() []Recording {
 
 // selectRecordings returns the recordings starting from from to to (zero:
 // unbounded; to is inclusive unless Options.FilterToExclusive), by start
-// then id. Starts lie within maxCallDuration before their call's end,
-// which grows with the call id: the candidates are a range of ids.
+// then id.
 func (s *Sim) selectRecordings(from, to time.Time) []Recording {
+	ids := s.selectRecordingCalls(from, to)
+	out := make([]Recording, len(ids))
+	for i, id := range ids {
+		out[i], _ = s.recording(id)
+	}
+	return out
+}
+
+// selectRecordingCalls is selectRecordings as the ids of the recorded
+// calls, kept (as call-history selections are) so that paging through a
+// long list builds only each page's calls. Starts lie within
+// maxCallDuration before their call's end, which grows with the call id:
+// the candidates are a range of ids.
+func (s *Sim) selectRecordingCalls(from, to time.Time) []int64 {
 	every := int64(s.opt.Recordings.Every)
 	if every == 0 {
 		return nil
 	}
 	n := s.calls.Load()
+	key := fmt.Sprintf("recordings|%d|%d|%d", n, from.Unix(), to.Unix())
+	if ids, ok := s.cached(key); ok {
+		return ids
+	}
 	lo, hi := int64(1), n
 	if !from.IsZero() {
 		bound := from.Unix()
@@ -220,7 +237,7 @@ func (s *Sim) selectRecordings(from, to time.Time) []Recording {
 		bound := to.Add(maxCallDuration).Unix()
 		hi = int64(sort.Search(int(n), func(i int) bool { return s.callEnd(int64(i)+1) > bound }))
 	}
-	var out []Recording
+	var recs []Recording
 	for id := (lo + every - 1) / every * every; id <= hi; id += every {
 		r, ok := s.recording(id)
 		if !ok || !from.IsZero() && r.Start.Before(from) {
@@ -229,15 +246,20 @@ func (s *Sim) selectRecordings(from, to time.Time) []Recording {
 		if !to.IsZero() && (r.Start.After(to) || s.opt.FilterToExclusive && r.Start.Equal(to)) {
 			continue
 		}
-		out = append(out, r)
+		recs = append(recs, r)
 	}
-	slices.SortStableFunc(out, func(a, b Recording) int {
+	slices.SortStableFunc(recs, func(a, b Recording) int {
 		if c := a.Start.Compare(b.Start); c != 0 {
 			return c
 		}
 		return int(a.ID - b.ID)
 	})
-	return out
+	ids := make([]int64, len(recs))
+	for i, r := range recs {
+		ids[i] = r.CallID
+	}
+	s.store(key, ids)
+	return ids
 }
 
 // listRecordings answers GET /api/v1/PBX/recordings: from/to on the
@@ -270,8 +292,8 @@ func (s *Sim) listRecordings(b []byte, v url.Values) (int, []byte, bool) {
 	if bad != "" {
 		return http.StatusBadRequest, appendError(b, http.StatusBadRequest, bad), false
 	}
-	recs := s.selectRecordings(bounds[0], bounds[1])
-	total := int64(len(recs))
+	ids := s.selectRecordingCalls(bounds[0], bounds[1])
+	total := int64(len(ids))
 	b = append(b, `{"type":"result","result":{`...)
 	switch s.opt.Total {
 	case "absent":
@@ -293,7 +315,8 @@ func (s *Sim) listRecordings(b []byte, v url.Values) (int, []byte, bool) {
 		if i > q.start {
 			b = append(b, ',')
 		}
-		b = s.recordingRecord(recs[i]).appendJSON(b, nil)
+		rec, _ := s.recording(ids[i])
+		b = s.recordingRecord(rec).appendJSON(b, nil)
 	}
 	return http.StatusOK, append(b, "]}}"...), false
 }
