@@ -97,8 +97,9 @@ func (o *RecordingOptions) defaults() {
 	if !(o.Cut >= 0 && o.Cut <= 1) {
 		panic(fmt.Sprintf("pbxsim: Options.Recordings.Cut %v must be from 0 to 1", o.Cut))
 	}
-	slices.Sort(o.Vanished)
-	slices.Sort(o.Broken)
+	// Sorted copies: the caller's slices stay as they were.
+	o.Vanished = slices.Sorted(slices.Values(o.Vanished))
+	o.Broken = slices.Sorted(slices.Values(o.Broken))
 }
 
 // Recording is the ground truth of one recording.
@@ -166,9 +167,9 @@ func (s *Sim) recording(callID int64) (Recording, bool) {
 	h := splitmix64(uint64(s.opt.Seed) ^ uint64(r.ID)*0x9e3779b97f4a7c15)
 	r.FileName = fmt.Sprintf("%s-%s-%s-%08x-%d.wav", local.Format("2006.01.02-15.04.05"), r.Extension, strings.TrimPrefix(r.Number, "+"), uint32(h), 1+h%2)
 	r.Path = "/spoolview/recordings/" + local.Format("2006/01/02") + "/" + url.PathEscape(r.FileName)
-	if o.HostileNames && (r.ID/3)%10 == 0 {
+	if slot := callID / int64(o.Every); o.HostileNames && slot%10 == 0 {
 		// In a folder of its own: hostile names repeat, paths do not.
-		r.FileName = hostileNames[(r.ID/30)%int64(len(hostileNames))]
+		r.FileName = hostileNames[(slot/10)%int64(len(hostileNames))]
 		r.Path = "/spoolview/recordings/" + local.Format("2006/01/02") + "/" + strconv.FormatInt(r.ID, 10) + "/" + url.PathEscape(r.FileName)
 	}
 	_, r.Vanished = slices.BinarySearch(o.Vanished, r.ID)
