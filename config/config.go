@@ -71,6 +71,7 @@ type env struct {
 	MaxRPS           string `envconfig:"EXPORT_MAX_RPS" default:"0" desc:"hard cap on requests per second to the PBX's API across the run, retries included (0: no cap)"`
 	RunTimeout       string `envconfig:"EXPORT_RUN_TIMEOUT" default:"6h" desc:"deadline of one whole run"`
 	ShutdownGrace    string `envconfig:"EXPORT_SHUTDOWN_GRACE" default:"30s" desc:"time the batch in flight gets to commit after SIGTERM"`
+	Settle           string `envconfig:"EXPORT_SETTLE" default:"2m" desc:"a PBX read by time windows (it ignores filter[id]) is read up to its present at the run's start less this; newer calls, still arriving, are the next run's"`
 	HTTPAddr         string `envconfig:"EXPORT_HTTP_ADDR" desc:"listen address of /healthz, /readyz and /metrics, e.g. 127.0.0.1:9090 (no authentication: loopback unless a scraper elsewhere needs it; default: off)"`
 	LogFormat        string `envconfig:"EXPORT_LOG_FORMAT" default:"auto" desc:"auto (text on a terminal, JSON otherwise), text or json"`
 	LogLevel         string `envconfig:"EXPORT_LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
@@ -141,6 +142,7 @@ type Config struct {
 	MaxRPS        int
 	RunTimeout    time.Duration
 	ShutdownGrace time.Duration
+	Settle        time.Duration
 	HTTPAddr      string
 	LogFormat     string
 	LogLevel      string
@@ -414,6 +416,7 @@ func (c *checker) values(cfg *Config, e env) {
 	cfg.RequestTimeout = c.duration("WILDIX_REQUEST_TIMEOUT", e.RequestTimeout)
 	cfg.RunTimeout = c.duration("EXPORT_RUN_TIMEOUT", e.RunTimeout)
 	cfg.ShutdownGrace = c.duration("EXPORT_SHUTDOWN_GRACE", e.ShutdownGrace)
+	cfg.Settle = c.duration("EXPORT_SETTLE", e.Settle)
 	cfg.PageSize = c.integer("EXPORT_PAGE_SIZE", e.PageSize, 1, 100000)
 	cfg.Concurrency = c.integer("EXPORT_CONCURRENCY", e.Concurrency, 1, 64)
 	cfg.BatchSize = c.integer("EXPORT_BATCH_SIZE", e.BatchSize, 1, 10000000)

@@ -23,7 +23,7 @@ func good() env {
 		RedirectURL: "http://127.0.0.1:8765/callback", TokenAuth: "auto", InsecureTLS: "false", AllowHTTP: "false",
 		RequestTimeout: "60s", Sink: "csv", CSVDir: "./export", CSVGzip: "false", CSVSafeFormulas: "false", DBSchema: "wildix", Strict: "false",
 		Schedule: "0 2 * * *", PageSize: "1000", Concurrency: "4", BatchSize: "50000", MaxPages: "100000", MaxAttempts: "8",
-		RunTimeout: "6h", ShutdownGrace: "30s", LogFormat: "auto", LogLevel: "info",
+		RunTimeout: "6h", ShutdownGrace: "30s", Settle: "2m", LogFormat: "auto", LogLevel: "info",
 		MaxResponseSize: "64MiB",
 	}
 }

@@ -88,7 +88,13 @@ type Exporter struct {
 	// LookBack is how far a run by time windows reads again before the
 	// newest time read so far (DefaultLookBack when zero).
 	LookBack time.Duration
-	Log      *slog.Logger
+	// Settle is how long before the PBX's present at a run's start a
+	// run by time windows stops reading (EXPORT_SETTLE; DefaultSettle
+	// when zero): calls newer than that are left for the next run.
+	Settle time.Duration
+	// Now is the clock, time.Now when nil: tests play the PBX's present.
+	Now func() time.Time
+	Log *slog.Logger
 	// Observe, when set, is called once per endpoint with its result.
 	Observe func(EndpointResult)
 	// Abort, when set, reports whether an endpoint's error makes the
@@ -148,6 +154,13 @@ func NewRunID(now time.Time) string {
 	b := make([]byte, 3)
 	rand.Read(b)
 	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b)
+}
+
+func (x *Exporter) now() time.Time {
+	if x.Now != nil {
+		return x.Now()
+	}
+	return time.Now()
 }
 
 func (x *Exporter) log() *slog.Logger {

@@ -3,6 +3,7 @@ package exporter
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -16,6 +17,11 @@ import (
 // record would be missed. Calls on a PBX last at most a few hours.
 const DefaultLookBack = 6 * time.Hour
 
+// DefaultSettle is how long before the PBX's present a run by time
+// windows stops reading (EXPORT_SETTLE): the records of the last minutes,
+// still arriving while the run reads, are the next run's.
+const DefaultSettle = 2 * time.Minute
+
 // epochWall is where a first run by time windows starts.
 const epochWall = "1970-01-01 00:00:00"
 
@@ -26,8 +32,12 @@ const epochWall = "1970-01-01 00:00:00"
 // the hours between now and it.
 const maxClockSkew = time.Hour
 
-// maxZoneAhead is how far the wall clock of any zone is ahead of UTC.
-const maxZoneAhead = 14 * time.Hour
+// maxZoneAhead and maxZoneBehind are how far the wall clock of any
+// zone is ahead of and behind UTC.
+const (
+	maxZoneAhead  = 14 * time.Hour
+	maxZoneBehind = 12 * time.Hour
+)
 
 // futureKind names, in the endpoint's warnings, records dated in the future.
 const futureKind = "records dated after now at the PBX, exported without moving the time cursor"
@@ -38,10 +48,26 @@ const futureKind = "records dated after now at the PBX, exported without moving 
 func pbxHorizon(now time.Time, zone *time.Location) string {
 	wall := now.UTC().Add(maxZoneAhead)
 	if zone != nil {
-		l := now.In(zone)
-		wall = time.Date(l.Year(), l.Month(), l.Day(), l.Hour(), l.Minute(), l.Second(), 0, time.UTC)
+		wall = wallOf(now, zone)
 	}
 	return wall.Add(maxClockSkew).Truncate(time.Second).Format(record.WallLayout)
+}
+
+// pbxSettled is the watermark of a run by time windows: now in zone (or
+// in the zone furthest behind when the PBX's zone is not known, so that
+// it is never past the PBX's present) less settle.
+func pbxSettled(now time.Time, zone *time.Location, settle time.Duration) string {
+	wall := now.UTC().Add(-maxZoneBehind)
+	if zone != nil {
+		wall = wallOf(now, zone)
+	}
+	return wall.Add(-settle).Truncate(time.Second).Format(record.WallLayout)
+}
+
+// wallOf is the wall time of t in zone, as a UTC time.
+func wallOf(t time.Time, zone *time.Location) time.Time {
+	l := t.In(zone)
+	return time.Date(l.Year(), l.Month(), l.Day(), l.Hour(), l.Minute(), l.Second(), 0, time.UTC)
 }
 
 // Policy: incremental by time windows, for a PBX that ignores the key
@@ -50,33 +76,41 @@ func pbxHorizon(now time.Time, zone *time.Location) string {
 // The range is PBX-local wall time, from the look-back before the newest
 // time read so far to a bound past any zone's present; the paging
 // package's TimeWindows reads it window by window, each proven whole.
-// Each record's key is exported once: keys up to the keyset cursor and
-// keys exported within the look-back (kept in the state) are skipped.
-// After each window the newest time read and the recent keys are
-// committed with the rows. A record dated after now at the PBX
-// (pbxHorizon) is exported, counted as a warning and noted, but does not
-// move the newest time read: the next run starts from the present, not
-// from the bogus time. A PBX that ignores the time filter as well cannot
-// be read exactly: the run fails.
+// Records dated after the watermark (the PBX's present when the run
+// starts, less EXPORT_SETTLE) up to the horizon (the present plus the
+// skew a clock may have) are left out: they are still arriving, and the
+// next run's look-back reads them (the newest time read is at most the
+// watermark, and a call written after this run started began at most a
+// call's length before it, well within the look-back). Each record's key
+// is exported once: keys up to the keyset cursor and keys exported within
+// the look-back (kept in the state) are skipped. The newest time read
+// and the recent keys are committed with the rows every BatchSize rows,
+// and when a window fails, with the windows before it. A record dated
+// after the horizon is exported, counted as a warning and noted, but does
+// not move the newest time read: the next run starts from the present,
+// not from the bogus time. A PBX that ignores the time filter as well
+// cannot be read exactly: the run fails.
 func (e *endpointRun) byTime(ctx context.Context, c *committer, st cursorState) error {
 	e.res.Paging = paging.ByTimeWindows.String()
 	if e.ep.TimeField == "" {
 		return fmt.Errorf("the PBX ignores filter[%s] or sort=%s, and the endpoint has no time field to page by; nothing more was committed", e.ep.Cursor, e.ep.Cursor)
 	}
-	tc, from, err := e.timeCursor(st)
+	now := e.x.now()
+	tc, from, err := e.timeCursor(st, now)
 	if err != nil {
 		return err
 	}
 	// No wall clock anywhere is more than 14 hours ahead of UTC.
-	to := time.Now().UTC().Add(26 * time.Hour).Truncate(time.Second)
-	// A record is read more than once (a window halved, a second read by
+	to := now.UTC().Add(26 * time.Hour).Truncate(time.Second)
+	// A record is read more than once (a window cut, a second read by
 	// offset, the look-back), so conversion warnings are counted again,
 	// for the rows exported only.
 	scratch := &record.Warnings{}
-	r := e.reader(nil, 1)
+	r := e.reader(nil, e.x.Concurrency)
 	r.Rows = (&record.Converter{Endpoint: e.ep, Zone: e.x.Zone, Warnings: scratch}).Rows
 	recount := e.converter()
-	err = (&paging.TimeWindows{Reader: r}).Read(ctx, from, to, func(rows []record.Row) error {
+	tw := &paging.TimeWindows{Reader: r, Unsettled: paging.Gap{From: mustWall(tc.settled), To: mustWall(tc.horizon)}}
+	err = tw.Read(ctx, from, to, func(rows []record.Row) error {
 		keep := tc.keep(e, rows)
 		if scratch.Total() > 0 && len(keep) > 0 {
 			raws := make([]json.RawMessage, len(keep))
@@ -96,10 +130,24 @@ func (e *endpointRun) byTime(ctx context.Context, c *committer, st cursorState) 
 		return nil
 	})
 	if err != nil {
-		return err
+		return e.timeFailed(ctx, c, tc, err)
 	}
 	c.commit(tc.state(e.runID))
 	return nil
+}
+
+// timeFailed commits, when a window failed, the windows read whole before
+// it with the state after them (every record up to the newest time read
+// was handed over), and says where the next run resumes. Nothing is
+// committed when the sink failed, nor once the run is cancelled without
+// a grace period.
+func (e *endpointRun) timeFailed(ctx context.Context, c *committer, tc *timeCursor, err error) error {
+	if errors.Is(err, errLoader) || c.failed() || ctx.Err() != nil && e.x.CommitGrace <= 0 {
+		return err
+	}
+	c.commit(tc.state(e.runID))
+	return fmt.Errorf("%w; the windows before it were committed: the next run reads from %s (the newest time read, %s, less the look-back)",
+		err, tc.resume(), tc.newestOr())
 }
 
 // timeCursor is what a run by time windows commits: the keyset cursor it
@@ -109,14 +157,19 @@ type timeCursor struct {
 	cursor   int64
 	newest   string
 	recent   map[int64]string
+	settled  string // the watermark: records after it, up to the horizon, are the next run's
 	horizon  string // the latest time a record can sensibly carry now
 	lookBack time.Duration
 }
 
 // timeCursor reads the stored state; from is where the run reads from.
-func (e *endpointRun) timeCursor(st cursorState) (tc *timeCursor, from time.Time, err error) {
+func (e *endpointRun) timeCursor(st cursorState, now time.Time) (tc *timeCursor, from time.Time, err error) {
+	settle := e.x.Settle
+	if settle <= 0 {
+		settle = DefaultSettle
+	}
 	tc = &timeCursor{cursor: st.Cursor, newest: st.Time, recent: st.Recent, lookBack: e.x.LookBack,
-		horizon: pbxHorizon(time.Now(), e.x.Zone)}
+		settled: pbxSettled(now, e.x.Zone, settle), horizon: pbxHorizon(now, e.x.Zone)}
 	if tc.lookBack <= 0 {
 		tc.lookBack = DefaultLookBack
 	}
@@ -169,10 +222,7 @@ func (tc *timeCursor) keep(e *endpointRun, rows []record.Row) []record.Row {
 // the look-back of the newest time (later windows start after it, so an
 // older key cannot come again in this run).
 func (tc *timeCursor) state(runID string) []byte {
-	newest := tc.newest
-	if newest == "" {
-		newest = epochWall
-	}
+	newest := tc.newestOr()
 	if t, err := time.Parse(record.WallLayout, newest); err == nil {
 		edge := t.Add(-tc.lookBack).Format(record.WallLayout)
 		for k, w := range tc.recent {
@@ -183,6 +233,20 @@ func (tc *timeCursor) state(runID string) []byte {
 	}
 	b, _ := json.Marshal(cursorState{Cursor: tc.cursor, RunID: runID, At: time.Now().UTC(), Time: newest, Recent: tc.recent})
 	return b
+}
+
+// newestOr is the newest time read, or where a first run starts.
+func (tc *timeCursor) newestOr() string {
+	if tc.newest == "" {
+		return epochWall
+	}
+	return tc.newest
+}
+
+// resume is where the next run reads from: the look-back before the
+// newest time read.
+func (tc *timeCursor) resume() string {
+	return mustWall(tc.newestOr()).Add(-tc.lookBack).Format(record.WallLayout)
 }
 
 func mustWall(s string) time.Time {

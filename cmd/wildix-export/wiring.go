@@ -215,7 +215,7 @@ func (a *app) start(ctx context.Context, cat *record.Catalog) (*started, error) 
 	x := &exporter.Exporter{
 		Client: p.client, Sink: s.Sink, PBX: c.PBXID, Zone: c.Timezone,
 		PageSize: c.PageSize, Concurrency: c.Concurrency, BatchSize: c.BatchSize, MaxPages: c.MaxPages,
-		CommitGrace: c.ShutdownGrace, Log: a.log,
+		CommitGrace: c.ShutdownGrace, Settle: c.Settle, Log: a.log,
 		Abort: func(err error) bool {
 			return errors.Is(err, auth.ErrReauthorize) || errors.Is(err, sinks.ErrDatabase) || errors.Is(err, auth.ErrUnreachable)
 		},

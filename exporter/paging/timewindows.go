@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"maps"
 	"net/url"
+	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/wildix-export/wildix-export/exporter/pbx"
@@ -23,17 +25,53 @@ import (
 //     stops;
 //   - an answer shorter than asked, not below its total, from a PBX seen
 //     to fill a page (or to send more than this answer), so that no cap
-//     cut it; any other window is halved, down to one second;
+//     cut it; any other window is cut in pieces (cut), down to one second;
 //   - a second holding more than a page is read by offset (sorted by key)
 //     until two reads in a row hold the same keys, at most three times,
 //     else ErrChanged; a PBX answering the same page for two starts
 //     ignores start, and such a second cannot be read.
 //
-// A record is read more than once (a window halved, a second read again),
+// Where windows end proves nothing, so it follows the records seen: the
+// first request asks for the whole range; an answer not proven is cut
+// where its records fall (every 85% of a page, cut), and past the records
+// a full page showed, windows are as wide as should hold as many at the
+// density seen (plan, adapt), the last reaching to the range's end once
+// its total says the rest fits. Windows are read side by
+// side, Concurrency requests at once, and handed over in time order.
+//
+// A record is read more than once (a window cut, a second read again),
 // so the caller converts with warnings it counts for the rows it keeps.
 type TimeWindows struct {
 	*Reader
-	pages int
+	// Unsettled, when its To is set, is wall time whose records are left
+	// out of the read: where calls still arrive (the caller's watermark
+	// to the present). No request asks for a window within it; a window
+	// reaching into it and not answered whole in one page is cut at its
+	// edges.
+	Unsettled Gap
+	pages     atomic.Int64
+	sem       chan struct{} // bounds the requests in flight
+}
+
+// Gap is the wall time (From, To].
+type Gap struct{ From, To time.Time }
+
+// holds reports whether g holds wall time x.
+func (g Gap) holds(x time.Time) bool { return !g.To.IsZero() && x.After(g.From) && !x.After(g.To) }
+
+// window is the wall time [a, b), asked as filter[from]=a, filter[to]=b:
+// a record on b, whether the PBX's bound is inclusive or not, is the next
+// window's.
+type window struct{ a, b time.Time }
+
+func (w window) String() string {
+	return "window " + w.a.Format(record.WallLayout) + " to " + w.b.Format(record.WallLayout)
+}
+
+// windowAnswer is an answer to a window and its records.
+type windowAnswer struct {
+	pg   *pbx.ListPage
+	rows []record.Row
 }
 
 func (t *TimeWindows) fetch(ctx context.Context, a, b time.Time, start, ask int64) (*pbx.ListPage, []record.Row, error) {
@@ -49,10 +87,17 @@ func (t *TimeWindows) fetch(ctx context.Context, a, b time.Time, start, ask int6
 	}
 	q.Set("start", strconv.FormatInt(start, 10))
 	q.Set("count", strconv.FormatInt(ask, 10))
-	where := fmt.Sprintf("window %s to %s", a.Format(record.WallLayout), b.Format(record.WallLayout))
-	t.pages++
-	if t.MaxPages > 0 && t.pages > t.MaxPages {
+	where := window{a, b}.String()
+	if t.MaxPages > 0 && t.pages.Add(1) > int64(t.MaxPages) {
 		return nil, nil, fmt.Errorf("%s: more than EXPORT_MAX_PAGES=%d pages: stopped; raise it if this PBX really holds that much", where, t.MaxPages)
+	}
+	if t.sem != nil {
+		select {
+		case t.sem <- struct{}{}:
+			defer func() { <-t.sem }()
+		case <-ctx.Done():
+			return nil, nil, fmt.Errorf("%s: %w", where, context.Cause(ctx))
+		}
 	}
 	pg, err := t.Lister.List(ctx, t.Endpoint.Path, q, &t.Counters.Counts)
 	if err != nil {
@@ -70,11 +115,43 @@ func (t *TimeWindows) fetch(ctx context.Context, a, b time.Time, start, ask int6
 	lo, hi := a.Format(record.WallLayout), b.Format(record.WallLayout)
 	for _, row := range rows {
 		if row.Wall < lo || row.Wall > hi {
-			return nil, nil, fmt.Errorf("%s: the PBX sent a record with %s %q: it ignores filter[%s] as well as filter[%s] or sort=%s, so no paging can be trusted and nothing more was committed; report this PBX's version",
+			return nil, nil, fmt.Errorf("%s: the PBX sent a record with %s %q: it ignores filter[%s] as well as filter[%s] or sort=%s, so no paging can be trusted; report this PBX's version",
 				where, tf, row.Wall, tf, t.Endpoint.Cursor, t.Endpoint.Cursor)
 		}
 	}
 	return pg, rows, nil
+}
+
+// ask asks for window w whole, in one page.
+func (t *TimeWindows) ask(ctx context.Context, w window) (windowAnswer, error) {
+	ask, _ := t.Learnt.sizes()
+	pg, rows, err := t.fetch(ctx, w.a, w.b, 0, ask)
+	return windowAnswer{pg, rows}, err
+}
+
+// proven says whether an answer holds every record of its window: see
+// the proof above. A PBX seen to send more records than this answer
+// holds caps its pages at more than it sent.
+func (t *TimeWindows) proven(a windowAnswer) bool {
+	ask, delivered := t.Learnt.sizes()
+	got := int64(len(a.pg.Records))
+	return got < ask && a.pg.Total <= got && (delivered >= ask || got < delivered || got == 0)
+}
+
+// within keeps the rows of w not in the unsettled gap.
+func (t *TimeWindows) within(w window, rows []record.Row) []record.Row {
+	lo, hi := w.a.Format(record.WallLayout), w.b.Format(record.WallLayout)
+	var gapLo, gapHi string
+	if !t.Unsettled.To.IsZero() {
+		gapLo, gapHi = t.Unsettled.From.Format(record.WallLayout), t.Unsettled.To.Format(record.WallLayout)
+	}
+	keep := make([]record.Row, 0, len(rows))
+	for _, row := range rows {
+		if row.Wall >= lo && row.Wall < hi && (gapHi == "" || row.Wall <= gapLo || row.Wall > gapHi) {
+			keep = append(keep, row)
+		}
+	}
+	return keep
 }
 
 // second reads a one-second window holding more than a page, by offset:
@@ -84,42 +161,16 @@ func (t *TimeWindows) fetch(ctx context.Context, a, b time.Time, start, ask int6
 // three times; otherwise the run stops with ErrChanged, the time cursor
 // before this second.
 func (t *TimeWindows) second(ctx context.Context, a, b time.Time, ask int64) ([]record.Row, error) {
-	offsets := func() ([]record.Row, map[string]bool, error) {
-		var rows []record.Row
-		keys := map[string]bool{}
-		var last string // the previous page's first key
-		for start := int64(0); ; {
-			pg, more, err := t.fetch(ctx, a, b, start, ask)
-			if err != nil {
-				return nil, nil, err
-			}
-			if len(pg.Records) == 0 {
-				return rows, keys, nil
-			}
-			if start > 0 && more[0].Key == last {
-				return nil, nil, fmt.Errorf("the second %s: the PBX sent the same page for start=%d as for the one before: it ignores start, so a second holding more than a page (%d) cannot be read; nothing from it on was committed",
-					a.Format(record.WallLayout), start, ask)
-			}
-			last = more[0].Key
-			start += int64(len(pg.Records))
-			for _, row := range more {
-				if !keys[row.Key] {
-					keys[row.Key] = true
-					rows = append(rows, row)
-				}
-			}
-		}
-	}
-	rows, keys, err := offsets()
+	rows, keys, err := t.offsets(ctx, a, b, ask)
 	for attempt := 1; err == nil; attempt++ {
-		again, againKeys, err := offsets()
+		again, againKeys, err := t.offsets(ctx, a, b, ask)
 		switch {
 		case err != nil:
 			return nil, err
 		case maps.Equal(keys, againKeys):
 			return rows, nil
 		case attempt == 2:
-			return nil, fmt.Errorf("%w: the second %s holds more records than a page (%d) and they changed during each of three reads by offset; nothing from it on was committed, the next run reads it again",
+			return nil, fmt.Errorf("%w: the second %s holds more records than a page (%d) and they changed during each of three reads by offset; the windows before it were handed over, the next run reads it again",
 				ErrChanged, a.Format(record.WallLayout), ask)
 		}
 		t.log().Info("records of a one-second window changed while it was read by offset: reading it again", "second", a.Format(record.WallLayout))
@@ -128,35 +179,326 @@ func (t *TimeWindows) second(ctx context.Context, a, b time.Time, ask int64) ([]
 	return nil, err
 }
 
-// Read reads [a, b) and calls fn with its records in time order, window
-// by window.
-func (t *TimeWindows) Read(ctx context.Context, a, b time.Time, fn func([]record.Row) error) error {
-	ask, _ := t.Learnt.sizes()
-	pg, rows, err := t.fetch(ctx, a, b, 0, ask)
-	if err != nil {
-		return err
-	}
-	got := int64(len(pg.Records))
-	_, delivered := t.Learnt.sizes()
-	whole := got < ask && pg.Total <= got && (delivered >= ask || got < delivered || got == 0)
-	if !whole {
-		if b.Sub(a) > time.Second {
-			mid := a.Add(b.Sub(a) / 2).Truncate(time.Second)
-			if err := t.Read(ctx, a, mid, fn); err != nil {
-				return err
-			}
-			return t.Read(ctx, mid, b, fn)
+// offsets reads a one-second window once by offset.
+func (t *TimeWindows) offsets(ctx context.Context, a, b time.Time, ask int64) ([]record.Row, map[string]bool, error) {
+	var rows []record.Row
+	keys := map[string]bool{}
+	var last string // the previous page's first key
+	for start := int64(0); ; {
+		pg, more, err := t.fetch(ctx, a, b, start, ask)
+		if err != nil {
+			return nil, nil, err
 		}
-		if rows, err = t.second(ctx, a, b, ask); err != nil {
+		if len(pg.Records) == 0 {
+			return rows, keys, nil
+		}
+		if start > 0 && more[0].Key == last {
+			return nil, nil, fmt.Errorf("the second %s: the PBX sent the same page for start=%d as for the one before: it ignores start, so a second holding more than a page (%d) cannot be read; the windows before it were handed over",
+				a.Format(record.WallLayout), start, ask)
+		}
+		last = more[0].Key
+		start += int64(len(pg.Records))
+		for _, row := range more {
+			if !keys[row.Key] {
+				keys[row.Key] = true
+				rows = append(rows, row)
+			}
+		}
+	}
+}
+
+// whole reads w whole: from ans, its answer, when proven, else piece by
+// piece, one after another; a one-second window by offset.
+func (t *TimeWindows) whole(ctx context.Context, w window, ans windowAnswer) ([]record.Row, error) {
+	if t.proven(ans) {
+		return t.within(w, ans.rows), nil
+	}
+	if w.b.Sub(w.a) <= time.Second {
+		ask, _ := t.Learnt.sizes()
+		rows, err := t.second(ctx, w.a, w.b, ask)
+		return t.within(w, rows), err
+	}
+	var rows []record.Row
+	for _, p := range t.pieces(w, ans) {
+		a, err := t.ask(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		more, err := t.whole(ctx, p, a)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, more...)
+	}
+	return rows, nil
+}
+
+// pieces cuts w, whose answer ans was not proven, into windows that
+// cover it, leaving out those within the unsettled gap: at the gap's
+// edges when the answer was full and w reaches into the gap (records
+// arriving there keep it full), else where its records fall, else in
+// halves.
+func (t *TimeWindows) pieces(w window, ans windowAnswer) []window {
+	g := t.Unsettled
+	last := w.b.Add(-time.Second) // the window's last second
+	var ends []time.Time
+	if ask, _ := t.Learnt.sizes(); int64(len(ans.pg.Records)) >= ask && !g.To.IsZero() && last.After(g.From) && !w.a.After(g.To) {
+		ends = []time.Time{g.From.Add(time.Second), g.To.Add(time.Second)}
+	} else {
+		ends = t.cut(w, ans.rows)
+	}
+	ps := split(w, ends, g)
+	if len(ps) == 1 && ps[0] == w {
+		ps = split(w, []time.Time{w.a.Add(w.b.Sub(w.a) / 2).Truncate(time.Second)}, g)
+	}
+	return ps
+}
+
+// split cuts w at ends, leaving out the pieces within g.
+func split(w window, ends []time.Time, g Gap) []window {
+	var ps []window
+	a := w.a
+	for _, end := range append(ends, w.b) {
+		end = clampTime(end, a, w.b)
+		if p := (window{a, end}); end.After(a) && !(g.holds(p.a) && g.holds(p.b.Add(-time.Second))) {
+			ps = append(ps, p)
+		}
+		a = end
+	}
+	return ps
+}
+
+// cut returns where windows cut from w should end so that each holds
+// perWindow of the records seen (fewer than the most an answer held, so
+// that an answer holding as many is proven whole even from a PBX never
+// seen to fill a page): every so many of rows, by time, within w, each
+// end after the one before.
+func (t *TimeWindows) cut(w window, rows []record.Row) []time.Time {
+	ask, delivered := t.Learnt.sizes()
+	per := perWindow(ask, delivered)
+	walls := make([]string, 0, len(rows))
+	for _, row := range rows {
+		walls = append(walls, row.Wall)
+	}
+	slices.Sort(walls)
+	var ends []time.Time
+	last := w.a
+	for i := per; i < int64(len(walls)); i += per {
+		end, err := time.Parse(record.WallLayout, walls[i])
+		if err != nil || !end.After(last) || !end.Before(w.b) {
+			continue
+		}
+		ends, last = append(ends, end), end
+	}
+	return ends
+}
+
+// Read reads [a, b), the unsettled gap left out, and calls fn with its
+// records window by window, in time order; fn's error stops the read and
+// is returned. The windows handed over before an error were read whole.
+// Read asks for the rest of the range in one request, and again after a
+// window that came back empty: a range read whole at once costs one
+// request, and a stretch without records is crossed in one.
+func (t *TimeWindows) Read(ctx context.Context, a, b time.Time, fn func([]record.Row) error) error {
+	t.sem = make(chan struct{}, max(1, t.Concurrency))
+	for next := a; next.Before(b); {
+		if t.Unsettled.holds(next) {
+			next = t.Unsettled.To.Add(time.Second)
+			continue
+		}
+		w := window{next, b}
+		ans, err := t.ask(ctx, w)
+		if err != nil {
+			return err
+		}
+		if t.proven(ans) {
+			return fn(t.within(w, ans.rows))
+		}
+		if next, err = t.steps(ctx, t.plan(w, ans), fn); err != nil {
 			return err
 		}
 	}
-	lo, hi := a.Format(record.WallLayout), b.Format(record.WallLayout)
-	keep := rows[:0]
-	for _, row := range rows {
-		if row.Wall >= lo && row.Wall < hi { // [a, b): a record on b belongs to the next window
-			keep = append(keep, row)
+	return nil
+}
+
+// windowRows is a window read whole, or the error that stopped it.
+type windowRows struct {
+	w       window
+	rows    []record.Row
+	stepped bool // its width came from the density seen
+	cut     bool // its answer was not proven: it was read in pieces
+	err     error
+}
+
+func (t *TimeWindows) read(ctx context.Context, w window, stepped bool) windowRows {
+	r := windowRows{w: w, stepped: stepped}
+	ans, err := t.ask(ctx, w)
+	if err == nil {
+		r.cut = !t.proven(ans)
+		r.rows, err = t.whole(ctx, w, ans)
+	}
+	r.err = err
+	return r
+}
+
+// steps reads the windows of p side by side (Concurrency requests at
+// once, 2×Concurrency windows ahead) and hands them over in time order,
+// until the plan ends or a stepped window comes back empty. It returns
+// where the rest of the range starts, to be asked for again.
+func (t *TimeWindows) steps(ctx context.Context, p *plan, fn func([]record.Row) error) (time.Time, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	var queue []chan windowRows
+	defer func() {
+		// Stop and wait for the readers still running, so none outlives steps.
+		cancel()
+		for _, ch := range queue {
+			<-ch
+		}
+	}()
+	conc := max(1, t.Concurrency)
+	for stop := false; ; {
+		for !stop && len(queue) < 2*conc {
+			w, stepped, ok := p.next()
+			if !ok {
+				break
+			}
+			ch := make(chan windowRows, 1)
+			queue = append(queue, ch)
+			go func() { ch <- t.read(ctx, w, stepped) }()
+		}
+		if len(queue) == 0 {
+			return p.at, nil
+		}
+		r := <-queue[0]
+		queue = queue[1:]
+		if r.err != nil {
+			return p.at, r.err
+		}
+		if err := fn(r.rows); err != nil {
+			return p.at, err
+		}
+		p.taken += int64(len(r.rows)) - p.per
+		if r.stepped {
+			stop = stop || len(r.rows) == 0
+			p.adapt(r)
 		}
 	}
-	return fn(keep)
 }
+
+// plan is where the windows of a range not proven by one answer end: cut
+// where the answer's records fall, then, when the answer was full (its
+// records are not all of the range), stepped at the density they showed.
+type plan struct {
+	gap   Gap
+	at, b time.Time     // the next window starts at at; the plan ends at b at the latest
+	ends  []time.Time   // the next windows' ends
+	width time.Duration // of the windows after them; 0: the plan ends with them
+	per   int64         // records a window should hold
+	// total is the records the range's answer counted, -1 if none; taken
+	// is those handed over and per for each window in flight. Once what
+	// is left should fit a window, the last one reaches to b.
+	total, taken int64
+}
+
+func (t *TimeWindows) plan(w window, ans windowAnswer) *plan {
+	ask, delivered := t.Learnt.sizes()
+	p := &plan{gap: t.Unsettled, at: w.a, b: w.b, ends: t.cut(w, ans.rows), per: perWindow(ask, delivered), total: ans.pg.Total}
+	got := int64(len(ans.pg.Records))
+	if got < ask && ans.pg.Total <= got {
+		// Every record of the range may be here: cut where they fall,
+		// then ask for the rest again.
+		if len(p.ends) == 0 {
+			p.ends = []time.Time{w.a.Add(w.b.Sub(w.a) / 2).Truncate(time.Second)}
+		}
+		return p
+	}
+	p.width = max(density(ans.rows, p.per, w.b.Sub(w.a)/2), time.Second)
+	return p
+}
+
+// density returns how wide a window should be to hold per records at the
+// density rows show between their first and third quarters by time (a
+// long call's early start does not stretch it), or else when there are
+// too few rows.
+func density(rows []record.Row, per int64, orElse time.Duration) time.Duration {
+	n := len(rows)
+	if n < 4 {
+		return orElse
+	}
+	walls := make([]string, n)
+	for i, row := range rows {
+		walls[i] = row.Wall
+	}
+	slices.Sort(walls)
+	q1, err1 := time.Parse(record.WallLayout, walls[n/4])
+	q3, err3 := time.Parse(record.WallLayout, walls[3*n/4])
+	if err1 != nil || err3 != nil {
+		return orElse
+	}
+	return time.Duration(float64(q3.Sub(q1)+time.Second) * float64(per) / float64(3*n/4-n/4))
+}
+
+// next returns the next window and whether it was stepped, never one
+// within the gap.
+func (p *plan) next() (window, bool, bool) {
+	if p.gap.holds(p.at) {
+		p.at = p.gap.To.Add(time.Second)
+	}
+	for len(p.ends) > 0 && !p.ends[0].After(p.at) {
+		p.ends = p.ends[1:]
+	}
+	if !p.at.Before(p.b) {
+		return window{}, false, false
+	}
+	var end time.Time
+	stepped := false
+	left := p.total - p.taken
+	p.taken += p.per
+	switch {
+	case p.total >= 0 && left <= p.per:
+		end, p.ends, p.width = p.b, nil, 0
+	case len(p.ends) > 0:
+		end, p.ends = p.ends[0], p.ends[1:]
+	case p.width > 0:
+		end, stepped = p.at.Add(p.width).Truncate(time.Second), true
+	default:
+		return window{}, false, false
+	}
+	end = clampTime(end, p.at.Add(time.Second), p.b)
+	w := window{p.at, end}
+	p.at = end
+	return w, stepped, true
+}
+
+// adapt sets the width of the next windows from a stepped one handed
+// over: half its width after one read in pieces; otherwise as wide as
+// should hold per records at the density it showed, within half to twice
+// its width. It goes by the window's own width: windows read ahead were
+// cut before the last change.
+func (p *plan) adapt(r windowRows) {
+	was := r.w.b.Sub(r.w.a)
+	w := 2 * was
+	switch n := len(r.rows); {
+	case r.cut:
+		w = was / 2
+	case n > 0:
+		w = min(2*was, max(was/2, time.Duration(float64(was)*float64(p.per)/float64(n))))
+	}
+	p.width = max(w, time.Second)
+}
+
+// clampTime returns x within [lo, hi].
+func clampTime(x, lo, hi time.Time) time.Time {
+	if x.Before(lo) {
+		x = lo
+	}
+	if x.After(hi) {
+		x = hi
+	}
+	return x
+}
+
+// perWindow is how many records a window should hold: 85% of a page (or
+// of the most an answer held, when the PBX was never seen to fill a
+// page), room enough for the density to vary from one window to the next.
+func perWindow(ask, delivered int64) int64 { return max(1, 85*min(ask, delivered)/100) }
