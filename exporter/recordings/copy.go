@@ -1,0 +1,303 @@
+// Package recordings copies call recordings from the PBX to a recordings
+// store (sinks/recstore's Dir or S3): Spool fetches one file with the
+// Simple Token, following a redirect to cloud storage without any
+// credential; Copier copies a batch of recordings, each exactly once,
+// streamed and verified.
+//
+// The contract with the exporter, which lists recordings by time window
+// and writes their rows: it gives Copy every recording of a window, and
+// commits its time cursor past the window only when Copy returned a nil
+// error, which means every file of the window is durably stored (Copied
+// or Skipped: already there with the same size and hash), gone from the
+// PBX (Vanished, counted) or refused (Refused: a path that must not be
+// fetched, reported with its reason; fetching it again would be refused
+// again). On an error nothing is committed: the next run lists the window
+// again and Copy skips what is already stored. A cancelled or killed copy
+// leaves no partial file under a final name (recstore's guarantee); the
+// next copy completes it.
+//
+// Like every package in this module, it is not a supported Go API.
+package recordings
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wildix-export/wildix-export/sinks/recstore"
+)
+
+// Store is what the copier needs of a recordings store; recstore.Dir and
+// recstore.S3 have it. Put must leave nothing under name when it fails.
+type Store interface {
+	Put(ctx context.Context, name string, r io.Reader, want recstore.Want) (recstore.Object, error)
+	Stored(ctx context.Context, name string, want recstore.Want) (recstore.Object, bool, error)
+}
+
+// Recording is one recording as the list gives it, in the exporter's
+// words.
+type Recording struct {
+	// ID is the PBX's recording id. Used in the stored name when it is 1
+	// to 64 letters, digits, '-' or '_' (not starting with "h-"),
+	// otherwise hashed; "" takes a hash of Path.
+	ID string
+	// Path is the file's address as the list gives it: a path under
+	// /spoolview/recordings/ (escaped as on the wire) or a URL on the
+	// PBX's origin. Checked before it is fetched (see RefusedError).
+	Path string
+	// Start is the call's start; the file is stored under its UTC date.
+	Start time.Time
+	// Size and SHA256 are what the PBX announced (0 and "": unknown);
+	// the copy is checked against them. SHA256 in hex, either case.
+	Size   int64
+	SHA256 string
+}
+
+// Status is what became of one recording.
+type Status int
+
+const (
+	Pending  Status = iota // not done: the batch failed or was cancelled first
+	Copied                 // fetched and stored
+	Skipped                // already stored with the same size and hash
+	Vanished               // 404/410: deleted on the PBX before it was copied
+	Refused                // its path must not be fetched (Result.Reason)
+	Failed                 // failed after retries: the batch's error
+)
+
+func (s Status) String() string {
+	switch s {
+	case Copied:
+		return "copied"
+	case Skipped:
+		return "skipped"
+	case Vanished:
+		return "vanished"
+	case Refused:
+		return "refused"
+	case Failed:
+		return "failed"
+	}
+	return "pending"
+}
+
+// Result is one recording's outcome, for its row.
+type Result struct {
+	Status Status
+	// Name is where the file is (Copied, Skipped) or would be stored:
+	// recstore.Name(Copier.PBX, Start, id).
+	Name string
+	// Size and SHA256 of the stored file (Copied, Skipped).
+	Size   int64
+	SHA256 string
+	// Redirected: the file came from cloud storage (Copied).
+	Redirected bool
+	Attempts   int
+	// Reason is why it was Refused or Failed.
+	Reason string
+}
+
+// Counts sum a batch's results.
+type Counts struct {
+	Copied, Skipped, Vanished, Refused, Failed int
+	Bytes                                      int64 // copied, not skipped
+}
+
+// Copier copies batches of recordings from Spool to Store. Its fields are
+// read-only once in use; Copy is safe for concurrent use on batches that
+// do not share a recording.
+type Copier struct {
+	Spool *Spool
+	Store Store
+	// PBX is the PBX's id in configuration, the first part of every
+	// stored name.
+	PBX string
+	// Concurrency is how many files are copied at once (default 4).
+	Concurrency int
+	Log         *slog.Logger
+}
+
+// Copy copies recs, at most Concurrency at once, and returns their results
+// in recs' order with their counts. Two records with the same stored name
+// (a look-back listing a recording twice) are copied once and share the
+// result.
+//
+// The error is nil only when every recording is Copied, Skipped, Vanished
+// or Refused. The first recording failing after the Spool's retries (or a
+// store error) stops the batch: copies in flight are cancelled, leaving
+// nothing partial, and the error names the recording (id and stored name;
+// never the token, the path's caller number or a signed address). A
+// cancelled ctx returns its error the same way.
+func (c *Copier) Copy(ctx context.Context, recs []Recording) ([]Result, Counts, error) {
+	results := make([]Result, len(recs))
+	first := map[string]int{} // stored name → index of its first record
+	var work []int
+	for i, r := range recs {
+		name, err := c.name(r)
+		if err != nil {
+			results[i] = Result{Status: Failed, Reason: err.Error()}
+			return results, Counts{Failed: 1}, fmt.Errorf("copy recording %s: %w", quoteShort(r.ID), err)
+		}
+		results[i].Name = name
+		if _, ok := first[name]; !ok {
+			first[name] = i
+			work = append(work, i)
+		}
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	n := c.Concurrency
+	if n <= 0 {
+		n = 4
+	}
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var failure error
+	for range min(n, max(len(work), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				res, err := c.copyOne(ctx, recs[i], results[i].Name)
+				results[i] = res
+				if err != nil {
+					once.Do(func() {
+						failure = fmt.Errorf("copy recording %s (%s): %w", quoteShort(recs[i].ID), res.Name, err)
+						cancel(failure)
+					})
+				}
+			}
+		}()
+	}
+feed:
+	for _, i := range work {
+		select {
+		case jobs <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	for i, r := range results {
+		if r.Status == Pending && i != first[r.Name] {
+			results[i] = results[first[r.Name]]
+		}
+	}
+	// Duplicates share a result, counted once.
+	var cnt Counts
+	for _, i := range work {
+		cnt.add(results[i])
+	}
+	if failure != nil {
+		return results, cnt, failure
+	}
+	if err := context.Cause(ctx); err != nil {
+		return results, cnt, fmt.Errorf("copy recordings: %w", err)
+	}
+	c.log().Info("recordings copied", "copied", cnt.Copied, "skipped", cnt.Skipped, "vanished", cnt.Vanished, "refused", cnt.Refused, "bytes", cnt.Bytes)
+	return results, cnt, nil
+}
+
+// copyOne copies one recording to name, or finds it already stored.
+func (c *Copier) copyOne(ctx context.Context, r Recording, name string) (Result, error) {
+	res := Result{Name: name}
+	want := recstore.Want{Size: r.Size, SHA256: strings.ToLower(r.SHA256)}
+	if r.Size < 0 {
+		want.Size = 0
+	}
+	if _, err := spoolURL(c.Spool.Origin, r.Path); err != nil {
+		res.Status, res.Reason = Refused, err.Error()
+		c.log().Warn("recording path refused, not fetched", "recording", r.ID, "err", err)
+		return res, nil
+	}
+	if o, ok, err := c.Store.Stored(ctx, name, want); err != nil {
+		if ctx.Err() != nil {
+			return Result{Name: name}, context.Cause(ctx)
+		}
+		res.Status, res.Reason = Failed, err.Error()
+		return res, err
+	} else if ok {
+		res.Status, res.Size, res.SHA256 = Skipped, o.Size, o.SHA256
+		return res, nil
+	}
+	var obj recstore.Object
+	f, err := c.Spool.Fetch(ctx, r.Path, func(body io.Reader, size int64) error {
+		w := want
+		if w.Size == 0 && size > 0 {
+			w.Size = size // the server's Content-Length: a body cut cleanly is caught too
+		}
+		var err error
+		obj, err = c.Store.Put(ctx, name, body, w)
+		return err
+	})
+	res.Attempts, res.Redirected = f.Attempts, f.Redirected
+	switch {
+	case err == nil:
+		res.Status, res.Size, res.SHA256 = Copied, obj.Size, obj.SHA256
+		return res, nil
+	case errors.Is(err, ErrVanished):
+		res.Status, res.Reason = Vanished, err.Error()
+		c.log().Warn("recording vanished before it was copied", "recording", r.ID, "name", name)
+		return res, nil
+	case ctx.Err() != nil:
+		return Result{Name: name}, context.Cause(ctx)
+	}
+	res.Status, res.Reason = Failed, err.Error()
+	return res, err
+}
+
+// idRE is a PBX recording id usable as it is in a stored name.
+var idRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// name is r's stored name. An id that does not fit, or starts with "h-"
+// (the hashed ids' mark, so that no id can take another's name), is
+// replaced by "h-" and 40 hex digits of its sha256; no id, by those of
+// the path.
+func (c *Copier) name(r Recording) (string, error) {
+	id := r.ID
+	switch {
+	case id == "":
+		id = hashID("path:" + r.Path)
+	case !idRE.MatchString(id) || strings.HasPrefix(id, "h-"):
+		id = hashID("id:" + id)
+	}
+	return recstore.Name(c.PBX, r.Start.UTC(), id)
+}
+
+func hashID(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return "h-" + hex.EncodeToString(h[:20])
+}
+
+func (c *Counts) add(r Result) {
+	switch r.Status {
+	case Copied:
+		c.Copied++
+		c.Bytes += r.Size
+	case Skipped:
+		c.Skipped++
+	case Vanished:
+		c.Vanished++
+	case Refused:
+		c.Refused++
+	case Failed:
+		c.Failed++
+	}
+}
+
+func (c *Copier) log() *slog.Logger {
+	if c.Log != nil {
+		return c.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}

@@ -1,0 +1,338 @@
+package recordings
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/sinks/recstore"
+)
+
+const testPBX = "pbx-test"
+
+// someIDs returns n recording ids of the simulator o would make, drawn
+// with seed: to be made Vanished or Broken.
+func someIDs(t *testing.T, o pbxsim.Options, seed uint64, n int) []int64 {
+	t.Helper()
+	if o.Recordings.Every == 0 {
+		o.Recordings.Every = 4
+	}
+	if o.Calls == 0 {
+		o.Calls = 300
+	}
+	recs := pbxsim.New(o).Recordings()
+	rng := rand.New(rand.NewPCG(seed, 7))
+	var ids []int64
+	for _, i := range rng.Perm(len(recs))[:n] {
+		ids = append(ids, recs[i].ID)
+	}
+	return ids
+}
+
+// TestCopyEveryRecordingOnce: every recording of the simulator is in the
+// store once with the truth's sha256, vanished ones counted, whether the
+// PBX serves the file or redirects to cloud storage (over https, which
+// must see no credential), with or without an announced size; a second
+// copy fetches nothing.
+func TestCopyEveryRecordingOnce(t *testing.T) {
+	t.Parallel()
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	for _, c := range []struct {
+		store  string
+		cloud  cloudMode
+		noSize bool
+	}{
+		{"dir", noCloud, false},
+		{"dir", cloudTLS, false},
+		{"dir", noCloud, true},
+		{"dir", cloudTLS, true},
+		{"s3", cloudTLS, false},
+		{"s3", noCloud, true},
+	} {
+		t.Run(fmt.Sprintf("%s/cloud=%v/nosize=%v", c.store, c.cloud == cloudTLS, c.noSize), func(t *testing.T) {
+			t.Parallel()
+			o := pbxsim.Options{Seed: int64(seed % 1000)}
+			o.Recordings.Vanished = someIDs(t, o, seed, 3)
+			e := recSetup(t, o, c.cloud)
+			f := newStore(t, c.store)
+			cp := &Copier{Spool: e.spool(t), Store: f.st, PBX: testPBX, Concurrency: 4}
+			recs := e.recordings(c.noSize)
+			res, n, err := cp.Copy(context.Background(), recs)
+			if err != nil {
+				t.Fatalf("Copy: %v", err)
+			}
+			truth := e.truth(t)
+			want := wantStore(t, testPBX, truth)
+			checkExact(t, f, want)
+			if n.Copied != len(want) || n.Vanished != 3 || n.Skipped != 0 || n.Failed != 0 || n.Refused != 0 {
+				t.Errorf("counts %+v; want %d copied, 3 vanished", n, len(want))
+			}
+			var bytes int64
+			for i, r := range res {
+				switch {
+				case slices.Contains(o.Recordings.Vanished, mustID(t, recs[i].ID)):
+					if r.Status != Vanished {
+						t.Errorf("recording %s (vanished on the PBX): %v", recs[i].ID, r.Status)
+					}
+				case r.Status != Copied || want[r.Name] != r.SHA256:
+					t.Errorf("recording %s: %+v; want copied to %s", recs[i].ID, r, r.Name)
+				default:
+					bytes += r.Size
+					if r.Redirected != (c.cloud == cloudTLS) {
+						t.Errorf("recording %s: redirected %v", recs[i].ID, r.Redirected)
+					}
+				}
+			}
+			if n.Bytes != bytes {
+				t.Errorf("counted %d bytes; the results hold %d", n.Bytes, bytes)
+			}
+			st := &e.sim.Stats.Recordings
+			if got := st.CloudCredentials.Load(); got != 0 {
+				t.Errorf("the cloud stand-in received %d requests carrying a credential; want 0", got)
+			}
+			if c.cloud == cloudTLS && st.CloudRequests.Load() < int64(len(want)) {
+				t.Errorf("the cloud stand-in served %d requests for %d files", st.CloudRequests.Load(), len(want))
+			}
+
+			before := st.FileRequests.Load()
+			res, n, err = cp.Copy(context.Background(), recs)
+			if err != nil {
+				t.Fatalf("second Copy: %v", err)
+			}
+			// Vanished ones are asked again (they may be back); nothing
+			// stored is fetched again.
+			if got := st.FileRequests.Load() - before; got != 3 {
+				t.Errorf("the second copy made %d file requests; want 3 (the vanished ones)", got)
+			}
+			if n.Copied != 0 || n.Skipped != len(want) || n.Vanished != 3 || n.Bytes != 0 {
+				t.Errorf("second copy: counts %+v; want %d skipped", n, len(want))
+			}
+			for i, r := range res {
+				if r.Status == Skipped && want[r.Name] != r.SHA256 {
+					t.Errorf("recording %s skipped with sha256 %s; want %s", recs[i].ID, r.SHA256, want[r.Name])
+				}
+			}
+			checkExact(t, f, want)
+		})
+	}
+}
+
+func mustID(t *testing.T, s string) int64 {
+	t.Helper()
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// TestCopyCutRetried: files cut mid-body (the PBX's or cloud storage's)
+// are fetched again, and the store ends exact.
+func TestCopyCutRetried(t *testing.T) {
+	t.Parallel()
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	for _, cloud := range []cloudMode{noCloud, cloudTLS} {
+		t.Run(fmt.Sprintf("cloud=%v", cloud == cloudTLS), func(t *testing.T) {
+			t.Parallel()
+			e := recSetup(t, pbxsim.Options{Seed: int64(seed % 1000), Recordings: pbxsim.RecordingOptions{Cut: 0.3, BytesPerSecond: 2000}}, cloud)
+			f := newStore(t, "dir")
+			sp := e.spool(t)
+			sp.MaxAttempts = 30 // at a 30% rate, 30 cuts in a row are 2e-16
+			cp := &Copier{Spool: sp, Store: f.st, PBX: testPBX}
+			_, n, err := cp.Copy(context.Background(), e.recordings(false))
+			if err != nil {
+				t.Fatalf("Copy: %v", err)
+			}
+			faults := e.sim.Stats.Recordings.Faults.Load()
+			if faults == 0 {
+				t.Fatal("the simulator cut no file: the test proves nothing")
+			}
+			want := wantStore(t, testPBX, e.truth(t))
+			checkExact(t, f, want)
+			if n.Copied != len(want) {
+				t.Errorf("counts %+v; want %d copied", n, len(want))
+			}
+			t.Logf("%d files, %d cut and fetched again", n.Copied, faults)
+		})
+	}
+}
+
+// TestCopyBrokenFailsLoudly: a file failing after every retry fails the
+// batch with an error naming the recording (never the token), stops the
+// other copies, and leaves nothing partial; what was stored is exact.
+func TestCopyBrokenFailsLoudly(t *testing.T) {
+	t.Parallel()
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	for _, kind := range []string{"dir", "s3"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			o := pbxsim.Options{Seed: int64(seed % 1000)}
+			broken := someIDs(t, o, seed, 1)[0]
+			o.Recordings.Broken = []int64{broken}
+			e := recSetup(t, o, cloudTLS)
+			f := newStore(t, kind)
+			sp := e.spool(t)
+			sp.MaxAttempts = 3
+			cp := &Copier{Spool: sp, Store: f.st, PBX: testPBX, Concurrency: 3}
+			recs := e.recordings(false)
+			res, n, err := cp.Copy(context.Background(), recs)
+			if err == nil {
+				t.Fatal("Copy of a batch holding a broken file succeeded")
+			}
+			t.Logf("error: %v", err)
+			var se *StatusError
+			if !errors.As(err, &se) || se.Status != 500 {
+				t.Errorf("error %v; want a *StatusError 500", err)
+			}
+			id := strconv.FormatInt(broken, 10)
+			if !strings.Contains(err.Error(), `recording "`+id+`"`) || !strings.Contains(err.Error(), "after 3 attempts") {
+				t.Errorf("error %q; want it to name recording %s and its 3 attempts", err, id)
+			}
+			if strings.Contains(err.Error(), testToken) || strings.Contains(err.Error(), "sig=") {
+				t.Errorf("error %q holds the token or a signed address", err)
+			}
+			if n.Failed != 1 {
+				t.Errorf("counts %+v; want 1 failed", n)
+			}
+			// Whatever was stored is right; nothing partial.
+			want := wantStore(t, testPBX, e.truth(t))
+			for name, sum := range f.contents(t) {
+				if want[name] != sum {
+					t.Errorf("%s holds %s; want %s", name, sum, want[name])
+				}
+			}
+			if left := f.leftovers(t); len(left) > 0 {
+				t.Errorf("partial copies left: %q", left)
+			}
+			for i, r := range res {
+				if (r.Status == Failed) != (recs[i].ID == id) {
+					t.Errorf("recording %s: %v", recs[i].ID, r.Status)
+				}
+			}
+		})
+	}
+}
+
+// countingStore calls at once when a Put has read atBytes of all Puts.
+type countingStore struct {
+	Store
+	n, at int64
+	once  func()
+}
+
+func (s *countingStore) Put(ctx context.Context, name string, r io.Reader, want recstore.Want) (recstore.Object, error) {
+	return s.Store.Put(ctx, name, readerFunc(func(p []byte) (int, error) {
+		n, err := r.Read(p)
+		if atomic.AddInt64(&s.n, int64(n)) >= s.at && s.once != nil {
+			s.once()
+		}
+		return n, err
+	}), want)
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// TestCopyCancelled: a copy cancelled mid-file returns the context's
+// error, leaves nothing partial and nothing wrong, and the next copy
+// completes the store.
+func TestCopyCancelled(t *testing.T) {
+	t.Parallel()
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	for _, kind := range []string{"dir", "s3"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			e := recSetup(t, pbxsim.Options{Seed: int64(seed % 1000)}, noCloud)
+			f := newStore(t, kind)
+			ctx, cancel := context.WithCancel(context.Background())
+			var total int64
+			recs := e.recordings(false)
+			for _, r := range recs {
+				total += r.Size
+			}
+			at := 1 + rand.New(rand.NewPCG(seed, 3)).Int64N(total/2)
+			t.Logf("cancelled after %d of %d bytes", at, total)
+			cs := &countingStore{Store: f.st, at: at, once: cancel}
+			cp := &Copier{Spool: e.spool(t), Store: cs, PBX: testPBX}
+			_, _, err := cp.Copy(ctx, recs)
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("Copy cancelled = %v; want context.Canceled", err)
+			}
+			want := wantStore(t, testPBX, e.truth(t))
+			got := f.contents(t)
+			if len(got) == len(want) {
+				t.Errorf("all %d files stored before the cancel: the test proves nothing", len(got))
+			}
+			for name, sum := range got {
+				if want[name] != sum {
+					t.Errorf("%s holds %s after the cancel; want %s", name, sum, want[name])
+				}
+			}
+			if left := f.leftovers(t); len(left) > 0 {
+				t.Errorf("partial copies left: %q", left)
+			}
+			cp.Store = f.st
+			if _, n, err := cp.Copy(context.Background(), recs); err != nil || n.Skipped != len(got) {
+				t.Fatalf("the copy after = %+v, %v; want %d skipped", n, err, len(got))
+			}
+			checkExact(t, f, want)
+		})
+	}
+}
+
+// TestCopyHostilePaths: a path the PBX lists that must not be fetched is
+// refused and reported, never requested; every request the PBX receives
+// is under /spoolview/recordings/; the others are copied.
+func TestCopyHostilePaths(t *testing.T) {
+	t.Parallel()
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	e := recSetup(t, pbxsim.Options{Seed: int64(seed % 1000), Calls: 600, Recordings: pbxsim.RecordingOptions{HostileNames: true}}, noCloud)
+	f := newStore(t, "dir")
+	cp := &Copier{Spool: e.spool(t), Store: f.st, PBX: testPBX}
+	recs := e.recordings(false)
+	res, n, err := cp.Copy(context.Background(), recs)
+	if err != nil {
+		t.Fatalf("Copy: %v", err)
+	}
+	var hostile int
+	for i, r := range res {
+		isHostile := strings.Contains(recs[i].Path, "/"+recs[i].ID+"/")
+		if isHostile {
+			hostile++
+		}
+		if (r.Status == Refused) != isHostile {
+			t.Errorf("recording %s at %.60q: %v (%s)", recs[i].ID, recs[i].Path, r.Status, r.Reason)
+		}
+		if r.Status == Refused && !strings.Contains(r.Reason, "refused") {
+			t.Errorf("recording %s refused with reason %q", recs[i].ID, r.Reason)
+		}
+	}
+	if hostile < 5 || n.Refused != hostile {
+		t.Errorf("%d hostile paths, %d refused; want at least 5, all refused", hostile, n.Refused)
+	}
+	for _, p := range e.seen.all() {
+		if !strings.HasPrefix(p, spoolPrefix) && p != "/_sim/truth/recordings" {
+			t.Errorf("the PBX received a request for %.80q, outside %s", p, spoolPrefix)
+		}
+		for i := range recs {
+			if res[i].Status == Refused && p == recs[i].Path {
+				t.Errorf("the refused path %.80q was requested", p)
+			}
+		}
+	}
+	checkExact(t, f, wantStore(t, testPBX, e.truth(t)))
+}
