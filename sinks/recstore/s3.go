@@ -66,7 +66,7 @@ type S3 struct {
 func OpenS3(ctx context.Context, o S3Options) (*S3, error) {
 	u, err := url.Parse(o.Endpoint)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
-		return nil, fmt.Errorf("S3 endpoint %q: expected https://host[:port] (no path, query or credentials)", o.Endpoint)
+		return nil, fmt.Errorf("S3 endpoint %s: expected https://host[:port] (no path, query or credentials)", redactEndpoint(o.Endpoint, u, err))
 	}
 	if o.Bucket == "" {
 		return nil, errors.New("S3 bucket: not set")
@@ -119,6 +119,21 @@ func OpenS3(ctx context.Context, o S3Options) (*S3, error) {
 		return nil, fmt.Errorf("S3 bucket %s at %s: no such bucket (create it first)", o.Bucket, o.Endpoint)
 	}
 	return &S3{c: c, bucket: o.Bucket, prefix: prefix, partSize: part}, nil
+}
+
+// redactEndpoint is a refused endpoint as a message may show it: without
+// the password of a user-info part or a query's values (a signature, a
+// key), which belong in the secret key and nowhere else.
+func redactEndpoint(raw string, u *url.URL, err error) string {
+	if err != nil {
+		// Unparsed: nothing tells a password from a host name.
+		return fmt.Sprintf("(%d bytes, not a URL)", len(raw))
+	}
+	r := *u
+	if r.RawQuery != "" {
+		r.RawQuery = "…"
+	}
+	return fmt.Sprintf("%q", r.Redacted())
 }
 
 // Key is the object key a name is stored under: the prefix and the name.

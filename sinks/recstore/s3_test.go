@@ -109,6 +109,10 @@ func TestOpenS3Refuses(t *testing.T) {
 		{"prefix with ..", func(o *S3Options) { o.Prefix = "a/../b" }, "S3 prefix"},
 		{"small part", func(o *S3Options) { o.PartSize = 1 << 20 }, "5 MiB"},
 		{"no keys", func(o *S3Options) { o.AccessKey = "" }, "credentials"},
+		// A secret pasted into the endpoint is refused without being shown.
+		{"endpoint with credentials", func(o *S3Options) { o.Endpoint = "https://key:" + srv.SecretKey + "@127.0.0.1:1" }, "expected https://host"},
+		{"endpoint with a signed query", func(o *S3Options) { o.Endpoint += "/?X-Amz-Signature=" + srv.SecretKey }, "expected https://host"},
+		{"endpoint not a URL", func(o *S3Options) { o.Endpoint = "https://key:" + srv.SecretKey + "@[::1" }, "expected https://host"},
 	} {
 		o := good
 		c.change(&o)
