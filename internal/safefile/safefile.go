@@ -66,11 +66,21 @@ func WriteVia(path, tmpPrefix string, data []byte, perm os.FileMode) error {
 // (os.CreateTemp always makes 0600, which a caller's chmod would then
 // widen past the umask). It never opens through a symbolic link.
 func CreateTemp(dir, prefix string, perm os.FileMode) (*os.File, error) {
+	return createTemp(os.OpenFile, dir, prefix, perm)
+}
+
+// CreateTempIn is CreateTemp in dir under root (a path relative to it):
+// no symbolic link leads it outside root.
+func CreateTempIn(root *os.Root, dir, prefix string, perm os.FileMode) (*os.File, error) {
+	return createTemp(root.OpenFile, dir, prefix, perm)
+}
+
+func createTemp(open func(string, int, os.FileMode) (*os.File, error), dir, prefix string, perm os.FileMode) (*os.File, error) {
 	for range 100 {
 		b := make([]byte, 4)
 		rand.Read(b)
 		name := filepath.Join(dir, prefix+strconv.FormatUint(uint64(binary.BigEndian.Uint32(b)), 10))
-		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL|oNoFollow, perm)
+		f, err := open(name, os.O_RDWR|os.O_CREATE|os.O_EXCL|oNoFollow, perm)
 		if !errors.Is(err, fs.ErrExist) {
 			return f, err
 		}
@@ -82,10 +92,19 @@ func CreateTemp(dir, prefix string, perm os.FileMode) (*os.File, error) {
 // Windows cannot open a folder for syncing and makes renames durable on
 // its own: there it does nothing.
 func SyncDir(dir string) error {
+	return syncDir(os.Open, dir)
+}
+
+// SyncDirIn is SyncDir of dir under root (a path relative to it).
+func SyncDirIn(root *os.Root, dir string) error {
+	return syncDir(root.Open, dir)
+}
+
+func syncDir(open func(string) (*os.File, error), dir string) error {
 	if runtime.GOOS == "windows" {
 		return nil
 	}
-	d, err := os.Open(dir)
+	d, err := open(dir)
 	if err != nil {
 		return fmt.Errorf("open folder %s to sync it: %w", dir, err)
 	}

@@ -28,9 +28,11 @@ type DirOptions struct {
 // volume or NAS. A file is written under a temporary name beside its final
 // one (".<id>.wav.partial-<random>"), synced, renamed, and its folder
 // synced, so a reader never sees a partial file and a stored file survives
-// a power cut. Safe for concurrent use with different names; one writer
-// per name (the exporter's run lock), since a Put removes the partial
-// files another left for the same name.
+// a power cut. Every path is resolved inside the folder (os.Root): a
+// symbolic link planted in the store never leads outside it. Safe for
+// concurrent use with different names; one writer per name (the
+// exporter's run lock), since a Put removes the partial files another
+// left for the same name.
 type Dir struct {
 	root             string
 	fileMode, dirMod fs.FileMode
@@ -54,15 +56,25 @@ func OpenDir(root string, o DirOptions) (*Dir, error) {
 	return d, nil
 }
 
-// path is name's file; name has passed checkName.
-func (d *Dir) path(name string) string { return filepath.Join(d.root, filepath.FromSlash(name)) }
+// open opens the store's root for one call: every path below it is
+// resolved inside it, so no symbolic link in the store (a folder, a final
+// name) leads a write or a read outside it. Opened per call, not once,
+// so that a volume mounted again later is the one written to.
+func (d *Dir) open() (*os.Root, error) {
+	r, err := os.OpenRoot(d.root)
+	if err != nil {
+		return nil, fmt.Errorf("recordings folder %s: %w", d.root, err)
+	}
+	return r, nil
+}
 
 // Put copies r to name (built by Name), checking it against want. On
 // success the file is durable under its final name; on any error
 // (including a cancelled ctx, checked between reads) nothing is left under
 // it but what was there before, and the partial file is removed. A
 // process killed during Put leaves a partial file beside the name, which
-// the next Put of that name removes.
+// the next Put of that name removes. A folder of the store that is a
+// symbolic link leading outside it is refused.
 func (d *Dir) Put(ctx context.Context, name string, r io.Reader, want Want) (Object, error) {
 	if err := checkName(name); err != nil {
 		return Object{}, err
@@ -70,25 +82,30 @@ func (d *Dir) Put(ctx context.Context, name string, r io.Reader, want Want) (Obj
 	if err := checkWant(want); err != nil {
 		return Object{}, fmt.Errorf("store %s: %w", name, err)
 	}
-	final := d.path(name)
-	dir := filepath.Dir(final)
-	if err := d.mkdirs(dir); err != nil {
-		return Object{}, fmt.Errorf("store %s: %w", name, err)
-	}
-	base := filepath.Base(final)
-	if err := removePartials(dir, base); err != nil {
-		return Object{}, fmt.Errorf("store %s: %w", name, err)
-	}
-	f, err := safefile.CreateTemp(dir, "."+base+".partial-", d.fileMode)
+	root, err := d.open()
 	if err != nil {
 		return Object{}, fmt.Errorf("store %s: %w", name, err)
 	}
-	tmp := f.Name()
+	defer root.Close()
+	final := filepath.FromSlash(name)
+	dir, base := filepath.Split(final)
+	dir = filepath.Clean(dir)
+	if err := d.mkdirs(root, dir); err != nil {
+		return Object{}, fmt.Errorf("store %s: %w", name, err)
+	}
+	if err := removePartials(root, dir, base); err != nil {
+		return Object{}, fmt.Errorf("store %s: %w", name, err)
+	}
+	f, err := safefile.CreateTempIn(root, dir, "."+base+".partial-", d.fileMode)
+	if err != nil {
+		return Object{}, fmt.Errorf("store %s: %w", name, err)
+	}
+	tmp := filepath.Join(dir, filepath.Base(f.Name()))
 	ok := false
 	defer func() {
 		if !ok {
 			f.Close()
-			os.Remove(tmp)
+			root.Remove(tmp)
 		}
 	}()
 	v := newVerifier(r, want)
@@ -108,11 +125,11 @@ func (d *Dir) Put(ctx context.Context, name string, r io.Reader, want Want) (Obj
 	if err := ctx.Err(); err != nil {
 		return Object{}, fmt.Errorf("store %s: %w", name, err)
 	}
-	if err := os.Rename(tmp, final); err != nil {
+	if err := root.Rename(tmp, final); err != nil {
 		return Object{}, fmt.Errorf("store %s: %w", name, err)
 	}
 	ok = true
-	if err := safefile.SyncDir(dir); err != nil {
+	if err := safefile.SyncDirIn(root, dir); err != nil {
 		return Object{}, fmt.Errorf("store %s: the file is in place but its folder could not be synced: %w", name, err)
 	}
 	return Object{Name: name, Size: v.n, SHA256: v.sum()}, nil
@@ -120,22 +137,51 @@ func (d *Dir) Put(ctx context.Context, name string, r io.Reader, want Want) (Obj
 
 // Stat returns the file stored under name, its sha256 computed by reading
 // it (a local read, cheaper than fetching it again from the PBX). An
-// absent file is an error matching fs.ErrNotExist.
+// absent file is an error matching fs.ErrNotExist; a symbolic link or
+// anything else that is not a regular file is an error matching
+// safefile.ErrSymlink or naming what it is: the store never writes one, so
+// someone planted it, and it is not taken for a stored recording.
 func (d *Dir) Stat(ctx context.Context, name string) (Object, error) {
 	if err := checkName(name); err != nil {
 		return Object{}, err
 	}
-	f, err := os.Open(d.path(name))
+	root, err := d.open()
+	if err != nil {
+		return Object{}, fmt.Errorf("stat %s: %w", name, err)
+	}
+	defer root.Close()
+	p := filepath.FromSlash(name)
+	if err := notRegular(root.Lstat(p)); err != nil {
+		return Object{}, fmt.Errorf("stat %s: %w", name, err)
+	}
+	f, err := root.Open(p)
 	if err != nil {
 		return Object{}, fmt.Errorf("stat %s: %w", name, err)
 	}
 	defer f.Close()
+	// What was opened, in case the name changed since the Lstat.
+	if err := notRegular(f.Stat()); err != nil {
+		return Object{}, fmt.Errorf("stat %s: %w", name, err)
+	}
 	h := sha256.New()
 	n, err := io.CopyBuffer(h, ctxReader{ctx, f}, make([]byte, copyBufSize))
 	if err != nil {
 		return Object{}, fmt.Errorf("stat %s: %w", name, err)
 	}
 	return Object{Name: name, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// notRegular passes an error on, and refuses what is not a regular file.
+func notRegular(fi fs.FileInfo, err error) error {
+	switch {
+	case err != nil:
+		return err
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return safefile.ErrSymlink
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("is not a regular file (%v)", fi.Mode().Type())
+	}
+	return nil
 }
 
 // Stored reports whether name holds a file that is what want announces
@@ -159,23 +205,19 @@ func stored(ctx context.Context, stat func(context.Context, string) (Object, err
 	return o, o.matches(want), nil
 }
 
-// mkdirs creates dir and the folders above it up to the root, each with
-// the store's mode, syncing the folder that gains an entry.
-func (d *Dir) mkdirs(dir string) error {
-	if st, err := os.Stat(dir); err == nil && st.IsDir() {
+// mkdirs creates dir (relative to root) and the folders above it, each
+// with the store's mode, syncing the folder that gains an entry.
+func (d *Dir) mkdirs(root *os.Root, dir string) error {
+	if st, err := root.Stat(dir); err == nil && st.IsDir() {
 		return nil
 	}
-	rel, err := filepath.Rel(d.root, dir)
-	if err != nil || strings.HasPrefix(rel, "..") {
-		return fmt.Errorf("folder %s is outside the store %s", dir, d.root)
-	}
-	cur := d.root
-	for _, p := range strings.Split(rel, string(filepath.Separator)) {
+	cur := "."
+	for _, p := range strings.Split(dir, string(filepath.Separator)) {
 		next := filepath.Join(cur, p)
-		err := os.Mkdir(next, d.dirMod)
+		err := root.Mkdir(next, d.dirMod)
 		switch {
 		case err == nil:
-			if err := safefile.SyncDir(cur); err != nil {
+			if err := safefile.SyncDirIn(root, cur); err != nil {
 				return err
 			}
 		case errors.Is(err, fs.ErrExist):
@@ -187,14 +229,23 @@ func (d *Dir) mkdirs(dir string) error {
 	return nil
 }
 
-// removePartials removes what a killed Put of the same name left.
-func removePartials(dir, base string) error {
-	left, err := filepath.Glob(filepath.Join(dir, "."+base+".partial-*"))
+// removePartials removes what a killed Put of the same name left in dir.
+// The folder is listed, not globbed: the store's path may hold * or [.
+func removePartials(root *os.Root, dir, base string) error {
+	f, err := root.Open(dir)
 	if err != nil {
 		return err
 	}
-	for _, p := range left {
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	entries, err := f.ReadDir(-1)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), "."+base+".partial-") {
+			continue
+		}
+		if err := root.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}

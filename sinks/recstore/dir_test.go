@@ -2,6 +2,7 @@ package recstore
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -128,4 +129,134 @@ func TestDirPeakMemory(t *testing.T) {
 	t.Parallel()
 	f, root := dirFixture(t, DirOptions{})
 	testPeakMemory(t, f, childJob{Dir: root, Name: testName(t, "big"), Size: 500e6}, 100<<10)
+}
+
+// TestDirPathWithPatternCharacters: a store whose path holds * [ or ?
+// (a folder named by a person) works, and a killed copy's partial file is
+// still removed. Partial files were found with a glob of the full path:
+// "[" failed every Put, "[1]" left them behind.
+func TestDirPathWithPatternCharacters(t *testing.T) {
+	t.Parallel()
+	for _, folder := range []string{"rec[", "rec[1]", "rec*", "rec?"} {
+		root := filepath.Join(t.TempDir(), folder)
+		if err := os.Mkdir(root, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		d, err := OpenDir(root, DirOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := testName(t, "pattern")
+		final := filepath.Join(root, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(final), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		killed := filepath.Join(filepath.Dir(final), ".pattern.wav.partial-123")
+		if err := os.WriteFile(killed, []byte("cut"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		want := Want{Size: 100, SHA256: contentSum(t, 1, 100)}
+		if _, err := d.Put(context.Background(), name, content(1, 100), want); err != nil {
+			t.Errorf("%s: Put = %v", folder, err)
+		}
+		if _, err := os.Stat(killed); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: the partial file a killed copy left is still there (%v)", folder, err)
+		}
+		if _, ok, err := d.Stored(context.Background(), name, want); !ok || err != nil {
+			t.Errorf("%s: Stored = %v, %v", folder, ok, err)
+		}
+	}
+}
+
+// TestDirSymlinks: a symbolic link planted in the store never leads a
+// write or a read outside it, and a link under a final name is not taken
+// for a stored recording (it is reported). A folder linked outside made
+// Put write there; a linked final name made Stored say yes for whatever
+// it pointed at.
+func TestDirSymlinks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	setup := func(t *testing.T) (d *Dir, root, outside string) {
+		parent := t.TempDir()
+		root, outside = filepath.Join(parent, "store"), filepath.Join(parent, "outside")
+		for _, p := range []string{root, outside} {
+			if err := os.Mkdir(p, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}
+		d, err := OpenDir(root, DirOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			entries, _ := os.ReadDir(outside)
+			for _, e := range entries {
+				if e.Name() != "secret" {
+					t.Errorf("written outside the store: %s", e.Name())
+				}
+			}
+		})
+		return d, root, outside
+	}
+	name := testName(t, "linked")
+	t.Run("a folder linked outside", func(t *testing.T) {
+		t.Parallel()
+		for _, depth := range []int{1, 2, 4} { // pbx-test, its year, the day
+			d, root, outside := setup(t)
+			parts := strings.Split(name, "/")
+			link := filepath.Join(root, filepath.Join(parts[:depth]...))
+			if err := os.MkdirAll(filepath.Dir(link), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(outside, link); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := d.Put(ctx, name, content(1, 100), Want{}); err == nil {
+				t.Errorf("%s linked outside: Put succeeds", link)
+			}
+			if _, ok, err := d.Stored(ctx, name, Want{}); ok || err == nil {
+				t.Errorf("%s linked outside: Stored = %v, %v; want an error", link, ok, err)
+			}
+		}
+	})
+	t.Run("a final name linked", func(t *testing.T) {
+		t.Parallel()
+		d, root, outside := setup(t)
+		final := filepath.Join(root, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(final), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		// Outside the store, and inside it (another recording).
+		secret := filepath.Join(outside, "secret")
+		if err := os.WriteFile(secret, []byte("not a recording"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		other := testName(t, "other")
+		if _, err := d.Put(ctx, other, content(2, 100), Want{}); err != nil {
+			t.Fatal(err)
+		}
+		for _, target := range []string{secret, "other.wav"} {
+			os.Remove(final)
+			if err := os.Symlink(target, final); err != nil {
+				t.Fatal(err)
+			}
+			if o, ok, err := d.Stored(ctx, name, Want{}); ok || err == nil {
+				t.Errorf("%s linked to %s: Stored = %+v, %v, %v; want an error", name, target, o, ok, err)
+			}
+			// A Put replaces the link, never writes through it.
+			want := Want{Size: 100, SHA256: contentSum(t, 3, 100)}
+			if _, err := d.Put(ctx, name, content(3, 100), want); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok, err := d.Stored(ctx, name, want); !ok || err != nil {
+				t.Errorf("Stored after the Put = %v, %v", ok, err)
+			}
+			if b, err := os.ReadFile(secret); err != nil || string(b) != "not a recording" {
+				t.Errorf("the link's target changed: %q, %v", b, err)
+			}
+			if o, err := d.Stat(ctx, other); err != nil || o.SHA256 != contentSum(t, 2, 100) {
+				t.Errorf("the other recording changed: %+v, %v", o, err)
+			}
+		}
+	})
 }
