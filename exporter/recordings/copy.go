@@ -244,6 +244,7 @@ func (c *Copier) copyOne(ctx context.Context, r Recording, name string) (Result,
 	switch {
 	case err == nil:
 		res.Status, res.Size, res.SHA256 = Copied, obj.Size, obj.SHA256
+		c.log().Debug("recording copied", "recording", r.ID, "name", name, "bytes", obj.Size, "attempts", f.Attempts, "redirected", f.Redirected)
 		return res, nil
 	case errors.Is(err, ErrVanished):
 		res.Status, res.Reason = Vanished, err.Error()

@@ -29,7 +29,8 @@ type copyJob struct {
 	Dir        string
 	S3         *recstore.S3Options
 	Recordings []Recording
-	StopAt     int64
+	StopAt     int64 // 0: not stopped
+	Peak       bool  // print "peak <KiB>", the peak resident memory, before "done"
 }
 
 const childEnv = "RECORDINGS_CHILD_JOB"
@@ -64,10 +65,24 @@ func TestChildCopy(t *testing.T) {
 		once.Do(func() { fmt.Println("ready") })
 		select {} // killed here, mid-copy; the other copies go on until then
 	}}
+	if j.StopAt == 0 {
+		cs.once = nil
+	}
 	sp := &Spool{Origin: u, Token: Token(j.Token), Transport: transportFor(j.CAPEM), MinBackoff: time.Millisecond, MaxAttempts: 30}
 	cp := &Copier{Spool: sp, Store: cs, PBX: testPBX, Concurrency: 4}
 	if _, _, err := cp.Copy(ctx, j.Recordings); err != nil {
 		t.Fatal(err)
+	}
+	if j.Peak {
+		status, err := os.ReadFile("/proc/self/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(string(status), "\n") {
+			if f := strings.Fields(l); len(f) == 3 && f[0] == "VmHWM:" && f[2] == "kB" {
+				fmt.Println("peak", f[1])
+			}
+		}
 	}
 	fmt.Println("done")
 }
@@ -169,7 +184,8 @@ func startChild(t *testing.T, job copyJob) (*exec.Cmd, *bufio.Reader) {
 	return cmd, bufio.NewReader(out)
 }
 
-// waitLine returns the child's first line that is "ready" or "done", or
+// waitLine returns the child's first line that is "ready", "done" or
+// "peak …", or
 // what it printed before it ended.
 func waitLine(t *testing.T, out *bufio.Reader, limit time.Duration) string {
 	t.Helper()
@@ -179,7 +195,7 @@ func waitLine(t *testing.T, out *bufio.Reader, limit time.Duration) string {
 		for {
 			l, err := out.ReadString('\n')
 			seen.WriteString(l)
-			if s := strings.TrimSpace(l); s == "ready" || s == "done" {
+			if s := strings.TrimSpace(l); s == "ready" || s == "done" || strings.HasPrefix(s, "peak ") {
 				got <- s
 				return
 			}
@@ -195,5 +211,54 @@ func waitLine(t *testing.T, out *bufio.Reader, limit time.Duration) string {
 	case <-time.After(limit):
 		t.Fatalf("the child said nothing within %s", limit)
 		return ""
+	}
+}
+
+// TestCopyPeakMemory: a 500 MB recording, redirected to the cloud
+// stand-in over TLS, is copied to the directory store by a child process
+// whose peak resident memory (VmHWM) stays under 100 MiB; under the race
+// detector, whose shadow memory roughly triples the heap's share, under
+// twice that: still far from the file's size, which is what it guards
+// against. Skipped with -short.
+func TestCopyPeakMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("copies 500 MB")
+	}
+	t.Parallel()
+	const size, limitKiB = 500e6, 100 << 10
+	e := recSetup(t, pbxsim.Options{Seed: 9, Recordings: pbxsim.RecordingOptions{BigSize: size}}, cloudTLS)
+	f := newStore(t, "dir")
+	var big pbxsim.Recording
+	for _, r := range e.sim.Recordings() {
+		if r.Size == size {
+			big = r
+		}
+	}
+	rec := Recording{ID: strconv.FormatInt(big.ID, 10), Path: big.Path, Start: big.Start, Size: big.Size}
+	cmd, out := startChild(t, copyJob{PBX: e.pbx.URL, CAPEM: e.caPEM, Token: testToken, Dir: f.dir, Recordings: []Recording{rec}, Peak: true})
+	line := waitLine(t, out, 10*time.Minute)
+	var kib int64
+	if _, err := fmt.Sscanf(line, "peak %d", &kib); err != nil {
+		t.Fatalf("the child said %q", line)
+	}
+	if l := waitLine(t, out, time.Minute); l != "done" {
+		t.Fatalf("the child said %q", l)
+	}
+	cmd.Wait()
+	limit := int64(limitKiB)
+	if raceEnabled {
+		limit *= 2
+	}
+	t.Logf("copied %d MB with a peak resident memory of %d KiB (limit %d KiB)", big.Size/1e6, kib, limit)
+	if kib > limit {
+		t.Errorf("peak resident memory %d KiB copying %d bytes; want under %d KiB", kib, big.Size, limit)
+	}
+	name, err := (&Copier{PBX: testPBX}).name(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkExact(t, f, map[string]string{name: e.sim.RecordingSHA256(big)})
+	if n := e.sim.Stats.Recordings.CloudRequests.Load(); n != 1 {
+		t.Errorf("%d requests to the cloud stand-in; want 1 (the file redirected there)", n)
 	}
 }

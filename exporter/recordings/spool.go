@@ -109,6 +109,9 @@ type Fetched struct {
 // create), the last error after MaxAttempts, or ctx's. None holds the
 // token or a signed address's query.
 func (s *Spool) Fetch(ctx context.Context, p string, consume func(body io.Reader, size int64) error) (Fetched, error) {
+	if o := s.Origin; o == nil || (o.Scheme != "https" && o.Scheme != "http") || o.Host == "" {
+		return Fetched{}, errors.New("recordings: the PBX's origin is not set (https://host[:port])")
+	}
 	u, err := spoolURL(s.Origin, p)
 	if err != nil {
 		return Fetched{}, err

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/sinks/recstore"
@@ -172,39 +173,46 @@ func TestSpoolVanished(t *testing.T) {
 	}
 }
 
-// TestSpoolRetries: 5xx, 429 and a body cut short are retried, up to
+// TestSpoolRetries: 5xx, 429, a body cut short and one that stalls (no
+// byte for Spool.Stall) are retried, up to
 // MaxAttempts; the consumer sees each attempt from the start.
 func TestSpoolRetries(t *testing.T) {
 	t.Parallel()
 	const file = "RIFF-and-the-rest-of-a-recording"
 	for _, c := range []struct {
 		name  string
-		fail  func(w http.ResponseWriter)
+		fail  func(w http.ResponseWriter, r *http.Request)
 		fails int
 	}{
-		{"503", func(w http.ResponseWriter) { w.WriteHeader(503) }, 2},
-		{"429", func(w http.ResponseWriter) { w.Header().Set("Retry-After", "0"); w.WriteHeader(429) }, 2},
-		{"cut", func(w http.ResponseWriter) {
+		{"503", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(503) }, 2},
+		{"429", func(w http.ResponseWriter, _ *http.Request) { w.Header().Set("Retry-After", "0"); w.WriteHeader(429) }, 2},
+		{"stalled", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", fmt.Sprint(len(file)))
+			io.WriteString(w, file[:10])
+			w.(http.Flusher).Flush()
+			<-r.Context().Done() // until the client gives up on it
+		}, 2},
+		{"cut", func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Length", fmt.Sprint(len(file)))
 			io.WriteString(w, file[:10])
 			w.(http.Flusher).Flush()
 			panic(http.ErrAbortHandler)
 		}, 3},
-		{"cut cleanly (no length)", func(w http.ResponseWriter) { w.(http.Flusher).Flush(); io.WriteString(w, file[:10]) }, 3},
+		{"cut cleanly (no length)", func(w http.ResponseWriter, _ *http.Request) { w.(http.Flusher).Flush(); io.WriteString(w, file[:10]) }, 3},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			var n atomic.Int64
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if n.Add(1) <= int64(c.fails) {
-					c.fail(w)
+					c.fail(w, r)
 					return
 				}
 				io.WriteString(w, file)
 			}))
 			t.Cleanup(srv.Close)
 			u, _ := url.Parse(srv.URL)
-			sp := &Spool{Origin: u, Token: testToken, MinBackoff: 1}
+			sp := &Spool{Origin: u, Token: testToken, MinBackoff: 1, Stall: 50 * time.Millisecond}
 			var got []byte
 			f, err := sp.Fetch(context.Background(), "/spoolview/recordings/a.wav", func(body io.Reader, size int64) error {
 				b, err := io.ReadAll(body)
