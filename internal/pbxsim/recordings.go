@@ -225,7 +225,9 @@ func (s *Sim) selectRecordingCalls(from, to time.Time) []int64 {
 		return nil
 	}
 	n := s.calls.Load()
-	key := fmt.Sprintf("recordings|%d|%d|%d", n, from.Unix(), to.Unix())
+	// Nanoseconds: the spool's day ends at its last nanosecond, in the
+	// same second as a list's 23:59:59.
+	key := fmt.Sprintf("recordings|%d|%d.%09d|%d.%09d", n, from.Unix(), from.Nanosecond(), to.Unix(), to.Nanosecond())
 	if ids, ok := s.cached(key); ok {
 		return ids
 	}

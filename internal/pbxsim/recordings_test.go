@@ -451,3 +451,37 @@ func TestRecordingFileFaults(t *testing.T) {
 		t.Errorf("Stats.Recordings.Faults %d; want %d", n, cut+3)
 	}
 }
+
+// TestRecordingSelectionsCachedByTheirBounds: two selections whose bounds
+// fall in the same second are not one. The spool finds a file among its
+// day's recordings up to the day's last nanosecond; a list whose
+// exclusive to is that day's 23:59:59 shares the second, and a cache
+// keyed by seconds gave one the other's answer (a file at 23:59:59
+// answering 404 after such a list, or a list holding it).
+func TestRecordingSelectionsCachedByTheirBounds(t *testing.T) {
+	t.Parallel()
+	for _, exclusive := range []bool{false, true} {
+		sim, _ := recSetup(t, Options{Seed: 6, FilterToExclusive: exclusive})
+		recs := sim.Recordings()
+		r := recs[len(recs)/2]
+		has := func(l []Recording) bool {
+			return slices.ContainsFunc(l, func(x Recording) bool { return x.ID == r.ID })
+		}
+		from := r.Start.Add(-time.Hour)
+		// to at the start (excluded when exclusive), then later in its second.
+		if got := has(sim.selectRecordings(from, r.Start)); got == exclusive {
+			t.Errorf("exclusive %v: to at the start: recording listed %v", exclusive, got)
+		}
+		if !has(sim.selectRecordings(from, r.Start.Add(time.Second-time.Nanosecond))) {
+			t.Errorf("exclusive %v: to later in the start's second leaves the recording out", exclusive)
+		}
+		// from at the start, then later in its second.
+		to := r.Start.Add(time.Hour)
+		if !has(sim.selectRecordings(r.Start, to)) {
+			t.Errorf("exclusive %v: from at the start leaves the recording out", exclusive)
+		}
+		if has(sim.selectRecordings(r.Start.Add(time.Nanosecond), to)) {
+			t.Errorf("exclusive %v: from after the start lists the recording", exclusive)
+		}
+	}
+}
