@@ -199,8 +199,15 @@ func TestCopyBrokenFailsLoudly(t *testing.T) {
 			if !strings.Contains(err.Error(), `recording "`+id+`"`) || !strings.Contains(err.Error(), "after 3 attempts") {
 				t.Errorf("error %q; want it to name recording %s and its 3 attempts", err, id)
 			}
-			if strings.Contains(err.Error(), testToken) || strings.Contains(err.Error(), "sig=") {
-				t.Errorf("error %q holds the token or a signed address", err)
+			var path string
+			for _, r := range recs {
+				if r.ID == id {
+					path = r.Path
+				}
+			}
+			file := path[strings.LastIndexByte(path, '/')+1:]
+			if strings.Contains(err.Error(), testToken) || strings.Contains(err.Error(), "sig=") || strings.Contains(err.Error(), file) {
+				t.Errorf("error %q holds the token, a signed address or the PBX's file name %s (the caller's number)", err, file)
 			}
 			if n.Failed != 1 {
 				t.Errorf("counts %+v; want 1 failed", n)

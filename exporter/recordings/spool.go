@@ -2,6 +2,7 @@ package recordings
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -144,7 +145,7 @@ func (s *Spool) Fetch(ctx context.Context, p string, consume func(body io.Reader
 		var tr transient
 		if errors.As(err, &tr) {
 			if f.Attempts < attempts {
-				s.log().Warn("recording fetch failed, retrying", "path", u.Path, "attempt", f.Attempts, "err", err)
+				s.log().Warn("recording fetch failed, retrying", "url", redact(u), "attempt", f.Attempts, "err", err)
 			}
 			return retry.RetryableError(err)
 		}
@@ -188,7 +189,12 @@ func (s *Spool) attempt(ctx context.Context, u *url.URL, consume func(io.Reader,
 			if errors.As(err, &ue) {
 				err = ue.Err // its text holds the URL, maybe signed
 			}
-			return redirected, 0, transient{fmt.Errorf("GET %s: %w", redact(cur), err)}
+			err = fmt.Errorf("GET %s: %w", redact(cur), err)
+			var cert *tls.CertificateVerificationError
+			if errors.As(err, &cert) {
+				return redirected, 0, err // another attempt would meet the same certificate
+			}
+			return redirected, 0, transient{err}
 		}
 		switch st := resp.StatusCode; {
 		case st == http.StatusOK:
@@ -319,18 +325,19 @@ func drain(resp *http.Response) {
 	resp.Body.Close()
 }
 
-// redact is u for a message: scheme, host and path, never the query (a
-// signed address's signature).
+// redact is u for a message or a log: scheme, host and the path's
+// folders, never the file's name (a PBX's carries the caller's number,
+// which must be erasable) nor the query (a signed address's signature).
+// The caller names the recording by its id.
 func redact(u *url.URL) string {
-	r := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}
-	s := r.String()
-	if u.RawQuery != "" {
-		s += "?…"
+	dir := u.EscapedPath()
+	if i := strings.LastIndexByte(dir, '/'); i >= 0 {
+		dir = dir[:i+1]
 	}
-	if len(s) > 200 {
-		s = s[:200] + "…"
+	if len(dir) > 120 {
+		dir = dir[:120]
 	}
-	return s
+	return u.Scheme + "://" + u.Host + dir + "…"
 }
 
 func retryAfter(h string) time.Duration {

@@ -238,3 +238,17 @@ func TestSpoolRetries(t *testing.T) {
 }
 
 var mismatch = recstore.MismatchError{What: "size", Want: "32", Got: "10"}
+
+// TestSpoolUntrustedCertificate: cloud storage whose certificate is not
+// trusted fails at once, saying so (another attempt would meet the same
+// certificate).
+func TestSpoolUntrustedCertificate(t *testing.T) {
+	t.Parallel()
+	e := recSetup(t, pbxsim.Options{Seed: 10}, cloudTLS)
+	sp := e.spool(t)
+	sp.Transport = http.DefaultTransport.(*http.Transport).Clone()
+	_, f, err := fetchAll(context.Background(), sp, e.recordings(false)[0].Path)
+	if err == nil || !strings.Contains(err.Error(), "certificate") || f.Attempts != 1 {
+		t.Fatalf("fetch from an untrusted cloud = %v after %d attempts; want a certificate error after 1", err, f.Attempts)
+	}
+}
