@@ -67,7 +67,7 @@ func (l *requestLog) all() []string {
 
 // recSetup starts the simulator (one answered call in 4 recorded, 200
 // bytes a second unless o says otherwise) with testToken accepted.
-func recSetup(t *testing.T, o pbxsim.Options, cloud cloudMode) *env {
+func recSetup(t testing.TB, o pbxsim.Options, cloud cloudMode) *env {
 	t.Helper()
 	if o.Calls == 0 {
 		o.Calls = 300
@@ -113,7 +113,7 @@ func transportFor(caPEM []byte) *http.Transport {
 	return tr
 }
 
-func (e *env) spool(t *testing.T) *Spool {
+func (e *env) spool(t testing.TB) *Spool {
 	t.Helper()
 	u, err := url.Parse(e.pbx.URL)
 	if err != nil {
@@ -151,7 +151,7 @@ type truthLine struct {
 }
 
 // truth reads /_sim/truth/recordings over HTTP.
-func (e *env) truth(t *testing.T) []truthLine {
+func (e *env) truth(t testing.TB) []truthLine {
 	t.Helper()
 	resp, err := http.Get(e.pbx.URL + "/_sim/truth/recordings")
 	if err != nil {
@@ -176,7 +176,7 @@ func (e *env) truth(t *testing.T) []truthLine {
 
 // wantStore is what the store must hold: every recording not vanished,
 // whose path is not refused, under its name, with the truth's sha256.
-func wantStore(t *testing.T, pbx string, truth []truthLine) map[string]string {
+func wantStore(t testing.TB, pbx string, truth []truthLine) map[string]string {
 	t.Helper()
 	want := map[string]string{}
 	for _, l := range truth {
@@ -202,13 +202,13 @@ type storeFixture struct {
 	// contents maps every complete name to its sha256, failing on
 	// anything else: a partial file or incomplete upload is reported by
 	// leftovers.
-	contents  func(t *testing.T) map[string]string
-	leftovers func(t *testing.T) []string
+	contents  func(t testing.TB) map[string]string
+	leftovers func(t testing.TB) []string
 }
 
 const s3Prefix = "wildix/recordings/"
 
-func newStore(t *testing.T, kind string) *storeFixture {
+func newStore(t testing.TB, kind string) *storeFixture {
 	t.Helper()
 	f := &storeFixture{kind: kind}
 	switch kind {
@@ -219,7 +219,7 @@ func newStore(t *testing.T, kind string) *storeFixture {
 			t.Fatal(err)
 		}
 		f.st = d
-		f.contents = func(t *testing.T) map[string]string {
+		f.contents = func(t testing.TB) map[string]string {
 			got := map[string]string{}
 			err := filepath.WalkDir(f.dir, func(p string, e fs.DirEntry, err error) error {
 				if err != nil || e.IsDir() || strings.Contains(e.Name(), ".partial-") {
@@ -234,7 +234,7 @@ func newStore(t *testing.T, kind string) *storeFixture {
 			}
 			return got
 		}
-		f.leftovers = func(t *testing.T) []string {
+		f.leftovers = func(t testing.TB) []string {
 			var left []string
 			filepath.WalkDir(f.dir, func(p string, e fs.DirEntry, err error) error {
 				if err == nil && strings.Contains(e.Name(), ".partial-") {
@@ -254,7 +254,7 @@ func newStore(t *testing.T, kind string) *storeFixture {
 		}
 		f.st = st
 		c := f.s3.Client(t)
-		f.contents = func(t *testing.T) map[string]string {
+		f.contents = func(t testing.TB) map[string]string {
 			got := map[string]string{}
 			ctx := context.Background()
 			for obj := range c.ListObjects(ctx, f.s3.Bucket, minio.ListObjectsOptions{Recursive: true}) {
@@ -280,7 +280,7 @@ func newStore(t *testing.T, kind string) *storeFixture {
 			}
 			return got
 		}
-		f.leftovers = func(t *testing.T) []string {
+		f.leftovers = func(t testing.TB) []string {
 			var left []string
 			for u := range c.ListIncompleteUploads(context.Background(), f.s3.Bucket, "", true) {
 				if u.Err != nil {
@@ -296,7 +296,7 @@ func newStore(t *testing.T, kind string) *storeFixture {
 	return f
 }
 
-func fileSum(t *testing.T, p string) string {
+func fileSum(t testing.TB, p string) string {
 	t.Helper()
 	f, err := os.Open(p)
 	if err != nil {
@@ -312,7 +312,7 @@ func fileSum(t *testing.T, p string) string {
 
 // checkExact fails unless the store holds exactly want, with nothing
 // partial left.
-func checkExact(t *testing.T, f *storeFixture, want map[string]string) {
+func checkExact(t testing.TB, f *storeFixture, want map[string]string) {
 	t.Helper()
 	got := f.contents(t)
 	for name, sum := range want {
