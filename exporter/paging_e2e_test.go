@@ -702,11 +702,12 @@ func TestBackfillByOffsetUnstableOrder(t *testing.T) {
 }
 
 // TestKeyRangesRequests: on a PBX that ignores sort=id, ranges of ids are
-// read whole, each as wide as should hold three quarters of a page at the
-// density the last one showed: the whole export takes at most twice the
-// requests of full pages (a fixed width of half a page takes twice
-// exactly; widths that chase the density seen, not the width that showed
-// it, swing and take more). Exactness is TestPagingEndToEnd's.
+// read whole, each a page of ids wide while every id is there, else as
+// wide as should hold 85% of a page at the density the last one showed:
+// the whole export takes at most 1.35 times the requests of full pages
+// (ranges of three quarters of a page took 1.38 times; widths that chase
+// the density seen, not the width that showed it, swing and take more).
+// Exactness is TestPagingEndToEnd's.
 func TestKeyRangesRequests(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -730,7 +731,7 @@ func TestKeyRangesRequests(t *testing.T) {
 			if r.Err != nil || r.Paging != "key-ranges" || len(exported(t)) != 20000 {
 				t.Fatalf("%+v: want 20000 calls by key ranges", r)
 			}
-			if limit := 2 * 20000 / tc.page; r.Requests > limit {
+			if limit := 135 * 20000 / tc.page / 100; r.Requests > limit {
 				t.Fatalf("%d requests, want at most %d", r.Requests, limit)
 			}
 			t.Logf("%d requests (full pages: %d)", r.Requests, 20000/tc.page)

@@ -25,8 +25,9 @@ import (
 //     that small prove nothing without an order.
 //
 // Keys do not change, so a record deleted or added in one range cannot
-// hide one in another. Sub-ranges are as wide as should hold three
-// quarters of a page at the density the last one showed (adapt).
+// hide one in another. Sub-ranges are a page of keys wide (less the two
+// asked past their bounds) while every key is there, else as wide as
+// should hold 85% of a page at the density the last one showed (adapt).
 type keyRanges struct {
 	k     *keyPages
 	width atomic.Int64
@@ -35,7 +36,7 @@ type keyRanges struct {
 func newKeyRanges(k *keyPages) *keyRanges {
 	kr := &keyRanges{k: k}
 	ask, _ := k.Learnt.sizes()
-	kr.width.Store(max(1, ask/2))
+	kr.width.Store(max(1, ask-2))
 	return kr
 }
 
@@ -134,8 +135,9 @@ func distinctKeys(rows []record.Row) int {
 
 // adapt sets the width of the next sub-ranges from one read whole, so
 // that most are read in one request: half its width after one that had to
-// be halved; otherwise as wide as should hold three quarters of a page at
-// the density it showed, within half to twice its width. It goes by the
+// be halved; a page of keys (less two) after one holding every key of
+// its range; otherwise as wide as should hold 85% of a page at the
+// density it showed, within half to twice its width. It goes by the
 // span's own width, not the current one: spans read ahead were cut
 // before the last change.
 func (s *keyRanges) adapt(sp Span) {
@@ -145,8 +147,13 @@ func (s *keyRanges) adapt(sp Span) {
 	switch n := float64(len(sp.Rows)); {
 	case sp.Splits > 0:
 		w = was / 2
+	case n >= was:
+		// Every key there: a range of a page of keys less the two asked
+		// past its bounds holds at most a page, proven whole by holding
+		// them all.
+		w = max(was, float64(ask-2))
 	case n > 0:
-		w = min(2*was, max(was/2, was*float64(3*ask/4)/n))
+		w = min(2*was, max(was/2, was*float64(85*ask/100)/n))
 	}
 	s.width.Store(int64(min(max(w, 1), math.MaxInt64/4)))
 }
