@@ -198,6 +198,10 @@ func (s *Spool) attempt(ctx context.Context, u *url.URL, consume func(io.Reader,
 		}
 		switch st := resp.StatusCode; {
 		case st == http.StatusOK:
+			if ct := resp.Header.Get("Content-Type"); notAFile(ct) {
+				drain(resp)
+				return redirected, 0, fmt.Errorf("GET %s: %s answered 200 with %s, not a recording: a login page or an error in place of the file (is the token a PBX Simple Token?)", redact(cur), cur.Host, quoteShort(ct))
+			}
 			return redirected, 0, s.consume(resp, cur, consume)
 		case st == http.StatusMovedPermanently || st == http.StatusFound || st == http.StatusSeeOther ||
 			st == http.StatusTemporaryRedirect || st == http.StatusPermanentRedirect:
@@ -318,6 +322,18 @@ func (b *body) Read(p []byte) (int, error) {
 func (b *body) stalled() { b.mu.Lock(); b.stuck = true; b.mu.Unlock() }
 
 func (b *body) readErr() error { b.mu.Lock(); defer b.mu.Unlock(); return b.err }
+
+// notAFile reports whether a 200's Content-Type is a page or an API
+// answer rather than a file: stored, it would pass for a recording when
+// the PBX announced no size.
+func notAFile(contentType string) bool {
+	mt, _, _ := strings.Cut(strings.ToLower(contentType), ";")
+	switch strings.TrimSpace(mt) {
+	case "text/html", "application/json", "application/xhtml+xml":
+		return true
+	}
+	return false
+}
 
 // drain reads a little of a body not used, so the connection is kept.
 func drain(resp *http.Response) {

@@ -252,3 +252,49 @@ func TestSpoolUntrustedCertificate(t *testing.T) {
 		t.Fatalf("fetch from an untrusted cloud = %v after %d attempts; want a certificate error after 1", err, f.Attempts)
 	}
 }
+
+// TestSpoolRefusesAPage: a 200 that is a web page or a JSON answer (a
+// login page in place of the file) is not taken for a recording, and not
+// retried.
+func TestSpoolRefusesAPage(t *testing.T) {
+	t.Parallel()
+	for _, ct := range []string{"text/html; charset=utf-8", "application/json"} {
+		var n atomic.Int64
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n.Add(1)
+			w.Header().Set("Content-Type", ct)
+			io.WriteString(w, "<html>Login</html>")
+		}))
+		t.Cleanup(srv.Close)
+		u, _ := url.Parse(srv.URL)
+		sp := &Spool{Origin: u, Token: testToken, MinBackoff: 1}
+		b, f, err := fetchAll(context.Background(), sp, "/spoolview/recordings/a.wav")
+		if err == nil || !strings.Contains(err.Error(), "not a recording") || f.Attempts != 1 || n.Load() != 1 || b != nil {
+			t.Errorf("%s: fetch = %q, %+v, %v; want an error saying not a recording after 1 attempt", ct, b, f, err)
+		}
+	}
+}
+
+// TestSpoolRedirectWithinThePBX: a redirect to another file of the PBX's
+// own spool keeps the token (the same origin); the file is fetched.
+func TestSpoolRedirectWithinThePBX(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Header.Get("Authorization") != "Bearer "+testToken:
+			w.WriteHeader(http.StatusUnauthorized)
+		case r.URL.Path == "/spoolview/recordings/a.wav":
+			http.Redirect(w, r, "/spoolview/recordings/2026/b.wav", http.StatusFound)
+		case r.URL.Path == "/spoolview/recordings/2026/b.wav":
+			io.WriteString(w, "RIFF")
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+	b, f, err := fetchAll(context.Background(), &Spool{Origin: u, Token: testToken, MinBackoff: 1}, "/spoolview/recordings/a.wav")
+	if err != nil || string(b) != "RIFF" || f.Redirected {
+		t.Fatalf("fetch = %q, %+v, %v; want the file, not counted as redirected elsewhere", b, f, err)
+	}
+}
