@@ -41,6 +41,9 @@ type S3Options struct {
 	Transport http.RoundTripper
 }
 
+// minPartSize is the smallest part S3 accepts (but for the last).
+const minPartSize = 5 << 20
+
 // DefaultPartSize is S3Options.PartSize's default: 16 MiB, so files up to
 // 160 GB go in at most 10,000 parts.
 const DefaultPartSize = 16 << 20
@@ -49,9 +52,9 @@ const DefaultPartSize = 16 << 20
 // (x-amz-meta-sha256), set when the PBX announced it.
 const shaMeta = "Sha256"
 
-// S3 stores recordings as objects in an S3-compatible bucket. An object
-// appears under its name only when its upload completes (S3's own rule for
-// a PUT and a multipart upload), and a Put whose stream turns out wrong
+// S3 stores recordings as objects in an S3-compatible bucket. Every file
+// goes in a multipart upload, whose object appears under its name only
+// when the upload is completed, and a Put whose stream turns out wrong
 // never completes it; an upload cut short is aborted, or, when the process
 // was killed, aborted by the next Put of the same name. Safe for
 // concurrent use with different names; one writer per name.
@@ -90,7 +93,7 @@ func OpenS3(ctx context.Context, o S3Options) (*S3, error) {
 	if part == 0 {
 		part = DefaultPartSize
 	}
-	if part < 5<<20 {
+	if part < minPartSize {
 		return nil, fmt.Errorf("S3 part size %d: expected 5 MiB or more", part)
 	}
 	lookup := minio.BucketLookupDNS
@@ -139,9 +142,9 @@ func redactEndpoint(raw string, u *url.URL, err error) string {
 // Key is the object key a name is stored under: the prefix and the name.
 func (s *S3) Key(name string) string { return s.prefix + name }
 
-// Put copies r to name (built by Name), checking it against want, in one
-// PUT or, for a file larger than a part (or of unknown size), a multipart
-// upload holding one part in memory. The sha256 announced by the PBX is
+// Put copies r to name (built by Name), checking it against want, in a
+// multipart upload (one part for a file of a part or less) holding one
+// part in memory. The sha256 announced by the PBX is
 // kept as the object's metadata (x-amz-meta-sha256). On any error nothing
 // is stored under the name but what was there before.
 func (s *S3) Put(ctx context.Context, name string, r io.Reader, want Want) (Object, error) {
@@ -166,9 +169,20 @@ func (s *S3) Put(ctx context.Context, name string, r io.Reader, want Want) (Obje
 	if want.SHA256 != "" {
 		opts.UserMetadata = map[string]string{shaMeta: want.SHA256}
 	}
+	// Always a multipart upload, never one PUT: a part is read whole (and
+	// the stream verified) before it is sent, and the object appears only
+	// when the upload is completed, which a wrong stream never reaches.
+	// A PUT cut short can leave what it sent under the name on a server
+	// that does not check the body's length: versitygw did, over https,
+	// where minio-go sends the body unsigned. A file of a part or less
+	// is one part, of its size (no less than S3's 5 MiB buffer), and goes
+	// as a stream of unknown length, which minio-go always sends in parts.
 	size := int64(-1)
-	if want.Size > 0 {
+	switch {
+	case want.Size > s.partSize:
 		size = want.Size
+	case want.Size > 0:
+		opts.PartSize = uint64(max(minPartSize, want.Size))
 	}
 	v := newVerifier(ctxReader{ctx, r}, want)
 	// On an error, the client aborts the multipart upload itself, on a
