@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -185,12 +186,19 @@ func (s *S3) Put(ctx context.Context, name string, r io.Reader, want Want) (Obje
 		opts.PartSize = uint64(max(minPartSize, want.Size))
 	}
 	v := newVerifier(ctxReader{ctx, r}, want)
-	// On an error, the client aborts the multipart upload itself, on a
-	// context that outlives ctx's cancellation (the contract tests check
-	// that a cancelled Put leaves no incomplete upload).
+	// On an error, the client aborts the multipart upload it knows of, on
+	// a context that outlives ctx's cancellation; not one the server
+	// created while the client gave up waiting for its id (ctx cancelled
+	// during the initiation), which only a listing finds.
 	info, err := s.c.PutObject(ctx, s.bucket, key, v, size, opts)
 	if err != nil {
-		return Object{}, fmt.Errorf("store %s: %w", name, unwrapVerify(err, v))
+		err = fmt.Errorf("store %s: %w", name, unwrapVerify(err, v))
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if aerr := s.c.RemoveIncompleteUpload(actx, s.bucket, key); aerr != nil {
+			return Object{}, fmt.Errorf("%w; abort its upload: %v", err, aerr)
+		}
+		return Object{}, err
 	}
 	if !v.done() {
 		return Object{}, fmt.Errorf("store %s: the upload ended before its source", name)

@@ -2,6 +2,7 @@ package recstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -116,6 +117,50 @@ func TestS3FileOfAPartOrLess(t *testing.T) {
 				t.Fatalf("%d bytes announced %+v: stored %d bytes, %v", n, w, len(b), err)
 			}
 		}
+	}
+}
+
+// cancelOnInitiate cancels a context once the server has answered a
+// multipart upload's initiation, and drops the answer: the upload exists
+// on the server, and the client never learns its id.
+type cancelOnInitiate struct {
+	base   http.RoundTripper
+	cancel context.CancelFunc
+}
+
+func (c cancelOnInitiate) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := c.base.RoundTrip(r)
+	if r.Method == http.MethodPost && r.URL.Query().Has("uploads") {
+		if err == nil {
+			resp.Body.Close()
+		}
+		c.cancel()
+		return nil, context.Canceled
+	}
+	return resp, err
+}
+
+// TestS3CancelledWhileInitiating: a Put cancelled while its upload was
+// being created leaves no incomplete upload behind, though the client
+// never learnt the upload's id to abort it.
+func TestS3CancelledWhileInitiating(t *testing.T) {
+	t.Parallel()
+	f, _, o := s3Fixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	o.Transport = cancelOnInitiate{base: http.DefaultTransport.(*http.Transport).Clone(), cancel: cancel}
+	st, err := OpenS3(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := testName(t, "initiating")
+	if _, err := st.Put(ctx, name, content(1, 1000), Want{Size: 1000}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Put cancelled while initiating = %v; want context.Canceled", err)
+	}
+	if left := f.leftovers(t); len(left) > 0 {
+		t.Fatalf("incomplete uploads left: %q", left)
+	}
+	if b, err := f.read(t, name); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("%d bytes under the name (%v)", len(b), err)
 	}
 }
 
