@@ -157,6 +157,25 @@ func (s *Spool) Fetch(ctx context.Context, p string, consume func(body io.Reader
 	return f, err
 }
 
+// Probe fetches the first bytes of the file at p and stops: for check,
+// which reports whether one file can be fetched (a 401 names the token to
+// create). Vanished is ErrVanished, as for Fetch; retried as Fetch is.
+func (s *Spool) Probe(ctx context.Context, p string) (Fetched, error) {
+	f, err := s.Fetch(ctx, p, func(body io.Reader, _ int64) error {
+		if _, err := io.ReadFull(body, make([]byte, 12)); err != nil {
+			return err // a body cut short, or a file of less than a WAV header's start
+		}
+		return errProbed
+	})
+	if errors.Is(err, errProbed) {
+		return f, nil
+	}
+	return f, err
+}
+
+// errProbed ends a Probe's consume once the file's first bytes came.
+var errProbed = errors.New("probed")
+
 // transient marks a failure worth another attempt.
 type transient struct{ err error }
 

@@ -298,3 +298,23 @@ func TestSpoolRedirectWithinThePBX(t *testing.T) {
 		t.Fatalf("fetch = %q, %+v, %v; want the file, not counted as redirected elsewhere", b, f, err)
 	}
 }
+
+// TestSpoolProbe: check's probe fetches the start of a file (through the
+// cloud redirect) and stops; a company key is refused naming the Simple
+// Token.
+func TestSpoolProbe(t *testing.T) {
+	t.Parallel()
+	e := recSetup(t, pbxsim.Options{Seed: 11}, cloudTLS)
+	r := e.recordings(false)[0]
+	sp := e.spool(t)
+	if f, err := sp.Probe(context.Background(), r.Path); err != nil || !f.Redirected || f.Attempts != 1 {
+		t.Errorf("Probe = %+v, %v; want the file's start from the cloud at the first attempt", f, err)
+	}
+	sp.Token = "wsk-v1-companykey"
+	if _, err := sp.Probe(context.Background(), r.Path); err == nil || !strings.Contains(err.Error(), "Simple Token") {
+		t.Errorf("Probe with a company key = %v; want a refusal naming the Simple Token", err)
+	}
+	if n := e.sim.Stats.Recordings.CloudCredentials.Load(); n != 0 {
+		t.Errorf("the cloud stand-in received %d credentials", n)
+	}
+}
