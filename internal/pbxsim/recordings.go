@@ -33,9 +33,11 @@ type RecordingOptions struct {
 	// Fields is the shape of a list record (no source shows one):
 	// "camel" (default: id, fileName, path, start, duration, size,
 	// extension, number), "snake" (id, file_name, url, time, length,
-	// filesize, src, dst) or "attachment" (id, url, time, source,
+	// filesize, src, dst), "attachment" (id, url, time, source,
 	// destination: the shape of a call record's attachments.recordings in
-	// one mock; no size).
+	// one mock with an id added; no size) or "bare" (url, time, source,
+	// destination: that mock's object as it is, no id either, so that a
+	// recording is known by its file's address only).
 	Fields string
 	// Times is how from/to and the record's time are written: "wall"
 	// (default: PBX-local "YYYY-MM-DD HH:MM:SS", as call history) or
@@ -77,9 +79,9 @@ func (o *RecordingOptions) defaults() {
 	switch o.Fields {
 	case "":
 		o.Fields = "camel"
-	case "camel", "snake", "attachment":
+	case "camel", "snake", "attachment", "bare":
 	default:
-		panic(fmt.Sprintf("pbxsim: Options.Recordings.Fields %q must be camel, snake or attachment", o.Fields))
+		panic(fmt.Sprintf("pbxsim: Options.Recordings.Fields %q must be camel, snake, attachment or bare", o.Fields))
 	}
 	switch o.Times {
 	case "":
@@ -338,6 +340,8 @@ func (s *Sim) recordingRecord(r Recording) record {
 		return record{{"id", id}, {"file_name", r.FileName}, {"url", r.Path}, {"time", at}, {"length", dur}, {"filesize", size}, {"src", r.Extension}, {"dst", r.Number}}
 	case "attachment":
 		return record{{"id", id}, {"url", r.Path}, {"time", at}, {"source", r.Extension}, {"destination", r.Number}}
+	case "bare":
+		return record{{"url", r.Path}, {"time", at}, {"source", r.Extension}, {"destination", r.Number}}
 	}
 	return record{{"id", id}, {"fileName", r.FileName}, {"path", r.Path}, {"start", at}, {"duration", dur}, {"size", size}, {"extension", r.Extension}, {"number", r.Number}}
 }

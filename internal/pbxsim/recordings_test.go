@@ -99,8 +99,9 @@ func TestRecordingsListShapes(t *testing.T) {
 		"camel":      {"id", "fileName", "path", "start", "duration", "size", "extension", "number"},
 		"snake":      {"id", "file_name", "url", "time", "length", "filesize", "src", "dst"},
 		"attachment": {"id", "url", "time", "source", "destination"},
+		"bare":       {"url", "time", "source", "destination"},
 	}
-	for _, fields := range []string{"camel", "snake", "attachment"} {
+	for _, fields := range []string{"camel", "snake", "attachment", "bare"} {
 		for _, times := range []string{"wall", "epoch"} {
 			for _, total := range []string{"string", "number", "absent"} {
 				t.Run(fields+"/"+times+"/"+total, func(t *testing.T) {
@@ -163,8 +164,11 @@ func TestRecordingsListShapes(t *testing.T) {
 						if !slices.Equal(keys, slices.Sorted(slices.Values(fieldsOf[fields]))) {
 							t.Fatalf("record fields %v; want %v", keys, fieldsOf[fields])
 						}
-						if rec["id"] != strconv.FormatInt(want[i].ID, 10) {
-							t.Fatalf("record %d id %s; want %d (by start)", i, rec["id"], want[i].ID)
+						if id, ok := rec["id"]; (ok || fields != "bare") && id != strconv.FormatInt(want[i].ID, 10) {
+							t.Fatalf("record %d id %s; want %d (by start)", i, id, want[i].ID)
+						}
+						if p := rec["path"] + rec["url"]; p != want[i].Path {
+							t.Fatalf("record %d file %q; want %q", i, p, want[i].Path)
 						}
 						at := rec["start"] + rec["time"]
 						wantAt := sim.wall(want[i].Start)
