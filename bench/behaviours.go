@@ -21,6 +21,7 @@ import (
 // behaviour is one way a PBX answers call-history lists, as pbxsim's
 // switches play it (issue 28, point 5).
 type behaviour struct {
+	key  string // as -behaviours-cases names it
 	name string
 	// switches gives pbxsim's flags for pages of page records.
 	switches func(page int) []string
@@ -35,16 +36,37 @@ func unchanged(page int) int { return page }
 // behaviours are the cases, the by-key path first: every other one is
 // measured against it.
 var behaviours = []behaviour{
-	{name: "by key (honours filter[id] and sort=id)", switches: func(int) []string { return nil }, served: unchanged},
-	{name: "capped (count cut to a quarter of the page)", switches: func(page int) []string {
+	{key: "by-key", name: "by key (honours filter[id] and sort=id)", switches: func(int) []string { return nil }, served: unchanged},
+	{key: "capped", name: "capped (count cut to a quarter of the page)", switches: func(page int) []string {
 		return []string{"-max-count", strconv.Itoa(capOf(page))}
 	}, served: capOf},
-	{name: "sort ignored (key ranges)", switches: func(int) []string { return []string{"-ignore-sort"} }, served: unchanged,
+	{key: "sort-ignored", name: "sort ignored (key ranges)", switches: func(int) []string { return []string{"-ignore-sort"} }, served: unchanged,
 		timeLimit: 1.2, requestLimit: 1.35},
-	{name: "filter[id] ignored (time windows)", switches: func(int) []string { return []string{"-ignore-filter", "id"} }, served: unchanged,
+	{key: "filter-ignored", name: "filter[id] ignored (time windows)", switches: func(int) []string { return []string{"-ignore-filter", "id"} }, served: unchanged,
 		timeLimit: 1.3, requestLimit: 1.5},
-	{name: "both ignored", switches: func(int) []string { return []string{"-ignore-filter", "id", "-ignore-sort"} }, served: unchanged},
-	{name: "no total", switches: func(int) []string { return []string{"-total", "absent"} }, served: unchanged},
+	{key: "both-ignored", name: "both ignored", switches: func(int) []string { return []string{"-ignore-filter", "id", "-ignore-sort"} }, served: unchanged},
+	{key: "no-total", name: "no total", switches: func(int) []string { return []string{"-total", "absent"} }, served: unchanged},
+}
+
+// pickBehaviours reads -behaviours-cases: a comma list of behaviours' keys;
+// by key is always measured, first, as every other is measured against it.
+func pickBehaviours(s string) ([]behaviour, error) {
+	picked := []behaviour{behaviours[0]}
+	for _, k := range strings.Split(s, ",") {
+		k = strings.TrimSpace(k)
+		i := slices.IndexFunc(behaviours, func(b behaviour) bool { return b.key == k })
+		if i < 0 {
+			keys := make([]string, len(behaviours))
+			for j, b := range behaviours {
+				keys[j] = b.key
+			}
+			return nil, fmt.Errorf("-behaviours-cases %q: %q is none of %s", s, k, strings.Join(keys, ", "))
+		}
+		if i > 0 && !slices.ContainsFunc(picked, func(b behaviour) bool { return b.key == k }) {
+			picked = append(picked, behaviours[i])
+		}
+	}
+	return picked, nil
 }
 
 func capOf(page int) int { return max(page/4, 1) }
@@ -105,7 +127,7 @@ func (b *bench) behaviours(ctx context.Context) error {
 
 func (b *bench) behaviourTable(ctx context.Context, sz size) (*behaviourTable, error) {
 	t := &behaviourTable{size: sz, loadBefore: loadAverage(), began: time.Now()}
-	sims := make([]*sim, len(behaviours))
+	sims := make([]*sim, len(b.o.behaviours))
 	defer func() {
 		for _, s := range sims {
 			if s != nil {
@@ -113,7 +135,7 @@ func (b *bench) behaviourTable(ctx context.Context, sz size) (*behaviourTable, e
 			}
 		}
 	}()
-	for i, beh := range behaviours {
+	for i, beh := range b.o.behaviours {
 		r := &behaviourRuns{beh: beh, switches: beh.switches(sz.page)}
 		t.runs = append(t.runs, r)
 		s, err := b.startSim(sz.calls, append([]string{"-latency", b.o.latency.String(), "-cache-call-json"}, r.switches...)...)

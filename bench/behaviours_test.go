@@ -106,7 +106,7 @@ func TestBehaviours(t *testing.T) {
 	dir := t.TempDir()
 	b := &bench{dir: dir, figures: map[string]*figure{},
 		wx: filepath.Join(dir, "wildix-export"), sim: filepath.Join(dir, "pbxsim"),
-		o: options{runs: 2, conc: 2, page: 1000, latency: time.Millisecond, behSizes: []size{{300, 20}}}}
+		o: options{runs: 2, conc: 2, page: 1000, latency: time.Millisecond, behSizes: []size{{300, 20}}, behaviours: behaviours}}
 	for _, x := range [][2]string{{b.wx, "./cmd/wildix-export"}, {b.sim, "./cmd/pbxsim"}} {
 		cmd := exec.Command("go", "build", "-o", x[0], x[1])
 		cmd.Dir = ".."
@@ -136,6 +136,35 @@ func TestBehaviours(t *testing.T) {
 	for _, beh := range behaviours {
 		if !strings.Contains(out.String(), "| "+beh.name+" |") {
 			t.Errorf("the report has no row for %s:\n%s", beh.name, out.String())
+		}
+	}
+}
+
+func TestPickBehaviours(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in, want, err string
+	}{
+		{in: "by-key,capped,sort-ignored,filter-ignored,both-ignored,no-total", want: "by-key,capped,sort-ignored,filter-ignored,both-ignored,no-total"},
+		{in: "filter-ignored, sort-ignored", want: "by-key,filter-ignored,sort-ignored"},
+		{in: "no-total,by-key,no-total", want: "by-key,no-total"},
+		{in: "time-windows", err: `"time-windows" is none of by-key, capped`},
+		{in: "", err: `"" is none of`},
+	}
+	for _, tt := range tests {
+		got, err := pickBehaviours(tt.in)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) || !strings.Contains(err.Error(), "-behaviours-cases") {
+				t.Errorf("pickBehaviours(%q) = %v, want an error naming the flag and saying %q", tt.in, err, tt.err)
+			}
+			continue
+		}
+		var keys []string
+		for _, b := range got {
+			keys = append(keys, b.key)
+		}
+		if err != nil || strings.Join(keys, ",") != tt.want {
+			t.Errorf("pickBehaviours(%q) = %v, %v; want %s", tt.in, keys, err, tt.want)
 		}
 	}
 }

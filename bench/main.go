@@ -44,11 +44,12 @@ type options struct {
 	baseline                           string
 	cases                              map[string]bool
 	behSizes                           []size
+	behaviours                         []behaviour
 }
 
 func main() {
 	var o options
-	var memN, cases, behSizes string
+	var memN, cases, behSizes, behCases string
 	flag.IntVar(&o.n, "n", 200000, "call records for the fetch, load, csv, pg and incremental cases (calls of three legs for the groups case)")
 	flag.IntVar(&o.runs, "runs", 3, "repetitions of each case (median and spread are reported)")
 	flag.IntVar(&o.page, "page", 1000, "page size (EXPORT_PAGE_SIZE)")
@@ -60,6 +61,7 @@ func main() {
 	flag.StringVar(&o.db, "db", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL for the load and pg cases")
 	flag.StringVar(&o.baseline, "baseline", "", "source tree of an earlier wildix-export (e.g. a git worktree of main) whose PostgreSQL, CSV and latency exports are measured in the same run, for comparison")
 	flag.StringVar(&behSizes, "behaviours-sizes", "20000/100,200000/1000", "calls/page pairs of the behaviours case (-latency a request, -conc at once)")
+	flag.StringVar(&behCases, "behaviours-cases", "by-key,capped,sort-ignored,filter-ignored,both-ignored,no-total", "PBX behaviours of the behaviours case (by-key is always measured: the others are against it)")
 	flag.StringVar(&cases, "cases", "fetch,load,load-pk,csv,pg,pg-merge,incremental,latency,memory,groups,csv-once", "cases to run; behaviours (issue 28: each PBX behaviour at -behaviours-sizes, minutes at the defaults) runs only when named")
 	flag.Parse()
 	o.cases = map[string]bool{}
@@ -75,6 +77,9 @@ func main() {
 	}
 	var err error
 	if o.behSizes, err = parseSizes(behSizes); err != nil {
+		fatalf("%v", err)
+	}
+	if o.behaviours, err = pickBehaviours(behCases); err != nil {
 		fatalf("%v", err)
 	}
 	if err := run(context.Background(), o); err != nil {
