@@ -95,7 +95,10 @@ type behaviourRuns struct {
 	switches []string
 	times    []time.Duration
 	requests []int
-	paging   []string // as the run ledger says, each distinct once
+	// CPU time of the exporter and of the simulator during each run; the
+	// simulator's is -1 where /proc is not.
+	exportCPU, simCPU []time.Duration
+	paging            []string // as the run ledger says, each distinct once
 	// Per run, against the by-key run of the same round.
 	timeRatios, requestRatios []float64
 }
@@ -147,55 +150,98 @@ func (b *bench) behaviourTable(ctx context.Context, sz size) (*behaviourTable, e
 	for round := 0; round < b.o.runs; round++ {
 		for i, r := range t.runs {
 			fmt.Fprintf(os.Stderr, "behaviours at %d calls, pages of %d, run %d/%d: %s…\n", sz.calls, sz.page, round+1, b.o.runs, r.beh.name)
-			d, requests, paging, err := b.behaviourRun(ctx, sims[i], sz)
+			m, err := b.behaviourRun(ctx, sims[i], sz)
 			if err != nil {
 				return nil, fmt.Errorf("%s (pbxsim switches: %s): %w", r.beh.name, orNone(strings.Join(r.switches, " ")), err)
 			}
-			r.times = append(r.times, d)
-			r.requests = append(r.requests, requests)
-			if !slices.Contains(r.paging, paging) {
-				r.paging = append(r.paging, paging)
+			r.times = append(r.times, m.d)
+			r.requests = append(r.requests, m.requests)
+			r.exportCPU = append(r.exportCPU, m.exportCPU)
+			r.simCPU = append(r.simCPU, m.simCPU)
+			if !slices.Contains(r.paging, m.paging) {
+				r.paging = append(r.paging, m.paging)
 			}
 			byKey := t.runs[0]
-			r.timeRatios = append(r.timeRatios, d.Seconds()/byKey.times[round].Seconds())
-			r.requestRatios = append(r.requestRatios, float64(requests)/float64(byKey.requests[round]))
+			r.timeRatios = append(r.timeRatios, m.d.Seconds()/byKey.times[round].Seconds())
+			r.requestRatios = append(r.requestRatios, float64(m.requests)/float64(byKey.requests[round]))
 		}
 	}
 	t.loadAfter = loadAverage()
 	return t, nil
 }
 
+// behaviourMeasure is one run of one behaviour.
+type behaviourMeasure struct {
+	d                 time.Duration
+	requests          int
+	exportCPU, simCPU time.Duration
+	paging            string
+}
+
 // behaviourRun exports every call of s into a fresh CSV folder and
-// returns the run's time, the requests the simulator served during it
-// and the paging the run ledger records; an export that is not exact
-// (each call of the simulator once) is an error.
-func (b *bench) behaviourRun(ctx context.Context, s *sim, sz size) (time.Duration, int, string, error) {
+// returns the run's time, the requests the simulator served during it,
+// the CPU time each process took and the paging the run ledger records;
+// an export that is not exact (each call of the simulator once) is an
+// error.
+func (b *bench) behaviourRun(ctx context.Context, s *sim, sz size) (behaviourMeasure, error) {
+	var m behaviourMeasure
 	out := filepath.Join(b.dir, randomName("behaviour-"))
 	defer os.RemoveAll(out)
 	before, err := s.stats(ctx)
 	if err != nil {
-		return 0, 0, "", err
+		return m, err
 	}
+	simBefore := processCPU(s.cmd.Process.Pid)
 	smp, err := b.export(s.base, "EXPORT_SINK=csv", "EXPORT_CSV_DIR="+out, "EXPORT_PAGE_SIZE="+strconv.Itoa(sz.page))
 	if err != nil {
-		return 0, 0, "", err
+		return m, err
+	}
+	m.simCPU = processCPU(s.cmd.Process.Pid)
+	if m.simCPU >= 0 && simBefore >= 0 {
+		m.simCPU -= simBefore
 	}
 	after, err := s.stats(ctx)
 	if err != nil {
-		return 0, 0, "", err
+		return m, err
 	}
 	rows, ids, err := countCalls(filepath.Join(out, "call_history"))
 	if err != nil {
-		return 0, 0, "", err
+		return m, err
 	}
 	if rows != after.calls || ids != after.calls {
-		return 0, 0, "", fmt.Errorf("export not exact: %d rows holding %d distinct ids, the simulator holds %d calls", rows, ids, after.calls)
+		return m, fmt.Errorf("export not exact: %d rows holding %d distinct ids, the simulator holds %d calls", rows, ids, after.calls)
 	}
-	paging, err := ledgerPaging(out)
+	if m.paging, err = ledgerPaging(out); err != nil {
+		return m, err
+	}
+	m.d, m.requests, m.exportCPU = smp.d, after.requests-before.requests, smp.cpu
+	return m, nil
+}
+
+// processCPU is a running process's user and system time so far, from
+// /proc (Linux; ticks of 1/100 s, as the kernel reports them to user
+// space everywhere it runs), -1 where it cannot be read.
+func processCPU(pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, 0, "", err
+		return -1
 	}
-	return smp.d, after.requests - before.requests, paging, nil
+	// The command name, in parentheses, may hold spaces: fields count from
+	// after it, the state being field 3.
+	i := strings.LastIndexByte(string(data), ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 13 {
+		return -1
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // simStats is what pbxsim's /_sim/stats says.
@@ -358,7 +404,8 @@ func (b *bench) reportBehaviours(w io.Writer) {
 	fmt.Fprintln(w, "\n## PBX behaviours (issue 28)")
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Commit %s. Call history only, CSV sink, EXPORT_CONCURRENCY %d, every request answered after %s; "+
-		"median of %d run(s); the requests are those the simulator served during the run. Each ratio is the median over the runs "+
+		"median of %d run(s); the requests are those the simulator served during the run, the CPU time what each process took during it "+
+		"(the simulator's is the PBX's work, on the same cores here). Each ratio is the median over the runs "+
 		"of the case's run ÷ the by-key run of the same round; every run exported each call once (checked).\n",
 		sourceCommit(), b.o.conc, b.o.latency, b.o.runs)
 	for _, t := range b.behTables {
@@ -369,8 +416,8 @@ func (b *bench) reportBehaviours(w io.Writer) {
 func writeBehaviourTable(w io.Writer, t *behaviourTable, runs int) {
 	fmt.Fprintf(w, "\n### %d calls, pages of %d (%s; load average %s before, %s after)\n\n", t.calls, t.page,
 		t.began.UTC().Format("2006-01-02 15:04 UTC"), t.loadBefore, t.loadAfter)
-	fmt.Fprintln(w, "| PBX behaviour | pbxsim | paging | time | min – max | requests | requests ÷ pages | time ÷ by key | requests ÷ by key | acceptance |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| PBX behaviour | pbxsim | paging | time | min – max | requests | requests ÷ pages | time ÷ by key | requests ÷ by key | acceptance | CPU: exporter, simulator |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range t.runs {
 		lo, hi := slices.Min(r.times), slices.Max(r.times)
 		req := strconv.Itoa(median(r.requests))
@@ -379,9 +426,13 @@ func writeBehaviourTable(w io.Writer, t *behaviourTable, runs int) {
 		}
 		pages := (t.calls + r.beh.served(t.page) - 1) / r.beh.served(t.page)
 		tr, rr := median(r.timeRatios), median(r.requestRatios)
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s – %s | %s | %.2f | %.2f | %.2f | %s |\n", r.beh.name, orNone(strings.Join(r.switches, " ")),
+		simCPU := "?"
+		if c := median(r.simCPU); c >= 0 {
+			simCPU = seconds(c)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s – %s | %s | %.2f | %.2f | %.2f | %s | %s, %s |\n", r.beh.name, orNone(strings.Join(r.switches, " ")),
 			strings.Join(r.paging, ", "), seconds(median(r.times)), seconds(lo), seconds(hi), req,
-			float64(median(r.requests))/float64(pages), tr, rr, verdict(r.beh, tr, rr))
+			float64(median(r.requests))/float64(pages), tr, rr, verdict(r.beh, tr, rr), seconds(median(r.exportCPU)), simCPU)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -124,6 +125,11 @@ func TestBehaviours(t *testing.T) {
 		if len(r.times) != 2 || len(r.requests) != 2 || len(r.paging) == 0 || r.paging[0] == "" {
 			t.Errorf("%s: times %v, requests %v, paging %q: want two runs each and the ledger's paging", r.beh.name, r.times, r.requests, r.paging)
 		}
+		for _, c := range r.simCPU {
+			if runtime.GOOS == "linux" && c < 0 {
+				t.Errorf("%s: the simulator's CPU time unread on Linux", r.beh.name)
+			}
+		}
 		for _, n := range r.requests {
 			// 300 calls in pages of at most 20 cannot take fewer.
 			if n < 15 {
@@ -188,4 +194,33 @@ func TestVerdict(t *testing.T) {
 	if got := verdict(behaviours[0], 9, 9); got != "reported" {
 		t.Errorf("by key: %q, want reported", got)
 	}
+}
+
+func TestProcessCPU(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS != "linux" {
+		if got := processCPU(os.Getpid()); got != -1 {
+			t.Errorf("processCPU without /proc = %v, want -1", got)
+		}
+		return
+	}
+	// Spin until the kernel has counted some of this process's time: the
+	// figure must grow from what it was, as the test burns CPU.
+	first := processCPU(os.Getpid())
+	if first < 0 {
+		t.Fatalf("processCPU(self) = %v", first)
+	}
+	x := 0
+	for i := 0; processCPU(os.Getpid()) < first+50*time.Millisecond; i++ {
+		for j := 0; j < 1e6; j++ {
+			x += j
+		}
+		if i > 1e4 {
+			t.Fatalf("processCPU(self) stayed at %v (want %v or more)", processCPU(os.Getpid()), first+50*time.Millisecond)
+		}
+	}
+	if got := processCPU(1 << 30); got != -1 {
+		t.Errorf("processCPU of no process = %v, want -1", got)
+	}
+	_ = x
 }

@@ -95,7 +95,8 @@ func fatalf(format string, args ...any) {
 // sample is one measurement: wall time and, for processes, peak RSS.
 type sample struct {
 	d   time.Duration
-	rss int64 // bytes
+	rss int64         // bytes
+	cpu time.Duration // user and system time of a process
 }
 
 type figure struct {
@@ -273,7 +274,7 @@ func (b *bench) exportWith(wx, base string, env ...string) (sample, error) {
 		return sample{}, fmt.Errorf("wildix-export: %v\n%s", err, stderr.String())
 	}
 	d := time.Since(began)
-	return sample{d: d, rss: peakRSS(cmd.ProcessState)}, nil
+	return sample{d: d, rss: peakRSS(cmd.ProcessState), cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}, nil
 }
 
 // fetch reads every page of n records as the exporter would (upper bound,
