@@ -377,8 +377,9 @@ func loadAverage() string {
 	return strings.Join(f[:3], " ")
 }
 
-// sourceCommit names the commit the binaries were built from, and whether
-// the tree differed from it.
+// sourceCommit names the commit of the source tree in the working
+// directory, and whether the tree differs from it: read when the binaries
+// are built, as the tree may change while the cases run.
 func sourceCommit() string {
 	out, err := exec.Command("git", "log", "-1", "--format=%h (%cd)", "--date=format-local:%Y-%m-%d %H:%M UTC").Output()
 	if err != nil {
@@ -407,7 +408,7 @@ func (b *bench) reportBehaviours(w io.Writer) {
 		"median of %d run(s); the requests are those the simulator served during the run, the CPU time what each process took during it "+
 		"(the simulator's is the PBX's work, on the same cores here). Each ratio is the median over the runs "+
 		"of the case's run ÷ the by-key run of the same round; every run exported each call once (checked).\n",
-		sourceCommit(), b.o.conc, b.o.latency, b.o.runs)
+		b.commit, b.o.conc, b.o.latency, b.o.runs)
 	for _, t := range b.behTables {
 		writeBehaviourTable(w, t, b.o.runs)
 	}

@@ -139,6 +139,7 @@ type bench struct {
 	base    string // the -baseline binary, "" without
 	figures map[string]*figure
 	order   []string
+	commit  string // of the source tree the binaries were built from
 	// behTables are the behaviours case's, one a size.
 	behTables []*behaviourTable
 }
@@ -161,6 +162,7 @@ func run(ctx context.Context, o options) error {
 	defer os.RemoveAll(dir)
 	b := &bench{o: o, dir: dir, figures: map[string]*figure{}}
 	fmt.Fprintln(os.Stderr, "building the binaries…")
+	b.commit = sourceCommit()
 	b.wx, b.sim = filepath.Join(dir, "wildix-export"), filepath.Join(dir, "pbxsim")
 	for _, x := range [][2]string{{b.wx, "./cmd/wildix-export"}, {b.sim, "./cmd/pbxsim"}} {
 		if out, err := exec.Command("go", "build", "-o", x[0], x[1]).CombinedOutput(); err != nil {
