@@ -317,6 +317,14 @@ func (t *TimeWindows) Read(ctx context.Context, a, b time.Time, fn func([]record
 		if next, err = t.steps(ctx, t.plan(w, ans), fn); err != nil {
 			return err
 		}
+		if !next.After(w.a) {
+			// Nothing to cut: one second, read by offset.
+			rows, err := t.whole(ctx, w, ans)
+			if err != nil {
+				return err
+			}
+			return fn(rows)
+		}
 	}
 	return nil
 }

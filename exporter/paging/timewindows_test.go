@@ -202,3 +202,52 @@ func TestTimeWindowsRequests(t *testing.T) {
 		})
 	}
 }
+
+// TestTimeWindowsOneSecondRange: a range of one second is read whole,
+// each call once, when it holds more calls than a page and when it holds
+// one call, answered short by a PBX never seen to send more: nothing can
+// be cut from it, so it is read by offset.
+func TestTimeWindowsOneSecondRange(t *testing.T) {
+	t.Parallel()
+	sim, l := newSim(pbxsim.Options{Calls: 400, CallGap: time.Second})
+	per := map[string][]int64{}
+	for _, id := range sim.CallIDs() {
+		per[callStart(sim, id)] = append(per[callStart(sim, id)], id)
+	}
+	for _, calls := range []int{3, 1} {
+		var second string
+		for s, ids := range per {
+			w, _ := time.Parse(record.WallLayout, s)
+			// The second after it is asked for too (filter[to] may be
+			// inclusive): it holds none.
+			after := len(per[w.Add(time.Second).Format(record.WallLayout)])
+			if len(ids) == calls && after == 0 && (second == "" || s < second) {
+				second = s
+			}
+		}
+		if second == "" {
+			t.Fatalf("no second holds %d calls: the case proves nothing", calls)
+		}
+		rd := newReader(l, 2, 4)
+		rd.MaxPages = 100
+		a, _ := time.Parse(record.WallLayout, second)
+		got := tally{}
+		err := (&TimeWindows{Reader: rd}).Read(context.Background(), a, a.Add(time.Second), func(rows []record.Row) error {
+			for _, row := range rows {
+				got[row.Cursor]++
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("the second %s holding %d calls: %v", second, calls, err)
+		}
+		for _, id := range per[second] {
+			if got[id] != 1 {
+				t.Fatalf("call %d of the second %s handed over %d times; got %v", id, second, got[id], got)
+			}
+		}
+		if len(got) != calls {
+			t.Fatalf("%d calls handed over, the second %s holds %d", len(got), second, calls)
+		}
+	}
+}
