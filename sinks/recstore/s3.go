@@ -38,9 +38,18 @@ type S3Options struct {
 	// Files larger than one part go in parts; up to 10,000 parts.
 	PartSize int64
 	// Transport carries the requests (default: http.DefaultTransport's
-	// settings); for extra CA certificates.
+	// settings with Timeout); for extra CA certificates.
 	Transport http.RoundTripper
+	// Timeout bounds the wait for the server's answer to a request once
+	// sent (the default transport's ResponseHeaderTimeout; default 2
+	// minutes), so that a server that stops answering fails the copy,
+	// after the client's retries, instead of holding the run for ever.
+	// A Transport given brings its own.
+	Timeout time.Duration
 }
+
+// DefaultTimeout is S3Options.Timeout's default.
+const DefaultTimeout = 2 * time.Minute
 
 // minPartSize is the smallest part S3 accepts (but for the last).
 const minPartSize = 5 << 20
@@ -103,7 +112,12 @@ func OpenS3(ctx context.Context, o S3Options) (*S3, error) {
 	}
 	tr := o.Transport
 	if tr == nil {
-		tr = http.DefaultTransport.(*http.Transport).Clone()
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.ResponseHeaderTimeout = o.Timeout
+		if t.ResponseHeaderTimeout <= 0 {
+			t.ResponseHeaderTimeout = DefaultTimeout
+		}
+		tr = t
 	}
 	c, err := minio.New(u.Host, &minio.Options{
 		Creds:        credentials.NewStaticV4(o.AccessKey, o.SecretKey, ""),

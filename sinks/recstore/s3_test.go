@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 
@@ -161,6 +163,33 @@ func TestS3CancelledWhileInitiating(t *testing.T) {
 	}
 	if b, err := f.read(t, name); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("%d bytes under the name (%v)", len(b), err)
+	}
+}
+
+// TestS3ServerNotAnswering: a server that takes requests and never
+// answers fails the store's calls (after the client's retries) instead of
+// holding them for ever: the default transport had no timeout.
+func TestS3ServerNotAnswering(t *testing.T) {
+	t.Parallel()
+	// The kernel completes connections to a listener that never accepts:
+	// requests are sent and never answered.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	o := S3Options{Endpoint: "http://" + ln.Addr().String(), Region: "us-east-1", Bucket: "recordings", PathStyle: true,
+		AccessKey: "a", SecretKey: "s", Timeout: 20 * time.Millisecond}
+	done := make(chan error, 1)
+	go func() { _, err := OpenS3(context.Background(), o); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("OpenS3 of a server that never answers succeeds")
+		}
+		t.Logf("OpenS3: %v", err)
+	case <-time.After(5 * time.Minute):
+		t.Fatal("OpenS3 of a server that never answers still waits after 5 minutes")
 	}
 }
 
