@@ -159,9 +159,9 @@ func (s *S3) Key(name string) string { return s.prefix + name }
 
 // Put copies r to name (built by Name), checking it against want, in a
 // multipart upload (one part for a file of a part or less) holding one
-// part in memory. The sha256 announced by the PBX is
-// kept as the object's metadata (x-amz-meta-sha256). On any error nothing
-// is stored under the name but what was there before.
+// part in memory. The sha256 announced by the PBX is kept as the object's
+// metadata (x-amz-meta-sha256). On any error nothing is stored under the
+// name but what was there before, and no incomplete upload is left.
 func (s *S3) Put(ctx context.Context, name string, r io.Reader, want Want) (Object, error) {
 	if err := checkName(name); err != nil {
 		return Object{}, err
