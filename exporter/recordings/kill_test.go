@@ -97,8 +97,7 @@ func TestKilledDuringCopies(t *testing.T) {
 	for _, kind := range []string{"dir", "s3"} {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
-			seed := rand.Uint64()
-			t.Logf("seed %d", seed)
+			seed := testSeed(t)
 			rng := rand.New(rand.NewPCG(seed, 11))
 			o := pbxsim.Options{Seed: int64(seed % 1000), Recordings: pbxsim.RecordingOptions{BytesPerSecond: 2000, Cut: 0.05, BigSize: 11 << 20}}
 			o.Recordings.Vanished = someIDs(t, o, seed, 2)
@@ -261,4 +260,18 @@ func TestCopyPeakMemory(t *testing.T) {
 	if n := e.sim.Stats.Recordings.CloudRequests.Load(); n != 1 {
 		t.Errorf("%d requests to the cloud stand-in; want 1 (the file redirected there)", n)
 	}
+}
+
+// testSeed is a new seed, or RECORDINGS_SEED's to replay a run; logged.
+func testSeed(t testing.TB) uint64 {
+	t.Helper()
+	seed := rand.Uint64()
+	if s := os.Getenv("RECORDINGS_SEED"); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("RECORDINGS_SEED=%q: %v", s, err)
+		}
+	}
+	t.Logf("seed %d (RECORDINGS_SEED=%d replays it)", seed, seed)
+	return seed
 }

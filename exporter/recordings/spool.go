@@ -326,6 +326,11 @@ func (b *body) Read(p []byte) (int, error) {
 		b.timer.Reset(b.stall)
 	}
 	if err != nil && err != io.EOF {
+		// Never io.ErrUnexpectedEOF itself (still matched by errors.Is):
+		// minio-go's multipart reader compares with it and takes it for
+		// the end of a stream of unknown length, completing an upload of
+		// the bytes before the cut.
+		err = &cutError{err}
 		b.mu.Lock()
 		if b.stuck {
 			err = fmt.Errorf("no byte for %s", b.stall)
@@ -337,6 +342,12 @@ func (b *body) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// cutError is a body that failed before its end.
+type cutError struct{ err error }
+
+func (e *cutError) Error() string { return "cut short: " + e.err.Error() }
+func (e *cutError) Unwrap() error { return e.err }
 
 func (b *body) stalled() { b.mu.Lock(); b.stuck = true; b.mu.Unlock() }
 
