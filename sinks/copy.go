@@ -72,6 +72,9 @@ func (b *pgBatch) send(ctx context.Context, direct bool, c *copyChunk) error {
 	direct = direct && b.direct // after a fallback, every row is merged
 	table := pgx.Identifier{b.sink.schema, b.info.Endpoint.Name}
 	if direct {
+		if err := b.deferUpkeep(ctx); err != nil {
+			return err
+		}
 		if _, err := b.tx.Exec(ctx, "SAVEPOINT direct"); err != nil {
 			return err
 		}

@@ -25,6 +25,11 @@ import (
 // the PBX's lock, from the primary key's index: no separate bookkeeping
 // can drift from the table. Should a direct COPY meet a key all the same,
 // it is rolled back to a savepoint and its rows are merged instead.
+//
+// A direct batch of call records also defers the upkeep of the stored
+// call-group tables (reporting_deferred.go): the statement triggers pass
+// over its new rows, and one set-based step before the commit brings the
+// tables up to date with them, in the same transaction.
 
 // Loads counts rows by the path they took into their table.
 type Loads struct {
@@ -70,6 +75,13 @@ func (b *pgBatch) prepare(ctx context.Context) error {
 		return b.ensureStage(ctx)
 	}
 	b.direct, b.high = true, math.MinInt64
+	if b.info.Endpoint.Name == groupLegsEndpoint {
+		ok, err := b.sink.canDefer(ctx, b.tx)
+		if err != nil {
+			return err
+		}
+		b.deferrable = ok
+	}
 	if b.sink.forceDirect {
 		return nil
 	}
@@ -77,6 +89,54 @@ func (b *pgBatch) prepare(ctx context.Context) error {
 		pgx.Identifier{col}.Sanitize(), b.sink.ident(b.info.Endpoint.Name)), b.info.PBX, int64(math.MinInt64)).Scan(&b.high)
 	if err != nil {
 		return fmt.Errorf("read the highest %s of %s (has the schema been migrated?): %w", col, b.info.Endpoint.Name, dbError(err))
+	}
+	return nil
+}
+
+// groupLegsEndpoint is the endpoint whose table the call-group triggers read
+// (reporting_stored.go): a direct batch of its legs defers their upkeep to
+// one step before its commit (reporting_deferred.go).
+const groupLegsEndpoint = "call_history"
+
+// canDefer tells whether the schema can defer the call-group upkeep
+// (schema migration 14); a schema migrated only to an earlier version
+// keeps it in its triggers. Only a yes is kept: migrations only add.
+func (p *Postgres) canDefer(ctx context.Context, tx pgx.Tx) (bool, error) {
+	if p.deferrable.Load() {
+		return true, nil
+	}
+	var ok bool
+	if err := tx.QueryRow(ctx, "SELECT to_regprocedure($1) IS NOT NULL", p.ident("group_calls_defer")+"(text)").Scan(&ok); err != nil {
+		return false, fmt.Errorf("look for group_calls_defer: %w", dbError(err))
+	}
+	p.deferrable.Store(ok)
+	return ok, nil
+}
+
+// deferUpkeep defers the call-group upkeep of the rows the batch copies
+// straight into the table, before the first of them: not at the batch's
+// start, for the deferral takes the PBX's group lock until the commit,
+// and a batch waits for the PBX's pages while another endpoint's batch may
+// need that lock to commit (a change of colleagues or call groups).
+func (b *pgBatch) deferUpkeep(ctx context.Context) error {
+	if !b.deferrable || b.deferred {
+		return nil
+	}
+	if _, err := b.tx.Exec(ctx, "SELECT "+b.sink.ident("group_calls_defer")+"($1)", b.info.PBX); err != nil {
+		return fmt.Errorf("defer the call-group upkeep of %s: %w", b.info.Endpoint.Name, err)
+	}
+	b.deferred = true
+	return nil
+}
+
+// flushDeferred applies the call-group upkeep the batch deferred, in its
+// transaction: the legs it wrote above its high, as written at once.
+func (b *pgBatch) flushDeferred(ctx context.Context) error {
+	if !b.deferred {
+		return nil
+	}
+	if _, err := b.tx.Exec(ctx, "SELECT "+b.sink.ident("group_calls_flush")+"($1)", b.info.PBX); err != nil {
+		return fmt.Errorf("bring the call-group tables up to date with the batch's legs: %w", err)
 	}
 	return nil
 }

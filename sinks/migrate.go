@@ -157,6 +157,7 @@ CREATE TABLE IF NOT EXISTS {schema}.export_quarantine (
 );`},
 	{12, "reporting: group_calls stored, kept up to date by triggers on call_history, colleagues and call_groups", reportingGroupsStored},
 	{13, "reporting: group_calls_stored's local times follow a TRUNCATE of pbx_settings", reportingGroupsZoneTruncated},
+	{14, "reporting: a batch of new legs keeps the stored group tables once, before its commit; their lock in internal/pglock", reportingGroupsDeferred},
 }
 
 // SchemaVersion is the newest migration this binary knows.

@@ -51,6 +51,8 @@ type Postgres struct {
 	// chunks' memory from one batch to the next (copy.go).
 	chunk   int
 	buffers chan []byte
+	// deferrable: the schema can defer the call-group upkeep (direct.go).
+	deferrable atomic.Bool
 	// Strict fails a batch on a record PostgreSQL refuses, instead of
 	// quarantining it (quarantine.go; EXPORT_STRICT).
 	Strict     bool
@@ -215,7 +217,10 @@ type pgBatch struct {
 	// direct: rows whose key is above high go straight into the table.
 	direct bool
 	high   int64
-	loads  Loads // this batch's rows by path
+	// deferrable: the rows copied straight into the table may defer their
+	// call-group upkeep to the commit; deferred: they do (direct.go).
+	deferrable, deferred bool
+	loads                Loads // this batch's rows by path
 	// Rows encoded and not yet sent, by path, and the chunk being sent
 	// (copy.go).
 	directRows, mergeRows copyChunk
@@ -331,6 +336,9 @@ func (b *pgBatch) commit(ctx context.Context, state []byte, pr exporter.Progress
 		return err
 	}
 	if err := b.sent(ctx); err != nil {
+		return err
+	}
+	if err := b.flushDeferred(ctx); err != nil {
 		return err
 	}
 	if b.loads.Merged > 0 {

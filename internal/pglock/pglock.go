@@ -16,4 +16,10 @@ const (
 	// Export is the per-PBX export lock (key: hashtext(schema || '/' ||
 	// pbx)): one export of a PBX into a schema at a time.
 	Export = 7713
+	// GroupCalls serialises the upkeep of one PBX's stored call-group rows
+	// (group_calls_stored, group_intervals_stored) in one export schema
+	// (key: hashtext(schema || '/' || pbx)), taken in SQL by the schema's
+	// group_calls_lock function (sinks/reporting_deferred.go), which holds
+	// this number since schema migration 14: never change it.
+	GroupCalls = 7714
 )
