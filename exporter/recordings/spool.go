@@ -71,7 +71,9 @@ type Spool struct {
 	Origin *url.URL
 	Token  Token
 	// Transport carries the requests (default http.DefaultTransport): for
-	// extra CA certificates or a proxy. Its redirects are the Spool's.
+	// extra CA certificates or a proxy. It must add no credential (not
+	// auth's OAuth transport): it carries the requests to cloud storage
+	// too. Redirects are the Spool's.
 	Transport http.RoundTripper
 	// MaxAttempts is how many times one file is tried (default 6): a
 	// 5xx, a 429, a transport error, a body cut short or not what the
@@ -80,8 +82,8 @@ type Spool struct {
 	// MinBackoff is the first wait between attempts, doubling with
 	// jitter up to 30s (default 500ms); a Retry-After longer wins.
 	MinBackoff time.Duration
-	// Stall ends an attempt whose body gives no byte for this long
-	// (default 2 minutes), then retried.
+	// Stall ends an attempt whose answer does not begin, or whose body
+	// gives no byte, for this long (default 2 minutes), then retried.
 	Stall time.Duration
 	Log   *slog.Logger
 }
@@ -202,7 +204,7 @@ func (s *Spool) attempt(ctx context.Context, u *url.URL, consume func(io.Reader,
 		if sameOrigin(cur, s.Origin) {
 			req.Header.Set("Authorization", "Bearer "+string(s.Token))
 		}
-		resp, err := client.Do(req)
+		resp, err := s.do(ctx, client, req)
 		if err != nil {
 			var ue *url.Error
 			if errors.As(err, &ue) {
@@ -250,6 +252,41 @@ func (s *Spool) attempt(ctx context.Context, u *url.URL, consume func(io.Reader,
 	}
 }
 
+// do sends req, giving up when no answer begins within Stall: a server
+// that takes a request and never answers. The answer's body is read on a
+// context that lives until ctx ends: the caller's attempt.
+func (s *Spool) do(ctx context.Context, client *http.Client, req *http.Request) (*http.Response, error) {
+	wait := s.stall()
+	actx, cancel := context.WithCancelCause(ctx)
+	late := fmt.Errorf("no answer within %s", wait)
+	timer := time.AfterFunc(wait, func() { cancel(late) })
+	resp, err := client.Do(req.WithContext(actx))
+	if !timer.Stop() && err != nil && context.Cause(actx) == late {
+		return nil, late
+	}
+	if err != nil {
+		cancel(nil)
+		return nil, err
+	}
+	resp.Body = cancelOnClose{resp.Body, func() { cancel(nil) }}
+	return resp, nil
+}
+
+// cancelOnClose releases an answer's context when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel func()
+}
+
+func (c cancelOnClose) Close() error { err := c.ReadCloser.Close(); c.cancel(); return err }
+
+func (s *Spool) stall() time.Duration {
+	if s.Stall > 0 {
+		return s.Stall
+	}
+	return 2 * time.Minute
+}
+
 // redirect checks a redirect's Location and returns where to go.
 func (s *Spool) redirect(from *url.URL, loc string, hop int) (*url.URL, error) {
 	if hop+1 > maxRedirects {
@@ -280,10 +317,7 @@ func (s *Spool) redirect(from *url.URL, loc string, hop int) (*url.URL, error) {
 // consume gives the body to the caller, watching for a body cut short and
 // a stalled one.
 func (s *Spool) consume(resp *http.Response, at *url.URL, consume func(io.Reader, int64) error) error {
-	stall := s.Stall
-	if stall <= 0 {
-		stall = 2 * time.Minute
-	}
+	stall := s.stall()
 	b := &body{r: resp.Body}
 	// Closing the body from the timer makes a blocked Read fail: a
 	// connection that stays open and sends nothing is retried.

@@ -173,8 +173,8 @@ func TestSpoolVanished(t *testing.T) {
 	}
 }
 
-// TestSpoolRetries: 5xx, 429, a body cut short and one that stalls (no
-// byte for Spool.Stall) are retried, up to
+// TestSpoolRetries: 5xx, 429, no answer, a body cut short and one that
+// stalls (nothing for Spool.Stall) are retried, up to
 // MaxAttempts; the consumer sees each attempt from the start.
 func TestSpoolRetries(t *testing.T) {
 	t.Parallel()
@@ -190,6 +190,9 @@ func TestSpoolRetries(t *testing.T) {
 			w.Header().Set("Content-Length", fmt.Sprint(len(file)))
 			io.WriteString(w, file[:10])
 			w.(http.Flusher).Flush()
+			<-r.Context().Done() // until the client gives up on it
+		}, 2},
+		{"no answer", func(w http.ResponseWriter, r *http.Request) {
 			<-r.Context().Done() // until the client gives up on it
 		}, 2},
 		{"cut", func(w http.ResponseWriter, _ *http.Request) {
