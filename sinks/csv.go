@@ -76,6 +76,16 @@ type CSV struct {
 	// crash, set by tests, is asked at each point of completing a commit
 	// whether to stop there, as a process killed there would.
 	crash func() bool
+	// syncDir, set by tests to watch the order of durable steps, stands
+	// for safefile.SyncDir.
+	syncDir func(dir string) error
+}
+
+func (s *CSV) syncFolder(dir string) error {
+	if s.syncDir != nil {
+		return s.syncDir(dir)
+	}
+	return safefile.SyncDir(dir)
 }
 
 // errCrashed is a commit stopped by CSV.crash.
@@ -273,6 +283,17 @@ func (s *CSV) recoverPath(pbx, path string, crashed bool) error {
 				gone = st.final
 			}
 		}
+		removes, err := s.pendingRemoves(pbx, &p)
+		if err != nil {
+			return fmt.Errorf("pending commit %s: %w: remove it and rerun", path, err)
+		}
+		for _, old := range removes {
+			// In the index when the commit was decided, so on disk then:
+			// gone now, it was removed by an earlier try.
+			if _, err := os.Lstat(old); errors.Is(err, fs.ErrNotExist) {
+				applied = true
+			}
+		}
 		if gone != "" {
 			if applied {
 				return fmt.Errorf("pending commit %s was partly completed and the new content of %s is gone or damaged: is another program writing in EXPORT_CSV_DIR? Remove the pending record and redo the range with backfill --force", path, gone)
@@ -287,10 +308,6 @@ func (s *CSV) recoverPath(pbx, path string, crashed bool) error {
 		// file leaves its old one before it appears there. Each file's
 		// manifest goes before its data is replaced and comes back
 		// after, so that a file with a manifest always matches it.
-		removes, err := s.pendingRemoves(pbx, &p)
-		if err != nil {
-			return fmt.Errorf("pending commit %s: %w: remove it and rerun", path, err)
-		}
 		for _, old := range removes {
 			for _, f := range []string{manifestPath(old), old} {
 				if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -312,7 +329,7 @@ func (s *CSV) recoverPath(pbx, path string, crashed bool) error {
 				if err := os.Rename(st.tmp, st.final); err != nil {
 					return fmt.Errorf("complete interrupted commit: %w", err)
 				}
-				if err := safefile.SyncDir(filepath.Dir(st.final)); err != nil {
+				if err := s.syncFolder(filepath.Dir(st.final)); err != nil {
 					return err
 				}
 				if s.crashed() {
@@ -947,6 +964,12 @@ func (b *csvBatch) decide(state []byte) error {
 	}
 	pb, _ := json.Marshal(p)
 	dir, err := s.mkStateDir(b.info.PBX)
+	if err == nil && (keepFile || len(p.Rewrites) > 0) {
+		// The temporary files' names on disk before the record naming
+		// them: else a power cut could keep the record and lose them
+		// after recovery had removed or rewritten other files.
+		err = s.syncFolder(filepath.Dir(b.tmp))
+	}
 	if err == nil {
 		err = safefile.Write(filepath.Join(dir, safeName(b.info.StateKey)+".pending.json"), pb, fileMode)
 	}

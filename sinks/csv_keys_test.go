@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -25,6 +26,7 @@ import (
 	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/internal/safefile"
 	"github.com/wildix-export/wildix-export/simtest"
 )
 
@@ -848,5 +850,120 @@ func TestCSVRedoneWindowAfterGzipChanged(t *testing.T) {
 		if fmt.Sprint(count) != "map[1:1 2:1 3:1 4:1]" {
 			t.Fatalf("gzip=%v: the folder holds %v, want each call once", step.gz, count)
 		}
+	}
+}
+
+// csvCommitter commits batches of calls (id and to_name) into dir as
+// separate processes would, each with a new sink that set may adjust.
+func csvCommitter(t *testing.T, dir string) func(gz bool, set func(*CSV), info exporter.BatchInfo, calls map[int]string) error {
+	ep := record.Builtin()[0]
+	conv := &record.Converter{Endpoint: &ep}
+	ctx := context.Background()
+	return func(gz bool, set func(*CSV), info exporter.BatchInfo, calls map[int]string) error {
+		t.Helper()
+		info.Endpoint = &ep
+		s, _ := NewCSV(CSVOptions{Dir: dir, Gzip: gz})
+		if set != nil {
+			set(s)
+		}
+		b, err := s.Begin(ctx, info)
+		if err != nil {
+			return err
+		}
+		ids := slices.Sorted(maps.Keys(calls))
+		for _, id := range ids {
+			r, err := conv.Convert(0, json.RawMessage(fmt.Sprintf(`{"id":"%d","start":"2026-01-01 10:00:00","timezone":"+0100","to_name":%q}`, id, calls[id])))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Write(ctx, []record.Row{r}); err != nil {
+				return err
+			}
+		}
+		return b.Commit(ctx, []byte(`{"done":true}`), exporter.Progress{})
+	}
+}
+
+// TestCSVTemporaryFilesSyncedBeforeTheirCommit: a commit's temporary files
+// (its data file, the files it rewrites) are made durable in their folder
+// before the pending record naming them is written. Without it a power cut
+// could keep the record and lose the files, after recovery had already
+// removed or rewritten others. Fails when decide does not sync the folder.
+func TestCSVTemporaryFilesSyncedBeforeTheirCommit(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	folder := filepath.Join(dir, "call_history")
+	commit := csvCommitter(t, dir)
+	for _, c := range []struct {
+		what  string
+		run   string
+		calls map[int]string
+	}{
+		{"a data file", "r1", map[int]string{1: "a", 2: "b", 3: "c"}},
+		{"a file rewritten (call 2 changed on the PBX), no data file", "r2", map[int]string{2: "b v2"}},
+	} {
+		synced := false // the folder synced while it held temporary files and no pending record
+		watch := func(s *CSV) {
+			s.syncDir = func(d string) error {
+				if d == folder {
+					tmps, _ := filepath.Glob(filepath.Join(folder, ".p~*.tmp-*"))
+					pending, _ := filepath.Glob(filepath.Join(dir, ".state", "p", "*.pending.json"))
+					synced = synced || (len(tmps) > 0 && len(pending) == 0)
+				}
+				return safefile.SyncDir(d)
+			}
+		}
+		ep := record.Builtin()[0]
+		if err := commit(false, watch, exporter.BatchInfo{PBX: "p", RunID: c.run, StateKey: ep.Name, Seq: 1}, c.calls); err != nil {
+			t.Fatal(err)
+		}
+		if !synced {
+			t.Fatalf("%s: the folder was not synced between writing the temporary files and the pending record", c.what)
+		}
+	}
+	count := map[string]string{}
+	for _, r := range readCSV(t, dir, "call_history") {
+		count[r["id"]] += r["to_name"]
+	}
+	if fmt.Sprint(count) != "map[1:a 2:b v2 3:c]" {
+		t.Fatalf("the folder holds %v", count)
+	}
+}
+
+// TestCSVRecoveryCountsARemovedFileAsApplied: a redone window whose gzip
+// setting changed removes its other variant first; killed after that
+// removal, and its new data file lost before the next start, the commit
+// was partly applied (the old variant's calls are gone), and recovery
+// must say so rather than discard it silently: the window's state said
+// done, so nothing would ever write those calls again. Fails when
+// recoverPath does not count a removed file as applied.
+func TestCSVRecoveryCountsARemovedFileAsApplied(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	commit := csvCommitter(t, dir)
+	ep := record.Builtin()[0]
+	window := &exporter.Window{From: "2026-01-01 00:00:00", To: "2026-01-02 00:00:00"}
+	bf := exporter.BatchInfo{PBX: "p", RunID: "r1", StateKey: window.StateKey(ep.Name), Window: window, Seq: 1}
+	calls := map[int]string{1: "a", 2: "b", 3: "c"}
+	if err := commit(false, nil, bf, calls); err != nil {
+		t.Fatal(err)
+	}
+	killed := func(s *CSV) { s.crash = func() bool { return true } } // after the first removal
+	if err := commit(true, killed, bf, calls); err == nil {
+		t.Fatal("the commit was not stopped")
+	}
+	plain := filepath.Join(dir, "call_history", "p_backfill_20260101T000000_20260102T000000.csv")
+	if _, err := os.Stat(plain); err == nil {
+		t.Fatal("stopped before removing the window's plain file: the test no longer reaches its point")
+	}
+	tmps, _ := filepath.Glob(filepath.Join(dir, "call_history", ".p~*.tmp-*"))
+	if len(tmps) != 1 {
+		t.Fatalf("temporary files %v, want the new data file alone", tmps)
+	}
+	os.Remove(tmps[0]) // lost: another program, or a disk that did not keep it
+	s, _ := NewCSV(CSVOptions{Dir: dir})
+	_, err := s.State(context.Background(), "p", bf.StateKey)
+	if err == nil || !strings.Contains(err.Error(), "partly completed") {
+		t.Fatalf("recovery after the removed file: %v, want the commit found partly completed", err)
 	}
 }
