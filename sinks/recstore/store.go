@@ -162,7 +162,11 @@ func (v *verifier) take(b []byte, err error) {
 	case errors.Is(err, io.EOF):
 		v.err = v.check()
 	default:
-		v.err = err
+		// Wrapped, never passed on as it is: minio-go takes a source's
+		// io.ErrUnexpectedEOF (a body cut short) for the end of a stream
+		// of unknown length and completes the upload with what came
+		// before. errors.Is still finds the source's error.
+		v.err = fmt.Errorf("reading the file to store: %w", err)
 	}
 }
 
