@@ -314,14 +314,6 @@ func TestCSVCommitReplacingARowKilledAtEachPoint(t *testing.T) {
 	t.Parallel()
 	ep := record.Builtin()[0]
 	ctx := context.Background()
-	conv := &record.Converter{Endpoint: &ep}
-	row := func(id int, name string) record.Row {
-		r, err := conv.Convert(0, json.RawMessage(fmt.Sprintf(`{"id":"%d","start":"2026-01-01 10:00:00","to_name":%q,"timezone":"+0100"}`, id, name)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
 	commit := func(s *CSV, info exporter.BatchInfo, rows []record.Row, state string) error {
 		b, err := s.Begin(ctx, info)
 		if err != nil {
@@ -353,6 +345,14 @@ func TestCSVCommitReplacingARowKilledAtEachPoint(t *testing.T) {
 	for _, force := range []bool{false, true} {
 		t.Run(fmt.Sprintf("force=%v", force), func(t *testing.T) {
 			t.Parallel()
+			conv := &record.Converter{Endpoint: &ep} // one per goroutine: it keeps scratch state
+			row := func(id int, name string) record.Row {
+				r, err := conv.Convert(0, json.RawMessage(fmt.Sprintf(`{"id":"%d","start":"2026-01-01 10:00:00","to_name":%q,"timezone":"+0100"}`, id, name)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return r
+			}
 			for stop := 1; ; stop++ {
 				dir := t.TempDir()
 				s, _ := NewCSV(CSVOptions{Dir: dir})
