@@ -141,7 +141,7 @@ func (b *bench) behaviourTable(ctx context.Context, sz size) (*behaviourTable, e
 	for i, beh := range b.o.behaviours {
 		r := &behaviourRuns{beh: beh, switches: beh.switches(sz.page)}
 		t.runs = append(t.runs, r)
-		s, err := b.startSim(sz.calls, append([]string{"-latency", b.o.latency.String(), "-cache-call-json"}, r.switches...)...)
+		s, err := b.startSimNice(b.o.simNice, sz.calls, append([]string{"-latency", b.o.latency.String(), "-cache-call-json"}, r.switches...)...)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", beh.name, err)
 		}
@@ -409,6 +409,9 @@ func (b *bench) reportBehaviours(w io.Writer) {
 		"(the simulator's is the PBX's work, on the same cores here). Each ratio is the median over the runs "+
 		"of the case's run ÷ the by-key run of the same round; every run exported each call once (checked).\n",
 		b.commit, b.o.conc, b.o.latency, b.o.runs)
+	if b.o.simNice != 0 {
+		fmt.Fprintf(w, "The simulators ran under nice -n %d (the exporter at 0).\n", b.o.simNice)
+	}
 	for _, t := range b.behTables {
 		writeBehaviourTable(w, t, b.o.runs)
 	}
