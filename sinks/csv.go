@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/wildix-export/wildix-export/exporter"
@@ -104,6 +105,26 @@ func NewCSV(o CSVOptions) (*CSV, error) {
 	return &CSV{opt: o, started: time.Now()}, nil
 }
 
+// advise adds to err what to do when it is the export folder's disk
+// that refused: full, read-only, or not writable by this user. What was
+// committed is kept in every case.
+func (s *CSV) advise(err error) error {
+	var do string
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		do = "its disk is full: free space there (or move EXPORT_CSV_DIR to a larger disk) and rerun"
+	case errors.Is(err, syscall.EROFS):
+		do = "it is on a read-only file system: mount it writable (or set EXPORT_CSV_DIR to a writable folder) and rerun"
+	case errors.Is(err, fs.ErrPermission):
+		do = "this user may not write there: give it write access (or set EXPORT_CSV_DIR to a folder it owns) and rerun"
+	default:
+		return err
+	}
+	return fmt.Errorf("%w; EXPORT_CSV_DIR %s: %s; what was committed is kept", err, s.opt.Dir, do)
+}
+
 // safeName encodes s for use as one path element: letters, digits, -, _
 // and non-leading dots are kept, every other byte becomes %XX, so the
 // mapping is one to one and no name can be "." or ".." or hold a slash.
@@ -170,7 +191,8 @@ type pending struct {
 }
 
 // State implements exporter.Sink.
-func (s *CSV) State(_ context.Context, pbx, key string) ([]byte, error) {
+func (s *CSV) State(_ context.Context, pbx, key string) (_ []byte, err error) {
+	defer func() { err = s.advise(err) }()
 	if err := s.recoverAll(pbx); err != nil {
 		return nil, err
 	}
@@ -481,7 +503,8 @@ func fileSHA256(path string) (string, error) {
 }
 
 // Begin implements exporter.Sink.
-func (s *CSV) Begin(_ context.Context, b exporter.BatchInfo) (exporter.Batch, error) {
+func (s *CSV) Begin(_ context.Context, b exporter.BatchInfo) (_ exporter.Batch, err error) {
+	defer func() { err = s.advise(err) }()
 	if err := s.recoverAll(b.PBX); err != nil {
 		return nil, err
 	}
@@ -788,7 +811,8 @@ func rfc3339Year(t time.Time) bool {
 }
 
 // Write implements exporter.Batch.
-func (b *csvBatch) Write(_ context.Context, rows []record.Row) error {
+func (b *csvBatch) Write(_ context.Context, rows []record.Row) (err error) {
+	defer func() { err = b.sink.advise(err) }()
 	cols := b.info.Endpoint.Columns
 	for _, r := range rows {
 		for i, v := range r.Values {
@@ -848,7 +872,8 @@ func (s *CSV) cell(t record.Type, v any) string {
 }
 
 // Commit implements exporter.Batch.
-func (b *csvBatch) Commit(_ context.Context, state []byte, _ exporter.Progress) error {
+func (b *csvBatch) Commit(_ context.Context, state []byte, _ exporter.Progress) (err error) {
+	defer func() { err = b.sink.advise(err) }()
 	s := b.sink
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -1070,7 +1095,8 @@ func (s *CSV) StartRun(context.Context, *exporter.RunResult) error { return nil 
 
 // FinishRun implements exporter.Sink: one JSON line per run appended to
 // Dir/.state/<pbx>/runs.jsonl.
-func (s *CSV) FinishRun(_ context.Context, r *exporter.RunResult) error {
+func (s *CSV) FinishRun(_ context.Context, r *exporter.RunResult) (err error) {
+	defer func() { err = s.advise(err) }()
 	type ep struct {
 		Endpoint string   `json:"endpoint"`
 		Rows     int64    `json:"rows"`

@@ -5,12 +5,16 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -370,5 +374,49 @@ func TestCSVTimesKeepTheirFraction(t *testing.T) {
 		if got := s.cell(record.Timestamp, tc.in); got != tc.want {
 			t.Errorf("%v: %q, want %q", tc.in, got, tc.want)
 		}
+	}
+}
+
+// TestCSVDiskRefusalsSayWhatToDo: an error of the export folder's disk
+// (full, over quota, read-only, not writable by this user) names
+// EXPORT_CSV_DIR and what to do, and keeps its cause; any other error is
+// left as it is. (Measured from outside on a full and on a read-only
+// tmpfs; as root, the tests cannot make a disk refuse.) Fails when
+// advise adds nothing.
+func TestCSVDiskRefusalsSayWhatToDo(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, err := NewCSV(CSVOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		cause error
+		want  string // "" when the error is to be left alone
+	}{
+		{syscall.ENOSPC, "free space there"},
+		{syscall.EDQUOT, "free space there"},
+		{syscall.EROFS, "mount it writable"},
+		{syscall.EACCES, "give it write access"},
+		{syscall.EPERM, "give it write access"},
+		{syscall.EIO, ""},
+	} {
+		in := fmt.Errorf("commit: %w", &fs.PathError{Op: "write", Path: filepath.Join(dir, "call_history", "x"), Err: c.cause})
+		got := s.advise(in)
+		if !errors.Is(got, c.cause) {
+			t.Fatalf("%v: the cause is lost: %v", c.cause, got)
+		}
+		if c.want == "" {
+			if got != in {
+				t.Fatalf("%v: changed to %v", c.cause, got)
+			}
+			continue
+		}
+		if msg := got.Error(); !strings.Contains(msg, c.want) || !strings.Contains(msg, "EXPORT_CSV_DIR "+dir) || !strings.Contains(msg, "committed is kept") {
+			t.Fatalf("%v: %q does not name EXPORT_CSV_DIR %s and say %q", c.cause, msg, dir, c.want)
+		}
+	}
+	if s.advise(nil) != nil {
+		t.Fatal("advise(nil) is an error")
 	}
 }

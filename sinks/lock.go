@@ -16,7 +16,8 @@ var ErrLocked = errors.New("another export of this PBX is running")
 // lock on Dir/.state/<pbx>/export.lock, released by unlock or when the
 // process ends (however it ends). It returns ErrLocked when another
 // process holds it.
-func (s *CSV) LockPBX(_ context.Context, pbx string) (func(), error) {
+func (s *CSV) LockPBX(_ context.Context, pbx string) (_ func(), err error) {
+	defer func() { err = s.advise(err) }()
 	dir, err := s.mkStateDir(pbx)
 	if err != nil {
 		return nil, fmt.Errorf("lock PBX: %w", err)
