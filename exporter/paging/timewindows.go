@@ -245,7 +245,7 @@ func (t *TimeWindows) pieces(w window, ans windowAnswer) []window {
 	if ask, _ := t.Learnt.sizes(); int64(len(ans.pg.Records)) >= ask && !g.To.IsZero() && last.After(g.From) && !w.a.After(g.To) {
 		ends = []time.Time{g.From.Add(time.Second), g.To.Add(time.Second)}
 	} else {
-		ends = t.cut(w, ans.rows)
+		ends = t.cut(w, ans.rows, t.partial(ans))
 	}
 	ps := split(w, ends, g)
 	if len(ps) == 1 && ps[0] == w {
@@ -269,11 +269,12 @@ func split(w window, ends []time.Time, g Gap) []window {
 }
 
 // cut returns where windows cut from w should end so that each holds
-// perWindow of the records seen (fewer than the most an answer held, so
+// perWindow of the records seen (partial: the answer holding them may
+// leave out some of w) (fewer than the most an answer held, so
 // that an answer holding as many is proven whole even from a PBX never
 // seen to fill a page): every so many of rows, by time, within w, each
 // end after the one before.
-func (t *TimeWindows) cut(w window, rows []record.Row) []time.Time {
+func (t *TimeWindows) cut(w window, rows []record.Row, partial bool) []time.Time {
 	ask, delivered := t.Learnt.sizes()
 	per := perWindow(ask, delivered)
 	walls := make([]string, 0, len(rows))
@@ -283,6 +284,26 @@ func (t *TimeWindows) cut(w window, rows []record.Row) []time.Time {
 	slices.Sort(walls)
 	var ends []time.Time
 	last := w.a
+	if partial && newestFirst(rows) {
+		// A PBX ignoring the sort answers newest first (call history's
+		// default order): a full answer holds the newest records of w,
+		// and says nothing of those before its earliest. Cut there and,
+		// before it, backSteps windows as wide as should hold per at the
+		// density seen, so that what comes before is not read a few
+		// records at a time from its end.
+		first, err := time.Parse(record.WallLayout, walls[0])
+		if width := density(rows, per, 0); err == nil && width > 0 {
+			for k := backSteps; k >= 1; k-- {
+				end := first.Add(-time.Duration(k) * width).Truncate(time.Second)
+				if end.After(last) && end.Before(first) {
+					ends, last = append(ends, end), end
+				}
+			}
+		}
+		if err == nil && first.After(last) && first.Before(w.b) {
+			ends, last = append(ends, first), first
+		}
+	}
 	for i := per; i < int64(len(walls)); i += per {
 		end, err := time.Parse(record.WallLayout, walls[i])
 		if err != nil || !end.After(last) || !end.Before(w.b) {
@@ -291,6 +312,33 @@ func (t *TimeWindows) cut(w window, rows []record.Row) []time.Time {
 		ends, last = append(ends, end), end
 	}
 	return ends
+}
+
+// partial says whether an answer may leave out records of its window: a
+// full page, fewer records than its total, or, without a total, as many
+// as the most an answer held (a cap's).
+func (t *TimeWindows) partial(a windowAnswer) bool {
+	ask, delivered := t.Learnt.sizes()
+	got := int64(len(a.pg.Records))
+	return got >= ask || a.pg.Total > got || a.pg.Total < 0 && got >= delivered
+}
+
+// backSteps is how many windows cut cuts before the earliest record of
+// an answer sent newest first.
+const backSteps = 8
+
+// newestFirst reports whether rows came newest first: in descending time
+// order, not all in one second.
+func newestFirst(rows []record.Row) bool {
+	if len(rows) < 2 || rows[0].Wall == rows[len(rows)-1].Wall {
+		return false
+	}
+	for i := 1; i < len(rows); i++ {
+		if rows[i].Wall > rows[i-1].Wall {
+			return false
+		}
+	}
+	return true
 }
 
 // Read reads [a, b), the unsettled gap left out, and calls fn with its
@@ -410,7 +458,7 @@ type plan struct {
 
 func (t *TimeWindows) plan(w window, ans windowAnswer) *plan {
 	ask, delivered := t.Learnt.sizes()
-	p := &plan{gap: t.Unsettled, at: w.a, b: w.b, ends: t.cut(w, ans.rows), per: perWindow(ask, delivered), total: ans.pg.Total}
+	p := &plan{gap: t.Unsettled, at: w.a, b: w.b, ends: t.cut(w, ans.rows, t.partial(ans)), per: perWindow(ask, delivered), total: ans.pg.Total}
 	got := int64(len(ans.pg.Records))
 	if got < ask && ans.pg.Total <= got {
 		// Every record of the range may be here: cut where they fall,
