@@ -277,6 +277,12 @@ type cursorState struct {
 	// before it, so that re-reading the look-back exports none twice.
 	Time   string           `json:"time,omitempty"`
 	Recent map[int64]string `json:"recent,omitempty"`
+	// UTCOffset is the PBX's offset from UTC in seconds east, as the
+	// newest record read by time windows carried it (its timezone field):
+	// without WILDIX_TIMEZONE, the next run's watermark is now at this
+	// offset. Left out when no record has shown one (state of a version
+	// before 2026-12-06 22:00 UTC, or a first run not yet committed).
+	UTCOffset *int `json:"utc_offset,omitempty"`
 	// From is what filter[key][from] was seen to do with its bound (see
 	// paging.Reader.Newest), stored as "inclusive" or "exclusive", left out when not
 	// known.

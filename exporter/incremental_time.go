@@ -53,15 +53,58 @@ func pbxHorizon(now time.Time, zone *time.Location) string {
 	return wall.Add(maxClockSkew).Truncate(time.Second).Format(record.WallLayout)
 }
 
-// pbxSettled is the watermark of a run by time windows: now in zone (or
-// in the zone furthest behind when the PBX's zone is not known, so that
-// it is never past the PBX's present) less settle.
-func pbxSettled(now time.Time, zone *time.Location, settle time.Duration) string {
+// pbxSettled is the watermark of a run by time windows: now at the PBX
+// less settle. Now at the PBX is now in zone (WILDIX_TIMEZONE); without
+// it, now at offset (seconds east of UTC), the offset the newest record
+// read by an earlier run carried in its timezone field; without either (a
+// first run, or a state stored before offsets were kept), now in the zone
+// furthest behind UTC, so that it is never past the PBX's present, and up
+// to a day of calls waits for the next run.
+//
+// A learnt offset is an hour off when daylight-saving time began or ended
+// since the record it came from. An hour behind (spring: +0100 stored,
+// +0200 in force), the watermark is an hour before the PBX's present less
+// settle: that hour's calls wait for the next run, whose look-back reads
+// them (the newest time read is at most the watermark); none is lost. An
+// hour ahead (autumn: +0200 stored, +0100 in force), the watermark is past
+// the PBX's present: the run reads up to the present, as runs did before
+// the watermark, where calls still arriving may cut windows again or fail
+// a busy run (the windows before committed), and the look-back of the next
+// run reads what arrived, each call once. Either way the run learns the
+// offset in force from the records it reads, and the next run is right.
+func pbxSettled(now time.Time, zone *time.Location, offset *int, settle time.Duration) string {
 	wall := now.UTC().Add(-maxZoneBehind)
-	if zone != nil {
+	switch {
+	case zone != nil:
 		wall = wallOf(now, zone)
+	case offset != nil:
+		wall = now.UTC().Add(time.Duration(*offset) * time.Second)
 	}
 	return wall.Add(-settle).Truncate(time.Second).Format(record.WallLayout)
+}
+
+// rowOffset is the UTC offset, in seconds east, that row's time field was
+// read with: its wall time less its instant. Without WILDIX_TIMEZONE that
+// is the record's timezone field (a wall time is read no other way); with
+// it, the record's offset or else the zone's. False when the time field
+// is not a plain wall time or the difference is no zone's offset.
+func rowOffset(row record.Row, anchor int) (int, bool) {
+	if anchor < 0 || anchor >= len(row.Values) {
+		return 0, false
+	}
+	t, ok := row.Values[anchor].(time.Time)
+	if !ok {
+		return 0, false
+	}
+	w, err := time.Parse(record.WallLayout, row.Wall)
+	if err != nil {
+		return 0, false
+	}
+	d := w.Sub(t)
+	if d%time.Minute != 0 || d < -maxZoneBehind || d > maxZoneAhead {
+		return 0, false
+	}
+	return int(d / time.Second), true
 }
 
 // wallOf is the wall time of t in zone, as a UTC time.
@@ -77,8 +120,9 @@ func wallOf(t time.Time, zone *time.Location) time.Time {
 // time read so far to a bound past any zone's present; the paging
 // package's TimeWindows reads it window by window, each proven whole.
 // Records dated after the watermark (the PBX's present when the run
-// starts, less EXPORT_SETTLE) up to the horizon (the present plus the
-// skew a clock may have) are left out: they are still arriving, and the
+// starts, less EXPORT_SETTLE; without WILDIX_TIMEZONE, at the UTC offset
+// of the newest record read, kept in the state: see pbxSettled) up to the
+// horizon (the present plus the skew a clock may have) are left out: they are still arriving, and the
 // next run's look-back reads them (the newest time read is at most the
 // watermark, and a call written after this run started began at most a
 // call's length before it, well within the look-back). Each record's key
@@ -157,6 +201,8 @@ type timeCursor struct {
 	cursor   int64
 	newest   string
 	recent   map[int64]string
+	offset   *int   // the PBX's UTC offset (seconds east) as the newest record read carried it, nil while unknown
+	anchor   int    // the time field's column, -1 if none
 	settled  string // the watermark: records after it, up to the horizon, are the next run's
 	horizon  string // the latest time a record can sensibly carry now
 	lookBack time.Duration
@@ -169,7 +215,16 @@ func (e *endpointRun) timeCursor(st cursorState, now time.Time) (tc *timeCursor,
 		settle = DefaultSettle
 	}
 	tc = &timeCursor{cursor: st.Cursor, newest: st.Time, recent: st.Recent, lookBack: e.x.LookBack,
-		settled: pbxSettled(now, e.x.Zone, settle), horizon: pbxHorizon(now, e.x.Zone)}
+		offset: st.UTCOffset, anchor: -1,
+		settled: pbxSettled(now, e.x.Zone, st.UTCOffset, settle), horizon: pbxHorizon(now, e.x.Zone)}
+	for i, col := range e.ep.Columns {
+		if col.Field == e.ep.TimeField {
+			tc.anchor = i
+		}
+	}
+	if e.x.Zone == nil && st.UTCOffset == nil {
+		e.note(fmt.Sprintf("WILDIX_TIMEZONE is not set and no UTC offset of the PBX is stored yet: read up to now in the zone furthest behind UTC less the settle margin (%s), up to a day before the PBX's present; the next run reads up to the present at the offset the records read carry (set WILDIX_TIMEZONE to read up to it now)", tc.settled))
+	}
 	if tc.lookBack <= 0 {
 		tc.lookBack = DefaultLookBack
 	}
@@ -210,8 +265,13 @@ func (tc *timeCursor) keep(e *endpointRun, rows []record.Row) []record.Row {
 				e.log.Warn("a record is dated after now at the PBX; exported, the time cursor not moved", "key", row.Cursor, "time", row.Wall, "horizon", tc.horizon)
 			}
 			e.n.Warnings.Add(futureKind, fmt.Sprintf("key %d, %s %q after %q", row.Cursor, e.ep.TimeField, row.Wall, tc.horizon))
-		case row.Wall > tc.newest:
-			tc.newest = row.Wall
+		case row.Wall > tc.newest || tc.offset == nil:
+			if row.Wall > tc.newest {
+				tc.newest = row.Wall
+			}
+			if off, ok := rowOffset(row, tc.anchor); ok {
+				tc.offset = &off
+			}
 		}
 		keep = append(keep, row)
 	}
@@ -231,7 +291,7 @@ func (tc *timeCursor) state(runID string) []byte {
 			}
 		}
 	}
-	b, _ := json.Marshal(cursorState{Cursor: tc.cursor, RunID: runID, At: time.Now().UTC(), Time: newest, Recent: tc.recent})
+	b, _ := json.Marshal(cursorState{Cursor: tc.cursor, RunID: runID, At: time.Now().UTC(), Time: newest, Recent: tc.recent, UTCOffset: tc.offset})
 	return b
 }
 

@@ -177,3 +177,91 @@ func TestTimeWindowsNightlyRequests(t *testing.T) {
 	t.Logf("nightly run: %d requests", r.Requests)
 	wantExact(t, f.Sim, exported(t))
 }
+
+// TestTimeWindowsOffsetLearnt: without WILDIX_TIMEZONE, on a PBX whose
+// records carry their UTC offset (+0100 here, Europe/Rome in January), a
+// first run knows no offset: it reads up to now in the zone furthest
+// behind UTC less EXPORT_SETTLE, says so in the ledger, and stores the
+// offset of the newest record read; the second run reads up to the PBX's
+// present less EXPORT_SETTLE at that offset, exactly: every call begun by
+// then exported once, none begun after. Before, every run read up to
+// UTC-12, leaving 13 hours of a European PBX's calls to the next run.
+func TestTimeWindowsOffsetLearnt(t *testing.T) {
+	t.Parallel()
+	for _, tg := range targets {
+		t.Run(tg.name, func(t *testing.T) {
+			t.Parallel()
+			sink, exported := tg.open(t)
+			f, x, _ := newPagingExporter(t, pbxsim.Options{Calls: 300, CallGap: 10 * time.Minute, IgnoreFilter: []string{"id"}}, sink, 100)
+			rome := x.Zone
+			x.Zone = nil
+			const wall = "2006-01-02 15:04:05"
+			// exact checks that the calls exported are those begun by
+			// settled, each once.
+			exact := func(run string, settled string) {
+				t.Helper()
+				got := exported(t)
+				var in, out int
+				for _, id := range f.Sim.CallIDs() {
+					start := callStart(t, f.Sim, id)
+					switch {
+					case got[id] > 1:
+						t.Fatalf("%s: call %d exported %d times", run, id, got[id])
+					case start <= settled && got[id] != 1:
+						t.Fatalf("%s: call %d begun at %s, by the watermark %s, not exported", run, id, start, settled)
+					case start > settled && got[id] != 0:
+						t.Fatalf("%s: call %d begun at %s, after the watermark %s, exported", run, id, start, settled)
+					case start <= settled:
+						in++
+					default:
+						out++
+					}
+				}
+				if in == 0 || out == 0 {
+					t.Fatalf("%s: %d calls by the watermark %s, %d after: the case proves nothing", run, in, settled, out)
+				}
+				t.Logf("%s: %d calls by the watermark %s exported, %d after it left", run, in, settled, out)
+			}
+
+			now := f.Sim.Call(f.Sim.MaxCallID()).End.Add(30 * time.Second)
+			x.Now = func() time.Time { return now }
+			r1 := runCalls(t, x)
+			if r1.Err != nil || r1.Paging != "time-windows" {
+				t.Fatalf("first run: paging %q, err %v", r1.Paging, r1.Err)
+			}
+			wantNote(t, r1, "WILDIX_TIMEZONE is not set and no UTC offset of the PBX is stored yet")
+			exact("first run", now.UTC().Add(-12*time.Hour-exporter.DefaultSettle).Format(wall))
+			b, err := sink.State(context.Background(), "pbx", "call_history")
+			var st struct {
+				UTCOffset *int `json:"utc_offset"`
+			}
+			if err == nil {
+				err = json.Unmarshal(b, &st)
+			}
+			if err != nil || st.UTCOffset == nil || *st.UTCOffset != 3600 {
+				t.Fatalf("state after the first run %s (%v): want the records' offset, +0100, kept as utc_offset 3600", b, err)
+			}
+
+			// Calls arrive; the second run's present is 30 s after the
+			// start of the fourth newest call, the three after it dated
+			// in the PBX's future.
+			f.Sim.InsertCalls(100)
+			now = f.Sim.Call(f.Sim.MaxCallID() - 3).Start.Add(30 * time.Second)
+			r2 := runCalls(t, x)
+			if r2.Err != nil {
+				t.Fatalf("second run: %v", r2.Err)
+			}
+			if strings.Contains(strings.Join(r2.Notes, "\n"), "no UTC offset") {
+				t.Fatalf("second run notes %q: the offset was stored", r2.Notes)
+			}
+			exact("second run", now.In(rome).Add(-exporter.DefaultSettle).Format(wall))
+
+			// The next run, past the settle margin, exports the rest.
+			now = f.Sim.Call(f.Sim.MaxCallID()).End.Add(exporter.DefaultSettle + time.Minute)
+			if r3 := runCalls(t, x); r3.Err != nil {
+				t.Fatalf("third run: %v", r3.Err)
+			}
+			wantExact(t, f.Sim, exported(t))
+		})
+	}
+}
