@@ -9,7 +9,7 @@ import (
 	"github.com/wildix-export/wildix-export/exporter/record"
 )
 
-// ownNames are the relations wildix-export itself keeps in an export
+// ownNames are the relations and types wildix-export itself keeps in an export
 // schema: its tables, the reporting views, and the indexes it names. The
 // one list of them; an endpoint's table may take none of these names.
 var ownNames = []string{
@@ -19,6 +19,12 @@ var ownNames = []string{
 	// reporting views
 	"calls", "call_legs", "calls_daily", "calls_hourly", "calls_by_extension", "calls_by_department",
 	"colleague_extensions", "missed_calls", "data_quality",
+	"group_legs", "group_calls", "group_intervals", "agent_calls", "call_group_members",
+	// reporting tables and types (schema migrations 6, 12 and 14)
+	"reporting_settings", "group_calls_stored", "group_intervals_stored", "group_number_members",
+	"group_calls_inputs", "group_calls_deferred", "group_leg_change",
+	// the notifier's table
+	"notify_state",
 	// indexes with names of their own
 	"export_runs_pbx_started_idx",
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pglock"
+	"github.com/wildix-export/wildix-export/internal/pgtest"
 )
 
 // randomGroupLegs are n seeded legs from id first on: shared and reused
@@ -429,4 +430,107 @@ func waitFor(t *testing.T, pool *pgxpool.Pool, what, query string, arg any) {
 		case <-tick.C:
 		}
 	}
+}
+
+// TestGroupCallsDeferredAfterUpgradeFrom13: a schema at version 13 with a
+// PBX's calls and groups exported and kept by migration 12's triggers, then
+// migrated to 14: batches loaded after it (deferred, and merged) keep the
+// stored tables equal to the views computed from scratch.
+func TestGroupCallsDeferredAfterUpgradeFrom13(t *testing.T) {
+	t.Parallel()
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	rnd := rand.New(rand.NewSource(seed))
+	schema, pool := pgtest.Schema(t)
+	p := NewPostgres(pool, schema, nil)
+	if err := p.migrate(context.Background(), record.Builtin(), 13); err != nil {
+		t.Fatal(err)
+	}
+	loadInto(t, p, "Europe/Rome", nil)
+	loadGroupFixture(t, p, "Sales")
+	legs := randomGroupLegs(rnd, 8000, 400)
+	loadRecords(t, p, "call_history", legRecords(legs[:200]...), "before-14")
+	if got := p.Loads(); got.Direct == 0 {
+		t.Fatalf("rows by path %+v", got)
+	}
+	p = NewPostgres(pool, schema, nil)
+	if err := p.Migrate(context.Background(), record.Builtin()); err != nil {
+		t.Fatal(err)
+	}
+	liveGroupViews(t, p, pool)
+	sameAsLive(t, pool, fmt.Sprintf("after the upgrade (seed %d)", seed))
+	rest := legs[200:]
+	rnd.Shuffle(len(rest), func(i, j int) { rest[i], rest[j] = rest[j], rest[i] })
+	for b := 0; len(rest) > 0; b++ {
+		n := min(len(rest), 50+rnd.Intn(100))
+		loadRecords(t, p, "call_history", legRecords(rest[:n]...), fmt.Sprintf("after-14-%d", b))
+		rest = rest[n:]
+	}
+	if got := p.Loads(); got.Direct == 0 || got.Merged == 0 {
+		t.Fatalf("rows by path %+v: the case needs direct and merged rows", got)
+	}
+	sameAsLive(t, pool, fmt.Sprintf("batches after the upgrade (seed %d)", seed))
+}
+
+// TestGroupCallsDeferredConcurrentWriter: while a transaction has deferred
+// the PBX's upkeep, another transaction writes a leg of the same call
+// (uniqueid) above the deferring one's bound, without deferring: it waits
+// for the group lock, and after both commits the stored tables equal the
+// views computed from scratch.
+func TestGroupCallsDeferredConcurrentWriter(t *testing.T) {
+	t.Parallel()
+	p, pool := loadFixture(t, "Europe/Rome", nil)
+	loadGroupFixture(t, p, "Sales")
+	liveGroupViews(t, p, pool)
+	ctx := context.Background()
+	const cols = "pbx, id, start_time, end_time, duration, billsec, disposition, type, to_number, dst, channel, dstchannel, raw, run_id"
+	a, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Rollback(ctx)
+	if _, err := a.Exec(ctx, "SELECT group_calls_defer($1)", fixturePBX); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	var pid int
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_, err := conn.Exec(ctx, `INSERT INTO call_history (`+cols+`)
+			SELECT pbx, id + 90000, start_time + interval '1 day', end_time + interval '1 day', duration, billsec, disposition, type, to_number, dst,
+			       channel || '-w', dstchannel, raw || '{"uniqueid": "shared-w"}', 'writer' FROM call_history WHERE pbx = $1 AND id BETWEEN 5001 AND 5004`, fixturePBX)
+		done <- err
+	}()
+	for waiting := false; !waiting; {
+		if err := pool.QueryRow(ctx, "SELECT coalesce(wait_event_type = 'Lock', false) FROM pg_stat_activity WHERE pid = $1", pid).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the writer did not wait for the group lock: %v", err)
+		default:
+		}
+	}
+	if _, err := a.Exec(ctx, `INSERT INTO call_history (`+cols+`)
+		SELECT pbx, id + 50000, start_time + interval '1 day', end_time + interval '1 day', duration, billsec, disposition, type, to_number, dst,
+		       channel || '-a', dstchannel, raw || '{"uniqueid": "shared-w"}', 'deferring' FROM call_history WHERE pbx = $1 AND id BETWEEN 5005 AND 5012`, fixturePBX); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Exec(ctx, "SELECT group_calls_flush($1)", fixturePBX); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	sameAsLive(t, pool, "a deferring transaction and a concurrent writer of the same call")
 }
