@@ -534,3 +534,30 @@ func TestGroupCallsDeferredConcurrentWriter(t *testing.T) {
 	}
 	sameAsLive(t, pool, "a deferring transaction and a concurrent writer of the same call")
 }
+
+// TestGroupCallsDeferredFirstLegAboveTheBound: a batch whose first new leg
+// (the PBX's highest id plus one) is a call of its own to a group, alone,
+// has it stored by the flush: the bound is exclusive, and no leg right
+// above it is passed over (a flush reading from the bound plus a few ids
+// went unnoticed by the tests whose calls share legs).
+func TestGroupCallsDeferredFirstLegAboveTheBound(t *testing.T) {
+	t.Parallel()
+	p, pool := loadFixture(t, "Europe/Rome", nil)
+	loadGroupFixture(t, p, "Sales")
+	liveGroupViews(t, p, pool)
+	var high int64
+	if err := pool.QueryRow(context.Background(), "SELECT max(id) FROM call_history WHERE pbx = $1", fixturePBX).Scan(&high); err != nil {
+		t.Fatal(err)
+	}
+	direct := p.Loads().Direct
+	loadRecords(t, p, "call_history", legRecords(
+		ring(high+1, "2026-03-21 10:00:00", "", "2026-03-21 10:00:20", 20, 0, "600", "201", "alone1"),
+		ring(high+2, "2026-03-21 11:00:00", "", "2026-03-21 11:00:20", 20, 0, "600", "202", "alone2")), "alone")
+	if got := p.Loads(); got.Direct != direct+2 {
+		t.Fatalf("rows by path %+v: the case needs both legs direct", got)
+	}
+	sameAsLive(t, pool, "the first legs above the bound, each a call alone")
+	sameLines(t, "the calls of the legs right above the bound",
+		viewLines(t, pool, fmt.Sprintf("SELECT first_leg_id - %d, outcome FROM group_calls WHERE first_leg_id > %d ORDER BY 1", high, high)),
+		[]string{"1|abandoned", "2|abandoned"})
+}
