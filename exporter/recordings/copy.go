@@ -136,6 +136,13 @@ type Copier struct {
 // nothing partial, and the error names the recording (id and stored name;
 // never the token, the path's caller number or a signed address). A
 // cancelled ctx returns its error the same way.
+//
+// It stays one function (about 70 lines): the de-duplication, the worker
+// pool, the feeding loop that stops at the first failure and the final
+// tally share one cancel and one results slice, and reading them together
+// is the proof that a failed batch cancels every copy in flight before it
+// returns. Moving the worker body into its own method is the first cut
+// when it grows again.
 func (c *Copier) Copy(ctx context.Context, recs []Recording) ([]Result, Counts, error) {
 	results := make([]Result, len(recs))
 	first := map[string]int{} // stored name → index of its first record

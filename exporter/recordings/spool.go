@@ -186,6 +186,12 @@ func (t transient) Unwrap() error { return t.err }
 
 // attempt is one try: the request to the PBX, the redirects, the body
 // given to consume.
+//
+// It stays one function (about 65 lines): the redirect loop decides, hop
+// by hop, whether the token may go with the request (the PBX's exact
+// origin only) and whether a hop may be followed (https only); keeping the
+// request, the credential rule and the status switch on one screen is what
+// shows that no credential leaves the origin.
 func (s *Spool) attempt(ctx context.Context, u *url.URL, consume func(io.Reader, int64) error) (redirected bool, hint time.Duration, err error) {
 	client := &http.Client{
 		Transport: s.Transport,
