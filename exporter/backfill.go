@@ -182,7 +182,7 @@ func (e *endpointRun) window(ctx context.Context, w Window, upper int64) (int64,
 		}
 		return row.Wall < w.To
 	}
-	times := url.Values{"filter[" + e.ep.TimeField + "][from]": {w.From}, "filter[" + e.ep.TimeField + "][to]": {w.To}}
+	times := e.ep.TimeQuery(w.From, w.To)
 	if e.learnt.FilterHonoured() {
 		rows, err := we.windowByKey(ctx, windowBatch{info: info, times: times, upper: upper, keep: keep, state: state})
 		if !errors.As(err, new(*paging.IgnoredError)) {

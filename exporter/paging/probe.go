@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strconv"
 )
 
@@ -87,9 +86,7 @@ func (l *Ladder) probeTime(ctx context.Context, p Param) (Finding, error) {
 		return f, nil
 	}
 	a, b := "1970-01-01 00:00:00", "1970-01-01 00:00:01"
-	q := url.Values{}
-	q.Set("filter["+tf+"][from]", a)
-	q.Set("filter["+tf+"][to]", b)
+	q := l.Endpoint.TimeQuery(a, b)
 	q.Set("start", "0")
 	q.Set("count", strconv.Itoa(ProbeCount))
 	pg, err := l.Lister.List(ctx, l.Endpoint.Path, q, &l.Counters.Counts)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"net/url"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -76,9 +75,7 @@ type windowAnswer struct {
 
 func (t *TimeWindows) fetch(ctx context.Context, a, b time.Time, start, ask int64) (*pbx.ListPage, []record.Row, error) {
 	tf := t.Endpoint.TimeField
-	q := url.Values{}
-	q.Set("filter["+tf+"][from]", a.Format(record.WallLayout))
-	q.Set("filter["+tf+"][to]", b.Format(record.WallLayout))
+	q := t.Endpoint.TimeQuery(a.Format(record.WallLayout), b.Format(record.WallLayout))
 	if t.Endpoint.Cursor != "" {
 		// A unique key: a second holding more than a page is read by
 		// offset, and records tied on their time may come in any order.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -67,6 +68,14 @@ type Endpoint struct {
 	Columns []Column          `json:"columns"`
 	// Index lists columns reporting queries filter on.
 	Index []string `json:"index,omitempty"`
+}
+
+// TimeQuery returns the query parameters that ask for the records whose
+// TimeField lies in the PBX-local wall time from to to ("YYYY-MM-DD
+// HH:MM:SS" each): filter[<TimeField>][from] and [to]. Every reader by
+// time (time windows, backfill windows, the probe) asks through it.
+func (e *Endpoint) TimeQuery(from, to string) url.Values {
+	return url.Values{"filter[" + e.TimeField + "][from]": {from}, "filter[" + e.TimeField + "][to]": {to}}
 }
 
 // Column returns the index of the column named name, or -1.
