@@ -179,27 +179,30 @@ func (s *Sim) matches(r record, fs []filter, extra func(record) bool) bool {
 		if !ok {
 			return false
 		}
-		sv := r.str(f.field)
-		if v == nil || (timeFields[f.field] && sv == "") {
+		if v == nil || !s.matchValue(f, r.str(f.field)) {
 			return false
-		}
-		c := compareValues(sv, f.value)
-		switch f.op {
-		case "eq":
-			if c != 0 {
-				return false
-			}
-		case "from":
-			if c < 0 || c == 0 && slices.Contains(s.opt.FilterFromExclusive, f.field) {
-				return false
-			}
-		case "to":
-			if c > 0 || (c == 0 && s.opt.FilterToExclusive) {
-				return false
-			}
 		}
 	}
 	return extra == nil || extra(r)
+}
+
+// matchValue reports whether a field's value sv (as sent, not null)
+// passes filter f: the one comparison of a filter, whether the record is
+// built (matches) or its start read from the index (startIndex).
+func (s *Sim) matchValue(f filter, sv string) bool {
+	if timeFields[f.field] && sv == "" {
+		return false
+	}
+	c := compareValues(sv, f.value)
+	switch f.op {
+	case "eq":
+		return c == 0
+	case "from":
+		return c > 0 || c == 0 && !slices.Contains(s.opt.FilterFromExclusive, f.field)
+	case "to":
+		return c < 0 || c == 0 && !s.opt.FilterToExclusive
+	}
+	return true
 }
 
 // selection is the ordered result of a query: either a contiguous range of
@@ -318,6 +321,12 @@ func (s *Sim) selectCalls(q query, extra func(record) bool, scope string) select
 	key := fmt.Sprintf("calls|%d|%d|%s|%d-%d|%v|%s|%s", n, gen, scope, lo, hi, q.filters, q.sort, q.dir)
 	if list, ok := s.cached(key); ok {
 		return selection{list: list, isList: true}
+	}
+	if extra == nil {
+		if list, ok := s.indexed(q, lo, hi, del); ok {
+			s.store(key, list)
+			return selection{list: list, isList: true}
+		}
 	}
 	var list []int64
 	for id := lo; id <= hi; id++ {

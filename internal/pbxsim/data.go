@@ -398,7 +398,7 @@ func (s *Sim) buildCallRecord(id int64) record {
 	c := s.call(id)
 	r := record{
 		{"id", strconv.FormatInt(c.ID, 10)},
-		{"start", s.wall(c.Start)},
+		{"start", s.startWall(c)},
 		{"answer", s.wall(c.Answer)},
 		{"end", s.wall(c.End)},
 		{"duration", strconv.FormatInt(c.Duration, 10)},
@@ -421,8 +421,6 @@ func (s *Sim) buildCallRecord(id int64) record {
 	}
 	gf := s.opt.GroupFields
 	switch c.Malformed {
-	case "start":
-		r[1].v = ""
 	case "answer":
 		r[2].v = ""
 	case "end":
@@ -461,6 +459,15 @@ func (s *Sim) buildCallRecord(id int64) record {
 		r = append(r, field{"tags", "vip,callback"})
 	}
 	return r
+}
+
+// startWall is call c's start as sent: PBX-local wall time, empty where
+// the record spoils it (Malformed).
+func (s *Sim) startWall(c Call) string {
+	if c.Malformed == "start" {
+		return ""
+	}
+	return s.wall(c.Start)
 }
 
 // CallFields returns the fields of a call record, in the order sent.

@@ -165,6 +165,8 @@ type Sim struct {
 	recMu sync.RWMutex
 	recs  []record // by id, with CacheCalls
 
+	startIdx startIndex // index.go
+
 	jsonMu   sync.RWMutex
 	callJSON [][]byte // by id, with CacheCallJSON
 
@@ -263,7 +265,12 @@ func New(o Options) *Sim {
 	if o.CacheCallJSON {
 		s.callJSON = make([][]byte, o.Calls+1)
 		for id := int64(1); id <= o.Calls; id++ {
-			s.callJSON[id] = s.callRecord(id).appendJSON(nil, nil)
+			r := s.callRecord(id)
+			s.callJSON[id] = r.appendJSON(nil, nil)
+			// The record is at hand: its start indexed now costs nothing,
+			// where building the index later costs the first query on
+			// start a pass over every call.
+			s.startIdx.add(id, r.str("start"))
 		}
 	}
 	return s
