@@ -1,0 +1,274 @@
+// Package pseudonym replaces personal data, phone numbers and names, by
+// keyed pseudonyms: the same number always gives the same pseudonym under
+// one key, whatever form the PBX wrote it in (+39 02…, 003902…, 3902…,
+// with spaces or dashes), so joins, call-back detection and per-caller
+// counts still work on pseudonymised data, and no one without the key can
+// go back from a pseudonym to the number (HMAC-SHA-256).
+//
+// It knows nothing of endpoints or sinks: which values are personal is the
+// caller's to say (issue 30's writers). A pseudonym is still personal data
+// under the GDPR while the key is kept: erasing a number needs its rows
+// gone too, not only its pseudonym.
+//
+// Like every package in this module, it is not a supported Go API.
+package pseudonym
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base32"
+	"fmt"
+	"strings"
+)
+
+// MinKeyLen is the shortest key accepted, in bytes.
+const MinKeyLen = 32
+
+// Prefixes mark a value as a pseudonym, so that a reader (and Scrub) tells
+// it from a value in clear.
+const (
+	NumberPrefix = "p:"
+	NamePrefix   = "n:"
+)
+
+// minDigits is the fewest digits Scrub takes for a phone number inside
+// free text: fewer are an extension, a count or a port.
+const minDigits = 7
+
+var enc = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// Keyed makes pseudonyms under one key. It is safe for concurrent use.
+type Keyed struct {
+	key []byte
+}
+
+// New returns pseudonyms under key, which must be at least MinKeyLen
+// bytes. The key is copied.
+func New(key []byte) (*Keyed, error) {
+	if len(key) < MinKeyLen {
+		return nil, fmt.Errorf("the pseudonym key is %d bytes, fewer than %d: make one with `openssl rand -base64 32`", len(key), MinKeyLen)
+	}
+	return &Keyed{key: append([]byte(nil), key...)}, nil
+}
+
+// mac is the keyed hash of v in domain d, 80 bits as 16 letters and
+// digits: enough that two numbers of one PBX never share a pseudonym.
+func (k *Keyed) mac(d, v string) string {
+	h := hmac.New(sha256.New, k.key)
+	h.Write([]byte(d))
+	h.Write([]byte{0})
+	h.Write([]byte(v))
+	return enc.EncodeToString(h.Sum(nil)[:10])
+}
+
+// KeyID names the key without revealing it or anything hashed with it:
+// the run ledger records it, so that a key changed on an existing database
+// is seen (mixing two keys breaks every join).
+func (k *Keyed) KeyID() string { return "k:" + k.mac("key-id", "")[:8] }
+
+// Number returns the pseudonym of the phone number s ("p:" and 16 letters
+// and digits), the same for every form of one number (Canonical). A value
+// that holds no digit, or is already a pseudonym, is returned as it is.
+func (k *Keyed) Number(s string) string {
+	c, ok := Canonical(s)
+	if !ok {
+		return s
+	}
+	return NumberPrefix + k.mac("number", c)
+}
+
+// Name returns the pseudonym of the person's name s ("n:…"), the same
+// whatever its case and spacing. An empty name, or a pseudonym, stays.
+func (k *Keyed) Name(s string) string {
+	n := strings.ToLower(strings.Join(strings.Fields(s), " "))
+	if n == "" || strings.HasPrefix(s, NamePrefix) || strings.HasPrefix(s, NumberPrefix) {
+		return s
+	}
+	return NamePrefix + k.mac("name", n)
+}
+
+// Canonical returns the digits of phone number s as the number's one form:
+// a leading "+" or "00" (international) dropped, spaces, dashes, dots,
+// slashes and brackets ignored. It reports false for a value with a letter
+// or other character a phone number does not have, no digit, or a
+// pseudonym. A national number ("02 1234 5678") keeps its own form: which
+// country it is in is not in the value.
+func Canonical(s string) (string, bool) {
+	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, NumberPrefix) || strings.HasPrefix(s, NamePrefix) {
+		return "", false
+	}
+	s = strings.TrimPrefix(s, "+")
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case strings.ContainsRune(" -./()\u00a0", r):
+		default:
+			return "", false
+		}
+	}
+	d := strings.TrimPrefix(b.String(), "00")
+	return d, d != ""
+}
+
+// Display returns a form of the international number s that shows what a
+// report may need and no more: its country calling code and last two
+// digits ("+39 ••• ••• 12"). A number not written internationally shows its
+// last two digits only; one of fewer than six digits shows nothing.
+func Display(s string) string {
+	t := strings.TrimSpace(s)
+	intl := strings.HasPrefix(t, "+") || strings.HasPrefix(t, "00")
+	d, ok := Canonical(t)
+	if !ok || len(d) < 6 {
+		return "•••"
+	}
+	last := d[len(d)-2:]
+	if !intl {
+		return "••• ••• " + last
+	}
+	return "+" + d[:countryCodeLen(d)] + " ••• ••• " + last
+}
+
+// countryCodeLen is the length of the ITU-T E.164 country calling code
+// that international digits d begin with: codes are prefix-free, one digit
+// in zones 1 and 7, two for the codes listed, three for the rest.
+func countryCodeLen(d string) int {
+	switch d[0] {
+	case '1', '7':
+		return 1
+	}
+	if strings.Contains(twoDigitCodes, " "+d[:2]+" ") {
+		return 2
+	}
+	return 3
+}
+
+const twoDigitCodes = " 20 27 30 31 32 33 34 36 39 40 41 43 44 45 46 47 48 49 51 52 53 54 55 56 57 58 60 61 62 63 64 65 66 81 82 84 86 90 91 92 93 94 95 98 "
+
+// Scrub replaces every phone number of at least seven digits inside the
+// free text s (an Asterisk channel or dial string, a recording's file
+// name, a JSON string) by its pseudonym, unless keep (which may be nil)
+// claims its canonical digits: an internal number the caller knows. A
+// number is a run of digits, "+" before it allowed, with up to two spaces
+// or brackets between its groups ("+39 (02) 1234 5678"):
+// "SIP/0039021234567-0000002a" gives "SIP/p:…-0000002a". Dashes and dots
+// end a number, as they separate the fields of Asterisk's names and
+// Wildix's file names. Left as they are: numbers of fewer digits (short
+// codes, extensions), a word of hex digits (Asterisk's "0000002a"), and
+// pseudonyms. In doubt it replaces: a number glued to letters
+// ("ext0039021234567") is replaced all the same.
+func (k *Keyed) Scrub(s string, keep func(canonical string) bool) string {
+	var b strings.Builder
+	last := 0
+	for i := 0; i < len(s); {
+		if n := pseudonymLen(s[i:]); n > 0 {
+			i += n
+			continue
+		}
+		if !(s[i] == '+' || isDigit(s[i])) || i > 0 && isDigit(s[i-1]) {
+			i++
+			continue
+		}
+		end := numberEnd(s, i)
+		if end == i {
+			i++
+			continue
+		}
+		wl, wr := i, end
+		for wl > 0 && isWord(s[wl-1]) {
+			wl--
+		}
+		for wr < len(s) && isWord(s[wr]) {
+			wr++
+		}
+		if (wl < i || wr > end) && isHex(s[wl:wr]) {
+			i = wr
+			continue
+		}
+		c, ok := Canonical(s[i:end])
+		if ok && digits(s[i:end]) >= minDigits && (keep == nil || !keep(c)) {
+			b.WriteString(s[last:i])
+			b.WriteString(NumberPrefix + k.mac("number", c))
+			last = end
+		}
+		i = end
+	}
+	if last == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+// numberEnd returns the end of the digits, with their "+" and the spaces
+// and brackets between them, that begin at s[i]; i when none do.
+func numberEnd(s string, i int) int {
+	j := i
+	if s[j] == '+' {
+		j++
+	}
+	if j >= len(s) || !isDigit(s[j]) {
+		return i
+	}
+	end := j
+	for j < len(s) {
+		if isDigit(s[j]) {
+			j++
+			end = j
+			continue
+		}
+		k := j
+		for k < len(s) && k-j < 2 && strings.IndexByte(" ()", s[k]) >= 0 {
+			k++
+		}
+		if k == j || k >= len(s) || !isDigit(s[k]) {
+			break
+		}
+		j = k
+	}
+	return end
+}
+
+// pseudonymLen is the length of the pseudonym s begins with, or 0.
+func pseudonymLen(s string) int {
+	for _, p := range []string{NumberPrefix, NamePrefix} {
+		if len(s) >= len(p)+16 && strings.HasPrefix(s, p) && strings.Trim(s[len(p):len(p)+16], "abcdefghijklmnopqrstuvwxyz234567") == "" {
+			return len(p) + 16
+		}
+	}
+	return 0
+}
+
+// isHex reports whether w is a word of hex digits with at least one
+// letter: an id, not a number.
+func isHex(w string) bool {
+	letter := false
+	for i := 0; i < len(w); i++ {
+		switch c := w[i] | 0x20; {
+		case isDigit(w[i]):
+		case c >= 'a' && c <= 'f':
+			letter = true
+		default:
+			return false
+		}
+	}
+	return letter
+}
+
+func digits(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if isDigit(s[i]) {
+			n++
+		}
+	}
+	return n
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func isWord(c byte) bool {
+	return isDigit(c) || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c >= 0x80
+}

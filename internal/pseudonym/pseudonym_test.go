@@ -1,0 +1,211 @@
+package pseudonym
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func keyed(t *testing.T, key string) *Keyed {
+	t.Helper()
+	k, err := New([]byte(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+const testKey = "0123456789abcdef0123456789abcdef"
+
+func TestNewRefusesShortKey(t *testing.T) {
+	t.Parallel()
+	_, err := New([]byte("short"))
+	if err == nil || !strings.Contains(err.Error(), "openssl rand") || strings.Contains(err.Error(), "short") {
+		t.Fatalf("New(short key) = %v, want an error saying how to make a key, without the key", err)
+	}
+}
+
+func TestCanonical(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		want string
+		ok   bool
+	}{
+		{"+390212345678", "390212345678", true},
+		{"00390212345678", "390212345678", true},
+		{"390212345678", "390212345678", true},
+		{"+39 02 1234 5678", "390212345678", true},
+		{" 0039 (02) 1234-5678 ", "390212345678", true},
+		{"+39.02.1234.5678", "390212345678", true},
+		{"0212345678", "0212345678", true}, // national: its own form
+		{"201", "201", true},
+		{"", "", false},
+		{"+", "", false},
+		{"00", "", false},
+		{"anonymous", "", false},
+		{"SIP/201", "", false},
+		{"p:abcdefgh23456723", "", false},
+	} {
+		got, ok := Canonical(tc.in)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("Canonical(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestNumberSameForEveryForm(t *testing.T) {
+	t.Parallel()
+	k := keyed(t, testKey)
+	want := k.Number("+390212345678")
+	if !regexp.MustCompile(`^p:[a-z2-7]{16}$`).MatchString(want) {
+		t.Fatalf("Number = %q, want p: and 16 base32 letters", want)
+	}
+	for _, in := range []string{"00390212345678", "390212345678", "+39 02 1234 5678", "0039 02 1234 5678"} {
+		if got := k.Number(in); got != want {
+			t.Errorf("Number(%q) = %q, want %q (the pseudonym of +390212345678)", in, got, want)
+		}
+	}
+	for _, other := range []string{"+390212345679", "0212345678", "+490212345678"} {
+		if got := k.Number(other); got == want {
+			t.Errorf("Number(%q) = %q: the same pseudonym as another number", other, got)
+		}
+	}
+	if got := k.Number(want); got != want {
+		t.Errorf("Number(pseudonym) = %q, want it unchanged", got)
+	}
+	if got := k.Number("anonymous"); got != "anonymous" {
+		t.Errorf("Number(anonymous) = %q, want it unchanged", got)
+	}
+	other := keyed(t, strings.ToUpper(testKey))
+	if other.Number("+390212345678") == want || other.KeyID() == k.KeyID() {
+		t.Error("two keys gave the same pseudonym or key id")
+	}
+	if k.KeyID() != keyed(t, testKey).KeyID() || strings.Contains(k.KeyID(), testKey[:8]) {
+		t.Errorf("KeyID = %q: not stable, or shows the key", k.KeyID())
+	}
+}
+
+func TestName(t *testing.T) {
+	t.Parallel()
+	k := keyed(t, testKey)
+	want := k.Name("Anna Rossi")
+	if !strings.HasPrefix(want, NamePrefix) || strings.Contains(want, "Rossi") {
+		t.Fatalf("Name = %q", want)
+	}
+	for _, in := range []string{"anna rossi", " Anna  Rossi ", "ANNA ROSSI"} {
+		if got := k.Name(in); got != want {
+			t.Errorf("Name(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if k.Name("Anna Rosi") == want {
+		t.Error("two names gave one pseudonym")
+	}
+	for _, in := range []string{"", "  ", want, k.Number("+390212345678")} {
+		if got := k.Name(in); got != in {
+			t.Errorf("Name(%q) = %q, want it unchanged", in, got)
+		}
+	}
+}
+
+func TestDisplay(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, want string }{
+		{"+390212345678", "+39 ••• ••• 78"},
+		{"0039 02 1234 5678", "+39 ••• ••• 78"},
+		{"+12125550123", "+1 ••• ••• 23"},
+		{"+74951234567", "+7 ••• ••• 67"},
+		{"+353 1 234 5678", "+353 ••• ••• 78"},
+		{"+41 44 668 18 00", "+41 ••• ••• 00"},
+		{"0212345678", "••• ••• 78"},
+		{"201", "•••"},
+		{"anonymous", "•••"},
+	} {
+		if got := Display(tc.in); got != tc.want {
+			t.Errorf("Display(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestScrub(t *testing.T) {
+	t.Parallel()
+	k := keyed(t, testKey)
+	p := k.Number("+390212345678")
+	ext := func(c string) bool { return len(c) <= 4 }
+	for _, tc := range []struct{ in, want string }{
+		{"SIP/0039021234567-0000002a", "SIP/" + k.Number("0039021234567") + "-0000002a"},
+		{"SIP/00390212345678,60,tT", "SIP/" + p + ",60,tT"},
+		{"from +39 02 1234 5678 to 201", "from " + p + " to 201"},
+		{"(+39 (02) 1234 5678)", "(" + p + ")"},
+		{"2026.12.06-10.11.12-201-00390212345678-9f3a1c-1.wav", "2026.12.06-10.11.12-201-" + p + "-9f3a1c-1.wav"},
+		{`{"caller":"390212345678"}`, `{"caller":"` + p + `"}`},
+		{"SIP/201-0000002a", "SIP/201-0000002a"},          // an extension and a hex id
+		{"SIP/trunk-00001234", "SIP/trunk-00001234"},      // 8 digits, but part of a word? no: see below
+		{"ext2021234567", "ext" + k.Number("2021234567")}, // in doubt, replaced
+		{"0039021234567SIP/", k.Number("0039021234567") + "SIP/"},
+		{"1234567abc", "1234567abc"},                         // a hex id
+		{"queue,t,,,300", "queue,t,,,300"},                   // short numbers
+		{"already " + p + " here", "already " + p + " here"}, // idempotent
+	} {
+		if tc.in == "SIP/trunk-00001234" {
+			// A channel's sequence of 8 digits after a dash is not
+			// told from a number: it is replaced, consistently.
+			tc.want = "SIP/trunk-" + k.Number("00001234")
+		}
+		if got := k.Scrub(tc.in, ext); got != tc.want {
+			t.Errorf("Scrub(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	kept := k.Scrub("call 0212345678", func(c string) bool { return c == "0212345678" })
+	if kept != "call 0212345678" {
+		t.Errorf("Scrub with keep claiming the number = %q, want it kept", kept)
+	}
+}
+
+// TestScrubLeavesNoNumber embeds random numbers, in every form the PBX
+// may write them, in random text: not one of their national digits may
+// be left in the result.
+func TestScrubLeavesNoNumber(t *testing.T) {
+	t.Parallel()
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("TEST_SEED"); s != "" {
+		seed, _ = strconv.ParseUint(s, 10, 64)
+	}
+	t.Logf("seed %d (TEST_SEED=%d replays it)", seed, seed)
+	rng := rand.New(rand.NewPCG(seed, 0))
+	k := keyed(t, testKey)
+	glue := []string{" ", ",", "/", "-", ";", "\"", ":", "=", " (", ") ", "|", "\t", "\n", "SIP/", "-000000", "@"}
+	for n := 0; n < 2000; n++ {
+		national := fmt.Sprintf("%d%08d", 2+rng.IntN(8), rng.IntN(100000000))
+		var forms = []string{
+			"+39" + national, "0039" + national, "39" + national,
+			"+39 " + national[:2] + " " + national[2:6] + " " + national[6:],
+			"0039 " + national[:3] + " " + national[3:],
+			"+39 (" + national[:2] + ") " + national[2:],
+		}
+		var text strings.Builder
+		for range 1 + rng.IntN(4) {
+			text.WriteString(glue[rng.IntN(len(glue))])
+			text.WriteString(forms[rng.IntN(len(forms))])
+		}
+		text.WriteString(glue[rng.IntN(len(glue))])
+		got := k.Scrub(text.String(), nil)
+		if digitsOnly(got, national[len(national)-7:]) {
+			t.Fatalf("Scrub(%q) = %q: the number's digits are left", text.String(), got)
+		}
+		if again := k.Scrub(got, nil); again != got {
+			t.Fatalf("Scrub(%q) = %q: a scrubbed text changed again", got, again)
+		}
+	}
+}
+
+// digitsOnly reports whether the digits of s, read through spaces and
+// brackets, hold want.
+func digitsOnly(s, want string) bool {
+	return strings.Contains(strings.NewReplacer(" ", "", "(", "", ")", "").Replace(s), want)
+}
