@@ -193,7 +193,11 @@ func (s *Sim) matchValue(f filter, sv string) bool {
 	if timeFields[f.field] && sv == "" {
 		return false
 	}
-	c := compareValues(sv, f.value)
+	return s.passes(f, compareValues(sv, f.value))
+}
+
+// passes says whether a value that compares c with f's passes f.
+func (s *Sim) passes(f filter, c int) bool {
 	switch f.op {
 	case "eq":
 		return c == 0

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -22,17 +23,21 @@ type startIndex struct {
 	// odd is set when a start is not read as a number by sortNumber:
 	// sorting by start then goes the general way.
 	odd bool
+	// numeric is set when a start parses as an integer, which
+	// compareValues then compares as a number: filtering by start then
+	// compares as it does (matchValue), not as text.
+	numeric bool
 }
 
 // starts returns the start index of calls 1..n.
-func (s *Sim) starts(n int64) (walls []string, nums []int64, odd bool) {
+func (s *Sim) starts(n int64) (walls []string, nums []int64, odd, numeric bool) {
 	x := &s.startIdx
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for id := max(int64(len(x.walls)), 1); id <= n; id++ {
 		x.add(id, s.startWall(s.call(id)))
 	}
-	return x.walls, x.nums, x.odd
+	return x.walls, x.nums, x.odd, x.numeric
 }
 
 // add indexes the start of call id, the next one; x.mu held or x not yet
@@ -47,6 +52,9 @@ func (x *startIndex) add(id int64, wall string) {
 	num, ok := sortNumber(wall, true)
 	x.walls, x.nums = append(x.walls, wall), append(x.nums, num)
 	x.odd = x.odd || !ok
+	if _, err := strconv.ParseInt(wall, 10, 64); err == nil {
+		x.numeric = true
+	}
 }
 
 // indexed answers a call-history query from the start index, when its
@@ -71,7 +79,7 @@ func (s *Sim) indexed(q query, lo, hi int64, del []int64) ([]int64, bool) {
 	if q.sort != "id" && q.sort != "start" {
 		return nil, false
 	}
-	walls, nums, odd := s.starts(hi)
+	walls, nums, odd, numeric := s.starts(hi)
 	if q.sort == "start" && odd {
 		return nil, false
 	}
@@ -86,8 +94,16 @@ func (s *Sim) indexed(q query, lo, hi int64, del []int64) ([]int64, bool) {
 		}
 		ok := true
 		for _, f := range onStart {
-			if !s.matchValue(f, walls[id]) {
-				ok = false
+			w := walls[id]
+			switch {
+			case numeric:
+				ok = s.matchValue(f, w)
+			default:
+				// No start reads as a number: compareValues compares
+				// as text, without its failed parse a call.
+				ok = w != "" && s.passes(f, strings.Compare(w, f.value))
+			}
+			if !ok {
 				break
 			}
 		}
