@@ -2,6 +2,7 @@ package paging
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -249,5 +250,65 @@ func TestTimeWindowsOneSecondRange(t *testing.T) {
 		if len(got) != calls {
 			t.Fatalf("%d calls handed over, the second %s holds %d", len(got), second, calls)
 		}
+	}
+}
+
+// pairLister holds the first request asked until a second one is asked
+// beside it.
+type pairLister struct {
+	Lister
+	asked  atomic.Int32
+	second chan struct{}
+}
+
+func (l *pairLister) List(ctx context.Context, path string, q url.Values, n *pbx.Counts) (*pbx.ListPage, error) {
+	switch l.asked.Add(1) {
+	case 1:
+		select {
+		case <-l.second:
+		case <-time.After(time.Minute):
+			return nil, errors.New("no second request was asked while the first was in flight")
+		}
+	case 2:
+		close(l.second)
+	}
+	return l.Lister.List(ctx, path, q, n)
+}
+
+// TestTimeWindowsPiecesSideBySide: the pieces of a window that came back
+// full are asked side by side (the first piece's answer waits for the
+// second's request, else the read fails after a minute), and the window is
+// read whole, each call once.
+func TestTimeWindowsPiecesSideBySide(t *testing.T) {
+	t.Parallel()
+	sim, l := newSim(pbxsim.Options{Calls: 400})
+	rd := newReader(l, 10, 4)
+	tw := &TimeWindows{Reader: rd, slots: newSlots(4)}
+	wall := func(s string) time.Time { w, _ := time.Parse(record.WallLayout, s); return w }
+	w := window{wall("2026-01-01 01:00:00"), wall("2026-01-01 02:00:00")}
+	ans, err := tw.ask(context.Background(), w)
+	if err != nil || tw.proven(ans) {
+		t.Fatalf("the hour's answer: err %v, proven %v; want a full page", err, err == nil && tw.proven(ans))
+	}
+	tw.Lister = &pairLister{Lister: l, second: make(chan struct{})}
+	rows, err := tw.whole(context.Background(), w, ans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := tally{}
+	for _, row := range rows {
+		got[row.Cursor]++
+	}
+	want := 0
+	for _, id := range sim.CallIDs() {
+		if s := callStart(sim, id); s >= "2026-01-01 01:00:00" && s < "2026-01-01 02:00:00" {
+			want++
+			if got[id] != 1 {
+				t.Fatalf("call %d (start %s) read %d times", id, s, got[id])
+			}
+		}
+	}
+	if len(got) != want || want <= 10 {
+		t.Fatalf("%d calls read, the hour holds %d (more than a page: %v)", len(got), want, want > 10)
 	}
 }
