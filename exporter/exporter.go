@@ -18,6 +18,7 @@ import (
 
 	"github.com/wildix-export/wildix-export/exporter/paging"
 	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/exporter/recordings"
 )
 
 // Sink receives rows. A sink commits a batch's rows together with the
@@ -97,6 +98,10 @@ type Exporter struct {
 	Log *slog.Logger
 	// Observe, when set, is called once per endpoint with its result.
 	Observe func(EndpointResult)
+	// Recordings copies the files of the recordings endpoint to the
+	// recordings store (EXPORT_RECORDINGS_STORE); nil when none is
+	// configured: that endpoint then fails, saying what to set.
+	Recordings *recordings.Copier
 	// Abort, when set, reports whether an endpoint's error makes the
 	// endpoints after it pointless (an authorization the PBX refused, a
 	// database gone); they are then not started.
@@ -124,6 +129,9 @@ type EndpointResult struct {
 	Duration  time.Duration
 	Completed time.Time // when the endpoint finished without error
 	Err       error
+	// Recordings is what the recordings endpoint did with the files;
+	// nil for the other endpoints.
+	Recordings *RecordingsResult `json:"recordings,omitempty"`
 }
 
 // RunResult is what a run did.
@@ -186,8 +194,10 @@ func (x *Exporter) Run(ctx context.Context, id, mode string, endpoints []record.
 			continue
 		}
 		var res EndpointResult
-		switch ep.Mode {
-		case record.Incremental:
+		switch {
+		case ep.Files == "recordings":
+			res = x.recordings(ctx, r.ID, ep)
+		case ep.Mode == record.Incremental:
 			res = x.incremental(ctx, r.ID, ep)
 		default:
 			res = x.snapshot(ctx, r.ID, ep)

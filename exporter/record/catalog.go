@@ -7,7 +7,9 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Type is a column's type, named as in PostgreSQL.
@@ -68,14 +70,180 @@ type Endpoint struct {
 	Columns []Column          `json:"columns"`
 	// Index lists columns reporting queries filter on.
 	Index []string `json:"index,omitempty"`
+
+	// The fields below are the built-in recordings endpoint's (issue 29):
+	// an endpoints file cannot set them.
+
+	// Files says the records describe files the exporter copies to a
+	// store: "recordings" (EXPORT_RECORDINGS_STORE). Such an endpoint is
+	// read by the exporter's recordings policy, which fills the columns
+	// no shape reads (Shapes) itself.
+	Files string `json:"-"`
+	// OptIn leaves the endpoint out of the default set (Select with no
+	// names): it needs a setting of its own, so it is exported only when
+	// named or added by the caller.
+	OptIn bool `json:"-"`
+	// TimeParams, when set, are the parameters TimeQuery asks a time
+	// range with ([from, to]) instead of filter[<TimeField>][from]/[to].
+	TimeParams [2]string `json:"-"`
+	// TimeForms are the forms the PBX may take TimeParams in, in the
+	// order they are tried: TimeWall or TimeEpoch. TimeForm is the one in
+	// use (TimeWall when empty).
+	TimeForms []string `json:"-"`
+	TimeForm  string   `json:"-"`
+	// Shapes, when set, are the forms the records may take when no source
+	// documents their fields; the first is the one Columns declare. The
+	// export detects which one the PBX sends (DetectShape) and reads it
+	// through InShape.
+	Shapes []Shape `json:"-"`
+}
+
+// The forms TimeQuery writes a time range in.
+const (
+	TimeWall  = "wall"  // PBX-local "YYYY-MM-DD HH:MM:SS", as filter[start]
+	TimeEpoch = "epoch" // Unix seconds; the wall times given to TimeQuery are then UTC
+)
+
+// Shape is one plausible form of an endpoint's records.
+type Shape struct {
+	Name string
+	// Fields maps a column to the PBX field it is read from in this
+	// shape; a column not named is not sent in it (NULL).
+	Fields map[string]string
+	// Key is the PBX fields that identify a record in this shape; with
+	// the time field, they must be in every record.
+	Key []string
 }
 
 // TimeQuery returns the query parameters that ask for the records whose
 // TimeField lies in the PBX-local wall time from to to ("YYYY-MM-DD
-// HH:MM:SS" each): filter[<TimeField>][from] and [to]. Every reader by
-// time (time windows, backfill windows, the probe) asks through it.
+// HH:MM:SS" each): filter[<TimeField>][from] and [to], or TimeParams in
+// TimeForm (in TimeEpoch, from and to are UTC wall times, sent as Unix
+// seconds). Every reader by time (time windows, backfill windows, the
+// probe) asks through it.
 func (e *Endpoint) TimeQuery(from, to string) url.Values {
-	return url.Values{"filter[" + e.TimeField + "][from]": {from}, "filter[" + e.TimeField + "][to]": {to}}
+	if e.TimeParams[0] == "" {
+		return url.Values{"filter[" + e.TimeField + "][from]": {from}, "filter[" + e.TimeField + "][to]": {to}}
+	}
+	if e.TimeForm == TimeEpoch {
+		from, to = epochOf(from), epochOf(to)
+	}
+	return url.Values{e.TimeParams[0]: {from}, e.TimeParams[1]: {to}}
+}
+
+// epochOf is the UTC wall time s in Unix seconds (s itself when it is
+// not a wall time).
+func epochOf(s string) string {
+	t, err := time.Parse(WallLayout, s)
+	if err != nil {
+		return s
+	}
+	return strconv.FormatInt(t.Unix(), 10)
+}
+
+// InShape returns the endpoint as its records are in shape s, in time
+// form form, for converting them: each column reads s's field (a column
+// s does not send, or the exporter fills, reads none), the key and time
+// fields are s's, and in TimeEpoch the time column is read as whole
+// seconds (the caller turns them into times). The columns keep their
+// names, order and, but for that one, types: rows converted with it are
+// rows of e.
+func (e *Endpoint) InShape(s Shape, form string) Endpoint {
+	d := *e
+	d.Columns = slices.Clone(e.Columns)
+	d.TimeForm, d.Key, d.Cursor, d.Sort, d.Expect = form, s.Key, "", "", nil
+	for i, c := range d.Columns {
+		f, ok := s.Fields[c.Name]
+		if !ok {
+			f = "\x00" + c.Name // in no record
+		}
+		if c.Field == e.TimeField {
+			d.TimeField = f
+			if form == TimeEpoch {
+				d.Columns[i].Type = BigInt
+			}
+		}
+		d.Columns[i].Field = f
+	}
+	return d
+}
+
+// DetectShape returns the shape of e that a record holding fields fits
+// best: every field of its key and its time present, and the most of its
+// other fields. An error, naming the fields seen, when none fits.
+func (e *Endpoint) DetectShape(fields []string) (Shape, error) {
+	have := map[string]bool{}
+	for _, f := range fields {
+		have[f] = true
+	}
+	best, score := -1, -1
+	for i, s := range e.Shapes {
+		fit := s.Fields[e.timeColumn()] != "" && have[s.Fields[e.timeColumn()]]
+		for _, k := range s.Key {
+			fit = fit && have[k]
+		}
+		n := 0
+		for _, f := range s.Fields {
+			if have[f] {
+				n++
+			}
+		}
+		if fit && n > score {
+			best, score = i, n
+		}
+	}
+	if best < 0 {
+		var known []string
+		for _, s := range e.Shapes {
+			known = append(known, s.Name+" ("+strings.Join(s.requires(e), ", ")+")")
+		}
+		seen := slices.Sorted(slices.Values(fields))
+		return Shape{}, fmt.Errorf("a record of %s holds the fields %s, which fit none of the shapes known: %s; report this PBX's version and answer (docs/pbx-api.md, Recordings)",
+			e.Name, quoteList(seen), strings.Join(known, "; "))
+	}
+	return e.Shapes[best], nil
+}
+
+// Requires returns the fields every record in shape s must hold: its key
+// and its time field.
+func (s Shape) requires(e *Endpoint) []string {
+	return append(slices.Clone(s.Key), s.Fields[e.timeColumn()])
+}
+
+// Requires is Shape.requires for the exporter: the fields every record
+// of e in shape s must hold.
+func (e *Endpoint) Requires(s Shape) []string { return s.requires(e) }
+
+// timeColumn is the name of the time field's column.
+func (e *Endpoint) timeColumn() string {
+	for _, c := range e.Columns {
+		if c.Field == e.TimeField {
+			return c.Name
+		}
+	}
+	return ""
+}
+
+// quoteList quotes names for a message, at most 30 of them.
+func quoteList(names []string) string {
+	if len(names) == 0 {
+		return "(none)"
+	}
+	var b strings.Builder
+	for i, n := range names {
+		if i == 30 {
+			fmt.Fprintf(&b, " and %d more", len(names)-30)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if len(n) > 40 {
+			n = n[:40] + "…"
+		}
+		fmt.Fprintf(&b, "%q", n)
+	}
+	return b.String()
 }
 
 // Column returns the index of the column named name, or -1.
@@ -170,6 +338,40 @@ func Builtin() []Endpoint {
 			Name: "call_groups", Path: "/api/v1/Dialplan/CallGroups", Key: []string{"id"}, Mode: Snapshot, Sort: "id",
 			Columns: cols(text("id", "title", "name"), []Column{{"members", "members", JSON}, {"settings", "settings", JSON}}),
 		},
+		{
+			// Call recordings (docs/pbx-api.md, "Recordings"): each file
+			// copied to the recordings store, a row per recording. No
+			// source shows a record, so the four plausible shapes are
+			// declared and the one the PBX sends detected; the columns
+			// after number are the exporter's: the stored name's id
+			// (the key), what became of the file, where it is stored, and
+			// the call-history record it belongs to.
+			Name: "recordings", Path: "/api/v1/PBX/recordings", Key: []string{"recording"}, Mode: Incremental,
+			TimeField: "start", Files: "recordings", OptIn: true,
+			TimeParams: [2]string{"from", "to"}, TimeForms: []string{TimeWall, TimeEpoch},
+			Index: []string{"start_time", "call_id"},
+			Columns: cols(
+				text("recording", "id", "fileName=file_name", "path"),
+				[]Column{{"start_time", "start", Timestamp}, {"duration", "duration", Integer}, {"size", "size", BigInt}},
+				text("extension", "number", "status", "reason"),
+				[]Column{{"hostile", "hostile", Boolean}},
+				text("object"),
+				[]Column{{"stored_size", "stored_size", BigInt}},
+				text("sha256"),
+				[]Column{{"call_id", "call_id", BigInt}},
+				text("call_match"),
+			),
+			Shapes: []Shape{
+				{Name: "camel", Key: []string{"id"}, Fields: map[string]string{"id": "id", "file_name": "fileName", "path": "path",
+					"start_time": "start", "duration": "duration", "size": "size", "extension": "extension", "number": "number"}},
+				{Name: "snake", Key: []string{"id"}, Fields: map[string]string{"id": "id", "file_name": "file_name", "path": "url",
+					"start_time": "time", "duration": "length", "size": "filesize", "extension": "src", "number": "dst"}},
+				{Name: "attachment", Key: []string{"id"}, Fields: map[string]string{"id": "id", "path": "url",
+					"start_time": "time", "extension": "source", "number": "destination"}},
+				{Name: "bare", Key: []string{"url"}, Fields: map[string]string{"path": "url",
+					"start_time": "time", "extension": "source", "number": "destination"}},
+			},
+		},
 	}
 }
 
@@ -244,10 +446,11 @@ func LoadCatalog(path string) (*Catalog, error) {
 // All returns every endpoint, in declaration order.
 func (c *Catalog) All() []Endpoint { return c.endpoints }
 
-// Select returns the named endpoints, or all when names is empty.
+// Select returns the named endpoints, or, when names is empty, every
+// endpoint but the opt-in ones (OptIn).
 func (c *Catalog) Select(names []string) ([]Endpoint, error) {
 	if len(names) == 0 {
-		return c.endpoints, nil
+		return slices.DeleteFunc(slices.Clone(c.endpoints), func(e Endpoint) bool { return e.OptIn }), nil
 	}
 	var out []Endpoint
 	for _, n := range names {
@@ -277,7 +480,7 @@ func (e *Endpoint) validate() error {
 	switch e.Mode {
 	case Snapshot:
 	case Incremental:
-		if e.Cursor == "" {
+		if e.Cursor == "" && e.Files == "" {
 			return fmt.Errorf("an incremental endpoint needs a cursor field (a number that grows)")
 		}
 	default:
@@ -306,6 +509,19 @@ func (e *Endpoint) validate() error {
 	for _, ix := range e.Index {
 		if !names[ix] {
 			return fmt.Errorf("index column %q is not a column", ix)
+		}
+	}
+	if e.Files != "" && e.Files != "recordings" {
+		return fmt.Errorf("files %q: the exporter copies recordings only", e.Files)
+	}
+	for _, s := range e.Shapes {
+		for col := range s.Fields {
+			if !names[col] {
+				return fmt.Errorf("shape %q reads column %q, which is not a column", s.Name, col)
+			}
+		}
+		if len(s.Key) == 0 || s.Fields[e.timeColumn()] == "" {
+			return fmt.Errorf("shape %q needs a key and the time field's column", s.Name)
 		}
 	}
 	return e.validateFields()

@@ -130,3 +130,70 @@ func TestDefaultCursorColumn(t *testing.T) {
 		t.Fatalf("endpoint %+v", e)
 	}
 }
+
+// TestRecordingsEndpoint: the built-in recordings endpoint is opt-in (not
+// in the default set, so a default run needs no recordings store), asks
+// its time range with from/to in the form in use, and reads each of its
+// shapes.
+func TestRecordingsEndpoint(t *testing.T) {
+	t.Parallel()
+	c, err := record.NewCatalog(record.Builtin())
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, _ := c.Select(nil)
+	for _, e := range def {
+		if e.Name == "recordings" {
+			t.Fatal("recordings is in the default set")
+		}
+	}
+	eps, err := c.Select([]string{"recordings"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := &eps[0]
+	if ep.Files != "recordings" || !ep.OptIn {
+		t.Fatalf("recordings: Files %q, OptIn %v", ep.Files, ep.OptIn)
+	}
+	for _, tc := range []struct {
+		form, from, to string
+	}{
+		{record.TimeWall, "2026-12-06 10:00:00", "2026-12-06 11:00:00"},
+		{record.TimeEpoch, "1796551200", "1796554800"},
+	} {
+		s := ep.InShape(ep.Shapes[0], tc.form)
+		q := s.TimeQuery("2026-12-06 10:00:00", "2026-12-06 11:00:00")
+		if q.Get("from") != tc.from || q.Get("to") != tc.to || len(q) != 2 {
+			t.Errorf("%s: TimeQuery = %v, want from=%s to=%s", tc.form, q, tc.from, tc.to)
+		}
+	}
+	// Call history still asks by filter[start].
+	if q := record.Builtin()[0].TimeQuery("a", "b"); q.Get("filter[start][from]") != "a" || q.Get("filter[start][to]") != "b" {
+		t.Errorf("call history TimeQuery = %v", q)
+	}
+	for _, tc := range []struct {
+		fields []string
+		shape  string
+		err    string
+	}{
+		{[]string{"id", "fileName", "path", "start", "duration", "size", "extension", "number"}, "camel", ""},
+		{[]string{"id", "file_name", "url", "time", "length", "filesize", "src", "dst"}, "snake", ""},
+		{[]string{"id", "url", "time", "source", "destination"}, "attachment", ""},
+		{[]string{"url", "time", "source", "destination"}, "bare", ""},
+		{[]string{"id", "path", "start"}, "camel", ""},
+		{[]string{"recordingId", "file", "date"}, "", `holds the fields "date", "file", "recordingId", which fit none of the shapes known: camel (id, start)`},
+	} {
+		s, err := ep.DetectShape(tc.fields)
+		switch {
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%v: err %v, want %q", tc.fields, err, tc.err)
+		case tc.err == "" && (err != nil || s.Name != tc.shape):
+			t.Errorf("%v: shape %q (%v), want %s", tc.fields, s.Name, err, tc.shape)
+		}
+	}
+	snake := ep.InShape(ep.Shapes[1], record.TimeEpoch)
+	if snake.TimeField != "time" || snake.Key[0] != "id" || snake.Columns[snake.Column("start_time")].Type != record.BigInt ||
+		snake.Columns[snake.Column("path")].Field != "url" || snake.Columns[snake.Column("sha256")].Field == "sha256" {
+		t.Errorf("InShape(snake, epoch) = %+v", snake)
+	}
+}
