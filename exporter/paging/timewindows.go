@@ -52,6 +52,10 @@ type TimeWindows struct {
 	Unsettled Gap
 	pages     atomic.Int64
 	slots     *slots // bounds the requests in flight, the earliest window's first
+	// toInclusive is set once an answer held a record on its window's
+	// end: the PBX's filter[to] is inclusive, and a second is asked for
+	// alone (second).
+	toInclusive atomic.Bool
 }
 
 // Gap is the wall time (From, To].
@@ -115,6 +119,9 @@ func (t *TimeWindows) fetch(ctx context.Context, a, b time.Time, start, ask int6
 			return nil, nil, fmt.Errorf("%s: the PBX sent a record with %s %q: it ignores filter[%s] as well as filter[%s] or sort=%s, so no paging can be trusted; report this PBX's version",
 				where, tf, row.Wall, tf, t.Endpoint.Cursor, t.Endpoint.Cursor)
 		}
+		if row.Wall == hi && lo < hi {
+			t.toInclusive.Store(true)
+		}
 	}
 	return pg, rows, nil
 }
@@ -156,8 +163,14 @@ func (t *TimeWindows) within(w window, rows []record.Row) []record.Row {
 // added) meanwhile shifts the later offsets and hides another, so the
 // second is read until two reads in a row hold the same keys, at most
 // three times; otherwise the run stops with ErrChanged, the time cursor
-// before this second.
+// before this second. It is asked as [a, b], b the next second, unless
+// the PBX's filter[to] was seen inclusive: then as [a, a], so that the
+// next second's records, which may be many or still arriving, are not
+// read (and compared) with it.
 func (t *TimeWindows) second(ctx context.Context, a, b time.Time, ask int64) ([]record.Row, error) {
+	if t.toInclusive.Load() {
+		b = a
+	}
 	rows, keys, err := t.offsets(ctx, a, b, ask)
 	for attempt := 1; err == nil; attempt++ {
 		again, againKeys, err := t.offsets(ctx, a, b, ask)

@@ -3,6 +3,7 @@ package paging
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -100,12 +101,12 @@ func TestTimeWindows(t *testing.T) {
 type windowLog struct {
 	Lister
 	mu   sync.Mutex
-	asks [][2]string // from, to
+	asks [][3]string // from, to, start
 }
 
 func (l *windowLog) List(ctx context.Context, path string, q url.Values, n *pbx.Counts) (*pbx.ListPage, error) {
 	l.mu.Lock()
-	l.asks = append(l.asks, [2]string{q.Get("filter[start][from]"), q.Get("filter[start][to]")})
+	l.asks = append(l.asks, [3]string{q.Get("filter[start][from]"), q.Get("filter[start][to]"), q.Get("start")})
 	l.mu.Unlock()
 	return l.Lister.List(ctx, path, q, n)
 }
@@ -310,5 +311,72 @@ func TestTimeWindowsPiecesSideBySide(t *testing.T) {
 	}
 	if len(got) != want || want <= 10 {
 		t.Fatalf("%d calls read, the hour holds %d (more than a page: %v)", len(got), want, want > 10)
+	}
+}
+
+// TestTimeWindowsBusySecondAlone: a second holding more calls than a page,
+// followed by one holding calls too, is read whole by offset, each of its
+// calls once; on a PBX whose filter[to] is inclusive (seen from the first
+// answer) each read by offset asks for that second alone, not for the
+// next one with it; on one whose filter[to] is exclusive, up to the next
+// second.
+func TestTimeWindowsBusySecondAlone(t *testing.T) {
+	t.Parallel()
+	for _, exclusive := range []bool{false, true} {
+		t.Run(fmt.Sprintf("exclusive %v", exclusive), func(t *testing.T) {
+			t.Parallel()
+			sim, l := newSim(pbxsim.Options{Calls: 400, CallGap: time.Second, FilterToExclusive: exclusive})
+			per := map[string][]int64{}
+			for _, id := range sim.CallIDs() {
+				per[callStart(sim, id)] = append(per[callStart(sim, id)], id)
+			}
+			var second string
+			for s, ids := range per {
+				w, _ := time.Parse(record.WallLayout, s)
+				if len(ids) >= 3 && len(per[w.Add(time.Second).Format(record.WallLayout)]) >= 2 && (second == "" || s < second) {
+					second = s
+				}
+			}
+			if second == "" {
+				t.Fatal("no busy second followed by calls: the case proves nothing")
+			}
+			log := &windowLog{Lister: l}
+			rd := newReader(log, 2, 4)
+			a, _ := time.Parse(record.WallLayout, second)
+			got := tally{}
+			err := (&TimeWindows{Reader: rd}).Read(context.Background(), a, a.Add(time.Second), func(rows []record.Row) error {
+				for _, row := range rows {
+					got[row.Cursor]++
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range per[second] {
+				if got[id] != 1 {
+					t.Fatalf("call %d of the second %s handed over %d times", id, second, got[id])
+				}
+			}
+			if len(got) != len(per[second]) {
+				t.Fatalf("%d calls handed over, the second %s holds %d", len(got), second, len(per[second]))
+			}
+			want := second
+			if exclusive {
+				want = a.Add(time.Second).Format(record.WallLayout)
+			}
+			offsets := 0
+			for _, ask := range log.asks {
+				if ask[2] != "0" {
+					offsets++
+					if ask[0] != second || ask[1] != want {
+						t.Fatalf("read by offset as %s to %s (start %s), want %s to %s", ask[0], ask[1], ask[2], second, want)
+					}
+				}
+			}
+			if offsets == 0 {
+				t.Fatal("nothing read by offset: the case proves nothing")
+			}
+		})
 	}
 }
