@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/wildix-export/wildix-export/exporter/paging"
 	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/exporter/recordings"
 )
 
 // RecordingsResult is what a run of the recordings endpoint did with the
@@ -35,6 +37,8 @@ type RecordingsResult struct {
 	// it); nil when every recording listed was stored, vanished or
 	// refused.
 	OldestPending *time.Time `json:"oldest_pending,omitempty"`
+
+	hostileFirst string // the first hostile one, for the note
 }
 
 // OldestPendingAge is how old the oldest recording listed and not stored
@@ -50,16 +54,97 @@ func (r *RecordingsResult) OldestPendingAge(now time.Time) time.Duration {
 // configured.
 var errNoRecordingsStore = fmt.Errorf("%w: the recordings endpoint copies every call recording to a recordings store, and none is configured: set EXPORT_RECORDINGS_STORE (see README, Recordings), or leave recordings out of EXPORT_ENDPOINTS", record.ErrConfig)
 
-// recordings exports the recordings endpoint: see the policy in
-// recordingsRead.
+// Policy: recordings (issue 29).
+//
+// The list is read by time windows (paging.TimeWindows: each window
+// proven whole) through the endpoint's from/to, in the form the PBX takes
+// and the shape its records come in, both detected each run
+// (detectRecordings). The range and the watermark are call history's by
+// time windows (incremental_time.go): from the look-back before the
+// newest start read to the horizon, the last minutes (EXPORT_SETTLE)
+// left to the next run. A window's recordings not exported before (the
+// keys within the look-back are kept in the state) go to Copier.Copy.
+// Only when it returns nil (every file stored, already there, vanished
+// or refused: the copier's contract) are their rows written, and the
+// state (newest start, recent keys) committed with them, every BatchSize
+// rows and at the end: the time cursor never passes a recording whose
+// file is not stored. A failed copy stops the read: the windows before
+// it are committed, the endpoint fails naming the recording, and the
+// next run lists that window again (Copy skips what is stored).
 func (x *Exporter) recordings(ctx context.Context, runID string, ep *record.Endpoint) (res EndpointResult) {
 	e := x.newRun(runID, ep, &res)
 	defer e.tally()
 	res.Recordings = &RecordingsResult{}
+	defer e.noteHostile()
 	if x.Recordings == nil {
 		res.Err = errNoRecordingsStore
 		return res
 	}
-	res.Err = errors.New("the recordings export is not built yet (issue 29)")
+	st, err := e.loadRecState(ctx)
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	l, err := e.detectRecordings(ctx, st.Form)
+	if err != nil || l == nil {
+		res.Err = err
+		return res
+	}
+	rc, err := e.recCursor(ctx, l, st)
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	res.Paging = paging.ByTimeWindows.String()
+	c := e.committer(ctx, BatchInfo{PBX: x.PBX, RunID: runID, Endpoint: ep, StateKey: ep.Name}, x.CommitGrace)
+	scratch := &record.Warnings{} // a record read twice warns twice: counted for the rows kept
+	r := e.reader(nil, x.Concurrency)
+	r.Endpoint, r.Rows = &l.ep, l.rows(&record.Converter{Endpoint: &l.ep, Zone: l.zone, Warnings: scratch})
+	tw := &paging.TimeWindows{Reader: r, Unsettled: paging.Gap{From: mustWall(rc.settled), To: mustWall(rc.horizon)}}
+	err = tw.Read(ctx, rc.from, rc.to, func(rows []record.Row) error {
+		return e.recWindow(ctx, c, l, rc, rows, scratch.Total() > 0)
+	})
+	switch {
+	case err == nil:
+		c.commit(rc.state(runID))
+	case !errors.Is(err, errLoader) && !c.failed() && (ctx.Err() == nil || x.CommitGrace > 0):
+		c.commit(rc.state(runID))
+		err = fmt.Errorf("%w; the windows before it were committed: the next run lists from %s", err, rc.resume())
+	}
+	e.endIncremental(ctx, c, err)
 	return res
+}
+
+// recWindow copies the files of a window's recordings not exported
+// before, then writes their rows and moves the cursor over them.
+func (e *endpointRun) recWindow(ctx context.Context, c *committer, l *recList, rc *recCursor, rows []record.Row, recount bool) error {
+	fresh := rc.fresh(rows)
+	if len(fresh) == 0 {
+		return nil
+	}
+	recs := make([]recordings.Recording, len(fresh))
+	for i, row := range fresh {
+		recs[i] = l.recording(row.Key)
+	}
+	results, cnt, err := e.x.Recordings.Copy(ctx, recs)
+	e.res.Recordings.add(recs, results, cnt)
+	if err != nil {
+		return err
+	}
+	if recount {
+		if err := e.recount(l, fresh); err != nil {
+			return err
+		}
+	}
+	for i := range fresh {
+		e.recRow(&fresh[i], l, results[i])
+	}
+	rc.took(fresh)
+	if !c.write(fresh) {
+		return errLoader
+	}
+	if c.pending() >= int64(e.x.BatchSize) && !c.commit(rc.state(e.runID)) {
+		return errLoader
+	}
+	return nil
 }

@@ -1,16 +1,37 @@
 package exporter_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
 	"errors"
+	"hash"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/wildix-export/wildix-export/auth"
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/pbx"
 	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/exporter/recordings"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/sinks/recstore"
 )
+
+// The recordings tests: the simulator over HTTP (list and files), the
+// directory store on the real file system, the CSV sink and PostgreSQL.
+
+const recToken = "access_simple-token-of-admin-rec1"
 
 // recordingsEndpoint is the catalog's recordings endpoint.
 func recordingsEndpoint(t *testing.T) record.Endpoint {
@@ -24,6 +45,191 @@ func recordingsEndpoint(t *testing.T) record.Endpoint {
 		t.Fatal(err)
 	}
 	return eps[0]
+}
+
+// recEnv is a simulator with recordings behind front, an exporter to a
+// sink of kind ("csv" or "postgres") and a directory store.
+type recEnv struct {
+	sim      *pbxsim.Sim
+	x        *exporter.Exporter
+	csvDir   string // with csv
+	rows     func(t *testing.T) map[string][]string
+	storeDir string
+	ep       record.Endpoint
+}
+
+// recSetup starts it. front, when set, may rewrite an answer of the list.
+func recSetup(t *testing.T, o pbxsim.Options, kind string, front func(body []byte) []byte) *recEnv {
+	t.Helper()
+	o.APIKeys = append(o.APIKeys, recToken, "wsk-v1-test")
+	if o.Calls == 0 {
+		o.Calls = 200
+	}
+	if o.Recordings.Every == 0 {
+		o.Recordings.Every = 3
+	}
+	if o.Recordings.BytesPerSecond == 0 {
+		o.Recordings.BytesPerSecond = 50
+	}
+	sim := pbxsim.New(o)
+	sim.Quiet()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if front == nil || !strings.HasPrefix(strings.ToLower(r.URL.Path), "/api/v1/pbx/recordings") {
+			sim.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		sim.ServeHTTP(rec, r)
+		w.WriteHeader(rec.Code)
+		w.Write(front(rec.Body.Bytes()))
+	}))
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+	rome, err := time.LoadLocation("Europe/Rome")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink, dir, pool := openSink(t, kind)
+	c := &pbx.Client{HTTP: &http.Client{Transport: &auth.Transport{Source: auth.Static("wsk-v1-test")}}, Base: u,
+		MaxAttempts: 3, Timeout: time.Minute, MinBackoff: 5 * time.Millisecond}
+	storeDir := t.TempDir()
+	store, err := recstore.OpenDir(storeDir, recstore.DirOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := &exporter.Exporter{Client: c, Sink: sink, PBX: "pbx", Zone: rome, PageSize: 20, Concurrency: 2, BatchSize: 15, MaxPages: 10000,
+		Recordings: &recordings.Copier{Spool: &recordings.Spool{Origin: u, Token: recToken, MinBackoff: time.Millisecond, MaxAttempts: 3},
+			Store: store, PBX: "pbx", Concurrency: 3}}
+	e := &recEnv{sim: sim, x: x, csvDir: dir, storeDir: storeDir, ep: recordingsEndpoint(t)}
+	e.rows = func(t *testing.T) map[string][]string { return csvRecordingRows(t, dir) }
+	if pool != nil {
+		e.rows = func(t *testing.T) map[string][]string {
+			t.Helper()
+			out := map[string][]string{}
+			rows, err := pool.Query(context.Background(), `SELECT recording, coalesce(sha256, ''), coalesce(object, ''), status,
+coalesce(file_name, ''), hostile::text, coalesce(call_id::text, '') FROM recordings WHERE pbx = 'pbx'`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			for rows.Next() {
+				v := make([]string, 7)
+				if err := rows.Scan(&v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6]); err != nil {
+					t.Fatal(err)
+				}
+				if _, dup := out[v[0]]; dup {
+					t.Errorf("recording %s has two rows", v[0])
+				}
+				out[v[0]] = v[1:]
+			}
+			return out
+		}
+	}
+	return e
+}
+
+// csvRecordingRows reads the committed recordings CSV files: by the
+// recording column, sha256, object, status, file_name, hostile, call_id.
+func csvRecordingRows(t *testing.T, dir string) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	files, _ := filepath.Glob(filepath.Join(dir, "recordings", "*.csv"))
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		col := map[string]int{}
+		for i, n := range recs[0] {
+			col[n] = i
+		}
+		for _, r := range recs[1:] {
+			key := r[col["recording"]]
+			if _, dup := out[key]; dup {
+				t.Errorf("recording %s has two rows", key)
+			}
+			out[key] = []string{r[col["sha256"]], r[col["object"]], r[col["status"]], r[col["file_name"]], r[col["hostile"]], r[col["call_id"]]}
+		}
+	}
+	return out
+}
+
+func (e *recEnv) run(t *testing.T) exporter.EndpointResult {
+	t.Helper()
+	r := e.x.Run(context.Background(), exporter.NewRunID(time.Now()), "once", []record.Endpoint{e.ep})
+	return r.Endpoints[0]
+}
+
+// checkStore: every recording of the simulator not vanished is in the
+// store exactly once with its bytes' sha256, and has its row; nothing
+// else is in the store (no partial file under any name).
+func (e *recEnv) checkStore(t *testing.T) {
+	t.Helper()
+	stored := map[string]string{}
+	filepath.WalkDir(e.storeDir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(e.storeDir, p)
+			stored[filepath.ToSlash(rel)] = fileSHA256(t, p)
+		}
+		return nil
+	})
+	rows := e.rows(t)
+	want := 0
+	for _, r := range e.sim.Recordings() {
+		id := recordings.StoredID(recordings.Recording{ID: idOf(e, r), Path: r.Path})
+		name, _ := recstore.Name("pbx", r.Start.UTC(), id)
+		row, ok := rows[id]
+		switch {
+		case !ok:
+			t.Errorf("recording %d (%s): no row", r.ID, id)
+		case r.Vanished:
+			if row[2] != "vanished" {
+				t.Errorf("recording %d vanished: status %q", r.ID, row[2])
+			}
+			continue
+		case recordings.CheckFileName(r.FileName) != nil:
+			if row[2] != "refused" || row[4] != "true" {
+				t.Errorf("recording %d, file name %.40q: status %q, hostile %q; want refused, true", r.ID, r.FileName, row[2], row[4])
+			}
+			continue
+		case row[0] != e.sim.RecordingSHA256(r) || row[1] != name:
+			t.Errorf("recording %d: row sha256 %s object %s, want %s %s", r.ID, row[0], row[1], e.sim.RecordingSHA256(r), name)
+		}
+		if r.Vanished {
+			continue
+		}
+		want++
+		if got := stored[name]; got != e.sim.RecordingSHA256(r) {
+			t.Errorf("recording %d: stored %q with sha256 %q, want %s", r.ID, name, got, e.sim.RecordingSHA256(r))
+		}
+	}
+	if len(stored) != want || len(rows) != len(e.sim.Recordings()) {
+		t.Errorf("%d files stored and %d rows, want %d files and %d rows", len(stored), len(rows), want, len(e.sim.Recordings()))
+	}
+}
+
+// idOf is the id the list sends for r: none in the bare shape.
+func idOf(e *recEnv, r pbxsim.Recording) string {
+	if e.sim.Options().Recordings.Fields == "bare" {
+		return ""
+	}
+	return strings.TrimSpace(strings.TrimPrefix(itoa(r.ID), "+"))
+}
+
+func fileSHA256(t *testing.T, p string) string {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := newSHA256()
+	io.Copy(h, f)
+	return hexSum(h)
 }
 
 // TestRecordingsWithoutStore: without a recordings store, exporting the
@@ -43,5 +249,125 @@ func TestRecordingsWithoutStore(t *testing.T) {
 	}
 	if col.Err != nil || col.Rows == 0 {
 		t.Fatalf("colleagues: rows %d, err %v", col.Rows, col.Err)
+	}
+}
+
+// TestRecordingsExportedOnce: every recording of the simulator is in the
+// store once with its sha256 and has its row (CSV and PostgreSQL), a
+// vanished one counted; a second run copies nothing and writes no row.
+func TestRecordingsExportedOnce(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []string{"csv", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			o := pbxsim.Options{Seed: 11, Calls: 200, Recordings: pbxsim.RecordingOptions{Every: 3}}
+			recs := pbxsim.New(o).Recordings()
+			o.Recordings.Vanished = []int64{recs[3].ID, recs[len(recs)-1].ID}
+			e := recSetup(t, o, kind, nil)
+			res := e.run(t)
+			if res.Err != nil {
+				t.Fatal(res.Err)
+			}
+			rr := res.Recordings
+			n := len(e.sim.Recordings())
+			if n < 30 || rr.Listed != n || rr.Copied+rr.Vanished != n || rr.Vanished != 2 || rr.OldestPending != nil || res.Rows != int64(n) {
+				t.Fatalf("%d recordings; result %+v, rows %d", n, rr, res.Rows)
+			}
+			e.checkStore(t)
+			res = e.run(t)
+			if res.Err != nil || res.Recordings.Copied != 0 || res.Recordings.Listed != 0 || res.Rows != 0 {
+				t.Fatalf("second run: %+v %+v", res, res.Recordings)
+			}
+			e.checkStore(t)
+		})
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func newSHA256() hash.Hash { return sha256.New() }
+
+func hexSum(h hash.Hash) string { return hex.EncodeToString(h.Sum(nil)) }
+
+// TestRecordingsShapesAndForms: each list shape the simulator serves, with
+// from/to as PBX-local wall time or Unix seconds, is detected, noted in
+// the ledger, and read: every recording stored with its row.
+func TestRecordingsShapesAndForms(t *testing.T) {
+	t.Parallel()
+	for _, fields := range []string{"camel", "snake", "attachment", "bare"} {
+		for _, times := range []string{"wall", "epoch"} {
+			t.Run(fields+"/"+times, func(t *testing.T) {
+				t.Parallel()
+				e := recSetup(t, pbxsim.Options{Seed: 5, Calls: 120, Recordings: pbxsim.RecordingOptions{Fields: fields, Times: times}}, "csv", nil)
+				res := e.run(t)
+				if res.Err != nil {
+					t.Fatal(res.Err)
+				}
+				if rr := res.Recordings; rr.Shape != fields || rr.TimeForm != times || rr.Copied != len(e.sim.Recordings()) {
+					t.Fatalf("result %+v, want shape %s, form %s, %d copied", rr, fields, times, len(e.sim.Recordings()))
+				}
+				want := "takes from/to as " + times + " and sends records in the " + fields + " shape"
+				if !strings.Contains(strings.Join(res.Notes, "\n"), want) {
+					t.Errorf("notes %q: none says %q", res.Notes, want)
+				}
+				e.checkStore(t)
+			})
+		}
+	}
+}
+
+// TestRecordingsUnknownShape: a list whose records fit no known shape
+// fails the endpoint naming the fields seen; nothing is copied or
+// committed.
+func TestRecordingsUnknownShape(t *testing.T) {
+	t.Parallel()
+	rename := func(b []byte) []byte { return bytes.ReplaceAll(b, []byte(`"start":`), []byte(`"recordedAt":`)) }
+	e := recSetup(t, pbxsim.Options{Seed: 5, Calls: 60}, "csv", rename)
+	res := e.run(t)
+	if res.Err == nil || !strings.Contains(res.Err.Error(), `"recordedAt"`) || !strings.Contains(res.Err.Error(), "fit none of the shapes") {
+		t.Fatalf("err %v, want one naming the fields seen", res.Err)
+	}
+	if res.Rows != 0 || res.Recordings.Copied != 0 {
+		t.Fatalf("rows %d, copied %d", res.Rows, res.Recordings.Copied)
+	}
+}
+
+// TestRecordingsHostileNames: recordings whose PBX file name is "../../etc/x",
+// an absolute path, holds a NUL or a line break, or is 4 KB long are
+// refused (their paths never fetched), kept in their rows as hostile and
+// reported; nothing is written outside the store; the others are copied.
+func TestRecordingsHostileNames(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []string{"csv", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			e := recSetup(t, pbxsim.Options{Seed: 7, Calls: 400, Recordings: pbxsim.RecordingOptions{Every: 2, HostileNames: true}}, kind, nil)
+			outside := filepath.Dir(e.storeDir)
+			before, _ := os.ReadDir(outside)
+			res := e.run(t)
+			if res.Err != nil {
+				t.Fatal(res.Err)
+			}
+			hostile := 0
+			for _, r := range e.sim.Recordings() {
+				if recordings.CheckFileName(r.FileName) != nil {
+					hostile++
+				}
+			}
+			rr := res.Recordings
+			if hostile < 5 || rr.Hostile != hostile || rr.Refused != hostile {
+				t.Fatalf("%d hostile names; result %+v", hostile, rr)
+			}
+			if !strings.Contains(strings.Join(res.Notes, "\n"), "must not be used as a path") {
+				t.Errorf("notes %q: the hostile names are not reported", res.Notes)
+			}
+			e.checkStore(t)
+			if after, _ := os.ReadDir(outside); len(after) != len(before) {
+				t.Errorf("the store's parent folder held %d entries, now %d", len(before), len(after))
+			}
+			if _, err := os.Stat(filepath.Join(e.storeDir, "..", "..", "etc", "x")); err == nil {
+				t.Error("etc/x written outside the store")
+			}
+		})
 	}
 }

@@ -141,13 +141,13 @@ func epochOf(s string) string {
 	return strconv.FormatInt(t.Unix(), 10)
 }
 
-// InShape returns the endpoint as its records are in shape s, in time
-// form form, for converting them: each column reads s's field (a column
-// s does not send, or the exporter fills, reads none), the key and time
-// fields are s's, and in TimeEpoch the time column is read as whole
-// seconds (the caller turns them into times). The columns keep their
-// names, order and, but for that one, types: rows converted with it are
-// rows of e.
+// InShape returns the endpoint as its records are in shape s, asked in
+// time form form, for converting them: each column reads s's field (a
+// column s does not send, or the exporter fills, reads none), the key and
+// time fields are s's, and the time column is read as text (a wall time
+// or Unix seconds, whatever the form asked in: the caller reads it). The
+// columns keep their names, order and, but for that one, types: rows
+// converted with it, their time filled in, are rows of e.
 func (e *Endpoint) InShape(s Shape, form string) Endpoint {
 	d := *e
 	d.Columns = slices.Clone(e.Columns)
@@ -158,10 +158,7 @@ func (e *Endpoint) InShape(s Shape, form string) Endpoint {
 			f = "\x00" + c.Name // in no record
 		}
 		if c.Field == e.TimeField {
-			d.TimeField = f
-			if form == TimeEpoch {
-				d.Columns[i].Type = BigInt
-			}
+			d.TimeField, d.Columns[i].Type = f, Text
 		}
 		d.Columns[i].Field = f
 	}

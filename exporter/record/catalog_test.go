@@ -192,7 +192,7 @@ func TestRecordingsEndpoint(t *testing.T) {
 		}
 	}
 	snake := ep.InShape(ep.Shapes[1], record.TimeEpoch)
-	if snake.TimeField != "time" || snake.Key[0] != "id" || snake.Columns[snake.Column("start_time")].Type != record.BigInt ||
+	if snake.TimeField != "time" || snake.Key[0] != "id" || snake.Columns[snake.Column("start_time")].Type != record.Text ||
 		snake.Columns[snake.Column("path")].Field != "url" || snake.Columns[snake.Column("sha256")].Field == "sha256" {
 		t.Errorf("InShape(snake, epoch) = %+v", snake)
 	}

@@ -267,19 +267,25 @@ func (c *Copier) copyOne(ctx context.Context, r Recording, name string) (Result,
 // idRE is a PBX recording id usable as it is in a stored name.
 var idRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
-// name is r's stored name. An id that does not fit, or starts with "h-"
-// (the hashed ids' mark, so that no id can take another's name), is
-// replaced by "h-" and 40 hex digits of its sha256; no id, by those of
-// the path.
+// name is r's stored name: recstore.Name(c.PBX, r.Start in UTC,
+// StoredID(r)).
 func (c *Copier) name(r Recording) (string, error) {
-	id := r.ID
+	return recstore.Name(c.PBX, r.Start.UTC(), StoredID(r))
+}
+
+// StoredID is the id r is stored under, and the key of its row: its ID
+// when it is 1 to 64 letters, digits, '-' or '_'; an ID that does not fit,
+// or starts with "h-" (the hashed ids' mark, so that no id can take
+// another's name), is replaced by "h-" and 40 hex digits of its sha256;
+// no ID, by those of the path.
+func StoredID(r Recording) string {
 	switch {
-	case id == "":
-		id = hashID("path:" + r.Path)
-	case !idRE.MatchString(id) || strings.HasPrefix(id, "h-"):
-		id = hashID("id:" + id)
+	case r.ID == "":
+		return hashID("path:" + r.Path)
+	case !idRE.MatchString(r.ID) || strings.HasPrefix(r.ID, "h-"):
+		return hashID("id:" + r.ID)
 	}
-	return recstore.Name(c.PBX, r.Start.UTC(), id)
+	return r.ID
 }
 
 func hashID(s string) string {

@@ -1,0 +1,233 @@
+package exporter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/exporter/recordings"
+)
+
+// recState is the committed state of the recordings endpoint.
+type recState struct {
+	// Time is the newest call start read, a wall time in the list's frame
+	// (PBX-local when from/to are wall times, UTC when Unix seconds);
+	// Recent holds the keys exported within the look-back before it, so
+	// that reading the look-back again exports (and copies) none twice.
+	Time   string            `json:"time,omitempty"`
+	Recent map[string]string `json:"recent,omitempty"`
+	// Form and Shape are what the PBX was detected to take and send.
+	Form  string    `json:"form,omitempty"`
+	Shape string    `json:"shape,omitempty"`
+	RunID string    `json:"run_id"`
+	At    time.Time `json:"at"`
+}
+
+func (e *endpointRun) loadRecState(ctx context.Context) (recState, error) {
+	var st recState
+	b, err := e.x.Sink.State(ctx, e.x.PBX, e.ep.Name)
+	if err != nil || b == nil {
+		return st, err
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("stored state of %s is damaged (%v): it must be repaired or removed", e.ep.Name, err)
+	}
+	if _, err := time.Parse(record.WallLayout, st.Time); st.Time != "" && err != nil {
+		return st, fmt.Errorf("stored state of %s: time %q: it must be repaired or removed", e.ep.Name, st.Time)
+	}
+	return st, nil
+}
+
+// recCursor is what a run of the recordings endpoint commits, and the
+// range it reads.
+type recCursor struct {
+	newest, form, shape string
+	recent              map[string]string
+	from, to            time.Time
+	settled, horizon    string // the watermark and the latest time a record can sensibly carry, in the frame
+	lookBack            time.Duration
+}
+
+// recCursor reads the stored state for the list l: the zone its wall
+// times are read in, and the range this run reads.
+func (e *endpointRun) recCursor(ctx context.Context, l *recList, st recState) (*recCursor, error) {
+	if l.zone == nil {
+		cs, err := e.x.loadCursor(ctx, &record.Endpoint{Name: "call_history"})
+		if err == nil && cs.UTCOffset != nil {
+			off := *cs.UTCOffset
+			l.zone = time.FixedZone(fmt.Sprintf("UTC%+03d:%02d", off/3600, abs(off%3600)/60), off)
+			e.note(fmt.Sprintf("WILDIX_TIMEZONE is not set: recordings' wall times read at the UTC offset call history's newest record carried (%s); an hour off across a daylight-saving change", l.zone))
+		}
+	}
+	l.frame = time.UTC
+	if l.form != record.TimeEpoch {
+		if l.frame = l.zone; l.zone == nil {
+			return nil, fmt.Errorf("%w: the recordings list takes from/to as PBX-local wall times and the PBX's time zone is not known: set WILDIX_TIMEZONE (e.g. Europe/Rome), or export call_history first so that its UTC offset is learnt", record.ErrConfig)
+		}
+	}
+	now := e.x.now()
+	settle := e.x.Settle
+	if settle <= 0 {
+		settle = DefaultSettle
+	}
+	rc := &recCursor{newest: st.Time, recent: st.Recent, form: l.form, shape: l.shape.Name, lookBack: e.x.LookBack,
+		settled: pbxSettled(now, l.frame, nil, settle), horizon: pbxHorizon(now, l.frame),
+		from: mustWall(epochWall), to: now.UTC().Add(26 * time.Hour).Truncate(time.Second)}
+	if rc.lookBack <= 0 {
+		rc.lookBack = DefaultLookBack
+	}
+	if rc.recent == nil {
+		rc.recent = map[string]string{}
+	}
+	switch {
+	case st.Time == "":
+	case st.Time > rc.horizon:
+		e.note(fmt.Sprintf("the stored newest recording time %s is after now at the PBX (%s): read from now less the look-back", st.Time, rc.horizon))
+		rc.newest = rc.horizon
+		rc.from = mustWall(rc.horizon).Add(-rc.lookBack)
+	case st.Form != "" && st.Form != l.form:
+		// The stored time was in the other frame: a zone's offset apart.
+		e.note(fmt.Sprintf("the recordings list took from/to as %s last run and as %s now: read from %s earlier than the look-back", st.Form, l.form, maxZoneAhead))
+		rc.from = mustWall(st.Time).Add(-rc.lookBack - maxZoneAhead)
+	default:
+		rc.from = mustWall(st.Time).Add(-rc.lookBack)
+	}
+	return rc, nil
+}
+
+func abs(n int) int { return max(n, -n) }
+
+// fresh returns the rows not exported before, each key once.
+func (rc *recCursor) fresh(rows []record.Row) []record.Row {
+	out := make([]record.Row, 0, len(rows))
+	seen := map[string]bool{}
+	for _, row := range rows {
+		if _, ok := rc.recent[row.Key]; ok || seen[row.Key] {
+			continue
+		}
+		seen[row.Key] = true
+		out = append(out, row)
+	}
+	return out
+}
+
+// took moves the cursor over rows whose files are stored: a row dated
+// after the horizon is kept but does not move the newest time.
+func (rc *recCursor) took(rows []record.Row) {
+	for _, row := range rows {
+		rc.recent[row.Key] = row.Wall
+		if row.Wall <= rc.horizon && row.Wall > rc.newest {
+			rc.newest = row.Wall
+		}
+	}
+}
+
+// state is the state after the rows taken: recent keeps the keys within
+// the look-back of the newest time.
+func (rc *recCursor) state(runID string) []byte {
+	if rc.newest != "" {
+		edge := mustWall(rc.newest).Add(-rc.lookBack).Format(record.WallLayout)
+		for k, w := range rc.recent {
+			if w < edge {
+				delete(rc.recent, k)
+			}
+		}
+	}
+	b, _ := json.Marshal(recState{Time: rc.newest, Recent: rc.recent, Form: rc.form, Shape: rc.shape, RunID: runID, At: time.Now().UTC()})
+	return b
+}
+
+// resume is where the next run lists from.
+func (rc *recCursor) resume() string {
+	if rc.newest == "" {
+		return epochWall
+	}
+	return mustWall(rc.newest).Add(-rc.lookBack).Format(record.WallLayout)
+}
+
+// recording is what the record keyed key sent, for the copier.
+func (l *recList) recording(key string) recordings.Recording {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.info[key].rec
+}
+
+// recRow fills the columns the exporter owns: what became of the file,
+// where it is stored, and whether the PBX's file name or path is hostile.
+func (e *endpointRun) recRow(row *record.Row, l *recList, res recordings.Result) {
+	l.mu.Lock()
+	info := l.info[row.Key]
+	delete(l.info, row.Key)
+	l.mu.Unlock()
+	set := func(col string, v any) { row.Values[e.ep.Column(col)] = v }
+	set("status", res.Status.String())
+	set("object", res.Name)
+	if res.Status == recordings.Copied || res.Status == recordings.Skipped {
+		set("stored_size", res.Size)
+		set("sha256", res.SHA256)
+	}
+	if res.Reason != "" {
+		set("reason", res.Reason)
+	}
+	if i := e.ep.Column("file_name"); row.Values[i] == nil && info.fileName != "" {
+		row.Values[i] = strings.ReplaceAll(strings.ToValidUTF8(info.fileName, "\uFFFD"), "\x00", "\uFFFD")
+	}
+	var refused *recordings.RefusedError
+	hostile := res.Status == recordings.Refused
+	if err := recordings.CheckFileName(info.fileName); err != nil && errors.As(err, &refused) {
+		hostile = true
+		if res.Reason == "" {
+			set("reason", err.Error())
+		}
+	}
+	set("hostile", hostile)
+	if hostile {
+		rr := e.res.Recordings
+		if rr.Hostile++; rr.Hostile == 1 {
+			why := "its path was refused, not fetched"
+			if refused != nil {
+				why = "its file name " + refused.Reason
+			}
+			rr.hostileFirst = fmt.Sprintf("recording %s: %s", row.Key, why)
+		}
+	}
+}
+
+// noteHostile says, in the log and the ledger, how many recordings had
+// a file name or path that must not be used as a path.
+func (e *endpointRun) noteHostile() {
+	if rr := e.res.Recordings; rr != nil && rr.Hostile > 0 {
+		e.note(fmt.Sprintf("%d recordings whose PBX file name or path must not be used as a path (first: %s): kept as sent in their rows (column hostile), never used as a path", rr.Hostile, rr.hostileFirst))
+	}
+}
+
+// recount counts the conversion warnings of the rows kept.
+func (e *endpointRun) recount(l *recList, rows []record.Row) error {
+	raws := make([]json.RawMessage, len(rows))
+	for i, row := range rows {
+		raws[i] = row.Raw
+	}
+	_, err := l.rows(&record.Converter{Endpoint: &l.ep, Zone: l.zone, Warnings: &e.n.Warnings})(raws)
+	return err
+}
+
+// add counts a window's copies.
+func (r *RecordingsResult) add(recs []recordings.Recording, results []recordings.Result, cnt recordings.Counts) {
+	r.Listed += len(recs)
+	r.Copied += cnt.Copied
+	r.Skipped += cnt.Skipped
+	r.Vanished += cnt.Vanished
+	r.Refused += cnt.Refused
+	r.Failed += cnt.Failed
+	r.Bytes += cnt.Bytes
+	for i, res := range results {
+		if (res.Status == recordings.Pending || res.Status == recordings.Failed) && (r.OldestPending == nil || recs[i].Start.Before(*r.OldestPending)) {
+			t := recs[i].Start
+			r.OldestPending = &t
+		}
+	}
+}
