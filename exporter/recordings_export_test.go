@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,8 +59,8 @@ type recEnv struct {
 	ep       record.Endpoint
 }
 
-// recSetup starts it. front, when set, may rewrite an answer of the list.
-func recSetup(t *testing.T, o pbxsim.Options, kind string, front func(body []byte) []byte) *recEnv {
+// recSetup starts it. front, when set, may answer a request itself.
+func recSetup(t *testing.T, o pbxsim.Options, kind string, front func(sim *pbxsim.Sim, w http.ResponseWriter, r *http.Request) bool) *recEnv {
 	t.Helper()
 	o.APIKeys = append(o.APIKeys, recToken, "wsk-v1-test")
 	if o.Calls == 0 {
@@ -74,14 +75,9 @@ func recSetup(t *testing.T, o pbxsim.Options, kind string, front func(body []byt
 	sim := pbxsim.New(o)
 	sim.Quiet()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if front == nil || !strings.HasPrefix(strings.ToLower(r.URL.Path), "/api/v1/pbx/recordings") {
+		if front == nil || !front(sim, w, r) {
 			sim.ServeHTTP(w, r)
-			return
 		}
-		rec := httptest.NewRecorder()
-		sim.ServeHTTP(rec, r)
-		w.WriteHeader(rec.Code)
-		w.Write(front(rec.Body.Bytes()))
 	}))
 	t.Cleanup(srv.Close)
 	u, _ := url.Parse(srv.URL)
@@ -321,7 +317,16 @@ func TestRecordingsShapesAndForms(t *testing.T) {
 // committed.
 func TestRecordingsUnknownShape(t *testing.T) {
 	t.Parallel()
-	rename := func(b []byte) []byte { return bytes.ReplaceAll(b, []byte(`"start":`), []byte(`"recordedAt":`)) }
+	rename := func(sim *pbxsim.Sim, w http.ResponseWriter, r *http.Request) bool {
+		if !strings.HasPrefix(r.URL.Path, "/api/v1/PBX/recordings") {
+			return false
+		}
+		rec := httptest.NewRecorder()
+		sim.ServeHTTP(rec, r)
+		w.WriteHeader(rec.Code)
+		w.Write(bytes.ReplaceAll(rec.Body.Bytes(), []byte(`"start":`), []byte(`"recordedAt":`)))
+		return true
+	}
 	e := recSetup(t, pbxsim.Options{Seed: 5, Calls: 60}, "csv", rename)
 	res := e.run(t)
 	if res.Err == nil || !strings.Contains(res.Err.Error(), `"recordedAt"`) || !strings.Contains(res.Err.Error(), "fit none of the shapes") {
@@ -370,4 +375,44 @@ func TestRecordingsHostileNames(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRecordingsFailedCopy: a file failing after every retry fails the
+// endpoint, naming the recording; the windows before it are committed
+// with their rows, its own is not (the oldest recording not stored is
+// reported), and the next run, the file served again, copies the rest:
+// every recording once, its row once.
+func TestRecordingsFailedCopy(t *testing.T) {
+	t.Parallel()
+	var broken atomic.Pointer[string]
+	fail := func(sim *pbxsim.Sim, w http.ResponseWriter, r *http.Request) bool {
+		if p := broken.Load(); p != nil && r.URL.EscapedPath() == *p {
+			http.Error(w, "Internal error", http.StatusInternalServerError)
+			return true
+		}
+		return false
+	}
+	e := recSetup(t, pbxsim.Options{Seed: 13, Calls: 300}, "csv", fail)
+	recs := e.sim.Recordings()
+	bad := recs[len(recs)*2/3]
+	broken.Store(&bad.Path)
+	res := e.run(t)
+	id := strconv.FormatInt(bad.ID, 10)
+	if res.Err == nil || !strings.Contains(res.Err.Error(), `copy recording "`+id+`"`) || !strings.Contains(res.Err.Error(), "500") {
+		t.Fatalf("err %v, want one naming recording %s and the 500", res.Err, id)
+	}
+	rr := res.Recordings
+	if rr.Failed != 1 || rr.OldestPending == nil || rr.OldestPending.After(bad.Start) || res.Rows == 0 || res.Rows >= int64(len(recs)) {
+		t.Fatalf("result %+v, rows %d of %d", rr, res.Rows, len(recs))
+	}
+	for key := range e.rows(t) {
+		if key == id {
+			t.Fatalf("the failed recording %s has a row", id)
+		}
+	}
+	broken.Store(nil)
+	if res = e.run(t); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	e.checkStore(t)
 }

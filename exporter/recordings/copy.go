@@ -224,7 +224,13 @@ func (c *Copier) copyOne(ctx context.Context, r Recording, name string) (Result,
 	}
 	if _, err := spoolURL(c.Spool.Origin, r.Path); err != nil {
 		res.Status, res.Reason = Refused, err.Error()
-		c.log().Warn("recording path refused, not fetched", "recording", r.ID, "err", err)
+		// The reason only: the path holds the file name, which holds the
+		// caller's number (the row keeps it, where it can be erased).
+		reason := "refused"
+		if re := (*RefusedError)(nil); errors.As(err, &re) {
+			reason = re.Reason
+		}
+		c.log().Warn("recording path refused, not fetched", "recording", quoteShort(r.ID), "name", name, "reason", reason)
 		return res, nil
 	}
 	if o, ok, err := c.Store.Stored(ctx, name, want); err != nil {
