@@ -483,7 +483,21 @@ type plan struct {
 	// is those handed over and per for each window in flight. Once what
 	// is left should fit a window, the last one reaches to b.
 	total, taken int64
+	// recent are the last stepped windows handed over whole from one
+	// answer (at most adaptOver): the density adapt goes by.
+	recent []span
 }
+
+// span is a window's width and how many records it held.
+type span struct {
+	width time.Duration
+	held  int
+}
+
+// adaptOver is how many windows the density adapt goes by spans: one
+// window's count varies by chance from the next; a few together vary
+// less, so that fewer come back full.
+const adaptOver = 4
 
 func (t *TimeWindows) plan(w window, ans windowAnswer) *plan {
 	ask, delivered := t.Learnt.sizes()
@@ -564,17 +578,29 @@ func (p *plan) next() (window, bool, bool) {
 
 // adapt sets the width of the next windows from a stepped one handed
 // over: half its width after one read in pieces; otherwise as wide as
-// should hold per records at the density it showed, within half to twice
-// its width. It goes by the window's own width: windows read ahead were
-// cut before the last change.
+// should hold per records at the density it and the stepped windows
+// handed over before it since the last one read in pieces showed
+// together (adaptOver at most), within half to twice its width. It goes
+// by the window's own width: windows read ahead were cut before the last
+// change.
 func (p *plan) adapt(r windowRows) {
 	was := r.w.b.Sub(r.w.a)
 	w := 2 * was
 	switch n := len(r.rows); {
 	case r.cut:
-		w = was / 2
+		w, p.recent = was/2, nil
 	case n > 0:
-		w = min(2*was, max(was/2, time.Duration(float64(was)*float64(p.per)/float64(n))))
+		p.recent = append(p.recent, span{was, n})
+		if len(p.recent) > adaptOver {
+			p.recent = p.recent[1:]
+		}
+		var width time.Duration
+		held := 0
+		for _, x := range p.recent {
+			width += x.width
+			held += x.held
+		}
+		w = min(2*was, max(was/2, time.Duration(float64(width)*float64(p.per)/float64(held))))
 	}
 	p.width = max(w, time.Second)
 }
