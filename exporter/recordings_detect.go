@@ -32,7 +32,8 @@ type recList struct {
 	// frame is the zone of the walls the time windows compare: UTC when
 	// from/to are Unix seconds, the PBX's (zone) when they are wall times.
 	frame *time.Location
-	req   []string // the fields every record must hold
+	req   []string     // the fields every record must hold
+	calls *callMatcher // nil: call_id not derived
 
 	mu   sync.Mutex
 	info map[string]recInfo // by row key, filled as records are converted

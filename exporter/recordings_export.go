@@ -95,6 +95,7 @@ func (x *Exporter) recordings(ctx context.Context, runID string, ep *record.Endp
 		res.Err = err
 		return res
 	}
+	l.calls = e.newCallMatcher(l.zone)
 	res.Paging = paging.ByTimeWindows.String()
 	c := e.committer(ctx, BatchInfo{PBX: x.PBX, RunID: runID, Endpoint: ep, StateKey: ep.Name}, x.CommitGrace)
 	scratch := &record.Warnings{} // a record read twice warns twice: counted for the rows kept
@@ -138,6 +139,9 @@ func (e *endpointRun) recWindow(ctx context.Context, c *committer, l *recList, r
 	}
 	for i := range fresh {
 		e.recRow(&fresh[i], l, results[i])
+	}
+	if l.calls != nil {
+		l.calls.match(ctx, e, fresh)
 	}
 	rc.took(fresh)
 	if !c.write(fresh) {

@@ -27,6 +27,7 @@ import (
 	"github.com/wildix-export/wildix-export/exporter/recordings"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/sinks/recstore"
+	"github.com/wildix-export/wildix-export/sinks/recstore/recstoretest"
 )
 
 // The recordings tests: the simulator over HTTP (list and files), the
@@ -85,12 +86,23 @@ func recSetup(t *testing.T, o pbxsim.Options, kind string, front func(sim *pbxsi
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink, dir, pool := openSink(t, kind)
+	sinkKind, s3, _ := strings.Cut(kind, "/") // "csv/s3": the CSV sink, an S3 store (versitygw)
+	sink, dir, pool := openSink(t, sinkKind)
 	c := &pbx.Client{HTTP: &http.Client{Transport: &auth.Transport{Source: auth.Static("wsk-v1-test")}}, Base: u,
 		MaxAttempts: 3, Timeout: time.Minute, MinBackoff: 5 * time.Millisecond}
 	storeDir := t.TempDir()
-	store, err := recstore.OpenDir(storeDir, recstore.DirOptions{})
-	if err != nil {
+	var store recordings.Store
+	if s3 == "s3" {
+		// The gateway serves a folder: an object's file is
+		// Root/<bucket>/<key>, read as the directory store's.
+		srv := recstoretest.Start(t)
+		st, err := recstore.OpenS3(context.Background(), recstore.S3Options{Endpoint: srv.Endpoint, Region: srv.Region, Bucket: srv.Bucket,
+			Prefix: "rec/", PathStyle: true, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		store, storeDir = st, filepath.Join(srv.Root, srv.Bucket, "rec")
+	} else if store, err = recstore.OpenDir(storeDir, recstore.DirOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	x := &exporter.Exporter{Client: c, Sink: sink, PBX: "pbx", Zone: rome, PageSize: 20, Concurrency: 2, BatchSize: 15, MaxPages: 10000,
@@ -182,6 +194,11 @@ func (e *recEnv) checkStore(t *testing.T) {
 		switch {
 		case !ok:
 			t.Errorf("recording %d (%s): no row", r.ID, id)
+			continue
+		case row[5] != itoa(r.CallID):
+			t.Errorf("recording %d: call_id %q, want %d", r.ID, row[5], r.CallID)
+		}
+		switch {
 		case r.Vanished:
 			if row[2] != "vanished" {
 				t.Errorf("recording %d vanished: status %q", r.ID, row[2])
@@ -253,7 +270,7 @@ func TestRecordingsWithoutStore(t *testing.T) {
 // vanished one counted; a second run copies nothing and writes no row.
 func TestRecordingsExportedOnce(t *testing.T) {
 	t.Parallel()
-	for _, kind := range []string{"csv", "postgres"} {
+	for _, kind := range []string{"csv", "postgres", "csv/s3"} {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
 			o := pbxsim.Options{Seed: 11, Calls: 200, Recordings: pbxsim.RecordingOptions{Every: 3}}
@@ -343,12 +360,13 @@ func TestRecordingsUnknownShape(t *testing.T) {
 // reported; nothing is written outside the store; the others are copied.
 func TestRecordingsHostileNames(t *testing.T) {
 	t.Parallel()
-	for _, kind := range []string{"csv", "postgres"} {
+	for _, kind := range []string{"csv", "postgres", "csv/s3"} {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
 			e := recSetup(t, pbxsim.Options{Seed: 7, Calls: 400, Recordings: pbxsim.RecordingOptions{Every: 2, HostileNames: true}}, kind, nil)
+			// Every file written in the store's parent is in the store.
 			outside := filepath.Dir(e.storeDir)
-			before, _ := os.ReadDir(outside)
+			before := filesUnder(outside)
 			res := e.run(t)
 			if res.Err != nil {
 				t.Fatal(res.Err)
@@ -367,8 +385,11 @@ func TestRecordingsHostileNames(t *testing.T) {
 				t.Errorf("notes %q: the hostile names are not reported", res.Notes)
 			}
 			e.checkStore(t)
-			if after, _ := os.ReadDir(outside); len(after) != len(before) {
-				t.Errorf("the store's parent folder held %d entries, now %d", len(before), len(after))
+			for p := range filesUnder(outside) {
+				in := func(dir string) bool { return dir != "" && strings.HasPrefix(p, dir+string(filepath.Separator)) }
+				if !before[p] && !in(e.storeDir) && !in(e.csvDir) && !strings.Contains(p, ".sgwtmp") {
+					t.Errorf("%s written outside the store", p)
+				}
 			}
 			if _, err := os.Stat(filepath.Join(e.storeDir, "..", "..", "etc", "x")); err == nil {
 				t.Error("etc/x written outside the store")
@@ -415,4 +436,16 @@ func TestRecordingsFailedCopy(t *testing.T) {
 		t.Fatal(res.Err)
 	}
 	e.checkStore(t)
+}
+
+// filesUnder lists the files under dir.
+func filesUnder(dir string) map[string]bool {
+	out := map[string]bool{}
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			out[p] = true
+		}
+		return nil
+	})
+	return out
 }

@@ -1,0 +1,147 @@
+package exporter
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/wildix-export/wildix-export/exporter/paging"
+	"github.com/wildix-export/wildix-export/exporter/record"
+)
+
+// callRing is how long before its answer a call may have started: a
+// caller waiting in a queue.
+const callRing = 2 * time.Hour
+
+// callMatcher finds the call-history leg each recording belongs to.
+//
+// No field of the list is known to name it (docs/pbx-api.md,
+// Recordings), so it is matched: a recording starts when its call is
+// answered, so its leg is the one whose answer is the recording's start
+// (to the second) and whose src and dst are the recording's extension
+// and number. call_match says how sure: "exact" (one leg answered that
+// second with both parties), "time" (one leg answered that second, its
+// parties not the recording's), "ambiguous" (several, none alone with
+// both parties: call_id stays NULL) or "none" (no leg answered then:
+// NULL). Call history is read by time windows of its start, from
+// callRing before a window's first recording to its last, each stretch
+// once per run. A read that fails leaves call_id NULL ("not read") and
+// is noted; the recordings are exported all the same.
+type callMatcher struct {
+	r      *paging.Reader // call history's
+	zone   *time.Location // the PBX's, for call history's filter
+	readTo time.Time      // PBX-local wall: call history read before it
+	legs   map[int64][]leg
+	err    error
+	col    struct{ id, answer, src, dst int }
+}
+
+type leg struct {
+	id       int64
+	src, dst string
+}
+
+// newCallMatcher reads call history as the catalog declares it; nil
+// when the PBX's zone is not known (its filter is PBX-local).
+func (e *endpointRun) newCallMatcher(zone *time.Location) *callMatcher {
+	if zone == nil {
+		e.note("call_id not derived: the PBX's time zone is not known (set WILDIX_TIMEZONE)")
+		return nil
+	}
+	for _, ep := range record.Builtin() {
+		if ep.Name == "call_history" {
+			m := &callMatcher{zone: zone, legs: map[int64][]leg{}}
+			m.r = &paging.Reader{Lister: e.x.Client, Endpoint: &ep, Concurrency: e.x.Concurrency, MaxPages: e.x.MaxPages,
+				Counters: &paging.Counters{}, Log: e.log, Learnt: paging.NewLearnt(e.x.PageSize),
+				Rows: (&record.Converter{Endpoint: &ep, Zone: zone, Warnings: &record.Warnings{}}).Rows}
+			m.col.id, m.col.answer, m.col.src, m.col.dst = ep.Column("id"), ep.Column("answer_time"), ep.Column("src"), ep.Column("dst")
+			return m
+		}
+	}
+	return nil
+}
+
+// match fills call_id and call_match of rows (recordings of one window).
+func (m *callMatcher) match(ctx context.Context, e *endpointRun, rows []record.Row) {
+	start, ext, num := e.ep.Column("start_time"), e.ep.Column("extension"), e.ep.Column("number")
+	var lo, hi time.Time
+	for i, row := range rows {
+		t := row.Values[start].(time.Time)
+		if i == 0 || t.Before(lo) {
+			lo = t
+		}
+		if t.After(hi) {
+			hi = t
+		}
+	}
+	from, to := wallOf(lo.Add(-callRing), m.zone), wallOf(hi, m.zone).Add(time.Second)
+	if from.Before(m.readTo) {
+		from = m.readTo
+	}
+	for at := range m.legs {
+		if at < lo.Unix() {
+			delete(m.legs, at) // later windows' recordings start later
+		}
+	}
+	if m.err == nil && to.After(from) {
+		tw := &paging.TimeWindows{Reader: m.r}
+		if m.err = tw.Read(ctx, from, to, m.add); m.err != nil {
+			e.note(fmt.Sprintf("call_id not derived for some recordings: reading call history failed: %v", m.err))
+		}
+		m.readTo = to
+	}
+	for _, row := range rows {
+		id, how := m.find(row.Values[start].(time.Time), text(row.Values[ext]), text(row.Values[num]))
+		row.Values[e.ep.Column("call_match")] = how
+		if how == "exact" || how == "time" {
+			row.Values[e.ep.Column("call_id")] = id
+		}
+	}
+}
+
+// add keeps the answered legs of call history's rows.
+func (m *callMatcher) add(rows []record.Row) error {
+	for _, row := range rows {
+		at, ok := row.Values[m.col.answer].(time.Time)
+		id, _ := row.Values[m.col.id].(int64)
+		if ok {
+			m.legs[at.Unix()] = append(m.legs[at.Unix()], leg{id: id, src: text(row.Values[m.col.src]), dst: text(row.Values[m.col.dst])})
+		}
+	}
+	return nil
+}
+
+// find is the leg answered at start with parties ext and num.
+func (m *callMatcher) find(start time.Time, ext, num string) (int64, string) {
+	if m.err != nil {
+		return 0, "not read"
+	}
+	legs := m.legs[start.Unix()]
+	var both []leg
+	for _, l := range legs {
+		if party(l.src, l.dst, ext) && party(l.src, l.dst, num) {
+			both = append(both, l)
+		}
+	}
+	switch {
+	case len(both) == 1:
+		return both[0].id, "exact"
+	case len(legs) == 1:
+		return legs[0].id, "time"
+	case len(legs) == 0:
+		return 0, "none"
+	}
+	return 0, "ambiguous"
+}
+
+// party reports whether p is src or dst ("+" and spaces aside).
+func party(src, dst, p string) bool {
+	norm := func(s string) string {
+		return strings.ReplaceAll(strings.TrimPrefix(strings.TrimSpace(s), "+"), " ", "")
+	}
+	p = norm(p)
+	return p != "" && (norm(src) == p || norm(dst) == p)
+}
+
+func text(v any) string { s, _ := v.(string); return s }
