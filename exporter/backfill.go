@@ -1,13 +1,13 @@
 package exporter
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"net/url"
-	"strconv"
+	"slices"
 	"time"
 
 	"github.com/wildix-export/wildix-export/exporter/paging"
@@ -87,56 +87,133 @@ func (x *Exporter) Backfill(ctx context.Context, id string, endpoints []record.E
 
 // Policy: backfill.
 //
-// The ranges are the windows, each read by the ladder (window) up to the
-// newest key when the backfill starts: every window is read the same way
-// as far as the PBX's answers have shown, what one window learnt holding
-// for the next.
+// The windows are [From, To) of the endpoint's time field, each one batch
+// committed with its done mark only when read whole, so a backfill run
+// again resumes at the first window not done (--force redoes them all).
+// The upper key is the newest key when the backfill starts: a record
+// above it arrived since and is the nightly run's, dropped and counted as
+// filtered.
+//   - While the PBX honours the key filter, a window is read by key from
+//     1 to the upper key down the ladder (window), what one window learnt
+//     holding for the next.
+//   - Once it is seen to ignore it (or pages are too small to prove a key
+//     range), each run of consecutive windows not done is read as one
+//     range by paging.TimeWindows (each of its windows proven whole,
+//     Concurrency requests side by side, cut at the density seen), its
+//     records split among the backfill windows (timeBatches). It hands
+//     over its windows in time order, each whole, so once a record at or
+//     after a backfill window's To is handed over, or the read ends, every
+//     record of that window was: the window is committed then, in order.
+//     When the read fails, the windows committed stay done, the one in
+//     progress is aborted, and the next backfill resumes at it. Records
+//     dated after the watermark (the PBX's present at the backfill's start
+//     less EXPORT_SETTLE, as for the nightly run) up to the horizon are
+//     left out, as records above the upper key are: still arriving, they
+//     cannot make a window fail; they are the nightly run's, whose own
+//     cursor covers every record after its last run. A window reaching
+//     past the watermark is marked done without them, and the ledger says
+//     so. A PBX ignoring the time filter as well fails the backfill.
 func (e *endpointRun) backfill(ctx context.Context, windows []Window, o BackfillOptions) {
 	res := e.res
 	if e.ep.TimeField == "" || e.ep.Cursor == "" {
 		res.Err = fmt.Errorf("cannot be backfilled: it has no time field; it is a snapshot, which every run exports whole")
 		return
 	}
-	upper, found, err := e.ladder(nil, 1, paging.ByOffset).Newest(ctx, 0)
+	gap := e.unsettled(ctx)
+	upper, found, err := e.ladder(nil, 1, paging.ByTimeWindows).Newest(ctx, 0)
 	switch {
 	case errors.As(err, new(*paging.IgnoredError)):
-		// No key bound can be proven: the windows are read by offset,
-		// each checked against its total, whatever their keys.
-		res.Paging, upper, found = paging.ByOffset.String(), math.MaxInt64, true
+		// No key bound can be proven: every key is kept; the watermark
+		// leaves out what is still arriving.
+		upper, found = math.MaxInt64, true
 	case err != nil:
 		res.Err = err
 	}
-	for wi, w := range windows {
-		if res.Err != nil || !found {
-			break
+	progress := func(wi int, skipped bool) {
+		if o.Progress != nil {
+			o.Progress(BackfillProgress{Endpoint: e.ep.Name, Window: windows[wi], Done: wi + 1, Total: len(windows),
+				Rows: res.Rows, Skipped: skipped, Elapsed: time.Since(e.began)})
 		}
+	}
+	for wi := 0; wi < len(windows) && res.Err == nil && found; {
 		if ctx.Err() != nil {
 			res.Err = context.Cause(ctx)
 			break
 		}
+		w := windows[wi]
 		done, err := e.windowDone(ctx, w, o.Force)
 		switch {
 		case err != nil:
 			res.Err = err
 		case done:
 			res.Skipped++
-		default:
+			progress(wi, true)
+			wi++
+		case e.learnt.FilterHonoured():
 			rows, err := e.window(ctx, w, upper)
+			if errors.As(err, new(*paging.IgnoredError)) && !e.learnt.FilterHonoured() {
+				continue // this window and the rest: by time windows
+			}
 			if err != nil {
 				res.Err = fmt.Errorf("window %s to %s: %w", w.From, w.To, err)
 				break
 			}
 			res.Windows++
 			res.Rows += rows
-		}
-		if o.Progress != nil && res.Err == nil {
-			o.Progress(BackfillProgress{Endpoint: e.ep.Name, Window: w, Done: wi + 1, Total: len(windows),
-				Rows: res.Rows, Skipped: done, Elapsed: time.Since(e.began)})
+			progress(wi, false)
+			wi++
+		default:
+			n, err := e.notDone(ctx, windows[wi:], o.Force)
+			if err != nil {
+				res.Err = err
+				break
+			}
+			first := wi
+			res.Paging = paging.ByTimeWindows.String()
+			res.Err = e.windowsByTime(ctx, windows[wi:wi+n], upper, gap, func(rows int64) {
+				res.Windows++
+				res.Rows += rows
+				progress(wi, false)
+				wi++
+			})
+			if res.Err == nil && wi != first+n {
+				res.Err = fmt.Errorf("backfill by time windows: %d of %d windows committed", wi-first, n)
+			}
 		}
 	}
 	if f := e.n.Filtered.Load(); f > 0 {
 		e.note(fmt.Sprintf("the PBX sent %d records outside the asked window or key bounds, dropped (counted as filtered): does it ignore filter[%s]?", f, e.ep.TimeField))
 	}
+}
+
+// notDone returns how many windows from the first of ws (not done) are
+// not done either (all with force).
+func (e *endpointRun) notDone(ctx context.Context, ws []Window, force bool) (int, error) {
+	n := 1
+	for ; n < len(ws); n++ {
+		done, err := e.windowDone(ctx, ws[n], force)
+		if err != nil || done {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// unsettled is the wall time a backfill by time windows leaves out: after
+// the watermark (now at the PBX less EXPORT_SETTLE, at the UTC offset the
+// nightly run stored when WILDIX_TIMEZONE is not set: pbxSettled) up to
+// the horizon.
+func (e *endpointRun) unsettled(ctx context.Context) paging.Gap {
+	settle := e.x.Settle
+	if settle <= 0 {
+		settle = DefaultSettle
+	}
+	var offset *int
+	if st, err := e.x.loadCursor(ctx, e.ep); err == nil {
+		offset = st.UTCOffset // a damaged state only leaves the watermark further back
+	}
+	now := e.x.now()
+	return paging.Gap{From: mustWall(pbxSettled(now, e.x.Zone, offset, settle)), To: mustWall(pbxHorizon(now, e.x.Zone))}
 }
 
 // windowDone reports whether w was done by an earlier backfill (never
@@ -153,80 +230,46 @@ func (e *endpointRun) windowDone(ctx context.Context, w Window, force bool) (boo
 	return b != nil && json.Unmarshal(b, &st) == nil && st.Done, nil
 }
 
-// Policy: backfill window.
-//
-// The range is the window's records up to the backfill's upper key, asked
-// for [From, To] and kept for [From, To), so a record on a boundary lands
-// in one window whether the PBX's bound is inclusive or not. One window is
-// one batch, committed with its "done" mark only when the window was read
-// whole: by key, from 1 to the upper key, so that a record deleted
-// meanwhile cannot shift a page, or by key ranges (the ladder); a PBX that
-// ignores the key filter gets the window read by offset instead, committed
-// only when proven whole (paging.Offset).
+// windowBatch is a backfill window as one batch.
+type windowBatch struct {
+	info  BatchInfo
+	state func(rows int64) []byte // the window's done mark
+}
+
+// batch describes w's batch and its done mark.
+func (e *endpointRun) batch(w Window) windowBatch {
+	return windowBatch{
+		info: BatchInfo{PBX: e.x.PBX, RunID: e.runID, Endpoint: e.ep, StateKey: w.StateKey(e.ep.Name), Window: &w},
+		state: func(rows int64) []byte {
+			st, _ := json.Marshal(windowState{Done: true, Rows: rows, RunID: e.runID, At: time.Now().UTC()})
+			return st
+		},
+	}
+}
+
+// window reads w by key: its records up to the backfill's upper key,
+// asked for [From, To] and kept for [From, To), so a record on a boundary
+// lands in one window whether the PBX's bound is inclusive or not; by key
+// from 1 to the upper key, so that a record deleted meanwhile cannot shift
+// a page, or by key ranges (the ladder), into one batch. An
+// *paging.IgnoredError leaves nothing committed: the window is for time
+// windows.
 func (e *endpointRun) window(ctx context.Context, w Window, upper int64) (int64, error) {
 	we := *e
 	we.log = e.log.With("window", w.From)
-	info := BatchInfo{PBX: e.x.PBX, RunID: e.runID, Endpoint: e.ep, StateKey: w.StateKey(e.ep.Name), Window: &w}
-	state := func(rows int64) []byte {
-		st, _ := json.Marshal(windowState{Done: true, Rows: rows, RunID: e.runID, At: time.Now().UTC()})
-		return st
-	}
+	b := e.batch(w)
 	// A record on To is the next window's; one outside [From, To] or
 	// above the upper key was not asked for: dropped, and counted when the
 	// window commits (a read thrown away counts nothing).
 	var dropped int64
-	keep := func(row record.Row) bool {
-		if row.Wall < w.From || row.Wall > w.To || row.Cursor > upper {
-			dropped++
-			return false
-		}
-		return row.Wall < w.To
-	}
-	times := e.ep.TimeQuery(w.From, w.To)
-	if e.learnt.FilterHonoured() {
-		rows, err := we.windowByKey(ctx, windowBatch{info: info, times: times, upper: upper, keep: keep, state: state})
-		if !errors.As(err, new(*paging.IgnoredError)) {
-			if err == nil {
-				e.n.Filtered.Add(dropped)
-			}
-			return rows, err
-		}
-		dropped = 0
-	}
-	e.res.Paging = paging.ByOffset.String()
-	q := url.Values{"sort": {e.ep.Sort}, "dir": {"ASC"}, "filter[" + e.ep.Cursor + "][to]": {strconv.FormatInt(upper, 10)}}
-	for k, v := range times {
-		q[k] = v
-	}
-	rows, read, err := we.whole(ctx, info, q, keep, state)
-	e.res.Vanished += read.Vanished
-	if err == nil {
-		e.n.Filtered.Add(dropped)
-	}
-	if errors.Is(err, paging.ErrChanged) {
-		err = fmt.Errorf("%w: the window was not committed and is redone on the next run", err)
-	}
-	return rows, err
-}
-
-// windowBatch is a backfill window as one batch.
-type windowBatch struct {
-	info  BatchInfo
-	times url.Values // the window's time bounds, as asked
-	upper int64      // the backfill's newest key
-	keep  func(record.Row) bool
-	state func(rows int64) []byte // the window's done mark
-}
-
-// windowByKey reads the window from key 1 to its upper key down the
-// ladder's key rungs into one batch. An *paging.IgnoredError leaves
-// nothing committed: the window is for offset.
-func (e *endpointRun) windowByKey(ctx context.Context, w windowBatch) (int64, error) {
-	c := e.committer(ctx, w.info, 0)
-	_, err := e.ladder(w.times, 1, paging.ByOffset).Read(ctx, paging.Range{Lo: 1, Hi: w.upper}, func(sp paging.Span) error {
+	c := we.committer(ctx, b.info, 0)
+	_, err := we.ladder(e.ep.TimeQuery(w.From, w.To), 1, paging.ByTimeWindows).Read(ctx, paging.Range{Lo: 1, Hi: upper}, func(sp paging.Span) error {
 		rows := sp.Rows[:0]
 		for _, row := range sp.Rows {
-			if w.keep(row) {
+			switch {
+			case row.Wall < w.From || row.Wall > w.To || row.Cursor > upper:
+				dropped++
+			case row.Wall < w.To:
 				rows = append(rows, row)
 			}
 		}
@@ -237,11 +280,149 @@ func (e *endpointRun) windowByKey(ctx context.Context, w windowBatch) (int64, er
 	})
 	e.res.Paging = e.learnt.Strategy().String()
 	if err == nil {
-		c.commit(w.state(c.pending()))
+		c.commit(b.state(c.pending()))
 	}
 	if errors.As(err, new(*paging.IgnoredError)) {
 		c.close(ctx)
 		return 0, err
 	}
-	return settle(ctx, c, err)
+	rows, err := settle(ctx, c, err)
+	if err == nil {
+		e.n.Filtered.Add(dropped)
+	}
+	return rows, err
+}
+
+// windowsByTime reads ws, consecutive windows none of them done, by time
+// windows as one range, the gap left out, and commits each window once
+// complete, calling committed after it (see the policy). The error names
+// the window in progress.
+func (e *endpointRun) windowsByTime(ctx context.Context, ws []Window, upper int64, gap paging.Gap, committed func(rows int64)) error {
+	from, to := mustWall(ws[0].From), mustWall(ws[len(ws)-1].To)
+	if gap.From.Before(to) && gap.To.After(gap.From) {
+		e.note(fmt.Sprintf("records dated after %s (now at the PBX less EXPORT_SETTLE%s) up to %s were left to the nightly run, still arriving: the windows reaching past it are marked done without them",
+			gap.From.Format(record.WallLayout), e.unsettledWhy(ctx), gap.To.Format(record.WallLayout)))
+	}
+	// A record is read more than once (a window cut, a second read by
+	// offset), so conversion warnings are counted again, for the rows
+	// committed only.
+	scratch := &record.Warnings{}
+	r := e.reader(nil, e.x.Concurrency)
+	r.Rows = (&record.Converter{Endpoint: e.ep, Zone: e.x.Zone, Warnings: scratch}).Rows
+	b := &timeBatches{e: e, ctx: ctx, ws: ws, upper: upper, scratch: scratch, recount: e.converter(), committed: committed}
+	err := (&paging.TimeWindows{Reader: r, Unsettled: gap}).Read(ctx, from, to, b.hand)
+	for err == nil && b.cur < len(ws) {
+		err = b.commit()
+	}
+	if err == nil {
+		return nil
+	}
+	if b.c != nil {
+		_, err = settle(ctx, b.c, err) // aborts the window in progress
+	}
+	w := ws[min(b.cur, len(ws)-1)]
+	return fmt.Errorf("window %s to %s: %w; the windows before it are done: the next backfill resumes at it", w.From, w.To, err)
+}
+
+// unsettledWhy says, when neither WILDIX_TIMEZONE nor an offset stored by
+// the nightly run says where the PBX's present is, how the watermark was
+// taken.
+func (e *endpointRun) unsettledWhy(ctx context.Context) string {
+	if st, err := e.x.loadCursor(ctx, e.ep); e.x.Zone == nil && (err != nil || st.UTCOffset == nil) {
+		return ", in the zone furthest behind UTC: WILDIX_TIMEZONE is not set and no nightly run stored the PBX's UTC offset"
+	}
+	return ""
+}
+
+// timeBatches splits the records a time windows read hands over among
+// consecutive backfill windows: a window's batch is committed with its
+// done mark once a record at or after its To comes, or the read ends.
+type timeBatches struct {
+	e         *endpointRun
+	ctx       context.Context
+	ws        []Window
+	upper     int64
+	cur       int            // the window being filled
+	c         *committer     // its batch, nil until needed
+	seen      map[int64]bool // its keys
+	dropped   int64          // its records above the upper key
+	scratch   *record.Warnings
+	recount   *record.Converter
+	committed func(rows int64)
+}
+
+// hand takes the records of a window read whole, later than every record
+// handed before.
+func (b *timeBatches) hand(rows []record.Row) error {
+	slices.SortFunc(rows, func(p, q record.Row) int { return cmp.Or(cmp.Compare(p.Wall, q.Wall), cmp.Compare(p.Cursor, q.Cursor)) })
+	for len(rows) > 0 {
+		if b.cur == len(b.ws) {
+			return fmt.Errorf("a record dated %s after the last window", rows[0].Wall)
+		}
+		to := b.ws[b.cur].To
+		n, _ := slices.BinarySearchFunc(rows, to, func(r record.Row, to string) int { return cmp.Compare(r.Wall, to) })
+		if err := b.write(rows[:n]); err != nil {
+			return err
+		}
+		if rows = rows[n:]; len(rows) > 0 {
+			if err := b.commit(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// write queues rows of the current window up to the upper key; a key sent
+// twice within a window (its answers not stable) fails it.
+func (b *timeBatches) write(rows []record.Row) error {
+	if b.c == nil {
+		b.c, b.seen, b.dropped = b.e.committer(b.ctx, b.e.batch(b.ws[b.cur]).info, 0), map[int64]bool{}, 0
+	}
+	keep := rows[:0]
+	for _, row := range rows {
+		switch {
+		case row.Cursor > b.upper:
+			b.dropped++
+		case b.seen[row.Cursor]:
+			return fmt.Errorf("the PBX sent %s %d twice: its answers are not stable", b.e.ep.Cursor, row.Cursor)
+		default:
+			b.seen[row.Cursor] = true
+			keep = append(keep, row)
+		}
+	}
+	if b.scratch.Total() > 0 && len(keep) > 0 {
+		raws := make([]json.RawMessage, len(keep))
+		for i, row := range keep {
+			raws[i] = row.Raw
+		}
+		if _, err := b.recount.Rows(raws); err != nil {
+			return err
+		}
+	}
+	if !b.c.write(keep) {
+		return errLoader
+	}
+	return nil
+}
+
+// commit commits the current window with its done mark and moves to the
+// next.
+func (b *timeBatches) commit() error {
+	if b.c == nil {
+		if err := b.write(nil); err != nil {
+			return err
+		}
+	}
+	c := b.c
+	b.c = nil
+	c.commit(b.e.batch(b.ws[b.cur]).state(c.pending()))
+	rows, err := settle(b.ctx, c, nil)
+	if err != nil {
+		return err
+	}
+	b.e.n.Filtered.Add(b.dropped)
+	b.cur++
+	b.committed(rows)
+	return nil
 }
