@@ -120,7 +120,11 @@ func (e *endpointRun) recShape(form string, recs []json.RawMessage) (*recList, e
 	if err != nil {
 		return nil, err
 	}
-	l := &recList{ep: e.ep.InShape(shape, form), shape: shape, form: form, zone: e.x.Zone, req: e.ep.Requires(shape), info: map[string]recInfo{}}
+	req := e.ep.Requires(shape)
+	if p := shape.Fields["path"]; !slices.Contains(req, p) {
+		req = append(req, p) // a recording without its file's address cannot be copied
+	}
+	l := &recList{ep: e.ep.InShape(shape, form), shape: shape, form: form, zone: e.x.Zone, req: req, info: map[string]recInfo{}}
 	e.res.Recordings.Shape, e.res.Recordings.TimeForm = shape.Name, form
 	e.note(fmt.Sprintf("the recordings list takes from/to as %s and sends records in the %s shape (fields %s)", form, shape.Name, strings.Join(fields, ", ")))
 	return l, nil

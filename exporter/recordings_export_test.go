@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/csv"
+	"encoding/json"
 	"encoding/hex"
 	"errors"
 	"hash"
@@ -448,4 +449,79 @@ func filesUnder(dir string) map[string]bool {
 		return nil
 	})
 	return out
+}
+
+// TestRecordingsTimeZone: a list sending PBX-local wall times with no
+// WILDIX_TIMEZONE fails with a configuration error saying to set it,
+// until call history, read by time windows, has learnt the PBX's UTC
+// offset: then the recordings are read at it (noted), each stored and
+// matched as with the zone.
+func TestRecordingsTimeZone(t *testing.T) {
+	t.Parallel()
+	e := recSetup(t, pbxsim.Options{Seed: 17, Calls: 150, IgnoreFilter: []string{"id"}}, "csv", nil)
+	e.x.Zone = nil
+	res := e.run(t)
+	if res.Err == nil || !errors.Is(res.Err, record.ErrConfig) || !strings.Contains(res.Err.Error(), "WILDIX_TIMEZONE") {
+		t.Fatalf("err %v, want a configuration error naming WILDIX_TIMEZONE", res.Err)
+	}
+	if ch := e.x.Run(context.Background(), exporter.NewRunID(time.Now()), "once", record.Builtin()[:1]).Endpoints[0]; ch.Err != nil || ch.Paging != "time-windows" {
+		t.Fatalf("call history: %v, paging %q", ch.Err, ch.Paging)
+	}
+	if res = e.run(t); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if !strings.Contains(strings.Join(res.Notes, "\n"), "UTC offset call history's newest record carried (UTC+01:00)") {
+		t.Errorf("notes %q: the learnt offset is not noted", res.Notes)
+	}
+	e.checkStore(t)
+}
+
+// TestRecordingsRecordOutOfShape: a record later in the list without a
+// field its shape needs (the file's path, the id) fails the endpoint
+// naming the fields it holds, never skipped; the windows before it are
+// committed, and it is not.
+func TestRecordingsRecordOutOfShape(t *testing.T) {
+	t.Parallel()
+	for _, field := range []string{"path", "id"} {
+		t.Run(field, func(t *testing.T) {
+			t.Parallel()
+			var bad string
+			drop := func(sim *pbxsim.Sim, w http.ResponseWriter, r *http.Request) bool {
+				if !strings.HasPrefix(r.URL.Path, "/api/v1/PBX/recordings") {
+					return false
+				}
+				rec := httptest.NewRecorder()
+				sim.ServeHTTP(rec, r)
+				var ans struct {
+					Type   string `json:"type"`
+					Result struct {
+						Total   json.RawMessage  `json:"total"`
+						Records []map[string]any `json:"records"`
+					} `json:"result"`
+				}
+				if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &ans) != nil {
+					return false
+				}
+				for _, m := range ans.Result.Records {
+					if m["id"] == bad {
+						m["no_"+field] = m[field]
+						delete(m, field)
+					}
+				}
+				b, _ := json.Marshal(ans)
+				w.Write(b)
+				return true
+			}
+			e := recSetup(t, pbxsim.Options{Seed: 19, Calls: 300}, "csv", drop)
+			recs := e.sim.Recordings()
+			bad = itoa(recs[len(recs)/2].ID)
+			res := e.run(t)
+			if res.Err == nil || !strings.Contains(res.Err.Error(), "not the camel shape") || !strings.Contains(res.Err.Error(), "no_"+field) {
+				t.Fatalf("err %v, want one naming the fields of the record", res.Err)
+			}
+			if res.Rows == 0 || res.Rows >= int64(len(recs)/2+1) {
+				t.Errorf("rows %d of %d committed", res.Rows, len(recs))
+			}
+		})
+	}
 }
