@@ -301,3 +301,23 @@ func TestBackfillByTimeWindowsUnstableAnswer(t *testing.T) {
 	}
 	wantRange(t, f.Sim, got, "2026-01-01 00:00:00", "2026-01-02 00:00:00", nil)
 }
+
+// TestBackfillIgnoringBothFilters: a PBX that ignores filter[start] as
+// well as filter[id] cannot be read by windows: the backfill fails saying
+// so, before committing anything, every window left undone. (Read by
+// offset, before, each window read the whole PBX.)
+func TestBackfillIgnoringBothFilters(t *testing.T) {
+	t.Parallel()
+	sink, exported := targets[0].open(t)
+	_, x, _ := newPagingExporter(t, pbxsim.Options{Calls: 500, IgnoreFilter: []string{"id", "start"}}, sink, 100)
+	o := exporter.BackfillOptions{From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC), Window: 6 * time.Hour}
+	r := backfill(t, x, o)
+	if r.Err == nil || !strings.Contains(r.Err.Error(), "as well as filter[id]") || r.Windows != 0 {
+		t.Fatalf("%+v: want the backfill failed, the time filter named", r)
+	}
+	t.Log(r.Err)
+	if got := exported(t); len(got) != 0 {
+		t.Fatalf("%d calls exported", len(got))
+	}
+	wantDone(t, sink, exporter.Windows(o.From, o.To, o.Window), false)
+}
