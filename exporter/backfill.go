@@ -91,8 +91,9 @@ func (x *Exporter) Backfill(ctx context.Context, id string, endpoints []record.E
 // committed with its done mark only when read whole, so a backfill run
 // again resumes at the first window not done (--force redoes them all).
 // The upper key is the newest key when the backfill starts: a record
-// above it arrived since and is the nightly run's, dropped and counted as
-// filtered.
+// above it arrived since and is the nightly run's, dropped: counted as
+// filtered when asked for by key (the PBX sent what it was not asked
+// for), else noted.
 //   - While the PBX honours the key filter, a window is read by key from
 //     1 to the upper key down the ladder (window), what one window learnt
 //     holding for the next.
@@ -135,6 +136,7 @@ func (e *endpointRun) backfill(ctx context.Context, windows []Window, o Backfill
 				Rows: res.Rows, Skipped: skipped, Elapsed: time.Since(e.began)})
 		}
 	}
+	var arrived int64 // records above the upper key read by time windows
 	for wi := 0; wi < len(windows) && res.Err == nil && found; {
 		if ctx.Err() != nil {
 			res.Err = context.Cause(ctx)
@@ -170,7 +172,7 @@ func (e *endpointRun) backfill(ctx context.Context, windows []Window, o Backfill
 			}
 			first := wi
 			res.Paging = paging.ByTimeWindows.String()
-			res.Err = e.windowsByTime(ctx, windows[wi:wi+n], upper, gap, func(rows int64) {
+			res.Err = e.windowsByTime(ctx, windows[wi:wi+n], upper, gap, &arrived, func(rows int64) {
 				res.Windows++
 				res.Rows += rows
 				progress(wi, false)
@@ -180,6 +182,9 @@ func (e *endpointRun) backfill(ctx context.Context, windows []Window, o Backfill
 				res.Err = fmt.Errorf("backfill by time windows: %d of %d windows committed", wi-first, n)
 			}
 		}
+	}
+	if arrived > 0 {
+		e.note(fmt.Sprintf("%d records above %s %d, the newest when the backfill started, arrived since: left to the nightly run", arrived, e.ep.Cursor, upper))
 	}
 	if f := e.n.Filtered.Load(); f > 0 {
 		e.note(fmt.Sprintf("the PBX sent %d records outside the asked window or key bounds, dropped (counted as filtered): does it ignore filter[%s]?", f, e.ep.TimeField))
@@ -297,7 +302,7 @@ func (e *endpointRun) window(ctx context.Context, w Window, upper int64) (int64,
 // windows as one range, the gap left out, and commits each window once
 // complete, calling committed after it (see the policy). The error names
 // the window in progress.
-func (e *endpointRun) windowsByTime(ctx context.Context, ws []Window, upper int64, gap paging.Gap, committed func(rows int64)) error {
+func (e *endpointRun) windowsByTime(ctx context.Context, ws []Window, upper int64, gap paging.Gap, arrived *int64, committed func(rows int64)) error {
 	from, to := mustWall(ws[0].From), mustWall(ws[len(ws)-1].To)
 	if gap.From.Before(to) && gap.To.After(gap.From) {
 		e.note(fmt.Sprintf("records dated after %s (now at the PBX less EXPORT_SETTLE%s) up to %s were left to the nightly run, still arriving: the windows reaching past it are marked done without them",
@@ -309,7 +314,7 @@ func (e *endpointRun) windowsByTime(ctx context.Context, ws []Window, upper int6
 	scratch := &record.Warnings{}
 	r := e.reader(nil, e.x.Concurrency)
 	r.Rows = (&record.Converter{Endpoint: e.ep, Zone: e.x.Zone, Warnings: scratch}).Rows
-	b := &timeBatches{e: e, ctx: ctx, ws: ws, upper: upper, scratch: scratch, recount: e.converter(), committed: committed}
+	b := &timeBatches{e: e, ctx: ctx, ws: ws, upper: upper, arrived: arrived, scratch: scratch, recount: e.converter(), committed: committed}
 	err := (&paging.TimeWindows{Reader: r, Unsettled: gap}).Read(ctx, from, to, b.hand)
 	for err == nil && b.cur < len(ws) {
 		err = b.commit()
@@ -346,6 +351,7 @@ type timeBatches struct {
 	c         *committer     // its batch, nil until needed
 	seen      map[int64]bool // its keys
 	dropped   int64          // its records above the upper key
+	arrived   *int64         // those of the windows committed
 	scratch   *record.Warnings
 	recount   *record.Converter
 	committed func(rows int64)
@@ -421,7 +427,7 @@ func (b *timeBatches) commit() error {
 	if err != nil {
 		return err
 	}
-	b.e.n.Filtered.Add(b.dropped)
+	*b.arrived += b.dropped
 	b.cur++
 	b.committed(rows)
 	return nil
