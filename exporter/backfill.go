@@ -104,7 +104,8 @@ func (x *Exporter) Backfill(ctx context.Context, id string, endpoints []record.E
 //     records split among the backfill windows (timeBatches). It hands
 //     over its windows in time order, each whole, so once a record at or
 //     after a backfill window's To is handed over, or the read ends, every
-//     record of that window was: the window is committed then, in order.
+//     record of that window was: the window is committed then, in order
+//     (a key sent twice within it, answers not stable, fails it instead).
 //     When the read fails, the windows committed stay done, the one in
 //     progress is aborted, and the next backfill resumes at it. Records
 //     dated after the watermark (the PBX's present at the backfill's start
