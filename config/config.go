@@ -48,7 +48,7 @@ type env struct {
 	TokenKey         string `envconfig:"WILDIX_TOKEN_KEY" desc:"base64 32-byte key encrypting stored tokens with AES-GCM; with it, a token or authorization in progress stored in clear is refused (run authorize once after setting it) (secret; or WILDIX_TOKEN_KEY_FILE)"`
 	CAFile           string `envconfig:"WILDIX_CA_FILE" desc:"PEM file of extra CA certificates trusted for the PBX"`
 	InsecureTLS      string `envconfig:"WILDIX_INSECURE_SKIP_VERIFY" default:"false" desc:"skip TLS certificate verification (never in production)"`
-	AllowHTTP        string `envconfig:"WILDIX_ALLOW_HTTP" default:"false" desc:"allow a plain http:// PBX URL that is not loopback"`
+	AllowHTTP        string `envconfig:"WILDIX_ALLOW_HTTP" default:"false" desc:"allow a plain http:// PBX URL (or EXPORT_RECORDINGS_S3_ENDPOINT) that is not loopback"`
 	Timezone         string `envconfig:"WILDIX_TIMEZONE" desc:"the PBX's IANA time zone, e.g. Europe/Rome (default: each record's timezone offset; a record without one stops the run, exit 2)"`
 	RequestTimeout   string `envconfig:"WILDIX_REQUEST_TIMEOUT" default:"60s" desc:"timeout of one HTTP request to the PBX"`
 	Sink             string `envconfig:"EXPORT_SINK" default:"csv" desc:"where rows go: csv or postgres"`
@@ -63,11 +63,11 @@ type env struct {
 	Schedule         string `envconfig:"EXPORT_SCHEDULE" default:"0 2 * * *" desc:"cron spec of the worker (5 fields, @daily, or CRON_TZ=Zone prefix)"`
 	ScheduleTimezone string `envconfig:"EXPORT_TIMEZONE" desc:"time zone of EXPORT_SCHEDULE (default: WILDIX_TIMEZONE, else UTC)"`
 	PageSize         string `envconfig:"EXPORT_PAGE_SIZE" default:"1000" desc:"records asked for per page (count)"`
-	Concurrency      string `envconfig:"EXPORT_CONCURRENCY" default:"4" desc:"pages fetched at once"`
+	Concurrency      string `envconfig:"EXPORT_CONCURRENCY" default:"4" desc:"pages (and recording files) fetched at once"`
 	BatchSize        string `envconfig:"EXPORT_BATCH_SIZE" default:"50000" desc:"rows committed together with their cursor"`
 	MaxPages         string `envconfig:"EXPORT_MAX_PAGES" default:"100000" desc:"hard cap on pages per endpoint and run (an error when reached)"`
 	MaxResponseSize  string `envconfig:"EXPORT_MAX_RESPONSE_SIZE" default:"64MiB" desc:"largest PBX answer accepted, in bytes or with KiB, MiB or GiB (a larger one is an error); with EXPORT_CONCURRENCY, it bounds the memory answers take"`
-	MaxAttempts      string `envconfig:"EXPORT_MAX_ATTEMPTS" default:"8" desc:"attempts per request on 429, 5xx, timeouts and broken bodies"`
+	MaxAttempts      string `envconfig:"EXPORT_MAX_ATTEMPTS" default:"8" desc:"attempts per request (and recording file) on 429, 5xx, timeouts and broken bodies"`
 	MaxRPS           string `envconfig:"EXPORT_MAX_RPS" default:"0" desc:"hard cap on requests per second to the PBX's API across the run, retries included (0: no cap)"`
 	RunTimeout       string `envconfig:"EXPORT_RUN_TIMEOUT" default:"6h" desc:"deadline of one whole run"`
 	ShutdownGrace    string `envconfig:"EXPORT_SHUTDOWN_GRACE" default:"30s" desc:"time the batch in flight gets to commit after SIGTERM"`
@@ -78,12 +78,26 @@ type env struct {
 	Notify           string `envconfig:"EXPORT_NOTIFY" desc:"where failures, recoveries and the daily summary are sent: chat webhook, JSON webhook or smtp:// URLs separated by spaces (docs/notifications.md) (secret; or EXPORT_NOTIFY_FILE)"`
 	NotifySummaryAt  string `envconfig:"EXPORT_NOTIFY_SUMMARY_AT" desc:"time of day (HH:MM, in EXPORT_TIMEZONE) of the daily summary (default: none)"`
 	NotifyStateFile  string `envconfig:"EXPORT_NOTIFY_STATE_FILE" desc:"file remembering what was notified when the database cannot be reached (default: wildix-export-notify.json in the temporary folder)"`
+	RecordingsStore  string `envconfig:"EXPORT_RECORDINGS_STORE" default:"none" desc:"where call recordings are copied: none, dir or s3; the recordings endpoint is exported by default only when it is dir or s3 (README, Call recordings)"`
+	RecordingsDir    string `envconfig:"EXPORT_RECORDINGS_DIR" desc:"with EXPORT_RECORDINGS_STORE=dir: the folder recordings are copied into, which must exist (a mounted volume or NAS)"`
+	RecordingsGroup  string `envconfig:"EXPORT_RECORDINGS_GROUP_READABLE" default:"false" desc:"with EXPORT_RECORDINGS_STORE=dir: create recordings 0640 and folders 0750 instead of 0600 and 0700, for a backup job of the same group (never wider than the umask)"`
+	S3Endpoint       string `envconfig:"EXPORT_RECORDINGS_S3_ENDPOINT" desc:"with EXPORT_RECORDINGS_STORE=s3: the S3-compatible server, e.g. https://s3.eu-west-1.amazonaws.com (http:// only for loopback unless WILDIX_ALLOW_HTTP)"`
+	S3Region         string `envconfig:"EXPORT_RECORDINGS_S3_REGION" desc:"the bucket's region, e.g. eu-west-1 (default: asked of the server)"`
+	S3Bucket         string `envconfig:"EXPORT_RECORDINGS_S3_BUCKET" desc:"with EXPORT_RECORDINGS_STORE=s3: the bucket, which must exist"`
+	S3Prefix         string `envconfig:"EXPORT_RECORDINGS_S3_PREFIX" desc:"put before every object's name, e.g. recordings/ (default: none)"`
+	S3PathStyle      string `envconfig:"EXPORT_RECORDINGS_S3_PATH_STYLE" default:"false" desc:"address the bucket in the path (https://host/bucket/...) instead of the host name: for most self-hosted servers (MinIO, Ceph, versitygw)"`
+	S3AccessKey      string `envconfig:"EXPORT_RECORDINGS_S3_ACCESS_KEY" desc:"with EXPORT_RECORDINGS_STORE=s3: the access key id (secret; or EXPORT_RECORDINGS_S3_ACCESS_KEY_FILE)"`
+	S3SecretKey      string `envconfig:"EXPORT_RECORDINGS_S3_SECRET_KEY" desc:"with EXPORT_RECORDINGS_STORE=s3: the secret access key (secret; or EXPORT_RECORDINGS_S3_SECRET_KEY_FILE)"`
+	RecordingsToken  string `envconfig:"WILDIX_RECORDINGS_TOKEN" desc:"PBX Simple Token (access_...) that fetches recording files, created for an admin user in WMS (PBX > Integrations > Applications > Simple Token); sent to the PBX's /spoolview/ only (default: WILDIX_API_KEY when it is a Simple Token) (secret; or WILDIX_RECORDINGS_TOKEN_FILE)"`
 	ClientSecretFile string `envconfig:"WILDIX_CLIENT_SECRET_FILE" desc:"file holding WILDIX_CLIENT_SECRET"`
 	APIKeyFile       string `envconfig:"WILDIX_API_KEY_FILE" desc:"file holding WILDIX_API_KEY"`
 	S2SSecretFile    string `envconfig:"WILDIX_S2S_SECRET_FILE" desc:"file holding WILDIX_S2S_SECRET"`
 	TokenKeyFile     string `envconfig:"WILDIX_TOKEN_KEY_FILE" desc:"file holding WILDIX_TOKEN_KEY"`
 	DatabaseURLFile  string `envconfig:"EXPORT_DATABASE_URL_FILE" desc:"file holding EXPORT_DATABASE_URL"`
 	NotifyFile       string `envconfig:"EXPORT_NOTIFY_FILE" desc:"file holding EXPORT_NOTIFY"`
+	RecTokenFile     string `envconfig:"WILDIX_RECORDINGS_TOKEN_FILE" desc:"file holding WILDIX_RECORDINGS_TOKEN"`
+	S3AccessKeyFile  string `envconfig:"EXPORT_RECORDINGS_S3_ACCESS_KEY_FILE" desc:"file holding EXPORT_RECORDINGS_S3_ACCESS_KEY"`
+	S3SecretKeyFile  string `envconfig:"EXPORT_RECORDINGS_S3_SECRET_KEY_FILE" desc:"file holding EXPORT_RECORDINGS_S3_SECRET_KEY"`
 }
 
 // Auth says how requests to the PBX are authenticated.
@@ -152,6 +166,20 @@ type Config struct {
 	Notify          notify.Targets // redacted wherever shown
 	NotifySummaryAt string         // HH:MM, "" for no summary
 	NotifyStateFile string
+
+	// Call recordings (recordings.go). RecordingsStore is "none", "dir"
+	// or "s3"; the token is RecordingsCredential's.
+	RecordingsStore string
+	RecordingsDir   string
+	RecordingsGroup bool
+	S3Endpoint      *url.URL
+	S3Region        string
+	S3Bucket        string
+	S3Prefix        string
+	S3PathStyle     bool
+	S3AccessKey     Secret
+	S3SecretKey     Secret
+	RecordingsToken Secret
 }
 
 // Problem is one bad setting.
@@ -354,6 +382,7 @@ func parse(e env, need Need, readFile func(string) ([]byte, error)) (*Config, er
 	}
 	cfg.Auth = c.auth(cfg, e, need.PBX)
 	c.notifications(cfg, e)
+	c.recordings(cfg, e, need)
 	if len(c.problems) > 0 {
 		return cfg, &Error{Problems: c.problems}
 	}

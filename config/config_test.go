@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +27,13 @@ func good() env {
 		RunTimeout: "6h", ShutdownGrace: "30s", Settle: "2m", LogFormat: "auto", LogLevel: "info",
 		MaxResponseSize: "64MiB",
 	}
+}
+
+// s3 configures a complete S3 recordings store.
+func s3(e *env) {
+	e.RecordingsStore, e.RecordingsToken = "s3", "access_rec"
+	e.S3Endpoint, e.S3Bucket, e.S3Region, e.S3Prefix, e.S3PathStyle = "https://s3.eu-west-1.amazonaws.com", "acme-recordings", "eu-west-1", "pbx1/", "true"
+	e.S3AccessKey, e.S3SecretKey = "AKIAEXAMPLE", "s3-secret-key"
 }
 
 func noFiles(string) ([]byte, error) { return nil, errors.New("no files here") }
@@ -88,6 +96,43 @@ func TestParseProblems(t *testing.T) {
 		{"listen address", func(e *env) { e.HTTPAddr = "9090" }, []string{"EXPORT_HTTP_ADDR"}},
 		{"listen port", func(e *env) { e.HTTPAddr = ":99999" }, []string{"EXPORT_HTTP_ADDR"}},
 		{"listen address ok", func(e *env) { e.HTTPAddr = "127.0.0.1:9090" }, nil},
+		{"recordings to a folder", func(e *env) {
+			e.RecordingsStore, e.RecordingsDir, e.RecordingsToken = "dir", os.TempDir(), "access_rec"
+		}, nil},
+		{"recordings store in capitals", func(e *env) {
+			e.RecordingsStore, e.RecordingsDir, e.RecordingsToken = " DIR ", os.TempDir(), "access_rec"
+		}, nil},
+		{"recordings with the API key as Simple Token", func(e *env) {
+			e.ClientID, e.ClientSecret, e.APIKey, e.RecordingsStore, e.RecordingsDir = "", "", "access_main", "dir", os.TempDir()
+		}, nil},
+		{"recordings with a company key", func(e *env) {
+			e.ClientID, e.ClientSecret, e.APIKey, e.RecordingsStore, e.RecordingsDir = "", "", "wsk-v1-x", "dir", os.TempDir()
+		}, []string{"WILDIX_RECORDINGS_TOKEN"}},
+		{"recordings token a company key", func(e *env) { e.RecordingsToken = "wsk-v1-x" }, []string{"WILDIX_RECORDINGS_TOKEN"}},
+		{"recordings without a token", func(e *env) { e.RecordingsStore, e.RecordingsDir = "dir", os.TempDir() }, []string{"WILDIX_RECORDINGS_TOKEN"}},
+		{"recordings folder missing", func(e *env) {
+			e.RecordingsStore, e.RecordingsDir, e.RecordingsToken = "dir", "/nope/recordings", "access_rec"
+		}, []string{"EXPORT_RECORDINGS_DIR"}},
+		{"recordings folder a file", func(e *env) {
+			e.RecordingsStore, e.RecordingsDir, e.RecordingsToken = "dir", "/etc/hostname", "access_rec"
+		}, []string{"EXPORT_RECORDINGS_DIR"}},
+		{"recordings folder not set", func(e *env) { e.RecordingsStore, e.RecordingsToken = "dir", "access_rec" }, []string{"EXPORT_RECORDINGS_DIR"}},
+		{"recordings store unknown", func(e *env) { e.RecordingsStore = "nas" }, []string{"EXPORT_RECORDINGS_STORE"}},
+		{"recordings folder without the store", func(e *env) { e.RecordingsDir = os.TempDir() }, []string{"EXPORT_RECORDINGS_DIR"}},
+		{"recordings bucket without the store", func(e *env) {
+			e.RecordingsStore, e.RecordingsDir, e.RecordingsToken, e.S3Bucket = "dir", os.TempDir(), "access_rec", "b1"
+		},
+			[]string{"EXPORT_RECORDINGS_S3_BUCKET"}},
+		{"recordings endpoint without a store", func(e *env) { e.Endpoints = "call_history,recordings" }, []string{"EXPORT_RECORDINGS_STORE"}},
+		{"recordings to S3", func(e *env) { s3(e) }, nil},
+		{"recordings to S3 on loopback over http", func(e *env) { s3(e); e.S3Endpoint = "http://127.0.0.1:7070" }, nil},
+		{"recordings to S3 over http", func(e *env) { s3(e); e.S3Endpoint = "http://minio.lan:9000" }, []string{"EXPORT_RECORDINGS_S3_ENDPOINT"}},
+		{"recordings to S3 over http allowed", func(e *env) { s3(e); e.S3Endpoint, e.AllowHTTP = "http://minio.lan:9000", "true" }, nil},
+		{"recordings to S3, endpoint with a path", func(e *env) { s3(e); e.S3Endpoint = "https://s3.example.com/bucket" }, []string{"EXPORT_RECORDINGS_S3_ENDPOINT"}},
+		{"recordings to S3, bad names", func(e *env) { s3(e); e.S3Bucket, e.S3Region, e.S3Prefix = "My_Bucket", "eu west", "/a//b" },
+			[]string{"EXPORT_RECORDINGS_S3_BUCKET", "EXPORT_RECORDINGS_S3_REGION", "EXPORT_RECORDINGS_S3_PREFIX"}},
+		{"recordings to S3, nothing set", func(e *env) { e.RecordingsStore, e.RecordingsToken, e.S3PathStyle = "s3", "access_rec", "maybe" },
+			[]string{"EXPORT_RECORDINGS_S3_PATH_STYLE", "EXPORT_RECORDINGS_S3_ENDPOINT", "EXPORT_RECORDINGS_S3_BUCKET", "EXPORT_RECORDINGS_S3_ACCESS_KEY", "EXPORT_RECORDINGS_S3_SECRET_KEY"}},
 		{"all the late ones together", func(e *env) {
 			e.CAFile, e.HTTPAddr, e.DBSchema, e.Sink, e.DatabaseURL = "/nope", "x", "pg_catalog", "postgres", "postgres://%zz"
 		}, []string{"EXPORT_DB_SCHEMA", "WILDIX_CA_FILE", "EXPORT_HTTP_ADDR", "EXPORT_DATABASE_URL"}},
@@ -121,6 +166,9 @@ func TestSecretsFromFilesAndRedaction(t *testing.T) {
 	e := good()
 	e.ClientSecret, e.ClientSecretFile = "", path
 	e.Sink, e.DatabaseURL = "postgres", "postgres://u:db-password@h/db"
+	s3(&e)
+	e.RecordingsToken, e.RecTokenFile = "", path
+	e.S3SecretKey = "s3-secret-in-env"
 	cfg, err := parse(e, Need{PBX: true, Sink: true}, os.ReadFile)
 	if err != nil {
 		t.Fatal(err)
@@ -128,12 +176,15 @@ func TestSecretsFromFilesAndRedaction(t *testing.T) {
 	if cfg.ClientSecret.Value() != "from-file-secret" {
 		t.Fatalf("secret from file = %q", cfg.ClientSecret.Value())
 	}
+	if tok, from := cfg.RecordingsCredential(); tok.Value() != "from-file-secret" || from != "WILDIX_RECORDINGS_TOKEN" {
+		t.Fatalf("recordings token from file = %q from %s", tok.Value(), from)
+	}
 	var out bytes.Buffer
 	cfg.Print(&out)
 	fmt.Fprintf(&out, "%v %+v %#v %s", cfg, cfg, cfg, cfg.ClientSecret)
 	slog.New(slog.NewTextHandler(&out, nil)).Info("config", "cfg", cfg, "secret", cfg.DatabaseURL)
 	slog.New(slog.NewJSONHandler(&out, nil)).Info("config", "cfg", cfg, "secret", cfg.ClientSecret)
-	for _, s := range []string{"from-file-secret", "db-password"} {
+	for _, s := range []string{"from-file-secret", "db-password", "s3-secret-in-env", "AKIAEXAMPLE"} {
 		if strings.Contains(out.String(), s) {
 			t.Fatalf("%q appears in:\n%s", s, out.String())
 		}
@@ -279,5 +330,78 @@ func TestCAFileNotPEMAndDatabaseURLNotShown(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "EXPORT_DATABASE_URL: cannot be parsed") || strings.Contains(err.Error(), "db-pass-77") {
 		t.Fatalf("database URL problem: %v", err)
+	}
+}
+
+// TestRecordingsProblemsSayWhatToDo: each recordings problem names the
+// variable, the value unless secret, and what to do.
+func TestRecordingsProblemsSayWhatToDo(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		change func(*env)
+		want   []string
+		never  []string
+	}{
+		{"no token", func(e *env) { e.RecordingsStore, e.RecordingsDir = "dir", os.TempDir() },
+			[]string{"WILDIX_RECORDINGS_TOKEN: required with EXPORT_RECORDINGS_STORE=dir", "an OAuth token", "Simple Token"}, nil},
+		{"company key", func(e *env) { e.RecordingsToken = "wsk-v1-secretvalue" },
+			[]string{"WILDIX_RECORDINGS_TOKEN: is a company key", "Simple Token"}, []string{"secretvalue"}},
+		{"folder missing", func(e *env) { e.RecordingsStore, e.RecordingsDir, e.RecordingsToken = "dir", "/nope/rec", "access_x" },
+			[]string{`EXPORT_RECORDINGS_DIR="/nope/rec": no such folder: create it, or mount the volume, first`}, nil},
+		{"forgotten store", func(e *env) { e.RecordingsDir = "/mnt/nas" },
+			[]string{`EXPORT_RECORDINGS_DIR="/mnt/nas": set, but EXPORT_RECORDINGS_STORE=none: set EXPORT_RECORDINGS_STORE=dir`}, nil},
+		{"endpoint without a store", func(e *env) { e.Endpoints = "recordings" },
+			[]string{`EXPORT_RECORDINGS_STORE="none": EXPORT_ENDPOINTS names recordings, which needs a store`}, nil},
+		{"endpoint with credentials", func(e *env) { s3(e); e.S3Endpoint = "https://AKIA:topsecret@s3.example.com" },
+			[]string{"EXPORT_RECORDINGS_S3_ENDPOINT: expected https://host[:port]"}, []string{"topsecret"}},
+		{"secret key file missing", func(e *env) { s3(e); e.S3SecretKey, e.S3SecretKeyFile = "", "/nope/key" },
+			[]string{`EXPORT_RECORDINGS_S3_SECRET_KEY_FILE="/nope/key": cannot read the file`}, []string{"s3-secret-key"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := good()
+			tc.change(&e)
+			_, err := parse(e, Need{PBX: true, Sink: true}, noFiles)
+			if err == nil {
+				t.Fatal("no problem reported")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("message lacks %q:\n%v", w, err)
+				}
+			}
+			for _, n := range tc.never {
+				if strings.Contains(err.Error(), n) {
+					t.Errorf("message shows %q:\n%v", n, err)
+				}
+			}
+		})
+	}
+}
+
+// TestPrintRecordingsToken: with a store, config says which variable the
+// recordings token comes from, never the token.
+func TestPrintRecordingsToken(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		change func(*env)
+		want   string
+	}{
+		{func(e *env) { s3(e) }, "WILDIX_RECORDINGS_TOKEN"},
+		{func(e *env) {
+			s3(e)
+			e.RecordingsToken, e.ClientID, e.ClientSecret, e.APIKey = "", "", "", "access_main-key"
+		}, "WILDIX_API_KEY"},
+		{func(e *env) { s3(e); e.RecordingsToken = "" }, "none: set WILDIX_RECORDINGS_TOKEN"},
+	} {
+		e := good()
+		tc.change(&e)
+		cfg, _ := parse(e, Need{}, noFiles)
+		var out bytes.Buffer
+		cfg.Print(&out)
+		if !regexp.MustCompile(`(?m)^recordings token +`+regexp.QuoteMeta(tc.want)+`$`).MatchString(out.String()) || strings.Contains(out.String(), "access_") {
+			t.Errorf("want the line recordings token %s, no token:\n%s", tc.want, out.String())
+		}
 	}
 }

@@ -43,6 +43,10 @@ func (c *Config) Print(w io.Writer) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\n", f.Tag.Get("envconfig"), show(cv.FieldByIndex(cf.Index).Interface(), cf.Tag.Get("sep")))
 	}
+	if c.RecordingsOn() {
+		_, from := c.RecordingsCredential()
+		fmt.Fprintf(tw, "recordings token\t%s\n", cmp.Or(from, "none: set WILDIX_RECORDINGS_TOKEN"))
+	}
 	return tw.Flush()
 }
 

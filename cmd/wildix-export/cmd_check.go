@@ -23,10 +23,11 @@ import (
 
 // cmdCheck only reads: it changes nothing in the sink (missing migrations
 // are reported, the next export applies them) and reads nothing from the
-// PBX beyond whom the credentials act as and a few call records of 3 (how
-// call history can be paged).
+// PBX beyond whom the credentials act as, a few call records of 3 (how
+// call history can be paged) and, with a recordings store, a list of
+// recordings and the first bytes of one file.
 func cmdCheck(ctx context.Context, a *app, args []string) error {
-	fs := a.flags("check", "", "Check each configured piece, one line each: configuration, sink reachable and\nwritable, PBX reachable, token valid and whom it acts as, how the PBX pages call history.\nChanges nothing.")
+	fs := a.flags("check", "", "Check each configured piece, one line each: configuration, sink reachable and\nwritable, PBX reachable, token valid and whom it acts as, how the PBX pages call history,\nand with a recordings store: the store, one recording's file fetched, and warnings (WARN)\nwhen copying falls behind. Changes nothing.")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -67,6 +68,7 @@ func cmdCheck(ctx context.Context, a *app, args []string) error {
 	}
 	if a.checkPBX(ctx, c, p) {
 		a.checkPaging(ctx, c, p, cat)
+		a.checkRecordings(ctx, c, p, cat, s)
 	}
 	return c.result()
 }
@@ -111,6 +113,12 @@ func (c *checkLines) line(err error, what string, detail ...any) error {
 	}
 	fmt.Fprintln(c.w)
 	return err
+}
+
+// warn prints a warning: a check that passed but needs attention. It
+// does not fail check.
+func (c *checkLines) warn(what, detail string) {
+	fmt.Fprintf(c.w, "WARN  %-13s %s\n", what, detail)
 }
 
 // result is nil, or the failures, already printed.

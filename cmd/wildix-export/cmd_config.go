@@ -48,7 +48,7 @@ func (a *app) checkEndpoints() error {
 	if err != nil {
 		return err
 	}
-	if _, err := cat.Select(a.cfg.Endpoints); err != nil {
+	if _, err := a.selectEndpoints(cat, a.cfg.Endpoints); err != nil {
 		return fmt.Errorf("%w: EXPORT_ENDPOINTS: %v", errUsage, err)
 	}
 	return nil

@@ -38,7 +38,7 @@ once and exit (for cron, Kubernetes CronJobs and other schedulers).`)
 	if *eps != "" {
 		names = config.SplitList(*eps)
 	}
-	endpoints, err := cat.Select(names)
+	endpoints, err := a.selectEndpoints(cat, names)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -51,7 +51,7 @@ once and exit (for cron, Kubernetes CronJobs and other schedulers).`)
 	m := newMetrics()
 	n := a.newNotices(m, st.sink.pool)
 	m.tokenExpiry = st.pbx.expiry
-	st.x.Observe = m.endpoint
+	st.x.Observe = func(r exporter.EndpointResult) { a.warnRecordings(r); m.endpoint(r) }
 	if a.cfg.HTTPAddr != "" {
 		stop, err := serveHTTP(ctx, a, m, st.sink)
 		if err != nil {

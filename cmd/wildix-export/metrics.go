@@ -33,6 +33,12 @@ type metrics struct {
 	panics      prometheus.Counter
 	skips       prometheus.Counter
 	notices     *prometheus.CounterVec
+	recFiles    *prometheus.CounterVec
+	recBytes    prometheus.Counter
+	// recOldest is the call start of the oldest recording the last
+	// recordings run listed and did not store (nil: none); its age is
+	// computed when scraped.
+	recOldest   atomic.Pointer[time.Time]
 	ready       atomic.Bool
 	tokenExpiry func() time.Time
 }
@@ -62,9 +68,25 @@ func newMetrics() *metrics {
 			Help: "Runs skipped because another export of the PBX held its lock."}),
 		notices: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wildix_export_notifications_total",
 			Help: "Notifications by service and outcome (sent, failed: after its retries)."}, []string{"service", "outcome"}),
+		recFiles: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wildix_export_recordings_total",
+			Help: "Call recordings' files by outcome: copied, skipped (already stored), vanished (deleted on the PBX first), refused (an address that must not be fetched), failed."}, []string{"outcome"}),
+		recBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "wildix_export_recordings_bytes_total",
+			Help: "Bytes of call recordings copied to the recordings store."}),
 		tokenExpiry: func() time.Time { return time.Time{} },
 	}
+	for _, o := range []string{"copied", "skipped", "vanished", "refused", "failed"} {
+		m.recFiles.WithLabelValues(o) // present at 0 from the start, for rate() and alerts
+	}
 	m.reg.MustRegister(m.runs, m.rows, m.pages, m.retries, m.filtered, m.vanished, m.duration, m.lastSuccess, m.panics, m.skips, m.notices,
+		m.recFiles, m.recBytes,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wildix_export_recordings_oldest_pending_age_seconds",
+			Help: "Age of the oldest call recording the last recordings run listed and did not store (0: it stored them all); above 5 days, the PBX is 2 days from dropping its copy."},
+			func() float64 {
+				if t := m.recOldest.Load(); t != nil {
+					return time.Since(*t).Seconds()
+				}
+				return 0
+			}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wildix_export_token_expiry_timestamp_seconds",
 			Help: "Unix time the OAuth access token in use expires (0 for keys or before the first run)."},
 			func() float64 {
@@ -84,6 +106,17 @@ func (m *metrics) endpoint(r exporter.EndpointResult) {
 	m.vanished.WithLabelValues(r.Endpoint).Add(float64(r.Vanished))
 	if r.Err == nil {
 		m.lastSuccess.WithLabelValues(r.Endpoint).Set(float64(r.Completed.Unix()))
+	}
+	if rec := r.Recordings; rec != nil {
+		for o, n := range map[string]int{"copied": rec.Copied, "skipped": rec.Skipped, "vanished": rec.Vanished, "refused": rec.Refused, "failed": rec.Failed} {
+			m.recFiles.WithLabelValues(o).Add(float64(n))
+		}
+		m.recBytes.Add(float64(rec.Bytes))
+		// A run that failed before listing knows nothing newer: the
+		// figure it had stays, and keeps ageing.
+		if rec.OldestPending != nil || r.Err == nil {
+			m.recOldest.Store(rec.OldestPending)
+		}
 	}
 }
 

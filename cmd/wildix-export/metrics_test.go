@@ -93,3 +93,55 @@ func TestStatusPortCannotStarveTheExport(t *testing.T) {
 		t.Fatalf("the worker ran out of file descriptors:\n%s", stderr.String())
 	}
 }
+
+// TestMetricsRecordings: what the recordings endpoint did with the files
+// reaches /metrics, added up over runs, and the age of the oldest
+// recording listed and not stored is computed when scraped: kept (and
+// ageing) after a run that failed before listing, cleared by a run that
+// stored them all. Above 5 days the run also logs a warning.
+func TestMetricsRecordings(t *testing.T) {
+	t.Parallel()
+	m := newMetrics()
+	scrape := func() map[string]float64 {
+		rec := httptest.NewRecorder()
+		promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		return parseMetrics(rec.Body.String())
+	}
+	if got := scrape(); got[`wildix_export_recordings_total{outcome="failed"}`] != 0 || len(got) == 0 {
+		t.Fatalf("before any run: %v", got)
+	}
+	old := time.Now().Add(-6 * 24 * time.Hour)
+	var logs strings.Builder
+	a := &app{log: newLogger(&logs, "json", "info")}
+	for _, r := range []exporter.EndpointResult{
+		{Endpoint: "recordings", Recordings: &exporter.RecordingsResult{Copied: 3, Skipped: 1, Vanished: 2, Refused: 1, Bytes: 3000}},
+		{Endpoint: "recordings", Err: io.ErrUnexpectedEOF, Recordings: &exporter.RecordingsResult{Copied: 1, Failed: 1, Bytes: 500, OldestPending: &old}},
+		{Endpoint: "recordings", Err: io.EOF, Recordings: &exporter.RecordingsResult{}}, // failed before listing
+	} {
+		m.endpoint(r)
+		a.warnRecordings(r)
+	}
+	got := scrape()
+	for name, want := range map[string]float64{
+		`wildix_export_recordings_total{outcome="copied"}`:   4,
+		`wildix_export_recordings_total{outcome="skipped"}`:  1,
+		`wildix_export_recordings_total{outcome="vanished"}`: 2,
+		`wildix_export_recordings_total{outcome="refused"}`:  1,
+		`wildix_export_recordings_total{outcome="failed"}`:   1,
+		`wildix_export_recordings_bytes_total`:               3500,
+	} {
+		if got[name] != want {
+			t.Errorf("%s = %v, want %v", name, got[name], want)
+		}
+	}
+	if age := got["wildix_export_recordings_oldest_pending_age_seconds"]; age < 6*24*3600 || age > 7*24*3600 {
+		t.Errorf("oldest pending age %v s, want about 6 days", age)
+	}
+	if n := strings.Count(logs.String(), "recordings falling behind"); n != 1 {
+		t.Errorf("%d warning(s) logged, want 1:\n%s", n, logs.String())
+	}
+	m.endpoint(exporter.EndpointResult{Endpoint: "recordings", Recordings: &exporter.RecordingsResult{Copied: 1}})
+	if age := scrape()["wildix_export_recordings_oldest_pending_age_seconds"]; age != 0 {
+		t.Errorf("after a run that stored every recording: age %v, want 0", age)
+	}
+}

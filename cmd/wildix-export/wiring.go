@@ -18,6 +18,7 @@ import (
 	"github.com/wildix-export/wildix-export/exporter"
 	pbxapi "github.com/wildix-export/wildix-export/exporter/pbx"
 	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/exporter/recordings"
 	"github.com/wildix-export/wildix-export/sinks"
 )
 
@@ -184,17 +185,20 @@ func (a *app) catalog() (*record.Catalog, error) {
 }
 
 // started is what an exporting command works with: the sink, migrated;
-// the PBX client, authenticated; and the exporter joining them.
+// the PBX client, authenticated; the recordings copier (nil without a
+// store); and the exporter joining them.
 type started struct {
 	sink *sink
 	pbx  *pbx
+	rec  *recordings.Copier
 	x    *exporter.Exporter
 }
 
 // start is the one start-up path of run, backfill and demo: open the sink
 // and, for PostgreSQL, migrate it before anything talks to the PBX; then
-// authenticate to the PBX (once per process) and build the exporter. The
-// caller closes st.sink; export takes the PBX's lock for each run.
+// authenticate to the PBX (once per process), open the recordings store
+// when one is configured, and build the exporter. The caller closes
+// st.sink; export takes the PBX's lock for each run.
 func (a *app) start(ctx context.Context, cat *record.Catalog) (*started, error) {
 	s, err := a.openSink(ctx)
 	if err != nil {
@@ -207,6 +211,10 @@ func (a *app) start(ctx context.Context, cat *record.Catalog) (*started, error) 
 	if err == nil {
 		p, err = a.pbxClient(ctx, s.pool)
 	}
+	var rec *recordings.Copier
+	if err == nil {
+		rec, err = a.recordingsCopier(ctx)
+	}
 	if err != nil {
 		s.close()
 		return nil, err
@@ -215,12 +223,12 @@ func (a *app) start(ctx context.Context, cat *record.Catalog) (*started, error) 
 	x := &exporter.Exporter{
 		Client: p.client, Sink: s.Sink, PBX: c.PBXID, Zone: c.Timezone,
 		PageSize: c.PageSize, Concurrency: c.Concurrency, BatchSize: c.BatchSize, MaxPages: c.MaxPages,
-		CommitGrace: c.ShutdownGrace, Settle: c.Settle, Log: a.log,
+		CommitGrace: c.ShutdownGrace, Settle: c.Settle, Log: a.log, Recordings: rec, Observe: a.warnRecordings,
 		Abort: func(err error) bool {
 			return errors.Is(err, auth.ErrReauthorize) || errors.Is(err, sinks.ErrDatabase) || errors.Is(err, auth.ErrUnreachable)
 		},
 	}
-	return &started{sink: s, pbx: p, x: x}, nil
+	return &started{sink: s, pbx: p, rec: rec, x: x}, nil
 }
 
 // export runs one export under the PBX's lock and within EXPORT_RUN_TIMEOUT,
@@ -280,6 +288,9 @@ func summary(w io.Writer, r *exporter.RunResult) {
 		fmt.Fprintf(w, "%-14s %-6s rows=%d pages=%d retries=%d time=%s", e.Endpoint, status, e.Rows, e.Pages, e.Retries, e.Duration.Round(time.Millisecond))
 		if e.Windows+e.Skipped > 0 {
 			fmt.Fprintf(w, " windows=%d skipped=%d", e.Windows, e.Skipped)
+		}
+		if rec := e.Recordings; rec != nil {
+			fmt.Fprintf(w, " copied=%d skipped=%d vanished=%d refused=%d bytes=%d", rec.Copied, rec.Skipped, rec.Vanished, rec.Refused, rec.Bytes)
 		}
 		if e.Err != nil {
 			fmt.Fprintf(w, " error=%q", e.Err.Error())

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/simtest"
+	"github.com/wildix-export/wildix-export/sinks/recstore"
+)
+
+// recToken is the simulated PBX's Simple Token in these tests.
+const recToken = "access_rec-test-token"
+
+// recPBX is a simulator with recordings over the last span, authorized
+// with OAuth (whose token does not fetch files).
+func recPBX(t *testing.T, calls int64, span time.Duration, o pbxsim.RecordingOptions) *simtest.Fixture {
+	t.Helper()
+	gap := span / time.Duration(calls)
+	if o.Every == 0 {
+		o.Every = 10
+	}
+	if o.BytesPerSecond == 0 {
+		o.BytesPerSecond = 200
+	}
+	f := simtest.New(t, pbxsim.Options{Calls: calls, CallGap: gap, CallsStart: time.Now().UTC().Add(-span), APIKeys: []string{recToken, "access_other-user"}, Recordings: o})
+	f.Authorize(t)
+	return f
+}
+
+// ledgerLine writes a CSV run ledger line of a recordings run of pbx.
+func ledgerLine(t *testing.T, dir, pbx string, started time.Time, failed bool) {
+	t.Helper()
+	state := filepath.Join(dir, ".state", "ledger-test")
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ep := map[string]any{"endpoint": "recordings", "rows": 3}
+	if failed {
+		ep["error"] = "copy recording: 500"
+	}
+	b, _ := json.Marshal(map[string]any{"run_id": fmt.Sprint(started.Unix()), "mode": "once", "pbx": pbx, "started": started, "ended": started.Add(time.Minute),
+		"status": "ok", "endpoints": []any{map[string]any{"endpoint": "call_history"}, ep}})
+	f, err := os.OpenFile(filepath.Join(state, "runs.jsonl"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.Write(append(b, '\n'))
+}
+
+// TestCLICheckRecordings: check's recordings lines over HTTP on loopback:
+// off without a store; the store, a file listed and fetched and the token
+// it was fetched with; a token the PBX refuses (FAIL, exit 1, naming the
+// token to create); and the warnings (WARN, exit 0) when copying falls
+// behind: more than 3 days between successful recordings runs in the run
+// ledger, none for more than 3 days, a recording older than 5 days not
+// yet copied.
+func TestCLICheckRecordings(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	for _, tc := range []struct {
+		name   string
+		span   time.Duration
+		env    []string
+		ledger []time.Time // successful recordings runs
+		code   int
+		lines  []string
+		never  []string
+	}{
+		{name: "off", env: []string{}, lines: []string{"ok    recordings    off: EXPORT_RECORDINGS_STORE=none"}},
+		{name: "a file fetched", env: []string{"WILDIX_RECORDINGS_TOKEN=" + recToken},
+			lines: []string{"ok    recordings    store folder ", "ok    recordings    files: ", "fetched with WILDIX_RECORDINGS_TOKEN",
+				"ok    recordings    run ledger: no successful recordings run in the last 30 days"}, never: []string{"WARN"}},
+		{name: "the API key a Simple Token", env: []string{"WILDIX_API_KEY=" + recToken, "WILDIX_CLIENT_ID=", "WILDIX_CLIENT_SECRET="},
+			lines: []string{"fetched with WILDIX_API_KEY"}},
+		{name: "token refused", env: []string{"WILDIX_RECORDINGS_TOKEN=access_not-known-to-the-pbx"}, code: exitFailed,
+			lines: []string{"FAIL  recordings", "could not be fetched with WILDIX_RECORDINGS_TOKEN", "401", "Simple Token created for an admin user"},
+			never: []string{"access_not-known-to-the-pbx"}},
+		{name: "runs 4 days apart", env: []string{"WILDIX_RECORDINGS_TOKEN=" + recToken}, ledger: []time.Time{now.Add(-5 * 24 * time.Hour), now.Add(-24 * time.Hour)},
+			lines: []string{"WARN  recordings    run ledger: 4.0 days between successful recordings runs"}},
+		{name: "runs a day apart", env: []string{"WILDIX_RECORDINGS_TOKEN=" + recToken}, ledger: []time.Time{now.Add(-50 * time.Hour), now.Add(-26 * time.Hour), now.Add(-2 * time.Hour)},
+			lines: []string{"ok    recordings    run ledger: 3 successful recordings run(s)"}, never: []string{"WARN"}},
+		{name: "falling behind", span: 8 * 24 * time.Hour, env: []string{"WILDIX_RECORDINGS_TOKEN=" + recToken}, ledger: []time.Time{now.Add(-6 * 24 * time.Hour)},
+			lines: []string{"WARN  recordings    falling behind: a recording from ", "is not copied yet (older than 5 days",
+				"WARN  recordings    run ledger: no successful recordings run for 6.0 days"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			span := tc.span
+			if span == 0 {
+				span = 3 * time.Hour
+			}
+			f := recPBX(t, 400, span, pbxsim.RecordingOptions{})
+			dir, store := t.TempDir(), t.TempDir()
+			kv := fixtureEnv(f, dir, "EXPORT_ENDPOINTS=call_history")
+			if tc.name != "off" {
+				kv = append(kv, "EXPORT_RECORDINGS_STORE=dir", "EXPORT_RECORDINGS_DIR="+store)
+			}
+			for _, at := range tc.ledger {
+				ledgerLine(t, dir, f.URL.Host, at, false)
+			}
+			ledgerLine(t, dir, f.URL.Host, now.Add(-time.Hour), true) // a failed run counts for nothing
+			ledgerLine(t, dir, "another-pbx", now.Add(-time.Hour), false)
+			r := runCLI(t, append(kv, tc.env...), "check")
+			if r.code != tc.code {
+				t.Fatalf("check: exit %d, want %d: %v\n%s%s", r.code, tc.code, r.err, r.stdout, r.stderr)
+			}
+			for _, l := range tc.lines {
+				if !strings.Contains(r.stdout, l) {
+					t.Errorf("check's output lacks %q:\n%s", l, r.stdout)
+				}
+			}
+			for _, l := range tc.never {
+				if strings.Contains(r.stdout+r.stderr, l) {
+					t.Errorf("check's output shows %q:\n%s%s", l, r.stdout, r.stderr)
+				}
+			}
+			if entries, _ := os.ReadDir(store); len(entries) != 0 {
+				t.Errorf("check wrote %d entries in the store", len(entries))
+			}
+		})
+	}
+}
+
+// TestCLIRecordingsConfigErrors: the recordings settings' problems are
+// configuration errors (exit 2) listed together at start, each naming the
+// variable, its value unless secret, and what to do.
+func TestCLIRecordingsConfigErrors(t *testing.T) {
+	t.Parallel()
+	base := []string{"WILDIX_PBX_URL=https://pbx.example", "WILDIX_CLIENT_ID=id", "WILDIX_CLIENT_SECRET=s"}
+	for _, tc := range []struct {
+		name  string
+		env   []string
+		want  []string
+		never string
+	}{
+		{"no token", []string{"EXPORT_RECORDINGS_STORE=dir", "EXPORT_RECORDINGS_DIR=" + os.TempDir()},
+			[]string{"WILDIX_RECORDINGS_TOKEN: required with EXPORT_RECORDINGS_STORE=dir", "WMS (PBX > Integrations > Applications > Simple Token)"}, ""},
+		{"store misspelt", []string{"EXPORT_RECORDINGS_STORE=folder"}, []string{`EXPORT_RECORDINGS_STORE="folder": expected one of none, dir, s3`}, ""},
+		{"recordings named without a store", []string{"EXPORT_ENDPOINTS=recordings"}, []string{"EXPORT_ENDPOINTS names recordings, which needs a store"}, ""},
+		{"folder missing and a company key", []string{"EXPORT_RECORDINGS_STORE=dir", "EXPORT_RECORDINGS_DIR=/nope/rec", "WILDIX_RECORDINGS_TOKEN=wsk-v1-hidden"},
+			[]string{`EXPORT_RECORDINGS_DIR="/nope/rec": no such folder`, "WILDIX_RECORDINGS_TOKEN: is a company key"}, "hidden"},
+		{"S3 half set", []string{"EXPORT_RECORDINGS_STORE=s3", "WILDIX_RECORDINGS_TOKEN=access_x", "EXPORT_RECORDINGS_S3_ENDPOINT=http://minio.lan:9000",
+			"EXPORT_RECORDINGS_S3_SECRET_KEY=very-secret"},
+			[]string{"EXPORT_RECORDINGS_S3_ENDPOINT=\"http://minio.lan:9000\": plain http://", "EXPORT_RECORDINGS_S3_BUCKET: required", "EXPORT_RECORDINGS_S3_ACCESS_KEY: required"}, "very-secret"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			for _, cmd := range [][]string{{"run", "--once"}, {"check"}, {"config"}} {
+				r := runCLI(t, append(append([]string{}, base...), tc.env...), cmd...)
+				out := r.stdout + r.stderr + fmt.Sprint(r.err)
+				if r.code != exitConfig {
+					t.Fatalf("%v: exit %d, want %d: %s", cmd, r.code, exitConfig, out)
+				}
+				for _, w := range tc.want {
+					if !strings.Contains(out, w) {
+						t.Errorf("%v: lacks %q:\n%s", cmd, w, out)
+					}
+				}
+				if tc.never != "" && strings.Contains(out, tc.never) {
+					t.Errorf("%v: shows %q:\n%s", cmd, tc.never, out)
+				}
+			}
+		})
+	}
+}
+
+// TestStoredPBX: every PBX id becomes a name recstore accepts, the same
+// each time, and ids that differ only past 81 bytes stay apart.
+func TestStoredPBX(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("p", 100)
+	for in, want := range map[string]string{
+		"acme.wildixin.com": "acme.wildixin.com", "127.0.0.1:8443": "127.0.0.1_8443", ".hidden": "_hidden", "a/b\x00c": "a_b_c", "été": "__t__",
+	} {
+		if got := storedPBX(in); got != want {
+			t.Errorf("storedPBX(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for _, id := range []string{long, long + "x", "host:1", strings.Repeat("é", 60)} {
+		if _, err := recstore.Name(storedPBX(id), time.Now(), "1"); err != nil {
+			t.Errorf("storedPBX(%q) = %q: %v", id, storedPBX(id), err)
+		}
+	}
+	if storedPBX(long) == storedPBX(long+"x") || len(storedPBX(long)) != 90 {
+		t.Errorf("long ids: %q and %q", storedPBX(long), storedPBX(long+"x"))
+	}
+}
