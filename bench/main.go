@@ -64,7 +64,7 @@ func main() {
 	flag.StringVar(&behSizes, "behaviours-sizes", "20000/100,200000/1000", "calls/page pairs of the behaviours case (-latency a request, -conc at once)")
 	flag.StringVar(&behCases, "behaviours-cases", "by-key,capped,sort-ignored,filter-ignored,both-ignored,no-total", "PBX behaviours of the behaviours case (by-key is always measured: the others are against it)")
 	flag.IntVar(&o.simNice, "behaviours-sim-nice", 0, "niceness of the behaviours case's simulators, e.g. -10 on a busy machine: the PBX then answers as if it had cores of its own (a negative value needs the right to raise priority)")
-	flag.StringVar(&cases, "cases", "fetch,load,load-pk,csv,pg,pg-merge,incremental,latency,memory,groups,csv-once", "cases to run; behaviours (issue 28: each PBX behaviour at -behaviours-sizes, minutes at the defaults) runs only when named")
+	flag.StringVar(&cases, "cases", "fetch,load,load-pk,csv,pg,pg-merge,incremental,latency,memory,groups,csv-once", "cases to run; behaviours (issue 28: each PBX behaviour at -behaviours-sizes, minutes at the defaults) and recordings (issue 29: -recordings-*) run only when named")
 	flag.Parse()
 	o.cases = map[string]bool{}
 	for _, c := range strings.Split(cases, ",") {
@@ -207,9 +207,13 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 	}
+	if err := runIf(o.cases["recordings"], func() error { return b.recordings(ctx) }); err != nil { // recordings.go
+		return err
+	}
 	b.report(os.Stdout)
 	b.reportGroups(os.Stdout)
 	b.reportBehaviours(os.Stdout)
+	b.reportRecordings(os.Stdout)
 	return nil
 }
 

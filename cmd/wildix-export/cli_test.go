@@ -515,14 +515,43 @@ func TestWorkerGoesOnAfterAPanic(t *testing.T) {
 	}
 }
 
+// TestCLIDemoWorksWithoutConfiguration: the demo exports every call, and
+// copies every recording of its simulated PBX into the folder beside the
+// CSV folder, once, with the simulator's bytes, each with its CSV row,
+// and says where.
 func TestCLIDemoWorksWithoutConfiguration(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "export")
+	before := time.Now()
 	r := runCLI(t, []string{"EXPORT_CSV_DIR=" + dir}, "demo", "--calls", "3000")
 	if r.code != 0 {
 		t.Fatalf("demo: exit %d %v\n%s%s", r.code, r.err, r.stdout, r.stderr)
 	}
 	exactlyOnce(t, csvCalls(t, dir), 3000)
+	recDir := dir + "-recordings"
+	if !strings.Contains(r.stdout, "Recordings copied under "+recDir) {
+		t.Errorf("demo does not say where the recordings are:\n%s", r.stdout)
+	}
+	if day := before.UTC().Truncate(24 * time.Hour); day.Equal(time.Now().UTC().Truncate(24 * time.Hour)) {
+		rome, _ := time.LoadLocation("Europe/Rome")
+		sim := pbxsim.New(demoSimOptions(3000, rome, 100, "", before))
+		truth := map[string]string{}
+		for _, rec := range sim.Recordings() {
+			truth[fmt.Sprintf("demo-pbx/%s/%d.wav", rec.Start.UTC().Format("2006/01/02"), rec.ID)] = sim.RecordingSHA256(rec)
+		}
+		stored := dirFiles(t, recDir)
+		rows := recordingRows(t, dir, nil, "demo-pbx")
+		if len(truth) < 5 || len(stored) != len(truth) || len(rows) != len(truth) {
+			t.Errorf("%d recordings on the simulated PBX, %d files stored, %d rows", len(truth), len(stored), len(rows))
+		}
+		for name, sum := range truth {
+			if stored[name] != sum || rows[name] != sum {
+				t.Errorf("%s: stored sha256 %q, row's %q, want %q", name, stored[name], rows[name], sum)
+			}
+		}
+	} else {
+		t.Log("the demo ran across midnight (UTC): its recordings are not compared")
+	}
 	if !strings.Contains(r.stdout, "With a real PBX") || !strings.Contains(r.stdout, filepath.Join(dir, "call_history")) {
 		t.Fatalf("demo output lacks the files or next steps:\n%s", r.stdout)
 	}

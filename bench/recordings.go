@@ -1,0 +1,415 @@
+package main
+
+// The recordings case (issue 29): wildix-export copying call recordings
+// against a plain copy of the same files by a minimal client (GET with the
+// Simple Token, written to the same store, the same number at once), in
+// the same run, for the directory store and versitygw's S3; and one
+// recording of -recordings-big bytes copied by wildix-export with its peak
+// resident memory measured from outside (the child's rusage).
+//
+// The simulator runs in the bench's process, so that its memory is not the
+// exporter's; both subjects read it the same way.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/wildix-export/wildix-export/internal/pbxsim"
+)
+
+var (
+	recCalls  = flag.Int("recordings-calls", 400, "call records of the recordings case's PBX (one answered call in 10 has a recording of 16,000 bytes a second: about 30 files of 5 MB at 400)")
+	recBig    = flag.Int64("recordings-big", 500_000_000, "bytes of the one recording whose copy's peak memory is measured (0: not measured)")
+	recStores = flag.String("recordings-stores", "dir,s3", "stores of the recordings case: dir, s3 (versitygw on PATH or in GOPATH/bin)")
+)
+
+// recToken is the bench PBX's Simple Token: the main credential too, so
+// that wildix-export takes it for the files (WILDIX_API_KEY=access_…).
+const recToken = "access_bench-recordings"
+
+// recPBX is a simulated PBX served in the bench's process.
+type recPBX struct {
+	sim  *pbxsim.Sim
+	srv  *http.Server
+	base string
+}
+
+func startRecPBX(calls int, big int64) (*recPBX, error) {
+	gap := 30 * time.Second
+	sim := pbxsim.New(pbxsim.Options{
+		Seed: 29, Calls: int64(calls), CallGap: gap,
+		// Recent calls: the recordings a nightly run finds.
+		CallsStart: time.Now().UTC().Add(-time.Duration(calls) * gap).Add(-time.Hour),
+		APIKeys:    []string{recToken},
+		Recordings: pbxsim.RecordingOptions{Every: 10, BigSize: big},
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return &recPBX{sim: sim, srv: srv, base: "http://" + ln.Addr().String()}, nil
+}
+
+func (p *recPBX) stop() { p.srv.Close() }
+
+// recStore is one store the case writes to: a fresh folder or prefix per
+// copy, and the environment that points wildix-export at it.
+type recStore struct {
+	name  string
+	fresh func() (env []string, put putFunc, count func() (int, int64, error), err error)
+}
+
+// putFunc stores one file under key, as the minimal client does.
+type putFunc func(ctx context.Context, key string, r io.Reader, size int64) error
+
+func (b *bench) recordings(ctx context.Context) error {
+	pbx, err := startRecPBX(*recCalls, 0)
+	if err != nil {
+		return err
+	}
+	defer pbx.stop()
+	recs := pbx.sim.Recordings()
+	var total int64
+	for _, r := range recs {
+		total += r.Size
+	}
+	fmt.Fprintf(os.Stderr, "recordings: %d files, %.1f MB\n", len(recs), float64(total)/1e6)
+	stores, err := b.recStores(ctx)
+	if err != nil {
+		return err
+	}
+	for r := 0; r < b.o.runs; r++ {
+		for _, st := range stores {
+			fmt.Fprintf(os.Stderr, "recordings run %d/%d, %s store…\n", r+1, b.o.runs, st.name)
+			_, put, count, err := st.fresh()
+			if err != nil {
+				return err
+			}
+			began := time.Now()
+			if err := plainCopy(ctx, pbx.base, recs, b.o.conc, put); err != nil {
+				return fmt.Errorf("plain copy to %s: %w", st.name, err)
+			}
+			d := time.Since(began)
+			if n, _, err := count(); err != nil || n != len(recs) {
+				return fmt.Errorf("plain copy to %s stored %d files of %d (%v)", st.name, n, len(recs), err)
+			}
+			b.add("recordings: plain copy, "+st.name, len(recs), sample{d: d}, fmt.Sprintf("%.1f MB, %d at once", float64(total)/1e6, b.o.conc))
+
+			env, _, count, err := st.fresh()
+			if err != nil {
+				return err
+			}
+			smp, err := b.copyRecordings(pbx.base, env)
+			if err != nil {
+				return fmt.Errorf("wildix-export to %s: %w", st.name, err)
+			}
+			if n, bytes, err := count(); err != nil || n != len(recs) || bytes != total {
+				return fmt.Errorf("wildix-export to %s stored %d files of %d, %d bytes of %d (%v)", st.name, n, len(recs), bytes, total, err)
+			}
+			b.add("recordings: wildix-export, "+st.name, len(recs), smp, "run --once, EXPORT_ENDPOINTS=recordings, CSV rows")
+		}
+	}
+	if *recBig <= 0 {
+		return nil
+	}
+	big, err := startRecPBX(20, *recBig) // one or two recordings, the first of -recordings-big bytes
+	if err != nil {
+		return err
+	}
+	defer big.stop()
+	for _, st := range stores {
+		fmt.Fprintf(os.Stderr, "recordings: %d bytes to the %s store…\n", *recBig, st.name)
+		env, _, count, err := st.fresh()
+		if err != nil {
+			return err
+		}
+		smp, err := b.copyRecordings(big.base, env)
+		if err != nil {
+			return fmt.Errorf("wildix-export, %d bytes to %s: %w", *recBig, st.name, err)
+		}
+		if _, bytes, err := count(); err != nil || bytes < *recBig {
+			return fmt.Errorf("wildix-export stored %d bytes in %s, want at least %d (%v)", bytes, st.name, *recBig, err)
+		}
+		b.add("recordings: one of "+strconv.FormatInt(*recBig/1e6, 10)+" MB, "+st.name, 1, smp, "peak RSS of run --once")
+	}
+	return nil
+}
+
+// copyRecordings runs `wildix-export run --once` on the recordings alone.
+func (b *bench) copyRecordings(base string, env []string) (sample, error) {
+	csv, err := os.MkdirTemp(b.dir, "rec-csv-")
+	if err != nil {
+		return sample{}, err
+	}
+	defer os.RemoveAll(csv)
+	return b.export(base, append([]string{"WILDIX_API_KEY=" + recToken, "EXPORT_ENDPOINTS=recordings", "WILDIX_TIMEZONE=Europe/Rome",
+		"EXPORT_SINK=csv", "EXPORT_CSV_DIR=" + csv}, env...)...)
+}
+
+// plainCopy is the minimal client: each file fetched with the token and
+// stored as durably as the store does (a folder: temporary file synced,
+// renamed, folder synced), conc at once, nothing checked.
+func plainCopy(ctx context.Context, base string, recs []pbxsim.Recording, conc int, put putFunc) error {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc + 1}}
+	jobs := make(chan pbxsim.Recording)
+	errs := make(chan error, conc)
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range jobs {
+				if err := plainOne(ctx, client, base, r, put); err != nil {
+					errs <- err
+					for range jobs {
+					}
+					return
+				}
+			}
+		}()
+	}
+	for _, r := range recs {
+		jobs <- r
+	}
+	close(jobs)
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+func plainOne(ctx context.Context, client *http.Client, base string, r pbxsim.Recording, put putFunc) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+r.Path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+recToken)
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", r.Path, resp.Status)
+	}
+	key := fmt.Sprintf("bench/%s/%d.wav", r.Start.UTC().Format("2006/01/02"), r.ID)
+	return put(ctx, key, resp.Body, resp.ContentLength)
+}
+
+// recStores prepares the stores -recordings-stores names.
+func (b *bench) recStores(ctx context.Context) ([]recStore, error) {
+	var out []recStore
+	for _, name := range strings.Split(*recStores, ",") {
+		switch strings.TrimSpace(name) {
+		case "dir":
+			out = append(out, b.dirStore())
+		case "s3":
+			st, err := b.s3Store(ctx)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, st)
+		default:
+			return nil, fmt.Errorf("-recordings-stores %q: expected dir, s3 or both", *recStores)
+		}
+	}
+	return out, nil
+}
+
+func (b *bench) dirStore() recStore {
+	return recStore{name: "dir", fresh: func() ([]string, putFunc, func() (int, int64, error), error) {
+		dir, err := os.MkdirTemp(b.dir, "rec-dir-")
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		put := func(_ context.Context, key string, r io.Reader, _ int64) error {
+			p := filepath.Join(dir, filepath.FromSlash(key))
+			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+				return err
+			}
+			f, err := os.CreateTemp(filepath.Dir(p), ".partial-")
+			if err != nil {
+				return err
+			}
+			defer os.Remove(f.Name())
+			if _, err := io.CopyBuffer(f, r, make([]byte, 256<<10)); err != nil {
+				f.Close()
+				return err
+			}
+			if err := f.Sync(); err != nil {
+				f.Close()
+				return err
+			}
+			if err := f.Close(); err != nil {
+				return err
+			}
+			if err := os.Rename(f.Name(), p); err != nil {
+				return err
+			}
+			d, err := os.Open(filepath.Dir(p))
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			return d.Sync() // as durable as the store's: the rename too
+		}
+		count := func() (n int, bytes int64, err error) {
+			err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+				if err != nil || d.IsDir() || !strings.HasSuffix(p, ".wav") {
+					return err
+				}
+				fi, err := d.Info()
+				if err == nil {
+					n, bytes = n+1, bytes+fi.Size()
+				}
+				return err
+			})
+			defer os.RemoveAll(dir)
+			return n, bytes, err
+		}
+		return []string{"EXPORT_RECORDINGS_STORE=dir", "EXPORT_RECORDINGS_DIR=" + dir}, put, count, nil
+	}}
+}
+
+// s3Store starts versitygw on a folder of the bench's; each copy writes
+// under a prefix of its own.
+func (b *bench) s3Store(ctx context.Context) (recStore, error) {
+	gw, err := startVersityGW(b.dir)
+	if err != nil {
+		return recStore{}, err
+	}
+	n := 0
+	return recStore{name: "s3 (versitygw)", fresh: func() ([]string, putFunc, func() (int, int64, error), error) {
+		n++
+		prefix := fmt.Sprintf("copy-%d/", n)
+		put := func(ctx context.Context, key string, r io.Reader, size int64) error {
+			_, err := gw.client.PutObject(ctx, gw.bucket, prefix+key, r, size, minio.PutObjectOptions{ContentType: "audio/wav"})
+			return err
+		}
+		count := func() (n int, bytes int64, err error) {
+			for o := range gw.client.ListObjects(ctx, gw.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+				if o.Err != nil {
+					return n, bytes, o.Err
+				}
+				if strings.HasSuffix(o.Key, ".wav") {
+					n, bytes = n+1, bytes+o.Size
+				}
+			}
+			os.RemoveAll(filepath.Join(gw.root, gw.bucket, strings.TrimSuffix(prefix, "/")))
+			return n, bytes, nil
+		}
+		env := []string{"EXPORT_RECORDINGS_STORE=s3", "EXPORT_RECORDINGS_S3_ENDPOINT=" + gw.endpoint, "EXPORT_RECORDINGS_S3_BUCKET=" + gw.bucket,
+			"EXPORT_RECORDINGS_S3_PREFIX=" + prefix, "EXPORT_RECORDINGS_S3_PATH_STYLE=true", "EXPORT_RECORDINGS_S3_REGION=us-east-1",
+			"EXPORT_RECORDINGS_S3_ACCESS_KEY=" + gw.access, "EXPORT_RECORDINGS_S3_SECRET_KEY=" + gw.secret}
+		return env, put, count, nil
+	}}, nil
+}
+
+type versityGW struct {
+	endpoint, bucket, access, secret, root string
+	client                                 *minio.Client
+}
+
+// startVersityGW starts versitygw's posix backend on a new folder under
+// dir and a free loopback port, with one bucket. It lives as long as the
+// bench (killed with it).
+func startVersityGW(dir string) (*versityGW, error) {
+	bin, err := exec.LookPath("versitygw")
+	if err != nil {
+		gopath, _ := exec.Command("go", "env", "GOPATH").Output()
+		bin = filepath.Join(strings.TrimSpace(string(gopath)), "bin", "versitygw")
+		if _, err := os.Stat(bin); err != nil {
+			return nil, errors.New("versitygw is not installed: go install github.com/versity/versitygw/cmd/versitygw@v1.8.0, or -recordings-stores dir")
+		}
+	}
+	root, err := os.MkdirTemp(dir, "versitygw-")
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	gw := &versityGW{endpoint: "http://" + addr, bucket: "recordings", access: "bench-access", secret: "bench-secret-key-0123456789", root: root}
+	cmd := exec.Command(bin, "--access", gw.access, "--secret", gw.secret, "--region", "us-east-1", "--port", addr, "--quiet", "posix", root)
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start versitygw: %w", err)
+	}
+	go cmd.Wait()
+	if gw.client, err = minio.New(addr, &minio.Options{Creds: credentials.NewStaticV4(gw.access, gw.secret, ""), Region: "us-east-1", BucketLookup: minio.BucketLookupPath}); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for {
+		err := gw.client.MakeBucket(ctx, gw.bucket, minio.MakeBucketOptions{Region: "us-east-1"})
+		if err == nil {
+			return gw, nil
+		}
+		select {
+		case <-ctx.Done():
+			cmd.Process.Kill()
+			return nil, fmt.Errorf("versitygw at %s did not answer: %v", addr, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// reportRecordings prints the recordings case's ratios.
+func (b *bench) reportRecordings(w io.Writer) {
+	var lines []string
+	for _, name := range b.order {
+		st, ok := strings.CutPrefix(name, "recordings: wildix-export, ")
+		if !ok {
+			continue
+		}
+		wx, plain := b.figures[name], b.figures["recordings: plain copy, "+st]
+		if plain == nil {
+			continue
+		}
+		lines = append(lines, fmt.Sprintf("| %s: wildix-export throughput ÷ plain copy's | %.2f | ≥ 0.9 |", st, plain.median().Seconds()/wx.median().Seconds()))
+	}
+	for _, name := range b.order {
+		if strings.HasPrefix(name, "recordings: one of ") {
+			lines = append(lines, fmt.Sprintf("| %s: peak RSS | %.0f MiB | < 100 MiB |", strings.TrimPrefix(name, "recordings: "), float64(b.figures[name].medianRSS())/(1<<20)))
+		}
+	}
+	if len(lines) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n## Recordings (issue 29)\n\nload average at the end: %s\n\n| figure | value | goal |\n|---|---|---|\n", loadAverage())
+	bw := bufio.NewWriter(w)
+	for _, l := range lines {
+		fmt.Fprintln(bw, l)
+	}
+	bw.Flush()
+}
+
+// runIf runs f when on: a case's one line in run.
+func runIf(on bool, f func() error) error {
+	if !on {
+		return nil
+	}
+	return f()
+}
