@@ -119,6 +119,7 @@ func (x *Exporter) recordings(ctx context.Context, runID string, ep *record.Endp
 // recWindow copies the files of a window's recordings not exported
 // before, then writes their rows and moves the cursor over them.
 func (e *endpointRun) recWindow(ctx context.Context, c *committer, l *recList, rc *recCursor, rows []record.Row, recount bool) error {
+	defer l.forget(rows)
 	fresh := rc.fresh(rows)
 	if len(fresh) == 0 {
 		return nil

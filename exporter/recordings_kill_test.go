@@ -26,6 +26,7 @@ import (
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/sinks"
 	"github.com/wildix-export/wildix-export/sinks/recstore"
+	"github.com/wildix-export/wildix-export/sinks/recstore/recstoretest"
 )
 
 // recJob is what a child process (this test binary, run again) exports:
@@ -33,6 +34,7 @@ import (
 // directory store.
 type recJob struct {
 	URL, CSV, Store string
+	S3              *recstore.S3Options // instead of Store
 }
 
 const recChildEnv = "RECORDINGS_EXPORT_CHILD"
@@ -54,7 +56,12 @@ func TestRecordingsChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := recstore.OpenDir(j.Store, recstore.DirOptions{})
+	var store recordings.Store
+	if j.S3 != nil {
+		store, err = recstore.OpenS3(context.Background(), *j.S3)
+	} else {
+		store, err = recstore.OpenDir(j.Store, recstore.DirOptions{})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +80,8 @@ func TestRecordingsChild(t *testing.T) {
 // times, checking after each that every file under a final name is
 // right; then a run completes the export: the store is exact (every
 // recording once, its sha256, nothing partial under any name), and every
-// recording has one row in the CSV files.
+// recording has one row in the CSV files. Both stores: the directory and
+// S3 (versitygw).
 func TestRecordingsKilledDuringCopies(t *testing.T) {
 	t.Parallel()
 	seed := uint64(rand.Int64())
@@ -81,6 +89,17 @@ func TestRecordingsKilledDuringCopies(t *testing.T) {
 		seed, _ = strconv.ParseUint(s, 10, 64)
 	}
 	t.Logf("TEST_SEED=%d", seed)
+	for _, kind := range []string{"dir", "s3"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			killedDuringCopies(t, seed, kind)
+		})
+	}
+}
+
+// killedDuringCopies is TestRecordingsKilledDuringCopies with a store of
+// kind: "dir" or "s3" (versitygw, read through its folder).
+func killedDuringCopies(t *testing.T, seed uint64, kind string) {
 	rng := rand.New(rand.NewPCG(seed, 29))
 	o := pbxsim.Options{Seed: int64(seed % 1000), Calls: 300, APIKeys: []string{recToken, "wsk-v1-test"},
 		Recordings: pbxsim.RecordingOptions{Every: 3, BytesPerSecond: 400}}
@@ -103,7 +122,14 @@ func TestRecordingsKilledDuringCopies(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	csvDir, storeDir := t.TempDir(), t.TempDir()
-	job, _ := json.Marshal(recJob{URL: srv.URL, CSV: csvDir, Store: storeDir})
+	j := recJob{URL: srv.URL, CSV: csvDir, Store: storeDir}
+	if kind == "s3" {
+		gw := recstoretest.Start(t)
+		j.S3 = &recstore.S3Options{Endpoint: gw.Endpoint, Region: gw.Region, Bucket: gw.Bucket, Prefix: "rec/", PathStyle: true,
+			AccessKey: gw.AccessKey, SecretKey: gw.SecretKey}
+		storeDir = filepath.Join(gw.Root, gw.Bucket, "rec")
+	}
+	job, _ := json.Marshal(j)
 	e := &recEnv{sim: sim, storeDir: storeDir, rows: func(t *testing.T) map[string][]string { return csvRecordingRows(t, csvDir) }}
 	n := int64(len(sim.Recordings()))
 	const kills = 10

@@ -156,12 +156,20 @@ func (l *recList) recording(key string) recordings.Recording {
 	return l.info[key].rec
 }
 
+// forget drops what the records of rows sent, once they are handed over.
+func (l *recList) forget(rows []record.Row) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, row := range rows {
+		delete(l.info, row.Key)
+	}
+}
+
 // recRow fills the columns the exporter owns: what became of the file,
 // where it is stored, and whether the PBX's file name or path is hostile.
 func (e *endpointRun) recRow(row *record.Row, l *recList, res recordings.Result) {
 	l.mu.Lock()
 	info := l.info[row.Key]
-	delete(l.info, row.Key)
 	l.mu.Unlock()
 	set := func(col string, v any) { row.Values[e.ep.Column(col)] = v }
 	set("status", res.Status.String())

@@ -175,9 +175,9 @@ func (e *Endpoint) DetectShape(fields []string) (Shape, error) {
 	}
 	best, score := -1, -1
 	for i, s := range e.Shapes {
-		fit := s.Fields[e.timeColumn()] != "" && have[s.Fields[e.timeColumn()]]
-		for _, k := range s.Key {
-			fit = fit && have[k]
+		fit := true
+		for _, f := range e.Requires(s) {
+			fit = fit && have[f]
 		}
 		n := 0
 		for _, f := range s.Fields {
@@ -192,7 +192,7 @@ func (e *Endpoint) DetectShape(fields []string) (Shape, error) {
 	if best < 0 {
 		var known []string
 		for _, s := range e.Shapes {
-			known = append(known, s.Name+" ("+strings.Join(s.requires(e), ", ")+")")
+			known = append(known, s.Name+" ("+strings.Join(e.Requires(s), ", ")+")")
 		}
 		seen := slices.Sorted(slices.Values(fields))
 		return Shape{}, fmt.Errorf("a record of %s holds the fields %s, which fit none of the shapes known: %s; report this PBX's version and answer (docs/pbx-api.md, Recordings)",
@@ -201,15 +201,11 @@ func (e *Endpoint) DetectShape(fields []string) (Shape, error) {
 	return e.Shapes[best], nil
 }
 
-// Requires returns the fields every record in shape s must hold: its key
-// and its time field.
-func (s Shape) requires(e *Endpoint) []string {
+// Requires returns the fields every record of e in shape s must hold: its
+// key and its time field.
+func (e *Endpoint) Requires(s Shape) []string {
 	return append(slices.Clone(s.Key), s.Fields[e.timeColumn()])
 }
-
-// Requires is Shape.requires for the exporter: the fields every record
-// of e in shape s must hold.
-func (e *Endpoint) Requires(s Shape) []string { return s.requires(e) }
 
 // timeColumn is the name of the time field's column.
 func (e *Endpoint) timeColumn() string {
