@@ -75,7 +75,6 @@ func recSetup(t *testing.T, o pbxsim.Options, kind string, front func(sim *pbxsi
 		o.Recordings.BytesPerSecond = 50
 	}
 	sim := pbxsim.New(o)
-	sim.Quiet()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if front == nil || !front(sim, w, r) {
 			sim.ServeHTTP(w, r)
@@ -524,4 +523,56 @@ func TestRecordingsRecordOutOfShape(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRecordingsListVariants: the list's total as a number or absent, and
+// a to that excludes its bound: every recording stored once with its row.
+func TestRecordingsListVariants(t *testing.T) {
+	t.Parallel()
+	for name, o := range map[string]pbxsim.Options{
+		"total number":    {Total: "number"},
+		"total absent":    {Total: "absent"},
+		"to exclusive":    {FilterToExclusive: true},
+		"epoch, no total": {Total: "absent", Recordings: pbxsim.RecordingOptions{Times: "epoch", Fields: "snake"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			o.Seed, o.Calls = 23, 200
+			e := recSetup(t, o, "csv", nil)
+			if res := e.run(t); res.Err != nil || res.Recordings.Copied != len(e.sim.Recordings()) {
+				t.Fatalf("err %v, result %+v", res.Err, res.Recordings)
+			}
+			e.checkStore(t)
+			if res := e.run(t); res.Err != nil || res.Rows != 0 || res.Recordings.Copied != 0 {
+				t.Fatalf("second run: err %v, rows %d, result %+v", res.Err, res.Rows, res.Recordings)
+			}
+		})
+	}
+}
+
+// TestRecordingsArriving: calls (and their recordings) arrive while a run
+// reads (3 after every call-history request, the call matcher's among
+// them), the PBX's present following its newest call: the first run
+// stops at its watermark, the next, on a quiet PBX past the settle
+// margin, copies the rest: every recording stored once, its row once,
+// its call matched.
+func TestRecordingsArriving(t *testing.T) {
+	t.Parallel()
+	e := recSetup(t, pbxsim.Options{Seed: 29, Calls: 400, CallGap: 20 * time.Second, LiveInsertEvery: 1, LiveInsertBatch: 3, LiveInsertMax: 90}, "csv", nil)
+	var ahead atomic.Int64
+	e.x.Now = present(e.sim, &ahead)
+	r1 := e.run(t)
+	if r1.Err != nil {
+		t.Fatal(r1.Err)
+	}
+	e.sim.Quiet()
+	if e.sim.Stats.LiveInserted.Load() < 30 {
+		t.Fatalf("%d calls arrived during the first run: the case proves nothing", e.sim.Stats.LiveInserted.Load())
+	}
+	ahead.Store(int64(exporter.DefaultSettle + time.Minute))
+	r2 := e.run(t)
+	if r2.Err != nil || r1.Recordings.Listed+r2.Recordings.Listed != len(e.sim.Recordings()) {
+		t.Fatalf("listed %d then %d (%v), the PBX holds %d recordings", r1.Recordings.Listed, r2.Recordings.Listed, r2.Err, len(e.sim.Recordings()))
+	}
+	e.checkStore(t)
 }
