@@ -75,7 +75,7 @@ func (x *Exporter) recordings(ctx context.Context, runID string, ep *record.Endp
 	e := x.newRun(runID, ep, &res)
 	defer e.tally()
 	res.Recordings = &RecordingsResult{}
-	defer e.noteHostile()
+	defer e.noteRecordings()
 	if x.Recordings == nil {
 		res.Err = errNoRecordingsStore
 		return res

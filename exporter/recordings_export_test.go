@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash"
 	"io"
 	"net/http"
@@ -287,6 +288,9 @@ func TestRecordingsExportedOnce(t *testing.T) {
 				t.Fatalf("%d recordings; result %+v, rows %d", n, rr, res.Rows)
 			}
 			e.checkStore(t)
+			if want := fmt.Sprintf("recordings: %d listed, %d copied (%d bytes), 0 already stored, 2 vanished", n, n-2, rr.Bytes); !strings.Contains(strings.Join(res.Notes, "\n"), want) {
+				t.Errorf("notes %q: none says %q", res.Notes, want)
+			}
 			res = e.run(t)
 			if res.Err != nil || res.Recordings.Copied != 0 || res.Recordings.Listed != 0 || res.Rows != 0 {
 				t.Fatalf("second run: %+v %+v", res, res.Recordings)

@@ -205,11 +205,21 @@ func (e *endpointRun) recRow(row *record.Row, l *recList, res recordings.Result)
 	}
 }
 
-// noteHostile says, in the log and the ledger, how many recordings had
-// a file name or path that must not be used as a path.
-func (e *endpointRun) noteHostile() {
-	if rr := e.res.Recordings; rr != nil && rr.Hostile > 0 {
+// noteRecordings says, in the log and the ledger, how many recordings
+// had a file name or path that must not be used as a path; and puts the
+// counts in the ledger's notes (the sinks keep notes, not
+// RecordingsResult).
+func (e *endpointRun) noteRecordings() {
+	rr := e.res.Recordings
+	if rr.Hostile > 0 {
 		e.note(fmt.Sprintf("%d recordings whose PBX file name or path must not be used as a path (first: %s): kept as sent in their rows (column hostile), never used as a path", rr.Hostile, rr.hostileFirst))
+	}
+	if rr.Listed > 0 {
+		n := fmt.Sprintf("recordings: %d listed, %d copied (%d bytes), %d already stored, %d vanished, %d refused, %d failed", rr.Listed, rr.Copied, rr.Bytes, rr.Skipped, rr.Vanished, rr.Refused, rr.Failed)
+		if rr.OldestPending != nil {
+			n += "; the oldest not stored started " + rr.OldestPending.UTC().Format(time.RFC3339)
+		}
+		e.res.Notes = append(e.res.Notes, n)
 	}
 }
 
