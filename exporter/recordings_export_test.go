@@ -580,3 +580,25 @@ func TestRecordingsArriving(t *testing.T) {
 	}
 	e.checkStore(t)
 }
+
+// TestRecordingsListIgnoringFromTo: a list that ignores from/to (every
+// record for any range) fails the endpoint, saying what each form got;
+// nothing is copied or committed.
+func TestRecordingsListIgnoringFromTo(t *testing.T) {
+	t.Parallel()
+	ignore := func(sim *pbxsim.Sim, w http.ResponseWriter, r *http.Request) bool {
+		q := r.URL.Query()
+		q.Del("from")
+		q.Del("to")
+		r.URL.RawQuery = q.Encode()
+		return false
+	}
+	e := recSetup(t, pbxsim.Options{Seed: 31, Calls: 100}, "csv", ignore)
+	res := e.run(t)
+	if res.Err == nil || !strings.Contains(res.Err.Error(), "wall: ignored") || !strings.Contains(res.Err.Error(), "epoch: ignored") {
+		t.Fatalf("err %v, want one saying each form was ignored", res.Err)
+	}
+	if res.Rows != 0 || res.Recordings.Listed != 0 {
+		t.Fatalf("rows %d, listed %d", res.Rows, res.Recordings.Listed)
+	}
+}
