@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/wildix-export/wildix-export/auth"
@@ -69,24 +70,40 @@ func (a *app) recordingsCopier(ctx context.Context) (*recordings.Copier, error) 
 	return &recordings.Copier{Spool: spool, Store: store, PBX: storedPBX(a.cfg.PBXID), Concurrency: a.cfg.Concurrency, Log: a.log}, nil
 }
 
-// storedPBX is the PBX id as the first folder of the recordings' names:
-// WILDIX_PBX_ID with each byte other than a letter, digit, '.', '-' or
-// '_' (the ':' of a host with a port) replaced by '_', a leading dot too,
-// and an id longer than 90 bytes cut to 81 and 8 hex digits of its
-// sha256. Deterministic: the same id always files under the same folder.
+// storedPBX is the PBX id as the first folder of the recordings' names,
+// one folder per id (injective): an id recstore accepts as it is (1 to 90
+// letters, digits, '.', '-' or '_', no leading dot) is kept, unless it
+// ends like a marked one; any other has each byte other than those (the
+// ':' of a host with a port, a space, each byte of 'ü') written '_', a
+// leading dot too, is cut to 77 bytes, and gets '-' and 12 hex digits of
+// the sha256 of the id as configured (storedMarked). So 127.0.0.1:18081 and
+// 127.0.0.1_18081, Zürich and Zärich, a b and a_b file apart.
+// Deterministic: the same id always files under the same folder.
 func storedPBX(id string) string {
 	b := []byte(id)
+	changed := len(b) == 0 || len(b) > 90 || storedMarked(id)
 	for i, c := range b {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' && i > 0) {
 			b[i] = '_'
+			changed = true
 		}
 	}
-	if len(b) > 90 {
-		sum := sha256.Sum256([]byte(id))
-		b = append(b[:81], '-')
-		b = append(b, hex.EncodeToString(sum[:4])...)
+	if !changed {
+		return id
 	}
-	return string(b)
+	sum := sha256.Sum256([]byte(id))
+	b = append(b[:min(len(b), 77)], '-')
+	return string(append(b, hex.EncodeToString(sum[:6])...))
+}
+
+// storedMarked reports whether s ends as a marked folder name does ('-'
+// and 12 lowercase hex digits): an id kept as it is never ends so, hence
+// a kept id is never a marked one's folder.
+func storedMarked(s string) bool {
+	if len(s) < 13 || s[len(s)-13] != '-' {
+		return false
+	}
+	return strings.Trim(s[len(s)-12:], "0123456789abcdef") == ""
 }
 
 // recordingsStore opens the configured store; where says which, for

@@ -160,7 +160,7 @@ func TestRecordingsCopiedOnce(t *testing.T) {
 				cloudSim.Store(f.Sim)
 			}
 			// OAuth for the API and WILDIX_RECORDINGS_TOKEN for the files,
-			// the PBX's id its host and port (stored as 127.0.0.1_<port>);
+			// the PBX's id its host and port (stored as 127.0.0.1_<port>-<hash>);
 			// or the Simple Token as WILDIX_API_KEY for both, and an id.
 			pbxID, creds := f.URL.Host, []string{"WILDIX_RECORDINGS_TOKEN=" + recToken}
 			if tc.pg {

@@ -172,23 +172,46 @@ func TestCLIRecordingsConfigErrors(t *testing.T) {
 }
 
 // TestStoredPBX: every PBX id becomes a name recstore accepts, the same
-// each time, and ids that differ only past 81 bytes stay apart.
+// each time; an id recstore accepts is kept as it is; and different ids
+// never share a folder (rec-attack 1: 127.0.0.1:18081 and 127.0.0.1_18081
+// overwrote each other's recordings), including ids that differ only past
+// the cut, and a kept id that looks like another's marked folder.
 func TestStoredPBX(t *testing.T) {
 	t.Parallel()
 	long := strings.Repeat("p", 100)
 	for in, want := range map[string]string{
-		"acme.wildixin.com": "acme.wildixin.com", "127.0.0.1:8443": "127.0.0.1_8443", ".hidden": "_hidden", "a/b\x00c": "a_b_c", "été": "__t__",
+		"acme.wildixin.com": "acme.wildixin.com", "127.0.0.1_18081": "127.0.0.1_18081", "pbx-rec": "pbx-rec", "a_b": "a_b",
 	} {
 		if got := storedPBX(in); got != want {
-			t.Errorf("storedPBX(%q) = %q, want %q", in, got, want)
+			t.Errorf("storedPBX(%q) = %q, want %q (kept)", in, got, want)
 		}
 	}
-	for _, id := range []string{long, long + "x", "host:1", strings.Repeat("é", 60)} {
-		if _, err := recstore.Name(storedPBX(id), time.Now(), "1"); err != nil {
-			t.Errorf("storedPBX(%q) = %q: %v", id, storedPBX(id), err)
+	for in, readable := range map[string]string{
+		"127.0.0.1:18081": "127.0.0.1_18081-", ".hidden": "_hidden-", "a/b\x00c": "a_b_c-", "été": "__t__-", "a b": "a_b-",
+	} {
+		if got := storedPBX(in); !strings.HasPrefix(got, readable) || len(got) != len(readable)+12 {
+			t.Errorf("storedPBX(%q) = %q, want %q and 12 hex digits", in, got, readable)
 		}
 	}
-	if storedPBX(long) == storedPBX(long+"x") || len(storedPBX(long)) != 90 {
-		t.Errorf("long ids: %q and %q", storedPBX(long), storedPBX(long+"x"))
+	marked := storedPBX("127.0.0.1:18081")
+	ids := []string{"127.0.0.1:18081", "127.0.0.1_18081", "Zürich", "Zärich", "a b", "a_b", "a:b", "", ".a", "_a",
+		marked, storedPBX(marked), long, long + "x", long + "y", strings.Repeat("p", 90), strings.Repeat("p", 91),
+		"host:1", strings.Repeat("é", 60), strings.Repeat("è", 60)}
+	seen := map[string]string{}
+	for _, id := range ids {
+		got := storedPBX(id)
+		if _, err := recstore.Name(got, time.Now(), "1"); err != nil {
+			t.Errorf("storedPBX(%q) = %q: %v", id, got, err)
+		}
+		if got != storedPBX(id) {
+			t.Errorf("storedPBX(%q) differs from one call to the next", id)
+		}
+		if other, ok := seen[got]; ok {
+			t.Errorf("storedPBX(%q) = storedPBX(%q) = %q: two PBXs in one folder", id, other, got)
+		}
+		seen[got] = id
+	}
+	if len(storedPBX(long)) != 90 {
+		t.Errorf("storedPBX(long) = %q: %d bytes, want 90", storedPBX(long), len(storedPBX(long)))
 	}
 }
