@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/wildix-export/wildix-export/exporter/pbx"
@@ -34,9 +33,6 @@ type recList struct {
 	frame *time.Location
 	req   []string     // the fields every record must hold
 	calls *callMatcher // nil: call_id not derived
-
-	mu   sync.Mutex
-	info map[string]recInfo // by row key, filled as records are converted
 }
 
 // recInfo is what a record sent, exactly (a row's values may be repaired
@@ -124,7 +120,7 @@ func (e *endpointRun) recShape(form string, recs []json.RawMessage) (*recList, e
 	if p := shape.Fields["path"]; !slices.Contains(req, p) {
 		req = append(req, p) // a recording without its file's address cannot be copied
 	}
-	l := &recList{ep: e.ep.InShape(shape, form), shape: shape, form: form, zone: e.x.Zone, req: req, info: map[string]recInfo{}}
+	l := &recList{ep: e.ep.InShape(shape, form), shape: shape, form: form, zone: e.x.Zone, req: req}
 	e.res.Recordings.Shape, e.res.Recordings.TimeForm = shape.Name, form
 	e.note(fmt.Sprintf("the recordings list takes from/to as %s and sends records in the %s shape (fields %s)", form, shape.Name, strings.Join(fields, ", ")))
 	return l, nil
@@ -147,18 +143,16 @@ func recordFields(raw json.RawMessage) ([]string, error) {
 // rows converts a page of the list with conv (over l.ep): each record
 // must hold its shape's key and time fields; its time, a wall time (in
 // l.zone) or Unix seconds, becomes the row's instant and its wall in
-// l.frame; its key is the id it is stored under (recordings.StoredID),
-// and what it sent exactly is kept in l.info.
+// l.frame; its key is the id it is stored under (recordings.StoredID).
+// What it sent exactly stays in the row (Raw: recList.info).
 func (l *recList) rows(conv *record.Converter) func([]json.RawMessage) ([]record.Row, error) {
 	anchor := l.ep.Column("start_time")
 	return func(raws []json.RawMessage) ([]record.Row, error) {
 		infos := make([]recInfo, len(raws))
 		for i, raw := range raws {
-			var m map[string]any
-			dec := json.NewDecoder(bytes.NewReader(raw))
-			dec.UseNumber() // ids and sizes as sent, not as float64
-			if err := dec.Decode(&m); err != nil {
-				return nil, &record.RecordError{Index: i, Err: fmt.Errorf("not a JSON object: %w", err)}
+			info, m, err := l.decode(raw)
+			if err != nil {
+				return nil, &record.RecordError{Index: i, Err: err}
 			}
 			for _, f := range l.req {
 				if s, _ := m[f].(string); s == "" && !isNumber(m[f]) {
@@ -166,16 +160,7 @@ func (l *recList) rows(conv *record.Converter) func([]json.RawMessage) ([]record
 					return nil, &record.RecordError{Index: i, Field: f, Err: fmt.Errorf("missing from a record holding %s: not the %s shape the list was detected to send; report this PBX's version", strings.Join(fields, ", "), l.shape.Name)}
 				}
 			}
-			infos[i] = recInfo{rec: recordings.Recording{ID: scalar(m[l.shape.Key[0]]), Path: scalar(m[l.shape.Fields["path"]])}, fileName: scalar(m[l.shape.Fields["file_name"]])}
-			if l.shape.Key[0] == l.shape.Fields["path"] {
-				infos[i].rec.ID = "" // no id: stored under a hash of the path
-			}
-			if n, err := strconv.ParseInt(scalar(m[l.shape.Fields["size"]]), 10, 64); err == nil && n > 0 {
-				infos[i].rec.Size = n
-			}
-			if infos[i].fileName == "" {
-				infos[i].fileName = lastSegment(infos[i].rec.Path)
-			}
+			infos[i] = info
 		}
 		rows, err := conv.Rows(raws)
 		if err != nil {
@@ -191,13 +176,39 @@ func (l *recList) rows(conv *record.Converter) func([]json.RawMessage) ([]record
 			rows[i].Key = recordings.StoredID(infos[i].rec)
 			rows[i].Values[l.ep.Column("recording")] = rows[i].Key
 		}
-		l.mu.Lock()
-		for i := range rows {
-			l.info[rows[i].Key] = infos[i]
-		}
-		l.mu.Unlock()
 		return rows, nil
 	}
+}
+
+// decode reads what a record sent for the copier, and its fields.
+func (l *recList) decode(raw json.RawMessage) (recInfo, map[string]any, error) {
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber() // ids and sizes as sent, not as float64
+	if err := dec.Decode(&m); err != nil {
+		return recInfo{}, nil, fmt.Errorf("not a JSON object: %w", err)
+	}
+	info := recInfo{rec: recordings.Recording{ID: scalar(m[l.shape.Key[0]]), Path: scalar(m[l.shape.Fields["path"]])}, fileName: scalar(m[l.shape.Fields["file_name"]])}
+	if l.shape.Key[0] == l.shape.Fields["path"] {
+		info.rec.ID = "" // no id: stored under a hash of the path
+	}
+	if n, err := strconv.ParseInt(scalar(m[l.shape.Fields["size"]]), 10, 64); err == nil && n > 0 {
+		info.rec.Size = n
+	}
+	if info.fileName == "" {
+		info.fileName = lastSegment(info.rec.Path)
+	}
+	return info, m, nil
+}
+
+// info is what the record of row (converted by rows) sent, with the
+// instant it started and the id it is stored under: each row carries its
+// own, so that two records under one key never share one.
+func (l *recList) info(row record.Row) recInfo {
+	info, _, _ := l.decode(row.Raw) // rows decoded it already
+	info.rec.Start, _ = row.Values[l.ep.Column("start_time")].(time.Time)
+	info.rec.Key = row.Key
+	return info
 }
 
 // instant reads a record's time: Unix seconds, or a wall time in l.zone.

@@ -32,6 +32,9 @@ type RecordingsResult struct {
 	// Hostile counts the recordings whose PBX file name or path must not
 	// be used as a path (kept in their rows as sent, reported).
 	Hostile int `json:"hostile"`
+	// Clashes counts the recordings sent under an id another recording
+	// holds (another start or path), each stored under an id of its own.
+	Clashes int `json:"clashes,omitempty"`
 	// OldestPending is the call start of the oldest recording listed and
 	// not stored (its copy failed or was not reached; the next run copies
 	// it); nil when every recording listed was stored, vanished or
@@ -39,6 +42,7 @@ type RecordingsResult struct {
 	OldestPending *time.Time `json:"oldest_pending,omitempty"`
 
 	hostileFirst string // the first hostile one, for the note
+	clashFirst   string // the first clash, for the note
 }
 
 // OldestPendingAge is how old the oldest recording listed and not stored
@@ -119,14 +123,15 @@ func (x *Exporter) recordings(ctx context.Context, runID string, ep *record.Endp
 // recWindow copies the files of a window's recordings not exported
 // before, then writes their rows and moves the cursor over them.
 func (e *endpointRun) recWindow(ctx context.Context, c *committer, l *recList, rc *recCursor, rows []record.Row, recount bool) error {
-	defer l.forget(rows)
-	fresh := rc.fresh(rows)
+	fresh, infos := rc.fresh(l, rows, func(row record.Row, first string) {
+		e.res.Recordings.clashed(l.info(row).rec.ID, fmt.Sprintf("started %s and %s", first, row.Wall), recordings.AltID(l.info(row).rec))
+	})
 	if len(fresh) == 0 {
 		return nil
 	}
 	recs := make([]recordings.Recording, len(fresh))
-	for i, row := range fresh {
-		recs[i] = l.recording(row.Key)
+	for i := range infos {
+		recs[i] = infos[i].rec
 	}
 	results, cnt, err := e.x.Recordings.Copy(ctx, recs)
 	e.res.Recordings.add(recs, results, cnt)
@@ -139,12 +144,12 @@ func (e *endpointRun) recWindow(ctx context.Context, c *committer, l *recList, r
 		}
 	}
 	for i := range fresh {
-		e.recRow(&fresh[i], l, results[i])
+		e.recRow(&fresh[i], infos[i], results[i])
 	}
 	if l.calls != nil {
 		l.calls.match(ctx, e, fresh)
 	}
-	rc.took(fresh)
+	rc.took(fresh, infos)
 	if !c.write(fresh) {
 		return errLoader
 	}

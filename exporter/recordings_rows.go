@@ -1,6 +1,7 @@
 package exporter
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -50,6 +51,10 @@ type recCursor struct {
 	from, to            time.Time
 	settled, horizon    string // the watermark and the latest time a record can sensibly carry, in the frame
 	lookBack            time.Duration
+	// seen holds the keys taken this run, with their wall and path;
+	// otherFrame: recent's walls are in another frame than this run's.
+	seen       map[string]string
+	otherFrame bool
 }
 
 // recCursor reads the stored state for the list l: the zone its wall
@@ -83,6 +88,7 @@ func (e *endpointRun) recCursor(ctx context.Context, l *recList, st recState) (*
 	if rc.recent == nil {
 		rc.recent = map[string]string{}
 	}
+	rc.seen = map[string]string{}
 	switch {
 	case st.Time == "":
 	case st.Time > rc.horizon:
@@ -91,6 +97,7 @@ func (e *endpointRun) recCursor(ctx context.Context, l *recList, st recState) (*
 		rc.from = mustWall(rc.horizon).Add(-rc.lookBack)
 	case st.Form != "" && st.Form != l.form:
 		// The stored time was in the other frame: a zone's offset apart.
+		rc.otherFrame = true
 		e.note(fmt.Sprintf("the recordings list took from/to as %s last run and as %s now: read from %s earlier than the look-back", st.Form, l.form, maxZoneAhead))
 		rc.from = mustWall(st.Time).Add(-rc.lookBack - maxZoneAhead)
 	default:
@@ -101,25 +108,61 @@ func (e *endpointRun) recCursor(ctx context.Context, l *recList, st recState) (*
 
 func abs(n int) int { return max(n, -n) }
 
-// fresh returns the rows not exported before, each key once.
-func (rc *recCursor) fresh(rows []record.Row) []record.Row {
+// fresh returns the rows not exported before, each recording once, and
+// what each sent. A key that comes again for another recording (another
+// start or path: docs/pbx-api.md does not know the PBX's ids to be
+// unique) makes that row's key AltID: both recordings are stored and
+// kept, and clash is told. The earlier ones are those of this window and
+// run (start and path), and the recent keys of the state (start only;
+// not even that when the last run read the list in another frame).
+func (rc *recCursor) fresh(l *recList, rows []record.Row, clash func(row record.Row, first string)) ([]record.Row, []recInfo) {
 	out := make([]record.Row, 0, len(rows))
-	seen := map[string]bool{}
+	infos := make([]recInfo, 0, len(rows))
+	win := map[string]string{}
 	for _, row := range rows {
-		if _, ok := rc.recent[row.Key]; ok || seen[row.Key] {
-			continue
+		info := l.info(row)
+		sig := row.Wall + "\x00" + info.rec.Path
+		had := func(k string) (found, same bool) {
+			if s, ok := win[k]; ok {
+				return true, s == sig
+			}
+			if s, ok := rc.seen[k]; ok {
+				return true, s == sig
+			}
+			if w, ok := rc.recent[k]; ok {
+				return true, w == row.Wall || rc.otherFrame
+			}
+			return false, false
 		}
-		seen[row.Key] = true
+		found, same := had(row.Key)
+		if found && (same || info.rec.ID == "") {
+			continue // without an id, the key is the path's: the same file
+		}
+		if info.rec.ID != "" {
+			alt := recordings.AltID(info.rec)
+			if f, _ := had(alt); f {
+				continue // stored under its own id before
+			}
+			if found {
+				first, _, _ := strings.Cut(cmp.Or(win[row.Key], rc.seen[row.Key], rc.recent[row.Key]), "\x00")
+				clash(row, first)
+				row.Key, info.rec.Key = alt, alt
+				row.Values[l.ep.Column("recording")] = alt
+			}
+		}
+		win[row.Key] = sig
 		out = append(out, row)
+		infos = append(infos, info)
 	}
-	return out
+	return out, infos
 }
 
 // took moves the cursor over rows whose files are stored: a row dated
 // after the horizon is kept but does not move the newest time.
-func (rc *recCursor) took(rows []record.Row) {
-	for _, row := range rows {
+func (rc *recCursor) took(rows []record.Row, infos []recInfo) {
+	for i, row := range rows {
 		rc.recent[row.Key] = row.Wall
+		rc.seen[row.Key] = row.Wall + "\x00" + infos[i].rec.Path
 		if row.Wall <= rc.horizon && row.Wall > rc.newest {
 			rc.newest = row.Wall
 		}
@@ -149,29 +192,18 @@ func (rc *recCursor) resume() string {
 	return mustWall(rc.newest).Add(-rc.lookBack).Format(record.WallLayout)
 }
 
-// recording is what the record keyed key sent, for the copier.
-func (l *recList) recording(key string) recordings.Recording {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.info[key].rec
-}
-
-// forget drops what the records of rows sent, once they are handed over.
-func (l *recList) forget(rows []record.Row) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, row := range rows {
-		delete(l.info, row.Key)
-	}
-}
-
 // recRow fills the columns the exporter owns: what became of the file,
 // where it is stored, and whether the PBX's file name or path is hostile.
-func (e *endpointRun) recRow(row *record.Row, l *recList, res recordings.Result) {
-	l.mu.Lock()
-	info := l.info[row.Key]
-	l.mu.Unlock()
+//
+// A file the copier found another recording's file in the place of is
+// stored under an id of its own (res.ID): the row takes it as its key.
+func (e *endpointRun) recRow(row *record.Row, info recInfo, res recordings.Result) {
 	set := func(col string, v any) { row.Values[e.ep.Column(col)] = v }
+	if res.ID != "" && res.ID != row.Key {
+		e.res.Recordings.clashed(info.rec.ID, fmt.Sprintf("stored %s held another file", res.Clash), res.ID)
+		row.Key = res.ID
+		set("recording", res.ID)
+	}
 	set("status", res.Status.String())
 	set("object", res.Name)
 	if res.Status == recordings.Copied || res.Status == recordings.Skipped {
@@ -214,6 +246,9 @@ func (e *endpointRun) noteRecordings() {
 	if rr.Hostile > 0 {
 		e.note(fmt.Sprintf("%d recordings whose PBX file name or path must not be used as a path (first: %s): kept as sent in their rows (column hostile), never used as a path", rr.Hostile, rr.hostileFirst))
 	}
+	if rr.Clashes > 0 {
+		e.note(fmt.Sprintf("%d recordings sent under an id another recording holds (first: %s): each stored, and its row kept, under an id of its own (column recording; column id keeps the PBX's)", rr.Clashes, rr.clashFirst))
+	}
 	if rr.Listed > 0 {
 		n := fmt.Sprintf("recordings: %d listed, %d copied (%d bytes), %d already stored, %d vanished, %d refused, %d failed", rr.Listed, rr.Copied, rr.Bytes, rr.Skipped, rr.Vanished, rr.Refused, rr.Failed)
 		if rr.OldestPending != nil {
@@ -231,6 +266,14 @@ func (e *endpointRun) recount(l *recList, rows []record.Row) error {
 	}
 	_, err := l.rows(&record.Converter{Endpoint: &l.ep, Zone: l.zone, Warnings: &e.n.Warnings})(raws)
 	return err
+}
+
+// clashed counts a recording sent under an id another recording holds:
+// why it was seen to be another, and the id it is stored under.
+func (r *RecordingsResult) clashed(id, why, as string) {
+	if r.Clashes++; r.Clashes == 1 {
+		r.clashFirst = fmt.Sprintf("id %.80q, %s, stored as %s", id, why, as)
+	}
 }
 
 // add counts a window's copies.

@@ -59,6 +59,10 @@ type Recording struct {
 	// the copy is checked against them. SHA256 in hex, either case.
 	Size   int64
 	SHA256 string
+	// Key, when set, is the id it is stored under in place of
+	// StoredID(r): AltID(r) for a recording whose id another recording
+	// already holds (the exporter finds those in the list).
+	Key string
 }
 
 // Status is what became of one recording.
@@ -103,6 +107,10 @@ type Result struct {
 	Attempts   int
 	// Reason is why it was Refused or Failed.
 	Reason string
+	// ID is the id it is stored under: r.Key or StoredID(r), or AltID(r)
+	// when another file was stored under that id's name (Clash).
+	ID    string
+	Clash string
 }
 
 // Counts sum a batch's results.
@@ -216,8 +224,16 @@ feed:
 }
 
 // copyOne copies one recording to name, or finds it already stored.
+//
+// A file of another size or sha256 already under name is another
+// recording that the PBX sent under the same id (docs/pbx-api.md does
+// not know ids to be unique): it is never replaced; this one is stored
+// under AltID(r), and Result.ID and Clash say so. When the PBX announced
+// neither size nor sha256, a file under name is compared with the PBX's
+// by fetching it (only a recording whose row was not written yet gets
+// here: a run killed after the copy, or such a clash).
 func (c *Copier) copyOne(ctx context.Context, r Recording, name string) (Result, error) {
-	res := Result{Name: name}
+	res := Result{Name: name, ID: storedKey(r)}
 	want := recstore.Want{Size: r.Size, SHA256: strings.ToLower(r.SHA256)}
 	if r.Size < 0 {
 		want.Size = 0
@@ -239,9 +255,26 @@ func (c *Copier) copyOne(ctx context.Context, r Recording, name string) (Result,
 		}
 		res.Status, res.Reason = Failed, err.Error()
 		return res, err
-	} else if ok {
-		res.Status, res.Size, res.SHA256 = Skipped, o.Size, o.SHA256
-		return res, nil
+	} else if o != (recstore.Object{}) {
+		same := ok
+		if ok && want == (recstore.Want{}) {
+			if same, err = c.sameFile(ctx, r, o); errors.Is(err, ErrVanished) {
+				res.Status, res.Reason = Vanished, err.Error()
+				c.log().Warn("recording vanished before it was copied", "recording", quoteShort(r.ID), "name", name)
+				return res, nil
+			} else if err != nil {
+				if ctx.Err() != nil {
+					return Result{Name: name}, context.Cause(ctx)
+				}
+				res.Status, res.Reason = Failed, err.Error()
+				return res, err
+			}
+		}
+		if same {
+			res.Status, res.Size, res.SHA256 = Skipped, o.Size, o.SHA256
+			return res, nil
+		}
+		return c.clash(ctx, r, res, o)
 	}
 	var obj recstore.Object
 	f, err := c.Spool.Fetch(ctx, r.Path, func(body io.Reader, size int64) error {
@@ -270,13 +303,64 @@ func (c *Copier) copyOne(ctx context.Context, r Recording, name string) (Result,
 	return res, err
 }
 
+// clash stores r under AltID(r): res.Name holds o, another file.
+func (c *Copier) clash(ctx context.Context, r Recording, res Result, o recstore.Object) (Result, error) {
+	alt := AltID(r)
+	if alt == res.ID {
+		err := fmt.Errorf("%s holds another file (%d bytes, sha256 %s) than the one the PBX sends for it, and so did the name of recording id %s: report this PBX's version (docs/pbx-api.md, Recordings)", res.Name, o.Size, o.SHA256, quoteShort(r.ID))
+		res.Status, res.Reason = Failed, err.Error()
+		return res, err
+	}
+	name, err := recstore.Name(c.PBX, r.Start.UTC(), alt)
+	if err != nil {
+		res.Status, res.Reason = Failed, err.Error()
+		return res, err
+	}
+	c.log().Warn("recording id already stored for another file: stored under a name of its own", "recording", quoteShort(r.ID), "name", res.Name, "stored_as", name)
+	r.Key = alt
+	out, err := c.copyOne(ctx, r, name)
+	out.Clash = res.Name
+	return out, err
+}
+
+// sameFile reports whether the PBX's file of r is o, streaming it
+// through sha256.
+func (c *Copier) sameFile(ctx context.Context, r Recording, o recstore.Object) (bool, error) {
+	var n int64
+	h := sha256.New()
+	_, err := c.Spool.Fetch(ctx, r.Path, func(body io.Reader, _ int64) error {
+		h.Reset()
+		var err error
+		n, err = io.Copy(h, body)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("compare with %s: %w", o.Name, err)
+	}
+	return n == o.Size && hex.EncodeToString(h.Sum(nil)) == o.SHA256, nil
+}
+
 // idRE is a PBX recording id usable as it is in a stored name.
 var idRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // name is r's stored name: recstore.Name(c.PBX, r.Start in UTC,
-// StoredID(r)).
+// r.Key or StoredID(r)).
 func (c *Copier) name(r Recording) (string, error) {
-	return recstore.Name(c.PBX, r.Start.UTC(), StoredID(r))
+	return recstore.Name(c.PBX, r.Start.UTC(), storedKey(r))
+}
+
+// storedKey is r.Key, or StoredID(r).
+func storedKey(r Recording) string {
+	if r.Key != "" {
+		return r.Key
+	}
+	return StoredID(r)
+}
+
+// AltID is the id r is stored under when another recording holds
+// StoredID(r): "h-" and 40 hex digits of the sha256 of its id and path.
+func AltID(r Recording) string {
+	return hashID("id+path:" + r.ID + "\x00" + r.Path)
 }
 
 // StoredID is the id r is stored under, and the key of its row: its ID

@@ -45,7 +45,8 @@ func someIDs(t *testing.T, o pbxsim.Options, seed uint64, n int) []int64 {
 // store once with the truth's sha256, vanished ones counted, whether the
 // PBX serves the file or redirects to cloud storage (over https, which
 // must see no credential), with or without an announced size; a second
-// copy fetches nothing.
+// copy stores nothing again, and fetches nothing when sizes are
+// announced.
 func TestCopyEveryRecordingOnce(t *testing.T) {
 	t.Parallel()
 	seed := rand.Uint64()
@@ -113,9 +114,16 @@ func TestCopyEveryRecordingOnce(t *testing.T) {
 				t.Fatalf("second Copy: %v", err)
 			}
 			// Vanished ones are asked again (they may be back); nothing
-			// stored is fetched again.
-			if got := st.FileRequests.Load() - before; got != 3 {
-				t.Errorf("the second copy made %d file requests; want 3 (the vanished ones)", got)
+			// stored is fetched again, unless the PBX announced no size:
+			// then each is fetched once to compare with the stored file
+			// (another file under its name is another recording under
+			// its id: TestCopyClash), and none is written again.
+			wantReq := int64(3)
+			if c.noSize {
+				wantReq += int64(len(want))
+			}
+			if got := st.FileRequests.Load() - before; got != wantReq {
+				t.Errorf("the second copy made %d file requests; want %d (the vanished ones, and each stored one when no size is announced)", got, wantReq)
 			}
 			if n.Copied != 0 || n.Skipped != len(want) || n.Vanished != 3 || n.Bytes != 0 {
 				t.Errorf("second copy: counts %+v; want %d skipped", n, len(want))
@@ -397,5 +405,48 @@ func TestCopyCutLeavesNothing(t *testing.T) {
 				checkExact(t, f, map[string]string{})
 			})
 		}
+	}
+}
+
+// TestCopyClash: a recording whose stored name holds another file (the
+// PBX sent one id for two recordings: another size, or, none announced,
+// another sha256 once fetched) is stored under AltID, its result saying
+// so; the file already there is never replaced; copied again, it is
+// found under AltID and not fetched into the store again.
+func TestCopyClash(t *testing.T) {
+	t.Parallel()
+	for _, noSize := range []bool{false, true} {
+		t.Run(fmt.Sprintf("nosize=%v", noSize), func(t *testing.T) {
+			t.Parallel()
+			e := recSetup(t, pbxsim.Options{Seed: 41}, noCloud)
+			f := newStore(t, "dir")
+			cp := &Copier{Spool: e.spool(t), Store: f.st, PBX: testPBX}
+			recs := e.recordings(noSize)
+			sums := map[string]string{}
+			for _, l := range e.truth(t) {
+				sums[l.Path] = l.SHA256
+			}
+			a, b := recs[0], recs[1]
+			b.ID, b.Start = a.ID, a.Start // b's file, listed under a's id and start
+			res, _, err := cp.Copy(context.Background(), []Recording{a})
+			if err != nil || res[0].Status != Copied {
+				t.Fatalf("first: %+v, %v", res[0], err)
+			}
+			first := res[0].Name
+			for range 2 {
+				res, _, err = cp.Copy(context.Background(), []Recording{b})
+				alt, _ := recstore.Name(testPBX, b.Start.UTC(), AltID(b))
+				if err != nil || res[0].ID != AltID(b) || res[0].Name != alt || res[0].Clash != first || res[0].SHA256 != sums[b.Path] {
+					t.Fatalf("another file under %s's name: %+v, %v; want stored as %s with sha256 %s", a.ID, res[0], err, alt, sums[b.Path])
+				}
+				got := f.contents(t)
+				if got[first] != sums[a.Path] || got[alt] != sums[b.Path] || len(got) != 2 {
+					t.Fatalf("store %v; want %s: %s and %s: %s", got, first, sums[a.Path], alt, sums[b.Path])
+				}
+			}
+			if res[0].Status != Skipped {
+				t.Errorf("copied again: %v, want skipped", res[0].Status)
+			}
+		})
 	}
 }

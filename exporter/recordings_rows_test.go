@@ -1,0 +1,243 @@
+package exporter_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/recordings"
+	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/sinks/recstore"
+)
+
+// sameID is a front that lists recording b under recording a's id (the
+// PBX's ids are not known to be unique: docs/pbx-api.md), and, while
+// cutoff is set, lists nothing that started at or after it (a PBX-local
+// wall time, the simulator's from/to form).
+type sameID struct {
+	a, b   atomic.Value // string ids
+	cutoff atomic.Value // string
+}
+
+func newSameID() *sameID {
+	s := &sameID{}
+	s.a.Store("")
+	s.b.Store("")
+	s.cutoff.Store("")
+	return s
+}
+
+func (s *sameID) front(sim *pbxsim.Sim, w http.ResponseWriter, r *http.Request) bool {
+	if !strings.HasPrefix(r.URL.Path, "/api/v1/PBX/recordings") {
+		return false
+	}
+	if c := s.cutoff.Load().(string); c != "" {
+		q := r.URL.Query()
+		for _, p := range []string{"from", "to"} {
+			if q.Has(p) && q.Get(p) > c {
+				q.Set(p, c)
+			}
+		}
+		r.URL.RawQuery = q.Encode()
+	}
+	rec := httptest.NewRecorder()
+	sim.ServeHTTP(rec, r)
+	var ans struct {
+		Type   string `json:"type"`
+		Result struct {
+			Total   json.RawMessage  `json:"total"`
+			Records []map[string]any `json:"records"`
+		} `json:"result"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(rec.Body.Bytes()))
+	dec.UseNumber()
+	if rec.Code != http.StatusOK || dec.Decode(&ans) != nil {
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes())
+		return true
+	}
+	for _, m := range ans.Result.Records {
+		switch v := m["id"].(type) {
+		case string:
+			if v == s.b.Load().(string) {
+				m["id"] = s.a.Load().(string)
+			}
+		case json.Number:
+			if v.String() == s.b.Load().(string) {
+				m["id"] = json.Number(s.a.Load().(string))
+			}
+		}
+	}
+	out, _ := json.Marshal(ans)
+	w.Write(out)
+	return true
+}
+
+// checkBothStored: every recording of the simulator is stored once with
+// its bytes, and has one row; a's row holds a's file, and b, listed
+// under a's id, is stored and kept under recordings.AltID.
+func checkBothStored(t *testing.T, e *recEnv, a, b pbxsim.Recording) {
+	t.Helper()
+	stored := map[string]int{}
+	filepath.WalkDir(e.storeDir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			stored[fileSHA256(t, p)]++
+		}
+		return nil
+	})
+	recs := e.sim.Recordings()
+	for _, r := range recs {
+		if n := stored[e.sim.RecordingSHA256(r)]; n != 1 {
+			t.Errorf("recording %d stored %d times", r.ID, n)
+		}
+	}
+	rows := e.rows(t)
+	if len(rows) != len(recs) || len(stored) != len(recs) {
+		t.Errorf("%d rows and %d files for %d recordings", len(rows), len(stored), len(recs))
+	}
+	alt := recordings.AltID(recordings.Recording{ID: itoa(a.ID), Path: b.Path})
+	if got := rows[itoa(a.ID)]; len(got) == 0 || got[0] != e.sim.RecordingSHA256(a) {
+		t.Errorf("row %d: %q, want recording %d's sha256 %s", a.ID, got, a.ID, e.sim.RecordingSHA256(a))
+	}
+	name, _ := recstore.Name("pbx", b.Start.UTC(), alt)
+	if got := rows[alt]; len(got) < 2 || got[0] != e.sim.RecordingSHA256(b) || got[1] != name {
+		t.Errorf("row %s (recording %d sent as %d): %q, want sha256 %s, object %s", alt, b.ID, a.ID, got, e.sim.RecordingSHA256(b), name)
+	}
+}
+
+// noted: res succeeded and one of its notes names the id sent twice.
+func noted(t *testing.T, res exporter.EndpointResult, id int64) {
+	t.Helper()
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if n := strings.Join(res.Notes, "\n"); res.Recordings.Clashes != 1 || !strings.Contains(n, `id "`+itoa(id)+`"`) {
+		t.Errorf("%d clashes, notes %q: none names id %d sent for two recordings", res.Recordings.Clashes, res.Notes, id)
+	}
+}
+
+// TestRecordingsSameIDInOneRun: the list sends two recordings (their own
+// paths, starts and files) under one id, in one run: 7 minutes apart
+// (one window), and more than the look-back apart on one UTC day (the
+// same stored name, the first's key dropped from the recent ones). Both
+// are stored and kept, the second under an id of its own, and the ledger
+// names the id. Before, the second was neither stored nor counted, or
+// replaced the first's file under its row, and the run failed copying a
+// recording "" with no start.
+func TestRecordingsSameIDInOneRun(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		calls int64
+		every int
+		pair  func(recs []pbxsim.Recording) (int, int)
+	}{
+		{"7 minutes apart", 300, 3, func([]pbxsim.Recording) (int, int) { return 10, 11 }},
+		{"beyond the look-back, one day", 1500, 30, func(recs []pbxsim.Recording) (int, int) {
+			for i := range recs {
+				for j := i + 1; j < len(recs); j++ {
+					if recs[j].Start.UTC().YearDay() == recs[i].Start.UTC().YearDay() && recs[j].Start.Sub(recs[i].Start) > 2*time.Hour {
+						return i, j
+					}
+				}
+			}
+			return -1, -1
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newSameID()
+			e := recSetup(t, pbxsim.Options{Seed: 19, Calls: tc.calls, Recordings: pbxsim.RecordingOptions{Every: tc.every}}, "csv", s.front)
+			e.x.LookBack = time.Hour
+			recs := slices.Clone(e.sim.Recordings())
+			slices.SortFunc(recs, func(x, y pbxsim.Recording) int { return x.Start.Compare(y.Start) })
+			i, j := tc.pair(recs)
+			if i < 0 {
+				t.Fatalf("no pair in %d recordings", len(recs))
+			}
+			a, b := recs[i], recs[j]
+			s.a.Store(itoa(a.ID))
+			s.b.Store(itoa(b.ID))
+			t.Logf("recording %d at %s and %d at %s sent with one id", a.ID, a.Start, b.ID, b.Start)
+			res := e.run(t)
+			noted(t, res, a.ID)
+			if rr := res.Recordings; rr.Listed != len(recs) || rr.Copied != len(recs) || rr.OldestPending != nil {
+				t.Errorf("%d recordings; result %+v", len(recs), *rr)
+			}
+			checkBothStored(t, e, a, b)
+			if res = e.run(t); res.Err != nil || res.Rows != 0 || res.Recordings.Copied != 0 {
+				t.Errorf("second run: rows %d, copied %d, err %v", res.Rows, res.Recordings.Copied, res.Err)
+			}
+		})
+	}
+}
+
+// TestRecordingsSameIDLaterRun: the second recording under an id comes
+// in a later run: within the look-back of the first (its key among the
+// recent ones, with another start) or beyond it (its file found under
+// the stored name: another size, or, when the PBX announces no size,
+// another sha256 once fetched). Both are stored and kept, the second
+// under an id of its own, and the ledger names the id; a third run
+// copies nothing.
+func TestRecordingsSameIDLaterRun(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, fields string
+		beyond       bool
+	}{
+		{"within the look-back", "camel", false},
+		{"beyond the look-back", "camel", true},
+		{"beyond the look-back, no size", "attachment", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newSameID()
+			e := recSetup(t, pbxsim.Options{Seed: 23, Calls: 1500, Recordings: pbxsim.RecordingOptions{Every: 30, Fields: tc.fields}}, "csv", s.front)
+			e.x.LookBack = time.Hour
+			recs := slices.Clone(e.sim.Recordings())
+			slices.SortFunc(recs, func(x, y pbxsim.Recording) int { return x.Start.Compare(y.Start) })
+			i, j := -1, -1
+			for k := 1; k < len(recs) && i < 0; k++ {
+				p := recs[k-1] // the newest of the first run
+				for h := k - 1; h >= 0 && i < 0; h-- {
+					day := recs[h].Start.UTC().YearDay() == recs[k].Start.UTC().YearDay()
+					if !tc.beyond && h == k-1 || tc.beyond && day && p.Start.Sub(recs[h].Start) > 2*time.Hour {
+						i, j = h, k
+					}
+				}
+			}
+			if i < 0 {
+				t.Fatalf("no pair in %d recordings", len(recs))
+			}
+			a, b := recs[i], recs[j]
+			rome, _ := time.LoadLocation("Europe/Rome")
+			s.cutoff.Store(b.Start.Add(-time.Second).In(rome).Format("2006-01-02 15:04:05"))
+			res := e.run(t)
+			if res.Err != nil || res.Recordings.Listed != j {
+				t.Fatalf("first run: %d listed, want %d: %v", res.Recordings.Listed, j, res.Err)
+			}
+			s.cutoff.Store("")
+			s.a.Store(itoa(a.ID))
+			s.b.Store(itoa(b.ID))
+			t.Logf("recording %d at %s, then %d at %s sent with its id", a.ID, a.Start, b.ID, b.Start)
+			res = e.run(t)
+			noted(t, res, a.ID)
+			if rr := res.Recordings; rr.Listed != len(recs)-j || rr.Copied != len(recs)-j {
+				t.Errorf("%d recordings after the first run; result %+v", len(recs)-j, *rr)
+			}
+			checkBothStored(t, e, a, b)
+			if res = e.run(t); res.Err != nil || res.Rows != 0 || res.Recordings.Copied != 0 {
+				t.Errorf("third run: rows %d, copied %d, err %v", res.Rows, res.Recordings.Copied, res.Err)
+			}
+		})
+	}
+}
