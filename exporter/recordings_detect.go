@@ -54,7 +54,9 @@ type recInfo struct {
 // of the answer fit (record.Endpoint.DetectShape); a record fitting none
 // fails the run naming the fields seen, and every record read later must
 // hold its shape's key and time fields (recList.rows). No record in any
-// form: nothing to export, noted. Forms all refused, or the parameters
+// form: the list is asked once without from/to (start=0, count=1); no
+// record there either, nothing to export, noted; a record there, the PBX
+// takes from/to in a form not tried: the run fails naming the forms. Forms all refused, or the parameters
 // ignored: the run fails, naming what each form got.
 func (e *endpointRun) detectRecordings(ctx context.Context, stored string) (*recList, error) {
 	forms := slices.Clone(e.ep.TimeForms)
@@ -87,7 +89,16 @@ func (e *endpointRun) detectRecordings(ctx context.Context, stored string) (*rec
 	}
 	if slices.ContainsFunc(got, func(s string) bool { return strings.HasSuffix(s, "no record") }) &&
 		!slices.ContainsFunc(got, func(s string) bool { return strings.Contains(s, "ignored") }) {
-		e.note("the PBX lists no recording (" + strings.Join(got, "; ") + "): nothing to copy")
+		q := url.Values{"start": {"0"}, "count": {"1"}}
+		pg, err := e.x.Client.List(ctx, e.ep.Path, q, &e.n.Counts)
+		if err != nil {
+			return nil, fmt.Errorf("listing recordings without from/to (none listed with them: %s): %w", strings.Join(got, "; "), err)
+		}
+		e.n.Pages.Add(1)
+		if len(pg.Records) > 0 {
+			return nil, fmt.Errorf("the recordings list holds records when asked without from/to, and none in any form of from/to tried (%s): the PBX takes from/to in another form; nothing was copied: report this PBX's version (docs/pbx-api.md, Recordings)", strings.Join(got, "; "))
+		}
+		e.note("the PBX lists no recording (" + strings.Join(got, "; ") + "; without from/to: no record): nothing to copy")
 		return nil, nil
 	}
 	return nil, fmt.Errorf("the recordings list took from/to in none of the forms tried (%s); nothing was copied: report this PBX's version (docs/pbx-api.md, Recordings)", strings.Join(got, "; "))
