@@ -21,9 +21,11 @@ const callRing = 2 * time.Hour
 // answered, so its leg is the one whose answer is the recording's start
 // (to the second) and whose src and dst are the recording's extension
 // and number. call_match says how sure: "exact" (one leg answered that
-// second with both parties), "time" (one leg answered that second, its
-// parties not the recording's), "ambiguous" (several, none alone with
-// both parties: call_id stays NULL) or "none" (no leg answered then:
+// second with both parties), "time" (one leg answered that second, and
+// the recording sends no party, or only one that is the leg's),
+// "contradicted" (one leg answered that second, a party the recording
+// sends is not the leg's: call_id stays NULL), "ambiguous" (several,
+// none alone with both parties: NULL) or "none" (no leg answered then:
 // NULL). Call history is read by time windows of its start, from
 // callRing before a window's first recording to its last, each stretch
 // once per run. A read that fails leaves call_id NULL ("not read") and
@@ -128,7 +130,11 @@ func (m *callMatcher) find(start time.Time, ext, num string) (int64, string) {
 	case len(both) == 1:
 		return both[0].id, "exact"
 	case len(legs) == 1:
-		return legs[0].id, "time"
+		l := legs[0]
+		if (strings.TrimSpace(ext) == "" || party(l.src, l.dst, ext)) && (strings.TrimSpace(num) == "" || party(l.src, l.dst, num)) {
+			return l.id, "time"
+		}
+		return 0, "contradicted"
 	case len(legs) == 0:
 		return 0, "none"
 	}
