@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/wildix-export/wildix-export/exporter/pbx"
@@ -33,6 +34,12 @@ type recList struct {
 	frame *time.Location
 	req   []string     // the fields every record must hold
 	calls *callMatcher // nil: call_id not derived
+
+	// repaired holds what the records whose Raw had to be repaired to be
+	// storable (a NUL, invalid UTF-8) sent exactly, by their repaired Raw:
+	// a NUL in a file name or path must be seen as sent (recList.info).
+	mu       sync.Mutex
+	repaired map[string]recInfo
 }
 
 // recInfo is what a record sent, exactly (a row's values may be repaired
@@ -155,7 +162,8 @@ func recordFields(raw json.RawMessage) ([]string, error) {
 // must hold its shape's key and time fields; its time, a wall time (in
 // l.zone) or Unix seconds, becomes the row's instant and its wall in
 // l.frame; its key is the id it is stored under (recordings.StoredID).
-// What it sent exactly stays in the row (Raw: recList.info).
+// What it sent stays in the row (Raw: recList.info), exactly unless Raw
+// was repaired (then in repaired).
 func (l *recList) rows(conv *record.Converter) func([]json.RawMessage) ([]record.Row, error) {
 	anchor := l.ep.Column("start_time")
 	return func(raws []json.RawMessage) ([]record.Row, error) {
@@ -186,6 +194,14 @@ func (l *recList) rows(conv *record.Converter) func([]json.RawMessage) ([]record
 			rows[i].Values[anchor], rows[i].Wall = at, wallOf(at, l.frame).Format(record.WallLayout)
 			rows[i].Key = recordings.StoredID(infos[i].rec)
 			rows[i].Values[l.ep.Column("recording")] = rows[i].Key
+			if !bytes.Equal(rows[i].Raw, raws[i]) {
+				l.mu.Lock()
+				if l.repaired == nil {
+					l.repaired = map[string]recInfo{}
+				}
+				l.repaired[string(rows[i].Raw)] = infos[i]
+				l.mu.Unlock()
+			}
 		}
 		return rows, nil
 	}
@@ -216,7 +232,12 @@ func (l *recList) decode(raw json.RawMessage) (recInfo, map[string]any, error) {
 // instant it started and the id it is stored under: each row carries its
 // own, so that two records under one key never share one.
 func (l *recList) info(row record.Row) recInfo {
-	info, _, _ := l.decode(row.Raw) // rows decoded it already
+	l.mu.Lock()
+	info, ok := l.repaired[string(row.Raw)]
+	l.mu.Unlock()
+	if !ok {
+		info, _, _ = l.decode(row.Raw) // rows decoded it already
+	}
 	info.rec.Start, _ = row.Values[l.ep.Column("start_time")].(time.Time)
 	info.rec.Key = row.Key
 	return info

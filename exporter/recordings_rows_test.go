@@ -3,12 +3,14 @@ package exporter_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -240,4 +242,73 @@ func TestRecordingsSameIDLaterRun(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRecordingsHostileFileName: a record whose file name is hostile
+// (`..`, absolute, NUL, 4 KB) but whose path is an ordinary one: the file
+// is copied, and its row keeps the name, marked hostile with its reason;
+// the run counts and reports it. (In TestRecordingsHostileNames every
+// hostile name has a refused path too, so the name's own check went
+// unguarded.)
+func TestRecordingsHostileFileName(t *testing.T) {
+	t.Parallel()
+	names := []string{"../../etc/x", "/etc/passwd", "a\x00b.wav", strings.Repeat("n", 4096)}
+	byID := map[string]string{}
+	var mu sync.Mutex
+	front := func(sim *pbxsim.Sim, w http.ResponseWriter, r *http.Request) bool {
+		if !strings.HasPrefix(r.URL.Path, "/api/v1/PBX/recordings") {
+			return false
+		}
+		rec := httptest.NewRecorder()
+		sim.ServeHTTP(rec, r)
+		var ans struct {
+			Type   string `json:"type"`
+			Result struct {
+				Total   json.RawMessage  `json:"total"`
+				Records []map[string]any `json:"records"`
+			} `json:"result"`
+		}
+		if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &ans) != nil {
+			w.WriteHeader(rec.Code)
+			w.Write(rec.Body.Bytes())
+			return true
+		}
+		mu.Lock()
+		for _, m := range ans.Result.Records {
+			if n, ok := byID[fmt.Sprint(m["id"])]; ok {
+				m["fileName"] = n
+			}
+		}
+		mu.Unlock()
+		out, _ := json.Marshal(ans)
+		w.Write(out)
+		return true
+	}
+	e := recSetup(t, pbxsim.Options{Seed: 37, Calls: 200}, "csv", front)
+	recs := e.sim.Recordings()
+	mu.Lock()
+	for i, n := range names {
+		byID[itoa(recs[3*i+1].ID)] = n
+	}
+	mu.Unlock()
+	res := e.run(t)
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	rr := res.Recordings
+	if rr.Hostile != len(names) || rr.Refused != 0 || rr.Copied != len(recs) {
+		t.Errorf("%d hostile file names on ordinary paths; result %+v, want all %d copied, %d hostile", len(names), *rr, len(recs), len(names))
+	}
+	if !strings.Contains(strings.Join(res.Notes, "\n"), "must not be used as a path") {
+		t.Errorf("notes %q: the hostile names are not reported", res.Notes)
+	}
+	rows := e.rows(t)
+	for i, n := range names {
+		r := recs[3*i+1]
+		row := rows[itoa(r.ID)]
+		if len(row) < 5 || row[2] != "copied" || row[0] != e.sim.RecordingSHA256(r) || row[4] != "true" {
+			t.Errorf("recording %d, file name %.40q: row %.120q; want copied with its sha256, hostile true", r.ID, n, row)
+		}
+	}
+	e.checkStore(t)
 }
