@@ -139,6 +139,8 @@ func TestPagingEndToEnd(t *testing.T) {
 			o: pbxsim.Options{Calls: 1000, IgnoreFilter: []string{"id"}}},
 		{name: "sort and id filter ignored", pageSize: 100, paging: "time-windows", note: "ignores", timeWindows: true,
 			o: pbxsim.Options{Calls: 1000, IgnoreFilter: []string{"id"}, IgnoreSort: true}},
+		{name: "id filter ignored, filter[start][from] exclusive", pageSize: 100, paging: "time-windows", note: "the bound is taken as exclusive", timeWindows: true,
+			o: pbxsim.Options{Calls: 1000, IgnoreFilter: []string{"id"}, FilterFromExclusive: []string{"start"}}},
 		{name: "sort ignored", pageSize: 100, paging: "key-ranges", note: "ignores sort=id but honours filter[id]",
 			o: pbxsim.Options{Calls: 1000, IgnoreSort: true}},
 		{name: "sort ignored, purge and random deletions during the first export", pageSize: 100, paging: "key-ranges", note: "ignores sort=id but honours filter[id]",
@@ -380,6 +382,7 @@ func TestBackfillWindowsByKey(t *testing.T) {
 		{"by key", pbxsim.Options{}, "keyset"},
 		{"by key, calls deleted", pbxsim.Options{DeleteAfter: 4, DeleteRandom: 200}, "keyset"},
 		{"id filter ignored", pbxsim.Options{IgnoreFilter: []string{"id"}}, "time-windows"},
+		{"id filter ignored, filter[start][from] exclusive", pbxsim.Options{IgnoreFilter: []string{"id"}, FilterFromExclusive: []string{"start"}}, "time-windows"},
 		// Every window gets every call: those outside it are dropped,
 		// counted as filtered, and noted.
 		{"time filter ignored", pbxsim.Options{IgnoreFilter: []string{"start"}}, "keyset"},

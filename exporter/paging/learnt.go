@@ -19,9 +19,13 @@ type Learnt struct {
 	// from is what filter[key][from] was seen to do with its bound
 	// (exclusive also when the key asked went meanwhile). Exclusive: each
 	// request asks from one below and drops that key, so none is lost.
-	from  Bound
-	way   Strategy
-	total TotalForm
+	from Bound
+	// timeFrom is what filter[time][from] was seen to do with its bound
+	// (TimeWindows): until it is seen inclusive, each window is asked
+	// from a second before its start.
+	timeFrom Bound
+	way      Strategy
+	total    TotalForm
 }
 
 // NewLearnt starts what is learnt with the configured page size (at least 1).
@@ -164,6 +168,26 @@ func (l *Learnt) From() Bound {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.from
+}
+
+// setTimeFrom records what filter[time][from] does, once known (an
+// inclusive bound seen later wins: the record asked for an exclusive one
+// may have gone); it reports whether this is news.
+func (l *Learnt) setTimeFrom(kind Bound) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.timeFrom == kind || l.timeFrom == BoundInclusive {
+		return false
+	}
+	l.timeFrom = kind
+	return true
+}
+
+// timeFromBound is what filter[time][from] was seen to do with its bound.
+func (l *Learnt) timeFromBound() Bound {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.timeFrom
 }
 
 // Total is the form of the PBX's total in its last answer.

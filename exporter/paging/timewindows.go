@@ -29,7 +29,16 @@ import (
 //   - a second holding more than a page is read by offset (sorted by key)
 //     until two reads in a row hold the same keys, at most three times,
 //     else ErrChanged; a PBX answering the same page for two starts
-//     ignores start, and such a second cannot be read.
+//     ignores start, and such a second cannot be read;
+//   - a record on a window's start is not left out by a PBX whose
+//     filter[from] excludes its bound: until a record is seen on the
+//     bound asked (inclusive), each window is asked from a second before
+//     its start and that second's records are dropped (within). A
+//     window starting on a record seen (where answers are cut) is asked
+//     from its start while the bound is unknown (probes): that record
+//     back, the bound is inclusive; not back in an answer proven whole,
+//     exclusive (or it went meanwhile): noted, and the window is asked
+//     again from a second before.
 //
 // Where windows end proves nothing, so it follows the records seen: the
 // first request asks for the whole range; an answer not proven is cut
@@ -56,6 +65,11 @@ type TimeWindows struct {
 	// end: the PBX's filter[to] is inclusive, and a second is asked for
 	// alone (second).
 	toInclusive atomic.Bool
+	// seen holds the times of the records of answers not proven (where
+	// windows are cut) while the PBX's filter[from] is not known: a
+	// window starting on one is asked from its start (probes).
+	mu   sync.Mutex
+	seen map[string]bool
 }
 
 // Gap is the wall time (From, To].
@@ -79,6 +93,22 @@ type windowAnswer struct {
 	rows []record.Row
 }
 
+// from is where a window starting at a is asked from: a second before
+// it until the PBX's filter[from] is seen inclusive, never before 1970
+// (a PBX reading it as Unix seconds refuses a negative one; no record is
+// dated then).
+func (t *TimeWindows) from(a time.Time) time.Time {
+	if t.Learnt.timeFromBound() == BoundInclusive || !a.After(unixEpoch) {
+		return a
+	}
+	return a.Add(-time.Second)
+}
+
+// unixEpoch is 1970-01-01 00:00:00, as a wall time.
+var unixEpoch = time.Unix(0, 0).UTC()
+
+// fetch asks for [a, b] as filter[from]=a, filter[to]=b (a as asked: see
+// from).
 func (t *TimeWindows) fetch(ctx context.Context, a, b time.Time, start, ask int64) (*pbx.ListPage, []record.Row, error) {
 	tf := t.Endpoint.TimeField
 	q := t.Endpoint.TimeQuery(a.Format(record.WallLayout), b.Format(record.WallLayout))
@@ -122,6 +152,9 @@ func (t *TimeWindows) fetch(ctx context.Context, a, b time.Time, start, ask int6
 		if row.Wall == hi && lo < hi {
 			t.toInclusive.Store(true)
 		}
+		if row.Wall == lo {
+			t.Learnt.setTimeFrom(BoundInclusive)
+		}
 	}
 	return pg, rows, nil
 }
@@ -129,8 +162,61 @@ func (t *TimeWindows) fetch(ctx context.Context, a, b time.Time, start, ask int6
 // ask asks for window w whole, in one page.
 func (t *TimeWindows) ask(ctx context.Context, w window) (windowAnswer, error) {
 	ask, _ := t.Learnt.sizes()
-	pg, rows, err := t.fetch(ctx, w.a, w.b, 0, ask)
+	if t.probes(w.a) {
+		if ans, taken, err := t.probe(ctx, w.a, w.b, ask); err != nil || taken {
+			return ans, err
+		}
+	}
+	pg, rows, err := t.fetch(ctx, t.from(w.a), w.b, 0, ask)
 	return windowAnswer{pg, rows}, err
+}
+
+// probe asks for [a, b] from a itself, a the time of a record seen and
+// the PBX's filter[from] not known: that record back, the bound is
+// inclusive; not back in an answer proven whole, it is exclusive (or the
+// record went meanwhile): noted. It reports whether the answer is taken
+// for the window: not when the bound is exclusive; an answer not proven
+// is (the window is then read in pieces, each asked as from says).
+func (t *TimeWindows) probe(ctx context.Context, a, b time.Time, ask int64) (windowAnswer, bool, error) {
+	pg, rows, err := t.fetch(ctx, a, b, 0, ask)
+	ans := windowAnswer{pg, rows}
+	if err != nil || t.Learnt.timeFromBound() == BoundInclusive || !t.proven(ans) {
+		return ans, true, err
+	}
+	if t.Learnt.setTimeFrom(BoundExclusive) {
+		tf, at := t.Endpoint.TimeField, a.Format(record.WallLayout)
+		t.note(fmt.Sprintf("filter[%s][from]=%s did not bring back the records of %s %s: the bound is taken as exclusive, and each time window is asked from a second before its start, that second's records dropped",
+			tf, at, tf, at))
+	}
+	return ans, false, nil
+}
+
+// probes reports whether the window starting at a is asked from its
+// start to learn the PBX's filter[from]: while it is not known, when a is
+// the time of a record of an answer not proven (windows are cut there).
+func (t *TimeWindows) probes(a time.Time) bool {
+	if t.Learnt.timeFromBound() != BoundUnknown {
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.seen[a.Format(record.WallLayout)]
+}
+
+// mark adds the times of rows, an answer not proven, to seen while the
+// PBX's filter[from] is not known.
+func (t *TimeWindows) mark(rows []record.Row) {
+	if t.Learnt.timeFromBound() != BoundUnknown {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.seen == nil {
+		t.seen = map[string]bool{}
+	}
+	for _, row := range rows {
+		t.seen[row.Wall] = true
+	}
 }
 
 // proven says whether an answer holds every record of its window: see
@@ -166,14 +252,17 @@ func (t *TimeWindows) within(w window, rows []record.Row) []record.Row {
 // before this second. It is asked as [a, b], b the next second, unless
 // the PBX's filter[to] was seen inclusive: then as [a, a], so that the
 // next second's records, which may be many or still arriving, are not
-// read (and compared) with it.
+// read (and compared) with it. Its start is asked as from says, the same
+// for every page and read (so that offsets stay put); the caller drops
+// the second before.
 func (t *TimeWindows) second(ctx context.Context, a, b time.Time, ask int64) ([]record.Row, error) {
 	if t.toInclusive.Load() {
 		b = a
 	}
-	rows, keys, err := t.offsets(ctx, a, b, ask)
+	lo := t.from(a)
+	rows, keys, err := t.offsets(ctx, a, lo, b, ask)
 	for attempt := 1; err == nil; attempt++ {
-		again, againKeys, err := t.offsets(ctx, a, b, ask)
+		again, againKeys, err := t.offsets(ctx, a, lo, b, ask)
 		switch {
 		case err != nil:
 			return nil, err
@@ -189,13 +278,13 @@ func (t *TimeWindows) second(ctx context.Context, a, b time.Time, ask int64) ([]
 	return nil, err
 }
 
-// offsets reads a one-second window once by offset.
-func (t *TimeWindows) offsets(ctx context.Context, a, b time.Time, ask int64) ([]record.Row, map[string]bool, error) {
+// offsets reads the one-second window a once by offset, asked as [lo, b].
+func (t *TimeWindows) offsets(ctx context.Context, a, lo, b time.Time, ask int64) ([]record.Row, map[string]bool, error) {
 	var rows []record.Row
 	keys := map[string]bool{}
 	var last string // the previous page's first key
 	for start := int64(0); ; {
-		pg, more, err := t.fetch(ctx, a, b, start, ask)
+		pg, more, err := t.fetch(ctx, lo, b, start, ask)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -227,9 +316,22 @@ func (t *TimeWindows) whole(ctx context.Context, w window, ans windowAnswer) ([]
 	}
 	if w.b.Sub(w.a) <= time.Second {
 		ask, _ := t.Learnt.sizes()
+		at := w.a.Format(record.WallLayout)
+		if t.Learnt.timeFromBound() == BoundUnknown && slices.ContainsFunc(ans.rows, func(r record.Row) bool { return r.Wall == at }) {
+			// Its records, asked from its start, show the bound, so that
+			// it is read by offset without the second before, if it can.
+			b := w.b
+			if t.toInclusive.Load() {
+				b = w.a
+			}
+			if _, _, err := t.probe(ctx, w.a, b, ask); err != nil {
+				return nil, err
+			}
+		}
 		rows, err := t.second(ctx, w.a, w.b, ask)
 		return t.within(w, rows), err
 	}
+	t.mark(ans.rows)
 	ps := t.pieces(w, ans)
 	read := make([][]record.Row, len(ps))
 	ctx, cancel := context.WithCancel(ctx)
@@ -391,6 +493,7 @@ func (t *TimeWindows) Read(ctx context.Context, a, b time.Time, fn func([]record
 		if t.proven(ans) {
 			return fn(t.within(w, ans.rows))
 		}
+		t.mark(ans.rows)
 		if next, err = t.steps(ctx, t.plan(w, ans), fn); err != nil {
 			return err
 		}

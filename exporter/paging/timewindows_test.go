@@ -381,3 +381,82 @@ func TestTimeWindowsBusySecondAlone(t *testing.T) {
 		})
 	}
 }
+
+// TestTimeWindowsFromExclusive: a PBX whose filter[start][from] excludes
+// its bound loses no call on a window's start (windows are cut where calls
+// fall, so each such window starts on one): every call of the range is
+// handed over once, at calls 30 s apart and at busy seconds read by
+// offset, pages of 10 and of 2, whatever filter[to] does, with the sort
+// ignored, and with an unsettled gap left out (the nightly run's and the
+// backfill's reads); the bound found exclusive is noted once. A one-second
+// window is never asked as [a, a] by offset there (it would answer
+// nothing). On a PBX including its bound nothing is noted.
+func TestTimeWindowsFromExclusive(t *testing.T) {
+	t.Parallel()
+	wall := func(s string) time.Time { w, _ := time.Parse(record.WallLayout, s); return w }
+	gap := Gap{From: wall("2026-01-01 01:30:00"), To: wall("2026-01-01 02:00:00")}
+	for _, tc := range []struct {
+		name string
+		o    pbxsim.Options
+		size int
+		gap  Gap
+	}{
+		{"calls 30 s apart, pages of 10", pbxsim.Options{Calls: 400}, 10, Gap{}},
+		{"busy seconds, pages of 2", pbxsim.Options{Calls: 300, CallGap: time.Second}, 2, Gap{}},
+		{"busy seconds, to exclusive, pages of 2", pbxsim.Options{Calls: 300, CallGap: time.Second, FilterToExclusive: true}, 2, Gap{}},
+		{"sort and id filter ignored, pages of 10", pbxsim.Options{Calls: 400, IgnoreSort: true, IgnoreFilter: []string{"id"}}, 10, Gap{}},
+		{"an unsettled gap, pages of 10", pbxsim.Options{Calls: 400}, 10, gap},
+	} {
+		for _, exclusive := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/exclusive %v", tc.name, exclusive), func(t *testing.T) {
+				t.Parallel()
+				o := tc.o
+				if exclusive {
+					o.FilterFromExclusive = []string{"start"}
+				}
+				sim, l := newSim(o)
+				log := &windowLog{Lister: l}
+				rd := newReader(log, tc.size, 4)
+				var notes []string
+				var mu sync.Mutex
+				rd.Note = func(s string) { mu.Lock(); notes = append(notes, s); mu.Unlock() }
+				from, to := wall("2026-01-01 00:00:00"), wall("2026-01-01 04:00:00")
+				got := tally{}
+				err := (&TimeWindows{Reader: rd, Unsettled: tc.gap}).Read(context.Background(), from, to, func(rows []record.Row) error {
+					for _, row := range rows {
+						got[row.Cursor]++
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := 0
+				for _, id := range sim.CallIDs() {
+					s := callStart(sim, id)
+					n := 0
+					if s >= "2026-01-01 00:00:00" && s < "2026-01-01 04:00:00" && !tc.gap.holds(wall(s)) {
+						n = 1
+					}
+					if got[id] != n {
+						t.Fatalf("call %d (start %s) handed over %d times, want %d (%d requests)", id, s, got[id], n, len(log.asks))
+					}
+					want += n
+				}
+				if len(got) != want || want == 0 {
+					t.Fatalf("%d calls handed over, want %d", len(got), want)
+				}
+				noted := strings.Count(strings.Join(notes, "\n"), "taken as exclusive")
+				if exclusive && noted != 1 || !exclusive && len(notes) != 0 {
+					t.Fatalf("notes %q: want one saying the bound is taken as exclusive: %v", notes, exclusive)
+				}
+				for _, a := range log.asks {
+					if exclusive && a[0] == a[1] && a[2] != "0" {
+						t.Fatalf("a second read by offset as %s to %s (start %s) of a PBX excluding from", a[0], a[1], a[2])
+					}
+				}
+				t.Logf("%d requests %v", len(log.asks), log.asks[:min(6, len(log.asks))])
+			})
+		}
+	}
+}
