@@ -117,6 +117,10 @@ func (x *Exporter) Backfill(ctx context.Context, id string, endpoints []record.E
 //     so. A PBX ignoring the time filter as well fails the backfill.
 func (e *endpointRun) backfill(ctx context.Context, windows []Window, o BackfillOptions) {
 	res := e.res
+	if e.ep.Files != "" {
+		res.Err = fmt.Errorf("cannot be backfilled: recordings are copied by the regular run (wildix-export run, or run --once), whose first run lists every recording the PBX still holds and each later one from where the last stopped, less the look-back; leave recordings out of --endpoints here, and run wildix-export run --once --endpoints recordings to copy them now")
+		return
+	}
 	if e.ep.TimeField == "" || e.ep.Cursor == "" {
 		res.Err = fmt.Errorf("cannot be backfilled: it has no time field; it is a snapshot, which every run exports whole")
 		return

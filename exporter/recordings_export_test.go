@@ -602,3 +602,21 @@ func TestRecordingsListIgnoringFromTo(t *testing.T) {
 		t.Fatalf("rows %d, listed %d", res.Rows, res.Recordings.Listed)
 	}
 }
+
+// TestRecordingsNotBackfilled: backfill refuses the recordings endpoint
+// saying the regular run copies them and how to run it (before, it said
+// the endpoint had no time field and was a snapshot: neither is true);
+// nothing is listed or copied.
+func TestRecordingsNotBackfilled(t *testing.T) {
+	t.Parallel()
+	e := recSetup(t, pbxsim.Options{Seed: 43, Calls: 50}, "csv", nil)
+	to := time.Now()
+	r := e.x.Backfill(context.Background(), exporter.NewRunID(time.Now()), []record.Endpoint{e.ep}, exporter.BackfillOptions{From: to.Add(-48 * time.Hour), To: to})
+	res := r.Endpoints[0]
+	if res.Err == nil || strings.Contains(res.Err.Error(), "snapshot") || !strings.Contains(res.Err.Error(), "run --once --endpoints recordings") {
+		t.Fatalf("backfill of recordings: err %v; want one saying the regular run copies them and how to run it", res.Err)
+	}
+	if res.Rows != 0 || e.sim.Stats.Recordings.FileRequests.Load() != 0 {
+		t.Fatalf("rows %d, file requests %d", res.Rows, e.sim.Stats.Recordings.FileRequests.Load())
+	}
+}

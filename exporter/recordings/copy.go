@@ -290,11 +290,11 @@ func (c *Copier) copyOne(ctx context.Context, r Recording, name string) (Result,
 	switch {
 	case err == nil:
 		res.Status, res.Size, res.SHA256 = Copied, obj.Size, obj.SHA256
-		c.log().Debug("recording copied", "recording", r.ID, "name", name, "bytes", obj.Size, "attempts", f.Attempts, "redirected", f.Redirected)
+		c.log().Debug("recording copied", "recording", quoteShort(r.ID), "name", name, "bytes", obj.Size, "attempts", f.Attempts, "redirected", f.Redirected)
 		return res, nil
 	case errors.Is(err, ErrVanished):
 		res.Status, res.Reason = Vanished, err.Error()
-		c.log().Warn("recording vanished before it was copied", "recording", r.ID, "name", name)
+		c.log().Warn("recording vanished before it was copied", "recording", quoteShort(r.ID), "name", name)
 		return res, nil
 	case ctx.Err() != nil:
 		return Result{Name: name}, context.Cause(ctx)

@@ -1,10 +1,12 @@
 package recordings
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -448,5 +450,50 @@ func TestCopyClash(t *testing.T) {
 				t.Errorf("copied again: %v, want skipped", res[0].Status)
 			}
 		})
+	}
+}
+
+// TestCopyLogsIDsQuoted: the copier's log lines (copied, vanished,
+// refused) name a recording by its id quoted and cut to 80 bytes, never
+// as sent: an id may be kilobytes long or hold a newline.
+func TestCopyLogsIDsQuoted(t *testing.T) {
+	t.Parallel()
+	o := pbxsim.Options{Seed: 47}
+	o.Recordings.Vanished = someIDs(t, o, 47, 1)
+	e := recSetup(t, o, noCloud)
+	f := newStore(t, "dir")
+	var buf bytes.Buffer
+	cp := &Copier{Spool: e.spool(t), Store: f.st, PBX: testPBX, Concurrency: 1,
+		Log: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	var recs []Recording
+	for _, r := range e.recordings(false) { // one vanished first, then two others
+		if strconv.FormatInt(o.Recordings.Vanished[0], 10) == r.ID {
+			recs = append([]Recording{r}, recs...)
+		} else if len(recs) < 3 {
+			recs = append(recs, r)
+		}
+	}
+	recs = recs[:3]
+	recs[0], recs[1] = recs[1], recs[0]
+	recs[2].Path = "/spoolview/recordings/2026/01/02/..%2F..%2Fetc%2Fx"
+	long := strings.Repeat("x", 4096) + "\nlevel=ERROR msg=forged"
+	for i := range recs {
+		recs[i].ID = strconv.Itoa(i) + long
+	}
+	res, _, err := cp.Copy(context.Background(), recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Status != Copied || res[1].Status != Vanished || res[2].Status != Refused {
+		t.Fatalf("results %+v; want copied, vanished, refused", res)
+	}
+	out := buf.String()
+	for _, msg := range []string{"recording copied", "recording vanished", "recording path refused"} {
+		if !strings.Contains(out, msg) {
+			t.Errorf("no %q line in the log:\n%.2000s", msg, out)
+		}
+	}
+	if strings.Contains(out, strings.Repeat("x", 200)) || strings.Contains(out, "\nlevel=ERROR msg=forged") {
+		t.Errorf("the log holds the id as sent:\n%.2000s", out)
 	}
 }
