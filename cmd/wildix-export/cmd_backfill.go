@@ -93,6 +93,11 @@ func backfillEndpoints(cat *record.Catalog, list string) ([]record.Endpoint, err
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", errUsage, err)
 		}
+		for _, e := range endpoints {
+			if e.Files != "" {
+				return nil, fmt.Errorf("%w: --endpoints %s: recordings are not backfilled: the nightly run copies each one while the PBX keeps it (7 days), and only it (README, Recordings)", errUsage, e.Name)
+			}
+		}
 		return endpoints, nil
 	}
 	var endpoints []record.Endpoint

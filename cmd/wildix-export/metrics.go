@@ -35,10 +35,10 @@ type metrics struct {
 	notices     *prometheus.CounterVec
 	recFiles    *prometheus.CounterVec
 	recBytes    prometheus.Counter
-	// recOldest is the call start of the oldest recording the last
-	// recordings run listed and did not store (nil: none); its age is
-	// computed when scraped.
-	recOldest   atomic.Pointer[time.Time]
+	// recOldest is what the last recordings run that listed learnt of the
+	// oldest recording not stored (nil: no run has listed yet, so
+	// nothing is known); its age is computed when scraped.
+	recOldest   atomic.Pointer[recPending]
 	ready       atomic.Bool
 	tokenExpiry func() time.Time
 }
@@ -79,14 +79,8 @@ func newMetrics() *metrics {
 	}
 	m.reg.MustRegister(m.runs, m.rows, m.pages, m.retries, m.filtered, m.vanished, m.duration, m.lastSuccess, m.panics, m.skips, m.notices,
 		m.recFiles, m.recBytes,
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wildix_export_recordings_oldest_pending_age_seconds",
-			Help: "Age of the oldest call recording the last recordings run listed and did not store (0: it stored them all); above 5 days, the PBX is 2 days from dropping its copy."},
-			func() float64 {
-				if t := m.recOldest.Load(); t != nil {
-					return time.Since(*t).Seconds()
-				}
-				return 0
-			}),
+		pendingAge{m: m, desc: prometheus.NewDesc("wildix_export_recordings_oldest_pending_age_seconds",
+			"Age of the oldest call recording the last recordings run listed and did not store (0: it stored them all; no sample until a recordings run of this process has listed); above 5 days, the PBX is 2 days from dropping its copy.", nil, nil)},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wildix_export_token_expiry_timestamp_seconds",
 			Help: "Unix time the OAuth access token in use expires (0 for keys or before the first run)."},
 			func() float64 {
@@ -113,11 +107,37 @@ func (m *metrics) endpoint(r exporter.EndpointResult) {
 		}
 		m.recBytes.Add(float64(rec.Bytes))
 		// A run that failed before listing knows nothing newer: the
-		// figure it had stays, and keeps ageing.
+		// figure it had stays (none before a run has listed), and keeps
+		// ageing.
 		if rec.OldestPending != nil || r.Err == nil {
-			m.recOldest.Store(rec.OldestPending)
+			m.recOldest.Store(&recPending{oldest: rec.OldestPending})
 		}
 	}
+}
+
+// recPending is the call start of the oldest recording a run listed and
+// did not store; nil when it stored them all.
+type recPending struct{ oldest *time.Time }
+
+// pendingAge is the oldest pending recording's age as a gauge: no sample
+// while nothing is known (a 0 would read as "all stored").
+type pendingAge struct {
+	m    *metrics
+	desc *prometheus.Desc
+}
+
+func (p pendingAge) Describe(ch chan<- *prometheus.Desc) { ch <- p.desc }
+
+func (p pendingAge) Collect(ch chan<- prometheus.Metric) {
+	st := p.m.recOldest.Load()
+	if st == nil {
+		return
+	}
+	age := 0.0
+	if st.oldest != nil {
+		age = time.Since(*st.oldest).Seconds()
+	}
+	ch <- prometheus.MustNewConstMetric(p.desc, prometheus.GaugeValue, age)
 }
 
 func (m *metrics) run(r *exporter.RunResult, d time.Duration) {

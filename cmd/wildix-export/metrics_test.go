@@ -96,9 +96,11 @@ func TestStatusPortCannotStarveTheExport(t *testing.T) {
 
 // TestMetricsRecordings: what the recordings endpoint did with the files
 // reaches /metrics, added up over runs, and the age of the oldest
-// recording listed and not stored is computed when scraped: kept (and
-// ageing) after a run that failed before listing, cleared by a run that
-// stored them all. Above 5 days the run also logs a warning.
+// recording listed and not stored is computed when scraped: no sample
+// before a run has listed (rec-fresh 6: a 0 read as "all stored" while
+// runs failed before listing), kept (and ageing) after a run that failed
+// before listing, cleared by a run that stored them all. Above 5 days
+// the run also logs a warning.
 func TestMetricsRecordings(t *testing.T) {
 	t.Parallel()
 	m := newMetrics()
@@ -109,6 +111,14 @@ func TestMetricsRecordings(t *testing.T) {
 	}
 	if got := scrape(); got[`wildix_export_recordings_total{outcome="failed"}`] != 0 || len(got) == 0 {
 		t.Fatalf("before any run: %v", got)
+	}
+	const age = "wildix_export_recordings_oldest_pending_age_seconds"
+	if v, ok := scrape()[age]; ok {
+		t.Errorf("before any run: %s = %v, want no sample", age, v)
+	}
+	m.endpoint(exporter.EndpointResult{Endpoint: "recordings", Err: io.EOF, Recordings: &exporter.RecordingsResult{}}) // failed before listing
+	if v, ok := scrape()[age]; ok {
+		t.Errorf("after a run that failed before listing: %s = %v, want no sample", age, v)
 	}
 	old := time.Now().Add(-6 * 24 * time.Hour)
 	var logs strings.Builder
@@ -134,14 +144,14 @@ func TestMetricsRecordings(t *testing.T) {
 			t.Errorf("%s = %v, want %v", name, got[name], want)
 		}
 	}
-	if age := got["wildix_export_recordings_oldest_pending_age_seconds"]; age < 6*24*3600 || age > 7*24*3600 {
-		t.Errorf("oldest pending age %v s, want about 6 days", age)
+	if v := got[age]; v < 6*24*3600 || v > 7*24*3600 {
+		t.Errorf("oldest pending age %v s, want about 6 days", v)
 	}
 	if n := strings.Count(logs.String(), "recordings falling behind"); n != 1 {
 		t.Errorf("%d warning(s) logged, want 1:\n%s", n, logs.String())
 	}
 	m.endpoint(exporter.EndpointResult{Endpoint: "recordings", Recordings: &exporter.RecordingsResult{Copied: 1}})
-	if age := scrape()["wildix_export_recordings_oldest_pending_age_seconds"]; age != 0 {
-		t.Errorf("after a run that stored every recording: age %v, want 0", age)
+	if v, ok := scrape()[age]; !ok || v != 0 {
+		t.Errorf("after a run that stored every recording: age %v (a sample: %v), want 0", v, ok)
 	}
 }

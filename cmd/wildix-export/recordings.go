@@ -4,12 +4,16 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/minio/minio-go/v7"
 
 	"github.com/wildix-export/wildix-export/auth"
 	"github.com/wildix-export/wildix-export/config"
@@ -114,7 +118,7 @@ func (a *app) recordingsStore(ctx context.Context) (recordings.Store, string, er
 	case config.StoreDir:
 		d, err := recstore.OpenDir(c.RecordingsDir, recstore.DirOptions{GroupReadable: c.RecordingsGroup})
 		if err != nil {
-			return nil, "", fmt.Errorf("EXPORT_RECORDINGS_DIR: %w", err)
+			return nil, "", storeConfigError{fmt.Errorf("EXPORT_RECORDINGS_DIR: %w", err)}
 		}
 		return d, "folder " + c.RecordingsDir, nil
 	case config.StoreS3:
@@ -126,12 +130,52 @@ func (a *app) recordingsStore(ctx context.Context) (recordings.Store, string, er
 			AccessKey: c.S3AccessKey.Value(), SecretKey: c.S3SecretKey.Value(),
 		})
 		if err != nil {
-			return nil, "", fmt.Errorf("recordings store (EXPORT_RECORDINGS_S3_ENDPOINT, _BUCKET and the keys): %w", err)
+			return nil, "", s3OpenError(c, err)
 		}
 		return s, fmt.Sprintf("bucket %s at %s, prefix %q", c.S3Bucket, c.S3Endpoint, c.S3Prefix), nil
 	}
 	return nil, "", fmt.Errorf("%w: EXPORT_RECORDINGS_STORE=%s: no store", errUsage, c.RecordingsStore)
 }
+
+// s3OpenError says what to set when the bucket does not answer at start.
+// What configuration can mend (a host name that does not resolve, no
+// such bucket, a key refused, a region or certificate not taken) is a
+// configuration error (exit 2); a server that does not answer or answers
+// 5xx may be down for a while: the run fails (exit 1) and the next one
+// tries again.
+func s3OpenError(c *config.Config, err error) error {
+	var (
+		dns  *net.DNSError
+		resp minio.ErrorResponse
+		nerr net.Error
+	)
+	hint := ""
+	switch {
+	case errors.As(err, &dns) && !c.S3PathStyle:
+		hint = "the bucket was looked up as a host name (<bucket>." + c.S3Endpoint.Hostname() + "): set EXPORT_RECORDINGS_S3_PATH_STYLE=true for a server that takes the bucket in the path (MinIO, versitygw, Ceph, Garage and most self-hosted ones), or check EXPORT_RECORDINGS_S3_ENDPOINT"
+	case errors.As(err, &dns):
+		hint = "check EXPORT_RECORDINGS_S3_ENDPOINT's host name"
+	case errors.As(err, &resp) && resp.StatusCode >= 500, errors.As(err, &nerr), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("recordings store: %w (is the server at EXPORT_RECORDINGS_S3_ENDPOINT up? the next run tries again)", err)
+	case errors.As(err, &resp) && (resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized):
+		hint = "check EXPORT_RECORDINGS_S3_ACCESS_KEY and EXPORT_RECORDINGS_S3_SECRET_KEY (or their _FILE), and that the key may list the bucket (docs/sinks.md, Recordings)"
+	case errors.As(err, &resp) && resp.Code == "AuthorizationHeaderMalformed":
+		hint = "set EXPORT_RECORDINGS_S3_REGION to the bucket's region"
+	case strings.Contains(err.Error(), "no such bucket"):
+		hint = "or set EXPORT_RECORDINGS_S3_BUCKET to an existing bucket"
+	default:
+		hint = "check EXPORT_RECORDINGS_S3_ENDPOINT, _BUCKET, _REGION, _PATH_STYLE and the keys"
+	}
+	return storeConfigError{fmt.Errorf("recordings store: %w: %s", err, hint)}
+}
+
+// storeConfigError is a store's configuration error: exit 2, its text
+// without errUsage's.
+type storeConfigError struct{ err error }
+
+func (e storeConfigError) Error() string        { return e.err.Error() }
+func (e storeConfigError) Unwrap() error        { return e.err }
+func (e storeConfigError) Is(target error) bool { return target == errUsage }
 
 // spool is the client of the PBX's /spoolview/ with the recordings token,
 // and the variable the token comes from. Its transport carries no

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -80,6 +81,7 @@ func (a *app) checkRecordingFile(ctx context.Context, c *checkLines, p *pbx, ep 
 type listed struct {
 	path  string
 	start time.Time
+	wall  bool // start was the PBX's wall time, read in WILDIX_TIMEZONE (UTC when not set)
 }
 
 // listRecordings asks the PBX for at most count recordings whose call
@@ -117,13 +119,13 @@ func (a *app) listRecordings(ctx context.Context, p *pbx, ep *record.Endpoint, f
 		if status != http.StatusOK {
 			return nil, &pbxapi.APIError{Status: status, Reason: pbxapi.Reason(body)}
 		}
-		return readListed(&e, form, body)
+		return readListed(&e, form, zone, body)
 	}
 	return nil, fmt.Errorf("refused every time form (%v): %w", ep.TimeForms, lastErr)
 }
 
 // readListed reads the records of a list answer.
-func readListed(ep *record.Endpoint, form string, body []byte) ([]listed, error) {
+func readListed(ep *record.Endpoint, form string, zone *time.Location, body []byte) ([]listed, error) {
 	var env struct {
 		Result struct {
 			Records []map[string]any `json:"records"`
@@ -150,7 +152,8 @@ func readListed(ep *record.Endpoint, form string, body []byte) ([]listed, error)
 				n, _ := strconv.ParseInt(v, 10, 64)
 				l.start = time.Unix(n, 0)
 			} else {
-				l.start, _ = time.Parse(record.WallLayout, v)
+				l.start, _ = time.ParseInLocation(record.WallLayout, v, zone)
+				l.wall = true
 			}
 		case float64:
 			l.start = time.Unix(int64(v), 0)
@@ -162,8 +165,10 @@ func readListed(ep *record.Endpoint, form string, body []byte) ([]listed, error)
 }
 
 // checkRecordingsBehind warns when copying falls behind: a recording
-// older than 5 days not yet copied (the PBX drops its copy at 7), or more
-// than 3 days between successful recordings runs in the run ledger.
+// older than 5 days not yet copied (the PBX drops its copy at 7), the
+// last recordings run failed, none succeeded in 30 days while runs were
+// tried, or more than 3 days between successful recordings runs in the
+// run ledger.
 //
 // The ledger gives the last successful recordings run; every recording
 // that started before it was stored, vanished or refused (its cursor
@@ -175,47 +180,90 @@ func (a *app) checkRecordingsBehind(ctx context.Context, c *checkLines, p *pbx, 
 		c.line(fmt.Errorf("read the run ledger: %w", err), "recordings")
 		return
 	}
+	var ok []time.Time // the successful runs' starts
+	for _, r := range runs {
+		if r.err == "" {
+			ok = append(ok, r.started)
+		}
+	}
 	since := now.Add(-7 * 24 * time.Hour)
-	if len(runs) > 0 && runs[len(runs)-1].After(since) {
-		since = runs[len(runs)-1]
+	if len(ok) > 0 && ok[len(ok)-1].After(since) {
+		since = ok[len(ok)-1]
 	}
 	if due := now.Add(-recordingsBehind); since.Before(due) {
 		recs, err := a.listRecordings(ctx, p, ep, since, due, 1)
 		if err != nil {
 			c.line(fmt.Errorf("list the recordings not yet copied: %w", err), "recordings")
 		} else if len(recs) > 0 {
-			c.warn("recordings", fmt.Sprintf("falling behind: a recording from %s is not copied yet (older than 5 days; the PBX drops its copy at 7): run the export now, and see why the last runs did not copy it", recs[0].start.Format("2006-01-02 15:04")))
+			c.warn("recordings", fmt.Sprintf("falling behind: a recording from %s is not copied yet (older than 5 days; the PBX drops its copy at 7): run the export now, and see why the last runs did not copy it", a.listedTime(recs[0])))
 		}
+	}
+	const every = "copy at least every 3 days, the PBX drops its copy at 7"
+	var last recRun
+	if len(runs) > 0 {
+		last = runs[len(runs)-1]
 	}
 	switch {
 	case len(runs) == 0:
-		c.line(nil, "recordings", "run ledger: no successful recordings run in the last 30 days")
-		return
-	case now.Sub(runs[len(runs)-1]) > recordingsGap:
-		c.warn("recordings", fmt.Sprintf("run ledger: no successful recordings run for %s (the last started %s): copy at least every 3 days, the PBX drops its copy at 7",
-			days(now.Sub(runs[len(runs)-1])), runs[len(runs)-1].Local().Format("2006-01-02 15:04")))
-		return
-	}
-	for i := 1; i < len(runs); i++ {
-		if gap := runs[i].Sub(runs[i-1]); gap > recordingsGap {
-			c.warn("recordings", fmt.Sprintf("run ledger: %s between successful recordings runs (%s to %s): copy at least every 3 days, the PBX drops its copy at 7",
-				days(gap), runs[i-1].Local().Format("2006-01-02 15:04"), runs[i].Local().Format("2006-01-02 15:04")))
-			return
+		c.line(nil, "recordings", "run ledger: no recordings run in the last 30 days")
+	case len(ok) == 0:
+		c.warn("recordings", fmt.Sprintf("run ledger: %d recordings run(s) in the last 30 days, none successful; the last started %s and failed: %s",
+			len(runs), a.checkTime(last.started), last.err))
+	case now.Sub(ok[len(ok)-1]) > recordingsGap:
+		c.warn("recordings", fmt.Sprintf("run ledger: no successful recordings run for %s (the last started %s): %s",
+			days(now.Sub(ok[len(ok)-1])), a.checkTime(ok[len(ok)-1]), every))
+	case last.err != "":
+		c.warn("recordings", fmt.Sprintf("run ledger: the last recordings run started %s and failed: %s (the last successful one started %s)",
+			a.checkTime(last.started), last.err, a.checkTime(ok[len(ok)-1])))
+	default:
+		for i := 1; i < len(ok); i++ {
+			if gap := ok[i].Sub(ok[i-1]); gap > recordingsGap {
+				c.warn("recordings", fmt.Sprintf("run ledger: %s between successful recordings runs (%s to %s): %s",
+					days(gap), a.checkTime(ok[i-1]), a.checkTime(ok[i]), every))
+				return
+			}
 		}
+		c.line(nil, "recordings", fmt.Sprintf("run ledger: %d successful recordings run(s) in the last 30 days, the last started %s", len(ok), a.checkTime(ok[len(ok)-1])))
 	}
-	c.line(nil, "recordings", fmt.Sprintf("run ledger: %d successful recordings run(s) in the last 30 days, the last started %s", len(runs), runs[len(runs)-1].Local().Format("2006-01-02 15:04")))
 }
 
 func days(d time.Duration) string { return fmt.Sprintf("%.1f days", d.Hours()/24) }
 
-// recordingsRuns returns the starts of the successful recordings runs of
-// this PBX since since, oldest first, from the run ledger: PostgreSQL's
-// export_runs, or the CSV sink's .state/*/runs.jsonl.
-func (a *app) recordingsRuns(ctx context.Context, s *sink, since time.Time) ([]time.Time, error) {
+// checkTime is an instant as check prints it: in the PBX's zone
+// (WILDIX_TIMEZONE) or UTC, with the zone's name.
+func (a *app) checkTime(t time.Time) string {
+	zone := a.cfg.Timezone
+	if zone == nil {
+		zone = time.UTC
+	}
+	return t.In(zone).Format("2006-01-02 15:04 MST")
+}
+
+// listedTime is a listed recording's start as check prints it: a wall
+// time read without WILDIX_TIMEZONE is the PBX's local time, of an
+// offset not known here.
+func (a *app) listedTime(l listed) string {
+	if l.wall && a.cfg.Timezone == nil {
+		return l.start.Format("2006-01-02 15:04") + " (the PBX's local time)"
+	}
+	return a.checkTime(l.start)
+}
+
+// recRun is a recordings run in the run ledger: its start, and its
+// recordings endpoint's error ("" when it succeeded).
+type recRun struct {
+	started time.Time
+	err     string
+}
+
+// recordingsRuns returns the recordings runs of this PBX that ended since
+// since, oldest first, from the run ledger: PostgreSQL's export_runs, or
+// the CSV sink's .state/*/runs.jsonl.
+func (a *app) recordingsRuns(ctx context.Context, s *sink, since time.Time) ([]recRun, error) {
 	if s != nil && s.pool != nil {
-		rows, err := s.pool.Query(ctx, "SELECT r.started_at FROM "+pgx.Identifier{a.cfg.DBSchema, "export_runs"}.Sanitize()+" r JOIN "+
+		rows, err := s.pool.Query(ctx, "SELECT r.started_at, COALESCE(e.error, '') FROM "+pgx.Identifier{a.cfg.DBSchema, "export_runs"}.Sanitize()+" r JOIN "+
 			pgx.Identifier{a.cfg.DBSchema, "export_run_endpoints"}.Sanitize()+` e USING (run_id)
-WHERE r.pbx = $1 AND e.endpoint = $2 AND e.error IS NULL AND r.ended_at IS NOT NULL AND r.started_at >= $3 ORDER BY r.started_at`,
+WHERE r.pbx = $1 AND e.endpoint = $2 AND r.ended_at IS NOT NULL AND r.started_at >= $3 ORDER BY r.started_at`,
 			a.cfg.PBXID, config.RecordingsEndpoint, since)
 		if err != nil {
 			if isUndefinedTable(err) {
@@ -223,26 +271,41 @@ WHERE r.pbx = $1 AND e.endpoint = $2 AND e.error IS NULL AND r.ended_at IS NOT N
 			}
 			return nil, err
 		}
-		return pgx.CollectRows(rows, pgx.RowTo[time.Time])
+		return pgx.CollectRows(rows, func(row pgx.CollectableRow) (recRun, error) {
+			var r recRun
+			err := row.Scan(&r.started, &r.err)
+			r.err = shortError(r.err)
+			return r, err
+		})
 	}
 	files, err := filepath.Glob(filepath.Join(a.cfg.CSVDir, ".state", "*", "runs.jsonl"))
 	if err != nil {
 		return nil, err
 	}
-	var out []time.Time
+	var out []recRun
 	for _, f := range files {
-		ts, err := csvRecordingsRuns(f, a.cfg.PBXID, since)
+		rs, err := csvRecordingsRuns(f, a.cfg.PBXID, since)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, ts...)
+		out = append(out, rs...)
 	}
-	slices.SortFunc(out, time.Time.Compare)
+	slices.SortFunc(out, func(x, y recRun) int { return x.started.Compare(y.started) })
 	return out, nil
 }
 
+// shortError is a ledger's error as one line of check: the first line,
+// cut at 200 bytes.
+func shortError(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	if len(s) > 200 {
+		s = strings.ToValidUTF8(s[:200], "") + "…"
+	}
+	return s
+}
+
 // csvRecordingsRuns reads one CSV run ledger.
-func csvRecordingsRuns(file, pbxID string, since time.Time) ([]time.Time, error) {
+func csvRecordingsRuns(file, pbxID string, since time.Time) ([]recRun, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, err
@@ -252,7 +315,7 @@ func csvRecordingsRuns(file, pbxID string, since time.Time) ([]time.Time, error)
 		Endpoint string `json:"endpoint"`
 		Error    string `json:"error"`
 	}
-	var out []time.Time
+	var out []recRun
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	for sc.Scan() {
@@ -264,8 +327,10 @@ func csvRecordingsRuns(file, pbxID string, since time.Time) ([]time.Time, error)
 		if json.Unmarshal(sc.Bytes(), &run) != nil || run.PBX != pbxID || run.Started.Before(since) {
 			continue // a line cut by a crash, another PBX's, or old
 		}
-		if slices.ContainsFunc(run.Endpoints, func(e endpoint) bool { return e.Endpoint == config.RecordingsEndpoint && e.Error == "" }) {
-			out = append(out, run.Started)
+		for _, e := range run.Endpoints {
+			if e.Endpoint == config.RecordingsEndpoint {
+				out = append(out, recRun{started: run.Started, err: shortError(e.Error)})
+			}
 		}
 	}
 	return out, sc.Err()

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/simtest"
 	"github.com/wildix-export/wildix-export/sinks/recstore"
+	"github.com/wildix-export/wildix-export/sinks/recstore/recstoretest"
 )
 
 // recToken is the simulated PBX's Simple Token in these tests.
@@ -59,16 +61,23 @@ func ledgerLine(t *testing.T, dir, pbx string, started time.Time, failed bool) {
 // it was fetched with; a token the PBX refuses (FAIL, exit 1, naming the
 // token to create); and the warnings (WARN, exit 0) when copying falls
 // behind: more than 3 days between successful recordings runs in the run
-// ledger, none for more than 3 days, a recording older than 5 days not
-// yet copied.
+// ledger, none for more than 3 days, the last run failed, runs tried and
+// none successful, a recording older than 5 days not yet copied. Times
+// are printed with their zone (WILDIX_TIMEZONE=Europe/Rome: CET).
 func TestCLICheckRecordings(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
+	rome, err := time.LoadLocation("Europe/Rome")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(t time.Time) string { return t.In(rome).Format("2006-01-02 15:04 MST") }
 	for _, tc := range []struct {
 		name   string
 		span   time.Duration
 		env    []string
 		ledger []time.Time // successful recordings runs
+		failed []time.Time // failed ones
 		code   int
 		lines  []string
 		never  []string
@@ -76,19 +85,27 @@ func TestCLICheckRecordings(t *testing.T) {
 		{name: "off", env: []string{}, lines: []string{"ok    recordings    off: EXPORT_RECORDINGS_STORE=none"}},
 		{name: "a file fetched", env: []string{"WILDIX_RECORDINGS_TOKEN=" + recToken},
 			lines: []string{"ok    recordings    store folder ", "ok    recordings    files: ", "fetched with WILDIX_RECORDINGS_TOKEN",
-				"ok    recordings    run ledger: no successful recordings run in the last 30 days"}, never: []string{"WARN"}},
+				"ok    recordings    run ledger: no recordings run in the last 30 days"}, never: []string{"WARN"}},
 		{name: "the API key a Simple Token", env: []string{"WILDIX_API_KEY=" + recToken, "WILDIX_CLIENT_ID=", "WILDIX_CLIENT_SECRET="},
 			lines: []string{"fetched with WILDIX_API_KEY"}},
 		{name: "token refused", env: []string{"WILDIX_RECORDINGS_TOKEN=access_not-known-to-the-pbx"}, code: exitFailed,
 			lines: []string{"FAIL  recordings", "could not be fetched with WILDIX_RECORDINGS_TOKEN", "401", "Simple Token created for an admin user"},
 			never: []string{"access_not-known-to-the-pbx"}},
 		{name: "runs 4 days apart", env: []string{"WILDIX_RECORDINGS_TOKEN=" + recToken}, ledger: []time.Time{now.Add(-5 * 24 * time.Hour), now.Add(-24 * time.Hour)},
-			lines: []string{"WARN  recordings    run ledger: 4.0 days between successful recordings runs"}},
-		{name: "runs a day apart", env: []string{"WILDIX_RECORDINGS_TOKEN=" + recToken}, ledger: []time.Time{now.Add(-50 * time.Hour), now.Add(-26 * time.Hour), now.Add(-2 * time.Hour)},
-			lines: []string{"ok    recordings    run ledger: 3 successful recordings run(s)"}, never: []string{"WARN"}},
+			lines: []string{"WARN  recordings    run ledger: 4.0 days between successful recordings runs (" + at(now.Add(-5*24*time.Hour)) + " to " + at(now.Add(-24*time.Hour)) + ")"}},
+		{name: "runs a day apart, an earlier one failed", env: []string{"WILDIX_RECORDINGS_TOKEN=" + recToken},
+			ledger: []time.Time{now.Add(-50 * time.Hour), now.Add(-26 * time.Hour), now.Add(-2 * time.Hour)}, failed: []time.Time{now.Add(-25 * time.Hour)},
+			lines: []string{"ok    recordings    run ledger: 3 successful recordings run(s) in the last 30 days, the last started " + at(now.Add(-2*time.Hour))},
+			never: []string{"WARN"}},
+		{name: "the last run failed", env: []string{"WILDIX_RECORDINGS_TOKEN=" + recToken},
+			ledger: []time.Time{now.Add(-26 * time.Hour)}, failed: []time.Time{now.Add(-time.Hour)},
+			lines: []string{"WARN  recordings    run ledger: the last recordings run started " + at(now.Add(-time.Hour)) + " and failed: copy recording: 500 (the last successful one started " + at(now.Add(-26*time.Hour)) + ")"}},
+		{name: "no run successful", env: []string{"WILDIX_RECORDINGS_TOKEN=" + recToken}, failed: []time.Time{now.Add(-50 * time.Hour), now.Add(-time.Hour)},
+			lines: []string{"WARN  recordings    run ledger: 2 recordings run(s) in the last 30 days, none successful; the last started " + at(now.Add(-time.Hour)) + " and failed: copy recording: 500"}},
 		{name: "falling behind", span: 8 * 24 * time.Hour, env: []string{"WILDIX_RECORDINGS_TOKEN=" + recToken}, ledger: []time.Time{now.Add(-6 * 24 * time.Hour)},
-			lines: []string{"WARN  recordings    falling behind: a recording from ", "is not copied yet (older than 5 days",
-				"WARN  recordings    run ledger: no successful recordings run for 6.0 days"}},
+			failed: []time.Time{now.Add(-time.Hour)},
+			lines: []string{"WARN  recordings    falling behind: a recording from ", " CET is not copied yet (older than 5 days",
+				"WARN  recordings    run ledger: no successful recordings run for 6.0 days (the last started " + at(now.Add(-6*24*time.Hour)) + ")"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -105,8 +122,11 @@ func TestCLICheckRecordings(t *testing.T) {
 			for _, at := range tc.ledger {
 				ledgerLine(t, dir, f.URL.Host, at, false)
 			}
-			ledgerLine(t, dir, f.URL.Host, now.Add(-time.Hour), true) // a failed run counts for nothing
+			for _, at := range tc.failed {
+				ledgerLine(t, dir, f.URL.Host, at, true)
+			}
 			ledgerLine(t, dir, "another-pbx", now.Add(-time.Hour), false)
+			ledgerLine(t, dir, "another-pbx", now.Add(-time.Minute), true)
 			r := runCLI(t, append(kv, tc.env...), "check")
 			if r.code != tc.code {
 				t.Fatalf("check: exit %d, want %d: %v\n%s%s", r.code, tc.code, r.err, r.stdout, r.stderr)
@@ -213,5 +233,91 @@ func TestStoredPBX(t *testing.T) {
 	}
 	if len(storedPBX(long)) != 90 {
 		t.Errorf("storedPBX(long) = %q: %d bytes, want 90", storedPBX(long), len(storedPBX(long)))
+	}
+}
+
+// TestCLIRecordingsStoreErrors: a bucket that does not open at start, on a
+// real S3-compatible server (versitygw), is a configuration error (exit 2)
+// saying what to set, the secret never shown (rec-attack 5): no such
+// bucket, a wrong secret, and path-style off (the bucket looked up as a
+// host name, which does not resolve); a server that does not answer may
+// be down for a while: exit 1. check's store line says the same.
+func TestCLIRecordingsStoreErrors(t *testing.T) {
+	t.Parallel()
+	srv := recstoretest.Start(t)
+	down := "http://" + closedPort(t)
+	f := recPBX(t, 20, time.Hour, pbxsim.RecordingOptions{})
+	for _, tc := range []struct {
+		name string
+		env  []string
+		code int
+		want []string
+	}{
+		{"no such bucket", []string{"EXPORT_RECORDINGS_S3_BUCKET=not-there"}, exitConfig,
+			[]string{"not-there", "no such bucket", "set EXPORT_RECORDINGS_S3_BUCKET to an existing bucket"}},
+		{"wrong secret", []string{"EXPORT_RECORDINGS_S3_SECRET_KEY=wrong-secret-4711"}, exitConfig,
+			[]string{"check EXPORT_RECORDINGS_S3_ACCESS_KEY and EXPORT_RECORDINGS_S3_SECRET_KEY"}},
+		{"path-style off", []string{"EXPORT_RECORDINGS_S3_PATH_STYLE=false"}, exitConfig,
+			[]string{"set EXPORT_RECORDINGS_S3_PATH_STYLE=true"}},
+		{"server down", []string{"EXPORT_RECORDINGS_S3_ENDPOINT=" + down}, exitFailed,
+			[]string{"is the server at EXPORT_RECORDINGS_S3_ENDPOINT up?"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := fixtureEnv(f, t.TempDir(), "EXPORT_ENDPOINTS=recordings", "WILDIX_RECORDINGS_TOKEN="+recToken,
+				"EXPORT_RECORDINGS_STORE=s3", "EXPORT_RECORDINGS_S3_ENDPOINT="+srv.Endpoint, "EXPORT_RECORDINGS_S3_BUCKET="+srv.Bucket,
+				"EXPORT_RECORDINGS_S3_REGION="+srv.Region, "EXPORT_RECORDINGS_S3_PATH_STYLE=true",
+				"EXPORT_RECORDINGS_S3_ACCESS_KEY="+srv.AccessKey, "EXPORT_RECORDINGS_S3_SECRET_KEY="+srv.SecretKey)
+			env = append(env, tc.env...)
+			r := runCLI(t, env, "run", "--once")
+			out := r.stdout + r.stderr + fmt.Sprint(r.err)
+			if r.code != tc.code {
+				t.Fatalf("run --once: exit %d, want %d: %s", r.code, tc.code, out)
+			}
+			c := runCLI(t, env, "check")
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("run --once: lacks %q:\n%s", w, out)
+				}
+				if !strings.Contains(c.stdout, w) {
+					t.Errorf("check: lacks %q:\n%s", w, c.stdout)
+				}
+			}
+			if !strings.Contains(c.stdout, "FAIL  recordings") {
+				t.Errorf("check: no FAIL line for the store:\n%s", c.stdout)
+			}
+			for _, s := range []string{"wrong-secret-4711", srv.SecretKey} {
+				if strings.Contains(out+c.stdout+c.stderr, s) {
+					t.Errorf("the secret %q is shown:\n%s%s", s, out, c.stdout)
+				}
+			}
+		})
+	}
+}
+
+// closedPort is a loopback address nothing listens on (a port taken and
+// let go).
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// TestCLIBackfillRefusesRecordings: backfill --endpoints recordings is a
+// configuration error saying why (the nightly run copies recordings),
+// before the PBX is contacted; it was refused as "a snapshot".
+func TestCLIBackfillRefusesRecordings(t *testing.T) {
+	t.Parallel()
+	r := runCLI(t, []string{"WILDIX_PBX_URL=https://pbx.example", "WILDIX_CLIENT_ID=id", "WILDIX_CLIENT_SECRET=s", "EXPORT_CSV_DIR=" + t.TempDir(),
+		"EXPORT_RECORDINGS_STORE=dir", "EXPORT_RECORDINGS_DIR=" + t.TempDir(), "WILDIX_RECORDINGS_TOKEN=" + recToken},
+		"backfill", "--from", "2026-01-01", "--to", "2026-01-02", "--endpoints", "call_history,recordings")
+	out := r.stdout + r.stderr + fmt.Sprint(r.err)
+	if r.code != exitConfig || !strings.Contains(out, "--endpoints recordings: recordings are not backfilled") {
+		t.Errorf("backfill --endpoints recordings: exit %d, want %d saying why: %s", r.code, exitConfig, out)
 	}
 }
