@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -458,5 +459,113 @@ func TestTimeWindowsFromExclusive(t *testing.T) {
 				t.Logf("%d requests %v", len(log.asks), log.asks[:min(6, len(log.asks))])
 			})
 		}
+	}
+}
+
+// offsetLister plays a PBX on the pages after the first of a read by
+// offset (start above 0): ignoring start (the first page again), or, at
+// the second page of each of the first deletes reads (-1: all), deleting
+// the oldest call left of the second read (it was on the first page: the
+// later offsets shift and hide a survivor).
+type offsetLister struct {
+	Lister
+	ignoreStart bool
+	sim         *pbxsim.Sim
+	ids         []int64 // the second's calls, ascending
+	deletes     int
+	mu          sync.Mutex
+	deleted     []int64
+}
+
+func (l *offsetLister) List(ctx context.Context, path string, q url.Values, n *pbx.Counts) (*pbx.ListPage, error) {
+	switch start := q.Get("start"); {
+	case start == "0":
+	case l.ignoreStart:
+		q = maps.Clone(q)
+		q.Set("start", "0")
+	case start == q.Get("count"):
+		l.mu.Lock()
+		if k := len(l.deleted); k < len(l.ids) && (l.deletes < 0 || k < l.deletes) {
+			l.sim.Delete(l.ids[k])
+			l.deleted = append(l.deleted, l.ids[k])
+		}
+		l.mu.Unlock()
+	}
+	return l.Lister.List(ctx, path, q, n)
+}
+
+// TestTimeWindowsBusySecondChecks reaches, in the paging package, the
+// two checks of a second holding more calls than a page, read by offset:
+// its records changing during the first read only, the second is read
+// again until two reads agree, and every call of it is handed over once
+// (accepting the first read loses one); changing during every read, the
+// read stops with ErrChanged after three (accepting any read loses one);
+// a PBX answering the same page whatever start says stops the read
+// saying it ignores start (without the check, pages are read until
+// EXPORT_MAX_PAGES).
+func TestTimeWindowsBusySecondChecks(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name        string
+		ignoreStart bool
+		deletes     int
+		err         string
+	}{
+		{"changed during the first read", false, 1, ""},
+		{"changed during every read", false, -1, "changed during each of three reads by offset"},
+		{"start ignored", true, 0, "it ignores start"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sim, l := newSim(pbxsim.Options{Calls: 2000, CallGap: time.Second})
+			per := map[string][]int64{}
+			for _, id := range sim.CallIDs() {
+				per[callStart(sim, id)] = append(per[callStart(sim, id)], id)
+			}
+			second := ""
+			for s, ids := range per {
+				if len(ids) > len(per[second]) || len(ids) == len(per[second]) && s < second {
+					second = s
+				}
+			}
+			if len(per[second]) < 6 {
+				t.Fatalf("the busiest second holds %d calls: the case proves nothing", len(per[second]))
+			}
+			ol := &offsetLister{Lister: l, ignoreStart: tc.ignoreStart, sim: sim, ids: per[second], deletes: tc.deletes}
+			rd := newReader(ol, 2, 1)
+			rd.MaxPages = 500
+			a, _ := time.Parse(record.WallLayout, second)
+			got := tally{}
+			err := (&TimeWindows{Reader: rd}).Read(context.Background(), a, a.Add(time.Second), func(rows []record.Row) error {
+				for _, row := range rows {
+					got[row.Cursor]++
+				}
+				return nil
+			})
+			if len(ol.deleted) == 0 && !tc.ignoreStart {
+				t.Fatal("nothing deleted during a read by offset: the case proves nothing")
+			}
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) || tc.deletes < 0 && !errors.Is(err, ErrChanged) {
+					t.Fatalf("err = %v, want one saying %q (%d calls handed over)", err, tc.err, len(got))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			left := 0
+			for _, id := range per[second] {
+				if sim.Exists(id) {
+					left++
+					if got[id] != 1 {
+						t.Fatalf("call %d of the second %s handed over %d times (deleted %v)", id, second, got[id], ol.deleted)
+					}
+				}
+			}
+			if len(got) != left {
+				t.Fatalf("%d calls handed over, the second %s holds %d (deleted %v)", len(got), second, left, ol.deleted)
+			}
+		})
 	}
 }
