@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -489,32 +488,12 @@ func TestRecordingsRecordOutOfShape(t *testing.T) {
 		t.Run(field, func(t *testing.T) {
 			t.Parallel()
 			var bad string
-			drop := func(sim *pbxsim.Sim, w http.ResponseWriter, r *http.Request) bool {
-				if !strings.HasPrefix(r.URL.Path, "/api/v1/PBX/recordings") {
-					return false
+			drop := listRewrite(func(m map[string]any) {
+				if m["id"] == bad {
+					m["no_"+field] = m[field]
+					delete(m, field)
 				}
-				rec := httptest.NewRecorder()
-				sim.ServeHTTP(rec, r)
-				var ans struct {
-					Type   string `json:"type"`
-					Result struct {
-						Total   json.RawMessage  `json:"total"`
-						Records []map[string]any `json:"records"`
-					} `json:"result"`
-				}
-				if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &ans) != nil {
-					return false
-				}
-				for _, m := range ans.Result.Records {
-					if m["id"] == bad {
-						m["no_"+field] = m[field]
-						delete(m, field)
-					}
-				}
-				b, _ := json.Marshal(ans)
-				w.Write(b)
-				return true
-			}
+			})
 			e := recSetup(t, pbxsim.Options{Seed: 19, Calls: 300}, "csv", drop)
 			recs := e.sim.Recordings()
 			bad = itoa(recs[len(recs)/2].ID)

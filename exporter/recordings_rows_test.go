@@ -39,10 +39,7 @@ func newSameID() *sameID {
 }
 
 func (s *sameID) front(sim *pbxsim.Sim, w http.ResponseWriter, r *http.Request) bool {
-	if !strings.HasPrefix(r.URL.Path, "/api/v1/PBX/recordings") {
-		return false
-	}
-	if c := s.cutoff.Load().(string); c != "" {
+	if c := s.cutoff.Load().(string); c != "" && strings.HasPrefix(r.URL.Path, "/api/v1/PBX/recordings") {
 		q := r.URL.Query()
 		for _, p := range []string{"from", "to"} {
 			if q.Has(p) && q.Get(p) > c {
@@ -51,37 +48,44 @@ func (s *sameID) front(sim *pbxsim.Sim, w http.ResponseWriter, r *http.Request) 
 		}
 		r.URL.RawQuery = q.Encode()
 	}
-	rec := httptest.NewRecorder()
-	sim.ServeHTTP(rec, r)
-	var ans struct {
-		Type   string `json:"type"`
-		Result struct {
-			Total   json.RawMessage  `json:"total"`
-			Records []map[string]any `json:"records"`
-		} `json:"result"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(rec.Body.Bytes()))
-	dec.UseNumber()
-	if rec.Code != http.StatusOK || dec.Decode(&ans) != nil {
-		w.WriteHeader(rec.Code)
-		w.Write(rec.Body.Bytes())
+	return listRewrite(func(m map[string]any) {
+		if fmt.Sprint(m["id"]) == s.b.Load().(string) {
+			m["id"] = s.a.Load().(string)
+		}
+	})(sim, w, r)
+}
+
+// listRewrite is a front that answers the recordings list as the
+// simulator does, each record passed through edit first (numbers kept
+// as sent).
+func listRewrite(edit func(m map[string]any)) func(sim *pbxsim.Sim, w http.ResponseWriter, r *http.Request) bool {
+	return func(sim *pbxsim.Sim, w http.ResponseWriter, r *http.Request) bool {
+		if !strings.HasPrefix(r.URL.Path, "/api/v1/PBX/recordings") {
+			return false
+		}
+		rec := httptest.NewRecorder()
+		sim.ServeHTTP(rec, r)
+		var ans struct {
+			Type   string `json:"type"`
+			Result struct {
+				Total   json.RawMessage  `json:"total"`
+				Records []map[string]any `json:"records"`
+			} `json:"result"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(rec.Body.Bytes()))
+		dec.UseNumber()
+		if rec.Code != http.StatusOK || dec.Decode(&ans) != nil {
+			w.WriteHeader(rec.Code)
+			w.Write(rec.Body.Bytes())
+			return true
+		}
+		for _, m := range ans.Result.Records {
+			edit(m)
+		}
+		out, _ := json.Marshal(ans)
+		w.Write(out)
 		return true
 	}
-	for _, m := range ans.Result.Records {
-		switch v := m["id"].(type) {
-		case string:
-			if v == s.b.Load().(string) {
-				m["id"] = s.a.Load().(string)
-			}
-		case json.Number:
-			if v.String() == s.b.Load().(string) {
-				m["id"] = json.Number(s.a.Load().(string))
-			}
-		}
-	}
-	out, _ := json.Marshal(ans)
-	w.Write(out)
-	return true
 }
 
 // checkBothStored: every recording of the simulator is stored once with
@@ -255,35 +259,13 @@ func TestRecordingsHostileFileName(t *testing.T) {
 	names := []string{"../../etc/x", "/etc/passwd", "a\x00b.wav", strings.Repeat("n", 4096)}
 	byID := map[string]string{}
 	var mu sync.Mutex
-	front := func(sim *pbxsim.Sim, w http.ResponseWriter, r *http.Request) bool {
-		if !strings.HasPrefix(r.URL.Path, "/api/v1/PBX/recordings") {
-			return false
-		}
-		rec := httptest.NewRecorder()
-		sim.ServeHTTP(rec, r)
-		var ans struct {
-			Type   string `json:"type"`
-			Result struct {
-				Total   json.RawMessage  `json:"total"`
-				Records []map[string]any `json:"records"`
-			} `json:"result"`
-		}
-		if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &ans) != nil {
-			w.WriteHeader(rec.Code)
-			w.Write(rec.Body.Bytes())
-			return true
-		}
+	front := listRewrite(func(m map[string]any) {
 		mu.Lock()
-		for _, m := range ans.Result.Records {
-			if n, ok := byID[fmt.Sprint(m["id"])]; ok {
-				m["fileName"] = n
-			}
+		defer mu.Unlock()
+		if n, ok := byID[fmt.Sprint(m["id"])]; ok {
+			m["fileName"] = n
 		}
-		mu.Unlock()
-		out, _ := json.Marshal(ans)
-		w.Write(out)
-		return true
-	}
+	})
 	e := recSetup(t, pbxsim.Options{Seed: 37, Calls: 200}, "csv", front)
 	recs := e.sim.Recordings()
 	mu.Lock()
