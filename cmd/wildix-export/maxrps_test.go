@@ -1,8 +1,10 @@
 package main
 
 import (
+	"math"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -12,8 +14,18 @@ import (
 )
 
 // TestMaxRPSCapsRequestsOnThePBXSide exports 60 pages with EXPORT_MAX_RPS=20
-// and counts, where the PBX receives them, the API requests in every
-// one-second window: never more than 20, and the run takes at least 2.9 s.
+// and checks, where the PBX receives them, the API requests against the
+// cap's own schedule: the k-th request to arrive came no earlier than
+// (k-1)/20 s after the run began. Every request passes the limiter before
+// it is sent and arrives after it is sent, and the limiter was made after
+// the run began, so this holds however loaded the machine (the k-th
+// arrival is no earlier than the k-th send); it fails if requests go out
+// faster than 20 a second, or in a burst of more than the start-up's few
+// slots (burst 20: the 20th arrives about 1 s early). How many reach the
+// PBX within one second depends on how long each takes on its way, which
+// the limiter cannot govern (its 10% margin absorbs 100 ms a second;
+// this test once saw 21 within 0.97 s at load 13): it is logged, not
+// asserted.
 func TestMaxRPSCapsRequestsOnThePBXSide(t *testing.T) {
 	t.Parallel()
 	const rps, pageSize, calls = 20, 100, 5950 // 60 pages, the last one partial
@@ -24,8 +36,9 @@ func TestMaxRPSCapsRequestsOnThePBXSide(t *testing.T) {
 	)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/api/") {
+			at := time.Now()
 			mu.Lock()
-			arrived = append(arrived, time.Now())
+			arrived = append(arrived, at)
 			mu.Unlock()
 		}
 		sim.ServeHTTP(w, r)
@@ -48,16 +61,17 @@ func TestMaxRPSCapsRequestsOnThePBXSide(t *testing.T) {
 	if len(arrived) < calls/pageSize+1 {
 		t.Fatalf("the PBX saw %d API requests, want at least %d (one per page)", len(arrived), calls/pageSize+1)
 	}
-	if took < 2900*time.Millisecond {
-		t.Fatalf("%d requests at EXPORT_MAX_RPS=%d took %s, want at least 2.9s", len(arrived), rps, took)
-	}
-	// arrived is in arrival order: a window starting at request i holds
-	// the requests before i+rps+1 that came less than a second after it.
-	for i := range arrived {
-		if j := i + rps; j < len(arrived) && arrived[j].Sub(arrived[i]) < time.Second {
-			t.Fatalf("requests %d to %d (%d) reached the PBX within %s, more than %d in one second",
-				i, j, rps+1, arrived[j].Sub(arrived[i]), rps)
+	slices.SortFunc(arrived, time.Time.Compare)
+	for k, at := range arrived {
+		if earliest := time.Duration(k) * time.Second / rps; at.Sub(began) < earliest {
+			t.Fatalf("request %d of %d reached the PBX %s after the run began; at EXPORT_MAX_RPS=%d it cannot before %s",
+				k+1, len(arrived), at.Sub(began), rps, earliest)
 		}
 	}
-	t.Logf("%d API requests in %s (run took %s)", len(arrived), arrived[len(arrived)-1].Sub(arrived[0]), took)
+	tightest := time.Duration(math.MaxInt64) // the shortest time rps+1 requests took to arrive
+	for i := 0; i+rps < len(arrived); i++ {
+		tightest = min(tightest, arrived[i+rps].Sub(arrived[i]))
+	}
+	t.Logf("%d API requests in %s (run took %s); %d in a row arrived within %s at the least",
+		len(arrived), arrived[len(arrived)-1].Sub(arrived[0]), took, rps+1, tightest)
 }
