@@ -184,14 +184,26 @@ func (e *endpointRun) byTime(ctx context.Context, c *committer, st cursorState) 
 // it with the state after them (every record up to the newest time read
 // was handed over), and says where the next run resumes. Nothing is
 // committed when the sink failed, nor once the run is cancelled without
-// a grace period.
+// a grace period, nor when no record was kept before the failing window
+// (the stored state stands: the next run reads where this one did).
 func (e *endpointRun) timeFailed(ctx context.Context, c *committer, tc *timeCursor, err error) error {
 	if errors.Is(err, errLoader) || c.failed() || ctx.Err() != nil && e.x.CommitGrace <= 0 {
 		return err
 	}
+	switch {
+	case tc.kept == 0 && tc.newest == "":
+		return fmt.Errorf("%w; nothing was committed: the next run reads from the start, as this one did", err)
+	case tc.kept == 0:
+		return fmt.Errorf("%w; nothing was committed: the next run reads from %s again (the newest time an earlier run read, %s, less the look-back)",
+			err, tc.resume(), tc.newest)
+	}
 	c.commit(tc.state(e.runID))
+	if tc.newest == "" {
+		// Only records dated in the future were kept.
+		return fmt.Errorf("%w; the windows before it were committed: the next run reads from the start again", err)
+	}
 	return fmt.Errorf("%w; the windows before it were committed: the next run reads from %s (the newest time read, %s, less the look-back)",
-		err, tc.resume(), tc.newestOr())
+		err, tc.resume(), tc.newest)
 }
 
 // timeCursor is what a run by time windows commits: the keyset cursor it
@@ -200,6 +212,7 @@ func (e *endpointRun) timeFailed(ctx context.Context, c *committer, tc *timeCurs
 type timeCursor struct {
 	cursor   int64
 	newest   string
+	kept     int64 // records kept by this run
 	recent   map[int64]string
 	offset   *int   // the PBX's UTC offset (seconds east) as the newest record read carried it, nil while unknown
 	anchor   int    // the time field's column, -1 if none
@@ -275,6 +288,7 @@ func (tc *timeCursor) keep(e *endpointRun, rows []record.Row) []record.Row {
 		}
 		keep = append(keep, row)
 	}
+	tc.kept += int64(len(keep))
 	return keep
 }
 

@@ -139,6 +139,82 @@ func TestTimeWindowsFailingLateCommitsEarlier(t *testing.T) {
 	}
 }
 
+// TestTimeWindowsFailingFirstWindow: the first window of a run by time
+// windows fails (the PBX down for every filter[start] request): the
+// error says nothing was committed and where the next run reads from,
+// once, with no time before 1970 nor the first run's 1970 start as a
+// newest time read; a first run reads from the start again, a later one
+// from the look-back before the newest time an earlier run read, its
+// state untouched.
+func TestTimeWindowsFailingFirstWindow(t *testing.T) {
+	t.Parallel()
+	for _, tg := range targets {
+		t.Run(tg.name, func(t *testing.T) {
+			t.Parallel()
+			sink, _ := tg.open(t)
+			f, x, _ := newPagingExporter(t, pbxsim.Options{Calls: 300, IgnoreFilter: []string{"id"}}, sink, 100)
+			f.Sim.Quiet()
+			down := &failTimes{Lister: x.Client}
+			down.on.Store(true)
+			x.Client = down
+			check := func(r exporter.EndpointResult, want string) {
+				t.Helper()
+				msg := ""
+				if r.Err != nil {
+					msg = r.Err.Error()
+				}
+				said := msg[strings.Index(msg, "; ")+1:] // after the window's name, which may be in 1970
+				if r.Err == nil || r.Rows != 0 || !strings.Contains(msg, want) || strings.Count(msg, "the next run") != 1 ||
+					strings.Contains(msg, "were committed") || strings.Contains(msg, "handed over") || strings.Contains(said, "1969") || strings.Contains(said, "1970") {
+					t.Fatalf("err %v, %d rows; want nothing committed, saying once %q", r.Err, r.Rows, want)
+				}
+			}
+			check(runCalls(t, x), "; nothing was committed: the next run reads from the start, as this one did")
+			if b, err := sink.State(context.Background(), "pbx", "call_history"); err != nil || len(b) != 0 {
+				t.Fatalf("state %s, %v after a first run that committed nothing; want none", b, err)
+			}
+			down.on.Store(false)
+			if r := runCalls(t, x); r.Err != nil || r.Rows != 300 {
+				t.Fatalf("second run: %d rows, %v; want the 300 calls", r.Rows, r.Err)
+			}
+			before, err := sink.State(context.Background(), "pbx", "call_history")
+			var st struct{ Time string }
+			if err != nil || json.Unmarshal(before, &st) != nil || st.Time == "" {
+				t.Fatalf("state %s, %v: want the newest time read", before, err)
+			}
+			down.on.Store(true)
+			from := mustWall(t, st.Time).Add(-exporter.DefaultLookBack).Format("2006-01-02 15:04:05")
+			check(runCalls(t, x), "; nothing was committed: the next run reads from "+from+" again (the newest time an earlier run read, "+st.Time+", less the look-back)")
+			if after, err := sink.State(context.Background(), "pbx", "call_history"); err != nil || string(after) != string(before) {
+				t.Fatalf("state %s, %v after a run that committed nothing; want it untouched: %s", after, err, before)
+			}
+		})
+	}
+}
+
+// failTimes is a PBX failing every request asking filter[start] while on.
+type failTimes struct {
+	paging.Lister
+	on atomic.Bool
+}
+
+func (l *failTimes) List(ctx context.Context, path string, q url.Values, n *pbx.Counts) (*pbx.ListPage, error) {
+	if l.on.Load() && q.Has("filter[start][from]") {
+		n.Requests.Add(1)
+		return nil, &pbx.APIError{Status: http.StatusServiceUnavailable, Reason: "down"}
+	}
+	return l.Lister.List(ctx, path, q, n)
+}
+
+func mustWall(t *testing.T, s string) time.Time {
+	t.Helper()
+	w, err := time.Parse("2006-01-02 15:04:05", s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
 // failAfter is a PBX that fails every request after its first after.
 type failAfter struct {
 	paging.Lister

@@ -269,7 +269,7 @@ func (t *TimeWindows) second(ctx context.Context, a, b time.Time, ask int64) ([]
 		case maps.Equal(keys, againKeys):
 			return rows, nil
 		case attempt == 2:
-			return nil, fmt.Errorf("%w: the second %s holds more records than a page (%d) and they changed during each of three reads by offset; the windows before it were handed over, the next run reads it again",
+			return nil, fmt.Errorf("%w: the second %s holds more records than a page (%d) and they changed during each of three reads by offset",
 				ErrChanged, a.Format(record.WallLayout), ask)
 		}
 		t.log().Info("records of a one-second window changed while it was read by offset: reading it again", "second", a.Format(record.WallLayout))
@@ -292,7 +292,7 @@ func (t *TimeWindows) offsets(ctx context.Context, a, lo, b time.Time, ask int64
 			return rows, keys, nil
 		}
 		if start > 0 && more[0].Key == last {
-			return nil, nil, fmt.Errorf("the second %s: the PBX sent the same page for start=%d as for the one before: it ignores start, so a second holding more than a page (%d) cannot be read; the windows before it were handed over",
+			return nil, nil, fmt.Errorf("the second %s: the PBX sent the same page for start=%d as for the one before: it ignores start, so a second holding more than a page (%d) cannot be read",
 				a.Format(record.WallLayout), start, ask)
 		}
 		last = more[0].Key
