@@ -112,7 +112,11 @@ func (x *Exporter) recordings(ctx context.Context, runID string, ep *record.Endp
 	switch {
 	case err == nil:
 		c.commit(rc.state(runID))
-	case !errors.Is(err, errLoader) && !c.failed() && (ctx.Err() == nil || x.CommitGrace > 0):
+	case errors.Is(err, errLoader) || c.failed() || ctx.Err() != nil && x.CommitGrace <= 0:
+	case rc.newest == "":
+		// No recording was taken, in this run or any before it.
+		err = fmt.Errorf("%w; nothing was committed: the next run lists from the start, as this one did", err)
+	default:
 		c.commit(rc.state(runID))
 		err = fmt.Errorf("%w; the windows before it were committed: the next run lists from %s", err, rc.resume())
 	}

@@ -408,37 +408,51 @@ func TestRecordingsHostileNames(t *testing.T) {
 // every recording once, its row once.
 func TestRecordingsFailedCopy(t *testing.T) {
 	t.Parallel()
-	var broken atomic.Pointer[string]
-	fail := func(sim *pbxsim.Sim, w http.ResponseWriter, r *http.Request) bool {
-		if p := broken.Load(); p != nil && r.URL.EscapedPath() == *p {
-			http.Error(w, "Internal error", http.StatusInternalServerError)
-			return true
-		}
-		return false
+	for _, tc := range []struct {
+		name string
+		at   func(n int) int // the failing recording's index
+		say  string          // what the error says was committed
+	}{
+		{"late", func(n int) int { return n * 2 / 3 }, "; the windows before it were committed: the next run lists from "},
+		{"first", func(int) int { return 0 }, "; nothing was committed: the next run lists from the start, as this one did"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var broken atomic.Pointer[string]
+			fail := func(sim *pbxsim.Sim, w http.ResponseWriter, r *http.Request) bool {
+				if p := broken.Load(); p != nil && r.URL.EscapedPath() == *p {
+					http.Error(w, "Internal error", http.StatusInternalServerError)
+					return true
+				}
+				return false
+			}
+			e := recSetup(t, pbxsim.Options{Seed: 13, Calls: 300}, "csv", fail)
+			recs := e.sim.Recordings()
+			bad := recs[tc.at(len(recs))]
+			broken.Store(&bad.Path)
+			res := e.run(t)
+			id := strconv.FormatInt(bad.ID, 10)
+			if res.Err == nil || !strings.Contains(res.Err.Error(), `copy recording "`+id+`"`) || !strings.Contains(res.Err.Error(), "500") ||
+				!strings.Contains(res.Err.Error(), tc.say) || strings.Contains(res.Err.Error(), "1970") {
+				t.Fatalf("err %v, want one naming recording %s and the 500, saying %q", res.Err, id, tc.say)
+			}
+			rr := res.Recordings
+			if rr.Failed != 1 || rr.OldestPending == nil || rr.OldestPending.After(bad.Start) || res.Rows >= int64(len(recs)) ||
+				(res.Rows == 0) != (tc.name == "first") {
+				t.Fatalf("result %+v, rows %d of %d", rr, res.Rows, len(recs))
+			}
+			for key := range e.rows(t) {
+				if key == id {
+					t.Fatalf("the failed recording %s has a row", id)
+				}
+			}
+			broken.Store(nil)
+			if res = e.run(t); res.Err != nil {
+				t.Fatal(res.Err)
+			}
+			e.checkStore(t)
+		})
 	}
-	e := recSetup(t, pbxsim.Options{Seed: 13, Calls: 300}, "csv", fail)
-	recs := e.sim.Recordings()
-	bad := recs[len(recs)*2/3]
-	broken.Store(&bad.Path)
-	res := e.run(t)
-	id := strconv.FormatInt(bad.ID, 10)
-	if res.Err == nil || !strings.Contains(res.Err.Error(), `copy recording "`+id+`"`) || !strings.Contains(res.Err.Error(), "500") {
-		t.Fatalf("err %v, want one naming recording %s and the 500", res.Err, id)
-	}
-	rr := res.Recordings
-	if rr.Failed != 1 || rr.OldestPending == nil || rr.OldestPending.After(bad.Start) || res.Rows == 0 || res.Rows >= int64(len(recs)) {
-		t.Fatalf("result %+v, rows %d of %d", rr, res.Rows, len(recs))
-	}
-	for key := range e.rows(t) {
-		if key == id {
-			t.Fatalf("the failed recording %s has a row", id)
-		}
-	}
-	broken.Store(nil)
-	if res = e.run(t); res.Err != nil {
-		t.Fatal(res.Err)
-	}
-	e.checkStore(t)
 }
 
 // filesUnder lists the files under dir.
