@@ -125,6 +125,15 @@ func (f *figure) spread() (time.Duration, time.Duration) {
 	return lo, hi
 }
 
+func (f *figure) medianCPU() time.Duration {
+	cs := make([]time.Duration, len(f.samples))
+	for i, s := range f.samples {
+		cs[i] = s.cpu
+	}
+	slices.Sort(cs)
+	return cs[len(cs)/2]
+}
+
 func (f *figure) medianRSS() int64 {
 	rs := make([]int64, len(f.samples))
 	for i, s := range f.samples {

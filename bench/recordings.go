@@ -13,6 +13,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -114,18 +115,46 @@ func (b *bench) recordings(ctx context.Context) error {
 			}
 			b.add("recordings: plain copy, "+st.name, len(recs), sample{d: d}, fmt.Sprintf("%.1f MB, %d at once", float64(total)/1e6, b.o.conc))
 
+			// The plain copy hashing what it writes, as wildix-export must
+			// (issue 29, point 3): the part of the gap that is the sha256.
+			_, put, count, err = st.fresh()
+			if err != nil {
+				return err
+			}
+			began = time.Now()
+			if err := plainCopy(ctx, pbx.base, recs, b.o.conc, hashing(put)); err != nil {
+				return fmt.Errorf("plain copy with sha256 to %s: %w", st.name, err)
+			}
+			d = time.Since(began)
+			if n, _, err := count(); err != nil || n != len(recs) {
+				return fmt.Errorf("plain copy with sha256 to %s stored %d files of %d (%v)", st.name, n, len(recs), err)
+			}
+			b.add("recordings: plain copy with sha256, "+st.name, len(recs), sample{d: d}, "the plain copy, each file's sha256 computed as it is written")
+
 			env, _, count, err := st.fresh()
 			if err != nil {
 				return err
 			}
-			smp, err := b.copyRecordings(pbx.base, env)
+			csv, err := os.MkdirTemp(b.dir, "rec-csv-")
+			if err != nil {
+				return err
+			}
+			smp, err := b.copyRecordings(pbx.base, csv, env)
 			if err != nil {
 				return fmt.Errorf("wildix-export to %s: %w", st.name, err)
+			}
+			// The same again: nothing left to copy, so what a run costs
+			// besides the files (start, list, call history, ledger).
+			again, err := b.copyRecordings(pbx.base, csv, env)
+			os.RemoveAll(csv)
+			if err != nil {
+				return fmt.Errorf("wildix-export to %s, again: %w", st.name, err)
 			}
 			if n, bytes, err := count(); err != nil || n != len(recs) || bytes != total {
 				return fmt.Errorf("wildix-export to %s stored %d files of %d, %d bytes of %d (%v)", st.name, n, len(recs), bytes, total, err)
 			}
 			b.add("recordings: wildix-export, "+st.name, len(recs), smp, "run --once, EXPORT_ENDPOINTS=recordings, CSV rows")
+			b.add("recordings: wildix-export again (nothing to copy), "+st.name, len(recs), again, "the same run --once once more: its cost besides the files")
 		}
 	}
 	if *recBig <= 0 {
@@ -142,7 +171,12 @@ func (b *bench) recordings(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		smp, err := b.copyRecordings(big.base, env)
+		csv, err := os.MkdirTemp(b.dir, "rec-csv-")
+		if err != nil {
+			return err
+		}
+		smp, err := b.copyRecordings(big.base, csv, env)
+		os.RemoveAll(csv)
 		if err != nil {
 			return fmt.Errorf("wildix-export, %d bytes to %s: %w", *recBig, st.name, err)
 		}
@@ -155,18 +189,13 @@ func (b *bench) recordings(ctx context.Context) error {
 }
 
 // copyRecordings runs `wildix-export run --once` on the recordings alone,
-// under /usr/bin/time, whose own report of the peak RSS is taken: the
+// its CSV sink (rows, state, ledger) in csv, under /usr/bin/time, whose own report of the peak RSS is taken: the
 // child's rusage would not do here. Go starts a child sharing the parent's
 // memory until it execs (CLONE_VM), and Linux keeps the larger of the old
 // and new high-water marks across exec, so the bench's own peak (the
 // simulator in its process, the plain copy's buffers) would show as the
 // exporter's. time is a small process that forks the exporter afresh.
-func (b *bench) copyRecordings(base string, env []string) (sample, error) {
-	csv, err := os.MkdirTemp(b.dir, "rec-csv-")
-	if err != nil {
-		return sample{}, err
-	}
-	defer os.RemoveAll(csv)
+func (b *bench) copyRecordings(base, csv string, env []string) (sample, error) {
 	report := filepath.Join(csv, "time.out")
 	cmd := exec.Command("/usr/bin/time", "-f", "%M", "-o", report, b.wx, "run", "--once")
 	cmd.Env = append(os.Environ(), append([]string{"WILDIX_PBX_URL=" + base, "WILDIX_API_KEY=" + recToken, "EXPORT_ENDPOINTS=recordings",
@@ -237,6 +266,18 @@ func plainOne(ctx context.Context, client *http.Client, base string, r pbxsim.Re
 	}
 	key := fmt.Sprintf("bench/%s/%d.wav", r.Start.UTC().Format("2006/01/02"), r.ID)
 	return put(ctx, key, resp.Body, resp.ContentLength)
+}
+
+// hashing is put computing the sha256 of what it stores on the way.
+func hashing(put putFunc) putFunc {
+	return func(ctx context.Context, key string, r io.Reader, size int64) error {
+		h := sha256.New()
+		if err := put(ctx, key, io.TeeReader(r, h), size); err != nil {
+			return err
+		}
+		h.Sum(nil)
+		return nil
+	}
 }
 
 // recStores prepares the stores -recordings-stores names.
@@ -414,6 +455,12 @@ func (b *bench) reportRecordings(w io.Writer) {
 			continue
 		}
 		lines = append(lines, fmt.Sprintf("| %s: wildix-export throughput ÷ plain copy's | %.2f | ≥ 0.9 |", st, plain.median().Seconds()/wx.median().Seconds()))
+		if hashed := b.figures["recordings: plain copy with sha256, "+st]; hashed != nil {
+			lines = append(lines, fmt.Sprintf("| %s: wildix-export throughput ÷ the plain copy's with sha256 | %.2f | (the gap beyond the sha256) |", st, hashed.median().Seconds()/wx.median().Seconds()))
+		}
+		if again := b.figures["recordings: wildix-export again (nothing to copy), "+st]; again != nil {
+			lines = append(lines, fmt.Sprintf("| %s: wildix-export's CPU per run (median), and a run with nothing to copy | %.2f s, %s | |", st, wx.medianCPU().Seconds(), again.median().Round(time.Millisecond)))
+		}
 	}
 	for _, name := range b.order {
 		if strings.HasPrefix(name, "recordings: one of ") {
