@@ -13,6 +13,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/csv"
@@ -109,12 +110,7 @@ type figure struct {
 }
 
 func (f *figure) median() time.Duration {
-	ds := make([]time.Duration, len(f.samples))
-	for i, s := range f.samples {
-		ds[i] = s.d
-	}
-	slices.Sort(ds)
-	return ds[len(ds)/2]
+	return medianOf(f, func(s sample) time.Duration { return s.d })
 }
 
 func (f *figure) spread() (time.Duration, time.Duration) {
@@ -126,21 +122,19 @@ func (f *figure) spread() (time.Duration, time.Duration) {
 }
 
 func (f *figure) medianCPU() time.Duration {
-	cs := make([]time.Duration, len(f.samples))
-	for i, s := range f.samples {
-		cs[i] = s.cpu
-	}
-	slices.Sort(cs)
-	return cs[len(cs)/2]
+	return medianOf(f, func(s sample) time.Duration { return s.cpu })
 }
 
-func (f *figure) medianRSS() int64 {
-	rs := make([]int64, len(f.samples))
+func (f *figure) medianRSS() int64 { return medianOf(f, func(s sample) int64 { return s.rss }) }
+
+// medianOf is the median of one measure of f's samples.
+func medianOf[T cmp.Ordered](f *figure, measure func(sample) T) T {
+	vs := make([]T, len(f.samples))
 	for i, s := range f.samples {
-		rs[i] = s.rss
+		vs[i] = measure(s)
 	}
-	slices.Sort(rs)
-	return rs[len(rs)/2]
+	slices.Sort(vs)
+	return vs[len(vs)/2]
 }
 
 type bench struct {
