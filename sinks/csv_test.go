@@ -129,7 +129,7 @@ func TestCSVExactlyOnceUnderFaults(t *testing.T) {
 	}
 	x := newExporter(t, f, sink)
 	ctx := context.Background()
-	eps := record.Builtin()
+	eps := defaultEndpoints()
 
 	r1 := x.Run(ctx, exporter.NewRunID(time.Now()), "once", eps)
 	if err := r1.Err(); err != nil {

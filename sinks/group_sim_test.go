@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/simtest"
 )
@@ -110,7 +109,7 @@ func TestGroupViewsOnSimulatedPBX(t *testing.T) {
 			f := simtest.New(t, pbxsim.Options{Seed: seed, Calls: 6000, CallGap: 10 * time.Second,
 				CallsStart: time.Date(2026, 10, 24, 18, 0, 0, 0, time.UTC), GroupFields: v.fields})
 			ctx := context.Background()
-			if err := newExporter(t, f, p).Run(ctx, "r", "once", record.Builtin()).Err(); err != nil {
+			if err := newExporter(t, f, p).Run(ctx, "r", "once", defaultEndpoints()).Err(); err != nil {
 				t.Fatal(err)
 			}
 			truth := offeredAsSent(f.Sim, v.fields)

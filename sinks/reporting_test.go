@@ -474,7 +474,7 @@ func TestReportingOnSimulatedPBX(t *testing.T) {
 	t.Parallel()
 	p, pool := newPostgres(t)
 	f := simtest.New(t, pbxsim.Options{Calls: 2000, CallGap: 2 * time.Minute})
-	if err := newExporter(t, f, p).Run(context.Background(), "r", "once", record.Builtin()).Err(); err != nil {
+	if err := newExporter(t, f, p).Run(context.Background(), "r", "once", defaultEndpoints()).Err(); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
