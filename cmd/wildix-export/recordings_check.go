@@ -50,11 +50,11 @@ func (a *app) checkRecordings(ctx context.Context, c *checkLines, p *pbx, cat *r
 	}
 }
 
-// checkRecordingFile lists the recordings of the last 7 days and fetches
-// the first bytes of the newest one's file; it reports whether the list
-// answered.
+// checkRecordingFile lists the recordings of the last 7 days (one page:
+// the first checkListed the PBX sends) and fetches the first bytes of the
+// file of the newest among them; it reports whether the list answered.
 func (a *app) checkRecordingFile(ctx context.Context, c *checkLines, p *pbx, ep *record.Endpoint, now time.Time) bool {
-	recs, err := a.listRecordings(ctx, p, ep, now.Add(-7*24*time.Hour), now, 100)
+	recs, err := a.listRecordings(ctx, p, ep, now.Add(-7*24*time.Hour), now, checkListed)
 	if err != nil {
 		c.line(fmt.Errorf("list %s: %w", ep.Path, err), "recordings")
 		return false
@@ -63,19 +63,25 @@ func (a *app) checkRecordingFile(ctx context.Context, c *checkLines, p *pbx, ep 
 		c.line(nil, "recordings", "listed: no recording in the last 7 days, so no file to fetch")
 		return true
 	}
-	newest := recs[len(recs)-1]
+	newest, listedN := recs[len(recs)-1], fmt.Sprint(len(recs))
+	if len(recs) == checkListed {
+		listedN = fmt.Sprintf("%d or more", checkListed) // one page asked: the newest of those
+	}
 	spool, from, err := a.spool()
 	if err == nil {
 		_, err = spool.Probe(ctx, newest.path)
 	}
 	if err != nil {
 		// A refused token's error names the token to create (Spool's hint).
-		c.line(fmt.Errorf("%d recording(s) listed, but the newest one's file could not be fetched with %s: %w", len(recs), from, err), "recordings")
+		c.line(fmt.Errorf("%s recording(s) listed, but the newest one's file could not be fetched with %s: %w", listedN, from, err), "recordings")
 		return true
 	}
-	c.line(nil, "recordings", fmt.Sprintf("files: %d recording(s) listed in the last 7 days; the newest one's file fetched with %s", len(recs), from))
+	c.line(nil, "recordings", fmt.Sprintf("files: %s recording(s) listed in the last 7 days; the newest one's file fetched with %s", listedN, from))
 	return true
 }
+
+// checkListed is how many recordings check asks for: one page.
+const checkListed = 100
 
 // listed is a recording as check needs it.
 type listed struct {
