@@ -21,8 +21,11 @@ type recState struct {
 	// that reading the look-back again exports (and copies) none twice.
 	Time   string            `json:"time,omitempty"`
 	Recent map[string]string `json:"recent,omitempty"`
-	// Form and Shape are what the PBX was detected to take and send.
+	// Form and Shape are what the PBX was detected to take and send;
+	// Zone is the zone Time and Recent's walls are in (UTC when Form is
+	// epoch).
 	Form  string    `json:"form,omitempty"`
+	Zone  string    `json:"zone,omitempty"`
 	Shape string    `json:"shape,omitempty"`
 	RunID string    `json:"run_id"`
 	At    time.Time `json:"at"`
@@ -46,11 +49,11 @@ func (e *endpointRun) loadRecState(ctx context.Context) (recState, error) {
 // recCursor is what a run of the recordings endpoint commits, and the
 // range it reads.
 type recCursor struct {
-	newest, form, shape string
-	recent              map[string]string
-	from, to            time.Time
-	settled, horizon    string // the watermark and the latest time a record can sensibly carry, in the frame
-	lookBack            time.Duration
+	newest, form, shape, zone string
+	recent                    map[string]string
+	from, to                  time.Time
+	settled, horizon          string // the watermark and the latest time a record can sensibly carry, in the frame
+	lookBack                  time.Duration
 	// seen holds the keys taken this run, with their wall and path;
 	// otherFrame: recent's walls are in another frame than this run's.
 	seen       map[string]string
@@ -79,7 +82,7 @@ func (e *endpointRun) recCursor(ctx context.Context, l *recList, st recState) (*
 	if settle <= 0 {
 		settle = DefaultSettle
 	}
-	rc := &recCursor{newest: st.Time, recent: st.Recent, form: l.form, shape: l.shape.Name, lookBack: e.x.LookBack,
+	rc := &recCursor{newest: st.Time, recent: st.Recent, form: l.form, shape: l.shape.Name, zone: l.frame.String(), lookBack: e.x.LookBack,
 		settled: pbxSettled(now, l.frame, nil, settle), horizon: pbxHorizon(now, l.frame),
 		from: mustWall(epochWall), to: now.UTC().Add(26 * time.Hour).Truncate(time.Second)}
 	if rc.lookBack <= 0 {
@@ -99,6 +102,12 @@ func (e *endpointRun) recCursor(ctx context.Context, l *recList, st recState) (*
 		// The stored time was in the other frame: a zone's offset apart.
 		rc.otherFrame = true
 		e.note(fmt.Sprintf("the recordings list took from/to as %s last run and as %s now: read from %s earlier than the look-back", st.Form, l.form, maxZoneAhead))
+		rc.from = mustWall(st.Time).Add(-rc.lookBack - maxZoneAhead)
+	case st.Zone != "" && st.Zone != rc.zone:
+		// The same instants show other wall times: a recording listed
+		// again is known by its key alone, not taken for a clash.
+		rc.otherFrame = true
+		e.note(fmt.Sprintf("the recordings list's wall times were read in %s last run and in %s now: read from %s earlier than the look-back", st.Zone, rc.zone, maxZoneAhead))
 		rc.from = mustWall(st.Time).Add(-rc.lookBack - maxZoneAhead)
 	default:
 		rc.from = mustWall(st.Time).Add(-rc.lookBack)
@@ -180,7 +189,7 @@ func (rc *recCursor) state(runID string) []byte {
 			}
 		}
 	}
-	b, _ := json.Marshal(recState{Time: rc.newest, Recent: rc.recent, Form: rc.form, Shape: rc.shape, RunID: runID, At: time.Now().UTC()})
+	b, _ := json.Marshal(recState{Time: rc.newest, Recent: rc.recent, Form: rc.form, Zone: rc.zone, Shape: rc.shape, RunID: runID, At: time.Now().UTC()})
 	return b
 }
 

@@ -294,3 +294,60 @@ func TestRecordingsHostileFileName(t *testing.T) {
 	}
 	e.checkStore(t)
 }
+
+// TestRecordingsZoneChanged: a list taking from/to as wall times but
+// sending each record's start in Unix seconds, read in Europe/Rome, then
+// in Europe/London, as if the PBX's zone had changed (WILDIX_TIMEZONE
+// changed with it; or a fixed offset learnt again across a daylight-saving
+// change): the recordings the look-back lists again show another wall
+// time, and are the same recordings, not clashes: none is copied twice or
+// gets a second row.
+func TestRecordingsZoneChanged(t *testing.T) {
+	t.Parallel()
+	rome, err := time.LoadLocation("Europe/Rome")
+	if err != nil {
+		t.Fatal(err)
+	}
+	london, err := time.LoadLocation("Europe/London")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pbxZone atomic.Pointer[time.Location] // the zone from/to are asked in
+	pbxZone.Store(rome)
+	var sent atomic.Int64 // records the list sent
+	epoch := listRewrite(func(m map[string]any) {
+		sent.Add(1)
+		if at, err := time.ParseInLocation("2006-01-02 15:04:05", fmt.Sprint(m["start"]), rome); err == nil {
+			m["start"] = json.Number(fmt.Sprint(at.Unix()))
+		}
+	})
+	e := recSetup(t, pbxsim.Options{Seed: 29, Calls: 300, Location: rome}, "csv", func(sim *pbxsim.Sim, w http.ResponseWriter, r *http.Request) bool {
+		if z := pbxZone.Load(); z != rome && strings.HasPrefix(r.URL.Path, "/api/v1/PBX/recordings") {
+			q := r.URL.Query()
+			for _, p := range []string{"from", "to"} {
+				if at, err := time.ParseInLocation("2006-01-02 15:04:05", q.Get(p), z); err == nil {
+					q.Set(p, at.In(rome).Format("2006-01-02 15:04:05"))
+				}
+			}
+			r.URL.RawQuery = q.Encode()
+		}
+		return epoch(sim, w, r)
+	})
+	e.x.LookBack = 72 * time.Hour
+	res := e.run(t)
+	if res.Err != nil || res.Recordings.Copied == 0 {
+		t.Fatalf("first run: %+v, %v", res.Recordings, res.Err)
+	}
+	pbxZone.Store(london)
+	e.x.Zone = london
+	sent.Store(0)
+	res = e.run(t)
+	if rr := res.Recordings; res.Err != nil || sent.Load() == 0 || rr.Copied != 0 || rr.Clashes != 0 || res.Rows != 0 {
+		t.Fatalf("second run, in another zone: %d records sent, rows %d, %+v, notes %q, err %v; want the recordings listed again and none copied",
+			sent.Load(), res.Rows, *rr, res.Notes, res.Err)
+	}
+	if !strings.Contains(strings.Join(res.Notes, "\n"), "Europe/London") {
+		t.Errorf("notes %q, want one saying the zone changed", res.Notes)
+	}
+	e.checkStore(t)
+}
