@@ -151,9 +151,10 @@ func s3OpenError(c *config.Config, err error) error {
 	)
 	hint := ""
 	switch {
-	case errors.As(err, &dns) && !c.S3PathStyle:
+	case errors.As(err, &dns) && dns.IsNotFound && !c.S3PathStyle:
 		hint = "the bucket was looked up as a host name (<bucket>." + c.S3Endpoint.Hostname() + "): set EXPORT_RECORDINGS_S3_PATH_STYLE=true for a server that takes the bucket in the path (MinIO, versitygw, Ceph, Garage and most self-hosted ones), or check EXPORT_RECORDINGS_S3_ENDPOINT"
-	case errors.As(err, &dns):
+	case errors.As(err, &dns) && dns.IsNotFound:
+		// Not found, not a resolver timing out (that one tries again).
 		hint = "check EXPORT_RECORDINGS_S3_ENDPOINT's host name"
 	case errors.As(err, &resp) && resp.StatusCode >= 500, errors.As(err, &nerr), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("recordings store: %w (is the server at EXPORT_RECORDINGS_S3_ENDPOINT up? the next run tries again)", err)

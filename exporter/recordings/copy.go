@@ -259,8 +259,10 @@ func (c *Copier) copyOne(ctx context.Context, r Recording, name string) (Result,
 		same := ok
 		if ok && want == (recstore.Want{}) {
 			if same, err = c.sameFile(ctx, r, o); errors.Is(err, ErrVanished) {
-				res.Status, res.Reason = Vanished, err.Error()
-				c.log().Warn("recording vanished before it was copied", "recording", quoteShort(r.ID), "name", name)
+				// Stored, and gone from the PBX since: nothing to
+				// compare it with, and nothing else to keep.
+				c.log().Warn("recording gone from the PBX: its stored file kept as it is", "recording", quoteShort(r.ID), "name", name)
+				res.Status, res.Size, res.SHA256 = Skipped, o.Size, o.SHA256
 				return res, nil
 			} else if err != nil {
 				if ctx.Err() != nil {

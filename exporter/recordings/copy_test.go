@@ -453,6 +453,32 @@ func TestCopyClash(t *testing.T) {
 	}
 }
 
+// TestCopyStoredThenVanished: a recording already stored (a run killed
+// before its row was written) that the PBX no longer has, announcing no
+// size: its stored file cannot be compared and is kept, the result
+// Skipped with the stored size and sha256 (its row points at the file),
+// not Vanished.
+func TestCopyStoredThenVanished(t *testing.T) {
+	t.Parallel()
+	e := recSetup(t, pbxsim.Options{Seed: 43}, noCloud)
+	f := newStore(t, "dir")
+	cp := &Copier{Spool: e.spool(t), Store: f.st, PBX: testPBX}
+	r := e.recordings(true)[0]
+	res, _, err := cp.Copy(context.Background(), []Recording{r})
+	if err != nil || res[0].Status != Copied {
+		t.Fatalf("first: %+v, %v", res[0], err)
+	}
+	first := res[0]
+	r.Path = r.Path[:strings.LastIndex(r.Path, "/")+1] + "gone.wav" // answered 404
+	res, _, err = cp.Copy(context.Background(), []Recording{r})
+	if err != nil || res[0].Status != Skipped || res[0].Name != first.Name || res[0].SHA256 != first.SHA256 || res[0].Size != first.Size {
+		t.Fatalf("stored, then gone from the PBX: %+v, %v; want skipped, %s with sha256 %s", res[0], err, first.Name, first.SHA256)
+	}
+	if got := f.contents(t); len(got) != 1 || got[first.Name] != first.SHA256 {
+		t.Fatalf("store %v; want only %s: %s", got, first.Name, first.SHA256)
+	}
+}
+
 // TestCopyLogsIDsQuoted: the copier's log lines (copied, vanished,
 // refused) name a recording by its id quoted and cut to 80 bytes, never
 // as sent: an id may be kilobytes long or hold a newline.
