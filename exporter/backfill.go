@@ -115,6 +115,13 @@ func (x *Exporter) Backfill(ctx context.Context, id string, endpoints []record.E
 //     cursor covers every record after its last run. A window reaching
 //     past the watermark is marked done without them, and the ledger says
 //     so. A PBX ignoring the time filter as well fails the backfill.
+//
+// It stays one function (about 80 lines) for now: the loop over windows
+// holds the policy's order (skip done, gather a run of undone windows for
+// the time path, else one window by key) and the result's one error, and
+// the time path's callback advances its index. The first cut, noted by
+// review: windowsByTime returning each committed window's rows and the
+// arrived count instead of an out-parameter and that callback.
 func (e *endpointRun) backfill(ctx context.Context, windows []Window, o BackfillOptions) {
 	res := e.res
 	if e.ep.Files != "" {
@@ -306,7 +313,9 @@ func (e *endpointRun) window(ctx context.Context, w Window, upper int64) (int64,
 // windowsByTime reads ws, consecutive windows none of them done, by time
 // windows as one range, the gap left out, and commits each window once
 // complete, calling committed after it (see the policy). The error names
-// the window in progress.
+// the window in progress. Its six parameters are the run of windows, the
+// two bounds that leave records out (upper key, gap) and two ways out of
+// it (arrived, committed): see backfill's comment for how they will fold.
 func (e *endpointRun) windowsByTime(ctx context.Context, ws []Window, upper int64, gap paging.Gap, arrived *int64, committed func(rows int64)) error {
 	from, to := mustWall(ws[0].From), mustWall(ws[len(ws)-1].To)
 	if gap.From.Before(to) && gap.To.After(gap.From) {

@@ -125,7 +125,10 @@ func (x *Exporter) recordings(ctx context.Context, runID string, ep *record.Endp
 }
 
 // recWindow copies the files of a window's recordings not exported
-// before, then writes their rows and moves the cursor over them.
+// before, then writes their rows and moves the cursor over them. Its
+// parameters are the run's state pieces (committer, list, cursor) that
+// recordings' one endpointRun does not hold yet; they belong in one
+// recordings run struct when this policy next grows.
 func (e *endpointRun) recWindow(ctx context.Context, c *committer, l *recList, rc *recCursor, rows []record.Row, recount bool) error {
 	fresh, infos := rc.fresh(l, rows, func(row record.Row, first string) {
 		e.res.Recordings.clashed(l.info(row).rec.ID, fmt.Sprintf("started %s and %s", first, row.Wall), recordings.AltID(l.info(row).rec))

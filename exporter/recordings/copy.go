@@ -232,6 +232,12 @@ feed:
 // neither size nor sha256, a file under name is compared with the PBX's
 // by fetching it (only a recording whose row was not written yet gets
 // here: a run killed after the copy, or such a clash).
+//
+// It stays one function (about 70 lines): refused, already stored (same,
+// compared, vanished since, clash) and fetched-and-put are the one
+// decision for a name, in the order that keeps a stored file from ever
+// being replaced. The first cut when it grows: the already-stored branch
+// into its own method.
 func (c *Copier) copyOne(ctx context.Context, r Recording, name string) (Result, error) {
 	res := Result{Name: name, ID: storedKey(r)}
 	want := recstore.Want{Size: r.Size, SHA256: strings.ToLower(r.SHA256)}
