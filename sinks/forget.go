@@ -1,0 +1,320 @@
+package sinks
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
+)
+
+// Erasure on request (issue 30, README "Erasure"): a phone number a person
+// asked to be forgotten is replaced, wherever a sink holds it, by the fixed
+// marker Erased; the rows stay, so every count of calls stays right. The
+// same rule runs in two places: `forget` rewrites what is stored
+// (forget_postgres.go, forget_csv.go), and the suppression list applies it
+// to every row an export writes afterwards (suppress.go), so a record still
+// on the PBX comes back already erased, equal to the row forget left.
+
+// Erased is what a forgotten number, and the name of the party that had
+// it, become.
+const Erased = "erased"
+
+// MinForgetDigits is the fewest digits of a number forget takes: fewer
+// are an extension or a short code, which are not found inside free text
+// (pseudonym.Replace) and would be no one's in particular.
+const MinForgetDigits = 7
+
+// Forgotten is one number to find: its canonical digits, and its
+// pseudonym under each key the sink's rows may be pseudonymised with.
+type Forgotten struct {
+	digits     string
+	pseudonyms []string
+}
+
+// NewForgotten checks number (any form: +39…, 0039…, spaces) and returns
+// it with its pseudonyms under keys (nil ones skipped). The error says
+// what the value should be, without repeating it.
+func NewForgotten(number string, keys ...*pseudonym.Keyed) (*Forgotten, error) {
+	d, ok := pseudonym.Canonical(number)
+	if !ok {
+		return nil, fmt.Errorf("not a phone number: expected digits, with an optional + or 00 and spaces, e.g. +390123456789")
+	}
+	if len(d) < MinForgetDigits {
+		return nil, fmt.Errorf("%d digits: forget takes an external number of at least %d digits, in international form (+390123456789); an extension is a colleague's, changed on the PBX", len(d), MinForgetDigits)
+	}
+	f := &Forgotten{digits: d}
+	for _, k := range keys {
+		if k != nil {
+			f.pseudonyms = append(f.pseudonyms, k.Number(d))
+		}
+	}
+	return f, nil
+}
+
+// match reports whether v, a canonical number or a pseudonym, is it.
+func (f *Forgotten) match(v string) bool {
+	if v == f.digits {
+		return true
+	}
+	for _, p := range f.pseudonyms {
+		if v == p {
+			return true
+		}
+	}
+	return false
+}
+
+// pattern is a PostgreSQL regular expression every text holding the number
+// matches (the digits, anything a number's form allows between them) or a
+// pseudonym of it: a cheap filter for the rows worth reading; the rule
+// decides.
+func (f *Forgotten) pattern() string {
+	alts := []string{strings.Join(strings.Split(f.digits, ""), `[^0-9]{0,3}`)}
+	for _, p := range f.pseudonyms {
+		alts = append(alts, regexp.QuoteMeta(p))
+	}
+	return strings.Join(alts, "|")
+}
+
+// matcher says whether a canonical number or a pseudonym is forgotten.
+type matcher func(v string) bool
+
+// eraseText returns s with each occurrence replaced by Erased.
+func eraseText(s string, m matcher) (string, int) {
+	return pseudonym.Replace(s, m, Erased)
+}
+
+// namePairs are the columns (and raw fields) naming the party whose number
+// is in another: erasing the number erases the name beside it.
+var namePairs = map[string]string{"from_number": "from_name", "to_number": "to_name"}
+
+// cellKind is how a cell is searched.
+type cellKind int
+
+const (
+	cellSkip cellKind = iota // not searched: a key, a number type, a time
+	cellText
+	cellJSON
+)
+
+// rowShape is how one table's or file's rows are erased: a kind per
+// cell, and for a number cell the index of its name cell (or -1).
+type rowShape struct {
+	names []string
+	kinds []cellKind
+	pair  []int
+}
+
+// endpointShape is the shape of e's rows as stored: its columns, then
+// extra and, when withRaw, raw. Key columns are never rewritten: a row's
+// key is how the PBX's record finds it again.
+func endpointShape(e *record.Endpoint, withRaw bool) *rowShape {
+	sh := &rowShape{}
+	key := map[string]bool{}
+	for _, k := range e.Key {
+		key[k] = true
+	}
+	for _, c := range e.Columns {
+		k := cellSkip
+		switch {
+		case key[c.Field]:
+		case c.Type == record.Text:
+			k = cellText
+		case c.Type == record.JSON:
+			k = cellJSON
+		}
+		sh.add(c.Name, k)
+	}
+	sh.add("extra", cellJSON)
+	if withRaw {
+		sh.add("raw", cellJSON)
+	}
+	sh.pairUp()
+	return sh
+}
+
+func (sh *rowShape) add(name string, k cellKind) {
+	sh.names = append(sh.names, name)
+	sh.kinds = append(sh.kinds, k)
+}
+
+func (sh *rowShape) pairUp() {
+	sh.pair = make([]int, len(sh.names))
+	for i, n := range sh.names {
+		sh.pair[i] = -1
+		if to, ok := namePairs[n]; ok {
+			sh.pair[i] = slicesIndex(sh.names, to)
+		}
+	}
+}
+
+func slicesIndex(s []string, v string) int {
+	for i, x := range s {
+		if x == v {
+			return i
+		}
+	}
+	return -1
+}
+
+// erase rewrites cells (one row, "" for NULL) in place and returns how
+// many occurrences it replaced, the names beside erased numbers counted.
+func (sh *rowShape) erase(cells []string, m matcher) int {
+	n := 0
+	for i, k := range sh.kinds {
+		var c int
+		switch k {
+		case cellText:
+			cells[i], c = eraseText(cells[i], m)
+		case cellJSON:
+			var b []byte
+			b, c = eraseJSON([]byte(cells[i]), m)
+			cells[i] = string(b)
+		}
+		n += c
+		if c > 0 && sh.pair[i] >= 0 {
+			n += eraseName(&cells[sh.pair[i]])
+		}
+	}
+	return n
+}
+
+// eraseName makes a non-empty name Erased, counting 1 when it changed.
+func eraseName(s *string) int {
+	if *s == "" || *s == Erased {
+		return 0
+	}
+	*s = Erased
+	return 1
+}
+
+// eraseJSON returns the JSON text raw with each string (and integer)
+// holding the number rewritten, every other byte kept: member order and
+// spacing stay as the PBX sent them, so that the same record erased by
+// forget and by the suppression list gives the same bytes. A member of
+// the top-level object in namePairs whose value changed has its paired
+// member's string erased too. Text that is not JSON is erased as text.
+func eraseJSON(raw []byte, m matcher) ([]byte, int) {
+	if len(raw) == 0 {
+		return raw, 0
+	}
+	if !json.Valid(raw) {
+		s, n := eraseText(string(raw), m)
+		return []byte(s), n
+	}
+	n := 0
+	changed := map[string]bool{}
+	out := walkJSON(raw, func(top bool, member string, lit []byte) []byte {
+		s := string(lit)
+		if lit[0] == '"' {
+			json.Unmarshal(lit, &s)
+		} else if strings.ContainsAny(s, ".eE-") || lit[0] > '9' {
+			return nil // not an integer: no phone number
+		}
+		t, c := eraseText(s, m)
+		if c == 0 {
+			return nil
+		}
+		n += c
+		if top {
+			changed[member] = true
+		}
+		return jsonString(t)
+	})
+	if n == 0 {
+		return raw, 0
+	}
+	names := map[string]bool{}
+	for k := range changed {
+		if to, ok := namePairs[k]; ok {
+			names[to] = true
+		}
+	}
+	if len(names) == 0 {
+		return out, n
+	}
+	return walkJSON(out, func(top bool, member string, lit []byte) []byte {
+		var s string
+		if !top || !names[member] || lit[0] != '"' || json.Unmarshal(lit, &s) != nil || eraseName(&s) == 0 {
+			return nil
+		}
+		n++
+		return jsonString(s)
+	}), n
+}
+
+// walkJSON copies the valid JSON raw, giving each value literal (string,
+// number, true, false, null; object keys are not values) to f with
+// whether it is a member of the top-level object and that member's name;
+// f returns what to write in its place, nil to keep it.
+func walkJSON(raw []byte, f func(top bool, member string, lit []byte) []byte) []byte {
+	type level struct{ obj, key bool }
+	var stack []level
+	out := make([]byte, 0, len(raw))
+	member := ""
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		end := i + 1
+		switch {
+		case c == '{' || c == '[':
+			stack = append(stack, level{obj: c == '{', key: c == '{'})
+		case c == '}' || c == ']':
+			stack = stack[:len(stack)-1]
+		case c == ',':
+			if l := len(stack) - 1; l >= 0 && stack[l].obj {
+				stack[l].key = true
+			}
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == ':':
+		default:
+			if c == '"' {
+				end = stringEnd(raw, i)
+			} else {
+				for end < len(raw) && !strings.ContainsRune(" \t\n\r,:]}", rune(raw[end])) {
+					end++
+				}
+			}
+			lit := raw[i:end]
+			if l := len(stack) - 1; l >= 0 && stack[l].key {
+				stack[l].key = false
+				if l == 0 {
+					json.Unmarshal(lit, &member)
+				}
+				break
+			}
+			if r := f(len(stack) == 1 && stack[0].obj, member, lit); r != nil {
+				out = append(out, r...)
+				i = end
+				continue
+			}
+		}
+		out = append(out, raw[i:end]...)
+		i = end
+	}
+	return out
+}
+
+// stringEnd returns the index after the JSON string literal at raw[i].
+func stringEnd(raw []byte, i int) int {
+	for j := i + 1; j < len(raw); j++ {
+		switch raw[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return len(raw)
+}
+
+// jsonString is s as a JSON string, with <, > and & as they are.
+func jsonString(s string) []byte {
+	var b bytes.Buffer
+	e := json.NewEncoder(&b)
+	e.SetEscapeHTML(false)
+	e.Encode(s)
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}

@@ -1,0 +1,102 @@
+package sinks
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
+)
+
+const testPseudonymKey = "0123456789abcdef0123456789abcdef"
+
+func testForgotten(t *testing.T, number string) (*Forgotten, *pseudonym.Keyed) {
+	t.Helper()
+	k, err := pseudonym.New([]byte(testPseudonymKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := NewForgotten(number, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, k
+}
+
+func TestNewForgottenRefuses(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{"", "abc", "201", "+39 123", "p:abcdefgh23456723", "+39 0123 x"} {
+		if _, err := NewForgotten(in); err == nil {
+			t.Errorf("NewForgotten(%q) accepted it", in)
+		} else if in != "" && strings.Contains(err.Error(), in) {
+			t.Errorf("NewForgotten(%q): %v repeats the value", in, err)
+		}
+	}
+}
+
+func TestEraseJSON(t *testing.T) {
+	t.Parallel()
+	f, k := testForgotten(t, "+39 012 345 6789")
+	p := k.Number("390123456789")
+	for _, tc := range []struct{ in, want string }{
+		// Order, spacing and escapes of what is not erased are kept.
+		{`{"z":"1","from_number":"+390123456789","from_name":"Mario \u00e8","a":  "x<y"}`,
+			`{"z":"1","from_number":"erased","from_name":"erased","a":  "x<y"}`},
+		{`{"to_name":"Anna","dst":"00390123456789","to_number":"0039 0123 456789"}`,
+			`{"to_name":"erased","dst":"erased","to_number":"erased"}`},
+		// A name beside another field is kept; an empty name stays empty.
+		{`{"from_name":"Anna","channel":"SIP/trunk-390123456789-0000002a","to_number":"+390123456789","to_name":""}`,
+			`{"from_name":"Anna","channel":"SIP/trunk-erased-0000002a","to_number":"erased","to_name":""}`},
+		// Nested values and integers; a nested from_number names no one.
+		{`[{"n":390123456789},{"from_number":"` + p + `","from_name":"B"}]`,
+			`[{"n":"erased"},{"from_number":"erased","from_name":"B"}]`},
+		{`{"members":{"from_number":"+390123456789","from_name":"B"},"cost":3.90123456789}`,
+			`{"members":{"from_number":"erased","from_name":"B"},"cost":3.90123456789}`},
+		{`{"from_number":"+390123456788","from_name":"Other"}`, `{"from_number":"+390123456788","from_name":"Other"}`},
+		{`not json +390123456789`, `not json erased`},
+	} {
+		got, n := eraseJSON([]byte(tc.in), f.match)
+		if string(got) != tc.want {
+			t.Errorf("eraseJSON(%s) =\n %s, want\n %s", tc.in, got, tc.want)
+		}
+		if (n > 0) != (tc.in != tc.want) {
+			t.Errorf("eraseJSON(%s) counted %d", tc.in, n)
+		}
+	}
+}
+
+func TestEraseRowCallHistory(t *testing.T) {
+	t.Parallel()
+	f, _ := testForgotten(t, "0039-0123-456789")
+	var e record.Endpoint
+	for _, x := range record.Builtin() {
+		if x.Name == "call_history" {
+			e = x
+		}
+	}
+	sh := endpointShape(&e, true)
+	cells := make([]string, len(sh.names))
+	set := func(name, v string) { cells[slicesIndex(sh.names, name)] = v }
+	get := func(name string) string { return cells[slicesIndex(sh.names, name)] }
+	set("id", "390123456789") // a key: never rewritten
+	set("src", "+390123456789")
+	set("from_number", "+390123456789")
+	set("from_name", "Mario Rossi")
+	set("to_number", "201")
+	set("to_name", "Reception")
+	set("channel", "SIP/trunk-0000002a")
+	set("raw", `{"from_number":"+390123456789","from_name":"Mario Rossi","to_name":"Reception"}`)
+	if n := sh.erase(cells, f.match); n != 5 {
+		t.Errorf("erase counted %d, want 5 (src, from_number, from_name, raw's number and name)", n)
+	}
+	for name, want := range map[string]string{"id": "390123456789", "src": Erased, "from_number": Erased, "from_name": Erased,
+		"to_number": "201", "to_name": "Reception", "channel": "SIP/trunk-0000002a",
+		"raw": `{"from_number":"erased","from_name":"erased","to_name":"Reception"}`} {
+		if got := get(name); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+	if n := sh.erase(cells, f.match); n != 0 {
+		t.Errorf("erasing again counted %d, want 0", n)
+	}
+}
