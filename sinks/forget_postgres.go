@@ -1,0 +1,334 @@
+package sinks
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/wildix-export/wildix-export/exporter/record"
+)
+
+// ForgetFound is what forget found, or erased, in a sink: per table or
+// file, the rows mentioning the number; and the recordings stored for
+// calls with it (their names in the recordings store, for removal).
+type ForgetFound struct {
+	Places     []ForgetPlace
+	Recordings []string
+}
+
+// ForgetPlace is one table or data file.
+type ForgetPlace struct {
+	Name string // a table, or a data file's path under EXPORT_CSV_DIR
+	Rows int64
+}
+
+// Rows is the rows of every place.
+func (f *ForgetFound) Rows() int64 {
+	var n int64
+	for _, p := range f.Places {
+		n += p.Rows
+	}
+	return n
+}
+
+func (f *ForgetFound) add(name string, rows int64) {
+	if rows > 0 {
+		f.Places = append(f.Places, ForgetPlace{Name: name, Rows: rows})
+	}
+}
+
+// pgCell is a column forget reads and may rewrite.
+type pgCell struct {
+	name string
+	kind cellKind
+	typ  string // text, jsonb, text[]
+}
+
+// pgPlace is a table forget rewrites: its cells (searched and written
+// back in this order) and name pairs.
+type pgPlace struct {
+	table string
+	cells []pgCell
+	shape *rowShape
+	// recordings: rows are recordings whose stored file is removed and
+	// status set to Erased.
+	recordings bool
+}
+
+// forgetPlaces are the tables forget rewrites: each endpoint's, the
+// quarantine and the ledger's and state's free text. The derived
+// reporting tables follow call_history by their triggers; Forget's last
+// search proves they did.
+func forgetPlaces(endpoints []record.Endpoint) []pgPlace {
+	var out []pgPlace
+	for i := range endpoints {
+		e := &endpoints[i]
+		sh := endpointShape(e, true)
+		pl := pgPlace{table: e.Name, shape: sh, recordings: e.Files != ""}
+		for j, n := range sh.names {
+			typ := "text"
+			if sh.kinds[j] == cellJSON {
+				typ = "jsonb"
+			}
+			pl.cells = append(pl.cells, pgCell{name: n, kind: sh.kinds[j], typ: typ})
+		}
+		out = append(out, pl)
+	}
+	fixed := func(table string, cells ...pgCell) pgPlace {
+		sh := &rowShape{}
+		for _, c := range cells {
+			sh.add(c.name, c.kind)
+		}
+		sh.pairUp()
+		return pgPlace{table: table, cells: cells, shape: sh}
+	}
+	return append(out,
+		fixed("export_quarantine", pgCell{"error", cellText, "text"}, pgCell{"record", cellJSON, "text"}),
+		fixed("export_runs", pgCell{"error", cellText, "text"}),
+		fixed("export_run_endpoints", pgCell{"error", cellText, "text"}, pgCell{"notes", cellJSON, "text[]"}),
+		fixed("export_state", pgCell{"state", cellJSON, "jsonb"}),
+		fixed("notify_state", pgCell{"state", cellJSON, "jsonb"}),
+	)
+}
+
+func (c pgCell) selectExpr() string {
+	q := pgx.Identifier{c.name}.Sanitize()
+	if c.typ == "text[]" {
+		return "coalesce(array_to_json(t." + q + ")::text, '')"
+	}
+	return "coalesce(t." + q + "::text, '')"
+}
+
+func (c pgCell) assign(arg int) string {
+	q := pgx.Identifier{c.name}.Sanitize()
+	switch c.typ {
+	case "text[]":
+		return fmt.Sprintf("%s = ARRAY(SELECT jsonb_array_elements_text($%d::jsonb))", q, arg)
+	case "jsonb":
+		return fmt.Sprintf("%s = $%d::jsonb", q, arg)
+	}
+	return fmt.Sprintf("%s = $%d", q, arg)
+}
+
+// ForgetFind searches every table of the schema for f, reading only:
+// the rows mentioning it per table (the reporting tables derived from
+// call_history too), and the recordings stored for calls with it.
+func (p *Postgres) ForgetFind(ctx context.Context, f *Forgotten, endpoints []record.Endpoint) (*ForgetFound, error) {
+	found := &ForgetFound{}
+	tables, err := p.tables(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range tables {
+		n, err := p.countMentions(ctx, t, f)
+		if err != nil {
+			return nil, err
+		}
+		found.add(t, n)
+	}
+	found.Recordings, err = p.forgetRecordings(ctx, f, endpoints, tables)
+	return found, err
+}
+
+// tables lists the schema's tables, sorted.
+func (p *Postgres) tables(ctx context.Context) ([]string, error) {
+	rows, err := p.pool.Query(ctx, `SELECT table_name FROM information_schema.tables
+WHERE table_schema = $1 AND table_type = 'BASE TABLE' ORDER BY table_name`, p.schema)
+	if err != nil {
+		return nil, fmt.Errorf("list the tables of schema %s: %w", p.schema, dbError(err))
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list the tables of schema %s: %w", p.schema, dbError(err))
+	}
+	return names, nil
+}
+
+// countMentions counts the rows of table whose text holds f: PostgreSQL
+// filters by pattern, the rule decides on what passes.
+func (p *Postgres) countMentions(ctx context.Context, table string, f *Forgotten) (int64, error) {
+	rows, err := p.pool.Query(ctx, "SELECT t::text FROM "+p.ident(table)+" t WHERE t::text ~ $1", f.pattern())
+	if err != nil {
+		return 0, fmt.Errorf("search table %s: %w", table, dbError(err))
+	}
+	var n int64
+	var text string
+	_, err = pgx.ForEachRow(rows, []any{&text}, func() error {
+		if _, c := eraseText(text, f.match); c > 0 {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("search table %s: %w", table, dbError(err))
+	}
+	return n, nil
+}
+
+// forgetRecordings returns the stored names of the recordings whose rows
+// mention f and whose file is stored.
+func (p *Postgres) forgetRecordings(ctx context.Context, f *Forgotten, endpoints []record.Endpoint, tables []string) ([]string, error) {
+	var out []string
+	for _, pl := range forgetPlaces(endpoints) {
+		if !pl.recordings || !slices.Contains(tables, pl.table) {
+			continue
+		}
+		err := p.eachMention(ctx, p.pool, pl, f, false, func(_ string, _ []string, _ []bool, object string) error {
+			if object != "" {
+				out = append(out, object)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// queryer is a pool or a transaction.
+type queryer interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// eachMention calls fn with each row of pl mentioning f: its ctid, its
+// cells (erased in place when the rule found the number in them) and, for
+// recordings, its stored object; changed[i] says whether cells[i] was.
+// Rows the pattern lets through but the rule does not match are not
+// given. lock takes the rows FOR UPDATE.
+func (p *Postgres) eachMention(ctx context.Context, q queryer, pl pgPlace, f *Forgotten, lock bool,
+	fn func(ctid string, cells []string, changed []bool, object string) error) error {
+	sel := []string{"t.ctid::text"}
+	for _, c := range pl.cells {
+		sel = append(sel, c.selectExpr())
+	}
+	if pl.recordings {
+		sel = append(sel, "coalesce(t.object, '')")
+	}
+	sql := "SELECT " + strings.Join(sel, ", ") + " FROM " + p.ident(pl.table) + " t WHERE t::text ~ $1"
+	if lock {
+		sql += " FOR UPDATE"
+	}
+	rows, err := q.Query(ctx, sql, f.pattern())
+	if err != nil {
+		return fmt.Errorf("search table %s: %w", pl.table, dbError(err))
+	}
+	defer rows.Close()
+	type hit struct {
+		ctid, object string
+		cells        []string
+		changed      []bool
+	}
+	var hits []hit
+	for rows.Next() {
+		var h hit
+		h.cells = make([]string, len(pl.cells))
+		dest := []any{&h.ctid}
+		for i := range h.cells {
+			dest = append(dest, &h.cells[i])
+		}
+		if pl.recordings {
+			dest = append(dest, &h.object)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return fmt.Errorf("search table %s: %w", pl.table, dbError(err))
+		}
+		orig := slices.Clone(h.cells)
+		if pl.shape.erase(h.cells, f.match) > 0 {
+			h.changed = make([]bool, len(h.cells))
+			for i := range h.cells {
+				h.changed[i] = h.cells[i] != orig[i]
+			}
+			hits = append(hits, h)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("search table %s: %w", pl.table, dbError(err))
+	}
+	for _, h := range hits {
+		if err := fn(h.ctid, h.cells, h.changed, h.object); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ForgetErase rewrites every row mentioning f in the tables forget knows
+// (forgetPlaces), one transaction per table, and marks the recordings'
+// rows Erased; then searches the whole schema again and fails, naming the
+// tables, when the number is still anywhere. The recordings' files must
+// be removed from the store before (ForgetFind lists them): a row no
+// longer names its file's caller once erased. It returns the rows changed
+// per table.
+func (p *Postgres) ForgetErase(ctx context.Context, f *Forgotten, endpoints []record.Endpoint) (*ForgetFound, error) {
+	tables, err := p.tables(ctx)
+	if err != nil {
+		return nil, err
+	}
+	done := &ForgetFound{}
+	for _, pl := range forgetPlaces(endpoints) {
+		if !slices.Contains(tables, pl.table) {
+			continue
+		}
+		n, err := p.erasePlace(ctx, pl, f)
+		if err != nil {
+			return done, err
+		}
+		done.add(pl.table, n)
+	}
+	left, err := p.ForgetFind(ctx, f, endpoints)
+	if err != nil {
+		return done, err
+	}
+	if len(left.Places) > 0 {
+		var where []string
+		for _, pl := range left.Places {
+			where = append(where, fmt.Sprintf("%s (%d rows)", pl.Name, pl.Rows))
+		}
+		return done, fmt.Errorf("the number is still in %s after erasure: a table forget does not know; report it", strings.Join(where, ", "))
+	}
+	return done, nil
+}
+
+// erasePlace rewrites one table's rows mentioning f in one transaction.
+func (p *Postgres) erasePlace(ctx context.Context, pl pgPlace, f *Forgotten) (int64, error) {
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("erase in %s: %w", pl.table, dbError(err))
+	}
+	defer tx.Rollback(ctx)
+	var n int64
+	err = p.eachMention(ctx, tx, pl, f, true, func(ctid string, cells []string, changed []bool, _ string) error {
+		var set []string
+		var args []any
+		for i, c := range pl.cells {
+			if !changed[i] {
+				continue
+			}
+			args = append(args, cells[i])
+			set = append(set, c.assign(len(args)))
+		}
+		if pl.recordings {
+			args = append(args, Erased)
+			set = append(set, fmt.Sprintf("status = $%d", len(args)))
+		}
+		args = append(args, ctid)
+		_, err := tx.Exec(ctx, "UPDATE "+p.ident(pl.table)+" SET "+strings.Join(set, ", ")+fmt.Sprintf(" WHERE ctid = $%d::tid", len(args)), args...)
+		if err != nil {
+			return fmt.Errorf("erase a row of %s: %w", pl.table, dbError(err))
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("erase in %s: commit: %w", pl.table, dbError(err))
+	}
+	return n, nil
+}

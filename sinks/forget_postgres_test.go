@@ -1,0 +1,198 @@
+package sinks
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
+	"github.com/wildix-export/wildix-export/simtest"
+)
+
+// forgetNumber picks the simulator's external number written most often
+// among calls 1..n (a caller called back is written in both directions),
+// and returns it in another form than the PBX's: "+39 …" with spaces for
+// one sent as 0039…, and the other way round.
+func forgetNumber(t *testing.T, sim *pbxsim.Sim, n int64) (asked, digits string) {
+	t.Helper()
+	count := map[string]int{}
+	for id := int64(1); id <= n; id++ {
+		c := sim.Call(id)
+		for _, v := range []string{c.Src, c.Dst} {
+			if d, ok := pseudonym.Canonical(v); ok && len(d) >= MinForgetDigits {
+				count[d]++
+			}
+		}
+	}
+	best := ""
+	for d, k := range count {
+		if k > count[best] || k == count[best] && d < best {
+			best = d
+		}
+	}
+	if best == "" {
+		t.Fatal("the simulator wrote no external number")
+	}
+	t.Logf("forgetting a number written %d times", count[best])
+	return "00 " + best[:2] + " " + best[2:5] + " " + best[5:], best
+}
+
+// snapshot is every row of every table of the schema, as text, sorted.
+func snapshot(t *testing.T, pool *pgxpool.Pool) map[string][]string {
+	t.Helper()
+	ctx := context.Background()
+	tables, err := pgx.CollectRows(must(pool.Query(ctx, `SELECT table_name FROM information_schema.tables
+WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'`)), pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for _, tb := range tables {
+		rows, err := pgx.CollectRows(must(pool.Query(ctx, "SELECT t::text FROM "+pgx.Identifier{tb}.Sanitize()+" t")), pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(rows)
+		out[tb] = rows
+	}
+	return out
+}
+
+func must(r pgx.Rows, err error) pgx.Rows {
+	if err != nil {
+		panic(err)
+	}
+	return r
+}
+
+// TestForgetPostgres: every trace of one number, in any form, is gone
+// from every table after ForgetErase, each row that held it is still
+// there (erased), and every other row is unchanged; ForgetFind reads only,
+// and finds nothing afterwards.
+func TestForgetPostgres(t *testing.T) {
+	t.Parallel()
+	p, pool := newPostgres(t)
+	const calls = 400
+	f := simtest.New(t, pbxsim.Options{Calls: calls, CallGap: time.Minute})
+	ctx := context.Background()
+	cat, err := record.NewCatalog(record.Builtin())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel, err := cat.Select(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := newExporter(t, f, p).Run(ctx, "r1", "once", sel).Err(); err != nil {
+		t.Fatal(err)
+	}
+	asked, digits := forgetNumber(t, f.Sim, calls)
+	// What no export of the simulator writes: a quarantined record, a
+	// recording, and a state, each with the number in another form.
+	k, _ := pseudonym.New([]byte(testPseudonymKey))
+	for _, q := range []string{
+		`INSERT INTO export_quarantine (pbx, endpoint, key, run_id, field, error, record) VALUES ('x', 'call_history', '9', 'r1', 'cost', 'bad', '{"src":"+` + digits + `","from_name":"Q"}')`,
+		`INSERT INTO recordings (pbx, recording, number, file_name, object, status, raw, run_id) VALUES
+		 ('x', 'r-1', '` + k.Number(digits) + `', '2026.12.07-10.00.00-201-` + digits + `-ab-1.wav', 'x/2026/12/07/r-1.wav', 'copied', '{"number":"` + k.Number(digits) + `"}', 'r1'),
+		 ('x', 'r-2', '+390000000001', 'other.wav', 'x/2026/12/07/r-2.wav', 'copied', '{}', 'r1')`,
+		`INSERT INTO export_state (pbx, key, state) VALUES ('x', 'test', '{"last":"+` + digits[:2] + ` ` + digits[2:] + `"}')`,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forgotten, err := NewForgotten(asked, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	before := snapshot(t, pool)
+	found, err := p.ForgetFind(ctx, forgotten, cat.All())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameTables(snapshot(t, pool), before) {
+		t.Fatal("ForgetFind changed the database")
+	}
+	want := map[string]bool{"call_history": true, "export_quarantine": true, "recordings": true, "export_state": true}
+	for _, pl := range found.Places {
+		delete(want, pl.Name)
+	}
+	if len(want) > 0 {
+		t.Fatalf("ForgetFind found %+v: nothing in %v", found.Places, want)
+	}
+	if !slices.Equal(found.Recordings, []string{"x/2026/12/07/r-1.wav"}) {
+		t.Errorf("recordings to remove: %v, want the one of the number's call", found.Recordings)
+	}
+
+	done, err := p.ForgetErase(ctx, forgotten, cat.All())
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := snapshot(t, pool)
+	for _, pl := range found.Places {
+		t.Logf("found %d rows in %s", pl.Rows, pl.Name)
+	}
+	for tb, rows := range before {
+		got := after[tb]
+		if len(got) != len(rows) {
+			t.Errorf("%s: %d rows after, %d before", tb, len(got), len(rows))
+		}
+		var gone, changed []string
+		for _, r := range rows {
+			if !slices.Contains(got, r) {
+				gone = append(gone, r)
+			}
+		}
+		for _, r := range got {
+			if !slices.Contains(rows, r) {
+				changed = append(changed, r)
+			}
+			if _, n := eraseText(r, forgotten.match); n > 0 {
+				t.Errorf("%s still holds the number: %s", tb, r)
+			}
+		}
+		for _, r := range gone {
+			if _, n := eraseText(r, forgotten.match); n == 0 {
+				t.Errorf("%s: a row without the number changed: %s", tb, r)
+			}
+		}
+		if tb == "recordings" {
+			for _, r := range changed {
+				if !strings.Contains(r, ",erased,") {
+					t.Errorf("recording row not marked erased: %s", r)
+				}
+			}
+		}
+	}
+	if done.Rows() == 0 {
+		t.Fatal("ForgetErase changed nothing")
+	}
+	again, err := p.ForgetFind(ctx, forgotten, cat.All())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again.Places) > 0 || len(again.Recordings) > 0 {
+		t.Fatalf("found again after erasure: %+v", again)
+	}
+}
+
+func sameTables(a, b map[string][]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if !slices.Equal(v, b[k]) {
+			return false
+		}
+	}
+	return true
+}
+
