@@ -195,4 +195,3 @@ func sameTables(a, b map[string][]string) bool {
 	}
 	return true
 }
-
