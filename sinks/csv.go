@@ -188,6 +188,8 @@ type pending struct {
 	Removes []string `json:"removes,omitempty"`
 	// Index sets entries of the folder's key index (file → its keys).
 	Index map[string]*keySet `json:"index,omitempty"`
+	// Edit marks an edit of stored rows (csv_edit.go): no state to save.
+	Edit bool `json:"edit,omitempty"`
 }
 
 // State implements exporter.Sink.
@@ -366,7 +368,7 @@ func (s *CSV) recoverPath(pbx, path string, crashed bool) error {
 				return errCrashed
 			}
 		}
-		if crashed {
+		if crashed && len(steps) > 0 {
 			s.opt.Log.Info("completed a commit interrupted by a crash", "file", steps[len(steps)-1].final)
 		}
 	}
@@ -377,6 +379,9 @@ func (s *CSV) recoverPath(pbx, path string, crashed bool) error {
 		if s.crashed() {
 			return errCrashed
 		}
+	}
+	if p.Edit {
+		return os.Remove(path)
 	}
 	st, _ := json.Marshal(p.csvState)
 	if err := safefile.Write(strings.TrimSuffix(path, ".pending.json")+".json", st, fileMode); err != nil {

@@ -1,0 +1,339 @@
+package sinks
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/internal/safefile"
+)
+
+// Editing stored rows: retention (prune.go) and erasure on request
+// remove or rewrite rows the export folder already holds. Each data file
+// is edited by one commit of the protocol csv.go describes: the new
+// content under a temporary name, synced; then a pending record
+// (<endpoint>~edit.pending.json in the PBX's state folder) naming it, the
+// file's new manifest and the key index's new entry; then the rename,
+// the manifest, the index, and the record removed. A process killed
+// before the record leaves the file as it was (its temporary file is
+// removed on the next start); after it, the next start completes the
+// edit. A file left with no row is removed with its manifest, in the
+// same way.
+
+// RowEdit is what an edit does to one stored row; the zero value keeps
+// it as it is.
+type RowEdit struct {
+	Drop bool
+	// Cells, when not nil, replace the row's cells, in the file's header
+	// order (the endpoint's columns, then "extra"), written as stored
+	// (times RFC 3339 UTC; with EXPORT_CSV_SAFE_FORMULAS, text starting
+	// with = + - @ quoted).
+	Cells []string
+}
+
+// EditFunc decides the fate of one stored row from its file's header and
+// its cells as the file holds them. It must not keep either slice. An
+// error stops the edit; files already edited stay edited. A function
+// that only looks (counts matches) and keeps every row changes nothing:
+// a dry run.
+type EditFunc func(header, row []string) (RowEdit, error)
+
+// EditResult counts what an edit did.
+type EditResult struct {
+	Files     int   // data files read
+	Rewritten int   // files rewritten without, or with new forms of, some rows
+	Removed   int   // files removed with their manifest: every row dropped
+	Rows      int64 // rows read
+	Dropped   int64 // rows removed
+	Replaced  int64 // rows given new cells
+}
+
+// EditRows passes every stored row of ep's data files of pbx (those its
+// manifest says are this PBX's: incremental batches, backfill windows and
+// snapshots alike) through edit, and writes back each file edit changed,
+// each atomically (see above), updating its manifest (rows, bytes,
+// sha256, updated_at, and the counters rows_removed_<reason> and
+// rows_replaced_<reason>) and the endpoint's key index. reason is a short
+// lower-case word ("retention", "forget").
+//
+// It completes first the commits a crash left, and must not run while a
+// batch of ep for pbx is open (the exporter's lock is held around both).
+// Safe for concurrent use with batches of other endpoints. A row's new
+// cells must keep its key unless the endpoint is a snapshot's: its key
+// is the record's identity for later batches.
+func (s *CSV) EditRows(ctx context.Context, pbx string, ep *record.Endpoint, reason string, edit EditFunc) (res EditResult, err error) {
+	defer func() { err = s.advise(err) }()
+	if !record.Identifier(reason) {
+		return res, fmt.Errorf("edit reason %q: expected a lower-case word", reason)
+	}
+	if err := s.recoverAll(pbx); err != nil {
+		return res, err
+	}
+	dir := filepath.Join(s.opt.Dir, ep.Name)
+	if err := safefile.NotSymlink(dir); err != nil {
+		return res, err
+	}
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return res, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var idx *keyIndex
+	if ep.Mode == record.Incremental {
+		if idx, err = s.loadIndex(pbx, ep, dir); err != nil {
+			return res, err
+		}
+	}
+	names, err := s.ownFiles(pbx, dir)
+	if err != nil {
+		return res, err
+	}
+	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		indexed := idx != nil && idx.Files[name] != nil
+		if err := s.editFile(pbx, ep, name, indexed, reason, edit, &res); err != nil {
+			return res, fmt.Errorf("edit %s/%s: %w", ep.Name, name, err)
+		}
+	}
+	return res, nil
+}
+
+// ownFiles lists the committed data files of pbx in dir, sorted: those
+// with a manifest naming pbx (another PBX's id may start the same).
+func (s *CSV) ownFiles(pbx, dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", dir, err)
+	}
+	var out []string
+	for _, e := range entries {
+		name := e.Name()
+		if !e.Type().IsRegular() || !strings.HasPrefix(name, safeName(pbx)+"_") || !(strings.HasSuffix(name, ".csv") || strings.HasSuffix(name, ".csv.gz")) {
+			continue
+		}
+		var m struct {
+			PBX string `json:"pbx"`
+		}
+		mb, err := os.ReadFile(manifestPath(filepath.Join(dir, name)))
+		if err != nil || json.Unmarshal(mb, &m) != nil || m.PBX != pbx {
+			continue
+		}
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func (s *CSV) editPendingPath(pbx, endpoint string) string {
+	return filepath.Join(s.stateDir(pbx), safeName(endpoint)+"~edit.pending.json")
+}
+
+// editFile edits one data file: its new content written under a
+// temporary name, then committed by a pending record that recoverPath
+// completes. The caller holds s.mu.
+func (s *CSV) editFile(pbx string, ep *record.Endpoint, name string, indexed bool, reason string, edit EditFunc, res *EditResult) error {
+	dir := filepath.Join(s.opt.Dir, ep.Name)
+	res.Files++
+	ed, err := s.writeEdited(pbx, ep, dir, name, edit)
+	if err != nil {
+		return err
+	}
+	res.Rows += ed.read
+	if ed.dropped == 0 && ed.replaced == 0 {
+		os.Remove(ed.tmp)
+		return nil
+	}
+	p := pending{Folder: ep.Name, Edit: true}
+	if ed.rows == 0 {
+		os.Remove(ed.tmp)
+		p.Removes = []string{name}
+	} else {
+		man, err := editedManifest(filepath.Join(dir, name), ed, reason)
+		if err != nil {
+			os.Remove(ed.tmp)
+			return err
+		}
+		p.Rewrites = []rewrite{{Tmp: filepath.Base(ed.tmp), Final: name, SHA256: ed.sha, Manifest: man}}
+	}
+	if indexed {
+		p.Index = map[string]*keySet{name: nil}
+		if ed.rows > 0 {
+			p.Index[name] = ed.keys.set()
+		}
+	}
+	path := s.editPendingPath(pbx, ep.Name)
+	pb, _ := json.Marshal(p)
+	_, err = s.mkStateDir(pbx)
+	if err == nil && ed.rows > 0 {
+		err = s.syncFolder(dir) // the temporary file's name durable before the record naming it
+	}
+	if err == nil && s.crashed() {
+		return errCrashed
+	}
+	if err == nil {
+		err = safefile.Write(path, pb, fileMode)
+	}
+	if err != nil {
+		os.Remove(ed.tmp)
+		return fmt.Errorf("commit: %w", err)
+	}
+	if s.crashed() {
+		return errCrashed
+	}
+	if err := s.recoverPath(pbx, path, false); err != nil {
+		s.swept.Delete(pbx) // left pending: the next batch or run completes it first
+		return err
+	}
+	if ed.rows == 0 {
+		res.Removed++
+	} else {
+		res.Rewritten++
+	}
+	res.Dropped += ed.dropped
+	res.Replaced += ed.replaced
+	return nil
+}
+
+// edited is a data file's new content, under its temporary name.
+type edited struct {
+	tmp, sha                      string
+	size                          int64
+	read, rows, dropped, replaced int64
+	keys                          keyCollector // of the rows kept
+}
+
+// writeEdited writes, under a temporary name beside it, dir/name with the
+// rows edit drops left out and those it replaces in their new form: the
+// header and every other row byte for byte, compressed again when it is.
+// The temporary file is closed and synced, or removed on error.
+func (s *CSV) writeEdited(pbx string, ep *record.Endpoint, dir, name string, edit EditFunc) (_ *edited, err error) {
+	tmpF, err := safefile.CreateTemp(dir, tmpName(pbx, name), fileMode)
+	if err != nil {
+		return nil, err
+	}
+	ed := &edited{tmp: tmpF.Name()}
+	defer func() {
+		if err != nil {
+			tmpF.Close()
+			os.Remove(ed.tmp)
+		}
+	}()
+	sum := sha256.New()
+	var w io.Writer = io.MultiWriter(tmpF, sum)
+	var gz *gzip.Writer
+	if strings.HasSuffix(name, ".gz") {
+		gz = gzip.NewWriter(w)
+		w = gz
+	}
+	var header []string
+	var keyIdx []int
+	var scratch bytes.Buffer
+	cw := csv.NewWriter(&scratch)
+	err = scanFile(filepath.Join(dir, name), csvKeyColumns(ep), func(raw []byte) error {
+		h, err := csv.NewReader(bytes.NewReader(raw)).Read()
+		if err != nil {
+			return err
+		}
+		header = h
+		for _, k := range csvKeyColumns(ep) {
+			keyIdx = append(keyIdx, slices.Index(header, k))
+		}
+		_, err = w.Write(raw)
+		return err
+	}, func(key string, raw []byte) error {
+		ed.read++
+		cells, err := csv.NewReader(bytes.NewReader(raw)).Read()
+		if err != nil {
+			return fmt.Errorf("row %d: %w", ed.read, err)
+		}
+		e, err := edit(header, cells)
+		if err != nil {
+			return err
+		}
+		switch {
+		case e.Drop:
+			ed.dropped++
+			return nil
+		case e.Cells != nil:
+			if len(e.Cells) != len(header) {
+				return fmt.Errorf("row %d: the edit gave %d cells for %d columns", ed.read, len(e.Cells), len(header))
+			}
+			nb := rowBytes(&scratch, cw, e.Cells)
+			if raw[len(raw)-1] != '\n' {
+				nb = bytes.TrimSuffix(nb, []byte("\n"))
+			}
+			if !bytes.Equal(nb, raw) {
+				ed.replaced++
+				key = rowKey(e.Cells, keyIdx)
+				raw = nb
+			}
+		}
+		ed.keys.add(key)
+		ed.rows++
+		_, err = w.Write(raw)
+		return err
+	})
+	if err == nil && gz != nil {
+		err = gz.Close()
+	}
+	if err == nil {
+		err = tmpF.Sync()
+	}
+	var info os.FileInfo
+	if err == nil {
+		info, err = tmpF.Stat()
+	}
+	if err == nil {
+		err = tmpF.Close()
+	}
+	if err != nil {
+		return nil, err
+	}
+	ed.sha, ed.size = hex.EncodeToString(sum.Sum(nil)), info.Size()
+	return ed, nil
+}
+
+// editedManifest is the manifest of the data file at path, updated for
+// its edited content.
+func editedManifest(path string, ed *edited, reason string) ([]byte, error) {
+	mb, err := os.ReadFile(manifestPath(path))
+	if err != nil {
+		return nil, fmt.Errorf("its manifest: %w", err)
+	}
+	m := map[string]json.RawMessage{}
+	if err := json.Unmarshal(mb, &m); err != nil {
+		return nil, fmt.Errorf("its manifest is damaged: %w", err)
+	}
+	add := func(k string, n int64) {
+		var before int64
+		json.Unmarshal(m[k], &before)
+		m[k], _ = json.Marshal(before + n)
+	}
+	set := func(k string, v any) { m[k], _ = json.Marshal(v) }
+	set("rows", ed.rows)
+	set("bytes", ed.size)
+	set("sha256", ed.sha)
+	set("updated_at", nowUTC())
+	if ed.dropped > 0 {
+		add("rows_removed_"+reason, ed.dropped)
+	}
+	if ed.replaced > 0 {
+		add("rows_replaced_"+reason, ed.replaced)
+	}
+	return json.MarshalIndent(m, "", "  ")
+}
