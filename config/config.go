@@ -27,6 +27,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/wildix-export/wildix-export/internal/notify"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
 )
 
 // env is what envconfig reads: every variable as a string, so that a bad
@@ -89,6 +90,9 @@ type env struct {
 	S3AccessKey      string `envconfig:"EXPORT_RECORDINGS_S3_ACCESS_KEY" desc:"with EXPORT_RECORDINGS_STORE=s3: the access key id (secret; or EXPORT_RECORDINGS_S3_ACCESS_KEY_FILE)"`
 	S3SecretKey      string `envconfig:"EXPORT_RECORDINGS_S3_SECRET_KEY" desc:"with EXPORT_RECORDINGS_STORE=s3: the secret access key (secret; or EXPORT_RECORDINGS_S3_SECRET_KEY_FILE)"`
 	RecordingsToken  string `envconfig:"WILDIX_RECORDINGS_TOKEN" desc:"PBX Simple Token (access_...) that fetches recording files, created for an admin user in WMS (PBX > Integrations > Applications > Simple Token); sent to the PBX's /spoolview/ only (default: WILDIX_API_KEY when it is a Simple Token) (secret; or WILDIX_RECORDINGS_TOKEN_FILE)"`
+	Pseudonymize     string `envconfig:"EXPORT_PSEUDONYMIZE" default:"none" desc:"what is replaced by keyed pseudonyms (p:…, n:…) before anything is written: none, numbers (external phone numbers), names (external parties' names), numbers,names, or all (also colleagues' names and numbers; extensions stay readable) (README, Privacy)"`
+	PseudonymKey     string `envconfig:"EXPORT_PSEUDONYM_KEY" desc:"secret of at least 32 bytes keying the pseudonyms, required with EXPORT_PSEUDONYMIZE; keep it: another key gives other pseudonyms, and a database or folder refuses it (secret; or EXPORT_PSEUDONYM_KEY_FILE)"`
+	Retention        string `envconfig:"EXPORT_RETENTION" desc:"how long rows are kept, in days, e.g. 400d: older calls are not exported and are removed after each run (default: for ever)"`
 	ClientSecretFile string `envconfig:"WILDIX_CLIENT_SECRET_FILE" desc:"file holding WILDIX_CLIENT_SECRET"`
 	APIKeyFile       string `envconfig:"WILDIX_API_KEY_FILE" desc:"file holding WILDIX_API_KEY"`
 	S2SSecretFile    string `envconfig:"WILDIX_S2S_SECRET_FILE" desc:"file holding WILDIX_S2S_SECRET"`
@@ -98,6 +102,7 @@ type env struct {
 	RecTokenFile     string `envconfig:"WILDIX_RECORDINGS_TOKEN_FILE" desc:"file holding WILDIX_RECORDINGS_TOKEN"`
 	S3AccessKeyFile  string `envconfig:"EXPORT_RECORDINGS_S3_ACCESS_KEY_FILE" desc:"file holding EXPORT_RECORDINGS_S3_ACCESS_KEY"`
 	S3SecretKeyFile  string `envconfig:"EXPORT_RECORDINGS_S3_SECRET_KEY_FILE" desc:"file holding EXPORT_RECORDINGS_S3_SECRET_KEY"`
+	PseudonymKeyFile string `envconfig:"EXPORT_PSEUDONYM_KEY_FILE" desc:"file holding EXPORT_PSEUDONYM_KEY"`
 }
 
 // Auth says how requests to the PBX are authenticated.
@@ -180,6 +185,12 @@ type Config struct {
 	S3AccessKey     Secret
 	S3SecretKey     Secret
 	RecordingsToken Secret
+
+	// Privacy (privacy.go): what is pseudonymised, with which key, and
+	// how long rows are kept (0: for ever).
+	Pseudonymize pseudonym.Rule
+	PseudonymKey Secret
+	Retention    time.Duration
 }
 
 // Problem is one bad setting.
@@ -383,6 +394,7 @@ func parse(e env, need Need, readFile func(string) ([]byte, error)) (*Config, er
 	cfg.Auth = c.auth(cfg, e, need.PBX)
 	c.notifications(cfg, e)
 	c.recordings(cfg, e, need)
+	c.privacy(cfg, e, need)
 	if len(c.problems) > 0 {
 		return cfg, &Error{Problems: c.problems}
 	}

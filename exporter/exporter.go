@@ -39,6 +39,17 @@ type Sink interface {
 	FinishRun(ctx context.Context, r *RunResult) error
 }
 
+// RowGuard decides what of each batch of rows a sink may see. Every
+// policy's rows pass it, incremental, snapshot, backfill and recordings
+// alike, on the producer's goroutine, one batch at a time.
+type RowGuard interface {
+	// Rows returns the rows of ep to write instead of rows: some left
+	// out, values replaced. It must not change rows or their values in
+	// place (the caller may still read them). An error fails the
+	// endpoint; nothing of the batch is written.
+	Rows(ep *record.Endpoint, rows []record.Row) ([]record.Row, error)
+}
+
 // Batch is an open set of rows of one endpoint.
 type Batch interface {
 	// Write adds rows; the slice may be reused once Write returns.
@@ -102,6 +113,9 @@ type Exporter struct {
 	// recordings store (EXPORT_RECORDINGS_STORE); nil when none is
 	// configured: that endpoint then fails, saying what to set.
 	Recordings *recordings.Copier
+	// Guard, when set, sees every batch of rows before the sink does
+	// (exporter/privacy: retention, suppression list, pseudonyms).
+	Guard RowGuard
 	// Abort, when set, reports whether an endpoint's error makes the
 	// endpoints after it pointless (an authorization the PBX refused, a
 	// database gone); they are then not started.

@@ -17,6 +17,7 @@ import (
 	"github.com/wildix-export/wildix-export/config"
 	"github.com/wildix-export/wildix-export/exporter"
 	pbxapi "github.com/wildix-export/wildix-export/exporter/pbx"
+	"github.com/wildix-export/wildix-export/exporter/privacy"
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/exporter/recordings"
 	"github.com/wildix-export/wildix-export/sinks"
@@ -184,6 +185,16 @@ func (a *app) catalog() (*record.Catalog, error) {
 	return cat, nil
 }
 
+// privacyGuard is the privacy settings every exported row passes
+// (EXPORT_PSEUDONYMIZE, EXPORT_PSEUDONYM_KEY, EXPORT_RETENTION).
+func (a *app) privacyGuard() (*privacy.Guard, error) {
+	keys, err := a.cfg.Pseudonyms()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return &privacy.Guard{Rule: a.cfg.Pseudonymize, Keys: keys, Retention: a.cfg.Retention}, nil
+}
+
 // started is what an exporting command works with: the sink, migrated;
 // the PBX client, authenticated; the recordings copier (nil without a
 // store); and the exporter joining them.
@@ -215,6 +226,10 @@ func (a *app) start(ctx context.Context, cat *record.Catalog) (*started, error) 
 	if err == nil {
 		rec, err = a.recordingsCopier(ctx)
 	}
+	var guard *privacy.Guard
+	if err == nil {
+		guard, err = a.privacyGuard()
+	}
 	if err != nil {
 		s.close()
 		return nil, err
@@ -223,7 +238,7 @@ func (a *app) start(ctx context.Context, cat *record.Catalog) (*started, error) 
 	x := &exporter.Exporter{
 		Client: p.client, Sink: s.Sink, PBX: c.PBXID, Zone: c.Timezone,
 		PageSize: c.PageSize, Concurrency: c.Concurrency, BatchSize: c.BatchSize, MaxPages: c.MaxPages,
-		CommitGrace: c.ShutdownGrace, Settle: c.Settle, Log: a.log, Recordings: rec, Observe: a.warnRecordings,
+		CommitGrace: c.ShutdownGrace, Settle: c.Settle, Log: a.log, Recordings: rec, Observe: a.warnRecordings, Guard: guard,
 		Abort: func(err error) bool {
 			return errors.Is(err, auth.ErrReauthorize) || errors.Is(err, sinks.ErrDatabase) || errors.Is(err, auth.ErrUnreachable)
 		},

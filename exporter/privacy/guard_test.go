@@ -1,0 +1,125 @@
+package privacy
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
+)
+
+// endpoint returns the built-in endpoint named name.
+func endpoint(t *testing.T, name string) *record.Endpoint {
+	t.Helper()
+	for _, ep := range record.Builtin() {
+		if ep.Name == name {
+			return &ep
+		}
+	}
+	t.Fatalf("no built-in endpoint %s", name)
+	return nil
+}
+
+// row is a row of ep with key and its time column at start (nil: NULL).
+func row(ep *record.Endpoint, key string, start any) record.Row {
+	r := record.Row{Key: key, Values: make([]any, len(ep.Columns))}
+	if i := timeColumn(ep); i >= 0 {
+		r.Values[i] = start
+	}
+	return r
+}
+
+func keys(rows []record.Row) []string {
+	var out []string
+	for _, r := range rows {
+		out = append(out, r.Key)
+	}
+	return out
+}
+
+// TestRetention: rows whose time is before now less the retention are left
+// out, the one exactly at the cutoff and those without a time kept; an
+// endpoint without a time field keeps every row; the rows given are not
+// changed.
+func TestRetention(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
+	cutoff := now.Add(-400 * 24 * time.Hour)
+	g := &Guard{Retention: 400 * 24 * time.Hour, Now: func() time.Time { return now }}
+	calls, contacts := endpoint(t, "call_history"), endpoint(t, "contacts")
+	recs := endpoint(t, "recordings")
+	for _, tc := range []struct {
+		name string
+		ep   *record.Endpoint
+		rows []record.Row
+		want []string
+	}{
+		{"mixed", calls, []record.Row{
+			row(calls, "1", cutoff.Add(-time.Second)), row(calls, "2", cutoff), row(calls, "3", nil),
+			row(calls, "4", cutoff.Add(-400*24*time.Hour)), row(calls, "5", now),
+		}, []string{"2", "3", "5"}},
+		{"first kept", calls, []record.Row{row(calls, "1", now), row(calls, "2", cutoff.Add(-time.Microsecond))}, []string{"1"}},
+		{"all old", calls, []record.Row{row(calls, "1", cutoff.Add(-time.Hour)), row(calls, "2", cutoff.Add(-time.Hour))}, nil},
+		{"none old", calls, []record.Row{row(calls, "1", now), row(calls, "2", cutoff)}, []string{"1", "2"}},
+		{"recordings", recs, []record.Row{row(recs, "a", cutoff.Add(-time.Hour)), row(recs, "b", now)}, []string{"b"}},
+		{"snapshot", contacts, []record.Row{row(contacts, "1", nil), row(contacts, "2", nil)}, []string{"1", "2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			before := keys(tc.rows)
+			got, err := g.Rows(tc.ep, tc.rows)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(keys(got), tc.want) {
+				t.Fatalf("kept %v, want %v", keys(got), tc.want)
+			}
+			if !slices.Equal(keys(tc.rows), before) {
+				t.Fatalf("the rows given were changed: %v, were %v", keys(tc.rows), before)
+			}
+		})
+	}
+	off := &Guard{Now: func() time.Time { return now }}
+	rows := []record.Row{row(calls, "1", cutoff.Add(-100*24*time.Hour))}
+	if got, err := off.Rows(calls, rows); err != nil || len(got) != 1 {
+		t.Fatalf("no retention: kept %v, %v; want every row", keys(got), err)
+	}
+}
+
+// TestTimeColumnOfEveryEndpoint: each built-in endpoint with a time field
+// has its column, so that no endpoint escapes the retention unseen.
+func TestTimeColumnOfEveryEndpoint(t *testing.T) {
+	t.Parallel()
+	for _, ep := range record.Builtin() {
+		if ep.TimeField != "" && timeColumn(&ep) < 0 {
+			t.Errorf("%s: time field %q has no timestamptz column", ep.Name, ep.TimeField)
+		}
+	}
+}
+
+// TestRuleWithoutKey: a rule that replaces something, and no key, is an
+// error, never rows written in clear.
+func TestRuleWithoutKey(t *testing.T) {
+	t.Parallel()
+	g := &Guard{Rule: pseudonym.Rule{Numbers: true}}
+	calls := endpoint(t, "call_history")
+	if got, err := g.Rows(calls, []record.Row{row(calls, "1", time.Now())}); err == nil {
+		t.Fatalf("rule without key: %d rows, no error", len(got))
+	}
+}
+
+// TestRuleNotYetApplied: until the catalog declares what is personal, a
+// rule is refused rather than rows written in clear.
+func TestRuleNotYetApplied(t *testing.T) {
+	t.Parallel()
+	k, err := pseudonym.New([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &Guard{Rule: pseudonym.Rule{Numbers: true}, Keys: k}
+	calls := endpoint(t, "call_history")
+	if got, err := g.Rows(calls, []record.Row{row(calls, "1", time.Now())}); err == nil {
+		t.Fatalf("rule not applied: %d rows, no error", len(got))
+	}
+}
