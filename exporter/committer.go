@@ -56,10 +56,6 @@ func (c *committer) failed() bool { return c.l.failed() }
 // pending is the number of rows queued since the last commit.
 func (c *committer) pending() int64 { return c.queued }
 
-// retentionNote counts, in the endpoint's notes, the rows the Guard left
-// out as older than EXPORT_RETENTION.
-const retentionNote = "records older than EXPORT_RETENTION, not written"
-
 // write queues rows, once the Exporter's Guard has seen them (here, on
 // the producer's side, so that every policy's rows pass it and none is
 // read while it is changed). It reports false when the guard or the sink
@@ -67,13 +63,10 @@ const retentionNote = "records older than EXPORT_RETENTION, not written"
 func (c *committer) write(rows []record.Row) bool {
 	if c.x.Guard != nil && len(rows) > 0 {
 		in := len(rows)
-		kept, err := c.x.Guard.Rows(c.info.Endpoint, rows)
+		kept, err := c.x.Guard.Rows(c.info.Endpoint, rows, &c.n.Warnings)
 		if err != nil {
 			c.l.do(func(context.Context) error { return fmt.Errorf("apply the privacy settings to %d rows: %w", in, err) })
 			return false
-		}
-		if dropped := in - len(kept); dropped > 0 {
-			c.n.Warnings.Add(retentionNote, fmt.Sprintf("%d of a batch of %d", dropped, in))
 		}
 		rows = kept
 	}

@@ -44,10 +44,11 @@ type Sink interface {
 // alike, on the producer's goroutine, one batch at a time.
 type RowGuard interface {
 	// Rows returns the rows of ep to write instead of rows: some left
-	// out, values replaced. It must not change rows or their values in
-	// place (the caller may still read them). An error fails the
-	// endpoint; nothing of the batch is written.
-	Rows(ep *record.Endpoint, rows []record.Row) ([]record.Row, error)
+	// out, values replaced, what it did counted in notes (the endpoint's
+	// notes in the log and the run ledger). It must not change rows or
+	// their values in place (the caller may still read them). An error
+	// fails the endpoint; nothing of the batch is written.
+	Rows(ep *record.Endpoint, rows []record.Row, notes *record.Warnings) ([]record.Row, error)
 }
 
 // Batch is an open set of rows of one endpoint.

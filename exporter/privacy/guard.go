@@ -11,25 +11,27 @@ package privacy
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pseudonym"
 )
 
-// Erased replaces a number found in the suppression list, wherever it
-// stands: it holds no digit, so nothing reads it as a number again, and
-// it is not a pseudonym, so no join matches it.
-const Erased = "x:erased"
-
-// Forgotten is the suppression list: the numbers erased on request
-// (`wildix-export forget`), kept only as keyed hashes. It must be safe
-// for concurrent use.
-type Forgotten interface {
-	// Has reports whether the phone number whose canonical digits
-	// (pseudonym.Canonical) are given was forgotten.
-	Has(canonical string) bool
+// Suppressor is the suppression list: the numbers erased on request
+// (`wildix-export forget`; sinks.Suppressor), which a record read again
+// from the PBX must not bring back. It must be safe for concurrent use.
+type Suppressor interface {
+	// Apply erases, in row of ep, each forgotten number and the name
+	// beside it, replacing them by erased (sinks.Erased), and returns how
+	// many it erased. It changes row in place.
+	Apply(ep *record.Endpoint, row *record.Row) int
 }
+
+// erased is sinks.Erased, what a Suppressor writes: it is not a name or
+// a number to pseudonymise.
+const erased = "erased"
 
 // Guard holds the privacy settings. The zero Guard passes rows as they
 // are. Set its fields before the first call; it is then safe for
@@ -45,17 +47,25 @@ type Guard struct {
 	Retention time.Duration
 	// Now is the clock, time.Now when nil.
 	Now func() time.Time
-	// Forgotten, when set, is the suppression list applied to every
-	// number, in clear or not pseudonymised.
-	Forgotten Forgotten
+	// Suppress, when set, is the suppression list, applied to every row
+	// before its values are pseudonymised (a list made under its own key
+	// knows the numbers in clear only).
+	Suppress Suppressor
 }
 
+// The kinds of notes Rows counts.
+const (
+	NoteRetention = "records older than EXPORT_RETENTION, not written"
+	NoteErased    = "forgotten numbers (and the names beside them) erased by the suppression list"
+)
+
 // Rows returns the rows of endpoint ep as they may be written: those
-// older than the retention left out, the others' personal values replaced
-// as the rule says. The rows given are not changed: a row that changes is
-// a copy. The error names what could not be done; the batch must then not
-// be written.
-func (g *Guard) Rows(ep *record.Endpoint, rows []record.Row) ([]record.Row, error) {
+// older than the retention left out, the others' forgotten numbers erased
+// and personal values replaced as the rule says; it counts what it did in
+// notes (which may be nil). The rows given are not changed: a row that
+// changes is a copy. The error names what could not be done; the batch
+// must then not be written.
+func (g *Guard) Rows(ep *record.Endpoint, rows []record.Row, notes *record.Warnings) ([]record.Row, error) {
 	if g.Rule.On() && g.Keys == nil {
 		return nil, fmt.Errorf("pseudonymisation rule %s without a key", g.Rule)
 	}
@@ -64,7 +74,32 @@ func (g *Guard) Rows(ep *record.Endpoint, rows []record.Row) ([]record.Row, erro
 		// clear under a rule would be a promise broken silently.
 		return nil, fmt.Errorf("EXPORT_PSEUDONYMIZE=%s is not applied by this version yet: set EXPORT_PSEUDONYMIZE=none", g.Rule)
 	}
-	return g.retain(ep, rows), nil
+	in := len(rows)
+	rows = g.retain(ep, rows)
+	if n := in - len(rows); n > 0 && notes != nil {
+		notes.Add(NoteRetention, fmt.Sprintf("%d of a batch of %d, before %s", n, in, g.Cutoff().UTC().Format(time.RFC3339)))
+	}
+	if g.Suppress == nil {
+		return rows, nil
+	}
+	out := rows
+	copied := false
+	for i := range rows {
+		r := rows[i]
+		r.Values = slices.Clone(r.Values)
+		n := g.Suppress.Apply(ep, &r)
+		if n == 0 {
+			continue
+		}
+		if !copied {
+			out, copied = slices.Clone(rows), true
+		}
+		out[i] = r
+		if notes != nil {
+			notes.Add(NoteErased, fmt.Sprintf("%d in the record of key %s", n, strings.ReplaceAll(r.Key, "\t", ",")))
+		}
+	}
+	return out, nil
 }
 
 // Cutoff is the oldest time a row may have, zero when every row is kept.

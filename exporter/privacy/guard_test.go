@@ -68,7 +68,7 @@ func TestRetention(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			before := keys(tc.rows)
-			got, err := g.Rows(tc.ep, tc.rows)
+			got, err := g.Rows(tc.ep, tc.rows, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -82,7 +82,7 @@ func TestRetention(t *testing.T) {
 	}
 	off := &Guard{Now: func() time.Time { return now }}
 	rows := []record.Row{row(calls, "1", cutoff.Add(-100*24*time.Hour))}
-	if got, err := off.Rows(calls, rows); err != nil || len(got) != 1 {
+	if got, err := off.Rows(calls, rows, nil); err != nil || len(got) != 1 {
 		t.Fatalf("no retention: kept %v, %v; want every row", keys(got), err)
 	}
 }
@@ -104,7 +104,7 @@ func TestRuleWithoutKey(t *testing.T) {
 	t.Parallel()
 	g := &Guard{Rule: pseudonym.Rule{Numbers: true}}
 	calls := endpoint(t, "call_history")
-	if got, err := g.Rows(calls, []record.Row{row(calls, "1", time.Now())}); err == nil {
+	if got, err := g.Rows(calls, []record.Row{row(calls, "1", time.Now())}, nil); err == nil {
 		t.Fatalf("rule without key: %d rows, no error", len(got))
 	}
 }
@@ -119,7 +119,49 @@ func TestRuleNotYetApplied(t *testing.T) {
 	}
 	g := &Guard{Rule: pseudonym.Rule{Numbers: true}, Keys: k}
 	calls := endpoint(t, "call_history")
-	if got, err := g.Rows(calls, []record.Row{row(calls, "1", time.Now())}); err == nil {
+	if got, err := g.Rows(calls, []record.Row{row(calls, "1", time.Now())}, nil); err == nil {
 		t.Fatalf("rule not applied: %d rows, no error", len(got))
+	}
+}
+
+// eraseSrc is a suppression list of one number, in call_history's src:
+// a stand-in for sinks.Suppressor, whose own rule sinks' tests prove.
+type eraseSrc struct {
+	col    int
+	number string
+}
+
+func (e eraseSrc) Apply(_ *record.Endpoint, row *record.Row) int {
+	if row.Values[e.col] != e.number {
+		return 0
+	}
+	row.Values[e.col] = erased
+	return 1
+}
+
+// TestSuppressionApplied: the suppression list erases in copies of the
+// rows, after the retention (an old row is not counted), and the notes
+// count what it erased; the rows given keep their values.
+func TestSuppressionApplied(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
+	calls := endpoint(t, "call_history")
+	src := calls.Column("src")
+	g := &Guard{Retention: 24 * time.Hour, Now: func() time.Time { return now }, Suppress: eraseSrc{src, "+390212345678"}}
+	rows := []record.Row{row(calls, "1", now), row(calls, "2", now), row(calls, "3", now.Add(-48*time.Hour))}
+	rows[0].Values[src], rows[1].Values[src], rows[2].Values[src] = "+390212345678", "+390299999999", "+390212345678"
+	var notes record.Warnings
+	got, err := g.Rows(calls, rows, &notes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Values[src] != erased || got[1].Values[src] != "+390299999999" {
+		t.Fatalf("got %v, want the first erased, the second as it was, the old one left out", got)
+	}
+	if rows[0].Values[src] != "+390212345678" {
+		t.Fatalf("the row given was changed: %v", rows[0].Values[src])
+	}
+	if notes.Count(NoteErased) != 1 || notes.Count(NoteRetention) != 1 {
+		t.Fatalf("notes %q: want one erased, one batch left out", notes.Notes())
 	}
 }
