@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/exporter/record"
 )
 
@@ -263,8 +264,9 @@ func (p *Postgres) eachMention(ctx context.Context, q queryer, pl pgPlace, f *Fo
 // tables, when the number is still anywhere. The recordings' files must
 // be removed from the store before (ForgetFind lists them): a row no
 // longer names its file's caller once erased. It returns the rows changed
-// per table.
-func (p *Postgres) ForgetErase(ctx context.Context, f *Forgotten, endpoints []record.Endpoint) (*ForgetFound, error) {
+// per table. Every PBX's rows are erased, not only pbx's (the caller
+// holds pbx's export lock).
+func (p *Postgres) ForgetErase(ctx context.Context, pbx string, f *Forgotten, endpoints []record.Endpoint) (*ForgetFound, error) {
 	tables, err := p.tables(ctx)
 	if err != nil {
 		return nil, err
@@ -331,4 +333,44 @@ func (p *Postgres) erasePlace(ctx context.Context, pl pgPlace, f *Forgotten) (in
 		return 0, fmt.Errorf("erase in %s: commit: %w", pl.table, dbError(err))
 	}
 	return n, nil
+}
+
+// RecordForget writes an erasure in the run ledger (export_runs, mode
+// forget, and its counts as the endpoint "forget"), in one transaction.
+// Unlike StartRun it touches nothing else: an erasure changes no row but
+// the number's.
+func (p *Postgres) RecordForget(ctx context.Context, r *exporter.RunResult) error {
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("record the erasure: %w", dbError(err))
+	}
+	defer tx.Rollback(ctx)
+	var total int64
+	for _, e := range r.Endpoints {
+		total += e.Rows
+	}
+	var msg *string
+	if err := r.Err(); err != nil {
+		s := err.Error()
+		msg = &s
+	}
+	if _, err := tx.Exec(ctx, "INSERT INTO "+p.ident("export_runs")+` (run_id, mode, pbx, started_at, ended_at, status, rows, error)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, r.ID, r.Mode, r.PBX, r.Started, r.Ended, r.Status, total, msg); err != nil {
+		return fmt.Errorf("record the erasure: %w", dbError(err))
+	}
+	for _, e := range r.Endpoints {
+		var emsg *string
+		if e.Err != nil {
+			s := e.Err.Error()
+			emsg = &s
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO "+p.ident("export_run_endpoints")+` (run_id, endpoint, rows, error, notes)
+VALUES ($1, $2, $3, $4, $5)`, r.ID, e.Endpoint, e.Rows, emsg, e.Notes); err != nil {
+			return fmt.Errorf("record the erasure: %w", dbError(err))
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("record the erasure: %w", dbError(err))
+	}
+	return nil
 }

@@ -132,7 +132,7 @@ func TestForgetPostgres(t *testing.T) {
 		t.Errorf("recordings to remove: %v, want the one of the number's call", found.Recordings)
 	}
 
-	done, err := p.ForgetErase(ctx, forgotten, cat.All())
+	done, err := p.ForgetErase(ctx, "x", forgotten, cat.All())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -217,9 +217,9 @@ func decodeSuppression(b []byte) (*Suppression, error) {
 	return &l, nil
 }
 
-// Suppress adds the number of canonical digits to the schema's list in
-// one transaction, and returns its hash and whether it was new.
-func (p *Postgres) Suppress(ctx context.Context, digits string, pk *pseudonym.Keyed) (string, bool, error) {
+// Suppress adds f to the schema's list in one transaction, and returns
+// its hash and whether it was new.
+func (p *Postgres) Suppress(ctx context.Context, f *Forgotten, pk *pseudonym.Keyed) (string, bool, error) {
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
 		return "", false, fmt.Errorf("add to the suppression list: %w", dbError(err))
@@ -237,7 +237,7 @@ func (p *Postgres) Suppress(ctx context.Context, digits string, pk *pseudonym.Ke
 	if err != nil {
 		return "", false, err
 	}
-	h, added, err := l.add(digits, pk, time.Now())
+	h, added, err := l.add(f.digits, pk, time.Now())
 	if err != nil || !added {
 		return h, false, err
 	}
@@ -269,10 +269,9 @@ func (s *CSV) Suppression(context.Context) (*Suppression, error) {
 	return decodeSuppression(b)
 }
 
-// Suppress adds the number of canonical digits to the folder's list,
-// under a lock and by an atomic replace, and returns its hash and whether
-// it was new.
-func (s *CSV) Suppress(ctx context.Context, digits string, pk *pseudonym.Keyed) (_ string, _ bool, err error) {
+// Suppress adds f to the folder's list, under a lock and by an atomic
+// replace, and returns its hash and whether it was new.
+func (s *CSV) Suppress(ctx context.Context, f *Forgotten, pk *pseudonym.Keyed) (_ string, _ bool, err error) {
 	defer func() { err = s.advise(err) }()
 	dir, err := s.mkdir(".state")
 	if err != nil {
@@ -287,7 +286,7 @@ func (s *CSV) Suppress(ctx context.Context, digits string, pk *pseudonym.Keyed) 
 	if err != nil {
 		return "", false, err
 	}
-	h, added, err := l.add(digits, pk, time.Now())
+	h, added, err := l.add(f.digits, pk, time.Now())
 	if err != nil || !added {
 		return h, false, err
 	}

@@ -45,7 +45,7 @@ func (b suppressingBatch) Write(ctx context.Context, rows []record.Row) error {
 
 type suppressStore interface {
 	Suppression(ctx context.Context) (*Suppression, error)
-	Suppress(ctx context.Context, digits string, pk *pseudonym.Keyed) (string, bool, error)
+	Suppress(ctx context.Context, f *Forgotten, pk *pseudonym.Keyed) (string, bool, error)
 }
 
 // TestSuppressionKeys: a list made without a pseudonym key keeps its own
@@ -67,16 +67,20 @@ func TestSuppressionKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
+	forgotten, err := NewForgotten("+390123456789")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name  string
 		store suppressStore
 		key   *pseudonym.Keyed
 	}{{"postgres, own key", p, nil}, {"csv, own key", c, nil}, {"postgres, pseudonym key", p2, pk}, {"csv, pseudonym key", c2, pk}} {
-		h, added, err := tc.store.Suppress(ctx, "390123456789", tc.key)
+		h, added, err := tc.store.Suppress(ctx, forgotten, tc.key)
 		if err != nil || !added {
 			t.Fatalf("%s: Suppress = %v, %v", tc.name, added, err)
 		}
-		if _, added, err := tc.store.Suppress(ctx, "390123456789", tc.key); err != nil || added {
+		if _, added, err := tc.store.Suppress(ctx, forgotten, tc.key); err != nil || added {
 			t.Fatalf("%s: Suppress again = %v, %v; want not added", tc.name, added, err)
 		}
 		l, err := tc.store.Suppression(ctx)
@@ -139,10 +143,10 @@ func TestSuppressionSticksPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := p.Suppress(ctx, forgotten.digits, nil); err != nil {
+	if _, _, err := p.Suppress(ctx, forgotten, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.ForgetErase(ctx, forgotten, cat.All()); err != nil {
+	if _, err := p.ForgetErase(ctx, "x", forgotten, cat.All()); err != nil {
 		t.Fatal(err)
 	}
 	erased := snapshot(t, pool)

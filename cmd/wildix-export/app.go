@@ -84,6 +84,7 @@ func init() {
 		{"run", "[--once] [--now] [flags]", "export on EXPORT_SCHEDULE (a worker), or once", cmdRun},
 		{"backfill", "--from DATE --to DATE [flags]", "export a past date range, window by window, resumable", cmdBackfill},
 		{"check", "", "check the PBX, the token and the sink, one line each", cmdCheck},
+		{"forget", "--number NUMBER [--dry-run]", "erase a phone number everywhere in the sink, on request, for good", cmdForget},
 		{"query", "PATH", "GET any PBX API path and print the JSON", cmdQuery},
 		{"endpoints", "[-v]", "list the endpoints that can be exported", cmdEndpoints},
 		{"notify", "--test", "send a test message to every notification target (EXPORT_NOTIFY)", cmdNotify},

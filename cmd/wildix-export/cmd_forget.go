@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/wildix-export/wildix-export/config"
+	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
+	"github.com/wildix-export/wildix-export/sinks"
+)
+
+// Erasure on request (issue 30; README, Erasure): find every trace of one
+// phone number in the sink, erase it, and keep the number in the sink's
+// suppression list so that no later export writes it again. The number is
+// never printed or logged: output says "the number".
+
+// forgetter is what forget needs of a sink; sinks.Postgres and sinks.CSV
+// have it.
+type forgetter interface {
+	Suppression(ctx context.Context) (*sinks.Suppression, error)
+	Suppress(ctx context.Context, f *sinks.Forgotten, pk *pseudonym.Keyed) (string, bool, error)
+	ForgetFind(ctx context.Context, f *sinks.Forgotten, endpoints []record.Endpoint) (*sinks.ForgetFound, error)
+	ForgetErase(ctx context.Context, pbx string, f *sinks.Forgotten, endpoints []record.Endpoint) (*sinks.ForgetFound, error)
+	RecordForget(ctx context.Context, r *exporter.RunResult) error
+}
+
+// recordingRemover removes a stored recording (recstore.Dir and S3).
+type recordingRemover interface {
+	Remove(ctx context.Context, name string) error
+}
+
+const pbxStillHolds = `The PBX keeps its own copy: its call history and its call recordings still hold the
+number, and the export reads them again, erased, for as long as they are there. To
+erase them at the source, delete the calls and recordings on the PBX (WMS: Call
+history, and the recordings' storage), or ask Wildix support to.`
+
+func cmdForget(ctx context.Context, a *app, args []string) error {
+	fs := a.flags("forget", "--number NUMBER [--dry-run]", `Erase one phone number everywhere the sink holds it, on a person's request (GDPR
+erasure): every table (typed columns, raw, extra, the quarantine, the ledger's
+errors, the states) or every CSV file, and the recordings stored of calls with it.
+Rows stay, so counts of calls stay right: the number, and the name beside it,
+become "erased"; a recording's file is removed and its row marked erased. The
+number is kept only as a keyed hash in the sink's suppression list, which every
+later export, look-back and backfill applies, so records still on the PBX never
+bring it back. Nothing prints the number. --dry-run reports what would be
+erased and changes nothing. Running it again finds nothing.`)
+	number := fs.String("number", "", "the phone number, in any form: +390123456789, 0039 012 345 6789, …")
+	dry := fs.Bool("dry-run", false, "report what would be erased; change nothing")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: forget takes no argument (%d given): give the number with --number", errUsage, fs.NArg())
+	}
+	if *number == "" {
+		fs.Usage()
+		return fmt.Errorf("%w: --number is required, e.g. --number +390123456789", errUsage)
+	}
+	if err := a.load(config.Need{Sink: true}); err != nil {
+		return err
+	}
+	if a.cfg.PBXID == "" {
+		return fmt.Errorf("%w: WILDIX_PBX_URL (or WILDIX_PBX_ID) is not set: set it as for the export; forget takes that PBX's export lock and records the erasure in its run ledger", errUsage)
+	}
+	pk, err := a.pseudonymKey()
+	if err != nil {
+		return err
+	}
+	f, err := sinks.NewForgotten(*number, pk)
+	if err != nil {
+		return fmt.Errorf("%w: --number %s: %v", errUsage, describeValue(*number), err)
+	}
+	cat, err := a.catalog()
+	if err != nil {
+		return err
+	}
+	s, err := a.openSink(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	if s.pg != nil {
+		if err := s.pg.Migrate(ctx, cat.All()); err != nil {
+			return err
+		}
+	}
+	fg, ok := s.Sink.(forgetter)
+	if !ok {
+		return fmt.Errorf("the %s sink cannot erase", s.name)
+	}
+	unlock, err := s.LockPBX(ctx, a.cfg.PBXID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return a.forget(ctx, s, fg, f, pk, cat.All(), *dry)
+}
+
+// forget finds, reports and (unless dry) erases f, under the PBX's lock.
+func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgotten, pk *pseudonym.Keyed, endpoints []record.Endpoint, dry bool) error {
+	w := a.stdout
+	list, err := fg.Suppression(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := list.Suppressor(pk); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	fmt.Fprintf(w, "Searching %s for the number.\n", s.name)
+	found, err := fg.ForgetFind(ctx, f, endpoints)
+	if err != nil {
+		return err
+	}
+	printFound(w, "found", found)
+	if len(found.Recordings) > 0 {
+		fmt.Fprintf(w, "found: %d stored recording file(s) of calls with the number\n", len(found.Recordings))
+	}
+	if dry {
+		fmt.Fprintln(w, "Dry run: nothing was changed, and the number was not added to the suppression list.")
+		return nil
+	}
+	started := time.Now().UTC()
+	var store recordingRemover
+	if len(found.Recordings) > 0 {
+		if store, err = a.recordingRemover(ctx); err != nil {
+			return err
+		}
+	}
+	// The list first: from here on no export writes the number, so what
+	// is erased below stays erased even when a step fails and is redone.
+	_, added, err := fg.Suppress(ctx, f, pk)
+	if err != nil {
+		return err
+	}
+	if added {
+		fmt.Fprintln(w, "Added to the suppression list: later exports, look-backs and backfills write the number erased.")
+	} else {
+		fmt.Fprintln(w, "Already in the suppression list.")
+	}
+	// The files before the rows: a row erased no longer says which file
+	// was the number's.
+	for _, name := range found.Recordings {
+		if err := store.Remove(ctx, name); err != nil {
+			return fmt.Errorf("remove a recording of the number: %w; nothing else was erased yet: run forget again", err)
+		}
+	}
+	if n := len(found.Recordings); n > 0 {
+		fmt.Fprintf(w, "removed: %d recording file(s)\n", n)
+	}
+	done, err := fg.ForgetErase(ctx, a.cfg.PBXID, f, endpoints)
+	if done != nil {
+		printFound(w, "erased", done)
+	}
+	if lerr := a.forgetLedger(ctx, fg, started, done, len(found.Recordings), added, err); lerr != nil {
+		err = errors.Join(err, fmt.Errorf("record the erasure in the run ledger: %w", lerr))
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "Searched again: the number is nowhere in the sink.")
+	fmt.Fprintln(w, pbxStillHolds)
+	a.log.Info("number erased", "rows", done.Rows(), "recordings_removed", len(found.Recordings))
+	return nil
+}
+
+func printFound(w io.Writer, what string, found *sinks.ForgetFound) {
+	if len(found.Places) == 0 {
+		fmt.Fprintf(w, "%s: no row mentions the number\n", what)
+		return
+	}
+	for _, p := range found.Places {
+		fmt.Fprintf(w, "%s: %s, %d row(s)\n", what, p.Name, p.Rows)
+	}
+}
+
+// forgetLedger records the erasure in the run ledger, mode forget: when,
+// how many rows per place and files, never the number.
+func (a *app) forgetLedger(ctx context.Context, fg forgetter, started time.Time, done *sinks.ForgetFound, files int, added bool, failed error) error {
+	r := &exporter.RunResult{ID: exporter.NewRunID(started), Mode: "forget", PBX: a.cfg.PBXID, Started: started}
+	e := exporter.EndpointResult{Endpoint: "forget", Err: failed}
+	if done != nil {
+		e.Rows = done.Rows()
+		for _, p := range done.Places {
+			e.Notes = append(e.Notes, fmt.Sprintf("%s: %d row(s) erased", p.Name, p.Rows))
+		}
+	}
+	e.Notes = append(e.Notes, fmt.Sprintf("recording files removed: %d", files))
+	if added {
+		e.Notes = append(e.Notes, "one number added to the suppression list")
+	}
+	r.Endpoints = []exporter.EndpointResult{e}
+	r.Ended, r.Status = time.Now().UTC(), "ok"
+	if failed != nil {
+		r.Status = "failed"
+	}
+	return fg.RecordForget(ctx, r)
+}
+
+// recordingRemover opens the recordings store for removing files; an
+// error when none is configured (the files would stay).
+func (a *app) recordingRemover(ctx context.Context) (recordingRemover, error) {
+	if !a.cfg.RecordingsOn() {
+		return nil, fmt.Errorf("%w: recordings of calls with the number are stored, but EXPORT_RECORDINGS_STORE is not set: set it as for the export, so that forget can remove them, and run forget again", errUsage)
+	}
+	st, _, err := a.recordingsStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rm, ok := st.(recordingRemover)
+	if !ok {
+		return nil, fmt.Errorf("the recordings store cannot remove files")
+	}
+	return rm, nil
+}
+
+// pseudonymKey is the pseudonym key (EXPORT_PSEUDONYM_KEY), nil when not
+// set.
+func (a *app) pseudonymKey() (*pseudonym.Keyed, error) {
+	return nil, nil
+}
+
+// describeValue describes a --number value that is not a number without
+// repeating it (it may be one, mistyped): its length, and the first
+// character a phone number does not have.
+func describeValue(s string) string {
+	for i, r := range s {
+		if !(r >= '0' && r <= '9' || strings.ContainsRune("+ -./()\u00a0", r)) {
+			return fmt.Sprintf("(%d characters; character %d is %q)", utf8.RuneCountInString(s), utf8.RuneCountInString(s[:i])+1, r)
+		}
+	}
+	return fmt.Sprintf("(%d characters)", utf8.RuneCountInString(s))
+}

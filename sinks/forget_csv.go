@@ -1,0 +1,182 @@
+package sinks
+
+import (
+	"compress/gzip"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
+)
+
+// csvShape is how the rows of a data file of e with header are erased:
+// e's key columns and typed non-text columns skipped, "extra" and JSON
+// columns as JSON, the rest (columns the catalog no longer has too) as
+// text.
+func csvShape(e *record.Endpoint, header []string) *rowShape {
+	sh := &rowShape{}
+	key := map[string]bool{}
+	for _, k := range e.Key {
+		key[k] = true
+	}
+	for _, h := range header {
+		k := cellText
+		if h == "extra" {
+			k = cellJSON
+		}
+		if i := e.Column(h); i >= 0 {
+			c := e.Columns[i]
+			switch {
+			case key[c.Field]:
+				k = cellSkip
+			case c.Type == record.JSON:
+				k = cellJSON
+			case c.Type != record.Text:
+				k = cellSkip
+			}
+		}
+		sh.add(h, k)
+	}
+	sh.pairUp()
+	return sh
+}
+
+// isDataFile reports whether name is a committed data file's.
+func isDataFile(name string) bool {
+	return !strings.HasPrefix(name, ".") && (strings.HasSuffix(name, ".csv") || strings.HasSuffix(name, ".csv.gz"))
+}
+
+// ForgetFind searches every file of the export folder for f, reading
+// only: each endpoint's data files row by row, and every other file (the
+// states, manifests, the run ledgers) as text. It returns the rows (of
+// other files: the lines) mentioning f per file, by path under Dir, and
+// the recordings stored for calls with it.
+func (s *CSV) ForgetFind(ctx context.Context, f *Forgotten, endpoints []record.Endpoint) (*ForgetFound, error) {
+	found := &ForgetFound{}
+	data := map[string]bool{}
+	for i := range endpoints {
+		e := &endpoints[i]
+		dir := filepath.Join(s.opt.Dir, e.Name)
+		entries, err := os.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("search %s: %w", e.Name, s.advise(err))
+		}
+		for _, de := range entries {
+			if !de.Type().IsRegular() || !isDataFile(de.Name()) {
+				continue
+			}
+			rel := filepath.Join(e.Name, de.Name())
+			data[rel] = true
+			n, objects, err := s.findInData(filepath.Join(dir, de.Name()), e, f)
+			if err != nil {
+				return nil, fmt.Errorf("search %s: %w", rel, err)
+			}
+			found.add(rel, n)
+			found.Recordings = append(found.Recordings, objects...)
+		}
+	}
+	err := filepath.WalkDir(s.opt.Dir, func(path string, de fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(s.opt.Dir, path)
+		if !de.Type().IsRegular() || data[rel] || rel == filepath.Join(".state", ".suppressed.json") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		var n int64
+		for _, line := range strings.Split(string(b), "\n") {
+			if _, c := eraseText(line, f.match); c > 0 {
+				n++
+			}
+		}
+		found.add(rel, n)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("search EXPORT_CSV_DIR: %w", s.advise(err))
+	}
+	slices.SortFunc(found.Places, func(a, b ForgetPlace) int { return strings.Compare(a.Name, b.Name) })
+	slices.Sort(found.Recordings)
+	found.Recordings = slices.Compact(found.Recordings)
+	return found, nil
+}
+
+// findInData counts the rows of the data file at path mentioning f, and
+// returns the stored objects of those that are recordings.
+func (s *CSV) findInData(path string, e *record.Endpoint, f *Forgotten) (int64, []string, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer fh.Close()
+	var r io.Reader = fh
+	if strings.HasSuffix(path, ".gz") {
+		gz, err := gzip.NewReader(fh)
+		if err != nil {
+			return 0, nil, err
+		}
+		r = gz
+	}
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	header, err := cr.Read()
+	if errors.Is(err, io.EOF) {
+		return 0, nil, nil
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	sh := csvShape(e, header)
+	obj := -1
+	if e.Files != "" {
+		obj = slices.Index(header, "object")
+	}
+	var n int64
+	var objects []string
+	for {
+		row, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			return n, objects, nil
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		if len(row) != len(header) {
+			return 0, nil, fmt.Errorf("a row of %d cells under a header of %d", len(row), len(header))
+		}
+		object := ""
+		if obj >= 0 {
+			object = row[obj]
+		}
+		if sh.erase(row, f.match) > 0 {
+			n++
+			if object != "" {
+				objects = append(objects, object)
+			}
+		}
+	}
+}
+
+// RecordForget writes an erasure in the PBX's run ledger, as FinishRun
+// does a run's.
+func (s *CSV) RecordForget(ctx context.Context, r *exporter.RunResult) error {
+	return s.FinishRun(ctx, r)
+}
