@@ -69,35 +69,44 @@ func (g *Guard) Rows(ep *record.Endpoint, rows []record.Row, notes *record.Warni
 	if g.Rule.On() && g.Keys == nil {
 		return nil, fmt.Errorf("pseudonymisation rule %s without a key", g.Rule)
 	}
-	if g.Rule.On() {
-		// Refused until the catalog declares what is personal: rows in
-		// clear under a rule would be a promise broken silently.
-		return nil, fmt.Errorf("EXPORT_PSEUDONYMIZE=%s is not applied by this version yet: set EXPORT_PSEUDONYMIZE=none", g.Rule)
-	}
 	in := len(rows)
 	rows = g.retain(ep, rows)
 	if n := in - len(rows); n > 0 && notes != nil {
 		notes.Add(NoteRetention, fmt.Sprintf("%d of a batch of %d, before %s", n, in, g.Cutoff().UTC().Format(time.RFC3339)))
 	}
-	if g.Suppress == nil {
+	if g.Suppress == nil && !g.Rule.On() {
 		return rows, nil
 	}
+	var p *plan
+	if g.Rule.On() {
+		p = newPlan(ep)
+	}
+	r := &replacer{g: g, staff: ep.Staff}
 	out := rows
 	copied := false
 	for i := range rows {
-		r := rows[i]
-		r.Values = slices.Clone(r.Values)
-		n := g.Suppress.Apply(ep, &r)
-		if n == 0 {
+		row := rows[i]
+		row.Values = slices.Clone(row.Values)
+		changed := false
+		if g.Suppress != nil {
+			if n := g.Suppress.Apply(ep, &row); n > 0 {
+				changed = true
+				if notes != nil {
+					notes.Add(NoteErased, fmt.Sprintf("%d in the record of key %s", n, strings.ReplaceAll(row.Key, "\t", ",")))
+				}
+			}
+		}
+		if p != nil {
+			r.pseudonymise(p, &row)
+			changed = true
+		}
+		if !changed {
 			continue
 		}
 		if !copied {
 			out, copied = slices.Clone(rows), true
 		}
-		out[i] = r
-		if notes != nil {
-			notes.Add(NoteErased, fmt.Sprintf("%d in the record of key %s", n, strings.ReplaceAll(r.Key, "\t", ",")))
-		}
+		out[i] = row
 	}
 	return out, nil
 }

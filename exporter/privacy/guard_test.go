@@ -109,21 +109,6 @@ func TestRuleWithoutKey(t *testing.T) {
 	}
 }
 
-// TestRuleNotYetApplied: until the catalog declares what is personal, a
-// rule is refused rather than rows written in clear.
-func TestRuleNotYetApplied(t *testing.T) {
-	t.Parallel()
-	k, err := pseudonym.New([]byte("0123456789abcdef0123456789abcdef"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &Guard{Rule: pseudonym.Rule{Numbers: true}, Keys: k}
-	calls := endpoint(t, "call_history")
-	if got, err := g.Rows(calls, []record.Row{row(calls, "1", time.Now())}, nil); err == nil {
-		t.Fatalf("rule not applied: %d rows, no error", len(got))
-	}
-}
-
 // eraseSrc is a suppression list of one number, in call_history's src:
 // a stand-in for sinks.Suppressor, whose own rule sinks' tests prove.
 type eraseSrc struct {

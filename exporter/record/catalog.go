@@ -70,6 +70,14 @@ type Endpoint struct {
 	Columns []Column          `json:"columns"`
 	// Index lists columns reporting queries filter on.
 	Index []string `json:"index,omitempty"`
+	// Personal declares the columns holding personal data, by column
+	// name, and of which kind (README, Privacy): what EXPORT_PSEUDONYMIZE
+	// replaces (exporter/privacy), in the column and in the same field of
+	// raw. A column not named holds none.
+	Personal map[string]Personal `json:"personal,omitempty"`
+	// Staff says the records are the company's own people (colleagues):
+	// their personal columns are replaced only under EXPORT_PSEUDONYMIZE=all.
+	Staff bool `json:"staff,omitempty"`
 
 	// The fields below are the built-in recordings endpoint's (issue 29):
 	// an endpoints file cannot set them.
@@ -96,6 +104,36 @@ type Endpoint struct {
 	// export detects which one the PBX sends (DetectShape) and reads it
 	// through InShape.
 	Shapes []Shape `json:"-"`
+}
+
+// PersonalKind is what kind of personal data a column holds.
+type PersonalKind string
+
+// The kinds of personal data.
+const (
+	// PersonalNumber is a party's phone number: replaced whole (its
+	// pseudonym), unless it is an extension (at most 6 digits).
+	PersonalNumber PersonalKind = "number"
+	// PersonalName is a person's name, or another value naming one (an
+	// e-mail address, a login): replaced whole.
+	PersonalName PersonalKind = "name"
+	// PersonalText is free text that may hold phone numbers (a channel,
+	// a dial string, a file name): each number of 7 digits or more in it
+	// replaced.
+	PersonalText PersonalKind = "text"
+	// PersonalNote is free text written about a person (a note, an
+	// address): replaced whole with names, its numbers replaced with
+	// numbers.
+	PersonalNote PersonalKind = "note"
+)
+
+// Personal is one column's personal data.
+type Personal struct {
+	Kind PersonalKind `json:"kind"`
+	// Of, for a name, is the number column of the same party: the name
+	// is a colleague's, kept unless EXPORT_PSEUDONYMIZE=all, when that
+	// number is an extension.
+	Of string `json:"of,omitempty"`
 }
 
 // The forms TimeQuery writes a time range in.
@@ -288,6 +326,13 @@ func Builtin() []Endpoint {
 				[]Column{{"cost", "cost", Numeric}},
 				text("faxdata", "timezone=tz_offset"),
 			),
+			Personal: map[string]Personal{
+				"src": {Kind: PersonalNumber}, "dst": {Kind: PersonalNumber},
+				"from_number": {Kind: PersonalNumber}, "to_number": {Kind: PersonalNumber},
+				"from_name": {Kind: PersonalName, Of: "from_number"}, "to_name": {Kind: PersonalName, Of: "to_number"},
+				"channel": {Kind: PersonalText}, "dstchannel": {Kind: PersonalText}, "lastdata": {Kind: PersonalText},
+				"userfield": {Kind: PersonalText}, "faxdata": {Kind: PersonalText},
+			},
 		},
 		{
 			Name: "colleagues", Path: "/api/v1/PBX/Colleagues", Key: []string{"id"}, Mode: Snapshot, Sort: "id",
@@ -298,6 +343,11 @@ func Builtin() []Endpoint {
 					"email", "pbxDn=pbx_dn", "role", "groupDn=group_dn", "language", "dialplan", "faxDialplan=fax_dialplan",
 					"department", "login", "licenseType=license_type"),
 			),
+			Staff: true,
+			Personal: map[string]Personal{
+				"name": {Kind: PersonalName}, "email": {Kind: PersonalName}, "login": {Kind: PersonalName},
+				"office_phone": {Kind: PersonalNumber}, "mobile_phone": {Kind: PersonalNumber}, "fax_number": {Kind: PersonalNumber},
+			},
 		},
 		{
 			Name: "phonebooks", Path: "/api/v1/Phonebooks/", Key: []string{"id"}, Mode: Snapshot, Sort: "id",
@@ -314,6 +364,14 @@ func Builtin() []Endpoint {
 				[]Column{{"phonebook_id", "phonebook_id", BigInt}},
 				text("note", "address", "city", "country", "postal_code"),
 			),
+			// Contacts are the company's customers and suppliers: external
+			// people, replaced under numbers and names.
+			Personal: map[string]Personal{
+				"name": {Kind: PersonalName}, "email": {Kind: PersonalName},
+				"phone": {Kind: PersonalNumber}, "mobile": {Kind: PersonalNumber}, "office": {Kind: PersonalNumber},
+				"home": {Kind: PersonalNumber}, "fax": {Kind: PersonalNumber},
+				"note": {Kind: PersonalNote}, "address": {Kind: PersonalNote},
+			},
 		},
 		{
 			Name: "devices", Path: "/api/v1/Devices/", Key: []string{"id"}, Mode: Snapshot, Sort: "id",
@@ -330,6 +388,8 @@ func Builtin() []Endpoint {
 			// views (call_group_members).
 			Name: "call_groups", Path: "/api/v1/Dialplan/CallGroups", Key: []string{"id"}, Mode: Snapshot, Sort: "id",
 			Columns: cols(text("id", "title", "name"), []Column{{"members", "members", JSON}, {"settings", "settings", JSON}}),
+			// A member or a forward may be an external number.
+			Personal: map[string]Personal{"members": {Kind: PersonalText}, "settings": {Kind: PersonalText}},
 		},
 		{
 			// Call recordings (docs/pbx-api.md, "Recordings"): each file
@@ -354,6 +414,10 @@ func Builtin() []Endpoint {
 				[]Column{{"call_id", "call_id", BigInt}},
 				text("call_match"),
 			),
+			// The PBX's file name and path carry the other party's number.
+			Personal: map[string]Personal{
+				"number": {Kind: PersonalNumber}, "file_name": {Kind: PersonalText}, "path": {Kind: PersonalText},
+			},
 			Shapes: []Shape{
 				{Name: "camel", Key: []string{"id"}, Fields: map[string]string{"id": "id", "file_name": "fileName", "path": "path",
 					"start_time": "start", "duration": "duration", "size": "size", "extension": "extension", "number": "number"}},
@@ -504,6 +568,9 @@ func (e *Endpoint) validate() error {
 			return fmt.Errorf("index column %q is not a column", ix)
 		}
 	}
+	if err := e.validatePersonal(); err != nil {
+		return err
+	}
 	if e.Files != "" && e.Files != "recordings" {
 		return fmt.Errorf("files %q: the exporter copies recordings only", e.Files)
 	}
@@ -518,6 +585,32 @@ func (e *Endpoint) validate() error {
 		}
 	}
 	return e.validateFields()
+}
+
+// validatePersonal checks the personal declarations: known kinds, of
+// text or JSON columns that are not the key, a name's Of a number column.
+func (e *Endpoint) validatePersonal() error {
+	for col, p := range e.Personal {
+		i := e.Column(col)
+		if i < 0 {
+			return fmt.Errorf("personal column %q is not a column", col)
+		}
+		switch p.Kind {
+		case PersonalNumber, PersonalName, PersonalText, PersonalNote:
+		default:
+			return fmt.Errorf("personal column %q has kind %q; expected number, name, text or note", col, p.Kind)
+		}
+		if t := e.Columns[i].Type; t != Text && t != JSON {
+			return fmt.Errorf("personal column %q is of type %s; only text and jsonb columns can hold a pseudonym", col, t)
+		}
+		if slices.Contains(e.Key, e.Columns[i].Field) {
+			return fmt.Errorf("personal column %q is the key: a pseudonymised key would not find the PBX's record again", col)
+		}
+		if p.Of != "" && (p.Kind != PersonalName || e.Personal[p.Of].Kind != PersonalNumber) {
+			return fmt.Errorf("personal column %q: of %q must be said of a name, and name a number column", col, p.Of)
+		}
+	}
+	return nil
 }
 
 // Which column types fit each role a field plays.

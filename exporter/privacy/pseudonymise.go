@@ -1,0 +1,247 @@
+package privacy
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+
+	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
+)
+
+// maxExtensionDigits is the most digits an internal number has: an
+// extension, a group or a short code stays readable. It is Scrub's limit
+// (a number in free text has at least 7 digits) and the reporting views'
+// internal_shape (2 to 6 digits), so that a view tells internal from
+// external alike on pseudonymised data.
+const maxExtensionDigits = 6
+
+// plan is how one endpoint's rows are pseudonymised under a rule: a kind
+// per column (none for a column left as it is) and per raw field.
+type plan struct {
+	cols   []record.Personal // by column index; Kind "" for none
+	of     []int             // by column index: a name's number column, -1
+	fields map[string]int    // PBX field → column index, every shape's too
+}
+
+func newPlan(ep *record.Endpoint) *plan {
+	p := &plan{cols: make([]record.Personal, len(ep.Columns)), of: make([]int, len(ep.Columns)), fields: map[string]int{}}
+	for i, c := range ep.Columns {
+		p.cols[i] = ep.Personal[c.Name]
+		p.of[i] = -1
+		if o := p.cols[i].Of; o != "" {
+			p.of[i] = ep.Column(o)
+		}
+		p.fields[c.Field] = i
+	}
+	for _, s := range ep.Shapes {
+		for col, field := range s.Fields {
+			if i := ep.Column(col); i >= 0 {
+				if _, ok := p.fields[field]; !ok {
+					p.fields[field] = i
+				}
+			}
+		}
+	}
+	return p
+}
+
+// replacer pseudonymises one row's values.
+type replacer struct {
+	g     *Guard
+	staff bool // the endpoint is the company's own people
+}
+
+// internal reports whether v is an internal number: one of at most
+// maxExtensionDigits digits.
+func internal(v string) bool {
+	c, ok := pseudonym.Canonical(v)
+	return ok && len(c) <= maxExtensionDigits
+}
+
+// on reports whether the rule replaces data of this kind here.
+func (r *replacer) on(kind record.PersonalKind) bool {
+	if r.staff && !r.g.Rule.Staff {
+		return false
+	}
+	switch kind {
+	case record.PersonalNumber, record.PersonalText:
+		return r.g.Rule.Numbers
+	case record.PersonalName:
+		return r.g.Rule.Names
+	case record.PersonalNote:
+		return r.g.Rule.Names || r.g.Rule.Numbers
+	}
+	return false
+}
+
+// text returns the string v of a value of kind p, replaced as the rule
+// says; party is the value of a name's number column ("" when none).
+func (r *replacer) text(p record.Personal, v, party string) string {
+	if v == "" || v == erased || !r.on(p.Kind) {
+		return v
+	}
+	k := r.g.Keys
+	switch p.Kind {
+	case record.PersonalNumber:
+		if internal(v) {
+			return v
+		}
+		if _, ok := pseudonym.Canonical(v); ok {
+			return k.Number(v)
+		}
+		// Not a number alone ("Mario <+39…>", "anonymous"): the numbers
+		// in it.
+		return k.Scrub(v, nil)
+	case record.PersonalName:
+		if p.Of != "" && party != "" && internal(party) && !r.g.Rule.Staff {
+			return v // a colleague's name, beside an extension
+		}
+		return k.Name(v)
+	case record.PersonalNote:
+		if r.g.Rule.Names {
+			return k.Name(v)
+		}
+		return k.Scrub(v, nil)
+	}
+	return k.Scrub(v, nil)
+}
+
+// anyText is free text of no declared kind (a field the catalog does not
+// know, a member of extra): its numbers are replaced under numbers.
+var anyText = record.Personal{Kind: record.PersonalText}
+
+// pseudonymise replaces row's personal values in place: its columns, and
+// the same fields in raw and every string in extra and in raw's
+// undeclared fields. row.Values must be the row's own copy.
+func (r *replacer) pseudonymise(p *plan, row *record.Row) {
+	party := func(i int) string {
+		if o := p.of[i]; o >= 0 {
+			s, _ := row.Values[o].(string)
+			return s
+		}
+		return ""
+	}
+	// Names first: their party's number is read in clear.
+	parties := make([]string, len(p.cols))
+	for i := range p.cols {
+		parties[i] = party(i)
+	}
+	for i, c := range p.cols {
+		if c.Kind == "" {
+			continue
+		}
+		switch v := row.Values[i].(type) {
+		case string:
+			row.Values[i] = r.text(c, v, parties[i])
+		case json.RawMessage:
+			row.Values[i] = json.RawMessage(r.json(v, func(string) (record.Personal, string) { return c, parties[i] }))
+		}
+	}
+	if row.Extra != nil {
+		row.Extra = r.json(row.Extra, func(string) (record.Personal, string) { return anyText, "" })
+	}
+	if row.Raw != nil {
+		row.Raw = r.json(row.Raw, func(member string) (record.Personal, string) {
+			i, ok := p.fields[member]
+			if !ok {
+				return anyText, ""
+			}
+			return p.cols[i], parties[i]
+		})
+	}
+}
+
+// json returns the JSON text b with each string replaced as kind says for
+// the top-level member it is in (for every string when b is not an
+// object), every other byte as it was; a number literal of a number
+// column becomes the string of its pseudonym. Text that is not valid
+// JSON is scrubbed as text.
+func (r *replacer) json(b []byte, kind func(member string) (record.Personal, string)) []byte {
+	if !json.Valid(b) {
+		return []byte(r.g.Keys.Scrub(string(b), nil))
+	}
+	type level struct{ obj, key bool }
+	var stack []level
+	out := make([]byte, 0, len(b))
+	member := ""
+	for i := 0; i < len(b); {
+		c := b[i]
+		end := i + 1
+		switch {
+		case c == '{' || c == '[':
+			stack = append(stack, level{obj: c == '{', key: c == '{'})
+		case c == '}' || c == ']':
+			stack = stack[:len(stack)-1]
+		case c == ',':
+			if l := len(stack) - 1; l >= 0 && stack[l].obj {
+				stack[l].key = true
+			}
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == ':':
+		default:
+			if c == '"' {
+				end = stringEnd(b, i)
+			} else {
+				for end < len(b) && !strings.ContainsRune(" \t\n\r,:]}", rune(b[end])) {
+					end++
+				}
+			}
+			lit := b[i:end]
+			if l := len(stack) - 1; l >= 0 && stack[l].key {
+				stack[l].key = false
+				if l == 0 {
+					member = ""
+					json.Unmarshal(lit, &member)
+				}
+				break
+			}
+			p, party := anyText, ""
+			if len(stack) > 0 && stack[0].obj {
+				p, party = kind(member)
+			}
+			if p.Kind == "" {
+				break
+			}
+			var s string
+			if c == '"' {
+				if json.Unmarshal(lit, &s) != nil {
+					break
+				}
+			} else if p.Kind == record.PersonalNumber && c >= '0' && c <= '9' {
+				s = string(lit)
+			} else {
+				break
+			}
+			if t := r.text(p, s, party); t != s {
+				out = append(out, jsonString(t)...)
+				i = end
+				continue
+			}
+		}
+		out = append(out, b[i:end]...)
+		i = end
+	}
+	return out
+}
+
+// stringEnd returns the index after the JSON string literal at b[i].
+func stringEnd(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return len(b)
+}
+
+// jsonString is s as a JSON string, with <, > and & as they are.
+func jsonString(s string) []byte {
+	var b bytes.Buffer
+	e := json.NewEncoder(&b)
+	e.SetEscapeHTML(false)
+	e.Encode(s)
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}

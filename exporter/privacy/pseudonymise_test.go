@@ -1,0 +1,171 @@
+package privacy
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
+)
+
+func keyed(t *testing.T) *pseudonym.Keyed {
+	t.Helper()
+	k, err := pseudonym.New([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// convert is record raw of ep as the exporter makes it a row.
+func convert(t *testing.T, ep *record.Endpoint, raw string) record.Row {
+	t.Helper()
+	c := &record.Converter{Endpoint: ep, Zone: time.UTC, Warnings: &record.Warnings{}}
+	row, err := c.Convert(0, json.RawMessage(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return row
+}
+
+// everything is every text a sink would write of row.
+func everything(row record.Row) string {
+	var b strings.Builder
+	for _, v := range row.Values {
+		fmt.Fprintf(&b, "%s\n", v)
+	}
+	b.Write(row.Extra)
+	b.WriteByte('\n')
+	b.Write(row.Raw)
+	return b.String()
+}
+
+// inbound is an inbound call from an external number, written in
+// another form in each field, answered by extension 201.
+const inbound = `{"id":"7","start":"2026-12-01 10:00:00","answer":"2026-12-01 10:00:05","end":"2026-12-01 10:01:00",
+"duration":"60","billsec":"55","disposition":"ANSWERED","type":"call",
+"src":"+39 333 1234567","dst":"201","from_number":"0039 3331234567","from_name":"Mario Rossi",
+"to_number":"201","to_name":"Alice Bianchi","channel":"SIP/trunk-0000002a","dstchannel":"SIP/201-0000002b",
+"lastapp":"Dial","lastdata":"SIP/+393331234567,60,tT","userfield":"","cost":"0","faxdata":"","timezone":"+0000",
+"tags":"vip 393331234567","nested":{"who":"+39-333-1234567"},"uniqueid":"1764583200.7"}`
+
+// TestPseudonymiseCallHistory: under each rule, what is replaced and
+// what stays: an external number in every form gives one pseudonym, in
+// its columns, in raw and in extra; an extension stays; a name beside an
+// extension is a colleague's, replaced only under all.
+func TestPseudonymiseCallHistory(t *testing.T) {
+	t.Parallel()
+	calls := endpoint(t, "call_history")
+	col := func(row record.Row, name string) string { s, _ := row.Values[calls.Column(name)].(string); return s }
+	k := keyed(t)
+	p := k.Number("+393331234567")
+	for _, tc := range []struct {
+		rule            string
+		absent, present []string
+	}{
+		{"numbers", []string{"3331234567", "333 1234567", "333-1234567"}, []string{"Mario Rossi", "Alice Bianchi", p}},
+		{"names", []string{"Mario Rossi"}, []string{"3331234567", "Alice Bianchi"}},
+		{"numbers,names", []string{"3331234567", "333 1234567", "Mario Rossi"}, []string{"Alice Bianchi", p, k.Name("Mario Rossi")}},
+		{"all", []string{"3331234567", "Mario Rossi", "Alice Bianchi"}, []string{p, k.Name("alice  BIANCHI")}},
+	} {
+		t.Run(tc.rule, func(t *testing.T) {
+			t.Parallel()
+			rule, err := pseudonym.ParseRule(tc.rule)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := &Guard{Rule: rule, Keys: k}
+			in := convert(t, calls, inbound)
+			before := everything(in)
+			got, err := g.Rows(calls, []record.Row{in}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all := everything(got[0])
+			for _, s := range tc.absent {
+				if strings.Contains(all, s) {
+					t.Errorf("%q is still there:\n%s", s, all)
+				}
+			}
+			for _, s := range tc.present {
+				if !strings.Contains(all, s) {
+					t.Errorf("%q is not there:\n%s", s, all)
+				}
+			}
+			if everything(in) != before {
+				t.Fatal("the row given was changed")
+			}
+			if !json.Valid(got[0].Raw) || !json.Valid(got[0].Extra) {
+				t.Fatalf("raw or extra is no longer JSON:\n%s\n%s", got[0].Raw, got[0].Extra)
+			}
+			if col(got[0], "dst") != "201" || col(got[0], "to_number") != "201" || col(got[0], "dstchannel") != "SIP/201-0000002b" {
+				t.Fatalf("the extension was replaced: %s", all)
+			}
+			if rule.Numbers {
+				for _, c := range []string{"src", "from_number"} {
+					if col(got[0], c) != p {
+						t.Errorf("%s = %q, want the number's one pseudonym %q", c, col(got[0], c), p)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestPseudonymiseStaff: colleagues are replaced only under all, their
+// extension never; contacts (external people) under numbers and names.
+func TestPseudonymiseStaff(t *testing.T) {
+	t.Parallel()
+	k := keyed(t)
+	colleagues, contacts := endpoint(t, "colleagues"), endpoint(t, "contacts")
+	colleague := `{"id":"2951881","dn":"uid=2951881,o=com0","name":"Bruno Müller","extension":"201","officePhone":"","mobilePhone":"+393312345678",
+"faxNumber":"","email":"bruno.muller0@example.com","login":"user201"}`
+	contact := `{"id":"100","name":"Chiara Costa","email":"chiara_costa@customer.example","phone":"+49301234567","mobile":"",
+"organization":"Globex","type":"contact","phonebook_id":"1","note":"Rossi, Mario +39 02 1234 5678","city":"Milano"}`
+	for _, tc := range []struct {
+		rule            string
+		ep              *record.Endpoint
+		raw             string
+		absent, present []string
+	}{
+		{"numbers,names", colleagues, colleague, nil, []string{"Bruno Müller", "3312345678", "bruno.muller0", `"201"`}},
+		{"all", colleagues, colleague, []string{"Bruno Müller", "3312345678", "bruno.muller0"}, []string{`"201"`, "2951881"}},
+		{"numbers", contacts, contact, []string{"301234567", "02 1234 5678"}, []string{"Chiara Costa", "Rossi, Mario", "Globex", "Milano"}},
+		{"numbers,names", contacts, contact, []string{"Chiara Costa", "chiara_costa", "301234567", "Rossi", "02 1234 5678"}, []string{"Globex", "Milano"}},
+	} {
+		t.Run(tc.rule+"/"+tc.ep.Name, func(t *testing.T) {
+			t.Parallel()
+			rule, _ := pseudonym.ParseRule(tc.rule)
+			got, err := (&Guard{Rule: rule, Keys: k}).Rows(tc.ep, []record.Row{convert(t, tc.ep, tc.raw)}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all := everything(got[0])
+			for _, s := range tc.absent {
+				if strings.Contains(all, s) {
+					t.Errorf("%q is still there:\n%s", s, all)
+				}
+			}
+			for _, s := range tc.present {
+				if !strings.Contains(all, s) {
+					t.Errorf("%q is not there:\n%s", s, all)
+				}
+			}
+		})
+	}
+}
+
+// TestPseudonymiseErasedStays: the suppression list's marker is not a
+// name or a number to replace.
+func TestPseudonymiseErasedStays(t *testing.T) {
+	t.Parallel()
+	r := &replacer{g: &Guard{Rule: pseudonym.Rule{Numbers: true, Names: true, Staff: true}, Keys: keyed(t)}}
+	for _, p := range []record.Personal{{Kind: record.PersonalName, Of: "from_number"}, {Kind: record.PersonalNumber}, {Kind: record.PersonalNote}} {
+		if got := r.text(p, erased, ""); got != erased {
+			t.Errorf("%s: %q became %q", p.Kind, erased, got)
+		}
+	}
+}
