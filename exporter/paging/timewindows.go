@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net/url"
 	"slices"
 	"strconv"
 	"sync"
@@ -47,7 +48,8 @@ import (
 // density seen (plan, adapt), the last reaching to the range's end once
 // its total says the rest fits. Windows, and the pieces of one, are read
 // side by side, Concurrency requests at once, the earliest window's
-// first (slots), and handed over in time order.
+// first (slots; an answer is converted after its request's slot is
+// freed), and handed over in time order.
 //
 // A record is read more than once (a window cut, a second read again),
 // so the caller converts with warnings it counts for the rows it keeps.
@@ -124,13 +126,7 @@ func (t *TimeWindows) fetch(ctx context.Context, a, b time.Time, start, ask int6
 	if t.MaxPages > 0 && t.pages.Add(1) > int64(t.MaxPages) {
 		return nil, nil, fmt.Errorf("%s: more than EXPORT_MAX_PAGES=%d pages: stopped; raise it if this PBX really holds that much", where, t.MaxPages)
 	}
-	if t.slots != nil {
-		if err := t.slots.acquire(ctx, a); err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", where, err)
-		}
-		defer t.slots.release()
-	}
-	pg, err := t.Lister.List(ctx, t.Endpoint.Path, q, &t.Counters.Counts)
+	pg, err := t.list(ctx, a, q)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", where, err)
 	}
@@ -157,6 +153,20 @@ func (t *TimeWindows) fetch(ctx context.Context, a, b time.Time, start, ask int6
 		}
 	}
 	return pg, rows, nil
+}
+
+// list sends one request for the window starting at a, within the bound
+// of requests in flight (slots): the slot is freed as the answer is in,
+// so that converting it, CPU work, does not keep the next request from
+// the PBX.
+func (t *TimeWindows) list(ctx context.Context, a time.Time, q url.Values) (*pbx.ListPage, error) {
+	if t.slots != nil {
+		if err := t.slots.acquire(ctx, a); err != nil {
+			return nil, err
+		}
+		defer t.slots.release()
+	}
+	return t.Lister.List(ctx, t.Endpoint.Path, q, &t.Counters.Counts)
 }
 
 // ask asks for window w whole, in one page.

@@ -2,6 +2,7 @@ package paging
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -313,6 +314,68 @@ func TestTimeWindowsPiecesSideBySide(t *testing.T) {
 	}
 	if len(got) != want || want <= 10 {
 		t.Fatalf("%d calls read, the hour holds %d (more than a page: %v)", len(got), want, want > 10)
+	}
+}
+
+// countLister counts requests and closes third as the third is sent.
+type countLister struct {
+	Lister
+	asked atomic.Int32
+	third chan struct{}
+}
+
+func (l *countLister) List(ctx context.Context, path string, q url.Values, n *pbx.Counts) (*pbx.ListPage, error) {
+	if l.asked.Add(1) == 3 {
+		close(l.third)
+	}
+	return l.Lister.List(ctx, path, q, n)
+}
+
+// TestTimeWindowsConvertOutsideTheSlot: converting an answer does not
+// hold the request slot. One request at a time, the first window's answer
+// (the second answer; the first is the whole range's) is converted only
+// once the next window has been asked for: with the slot held through
+// the conversion the read fails after a minute. Every call of the range
+// is then handed over once.
+func TestTimeWindowsConvertOutsideTheSlot(t *testing.T) {
+	t.Parallel()
+	sim, l := newSim(pbxsim.Options{Calls: 400})
+	cl := &countLister{Lister: l, third: make(chan struct{})}
+	rd := newReader(cl, 10, 1)
+	convert := rd.Rows
+	var converted atomic.Int32
+	rd.Rows = func(raws []json.RawMessage) ([]record.Row, error) {
+		if converted.Add(1) == 2 {
+			select {
+			case <-cl.third:
+			case <-time.After(time.Minute):
+				return nil, errors.New("no request was sent while an answer was converted")
+			}
+		}
+		return convert(raws)
+	}
+	wall := func(s string) time.Time { w, _ := time.Parse(record.WallLayout, s); return w }
+	got := tally{}
+	err := (&TimeWindows{Reader: rd}).Read(context.Background(), wall("2026-01-01 00:00:00"), wall("2026-01-01 04:00:00"), func(rows []record.Row) error {
+		for _, row := range rows {
+			got[row.Cursor]++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, id := range sim.CallIDs() {
+		if s := callStart(sim, id); s >= "2026-01-01 00:00:00" && s < "2026-01-01 04:00:00" {
+			want++
+			if got[id] != 1 {
+				t.Fatalf("call %d (start %s) handed over %d times", id, s, got[id])
+			}
+		}
+	}
+	if len(got) != want || want <= 20 {
+		t.Fatalf("%d calls handed over, the range holds %d (more than two pages: %v)", len(got), want, want > 20)
 	}
 }
 
