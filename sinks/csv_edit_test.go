@@ -61,7 +61,7 @@ func (f *editFolder) commit(pbx, runID string, gz bool, calls map[int]string) {
 func (f *editFolder) files(pbx string) map[string][]map[string]string {
 	f.t.Helper()
 	out := map[string][]map[string]string{}
-	paths, _ := filepath.Glob(filepath.Join(f.dir, f.ep.Name, pbx+"_r*.csv*")) // run ids start with r here: p_x_… is not p's
+	paths, _ := filepath.Glob(filepath.Join(f.dir, f.ep.Name, safeName(pbx)+"_r*.csv*")) // run ids start with r here: p_x_… is not p's
 	for _, p := range paths {
 		out[filepath.Base(p)] = readCSVFile(f.t, p)
 	}

@@ -1,0 +1,199 @@
+package sinks
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/wildix-export/wildix-export/exporter/record"
+)
+
+// DeleteWhere deletes the rows of the schema's table for which where
+// holds (SQL the caller writes, never taken from input, over args as $1,
+// $2…), at most batch rows per transaction (0: pruneBatch), so that no
+// transaction holds many rows or runs long. When returning names a
+// column, each batch's values of it (as text, NULL as "") are passed to
+// before inside the batch's transaction, before it commits: what must
+// go before the rows do (the files they name) goes there, and an error
+// rolls the batch back. The table's triggers run as for any deletion
+// (the stored reporting tables follow call_history by theirs). It
+// returns the rows deleted: on an error, those of the batches committed.
+func (p *Postgres) DeleteWhere(ctx context.Context, table, where string, args []any, batch int, returning string, before func(ctx context.Context, values []string) error) (int64, error) {
+	if batch <= 0 {
+		batch = pruneBatch
+	}
+	t := p.ident(table)
+	ret := ""
+	if returning != "" {
+		ret = " RETURNING coalesce(" + pgx.Identifier{returning}.Sanitize() + "::text, '')"
+	}
+	// By ctid: a TID scan deletes the batch found, whatever the key.
+	stmt := fmt.Sprintf("DELETE FROM %s WHERE ctid = ANY(ARRAY(SELECT ctid FROM %s WHERE %s LIMIT %d))%s", t, t, where, batch, ret)
+	var total int64
+	for {
+		n, err := p.deleteBatch(ctx, stmt, args, before)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("delete from %s: %w", table, dbError(err))
+		}
+		if n < int64(batch) {
+			return total, nil
+		}
+	}
+}
+
+// deleteBatch runs one batch's statement in its own transaction.
+func (p *Postgres) deleteBatch(ctx context.Context, stmt string, args []any, before func(context.Context, []string) error) (int64, error) {
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var n int64
+	if before == nil {
+		tag, err := tx.Exec(ctx, stmt, args...)
+		if err != nil {
+			return 0, err
+		}
+		n = tag.RowsAffected()
+	} else {
+		rows, _ := tx.Query(ctx, stmt, args...)
+		values, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return 0, err
+		}
+		if err := before(ctx, values); err != nil {
+			return 0, err
+		}
+		n = int64(len(values))
+	}
+	return n, tx.Commit(ctx)
+}
+
+// Prune removes the rows of pbx's calls that started before cut: from
+// the table of each endpoint holding calls (by its time column: start_time
+// for call_history and recordings), the recordings' stored files first,
+// and the quarantined records of those endpoints whose call started
+// before cut; in batches of o.Batch rows per transaction. The stored
+// reporting tables derived from call_history follow by their triggers:
+// their rows lost are counted too. States, the run ledger and snapshot
+// tables are not touched. Run under the PBX's lock, after the run.
+func (p *Postgres) Prune(ctx context.Context, pbx string, eps []record.Endpoint, cut time.Time, o PruneOptions) (Pruned, error) {
+	var out Pruned
+	derived := []string{"group_calls_stored", "group_number_members"}
+	before, err := p.countRows(ctx, pbx, derived)
+	if err != nil {
+		return nil, err
+	}
+	ends, cols := prunable(eps)
+	for i, ep := range ends {
+		where := "pbx = $1 AND " + pgx.Identifier{ep.Columns[cols[i]].Name}.Sanitize() + " < $2"
+		var n int64
+		var err error
+		if ep.Files == "recordings" {
+			if o.Recordings == nil {
+				var old int64
+				if err := p.pool.QueryRow(ctx, "SELECT count(*) FROM "+p.ident(ep.Name)+" WHERE "+where, pbx, cut).Scan(&old); err != nil {
+					return out, fmt.Errorf("prune: count %s: %w", ep.Name, dbError(err))
+				}
+				if old > 0 {
+					out = append(out, PrunedCount{Table: ep.Name, Detail: fmt.Sprintf("%d rows kept: no recordings store is configured to remove their files from", old)})
+				}
+				continue
+			}
+			var files int64
+			n, err = p.DeleteWhere(ctx, ep.Name, where, []any{pbx, cut}, o.Batch, "object", func(ctx context.Context, names []string) error {
+				for _, name := range names {
+					if name == "" {
+						continue
+					}
+					if err := o.Recordings.Remove(ctx, name); err != nil {
+						return err
+					}
+					files++
+				}
+				return nil
+			})
+			if files > 0 {
+				out = append(out, PrunedCount{Table: recordingsStore, Rows: files})
+			}
+		} else {
+			n, err = p.DeleteWhere(ctx, ep.Name, where, []any{pbx, cut}, o.Batch, "", nil)
+		}
+		if n > 0 {
+			out = append(out, PrunedCount{Table: ep.Name, Rows: n})
+		}
+		if err != nil {
+			return out, fmt.Errorf("prune: %w", err)
+		}
+		if q, err := p.pruneQuarantine(ctx, pbx, ep, cut, o); q > 0 || err != nil {
+			out = append(out, PrunedCount{Table: "export_quarantine", Rows: q, Detail: ep.Name + "'s records"})
+			if err != nil {
+				return out, fmt.Errorf("prune: %w", err)
+			}
+		}
+	}
+	after, err := p.countRows(ctx, pbx, derived)
+	if err != nil {
+		return out, err
+	}
+	for i, t := range derived {
+		if d := before[i] - after[i]; d > 0 {
+			out = append(out, PrunedCount{Table: t, Rows: d, Detail: "by call_history's triggers"})
+		}
+	}
+	return out, nil
+}
+
+// countRows counts pbx's rows in each table that exists (-1 otherwise).
+func (p *Postgres) countRows(ctx context.Context, pbx string, tables []string) ([]int64, error) {
+	out := make([]int64, len(tables))
+	for i, t := range tables {
+		var exists bool
+		if err := p.pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", p.ident(t)).Scan(&exists); err != nil {
+			return nil, fmt.Errorf("prune: count %s: %w", t, dbError(err))
+		}
+		out[i] = -1
+		if exists {
+			if err := p.pool.QueryRow(ctx, "SELECT count(*) FROM "+p.ident(t)+" WHERE pbx = $1", pbx).Scan(&out[i]); err != nil {
+				return nil, fmt.Errorf("prune: count %s: %w", t, dbError(err))
+			}
+		}
+	}
+	return out, nil
+}
+
+// pruneQuarantine removes the quarantined records of ep whose call
+// started before cut, read from the record as the export read it (a
+// record whose start cannot be read is kept).
+func (p *Postgres) pruneQuarantine(ctx context.Context, pbx string, ep *record.Endpoint, cut time.Time, o PruneOptions) (int64, error) {
+	rows, _ := p.pool.Query(ctx, "SELECT key, record FROM "+p.ident("export_quarantine")+" WHERE pbx = $1 AND endpoint = $2", pbx, ep.Name)
+	var keys []string
+	var key, rec string
+	_, err := pgx.ForEachRow(rows, []any{&key, &rec}, func() error {
+		if t, ok := recordStart(ep, []byte(rec), o.Zone); ok && t.Before(cut) {
+			keys = append(keys, key)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read export_quarantine: %w", dbError(err))
+	}
+	batch := o.Batch
+	if batch <= 0 {
+		batch = pruneBatch
+	}
+	var n int64
+	for len(keys) > 0 {
+		k := keys[:min(batch, len(keys))]
+		keys = keys[len(k):]
+		tag, err := p.pool.Exec(ctx, "DELETE FROM "+p.ident("export_quarantine")+" WHERE pbx = $1 AND endpoint = $2 AND key = ANY($3)", pbx, ep.Name, k)
+		if err != nil {
+			return n, fmt.Errorf("delete from export_quarantine: %w", dbError(err))
+		}
+		n += tag.RowsAffected()
+	}
+	return n, nil
+}
