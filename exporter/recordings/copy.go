@@ -36,10 +36,13 @@ import (
 )
 
 // Store is what the copier needs of a recordings store; recstore.Dir and
-// recstore.S3 have it. Put must leave nothing under name when it fails.
+// recstore.S3 have it. Put must leave nothing under name when it fails;
+// Sync makes durable the names put or found stored (a folder store syncs
+// their folders once a batch, not once a file).
 type Store interface {
 	Put(ctx context.Context, name string, r io.Reader, want recstore.Want) (recstore.Object, error)
 	Stored(ctx context.Context, name string, want recstore.Want) (recstore.Object, bool, error)
+	Sync(ctx context.Context, names []string) error
 }
 
 // Recording is one recording as the list gives it, in the exporter's
@@ -139,15 +142,16 @@ type Copier struct {
 // result.
 //
 // The error is nil only when every recording is Copied, Skipped, Vanished
-// or Refused. The first recording failing after the Spool's retries (or a
+// or Refused, and the Store synced every file Copied or Skipped (durable:
+// the caller may commit past them). The first recording failing after the Spool's retries (or a
 // store error) stops the batch: copies in flight are cancelled, leaving
 // nothing partial, and the error names the recording (id and stored name;
 // never the token, the path's caller number or a signed address). A
 // cancelled ctx returns its error the same way.
 //
-// It stays one function (about 70 lines): the de-duplication, the worker
-// pool, the feeding loop that stops at the first failure and the final
-// tally share one cancel and one results slice, and reading them together
+// It stays one function (about 80 lines): the de-duplication, the worker
+// pool, the feeding loop that stops at the first failure, the final tally
+// and the Sync share one cancel and one results slice, and reading them together
 // is the proof that a failed batch cancels every copy in flight before it
 // returns. Moving the worker body into its own method is the first cut
 // when it grows again.
@@ -217,6 +221,17 @@ feed:
 		return results, cnt, failure
 	}
 	if err := context.Cause(ctx); err != nil {
+		return results, cnt, fmt.Errorf("copy recordings: %w", err)
+	}
+	// Durable before the caller commits past them: the files copied, and
+	// those found stored, which a run killed before its Sync left behind.
+	var names []string
+	for _, i := range work {
+		if st := results[i].Status; st == Copied || st == Skipped {
+			names = append(names, results[i].Name)
+		}
+	}
+	if err := c.Store.Sync(ctx, names); err != nil {
 		return results, cnt, fmt.Errorf("copy recordings: %w", err)
 	}
 	c.log().Info("recordings copied", "copied", cnt.Copied, "skipped", cnt.Skipped, "vanished", cnt.Vanished, "refused", cnt.Refused, "bytes", cnt.Bytes)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -521,5 +522,52 @@ func TestCopyLogsIDsQuoted(t *testing.T) {
 	}
 	if strings.Contains(out, strings.Repeat("x", 200)) || strings.Contains(out, "\nlevel=ERROR msg=forged") {
 		t.Errorf("the log holds the id as sent:\n%.2000s", out)
+	}
+}
+
+// syncingStore records the names Sync is given, and fails it with err.
+type syncingStore struct {
+	Store
+	synced []string
+	err    error
+}
+
+func (s *syncingStore) Sync(ctx context.Context, names []string) error {
+	s.synced = append(s.synced, names...)
+	if s.err != nil {
+		return s.err
+	}
+	return s.Store.Sync(ctx, names)
+}
+
+// TestCopySyncsBeforeItSucceeds: Copy returns nil only once the store
+// synced every file it copied or found stored (a folder store syncs
+// their folders once a batch: the caller commits its cursor past them on
+// that nil), and a Sync failing fails the batch.
+func TestCopySyncsBeforeItSucceeds(t *testing.T) {
+	t.Parallel()
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	o := pbxsim.Options{Seed: int64(seed % 1000)}
+	o.Recordings.Vanished = someIDs(t, o, seed, 2)
+	e := recSetup(t, o, noCloud)
+	f := newStore(t, "dir")
+	recs := e.recordings(false)
+	want := wantStore(t, testPBX, e.truth(t))
+	for _, pass := range []string{"copied", "skipped"} {
+		st := &syncingStore{Store: f.st}
+		cp := &Copier{Spool: e.spool(t), Store: st, PBX: testPBX, Concurrency: 3}
+		if _, n, err := cp.Copy(context.Background(), recs); err != nil || n.Copied+n.Skipped != len(want) {
+			t.Fatalf("%s: Copy = %+v, %v", pass, n, err)
+		}
+		slices.Sort(st.synced)
+		if wantNames := slices.Sorted(maps.Keys(want)); !slices.Equal(st.synced, wantNames) {
+			t.Errorf("%s: synced %d names %.200q; want the %d stored", pass, len(st.synced), st.synced, len(wantNames))
+		}
+	}
+	boom := errors.New("sync: input/output error")
+	cp := &Copier{Spool: e.spool(t), Store: &syncingStore{Store: f.st, err: boom}, PBX: testPBX}
+	if _, _, err := cp.Copy(context.Background(), recs); !errors.Is(err, boom) {
+		t.Errorf("Copy with a failing Sync = %v; want its error", err)
 	}
 }

@@ -18,6 +18,7 @@ type store interface {
 	Put(ctx context.Context, name string, r io.Reader, want Want) (Object, error)
 	Stat(ctx context.Context, name string) (Object, error)
 	Stored(ctx context.Context, name string, want Want) (Object, bool, error)
+	Sync(ctx context.Context, names []string) error
 }
 
 // fixture is one store under test with ways to look at it from outside.
@@ -78,6 +79,9 @@ func runContract(t *testing.T, mk func(t *testing.T) fixture) {
 			}
 			if o, err := f.st.Stat(ctx, name); err != nil || o.SHA256 != want.SHA256 || o.Size != n {
 				t.Fatalf("Stat = %+v, %v", o, err)
+			}
+			if err := f.st.Sync(ctx, []string{name, name}); err != nil {
+				t.Fatalf("Sync: %v", err)
 			}
 			for _, c := range []struct {
 				w  Want
@@ -182,6 +186,9 @@ func runContract(t *testing.T, mk func(t *testing.T) fixture) {
 			}
 			if _, err := f.st.Stat(ctx, h); err == nil || errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("Stat(%q) = %v; want a refusal", h, err)
+			}
+			if err := f.st.Sync(ctx, []string{h}); err == nil {
+				t.Errorf("Sync(%q) = nil; want a refusal", h)
 			}
 		}
 	})

@@ -26,9 +26,9 @@ type DirOptions struct {
 
 // Dir stores recordings as files under a folder, typically a mounted
 // volume or NAS. A file is written under a temporary name beside its final
-// one (".<id>.wav.partial-<random>"), synced, renamed, and its folder
-// synced, so a reader never sees a partial file and a stored file survives
-// a power cut. Every path is resolved inside the folder (os.Root): a
+// one (".<id>.wav.partial-<random>"), synced and renamed, so a reader never
+// sees a partial file; Sync then syncs the folders of a batch of names,
+// once each, so that stored files survive a power cut. Every path is resolved inside the folder (os.Root): a
 // symbolic link planted in the store never leads outside it. Safe for
 // concurrent use with different names; one writer per name (the
 // exporter's run lock), since a Put removes the partial files another
@@ -69,7 +69,9 @@ func (d *Dir) open() (*os.Root, error) {
 }
 
 // Put copies r to name (built by Name), checking it against want. On
-// success the file is durable under its final name; on any error
+// success the file is under its final name, its content synced; the name
+// itself is durable once Sync(name) returned (one folder sync per batch,
+// not per file: the run's cost of a power-cut-proof store). On any error
 // (including a cancelled ctx, checked between reads) nothing is left under
 // it but what was there before, and the partial file is removed. A
 // process killed during Put leaves a partial file beside the name, which
@@ -129,10 +131,39 @@ func (d *Dir) Put(ctx context.Context, name string, r io.Reader, want Want) (Obj
 		return Object{}, fmt.Errorf("store %s: %w", name, err)
 	}
 	ok = true
-	if err := safefile.SyncDirIn(root, dir); err != nil {
-		return Object{}, fmt.Errorf("store %s: the file is in place but its folder could not be synced: %w", name, err)
-	}
 	return Object{Name: name, Size: v.n, SHA256: v.sum()}, nil
+}
+
+// Sync makes the names durable, each put or found stored before: it syncs
+// every folder holding one, up to the store's root, once each, so that a
+// rename into it, or its creation, survives a power cut. A name found
+// stored needs it too: a run killed after its rename, before its Sync,
+// left it in the page cache only. Safe for concurrent use.
+func (d *Dir) Sync(ctx context.Context, names []string) error {
+	root, err := d.open()
+	if err != nil {
+		return fmt.Errorf("sync: %w", err)
+	}
+	defer root.Close()
+	done := map[string]bool{}
+	for _, name := range names {
+		if err := checkName(name); err != nil {
+			return err
+		}
+		for dir := filepath.Dir(filepath.FromSlash(name)); !done[dir]; dir = filepath.Dir(dir) {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("sync %s: %w", name, err)
+			}
+			if err := safefile.SyncDirIn(root, dir); err != nil {
+				return fmt.Errorf("sync %s: %w", name, err)
+			}
+			done[dir] = true
+			if dir == "." {
+				break
+			}
+		}
+	}
+	return nil
 }
 
 // Stat returns the file stored under name, its sha256 computed by reading
@@ -206,7 +237,7 @@ func stored(ctx context.Context, stat func(context.Context, string) (Object, err
 }
 
 // mkdirs creates dir (relative to root) and the folders above it, each
-// with the store's mode, syncing the folder that gains an entry.
+// with the store's mode; Sync makes them durable.
 func (d *Dir) mkdirs(root *os.Root, dir string) error {
 	if st, err := root.Stat(dir); err == nil && st.IsDir() {
 		return nil
@@ -214,14 +245,7 @@ func (d *Dir) mkdirs(root *os.Root, dir string) error {
 	cur := "."
 	for _, p := range strings.Split(dir, string(filepath.Separator)) {
 		next := filepath.Join(cur, p)
-		err := root.Mkdir(next, d.dirMod)
-		switch {
-		case err == nil:
-			if err := safefile.SyncDirIn(root, cur); err != nil {
-				return err
-			}
-		case errors.Is(err, fs.ErrExist):
-		default:
+		if err := root.Mkdir(next, d.dirMod); err != nil && !errors.Is(err, fs.ErrExist) {
 			return err
 		}
 		cur = next

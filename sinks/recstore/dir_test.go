@@ -260,3 +260,21 @@ func TestDirSymlinks(t *testing.T) {
 		}
 	})
 }
+
+// TestDirSyncNeedsTheFolders: Sync syncs the folders of names stored; a
+// name whose folder is not there (never stored) fails it.
+func TestDirSyncNeedsTheFolders(t *testing.T) {
+	t.Parallel()
+	f, _ := dirFixture(t, DirOptions{})
+	ctx := context.Background()
+	stored, other := testName(t, "rec-1"), "pbx-test/2031/01/02/rec-2.wav"
+	if _, err := f.st.Put(ctx, stored, content(1, 1000), Want{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.Sync(ctx, []string{stored}); err != nil {
+		t.Errorf("Sync(%s) = %v", stored, err)
+	}
+	if err := f.st.Sync(ctx, []string{stored, other}); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Sync(%s) = %v; want its folder missing", other, err)
+	}
+}

@@ -12,8 +12,8 @@
 // stores refuse a name Name could not have built.
 //
 // The exporter defines the interface it needs; Dir and S3 have the same
-// methods (Put, Stat, Stored). Like every package in this module, it is
-// not a supported Go API.
+// methods (Put, Stat, Stored, Sync). Like every package in this module,
+// it is not a supported Go API.
 package recstore
 
 import (
