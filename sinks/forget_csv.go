@@ -15,6 +15,7 @@ import (
 
 	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/internal/safefile"
 )
 
 // csvShape is how the rows of a data file of e with header are erased:
@@ -179,4 +180,122 @@ func (s *CSV) findInData(path string, e *record.Endpoint, f *Forgotten) (int64, 
 // does a run's.
 func (s *CSV) RecordForget(ctx context.Context, r *exporter.RunResult) error {
 	return s.FinishRun(ctx, r)
+}
+
+// ForgetErase rewrites every row of pbx's data files mentioning f, each
+// file atomically (EditRows: its manifest and key index with it), marks
+// the recordings' rows Erased, and rewrites pbx's state files and run
+// ledger where they mention it; then searches the whole folder again and
+// fails, naming the files, when the number is still anywhere (another
+// PBX's files: run forget with that PBX's configuration). The
+// recordings' files must be removed before (ForgetFind lists them). It
+// returns the rows changed per endpoint or file.
+func (s *CSV) ForgetErase(ctx context.Context, pbx string, f *Forgotten, endpoints []record.Endpoint) (*ForgetFound, error) {
+	done := &ForgetFound{}
+	for i := range endpoints {
+		e := &endpoints[i]
+		var sh *rowShape
+		var shHeader []string
+		status := -1
+		res, err := s.EditRows(ctx, pbx, e, "forget", func(header, row []string) (RowEdit, error) {
+			if sh == nil || !slices.Equal(header, shHeader) {
+				sh, shHeader = csvShape(e, header), slices.Clone(header)
+				if e.Files != "" {
+					status = slices.Index(header, "status")
+				}
+			}
+			cells := make([]string, len(row))
+			for j, c := range row {
+				cells[j] = s.unquoteCell(c)
+			}
+			if sh.erase(cells, f.match) == 0 {
+				return RowEdit{}, nil
+			}
+			if status >= 0 {
+				cells[status] = Erased
+			}
+			for j := range cells {
+				if sh.kinds[j] == cellText {
+					cells[j] = s.cell(record.Text, cells[j])
+				}
+			}
+			return RowEdit{Cells: cells}, nil
+		})
+		if err != nil {
+			return done, fmt.Errorf("erase in %s: %w", e.Name, err)
+		}
+		done.add(e.Name, res.Replaced)
+	}
+	n, err := s.eraseStateFiles(pbx, f)
+	if err != nil {
+		return done, err
+	}
+	done.add(filepath.Join(".state", safeName(pbx)), n)
+	left, err := s.ForgetFind(ctx, f, endpoints)
+	if err != nil {
+		return done, err
+	}
+	if len(left.Places) > 0 {
+		var where []string
+		for _, pl := range left.Places {
+			where = append(where, fmt.Sprintf("%s (%d rows)", pl.Name, pl.Rows))
+		}
+		return done, fmt.Errorf("the number is still in %s after erasure: another PBX's files (run forget with its configuration), or a file forget does not know (report it)", strings.Join(where, ", "))
+	}
+	return done, nil
+}
+
+// unquoteCell is a text cell's value as the sink was given it: without
+// the quote EXPORT_CSV_SAFE_FORMULAS puts before a formula's start.
+func (s *CSV) unquoteCell(c string) string {
+	if s.opt.SafeFormulas && len(c) > 1 && c[0] == '\'' && strings.ContainsRune("=+-@\t\r", rune(c[1])) {
+		return c[1:]
+	}
+	return c
+}
+
+// eraseStateFiles rewrites, each atomically, the files of pbx's state
+// folder that mention f: the states (JSON) and the run ledger (a JSON
+// object a line). The key indexes hold keys and digests only, and
+// pending commits are completed before (EditRows). It returns the lines
+// or files changed.
+func (s *CSV) eraseStateFiles(pbx string, f *Forgotten) (int64, error) {
+	dir := s.stateDir(pbx)
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("erase in the state folder: %w", s.advise(err))
+	}
+	var total int64
+	for _, de := range entries {
+		name := de.Name()
+		if !de.Type().IsRegular() || strings.HasPrefix(name, ".") || !(strings.HasSuffix(name, ".json") || name == "runs.jsonl") ||
+			strings.HasSuffix(name, ".pending.json") || strings.Contains(name, "~") {
+			continue
+		}
+		path := filepath.Join(dir, name)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return total, fmt.Errorf("erase in %s: %w", path, s.advise(err))
+		}
+		lines := strings.Split(string(b), "\n")
+		var n int64
+		for i, l := range lines {
+			out, c := eraseJSON([]byte(l), f.match)
+			if c > 0 {
+				lines[i] = string(out)
+				n++
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		if err := safefile.Write(path, []byte(strings.Join(lines, "\n")), fileMode); err != nil {
+			return total, fmt.Errorf("erase in %s: %w", path, s.advise(err))
+		}
+		total += n
+	}
+	return total, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -223,7 +224,54 @@ func (a *app) recordingRemover(ctx context.Context) (recordingRemover, error) {
 // pseudonymKey is the pseudonym key (EXPORT_PSEUDONYM_KEY), nil when not
 // set.
 func (a *app) pseudonymKey() (*pseudonym.Keyed, error) {
-	return nil, nil
+	k, err := a.cfg.Pseudonyms()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return k, nil
+}
+
+// suppression is the sink's suppression list as the exporter's guard
+// applies it (privacy.Suppressor): read again at the start of each run,
+// under the PBX's lock, so that a worker applies what forget added since
+// its last run. Safe for concurrent use.
+type suppression struct {
+	p atomic.Pointer[sinks.Suppressor]
+}
+
+// Apply implements privacy.Suppressor.
+func (s *suppression) Apply(ep *record.Endpoint, row *record.Row) int {
+	return s.p.Load().Apply(ep, row)
+}
+
+// loadSuppression reads the sink's suppression list into st's guard. A
+// list that cannot be read with the configured key stops the run (exit
+// 2): exporting without it would bring forgotten numbers back.
+func (a *app) loadSuppression(ctx context.Context, st *started) error {
+	if st.suppress == nil {
+		return nil
+	}
+	fg, ok := st.sink.Sink.(forgetter)
+	if !ok {
+		return nil
+	}
+	l, err := fg.Suppression(ctx)
+	if err != nil {
+		return err
+	}
+	pk, err := a.pseudonymKey()
+	if err != nil {
+		return err
+	}
+	sup, err := l.Suppressor(pk)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	st.suppress.p.Store(sup)
+	if sup.Len() > 0 {
+		a.log.Debug("suppression list read", "numbers", sup.Len())
+	}
+	return nil
 }
 
 // describeValue describes a --number value that is not a number without

@@ -147,6 +147,28 @@ WHERE r.mode = 'forget'`).Scan(&mode, &status, &rows, &notes); err != nil {
 		t.Errorf("ledger: %s %s rows %d notes %q", mode, status, rows, notes)
 	}
 
+	// Erasure sticks: a forced backfill of the whole history and the next
+	// run write the PBX's records erased, equal to what forget left.
+	erased := tableRows(t, pool)
+	for _, args := range [][]string{{"backfill", "--from", "2026-01-01", "--to", "2027-01-01", "--force", "--window", "2160h"}, {"run", "--once"}} {
+		if r := runCLI(t, kv, args...); r.code != exitOK {
+			t.Fatalf("%s: exit %d: %v\n%s", args[0], r.code, r.err, r.stderr)
+		}
+	}
+	again := tableRows(t, pool)
+	for _, tb := range []string{"call_history", "group_calls_stored", "export_quarantine"} {
+		if !slices.Equal(again[tb], erased[tb]) {
+			t.Errorf("%s changed on the backfill and run after forget", tb)
+		}
+	}
+	for tb, rows := range again {
+		for _, row := range rows {
+			if mentions(row, d) {
+				t.Errorf("the number came back in %s: %s", tb, row)
+			}
+		}
+	}
+
 	r = runCLI(t, kv, "forget", "--number", "0039"+d[2:])
 	if r.code != exitOK || !strings.Contains(r.stdout, "found: no row mentions the number") || !strings.Contains(r.stdout, "Already in the suppression list") {
 		t.Fatalf("forget again: exit %d: %v\n%s%s", r.code, r.err, r.stdout, r.stderr)

@@ -199,10 +199,11 @@ func (a *app) privacyGuard() (*privacy.Guard, error) {
 // the PBX client, authenticated; the recordings copier (nil without a
 // store); and the exporter joining them.
 type started struct {
-	sink *sink
-	pbx  *pbx
-	rec  *recordings.Copier
-	x    *exporter.Exporter
+	sink     *sink
+	pbx      *pbx
+	rec      *recordings.Copier
+	x        *exporter.Exporter
+	suppress *suppression // the guard's, read again at each run's start
 }
 
 // start is the one start-up path of run, backfill and demo: open the sink
@@ -234,6 +235,8 @@ func (a *app) start(ctx context.Context, cat *record.Catalog) (*started, error) 
 		s.close()
 		return nil, err
 	}
+	sup := &suppression{}
+	guard.Suppress = sup
 	c := a.cfg
 	x := &exporter.Exporter{
 		Client: p.client, Sink: s.Sink, PBX: c.PBXID, Zone: c.Timezone,
@@ -243,7 +246,7 @@ func (a *app) start(ctx context.Context, cat *record.Catalog) (*started, error) 
 			return errors.Is(err, auth.ErrReauthorize) || errors.Is(err, sinks.ErrDatabase) || errors.Is(err, auth.ErrUnreachable)
 		},
 	}
-	return &started{sink: s, pbx: p, rec: rec, x: x}, nil
+	return &started{sink: s, pbx: p, rec: rec, x: x, suppress: sup}, nil
 }
 
 // export runs one export under the PBX's lock and within EXPORT_RUN_TIMEOUT,
@@ -260,6 +263,9 @@ func (a *app) export(ctx context.Context, st *started, m *metrics, do func(ctx c
 		return err
 	}
 	defer unlock()
+	if err := a.loadSuppression(ctx, st); err != nil {
+		return err
+	}
 	if a.beforeRun != nil {
 		a.beforeRun()
 	}
