@@ -1,7 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -75,103 +81,174 @@ func mentions(s, d string) bool {
 	return n > 0 || strings.Contains(s, d[2:])
 }
 
-// TestForgetPostgresCLI: forget --dry-run changes no row; forget erases
-// every trace of the number and changes no other row; its output and
-// logs never show the number; the ledger records it; a second forget
+// csvFolder is every data row of every endpoint under dir (sorted per
+// endpoint: a redone window may move a row to another file), and every
+// line of every other file under its path.
+func csvFolder(t *testing.T, dir string) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	err := filepath.WalkDir(dir, func(path string, de fs.DirEntry, err error) error {
+		if err != nil || !de.Type().IsRegular() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if !strings.HasSuffix(path, ".csv") || strings.HasPrefix(de.Name(), ".") {
+			out[rel] = strings.Split(string(b), "\n")
+			return nil
+		}
+		recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+		if err != nil {
+			return fmt.Errorf("%s: %w", rel, err)
+		}
+		ep := filepath.Dir(rel)
+		for _, r := range recs[1:] {
+			out[ep] = append(out[ep], strings.Join(r, "\x1f"))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range out {
+		slices.Sort(out[k])
+	}
+	return out
+}
+
+// TestForgetCLI, on both sinks, numbers in clear and pseudonymised:
+// forget --dry-run changes nothing; forget erases every trace of the
+// number and changes no other row; its output and logs never show the
+// number; the ledger records it; a forced backfill of the whole history
+// and the next run bring nothing back and change no row; a second forget
 // finds nothing.
-func TestForgetPostgresCLI(t *testing.T) {
+func TestForgetCLI(t *testing.T) {
 	t.Parallel()
-	const calls = 300
-	f := simtest.New(t, pbxsim.Options{Calls: calls, CallGap: time.Minute})
-	f.Authorize(t)
-	schema, pool := pgtest.Schema(t)
-	kv := fixtureEnv(f, t.TempDir(), "EXPORT_SINK=postgres", "EXPORT_DATABASE_URL="+pgtest.URL(), "EXPORT_DB_SCHEMA="+schema)
-	if r := runCLI(t, kv, "run", "--once"); r.code != exitOK {
-		t.Fatalf("run: exit %d: %v\n%s", r.code, r.err, r.stderr)
-	}
-	d := simNumber(t, f.Sim, calls)
-	asked := "+" + d[:2] + " " + d[2:5] + " " + d[5:]
-
-	before := tableRows(t, pool)
-	r := runCLI(t, kv, "forget", "--number", asked, "--dry-run")
-	if r.code != exitOK || !strings.Contains(r.stdout, "found: call_history") || !strings.Contains(r.stdout, "Dry run: nothing was changed") {
-		t.Fatalf("forget --dry-run: exit %d: %v\n%s%s", r.code, r.err, r.stdout, r.stderr)
-	}
-	if mentions(r.stdout+r.stderr, d) {
-		t.Fatalf("forget --dry-run shows the number:\n%s%s", r.stdout, r.stderr)
-	}
-	if after := tableRows(t, pool); !sameTableRows(before, after) {
-		t.Fatal("forget --dry-run changed the database")
-	}
-
-	r = runCLI(t, kv, "forget", "--number", asked)
-	if r.code != exitOK || !strings.Contains(r.stdout, "nowhere in the sink") || !strings.Contains(r.stdout, "The PBX keeps its own copy") {
-		t.Fatalf("forget: exit %d: %v\n%s%s", r.code, r.err, r.stdout, r.stderr)
-	}
-	if mentions(r.stdout+r.stderr, d) {
-		t.Fatalf("forget shows the number:\n%s%s", r.stdout, r.stderr)
-	}
-	after := tableRows(t, pool)
-	for tb, rows := range before {
-		got := after[tb]
-		switch tb {
-		case "export_runs", "export_run_endpoints":
-			continue // the forget's own ledger row, checked below
-		case "export_state":
-			got = slices.DeleteFunc(slices.Clone(got), func(s string) bool { return strings.HasPrefix(s, `("","suppressed numbers",`) })
-		}
-		if len(got) != len(rows) {
-			t.Errorf("%s: %d rows after forget, %d before", tb, len(got), len(rows))
-		}
-		for _, row := range rows {
-			if !mentions(row, d) && !slices.Contains(got, row) {
-				t.Errorf("%s: a row without the number changed: %s", tb, row)
+	const key = "EXPORT_PSEUDONYM_KEY=0123456789abcdef0123456789abcdef"
+	for _, tc := range []struct {
+		name   string
+		pg     bool
+		pseudo bool
+	}{{"postgres", true, false}, {"csv", false, false}, {"postgres pseudonymised", true, true}, {"csv pseudonymised", false, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			const calls = 300
+			f := simtest.New(t, pbxsim.Options{Calls: calls, CallGap: time.Minute})
+			f.Authorize(t)
+			dir := t.TempDir()
+			kv := fixtureEnv(f, dir)
+			var pool *pgxpool.Pool
+			snap := func() map[string][]string { return csvFolder(t, dir) }
+			ledger := []string{filepath.Join(".state", strings.ReplaceAll(f.URL.Host, ":", "%3A"), "runs.jsonl")}
+			// The suppression list holds the number's keyed hash (its
+			// pseudonym under the pseudonym key) on purpose; a data
+			// file's manifest changes with its file.
+			suppressed := func(k string, row string) bool {
+				return strings.HasPrefix(k, filepath.Join(".state", ".suppressed")) || strings.HasSuffix(k, ".manifest.json")
 			}
-		}
-	}
-	for tb, rows := range after {
-		for _, row := range rows {
-			if mentions(row, d) {
-				t.Errorf("%s still holds the number: %s", tb, row)
+			data := "call_history"
+			if tc.pg {
+				var schema string
+				schema, pool = pgtest.Schema(t)
+				kv = append(kv, "EXPORT_SINK=postgres", "EXPORT_DATABASE_URL="+pgtest.URL(), "EXPORT_DB_SCHEMA="+schema)
+				snap = func() map[string][]string { return tableRows(t, pool) }
+				ledger = []string{"export_runs", "export_run_endpoints"}
+				suppressed = func(k, row string) bool {
+					return k == "export_state" && strings.HasPrefix(row, `("","suppressed numbers",`)
+				}
 			}
-		}
-	}
-	var mode, status string
-	var rows int64
-	var notes []string
-	if err := pool.QueryRow(context.Background(), `SELECT r.mode, r.status, e.rows, e.notes FROM export_runs r JOIN export_run_endpoints e USING (run_id)
-WHERE r.mode = 'forget'`).Scan(&mode, &status, &rows, &notes); err != nil {
-		t.Fatalf("no forget in the run ledger: %v", err)
-	}
-	if status != "ok" || rows == 0 || !slices.ContainsFunc(notes, func(n string) bool { return strings.HasPrefix(n, "call_history: ") }) {
-		t.Errorf("ledger: %s %s rows %d notes %q", mode, status, rows, notes)
-	}
-
-	// Erasure sticks: a forced backfill of the whole history and the next
-	// run write the PBX's records erased, equal to what forget left.
-	erased := tableRows(t, pool)
-	for _, args := range [][]string{{"backfill", "--from", "2026-01-01", "--to", "2027-01-01", "--force", "--window", "2160h"}, {"run", "--once"}} {
-		if r := runCLI(t, kv, args...); r.code != exitOK {
-			t.Fatalf("%s: exit %d: %v\n%s", args[0], r.code, r.err, r.stderr)
-		}
-	}
-	again := tableRows(t, pool)
-	for _, tb := range []string{"call_history", "group_calls_stored", "export_quarantine"} {
-		if !slices.Equal(again[tb], erased[tb]) {
-			t.Errorf("%s changed on the backfill and run after forget", tb)
-		}
-	}
-	for tb, rows := range again {
-		for _, row := range rows {
-			if mentions(row, d) {
-				t.Errorf("the number came back in %s: %s", tb, row)
+			if tc.pseudo {
+				kv = append(kv, "EXPORT_PSEUDONYMIZE=numbers", key)
 			}
-		}
-	}
+			if r := runCLI(t, kv, "run", "--once"); r.code != exitOK {
+				t.Fatalf("run: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			d := simNumber(t, f.Sim, calls)
+			k, _ := pseudonym.New([]byte(strings.TrimPrefix(key, "EXPORT_PSEUDONYM_KEY=")))
+			mentioned := func(s string) bool { return mentions(s, d) || strings.Contains(s, k.Number(d)) }
+			before := snap()
+			if held := slices.ContainsFunc(before[data], mentioned); !held {
+				t.Fatalf("%s holds no trace of the number before forget: the test proves nothing", data)
+			}
 
-	r = runCLI(t, kv, "forget", "--number", "0039"+d[2:])
-	if r.code != exitOK || !strings.Contains(r.stdout, "found: no row mentions the number") || !strings.Contains(r.stdout, "Already in the suppression list") {
-		t.Fatalf("forget again: exit %d: %v\n%s%s", r.code, r.err, r.stdout, r.stderr)
+			asked := "+" + d[:2] + " " + d[2:5] + " " + d[5:]
+			r := runCLI(t, kv, "forget", "--number", asked, "--dry-run")
+			if r.code != exitOK || !strings.Contains(r.stdout, "found: call_history") || !strings.Contains(r.stdout, "Dry run: nothing was changed") {
+				t.Fatalf("forget --dry-run: exit %d: %v\n%s%s", r.code, r.err, r.stdout, r.stderr)
+			}
+			if mentioned(r.stdout + r.stderr) {
+				t.Fatalf("forget --dry-run shows the number:\n%s%s", r.stdout, r.stderr)
+			}
+			if !sameTableRows(before, snap()) {
+				t.Fatal("forget --dry-run changed the sink")
+			}
+
+			r = runCLI(t, kv, "forget", "--number", asked)
+			if r.code != exitOK || !strings.Contains(r.stdout, "nowhere in the sink") || !strings.Contains(r.stdout, "The PBX keeps its own copy") {
+				t.Fatalf("forget: exit %d: %v\n%s%s", r.code, r.err, r.stdout, r.stderr)
+			}
+			if mentioned(r.stdout + r.stderr) {
+				t.Fatalf("forget shows the number:\n%s%s", r.stdout, r.stderr)
+			}
+			after := snap()
+			for tb, rows := range before {
+				if slices.Contains(ledger, tb) {
+					continue // the forget's own ledger entry, checked below
+				}
+				if strings.HasSuffix(tb, ".manifest.json") {
+					continue
+				}
+				got := slices.DeleteFunc(slices.Clone(after[tb]), func(row string) bool { return suppressed(tb, row) })
+				if len(got) != len(rows) {
+					t.Errorf("%s: %d rows after forget, %d before", tb, len(got), len(rows))
+				}
+				for _, row := range rows {
+					if !mentioned(row) && !slices.Contains(got, row) {
+						t.Errorf("%s: a row without the number changed: %s", tb, row)
+					}
+				}
+			}
+			for tb, rows := range after {
+				for _, row := range rows {
+					if mentioned(row) && !suppressed(tb, row) {
+						t.Errorf("%s still holds the number: %s", tb, row)
+					}
+				}
+			}
+			if !tc.pg {
+				exactlyOnce(t, readCSVCalls(t, dir, false), calls)
+			}
+			ledgerText := strings.Join(slices.Concat(after[ledger[0]], after[ledger[len(ledger)-1]]), "\n")
+			if !strings.Contains(ledgerText, "forget") || !strings.Contains(ledgerText, "call_history: ") {
+				t.Errorf("the run ledger has no forget with its counts:\n%s", ledgerText)
+			}
+
+			erased := after
+			for _, args := range [][]string{{"backfill", "--from", "2025-01-01", "--to", "2027-01-01", "--force", "--window", "2160h"}, {"run", "--once"}} {
+				if r := runCLI(t, kv, args...); r.code != exitOK {
+					t.Fatalf("%s: exit %d: %v\n%s", args[0], r.code, r.err, r.stderr)
+				}
+			}
+			again := snap()
+			if !slices.Equal(again[data], erased[data]) {
+				t.Errorf("%s changed on the backfill and run after forget", data)
+			}
+			for tb, rows := range again {
+				for _, row := range rows {
+					if mentioned(row) && !suppressed(tb, row) {
+						t.Errorf("the number came back in %s: %s", tb, row)
+					}
+				}
+			}
+
+			r = runCLI(t, kv, "forget", "--number", "0039"+d[2:])
+			if r.code != exitOK || !strings.Contains(r.stdout, "found: no row mentions the number") || !strings.Contains(r.stdout, "Already in the suppression list") {
+				t.Fatalf("forget again: exit %d: %v\n%s%s", r.code, r.err, r.stdout, r.stderr)
+			}
+		})
 	}
 }
 
