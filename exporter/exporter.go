@@ -114,6 +114,9 @@ type Exporter struct {
 	// recordings store (EXPORT_RECORDINGS_STORE); nil when none is
 	// configured: that endpoint then fails, saying what to set.
 	Recordings *recordings.Copier
+	// Privacy is the pseudonymisation rule the Guard applies, which each
+	// run records in the ledger.
+	Privacy Privacy
 	// Guard, when set, sees every batch of rows before the sink does
 	// (exporter/privacy: retention, suppression list, pseudonyms).
 	Guard RowGuard
@@ -159,6 +162,25 @@ type RunResult struct {
 	Status    string // running, ok, failed, interrupted
 	TimeZone  string // WILDIX_TIMEZONE, "" if not set; sinks record it for reports' local days
 	Endpoints []EndpointResult
+	Privacy   Privacy // the pseudonymisation rule applied
+}
+
+// Privacy is the pseudonymisation a run applies, as the run ledger and
+// the sink's state record it: the rule and the key's id, never the key.
+type Privacy struct {
+	Rule  string `json:"rule"`             // EXPORT_PSEUDONYMIZE's one spelling: none, numbers, names, numbers,names, all
+	KeyID string `json:"key_id,omitempty"` // pseudonym.Keyed.KeyID; "" under none
+	// Changed, for the run that changed the rule or key (--force), says
+	// from what, e.g. "none" or "numbers k:…".
+	Changed string `json:"changed,omitempty"`
+}
+
+// String is the rule and the key's id, e.g. "numbers,names k:ab12cd34".
+func (p Privacy) String() string {
+	if p.KeyID == "" {
+		return p.Rule
+	}
+	return p.Rule + " " + p.KeyID
 }
 
 // Err joins the endpoints' errors, nil when all succeeded.
@@ -239,7 +261,10 @@ func (e *notStarted) Error() string { return "not started: " + e.after + " faile
 func (e *notStarted) Unwrap() error { return e.err }
 
 func (x *Exporter) start(ctx context.Context, id, mode string) *RunResult {
-	r := &RunResult{ID: id, Mode: mode, PBX: x.PBX, Started: time.Now().UTC(), Status: "running"}
+	r := &RunResult{ID: id, Mode: mode, PBX: x.PBX, Started: time.Now().UTC(), Status: "running", Privacy: x.Privacy}
+	if r.Privacy.Rule == "" {
+		r.Privacy.Rule = "none"
+	}
 	if x.Zone != nil {
 		r.TimeZone = x.Zone.String()
 	}

@@ -32,7 +32,12 @@ CREATE TABLE IF NOT EXISTS {schema}.export_runs (
   ended_at   timestamptz,
   status     text NOT NULL,
   rows       bigint,
-  error      text
+  error      text,
+  -- Added by migration 15, here too so that a schema made at an earlier
+  -- version (tests) has them for StartRun.
+  privacy_rule    text,
+  privacy_key_id  text,
+  privacy_changed text
 );
 CREATE INDEX IF NOT EXISTS export_runs_pbx_started_idx ON {schema}.export_runs (pbx, started_at DESC);
 CREATE TABLE IF NOT EXISTS {schema}.export_run_endpoints (
@@ -158,6 +163,10 @@ CREATE TABLE IF NOT EXISTS {schema}.export_quarantine (
 	{12, "reporting: group_calls stored, kept up to date by triggers on call_history, colleagues and call_groups", reportingGroupsStored},
 	{13, "reporting: group_calls_stored's local times follow a TRUNCATE of pbx_settings", reportingGroupsZoneTruncated},
 	{14, "reporting: a batch of new legs keeps the stored group tables once, before its commit; their lock in internal/pglock", reportingGroupsDeferred},
+	{15, "run ledger: the pseudonymisation rule and key id each run applied, and a forced change", `
+ALTER TABLE {schema}.export_runs ADD COLUMN IF NOT EXISTS privacy_rule text;
+ALTER TABLE {schema}.export_runs ADD COLUMN IF NOT EXISTS privacy_key_id text;
+ALTER TABLE {schema}.export_runs ADD COLUMN IF NOT EXISTS privacy_changed text;`},
 }
 
 // SchemaVersion is the newest migration this binary knows.

@@ -475,8 +475,8 @@ error = 'the process ended without finishing the run' WHERE pbx = $1 AND status 
 	if err != nil {
 		return dbError(err)
 	}
-	_, err = p.pool.Exec(ctx, "INSERT INTO "+p.ident("export_runs")+` (run_id, mode, pbx, started_at, status)
-VALUES ($1, $2, $3, $4, 'running')`, r.ID, r.Mode, r.PBX, r.Started)
+	_, err = p.pool.Exec(ctx, "INSERT INTO "+p.ident("export_runs")+` (run_id, mode, pbx, started_at, status, privacy_rule, privacy_key_id, privacy_changed)
+VALUES ($1, $2, $3, $4, 'running', $5, $6, $7)`, r.ID, r.Mode, r.PBX, r.Started, nullIfEmpty(r.Privacy.Rule), nullIfEmpty(r.Privacy.KeyID), nullIfEmpty(r.Privacy.Changed))
 	if err != nil {
 		return dbError(err)
 	}

@@ -65,6 +65,9 @@ type app struct {
 	lookupEnv      func(string) (string, bool) // os.LookupEnv, or a test's map
 	log            *slog.Logger
 	cfg            *config.Config
+	// force accepts a pseudonymisation rule or key other than the one
+	// the sink's rows were written under (run --force).
+	force bool
 	// beforeRun, set only by tests, is called under the lock at the start
 	// of every export run (a seam to make one panic).
 	beforeRun func()

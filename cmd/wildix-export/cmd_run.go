@@ -15,7 +15,7 @@ import (
 )
 
 func cmdRun(ctx context.Context, a *app, args []string) error {
-	fs := a.flags("run", "[--once] [--now] [--endpoints a,b]", `Export the configured endpoints: incremental ones (call history) from their
+	fs := a.flags("run", "[--once] [--now] [--endpoints a,b] [--force]", `Export the configured endpoints: incremental ones (call history) from their
 cursor, snapshots (colleagues, phonebooks, ...) whole, and, with a recordings
 store (EXPORT_RECORDINGS_STORE), every call recording's file copied to it.
 
@@ -25,6 +25,7 @@ once and exit (for cron, Kubernetes CronJobs and other schedulers).`)
 	once := fs.Bool("once", false, "export once and exit")
 	now := fs.Bool("now", false, "worker: also export once at start")
 	eps := fs.String("endpoints", "", "comma list of endpoints (default EXPORT_ENDPOINTS, else all; recordings only with a store)")
+	fs.BoolVar(&a.force, "force", false, "accept an EXPORT_PSEUDONYMIZE or EXPORT_PSEUDONYM_KEY other than the one the sink's rows were written under (the run ledger records the change)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -185,16 +185,6 @@ func (a *app) catalog() (*record.Catalog, error) {
 	return cat, nil
 }
 
-// privacyGuard is the privacy settings every exported row passes
-// (EXPORT_PSEUDONYMIZE, EXPORT_PSEUDONYM_KEY, EXPORT_RETENTION).
-func (a *app) privacyGuard() (*privacy.Guard, error) {
-	keys, err := a.cfg.Pseudonyms()
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errUsage, err)
-	}
-	return &privacy.Guard{Rule: a.cfg.Pseudonymize, Keys: keys, Retention: a.cfg.Retention}, nil
-}
-
 // started is what an exporting command works with: the sink, migrated;
 // the PBX client, authenticated; the recordings copier (nil without a
 // store); and the exporter joining them.
@@ -228,8 +218,12 @@ func (a *app) start(ctx context.Context, cat *record.Catalog) (*started, error) 
 		rec, err = a.recordingsCopier(ctx)
 	}
 	var guard *privacy.Guard
+	var rule exporter.Privacy
 	if err == nil {
 		guard, err = a.privacyGuard()
+	}
+	if err == nil {
+		rule, err = a.privacyRule(ctx, s, guard)
 	}
 	if err != nil {
 		s.close()
@@ -241,7 +235,7 @@ func (a *app) start(ctx context.Context, cat *record.Catalog) (*started, error) 
 	x := &exporter.Exporter{
 		Client: p.client, Sink: s.Sink, PBX: c.PBXID, Zone: c.Timezone,
 		PageSize: c.PageSize, Concurrency: c.Concurrency, BatchSize: c.BatchSize, MaxPages: c.MaxPages,
-		CommitGrace: c.ShutdownGrace, Settle: c.Settle, Log: a.log, Recordings: rec, Observe: a.warnRecordings, Guard: guard,
+		CommitGrace: c.ShutdownGrace, Settle: c.Settle, Log: a.log, Recordings: rec, Observe: a.warnRecordings, Guard: guard, Privacy: rule,
 		Abort: func(err error) bool {
 			return errors.Is(err, auth.ErrReauthorize) || errors.Is(err, sinks.ErrDatabase) || errors.Is(err, auth.ErrUnreachable)
 		},
