@@ -1,6 +1,7 @@
 package recstore
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -62,11 +63,14 @@ const DefaultPartSize = 16 << 20
 // (x-amz-meta-sha256), set when the PBX announced it.
 const shaMeta = "Sha256"
 
-// S3 stores recordings as objects in an S3-compatible bucket. Every file
-// goes in a multipart upload, whose object appears under its name only
-// when the upload is completed, and a Put whose stream turns out wrong
-// never completes it; an upload cut short is aborted, or, when the process
-// was killed, aborted by the next Put of the same name. Safe for
+// S3 stores recordings as objects in an S3-compatible bucket. A file of a
+// part or less whose size is announced is read whole, verified, and sent
+// in one PUT signed with its sha256 (x-amz-content-sha256), which the
+// server checks: a PUT cut short, or not those bytes, stores nothing. Any
+// other file goes in a multipart upload, whose object appears under its
+// name only when the upload is completed, and a Put whose stream turns out
+// wrong never completes it; an upload cut short is aborted, or, when the
+// process was killed, aborted by the next Put of the same name. Safe for
 // concurrent use with different names; one writer per name.
 type S3 struct {
 	c        *minio.Client
@@ -162,11 +166,14 @@ func redactEndpoint(raw string, u *url.URL, err error) string {
 // Key is the object key a name is stored under: the prefix and the name.
 func (s *S3) Key(name string) string { return s.prefix + name }
 
-// Put copies r to name (built by Name), checking it against want, in a
-// multipart upload (one part for a file of a part or less) holding one
-// part in memory. The sha256 announced by the PBX is kept as the object's
-// metadata (x-amz-meta-sha256). On any error nothing is stored under the
-// name but what was there before, and no incomplete upload is left.
+// Put copies r to name (built by Name), checking it against want, holding
+// one part in memory: in one PUT when want.Size is a part or less, else in
+// a multipart upload (one part for a file of unknown size that turns out
+// to be a part or less). The sha256 is kept as the object's metadata
+// (x-amz-meta-sha256): the one computed, for a file sent in one PUT; the
+// one the PBX announced, for one sent in parts. On any error nothing is
+// stored under the name but what was there before, and no incomplete
+// upload is left.
 func (s *S3) Put(ctx context.Context, name string, r io.Reader, want Want) (Object, error) {
 	if err := checkName(name); err != nil {
 		return Object{}, err
@@ -175,6 +182,9 @@ func (s *S3) Put(ctx context.Context, name string, r io.Reader, want Want) (Obje
 		return Object{}, fmt.Errorf("store %s: %w", name, err)
 	}
 	key := s.Key(name)
+	if want.Size > 0 && want.Size <= s.partSize {
+		return s.putOne(ctx, name, key, r, want)
+	}
 	// What a killed Put of the same name left: invisible, but kept (and
 	// billed) by the server until aborted.
 	if err := s.c.RemoveIncompleteUpload(ctx, s.bucket, key); err != nil {
@@ -189,20 +199,16 @@ func (s *S3) Put(ctx context.Context, name string, r io.Reader, want Want) (Obje
 	if want.SHA256 != "" {
 		opts.UserMetadata = map[string]string{shaMeta: want.SHA256}
 	}
-	// Always a multipart upload, never one PUT: a part is read whole (and
+	// A multipart upload, never an unsigned PUT: a part is read whole (and
 	// the stream verified) before it is sent, and the object appears only
 	// when the upload is completed, which a wrong stream never reaches.
 	// A PUT cut short can leave what it sent under the name on a server
 	// that does not check the body's length: versitygw did, over https,
-	// where minio-go sends the body unsigned. A file of a part or less
-	// is one part, of its size (no less than S3's 5 MiB buffer), and goes
+	// where minio-go sends the body unsigned. A file of unknown size goes
 	// as a stream of unknown length, which minio-go always sends in parts.
 	size := int64(-1)
-	switch {
-	case want.Size > s.partSize:
+	if want.Size > 0 {
 		size = want.Size
-	case want.Size > 0:
-		opts.PartSize = uint64(max(minPartSize, want.Size))
 	}
 	v := newVerifier(ctxReader{ctx, r}, want)
 	// On an error, the client aborts the multipart upload it knows of, on
@@ -226,6 +232,40 @@ func (s *S3) Put(ctx context.Context, name string, r io.Reader, want Want) (Obje
 		return Object{}, fmt.Errorf("store %s: the server stored %d bytes of %d", name, info.Size, v.n)
 	}
 	return Object{Name: name, Size: v.n, SHA256: v.sum()}, nil
+}
+
+// putOne reads a file of a part or less whole, verifying it, then sends
+// it in one PUT whose payload is signed with its sha256 (SigV4's
+// x-amz-content-sha256, which every S3 server checks): a PUT cut short,
+// on a server that would otherwise keep what it had received (versitygw
+// over https), or altered on the way, stores nothing. The file's bytes
+// are hashed once, by the verifier: minio-go's own signing, which hashes
+// them again over http, is turned off.
+func (s *S3) putOne(ctx context.Context, name, key string, r io.Reader, want Want) (Object, error) {
+	v := newVerifier(ctxReader{ctx, r}, want)
+	buf := make([]byte, want.Size)
+	if _, err := io.ReadFull(v, buf); err != nil {
+		return Object{}, fmt.Errorf("store %s: %w", name, err)
+	}
+	if !v.done() {
+		// The verifier gives the last byte only once the source ended and
+		// matched: a full buffer is a verified stream.
+		return Object{}, fmt.Errorf("store %s: the copy ended before its source", name)
+	}
+	sum := v.sum()
+	opts := minio.PutObjectOptions{
+		ContentType:          "audio/wav",
+		UserMetadata:         map[string]string{shaMeta: sum},
+		DisableContentSha256: true,
+	}
+	info, err := minio.Core{Client: s.c}.PutObject(ctx, s.bucket, key, bytes.NewReader(buf), want.Size, "", sum, opts)
+	if err != nil {
+		return Object{}, fmt.Errorf("store %s: %w", name, err)
+	}
+	if info.Size != want.Size {
+		return Object{}, fmt.Errorf("store %s: the server stored %d bytes of %d", name, info.Size, want.Size)
+	}
+	return Object{Name: name, Size: want.Size, SHA256: sum}, nil
 }
 
 // unwrapVerify prefers the stream's own error (a mismatch, a cancelled
