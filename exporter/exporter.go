@@ -117,6 +117,11 @@ type Exporter struct {
 	// Privacy is the pseudonymisation rule the Guard applies, which each
 	// run records in the ledger.
 	Privacy Privacy
+	// Redact, when set, replaces personal data in an endpoint's error
+	// and notes before they are logged, observed or recorded in the
+	// ledger (exporter/privacy.Redactor.Text); the error still unwraps
+	// to the original.
+	Redact func(string) string
 	// Guard, when set, sees every batch of rows before the sink does
 	// (exporter/privacy: retention, suppression list, pseudonyms).
 	Guard RowGuard
@@ -275,6 +280,16 @@ func (x *Exporter) start(ctx context.Context, id, mode string) *RunResult {
 }
 
 func (x *Exporter) finishEndpoint(r *RunResult, res EndpointResult) {
+	if x.Redact != nil {
+		for i, n := range res.Notes {
+			res.Notes[i] = x.Redact(n)
+		}
+		if res.Err != nil {
+			if msg := x.Redact(res.Err.Error()); msg != res.Err.Error() {
+				res.Err = &redactedError{msg: msg, err: res.Err}
+			}
+		}
+	}
 	log := x.log().With("endpoint", res.Endpoint, "run_id", r.ID)
 	attrs := []any{"rows", res.Rows, "pages", res.Pages, "retries", res.Retries, "paging", res.Paging, "duration", res.Duration.Round(time.Millisecond)}
 	if res.Vanished > 0 {
@@ -297,6 +312,15 @@ func (x *Exporter) finishEndpoint(r *RunResult, res EndpointResult) {
 		x.Observe(res)
 	}
 }
+
+// redactedError prints without personal data and unwraps to the error.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
 
 func (x *Exporter) finish(ctx context.Context, r *RunResult) {
 	r.Ended = time.Now().UTC()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/wildix-export/wildix-export/auth"
 	"github.com/wildix-export/wildix-export/config"
+	"github.com/wildix-export/wildix-export/exporter/privacy"
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/sinks"
 )
@@ -65,6 +66,9 @@ type app struct {
 	lookupEnv      func(string) (string, bool) // os.LookupEnv, or a test's map
 	log            *slog.Logger
 	cfg            *config.Config
+	// redact replaces phone numbers in logs, errors and notes, with
+	// pseudonymisation on (nil when off).
+	redact *privacy.Redactor
 	// force accepts a pseudonymisation rule or key other than the one
 	// the sink's rows were written under (run --force).
 	force bool
@@ -107,7 +111,12 @@ func usage(w io.Writer) {
 // run is the program: main only adds signals, the environment and the
 // exit code.
 func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdin io.Reader, stdout, stderr io.Writer) error {
-	return newApp(lookupEnv, stdin, stdout, stderr).run(ctx, args)
+	a := newApp(lookupEnv, stdin, stdout, stderr)
+	err := a.run(ctx, args)
+	if a.redact != nil {
+		err = a.redact.Error(err)
+	}
+	return err
 }
 
 func newApp(lookupEnv func(string) (string, bool), stdin io.Reader, stdout, stderr io.Writer) *app {
@@ -170,6 +179,10 @@ func (a *app) load(need config.Need) error {
 	if cfg != nil {
 		a.cfg = cfg
 		a.log = newLogger(a.stderr, cfg.LogFormat, cfg.LogLevel)
+		if keys, kerr := cfg.Pseudonyms(); kerr == nil && keys != nil && cfg.Pseudonymize.On() {
+			a.redact = &privacy.Redactor{Keys: keys}
+			a.log = slog.New(a.redact.Handler(a.log.Handler()))
+		}
 	}
 	return err
 }

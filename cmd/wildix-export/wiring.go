@@ -240,6 +240,9 @@ func (a *app) start(ctx context.Context, cat *record.Catalog) (*started, error) 
 			return errors.Is(err, auth.ErrReauthorize) || errors.Is(err, sinks.ErrDatabase) || errors.Is(err, auth.ErrUnreachable)
 		},
 	}
+	if a.redact != nil {
+		x.Redact = a.redact.Text
+	}
 	return &started{sink: s, pbx: p, rec: rec, x: x, suppress: sup}, nil
 }
 

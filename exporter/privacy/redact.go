@@ -1,0 +1,116 @@
+package privacy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
+)
+
+// Redactor replaces the phone numbers in text meant for people (log
+// lines, errors, the run's notes, the ledger's errors) by their
+// pseudonyms, with pseudonymisation on: the same pseudonyms as the rows',
+// so that a line still says which caller it is about. It finds numbers of
+// 7 digits or more (pseudonym.Scrub); names in free text are not found,
+// which is why messages and notes carry keys and field names, not values.
+type Redactor struct {
+	Keys *pseudonym.Keyed
+}
+
+// Text returns s with its numbers replaced.
+func (r *Redactor) Text(s string) string { return r.Keys.Scrub(s, nil) }
+
+// Error returns err printing with its numbers replaced, unwrapping to err
+// (errors.Is and errors.As see through it); err itself when nothing
+// changes, nil for nil.
+func (r *Redactor) Error(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if t := r.Text(msg); t != msg {
+		return &redacted{msg: t, err: err}
+	}
+	return err
+}
+
+type redacted struct {
+	msg string
+	err error
+}
+
+func (e *redacted) Error() string { return e.msg }
+func (e *redacted) Unwrap() error { return e.err }
+
+// safeKeys are log attributes whose strings are ids the program makes,
+// never a record's value: a run id's digits are its time, not a number.
+var safeKeys = map[string]bool{"run_id": true, "endpoint": true, "status": true, "paging": true, "version": true}
+
+// Handler returns h with every log record's message and attributes (at
+// any depth, errors and lists of strings included) redacted.
+func (r *Redactor) Handler(h slog.Handler) slog.Handler { return &handler{r: r, h: h} }
+
+type handler struct {
+	r *Redactor
+	h slog.Handler
+}
+
+func (l *handler) Enabled(ctx context.Context, lv slog.Level) bool { return l.h.Enabled(ctx, lv) }
+
+func (l *handler) Handle(ctx context.Context, rec slog.Record) error {
+	out := slog.NewRecord(rec.Time, rec.Level, l.r.Text(rec.Message), rec.PC)
+	rec.Attrs(func(a slog.Attr) bool {
+		out.AddAttrs(l.attr(a))
+		return true
+	})
+	return l.h.Handle(ctx, out)
+}
+
+func (l *handler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	clean := make([]slog.Attr, len(attrs))
+	for i, a := range attrs {
+		clean[i] = l.attr(a)
+	}
+	return &handler{r: l.r, h: l.h.WithAttrs(clean)}
+}
+
+func (l *handler) WithGroup(name string) slog.Handler {
+	return &handler{r: l.r, h: l.h.WithGroup(name)}
+}
+
+// attr redacts one attribute.
+func (l *handler) attr(a slog.Attr) slog.Attr {
+	if safeKeys[a.Key] {
+		return a
+	}
+	v := a.Value.Resolve()
+	switch v.Kind() {
+	case slog.KindString:
+		return slog.String(a.Key, l.r.Text(v.String()))
+	case slog.KindGroup:
+		g := v.Group()
+		out := make([]any, len(g))
+		for i, x := range g {
+			out[i] = l.attr(x)
+		}
+		return slog.Group(a.Key, out...)
+	case slog.KindAny:
+		switch x := v.Any().(type) {
+		case error:
+			return slog.String(a.Key, l.r.Text(x.Error()))
+		case []string:
+			out := make([]string, len(x))
+			for i, s := range x {
+				out[i] = l.r.Text(s)
+			}
+			return slog.Any(a.Key, out)
+		case fmt.Stringer:
+			return slog.String(a.Key, l.r.Text(x.String()))
+		case []byte:
+			return slog.String(a.Key, l.r.Text(string(x)))
+		}
+		return slog.String(a.Key, l.r.Text(fmt.Sprint(v.Any())))
+	}
+	return slog.Attr{Key: a.Key, Value: v}
+}
