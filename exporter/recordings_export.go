@@ -136,12 +136,7 @@ func (e *endpointRun) recWindow(ctx context.Context, c *committer, l *recList, r
 	if len(fresh) == 0 {
 		return nil
 	}
-	recs := make([]recordings.Recording, len(fresh))
-	for i := range infos {
-		recs[i] = infos[i].rec
-	}
-	results, cnt, err := e.x.Recordings.Copy(ctx, recs)
-	e.res.Recordings.add(recs, results, cnt)
+	results, suppressed, err := e.copyUnsuppressed(ctx, fresh, infos)
 	if err != nil {
 		return err
 	}
@@ -152,6 +147,9 @@ func (e *endpointRun) recWindow(ctx context.Context, c *committer, l *recList, r
 	}
 	for i := range fresh {
 		e.recRow(&fresh[i], infos[i], results[i])
+		if suppressed[i] {
+			e.markErased(&fresh[i])
+		}
 	}
 	if l.calls != nil {
 		l.calls.match(ctx, e, fresh)

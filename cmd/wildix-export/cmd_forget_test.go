@@ -6,9 +6,11 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +22,7 @@ import (
 	"github.com/wildix-export/wildix-export/internal/pgtest"
 	"github.com/wildix-export/wildix-export/internal/pseudonym"
 	"github.com/wildix-export/wildix-export/simtest"
+	"github.com/wildix-export/wildix-export/sinks/recstore"
 )
 
 // simNumber picks the simulator's external number written most often in
@@ -291,4 +294,105 @@ func sameTableRows(a, b map[string][]string) bool {
 		}
 	}
 	return true
+}
+
+// TestForgetRecordings, with the real binary, a folder store and the CSV
+// sink: a number forgotten before any export never has a recording
+// stored (its rows are written erased, status erased); a number forgotten
+// after its recordings were copied has their files removed and rows
+// erased; the next run copies neither again, every other recording stays.
+func TestForgetRecordings(t *testing.T) {
+	t.Parallel()
+	store := dirStore(t)
+	const calls = 400
+	f := simtest.New(t, pbxsim.Options{Calls: calls, CallGap: time.Minute, CallsStart: time.Now().UTC().Add(-calls * time.Minute).Add(-time.Hour),
+		APIKeys: []string{recToken}, Recordings: pbxsim.RecordingOptions{Every: 10, BytesPerSecond: 400}})
+	f.Authorize(t)
+	csvDir := t.TempDir()
+	env := simEnv(f, csvDir, append([]string{"WILDIX_RECORDINGS_TOKEN=" + recToken}, store.env...)...)
+	pbxID := f.URL.Host
+
+	// The external party of each recording, and its stored names.
+	names := map[string][]string{}
+	all := map[string]bool{}
+	for _, r := range f.Sim.Recordings() {
+		name, err := recstore.Name(storedPBX(pbxID), r.Start.UTC(), strconv.FormatInt(r.ID, 10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		all[name] = true
+		for _, v := range []string{r.Number, r.Extension} {
+			if d, ok := pseudonym.Canonical(v); ok && len(d) >= 7 {
+				names[d] = append(names[d], name)
+			}
+		}
+	}
+	var numbers []string
+	for d := range names {
+		numbers = append(numbers, d)
+	}
+	slices.Sort(numbers)
+	if len(numbers) < 3 {
+		t.Fatalf("%d external numbers in the simulator's recordings: the test proves little", len(numbers))
+	}
+	early, late := numbers[0], numbers[1]
+	want := func(gone ...string) map[string]bool {
+		w := maps.Clone(all)
+		for _, d := range gone {
+			for _, n := range names[d] {
+				delete(w, n)
+			}
+		}
+		return w
+	}
+	stored := func() map[string]bool {
+		out := map[string]bool{}
+		for n := range store.files(t) {
+			out[n] = true
+		}
+		return out
+	}
+
+	if r := runBin(t, env, "", "forget", "--number", "+"+early); r.code != 0 || !strings.Contains(r.stdout, "no row mentions the number") {
+		t.Fatalf("forget before any export: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runBin(t, env, "", "run", "--once"); r.code != 0 {
+		t.Fatalf("run --once: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if got := stored(); !maps.Equal(got, want(early)) {
+		t.Fatalf("store holds %d files, want %d: every recording but the %d of the number forgotten first", len(got), len(want(early)), len(names[early]))
+	}
+	if !stored()[names[late][0]] {
+		t.Fatal("the second number's recording was not copied: the test proves nothing")
+	}
+	r := runBin(t, env, "", "forget", "--number", "00"+late)
+	if r.code != 0 || !strings.Contains(r.stdout, fmt.Sprintf("removed: %d recording file(s)", len(names[late]))) {
+		t.Fatalf("forget: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if got := stored(); !maps.Equal(got, want(early, late)) {
+		t.Fatalf("after forget the store holds %d files, want %d", len(got), len(want(early, late)))
+	}
+	if r := runBin(t, env, "", "run", "--once"); r.code != 0 {
+		t.Fatalf("run --once after forget: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if got := stored(); !maps.Equal(got, want(early, late)) {
+		t.Fatalf("the run after forget left %d files, want %d", len(got), len(want(early, late)))
+	}
+	folder := csvFolder(t, csvDir)
+	erased := 0
+	for _, row := range folder["recordings"] {
+		if strings.Contains(row, "\x1ferased\x1f") {
+			erased++
+		}
+	}
+	if erased != len(names[early])+len(names[late]) {
+		t.Errorf("%d recording rows marked erased, want %d", erased, len(names[early])+len(names[late]))
+	}
+	for k, rows := range folder {
+		for _, row := range rows {
+			if mentions(row, early) || mentions(row, late) {
+				t.Errorf("%s holds a forgotten number: %s", k, row)
+			}
+		}
+	}
 }

@@ -1,0 +1,54 @@
+package exporter
+
+import (
+	"context"
+
+	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/exporter/recordings"
+)
+
+// fileSuppressor is what a Guard keeping a suppression list (issue 30,
+// `wildix-export forget`) says of a recording's row: that it names a
+// forgotten number, so that its file, the voice of a person who asked
+// to be forgotten, is not copied. privacy.Guard has it.
+type fileSuppressor interface {
+	SuppressesFile(ep *record.Endpoint, row record.Row) bool
+}
+
+// erasedReason is the reason of a recording not copied because its call's
+// number was forgotten.
+const erasedReason = "a number of its call was erased on request (forget): not copied"
+
+// copyUnsuppressed copies the files of the recordings of fresh (infos
+// theirs) whose rows name no forgotten number, and returns a result per
+// row: the copy's, or, for the others, none (Pending), with suppressed
+// saying which. Its error is Copy's.
+func (e *endpointRun) copyUnsuppressed(ctx context.Context, fresh []record.Row, infos []recInfo) ([]recordings.Result, []bool, error) {
+	g, _ := e.x.Guard.(fileSuppressor)
+	suppressed := make([]bool, len(fresh))
+	recs := make([]recordings.Recording, 0, len(fresh))
+	var idx []int
+	for i := range infos {
+		if g != nil && g.SuppressesFile(e.ep, fresh[i]) {
+			suppressed[i] = true
+			continue
+		}
+		recs = append(recs, infos[i].rec)
+		idx = append(idx, i)
+	}
+	results, cnt, err := e.x.Recordings.Copy(ctx, recs)
+	e.res.Recordings.add(recs, results, cnt)
+	all := make([]recordings.Result, len(fresh))
+	for j, i := range idx {
+		all[i] = results[j]
+	}
+	return all, suppressed, err
+}
+
+// markErased sets a suppressed recording's row as erased: no file, the
+// reason said. The guard erases its numbers when it is written.
+func (e *endpointRun) markErased(row *record.Row) {
+	row.Values[e.ep.Column("status")] = "erased"
+	row.Values[e.ep.Column("object")] = nil
+	row.Values[e.ep.Column("reason")] = erasedReason
+}
