@@ -167,6 +167,7 @@ CREATE TABLE IF NOT EXISTS {schema}.export_quarantine (
 ALTER TABLE {schema}.export_runs ADD COLUMN IF NOT EXISTS privacy_rule text;
 ALTER TABLE {schema}.export_runs ADD COLUMN IF NOT EXISTS privacy_key_id text;
 ALTER TABLE {schema}.export_runs ADD COLUMN IF NOT EXISTS privacy_changed text;`},
+	{16, "reporting: missed_calls finds a call back by the number in any form (+, 00, spaces), as a pseudonym does", reportingNumbers},
 }
 
 // SchemaVersion is the newest migration this binary knows.

@@ -1,0 +1,64 @@
+package sinks
+
+// reportingNumbers (migration 16, issue 30): one number is one caller
+// whatever form the PBX wrote it in. missed_calls found the call back of
+// a missed call by the number as written, so "+39 333 1234567" called
+// back as "00393331234567" was no call back, while, pseudonymised, both
+// forms are one pseudonym and it was: the views counted differently with
+// and without pseudonymisation. number_key is pseudonym.Canonical in SQL
+// (a leading + or 00 dropped, spaces, dashes, dots, slashes and brackets
+// ignored; anything else, a pseudonym included, as it is), and
+// missed_calls partitions by it.
+const reportingNumbers = `
+-- number_key: a phone number's one form, as the exporter's pseudonyms
+-- take it (pseudonym.Canonical): its digits, without a leading + or 00;
+-- a value that is not a number alone (a pseudonym, a name) as it is.
+CREATE OR REPLACE FUNCTION {schema}.number_key(n text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+SELECT CASE
+  WHEN n ~ '^\s*\+?[0-9 ./()\u00a0-]*[0-9][0-9 ./()\u00a0-]*\s*$'
+    THEN coalesce(nullif(regexp_replace(regexp_replace(n, '[^0-9]', '', 'g'), '^00', ''), ''), n)
+  ELSE n
+END $$;
+
+-- missed_calls: inbound calls nobody answered, with the first later call
+-- between the same external number (in any of its forms) and the PBX, in
+-- either direction.
+CREATE OR REPLACE VIEW {schema}.missed_calls AS
+WITH ext AS (
+  SELECT c.*,
+         CASE c.direction WHEN 'inbound' THEN c.caller_number WHEN 'outbound' THEN c.callee_number END AS external_number
+  FROM {schema}.calls c
+),
+nxt AS (
+  SELECT e.*,
+         lead(e.first_leg_id) OVER w AS next_call_id,
+         lead(e.start_time) OVER w AS next_call_start,
+         lead(e.direction) OVER w AS next_call_direction,
+         lead(e.answered) OVER w AS next_call_answered
+  FROM ext e
+  WHERE e.external_number IS NOT NULL
+  WINDOW w AS (PARTITION BY e.pbx, {schema}.number_key(e.external_number), e.start_time IS NULL ORDER BY e.start_time, e.first_leg_id)
+)
+SELECT n.pbx,
+       n.first_leg_id AS id,
+       n.start_time,
+       n.local_start,
+       n.caller_number AS from_number,
+       n.caller_name AS from_name,
+       n.callee_number AS to_number,
+       n.callee_name AS to_name,
+       n.disposition,
+       n.wait_seconds AS ring_seconds,
+       ce.name AS colleague,
+       n.legs,
+       n.next_call_id,
+       n.next_call_start,
+       n.next_call_direction,
+       n.next_call_answered,
+       extract(epoch FROM n.next_call_start - n.start_time)::bigint AS next_call_after_seconds,
+       n.type
+FROM nxt n
+LEFT JOIN {schema}.colleague_extensions ce ON ce.pbx = n.pbx AND ce.extension = n.callee_number
+WHERE n.direction = 'inbound' AND NOT n.answered AND n.type IS DISTINCT FROM 'fax';
+`
