@@ -37,10 +37,10 @@ type recordingRemover interface {
 	Remove(ctx context.Context, name string) error
 }
 
-const pbxStillHolds = `The PBX keeps its own copy: its call history and its call recordings still hold the
-number, and the export reads them again, erased, for as long as they are there. To
-erase them at the source, delete the calls and recordings on the PBX (WMS: Call
-history, and the recordings' storage), or ask Wildix support to.`
+const pbxStillHolds = `The PBX keeps its own copy: its call history, and any recording it still holds, name the
+number, and the export reads them again (and writes them erased) for as long as they are
+there. To erase them at the source, delete them on the PBX, or ask the PBX's administrator,
+your Wildix partner or Wildix support to.`
 
 func cmdForget(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("forget", "--number NUMBER [--dry-run]", `Erase one phone number everywhere the sink holds it, on a person's request (GDPR

@@ -396,3 +396,36 @@ func TestForgetRecordings(t *testing.T) {
 		}
 	}
 }
+
+// TestForgetListKey: a list made with EXPORT_PSEUDONYM_KEY cannot be
+// applied without it: an export then exits 2 naming the variable rather
+// than bring the number back, and so does forget with another key.
+func TestForgetListKey(t *testing.T) {
+	t.Parallel()
+	f := simtest.New(t, pbxsim.Options{Calls: 20, CallGap: time.Minute})
+	f.Authorize(t)
+	kv := fixtureEnv(f, t.TempDir())
+	withKey := append(slices.Clone(kv), "EXPORT_PSEUDONYM_KEY=0123456789abcdef0123456789abcdef")
+	if r := runCLI(t, withKey, "forget", "--number", "+390123456789"); r.code != exitOK {
+		t.Fatalf("forget: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	for _, tc := range []struct {
+		env  []string
+		args []string
+	}{
+		{kv, []string{"run", "--once"}},
+		{append(slices.Clone(kv), "EXPORT_PSEUDONYM_KEY=another key of at least 32 bytes!!"), []string{"forget", "--number", "+390123456788"}},
+	} {
+		r := runCLI(t, tc.env, tc.args...)
+		msg := r.stdout + r.stderr
+		if r.err != nil {
+			msg += r.err.Error()
+		}
+		if r.code != exitConfig || !strings.Contains(msg, "EXPORT_PSEUDONYM_KEY") {
+			t.Errorf("%s: exit %d, want 2 naming EXPORT_PSEUDONYM_KEY:\n%s", tc.args[0], r.code, msg)
+		}
+	}
+	if r := runCLI(t, withKey, "run", "--once"); r.code != exitOK {
+		t.Fatalf("run --once with the key: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+}
