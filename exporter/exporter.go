@@ -125,6 +125,11 @@ type Exporter struct {
 	// Guard, when set, sees every batch of rows before the sink does
 	// (exporter/privacy: retention, suppression list, pseudonyms).
 	Guard RowGuard
+	// AfterRun, when set, is called once every endpoint of a run (or
+	// backfill) succeeded, before the run is recorded finished, the PBX's
+	// lock still held: retention prunes there. The results it returns are
+	// the run's too (its status, the ledger, the summary).
+	AfterRun func(ctx context.Context, r *RunResult) []EndpointResult
 	// Abort, when set, reports whether an endpoint's error makes the
 	// endpoints after it pointless (an authorization the PBX refused, a
 	// database gone); they are then not started.
@@ -323,6 +328,9 @@ func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
 
 func (x *Exporter) finish(ctx context.Context, r *RunResult) {
+	if x.AfterRun != nil && r.Err() == nil {
+		r.Endpoints = append(r.Endpoints, x.AfterRun(ctx, r)...)
+	}
 	r.Ended = time.Now().UTC()
 	r.Status = "ok"
 	if r.Err() != nil {

@@ -204,6 +204,8 @@ func (s *CSV) editFile(pbx string, ep *record.Endpoint, name string, indexed boo
 	} else {
 		res.Rewritten++
 	}
+	s.opt.Log.Debug("data file edited", "endpoint", ep.Name, "file", name, "reason", reason,
+		"rows_removed", ed.dropped, "rows_replaced", ed.replaced, "rows_left", ed.rows)
 	res.Dropped += ed.dropped
 	res.Replaced += ed.replaced
 	return nil

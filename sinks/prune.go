@@ -59,14 +59,15 @@ type PrunedCount struct {
 func (p Pruned) Total() int64 {
 	var n int64
 	for _, c := range p {
-		if c.Table != recordingsStore {
+		if c.Table != RecordingsStore {
 			n += c.Rows
 		}
 	}
 	return n
 }
 
-const recordingsStore = "recordings store"
+// RecordingsStore is the Table of the recordings store's count in Pruned.
+const RecordingsStore = "recordings store"
 
 // prunable returns the endpoints holding rows of calls, with the index of
 // their time column.
@@ -173,7 +174,7 @@ func (s *CSV) Prune(ctx context.Context, pbx string, eps []record.Endpoint, cut 
 			}
 			n, err := s.removeRecordings(ctx, pbx, ep, old, o)
 			if n > 0 || err != nil {
-				out = append(out, PrunedCount{Table: recordingsStore, Rows: n})
+				out = append(out, PrunedCount{Table: RecordingsStore, Rows: n})
 			}
 			if err != nil {
 				return out, err

@@ -117,7 +117,7 @@ func (p *Postgres) Prune(ctx context.Context, pbx string, eps []record.Endpoint,
 				return nil
 			})
 			if files > 0 {
-				out = append(out, PrunedCount{Table: recordingsStore, Rows: files})
+				out = append(out, PrunedCount{Table: RecordingsStore, Rows: files})
 			}
 		} else {
 			n, err = p.DeleteWhere(ctx, ep.Name, where, []any{pbx, cut}, o.Batch, "", nil)

@@ -139,8 +139,8 @@ func TestCSVPrune(t *testing.T) {
 	} else if _, err := fmt.Sscanf(c.Detail, "%d files removed, %d rewritten", &removed, &rewritten); err != nil || removed == 0 || rewritten == 0 {
 		t.Fatalf("call_history: %s; the test needs files removed and rewritten", c.Detail)
 	}
-	if counts["recordings"] != 2 || counts[recordingsStore] != 2 {
-		t.Fatalf("recordings: %d rows and %d files pruned, want 2 and 2", counts["recordings"], counts[recordingsStore])
+	if counts["recordings"] != 2 || counts[RecordingsStore] != 2 {
+		t.Fatalf("recordings: %d rows and %d files pruned, want 2 and 2", counts["recordings"], counts[RecordingsStore])
 	}
 	left := map[string]bool{}
 	for name, rows := range callFiles(t, dir) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/internal/notify"
+	"github.com/wildix-export/wildix-export/sinks"
 )
 
 // metrics are the worker's Prometheus figures, in a registry of its own.
@@ -35,6 +36,7 @@ type metrics struct {
 	notices     *prometheus.CounterVec
 	recFiles    *prometheus.CounterVec
 	recBytes    prometheus.Counter
+	pruneRows   *prometheus.CounterVec
 	// recOldest is what the last recordings run that listed learnt of the
 	// oldest recording not stored (nil: no run has listed yet, so
 	// nothing is known); its age is computed when scraped.
@@ -72,13 +74,15 @@ func newMetrics() *metrics {
 			Help: "Call recordings' files by outcome: copied, skipped (already stored), vanished (deleted on the PBX first), refused (an address that must not be fetched), failed."}, []string{"outcome"}),
 		recBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "wildix_export_recordings_bytes_total",
 			Help: "Bytes of call recordings copied to the recordings store."}),
+		pruneRows: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wildix_export_retention_removed_total",
+			Help: "Rows of calls older than EXPORT_RETENTION removed after runs, by table (CSV: endpoint folder); files, for \"recordings store\"."}, []string{"table"}),
 		tokenExpiry: func() time.Time { return time.Time{} },
 	}
 	for _, o := range []string{"copied", "skipped", "vanished", "refused", "failed"} {
 		m.recFiles.WithLabelValues(o) // present at 0 from the start, for rate() and alerts
 	}
 	m.reg.MustRegister(m.runs, m.rows, m.pages, m.retries, m.filtered, m.vanished, m.duration, m.lastSuccess, m.panics, m.skips, m.notices,
-		m.recFiles, m.recBytes,
+		m.recFiles, m.recBytes, m.pruneRows,
 		pendingAge{m: m, desc: prometheus.NewDesc("wildix_export_recordings_oldest_pending_age_seconds",
 			"Age of the oldest call recording the last recordings run listed and did not store (0: it stored them all; no sample until a recordings run of this process has listed); above 5 days, the PBX is 2 days from dropping its copy.", nil, nil)},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wildix_export_token_expiry_timestamp_seconds",
@@ -143,6 +147,13 @@ func (p pendingAge) Collect(ch chan<- prometheus.Metric) {
 func (m *metrics) run(r *exporter.RunResult, d time.Duration) {
 	m.runs.WithLabelValues(r.Status).Inc()
 	m.duration.Observe(d.Seconds())
+}
+
+// pruned counts what retention removed.
+func (m *metrics) pruned(p sinks.Pruned) {
+	for _, c := range p {
+		m.pruneRows.WithLabelValues(c.Table).Add(float64(c.Rows))
+	}
 }
 
 func (m *metrics) panicked() { m.panics.Inc() }

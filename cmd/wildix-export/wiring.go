@@ -194,6 +194,7 @@ type started struct {
 	rec      *recordings.Copier
 	x        *exporter.Exporter
 	suppress *suppression // the guard's, read again at each run's start
+	cat      *record.Catalog
 }
 
 // start is the one start-up path of run, backfill and demo: open the sink
@@ -243,7 +244,7 @@ func (a *app) start(ctx context.Context, cat *record.Catalog) (*started, error) 
 	if a.redact != nil {
 		x.Redact = a.redact.Text
 	}
-	return &started{sink: s, pbx: p, rec: rec, x: x, suppress: sup}, nil
+	return &started{sink: s, pbx: p, rec: rec, x: x, suppress: sup, cat: cat}, nil
 }
 
 // export runs one export under the PBX's lock and within EXPORT_RUN_TIMEOUT,
@@ -266,6 +267,7 @@ func (a *app) export(ctx context.Context, st *started, m *metrics, do func(ctx c
 	if a.beforeRun != nil {
 		a.beforeRun()
 	}
+	st.x.AfterRun = a.retention(st, m)
 	id := exporter.NewRunID(time.Now())
 	a.log.Info("export started", "run_id", id, "pbx", a.cfg.PBXID, "sink", st.sink.name)
 	began := time.Now()

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/sinks"
+)
+
+// pruner is what retention asks of a sink (sinks.Postgres, sinks.CSV).
+type pruner interface {
+	Prune(ctx context.Context, pbx string, eps []record.Endpoint, cut time.Time, o sinks.PruneOptions) (sinks.Pruned, error)
+}
+
+// retention is the exporter's AfterRun for EXPORT_RETENTION, nil when it
+// is off. After a run (or backfill) whose endpoints all succeeded, the
+// PBX's lock still held, the rows of calls that started before now less
+// EXPORT_RETENTION are removed from every endpoint of the catalog that
+// holds calls, their recordings' files first (sinks' Prune). What it
+// removed is the run's "retention" result: rows per table in its notes
+// (the run ledger), their total in its rows, and in /metrics. A prune
+// that fails fails the run; what it removed stays removed, and the next
+// run goes on from there. The exporter's guard keeps older rows from
+// being written again (exporter/privacy).
+func (a *app) retention(st *started, m *metrics) func(context.Context, *exporter.RunResult) []exporter.EndpointResult {
+	limit := a.cfg.Retention
+	if limit <= 0 {
+		return nil
+	}
+	return func(ctx context.Context, r *exporter.RunResult) []exporter.EndpointResult {
+		began := time.Now()
+		cut := began.Add(-limit).UTC().Truncate(time.Second) // as the notes write it
+		res := exporter.EndpointResult{Endpoint: "retention", Paging: "prune"}
+		o := sinks.PruneOptions{Zone: a.cfg.Timezone}
+		if st.rec != nil {
+			// The stores (recstore.Dir, recstore.S3) remove; a store
+			// that cannot keeps the recordings' rows (Prune says so).
+			if rm, ok := st.rec.Store.(interface {
+				Remove(ctx context.Context, name string) error
+			}); ok {
+				o.Recordings = rm
+			}
+		}
+		var got sinks.Pruned
+		p, ok := st.sink.Sink.(pruner)
+		if ok {
+			got, res.Err = p.Prune(ctx, r.PBX, st.cat.All(), cut, o)
+		} else {
+			res.Err = fmt.Errorf("the %s cannot prune (a bug: please report it)", st.sink.name)
+		}
+		res.Notes = []string{"removing what concerns calls started before " + cut.Format(time.RFC3339) + " (EXPORT_RETENTION)"}
+		for _, c := range got {
+			what := "rows"
+			if c.Table == sinks.RecordingsStore {
+				what = "files"
+			}
+			note := fmt.Sprintf("%s: %d %s removed", c.Table, c.Rows, what)
+			if c.Detail != "" {
+				note += " (" + c.Detail + ")"
+			}
+			res.Notes = append(res.Notes, note)
+		}
+		res.Rows = got.Total()
+		res.Duration = time.Since(began)
+		m.pruned(got)
+		log := a.log.With("run_id", r.ID, "cut", cut.Format(time.RFC3339))
+		if res.Err != nil {
+			log.Error("retention failed", "rows", res.Rows, "notes", res.Notes, "err", res.Err)
+		} else {
+			res.Completed = time.Now().UTC()
+			log.Info("retention pruned", "rows", res.Rows, "notes", res.Notes, "duration", res.Duration.Round(time.Millisecond))
+		}
+		return []exporter.EndpointResult{res}
+	}
+}

@@ -1,0 +1,370 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/simtest"
+	"github.com/wildix-export/wildix-export/sinks"
+)
+
+// retentionSim is a PBX whose calls span the 20 days before now, one
+// every 15 minutes or so: with EXPORT_RETENTION=10d, about half are old.
+// failing, while set, answers every call-history request 503.
+func retentionSim(t *testing.T, failing *atomic.Bool) *simtest.Fixture {
+	o := pbxsim.Options{Calls: 1900, CallsStart: time.Now().Add(-20 * 24 * time.Hour), CallGap: 15 * time.Minute,
+		AccessTokenTTL: 24 * time.Hour}
+	o.Rewrite = func(r *http.Request, status int, body []byte) (int, []byte) {
+		if failing != nil && failing.Load() && strings.Contains(r.URL.Path, "CallHistory") {
+			return http.StatusServiceUnavailable, []byte(`{"type":"error","reason":"down (test)"}`)
+		}
+		return status, body
+	}
+	return authorized(t, o)
+}
+
+// cutNote reads the cut a retention result's notes name.
+var cutNote = regexp.MustCompile(`calls started before (\S+) \(EXPORT_RETENTION\)`)
+
+func noteCut(t *testing.T, notes []string) time.Time {
+	t.Helper()
+	for _, n := range notes {
+		if m := cutNote.FindStringSubmatch(n); m != nil {
+			cut, err := time.Parse(time.RFC3339, m[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return cut
+		}
+	}
+	t.Fatalf("no cut in the retention notes %q", notes)
+	return time.Time{}
+}
+
+// noteRows reads the rows a retention note counts for table, -1 if none.
+func noteRows(notes []string, table string) int64 {
+	for _, n := range notes {
+		if rest, ok := strings.CutPrefix(n, table+": "); ok {
+			v, _ := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
+			return v
+		}
+	}
+	return -1
+}
+
+// lastRunRetention reads the retention result of the last run in a CSV
+// folder's run log.
+func lastRunRetention(t *testing.T, dir string) (status string, notes []string) {
+	t.Helper()
+	logs, _ := filepath.Glob(filepath.Join(dir, ".state", "*", "runs.jsonl"))
+	if len(logs) != 1 {
+		t.Fatalf("run logs %v", logs)
+	}
+	b, _ := os.ReadFile(logs[0])
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	var run struct {
+		Status    string
+		Endpoints []struct {
+			Endpoint string
+			Notes    []string
+		}
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &run); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range run.Endpoints {
+		if e.Endpoint == "retention" {
+			return run.Status, e.Notes
+		}
+	}
+	return run.Status, nil
+}
+
+// folderCalls reads every call_history data file of a CSV folder, with
+// or without its manifest (a process killed between the two leaves one
+// without), each parsed whole: call id → files holding it. A file with a
+// manifest must match it (rows, sha256). Temporary files are not read.
+func folderCalls(t *testing.T, dir string) map[int64]int {
+	t.Helper()
+	ids := map[int64]int{}
+	files, _ := filepath.Glob(filepath.Join(dir, "call_history", "*.csv"))
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+		if err != nil || len(recs) == 0 {
+			t.Fatalf("%s is not a whole CSV file: %v", p, err)
+		}
+		if mb, err := os.ReadFile(strings.TrimSuffix(p, ".csv") + ".manifest.json"); err == nil {
+			var m struct {
+				Rows   int
+				SHA256 string
+			}
+			json.Unmarshal(mb, &m)
+			sum := sha256.Sum256(b)
+			if m.Rows != len(recs)-1 || m.SHA256 != hex.EncodeToString(sum[:]) {
+				t.Fatalf("%s: %d rows, its manifest says %d (or its sha256 differs)", p, len(recs)-1, m.Rows)
+			}
+		}
+		for _, r := range recs[1:] {
+			id, err := strconv.ParseInt(r[0], 10, 64)
+			if err != nil {
+				t.Fatalf("%s: id %q", p, r[0])
+			}
+			ids[id]++
+		}
+	}
+	return ids
+}
+
+// TestRetentionCSV: a folder holding 20 days of calls, then runs with
+// EXPORT_RETENTION=10d. A run that fails prunes nothing. A run killed
+// (SIGKILL) while pruning, again and again, leaves every file whole and
+// matching its manifest, no call twice and no call of the last 10 days
+// missing; the run that completes leaves exactly the simulator's calls
+// that started from the cut its ledger names, and counts them there.
+func TestRetentionCSV(t *testing.T) {
+	t.Parallel()
+	rng := seeded(t)
+	var failing atomic.Bool
+	f := retentionSim(t, &failing)
+	dir := t.TempDir()
+	env := simEnv(f, dir, "EXPORT_PAGE_SIZE=10", "EXPORT_BATCH_SIZE=10", "EXPORT_ENDPOINTS=call_history")
+	if r := runBin(t, env, "", "run", "--once"); r.code != 0 {
+		t.Fatalf("first run: exit %d\n%s", r.code, r.stderr)
+	}
+	n := f.Sim.CallCount()
+	if got := folderCalls(t, dir); int64(len(got)) != n {
+		t.Fatalf("first run: %d calls, want %d", len(got), n)
+	}
+	renv := append(env[:len(env):len(env)], "EXPORT_RETENTION=10d", "EXPORT_LOG_LEVEL=debug")
+	failing.Store(true)
+	if r := runBin(t, renv, "", "run", "--once"); r.code == 0 || strings.Contains(r.stderr, "data file edited") {
+		t.Fatalf("a failing run: exit %d, pruned: %v", r.code, strings.Contains(r.stderr, "data file edited"))
+	}
+	if got := folderCalls(t, dir); int64(len(got)) != n {
+		t.Fatalf("after a failed run: %d calls, want all %d: a failed run does not prune", len(got), n)
+	}
+	failing.Store(false)
+
+	midway := 0
+	for kill := 0; kill < 6; kill++ {
+		cmd := exec.Command(binary, "run", "--once")
+		cmd.Env = renv
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill() })
+		// Killed after a seeded number of files edited, at a seeded
+		// moment after: between two files or within one's commit
+		// (TestCSVEditRowsKilledAtEachPoint stops at each point of it).
+		edited := make(chan struct{})
+		var seen atomic.Int64
+		at := int64(1 + rng.IntN(30))
+		go func() {
+			sc := bufio.NewScanner(stderr)
+			for sc.Scan() {
+				if strings.Contains(sc.Text(), `"msg":"data file edited"`) {
+					if seen.Add(1) == at {
+						close(edited)
+					}
+				}
+			}
+		}()
+		done := exited(cmd)
+		select {
+		case <-edited:
+			if d := rng.IntN(3); d > 0 {
+				time.Sleep(time.Duration(d) * time.Millisecond) // the random moment, not a wait
+			}
+			cmd.Process.Signal(syscall.SIGKILL)
+			<-done
+		case err := <-done:
+			t.Logf("kill %d: the run ended before pruning anything", kill)
+			if err != nil {
+				t.Fatalf("kill %d: the run ended on its own with %v", kill, err)
+			}
+		case <-time.After(hangGuard):
+			t.Fatal("the run neither pruned nor ended")
+		}
+		// Whatever the moment: files whole, no call twice, none of the
+		// last 10 days missing.
+		keepFrom := time.Now().Add(-10 * 24 * time.Hour)
+		got := folderCalls(t, dir)
+		old := 0
+		for id := int64(1); id <= n; id++ {
+			start := f.Sim.Call(id).Start
+			switch {
+			case got[id] > 1:
+				t.Fatalf("kill %d: call %d in %d files", kill, id, got[id])
+			case got[id] == 0 && !start.Before(keepFrom):
+				t.Fatalf("kill %d: call %d (started %v, within the limit) lost", kill, id, start)
+			case got[id] == 1 && start.Before(keepFrom.Add(-time.Hour)):
+				old++
+			}
+		}
+		t.Logf("kill %d: %d old calls left, %d edits seen", kill, old, seen.Load())
+		if old == 0 {
+			break // pruned whole: the next kill would land after it
+		}
+		midway++
+	}
+	if midway == 0 {
+		t.Fatal("no kill landed while old calls were still there: the test proved nothing")
+	}
+	t.Logf("%d kills landed mid-prune", midway)
+	if r := runBin(t, renv, "", "run", "--once"); r.code != 0 {
+		t.Fatalf("final run: exit %d\n%s", r.code, r.stderr)
+	}
+	status, notes := lastRunRetention(t, dir)
+	cut := noteCut(t, notes)
+	got := folderCalls(t, dir)
+	for id := int64(1); id <= n; id++ {
+		if want := !f.Sim.Call(id).Start.Before(cut); (got[id] == 1) != want || got[id] > 1 {
+			t.Fatalf("call %d (started %v, cut %v): in %d files", id, f.Sim.Call(id).Start, cut, got[id])
+		}
+	}
+	if status != "ok" {
+		t.Fatalf("final run: status %s", status)
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, "call_history", ".*tmp*"))
+	pending, _ := filepath.Glob(filepath.Join(dir, ".state", "*", "*.pending.json"))
+	if len(left)+len(pending) > 0 {
+		t.Fatalf("left after a complete run: %v %v", left, pending)
+	}
+}
+
+// TestRetentionCSVCounts: one run with EXPORT_RETENTION after a folder of
+// 20 days: its ledger counts exactly the calls the simulator started
+// before its cut, and the folder holds exactly the others.
+func TestRetentionCSVCounts(t *testing.T) {
+	t.Parallel()
+	f := retentionSim(t, nil)
+	dir := t.TempDir()
+	env := simEnv(f, dir, "EXPORT_PAGE_SIZE=100", "EXPORT_BATCH_SIZE=100", "EXPORT_ENDPOINTS=call_history")
+	if r := runBin(t, env, "", "run", "--once"); r.code != 0 {
+		t.Fatalf("first run: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := runBin(t, append(env, "EXPORT_RETENTION=10d"), "", "run", "--once"); r.code != 0 || !strings.Contains(r.stdout, "retention") {
+		t.Fatalf("retention run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	_, notes := lastRunRetention(t, dir)
+	cut := noteCut(t, notes)
+	var old int64
+	got := folderCalls(t, dir)
+	for id := int64(1); id <= f.Sim.CallCount(); id++ {
+		isOld := f.Sim.Call(id).Start.Before(cut)
+		if isOld {
+			old++
+		}
+		if (got[id] == 1) == isOld || got[id] > 1 {
+			t.Fatalf("call %d (started %v, cut %v): in %d files", id, f.Sim.Call(id).Start, cut, got[id])
+		}
+	}
+	if c := noteRows(notes, "call_history"); c != old || old == 0 {
+		t.Fatalf("the ledger counts %d rows of call_history removed, the simulator started %d calls before %v (notes %q)", c, old, cut, notes)
+	}
+}
+
+// TestRetentionPostgres: the same on PostgreSQL: a failed run prunes
+// nothing; the next one removes exactly the simulator's calls started
+// before its cut, and counts them in the ledger's notes.
+func TestRetentionPostgres(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var failing atomic.Bool
+	f := retentionSim(t, &failing)
+	env, pool, _ := pgEnv(t, f, "EXPORT_ENDPOINTS=call_history,colleagues")
+	if r := runBin(t, env, "", "run", "--once"); r.code != 0 {
+		t.Fatalf("first run: exit %d\n%s", r.code, r.stderr)
+	}
+	n := f.Sim.CallCount()
+	renv := append(env, "EXPORT_RETENTION=10d")
+	failing.Store(true)
+	if r := runBin(t, renv, "", "run", "--once"); r.code == 0 {
+		t.Fatal("a failing run exited 0")
+	}
+	if rows, _, _ := pgCalls(t, pool); rows != n {
+		t.Fatalf("after a failed run: %d rows, want all %d", rows, n)
+	}
+	failing.Store(false)
+	if r := runBin(t, renv, "", "run", "--once"); r.code != 0 {
+		t.Fatalf("retention run: exit %d\n%s", r.code, r.stderr)
+	}
+	var notes []string
+	var rowsCounted int64
+	if err := pool.QueryRow(ctx, `SELECT e.notes, e.rows FROM export_run_endpoints e JOIN export_runs r USING (run_id)
+WHERE e.endpoint = 'retention' AND r.status = 'ok' ORDER BY r.started_at DESC LIMIT 1`).Scan(&notes, &rowsCounted); err != nil {
+		t.Fatal(err)
+	}
+	cut := noteCut(t, notes)
+	rows, err := pool.Query(ctx, "SELECT id FROM call_history ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []int64
+	for id := int64(1); id <= n; id++ {
+		if !f.Sim.Call(id).Start.Before(cut) {
+			want = append(want, id)
+		}
+	}
+	if fmt.Sprint(kept) != fmt.Sprint(want) {
+		t.Fatalf("call_history holds %d calls, the simulator started %d from %v", len(kept), len(want), cut)
+	}
+	if old := n - int64(len(want)); noteRows(notes, "call_history") != old || rowsCounted < old || old == 0 {
+		t.Fatalf("the ledger counts %d rows of call_history (%d in all), the simulator started %d calls before the cut (notes %q)",
+			noteRows(notes, "call_history"), rowsCounted, old, notes)
+	}
+	var colleagues int
+	pool.QueryRow(ctx, "SELECT count(*) FROM colleagues").Scan(&colleagues)
+	if colleagues != len(f.Sim.Records("colleagues")) {
+		t.Fatalf("colleagues: %d rows, want %d: snapshots are not pruned", colleagues, len(f.Sim.Records("colleagues")))
+	}
+}
+
+// TestRetentionMetrics: what a prune removed is in /metrics, by table.
+func TestRetentionMetrics(t *testing.T) {
+	t.Parallel()
+	m := newMetrics()
+	m.pruned(sinks.Pruned{{Table: "call_history", Rows: 7}, {Table: sinks.RecordingsStore, Rows: 2}})
+	m.pruned(sinks.Pruned{{Table: "call_history", Rows: 3}})
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{`wildix_export_retention_removed_total{table="call_history"} 10`, `wildix_export_retention_removed_total{table="recordings store"} 2`} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Fatalf("/metrics lacks %s:\n%s", want, rec.Body.String())
+		}
+	}
+}
