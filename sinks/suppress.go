@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -102,6 +103,8 @@ type Suppressor struct {
 	rows   *pseudonym.Keyed // the rows' pseudonym key, nil when off
 	hashes map[string]bool
 	shapes sync.Map // endpoint name → *rowShape
+	seen   sync.Map // canonical number → suppressed
+	seenN  atomic.Int64
 }
 
 // Suppressor returns the list ready to apply, rows pseudonymised with pk
@@ -124,13 +127,25 @@ func (l *Suppression) Suppressor(pk *pseudonym.Keyed) (*Suppressor, error) {
 }
 
 // match reports whether v, a canonical number or a pseudonym, is
-// suppressed. A pseudonym is one only under the list's own key.
+// suppressed. A pseudonym is one only under the list's own key. The
+// answers for numbers are remembered (a caller's number comes back in
+// many rows, and each asks a keyed hash), up to maxSeen of them.
 func (s *Suppressor) match(v string) bool {
 	if _, ok := pseudonym.Canonical(v); ok {
-		return s.hashes[s.list.Number(v)]
+		if hit, ok := s.seen.Load(v); ok {
+			return hit.(bool)
+		}
+		hit := s.hashes[s.list.Number(v)]
+		if s.seenN.Add(1) <= maxSeen {
+			s.seen.Store(v, hit)
+		}
+		return hit
 	}
 	return s.rows != nil && s.rows.KeyID() == s.list.KeyID() && s.hashes[v]
 }
+
+// maxSeen bounds the numbers a Suppressor remembers: about 10 MB.
+const maxSeen = 100_000
 
 // Len is the number of numbers suppressed (0 for a nil Suppressor).
 func (s *Suppressor) Len() int {
