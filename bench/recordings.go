@@ -26,13 +26,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/internal/plaincopy"
 )
 
 var (
@@ -76,11 +76,8 @@ func (p *recPBX) stop() { p.srv.Close() }
 // copy, and the environment that points wildix-export at it.
 type recStore struct {
 	name  string
-	fresh func() (env []string, put putFunc, count func() (int, int64, error), err error)
+	fresh func() (env []string, put plaincopy.Put, count func() (int, int64, error), err error)
 }
-
-// putFunc stores one file under key, as the minimal client does.
-type putFunc func(ctx context.Context, key string, r io.Reader, size int64) error
 
 func (b *bench) recordings(ctx context.Context) error {
 	pbx, err := startRecPBX(*recCalls, 0)
@@ -219,57 +216,20 @@ func (b *bench) copyRecordings(base, csv string, env []string) (sample, error) {
 	return sample{d: d, rss: kib << 10, cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}, nil
 }
 
-// plainCopy is the minimal client: each file fetched with the token and
-// stored as durably as the store does (a folder: temporary file synced,
-// renamed, folder synced), conc at once, nothing checked.
-func plainCopy(ctx context.Context, base string, recs []pbxsim.Recording, conc int, put putFunc) error {
+// plainCopy is the minimal client (internal/plaincopy): each file
+// fetched with the token and stored as durably as the store does, conc at
+// once, nothing checked.
+func plainCopy(ctx context.Context, base string, recs []pbxsim.Recording, conc int, put plaincopy.Put) error {
+	files := make([]plaincopy.File, len(recs))
+	for i, r := range recs {
+		files[i] = plaincopy.File{Path: r.Path, Key: fmt.Sprintf("bench/%s/%d.wav", r.Start.UTC().Format("2006/01/02"), r.ID)}
+	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc + 1}}
-	jobs := make(chan pbxsim.Recording)
-	errs := make(chan error, conc)
-	var wg sync.WaitGroup
-	for range conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for r := range jobs {
-				if err := plainOne(ctx, client, base, r, put); err != nil {
-					errs <- err
-					for range jobs {
-					}
-					return
-				}
-			}
-		}()
-	}
-	for _, r := range recs {
-		jobs <- r
-	}
-	close(jobs)
-	wg.Wait()
-	close(errs)
-	return <-errs
-}
-
-func plainOne(ctx context.Context, client *http.Client, base string, r pbxsim.Recording, put putFunc) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+r.Path, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+recToken)
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", r.Path, resp.Status)
-	}
-	key := fmt.Sprintf("bench/%s/%d.wav", r.Start.UTC().Format("2006/01/02"), r.ID)
-	return put(ctx, key, resp.Body, resp.ContentLength)
+	return plaincopy.Copy(ctx, client, base, recToken, files, conc, put)
 }
 
 // hashing is put computing the sha256 of what it stores on the way.
-func hashing(put putFunc) putFunc {
+func hashing(put plaincopy.Put) plaincopy.Put {
 	return func(ctx context.Context, key string, r io.Reader, size int64) error {
 		h := sha256.New()
 		if err := put(ctx, key, io.TeeReader(r, h), size); err != nil {
@@ -301,42 +261,12 @@ func (b *bench) recStores(ctx context.Context) ([]recStore, error) {
 }
 
 func (b *bench) dirStore() recStore {
-	return recStore{name: "dir", fresh: func() ([]string, putFunc, func() (int, int64, error), error) {
+	return recStore{name: "dir", fresh: func() ([]string, plaincopy.Put, func() (int, int64, error), error) {
 		dir, err := os.MkdirTemp(b.dir, "rec-dir-")
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		put := func(_ context.Context, key string, r io.Reader, _ int64) error {
-			p := filepath.Join(dir, filepath.FromSlash(key))
-			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-				return err
-			}
-			f, err := os.CreateTemp(filepath.Dir(p), ".partial-")
-			if err != nil {
-				return err
-			}
-			defer os.Remove(f.Name())
-			if _, err := io.CopyBuffer(f, r, make([]byte, 256<<10)); err != nil {
-				f.Close()
-				return err
-			}
-			if err := f.Sync(); err != nil {
-				f.Close()
-				return err
-			}
-			if err := f.Close(); err != nil {
-				return err
-			}
-			if err := os.Rename(f.Name(), p); err != nil {
-				return err
-			}
-			d, err := os.Open(filepath.Dir(p))
-			if err != nil {
-				return err
-			}
-			defer d.Close()
-			return d.Sync() // as durable as the store's: the rename too
-		}
+		put := plaincopy.Dir(dir)
 		count := func() (n int, bytes int64, err error) {
 			err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 				if err != nil || d.IsDir() || !strings.HasSuffix(p, ".wav") {
@@ -363,13 +293,10 @@ func (b *bench) s3Store(ctx context.Context) (recStore, error) {
 		return recStore{}, err
 	}
 	n := 0
-	return recStore{name: "s3 (versitygw)", fresh: func() ([]string, putFunc, func() (int, int64, error), error) {
+	return recStore{name: "s3 (versitygw)", fresh: func() ([]string, plaincopy.Put, func() (int, int64, error), error) {
 		n++
 		prefix := fmt.Sprintf("copy-%d/", n)
-		put := func(ctx context.Context, key string, r io.Reader, size int64) error {
-			_, err := gw.client.PutObject(ctx, gw.bucket, prefix+key, r, size, minio.PutObjectOptions{ContentType: "audio/wav"})
-			return err
-		}
+		put := plaincopy.S3(gw.client, gw.bucket, prefix)
 		count := func() (n int, bytes int64, err error) {
 			for o := range gw.client.ListObjects(ctx, gw.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
 				if o.Err != nil {
