@@ -4,13 +4,25 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io/fs"
+	"maps"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/wildix-export/wildix-export/config"
+	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/internal/pgtest"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
 )
 
 // Two pseudonym keys: never to be shown anywhere.
@@ -110,5 +122,224 @@ FROM export_runs ORDER BY started_at, run_id`)
 				t.Fatalf("ledger %q: want none, then numbers with its key id changed from none, then the same unchanged", got)
 			}
 		})
+	}
+}
+
+// export runs one export in process, as `run --once` does, and returns
+// what it logged and printed and the /metrics text after it.
+func export(t *testing.T, kv []string) (logs, metricsText string) {
+	t.Helper()
+	a, out, errb := cliApp(kv)
+	if err := a.load(config.Need{PBX: true, Sink: true}); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := a.catalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpoints, err := a.selectEndpoints(cat, a.cfg.Endpoints)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st, err := a.start(ctx, cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.sink.close()
+	m := newMetrics()
+	r, err := a.exportAll(ctx, st, m, endpoints, "once")
+	if err != nil || r.Err() != nil {
+		t.Fatalf("export: %v\n%s", err, errb.String())
+	}
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	return out.String() + errb.String(), rec.Body.String()
+}
+
+// needles are the personal values of a clear export: each external
+// number (its national digits, together and spaced as the simulator
+// writes them: they are in every form the PBX sends, +, 00 or neither)
+// and each name, e-mail, login or note, read from the columns the
+// catalog declares personal.
+func needles(t *testing.T, pool *pgxpool.Pool) []string {
+	t.Helper()
+	set := map[string]bool{}
+	for _, ep := range record.Builtin() {
+		for col, p := range ep.Personal {
+			rows, err := pool.Query(context.Background(), fmt.Sprintf("SELECT DISTINCT coalesce(%s::text, '') FROM %s", col, ep.Name))
+			if err != nil {
+				continue // an endpoint not exported (recordings)
+			}
+			for rows.Next() {
+				var v string
+				if err := rows.Scan(&v); err != nil {
+					t.Fatal(err)
+				}
+				switch p.Kind {
+				case record.PersonalNumber:
+					if d, ok := pseudonym.Canonical(v); ok && len(d) >= 9 {
+						national := d[2:]
+						set[national], set[national[:3]+" "+national[3:]] = true, true
+					}
+				case record.PersonalName, record.PersonalNote:
+					if len(strings.TrimSpace(v)) >= 4 {
+						set[v] = true
+					}
+				}
+			}
+			rows.Close()
+		}
+	}
+	// A group's title is what the PBX writes as the callee's name of a
+	// call to the group: the company's, not a person's.
+	rows, err := pool.Query(context.Background(), "SELECT coalesce(title, '') FROM call_groups UNION SELECT coalesce(name, '') FROM call_groups")
+	if err != nil {
+		t.Fatal(err)
+	}
+	titles, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range titles {
+		delete(set, g)
+	}
+	out := slices.Sorted(maps.Keys(set))
+	if len(out) < 100 {
+		t.Fatalf("%d personal values in the clear export: the test would prove little", len(out))
+	}
+	return out
+}
+
+// dumpSchema is every row of every table of schema, as text.
+func dumpSchema(t *testing.T, pool *pgxpool.Pool, schema string) string {
+	t.Helper()
+	ctx := context.Background()
+	rows, err := pool.Query(ctx, "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 AND table_type = 'BASE TABLE'", schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, tb := range tables {
+		rows, err := pool.Query(ctx, "SELECT t::text FROM "+pgx.Identifier{schema, tb}.Sanitize()+" t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "== %s\n%s\n", tb, strings.Join(lines, "\n"))
+	}
+	if len(tables) < 10 {
+		t.Fatalf("%d tables in %s", len(tables), schema)
+	}
+	return b.String()
+}
+
+// dumpDir is every file under dir, gunzipped where gzipped, as text.
+func dumpDir(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	n := 0
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "== %s\n%s\n", path, data)
+		n++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 10 {
+		t.Fatalf("%d files under %s", n, dir)
+	}
+	return b.String()
+}
+
+// viewCounts is what the reporting views count, for comparing exports.
+func viewCounts(t *testing.T, pool *pgxpool.Pool) []string {
+	t.Helper()
+	var out []string
+	for _, q := range []string{
+		"SELECT count(*), count(next_call_id), count(*) FILTER (WHERE next_call_direction = 'outbound') FROM missed_calls",
+		"SELECT direction, count(*), sum(talk_seconds), count(answered_by_colleague) FROM calls GROUP BY 1 ORDER BY 1",
+		"SELECT sum(calls), sum(answered), sum(missed) FROM calls_daily",
+		"SELECT extension, calls_made, calls_received, received_missed, answered FROM calls_by_extension ORDER BY 1",
+		"SELECT count(DISTINCT number_key(caller_number)), count(*) FROM calls WHERE direction = 'inbound'",
+		"SELECT n, count(*) FROM (SELECT count(*) AS n FROM calls WHERE direction = 'inbound' GROUP BY number_key(caller_number)) c GROUP BY n ORDER BY n",
+	} {
+		rows, err := pool.Query(context.Background(), "SELECT r::text FROM ("+q+") r")
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, q+": "+strings.Join(lines, " "))
+	}
+	return out
+}
+
+// TestPseudonymisedExportHoldsNoNumberOrName is issue 30's first
+// acceptance test: the simulator's data, its external numbers in every
+// form a PBX sends (+39…, 0039…, 39…, spaced), exported under
+// EXPORT_PSEUDONYMIZE=all to PostgreSQL and to CSV, then every table of
+// the schema (raw, extra, the ledger, the state), every file of the CSV
+// folder (manifests, state, ledger), the logs at debug level and /metrics
+// are searched for every external number and name of a clear export of
+// the same PBX: none is found. The reporting views count the same on
+// the pseudonymised schema as on the clear one, call-backs included.
+func TestPseudonymisedExportHoldsNoNumberOrName(t *testing.T) {
+	t.Parallel()
+	f := authorized(t, pbxsim.Options{Calls: 600, NumberForms: true, ExtraCallField: true})
+	clearSchema, clearPool := pgtest.Schema(t)
+	pseudoSchema, pseudoPool := pgtest.Schema(t)
+	dir := t.TempDir()
+	pg := func(schema string, extra ...string) []string {
+		return fixtureEnv(f, t.TempDir(), append([]string{"EXPORT_SINK=postgres", "EXPORT_DATABASE_URL=" + pgtest.URL(), "EXPORT_DB_SCHEMA=" + schema}, extra...)...)
+	}
+	on := []string{"EXPORT_PSEUDONYMIZE=all", "EXPORT_PSEUDONYM_KEY=" + testKey1, "EXPORT_LOG_LEVEL=debug"}
+	export(t, pg(clearSchema))
+	pgLogs, pgMetrics := export(t, pg(pseudoSchema, on...))
+	csvLogs, csvMetrics := export(t, fixtureEnv(f, dir, on...))
+
+	find := needles(t, clearPool)
+	for _, place := range []struct{ name, text string }{
+		{"the database", dumpSchema(t, pseudoPool, pseudoSchema)},
+		{"the CSV folder", dumpDir(t, dir)},
+		{"the logs", pgLogs + csvLogs},
+		{"/metrics", pgMetrics + csvMetrics},
+	} {
+		var found []string
+		for _, n := range find {
+			if strings.Contains(place.text, n) {
+				found = append(found, n)
+			}
+		}
+		if len(found) > 0 {
+			i := strings.Index(place.text, found[0])
+			t.Errorf("%s holds %d of %d personal values in clear, e.g. %q in …%s…", place.name, len(found), len(find), found[0],
+				place.text[max(0, i-200):min(len(place.text), i+100)])
+		}
+	}
+	clear, pseudo := viewCounts(t, clearPool), viewCounts(t, pseudoPool)
+	t.Logf("views: %q", clear)
+	if !slices.Equal(clear, pseudo) {
+		t.Errorf("the views count differently:\nclear  %q\npseudo %q", clear, pseudo)
+	}
+	if !strings.Contains(clear[0], ",") || strings.Contains(clear[0], "(0,0,0)") || strings.Contains(clear[0], ",0,") {
+		t.Errorf("missed_calls %s: want missed calls and call-backs, or the comparison proves little", clear[0])
 	}
 }

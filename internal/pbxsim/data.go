@@ -419,6 +419,11 @@ func (s *Sim) buildCallRecord(id int64) record {
 		{"cost", c.Cost},
 		{"faxdata", ""},
 	}
+	if s.opt.NumberForms {
+		for _, i := range []int{8, 9, 10, 12} { // src, dst, from_number, to_number
+			r[i].v = NumberForm(r[i].v.(string), splitmix64(uint64(id)*8+uint64(i)))
+		}
+	}
 	gf := s.opt.GroupFields
 	switch c.Malformed {
 	case "answer":
@@ -589,4 +594,25 @@ func devices(n int) []record {
 		})
 	}
 	return out
+}
+
+// NumberForm writes the external number n (+39…, 0039…) in form h%5 of
+// those a PBX may send: +39…, 0039…, 39…, "+39 333 1234567" or
+// "0039 333 1234567". An extension (at most 6 characters) stays.
+func NumberForm(n string, h uint64) string {
+	if len(n) <= 6 {
+		return n
+	}
+	d := strings.TrimPrefix(strings.TrimPrefix(n, "+"), "00")
+	switch h % 5 {
+	case 0:
+		return "+" + d
+	case 1:
+		return "00" + d
+	case 2:
+		return d
+	case 3:
+		return "+" + d[:2] + " " + d[2:5] + " " + d[5:]
+	}
+	return "00" + d[:2] + " " + d[2:5] + " " + d[5:]
 }

@@ -64,6 +64,10 @@ type Options struct {
 
 	OmitTimezoneField bool // leave out the per-record timezone offset
 	ExtraCallField    bool // add a field the exporter's catalog does not know
+	// NumberForms writes each external number of a call record in one of
+	// the forms a PBX may send it, chosen per record and field: +39…,
+	// 0039…, 39…, "+39 333 1234567", "0039 333 1234567" (NumberForm).
+	NumberForms bool
 	// GroupFields says which group fields (srcgrp/dstgrp, lastapp/lastdata,
 	// uniqueid, dcontext) call records carry. Half the blocks of 8 records
 	// end with a call to a ring group or queue (GroupCalls is their truth).
