@@ -15,9 +15,10 @@ type fileSuppressor interface {
 	SuppressesFile(ep *record.Endpoint, row record.Row) bool
 }
 
-// erasedReason is the reason of a recording not copied because its call's
-// number was forgotten.
-const erasedReason = "a number of its call was erased on request (forget): not copied"
+// RecordingErasedReason is the reason of a recording's row whose call
+// had a number erased on request (forget): its file removed, or never
+// copied.
+const RecordingErasedReason = "a number of its call was erased on request (forget): its file is not kept"
 
 // copyUnsuppressed copies the files of the recordings of fresh (infos
 // theirs) whose rows name no forgotten number, and returns a result per
@@ -45,10 +46,13 @@ func (e *endpointRun) copyUnsuppressed(ctx context.Context, fresh []record.Row, 
 	return all, suppressed, err
 }
 
-// markErased sets a suppressed recording's row as erased: no file, the
-// reason said. The guard erases its numbers when it is written.
+// markErased sets a suppressed recording's row as erased, as forget
+// leaves one: no file, the reason said. The guard erases its numbers
+// when it is written.
 func (e *endpointRun) markErased(row *record.Row) {
+	for _, c := range []string{"object", "stored_size", "sha256"} {
+		row.Values[e.ep.Column(c)] = nil
+	}
 	row.Values[e.ep.Column("status")] = "erased"
-	row.Values[e.ep.Column("object")] = nil
-	row.Values[e.ep.Column("reason")] = erasedReason
+	row.Values[e.ep.Column("reason")] = RecordingErasedReason
 }

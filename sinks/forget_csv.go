@@ -196,12 +196,18 @@ func (s *CSV) ForgetErase(ctx context.Context, pbx string, f *Forgotten, endpoin
 		e := &endpoints[i]
 		var sh *rowShape
 		var shHeader []string
-		status := -1
+		var marks map[int]string // a recording's row: column → its erased value
+
 		res, err := s.EditRows(ctx, pbx, e, "forget", func(header, row []string) (RowEdit, error) {
 			if sh == nil || !slices.Equal(header, shHeader) {
 				sh, shHeader = csvShape(e, header), slices.Clone(header)
 				if e.Files != "" {
-					status = slices.Index(header, "status")
+					marks = map[int]string{}
+					for c, v := range map[string]string{"status": Erased, "reason": exporter.RecordingErasedReason, "object": "", "stored_size": "", "sha256": ""} {
+						if j := slices.Index(header, c); j >= 0 {
+							marks[j] = v
+						}
+					}
 				}
 			}
 			cells := make([]string, len(row))
@@ -211,8 +217,8 @@ func (s *CSV) ForgetErase(ctx context.Context, pbx string, f *Forgotten, endpoin
 			if sh.erase(cells, f.match) == 0 {
 				return RowEdit{}, nil
 			}
-			if status >= 0 {
-				cells[status] = Erased
+			for j, v := range marks {
+				cells[j] = v
 			}
 			for j := range cells {
 				if sh.kinds[j] == cellText {

@@ -325,8 +325,8 @@ func (p *Postgres) erasePlace(ctx context.Context, pl pgPlace, f *Forgotten) (in
 			set = append(set, c.assign(len(args)))
 		}
 		if pl.recordings {
-			args = append(args, Erased)
-			set = append(set, fmt.Sprintf("status = $%d", len(args)))
+			args = append(args, Erased, exporter.RecordingErasedReason)
+			set = append(set, fmt.Sprintf("status = $%d, reason = $%d, object = NULL, stored_size = NULL, sha256 = NULL", len(args)-1, len(args)))
 		}
 		args = append(args, ctid)
 		_, err := tx.Exec(ctx, "UPDATE "+p.ident(pl.table)+" SET "+strings.Join(set, ", ")+fmt.Sprintf(" WHERE ctid = $%d::tid", len(args)), args...)
