@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -303,17 +304,34 @@ func viewCounts(t *testing.T, pool *pgxpool.Pool) []string {
 // the pseudonymised schema as on the clear one, call-backs included.
 func TestPseudonymisedExportHoldsNoNumberOrName(t *testing.T) {
 	t.Parallel()
-	f := authorized(t, pbxsim.Options{Calls: 600, NumberForms: true, ExtraCallField: true})
+	const calls = 600
+	f := authorized(t, pbxsim.Options{Calls: calls, NumberForms: true, ExtraCallField: true,
+		CallGap: time.Minute, CallsStart: time.Now().UTC().Add(-calls * time.Minute).Add(-time.Hour),
+		APIKeys: []string{recToken}, Recordings: pbxsim.RecordingOptions{Every: 10, BytesPerSecond: 40}})
 	clearSchema, clearPool := pgtest.Schema(t)
 	pseudoSchema, pseudoPool := pgtest.Schema(t)
-	dir := t.TempDir()
+	dir, pgStore, csvStore := t.TempDir(), t.TempDir(), t.TempDir()
+	recs := func(store string) []string {
+		return []string{"EXPORT_RECORDINGS_STORE=dir", "EXPORT_RECORDINGS_DIR=" + store, "WILDIX_RECORDINGS_TOKEN=" + recToken}
+	}
 	pg := func(schema string, extra ...string) []string {
 		return fixtureEnv(f, t.TempDir(), append([]string{"EXPORT_SINK=postgres", "EXPORT_DATABASE_URL=" + pgtest.URL(), "EXPORT_DB_SCHEMA=" + schema}, extra...)...)
 	}
 	on := []string{"EXPORT_PSEUDONYMIZE=all", "EXPORT_PSEUDONYM_KEY=" + testKey1, "EXPORT_LOG_LEVEL=debug"}
-	export(t, pg(clearSchema))
-	pgLogs, pgMetrics := export(t, pg(pseudoSchema, on...))
-	csvLogs, csvMetrics := export(t, fixtureEnv(f, dir, on...))
+	export(t, pg(clearSchema, recs(t.TempDir())...))
+	pgLogs, pgMetrics := export(t, pg(pseudoSchema, append(on, recs(pgStore)...)...))
+	csvLogs, csvMetrics := export(t, fixtureEnv(f, dir, append(on, recs(csvStore)...)...))
+	var stored strings.Builder
+	for _, store := range []string{pgStore, csvStore} {
+		filepath.WalkDir(store, func(path string, _ fs.DirEntry, err error) error {
+			stored.WriteString(path + "\n")
+			return err
+		})
+	}
+	var n int
+	if err := clearPool.QueryRow(context.Background(), "SELECT count(*) FROM recordings WHERE status = 'copied'").Scan(&n); err != nil || n < 10 {
+		t.Fatalf("%d recordings copied (%v): the recordings prove little", n, err)
+	}
 
 	find := needles(t, clearPool)
 	for _, place := range []struct{ name, text string }{
@@ -321,6 +339,7 @@ func TestPseudonymisedExportHoldsNoNumberOrName(t *testing.T) {
 		{"the CSV folder", dumpDir(t, dir)},
 		{"the logs", pgLogs + csvLogs},
 		{"/metrics", pgMetrics + csvMetrics},
+		{"the recordings stores' names", stored.String()},
 	} {
 		var found []string
 		for _, n := range find {

@@ -150,6 +150,16 @@ func (g *Guard) retain(ep *record.Endpoint, rows []record.Row) []record.Row {
 	return kept
 }
 
+// expired reports whether row is older than the retention (see retain).
+func (g *Guard) expired(ep *record.Endpoint, row record.Row) bool {
+	cutoff, col := g.Cutoff(), timeColumn(ep)
+	if cutoff.IsZero() || col < 0 {
+		return false
+	}
+	t, ok := row.Values[col].(time.Time)
+	return ok && t.Before(cutoff)
+}
+
 // timeColumn is the index of ep's time column (its TimeField's, of type
 // timestamptz), -1 when it has none.
 func timeColumn(ep *record.Endpoint) int {

@@ -80,6 +80,9 @@ func TestRetention(t *testing.T) {
 			}
 		})
 	}
+	if !g.SuppressesFile(recs, row(recs, "a", cutoff.Add(-time.Second))) || g.SuppressesFile(recs, row(recs, "b", cutoff)) {
+		t.Fatal("a recording older than the retention must not be copied, one at the cutoff must")
+	}
 	off := &Guard{Now: func() time.Time { return now }}
 	rows := []record.Row{row(calls, "1", cutoff.Add(-100*24*time.Hour))}
 	if got, err := off.Rows(calls, rows, nil); err != nil || len(got) != 1 {
