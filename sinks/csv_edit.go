@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -154,9 +155,8 @@ func (s *CSV) editFile(pbx string, ep *record.Endpoint, name string, indexed boo
 		return err
 	}
 	res.Rows += ed.read
-	if ed.dropped == 0 && ed.replaced == 0 {
-		os.Remove(ed.tmp)
-		return nil
+	if ed.tmp == "" {
+		return nil // nothing changed
 	}
 	p := pending{Folder: ep.Name, Edit: true}
 	if ed.rows == 0 {
@@ -222,31 +222,42 @@ type edited struct {
 // writeEdited writes, under a temporary name beside it, dir/name with the
 // rows edit drops left out and those it replaces in their new form: the
 // header and every other row byte for byte, compressed again when it is.
-// The temporary file is closed and synced, or removed on error.
+// The temporary file is made at the first change (the rows before it
+// copied from the file again), so that a file edit leaves as it is costs
+// a read only; it is closed and synced, or removed on error. ed.tmp is
+// empty when nothing changed.
 func (s *CSV) writeEdited(pbx string, ep *record.Endpoint, dir, name string, edit EditFunc) (_ *edited, err error) {
-	tmpF, err := safefile.CreateTemp(dir, tmpName(pbx, name), fileMode)
-	if err != nil {
-		return nil, err
-	}
-	ed := &edited{tmp: tmpF.Name()}
+	path := filepath.Join(dir, name)
+	ed := &edited{}
+	var tmpF *os.File
+	var sum hash.Hash
+	var w io.Writer // nil until the first change
+	var gz *gzip.Writer
 	defer func() {
-		if err != nil {
+		if err != nil && tmpF != nil {
 			tmpF.Close()
 			os.Remove(ed.tmp)
 		}
 	}()
-	sum := sha256.New()
-	var w io.Writer = io.MultiWriter(tmpF, sum)
-	var gz *gzip.Writer
-	if strings.HasSuffix(name, ".gz") {
-		gz = gzip.NewWriter(w)
-		w = gz
+	var off int64 // bytes of the file's content (uncompressed) read so far
+	start := func() error {
+		f, err := safefile.CreateTemp(dir, tmpName(pbx, name), fileMode)
+		if err != nil {
+			return err
+		}
+		tmpF, ed.tmp, sum = f, f.Name(), sha256.New()
+		w = io.MultiWriter(tmpF, sum)
+		if strings.HasSuffix(name, ".gz") {
+			gz = gzip.NewWriter(w)
+			w = gz
+		}
+		return copyPrefix(w, path, off)
 	}
 	var header []string
 	var keyIdx []int
 	var scratch bytes.Buffer
 	cw := csv.NewWriter(&scratch)
-	err = scanFile(filepath.Join(dir, name), csvKeyColumns(ep), func(raw []byte) error {
+	err = scanFile(path, csvKeyColumns(ep), func(raw []byte) error {
 		h, err := csv.NewReader(bytes.NewReader(raw)).Read()
 		if err != nil {
 			return err
@@ -255,10 +266,11 @@ func (s *CSV) writeEdited(pbx string, ep *record.Endpoint, dir, name string, edi
 		for _, k := range csvKeyColumns(ep) {
 			keyIdx = append(keyIdx, slices.Index(header, k))
 		}
-		_, err = w.Write(raw)
-		return err
+		off += int64(len(raw))
+		return nil
 	}, func(key string, raw []byte) error {
 		ed.read++
+		n := int64(len(raw))
 		cells, err := csv.NewReader(bytes.NewReader(raw)).Read()
 		if err != nil {
 			return fmt.Errorf("row %d: %w", ed.read, err)
@@ -267,11 +279,8 @@ func (s *CSV) writeEdited(pbx string, ep *record.Endpoint, dir, name string, edi
 		if err != nil {
 			return err
 		}
-		switch {
-		case e.Drop:
-			ed.dropped++
-			return nil
-		case e.Cells != nil:
+		changed := e.Drop
+		if !e.Drop && e.Cells != nil {
 			if len(e.Cells) != len(header) {
 				return fmt.Errorf("row %d: the edit gave %d cells for %d columns", ed.read, len(e.Cells), len(header))
 			}
@@ -280,17 +289,34 @@ func (s *CSV) writeEdited(pbx string, ep *record.Endpoint, dir, name string, edi
 				nb = bytes.TrimSuffix(nb, []byte("\n"))
 			}
 			if !bytes.Equal(nb, raw) {
+				changed = true
 				ed.replaced++
 				key = rowKey(e.Cells, keyIdx)
 				raw = nb
 			}
 		}
+		if changed && w == nil {
+			if err := start(); err != nil {
+				return err
+			}
+		}
+		off += n
+		if e.Drop {
+			ed.dropped++
+			return nil
+		}
 		ed.keys.add(key)
 		ed.rows++
+		if w == nil {
+			return nil
+		}
 		_, err = w.Write(raw)
 		return err
 	})
-	if err == nil && gz != nil {
+	if err != nil || w == nil {
+		return ed, err
+	}
+	if gz != nil {
 		err = gz.Close()
 	}
 	if err == nil {
@@ -308,6 +334,29 @@ func (s *CSV) writeEdited(pbx string, ep *record.Endpoint, dir, name string, edi
 	}
 	ed.sha, ed.size = hex.EncodeToString(sum.Sum(nil)), info.Size()
 	return ed, nil
+}
+
+// copyPrefix copies the first n bytes of the data file at path's content
+// (uncompressed, when it is) to w.
+func copyPrefix(w io.Writer, path string, n int64) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var src io.Reader = f
+	if strings.HasSuffix(path, ".gz") {
+		gz, err := gzip.NewReader(f)
+		if err != nil {
+			return fmt.Errorf("decompress %s: %w", path, err)
+		}
+		defer gz.Close()
+		src = gz
+	}
+	if _, err := io.CopyN(w, src, n); err != nil {
+		return fmt.Errorf("copy the rows of %s kept: %w", path, err)
+	}
+	return nil
 }
 
 // editedManifest is the manifest of the data file at path, updated for
