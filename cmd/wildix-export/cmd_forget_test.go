@@ -429,3 +429,86 @@ func TestForgetListKey(t *testing.T) {
 		t.Fatalf("run --once with the key: exit %d: %v\n%s", r.code, r.err, r.stderr)
 	}
 }
+
+// TestForgetStoppedMidwayRerun: a forget stopped after some tables
+// (PostgreSQL refusing it a lock on a later one) exits 1, has changed
+// each table whole or not at all, and says so in the ledger; run again,
+// it completes: the number is nowhere, every other row as before.
+func TestForgetStoppedMidwayRerun(t *testing.T) {
+	t.Parallel()
+	const calls = 200
+	f := simtest.New(t, pbxsim.Options{Calls: calls, CallGap: time.Minute})
+	f.Authorize(t)
+	schema, pool := pgtest.Schema(t)
+	kv := fixtureEnv(f, t.TempDir(), "EXPORT_SINK=postgres", "EXPORT_DB_SCHEMA="+schema)
+	url := "EXPORT_DATABASE_URL=" + pgtest.URL()
+	if r := runCLI(t, append(slices.Clone(kv), url), "run", "--once"); r.code != exitOK {
+		t.Fatalf("run: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	d := simNumber(t, f.Sim, calls)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `INSERT INTO export_quarantine (pbx, endpoint, key, run_id, field, error, record)
+VALUES ('x', 'call_history', '9', 'r', 'cost', 'bad', '{"src":"+`+d+`"}')`); err != nil {
+		t.Fatal(err)
+	}
+	before := tableRows(t, pool)
+
+	// export_quarantine is erased after the endpoints' tables: held, it
+	// stops forget there (lock_timeout), after call_history.
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "LOCK TABLE export_quarantine IN EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	sep := "?"
+	if strings.Contains(pgtest.URL(), "?") {
+		sep = "&"
+	}
+	r := runCLI(t, append(slices.Clone(kv), url+sep+"options=-c%20lock_timeout%3D500"), "forget", "--number", "+"+d)
+	tx.Rollback(ctx)
+	if r.code != exitFailed || !strings.Contains(r.stdout, "erased: call_history") {
+		t.Fatalf("forget with export_quarantine held: exit %d (want 1): %v\n%s%s", r.code, r.err, r.stdout, r.stderr)
+	}
+	if msg := r.stdout + r.stderr + fmt.Sprint(r.err); mentions(msg, d) {
+		t.Errorf("the failed forget shows the number:\n%s", msg)
+	}
+	mid := tableRows(t, pool)
+	if slices.ContainsFunc(mid["call_history"], func(s string) bool { return mentions(s, d) }) {
+		t.Error("call_history still holds the number after its transaction")
+	}
+	if !slices.Equal(mid["export_quarantine"], before["export_quarantine"]) {
+		t.Error("export_quarantine changed though forget could not lock it")
+	}
+	var status string
+	if err := pool.QueryRow(ctx, "SELECT status FROM export_runs WHERE mode = 'forget'").Scan(&status); err != nil || status != "failed" {
+		t.Errorf("ledger: forget %q, %v; want failed", status, err)
+	}
+
+	r = runCLI(t, append(slices.Clone(kv), url), "forget", "--number", "+"+d)
+	if r.code != exitOK || !strings.Contains(r.stdout, "erased: export_quarantine, 1 row(s)") {
+		t.Fatalf("forget again: exit %d: %v\n%s%s", r.code, r.err, r.stdout, r.stderr)
+	}
+	after := tableRows(t, pool)
+	for tb, rows := range before {
+		if tb == "export_runs" || tb == "export_run_endpoints" || tb == "export_state" {
+			continue
+		}
+		if len(after[tb]) != len(rows) {
+			t.Errorf("%s: %d rows, %d before", tb, len(after[tb]), len(rows))
+		}
+		for _, row := range rows {
+			if !mentions(row, d) && !slices.Contains(after[tb], row) {
+				t.Errorf("%s: a row without the number changed: %s", tb, row)
+			}
+		}
+	}
+	for tb, rows := range after {
+		for _, row := range rows {
+			if mentions(row, d) && !strings.HasPrefix(row, `("","suppressed numbers",`) {
+				t.Errorf("%s still holds the number: %s", tb, row)
+			}
+		}
+	}
+}
