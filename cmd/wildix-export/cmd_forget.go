@@ -244,6 +244,10 @@ func (s *suppression) Apply(ep *record.Endpoint, row *record.Row) int {
 	return s.p.Load().Apply(ep, row)
 }
 
+// Len is the number of numbers suppressed: with none, the guard copies
+// no row for the list.
+func (s *suppression) Len() int { return s.p.Load().Len() }
+
 // loadSuppression reads the sink's suppression list into st's guard. A
 // list that cannot be read with the configured key stops the run (exit
 // 2): exporting without it would bring forgotten numbers back.

@@ -29,6 +29,9 @@ type Suppressor interface {
 	Apply(ep *record.Endpoint, row *record.Row) int
 }
 
+// A Suppressor that also has Len() int and says 0 is not applied: with
+// privacy otherwise off, rows then pass without being copied.
+
 // erased is sinks.Erased, what a Suppressor writes: it is not a name or
 // a number to pseudonymise.
 const erased = "erased"
@@ -74,7 +77,11 @@ func (g *Guard) Rows(ep *record.Endpoint, rows []record.Row, notes *record.Warni
 	if n := in - len(rows); n > 0 && notes != nil {
 		notes.Add(NoteRetention, fmt.Sprintf("%d of a batch of %d, before %s", n, in, g.Cutoff().UTC().Format(time.RFC3339)))
 	}
-	if g.Suppress == nil && !g.Rule.On() {
+	suppress := g.Suppress != nil
+	if l, ok := g.Suppress.(interface{ Len() int }); ok && l.Len() == 0 {
+		suppress = false // an empty list: no row copied for it
+	}
+	if !suppress && !g.Rule.On() {
 		return rows, nil
 	}
 	var p *plan
@@ -88,7 +95,7 @@ func (g *Guard) Rows(ep *record.Endpoint, rows []record.Row, notes *record.Warni
 		row := rows[i]
 		row.Values = slices.Clone(row.Values)
 		changed := false
-		if g.Suppress != nil {
+		if suppress {
 			if n := g.Suppress.Apply(ep, &row); n > 0 {
 				changed = true
 				if notes != nil {

@@ -153,3 +153,21 @@ func TestSuppressionApplied(t *testing.T) {
 		t.Fatalf("notes %q: want one erased, one batch left out", notes.Notes())
 	}
 }
+
+// emptyList is a suppression list of no number; applying it is a bug.
+type emptyList struct{}
+
+func (emptyList) Apply(*record.Endpoint, *record.Row) int { panic("an empty list applied") }
+func (emptyList) Len() int                                { return 0 }
+
+// TestEmptySuppressionCopiesNothing: with privacy otherwise off and an
+// empty suppression list, the rows pass as they are, none copied.
+func TestEmptySuppressionCopiesNothing(t *testing.T) {
+	t.Parallel()
+	calls := endpoint(t, "call_history")
+	rows := []record.Row{row(calls, "1", time.Now())}
+	got, err := (&Guard{Suppress: emptyList{}}).Rows(calls, rows, nil)
+	if err != nil || &got[0] != &rows[0] {
+		t.Fatalf("got %v, %v: want the rows given", got, err)
+	}
+}
