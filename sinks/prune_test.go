@@ -197,3 +197,36 @@ func callFiles(t *testing.T, dir string) map[string][]map[string]string {
 	}
 	return out
 }
+
+// TestRecordStart: a quarantined record's call start is read as the
+// export read it: a call's wall time at its own offset, a recording's in
+// whichever shape the PBX sent it (a wall time in the PBX's zone, or Unix
+// seconds); a record whose start cannot be read gives nothing (kept).
+func TestRecordStart(t *testing.T) {
+	t.Parallel()
+	rome, err := time.LoadLocation("Europe/Rome")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eps := record.Builtin()
+	calls, recs := &eps[0], &eps[len(eps)-1]
+	want := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		ep   *record.Endpoint
+		raw  string
+		ok   bool
+	}{
+		{"call at its offset", calls, `{"id":"7","start":"2025-03-01 10:00:00","timezone":"+0100"}`, true},
+		{"call in the PBX's zone", calls, `{"id":"7","start":"2025-03-01 10:00:00"}`, true},
+		{"recording, camel", recs, `{"id":"r1","fileName":"a.wav","path":"/x","start":"2025-03-01 10:00:00","duration":"5","size":"44"}`, true},
+		{"recording, snake, Unix seconds", recs, fmt.Sprintf(`{"id":"r1","file_name":"a.wav","url":"/x","time":"%d","length":"5"}`, want.Unix()), true},
+		{"call without a start", calls, `{"id":"7"}`, false},
+		{"not JSON", recs, `{"id":`, false},
+	} {
+		got, ok := recordStart(tc.ep, []byte(tc.raw), rome)
+		if ok != tc.ok || (ok && !got.Equal(want)) {
+			t.Errorf("%s: %v %v, want %v %v", tc.name, got.UTC(), ok, want, tc.ok)
+		}
+	}
+}

@@ -264,7 +264,8 @@ func TestRetentionCSV(t *testing.T) {
 
 // TestRetentionCSVCounts: one run with EXPORT_RETENTION after a folder of
 // 20 days: its ledger counts exactly the calls the simulator started
-// before its cut, and the folder holds exactly the others.
+// before its cut, and the folder holds exactly the others; a backfill
+// over the 20 days then brings none of the older calls back.
 func TestRetentionCSVCounts(t *testing.T) {
 	t.Parallel()
 	f := retentionSim(t, nil)
@@ -291,6 +292,19 @@ func TestRetentionCSVCounts(t *testing.T) {
 	}
 	if c := noteRows(notes, "call_history"); c != old || old == 0 {
 		t.Fatalf("the ledger counts %d rows of call_history removed, the simulator started %d calls before %v (notes %q)", c, old, cut, notes)
+	}
+	// A backfill over the whole history brings none back, and prunes too.
+	from, to := time.Now().AddDate(0, 0, -22).Format("2006-01-02"), time.Now().AddDate(0, 0, 1).Format("2006-01-02")
+	if r := runBin(t, append(env, "EXPORT_RETENTION=10d"), "", "backfill", "--from", from, "--to", to); r.code != 0 {
+		t.Fatalf("backfill: exit %d\n%s", r.code, r.stderr)
+	}
+	_, notes = lastRunRetention(t, dir)
+	cut = noteCut(t, notes)
+	got = folderCalls(t, dir)
+	for id := int64(1); id <= f.Sim.CallCount(); id++ {
+		if want := !f.Sim.Call(id).Start.Before(cut); (got[id] == 1) != want || got[id] > 1 {
+			t.Fatalf("after the backfill: call %d (started %v, cut %v) in %d files", id, f.Sim.Call(id).Start, cut, got[id])
+		}
 	}
 }
 
