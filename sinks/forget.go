@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/wildix-export/wildix-export/exporter/record"
@@ -147,18 +148,9 @@ func (sh *rowShape) pairUp() {
 	for i, n := range sh.names {
 		sh.pair[i] = -1
 		if to, ok := namePairs[n]; ok {
-			sh.pair[i] = slicesIndex(sh.names, to)
+			sh.pair[i] = slices.Index(sh.names, to)
 		}
 	}
-}
-
-func slicesIndex(s []string, v string) int {
-	for i, x := range s {
-		if x == v {
-			return i
-		}
-	}
-	return -1
 }
 
 // erase rewrites cells (one row, "" for NULL) in place and returns how

@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -76,8 +77,8 @@ func TestEraseRowCallHistory(t *testing.T) {
 	}
 	sh := endpointShape(&e, true)
 	cells := make([]string, len(sh.names))
-	set := func(name, v string) { cells[slicesIndex(sh.names, name)] = v }
-	get := func(name string) string { return cells[slicesIndex(sh.names, name)] }
+	set := func(name, v string) { cells[slices.Index(sh.names, name)] = v }
+	get := func(name string) string { return cells[slices.Index(sh.names, name)] }
 	set("id", "390123456789") // a key: never rewritten
 	set("src", "+390123456789")
 	set("from_number", "+390123456789")
