@@ -143,17 +143,17 @@ type Copier struct {
 //
 // The error is nil only when every recording is Copied, Skipped, Vanished
 // or Refused, and the Store synced every file Copied or Skipped (durable:
-// the caller may commit past them). The first recording failing after the Spool's retries (or a
-// store error) stops the batch: copies in flight are cancelled, leaving
-// nothing partial, and the error names the recording (id and stored name;
-// never the token, the path's caller number or a signed address). A
-// cancelled ctx returns its error the same way.
+// the caller may commit past them). The first recording failing after the
+// Spool's retries (or a store error) stops the batch: copies in flight are
+// cancelled, leaving nothing partial, and the error names the recording
+// (id and stored name; never the token, the path's caller number or a
+// signed address). A cancelled ctx returns its error the same way.
 //
 // It stays one function (about 80 lines): the de-duplication, the worker
 // pool, the feeding loop that stops at the first failure, the final tally
-// and the Sync share one cancel and one results slice, and reading them together
-// is the proof that a failed batch cancels every copy in flight before it
-// returns. Moving the worker body into its own method is the first cut
+// and the Sync share one cancel and one results slice, and reading them
+// together is the proof that a failed batch cancels every copy in flight
+// before it returns. Moving the worker body into its own method is the first cut
 // when it grows again.
 func (c *Copier) Copy(ctx context.Context, recs []Recording) ([]Result, Counts, error) {
 	results := make([]Result, len(recs))

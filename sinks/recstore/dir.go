@@ -28,8 +28,9 @@ type DirOptions struct {
 // volume or NAS. A file is written under a temporary name beside its final
 // one (".<id>.wav.partial-<random>"), synced and renamed, so a reader never
 // sees a partial file; Sync then syncs the folders of a batch of names,
-// once each, so that stored files survive a power cut. Every path is resolved inside the folder (os.Root): a
-// symbolic link planted in the store never leads outside it. Safe for
+// once each, so that stored files survive a power cut. Every path is
+// resolved inside the folder (os.Root): a symbolic link planted in the
+// store never leads outside it. Safe for
 // concurrent use with different names; one writer per name (the
 // exporter's run lock), since a Put removes the partial files another
 // left for the same name.

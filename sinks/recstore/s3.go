@@ -60,7 +60,8 @@ const minPartSize = 5 << 20
 const DefaultPartSize = 16 << 20
 
 // shaMeta is the user metadata carrying a stored object's sha256
-// (x-amz-meta-sha256), set when the PBX announced it.
+// (x-amz-meta-sha256): the one computed, for a file sent in one PUT; the
+// one the PBX announced, if any, for a file sent in parts.
 const shaMeta = "Sha256"
 
 // S3 stores recordings as objects in an S3-compatible bucket. A file of a
@@ -236,7 +237,7 @@ func (s *S3) Put(ctx context.Context, name string, r io.Reader, want Want) (Obje
 
 // putOne reads a file of a part or less whole, verifying it, then sends
 // it in one PUT whose payload is signed with its sha256 (SigV4's
-// x-amz-content-sha256, which every S3 server checks): a PUT cut short,
+// x-amz-content-sha256, which a SigV4 server checks): a PUT cut short,
 // on a server that would otherwise keep what it had received (versitygw
 // over https), or altered on the way, stores nothing. The file's bytes
 // are hashed once, by the verifier: minio-go's own signing, which hashes
