@@ -164,7 +164,11 @@ func TestForgetCLI(t *testing.T) {
 				}
 			}
 			if tc.pseudo {
-				kv = append(kv, "EXPORT_PSEUDONYMIZE=numbers", key)
+				rule := "numbers"
+				if tc.pg {
+					rule = "numbers,names"
+				}
+				kv = append(kv, "EXPORT_PSEUDONYMIZE="+rule, key)
 			}
 			if r := runCLI(t, kv, "run", "--once"); r.code != exitOK {
 				t.Fatalf("run: exit %d: %v\n%s", r.code, r.err, r.stderr)
