@@ -13,12 +13,20 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"io/fs"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -38,7 +46,7 @@ import (
 var (
 	recCalls  = flag.Int("recordings-calls", 400, "call records of the recordings case's PBX (one answered call in 10 has a recording of 16,000 bytes a second: about 30 files of 5 MB at 400)")
 	recBig    = flag.Int64("recordings-big", 500_000_000, "bytes of the one recording whose copy's peak memory is measured (0: not measured)")
-	recStores = flag.String("recordings-stores", "dir,s3", "stores of the recordings case: dir, s3 (versitygw on PATH or in GOPATH/bin)")
+	recStores = flag.String("recordings-stores", "dir,s3", "stores of the recordings case: dir, s3 (versitygw on PATH or in GOPATH/bin), s3tls (the same over https, a self-signed certificate given to wildix-export as SSL_CERT_FILE)")
 )
 
 // recToken is the bench PBX's Simple Token: the main credential too, so
@@ -244,17 +252,17 @@ func hashing(put plaincopy.Put) plaincopy.Put {
 func (b *bench) recStores(ctx context.Context) ([]recStore, error) {
 	var out []recStore
 	for _, name := range strings.Split(*recStores, ",") {
-		switch strings.TrimSpace(name) {
+		switch name = strings.TrimSpace(name); name {
 		case "dir":
 			out = append(out, b.dirStore())
-		case "s3":
-			st, err := b.s3Store(ctx)
+		case "s3", "s3tls":
+			st, err := b.s3Store(ctx, name == "s3tls")
 			if err != nil {
 				return nil, err
 			}
 			out = append(out, st)
 		default:
-			return nil, fmt.Errorf("-recordings-stores %q: expected dir, s3 or both", *recStores)
+			return nil, fmt.Errorf("-recordings-stores %q: expected dir, s3 or s3tls, separated by commas", *recStores)
 		}
 	}
 	return out, nil
@@ -285,15 +293,21 @@ func (b *bench) dirStore() recStore {
 	}}
 }
 
-// s3Store starts versitygw on a folder of the bench's; each copy writes
-// under a prefix of its own.
-func (b *bench) s3Store(ctx context.Context) (recStore, error) {
-	gw, err := startVersityGW(b.dir)
+// s3Store starts versitygw on a folder of the bench's, over https with a
+// certificate of its own when useTLS (as a store is used: minio-go then
+// sends a plain PUT's body unsigned, where over http it signs it chunk by
+// chunk, hashing it); each copy writes under a prefix of its own.
+func (b *bench) s3Store(ctx context.Context, useTLS bool) (recStore, error) {
+	gw, err := startVersityGW(b.dir, useTLS)
 	if err != nil {
 		return recStore{}, err
 	}
+	name := "s3 (versitygw)"
+	if useTLS {
+		name = "s3 over https (versitygw)"
+	}
 	n := 0
-	return recStore{name: "s3 (versitygw)", fresh: func() ([]string, plaincopy.Put, func() (int, int64, error), error) {
+	return recStore{name: name, fresh: func() ([]string, plaincopy.Put, func() (int, int64, error), error) {
 		n++
 		prefix := fmt.Sprintf("copy-%d/", n)
 		put := plaincopy.S3(gw.client, gw.bucket, prefix)
@@ -312,19 +326,25 @@ func (b *bench) s3Store(ctx context.Context) (recStore, error) {
 		env := []string{"EXPORT_RECORDINGS_STORE=s3", "EXPORT_RECORDINGS_S3_ENDPOINT=" + gw.endpoint, "EXPORT_RECORDINGS_S3_BUCKET=" + gw.bucket,
 			"EXPORT_RECORDINGS_S3_PREFIX=" + prefix, "EXPORT_RECORDINGS_S3_PATH_STYLE=true", "EXPORT_RECORDINGS_S3_REGION=us-east-1",
 			"EXPORT_RECORDINGS_S3_ACCESS_KEY=" + gw.access, "EXPORT_RECORDINGS_S3_SECRET_KEY=" + gw.secret}
+		if gw.certFile != "" {
+			// Go's roots on Linux: the store's certificate alone.
+			env = append(env, "SSL_CERT_FILE="+gw.certFile)
+		}
 		return env, put, count, nil
 	}}, nil
 }
 
 type versityGW struct {
 	endpoint, bucket, access, secret, root string
+	certFile                               string // over https: its certificate
 	client                                 *minio.Client
 }
 
 // startVersityGW starts versitygw's posix backend on a new folder under
-// dir and a free loopback port, with one bucket. It lives as long as the
-// bench (killed with it).
-func startVersityGW(dir string) (*versityGW, error) {
+// dir and a free loopback port, with one bucket, over https with a
+// self-signed certificate when useTLS. It lives as long as the bench
+// (killed with it).
+func startVersityGW(dir string, useTLS bool) (*versityGW, error) {
 	bin, err := exec.LookPath("versitygw")
 	if err != nil {
 		gopath, _ := exec.Command("go", "env", "GOPATH").Output()
@@ -344,13 +364,26 @@ func startVersityGW(dir string) (*versityGW, error) {
 	addr := ln.Addr().String()
 	ln.Close()
 	gw := &versityGW{endpoint: "http://" + addr, bucket: "recordings", access: "bench-access", secret: "bench-secret-key-0123456789", root: root}
-	cmd := exec.Command(bin, "--access", gw.access, "--secret", gw.secret, "--region", "us-east-1", "--port", addr, "--quiet", "posix", root)
+	args := []string{"--access", gw.access, "--secret", gw.secret, "--region", "us-east-1", "--port", addr, "--quiet"}
+	opts := &minio.Options{Creds: credentials.NewStaticV4(gw.access, gw.secret, ""), Region: "us-east-1", BucketLookup: minio.BucketLookupPath}
+	if useTLS {
+		cert, key, pool, err := selfSigned(dir)
+		if err != nil {
+			return nil, err
+		}
+		gw.endpoint, gw.certFile = "https://"+addr, cert
+		args = append(args, "--cert", cert, "--key", key)
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		opts.Secure, opts.Transport = true, tr
+	}
+	cmd := exec.Command(bin, append(args, "posix", root)...)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start versitygw: %w", err)
 	}
 	go cmd.Wait()
-	if gw.client, err = minio.New(addr, &minio.Options{Creds: credentials.NewStaticV4(gw.access, gw.secret, ""), Region: "us-east-1", BucketLookup: minio.BucketLookupPath}); err != nil {
+	if gw.client, err = minio.New(addr, opts); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -367,6 +400,41 @@ func startVersityGW(dir string) (*versityGW, error) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// selfSigned writes a self-signed certificate for 127.0.0.1 and its key
+// into dir, and returns their files and a pool trusting it.
+func selfSigned(dir string) (certFile, keyFile string, pool *x509.CertPool, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "wildix-export bench"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA: true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return "", "", nil, err
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return "", "", nil, err
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	certFile, keyFile = filepath.Join(dir, "versitygw-cert.pem"), filepath.Join(dir, "versitygw-key.pem")
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		return "", "", nil, err
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		return "", "", nil, err
+	}
+	pool = x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	return certFile, keyFile, pool, nil
 }
 
 // reportRecordings prints the recordings case's ratios.
