@@ -74,7 +74,7 @@ func (f *Forgotten) match(v string) bool {
 // pseudonym of it: a cheap filter for the rows worth reading; the rule
 // decides.
 func (f *Forgotten) pattern() string {
-	alts := []string{strings.Join(strings.Split(f.digits, ""), `[^0-9]{0,3}`)}
+	alts := []string{strings.Join(strings.Split(f.digits, ""), `[^0-9]{0,6}`)}
 	for _, p := range f.pseudonyms {
 		alts = append(alts, regexp.QuoteMeta(p))
 	}

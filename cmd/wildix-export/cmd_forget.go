@@ -87,7 +87,14 @@ erased and changes nothing. Running it again finds nothing.`)
 		return err
 	}
 	defer s.close()
-	if s.pg != nil {
+	if s.pg != nil && *dry {
+		// A dry run changes nothing, the schema included.
+		if n, err := s.pg.PendingMigrations(ctx); err != nil {
+			return err
+		} else if n > 0 {
+			return fmt.Errorf("%s lacks %d migration(s) of this version, and --dry-run changes nothing: run an export (or forget without --dry-run) first", s.name, n)
+		}
+	} else if s.pg != nil {
 		if err := s.pg.Migrate(ctx, cat.All()); err != nil {
 			return err
 		}

@@ -259,6 +259,22 @@ func TestForgetCLI(t *testing.T) {
 	}
 }
 
+// TestForgetDryRunUnmigrated: --dry-run on a schema this version has not
+// migrated changes nothing, not even the schema, and says why it cannot
+// search it.
+func TestForgetDryRunUnmigrated(t *testing.T) {
+	t.Parallel()
+	schema, pool := pgtest.Schema(t)
+	kv := []string{"WILDIX_PBX_URL=https://pbx.example.com", "EXPORT_SINK=postgres", "EXPORT_DATABASE_URL=" + pgtest.URL(), "EXPORT_DB_SCHEMA=" + schema}
+	r := runCLI(t, kv, "forget", "--number", "+390123456789", "--dry-run")
+	if r.code != exitFailed || !strings.Contains(fmt.Sprint(r.err), "--dry-run changes nothing") {
+		t.Fatalf("exit %d, %v; want 1 saying the dry run cannot search an unmigrated schema", r.code, r.err)
+	}
+	if rows := tableRows(t, pool); len(rows) != 0 {
+		t.Fatalf("--dry-run created tables: %v", slices.Collect(maps.Keys(rows)))
+	}
+}
+
 // TestForgetBadInput: a --number that is not an external phone number
 // exits 2 naming the flag, without repeating what may be a mistyped
 // number; no --number at all too.
