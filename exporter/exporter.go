@@ -115,7 +115,7 @@ type Exporter struct {
 	// configured: that endpoint then fails, saying what to set.
 	Recordings *recordings.Copier
 	// Privacy is the pseudonymisation rule the Guard applies, which each
-	// run records in the ledger.
+	// run records in the ledger; its Changed, the next run only.
 	Privacy Privacy
 	// Redact, when set, replaces personal data in an endpoint's error
 	// and notes before they are logged, observed or recorded in the
@@ -275,6 +275,9 @@ func (x *Exporter) start(ctx context.Context, id, mode string) *RunResult {
 	if r.Privacy.Rule == "" {
 		r.Privacy.Rule = "none"
 	}
+	// A change is the first run's to record, not every later one's (a
+	// worker runs many with one Exporter).
+	x.Privacy.Changed = ""
 	if x.Zone != nil {
 		r.TimeZone = x.Zone.String()
 	}
