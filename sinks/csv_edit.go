@@ -75,7 +75,13 @@ type EditResult struct {
 // Safe for concurrent use with batches of other endpoints. A row's new
 // cells must keep its key unless the endpoint is a snapshot's: its key
 // is the record's identity for later batches.
-func (s *CSV) EditRows(ctx context.Context, pbx string, ep *record.Endpoint, reason string, edit EditFunc) (res EditResult, err error) {
+func (s *CSV) EditRows(ctx context.Context, pbx string, ep *record.Endpoint, reason string, edit EditFunc) (EditResult, error) {
+	return s.editFiles(ctx, pbx, ep, reason, nil, edit)
+}
+
+// editFiles is EditRows of the files pick takes (every file when pick is
+// nil); pick is called for each file just before its rows are.
+func (s *CSV) editFiles(ctx context.Context, pbx string, ep *record.Endpoint, reason string, pick func(ownFile) bool, edit EditFunc) (res EditResult, err error) {
 	defer func() { err = s.advise(err) }()
 	if !record.Identifier(reason) {
 		return res, fmt.Errorf("edit reason %q: expected a lower-case word", reason)
@@ -98,45 +104,60 @@ func (s *CSV) EditRows(ctx context.Context, pbx string, ep *record.Endpoint, rea
 			return res, err
 		}
 	}
-	names, err := s.ownFiles(pbx, dir)
+	files, err := s.ownFiles(pbx, dir)
 	if err != nil {
 		return res, err
 	}
-	for _, name := range names {
+	for _, f := range files {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		indexed := idx != nil && idx.Files[name] != nil
-		if err := s.editFile(pbx, ep, name, indexed, reason, edit, &res); err != nil {
-			return res, fmt.Errorf("edit %s/%s: %w", ep.Name, name, err)
+		if pick != nil && !pick(f) {
+			continue
+		}
+		indexed := idx != nil && idx.Files[f.Name] != nil
+		if err := s.editFile(pbx, ep, f.Name, indexed, reason, edit, &res); err != nil {
+			return res, fmt.Errorf("edit %s/%s: %w", ep.Name, f.Name, err)
 		}
 	}
 	return res, nil
 }
 
+// ownFile is a committed data file: its name, and its content as its
+// manifest describes it (its size checked on disk: "" when it differs).
+type ownFile struct {
+	Name, SHA256 string
+}
+
 // ownFiles lists the committed data files of pbx in dir, sorted: those
 // with a manifest naming pbx (another PBX's id may start the same).
-func (s *CSV) ownFiles(pbx, dir string) ([]string, error) {
+func (s *CSV) ownFiles(pbx, dir string) ([]ownFile, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", dir, err)
 	}
-	var out []string
+	var out []ownFile
 	for _, e := range entries {
 		name := e.Name()
 		if !e.Type().IsRegular() || !strings.HasPrefix(name, safeName(pbx)+"_") || !(strings.HasSuffix(name, ".csv") || strings.HasSuffix(name, ".csv.gz")) {
 			continue
 		}
 		var m struct {
-			PBX string `json:"pbx"`
+			PBX    string `json:"pbx"`
+			SHA256 string `json:"sha256"`
+			Bytes  int64  `json:"bytes"`
 		}
 		mb, err := os.ReadFile(manifestPath(filepath.Join(dir, name)))
 		if err != nil || json.Unmarshal(mb, &m) != nil || m.PBX != pbx {
 			continue
 		}
-		out = append(out, name)
+		f := ownFile{Name: name}
+		if info, err := e.Info(); err == nil && info.Size() == m.Bytes {
+			f.SHA256 = m.SHA256
+		}
+		out = append(out, f)
 	}
-	slices.Sort(out)
+	slices.SortFunc(out, func(a, b ownFile) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }
 

@@ -3,14 +3,19 @@ package sinks
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/internal/safefile"
 )
 
 // Retention (EXPORT_RETENTION): after a successful run, the rows of calls
@@ -135,36 +140,20 @@ func recordStart(ep *record.Endpoint, raw []byte, zone *time.Location) (time.Tim
 // updated, completed on the next start after a crash). The recordings'
 // stored files go first (a second read of their folder), so that no row
 // naming a file is removed before it. Snapshots and states are not
-// touched. Run under the PBX's lock, after the run's batches.
+// touched. A file an earlier prune read and found no call older than cut
+// in, unchanged since (its manifest's sha256), is not read again
+// (<endpoint>~times.json in the state folder, a cache). Run under the
+// PBX's lock, after the run's batches.
 func (s *CSV) Prune(ctx context.Context, pbx string, eps []record.Endpoint, cut time.Time, o PruneOptions) (Pruned, error) {
 	var out Pruned
 	ends, cols := prunable(eps)
 	for i, ep := range ends {
-		tc := ep.Columns[cols[i]].Name
-		old := func(header, row []string) (bool, error) {
-			j := slices.Index(header, tc)
-			if j < 0 {
-				return false, fmt.Errorf("no column %s", tc)
-			}
-			if row[j] == "" {
-				return false, nil // a time the file could not hold: unknown, kept
-			}
-			t, err := time.Parse(time.RFC3339Nano, row[j])
-			if err != nil {
-				return false, fmt.Errorf("column %s: %w", tc, err)
-			}
-			return t.Before(cut), nil
-		}
+		p := &csvPrune{s: s, pbx: pbx, ep: ep, col: ep.Columns[cols[i]].Name, cut: cut, times: s.readTimes(pbx, ep.Name),
+			read: map[string]bool{}, oldest: map[string]time.Time{}}
 		if ep.Files == "recordings" {
 			if o.Recordings == nil {
-				var n int64
-				if _, err := s.EditRows(ctx, pbx, ep, "retention", func(header, row []string) (RowEdit, error) {
-					drop, err := old(header, row)
-					if drop {
-						n++
-					}
-					return RowEdit{}, err
-				}); err != nil {
+				n, err := p.count(ctx)
+				if err != nil {
 					return out, fmt.Errorf("prune %s: %w", ep.Name, err)
 				}
 				if n > 0 {
@@ -172,7 +161,7 @@ func (s *CSV) Prune(ctx context.Context, pbx string, eps []record.Endpoint, cut 
 				}
 				continue
 			}
-			n, err := s.removeRecordings(ctx, pbx, ep, old, o)
+			n, err := p.removeRecordings(ctx, o)
 			if n > 0 || err != nil {
 				out = append(out, PrunedCount{Table: RecordingsStore, Rows: n})
 			}
@@ -180,10 +169,7 @@ func (s *CSV) Prune(ctx context.Context, pbx string, eps []record.Endpoint, cut 
 				return out, err
 			}
 		}
-		res, err := s.EditRows(ctx, pbx, ep, "retention", func(header, row []string) (RowEdit, error) {
-			drop, err := old(header, row)
-			return RowEdit{Drop: drop}, err
-		})
+		res, err := s.editFiles(ctx, pbx, ep, "retention", p.pick, p.drop)
 		if res.Dropped > 0 || err != nil {
 			out = append(out, PrunedCount{Table: ep.Name, Rows: res.Dropped,
 				Detail: fmt.Sprintf("%d files removed, %d rewritten", res.Removed, res.Rewritten)})
@@ -191,19 +177,90 @@ func (s *CSV) Prune(ctx context.Context, pbx string, eps []record.Endpoint, cut 
 		if err != nil {
 			return out, fmt.Errorf("prune %s: %w", ep.Name, err)
 		}
+		if err := p.saveTimes(); err != nil {
+			return out, fmt.Errorf("prune %s: %w", ep.Name, err)
+		}
 	}
 	return out, nil
 }
 
+// csvPrune is one endpoint's prune in a CSV folder.
+type csvPrune struct {
+	s      *CSV
+	pbx    string
+	ep     *record.Endpoint
+	col    string // the time column
+	cut    time.Time
+	times  *pruneTimes          // what earlier prunes learnt of the files
+	cur    string               // the file being read
+	read   map[string]bool      // files read by this prune
+	oldest map[string]time.Time // and the oldest start of the rows they keep
+}
+
+// pick skips a file known to hold no call older than the cut.
+func (p *csvPrune) pick(f ownFile) bool {
+	if t, ok := p.times.Files[f.Name]; ok && f.SHA256 != "" && t.SHA256 == f.SHA256 && (t.Oldest == nil || !t.Oldest.Before(p.cut)) {
+		return false
+	}
+	p.cur, p.read[f.Name] = f.Name, true
+	delete(p.oldest, f.Name)
+	return true
+}
+
+// start reads a row's call start; ok is false when its cell is empty (a
+// time the file could not hold: unknown, kept).
+func (p *csvPrune) start(header, row []string) (time.Time, bool, error) {
+	j := slices.Index(header, p.col)
+	if j < 0 {
+		return time.Time{}, false, fmt.Errorf("no column %s", p.col)
+	}
+	if row[j] == "" {
+		return time.Time{}, false, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, row[j])
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("column %s: %w", p.col, err)
+	}
+	return t, true, nil
+}
+
+// drop is the edit: the rows of calls started before the cut dropped.
+func (p *csvPrune) drop(header, row []string) (RowEdit, error) {
+	t, ok, err := p.start(header, row)
+	if err != nil || !ok {
+		return RowEdit{}, err
+	}
+	if t.Before(p.cut) {
+		return RowEdit{Drop: true}, nil
+	}
+	if o, seen := p.oldest[p.cur]; !seen || t.Before(o) {
+		p.oldest[p.cur] = t
+	}
+	return RowEdit{}, nil
+}
+
+// count counts the rows drop would remove, changing nothing.
+func (p *csvPrune) count(ctx context.Context) (int64, error) {
+	var n int64
+	_, err := p.s.editFiles(ctx, p.pbx, p.ep, "retention", p.pick, func(header, row []string) (RowEdit, error) {
+		t, ok, err := p.start(header, row)
+		if ok && t.Before(p.cut) {
+			n++
+		}
+		return RowEdit{}, err
+	})
+	return n, err
+}
+
 // removeRecordings removes from the store the files of the recordings'
-// rows old picks, reading the folder without changing it.
-func (s *CSV) removeRecordings(ctx context.Context, pbx string, ep *record.Endpoint, old func(header, row []string) (bool, error), o PruneOptions) (int64, error) {
+// rows drop will remove, reading the folder without changing it.
+func (p *csvPrune) removeRecordings(ctx context.Context, o PruneOptions) (int64, error) {
 	var names []string
-	_, err := s.EditRows(ctx, pbx, ep, "retention", func(header, row []string) (RowEdit, error) {
-		drop, err := old(header, row)
-		if j := slices.Index(header, "object"); drop && j >= 0 && row[j] != "" {
+	_, err := p.s.editFiles(ctx, p.pbx, p.ep, "retention", p.pick, func(header, row []string) (RowEdit, error) {
+		t, ok, err := p.start(header, row)
+		if j := slices.Index(header, "object"); ok && t.Before(p.cut) && j >= 0 && row[j] != "" {
 			name := row[j]
-			if s.opt.SafeFormulas && len(name) > 1 && name[0] == '\'' && strings.ContainsRune("=+-@\t\r", rune(name[1])) {
+			if p.s.opt.SafeFormulas && len(name) > 1 && name[0] == '\'' && strings.ContainsRune("=+-@\t\r", rune(name[1])) {
 				name = name[1:] // as cell wrote it
 			}
 			names = append(names, name)
@@ -211,14 +268,76 @@ func (s *CSV) removeRecordings(ctx context.Context, pbx string, ep *record.Endpo
 		return RowEdit{}, err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("prune %s: find their files: %w", ep.Name, err)
+		return 0, fmt.Errorf("prune %s: find their files: %w", p.ep.Name, err)
 	}
 	var n int64
 	for _, name := range names {
 		if err := o.Recordings.Remove(ctx, name); err != nil {
-			return n, fmt.Errorf("prune %s: %w", ep.Name, err)
+			return n, fmt.Errorf("prune %s: %w", p.ep.Name, err)
 		}
 		n++
 	}
 	return n, nil
+}
+
+// pruneTimes is what prunes learnt of an endpoint's data files: the
+// oldest call start each keeps, by its content (its manifest's sha256),
+// so that the next prune reads only the files that may hold calls older
+// than its cut. A cache: missing, damaged or stale, a file is read.
+type pruneTimes struct {
+	Files map[string]fileTimes `json:"files"`
+}
+
+type fileTimes struct {
+	SHA256 string     `json:"sha256"`
+	Oldest *time.Time `json:"oldest,omitempty"` // nil: no row with a time
+}
+
+func (s *CSV) timesPath(pbx, endpoint string) string {
+	return filepath.Join(s.stateDir(pbx), safeName(endpoint)+"~times.json")
+}
+
+func (s *CSV) readTimes(pbx, endpoint string) *pruneTimes {
+	t := &pruneTimes{}
+	if b, err := os.ReadFile(s.timesPath(pbx, endpoint)); err == nil {
+		json.Unmarshal(b, t)
+	}
+	if t.Files == nil {
+		t.Files = map[string]fileTimes{}
+	}
+	return t
+}
+
+// saveTimes keeps what this prune read of each file still there, and
+// what earlier ones knew of the others.
+func (p *csvPrune) saveTimes() error {
+	dir := filepath.Join(p.s.opt.Dir, p.ep.Name)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	files, err := p.s.ownFiles(p.pbx, dir)
+	if err != nil {
+		return err
+	}
+	next := &pruneTimes{Files: map[string]fileTimes{}}
+	for _, f := range files {
+		t, known := p.times.Files[f.Name]
+		switch {
+		case f.SHA256 == "":
+			continue
+		case p.read[f.Name]:
+			t = fileTimes{SHA256: f.SHA256}
+			if o, ok := p.oldest[f.Name]; ok {
+				t.Oldest = &o
+			}
+		case !known:
+			continue
+		}
+		next.Files[f.Name] = t
+	}
+	if _, err := p.s.mkStateDir(p.pbx); err != nil {
+		return err
+	}
+	b, _ := json.Marshal(next)
+	return safefile.Write(p.s.timesPath(p.pbx, p.ep.Name), b, fileMode)
 }

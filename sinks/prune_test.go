@@ -179,10 +179,32 @@ func TestCSVPrune(t *testing.T) {
 			t.Fatalf("state file %s changed", k)
 		}
 	}
+	// A second prune reads no file: each is known (by its sha256) to hold
+	// no call before the cut. One damaged in place, its manifest as it
+	// was, shows it: read, it would fail.
+	names := slices.Sorted(maps.Keys(callFiles(t, dir)))
+	first := filepath.Join(dir, "call_history", names[0])
+	var oldest time.Time
+	for _, r := range readCSVFile(t, first) {
+		if st, _ := time.Parse(time.RFC3339, r["start_time"]); oldest.IsZero() || st.Before(oldest) {
+			oldest = st
+		}
+	}
+	orig, _ := os.ReadFile(first)
+	bad := bytes.Clone(orig)
+	for i := 20; i < len(bad)-10; i++ {
+		bad[i] ^= 0x55
+	}
+	os.WriteFile(first, bad, 0o600)
 	again, err := s.Prune(ctx, pbx, record.Builtin(), cut, PruneOptions{Recordings: store})
 	if err != nil || again.Total() != 0 {
-		t.Fatalf("a second prune: %+v, %v; want nothing", again, err)
+		t.Fatalf("a second prune: %+v, %v; want nothing, no file read", again, err)
 	}
+	// A cut past its oldest call reads it again.
+	if _, err := s.Prune(ctx, pbx, record.Builtin(), oldest.Add(time.Second), PruneOptions{Recordings: store}); err == nil {
+		t.Fatalf("a prune at a cut past %s's oldest call did not read it", names[0])
+	}
+	os.WriteFile(first, orig, 0o600)
 }
 
 // callFiles reads the committed call_history files: name → rows.
