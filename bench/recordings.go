@@ -85,6 +85,7 @@ func (p *recPBX) stop() { p.srv.Close() }
 type recStore struct {
 	name  string
 	fresh func() (env []string, put plaincopy.Put, count func() (int, int64, error), err error)
+	stop  func() // ends what the store started (versitygw); nil: nothing
 }
 
 func (b *bench) recordings(ctx context.Context) error {
@@ -100,6 +101,13 @@ func (b *bench) recordings(ctx context.Context) error {
 	}
 	fmt.Fprintf(os.Stderr, "recordings: %d files, %.1f MB\n", len(recs), float64(total)/1e6)
 	stores, err := b.recStores(ctx)
+	defer func() {
+		for _, st := range stores {
+			if st.stop != nil {
+				st.stop()
+			}
+		}
+	}()
 	if err != nil {
 		return err
 	}
@@ -248,7 +256,8 @@ func hashing(put plaincopy.Put) plaincopy.Put {
 	}
 }
 
-// recStores prepares the stores -recordings-stores names.
+// recStores prepares the stores -recordings-stores names; on an error,
+// with those prepared before it, to be stopped.
 func (b *bench) recStores(ctx context.Context) ([]recStore, error) {
 	var out []recStore
 	for _, name := range strings.Split(*recStores, ",") {
@@ -258,11 +267,11 @@ func (b *bench) recStores(ctx context.Context) ([]recStore, error) {
 		case "s3", "s3tls":
 			st, err := b.s3Store(ctx, name == "s3tls")
 			if err != nil {
-				return nil, err
+				return out, err
 			}
 			out = append(out, st)
 		default:
-			return nil, fmt.Errorf("-recordings-stores %q: expected dir, s3 or s3tls, separated by commas", *recStores)
+			return out, fmt.Errorf("-recordings-stores %q: expected dir, s3 or s3tls, separated by commas", *recStores)
 		}
 	}
 	return out, nil
@@ -307,7 +316,7 @@ func (b *bench) s3Store(ctx context.Context, useTLS bool) (recStore, error) {
 		name = "s3 over https (versitygw)"
 	}
 	n := 0
-	return recStore{name: name, fresh: func() ([]string, plaincopy.Put, func() (int, int64, error), error) {
+	return recStore{name: name, stop: gw.stop, fresh: func() ([]string, plaincopy.Put, func() (int, int64, error), error) {
 		n++
 		prefix := fmt.Sprintf("copy-%d/", n)
 		put := plaincopy.S3(gw.client, gw.bucket, prefix)
@@ -338,12 +347,13 @@ type versityGW struct {
 	endpoint, bucket, access, secret, root string
 	certFile                               string // over https: its certificate
 	client                                 *minio.Client
+	stop                                   func() // kills it and waits for its end
 }
 
 // startVersityGW starts versitygw's posix backend on a new folder under
 // dir and a free loopback port, with one bucket, over https with a
-// self-signed certificate when useTLS. It lives as long as the bench
-// (killed with it).
+// self-signed certificate when useTLS. gw.stop ends it: a process of its
+// own, it would outlive the bench.
 func startVersityGW(dir string, useTLS bool) (*versityGW, error) {
 	bin, err := exec.LookPath("versitygw")
 	if err != nil {
@@ -382,8 +392,11 @@ func startVersityGW(dir string, useTLS bool) (*versityGW, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start versitygw: %w", err)
 	}
-	go cmd.Wait()
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	gw.stop = func() { cmd.Process.Kill(); <-exited }
 	if gw.client, err = minio.New(addr, opts); err != nil {
+		gw.stop()
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -395,7 +408,7 @@ func startVersityGW(dir string, useTLS bool) (*versityGW, error) {
 		}
 		select {
 		case <-ctx.Done():
-			cmd.Process.Kill()
+			gw.stop()
 			return nil, fmt.Errorf("versitygw at %s did not answer: %v", addr, err)
 		case <-time.After(100 * time.Millisecond):
 		}
