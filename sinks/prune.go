@@ -46,6 +46,10 @@ type PruneOptions struct {
 // enough that a reader or the next export never waits long.
 const pruneBatch = 5000
 
+// pruneFilesBatch rows per transaction for rows whose stored files are
+// removed in it.
+const pruneFilesBatch = 200
+
 // Pruned is what a prune removed, one count per table (CSV: per endpoint
 // folder) in the order pruned, plus the recordings store's.
 type Pruned []PrunedCount

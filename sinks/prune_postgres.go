@@ -35,6 +35,7 @@ func (p *Postgres) DeleteWhere(ctx context.Context, table, where string, args []
 	for {
 		n, err := p.deleteBatch(ctx, stmt, args, before)
 		total += n
+		p.log.Debug("rows deleted", "table", table, "rows", n, "total", total)
 		if err != nil {
 			return total, fmt.Errorf("delete from %s: %w", table, dbError(err))
 		}
@@ -104,7 +105,13 @@ func (p *Postgres) Prune(ctx context.Context, pbx string, eps []record.Endpoint,
 				continue
 			}
 			var files int64
-			n, err = p.DeleteWhere(ctx, ep.Name, where, []any{pbx, cut}, o.Batch, "object", func(ctx context.Context, names []string) error {
+			// Smaller batches: each holds its transaction open while the
+			// store removes its files, one request each on S3.
+			batch := o.Batch
+			if batch <= 0 {
+				batch = pruneFilesBatch
+			}
+			n, err = p.DeleteWhere(ctx, ep.Name, where, []any{pbx, cut}, batch, "object", func(ctx context.Context, names []string) error {
 				for _, name := range names {
 					if name == "" {
 						continue
