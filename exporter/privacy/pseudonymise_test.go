@@ -120,7 +120,8 @@ func TestPseudonymiseCallHistory(t *testing.T) {
 func TestPseudonymiseStaff(t *testing.T) {
 	t.Parallel()
 	k := keyed(t)
-	colleagues, contacts := endpoint(t, "colleagues"), endpoint(t, "contacts")
+	colleagues, contacts, devices := endpoint(t, "colleagues"), endpoint(t, "contacts"), endpoint(t, "devices")
+	device := `{"id":"1","mac":"9c:75:14:00:00:01","model":"WP480G","description":"Mario's phone","firmware":"1.1.1","user":"201","address":"10.0.0.1","state":"on"}`
 	colleague := `{"id":"2951881","dn":"uid=2951881,o=com0","name":"Bruno Müller","extension":"201","officePhone":"","mobilePhone":"+393312345678",
 "faxNumber":"","email":"bruno.muller0@example.com","login":"user201"}`
 	contact := `{"id":"100","name":"Chiara Costa","email":"chiara_costa@customer.example","phone":"+49301234567","mobile":"",
@@ -133,6 +134,8 @@ func TestPseudonymiseStaff(t *testing.T) {
 	}{
 		{"numbers,names", colleagues, colleague, nil, []string{"Bruno Müller", "3312345678", "bruno.muller0", `"201"`}},
 		{"all", colleagues, colleague, []string{"Bruno Müller", "3312345678", "bruno.muller0"}, []string{`"201"`, "2951881"}},
+		{"numbers,names", devices, device, nil, []string{"Mario's phone", `"201"`}},
+		{"all", devices, device, []string{"Mario's phone"}, []string{`"201"`, "WP480G"}},
 		{"numbers", contacts, contact, []string{"301234567", "02 1234 5678"}, []string{"Chiara Costa", "Rossi, Mario", "Globex", "Milano"}},
 		{"numbers,names", contacts, contact, []string{"Chiara Costa", "chiara_costa", "301234567", "Rossi", "02 1234 5678"}, []string{"Globex", "Milano"}},
 	} {

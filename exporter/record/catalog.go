@@ -380,6 +380,9 @@ func Builtin() []Endpoint {
 				text("mac", "model", "description", "firmware", "user=user_extension", "address", "state"),
 				[]Column{{"vendor", "vendor", JSON}},
 			),
+			// A phone's description may name the colleague who has it.
+			Staff:    true,
+			Personal: map[string]Personal{"description": {Kind: PersonalName}},
 		},
 		{
 			// Ring groups and queues (docs/pbx-api.md, "Call groups"): the
