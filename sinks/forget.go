@@ -203,7 +203,7 @@ func eraseJSON(raw []byte, m matcher) ([]byte, int) {
 	out := walkJSON(raw, func(top bool, member string, lit []byte) []byte {
 		s := string(lit)
 		if lit[0] == '"' {
-			json.Unmarshal(lit, &s)
+			s = literalText(lit)
 		} else if strings.ContainsAny(s, ".eE-") || lit[0] > '9' {
 			return nil // not an integer: no phone number
 		}
@@ -273,7 +273,7 @@ func walkJSON(raw []byte, f func(top bool, member string, lit []byte) []byte) []
 			if l := len(stack) - 1; l >= 0 && stack[l].key {
 				stack[l].key = false
 				if l == 0 {
-					json.Unmarshal(lit, &member)
+					member = literalText(lit)
 				}
 				break
 			}
@@ -287,6 +287,16 @@ func walkJSON(raw []byte, f func(top bool, member string, lit []byte) []byte) []
 		i = end
 	}
 	return out
+}
+
+// literalText is the string the JSON string literal lit holds.
+func literalText(lit []byte) string {
+	if bytes.IndexByte(lit, '\\') < 0 {
+		return string(lit[1 : len(lit)-1])
+	}
+	var s string
+	json.Unmarshal(lit, &s)
+	return s
 }
 
 // stringEnd returns the index after the JSON string literal at raw[i].

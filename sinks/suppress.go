@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -131,7 +132,7 @@ func (l *Suppression) Suppressor(pk *pseudonym.Keyed) (*Suppressor, error) {
 // answers for numbers are remembered (a caller's number comes back in
 // many rows, and each asks a keyed hash), up to maxSeen of them.
 func (s *Suppressor) match(v string) bool {
-	if _, ok := pseudonym.Canonical(v); ok {
+	if !strings.HasPrefix(v, pseudonym.NumberPrefix) && !strings.HasPrefix(v, pseudonym.NamePrefix) {
 		if hit, ok := s.seen.Load(v); ok {
 			return hit.(bool)
 		}

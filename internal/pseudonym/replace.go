@@ -13,8 +13,14 @@ import "strings"
 // Erasure uses it (issue 30): a number asked to be forgotten, in clear in
 // any form or as its pseudonym, becomes a fixed marker wherever it is.
 func Replace(s string, match func(v string) bool, with string) (string, int) {
-	if c, ok := Canonical(s); ok && digits(s) >= minDigits && match(c) {
-		return with, 1
+	long := digits(s) >= minDigits
+	if !long && strings.IndexByte(s, ':') < 0 {
+		return s, 0 // no number, no pseudonym: the common case, at once
+	}
+	if long {
+		if c, ok := canonical(s); ok && match(c) {
+			return with, 1
+		}
 	}
 	var b strings.Builder
 	last, n := 0, 0
@@ -48,7 +54,11 @@ func Replace(s string, match func(v string) bool, with string) (string, int) {
 			i = wr
 			continue
 		}
-		if c, ok := Canonical(s[i:end]); ok && digits(s[i:end]) >= minDigits && match(c) {
+		if digits(s[i:end]) < minDigits {
+			i = end
+			continue
+		}
+		if c, ok := canonical(s[i:end]); ok && match(c) {
 			b.WriteString(s[last:i])
 			b.WriteString(with)
 			last, n = end, n+1
@@ -60,4 +70,17 @@ func Replace(s string, match func(v string) bool, with string) (string, int) {
 	}
 	b.WriteString(s[last:])
 	return b.String(), n
+}
+
+// canonical is Canonical, without an allocation for the common form: a
+// "+" or nothing, then digits only.
+func canonical(s string) (string, bool) {
+	d := strings.TrimPrefix(s, "+")
+	for i := 0; i < len(d); i++ {
+		if !isDigit(d[i]) {
+			return Canonical(s)
+		}
+	}
+	d = strings.TrimPrefix(d, "00")
+	return d, d != ""
 }

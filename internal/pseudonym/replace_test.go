@@ -61,3 +61,14 @@ func TestReplaceAgreesWithScrub(t *testing.T) {
 		}
 	}
 }
+
+func TestCanonicalFastPath(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{"+390123456789", "00390123456789", "390123456789", "+", "00", "0", "+00", "++39", "+39 012", "3+9", "", "p:abcdefgh23456723"} {
+		gc, gok := canonical(s)
+		wc, wok := Canonical(s)
+		if gc != wc || gok != wok {
+			t.Errorf("canonical(%q) = %q, %v; Canonical: %q, %v", s, gc, gok, wc, wok)
+		}
+	}
+}
