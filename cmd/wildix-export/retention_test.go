@@ -382,3 +382,135 @@ func TestRetentionMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestRetentionPostgresKilledWhilePruning: 16,000 calls over 20 days
+// (with call groups) in PostgreSQL, then a run with EXPORT_RETENTION=10d
+// SIGKILLed after its first batch of deletions: every call of the last
+// 10 days is there as it was, the stored group tables equal a rebuild
+// from the legs left (each batch and its triggers one transaction), and
+// the next run leaves exactly the calls from its cut.
+func TestRetentionPostgresKilledWhilePruning(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := authorized(t, pbxsim.Options{Calls: 16000, CallsStart: time.Now().Add(-20 * 24 * time.Hour), CallGap: 108 * time.Second,
+		AccessTokenTTL: 24 * time.Hour, GroupFields: pbxsim.GroupFields{GroupIDs: true, UniqueID: true}})
+	env, pool, _ := pgEnv(t, f, "EXPORT_ENDPOINTS=call_history,colleagues,call_groups")
+	if r := runBin(t, env, "", "run", "--once"); r.code != 0 {
+		t.Fatalf("first run: exit %d\n%s", r.code, r.stderr)
+	}
+	n := f.Sim.CallCount()
+	rowText := func() map[int64]string {
+		rows, err := pool.Query(ctx, "SELECT id, t::text FROM call_history t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[int64]string{}
+		var id int64
+		var s string
+		if _, err := pgx.ForEachRow(rows, []any{&id, &s}, func() error { out[id] = s; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	before := rowText()
+	if int64(len(before)) != n {
+		t.Fatalf("first run: %d rows, want %d", len(before), n)
+	}
+	cmd := exec.Command(binary, "run", "--once")
+	cmd.Env = append(env[:len(env):len(env)], "EXPORT_RETENTION=10d", "EXPORT_LOG_LEVEL=debug")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	deleted := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		once := false
+		for sc.Scan() {
+			if !once && strings.Contains(sc.Text(), `"msg":"rows deleted"`) && strings.Contains(sc.Text(), `"table":"call_history"`) {
+				once = true
+				close(deleted)
+			}
+		}
+	}()
+	done := exited(cmd)
+	select {
+	case <-deleted:
+		cmd.Process.Signal(syscall.SIGKILL)
+		<-done
+	case err := <-done:
+		t.Fatalf("the run ended before pruning: %v", err)
+	case <-time.After(hangGuard):
+		t.Fatal("the run neither pruned nor ended")
+	}
+	keepFrom := time.Now().Add(-10 * 24 * time.Hour)
+	after := rowText()
+	old := 0
+	for id := int64(1); id <= n; id++ {
+		start := f.Sim.Call(id).Start
+		s, ok := after[id]
+		switch {
+		case !start.Before(keepFrom) && (!ok || s != before[id]):
+			t.Fatalf("call %d (started %v, within the limit): present %v, changed %v", id, start, ok, s != before[id])
+		case ok && start.Before(keepFrom.Add(-time.Hour)):
+			old++
+		}
+	}
+	if old == 0 {
+		t.Fatal("the kill landed after the prune: the test proved nothing")
+	}
+	t.Logf("killed with %d old calls left of %d", old, n)
+	groupTables := func(q interface {
+		Query(context.Context, string, ...any) (pgx.Rows, error)
+	}) string {
+		var out []string
+		for _, tb := range []string{"group_calls_stored", "group_number_members"} {
+			rows, err := q.Query(ctx, "SELECT t::text FROM "+tb+" t ORDER BY 1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, got...)
+		}
+		return strings.Join(out, "\n")
+	}
+	kept := groupTables(pool)
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pbx string
+	if err := pool.QueryRow(ctx, "SELECT pbx FROM call_history LIMIT 1").Scan(&pbx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT group_calls_rebuild($1)", pbx); err != nil {
+		t.Fatal(err)
+	}
+	rebuilt := groupTables(tx)
+	tx.Rollback(ctx)
+	if len(kept) == 0 || kept != rebuilt {
+		t.Fatalf("after the kill, the stored group tables (%d bytes) differ from a rebuild (%d bytes)", len(kept), len(rebuilt))
+	}
+	if r := runBin(t, cmd.Env, "", "run", "--once"); r.code != 0 {
+		t.Fatalf("final run: exit %d\n%s", r.code, r.stderr)
+	}
+	var notes []string
+	if err := pool.QueryRow(ctx, `SELECT e.notes FROM export_run_endpoints e JOIN export_runs r USING (run_id)
+WHERE e.endpoint = 'retention' AND r.status = 'ok' ORDER BY r.started_at DESC LIMIT 1`).Scan(&notes); err != nil {
+		t.Fatal(err)
+	}
+	cut := noteCut(t, notes)
+	after = rowText()
+	for id := int64(1); id <= n; id++ {
+		if _, ok := after[id]; ok == f.Sim.Call(id).Start.Before(cut) {
+			t.Fatalf("after the final run: call %d (started %v, cut %v) present %v", id, f.Sim.Call(id).Start, cut, ok)
+		}
+	}
+}
