@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -360,5 +361,45 @@ func TestPseudonymisedExportHoldsNoNumberOrName(t *testing.T) {
 	}
 	if !strings.Contains(clear[0], ",") || strings.Contains(clear[0], "(0,0,0)") || strings.Contains(clear[0], ",0,") {
 		t.Errorf("missed_calls %s: want missed calls and call-backs, or the comparison proves little", clear[0])
+	}
+}
+
+// TestRedactedErrorsAndLogs: a PBX failing with a number in its answer,
+// with pseudonymisation on: the number is its pseudonym in the error the
+// command returns, the summary, the logs (the retry's warning, logged
+// before any error is the endpoint's) and the run ledger, and the exit
+// code still says what failed. It fails without the logger's handler or
+// without Exporter.Redact.
+func TestRedactedErrorsAndLogs(t *testing.T) {
+	t.Parallel()
+	f := authorized(t, pbxsim.Options{Calls: 50, Rewrite: func(r *http.Request, status int, body []byte) (int, []byte) {
+		if strings.Contains(r.URL.Path, "CallHistory") {
+			return http.StatusServiceUnavailable, []byte(`{"type":"error","reason":"call from +39 333 1234567 cannot be read"}`)
+		}
+		return status, body
+	}})
+	dir := t.TempDir()
+	r := runCLI(t, fixtureEnv(f, dir, "EXPORT_ENDPOINTS=call_history", "EXPORT_MAX_ATTEMPTS=2",
+		"EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey1, "EXPORT_LOG_LEVEL=debug"), "run", "--once")
+	if r.code != exitFailed || r.err == nil {
+		t.Fatalf("exit %d, %v; want 1", r.code, r.err)
+	}
+	k, err := pseudonym.New([]byte(testKey1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, ".state", "*", "runs.jsonl"))
+	if len(files) != 1 {
+		t.Fatalf("run ledgers %v, want one", files)
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ledger := string(b)
+	for what, s := range map[string]string{"the error": r.err.Error() + fmt.Sprint(r.err), "the summary and logs": r.stdout + r.stderr, "the ledger": ledger} {
+		if strings.Contains(s, "1234567") || !strings.Contains(s, k.Number("+393331234567")) {
+			t.Errorf("%s: want the number as its pseudonym:\n%s", what, s)
+		}
 	}
 }
