@@ -63,6 +63,13 @@ func (a *app) retention(st *started, m *metrics) func(context.Context, *exporter
 			}
 			res.Notes = append(res.Notes, note)
 		}
+		if res.Err != nil && a.redact != nil {
+			// As the exporter does for endpoints: the ledger and the
+			// summary get no number in clear (a file or object name).
+			if msg := a.redact.Text(res.Err.Error()); msg != res.Err.Error() {
+				res.Err = redacted{msg: msg, err: res.Err}
+			}
+		}
 		res.Rows = got.Total()
 		res.Duration = time.Since(began)
 		m.pruned(got)
@@ -76,3 +83,13 @@ func (a *app) retention(st *started, m *metrics) func(context.Context, *exporter
 		return []exporter.EndpointResult{res}
 	}
 }
+
+// redacted is an error printing without personal data, unwrapping to
+// the error.
+type redacted struct {
+	msg string
+	err error
+}
+
+func (e redacted) Error() string { return e.msg }
+func (e redacted) Unwrap() error { return e.err }
