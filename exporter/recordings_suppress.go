@@ -7,10 +7,11 @@ import (
 	"github.com/wildix-export/wildix-export/exporter/recordings"
 )
 
-// fileSuppressor is what a Guard keeping a suppression list (issue 30,
-// `wildix-export forget`) says of a recording's row: that it names a
-// forgotten number, so that its file, the voice of a person who asked
-// to be forgotten, is not copied. privacy.Guard has it.
+// fileSuppressor is what a Guard (issue 30) says of a recording's row:
+// that it names a forgotten number (`wildix-export forget`), so that its
+// file, the voice of a person who asked to be forgotten, is not copied;
+// or that it is older than the retention (its row is then left out by
+// the guard). privacy.Guard has it.
 type fileSuppressor interface {
 	SuppressesFile(ep *record.Endpoint, row record.Row) bool
 }
@@ -21,7 +22,7 @@ type fileSuppressor interface {
 const RecordingErasedReason = "a number of its call was erased on request (forget): its file is not kept"
 
 // copyUnsuppressed copies the files of the recordings of fresh (infos
-// theirs) whose rows name no forgotten number, and returns a result per
+// theirs) the guard does not suppress, and returns a result per
 // row: the copy's, or, for the others, none (Pending), with suppressed
 // saying which. Its error is Copy's.
 func (e *endpointRun) copyUnsuppressed(ctx context.Context, fresh []record.Row, infos []recInfo) ([]recordings.Result, []bool, error) {
