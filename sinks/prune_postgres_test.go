@@ -126,6 +126,7 @@ VALUES ($1, 'call_history', $2, 'r1', 'cost', 'refused', $3)`, pbx, fmt.Sprint(-
 	// The stored group tables, kept by the triggers, equal a rebuild.
 	stored := rowsText(t, pool, "group_calls_stored", pbx)
 	members := rowsText(t, pool, "group_number_members", pbx)
+	intervals := rowsText(t, pool, "group_intervals_stored", pbx)
 	if len(stored) == 0 || int64(len(stored)) >= groupsBefore {
 		t.Fatalf("group_calls_stored: %d rows left of %d: the test needs group calls on each side", len(stored), groupsBefore)
 	}
@@ -136,7 +137,8 @@ VALUES ($1, 'call_history', $2, 'r1', 'cost', 'refused', $3)`, pbx, fmt.Sprint(-
 		t.Fatal(err)
 	}
 	if fmt.Sprint(rowsText(t, pool, "group_calls_stored", pbx)) != fmt.Sprint(stored) ||
-		fmt.Sprint(rowsText(t, pool, "group_number_members", pbx)) != fmt.Sprint(members) {
+		fmt.Sprint(rowsText(t, pool, "group_number_members", pbx)) != fmt.Sprint(members) ||
+		fmt.Sprint(rowsText(t, pool, "group_intervals_stored", pbx)) != fmt.Sprint(intervals) {
 		t.Fatal("the stored group tables after the prune differ from a rebuild from the legs left")
 	}
 	again, err := p.Prune(ctx, pbx, record.Builtin(), cut, PruneOptions{Batch: 97})

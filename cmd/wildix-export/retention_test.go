@@ -468,7 +468,7 @@ func TestRetentionPostgresKilledWhilePruning(t *testing.T) {
 		Query(context.Context, string, ...any) (pgx.Rows, error)
 	}) string {
 		var out []string
-		for _, tb := range []string{"group_calls_stored", "group_number_members"} {
+		for _, tb := range []string{"group_calls_stored", "group_number_members", "group_intervals_stored"} {
 			rows, err := q.Query(ctx, "SELECT t::text FROM "+tb+" t ORDER BY 1")
 			if err != nil {
 				t.Fatal(err)
