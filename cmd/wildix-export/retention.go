@@ -66,9 +66,7 @@ func (a *app) retention(st *started, m *metrics) func(context.Context, *exporter
 		if res.Err != nil && a.redact != nil {
 			// As the exporter does for endpoints: the ledger and the
 			// summary get no number in clear (a file or object name).
-			if msg := a.redact.Text(res.Err.Error()); msg != res.Err.Error() {
-				res.Err = redacted{msg: msg, err: res.Err}
-			}
+			res.Err = a.redact.Error(res.Err)
 		}
 		res.Rows = got.Total()
 		res.Duration = time.Since(began)
@@ -84,12 +82,3 @@ func (a *app) retention(st *started, m *metrics) func(context.Context, *exporter
 	}
 }
 
-// redacted is an error printing without personal data, unwrapping to
-// the error.
-type redacted struct {
-	msg string
-	err error
-}
-
-func (e redacted) Error() string { return e.msg }
-func (e redacted) Unwrap() error { return e.err }

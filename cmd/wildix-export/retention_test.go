@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -25,7 +26,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/wildix-export/wildix-export/config"
+	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/privacy"
+	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
 	"github.com/wildix-export/wildix-export/simtest"
 	"github.com/wildix-export/wildix-export/sinks"
 )
@@ -512,5 +518,36 @@ WHERE e.endpoint = 'retention' AND r.status = 'ok' ORDER BY r.started_at DESC LI
 		if _, ok := after[id]; ok == f.Sim.Call(id).Start.Before(cut) {
 			t.Fatalf("after the final run: call %d (started %v, cut %v) present %v", id, f.Sim.Call(id).Start, cut, ok)
 		}
+	}
+}
+
+// unprunable is a sink that cannot prune; nothing else of it is called.
+type unprunable struct{ exporter.Sink }
+
+// TestRetentionFailureRedacted: a prune that fails gives the run a failed
+// "retention" result, its notes naming the cut, its error without a
+// number in clear when pseudonymisation is on (here the sink's name
+// holds one).
+func TestRetentionFailureRedacted(t *testing.T) {
+	t.Parallel()
+	keys, err := pseudonym.New(bytes.Repeat([]byte("k"), 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, _ := record.LoadCatalog("")
+	a := &app{cfg: &config.Config{Retention: 10 * 24 * time.Hour}, log: slog.New(slog.DiscardHandler), redact: &privacy.Redactor{Keys: keys}}
+	st := &started{sink: &sink{Sink: unprunable{}, name: "csv /srv/export +39 333 1234567"}, cat: cat}
+	got := a.retention(st, newMetrics())(context.Background(), &exporter.RunResult{ID: "r1", PBX: "p"})
+	if len(got) != 1 || got[0].Endpoint != "retention" || got[0].Err == nil {
+		t.Fatalf("result %+v, want one failed retention result", got)
+	}
+	if msg := got[0].Err.Error(); strings.Contains(strings.ReplaceAll(msg, " ", ""), "3331234567") || !strings.Contains(msg, "cannot prune") {
+		t.Fatalf("error %q: want it said, without the number", msg)
+	}
+	if len(got[0].Notes) == 0 || !cutNote.MatchString(got[0].Notes[0]) {
+		t.Fatalf("notes %q, want the cut", got[0].Notes)
+	}
+	if (&app{cfg: &config.Config{}}).retention(st, newMetrics()) != nil {
+		t.Fatal("retention without EXPORT_RETENTION is not off")
 	}
 }
