@@ -81,4 +81,3 @@ func (a *app) retention(st *started, m *metrics) func(context.Context, *exporter
 		return []exporter.EndpointResult{res}
 	}
 }
-
