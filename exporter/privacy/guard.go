@@ -22,15 +22,14 @@ import (
 // Suppressor is the suppression list: the numbers erased on request
 // (`wildix-export forget`; sinks.Suppressor), which a record read again
 // from the PBX must not bring back. It must be safe for concurrent use.
+// One that also has Len() int and says 0 is not applied: with privacy
+// otherwise off, rows then pass without being copied.
 type Suppressor interface {
 	// Apply erases, in row of ep, each forgotten number and the name
 	// beside it, replacing them by erased (sinks.Erased), and returns how
 	// many it erased. It changes row in place.
 	Apply(ep *record.Endpoint, row *record.Row) int
 }
-
-// A Suppressor that also has Len() int and says 0 is not applied: with
-// privacy otherwise off, rows then pass without being copied.
 
 // erased is sinks.Erased, what a Suppressor writes: it is not a name or
 // a number to pseudonymise.
