@@ -77,7 +77,7 @@ const (
 	Skipped                // already stored with the same size and hash
 	Vanished               // 404/410: deleted on the PBX before it was copied
 	Refused                // its path must not be fetched (Result.Reason)
-	Failed                 // failed after retries: the batch's error
+	Failed                 // failed after retries, or not synced: the batch's error
 )
 
 func (s Status) String() string {
@@ -147,7 +147,9 @@ type Copier struct {
 // Spool's retries (or a store error) stops the batch: copies in flight are
 // cancelled, leaving nothing partial, and the error names the recording
 // (id and stored name; never the token, the path's caller number or a
-// signed address). A cancelled ctx returns its error the same way.
+// signed address). A cancelled ctx returns its error the same way. A
+// Sync failing returns its error with every file Copied or Skipped marked
+// Failed: not durable, so not stored for the caller's counts.
 //
 // It stays one function (about 80 lines): the de-duplication, the worker
 // pool, the feeding loop that stops at the first failure, the final tally
@@ -232,10 +234,28 @@ feed:
 		}
 	}
 	if err := c.Store.Sync(ctx, names); err != nil {
-		return results, cnt, fmt.Errorf("copy recordings: %w", err)
+		return c.unsynced(results, work, err)
 	}
 	c.log().Info("recordings copied", "copied", cnt.Copied, "skipped", cnt.Skipped, "vanished", cnt.Vanished, "refused", cnt.Refused, "bytes", cnt.Bytes)
 	return results, cnt, nil
+}
+
+// unsynced marks every result Copied or Skipped Failed, with err as its
+// reason, once the store could not sync them: they are not durable, the
+// caller commits nothing past them, and they must count as not stored
+// (the oldest pending recording, the run's failed count), not as copied.
+func (c *Copier) unsynced(results []Result, work []int, err error) ([]Result, Counts, error) {
+	err = fmt.Errorf("copy recordings: %w", err)
+	for i, r := range results {
+		if r.Status == Copied || r.Status == Skipped {
+			results[i].Status, results[i].Reason = Failed, err.Error()
+		}
+	}
+	var cnt Counts
+	for _, i := range work {
+		cnt.add(results[i])
+	}
+	return results, cnt, err
 }
 
 // copyOne copies one recording to name, or finds it already stored.

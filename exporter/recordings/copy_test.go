@@ -565,9 +565,26 @@ func TestCopySyncsBeforeItSucceeds(t *testing.T) {
 			t.Errorf("%s: synced %d names %.200q; want the %d stored", pass, len(st.synced), st.synced, len(wantNames))
 		}
 	}
+	// A failing Sync, on files just copied (a fresh store) and on files
+	// found stored: none of them reads as stored, so the exporter counts
+	// them failed and its oldest pending recording sees them.
 	boom := errors.New("sync: input/output error")
-	cp := &Copier{Spool: e.spool(t), Store: &syncingStore{Store: f.st, err: boom}, PBX: testPBX}
-	if _, _, err := cp.Copy(context.Background(), recs); !errors.Is(err, boom) {
-		t.Errorf("Copy with a failing Sync = %v; want its error", err)
+	for _, c := range []struct {
+		pass string
+		st   Store
+	}{{"copied", newStore(t, "dir").st}, {"skipped", f.st}} {
+		cp := &Copier{Spool: e.spool(t), Store: &syncingStore{Store: c.st, err: boom}, PBX: testPBX}
+		results, n, err := cp.Copy(context.Background(), recs)
+		if !errors.Is(err, boom) {
+			t.Errorf("%s: Copy with a failing Sync = %v; want its error", c.pass, err)
+		}
+		if n.Copied != 0 || n.Skipped != 0 || n.Failed != len(want) {
+			t.Errorf("%s: Copy with a failing Sync counted %+v; want the %d stored failed", c.pass, n, len(want))
+		}
+		for i, r := range results {
+			if _, stored := want[r.Name]; stored && (r.Status != Failed || !strings.Contains(r.Reason, boom.Error())) {
+				t.Errorf("%s: recording %s (%s) is %v (%q) after a failing Sync; want failed with its error", c.pass, recs[i].ID, r.Name, r.Status, r.Reason)
+			}
+		}
 	}
 }
