@@ -78,6 +78,7 @@ var examples = []example{
 	{file: "docs/dataflow.md", lang: "", first: "PBX ──HTTP──▶", skip: "a picture of the data's path, not a command or a query"},
 	{file: "docs/dataflow.md", lang: "", first: "cmd/wildix-export ─▶", run: runImportGraph},
 	{file: "docs/dataflow.md", lang: "json", first: `[{"name": "departments"`, run: runCustomEndpoints},
+	{file: "docs/dataflow.md", lang: "json", first: `[{"name": "tickets"`, run: runCustomEndpoints},
 
 	{file: "docs/deployment.md", lang: "sh", first: "docker compose run", skip: "needs Docker and a real PBX's consent page; .ci/image runs the image, deploy › TestCompose checks docker-compose.yml"},
 	{file: "docs/deployment.md", lang: "sh", first: "authorize() {", skip: "needs a Kubernetes cluster and a real PBX; deploy › TestKubernetesManifestsStrict checks the manifests it names"},
