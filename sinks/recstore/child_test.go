@@ -27,6 +27,9 @@ type childJob struct {
 	Seed   uint64
 	Size   int64
 	StopAt int64 // > 0: say "ready" after this many bytes and wait to be killed
+	// Unannounced: Size is not announced to Put (S3: sent in parts
+	// whatever its size, as a stream of unknown length).
+	Unannounced bool
 }
 
 const childEnv = "RECSTORE_CHILD_JOB"
@@ -60,7 +63,11 @@ func TestChildProcess(t *testing.T) {
 			select {} // killed here, mid-copy
 		}))
 	}
-	o, err := st.Put(ctx, j.Name, r, Want{Size: j.Size})
+	want := Want{Size: j.Size}
+	if j.Unannounced {
+		want = Want{}
+	}
+	o, err := st.Put(ctx, j.Name, r, want)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,8 +71,9 @@ const shaMeta = "Sha256"
 // other file goes in a multipart upload, whose object appears under its
 // name only when the upload is completed, and a Put whose stream turns out
 // wrong never completes it; an upload cut short is aborted, or, when the
-// process was killed, aborted by the next Put of the same name. Safe for
-// concurrent use with different names; one writer per name.
+// process was killed, aborted by the next Put of the same name sent in
+// parts, or by the Sync of the name once stored. Safe for concurrent use
+// with different names; one writer per name.
 type S3 struct {
 	c        *minio.Client
 	bucket   string
@@ -317,14 +318,61 @@ func (s *S3) Stored(ctx context.Context, name string, want Want) (Object, bool, 
 	return stored(ctx, s.Stat, name, want)
 }
 
-// Sync only checks the names: an object is durable once its upload is
-// completed. It is there for the exporter's store interface, which Dir
-// needs it in.
-func (s *S3) Sync(_ context.Context, names []string) error {
+// Sync aborts the incomplete multipart uploads of the names, each put or
+// found stored before: what a killed Put of the same name left, invisible
+// but kept (and billed) by the server, holding recording bytes. A Put
+// sent in parts aborts them first itself; one sent in a single PUT does
+// not (a listing a file would cost the throughput a batch's one listing
+// does not): an upload left by an earlier attempt of the name sent in
+// parts (an older version sent every file so; a first attempt of unknown
+// size) is aborted here. One listing of the uploads under the names'
+// common prefix a call. An object is durable once stored: nothing else to
+// do. Safe for concurrent use with other names.
+func (s *S3) Sync(ctx context.Context, names []string) error {
+	keys := map[string]bool{}
 	for _, name := range names {
 		if err := checkName(name); err != nil {
 			return err
 		}
+		keys[s.Key(name)] = true
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	prefix := s.Key(commonPrefix(names))
+	type upload struct{ key, id string }
+	var left []upload
+	var lerr error
+	// Read to its end: the listing's goroutine ends only so.
+	for u := range s.c.ListIncompleteUploads(ctx, s.bucket, prefix, true) {
+		switch {
+		case u.Err != nil:
+			lerr = u.Err
+		case keys[u.Key]:
+			left = append(left, upload{u.Key, u.UploadID})
+		}
+	}
+	if lerr != nil {
+		return fmt.Errorf("sync: list incomplete uploads under %s: %w", prefix, lerr)
+	}
+	for _, u := range left {
+		err := minio.Core{Client: s.c}.AbortMultipartUpload(ctx, s.bucket, u.key, u.id)
+		if err != nil && minio.ToErrorResponse(err).Code != "NoSuchUpload" {
+			return fmt.Errorf("sync %s: abort an upload left by an earlier copy: %w", strings.TrimPrefix(u.key, s.prefix), err)
+		}
 	}
 	return nil
+}
+
+// commonPrefix is the longest prefix of every name.
+func commonPrefix(names []string) string {
+	p := names[0]
+	for _, k := range names[1:] {
+		n := 0
+		for n < len(p) && n < len(k) && p[n] == k[n] {
+			n++
+		}
+		p = p[:n]
+	}
+	return p
 }

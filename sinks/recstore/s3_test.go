@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -365,6 +367,62 @@ func TestS3KilledMidCopy(t *testing.T) {
 	testKilledMidCopy(t, f, func(name string) childJob {
 		return childJob{S3: &o, Name: name, Size: 3*testPartSize + 1000}
 	}, 10)
+}
+
+// TestS3KilledInPartsThenOnePut: a copy sent in parts killed mid-way (a
+// file of unknown size; an older version sent every file in parts), then
+// completed in one PUT, which does not look for uploads: the Sync of the
+// name, once a batch, aborts the upload the killed copy left (recording
+// bytes, kept by the server and invisible in listings), and only that
+// one: another name's upload in progress is kept.
+func TestS3KilledInPartsThenOnePut(t *testing.T) {
+	t.Parallel()
+	f, srv, o := s3Fixture(t)
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	ctx := context.Background()
+	const n = 100_000
+	name, other := testName(t, "left"), testName(t, "other")
+	j := childJob{S3: &o, Name: name, Seed: seed, Size: n, Unannounced: true}
+	j.StopAt = 1 + rand.New(rand.NewPCG(seed, 3)).Int64N(n-1)
+	cmd, out := startChild(t, j)
+	waitLine(t, out, "ready", 2*time.Minute)
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	core := minio.Core{Client: srv.Client(t)}
+	otherID, err := core.NewMultipartUpload(ctx, srv.Bucket, f.st.(*S3).Key(other), minio.PutObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left := f.leftovers(t); !slices.Contains(left, f.st.(*S3).Key(name)) {
+		t.Fatalf("the killed copy in parts left no upload (%q): the test shows nothing", left)
+	}
+	want := Want{Size: n, SHA256: contentSum(t, seed, n)}
+	if _, err := f.st.Put(ctx, name, content(seed, n), want); err != nil {
+		t.Fatal(err)
+	}
+	// A batch of two days: one listing under their common prefix.
+	later, err := Name("pbx-test", time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), "later")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.Put(ctx, later, content(seed+1, 44), Want{Size: 44}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.Sync(ctx, []string{later, name}); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	if left := f.leftovers(t); !slices.Equal(left, []string{f.st.(*S3).Key(other)}) {
+		t.Errorf("incomplete uploads after the Sync: %q; want only the other name's", left)
+	}
+	if b, err := f.read(t, name); err != nil || sum(b) != want.SHA256 {
+		t.Errorf("after the completing copy: %d bytes, %v", len(b), err)
+	}
+	if err := core.AbortMultipartUpload(ctx, srv.Bucket, f.st.(*S3).Key(other), otherID); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestS3PeakMemory: 500 MB uploaded (in 16 MiB parts, the default) with a
