@@ -92,6 +92,7 @@ type env struct {
 	RecordingsToken  string `envconfig:"WILDIX_RECORDINGS_TOKEN" desc:"PBX Simple Token (access_...) that fetches recording files, created for an admin user in WMS (PBX > Integrations > Applications > Simple Token); sent to the PBX's /spoolview/ only (default: WILDIX_API_KEY when it is a Simple Token) (secret; or WILDIX_RECORDINGS_TOKEN_FILE)"`
 	Pseudonymize     string `envconfig:"EXPORT_PSEUDONYMIZE" default:"none" desc:"what is replaced by keyed pseudonyms (p:…, n:…) before anything is written: none, numbers (external phone numbers), names (external parties' names), numbers,names, or all (also colleagues' names and numbers; extensions stay readable) (README, Privacy)"`
 	PseudonymKey     string `envconfig:"EXPORT_PSEUDONYM_KEY" desc:"secret of at least 32 bytes keying the pseudonyms, required with EXPORT_PSEUDONYMIZE; keep it: another key gives other pseudonyms, and a database or folder refuses it (secret; or EXPORT_PSEUDONYM_KEY_FILE)"`
+	PseudonymDisplay string `envconfig:"EXPORT_PSEUDONYM_DISPLAY" default:"false" desc:"with EXPORT_PSEUDONYMIZE replacing numbers: keep beside each number column replaced a display form, its country code and last two digits (+39 ••• ••• 12), in the row's extra as <column>_display"`
 	Retention        string `envconfig:"EXPORT_RETENTION" desc:"how long rows are kept, in days, e.g. 400d: older calls are not exported and are removed after each run (default: for ever)"`
 	ClientSecretFile string `envconfig:"WILDIX_CLIENT_SECRET_FILE" desc:"file holding WILDIX_CLIENT_SECRET"`
 	APIKeyFile       string `envconfig:"WILDIX_API_KEY_FILE" desc:"file holding WILDIX_API_KEY"`
@@ -188,9 +189,10 @@ type Config struct {
 
 	// Privacy (privacy.go): what is pseudonymised, with which key, and
 	// how long rows are kept (0: for ever).
-	Pseudonymize pseudonym.Rule
-	PseudonymKey Secret
-	Retention    time.Duration
+	Pseudonymize     pseudonym.Rule
+	PseudonymKey     Secret
+	PseudonymDisplay bool
+	Retention        time.Duration
 }
 
 // Problem is one bad setting.

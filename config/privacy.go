@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 	"strings"
@@ -34,6 +35,10 @@ func (c *checker) privacy(cfg *Config, e env, need Need) {
 	case n > 0 && n < pseudonym.MinKeyLen:
 		// Its length is said, never the value.
 		c.add("EXPORT_PSEUDONYM_KEY", "", fmt.Sprintf("too short: %d bytes, at least %d needed, or the pseudonyms of phone numbers could be guessed by trying every number: make one with `openssl rand -base64 32`", n, pseudonym.MinKeyLen))
+	}
+	cfg.PseudonymDisplay = c.boolean("EXPORT_PSEUDONYM_DISPLAY", cmp.Or(e.PseudonymDisplay, "false"))
+	if cfg.PseudonymDisplay && !rule.Numbers {
+		c.add("EXPORT_PSEUDONYM_DISPLAY", e.PseudonymDisplay, fmt.Sprintf("set, but EXPORT_PSEUDONYMIZE=%s replaces no number: expected EXPORT_PSEUDONYMIZE=numbers, numbers,names or all, or unset EXPORT_PSEUDONYM_DISPLAY", rule))
 	}
 	cfg.Retention = c.retention("EXPORT_RETENTION", e.Retention)
 }

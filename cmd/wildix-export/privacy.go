@@ -19,7 +19,7 @@ func (a *app) privacyGuard() (*privacy.Guard, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	return &privacy.Guard{Rule: a.cfg.Pseudonymize, Keys: keys, Retention: a.cfg.Retention}, nil
+	return &privacy.Guard{Rule: a.cfg.Pseudonymize, Keys: keys, Retention: a.cfg.Retention, Display: a.cfg.PseudonymDisplay}, nil
 }
 
 // privacyStore is where a sink keeps the pseudonymisation rule its rows

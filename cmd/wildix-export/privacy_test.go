@@ -318,7 +318,7 @@ func TestPseudonymisedExportHoldsNoNumberOrName(t *testing.T) {
 	pg := func(schema string, extra ...string) []string {
 		return fixtureEnv(f, t.TempDir(), append([]string{"EXPORT_SINK=postgres", "EXPORT_DATABASE_URL=" + pgtest.URL(), "EXPORT_DB_SCHEMA=" + schema}, extra...)...)
 	}
-	on := []string{"EXPORT_PSEUDONYMIZE=all", "EXPORT_PSEUDONYM_KEY=" + testKey1, "EXPORT_LOG_LEVEL=debug"}
+	on := []string{"EXPORT_PSEUDONYMIZE=all", "EXPORT_PSEUDONYM_KEY=" + testKey1, "EXPORT_LOG_LEVEL=debug", "EXPORT_PSEUDONYM_DISPLAY=true"}
 	export(t, pg(clearSchema, recs(t.TempDir())...))
 	pgLogs, pgMetrics := export(t, pg(pseudoSchema, append(on, recs(pgStore)...)...))
 	csvLogs, csvMetrics := export(t, fixtureEnv(f, dir, append(on, recs(csvStore)...)...))

@@ -49,6 +49,10 @@ type Guard struct {
 	Retention time.Duration
 	// Now is the clock, time.Now when nil.
 	Now func() time.Time
+	// Display, with Rule.Numbers, keeps beside each number column it
+	// replaces a display form (pseudonym.Display: "+39 ••• ••• 12"), in
+	// the row's extra as "<column>_display" (EXPORT_PSEUDONYM_DISPLAY).
+	Display bool
 	// Suppress, when set, is the suppression list, applied to every row
 	// before its values are pseudonymised (a list made under its own key
 	// knows the numbers in clear only).

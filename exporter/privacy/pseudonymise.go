@@ -19,14 +19,16 @@ const maxExtensionDigits = 6
 // plan is how one endpoint's rows are pseudonymised under a rule: a kind
 // per column (none for a column left as it is) and per raw field.
 type plan struct {
+	names  []string          // by column index
 	cols   []record.Personal // by column index; Kind "" for none
 	of     []int             // by column index: a name's number column, -1
 	fields map[string]int    // PBX field → column index, every shape's too
 }
 
 func newPlan(ep *record.Endpoint) *plan {
-	p := &plan{cols: make([]record.Personal, len(ep.Columns)), of: make([]int, len(ep.Columns)), fields: map[string]int{}}
+	p := &plan{names: make([]string, len(ep.Columns)), cols: make([]record.Personal, len(ep.Columns)), of: make([]int, len(ep.Columns)), fields: map[string]int{}}
 	for i, c := range ep.Columns {
+		p.names[i] = c.Name
 		p.cols[i] = ep.Personal[c.Name]
 		p.of[i] = -1
 		if o := p.cols[i].Of; o != "" {
@@ -127,6 +129,7 @@ func (r *replacer) pseudonymise(p *plan, row *record.Row) {
 	for i := range p.cols {
 		parties[i] = party(i)
 	}
+	var display []byte // members for extra: "<column>_display": "+39 ••• ••• 12"
 	for i, c := range p.cols {
 		if c.Kind == "" {
 			continue
@@ -134,12 +137,19 @@ func (r *replacer) pseudonymise(p *plan, row *record.Row) {
 		switch v := row.Values[i].(type) {
 		case string:
 			row.Values[i] = r.text(c, v, parties[i])
+			if r.g.Display && c.Kind == record.PersonalNumber && row.Values[i] != v {
+				display = append(append(append(display, ','), jsonString(p.names[i]+"_display")...), ':')
+				display = append(display, jsonString(pseudonym.Display(v))...)
+			}
 		case json.RawMessage:
 			row.Values[i] = json.RawMessage(r.json(v, func(string) (record.Personal, string) { return c, parties[i] }))
 		}
 	}
 	if row.Extra != nil {
 		row.Extra = r.json(row.Extra, func(string) (record.Personal, string) { return anyText, "" })
+	}
+	if display != nil {
+		row.Extra = withMembers(row.Extra, display[1:])
 	}
 	if row.Raw != nil {
 		row.Raw = r.json(row.Raw, func(member string) (record.Personal, string) {
@@ -222,6 +232,20 @@ func (r *replacer) json(b []byte, kind func(member string) (record.Personal, str
 		i = end
 	}
 	return out
+}
+
+// withMembers returns the JSON object obj (nil for none) with the members
+// (`"a":1,"b":2`) added at its end.
+func withMembers(obj, members []byte) json.RawMessage {
+	t := bytes.TrimSpace(obj)
+	if len(t) < 2 || t[0] != '{' {
+		return json.RawMessage(append(append([]byte{'{'}, members...), '}'))
+	}
+	out := append([]byte(nil), t[:len(t)-1]...)
+	if len(bytes.TrimSpace(t[1:len(t)-1])) > 0 {
+		out = append(out, ',')
+	}
+	return json.RawMessage(append(append(out, members...), '}'))
 }
 
 // stringEnd returns the index after the JSON string literal at b[i].

@@ -172,3 +172,35 @@ func TestPseudonymiseErasedStays(t *testing.T) {
 		}
 	}
 }
+
+// TestDisplayForm: with Display, each number column replaced gets its
+// display form in extra, beside the fields extra held, and nothing for an
+// extension; extra stays a JSON object holding no number in clear.
+func TestDisplayForm(t *testing.T) {
+	t.Parallel()
+	calls := endpoint(t, "call_history")
+	g := &Guard{Rule: pseudonym.Rule{Numbers: true}, Keys: keyed(t), Display: true}
+	got, err := g.Rows(calls, []record.Row{convert(t, calls, inbound)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var extra map[string]any
+	if err := json.Unmarshal(got[0].Extra, &extra); err != nil {
+		t.Fatalf("extra %s: %v", got[0].Extra, err)
+	}
+	want := map[string]string{"src_display": "+39 ••• ••• 67", "from_number_display": "+39 ••• ••• 67"}
+	for k, v := range want {
+		if extra[k] != v {
+			t.Errorf("extra[%q] = %v, want %q (extra %s)", k, extra[k], v, got[0].Extra)
+		}
+	}
+	if _, ok := extra["dst_display"]; ok || extra["uniqueid"] == nil || strings.Contains(string(got[0].Extra), "1234567") {
+		t.Errorf("extra %s: want no display of an extension, the PBX's fields kept, no number in clear", got[0].Extra)
+	}
+	if got := withMembers(nil, []byte(`"a":1`)); string(got) != `{"a":1}` {
+		t.Errorf("withMembers(nil) = %s", got)
+	}
+	if got := withMembers([]byte(` {} `), []byte(`"a":1`)); string(got) != `{"a":1}` {
+		t.Errorf("withMembers({}) = %s", got)
+	}
+}
