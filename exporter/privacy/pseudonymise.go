@@ -21,18 +21,19 @@ const maxExtensionDigits = 6
 type plan struct {
 	names  []string          // by column index
 	cols   []record.Personal // by column index; Kind "" for none
-	of     []int             // by column index: a name's number column, -1
+	of     [][]int           // by column index: a name's number columns
 	fields map[string]int    // PBX field → column index, every shape's too
 }
 
 func newPlan(ep *record.Endpoint) *plan {
-	p := &plan{names: make([]string, len(ep.Columns)), cols: make([]record.Personal, len(ep.Columns)), of: make([]int, len(ep.Columns)), fields: map[string]int{}}
+	p := &plan{names: make([]string, len(ep.Columns)), cols: make([]record.Personal, len(ep.Columns)), of: make([][]int, len(ep.Columns)), fields: map[string]int{}}
 	for i, c := range ep.Columns {
 		p.names[i] = c.Name
 		p.cols[i] = ep.Personal[c.Name]
-		p.of[i] = -1
-		if o := p.cols[i].Of; o != "" {
-			p.of[i] = ep.Column(o)
+		for _, o := range p.cols[i].OfColumns() {
+			if j := ep.Column(o); j >= 0 {
+				p.of[i] = append(p.of[i], j)
+			}
 		}
 		p.fields[c.Field] = i
 	}
@@ -118,9 +119,10 @@ var anyText = record.Personal{Kind: record.PersonalText}
 // undeclared fields. row.Values must be the row's own copy.
 func (r *replacer) pseudonymise(p *plan, row *record.Row) {
 	party := func(i int) string {
-		if o := p.of[i]; o >= 0 {
-			s, _ := row.Values[o].(string)
-			return s
+		for _, o := range p.of[i] {
+			if s, _ := row.Values[o].(string); strings.TrimSpace(s) != "" {
+				return s
+			}
 		}
 		return ""
 	}

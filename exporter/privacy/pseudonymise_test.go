@@ -204,3 +204,23 @@ func TestDisplayForm(t *testing.T) {
 		t.Errorf("withMembers({}) = %s", got)
 	}
 }
+
+// TestNameOfPartyFallsBack: a name's party is its first number column
+// not empty, as the views coalesce from_number and src: with from_number
+// empty and src an extension, from_name is a colleague's and stays under
+// numbers,names; with src external it is replaced.
+func TestNameOfPartyFallsBack(t *testing.T) {
+	t.Parallel()
+	calls := endpoint(t, "call_history")
+	g := &Guard{Rule: pseudonym.Rule{Numbers: true, Names: true}, Keys: keyed(t)}
+	for src, want := range map[string]bool{"201": true, "+393331234567": false} {
+		raw := strings.NewReplacer(`"src":"+39 333 1234567"`, `"src":"`+src+`"`, `"from_number":"0039 3331234567"`, `"from_number":""`).Replace(inbound)
+		got, err := g.Rows(calls, []record.Row{convert(t, calls, raw)}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kept := got[0].Values[calls.Column("from_name")] == "Mario Rossi"; kept != want {
+			t.Errorf("src %s: from_name %v, want kept %v", src, got[0].Values[calls.Column("from_name")], want)
+		}
+	}
+}

@@ -130,10 +130,22 @@ const (
 // Personal is one column's personal data.
 type Personal struct {
 	Kind PersonalKind `json:"kind"`
-	// Of, for a name, is the number column of the same party: the name
-	// is a colleague's, kept unless EXPORT_PSEUDONYMIZE=all, when that
-	// number is an extension.
+	// Of, for a name, is the number column of the same party, or a comma
+	// list of them, the first not empty taken (as the views coalesce
+	// from_number and src): the name is a colleague's, kept unless
+	// EXPORT_PSEUDONYMIZE=all, when that number is an extension.
 	Of string `json:"of,omitempty"`
+}
+
+// OfColumns is Of as a list of column names.
+func (p Personal) OfColumns() []string {
+	var out []string
+	for _, c := range strings.Split(p.Of, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // The forms TimeQuery writes a time range in.
@@ -329,7 +341,7 @@ func Builtin() []Endpoint {
 			Personal: map[string]Personal{
 				"src": {Kind: PersonalNumber}, "dst": {Kind: PersonalNumber},
 				"from_number": {Kind: PersonalNumber}, "to_number": {Kind: PersonalNumber},
-				"from_name": {Kind: PersonalName, Of: "from_number"}, "to_name": {Kind: PersonalName, Of: "to_number"},
+				"from_name": {Kind: PersonalName, Of: "from_number,src"}, "to_name": {Kind: PersonalName, Of: "to_number,dst"},
 				"channel": {Kind: PersonalText}, "dstchannel": {Kind: PersonalText}, "lastdata": {Kind: PersonalText},
 				"userfield": {Kind: PersonalText}, "faxdata": {Kind: PersonalText},
 			},
@@ -609,8 +621,10 @@ func (e *Endpoint) validatePersonal() error {
 		if slices.Contains(e.Key, e.Columns[i].Field) {
 			return fmt.Errorf("personal column %q is the key: a pseudonymised key would not find the PBX's record again", col)
 		}
-		if p.Of != "" && (p.Kind != PersonalName || e.Personal[p.Of].Kind != PersonalNumber) {
-			return fmt.Errorf("personal column %q: of %q must be said of a name, and name a number column", col, p.Of)
+		for _, of := range p.OfColumns() {
+			if p.Kind != PersonalName || e.Personal[of].Kind != PersonalNumber {
+				return fmt.Errorf("personal column %q: of %q must be said of a name, and name number columns", col, p.Of)
+			}
 		}
 	}
 	return nil
