@@ -769,7 +769,7 @@ const aimFrom, aimTo = 85, 95
 // deviations of those ratios above their mean within a page, aimFrom to
 // aimTo. Where windows hold what the density says (calls come evenly),
 // they are planned nearly full, and fewer are asked (at 200,000 calls in
-// pages of 1,000, 217 requests instead of 238); where their counts vary
+// pages of 1,000, 218 requests instead of 238, in process); where their counts vary
 // (calls in busy hours, a window read in pieces, pages of 100), a
 // window stays at aimFrom: one that comes back full costs two more
 // requests.

@@ -360,6 +360,33 @@ func TestTimeWindowsPiecesSideBySide(t *testing.T) {
 	}
 }
 
+// TestTimeWindowsAdaptAfterPieces: a stepped window read in pieces sets
+// the next windows' width from its count, known once it was read whole,
+// when that says less than half its width: four times what the next
+// windows should hold, a quarter of its width (halving alone asks the
+// next windows twice as wide as they should be, and they come back full
+// again); twice, half; none, half.
+func TestTimeWindowsAdaptAfterPieces(t *testing.T) {
+	t.Parallel()
+	a := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		held int
+		want time.Duration
+	}{
+		{3400, time.Hour},
+		{1700, 2 * time.Hour},
+		{0, 2 * time.Hour},
+	} {
+		t.Run(strconv.Itoa(tc.held), func(t *testing.T) {
+			p := &plan{page: 1000, per: 850}
+			p.adapt(windowRows{step: step{w: window{a, a.Add(4 * time.Hour)}, stepped: true, per: 850}, rows: make([]record.Row, tc.held), cut: true})
+			if p.width != tc.want {
+				t.Fatalf("after a window of 4 h read in pieces holding %d records: next width %v, want %v", tc.held, p.width, tc.want)
+			}
+		})
+	}
+}
+
 // countLister counts requests and closes third as the third is sent.
 type countLister struct {
 	Lister
