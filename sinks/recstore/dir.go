@@ -37,6 +37,9 @@ type DirOptions struct {
 type Dir struct {
 	root             string
 	fileMode, dirMod fs.FileMode
+	// syncDir syncs a folder for Sync (nil: safefile.SyncDirIn); a test
+	// sees through it which folders a batch synced.
+	syncDir func(root *os.Root, dir string) error
 }
 
 // OpenDir opens the store at root, a folder that must exist: a volume that
@@ -146,6 +149,10 @@ func (d *Dir) Sync(ctx context.Context, names []string) error {
 		return fmt.Errorf("sync: %w", err)
 	}
 	defer root.Close()
+	syncDir := d.syncDir
+	if syncDir == nil {
+		syncDir = safefile.SyncDirIn
+	}
 	done := map[string]bool{}
 	for _, name := range names {
 		if err := checkName(name); err != nil {
@@ -155,7 +162,7 @@ func (d *Dir) Sync(ctx context.Context, names []string) error {
 			if err := ctx.Err(); err != nil {
 				return fmt.Errorf("sync %s: %w", name, err)
 			}
-			if err := safefile.SyncDirIn(root, dir); err != nil {
+			if err := syncDir(root, dir); err != nil {
 				return fmt.Errorf("sync %s: %w", name, err)
 			}
 			done[dir] = true

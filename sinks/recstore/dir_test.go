@@ -6,9 +6,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/wildix-export/wildix-export/internal/safefile"
 )
 
 // dirFixture is a Dir store in its own folder of the real file system,
@@ -276,5 +280,61 @@ func TestDirSyncNeedsTheFolders(t *testing.T) {
 	}
 	if err := f.st.Sync(ctx, []string{stored, other}); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Sync(%s) = %v; want its folder missing", other, err)
+	}
+}
+
+// TestDirSyncWalksUpToTheRoot: Sync syncs every folder holding a name of
+// the batch up to the store's root (the file's day, month, year, PBX
+// folders and the root: Put creates them and syncs none), each folder
+// once, whatever the batch spans. The folders synced are seen through
+// the store's syncDir, which still syncs them.
+func TestDirSyncWalksUpToTheRoot(t *testing.T) {
+	t.Parallel()
+	day := func(pbx string, y, m, d int, id string) string {
+		n, err := Name(pbx, time.Date(y, time.Month(m), d, 10, 0, 0, 0, time.UTC), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, c := range []struct {
+		name    string
+		batch   []string
+		folders []string
+	}{
+		{"one day", []string{day("pbx-a", 2026, 5, 4, "r1"), day("pbx-a", 2026, 5, 4, "r2")},
+			[]string{"pbx-a/2026/05/04", "pbx-a/2026/05", "pbx-a/2026", "pbx-a", "."}},
+		{"two days of a month", []string{day("pbx-a", 2026, 5, 4, "r1"), day("pbx-a", 2026, 5, 31, "r2"), day("pbx-a", 2026, 5, 4, "r3")},
+			[]string{"pbx-a/2026/05/04", "pbx-a/2026/05/31", "pbx-a/2026/05", "pbx-a/2026", "pbx-a", "."}},
+		{"two months", []string{day("pbx-a", 2026, 5, 31, "r1"), day("pbx-a", 2026, 6, 1, "r2")},
+			[]string{"pbx-a/2026/05/31", "pbx-a/2026/05", "pbx-a/2026/06/01", "pbx-a/2026/06", "pbx-a/2026", "pbx-a", "."}},
+		{"two years", []string{day("pbx-a", 2026, 12, 31, "r1"), day("pbx-a", 2027, 1, 1, "r2")},
+			[]string{"pbx-a/2026/12/31", "pbx-a/2026/12", "pbx-a/2026", "pbx-a/2027/01/01", "pbx-a/2027/01", "pbx-a/2027", "pbx-a", "."}},
+		{"two PBXes", []string{day("pbx-a", 2026, 5, 4, "r1"), day("pbx-b", 2026, 5, 4, "r1")},
+			[]string{"pbx-a/2026/05/04", "pbx-a/2026/05", "pbx-a/2026", "pbx-a", "pbx-b/2026/05/04", "pbx-b/2026/05", "pbx-b/2026", "pbx-b", "."}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			f, _ := dirFixture(t, DirOptions{})
+			d := f.st.(*Dir)
+			ctx := context.Background()
+			for i, name := range c.batch {
+				if _, err := d.Put(ctx, name, content(uint64(i), 100), Want{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var synced []string
+			d.syncDir = func(root *os.Root, dir string) error {
+				synced = append(synced, filepath.ToSlash(dir))
+				return safefile.SyncDirIn(root, dir)
+			}
+			if err := d.Sync(ctx, c.batch); err != nil {
+				t.Fatalf("Sync = %v", err)
+			}
+			got, want := slices.Sorted(slices.Values(synced)), slices.Sorted(slices.Values(c.folders))
+			if !slices.Equal(got, want) {
+				t.Errorf("Sync of %q synced the folders %q; want each of %q once", c.batch, synced, want)
+			}
+		})
 	}
 }
