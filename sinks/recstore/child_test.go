@@ -3,12 +3,15 @@ package recstore
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -30,6 +33,64 @@ type childJob struct {
 	// Unannounced: Size is not announced to Put (S3: sent in parts
 	// whatever its size, as a stream of unknown length).
 	Unannounced bool
+	// CAFile is the certificate to trust, for S3 over https.
+	CAFile string
+	// HoldPutAt > 0: every S3 PUT's body stops after this many bytes
+	// were sent: say "ready" and wait to be killed, mid-request.
+	HoldPutAt int
+}
+
+// holdPuts holds every PUT's body after at bytes, saying "ready" once.
+type holdPuts struct {
+	base http.RoundTripper
+	at   int
+}
+
+func (h holdPuts) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodPut && r.Body != nil {
+		r.Body = &heldBody{ReadCloser: r.Body, left: h.at}
+	}
+	return h.base.RoundTrip(r)
+}
+
+type heldBody struct {
+	io.ReadCloser
+	left int
+}
+
+func (b *heldBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		fmt.Println("ready")
+		select {} // killed here, mid-request
+	}
+	n, err := b.ReadCloser.Read(p[:min(len(p), b.left)])
+	b.left -= n
+	return n, err
+}
+
+// childS3 is the S3 options of job, with its transport.
+func childS3(j childJob) (S3Options, error) {
+	o := *j.S3
+	if j.CAFile == "" && j.HoldPutAt == 0 {
+		return o, nil
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if j.CAFile != "" {
+		pem, err := os.ReadFile(j.CAFile)
+		if err != nil {
+			return o, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return o, fmt.Errorf("no certificate in %s", j.CAFile)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	o.Transport = tr
+	if j.HoldPutAt > 0 {
+		o.Transport = holdPuts{base: tr, at: j.HoldPutAt}
+	}
+	return o, nil
 }
 
 const childEnv = "RECSTORE_CHILD_JOB"
@@ -49,7 +110,10 @@ func TestChildProcess(t *testing.T) {
 	var st store
 	var err error
 	if j.S3 != nil {
-		st, err = OpenS3(ctx, *j.S3)
+		var o S3Options
+		if o, err = childS3(j); err == nil {
+			st, err = OpenS3(ctx, o)
+		}
 	} else {
 		st, err = OpenDir(j.Dir, DirOptions{})
 	}
