@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -30,6 +33,7 @@ type forgetter interface {
 	ForgetFind(ctx context.Context, f *sinks.Forgotten, endpoints []record.Endpoint) (*sinks.ForgetFound, error)
 	ForgetErase(ctx context.Context, pbx string, f *sinks.Forgotten, endpoints []record.Endpoint) (*sinks.ForgetFound, error)
 	RecordForget(ctx context.Context, r *exporter.RunResult) error
+	ForgetScope(ctx context.Context) (*sinks.ForgetScope, error)
 }
 
 // recordingRemover removes a stored recording (recstore.Dir and S3).
@@ -43,7 +47,7 @@ there. To erase them at the source, delete them on the PBX, or ask the PBX's adm
 your Wildix partner or Wildix support to.`
 
 func cmdForget(ctx context.Context, a *app, args []string) error {
-	fs := a.flags("forget", "--number NUMBER [--dry-run]", `Erase one phone number everywhere the sink holds it, on a person's request (GDPR
+	fs := a.flags("forget", "--number NUMBER [--dry-run] [--previous-key-file FILE]… [--allow-empty]", `Erase one phone number everywhere the sink holds it, on a person's request (GDPR
 erasure): every table (typed columns, raw, extra, the quarantine, the ledger's
 errors, the states) or every CSV file, and the recordings stored of calls with it.
 Rows stay, so counts of calls stay right: the number, and the name beside it,
@@ -51,9 +55,19 @@ become "erased"; a recording's file is removed and its row marked erased. The
 number is kept only as a keyed hash in the sink's suppression list, which every
 later export, look-back and backfill applies, so records still on the PBX never
 bring it back. Nothing prints the number. --dry-run reports what would be
-erased and changes nothing. Running it again finds nothing.`)
-	number := fs.String("number", "", "the phone number, in any form: +390123456789, 0039 012 345 6789, …")
+erased and changes nothing. Running it again finds nothing.
+
+In a pseudonymised sink forget needs every key the rows were written under:
+EXPORT_PSEUDONYM_KEY (the current one) and, after a key change, each earlier
+one with --previous-key-file; it refuses (exit 2) without one. It holds every
+PBX's export lock of the sink while it works. A number is found in the forms
+written with its country code (+39…, 0039…, 39…); a national form (0…, without
+the country code) is another number: run forget again with it.`)
+	number := fs.String("number", "", "the phone number, in international form: a + and the country code, then the number, spaces allowed")
 	dry := fs.Bool("dry-run", false, "report what would be erased; change nothing")
+	allowEmpty := fs.Bool("allow-empty", false, "forget in a sink that holds no export yet (before the first export); without it, such a sink is taken for a mistyped EXPORT_CSV_DIR or EXPORT_DB_SCHEMA and refused")
+	var previous keyFiles
+	fs.Var(&previous, "previous-key-file", "a file holding an earlier EXPORT_PSEUDONYM_KEY that rows of the sink were written under (after a key change); repeat for each")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -62,21 +76,34 @@ erased and changes nothing. Running it again finds nothing.`)
 	}
 	if *number == "" {
 		fs.Usage()
-		return fmt.Errorf("%w: --number is required, e.g. --number +390123456789", errUsage)
+		return fmt.Errorf("%w: --number is required: the number in international form, a + and the country code, then the number", errUsage)
 	}
 	if err := a.load(config.Need{Sink: true}); err != nil {
 		return err
 	}
 	if a.cfg.PBXID == "" {
-		return fmt.Errorf("%w: WILDIX_PBX_URL (or WILDIX_PBX_ID) is not set: set it as for the export; forget takes that PBX's export lock and records the erasure in its run ledger", errUsage)
+		return fmt.Errorf("%w: WILDIX_PBX_URL (or WILDIX_PBX_ID) is not set: set it as for the export; forget records the erasure in its run ledger", errUsage)
 	}
 	pk, err := a.pseudonymKey()
 	if err != nil {
 		return err
 	}
-	f, err := sinks.NewForgotten(*number, pk)
+	keys, err := previous.keys()
+	if err != nil {
+		return err
+	}
+	f, err := sinks.NewForgotten(*number, append([]*pseudonym.Keyed{pk}, keys...)...)
 	if err != nil {
 		return fmt.Errorf("%w: --number %s: %v", errUsage, describeValue(*number), err)
+	}
+	if !strings.HasPrefix(strings.TrimSpace(*number), "+") && !strings.HasPrefix(strings.TrimSpace(*number), "00") {
+		fmt.Fprintln(a.stdout, "Note: --number has no + or 00: it is searched as written, taken as beginning with its country code. If it is a national number, run forget with its international form (and, to catch rows holding the national form, once more with that form).")
+	}
+	if a.cfg.Sink != "postgres" && !*allowEmpty {
+		// Opening the folder creates it: a mistyped one is seen first.
+		if _, err := os.Stat(filepath.Join(a.cfg.CSVDir, ".state")); err != nil {
+			return fmt.Errorf("%w: EXPORT_CSV_DIR=%s holds no export (no .state folder): check the setting, it must be the export's folder; to forget a number before the first export, add --allow-empty", errUsage, a.cfg.CSVDir)
+		}
 	}
 	cat, err := a.catalog()
 	if err != nil {
@@ -87,6 +114,24 @@ erased and changes nothing. Running it again finds nothing.`)
 		return err
 	}
 	defer s.close()
+	fg, ok := s.Sink.(forgetter)
+	if !ok {
+		return fmt.Errorf("the %s sink cannot erase", s.name)
+	}
+	scope, err := fg.ForgetScope(ctx)
+	if err != nil {
+		return err
+	}
+	if scope.Empty() && !*allowEmpty {
+		setting := "EXPORT_CSV_DIR=" + a.cfg.CSVDir
+		if s.pg != nil {
+			setting = "EXPORT_DB_SCHEMA=" + a.cfg.DBSchema
+		}
+		return fmt.Errorf("%w: %s holds no export (no PBX's state or run): check %s, it must be where the export writes; to forget a number before the first export, add --allow-empty", errUsage, s.name, setting)
+	}
+	if err := needKeys(scope, pk, keys); err != nil {
+		return err
+	}
 	if s.pg != nil && *dry {
 		// A dry run changes nothing, the schema included.
 		if n, err := s.pg.PendingMigrations(ctx); err != nil {
@@ -99,16 +144,83 @@ erased and changes nothing. Running it again finds nothing.`)
 			return err
 		}
 	}
-	fg, ok := s.Sink.(forgetter)
-	if !ok {
-		return fmt.Errorf("the %s sink cannot erase", s.name)
+	if !*dry {
+		// Every PBX's rows are erased: no export of any of them may write
+		// the number while forget works (a dry run reads only, and takes
+		// no lock: on the CSV sink a lock is a file).
+		pbxes := scope.PBXes
+		if !slices.Contains(pbxes, a.cfg.PBXID) {
+			pbxes = append(slices.Clone(pbxes), a.cfg.PBXID)
+		}
+		for _, pbx := range pbxes {
+			unlock, err := s.LockPBX(ctx, pbx)
+			if err != nil {
+				return fmt.Errorf("lock the export of PBX %s (forget erases every PBX's rows of the sink): %w", pbx, err)
+			}
+			defer unlock()
+		}
 	}
-	unlock, err := s.LockPBX(ctx, a.cfg.PBXID)
-	if err != nil {
-		return err
-	}
-	defer unlock()
 	return a.forget(ctx, s, fg, f, pk, cat.All(), *dry)
+}
+
+// needKeys refuses (exit 2) a pseudonymised sink when a key its rows were
+// written under is not given: the number's pseudonym under it could not
+// be found, and forget would report the number gone while it stays.
+func needKeys(scope *sinks.ForgetScope, pk *pseudonym.Keyed, previous []*pseudonym.Keyed) error {
+	if len(scope.KeyIDs) == 0 {
+		return nil
+	}
+	have := map[string]bool{}
+	for _, k := range append([]*pseudonym.Keyed{pk}, previous...) {
+		if k != nil {
+			have[k.KeyID()] = true
+		}
+	}
+	var missing []string
+	for _, id := range scope.KeyIDs {
+		if !have[id] {
+			missing = append(missing, id)
+		}
+	}
+	given := "is not set"
+	if pk != nil {
+		given = "is key " + pk.KeyID()
+	}
+	switch {
+	case len(missing) > 0:
+		return fmt.Errorf("%w: the sink's rows were written pseudonymised under key(s) %s, and forget lacks %s (EXPORT_PSEUDONYM_KEY %s): set EXPORT_PSEUDONYM_KEY (or _FILE) to the export's current key, and give each earlier key with --previous-key-file FILE; without a key, the rows written under it are not found (README, Erasure)",
+			errUsage, strings.Join(scope.KeyIDs, ", "), strings.Join(missing, ", "), given)
+	case pk == nil || !slices.Contains(scope.KeyIDs, pk.KeyID()):
+		// The list is made with the pseudonym key: without it, a random
+		// key would be kept beside the list, in clear.
+		return fmt.Errorf("%w: the sink's rows were written pseudonymised under key(s) %s, and EXPORT_PSEUDONYM_KEY %s: set it to the export's current key (the suppression list is made with it)",
+			errUsage, strings.Join(scope.KeyIDs, ", "), given)
+	}
+	return nil
+}
+
+// keyFiles is --previous-key-file, repeated: files each holding an
+// earlier pseudonym key (trailing line ends trimmed, as for
+// EXPORT_PSEUDONYM_KEY_FILE).
+type keyFiles []string
+
+func (k *keyFiles) String() string     { return strings.Join(*k, ",") }
+func (k *keyFiles) Set(v string) error { *k = append(*k, v); return nil }
+
+func (k keyFiles) keys() ([]*pseudonym.Keyed, error) {
+	var out []*pseudonym.Keyed
+	for _, path := range k {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --previous-key-file %s: %v", errUsage, path, err)
+		}
+		key, err := pseudonym.New([]byte(strings.TrimRight(string(b), "\r\n")))
+		if err != nil {
+			return nil, fmt.Errorf("%w: --previous-key-file %s: %v", errUsage, path, err)
+		}
+		out = append(out, key)
+	}
+	return out, nil
 }
 
 // forget finds, reports and (unless dry) erases f, under the PBX's lock.

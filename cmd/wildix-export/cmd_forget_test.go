@@ -266,7 +266,7 @@ func TestForgetDryRunUnmigrated(t *testing.T) {
 	t.Parallel()
 	schema, pool := pgtest.Schema(t)
 	kv := []string{"WILDIX_PBX_URL=https://pbx.example.com", "EXPORT_SINK=postgres", "EXPORT_DATABASE_URL=" + pgtest.URL(), "EXPORT_DB_SCHEMA=" + schema}
-	r := runCLI(t, kv, "forget", "--number", "+390123456789", "--dry-run")
+	r := runCLI(t, kv, "forget", "--number", "+390123456789", "--dry-run", "--allow-empty")
 	if r.code != exitFailed || !strings.Contains(fmt.Sprint(r.err), "--dry-run changes nothing") {
 		t.Fatalf("exit %d, %v; want 1 saying the dry run cannot search an unmigrated schema", r.code, r.err)
 	}
@@ -373,7 +373,7 @@ func TestForgetRecordings(t *testing.T) {
 		return out
 	}
 
-	if r := runBin(t, env, "", "forget", "--number", "+"+early); r.code != 0 || !strings.Contains(r.stdout, "no row mentions the number") {
+	if r := runBin(t, env, "", "forget", "--number", "+"+early, "--allow-empty"); r.code != 0 || !strings.Contains(r.stdout, "no row mentions the number") {
 		t.Fatalf("forget before any export: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if r := runBin(t, env, "", "run", "--once"); r.code != 0 {
@@ -426,7 +426,7 @@ func TestForgetListKey(t *testing.T) {
 	f.Authorize(t)
 	kv := fixtureEnv(f, t.TempDir())
 	withKey := append(slices.Clone(kv), "EXPORT_PSEUDONYM_KEY=0123456789abcdef0123456789abcdef")
-	if r := runCLI(t, withKey, "forget", "--number", "+390123456789"); r.code != exitOK {
+	if r := runCLI(t, withKey, "forget", "--number", "+390123456789", "--allow-empty"); r.code != exitOK {
 		t.Fatalf("forget: exit %d: %v\n%s", r.code, r.err, r.stderr)
 	}
 	for _, tc := range []struct {

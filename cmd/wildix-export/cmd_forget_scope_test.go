@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/internal/pgtest"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
+	"github.com/wildix-export/wildix-export/simtest"
+	"github.com/wildix-export/wildix-export/sinks"
+)
+
+// TestForgetNeedsEveryKey, on both sinks: rows written pseudonymised
+// under key 1, then the key changed to key 2 (run --once --force). Forget without a key,
+// with another key, or with key 2 alone exits 2 naming
+// EXPORT_PSEUDONYM_KEY and changes nothing; with key 2 and key 1 given by
+// --previous-key-file it erases the number's pseudonym under both.
+func TestForgetNeedsEveryKey(t *testing.T) {
+	t.Parallel()
+	const key1, key2 = "0123456789abcdef0123456789abcdef", "another key of at least 32 bytes!!"
+	for _, pg := range []bool{false, true} {
+		t.Run(fmt.Sprintf("postgres=%v", pg), func(t *testing.T) {
+			t.Parallel()
+			const calls = 200
+			f := simtest.New(t, pbxsim.Options{Calls: calls, CallGap: time.Minute})
+			f.Authorize(t)
+			dir := t.TempDir()
+			kv := fixtureEnv(f, dir, "EXPORT_PSEUDONYMIZE=numbers")
+			snap := func() map[string][]string { return csvFolder(t, dir) }
+			if pg {
+				var schema string
+				var pool *pgxpool.Pool
+				schema, pool = pgtest.Schema(t)
+				kv = append(kv, "EXPORT_SINK=postgres", "EXPORT_DATABASE_URL="+pgtest.URL(), "EXPORT_DB_SCHEMA="+schema)
+				snap = func() map[string][]string { return tableRows(t, pool) }
+			}
+			with := func(extra ...string) []string { return append(slices.Clone(kv), extra...) }
+			if r := runCLI(t, with("EXPORT_PSEUDONYM_KEY="+key1), "run", "--once"); r.code != exitOK {
+				t.Fatalf("run: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			if r := runCLI(t, with("EXPORT_PSEUDONYM_KEY="+key2), "run", "--once", "--force"); r.code != exitOK {
+				t.Fatalf("run --once --force under key 2: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			d := simNumber(t, f.Sim, calls)
+			k1, _ := pseudonym.New([]byte(key1))
+			k2, _ := pseudonym.New([]byte(key2))
+			held := func(m map[string][]string, k *pseudonym.Keyed) bool {
+				for tb, rows := range m {
+					for _, row := range rows {
+						if strings.Contains(row, k.Number(d)) && !strings.Contains(tb, "suppress") && !strings.HasPrefix(row, `("","suppressed numbers",`) {
+							return true
+						}
+					}
+				}
+				return false
+			}
+			before := snap()
+			if !held(before, k1) {
+				t.Fatal("the sink does not hold the number's pseudonym under key 1: the test proves nothing")
+			}
+			keyFile := filepath.Join(t.TempDir(), "key1")
+			if err := os.WriteFile(keyFile, []byte(key1+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			noRule := slices.DeleteFunc(slices.Clone(kv), func(s string) bool { return strings.HasPrefix(s, "EXPORT_PSEUDONYMIZE=") })
+			for _, env := range [][]string{noRule, with("EXPORT_PSEUDONYM_KEY=a third key, also 32 bytes long!!"), with("EXPORT_PSEUDONYM_KEY=" + key2)} {
+				r := runCLI(t, env, "forget", "--number", "+"+d)
+				if msg := fmt.Sprint(r.err); r.code != exitConfig || !strings.Contains(msg, "EXPORT_PSEUDONYM_KEY") || !strings.Contains(msg, "--previous-key-file") {
+					t.Errorf("forget lacking a key: exit %d, %v; want 2 naming EXPORT_PSEUDONYM_KEY and --previous-key-file\n%s", r.code, r.err, r.stdout)
+				}
+			}
+			if !sameTableRows(before, snap()) {
+				t.Fatal("a refused forget changed the sink")
+			}
+			r := runCLI(t, with("EXPORT_PSEUDONYM_KEY="+key2), "forget", "--number", "+"+d, "--previous-key-file", keyFile)
+			if r.code != exitOK || !strings.Contains(r.stdout, "nowhere in the sink") {
+				t.Fatalf("forget with both keys: exit %d: %v\n%s%s", r.code, r.err, r.stdout, r.stderr)
+			}
+			after := snap()
+			if held(after, k1) || held(after, k2) {
+				t.Error("the number's pseudonym under a key stays after forget")
+			}
+		})
+	}
+}
+
+// TestForgetRefusesEmptySink: a mistyped EXPORT_CSV_DIR or
+// EXPORT_DB_SCHEMA (a folder or schema holding no export) exits 2 naming
+// the setting and creates nothing, with --dry-run too; --allow-empty
+// forgets before the first export.
+func TestForgetRefusesEmptySink(t *testing.T) {
+	t.Parallel()
+	schema, pool := pgtest.Schema(t)
+	missing := filepath.Join(t.TempDir(), "mistyped")
+	for _, tc := range []struct {
+		env  []string
+		want string
+	}{
+		{[]string{"EXPORT_CSV_DIR=" + missing}, "EXPORT_CSV_DIR=" + missing},
+		{[]string{"EXPORT_CSV_DIR=" + t.TempDir()}, "EXPORT_CSV_DIR="},
+		{[]string{"EXPORT_SINK=postgres", "EXPORT_DATABASE_URL=" + pgtest.URL(), "EXPORT_DB_SCHEMA=" + schema}, "EXPORT_DB_SCHEMA=" + schema},
+	} {
+		for _, dry := range []bool{true, false} {
+			args := []string{"forget", "--number", "+390123456789"}
+			if dry {
+				args = append(args, "--dry-run")
+			}
+			r := runCLI(t, append([]string{"WILDIX_PBX_URL=https://pbx.example.com"}, tc.env...), args...)
+			if msg := fmt.Sprint(r.err); r.code != exitConfig || !strings.Contains(msg, tc.want) || !strings.Contains(msg, "holds no export") {
+				t.Errorf("%v dry=%v: exit %d, %v; want 2 naming %s", tc.env, dry, r.code, r.err, tc.want)
+			}
+		}
+	}
+	if _, err := os.Stat(missing); err == nil {
+		t.Error("forget created the mistyped folder")
+	}
+	if rows := tableRows(t, pool); len(rows) != 0 {
+		t.Errorf("forget created tables in the mistyped schema: %d", len(rows))
+	}
+	dir := t.TempDir()
+	r := runCLI(t, []string{"WILDIX_PBX_URL=https://pbx.example.com", "EXPORT_CSV_DIR=" + dir}, "forget", "--number", "+390123456789", "--allow-empty")
+	if r.code != exitOK {
+		t.Fatalf("forget --allow-empty: exit %d: %v", r.code, r.err)
+	}
+}
+
+// TestForgetLocksEveryPBX: forget erases every PBX's rows of the sink, so
+// it takes every PBX's export lock: with another PBX's export running
+// (its lock held) it exits 5 and changes nothing, on both sinks.
+func TestForgetLocksEveryPBX(t *testing.T) {
+	t.Parallel()
+	for _, pg := range []bool{false, true} {
+		t.Run(fmt.Sprintf("postgres=%v", pg), func(t *testing.T) {
+			t.Parallel()
+			const calls = 50
+			f := simtest.New(t, pbxsim.Options{Calls: calls, CallGap: time.Minute})
+			f.Authorize(t)
+			dir := t.TempDir()
+			kv := fixtureEnv(f, dir)
+			ctx := context.Background()
+			snap := func() map[string][]string { return csvFolder(t, dir) }
+			var lock func() (func(), error)
+			if pg {
+				schema, pool := pgtest.Schema(t)
+				kv = append(kv, "EXPORT_SINK=postgres", "EXPORT_DATABASE_URL="+pgtest.URL(), "EXPORT_DB_SCHEMA="+schema)
+				snap = func() map[string][]string { return tableRows(t, pool) }
+				lock = func() (func(), error) {
+					// The other PBX's state, as its export leaves it.
+					if _, err := pool.Exec(ctx, `INSERT INTO export_state (pbx, key, state) VALUES ('pbx-other.example.com', 'contacts', '{}')`); err != nil {
+						return nil, err
+					}
+					return sinks.NewPostgres(pool, schema, slog.New(slog.DiscardHandler)).LockPBX(ctx, "pbx-other.example.com")
+				}
+			} else {
+				lock = func() (func(), error) {
+					s, err := sinks.NewCSV(sinks.CSVOptions{Dir: dir})
+					if err != nil {
+						return nil, err
+					}
+					if err := s.FinishRun(ctx, &exporter.RunResult{ID: "r1", Mode: "run", PBX: "pbx-other.example.com", Started: time.Now(), Ended: time.Now(), Status: "ok"}); err != nil {
+						return nil, err
+					}
+					return s.LockPBX(ctx, "pbx-other.example.com")
+				}
+			}
+			if r := runCLI(t, kv, "run", "--once"); r.code != exitOK {
+				t.Fatalf("run: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			unlock, err := lock()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unlock()
+			before := snap()
+			d := simNumber(t, f.Sim, calls)
+			r := runCLI(t, kv, "forget", "--number", "+"+d)
+			if r.code != exitLocked || !strings.Contains(fmt.Sprint(r.err), "pbx-other.example.com") {
+				t.Fatalf("forget with another PBX's export running: exit %d, %v; want %d naming that PBX\n%s", r.code, r.err, exitLocked, r.stdout)
+			}
+			if !sameTableRows(before, snap()) {
+				t.Error("forget changed the sink without every PBX's lock")
+			}
+		})
+	}
+}
