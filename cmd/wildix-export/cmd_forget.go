@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pseudonym"
 	"github.com/wildix-export/wildix-export/sinks"
+	"github.com/wildix-export/wildix-export/sinks/recstore"
 )
 
 // Erasure on request (issue 30; README, Erasure): find every trace of one
@@ -36,8 +38,10 @@ type forgetter interface {
 	ForgetScope(ctx context.Context) (*sinks.ForgetScope, error)
 }
 
-// recordingRemover removes a stored recording (recstore.Dir and S3).
+// recordingRemover finds and removes a stored recording (recstore.Dir
+// and S3).
 type recordingRemover interface {
+	Stat(ctx context.Context, name string) (recstore.Object, error)
 	Remove(ctx context.Context, name string) error
 }
 
@@ -47,7 +51,7 @@ there. To erase them at the source, delete them on the PBX, or ask the PBX's adm
 your Wildix partner or Wildix support to.`
 
 func cmdForget(ctx context.Context, a *app, args []string) error {
-	fs := a.flags("forget", "--number NUMBER [--dry-run] [--previous-key-file FILE]… [--allow-empty]", `Erase one phone number everywhere the sink holds it, on a person's request (GDPR
+	fset := a.flags("forget", "--number NUMBER [--dry-run] [--previous-key-file FILE]… [--allow-empty]", `Erase one phone number everywhere the sink holds it, on a person's request (GDPR
 erasure): every table (typed columns, raw, extra, the quarantine, the ledger's
 errors, the states) or every CSV file, and the recordings stored of calls with it.
 Rows stay, so counts of calls stay right: the number, and the name beside it,
@@ -63,19 +67,20 @@ one with --previous-key-file; it refuses (exit 2) without one. It holds every
 PBX's export lock of the sink while it works. A number is found in the forms
 written with its country code (+39…, 0039…, 39…); a national form (0…, without
 the country code) is another number: run forget again with it.`)
-	number := fs.String("number", "", "the phone number, in international form: a + and the country code, then the number, spaces allowed")
-	dry := fs.Bool("dry-run", false, "report what would be erased; change nothing")
-	allowEmpty := fs.Bool("allow-empty", false, "forget in a sink that holds no export yet (before the first export); without it, such a sink is taken for a mistyped EXPORT_CSV_DIR or EXPORT_DB_SCHEMA and refused")
+	number := fset.String("number", "", "the phone number, in international form: a + and the country code, then the number, spaces allowed")
+	dry := fset.Bool("dry-run", false, "report what would be erased; change nothing")
+	missingOK := fset.Bool("missing-recordings-ok", false, "mark erased the rows of recordings listed as stored but not found in the store: only when the store setting is right and the files are already gone (an earlier forget stopped after removing them)")
+	allowEmpty := fset.Bool("allow-empty", false, "forget in a sink that holds no export yet (before the first export); without it, such a sink is taken for a mistyped EXPORT_CSV_DIR or EXPORT_DB_SCHEMA and refused")
 	var previous keyFiles
-	fs.Var(&previous, "previous-key-file", "a file holding an earlier EXPORT_PSEUDONYM_KEY that rows of the sink were written under (after a key change); repeat for each")
-	if err := parse(fs, args); err != nil {
+	fset.Var(&previous, "previous-key-file", "a file holding an earlier EXPORT_PSEUDONYM_KEY that rows of the sink were written under (after a key change); repeat for each")
+	if err := parse(fset, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: forget takes no argument (%d given): give the number with --number", errUsage, fs.NArg())
+	if fset.NArg() > 0 {
+		return fmt.Errorf("%w: forget takes no argument (%d given): give the number with --number", errUsage, fset.NArg())
 	}
 	if *number == "" {
-		fs.Usage()
+		fset.Usage()
 		return fmt.Errorf("%w: --number is required: the number in international form, a + and the country code, then the number", errUsage)
 	}
 	if err := a.load(config.Need{Sink: true}); err != nil {
@@ -160,7 +165,13 @@ the country code) is another number: run forget again with it.`)
 			defer unlock()
 		}
 	}
-	return a.forget(ctx, s, fg, f, pk, cat.All(), *dry)
+	return a.forget(ctx, s, fg, f, pk, cat.All(), forgetOptions{dry: *dry, missingOK: *missingOK})
+}
+
+// forgetOptions are forget's flags that change what it does.
+type forgetOptions struct {
+	dry       bool // report only
+	missingOK bool // recordings listed but not in the store are taken as gone
 }
 
 // needKeys refuses (exit 2) a pseudonymised sink when a key its rows were
@@ -224,7 +235,7 @@ func (k keyFiles) keys() ([]*pseudonym.Keyed, error) {
 }
 
 // forget finds, reports and (unless dry) erases f, under the PBX's lock.
-func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgotten, pk *pseudonym.Keyed, endpoints []record.Endpoint, dry bool) error {
+func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgotten, pk *pseudonym.Keyed, endpoints []record.Endpoint, opt forgetOptions) error {
 	w := a.stdout
 	list, err := fg.Suppression(ctx)
 	if err != nil {
@@ -242,14 +253,18 @@ func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgot
 	if len(found.Recordings) > 0 {
 		fmt.Fprintf(w, "found: %d stored recording file(s) of calls with the number\n", len(found.Recordings))
 	}
-	if dry {
+	if opt.dry {
 		fmt.Fprintln(w, "Dry run: nothing was changed, and the number was not added to the suppression list.")
 		return nil
 	}
 	started := time.Now().UTC()
 	var store recordingRemover
+	var present []string
 	if len(found.Recordings) > 0 {
 		if store, err = a.recordingRemover(ctx); err != nil {
+			return err
+		}
+		if present, err = a.presentRecordings(ctx, store, found.Recordings, opt.missingOK); err != nil {
 			return err
 		}
 	}
@@ -266,19 +281,22 @@ func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgot
 	}
 	// The files before the rows: a row erased no longer says which file
 	// was the number's.
-	for _, name := range found.Recordings {
+	for _, name := range present {
 		if err := store.Remove(ctx, name); err != nil {
 			return fmt.Errorf("remove a recording of the number: %w; nothing else was erased yet: run forget again", err)
 		}
 	}
-	if n := len(found.Recordings); n > 0 {
+	if n := len(present); n > 0 {
 		fmt.Fprintf(w, "removed: %d recording file(s)\n", n)
+	}
+	if n := len(found.Recordings) - len(present); n > 0 {
+		fmt.Fprintf(w, "not in the store, taken as removed already (--missing-recordings-ok): %d recording file(s)\n", n)
 	}
 	done, err := fg.ForgetErase(ctx, a.cfg.PBXID, f, endpoints)
 	if done != nil {
 		printFound(w, "erased", done)
 	}
-	if lerr := a.forgetLedger(ctx, fg, started, done, len(found.Recordings), added, err); lerr != nil {
+	if lerr := a.forgetLedger(ctx, fg, started, done, len(present), added, err); lerr != nil {
 		err = errors.Join(err, fmt.Errorf("record the erasure in the run ledger: %w", lerr))
 	}
 	if err != nil {
@@ -286,7 +304,7 @@ func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgot
 	}
 	fmt.Fprintln(w, "Searched again: the number is nowhere in the sink.")
 	fmt.Fprintln(w, pbxStillHolds)
-	a.log.Info("number erased", "rows", done.Rows(), "recordings_removed", len(found.Recordings))
+	a.log.Info("number erased", "rows", done.Rows(), "recordings_removed", len(present))
 	return nil
 }
 
@@ -338,6 +356,36 @@ func (a *app) recordingRemover(ctx context.Context) (recordingRemover, error) {
 		return nil, fmt.Errorf("the recordings store cannot remove files")
 	}
 	return rm, nil
+}
+
+// presentRecordings returns the names, of those rows list as stored, that
+// the store holds. One not there is an error, nothing changed yet, unless
+// missingOK: a store setting that names another folder or bucket would
+// otherwise have forget mark the rows erased and leave the real files
+// behind, named by no row, for ever.
+func (a *app) presentRecordings(ctx context.Context, store recordingRemover, names []string, missingOK bool) ([]string, error) {
+	var present []string
+	missing := 0
+	for _, name := range names {
+		_, err := store.Stat(ctx, name)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			missing++
+		case err != nil:
+			return nil, fmt.Errorf("look for a recording of the number in the store: %w; nothing was erased", err)
+		default:
+			present = append(present, name)
+		}
+	}
+	if missing > 0 && !missingOK {
+		where := "EXPORT_RECORDINGS_DIR=" + a.cfg.RecordingsDir
+		if a.cfg.RecordingsStore == "s3" {
+			where = fmt.Sprintf("EXPORT_RECORDINGS_S3_BUCKET=%s, EXPORT_RECORDINGS_S3_PREFIX=%s", a.cfg.S3Bucket, a.cfg.S3Prefix)
+		}
+		return nil, fmt.Errorf("%w: %d of the %d recording file(s) of the number the rows list as stored are not in the store (%s); nothing was erased: check the setting, it must be the export's store (with another one the files would stay, named by no row). If it is right and the files are gone already (an earlier forget stopped after removing them), run forget again with --missing-recordings-ok",
+			errUsage, missing, len(names), where)
+	}
+	return present, nil
 }
 
 // pseudonymKey is the pseudonym key (EXPORT_PSEUDONYM_KEY), nil when not

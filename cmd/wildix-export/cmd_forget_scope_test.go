@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -192,5 +193,50 @@ func TestForgetLocksEveryPBX(t *testing.T) {
 				t.Error("forget changed the sink without every PBX's lock")
 			}
 		})
+	}
+}
+
+// TestForgetRecordingsWrongStore: forget with EXPORT_RECORDINGS_DIR set
+// to another (existing, empty) folder than the export's exits 2 naming
+// the setting and changes nothing: the rows still name their files, and
+// the files stay. With the right folder it removes them.
+func TestForgetRecordingsWrongStore(t *testing.T) {
+	t.Parallel()
+	store := dirStore(t)
+	const calls = 200
+	f := simtest.New(t, pbxsim.Options{Calls: calls, CallGap: time.Minute, CallsStart: time.Now().UTC().Add(-calls * time.Minute).Add(-time.Hour),
+		APIKeys: []string{recToken}, Recordings: pbxsim.RecordingOptions{Every: 5, BytesPerSecond: 400}})
+	f.Authorize(t)
+	csvDir := t.TempDir()
+	env := simEnv(f, csvDir, append([]string{"WILDIX_RECORDINGS_TOKEN=" + recToken}, store.env...)...)
+	var number string
+	for _, r := range f.Sim.Recordings() {
+		if d, ok := pseudonym.Canonical(r.Number); ok && len(d) >= 7 {
+			number = d
+			break
+		}
+	}
+	if number == "" {
+		t.Fatal("no recording of an external number: the test proves nothing")
+	}
+	if r := runBin(t, env, "", "run", "--once"); r.code != 0 {
+		t.Fatalf("run --once: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	files, folder := store.files(t), csvFolder(t, csvDir)
+	empty := t.TempDir()
+	wrong := append(slices.Clone(env), "EXPORT_RECORDINGS_DIR="+empty)
+	r := runBin(t, wrong, "", "forget", "--number", "+"+number)
+	if r.code != exitConfig || !strings.Contains(r.stderr, "EXPORT_RECORDINGS_DIR="+empty) || strings.Contains(r.stdout, "removed:") {
+		t.Fatalf("forget with another recordings folder: exit %d, want 2 naming EXPORT_RECORDINGS_DIR\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if !maps.Equal(files, store.files(t)) || !sameTableRows(folder, csvFolder(t, csvDir)) {
+		t.Fatal("forget with another recordings folder changed the store or the rows")
+	}
+	r = runBin(t, env, "", "forget", "--number", "+"+number)
+	if r.code != 0 || !strings.Contains(r.stdout, "removed: ") {
+		t.Fatalf("forget with the export's folder: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if len(store.files(t)) >= len(files) {
+		t.Error("no recording file removed with the export's folder")
 	}
 }
