@@ -38,6 +38,13 @@ type S3Options struct {
 	// memory a Put holds (default 16 MiB, at least 5 MiB as S3 wants).
 	// Files larger than one part go in parts; up to 10,000 parts.
 	PartSize int64
+	// Concurrency is how many Puts the caller runs at once (the
+	// exporter's EXPORT_CONCURRENCY; default 4). The store keeps that
+	// many buffers of the files it sent in one PUT (each the size of the
+	// largest such file it held, at most a part) for the next ones: a
+	// buffer a file is garbage the heap grows with until collected
+	// (4 copies of 16 MiB files: 145 MB resident instead of 80).
+	Concurrency int
 	// Transport carries the requests (default: http.DefaultTransport's
 	// settings with Timeout); for extra CA certificates.
 	Transport http.RoundTripper
@@ -79,6 +86,7 @@ type S3 struct {
 	bucket   string
 	prefix   string
 	partSize int64
+	free     chan []byte // buffers of one-PUT files, for the next ones
 }
 
 // OpenS3 connects to the bucket and checks that it exists.
@@ -147,7 +155,11 @@ func OpenS3(ctx context.Context, o S3Options) (*S3, error) {
 	if !ok {
 		return nil, fmt.Errorf("S3 bucket %s at %s: no such bucket (create it first)", o.Bucket, o.Endpoint)
 	}
-	return &S3{c: c, bucket: o.Bucket, prefix: prefix, partSize: part}, nil
+	n := o.Concurrency
+	if n <= 0 {
+		n = 4
+	}
+	return &S3{c: c, bucket: o.Bucket, prefix: prefix, partSize: part, free: make(chan []byte, n)}, nil
 }
 
 // redactEndpoint is a refused endpoint as a message may show it: without
@@ -245,13 +257,15 @@ func (s *S3) Put(ctx context.Context, name string, r io.Reader, want Want) (Obje
 // them again over http, is turned off.
 func (s *S3) putOne(ctx context.Context, name, key string, r io.Reader, want Want) (Object, error) {
 	v := newVerifier(ctxReader{ctx, r}, want)
-	buf := make([]byte, want.Size)
+	buf := s.buffer(want.Size)
 	if _, err := io.ReadFull(v, buf); err != nil {
+		s.release(buf)
 		return Object{}, fmt.Errorf("store %s: %w", name, err)
 	}
 	if !v.done() {
 		// The verifier gives the last byte only once the source ended and
 		// matched: a full buffer is a verified stream.
+		s.release(buf)
 		return Object{}, fmt.Errorf("store %s: the copy ended before its source", name)
 	}
 	sum := v.sum()
@@ -262,12 +276,38 @@ func (s *S3) putOne(ctx context.Context, name, key string, r io.Reader, want Wan
 	}
 	info, err := minio.Core{Client: s.c}.PutObject(ctx, s.bucket, key, bytes.NewReader(buf), want.Size, "", sum, opts)
 	if err != nil {
+		// Not released: a request answered before its body was sent
+		// whole may still be reading it (http.RoundTripper's contract).
 		return Object{}, fmt.Errorf("store %s: %w", name, err)
 	}
+	// Answered 200: the server had the whole body, so the request is
+	// done reading it.
+	s.release(buf)
 	if info.Size != want.Size {
 		return Object{}, fmt.Errorf("store %s: the server stored %d bytes of %d", name, info.Size, want.Size)
 	}
 	return Object{Name: name, Size: want.Size, SHA256: sum}, nil
+}
+
+// buffer is a buffer of n bytes, a kept one when one is free and large
+// enough.
+func (s *S3) buffer(n int64) []byte {
+	select {
+	case b := <-s.free:
+		if int64(cap(b)) >= n {
+			return b[:n]
+		}
+	default:
+	}
+	return make([]byte, n)
+}
+
+// release keeps b for the next file, unless Concurrency buffers are kept.
+func (s *S3) release(b []byte) {
+	select {
+	case s.free <- b:
+	default:
+	}
 }
 
 // unwrapVerify prefers the stream's own error (a mismatch, a cancelled

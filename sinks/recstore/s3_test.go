@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -556,6 +557,55 @@ func TestS3KilledMidPut(t *testing.T) {
 				t.Errorf("fresh after the completing copy: %d bytes, %v", len(b), err)
 			}
 		})
+	}
+}
+
+// TestS3OnePutBuffersKept: files sent in one PUT, Concurrency at once,
+// reuse the store's Concurrency buffers: 8 files of 5 MiB, 2 at a time,
+// allocate 2 buffers, not 8 (a buffer a file was garbage the heap grew
+// with: 4 copies of 16 MiB files held 145 MB resident). Not parallel:
+// it counts the bytes the process allocates.
+func TestS3OnePutBuffersKept(t *testing.T) {
+	f, _, o := s3Fixture(t)
+	o.Concurrency = 2
+	st, err := OpenS3(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	const n, files, size = 2, 8, testPartSize
+	var names []string
+	for i := range files {
+		names = append(names, testName(t, fmt.Sprintf("buf-%d", i)))
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	errs := make(chan error, files)
+	for g := range n {
+		go func() {
+			for i := g; i < files; i += n {
+				want := Want{Size: size - int64(i)} // a part or less: one PUT
+				_, err := st.Put(context.Background(), names[i], content(seed+uint64(i), want.Size), want)
+				errs <- err
+			}
+		}()
+	}
+	for range files {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	alloc := after.TotalAlloc - before.TotalAlloc
+	t.Logf("%d files of %d bytes, %d at once: %d bytes allocated", files, size, n, alloc)
+	if alloc >= 4*size {
+		t.Errorf("%d files of %d bytes, %d at once, allocated %d bytes; want under %d (%d buffers kept, not one a file)", files, size, n, alloc, 4*size, n)
+	}
+	for i, name := range names {
+		if b, err := f.read(t, name); err != nil || sum(b) != contentSum(t, seed+uint64(i), size-int64(i)) {
+			t.Errorf("%s: %d bytes stored, %v; want the file", name, len(b), err)
+		}
 	}
 }
 
