@@ -79,23 +79,16 @@ func (p Pruned) Total() int64 {
 const RecordingsStore = "recordings store"
 
 // prunable returns the endpoints holding rows of calls, with the index of
-// their time column.
+// their time column: those record.RetentionColumn names, the ones the
+// exporter's guard filters too.
 func prunable(eps []record.Endpoint) (out []*record.Endpoint, cols []int) {
 	for i := range eps {
 		e := &eps[i]
-		if e.Mode != record.Incremental || e.TimeField == "" {
-			continue
-		}
-		if c := timeColumn(e); c >= 0 && e.Columns[c].Type == record.Timestamp {
+		if c := record.RetentionColumn(e); c >= 0 {
 			out, cols = append(out, e), append(cols, c)
 		}
 	}
 	return out, cols
-}
-
-// timeColumn is the index of e's time field's column, -1 if none.
-func timeColumn(e *record.Endpoint) int {
-	return slices.IndexFunc(e.Columns, func(c record.Column) bool { return c.Field == e.TimeField })
 }
 
 // recordStart reads the call start of a record as the PBX sent it (a
@@ -114,7 +107,9 @@ func recordStart(ep *record.Endpoint, raw []byte, zone *time.Location) (time.Tim
 		d := ep.InShape(shape, record.TimeWall)
 		e = &d
 	}
-	i := timeColumn(e)
+	// The time field's column in the record's shape (text, a wall time
+	// or Unix seconds, in some shapes).
+	i := slices.IndexFunc(e.Columns, func(c record.Column) bool { return c.Field == e.TimeField })
 	row, err := (&record.Converter{Endpoint: e, Zone: zone}).Convert(0, raw)
 	if i < 0 || err != nil {
 		return time.Time{}, false
@@ -152,7 +147,7 @@ func (s *CSV) Prune(ctx context.Context, pbx string, eps []record.Endpoint, cut 
 	var out Pruned
 	ends, cols := prunable(eps)
 	for i, ep := range ends {
-		p := &csvPrune{s: s, pbx: pbx, ep: ep, col: ep.Columns[cols[i]].Name, cut: cut, times: s.readTimes(pbx, ep.Name),
+		p := &csvPrune{s: s, pbx: pbx, ep: ep, col: ep.Columns[cols[i]].Name, ret: record.Retention{Cut: cut}, times: s.readTimes(pbx, ep.Name),
 			read: map[string]bool{}, oldest: map[string]time.Time{}}
 		if ep.Files == "recordings" {
 			if o.Recordings == nil {
@@ -194,7 +189,7 @@ type csvPrune struct {
 	pbx    string
 	ep     *record.Endpoint
 	col    string // the time column
-	cut    time.Time
+	ret    record.Retention
 	times  *pruneTimes          // what earlier prunes learnt of the files
 	cur    string               // the file being read
 	read   map[string]bool      // files read by this prune
@@ -203,7 +198,7 @@ type csvPrune struct {
 
 // pick skips a file known to hold no call older than the cut.
 func (p *csvPrune) pick(f ownFile) bool {
-	if t, ok := p.times.Files[f.Name]; ok && f.SHA256 != "" && t.SHA256 == f.SHA256 && (t.Oldest == nil || !t.Oldest.Before(p.cut)) {
+	if t, ok := p.times.Files[f.Name]; ok && f.SHA256 != "" && t.SHA256 == f.SHA256 && (t.Oldest == nil || !p.ret.Expired(*t.Oldest, true)) {
 		return false
 	}
 	p.cur, p.read[f.Name] = f.Name, true
@@ -234,7 +229,7 @@ func (p *csvPrune) drop(header, row []string) (RowEdit, error) {
 	if err != nil || !ok {
 		return RowEdit{}, err
 	}
-	if t.Before(p.cut) {
+	if p.ret.Expired(t, ok) {
 		return RowEdit{Drop: true}, nil
 	}
 	if o, seen := p.oldest[p.cur]; !seen || t.Before(o) {
@@ -248,7 +243,7 @@ func (p *csvPrune) count(ctx context.Context) (int64, error) {
 	var n int64
 	_, err := p.s.editFiles(ctx, p.pbx, p.ep, "retention", p.pick, func(header, row []string) (RowEdit, error) {
 		t, ok, err := p.start(header, row)
-		if ok && t.Before(p.cut) {
+		if p.ret.Expired(t, ok) {
 			n++
 		}
 		return RowEdit{}, err
@@ -262,7 +257,7 @@ func (p *csvPrune) removeRecordings(ctx context.Context, o PruneOptions) (int64,
 	var names []string
 	_, err := p.s.editFiles(ctx, p.pbx, p.ep, "retention", p.pick, func(header, row []string) (RowEdit, error) {
 		t, ok, err := p.start(header, row)
-		if j := slices.Index(header, "object"); ok && t.Before(p.cut) && j >= 0 && row[j] != "" {
+		if j := slices.Index(header, "object"); p.ret.Expired(t, ok) && j >= 0 && row[j] != "" {
 			name := row[j]
 			if p.s.opt.SafeFormulas && len(name) > 1 && name[0] == '\'' && strings.ContainsRune("=+-@\t\r", rune(name[1])) {
 				name = name[1:] // as cell wrote it

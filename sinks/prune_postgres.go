@@ -90,6 +90,8 @@ func (p *Postgres) Prune(ctx context.Context, pbx string, eps []record.Endpoint,
 	}
 	ends, cols := prunable(eps)
 	for i, ep := range ends {
+		// record.Retention.Expired in SQL: strictly before the cut; a
+		// NULL start (unknown) is kept.
 		where := "pbx = $1 AND " + pgx.Identifier{ep.Columns[cols[i]].Name}.Sanitize() + " < $2"
 		var n int64
 		var err error
@@ -180,7 +182,7 @@ func (p *Postgres) pruneQuarantine(ctx context.Context, pbx string, ep *record.E
 	var keys []string
 	var key, rec string
 	_, err := pgx.ForEachRow(rows, []any{&key, &rec}, func() error {
-		if t, ok := recordStart(ep, []byte(rec), o.Zone); ok && t.Before(cut) {
+		if t, ok := recordStart(ep, []byte(rec), o.Zone); (record.Retention{Cut: cut}).Expired(t, ok) {
 			keys = append(keys, key)
 		}
 		return nil

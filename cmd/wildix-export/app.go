@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/wildix-export/wildix-export/auth"
 	"github.com/wildix-export/wildix-export/config"
@@ -75,6 +76,9 @@ type app struct {
 	// beforeRun, set only by tests, is called under the lock at the start
 	// of every export run (a seam to make one panic).
 	beforeRun func()
+	// now, set only by tests, is the clock each run's retention cut is
+	// read from (time.Now when nil).
+	now func() time.Time
 }
 
 type command struct {

@@ -17,22 +17,22 @@ type pruner interface {
 
 // retention is the exporter's AfterRun for EXPORT_RETENTION, nil when it
 // is off. After a run (or backfill) whose endpoints all succeeded, the
-// PBX's lock still held, the rows of calls that started before now less
-// EXPORT_RETENTION are removed from every endpoint of the catalog that
+// PBX's lock still held, the rows of calls that started before ret's cut
+// (the run's start less EXPORT_RETENTION, the cut its guard applied) are
+// removed from every endpoint of the catalog that
 // holds calls, their recordings' files first (sinks' Prune). What it
 // removed is the run's "retention" result: rows per table in its notes
 // (the run ledger), their total in its rows, and in /metrics. A prune
 // that fails fails the run; what it removed stays removed, and the next
 // run goes on from there. The exporter's guard keeps older rows from
 // being written again (exporter/privacy).
-func (a *app) retention(st *started, m *metrics) func(context.Context, *exporter.RunResult) []exporter.EndpointResult {
-	limit := a.cfg.Retention
-	if limit <= 0 {
+func (a *app) retention(st *started, m *metrics, ret record.Retention) func(context.Context, *exporter.RunResult) []exporter.EndpointResult {
+	if ret.Cut.IsZero() {
 		return nil
 	}
+	cut := ret.Cut
 	return func(ctx context.Context, r *exporter.RunResult) []exporter.EndpointResult {
 		began := time.Now()
-		cut := began.Add(-limit).UTC().Truncate(time.Second) // as the notes write it
 		res := exporter.EndpointResult{Endpoint: "retention", Paging: "prune"}
 		o := sinks.PruneOptions{Zone: a.cfg.Timezone}
 		if st.rec != nil {

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -537,7 +538,7 @@ func TestRetentionFailureRedacted(t *testing.T) {
 	cat, _ := record.LoadCatalog("")
 	a := &app{cfg: &config.Config{Retention: 10 * 24 * time.Hour}, log: slog.New(slog.DiscardHandler), redact: &privacy.Redactor{Keys: keys}}
 	st := &started{sink: &sink{Sink: unprunable{}, name: "csv /srv/export +39 333 1234567"}, cat: cat}
-	got := a.retention(st, newMetrics())(context.Background(), &exporter.RunResult{ID: "r1", PBX: "p"})
+	got := a.retention(st, newMetrics(), record.RetentionAt(time.Now(), a.cfg.Retention))(context.Background(), &exporter.RunResult{ID: "r1", PBX: "p"})
 	if len(got) != 1 || got[0].Endpoint != "retention" || got[0].Err == nil {
 		t.Fatalf("result %+v, want one failed retention result", got)
 	}
@@ -547,7 +548,58 @@ func TestRetentionFailureRedacted(t *testing.T) {
 	if len(got[0].Notes) == 0 || !cutNote.MatchString(got[0].Notes[0]) {
 		t.Fatalf("notes %q, want the cut", got[0].Notes)
 	}
-	if (&app{cfg: &config.Config{}}).retention(st, newMetrics()) != nil {
+	if (&app{cfg: &config.Config{}}).retention(st, newMetrics(), record.RetentionAt(time.Now(), 0)) != nil {
 		t.Fatal("retention without EXPORT_RETENTION is not off")
+	}
+}
+
+// TestRetentionOneCutPerRun: a run reads its retention cut from the clock
+// once: the guard's cut (each batch's rows, each recording's file) is the
+// prune's, however long the run takes. Here the clock moves a minute at
+// each read, 3 hours ahead of the real one; a guard reading a clock of
+// its own, or a prune reading it again, gives another cut. With two cuts,
+// a recording at the cut was copied and its row then left out (review
+// 30-retention, F1).
+func TestRetentionOneCutPerRun(t *testing.T) {
+	t.Parallel()
+	const limit = 10 * 24 * time.Hour
+	s, err := sinks.NewCSV(sinks.CSVOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, _ := record.LoadCatalog("")
+	var reads atomic.Int64
+	base := time.Now().Add(3 * time.Hour).Truncate(time.Second)
+	a := &app{cfg: &config.Config{Retention: limit, PBXID: "p", RunTimeout: time.Minute}, log: slog.New(slog.DiscardHandler),
+		stdout: io.Discard, now: func() time.Time { return base.Add(time.Duration(reads.Add(1)) * time.Minute) }}
+	g := &privacy.Guard{Retention: limit}
+	st := &started{sink: &sink{Sink: s, name: "csv"}, guard: g, x: &exporter.Exporter{}, cat: cat}
+	for run := range 2 {
+		var seen []time.Time
+		var res []exporter.EndpointResult
+		err := a.export(context.Background(), st, newMetrics(), func(ctx context.Context, id string) *exporter.RunResult {
+			r := &exporter.RunResult{ID: id, PBX: "p"}
+			seen = append(seen, g.Cutoff(), g.Cutoff())
+			res = st.x.AfterRun(ctx, r)
+			seen = append(seen, g.Cutoff())
+			r.Endpoints = res
+			return r
+		})
+		if err != nil || len(res) != 1 || res[0].Err != nil {
+			t.Fatalf("run %d: %v, retention %+v", run, err, res)
+		}
+		cut := noteCut(t, res[0].Notes)
+		want := base.Add(time.Duration(reads.Load())*time.Minute - limit).UTC()
+		if !cut.Equal(want) {
+			t.Fatalf("run %d: prune's cut %v, want %v (the clock read once, at the run's start)", run, cut, want)
+		}
+		for i, c := range seen {
+			if !c.Equal(cut) {
+				t.Fatalf("run %d: the guard's cut (read %d) %v, the prune's %v", run, i, c, cut)
+			}
+		}
+	}
+	if n := reads.Load(); n != 2 {
+		t.Fatalf("the clock read %d times in 2 runs, want once a run", n)
 	}
 }

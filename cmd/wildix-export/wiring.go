@@ -194,6 +194,7 @@ type started struct {
 	rec      *recordings.Copier
 	x        *exporter.Exporter
 	suppress *suppression // the guard's, read again at each run's start
+	guard    *privacy.Guard
 	cat      *record.Catalog
 }
 
@@ -244,7 +245,7 @@ func (a *app) start(ctx context.Context, cat *record.Catalog) (*started, error) 
 	if a.redact != nil {
 		x.Redact = a.redact.Text
 	}
-	return &started{sink: s, pbx: p, rec: rec, x: x, suppress: sup, cat: cat}, nil
+	return &started{sink: s, pbx: p, rec: rec, x: x, suppress: sup, guard: guard, cat: cat}, nil
 }
 
 // export runs one export under the PBX's lock and within EXPORT_RUN_TIMEOUT,
@@ -267,7 +268,16 @@ func (a *app) export(ctx context.Context, st *started, m *metrics, do func(ctx c
 	if a.beforeRun != nil {
 		a.beforeRun()
 	}
-	st.x.AfterRun = a.retention(st, m)
+	// One retention cut for the whole run, read from the clock once:
+	// the guard's (each batch's rows, each recording's file) and the
+	// prune's after it. With two, a recording at the cut could be copied
+	// and its row then left out: a file no row names, never pruned.
+	at := time.Now()
+	if a.now != nil {
+		at = a.now()
+	}
+	st.guard.Now = func() time.Time { return at }
+	st.x.AfterRun = a.retention(st, m, record.RetentionAt(at, a.cfg.Retention))
 	id := exporter.NewRunID(time.Now())
 	a.log.Info("export started", "run_id", id, "pbx", a.cfg.PBXID, "sink", st.sink.name)
 	began := time.Now()

@@ -44,10 +44,11 @@ type Guard struct {
 	// Keys makes the pseudonyms; required when Rule is on.
 	Keys *pseudonym.Keyed
 	// Retention drops rows whose time column (the endpoint's TimeField)
-	// is older than now less it; 0 keeps every row. Endpoints without a
-	// time field (snapshots) are never dropped from.
+	// is older than now less it; 0 keeps every row. Only the endpoints
+	// record.RetentionColumn names are dropped from (never snapshots).
 	Retention time.Duration
-	// Now is the clock, time.Now when nil.
+	// Now is the clock, time.Now when nil. A run sets it to return its
+	// start, the instant its prune's cut is computed from.
 	Now func() time.Time
 	// Display, with Rule.Numbers, keeps beside each number column it
 	// replaces a display form (pseudonym.Display: "+39 ••• ••• 12"), in
@@ -121,30 +122,35 @@ func (g *Guard) Rows(ep *record.Endpoint, rows []record.Row, notes *record.Warni
 	return out, nil
 }
 
-// Cutoff is the oldest time a row may have, zero when every row is kept.
+// Cutoff is the oldest time a row may have, zero when every row is kept:
+// record.RetentionAt of Now. A run fixes Now to its start, so that every
+// batch, every recording's file and the run's prune share one cut.
 func (g *Guard) Cutoff() time.Time {
+	return g.retention().Cut
+}
+
+func (g *Guard) retention() record.Retention {
 	if g.Retention <= 0 {
-		return time.Time{}
+		return record.Retention{}
 	}
 	now := time.Now
 	if g.Now != nil {
 		now = g.Now
 	}
-	return now().Add(-g.Retention)
+	return record.RetentionAt(now(), g.Retention)
 }
 
-// retain leaves out the rows older than Cutoff. A row without a time
-// (NULL) is kept: its age is not known, and dropping it would lose it.
+// retain leaves out the rows older than the cut (record.Retention.Drops:
+// a row without a time, NULL, is kept: its age is not known, and dropping
+// it would lose it).
 func (g *Guard) retain(ep *record.Endpoint, rows []record.Row) []record.Row {
-	cutoff := g.Cutoff()
-	col := timeColumn(ep)
-	if cutoff.IsZero() || col < 0 {
+	ret := g.retention()
+	if ret.Cut.IsZero() || record.RetentionColumn(ep) < 0 {
 		return rows
 	}
 	var kept []record.Row
 	for i, r := range rows {
-		t, ok := r.Values[col].(time.Time)
-		if !ok || !t.Before(cutoff) {
+		if !ret.Drops(ep, r) {
 			if kept != nil {
 				kept = append(kept, r)
 			}
@@ -162,24 +168,5 @@ func (g *Guard) retain(ep *record.Endpoint, rows []record.Row) []record.Row {
 
 // expired reports whether row is older than the retention (see retain).
 func (g *Guard) expired(ep *record.Endpoint, row record.Row) bool {
-	cutoff, col := g.Cutoff(), timeColumn(ep)
-	if cutoff.IsZero() || col < 0 {
-		return false
-	}
-	t, ok := row.Values[col].(time.Time)
-	return ok && t.Before(cutoff)
-}
-
-// timeColumn is the index of ep's time column (its TimeField's, of type
-// timestamptz), -1 when it has none.
-func timeColumn(ep *record.Endpoint) int {
-	if ep.TimeField == "" {
-		return -1
-	}
-	for i, c := range ep.Columns {
-		if c.Field == ep.TimeField && c.Type == record.Timestamp {
-			return i
-		}
-	}
-	return -1
+	return g.retention().Drops(ep, row)
 }
