@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pseudonym"
@@ -99,5 +100,59 @@ func TestEraseRowCallHistory(t *testing.T) {
 	}
 	if n := sh.erase(cells, f.match); n != 0 {
 		t.Errorf("erasing again counted %d, want 0", n)
+	}
+}
+
+// TestEraseFreeTextSameAsList: the free-text forms of review
+// 30-forget-attack finding 3 are erased by forget's rule and, the same
+// way, by the suppression list (one function: a later export writes what
+// forget left); a neighbour number stays.
+func TestEraseFreeTextSameAsList(t *testing.T) {
+	t.Parallel()
+	f, k := testForgotten(t, "+39 352 8512784")
+	var e record.Endpoint
+	for _, x := range record.Builtin() {
+		if x.Name == "call_history" {
+			e = x
+		}
+	}
+	l := &Suppression{}
+	if _, _, err := l.add("393528512784", k, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	sup, err := l.Suppressor(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := func(name string) int {
+		return slices.IndexFunc(e.Columns, func(c record.Column) bool { return c.Name == name })
+	}
+	for _, tc := range []struct{ in, want string }{
+		{"cb +39-352-8512784 asap", "cb erased asap"},
+		{"tel:+39-352-8512784", "tel:erased"},
+		{"+39/352/8512784 x", "erased x"},
+		{"called +39 352 8512784 3 times", "called erased 3 times"},
+		{"tel +39\u00a0352\u00a08512784", "tel erased"},
+		{"+39\t352\t8512784 later", "erased later"},
+		{"393528512784 3935285127848", "erased 3935285127848"},
+		{"(+39) 352 8512784", "erased"},
+		{"cb +3935285127848 or +39352851278", "cb +3935285127848 or +39352851278"},
+	} {
+		sh := endpointShape(&e, true)
+		cells := make([]string, len(sh.names))
+		cells[slices.Index(sh.names, "userfield")] = tc.in
+		sh.erase(cells, f.match)
+		if got := cells[slices.Index(sh.names, "userfield")]; got != tc.want {
+			t.Errorf("forget: %q became %q, want %q", tc.in, got, tc.want)
+		}
+		row := record.Row{Values: make([]any, len(e.Columns))}
+		for i := range row.Values {
+			row.Values[i] = ""
+		}
+		row.Values[col("userfield")] = tc.in
+		sup.Apply(&e, &row)
+		if got := row.Values[col("userfield")]; got != tc.want {
+			t.Errorf("suppression list: %q became %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }

@@ -3,12 +3,22 @@ package pseudonym
 import "strings"
 
 // Replace returns s with each phone number and each pseudonym in it that
-// match claims replaced by with, and how many were replaced. Numbers are
-// found as Scrub finds them (at least seven digits, "+" allowed, up to two
-// spaces or brackets between groups, inside free text too); a whole value
-// that is one number in a form free text does not allow ("+39-02-1234-5678")
-// is taken whole. match is given a number's canonical digits (Canonical)
-// or a pseudonym as written ("p:…", "n:…"), which never look alike.
+// match claims replaced by with, and how many were replaced. match is
+// given a number's canonical digits (Canonical) or a pseudonym as written
+// ("p:…", "n:…"), which never look alike.
+//
+// Numbers are looked for more widely than Scrub does, as erasure must
+// miss no form (issue 30): a whole value that is one number
+// ("+39-02-1234-5678") is taken whole; inside free text, digit groups
+// joined by up to maxGap separators (spaces, tabs, no-break spaces,
+// dashes, dots, slashes, brackets) form a run, and every span of whole
+// groups of a run holding minDigits to maxSpanDigits digits is a
+// candidate, the longest first from each group on: "cb +39-352-8512784
+// asap", "called +39 352 8512784 3 times" (the span before the "3"), two
+// numbers with one space between them. No digit is ever next to a span
+// (groups are whole), so a number one digit longer or shorter is another
+// number. A group inside a hexadecimal id ("0000002a") joins no run. The
+// "+" before a span, and a bracket it opens or closes, go with it.
 //
 // Erasure uses it (issue 30): a number asked to be forgotten, in clear in
 // any form or as its pseudonym, becomes a fixed marker wherever it is.
@@ -24,52 +34,137 @@ func Replace(s string, match func(v string) bool, with string) (string, int) {
 	}
 	var b strings.Builder
 	last, n := 0, 0
+	replace := func(from, to int) {
+		b.WriteString(s[last:from])
+		b.WriteString(with)
+		last, n = to, n+1
+	}
+	var run []group // the digit groups of the current run
+	flush := func() {
+		for i := 0; i < len(run); {
+			j := spanMatch(s, run, i, match)
+			if j < 0 {
+				i++
+				continue
+			}
+			from, to := spanBounds(s, run[i].start, run[j].end)
+			if from < last {
+				from = last
+			}
+			replace(from, to)
+			i = j + 1
+		}
+		run = run[:0]
+	}
 	for i := 0; i < len(s); {
 		if l := pseudonymLen(s[i:]); l > 0 {
+			flush()
 			if match(s[i : i+l]) {
-				b.WriteString(s[last:i])
-				b.WriteString(with)
-				last, n = i+l, n+1
+				replace(i, i+l)
 			}
 			i += l
 			continue
 		}
-		if !(s[i] == '+' || isDigit(s[i])) || i > 0 && isDigit(s[i-1]) {
+		if !isDigit(s[i]) {
 			i++
 			continue
 		}
-		end := numberEnd(s, i)
-		if end == i {
+		g := group{start: i}
+		for i < len(s) && isDigit(s[i]) {
 			i++
+		}
+		g.end = i
+		if hexWord(s, g.start, g.end) {
+			flush()
 			continue
 		}
-		wl, wr := i, end
-		for wl > 0 && isWord(s[wl-1]) {
-			wl--
+		if len(run) > 0 && !isGap(s[run[len(run)-1].end:g.start]) {
+			flush()
 		}
-		for wr < len(s) && isWord(s[wr]) {
-			wr++
-		}
-		if (wl < i || wr > end) && isHex(s[wl:wr]) {
-			i = wr
-			continue
-		}
-		if digits(s[i:end]) < minDigits {
-			i = end
-			continue
-		}
-		if c, ok := canonical(s[i:end]); ok && match(c) {
-			b.WriteString(s[last:i])
-			b.WriteString(with)
-			last, n = end, n+1
-		}
-		i = end
+		run = append(run, g)
 	}
+	flush()
 	if n == 0 {
 		return s, 0
 	}
 	b.WriteString(s[last:])
 	return b.String(), n
+}
+
+// maxGap is the most separator characters between two digit groups of one
+// number in free text ("+39 (0) 2", "+39   352"); maxSpanDigits the most
+// digits of a span: E.164's 15 after "00".
+const (
+	maxGap        = 4
+	maxSpanDigits = 17
+)
+
+// group is a maximal run of ASCII digits, s[start:end].
+type group struct{ start, end int }
+
+// spanMatch returns the last group j of the longest span run[i..j] that
+// match claims, or -1.
+func spanMatch(s string, run []group, i int, match func(string) bool) int {
+	total, j := 0, i
+	for ; j < len(run); j++ {
+		if total+run[j].end-run[j].start > maxSpanDigits {
+			break
+		}
+		total += run[j].end - run[j].start
+	}
+	for j--; j >= i; j-- {
+		var d strings.Builder
+		for _, g := range run[i : j+1] {
+			d.WriteString(s[g.start:g.end])
+		}
+		c := strings.TrimPrefix(d.String(), "00")
+		if len(c) >= minDigits && match(c) {
+			return j
+		}
+	}
+	return -1
+}
+
+// spanBounds widens the span s[from:to] of whole digit groups by the "+"
+// before it and the bracket it leaves open or closes unopened.
+func spanBounds(s string, from, to int) (int, int) {
+	if from > 0 && s[from-1] == '+' {
+		from--
+	}
+	opens, closes := strings.Count(s[from:to], "("), strings.Count(s[from:to], ")")
+	if closes > opens && from > 0 && s[from-1] == '(' {
+		from--
+	}
+	if opens > closes && to < len(s) && s[to] == ')' {
+		to++
+	}
+	return from, to
+}
+
+// isGap reports whether the text between two digit groups joins them
+// into one run: 1 to maxGap separators.
+func isGap(t string) bool {
+	k := 0
+	for _, r := range t {
+		if !strings.ContainsRune(" \t\u00a0-./()", r) {
+			return false
+		}
+		k++
+	}
+	return k >= 1 && k <= maxGap
+}
+
+// hexWord reports whether the digits s[from:to] are part of a hexadecimal
+// word with letters (an id's "0000002a", not a number).
+func hexWord(s string, from, to int) bool {
+	wl, wr := from, to
+	for wl > 0 && isWord(s[wl-1]) {
+		wl--
+	}
+	for wr < len(s) && isWord(s[wr]) {
+		wr++
+	}
+	return (wl < from || wr > to) && isHex(s[wl:wr])
 }
 
 // canonical is Canonical, without an allocation for the common form: a

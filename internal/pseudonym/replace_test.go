@@ -46,6 +46,44 @@ func TestReplace(t *testing.T) {
 // TestReplaceAgreesWithScrub: every number Scrub pseudonymises in a text
 // is one Replace finds, so a number erased from rows in clear is erased
 // from the same rows pseudonymised.
+// TestReplaceFreeTextForms: the forms of review 30-forget-attack finding 3
+// and 10, inside free text, are found; a number one digit longer or
+// shorter, and digits joined to the number without a separator, are not.
+func TestReplaceFreeTextForms(t *testing.T) {
+	t.Parallel()
+	match := func(v string) bool { return v == "393528512784" }
+	for _, tc := range []struct {
+		in, want string
+		n        int
+	}{
+		{"cb +39-352-8512784 asap", "cb X asap", 1},
+		{"tel:+39-352-8512784", "tel:X", 1},
+		{"+39/352/8512784 x", "X x", 1},
+		{"called +39 352 8512784 3 times", "called X 3 times", 1},
+		{"tel +39\u00a0352\u00a08512784", "tel X", 1},
+		{"+39\t352\t8512784", "X", 1},
+		{"a +39\t352\t8512784 b", "a X b", 1},
+		{"393528512784 3935285127848", "X 3935285127848", 1},
+		{"3935285127848 393528512784", "3935285127848 X", 1},
+		{"call +39-352-8512784 after 5", "call X after 5", 1},
+		{"(+39) 352 8512784", "X", 1},
+		{"x (+39) 352 8512784 y", "x X y", 1},
+		{"x +39 (352) 8512784 y", "x X y", 1},
+		{"cb 0039.352.8512784, or +39 352 851 27 84", "cb X, or X", 2},
+		// Neighbours stay.
+		{"cb +3935285127848 asap", "cb +3935285127848 asap", 0},
+		{"cb +39352851278 asap", "cb +39352851278 asap", 0},
+		{"cb +39-352-85127848 asap", "cb +39-352-85127848 asap", 0},
+		{"cb 1393528512784", "cb 1393528512784", 0},
+		{"id 393528512784a", "id 393528512784a", 0},
+	} {
+		got, n := Replace(tc.in, match, "X")
+		if got != tc.want || n != tc.n {
+			t.Errorf("Replace(%q) = %q, %d; want %q, %d", tc.in, got, n, tc.want, tc.n)
+		}
+	}
+}
+
 func TestReplaceAgreesWithScrub(t *testing.T) {
 	t.Parallel()
 	k := keyed(t, testKey)
