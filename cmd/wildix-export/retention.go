@@ -22,7 +22,9 @@ type pruner interface {
 // removed from every endpoint of the catalog that
 // holds calls, their recordings' files first (sinks' Prune). What it
 // removed is the run's "retention" result: rows per table in its notes
-// (the run ledger), their total in its rows, and in /metrics. A prune
+// (the run ledger) and in /metrics only; its Rows stay 0, so that the
+// run's rows (export_runs.rows, wildix_export_rows_total) count rows
+// exported, never rows removed. A prune
 // that fails fails the run; what it removed stays removed, and the next
 // run goes on from there. The exporter's guard keeps older rows from
 // being written again (exporter/privacy).
@@ -68,15 +70,14 @@ func (a *app) retention(st *started, m *metrics, ret record.Retention) func(cont
 			// summary get no number in clear (a file or object name).
 			res.Err = a.redact.Error(res.Err)
 		}
-		res.Rows = got.Total()
 		res.Duration = time.Since(began)
 		m.pruned(got)
 		log := a.log.With("run_id", r.ID, "cut", cut.Format(time.RFC3339))
 		if res.Err != nil {
-			log.Error("retention failed", "rows", res.Rows, "notes", res.Notes, "err", res.Err)
+			log.Error("retention failed", "rows", got.Total(), "notes", res.Notes, "err", res.Err)
 		} else {
 			res.Completed = time.Now().UTC()
-			log.Info("retention pruned", "rows", res.Rows, "notes", res.Notes, "duration", res.Duration.Round(time.Millisecond))
+			log.Info("retention pruned", "rows", got.Total(), "notes", res.Notes, "duration", res.Duration.Round(time.Millisecond))
 		}
 		return []exporter.EndpointResult{res}
 	}
