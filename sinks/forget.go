@@ -90,8 +90,15 @@ func eraseText(s string, m matcher) (string, int) {
 }
 
 // namePairs are the columns (and raw fields) naming the party whose number
-// is in another: erasing the number erases the name beside it.
-var namePairs = map[string]string{"from_number": "from_name", "to_number": "to_name"}
+// is in another: erasing the number erases the name beside it. As the
+// catalog and the views pair them, a name's party is the first of its
+// number columns not empty: src names from_name's party only when
+// from_number is empty (partyFirst), dst to_name's when to_number is.
+var namePairs = map[string]string{"from_number": "from_name", "to_number": "to_name", "src": "from_name", "dst": "to_name"}
+
+// partyFirst is, for a number column of namePairs, the column that names
+// the party instead when it is not empty.
+var partyFirst = map[string]string{"src": "from_number", "dst": "to_number"}
 
 // cellKind is how a cell is searched.
 type cellKind int
@@ -108,6 +115,7 @@ type rowShape struct {
 	names []string
 	kinds []cellKind
 	pair  []int
+	first []int // for a number cell of pair, partyFirst's cell (or -1)
 }
 
 // endpointShape is the shape of e's rows as stored: its columns, then
@@ -145,10 +153,14 @@ func (sh *rowShape) add(name string, k cellKind) {
 
 func (sh *rowShape) pairUp() {
 	sh.pair = make([]int, len(sh.names))
+	sh.first = make([]int, len(sh.names))
 	for i, n := range sh.names {
-		sh.pair[i] = -1
+		sh.pair[i], sh.first[i] = -1, -1
 		if to, ok := namePairs[n]; ok {
 			sh.pair[i] = slices.Index(sh.names, to)
+		}
+		if f, ok := partyFirst[n]; ok {
+			sh.first[i] = slices.Index(sh.names, f)
 		}
 	}
 }
@@ -157,6 +169,11 @@ func (sh *rowShape) pairUp() {
 // many occurrences it replaced, the names beside erased numbers counted.
 func (sh *rowShape) erase(cells []string, m matcher) int {
 	n := 0
+	named := func(i int) bool { return sh.first[i] < 0 || cells[sh.first[i]] == "" }
+	before := make([]bool, len(cells)) // whether cell i's party is named by it, as stored
+	for i := range cells {
+		before[i] = sh.pair[i] >= 0 && named(i)
+	}
 	for i, k := range sh.kinds {
 		var c int
 		switch k {
@@ -168,7 +185,7 @@ func (sh *rowShape) erase(cells []string, m matcher) int {
 			cells[i] = string(b)
 		}
 		n += c
-		if c > 0 && sh.pair[i] >= 0 {
+		if c > 0 && before[i] {
 			n += eraseName(&cells[sh.pair[i]])
 		}
 	}
@@ -200,7 +217,11 @@ func eraseJSON(raw []byte, m matcher) ([]byte, int) {
 	}
 	n := 0
 	changed := map[string]bool{}
+	stored := map[string]string{} // top-level strings, as stored
 	out := walkJSON(raw, func(top bool, member string, lit []byte) []byte {
+		if top && lit[0] == '"' {
+			stored[member] = literalText(lit)
+		}
 		s := string(lit)
 		if lit[0] == '"' {
 			s = literalText(lit)
@@ -222,7 +243,7 @@ func eraseJSON(raw []byte, m matcher) ([]byte, int) {
 	}
 	names := map[string]bool{}
 	for k := range changed {
-		if to, ok := namePairs[k]; ok {
+		if to, ok := namePairs[k]; ok && (partyFirst[k] == "" || stored[partyFirst[k]] == "") {
 			names[to] = true
 		}
 	}

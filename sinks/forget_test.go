@@ -156,3 +156,50 @@ func TestEraseFreeTextSameAsList(t *testing.T) {
 		}
 	}
 }
+
+// TestEraseNameBesideSrc: with from_number (to_number) empty, the name's
+// party is src's (dst's), as the catalog pairs them: erasing the number
+// there erases the name, in the columns and in raw; with from_number
+// holding another number, the name is that number's and stays.
+func TestEraseNameBesideSrc(t *testing.T) {
+	t.Parallel()
+	f, _ := testForgotten(t, "+39 352 8512784")
+	var e record.Endpoint
+	for _, x := range record.Builtin() {
+		if x.Name == "call_history" {
+			e = x
+		}
+	}
+	for _, tc := range []struct {
+		from, to string // from_number, to_number
+		want     string // from_name and to_name after
+		raw      string
+	}{
+		{"", "", Erased, `{"src":"erased","from_number":"","from_name":"erased","dst":"erased","to_name":"erased"}`},
+		{"+44207946000", "201", "Only Src Name", `{"src":"erased","from_number":"+44207946000","from_name":"Only Src Name","dst":"erased","to_name":"Only Src Name"}`},
+	} {
+		sh := endpointShape(&e, true)
+		cells := make([]string, len(sh.names))
+		set := func(name, v string) { cells[slices.Index(sh.names, name)] = v }
+		get := func(name string) string { return cells[slices.Index(sh.names, name)] }
+		set("src", "+393528512784")
+		set("dst", "00393528512784")
+		set("from_number", tc.from)
+		set("to_number", tc.to)
+		set("from_name", "Only Src Name")
+		set("to_name", "Only Src Name")
+		raw := `{"src":"+393528512784","from_number":"` + tc.from + `","from_name":"Only Src Name","dst":"+393528512784","to_name":"Only Src Name"}`
+		if tc.to != "" {
+			raw = strings.Replace(raw, `"dst"`, `"to_number":"`+tc.to+`","dst"`, 1)
+			tc.raw = strings.Replace(tc.raw, `"dst"`, `"to_number":"`+tc.to+`","dst"`, 1)
+		}
+		set("raw", raw)
+		sh.erase(cells, f.match)
+		if get("from_name") != tc.want || get("to_name") != tc.want {
+			t.Errorf("from_number %q, to_number %q: names became %q, %q; want %q", tc.from, tc.to, get("from_name"), get("to_name"), tc.want)
+		}
+		if get("raw") != tc.raw {
+			t.Errorf("from_number %q: raw became\n %s, want\n %s", tc.from, get("raw"), tc.raw)
+		}
+	}
+}
