@@ -52,8 +52,7 @@ func someIDs(t *testing.T, o pbxsim.Options, seed uint64, n int) []int64 {
 // announced.
 func TestCopyEveryRecordingOnce(t *testing.T) {
 	t.Parallel()
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
+	seed := testSeed(t)
 	for _, c := range []struct {
 		store  string
 		cloud  cloudMode
@@ -154,8 +153,7 @@ func mustID(t *testing.T, s string) int64 {
 // are fetched again, and the store ends exact.
 func TestCopyCutRetried(t *testing.T) {
 	t.Parallel()
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
+	seed := testSeed(t)
 	for _, cloud := range []cloudMode{noCloud, cloudTLS} {
 		t.Run(fmt.Sprintf("cloud=%v", cloud == cloudTLS), func(t *testing.T) {
 			t.Parallel()
@@ -187,8 +185,7 @@ func TestCopyCutRetried(t *testing.T) {
 // other copies, and leaves nothing partial; what was stored is exact.
 func TestCopyBrokenFailsLoudly(t *testing.T) {
 	t.Parallel()
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
+	seed := testSeed(t)
 	for _, kind := range []string{"dir", "s3"} {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
@@ -287,8 +284,7 @@ func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 // completes the store.
 func TestCopyCancelled(t *testing.T) {
 	t.Parallel()
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
+	seed := testSeed(t)
 	for _, kind := range []string{"dir", "s3"} {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
@@ -338,8 +334,7 @@ func TestCopyCancelled(t *testing.T) {
 // is under /spoolview/recordings/; the others are copied.
 func TestCopyHostilePaths(t *testing.T) {
 	t.Parallel()
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
+	seed := testSeed(t)
 	e := recSetup(t, pbxsim.Options{Seed: int64(seed % 1000), Calls: 600, Recordings: pbxsim.RecordingOptions{HostileNames: true}}, noCloud)
 	f := newStore(t, "dir")
 	cp := &Copier{Spool: e.spool(t), Store: f.st, PBX: testPBX}
@@ -546,8 +541,7 @@ func (s *syncingStore) Sync(ctx context.Context, names []string) error {
 // that nil), and a Sync failing fails the batch.
 func TestCopySyncsBeforeItSucceeds(t *testing.T) {
 	t.Parallel()
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
+	seed := testSeed(t)
 	o := pbxsim.Options{Seed: int64(seed % 1000)}
 	o.Recordings.Vanished = someIDs(t, o, seed, 2)
 	e := recSetup(t, o, noCloud)
