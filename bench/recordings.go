@@ -353,7 +353,8 @@ type versityGW struct {
 // startVersityGW starts versitygw's posix backend on a new folder under
 // dir and a free loopback port, with one bucket, over https with a
 // self-signed certificate when useTLS. gw.stop ends it: a process of its
-// own, it would outlive the bench.
+// own, it would outlive the bench; and, on Linux, the kernel kills it when
+// the bench ends without gw.stop (killed, SIGTERM).
 func startVersityGW(dir string, useTLS bool) (*versityGW, error) {
 	bin, err := exec.LookPath("versitygw")
 	if err != nil {
@@ -389,6 +390,7 @@ func startVersityGW(dir string, useTLS bool) (*versityGW, error) {
 	}
 	cmd := exec.Command(bin, append(args, "posix", root)...)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	diesWithBench(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start versitygw: %w", err)
 	}
