@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/sinks/recstore"
 )
 
 // DeleteWhere deletes the rows of the schema's table for which where
@@ -137,7 +138,11 @@ func (p *Postgres) Prune(ctx context.Context, pbx string, eps []record.Endpoint,
 		if err != nil {
 			return out, fmt.Errorf("prune: %w", err)
 		}
-		if q, err := p.pruneQuarantine(ctx, pbx, ep, cut, o); q > 0 || err != nil {
+		q, files, err := p.pruneQuarantine(ctx, pbx, ep, cut, o)
+		if files > 0 {
+			out = append(out, PrunedCount{Table: RecordingsStore, Rows: files, Detail: "of quarantined records"})
+		}
+		if q > 0 || err != nil {
 			out = append(out, PrunedCount{Table: "export_quarantine", Rows: q, Detail: ep.Name + "'s records"})
 			if err != nil {
 				return out, fmt.Errorf("prune: %w", err)
@@ -176,33 +181,59 @@ func (p *Postgres) countRows(ctx context.Context, pbx string, tables []string) (
 
 // pruneQuarantine removes the quarantined records of ep whose call
 // started before cut, read from the record as the export read it (a
-// record whose start cannot be read is kept).
-func (p *Postgres) pruneQuarantine(ctx context.Context, pbx string, ep *record.Endpoint, cut time.Time, o PruneOptions) (int64, error) {
+// record whose start cannot be read is kept). A quarantined recording's
+// file may have been stored before PostgreSQL refused its row: for the
+// recordings endpoint, the file its record would be stored under
+// (recstore.Name of the PBX, its start in UTC and its key, as the copier
+// names it) is removed first, so that no file stays that nothing names
+// (o.Recordings is set: Prune keeps the recordings' records otherwise).
+// It returns the records removed and the files removed.
+func (p *Postgres) pruneQuarantine(ctx context.Context, pbx string, ep *record.Endpoint, cut time.Time, o PruneOptions) (n, files int64, err error) {
 	rows, _ := p.pool.Query(ctx, "SELECT key, record FROM "+p.ident("export_quarantine")+" WHERE pbx = $1 AND endpoint = $2", pbx, ep.Name)
-	var keys []string
+	var keys, objects []string
 	var key, rec string
-	_, err := pgx.ForEachRow(rows, []any{&key, &rec}, func() error {
-		if t, ok := recordStart(ep, []byte(rec), o.Zone); (record.Retention{Cut: cut}).Expired(t, ok) {
-			keys = append(keys, key)
+	_, err = pgx.ForEachRow(rows, []any{&key, &rec}, func() error {
+		t, ok := recordStart(ep, []byte(rec), o.Zone)
+		if !(record.Retention{Cut: cut}).Expired(t, ok) {
+			return nil
+		}
+		keys = append(keys, key)
+		if ep.Files == "recordings" {
+			name, err := recstore.Name(pbx, t.UTC(), key)
+			if err != nil {
+				name = "" // a key no file can be stored under
+			}
+			objects = append(objects, name)
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("read export_quarantine: %w", dbError(err))
+		return 0, 0, fmt.Errorf("read export_quarantine: %w", dbError(err))
 	}
 	batch := o.Batch
 	if batch <= 0 {
 		batch = pruneBatch
 	}
-	var n int64
 	for len(keys) > 0 {
 		k := keys[:min(batch, len(keys))]
 		keys = keys[len(k):]
+		if ep.Files == "recordings" {
+			for _, name := range objects[:len(k)] {
+				if name == "" {
+					continue
+				}
+				if err := o.Recordings.Remove(ctx, name); err != nil {
+					return n, files, fmt.Errorf("%s's quarantined records: %w", ep.Name, err)
+				}
+				files++
+			}
+			objects = objects[len(k):]
+		}
 		tag, err := p.pool.Exec(ctx, "DELETE FROM "+p.ident("export_quarantine")+" WHERE pbx = $1 AND endpoint = $2 AND key = ANY($3)", pbx, ep.Name, k)
 		if err != nil {
-			return n, fmt.Errorf("delete from export_quarantine: %w", dbError(err))
+			return n, files, fmt.Errorf("delete from export_quarantine: %w", dbError(err))
 		}
 		n += tag.RowsAffected()
 	}
-	return n, nil
+	return n, files, nil
 }

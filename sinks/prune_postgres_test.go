@@ -230,3 +230,56 @@ VALUES ('p', $1, $2, $3, 'copied', '{}', 'r1')`, id, start, name); err != nil {
 	}
 	t.Logf("pruned: %+v", got)
 }
+
+// TestPostgresPruneQuarantinedRecording: a recording whose row PostgreSQL
+// refused may have had its file stored: pruned, its quarantined record
+// goes with the file it would be stored under (the file first), a newer
+// one's record and file stay; without a store both are kept (review
+// 30-retention F4: never a record gone with its file kept).
+func TestPostgresPruneQuarantinedRecording(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p, pool := newPostgres(t)
+	root := t.TempDir()
+	store, err := recstore.OpenDir(root, recstore.DirOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	names := map[string]string{}
+	for id, start := range map[string]time.Time{"qold": cut.Add(-48 * time.Hour), "qnew": cut.Add(time.Hour)} {
+		name, _ := recstore.Name("p", start.UTC(), id)
+		if _, err := store.Put(ctx, name, bytes.NewReader([]byte("RIFF")), recstore.Want{}); err != nil {
+			t.Fatal(err)
+		}
+		names[id] = name
+		raw := fmt.Sprintf(`{"id":%q,"file_name":"a.wav","url":"/x","time":"%d","length":"5"}`, id, start.Unix())
+		if _, err := pool.Exec(ctx, `INSERT INTO export_quarantine (pbx, endpoint, key, run_id, field, error, record)
+VALUES ('p', 'recordings', $1, 'r1', 'size', 'refused', $2)`, id, raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stored := func(id string) bool {
+		_, err := os.Stat(filepath.Join(root, filepath.FromSlash(names[id])))
+		return err == nil
+	}
+	quarantined := func() string {
+		k, _ := pgx.CollectRows(must(pool.Query(ctx, "SELECT key FROM export_quarantine ORDER BY key")), pgx.RowTo[string])
+		return fmt.Sprint(k)
+	}
+	eps := record.Builtin()
+	if _, err := p.Prune(ctx, "p", eps, cut, PruneOptions{}); err != nil || quarantined() != "[qnew qold]" || !stored("qold") {
+		t.Fatalf("without a store: %v, quarantine %s, old file stored %v: want both kept", err, quarantined(), stored("qold"))
+	}
+	if _, err := p.Prune(ctx, "p", eps, cut, PruneOptions{Recordings: &failingRemover{store: store, failAt: 1}}); err == nil || quarantined() != "[qnew qold]" {
+		t.Fatalf("the store failing: %v, quarantine %s: want an error and the record kept", err, quarantined())
+	}
+	got, err := p.Prune(ctx, "p", eps, cut, PruneOptions{Recordings: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("pruned: %+v", got)
+	if quarantined() != "[qnew]" || stored("qold") || !stored("qnew") {
+		t.Fatalf("quarantine %s, old file stored %v, new %v: want the old record and its file gone, the new ones kept", quarantined(), stored("qold"), stored("qnew"))
+	}
+}
