@@ -29,6 +29,10 @@ const Erased = "erased"
 // (pseudonym.Replace) and would be no one's in particular.
 const MinForgetDigits = 7
 
+// MaxForgetDigits is the most digits of a number forget takes: E.164's
+// 15, country code included (after "+" or "00").
+const MaxForgetDigits = 15
+
 // Forgotten is one number to find: its canonical digits, and its
 // pseudonym under each key the sink's rows may be pseudonymised with.
 type Forgotten struct {
@@ -40,12 +44,22 @@ type Forgotten struct {
 // it with its pseudonyms under keys (nil ones skipped). The error says
 // what the value should be, without repeating it.
 func NewForgotten(number string, keys ...*pseudonym.Keyed) (*Forgotten, error) {
+	// The messages give no example number: with pseudonymisation on, the
+	// redactor would replace it by a pseudonym.
+	if len(number) > 4*MaxForgetDigits {
+		return nil, fmt.Errorf("%d characters: a phone number has at most %d digits (E.164), with a few spaces: give the number in international form, a + and the country code, then the number", len(number), MaxForgetDigits)
+	}
 	d, ok := pseudonym.Canonical(number)
 	if !ok {
-		return nil, fmt.Errorf("not a phone number: expected digits, with an optional + or 00 and spaces, e.g. +390123456789")
+		return nil, fmt.Errorf("not a phone number: expected digits, with an optional + or 00 and spaces: a + and the country code, then the number")
 	}
-	if len(d) < MinForgetDigits {
-		return nil, fmt.Errorf("%d digits: forget takes an external number of at least %d digits, in international form (+390123456789); an extension is a colleague's, changed on the PBX", len(d), MinForgetDigits)
+	switch {
+	case len(d) < MinForgetDigits:
+		return nil, fmt.Errorf("%d digits: forget takes an external number of at least %d digits, in international form (a + and the country code, then the number); an extension is a colleague's, changed on the PBX", len(d), MinForgetDigits)
+	case len(d) > MaxForgetDigits:
+		return nil, fmt.Errorf("%d digits: a phone number has at most %d (E.164), country code included", len(d), MaxForgetDigits)
+	case strings.Trim(d, "0") == "":
+		return nil, fmt.Errorf("only zeros: not a phone number")
 	}
 	f := &Forgotten{digits: d}
 	for _, k := range keys {

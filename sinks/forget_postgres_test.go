@@ -103,6 +103,12 @@ func TestForgetPostgres(t *testing.T) {
 		 ('x', 'r-1', '` + k.Number(digits) + `', '2026.12.07-10.00.00-201-` + digits + `-ab-1.wav', 'x/2026/12/07/r-1.wav', 'copied', '{"number":"` + k.Number(digits) + `"}', 'r1'),
 		 ('x', 'r-2', '+390000000001', 'other.wav', 'x/2026/12/07/r-2.wav', 'copied', '{}', 'r1')`,
 		`INSERT INTO export_state (pbx, key, state) VALUES ('x', 'test', '{"last":"+` + digits[:2] + ` ` + digits[2:] + `"}')`,
+		// Whole values in forms free text did not allow: found (and
+		// counted) as they are erased (review 30-forget-attack finding 9).
+		`INSERT INTO export_quarantine (pbx, endpoint, key, run_id, field, error, record) VALUES
+		 ('x', 'call_history', '10', 'r1', 'cost', '+` + digits[:2] + `.` + digits[2:5] + `.` + digits[5:] + `', '{}'),
+		 ('x', 'call_history', '11', 'r1', 'cost', '00` + digits[:2] + `-` + digits[2:5] + `-` + digits[5:] + `', '{}'),
+		 ('x', 'call_history', '12', 'r1', 'cost', '+` + digits[:2] + `   ` + digits[2:5] + ` ` + digits[5:] + `', '{}')`,
 	} {
 		if _, err := pool.Exec(ctx, q); err != nil {
 			t.Fatal(err)
@@ -174,6 +180,13 @@ func TestForgetPostgres(t *testing.T) {
 	}
 	if done.Rows() == 0 {
 		t.Fatal("ForgetErase changed nothing")
+	}
+	// What the search found is what erasure erased, table by table.
+	for _, d := range done.Places {
+		i := slices.IndexFunc(found.Places, func(p ForgetPlace) bool { return p.Name == d.Name })
+		if i < 0 || found.Places[i].Rows != d.Rows {
+			t.Errorf("%s: erased %d rows, found %+v", d.Name, d.Rows, found.Places)
+		}
 	}
 	again, err := p.ForgetFind(ctx, forgotten, cat.All())
 	if err != nil {

@@ -27,11 +27,14 @@ func testForgotten(t *testing.T, number string) (*Forgotten, *pseudonym.Keyed) {
 
 func TestNewForgottenRefuses(t *testing.T) {
 	t.Parallel()
-	for _, in := range []string{"", "abc", "201", "+39 123", "p:abcdefgh23456723", "+39 0123 x"} {
+	for _, in := range []string{"", "abc", "201", "+39 123", "p:abcdefgh23456723", "+39 0123 x",
+		"00000000000", "+0 000 000 000", "+1234567890123456", strings.Repeat("7", 100_000)} {
 		if _, err := NewForgotten(in); err == nil {
 			t.Errorf("NewForgotten(%q) accepted it", in)
 		} else if in != "" && strings.Contains(err.Error(), in) {
 			t.Errorf("NewForgotten(%q): %v repeats the value", in, err)
+		} else if _, n := pseudonym.Replace(err.Error(), func(string) bool { return true }, ""); n > 0 {
+			t.Errorf("NewForgotten(%.20q…): %v holds a number (the redactor would replace it)", in, err)
 		}
 	}
 }

@@ -287,6 +287,8 @@ func TestForgetBadInput(t *testing.T) {
 		{[]string{"forget"}, "--number is required"},
 		{[]string{"forget", "--number", "+39 0777 55512x9"}, `--number (16 characters; character 15 is 'x')`},
 		{[]string{"forget", "--number", "20155"}, "forget takes an external number of at least 7 digits"},
+		{[]string{"forget", "--number", strings.Repeat("5", 100_000)}, "at most 15 digits"},
+		{[]string{"forget", "--number", "00000000000"}, "only zeros"},
 		{[]string{"forget", "--number", "+390123456789", "extra"}, "forget takes no argument"},
 		{[]string{"forget", "--numbr", "+390123456789"}, "flag provided but not defined"},
 	} {
