@@ -18,6 +18,7 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -104,7 +105,7 @@ func Canonical(s string) (string, bool) {
 		switch {
 		case r >= '0' && r <= '9':
 			b.WriteRune(r)
-		case strings.ContainsRune(" -./()\u00a0", r):
+		case strings.ContainsRune(" \t-./()\u00a0", r):
 		default:
 			return "", false
 		}
@@ -149,16 +150,17 @@ const twoDigitCodes = " 20 27 30 31 32 33 34 36 39 40 41 43 44 45 46 47 48 49 51
 
 // Scrub replaces every phone number of at least seven digits inside the
 // free text s (an Asterisk channel or dial string, a recording's file
-// name, a JSON string) by its pseudonym, unless keep (which may be nil)
-// claims its canonical digits: an internal number the caller knows. A
-// number is a run of digits, "+" before it allowed, with up to two spaces
-// or brackets between its groups ("+39 (02) 1234 5678"):
-// "SIP/0039021234567-0000002a" gives "SIP/p:…-0000002a". Dashes and dots
-// end a number, as they separate the fields of Asterisk's names and
-// Wildix's file names. Left as they are: numbers of fewer digits (short
-// codes, extensions), a word of hex digits (Asterisk's "0000002a"), and
-// pseudonyms. In doubt it replaces: a number glued to letters
-// ("ext0039021234567") is replaced all the same.
+// name, a JSON string, a note) by its pseudonym, unless keep (which may be
+// nil) claims its canonical digits: an internal number the caller knows.
+// A number is a run of digit groups (numberRun), replaced whole, never in
+// fragments: "cb 0039-352-851-2784", "+39.352.851.2784",
+// "PJSIP/sip:0039-352-8512784@trunk" and "SIP/0039021234567-0000002a"
+// each lose the whole number. Left as they are: numbers of fewer digits
+// (short codes, extensions), dates, times and IPv4 addresses written with
+// separators ("2026-12-07", "2026.01.01-05.20.27", "10.0.0.1"), a word of
+// hex digits (Asterisk's "0000002a"), and pseudonyms. In doubt it
+// replaces: a number glued to letters ("ext0039021234567") is replaced all
+// the same.
 func (k *Keyed) Scrub(s string, keep func(canonical string) bool) string {
 	var b strings.Builder
 	last := 0
@@ -171,7 +173,7 @@ func (k *Keyed) Scrub(s string, keep func(canonical string) bool) string {
 			i++
 			continue
 		}
-		end := numberEnd(s, i)
+		end, number := numberRun(s, i)
 		if end == i {
 			i++
 			continue
@@ -188,7 +190,7 @@ func (k *Keyed) Scrub(s string, keep func(canonical string) bool) string {
 			continue
 		}
 		c, ok := Canonical(s[i:end])
-		if ok && digits(s[i:end]) >= minDigits && (keep == nil || !keep(c)) {
+		if number && ok && digits(s[i:end]) >= minDigits && (keep == nil || !keep(c)) {
 			b.WriteString(s[last:i])
 			b.WriteString(NumberPrefix + k.mac("number", c))
 			last = end
@@ -202,33 +204,134 @@ func (k *Keyed) Scrub(s string, keep func(canonical string) bool) string {
 	return b.String()
 }
 
-// numberEnd returns the end of the digits, with their "+" and the spaces
-// and brackets between them, that begin at s[i]; i when none do.
-func numberEnd(s string, i int) int {
+// numberRun returns the end of the number that may begin at s[i] (a "+"
+// or a digit), i when none does, and whether it is a number rather than a
+// date, a time or an address. Its digit groups are joined by gaps:
+//   - written internationally (a "+" or a first group beginning "00"), by
+//     up to three spaces, tabs, no-break spaces or brackets with at most
+//     one dash, dot or slash among them ("+39 - 352 - 8512784",
+//     "0039-352-851-2784", "+39 (02) 1234 5678");
+//   - otherwise by one dash, dot or slash, or up to two spaces or
+//     brackets ("352-851-2784", "02/1234 5678"); and a run
+//     beginning with a date (2026-12-07, 07.12.2026, with its time after
+//     it) or an IPv4 address is not a number.
+//
+// A group written internationally ("201-0039…", and after a whole number
+// "+39 2 1234567 0039…") begins a number of its own, and a group inside a
+// hex word ("-9f3a1c", "-0000002a") joins no run. A run is not cut at a
+// length: two numbers one space apart are replaced together rather than
+// one left in part.
+func numberRun(s string, i int) (int, bool) {
 	j := i
-	if s[j] == '+' {
+	intl := s[j] == '+'
+	if intl {
 		j++
 	}
 	if j >= len(s) || !isDigit(s[j]) {
-		return i
+		return i, false
 	}
-	end := j
-	for j < len(s) {
-		if isDigit(s[j]) {
+	var groups []string // the digits of each group
+	var seps []byte     // the dash, dot or slash before each group but the first, 0 for none
+	ends := []int{}
+	n := 0
+	for {
+		from := j
+		for j < len(s) && isDigit(s[j]) {
 			j++
-			end = j
-			continue
 		}
-		k := j
-		for k < len(s) && k-j < 2 && strings.IndexByte(" ()", s[k]) >= 0 {
-			k++
+		if len(groups) == 0 {
+			intl = intl || j-from >= 3 && strings.HasPrefix(s[from:], "00")
 		}
-		if k == j || k >= len(s) || !isDigit(s[k]) {
+		groups, ends = append(groups, s[from:j]), append(ends, j)
+		n += j - from
+		k, sep, ok := gap(s, j, intl)
+		if !ok {
 			break
 		}
+		e := k
+		for e < len(s) && isDigit(s[e]) {
+			e++
+		}
+		if hexWord(s, k, e) || e-k >= 3 && strings.HasPrefix(s[k:], "00") && (!intl || n-2 >= minDigits) {
+			break
+		}
+		seps = append(seps, sep)
 		j = k
 	}
-	return end
+	if !intl {
+		if g := dateOrAddress(groups, seps); g > 0 {
+			return ends[g-1], false
+		}
+	}
+	return ends[len(ends)-1], true
+}
+
+// gap returns where the digits after the separators at s[j] begin, the
+// dash, dot or slash among them (0 for none), and whether they join two
+// groups of one number (numberRun): intl says it is written
+// internationally.
+func gap(s string, j int, intl bool) (int, byte, bool) {
+	var sep byte
+	chars := 0
+	k := j
+	for k < len(s) {
+		switch {
+		case s[k] == '-' || s[k] == '.' || s[k] == '/':
+			if sep != 0 {
+				return j, 0, false
+			}
+			sep = s[k]
+			k++
+		case s[k] == ' ' || s[k] == '(' || s[k] == ')' || intl && s[k] == '\t':
+			k++
+		case intl && strings.HasPrefix(s[k:], "\u00a0"):
+			k += len("\u00a0")
+		default:
+			goto end
+		}
+		chars++
+	}
+end:
+	if k == j || k >= len(s) || !isDigit(s[k]) {
+		return j, 0, false
+	}
+	if intl {
+		return k, sep, chars <= 3
+	}
+	if sep != 0 {
+		return k, sep, chars == 1
+	}
+	return k, 0, chars <= 2
+}
+
+// dateOrAddress returns how many of a run's first groups, joined by the
+// separators seps, are a date (2026-12-07, 2026.01.01-05.20.27 with its
+// time, 07/12/2026) or an IPv4 address (192.168.100.200); 0 when they
+// are neither.
+func dateOrAddress(groups []string, seps []byte) int {
+	if len(groups) < 3 || seps[0] == 0 || seps[1] == 0 {
+		return 0
+	}
+	year := func(g string) bool { return len(g) == 4 && (g[:2] == "19" || g[:2] == "20") }
+	short := func(g string) bool { return len(g) >= 1 && len(g) <= 2 }
+	switch {
+	case year(groups[0]) && short(groups[1]) && short(groups[2]):
+		n := 3
+		for n < len(groups) && n < 6 && short(groups[n]) && seps[n-1] != 0 {
+			n++
+		}
+		return n
+	case short(groups[0]) && short(groups[1]) && year(groups[2]):
+		return 3
+	case len(groups) >= 4 && seps[0] == '.' && seps[1] == '.' && seps[2] == '.':
+		for _, g := range groups[:4] {
+			if v, err := strconv.Atoi(g); err != nil || len(g) > 3 || v > 255 {
+				return 0
+			}
+		}
+		return 4
+	}
+	return 0
 }
 
 // pseudonymLen is the length of the pseudonym s begins with, or 0.

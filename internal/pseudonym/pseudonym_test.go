@@ -167,6 +167,44 @@ func TestScrub(t *testing.T) {
 	}
 }
 
+// TestScrubSeparatedForms: numbers whose groups are joined by dashes,
+// dots or slashes (review 30-pseudo-attack, finding 1) are replaced whole,
+// never in part, country code included; dates, times and addresses
+// written with the same separators stay.
+func TestScrubSeparatedForms(t *testing.T) {
+	t.Parallel()
+	k := keyed(t, testKey)
+	p := k.Number("+393528512784")
+	for _, tc := range []struct{ in, want string }{
+		{"cb 0039-352-851-2784", "cb " + p},
+		{"+39.352.851.2784", p},
+		{"+39-352-8512784", p},
+		{"cb +39-352-8512784 asap", "cb " + p + " asap"},
+		{"Rueckruf: +39 - 352 - 8512784", "Rueckruf: " + p},
+		{"PJSIP/sip:0039-352-8512784@trunk", "PJSIP/sip:" + p + "@trunk"},
+		{"+39/352/8512784 x", p + " x"},
+		{"tel:+39-352-851-2784", "tel:" + p},
+		{"sip:0039.352.8512784@pbx", "sip:" + p + "@pbx"},
+		{"+39\t352\t8512784", p},
+		{"tel +39\u00a0352\u00a08512784", "tel " + p},
+		{"call 352-851-2784 back", "call " + k.Number("3528512784") + " back"},
+		{"fax 02/1234 5678", "fax " + k.Number("0212345678")},
+		// Dates, times and addresses stay.
+		{"on 2026-12-07 at 12:30:00", "on 2026-12-07 at 12:30:00"},
+		{"2026.01.01-05.20.27-201.wav", "2026.01.01-05.20.27-201.wav"},
+		{"due 07.12.2026, or 07/12/2026", "due 07.12.2026, or 07/12/2026"},
+		{"host 10.0.0.1 and 192.168.100.200:5060", "host 10.0.0.1 and 192.168.100.200:5060"},
+		{"2026-12-07T12:30:00Z", "2026-12-07T12:30:00Z"},
+		// A date before a number, a number after an extension.
+		{"2026.12.06-10.11.12-201-0039-352-8512784-9f3a1c-1.wav", "2026.12.06-10.11.12-201-" + p + "-9f3a1c-1.wav"},
+		{"2026-12-07 +39 352 8512784", "2026-12-07 " + p},
+	} {
+		if got := k.Scrub(tc.in, nil); got != tc.want {
+			t.Errorf("Scrub(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
 // TestScrubLeavesNoNumber embeds random numbers, in every form the PBX
 // may write them, in random text: not one of their national digits may
 // be left in the result.
@@ -187,6 +225,10 @@ func TestScrubLeavesNoNumber(t *testing.T) {
 			"+39 " + national[:2] + " " + national[2:6] + " " + national[6:],
 			"0039 " + national[:3] + " " + national[3:],
 			"+39 (" + national[:2] + ") " + national[2:],
+			"+39-" + national[:3] + "-" + national[3:6] + "-" + national[6:],
+			"0039." + national[:3] + "." + national[3:],
+			"+39/" + national[:3] + "/" + national[3:],
+			"+39 - " + national[:3] + " - " + national[3:],
 		}
 		var text strings.Builder
 		for range 1 + rng.IntN(4) {
