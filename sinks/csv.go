@@ -80,6 +80,7 @@ type CSV struct {
 	// syncDir, set by tests to watch the order of durable steps, stands
 	// for safefile.SyncDir.
 	syncDir func(dir string) error
+	rules   pendingRules // the pseudonymisation rule a run stores with its first commit (privacy.go)
 }
 
 func (s *CSV) syncFolder(dir string) error {
@@ -190,6 +191,8 @@ type pending struct {
 	Index map[string]*keySet `json:"index,omitempty"`
 	// Edit marks an edit of stored rows (csv_edit.go): no state to save.
 	Edit bool `json:"edit,omitempty"`
+	// Rule is the pseudonymisation rule the commit stores (privacy.go).
+	Rule *storedRule `json:"privacy_rule,omitempty"`
 }
 
 // State implements exporter.Sink.
@@ -382,6 +385,9 @@ func (s *CSV) recoverPath(pbx, path string, crashed bool) error {
 	}
 	if p.Edit {
 		return os.Remove(path)
+	}
+	if err := s.saveRule(pbx, p.Rule); err != nil {
+		return err
 	}
 	st, _ := json.Marshal(p.csvState)
 	if err := safefile.Write(strings.TrimSuffix(path, ".pending.json")+".json", st, fileMode); err != nil {
@@ -607,7 +613,8 @@ type csvBatch struct {
 	rows       int64
 	rec        []string
 	done       bool
-	badTimes   int64 // times outside years 0001-9999, written empty
+	badTimes   int64       // times outside years 0001-9999, written empty
+	rule       *storedRule // the pseudonymisation rule the commit stores, nil if none
 
 	// Incremental batches only (nil for snapshots): the folder's keys.
 	keys *batchKeys
@@ -896,6 +903,9 @@ func (b *csvBatch) Commit(_ context.Context, state []byte, _ exporter.Progress) 
 		s.swept.Delete(b.info.PBX)
 		return err
 	}
+	if b.rule != nil {
+		s.rules.done(b.info.PBX, *b.rule)
+	}
 	if k := b.keys; k != nil && (k.nSkip > 0 || k.nInPlace > 0 || len(k.drop) > 0 || k.dups > 0 || k.kept > 0) {
 		s.opt.Log.Info("rows already in the export folder", "endpoint", b.info.Endpoint.Name, "file", filepath.Base(b.final),
 			"unchanged_not_written", k.nSkip, "changed_updated_in_place", k.nUpd, "taken_from_other_files", k.nMoved,
@@ -955,6 +965,9 @@ func (b *csvBatch) decide(state []byte) error {
 		return err
 	}
 	p := pending{csvState: csvState{Seq: 1, State: state}}
+	if r, ok := s.rules.take(b.info.PBX, b.info.RunID); ok {
+		p.Rule, b.rule = &r, &r
+	}
 	if prev != nil {
 		p.Seq = prev.Seq + 1
 	}
@@ -1128,6 +1141,7 @@ func (s *CSV) FinishRun(_ context.Context, r *exporter.RunResult) (err error) {
 		Endpoints []ep             `json:"endpoints"`
 		Privacy   exporter.Privacy `json:"privacy"`
 	}{ID: r.ID, Mode: r.Mode, PBX: r.PBX, Started: r.Started, Ended: r.Ended, Status: r.Status, Privacy: r.Privacy}
+	line.Privacy.Changed = s.rules.changedBy(r.ID)
 	for _, e := range r.Endpoints {
 		x := ep{Endpoint: e.Endpoint, Rows: e.Rows, Pages: e.Pages, Retries: e.Retries,
 			Paging: e.Paging, Notes: e.Notes, Filtered: e.Filtered, Vanished: e.Vanished}

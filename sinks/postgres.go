@@ -57,6 +57,7 @@ type Postgres struct {
 	// quarantining it (quarantine.go; EXPORT_STRICT).
 	Strict     bool
 	quarantine quarantineCounts
+	rules      pendingRules // the pseudonymisation rule a run stores with its first commit (privacy.go)
 }
 
 // The pool's size: what a run needs at the least, and what it gets unless
@@ -357,9 +358,14 @@ func (b *pgBatch) commit(ctx context.Context, state []byte, pr exporter.Progress
 	if err := b.saveState(ctx, state, pr); err != nil {
 		return err
 	}
+	ruleSaved, err := b.sink.saveRule(ctx, b.tx, b.info)
+	if err != nil {
+		return err
+	}
 	if err := b.tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	ruleSaved()
 	b.sink.loads.add(b.loads)
 	b.sink.quarantine.add(b.info.RunID, b.info.Endpoint.Name, b.quarantined)
 	return nil

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 
@@ -20,7 +21,11 @@ import (
 // (issue 30) are kept with its state, so that a run under another rule or
 // key is seen before it writes (cmd refuses it unless forced: mixing two
 // keys breaks every join). A PBX with state from before this was kept
-// counts as rule none.
+// counts as rule none. A run's rule is stored only with its first batch
+// commit, in that commit (PendPrivacyRule): a run that fails before
+// writing anything, refused or not, leaves the stored rule as it was, and
+// a change stored is always in the run ledger (PostgreSQL: in the same
+// transaction; CSV: the run's line, and the rule file names the run).
 
 // privacyKey is the export_state key of the rule: a space keeps it apart
 // from every endpoint's and backfill window's key.
@@ -49,22 +54,44 @@ func (p *Postgres) PrivacyRule(ctx context.Context, pbx string) (exporter.Privac
 	return exporter.Privacy{Rule: "none"}, found, nil
 }
 
-// SetPrivacyRule stores the rule pbx's rows are written under from now on.
-func (p *Postgres) SetPrivacyRule(ctx context.Context, pbx string, r exporter.Privacy) error {
-	r.Changed = ""
-	b, _ := json.Marshal(r)
-	_, err := p.pool.Exec(ctx, "INSERT INTO "+p.ident("export_state")+` (pbx, key, state) VALUES ($1, $2, $3)
-ON CONFLICT (pbx, key) DO UPDATE SET state = EXCLUDED.state, updated_at = now()`, pbx, privacyKey, b)
-	if err != nil {
-		return fmt.Errorf("store the pseudonymisation rule: %w", dbError(err))
+// PendPrivacyRule makes r the rule pbx's rows are written under from
+// the next batch commit of pbx on: that commit stores it, in its
+// transaction, and marks the change (r.Changed) in its run's ledger row.
+// A run that commits nothing leaves the stored rule as it was. nil
+// withdraws a rule not stored yet.
+func (p *Postgres) PendPrivacyRule(pbx string, r *exporter.Privacy) { p.rules.pend(pbx, r) }
+
+// saveRule stores, in the batch's transaction, the rule pending for its
+// PBX and marks the change in its run's ledger row; done, called once the
+// transaction committed, withdraws it.
+func (p *Postgres) saveRule(ctx context.Context, tx pgx.Tx, info exporter.BatchInfo) (done func(), err error) {
+	r, ok := p.rules.take(info.PBX, info.RunID)
+	if !ok {
+		return func() {}, nil
 	}
-	return nil
+	b, _ := json.Marshal(r)
+	if _, err := tx.Exec(ctx, "INSERT INTO "+p.ident("export_state")+` (pbx, key, state, run_id) VALUES ($1, $2, $3, $4)
+ON CONFLICT (pbx, key) DO UPDATE SET state = EXCLUDED.state, run_id = EXCLUDED.run_id, updated_at = now()`, info.PBX, privacyKey, b, info.RunID); err != nil {
+		return nil, fmt.Errorf("store the pseudonymisation rule: %w", err)
+	}
+	if r.Changed != "" {
+		if _, err := tx.Exec(ctx, "UPDATE "+p.ident("export_runs")+" SET privacy_changed = $2 WHERE run_id = $1", info.RunID, r.Changed); err != nil {
+			return nil, fmt.Errorf("record the pseudonymisation change: %w", err)
+		}
+	}
+	return func() { p.rules.done(info.PBX, r) }, nil
 }
 
 // PrivacyRule is Postgres.PrivacyRule for the folder: state is any file
 // in the PBX's state folder.
 func (s *CSV) PrivacyRule(_ context.Context, pbx string) (_ exporter.Privacy, _ bool, err error) {
 	defer func() { err = s.advise(err) }()
+	if r, err := s.pendingRule(pbx); err != nil {
+		return exporter.Privacy{}, false, err
+	} else if r != nil {
+		r.Changed = ""
+		return r.Privacy, true, nil
+	}
 	b, err := os.ReadFile(filepath.Join(s.stateDir(pbx), privacyFile))
 	if err == nil {
 		return decodePrivacy(b)
@@ -83,26 +110,123 @@ func (s *CSV) PrivacyRule(_ context.Context, pbx string) (_ exporter.Privacy, _ 
 	return exporter.Privacy{Rule: "none"}, found, nil
 }
 
-// SetPrivacyRule is Postgres.SetPrivacyRule for the folder (an atomic
-// replace).
-func (s *CSV) SetPrivacyRule(_ context.Context, pbx string, r exporter.Privacy) (err error) {
-	defer func() { err = s.advise(err) }()
-	r.Changed = ""
+// PendPrivacyRule is Postgres.PendPrivacyRule for the folder: the next
+// batch's pending record carries the rule, and completing it writes the
+// rule file just before the state (crashed, the next run completes both);
+// the run's ledger line says the change (FinishRun).
+func (s *CSV) PendPrivacyRule(pbx string, r *exporter.Privacy) { s.rules.pend(pbx, r) }
+
+// saveRule writes the rule file of a pending commit (nil: none).
+func (s *CSV) saveRule(pbx string, r *storedRule) error {
+	if r == nil {
+		return nil
+	}
 	b, _ := json.Marshal(r)
 	dir, err := s.mkStateDir(pbx)
-	if err != nil {
-		return fmt.Errorf("store the pseudonymisation rule: %w", err)
+	if err == nil {
+		err = safefile.Write(filepath.Join(dir, privacyFile), b, fileMode)
 	}
-	if err := safefile.Write(filepath.Join(dir, privacyFile), b, fileMode); err != nil {
+	if err != nil {
 		return fmt.Errorf("store the pseudonymisation rule: %w", err)
 	}
 	return nil
 }
 
-func decodePrivacy(b []byte) (exporter.Privacy, bool, error) {
-	var r exporter.Privacy
-	if err := json.Unmarshal(b, &r); err != nil || r.Rule == "" {
-		return r, true, fmt.Errorf("the stored pseudonymisation rule %q is damaged: restore it from a backup, or remove it and run with --force", b)
+// storedRule is the rule as stored: Changed and RunID say which run
+// stored it and from what rule, when it was a forced change.
+type storedRule struct {
+	exporter.Privacy
+	RunID string `json:"run_id,omitempty"`
+}
+
+// pendingRules are the rules runs apply that no batch stored yet, by
+// PBX, and the changes stored, by run (for the CSV ledger's line).
+type pendingRules struct {
+	mu      sync.Mutex
+	pending map[string]storedRule
+	changed map[string]string
+}
+
+func (p *pendingRules) pend(pbx string, r *exporter.Privacy) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r == nil {
+		delete(p.pending, pbx)
+		return
 	}
-	return r, true, nil
+	if p.pending == nil {
+		p.pending = map[string]storedRule{}
+	}
+	p.pending[pbx] = storedRule{Privacy: *r}
+}
+
+// take returns the rule pending for pbx, to be stored by run.
+func (p *pendingRules) take(pbx, run string) (storedRule, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r, ok := p.pending[pbx]
+	r.RunID = run
+	return r, ok
+}
+
+// done withdraws r, stored, and remembers its run's change.
+func (p *pendingRules) done(pbx string, r storedRule) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if q, ok := p.pending[pbx]; ok && q.Privacy == r.Privacy {
+		delete(p.pending, pbx)
+	}
+	if r.Changed != "" {
+		if p.changed == nil {
+			p.changed = map[string]string{}
+		}
+		p.changed[r.RunID] = r.Changed
+	}
+}
+
+// changedBy is the change run stored, "" if none.
+func (p *pendingRules) changedBy(run string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.changed[run]
+}
+
+// pendingRule is the rule of a commit decided but not completed (a crash
+// interrupted it; the next State completes it), nil if none: it is the
+// rule, although its file may not say so yet. It only reads, so that it
+// may be asked without the PBX's lock.
+func (s *CSV) pendingRule(pbx string) (*storedRule, error) {
+	entries, err := os.ReadDir(s.stateDir(pbx))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read the pseudonymisation rule: %w", err)
+	}
+	var rule *storedRule
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".pending.json") || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(s.stateDir(pbx), e.Name()))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // completed meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read the pseudonymisation rule: %w", err)
+		}
+		var p struct {
+			Rule *storedRule `json:"privacy_rule"`
+		}
+		if json.Unmarshal(b, &p) == nil && p.Rule != nil && p.Rule.Rule != "" {
+			rule = p.Rule
+		}
+	}
+	return rule, nil
+}
+
+func decodePrivacy(b []byte) (exporter.Privacy, bool, error) {
+	var r storedRule
+	if err := json.Unmarshal(b, &r); err != nil || r.Rule == "" {
+		return exporter.Privacy{}, true, fmt.Errorf("the stored pseudonymisation rule %q is damaged: restore it from a backup, or remove it and run with --force", b)
+	}
+	r.Changed = ""
+	return r.Privacy, true, nil
 }

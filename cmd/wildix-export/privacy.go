@@ -6,6 +6,7 @@ import (
 
 	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/exporter/privacy"
+	"github.com/wildix-export/wildix-export/sinks"
 )
 
 // The privacy settings' part of the start-up (README, Privacy): the
@@ -26,48 +27,106 @@ func (a *app) privacyGuard() (*privacy.Guard, error) {
 // are written under (sinks.Postgres, sinks.CSV).
 type privacyStore interface {
 	PrivacyRule(ctx context.Context, pbx string) (exporter.Privacy, bool, error)
-	SetPrivacyRule(ctx context.Context, pbx string, r exporter.Privacy) error
+	// PendPrivacyRule stores r with the PBX's next batch commit (its
+	// rows and state), nil withdraws it.
+	PendPrivacyRule(pbx string, r *exporter.Privacy)
 }
 
-// privacyRule checks the rule and key about to be applied against those
-// the sink's rows of this PBX were written under, and stores them on a
-// first export. Another rule or key is refused (exit 2) unless a.force:
-// rows of two keys (or in clear and pseudonymised) never join. Forced,
-// the change is stored and the run records it in the ledger.
-func (a *app) privacyRule(ctx context.Context, s *sink, g *privacy.Guard) (exporter.Privacy, error) {
+// suppressionList is the sink's list of forgotten numbers (sinks).
+type suppressionList interface {
+	Suppression(ctx context.Context) (*sinks.Suppression, error)
+}
+
+// privacyNow is the rule and key id the guard applies.
+func privacyNow(g *privacy.Guard) exporter.Privacy {
 	now := exporter.Privacy{Rule: g.Rule.String()}
 	if g.Rule.On() {
 		now.KeyID = g.Keys.KeyID()
 	}
+	return now
+}
+
+// privacyRule checks the rule and key about to be applied against those
+// the sink's rows of this PBX were written under, and returns the rule to
+// store with the run's first commit (nil: the stored one stays). It
+// writes nothing: start checks early, export again under the PBX's lock,
+// and a run that commits nothing leaves the stored rule as it was.
+// Another rule or key is refused (exit 2) unless a.force: rows of two
+// keys (or in clear and pseudonymised) never join. Forced, the rule to
+// store says from what (Changed), which the run's ledger entry records
+// with the commit storing it. A key change is refused even forced while
+// the sink's suppression list is keyed with the earlier key.
+func (a *app) privacyRule(ctx context.Context, s *sink, g *privacy.Guard) (*exporter.Privacy, error) {
+	now := privacyNow(g)
 	store, ok := s.Sink.(privacyStore)
 	if !ok {
-		return now, nil
+		return nil, nil
 	}
 	was, found, err := store.PrivacyRule(ctx, a.cfg.PBXID)
 	if err != nil {
-		return now, err
+		return nil, err
 	}
 	same := was.Rule == now.Rule && (!g.Rule.On() || was.KeyID == now.KeyID)
 	switch {
 	case found && same:
 		if was.KeyID == now.KeyID {
-			return now, nil
+			return nil, nil
 		}
-	case found && !a.force:
+	case found:
+		if err := a.listKeyed(ctx, s, g); err != nil {
+			return nil, err
+		}
+		if a.force {
+			now.Changed = was.String()
+			break
+		}
 		what := "EXPORT_PSEUDONYMIZE"
 		if was.Rule == now.Rule {
 			what = "EXPORT_PSEUDONYM_KEY"
 		}
-		return now, fmt.Errorf("%w: %s changed: the %s holds PBX %s's rows written under rule %s and this run would write them under %s; "+
+		return nil, fmt.Errorf("%w: %s changed: the %s holds PBX %s's rows written under rule %s and this run would write them under %s; "+
 			"mixing them breaks every join, per-caller count and call-back detection (one number would have two forms): "+
 			"set the earlier %s again, or export into a new schema or folder, or run `wildix-export run --once --force` to accept the change (the run ledger records it)",
 			errUsage, what, s.name, a.cfg.PBXID, was, now, what)
-	case found:
-		now.Changed = was.String()
-		a.log.Warn("pseudonymisation changed (--force): rows written before keep their earlier form", "from", was.String(), "to", now.String())
 	}
-	if err := store.SetPrivacyRule(ctx, a.cfg.PBXID, now); err != nil {
-		return now, err
+	return &now, nil
+}
+
+// listKeyed refuses a change of rule or key that the sink's suppression
+// list cannot follow: a list made with EXPORT_PSEUDONYM_KEY holds only
+// hashes under that key, which cannot be made again under another key
+// (nor without one) as the numbers are not kept. --force cannot help.
+func (a *app) listKeyed(ctx context.Context, s *sink, g *privacy.Guard) error {
+	sl, ok := s.Sink.(suppressionList)
+	if !ok {
+		return nil
 	}
-	return now, nil
+	l, err := sl.Suppression(ctx)
+	if err != nil || l == nil || len(l.Numbers) == 0 || l.Key != nil || l.KeyID == "" {
+		return err
+	}
+	have := "not set"
+	if g.Keys != nil {
+		if g.Keys.KeyID() == l.KeyID {
+			return nil
+		}
+		have = "key " + g.Keys.KeyID()
+	}
+	return fmt.Errorf("%w: the %s's suppression list of %d forgotten number(s) was made with EXPORT_PSEUDONYM_KEY %s, and it is %s: "+
+		"the key cannot change while the list exists, with --force neither, as the list keeps only each number's hash under that key and a hash cannot be made again under another one; "+
+		"set that key again (under EXPORT_PSEUDONYMIZE=none too); to change the key all the same, export under the new key into a new schema or folder and run forget there again for each number of the list (README, Pseudonymisation)",
+		errUsage, s.name, len(l.Numbers), l.KeyID, have)
+}
+
+// pendPrivacy makes rule, checked under the PBX's lock, the one the
+// run's first commit stores (nil: none to store).
+func (a *app) pendPrivacy(s *sink, rule *exporter.Privacy) {
+	store, ok := s.Sink.(privacyStore)
+	if !ok {
+		return
+	}
+	if rule != nil && rule.Changed != "" {
+		a.log.Warn("pseudonymisation changed (--force): stored with the run's first commit; rows written before keep their earlier form", "from", rule.Changed, "to", rule.String())
+	}
+	store.PendPrivacyRule(a.cfg.PBXID, rule)
 }

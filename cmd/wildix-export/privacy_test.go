@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -122,6 +123,118 @@ FROM export_runs ORDER BY started_at, run_id`)
 			if len(got) != 3 || got[0] != "none||" || !strings.HasPrefix(got[1], "numbers|k:") || !strings.HasSuffix(got[1], "|none") ||
 				got[2] != strings.TrimSuffix(got[1], "none") {
 				t.Fatalf("ledger %q: want none, then numbers with its key id changed from none, then the same unchanged", got)
+			}
+		})
+	}
+}
+
+// privacyLedger reads each run's rule|key id|change from the sink's run
+// ledger, oldest first: the schema's export_runs (pool set) or the CSV
+// folder's runs.jsonl. Forget's entries are left out.
+func privacyLedger(t *testing.T, pool *pgxpool.Pool, dir string) []string {
+	t.Helper()
+	var out []string
+	if pool != nil {
+		rows, err := pool.Query(context.Background(), `SELECT coalesce(privacy_rule, '') || '|' || coalesce(privacy_key_id, '') || '|' || coalesce(privacy_changed, '')
+FROM export_runs WHERE mode <> 'forget' ORDER BY started_at, run_id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, ".state", "*", "runs.jsonl"))
+	if len(files) != 1 {
+		t.Fatalf("run ledgers %v, want one", files)
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var line struct {
+			Mode    string            `json:"mode"`
+			Privacy map[string]string `json:"privacy"`
+		}
+		if err := json.Unmarshal([]byte(l), &line); err != nil {
+			t.Fatal(err)
+		}
+		if line.Mode != "forget" {
+			out = append(out, line.Privacy["rule"]+"|"+line.Privacy["key_id"]+"|"+line.Privacy["changed"])
+		}
+	}
+	return out
+}
+
+// TestPrivacyRuleStoredOnlyWithRows is review 30-forget-attack's finding
+// 5: runs that fail after accepting another rule (refused by the
+// suppression list's key, or the PBX failing) leave the stored rule as it
+// was, so that a later run under yet another rule is still refused
+// without --force; the rule a forced run applies is stored with its first
+// commit, and the ledger marks that run's change, the only one. A key
+// change is refused, forced too, while the suppression list is keyed with
+// the earlier key, saying why and what to do. For both sinks. Before the
+// fix, the run under rule none exited 0 and wrote numbers in clear into
+// the pseudonymised sink.
+func TestPrivacyRuleStoredOnlyWithRows(t *testing.T) {
+	t.Parallel()
+	for _, sink := range []string{"csv", "postgres"} {
+		t.Run(sink, func(t *testing.T) {
+			t.Parallel()
+			var failing atomic.Bool
+			f := authorized(t, pbxsim.Options{Calls: 80, Rewrite: func(r *http.Request, status int, body []byte) (int, []byte) {
+				if failing.Load() && strings.HasPrefix(r.URL.Path, "/api/") {
+					return http.StatusServiceUnavailable, []byte(`{"type":"error","reason":"down"}`)
+				}
+				return status, body
+			}})
+			dir := t.TempDir()
+			base := fixtureEnv(f, dir, "EXPORT_ENDPOINTS=call_history,colleagues", "EXPORT_MAX_ATTEMPTS=1")
+			var pool *pgxpool.Pool
+			if sink == "postgres" {
+				var schema string
+				schema, pool = pgtest.Schema(t)
+				base = append(base, "EXPORT_SINK=postgres", "EXPORT_DATABASE_URL="+pgtest.URL(), "EXPORT_DB_SCHEMA="+schema)
+			}
+			with := func(extra ...string) []string { return append(slices.Clone(base), extra...) }
+			numbers1 := with("EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey1)
+			step := func(name string, kv []string, code int, want string, args ...string) {
+				t.Helper()
+				r := runCLI(t, kv, args...)
+				if r.code != code || code != exitOK && !strings.Contains(fmt.Sprint(r.err), want) {
+					t.Fatalf("%s: exit %d, %v; want %d saying %q\n%s", name, r.code, r.err, code, want, r.stderr)
+				}
+			}
+			step("first export", numbers1, exitOK, "", "run", "--once")
+			step("forget", numbers1, exitOK, "", "forget", "--number", "+390123456789")
+			step("another key, forced", with("EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey2), exitConfig,
+				"the key cannot change while the list exists, with --force neither", "run", "--once", "--force")
+			step("no rule and no key, forced", base, exitConfig, "suppression list", "run", "--once", "--force")
+			step("rule none, the list's key", with("EXPORT_PSEUDONYMIZE=none", "EXPORT_PSEUDONYM_KEY="+testKey1), exitConfig,
+				"EXPORT_PSEUDONYMIZE changed", "run", "--once")
+			names1 := with("EXPORT_PSEUDONYMIZE=numbers,names", "EXPORT_PSEUDONYM_KEY="+testKey1)
+			failing.Store(true)
+			step("another rule, forced, the PBX failing", names1, exitFailed, "", "run", "--once", "--force")
+			failing.Store(false)
+			step("that rule again, not forced", names1, exitConfig, "EXPORT_PSEUDONYMIZE changed", "run", "--once")
+			step("the first rule again", numbers1, exitOK, "", "run", "--once")
+			step("another rule, forced", names1, exitOK, "", "run", "--once", "--force")
+			step("that rule again", names1, exitOK, "", "run", "--once")
+
+			var changes []string
+			got := privacyLedger(t, pool, dir)
+			for _, l := range got {
+				if !strings.HasSuffix(l, "|") {
+					changes = append(changes, l)
+				}
+			}
+			k, _ := pseudonym.New([]byte(testKey1))
+			want := "numbers,names|" + k.KeyID() + "|numbers " + k.KeyID()
+			if len(changes) != 1 || changes[0] != want || got[len(got)-2] != want {
+				t.Fatalf("ledger %q: want one change, %q, by the run that wrote under it", got, want)
 			}
 		})
 	}

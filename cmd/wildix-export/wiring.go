@@ -220,12 +220,13 @@ func (a *app) start(ctx context.Context, cat *record.Catalog) (*started, error) 
 		rec, err = a.recordingsCopier(ctx)
 	}
 	var guard *privacy.Guard
-	var rule exporter.Privacy
 	if err == nil {
 		guard, err = a.privacyGuard()
 	}
 	if err == nil {
-		rule, err = a.privacyRule(ctx, s, guard)
+		// Checked early, so that a refused change stops before the PBX
+		// is asked; checked again, and stored, under the lock (export).
+		_, err = a.privacyRule(ctx, s, guard)
 	}
 	if err != nil {
 		s.close()
@@ -237,7 +238,7 @@ func (a *app) start(ctx context.Context, cat *record.Catalog) (*started, error) 
 	x := &exporter.Exporter{
 		Client: p.client, Sink: s.Sink, PBX: c.PBXID, Zone: c.Timezone,
 		PageSize: c.PageSize, Concurrency: c.Concurrency, BatchSize: c.BatchSize, MaxPages: c.MaxPages,
-		CommitGrace: c.ShutdownGrace, Settle: c.Settle, Log: a.log, Recordings: rec, Observe: a.warnRecordings, Guard: guard, Privacy: rule,
+		CommitGrace: c.ShutdownGrace, Settle: c.Settle, Log: a.log, Recordings: rec, Observe: a.warnRecordings, Guard: guard, Privacy: privacyNow(guard),
 		Abort: func(err error) bool {
 			return errors.Is(err, auth.ErrReauthorize) || errors.Is(err, sinks.ErrDatabase) || errors.Is(err, auth.ErrUnreachable)
 		},
@@ -262,9 +263,16 @@ func (a *app) export(ctx context.Context, st *started, m *metrics, do func(ctx c
 		return err
 	}
 	defer unlock()
+	// The rule is checked again under the lock, and stored only with the
+	// run's first commit: a run failing before it leaves it as it was.
+	rule, err := a.privacyRule(ctx, st.sink, st.guard)
+	if err != nil {
+		return err
+	}
 	if err := a.loadSuppression(ctx, st); err != nil {
 		return err
 	}
+	a.pendPrivacy(st.sink, rule)
 	if a.beforeRun != nil {
 		a.beforeRun()
 	}
