@@ -41,9 +41,10 @@ type S3Options struct {
 	// Concurrency is how many Puts the caller runs at once (the
 	// exporter's EXPORT_CONCURRENCY; default 4). The store keeps that
 	// many buffers of the files it sent in one PUT (each the size of the
-	// largest such file it held, at most a part) for the next ones: a
-	// buffer a file is garbage the heap grows with until collected
-	// (4 copies of 16 MiB files: 145 MB resident instead of 80).
+	// largest such file it held, at most a part) for the next ones, one
+	// less for each file sent in parts (minio-go's part buffer): a buffer
+	// a file is garbage the heap grows with until collected (4 copies of
+	// 16 MiB files: 145 MB resident instead of 80).
 	Concurrency int
 	// Transport carries the requests (default: http.DefaultTransport's
 	// settings with Timeout); for extra CA certificates.
@@ -198,6 +199,12 @@ func (s *S3) Put(ctx context.Context, name string, r io.Reader, want Want) (Obje
 	key := s.Key(name)
 	if want.Size > 0 && want.Size <= s.partSize {
 		return s.putOne(ctx, name, key, r, want)
+	}
+	// minio-go allocates this Put's part buffer: one kept buffer less, so
+	// that Concurrency Puts hold at most Concurrency part buffers in all.
+	select {
+	case <-s.free:
+	default:
 	}
 	// What a killed Put of the same name left: invisible, but kept (and
 	// billed) by the server until aborted.

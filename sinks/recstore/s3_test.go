@@ -563,8 +563,9 @@ func TestS3KilledMidPut(t *testing.T) {
 // TestS3OnePutBuffersKept: files sent in one PUT, Concurrency at once,
 // reuse the store's Concurrency buffers: 8 files of 5 MiB, 2 at a time,
 // allocate 2 buffers, not 8 (a buffer a file was garbage the heap grew
-// with: 4 copies of 16 MiB files held 145 MB resident). Not parallel:
-// it counts the bytes the process allocates.
+// with: 4 copies of 16 MiB files held 145 MB resident); a file sent in
+// parts, which holds minio-go's part buffer, drops one. Not parallel: it
+// counts the bytes the process allocates.
 func TestS3OnePutBuffersKept(t *testing.T) {
 	f, _, o := s3Fixture(t)
 	o.Concurrency = 2
@@ -606,6 +607,16 @@ func TestS3OnePutBuffersKept(t *testing.T) {
 		if b, err := f.read(t, name); err != nil || sum(b) != contentSum(t, seed+uint64(i), size-int64(i)) {
 			t.Errorf("%s: %d bytes stored, %v; want the file", name, len(b), err)
 		}
+	}
+	// A file sent in parts holds minio-go's part buffer: one kept less.
+	if len(st.free) != n {
+		t.Fatalf("%d buffers kept after the files sent in one PUT; want %d", len(st.free), n)
+	}
+	if _, err := st.Put(context.Background(), testName(t, "parts"), content(seed, 1000), Want{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.free) != n-1 {
+		t.Errorf("%d buffers kept after a file sent in parts; want %d", len(st.free), n-1)
 	}
 }
 
