@@ -60,14 +60,35 @@ type recCursor struct {
 	otherFrame bool
 }
 
+// RecordingsZone is the zone the recordings' wall times are read in, as
+// the export reads them: Zone (WILDIX_TIMEZONE) when set, else the UTC
+// offset call history's newest record carried (a fixed zone), nil when
+// neither is known. Retention reads a quarantined recording's start in
+// it (sinks.PruneOptions.Zone).
+func (x *Exporter) RecordingsZone(ctx context.Context) (*time.Location, error) {
+	if x.Zone != nil {
+		return x.Zone, nil
+	}
+	return x.learntZone(ctx)
+}
+
+// learntZone is the fixed zone of the UTC offset call history's newest
+// record carried, nil when none was learnt.
+func (x *Exporter) learntZone(ctx context.Context) (*time.Location, error) {
+	cs, err := x.loadCursor(ctx, &record.Endpoint{Name: "call_history"})
+	if err != nil || cs.UTCOffset == nil {
+		return nil, err
+	}
+	off := *cs.UTCOffset
+	return time.FixedZone(fmt.Sprintf("UTC%+03d:%02d", off/3600, abs(off%3600)/60), off), nil
+}
+
 // recCursor reads the stored state for the list l: the zone its wall
 // times are read in, and the range this run reads.
 func (e *endpointRun) recCursor(ctx context.Context, l *recList, st recState) (*recCursor, error) {
 	if l.zone == nil {
-		cs, err := e.x.loadCursor(ctx, &record.Endpoint{Name: "call_history"})
-		if err == nil && cs.UTCOffset != nil {
-			off := *cs.UTCOffset
-			l.zone = time.FixedZone(fmt.Sprintf("UTC%+03d:%02d", off/3600, abs(off%3600)/60), off)
+		if z, err := e.x.learntZone(ctx); err == nil && z != nil {
+			l.zone = z
 			e.note(fmt.Sprintf("WILDIX_TIMEZONE is not set: recordings' wall times read at the UTC offset call history's newest record carried (%s); an hour off across a daylight-saving change", l.zone))
 		}
 	}

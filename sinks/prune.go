@@ -34,7 +34,9 @@ type PruneOptions struct {
 	Recordings interface {
 		Remove(ctx context.Context, name string) error
 	}
-	// Zone is WILDIX_TIMEZONE (nil when not set), to read the start of a
+	// Zone is the zone the export reads the PBX's wall times in
+	// (exporter.Exporter.RecordingsZone: WILDIX_TIMEZONE, else the UTC
+	// offset learnt from call history; nil: UTC), to read the start of a
 	// quarantined record that gives no offset, as the export read it.
 	Zone *time.Location
 	// Batch is the number of rows deleted per transaction (PostgreSQL);

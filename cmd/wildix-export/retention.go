@@ -36,7 +36,12 @@ func (a *app) retention(st *started, m *metrics, ret record.Retention) func(cont
 	return func(ctx context.Context, r *exporter.RunResult) []exporter.EndpointResult {
 		began := time.Now()
 		res := exporter.EndpointResult{Endpoint: "retention", Paging: "prune"}
-		o := sinks.PruneOptions{Zone: a.cfg.Timezone}
+		var o sinks.PruneOptions
+		if st.x != nil {
+			// A quarantined recording's wall time read as the export
+			// read it: in WILDIX_TIMEZONE, else at the learnt offset.
+			o.Zone, res.Err = st.x.RecordingsZone(ctx)
+		}
 		if st.rec != nil {
 			// The stores (recstore.Dir, recstore.S3) remove; a store
 			// that cannot keeps the recordings' rows (Prune says so).
@@ -48,7 +53,9 @@ func (a *app) retention(st *started, m *metrics, ret record.Retention) func(cont
 		}
 		var got sinks.Pruned
 		p, ok := st.sink.Sink.(pruner)
-		if ok {
+		if res.Err != nil {
+			res.Err = fmt.Errorf("read the PBX's learnt UTC offset: %w", res.Err)
+		} else if ok {
 			got, res.Err = p.Prune(ctx, r.PBX, st.cat.All(), cut, o)
 		} else {
 			res.Err = fmt.Errorf("the %s cannot prune (a bug: please report it)", st.sink.name)

@@ -31,10 +31,13 @@ import (
 	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/exporter/privacy"
 	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/exporter/recordings"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/internal/pgtest"
 	"github.com/wildix-export/wildix-export/internal/pseudonym"
 	"github.com/wildix-export/wildix-export/simtest"
 	"github.com/wildix-export/wildix-export/sinks"
+	"github.com/wildix-export/wildix-export/sinks/recstore"
 )
 
 // retentionSim is a PBX whose calls span the 20 days before now, one
@@ -611,5 +614,57 @@ func TestRetentionOneCutPerRun(t *testing.T) {
 	}
 	if n := reads.Load(); n != 2 {
 		t.Fatalf("the clock read %d times in 2 runs, want once a run", n)
+	}
+}
+
+// TestRetentionQuarantinedRecordingAtLearntOffset: without
+// WILDIX_TIMEZONE, a quarantined recording's wall time is read at the UTC
+// offset the export learnt from call history (here -05:00), as the export
+// read it, not as UTC: "10:00" is 15:00Z, after a cut at 12:00Z, so its
+// record stays (read as UTC it was pruned 5 hours early). Review
+// 30-retention F5.
+func TestRetentionQuarantinedRecordingAtLearntOffset(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	schema, pool := pgtest.Schema(t)
+	p := sinks.NewPostgres(pool, schema, nil)
+	cat, _ := record.LoadCatalog("")
+	if err := p.Migrate(ctx, cat.All()); err != nil {
+		t.Fatal(err)
+	}
+	calls := cat.All()[0]
+	b, err := p.Begin(ctx, exporter.BatchInfo{PBX: "p", RunID: "r1", Endpoint: &calls, StateKey: calls.Name, Seq: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(ctx, []byte(`{"cursor":0,"utc_offset":-18000}`), exporter.Progress{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []struct{ key, start string }{{"rnew", "2025-03-01 10:00:00"}, {"rold", "2025-03-01 06:00:00"}} {
+		raw := fmt.Sprintf(`{"id":%q,"fileName":"a.wav","path":"/x","start":%q,"duration":"5","size":"44"}`, q.key, q.start)
+		if _, err := pool.Exec(ctx, `INSERT INTO `+pgx.Identifier{schema, "export_quarantine"}.Sanitize()+` (pbx, endpoint, key, run_id, field, error, record)
+VALUES ('p', 'recordings', $1, 'r1', 'size', 'refused', $2)`, q.key, raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store, err := recstore.OpenDir(t.TempDir(), recstore.DirOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &app{cfg: &config.Config{Retention: 10 * 24 * time.Hour, PBXID: "p"}, log: slog.New(slog.DiscardHandler)}
+	st := &started{sink: &sink{Sink: p, pg: p, pool: pool, name: "postgres"}, x: &exporter.Exporter{Sink: p, PBX: "p"},
+		rec: &recordings.Copier{Store: store}, cat: cat}
+	cut := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	got := a.retention(st, newMetrics(), record.Retention{Cut: cut})(ctx, &exporter.RunResult{ID: "r2", PBX: "p"})
+	if len(got) != 1 || got[0].Err != nil {
+		t.Fatalf("retention %+v", got)
+	}
+	rows, _ := pool.Query(ctx, "SELECT key FROM "+pgx.Identifier{schema, "export_quarantine"}.Sanitize()+" ORDER BY key")
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(keys) != "[rnew]" {
+		t.Fatalf("quarantine holds %v after a cut at %v, want rnew (10:00 at -05:00 = 15:00Z) kept, rold (11:00Z) pruned; notes %q", keys, cut, got[0].Notes)
 	}
 }
