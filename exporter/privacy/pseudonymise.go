@@ -167,7 +167,8 @@ func (r *replacer) pseudonymise(p *plan, row *record.Row) {
 // json returns the JSON text b with each string replaced as kind says for
 // the top-level member it is in (for every string when b is not an
 // object), every other byte as it was; a number literal of a number
-// column becomes the string of its pseudonym. Text that is not valid
+// column, or an integer of 7 digits or more in free text, becomes the
+// string of its pseudonym. Text that is not valid
 // JSON is scrubbed as text.
 func (r *replacer) json(b []byte, kind func(member string) (record.Personal, string)) []byte {
 	if !json.Valid(b) {
@@ -219,7 +220,7 @@ func (r *replacer) json(b []byte, kind func(member string) (record.Personal, str
 				if json.Unmarshal(lit, &s) != nil {
 					break
 				}
-			} else if p.Kind == record.PersonalNumber && c >= '0' && c <= '9' {
+			} else if p.Kind == record.PersonalNumber && c >= '0' && c <= '9' || p.Kind == record.PersonalText && longInteger(lit) {
 				s = string(lit)
 			} else {
 				break
@@ -234,6 +235,26 @@ func (r *replacer) json(b []byte, kind func(member string) (record.Personal, str
 		i = end
 	}
 	return out
+}
+
+// longInteger reports whether lit, a JSON literal of free text (a member
+// of extra, an undeclared field of raw), is an integer of at least 7
+// digits (a sign allowed): a PBX may send a phone number as a JSON number,
+// which is then replaced as the same digits in a string would be (and
+// becomes a string, its pseudonym). A shorter one (an extension, a count)
+// and a decimal stay numbers. In doubt it replaces: a Unix time in
+// seconds or a large id sent as a number becomes a pseudonym too.
+func longInteger(lit []byte) bool {
+	digits := bytes.TrimPrefix(lit, []byte("-"))
+	if len(digits) < 7 {
+		return false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // withMembers returns the JSON object obj (nil for none) with the members

@@ -1,0 +1,44 @@
+package privacy
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
+)
+
+// TestPseudonymiseIntegers: a phone number the PBX sends as a JSON number
+// in a field the catalog does not know (into extra and raw) is replaced
+// under numbers, as the same digits in a string are (review
+// 30-forget-attack, note 13: "x_num": 393528512784 stayed in clear); an
+// integer of fewer than 7 digits and a decimal stay numbers. Fails with number literals of free text left alone.
+func TestPseudonymiseIntegers(t *testing.T) {
+	t.Parallel()
+	calls := endpoint(t, "call_history")
+	k := keyed(t)
+	g := &Guard{Rule: pseudonym.Rule{Numbers: true}, Keys: k}
+	raw := strings.Replace(inbound, `"uniqueid":"1764583200.7"`,
+		`"uniqueid":"1764583200.7","x_num":393528512784,"x_obj":{"n":[393528512784, 201]},"x_short":201,"x_count":123456,"x_dec":3935285127.5,"x_neg":-393528512784`, 1)
+	got, err := g.Rows(calls, []record.Row{convert(t, calls, raw)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := k.Number("+393528512784")
+	for what, b := range map[string][]byte{"extra": got[0].Extra, "raw": got[0].Raw} {
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("%s %s: %v", what, b, err)
+		}
+		if m["x_num"] != p || m["x_obj"].(map[string]any)["n"].([]any)[0] != p || m["x_neg"] != "-"+p {
+			t.Errorf("%s %s: want x_num, x_obj.n[0] and x_neg as %s", what, b, p)
+		}
+		if m["x_short"] != 201.0 || m["x_count"] != 123456.0 || m["x_dec"] != 3935285127.5 || m["x_obj"].(map[string]any)["n"].([]any)[1] != 201.0 {
+			t.Errorf("%s %s: want the short integers and the decimal kept as numbers", what, b)
+		}
+	}
+	if got := everything(got[0]); strings.Contains(got, "393528512784") {
+		t.Errorf("the number is in clear:\n%s", got)
+	}
+}
