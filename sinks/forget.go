@@ -37,6 +37,7 @@ const MaxForgetDigits = 15
 // pseudonym under each key the sink's rows may be pseudonymised with.
 type Forgotten struct {
 	digits     string
+	national   []string // pseudonym.NationalForms, when given internationally
 	pseudonyms []string
 }
 
@@ -62,17 +63,29 @@ func NewForgotten(number string, keys ...*pseudonym.Keyed) (*Forgotten, error) {
 		return nil, fmt.Errorf("only zeros: not a phone number")
 	}
 	f := &Forgotten{digits: d}
+	if t := strings.TrimSpace(number); strings.HasPrefix(t, "+") || strings.HasPrefix(t, "00") {
+		f.national = pseudonym.NationalForms(d)
+	}
 	for _, k := range keys {
 		if k != nil {
-			f.pseudonyms = append(f.pseudonyms, k.Number(d))
+			for _, v := range f.forms() {
+				f.pseudonyms = append(f.pseudonyms, k.Number(v))
+			}
 		}
 	}
 	return f, nil
 }
 
+// forms are the number's digits and its national forms.
+func (f *Forgotten) forms() []string { return append([]string{f.digits}, f.national...) }
+
+// National reports whether the number is also looked for in national
+// forms (it was given with its country code).
+func (f *Forgotten) National() bool { return len(f.national) > 0 }
+
 // match reports whether v, a canonical number or a pseudonym, is it.
 func (f *Forgotten) match(v string) bool {
-	if v == f.digits {
+	if v == f.digits || slices.Contains(f.national, v) {
 		return true
 	}
 	for _, p := range f.pseudonyms {
@@ -88,7 +101,10 @@ func (f *Forgotten) match(v string) bool {
 // pseudonym of it: a cheap filter for the rows worth reading; the rule
 // decides.
 func (f *Forgotten) pattern() string {
-	alts := []string{strings.Join(strings.Split(f.digits, ""), `[^0-9]{0,6}`)}
+	var alts []string
+	for _, d := range f.forms() {
+		alts = append(alts, strings.Join(strings.Split(d, ""), `[^0-9]{0,6}`))
+	}
 	for _, p := range f.pseudonyms {
 		alts = append(alts, regexp.QuoteMeta(p))
 	}

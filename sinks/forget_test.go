@@ -120,7 +120,7 @@ func TestEraseFreeTextSameAsList(t *testing.T) {
 		}
 	}
 	l := &Suppression{}
-	if _, _, err := l.add("393528512784", k, time.Now()); err != nil {
+	if _, _, err := l.addAll(f, k, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	sup, err := l.Suppressor(k)
@@ -139,6 +139,9 @@ func TestEraseFreeTextSameAsList(t *testing.T) {
 		{"+39\t352\t8512784 later", "erased later"},
 		{"393528512784 3935285127848", "erased 3935285127848"},
 		{"(+39) 352 8512784", "erased"},
+		// National forms: without the country code, with a trunk 0.
+		{"cb 352 8512784 asap", "cb erased asap"},
+		{"03528512784", "erased"},
 		{"cb +3935285127848 or +39352851278", "cb +3935285127848 or +39352851278"},
 	} {
 		sh := endpointShape(&e, true)

@@ -98,6 +98,24 @@ func (l *Suppression) add(digits string, pk *pseudonym.Keyed, now time.Time) (st
 	return h, true, nil
 }
 
+// addAll adds f's digits and national forms; it returns the digits' hash
+// and whether any form was new.
+func (l *Suppression) addAll(f *Forgotten, pk *pseudonym.Keyed, now time.Time) (string, bool, error) {
+	var first string
+	any := false
+	for i, d := range f.forms() {
+		h, added, err := l.add(d, pk, now)
+		if err != nil {
+			return "", false, err
+		}
+		if i == 0 {
+			first = h
+		}
+		any = any || added
+	}
+	return first, any, nil
+}
+
 // Suppressor applies a suppression list to rows. Safe for concurrent use.
 type Suppressor struct {
 	list   *pseudonym.Keyed // the list's key
@@ -253,7 +271,7 @@ func (p *Postgres) Suppress(ctx context.Context, f *Forgotten, pk *pseudonym.Key
 	if err != nil {
 		return "", false, err
 	}
-	h, added, err := l.add(f.digits, pk, time.Now())
+	h, added, err := l.addAll(f, pk, time.Now())
 	if err != nil || !added {
 		return h, false, err
 	}
@@ -302,7 +320,7 @@ func (s *CSV) Suppress(ctx context.Context, f *Forgotten, pk *pseudonym.Keyed) (
 	if err != nil {
 		return "", false, err
 	}
-	h, added, err := l.add(f.digits, pk, time.Now())
+	h, added, err := l.addAll(f, pk, time.Now())
 	if err != nil || !added {
 		return h, false, err
 	}

@@ -93,17 +93,18 @@ func TestSuppressionKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 		b, _ := json.Marshal(l)
-		if strings.Contains(string(b), "0123456789") || len(l.Numbers) != 1 || l.Numbers[0].Hash != h {
+		// The number and its national form (+39: without the code).
+		if strings.Contains(string(b), "0123456789") || len(l.Numbers) != 2 || l.Numbers[0].Hash != h {
 			t.Fatalf("%s: list %s", tc.name, b)
 		}
 		if (l.Key == nil) != (tc.key != nil) {
 			t.Errorf("%s: key kept with the list: %v", tc.name, l.Key != nil)
 		}
 		s, err := l.Suppressor(tc.key)
-		if err != nil || s.Len() != 1 {
+		if err != nil || s.Len() != 2 {
 			t.Fatalf("%s: Suppressor = %v, %v", tc.name, s, err)
 		}
-		if !s.match("390123456789") || s.match("390123456788") {
+		if !s.match("390123456789") || !s.match("0123456789") || s.match("390123456788") {
 			t.Errorf("%s: matches the wrong numbers", tc.name)
 		}
 		if tc.key != nil {

@@ -64,9 +64,9 @@ erased and changes nothing. Running it again finds nothing.
 In a pseudonymised sink forget needs every key the rows were written under:
 EXPORT_PSEUDONYM_KEY (the current one) and, after a key change, each earlier
 one with --previous-key-file; it refuses (exit 2) without one. It holds every
-PBX's export lock of the sink while it works. A number is found in the forms
-written with its country code (+39…, 0039…, 39…); a national form (0…, without
-the country code) is another number: run forget again with it.`)
+PBX's export lock of the sink while it works. Given with its country code
+(+39…, 0039…), the number is found in its international forms and its national
+ones (without the country code; with the trunk prefix, 0 in most countries).`)
 	number := fset.String("number", "", "the phone number, in international form: a + and the country code, then the number, spaces allowed")
 	dry := fset.Bool("dry-run", false, "report what would be erased; change nothing")
 	missingOK := fset.Bool("missing-recordings-ok", false, "mark erased the rows of recordings listed as stored but not found in the store: only when the store setting is right and the files are already gone (an earlier forget stopped after removing them)")
@@ -101,8 +101,10 @@ the country code) is another number: run forget again with it.`)
 	if err != nil {
 		return fmt.Errorf("%w: --number %s: %v", errUsage, describeValue(*number), err)
 	}
-	if !strings.HasPrefix(strings.TrimSpace(*number), "+") && !strings.HasPrefix(strings.TrimSpace(*number), "00") {
-		fmt.Fprintln(a.stdout, "Note: --number has no + or 00: it is searched as written, taken as beginning with its country code. If it is a national number, run forget with its international form (and, to catch rows holding the national form, once more with that form).")
+	if f.National() {
+		fmt.Fprintln(a.stdout, "Searching the number in its international forms and in its national ones (without the country code; with the trunk prefix, 0 in most countries).")
+	} else {
+		fmt.Fprintln(a.stdout, "Note: --number has no + or 00: it is searched only as written, taken as beginning with its country code, and not in national forms. If it is a national number, run forget with its international form, which finds both.")
 	}
 	if a.cfg.Sink != "postgres" && !*allowEmpty {
 		// Opening the folder creates it: a mistyped one is seen first.

@@ -179,3 +179,36 @@ func canonical(s string) (string, bool) {
 	d = strings.TrimPrefix(d, "00")
 	return d, d != ""
 }
+
+// NationalForms returns the forms the international number d (canonical
+// digits, country code first) may be written in within its own country,
+// each of at least minDigits digits: without the country code, and with
+// the trunk prefix before it ("0" in most countries, "8" in zone 7; zone
+// 1 dials "1" and the national number, its international digits). Italy
+// keeps its "0" inside the national number (+39 02… is 02…), so there the
+// form without the code is the national one. Erasure looks for these too
+// (issue 30): a person asking to be forgotten gives one form, the PBX may
+// have written the other.
+func NationalForms(d string) []string {
+	if len(d) < 2 {
+		return nil
+	}
+	rest := d[countryCodeLen(d):]
+	forms := []string{rest}
+	switch d[0] {
+	case '1':
+	case '7':
+		forms = append(forms, "8"+rest)
+	default:
+		if !strings.HasPrefix(rest, "0") {
+			forms = append(forms, "0"+rest)
+		}
+	}
+	out := forms[:0]
+	for _, f := range forms {
+		if len(f) >= minDigits {
+			out = append(out, f)
+		}
+	}
+	return out
+}

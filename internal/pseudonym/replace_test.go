@@ -1,6 +1,7 @@
 package pseudonym
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -80,6 +81,26 @@ func TestReplaceFreeTextForms(t *testing.T) {
 		got, n := Replace(tc.in, match, "X")
 		if got != tc.want || n != tc.n {
 			t.Errorf("Replace(%q) = %q, %d; want %q, %d", tc.in, got, n, tc.want, tc.n)
+		}
+	}
+}
+
+func TestNationalForms(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		d    string
+		want []string
+	}{
+		{"393528512784", []string{"3528512784", "03528512784"}}, // Italy, a mobile
+		{"390212345678", []string{"0212345678"}},                // Italy keeps its 0
+		{"493012345678", []string{"3012345678", "03012345678"}}, // Germany
+		{"12025550123", []string{"2025550123"}},                 // zone 1
+		{"74951234567", []string{"4951234567", "84951234567"}},  // zone 7
+		{"3521234567", []string{"1234567", "01234567"}},         // three-digit code
+		{"35212345", nil}, // too short
+	} {
+		if got := NationalForms(tc.d); !slices.Equal(got, tc.want) {
+			t.Errorf("NationalForms(%s) = %q, want %q", tc.d, got, tc.want)
 		}
 	}
 }
