@@ -144,9 +144,10 @@ func decodeRendered(out map[string]string) (*objects, error) {
 
 // memoryBound is docs/deployment.md's bound for EXPORT_CONCURRENCY c: answers of
 // up to EXPORT_MAX_RESPONSE_SIZE (64 MiB by default), 2c+2 of them in
-// flight, plus 64 MiB for the rest.
+// flight, plus 64 MiB for the rest, plus 16 MiB for each of the c recordings
+// copied at once (one sent to S3 in one PUT is held whole).
 func memoryBound(c int64) *resource.Quantity {
-	return resource.NewQuantity((64*(2*c+2)+64)<<20, resource.BinarySI)
+	return resource.NewQuantity((64*(2*c+2)+64+16*c)<<20, resource.BinarySI)
 }
 
 // checkPod holds what every pod of wildix-export must be: non-root, a

@@ -32,11 +32,13 @@ night; takes (list $ $index). */}}
 {{- end -}}
 
 {{/* wildix-export.memoryLimit: resources.limits.memory, or the bound of
-EXPORT_MAX_RESPONSE_SIZE (64 MiB) x (2 x concurrency + 2) + 64 MiB, in Mi. */}}
+EXPORT_MAX_RESPONSE_SIZE (64 MiB) x (2 x concurrency + 2) + 64 MiB, plus
+16 MiB a recording copied at once (a file sent to S3 in one PUT is held
+whole), in Mi. */}}
 {{- define "wildix-export.memoryLimit" -}}
 {{- if .Values.resources.limits.memory -}}
 {{- .Values.resources.limits.memory -}}
 {{- else -}}
-{{- printf "%dMi" (add (mul 64 (add (mul 2 (int .Values.concurrency)) 2)) 64) -}}
+{{- printf "%dMi" (add (mul 64 (add (mul 2 (int .Values.concurrency)) 2)) 64 (mul 16 (int .Values.concurrency))) -}}
 {{- end -}}
 {{- end -}}
