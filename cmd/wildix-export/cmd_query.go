@@ -16,7 +16,12 @@ import (
 func cmdQuery(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("query", "PATH", `GET any PBX API path (with its query string) with the stored credentials and
 print the JSON answer indented, as Postman's last step did. For example:
-  wildix-export query '/api/v1/PBX/CallHistory/?count=2&sort=id&dir=DESC'`)
+  wildix-export query '/api/v1/PBX/CallHistory/?count=2&sort=id&dir=DESC'
+
+The answer is printed as the PBX sends it, in clear, whatever
+EXPORT_PSEUDONYMIZE says: query is an administrator's look at the PBX, not an
+export. Its output holds the callers' numbers and names: keep it out of
+tickets, chats and shared files.`)
 	if err := parse(fs, args); err != nil {
 		return err
 	}

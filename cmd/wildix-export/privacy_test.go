@@ -516,3 +516,16 @@ func TestRedactedErrorsAndLogs(t *testing.T) {
 		}
 	}
 }
+
+// TestQueryHelpSaysInClear: query prints the PBX's answer in clear, with
+// pseudonymisation on too; its help says so (issue 30, point 4: say what
+// it cannot do).
+func TestQueryHelpSaysInClear(t *testing.T) {
+	t.Parallel()
+	r := runCLI(t, nil, "query", "-h")
+	for _, want := range []string{"in clear", "EXPORT_PSEUDONYMIZE", "not an\nexport"} {
+		if r.code != exitOK || !strings.Contains(r.stderr, want) {
+			t.Fatalf("query -h: exit %d, want it to say %q:\n%s", r.code, want, r.stderr)
+		}
+	}
+}
