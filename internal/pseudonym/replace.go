@@ -27,7 +27,7 @@ func Replace(s string, match func(v string) bool, with string) (string, int) {
 	if !long && strings.IndexByte(s, ':') < 0 {
 		return s, 0 // no number, no pseudonym: the common case, at once
 	}
-	if long {
+	if long && widestGap(s) <= maxWholeGap {
 		if c, ok := canonical(s); ok && match(c) {
 			return with, 1
 		}
@@ -98,6 +98,28 @@ const (
 	maxGap        = 4
 	maxSpanDigits = 17
 )
+
+// maxWholeGap is the most characters between two digits of a whole value
+// taken as one number: what forget's PostgreSQL filter lets through
+// (sinks, Forgotten.pattern), so that forget finds what the suppression
+// list erases.
+const maxWholeGap = 6
+
+// widestGap is the most characters between two digits of s.
+func widestGap(s string) int {
+	widest, gap, seen := 0, 0, false
+	for _, r := range s {
+		if r >= '0' && r <= '9' {
+			if seen && gap > widest {
+				widest = gap
+			}
+			seen, gap = true, 0
+			continue
+		}
+		gap++
+	}
+	return widest
+}
 
 // group is a maximal run of ASCII digits, s[start:end].
 type group struct{ start, end int }

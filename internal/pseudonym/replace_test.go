@@ -77,6 +77,10 @@ func TestReplaceFreeTextForms(t *testing.T) {
 		{"cb +39-352-85127848 asap", "cb +39-352-85127848 asap", 0},
 		{"cb 1393528512784", "cb 1393528512784", 0},
 		{"id 393528512784a", "id 393528512784a", 0},
+		// A whole value with a gap forget's PostgreSQL filter (6
+		// characters) does not let through: not a number.
+		{"+39 352 -     8512784", "+39 352 -     8512784", 0},
+		{"+39 352 -    8512784", "X", 1},
 	} {
 		got, n := Replace(tc.in, match, "X")
 		if got != tc.want || n != tc.n {
