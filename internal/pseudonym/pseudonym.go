@@ -189,6 +189,10 @@ func (k *Keyed) Scrub(s string, keep func(canonical string) bool) string {
 			i = wr
 			continue
 		}
+		if channelCounter(s, i, end) {
+			i = end
+			continue
+		}
 		c, ok := Canonical(s[i:end])
 		if number && ok && digits(s[i:end]) >= minDigits && (keep == nil || !keep(c)) {
 			b.WriteString(s[last:i])
@@ -368,6 +372,28 @@ func digits(s string) int {
 		}
 	}
 	return n
+}
+
+// channelCounter reports whether s[i:end] is an Asterisk channel's
+// counter that happens to be all digits: the 8 hex digits Asterisk puts
+// after the last - of a channel's name (TECH/name-XXXXXXXX, ";1" may
+// follow as in Local channels), of a counter below 0x01000000, so
+// beginning with 00, which no national number does. Scrub leaves it: it
+// is no one's number, and a pseudonym of it only hid which legs belong
+// together. A counter from 0x01000000 on is replaced, in doubt.
+func channelCounter(s string, i, end int) bool {
+	if end-i != 8 || s[i] != '0' || s[i+1] != '0' || i < 3 || s[i-1] != '-' || digits(s[i:end]) != 8 || end < len(s) && isWord(s[end]) {
+		return false
+	}
+	start := i - 1 // the channel's name begins after a space, quote or list separator
+	for start > 0 && !strings.ContainsRune(" \t\r\n\"'<>(),;|=", rune(s[start-1])) {
+		start--
+	}
+	tech := start // TECH: a letter, then letters and digits, then /
+	for tech < i && (isDigit(s[tech]) || s[tech]|0x20 >= 'a' && s[tech]|0x20 <= 'z') {
+		tech++
+	}
+	return tech > start && !isDigit(s[start]) && tech < i-1 && s[tech] == '/'
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
