@@ -586,7 +586,7 @@ func TestRetentionOneCutPerRun(t *testing.T) {
 	a := &app{cfg: &config.Config{Retention: limit, PBXID: "p", RunTimeout: time.Minute}, log: slog.New(slog.DiscardHandler),
 		stdout: io.Discard, now: func() time.Time { return base.Add(time.Duration(reads.Add(1)) * time.Minute) }}
 	g := &privacy.Guard{Retention: limit}
-	st := &started{sink: &sink{Sink: s, name: "csv"}, guard: g, x: &exporter.Exporter{}, cat: cat}
+	st := &started{sink: &sink{Sink: s, name: "csv"}, guard: g, x: &exporter.Exporter{Sink: s, PBX: "p"}, cat: cat}
 	for run := range 2 {
 		var seen []time.Time
 		var res []exporter.EndpointResult
