@@ -199,6 +199,7 @@ func (sh *rowShape) pairUp() {
 // many occurrences it replaced, the names beside erased numbers counted.
 func (sh *rowShape) erase(cells []string, m matcher) int {
 	n := 0
+	var displays []string // extra's display forms of the number cells erased
 	named := func(i int) bool { return sh.first[i] < 0 || cells[sh.first[i]] == "" }
 	before := make([]bool, len(cells)) // whether cell i's party is named by it, as stored
 	for i := range cells {
@@ -218,8 +219,29 @@ func (sh *rowShape) erase(cells []string, m matcher) int {
 		if c > 0 && before[i] {
 			n += eraseName(&cells[sh.pair[i]])
 		}
+		if c > 0 && k == cellText {
+			displays = append(displays, sh.names[i]+"_display")
+		}
+	}
+	if x := slices.Index(sh.names, "extra"); x >= 0 && len(displays) > 0 && json.Valid([]byte(cells[x])) {
+		cells[x] = string(eraseDisplays([]byte(cells[x]), displays))
 	}
 	return n
+}
+
+// eraseDisplays makes the members of extra named in displays Erased: the
+// display form (EXPORT_PSEUDONYM_DISPLAY, "+39 ••• ••• 84") of a number
+// column erased, which keeps the country code and last two digits. They
+// are not counted (the number was); the guard writes a display form of
+// Erased for a number the suppression list erased, so that both give the
+// same row.
+func eraseDisplays(extra []byte, displays []string) []byte {
+	return walkJSON(extra, func(top bool, member string, lit []byte) []byte {
+		if !top || !slices.Contains(displays, member) || lit[0] != '"' || literalText(lit) == Erased {
+			return nil
+		}
+		return jsonString(Erased)
+	})
 }
 
 // eraseName makes a non-empty name Erased, counting 1 when it changed.

@@ -139,9 +139,15 @@ func (r *replacer) pseudonymise(p *plan, row *record.Row) {
 		switch v := row.Values[i].(type) {
 		case string:
 			row.Values[i] = r.text(c, v, parties[i])
-			if r.g.Display && c.Kind == record.PersonalNumber && row.Values[i] != v {
+			if r.g.Display && c.Kind == record.PersonalNumber && (row.Values[i] != v || v == erased) {
+				// A number the suppression list erased shows erased, as
+				// forget makes the display form of a number it erases.
+				d := pseudonym.Display(v)
+				if v == erased {
+					d = erased
+				}
 				display = append(append(append(display, ','), jsonString(p.names[i]+"_display")...), ':')
-				display = append(display, jsonString(pseudonym.Display(v))...)
+				display = append(display, jsonString(d)...)
 			}
 		case json.RawMessage:
 			row.Values[i] = json.RawMessage(r.json(v, func(string) (record.Personal, string) { return c, parties[i] }))
