@@ -25,7 +25,7 @@ once and exit (for cron, Kubernetes CronJobs and other schedulers).`)
 	once := fs.Bool("once", false, "export once and exit")
 	now := fs.Bool("now", false, "worker: also export once at start")
 	eps := fs.String("endpoints", "", "comma list of endpoints (default EXPORT_ENDPOINTS, else all; recordings only with a store)")
-	fs.BoolVar(&a.force, "force", false, "accept an EXPORT_PSEUDONYMIZE or EXPORT_PSEUDONYM_KEY other than the one the sink's rows were written under (stored with the run's first commit, which the run ledger marks; never a key other than the suppression list's)")
+	fs.BoolVar(&a.force, "force", false, "accept an EXPORT_PSEUDONYMIZE or EXPORT_PSEUDONYM_KEY other than the one the sink's rows were written under (stored with the run's first commit, which the run ledger marks; never a key other than the suppression list's), or an EXPORT_RETENTION shorter than the one they were pruned under (the retention notes record it)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -15,6 +15,46 @@ type pruner interface {
 	Prune(ctx context.Context, pbx string, eps []record.Endpoint, cut time.Time, o sinks.PruneOptions) (sinks.Pruned, error)
 }
 
+// limitStore keeps the limit a PBX's rows were last pruned under
+// (sinks.Postgres, sinks.CSV).
+type limitStore interface {
+	RetentionLimit(ctx context.Context, pbx string) (time.Duration, error)
+	SetRetentionLimit(ctx context.Context, pbx, run string, limit time.Duration) error
+}
+
+// limitText writes a limit as EXPORT_RETENTION takes it.
+func limitText(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
+}
+
+// retentionLimit checks EXPORT_RETENTION against the limit the sink's
+// rows of this PBX were last pruned under: a shorter one (a typo, 40d for
+// 400d, would delete history for good on the next run) is refused (exit
+// 2) unless a.force, as a changed pseudonymisation key is. Forced, it
+// returns the change, which the retention result's notes (the run
+// ledger) record; the limit is stored once a prune under it succeeded.
+func (a *app) retentionLimit(ctx context.Context, s *sink) (changed string, err error) {
+	limit := a.cfg.Retention
+	ls, ok := s.Sink.(limitStore)
+	if limit <= 0 || !ok {
+		return "", nil
+	}
+	was, err := ls.RetentionLimit(ctx, a.cfg.PBXID)
+	if err != nil || was == 0 || limit >= was {
+		return "", err
+	}
+	if !a.force {
+		return "", fmt.Errorf("%w: EXPORT_RETENTION=%s is shorter than the %s the %s's rows of PBX %s were pruned under: "+
+			"the next prune would delete, for good, the calls between %s and %s old; set EXPORT_RETENTION=%s again if this is a typo, "+
+			"or run `wildix-export run --once --force` to accept the shorter limit (the run ledger records the change)",
+			errUsage, limitText(limit), limitText(was), s.name, a.cfg.PBXID, limitText(limit), limitText(was), limitText(was))
+	}
+	return fmt.Sprintf("EXPORT_RETENTION lowered from %s to %s (--force)", limitText(was), limitText(limit)), nil
+}
+
 // retention is the exporter's AfterRun for EXPORT_RETENTION, nil when it
 // is off. After a run (or backfill) whose endpoints all succeeded, the
 // PBX's lock still held, the rows of calls that started before ret's cut
@@ -27,8 +67,10 @@ type pruner interface {
 // exported, never rows removed. A prune
 // that fails fails the run; what it removed stays removed, and the next
 // run goes on from there. The exporter's guard keeps older rows from
-// being written again (exporter/privacy).
-func (a *app) retention(st *started, m *metrics, ret record.Retention) func(context.Context, *exporter.RunResult) []exporter.EndpointResult {
+// being written again (exporter/privacy). changed, when a shorter limit
+// was forced (retentionLimit), goes in its notes; the limit is stored
+// once the prune succeeded.
+func (a *app) retention(st *started, m *metrics, ret record.Retention, changed string) func(context.Context, *exporter.RunResult) []exporter.EndpointResult {
 	if ret.Cut.IsZero() {
 		return nil
 	}
@@ -40,7 +82,9 @@ func (a *app) retention(st *started, m *metrics, ret record.Retention) func(cont
 		if st.x != nil {
 			// A quarantined recording's wall time read as the export
 			// read it: in WILDIX_TIMEZONE, else at the learnt offset.
-			o.Zone, res.Err = st.x.RecordingsZone(ctx)
+			if o.Zone, res.Err = st.x.RecordingsZone(ctx); res.Err != nil {
+				res.Err = fmt.Errorf("read the PBX's learnt UTC offset: %w", res.Err)
+			}
 		}
 		if st.rec != nil {
 			// The stores (recstore.Dir, recstore.S3) remove; a store
@@ -52,15 +96,21 @@ func (a *app) retention(st *started, m *metrics, ret record.Retention) func(cont
 			}
 		}
 		var got sinks.Pruned
+		res.Notes = []string{"removing what concerns calls started before " + cut.Format(time.RFC3339) + " (EXPORT_RETENTION)"}
+		if changed != "" {
+			res.Notes = append(res.Notes, changed)
+		}
 		p, ok := st.sink.Sink.(pruner)
-		if res.Err != nil {
-			res.Err = fmt.Errorf("read the PBX's learnt UTC offset: %w", res.Err)
-		} else if ok {
+		switch {
+		case res.Err != nil: // nothing pruned
+		case ok:
 			got, res.Err = p.Prune(ctx, r.PBX, st.cat.All(), cut, o)
-		} else {
+		default:
 			res.Err = fmt.Errorf("the %s cannot prune (a bug: please report it)", st.sink.name)
 		}
-		res.Notes = []string{"removing what concerns calls started before " + cut.Format(time.RFC3339) + " (EXPORT_RETENTION)"}
+		if ls, ok := st.sink.Sink.(limitStore); ok && res.Err == nil {
+			res.Err = ls.SetRetentionLimit(ctx, r.PBX, r.ID, a.cfg.Retention)
+		}
 		for _, c := range got {
 			what := "rows"
 			if c.Table == sinks.RecordingsStore {

@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -551,7 +552,7 @@ func TestRetentionFailureRedacted(t *testing.T) {
 	cat, _ := record.LoadCatalog("")
 	a := &app{cfg: &config.Config{Retention: 10 * 24 * time.Hour}, log: slog.New(slog.DiscardHandler), redact: &privacy.Redactor{Keys: keys}}
 	st := &started{sink: &sink{Sink: unprunable{}, name: "csv /srv/export +39 333 1234567"}, cat: cat}
-	got := a.retention(st, newMetrics(), record.RetentionAt(time.Now(), a.cfg.Retention))(context.Background(), &exporter.RunResult{ID: "r1", PBX: "p"})
+	got := a.retention(st, newMetrics(), record.RetentionAt(time.Now(), a.cfg.Retention), "")(context.Background(), &exporter.RunResult{ID: "r1", PBX: "p"})
 	if len(got) != 1 || got[0].Endpoint != "retention" || got[0].Err == nil {
 		t.Fatalf("result %+v, want one failed retention result", got)
 	}
@@ -561,7 +562,7 @@ func TestRetentionFailureRedacted(t *testing.T) {
 	if len(got[0].Notes) == 0 || !cutNote.MatchString(got[0].Notes[0]) {
 		t.Fatalf("notes %q, want the cut", got[0].Notes)
 	}
-	if (&app{cfg: &config.Config{}}).retention(st, newMetrics(), record.RetentionAt(time.Now(), 0)) != nil {
+	if (&app{cfg: &config.Config{}}).retention(st, newMetrics(), record.RetentionAt(time.Now(), 0), "") != nil {
 		t.Fatal("retention without EXPORT_RETENTION is not off")
 	}
 }
@@ -655,7 +656,7 @@ VALUES ('p', 'recordings', $1, 'r1', 'size', 'refused', $2)`, q.key, raw); err !
 	st := &started{sink: &sink{Sink: p, pg: p, pool: pool, name: "postgres"}, x: &exporter.Exporter{Sink: p, PBX: "p"},
 		rec: &recordings.Copier{Store: store}, cat: cat}
 	cut := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	got := a.retention(st, newMetrics(), record.Retention{Cut: cut})(ctx, &exporter.RunResult{ID: "r2", PBX: "p"})
+	got := a.retention(st, newMetrics(), record.Retention{Cut: cut}, "")(ctx, &exporter.RunResult{ID: "r2", PBX: "p"})
 	if len(got) != 1 || got[0].Err != nil {
 		t.Fatalf("retention %+v", got)
 	}
@@ -666,5 +667,50 @@ VALUES ('p', 'recordings', $1, 'r1', 'size', 'refused', $2)`, q.key, raw); err !
 	}
 	if fmt.Sprint(keys) != "[rnew]" {
 		t.Fatalf("quarantine holds %v after a cut at %v, want rnew (10:00 at -05:00 = 15:00Z) kept, rold (11:00Z) pruned; notes %q", keys, cut, got[0].Notes)
+	}
+}
+
+// TestRetentionShorterLimitRefused: a folder pruned under
+// EXPORT_RETENTION=10d; a run with 5d (a typo deleting history) exits 2
+// naming both limits, before anything is exported or pruned; forced, it
+// prunes and the run ledger records the change; a longer limit needs no
+// force (review 30-retention F8).
+func TestRetentionShorterLimitRefused(t *testing.T) {
+	t.Parallel()
+	f := retentionSim(t, nil)
+	dir := t.TempDir()
+	env := simEnv(f, dir, "EXPORT_PAGE_SIZE=500", "EXPORT_BATCH_SIZE=500", "EXPORT_ENDPOINTS=call_history")
+	if r := runBin(t, append(env, "EXPORT_RETENTION=10d"), "", "run", "--once"); r.code != 0 {
+		t.Fatalf("first run: exit %d\n%s", r.code, r.stderr)
+	}
+	before := folderCalls(t, dir)
+	logs, _ := filepath.Glob(filepath.Join(dir, ".state", "*", "runs.jsonl"))
+	ledger := func() string {
+		b, _ := os.ReadFile(logs[0])
+		return string(b)
+	}
+	runs := ledger()
+	r := runBin(t, append(env, "EXPORT_RETENTION=5d"), "", "run", "--once")
+	if r.code != 2 || !strings.Contains(r.stderr, "EXPORT_RETENTION=5d is shorter than the 10d") || !strings.Contains(r.stderr, "--force") {
+		t.Fatalf("a shorter limit: exit %d, want 2 naming both limits and --force\n%s", r.code, r.stderr)
+	}
+	if got := folderCalls(t, dir); fmt.Sprint(got) != fmt.Sprint(before) || ledger() != runs {
+		t.Fatal("a refused run changed the folder or its ledger")
+	}
+	if r := runBin(t, append(env, "EXPORT_RETENTION=5d"), "", "run", "--once", "--force"); r.code != 0 {
+		t.Fatalf("forced: exit %d\n%s", r.code, r.stderr)
+	}
+	_, notes := lastRunRetention(t, dir)
+	if !slices.Contains(notes, "EXPORT_RETENTION lowered from 10d to 5d (--force)") || noteRows(notes, "call_history") <= 0 {
+		t.Fatalf("forced run's retention notes %q: want the change and rows pruned", notes)
+	}
+	if r := runBin(t, append(env, "EXPORT_RETENTION=5d"), "", "run", "--once"); r.code != 0 {
+		t.Fatalf("5d again, now stored: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := runBin(t, append(env, "EXPORT_RETENTION=20d"), "", "run", "--once"); r.code != 0 {
+		t.Fatalf("a longer limit: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := runBin(t, append(env, "EXPORT_RETENTION=10d"), "", "run", "--once"); r.code != 2 {
+		t.Fatalf("10d after 20d: exit %d, want 2\n%s", r.code, r.stderr)
 	}
 }

@@ -228,6 +228,9 @@ func (a *app) start(ctx context.Context, cat *record.Catalog) (*started, error) 
 		// is asked; checked again, and stored, under the lock (export).
 		_, err = a.privacyRule(ctx, s, guard)
 	}
+	if err == nil {
+		_, err = a.retentionLimit(ctx, s) // a shorter EXPORT_RETENTION
+	}
 	if err != nil {
 		s.close()
 		return nil, err
@@ -269,6 +272,10 @@ func (a *app) export(ctx context.Context, st *started, m *metrics, do func(ctx c
 	if err != nil {
 		return err
 	}
+	limitChanged, err := a.retentionLimit(ctx, st.sink)
+	if err != nil {
+		return err
+	}
 	if err := a.loadSuppression(ctx, st); err != nil {
 		return err
 	}
@@ -285,7 +292,7 @@ func (a *app) export(ctx context.Context, st *started, m *metrics, do func(ctx c
 		at = a.now()
 	}
 	st.guard.Now = func() time.Time { return at }
-	st.x.AfterRun = a.retention(st, m, record.RetentionAt(at, a.cfg.Retention))
+	st.x.AfterRun = a.retention(st, m, record.RetentionAt(at, a.cfg.Retention), limitChanged)
 	id := exporter.NewRunID(time.Now())
 	a.log.Info("export started", "run_id", id, "pbx", a.cfg.PBXID, "sink", st.sink.name)
 	began := time.Now()
