@@ -3,6 +3,7 @@ package privacy
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 
 	"github.com/wildix-export/wildix-export/exporter/record"
@@ -21,27 +22,60 @@ const maxExtensionDigits = 6
 type plan struct {
 	names  []string          // by column index
 	cols   []record.Personal // by column index; Kind "" for none
+	raw    []record.Personal // by column index, for its raw field: a typed column's too
 	of     [][]int           // by column index: a name's number columns
-	fields map[string]int    // PBX field → column index, every shape's too
+	fields map[string]int    // PBX field, in lower case → column index, every shape's too
 }
 
+// newPlan reads ep's declarations. A text or jsonb column declared of no
+// kind is free text (anyText), in its column and its raw field, so that a
+// number in a column no one thought personal (a custom endpoint without a
+// "personal" block, contacts' organization, a duration sent as text) is
+// replaced all the same; left as they are: the key columns and those
+// declared record.PersonalNone. A column of another type (a duration, a
+// time) holds no string, but its raw field may ("duration": "+39 352…"):
+// there it is free text too.
 func newPlan(ep *record.Endpoint) *plan {
-	p := &plan{names: make([]string, len(ep.Columns)), cols: make([]record.Personal, len(ep.Columns)), of: make([][]int, len(ep.Columns)), fields: map[string]int{}}
+	n := len(ep.Columns)
+	p := &plan{names: make([]string, n), cols: make([]record.Personal, n), raw: make([]record.Personal, n), of: make([][]int, n), fields: map[string]int{}}
+	keys := map[string]bool{}
+	for _, f := range ep.Key {
+		keys[f] = true
+	}
+	for _, s := range ep.Shapes {
+		for col, field := range s.Fields {
+			if i := ep.Column(col); i >= 0 && slices.Contains(s.Key, field) {
+				keys[ep.Columns[i].Field] = true // a shape's key: the PBX's id
+			}
+		}
+	}
 	for i, c := range ep.Columns {
 		p.names[i] = c.Name
 		p.cols[i] = ep.Personal[c.Name]
+		switch {
+		case p.cols[i].Kind == record.PersonalNone:
+			p.cols[i] = record.Personal{}
+		case p.cols[i].Kind == "" && !keys[c.Field]:
+			p.raw[i] = anyText
+			if c.Type == record.Text || c.Type == record.JSON {
+				p.cols[i] = anyText
+			}
+		}
+		if p.cols[i].Kind != "" {
+			p.raw[i] = p.cols[i]
+		}
 		for _, o := range p.cols[i].OfColumns() {
 			if j := ep.Column(o); j >= 0 {
 				p.of[i] = append(p.of[i], j)
 			}
 		}
-		p.fields[c.Field] = i
+		p.fields[strings.ToLower(c.Field)] = i
 	}
 	for _, s := range ep.Shapes {
 		for col, field := range s.Fields {
 			if i := ep.Column(col); i >= 0 {
-				if _, ok := p.fields[field]; !ok {
-					p.fields[field] = i
+				if _, ok := p.fields[strings.ToLower(field)]; !ok {
+					p.fields[strings.ToLower(field)] = i
 				}
 			}
 		}
@@ -70,9 +104,9 @@ func (r *replacer) on(kind record.PersonalKind) bool {
 	switch kind {
 	case record.PersonalNumber, record.PersonalText:
 		return r.g.Rule.Numbers
-	case record.PersonalName:
-		return r.g.Rule.Names
-	case record.PersonalNote:
+	case record.PersonalName, record.PersonalNote:
+		// Under numbers alone a name is still looked at for numbers: a
+		// PBX writes the caller's number as its name when it has none.
 		return r.g.Rule.Names || r.g.Rule.Numbers
 	}
 	return false
@@ -93,10 +127,12 @@ func (r *replacer) text(p record.Personal, v, party string) string {
 		if _, ok := pseudonym.Canonical(v); ok {
 			return k.Number(v)
 		}
-		// Not a number alone ("Mario <+39…>", "anonymous"): the numbers
-		// in it.
-		return k.Scrub(v, nil)
+		// Not a number alone: a caller id ("Mario" <+39…>), "anonymous".
+		return r.callerID(v)
 	case record.PersonalName:
+		if !r.g.Rule.Names {
+			return r.numbers(v) // numbers alone: a number written as the name
+		}
 		if p.Of != "" && party != "" && internal(party) && !r.g.Rule.Staff {
 			return v // a colleague's name, beside an extension
 		}
@@ -110,9 +146,68 @@ func (r *replacer) text(p record.Personal, v, party string) string {
 	return k.Scrub(v, nil)
 }
 
+// numbers returns v with its numbers replaced: v's pseudonym when it is
+// an external number alone, else each number in it (Scrub).
+func (r *replacer) numbers(v string) string {
+	if _, ok := pseudonym.Canonical(v); ok {
+		if internal(v) {
+			return v
+		}
+		return r.g.Keys.Number(v)
+	}
+	return r.g.Keys.Scrub(v, nil)
+}
+
+// callerID returns the value v of a number column that is not a number
+// alone. A caller id, a name then a number in angle brackets ("Mario
+// Rossi" <+39 352…>, Mario <sip:201@pbx>), keeps its form: the number
+// replaced (numbers), and under names the name too, unless the number is
+// an extension and the rule is not all (a colleague). Anything else
+// ("anonymous", "Mario <unclosed") has its numbers replaced: a word alone
+// is not told from the PBX's own words.
+func (r *replacer) callerID(v string) string {
+	k := r.g.Keys
+	t := strings.TrimSpace(v)
+	if lt := strings.LastIndexByte(t, '<'); lt >= 0 && strings.HasSuffix(t, ">") {
+		name, num := strings.TrimSpace(t[:lt]), t[lt+1:len(t)-1]
+		inner := strings.TrimPrefix(strings.TrimPrefix(num, "sip:"), "tel:")
+		if at := strings.IndexByte(inner, '@'); at >= 0 {
+			inner = inner[:at]
+		}
+		colleague := internal(inner)
+		if r.g.Rule.Numbers {
+			num = r.numbers(num)
+		}
+		if r.g.Rule.Names && name != "" && (!colleague || r.g.Rule.Staff) {
+			name = k.Name(strings.Trim(name, `"`))
+		} else if r.g.Rule.Numbers {
+			name = r.numbers(name)
+		}
+		if name == "" {
+			return "<" + num + ">"
+		}
+		return name + " <" + num + ">"
+	}
+	if r.g.Rule.Numbers {
+		return k.Scrub(v, nil)
+	}
+	return v
+}
+
 // anyText is free text of no declared kind (a field the catalog does not
 // know, a member of extra): its numbers are replaced under numbers.
 var anyText = record.Personal{Kind: record.PersonalText}
+
+// undeclared is the kind of a member of raw or extra the catalog does not
+// know: free text, or under all, when its name says it is a name
+// ("name", "caller_name", "callerName"), a name.
+func (r *replacer) undeclared(member string) record.Personal {
+	m := strings.ToLower(member)
+	if r.g.Rule.Staff && (m == "name" || strings.HasSuffix(m, "name") && (strings.HasSuffix(member, "Name") || strings.HasSuffix(m, "_name") || strings.HasSuffix(m, "-name"))) {
+		return record.Personal{Kind: record.PersonalName}
+	}
+	return anyText
+}
 
 // pseudonymise replaces row's personal values in place: its columns, and
 // the same fields in raw and every string in extra and in raw's
@@ -154,18 +249,18 @@ func (r *replacer) pseudonymise(p *plan, row *record.Row) {
 		}
 	}
 	if row.Extra != nil {
-		row.Extra = r.json(row.Extra, func(string) (record.Personal, string) { return anyText, "" })
+		row.Extra = r.json(row.Extra, func(member string) (record.Personal, string) { return r.undeclared(member), "" })
 	}
 	if display != nil {
 		row.Extra = withMembers(row.Extra, display[1:])
 	}
 	if row.Raw != nil {
 		row.Raw = r.json(row.Raw, func(member string) (record.Personal, string) {
-			i, ok := p.fields[member]
+			i, ok := p.fields[strings.ToLower(member)]
 			if !ok {
-				return anyText, ""
+				return r.undeclared(member), ""
 			}
-			return p.cols[i], parties[i]
+			return p.raw[i], parties[i]
 		})
 	}
 }

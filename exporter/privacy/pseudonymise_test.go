@@ -224,3 +224,76 @@ func TestNameOfPartyFallsBack(t *testing.T) {
 		}
 	}
 }
+
+// TestPseudonymiseAttackForms: review 30-pseudo-attack's findings 2, 3, 4
+// and 7. Under numbers, a number written as a name is replaced; a number
+// in a column or raw field declared of no kind (a duration sent as text,
+// contacts' organization, recordings' extension, a custom endpoint
+// without "personal") is replaced; a caller id in a number column loses
+// its number, and under all its name; under all, a name in a field the
+// catalog does not know ("caller_name", a case variant "From_Name") is
+// replaced. The key, an extension and a recording's stored name stay.
+func TestPseudonymiseAttackForms(t *testing.T) {
+	t.Parallel()
+	k := keyed(t)
+	calls, contacts, recs := endpoint(t, "call_history"), endpoint(t, "contacts"), endpoint(t, "recordings")
+	custom := &record.Endpoint{Name: "my_contacts", Path: "/api/v1/Contacts/", Key: []string{"id"}, Mode: record.Snapshot, Sort: "id",
+		Columns: []record.Column{{Name: "id", Field: "id", Type: record.Text}, {Name: "name", Field: "name", Type: record.Text},
+			{Name: "mobile", Field: "mobile", Type: record.Text}, {Name: "note", Field: "note", Type: record.Text}}}
+	call := func(r ...string) string { return strings.NewReplacer(r...).Replace(inbound) }
+	for _, tc := range []struct {
+		name, rule      string
+		ep              *record.Endpoint
+		raw             string
+		absent, present []string
+	}{
+		{"number as name", "numbers", calls, call(`"from_name":"Mario Rossi"`, `"from_name":"+39 02 1234 5678"`),
+			[]string{"1234 5678", "12345678"}, []string{k.Number("+390212345678")}},
+		{"number in a note, names off", "numbers", contacts, `{"id":"1","name":"Chiara Costa","note":"cb 0039-352-851-2784","address":"Via Roma 1, tel +39.352.851.2784"}`,
+			[]string{"851-2784", "851.2784"}, []string{"Chiara Costa", k.Number("+393528512784")}},
+		{"duration and cost as text", "all", calls, call(`"duration":"60"`, `"duration":"+39 352 851 2784"`, `"cost":"0"`, `"cost":"+39-352-851-2784"`),
+			[]string{"851 2784", "851-2784"}, []string{k.Number("+393528512784")}},
+		{"undeclared text column", "numbers", contacts, `{"id":"1","organization":"Globex +39 352 8512784","city":"Milano 0039-352-851-2784"}`,
+			[]string{"8512784", "851-2784"}, []string{"Globex", "Milano"}},
+		{"custom endpoint without personal", "all", custom, `{"id":"1234567","name":"Luca","mobile":"+39 352 8512784","note":"call +39-352-8512784 after 5"}`,
+			[]string{"8512784"}, []string{`"1234567"`, "after 5"}},
+		{"recordings' extension", "numbers", recs, `{"recording":"r1","id":"r1","fileName":"a.wav","path":"/r/a.wav","start":"2026-12-01 10:00:00","extension":"+44 20 7946 0958","number":"201"}`,
+			[]string{"7946 0958", "79460958"}, []string{k.Number("+442079460958"), `"r1"`}},
+		{"recordings' short extension", "all", recs, `{"recording":"r1","id":"r1","fileName":"a.wav","path":"/r/a.wav","start":"2026-12-01 10:00:00","extension":"201","number":"+44 20 7946 0958"}`,
+			[]string{"7946 0958"}, []string{`"201"`}},
+		{"caller id, names", "all", calls, call(`"src":"+39 333 1234567"`, `"src":"\"Mario Clidsrc\" <393528512784>"`, `"from_number":"0039 3331234567"`, `"from_number":"Mario Clidsrc <+39-352-851-2784>"`),
+			[]string{"Clidsrc", "8512784", "851-2784"}, []string{k.Name("Mario Clidsrc") + " <" + k.Number("+393528512784") + ">"}},
+		{"caller id, numbers", "numbers", calls, call(`"from_number":"0039 3331234567"`, `"from_number":"Mario Clidsrc <+39-352-851-2784>"`),
+			[]string{"851-2784"}, []string{"Mario Clidsrc <" + k.Number("+393528512784") + ">"}},
+		{"caller id of a colleague", "numbers,names", calls, call(`"from_number":"0039 3331234567"`, `"from_number":"Alice <201>"`),
+			nil, []string{"Alice <201>"}},
+		{"unknown name fields", "all", calls, call(`"tags":"vip 393331234567"`, `"caller_name":"Marìa Extrafield","From_Name":"Upper Casename","calleeName":"Lower Camelname"`),
+			[]string{"Extrafield", "Casename", "Camelname"}, []string{k.Name("Marìa Extrafield"), k.Name("Upper Casename")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rule, err := pseudonym.ParseRule(tc.rule)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := (&Guard{Rule: rule, Keys: k}).Rows(tc.ep, []record.Row{convert(t, tc.ep, tc.raw)}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all := everything(got[0])
+			for _, s := range tc.absent {
+				if strings.Contains(all, s) {
+					t.Errorf("%q is still there:\n%s", s, all)
+				}
+			}
+			for _, s := range tc.present {
+				if !strings.Contains(all, s) {
+					t.Errorf("%q is not there:\n%s", s, all)
+				}
+			}
+			if !json.Valid(got[0].Raw) {
+				t.Errorf("raw is no longer JSON: %s", got[0].Raw)
+			}
+		})
+	}
+}

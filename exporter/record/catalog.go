@@ -125,6 +125,11 @@ const (
 	// address): replaced whole with names, its numbers replaced with
 	// numbers.
 	PersonalNote PersonalKind = "note"
+	// PersonalNone is a text column that holds no personal data (the
+	// exporter's own values, such as a recording's stored name): kept as
+	// it is. A text or jsonb column declared of no kind is free text,
+	// its numbers replaced like PersonalText's.
+	PersonalNone PersonalKind = "none"
 )
 
 // Personal is one column's personal data.
@@ -429,9 +434,12 @@ func Builtin() []Endpoint {
 				[]Column{{"call_id", "call_id", BigInt}},
 				text("call_match"),
 			),
-			// The PBX's file name and path carry the other party's number.
+			// The PBX's file name and path carry the other party's number;
+			// extension is src or source, the caller on an inbound call.
+			// object is the stored name, which the store is read by.
 			Personal: map[string]Personal{
 				"number": {Kind: PersonalNumber}, "file_name": {Kind: PersonalText}, "path": {Kind: PersonalText},
+				"extension": {Kind: PersonalNumber}, "object": {Kind: PersonalNone},
 			},
 			Shapes: []Shape{
 				{Name: "camel", Key: []string{"id"}, Fields: map[string]string{"id": "id", "file_name": "fileName", "path": "path",
@@ -611,9 +619,9 @@ func (e *Endpoint) validatePersonal() error {
 			return fmt.Errorf("personal column %q is not a column", col)
 		}
 		switch p.Kind {
-		case PersonalNumber, PersonalName, PersonalText, PersonalNote:
+		case PersonalNumber, PersonalName, PersonalText, PersonalNote, PersonalNone:
 		default:
-			return fmt.Errorf("personal column %q has kind %q; expected number, name, text or note", col, p.Kind)
+			return fmt.Errorf("personal column %q has kind %q; expected number, name, text, note or none", col, p.Kind)
 		}
 		if t := e.Columns[i].Type; t != Text && t != JSON {
 			return fmt.Errorf("personal column %q is of type %s; only text and jsonb columns can hold a pseudonym", col, t)

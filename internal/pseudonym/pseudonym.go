@@ -218,7 +218,8 @@ func (k *Keyed) Scrub(s string, keep func(canonical string) bool) string {
 //   - otherwise by one dash, dot or slash, or up to two spaces or
 //     brackets ("352-851-2784", "02/1234 5678"); and a run
 //     beginning with a date (2026-12-07, 07.12.2026, with its time after
-//     it) or an IPv4 address is not a number.
+//     it) or an IPv4 address is not a number, and one holding such a
+//     date further on ends before it.
 //
 // A group written internationally ("201-0039…", and after a whole number
 // "+39 2 1234567 0039…") begins a number of its own, and a group inside a
@@ -263,8 +264,12 @@ func numberRun(s string, i int) (int, bool) {
 		j = k
 	}
 	if !intl {
-		if g := dateOrAddress(groups, seps); g > 0 {
-			return ends[g-1], false
+		for g := range groups {
+			if d := dateOrAddress(groups[g:], seps[g:]); d > 0 && g == 0 {
+				return ends[d-1], false
+			} else if d > 0 {
+				return ends[g-1], true // the groups before the date
+			}
 		}
 	}
 	return ends[len(ends)-1], true
@@ -313,7 +318,7 @@ end:
 // time, 07/12/2026) or an IPv4 address (192.168.100.200); 0 when they
 // are neither.
 func dateOrAddress(groups []string, seps []byte) int {
-	if len(groups) < 3 || seps[0] == 0 || seps[1] == 0 {
+	if len(groups) < 3 || len(seps) < 2 || seps[0] == 0 || seps[1] == 0 {
 		return 0
 	}
 	year := func(g string) bool { return len(g) == 4 && (g[:2] == "19" || g[:2] == "20") }

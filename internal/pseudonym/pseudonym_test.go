@@ -193,6 +193,8 @@ func TestScrubSeparatedForms(t *testing.T) {
 		// A date before a number, a number after an extension.
 		{"2026.12.06-10.11.12-201-0039-352-8512784-9f3a1c-1.wav", "2026.12.06-10.11.12-201-" + p + "-9f3a1c-1.wav"},
 		{"2026-12-07 +39 352 8512784", "2026-12-07 " + p},
+		{"/rec/2026/12/07/2026.12.07-01.26.18-259-00393528512784-4ea1beeb-2.wav", "/rec/2026/12/07/2026.12.07-01.26.18-259-" + p + "-4ea1beeb-2.wav"},
+		{"07/2026.12.07-01.26.18", "07/2026.12.07-01.26.18"},
 	} {
 		if got := k.Scrub(tc.in, nil); got != tc.want {
 			t.Errorf("Scrub(%q) = %q, want %q", tc.in, got, tc.want)
