@@ -59,7 +59,11 @@ type Pruned []PrunedCount
 // PrunedCount is the rows one place lost.
 type PrunedCount struct {
 	Table string // a table or endpoint folder, or "recordings store"
-	Rows  int64  // rows removed (files, for the recordings store)
+	// Rows is the rows removed; for the recordings store, the names
+	// removed, a name whose file was already gone (a prune killed after
+	// removing it, before its row went) counted too: the stores do not
+	// say (on S3 it would cost a request a name).
+	Rows int64
 	// Detail says more for people: the CSV files removed and rewritten,
 	// rows kept and why.
 	Detail string

@@ -11,7 +11,7 @@ import (
 	"github.com/wildix-export/wildix-export/sinks/recstore"
 )
 
-// DeleteWhere deletes the rows of the schema's table for which where
+// deleteWhere deletes the rows of the schema's table for which where
 // holds (SQL the caller writes, never taken from input, over args as $1,
 // $2…), at most batch rows per transaction (0: pruneBatch), so that no
 // transaction holds many rows or runs long. When returning names a
@@ -21,7 +21,7 @@ import (
 // rolls the batch back. The table's triggers run as for any deletion
 // (the stored reporting tables follow call_history by theirs). It
 // returns the rows deleted: on an error, those of the batches committed.
-func (p *Postgres) DeleteWhere(ctx context.Context, table, where string, args []any, batch int, returning string, before func(ctx context.Context, values []string) error) (int64, error) {
+func (p *Postgres) deleteWhere(ctx context.Context, table, where string, args []any, batch int, returning string, before func(ctx context.Context, values []string) error) (int64, error) {
 	if batch <= 0 {
 		batch = pruneBatch
 	}
@@ -114,7 +114,7 @@ func (p *Postgres) Prune(ctx context.Context, pbx string, eps []record.Endpoint,
 			if batch <= 0 {
 				batch = pruneFilesBatch
 			}
-			n, err = p.DeleteWhere(ctx, ep.Name, where, []any{pbx, cut}, batch, "object", func(ctx context.Context, names []string) error {
+			n, err = p.deleteWhere(ctx, ep.Name, where, []any{pbx, cut}, batch, "object", func(ctx context.Context, names []string) error {
 				for _, name := range names {
 					if name == "" {
 						continue
@@ -130,7 +130,7 @@ func (p *Postgres) Prune(ctx context.Context, pbx string, eps []record.Endpoint,
 				out = append(out, PrunedCount{Table: RecordingsStore, Rows: files})
 			}
 		} else {
-			n, err = p.DeleteWhere(ctx, ep.Name, where, []any{pbx, cut}, o.Batch, "", nil)
+			n, err = p.deleteWhere(ctx, ep.Name, where, []any{pbx, cut}, o.Batch, "", nil)
 		}
 		if n > 0 {
 			out = append(out, PrunedCount{Table: ep.Name, Rows: n})
