@@ -86,7 +86,8 @@ func (a *app) privacyRule(ctx context.Context, s *sink, g *privacy.Guard) (*expo
 		}
 		return nil, fmt.Errorf("%w: %s changed: the %s holds PBX %s's rows written under rule %s and this run would write them under %s; "+
 			"mixing them breaks every join, per-caller count and call-back detection (one number would have two forms): "+
-			"set the earlier %s again, or export into a new schema or folder, or run `wildix-export run --once --force` to accept the change (the run ledger records it)",
+			"set the earlier %s again, or export into a new schema or folder, or run `wildix-export run --once --force` to accept the change (the run ledger records it); "+
+			"rows written before keep their earlier form (in clear, or under the earlier key) until `wildix-export backfill --from <first day> --to <tomorrow> --force` over the whole history rewrites them from the PBX's own copy (snapshots are rewritten by the next run)",
 			errUsage, what, s.name, a.cfg.PBXID, was, now, what)
 	}
 	return &now, nil
@@ -126,7 +127,7 @@ func (a *app) pendPrivacy(s *sink, rule *exporter.Privacy) {
 		return
 	}
 	if rule != nil && rule.Changed != "" {
-		a.log.Warn("pseudonymisation changed (--force): stored with the run's first commit; rows written before keep their earlier form", "from", rule.Changed, "to", rule.String())
+		a.log.Warn("pseudonymisation changed (--force): stored with the run's first commit; rows written before keep their earlier form until `wildix-export backfill --from <first day> --to <tomorrow> --force` over the whole history rewrites them from the PBX's own copy", "from", rule.Changed, "to", rule.String())
 	}
 	store.PendPrivacyRule(a.cfg.PBXID, rule)
 }

@@ -103,11 +103,12 @@ FROM export_runs ORDER BY started_at, run_id`)
 			}
 			r := runCLI(t, numbers1, "run", "--once")
 			if r.code != exitConfig || !strings.Contains(r.err.Error(), "EXPORT_PSEUDONYMIZE changed") || !strings.Contains(r.err.Error(), "rule none") ||
-				!strings.Contains(r.err.Error(), "breaks every join") || !strings.Contains(r.err.Error(), "--force") {
-				t.Fatalf("rule none → numbers: exit %d, %v; want 2 naming the change, why and --force", r.code, r.err)
+				!strings.Contains(r.err.Error(), "breaks every join") || !strings.Contains(r.err.Error(), "--force") ||
+				!strings.Contains(r.err.Error(), "backfill --from <first day> --to <tomorrow> --force") {
+				t.Fatalf("rule none → numbers: exit %d, %v; want 2 naming the change, why, --force and the backfill rewriting the rows before", r.code, r.err)
 			}
-			if r := runCLI(t, numbers1, "run", "--once", "--force"); r.code != 0 {
-				t.Fatalf("forced: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			if r := runCLI(t, numbers1, "run", "--once", "--force"); r.code != 0 || !strings.Contains(r.stdout+r.stderr, "backfill --from <first day>") {
+				t.Fatalf("forced: exit %d: %v; want 0 and a warning naming the backfill\n%s", r.code, r.err, r.stderr)
 			}
 			r = runCLI(t, numbers2, "run", "--once")
 			if r.code != exitConfig || !strings.Contains(r.err.Error(), "EXPORT_PSEUDONYM_KEY changed") {
