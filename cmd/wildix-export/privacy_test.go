@@ -544,6 +544,42 @@ func pseudonymisedExportHoldsNothing(t *testing.T, rule string) {
 	}
 }
 
+// TestRedactedRecordValues: a record whose start holds a name fails the
+// run under pseudonymisation (review 30-pseudo-attack finding 6): the
+// error, the summary, the logs and the run ledger name the record's key
+// and the field, not the value; a warning's example (a duration holding
+// a name, stored as NULL) neither.
+func TestRedactedRecordValues(t *testing.T) {
+	t.Parallel()
+	start := regexp.MustCompile(`("id":"?30"?,"start":)"[^"]*"`)
+	duration := regexp.MustCompile(`"duration":"?[0-9]*"?`)
+	f := authorized(t, pbxsim.Options{Calls: 50, Rewrite: func(r *http.Request, status int, body []byte) (int, []byte) {
+		if !strings.Contains(r.URL.Path, "CallHistory") {
+			return status, body
+		}
+		body = duration.ReplaceAll(body, []byte(`"duration":"Anna Durname"`))
+		return status, start.ReplaceAll(body, []byte(`${1}"2026-01-01 Luca Timename"`))
+	}})
+	dir := t.TempDir()
+	r := runCLI(t, fixtureEnv(f, dir, "EXPORT_ENDPOINTS=call_history", "EXPORT_MAX_ATTEMPTS=1",
+		"EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey1, "EXPORT_LOG_LEVEL=debug"), "run", "--once")
+	if r.code == 0 || r.err == nil {
+		t.Fatalf("exit %d, %v; want the run failed", r.code, r.err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, ".state", "*", "runs.jsonl"))
+	if len(files) != 1 {
+		t.Fatalf("run ledgers %v, want one", files)
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := r.err.Error() + r.stdout + r.stderr + string(b)
+	if strings.Contains(all, "Timename") || strings.Contains(all, "Durname") || !strings.Contains(all, `field \"start\"`) && !strings.Contains(all, `field "start"`) {
+		t.Errorf("want the field named and no value:\n%s", all)
+	}
+}
+
 // TestRedactedErrorsAndLogs: a PBX failing with a number in its answer,
 // with pseudonymisation on: the number is its pseudonym in the error the
 // command returns, the summary, the logs (the retry's warning, logged

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"regexp"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/wildix-export/wildix-export/internal/pseudonym"
 )
@@ -14,12 +17,35 @@ import (
 // so that a line still says which caller it is about. It finds numbers of
 // 7 digits or more (pseudonym.Scrub); names in free text are not found,
 // which is why messages and notes carry keys and field names, not values.
+// The one place a record's value is quoted in a message, a conversion's
+// error or warning (record.RecordError, record.Warnings: `field "start":
+// "2026-01-01 Luca Rossi" is not a time`), loses the value: it may be a
+// name.
 type Redactor struct {
 	Keys *pseudonym.Keyed
 }
 
-// Text returns s with its numbers replaced.
-func (r *Redactor) Text(s string) string { return r.Keys.Scrub(s, nil) }
+// Text returns s with its numbers replaced and the values a conversion's
+// message quotes left out.
+func (r *Redactor) Text(s string) string { return r.Keys.Scrub(leaveOutValues(s), nil) }
+
+// quotedValue is a record's value as a conversion's message quotes it:
+// right after `field "name": ` (and a reason such as "bad configuration:
+// " or "cursor: "), or after "invalid value ", a quoted string, maybe cut
+// short by jsonscan.Excerpt ("…").
+var quotedValue = regexp.MustCompile(`(field "(?:[^"\\]|\\.)*": (?:[a-z ]+: )?|invalid value )"(?:[^"\\]|\\.)*(?:"|…)`)
+
+// leaveOutValues replaces each value quotedValue finds by what it is: a
+// message still says which field of which record, and what is wrong.
+func leaveOutValues(s string) string {
+	if !strings.Contains(s, `field "`) && !strings.Contains(s, "invalid value ") {
+		return s
+	}
+	return quotedValue.ReplaceAllStringFunc(s, func(m string) string {
+		prefix := quotedValue.FindStringSubmatch(m)[1]
+		return prefix + fmt.Sprintf("(a value of %d characters, left out)", utf8.RuneCountInString(m[len(prefix):]))
+	})
+}
 
 // Error returns err printing with its numbers replaced, unwrapping to err
 // (errors.Is and errors.As see through it); err itself when nothing

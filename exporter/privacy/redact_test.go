@@ -2,12 +2,16 @@ package privacy
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/wildix-export/wildix-export/exporter/record"
 )
 
 // TestRedactorHandler: a number in a log line's message, a string, an
@@ -25,7 +29,7 @@ func TestRedactorHandler(t *testing.T) {
 		var b bytes.Buffer
 		log := slog.New(r.Handler(h(&b))).With("caller", "0039 333 1234567")
 		log.WithGroup("g").Info("call from +393331234567 refused", "run_id", "20261207T024500Z-abc123",
-			"err", fmt.Errorf("key 7, field \"src\": %q: %w", "393331234567", fs.ErrInvalid),
+			"err", fmt.Errorf("key 7, number %q: %w", "393331234567", fs.ErrInvalid),
 			"notes", []string{"first: +39 333 1234567"}, "leg", slog.GroupValue(slog.String("dst", "(+39) 333 1234567")))
 		out := b.String()
 		for _, s := range []string{"3331234567", "333 1234567"} {
@@ -44,5 +48,64 @@ func TestRedactorHandler(t *testing.T) {
 	red := r.Error(fmt.Errorf("number +393331234567: %w", fs.ErrNotExist))
 	if !errors.Is(red, fs.ErrNotExist) || strings.Contains(red.Error(), "3331234567") || !strings.Contains(red.Error(), p) {
 		t.Errorf("redacted error %q: want the pseudonym, unwrapping to the cause", red)
+	}
+}
+
+// TestRedactorLeavesOutValues: a conversion's error and warnings quote the
+// record's value, which may be a name (review 30-pseudo-attack finding
+// 6): through the Redactor they name the record's key, the field and what
+// is wrong, without the value. (A key is shown as it is, its numbers
+// replaced: it is how the record is found.)
+func TestRedactorLeavesOutValues(t *testing.T) {
+	t.Parallel()
+	k := keyed(t)
+	r := &Redactor{Keys: k}
+	calls := endpoint(t, "call_history")
+	rome, err := time.LoadLocation("Europe/Rome")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := func(r ...string) string { return strings.NewReplacer(r...).Replace(inbound) }
+	// Errors: the record is refused.
+	for _, raw := range []string{
+		bad(`"start":"2026-12-01 10:00:00"`, `"start":"2026-01-01 Luca Timename"`),
+		bad(`"timezone":"+0000"`, `"timezone":"Luca Zonename"`),
+	} {
+		c := &record.Converter{Endpoint: calls}
+		_, err := c.Convert(0, json.RawMessage(raw))
+		if err == nil {
+			t.Fatalf("no error for %s", raw)
+		}
+		msg := r.Error(err).Error()
+		if strings.Contains(msg, "Luca") || !strings.Contains(msg, "left out") || !strings.Contains(msg, `field "`) {
+			t.Errorf("%v\nredacted: %s; want the field named and the value left out", err, msg)
+		}
+		if l := r.Text(fmt.Sprintf("page from id 1: %v", err)); strings.Contains(l, "Luca") {
+			t.Errorf("wrapped: %s", l)
+		}
+	}
+	// Warnings: the value is stored as NULL, or repaired.
+	w := &record.Warnings{}
+	c := &record.Converter{Endpoint: calls, Zone: rome, Warnings: w}
+	for _, raw := range []string{
+		bad(`"duration":"60"`, `"duration":"Luca Durname"`),
+		bad(`"timezone":"+0000"`, `"timezone":"Luca Zonename"`),
+		bad(`"userfield":""`, `"userfield":"nul\u0000 +39 352 8512784 Luca Nulname"`),
+	} {
+		if _, err := c.Convert(0, json.RawMessage(raw)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	notes := w.Notes()
+	if len(notes) != 3 {
+		t.Fatalf("notes %q, want 3", notes)
+	}
+	for _, n := range notes {
+		if red := r.Text(n); strings.Contains(red, "Luca") || strings.Contains(red, "8512784") || !strings.Contains(red, "key 7") || !strings.Contains(red, "left out") {
+			t.Errorf("note %s\nredacted: %s; want the key and field, no value", n, red)
+		}
+	}
+	if got := r.Text(`key 7, field "src": 2 rows`); got != `key 7, field "src": 2 rows` {
+		t.Errorf("a message without a quoted value changed: %s", got)
 	}
 }
