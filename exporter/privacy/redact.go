@@ -26,8 +26,37 @@ type Redactor struct {
 }
 
 // Text returns s with its numbers replaced and the values a conversion's
-// message quotes left out.
-func (r *Redactor) Text(s string) string { return r.Keys.Scrub(leaveOutValues(s), nil) }
+// message quotes left out. The program's own counts stay (ownNumber).
+func (r *Redactor) Text(s string) string {
+	s = leaveOutValues(s)
+	var b strings.Builder
+	last := 0
+	for _, m := range ownNumber.FindAllStringSubmatchIndex(s, -1) {
+		from, to := m[2], m[3]
+		if from < 0 {
+			from, to = m[4], m[5]
+		}
+		if to+1 < len(s) && strings.IndexByte("-./ ", s[to]) >= 0 && s[to+1] >= '0' && s[to+1] <= '9' {
+			continue // more digits follow: it may be a number's first group
+		}
+		b.WriteString(r.Keys.Scrub(s[last:from], nil))
+		b.WriteString(s[from:to])
+		last = to
+	}
+	if last == 0 {
+		return r.Keys.Scrub(s, nil)
+	}
+	b.WriteString(r.Keys.Scrub(s[last:], nil))
+	return b.String()
+}
+
+// ownNumber is a number the program writes of itself, not of a record's
+// value (review 30-pseudo-attack finding 9): a record's key ("key
+// 1234567": keys are never personal, record.Endpoint.Personal refuses
+// them), an id a page starts from, a size in bytes. Only a bare run of
+// digits not beginning with 0 is taken so: "+39…", "0039…", "02…" and a
+// run with separators stay numbers to replace.
+var ownNumber = regexp.MustCompile(`\b(?:key|keys|id|cursor) ([1-9][0-9]*)\b|\b([1-9][0-9]*) (?:more )?bytes\b`)
 
 // quotedValue is a record's value as a conversion's message quotes it:
 // right after `field "name": ` (and a reason such as "bad configuration:
@@ -138,5 +167,7 @@ func (l *handler) attr(a slog.Attr) slog.Attr {
 		}
 		return slog.String(a.Key, l.r.Text(fmt.Sprint(v.Any())))
 	}
+	// Integers, floats, times, durations, booleans: the program's own
+	// counts and sizes (no caller logs a record's value as an integer).
 	return slog.Attr{Key: a.Key, Value: v}
 }

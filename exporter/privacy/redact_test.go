@@ -109,3 +109,27 @@ func TestRedactorLeavesOutValues(t *testing.T) {
 		t.Errorf("a message without a quoted value changed: %s", got)
 	}
 }
+
+// TestRedactorKeepsOwnNumbers: a record's key and a size in bytes the
+// program writes stay readable (review 30-pseudo-attack finding 9); a
+// number in any phone form beside them is still replaced.
+func TestRedactorKeepsOwnNumbers(t *testing.T) {
+	t.Parallel()
+	k := keyed(t)
+	r := &Redactor{Keys: k}
+	p := k.Number("+393331234567")
+	for in, want := range map[string]string{
+		"recordings: 182 listed, 182 copied (15506208 bytes), 0 failed": "recordings: 182 listed, 182 copied (15506208 bytes), 0 failed",
+		"first: key 1234567, field \"src\"":                             "first: key 1234567, field \"src\"",
+		"page from id 2345678: record 3 (key 2345680)":                  "page from id 2345678: record 3 (key 2345680)",
+		"key 1234567 from 393331234567":                                 "key 1234567 from " + p,
+		"key +393331234567":                                             "key " + p,
+		"key 00393331234567":                                            "key " + p,
+		"key 393-333-1234567":                                           "key " + k.Number("393-333-1234567"),
+		"call 393331234567 of 1200000 bytes":                            "call " + p + " of 1200000 bytes",
+	} {
+		if got := r.Text(in); got != want {
+			t.Errorf("Text(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
