@@ -90,8 +90,14 @@ type replacer struct {
 }
 
 // internal reports whether v is an internal number: one of at most
-// maxExtensionDigits digits.
+// maxExtensionDigits digits, not written internationally ("+39 0312" is
+// a short number abroad, not an extension; the views' internal_shape
+// does not take it for one either).
 func internal(v string) bool {
+	t := strings.TrimSpace(v)
+	if strings.HasPrefix(t, "+") || strings.HasPrefix(t, "00") {
+		return false
+	}
 	c, ok := pseudonym.Canonical(v)
 	return ok && len(c) <= maxExtensionDigits
 }

@@ -20,6 +20,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // MinKeyLen is the shortest key accepted, in bytes.
@@ -79,9 +81,10 @@ func (k *Keyed) Number(s string) string {
 }
 
 // Name returns the pseudonym of the person's name s ("n:…"), the same
-// whatever its case and spacing. An empty name, or a pseudonym, stays.
+// whatever its case, spacing and Unicode normalisation (José written with
+// one é or with e and a combining accent). An empty name, or a pseudonym, stays.
 func (k *Keyed) Name(s string) string {
-	n := strings.ToLower(strings.Join(strings.Fields(s), " "))
+	n := strings.ToLower(strings.Join(strings.Fields(norm.NFC.String(s)), " "))
 	if n == "" || strings.HasPrefix(s, NamePrefix) || strings.HasPrefix(s, NumberPrefix) {
 		return s
 	}

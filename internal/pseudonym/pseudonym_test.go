@@ -248,3 +248,14 @@ func TestScrubLeavesNoNumber(t *testing.T) {
 func digitsOnly(s, want string) bool {
 	return strings.Contains(strings.NewReplacer(" ", "", "(", "", ")", "").Replace(s), want)
 }
+
+// TestNameNormalised: a name written in two Unicode forms (é as one
+// character or as e and a combining accent) gives one pseudonym (review
+// 30-pseudo-attack finding 10).
+func TestNameNormalised(t *testing.T) {
+	t.Parallel()
+	k := keyed(t, testKey)
+	if nfc, nfd := k.Name("Jos\u00e9 Garc\u00eda"), k.Name("Jose\u0301 Garci\u0301a"); nfc != nfd {
+		t.Errorf("NFC %s, NFD %s: want one pseudonym", nfc, nfd)
+	}
+}
