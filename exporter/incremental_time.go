@@ -212,12 +212,13 @@ func (e *endpointRun) timeFailed(ctx context.Context, c *committer, tc *timeCurs
 type timeCursor struct {
 	cursor   int64
 	newest   string
-	kept     int64 // records kept by this run
-	recent   map[int64]string
-	offset   *int   // the PBX's UTC offset (seconds east) as the newest record read carried it, nil while unknown
-	anchor   int    // the time field's column, -1 if none
-	settled  string // the watermark: records after it, up to the horizon, are the next run's
-	horizon  string // the latest time a record can sensibly carry now
+	kept     int64            // records kept by this run
+	recent   map[int64]string // keys exported within the look-back, as of the last state
+	fresh    []keyWall        // keys kept since the last state: state enters them in recent
+	offset   *int             // the PBX's UTC offset (seconds east) as the newest record read carried it, nil while unknown
+	anchor   int              // the time field's column, -1 if none
+	settled  string           // the watermark: records after it, up to the horizon, are the next run's
+	horizon  string           // the latest time a record can sensibly carry now
 	lookBack time.Duration
 }
 
@@ -262,8 +263,39 @@ func (e *endpointRun) timeCursor(st cursorState, now time.Time) (tc *timeCursor,
 
 // keep returns the rows of a window not exported before, and moves the
 // newest time read over them.
+//
+// What it must cost, and why no more (issue 28: it was a map insert and a
+// time parse per row):
+//   - A key is looked up in recent, the keys of earlier runs within the
+//     look-back and those this run committed (state). A key kept since the
+//     last commit is not entered there yet, only noted in fresh: within a
+//     run, TimeWindows hands each record over once (its windows are
+//     disjoint and handed over in time order, each answer filtered to its
+//     window, a busy second's reads joined by key; TestTimeWindowsRandomRanges
+//     in paging), and a record's time does not change (a CDR row is
+//     written once, when the call ends), so a key kept by this run cannot
+//     come again in it: the lookup of it could never hit (state already
+//     relies on this to drop keys mid-run). Were paging to hand a record
+//     over twice in a run, it would now be exported twice.
+//   - recent matters to the next run (and to this one's look-back) only
+//     through what state commits: the keys within the look-back of the
+//     newest time. state enters the fresh keys at or after that edge and
+//     drops the older ones, so it commits exactly the keys an insert per
+//     row and a prune would have; a first run of a year's calls enters the
+//     last hours' keys at each commit, not every key. fresh holds at most
+//     the rows of one commit (EXPORT_BATCH_SIZE), as recent did.
+//   - The offset learnt is that of the last row, in the order kept, that
+//     moved the newest time (or came while no offset was known) and whose
+//     offset reads (rowOffset). When the row that moved it last (top)
+//     reads, that is its offset: a row after top counts only while no
+//     offset is known, and top's made one known. So one parse a window;
+//     the rule is replayed row by row (as costly as before) only when
+//     top's does not read, or no row moved the newest time while no
+//     offset is known. TestTimeCursorKeepsWhatEachRowWould holds keep and
+//     state to the rule of a map insert and an offset read per row.
 func (tc *timeCursor) keep(e *endpointRun, rows []record.Row) []record.Row {
 	keep := rows[:0]
+	before, top := tc.newest, -1
 	for _, row := range rows {
 		if row.Cursor <= tc.cursor {
 			continue // exported by key before
@@ -271,40 +303,75 @@ func (tc *timeCursor) keep(e *endpointRun, rows []record.Row) []record.Row {
 		if _, ok := tc.recent[row.Cursor]; ok {
 			continue // exported within the look-back
 		}
-		tc.recent[row.Cursor] = row.Wall
+		tc.fresh = append(tc.fresh, keyWall{row.Cursor, row.Wall})
 		switch {
 		case row.Wall > tc.horizon:
 			if e.n.Warnings.Count(futureKind) == 0 {
 				e.log.Warn("a record is dated after now at the PBX; exported, the time cursor not moved", "key", row.Cursor, "time", row.Wall, "horizon", tc.horizon)
 			}
 			e.n.Warnings.Add(futureKind, fmt.Sprintf("key %d, %s %q after %q", row.Cursor, e.ep.TimeField, row.Wall, tc.horizon))
-		case row.Wall > tc.newest || tc.offset == nil:
-			if row.Wall > tc.newest {
-				tc.newest = row.Wall
-			}
-			if off, ok := rowOffset(row, tc.anchor); ok {
-				tc.offset = &off
-			}
+		case row.Wall > tc.newest:
+			tc.newest, top = row.Wall, len(keep)
 		}
 		keep = append(keep, row)
 	}
 	tc.kept += int64(len(keep))
+	if top >= 0 {
+		if off, ok := rowOffset(keep[top], tc.anchor); ok {
+			tc.offset = &off
+			return keep
+		}
+	}
+	if top >= 0 || tc.offset == nil {
+		tc.replayOffset(keep, before)
+	}
 	return keep
 }
 
+// replayOffset learns the offset from rows kept, row by row, the newest
+// time read before them being before: the rule keep follows.
+func (tc *timeCursor) replayOffset(keep []record.Row, before string) {
+	newest, learnt, known := before, 0, false
+	for _, row := range keep {
+		if row.Wall > tc.horizon || row.Wall <= newest && (known || tc.offset != nil) {
+			continue
+		}
+		newest = max(newest, row.Wall)
+		if off, ok := rowOffset(row, tc.anchor); ok {
+			learnt, known = off, true
+		}
+	}
+	if known {
+		tc.offset = &learnt
+	}
+}
+
+// keyWall is a key kept and its time.
+type keyWall struct {
+	key  int64
+	wall string
+}
+
 // state is the state after a window: recent keeps only the keys within
-// the look-back of the newest time (later windows start after it, so an
-// older key cannot come again in this run).
+// the look-back of the newest time, those kept since the last state
+// entered (keep says why no others matter).
 func (tc *timeCursor) state(runID string) []byte {
 	newest := tc.newestOr()
+	edge := ""
 	if t, err := time.Parse(record.WallLayout, newest); err == nil {
-		edge := t.Add(-tc.lookBack).Format(record.WallLayout)
+		edge = t.Add(-tc.lookBack).Format(record.WallLayout)
 		for k, w := range tc.recent {
 			if w < edge {
 				delete(tc.recent, k)
 			}
 		}
 	}
+	for _, f := range tc.fresh {
+		if f.wall >= edge {
+			tc.recent[f.key] = f.wall
+		}
+	}
+	tc.fresh = tc.fresh[:0]
 	b, _ := json.Marshal(cursorState{Cursor: tc.cursor, RunID: runID, At: time.Now().UTC(), Time: newest, Recent: tc.recent, UTCOffset: tc.offset})
 	return b
 }
