@@ -68,12 +68,29 @@ func NewForgotten(number string, keys ...*pseudonym.Keyed) (*Forgotten, error) {
 	}
 	for _, k := range keys {
 		if k != nil {
-			for _, v := range f.forms() {
-				f.pseudonyms = append(f.pseudonyms, k.Number(v))
-			}
+			f.pseudonyms = append(f.pseudonyms, k.Number(d))
 		}
 	}
 	return f, nil
+}
+
+// AddNationalPseudonyms makes f match the pseudonyms of its national
+// forms under keys too (forget --national-forms). Off by default: the
+// pseudonym of a national form is also the pseudonym of another
+// country's international number with the same digits (Italy's 352
+// 8512784 and Luxembourg's +352 8512784), which would be erased with it.
+// It returns how many it added.
+func (f *Forgotten) AddNationalPseudonyms(keys ...*pseudonym.Keyed) int {
+	n := 0
+	for _, k := range keys {
+		if k != nil {
+			for _, v := range f.national {
+				f.pseudonyms = append(f.pseudonyms, k.Number(v))
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // forms are the number's digits and its national forms.
@@ -83,8 +100,14 @@ func (f *Forgotten) forms() []string { return append([]string{f.digits}, f.natio
 // forms (it was given with its country code).
 func (f *Forgotten) National() bool { return len(f.national) > 0 }
 
-// match reports whether v, a canonical number or a pseudonym, is it.
+// match reports whether v, a canonical number or a pseudonym, is it. A
+// number written internationally (pseudonym.Replace's "+") is it only
+// with its international digits: a national form is matched only in a
+// number written without "+" or "00", else it is another country's.
 func (f *Forgotten) match(v string) bool {
+	if d, ok := strings.CutPrefix(v, "+"); ok {
+		return d == f.digits
+	}
 	if v == f.digits || slices.Contains(f.national, v) {
 		return true
 	}

@@ -139,9 +139,15 @@ func TestEraseFreeTextSameAsList(t *testing.T) {
 		{"+39\t352\t8512784 later", "erased later"},
 		{"393528512784 3935285127848", "erased 3935285127848"},
 		{"(+39) 352 8512784", "erased"},
-		// National forms: without the country code, with a trunk 0.
+		// National form: without the country code (Italy has no trunk 0
+		// before a mobile).
 		{"cb 352 8512784 asap", "cb erased asap"},
-		{"03528512784", "erased"},
+		{"03528512784", "03528512784"},
+		// The same digits written internationally: Luxembourg's number.
+		{"+352 8512784", "+352 8512784"},
+		{"+3528512784", "+3528512784"},
+		{"00352 851 2784", "00352 851 2784"},
+		{"call from +352 851 2784 today", "call from +352 851 2784 today"},
 		{"cb +3935285127848 or +39352851278", "cb +3935285127848 or +39352851278"},
 	} {
 		sh := endpointShape(&e, true)
@@ -207,5 +213,54 @@ func TestEraseNameBesideSrc(t *testing.T) {
 		if get("raw") != tc.raw {
 			t.Errorf("from_number %q: raw became\n %s, want\n %s", tc.from, get("raw"), tc.raw)
 		}
+	}
+}
+
+// TestForgetNationalFormsLeaveOtherCountries: forgetting +39 352 8512784
+// leaves Luxembourg's +352 8512784 in every international form, and
+// forgetting +49 30 1234567 leaves Greece's +30 1234567 (and the other
+// way round), in clear through forget and the suppression list, and as
+// pseudonyms unless --national-forms asks for national pseudonyms
+// (review 30-fixes 1).
+func TestForgetNationalFormsLeaveOtherCountries(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		forget string
+		keep   []string
+		other  string // the kept number's international digits
+	}{
+		{"+39 352 8512784", []string{"+352 8512784", "+3528512784", "00352 851 2784", "call from +352 851 2784 today", "Lux +352-851-2784."}, "3528512784"},
+		{"+49 30 1234567", []string{"+30 1234567", "Greek +30 12 34 567", "0030 1234567"}, "301234567"},
+		{"+30 1234567", []string{"+49 30 1234567", "call +49 30 1234567 now", "0049 30 1234567"}, "49301234567"},
+	} {
+		f, k := testForgotten(t, tc.forget)
+		l := &Suppression{}
+		if _, _, err := l.addAll(f, k, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		sup, err := l.Suppressor(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range append(tc.keep, k.Number(tc.other)) {
+			if got, n := eraseText(in, f.match); n != 0 {
+				t.Errorf("forget %s: %q became %q", tc.forget, in, got)
+			}
+			if got, n := eraseText(in, sup.match); n != 0 {
+				t.Errorf("forget %s, suppression list: %q became %q", tc.forget, in, got)
+			}
+		}
+		if got, n := eraseText(tc.forget, f.match); n != 1 {
+			t.Errorf("forget %s: the number itself became %q", tc.forget, got)
+		}
+	}
+	// --national-forms: the national forms' pseudonyms too, with the risk
+	// it documents (Luxembourg's pseudonym is Italy's national form's).
+	f, k := testForgotten(t, "+39 352 8512784")
+	if n := f.AddNationalPseudonyms(k); n != 1 {
+		t.Fatalf("AddNationalPseudonyms = %d, want 1", n)
+	}
+	if _, n := eraseText(k.Number("3528512784"), f.match); n != 1 {
+		t.Errorf("--national-forms: the national form's pseudonym is not found")
 	}
 }

@@ -46,6 +46,12 @@ type Suppression struct {
 type SuppressedNumber struct {
 	Hash  string    `json:"hash"`
 	Added time.Time `json:"added"`
+	// National marks the hash of a national form of a forgotten number
+	// ("352 8512784" for +39 352 8512784): it erases only a number written
+	// without "+" or "00", and never a pseudonym, as the same digits
+	// written internationally, and their pseudonym, are another country's
+	// number (+352 8512784).
+	National bool `json:"national,omitempty"`
 }
 
 // ErrSuppressionKey is a suppression list that cannot be read with the
@@ -74,7 +80,7 @@ func (l *Suppression) keyed(pk *pseudonym.Keyed) (*pseudonym.Keyed, error) {
 
 // add adds the number with canonical digits to the list, making its key
 // first when it has none; it returns the hash and whether it was new.
-func (l *Suppression) add(digits string, pk *pseudonym.Keyed, now time.Time) (string, bool, error) {
+func (l *Suppression) add(digits string, national bool, pk *pseudonym.Keyed, now time.Time) (string, bool, error) {
 	if l.KeyID == "" {
 		if pk == nil {
 			l.Key = make([]byte, pseudonym.MinKeyLen)
@@ -91,10 +97,10 @@ func (l *Suppression) add(digits string, pk *pseudonym.Keyed, now time.Time) (st
 		return "", false, err
 	}
 	h := k.Number(digits)
-	if slices.ContainsFunc(l.Numbers, func(n SuppressedNumber) bool { return n.Hash == h }) {
+	if slices.ContainsFunc(l.Numbers, func(n SuppressedNumber) bool { return n.Hash == h && n.National == national }) {
 		return h, false, nil
 	}
-	l.Numbers = append(l.Numbers, SuppressedNumber{Hash: h, Added: now.UTC()})
+	l.Numbers = append(l.Numbers, SuppressedNumber{Hash: h, Added: now.UTC(), National: national})
 	return h, true, nil
 }
 
@@ -104,7 +110,7 @@ func (l *Suppression) addAll(f *Forgotten, pk *pseudonym.Keyed, now time.Time) (
 	var first string
 	any := false
 	for i, d := range f.forms() {
-		h, added, err := l.add(d, pk, now)
+		h, added, err := l.add(d, i > 0, pk, now)
 		if err != nil {
 			return "", false, err
 		}
@@ -120,9 +126,10 @@ func (l *Suppression) addAll(f *Forgotten, pk *pseudonym.Keyed, now time.Time) (
 type Suppressor struct {
 	list   *pseudonym.Keyed // the list's key
 	rows   *pseudonym.Keyed // the rows' pseudonym key, nil when off
-	hashes map[string]bool
-	shapes sync.Map // endpoint name → *rowShape
-	seen   sync.Map // canonical number → suppressed
+	hashes map[string]bool  // international digits' hashes
+	local  map[string]bool  // national forms' hashes (SuppressedNumber.National)
+	shapes sync.Map         // endpoint name → *rowShape
+	seen   sync.Map         // canonical number → suppressed
 	seenN  atomic.Int64
 }
 
@@ -138,15 +145,21 @@ func (l *Suppression) Suppressor(pk *pseudonym.Keyed) (*Suppressor, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Suppressor{list: k, rows: pk, hashes: map[string]bool{}}
+	s := &Suppressor{list: k, rows: pk, hashes: map[string]bool{}, local: map[string]bool{}}
 	for _, n := range l.Numbers {
-		s.hashes[n.Hash] = true
+		if n.National {
+			s.local[n.Hash] = true
+		} else {
+			s.hashes[n.Hash] = true
+		}
 	}
 	return s, nil
 }
 
 // match reports whether v, a canonical number or a pseudonym, is
-// suppressed. A pseudonym is one only under the list's own key. The
+// suppressed. A pseudonym is one only under the list's own key, and
+// never by a national form's hash; a number written internationally
+// (pseudonym.Replace's "+") only by its international digits' hash. The
 // answers for numbers are remembered (a caller's number comes back in
 // many rows, and each asks a keyed hash), up to maxSeen of them.
 func (s *Suppressor) match(v string) bool {
@@ -154,7 +167,9 @@ func (s *Suppressor) match(v string) bool {
 		if hit, ok := s.seen.Load(v); ok {
 			return hit.(bool)
 		}
-		hit := s.hashes[s.list.Number(v)]
+		d, intl := strings.CutPrefix(v, "+")
+		h := s.list.Number(d)
+		hit := s.hashes[h] || !intl && s.local[h]
 		if s.seenN.Add(1) <= maxSeen {
 			s.seen.Store(v, hit)
 		}

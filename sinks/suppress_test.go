@@ -94,22 +94,30 @@ func TestSuppressionKeys(t *testing.T) {
 		}
 		b, _ := json.Marshal(l)
 		// The number and its national form (+39: without the code).
-		if strings.Contains(string(b), "0123456789") || len(l.Numbers) != 2 || l.Numbers[0].Hash != h {
+		if strings.Contains(string(b), "0123456789") || len(l.Numbers) != 2 || l.Numbers[0].Hash != h || l.Numbers[0].National || !l.Numbers[1].National {
 			t.Fatalf("%s: list %s", tc.name, b)
 		}
 		if (l.Key == nil) != (tc.key != nil) {
 			t.Errorf("%s: key kept with the list: %v", tc.name, l.Key != nil)
 		}
 		s, err := l.Suppressor(tc.key)
-		if err != nil || s.Len() != 2 {
+		if err != nil || s.Len() != 1 {
 			t.Fatalf("%s: Suppressor = %v, %v", tc.name, s, err)
 		}
-		if !s.match("390123456789") || !s.match("0123456789") || s.match("390123456788") {
+		if !s.match("390123456789") || !s.match("+390123456789") || !s.match("0123456789") || s.match("390123456788") {
 			t.Errorf("%s: matches the wrong numbers", tc.name)
+		}
+		// The national form's digits written internationally are another
+		// country's number (review 30-fixes 1).
+		if s.match("+0123456789") {
+			t.Errorf("%s: the national form matched written internationally", tc.name)
 		}
 		if tc.key != nil {
 			if !s.match(tc.key.Number("390123456789")) {
 				t.Errorf("%s: the number's pseudonym is not matched", tc.name)
+			}
+			if s.match(tc.key.Number("0123456789")) {
+				t.Errorf("%s: the national form's pseudonym is matched: it is also another country's number's", tc.name)
 			}
 			for _, k := range []*pseudonym.Keyed{nil, other} {
 				if _, err := l.Suppressor(k); !errors.Is(err, ErrSuppressionKey) {

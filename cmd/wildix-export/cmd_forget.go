@@ -65,10 +65,14 @@ In a pseudonymised sink forget needs every key the rows were written under:
 EXPORT_PSEUDONYM_KEY (the current one) and, after a key change, each earlier
 one with --previous-key-file; it refuses (exit 2) without one. It holds every
 PBX's export lock of the sink while it works. Given with its country code
-(+39…, 0039…), the number is found in its international forms and its national
-ones (without the country code; with the trunk prefix, 0 in most countries).`)
+(+39…, 0039…), the number is found in its international forms and, in clear,
+its national ones (without the country code; with the trunk prefix, 0 in most
+countries) where written without + or 00: written so, the same digits are
+another country's number (+352 8512784 beside Italy's 352 8512784). A national
+form stored pseudonymised is found only with --national-forms.`)
 	number := fset.String("number", "", "the phone number, in international form: a + and the country code, then the number, spaces allowed")
 	dry := fset.Bool("dry-run", false, "report what would be erased; change nothing")
+	nationalForms := fset.Bool("national-forms", false, "in a pseudonymised sink, also erase the pseudonyms of the number's national forms; a national form's pseudonym is also the pseudonym of another country's number with the same digits (Italy's 352 8512784 and Luxembourg's +352 8512784), which is erased too: check with --dry-run first")
 	missingOK := fset.Bool("missing-recordings-ok", false, "mark erased the rows of recordings listed as stored but not found in the store: only when the store setting is right and the files are already gone (an earlier forget stopped after removing them)")
 	allowEmpty := fset.Bool("allow-empty", false, "forget in a sink that holds no export yet (before the first export); without it, such a sink is taken for a mistyped EXPORT_CSV_DIR or EXPORT_DB_SCHEMA and refused")
 	var previous keyFiles
@@ -102,7 +106,14 @@ ones (without the country code; with the trunk prefix, 0 in most countries).`)
 		return fmt.Errorf("%w: --number %s: %v", errUsage, describeValue(*number), err)
 	}
 	if f.National() {
-		fmt.Fprintln(a.stdout, "Searching the number in its international forms and in its national ones (without the country code; with the trunk prefix, 0 in most countries).")
+		fmt.Fprintln(a.stdout, "Searching the number in its international forms and, in clear, in its national ones (without the country code; with the trunk prefix, 0 in most countries) where written without + or 00.")
+		if *nationalForms {
+			if f.AddNationalPseudonyms(append([]*pseudonym.Keyed{pk}, keys...)...) > 0 {
+				fmt.Fprintln(a.stdout, "--national-forms: also searching the pseudonyms of its national forms. Such a pseudonym is also that of another country's number with the same digits written internationally, which is erased too: check the dry run's counts.")
+			}
+		} else if pk != nil {
+			fmt.Fprintln(a.stdout, "Note: a national form stored pseudonymised is not searched (its pseudonym is also another country's number's); add --national-forms to search it too, knowing that risk.")
+		}
 	} else {
 		fmt.Fprintln(a.stdout, "Note: --number has no + or 00: it is searched only as written, taken as beginning with its country code, and not in national forms. If it is a national number, run forget with its international form, which finds both.")
 	}

@@ -4,8 +4,12 @@ import "strings"
 
 // Replace returns s with each phone number and each pseudonym in it that
 // match claims replaced by with, and how many were replaced. match is
-// given a number's canonical digits (Canonical) or a pseudonym as written
-// ("p:…", "n:…"), which never look alike.
+// given a number's canonical digits (Canonical), with a "+" before them
+// when the number was written internationally (a "+" before it or "00"
+// at its start), or a pseudonym as written ("p:…", "n:…"), which never
+// look alike. The "+" lets match tell a national form ("352 8512784" in
+// Italy) from another country's international number with the same
+// digits ("+352 8512784", Luxembourg).
 //
 // Numbers are looked for more widely than Scrub does, as erasure must
 // miss no form (issue 30): a whole value that is one number
@@ -28,7 +32,7 @@ func Replace(s string, match func(v string) bool, with string) (string, int) {
 		return s, 0 // no number, no pseudonym: the common case, at once
 	}
 	if long && widestGap(s) <= maxWholeGap {
-		if c, ok := canonical(s); ok && match(c) {
+		if c, ok := canonical(s); ok && match(intlMark(international(s), c)) {
 			return with, 1
 		}
 	}
@@ -127,6 +131,12 @@ type group struct{ start, end int }
 // spanMatch returns the last group j of the longest span run[i..j] that
 // match claims, or -1.
 func spanMatch(s string, run []group, i int, match func(string) bool) int {
+	first := s[run[0].start:run[0].end]
+	runIntl := run[0].start > 0 && s[run[0].start-1] == '+' || strings.HasPrefix(first, "00")
+	own00 := strings.HasPrefix(s[run[i].start:run[i].end], "00")
+	if i > 0 && runIntl && !own00 {
+		return -1 // the tail of an international number
+	}
 	total, j := 0, i
 	for ; j < len(run); j++ {
 		if total+run[j].end-run[j].start > maxSpanDigits {
@@ -139,12 +149,29 @@ func spanMatch(s string, run []group, i int, match func(string) bool) int {
 		for _, g := range run[i : j+1] {
 			d.WriteString(s[g.start:g.end])
 		}
-		c := strings.TrimPrefix(d.String(), "00")
-		if len(c) >= minDigits && match(c) {
+		c, intl := strings.CutPrefix(d.String(), "00")
+		intl = intl || i == 0 && runIntl
+		if len(c) >= minDigits && match(intlMark(intl, c)) {
 			return j
 		}
 	}
 	return -1
+}
+
+// intlMark returns the canonical digits c as Replace gives them to match:
+// with a "+" before them when written internationally.
+func intlMark(intl bool, c string) string {
+	if intl {
+		return "+" + c
+	}
+	return c
+}
+
+// international reports whether the whole value s is written
+// internationally: a "+" or "00" first, after spaces and brackets.
+func international(s string) bool {
+	t := strings.TrimLeft(s, " \t\u00a0(")
+	return strings.HasPrefix(t, "+") || strings.HasPrefix(t, "00")
 }
 
 // spanBounds widens the span s[from:to] of whole digit groups by the "+"
@@ -207,8 +234,10 @@ func canonical(s string) (string, bool) {
 // each of at least minDigits digits: without the country code, and with
 // the trunk prefix before it ("0" in most countries, "8" in zone 7; zone
 // 1 dials "1" and the national number, its international digits). Italy
-// keeps its "0" inside the national number (+39 02… is 02…), so there the
-// form without the code is the national one. Erasure looks for these too
+// keeps its "0" inside the national number (+39 02… is 02…, +39 352… is
+// 352…), so there the form without the code is the only national one.
+// Replace gives such a form to match only for a span written without "+"
+// or "00": written so, it is another country's number. Erasure looks for these too
 // (issue 30): a person asking to be forgotten gives one form, the PBX may
 // have written the other.
 func NationalForms(d string) []string {
@@ -222,7 +251,7 @@ func NationalForms(d string) []string {
 	case '7':
 		forms = append(forms, "8"+rest)
 	default:
-		if !strings.HasPrefix(rest, "0") {
+		if !strings.HasPrefix(rest, "0") && !strings.HasPrefix(d, "39") {
 			forms = append(forms, "0"+rest)
 		}
 	}

@@ -11,7 +11,7 @@ func TestReplace(t *testing.T) {
 	k := keyed(t, testKey)
 	p := k.Number("+390123456789")
 	other := k.Number("+390123456788")
-	match := func(v string) bool { return v == "390123456789" || v == p }
+	match := func(v string) bool { return strings.TrimPrefix(v, "+") == "390123456789" || v == p }
 	for _, tc := range []struct {
 		in, want string
 		n        int
@@ -52,7 +52,7 @@ func TestReplace(t *testing.T) {
 // shorter, and digits joined to the number without a separator, are not.
 func TestReplaceFreeTextForms(t *testing.T) {
 	t.Parallel()
-	match := func(v string) bool { return v == "393528512784" }
+	match := func(v string) bool { return strings.TrimPrefix(v, "+") == "393528512784" }
 	for _, tc := range []struct {
 		in, want string
 		n        int
@@ -95,7 +95,7 @@ func TestNationalForms(t *testing.T) {
 		d    string
 		want []string
 	}{
-		{"393528512784", []string{"3528512784", "03528512784"}}, // Italy, a mobile
+		{"393528512784", []string{"3528512784"}},                // Italy, a mobile: no trunk 0
 		{"390212345678", []string{"0212345678"}},                // Italy keeps its 0
 		{"493012345678", []string{"3012345678", "03012345678"}}, // Germany
 		{"12025550123", []string{"2025550123"}},                 // zone 1
@@ -132,6 +132,42 @@ func TestCanonicalFastPath(t *testing.T) {
 		wc, wok := Canonical(s)
 		if gc != wc || gok != wok {
 			t.Errorf("canonical(%q) = %q, %v; Canonical: %q, %v", s, gc, gok, wc, wok)
+		}
+	}
+}
+
+// TestReplaceMarksInternational: match is given a "+" before the digits
+// of a number written internationally, so a national form is told from
+// another country's number with the same digits (review 30-fixes 1), and
+// the tail of an international number is no candidate.
+func TestReplaceMarksInternational(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, want string }{
+		{"+352 8512784", "+3528512784"},
+		{"+3528512784", "+3528512784"},
+		{"00352 851 2784", "+3528512784"},
+		{"call from +352 851 2784 today", "+3528512784"},
+		{"call from 00352 851 2784 today", "+3528512784"},
+		{"352 8512784", "3528512784"},
+		{"call 352 8512784 today", "3528512784"},
+		{"(+352) 8512784", "+3528512784"},
+	} {
+		var got []string
+		Replace(tc.in, func(v string) bool { got = append(got, v); return false }, "X")
+		if !slices.Contains(got, tc.want) {
+			t.Errorf("Replace(%q) asked %q, want %q among them", tc.in, got, tc.want)
+		}
+		for _, g := range got {
+			if g == strings.TrimPrefix(tc.want, "+") && g != tc.want {
+				t.Errorf("Replace(%q) asked %q unmarked", tc.in, g)
+			}
+		}
+	}
+	var got []string
+	Replace("call +49 30 1234567 now", func(v string) bool { got = append(got, v); return false }, "X")
+	for _, g := range got {
+		if !strings.HasPrefix(g, "+49") {
+			t.Errorf("the tail of +49 30 1234567 was a candidate: %q", g)
 		}
 	}
 }
