@@ -34,7 +34,8 @@ type plan struct {
 // replaced all the same; left as they are: the key columns and those
 // declared record.PersonalNone. A column of another type (a duration, a
 // time) holds no string, but its raw field may ("duration": "+39 352…"):
-// there it is free text too.
+// a string there is free text too, a JSON number the column's value
+// (typedText).
 func newPlan(ep *record.Endpoint) *plan {
 	n := len(ep.Columns)
 	p := &plan{names: make([]string, n), cols: make([]record.Personal, n), raw: make([]record.Personal, n), of: make([][]int, n), fields: map[string]int{}}
@@ -56,7 +57,7 @@ func newPlan(ep *record.Endpoint) *plan {
 		case p.cols[i].Kind == record.PersonalNone:
 			p.cols[i] = record.Personal{}
 		case p.cols[i].Kind == "" && !keys[c.Field]:
-			p.raw[i] = anyText
+			p.raw[i] = typedText
 			if c.Type == record.Text || c.Type == record.JSON {
 				p.cols[i] = anyText
 			}
@@ -109,6 +110,8 @@ func (r *replacer) on(kind record.PersonalKind) bool {
 	}
 	switch kind {
 	case record.PersonalNumber, record.PersonalText:
+		return r.g.Rule.Numbers
+	case typedText.Kind:
 		return r.g.Rule.Numbers
 	case record.PersonalName, record.PersonalNote:
 		// Under numbers alone a name is still looked at for numbers: a
@@ -203,6 +206,12 @@ func (r *replacer) callerID(v string) string {
 // anyText is free text of no declared kind (a field the catalog does not
 // know, a member of extra): its numbers are replaced under numbers.
 var anyText = record.Personal{Kind: record.PersonalText}
+
+// typedText is the raw field of a column of another type than text (a
+// size, a duration, an epoch time): a string there is free text, its
+// numbers replaced ("duration": "+39 352…"), but a JSON number is the
+// column's value (a size of 15506208 bytes, a time 1765100000), kept.
+var typedText = record.Personal{Kind: "typed"}
 
 // undeclared is the kind of a member of raw or extra the catalog does not
 // know: free text, or under all, when its name says it is a name

@@ -260,6 +260,8 @@ func TestPseudonymiseAttackForms(t *testing.T) {
 		{"recordings' extension", "numbers", recs, `{"recording":"r1","id":"r1","fileName":"a.wav","path":"/r/a.wav","start":"2026-12-01 10:00:00","extension":"+44 20 7946 0958","number":"201"}`,
 			[]string{"7946 0958", "79460958"}, []string{k.Number("+442079460958"), `"r1"`}},
 		{"a short number abroad", "numbers", calls, call(`"dst":"201"`, `"dst":"+39 0312"`), []string{"0312"}, []string{k.Number("+390312")}},
+		{"recordings' size as a number", "all", recs, `{"recording":"r1","id":"r1","fileName":"a.wav","path":"/r/a.wav","start":"2026-12-01 10:00:00","size":15506208,"stored_size":"+39 352 8512784","extension":"201","number":"+44 20 7946 0958"}`,
+			[]string{"8512784"}, []string{`"size":15506208`}},
 		{"recordings' short extension", "all", recs, `{"recording":"r1","id":"r1","fileName":"a.wav","path":"/r/a.wav","start":"2026-12-01 10:00:00","extension":"201","number":"+44 20 7946 0958"}`,
 			[]string{"7946 0958"}, []string{`"201"`}},
 		{"caller id, names", "all", calls, call(`"src":"+39 333 1234567"`, `"src":"\"Mario Clidsrc\" <393528512784>"`, `"from_number":"0039 3331234567"`, `"from_number":"Mario Clidsrc <+39-352-851-2784>"`),
