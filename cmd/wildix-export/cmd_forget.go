@@ -36,7 +36,13 @@ type forgetter interface {
 	ForgetErase(ctx context.Context, pbx string, f *sinks.Forgotten, endpoints []record.Endpoint) (*sinks.ForgetFound, error)
 	RecordForget(ctx context.Context, r *exporter.RunResult) error
 	ForgetScope(ctx context.Context) (*sinks.ForgetScope, error)
+	LockPBXes(ctx context.Context, pbxes []string) (unlock func(), err error)
 }
+
+// forgetLockTimeout bounds forget's taking of the PBXes' locks (a
+// connection from the pool, then the try-locks): a database that does not
+// answer fails forget rather than hang a cron.
+const forgetLockTimeout = time.Minute
 
 // recordingRemover finds and removes a stored recording (recstore.Dir
 // and S3).
@@ -170,13 +176,13 @@ form stored pseudonymised is found only with --national-forms.`)
 		if !slices.Contains(pbxes, a.cfg.PBXID) {
 			pbxes = append(slices.Clone(pbxes), a.cfg.PBXID)
 		}
-		for _, pbx := range pbxes {
-			unlock, err := s.LockPBX(ctx, pbx)
-			if err != nil {
-				return fmt.Errorf("lock the export of PBX %s (forget erases every PBX's rows of the sink): %w", pbx, err)
-			}
-			defer unlock()
+		lctx, cancel := context.WithTimeout(ctx, forgetLockTimeout)
+		unlock, err := fg.LockPBXes(lctx, pbxes)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("lock the export of each of the sink's %d PBXes (forget erases every PBX's rows), within %v: %w", len(pbxes), forgetLockTimeout, err)
 		}
+		defer unlock()
 	}
 	return a.forget(ctx, s, fg, f, pk, cat.All(), forgetOptions{dry: *dry, missingOK: *missingOK})
 }

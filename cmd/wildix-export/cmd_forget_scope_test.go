@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/wildix-export/wildix-export/exporter"
@@ -239,4 +240,52 @@ func TestForgetRecordingsWrongStore(t *testing.T) {
 	if len(store.files(t)) >= len(files) {
 		t.Error("no recording file removed with the export's folder")
 	}
+}
+
+// TestForgetLocksManyPBXesFewConnections: forget on a PostgreSQL sink
+// holding more PBXes (5) than the pool has connections (pool_max_conns=4)
+// finishes: the PBXes' locks are taken on one connection (review
+// 30-fixes 2; one connection a lock hung for ever).
+func TestForgetLocksManyPBXesFewConnections(t *testing.T) {
+	t.Parallel()
+	const calls = 20
+	f := simtest.New(t, pbxsim.Options{Calls: calls, CallGap: time.Minute})
+	f.Authorize(t)
+	schema, pool := pgtest.Schema(t)
+	url := pgtest.URL()
+	if strings.Contains(url, "?") {
+		url += "&pool_max_conns=4"
+	} else {
+		url += "?pool_max_conns=4"
+	}
+	kv := append(fixtureEnv(f, t.TempDir()), "EXPORT_SINK=postgres", "EXPORT_DATABASE_URL="+url, "EXPORT_DB_SCHEMA="+schema)
+	if r := runCLI(t, kv, "run", "--once"); r.code != exitOK {
+		t.Fatalf("run: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	ctx := context.Background()
+	for i := range 4 {
+		if _, err := pool.Exec(ctx, `INSERT INTO export_state (pbx, key, state) VALUES ($1, 'contacts', '{}')`, fmt.Sprintf("pbx-%d.example.com", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, out, errb := cliApp(kv)
+	// A bound far above forget's time on a loaded machine: it hung for
+	// ever before, so reaching it is the failure.
+	rctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	err := a.run(rctx, []string{"forget", "--number", "+" + simNumber(t, f.Sim, calls)})
+	if rctx.Err() != nil || err != nil {
+		t.Fatalf("forget with 5 PBXes and 4 connections: %v (deadline: %v)\n%s\n%s", err, rctx.Err(), out.String(), errb.String())
+	}
+	// Every lock released: they can all be taken again.
+	rows, _ := pool.Query(ctx, "SELECT DISTINCT pbx FROM export_state WHERE pbx <> ''")
+	pbxes, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(pbxes) != 5 {
+		t.Fatalf("PBXes of the sink: %q, %v; want 5", pbxes, err)
+	}
+	unlock, err := sinks.NewPostgres(pool, schema, slog.New(slog.DiscardHandler)).LockPBXes(ctx, pbxes)
+	if err != nil {
+		t.Fatalf("a lock still held after forget: %v", err)
+	}
+	unlock()
 }
