@@ -122,6 +122,15 @@ func (s *CSV) ForgetScope(context.Context) (_ *ForgetScope, err error) {
 			if f.Name() == "runs.jsonl" || strings.HasSuffix(f.Name(), ".json") && !strings.HasPrefix(f.Name(), ".") {
 				sc.addPBX(pbx)
 			}
+			// A commit decided but not completed (a crashed run) holds its
+			// run's rule in its pending record only, until recovery
+			// completes it: its rows will be under that key (review
+			// 30-fixes 3).
+			if strings.HasSuffix(f.Name(), ".pending.json") && !strings.HasPrefix(f.Name(), ".") {
+				if err := pendingKey(filepath.Join(dir, f.Name()), sc); err != nil {
+					return nil, fmt.Errorf("read the unfinished commits of %s: %w", pbx, err)
+				}
+			}
 		}
 		if b, err := os.ReadFile(filepath.Join(dir, privacyFile)); err == nil {
 			var r exporter.Privacy
@@ -137,6 +146,24 @@ func (s *CSV) ForgetScope(context.Context) (_ *ForgetScope, err error) {
 	slices.Sort(sc.PBXes)
 	slices.Sort(sc.KeyIDs)
 	return sc, nil
+}
+
+// pendingKey adds the key id of the rule in the pending record at path.
+func pendingKey(path string, sc *ForgetScope) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // completed meanwhile
+	}
+	if err != nil {
+		return err
+	}
+	var p struct {
+		Rule *storedRule `json:"privacy_rule"`
+	}
+	if json.Unmarshal(b, &p) == nil && p.Rule != nil {
+		sc.addKey(p.Rule.KeyID)
+	}
+	return nil
 }
 
 // csvRunKeys adds the privacy key id of each run in the ledger file.

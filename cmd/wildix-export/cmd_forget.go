@@ -183,6 +183,18 @@ form stored pseudonymised is found only with --national-forms.`)
 			return fmt.Errorf("lock the export of each of the sink's %d PBXes (forget erases every PBX's rows), within %v: %w", len(pbxes), forgetLockTimeout, err)
 		}
 		defer unlock()
+		// Read again under the locks: an export that finished a forced
+		// key change, or a PBX's first export, between the first reading
+		// and the locks is seen (review 30-fixes 3).
+		if scope, err = fg.ForgetScope(ctx); err != nil {
+			return err
+		}
+		if err := needKeys(scope, pk, keys); err != nil {
+			return err
+		}
+		if extra := slices.DeleteFunc(slices.Clone(scope.PBXes), func(p string) bool { return slices.Contains(pbxes, p) }); len(extra) > 0 {
+			return fmt.Errorf("%w: PBX %s began exporting into the sink while forget took the locks: run forget again", sinks.ErrLocked, strings.Join(extra, ", "))
+		}
 	}
 	return a.forget(ctx, s, fg, f, pk, cat.All(), forgetOptions{dry: *dry, missingOK: *missingOK})
 }
