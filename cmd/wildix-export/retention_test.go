@@ -285,8 +285,9 @@ func TestRetentionCSVCounts(t *testing.T) {
 	if r := runBin(t, env, "", "run", "--once"); r.code != 0 {
 		t.Fatalf("first run: exit %d\n%s", r.code, r.stderr)
 	}
-	if r := runBin(t, append(env, "EXPORT_RETENTION=10d"), "", "run", "--once"); r.code != 0 || !strings.Contains(r.stdout, "retention") {
-		t.Fatalf("retention run: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	pruned := runBin(t, append(env, "EXPORT_RETENTION=10d"), "", "run", "--once")
+	if pruned.code != 0 || !strings.Contains(pruned.stdout, "retention") {
+		t.Fatalf("retention run: exit %d\n%s\n%s", pruned.code, pruned.stdout, pruned.stderr)
 	}
 	_, notes := lastRunRetention(t, dir)
 	cut := noteCut(t, notes)
@@ -303,6 +304,10 @@ func TestRetentionCSVCounts(t *testing.T) {
 	}
 	if c := noteRows(notes, "call_history"); c != old || old == 0 {
 		t.Fatalf("the ledger counts %d rows of call_history removed, the simulator started %d calls before %v (notes %q)", c, old, cut, notes)
+	}
+	// The summary a cron mails says what was removed, not rows=0.
+	if want := fmt.Sprintf("call_history: %d rows removed", old); !strings.Contains(pruned.stdout, want) {
+		t.Fatalf("the run's summary does not say %q:\n%s", want, pruned.stdout)
 	}
 	// A backfill over the whole history brings none back, and prunes too.
 	from, to := time.Now().AddDate(0, 0, -22).Format("2006-01-02"), time.Now().AddDate(0, 0, 1).Format("2006-01-02")

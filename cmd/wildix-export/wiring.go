@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -329,6 +330,16 @@ func summary(w io.Writer, r *exporter.RunResult) {
 		status := "ok"
 		if e.Err != nil {
 			status = "FAILED"
+		}
+		if e.Paging == "prune" {
+			// Retention's result: what it removed is in its notes (its
+			// Rows stay 0, as export_runs.rows counts exported rows only).
+			fmt.Fprintf(w, "%-14s %-6s %s time=%s", e.Endpoint, status, strings.Join(e.Notes, "; "), e.Duration.Round(time.Millisecond))
+			if e.Err != nil {
+				fmt.Fprintf(w, " error=%q", e.Err.Error())
+			}
+			fmt.Fprintln(w)
+			continue
 		}
 		fmt.Fprintf(w, "%-14s %-6s rows=%d pages=%d retries=%d time=%s", e.Endpoint, status, e.Rows, e.Pages, e.Retries, e.Duration.Round(time.Millisecond))
 		if e.Windows+e.Skipped > 0 {
