@@ -2,6 +2,9 @@ package sinks
 
 import (
 	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -41,5 +44,60 @@ func TestForgetScopePendingKey(t *testing.T) {
 	}
 	if !slices.Equal(sc.KeyIDs, []string{"k:aaaaaaaa", "k:bbbbbbbb"}) {
 		t.Errorf("scope's keys %q, want both k:aaaaaaaa and the pending commit's k:bbbbbbbb", sc.KeyIDs)
+	}
+}
+
+// TestPrivacyRuleAfterRecover: a crashed commit whose temporary data file
+// is gone is discarded by Recover, its pending rule with it: PrivacyRule
+// then gives the rule stored before, as a run checks it under its lock
+// (review 30-fixes 4).
+func TestPrivacyRuleAfterRecover(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := NewCSV(CSVOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	was := exporter.Privacy{Rule: "numbers", KeyID: "k:aaaaaaaa"}
+	s.PendPrivacyRule("x", &was)
+	commitOne(t, s, "r0")
+	now := exporter.Privacy{Rule: "numbers,names", KeyID: "k:aaaaaaaa", Changed: was.String()}
+	s.PendPrivacyRule("x", &now)
+	s.crash = func() bool { return true } // stops right after the pending record
+	var ep record.Endpoint
+	for _, x := range record.Builtin() {
+		if x.Name == "call_history" {
+			ep = x
+		}
+	}
+	b, err := s.Begin(ctx, exporter.BatchInfo{PBX: "x", RunID: "r1", Endpoint: &ep, StateKey: ep.Name, Seq: 1, Snapshot: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Write(ctx, []record.Row{cleanRow(t, &ep, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(ctx, []byte(`{"cursor":1}`), exporter.Progress{}); err == nil {
+		t.Fatal("the crash did not stop the commit")
+	}
+	tmps, _ := filepath.Glob(filepath.Join(dir, ep.Name, tmpPrefix("x")+"*"))
+	if len(tmps) == 0 {
+		t.Fatal("no temporary data file to remove")
+	}
+	for _, f := range tmps {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again, err := NewCSV(CSVOptions{Dir: dir, Log: slog.New(slog.DiscardHandler)}) // the next process
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Recover(ctx, "x"); err != nil {
+		t.Fatal(err)
+	}
+	if r, _, err := again.PrivacyRule(ctx, "x"); err != nil || r.String() != was.String() {
+		t.Fatalf("after Recover discarded the commit: rule %q, %v; want %q", r, err, was)
 	}
 }

@@ -82,6 +82,14 @@ ON CONFLICT (pbx, key) DO UPDATE SET state = EXCLUDED.state, run_id = EXCLUDED.r
 	return func() { p.rules.done(info.PBX, r) }, nil
 }
 
+// Recover completes (or discards, when its data is gone) each commit a
+// crash left for pbx, as State does first: a pending record's rule is the
+// stored one only once its commit is completed, so a run checks the rule
+// under its lock after Recover (review 30-fixes 4).
+func (s *CSV) Recover(_ context.Context, pbx string) error {
+	return s.advise(s.recoverAll(pbx))
+}
+
 // PrivacyRule is Postgres.PrivacyRule for the folder: state is any file
 // in the PBX's state folder.
 func (s *CSV) PrivacyRule(_ context.Context, pbx string) (_ exporter.Privacy, _ bool, err error) {

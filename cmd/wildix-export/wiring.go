@@ -269,6 +269,15 @@ func (a *app) export(ctx context.Context, st *started, m *metrics, do func(ctx c
 	defer unlock()
 	// The rule is checked again under the lock, and stored only with the
 	// run's first commit: a run failing before it leaves it as it was.
+	// The commits a crash left are completed first, as a pending one's
+	// rule may be discarded with it.
+	if r, ok := st.sink.Sink.(interface {
+		Recover(ctx context.Context, pbx string) error
+	}); ok {
+		if err := r.Recover(ctx, a.cfg.PBXID); err != nil {
+			return err
+		}
+	}
 	rule, err := a.privacyRule(ctx, st.sink, st.guard)
 	if err != nil {
 		return err
