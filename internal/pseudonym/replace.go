@@ -204,7 +204,11 @@ func isGap(t string) bool {
 }
 
 // hexWord reports whether the digits s[from:to] are part of a hexadecimal
-// word with letters (an id's "0000002a", not a number).
+// word with letters (an id's "0000002a", not a number): a word of at
+// least minHexID hex digits, or a shorter one whose digit runs are all
+// shorter than a number. A number glued to a few hex letters
+// ("cb393528512784", "fe393528512784") is a number: in doubt, replace
+// (review 30-fixes 5).
 func hexWord(s string, from, to int) bool {
 	wl, wr := from, to
 	for wl > 0 && isWord(s[wl-1]) {
@@ -213,7 +217,28 @@ func hexWord(s string, from, to int) bool {
 	for wr < len(s) && isWord(s[wr]) {
 		wr++
 	}
-	return (wl < from || wr > to) && isHex(s[wl:wr])
+	if (wl == from && wr == to) || !isHex(s[wl:wr]) {
+		return false
+	}
+	return wr-wl >= minHexID || longestDigits(s[wl:wr]) < minDigits
+}
+
+// minHexID is the fewest hex digits of an id that may hold a number's
+// worth of digits in a row: a 64-bit id's 16, an MD5's 32, a UUID's 32.
+const minHexID = 16
+
+// longestDigits is the length of the longest run of digits in w.
+func longestDigits(w string) int {
+	longest, run := 0, 0
+	for i := 0; i < len(w); i++ {
+		if isDigit(w[i]) {
+			run++
+			longest = max(longest, run)
+		} else {
+			run = 0
+		}
+	}
+	return longest
 }
 
 // canonical is Canonical, without an allocation for the common form: a

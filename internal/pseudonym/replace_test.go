@@ -76,7 +76,16 @@ func TestReplaceFreeTextForms(t *testing.T) {
 		{"cb +39352851278 asap", "cb +39352851278 asap", 0},
 		{"cb +39-352-85127848 asap", "cb +39-352-85127848 asap", 0},
 		{"cb 1393528512784", "cb 1393528512784", 0},
-		{"id 393528512784a", "id 393528512784a", 0},
+		// A number glued to a few hex letters is a number (in doubt,
+		// replace: review 30-fixes 5); a long hex id or a short counter
+		// is not.
+		{"id 393528512784a", "id Xa", 1},
+		{"cb393528512784", "cbX", 1},
+		{"fe393528512784 x", "feX x", 1},
+		{"cafe 393528512784", "cafe X", 1},
+		{"id d41d8cd98f00b204e9800998ecf8427e", "id d41d8cd98f00b204e9800998ecf8427e", 0},
+		{"id 393528512784abcd", "id 393528512784abcd", 0},
+		{"SIP/201-0000002a", "SIP/201-0000002a", 0},
 		// A whole value with a gap forget's PostgreSQL filter (6
 		// characters) does not let through: not a number.
 		{"+39 352 -     8512784", "+39 352 -     8512784", 0},
