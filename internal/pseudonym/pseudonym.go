@@ -20,6 +20,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
 )
@@ -164,15 +166,16 @@ const twoDigitCodes = " 20 27 30 31 32 33 34 36 39 40 41 43 44 45 46 47 48 49 51
 // hex digits (Asterisk's "0000002a"), and pseudonyms. In doubt it
 // replaces: a number glued to letters ("ext0039021234567") is replaced all
 // the same.
-func (k *Keyed) Scrub(s string, keep func(canonical string) bool) string {
+func (k *Keyed) Scrub(orig string, keep func(canonical string) bool) string {
+	s, at := fold(orig) // matched on s; replaced in orig at at[i]
 	var b strings.Builder
-	last := 0
+	last, replaced := 0, false
 	for i := 0; i < len(s); {
 		if n := pseudonymLen(s[i:]); n > 0 {
 			i += n
 			continue
 		}
-		if !(s[i] == '+' || isDigit(s[i])) || i > 0 && isDigit(s[i-1]) {
+		if !(s[i] == '+' || isDigit(s[i])) || isDigit(s[i]) && i > 0 && isDigit(s[i-1]) {
 			i++
 			continue
 		}
@@ -198,17 +201,65 @@ func (k *Keyed) Scrub(s string, keep func(canonical string) bool) string {
 		}
 		c, ok := Canonical(s[i:end])
 		if number && ok && digits(s[i:end]) >= minDigits && (keep == nil || !keep(c)) {
-			b.WriteString(s[last:i])
+			b.WriteString(orig[last:at[i]])
 			b.WriteString(NumberPrefix + k.mac("number", c))
-			last = end
+			last, replaced = at[end], true
 		}
 		i = end
 	}
-	if last == 0 {
-		return s
+	if !replaced {
+		return orig
 	}
-	b.WriteString(s[last:])
+	b.WriteString(orig[last:])
 	return b.String()
+}
+
+// fold returns s for matching only, with at[i] the offset in s of the
+// byte i of the result (at[len] = len(s)): digits of every script
+// (fullwidth, Arabic-Indic, …) become ASCII digits and a fullwidth plus a
+// "+"; what people and word processors put between digit groups becomes
+// the separator Scrub knows: every dash (en dash, non-breaking hyphen,
+// minus sign), "_" to "-", a middle dot to ".", a line break, a zero-width
+// space or joiner, a word joiner and other spaces to " " (a no-break
+// space stays: gap knows it). The rest is kept byte for byte.
+func fold(s string) (string, []int) {
+	b := make([]byte, 0, len(s))
+	at := make([]int, 0, len(s)+1)
+	for i, r := range s {
+		var c byte
+		switch {
+		case r < utf8.RuneSelf && r != '_' && r != '\n' && r != '\r':
+		case unicode.IsDigit(r):
+			c = byte('0' + digitValue(r))
+		case r == '\uff0b':
+			c = '+'
+		case r == '_' || r == '\u2212' || unicode.Is(unicode.Pd, r):
+			c = '-'
+		case r == '\u00b7':
+			c = '.'
+		case r == '\n' || r == '\r' || r >= '\u200b' && r <= '\u200d' || r == '\u2060' || r != '\u00a0' && unicode.Is(unicode.Zs, r):
+			c = ' '
+		}
+		if c != 0 {
+			b, at = append(b, c), append(at, i)
+			continue
+		}
+		_, n := utf8.DecodeRuneInString(s[i:])
+		for j := 0; j < n; j++ {
+			b, at = append(b, s[i+j]), append(at, i+j)
+		}
+	}
+	return string(b), append(at, len(s))
+}
+
+// digitValue is the value of the decimal digit r of any script: Unicode
+// puts each script's digits zero to nine in a row.
+func digitValue(r rune) int {
+	z := r
+	for z > 0 && unicode.IsDigit(z-1) {
+		z--
+	}
+	return int(r-z) % 10
 }
 
 // numberRun returns the end of the number that may begin at s[i] (a "+"

@@ -202,6 +202,42 @@ func TestScrubSeparatedForms(t *testing.T) {
 	}
 }
 
+// TestScrubOtherSeparatorsAndDigits: groups joined by a line break, an en
+// dash, a non-breaking hyphen, a minus sign, "_", a middle dot or a
+// zero-width space, and digits of other scripts (final attack, finding 1)
+// are replaced whole, by the pseudonym of the number in ASCII.
+func TestScrubOtherSeparatorsAndDigits(t *testing.T) {
+	t.Parallel()
+	k := keyed(t, testKey)
+	p := k.Number("+39 352 8512784")
+	for _, tc := range []struct{ in, want string }{
+		{"R\u00fcckruf:\n+39\n352\n851\n2784", "R\u00fcckruf:\n" + p},
+		{"+39\r\n352\r\n8512784", p},
+		{"+39 352\n8512784", p},
+		{"+39\u2013352\u20138512784", p},
+		{"+39\u2011352\u2011851\u20112784", p},
+		{"+39\u2212352\u2212851\u22122784", p},
+		{"+39_352_8512784", p},
+		{"+39_352_851_2784 x", p + " x"},
+		{"0039\u00b7352\u00b7851\u00b72784", p},
+		{"+39\u200b352\u200b8512784", p},
+		{"+39\u2060352\u200d8512784", p},
+		{"\uff0b\uff13\uff19\uff13\uff15\uff12\uff18\uff15\uff11\uff12\uff17\uff18\uff14", p},
+		{"+\uff13\uff19 \uff13\uff15\uff12 \uff18\uff15\uff11\uff12\uff17\uff18\uff14 ok", p + " ok"},
+		{"\u0663\u0669\u0663\u0665\u0662\u0668\u0665\u0661\u0662\u0667\u0668\u0664", p},
+		{"\u00e9 +44\u201320\u20137946\u20130958 \u00e9", "\u00e9 " + k.Number("+44 20 7946 0958") + " \u00e9"},
+		{"-000000+39\n542\n009788,", "-000000" + k.Number("+39542009788") + ","}, // a "+" after digits begins a number
+		// Dates and addresses with the new separators stay.
+		{"on 2026\u201312\u201307", "on 2026\u201312\u201307"},
+		{"rec_2026_12_07.wav", "rec_2026_12_07.wav"},
+		{"\uff12\uff10\uff12\uff16-12-07", "\uff12\uff10\uff12\uff16-12-07"},
+	} {
+		if got := k.Scrub(tc.in, nil); got != tc.want {
+			t.Errorf("Scrub(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
 // TestScrubLeavesNoNumber embeds random numbers, in every form the PBX
 // may write them, in random text: not one of their national digits may
 // be left in the result.
@@ -226,6 +262,12 @@ func TestScrubLeavesNoNumber(t *testing.T) {
 			"0039." + national[:3] + "." + national[3:],
 			"+39/" + national[:3] + "/" + national[3:],
 			"+39 - " + national[:3] + " - " + national[3:],
+			"+39\n" + national[:3] + "\n" + national[3:],
+			"+39\u2013" + national[:3] + "\u2013" + national[3:],
+			"+39_" + national[:3] + "_" + national[3:],
+			"0039\u00b7" + national[:3] + "\u00b7" + national[3:],
+			"+39\u200b" + national[:3] + "\u2011" + national[3:],
+			"\uff0b\uff13\uff19" + fullwidth(national),
 		}
 		var text strings.Builder
 		for range 1 + rng.IntN(4) {
@@ -234,7 +276,7 @@ func TestScrubLeavesNoNumber(t *testing.T) {
 		}
 		text.WriteString(glue[rng.IntN(len(glue))])
 		got := k.Scrub(text.String(), nil)
-		if digitsOnly(got, national[len(national)-7:]) {
+		if folded, _ := fold(got); digitsOnly(folded, national[len(national)-7:]) {
 			t.Fatalf("Scrub(%q) = %q: the number's digits are left", text.String(), got)
 		}
 		if again := k.Scrub(got, nil); again != got {
@@ -258,4 +300,9 @@ func TestNameNormalised(t *testing.T) {
 	if nfc, nfd := k.Name("Jos\u00e9 Garc\u00eda"), k.Name("Jose\u0301 Garci\u0301a"); nfc != nfd {
 		t.Errorf("NFC %s, NFD %s: want one pseudonym", nfc, nfd)
 	}
+}
+
+// fullwidth writes the ASCII digits of s as fullwidth digits.
+func fullwidth(s string) string {
+	return strings.Map(func(r rune) rune { return r - '0' + '\uff10' }, s)
 }
