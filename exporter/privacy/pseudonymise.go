@@ -282,7 +282,8 @@ func (r *replacer) pseudonymise(p *plan, row *record.Row) {
 
 // json returns the JSON text b with each string replaced as kind says for
 // the top-level member it is in (for every string when b is not an
-// object), every other byte as it was; a number literal of a number
+// object), or under all as a name in a nested member named as a name
+// (undeclared), every other byte as it was; a number literal of a number
 // column, or an integer of 7 digits or more in free text, becomes the
 // string of its pseudonym. Text that is not valid
 // JSON is scrubbed as text.
@@ -290,7 +291,10 @@ func (r *replacer) json(b []byte, kind func(member string) (record.Personal, str
 	if !json.Valid(b) {
 		return []byte(r.g.Keys.Scrub(string(b), nil))
 	}
-	type level struct{ obj, key bool }
+	type level struct {
+		obj, key bool
+		name     string // an object's member being read
+	}
 	var stack []level
 	out := make([]byte, 0, len(b))
 	member := ""
@@ -318,15 +322,28 @@ func (r *replacer) json(b []byte, kind func(member string) (record.Personal, str
 			lit := b[i:end]
 			if l := len(stack) - 1; l >= 0 && stack[l].key {
 				stack[l].key = false
+				stack[l].name = ""
+				json.Unmarshal(lit, &stack[l].name)
 				if l == 0 {
-					member = ""
-					json.Unmarshal(lit, &member)
+					member = stack[l].name
 				}
 				break
 			}
 			p, party := anyText, ""
 			if len(stack) > 0 && stack[0].obj {
 				p, party = kind(member)
+			}
+			if p.Kind == record.PersonalText || p.Kind == typedText.Kind {
+				// A member named as a name is one at any depth
+				// ("x_people": [{"name": …}]), as at the top.
+				for l := len(stack) - 1; l > 0; l-- {
+					if stack[l].obj {
+						if n := r.undeclared(stack[l].name); n.Kind == record.PersonalName {
+							p, party = n, ""
+						}
+						break
+					}
+				}
 			}
 			if p.Kind == "" {
 				break

@@ -272,6 +272,10 @@ func TestPseudonymiseAttackForms(t *testing.T) {
 			nil, []string{"Alice <201>"}},
 		{"unknown name fields", "all", calls, call(`"tags":"vip 393331234567"`, `"caller_name":"Marìa Extrafield","From_Name":"Upper Casename","calleeName":"Lower Camelname"`),
 			[]string{"Extrafield", "Casename", "Camelname"}, []string{k.Name("Marìa Extrafield"), k.Name("Upper Casename")}},
+		{"nested name fields", "all", calls, call(`"uniqueid":"1764583200.7"`, `"uniqueid":"1764583200.7","x_people":[{"name":"Giulia Peoplename","phone":"+393528512784","nick":"Gi"}],"x_a":{"b":{"ownerName":"Deep Nestname"}}`),
+			[]string{"Peoplename", "Nestname", "8512784"}, []string{k.Name("Giulia Peoplename"), k.Name("Deep Nestname"), k.Number("+393528512784"), `"nick":"Gi"`}},
+		{"nested name fields, numbers,names", "numbers,names", calls, call(`"uniqueid":"1764583200.7"`, `"uniqueid":"1764583200.7","x_people":[{"name":"Giulia Peoplename","phone":"+393528512784"}]`),
+			[]string{"8512784"}, []string{"Giulia Peoplename"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
