@@ -3,6 +3,7 @@ package privacy
 import (
 	"bytes"
 	"encoding/json"
+	"math/big"
 	"slices"
 	"strings"
 
@@ -355,6 +356,8 @@ func (r *replacer) json(b []byte, kind func(member string) (record.Personal, str
 				}
 			} else if p.Kind == record.PersonalNumber && c >= '0' && c <= '9' || p.Kind == record.PersonalText && longInteger(lit) {
 				s = string(lit)
+			} else if d, ok := longDecimal(lit); ok && p.Kind == record.PersonalText {
+				s = d
 			} else {
 				break
 			}
@@ -388,6 +391,28 @@ func longInteger(lit []byte) bool {
 		}
 	}
 	return true
+}
+
+// longDecimal returns the integer part ("393528512784", a sign kept) of
+// lit, a JSON number in decimal or exponent notation (393528512784.0,
+// 3.93528512784e11) whose integer part has 7 to 20 digits: a phone number
+// written so (PostgreSQL's jsonb writes 3.93528512784e11 as its digits)
+// is replaced as the integer would be (longInteger), its pseudonym that
+// of the same digits.
+func longDecimal(lit []byte) (string, bool) {
+	if !bytes.ContainsAny(lit, ".eE") {
+		return "", false
+	}
+	f, _, err := big.ParseFloat(string(lit), 10, 256, big.ToZero)
+	if err != nil || f.IsInf() {
+		return "", false
+	}
+	a := new(big.Float).Abs(f)
+	if a.Cmp(big.NewFloat(1e6)) < 0 || a.Cmp(big.NewFloat(1e20)) >= 0 {
+		return "", false
+	}
+	i, _ := f.Int(nil)
+	return i.String(), true
 }
 
 // withMembers returns the JSON object obj (nil for none) with the members

@@ -13,14 +13,17 @@ import (
 // in a field the catalog does not know (into extra and raw) is replaced
 // under numbers, as the same digits in a string are (review
 // 30-forget-attack, note 13: "x_num": 393528512784 stayed in clear); an
-// integer of fewer than 7 digits and a decimal stay numbers. Fails with number literals of free text left alone.
+// integer of fewer than 7 digits and a short decimal stay numbers; one of
+// 7 integer digits or more in decimal or exponent notation
+// (393528512784.0, 3.93528512784e11: final attack, finding 1) is replaced
+// as its integer part. Fails with number literals of free text left alone.
 func TestPseudonymiseIntegers(t *testing.T) {
 	t.Parallel()
 	calls := endpoint(t, "call_history")
 	k := keyed(t)
 	g := &Guard{Rule: pseudonym.Rule{Numbers: true}, Keys: k}
 	raw := strings.Replace(inbound, `"uniqueid":"1764583200.7"`,
-		`"uniqueid":"1764583200.7","x_num":393528512784,"x_obj":{"n":[393528512784, 201]},"x_short":201,"x_count":123456,"x_dec":3935285127.5,"x_neg":-393528512784`, 1)
+		`"uniqueid":"1764583200.7","x_num":393528512784,"x_obj":{"n":[393528512784, 201]},"x_short":201,"x_count":123456,"x_dec":12345.5,"x_neg":-393528512784,"x_e":3.93528512784e11,"x_f":393528512784.0,"x_nf":-393528512784.25`, 1)
 	got, err := g.Rows(calls, []record.Row{convert(t, calls, raw)}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -31,10 +34,10 @@ func TestPseudonymiseIntegers(t *testing.T) {
 		if err := json.Unmarshal(b, &m); err != nil {
 			t.Fatalf("%s %s: %v", what, b, err)
 		}
-		if m["x_num"] != p || m["x_obj"].(map[string]any)["n"].([]any)[0] != p || m["x_neg"] != "-"+p {
-			t.Errorf("%s %s: want x_num, x_obj.n[0] and x_neg as %s", what, b, p)
+		if m["x_num"] != p || m["x_obj"].(map[string]any)["n"].([]any)[0] != p || m["x_neg"] != "-"+p || m["x_e"] != p || m["x_f"] != p || m["x_nf"] != "-"+p {
+			t.Errorf("%s %s: want x_num, x_obj.n[0], x_neg, x_e, x_f and x_nf as %s", what, b, p)
 		}
-		if m["x_short"] != 201.0 || m["x_count"] != 123456.0 || m["x_dec"] != 3935285127.5 || m["x_obj"].(map[string]any)["n"].([]any)[1] != 201.0 {
+		if m["x_short"] != 201.0 || m["x_count"] != 123456.0 || m["x_dec"] != 12345.5 || m["x_obj"].(map[string]any)["n"].([]any)[1] != 201.0 {
 			t.Errorf("%s %s: want the short integers and the decimal kept as numbers", what, b)
 		}
 	}
