@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math/big"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/wildix-export/wildix-export/exporter/record"
@@ -294,7 +295,8 @@ func (r *replacer) json(b []byte, kind func(member string) (record.Personal, str
 	}
 	type level struct {
 		obj, key bool
-		name     string // an object's member being read
+		name     string         // an object's member being read
+		renamed  map[string]int // member names that lost a number, made so far
 	}
 	var stack []level
 	out := make([]byte, 0, len(b))
@@ -327,6 +329,23 @@ func (r *replacer) json(b []byte, kind func(member string) (record.Personal, str
 				json.Unmarshal(lit, &stack[l].name)
 				if l == 0 {
 					member = stack[l].name
+				}
+				// A member's name holding a number ("393528512784": …,
+				// "x_phone_393528512784") loses it as free text does;
+				// its kind is still read from the name as sent. Two
+				// forms of one number in one object stay two members
+				// ("p:…", "p:…#2").
+				if t := r.text(anyText, stack[l].name, ""); c == '"' && t != stack[l].name {
+					if stack[l].renamed == nil {
+						stack[l].renamed = map[string]int{}
+					}
+					stack[l].renamed[t]++
+					if n := stack[l].renamed[t]; n > 1 {
+						t += "#" + strconv.Itoa(n)
+					}
+					out = append(out, jsonString(t)...)
+					i = end
+					continue
 				}
 				break
 			}

@@ -23,7 +23,7 @@ func TestPseudonymiseIntegers(t *testing.T) {
 	k := keyed(t)
 	g := &Guard{Rule: pseudonym.Rule{Numbers: true}, Keys: k}
 	raw := strings.Replace(inbound, `"uniqueid":"1764583200.7"`,
-		`"uniqueid":"1764583200.7","x_num":393528512784,"x_obj":{"n":[393528512784, 201]},"x_short":201,"x_count":123456,"x_dec":12345.5,"x_neg":-393528512784,"x_e":3.93528512784e11,"x_f":393528512784.0,"x_nf":-393528512784.25`, 1)
+		`"uniqueid":"1764583200.7","x_num":393528512784,"x_obj":{"n":[393528512784, 201]},"x_short":201,"x_count":123456,"x_dec":12345.5,"x_neg":-393528512784,"x_e":3.93528512784e11,"x_f":393528512784.0,"x_nf":-393528512784.25,"x_map":{"393528512784":"k","+39 352 8512784":{"201":"k2"}},"x_phone_393528512784":"y"`, 1)
 	got, err := g.Rows(calls, []record.Row{convert(t, calls, raw)}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -36,6 +36,12 @@ func TestPseudonymiseIntegers(t *testing.T) {
 		}
 		if m["x_num"] != p || m["x_obj"].(map[string]any)["n"].([]any)[0] != p || m["x_neg"] != "-"+p || m["x_e"] != p || m["x_f"] != p || m["x_nf"] != "-"+p {
 			t.Errorf("%s %s: want x_num, x_obj.n[0], x_neg, x_e, x_f and x_nf as %s", what, b, p)
+		}
+		if m["x_map"].(map[string]any)[p] != "k" || m["x_map"].(map[string]any)[p+"#2"] == nil || m["x_phone_"+p] != "y" {
+			t.Errorf("%s %s: want the member names holding the number replaced", what, b)
+		}
+		if xm := m["x_map"].(map[string]any); len(xm) != 2 {
+			t.Errorf("%s %s: want x_map's two members", what, b)
 		}
 		if m["x_short"] != 201.0 || m["x_count"] != 123456.0 || m["x_dec"] != 12345.5 || m["x_obj"].(map[string]any)["n"].([]any)[1] != 201.0 {
 			t.Errorf("%s %s: want the short integers and the decimal kept as numbers", what, b)
