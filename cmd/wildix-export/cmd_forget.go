@@ -56,6 +56,13 @@ number, and the export reads them again (and writes them erased) for as long as 
 there. To erase them at the source, delete them on the PBX, or ask the PBX's administrator,
 your Wildix partner or Wildix support to.`
 
+// cmdForget is the forget command: its flags, then every check that can
+// refuse before anything is read or locked (the number, the settings, the
+// keys, a mistyped folder or schema, an empty sink, a schema a dry run
+// would have to migrate), then, unless dry, every PBX's lock and the
+// scope read again under them, then app.forget. It stays one function so
+// that the order of those refusals reads top to bottom; its first cut,
+// when it grows, is the checks before the locks into their own function.
 func cmdForget(ctx context.Context, a *app, args []string) error {
 	fset := a.flags("forget", "--number NUMBER [--dry-run] [--previous-key-file FILE]… [--allow-empty]", `Erase one phone number everywhere the sink holds it, on a person's request (GDPR
 erasure): every table (typed columns, raw, extra, the quarantine, the ledger's

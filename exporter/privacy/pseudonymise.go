@@ -289,6 +289,11 @@ func (r *replacer) pseudonymise(p *plan, row *record.Row) {
 // column, or an integer of 7 digits or more in free text, becomes the
 // string of its pseudonym. Text that is not valid
 // JSON is scrubbed as text.
+//
+// It is one pass over the bytes, a walk and a policy in one: sinks/forget.go's
+// walkJSON is the same walk with forget's policy. The first cut is one
+// walker (in exporter/jsonscan) giving each literal with its depth and
+// member to a policy function, used by both.
 func (r *replacer) json(b []byte, kind func(member string) (record.Personal, string)) []byte {
 	if !json.Valid(b) {
 		return []byte(r.g.Keys.Scrub(string(b), nil))
