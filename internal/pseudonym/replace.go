@@ -134,8 +134,13 @@ func spanMatch(s string, run []group, i int, match func(string) bool) int {
 	first := s[run[0].start:run[0].end]
 	runIntl := run[0].start > 0 && s[run[0].start-1] == '+' || strings.HasPrefix(first, "00")
 	own00 := strings.HasPrefix(s[run[i].start:run[i].end], "00")
-	if i > 0 && runIntl && !own00 {
-		return -1 // the tail of an international number
+	if i > 0 && runIntl && !own00 && digitsBefore(s, run, i) < minIntlDigits {
+		// The tail of an international number: it has too few digits
+		// yet to be complete, so group i cannot begin a number of its own
+		// (+49 30 1234567 holds no +30 1234567). Past that, a group may
+		// begin the next number (+44 20 7946 0958 3528512784: review
+		// 30-last 1).
+		return -1
 	}
 	total, j := 0, i
 	for ; j < len(run); j++ {
@@ -156,6 +161,20 @@ func spanMatch(s string, run []group, i int, match func(string) bool) int {
 		}
 	}
 	return -1
+}
+
+// minIntlDigits is the fewest digits, country code included, of a number
+// written internationally: the groups that follow its first eight digits
+// may begin another number.
+const minIntlDigits = 8
+
+// digitsBefore is the count of digits in run's groups before group i.
+func digitsBefore(s string, run []group, i int) int {
+	n := 0
+	for _, g := range run[:i] {
+		n += g.end - g.start
+	}
+	return n
 }
 
 // intlMark returns the canonical digits c as Replace gives them to match:
