@@ -378,10 +378,15 @@ func (r *replacer) json(b []byte, kind func(member string) (record.Personal, str
 				if json.Unmarshal(lit, &s) != nil {
 					break
 				}
-			} else if p.Kind == record.PersonalNumber && c >= '0' && c <= '9' || p.Kind == record.PersonalText && longInteger(lit) {
+			} else if p.Kind == record.PersonalNumber && c >= '0' && c <= '9' {
 				s = string(lit)
-			} else if d, ok := longDecimal(lit); ok && p.Kind == record.PersonalText {
-				s = d
+			} else if numberAsText(p.Kind) && longInteger(lit) {
+				// A number under a name or note ("caller_name":
+				// 393528512784) is a number in free text: its
+				// pseudonym is the number's, which forget finds.
+				s, p, party = string(lit), anyText, ""
+			} else if d, ok := longDecimal(lit); ok && numberAsText(p.Kind) {
+				s, p, party = d, anyText, ""
 			} else {
 				break
 			}
@@ -395,6 +400,14 @@ func (r *replacer) json(b []byte, kind func(member string) (record.Personal, str
 		i = end
 	}
 	return out
+}
+
+// numberAsText reports whether a JSON number of 7 digits or more under a
+// member of kind k is replaced as a number in free text: under text, and
+// under a name or a note (review 30-last 2), not under a typed column's
+// own field nor one declared none.
+func numberAsText(k record.PersonalKind) bool {
+	return k == record.PersonalText || k == record.PersonalName || k == record.PersonalNote
 }
 
 // longInteger reports whether lit, a JSON literal of free text (a member

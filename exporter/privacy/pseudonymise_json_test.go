@@ -51,3 +51,34 @@ func TestPseudonymiseIntegers(t *testing.T) {
 		t.Errorf("the number is in clear:\n%s", got)
 	}
 }
+
+// TestPseudonymiseNumbersUnderNames: under all, a JSON number under a
+// member named as a name, at any depth, becomes the number's pseudonym
+// (review 30-last 2: it stayed in clear, where numbers alone replaced it).
+func TestPseudonymiseNumbersUnderNames(t *testing.T) {
+	t.Parallel()
+	calls := endpoint(t, "call_history")
+	k := keyed(t)
+	for _, rule := range []pseudonym.Rule{{Numbers: true}, {Numbers: true, Names: true, Staff: true}} {
+		g := &Guard{Rule: rule, Keys: k}
+		raw := strings.Replace(inbound, `"uniqueid":"1764583200.7"`,
+			`"uniqueid":"1764583200.7","x_people":[{"name":393528512784}],"caller_name":393528512784,"x_o":{"callerName":3.93528512784e11}`, 1)
+		got, err := g.Rows(calls, []record.Row{convert(t, calls, raw)}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := k.Number("+393528512784")
+		for what, b := range map[string][]byte{"extra": got[0].Extra, "raw": got[0].Raw} {
+			var m map[string]any
+			if err := json.Unmarshal(b, &m); err != nil {
+				t.Fatalf("%+v %s %s: %v", rule, what, b, err)
+			}
+			if m["caller_name"] != p || m["x_people"].([]any)[0].(map[string]any)["name"] != p || m["x_o"].(map[string]any)["callerName"] != p {
+				t.Errorf("%+v %s %s: want caller_name, x_people[0].name and x_o.callerName as %s", rule, what, b, p)
+			}
+		}
+		if s := everything(got[0]); strings.Contains(s, "393528512784") {
+			t.Errorf("%+v: the number is in clear:\n%s", rule, s)
+		}
+	}
+}
