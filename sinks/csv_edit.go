@@ -81,6 +81,11 @@ func (s *CSV) EditRows(ctx context.Context, pbx string, ep *record.Endpoint, rea
 
 // editFiles is EditRows of the files pick takes (every file when pick is
 // nil); pick is called for each file just before its rows are.
+//
+// editFiles and editFile pass one edit's fixed parts (pbx, ep, reason,
+// edit, the result) down as parameters, six and seven of them: the first
+// cut, when a third caller comes, is one csvEdit struct holding them with
+// these two as its methods.
 func (s *CSV) editFiles(ctx context.Context, pbx string, ep *record.Endpoint, reason string, pick func(ownFile) bool, edit EditFunc) (res EditResult, err error) {
 	defer func() { err = s.advise(err) }()
 	if !record.Identifier(reason) {
