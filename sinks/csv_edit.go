@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
 	"encoding/csv"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -255,13 +252,10 @@ type edited struct {
 func (s *CSV) writeEdited(pbx string, ep *record.Endpoint, dir, name string, edit EditFunc) (_ *edited, err error) {
 	path := filepath.Join(dir, name)
 	ed := &edited{}
-	var tmpF *os.File
-	var sum hash.Hash
-	var w io.Writer // nil until the first change
-	var gz *gzip.Writer
+	var w *tmpData // nil until the first change
 	defer func() {
-		if err != nil && tmpF != nil {
-			tmpF.Close()
+		if err != nil && w != nil {
+			w.f.Close()
 			os.Remove(ed.tmp)
 		}
 	}()
@@ -271,12 +265,7 @@ func (s *CSV) writeEdited(pbx string, ep *record.Endpoint, dir, name string, edi
 		if err != nil {
 			return err
 		}
-		tmpF, ed.tmp, sum = f, f.Name(), sha256.New()
-		w = io.MultiWriter(tmpF, sum)
-		if strings.HasSuffix(name, ".gz") {
-			gz = gzip.NewWriter(w)
-			w = gz
-		}
+		ed.tmp, w = f.Name(), newTmpData(f, strings.HasSuffix(name, ".gz"))
 		return copyPrefix(w, path, off)
 	}
 	var header []string
@@ -342,23 +331,9 @@ func (s *CSV) writeEdited(pbx string, ep *record.Endpoint, dir, name string, edi
 	if err != nil || w == nil {
 		return ed, err
 	}
-	if gz != nil {
-		err = gz.Close()
-	}
-	if err == nil {
-		err = tmpF.Sync()
-	}
-	var info os.FileInfo
-	if err == nil {
-		info, err = tmpF.Stat()
-	}
-	if err == nil {
-		err = tmpF.Close()
-	}
-	if err != nil {
+	if ed.sha, ed.size, err = w.finish(); err != nil {
 		return nil, err
 	}
-	ed.sha, ed.size = hex.EncodeToString(sum.Sum(nil)), info.Size()
 	return ed, nil
 }
 

@@ -3,7 +3,6 @@ package sinks
 import (
 	"bytes"
 	"compress/gzip"
-	"crypto/sha256"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -622,13 +621,7 @@ func (s *CSV) rewriteFile(pbx, dir, name string, keyCols []string, drop map[stri
 			os.Remove(tmpF.Name())
 		}
 	}()
-	sum := sha256.New()
-	var w io.Writer = io.MultiWriter(tmpF, sum)
-	var gz *gzip.Writer
-	if strings.HasSuffix(name, ".gz") {
-		gz = gzip.NewWriter(w)
-		w = gz
-	}
+	w := newTmpData(tmpF, strings.HasSuffix(name, ".gz"))
 	var kept keyCollector
 	var rows, removed, updated int64
 	err = scanFile(path, keyCols, func(raw []byte) error {
@@ -657,18 +650,10 @@ func (s *CSV) rewriteFile(pbx, dir, name string, keyCols []string, drop map[stri
 		_, err := w.Write(raw)
 		return err
 	})
-	if err == nil && gz != nil {
-		err = gz.Close()
-	}
+	var h string
+	var size int64
 	if err == nil {
-		err = tmpF.Sync()
-	}
-	var info os.FileInfo
-	if err == nil {
-		info, err = tmpF.Stat()
-	}
-	if err == nil {
-		err = tmpF.Close()
+		h, size, err = w.finish()
 	}
 	if err != nil {
 		return rewrite{}, nil, fmt.Errorf("rewrite %s: %w", name, err)
@@ -684,10 +669,9 @@ func (s *CSV) rewriteFile(pbx, dir, name string, keyCols []string, drop map[stri
 	var before, updatedBefore int64
 	json.Unmarshal(m["rows_replaced"], &before)
 	json.Unmarshal(m["rows_updated"], &updatedBefore)
-	h := fmt.Sprintf("%x", sum.Sum(nil))
 	set := func(k string, v any) { m[k], _ = json.Marshal(v) }
 	set("rows", rows)
-	set("bytes", info.Size())
+	set("bytes", size)
 	set("sha256", h)
 	set("rows_replaced", before+removed)
 	set("rows_updated", updatedBefore+updated)
@@ -745,11 +729,11 @@ func (b *csvBatch) keepUnread() error {
 			if holders = k.lookup.holders(holders[:0], key, k.own); len(holders) > 0 {
 				return nil
 			}
-			if _, err := b.out.Write(raw); err != nil {
+			if _, err := b.data.Write(raw); err != nil {
 				return err
 			}
 			if raw[len(raw)-1] != '\n' {
-				if _, err := b.out.Write([]byte{'\n'}); err != nil {
+				if _, err := b.data.Write([]byte{'\n'}); err != nil {
 					return err
 				}
 			}
