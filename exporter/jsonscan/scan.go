@@ -3,7 +3,9 @@
 // value's end, a value as text, and numbers as PHP prints them (exponent
 // form, "42.0"). It checks what it walks over (valid JSON, bounded
 // nesting) and says where it stopped. pbx reads answers with it, record
-// reads records.
+// reads records. Rewrite copies a JSON text with member names and values
+// replaced as a policy says: privacy pseudonymises with it, and sinks'
+// forget erases.
 package jsonscan
 
 import (
