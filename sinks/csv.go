@@ -500,6 +500,31 @@ func manifestPath(data string) string {
 	return strings.TrimSuffix(strings.TrimSuffix(data, ".gz"), ".csv") + ".manifest.json"
 }
 
+// updatedManifest is the manifest of the data file at path, updated for
+// its new content (rows, bytes, sha256, updated_at) with each count in
+// add added to the counter it names (written even when it adds 0).
+func updatedManifest(path string, rows, size int64, sha string, add map[string]int64) ([]byte, error) {
+	mb, err := os.ReadFile(manifestPath(path))
+	if err != nil {
+		return nil, fmt.Errorf("its manifest: %w", err)
+	}
+	m := map[string]json.RawMessage{}
+	if err := json.Unmarshal(mb, &m); err != nil {
+		return nil, fmt.Errorf("its manifest is damaged: %w", err)
+	}
+	set := func(k string, v any) { m[k], _ = json.Marshal(v) }
+	for k, n := range add {
+		var before int64
+		json.Unmarshal(m[k], &before)
+		set(k, before+n)
+	}
+	set("rows", rows)
+	set("bytes", size)
+	set("sha256", sha)
+	set("updated_at", nowUTC())
+	return json.MarshalIndent(m, "", "  ")
+}
+
 func fileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {

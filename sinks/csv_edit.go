@@ -186,7 +186,14 @@ func (s *CSV) editFile(pbx string, ep *record.Endpoint, name string, indexed boo
 		os.Remove(ed.tmp)
 		p.Removes = []string{name}
 	} else {
-		man, err := editedManifest(filepath.Join(dir, name), ed, reason)
+		add := map[string]int64{}
+		if ed.dropped > 0 {
+			add["rows_removed_"+reason] = ed.dropped
+		}
+		if ed.replaced > 0 {
+			add["rows_replaced_"+reason] = ed.replaced
+		}
+		man, err := updatedManifest(filepath.Join(dir, name), ed.rows, ed.size, ed.sha, add)
 		if err != nil {
 			os.Remove(ed.tmp)
 			return err
@@ -358,34 +365,4 @@ func copyPrefix(w io.Writer, path string, n int64) error {
 		return fmt.Errorf("copy the rows of %s kept: %w", path, err)
 	}
 	return nil
-}
-
-// editedManifest is the manifest of the data file at path, updated for
-// its edited content.
-func editedManifest(path string, ed *edited, reason string) ([]byte, error) {
-	mb, err := os.ReadFile(manifestPath(path))
-	if err != nil {
-		return nil, fmt.Errorf("its manifest: %w", err)
-	}
-	m := map[string]json.RawMessage{}
-	if err := json.Unmarshal(mb, &m); err != nil {
-		return nil, fmt.Errorf("its manifest is damaged: %w", err)
-	}
-	add := func(k string, n int64) {
-		var before int64
-		json.Unmarshal(m[k], &before)
-		m[k], _ = json.Marshal(before + n)
-	}
-	set := func(k string, v any) { m[k], _ = json.Marshal(v) }
-	set("rows", ed.rows)
-	set("bytes", ed.size)
-	set("sha256", ed.sha)
-	set("updated_at", nowUTC())
-	if ed.dropped > 0 {
-		add("rows_removed_"+reason, ed.dropped)
-	}
-	if ed.replaced > 0 {
-		add("rows_replaced_"+reason, ed.replaced)
-	}
-	return json.MarshalIndent(m, "", "  ")
 }

@@ -606,8 +606,6 @@ type rewrite struct {
 // whose key is in drop: its header and its other rows byte for byte,
 // compressed again when it is. It returns the rewrite (its manifest
 // updated from the file's) and the keys left.
-// (80 lines: open, copy the kept rows, sync and describe the temporary
-// file are one write that must end closed and synced or removed.)
 func (s *CSV) rewriteFile(pbx, dir, name string, keyCols []string, drop map[string]bool, update map[string][]byte) (rewrite, *keySet, error) {
 	path := filepath.Join(dir, name)
 	tmpF, err := safefile.CreateTemp(dir, tmpName(pbx, name), fileMode)
@@ -658,25 +656,10 @@ func (s *CSV) rewriteFile(pbx, dir, name string, keyCols []string, drop map[stri
 	if err != nil {
 		return rewrite{}, nil, fmt.Errorf("rewrite %s: %w", name, err)
 	}
-	mb, err := os.ReadFile(manifestPath(path))
+	man, err := updatedManifest(path, rows, size, h, map[string]int64{"rows_replaced": removed, "rows_updated": updated})
 	if err != nil {
-		return rewrite{}, nil, fmt.Errorf("rewrite %s: its manifest: %w", name, err)
+		return rewrite{}, nil, fmt.Errorf("rewrite %s: %w", name, err)
 	}
-	m := map[string]json.RawMessage{}
-	if err := json.Unmarshal(mb, &m); err != nil {
-		return rewrite{}, nil, fmt.Errorf("rewrite %s: its manifest is damaged: %w", name, err)
-	}
-	var before, updatedBefore int64
-	json.Unmarshal(m["rows_replaced"], &before)
-	json.Unmarshal(m["rows_updated"], &updatedBefore)
-	set := func(k string, v any) { m[k], _ = json.Marshal(v) }
-	set("rows", rows)
-	set("bytes", size)
-	set("sha256", h)
-	set("rows_replaced", before+removed)
-	set("rows_updated", updatedBefore+updated)
-	set("updated_at", nowUTC())
-	man, _ := json.MarshalIndent(m, "", "  ")
 	ok = true
 	return rewrite{Tmp: filepath.Base(tmpF.Name()), Final: name, SHA256: h, Manifest: man}, kept.set(), nil
 }
