@@ -547,7 +547,37 @@ func (c *Catalog) Select(names []string) ([]Endpoint, error) {
 	return out, nil
 }
 
+// validate checks an endpoint's declaration, one part after another
+// (what it asks the PBX, its columns and index, personal data, files,
+// shapes, fields), and returns the first fault.
 func (e *Endpoint) validate() error {
+	if err := e.validateRequest(); err != nil {
+		return err
+	}
+	names, err := e.validateColumns()
+	if err != nil {
+		return err
+	}
+	for _, ix := range e.Index {
+		if !names[ix] {
+			return fmt.Errorf("index column %q is not a column", ix)
+		}
+	}
+	if err := e.validatePersonal(); err != nil {
+		return err
+	}
+	if e.Files != "" && e.Files != "recordings" {
+		return fmt.Errorf("files %q: the exporter copies recordings only", e.Files)
+	}
+	if err := e.validateShapes(names); err != nil {
+		return err
+	}
+	return e.validateFields()
+}
+
+// validateRequest checks what the endpoint asks the PBX for and how it
+// reads it: its name, path, key and mode.
+func (e *Endpoint) validateRequest() error {
 	if !Identifier(e.Name) {
 		return fmt.Errorf("name must be a lower-case SQL name (letters, digits, _)")
 	}
@@ -566,37 +596,38 @@ func (e *Endpoint) validate() error {
 	default:
 		return fmt.Errorf("mode %q must be incremental or snapshot", e.Mode)
 	}
+	return nil
+}
+
+// validateColumns checks the columns (names, types, one PBX field each)
+// and returns the set of their names.
+func (e *Endpoint) validateColumns() (map[string]bool, error) {
 	names, fields := map[string]bool{}, map[string]bool{}
 	for _, c := range e.Columns {
 		if !Identifier(c.Name) || reserved[c.Name] {
-			return fmt.Errorf("column %q must be a lower-case SQL name and not one of the program's own columns", c.Name)
+			return nil, fmt.Errorf("column %q must be a lower-case SQL name and not one of the program's own columns", c.Name)
 		}
 		if names[c.Name] {
-			return fmt.Errorf("column %q is declared twice", c.Name)
+			return nil, fmt.Errorf("column %q is declared twice", c.Name)
 		}
 		names[c.Name] = true
 		if !slices.Contains(types, c.Type) {
-			return fmt.Errorf("column %q has type %q; expected one of %v", c.Name, c.Type, types)
+			return nil, fmt.Errorf("column %q has type %q; expected one of %v", c.Name, c.Type, types)
 		}
 		if c.Field == "" {
-			return fmt.Errorf("column %q names no PBX field", c.Name)
+			return nil, fmt.Errorf("column %q names no PBX field", c.Name)
 		}
 		if fields[c.Field] {
-			return fmt.Errorf("field %q is declared by two columns; one of them would stay empty", c.Field)
+			return nil, fmt.Errorf("field %q is declared by two columns; one of them would stay empty", c.Field)
 		}
 		fields[c.Field] = true
 	}
-	for _, ix := range e.Index {
-		if !names[ix] {
-			return fmt.Errorf("index column %q is not a column", ix)
-		}
-	}
-	if err := e.validatePersonal(); err != nil {
-		return err
-	}
-	if e.Files != "" && e.Files != "recordings" {
-		return fmt.Errorf("files %q: the exporter copies recordings only", e.Files)
-	}
+	return names, nil
+}
+
+// validateShapes checks each shape reads known columns, with a key and
+// the time field's column; names are the endpoint's columns.
+func (e *Endpoint) validateShapes(names map[string]bool) error {
 	for _, s := range e.Shapes {
 		for col := range s.Fields {
 			if !names[col] {
@@ -607,7 +638,7 @@ func (e *Endpoint) validate() error {
 			return fmt.Errorf("shape %q needs a key and the time field's column", s.Name)
 		}
 	}
-	return e.validateFields()
+	return nil
 }
 
 // validatePersonal checks the personal declarations: known kinds, of
