@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"math/big"
 	"slices"
-	"strconv"
 	"strings"
 
+	"github.com/wildix-export/wildix-export/exporter/jsonscan"
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pseudonym"
 )
@@ -258,8 +258,8 @@ func (r *replacer) pseudonymise(p *plan, row *record.Row) {
 				if v == erased {
 					d = erased
 				}
-				display = append(append(append(display, ','), jsonString(p.names[i]+"_display")...), ':')
-				display = append(display, jsonString(d)...)
+				display = append(append(append(display, ','), jsonscan.Quote(p.names[i]+"_display")...), ':')
+				display = append(display, jsonscan.Quote(d)...)
 			}
 		case json.RawMessage:
 			row.Values[i] = json.RawMessage(r.json(v, func(string) (record.Personal, string) { return c, parties[i] }))
@@ -282,124 +282,87 @@ func (r *replacer) pseudonymise(p *plan, row *record.Row) {
 	}
 }
 
+// memberKind is how a caller of json replaces the values under the
+// member of the top-level object named member: their kind and party.
+type memberKind func(member string) (p record.Personal, party string)
+
 // json returns the JSON text b with each string replaced as kind says for
 // the top-level member it is in (for every string when b is not an
 // object), or under all as a name in a nested member named as a name
 // (undeclared), every other byte as it was; a number literal of a number
 // column, or an integer of 7 digits or more in free text, becomes the
-// string of its pseudonym. Text that is not valid
-// JSON is scrubbed as text.
+// string of its pseudonym. A member's name holding a number
+// ("393528512784": …, "x_phone_393528512784") loses it as free text does;
+// its kind is still read from the name as sent. A member renamed onto a
+// name its object has already (two forms of one number, or a number beside
+// its pseudonym) takes "p:…#2", "p:…#3"… (jsonscan.Rewrite): no member is
+// lost. Text that is not valid JSON is scrubbed as text.
 //
-// It is one pass over the bytes, a walk and a policy in one: sinks/forget.go's
-// walkJSON is the same walk with forget's policy. The first cut is one
-// walker (in exporter/jsonscan) giving each literal with its depth and
-// member to a policy function, used by both.
-func (r *replacer) json(b []byte, kind func(member string) (record.Personal, string)) []byte {
-	if !json.Valid(b) {
+// The walk is jsonscan.Rewrite's, shared with sinks/forget.go's erasure;
+// this is only the policy.
+func (r *replacer) json(b []byte, kind memberKind) []byte {
+	out, err := jsonscan.Rewrite(b, jsonscan.Rewriter{
+		Name:  func(_ *jsonscan.Path, name string) string { return r.text(anyText, name, "") },
+		Value: func(at *jsonscan.Path, lit []byte) []byte { return r.jsonValue(at, lit, kind) },
+	})
+	if err != nil {
 		return []byte(r.g.Keys.Scrub(string(b), nil))
 	}
-	type level struct {
-		obj, key bool
-		name     string         // an object's member being read
-		renamed  map[string]int // member names that lost a number, made so far
-	}
-	var stack []level
-	out := make([]byte, 0, len(b))
-	member := ""
-	for i := 0; i < len(b); {
-		c := b[i]
-		end := i + 1
-		switch {
-		case c == '{' || c == '[':
-			stack = append(stack, level{obj: c == '{', key: c == '{'})
-		case c == '}' || c == ']':
-			stack = stack[:len(stack)-1]
-		case c == ',':
-			if l := len(stack) - 1; l >= 0 && stack[l].obj {
-				stack[l].key = true
-			}
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == ':':
-		default:
-			if c == '"' {
-				end = stringEnd(b, i)
-			} else {
-				for end < len(b) && !strings.ContainsRune(" \t\n\r,:]}", rune(b[end])) {
-					end++
-				}
-			}
-			lit := b[i:end]
-			if l := len(stack) - 1; l >= 0 && stack[l].key {
-				stack[l].key = false
-				stack[l].name = ""
-				json.Unmarshal(lit, &stack[l].name)
-				if l == 0 {
-					member = stack[l].name
-				}
-				// A member's name holding a number ("393528512784": …,
-				// "x_phone_393528512784") loses it as free text does;
-				// its kind is still read from the name as sent. Two
-				// forms of one number in one object stay two members
-				// ("p:…", "p:…#2").
-				if t := r.text(anyText, stack[l].name, ""); c == '"' && t != stack[l].name {
-					if stack[l].renamed == nil {
-						stack[l].renamed = map[string]int{}
-					}
-					stack[l].renamed[t]++
-					if n := stack[l].renamed[t]; n > 1 {
-						t += "#" + strconv.Itoa(n)
-					}
-					out = append(out, jsonString(t)...)
-					i = end
-					continue
-				}
-				break
-			}
-			p, party := anyText, ""
-			if len(stack) > 0 && stack[0].obj {
-				p, party = kind(member)
-			}
-			if p.Kind == record.PersonalText || p.Kind == typedText.Kind {
-				// A member named as a name is one at any depth
-				// ("x_people": [{"name": …}]), as at the top.
-				for l := len(stack) - 1; l > 0; l-- {
-					if stack[l].obj {
-						if n := r.undeclared(stack[l].name); n.Kind == record.PersonalName {
-							p, party = n, ""
-						}
-						break
-					}
-				}
-			}
-			if p.Kind == "" {
-				break
-			}
-			var s string
-			if c == '"' {
-				if json.Unmarshal(lit, &s) != nil {
-					break
-				}
-			} else if p.Kind == record.PersonalNumber && c >= '0' && c <= '9' {
-				s = string(lit)
-			} else if numberAsText(p.Kind) && longInteger(lit) {
-				// A number under a name or note ("caller_name":
-				// 393528512784) is a number in free text: its
-				// pseudonym is the number's, which forget finds.
-				s, p, party = string(lit), anyText, ""
-			} else if d, ok := longDecimal(lit); ok && numberAsText(p.Kind) {
-				s, p, party = d, anyText, ""
-			} else {
-				break
-			}
-			if t := r.text(p, s, party); t != s {
-				out = append(out, jsonString(t)...)
-				i = end
-				continue
-			}
-		}
-		out = append(out, b[i:end]...)
-		i = end
-	}
 	return out
+}
+
+// jsonValue returns what json writes in place of the value literal lit at
+// at: the string of its replacement, nil to keep it.
+func (r *replacer) jsonValue(at *jsonscan.Path, lit []byte, kind memberKind) []byte {
+	p, party := r.valueKind(at, kind)
+	if p.Kind == "" {
+		return nil
+	}
+	var s string
+	switch c := lit[0]; {
+	case c == '"':
+		s = jsonscan.Unquote(lit)
+	case p.Kind == record.PersonalNumber && c >= '0' && c <= '9':
+		s = string(lit)
+	case numberAsText(p.Kind) && longInteger(lit):
+		// A number under a name or note ("caller_name": 393528512784) is
+		// a number in free text: its pseudonym is the number's, which
+		// forget finds.
+		s, p, party = string(lit), anyText, ""
+	default:
+		d, ok := longDecimal(lit)
+		if !ok || !numberAsText(p.Kind) {
+			return nil
+		}
+		s, p, party = d, anyText, ""
+	}
+	if t := r.text(p, s, party); t != s {
+		return jsonscan.Quote(t)
+	}
+	return nil
+}
+
+// valueKind is the kind and party of a value at at: its top-level
+// member's (kind), free text when the top is not an object; free text
+// under a member named as a name is a name at any depth ("x_people":
+// [{"name": …}]), as at the top.
+func (r *replacer) valueKind(at *jsonscan.Path, kind memberKind) (record.Personal, string) {
+	p, party := anyText, ""
+	if top, obj := at.Member(0); obj {
+		p, party = kind(top)
+	}
+	if p.Kind != record.PersonalText && p.Kind != typedText.Kind {
+		return p, party
+	}
+	for d := at.Depth() - 1; d > 0; d-- {
+		if name, obj := at.Member(d); obj {
+			if n := r.undeclared(name); n.Kind == record.PersonalName {
+				return n, ""
+			}
+			break
+		}
+	}
+	return p, party
 }
 
 // numberAsText reports whether a JSON number of 7 digits or more under a
@@ -464,26 +427,4 @@ func withMembers(obj, members []byte) json.RawMessage {
 		out = append(out, ',')
 	}
 	return json.RawMessage(append(append(out, members...), '}'))
-}
-
-// stringEnd returns the index after the JSON string literal at b[i].
-func stringEnd(b []byte, i int) int {
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
-		}
-	}
-	return len(b)
-}
-
-// jsonString is s as a JSON string, with <, > and & as they are.
-func jsonString(s string) []byte {
-	var b bytes.Buffer
-	e := json.NewEncoder(&b)
-	e.SetEscapeHTML(false)
-	e.Encode(s)
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }

@@ -82,3 +82,47 @@ func TestPseudonymiseNumbersUnderNames(t *testing.T) {
 		}
 	}
 }
+
+// TestPseudonymiseNamesKeepEveryMember: a member named by a number beside
+// one named by its pseudonym already ({"393528512784": 1, "p:…": 2}, in
+// either order, at the top of raw and extra and nested), once the number
+// is replaced, are still two members: the renamed one takes p:…#2
+// (jsonscan.Rewrite). Fails with the renamed member given the pseudonym
+// whatever the object holds: one of the two values was lost (jsonb keeps
+// only the last of two members of one name).
+func TestPseudonymiseNamesKeepEveryMember(t *testing.T) {
+	t.Parallel()
+	calls := endpoint(t, "call_history")
+	k := keyed(t)
+	g := &Guard{Rule: pseudonym.Rule{Numbers: true}, Keys: k}
+	p := k.Number("+393528512784")
+	for _, members := range []string{
+		`"393528512784":1,"` + p + `":2`,
+		`"` + p + `":2,"393528512784":1`,
+		`"x_map":{"393528512784":1,"` + p + `":2}`,
+		`"x_map":[{"` + p + `":2,"+39 352 8512784":1}]`,
+	} {
+		raw := strings.Replace(inbound, `"uniqueid":"1764583200.7"`, `"uniqueid":"1764583200.7",`+members, 1)
+		got, err := g.Rows(calls, []record.Row{convert(t, calls, raw)}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for what, b := range map[string][]byte{"extra": got[0].Extra, "raw": got[0].Raw} {
+			var m map[string]any
+			if err := json.Unmarshal(b, &m); err != nil {
+				t.Fatalf("%s %s: %v", what, b, err)
+			}
+			if x, ok := m["x_map"].(map[string]any); ok {
+				m = x
+			} else if x, ok := m["x_map"].([]any); ok {
+				m = x[0].(map[string]any)
+			}
+			if m[p] != 2.0 || m[p+"#2"] != 1.0 {
+				t.Errorf("%s of %s:\n%s\nwant %s: 2 and %s#2: 1", what, members, b, p, p)
+			}
+		}
+		if s := everything(got[0]); strings.Contains(s, "393528512784") {
+			t.Errorf("%s: the number is in clear:\n%s", members, s)
+		}
+	}
+}
