@@ -73,25 +73,30 @@ type EditResult struct {
 // cells must keep its key unless the endpoint is a snapshot's: its key
 // is the record's identity for later batches.
 func (s *CSV) EditRows(ctx context.Context, pbx string, ep *record.Endpoint, reason string, edit EditFunc) (EditResult, error) {
-	return s.editFiles(ctx, pbx, ep, reason, nil, edit)
+	return s.editFiles(ctx, csvEdit{pbx: pbx, ep: ep, reason: reason, edit: edit})
 }
 
-// editFiles is EditRows of the files pick takes (every file when pick is
-// nil); pick is called for each file just before its rows are.
-//
-// editFiles and editFile pass one edit's fixed parts (pbx, ep, reason,
-// edit, the result) down as parameters, six and seven of them: the first
-// cut, when a third caller comes, is one csvEdit struct holding them with
-// these two as its methods.
-func (s *CSV) editFiles(ctx context.Context, pbx string, ep *record.Endpoint, reason string, pick func(ownFile) bool, edit EditFunc) (res EditResult, err error) {
+// csvEdit is one edit of ep's data files of pbx: EditRows's arguments,
+// and pick, which takes the files to edit (every file when nil) and is
+// called for each file just before its rows are.
+type csvEdit struct {
+	pbx    string
+	ep     *record.Endpoint
+	reason string
+	pick   func(ownFile) bool
+	edit   EditFunc
+}
+
+// editFiles is EditRows of the files e.pick takes.
+func (s *CSV) editFiles(ctx context.Context, e csvEdit) (res EditResult, err error) {
 	defer func() { err = s.advise(err) }()
-	if !record.Identifier(reason) {
-		return res, fmt.Errorf("edit reason %q: expected a lower-case word", reason)
+	if !record.Identifier(e.reason) {
+		return res, fmt.Errorf("edit reason %q: expected a lower-case word", e.reason)
 	}
-	if err := s.recoverAll(pbx); err != nil {
+	if err := s.recoverAll(e.pbx); err != nil {
 		return res, err
 	}
-	dir := filepath.Join(s.opt.Dir, ep.Name)
+	dir := filepath.Join(s.opt.Dir, e.ep.Name)
 	if err := safefile.NotSymlink(dir); err != nil {
 		return res, err
 	}
@@ -101,12 +106,12 @@ func (s *CSV) editFiles(ctx context.Context, pbx string, ep *record.Endpoint, re
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var idx *keyIndex
-	if ep.Mode == record.Incremental {
-		if idx, err = s.loadIndex(pbx, ep, dir); err != nil {
+	if e.ep.Mode == record.Incremental {
+		if idx, err = s.loadIndex(e.pbx, e.ep, dir); err != nil {
 			return res, err
 		}
 	}
-	files, err := s.ownFiles(pbx, dir)
+	files, err := s.ownFiles(e.pbx, dir)
 	if err != nil {
 		return res, err
 	}
@@ -114,12 +119,12 @@ func (s *CSV) editFiles(ctx context.Context, pbx string, ep *record.Endpoint, re
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		if pick != nil && !pick(f) {
+		if e.pick != nil && !e.pick(f) {
 			continue
 		}
 		indexed := idx != nil && idx.Files[f.Name] != nil
-		if err := s.editFile(pbx, ep, f.Name, indexed, reason, edit, &res); err != nil {
-			return res, fmt.Errorf("edit %s/%s: %w", ep.Name, f.Name, err)
+		if err := s.editFile(e, f.Name, indexed, &res); err != nil {
+			return res, fmt.Errorf("edit %s/%s: %w", e.ep.Name, f.Name, err)
 		}
 	}
 	return res, nil
@@ -170,10 +175,10 @@ func (s *CSV) editPendingPath(pbx, endpoint string) string {
 // editFile edits one data file: its new content written under a
 // temporary name, then committed by a pending record that recoverPath
 // completes. The caller holds s.mu.
-func (s *CSV) editFile(pbx string, ep *record.Endpoint, name string, indexed bool, reason string, edit EditFunc, res *EditResult) error {
-	dir := filepath.Join(s.opt.Dir, ep.Name)
+func (s *CSV) editFile(e csvEdit, name string, indexed bool, res *EditResult) error {
+	dir := filepath.Join(s.opt.Dir, e.ep.Name)
 	res.Files++
-	ed, err := s.writeEdited(pbx, ep, dir, name, edit)
+	ed, err := writeEdited(e, dir, name)
 	if err != nil {
 		return err
 	}
@@ -181,34 +186,14 @@ func (s *CSV) editFile(pbx string, ep *record.Endpoint, name string, indexed boo
 	if ed.tmp == "" {
 		return nil // nothing changed
 	}
-	p := pending{Folder: ep.Name, Edit: true}
-	if ed.rows == 0 {
+	p, err := editPending(e, dir, name, ed, indexed)
+	if err != nil {
 		os.Remove(ed.tmp)
-		p.Removes = []string{name}
-	} else {
-		add := map[string]int64{}
-		if ed.dropped > 0 {
-			add["rows_removed_"+reason] = ed.dropped
-		}
-		if ed.replaced > 0 {
-			add["rows_replaced_"+reason] = ed.replaced
-		}
-		man, err := updatedManifest(filepath.Join(dir, name), ed.rows, ed.size, ed.sha, add)
-		if err != nil {
-			os.Remove(ed.tmp)
-			return err
-		}
-		p.Rewrites = []rewrite{{Tmp: filepath.Base(ed.tmp), Final: name, SHA256: ed.sha, Manifest: man}}
+		return err
 	}
-	if indexed {
-		p.Index = map[string]*keySet{name: nil}
-		if ed.rows > 0 {
-			p.Index[name] = ed.keys.set()
-		}
-	}
-	path := s.editPendingPath(pbx, ep.Name)
+	path := s.editPendingPath(e.pbx, e.ep.Name)
 	pb, _ := json.Marshal(p)
-	_, err = s.mkStateDir(pbx)
+	_, err = s.mkStateDir(e.pbx)
 	if err == nil && ed.rows > 0 {
 		err = s.syncFolder(dir) // the temporary file's name durable before the record naming it
 	}
@@ -225,8 +210,8 @@ func (s *CSV) editFile(pbx string, ep *record.Endpoint, name string, indexed boo
 	if s.crashed() {
 		return errCrashed
 	}
-	if err := s.recoverPath(pbx, path, false); err != nil {
-		s.swept.Delete(pbx) // left pending: the next batch or run completes it first
+	if err := s.recoverPath(e.pbx, path, false); err != nil {
+		s.swept.Delete(e.pbx) // left pending: the next batch or run completes it first
 		return err
 	}
 	if ed.rows == 0 {
@@ -234,11 +219,42 @@ func (s *CSV) editFile(pbx string, ep *record.Endpoint, name string, indexed boo
 	} else {
 		res.Rewritten++
 	}
-	s.opt.Log.Debug("data file edited", "endpoint", ep.Name, "file", name, "reason", reason,
+	s.opt.Log.Debug("data file edited", "endpoint", e.ep.Name, "file", name, "reason", e.reason,
 		"rows_removed", ed.dropped, "rows_replaced", ed.replaced, "rows_left", ed.rows)
 	res.Dropped += ed.dropped
 	res.Replaced += ed.replaced
 	return nil
+}
+
+// editPending is the pending record that commits ed, the new content of
+// dir/name: the file rewritten (its manifest updated) or, with no row
+// left, removed; and its key index entry when indexed.
+func editPending(e csvEdit, dir, name string, ed *edited, indexed bool) (pending, error) {
+	p := pending{Folder: e.ep.Name, Edit: true}
+	if ed.rows == 0 {
+		os.Remove(ed.tmp)
+		p.Removes = []string{name}
+	} else {
+		add := map[string]int64{}
+		if ed.dropped > 0 {
+			add["rows_removed_"+e.reason] = ed.dropped
+		}
+		if ed.replaced > 0 {
+			add["rows_replaced_"+e.reason] = ed.replaced
+		}
+		man, err := updatedManifest(filepath.Join(dir, name), ed.rows, ed.size, ed.sha, add)
+		if err != nil {
+			return p, err
+		}
+		p.Rewrites = []rewrite{{Tmp: filepath.Base(ed.tmp), Final: name, SHA256: ed.sha, Manifest: man}}
+	}
+	if indexed {
+		p.Index = map[string]*keySet{name: nil}
+		if ed.rows > 0 {
+			p.Index[name] = ed.keys.set()
+		}
+	}
+	return p, nil
 }
 
 // edited is a data file's new content, under its temporary name.
@@ -250,98 +266,113 @@ type edited struct {
 }
 
 // writeEdited writes, under a temporary name beside it, dir/name with the
-// rows edit drops left out and those it replaces in their new form: the
+// rows e.edit drops left out and those it replaces in their new form: the
 // header and every other row byte for byte, compressed again when it is.
 // The temporary file is made at the first change (the rows before it
 // copied from the file again), so that a file edit leaves as it is costs
 // a read only; it is closed and synced, or removed on error. ed.tmp is
 // empty when nothing changed.
-func (s *CSV) writeEdited(pbx string, ep *record.Endpoint, dir, name string, edit EditFunc) (_ *edited, err error) {
-	path := filepath.Join(dir, name)
-	ed := &edited{}
-	var w *tmpData // nil until the first change
+func writeEdited(e csvEdit, dir, name string) (_ *edited, err error) {
+	x := &editWriter{e: e, dir: dir, name: name, path: filepath.Join(dir, name), ed: &edited{}}
+	x.cw = csv.NewWriter(&x.scratch)
 	defer func() {
-		if err != nil && w != nil {
-			w.f.Close()
-			os.Remove(ed.tmp)
+		if err != nil && x.w != nil {
+			x.w.f.Close()
+			os.Remove(x.ed.tmp)
 		}
 	}()
-	var off int64 // bytes of the file's content (uncompressed) read so far
-	start := func() error {
-		f, err := safefile.CreateTemp(dir, tmpName(pbx, name), fileMode)
-		if err != nil {
-			return err
-		}
-		ed.tmp, w = f.Name(), newTmpData(f, strings.HasSuffix(name, ".gz"))
-		return copyPrefix(w, path, off)
+	err = scanFile(x.path, csvKeyColumns(e.ep), x.readHeader, x.row)
+	if err != nil || x.w == nil {
+		return x.ed, err
 	}
-	var header []string
-	var keyIdx []int
-	var scratch bytes.Buffer
-	cw := csv.NewWriter(&scratch)
-	err = scanFile(path, csvKeyColumns(ep), func(raw []byte) error {
-		h, err := csv.NewReader(bytes.NewReader(raw)).Read()
-		if err != nil {
-			return err
-		}
-		header = h
-		for _, k := range csvKeyColumns(ep) {
-			keyIdx = append(keyIdx, slices.Index(header, k))
-		}
-		off += int64(len(raw))
-		return nil
-	}, func(key string, raw []byte) error {
-		ed.read++
-		n := int64(len(raw))
-		cells, err := csv.NewReader(bytes.NewReader(raw)).Read()
-		if err != nil {
-			return fmt.Errorf("row %d: %w", ed.read, err)
-		}
-		e, err := edit(header, cells)
-		if err != nil {
-			return err
-		}
-		changed := e.Drop
-		if !e.Drop && e.Cells != nil {
-			if len(e.Cells) != len(header) {
-				return fmt.Errorf("row %d: the edit gave %d cells for %d columns", ed.read, len(e.Cells), len(header))
-			}
-			nb := rowBytes(&scratch, cw, e.Cells)
-			if raw[len(raw)-1] != '\n' {
-				nb = bytes.TrimSuffix(nb, []byte("\n"))
-			}
-			if !bytes.Equal(nb, raw) {
-				changed = true
-				ed.replaced++
-				key = rowKey(e.Cells, keyIdx)
-				raw = nb
-			}
-		}
-		if changed && w == nil {
-			if err := start(); err != nil {
-				return err
-			}
-		}
-		off += n
-		if e.Drop {
-			ed.dropped++
-			return nil
-		}
-		ed.keys.add(key)
-		ed.rows++
-		if w == nil {
-			return nil
-		}
-		_, err = w.Write(raw)
-		return err
-	})
-	if err != nil || w == nil {
-		return ed, err
-	}
-	if ed.sha, ed.size, err = w.finish(); err != nil {
+	if x.ed.sha, x.ed.size, err = x.w.finish(); err != nil {
 		return nil, err
 	}
-	return ed, nil
+	return x.ed, nil
+}
+
+// editWriter is writeEdited's pass over one file's rows.
+type editWriter struct {
+	e               csvEdit
+	dir, name, path string
+	ed              *edited
+	w               *tmpData // nil until the first change
+	off             int64    // bytes of the file's content (uncompressed) read so far
+	header          []string
+	keyIdx          []int // the key columns' indexes in header
+	scratch         bytes.Buffer
+	cw              *csv.Writer // writes into scratch
+}
+
+func (x *editWriter) readHeader(raw []byte) error {
+	h, err := csv.NewReader(bytes.NewReader(raw)).Read()
+	if err != nil {
+		return err
+	}
+	x.header = h
+	for _, k := range csvKeyColumns(x.e.ep) {
+		x.keyIdx = append(x.keyIdx, slices.Index(x.header, k))
+	}
+	x.off += int64(len(raw))
+	return nil
+}
+
+// start makes the temporary file at the first change, with the content
+// read before it.
+func (x *editWriter) start() error {
+	f, err := safefile.CreateTemp(x.dir, tmpName(x.e.pbx, x.name), fileMode)
+	if err != nil {
+		return err
+	}
+	x.ed.tmp, x.w = f.Name(), newTmpData(f, strings.HasSuffix(x.name, ".gz"))
+	return copyPrefix(x.w, x.path, x.off)
+}
+
+func (x *editWriter) row(key string, raw []byte) error {
+	ed := x.ed
+	ed.read++
+	n := int64(len(raw))
+	cells, err := csv.NewReader(bytes.NewReader(raw)).Read()
+	if err != nil {
+		return fmt.Errorf("row %d: %w", ed.read, err)
+	}
+	e, err := x.e.edit(x.header, cells)
+	if err != nil {
+		return err
+	}
+	changed := e.Drop
+	if !e.Drop && e.Cells != nil {
+		if len(e.Cells) != len(x.header) {
+			return fmt.Errorf("row %d: the edit gave %d cells for %d columns", ed.read, len(e.Cells), len(x.header))
+		}
+		nb := rowBytes(&x.scratch, x.cw, e.Cells)
+		if raw[len(raw)-1] != '\n' {
+			nb = bytes.TrimSuffix(nb, []byte("\n"))
+		}
+		if !bytes.Equal(nb, raw) {
+			changed = true
+			ed.replaced++
+			key = rowKey(e.Cells, x.keyIdx)
+			raw = nb
+		}
+	}
+	if changed && x.w == nil {
+		if err := x.start(); err != nil {
+			return err
+		}
+	}
+	x.off += n
+	if e.Drop {
+		ed.dropped++
+		return nil
+	}
+	ed.keys.add(key)
+	ed.rows++
+	if x.w == nil {
+		return nil
+	}
+	_, err = x.w.Write(raw)
+	return err
 }
 
 // copyPrefix copies the first n bytes of the data file at path's content

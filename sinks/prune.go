@@ -174,7 +174,7 @@ func (s *CSV) Prune(ctx context.Context, pbx string, eps []record.Endpoint, cut 
 				return out, err
 			}
 		}
-		res, err := s.editFiles(ctx, pbx, ep, "retention", p.pick, p.drop)
+		res, err := p.edit(ctx, p.drop)
 		if res.Dropped > 0 || err != nil {
 			out = append(out, PrunedCount{Table: ep.Name, Rows: res.Dropped,
 				Detail: fmt.Sprintf("%d files removed, %d rewritten", res.Removed, res.Rewritten)})
@@ -200,6 +200,11 @@ type csvPrune struct {
 	cur    string               // the file being read
 	read   map[string]bool      // files read by this prune
 	oldest map[string]time.Time // and the oldest start of the rows they keep
+}
+
+// edit passes the rows of the files pick takes through fn.
+func (p *csvPrune) edit(ctx context.Context, fn EditFunc) (EditResult, error) {
+	return p.s.editFiles(ctx, csvEdit{pbx: p.pbx, ep: p.ep, reason: "retention", pick: p.pick, edit: fn})
 }
 
 // pick skips a file known to hold no call older than the cut.
@@ -247,7 +252,7 @@ func (p *csvPrune) drop(header, row []string) (RowEdit, error) {
 // count counts the rows drop would remove, changing nothing.
 func (p *csvPrune) count(ctx context.Context) (int64, error) {
 	var n int64
-	_, err := p.s.editFiles(ctx, p.pbx, p.ep, "retention", p.pick, func(header, row []string) (RowEdit, error) {
+	_, err := p.edit(ctx, func(header, row []string) (RowEdit, error) {
 		t, ok, err := p.start(header, row)
 		if p.ret.Expired(t, ok) {
 			n++
@@ -261,7 +266,7 @@ func (p *csvPrune) count(ctx context.Context) (int64, error) {
 // rows drop will remove, reading the folder without changing it.
 func (p *csvPrune) removeRecordings(ctx context.Context, o PruneOptions) (int64, error) {
 	var names []string
-	_, err := p.s.editFiles(ctx, p.pbx, p.ep, "retention", p.pick, func(header, row []string) (RowEdit, error) {
+	_, err := p.edit(ctx, func(header, row []string) (RowEdit, error) {
 		t, ok, err := p.start(header, row)
 		if j := slices.Index(header, "object"); p.ret.Expired(t, ok) && j >= 0 && row[j] != "" {
 			name := row[j]
