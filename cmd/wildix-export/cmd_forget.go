@@ -56,15 +56,7 @@ number, and the export reads them again (and writes them erased) for as long as 
 there. To erase them at the source, delete them on the PBX, or ask the PBX's administrator,
 your Wildix partner or Wildix support to.`
 
-// cmdForget is the forget command: its flags, then every check that can
-// refuse before anything is read or locked (the number, the settings, the
-// keys, a mistyped folder or schema, an empty sink, a schema a dry run
-// would have to migrate), then, unless dry, every PBX's lock and the
-// scope read again under them, then app.forget. It stays one function so
-// that the order of those refusals reads top to bottom; its first cut,
-// when it grows, is the checks before the locks into their own function.
-func cmdForget(ctx context.Context, a *app, args []string) error {
-	fset := a.flags("forget", "--number NUMBER [--dry-run] [--previous-key-file FILE]… [--allow-empty]", `Erase one phone number everywhere the sink holds it, on a person's request (GDPR
+const forgetHelp = `Erase one phone number everywhere the sink holds it, on a person's request (GDPR
 erasure): every table (typed columns, raw, extra, the quarantine, the ledger's
 errors, the states) or every CSV file, and the recordings stored of calls with it.
 Rows stay, so counts of calls stay right: the number, and the name beside it,
@@ -82,7 +74,16 @@ PBX's export lock of the sink while it works. Given with its country code
 its national ones (without the country code; with the trunk prefix, 0 in most
 countries) where written without + or 00: written so, the same digits are
 another country's number (+352 8512784 beside Italy's 352 8512784). A national
-form stored pseudonymised is found only with --national-forms.`)
+form stored pseudonymised is found only with --national-forms.`
+
+// cmdForget is the forget command: its flags, then, in this order, every
+// check that can refuse before anything is changed or locked (the number,
+// the settings, the keys: forgetTarget; a mistyped folder or schema, an
+// empty sink: needExportFolder, forgetScope; a schema a dry run would
+// have to migrate: migrateForForget), then, unless dry, every PBX's lock
+// and the scope read again under them (lockForget), then app.forget.
+func cmdForget(ctx context.Context, a *app, args []string) error {
+	fset := a.flags("forget", "--number NUMBER [--dry-run] [--previous-key-file FILE]… [--allow-empty]", forgetHelp)
 	number := fset.String("number", "", "the phone number, in international form: a + and the country code, then the number, spaces allowed")
 	dry := fset.Bool("dry-run", false, "report what would be erased; change nothing")
 	nationalForms := fset.Bool("national-forms", false, "in a pseudonymised sink, also erase the pseudonyms of the number's national forms; a national form's pseudonym is also the pseudonym of another country's number with the same digits (Italy's 352 8512784 and Luxembourg's +352 8512784), which is erased too: check with --dry-run first")
@@ -106,35 +107,12 @@ form stored pseudonymised is found only with --national-forms.`)
 	if a.cfg.PBXID == "" {
 		return fmt.Errorf("%w: WILDIX_PBX_URL (or WILDIX_PBX_ID) is not set: set it as for the export; forget records the erasure in its run ledger", errUsage)
 	}
-	pk, err := a.pseudonymKey()
+	f, pk, keys, err := a.forgetTarget(*number, previous, *nationalForms)
 	if err != nil {
 		return err
 	}
-	keys, err := previous.keys()
-	if err != nil {
+	if err := a.needExportFolder(*allowEmpty); err != nil {
 		return err
-	}
-	f, err := sinks.NewForgotten(*number, append([]*pseudonym.Keyed{pk}, keys...)...)
-	if err != nil {
-		return fmt.Errorf("%w: --number %s: %v", errUsage, describeValue(*number), err)
-	}
-	if f.National() {
-		fmt.Fprintln(a.stdout, "Searching the number in its international forms and, in clear, in its national ones (without the country code; with the trunk prefix, 0 in most countries) where written without + or 00.")
-		if *nationalForms {
-			if f.AddNationalPseudonyms(append([]*pseudonym.Keyed{pk}, keys...)...) > 0 {
-				fmt.Fprintln(a.stdout, "--national-forms: also searching the pseudonyms of its national forms. Such a pseudonym is also that of another country's number with the same digits written internationally, which is erased too: check the dry run's counts.")
-			}
-		} else if pk != nil {
-			fmt.Fprintln(a.stdout, "Note: a national form stored pseudonymised is not searched (its pseudonym is also another country's number's); add --national-forms to search it too, knowing that risk.")
-		}
-	} else {
-		fmt.Fprintln(a.stdout, "Note: --number has no + or 00: it is searched only as written, taken as beginning with its country code, and not in national forms. If it is a national number, run forget with its international form, which finds both.")
-	}
-	if a.cfg.Sink != "postgres" && !*allowEmpty {
-		// Opening the folder creates it: a mistyped one is seen first.
-		if _, err := os.Stat(filepath.Join(a.cfg.CSVDir, ".state")); err != nil {
-			return fmt.Errorf("%w: EXPORT_CSV_DIR=%s holds no export (no .state folder): check the setting, it must be the export's folder; to forget a number before the first export, add --allow-empty", errUsage, a.cfg.CSVDir)
-		}
 	}
 	cat, err := a.catalog()
 	if err != nil {
@@ -145,65 +123,144 @@ form stored pseudonymised is found only with --national-forms.`)
 		return err
 	}
 	defer s.close()
-	fg, ok := s.Sink.(forgetter)
-	if !ok {
-		return fmt.Errorf("the %s sink cannot erase", s.name)
-	}
-	scope, err := fg.ForgetScope(ctx)
+	fg, scope, err := a.forgetScope(ctx, s, pk, keys, *allowEmpty)
 	if err != nil {
 		return err
 	}
-	if scope.Empty() && !*allowEmpty {
+	if err := migrateForForget(ctx, s, cat, *dry); err != nil {
+		return err
+	}
+	if !*dry {
+		unlock, err := a.lockForget(ctx, fg, scope, pk, keys)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	return a.forget(ctx, s, fg, f, pk, cat.All(), forgetOptions{dry: *dry, missingOK: *missingOK})
+}
+
+// forgetTarget is the number forget looks for, with the pseudonym keys
+// the sink's rows may be written under (the current one, nil when not
+// set, and --previous-key-file's); it says on stdout in which forms the
+// number is searched.
+func (a *app) forgetTarget(number string, previous keyFiles, nationalForms bool) (*sinks.Forgotten, *pseudonym.Keyed, []*pseudonym.Keyed, error) {
+	pk, err := a.pseudonymKey()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	keys, err := previous.keys()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	f, err := sinks.NewForgotten(number, append([]*pseudonym.Keyed{pk}, keys...)...)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: --number %s: %v", errUsage, describeValue(number), err)
+	}
+	if !f.National() {
+		fmt.Fprintln(a.stdout, "Note: --number has no + or 00: it is searched only as written, taken as beginning with its country code, and not in national forms. If it is a national number, run forget with its international form, which finds both.")
+		return f, pk, keys, nil
+	}
+	fmt.Fprintln(a.stdout, "Searching the number in its international forms and, in clear, in its national ones (without the country code; with the trunk prefix, 0 in most countries) where written without + or 00.")
+	if nationalForms {
+		if f.AddNationalPseudonyms(append([]*pseudonym.Keyed{pk}, keys...)...) > 0 {
+			fmt.Fprintln(a.stdout, "--national-forms: also searching the pseudonyms of its national forms. Such a pseudonym is also that of another country's number with the same digits written internationally, which is erased too: check the dry run's counts.")
+		}
+	} else if pk != nil {
+		fmt.Fprintln(a.stdout, "Note: a national form stored pseudonymised is not searched (its pseudonym is also another country's number's); add --national-forms to search it too, knowing that risk.")
+	}
+	return f, pk, keys, nil
+}
+
+// needExportFolder refuses, unless allowEmpty, a CSV folder that holds no
+// export: a mistyped EXPORT_CSV_DIR is seen before opening the sink
+// creates it.
+func (a *app) needExportFolder(allowEmpty bool) error {
+	if a.cfg.Sink == "postgres" || allowEmpty {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(a.cfg.CSVDir, ".state")); err != nil {
+		return fmt.Errorf("%w: EXPORT_CSV_DIR=%s holds no export (no .state folder): check the setting, it must be the export's folder; to forget a number before the first export, add --allow-empty", errUsage, a.cfg.CSVDir)
+	}
+	return nil
+}
+
+// forgetScope is what forget needs of s, and what s holds: it refuses a
+// sink that cannot erase, one that holds no export (unless allowEmpty),
+// and one pseudonymised under a key not given.
+func (a *app) forgetScope(ctx context.Context, s *sink, pk *pseudonym.Keyed, keys []*pseudonym.Keyed, allowEmpty bool) (forgetter, *sinks.ForgetScope, error) {
+	fg, ok := s.Sink.(forgetter)
+	if !ok {
+		return nil, nil, fmt.Errorf("the %s sink cannot erase", s.name)
+	}
+	scope, err := fg.ForgetScope(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if scope.Empty() && !allowEmpty {
 		setting := "EXPORT_CSV_DIR=" + a.cfg.CSVDir
 		if s.pg != nil {
 			setting = "EXPORT_DB_SCHEMA=" + a.cfg.DBSchema
 		}
-		return fmt.Errorf("%w: %s holds no export (no PBX's state or run): check %s, it must be where the export writes; to forget a number before the first export, add --allow-empty", errUsage, s.name, setting)
+		return nil, nil, fmt.Errorf("%w: %s holds no export (no PBX's state or run): check %s, it must be where the export writes; to forget a number before the first export, add --allow-empty", errUsage, s.name, setting)
 	}
 	if err := needKeys(scope, pk, keys); err != nil {
+		return nil, nil, err
+	}
+	return fg, scope, nil
+}
+
+// migrateForForget brings a PostgreSQL sink's schema up to date, or, for
+// a dry run, which changes nothing, the schema included, refuses one that
+// lacks a migration.
+func migrateForForget(ctx context.Context, s *sink, cat *record.Catalog, dry bool) error {
+	if s.pg == nil {
+		return nil
+	}
+	if !dry {
+		return s.pg.Migrate(ctx, cat.All())
+	}
+	n, err := s.pg.PendingMigrations(ctx)
+	if err != nil {
 		return err
 	}
-	if s.pg != nil && *dry {
-		// A dry run changes nothing, the schema included.
-		if n, err := s.pg.PendingMigrations(ctx); err != nil {
-			return err
-		} else if n > 0 {
-			return fmt.Errorf("%s lacks %d migration(s) of this version, and --dry-run changes nothing: run an export (or forget without --dry-run) first", s.name, n)
-		}
-	} else if s.pg != nil {
-		if err := s.pg.Migrate(ctx, cat.All()); err != nil {
-			return err
-		}
+	if n > 0 {
+		return fmt.Errorf("%s lacks %d migration(s) of this version, and --dry-run changes nothing: run an export (or forget without --dry-run) first", s.name, n)
 	}
-	if !*dry {
-		// Every PBX's rows are erased: no export of any of them may write
-		// the number while forget works (a dry run reads only, and takes
-		// no lock: on the CSV sink a lock is a file).
-		pbxes := scope.PBXes
-		if !slices.Contains(pbxes, a.cfg.PBXID) {
-			pbxes = append(slices.Clone(pbxes), a.cfg.PBXID)
-		}
-		lctx, cancel := context.WithTimeout(ctx, forgetLockTimeout)
-		unlock, err := fg.LockPBXes(lctx, pbxes)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("lock the export of each of the sink's %d PBXes (forget erases every PBX's rows), within %v: %w", len(pbxes), forgetLockTimeout, err)
-		}
-		defer unlock()
-		// Read again under the locks: an export that finished a forced
-		// key change, or a PBX's first export, between the first reading
-		// and the locks is seen (review 30-fixes 3).
-		if scope, err = fg.ForgetScope(ctx); err != nil {
-			return err
-		}
-		if err := needKeys(scope, pk, keys); err != nil {
-			return err
-		}
+	return nil
+}
+
+// lockForget takes the export lock of every PBX of the sink, and of this
+// one: forget erases every PBX's rows, so no export of any of them may
+// write the number while it works (a dry run reads only, and takes no
+// lock: on the CSV sink a lock is a file). It reads the scope again under
+// the locks, so that an export that finished a forced key change, or a
+// PBX's first export, between the first reading and the locks is seen
+// (review 30-fixes 3).
+func (a *app) lockForget(ctx context.Context, fg forgetter, scope *sinks.ForgetScope, pk *pseudonym.Keyed, keys []*pseudonym.Keyed) (unlock func(), err error) {
+	pbxes := scope.PBXes
+	if !slices.Contains(pbxes, a.cfg.PBXID) {
+		pbxes = append(slices.Clone(pbxes), a.cfg.PBXID)
+	}
+	lctx, cancel := context.WithTimeout(ctx, forgetLockTimeout)
+	unlock, err = fg.LockPBXes(lctx, pbxes)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("lock the export of each of the sink's %d PBXes (forget erases every PBX's rows), within %v: %w", len(pbxes), forgetLockTimeout, err)
+	}
+	if scope, err = fg.ForgetScope(ctx); err == nil {
+		err = needKeys(scope, pk, keys)
+	}
+	if err == nil {
 		if extra := slices.DeleteFunc(slices.Clone(scope.PBXes), func(p string) bool { return slices.Contains(pbxes, p) }); len(extra) > 0 {
-			return fmt.Errorf("%w: PBX %s began exporting into the sink while forget took the locks: run forget again", sinks.ErrLocked, strings.Join(extra, ", "))
+			err = fmt.Errorf("%w: PBX %s began exporting into the sink while forget took the locks: run forget again", sinks.ErrLocked, strings.Join(extra, ", "))
 		}
 	}
-	return a.forget(ctx, s, fg, f, pk, cat.All(), forgetOptions{dry: *dry, missingOK: *missingOK})
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	return unlock, nil
 }
 
 // forgetOptions are forget's flags that change what it does.
@@ -275,21 +332,9 @@ func (k keyFiles) keys() ([]*pseudonym.Keyed, error) {
 // forget finds, reports and (unless dry) erases f, under the PBX's lock.
 func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgotten, pk *pseudonym.Keyed, endpoints []record.Endpoint, opt forgetOptions) error {
 	w := a.stdout
-	list, err := fg.Suppression(ctx)
+	found, err := a.forgetFind(ctx, s, fg, f, pk, endpoints)
 	if err != nil {
 		return err
-	}
-	if _, err := list.Suppressor(pk); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	fmt.Fprintf(w, "Searching %s for the number.\n", s.name)
-	found, err := fg.ForgetFind(ctx, f, endpoints)
-	if err != nil {
-		return err
-	}
-	printFound(w, "found", found)
-	if len(found.Recordings) > 0 {
-		fmt.Fprintf(w, "found: %d stored recording file(s) of calls with the number\n", len(found.Recordings))
 	}
 	if opt.dry {
 		fmt.Fprintln(w, "Dry run: nothing was changed, and the number was not added to the suppression list.")
@@ -319,16 +364,8 @@ func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgot
 	}
 	// The files before the rows: a row erased no longer says which file
 	// was the number's.
-	for _, name := range present {
-		if err := store.Remove(ctx, name); err != nil {
-			return fmt.Errorf("remove a recording of the number: %w; nothing else was erased yet: run forget again", err)
-		}
-	}
-	if n := len(present); n > 0 {
-		fmt.Fprintf(w, "removed: %d recording file(s)\n", n)
-	}
-	if n := len(found.Recordings) - len(present); n > 0 {
-		fmt.Fprintf(w, "not in the store, taken as removed already (--missing-recordings-ok): %d recording file(s)\n", n)
+	if err := a.removeRecordings(ctx, store, present, len(found.Recordings)); err != nil {
+		return err
 	}
 	done, err := fg.ForgetErase(ctx, a.cfg.PBXID, f, endpoints)
 	if done != nil {
@@ -343,6 +380,45 @@ func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgot
 	fmt.Fprintln(w, "Searched again: the number is nowhere in the sink.")
 	fmt.Fprintln(w, pbxStillHolds)
 	a.log.Info("number erased", "rows", done.Rows(), "recordings_removed", len(present))
+	return nil
+}
+
+// forgetFind checks that the suppression list takes pk, then finds f in
+// the sink and says where.
+func (a *app) forgetFind(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgotten, pk *pseudonym.Keyed, endpoints []record.Endpoint) (*sinks.ForgetFound, error) {
+	list, err := fg.Suppression(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := list.Suppressor(pk); err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	fmt.Fprintf(a.stdout, "Searching %s for the number.\n", s.name)
+	found, err := fg.ForgetFind(ctx, f, endpoints)
+	if err != nil {
+		return nil, err
+	}
+	printFound(a.stdout, "found", found)
+	if len(found.Recordings) > 0 {
+		fmt.Fprintf(a.stdout, "found: %d stored recording file(s) of calls with the number\n", len(found.Recordings))
+	}
+	return found, nil
+}
+
+// removeRecordings removes from store the number's recording files
+// present there, of the listed ones found, and says how many.
+func (a *app) removeRecordings(ctx context.Context, store recordingRemover, present []string, listed int) error {
+	for _, name := range present {
+		if err := store.Remove(ctx, name); err != nil {
+			return fmt.Errorf("remove a recording of the number: %w; nothing else was erased yet: run forget again", err)
+		}
+	}
+	if n := len(present); n > 0 {
+		fmt.Fprintf(a.stdout, "removed: %d recording file(s)\n", n)
+	}
+	if n := listed - len(present); n > 0 {
+		fmt.Fprintf(a.stdout, "not in the store, taken as removed already (--missing-recordings-ok): %d recording file(s)\n", n)
+	}
 	return nil
 }
 
