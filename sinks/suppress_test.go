@@ -137,22 +137,10 @@ func TestSuppressionKeys(t *testing.T) {
 func TestSuppressionSticksPostgres(t *testing.T) {
 	t.Parallel()
 	p, pool := newPostgres(t)
-	const calls = 300
-	start := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
-	f := simtest.New(t, pbxsim.Options{Calls: calls, CallsStart: start, CallGap: time.Minute})
 	ctx := context.Background()
-	cat, err := record.NewCatalog(record.Builtin())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sel, err := cat.Select(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := newExporter(t, f, p).Run(ctx, "r1", "once", sel).Err(); err != nil {
-		t.Fatal(err)
-	}
-	asked, _ := forgetNumber(t, f.Sim, calls)
+	h := exportHistory(t, p)
+	f, cat := h.f, h.cat
+	asked, _ := forgetNumber(t, f.Sim, h.calls)
 	forgotten, err := NewForgotten(asked)
 	if err != nil {
 		t.Fatal(err)
@@ -164,34 +152,13 @@ func TestSuppressionSticksPostgres(t *testing.T) {
 		t.Fatal(err)
 	}
 	erased := snapshot(t, pool)
-	l, err := p.Suppression(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := l.Suppressor(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	x := newExporter(t, f, suppressing{p, s})
-	bf := exporter.BackfillOptions{From: start.AddDate(0, 0, -1), To: start.AddDate(0, 0, 2), Window: 24 * time.Hour, Force: true}
-	var history []record.Endpoint
-	for _, e := range sel {
-		if e.TimeField != "" && e.Cursor != "" {
-			history = append(history, e)
-		}
-	}
-	if err := x.Backfill(ctx, "r2", history, bf).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := x.Run(ctx, "r3", "once", sel).Err(); err != nil {
-		t.Fatal(err)
-	}
+	h.exportSuppressed(t, p)
 	after := snapshot(t, pool)
 	for tb, rows := range erased {
 		if strings.HasPrefix(tb, "export_run") || tb == "export_state" || tb == "pbx_settings" {
 			continue // the ledger and cursors of the runs
 		}
-		if !sameRows(rows, after[tb]) {
+		if !slices.Equal(rows, after[tb]) {
 			t.Errorf("%s changed on the export after forget: %d rows before, %d after", tb, len(rows), len(after[tb]))
 		}
 	}
@@ -203,24 +170,88 @@ func TestSuppressionSticksPostgres(t *testing.T) {
 		t.Fatalf("the number came back: %+v", found.Places)
 	}
 	// The proof has teeth: the same backfill without the list brings it back.
-	if err := newExporter(t, f, p).Backfill(ctx, "r4", history, bf).Err(); err != nil {
-		t.Fatal(err)
-	}
+	h.backfillUnsuppressed(t, p)
 	if found, err := p.ForgetFind(ctx, forgotten, cat.All()); err != nil || len(found.Places) == 0 {
 		t.Fatalf("without the list the number did not come back (%v): the test proves nothing", err)
 	}
 }
 
-func sameRows(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
+// history is what both proofs that the suppression list sticks export:
+// the simulator's calls, one a minute from start, through every built-in
+// endpoint.
+type history struct {
+	f     *simtest.Fixture
+	calls int64
+	start time.Time
+	cat   *record.Catalog
+	sel   []record.Endpoint
+}
+
+// exportHistory exports a history of 300 calls once into sink (run r1).
+func exportHistory(t *testing.T, sink exporter.Sink) history {
+	t.Helper()
+	h := history{calls: 300, start: time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)}
+	h.f = simtest.New(t, pbxsim.Options{Calls: h.calls, CallsStart: h.start, CallGap: time.Minute})
+	var err error
+	if h.cat, err = record.NewCatalog(record.Builtin()); err != nil {
+		t.Fatal(err)
 	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
+	if h.sel, err = h.cat.Select(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := newExporter(t, h.f, sink).Run(context.Background(), "r1", "once", h.sel).Err(); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// exportSuppressed exports the whole history again into sink through
+// its suppression list (taken without a key): a forced backfill of the
+// timed endpoints (run r2), then a run (r3).
+func (h history) exportSuppressed(t *testing.T, sink interface {
+	exporter.Sink
+	Suppression(context.Context) (*Suppression, error)
+}) {
+	t.Helper()
+	ctx := context.Background()
+	l, err := sink.Suppression(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := l.Suppressor(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := newExporter(t, h.f, suppressing{sink, s})
+	timed, bf := h.backfill()
+	if err := x.Backfill(ctx, "r2", timed, bf).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Run(ctx, "r3", "once", h.sel).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// backfillUnsuppressed is exportSuppressed's backfill without the list
+// (run r4): the proof's teeth.
+func (h history) backfillUnsuppressed(t *testing.T, sink exporter.Sink) {
+	t.Helper()
+	timed, bf := h.backfill()
+	if err := newExporter(t, h.f, sink).Backfill(context.Background(), "r4", timed, bf).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// backfill is the forced backfill of the whole history: the endpoints
+// with a time and a cursor, the days around the calls.
+func (h history) backfill() ([]record.Endpoint, exporter.BackfillOptions) {
+	var timed []record.Endpoint
+	for _, e := range h.sel {
+		if e.TimeField != "" && e.Cursor != "" {
+			timed = append(timed, e)
 		}
 	}
-	return true
+	return timed, exporter.BackfillOptions{From: h.start.AddDate(0, 0, -1), To: h.start.AddDate(0, 0, 2), Window: 24 * time.Hour, Force: true}
 }
 
 // csvRows is every data row of every endpoint's files under dir, as the
@@ -273,23 +304,11 @@ func TestForgetCSV(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const calls = 300
-	start := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
-	f := simtest.New(t, pbxsim.Options{Calls: calls, CallsStart: start, CallGap: time.Minute})
 	ctx := context.Background()
-	cat, err := record.NewCatalog(record.Builtin())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sel, err := cat.Select(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := newExporter(t, f, c).Run(ctx, "r1", "once", sel).Err(); err != nil {
-		t.Fatal(err)
-	}
+	h := exportHistory(t, c)
+	f, cat := h.f, h.cat
 	pbx := f.URL.Host
-	asked, _ := forgetNumber(t, f.Sim, calls)
+	asked, _ := forgetNumber(t, f.Sim, h.calls)
 	forgotten, err := NewForgotten(asked)
 	if err != nil {
 		t.Fatal(err)
@@ -327,29 +346,7 @@ func TestForgetCSV(t *testing.T) {
 	if found, err := c.ForgetFind(ctx, forgotten, cat.All()); err != nil || len(found.Places) > 0 {
 		t.Fatalf("after erasure: %+v, %v", found, err)
 	}
-
-	l, err := c.Suppression(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := l.Suppressor(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	x := newExporter(t, f, suppressing{c, s})
-	bf := exporter.BackfillOptions{From: start.AddDate(0, 0, -1), To: start.AddDate(0, 0, 2), Window: 24 * time.Hour, Force: true}
-	var history []record.Endpoint
-	for _, e := range sel {
-		if e.TimeField != "" && e.Cursor != "" {
-			history = append(history, e)
-		}
-	}
-	if err := x.Backfill(ctx, "r2", history, bf).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := x.Run(ctx, "r3", "once", sel).Err(); err != nil {
-		t.Fatal(err)
-	}
+	h.exportSuppressed(t, c)
 	// Snapshots are written whole by each run, in a file of their own:
 	// the incremental endpoints' rows are the ones to stay as they were.
 	if got := csvRows(t, dir); !maps.EqualFunc(got, erased, slices.Equal) {
@@ -362,9 +359,7 @@ func TestForgetCSV(t *testing.T) {
 	if found, err := c.ForgetFind(ctx, forgotten, cat.All()); err != nil || len(found.Places) > 0 {
 		t.Fatalf("the number came back: %+v, %v", found, err)
 	}
-	if err := newExporter(t, f, c).Backfill(ctx, "r4", history, bf).Err(); err != nil {
-		t.Fatal(err)
-	}
+	h.backfillUnsuppressed(t, c)
 	if found, err := c.ForgetFind(ctx, forgotten, cat.All()); err != nil || len(found.Places) == 0 {
 		t.Fatalf("without the list the number did not come back (%v): the test proves nothing", err)
 	}
