@@ -1,13 +1,12 @@
 package sinks
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
 	"strings"
 
+	"github.com/wildix-export/wildix-export/exporter/jsonscan"
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pseudonym"
 )
@@ -246,7 +245,7 @@ func (sh *rowShape) erase(cells []string, m matcher) int {
 			displays = append(displays, sh.names[i]+"_display")
 		}
 	}
-	if x := slices.Index(sh.names, "extra"); x >= 0 && len(displays) > 0 && json.Valid([]byte(cells[x])) {
+	if x := slices.Index(sh.names, "extra"); x >= 0 && len(displays) > 0 {
 		cells[x] = string(eraseDisplays([]byte(cells[x]), displays))
 	}
 	return n
@@ -259,12 +258,17 @@ func (sh *rowShape) erase(cells []string, m matcher) int {
 // Erased for a number the suppression list erased, so that both give the
 // same row.
 func eraseDisplays(extra []byte, displays []string) []byte {
-	return walkJSON(extra, func(top bool, member string, lit []byte) []byte {
-		if !top || !slices.Contains(displays, member) || lit[0] != '"' || literalText(lit) == Erased {
+	out, err := jsonscan.Rewrite(extra, jsonscan.Rewriter{Value: func(at *jsonscan.Path, lit []byte) []byte {
+		member, top := at.Top()
+		if !top || !slices.Contains(displays, member) || lit[0] != '"' || jsonscan.Unquote(lit) == Erased {
 			return nil
 		}
-		return jsonString(Erased)
-	})
+		return jsonscan.Quote(Erased)
+	}})
+	if err != nil {
+		return extra
+	}
+	return out
 }
 
 // eraseName makes a non-empty name Erased, counting 1 when it changed.
@@ -276,43 +280,51 @@ func eraseName(s *string) int {
 	return 1
 }
 
-// eraseJSON returns the JSON text raw with each string (and integer)
-// holding the number rewritten, every other byte kept: member order and
-// spacing stay as the PBX sent them, so that the same record erased by
-// forget and by the suppression list gives the same bytes. A member of
-// the top-level object in namePairs whose value changed has its paired
-// member's string erased too. Text that is not JSON is erased as text.
+// eraseJSON returns the JSON text raw with each string (and integer) and
+// each member's name holding the number rewritten, every other byte kept:
+// member order and spacing stay as the PBX sent them, so that the same
+// record erased by forget and by the suppression list gives the same
+// bytes. A member renamed onto the name of another member of its object
+// ({"393528512784": 1, "erased": 2}) takes erased#2, or the first free
+// #N (jsonscan.Rewrite): no member is lost. A member of the top-level
+// object in namePairs whose value changed has its paired member's string
+// erased too. Text that is not JSON is erased as text.
+//
+// The walk is jsonscan.Rewrite's, shared with exporter/privacy's
+// pseudonymisation; this is only forget's policy.
 func eraseJSON(raw []byte, m matcher) ([]byte, int) {
 	if len(raw) == 0 {
 		return raw, 0
 	}
-	if !json.Valid(raw) {
-		s, n := eraseText(string(raw), m)
-		return []byte(s), n
-	}
 	n := 0
 	changed := map[string]bool{}
 	stored := map[string]string{} // top-level strings, as stored
-	out := walkJSON(raw, func(top bool, member string, lit []byte) []byte {
-		if top && lit[0] == '"' {
-			stored[member] = literalText(lit)
-		}
-		s := string(lit)
-		if lit[0] == '"' {
-			s = literalText(lit)
-		} else if strings.ContainsAny(s, ".eE-") || lit[0] > '9' {
-			return nil // not an integer: no phone number
-		}
-		t, c := eraseText(s, m)
-		if c == 0 {
-			return nil
-		}
-		n += c
-		if top {
-			changed[member] = true
-		}
-		return jsonString(t)
+	out, err := jsonscan.Rewrite(raw, jsonscan.Rewriter{
+		Name: func(_ *jsonscan.Path, name string) string {
+			t, c := eraseText(name, m)
+			n += c
+			return t
+		},
+		Value: func(at *jsonscan.Path, lit []byte) []byte {
+			member, top := at.Top()
+			t, c := eraseLiteral(lit, m)
+			if top && lit[0] == '"' {
+				stored[member] = jsonscan.Unquote(lit)
+			}
+			if c == 0 {
+				return nil
+			}
+			n += c
+			if top {
+				changed[member] = true
+			}
+			return jsonscan.Quote(t)
+		},
 	})
+	if err != nil {
+		s, n := eraseText(string(raw), m)
+		return []byte(s), n
+	}
 	if n == 0 {
 		return raw, 0
 	}
@@ -325,94 +337,36 @@ func eraseJSON(raw []byte, m matcher) ([]byte, int) {
 	if len(names) == 0 {
 		return out, n
 	}
-	return walkJSON(out, func(top bool, member string, lit []byte) []byte {
-		var s string
-		if !top || !names[member] || lit[0] != '"' || json.Unmarshal(lit, &s) != nil || eraseName(&s) == 0 {
+	return eraseNames(out, names, &n), n
+}
+
+// eraseLiteral returns the text of the JSON literal lit (a string's, or
+// an integer's: no other holds a phone number) with each occurrence
+// erased, and how many it erased.
+func eraseLiteral(lit []byte, m matcher) (string, int) {
+	s := string(lit)
+	if lit[0] == '"' {
+		s = jsonscan.Unquote(lit)
+	} else if strings.ContainsAny(s, ".eE-") || lit[0] > '9' {
+		return "", 0
+	}
+	return eraseText(s, m)
+}
+
+// eraseNames returns the valid JSON text b with the strings of its
+// top-level members named in names made Erased, adding to *n each it
+// changed.
+func eraseNames(b []byte, names map[string]bool, n *int) []byte {
+	out, _ := jsonscan.Rewrite(b, jsonscan.Rewriter{Value: func(at *jsonscan.Path, lit []byte) []byte {
+		member, top := at.Top()
+		if !top || !names[member] || lit[0] != '"' {
 			return nil
 		}
-		n++
-		return jsonString(s)
-	}), n
-}
-
-// walkJSON copies the valid JSON raw, giving each value literal (string,
-// number, true, false, null; object keys are not values) to f with
-// whether it is a member of the top-level object and that member's name;
-// f returns what to write in its place, nil to keep it.
-func walkJSON(raw []byte, f func(top bool, member string, lit []byte) []byte) []byte {
-	type level struct{ obj, key bool }
-	var stack []level
-	out := make([]byte, 0, len(raw))
-	member := ""
-	for i := 0; i < len(raw); {
-		c := raw[i]
-		end := i + 1
-		switch {
-		case c == '{' || c == '[':
-			stack = append(stack, level{obj: c == '{', key: c == '{'})
-		case c == '}' || c == ']':
-			stack = stack[:len(stack)-1]
-		case c == ',':
-			if l := len(stack) - 1; l >= 0 && stack[l].obj {
-				stack[l].key = true
-			}
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == ':':
-		default:
-			if c == '"' {
-				end = stringEnd(raw, i)
-			} else {
-				for end < len(raw) && !strings.ContainsRune(" \t\n\r,:]}", rune(raw[end])) {
-					end++
-				}
-			}
-			lit := raw[i:end]
-			if l := len(stack) - 1; l >= 0 && stack[l].key {
-				stack[l].key = false
-				if l == 0 {
-					member = literalText(lit)
-				}
-				break
-			}
-			if r := f(len(stack) == 1 && stack[0].obj, member, lit); r != nil {
-				out = append(out, r...)
-				i = end
-				continue
-			}
+		if s := jsonscan.Unquote(lit); eraseName(&s) == 0 {
+			return nil
 		}
-		out = append(out, raw[i:end]...)
-		i = end
-	}
+		*n++
+		return jsonscan.Quote(Erased)
+	}})
 	return out
-}
-
-// literalText is the string the JSON string literal lit holds.
-func literalText(lit []byte) string {
-	if bytes.IndexByte(lit, '\\') < 0 {
-		return string(lit[1 : len(lit)-1])
-	}
-	var s string
-	json.Unmarshal(lit, &s)
-	return s
-}
-
-// stringEnd returns the index after the JSON string literal at raw[i].
-func stringEnd(raw []byte, i int) int {
-	for j := i + 1; j < len(raw); j++ {
-		switch raw[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
-		}
-	}
-	return len(raw)
-}
-
-// jsonString is s as a JSON string, with <, > and & as they are.
-func jsonString(s string) []byte {
-	var b bytes.Buffer
-	e := json.NewEncoder(&b)
-	e.SetEscapeHTML(false)
-	e.Encode(s)
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }

@@ -208,3 +208,43 @@ func sameTables(a, b map[string][]string) bool {
 	}
 	return true
 }
+
+// TestForgetMemberNamesPostgres: forget erases the number where a JSON
+// member is named by it (jsonb and text JSON) and finds it nowhere after;
+// each member is still there, a renamed one beside one named erased as
+// erased#2. Fails with member names left as they are (ForgetErase: the
+// number is still in export_state), and with a renamed member given
+// erased whatever its object holds (jsonb keeps one member of the two).
+func TestForgetMemberNamesPostgres(t *testing.T) {
+	t.Parallel()
+	p, pool := newPostgres(t)
+	ctx := context.Background()
+	f, k := testForgotten(t, "+39 352 8512784")
+	ps := k.Number("393528512784")
+	for _, q := range []string{
+		`INSERT INTO export_state (pbx, key, state) VALUES ('x', 'a', '{"393528512784":1,"erased":2}'),
+		 ('x', 'b', '{"n":{"erased":3,"` + ps + `":4},"m":[{"` + ps + `":5,"` + ps + `#2":6}]}')`,
+		`INSERT INTO export_quarantine (pbx, endpoint, key, run_id, field, error, record) VALUES
+		 ('x', 'call_history', '9', 'r1', 'cost', 'bad', '{"erased":7, "0039 352 8512784":8}')`,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := p.ForgetErase(ctx, "x", f, record.Builtin()); err != nil {
+		t.Fatal(err)
+	}
+	for q, want := range map[string]string{
+		`SELECT state::text FROM export_state WHERE key = 'a'`: `{"erased": 2, "erased#2": 1}`,
+		`SELECT state::text FROM export_state WHERE key = 'b'`: `{"m": [{"erased": 5, "erased#2": 6}], "n": {"erased": 3, "erased#2": 4}}`,
+		`SELECT record FROM export_quarantine WHERE key = '9'`: `{"erased":7, "erased#2":8}`,
+	} {
+		var got string
+		if err := pool.QueryRow(ctx, q).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("%s: %s, want %s", q, got, want)
+		}
+	}
+}

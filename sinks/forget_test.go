@@ -264,3 +264,33 @@ func TestForgetNationalFormsLeaveOtherCountries(t *testing.T) {
 		t.Errorf("--national-forms: the national form's pseudonym is not found")
 	}
 }
+
+// TestEraseJSONMemberNames: a member's name holding the number, in clear
+// or as its pseudonym, is erased as a value is (it stayed, and forget's
+// last search then failed: "still in … after erasure"), counted; a member
+// renamed erased beside one named erased already, in either order, at the
+// top or nested, takes erased#2 (jsonscan.Rewrite): no member is lost
+// (jsonb keeps only the last of two members of one name). Fails with
+// member names left as they are, and with a renamed member given erased
+// whatever its object holds.
+func TestEraseJSONMemberNames(t *testing.T) {
+	t.Parallel()
+	f, k := testForgotten(t, "+39 352 8512784")
+	p := k.Number("393528512784")
+	for _, tc := range []struct {
+		in, want string
+		n        int
+	}{
+		{`{"393528512784":1,"erased":2}`, `{"erased#2":1,"erased":2}`, 1},
+		{`{"erased":2, "+39 352 8512784" :1}`, `{"erased":2, "erased#2" :1}`, 1},
+		{`{"x":[{"` + p + `":1,"erased":2}],"y":{"erased":3,"393528512784":4}}`, `{"x":[{"erased#2":1,"erased":2}],"y":{"erased":3,"erased#2":4}}`, 2},
+		{`{"` + p + `":"a","` + p + `#2":"b"}`, `{"erased":"a","erased#2":"b"}`, 2},
+		{`{"x_phone_393528512784":"0039 352 8512784","from_number":"201"}`, `{"x_phone_erased":"erased","from_number":"201"}`, 2},
+		{`{"393528512788":1}`, `{"393528512788":1}`, 0},
+	} {
+		got, n := eraseJSON([]byte(tc.in), f.match)
+		if string(got) != tc.want || n != tc.n {
+			t.Errorf("eraseJSON(%s) =\n %s, %d; want\n %s, %d", tc.in, got, n, tc.want, tc.n)
+		}
+	}
+}
