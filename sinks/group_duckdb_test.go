@@ -164,7 +164,7 @@ func TestGroupViewsDuckDBOverCSV(t *testing.T) {
 	loadRecords(t, csvSink, "call_groups", groupRecords("Inside sales"), second)
 
 	stmts := csvReportingScript(t)
-	got := runDuckDB(t, dir, work, stmts)
+	got := runDuckDB(t, dir, work, stmts, duckdbCompare)
 	for i, n := range got.Examples {
 		if strings.HasPrefix(strings.TrimSpace(lastComment(stmts[i])), "SELECT") && n == 0 {
 			t.Errorf("docs/reporting.md DuckDB example returns no rows on the fixtures:\n%s", stmts[i])
@@ -206,13 +206,13 @@ type duckdbOutput struct {
 	Queries  map[string][][]*string `json:"queries"`
 }
 
-// runDuckDB runs stmts, then duckdbCompare's queries, in DuckDB with the
-// working directory work (which holds export/).
-func runDuckDB(t *testing.T, dir, work string, stmts []string) duckdbOutput {
+// runDuckDB runs stmts, then queries, in DuckDB with the working
+// directory work (which holds export/).
+func runDuckDB(t *testing.T, dir, work string, stmts []string, queries map[string]string) duckdbOutput {
 	t.Helper()
 	script := filepath.Join(work, "run.mjs")
 	input := filepath.Join(work, "input.json")
-	b, err := json.Marshal(map[string]any{"setup": stmts, "queries": duckdbCompare})
+	b, err := json.Marshal(map[string]any{"setup": stmts, "queries": queries})
 	if err != nil {
 		t.Fatal(err)
 	}

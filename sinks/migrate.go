@@ -168,6 +168,7 @@ ALTER TABLE {schema}.export_runs ADD COLUMN IF NOT EXISTS privacy_rule text;
 ALTER TABLE {schema}.export_runs ADD COLUMN IF NOT EXISTS privacy_key_id text;
 ALTER TABLE {schema}.export_runs ADD COLUMN IF NOT EXISTS privacy_changed text;`},
 	{16, "reporting: missed_calls finds a call back by the number in any form (+, 00, spaces), as a pseudonym does", reportingNumbers},
+	{17, "reporting: number_key is NULL for what is not a number (erased, anonymous), so missed_calls links no call back to it", reportingNumbersErased},
 }
 
 // SchemaVersion is the newest migration this binary knows.

@@ -62,3 +62,70 @@ FROM nxt n
 LEFT JOIN {schema}.colleague_extensions ce ON ce.pbx = n.pbx AND ce.extension = n.callee_number
 WHERE n.direction = 'inbound' AND NOT n.answered AND n.type IS DISTINCT FROM 'fax';
 `
+
+// reportingNumbersErased (migration 17, issue 30): number_key gives NULL
+// for a value that is neither a number nor a number's pseudonym
+// ("erased", which forget and the suppression list write for every
+// forgotten number; "anonymous"; a caller id; a name's pseudonym), and
+// missed_calls finds no call back for a NULL key: before, every erased
+// party was one caller, so a missed call of one forgotten number was
+// "called back" by a call with another. A window partitions NULLs
+// together, hence the CASE around each lead rather than the key alone.
+const reportingNumbersErased = `
+-- number_key: a phone number's one form, as the exporter's pseudonyms
+-- take it (pseudonym.Canonical): its digits, without a leading + or 00;
+-- a number's pseudonym (p: and 16 letters and digits) as it is; NULL for
+-- anything else ("erased", "anonymous", a name), which is no one's number.
+CREATE OR REPLACE FUNCTION {schema}.number_key(n text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+SELECT CASE
+  WHEN n ~ '^\s*\+?[0-9 ./()\u00a0-]*[0-9][0-9 ./()\u00a0-]*\s*$'
+    THEN nullif(regexp_replace(regexp_replace(n, '[^0-9]', '', 'g'), '^00', ''), '')
+  WHEN n ~ '^p:[a-z2-7]{16}$' THEN n
+END $$;
+
+-- missed_calls: inbound calls nobody answered, with the first later call
+-- between the same external number (in any of its forms) and the PBX, in
+-- either direction; none for a party without a number_key.
+CREATE OR REPLACE VIEW {schema}.missed_calls AS
+WITH ext AS (
+  SELECT c.*,
+         CASE c.direction WHEN 'inbound' THEN c.caller_number WHEN 'outbound' THEN c.callee_number END AS external_number
+  FROM {schema}.calls c
+),
+keyed AS (
+  SELECT e.*, {schema}.number_key(e.external_number) AS party_key
+  FROM ext e
+  WHERE e.external_number IS NOT NULL
+),
+nxt AS (
+  SELECT k.*,
+         CASE WHEN k.party_key IS NOT NULL THEN lead(k.first_leg_id) OVER w END AS next_call_id,
+         CASE WHEN k.party_key IS NOT NULL THEN lead(k.start_time) OVER w END AS next_call_start,
+         CASE WHEN k.party_key IS NOT NULL THEN lead(k.direction) OVER w END AS next_call_direction,
+         CASE WHEN k.party_key IS NOT NULL THEN lead(k.answered) OVER w END AS next_call_answered
+  FROM keyed k
+  WINDOW w AS (PARTITION BY k.pbx, k.party_key, k.start_time IS NULL ORDER BY k.start_time, k.first_leg_id)
+)
+SELECT n.pbx,
+       n.first_leg_id AS id,
+       n.start_time,
+       n.local_start,
+       n.caller_number AS from_number,
+       n.caller_name AS from_name,
+       n.callee_number AS to_number,
+       n.callee_name AS to_name,
+       n.disposition,
+       n.wait_seconds AS ring_seconds,
+       ce.name AS colleague,
+       n.legs,
+       n.next_call_id,
+       n.next_call_start,
+       n.next_call_direction,
+       n.next_call_answered,
+       extract(epoch FROM n.next_call_start - n.start_time)::bigint AS next_call_after_seconds,
+       n.type
+FROM nxt n
+LEFT JOIN {schema}.colleague_extensions ce ON ce.pbx = n.pbx AND ce.extension = n.callee_number
+WHERE n.direction = 'inbound' AND NOT n.answered AND n.type IS DISTINCT FROM 'fax';
+`
