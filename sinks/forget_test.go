@@ -294,3 +294,50 @@ func TestEraseJSONMemberNames(t *testing.T) {
 		}
 	}
 }
+
+// TestEraseScrubbedFormsSameAsList: each form of the number that
+// pseudonymisation replaces (pseudonym.Scrub: line breaks, Unicode dashes
+// and spaces, "_", other scripts' digits, URL encoding, glued to hex
+// letters) is erased by forget's rule in clear and as the pseudonym Scrub
+// wrote, and the same way by the suppression list. forget missed
+// "+39_352 851 2784" and fullwidth digits on a sink in clear, saying it
+// found the number nowhere.
+func TestEraseScrubbedFormsSameAsList(t *testing.T) {
+	t.Parallel()
+	f, k := testForgotten(t, "+39 352 8512784")
+	l := &Suppression{}
+	if _, _, err := l.addAll(f, k, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	sup, err := l.Suppressor(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ in, want string }{
+		{"cb +39_352 851 2784 asap", "cb erased asap"},
+		{"R\u00fcckruf:\n+39\n352\n851\n2784", "R\u00fcckruf:\nerased"},
+		{"cb +39\u2013352\u20138512784.", "cb erased."},
+		{"+39\u200b352\u2011851\u22122784", "erased"},
+		{"0039\u00b7352\u00b7851\u00b72784", "erased"},
+		{"\uff0b\uff13\uff19\uff13\uff15\uff12\uff18\uff15\uff11\uff12\uff17\uff18\uff14", "erased"},
+		{"\u0663\u0669\u0663\u0665\u0662\u0668\u0665\u0661\u0662\u0667\u0668\u0664", "erased"},
+		{"tel:%2B39%20352%208512784", "tel:erased"},
+		{"%2b393528512784&x=1", "erased&x=1"},
+		{"cb393528512784", "cberased"},
+		{"id 393528512784abcd", "id erasedabcd"},
+	} {
+		scrubbed := k.Scrub(tc.in, nil)
+		if scrubbed == tc.in {
+			t.Errorf("Scrub(%q) left it as it was", tc.in)
+		}
+		p := k.Number("+393528512784")
+		for name, m := range map[string]matcher{"forget": f.match, "suppression list": sup.match} {
+			if got, _ := eraseText(tc.in, m); got != tc.want {
+				t.Errorf("%s: %q became %q, want %q", name, tc.in, got, tc.want)
+			}
+			if got, n := eraseText(scrubbed, m); n == 0 || strings.Contains(got, p) {
+				t.Errorf("%s: %q (Scrub of %q) became %q, want its pseudonym erased", name, scrubbed, tc.in, got)
+			}
+		}
+	}
+}

@@ -1,6 +1,10 @@
 package pseudonym
 
-import "strings"
+import (
+	"cmp"
+	"slices"
+	"strings"
+)
 
 // Replace returns s with each phone number and each pseudonym in it that
 // match claims replaced by with, and how many were replaced. match is
@@ -11,8 +15,11 @@ import "strings"
 // Italy) from another country's international number with the same
 // digits ("+352 8512784", Luxembourg).
 //
-// Numbers are looked for more widely than Scrub does, as erasure must
-// miss no form (issue 30): a whole value that is one number
+// Numbers are looked for on the text as Scrub reads it (fold: digits of
+// every script, Unicode dashes and spaces, "_", line breaks, "%2B" and
+// the URL-encoded separators), each number Scrub replaces is a candidate
+// whole, and more widely than Scrub does, as erasure must miss no form
+// (issue 30): a whole value that is one number
 // ("+39-02-1234-5678") is taken whole; inside free text, digit groups
 // joined by up to maxGap separators (spaces, tabs, no-break spaces,
 // dashes, dots, slashes, brackets) form a run, and every span of whole
@@ -21,28 +28,70 @@ import "strings"
 // asap", "called +39 352 8512784 3 times" (the span before the "3"), two
 // numbers with one space between them. No digit is ever next to a span
 // (groups are whole), so a number one digit longer or shorter is another
-// number. A group inside a hexadecimal id ("0000002a") joins no run. The
+// number. A group inside a hex id (hexID: "0000002a") joins no run. The
 // "+" before a span, and a bracket it opens or closes, go with it.
 //
 // Erasure uses it (issue 30): a number asked to be forgotten, in clear in
 // any form or as its pseudonym, becomes a fixed marker wherever it is.
 func Replace(s string, match func(v string) bool, with string) (string, int) {
-	long := digits(s) >= minDigits
-	if !long && strings.IndexByte(s, ':') < 0 {
+	t := newText(s) // matched on t.s; replaced in s
+	f := t.s
+	long := digits(f) >= minDigits
+	if !long && strings.IndexByte(f, ':') < 0 {
 		return s, 0 // no number, no pseudonym: the common case, at once
 	}
-	if long && widestGap(s) <= maxWholeGap {
-		if c, ok := canonical(s); ok && match(intlMark(international(s), c)) {
+	if long && widestGap(f) <= maxWholeGap {
+		if c, ok := canonical(f); ok && match(intlMark(international(f), c)) {
 			return with, 1
 		}
 	}
-	var b strings.Builder
-	last, n := 0, 0
-	replace := func(from, to int) {
-		b.WriteString(s[last:from])
-		b.WriteString(with)
-		last, n = to, n+1
+	spans := t.matches(match)
+	if len(spans) == 0 {
+		return s, 0
 	}
+	var b strings.Builder
+	last := 0
+	for _, sp := range spans {
+		b.WriteString(s[t.origAt(last):t.origAt(sp.from)])
+		b.WriteString(with)
+		last = sp.to
+	}
+	b.WriteString(s[t.origAt(last):])
+	return b.String(), len(spans)
+}
+
+// span is a part of a text to replace, s[from:to].
+type span struct{ from, to int }
+
+// matches returns the parts of t that Replace replaces, in order, none
+// overlapping: each number Scrub replaces (text.numbers) that match
+// claims, and what wideSpans finds.
+func (t *text) matches(match func(v string) bool) []span {
+	var spans []span
+	t.numbers(func(n number) {
+		if match(intlMark(n.intl, n.canonical)) {
+			spans = append(spans, span{n.from, n.to})
+		}
+	})
+	spans = append(spans, wideSpans(t, match)...)
+	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.from, b.from) })
+	out := spans[:0]
+	for _, sp := range spans {
+		if l := len(out) - 1; l >= 0 && sp.from < out[l].to {
+			out[l].to = max(out[l].to, sp.to)
+			continue
+		}
+		out = append(out, sp)
+	}
+	return out
+}
+
+// wideSpans returns the pseudonyms in t that match claims, and the spans
+// of whole digit groups it claims, looked for more widely than Scrub does
+// (Replace).
+func wideSpans(t *text, match func(v string) bool) []span {
+	s := t.s
+	var spans []span
 	var run []group // the digit groups of the current run
 	flush := func() {
 		for i := 0; i < len(run); {
@@ -52,10 +101,7 @@ func Replace(s string, match func(v string) bool, with string) (string, int) {
 				continue
 			}
 			from, to := spanBounds(s, run[i].start, run[j].end)
-			if from < last {
-				from = last
-			}
-			replace(from, to)
+			spans = append(spans, span{from, to})
 			i = j + 1
 		}
 		run = run[:0]
@@ -64,7 +110,7 @@ func Replace(s string, match func(v string) bool, with string) (string, int) {
 		if l := pseudonymLen(s[i:]); l > 0 {
 			flush()
 			if match(s[i : i+l]) {
-				replace(i, i+l)
+				spans = append(spans, span{i, i + l})
 			}
 			i += l
 			continue
@@ -78,7 +124,7 @@ func Replace(s string, match func(v string) bool, with string) (string, int) {
 			i++
 		}
 		g.end = i
-		if hexWord(s, g.start, g.end) {
+		if t.hexID(g.start, g.end) {
 			flush()
 			continue
 		}
@@ -88,11 +134,7 @@ func Replace(s string, match func(v string) bool, with string) (string, int) {
 		run = append(run, g)
 	}
 	flush()
-	if n == 0 {
-		return s, 0
-	}
-	b.WriteString(s[last:])
-	return b.String(), n
+	return spans
 }
 
 // maxGap is the most separator characters between two digit groups of one
@@ -168,11 +210,14 @@ func spanMatch(s string, run []group, i int, match func(string) bool) int {
 // may begin another number.
 const minIntlDigits = 8
 
-// digitsBefore is the count of digits in run's groups before group i.
+// digitsBefore is the count of digits in run's groups before group i, up
+// to minIntlDigits: counting on would read a long run once per group.
 func digitsBefore(s string, run []group, i int) int {
 	n := 0
 	for _, g := range run[:i] {
-		n += g.end - g.start
+		if n += g.end - g.start; n >= minIntlDigits {
+			break
+		}
 	}
 	return n
 }
@@ -220,44 +265,6 @@ func isGap(t string) bool {
 		k++
 	}
 	return k >= 1 && k <= maxGap
-}
-
-// hexWord reports whether the digits s[from:to] are part of a hexadecimal
-// word with letters (an id's "0000002a", not a number): a word of at
-// least minHexID hex digits, or a shorter one whose digit runs are all
-// shorter than a number. A number glued to a few hex letters
-// ("cb393528512784", "fe393528512784") is a number: in doubt, replace
-// (review 30-fixes 5).
-func hexWord(s string, from, to int) bool {
-	wl, wr := from, to
-	for wl > 0 && isWord(s[wl-1]) {
-		wl--
-	}
-	for wr < len(s) && isWord(s[wr]) {
-		wr++
-	}
-	if (wl == from && wr == to) || !isHex(s[wl:wr]) {
-		return false
-	}
-	return wr-wl >= minHexID || longestDigits(s[wl:wr]) < minDigits
-}
-
-// minHexID is the fewest hex digits of an id that may hold a number's
-// worth of digits in a row: a 64-bit id's 16, an MD5's 32, a UUID's 32.
-const minHexID = 16
-
-// longestDigits is the length of the longest run of digits in w.
-func longestDigits(w string) int {
-	longest, run := 0, 0
-	for i := 0; i < len(w); i++ {
-		if isDigit(w[i]) {
-			run++
-			longest = max(longest, run)
-		} else {
-			run = 0
-		}
-	}
-	return longest
 }
 
 // canonical is Canonical, without an allocation for the common form: a

@@ -1,0 +1,527 @@
+package pseudonym
+
+import (
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// This file is the one reading of free text that Scrub and Replace share:
+// fold (what counts as a digit and as a separator), the numbers Scrub
+// replaces (text.numbers: numberRun, dates, hex ids, channel counters),
+// and the hex id rule (hexID). Replace looks wider than Scrub, but on the
+// same folded text and for every number Scrub replaces, so that a form
+// Scrub pseudonymises is a form forget finds in clear (issue 30).
+
+// text is a value as Scrub and Replace read it: s, the value folded
+// (fold), and the way back to the value's own bytes. It remembers the
+// last word and channel name it looked at, so that reading a value is
+// linear in its length whatever its words (a 200 KB word of digits and
+// letters was read once per digit group). Not safe for concurrent use;
+// one text per value.
+type text struct {
+	orig  string
+	s     string
+	at    []int // at[i] is the offset in orig of s[i]; nil when s is orig
+	w     word  // the last word looked at
+	tok   token // how far the channel names were read
+	steps int   // bytes read by the word and channel name scans (tests)
+}
+
+func newText(orig string) *text {
+	s, at := fold(orig)
+	return &text{orig: orig, s: s, at: at}
+}
+
+// origAt is the offset in the value of the byte i of the folded text.
+func (t *text) origAt(i int) int {
+	if t.at == nil {
+		return i
+	}
+	return t.at[i]
+}
+
+// fold returns s for matching only, with at[i] the offset in s of the
+// byte i of the result (at[len] = len(s)), or s itself and nil when it
+// holds nothing to fold: digits of every script (fullwidth, Arabic-Indic,
+// …) become ASCII digits and a fullwidth plus a "+"; what people and
+// word processors put between digit groups becomes the separator
+// numberRun knows: every dash (en dash, non-breaking hyphen, minus sign),
+// "_" to "-", a middle dot to ".", a line break, a zero-width space or
+// joiner, a word joiner and other spaces to " " (a no-break space stays:
+// gap knows it); and URL encoding's "%2B" (either case) becomes "+", as
+// its "%20", "%2D", "%2E", "%2F", "%28", "%29" become the space, dash,
+// dot, slash and brackets they encode. The rest is kept byte for byte.
+func fold(s string) (string, []int) {
+	if !needsFold(s) {
+		return s, nil
+	}
+	b := make([]byte, 0, len(s))
+	at := make([]int, 0, len(s)+1)
+	for i := 0; i < len(s); {
+		if c := percent(s[i:]); c != 0 {
+			b, at = append(b, c), append(at, i)
+			i += 3
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		var c byte
+		switch {
+		case r < utf8.RuneSelf && r != '_' && r != '\n' && r != '\r':
+		case unicode.IsDigit(r):
+			c = byte('0' + digitValue(r))
+		case r == '\uff0b':
+			c = '+'
+		case r == '_' || r == '\u2212' || unicode.Is(unicode.Pd, r):
+			c = '-'
+		case r == '\u00b7':
+			c = '.'
+		case r == '\n' || r == '\r' || r >= '\u200b' && r <= '\u200d' || r == '\u2060' || r != '\u00a0' && unicode.Is(unicode.Zs, r):
+			c = ' '
+		}
+		if c != 0 {
+			b, at = append(b, c), append(at, i)
+			i += n
+			continue
+		}
+		for j := 0; j < n; j++ {
+			b, at = append(b, s[i+j]), append(at, i+j)
+		}
+		i += n
+	}
+	return string(b), append(at, len(s))
+}
+
+// needsFold reports whether fold would change s: the common value, plain
+// ASCII, is read as it is, with no copy.
+func needsFold(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= utf8.RuneSelf, c == '_', c == '\n', c == '\r', c == '%' && percent(s[i:]) != 0:
+			return true
+		}
+	}
+	return false
+}
+
+// percent returns the character the URL encoding s begins with stands
+// for, when it is one a number may be written with ("%2B" for "+"), or 0.
+func percent(s string) byte {
+	if len(s) < 3 || s[0] != '%' || s[1] != '2' {
+		return 0
+	}
+	switch s[2] {
+	case 'B', 'b':
+		return '+'
+	case '0':
+		return ' '
+	case 'D', 'd':
+		return '-'
+	case 'E', 'e':
+		return '.'
+	case 'F', 'f':
+		return '/'
+	case '8':
+		return '('
+	case '9':
+		return ')'
+	}
+	return 0
+}
+
+// digitValue is the value of the decimal digit r of any script: Unicode
+// puts each script's digits zero to nine in a row.
+func digitValue(r rune) int {
+	z := r
+	for z > 0 && unicode.IsDigit(z-1) {
+		z--
+	}
+	return int(r-z) % 10
+}
+
+// number is one number Scrub replaces: s[from:to] of the folded text,
+// its canonical digits (Canonical), and whether it is written
+// internationally (a "+" or "00" first).
+type number struct {
+	from, to  int
+	canonical string
+	intl      bool
+}
+
+// numbers calls yield with each number of at least minDigits digits in
+// t, in order, as Scrub replaces them: a run of digit groups
+// (numberRun) beginning at a "+" or at a digit after no digit; pseudonyms,
+// dates, times and addresses, hex ids (hexID) and channel counters
+// (channelCounter) are skipped.
+func (t *text) numbers(yield func(number)) {
+	s := t.s
+	after := -1 // the end of the last pseudonym: a digit there begins a number
+	for i := 0; i < len(s); {
+		if n := pseudonymLen(s[i:]); n > 0 {
+			i += n
+			after = i
+			continue
+		}
+		if !(s[i] == '+' || isDigit(s[i])) || isDigit(s[i]) && i > 0 && isDigit(s[i-1]) && i != after {
+			i++
+			continue
+		}
+		g := i // the first digit group
+		if s[g] == '+' {
+			g++
+		}
+		e := g
+		for e < len(s) && isDigit(s[e]) {
+			e++
+		}
+		if e > g && t.hexID(g, e) {
+			i = t.w.to
+			continue
+		}
+		end, isNumber := t.numberRun(i)
+		if end == i {
+			i++
+			continue
+		}
+		if isNumber && !t.channelCounter(i, end) && digits(s[i:end]) >= minDigits {
+			if c, ok := Canonical(s[i:end]); ok {
+				yield(number{from: i, to: end, canonical: c, intl: s[i] == '+' || strings.HasPrefix(s[i:], "00")})
+			}
+		}
+		i = end
+	}
+}
+
+// numberRun returns the end of the number that may begin at s[i] (a "+"
+// or a digit), i when none does, and whether it is a number rather than a
+// date, a time or an address. Its digit groups are joined by gaps:
+//   - written internationally (a "+" or a first group beginning "00"), by
+//     up to three spaces, tabs, no-break spaces or brackets with at most
+//     one dash, dot or slash among them ("+39 - 352 - 8512784",
+//     "0039-352-851-2784", "+39 (02) 1234 5678");
+//   - otherwise by one dash, dot or slash, or up to two spaces or
+//     brackets ("352-851-2784", "02/1234 5678"); and a run
+//     beginning with a date (2026-12-07, 07.12.2026, with its time after
+//     it) or an IPv4 address is not a number, and one holding such a
+//     date further on ends before it.
+//
+// A group written internationally ("201-0039…", and after a whole number
+// "+39 2 1234567 0039…") begins a number of its own, and a group inside a
+// hex id (hexID: "-9f3a1c", "-0000002a") joins no run. A run is not cut at a
+// length: two numbers one space apart are replaced together rather than
+// one left in part.
+//
+// It reads no further than the first date's groups: the run after a
+// date is read again from there, so reading a value stays linear.
+func (t *text) numberRun(i int) (int, bool) {
+	s := t.s
+	j := i
+	intl := s[j] == '+'
+	if intl {
+		j++
+	}
+	if j >= len(s) || !isDigit(s[j]) {
+		return i, false
+	}
+	var groups []string // the digits of each group
+	var seps []byte     // the dash, dot or slash before each group but the first, 0 for none
+	ends := []int{}
+	n := 0
+	date := func(final bool) (int, bool, bool) {
+		// A date or address beginning at group g is known once the
+		// groups it may take (at most maxDateGroups) are read.
+		for g := range groups {
+			if !final && len(groups)-g < maxDateGroups {
+				break
+			}
+			if d := dateOrAddress(groups[g:], seps[g:]); d > 0 && g == 0 {
+				return ends[d-1], false, true
+			} else if d > 0 {
+				return ends[g-1], true, true // the groups before the date
+			}
+		}
+		return 0, false, false
+	}
+	checked := 0 // groups before this one begin no date
+	for {
+		from := j
+		for j < len(s) && isDigit(s[j]) {
+			j++
+		}
+		if len(groups) == 0 {
+			intl = intl || j-from >= 3 && strings.HasPrefix(s[from:], "00")
+		}
+		groups, ends = append(groups, s[from:j]), append(ends, j)
+		n += j - from
+		if !intl && len(groups)-checked >= maxDateGroups {
+			if end, isNumber, ok := date(false); ok {
+				return end, isNumber
+			}
+			checked = len(groups) - maxDateGroups + 1
+		}
+		k, sep, ok := gap(s, j, intl)
+		if !ok {
+			break
+		}
+		e := k
+		for e < len(s) && isDigit(s[e]) {
+			e++
+		}
+		if t.hexID(k, e) || e-k >= 3 && strings.HasPrefix(s[k:], "00") && (!intl || n-2 >= minDigits) {
+			break
+		}
+		seps = append(seps, sep)
+		j = k
+	}
+	if !intl {
+		if end, isNumber, ok := date(true); ok {
+			return end, isNumber
+		}
+	}
+	return ends[len(ends)-1], true
+}
+
+// maxDateGroups is the most groups dateOrAddress takes: a date and its
+// time.
+const maxDateGroups = 6
+
+// gap returns where the digits after the separators at s[j] begin, the
+// dash, dot or slash among them (0 for none), and whether they join two
+// groups of one number (numberRun): intl says it is written
+// internationally.
+func gap(s string, j int, intl bool) (int, byte, bool) {
+	var sep byte
+	chars := 0
+	k := j
+	for k < len(s) {
+		switch {
+		case s[k] == '-' || s[k] == '.' || s[k] == '/':
+			if sep != 0 {
+				return j, 0, false
+			}
+			sep = s[k]
+			k++
+		case s[k] == ' ' || s[k] == '(' || s[k] == ')' || intl && s[k] == '\t':
+			k++
+		case intl && strings.HasPrefix(s[k:], "\u00a0"):
+			k += len("\u00a0")
+		default:
+			goto end
+		}
+		chars++
+		if chars > 4 {
+			return j, 0, false // more than any gap takes
+		}
+	}
+end:
+	if k == j || k >= len(s) || !isDigit(s[k]) {
+		return j, 0, false
+	}
+	if intl {
+		return k, sep, chars <= 3
+	}
+	if sep != 0 {
+		return k, sep, chars == 1
+	}
+	return k, 0, chars <= 2
+}
+
+// dateOrAddress returns how many of a run's first groups, joined by the
+// separators seps, are a date (2026-12-07, 2026.01.01-05.20.27 with its
+// time, 07/12/2026) or an IPv4 address (192.168.100.200); 0 when they
+// are neither. It reads at most maxDateGroups groups.
+func dateOrAddress(groups []string, seps []byte) int {
+	if len(groups) < 3 || len(seps) < 2 || seps[0] == 0 || seps[1] == 0 {
+		return 0
+	}
+	year := func(g string) bool { return len(g) == 4 && (g[:2] == "19" || g[:2] == "20") }
+	short := func(g string) bool { return len(g) >= 1 && len(g) <= 2 }
+	switch {
+	case year(groups[0]) && short(groups[1]) && short(groups[2]):
+		n := 3
+		for n < len(groups) && n < maxDateGroups && short(groups[n]) && seps[n-1] != 0 {
+			n++
+		}
+		return n
+	case short(groups[0]) && short(groups[1]) && year(groups[2]):
+		return 3
+	case len(groups) >= 4 && seps[0] == '.' && seps[1] == '.' && seps[2] == '.':
+		for _, g := range groups[:4] {
+			if v, err := strconv.Atoi(g); err != nil || len(g) > 3 || v > 255 {
+				return 0
+			}
+		}
+		return 4
+	}
+	return 0
+}
+
+// word is a maximal run of word bytes (isWord) of a text, s[from:to]:
+// whether it is all hex digits with a letter, and its longest run of
+// digits.
+type word struct {
+	from, to int
+	hex      bool
+	longest  int
+}
+
+// wordAt returns the word holding s[from:to] (word bytes), reading it
+// only when it is not the last word read. A pseudonym is a word of its
+// own: Scrub writes one glued to the letters around the number it
+// replaces ("cbp:…"), which must read on a second Scrub as they did on
+// the first ("A0000000+0000000" keeps its hex id "A0000000").
+func (t *text) wordAt(from, to int) word {
+	if t.w.to > 0 && from >= t.w.from && to <= t.w.to {
+		return t.w
+	}
+	s := t.s
+	wl, wr := from, to
+	for wl > 0 && isWord(s[wl-1]) && !(wl >= pseudonymChars && s[wl-pseudonymChars+1] == ':' && pseudonymLen(s[wl-pseudonymChars:]) > 0) {
+		wl--
+	}
+	for wr < len(s) && isWord(s[wr]) && !(wr+1 < len(s) && s[wr+1] == ':' && pseudonymLen(s[wr:]) > 0) {
+		wr++
+	}
+	t.steps += wr - wl
+	t.w = word{from: wl, to: wr, hex: isHex(t.s[wl:wr]), longest: longestDigits(t.s[wl:wr])}
+	return t.w
+}
+
+// hexID reports whether the digits s[from:to] are part of a hex id (kept
+// as they are) rather than a number glued to letters (replaced). The
+// rule, shared by Scrub and Replace: the word holding them must be all
+// hex digits with at least one letter, and
+//   - have exactly 8 hex digits: a 32-bit counter as Asterisk writes it
+//     in a channel's name ("SIP/201-0000002a") and the PBX in a
+//     recording's file name ("4ea1beeb"), or
+//   - have at least minHexHash: a hash or an id written without dashes
+//     (MD5 and a UUID's 32, SHA-1's 40, SHA-256's 64), whose digits run
+//     to 7 and more in a row in a good share of them, or
+//   - hold no minDigits digits in a row: too few for a number.
+//
+// Any other word of hex digits holding 7 digits in a row is a number
+// glued to letters ("cb393528512784", "fe393528512784", "393528512784a",
+// "393528512784abcd"): in doubt, replaced (review 30-fixes 5). A 64-bit
+// id of 16 hex digits with 7 digits in a row loses them too.
+func (t *text) hexID(from, to int) bool {
+	if from == to {
+		return false
+	}
+	w := t.wordAt(from, to)
+	if (w.from == from && w.to == to) || !w.hex {
+		return false
+	}
+	n := w.to - w.from
+	return n == 8 || n >= minHexHash || w.longest < minDigits
+}
+
+// minHexHash is the fewest hex digits of a word taken for a hash or an id
+// whatever digits it holds: an MD5's or a UUID's 32.
+const minHexHash = 32
+
+// token is how far channelCounter has read: the channel name holding
+// s[pos-1] begins at start.
+type token struct{ pos, start int }
+
+// channelNameEnds are the bytes a channel's name ends at.
+const channelNameEnds = " \t\r\n\"'<>(),;|="
+
+// tokenStart returns where the channel name holding s[i-1] begins: after
+// a space, a quote or a list separator. It reads on from where it last
+// stopped, so a text is read once however many counters it holds.
+func (t *text) tokenStart(i int) int {
+	if i < t.tok.pos {
+		t.tok = token{}
+	}
+	for ; t.tok.pos < i; t.tok.pos++ {
+		t.steps++
+		if strings.IndexByte(channelNameEnds, t.s[t.tok.pos]) >= 0 {
+			t.tok.start = t.tok.pos + 1
+		}
+	}
+	return t.tok.start
+}
+
+// channelCounter reports whether s[i:end] is an Asterisk channel's
+// counter that happens to be all digits: the 8 hex digits Asterisk puts
+// after the last - of a channel's name (TECH/name-XXXXXXXX, ";1" may
+// follow as in Local channels), of a counter below 0x01000000, so
+// beginning with 00, which no national number does. Scrub leaves it: it
+// is no one's number, and a pseudonym of it only hid which legs belong
+// together. A counter from 0x01000000 on is replaced, in doubt.
+func (t *text) channelCounter(i, end int) bool {
+	s := t.s
+	if end-i != 8 || s[i] != '0' || s[i+1] != '0' || i < 3 || s[i-1] != '-' || digits(s[i:end]) != 8 || end < len(s) && isWord(s[end]) {
+		return false
+	}
+	start := t.tokenStart(i - 1)
+	tech := start // TECH: a letter, then letters and digits, then /
+	for tech < i && (isDigit(s[tech]) || s[tech]|0x20 >= 'a' && s[tech]|0x20 <= 'z') {
+		tech++
+	}
+	return tech > start && !isDigit(s[start]) && tech < i-1 && s[tech] == '/'
+}
+
+// pseudonymChars is the length of a pseudonym: "p:" or "n:" and 16
+// letters and digits.
+const pseudonymChars = 2 + 16
+
+// pseudonymLen is the length of the pseudonym s begins with, or 0.
+func pseudonymLen(s string) int {
+	if len(s) < pseudonymChars || s[1] != ':' || s[0] != NumberPrefix[0] && s[0] != NamePrefix[0] {
+		return 0
+	}
+	for i := 2; i < pseudonymChars; i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
+			return 0
+		}
+	}
+	return pseudonymChars
+}
+
+// isHex reports whether w is a word of hex digits with at least one
+// letter.
+func isHex(w string) bool {
+	letter := false
+	for i := 0; i < len(w); i++ {
+		switch c := w[i] | 0x20; {
+		case isDigit(w[i]):
+		case c >= 'a' && c <= 'f':
+			letter = true
+		default:
+			return false
+		}
+	}
+	return letter
+}
+
+// longestDigits is the length of the longest run of digits in w.
+func longestDigits(w string) int {
+	longest, run := 0, 0
+	for i := 0; i < len(w); i++ {
+		if isDigit(w[i]) {
+			run++
+			longest = max(longest, run)
+		} else {
+			run = 0
+		}
+	}
+	return longest
+}
+
+func digits(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if isDigit(s[i]) {
+			n++
+		}
+	}
+	return n
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func isWord(c byte) bool {
+	return isDigit(c) || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c >= 0x80
+}

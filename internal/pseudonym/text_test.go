@@ -1,0 +1,191 @@
+package pseudonym
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// numberDigits is the part of +39 352 8512784 the tests look for in what
+// Scrub and Replace leave: a pseudonym's digits (2 to 7) never hold it.
+const numberDigits = "8512784"
+
+// holds reports whether s, read as Scrub reads it (fold) with every
+// character but the digits left out, holds the digits d.
+func holds(s, d string) bool {
+	f, _ := fold(s)
+	return strings.Contains(strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, f), d)
+}
+
+// TestScrubAndReplaceFindEveryForm: every form of +39 352 8512784 Scrub
+// replaces, Replace (forget's and the suppression list's matcher) finds,
+// in clear and as the pseudonym Scrub wrote, since both read the text
+// one way (text.go). forget --number +393528512784 on a sink in clear
+// missed "+39_352 851 2784", fullwidth digits and the rest, saying it
+// found the number nowhere; and Scrub left "%2B393528512784" in clear.
+func TestScrubAndReplaceFindEveryForm(t *testing.T) {
+	t.Parallel()
+	k := keyed(t, testKey)
+	p := k.Number("+393528512784")
+	match := func(v string) bool { return v == "+393528512784" || v == "393528512784" }
+	for _, in := range []string{
+		"+39 352 8512784",
+		"R\u00fcckruf:\n+39\n352\n851\n2784",
+		"+39\r\n352\r\n8512784",
+		"+39 352\n8512784 x",
+		"+39\u2013352\u20138512784",
+		"+39\u2011352\u2011851\u20112784",
+		"+39\u2212352\u2212851\u22122784",
+		"+39_352_8512784",
+		"+39_352 851 2784",
+		"cb +39_352_851_2784 x",
+		"0039\u00b7352\u00b7851\u00b72784",
+		"+39\u200b352\u200b8512784",
+		"+39\u2060352\u200d8512784",
+		"+39\u3000352\u30008512784",
+		"\uff0b\uff13\uff19\uff13\uff15\uff12\uff18\uff15\uff11\uff12\uff17\uff18\uff14",
+		"+\uff13\uff19 \uff13\uff15\uff12 \uff18\uff15\uff11\uff12\uff17\uff18\uff14 ok",
+		"\u0663\u0669\u0663\u0665\u0662\u0668\u0665\u0661\u0662\u0667\u0668\u0664",
+		"\u0966\u0966\u0969\u096f \u0969\u096b\u0968 \u096e\u096b\u0967\u0968\u096d\u096e\u096a",
+		"-000000+39\n352\n8512784,",
+		"x5+393528512784",
+		// URL encoded: %2B is "+", %20 a space, %2D a dash.
+		"%2B393528512784",
+		"%2b393528512784",
+		"tel:%2B39%20352%208512784",
+		"tel=%2b39%2D352%2D851%2D2784&x=1",
+		"sip:%2B39%2d352%2e8512784@pbx",
+		"%2B39%20%28352%29%208512784",
+		"0039%20352%208512784",
+		// Glued to hex letters (hexID).
+		"cb393528512784",
+		"fe393528512784 x",
+		"393528512784a",
+		"cb\uff13\uff19\uff13\uff15\uff12\uff18\uff15\uff11\uff12\uff17\uff18\uff14",
+	} {
+		scrubbed := k.Scrub(in, nil)
+		if holds(scrubbed, numberDigits) || !strings.Contains(scrubbed, p) {
+			t.Errorf("Scrub(%q) = %q, want the number replaced by its pseudonym %s", in, scrubbed, p)
+		}
+		erased, n := Replace(in, match, "X")
+		if n == 0 || holds(erased, numberDigits) {
+			t.Errorf("Replace(%q) = %q, %d: the number Scrub replaces is not found", in, erased, n)
+		}
+		erased, n = Replace(scrubbed, func(v string) bool { return v == p }, "X")
+		if n == 0 || strings.Contains(erased, p) {
+			t.Errorf("Replace(%q) = %q, %d: the pseudonym Scrub wrote is not found", scrubbed, erased, n)
+		}
+	}
+}
+
+// TestHexIDs: the one rule telling a hex id from a number glued to hex
+// letters (hexID), for Scrub and Replace alike. Scrub left
+// "cb393528512784" in clear (its own test took every hex word for an
+// id) while Replace erased it; a SHA-256 with 11 digits in a row, an
+// MD5, Asterisk's counters and the PBX's file ids stay whole.
+func TestHexIDs(t *testing.T) {
+	t.Parallel()
+	k := keyed(t, testKey)
+	sha := "c97c121a37e664a6ccbe874f9b0afb22e21661305772e0c2939e61ddfdb74924" // sha256("rec1"): 21661305772
+	for _, tc := range []struct {
+		in     string
+		digits string // a number in it
+		kept   bool
+	}{
+		{sha, "21661305772", true},
+		{"file " + sha + ".wav", "21661305772", true},
+		{"d41d8cd98f00b204e9800998ecf8427e", "00998", true},
+		{"a3f1b2c4d5e6f7081234567890abcdef", "1234567890", true}, // 32: an MD5, a UUID without dashes
+		{"SIP/201-0000002a", "0000002", true},
+		{"2026.12.07-01.26.18-259-00393528512784-1234567e-2.wav", "1234567", true},
+		{"id 1234567a", "1234567", true}, // 8: a 32-bit counter
+		{"cb393528512784", "393528512784", false},
+		{"fe393528512784 x", "393528512784", false},
+		{"393528512784a", "393528512784", false},
+		{"id 393528512784abcd", "393528512784", false}, // 16: a number, in doubt
+		{"1234567abc", "1234567", false},
+		{"ab393528512784cdef0123456789abcdef", "393528512784", true}, // 34: a hash
+	} {
+		got := k.Scrub(tc.in, nil)
+		if kept := strings.Contains(got, tc.digits) && !strings.Contains(got, NumberPrefix+k.Number(tc.digits)[2:]); kept != tc.kept {
+			t.Errorf("Scrub(%q) = %q: kept %v, want %v", tc.in, got, kept, tc.kept)
+		}
+		_, n := Replace(tc.in, func(v string) bool { return strings.TrimPrefix(v, "+") == strings.TrimPrefix(tc.digits, "00") }, "X")
+		if found := n > 0; found == tc.kept {
+			t.Errorf("Replace(%q) found %s %v, want %v (as Scrub)", tc.in, tc.digits, found, !tc.kept)
+		}
+	}
+}
+
+// FuzzScrub checks on any text what Scrub promises: a second Scrub
+// changes nothing; no 7 digits in a row (of any script) are left but in
+// pseudonyms, hex ids and channel counters (hexID, channelCounter); and
+// Replace finds every number Scrub replaces, so forget erases in clear
+// what pseudonymisation would have replaced. `go test` runs the seeds;
+// `go test -fuzz FuzzScrub ./internal/pseudonym/` looks further.
+func FuzzScrub(f *testing.F) {
+	for _, s := range []string{
+		"", "+39 352 8512784", "cb 0039-352-851-2784", "+39.352.851.2784", "SIP/0039021234567-0000002a",
+		"PJSIP/sip:0039-352-8512784@trunk", "2026.12.06-10.11.12-201-00390212345678-9f3a1c-1.wav",
+		"on 2026-12-07 at 12:30:00", "host 10.0.0.1 and 192.168.100.200:5060", "SIP/trunk-00001234;1",
+		"R\u00fcckruf:\n+39\n352\n851\n2784", "+39\u2013352\u20138512784", "+39_352 851 2784",
+		"\uff0b\uff13\uff19\uff13\uff15\uff12\uff18\uff15\uff11\uff12\uff17\uff18\uff14",
+		"\u0663\u0669\u0663\u0665\u0662\u0668\u0665\u0661\u0662\u0667\u0668\u0664", "-000000+39\n542\n009788,",
+		"tel:%2B39%20352%208512784", "%2b39%2D352%2D851%2D2784", "cb393528512784", "393528512784abcd",
+		"c97c121a37e664a6ccbe874f9b0afb22e21661305772e0c2939e61ddfdb74924", "1a2b3c4d5e6f7a8b9c0d",
+		"393528512784393528512785", "20261207393528512784", "+39 352 8512784 333 1234567",
+		"p:aaaaaaaaaaaaaaa21234567", "352-851-2784-2026-12-07-851-2784", "12-2026-12-07-1-2026-12-07",
+		"+44 20 7946 0958 393528512784", "x5+393528512784", "(+39) 352 8512784", "07.12.2026123",
+	} {
+		f.Add(s)
+	}
+	k, err := New([]byte(testKey))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		out := k.Scrub(in, nil)
+		if again := k.Scrub(out, nil); again != out {
+			t.Fatalf("Scrub(%q) = %q, and Scrub of that %q: not idempotent", in, out, again)
+		}
+		if run := leftDigits(out); run != "" {
+			t.Fatalf("Scrub(%q) = %q: %q left", in, out, run)
+		}
+		t2 := newText(in)
+		t2.numbers(func(n number) {
+			want := intlMark(n.intl, n.canonical)
+			spans := newText(in).matches(func(v string) bool { return v == want })
+			if !slices.ContainsFunc(spans, func(sp span) bool { return sp.from <= n.from && n.to <= sp.to }) {
+				t.Fatalf("Scrub replaces %s at %d-%d of %q; Replace replaces %v", want, n.from, n.to, in, spans)
+			}
+		})
+	})
+}
+
+// leftDigits returns the first run of minDigits digits or more in s, read
+// as Scrub reads it, that is neither in a pseudonym nor in a hex id nor a
+// channel counter, or "".
+func leftDigits(s string) string {
+	t := newText(s)
+	f := t.s
+	for i := 0; i < len(f); {
+		if n := pseudonymLen(f[i:]); n > 0 {
+			i += n
+			continue
+		}
+		j := i
+		for j < len(f) && isDigit(f[j]) {
+			j++
+		}
+		if j-i >= minDigits && !t.hexID(i, j) && !t.channelCounter(i, j) {
+			return f[i:j]
+		}
+		i = max(j, i+1)
+	}
+	return ""
+}
