@@ -1019,8 +1019,13 @@ func (b *csvBatch) decide(state []byte) error {
 	if prev != nil {
 		p.Seq = prev.Seq + 1
 	}
-	// An incremental batch with no rows moves only the cursor: no file.
-	keepFile := b.rows > 0 || b.info.Snapshot || b.info.Window != nil
+	// An incremental batch with no rows moves only the cursor or marks
+	// its window done: no file. A backfill window is no exception (a day
+	// without calls, every call held by other files, or every call older
+	// than EXPORT_RETENTION, which must not come back even as a file
+	// holding only a header), unless the window has a file from an
+	// earlier backfill, which this one replaces.
+	keepFile := b.rows > 0 || b.info.Snapshot || b.info.Window != nil && b.keys != nil && b.keys.ownKnown()
 	if b.keys != nil {
 		if err := b.replace(&p, keepFile); err != nil {
 			b.discard()
@@ -1110,6 +1115,17 @@ func (b *csvBatch) replace(p *pending, keepFile bool) error {
 		p.Index[name] = left
 	}
 	return nil
+}
+
+// ownKnown reports whether a window's file (either variant, .csv or
+// .csv.gz) is in the folder's key index: written by an earlier backfill.
+func (k *batchKeys) ownKnown() bool {
+	for _, name := range k.own {
+		if _, ok := k.index.Files[name]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // rewritten names the files this batch rewrites, sorted.

@@ -276,7 +276,8 @@ func TestRetentionCSV(t *testing.T) {
 // TestRetentionCSVCounts: one run with EXPORT_RETENTION after a folder of
 // 20 days: its ledger counts exactly the calls the simulator started
 // before its cut, and the folder holds exactly the others; a backfill
-// over the 20 days then brings none of the older calls back.
+// over the 20 days then brings none of the older calls back, nor writes
+// a file holding only a header for their windows, which it marks done.
 func TestRetentionCSVCounts(t *testing.T) {
 	t.Parallel()
 	f := retentionSim(t, nil)
@@ -311,16 +312,38 @@ func TestRetentionCSVCounts(t *testing.T) {
 	}
 	// A backfill over the whole history brings none back, and prunes too.
 	from, to := time.Now().AddDate(0, 0, -22).Format("2006-01-02"), time.Now().AddDate(0, 0, 1).Format("2006-01-02")
-	if r := runBin(t, append(env, "EXPORT_RETENTION=10d"), "", "backfill", "--from", from, "--to", to); r.code != 0 {
-		t.Fatalf("backfill: exit %d\n%s", r.code, r.stderr)
+	backfill := runBin(t, append(env, "EXPORT_RETENTION=10d"), "", "backfill", "--from", from, "--to", to)
+	if backfill.code != 0 {
+		t.Fatalf("backfill: exit %d\n%s", backfill.code, backfill.stderr)
 	}
 	_, notes = lastRunRetention(t, dir)
 	cut = noteCut(t, notes)
 	got = folderCalls(t, dir)
+	var kept int64
 	for id := int64(1); id <= f.Sim.CallCount(); id++ {
-		if want := !f.Sim.Call(id).Start.Before(cut); (got[id] == 1) != want || got[id] > 1 {
+		want := !f.Sim.Call(id).Start.Before(cut)
+		if want {
+			kept++
+		}
+		if (got[id] == 1) != want || got[id] > 1 {
 			t.Fatalf("after the backfill: call %d (started %v, cut %v) in %d files", id, f.Sim.Call(id).Start, cut, got[id])
 		}
+	}
+	// Nor as files holding only a header: a window older than the cut
+	// (and one whose calls the runs' files hold) writes no file. Its done
+	// mark is stored all the same (a second backfill skips every window),
+	// and the ledger counts the calls the backfill read and kept.
+	if files, _ := filepath.Glob(filepath.Join(dir, "call_history", "*_backfill_*")); len(files) > 0 {
+		t.Fatalf("the backfill wrote %d files (%s…), want none: every call of its range is older than the cut or held by the runs' files", len(files), filepath.Base(files[0]))
+	}
+	summary := regexp.MustCompile(`call_history\s+ok\s+rows=(\d+) .* windows=(\d+) skipped=(\d+)`)
+	m := summary.FindStringSubmatch(backfill.stdout)
+	if m == nil || m[1] != strconv.FormatInt(kept, 10) || m[2] == "0" || m[3] != "0" {
+		t.Fatalf("backfill's summary %q, want rows=%d (the calls from the cut on) over every window:\n%s", m, kept, backfill.stdout)
+	}
+	again := runBin(t, append(env, "EXPORT_RETENTION=10d"), "", "backfill", "--from", from, "--to", to)
+	if a := summary.FindStringSubmatch(again.stdout); again.code != 0 || a == nil || a[1] != "0" || a[2] != "0" || a[3] != m[2] {
+		t.Fatalf("the same backfill again: exit %d, summary %q, want every one of the %s windows skipped:\n%s%s", again.code, a, m[2], again.stdout, again.stderr)
 	}
 }
 
