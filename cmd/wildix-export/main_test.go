@@ -458,6 +458,22 @@ func pgEnv(t *testing.T, f *simtest.Fixture, extra ...string) ([]string, *pgxpoo
 	return env, pool, schema
 }
 
+// queryStrings is the one text column of the rows q gives for sql.
+func queryStrings(t *testing.T, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, sql string, args ...any) []string {
+	t.Helper()
+	rows, err := q.Query(context.Background(), sql, args...)
+	if err == nil {
+		var out []string
+		if out, err = pgx.CollectRows(rows, pgx.RowTo[string]); err == nil {
+			return out
+		}
+	}
+	t.Fatalf("%s: %v", sql, err)
+	return nil
+}
+
 // pgCalls reads call_history's rows, highest id and cursor; zeros before
 // the tables exist (a kill during start-up), every query's error checked.
 func pgCalls(t *testing.T, pool *pgxpool.Pool) (rows, maxID, cursor int64) {

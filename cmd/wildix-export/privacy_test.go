@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -36,9 +35,16 @@ const (
 	testKey2 = "second-pseudonym-key-0123456789abcdef"
 )
 
-// ledgerPrivacy is each run's rule, key id and forced change, oldest
-// first, as the sink's run ledger holds them.
-type ledgerPrivacy func(t *testing.T) []string
+// onSink adds to env the settings of sink: for "postgres", a schema of
+// its own, whose pool it returns (nil for "csv", the default).
+func onSink(t *testing.T, sink string, env []string) ([]string, *pgxpool.Pool) {
+	t.Helper()
+	if sink != "postgres" {
+		return env, nil
+	}
+	schema, pool := pgtest.Schema(t)
+	return append(env, "EXPORT_SINK=postgres", "EXPORT_DATABASE_URL="+pgtest.URL(), "EXPORT_DB_SCHEMA="+schema), pool
+}
 
 // TestPrivacyRuleChangeRefused: on a sink holding rows written under one
 // rule and key, a run under another rule or key exits 2 naming the
@@ -53,47 +59,7 @@ func TestPrivacyRuleChangeRefused(t *testing.T) {
 			f := authorized(t, pbxsim.Options{Calls: 120})
 			dir := t.TempDir()
 			base := fixtureEnv(f, dir, "EXPORT_ENDPOINTS=call_history,colleagues")
-			var ledger ledgerPrivacy
-			if sink == "postgres" {
-				schema, pool := pgtest.Schema(t)
-				base = append(base, "EXPORT_SINK=postgres", "EXPORT_DATABASE_URL="+pgtest.URL(), "EXPORT_DB_SCHEMA="+schema)
-				ledger = func(t *testing.T) []string {
-					rows, err := pool.Query(context.Background(), `SELECT coalesce(privacy_rule, '') || '|' || coalesce(privacy_key_id, '') || '|' || coalesce(privacy_changed, '')
-FROM export_runs ORDER BY started_at, run_id`)
-					if err != nil {
-						t.Fatal(err)
-					}
-					defer rows.Close()
-					var out []string
-					for rows.Next() {
-						var s string
-						if err := rows.Scan(&s); err != nil {
-							t.Fatal(err)
-						}
-						out = append(out, s)
-					}
-					return out
-				}
-			} else {
-				ledger = func(t *testing.T) []string {
-					files, _ := filepath.Glob(filepath.Join(dir, ".state", "*", "runs.jsonl"))
-					if len(files) != 1 {
-						t.Fatalf("run ledgers %v, want one", files)
-					}
-					fh, err := os.Open(files[0])
-					if err != nil {
-						t.Fatal(err)
-					}
-					defer fh.Close()
-					var out []string
-					for sc := bufio.NewScanner(fh); sc.Scan(); {
-						var p map[string]map[string]string
-						json.Unmarshal(sc.Bytes(), &p)
-						out = append(out, p["privacy"]["rule"]+"|"+p["privacy"]["key_id"]+"|"+p["privacy"]["changed"])
-					}
-					return out
-				}
-			}
+			base, pool := onSink(t, sink, base)
 			with := func(extra ...string) []string { return append(append([]string(nil), base...), extra...) }
 			numbers1 := with("EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey1)
 			numbers2 := with("EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey2)
@@ -122,7 +88,7 @@ FROM export_runs ORDER BY started_at, run_id`)
 			if r := runCLI(t, numbers1, "run", "--once"); r.code != 0 {
 				t.Fatalf("the same rule and key again: exit %d: %v\n%s", r.code, r.err, r.stderr)
 			}
-			got := ledger(t)
+			got := privacyLedger(t, pool, dir)
 			if len(got) != 3 || got[0] != "none||" || !strings.HasPrefix(got[1], "numbers|k:") || !strings.HasSuffix(got[1], "|none") ||
 				got[2] != strings.TrimSuffix(got[1], "none") {
 				t.Fatalf("ledger %q: want none, then numbers with its key id changed from none, then the same unchanged", got)
@@ -138,16 +104,8 @@ func privacyLedger(t *testing.T, pool *pgxpool.Pool, dir string) []string {
 	t.Helper()
 	var out []string
 	if pool != nil {
-		rows, err := pool.Query(context.Background(), `SELECT coalesce(privacy_rule, '') || '|' || coalesce(privacy_key_id, '') || '|' || coalesce(privacy_changed, '')
+		return queryStrings(t, pool, `SELECT coalesce(privacy_rule, '') || '|' || coalesce(privacy_key_id, '') || '|' || coalesce(privacy_changed, '')
 FROM export_runs WHERE mode <> 'forget' ORDER BY started_at, run_id`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err = pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
 	}
 	files, _ := filepath.Glob(filepath.Join(dir, ".state", "*", "runs.jsonl"))
 	if len(files) != 1 {
@@ -196,12 +154,7 @@ func TestPrivacyRuleStoredOnlyWithRows(t *testing.T) {
 			}})
 			dir := t.TempDir()
 			base := fixtureEnv(f, dir, "EXPORT_ENDPOINTS=call_history,colleagues", "EXPORT_MAX_ATTEMPTS=1")
-			var pool *pgxpool.Pool
-			if sink == "postgres" {
-				var schema string
-				schema, pool = pgtest.Schema(t)
-				base = append(base, "EXPORT_SINK=postgres", "EXPORT_DATABASE_URL="+pgtest.URL(), "EXPORT_DB_SCHEMA="+schema)
-			}
+			base, pool := onSink(t, sink, base)
 			with := func(extra ...string) []string { return append(slices.Clone(base), extra...) }
 			numbers1 := with("EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey1)
 			step := func(name string, kv []string, code int, want string, args ...string) {
@@ -314,15 +267,7 @@ func needles(t *testing.T, pool *pgxpool.Pool, all bool) []string {
 	}
 	// A group's title is what the PBX writes as the callee's name of a
 	// call to the group: the company's, not a person's.
-	rows, err := pool.Query(context.Background(), "SELECT coalesce(title, '') FROM call_groups UNION SELECT coalesce(name, '') FROM call_groups")
-	if err != nil {
-		t.Fatal(err)
-	}
-	titles, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, g := range titles {
+	for _, g := range queryStrings(t, pool, "SELECT coalesce(title, '') FROM call_groups UNION SELECT coalesce(name, '') FROM call_groups") {
 		delete(set, g)
 	}
 	out := slices.Sorted(maps.Keys(set))
@@ -335,25 +280,10 @@ func needles(t *testing.T, pool *pgxpool.Pool, all bool) []string {
 // dumpSchema is every row of every table of schema, as text.
 func dumpSchema(t *testing.T, pool *pgxpool.Pool, schema string) string {
 	t.Helper()
-	ctx := context.Background()
-	rows, err := pool.Query(ctx, "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 AND table_type = 'BASE TABLE'", schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
+	tables := queryStrings(t, pool, "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 AND table_type = 'BASE TABLE'", schema)
 	var b strings.Builder
 	for _, tb := range tables {
-		rows, err := pool.Query(ctx, "SELECT t::text FROM "+pgx.Identifier{schema, tb}.Sanitize()+" t")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			t.Fatal(err)
-		}
+		lines := queryStrings(t, pool, "SELECT t::text FROM "+pgx.Identifier{schema, tb}.Sanitize()+" t")
 		fmt.Fprintf(&b, "== %s\n%s\n", tb, strings.Join(lines, "\n"))
 	}
 	if len(tables) < 10 {
@@ -400,14 +330,7 @@ func viewCounts(t *testing.T, pool *pgxpool.Pool) []string {
 		"SELECT count(DISTINCT number_key(caller_number)), count(*) FROM calls WHERE direction = 'inbound'",
 		"SELECT n, count(*) FROM (SELECT count(*) AS n FROM calls WHERE direction = 'inbound' GROUP BY number_key(caller_number)) c GROUP BY n ORDER BY n",
 	} {
-		rows, err := pool.Query(context.Background(), "SELECT r::text FROM ("+q+") r")
-		if err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			t.Fatal(err)
-		}
+		lines := queryStrings(t, pool, "SELECT r::text FROM ("+q+") r")
 		out = append(out, q+": "+strings.Join(lines, " "))
 	}
 	return out

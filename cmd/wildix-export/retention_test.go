@@ -152,6 +152,38 @@ func folderCalls(t *testing.T, dir string) map[int64]int {
 	return ids
 }
 
+// watched is the binary running `run --once`, its log (stderr) read line
+// by line: seen counts the lines match took, hit is closed at the nth.
+type watched struct {
+	cmd  *exec.Cmd
+	seen atomic.Int64
+	hit  chan struct{}
+}
+
+// startWatched starts the binary's `run --once` with env, killed at the
+// test's end if still running.
+func startWatched(t *testing.T, env []string, nth int64, match func(line string) bool) *watched {
+	t.Helper()
+	w := &watched{cmd: exec.Command(binary, "run", "--once"), hit: make(chan struct{})}
+	w.cmd.Env = env
+	stderr, err := w.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.cmd.Process.Kill() })
+	go func() {
+		for sc := bufio.NewScanner(stderr); sc.Scan(); {
+			if match(sc.Text()) && w.seen.Add(1) == nth {
+				close(w.hit)
+			}
+		}
+	}()
+	return w
+}
+
 // TestRetentionCSV: a folder holding 20 days of calls, then runs with
 // EXPORT_RETENTION=10d. A run that fails prunes nothing. A run killed
 // (SIGKILL) while pruning, again and again, leaves every file whole and
@@ -184,35 +216,16 @@ func TestRetentionCSV(t *testing.T) {
 
 	midway := 0
 	for kill := 0; kill < 6; kill++ {
-		cmd := exec.Command(binary, "run", "--once")
-		cmd.Env = renv
-		stderr, err := cmd.StderrPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill() })
 		// Killed after a seeded number of files edited, at a seeded
 		// moment after: between two files or within one's commit
 		// (TestCSVEditRowsKilledAtEachPoint stops at each point of it).
-		edited := make(chan struct{})
-		var seen atomic.Int64
-		at := int64(1 + rng.IntN(30))
-		go func() {
-			sc := bufio.NewScanner(stderr)
-			for sc.Scan() {
-				if strings.Contains(sc.Text(), `"msg":"data file edited"`) {
-					if seen.Add(1) == at {
-						close(edited)
-					}
-				}
-			}
-		}()
+		w := startWatched(t, renv, int64(1+rng.IntN(30)), func(line string) bool {
+			return strings.Contains(line, `"msg":"data file edited"`)
+		})
+		cmd, seen := w.cmd, &w.seen
 		done := exited(cmd)
 		select {
-		case <-edited:
+		case <-w.hit:
 			if d := rng.IntN(3); d > 0 {
 				time.Sleep(time.Duration(d) * time.Millisecond) // the random moment, not a wait
 			}
@@ -465,30 +478,13 @@ func TestRetentionPostgresKilledWhilePruning(t *testing.T) {
 	if int64(len(before)) != n {
 		t.Fatalf("first run: %d rows, want %d", len(before), n)
 	}
-	cmd := exec.Command(binary, "run", "--once")
-	cmd.Env = append(env[:len(env):len(env)], "EXPORT_RETENTION=10d", "EXPORT_LOG_LEVEL=debug")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill() })
-	deleted := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		once := false
-		for sc.Scan() {
-			if !once && strings.Contains(sc.Text(), `"msg":"rows deleted"`) && strings.Contains(sc.Text(), `"table":"call_history"`) {
-				once = true
-				close(deleted)
-			}
-		}
-	}()
+	w := startWatched(t, append(env[:len(env):len(env)], "EXPORT_RETENTION=10d", "EXPORT_LOG_LEVEL=debug"), 1, func(line string) bool {
+		return strings.Contains(line, `"msg":"rows deleted"`) && strings.Contains(line, `"table":"call_history"`)
+	})
+	cmd := w.cmd
 	done := exited(cmd)
 	select {
-	case <-deleted:
+	case <-w.hit:
 		cmd.Process.Signal(syscall.SIGKILL)
 		<-done
 	case err := <-done:
@@ -518,15 +514,7 @@ func TestRetentionPostgresKilledWhilePruning(t *testing.T) {
 	}) string {
 		var out []string
 		for _, tb := range []string{"group_calls_stored", "group_number_members", "group_intervals_stored"} {
-			rows, err := q.Query(ctx, "SELECT t::text FROM "+tb+" t ORDER BY 1")
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := pgx.CollectRows(rows, pgx.RowTo[string])
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, got...)
+			out = append(out, queryStrings(t, q, "SELECT t::text FROM "+tb+" t ORDER BY 1")...)
 		}
 		return strings.Join(out, "\n")
 	}
@@ -688,11 +676,7 @@ VALUES ('p', 'recordings', $1, 'r1', 'size', 'refused', $2)`, q.key, raw); err !
 	if len(got) != 1 || got[0].Err != nil {
 		t.Fatalf("retention %+v", got)
 	}
-	rows, _ := pool.Query(ctx, "SELECT key FROM "+pgx.Identifier{schema, "export_quarantine"}.Sanitize()+" ORDER BY key")
-	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := queryStrings(t, pool, "SELECT key FROM "+pgx.Identifier{schema, "export_quarantine"}.Sanitize()+" ORDER BY key")
 	if fmt.Sprint(keys) != "[rnew]" {
 		t.Fatalf("quarantine holds %v after a cut at %v, want rnew (10:00 at -05:00 = 15:00Z) kept, rold (11:00Z) pruned; notes %q", keys, cut, got[0].Notes)
 	}
