@@ -107,6 +107,20 @@ func (t tally) wrong(sim *pbxsim.Sim, lo, hi int64) string {
 	return fmt.Sprintf("keys twice or never on the PBX %v; missing %v", twice, missing)
 }
 
+// notOnce is how many calls start in [from, to) (wall times as the PBX
+// sends them), and those of them t does not hold once.
+func (t tally) notOnce(sim *pbxsim.Sim, from, to string) (want int, wrong []int64) {
+	for _, id := range sim.CallIDs() {
+		if s := callStart(sim, id); s >= from && s < to {
+			want++
+			if t[id] != 1 {
+				wrong = append(wrong, id)
+			}
+		}
+	}
+	return want, wrong
+}
+
 // spans checks the spans of a read of [lo, …] as they come: contiguous,
 // keys ascending within their range; it counts their keys in t.
 func (t tally) spans(next *int64) func(Span) error {
@@ -253,6 +267,12 @@ func windowWrong(sim *pbxsim.Sim, got tally, from, to string, upper int64) strin
 	}
 	slices.Sort(wrong)
 	return fmt.Sprintf("calls of the window not read once: %v", wrong)
+}
+
+// wall is a PBX wall time written as record.WallLayout (zero if it is not).
+func wall(s string) time.Time {
+	w, _ := time.Parse(record.WallLayout, s)
+	return w
 }
 
 // callStart is a call's start as the PBX sends it.

@@ -57,7 +57,6 @@ func TestTimeWindowsRandomRanges(t *testing.T) {
 			walls = append(walls, before[id])
 		}
 		slices.Sort(walls)
-		wall := func(s string) time.Time { w, _ := time.Parse(record.WallLayout, s); return w }
 		pick := func() time.Time {
 			return wall(walls[r.IntN(len(walls))]).Add(time.Duration(r.IntN(3)-1) * time.Second)
 		}

@@ -83,17 +83,9 @@ func TestTimeWindows(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var want, wrong []int64
-			for _, id := range sim.CallIDs() {
-				if s := callStart(sim, id); s >= "2026-01-01 00:00:00" && s < "2026-01-01 01:00:00" {
-					want = append(want, id)
-					if got[id] != 1 {
-						wrong = append(wrong, id)
-					}
-				}
-			}
-			if len(want) == 0 || len(got) != len(want) || len(wrong) > 0 {
-				t.Fatalf("%d calls read, %d in the hour; read other than once: %v", len(got), len(want), wrong)
+			want, wrong := got.notOnce(sim, "2026-01-01 00:00:00", "2026-01-01 01:00:00")
+			if want == 0 || len(got) != want || len(wrong) > 0 {
+				t.Fatalf("%d calls read, %d in the hour; read other than once: %v", len(got), want, wrong)
 			}
 		})
 	}
@@ -127,7 +119,6 @@ func TestTimeWindowsLeaveOutTheUnsettled(t *testing.T) {
 			sim, l := newSim(pbxsim.Options{Calls: 400})
 			log := &windowLog{Lister: l}
 			rd := newReader(log, size, 4)
-			wall := func(s string) time.Time { w, _ := time.Parse(record.WallLayout, s); return w }
 			from, to := wall("2026-01-01 01:00:00"), wall("2026-01-01 05:00:00")
 			gap := Gap{From: wall("2026-01-01 02:30:00"), To: wall("2026-01-01 03:00:00")}
 			got := tally{}
@@ -331,7 +322,6 @@ func TestTimeWindowsPiecesSideBySide(t *testing.T) {
 	sim, l := newSim(pbxsim.Options{Calls: 400})
 	rd := newReader(l, 10, 4)
 	tw := &TimeWindows{Reader: rd, slots: newSlots(4)}
-	wall := func(s string) time.Time { w, _ := time.Parse(record.WallLayout, s); return w }
 	w := window{wall("2026-01-01 01:00:00"), wall("2026-01-01 02:00:00")}
 	ans, err := tw.ask(context.Background(), w)
 	if err != nil || tw.proven(ans) {
@@ -346,17 +336,9 @@ func TestTimeWindowsPiecesSideBySide(t *testing.T) {
 	for _, row := range rows {
 		got[row.Cursor]++
 	}
-	want := 0
-	for _, id := range sim.CallIDs() {
-		if s := callStart(sim, id); s >= "2026-01-01 01:00:00" && s < "2026-01-01 02:00:00" {
-			want++
-			if got[id] != 1 {
-				t.Fatalf("call %d (start %s) read %d times", id, s, got[id])
-			}
-		}
-	}
-	if len(got) != want || want <= 10 {
-		t.Fatalf("%d calls read, the hour holds %d (more than a page: %v)", len(got), want, want > 10)
+	want, wrong := got.notOnce(sim, "2026-01-01 01:00:00", "2026-01-01 02:00:00")
+	if len(wrong) > 0 || len(got) != want || want <= 10 {
+		t.Fatalf("%d calls read, the hour holds %d (more than a page: %v); read other than once: %v", len(got), want, want > 10, wrong)
 	}
 }
 
@@ -424,7 +406,6 @@ func TestTimeWindowsConvertOutsideTheSlot(t *testing.T) {
 		}
 		return convert(raws)
 	}
-	wall := func(s string) time.Time { w, _ := time.Parse(record.WallLayout, s); return w }
 	got := tally{}
 	err := (&TimeWindows{Reader: rd}).Read(context.Background(), wall("2026-01-01 00:00:00"), wall("2026-01-01 04:00:00"), func(rows []record.Row) error {
 		for _, row := range rows {
@@ -435,17 +416,9 @@ func TestTimeWindowsConvertOutsideTheSlot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := 0
-	for _, id := range sim.CallIDs() {
-		if s := callStart(sim, id); s >= "2026-01-01 00:00:00" && s < "2026-01-01 04:00:00" {
-			want++
-			if got[id] != 1 {
-				t.Fatalf("call %d (start %s) handed over %d times", id, s, got[id])
-			}
-		}
-	}
-	if len(got) != want || want <= 20 {
-		t.Fatalf("%d calls handed over, the range holds %d (more than two pages: %v)", len(got), want, want > 20)
+	want, wrong := got.notOnce(sim, "2026-01-01 00:00:00", "2026-01-01 04:00:00")
+	if len(wrong) > 0 || len(got) != want || want <= 20 {
+		t.Fatalf("%d calls handed over, the range holds %d (more than two pages: %v); handed over other than once: %v", len(got), want, want > 20, wrong)
 	}
 }
 
@@ -527,7 +500,6 @@ func TestTimeWindowsBusySecondAlone(t *testing.T) {
 // nothing). On a PBX including its bound nothing is noted.
 func TestTimeWindowsFromExclusive(t *testing.T) {
 	t.Parallel()
-	wall := func(s string) time.Time { w, _ := time.Parse(record.WallLayout, s); return w }
 	gap := Gap{From: wall("2026-01-01 01:30:00"), To: wall("2026-01-01 02:00:00")}
 	for _, tc := range []struct {
 		name string
