@@ -400,6 +400,11 @@ func inject() func(r *http.Request, status int, body []byte) (int, []byte) {
 	}
 }
 
+// clockTimes are the times of day logs, ledgers and tables write
+// (05:28:44.204047563): a short needle such as 44.20 is found in them by
+// chance, as it was in a log line's "time".
+var clockTimes = regexp.MustCompile(`\d\d:\d\d:\d\d(\.\d+)?`)
+
 func pseudonymisedExportHoldsNothing(t *testing.T, rule string) {
 	const calls = 600
 	f := authorized(t, pbxsim.Options{Calls: calls, NumberForms: true, ExtraCallField: true,
@@ -445,16 +450,17 @@ func pseudonymisedExportHoldsNothing(t *testing.T, rule string) {
 		{"/metrics", pgMetrics + csvMetrics},
 		{"the recordings stores' names", stored.String()},
 	} {
+		text := clockTimes.ReplaceAllString(place.text, "hh:mm:ss")
 		var found []string
 		for _, n := range find {
-			if strings.Contains(place.text, n) {
+			if strings.Contains(text, n) {
 				found = append(found, n)
 			}
 		}
 		if len(found) > 0 {
-			i := strings.Index(place.text, found[0])
+			i := strings.Index(text, found[0])
 			t.Errorf("%s holds %d of %d personal values in clear (%q), e.g. %q in …%s…", place.name, len(found), len(find), found, found[0],
-				place.text[max(0, i-200):min(len(place.text), i+100)])
+				text[max(0, i-200):min(len(text), i+100)])
 		}
 	}
 	clear, pseudo := viewCounts(t, clearPool), viewCounts(t, pseudoPool)
