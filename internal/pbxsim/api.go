@@ -643,8 +643,17 @@ func (s *Sim) listDir(b []byte, v url.Values, name, defSort, defDir string, defC
 }
 
 func (s *Sim) appendPage(b []byte, t table, sel selection, q query, numericTotal bool) []byte {
+	return s.appendResult(b, sel.total(), q, numericTotal, func(b []byte, i int64) []byte {
+		return t.appendJSON(b, sel.at(i), q.fields)
+	})
+}
+
+// appendResult appends a list's answer: the total of total records in
+// the form Options.Total says (a number when numericTotal), then the
+// page q asks for (cut to Options.MaxCount), each record i appended by
+// appendRecord.
+func (s *Sim) appendResult(b []byte, total int64, q query, numericTotal bool, appendRecord func(b []byte, i int64) []byte) []byte {
 	b = append(b, `{"type":"result","result":{`...)
-	total := sel.total()
 	switch {
 	case s.opt.Total == "absent":
 	case numericTotal || s.opt.Total == "number":
@@ -665,7 +674,7 @@ func (s *Sim) appendPage(b []byte, t table, sel selection, q query, numericTotal
 		if i > q.start {
 			b = append(b, ',')
 		}
-		b = t.appendJSON(b, sel.at(i), q.fields)
+		b = appendRecord(b, i)
 	}
 	return append(b, "]}}"...)
 }

@@ -298,32 +298,10 @@ func (s *Sim) listRecordings(b []byte, v url.Values) (int, []byte, bool) {
 		return http.StatusBadRequest, appendError(b, http.StatusBadRequest, bad), false
 	}
 	ids := s.selectRecordingCalls(bounds[0], bounds[1])
-	total := int64(len(ids))
-	b = append(b, `{"type":"result","result":{`...)
-	switch s.opt.Total {
-	case "absent":
-	case "number":
-		b = append(b, `"total":`...)
-		b = strconv.AppendInt(b, total, 10)
-		b = append(b, ',')
-	default:
-		b = append(b, `"total":"`...)
-		b = strconv.AppendInt(b, total, 10)
-		b = append(b, `",`...)
-	}
-	b = append(b, `"records":[`...)
-	count := q.count
-	if s.opt.MaxCount > 0 && count > int64(s.opt.MaxCount) {
-		count = int64(s.opt.MaxCount)
-	}
-	for i := q.start; i < total && i < q.start+count; i++ {
-		if i > q.start {
-			b = append(b, ',')
-		}
+	return http.StatusOK, s.appendResult(b, int64(len(ids)), q, false, func(b []byte, i int64) []byte {
 		rec, _ := s.recording(ids[i])
-		b = s.recordingRecord(rec).appendJSON(b, nil)
-	}
-	return http.StatusOK, append(b, "]}}"...), false
+		return s.recordingRecord(rec).appendJSON(b, nil)
+	}), false
 }
 
 // recordingRecord is a recording as the list sends it, in the shape of
