@@ -601,6 +601,35 @@ func tmpName(pbx, name string) string {
 	return tmpPrefix(pbx) + strings.TrimSuffix(strings.TrimSuffix(name, ".gz"), ".csv") + ".tmp-"
 }
 
+// openData opens the data file at path to read its content, decompressed
+// when it is a .gz; the caller closes it.
+func openData(path string) (io.ReadCloser, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.HasSuffix(path, ".gz") {
+		return f, nil
+	}
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("decompress %s: %w", path, err)
+	}
+	return gzipFile{gz, f}, nil
+}
+
+// gzipFile is a compressed data file's content: Close closes both.
+type gzipFile struct {
+	*gzip.Reader
+	f *os.File
+}
+
+func (g gzipFile) Close() error {
+	g.Reader.Close()
+	return g.f.Close()
+}
+
 // tmpData is a data file's content being written under its temporary
 // name (a batch's new file, an edited or rewritten one): what is written
 // is counted into its sha256 and, for a .gz file, compressed first. The

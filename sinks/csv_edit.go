@@ -2,7 +2,6 @@ package sinks
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -378,20 +377,11 @@ func (x *editWriter) row(key string, raw []byte) error {
 // copyPrefix copies the first n bytes of the data file at path's content
 // (uncompressed, when it is) to w.
 func copyPrefix(w io.Writer, path string, n int64) error {
-	f, err := os.Open(path)
+	src, err := openData(path)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	var src io.Reader = f
-	if strings.HasSuffix(path, ".gz") {
-		gz, err := gzip.NewReader(f)
-		if err != nil {
-			return fmt.Errorf("decompress %s: %w", path, err)
-		}
-		defer gz.Close()
-		src = gz
-	}
+	defer src.Close()
 	if _, err := io.CopyN(w, src, n); err != nil {
 		return fmt.Errorf("copy the rows of %s kept: %w", path, err)
 	}

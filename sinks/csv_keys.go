@@ -2,7 +2,6 @@ package sinks
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -350,24 +349,15 @@ func scanRows(path string, keyCols []string, fn func(key string, raw []byte) err
 // "\n" line ends, quotes doubled inside quoted fields), without decoding
 // more than the key's cells.
 //
-// One loop (71 lines) on purpose: it is the byte-level splitter on the
+// One loop (62 lines) on purpose: it is the byte-level splitter on the
 // nightly run's hot path (bench csv-once), and its quote state lives in
 // its local variables.
 func scanFile(path string, keyCols []string, headerRaw func([]byte) error, row func(key string, raw []byte) error) error {
-	f, err := os.Open(path)
+	src, err := openData(path)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	var src io.Reader = f
-	if strings.HasSuffix(path, ".gz") {
-		gz, err := gzip.NewReader(f)
-		if err != nil {
-			return fmt.Errorf("decompress %s: %w", path, err)
-		}
-		defer gz.Close()
-		src = gz
-	}
+	defer src.Close()
 	var idx []int // key columns' indexes, once the header is read
 	buf := make([]byte, 0, 256<<10)
 	off := 0 // buf[off:] is not read yet

@@ -1,7 +1,6 @@
 package sinks
 
 import (
-	"compress/gzip"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -123,19 +122,11 @@ func (s *CSV) ForgetFind(ctx context.Context, f *Forgotten, endpoints []record.E
 // findInData counts the rows of the data file at path mentioning f, and
 // returns the stored objects of those that are recordings.
 func (s *CSV) findInData(path string, e *record.Endpoint, f *Forgotten) (int64, []string, error) {
-	fh, err := os.Open(path)
+	r, err := openData(path)
 	if err != nil {
 		return 0, nil, err
 	}
-	defer fh.Close()
-	var r io.Reader = fh
-	if strings.HasSuffix(path, ".gz") {
-		gz, err := gzip.NewReader(fh)
-		if err != nil {
-			return 0, nil, err
-		}
-		r = gz
-	}
+	defer r.Close()
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
 	header, err := cr.Read()
