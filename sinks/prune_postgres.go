@@ -91,62 +91,10 @@ func (p *Postgres) Prune(ctx context.Context, pbx string, eps []record.Endpoint,
 	}
 	ends, cols := prunable(eps)
 	for i, ep := range ends {
-		// record.Retention.Expired in SQL: strictly before the cut; a
-		// NULL start (unknown) is kept.
-		where := "pbx = $1 AND " + pgx.Identifier{ep.Columns[cols[i]].Name}.Sanitize() + " < $2"
-		var n int64
-		var err error
-		if ep.Files == "recordings" {
-			if o.Recordings == nil {
-				var old int64
-				if err := p.pool.QueryRow(ctx, "SELECT count(*) FROM "+p.ident(ep.Name)+" WHERE "+where, pbx, cut).Scan(&old); err != nil {
-					return out, fmt.Errorf("prune: count %s: %w", ep.Name, dbError(err))
-				}
-				if old > 0 {
-					out = append(out, PrunedCount{Table: ep.Name, Detail: fmt.Sprintf("%d rows kept: no recordings store is configured to remove their files from", old)})
-				}
-				continue
-			}
-			var files int64
-			// Smaller batches: each holds its transaction open while the
-			// store removes its files, one request each on S3.
-			batch := o.Batch
-			if batch <= 0 {
-				batch = pruneFilesBatch
-			}
-			n, err = p.deleteWhere(ctx, ep.Name, where, []any{pbx, cut}, batch, "object", func(ctx context.Context, names []string) error {
-				for _, name := range names {
-					if name == "" {
-						continue
-					}
-					if err := o.Recordings.Remove(ctx, name); err != nil {
-						return err
-					}
-					files++
-				}
-				return nil
-			})
-			if files > 0 {
-				out = append(out, PrunedCount{Table: RecordingsStore, Rows: files})
-			}
-		} else {
-			n, err = p.deleteWhere(ctx, ep.Name, where, []any{pbx, cut}, o.Batch, "", nil)
-		}
-		if n > 0 {
-			out = append(out, PrunedCount{Table: ep.Name, Rows: n})
-		}
+		counts, err := p.pruneEndpoint(ctx, pbx, ep, ep.Columns[cols[i]].Name, cut, o)
+		out = append(out, counts...)
 		if err != nil {
-			return out, fmt.Errorf("prune: %w", err)
-		}
-		q, files, err := p.pruneQuarantine(ctx, pbx, ep, cut, o)
-		if files > 0 {
-			out = append(out, PrunedCount{Table: RecordingsStore, Rows: files, Detail: "of quarantined records"})
-		}
-		if q > 0 || err != nil {
-			out = append(out, PrunedCount{Table: "export_quarantine", Rows: q, Detail: ep.Name + "'s records"})
-			if err != nil {
-				return out, fmt.Errorf("prune: %w", err)
-			}
+			return out, err
 		}
 	}
 	after, err := p.countRows(ctx, pbx, derived)
@@ -159,6 +107,79 @@ func (p *Postgres) Prune(ctx context.Context, pbx string, eps []record.Endpoint,
 		}
 	}
 	return out, nil
+}
+
+// pruneEndpoint is Prune of one endpoint, whose time column is col: its
+// rows (a recording's stored file first), then its quarantined records.
+// The counts it returns are kept even with an error.
+func (p *Postgres) pruneEndpoint(ctx context.Context, pbx string, ep *record.Endpoint, col string, cut time.Time, o PruneOptions) (Pruned, error) {
+	var out Pruned
+	// record.Retention.Expired in SQL: strictly before the cut; a NULL
+	// start (unknown) is kept.
+	where := "pbx = $1 AND " + pgx.Identifier{col}.Sanitize() + " < $2"
+	var n int64
+	var err error
+	if ep.Files == "recordings" {
+		if o.Recordings == nil {
+			var old int64
+			if err := p.pool.QueryRow(ctx, "SELECT count(*) FROM "+p.ident(ep.Name)+" WHERE "+where, pbx, cut).Scan(&old); err != nil {
+				return out, fmt.Errorf("prune: count %s: %w", ep.Name, dbError(err))
+			}
+			if old > 0 {
+				out = append(out, PrunedCount{Table: ep.Name, Detail: fmt.Sprintf("%d rows kept: no recordings store is configured to remove their files from", old)})
+			}
+			return out, nil
+		}
+		var files int64
+		n, files, err = p.deleteRecordings(ctx, ep.Name, where, pbx, cut, o)
+		if files > 0 {
+			out = append(out, PrunedCount{Table: RecordingsStore, Rows: files})
+		}
+	} else {
+		n, err = p.deleteWhere(ctx, ep.Name, where, []any{pbx, cut}, o.Batch, "", nil)
+	}
+	if n > 0 {
+		out = append(out, PrunedCount{Table: ep.Name, Rows: n})
+	}
+	if err != nil {
+		return out, fmt.Errorf("prune: %w", err)
+	}
+	q, files, err := p.pruneQuarantine(ctx, pbx, ep, cut, o)
+	if files > 0 {
+		out = append(out, PrunedCount{Table: RecordingsStore, Rows: files, Detail: "of quarantined records"})
+	}
+	if q > 0 || err != nil {
+		out = append(out, PrunedCount{Table: "export_quarantine", Rows: q, Detail: ep.Name + "'s records"})
+		if err != nil {
+			return out, fmt.Errorf("prune: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// deleteRecordings deletes the rows of table where says (with pbx and
+// cut as $1 and $2), each batch's stored files removed from
+// o.Recordings before its rows go: the rows deleted and files removed.
+func (p *Postgres) deleteRecordings(ctx context.Context, table, where, pbx string, cut time.Time, o PruneOptions) (n, files int64, err error) {
+	// Smaller batches: each holds its transaction open while the store
+	// removes its files, one request each on S3.
+	batch := o.Batch
+	if batch <= 0 {
+		batch = pruneFilesBatch
+	}
+	n, err = p.deleteWhere(ctx, table, where, []any{pbx, cut}, batch, "object", func(ctx context.Context, names []string) error {
+		for _, name := range names {
+			if name == "" {
+				continue
+			}
+			if err := o.Recordings.Remove(ctx, name); err != nil {
+				return err
+			}
+			files++
+		}
+		return nil
+	})
+	return n, files, err
 }
 
 // countRows counts pbx's rows in each table that exists (-1 otherwise).
