@@ -269,49 +269,7 @@ func (s *Sim) selectCalls(q query, extra func(record) bool, scope string) select
 	s.mu.Lock()
 	n, del, gen := s.calls.Load(), s.deleted, s.delGen
 	s.mu.Unlock()
-	lo, hi := int64(1), n
-	exact := true
-	for _, f := range q.filters {
-		switch {
-		case f.field == "id" && f.op != "eq":
-			v, err := strconv.ParseInt(f.value, 10, 64)
-			if err != nil {
-				exact = false
-				continue
-			}
-			switch {
-			case f.op == "from" && slices.Contains(s.opt.FilterFromExclusive, "id"):
-				if v == math.MaxInt64 {
-					return selection{}
-				}
-				lo = max(lo, v+1)
-			case f.op == "from":
-				lo = max(lo, v)
-			case s.opt.FilterToExclusive:
-				hi = min(hi, v-1)
-			default:
-				hi = min(hi, v)
-			}
-		case f.field == "id":
-			if v, err := strconv.ParseInt(f.value, 10, 64); err == nil {
-				lo, hi = max(lo, v), min(hi, v)
-			} else {
-				lo, hi = 1, 0
-			}
-		case f.field == "start" && f.op != "eq":
-			exact = false
-			t, _ := parseWall(f.value, s.opt.Location)
-			if f.op == "from" {
-				bound := t.Add(-3 * time.Hour).Unix()
-				lo = max(lo, int64(sort.Search(int(n), func(i int) bool { return s.callEnd(int64(i)+1) >= bound }))+1)
-			} else {
-				bound := t.Add(maxCallDuration + 3*time.Hour).Unix()
-				hi = min(hi, int64(sort.Search(int(n), func(i int) bool { return s.callEnd(int64(i)+1) > bound })))
-			}
-		default:
-			exact = false
-		}
-	}
+	lo, hi, exact := s.callBounds(q, n)
 	if hi < lo {
 		return selection{}
 	}
@@ -344,6 +302,55 @@ func (s *Sim) selectCalls(q query, extra func(record) bool, scope string) select
 	s.sortList(callTable{s}, list, q)
 	s.store(key, list)
 	return selection{list: list, isList: true}
+}
+
+// callBounds narrows the ids [1, n] to those q's filters can match:
+// exactly when exact (filters on id alone), else a range the records in
+// it are matched against. hi < lo when none can.
+func (s *Sim) callBounds(q query, n int64) (lo, hi int64, exact bool) {
+	lo, hi, exact = 1, n, true
+	for _, f := range q.filters {
+		switch {
+		case f.field == "id" && f.op != "eq":
+			v, err := strconv.ParseInt(f.value, 10, 64)
+			if err != nil {
+				exact = false
+				continue
+			}
+			switch {
+			case f.op == "from" && slices.Contains(s.opt.FilterFromExclusive, "id"):
+				if v == math.MaxInt64 {
+					return 1, 0, exact
+				}
+				lo = max(lo, v+1)
+			case f.op == "from":
+				lo = max(lo, v)
+			case s.opt.FilterToExclusive:
+				hi = min(hi, v-1)
+			default:
+				hi = min(hi, v)
+			}
+		case f.field == "id":
+			if v, err := strconv.ParseInt(f.value, 10, 64); err == nil {
+				lo, hi = max(lo, v), min(hi, v)
+			} else {
+				lo, hi = 1, 0
+			}
+		case f.field == "start" && f.op != "eq":
+			exact = false
+			t, _ := parseWall(f.value, s.opt.Location)
+			if f.op == "from" {
+				bound := t.Add(-3 * time.Hour).Unix()
+				lo = max(lo, int64(sort.Search(int(n), func(i int) bool { return s.callEnd(int64(i)+1) >= bound }))+1)
+			} else {
+				bound := t.Add(maxCallDuration + 3*time.Hour).Unix()
+				hi = min(hi, int64(sort.Search(int(n), func(i int) bool { return s.callEnd(int64(i)+1) > bound })))
+			}
+		default:
+			exact = false
+		}
+	}
+	return lo, hi, exact
 }
 
 func (s *Sim) selectDir(t sliceTable, q query, extra func(record) bool) selection {
