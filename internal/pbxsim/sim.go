@@ -185,6 +185,40 @@ type directory struct {
 
 // New returns a Sim with o's defaults filled in.
 func New(o Options) *Sim {
+	o.defaults()
+	s := &Sim{
+		opt:     o,
+		rng:     rand.New(rand.NewPCG(uint64(o.Seed), 0x5eed)),
+		codes:   map[string]*authCode{},
+		access:  map[string]accessToken{},
+		refresh: map[string]refreshToken{},
+		cache:   map[string][]int64{},
+	}
+	s.calls.Store(o.Calls)
+	s.dirs = map[string]*directory{
+		"colleagues": {records: colleagues(o.Colleagues)},
+		"phonebooks": {records: phonebooks(o.Phonebooks), numericTotal: true},
+		"contacts":   {records: contacts(o.Contacts, o.Phonebooks)},
+		"devices":    {records: devices(o.Devices)},
+	}
+	if o.CacheCallJSON {
+		s.callJSON = make([][]byte, o.Calls+1)
+		for id := int64(1); id <= o.Calls; id++ {
+			r := s.callRecord(id)
+			s.callJSON[id] = r.appendJSON(nil, nil)
+			// The record is at hand: its start indexed now costs nothing,
+			// where building the index later costs the first query on
+			// start a pass over every call.
+			s.startIdx.add(id, r.str("start"))
+		}
+	}
+	return s
+}
+
+// defaults fills in the options left zero, and panics on a value no
+// option takes (a test's mistake). It is a list, one option after
+// another, longer than a screen because the options are many.
+func (o *Options) defaults() {
 	if o.Calls == 0 {
 		o.Calls = 1000
 	}
@@ -251,33 +285,6 @@ func New(o Options) *Sim {
 		panic(fmt.Sprintf("pbxsim: Options.Total %q must be string, number or absent", o.Total))
 	}
 	o.Recordings.defaults()
-	s := &Sim{
-		opt:     o,
-		rng:     rand.New(rand.NewPCG(uint64(o.Seed), 0x5eed)),
-		codes:   map[string]*authCode{},
-		access:  map[string]accessToken{},
-		refresh: map[string]refreshToken{},
-		cache:   map[string][]int64{},
-	}
-	s.calls.Store(o.Calls)
-	s.dirs = map[string]*directory{
-		"colleagues": {records: colleagues(o.Colleagues)},
-		"phonebooks": {records: phonebooks(o.Phonebooks), numericTotal: true},
-		"contacts":   {records: contacts(o.Contacts, o.Phonebooks)},
-		"devices":    {records: devices(o.Devices)},
-	}
-	if o.CacheCallJSON {
-		s.callJSON = make([][]byte, o.Calls+1)
-		for id := int64(1); id <= o.Calls; id++ {
-			r := s.callRecord(id)
-			s.callJSON[id] = r.appendJSON(nil, nil)
-			// The record is at hand: its start indexed now costs nothing,
-			// where building the index later costs the first query on
-			// start a pass over every call.
-			s.startIdx.add(id, r.str("start"))
-		}
-	}
-	return s
 }
 
 // Options returns the options in force, defaults filled in.
