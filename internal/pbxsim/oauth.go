@@ -110,30 +110,8 @@ func (s *Sim) token(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "malformed form body")
 		return
 	}
-	id, secret := r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-	bid, bsecret, basic := r.BasicAuth()
-	switch s.opt.ClientAuth {
-	case "body":
-		// As reported of real PBXes: credentials are read from the body
-		// only, so Basic alone reads as an empty client id.
-	case "basic":
-		if id != "" && !basic {
-			oauthError(w, http.StatusUnauthorized, "invalid_client", "Client authentication must use HTTP Basic")
-			return
-		}
-		id, secret = bid, bsecret
-	default:
-		if basic {
-			id, secret = bid, bsecret
-		}
-	}
-	if id == "" {
-		oauthError(w, http.StatusBadRequest, "invalid_client", "Empty client ID")
-		return
-	}
-	c := s.client(id)
-	if c == nil || subtle.ConstantTimeCompare([]byte(secret), []byte(c.Secret)) != 1 {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "Client authentication failed")
+	c := s.tokenClient(w, r)
+	if c == nil {
 		return
 	}
 	s.mu.Lock()
@@ -180,6 +158,44 @@ func (s *Sim) token(w http.ResponseWriter, r *http.Request) {
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "grant_type must be authorization_code or refresh_token")
 		return
 	}
+	s.writeTokens(w, user, rt)
+}
+
+// tokenClient is the client authenticated at the token endpoint as
+// Options.ClientAuth says, or nil with the error written to w.
+func (s *Sim) tokenClient(w http.ResponseWriter, r *http.Request) *Client {
+	id, secret := r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	bid, bsecret, basic := r.BasicAuth()
+	switch s.opt.ClientAuth {
+	case "body":
+		// As reported of real PBXes: credentials are read from the body
+		// only, so Basic alone reads as an empty client id.
+	case "basic":
+		if id != "" && !basic {
+			oauthError(w, http.StatusUnauthorized, "invalid_client", "Client authentication must use HTTP Basic")
+			return nil
+		}
+		id, secret = bid, bsecret
+	default:
+		if basic {
+			id, secret = bid, bsecret
+		}
+	}
+	if id == "" {
+		oauthError(w, http.StatusBadRequest, "invalid_client", "Empty client ID")
+		return nil
+	}
+	c := s.client(id)
+	if c == nil || subtle.ConstantTimeCompare([]byte(secret), []byte(c.Secret)) != 1 {
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "Client authentication failed")
+		return nil
+	}
+	return c
+}
+
+// writeTokens answers a grant: a new access token for user, and rt (none
+// when empty). The caller holds s.mu.
+func (s *Sim) writeTokens(w http.ResponseWriter, user, rt string) {
 	at := randomToken("at_")
 	s.access[at] = accessToken{user: user, expires: time.Now().Add(s.opt.AccessTokenTTL)}
 	resp := map[string]any{"access_token": at, "token_type": "Bearer"}
