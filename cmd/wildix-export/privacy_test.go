@@ -232,7 +232,8 @@ func export(t *testing.T, kv []string) (logs, metricsText string) {
 // number (its national digits, together and spaced as the simulator
 // writes them: they are in every form the PBX sends, +, 00 or neither)
 // and, under all, each name, e-mail, login or note and the colleagues'
-// numbers, read from the columns the catalog declares personal.
+// numbers, read from the columns the catalog declares personal, and the
+// names of the call groups' members.
 func needles(t *testing.T, pool *pgxpool.Pool, all bool) []string {
 	t.Helper()
 	set := map[string]bool{}
@@ -263,6 +264,26 @@ func needles(t *testing.T, pool *pgxpool.Pool, all bool) []string {
 				}
 			}
 			rows.Close()
+		}
+	}
+	if all {
+		// The call groups' members name colleagues ({"extension": "201",
+		// "name": …}): their names are the company's own people's,
+		// replaced under all only (README, Privacy).
+		rows, err := pool.Query(context.Background(), `SELECT DISTINCT m->>'name' FROM call_groups, jsonb_array_elements(members) m
+WHERE jsonb_typeof(members) = 'array' AND jsonb_typeof(m) = 'object' AND length(m->>'name') >= 4`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(names) == 0 {
+			t.Fatal("no call group member has a name: the simulator's groups no longer prove that they are replaced")
+		}
+		for _, n := range names {
+			set[n] = true
 		}
 	}
 	// A group's title is what the PBX writes as the callee's name of a

@@ -408,7 +408,11 @@ func Builtin() []Endpoint {
 			// views (call_group_members).
 			Name: "call_groups", Path: "/api/v1/Dialplan/CallGroups", Key: []string{"id"}, Mode: Snapshot, Sort: "id",
 			Columns: cols(text("id", "title", "name"), []Column{{"members", "members", JSON}, {"settings", "settings", JSON}}),
-			// A member or a forward may be an external number.
+			// A member or a forward may be an external number. A member
+			// may also carry a colleague's name ({"extension": "201",
+			// "name": …}): not Staff (the numbers are replaced under
+			// numbers too), the name is replaced under all only, as free
+			// text's member named as a name is (exporter/privacy).
 			Personal: map[string]Personal{"members": {Kind: PersonalText}, "settings": {Kind: PersonalText}},
 		},
 		{
