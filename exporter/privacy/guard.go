@@ -64,6 +64,11 @@ type Guard struct {
 const (
 	NoteRetention = "records older than EXPORT_RETENTION, not written"
 	NoteErased    = "forgotten numbers (and the names beside them) erased by the suppression list"
+	// NoteLongExtension: an extension is told from an external number by
+	// its length alone (internal), so a colleague's extension of more
+	// digits is pseudonymised wherever a number is, and its calls count
+	// as external: said, never silent (README, Privacy).
+	NoteLongExtension = "colleagues whose extension has more than 6 digits: it is taken for an external number, replaced by its pseudonym in the call history under EXPORT_PSEUDONYMIZE, and its calls count as external in the views"
 )
 
 // Rows returns the rows of endpoint ep as they may be written: those
@@ -75,6 +80,9 @@ const (
 func (g *Guard) Rows(ep *record.Endpoint, rows []record.Row, notes *record.Warnings) ([]record.Row, error) {
 	if g.Rule.On() && g.Keys == nil {
 		return nil, fmt.Errorf("pseudonymisation rule %s without a key", g.Rule)
+	}
+	if g.Rule.Numbers && notes != nil {
+		noteLongExtensions(ep, rows, notes)
 	}
 	in := len(rows)
 	rows = g.retain(ep, rows)
@@ -169,4 +177,20 @@ func (g *Guard) retain(ep *record.Endpoint, rows []record.Row) []record.Row {
 // expired reports whether row is older than the retention (see retain).
 func (g *Guard) expired(ep *record.Endpoint, row record.Row) bool {
 	return g.retention().Drops(ep, row)
+}
+
+// noteLongExtensions counts in notes the colleagues (rows of a Staff
+// endpoint's extension column) whose extension internal does not take
+// for one, naming the first by its record's key (keys are never personal).
+func noteLongExtensions(ep *record.Endpoint, rows []record.Row, notes *record.Warnings) {
+	col := ep.Column("extension")
+	if !ep.Staff || col < 0 {
+		return
+	}
+	for _, r := range rows {
+		v, _ := r.Values[col].(string)
+		if _, ok := pseudonym.Canonical(v); ok && !internal(v) {
+			notes.Add(NoteLongExtension, "the record of key "+strings.ReplaceAll(r.Key, "\t", ","))
+		}
+	}
 }

@@ -1,7 +1,9 @@
 package privacy
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -158,5 +160,39 @@ func TestEmptySuppressionCopiesNothing(t *testing.T) {
 	got, err := (&Guard{Suppress: emptyList{}}).Rows(calls, rows, nil)
 	if err != nil || &got[0] != &rows[0] {
 		t.Fatalf("got %v, %v: want the rows given", got, err)
+	}
+}
+
+// TestLongExtensionNoted: under a rule that replaces numbers, a colleague
+// whose extension has more than 6 digits, which is then taken for an
+// external number, is counted in the notes, named by its key; short
+// extensions, and rules that keep numbers, note nothing.
+func TestLongExtensionNoted(t *testing.T) {
+	t.Parallel()
+	colleagues := endpoint(t, "colleagues")
+	ext := colleagues.Column("extension")
+	rows := make([]record.Row, 4)
+	for i, e := range []string{"201", "2012345", "999999", "12345678"} {
+		rows[i] = record.Row{Key: fmt.Sprint(100 + i), Values: make([]any, len(colleagues.Columns))}
+		rows[i].Values[ext] = e
+	}
+	for _, tc := range []struct {
+		rule string
+		want int64
+	}{{"numbers", 2}, {"all", 2}, {"numbers,names", 2}, {"names", 0}, {"none", 0}} {
+		rule, err := pseudonym.ParseRule(tc.rule)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var notes record.Warnings
+		if _, err := (&Guard{Rule: rule, Keys: keyed(t)}).Rows(colleagues, rows, &notes); err != nil {
+			t.Fatal(err)
+		}
+		if got := notes.Count(NoteLongExtension); got != tc.want {
+			t.Errorf("%s: %d colleagues noted, want %d (notes %q)", tc.rule, got, tc.want, notes.Notes())
+		}
+		if tc.want > 0 && !strings.Contains(strings.Join(notes.Notes(), "\n"), "(first: the record of key 101)") {
+			t.Errorf("%s: notes %q do not name the first colleague by its key", tc.rule, notes.Notes())
+		}
 	}
 }
