@@ -2,7 +2,6 @@ package exporter
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 
@@ -64,9 +63,12 @@ func (e *endpointRun) newCallMatcher(zone *time.Location) *callMatcher {
 	return nil
 }
 
-// match fills call_id and call_match of rows (recordings of one window).
-func (m *callMatcher) match(ctx context.Context, e *endpointRun, rows []record.Row) {
-	start, ext, num := e.ep.Column("start_time"), e.ep.Column("extension"), e.ep.Column("number")
+// match fills call_id and call_match of rows (recordings of one window
+// of ep), windows in time order, one at a time. It returns the error of
+// a read of call history that failed, once: the rows of this window and
+// every later one get call_match "not read".
+func (m *callMatcher) match(ctx context.Context, ep *record.Endpoint, rows []record.Row) (failed error) {
+	start, ext, num := ep.Column("start_time"), ep.Column("extension"), ep.Column("number")
 	var lo, hi time.Time
 	for i, row := range rows {
 		t := row.Values[start].(time.Time)
@@ -88,18 +90,18 @@ func (m *callMatcher) match(ctx context.Context, e *endpointRun, rows []record.R
 	}
 	if m.err == nil && to.After(from) {
 		tw := &paging.TimeWindows{Reader: m.r}
-		if m.err = tw.Read(ctx, from, to, m.add); m.err != nil {
-			e.note(fmt.Sprintf("call_id not derived for some recordings: reading call history failed: %v", m.err))
-		}
+		m.err = tw.Read(ctx, from, to, m.add)
+		failed = m.err
 		m.readTo = to
 	}
 	for _, row := range rows {
 		id, how := m.find(row.Values[start].(time.Time), text(row.Values[ext]), text(row.Values[num]))
-		row.Values[e.ep.Column("call_match")] = how
+		row.Values[ep.Column("call_match")] = how
 		if how == "exact" || how == "time" {
-			row.Values[e.ep.Column("call_id")] = id
+			row.Values[ep.Column("call_id")] = id
 		}
 	}
+	return failed
 }
 
 // add keeps the answered legs of call history's rows.

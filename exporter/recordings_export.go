@@ -8,7 +8,6 @@ import (
 
 	"github.com/wildix-export/wildix-export/exporter/paging"
 	"github.com/wildix-export/wildix-export/exporter/record"
-	"github.com/wildix-export/wildix-export/exporter/recordings"
 )
 
 // RecordingsResult is what a run of the recordings endpoint did with the
@@ -67,8 +66,10 @@ var errNoRecordingsStore = fmt.Errorf("%w: the recordings endpoint copies every 
 // time windows (incremental_time.go): from the look-back before the
 // newest start read to the horizon, the last minutes (EXPORT_SETTLE)
 // left to the next run. A window's recordings not exported before (the
-// keys within the look-back are kept in the state) go to Copier.Copy.
-// Only when it returns nil (every file stored, already there, vanished
+// keys within the look-back are kept in the state) go to Copier.Copy
+// as soon as the window is read, while the window before is finished
+// (recPipe: two windows in hand, sharing the copier's concurrency).
+// Only when a window's Copy returns nil (every file stored, already there, vanished
 // or refused: the copier's contract) are their rows written, and the
 // state (newest start, recent keys) committed with them, every BatchSize
 // rows and at the end: the time cursor never passes a recording whose
@@ -106,9 +107,11 @@ func (x *Exporter) recordings(ctx context.Context, runID string, ep *record.Endp
 	r := e.reader(nil, x.Concurrency)
 	r.Endpoint, r.Rows = &l.ep, l.rows(&record.Converter{Endpoint: &l.ep, Zone: l.zone, Warnings: scratch})
 	tw := &paging.TimeWindows{Reader: r, Unsettled: paging.Gap{From: mustWall(rc.settled), To: mustWall(rc.horizon)}}
+	p := &recPipe{e: e, c: c, l: l, rc: rc}
 	err = tw.Read(ctx, rc.from, rc.to, func(rows []record.Row) error {
-		return e.recWindow(ctx, c, l, rc, rows, scratch.Total() > 0)
+		return p.window(ctx, rows, scratch.Total() > 0)
 	})
+	err = p.drain(ctx, err)
 	switch {
 	case err == nil:
 		c.commit(rc.state(runID))
@@ -122,44 +125,4 @@ func (x *Exporter) recordings(ctx context.Context, runID string, ep *record.Endp
 	}
 	e.endIncremental(ctx, c, err)
 	return res
-}
-
-// recWindow copies the files of a window's recordings not exported
-// before, then writes their rows and moves the cursor over them. Its
-// parameters are the run's state pieces (committer, list, cursor) that
-// recordings' one endpointRun does not hold yet; they belong in one
-// recordings run struct when this policy next grows.
-func (e *endpointRun) recWindow(ctx context.Context, c *committer, l *recList, rc *recCursor, rows []record.Row, recount bool) error {
-	fresh, infos := rc.fresh(l, rows, func(row record.Row, first string) {
-		e.res.Recordings.clashed(l.info(row).rec.ID, fmt.Sprintf("started %s and %s", first, row.Wall), recordings.AltID(l.info(row).rec))
-	})
-	if len(fresh) == 0 {
-		return nil
-	}
-	results, suppressed, err := e.copyUnsuppressed(ctx, fresh, infos)
-	if err != nil {
-		return err
-	}
-	if recount {
-		if err := e.recount(l, fresh); err != nil {
-			return err
-		}
-	}
-	for i := range fresh {
-		e.recRow(&fresh[i], infos[i], results[i])
-		if suppressed[i] {
-			e.markErased(&fresh[i])
-		}
-	}
-	if l.calls != nil {
-		l.calls.match(ctx, e, fresh)
-	}
-	rc.took(fresh, infos)
-	if !c.write(fresh) {
-		return errLoader
-	}
-	if c.pending() >= int64(e.x.BatchSize) && !c.commit(rc.state(e.runID)) {
-		return errLoader
-	}
-	return nil
 }

@@ -15,8 +15,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -612,4 +614,53 @@ func TestRecordingsNotBackfilled(t *testing.T) {
 	if res.Rows != 0 || e.sim.Stats.Recordings.FileRequests.Load() != 0 {
 		t.Fatalf("rows %d, file requests %d", res.Rows, e.sim.Stats.Recordings.FileRequests.Load())
 	}
+}
+
+// TestRecordingsWindowsSideBySide: a window's files are copied while the
+// window before it is still in hand (issue 29's throughput: no file waits
+// for another window's last file, its Sync, its call-history read or its
+// rows). The oldest recording's file (the first window's) is held until a
+// file of a later window is asked for: a window copied only once the one
+// before is finished never asks, and the file is let go after a minute,
+// the case failed. Every recording is then stored once, its row once.
+func TestRecordingsWindowsSideBySide(t *testing.T) {
+	t.Parallel()
+	var held, later atomic.Pointer[string]
+	var timedOut atomic.Bool
+	release := make(chan struct{})
+	var once sync.Once
+	front := func(sim *pbxsim.Sim, w http.ResponseWriter, r *http.Request) bool {
+		p := r.URL.EscapedPath()
+		if h := held.Load(); h != nil && p == *h {
+			select {
+			case <-release:
+			case <-time.After(time.Minute):
+				timedOut.Store(true)
+			}
+		} else if l := later.Load(); l != nil && p >= *l && strings.HasPrefix(p, "/spoolview/") && !timedOut.Load() {
+			once.Do(func() { close(release) })
+		}
+		return false
+	}
+	e := recSetup(t, pbxsim.Options{Seed: 17, Calls: 200}, "csv", front)
+	recs := e.sim.Recordings()
+	slices.SortFunc(recs, func(a, b pbxsim.Recording) int { return a.Start.Compare(b.Start) })
+	// A window holds at most a page (20): the 21st recording is in a
+	// later one. File paths sort as their starts (2026/01/01/2026.01.01-…).
+	if len(recs) < 30 || recs[20].Path <= recs[0].Path {
+		t.Fatalf("%d recordings, paths %s and %s: the case needs 30 sorting by start", len(recs), recs[0].Path, recs[20].Path)
+	}
+	held.Store(&recs[0].Path)
+	later.Store(&recs[20].Path)
+	res := e.run(t)
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	if timedOut.Load() {
+		t.Fatalf("no file of a later window was asked for in a minute while the first window's oldest file was held")
+	}
+	if rr := res.Recordings; rr.Listed != len(recs) || rr.Copied != len(recs) || res.Rows != int64(len(recs)) {
+		t.Fatalf("result %+v, rows %d; want %d copied", rr, res.Rows, len(recs))
+	}
+	e.checkStore(t)
 }

@@ -187,6 +187,16 @@ func (rc *recCursor) fresh(l *recList, rows []record.Row, clash func(row record.
 	return out, infos
 }
 
+// claim marks the keys of a window's fresh rows as taken this run, as
+// soon as the window is read: the next window's fresh, read while this
+// one's files are copied (recPipe), knows them. took marks them again with
+// the key a row ends with (a clash the copier found changes it).
+func (rc *recCursor) claim(rows []record.Row, infos []recInfo) {
+	for i, row := range rows {
+		rc.seen[row.Key] = row.Wall + "\x00" + infos[i].rec.Path
+	}
+}
+
 // took moves the cursor over rows whose files are stored: a row dated
 // after the horizon is kept but does not move the newest time.
 func (rc *recCursor) took(rows []record.Row, infos []recInfo) {

@@ -1,8 +1,6 @@
 package exporter
 
 import (
-	"context"
-
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/exporter/recordings"
 )
@@ -21,15 +19,13 @@ type fileSuppressor interface {
 // copied.
 const RecordingErasedReason = "a number of its call was erased on request (forget): its file is not kept"
 
-// copyUnsuppressed copies the files of the recordings of fresh (infos
-// theirs) the guard does not suppress, and returns a result per
-// row: the copy's, or, for the others, none (Pending), with suppressed
-// saying which. Its error is Copy's.
-func (e *endpointRun) copyUnsuppressed(ctx context.Context, fresh []record.Row, infos []recInfo) ([]recordings.Result, []bool, error) {
+// unsuppressed returns the recordings of fresh (infos theirs) whose files
+// the guard does not suppress, with the index in fresh of each, and which
+// rows are suppressed.
+func (e *endpointRun) unsuppressed(fresh []record.Row, infos []recInfo) (recs []recordings.Recording, idx []int, suppressed []bool) {
 	g, _ := e.x.Guard.(fileSuppressor)
-	suppressed := make([]bool, len(fresh))
-	recs := make([]recordings.Recording, 0, len(fresh))
-	var idx []int
+	suppressed = make([]bool, len(fresh))
+	recs = make([]recordings.Recording, 0, len(fresh))
 	for i := range infos {
 		if g != nil && g.SuppressesFile(e.ep, fresh[i]) {
 			suppressed[i] = true
@@ -38,13 +34,7 @@ func (e *endpointRun) copyUnsuppressed(ctx context.Context, fresh []record.Row, 
 		recs = append(recs, infos[i].rec)
 		idx = append(idx, i)
 	}
-	results, cnt, err := e.x.Recordings.Copy(ctx, recs)
-	e.res.Recordings.add(recs, results, cnt)
-	all := make([]recordings.Result, len(fresh))
-	for j, i := range idx {
-		all[i] = results[j]
-	}
-	return all, suppressed, err
+	return recs, idx, suppressed
 }
 
 // markErased sets a suppressed recording's row as erased, as forget

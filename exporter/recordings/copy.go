@@ -124,16 +124,44 @@ type Counts struct {
 
 // Copier copies batches of recordings from Spool to Store. Its fields are
 // read-only once in use; Copy is safe for concurrent use on batches that
-// do not share a recording.
+// do not share a recording, and the batches copied at once share its
+// Concurrency: the exporter starts a window's batch while the one before
+// finishes, so that no copy waits for another batch's last file, its
+// Sync or its rows.
 type Copier struct {
 	Spool *Spool
 	Store Store
 	// PBX is the PBX's id in configuration, the first part of every
 	// stored name.
 	PBX string
-	// Concurrency is how many files are copied at once (default 4).
+	// Concurrency is how many files are copied at once (default 4), in
+	// all the batches being copied.
 	Concurrency int
 	Log         *slog.Logger
+
+	slotsOnce sync.Once
+	slots     chan struct{} // one per file being copied, of every batch
+}
+
+// slot takes one of the Concurrency places of a file being copied, in
+// whichever batch: false when ctx ended first. release gives it back.
+func (c *Copier) slot(ctx context.Context) bool {
+	c.slotsOnce.Do(func() { c.slots = make(chan struct{}, c.concurrency()) })
+	select {
+	case c.slots <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (c *Copier) release() { <-c.slots }
+
+func (c *Copier) concurrency() int {
+	if c.Concurrency <= 0 {
+		return 4
+	}
+	return c.Concurrency
 }
 
 // Copy copies recs, at most Concurrency at once, and returns their results
@@ -175,20 +203,20 @@ func (c *Copier) Copy(ctx context.Context, recs []Recording) ([]Result, Counts, 
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	n := c.Concurrency
-	if n <= 0 {
-		n = 4
-	}
 	jobs := make(chan int)
 	var wg sync.WaitGroup
 	var once sync.Once
 	var failure error
-	for range min(n, max(len(work), 1)) {
+	for range min(c.concurrency(), max(len(work), 1)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range jobs {
+				if !c.slot(ctx) {
+					continue // cancelled: Pending, the batch's error says why
+				}
 				res, err := c.copyOne(ctx, recs[i], results[i].Name)
+				c.release()
 				results[i] = res
 				if err != nil {
 					once.Do(func() {
