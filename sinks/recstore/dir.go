@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/wildix-export/wildix-export/internal/safefile"
 )
@@ -142,8 +143,28 @@ func (d *Dir) Put(ctx context.Context, name string, r io.Reader, want Want) (Obj
 // every folder holding one, up to the store's root, once each, so that a
 // rename into it, or its creation, survives a power cut. A name found
 // stored needs it too: a run killed after its rename, before its Sync,
-// left it in the page cache only. Safe for concurrent use.
+// left it in the page cache only. The folders are synced side by side
+// (syncAtOnce): each sync of a folder waits for the disk's cache flush,
+// and a batch's end waits for them all (5 folders for a new day: 5-10 ms
+// each on a loaded disk, one after another). Safe for concurrent use.
 func (d *Dir) Sync(ctx context.Context, names []string) error {
+	var dirs []string
+	done := map[string]bool{}
+	for _, name := range names {
+		if err := checkName(name); err != nil {
+			return err
+		}
+		for dir := filepath.Dir(filepath.FromSlash(name)); !done[dir]; dir = filepath.Dir(dir) {
+			done[dir] = true
+			dirs = append(dirs, dir)
+			if dir == "." {
+				break
+			}
+		}
+	}
+	if len(dirs) == 0 {
+		return nil
+	}
 	root, err := d.open()
 	if err != nil {
 		return fmt.Errorf("sync: %w", err)
@@ -153,26 +174,37 @@ func (d *Dir) Sync(ctx context.Context, names []string) error {
 	if syncDir == nil {
 		syncDir = safefile.SyncDirIn
 	}
-	done := map[string]bool{}
-	for _, name := range names {
-		if err := checkName(name); err != nil {
+	errs := make([]error, len(dirs))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(syncAtOnce, len(dirs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := ctx.Err(); err != nil {
+					errs[i] = fmt.Errorf("sync %s: %w", dirs[i], err)
+				} else if err := syncDir(root, dirs[i]); err != nil {
+					errs[i] = fmt.Errorf("sync: %w", err)
+				}
+			}
+		}()
+	}
+	for i := range dirs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
 			return err
-		}
-		for dir := filepath.Dir(filepath.FromSlash(name)); !done[dir]; dir = filepath.Dir(dir) {
-			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("sync %s: %w", name, err)
-			}
-			if err := syncDir(root, dir); err != nil {
-				return fmt.Errorf("sync %s: %w", name, err)
-			}
-			done[dir] = true
-			if dir == "." {
-				break
-			}
 		}
 	}
 	return nil
 }
+
+// syncAtOnce is how many folders a Sync syncs at once.
+const syncAtOnce = 8
 
 // Stat returns the file stored under name, its sha256 computed by reading
 // it (a local read, cheaper than fetching it again from the PBX). An

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -324,8 +325,11 @@ func TestDirSyncWalksUpToTheRoot(t *testing.T) {
 				}
 			}
 			var synced []string
+			var mu sync.Mutex // the folders are synced side by side
 			d.syncDir = func(root *os.Root, dir string) error {
+				mu.Lock()
 				synced = append(synced, filepath.ToSlash(dir))
+				mu.Unlock()
 				return safefile.SyncDirIn(root, dir)
 			}
 			if err := d.Sync(ctx, c.batch); err != nil {
@@ -336,5 +340,46 @@ func TestDirSyncWalksUpToTheRoot(t *testing.T) {
 				t.Errorf("Sync of %q synced the folders %q; want each of %q once", c.batch, synced, want)
 			}
 		})
+	}
+}
+
+// TestDirSyncSideBySide: Sync syncs a batch's folders side by side, not
+// one after another (each waits for the disk's cache flush, and the end
+// of a batch for them all): every folder's sync is held until all five of
+// a new day's have begun. Synced one at a time, the first is let go only
+// after 20 seconds, and the case fails.
+func TestDirSyncSideBySide(t *testing.T) {
+	t.Parallel()
+	f, _ := dirFixture(t, DirOptions{})
+	d := f.st.(*Dir)
+	ctx := context.Background()
+	name := testName(t, "rec-1")
+	if _, err := d.Put(ctx, name, content(1, 100), Want{}); err != nil {
+		t.Fatal(err)
+	}
+	const folders = 5 // day, month, year, PBX, the root
+	var mu sync.Mutex
+	began, late := 0, false
+	all := make(chan struct{})
+	d.syncDir = func(root *os.Root, dir string) error {
+		mu.Lock()
+		if began++; began == folders {
+			close(all)
+		}
+		mu.Unlock()
+		select {
+		case <-all:
+		case <-time.After(20 * time.Second):
+			mu.Lock()
+			late = true
+			mu.Unlock()
+		}
+		return safefile.SyncDirIn(root, dir)
+	}
+	if err := d.Sync(ctx, []string{name}); err != nil {
+		t.Fatalf("Sync = %v", err)
+	}
+	if late || began != folders {
+		t.Errorf("Sync began %d folder syncs, one waiting 20 s for the others (%v); want the %d side by side", began, late, folders)
 	}
 }
