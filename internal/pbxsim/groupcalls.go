@@ -170,6 +170,17 @@ func (s *Sim) groupPlan(first int64, h uint64) *plan {
 			ring(g2, g.timeout, draw(1, 30), Answered, draw(20, 300), draw(0, 3)).Scenario = "overflowed from another group, answered"
 		}
 	}
+	s.placePlan(p, first, h)
+	if s.opt.GroupFields.Malformed {
+		p.spoil(splitmix64(h ^ 0x3c6ef372fe94f82b))
+	}
+	return p
+}
+
+// placePlan places p's legs on the block's last ids, in the order they
+// end, and its call in time (see groupPlan), and gives its truths their
+// ids and offer times.
+func (s *Sim) placePlan(p *plan, first int64, h uint64) {
 	if len(p.legs) > legsBlock-1 {
 		panic(fmt.Sprintf("pbxsim: a group call of %d legs: a block holds %d", len(p.legs), legsBlock-1))
 	}
@@ -188,10 +199,6 @@ func (s *Sim) groupPlan(first int64, h uint64) *plan {
 			}
 		}
 	}
-	if s.opt.GroupFields.Malformed {
-		p.spoil(splitmix64(h ^ 0x3c6ef372fe94f82b))
-	}
-	return p
 }
 
 // ring adds the legs of group g ringing from offset at for wait seconds,
