@@ -196,7 +196,10 @@ func (s *Sim) call(id int64) Call {
 	return c
 }
 
-// single generates record id as a call of one leg.
+// single generates record id as a call of one leg. It is one function
+// (72 lines) on purpose: each draw's hash seeds the next (h to h5), and
+// read in one place the order of the draws, which every seeded test's
+// data depends on, is plain.
 func (s *Sim) single(id int64) Call {
 	h := splitmix64(uint64(s.opt.Seed)*0x100000001b3 ^ uint64(id))
 	gap := int64(s.opt.CallGap / time.Second)
@@ -419,6 +422,12 @@ func (s *Sim) buildCallRecord(id int64) record {
 		{"cost", c.Cost},
 		{"faxdata", ""},
 	}
+	return s.callRecordOptions(r, id, c)
+}
+
+// callRecordOptions is record r of call id, c, as Options shape it: numbers
+// in other forms, fields spoilt, the group fields and the optional ones.
+func (s *Sim) callRecordOptions(r record, id int64, c Call) record {
 	if s.opt.NumberForms {
 		for _, i := range []int{8, 9, 10, 12} { // src, dst, from_number, to_number
 			r[i].v = NumberForm(r[i].v.(string), splitmix64(uint64(id)*8+uint64(i)))
