@@ -111,8 +111,14 @@ func (s *Sim) indexed(q query, lo, hi int64, del []int64) ([]int64, bool) {
 			list = append(list, id-1)
 		}
 	}
-	// As sortList orders: by the key, descending if asked, ties by
-	// position.
+	sortIndexed(list, q, nums)
+	return list, true
+}
+
+// sortIndexed orders indexed's list (positions, id-1) as sortList does:
+// by the key, descending if asked, ties by position; nums are the
+// starts as numbers, by id.
+func sortIndexed(list []int64, q query, nums []int64) {
 	desc := q.dir == "DESC"
 	switch {
 	case q.sort == "id" && desc:
@@ -129,5 +135,4 @@ func (s *Sim) indexed(q query, lo, hi int64, del []int64) ([]int64, bool) {
 			return c
 		})
 	}
-	return list, true
 }
