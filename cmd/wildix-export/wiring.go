@@ -267,29 +267,10 @@ func (a *app) export(ctx context.Context, st *started, m *metrics, do func(ctx c
 		return err
 	}
 	defer unlock()
-	// The rule is checked again under the lock, and stored only with the
-	// run's first commit: a run failing before it leaves it as it was.
-	// The commits a crash left are completed first, as a pending one's
-	// rule may be discarded with it.
-	if r, ok := st.sink.Sink.(interface {
-		Recover(ctx context.Context, pbx string) error
-	}); ok {
-		if err := r.Recover(ctx, a.cfg.PBXID); err != nil {
-			return err
-		}
-	}
-	rule, err := a.privacyRule(ctx, st.sink, st.guard)
+	limitChanged, err := a.checkUnderLock(ctx, st)
 	if err != nil {
 		return err
 	}
-	limitChanged, err := a.retentionLimit(ctx, st.sink)
-	if err != nil {
-		return err
-	}
-	if err := a.loadSuppression(ctx, st); err != nil {
-		return err
-	}
-	a.pendPrivacy(st.sink, rule)
 	if a.beforeRun != nil {
 		a.beforeRun()
 	}
@@ -318,6 +299,34 @@ func (a *app) export(ctx context.Context, st *started, m *metrics, do func(ctx c
 	default:
 		return fmt.Errorf("%w: %w", errQuiet, err)
 	}
+}
+
+// checkUnderLock is what export checks and loads once it holds the
+// PBX's lock: the privacy rule (checked again under the lock, and stored
+// only with the run's first commit: a run failing before it leaves it as
+// it was), the retention limit (limitChanged is retentionLimit's), and
+// the suppression list. The commits a crash left are completed first, as
+// a pending one's rule may be discarded with it.
+func (a *app) checkUnderLock(ctx context.Context, st *started) (limitChanged string, err error) {
+	if r, ok := st.sink.Sink.(interface {
+		Recover(ctx context.Context, pbx string) error
+	}); ok {
+		if err := r.Recover(ctx, a.cfg.PBXID); err != nil {
+			return "", err
+		}
+	}
+	rule, err := a.privacyRule(ctx, st.sink, st.guard)
+	if err != nil {
+		return "", err
+	}
+	if limitChanged, err = a.retentionLimit(ctx, st.sink); err != nil {
+		return "", err
+	}
+	if err := a.loadSuppression(ctx, st); err != nil {
+		return "", err
+	}
+	a.pendPrivacy(st.sink, rule)
+	return limitChanged, nil
 }
 
 // safely runs one export, turning a panic into an error (logged with its
