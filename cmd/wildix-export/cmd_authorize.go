@@ -10,8 +10,8 @@ import (
 	"github.com/wildix-export/wildix-export/config"
 )
 
-func cmdAuthorize(ctx context.Context, a *app, args []string) error {
-	fs := a.flags("authorize", "[flags]", `Authorize wildix-export once with the PBX's OAuth 2.0 authorization-code flow
+// authorizeHelp is what `wildix-export authorize --help` says above the flags.
+const authorizeHelp = `Authorize wildix-export once with the PBX's OAuth 2.0 authorization-code flow
 and store the token (WILDIX_TOKEN_FILE, or the database with EXPORT_SINK=postgres).
 
 With a loopback WILDIX_REDIRECT_URL (http://127.0.0.1:PORT/...), it listens for
@@ -22,7 +22,10 @@ landed on.
 In two steps, from anywhere sharing the token store (a pod, a container, another
 machine): 'authorize --print-url' saves the authorization in progress in the
 store, prints the address and exits; open it, approve, and within 10 minutes run
-'authorize --redirect-url <the address the browser landed on>'.`)
+'authorize --redirect-url <the address the browser landed on>'.`
+
+func cmdAuthorize(ctx context.Context, a *app, args []string) error {
+	fs := a.flags("authorize", "[flags]", authorizeHelp)
 	landed := fs.String("redirect-url", "", "finish the authorization in progress with the address the browser landed on (or the code alone)")
 	printURL := fs.Bool("print-url", false, "start an authorization, print its address and exit without waiting (finish with --redirect-url)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "how long to wait for the browser")
@@ -65,15 +68,7 @@ store, prints the address and exits; open it, approve, and within 10 minutes run
 		Timeout: *timeout, OpenBrowser: !*noBrowser, Log: a.log,
 	}
 	if *printURL {
-		p, authURL, err := auth.BeginAuthorize(ctx, o)
-		if err != nil {
-			return fmt.Errorf("authorize: %w", err)
-		}
-		fmt.Fprintln(a.stdout, authURL)
-		fmt.Fprintf(a.stderr, "Open the address above in a browser and approve the application. The browser then lands on\n%s?code=...\n"+
-			"Before %s, finish from any machine sharing the token store (%s) with:\n  wildix-export authorize --redirect-url '<the whole address the browser landed on>'\n",
-			p.RedirectURI, p.Expires.Local().Format(time.RFC3339), where)
-		return nil
+		return a.beginAuthorize(ctx, o, where)
 	}
 	rec, err := auth.Authorize(ctx, o)
 	if err != nil {
@@ -81,5 +76,20 @@ store, prints the address and exits; open it, approve, and within 10 minutes run
 	}
 	fmt.Fprintf(a.stderr, "Authorized. Token for PBX %s stored in %s (expires %s, refreshed automatically).\nNext: wildix-export check, then wildix-export run --once\n",
 		a.cfg.PBXID, where, rec.Expiry.Local().Format(time.RFC3339))
+	return nil
+}
+
+// beginAuthorize is authorize --print-url: the authorization in progress
+// saved in the token store (where names it), its address printed, and
+// how to finish it.
+func (a *app) beginAuthorize(ctx context.Context, o auth.AuthorizeOptions, where string) error {
+	p, authURL, err := auth.BeginAuthorize(ctx, o)
+	if err != nil {
+		return fmt.Errorf("authorize: %w", err)
+	}
+	fmt.Fprintln(a.stdout, authURL)
+	fmt.Fprintf(a.stderr, "Open the address above in a browser and approve the application. The browser then lands on\n%s?code=...\n"+
+		"Before %s, finish from any machine sharing the token store (%s) with:\n  wildix-export authorize --redirect-url '<the whole address the browser landed on>'\n",
+		p.RedirectURI, p.Expires.Local().Format(time.RFC3339), where)
 	return nil
 }

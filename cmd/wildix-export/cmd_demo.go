@@ -20,15 +20,18 @@ import (
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 )
 
-func cmdDemo(ctx context.Context, a *app, args []string) error {
-	fs := a.flags("demo", "[flags]", `Run the whole export against a built-in PBX simulator, with no PBX and no
+// demoHelp is what `wildix-export demo --help` says above the flags.
+const demoHelp = `Run the whole export against a built-in PBX simulator, with no PBX and no
 database: start the simulator on a loopback port, authorize through the real
 OAuth 2.0 code flow (playing the browser's part), and export every built-in
 endpoint to the CSV sink (EXPORT_CSV_DIR, default ./export), or to PostgreSQL
 when EXPORT_SINK=postgres. Call recordings are copied too: to the store
 EXPORT_RECORDINGS_STORE names, else into a folder beside the CSV folder
 (./export-recordings), or a new temporary folder (PostgreSQL, a read-only
-disk); the demo prints where.`)
+disk); the demo prints where.`
+
+func cmdDemo(ctx context.Context, a *app, args []string) error {
+	fs := a.flags("demo", "[flags]", demoHelp)
 	calls := fs.Int64("calls", 20000, "call records on the simulated PBX")
 	recEvery := fs.Int("recordings", 100, "one answered call in this many has a recording (0: none)")
 	zoneName := fs.String("pbx-timezone", "Europe/Rome", "the simulated PBX's time zone")

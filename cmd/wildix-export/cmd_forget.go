@@ -56,6 +56,7 @@ number, and the export reads them again (and writes them erased) for as long as 
 there. To erase them at the source, delete them on the PBX, or ask the PBX's administrator,
 your Wildix partner or Wildix support to.`
 
+// forgetHelp is what `wildix-export forget --help` says above the flags.
 const forgetHelp = `Erase one phone number everywhere the sink holds it, on a person's request (GDPR
 erasure): every table (typed columns, raw, extra, the quarantine, the ledger's
 errors, the states) or every CSV file, and the recordings stored of calls with it.

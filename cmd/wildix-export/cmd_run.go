@@ -14,14 +14,17 @@ import (
 	"github.com/wildix-export/wildix-export/sinks"
 )
 
-func cmdRun(ctx context.Context, a *app, args []string) error {
-	fs := a.flags("run", "[--once] [--now] [--endpoints a,b] [--force]", `Export the configured endpoints: incremental ones (call history) from their
+// runHelp is what `wildix-export run --help` says above the flags.
+const runHelp = `Export the configured endpoints: incremental ones (call history) from their
 cursor, snapshots (colleagues, phonebooks, ...) whole, and, with a recordings
 store (EXPORT_RECORDINGS_STORE), every call recording's file copied to it.
 
 Without --once, run as a worker on EXPORT_SCHEDULE until SIGTERM: a run still
 going when the next is due is skipped, never stacked. With --once, export
-once and exit (for cron, Kubernetes CronJobs and other schedulers).`)
+once and exit (for cron, Kubernetes CronJobs and other schedulers).`
+
+func cmdRun(ctx context.Context, a *app, args []string) error {
+	fs := a.flags("run", "[--once] [--now] [--endpoints a,b] [--force]", runHelp)
 	once := fs.Bool("once", false, "export once and exit")
 	now := fs.Bool("now", false, "worker: also export once at start")
 	eps := fs.String("endpoints", "", "comma list of endpoints (default EXPORT_ENDPOINTS, else all; recordings only with a store)")
