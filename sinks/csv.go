@@ -1013,11 +1013,11 @@ func (b *csvBatch) Commit(_ context.Context, state []byte, _ exporter.Progress) 
 // decide makes the data durable and writes the pending record that decides
 // the commit; what is left (the renames, the state) recover completes.
 //
-// It stays one function (92 lines) for the same reason as recoverPath: the
-// durable steps (data synced and closed, rewrites written, then the one
-// pending record) are the commit protocol's order, read top to bottom.
-// Splitting the data file's finish from the record's making is the first
-// cut when it grows again.
+// It stays one function (74 lines) for the same reason as recoverPath:
+// the durable steps (data synced and closed, rewrites written, then the
+// one pending record) are the commit protocol's order, read top to
+// bottom. The data file's finish (tmpData.finish) and its manifest are
+// their own functions.
 func (b *csvBatch) decide(state []byte) error {
 	s := b.sink
 	if b.keys != nil && b.info.Window != nil {
@@ -1065,30 +1065,7 @@ func (b *csvBatch) decide(state []byte) error {
 		p.Folder, p.Tmp, p.Final = b.info.Endpoint.Name, filepath.Base(b.tmp), filepath.Base(b.final)
 		p.File = p.Final
 		p.SHA256 = sha
-		m := map[string]any{
-			"file": filepath.Base(b.final), "rows": b.rows, "bytes": size, "sha256": p.SHA256,
-			"pbx": b.info.PBX, "endpoint": b.info.Endpoint.Name, "run_id": b.info.RunID, "batch": b.info.Seq,
-			"snapshot": b.info.Snapshot, "state_key": b.info.StateKey, "state": json.RawMessage(state),
-			"columns": append(columnNames(b.info.Endpoint), "extra"), "gzip": b.data.gz != nil,
-			"created_at": nowUTC(),
-		}
-		if b.info.Window != nil {
-			m["window"] = map[string]string{"from": b.info.Window.From, "to": b.info.Window.To, "time": "PBX-local, from inclusive, to exclusive"}
-		}
-		if b.keys != nil {
-			// What the key index did: rows another file holds unchanged
-			// (not written), rows changed on the PBX updated in the file
-			// holding them (not written here), rows taken from other files.
-			m["rows_held_elsewhere"] = b.keys.nSkip
-			m["rows_updated_elsewhere"] = b.keys.nUpd
-			m["rows_taken_from_other_files"] = b.keys.nMoved
-			if b.info.Window != nil {
-				// Rows of the window's earlier file that this read did
-				// not return (deleted on the PBX since): kept.
-				m["rows_not_sent_again"] = b.keys.kept
-			}
-		}
-		p.Manifest, _ = json.MarshalIndent(m, "", "  ")
+		p.Manifest = b.manifest(state, sha, size)
 	} else {
 		os.Remove(b.tmp)
 	}
@@ -1114,6 +1091,36 @@ func (b *csvBatch) decide(state []byte) error {
 	}
 	b.done = true
 	return nil
+}
+
+// manifest is the manifest of the batch's file, whose content has the
+// sha256 sha and size bytes, committed with state.
+func (b *csvBatch) manifest(state []byte, sha string, size int64) []byte {
+	m := map[string]any{
+		"file": filepath.Base(b.final), "rows": b.rows, "bytes": size, "sha256": sha,
+		"pbx": b.info.PBX, "endpoint": b.info.Endpoint.Name, "run_id": b.info.RunID, "batch": b.info.Seq,
+		"snapshot": b.info.Snapshot, "state_key": b.info.StateKey, "state": json.RawMessage(state),
+		"columns": append(columnNames(b.info.Endpoint), "extra"), "gzip": b.data.gz != nil,
+		"created_at": nowUTC(),
+	}
+	if b.info.Window != nil {
+		m["window"] = map[string]string{"from": b.info.Window.From, "to": b.info.Window.To, "time": "PBX-local, from inclusive, to exclusive"}
+	}
+	if b.keys != nil {
+		// What the key index did: rows another file holds unchanged
+		// (not written), rows changed on the PBX updated in the file
+		// holding them (not written here), rows taken from other files.
+		m["rows_held_elsewhere"] = b.keys.nSkip
+		m["rows_updated_elsewhere"] = b.keys.nUpd
+		m["rows_taken_from_other_files"] = b.keys.nMoved
+		if b.info.Window != nil {
+			// Rows of the window's earlier file that this read did
+			// not return (deleted on the PBX since): kept.
+			m["rows_not_sent_again"] = b.keys.kept
+		}
+	}
+	man, _ := json.MarshalIndent(m, "", "  ")
+	return man
 }
 
 // replace adds to the commit the files rewritten (rows updated in place,
