@@ -106,10 +106,10 @@ func directCopyExactlyWhereSafe(t *testing.T, chunk int) {
 	}
 }
 
-// TestDirectCopyMeetingAnExistingKeyFallsBack: direct copies forced onto
-// keys already in the table are undone and merged; the run ends exact.
-func TestDirectCopyMeetingAnExistingKeyFallsBack(t *testing.T) {
-	t.Parallel()
+// exportedRewound exports 1500 calls' history into a schema of its own,
+// then puts its cursor back to 500: the next run reads 501.. again.
+func exportedRewound(t *testing.T) (*Postgres, *pgxpool.Pool, *simtest.Fixture, *exporter.Exporter, []record.Endpoint) {
+	t.Helper()
 	p, pool := newPostgres(t)
 	f := simtest.New(t, pbxsim.Options{Calls: 1500, CallsStart: time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC), CallGap: time.Minute})
 	x := newExporter(t, f, p)
@@ -118,15 +118,24 @@ func TestDirectCopyMeetingAnExistingKeyFallsBack(t *testing.T) {
 	if err := x.Run(ctx, exporter.NewRunID(time.Now()), "once", eps).Err(); err != nil {
 		t.Fatal(err)
 	}
-	// The cursor goes back to 500, and the sink believes no key exists.
 	tag, err := pool.Exec(ctx, `UPDATE export_state SET state = jsonb_set(state, '{cursor}', '500') WHERE pbx = $1 AND key = 'call_history'`, x.PBX)
 	if err != nil || tag.RowsAffected() != 1 {
 		t.Fatalf("reset the cursor: %v (%d rows)", err, tag.RowsAffected())
 	}
-	// The rows above the cursor are made stale, so that only a merge that
-	// really rewrites them (not a fallback that drops the rows of the
-	// colliding COPY) leaves the table equal to the PBX's truth.
-	tag, err = pool.Exec(ctx, `UPDATE call_history SET from_name = 'stale', disposition = 'STALE' WHERE pbx = $1 AND id > 500`, x.PBX)
+	return p, pool, f, x, eps
+}
+
+// TestDirectCopyMeetingAnExistingKeyFallsBack: direct copies forced onto
+// keys already in the table are undone and merged; the run ends exact.
+func TestDirectCopyMeetingAnExistingKeyFallsBack(t *testing.T) {
+	t.Parallel()
+	p, pool, f, x, eps := exportedRewound(t)
+	ctx := context.Background()
+	// The sink believes no key exists. The rows above the cursor are made
+	// stale, so that only a merge that really rewrites them (not a
+	// fallback that drops the rows of the colliding COPY) leaves the table
+	// equal to the PBX's truth.
+	tag, err := pool.Exec(ctx, `UPDATE call_history SET from_name = 'stale', disposition = 'STALE' WHERE pbx = $1 AND id > 500`, x.PBX)
 	if err != nil || tag.RowsAffected() != 1000 {
 		t.Fatalf("make rows stale: %v (%d rows)", err, tag.RowsAffected())
 	}
@@ -151,24 +160,14 @@ func TestDirectCopyMeetingAnExistingKeyFallsBack(t *testing.T) {
 // chunks already copied stay, and the table ends equal to the PBX.
 func TestDirectCopyFallbackInALaterChunk(t *testing.T) {
 	t.Parallel()
-	p, pool := newPostgres(t)
-	f := simtest.New(t, pbxsim.Options{Calls: 1500, CallsStart: time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC), CallGap: time.Minute})
-	x := newExporter(t, f, p)
+	p, pool, f, x, eps := exportedRewound(t)
 	ctx := context.Background()
-	eps := record.Builtin()[:1]
-	if err := x.Run(ctx, exporter.NewRunID(time.Now()), "once", eps).Err(); err != nil {
-		t.Fatal(err)
-	}
-	// The cursor goes back to 500; rows 501..1000 are gone from the table
-	// (they can go direct), rows 1001..1500 are there, made stale.
-	tag, err := pool.Exec(ctx, `UPDATE export_state SET state = jsonb_set(state, '{cursor}', '500') WHERE pbx = $1 AND key = 'call_history'`, x.PBX)
-	if err != nil || tag.RowsAffected() != 1 {
-		t.Fatalf("reset the cursor: %v (%d rows)", err, tag.RowsAffected())
-	}
-	if tag, err = pool.Exec(ctx, `DELETE FROM call_history WHERE pbx = $1 AND id BETWEEN 501 AND 1000`, x.PBX); err != nil || tag.RowsAffected() != 500 {
+	// Rows 501..1000 are gone from the table (they can go direct), rows
+	// 1001..1500 are there, made stale.
+	if tag, err := pool.Exec(ctx, `DELETE FROM call_history WHERE pbx = $1 AND id BETWEEN 501 AND 1000`, x.PBX); err != nil || tag.RowsAffected() != 500 {
 		t.Fatalf("delete rows: %v (%d rows)", err, tag.RowsAffected())
 	}
-	if tag, err = pool.Exec(ctx, `UPDATE call_history SET from_name = 'stale', disposition = 'STALE' WHERE pbx = $1 AND id > 1000`, x.PBX); err != nil || tag.RowsAffected() != 500 {
+	if tag, err := pool.Exec(ctx, `UPDATE call_history SET from_name = 'stale', disposition = 'STALE' WHERE pbx = $1 AND id > 1000`, x.PBX); err != nil || tag.RowsAffected() != 500 {
 		t.Fatalf("make rows stale: %v (%d rows)", err, tag.RowsAffected())
 	}
 	p.forceDirect = true
