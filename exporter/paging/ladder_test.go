@@ -107,6 +107,14 @@ func (t tally) wrong(sim *pbxsim.Sim, lo, hi int64) string {
 	return fmt.Sprintf("keys twice or never on the PBX %v; missing %v", twice, missing)
 }
 
+// count counts rows' keys in t: a read's hand-over.
+func (t tally) count(rows []record.Row) error {
+	for _, row := range rows {
+		t[row.Cursor]++
+	}
+	return nil
+}
+
 // notOnce is how many calls start in [from, to) (wall times as the PBX
 // sends them), and those of them t does not hold once.
 func (t tally) notOnce(sim *pbxsim.Sim, from, to string) (want int, wrong []int64) {

@@ -68,12 +68,7 @@ func TestTimeWindows(t *testing.T) {
 			}
 			from, to := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 1, 1, 1, 0, 0, 0, time.UTC)
 			got := tally{}
-			err := (&TimeWindows{Reader: rd}).Read(context.Background(), from, to, func(rows []record.Row) error {
-				for _, row := range rows {
-					got[row.Cursor]++
-				}
-				return nil
-			})
+			err := (&TimeWindows{Reader: rd}).Read(context.Background(), from, to, got.count)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err = %v, want one saying %q", err, tc.err)
@@ -122,12 +117,7 @@ func TestTimeWindowsLeaveOutTheUnsettled(t *testing.T) {
 			from, to := wall("2026-01-01 01:00:00"), wall("2026-01-01 05:00:00")
 			gap := Gap{From: wall("2026-01-01 02:30:00"), To: wall("2026-01-01 03:00:00")}
 			got := tally{}
-			err := (&TimeWindows{Reader: rd, Unsettled: gap}).Read(context.Background(), from, to, func(rows []record.Row) error {
-				for _, row := range rows {
-					got[row.Cursor]++
-				}
-				return nil
-			})
+			err := (&TimeWindows{Reader: rd, Unsettled: gap}).Read(context.Background(), from, to, got.count)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -271,12 +261,7 @@ func TestTimeWindowsOneSecondRange(t *testing.T) {
 		rd.MaxPages = 100
 		a, _ := time.Parse(record.WallLayout, second)
 		got := tally{}
-		err := (&TimeWindows{Reader: rd}).Read(context.Background(), a, a.Add(time.Second), func(rows []record.Row) error {
-			for _, row := range rows {
-				got[row.Cursor]++
-			}
-			return nil
-		})
+		err := (&TimeWindows{Reader: rd}).Read(context.Background(), a, a.Add(time.Second), got.count)
 		if err != nil {
 			t.Fatalf("the second %s holding %d calls: %v", second, calls, err)
 		}
@@ -333,9 +318,7 @@ func TestTimeWindowsPiecesSideBySide(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := tally{}
-	for _, row := range rows {
-		got[row.Cursor]++
-	}
+	got.count(rows)
 	want, wrong := got.notOnce(sim, "2026-01-01 01:00:00", "2026-01-01 02:00:00")
 	if len(wrong) > 0 || len(got) != want || want <= 10 {
 		t.Fatalf("%d calls read, the hour holds %d (more than a page: %v); read other than once: %v", len(got), want, want > 10, wrong)
@@ -407,12 +390,7 @@ func TestTimeWindowsConvertOutsideTheSlot(t *testing.T) {
 		return convert(raws)
 	}
 	got := tally{}
-	err := (&TimeWindows{Reader: rd}).Read(context.Background(), wall("2026-01-01 00:00:00"), wall("2026-01-01 04:00:00"), func(rows []record.Row) error {
-		for _, row := range rows {
-			got[row.Cursor]++
-		}
-		return nil
-	})
+	err := (&TimeWindows{Reader: rd}).Read(context.Background(), wall("2026-01-01 00:00:00"), wall("2026-01-01 04:00:00"), got.count)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -452,12 +430,7 @@ func TestTimeWindowsBusySecondAlone(t *testing.T) {
 			rd := newReader(log, 2, 4)
 			a, _ := time.Parse(record.WallLayout, second)
 			got := tally{}
-			err := (&TimeWindows{Reader: rd}).Read(context.Background(), a, a.Add(time.Second), func(rows []record.Row) error {
-				for _, row := range rows {
-					got[row.Cursor]++
-				}
-				return nil
-			})
+			err := (&TimeWindows{Reader: rd}).Read(context.Background(), a, a.Add(time.Second), got.count)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -528,12 +501,7 @@ func TestTimeWindowsFromExclusive(t *testing.T) {
 				rd.Note = func(s string) { mu.Lock(); notes = append(notes, s); mu.Unlock() }
 				from, to := wall("2026-01-01 00:00:00"), wall("2026-01-01 04:00:00")
 				got := tally{}
-				err := (&TimeWindows{Reader: rd, Unsettled: tc.gap}).Read(context.Background(), from, to, func(rows []record.Row) error {
-					for _, row := range rows {
-						got[row.Cursor]++
-					}
-					return nil
-				})
+				err := (&TimeWindows{Reader: rd, Unsettled: tc.gap}).Read(context.Background(), from, to, got.count)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -641,12 +609,7 @@ func TestTimeWindowsBusySecondChecks(t *testing.T) {
 			rd.MaxPages = 500
 			a, _ := time.Parse(record.WallLayout, second)
 			got := tally{}
-			err := (&TimeWindows{Reader: rd}).Read(context.Background(), a, a.Add(time.Second), func(rows []record.Row) error {
-				for _, row := range rows {
-					got[row.Cursor]++
-				}
-				return nil
-			})
+			err := (&TimeWindows{Reader: rd}).Read(context.Background(), a, a.Add(time.Second), got.count)
 			if len(ol.deleted) == 0 && !tc.ignoreStart {
 				t.Fatal("nothing deleted during a read by offset: the case proves nothing")
 			}
