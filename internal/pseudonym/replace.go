@@ -95,7 +95,7 @@ func wideSpans(t *text, match func(v string) bool) []span {
 	var run []group // the digit groups of the current run
 	flush := func() {
 		for i := 0; i < len(run); {
-			j := spanMatch(s, run, i, match)
+			j := t.spanMatch(run, i, match)
 			if j < 0 {
 				i++
 				continue
@@ -172,11 +172,12 @@ type group struct{ start, end int }
 
 // spanMatch returns the last group j of the longest span run[i..j] that
 // match claims, or -1.
-func spanMatch(s string, run []group, i int, match func(string) bool) int {
+func (t *text) spanMatch(run []group, i int, match func(string) bool) int {
+	s := t.s
 	first := s[run[0].start:run[0].end]
 	runIntl := run[0].start > 0 && s[run[0].start-1] == '+' || strings.HasPrefix(first, "00")
 	own00 := strings.HasPrefix(s[run[i].start:run[i].end], "00")
-	if i > 0 && runIntl && !own00 && digitsBefore(s, run, i) < minIntlDigits {
+	if i > 0 && runIntl && !own00 && t.digitsBefore(run, i) < minIntlDigits {
 		// The tail of an international number: it has too few digits
 		// yet to be complete, so group i cannot begin a number of its own
 		// (+49 30 1234567 holds no +30 1234567). Past that, a group may
@@ -212,9 +213,10 @@ const minIntlDigits = 8
 
 // digitsBefore is the count of digits in run's groups before group i, up
 // to minIntlDigits: counting on would read a long run once per group.
-func digitsBefore(s string, run []group, i int) int {
+func (t *text) digitsBefore(run []group, i int) int {
 	n := 0
 	for _, g := range run[:i] {
+		t.steps++
 		if n += g.end - g.start; n >= minIntlDigits {
 			break
 		}

@@ -228,11 +228,13 @@ func (t *text) numberRun(i int) (int, bool) {
 	var seps []byte     // the dash, dot or slash before each group but the first, 0 for none
 	ends := []int{}
 	n := 0
+	checked := 0 // groups before this one begin no date
 	date := func(final bool) (int, bool, bool) {
 		// A date or address beginning at group g is known once the
 		// groups it may take (at most maxDateGroups) are read.
-		for g := range groups {
+		for g := checked; g < len(groups); g++ {
 			if !final && len(groups)-g < maxDateGroups {
+				checked = g
 				break
 			}
 			if d := dateOrAddress(groups[g:], seps[g:]); d > 0 && g == 0 {
@@ -243,12 +245,12 @@ func (t *text) numberRun(i int) (int, bool) {
 		}
 		return 0, false, false
 	}
-	checked := 0 // groups before this one begin no date
 	for {
 		from := j
 		for j < len(s) && isDigit(s[j]) {
 			j++
 		}
+		t.steps += j - from + 1
 		if len(groups) == 0 {
 			intl = intl || j-from >= 3 && strings.HasPrefix(s[from:], "00")
 		}
@@ -258,7 +260,6 @@ func (t *text) numberRun(i int) (int, bool) {
 			if end, isNumber, ok := date(false); ok {
 				return end, isNumber
 			}
-			checked = len(groups) - maxDateGroups + 1
 		}
 		k, sep, ok := gap(s, j, intl)
 		if !ok {

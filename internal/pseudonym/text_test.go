@@ -122,6 +122,37 @@ func TestHexIDs(t *testing.T) {
 	}
 }
 
+// TestReadingIsLinear: reading a long text for Scrub and Replace reads
+// each byte a bounded number of times, whatever its words: a 200 KB word
+// of digits and letters took Scrub 15 s, as each digit group read its
+// whole word again. The work counted is text.steps (the word, channel
+// name, digit group and run scans), not time.
+func TestReadingIsLinear(t *testing.T) {
+	t.Parallel()
+	const size = 200_000
+	for _, unit := range []string{
+		"1a",              // one word of hex digits
+		"1x",              // one word of digits and letters
+		"12a34b",          // hex, digit groups of two
+		"1-2026-12-07-",   // a date after every number, in one run
+		"1 ",              // one run of one-digit groups
+		"+1 ",             // numbers written internationally
+		"9 2 ",            // one run of two-digit numbers
+		"001 2 ",          // one run written internationally: tails
+		"SIP/a-00123456-", // channel counters in one name
+		"0000002a-",       // hex ids
+		"12345678a",       // a number glued to a letter, in one word
+	} {
+		in := strings.Repeat(unit, size/len(unit))
+		tx := newText(in)
+		tx.numbers(func(number) {})
+		tx.matches(func(string) bool { return false })
+		if tx.steps > 20*len(in) {
+			t.Errorf("%q × %d: %d steps, more than 20 a byte", unit, size/len(unit), tx.steps)
+		}
+	}
+}
+
 // FuzzScrub checks on any text what Scrub promises: a second Scrub
 // changes nothing; no 7 digits in a row (of any script) are left but in
 // pseudonyms, hex ids and channel counters (hexID, channelCounter); and
