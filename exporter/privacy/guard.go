@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/wildix-export/wildix-export/exporter/record"
@@ -58,17 +59,91 @@ type Guard struct {
 	// before its values are pseudonymised (a list made under its own key
 	// knows the numbers in clear only).
 	Suppress Suppressor
+
+	// ext is the PBX's own long extensions and what their reading found
+	// (SetExtensions), set at each run's start: the only field written
+	// while the Guard is in use.
+	mu  sync.RWMutex
+	ext *extensions
+}
+
+// extensions is what SetExtensions gave: the set, the run notes, and the
+// notes they were added to already (once per endpoint's notes).
+type extensions struct {
+	long  map[string]bool
+	notes []RunNote
+	added map[*record.Warnings]bool
+}
+
+// RunNote is a finding of a run's start (the reading of the PBX's own
+// extensions) that the Guard adds, Count times under Kind with Example,
+// once to the notes of each endpoint whose numbers it replaces: the run
+// ledger and the log then say it where the numbers are.
+type RunNote struct {
+	Kind, Example string
+	Count         int
+}
+
+// SetExtensions sets, for the rows to come, the PBX's own extensions of
+// more than 6 digits: the canonical digits (pseudonym.Canonical) of the
+// extensions of its colleagues, read at the run's start before any row
+// is pseudonymised. Such a number, not written internationally, is
+// internal and stays readable (internal), in a number column and inside
+// free text (a channel SIP/2012345-…); every other number of 7 digits or
+// more is replaced as before (a local number of 7 digits is not an
+// extension). nil keeps extensions to the shape rule (at most 6 digits):
+// the safe direction, when the colleagues could not be read. notes are
+// added to each endpoint's notes whose numbers are replaced.
+func (g *Guard) SetExtensions(long map[string]bool, notes []RunNote) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.ext = &extensions{long: long, notes: notes, added: map[*record.Warnings]bool{}}
+}
+
+// extensions returns the set SetExtensions gave (nil: none), adding its
+// run notes to notes of ep once, when ep's numbers are replaced.
+func (g *Guard) extensions(ep *record.Endpoint, notes *record.Warnings) map[string]bool {
+	g.mu.RLock()
+	e := g.ext
+	g.mu.RUnlock()
+	if e == nil {
+		return nil
+	}
+	if notes != nil && len(e.notes) > 0 && g.Rule.Numbers && (!ep.Staff || g.Rule.Staff) && hasNumberColumn(ep) {
+		g.mu.Lock()
+		first := !e.added[notes]
+		e.added[notes] = true
+		g.mu.Unlock()
+		for _, n := range e.notes {
+			for i := 0; first && i < n.Count; i++ {
+				notes.Add(n.Kind, n.Example)
+			}
+		}
+	}
+	return e.long
+}
+
+// hasNumberColumn reports whether ep declares a phone number column.
+func hasNumberColumn(ep *record.Endpoint) bool {
+	for _, p := range ep.Personal {
+		if p.Kind == record.PersonalNumber {
+			return true
+		}
+	}
+	return false
 }
 
 // The kinds of notes Rows counts.
 const (
 	NoteRetention = "records older than EXPORT_RETENTION, not written"
 	NoteErased    = "forgotten numbers (and the names beside them) erased by the suppression list"
-	// NoteLongExtension: an extension is told from an external number by
-	// its length alone (internal), so a colleague's extension of more
-	// digits is pseudonymised wherever a number is, and its calls count
-	// as external: said, never silent (README, Privacy).
-	NoteLongExtension = "colleagues whose extension has more than 6 digits: it is taken for an external number, replaced by its pseudonym in the call history under EXPORT_PSEUDONYMIZE, and its calls count as external in the views"
+	// NoteLongExtension: a colleague's extension of more than 6 digits
+	// that is not among the extensions read at the run's start
+	// (SetExtensions: the colleagues could not be read, or it was added
+	// since) is taken for an external number, pseudonymised wherever a
+	// number is, and its calls count as external: said, never silent
+	// (README, Privacy).
+	NoteLongExtension = "colleagues whose extension has more than 6 digits and was not read at the run's start (added since, or the colleagues endpoint could not be read): it is taken for an external number, replaced by its pseudonym in the call history under EXPORT_PSEUDONYMIZE, and its calls count as external in the views; the next run keeps it readable, and `wildix-export backfill --force` over the days concerned rewrites the rows written meanwhile"
 )
 
 // Rows returns the rows of endpoint ep as they may be written: those
@@ -81,8 +156,12 @@ func (g *Guard) Rows(ep *record.Endpoint, rows []record.Row, notes *record.Warni
 	if g.Rule.On() && g.Keys == nil {
 		return nil, fmt.Errorf("pseudonymisation rule %s without a key", g.Rule)
 	}
+	var long map[string]bool
+	if g.Rule.Numbers {
+		long = g.extensions(ep, notes)
+	}
 	if g.Rule.Numbers && notes != nil {
-		noteLongExtensions(ep, rows, notes)
+		noteLongExtensions(ep, rows, long, notes)
 	}
 	in := len(rows)
 	rows = g.retain(ep, rows)
@@ -100,7 +179,7 @@ func (g *Guard) Rows(ep *record.Endpoint, rows []record.Row, notes *record.Warni
 	if g.Rule.On() {
 		p = newPlan(ep)
 	}
-	r := &replacer{g: g, staff: ep.Staff}
+	r := &replacer{g: g, staff: ep.Staff, long: long}
 	out := rows
 	copied := false
 	for i := range rows {
@@ -181,15 +260,16 @@ func (g *Guard) expired(ep *record.Endpoint, row record.Row) bool {
 
 // noteLongExtensions counts in notes the colleagues (rows of a Staff
 // endpoint's extension column) whose extension internal does not take
-// for one, naming the first by its record's key (keys are never personal).
-func noteLongExtensions(ep *record.Endpoint, rows []record.Row, notes *record.Warnings) {
+// for one (long, the extensions read at the run's start, does not hold
+// it), naming the first by its record's key (keys are never personal).
+func noteLongExtensions(ep *record.Endpoint, rows []record.Row, long map[string]bool, notes *record.Warnings) {
 	col := ep.Column("extension")
 	if !ep.Staff || col < 0 {
 		return
 	}
 	for _, r := range rows {
 		v, _ := r.Values[col].(string)
-		if _, ok := pseudonym.Canonical(v); ok && !internal(v) {
+		if _, ok := pseudonym.Canonical(v); ok && !internal(v, long) {
 			notes.Add(NoteLongExtension, "the record of key "+strings.ReplaceAll(r.Key, "\t", ","))
 		}
 	}

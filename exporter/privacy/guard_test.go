@@ -196,3 +196,104 @@ func TestLongExtensionNoted(t *testing.T) {
 		}
 	}
 }
+
+// longInbound is a call from the 7-digit local number 5550123 (not an
+// extension), answered by the colleague of extension 2012345, whose name
+// is beside it; the same digits written internationally (+2012345) in
+// tags are a number abroad.
+const longInbound = `{"id":"8","start":"2026-12-01 10:00:00","answer":"2026-12-01 10:00:05","end":"2026-12-01 10:01:00",
+"duration":"60","billsec":"55","disposition":"ANSWERED","type":"call",
+"src":"5550123","dst":"2012345","from_number":"555 0123","from_name":"Mario Rossi",
+"to_number":"2012345","to_name":"Alice Bianchi","channel":"SIP/trunk/5550123-0000002a","dstchannel":"SIP/2012345-0000002b",
+"lastapp":"Dial","lastdata":"SIP/2012345,60,tT","userfield":"","cost":"0","faxdata":"","timezone":"+0000",
+"tags":"abroad +2012345","nested":{"who":"555-0123"},"uniqueid":"1764583200.8"}`
+
+// TestLongExtensionKept: with the PBX's own extensions read at the run's
+// start (SetExtensions), a colleague's 7-digit extension stays readable
+// in its columns, in channel and dial strings (Scrub's keep) and keeps
+// its colleague's name under numbers,names; a 7-digit number not in the
+// set (a local number) is replaced everywhere, as is the extension's
+// digits written internationally. Without the set (nil: the colleagues
+// could not be read) the extension is replaced too: the shape rule.
+func TestLongExtensionKept(t *testing.T) {
+	t.Parallel()
+	calls := endpoint(t, "call_history")
+	col := func(row record.Row, name string) string { s, _ := row.Values[calls.Column(name)].(string); return s }
+	k := keyed(t)
+	rule, err := pseudonym.ParseRule("numbers,names")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		set  map[string]bool
+		kept bool
+	}{{"read", map[string]bool{"2012345": true, "2099999": true}, true}, {"not read", nil, false}} {
+		g := &Guard{Rule: rule, Keys: k}
+		g.SetExtensions(tc.set, nil)
+		got, err := g.Rows(calls, []record.Row{convert(t, calls, longInbound)}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		row, all := got[0], everything(got[0])
+		for _, s := range []string{"5550123", "555 0123", "555-0123", "+2012345"} {
+			if strings.Contains(all, s) {
+				t.Errorf("%s: the local number %q not in the set is still there:\n%s", tc.name, s, all)
+			}
+		}
+		if src := col(row, "src"); src != k.Number("5550123") {
+			t.Errorf("%s: src = %q, want the local number's pseudonym", tc.name, src)
+		}
+		want := map[string]string{"dst": "2012345", "to_number": "2012345", "dstchannel": "SIP/2012345-0000002b",
+			"lastdata": "SIP/2012345,60,tT", "to_name": "Alice Bianchi"}
+		for c, w := range want {
+			if got := col(row, c); (got == w) != tc.kept {
+				t.Errorf("%s: %s = %q, kept %v, want kept %v (%q)", tc.name, c, got, got == w, tc.kept, w)
+			}
+		}
+		if tc.kept && !strings.Contains(string(row.Raw), `"dstchannel":"SIP/2012345-0000002b"`) {
+			t.Errorf("%s: raw lost the extension in its channel: %s", tc.name, row.Raw)
+		}
+	}
+}
+
+// TestLongExtensionRunNotes: SetExtensions' run notes are added once to
+// the notes of each endpoint whose numbers are replaced (the call
+// history, not colleagues under numbers), however many batches; a
+// colleague whose long extension is in the set is not noted as taken for
+// an external number, one added since (not in it) is.
+func TestLongExtensionRunNotes(t *testing.T) {
+	t.Parallel()
+	calls, colleagues := endpoint(t, "call_history"), endpoint(t, "colleagues")
+	rule, err := pseudonym.ParseRule("numbers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &Guard{Rule: rule, Keys: keyed(t)}
+	const kept = "colleagues' extensions of more than 6 digits kept readable"
+	g.SetExtensions(map[string]bool{"2012345": true}, []RunNote{{Kind: kept, Example: "the record of key 101", Count: 1}})
+	var callNotes, staffNotes record.Warnings
+	for range 3 {
+		if _, err := g.Rows(calls, []record.Row{convert(t, calls, longInbound)}, &callNotes); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ext := colleagues.Column("extension")
+	rows := make([]record.Row, 2)
+	for i, e := range []string{"2012345", "2012346"} {
+		rows[i] = record.Row{Key: fmt.Sprint(101 + i), Values: make([]any, len(colleagues.Columns))}
+		rows[i].Values[ext] = e
+	}
+	if _, err := g.Rows(colleagues, rows, &staffNotes); err != nil {
+		t.Fatal(err)
+	}
+	if n := callNotes.Count(kept); n != 1 {
+		t.Errorf("call history: run note counted %d times over 3 batches, want 1 (%q)", n, callNotes.Notes())
+	}
+	if n := staffNotes.Count(kept); n != 0 {
+		t.Errorf("colleagues (numbers not replaced): run note counted %d times, want 0", n)
+	}
+	if n := staffNotes.Count(NoteLongExtension); n != 1 || !strings.Contains(strings.Join(staffNotes.Notes(), "\n"), "key 102") {
+		t.Errorf("colleagues: %d taken for external, want 1, the one added since (key 102): %q", n, staffNotes.Notes())
+	}
+}

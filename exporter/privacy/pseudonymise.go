@@ -89,20 +89,60 @@ func newPlan(ep *record.Endpoint) *plan {
 // replacer pseudonymises one row's values.
 type replacer struct {
 	g     *Guard
-	staff bool // the endpoint is the company's own people
+	staff bool            // the endpoint is the company's own people
+	long  map[string]bool // the PBX's own extensions of more than 6 digits (Guard.SetExtensions)
 }
 
 // internal reports whether v is an internal number: one of at most
-// maxExtensionDigits digits, not written internationally ("+39 0312" is
-// a short number abroad, not an extension; the views' internal_shape
-// does not take it for one either).
-func internal(v string) bool {
+// maxExtensionDigits digits, or one of the PBX's own longer extensions
+// (long, canonical digits: Guard.SetExtensions), not written
+// internationally either way ("+39 0312" is a short number abroad, not an
+// extension; the views' internal_shape does not take it for one either).
+// A longer number not in long is external: a local number of 7 digits is
+// never told from an extension by its shape.
+func internal(v string, long map[string]bool) bool {
 	t := strings.TrimSpace(v)
 	if strings.HasPrefix(t, "+") || strings.HasPrefix(t, "00") {
 		return false
 	}
 	c, ok := pseudonym.Canonical(v)
-	return ok && len(c) <= maxExtensionDigits
+	return ok && (len(c) <= maxExtensionDigits || long[c])
+}
+
+func (r *replacer) internal(v string) bool { return internal(v, r.long) }
+
+// scrub returns the free text v with its numbers replaced (Scrub), but
+// for the PBX's own long extensions (r.long), unless v writes one of
+// them internationally (keepIn).
+func (r *replacer) scrub(v string) string {
+	return r.g.Keys.Scrub(v, keepIn(v, r.long))
+}
+
+// keepIn is Scrub's keep for the free text v: the canonical digits of a
+// number in long, when v does not write those digits after a "+" or
+// "00" (Scrub's keep sees only the digits; "+2012345" in v is not the
+// extension 2012345). In doubt (the digits once written so, anywhere in
+// v) it replaces. Nil when long is empty.
+func keepIn(v string, long map[string]bool) func(string) bool {
+	if len(long) == 0 {
+		return nil
+	}
+	var marked strings.Builder // v's digits and international marks only
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c >= '0' && c <= '9', c == '+':
+			marked.WriteByte(c)
+		case c == '%' && i+2 < len(v) && v[i+1] == '2' && (v[i+2] == 'B' || v[i+2] == 'b'):
+			marked.WriteByte('+')
+			i += 2
+		case strings.HasPrefix(v[i:], "\uff0b"), strings.HasPrefix(v[i:], "＋"):
+			marked.WriteByte('+')
+		}
+	}
+	m := marked.String()
+	return func(c string) bool {
+		return long[c] && !strings.Contains(m, "+"+c) && !strings.Contains(m, "00"+c)
+	}
 }
 
 // on reports whether the rule replaces data of this kind here.
@@ -132,7 +172,7 @@ func (r *replacer) text(p record.Personal, v, party string) string {
 	k := r.g.Keys
 	switch p.Kind {
 	case record.PersonalNumber:
-		if internal(v) {
+		if r.internal(v) {
 			return v
 		}
 		if _, ok := pseudonym.Canonical(v); ok {
@@ -144,7 +184,7 @@ func (r *replacer) text(p record.Personal, v, party string) string {
 		if !r.g.Rule.Names {
 			return r.numbers(v) // numbers alone: a number written as the name
 		}
-		if p.Of != "" && party != "" && internal(party) && !r.g.Rule.Staff {
+		if p.Of != "" && party != "" && r.internal(party) && !r.g.Rule.Staff {
 			return v // a colleague's name, beside an extension
 		}
 		return k.Name(v)
@@ -152,21 +192,21 @@ func (r *replacer) text(p record.Personal, v, party string) string {
 		if r.g.Rule.Names {
 			return k.Name(v)
 		}
-		return k.Scrub(v, nil)
+		return r.scrub(v)
 	}
-	return k.Scrub(v, nil)
+	return r.scrub(v)
 }
 
 // numbers returns v with its numbers replaced: v's pseudonym when it is
 // an external number alone, else each number in it (Scrub).
 func (r *replacer) numbers(v string) string {
 	if _, ok := pseudonym.Canonical(v); ok {
-		if internal(v) {
+		if r.internal(v) {
 			return v
 		}
 		return r.g.Keys.Number(v)
 	}
-	return r.g.Keys.Scrub(v, nil)
+	return r.scrub(v)
 }
 
 // callerID returns the value v of a number column that is not a number
@@ -185,7 +225,7 @@ func (r *replacer) callerID(v string) string {
 		if at := strings.IndexByte(inner, '@'); at >= 0 {
 			inner = inner[:at]
 		}
-		colleague := internal(inner)
+		colleague := r.internal(inner)
 		if r.g.Rule.Numbers {
 			num = r.numbers(num)
 		}
@@ -200,7 +240,7 @@ func (r *replacer) callerID(v string) string {
 		return name + " <" + num + ">"
 	}
 	if r.g.Rule.Numbers {
-		return k.Scrub(v, nil)
+		return r.scrub(v)
 	}
 	return v
 }
@@ -306,7 +346,7 @@ func (r *replacer) json(b []byte, kind memberKind) []byte {
 		Value: func(at *jsonscan.Path, lit []byte) []byte { return r.jsonValue(at, lit, kind) },
 	})
 	if err != nil {
-		return []byte(r.g.Keys.Scrub(string(b), nil))
+		return []byte(r.scrub(string(b)))
 	}
 	return out
 }
