@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wildix-export/wildix-export/config"
@@ -216,46 +218,9 @@ func TestRetentionCSV(t *testing.T) {
 
 	midway := 0
 	for kill := 0; kill < 6; kill++ {
-		// Killed after a seeded number of files edited, at a seeded
-		// moment after: between two files or within one's commit
-		// (TestCSVEditRowsKilledAtEachPoint stops at each point of it).
-		w := startWatched(t, renv, int64(1+rng.IntN(30)), func(line string) bool {
-			return strings.Contains(line, `"msg":"data file edited"`)
-		})
-		cmd, seen := w.cmd, &w.seen
-		done := exited(cmd)
-		select {
-		case <-w.hit:
-			if d := rng.IntN(3); d > 0 {
-				time.Sleep(time.Duration(d) * time.Millisecond) // the random moment, not a wait
-			}
-			cmd.Process.Signal(syscall.SIGKILL)
-			<-done
-		case err := <-done:
-			t.Logf("kill %d: the run ended before pruning anything", kill)
-			if err != nil {
-				t.Fatalf("kill %d: the run ended on its own with %v", kill, err)
-			}
-		case <-time.After(hangGuard):
-			t.Fatal("the run neither pruned nor ended")
-		}
-		// Whatever the moment: files whole, no call twice, none of the
-		// last 10 days missing.
-		keepFrom := time.Now().Add(-10 * 24 * time.Hour)
-		got := folderCalls(t, dir)
-		old := 0
-		for id := int64(1); id <= n; id++ {
-			start := f.Sim.Call(id).Start
-			switch {
-			case got[id] > 1:
-				t.Fatalf("kill %d: call %d in %d files", kill, id, got[id])
-			case got[id] == 0 && !start.Before(keepFrom):
-				t.Fatalf("kill %d: call %d (started %v, within the limit) lost", kill, id, start)
-			case got[id] == 1 && start.Before(keepFrom.Add(-time.Hour)):
-				old++
-			}
-		}
-		t.Logf("kill %d: %d old calls left, %d edits seen", kill, old, seen.Load())
+		edits := killWhilePruning(t, rng, renv, kill)
+		old := oldCallsLeft(t, f, dir, kill)
+		t.Logf("kill %d: %d old calls left, %d edits seen", kill, old, edits)
 		if old == 0 {
 			break // pruned whole: the next kill would land after it
 		}
@@ -284,6 +249,57 @@ func TestRetentionCSV(t *testing.T) {
 	if len(left)+len(pending) > 0 {
 		t.Fatalf("left after a complete run: %v %v", left, pending)
 	}
+}
+
+// killWhilePruning runs the binary's `run --once` with env (a CSV
+// folder, debug logs) and SIGKILLs it after a seeded number of files
+// edited, at a seeded moment after: between two files or within one's
+// commit (TestCSVEditRowsKilledAtEachPoint stops at each point of it).
+// It returns the edits seen; a run that ends first must succeed.
+func killWhilePruning(t *testing.T, rng *rand.Rand, env []string, kill int) int64 {
+	t.Helper()
+	w := startWatched(t, env, int64(1+rng.IntN(30)), func(line string) bool {
+		return strings.Contains(line, `"msg":"data file edited"`)
+	})
+	done := exited(w.cmd)
+	select {
+	case <-w.hit:
+		if d := rng.IntN(3); d > 0 {
+			time.Sleep(time.Duration(d) * time.Millisecond) // the random moment, not a wait
+		}
+		w.cmd.Process.Signal(syscall.SIGKILL)
+		<-done
+	case err := <-done:
+		t.Logf("kill %d: the run ended before pruning anything", kill)
+		if err != nil {
+			t.Fatalf("kill %d: the run ended on its own with %v", kill, err)
+		}
+	case <-time.After(hangGuard):
+		t.Fatal("the run neither pruned nor ended")
+	}
+	return w.seen.Load()
+}
+
+// oldCallsLeft checks the folder dir as a killed prune left it, whatever
+// the moment: files whole, no call of f twice, none of the last 10 days
+// missing. It returns how many calls older than that are left.
+func oldCallsLeft(t *testing.T, f *simtest.Fixture, dir string, kill int) int {
+	t.Helper()
+	keepFrom := time.Now().Add(-10 * 24 * time.Hour)
+	got := folderCalls(t, dir)
+	old := 0
+	for id := int64(1); id <= f.Sim.CallCount(); id++ {
+		start := f.Sim.Call(id).Start
+		switch {
+		case got[id] > 1:
+			t.Fatalf("kill %d: call %d in %d files", kill, id, got[id])
+		case got[id] == 0 && !start.Before(keepFrom):
+			t.Fatalf("kill %d: call %d (started %v, within the limit) lost", kill, id, start)
+		case got[id] == 1 && start.Before(keepFrom.Add(-time.Hour)):
+			old++
+		}
+	}
+	return old
 }
 
 // TestRetentionCSVCounts: one run with EXPORT_RETENTION after a folder of
@@ -445,6 +461,53 @@ func TestRetentionMetrics(t *testing.T) {
 	}
 }
 
+// callRowsText is call_history's rows as text, by id.
+func callRowsText(t *testing.T, pool *pgxpool.Pool) map[int64]string {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), "SELECT id, t::text FROM call_history t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int64]string{}
+	var id int64
+	var s string
+	if _, err := pgx.ForEachRow(rows, []any{&id, &s}, func() error { out[id] = s; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// storedAndRebuiltGroups is the stored group tables' rows as they are,
+// and as group_calls_rebuild makes them from the legs in call_history
+// (in a transaction rolled back).
+func storedAndRebuiltGroups(t *testing.T, pool *pgxpool.Pool) (kept, rebuilt string) {
+	t.Helper()
+	ctx := context.Background()
+	groupTables := func(q interface {
+		Query(context.Context, string, ...any) (pgx.Rows, error)
+	}) string {
+		var out []string
+		for _, tb := range []string{"group_calls_stored", "group_number_members", "group_intervals_stored"} {
+			out = append(out, queryStrings(t, q, "SELECT t::text FROM "+tb+" t ORDER BY 1")...)
+		}
+		return strings.Join(out, "\n")
+	}
+	kept = groupTables(pool)
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	var pbx string
+	if err := pool.QueryRow(ctx, "SELECT pbx FROM call_history LIMIT 1").Scan(&pbx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT group_calls_rebuild($1)", pbx); err != nil {
+		t.Fatal(err)
+	}
+	return kept, groupTables(tx)
+}
+
 // TestRetentionPostgresKilledWhilePruning: 16,000 calls over 20 days
 // (with call groups) in PostgreSQL, then a run with EXPORT_RETENTION=10d
 // SIGKILLed after its first batch of deletions: every call of the last
@@ -461,20 +524,7 @@ func TestRetentionPostgresKilledWhilePruning(t *testing.T) {
 		t.Fatalf("first run: exit %d\n%s", r.code, r.stderr)
 	}
 	n := f.Sim.CallCount()
-	rowText := func() map[int64]string {
-		rows, err := pool.Query(ctx, "SELECT id, t::text FROM call_history t")
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[int64]string{}
-		var id int64
-		var s string
-		if _, err := pgx.ForEachRow(rows, []any{&id, &s}, func() error { out[id] = s; return nil }); err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
-	before := rowText()
+	before := callRowsText(t, pool)
 	if int64(len(before)) != n {
 		t.Fatalf("first run: %d rows, want %d", len(before), n)
 	}
@@ -493,7 +543,7 @@ func TestRetentionPostgresKilledWhilePruning(t *testing.T) {
 		t.Fatal("the run neither pruned nor ended")
 	}
 	keepFrom := time.Now().Add(-10 * 24 * time.Hour)
-	after := rowText()
+	after := callRowsText(t, pool)
 	old := 0
 	for id := int64(1); id <= n; id++ {
 		start := f.Sim.Call(id).Start
@@ -509,30 +559,7 @@ func TestRetentionPostgresKilledWhilePruning(t *testing.T) {
 		t.Fatal("the kill landed after the prune: the test proved nothing")
 	}
 	t.Logf("killed with %d old calls left of %d", old, n)
-	groupTables := func(q interface {
-		Query(context.Context, string, ...any) (pgx.Rows, error)
-	}) string {
-		var out []string
-		for _, tb := range []string{"group_calls_stored", "group_number_members", "group_intervals_stored"} {
-			out = append(out, queryStrings(t, q, "SELECT t::text FROM "+tb+" t ORDER BY 1")...)
-		}
-		return strings.Join(out, "\n")
-	}
-	kept := groupTables(pool)
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pbx string
-	if err := pool.QueryRow(ctx, "SELECT pbx FROM call_history LIMIT 1").Scan(&pbx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, "SELECT group_calls_rebuild($1)", pbx); err != nil {
-		t.Fatal(err)
-	}
-	rebuilt := groupTables(tx)
-	tx.Rollback(ctx)
-	if len(kept) == 0 || kept != rebuilt {
+	if kept, rebuilt := storedAndRebuiltGroups(t, pool); len(kept) == 0 || kept != rebuilt {
 		t.Fatalf("after the kill, the stored group tables (%d bytes) differ from a rebuild (%d bytes)", len(kept), len(rebuilt))
 	}
 	if r := runBin(t, cmd.Env, "", "run", "--once"); r.code != 0 {
@@ -544,7 +571,7 @@ WHERE e.endpoint = 'retention' AND r.status = 'ok' ORDER BY r.started_at DESC LI
 		t.Fatal(err)
 	}
 	cut := noteCut(t, notes)
-	after = rowText()
+	after = callRowsText(t, pool)
 	for id := int64(1); id <= n; id++ {
 		if _, ok := after[id]; ok == f.Sim.Call(id).Start.Before(cut) {
 			t.Fatalf("after the final run: call %d (started %v, cut %v) present %v", id, f.Sim.Call(id).Start, cut, ok)
