@@ -563,10 +563,18 @@ func TestS3KilledMidPut(t *testing.T) {
 // TestS3OnePutBuffersKept: files sent in one PUT, Concurrency at once,
 // reuse the store's Concurrency buffers: 8 files of 5 MiB, 2 at a time,
 // allocate 2 buffers, not 8 (a buffer a file was garbage the heap grew
-// with: 4 copies of 16 MiB files held 145 MB resident); a file sent in
+// with: 4 copies of 16 MiB files held 145 MB resident), whatever order
+// their sizes come in (each file larger than the one before allocated a
+// buffer a file when buffers were made to a file's size); a file sent in
 // parts, which holds minio-go's part buffer, drops one. Not parallel: it
 // counts the bytes the process allocates.
 func TestS3OnePutBuffersKept(t *testing.T) {
+	for _, order := range []string{"shrinking", "growing"} {
+		t.Run(order, func(t *testing.T) { onePutBuffersKept(t, order == "growing") })
+	}
+}
+
+func onePutBuffersKept(t *testing.T, growing bool) {
 	f, _, o := s3Fixture(t)
 	o.Concurrency = 2
 	st, err := OpenS3(context.Background(), o)
@@ -580,13 +588,19 @@ func TestS3OnePutBuffersKept(t *testing.T) {
 	for i := range files {
 		names = append(names, testName(t, fmt.Sprintf("buf-%d", i)))
 	}
+	fileSize := func(i int) int64 {
+		if growing {
+			return size/2 + int64(i)*size/16
+		}
+		return size - int64(i)
+	}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	errs := make(chan error, files)
 	for g := range n {
 		go func() {
 			for i := g; i < files; i += n {
-				want := Want{Size: size - int64(i)} // a part or less: one PUT
+				want := Want{Size: fileSize(i)} // a part or less: one PUT
 				_, err := st.Put(context.Background(), names[i], content(seed+uint64(i), want.Size), want)
 				errs <- err
 			}
@@ -604,7 +618,7 @@ func TestS3OnePutBuffersKept(t *testing.T) {
 		t.Errorf("%d files of %d bytes, %d at once, allocated %d bytes; want under %d (%d buffers kept, not one a file)", files, size, n, alloc, 4*size, n)
 	}
 	for i, name := range names {
-		if b, err := f.read(t, name); err != nil || sum(b) != contentSum(t, seed+uint64(i), size-int64(i)) {
+		if b, err := f.read(t, name); err != nil || sum(b) != contentSum(t, seed+uint64(i), fileSize(i)) {
 			t.Errorf("%s: %d bytes stored, %v; want the file", name, len(b), err)
 		}
 	}
