@@ -185,39 +185,7 @@ func (s *CSV) ForgetErase(ctx context.Context, pbx string, f *Forgotten, endpoin
 	done := &ForgetFound{}
 	for i := range endpoints {
 		e := &endpoints[i]
-		var sh *rowShape
-		var shHeader []string
-		var marks map[int]string // a recording's row: column → its erased value
-
-		res, err := s.EditRows(ctx, pbx, e, "forget", func(header, row []string) (RowEdit, error) {
-			if sh == nil || !slices.Equal(header, shHeader) {
-				sh, shHeader = csvShape(e, header), slices.Clone(header)
-				if e.Files != "" {
-					marks = map[int]string{}
-					for c, v := range map[string]string{"status": Erased, "reason": exporter.RecordingErasedReason, "object": "", "stored_size": "", "sha256": ""} {
-						if j := slices.Index(header, c); j >= 0 {
-							marks[j] = v
-						}
-					}
-				}
-			}
-			cells := make([]string, len(row))
-			for j, c := range row {
-				cells[j] = s.unquoteCell(c)
-			}
-			if sh.erase(cells, f.match) == 0 {
-				return RowEdit{}, nil
-			}
-			for j, v := range marks {
-				cells[j] = v
-			}
-			for j := range cells {
-				if sh.kinds[j] == cellText {
-					cells[j] = s.cell(record.Text, cells[j])
-				}
-			}
-			return RowEdit{Cells: cells}, nil
-		})
+		res, err := s.EditRows(ctx, pbx, e, "forget", s.forgetEdit(e, f))
 		if err != nil {
 			return done, fmt.Errorf("erase in %s: %w", e.Name, err)
 		}
@@ -240,6 +208,44 @@ func (s *CSV) ForgetErase(ctx context.Context, pbx string, f *Forgotten, endpoin
 		return done, fmt.Errorf("the number is still in %s after erasure: another PBX's files (run forget with its configuration), or a file forget does not know (report it)", strings.Join(where, ", "))
 	}
 	return done, nil
+}
+
+// forgetEdit is ForgetErase's edit of e's rows: each row mentioning f
+// rewritten with it erased, a recording's row also marked erased. A
+// file's shape is learnt from its header, again when the header differs.
+func (s *CSV) forgetEdit(e *record.Endpoint, f *Forgotten) EditFunc {
+	var sh *rowShape
+	var shHeader []string
+	var marks map[int]string // a recording's row: column → its erased value
+	return func(header, row []string) (RowEdit, error) {
+		if sh == nil || !slices.Equal(header, shHeader) {
+			sh, shHeader = csvShape(e, header), slices.Clone(header)
+			if e.Files != "" {
+				marks = map[int]string{}
+				for c, v := range map[string]string{"status": Erased, "reason": exporter.RecordingErasedReason, "object": "", "stored_size": "", "sha256": ""} {
+					if j := slices.Index(header, c); j >= 0 {
+						marks[j] = v
+					}
+				}
+			}
+		}
+		cells := make([]string, len(row))
+		for j, c := range row {
+			cells[j] = s.unquoteCell(c)
+		}
+		if sh.erase(cells, f.match) == 0 {
+			return RowEdit{}, nil
+		}
+		for j, v := range marks {
+			cells[j] = v
+		}
+		for j := range cells {
+			if sh.kinds[j] == cellText {
+				cells[j] = s.cell(record.Text, cells[j])
+			}
+		}
+		return RowEdit{Cells: cells}, nil
+	}
 }
 
 // unquoteCell is a text cell's value as the sink was given it: without
