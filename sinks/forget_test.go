@@ -341,3 +341,36 @@ func TestEraseScrubbedFormsSameAsList(t *testing.T) {
 		}
 	}
 }
+
+// TestEraseGluedNumbers: a number glued to another or to a date, in a run
+// too long to be one number, is erased in clear by forget's rule and the
+// suppression list alike (the run whole); pseudonymised, the run is
+// pseudonym.Merged, a trace of no number, which neither touches.
+func TestEraseGluedNumbers(t *testing.T) {
+	t.Parallel()
+	f, k := testForgotten(t, "+39 352 8512784")
+	l := &Suppression{}
+	if _, _, err := l.addAll(f, k, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	sup, err := l.Suppressor(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ in, want string }{
+		{"rec-20261207393528512784.wav", "rec-erased.wav"},
+		{"cb 393528512784393528512785", "cb erased"},
+		{"cb 3935285127853935285127841", "cb erased"},
+		{"cb 20261207393528512785", "cb 20261207393528512785"}, // another number
+	} {
+		for name, m := range map[string]matcher{"forget": f.match, "suppression list": sup.match} {
+			if got, _ := eraseText(tc.in, m); got != tc.want {
+				t.Errorf("%s: %q became %q, want %q", name, tc.in, got, tc.want)
+			}
+			scrubbed := k.Scrub(tc.in, nil)
+			if got, n := eraseText(scrubbed, m); n != 0 || !strings.Contains(scrubbed, pseudonym.Merged) {
+				t.Errorf("%s: %q (Scrub of %q) became %q, want Scrub's %s left", name, scrubbed, tc.in, got, pseudonym.Merged)
+			}
+		}
+	}
+}

@@ -163,7 +163,12 @@ const twoDigitCodes = " 20 27 30 31 32 33 34 36 39 40 41 43 44 45 46 47 48 49 51
 // separators ("2026-12-07", "2026.01.01-05.20.27", "10.0.0.1"), hex ids
 // (hexID: Asterisk's "0000002a", an MD5 or SHA-256 in hex), and
 // pseudonyms. In doubt it replaces: a number glued to letters
-// ("ext0039021234567", "cb393528512784") is replaced all the same.
+// ("ext0039021234567", "cb393528512784") is replaced all the same. A
+// run of more digits than one number has (E.164's 15 after "+" or "00":
+// two numbers glued, "393528512784393528512785", or a number glued to a
+// date, "20261207393528512784") becomes Merged, keyed on nothing: a
+// pseudonym of the whole would keep a trace of each number in it that
+// forget of either could not find.
 // Replace finds every number Scrub replaces, in clear and as its pseudonym.
 func (k *Keyed) Scrub(orig string, keep func(canonical string) bool) string {
 	t := newText(orig) // matched on t.s; replaced in orig
@@ -174,7 +179,11 @@ func (k *Keyed) Scrub(orig string, keep func(canonical string) bool) string {
 			return
 		}
 		b.WriteString(orig[last:t.origAt(n.from)])
-		b.WriteString(NumberPrefix + k.mac("number", n.canonical))
+		if n.merged() {
+			b.WriteString(Merged)
+		} else {
+			b.WriteString(NumberPrefix + k.mac("number", n.canonical))
+		}
 		last = t.origAt(n.to)
 	})
 	if b.Len() == 0 {

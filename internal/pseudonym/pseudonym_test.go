@@ -238,6 +238,39 @@ func TestScrubOtherSeparatorsAndDigits(t *testing.T) {
 	}
 }
 
+// TestScrubMergedRuns: a run of more digits than one number has (E.164's
+// 15, after "+" or "00") becomes Merged, the same for every such run, so
+// no trace of the numbers in it stays: as one pseudonym, two numbers
+// glued together or a number glued to a date were a trace forget of
+// either could not find. Forget finds them in clear (TestReplaceGlued).
+func TestScrubMergedRuns(t *testing.T) {
+	t.Parallel()
+	k := keyed(t, testKey)
+	for _, tc := range []struct{ in, want string }{
+		{"393528512784393528512785", Merged},
+		{"20261207393528512784", Merged},
+		{"rec-20261207393528512784.wav", "rec-" + Merged + ".wav"},
+		{"cb 3935285127841234 asap", "cb " + Merged + " asap"}, // 16 digits
+		{"+39 352 8512784 333 1234567", Merged},                // one run of 22
+		{"x\uff13\uff19\uff13\uff15\uff12\uff18\uff15\uff11\uff12\uff17\uff18\uff14\uff11\uff12\uff13\uff14", "x" + Merged},
+		// One number: at most 15 digits after + or 00.
+		{"+393528512784123", k.Number("393528512784123")},
+		{"00393528512784123", k.Number("393528512784123")},
+		{"393528512784123", k.Number("393528512784123")},
+	} {
+		got := k.Scrub(tc.in, nil)
+		if got != tc.want {
+			t.Errorf("Scrub(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if again := k.Scrub(got, nil); again != got {
+			t.Errorf("Scrub(%q) = %q: not left as it was", got, again)
+		}
+	}
+	if pseudonymLen(Merged+"abcdefghijklmnop") != 0 || k.Number(Merged) != Merged || k.Name(Merged) != Merged {
+		t.Errorf("%s reads as a pseudonym, a number or a name", Merged)
+	}
+}
+
 // TestScrubLeavesNoNumber embeds random numbers, in every form the PBX
 // may write them, in random text: not one of their national digits may
 // be left in the result.

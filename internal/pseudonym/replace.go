@@ -29,7 +29,10 @@ import (
 // numbers with one space between them. No digit is ever next to a span
 // (groups are whole), so a number one digit longer or shorter is another
 // number. A group inside a hex id (hexID: "0000002a") joins no run. The
-// "+" before a span, and a bracket it opens or closes, go with it.
+// "+" before a span, and a bracket it opens or closes, go with it. A
+// group of more digits than a number has (after "00", more than E.164's
+// 15), where Scrub writes Merged, is replaced whole when a number match
+// claims is glued inside it (gluedMatch).
 //
 // Erasure uses it (issue 30): a number asked to be forgotten, in clear in
 // any form or as its pseudonym, becomes a fixed marker wherever it is.
@@ -128,6 +131,14 @@ func wideSpans(t *text, match func(v string) bool) []span {
 			flush()
 			continue
 		}
+		if len(strings.TrimPrefix(s[g.start:g.end], "00")) > maxE164 {
+			flush() // no span of whole groups holds it: too long for a number
+			if t.gluedMatch(g, match) {
+				from, to := spanBounds(s, g.start, g.end)
+				spans = append(spans, span{from, to})
+			}
+			continue
+		}
 		if len(run) > 0 && !isGap(s[run[len(run)-1].end:g.start]) {
 			flush()
 		}
@@ -204,6 +215,31 @@ func (t *text) spanMatch(run []group, i int, match func(string) bool) int {
 		}
 	}
 	return -1
+}
+
+// gluedMatch reports whether match claims a number glued inside the
+// digit group g, too long to be one number (Scrub writes Merged for it):
+// two numbers, a date and a number ("20261207393528512784"). Every
+// window of minDigits to maxE164 digits is asked, marked international
+// at the group's start after a "+" or "00"; Replace then replaces the
+// whole group, as no one number's bounds in it are known.
+func (t *text) gluedMatch(g group, match func(string) bool) bool {
+	d := t.s[g.start:g.end]
+	intlAt := -1
+	if g.start > 0 && t.s[g.start-1] == '+' {
+		intlAt = 0
+	} else if strings.HasPrefix(d, "00") {
+		intlAt = 2
+	}
+	for i := 0; i+minDigits <= len(d); i++ {
+		for l := minDigits; l <= maxE164 && i+l <= len(d); l++ {
+			t.steps++
+			if match(intlMark(i == intlAt, d[i:i+l])) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // minIntlDigits is the fewest digits, country code included, of a number

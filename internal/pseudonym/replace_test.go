@@ -103,6 +103,32 @@ func TestReplaceFreeTextForms(t *testing.T) {
 	}
 }
 
+// TestReplaceGlued: a number glued to another or to a date, in a group of
+// digits too long to be one number (where Scrub writes Merged), is found
+// in clear and the group replaced whole; a number only next to it, with
+// a separator between, is found alone.
+func TestReplaceGlued(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in, number, want string
+	}{
+		{"393528512784393528512785", "393528512784", "X"},
+		{"393528512784393528512785", "393528512785", "X"},
+		{"rec-20261207393528512784.wav", "393528512784", "rec-X.wav"},
+		{"cb +3935285127841234 asap", "+393528512784", "cb X asap"},
+		{"cb 00393528512784393528512785", "+393528512784", "cb X"},
+		{"\uff12\uff10\uff12\uff16\uff11\uff12\uff10\uff17\uff13\uff19\uff13\uff15\uff12\uff18\uff15\uff11\uff12\uff17\uff18\uff14", "393528512784", "X"},
+		{"393528512784 3935285127848", "393528512784", "X 3935285127848"},
+		{"20261207393528512784", "3528512786", "20261207393528512784"},
+		{"20261207393528512784", "+3528512784", "20261207393528512784"}, // not written internationally there
+	} {
+		match := func(v string) bool { return v == tc.number }
+		if got, _ := Replace(tc.in, match, "X"); got != tc.want {
+			t.Errorf("Replace(%q) for %s = %q, want %q", tc.in, tc.number, got, tc.want)
+		}
+	}
+}
+
 func TestNationalForms(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {

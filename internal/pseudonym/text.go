@@ -14,6 +14,19 @@ import (
 // same folded text and for every number Scrub replaces, so that a form
 // Scrub pseudonymises is a form forget finds in clear (issue 30).
 
+// maxE164 is the most digits of a phone number, country code included
+// (ITU-T E.164), after a "+" or "00".
+const maxE164 = 15
+
+// Merged is what Scrub writes for a run of digits too long to be one
+// number (more than maxE164 after a "+" or "00"): two numbers glued
+// together, a number glued to a date or an id. It is keyed on nothing,
+// so it links to no number: a pseudonym of the whole run would be a
+// trace of each number in it that forget of either could not find. The
+// "-" after "p:" keeps it from ever reading as a pseudonym, and it holds
+// no digit, so a second Scrub leaves it.
+const Merged = "p:-redacted-"
+
 // text is a value as Scrub and Replace read it: s, the value folded
 // (fold), and the way back to the value's own bytes. It remembers the
 // last word and channel name it looked at, so that reading a value is
@@ -149,6 +162,10 @@ type number struct {
 	intl      bool
 }
 
+// merged reports whether n has more digits than one number can have
+// (maxE164 after "+" or "00"): numbers glued to each other or to a date.
+func (n number) merged() bool { return len(n.canonical) > maxE164 }
+
 // numbers calls yield with each number of at least minDigits digits in
 // t, in order, as Scrub replaces them: a run of digit groups
 // (numberRun) beginning at a "+" or at a digit after no digit; pseudonyms,
@@ -210,7 +227,7 @@ func (t *text) numbers(yield func(number)) {
 // "+39 2 1234567 0039…") begins a number of its own, and a group inside a
 // hex id (hexID: "-9f3a1c", "-0000002a") joins no run. A run is not cut at a
 // length: two numbers one space apart are replaced together rather than
-// one left in part.
+// one left in part (more than maxE164 digits: Merged).
 //
 // It reads no further than the first date's groups: the run after a
 // date is read again from there, so reading a value stays linear.
