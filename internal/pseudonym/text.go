@@ -543,3 +543,54 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 func isWord(c byte) bool {
 	return isDigit(c) || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c >= 0x80
 }
+
+// Pattern returns a regular expression, in the syntax PostgreSQL and Go
+// share (bracket classes, (?:…), counts), that every text in which
+// Replace may find the number d (canonical ASCII digits) in clear
+// matches: its digits in any script (fold), with at most maxWholeGap
+// units between two of them, a unit being a character that is no digit,
+// a URL-encoded character ("%20") or a JSON escape as a row's text shows
+// it ("\n", "\\t"). It is a cheap filter of the rows worth reading (a
+// database searching for a number to erase); Replace decides.
+func Pattern(d string) string {
+	var b strings.Builder
+	gap := "(?:[^" + digitRanges() + "]|%2[0-9A-Fa-f]|\\\\+[nrt]){0," + strconv.Itoa(maxWholeGap) + "}"
+	for i, c := range d {
+		if i > 0 {
+			b.WriteString(gap)
+		}
+		b.WriteString("[" + digitsOf(int(c-'0')) + "]")
+	}
+	return b.String()
+}
+
+// digitZeros calls yield with the zero of each script's decimal digits
+// (Unicode's Nd, each script's zero to nine in a row).
+func digitZeros(yield func(rune)) {
+	for _, t := range []*unicode.RangeTable{unicode.Nd} {
+		for _, r := range t.R16 {
+			for z := rune(r.Lo); z <= rune(r.Hi); z += 10 {
+				yield(z)
+			}
+		}
+		for _, r := range t.R32 {
+			for z := rune(r.Lo); z <= rune(r.Hi); z += 10 {
+				yield(z)
+			}
+		}
+	}
+}
+
+// digitRanges is every script's digits as bracket ranges ("0-9٠-٩…").
+func digitRanges() string {
+	var b strings.Builder
+	digitZeros(func(z rune) { b.WriteRune(z); b.WriteByte('-'); b.WriteRune(z + 9) })
+	return b.String()
+}
+
+// digitsOf is the digit of value v in every script ("3３٣…").
+func digitsOf(v int) string {
+	var b strings.Builder
+	digitZeros(func(z rune) { b.WriteRune(z + rune(v)) })
+	return b.String()
+}

@@ -1,6 +1,8 @@
 package pseudonym
 
 import (
+	"encoding/json"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -22,6 +24,44 @@ func holds(s, d string) bool {
 	}, f), d)
 }
 
+// numberForms are forms of +39 352 8512784 in free text that Scrub
+// replaces.
+var numberForms = []string{
+	"+39 352 8512784",
+	"R\u00fcckruf:\n+39\n352\n851\n2784",
+	"+39\r\n352\r\n8512784",
+	"+39 352\n8512784 x",
+	"+39\u2013352\u20138512784",
+	"+39\u2011352\u2011851\u20112784",
+	"+39\u2212352\u2212851\u22122784",
+	"+39_352_8512784",
+	"+39_352 851 2784",
+	"cb +39_352_851_2784 x",
+	"0039\u00b7352\u00b7851\u00b72784",
+	"+39\u200b352\u200b8512784",
+	"+39\u2060352\u200d8512784",
+	"+39\u3000352\u30008512784",
+	"\uff0b\uff13\uff19\uff13\uff15\uff12\uff18\uff15\uff11\uff12\uff17\uff18\uff14",
+	"+\uff13\uff19 \uff13\uff15\uff12 \uff18\uff15\uff11\uff12\uff17\uff18\uff14 ok",
+	"\u0663\u0669\u0663\u0665\u0662\u0668\u0665\u0661\u0662\u0667\u0668\u0664",
+	"\u0966\u0966\u0969\u096f \u0969\u096b\u0968 \u096e\u096b\u0967\u0968\u096d\u096e\u096a",
+	"-000000+39\n352\n8512784,",
+	"x5+393528512784",
+	// URL encoded: %2B is "+", %20 a space, %2D a dash.
+	"%2B393528512784",
+	"%2b393528512784",
+	"tel:%2B39%20352%208512784",
+	"tel=%2b39%2D352%2D851%2D2784&x=1",
+	"sip:%2B39%2d352%2e8512784@pbx",
+	"%2B39%20%28352%29%208512784",
+	"0039%20352%208512784",
+	// Glued to hex letters (hexID).
+	"cb393528512784",
+	"fe393528512784 x",
+	"393528512784a",
+	"cb\uff13\uff19\uff13\uff15\uff12\uff18\uff15\uff11\uff12\uff17\uff18\uff14",
+}
+
 // TestScrubAndReplaceFindEveryForm: every form of +39 352 8512784 Scrub
 // replaces, Replace (forget's and the suppression list's matcher) finds,
 // in clear and as the pseudonym Scrub wrote, since both read the text
@@ -33,41 +73,7 @@ func TestScrubAndReplaceFindEveryForm(t *testing.T) {
 	k := keyed(t, testKey)
 	p := k.Number("+393528512784")
 	match := func(v string) bool { return v == "+393528512784" || v == "393528512784" }
-	for _, in := range []string{
-		"+39 352 8512784",
-		"R\u00fcckruf:\n+39\n352\n851\n2784",
-		"+39\r\n352\r\n8512784",
-		"+39 352\n8512784 x",
-		"+39\u2013352\u20138512784",
-		"+39\u2011352\u2011851\u20112784",
-		"+39\u2212352\u2212851\u22122784",
-		"+39_352_8512784",
-		"+39_352 851 2784",
-		"cb +39_352_851_2784 x",
-		"0039\u00b7352\u00b7851\u00b72784",
-		"+39\u200b352\u200b8512784",
-		"+39\u2060352\u200d8512784",
-		"+39\u3000352\u30008512784",
-		"\uff0b\uff13\uff19\uff13\uff15\uff12\uff18\uff15\uff11\uff12\uff17\uff18\uff14",
-		"+\uff13\uff19 \uff13\uff15\uff12 \uff18\uff15\uff11\uff12\uff17\uff18\uff14 ok",
-		"\u0663\u0669\u0663\u0665\u0662\u0668\u0665\u0661\u0662\u0667\u0668\u0664",
-		"\u0966\u0966\u0969\u096f \u0969\u096b\u0968 \u096e\u096b\u0967\u0968\u096d\u096e\u096a",
-		"-000000+39\n352\n8512784,",
-		"x5+393528512784",
-		// URL encoded: %2B is "+", %20 a space, %2D a dash.
-		"%2B393528512784",
-		"%2b393528512784",
-		"tel:%2B39%20352%208512784",
-		"tel=%2b39%2D352%2D851%2D2784&x=1",
-		"sip:%2B39%2d352%2e8512784@pbx",
-		"%2B39%20%28352%29%208512784",
-		"0039%20352%208512784",
-		// Glued to hex letters (hexID).
-		"cb393528512784",
-		"fe393528512784 x",
-		"393528512784a",
-		"cb\uff13\uff19\uff13\uff15\uff12\uff18\uff15\uff11\uff12\uff17\uff18\uff14",
-	} {
+	for _, in := range numberForms {
 		scrubbed := k.Scrub(in, nil)
 		if holds(scrubbed, numberDigits) || !strings.Contains(scrubbed, p) {
 			t.Errorf("Scrub(%q) = %q, want the number replaced by its pseudonym %s", in, scrubbed, p)
@@ -79,6 +85,34 @@ func TestScrubAndReplaceFindEveryForm(t *testing.T) {
 		erased, n = Replace(scrubbed, func(v string) bool { return v == p }, "X")
 		if n == 0 || strings.Contains(erased, p) {
 			t.Errorf("Replace(%q) = %q, %d: the pseudonym Scrub wrote is not found", scrubbed, erased, n)
+		}
+	}
+}
+
+// TestPatternLetsEveryFormThrough: Pattern, a database's filter of the
+// rows worth reading, matches every form Scrub replaces and Replace
+// finds, also as a row's text shows it inside JSON ("\\n" for a line
+// break), and glued inside a longer run; forget's filter ([^0-9]{0,6}
+// between ASCII digits) let through neither fullwidth digits nor "%20"
+// between groups. sinks › TestPatternInPostgres runs it in PostgreSQL.
+func TestPatternLetsEveryFormThrough(t *testing.T) {
+	t.Parallel()
+	re := regexp.MustCompile(Pattern("393528512784"))
+	for _, in := range append(numberForms, "20261207393528512784", "+39\t352\t8512784") {
+		js, err := json.Marshal(map[string]string{"x": in})
+		if err != nil {
+			t.Fatal(err)
+		}
+		row := `(1,"` + strings.NewReplacer(`\`, `\\`, `"`, `""`).Replace(string(js)) + `")` // a record's text
+		for _, v := range []string{in, string(js), row} {
+			if !re.MatchString(v) {
+				t.Errorf("Pattern does not match %q", v)
+			}
+		}
+	}
+	for _, v := range []string{"393528512785", "+39 352 851 2785", "+39 352 8512 - - - - - - 784"} {
+		if re.MatchString(v) {
+			t.Errorf("Pattern matches %q", v)
 		}
 	}
 }
