@@ -45,6 +45,14 @@ type Store interface {
 	Sync(ctx context.Context, names []string) error
 }
 
+// presence is a Store that tells at once which of a batch's names hold a
+// file (recstore.S3: a listing of their folders, where Stored is a
+// request a name). A name it reports absent is put without asking
+// Stored; one it does not report is asked.
+type presence interface {
+	Present(ctx context.Context, names []string) (map[string]bool, error)
+}
+
 // Recording is one recording as the list gives it, in the exporter's
 // words.
 type Recording struct {
@@ -201,6 +209,7 @@ func (c *Copier) Copy(ctx context.Context, recs []Recording) ([]Result, Counts, 
 			work = append(work, i)
 		}
 	}
+	absent := c.absent(ctx, results, work)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	jobs := make(chan int)
@@ -215,7 +224,7 @@ func (c *Copier) Copy(ctx context.Context, recs []Recording) ([]Result, Counts, 
 				if !c.slot(ctx) {
 					continue // cancelled: Pending, the batch's error says why
 				}
-				res, err := c.copyOne(ctx, recs[i], results[i].Name)
+				res, err := c.copyOne(ctx, recs[i], results[i].Name, absent[results[i].Name])
 				c.release()
 				results[i] = res
 				if err != nil {
@@ -268,6 +277,32 @@ feed:
 	return results, cnt, nil
 }
 
+// absent is the names of the batch the store reports holding nothing,
+// when it can tell at once (presence); nil when it cannot, or its listing
+// failed (each name is then asked alone, as Stored fails or not).
+func (c *Copier) absent(ctx context.Context, results []Result, work []int) map[string]bool {
+	p, ok := c.Store.(presence)
+	if !ok || len(work) == 0 {
+		return nil
+	}
+	names := make([]string, len(work))
+	for k, i := range work {
+		names[k] = results[i].Name
+	}
+	present, err := p.Present(ctx, names)
+	if err != nil {
+		c.log().Debug("recordings store listing failed: each file's name asked alone", "err", err)
+		return nil
+	}
+	absent := map[string]bool{}
+	for name, ok := range present {
+		if !ok {
+			absent[name] = true
+		}
+	}
+	return absent
+}
+
 // unsynced marks every result Copied or Skipped Failed, with err as its
 // reason, once the store could not sync them: they are not durable, the
 // caller commits nothing past them, and they must count as not stored
@@ -286,7 +321,9 @@ func (c *Copier) unsynced(results []Result, work []int, err error) ([]Result, Co
 	return results, cnt, err
 }
 
-// copyOne copies one recording to name, or finds it already stored.
+// copyOne copies one recording to name, or finds it already stored
+// (not asked when absent: the store's listing of the batch found nothing
+// under name).
 //
 // A file of another size or sha256 already under name is another
 // recording that the PBX sent under the same id (docs/pbx-api.md does
@@ -301,7 +338,7 @@ func (c *Copier) unsynced(results []Result, work []int, err error) ([]Result, Co
 // decision for a name, in the order that keeps a stored file from ever
 // being replaced. The first cut when it grows: the already-stored branch
 // into its own method.
-func (c *Copier) copyOne(ctx context.Context, r Recording, name string) (Result, error) {
+func (c *Copier) copyOne(ctx context.Context, r Recording, name string, absent bool) (Result, error) {
 	res := Result{Name: name, ID: storedKey(r)}
 	want := recstore.Want{Size: r.Size, SHA256: strings.ToLower(r.SHA256)}
 	if r.Size < 0 {
@@ -318,7 +355,9 @@ func (c *Copier) copyOne(ctx context.Context, r Recording, name string) (Result,
 		c.log().Warn("recording path refused, not fetched", "recording", quoteShort(r.ID), "name", name, "reason", reason)
 		return res, nil
 	}
-	if o, ok, err := c.Store.Stored(ctx, name, want); err != nil {
+	if absent {
+		// Nothing stored under name: fetched and put below.
+	} else if o, ok, err := c.Store.Stored(ctx, name, want); err != nil {
 		if ctx.Err() != nil {
 			return Result{Name: name}, context.Cause(ctx)
 		}
@@ -389,7 +428,7 @@ func (c *Copier) clash(ctx context.Context, r Recording, res Result, o recstore.
 	}
 	c.log().Warn("recording id already stored for another file: stored under a name of its own", "recording", quoteShort(r.ID), "name", res.Name, "stored_as", name)
 	r.Key = alt
-	out, err := c.copyOne(ctx, r, name)
+	out, err := c.copyOne(ctx, r, name, false)
 	out.Clash = res.Name
 	return out, err
 }

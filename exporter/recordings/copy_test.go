@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -641,4 +642,61 @@ func TestCopyBatchesShareConcurrency(t *testing.T) {
 		}
 	}
 	checkExact(t, f, wantStore(t, testPBX, e.truth(t)))
+}
+
+// methodCount counts the requests a transport carries, by method.
+type methodCount struct {
+	base http.RoundTripper
+	mu   sync.Mutex
+	n    map[string]int
+}
+
+func (m *methodCount) RoundTrip(r *http.Request) (*http.Response, error) {
+	m.mu.Lock()
+	m.n[r.Method]++
+	m.mu.Unlock()
+	return m.base.RoundTrip(r)
+}
+
+func (m *methodCount) take() map[string]int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := m.n
+	m.n = map[string]int{}
+	return n
+}
+
+// TestCopyS3ListsInsteadOfAsking: to S3, a batch's names are found
+// absent by one listing of their folder, not one HEAD each (on versitygw,
+// which closes every connection, a TLS handshake a file over https); a
+// batch already stored is still asked name by name (Stored compares size
+// and sha256), and skipped.
+func TestCopyS3ListsInsteadOfAsking(t *testing.T) {
+	t.Parallel()
+	seed := testSeed(t)
+	e := recSetup(t, pbxsim.Options{Seed: int64(seed % 1000)}, noCloud)
+	f := newStore(t, "s3")
+	mc := &methodCount{base: http.DefaultTransport.(*http.Transport).Clone(), n: map[string]int{}}
+	o := f.s3opt
+	o.Transport = mc
+	st, err := recstore.OpenS3(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := e.recordings(false)
+	cp := &Copier{Spool: e.spool(t), Store: st, PBX: testPBX, Concurrency: 4}
+	mc.take()
+	if _, n, err := cp.Copy(context.Background(), recs); err != nil || n.Copied != len(recs) {
+		t.Fatalf("Copy = %+v, %v", n, err)
+	}
+	if n := mc.take(); n[http.MethodHead] != 0 || n[http.MethodPut] != len(recs) {
+		t.Errorf("copying %d files to an empty store made %v requests; want no HEAD, a PUT a file", len(recs), n)
+	}
+	checkExact(t, f, wantStore(t, testPBX, e.truth(t)))
+	if _, n, err := cp.Copy(context.Background(), recs); err != nil || n.Skipped != len(recs) {
+		t.Fatalf("second Copy = %+v, %v", n, err)
+	}
+	if n := mc.take(); n[http.MethodHead] != len(recs) || n[http.MethodPut] != 0 {
+		t.Errorf("copying %d files already stored made %v requests; want a HEAD a file, no PUT", len(recs), n)
+	}
 }

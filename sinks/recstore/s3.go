@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 
@@ -92,6 +93,7 @@ type S3 struct {
 	prefix   string
 	partSize int64
 	free     chan []byte // buffers of one-PUT files, for the next ones
+	listPage int         // keys a page of Present's listing (defaultListPage; a test's fewer)
 }
 
 // OpenS3 connects to the bucket and checks that it exists.
@@ -164,7 +166,7 @@ func OpenS3(ctx context.Context, o S3Options) (*S3, error) {
 	if n <= 0 {
 		n = 4
 	}
-	return &S3{c: c, bucket: o.Bucket, prefix: prefix, partSize: part, free: make(chan []byte, n)}, nil
+	return &S3{c: c, bucket: o.Bucket, prefix: prefix, partSize: part, free: make(chan []byte, n), listPage: defaultListPage}, nil
 }
 
 // redactEndpoint is a refused endpoint as a message may show it: without
@@ -369,6 +371,68 @@ func (s *S3) Stat(ctx context.Context, name string) (Object, error) {
 func (s *S3) Stored(ctx context.Context, name string, want Want) (Object, bool, error) {
 	return stored(ctx, s.Stat, name, want)
 }
+
+// Present reports, for each of names it can tell, whether an object is
+// stored under it: one listing of each folder of the names (a day's), in
+// place of a request a name (Stored's HEAD; and, on a server that closes
+// every connection after its answer, as versitygw does, a TLS handshake a
+// name over https). A folder holding many more objects than names is
+// listed only so far (a page of listPage keys for each listPage names, and
+// one), its names not seen left out of the map: unknown, for Stored to
+// tell. A name found absent is absent when it is put only with one writer
+// per name (the exporter's run lock), as Put requires.
+func (s *S3) Present(ctx context.Context, names []string) (map[string]bool, error) {
+	folders := map[string][]string{}
+	for _, name := range names {
+		if err := checkName(name); err != nil {
+			return nil, err
+		}
+		dir := path.Dir(name) + "/"
+		folders[dir] = append(folders[dir], name)
+	}
+	out := make(map[string]bool, len(names))
+	for dir, in := range folders {
+		seen, whole, err := s.list(ctx, dir, (len(in)/s.listPage+1)*s.listPage)
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", dir, err)
+		}
+		for _, name := range in {
+			if seen[name] || whole {
+				out[name] = seen[name]
+			}
+		}
+	}
+	return out, nil
+}
+
+// list lists the names of the objects under dir (a name's folder), at
+// most limit: those seen, and whether the listing ended within limit.
+func (s *S3) list(ctx context.Context, dir string, limit int) (seen map[string]bool, whole bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch := s.c.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.Key(dir), Recursive: true, MaxKeys: s.listPage})
+	seen, whole = map[string]bool{}, true
+	for o := range ch {
+		if o.Err != nil {
+			err = o.Err
+			break
+		}
+		if len(seen) == limit {
+			whole = false
+			break
+		}
+		seen[strings.TrimPrefix(o.Key, s.prefix)] = true
+	}
+	cancel()
+	for range ch {
+		// Read to its end: the listing's goroutine ends only so.
+	}
+	return seen, whole, err
+}
+
+// defaultListPage is the keys a page of Present's listing asks for: S3's
+// most.
+const defaultListPage = 1000
 
 // Sync aborts the incomplete multipart uploads of the names, each put or
 // found stored before: what a killed Put of the same name left, invisible

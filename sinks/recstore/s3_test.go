@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -669,5 +670,63 @@ func TestS3OverTLS(t *testing.T) {
 	o.Transport = nil
 	if _, err := OpenS3(context.Background(), o); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("OpenS3 without the certificate trusted = %v; want a certificate error", err)
+	}
+}
+
+// TestS3Present: Present tells, by listing each folder of the names once,
+// which names hold an object (those stored, in two days' folders) and
+// which do not; in a folder holding more objects than a listing of its
+// names' share reads (pages of 3 keys here), the names it did not reach
+// are left unknown, never said absent.
+func TestS3Present(t *testing.T) {
+	t.Parallel()
+	_, _, o := s3Fixture(t)
+	st, err := OpenS3(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.listPage = 3
+	ctx := context.Background()
+	day := func(d int, id string) string {
+		n, err := Name("pbx-test", time.Date(2026, 5, d, 10, 0, 0, 0, time.UTC), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	put := func(name string) {
+		if _, err := st.Put(ctx, name, content(7, 100), Want{Size: 100}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Day 4: a1, a2 stored, a3 not. Day 5: b1 stored.
+	for _, n := range []string{day(4, "a1"), day(4, "a2"), day(5, "b1")} {
+		put(n)
+	}
+	got, err := st.Present(ctx, []string{day(4, "a1"), day(4, "a3"), day(5, "b1"), day(5, "b2"), day(6, "c1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{day(4, "a1"): true, day(4, "a3"): false, day(5, "b1"): true, day(5, "b2"): false, day(6, "c1"): false}
+	if !maps.Equal(got, want) {
+		t.Errorf("Present = %v; want %v", got, want)
+	}
+	// Day 7 holds 8 objects; one name asked reads one page of 3 and a
+	// key beyond: the names not seen are unknown.
+	for i := range 8 {
+		put(day(7, fmt.Sprintf("d%d", i)))
+	}
+	names := []string{day(7, "d0"), day(7, "d7"), day(7, "zz")}
+	got, err = st.Present(ctx, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) >= len(names) || !got[day(7, "d0")] {
+		t.Errorf("Present in a folder larger than its listing = %v; want d0 present and the names not reached left out", got)
+	}
+	for n, ok := range got {
+		if !ok {
+			t.Errorf("Present said %s absent, in a folder not listed whole", n)
+		}
 	}
 }
