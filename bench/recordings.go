@@ -307,7 +307,7 @@ func (b *bench) dirStore() recStore {
 // sends a plain PUT's body unsigned, where over http it signs it chunk by
 // chunk, hashing it); each copy writes under a prefix of its own.
 func (b *bench) s3Store(ctx context.Context, useTLS bool) (recStore, error) {
-	gw, err := startVersityGW(b.dir, useTLS)
+	gw, err := startVersityGW(b.dir, useTLS, b.o.conc)
 	if err != nil {
 		return recStore{}, err
 	}
@@ -354,8 +354,9 @@ type versityGW struct {
 // dir and a free loopback port, with one bucket, over https with a
 // self-signed certificate when useTLS. gw.stop ends it: a process of its
 // own, it would outlive the bench; and, on Linux, the kernel kills it when
-// the bench ends without gw.stop (killed, SIGTERM).
-func startVersityGW(dir string, useTLS bool) (*versityGW, error) {
+// the bench ends without gw.stop (killed, SIGTERM). Its client (the plain
+// copy's) keeps a connection for each of conc copies at once.
+func startVersityGW(dir string, useTLS bool, conc int) (*versityGW, error) {
 	bin, err := exec.LookPath("versitygw")
 	if err != nil {
 		gopath, _ := exec.Command("go", "env", "GOPATH").Output()
@@ -386,6 +387,9 @@ func startVersityGW(dir string, useTLS bool) (*versityGW, error) {
 		args = append(args, "--cert", cert, "--key", key)
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		// A connection kept for each copy at once, as wildix-export's
+		// store keeps (versitygw closes each after its answer anyway).
+		tr.MaxIdleConnsPerHost = conc + 1
 		opts.Secure, opts.Transport = true, tr
 	}
 	cmd := exec.Command(bin, append(args, "posix", root)...)

@@ -52,7 +52,8 @@ type S3Options struct {
 	// bench run of 29 files, a tenth of the exporter's CPU over https).
 	Concurrency int
 	// Transport carries the requests (default: http.DefaultTransport's
-	// settings with Timeout); for extra CA certificates.
+	// settings with Timeout, keeping Concurrency + 1 connections open);
+	// for extra CA certificates.
 	Transport http.RoundTripper
 	// Timeout bounds the wait for the server's answer to a request once
 	// sent (the default transport's ResponseHeaderTimeout; default 2
@@ -136,14 +137,13 @@ func OpenS3(ctx context.Context, o S3Options) (*S3, error) {
 	if o.PathStyle {
 		lookup = minio.BucketLookupPath
 	}
+	n := o.Concurrency
+	if n <= 0 {
+		n = 4
+	}
 	tr := o.Transport
 	if tr == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.ResponseHeaderTimeout = o.Timeout
-		if t.ResponseHeaderTimeout <= 0 {
-			t.ResponseHeaderTimeout = DefaultTimeout
-		}
-		tr = t
+		tr = defaultTransport(o.Timeout, n)
 	}
 	c, err := minio.New(u.Host, &minio.Options{
 		Creds:        credentials.NewStaticV4(o.AccessKey, o.SecretKey, ""),
@@ -162,11 +162,23 @@ func OpenS3(ctx context.Context, o S3Options) (*S3, error) {
 	if !ok {
 		return nil, fmt.Errorf("S3 bucket %s at %s: no such bucket (create it first)", o.Bucket, o.Endpoint)
 	}
-	n := o.Concurrency
-	if n <= 0 {
-		n = 4
-	}
 	return &S3{c: c, bucket: o.Bucket, prefix: prefix, partSize: part, free: make(chan []byte, n), listPage: defaultListPage}, nil
+}
+
+// defaultTransport is http.DefaultTransport's settings with timeout as
+// its ResponseHeaderTimeout (DefaultTimeout when 0), keeping a connection
+// for each of the concurrent Puts and one for a listing: the default
+// keeps 2 a host, so that with 4 copies at once, 2 connections were
+// closed after each answer and opened again for the next request, a TLS
+// handshake each over https (on a server that keeps connections open).
+func defaultTransport(timeout time.Duration, concurrency int) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.ResponseHeaderTimeout = timeout
+	if t.ResponseHeaderTimeout <= 0 {
+		t.ResponseHeaderTimeout = DefaultTimeout
+	}
+	t.MaxIdleConnsPerHost = concurrency + 1
+	return t
 }
 
 // redactEndpoint is a refused endpoint as a message may show it: without

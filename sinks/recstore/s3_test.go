@@ -10,6 +10,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"runtime"
 	"slices"
@@ -728,5 +730,63 @@ func TestS3Present(t *testing.T) {
 		if !ok {
 			t.Errorf("Present said %s absent, in a folder not listed whole", n)
 		}
+	}
+}
+
+// TestS3KeepsAConnectionAPut: with the default transport, Concurrency
+// Puts at once, round after round, reuse their connections: at most
+// Concurrency + 1 are opened, where http.DefaultTransport's two kept a
+// host closed the others after each answer (a TLS handshake a request
+// over https). versitygw closes every connection itself, so the store
+// talks to it through a reverse proxy in the test's process, which keeps
+// the store's connections open and counts them.
+func TestS3KeepsAConnectionAPut(t *testing.T) {
+	t.Parallel()
+	srv := recstoretest.Start(t)
+	target, err := url.Parse(srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opened atomic.Int64
+	proxy := httptest.NewUnstartedServer(httputil.NewSingleHostReverseProxy(target))
+	proxy.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	proxy.Start()
+	t.Cleanup(proxy.Close)
+	const conc, rounds = 4, 5
+	st, err := OpenS3(context.Background(), S3Options{Endpoint: proxy.URL, Region: srv.Region, Bucket: srv.Bucket, PathStyle: true,
+		AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Concurrency: conc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r := range rounds {
+		var wg sync.WaitGroup
+		errs := make(chan error, conc)
+		for g := range conc {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				name := testName(t, fmt.Sprintf("conn-%d-%d", r, g))
+				if _, _, err := st.Stored(context.Background(), name, Want{}); err != nil {
+					errs <- err
+					return
+				}
+				_, err := st.Put(context.Background(), name, content(uint64(g), 1000), Want{Size: 1000})
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if n := opened.Load(); n > conc+1 {
+		t.Errorf("%d rounds of %d Puts (a HEAD and a PUT each) opened %d connections; want at most %d", rounds, conc, n, conc+1)
 	}
 }
