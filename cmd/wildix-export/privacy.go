@@ -3,9 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/url"
+	"strings"
 
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/paging"
 	"github.com/wildix-export/wildix-export/exporter/privacy"
+	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
 	"github.com/wildix-export/wildix-export/sinks"
 )
 
@@ -130,4 +135,78 @@ func (a *app) pendPrivacy(s *sink, rule *exporter.Privacy) {
 		a.log.Warn("pseudonymisation changed (--force): stored with the run's first commit; rows written before keep their earlier form until `wildix-export backfill --from <first day> --to <tomorrow> --force` over the whole history rewrites them from the PBX's own copy", "from", rule.Changed, "to", rule.String())
 	}
 	store.PendPrivacyRule(a.cfg.PBXID, rule)
+}
+
+// The run notes of guardExtensions (README, Privacy: Extensions stay
+// readable).
+const (
+	noteExtensionsKept   = "colleagues' extensions of more than 6 digits kept readable, read from the PBX's colleagues at the run's start (a 7-digit number that is not one is still replaced)"
+	noteExtensionsUnread = "the PBX's colleagues could not be read at the run's start: extensions of more than 6 digits are taken for external numbers and replaced by pseudonyms this run (the safe direction); give the token or API key read access to the colleagues (/api/v1/PBX/Colleagues), then `wildix-export backfill --force` over the days concerned rewrites them readable"
+)
+
+// guardExtensions gives st's guard, at a run's start and before any row
+// is pseudonymised, the PBX's own extensions of more than 6 digits
+// (privacy.Guard.SetExtensions), read from its colleagues, when the rule
+// replaces numbers (else nothing is read and the shape rule stays). A
+// read that fails does not fail the run: extensions are then told by
+// their shape alone, as before (a long one is pseudonymised: the safe
+// direction), said in a warning and in the run's notes.
+func (a *app) guardExtensions(ctx context.Context, st *started) {
+	if !st.guard.Rule.Numbers {
+		st.guard.SetExtensions(nil, nil)
+		return
+	}
+	long, first, err := a.pbxExtensions(ctx, st)
+	if err != nil {
+		a.log.Warn("the PBX's colleagues could not be read: extensions of more than 6 digits are pseudonymised this run; give the token or API key read access to /api/v1/PBX/Colleagues (README, Privacy)", "err", err)
+		st.guard.SetExtensions(nil, []privacy.RunNote{{Kind: noteExtensionsUnread, Example: err.Error(), Count: 1}})
+		return
+	}
+	var notes []privacy.RunNote
+	if len(long) > 0 {
+		notes = []privacy.RunNote{{Kind: noteExtensionsKept, Example: "the colleague of key " + first, Count: len(long)}}
+		a.log.Info("colleagues' extensions of more than 6 digits kept readable", "extensions", len(long))
+	}
+	st.guard.SetExtensions(long, notes)
+}
+
+// pbxExtensions reads every record of the catalog's staff endpoints
+// with an extension (colleagues), paged and retried as a snapshot is
+// (paging.Offset, the exporter's client), whether or not EXPORT_ENDPOINTS
+// exports them, and returns the canonical digits of the extensions of
+// more than 6 digits that are not written internationally, and the key
+// of the first such record (keys are never personal).
+func (a *app) pbxExtensions(ctx context.Context, st *started) (map[string]bool, string, error) {
+	long, first := map[string]bool{}, ""
+	for _, ep := range st.cat.All() {
+		col := ep.Column("extension")
+		if !ep.Staff || col < 0 {
+			continue
+		}
+		conv := &record.Converter{Endpoint: &ep, Zone: a.cfg.Timezone, Warnings: &record.Warnings{}}
+		q := url.Values{}
+		if ep.Sort != "" {
+			q = url.Values{"sort": {ep.Sort}, "dir": {"ASC"}}
+		}
+		o := &paging.Offset{Reader: &paging.Reader{Lister: st.pbx.client, Endpoint: &ep, Query: q, Concurrency: 1,
+			MaxPages: a.cfg.MaxPages, Counters: &paging.Counters{}, Log: a.log, Rows: conv.Rows}, PageSize: a.cfg.PageSize, Zone: a.cfg.Timezone}
+		_, err := o.Whole(ctx, func(rows []record.Row) error {
+			for _, r := range rows {
+				v := fmt.Sprint(r.Values[col])
+				c, ok := pseudonym.Canonical(v)
+				if t := strings.TrimSpace(v); !ok || len(c) <= 6 || strings.HasPrefix(t, "+") || strings.HasPrefix(t, "00") {
+					continue
+				}
+				if len(long) == 0 {
+					first = strings.ReplaceAll(r.Key, "\t", ",")
+				}
+				long[c] = true
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, "", fmt.Errorf("reading %s (%s) for its extensions: %w", ep.Name, ep.Path, err)
+		}
+	}
+	return long, first, nil
 }

@@ -582,3 +582,137 @@ func TestQueryHelpSaysInClear(t *testing.T) {
 		}
 	}
 }
+
+// TestPseudonymisedLongExtensionsStayReadable: a PBX whose extensions
+// have 7 digits (pbxsim LongExtensions), exported in clear and under
+// EXPORT_PSEUDONYMIZE=numbers to PostgreSQL: the colleagues' extensions,
+// read from the colleagues at the run's start, stay readable in every
+// column and channel they are in (as many rows hold them as in clear);
+// every external number, and every 7-digit number that is no extension
+// of the PBX's (calls reach 201…260, colleagues are 201…225, devices'
+// users 201…230), is found nowhere in the database, the logs or
+// /metrics; the views count the same; the ledger says how many
+// extensions were kept.
+func TestPseudonymisedLongExtensionsStayReadable(t *testing.T) {
+	t.Parallel()
+	const calls = 400
+	f := authorized(t, pbxsim.Options{Calls: calls, LongExtensions: true, NumberForms: true,
+		CallGap: time.Minute, CallsStart: time.Now().UTC().Add(-calls * time.Minute).Add(-time.Hour),
+		APIKeys: []string{recToken}, Recordings: pbxsim.RecordingOptions{Every: 10, BytesPerSecond: 40}})
+	clearSchema, clearPool := pgtest.Schema(t)
+	pseudoSchema, pseudoPool := pgtest.Schema(t)
+	pg := func(schema string, extra ...string) []string {
+		return fixtureEnv(f, t.TempDir(), append([]string{"EXPORT_SINK=postgres", "EXPORT_DATABASE_URL=" + pgtest.URL(), "EXPORT_DB_SCHEMA=" + schema,
+			"EXPORT_RECORDINGS_STORE=dir", "EXPORT_RECORDINGS_DIR=" + t.TempDir(), "WILDIX_RECORDINGS_TOKEN=" + recToken}, extra...)...)
+	}
+	export(t, pg(clearSchema))
+	logs, metricsText := export(t, pg(pseudoSchema, "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey1, "EXPORT_LOG_LEVEL=debug"))
+
+	exts := queryStrings(t, clearPool, "SELECT extension FROM colleagues ORDER BY 1")
+	if len(exts) != 25 || len(exts[0]) != 7 {
+		t.Fatalf("colleagues' extensions %q: want 25 of 7 digits, or the test proves nothing", exts)
+	}
+	others := queryStrings(t, clearPool, `SELECT DISTINCT v FROM call_history, unnest(ARRAY[src, dst]) v WHERE v ~ '^[0-9]{7}$'
+EXCEPT SELECT extension FROM colleagues EXCEPT SELECT user_extension FROM devices`)
+	if len(others) < 5 {
+		t.Fatalf("%d 7-digit numbers that are no extension of the PBX's in the call history: the test proves little", len(others))
+	}
+	// Rows holding a colleague's extension, in clear and pseudonymised.
+	for _, q := range []string{
+		"SELECT count(*)::text FROM call_history WHERE src IN (SELECT extension FROM colleagues)",
+		"SELECT count(*)::text FROM call_history WHERE dst IN (SELECT extension FROM colleagues)",
+		"SELECT count(*)::text FROM call_history c WHERE EXISTS (SELECT FROM colleagues k WHERE c.channel LIKE 'SIP/' || k.extension || '-%')",
+		"SELECT count(*)::text FROM call_history c WHERE EXISTS (SELECT FROM colleagues k WHERE c.dstchannel LIKE 'SIP/' || k.extension || '-%')",
+		"SELECT count(*)::text FROM call_history c WHERE EXISTS (SELECT FROM colleagues k WHERE c.lastdata LIKE 'SIP/' || k.extension || ',%')",
+		"SELECT count(*)::text FROM recordings WHERE extension IN (SELECT extension FROM colleagues)",
+	} {
+		clear, pseudo := queryStrings(t, clearPool, q)[0], queryStrings(t, pseudoPool, q)[0]
+		if clear == "0" || clear != pseudo {
+			t.Errorf("%s: %s in clear, %s pseudonymised: want the same, not 0", q, clear, pseudo)
+		}
+	}
+	find := append(needles(t, clearPool, false), others...)
+	for _, place := range []struct{ name, text string }{
+		{"the database", dumpSchema(t, pseudoPool, pseudoSchema)},
+		{"the logs", logs},
+		{"/metrics", metricsText},
+	} {
+		text := clockTimes.ReplaceAllString(place.text, "hh:mm:ss")
+		for _, n := range find {
+			if i := strings.Index(text, n); i >= 0 {
+				t.Errorf("%s holds %q in clear: …%s…", place.name, n, text[max(0, i-200):min(len(text), i+100)])
+			}
+		}
+	}
+	clear, pseudo := viewCounts(t, clearPool), viewCounts(t, pseudoPool)
+	if !slices.Equal(clear, pseudo) {
+		t.Errorf("the views count differently:\nclear  %q\npseudo %q", clear, pseudo)
+	}
+	notes := strings.Join(queryStrings(t, pseudoPool, "SELECT coalesce(array_to_string(notes, E'\\n'), '') FROM export_run_endpoints WHERE endpoint = 'call_history'"), "\n")
+	if !strings.Contains(notes, "25 "+noteExtensionsKept) {
+		t.Errorf("the ledger's notes of call_history do not say 25 extensions were kept: %q", notes)
+	}
+}
+
+// TestLongExtensionsWhenColleaguesUnread: with EXPORT_ENDPOINTS leaving
+// colleagues out, the run still reads them and keeps the 7-digit
+// extensions readable; when the PBX refuses them (403, a key without the
+// scope), the run does not fail: the extensions are pseudonymised (the
+// shape rule), a warning names what to give, and the ledger says so. CSV.
+func TestLongExtensionsWhenColleaguesUnread(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		forbid bool
+	}{{"not exported", false}, {"forbidden", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			const calls = 200
+			o := pbxsim.Options{Calls: calls, LongExtensions: true, CallGap: time.Minute, CallsStart: time.Now().UTC().Add(-calls * time.Minute).Add(-time.Hour)}
+			if tc.forbid {
+				o.Rewrite = func(r *http.Request, status int, body []byte) (int, []byte) {
+					if strings.Contains(r.URL.Path, "Colleagues") {
+						return http.StatusForbidden, []byte(`{"type":"error","reason":"Forbidden"}`)
+					}
+					return status, body
+				}
+			}
+			f := authorized(t, o)
+			dir := t.TempDir()
+			logs, _ := export(t, fixtureEnv(f, dir, "EXPORT_ENDPOINTS=call_history", "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey1))
+			var b strings.Builder // every file of the folder (dumpDir wants more files)
+			if err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+				if err != nil || d.IsDir() {
+					return err
+				}
+				data, err := os.ReadFile(path)
+				b.Write(data)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			all := b.String()
+			if !strings.Contains(all, "p:") {
+				t.Fatalf("no pseudonym in the CSV folder: nothing was exported under numbers")
+			}
+			kept := 0
+			for i := range 25 {
+				if strings.Contains(all, fmt.Sprint(2000201+i)) {
+					kept++
+				}
+			}
+			warned := strings.Contains(logs, "colleagues could not be read")
+			noted := strings.Contains(all, "could not be read at the run's start")
+			if tc.forbid {
+				if kept != 0 || !warned || !noted {
+					t.Errorf("colleagues refused: %d of 25 extensions in clear (want 0), warned %v, in the ledger %v (want both)\n%s", kept, warned, noted, logs)
+				}
+				return
+			}
+			if kept < 20 || warned || noted || !strings.Contains(all, noteExtensionsKept) {
+				t.Errorf("colleagues read but not exported: %d of 25 extensions in clear (want ≥ 20), warned %v, unread noted %v, kept noted %v",
+					kept, warned, noted, strings.Contains(all, noteExtensionsKept))
+			}
+		})
+	}
+}

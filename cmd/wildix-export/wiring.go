@@ -283,6 +283,7 @@ func (a *app) export(ctx context.Context, st *started, m *metrics, do func(ctx c
 		at = a.now()
 	}
 	st.guard.Now = func() time.Time { return at }
+	a.guardExtensions(ctx, st) // before any row is pseudonymised
 	st.x.AfterRun = a.retention(st, m, record.RetentionAt(at, a.cfg.Retention), limitChanged)
 	id := exporter.NewRunID(time.Now())
 	a.log.Info("export started", "run_id", id, "pbx", a.cfg.PBXID, "sink", st.sink.name)

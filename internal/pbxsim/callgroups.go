@@ -35,8 +35,8 @@ func (t groupTable) appendJSON(b []byte, pos int64, keep map[string]bool) []byte
 // callGroups is the simulator's call groups (simGroups) over the
 // colleagues' extensions 201…(200+colleagues): a ring-all group, a queue
 // and a linear group, whose calls the call history plays (groupcalls.go).
-func callGroups(colleagues int) groupTable {
-	ext := func(i int) string { return strconv.Itoa(201 + i%max(colleagues, 1)) }
+func callGroups(colleagues int, long bool) groupTable {
+	ext := func(i int) string { return extension(201+i%max(colleagues, 1), long) }
 	shapes := []func(string) string{
 		func(e string) string { return strconv.Quote(e) },
 		func(e string) string { return `{"extension":` + strconv.Quote(e) + `,"name":"member ` + e + `"}` },
@@ -64,6 +64,6 @@ func (s *Sim) listCallGroups(b []byte, v url.Values) (int, []byte, bool) {
 		return http.StatusBadRequest, appendError(b, http.StatusBadRequest, bad), false
 	}
 	q = s.honour(q, "id", "ASC")
-	t := callGroups(s.opt.Colleagues)
+	t := callGroups(s.opt.Colleagues, s.opt.LongExtensions)
 	return http.StatusOK, s.appendPage(b, t, s.selectDir(t.recs, q, nil), q, false), false
 }

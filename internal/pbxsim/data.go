@@ -190,7 +190,7 @@ func (s *Sim) call(id int64) Call {
 		c.UniqueID = fmt.Sprintf("%d.%d", c.Start.Unix(), c.CallID)
 	}
 	c.DContext = "users"
-	if len(c.Src) > 6 {
+	if external(c.Src) {
 		c.DContext = "inbound"
 	}
 	return c
@@ -240,7 +240,7 @@ func (s *Sim) single(id int64) Call {
 		c.Answer = c.End.Add(-time.Duration(c.Billsec) * time.Second)
 	}
 	h4 := splitmix64(h3)
-	ext := func(x uint64) string { return strconv.Itoa(201 + int(x%60)) }
+	ext := func(x uint64) string { return extension(201+int(x%60), s.opt.LongExtensions) }
 	outbound := h4%2 == 0
 	internal := outbound && (h4>>48)%5 == 0
 	switch {
@@ -277,7 +277,7 @@ func (s *Sim) single(id int64) Call {
 // own (SIP/201-0000002a), an external number's the trunk's.
 func channel(number string, n int64) string {
 	peer := number
-	if len(number) > 6 {
+	if external(number) {
 		peer = "trunk"
 	}
 	return fmt.Sprintf("SIP/%s-%08x", peer, n)
@@ -331,7 +331,7 @@ func (s *Sim) legs(c *Call) {
 	case kind == 5 && pos >= 6: // a missed call, called back by the extension it rang
 		end := func(p int64) time.Time { return time.Unix(s.callEnd(first+p), 0).UTC() }
 		n := uint64(max(s.opt.Colleagues, 3))
-		member := strconv.Itoa(201 + int((h>>20)%n))
+		member := extension(201+int((h>>20)%n), s.opt.LongExtensions)
 		caller := "+39" + strconv.FormatUint(3000000000+(h>>12)%999999999, 10)
 		set := func(start, answer time.Time, disp string) {
 			c.Start, c.Answer, c.Disposition, c.Type = start, answer, disp, "call"
@@ -500,7 +500,7 @@ func (s *Sim) callEnd(id int64) int64 {
 	return s.opt.CallsStart.Unix() + id*gap + int64(h%uint64(gap))
 }
 
-func colleagues(n int) []record {
+func colleagues(n int, long bool) []record {
 	out := make([]record, 0, n)
 	for i := 0; i < n; i++ {
 		h := splitmix64(uint64(i) + 7)
@@ -509,7 +509,7 @@ func colleagues(n int) []record {
 			name = awkward[i%len(awkward)] + " " + strconv.Itoa(i)
 		}
 		id := strconv.Itoa(2951881 + i)
-		ext := strconv.Itoa(201 + i)
+		ext := extension(201+i, long)
 		role := "user"
 		if i == 0 {
 			role = "admin"
@@ -582,7 +582,7 @@ func contacts(n, books int) []record {
 	return out
 }
 
-func devices(n int) []record {
+func devices(n int, long bool) []record {
 	out := make([]record, 0, n)
 	for i := 0; i < n; i++ {
 		h := splitmix64(uint64(i) + 555)
@@ -596,7 +596,7 @@ func devices(n int) []record {
 			{"model", []string{"WP480G", "WP490GR", "Vision", "SuperVision", "W-AIR Basic"}[i%5]},
 			{"description", "Desk " + strconv.Itoa(i)},
 			{"firmware", "1.1." + strconv.Itoa(int(h%20))},
-			{"user", strconv.Itoa(201 + i)},
+			{"user", extension(201+i, long)},
 			{"address", fmt.Sprintf("10.0.%d.%d", i/250, i%250+1)},
 			{"state", state},
 			{"vendor", record{{"name", "Wildix"}, {"additional", ""}}},
@@ -607,9 +607,9 @@ func devices(n int) []record {
 
 // NumberForm writes the external number n (+39…, 0039…) in form h%5 of
 // those a PBX may send: +39…, 0039…, 39…, "+39 333 1234567" or
-// "0039 333 1234567". An extension (at most 6 characters) stays.
+// "0039 333 1234567". An extension (not written with + or 00) stays.
 func NumberForm(n string, h uint64) string {
-	if len(n) <= 6 {
+	if !external(n) {
 		return n
 	}
 	d := strings.TrimPrefix(strings.TrimPrefix(n, "+"), "00")
@@ -624,4 +624,20 @@ func NumberForm(n string, h uint64) string {
 		return "+" + d[:2] + " " + d[2:5] + " " + d[5:]
 	}
 	return "00" + d[:2] + " " + d[2:5] + " " + d[5:]
+}
+
+// extension is the simulator's extension numbered n (201, 202…): n
+// itself, or with long (Options.LongExtensions) 7 digits, 2000000+n
+// (2000201), as a PBX numbering its extensions so does.
+func extension(n int, long bool) string {
+	if long {
+		return strconv.Itoa(2000000 + n)
+	}
+	return strconv.Itoa(n)
+}
+
+// external reports whether the simulator's number n is an external one:
+// it writes them all with + or 00, its extensions never.
+func external(n string) bool {
+	return strings.HasPrefix(n, "+") || strings.HasPrefix(n, "00")
 }

@@ -120,7 +120,7 @@ func (s *Sim) groupPlan(first int64, h uint64) *plan {
 	g := &simGroups[(h>>24)%uint64(len(simGroups))]
 	g2 := &simGroups[((h>>24)+1)%uint64(len(simGroups))]
 	n := max(s.opt.Colleagues, 1)
-	ext := func(i int) string { return strconv.Itoa(201 + i%n) }
+	ext := func(i int) string { return extension(201+i%n, s.opt.LongExtensions) }
 	r := splitmix64(h ^ 0x6a09e667f3bcc908)
 	draw := func(lo, hi int64) int64 { // lo..hi, from new bits each time
 		r = splitmix64(r)

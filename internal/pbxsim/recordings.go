@@ -158,7 +158,7 @@ func (s *Sim) recording(callID int64) (Recording, bool) {
 		return Recording{}, false
 	}
 	r := Recording{ID: recIDOf(callID), CallID: callID, Start: c.Answer, Duration: c.Billsec, Extension: c.Src, Number: c.Dst}
-	if len(c.Src) > 6 {
+	if external(c.Src) {
 		r.Extension, r.Number = c.Dst, c.Src
 	}
 	r.Size = wavHeaderSize + r.Duration*o.BytesPerSecond

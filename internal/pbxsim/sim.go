@@ -74,6 +74,12 @@ type Options struct {
 	GroupFields GroupFields
 
 	Colleagues, Phonebooks, Contacts, Devices int // defaults 25, 5, 120, 30
+	// LongExtensions numbers the extensions with 7 digits (2000201…
+	// for 201…), as some PBXes do, in every place one is written
+	// (colleagues, call history, channels, groups, devices, recordings).
+	// Calls also reach extensions that are no colleague's (201…260 of
+	// 25 colleagues), 7-digit numbers that are not the PBX's own.
+	LongExtensions bool
 
 	Clients                  []Client
 	AccessTokenTTL           time.Duration // default 1h
@@ -85,7 +91,7 @@ type Options struct {
 	ExpiresInString          bool          // send expires_in as a string
 	APIKeys                  []string      // static bearer keys (wsk-v1-..., access_...)
 	S2SApps                  []S2SApp
-	User                     string // extension OAuth tokens act as (default "201")
+	User                     string // extension OAuth tokens act as (default "201", with LongExtensions "2000201")
 
 	FilterToExclusive bool // filter[f][to] excludes its bound (default inclusive)
 	// FilterFromExclusive lists fields whose filter[f][from] excludes its
@@ -196,10 +202,10 @@ func New(o Options) *Sim {
 	}
 	s.calls.Store(o.Calls)
 	s.dirs = map[string]*directory{
-		"colleagues": {records: colleagues(o.Colleagues)},
+		"colleagues": {records: colleagues(o.Colleagues, o.LongExtensions)},
 		"phonebooks": {records: phonebooks(o.Phonebooks), numericTotal: true},
 		"contacts":   {records: contacts(o.Contacts, o.Phonebooks)},
-		"devices":    {records: devices(o.Devices)},
+		"devices":    {records: devices(o.Devices, o.LongExtensions)},
 	}
 	if o.CacheCallJSON {
 		s.callJSON = make([][]byte, o.Calls+1)
@@ -259,7 +265,7 @@ func (o *Options) defaults() {
 		o.PKCE = "optional"
 	}
 	if o.User == "" {
-		o.User = "201"
+		o.User = extension(201, o.LongExtensions)
 	}
 	if o.Faults.SlowDelay == 0 {
 		o.Faults.SlowDelay = 2 * time.Second
