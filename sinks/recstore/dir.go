@@ -117,7 +117,7 @@ func (d *Dir) Put(ctx context.Context, name string, r io.Reader, want Want) (Obj
 	}()
 	v := newVerifier(r, want)
 	buf := make([]byte, copyBufSize)
-	if _, err := io.CopyBuffer(f, ctxReader{ctx, v}, buf); err != nil {
+	if _, err := io.CopyBuffer(onlyWriter{f}, ctxReader{ctx, v}, buf); err != nil {
 		return Object{}, fmt.Errorf("store %s: %w", name, err)
 	}
 	if !v.done() {
@@ -328,3 +328,10 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
+
+// onlyWriter hides a file's ReadFrom, so that io.CopyBuffer writes with
+// the buffer it is given: os.File's ReadFrom copies from any reader but a
+// file or a socket through a 32 KiB buffer of its own.
+type onlyWriter struct{ w io.Writer }
+
+func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
