@@ -658,24 +658,30 @@ EXCEPT SELECT extension FROM colleagues EXCEPT SELECT user_extension FROM device
 // colleagues out, the run still reads them and keeps the 7-digit
 // extensions readable; when the PBX refuses them (403, a key without the
 // scope), the run does not fail: the extensions are pseudonymised (the
-// shape rule), a warning names what to give, and the ledger says so. CSV.
+// shape rule), a warning names what to give, and the ledger says so; a
+// busy PBX (503 twice on the colleagues) is retried, and they are kept.
+// CSV.
 func TestLongExtensionsWhenColleaguesUnread(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		forbid bool
-	}{{"not exported", false}, {"forbidden", true}} {
+		busy   int // colleagues' requests answered 503 first
+	}{{"not exported", false, 0}, {"forbidden", true, 0}, {"busy", false, 2}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			const calls = 200
 			o := pbxsim.Options{Calls: calls, LongExtensions: true, CallGap: time.Minute, CallsStart: time.Now().UTC().Add(-calls * time.Minute).Add(-time.Hour)}
-			if tc.forbid {
-				o.Rewrite = func(r *http.Request, status int, body []byte) (int, []byte) {
-					if strings.Contains(r.URL.Path, "Colleagues") {
-						return http.StatusForbidden, []byte(`{"type":"error","reason":"Forbidden"}`)
-					}
-					return status, body
+			var busy atomic.Int64
+			o.Rewrite = func(r *http.Request, status int, body []byte) (int, []byte) {
+				switch {
+				case !strings.Contains(r.URL.Path, "Colleagues"):
+				case tc.forbid:
+					return http.StatusForbidden, []byte(`{"type":"error","reason":"Forbidden"}`)
+				case busy.Add(1) <= int64(tc.busy):
+					return http.StatusServiceUnavailable, []byte(`{"type":"error","reason":"busy"}`)
 				}
+				return status, body
 			}
 			f := authorized(t, o)
 			dir := t.TempDir()
@@ -708,6 +714,9 @@ func TestLongExtensionsWhenColleaguesUnread(t *testing.T) {
 					t.Errorf("colleagues refused: %d of 25 extensions in clear (want 0), warned %v, in the ledger %v (want both)\n%s", kept, warned, noted, logs)
 				}
 				return
+			}
+			if n := busy.Load(); n <= int64(tc.busy) {
+				t.Fatalf("%d colleagues' requests, want more than the %d answered busy", n, tc.busy)
 			}
 			if kept < 20 || warned || noted || !strings.Contains(all, noteExtensionsKept) {
 				t.Errorf("colleagues read but not exported: %d of 25 extensions in clear (want ≥ 20), warned %v, unread noted %v, kept noted %v",
