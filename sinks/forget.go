@@ -23,6 +23,49 @@ import (
 // it, become.
 const Erased = "erased"
 
+// ForgetFound is what forget found, or erased, in a sink: per table or
+// file, the rows mentioning the number; and the recordings stored for
+// calls with it (their names in the recordings store, for removal).
+type ForgetFound struct {
+	Places     []ForgetPlace
+	Recordings []string
+}
+
+// ForgetPlace is one table or data file.
+type ForgetPlace struct {
+	Name string // a table, or a data file's path under EXPORT_CSV_DIR
+	Rows int64
+}
+
+// Rows is the rows of every place.
+func (f *ForgetFound) Rows() int64 {
+	var n int64
+	for _, p := range f.Places {
+		n += p.Rows
+	}
+	return n
+}
+
+func (f *ForgetFound) add(name string, rows int64) {
+	if rows > 0 {
+		f.Places = append(f.Places, ForgetPlace{Name: name, Rows: rows})
+	}
+}
+
+// stillThere is the error of an erasure whose last search, f, still found
+// the number: nil when it found none. why says where such rows come from
+// and what to do, which differs by sink.
+func (f *ForgetFound) stillThere(why string) error {
+	if len(f.Places) == 0 {
+		return nil
+	}
+	where := make([]string, 0, len(f.Places))
+	for _, pl := range f.Places {
+		where = append(where, fmt.Sprintf("%s (%d rows)", pl.Name, pl.Rows))
+	}
+	return fmt.Errorf("the number is still in %s after erasure: %s", strings.Join(where, ", "), why)
+}
+
 // MinForgetDigits is the fewest digits of a number forget takes: fewer
 // are an extension or a short code, which are not found inside free text
 // (pseudonym.Replace) and would be no one's in particular.

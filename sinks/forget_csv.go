@@ -200,14 +200,7 @@ func (s *CSV) ForgetErase(ctx context.Context, pbx string, f *Forgotten, endpoin
 	if err != nil {
 		return done, err
 	}
-	if len(left.Places) > 0 {
-		var where []string
-		for _, pl := range left.Places {
-			where = append(where, fmt.Sprintf("%s (%d rows)", pl.Name, pl.Rows))
-		}
-		return done, fmt.Errorf("the number is still in %s after erasure: another PBX's files (run forget with its configuration), or a file forget does not know (report it)", strings.Join(where, ", "))
-	}
-	return done, nil
+	return done, left.stillThere("another PBX's files (run forget with its configuration), or a file forget does not know (report it)")
 }
 
 // forgetEdit is ForgetErase's edit of e's rows: each row mentioning f

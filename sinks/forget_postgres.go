@@ -12,35 +12,6 @@ import (
 	"github.com/wildix-export/wildix-export/exporter/record"
 )
 
-// ForgetFound is what forget found, or erased, in a sink: per table or
-// file, the rows mentioning the number; and the recordings stored for
-// calls with it (their names in the recordings store, for removal).
-type ForgetFound struct {
-	Places     []ForgetPlace
-	Recordings []string
-}
-
-// ForgetPlace is one table or data file.
-type ForgetPlace struct {
-	Name string // a table, or a data file's path under EXPORT_CSV_DIR
-	Rows int64
-}
-
-// Rows is the rows of every place.
-func (f *ForgetFound) Rows() int64 {
-	var n int64
-	for _, p := range f.Places {
-		n += p.Rows
-	}
-	return n
-}
-
-func (f *ForgetFound) add(name string, rows int64) {
-	if rows > 0 {
-		f.Places = append(f.Places, ForgetPlace{Name: name, Rows: rows})
-	}
-}
-
 // pgCell is a column forget reads and may rewrite.
 type pgCell struct {
 	name string
@@ -296,14 +267,7 @@ func (p *Postgres) ForgetErase(ctx context.Context, pbx string, f *Forgotten, en
 	if err != nil {
 		return done, err
 	}
-	if len(left.Places) > 0 {
-		var where []string
-		for _, pl := range left.Places {
-			where = append(where, fmt.Sprintf("%s (%d rows)", pl.Name, pl.Rows))
-		}
-		return done, fmt.Errorf("the number is still in %s after erasure: a table forget does not know; report it", strings.Join(where, ", "))
-	}
-	return done, nil
+	return done, left.stillThere("a table forget does not know; report it")
 }
 
 // erasePlace rewrites one table's rows mentioning f in one transaction.
