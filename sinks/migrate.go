@@ -13,7 +13,8 @@ import (
 
 // migration is one versioned, additive change. They are applied in order,
 // once each, recorded in export_schema_migrations. Never edit or remove
-// one that has shipped; add the next. No table or column is ever dropped
+// one that has shipped; add the next, with its pin in migrate_test.go
+// (TestShippedMigrationsUnchanged). No table or column is ever dropped
 // (an index may be), and views are replaced with CREATE OR REPLACE, which
 // keeps what depends on them.
 type migration struct {
