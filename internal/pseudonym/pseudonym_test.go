@@ -144,9 +144,12 @@ func TestScrub(t *testing.T) {
 		{"(+39 (02) 1234 5678)", "(" + p + ")"},
 		{"2026.12.06-10.11.12-201-00390212345678-9f3a1c-1.wav", "2026.12.06-10.11.12-201-" + p + "-9f3a1c-1.wav"},
 		{`{"caller":"390212345678"}`, `{"caller":"` + p + `"}`},
-		{"SIP/201-0000002a", "SIP/201-0000002a"},          // an extension and a hex id
-		{"SIP/trunk-00001234", "SIP/trunk-00001234"},      // a channel's counter (TestScrubLeavesChannelCounters)
-		{"ext2021234567", "ext" + k.Number("2021234567")}, // in doubt, replaced
+		{"SIP/201-0000002a", "SIP/201-0000002a"},                                       // an extension and a hex id
+		{"SIP/trunk-00001234", "SIP/trunk-00001234"},                                   // a channel's counter (TestScrubLeavesChannelCounters)
+		{"IAX2/352-851-2784-00000012", "IAX2/" + k.Number("3528512784") + "-00000012"}, // TECH's digits are not the number's
+		{"H323/0039021234567-00000012", "H323/" + k.Number("0039021234567") + "-00000012"},
+		{"X1234567/a-00000001", "X" + k.Number("1234567") + "/a-" + k.Number("00000001")}, // no TECH/ left: no counter
+		{"ext2021234567", "ext" + k.Number("2021234567")},                                 // in doubt, replaced
 		{"0039021234567SIP/", k.Number("0039021234567") + "SIP/"},
 		{"1234567abc", k.Number("1234567") + "abc"},          // glued to hex letters (TestHexIDs)
 		{"queue,t,,,300", "queue,t,,,300"},                   // short numbers

@@ -1,6 +1,7 @@
 package pseudonym
 
 import (
+	"sort"
 	"strconv"
 	"strings"
 	"unicode"
@@ -36,10 +37,12 @@ const Merged = "p:-redacted-"
 type text struct {
 	orig  string
 	s     string
-	at    []int // at[i] is the offset in orig of s[i]; nil when s is orig
-	w     word  // the last word looked at
-	tok   token // how far the channel names were read
-	steps int   // bytes read by the word and channel name scans (tests)
+	at    []int    // at[i] is the offset in orig of s[i]; nil when s is orig
+	w     word     // the last word looked at
+	f     fragment // the last part of a word between its numbers looked at
+	tok   token    // how far the channel names were read
+	done  []span   // the numbers text.numbers gave so far, in order
+	steps int      // bytes read by the word and channel name scans (tests)
 }
 
 func newText(orig string) *text {
@@ -174,6 +177,7 @@ func (n number) merged() bool { return len(n.canonical) > maxE164 }
 func (t *text) numbers(yield func(number)) {
 	s := t.s
 	after := -1 // the end of the last pseudonym: a digit there begins a number
+	t.done = t.done[:0]
 	for i := 0; i < len(s); {
 		if n := pseudonymLen(s[i:]); n > 0 {
 			i += n
@@ -193,7 +197,7 @@ func (t *text) numbers(yield func(number)) {
 			e++
 		}
 		if e > g && t.hexID(g, e) {
-			i = t.w.to
+			i = e
 			continue
 		}
 		end, isNumber := t.numberRun(i)
@@ -203,6 +207,7 @@ func (t *text) numbers(yield func(number)) {
 		}
 		if isNumber && !t.channelCounter(i, end) && digits(s[i:end]) >= minDigits {
 			if c, ok := Canonical(s[i:end]); ok {
+				t.done = append(t.done, span{i, end})
 				yield(number{from: i, to: end, canonical: c, intl: s[i] == '+' || strings.HasPrefix(s[i:], "00")})
 			}
 		}
@@ -277,6 +282,9 @@ func (t *text) numberRun(i int) (int, bool) {
 			if end, isNumber, ok := date(false); ok {
 				return end, isNumber
 			}
+		}
+		if len(groups) == 1 && !intl && from > 0 && isWord(s[from-1]) && !isDigit(s[from-1]) && j < len(s) && s[j] == '/' {
+			break // a word's digits before a slash: a channel's TECH (IAX2/, H323/), no number's
 		}
 		k, sep, ok := gap(s, j, intl)
 		if !ok {
@@ -385,8 +393,8 @@ type word struct {
 }
 
 // wordAt returns the word holding s[from:to] (word bytes), reading it
-// only when it is not the last word read. A pseudonym is a word of its
-// own: Scrub writes one glued to the letters around the number it
+// only when it is not the last word read. A pseudonym (and Merged) is a
+// word of its own: Scrub writes one glued to the letters around the number it
 // replaces ("cbp:…"), which must read on a second Scrub as they did on
 // the first ("A0000000+0000000" keeps its hex id "A0000000").
 func (t *text) wordAt(from, to int) word {
@@ -398,7 +406,7 @@ func (t *text) wordAt(from, to int) word {
 	for wl > 0 && isWord(s[wl-1]) && !(wl >= pseudonymChars && s[wl-pseudonymChars+1] == ':' && pseudonymLen(s[wl-pseudonymChars:]) > 0) {
 		wl--
 	}
-	for wr < len(s) && isWord(s[wr]) && !(wr+1 < len(s) && s[wr+1] == ':' && pseudonymLen(s[wr:]) > 0) {
+	for wr < len(s) && isWord(s[wr]) && !(wr+1 < len(s) && s[wr+1] == ':' && (pseudonymLen(s[wr:]) > 0 || strings.HasPrefix(s[wr:], Merged))) {
 		wr++
 	}
 	t.steps += wr - wl
@@ -421,17 +429,69 @@ func (t *text) wordAt(from, to int) word {
 // Any other word of hex digits holding 7 digits in a row is a number
 // glued to letters ("cb393528512784", "fe393528512784", "393528512784a",
 // "393528512784abcd"): in doubt, replaced (review 30-fixes 5). A 64-bit
-// id of 16 hex digits with 7 digits in a row loses them too.
+// id of 16 hex digits with 7 digits in a row loses them too. In a word
+// holding runs of 7 digits that are no id, fewer digits than that are
+// read as a second Scrub will read them, once those runs are pseudonyms
+// (words of their own: wordAt): the part of the word between the runs is
+// their word ("0A" of "0A0000000" and of "0A0000000X" is a hex id).
 func (t *text) hexID(from, to int) bool {
 	if from == to {
 		return false
 	}
 	w := t.wordAt(from, to)
-	if (w.from == from && w.to == to) || !w.hex {
+	if w.from == from && w.to == to {
 		return false
 	}
 	n := w.to - w.from
-	return n == 8 || n >= minHexHash || w.longest < minDigits
+	if w.hex && (n == 8 || n >= minHexHash || w.longest < minDigits) {
+		return true
+	}
+	return w.longest >= minDigits && to-from < minDigits && t.fragmentID(w, from, to)
+}
+
+// fragment is the part of a word between its runs of minDigits digits,
+// and whether it is all hex digits with a letter.
+type fragment struct {
+	from, to int
+	hex      bool
+}
+
+// fragmentID reports whether the part of the word w between its runs of
+// minDigits digits that holds s[from:to] is all hex digits with a letter:
+// a hex id once those runs are replaced. It reads that part only when it
+// is not the last one read.
+func (t *text) fragmentID(w word, from, to int) bool {
+	if f := t.f; f.to > 0 && from >= f.from && to <= f.to {
+		return f.hex
+	}
+	s := t.s
+	fl, fr := from, to
+	for fl > w.from && !(isDigit(s[fl-1]) && digitRunAt(s[w.from:fl], true) >= minDigits) {
+		fl--
+	}
+	for fr < w.to && !(isDigit(s[fr]) && digitRunAt(s[fr:w.to], false) >= minDigits) {
+		fr++
+	}
+	t.steps += fr - fl
+	t.f = fragment{from: fl, to: fr, hex: isHex(s[fl:fr])}
+	return t.f.hex
+}
+
+// digitRunAt is the length of the run of digits w ends with (end) or
+// begins with, up to minDigits.
+func digitRunAt(w string, end bool) int {
+	n := 0
+	for n < len(w) && n < minDigits {
+		c := w[n]
+		if end {
+			c = w[len(w)-1-n]
+		}
+		if !isDigit(c) {
+			break
+		}
+		n++
+	}
+	return n
 }
 
 // minHexHash is the fewest hex digits of a word taken for a hash or an id
@@ -467,7 +527,8 @@ func (t *text) tokenStart(i int) int {
 // follow as in Local channels), of a counter below 0x01000000, so
 // beginning with 00, which no national number does. Scrub leaves it: it
 // is no one's number, and a pseudonym of it only hid which legs belong
-// together. A counter from 0x01000000 on is replaced, in doubt.
+// together. A counter from 0x01000000 on is replaced, in doubt, and so is
+// one whose TECH/ holds a number replaced before it.
 func (t *text) channelCounter(i, end int) bool {
 	s := t.s
 	if end-i != 8 || s[i] != '0' || s[i+1] != '0' || i < 3 || s[i-1] != '-' || digits(s[i:end]) != 8 || end < len(s) && isWord(s[end]) {
@@ -478,7 +539,13 @@ func (t *text) channelCounter(i, end int) bool {
 	for tech < i && (isDigit(s[tech]) || s[tech]|0x20 >= 'a' && s[tech]|0x20 <= 'z') {
 		tech++
 	}
-	return tech > start && !isDigit(s[start]) && tech < i-1 && s[tech] == '/'
+	if !(tech > start && !isDigit(s[start]) && tech < i-1 && s[tech] == '/') {
+		return false
+	}
+	// A number replaced inside TECH/ ("X1234567/a-00000001") leaves no
+	// TECH/ for a second Scrub to see: no counter then either.
+	d := sort.Search(len(t.done), func(k int) bool { return t.done[k].to > start })
+	return d == len(t.done) || t.done[d].from > tech
 }
 
 // pseudonymChars is the length of a pseudonym: "p:" or "n:" and 16
