@@ -41,6 +41,20 @@ type Dir struct {
 	// syncDir syncs a folder for Sync (nil: safefile.SyncDirIn); a test
 	// sees through it which folders a batch synced.
 	syncDir func(root *os.Root, dir string) error
+	// bufs holds Put's copy buffers (*[]byte of copyBufSize) for the next
+	// Puts: a buffer a file was 64 pages faulted in afresh each (the
+	// exporter's page faults to a folder: 2,500 a bench run of 29 files,
+	// the plain copy's 1,000).
+	bufs sync.Pool
+}
+
+// buffer is a copy buffer, a kept one when there is one.
+func (d *Dir) buffer() *[]byte {
+	if b, ok := d.bufs.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, copyBufSize)
+	return &b
 }
 
 // OpenDir opens the store at root, a folder that must exist: a volume that
@@ -116,8 +130,9 @@ func (d *Dir) Put(ctx context.Context, name string, r io.Reader, want Want) (Obj
 		}
 	}()
 	v := newVerifier(r, want)
-	buf := make([]byte, copyBufSize)
-	if _, err := io.CopyBuffer(onlyWriter{f}, ctxReader{ctx, v}, buf); err != nil {
+	buf := d.buffer()
+	defer d.bufs.Put(buf)
+	if _, err := io.CopyBuffer(onlyWriter{f}, ctxReader{ctx, v}, *buf); err != nil {
 		return Object{}, fmt.Errorf("store %s: %w", name, err)
 	}
 	if !v.done() {

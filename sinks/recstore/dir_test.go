@@ -3,10 +3,12 @@ package recstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -410,5 +412,25 @@ func TestDirPutCopiesInLargeReads(t *testing.T) {
 	}
 	if src.max < copyBufSize/2 {
 		t.Errorf("Put read its source %d bytes at most at a time; want its %d-byte buffer", src.max, copyBufSize)
+	}
+}
+
+// TestDirPutBuffersKept: Puts one after another reuse their copy buffer
+// (256 KiB) instead of making one a file, whose pages were faulted in
+// afresh each time. Not parallel: it counts the bytes the process
+// allocates.
+func TestDirPutBuffersKept(t *testing.T) {
+	f, _ := dirFixture(t, DirOptions{})
+	const files = 8
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := range files {
+		if _, err := f.st.Put(context.Background(), testName(t, fmt.Sprintf("buf-%d", i)), content(uint64(i), 1000), Want{Size: 1000}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc >= 3*copyBufSize {
+		t.Errorf("%d Puts allocated %d bytes; want under %d (one %d-byte buffer kept, not one a file)", files, alloc, 3*copyBufSize, copyBufSize)
 	}
 }
