@@ -246,44 +246,25 @@ func (t *text) numberRun(i int) (int, bool) {
 	if j >= len(s) || !isDigit(s[j]) {
 		return i, false
 	}
-	var groups []string // the digits of each group
-	var seps []byte     // the dash, dot or slash before each group but the first, 0 for none
-	ends := []int{}
+	var r run
 	n := 0
-	checked := 0 // groups before this one begin no date
-	date := func(final bool) (int, bool, bool) {
-		// A date or address beginning at group g is known once the
-		// groups it may take (at most maxDateGroups) are read.
-		for g := checked; g < len(groups); g++ {
-			if !final && len(groups)-g < maxDateGroups {
-				checked = g
-				break
-			}
-			if d := dateOrAddress(groups[g:], seps[g:]); d > 0 && g == 0 {
-				return ends[d-1], false, true
-			} else if d > 0 {
-				return ends[g-1], true, true // the groups before the date
-			}
-		}
-		return 0, false, false
-	}
 	for {
 		from := j
 		for j < len(s) && isDigit(s[j]) {
 			j++
 		}
 		t.steps += j - from + 1
-		if len(groups) == 0 {
+		if len(r.groups) == 0 {
 			intl = intl || j-from >= 3 && strings.HasPrefix(s[from:], "00")
 		}
-		groups, ends = append(groups, s[from:j]), append(ends, j)
+		r.groups, r.ends = append(r.groups, s[from:j]), append(r.ends, j)
 		n += j - from
-		if !intl && len(groups)-checked >= maxDateGroups {
-			if end, isNumber, ok := date(false); ok {
+		if !intl && len(r.groups)-r.checked >= maxDateGroups {
+			if end, isNumber, ok := r.date(false); ok {
 				return end, isNumber
 			}
 		}
-		if len(groups) == 1 && !intl && from > 0 && isWord(s[from-1]) && !isDigit(s[from-1]) && j < len(s) && s[j] == '/' {
+		if len(r.groups) == 1 && !intl && from > 0 && isWord(s[from-1]) && !isDigit(s[from-1]) && j < len(s) && s[j] == '/' {
 			break // a word's digits before a slash: a channel's TECH (IAX2/, H323/), no number's
 		}
 		k, sep, ok := gap(s, j, intl)
@@ -297,15 +278,43 @@ func (t *text) numberRun(i int) (int, bool) {
 		if t.hexID(k, e) || e-k >= 3 && strings.HasPrefix(s[k:], "00") && (!intl || n-2 >= minDigits) {
 			break
 		}
-		seps = append(seps, sep)
+		r.seps = append(r.seps, sep)
 		j = k
 	}
 	if !intl {
-		if end, isNumber, ok := date(true); ok {
+		if end, isNumber, ok := r.date(true); ok {
 			return end, isNumber
 		}
 	}
-	return ends[len(ends)-1], true
+	return r.ends[len(r.ends)-1], true
+}
+
+// run is the digit groups numberRun has read.
+type run struct {
+	groups  []string // the digits of each group
+	seps    []byte   // the dash, dot or slash before each group but the first, 0 for none
+	ends    []int    // where each group ends
+	checked int      // groups before this one begin no date
+}
+
+// date returns where the run ends when a date or address is in it (the
+// date's end and false when the run begins with it, else the end of the
+// groups before it and true), and whether one is. A date beginning at a
+// group is known once the groups it may take (maxDateGroups) are read,
+// or, when final, the run is.
+func (r *run) date(final bool) (int, bool, bool) {
+	for g := r.checked; g < len(r.groups); g++ {
+		if !final && len(r.groups)-g < maxDateGroups {
+			r.checked = g
+			break
+		}
+		if d := dateOrAddress(r.groups[g:], r.seps[g:]); d > 0 && g == 0 {
+			return r.ends[d-1], false, true
+		} else if d > 0 {
+			return r.ends[g-1], true, true
+		}
+	}
+	return 0, false, false
 }
 
 // maxDateGroups is the most groups dateOrAddress takes: a date and its
