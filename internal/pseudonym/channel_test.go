@@ -25,10 +25,10 @@ func TestScrubLeavesChannelCounters(t *testing.T) {
 		{"SIP/trunk-+393528512784-00000012", "SIP/trunk-" + p + "-00000012"},
 		{"SIP/0039352851278-00000012", "SIP/" + k.Number("0039352851278") + "-00000012"},
 		{"SIP/provider-12345678,60", "SIP/provider-" + k.Number("12345678") + ",60"},
-		{"ref-00000012", "ref-" + k.Number("00000012")},
-		{"SIP/trunk-000000123", "SIP/trunk-" + k.Number("000000123")},
-		{"SIP/trunk-00000012x", "SIP/trunk-" + k.Number("00000012") + "x"},
-		{"call 00000012", "call " + k.Number("00000012")},
+		{"ref-00000012", "ref-" + Merged}, // 00 then 0: no number, written as one cannot be (TestScrubMergedRuns)
+		{"SIP/trunk-000000123", "SIP/trunk-" + Merged},
+		{"SIP/trunk-00000012x", "SIP/trunk-" + Merged + "x"},
+		{"call 00000012", "call " + Merged},
 	} {
 		if got := k.Scrub(tc.in, nil); got != tc.want {
 			t.Errorf("Scrub(%q) = %q, want %q", tc.in, got, tc.want)

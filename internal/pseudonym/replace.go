@@ -70,13 +70,41 @@ type span struct{ from, to int }
 // overlapping: each number Scrub replaces (text.numbers) that match
 // claims, and what wideSpans finds.
 func (t *text) matches(match func(v string) bool) []span {
-	var spans []span
+	var spans, merged []span
 	t.numbers(func(n number) {
 		if match(intlMark(n.intl, n.canonical)) {
 			spans = append(spans, span{n.from, n.to})
+		} else if n.merged() {
+			merged = append(merged, span{n.from, n.to})
 		}
 	})
-	spans = append(spans, wideSpans(t, match)...)
+	wide := wideSpans(t, match)
+	// In a run Scrub writes Merged for, each stretch that whole groups
+	// found nothing in and that cannot be one number either
+	// ("-0000000039 771 553594": a number glued to zeros) is searched
+	// digit by digit (gluedMatch) and replaced whole. A stretch that may
+	// be one number is not: a number one digit longer is another number.
+	w := 0
+	for _, m := range merged {
+		for w < len(wide) && wide[w].to <= m.from {
+			w++
+		}
+		from := m.from
+		for k := w; from < m.to; k++ {
+			to := m.to
+			if k < len(wide) && wide[k].from < m.to {
+				to = wide[k].from
+			}
+			if sp, ok := t.glued(from, to, match); ok {
+				spans = append(spans, sp)
+			}
+			if k >= len(wide) || wide[k].from >= m.to {
+				break
+			}
+			from = wide[k].to
+		}
+	}
+	spans = append(spans, wide...)
 	slices.SortFunc(spans, func(a, b span) int { return cmp.Compare(a.from, b.from) })
 	out := spans[:0]
 	for _, sp := range spans {
@@ -133,7 +161,7 @@ func wideSpans(t *text, match func(v string) bool) []span {
 		}
 		if len(strings.TrimPrefix(s[g.start:g.end], "00")) > maxE164 {
 			flush() // no span of whole groups holds it: too long for a number
-			if t.gluedMatch(g, match) {
+			if t.gluedMatch(g.start, g.end, match) {
 				from, to := spanBounds(s, g.start, g.end)
 				spans = append(spans, span{from, to})
 			}
@@ -217,24 +245,63 @@ func (t *text) spanMatch(run []group, i int, match func(string) bool) int {
 	return -1
 }
 
+// glued returns the digits of s[from:to] and what is between them, when
+// they cannot be one number (cannotBeOne) and match claims a number glued
+// inside them (gluedMatch).
+func (t *text) glued(from, to int, match func(string) bool) (span, bool) {
+	s := t.s
+	for from < to && !isDigit(s[from]) && !(s[from] == '+' && from+1 < to && isDigit(s[from+1])) {
+		from++
+	}
+	for to > from && !isDigit(s[to-1]) {
+		to--
+	}
+	if to-from < minDigits {
+		return span{}, false
+	}
+	var d strings.Builder
+	for i := from; i < to; i++ {
+		if isDigit(s[i]) {
+			d.WriteByte(s[i])
+		}
+	}
+	if g := strings.TrimPrefix(s[from:to], "+"); len(g) == d.Len() && len(strings.TrimPrefix(g, "00")) > maxE164 {
+		return span{}, false // one group: wideSpans searched it
+	}
+	intl := s[from] == '+' || from > 0 && s[from-1] == '+' || strings.HasPrefix(d.String(), "00")
+	if !cannotBeOne(d.String(), intl) || !t.gluedMatch(from, to, match) {
+		return span{}, false
+	}
+	return span{from, to}, true
+}
+
 // gluedMatch reports whether match claims a number glued inside the
-// digit group g, too long to be one number (Scrub writes Merged for it):
-// two numbers, a date and a number ("20261207393528512784"). Every
-// window of minDigits to maxE164 digits is asked, marked international
-// at the group's start after a "+" or "00"; Replace then replaces the
-// whole group, as no one number's bounds in it are known.
-func (t *text) gluedMatch(g group, match func(string) bool) bool {
-	d := t.s[g.start:g.end]
+// digits of s[from:to], too many for one number (Scrub writes Merged for
+// them): two numbers, a date and a number ("20261207393528512784").
+// Every window of minDigits to maxE164 digits is asked, marked
+// international at the start after a "+" or "00"; Replace then replaces
+// the whole, as no one number's bounds in it are known.
+func (t *text) gluedMatch(from, to int, match func(string) bool) bool {
+	d := t.s[from:to]
+	if from > 0 && t.s[from-1] == '+' && d[0] != '+' {
+		d = "+" + d
+	}
+	var b []byte
+	for i := 0; i < len(d); i++ {
+		if isDigit(d[i]) || i == 0 && d[i] == '+' {
+			b = append(b, d[i])
+		}
+	}
 	intlAt := -1
-	if g.start > 0 && t.s[g.start-1] == '+' {
-		intlAt = 0
-	} else if strings.HasPrefix(d, "00") {
+	if digits := string(b); strings.HasPrefix(digits, "+") {
+		b, intlAt = b[1:], 0
+	} else if strings.HasPrefix(digits, "00") {
 		intlAt = 2
 	}
-	for i := 0; i+minDigits <= len(d); i++ {
-		for l := minDigits; l <= maxE164 && i+l <= len(d); l++ {
+	for i := 0; i+minDigits <= len(b); i++ {
+		for l := minDigits; l <= maxE164 && i+l <= len(b); l++ {
 			t.steps++
-			if match(intlMark(i == intlAt, d[i:i+l])) {
+			if match(intlMark(i == intlAt, string(b[i:i+l]))) {
 				return true
 			}
 		}

@@ -165,9 +165,18 @@ type number struct {
 	intl      bool
 }
 
-// merged reports whether n has more digits than one number can have
-// (maxE164 after "+" or "00"): numbers glued to each other or to a date.
-func (n number) merged() bool { return len(n.canonical) > maxE164 }
+// merged reports whether n cannot be one number: more digits than one
+// number has (maxE164 after "+" or "00"), or written internationally
+// with a 0 where the country code begins, which none does: numbers glued
+// to each other, to a date, or to zeros ("-00000039333717540").
+func (n number) merged() bool { return cannotBeOne(n.canonical, n.intl) }
+
+// cannotBeOne reports whether the digits d, written internationally or
+// not, cannot be one number (number.merged).
+func cannotBeOne(d string, intl bool) bool {
+	c := strings.TrimPrefix(d, "00")
+	return len(c) > maxE164 || intl && strings.HasPrefix(c, "0")
+}
 
 // numbers calls yield with each number of at least minDigits digits in
 // t, in order, as Scrub replaces them: a run of digit groups

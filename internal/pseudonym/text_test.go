@@ -223,9 +223,11 @@ func FuzzScrub(f *testing.F) {
 		if run := leftDigits(out); run != "" {
 			t.Fatalf("Scrub(%q) = %q: %q left", in, out, run)
 		}
+		single := map[string]bool{} // the canonical digits of numbers Scrub gives a pseudonym
+		newText(in).numbers(func(n number) { single[n.canonical] = single[n.canonical] || !n.merged() })
 		t2 := newText(in)
 		t2.numbers(func(n number) {
-			if n.merged() && strings.Contains(out, k.mac("number", n.canonical)) {
+			if n.merged() && !single[n.canonical] && strings.Contains(out, k.mac("number", n.canonical)) {
 				t.Fatalf("Scrub(%q) = %q: a pseudonym of %d digits, a trace of each number in them", in, out, len(n.canonical))
 			}
 			want := intlMark(n.intl, n.canonical)
