@@ -184,8 +184,18 @@ func (r *replacer) text(p record.Personal, v, party string) string {
 		if !r.g.Rule.Names {
 			return r.numbers(v) // numbers alone: a number written as the name
 		}
+		if _, ok := pseudonym.Canonical(v); ok && !r.internal(v) {
+			// A number written as the name: the number's pseudonym, which
+			// forget and the suppression list find, not a name's.
+			return k.Number(v)
+		}
 		if p.Of != "" && party != "" && r.internal(party) && !r.g.Rule.Staff {
-			return v // a colleague's name, beside an extension
+			// A colleague's name, beside an extension, stays; a number in
+			// it ("Transfer from +39 352…") does not, under numbers.
+			if r.g.Rule.Numbers {
+				return r.numbers(v)
+			}
+			return v
 		}
 		return k.Name(v)
 	case record.PersonalNote:
