@@ -253,8 +253,12 @@ func TestScrubMergedRuns(t *testing.T) {
 		{"393528512784393528512785", Merged},
 		{"20261207393528512784", Merged},
 		{"rec-20261207393528512784.wav", "rec-" + Merged + ".wav"},
-		{"cb 3935285127841234 asap", "cb " + Merged + " asap"}, // 16 digits
-		{"+39 352 8512784 333 1234567", Merged},                // one run of 22
+		{"cb 3935285127841234 asap", "cb " + Merged + " asap"},                                            // 16 digits
+		{"+44 20 7946 0958 +39 352 8512784", k.Number("+442079460958") + " " + k.Number("+393528512784")}, // a second international start splits
+		{"+44 20 7946 0958 0039 352 8512784", k.Number("+442079460958") + " " + k.Number("+393528512784")},
+		{"00442079460958 00393528512784", k.Number("+442079460958") + " " + k.Number("+393528512784")},
+		{"1767225600.1234567890123", Merged},   // no uniqueid: 13 digits after the dot
+		{"39 352 8512784 333 1234567", Merged}, // one run of 22, not international
 		{"x\uff13\uff19\uff13\uff15\uff12\uff18\uff15\uff11\uff12\uff17\uff18\uff14\uff11\uff12\uff13\uff14", "x" + Merged},
 		{"SIP/t-00000039333717540@", "SIP/t-" + Merged + "@"}, // a 0 after 00: no country code
 		{"ref 0000000", "ref " + Merged},
@@ -273,6 +277,33 @@ func TestScrubMergedRuns(t *testing.T) {
 	}
 	if pseudonymLen(Merged+"abcdefghijklmnop") != 0 || k.Number(Merged) != Merged || k.Name(Merged) != Merged {
 		t.Errorf("%s reads as a pseudonym, a number or a name", Merged)
+	}
+}
+
+// TestScrubLeavesAsteriskIDs: Asterisk's uniqueids and linkedids (epoch
+// seconds, a dot, the channel's sequence) are no numbers: read as one,
+// every id whose sequence passed 99999 became Merged, so call_legs gave
+// different calls one call_key (attack 30, F11). Replace finds no number
+// inside one either.
+func TestScrubLeavesAsteriskIDs(t *testing.T) {
+	t.Parallel()
+	k := keyed(t, testKey)
+	for _, in := range []string{
+		"1767225600.123456", "1767225999.123999", "1767225600.1", "1767225600.123456789",
+		`{"uniqueid":"1767225600.123456","linkedid":"1767225600.123455"}`, "pbx-1767225600.123456",
+	} {
+		if got := k.Scrub(in, nil); got != in {
+			t.Errorf("Scrub(%q) = %q, want it left", in, got)
+		}
+		if got, n := Replace(in, func(string) bool { return true }, "X"); n != 0 {
+			t.Errorf("Replace(%q) = %q, %d: found a number inside an Asterisk id", in, got, n)
+		}
+	}
+	// Not such an id: a number is still replaced.
+	for _, in := range []string{"+1767225600.123456", "21767225600.123456", "2767225600.123456", "1767225600.1234567890"} {
+		if got := k.Scrub(in, nil); got == in {
+			t.Errorf("Scrub(%q) left it", in)
+		}
 	}
 }
 

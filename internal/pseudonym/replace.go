@@ -43,7 +43,7 @@ func Replace(s string, match func(v string) bool, with string) (string, int) {
 	if !long && strings.IndexByte(f, ':') < 0 {
 		return s, 0 // no number, no pseudonym: the common case, at once
 	}
-	if long && widestGap(f) <= maxWholeGap {
+	if long && widestGap(f) <= maxWholeGap && !(isDigit(f[0]) && asteriskID(f, 0) == len(f)) {
 		if c, ok := canonical(f); ok && match(intlMark(international(f), c)) {
 			return with, 1
 		}
@@ -148,6 +148,11 @@ func wideSpans(t *text, match func(v string) bool) []span {
 		}
 		if !isDigit(s[i]) {
 			i++
+			continue
+		}
+		if n := asteriskID(s, i); n > 0 {
+			flush()
+			i += n // no one's number, and none inside it
 			continue
 		}
 		g := group{start: i}

@@ -197,6 +197,10 @@ func (t *text) numbers(yield func(number)) {
 			i++
 			continue
 		}
+		if n := asteriskID(s, i); n > 0 {
+			i += n // no one's number (asteriskID)
+			continue
+		}
 		g := i // the first digit group
 		if s[g] == '+' {
 			g++
@@ -564,6 +568,35 @@ func (t *text) channelCounter(i, end int) bool {
 	// TECH/ for a second Scrub to see: no counter then either.
 	d := sort.Search(len(t.done), func(k int) bool { return t.done[k].to > start })
 	return d == len(t.done) || t.done[d].from > tech
+}
+
+// asteriskID returns the length of the Asterisk uniqueid or linkedid s
+// begins at i with, or 0: the epoch seconds of the channel's creation (10
+// digits, 2001 to 2033, so beginning with 1), a dot and the channel's
+// sequence (1 to 9 digits), as "1767225600.123456", with no digit or "+"
+// before or after it. It is no one's number, and no number is written
+// so (a 10-digit national number beginning with 1 is no country's): Scrub
+// leaves it and Replace finds no number inside it. Read as a number, one
+// whose sequence has passed 99999 was Merged, and every call of the PBX
+// keyed on its uniqueid the same (attack 30, F11).
+func asteriskID(s string, i int) int {
+	const secs = 10
+	if i > 0 && (isDigit(s[i-1]) || s[i-1] == '+') || len(s)-i < secs+2 || s[i] != '1' || s[i+secs] != '.' {
+		return 0
+	}
+	for k := i; k < i+secs; k++ {
+		if !isDigit(s[k]) {
+			return 0
+		}
+	}
+	e := i + secs + 1
+	for e < len(s) && isDigit(s[e]) {
+		e++
+	}
+	if n := e - (i + secs + 1); n < 1 || n > 9 {
+		return 0
+	}
+	return e - i
 }
 
 // pseudonymChars is the length of a pseudonym: "p:" or "n:" and 16
