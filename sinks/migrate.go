@@ -170,6 +170,7 @@ ALTER TABLE {schema}.export_runs ADD COLUMN IF NOT EXISTS privacy_key_id text;
 ALTER TABLE {schema}.export_runs ADD COLUMN IF NOT EXISTS privacy_changed text;`},
 	{16, "reporting: missed_calls finds a call back by the number in any form (+, 00, spaces), as a pseudonym does", reportingNumbers},
 	{17, "reporting: number_key is NULL for what is not a number (erased, anonymous), so missed_calls links no call back to it", reportingNumbersErased},
+	{18, "reporting: number_key is NULL only for a party without a number (erased, a hidden caller, n:, p:-redacted-); a caller id or SIP URI keys as its number, else as its user@host", reportingNumbersParties},
 }
 
 // SchemaVersion is the newest migration this binary knows.

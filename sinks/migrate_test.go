@@ -32,6 +32,7 @@ var shippedMigrations = map[int]string{
 	15: "fd69fb0774087193d1d5848f3ba2cff8839d79287d723230782baf06964c7dfb",
 	16: "b35f0f3c4e205e0f83b4531f2c3b8cd1d8b4c4ecf0063b9446e2a793adc790ae",
 	17: "f566fc6e040c768d69748a8dbc00391c4cafc56784a88369210b958f230048e8",
+	18: "30114d4acf66243ff729ed3177bce4e5749b0cd178480bbaa7a566467ef8d74c",
 }
 
 // TestShippedMigrationsUnchanged fails when the text of a migration

@@ -129,3 +129,72 @@ FROM nxt n
 LEFT JOIN {schema}.colleague_extensions ce ON ce.pbx = n.pbx AND ce.extension = n.callee_number
 WHERE n.direction = 'inbound' AND NOT n.answered AND n.type IS DISTINCT FROM 'fax';
 `
+
+// reportingNumbersParties (migration 18, issue 30, review 30 MEDIUM-2):
+// migration 17 made number_key NULL for every value that is not a number
+// alone, SIP URIs and caller ids included, so a user without a privacy
+// rule lost the call back of a caller the PBX wrote as "Mario"
+// <+39 352…> or sip:alice@host. number_key is now NULL only for a
+// party without a number: an empty value, "erased" (forget, the
+// suppression list), the words for a hidden caller (anonymous, as
+// SIP's anonymous@anonymous.invalid of RFC 3323 and Asterisk write it;
+// restricted, private, withheld, unavailable, unknown, as carriers show
+// it; docs/pbx-api.md and the simulator know of no form, and a word
+// more costs only a call back between two callers using it), p:-redacted-
+// (pseudonym.Merged) and a name's pseudonym (n:),
+// alone or as a caller id's or URI's user part ("Anonymous"
+// <sip:anonymous@anonymous.invalid>, sip:erased@trunk as forget leaves
+// it). The number of a caller id or URI keys as that number
+// (pseudonym.Canonical of the user part), its pseudonym as itself, so a
+// caller id links to the bare number in clear and pseudonymised alike;
+// another URI keys as its user@host lower-cased, without the display
+// name (which pseudonymising names rewrites) or parameters; any other
+// text as itself, as before migration 17. White space at the ends is
+// Go's (strings.TrimSpace: Unicode's, U+00A0 included). The first two
+// WHENs are the common cases, so that a number or a pseudonym costs
+// what it did; the rest is what the CSV recipe's macros in
+// docs/reporting.md do, step for step.
+const reportingNumbersParties = `
+-- number_trim: s without the white space at its ends that Go's
+-- strings.TrimSpace removes (Unicode's, the no-break space included).
+CREATE OR REPLACE FUNCTION {schema}.number_trim(s text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+SELECT regexp_replace(s, '^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$', '', 'g') $$;
+
+-- number_address: the address a number column's value holds: the inside
+-- of the <...> it ends with (a caller id, "Mario" <sip:+39...@pbx>), else
+-- the value, trimmed and without a sip:, sips: or tel: scheme.
+CREATE OR REPLACE FUNCTION {schema}.number_address(n text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+SELECT regexp_replace({schema}.number_trim(CASE WHEN n ~ '<[^<]*>[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$'
+  THEN substring(n from '<([^<]*)>[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$') ELSE n END), '^(sips?|tel):', '', 'i') $$;
+
+-- number_user: the address's user part (before an @, ; or ?), trimmed:
+-- the number of "Mario" <+39 352...> and of sip:+39352...@pbx.
+CREATE OR REPLACE FUNCTION {schema}.number_user(n text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+SELECT {schema}.number_trim(substring({schema}.number_address(n) from '^[^@;?]*')) $$;
+
+-- number_key: the one form of a party's number, as the exporter's
+-- pseudonyms take it (pseudonym.Canonical): its digits, without a leading
+-- + or 00, also inside a caller id or a SIP URI; a number's pseudonym (p:
+-- and 16 letters and digits) as it is; another URI's user@host
+-- lower-cased; NULL for a party without a number (empty, erased, a hidden
+-- caller, p:-redacted-, a name's pseudonym); any other text as it is.
+CREATE OR REPLACE FUNCTION {schema}.number_key(n text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+SELECT CASE
+  WHEN n ~ '^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*\+?[0-9 \t./()\u00a0-]*[0-9][0-9 \t./()\u00a0-]*[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$'
+    THEN nullif(regexp_replace(regexp_replace(n, '[^0-9]', '', 'g'), '^00', ''), '')
+  WHEN n ~ '^p:[a-z2-7]{16}$' THEN n
+  WHEN lower({schema}.number_user(n)) IN ('', 'erased', 'anonymous', 'restricted', 'private', 'withheld', 'unavailable', 'unknown', 'p:-redacted-')
+       OR {schema}.number_user(n) ~ '^n:' THEN NULL
+  WHEN {schema}.number_user(n) ~ '^\+?[0-9 \t./()\u00a0-]*$'
+    THEN nullif(regexp_replace(regexp_replace({schema}.number_user(n), '[^0-9]', '', 'g'), '^00', ''), '')
+  WHEN {schema}.number_user(n) ~ '^p:[a-z2-7]{16}$' THEN {schema}.number_user(n)
+  WHEN n ~ '<[^<]*>[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$'
+       OR n ~* '^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*(sips?|tel):' OR n ~ '@'
+    THEN lower(substring({schema}.number_address(n) from '^[^;?]*'))
+  ELSE n
+END $$;
+`
