@@ -151,9 +151,11 @@ func TestScrub(t *testing.T) {
 		{"X1234567/a-00000001", "X" + k.Number("1234567") + "/a-" + Merged}, // no TECH/ left: no counter
 		{"ext2021234567", "ext" + k.Number("2021234567")},                   // in doubt, replaced
 		{"0039021234567SIP/", k.Number("0039021234567") + "SIP/"},
-		{"1234567abc", k.Number("1234567") + "abc"},          // glued to hex letters (TestHexIDs)
-		{"queue,t,,,300", "queue,t,,,300"},                   // short numbers
-		{"already " + p + " here", "already " + p + " here"}, // idempotent
+		{"1234567abc", k.Number("1234567") + "abc"},                                  // glued to hex letters (TestHexIDs)
+		{"queue,t,,,300", "queue,t,,,300"},                                           // short numbers
+		{"already " + p + " here", "already " + p + " here"},                         // idempotent
+		{"sip:trunk33623456723@pbx", "sip:trunk" + k.Number("33623456723") + "@pbx"}, // "p:trunk3362345672" is no pseudonym (review 30 HIGH-2)
+		{"p:33623456723456723", "p:" + Merged},
 	} {
 		if got := k.Scrub(tc.in, ext); got != tc.want {
 			t.Errorf("Scrub(%q) = %q, want %q", tc.in, got, tc.want)

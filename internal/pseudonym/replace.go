@@ -138,13 +138,17 @@ func wideSpans(t *text, match func(v string) bool) []span {
 		run = run[:0]
 	}
 	for i := 0; i < len(s); {
-		if l := pseudonymLen(s[i:]); l > 0 {
-			flush()
-			if match(s[i : i+l]) {
-				spans = append(spans, span{i, i + l})
+		if l := pseudonymShape(s[i:]); l > 0 {
+			// One with minDigits digits in a row (pseudonymLen) is read
+			// as text unless match claims it: a real pseudonym may.
+			if m := match(s[i : i+l]); m || pseudonymLen(s[i:]) > 0 {
+				flush()
+				if m {
+					spans = append(spans, span{i, i + l})
+				}
+				i += l
+				continue
 			}
-			i += l
-			continue
 		}
 		if !isDigit(s[i]) {
 			i++

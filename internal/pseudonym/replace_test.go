@@ -47,6 +47,22 @@ func TestReplace(t *testing.T) {
 // TestReplaceAgreesWithScrub: every number Scrub pseudonymises in a text
 // is one Replace finds, so a number erased from rows in clear is erased
 // from the same rows pseudonymised.
+// TestReplaceDigitsAfterP: a number of digits 2 to 7 after "p:" or
+// "n:" (a SIP user "sip:trunk33623456723@pbx") was taken for a pseudonym
+// and never found (review 30 HIGH-2); a real pseudonym holding 7 digits
+// in a row still is.
+func TestReplaceDigitsAfterP(t *testing.T) {
+	t.Parallel()
+	num := func(v string) bool { return strings.TrimPrefix(v, "+") == "33623456723" }
+	if got, n := Replace("sip:trunk33623456723@pbx", num, "X"); got != "sip:trunkX@pbx" || n != 1 {
+		t.Errorf("Replace(sip:trunk33623456723@pbx) = %q, %d, want sip:trunkX@pbx, 1", got, n)
+	}
+	p := "p:ab2345672cdefghi"
+	if got, n := Replace("x "+p+" y", func(v string) bool { return v == p }, "X"); got != "x X y" || n != 1 {
+		t.Errorf("Replace(x %s y) = %q, %d, want x X y, 1", p, got, n)
+	}
+}
+
 // TestReplaceFreeTextForms: the forms of review 30-forget-attack finding 3
 // and 10, inside free text, are found; a number one digit longer or
 // shorter, and digits joined to the number without a separator, are not.
