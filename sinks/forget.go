@@ -162,13 +162,15 @@ func (f *Forgotten) match(v string) bool {
 }
 
 // pattern is a PostgreSQL regular expression every text holding the number
-// matches (the digits, anything a number's form allows between them) or a
-// pseudonym of it: a cheap filter for the rows worth reading; the rule
-// decides.
+// matches (pseudonym.Pattern: the digits in any script, anything Replace
+// lets between them, URL-encoded separators and JSON escapes included) or
+// a pseudonym of it: a cheap filter for the rows worth reading; the rule
+// decides. It is Replace's own, so that forget finds what the
+// suppression list erases.
 func (f *Forgotten) pattern() string {
 	var alts []string
 	for _, d := range f.forms() {
-		alts = append(alts, strings.Join(strings.Split(d, ""), `[^0-9]{0,6}`))
+		alts = append(alts, pseudonym.Pattern(d))
 	}
 	for _, p := range f.pseudonyms {
 		alts = append(alts, regexp.QuoteMeta(p))

@@ -248,3 +248,71 @@ func TestForgetMemberNamesPostgres(t *testing.T) {
 		}
 	}
 }
+
+// TestForgetFilterForms: forget's PostgreSQL filter (Forgotten.pattern)
+// lets through every form of the number Replace finds, in a text column
+// (export_quarantine.error) and in a quarantined record: URL-encoded,
+// fullwidth and Arabic-Indic digits, a JSON \u escape between the groups.
+// Each row is found, erased, and found nowhere after. Fails with the
+// filter allowing only ASCII non-digits between ASCII digits (review
+// 30-review HIGH-1).
+func TestForgetFilterForms(t *testing.T) {
+	t.Parallel()
+	const digits = "393528512784"
+	for _, tc := range []struct{ name, form, missing string }{
+		{"url-encoded", `%2B39%20352%208512784`, ""},
+		{"fullwidth", "\uff0b\uff13\uff19 \uff13\uff15\uff12 \uff18\uff15\uff11\uff12\uff17\uff18\uff14", ""},
+		{"arabic-indic", "+\u0663\u0669 \u0663\u0665\u0662 \u0668\u0665\u0661\u0662\u0667\u0668\u0664", ""},
+		// Neither pseudonym.Pattern nor Replace takes a JSON \u escape
+		// for a separator yet (internal/pseudonym's owner adds it).
+		{"json escape", `+39\u00a0352\u00a08512784`, "internal/pseudonym: Pattern and Replace do not take a JSON \\uXXXX escape as a separator"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if tc.missing != "" {
+				t.Skip("KNOWN GAP (issue 30, review HIGH-1): " + tc.missing)
+			}
+			p, pool := newPostgres(t)
+			ctx := context.Background()
+			cat, err := record.NewCatalog(record.Builtin())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := pool.Exec(ctx, `INSERT INTO export_quarantine (pbx, endpoint, key, run_id, field, error, record) VALUES
+			 ('x', 'call_history', '1', 'r1', 'src', $1, '{}'),
+			 ('x', 'call_history', '2', 'r1', 'src', 'bad', $2)`, "not a time: "+tc.form, `{"src":"`+tc.form+`","from_name":"Q"}`); err != nil {
+				t.Fatal(err)
+			}
+			forgotten, err := NewForgotten("+" + digits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			found, err := p.ForgetFind(ctx, forgotten, cat.All())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(found.Places) != 1 || found.Places[0].Name != "export_quarantine" || found.Places[0].Rows != 2 {
+				t.Fatalf("found %+v, want export_quarantine, 2 rows", found.Places)
+			}
+			if _, err := p.ForgetErase(ctx, "x", forgotten, cat.All()); err != nil {
+				t.Fatal(err)
+			}
+			rows, err := pgx.CollectRows(must(pool.Query(ctx, `SELECT error || ' ' || record FROM export_quarantine ORDER BY key`)), pgx.RowTo[string])
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range rows {
+				if !strings.Contains(r, "erased") || strings.Contains(r, "8512784") || strings.Contains(r, tc.form) {
+					t.Errorf("row not erased: %s", r)
+				}
+			}
+			again, err := p.ForgetFind(ctx, forgotten, cat.All())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(again.Places) > 0 {
+				t.Errorf("found again after erasure: %+v", again.Places)
+			}
+		})
+	}
+}
