@@ -267,7 +267,66 @@ func (p *Postgres) ForgetErase(ctx context.Context, pbx string, f *Forgotten, en
 	if err != nil {
 		return done, err
 	}
-	return done, left.stillThere("a table forget does not know; report it")
+	return done, p.leftError(ctx, left, f)
+}
+
+// leftError is the error of an erasure whose last search, left, still
+// found f (nil when it found none). A numeric column holding the number
+// (a cost, a custom endpoint's numeric column) cannot hold Erased: the
+// message names it and what to do; anything else is a table forget does
+// not know. Numeric values are kept as they are by pseudonymisation too
+// (README, Privacy).
+func (p *Postgres) leftError(ctx context.Context, left *ForgetFound, f *Forgotten) error {
+	if len(left.Places) == 0 {
+		return nil
+	}
+	var numeric []string
+	for _, pl := range left.Places {
+		cols, err := p.numericMentions(ctx, pl.Name, f)
+		if err != nil {
+			return err
+		}
+		for _, c := range cols {
+			numeric = append(numeric, pl.Name+"."+c)
+		}
+	}
+	if len(numeric) == 0 {
+		return left.stillThere("a table forget does not know; report it")
+	}
+	return left.stillThere(fmt.Sprintf("column %s is numeric and cannot hold %q: set the value to NULL there yourself "+
+		"(UPDATE %s.<table> SET <column> = NULL WHERE <column> = <the number's digits>), then run forget again to check",
+		strings.Join(numeric, ", "), Erased, pgx.Identifier{p.schema}.Sanitize()))
+}
+
+// numericMentions names the columns of table of a numeric type whose
+// value is f's number (its digits, a national form).
+func (p *Postgres) numericMentions(ctx context.Context, table string, f *Forgotten) ([]string, error) {
+	rows, err := p.pool.Query(ctx, `SELECT column_name FROM information_schema.columns
+WHERE table_schema = $1 AND table_name = $2 AND data_type IN ('numeric', 'bigint', 'integer', 'smallint', 'double precision', 'real')
+ORDER BY ordinal_position`, p.schema, table)
+	if err != nil {
+		return nil, fmt.Errorf("list the numeric columns of table %s: %w", table, dbError(err))
+	}
+	cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list the numeric columns of table %s: %w", table, dbError(err))
+	}
+	var found []string
+	for _, c := range cols {
+		col := pgx.Identifier{c}.Sanitize()
+		rows, err := p.pool.Query(ctx, "SELECT DISTINCT "+col+"::text FROM "+p.ident(table)+" WHERE "+col+"::text ~ $1", f.pattern())
+		if err != nil {
+			return nil, fmt.Errorf("search column %s of table %s: %w", c, table, dbError(err))
+		}
+		vals, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return nil, fmt.Errorf("search column %s of table %s: %w", c, table, dbError(err))
+		}
+		if slices.ContainsFunc(vals, func(v string) bool { _, n := eraseText(v, f.match); return n > 0 }) {
+			found = append(found, c)
+		}
+	}
+	return found, nil
 }
 
 // erasePlace rewrites one table's rows mentioning f in one transaction.
