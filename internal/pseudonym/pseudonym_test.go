@@ -155,7 +155,9 @@ func TestScrub(t *testing.T) {
 		{"queue,t,,,300", "queue,t,,,300"},                                           // short numbers
 		{"already " + p + " here", "already " + p + " here"},                         // idempotent
 		{"sip:trunk33623456723@pbx", "sip:trunk" + k.Number("33623456723") + "@pbx"}, // "p:trunk3362345672" is no pseudonym (review 30 HIGH-2)
-		{"p:33623456723456723", "p:" + Merged},
+		{"SIP:trunk33623456723@pbx", "SIP:trunk" + k.Number("33623456723") + "@pbx"},
+		{"<sip:n234567234567234@pbx>", "<sip:n" + k.Number("234567234567234") + "@pbx>"},
+		{"sip:" + p, "sip:" + p}, // a pseudonym after sip: is read as one
 	} {
 		if got := k.Scrub(tc.in, ext); got != tc.want {
 			t.Errorf("Scrub(%q) = %q, want %q", tc.in, got, tc.want)
@@ -277,7 +279,7 @@ func TestScrubMergedRuns(t *testing.T) {
 			t.Errorf("Scrub(%q) = %q: not left as it was", got, again)
 		}
 	}
-	if pseudonymLen(Merged+"abcdefghijklmnop") != 0 || k.Number(Merged) != Merged || k.Name(Merged) != Merged {
+	if pseudonymLen(Merged+"abcdefghijklmnop", 0) != 0 || k.Number(Merged) != Merged || k.Name(Merged) != Merged {
 		t.Errorf("%s reads as a pseudonym, a number or a name", Merged)
 	}
 }

@@ -139,9 +139,9 @@ func wideSpans(t *text, match func(v string) bool) []span {
 	}
 	for i := 0; i < len(s); {
 		if l := pseudonymShape(s[i:]); l > 0 {
-			// One with minDigits digits in a row (pseudonymLen) is read
-			// as text unless match claims it: a real pseudonym may.
-			if m := match(s[i : i+l]); m || pseudonymLen(s[i:]) > 0 {
+			// A SIP user of that shape (pseudonymLen) is read as text
+			// unless match claims it: a real pseudonym may be one.
+			if m := match(s[i : i+l]); m || pseudonymLen(s, i) > 0 {
 				flush()
 				if m {
 					spans = append(spans, span{i, i + l})

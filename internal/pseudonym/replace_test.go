@@ -58,8 +58,10 @@ func TestReplaceDigitsAfterP(t *testing.T) {
 		t.Errorf("Replace(sip:trunk33623456723@pbx) = %q, %d, want sip:trunkX@pbx, 1", got, n)
 	}
 	p := "p:ab2345672cdefghi"
-	if got, n := Replace("x "+p+" y", func(v string) bool { return v == p }, "X"); got != "x X y" || n != 1 {
-		t.Errorf("Replace(x %s y) = %q, %d, want x X y, 1", p, got, n)
+	for in, want := range map[string]string{"x " + p + " y": "x X y", "si" + p + "@pbx": "siX@pbx"} {
+		if got, n := Replace(in, func(v string) bool { return v == p }, "X"); got != want || n != 1 {
+			t.Errorf("Replace(%q) = %q, %d, want %q, 1", in, got, n, want)
+		}
 	}
 }
 

@@ -61,12 +61,9 @@ func (t *text) origAt(i int) int {
 // fold returns s for matching only, with at[i] the offset in s of the
 // byte i of the result (at[len] = len(s)), or s itself and nil when it
 // holds nothing to fold: digits of every script (fullwidth, Arabic-Indic,
-// …) become ASCII digits and a fullwidth plus a "+"; what people and
-// word processors put between digit groups becomes the separator
-// numberRun knows: every dash (en dash, non-breaking hyphen, minus sign),
-// "_" to "-", a middle dot to ".", a line break, a zero-width space or
-// joiner, a word joiner and other spaces to " " (a no-break space stays:
-// gap knows it); and URL encoding's "%2B" (either case) becomes "+", as
+// …) become ASCII digits; what people and word processors put between
+// digit groups becomes the separator numberRun knows (separator); and
+// URL encoding's "%2B" (either case) becomes "+", as
 // its "%20", "%2D", "%2E", "%2F", "%28", "%29" become the space, dash,
 // dot, slash and brackets they encode. The rest is kept byte for byte.
 func fold(s string) (string, []int) {
@@ -87,14 +84,8 @@ func fold(s string) (string, []int) {
 		case r < utf8.RuneSelf && r != '_' && r != '\n' && r != '\r':
 		case unicode.IsDigit(r):
 			c = byte('0' + digitValue(r))
-		case r == '\uff0b':
-			c = '+'
-		case r == '_' || r == '\u2212' || unicode.Is(unicode.Pd, r):
-			c = '-'
-		case r == '\u00b7':
-			c = '.'
-		case r == '\n' || r == '\r' || r >= '\u200b' && r <= '\u200d' || r == '\u2060' || r != '\u00a0' && unicode.Is(unicode.Zs, r):
-			c = ' '
+		default:
+			c = separator(r)
 		}
 		if c != 0 {
 			b, at = append(b, c), append(at, i)
@@ -108,6 +99,36 @@ func fold(s string) (string, []int) {
 	}
 	return string(b), append(at, len(s))
 }
+
+// separator returns the separator numberRun knows that the character r
+// (not ASCII, or "_", a line break) stands for between digit groups, or 0.
+// By Unicode category where one fits, so the next such character is
+// covered too: every dash (Pd) and the minus sign to "-"; every space
+// and line or paragraph separator (Z) but the no-break space (gap knows
+// it), and every format character (Cf: zero-width space and joiners,
+// soft hyphen, BOM, word joiner, direction marks) to " "; the dot-like
+// characters (no category holds them: middle dots, the hyphenation point,
+// the dot operator, leaders, fullwidth and small full stops) to "."; and
+// the fullwidth forms of "+", "/", "(" and ")" to those.
+func separator(r rune) byte {
+	switch {
+	case r == '_' || r == '\u2212' || unicode.Is(unicode.Pd, r):
+		return '-'
+	case r == '\n' || r == '\r' || r != '\u00a0' && unicode.In(r, unicode.Z, unicode.Cf):
+		return ' '
+	case strings.ContainsRune(dotLike, r):
+		return '.'
+	case r >= '\uff01' && r <= '\uff5e' && strings.ContainsRune("+/()", r-0xfee0):
+		return byte(r - 0xfee0)
+	}
+	return 0
+}
+
+// dotLike are the characters written as a dot between digit groups:
+// middle dot, Greek ano teleia, one dot leader, hyphenation point, bullet,
+// bullet operator, dot operator, katakana middle dot (and its halfwidth
+// form), small and fullwidth full stop.
+const dotLike = "\u00b7\u0387\u2024\u2027\u2022\u2219\u22c5\u30fb\uff65\ufe52\uff0e"
 
 // needsFold reports whether fold would change s: the common value, plain
 // ASCII, is read as it is, with no copy.
@@ -188,7 +209,7 @@ func (t *text) numbers(yield func(number)) {
 	after := -1 // the end of the last pseudonym: a digit there begins a number
 	t.done = t.done[:0]
 	for i := 0; i < len(s); {
-		if n := pseudonymLen(s[i:]); n > 0 {
+		if n := pseudonymLen(s, i); n > 0 {
 			i += n
 			after = i
 			continue
@@ -425,10 +446,10 @@ func (t *text) wordAt(from, to int) word {
 	}
 	s := t.s
 	wl, wr := from, to
-	for wl > 0 && isWord(s[wl-1]) && !(wl >= pseudonymChars && s[wl-pseudonymChars+1] == ':' && pseudonymLen(s[wl-pseudonymChars:]) > 0) {
+	for wl > 0 && isWord(s[wl-1]) && !(wl >= pseudonymChars && s[wl-pseudonymChars+1] == ':' && pseudonymLen(s, wl-pseudonymChars) > 0) {
 		wl--
 	}
-	for wr < len(s) && isWord(s[wr]) && !(wr+1 < len(s) && s[wr+1] == ':' && (pseudonymLen(s[wr:]) > 0 || strings.HasPrefix(s[wr:], Merged))) {
+	for wr < len(s) && isWord(s[wr]) && !(wr+1 < len(s) && s[wr+1] == ':' && (pseudonymLen(s, wr) > 0 || strings.HasPrefix(s[wr:], Merged))) {
 		wr++
 	}
 	t.steps += wr - wl
@@ -603,20 +624,28 @@ func asteriskID(s string, i int) int {
 // letters and digits.
 const pseudonymChars = 2 + 16
 
-// pseudonymLen is the length of the pseudonym s begins with, or 0: a
-// pseudonym's shape (pseudonymShape) holding no minDigits digits in a
-// row. Text of that shape with such a run is a number after a "p:"
+// pseudonymLen is the length of the pseudonym s[i:] begins with, or 0:
+// "p:" or "n:" and 16 characters of base32 (pseudonymShape), unless they
+// are the user part of a "sip:" URI holding minDigits digits in a row
 // ("sip:trunk33623456723@pbx": 33623456723 has only the digits 2 to 7,
-// as many French, Spanish and UK numbers; review 30, HIGH-2), which Scrub
-// replaces and Replace finds. A real pseudonym has such a run about once
-// in 15,000 (6 of base32's 32 letters are digits): a second Scrub would
-// replace that run, and Replace still finds the pseudonym (wideSpans).
-func pseudonymLen(s string) int {
-	n := pseudonymShape(s)
-	if n == 0 || longestDigits(s[2:n]) >= minDigits {
+// as many French, Spanish and UK numbers; review 30, HIGH-2), a number
+// Scrub replaces and Replace finds. Scrub writes no pseudonym so: a number
+// after "sip:" becomes "sip:p:…". Only a number glued to the word "si"
+// ("si393528512784") whose pseudonym holds such a run (about one in
+// 12,000: 6 of base32's 32 letters are digits) is read so on a second
+// Scrub, and Replace still finds that pseudonym (wideSpans).
+func pseudonymLen(s string, i int) int {
+	n := pseudonymShape(s[i:])
+	if n > 0 && sipScheme(s, i) && longestDigits(s[i+2:i+n]) >= minDigits {
 		return 0
 	}
 	return n
+}
+
+// sipScheme reports whether the "p" at s[i] ends the word "sip" (any
+// case) of a URI scheme.
+func sipScheme(s string, i int) bool {
+	return i >= 2 && strings.EqualFold(s[i-2:i], "si") && (i == 2 || !isWord(s[i-3]))
 }
 
 // pseudonymShape is the length of the pseudonym-shaped text s begins
@@ -685,16 +714,18 @@ func isWord(c byte) bool {
 // matches: its digits in any script (fold), with at most maxWholeGap
 // units between two of them, a unit being a character that is no digit,
 // a URL-encoded character ("%20") or a JSON escape as a row's text shows
-// it ("\n", "\\t"). It is a cheap filter of the rows worth reading (a
+// it ("\n", "\\t", "\u00ad", "\\u2028", "\u002B" for a "+"), and a digit
+// may be written as its escape ("\u0033"): a text column holding JSON
+// (export_quarantine.record) holds them so. It is a cheap filter of the rows worth reading (a
 // database searching for a number to erase); Replace decides.
 func Pattern(d string) string {
 	var b strings.Builder
-	gap := "(?:[^" + digitRanges() + "]|%2[0-9A-Fa-f]|\\\\+[nrt]){0," + strconv.Itoa(maxWholeGap) + "}"
+	gap := "(?:[^" + digitRanges() + "]|%2[0-9A-Fa-f]|\\\\+[nrt]|\\\\+u[0-9A-Fa-f]{4}){0," + strconv.Itoa(maxWholeGap) + "}"
 	for i, c := range d {
 		if i > 0 {
 			b.WriteString(gap)
 		}
-		b.WriteString("[" + digitsOf(int(c-'0')) + "]")
+		b.WriteString("(?:[" + digitsOf(int(c-'0')) + "]|\\\\+u003" + string(c) + ")")
 	}
 	return b.String()
 }

@@ -46,6 +46,17 @@ var numberForms = []string{
 	"\u0663\u0669\u0663\u0665\u0662\u0668\u0665\u0661\u0662\u0667\u0668\u0664",
 	"\u0966\u0966\u0969\u096f \u0969\u096b\u0968 \u096e\u096b\u0967\u0968\u096d\u096e\u096a",
 	"-000000+39\n352\n8512784,",
+	// Separators by category (attack 30, F4): format characters, dashes,
+	// spaces, dot-like characters, fullwidth forms.
+	"cb +39\u00ad352\u00ad851\u00ad2784",
+	"\ufeff+39\ufeff352\ufeff8512784",
+	"+39\u200e352\u200f8512784",
+	"+39\u2028352\u20298512784",
+	"\uff0b\uff13\uff19\uff0e\uff13\uff15\uff12\uff0e\uff18\uff15\uff11\uff12\uff17\uff18\uff14",
+	"+39\u2027352\u20278512784",
+	"+39\u22c5352\u22c5851\u22c52784",
+	"+39\u2024352\u30fb8512784",
+	"\uff0839\uff09352\uff0f8512784",
 	"x5+393528512784",
 	// URL encoded: %2B is "+", %20 a space, %2D a dash.
 	"%2B393528512784",
@@ -110,7 +121,20 @@ func TestPatternLetsEveryFormThrough(t *testing.T) {
 			}
 		}
 	}
-	for _, v := range []string{"393528512785", "+39 352 851 2785", "+39 352 8512 - - - - - - 784"} {
+	// JSON escapes as a text column holding JSON shows them
+	// (export_quarantine.record): separators, "+" and digits escaped.
+	for _, v := range []string{
+		`{"n":"+39\u00a0352\u00a08512784"}`,
+		`{"n":"\u002B39\u2013352\u20138512784"}`,
+		`{"n":"+39\u0033528512784"}`,
+		`{"n":"+39\u00AD352\u00ad851\uFEFF2784"}`,
+		`(1,"{""n"":""+39\\u00a0352\\u00a08512784""}")`,
+	} {
+		if !re.MatchString(v) {
+			t.Errorf("Pattern does not match %q", v)
+		}
+	}
+	for _, v := range []string{"393528512785", "+39 352 851 2785", "+39 352 8512 - - - - - - 784", `+39\u0033528512785`} {
 		if re.MatchString(v) {
 			t.Errorf("Pattern matches %q", v)
 		}
@@ -246,7 +270,7 @@ func leftDigits(s string) string {
 	t := newText(s)
 	f := t.s
 	for i := 0; i < len(f); {
-		if n := pseudonymLen(f[i:]); n > 0 {
+		if n := pseudonymLen(f, i); n > 0 {
 			i += n
 			continue
 		}
