@@ -92,7 +92,9 @@ func (k *Keyed) Name(s string) string {
 
 // Canonical returns the digits of phone number s as the number's one form:
 // a leading "+" or "00" (international) dropped, spaces, dashes, dots,
-// slashes and brackets ignored. It reports false for a value with a letter
+// slashes and brackets ignored, and a trunk prefix written "(0)" right
+// after the country code ("+39 (0)352 851 0001", "0044 (0)20…": E.164
+// never has it; trunkZero) dropped. It reports false for a value with a letter
 // or other character a phone number does not have, no digit, or a
 // pseudonym. A national number ("02 1234 5678") keeps its own form: which
 // country it is in is not in the value.
@@ -100,6 +102,9 @@ func Canonical(s string) (string, bool) {
 	s = strings.TrimSpace(s)
 	if strings.HasPrefix(s, NumberPrefix) || strings.HasPrefix(s, NamePrefix) {
 		return "", false
+	}
+	if z := trunkZero(s); z >= 0 {
+		s = s[:z] + s[z+1:]
 	}
 	s = strings.TrimPrefix(s, "+")
 	var b strings.Builder
@@ -114,6 +119,38 @@ func Canonical(s string) (string, bool) {
 	}
 	d := strings.TrimPrefix(b.String(), "00")
 	return d, d != ""
+}
+
+// trunkZero returns the offset of the 0 of a "(0)" written right after
+// the country code of the international number s begins with (a "+" or
+// "00", 1 to 3 digits, up to two spaces: "+39 (0)352 851 0001",
+// "+44(0)20 7946 0958"), the national trunk prefix business cards show
+// beside the country code; or -1. Written so, the number is the one
+// without it (attack 30, F2: forget never found it).
+func trunkZero(s string) int {
+	i := 0
+	switch {
+	case strings.HasPrefix(s, "+"):
+		i = 1
+	case strings.HasPrefix(s, "00"):
+		i = 2
+	default:
+		return -1
+	}
+	j := i
+	for j < len(s) && isDigit(s[j]) {
+		j++
+	}
+	if j == i || j-i > 3 {
+		return -1
+	}
+	for k := 0; k < 2 && j < len(s) && s[j] == ' '; k++ {
+		j++
+	}
+	if !strings.HasPrefix(s[j:], "(0)") {
+		return -1
+	}
+	return j + 1
 }
 
 // Display returns a form of the international number s that shows what a

@@ -44,6 +44,12 @@ func TestCanonical(t *testing.T) {
 		{" 0039 (02) 1234-5678 ", "390212345678", true},
 		{"+39.02.1234.5678", "390212345678", true},
 		{"0212345678", "0212345678", true}, // national: its own form
+		// A trunk prefix "(0)" after the country code is dropped (attack 30 F2).
+		{"+39 (0)352 851 0001", "393528510001", true},
+		{"+44(0)20 7946 0958", "442079460958", true},
+		{"0049 (0)89 1234567", "49891234567", true},
+		{"(0)352 851 0001", "03528510001", true},       // no country code: kept
+		{"+39 352 (0)851 0001", "3935208510001", true}, // not right after it: kept
 		{"201", "201", true},
 		{"", "", false},
 		{"+", "", false},

@@ -292,7 +292,9 @@ func (t *text) numberRun(i int) (int, bool) {
 			intl = intl || j-from >= 3 && strings.HasPrefix(s[from:], "00")
 		}
 		r.groups, r.ends = append(r.groups, s[from:j]), append(r.ends, j)
-		n += j - from
+		if len(r.groups) != 2 || !intl || trunkZero(s[i:]) != from-i {
+			n += j - from // a trunk prefix "(0)" is none of the number's digits
+		}
 		if !intl && len(r.groups)-r.checked >= maxDateGroups {
 			if end, isNumber, ok := r.date(false); ok {
 				return end, isNumber
@@ -715,12 +717,13 @@ func isWord(c byte) bool {
 // units between two of them, a unit being a character that is no digit,
 // a URL-encoded character ("%20") or a JSON escape as a row's text shows
 // it ("\n", "\\t", "\u00ad", "\\u2028", "\u002B" for a "+"), and a digit
-// may be written as its escape ("\u0033"): a text column holding JSON
+// may be written as its escape ("\u0033"); a trunk prefix "(0)" is a unit
+// too (Canonical drops it after a country code): a text column holding JSON
 // (export_quarantine.record) holds them so. It is a cheap filter of the rows worth reading (a
 // database searching for a number to erase); Replace decides.
 func Pattern(d string) string {
 	var b strings.Builder
-	gap := "(?:[^" + digitRanges() + "]|%2[0-9A-Fa-f]|\\\\+[nrt]|\\\\+u[0-9A-Fa-f]{4}){0," + strconv.Itoa(maxWholeGap) + "}"
+	gap := "(?:[^" + digitRanges() + "]|%2[0-9A-Fa-f]|\\\\+[nrt]|\\\\+u[0-9A-Fa-f]{4}|\\([0０]\\)){0," + strconv.Itoa(maxWholeGap) + "}"
 	for i, c := range d {
 		if i > 0 {
 			b.WriteString(gap)

@@ -46,6 +46,10 @@ var numberForms = []string{
 	"\u0663\u0669\u0663\u0665\u0662\u0668\u0665\u0661\u0662\u0667\u0668\u0664",
 	"\u0966\u0966\u0969\u096f \u0969\u096b\u0968 \u096e\u096b\u0967\u0968\u096d\u096e\u096a",
 	"-000000+39\n352\n8512784,",
+	// A trunk prefix "(0)" after the country code (attack 30, F2).
+	"+39 (0)352 8512784",
+	"cb 0039(0)352-851-2784 asap",
+	"tel:+39%20(0)352%208512784",
 	// Separators by category (attack 30, F4): format characters, dashes,
 	// spaces, dot-like characters, fullwidth forms.
 	"cb +39\u00ad352\u00ad851\u00ad2784",
@@ -265,13 +269,13 @@ func FuzzScrub(f *testing.F) {
 
 // leftDigits returns the first run of minDigits digits or more in s, read
 // as Scrub reads it, that is neither in a pseudonym nor in a hex id nor a
-// channel counter, or "".
+// channel counter nor an Asterisk id, or "".
 func leftDigits(s string) string {
 	t := newText(s)
 	f := t.s
 	for i := 0; i < len(f); {
-		if n := pseudonymLen(f, i); n > 0 {
-			i += n
+		if n := max(pseudonymLen(f, i), asteriskID(f, i)); n > 0 && (isDigit(f[i]) || f[i] == 'p' || f[i] == 'n') {
+			i += n // a pseudonym, an Asterisk id
 			continue
 		}
 		j := i
