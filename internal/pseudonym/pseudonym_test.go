@@ -154,6 +154,8 @@ func TestScrub(t *testing.T) {
 		{"SIP/trunk-00001234", "SIP/trunk-00001234"},                                   // a channel's counter (TestScrubLeavesChannelCounters)
 		{"IAX2/352-851-2784-00000012", "IAX2/" + k.Number("3528512784") + "-00000012"}, // TECH's digits are not the number's
 		{"H323/0039021234567-00000012", "H323/" + k.Number("0039021234567") + "-00000012"},
+		{"iax2/3528512784", "iax2/" + k.Number("3528512784")}, // any case
+		{"x OOH323/3528512784", "x OOH323/" + k.Number("3528512784")},
 		{"X1234567/a-00000001", "X" + k.Number("1234567") + "/a-" + Merged}, // no TECH/ left: no counter
 		{"ext2021234567", "ext" + k.Number("2021234567")},                   // in doubt, replaced
 		{"0039021234567SIP/", k.Number("0039021234567") + "SIP/"},

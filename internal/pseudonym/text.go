@@ -1,6 +1,7 @@
 package pseudonym
 
 import (
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -300,8 +301,8 @@ func (t *text) numberRun(i int) (int, bool) {
 				return end, isNumber
 			}
 		}
-		if len(r.groups) == 1 && !intl && from > 0 && isWord(s[from-1]) && !isDigit(s[from-1]) && j < len(s) && s[j] == '/' {
-			break // a word's digits before a slash: a channel's TECH (IAX2/, H323/), no number's
+		if len(r.groups) == 1 && !intl && j < len(s) && s[j] == '/' && digitTech(s, from, j) {
+			break // a channel's TECH (IAX2/, H323/): no number's digits
 		}
 		k, sep, ok := gap(s, j, intl)
 		if !ok {
@@ -323,6 +324,23 @@ func (t *text) numberRun(i int) (int, bool) {
 		}
 	}
 	return r.ends[len(r.ends)-1], true
+}
+
+// digitTechs are the Asterisk channel technologies whose names end in
+// digits, upper case.
+var digitTechs = []string{"IAX2", "H323", "OOH323"}
+
+// digitTech reports whether the digits s[from:j] end the name of a
+// channel technology with digits (digitTechs, any case) written as a word
+// of its own: "IAX2/", "h323/". Only those: a word's digits before a
+// slash are a number's otherwise ("Tel089/1234567" is 0891234567;
+// review 30, MEDIUM-1).
+func digitTech(s string, from, j int) bool {
+	w := from
+	for w > 0 && isWord(s[w-1]) {
+		w--
+	}
+	return slices.ContainsFunc(digitTechs, func(t string) bool { return strings.EqualFold(s[w:j], t) })
 }
 
 // run is the digit groups numberRun has read.

@@ -102,6 +102,19 @@ func TestScrubAndReplaceFindEveryForm(t *testing.T) {
 			t.Errorf("Replace(%q) = %q, %d: the pseudonym Scrub wrote is not found", scrubbed, erased, n)
 		}
 	}
+	// A word's digits before a slash that is no channel TECH (IAX2/,
+	// H323/) are the number's: Scrub took 089 for a TECH's and wrote
+	// Tel089/ and the pseudonym of 1234567, which forget of 0891234567
+	// never found (review 30, MEDIUM-1).
+	for in, c := range map[string]string{"Tel089/1234567": "0891234567", "Fax02/12345678": "0212345678", "x sip2/3528512784": "23528512784"} {
+		p := k.Number(c)
+		if scrubbed := k.Scrub(in, nil); !strings.HasSuffix(scrubbed, p) || holds(scrubbed, c[len(c)-minDigits:]) {
+			t.Errorf("Scrub(%q) = %q, want the whole %s replaced by %s", in, scrubbed, c, p)
+		}
+		if erased, n := Replace(in, func(v string) bool { return v == c }, "X"); n != 1 || holds(erased, c[len(c)-minDigits:]) {
+			t.Errorf("Replace(%q) for %s = %q, %d", in, c, erased, n)
+		}
+	}
 }
 
 // TestPatternLetsEveryFormThrough: Pattern, a database's filter of the
