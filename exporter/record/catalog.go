@@ -399,7 +399,7 @@ func Builtin() []Endpoint {
 			),
 			// A phone's description may name the colleague who has it.
 			Staff:    true,
-			Personal: map[string]Personal{"description": {Kind: PersonalName}},
+			Personal: map[string]Personal{"description": {Kind: PersonalName}, "mac": {Kind: PersonalNone}},
 		},
 		{
 			// Ring groups and queues (docs/pbx-api.md, "Call groups"): the

@@ -1,13 +1,18 @@
 package record_test
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/wildix-export/wildix-export/exporter/privacy"
 	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
 )
 
 func TestBuiltinCatalogIsValid(t *testing.T) {
@@ -207,5 +212,43 @@ func TestRecordingsEndpoint(t *testing.T) {
 	if snake.TimeField != "time" || snake.Key[0] != "id" || snake.Columns[snake.Column("start_time")].Type != record.Text ||
 		snake.Columns[snake.Column("path")].Field != "url" || snake.Columns[snake.Column("sha256")].Field == "sha256" {
 		t.Errorf("InShape(snake, epoch) = %+v", snake)
+	}
+}
+
+// TestDevicesMACKeepsItsDigits: a device's MAC address is no one's number
+// (declared none). Written without colons ("9C7514123456", Wildix's OUI
+// 9C:75:14) it was free text, and Scrub took its 10 digits glued to two
+// hex letters for a number: "9Cp:…" (pfold 2).
+func TestDevicesMACKeepsItsDigits(t *testing.T) {
+	t.Parallel()
+	var devices *record.Endpoint
+	for _, ep := range record.Builtin() {
+		if ep.Name == "devices" {
+			devices = &ep
+		}
+	}
+	if devices == nil || devices.Personal["mac"].Kind != record.PersonalNone {
+		t.Fatalf("devices.mac is not declared none")
+	}
+	k, err := pseudonym.New([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule, err := pseudonym.ParseRule("all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &record.Converter{Endpoint: devices, Zone: time.UTC, Warnings: &record.Warnings{}}
+	row, err := c.Convert(0, json.RawMessage(`{"id":"1","mac":"9C7514123456","model":"WP480G","description":"+39 352 8512784","user":"201"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := (&privacy.Guard{Rule: rule, Keys: k}).Rows(devices, []record.Row{row}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := fmt.Sprint(got[0].Values) + string(got[0].Raw) + string(got[0].Extra)
+	if strings.Count(all, "9C7514123456") < 2 || strings.Contains(all, "8512784") {
+		t.Errorf("want the MAC whole in its column and raw, the description's number replaced:\n%s", all)
 	}
 }
