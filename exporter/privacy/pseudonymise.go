@@ -6,6 +6,8 @@ import (
 	"math/big"
 	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/wildix-export/wildix-export/exporter/jsonscan"
 	"github.com/wildix-export/wildix-export/exporter/record"
@@ -151,7 +153,10 @@ func (r *replacer) on(kind record.PersonalKind) bool {
 		return false
 	}
 	switch kind {
-	case record.PersonalNumber, record.PersonalText:
+	case record.PersonalNumber:
+		// Under names alone a caller id's name is replaced (callerID).
+		return r.g.Rule.Numbers || r.g.Rule.Names
+	case record.PersonalText:
 		return r.g.Rule.Numbers
 	case typedText.Kind:
 		return r.g.Rule.Numbers
@@ -176,6 +181,9 @@ func (r *replacer) text(p record.Personal, v, party string) string {
 			return v
 		}
 		if _, ok := pseudonym.Canonical(v); ok {
+			if !r.g.Rule.Numbers {
+				return v
+			}
 			return k.Number(v)
 		}
 		// Not a number alone: a caller id ("Mario" <+39…>), "anonymous".
@@ -219,40 +227,124 @@ func (r *replacer) numbers(v string) string {
 	return r.scrub(v)
 }
 
-// callerID returns the value v of a number column that is not a number
-// alone. A caller id, a name then a number in angle brackets ("Mario
-// Rossi" <+39 352…>, Mario <sip:201@pbx>), keeps its form: the number
-// replaced (numbers), and under names the name too, unless the number is
-// an extension and the rule is not all (a colleague). Anything else
-// ("anonymous", "Mario <unclosed") has its numbers replaced: a word alone
-// is not told from the PBX's own words.
+// callerID returns the value v of a number column (or its raw field)
+// that is not a number alone: a caller id, in any shape ("Mario Rossi"
+// <+39 352…>, Mario Rossi (+39…), +39… (Mario Rossi), <+39…> Mario
+// Rossi, Mario <sip:+39…@pbx>;tag=x), or a PBX word ("anonymous"). The
+// one rule (README, Privacy): under numbers its numbers are replaced
+// (Scrub); under names every part of it that is not a number (after the
+// numbers are replaced) and not a PBX word (callerIDWord: anonymous,
+// unknown, a sip:/tel: URI, an @host part, ;params) is the name, each run
+// of such words replaced by its n: pseudonym in place, the rest of the
+// shape kept (n:… <p:…>; quotes around a replaced name dropped), unless
+// the number in it is a colleague's extension (no external number in v)
+// and the rule is not all.
 func (r *replacer) callerID(v string) string {
-	k := r.g.Keys
-	t := strings.TrimSpace(v)
-	if lt := strings.LastIndexByte(t, '<'); lt >= 0 && strings.HasSuffix(t, ">") {
-		name, num := strings.TrimSpace(t[:lt]), t[lt+1:len(t)-1]
-		inner := strings.TrimPrefix(strings.TrimPrefix(num, "sip:"), "tel:")
-		if at := strings.IndexByte(inner, '@'); at >= 0 {
-			inner = inner[:at]
-		}
-		colleague := r.internal(inner)
-		if r.g.Rule.Numbers {
-			num = r.numbers(num)
-		}
-		if r.g.Rule.Names && name != "" && (!colleague || r.g.Rule.Staff) {
-			name = k.Name(strings.Trim(name, `"`))
-		} else if r.g.Rule.Numbers {
-			name = r.numbers(name)
-		}
-		if name == "" {
-			return "<" + num + ">"
-		}
-		return name + " <" + num + ">"
-	}
+	s := v
 	if r.g.Rule.Numbers {
-		return r.scrub(v)
+		s = r.scrub(v)
 	}
-	return v
+	if !r.g.Rule.Names || !r.g.Rule.Staff && r.colleague(v) {
+		return s
+	}
+	return callerIDNames(s, r.g.Keys.Name)
+}
+
+// colleague reports whether the caller id v holds a number and every
+// number in it is internal: Scrub finds no external one to replace.
+func (r *replacer) colleague(v string) bool {
+	return strings.ContainsFunc(v, unicode.IsDigit) && r.scrub(v) == v
+}
+
+// callerIDNames returns the caller id s with each run of name words
+// (callerIDWord) replaced by name(run), every other byte as it was, but
+// the quotes around a replaced run.
+func callerIDNames(s string, name func(string) string) string {
+	parts := callerIDParts(s)
+	var b strings.Builder
+	for i := 0; i < len(parts); {
+		if !parts[i].name {
+			b.WriteString(parts[i].text)
+			i++
+			continue
+		}
+		j := i + 1 // the run: name words joined by blanks
+		for j+1 < len(parts) && parts[j+1].name && strings.TrimSpace(parts[j].text) == "" && parts[j].text != "" && !strings.ContainsAny(parts[j].text, "\"<>()") {
+			j += 2
+		}
+		var run strings.Builder
+		for _, p := range parts[i:j] {
+			run.WriteString(p.text)
+		}
+		out := b.String()
+		if strings.HasSuffix(out, `"`) && j < len(parts) && strings.HasPrefix(parts[j].text, `"`) {
+			b.Reset()
+			b.WriteString(out[:len(out)-1])
+			parts[j].text = parts[j].text[1:]
+		}
+		b.WriteString(name(run.String()))
+		i = j
+	}
+	return b.String()
+}
+
+// callerIDPart is a word of a caller id, or the separators between two.
+type callerIDPart struct {
+	text string
+	name bool
+}
+
+// callerIDParts splits s into words and separators (blanks and the
+// brackets and quotes <>()"), a ";" starting a word of parameters that
+// runs to the next separator; name marks the words that are a name's.
+func callerIDParts(s string) []callerIDPart {
+	var parts []callerIDPart
+	sep := func(c rune) bool { return unicode.IsSpace(c) || strings.ContainsRune(`<>()"`, c) }
+	for i := 0; i < len(s); {
+		c, size := utf8.DecodeRuneInString(s[i:])
+		j := i + size
+		if sep(c) {
+			for j < len(s) {
+				c, size := utf8.DecodeRuneInString(s[j:])
+				if !sep(c) {
+					break
+				}
+				j += size
+			}
+			parts = append(parts, callerIDPart{text: s[i:j]})
+		} else {
+			for j < len(s) {
+				c, size := utf8.DecodeRuneInString(s[j:])
+				if sep(c) {
+					break
+				}
+				j += size
+			}
+			parts = append(parts, callerIDPart{text: s[i:j], name: callerIDWord(s[i:j])})
+		}
+		i = j
+	}
+	return parts
+}
+
+// callerIDWord reports whether the word w of a caller id is a name's: it
+// has a letter and no digit, and is no pseudonym (p:…, n:…), no PBX word
+// (anonymous, unknown, restricted, private, unavailable, erased), no
+// URI (sip:, sips:, tel:, an @host) and no ;params.
+func callerIDWord(w string) bool {
+	l := strings.ToLower(w)
+	switch {
+	case !strings.ContainsFunc(w, unicode.IsLetter), strings.ContainsFunc(w, unicode.IsDigit),
+		strings.HasPrefix(l, "p:"), strings.HasPrefix(l, "n:"),
+		strings.HasPrefix(l, "sip:"), strings.HasPrefix(l, "sips:"), strings.HasPrefix(l, "tel:"),
+		strings.ContainsRune(w, '@'), strings.HasPrefix(w, ";"):
+		return false
+	}
+	switch strings.Trim(l, ".,:;!?'") {
+	case "anonymous", "unknown", "restricted", "private", "unavailable", "withheld", erased:
+		return false
+	}
+	return true
 }
 
 // anyText is free text of no declared kind (a field the catalog does not

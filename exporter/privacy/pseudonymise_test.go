@@ -310,3 +310,55 @@ func TestPseudonymiseAttackForms(t *testing.T) {
 		})
 	}
 }
+
+// TestPseudonymiseCallerIDShapes: under a rule with names, a caller id in
+// a number column loses its name in every shape, the shape kept (attack
+// 30 F9); under numbers alone the name stays, and beside a colleague's
+// extension the name stays but under all; PBX words stay.
+func TestPseudonymiseCallerIDShapes(t *testing.T) {
+	t.Parallel()
+	k := keyed(t)
+	calls := endpoint(t, "call_history")
+	n, p := k.Name("Mario Rossi"), k.Number("+393528510054")
+	for _, tc := range []struct{ rule, in, want string }{
+		{"numbers,names", `Mario Rossi <+393528510054>;tag=as6f`, n + " <" + p + ">;tag=as6f"},
+		{"numbers,names", `"Mario Rossi" +393528510054`, n + " " + p},
+		{"numbers,names", `Mario Rossi (+393528510054)`, n + " (" + p + ")"},
+		{"numbers,names", `+393528510054 (Mario Rossi)`, p + " (" + n + ")"},
+		{"numbers,names", `<+393528510054> Mario Rossi`, "<" + p + "> " + n},
+		{"numbers,names", `"Mario Rossi" <sip:+393528510054@10.0.0.1>`, n + " <sip:" + p + "@10.0.0.1>"},
+		{"names", `Mario Rossi (+393528510054)`, n + " (+393528510054)"},
+		{"numbers", `Mario Rossi (+393528510054)`, "Mario Rossi (" + p + ")"},
+		{"numbers,names", `Alice (201)`, `Alice (201)`},
+		{"all", `Alice (201)`, k.Name("Alice") + ` (201)`},
+		{"numbers,names", `"Anonymous" <sip:anonymous@anonymous.invalid>`, `"Anonymous" <sip:anonymous@anonymous.invalid>`},
+		{"numbers,names", `unknown`, `unknown`},
+	} {
+		t.Run(tc.rule+" "+tc.in, func(t *testing.T) {
+			t.Parallel()
+			rule, err := pseudonym.ParseRule(tc.rule)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw := strings.NewReplacer(`"from_number":"0039 3331234567"`, `"from_number":`+jsonString(tc.in)).Replace(inbound)
+			got, err := (&Guard{Rule: rule, Keys: k}).Rows(calls, []record.Row{convert(t, calls, raw)}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := got[0].Values[calls.Column("from_number")]; v != tc.want {
+				t.Errorf("from_number %q, want %q", v, tc.want)
+			}
+			if !strings.Contains(string(got[0].Raw), `"from_number":`+jsonString(tc.want)) {
+				t.Errorf("raw from_number is not %q: %s", tc.want, got[0].Raw)
+			}
+		})
+	}
+}
+
+func jsonString(s string) string {
+	var b strings.Builder
+	e := json.NewEncoder(&b)
+	e.SetEscapeHTML(false)
+	_ = e.Encode(s)
+	return strings.TrimSuffix(b.String(), "\n")
+}
