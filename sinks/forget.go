@@ -208,11 +208,40 @@ const (
 
 // rowShape is how one table's or file's rows are erased: a kind per
 // cell, and for a number cell the index of its name cell (or -1).
+//
+// A number column's value (and its field in raw) that mentions the number
+// is erased whole (whole, wholeRaw): it is a number alone, or a caller id
+// whose every other part is the caller's name ("Mario Rossi <+39…>",
+// "n:… <p:…>"), the rule of exporter/privacy's callerID (README,
+// Privacy). Forget and the suppression list (Suppressor.Apply) share
+// this, so that a re-export writes what forget left.
 type rowShape struct {
-	names []string
-	kinds []cellKind
-	pair  []int
-	first []int // for a number cell of pair, partyFirst's cell (or -1)
+	names    []string
+	kinds    []cellKind
+	pair     []int
+	first    []int           // for a number cell of pair, partyFirst's cell (or -1)
+	whole    []bool          // a number column's cell: erased whole
+	wholeRaw map[string]bool // raw's fields (lower case) of number columns
+}
+
+// numberColumns returns the names of e's number columns (declared of
+// kind number) and their fields in raw, in lower case, every shape's too.
+func numberColumns(e *record.Endpoint) (cols, fields map[string]bool) {
+	cols, fields = map[string]bool{}, map[string]bool{}
+	for _, c := range e.Columns {
+		if e.Personal[c.Name].Kind == record.PersonalNumber {
+			cols[c.Name] = true
+			fields[strings.ToLower(c.Field)] = true
+		}
+	}
+	for _, sh := range e.Shapes {
+		for col, field := range sh.Fields {
+			if cols[col] {
+				fields[strings.ToLower(field)] = true
+			}
+		}
+	}
+	return cols, fields
 }
 
 // endpointShape is the shape of e's rows as stored: its columns, then
@@ -240,12 +269,24 @@ func endpointShape(e *record.Endpoint, withRaw bool) *rowShape {
 		sh.add("raw", cellJSON)
 	}
 	sh.pairUp()
+	sh.wholeNumbers(e)
 	return sh
 }
 
 func (sh *rowShape) add(name string, k cellKind) {
 	sh.names = append(sh.names, name)
 	sh.kinds = append(sh.kinds, k)
+}
+
+// wholeNumbers marks the cells of e's number columns, and their fields in
+// a cell named raw, as erased whole.
+func (sh *rowShape) wholeNumbers(e *record.Endpoint) {
+	cols, fields := numberColumns(e)
+	sh.wholeRaw = fields
+	sh.whole = make([]bool, len(sh.names))
+	for i, n := range sh.names {
+		sh.whole[i] = cols[n]
+	}
 }
 
 func (sh *rowShape) pairUp() {
@@ -277,9 +318,16 @@ func (sh *rowShape) erase(cells []string, m matcher) int {
 		switch k {
 		case cellText:
 			cells[i], c = eraseText(cells[i], m)
+			if c > 0 && sh.whole != nil && sh.whole[i] {
+				cells[i] = Erased // the name beside goes with it
+			}
 		case cellJSON:
+			var whole map[string]bool
+			if sh.names[i] == "raw" {
+				whole = sh.wholeRaw
+			}
 			var b []byte
-			b, c = eraseJSON([]byte(cells[i]), m)
+			b, c = eraseJSONWhole([]byte(cells[i]), m, whole)
 			cells[i] = string(b)
 		}
 		n += c
@@ -338,6 +386,13 @@ func eraseName(s *string) int {
 // The walk is jsonscan.Rewrite's, shared with exporter/privacy's
 // pseudonymisation; this is only forget's policy.
 func eraseJSON(raw []byte, m matcher) ([]byte, int) {
+	return eraseJSONWhole(raw, m, nil)
+}
+
+// eraseJSONWhole is eraseJSON, with the string of a top-level member
+// named in whole (lower case: a number column's field) made Erased whole
+// when it mentions the number.
+func eraseJSONWhole(raw []byte, m matcher, whole map[string]bool) ([]byte, int) {
 	if len(raw) == 0 {
 		return raw, 0
 	}
@@ -362,6 +417,9 @@ func eraseJSON(raw []byte, m matcher) ([]byte, int) {
 			n += c
 			if top {
 				changed[member] = true
+				if lit[0] == '"' && whole[strings.ToLower(member)] {
+					t = Erased
+				}
 			}
 			return jsonscan.Quote(t)
 		},

@@ -46,6 +46,7 @@ func csvShape(e *record.Endpoint, header []string) *rowShape {
 		sh.add(h, k)
 	}
 	sh.pairUp()
+	sh.wholeNumbers(e)
 	return sh
 }
 

@@ -356,3 +356,37 @@ func TestForgetNumericColumn(t *testing.T) {
 		t.Errorf("raw still holds the number: %s", raw)
 	}
 }
+
+// TestForgetCallerIDPostgres: in PostgreSQL, forget turns a caller id in
+// a number column and in raw into erased whole, in clear and pseudonymised
+// rows (attack 30 F1), and finds nothing after.
+func TestForgetCallerIDPostgres(t *testing.T) {
+	t.Parallel()
+	p, pool := newPostgres(t)
+	ctx := context.Background()
+	cat, err := record.NewCatalog(record.Builtin())
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := pseudonym.New([]byte(testPseudonymKey))
+	pseudo := k.Name("Mario Rossi") + " <" + k.Number("393528510009") + ">"
+	for id, v := range []string{`Mario Rossi <+393528510009>`, pseudo} {
+		if _, err := pool.Exec(ctx, `INSERT INTO call_history (pbx, id, from_number, raw, run_id) VALUES ('x', $1, $2, jsonb_build_object('from_number', $2::text), 'r1')`, id+1, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forgotten, err := NewForgotten("+393528510009", k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.ForgetErase(ctx, "x", forgotten, cat.All()); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := pgx.CollectRows(must(pool.Query(ctx, `SELECT from_number || ' ' || (raw->>'from_number') FROM call_history ORDER BY id`)), pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rows, []string{"erased erased", "erased erased"}) {
+		t.Errorf("from_number and raw's: %q, want erased whole", rows)
+	}
+}

@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -424,5 +425,69 @@ func TestPatternInPostgres(t *testing.T) {
 	}
 	if len(missed) > 0 {
 		t.Errorf("PostgreSQL: pseudonym.Pattern does not match %q", missed)
+	}
+}
+
+// TestEraseCallerIDWhole: a number column (and its raw field) that
+// mentions the number becomes erased whole, the name beside going with it,
+// in clear and pseudonymised rows (attack 30 F1); the suppression list
+// does the same (one rowShape.erase); a free-text column keeps its other
+// words.
+func TestEraseCallerIDWhole(t *testing.T) {
+	t.Parallel()
+	k, err := pseudonym.New([]byte(testPseudonymKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := NewForgotten("+393528510009", k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := k.Number("393528510009")
+	var e record.Endpoint
+	for _, x := range record.Builtin() {
+		if x.Name == "call_history" {
+			e = x
+		}
+	}
+	for _, from := range []string{
+		`Mario Rossi <+393528510009>`, `"Rossi, Mario" <sip:+393528510009@10.0.0.1>`, `Mario Rossi (+39 352 851 0009)`,
+		`+393528510009 (Mario Rossi)`, `Mario Rossi <+393528510009>;tag=x`,
+		k.Name("Mario Rossi") + " <" + p + ">", "<" + p + "> " + k.Name("Mario Rossi"),
+	} {
+		t.Run(from, func(t *testing.T) {
+			t.Parallel()
+			sh := endpointShape(&e, true)
+			cells := make([]string, len(sh.names))
+			set := func(name, v string) { cells[slices.Index(sh.names, name)] = v }
+			get := func(name string) string { return cells[slices.Index(sh.names, name)] }
+			set("from_number", from)
+			set("to_number", "201")
+			set("lastdata", "SIP/trunk/+393528510009,60 Mario")
+			raw, _ := json.Marshal(map[string]string{"from_number": from, "to_number": "201", "lastdata": "SIP/trunk/+393528510009,60 Mario"})
+			set("raw", string(raw))
+			if n := sh.erase(cells, f.match); n == 0 {
+				t.Fatal("nothing erased")
+			}
+			if got := get("from_number"); got != Erased {
+				t.Errorf("from_number = %q, want %q", got, Erased)
+			}
+			if got := get("lastdata"); got != "SIP/trunk/erased,60 Mario" {
+				t.Errorf("lastdata = %q: free text keeps its other words", got)
+			}
+			var m map[string]string
+			if err := json.Unmarshal([]byte(get("raw")), &m); err != nil {
+				t.Fatal(err)
+			}
+			if m["from_number"] != Erased || m["to_number"] != "201" {
+				t.Errorf("raw = %s, want from_number erased, to_number 201", get("raw"))
+			}
+			// A CSV file's row: the same.
+			csv := csvShape(&e, []string{"id", "from_number", "to_number", "lastdata", "extra"})
+			row := []string{"9", from, "201", "x", "{}"}
+			if csv.erase(row, f.match); row[1] != Erased {
+				t.Errorf("CSV from_number = %q, want %q", row[1], Erased)
+			}
+		})
 	}
 }
