@@ -94,8 +94,12 @@ func (p *Postgres) ForgetFind(ctx context.Context, f *Forgotten, endpoints []rec
 	if err != nil {
 		return nil, err
 	}
+	places := map[string]*pgPlace{}
+	for _, pl := range forgetPlaces(endpoints) {
+		places[pl.table] = &pl
+	}
 	for _, t := range tables {
-		n, err := p.countMentions(ctx, t, f)
+		n, err := p.countMentions(ctx, t, places[t], f)
 		if err != nil {
 			return nil, err
 		}
@@ -120,24 +124,37 @@ WHERE table_schema = $1 AND table_type = 'BASE TABLE' ORDER BY table_name`, p.sc
 }
 
 // countMentions counts the rows of table whose text holds f: PostgreSQL
-// filters by pattern, the rule decides on what passes.
-func (p *Postgres) countMentions(ctx context.Context, table string, f *Forgotten) (int64, error) {
-	rows, err := p.pool.Query(ctx, "SELECT t::text FROM "+p.ident(table)+" t WHERE t::text ~ $1"+notTheList(table), f.pattern())
+// filters by pattern, the rule decides on what passes: on the row's text,
+// and for a table forget rewrites (pl, nil for another) on its cells as
+// erasure reads them too (a JSON text column's escapes decoded, as in a
+// quarantined record: "+39\u00a0352…"), so that what forget erases is
+// what it finds.
+func (p *Postgres) countMentions(ctx context.Context, table string, pl *pgPlace, f *Forgotten) (int64, error) {
+	rows, err := p.pool.Query(ctx, "SELECT t.ctid::text, t::text FROM "+p.ident(table)+" t WHERE t::text ~ $1"+notTheList(table), f.pattern())
 	if err != nil {
 		return 0, fmt.Errorf("search table %s: %w", table, dbError(err))
 	}
-	var n int64
-	var text string
-	_, err = pgx.ForEachRow(rows, []any{&text}, func() error {
+	found := map[string]bool{}
+	var ctid, text string
+	_, err = pgx.ForEachRow(rows, []any{&ctid, &text}, func() error {
 		if _, c := eraseText(text, f.match); c > 0 {
-			n++
+			found[ctid] = true
 		}
 		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("search table %s: %w", table, dbError(err))
 	}
-	return n, nil
+	if pl != nil {
+		err := p.eachMention(ctx, p.pool, *pl, f, false, func(ctid string, _ []string, _ []bool, _ string) error {
+			found[ctid] = true
+			return nil
+		})
+		if err != nil {
+			return 0, err
+		}
+	}
+	return int64(len(found)), nil
 }
 
 // forgetRecordings returns the stored names of the recordings whose rows
