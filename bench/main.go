@@ -360,6 +360,7 @@ func randomName(prefix string) string {
 }
 
 // main runs the cases on n records: fetch, csv, incremental, pg, load.
+// It stays one function (64 lines): the cases in the order they run.
 func (b *bench) main(ctx context.Context) error {
 	o := b.o
 	if !o.cases["fetch"] && !o.cases["csv"] && !o.cases["pg"] && !o.cases["pg-merge"] && !o.cases["load"] && !o.cases["load-pk"] && !o.cases["incremental"] {
@@ -430,6 +431,8 @@ func (b *bench) main(ctx context.Context) error {
 // already holding the highest key (every row takes the merge), and psql's
 // \copy of the same rows into a table of the same shape, with and without
 // the reporting indexes.
+// It stays one function (about 100 lines): the cases' order matters (each
+// starts from the schema the one before left), and it reads as that script.
 func (b *bench) postgres(ctx context.Context, conn *pgx.Conn, s *sim, copyFile string, haveCopy *bool) error {
 	o := b.o
 	schema := randomName("bench_")
@@ -709,6 +712,9 @@ func (b *bench) memory(ctx context.Context) error {
 	return nil
 }
 
+// report prints the machine, the ratios against their goals and the table
+// of figures. It stays one function (85 lines): a list of rows, each a line
+// or two, in the order they are printed.
 func (b *bench) report(w io.Writer) {
 	host, _ := os.Hostname()
 	fmt.Fprintf(w, "\n# wildix-export benchmark, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))

@@ -88,6 +88,11 @@ type recStore struct {
 	stop  func() // ends what the store started (versitygw); nil: nothing
 }
 
+// recordings runs issue 29's case: for each store of -recordings-stores,
+// the plain copy, the plain copy with sha256 and wildix-export in turn,
+// -runs times, then the same run with nothing to copy, then the large file.
+// It stays one function (about 110 lines): one round's steps in the order
+// they are measured, each a few lines, read as the case's script.
 func (b *bench) recordings(ctx context.Context) error {
 	pbx, err := startRecPBX(*recCalls, 0)
 	if err != nil {
@@ -356,6 +361,8 @@ type versityGW struct {
 // own, it would outlive the bench; and, on Linux, the kernel kills it when
 // the bench ends without gw.stop (killed, SIGTERM). Its client (the plain
 // copy's) keeps a connection for each of conc copies at once.
+// It stays one function (64 lines): finding the binary, the certificate,
+// the process and waiting for its port are one start-up, in order.
 func startVersityGW(dir string, useTLS bool, conc int) (*versityGW, error) {
 	bin, err := exec.LookPath("versitygw")
 	if err != nil {

@@ -120,6 +120,9 @@ func (t *text) matches(match func(v string) bool) []span {
 // wideSpans returns the pseudonyms in t that match claims, and the spans
 // of whole digit groups it claims, looked for more widely than Scrub does
 // (Replace).
+// It stays one function (64 lines): one pass over the text's digit groups,
+// whose candidate spans (pseudonyms, glued runs, group sequences) share the
+// same cursor; split, each part would need that cursor handed back and forth.
 func wideSpans(t *text, match func(v string) bool) []span {
 	s := t.s
 	var spans []span

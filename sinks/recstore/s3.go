@@ -209,6 +209,9 @@ func (s *S3) Key(name string) string { return s.prefix + name }
 // one the PBX announced, for one sent in parts. On any error nothing is
 // stored under the name but what was there before, and no incomplete
 // upload is left.
+// It stays one function (65 lines): the single PUT and the multipart path
+// share the name check, the part buffer and the one cleanup on error, and
+// read as one decision better than split.
 func (s *S3) Put(ctx context.Context, name string, r io.Reader, want Want) (Object, error) {
 	if err := checkName(name); err != nil {
 		return Object{}, err
