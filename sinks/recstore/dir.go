@@ -44,17 +44,34 @@ type Dir struct {
 	// bufs holds Put's copy buffers (*[]byte of copyBufSize) for the next
 	// Puts: a buffer a file was 64 pages faulted in afresh each (the
 	// exporter's page faults to a folder: 2,500 a bench run of 29 files,
-	// the plain copy's 1,000).
-	bufs sync.Pool
+	// the plain copy's 1,000). A free list of keptBufs at most, not a
+	// sync.Pool: a pool empties at each garbage collection (and drops a
+	// quarter of what it is given under the race detector), so buffers
+	// were made again at random.
+	bufs chan *[]byte
 }
+
+// keptBufs is the most copy buffers a Dir keeps (2 MiB): as many Puts at
+// once as a run's copies usually are; more make their own.
+const keptBufs = 8
 
 // buffer is a copy buffer, a kept one when there is one.
 func (d *Dir) buffer() *[]byte {
-	if b, ok := d.bufs.Get().(*[]byte); ok {
+	select {
+	case b := <-d.bufs:
 		return b
+	default:
 	}
 	b := make([]byte, copyBufSize)
 	return &b
+}
+
+// keep gives b back for the next Put, unless keptBufs are kept already.
+func (d *Dir) keep(b *[]byte) {
+	select {
+	case d.bufs <- b:
+	default:
+	}
 }
 
 // OpenDir opens the store at root, a folder that must exist: a volume that
@@ -68,7 +85,7 @@ func OpenDir(root string, o DirOptions) (*Dir, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("recordings folder %s: not a folder", root)
 	}
-	d := &Dir{root: root, fileMode: 0o600, dirMod: 0o700}
+	d := &Dir{root: root, fileMode: 0o600, dirMod: 0o700, bufs: make(chan *[]byte, keptBufs)}
 	if o.GroupReadable {
 		d.fileMode, d.dirMod = 0o640, 0o750
 	}
@@ -131,7 +148,7 @@ func (d *Dir) Put(ctx context.Context, name string, r io.Reader, want Want) (Obj
 	}()
 	v := newVerifier(r, want)
 	buf := d.buffer()
-	defer d.bufs.Put(buf)
+	defer d.keep(buf)
 	if _, err := io.CopyBuffer(onlyWriter{f}, ctxReader{ctx, v}, *buf); err != nil {
 		return Object{}, fmt.Errorf("store %s: %w", name, err)
 	}
