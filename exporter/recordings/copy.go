@@ -210,6 +210,7 @@ func (c *Copier) Copy(ctx context.Context, recs []Recording) ([]Result, Counts, 
 		}
 	}
 	absent := c.absent(ctx, results, work)
+	caller := ctx
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	jobs := make(chan int)
@@ -226,6 +227,13 @@ func (c *Copier) Copy(ctx context.Context, recs []Recording) ([]Result, Counts, 
 				}
 				res, err := c.copyOne(ctx, recs[i], results[i].Name, absent[results[i].Name])
 				c.release()
+				if err != nil && caller.Err() != nil {
+					// The caller cancelled the batch (the run ends, or the
+					// window before this one failed): not this file's
+					// failure. Pending, as a file never started.
+					results[i] = Result{Name: results[i].Name, Status: Pending}
+					continue
+				}
 				results[i] = res
 				if err != nil {
 					once.Do(func() {
@@ -271,7 +279,12 @@ feed:
 		}
 	}
 	if err := c.Store.Sync(ctx, names); err != nil {
-		return c.unsynced(results, work, err)
+		if caller.Err() != nil {
+			// Cancelled by the caller while syncing: not durable, and no
+			// file failed. Pending, so neither copied nor failed is counted.
+			return c.unsynced(results, work, err, Pending)
+		}
+		return c.unsynced(results, work, err, Failed)
 	}
 	c.log().Info("recordings copied", "copied", cnt.Copied, "skipped", cnt.Skipped, "vanished", cnt.Vanished, "refused", cnt.Refused, "bytes", cnt.Bytes)
 	return results, cnt, nil
@@ -303,15 +316,16 @@ func (c *Copier) absent(ctx context.Context, results []Result, work []int) map[s
 	return absent
 }
 
-// unsynced marks every result Copied or Skipped Failed, with err as its
-// reason, once the store could not sync them: they are not durable, the
-// caller commits nothing past them, and they must count as not stored
-// (the oldest pending recording, the run's failed count), not as copied.
-func (c *Copier) unsynced(results []Result, work []int, err error) ([]Result, Counts, error) {
+// unsynced marks every result Copied or Skipped as st (Failed, or Pending
+// when the caller cancelled the batch), with err as its reason, once the
+// store could not sync them: they are not durable, the caller commits
+// nothing past them, and they must count as not stored (the oldest
+// pending recording, the run's failed count), not as copied.
+func (c *Copier) unsynced(results []Result, work []int, err error, st Status) ([]Result, Counts, error) {
 	err = fmt.Errorf("copy recordings: %w", err)
 	for i, r := range results {
 		if r.Status == Copied || r.Status == Skipped {
-			results[i].Status, results[i].Reason = Failed, err.Error()
+			results[i].Status, results[i].Reason = st, err.Error()
 		}
 	}
 	var cnt Counts
