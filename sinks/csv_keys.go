@@ -596,6 +596,9 @@ type rewrite struct {
 // whose key is in drop: its header and its other rows byte for byte,
 // compressed again when it is. It returns the rewrite (its manifest
 // updated from the file's) and the keys left.
+// It takes six parameters: the file (pbx, dir, name), how its rows are
+// keyed, and the edit (drop, update); each caller has them apart, and a
+// struct for one call would only rename them.
 func (s *CSV) rewriteFile(pbx, dir, name string, keyCols []string, drop map[string]bool, update map[string][]byte) (rewrite, *keySet, error) {
 	path := filepath.Join(dir, name)
 	tmpF, err := safefile.CreateTemp(dir, tmpName(pbx, name), fileMode)

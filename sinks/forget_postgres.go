@@ -199,6 +199,8 @@ type queryer interface {
 // recordings, its stored object; changed[i] says whether cells[i] was.
 // Rows the pattern lets through but the rule does not match are not
 // given. lock takes the rows FOR UPDATE.
+// Its six parameters are one search's: where (q, pl), what (f), whether
+// to lock, and the callback; search and erasure share it, each with its own.
 func (p *Postgres) eachMention(ctx context.Context, q queryer, pl pgPlace, f *Forgotten, lock bool,
 	fn func(ctid string, cells []string, changed []bool, object string) error) error {
 	sel := []string{"t.ctid::text"}

@@ -21,6 +21,9 @@ import (
 // rolls the batch back. The table's triggers run as for any deletion
 // (the stored reporting tables follow call_history by theirs). It
 // returns the rows deleted: on an error, those of the batches committed.
+// Its seven parameters are one batched DELETE's parts, each given by its
+// one or two callers from what they hold; bundled, they would be a struct
+// built for a single call.
 func (p *Postgres) deleteWhere(ctx context.Context, table, where string, args []any, batch int, returning string, before func(ctx context.Context, values []string) error) (int64, error) {
 	if batch <= 0 {
 		batch = pruneBatch
@@ -112,6 +115,8 @@ func (p *Postgres) Prune(ctx context.Context, pbx string, eps []record.Endpoint,
 // pruneEndpoint is Prune of one endpoint, whose time column is col: its
 // rows (a recording's stored file first), then its quarantined records.
 // The counts it returns are kept even with an error.
+// Its six parameters are Prune's own for one endpoint (pbx, ep, its time
+// column, the cut, the options): no state to gather in a struct.
 func (p *Postgres) pruneEndpoint(ctx context.Context, pbx string, ep *record.Endpoint, col string, cut time.Time, o PruneOptions) (Pruned, error) {
 	var out Pruned
 	// record.Retention.Expired in SQL: strictly before the cut; a NULL
