@@ -52,6 +52,16 @@ func (f *ForgetFound) add(name string, rows int64) {
 	}
 }
 
+// rowsIn is the rows found in the place named name.
+func (f *ForgetFound) rowsIn(name string) int64 {
+	for _, p := range f.Places {
+		if p.Name == name {
+			return p.Rows
+		}
+	}
+	return 0
+}
+
 // stillThere is the error of an erasure whose last search, f, still found
 // the number: nil when it found none. why says where such rows come from
 // and what to do, which differs by sink.

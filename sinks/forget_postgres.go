@@ -264,15 +264,33 @@ func (p *Postgres) eachMention(ctx context.Context, q queryer, pl pgPlace, f *Fo
 // tables, when the number is still anywhere. The recordings' files must
 // be removed from the store before (ForgetFind lists them): a row no
 // longer names its file's caller once erased. It returns the rows changed
-// per table. Every PBX's rows are erased, not only pbx's (the caller
+// per table, the reporting tables' included (their rows that mentioned f
+// before and no longer do). Every PBX's rows are erased, not only pbx's (the caller
 // holds pbx's export lock).
 func (p *Postgres) ForgetErase(ctx context.Context, pbx string, f *Forgotten, endpoints []record.Endpoint) (*ForgetFound, error) {
 	tables, err := p.tables(ctx)
 	if err != nil {
 		return nil, err
 	}
+	places := forgetPlaces(endpoints)
+	// The tables forget does not rewrite (the reporting tables, which
+	// call_history's triggers rewrite) are counted before and after: what
+	// left them is reported erased with the rest.
+	derived := map[string]int64{}
+	for _, t := range tables {
+		if slices.ContainsFunc(places, func(pl pgPlace) bool { return pl.table == t }) {
+			continue
+		}
+		n, err := p.countMentions(ctx, t, nil, f)
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			derived[t] = n
+		}
+	}
 	done := &ForgetFound{}
-	for _, pl := range forgetPlaces(endpoints) {
+	for _, pl := range places {
 		if !slices.Contains(tables, pl.table) {
 			continue
 		}
@@ -285,6 +303,11 @@ func (p *Postgres) ForgetErase(ctx context.Context, pbx string, f *Forgotten, en
 	left, err := p.ForgetFind(ctx, f, endpoints)
 	if err != nil {
 		return done, err
+	}
+	for _, t := range tables {
+		if n := derived[t]; n > 0 {
+			done.add(t, n-left.rowsIn(t))
+		}
 	}
 	return done, p.leftError(ctx, left, f)
 }

@@ -200,6 +200,23 @@ func TestForgetCLI(t *testing.T) {
 			if mentioned(r.stdout + r.stderr) {
 				t.Fatalf("forget shows the number:\n%s%s", r.stdout, r.stderr)
 			}
+			// Its "erased:" lines name every table (CSV: the endpoint, or
+			// the state folder holding the file) that held the number
+			// and no longer does: the reporting tables too (attack 30 N7).
+			var erasedPlaces []string
+			for _, l := range strings.Split(r.stdout, "\n") {
+				if p, ok := strings.CutPrefix(l, "erased: "); ok {
+					erasedPlaces = append(erasedPlaces, p[:strings.LastIndex(p, ",")])
+				}
+			}
+			for tb, rows := range before {
+				if slices.Contains(ledger, tb) || !slices.ContainsFunc(rows, mentioned) {
+					continue
+				}
+				if !slices.ContainsFunc(erasedPlaces, func(p string) bool { return tb == p || strings.HasPrefix(tb, p+string(filepath.Separator)) }) {
+					t.Errorf("%s held the number, and forget's erased lines do not name it:\n%s", tb, r.stdout)
+				}
+			}
 			after := snap()
 			for tb, rows := range before {
 				if slices.Contains(ledger, tb) {
