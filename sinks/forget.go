@@ -29,6 +29,11 @@ const Erased = "erased"
 type ForgetFound struct {
 	Places     []ForgetPlace
 	Recordings []string
+	// Numeric names the columns ("table.column") of a numeric type
+	// holding the number, which cannot hold Erased; filled by the CSV
+	// sink's search (PostgreSQL asks the schema when the erasure leaves
+	// the number: Postgres.leftError).
+	Numeric []string
 }
 
 // ForgetPlace is one table or data file.
@@ -74,6 +79,15 @@ func (f *ForgetFound) stillThere(why string) error {
 		where = append(where, fmt.Sprintf("%s (%d rows)", pl.Name, pl.Rows))
 	}
 	return fmt.Errorf("the number is still in %s after erasure: %s", strings.Join(where, ", "), why)
+}
+
+// numericThere is the error of an erasure whose last search, f, still
+// found the number, in the numeric columns numeric ("table.column") among
+// others: they cannot hold Erased, so the user sets the value to NULL, as
+// how says for the sink. The words are the same on both sinks.
+func (f *ForgetFound) numericThere(numeric []string, how string) error {
+	return f.stillThere(fmt.Sprintf("column %s is numeric and cannot hold %q: set the value to NULL there yourself (%s), then run forget again to check",
+		strings.Join(numeric, ", "), Erased, how))
 }
 
 // MinForgetDigits is the fewest digits of a number forget takes: fewer
@@ -211,9 +225,14 @@ var partyFirst = map[string]string{"src": "from_number", "dst": "to_number"}
 type cellKind int
 
 const (
-	cellSkip cellKind = iota // not searched: a key, a number type, a time
+	cellSkip cellKind = iota // not searched: a key, a time
 	cellText
 	cellJSON
+	// cellNumeric is a numeric column's cell (CSV: the column's type in
+	// the catalog): searched (numericMentions), never rewritten, as it
+	// cannot hold Erased (PostgreSQL's column is searched as the row's
+	// text, the same).
+	cellNumeric
 )
 
 // rowShape is how one table's or file's rows are erased: a kind per
@@ -352,6 +371,20 @@ func (sh *rowShape) erase(cells []string, m matcher) int {
 		cells[x] = string(eraseDisplays([]byte(cells[x]), displays))
 	}
 	return n
+}
+
+// numericMentions returns the indexes of the numeric cells (cellNumeric)
+// of cells (one row) holding the number.
+func (sh *rowShape) numericMentions(cells []string, m matcher) []int {
+	var out []int
+	for i, k := range sh.kinds {
+		if k == cellNumeric {
+			if _, c := eraseText(cells[i], m); c > 0 {
+				out = append(out, i)
+			}
+		}
+	}
+	return out
 }
 
 // eraseDisplays makes the members of extra named in displays Erased: the

@@ -18,9 +18,9 @@ import (
 )
 
 // csvShape is how the rows of a data file of e with header are erased:
-// e's key columns and typed non-text columns skipped, "extra" and JSON
-// columns as JSON, the rest (columns the catalog no longer has too) as
-// text.
+// e's key columns and typed columns of times and booleans skipped,
+// numeric columns searched only (cellNumeric), "extra" and JSON columns
+// as JSON, the rest (columns the catalog no longer has too) as text.
 func csvShape(e *record.Endpoint, header []string) *rowShape {
 	sh := &rowShape{}
 	key := map[string]bool{}
@@ -39,6 +39,8 @@ func csvShape(e *record.Endpoint, header []string) *rowShape {
 				k = cellSkip
 			case c.Type == record.JSON:
 				k = cellJSON
+			case c.Type == record.BigInt, c.Type == record.Integer, c.Type == record.Numeric:
+				k = cellNumeric
 			case c.Type != record.Text:
 				k = cellSkip
 			}
@@ -79,11 +81,12 @@ func (s *CSV) ForgetFind(ctx context.Context, f *Forgotten, endpoints []record.E
 			}
 			rel := filepath.Join(e.Name, de.Name())
 			data[rel] = true
-			n, objects, err := s.findInData(filepath.Join(dir, de.Name()), e, f)
+			n, objects, numeric, err := s.findInData(filepath.Join(dir, de.Name()), e, f)
 			if err != nil {
 				return nil, fmt.Errorf("search %s: %w", rel, err)
 			}
 			found.add(rel, n)
+			found.Numeric = append(found.Numeric, numeric...)
 			found.Recordings = append(found.Recordings, objects...)
 		}
 	}
@@ -117,25 +120,28 @@ func (s *CSV) ForgetFind(ctx context.Context, f *Forgotten, endpoints []record.E
 	slices.SortFunc(found.Places, func(a, b ForgetPlace) int { return strings.Compare(a.Name, b.Name) })
 	slices.Sort(found.Recordings)
 	found.Recordings = slices.Compact(found.Recordings)
+	slices.Sort(found.Numeric)
+	found.Numeric = slices.Compact(found.Numeric)
 	return found, nil
 }
 
 // findInData counts the rows of the data file at path mentioning f, and
-// returns the stored objects of those that are recordings.
-func (s *CSV) findInData(path string, e *record.Endpoint, f *Forgotten) (int64, []string, error) {
+// returns the stored objects of those that are recordings, and the
+// numeric columns holding f ("table.column": they cannot hold Erased).
+func (s *CSV) findInData(path string, e *record.Endpoint, f *Forgotten) (int64, []string, []string, error) {
 	r, err := openData(path)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	defer r.Close()
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
 	header, err := cr.Read()
 	if errors.Is(err, io.EOF) {
-		return 0, nil, nil
+		return 0, nil, nil, nil
 	}
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	sh := csvShape(e, header)
 	obj := -1
@@ -143,23 +149,29 @@ func (s *CSV) findInData(path string, e *record.Endpoint, f *Forgotten) (int64, 
 		obj = slices.Index(header, "object")
 	}
 	var n int64
-	var objects []string
+	var objects, numeric []string
 	for {
 		row, err := cr.Read()
 		if errors.Is(err, io.EOF) {
-			return n, objects, nil
+			return n, objects, numeric, nil
 		}
 		if err != nil {
-			return 0, nil, err
+			return 0, nil, nil, err
 		}
 		if len(row) != len(header) {
-			return 0, nil, fmt.Errorf("a row of %d cells under a header of %d", len(row), len(header))
+			return 0, nil, nil, fmt.Errorf("a row of %d cells under a header of %d", len(row), len(header))
 		}
 		object := ""
 		if obj >= 0 {
 			object = row[obj]
 		}
-		if sh.erase(row, f.match) > 0 {
+		num := sh.numericMentions(row, f.match)
+		for _, j := range num {
+			if c := e.Name + "." + header[j]; !slices.Contains(numeric, c) {
+				numeric = append(numeric, c)
+			}
+		}
+		if sh.erase(row, f.match) > 0 || len(num) > 0 {
 			n++
 			if object != "" {
 				objects = append(objects, object)
@@ -179,7 +191,8 @@ func (s *CSV) RecordForget(ctx context.Context, r *exporter.RunResult) error {
 // the recordings' rows Erased, and rewrites pbx's state files and run
 // ledger where they mention it; then searches the whole folder again and
 // fails, naming the files, when the number is still anywhere (another
-// PBX's files: run forget with that PBX's configuration). The
+// PBX's files: run forget with that PBX's configuration; a numeric
+// column, which cannot hold Erased, named with what to do). The
 // recordings' files must be removed before (ForgetFind lists them). It
 // returns the rows changed per endpoint or file.
 func (s *CSV) ForgetErase(ctx context.Context, pbx string, f *Forgotten, endpoints []record.Endpoint) (*ForgetFound, error) {
@@ -200,6 +213,9 @@ func (s *CSV) ForgetErase(ctx context.Context, pbx string, f *Forgotten, endpoin
 	left, err := s.ForgetFind(ctx, f, endpoints)
 	if err != nil {
 		return done, err
+	}
+	if len(left.Numeric) > 0 {
+		return done, left.numericThere(left.Numeric, "in each file named, make that cell empty: an empty cell is NULL")
 	}
 	return done, left.stillThere("another PBX's files (run forget with its configuration), or a file forget does not know (report it)")
 }

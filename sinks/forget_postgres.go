@@ -335,9 +335,8 @@ func (p *Postgres) leftError(ctx context.Context, left *ForgetFound, f *Forgotte
 	if len(numeric) == 0 {
 		return left.stillThere("a table forget does not know; report it")
 	}
-	return left.stillThere(fmt.Sprintf("column %s is numeric and cannot hold %q: set the value to NULL there yourself "+
-		"(UPDATE %s.<table> SET <column> = NULL WHERE <column> = <the number's digits>), then run forget again to check",
-		strings.Join(numeric, ", "), Erased, pgx.Identifier{p.schema}.Sanitize()))
+	return left.numericThere(numeric, fmt.Sprintf("UPDATE %s.<table> SET <column> = NULL WHERE <column> = <the number's digits>",
+		pgx.Identifier{p.schema}.Sanitize()))
 }
 
 // numericMentions names the columns of table of a numeric type whose

@@ -320,46 +320,6 @@ func TestForgetFilterForms(t *testing.T) {
 	}
 }
 
-// TestForgetNumericColumn: a number in a numeric column (call_history.cost)
-// cannot become erased: ForgetErase fails naming the table and the
-// column, that it is numeric, and what to do, not "a table forget does
-// not know" (attack 30 F10); the raw field beside is erased.
-func TestForgetNumericColumn(t *testing.T) {
-	t.Parallel()
-	p, pool := newPostgres(t)
-	ctx := context.Background()
-	cat, err := record.NewCatalog(record.Builtin())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pool.Exec(ctx, `INSERT INTO call_history (pbx, id, cost, raw, run_id) VALUES ('x', 31, 393528510031, '{"cost":"393528510031"}', 'r1')`); err != nil {
-		t.Fatal(err)
-	}
-	forgotten, err := NewForgotten("+393528510031")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = p.ForgetErase(ctx, "x", forgotten, cat.All())
-	if err == nil {
-		t.Fatal("ForgetErase succeeded with the number still in call_history.cost")
-	}
-	for _, s := range []string{"call_history.cost", "numeric", `cannot hold "erased"`, "NULL", "run forget again"} {
-		if !strings.Contains(err.Error(), s) {
-			t.Errorf("error %q does not say %q", err, s)
-		}
-	}
-	if strings.Contains(err.Error(), "does not know") || strings.Contains(err.Error(), "3528510031") {
-		t.Errorf("error %q: a wrong reason, or the number in clear", err)
-	}
-	var raw string
-	if err := pool.QueryRow(ctx, `SELECT raw::text FROM call_history WHERE id = 31`).Scan(&raw); err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(raw, "3528510031") {
-		t.Errorf("raw still holds the number: %s", raw)
-	}
-}
-
 // TestForgetCallerIDPostgres: in PostgreSQL, forget turns a caller id in
 // a number column and in raw into erased whole, in clear and pseudonymised
 // rows (attack 30 F1), and finds nothing after.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pgtest"
 	"github.com/wildix-export/wildix-export/internal/pseudonym"
@@ -487,6 +488,112 @@ func TestEraseCallerIDWhole(t *testing.T) {
 			row := []string{"9", from, "201", "x", "{}"}
 			if csv.erase(row, f.match); row[1] != Erased {
 				t.Errorf("CSV from_number = %q, want %q", row[1], Erased)
+			}
+		})
+	}
+}
+
+// TestForgetNumericColumn: a number in a numeric column (call_history.cost)
+// cannot become erased, on either sink: ForgetFind counts its row,
+// ForgetErase erases the rest of the row (raw's field; CSV: the text cell
+// beside) and fails naming the table and the column, that it is numeric,
+// and what to do, not "a table forget does not know" (attack 30 F10) nor
+// "nowhere" (the CSV sink said so: attack 30 N3), and the same words on
+// both sinks.
+func TestForgetNumericColumn(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const digits = "393528510031"
+	type eraser interface {
+		ForgetFind(ctx context.Context, f *Forgotten, endpoints []record.Endpoint) (*ForgetFound, error)
+		ForgetErase(ctx context.Context, pbx string, f *Forgotten, endpoints []record.Endpoint) (*ForgetFound, error)
+	}
+	for _, tc := range []struct {
+		name string
+		// setup stores call 31 with the number in cost, and in to_number
+		// (text, erased), and returns the sink and what it stores of
+		// the call after the erasure.
+		setup func(t *testing.T) (eraser, func() string)
+	}{
+		{"postgres", func(t *testing.T) (eraser, func() string) {
+			p, pool := newPostgres(t)
+			if _, err := pool.Exec(ctx, `INSERT INTO call_history (pbx, id, cost, to_number, raw, run_id)
+VALUES ('x', 31, `+digits+`, '+`+digits+`', '{"cost":"`+digits+`","to_number":"+`+digits+`"}', 'r1')`); err != nil {
+				t.Fatal(err)
+			}
+			return p, func() string {
+				var row string
+				if err := pool.QueryRow(ctx, `SELECT to_number || ' ' || cost::text || ' ' || raw::text FROM call_history WHERE id = 31`).Scan(&row); err != nil {
+					t.Fatal(err)
+				}
+				return row
+			}
+		}},
+		{"csv", func(t *testing.T) (eraser, func() string) {
+			f := newEditFolder(t)
+			s, err := NewCSV(CSVOptions{Dir: f.dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := s.Begin(ctx, exporter.BatchInfo{PBX: "x", RunID: "r1", Endpoint: &f.ep, StateKey: f.ep.Name, Seq: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			conv := &record.Converter{Endpoint: &f.ep}
+			r, err := conv.Convert(0, json.RawMessage(`{"id":"31","start":"2026-12-01 10:00:00","timezone":"+0000","cost":"`+digits+`","to_number":"+`+digits+`"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Write(ctx, []record.Row{r}); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Commit(ctx, []byte(`{"cursor":1}`), exporter.Progress{}); err != nil {
+				t.Fatal(err)
+			}
+			return s, func() string {
+				var out []string
+				for _, rows := range f.files("x") {
+					for _, r := range rows {
+						out = append(out, r["to_number"]+" "+r["cost"])
+					}
+				}
+				return strings.Join(out, "\n")
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, stored := tc.setup(t)
+			cat, err := record.NewCatalog(record.Builtin())
+			if err != nil {
+				t.Fatal(err)
+			}
+			forgotten, err := NewForgotten("+" + digits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			found, err := s.ForgetFind(ctx, forgotten, cat.All())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if found.Rows() != 1 {
+				t.Errorf("ForgetFind found %+v, want the call's row", found.Places)
+			}
+			_, err = s.ForgetErase(ctx, "x", forgotten, cat.All())
+			if err == nil {
+				t.Fatal("ForgetErase succeeded with the number still in call_history.cost")
+			}
+			for _, w := range []string{"the number is still in call_history", "after erasure: column call_history.cost is numeric", `cannot hold "erased"`,
+				"set the value to NULL there yourself", "then run forget again to check"} {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "does not know") || strings.Contains(err.Error(), "3528510031") {
+				t.Errorf("error %q: a wrong reason, or the number in clear", err)
+			}
+			if row := stored(); !strings.HasPrefix(row, Erased+" ") || strings.Count(row, "3528510031") != 1 {
+				t.Errorf("after the erasure the call holds %q: want to_number (and raw's fields) erased, the cost alone left", row)
 			}
 		})
 	}
