@@ -250,13 +250,24 @@ type rowShape struct {
 	pair     []int
 	first    []int           // for a number cell of pair, partyFirst's cell (or -1)
 	whole    []bool          // a number column's cell: erased whole
-	wholeRaw map[string]bool // raw's fields (lower case) of number columns
+	wholeRaw map[string]bool // raw's fields (lower case) of number columns, and wholeExtra's
+	// wholeExtra are the number fields no column reads (lower case:
+	// record.Endpoint.PersonalFields, Asterisk's clid), in extra and raw.
+	wholeExtra map[string]bool
 }
 
 // numberColumns returns the names of e's number columns (declared of
-// kind number) and their fields in raw, in lower case, every shape's too.
-func numberColumns(e *record.Endpoint) (cols, fields map[string]bool) {
-	cols, fields = map[string]bool{}, map[string]bool{}
+// kind number) and their fields in raw, in lower case, every shape's too,
+// and the fields of kind number no column reads (PersonalFields), which
+// are in extra and raw.
+func numberColumns(e *record.Endpoint) (cols, fields, unread map[string]bool) {
+	cols, fields, unread = map[string]bool{}, map[string]bool{}, map[string]bool{}
+	for f, p := range e.PersonalFields {
+		if p.Kind == record.PersonalNumber {
+			fields[strings.ToLower(f)] = true
+			unread[strings.ToLower(f)] = true
+		}
+	}
 	for _, c := range e.Columns {
 		if e.Personal[c.Name].Kind == record.PersonalNumber {
 			cols[c.Name] = true
@@ -270,7 +281,7 @@ func numberColumns(e *record.Endpoint) (cols, fields map[string]bool) {
 			}
 		}
 	}
-	return cols, fields
+	return cols, fields, unread
 }
 
 // endpointShape is the shape of e's rows as stored: its columns, then
@@ -308,10 +319,11 @@ func (sh *rowShape) add(name string, k cellKind) {
 }
 
 // wholeNumbers marks the cells of e's number columns, and their fields in
-// a cell named raw, as erased whole.
+// a cell named raw, and e's number fields no column reads in the cells
+// named extra and raw, as erased whole.
 func (sh *rowShape) wholeNumbers(e *record.Endpoint) {
-	cols, fields := numberColumns(e)
-	sh.wholeRaw = fields
+	cols, fields, unread := numberColumns(e)
+	sh.wholeRaw, sh.wholeExtra = fields, unread
 	sh.whole = make([]bool, len(sh.names))
 	for i, n := range sh.names {
 		sh.whole[i] = cols[n]
@@ -352,8 +364,11 @@ func (sh *rowShape) erase(cells []string, m matcher) int {
 			}
 		case cellJSON:
 			var whole map[string]bool
-			if sh.names[i] == "raw" {
+			switch sh.names[i] {
+			case "raw":
 				whole = sh.wholeRaw
+			case "extra":
+				whole = sh.wholeExtra
 			}
 			var b []byte
 			b, c = eraseJSONWhole([]byte(cells[i]), m, whole)

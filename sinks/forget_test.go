@@ -493,6 +493,46 @@ func TestEraseCallerIDWhole(t *testing.T) {
 	}
 }
 
+// TestEraseCallerIDFields: a caller-id field no column reads (clid,
+// c_from, c_to, dnid, did: record.Endpoint.PersonalFields), in extra and
+// raw, is erased whole when it mentions the number, the caller's name
+// with it (attack 30 N2: clid's "Mario Rossi" stayed after forget), in
+// PostgreSQL's rows, the suppression list's (the same shape) and a CSV
+// file's; free text beside keeps its other words.
+func TestEraseCallerIDFields(t *testing.T) {
+	t.Parallel()
+	f, k := testForgotten(t, "+393528510164")
+	var e record.Endpoint
+	for _, x := range record.Builtin() {
+		if x.Name == "call_history" {
+			e = x
+		}
+	}
+	for _, field := range []string{"clid", "c_from", "c_to", "dnid", "did", "CLID"} {
+		for _, id := range []string{`"Mario Rossi" <+393528510164>`, k.Name("Mario Rossi") + " <" + k.Number("393528510164") + ">"} {
+			t.Run(field+" "+id, func(t *testing.T) {
+				t.Parallel()
+				members, _ := json.Marshal(map[string]string{field: id, "tags": "cb +393528510164 Mario"})
+				want, _ := json.Marshal(map[string]string{field: Erased, "tags": "cb erased Mario"})
+				sh := endpointShape(&e, true)
+				cells := make([]string, len(sh.names))
+				cells[slices.Index(sh.names, "extra")] = string(members)
+				cells[slices.Index(sh.names, "raw")] = string(members)
+				sh.erase(cells, f.match)
+				for _, c := range []string{"extra", "raw"} {
+					if got := cells[slices.Index(sh.names, c)]; got != string(want) {
+						t.Errorf("%s = %s, want %s", c, got, want)
+					}
+				}
+				row := []string{"9", string(members)}
+				if csvShape(&e, []string{"id", "extra"}).erase(row, f.match); row[1] != string(want) {
+					t.Errorf("CSV extra = %s, want %s", row[1], want)
+				}
+			})
+		}
+	}
+}
+
 // TestForgetNumericColumn: a number in a numeric column (call_history.cost)
 // cannot become erased, on either sink: ForgetFind counts its row,
 // ForgetErase erases the rest of the row (raw's field; CSV: the text cell

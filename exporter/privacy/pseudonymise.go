@@ -29,6 +29,10 @@ type plan struct {
 	raw    []record.Personal // by column index, for its raw field: a typed column's too
 	of     [][]int           // by column index: a name's number columns
 	fields map[string]int    // PBX field, in lower case → column index, every shape's too
+	// declared are the fields no column reads that the catalog declares
+	// personal (record.Endpoint.PersonalFields), in lower case: in raw
+	// and extra they are replaced as a column of their kind.
+	declared map[string]record.Personal
 }
 
 // newPlan reads ep's declarations. A text or jsonb column declared of no
@@ -42,7 +46,8 @@ type plan struct {
 // (typedText).
 func newPlan(ep *record.Endpoint) *plan {
 	n := len(ep.Columns)
-	p := &plan{names: make([]string, n), cols: make([]record.Personal, n), raw: make([]record.Personal, n), of: make([][]int, n), fields: map[string]int{}}
+	p := &plan{names: make([]string, n), cols: make([]record.Personal, n), raw: make([]record.Personal, n), of: make([][]int, n), fields: map[string]int{},
+		declared: ep.PersonalFields}
 	keys := map[string]bool{}
 	for _, f := range ep.Key {
 		keys[f] = true
@@ -408,7 +413,7 @@ func (r *replacer) pseudonymise(p *plan, row *record.Row) {
 		}
 	}
 	if row.Extra != nil {
-		row.Extra = r.json(row.Extra, func(member string) (record.Personal, string) { return r.undeclared(member), "" })
+		row.Extra = r.json(row.Extra, func(member string) (record.Personal, string) { return r.unread(p, member), "" })
 	}
 	if display != nil {
 		row.Extra = withMembers(row.Extra, display[1:])
@@ -417,11 +422,21 @@ func (r *replacer) pseudonymise(p *plan, row *record.Row) {
 		row.Raw = r.json(row.Raw, func(member string) (record.Personal, string) {
 			i, ok := p.fields[strings.ToLower(member)]
 			if !ok {
-				return r.undeclared(member), ""
+				return r.unread(p, member), ""
 			}
 			return p.raw[i], parties[i]
 		})
 	}
+}
+
+// unread is the kind of a member of raw or extra no column reads: its
+// declared kind (a caller-id field, record.Endpoint.PersonalFields), else
+// undeclared's.
+func (r *replacer) unread(p *plan, member string) record.Personal {
+	if k, ok := p.declared[strings.ToLower(member)]; ok {
+		return k
+	}
+	return r.undeclared(member)
 }
 
 // memberKind is how a caller of json replaces the values under the

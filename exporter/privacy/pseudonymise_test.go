@@ -355,6 +355,46 @@ func TestPseudonymiseCallerIDShapes(t *testing.T) {
 	}
 }
 
+// TestPseudonymiseCallerIDFields: the caller-id fields of Wildix's CDR
+// table that no column reads (clid, c_from, c_to; Asterisk's dnid and
+// did) are replaced in extra and raw as a number column is: under a rule
+// with names a caller id there loses its name (attack 30 N2: clid's
+// "Mario Rossi" stayed under numbers,names), under numbers its number.
+func TestPseudonymiseCallerIDFields(t *testing.T) {
+	t.Parallel()
+	k := keyed(t)
+	calls := endpoint(t, "call_history")
+	n, p := k.Name("Mario Rossi"), k.Number("+393528510164")
+	const id = `"Mario Rossi" <+393528510164>`
+	for _, tc := range []struct{ rule, want string }{
+		{"numbers,names", n + " <" + p + ">"},
+		{"names", n + " <+393528510164>"},
+		{"numbers", `"Mario Rossi" <` + p + ">"},
+	} {
+		for _, field := range []string{"clid", "c_from", "c_to", "dnid", "did", "CLID"} {
+			t.Run(tc.rule+" "+field, func(t *testing.T) {
+				t.Parallel()
+				rule, err := pseudonym.ParseRule(tc.rule)
+				if err != nil {
+					t.Fatal(err)
+				}
+				raw := strings.Replace(inbound, `"tags":`, jsonString(field)+":"+jsonString(id)+`,"tags":`, 1)
+				got, err := (&Guard{Rule: rule, Keys: k}).Rows(calls, []record.Row{convert(t, calls, raw)}, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := jsonString(field) + ":" + jsonString(tc.want)
+				if !strings.Contains(string(got[0].Extra), want) {
+					t.Errorf("extra has not %s: %s", want, got[0].Extra)
+				}
+				if !strings.Contains(string(got[0].Raw), want) {
+					t.Errorf("raw has not %s: %s", want, got[0].Raw)
+				}
+			})
+		}
+	}
+}
+
 func jsonString(s string) string {
 	var b strings.Builder
 	e := json.NewEncoder(&b)

@@ -75,6 +75,13 @@ type Endpoint struct {
 	// replaces (exporter/privacy), in the column and in the same field of
 	// raw. A column not named holds none.
 	Personal map[string]Personal `json:"personal,omitempty"`
+	// PersonalFields declares the PBX's fields holding personal data
+	// that no column reads, by field name (matched in any case), and of
+	// which kind: kept in extra and raw, they are replaced there
+	// (exporter/privacy) and erased (sinks' forget and suppression list)
+	// as a column of that kind is. Built-in endpoints only: an endpoints
+	// file declares a column instead.
+	PersonalFields map[string]Personal `json:"-"`
 	// Staff says the records are the company's own people (colleagues):
 	// their personal columns are replaced only under EXPORT_PSEUDONYMIZE=all.
 	Staff bool `json:"staff,omitempty"`
@@ -349,6 +356,16 @@ func Builtin() []Endpoint {
 				"from_name": {Kind: PersonalName, Of: "from_number,src"}, "to_name": {Kind: PersonalName, Of: "to_number,dst"},
 				"channel": {Kind: PersonalText}, "dstchannel": {Kind: PersonalText}, "lastdata": {Kind: PersonalText},
 				"userfield": {Kind: PersonalText}, "faxdata": {Kind: PersonalText},
+			},
+			// Caller-id fields of the CDR table no column reads
+			// (docs/pbx-api.md): clid, the caller id with the caller's
+			// name ("Mario Rossi" <+39…>); c_from and c_to, the caller's
+			// and callee's numbers; Asterisk's dnid (the number dialled)
+			// and did (the trunk's number called). Numbers, a caller id
+			// among them (exporter/privacy callerID).
+			PersonalFields: map[string]Personal{
+				"clid": {Kind: PersonalNumber}, "c_from": {Kind: PersonalNumber}, "c_to": {Kind: PersonalNumber},
+				"dnid": {Kind: PersonalNumber}, "did": {Kind: PersonalNumber},
 			},
 		},
 		{
@@ -668,6 +685,14 @@ func (e *Endpoint) validatePersonal() error {
 			if p.Kind != PersonalName || e.Personal[of].Kind != PersonalNumber {
 				return fmt.Errorf("personal column %q: of %q must be said of a name, and name number columns", col, p.Of)
 			}
+		}
+	}
+	for field, p := range e.PersonalFields {
+		switch {
+		case p.Kind != PersonalNumber && p.Kind != PersonalName && p.Kind != PersonalText && p.Kind != PersonalNote, p.Of != "":
+			return fmt.Errorf("personal field %q has kind %q; expected number, name, text or note, of no column", field, p.Kind)
+		case field != strings.ToLower(field) || slices.ContainsFunc(e.Columns, func(c Column) bool { return strings.EqualFold(c.Field, field) }):
+			return fmt.Errorf("personal field %q must be in lower case and read by no column (declare the column's kind instead)", field)
 		}
 	}
 	return nil

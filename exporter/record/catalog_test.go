@@ -252,3 +252,29 @@ func TestDevicesMACKeepsItsDigits(t *testing.T) {
 		t.Errorf("want the MAC whole in its column and raw, the description's number replaced:\n%s", all)
 	}
 }
+
+// TestPersonalFieldsValidated: a personal field no column reads
+// (PersonalFields, Asterisk's clid) must be one no column reads, in lower
+// case (raw's and extra's members are matched in any case), and of a
+// kind that replaces.
+func TestPersonalFieldsValidated(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		field string
+		p     record.Personal
+		want  string
+	}{
+		{"clid", record.Personal{Kind: record.PersonalNumber}, ""},
+		{"src", record.Personal{Kind: record.PersonalNumber}, `personal field "src" must be in lower case and read by no column`},
+		{"Clid", record.Personal{Kind: record.PersonalNumber}, `personal field "Clid" must be in lower case`},
+		{"clid", record.Personal{Kind: record.PersonalNone}, `personal field "clid" has kind "none"`},
+		{"clid", record.Personal{Kind: record.PersonalName, Of: "src"}, `personal field "clid" has kind "name"; expected number, name, text or note, of no column`},
+	} {
+		eps := record.Builtin()
+		eps[0].PersonalFields = map[string]record.Personal{tc.field: tc.p}
+		_, err := record.NewCatalog(eps)
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%s %+v: %v, want %q", tc.field, tc.p, err, tc.want)
+		}
+	}
+}
