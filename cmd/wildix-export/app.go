@@ -184,7 +184,7 @@ func (a *app) load(need config.Need) error {
 		a.cfg = cfg
 		a.log = newLogger(a.stderr, cfg.LogFormat, cfg.LogLevel)
 		if keys, kerr := cfg.Pseudonyms(); kerr == nil && keys != nil && cfg.Pseudonymize.On() {
-			a.redact = &privacy.Redactor{Keys: keys}
+			a.redact = &privacy.Redactor{Keys: keys, Names: cfg.Pseudonymize.Names}
 			a.log = slog.New(a.redact.Handler(a.log.Handler()))
 		}
 	}

@@ -570,6 +570,39 @@ func TestRedactedErrorsAndLogs(t *testing.T) {
 	}
 }
 
+// TestRedactedPBXTextUnderNames: under a rule with names, the PBX's
+// error text, which may name a person, is left out of the error the
+// command returns, the summary, the logs and the run ledger, its status
+// kept (attack 30 F7); it fails without the Redactor's Names.
+func TestRedactedPBXTextUnderNames(t *testing.T) {
+	t.Parallel()
+	f := authorized(t, pbxsim.Options{Calls: 50, Rewrite: func(r *http.Request, status int, body []byte) (int, []byte) {
+		if strings.Contains(r.URL.Path, "CallHistory") {
+			return http.StatusBadRequest, []byte(`{"type":"error","reason":"no caller Mario Rossi"}`)
+		}
+		return status, body
+	}})
+	dir := t.TempDir()
+	r := runCLI(t, fixtureEnv(f, dir, "EXPORT_ENDPOINTS=call_history", "EXPORT_PSEUDONYMIZE=numbers,names",
+		"EXPORT_PSEUDONYM_KEY="+testKey1, "EXPORT_LOG_LEVEL=debug"), "run", "--once")
+	if r.code != exitFailed || r.err == nil {
+		t.Fatalf("exit %d, %v; want 1", r.code, r.err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, ".state", "*", "runs.jsonl"))
+	if len(files) != 1 {
+		t.Fatalf("run ledgers %v, want one", files)
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, s := range map[string]string{"the error": r.err.Error(), "the summary and logs": r.stdout + r.stderr, "the ledger": string(b)} {
+		if strings.Contains(s, "Rossi") || !strings.Contains(s, "400 Bad Request") {
+			t.Errorf("%s: want the status without the PBX's text:\n%s", what, s)
+		}
+	}
+}
+
 // TestQueryHelpSaysInClear: query prints the PBX's answer in clear, with
 // pseudonymisation on too; its help says so (issue 30, point 4: say what
 // it cannot do).

@@ -16,19 +16,27 @@ import (
 // pseudonyms, with pseudonymisation on: the same pseudonyms as the rows',
 // so that a line still says which caller it is about. It finds numbers of
 // 7 digits or more (pseudonym.Scrub); names in free text are not found,
-// which is why messages and notes carry keys and field names, not values.
+// which is why messages and notes carry keys and field names, not values,
+// and why, under a rule with names, the PBX's own error text is left out
+// (Names).
 // The one place a record's value is quoted in a message, a conversion's
 // error or warning (record.RecordError, record.Warnings: `field "start":
 // "2026-01-01 Luca Rossi" is not a time`), loses the value: it may be a
 // name.
 type Redactor struct {
 	Keys *pseudonym.Keyed
+	// Names is set under a rule that replaces names: the PBX's own error
+	// text, which may name a person, is left out (leaveOutPBXText).
+	Names bool
 }
 
 // Text returns s with its numbers replaced and the values a conversion's
 // message quotes left out. The program's own counts stay (ownNumber).
 func (r *Redactor) Text(s string) string {
 	s = leaveOutValues(s)
+	if r.Names {
+		s = leaveOutPBXText(s)
+	}
 	var b strings.Builder
 	last := 0
 	for _, m := range ownNumber.FindAllStringSubmatchIndex(s, -1) {
@@ -73,6 +81,23 @@ func leaveOutValues(s string) string {
 	return quotedValue.ReplaceAllStringFunc(s, func(m string) string {
 		prefix := quotedValue.FindStringSubmatch(m)[1]
 		return prefix + fmt.Sprintf("(a value of %d characters, left out)", utf8.RuneCountInString(m[len(prefix):]))
+	})
+}
+
+// pbxText is the PBX's own text as an error quotes it: an answer's
+// reason after its status (exporter/pbx.APIError: `400 Bad Request:
+// "…"`, `200 OK: "…"` for {"type":"error"}), or the excerpt of a body
+// that is not a list (pbx.ParseList: `expected a JSON object, got "…"`).
+var pbxText = regexp.MustCompile(`(\b[1-5][0-9][0-9] [A-Za-z' -]*: |expected a JSON object, got )"(?:[^"\\]|\\.)*(?:"|…)`)
+
+// leaveOutPBXText replaces each text of the PBX's pbxText finds by what
+// it is: under a rule with names, as such a text may name a person
+// ("no caller Mario Rossi") whom no shape tells from other words. The
+// status, and what the program says around it, stay.
+func leaveOutPBXText(s string) string {
+	return pbxText.ReplaceAllStringFunc(s, func(m string) string {
+		prefix := pbxText.FindStringSubmatch(m)[1]
+		return prefix + fmt.Sprintf("(the PBX's text of %d characters, left out)", utf8.RuneCountInString(m[len(prefix):]))
 	})
 }
 

@@ -133,3 +133,42 @@ func TestRedactorKeepsOwnNumbers(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactorLeavesOutPBXText: under a rule with names, the PBX's own
+// error text (an APIError's quoted reason, a body excerpt ParseList
+// quotes), which may name a person the redactor cannot find by shape, is
+// left out of an error or a note, its status kept (attack 30 F7: "Mario
+// Rossi" of a 400's reason was in the run's ledger under numbers,names);
+// without names it stays, its numbers replaced.
+func TestRedactorLeavesOutPBXText(t *testing.T) {
+	t.Parallel()
+	k := keyed(t)
+	for _, tc := range []struct {
+		in   string
+		keep []string // what stays under names
+	}{
+		{`export call_history: page 3 (start=2000): GET /api/v1/PBX/CallHistory/: 400 Bad Request: "no caller Mario Rossi (+39 333 1234567)"`,
+			[]string{"export call_history: page 3 (start=2000): GET /api/v1/PBX/CallHistory/: 400 Bad Request: ", "left out"}},
+		{`GET /api/v1/Contacts/: 200 OK: "contact \"Mario Rossi\" is locked"; nothing was committed`,
+			[]string{"GET /api/v1/Contacts/: 200 OK: ", "; nothing was committed"}},
+		{`page 1: 503 Service Unavailable: "Mario Rossi's call is busy": retried 3 times`, []string{"503 Service Unavailable: ", ": retried 3 times"}},
+		{`GET /api/v1/PBX/Colleagues: 403 Forbidden: "Mario Rossi may not read colleagues": the token's user may not read this`,
+			[]string{"403 Forbidden: ", ": the token's user may not read this"}},
+		{`page 2: expected a JSON object, got "<html>Mario Rossi…"`, []string{"page 2: expected a JSON object, got "}},
+	} {
+		names := (&Redactor{Keys: k, Names: true}).Text(tc.in)
+		for _, s := range []string{"Mario", "Rossi", "1234567"} {
+			if strings.Contains(names, s) {
+				t.Errorf("under names, %q\n  gave %q, which holds %q", tc.in, names, s)
+			}
+		}
+		for _, s := range tc.keep {
+			if !strings.Contains(names, s) {
+				t.Errorf("under names, %q\n  gave %q, which lost %q", tc.in, names, s)
+			}
+		}
+		if numbers := (&Redactor{Keys: k}).Text(tc.in); !strings.Contains(numbers, "Mario Rossi") {
+			t.Errorf("under numbers, %q\n  gave %q: the PBX's text is kept, its numbers replaced", tc.in, numbers)
+		}
+	}
+}
