@@ -533,6 +533,26 @@ func TestEraseCallerIDFields(t *testing.T) {
 	}
 }
 
+// TestForgetDialledForm: a number dialled with an outside-line digit
+// (Local/03528510105@outbound) is not found by forget of its
+// international form, and is by forget of the dialled form, in clear and
+// pseudonymised (the workaround README's Privacy and Erasure give, attack
+// 30 N4).
+func TestForgetDialledForm(t *testing.T) {
+	t.Parallel()
+	intl, k := testForgotten(t, "+39 352 8510105")
+	dialled, _ := testForgotten(t, "03528510105")
+	const v = "Local/03528510105@outbound"
+	for _, s := range []string{v, k.Scrub(v, nil)} {
+		if _, n := eraseText(s, intl.match); n != 0 {
+			t.Errorf("forget of the international form found %q: README says it does not", s)
+		}
+		if got, n := eraseText(s, dialled.match); n != 1 || got != "Local/erased@outbound" {
+			t.Errorf("forget of the dialled form made %q of %q, want Local/erased@outbound", got, s)
+		}
+	}
+}
+
 // TestForgetNumericColumn: a number in a numeric column (call_history.cost)
 // cannot become erased, on either sink: ForgetFind counts its row,
 // ForgetErase erases the rest of the row (raw's field; CSV: the text cell
