@@ -1,6 +1,7 @@
 package pseudonym
 
 import (
+	"math/bits"
 	"slices"
 	"sort"
 	"strconv"
@@ -11,8 +12,10 @@ import (
 
 // This file is the one reading of free text that Scrub and Replace share:
 // fold (what counts as a digit and as a separator), the numbers Scrub
-// replaces (text.numbers: numberRun, dates, hex ids, channel counters),
-// and the hex id rule (hexID). Replace looks wider than Scrub, but on the
+// replaces (text.numbers: numberRun, dates, times, hex ids, channel
+// counters, and where a number written internationally ends: its
+// country's lengths, possibleLengths in lengths.go), and the hex id rule
+// (hexID). Replace looks wider than Scrub, but on the
 // same folded text and for every number Scrub replaces, so that a form
 // Scrub pseudonymises is a form forget finds in clear (issue 30).
 
@@ -264,10 +267,18 @@ func (t *text) numbers(yield func(number)) {
 //     date further on ends before it.
 //
 // A group written internationally ("201-0039…", and after a whole number
-// "+39 2 1234567 0039…") begins a number of its own, and a group inside a
-// hex id (hexID: "-9f3a1c", "-0000002a") joins no run. A run is not cut at a
-// length: two numbers one space apart are replaced together rather than
-// one left in part (more than maxE164 digits: Merged).
+// "+39 2 1234567 0039…": e164.whole) begins a number of its own, a group
+// of one or two digits before ":" and two digits is an hour (timeAt), and
+// a group inside a hex id (hexID: "-9f3a1c", "-0000002a") joins no run.
+// A number written internationally ends where its country's numbers
+// beginning so end (e164.ends, libphonenumber's lengths: "+39 352 851
+// 0164 2 missed", "+44 20 7946 0958 393528512784" is two numbers), and
+// once whole before a date ("+49 30 1234567 2026-12-01": dateAt).
+// Otherwise a run is not cut at a length: two numbers one space apart
+// whose lengths say nothing ("39 352 8512784 333 1234567") are replaced
+// together rather than one left in part (more than maxE164 digits:
+// Merged), and a short group after a number of a country whose numbers
+// vary in length joins it ("+39 02 1234 5678 2", "352 851 0164 2").
 //
 // It reads no further than the first date's groups: the run after a
 // date is read again from there, so reading a value stays linear.
@@ -282,7 +293,7 @@ func (t *text) numberRun(i int) (int, bool) {
 		return i, false
 	}
 	var r run
-	n := 0
+	var d e164 // when intl
 	for {
 		from := j
 		for j < len(s) && isDigit(s[j]) {
@@ -293,8 +304,11 @@ func (t *text) numberRun(i int) (int, bool) {
 			intl = intl || j-from >= 3 && strings.HasPrefix(s[from:], "00")
 		}
 		r.groups, r.ends = append(r.groups, s[from:j]), append(r.ends, j)
-		if len(r.groups) != 2 || !intl || trunkZero(s[i:]) != from-i {
-			n += j - from // a trunk prefix "(0)" is none of the number's digits
+		switch {
+		case len(r.groups) == 1 && intl && s[i] != '+':
+			d.add(s[from+2 : j]) // after its "00"
+		case len(r.groups) != 2 || !intl || trunkZero(s[i:]) != from-i:
+			d.add(s[from:j]) // a trunk prefix "(0)" is none of the number's digits
 		}
 		if !intl && len(r.groups)-r.checked >= maxDateGroups {
 			if end, isNumber, ok := r.date(false); ok {
@@ -312,7 +326,7 @@ func (t *text) numberRun(i int) (int, bool) {
 		for e < len(s) && isDigit(s[e]) {
 			e++
 		}
-		if t.hexID(k, e) || e-k >= 3 && strings.HasPrefix(s[k:], "00") && (!intl || n-2 >= minDigits) {
+		if !t.joins(k, e, intl, &d) {
 			break
 		}
 		r.seps = append(r.seps, sep)
@@ -324,6 +338,128 @@ func (t *text) numberRun(i int) (int, bool) {
 		}
 	}
 	return r.ends[len(r.ends)-1], true
+}
+
+// joins reports whether the digit group s[k:e] after a gap joins the run
+// numberRun reads (intl: written internationally, its digits so far d):
+// not inside a hex id, not an hour, not where a number of its own or (once
+// the number is whole) a date begins, nor past its country's lengths.
+func (t *text) joins(k, e int, intl bool, d *e164) bool {
+	s := t.s
+	begins00 := e-k >= 3 && strings.HasPrefix(s[k:e], "00")
+	switch {
+	case t.hexID(k, e), e-k <= 2 && timeAt(s, e):
+		return false
+	case intl:
+		return !d.ends(e-k) && !(d.whole() && (begins00 || t.dateAt(k)))
+	}
+	return !begins00
+}
+
+// e164 is what numberRun has read of a number written internationally:
+// how many digits (its country calling code's included, its "00" and a
+// trunk prefix "(0)" not), and the first of them, enough to find its
+// country's lengths (nationalLengths).
+type e164 struct {
+	n    int
+	lead [3 + maxLengthsPrefix]byte
+}
+
+// add reads the digits g, the number's next group.
+func (d *e164) add(g string) {
+	copy(d.lead[min(d.n, len(d.lead)):], g)
+	d.n += len(g)
+}
+
+// lengths returns how many of the digits read are its national number's
+// and the lengths its country's numbers beginning so may have (0 for no
+// known country: nationalLengths).
+func (d *e164) lengths() (int, uint32) {
+	cc, mask := nationalLengths(string(d.lead[:min(d.n, len(d.lead))]))
+	return d.n - cc, mask
+}
+
+// ends reports whether the digits read are a whole number that a group
+// of g more digits would make longer than its country's longest number
+// beginning so: "+39 352 851 0164" is one, its "10" of "10:00" or "2" of
+// "2 missed" no part of it.
+func (d *e164) ends(g int) bool {
+	n, mask := d.lengths()
+	return n > 0 && mask&(1<<n) != 0 && n+g > longestLength(mask)
+}
+
+// whole reports whether the digits read may be a whole number: of a
+// length its country's numbers beginning so have, or longer than any of
+// them; for no known country, of minDigits digits after two of a code. A
+// group beginning "00", or a date, begins no part of it then: "+39 2
+// 1234567 0039…" is two numbers, "+39 352 8510 0012" one (7 digits are
+// no Italian mobile), "+49 30 1234567 2026-12-01" a number and a date.
+func (d *e164) whole() bool {
+	n, mask := d.lengths()
+	if mask == 0 {
+		return d.n-2 >= minDigits
+	}
+	return n > 0 && (mask&(1<<n) != 0 || n > longestLength(mask))
+}
+
+// longestLength is the longest of the lengths mask (bit l for l digits).
+func longestLength(mask uint32) int { return bits.Len32(mask) - 1 }
+
+// maxLengthsPrefix is the most digits of a national number possibleLengths
+// is keyed on, after the country calling code.
+const maxLengthsPrefix = 2
+
+// nationalLengths returns, for the digits d of a number written
+// internationally (country calling code first, as many digits as are
+// known), the length of its country calling code and the lengths its
+// national number may have (possibleLengths: bit l for l digits), or 0
+// and 0 when d begins with no country calling code.
+func nationalLengths(d string) (int, uint32) {
+	cc, mask := 0, uint32(0)
+	for l := 1; l <= len(d) && (cc == 0 && l <= 3 || cc > 0 && l <= cc+maxLengthsPrefix); l++ {
+		if m, ok := possibleLengths[d[:l]]; ok {
+			if cc == 0 {
+				cc = l
+			}
+			mask = m
+		}
+	}
+	return cc, mask
+}
+
+// timeAt reports whether s[e:] begins with a time's minutes after its hour
+// (":" and two digits): the group of one or two digits before is an hour,
+// no part of a number ("+39 352 851 0164 10:00").
+func timeAt(s string, e int) bool {
+	return e+3 <= len(s) && s[e] == ':' && isDigit(s[e+1]) && isDigit(s[e+2]) && (e+3 == len(s) || !isDigit(s[e+3]))
+}
+
+// dateAt reports whether a date or an IPv4 address (dateOrAddress) begins
+// at s[k], reading no more of s than one takes.
+func (t *text) dateAt(k int) bool {
+	s := t.s
+	var groups [4]string // a date's three, an address's four
+	var seps [4]byte
+	g := 0
+	for g < len(groups) {
+		e := k
+		for e < len(s) && isDigit(s[e]) && e-k <= 4 {
+			e++
+		}
+		t.steps += e - k + 1
+		if e-k > 4 {
+			break // more digits than any part of a date or address
+		}
+		groups[g] = s[k:e]
+		g++
+		next, sep, ok := gap(s, e, false)
+		if !ok || sep == 0 {
+			break
+		}
+		seps[g-1] = sep
+		k = next
+	}
+	return dateOrAddress(groups[:g], seps[:max(g-1, 0)]) > 0
 }
 
 // digitTechs are the Asterisk channel technologies whose names end in

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -77,6 +78,53 @@ var numberForms = []string{
 	"cb\uff13\uff19\uff13\uff15\uff12\uff18\uff15\uff11\uff12\uff17\uff18\uff14",
 }
 
+// numbersBeside are texts holding numbers beside what is no part of
+// them: a time, a count, a date, another number. want is what Scrub
+// writes, {0} and {1} standing for the pseudonyms of numbers[0] and
+// numbers[1]: each number is read as the number, and what follows it
+// stays what it is (issue 30, N1 and N5). Scrub glued the short group
+// after the number onto it ("callback p:…:00", the pseudonym of
+// 39352851016410), so forget --number +393528510164 found it nowhere in
+// pseudonymised sinks while the suppression list erased it in clear; a
+// number before a date or another number became p:-redacted-.
+var numbersBeside = []struct {
+	in, want string
+	numbers  []string
+}{
+	{"callback +393528510164 10:00", "callback {0} 10:00", []string{"+393528510164"}},
+	{"+39 352 851 0165 2 missed", "{0} 2 missed", []string{"+393528510165"}},
+	{"cb +393528510164 (10:00)", "cb {0} (10:00)", []string{"+393528510164"}},
+	{"cb +39 352 851 0164 (10:00-12:00)", "cb {0} (10:00-12:00)", []string{"+393528510164"}},
+	{"+393528510164 - 2 calls", "{0} - 2 calls", []string{"+393528510164"}},
+	{"+1 212 555 0123 10:00", "{0} 10:00", []string{"+12125550123"}},
+	{"+393528510118 123", "{0} 123", []string{"+393528510118"}},
+	{"0039 352 851 0164 3 times", "{0} 3 times", []string{"+393528510164"}},
+	{"+44 20 7946 0958 2 missed", "{0} 2 missed", []string{"+442079460958"}},
+	{"+33 1 23 45 67 89 10:30", "{0} 10:30", []string{"+33123456789"}},
+	{"+49 30 1234567 10:00", "{0} 10:00", []string{"+49301234567"}},
+	{"352 851 0164 10:00", "{0} 10:00", []string{"3528510164"}}, // a time follows no number
+	// Two numbers, one space apart: each its own.
+	{"+44 20 7946 0958 393528512784", "{0} {1}", []string{"+442079460958", "393528512784"}},
+	{"+39 352 851 0164 +39 352 851 0165", "{0} {1}", []string{"+393528510164", "+393528510165"}},
+	// A group of 00 inside a number too short yet to be whole is its own.
+	{"+39 352 8510 0012", "{0}", []string{"+3935285100012"}},
+	// A date after a number (N5): the number pseudonymised, the date kept.
+	{"+393528510164 2026-12-01", "{0} 2026-12-01", []string{"+393528510164"}},
+	{"+393528510164 01/12/2026", "{0} 01/12/2026", []string{"+393528510164"}},
+	{"cb +39 352 851 0164, 01.12.2026", "cb {0}, 01.12.2026", []string{"+393528510164"}},
+	{"+49 30 1234567 2026-12-01", "{0} 2026-12-01", []string{"+49301234567"}},
+	{"+39 06 123456 01/12/2026", "{0} 01/12/2026", []string{"+3906123456"}},
+	// Whole, as before: every country's own lengths.
+	{"+33 1 23 45 67 89", "{0}", []string{"+33123456789"}},
+	{"+44 20 7946 0958", "{0}", []string{"+442079460958"}},
+	{"+49 30 1234567", "{0}", []string{"+49301234567"}},
+	{"+49 30 123 456 78", "{0}", []string{"+493012345678"}},
+	{"+1 212 555 0123", "{0}", []string{"+12125550123"}},
+	{"+39 02 1234 5678", "{0}", []string{"+390212345678"}},
+	{"+39 352 851 0164", "{0}", []string{"+393528510164"}},
+	{"+39 (0)352 851 0164 10:00", "{0} 10:00", []string{"+393528510164"}},
+}
+
 // TestScrubAndReplaceFindEveryForm: every form of +39 352 8512784 Scrub
 // replaces, Replace (forget's and the suppression list's matcher) finds,
 // in clear and as the pseudonym Scrub wrote, since both read the text
@@ -100,6 +148,38 @@ func TestScrubAndReplaceFindEveryForm(t *testing.T) {
 		erased, n = Replace(scrubbed, func(v string) bool { return v == p }, "X")
 		if n == 0 || strings.Contains(erased, p) {
 			t.Errorf("Replace(%q) = %q, %d: the pseudonym Scrub wrote is not found", scrubbed, erased, n)
+		}
+	}
+	for _, tc := range numbersBeside {
+		want, erasedWant := tc.want, tc.want
+		var ps []string
+		for i, c := range tc.numbers {
+			ps = append(ps, k.Number(c))
+			want = strings.ReplaceAll(want, "{"+strconv.Itoa(i)+"}", ps[i])
+			erasedWant = strings.ReplaceAll(erasedWant, "{"+strconv.Itoa(i)+"}", "X")
+		}
+		scrubbed := k.Scrub(tc.in, nil)
+		if scrubbed != want {
+			t.Errorf("Scrub(%q) = %q, want %q", tc.in, scrubbed, want)
+		}
+		all := func(v string) bool {
+			return slices.ContainsFunc(tc.numbers, func(c string) bool { return strings.TrimPrefix(v, "+") == strings.TrimPrefix(c, "+") })
+		}
+		if erased, _ := Replace(tc.in, all, "X"); erased != erasedWant {
+			t.Errorf("Replace(%q) for %q = %q, want %q", tc.in, tc.numbers, erased, erasedWant)
+		}
+		if erased, _ := Replace(scrubbed, func(v string) bool { return slices.Contains(ps, v) }, "X"); erased != erasedWant {
+			t.Errorf("Replace(%q) for %q = %q, want %q", scrubbed, ps, erased, erasedWant)
+		}
+		// forget asks for one number at a time.
+		for i, c := range tc.numbers {
+			d := c[len(c)-minDigits:]
+			if erased, n := Replace(tc.in, func(v string) bool { return strings.TrimPrefix(v, "+") == strings.TrimPrefix(c, "+") }, "X"); n == 0 || holds(erased, d) {
+				t.Errorf("Replace(%q) for %s = %q, %d: not found", tc.in, c, erased, n)
+			}
+			if erased, n := Replace(scrubbed, func(v string) bool { return v == ps[i] }, "X"); n == 0 || strings.Contains(erased, ps[i]) {
+				t.Errorf("Replace(%q) for %s (%s) = %q, %d: not found", scrubbed, ps[i], c, erased, n)
+			}
 		}
 	}
 	// A word's digits before a slash that is no channel TECH (IAX2/,
@@ -227,6 +307,17 @@ func TestReadingIsLinear(t *testing.T) {
 			t.Errorf("%q × %d: %d steps, more than 20 a byte", unit, size/len(unit), tx.steps)
 		}
 	}
+	// One number written internationally, whole, then groups that may
+	// each begin a date (dateAt) or end it (e164.ends).
+	for _, unit := range []string{"1 ", "1-2-", "12/1.", "00 ", "1:"} {
+		in := "+49 30 1234567 " + strings.Repeat(unit, size/len(unit))
+		tx := newText(in)
+		tx.numbers(func(number) {})
+		tx.matches(func(string) bool { return false })
+		if tx.steps > 20*len(in) {
+			t.Errorf("+49 30 1234567 and %q × %d: %d steps, more than 20 a byte", unit, size/len(unit), tx.steps)
+		}
+	}
 }
 
 // FuzzScrub checks on any text what Scrub promises: a second Scrub
@@ -249,6 +340,15 @@ func FuzzScrub(f *testing.F) {
 		"p:aaaaaaaaaaaaaaa21234567", "352-851-2784-2026-12-07-851-2784", "12-2026-12-07-1-2026-12-07",
 		"+44 20 7946 0958 393528512784", "x5+393528512784", "(+39) 352 8512784", "07.12.2026123",
 		"X1234567/abc-00000001", "IAX2/352-851-2784-00000012", "H323/0039021234567-00000012",
+	} {
+		f.Add(s)
+	}
+	for _, tc := range numbersBeside {
+		f.Add(tc.in)
+	}
+	for _, s := range []string{
+		"+39 352 851 0164 1234567", "0039 2 1234567 0039 352 8512784", "+49 30 1234567 1 2 3 4 5 6 7 8 9 10:00",
+		"+39 06.12.2026", "+44 20 7946 0958 10.0.0.1", "+39 352 851 0164 1-2-2026",
 	} {
 		f.Add(s)
 	}
