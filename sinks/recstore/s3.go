@@ -1,7 +1,6 @@
 package recstore
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -36,22 +35,13 @@ type S3Options struct {
 	// AccessKey and SecretKey are the credentials.
 	AccessKey, SecretKey string
 	// PartSize is the size of one part of a multipart upload, and the
-	// memory a Put holds (default 16 MiB, at least 5 MiB as S3 wants).
-	// Files larger than one part go in parts; up to 10,000 parts.
+	// memory a Put in parts holds (default 16 MiB, at least 5 MiB as S3
+	// wants); up to 10,000 parts. Files go in parts when their size is
+	// not known, or above 5 GiB; others are streamed in one PUT.
 	PartSize int64
 	// Concurrency is how many Puts the caller runs at once (the
-	// exporter's EXPORT_CONCURRENCY; default 4). The store keeps that
-	// many buffers of the files it sent in one PUT for the next ones, one
-	// less for each file sent in parts (minio-go's part buffer): a buffer
-	// a file is garbage the heap grows with until collected (4 copies of
-	// 16 MiB files: 145 MB resident instead of 80). Each is a part's
-	// capacity, so that any such file fits one kept; only the pages of the
-	// largest file it held are resident (a buffer made to a file's size
-	// and replaced by a larger one for a larger file was such garbage, and
-	// each new buffer's pages are faulted in afresh: 15,000 page faults a
-	// bench run of 29 files, a tenth of the exporter's CPU over https). On
-	// Linux a buffer is marked for huge pages (hugepages_linux.go): its
-	// first use faults a page each 2 MiB, not each 4 KiB.
+	// exporter's EXPORT_CONCURRENCY; default 4): the default transport
+	// keeps a connection open for each, and one for a listing.
 	Concurrency int
 	// Transport carries the requests (default: http.DefaultTransport's
 	// settings with Timeout, keeping Concurrency + 1 connections open);
@@ -71,6 +61,12 @@ const DefaultTimeout = 2 * time.Minute
 // minPartSize is the smallest part S3 accepts (but for the last).
 const minPartSize = 5 << 20
 
+// maxOnePut is the largest object S3 takes in one PUT: a file of known
+// size up to it is streamed in one (putOne), holding no part in memory; a
+// part's retry would gain nothing, since a failed copy is fetched again
+// from the PBX from its start.
+const maxOnePut = 5 << 30
+
 // DefaultPartSize is S3Options.PartSize's default: 16 MiB, so files up to
 // 160 GB go in at most 10,000 parts.
 const DefaultPartSize = 16 << 20
@@ -80,10 +76,10 @@ const DefaultPartSize = 16 << 20
 // one the PBX announced, if any, for a file sent in parts.
 const shaMeta = "Sha256"
 
-// S3 stores recordings as objects in an S3-compatible bucket. A file of a
-// part or less whose size is announced is read whole, verified, and sent
-// in one PUT signed with its sha256 (x-amz-content-sha256), which the
-// server checks: a PUT cut short, or not those bytes, stores nothing. Any
+// S3 stores recordings as objects in an S3-compatible bucket. A file whose
+// size is announced (up to 5 GiB) is streamed in one PUT, framed in
+// aws-chunked encoding with a trailing checksum that the server checks
+// (putOne): a PUT cut short, or not those bytes, stores nothing. Any
 // other file goes in a multipart upload, whose object appears under its
 // name only when the upload is completed, and a Put whose stream turns out
 // wrong never completes it; an upload cut short is aborted, or, when the
@@ -95,8 +91,8 @@ type S3 struct {
 	bucket   string
 	prefix   string
 	partSize int64
-	free     chan []byte // buffers of one-PUT files, for the next ones
-	listPage int         // keys a page of Present's listing (defaultListPage; a test's fewer)
+	onePut   int64 // the largest file streamed in one PUT (maxOnePut; a test's less)
+	listPage int   // keys a page of Present's listing (defaultListPage; a test's fewer)
 }
 
 // OpenS3 connects to the bucket and checks that it exists.
@@ -164,7 +160,7 @@ func OpenS3(ctx context.Context, o S3Options) (*S3, error) {
 	if !ok {
 		return nil, fmt.Errorf("S3 bucket %s at %s: no such bucket (create it first)", o.Bucket, o.Endpoint)
 	}
-	return &S3{c: c, bucket: o.Bucket, prefix: prefix, partSize: part, free: make(chan []byte, n), listPage: defaultListPage}, nil
+	return &S3{c: c, bucket: o.Bucket, prefix: prefix, partSize: part, onePut: maxOnePut, listPage: defaultListPage}, nil
 }
 
 // defaultTransport is http.DefaultTransport's settings with timeout as
@@ -201,16 +197,15 @@ func redactEndpoint(raw string, u *url.URL, err error) string {
 // Key is the object key a name is stored under: the prefix and the name.
 func (s *S3) Key(name string) string { return s.prefix + name }
 
-// Put copies r to name (built by Name), checking it against want, holding
-// one part in memory: in one PUT when want.Size is a part or less, else in
-// a multipart upload (one part for a file of unknown size that turns out
-// to be a part or less). The sha256 is kept as the object's metadata
-// (x-amz-meta-sha256): the one computed, for a file sent in one PUT; the
-// one the PBX announced, for one sent in parts. On any error nothing is
-// stored under the name but what was there before, and no incomplete
-// upload is left.
-// It stays one function (65 lines): the single PUT and the multipart path
-// share the name check, the part buffer and the one cleanup on error, and
+// Put copies r to name (built by Name), checking it against want: streamed
+// in one PUT when want.Size is known and at most 5 GiB (S3's most for one
+// PUT), else in a multipart upload holding one part in memory (one part
+// for a file of unknown size that turns out to be a part or less). The sha256 the PBX announced, if any,
+// is kept as the object's metadata (x-amz-meta-sha256). On any error
+// nothing is stored under the name but what was there before, and no
+// incomplete upload is left.
+// It stays one function (about 60 lines): the single PUT and the
+// multipart path share the name check and the one cleanup on error, and
 // read as one decision better than split.
 func (s *S3) Put(ctx context.Context, name string, r io.Reader, want Want) (Object, error) {
 	if err := checkName(name); err != nil {
@@ -220,14 +215,8 @@ func (s *S3) Put(ctx context.Context, name string, r io.Reader, want Want) (Obje
 		return Object{}, fmt.Errorf("store %s: %w", name, err)
 	}
 	key := s.Key(name)
-	if want.Size > 0 && want.Size <= s.partSize {
+	if want.Size > 0 && want.Size <= s.onePut {
 		return s.putOne(ctx, name, key, r, want)
-	}
-	// minio-go allocates this Put's part buffer: one kept buffer less, so
-	// that Concurrency Puts hold at most Concurrency part buffers in all.
-	select {
-	case <-s.free:
-	default:
 	}
 	// What a killed Put of the same name left: invisible, but kept (and
 	// billed) by the server until aborted.
@@ -278,69 +267,37 @@ func (s *S3) Put(ctx context.Context, name string, r io.Reader, want Want) (Obje
 	return Object{Name: name, Size: v.n, SHA256: v.sum()}, nil
 }
 
-// putOne reads a file of a part or less whole, verifying it, then sends
-// it in one PUT whose payload is signed with its sha256 (SigV4's
-// x-amz-content-sha256, which a SigV4 server checks): a PUT cut short,
-// on a server that would otherwise keep what it had received (versitygw
-// over https), or altered on the way, stores nothing. The file's bytes
-// are hashed once, by the verifier: minio-go's own signing, which hashes
-// them again over http, is turned off.
+// putOne streams a file of known size, verifying it on the way, in
+// one PUT framed in aws-chunked encoding with a trailing CRC32C
+// (x-amz-content-sha256: STREAMING-UNSIGNED-PAYLOAD-TRAILER, which minio-go
+// sends when its payload signing is off and a checksum asked for): the
+// server stores the object only when the stream's last chunk and its
+// trailer arrived, and their checksum matches. So a PUT cut short (on the
+// wire, or by the verifier, which holds the stream's last byte back until
+// it proved to be what was announced) stores nothing, as the signed PUT of
+// a buffered file did, without reading the file whole first: the GET and
+// the PUT overlap, nothing but minio-go's 64 KiB chunk is held, and the
+// file's bytes are hashed once, by the verifier (the CRC32C costs a
+// twentieth of a sha256, on either side). The sha256 goes into the
+// object's metadata only when the PBX announced it (a header is sent
+// before the body); Stat reads a file through otherwise.
 func (s *S3) putOne(ctx context.Context, name, key string, r io.Reader, want Want) (Object, error) {
 	v := newVerifier(ctxReader{ctx, r}, want)
-	buf := s.buffer(want.Size)
-	if _, err := io.ReadFull(v, buf); err != nil {
-		s.release(buf)
-		return Object{}, fmt.Errorf("store %s: %w", name, err)
-	}
-	if !v.done() {
-		// The verifier gives the last byte only once the source ended and
-		// matched: a full buffer is a verified stream.
-		s.release(buf)
-		return Object{}, fmt.Errorf("store %s: the copy ended before its source", name)
-	}
-	sum := v.sum()
 	opts := minio.PutObjectOptions{
 		ContentType:          "audio/wav",
-		UserMetadata:         map[string]string{shaMeta: sum},
 		DisableContentSha256: true,
+		Checksum:             minio.ChecksumCRC32C,
 	}
-	info, err := minio.Core{Client: s.c}.PutObject(ctx, s.bucket, key, bytes.NewReader(buf), want.Size, "", sum, opts)
-	if err != nil {
-		// Not released: a request answered before its body was sent
-		// whole may still be reading it (http.RoundTripper's contract).
-		return Object{}, fmt.Errorf("store %s: %w", name, err)
+	if want.SHA256 != "" {
+		opts.UserMetadata = map[string]string{shaMeta: want.SHA256}
 	}
-	// Answered 200: the server had the whole body, so the request is
-	// done reading it.
-	s.release(buf)
-	if info.Size != want.Size {
-		return Object{}, fmt.Errorf("store %s: the server stored %d bytes of %d", name, info.Size, want.Size)
+	if _, err := (minio.Core{Client: s.c}).PutObject(ctx, s.bucket, key, v, want.Size, "", "", opts); err != nil {
+		return Object{}, fmt.Errorf("store %s: %w", name, unwrapVerify(err, v))
 	}
-	return Object{Name: name, Size: want.Size, SHA256: sum}, nil
-}
-
-// buffer is a buffer of n bytes (a part or less), a kept one when one is
-// free. A new one has a part's capacity: it fits every file sent in one
-// PUT, and its pages are touched only as far as the files it holds.
-func (s *S3) buffer(n int64) []byte {
-	select {
-	case b := <-s.free:
-		if int64(cap(b)) >= n {
-			return b[:n]
-		}
-	default:
+	if !v.done() {
+		return Object{}, fmt.Errorf("store %s: the upload ended before its source", name)
 	}
-	b := make([]byte, n, max(n, s.partSize))
-	hugePages(b[:cap(b)])
-	return b
-}
-
-// release keeps b for the next file, unless Concurrency buffers are kept.
-func (s *S3) release(b []byte) {
-	select {
-	case s.free <- b:
-	default:
-	}
+	return Object{Name: name, Size: v.n, SHA256: v.sum()}, nil
 }
 
 // unwrapVerify prefers the stream's own error (a mismatch, a cancelled

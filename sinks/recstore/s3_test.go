@@ -103,14 +103,15 @@ func TestS3ContractOverTLS(t *testing.T) {
 	runContract(t, func(t *testing.T) fixture { f, _, _ := s3FixtureOn(t, recstoretest.StartTLS(t)); return f })
 }
 
-// TestS3FileOfAPartOrLess: a file announced at a part or less goes in one
-// PUT, its computed sha256 kept as metadata; one announced larger, or of
-// unknown size, in a multipart upload of parts of PartSize.
-func TestS3FileOfAPartOrLess(t *testing.T) {
+// TestS3OnePutOrParts: a file announced at most the one-PUT limit (5 GiB;
+// 6 MiB here) goes in one PUT, whatever the part size; one announced
+// larger, or of unknown size, in a multipart upload of parts of PartSize;
+// the sha256 announced, and only it, kept as metadata.
+func TestS3OnePutOrParts(t *testing.T) {
 	t.Parallel()
 	srv := recstoretest.Start(t)
 	f, _, o := s3FixtureOn(t, srv)
-	o.PartSize = 6 << 20
+	o.PartSize = 5 << 20
 	var uploads atomic.Int64
 	o.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		if r.Method == http.MethodPost && r.URL.Query().Has("uploads") {
@@ -122,6 +123,15 @@ func TestS3FileOfAPartOrLess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if st.onePut != 5<<30 {
+		t.Fatalf("one PUT up to %d bytes; want S3's 5 GiB", st.onePut)
+	}
+	// Above a part, by default: one PUT.
+	big := testName(t, "above-a-part")
+	if _, err := st.Put(context.Background(), big, content(9, 13<<20), Want{Size: 13 << 20}); err != nil || uploads.Load() != 0 {
+		t.Fatalf("13 MiB announced, 5 MiB parts: %v, %d multipart uploads; want one PUT", err, uploads.Load())
+	}
+	st.onePut = 6 << 20
 	c := srv.Client(t)
 	ctx := context.Background()
 	for i, n := range []int64{44, 5<<20 + 1, 6 << 20, 6<<20 + 1, 13 << 20} {
@@ -136,15 +146,13 @@ func TestS3FileOfAPartOrLess(t *testing.T) {
 			if b, err := f.read(t, name); err != nil || int64(len(b)) != n || sum(b) != truth {
 				t.Fatalf("%d bytes announced %+v: stored %d bytes, %v", n, w, len(b), err)
 			}
-			one := w.Size > 0 && w.Size <= o.PartSize
+			one := w.Size > 0 && w.Size <= st.onePut
 			if got := uploads.Load() - before; (got == 0) != one {
 				t.Errorf("%d bytes announced %+v: %d multipart uploads; want one PUT: %v", n, w, got, one)
 			}
-			if one {
-				info, err := c.StatObject(ctx, srv.Bucket, st.Key(name), minio.StatObjectOptions{})
-				if err != nil || info.UserMetadata[shaMeta] != truth {
-					t.Errorf("%d bytes in one PUT: metadata %v, %v; want sha256 %s", n, info.UserMetadata, err, truth)
-				}
+			info, err := c.StatObject(ctx, srv.Bucket, st.Key(name), minio.StatObjectOptions{})
+			if err != nil || info.UserMetadata[shaMeta] != w.SHA256 {
+				t.Errorf("%d bytes announced %+v: metadata %v, %v; want the announced sha256", n, w, info.UserMetadata, err)
 			}
 		}
 	}
@@ -563,21 +571,94 @@ func TestS3KilledMidPut(t *testing.T) {
 	}
 }
 
-// TestS3OnePutBuffersKept: files sent in one PUT, Concurrency at once,
-// reuse the store's Concurrency buffers: 8 files of 5 MiB, 2 at a time,
-// allocate 2 buffers, not 8 (a buffer a file was garbage the heap grew
-// with: 4 copies of 16 MiB files held 145 MB resident), whatever order
-// their sizes come in (each file larger than the one before allocated a
-// buffer a file when buffers were made to a file's size); a file sent in
-// parts, which holds minio-go's part buffer, drops one. Not parallel: it
-// counts the bytes the process allocates.
-func TestS3OnePutBuffersKept(t *testing.T) {
-	for _, order := range []string{"shrinking", "growing"} {
-		t.Run(order, func(t *testing.T) { onePutBuffersKept(t, order == "growing") })
+// TestS3OnePutStreams: a file sent in one PUT is streamed, not read whole
+// first: its PUT has sent a megabyte of the file to the server before the
+// source gives the second half (the source waits for it: a Put that
+// reads the file whole before sending it never gets there), over http and
+// https; and 8 files of 5 MiB, 2 at once, allocate less than one of them
+// (each was read into a buffer of its size, or a part's).
+func TestS3OnePutStreams(t *testing.T) {
+	t.Parallel()
+	for _, useTLS := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", useTLS), func(t *testing.T) {
+			t.Parallel()
+			srv := recstoretest.Start(t)
+			var base http.RoundTripper = http.DefaultTransport
+			if useTLS {
+				srv = recstoretest.StartTLS(t)
+				base = srv.Transport()
+			}
+			f, _, o := s3FixtureOn(t, srv)
+			sent := make(chan struct{})
+			var once sync.Once
+			o.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				if r.Method == http.MethodPut && r.Body != nil {
+					r.Body = &countBody{ReadCloser: r.Body, at: 1 << 20, reached: func() { once.Do(func() { close(sent) }) }}
+				}
+				return base.RoundTrip(r)
+			})
+			st, err := OpenS3(context.Background(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			const n = 4 << 20
+			name := testName(t, "streamed")
+			src := io.MultiReader(io.LimitReader(content(7, n), n/2), &waitReader{wait: sent, then: func() io.Reader {
+				r := content(7, n)
+				io.CopyN(io.Discard, r, n/2)
+				return r
+			}})
+			want := Want{Size: n, SHA256: contentSum(t, 7, n)}
+			if got, err := st.Put(context.Background(), name, src, want); err != nil || got.SHA256 != want.SHA256 {
+				t.Fatalf("Put = %+v, %v", got, err)
+			}
+			if b, err := f.read(t, name); err != nil || sum(b) != want.SHA256 {
+				t.Errorf("stored %d bytes, %v; want the file", len(b), err)
+			}
+		})
 	}
 }
 
-func onePutBuffersKept(t *testing.T, growing bool) {
+// countBody calls reached once at bytes of the body read.
+type countBody struct {
+	io.ReadCloser
+	n, at   int64
+	reached func()
+}
+
+func (b *countBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if b.n += int64(n); b.n >= b.at {
+		b.reached()
+	}
+	return n, err
+}
+
+// waitReader reads from then() once wait is closed; it fails after a
+// minute without.
+type waitReader struct {
+	wait <-chan struct{}
+	then func() io.Reader
+	r    io.Reader
+}
+
+func (w *waitReader) Read(p []byte) (int, error) {
+	if w.r == nil {
+		select {
+		case <-w.wait:
+		case <-time.After(time.Minute):
+			return 0, errors.New("the PUT sent nothing of the file's first half: the file is read whole before it is sent")
+		}
+		w.r = w.then()
+	}
+	return w.r.Read(p)
+}
+
+// TestS3OnePutAllocates: files sent in one PUT, 2 at once, allocate less
+// than one of them: nothing holds a file whole (a buffer a file was read
+// into, or a part's kept for the next). Not parallel: it counts the bytes
+// the process allocates.
+func TestS3OnePutAllocates(t *testing.T) {
 	f, _, o := s3Fixture(t)
 	o.Concurrency = 2
 	st, err := OpenS3(context.Background(), o)
@@ -591,19 +672,13 @@ func onePutBuffersKept(t *testing.T, growing bool) {
 	for i := range files {
 		names = append(names, testName(t, fmt.Sprintf("buf-%d", i)))
 	}
-	fileSize := func(i int) int64 {
-		if growing {
-			return size/2 + int64(i)*size/16
-		}
-		return size - int64(i)
-	}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	errs := make(chan error, files)
 	for g := range n {
 		go func() {
 			for i := g; i < files; i += n {
-				want := Want{Size: fileSize(i)} // a part or less: one PUT
+				want := Want{Size: size - int64(i)} // a part or less: one PUT
 				_, err := st.Put(context.Background(), names[i], content(seed+uint64(i), want.Size), want)
 				errs <- err
 			}
@@ -617,23 +692,13 @@ func onePutBuffersKept(t *testing.T, growing bool) {
 	runtime.ReadMemStats(&after)
 	alloc := after.TotalAlloc - before.TotalAlloc
 	t.Logf("%d files of %d bytes, %d at once: %d bytes allocated", files, size, n, alloc)
-	if alloc >= 4*size {
-		t.Errorf("%d files of %d bytes, %d at once, allocated %d bytes; want under %d (%d buffers kept, not one a file)", files, size, n, alloc, 4*size, n)
+	if alloc >= size {
+		t.Errorf("%d files of %d bytes, %d at once, allocated %d bytes; want under %d (no file held whole)", files, size, n, alloc, size)
 	}
 	for i, name := range names {
-		if b, err := f.read(t, name); err != nil || sum(b) != contentSum(t, seed+uint64(i), fileSize(i)) {
+		if b, err := f.read(t, name); err != nil || sum(b) != contentSum(t, seed+uint64(i), size-int64(i)) {
 			t.Errorf("%s: %d bytes stored, %v; want the file", name, len(b), err)
 		}
-	}
-	// A file sent in parts holds minio-go's part buffer: one kept less.
-	if len(st.free) != n {
-		t.Fatalf("%d buffers kept after the files sent in one PUT; want %d", len(st.free), n)
-	}
-	if _, err := st.Put(context.Background(), testName(t, "parts"), content(seed, 1000), Want{}); err != nil {
-		t.Fatal(err)
-	}
-	if len(st.free) != n-1 {
-		t.Errorf("%d buffers kept after a file sent in parts; want %d", len(st.free), n-1)
 	}
 }
 
