@@ -3,6 +3,7 @@ package recstore
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -164,8 +165,9 @@ func OpenS3(ctx context.Context, o S3Options) (*S3, error) {
 }
 
 // defaultTransport is http.DefaultTransport's settings with timeout as
-// its ResponseHeaderTimeout (DefaultTimeout when 0), keeping a connection
-// for each of the concurrent Puts and one for a listing: the default
+// its ResponseHeaderTimeout (DefaultTimeout when 0), resuming TLS
+// sessions, keeping a connection for each of the concurrent Puts and one
+// for a listing: the default
 // keeps 2 a host, so that with 4 copies at once, 2 connections were
 // closed after each answer and opened again for the next request, a TLS
 // handshake each over https (on a server that keeps connections open).
@@ -176,6 +178,11 @@ func defaultTransport(timeout time.Duration, concurrency int) *http.Transport {
 		t.ResponseHeaderTimeout = DefaultTimeout
 	}
 	t.MaxIdleConnsPerHost = concurrency + 1
+	// TLS sessions resumed: on a server that closes each connection
+	// after its answer (versitygw does), each request over https is a
+	// handshake, and a resumed one skips the certificate's verification
+	// here and its signature there.
+	t.TLSClientConfig = &tls.Config{ClientSessionCache: tls.NewLRUClientSessionCache(concurrency + 1)}
 	return t
 }
 

@@ -855,3 +855,42 @@ func TestS3KeepsAConnectionAPut(t *testing.T) {
 		t.Errorf("%d rounds of %d Puts (a HEAD and a PUT each) opened %d connections; want at most %d", rounds, conc, n, conc+1)
 	}
 }
+
+// TestS3ResumesTLSSessions: with the default transport's settings, over
+// https to a server that closes each connection after its answer (as
+// versitygw does), the requests after the first resume its TLS session
+// instead of a full handshake each.
+func TestS3ResumesTLSSessions(t *testing.T) {
+	t.Parallel()
+	srv := recstoretest.Start(t)
+	target, err := url.Parse(srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var requests, resumed atomic.Int64
+	rp := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		if r.TLS.DidResume {
+			resumed.Add(1)
+		}
+		w.Header().Set("Connection", "close")
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	tr := defaultTransport(0, 4)
+	tr.TLSClientConfig.RootCAs = proxy.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	st, err := OpenS3(context.Background(), S3Options{Endpoint: proxy.URL, Region: srv.Region, Bucket: srv.Bucket, PathStyle: true,
+		AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if _, err := st.Put(context.Background(), testName(t, fmt.Sprintf("tls-%d", i)), content(uint64(i), 1000), Want{Size: 1000}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, r := requests.Load(), resumed.Load(); r < n-1 {
+		t.Errorf("%d requests, each on a connection of its own: %d resumed a TLS session; want all but the first", n, r)
+	}
+}
