@@ -700,3 +700,22 @@ func TestCopyS3ListsInsteadOfAsking(t *testing.T) {
 		t.Errorf("copying %d files already stored made %v requests; want a HEAD a file, no PUT", len(recs), n)
 	}
 }
+
+// TestStoredID: an id of 1 to 64 ASCII letters, digits, '-' or '_' (not
+// starting with "h-") is stored as it is; any other, hashed.
+func TestStoredID(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		id   string
+		kept bool
+	}{
+		{"1", true}, {"a-B_9", true}, {strings.Repeat("x", 64), true},
+		{strings.Repeat("x", 65), false}, {"a.b", false}, {"a b", false}, {"é", false},
+		{"a/b", false}, {"a\nb", false}, {"h-1", false}, {"H-1", true},
+	} {
+		got := StoredID(Recording{ID: c.id, Path: "/spoolview/recordings/x.wav"})
+		if kept := got == c.id; kept != c.kept || !c.kept && (len(got) != 42 || !strings.HasPrefix(got, "h-")) {
+			t.Errorf("StoredID(%q) = %q; want it kept: %v", c.id, got, c.kept)
+		}
+	}
+}
