@@ -201,7 +201,7 @@ func waitLine(t *testing.T, out *bufio.Reader, prefix string, limit time.Duratio
 
 // testKilledMidCopy kills children at seeded random points of copies to
 // f's store and checks, each time, that nothing is under the final name,
-// then that a copy completes it.
+// then that a copy and its Sync complete it.
 func testKilledMidCopy(t *testing.T, f fixture, job func(name string) childJob, kills int) {
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
@@ -221,8 +221,14 @@ func testKilledMidCopy(t *testing.T, f fixture, job func(name string) childJob, 
 			t.Fatalf("kill %d at byte %d of %d: %d bytes under the final name (%v)", i, j.StopAt, j.Size, len(b), err)
 		}
 		want := Want{Size: j.Size, SHA256: contentSum(t, j.Seed, j.Size)}
+		// As the copier does: the copy, then its batch's Sync (S3: the
+		// upload a killed copy in parts left is aborted there, when the
+		// completing copy goes in one PUT).
 		if _, err := f.st.Put(context.Background(), name, content(j.Seed, j.Size), want); err != nil {
 			t.Fatalf("kill %d: the copy after it: %v", i, err)
+		}
+		if err := f.st.Sync(context.Background(), []string{name}); err != nil {
+			t.Fatalf("kill %d: the Sync after the copy: %v", i, err)
 		}
 		if b, err := f.read(t, name); err != nil || sum(b) != want.SHA256 {
 			t.Fatalf("kill %d: after the completing copy: %d bytes, %v", i, len(b), err)

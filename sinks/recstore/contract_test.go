@@ -27,7 +27,8 @@ type fixture struct {
 	// read returns the bytes under name as the storage holds them, or an
 	// error matching fs.ErrNotExist.
 	read func(t *testing.T, name string) ([]byte, error)
-	// partSize is the size above which a Put goes in several parts (0: one).
+	// partSize is the size above which a Put of unannounced size goes in
+	// several parts (0: one).
 	partSize int64
 	// leftovers lists what copies left beside final names: partial files,
 	// incomplete uploads.
@@ -56,7 +57,7 @@ func runContract(t *testing.T, mk func(t *testing.T) fixture) {
 		ctx := context.Background()
 		sizes := []int64{44, 100_003}
 		if f.partSize > 0 {
-			sizes = append(sizes, 2*f.partSize+12345) // three parts
+			sizes = append(sizes, 2*f.partSize+12345) // three parts when not announced
 		}
 		for i, n := range sizes {
 			name := testName(t, fmt.Sprintf("rec-%d", i))
@@ -100,7 +101,7 @@ func runContract(t *testing.T, mk func(t *testing.T) fixture) {
 		ctx := context.Background()
 		sizes := []int64{70_000} // S3: one PUT, whose length is announced
 		if f.partSize > 0 {
-			sizes = append(sizes, f.partSize+7) // two parts: the mismatch is found in the last
+			sizes = append(sizes, f.partSize+7) // two parts when the size is not announced: the mismatch is found in the last
 		}
 		for _, n := range sizes {
 			good := Want{Size: n, SHA256: contentSum(t, seed, n)}

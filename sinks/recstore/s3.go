@@ -207,10 +207,10 @@ func (s *S3) Key(name string) string { return s.prefix + name }
 // Put copies r to name (built by Name), checking it against want: streamed
 // in one PUT when want.Size is known and at most 5 GiB (S3's most for one
 // PUT), else in a multipart upload holding one part in memory (one part
-// for a file of unknown size that turns out to be a part or less). The sha256 the PBX announced, if any,
-// is kept as the object's metadata (x-amz-meta-sha256). On any error
-// nothing is stored under the name but what was there before, and no
-// incomplete upload is left.
+// for a file of unknown size that turns out to be a part or less). The
+// sha256 the PBX announced, if any, is kept as the object's metadata
+// (x-amz-meta-sha256). On any error nothing is stored under the name but
+// what was there before, and no incomplete upload is left.
 // It stays one function (about 60 lines): the single PUT and the
 // multipart path share the name check and the one cleanup on error, and
 // read as one decision better than split.
@@ -281,8 +281,8 @@ func (s *S3) Put(ctx context.Context, name string, r io.Reader, want Want) (Obje
 // server stores the object only when the stream's last chunk and its
 // trailer arrived, and their checksum matches. So a PUT cut short (on the
 // wire, or by the verifier, which holds the stream's last byte back until
-// it proved to be what was announced) stores nothing, as the signed PUT of
-// a buffered file did, without reading the file whole first: the GET and
+// it proved to be what was announced) stores nothing, as the PUT signed
+// with the sha256 of a file read whole first did, without that: the GET and
 // the PUT overlap, nothing but minio-go's 64 KiB chunk is held, and the
 // file's bytes are hashed once, by the verifier (the CRC32C costs a
 // twentieth of a sha256, on either side). The sha256 goes into the

@@ -96,8 +96,8 @@ func TestS3Contract(t *testing.T) {
 // There minio-go sends a PUT's body unsigned, with only its length, and
 // versitygw stored the bytes a PUT cut short had sent: a wrong stream
 // (the last byte held back) left all but its last byte under the final
-// name, with the announced sha256 as its metadata. Over http the body is
-// sent in signed chunks, which the server checks to the end.
+// name, with the announced sha256 as its metadata. The PUT is aws-chunked
+// with a trailing checksum now, over http as over https.
 func TestS3ContractOverTLS(t *testing.T) {
 	t.Parallel()
 	runContract(t, func(t *testing.T) fixture { f, _, _ := s3FixtureOn(t, recstoretest.StartTLS(t)); return f })
@@ -195,9 +195,10 @@ func (b *cutBody) Read(p []byte) (int, error) {
 
 // TestS3PutCutOnTheWire: a PUT whose body is cut on the way stores
 // nothing under the name and keeps what was there, over http and https.
-// versitygw keeps what an unsigned PUT cut short had sent (over https,
-// where minio-go sends a body unsigned by default): the one PUT's payload
-// is signed with its sha256, which the server checks.
+// versitygw keeps what a plain unsigned PUT cut short had sent (over
+// https, where minio-go sends a body unsigned by default): the one PUT is
+// aws-chunked with a trailing checksum, stored only once its last chunk
+// and its trailer arrived.
 func TestS3PutCutOnTheWire(t *testing.T) {
 	t.Parallel()
 	for _, useTLS := range []bool{false, true} {
@@ -372,17 +373,23 @@ func TestOpenS3Refuses(t *testing.T) {
 	}
 }
 
-// TestS3KilledMidCopy: a process killed during an upload in parts (a file
-// larger than a part, killed while its source is read) leaves nothing
-// under the final name; the next Put completes it and aborts the
-// incomplete upload left behind. A file of a part or less, sent in one
-// PUT, killed mid-body: TestS3KilledMidPut.
+// TestS3KilledMidCopy: a process killed mid-copy, at seeded random bytes
+// while its source is read, leaves nothing under the final name, the
+// file streamed in one PUT (its size announced) or in parts (not): the
+// next Put completes it (and, in parts, aborts the incomplete upload left
+// behind). Killed mid-body of its one PUT, through a relay that shows the
+// server's handling of it ended: TestS3KilledMidPut.
 func TestS3KilledMidCopy(t *testing.T) {
 	t.Parallel()
-	f, _, o := s3Fixture(t)
-	testKilledMidCopy(t, f, func(name string) childJob {
-		return childJob{S3: &o, Name: name, Size: 3*testPartSize + 1000}
-	}, 10)
+	for _, parts := range []bool{false, true} {
+		t.Run(fmt.Sprintf("parts=%v", parts), func(t *testing.T) {
+			t.Parallel()
+			f, _, o := s3Fixture(t)
+			testKilledMidCopy(t, f, func(name string) childJob {
+				return childJob{S3: &o, Name: name, Size: 3*testPartSize + 1000, Unannounced: parts}
+			}, 10)
+		})
+	}
 }
 
 // TestS3KilledInPartsThenOnePut: a copy sent in parts killed mid-way (a
@@ -513,11 +520,11 @@ func (r *relay) drained(t *testing.T, limit time.Duration) {
 	}
 }
 
-// TestS3KilledMidPut: a process killed mid-body of its one signed PUT (a
-// file of a part or less) leaves nothing under a fresh name, and the file
+// TestS3KilledMidPut: a process killed mid-body of its one PUT (a file of
+// known size) leaves nothing under a fresh name, and the file
 // stored before under a stored one, over http and https; the next copy
-// completes the fresh name. Unsigned (minio-go's default over https, or
-// over http without its sha256), versitygw stored the 300,000 bytes sent.
+// completes the fresh name. A plain unsigned PUT (minio-go's default over
+// https), not aws-chunked, versitygw stored the 300,000 bytes sent.
 // The server's handling of the cut request is waited for (it closed the
 // child's connections, seen through a relay), not guessed.
 func TestS3KilledMidPut(t *testing.T) {
@@ -575,8 +582,7 @@ func TestS3KilledMidPut(t *testing.T) {
 // first: its PUT has sent a megabyte of the file to the server before the
 // source gives the second half (the source waits for it: a Put that
 // reads the file whole before sending it never gets there), over http and
-// https; and 8 files of 5 MiB, 2 at once, allocate less than one of them
-// (each was read into a buffer of its size, or a part's).
+// https.
 func TestS3OnePutStreams(t *testing.T) {
 	t.Parallel()
 	for _, useTLS := range []bool{false, true} {
@@ -678,7 +684,7 @@ func TestS3OnePutAllocates(t *testing.T) {
 	for g := range n {
 		go func() {
 			for i := g; i < files; i += n {
-				want := Want{Size: size - int64(i)} // a part or less: one PUT
+				want := Want{Size: size - int64(i)} // known: one PUT
 				_, err := st.Put(context.Background(), names[i], content(seed+uint64(i), want.Size), want)
 				errs <- err
 			}
