@@ -157,13 +157,13 @@ func (b *bench) recordings(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			smp, err := b.copyRecordings(pbx.base, csv, env)
+			smp, err := b.copyRecordings(b.wx, pbx.base, csv, env)
 			if err != nil {
 				return fmt.Errorf("wildix-export to %s: %w", st.name, err)
 			}
 			// The same again: nothing left to copy, so what a run costs
 			// besides the files (start, list, call history, ledger).
-			again, err := b.copyRecordings(pbx.base, csv, env)
+			again, err := b.copyRecordings(b.wx, pbx.base, csv, env)
 			os.RemoveAll(csv)
 			if err != nil {
 				return fmt.Errorf("wildix-export to %s, again: %w", st.name, err)
@@ -173,6 +173,11 @@ func (b *bench) recordings(ctx context.Context) error {
 			}
 			b.add("recordings: wildix-export, "+st.name, len(recs), smp, "run --once, EXPORT_ENDPOINTS=recordings, CSV rows")
 			b.add("recordings: wildix-export again (nothing to copy), "+st.name, len(recs), again, "the same run --once once more: its cost besides the files")
+			if b.base != "" {
+				if err := b.recordingsBaseline(pbx.base, st, len(recs), total); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	if *recBig <= 0 {
@@ -193,7 +198,7 @@ func (b *bench) recordings(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		smp, err := b.copyRecordings(big.base, csv, env)
+		smp, err := b.copyRecordings(b.wx, big.base, csv, env)
 		os.RemoveAll(csv)
 		if err != nil {
 			return fmt.Errorf("wildix-export, %d bytes to %s: %w", *recBig, st.name, err)
@@ -206,16 +211,40 @@ func (b *bench) recordings(ctx context.Context) error {
 	return nil
 }
 
-// copyRecordings runs `wildix-export run --once` on the recordings alone,
+// recordingsBaseline copies the files to a fresh folder or prefix of st
+// with the -baseline binary, in the same round: the before of a change
+// beside its after.
+func (b *bench) recordingsBaseline(pbx string, st recStore, files int, total int64) error {
+	env, _, count, err := st.fresh()
+	if err != nil {
+		return err
+	}
+	csv, err := os.MkdirTemp(b.dir, "rec-csv-")
+	if err != nil {
+		return err
+	}
+	smp, err := b.copyRecordings(b.base, pbx, csv, env)
+	os.RemoveAll(csv)
+	if err != nil {
+		return fmt.Errorf("baseline wildix-export to %s: %w", st.name, err)
+	}
+	if n, bytes, err := count(); err != nil || n != files || bytes != total {
+		return fmt.Errorf("baseline wildix-export to %s stored %d files of %d, %d bytes of %d (%v)", st.name, n, files, bytes, total, err)
+	}
+	b.add("recordings: baseline wildix-export, "+st.name, files, smp, "-baseline "+b.o.baseline)
+	return nil
+}
+
+// copyRecordings runs `wildix-export run --once` (wx: the binary) on the recordings alone,
 // its CSV sink (rows, state, ledger) in csv, under /usr/bin/time, whose own report of the peak RSS is taken: the
 // child's rusage would not do here. Go starts a child sharing the parent's
 // memory until it execs (CLONE_VM), and Linux keeps the larger of the old
 // and new high-water marks across exec, so the bench's own peak (the
 // simulator in its process, the plain copy's buffers) would show as the
 // exporter's. time is a small process that forks the exporter afresh.
-func (b *bench) copyRecordings(base, csv string, env []string) (sample, error) {
+func (b *bench) copyRecordings(wx, base, csv string, env []string) (sample, error) {
 	report := filepath.Join(csv, "time.out")
-	cmd := exec.Command("/usr/bin/time", "-f", "%M", "-o", report, b.wx, "run", "--once")
+	cmd := exec.Command("/usr/bin/time", "-f", "%M", "-o", report, wx, "run", "--once")
 	cmd.Env = append(os.Environ(), append([]string{"WILDIX_PBX_URL=" + base, "WILDIX_API_KEY=" + recToken, "EXPORT_ENDPOINTS=recordings",
 		"WILDIX_TIMEZONE=Europe/Rome", "EXPORT_SINK=csv", "EXPORT_CSV_DIR=" + csv, "EXPORT_LOG_LEVEL=warn",
 		"EXPORT_CONCURRENCY=" + strconv.Itoa(b.o.conc)}, env...)...)
@@ -341,8 +370,12 @@ func (b *bench) s3Store(ctx context.Context, useTLS bool) (recStore, error) {
 			"EXPORT_RECORDINGS_S3_PREFIX=" + prefix, "EXPORT_RECORDINGS_S3_PATH_STYLE=true", "EXPORT_RECORDINGS_S3_REGION=us-east-1",
 			"EXPORT_RECORDINGS_S3_ACCESS_KEY=" + gw.access, "EXPORT_RECORDINGS_S3_SECRET_KEY=" + gw.secret}
 		if gw.certFile != "" {
-			// Go's roots on Linux: the store's certificate alone.
-			env = append(env, "SSL_CERT_FILE="+gw.certFile)
+			// Go's roots on Linux: the store's certificate alone, as the
+			// plain copy's pool holds. SSL_CERT_FILE alone would add the
+			// system's certificate folders (292 here: 20 ms of the
+			// exporter's CPU at its first handshake, which the plain copy,
+			// given its pool, never pays).
+			env = append(env, "SSL_CERT_FILE="+gw.certFile, "SSL_CERT_DIR="+gw.noCerts)
 		}
 		return env, put, count, nil
 	}}, nil
@@ -351,6 +384,7 @@ func (b *bench) s3Store(ctx context.Context, useTLS bool) (recStore, error) {
 type versityGW struct {
 	endpoint, bucket, access, secret, root string
 	certFile                               string // over https: its certificate
+	noCerts                                string // over https: an empty folder, SSL_CERT_DIR
 	client                                 *minio.Client
 	stop                                   func() // kills it and waits for its end
 }
@@ -391,6 +425,9 @@ func startVersityGW(dir string, useTLS bool, conc int) (*versityGW, error) {
 			return nil, err
 		}
 		gw.endpoint, gw.certFile = "https://"+addr, cert
+		if gw.noCerts, err = os.MkdirTemp(dir, "no-certs-"); err != nil {
+			return nil, err
+		}
 		args = append(args, "--cert", cert, "--key", key)
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
@@ -478,6 +515,9 @@ func (b *bench) reportRecordings(w io.Writer) {
 		lines = append(lines, fmt.Sprintf("| %s: wildix-export throughput ÷ plain copy's | %.2f | ≥ 0.9 |", st, plain.median().Seconds()/wx.median().Seconds()))
 		if hashed := b.figures["recordings: plain copy with sha256, "+st]; hashed != nil {
 			lines = append(lines, fmt.Sprintf("| %s: wildix-export throughput ÷ the plain copy's with sha256 | %.2f | (the gap beyond the sha256) |", st, hashed.median().Seconds()/wx.median().Seconds()))
+		}
+		if base := b.figures["recordings: baseline wildix-export, "+st]; base != nil {
+			lines = append(lines, fmt.Sprintf("| %s: the baseline's throughput ÷ plain copy's, CPU per run | %.2f, %.2f s | (-baseline) |", st, plain.median().Seconds()/base.median().Seconds(), base.medianCPU().Seconds()))
 		}
 		if again := b.figures["recordings: wildix-export again (nothing to copy), "+st]; again != nil {
 			lines = append(lines, fmt.Sprintf("| %s: wildix-export's CPU per run (median), and a run with nothing to copy | %.2f s, %s | |", st, wx.medianCPU().Seconds(), again.median().Round(time.Millisecond)))
