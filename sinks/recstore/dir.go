@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -125,25 +126,29 @@ func (d *Dir) Put(ctx context.Context, name string, r io.Reader, want Want) (Obj
 		return Object{}, fmt.Errorf("store %s: %w", name, err)
 	}
 	defer root.Close()
-	final := filepath.FromSlash(name)
-	dir, base := filepath.Split(final)
-	dir = filepath.Clean(dir)
-	if err := d.mkdirs(root, dir); err != nil {
-		return Object{}, fmt.Errorf("store %s: %w", name, err)
-	}
-	if err := removePartials(root, dir, base); err != nil {
-		return Object{}, fmt.Errorf("store %s: %w", name, err)
-	}
-	f, err := safefile.CreateTempIn(root, dir, "."+base+".partial-", d.fileMode)
+	dir, base := filepath.Split(filepath.FromSlash(name))
+	// The name's folder opened once, resolved inside the store: the
+	// partial files' listing, the temporary file and the rename below
+	// take no path walk of their own (os.Root opens each folder of a
+	// path in turn: five levels, three times a file).
+	day, err := d.folder(root, filepath.Clean(dir))
 	if err != nil {
 		return Object{}, fmt.Errorf("store %s: %w", name, err)
 	}
-	tmp := filepath.Join(dir, filepath.Base(f.Name()))
+	defer day.Close()
+	if err := removePartials(day, ".", base); err != nil {
+		return Object{}, fmt.Errorf("store %s: %w", name, err)
+	}
+	f, err := safefile.CreateTempIn(day, ".", "."+base+".partial-", d.fileMode)
+	if err != nil {
+		return Object{}, fmt.Errorf("store %s: %w", name, err)
+	}
+	tmp := filepath.Base(f.Name())
 	ok := false
 	defer func() {
 		if !ok {
 			f.Close()
-			root.Remove(tmp)
+			day.Remove(tmp)
 		}
 	}()
 	v := newVerifier(r, want)
@@ -164,7 +169,7 @@ func (d *Dir) Put(ctx context.Context, name string, r io.Reader, want Want) (Obj
 	if err := ctx.Err(); err != nil {
 		return Object{}, fmt.Errorf("store %s: %w", name, err)
 	}
-	if err := root.Rename(tmp, final); err != nil {
+	if err := day.Rename(tmp, base); err != nil {
 		return Object{}, fmt.Errorf("store %s: %w", name, err)
 	}
 	ok = true
@@ -294,6 +299,65 @@ func (d *Dir) Stored(ctx context.Context, name string, want Want) (Object, bool,
 	return stored(ctx, d.Stat, name, want)
 }
 
+// Present reports, for each of names, whether its folder holds an entry
+// under that name: one listing of each folder of the names (a day's), in
+// place of a lookup a name (Stored, which resolves the name's five
+// folders in turn). A name present is for Stored to judge (a symbolic
+// link, a folder or another file is not the recording announced); one
+// absent is absent when it is put only with one writer per name (the
+// exporter's run lock), as Put requires.
+func (d *Dir) Present(ctx context.Context, names []string) (map[string]bool, error) {
+	folders := map[string][]string{}
+	for _, name := range names {
+		if err := checkName(name); err != nil {
+			return nil, err
+		}
+		dir := path.Dir(name)
+		folders[dir] = append(folders[dir], name)
+	}
+	root, err := d.open()
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	out := make(map[string]bool, len(names))
+	for dir, in := range folders {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		have, err := entries(root, filepath.FromSlash(dir))
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", dir, err)
+		}
+		for _, name := range in {
+			out[name] = have[path.Base(name)]
+		}
+	}
+	return out, nil
+}
+
+// entries is the set of names in dir (relative to root); empty when dir
+// does not exist.
+func entries(root *os.Root, dir string) (map[string]bool, error) {
+	f, err := root.Open(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	have := make(map[string]bool, len(names))
+	for _, n := range names {
+		have[n] = true
+	}
+	return have, nil
+}
+
 func stored(ctx context.Context, stat func(context.Context, string) (Object, error), name string, want Want) (Object, bool, error) {
 	if err := checkWant(want); err != nil {
 		return Object{}, false, fmt.Errorf("check %s: %w", name, err)
@@ -306,6 +370,19 @@ func stored(ctx context.Context, stat func(context.Context, string) (Object, err
 		return Object{}, false, err
 	}
 	return o, o.matches(want), nil
+}
+
+// folder opens dir (relative to root) as a root of its own, creating it
+// and the folders above it first when it does not exist.
+func (d *Dir) folder(root *os.Root, dir string) (*os.Root, error) {
+	r, err := root.OpenRoot(dir)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return r, err
+	}
+	if err := d.mkdirs(root, dir); err != nil {
+		return nil, err
+	}
+	return root.OpenRoot(dir)
 }
 
 // mkdirs creates dir (relative to root) and the folders above it, each

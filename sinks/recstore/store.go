@@ -12,7 +12,7 @@
 // stores refuse a name Name could not have built.
 //
 // The exporter defines the interface it needs; Dir and S3 have the same
-// methods (Put, Stat, Stored, Sync). Like every package in this module,
+// methods (Put, Stat, Stored, Present, Sync). Like every package in this module,
 // it is not a supported Go API.
 package recstore
 
