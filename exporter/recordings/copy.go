@@ -45,8 +45,8 @@ type Store interface {
 }
 
 // presence is a Store that tells at once which of a batch's names hold a
-// file (recstore.S3: a listing of their folders, where Stored is a
-// request a name). A name it reports absent is put without asking
+// file (recstore.S3 and Dir: a listing of their folders, where Stored is
+// a request a name, or a lookup of its five folders in turn). A name it reports absent is put without asking
 // Stored; one it does not report is asked.
 type presence interface {
 	Present(ctx context.Context, names []string) (map[string]bool, error)

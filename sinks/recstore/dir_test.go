@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -432,5 +433,41 @@ func TestDirPutBuffersKept(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc >= 3*copyBufSize {
 		t.Errorf("%d Puts allocated %d bytes; want under %d (one %d-byte buffer kept, not one a file)", files, alloc, 3*copyBufSize, copyBufSize)
+	}
+}
+
+// TestDirPresent: one listing a day folder tells the names stored (a
+// symbolic link under a name is there, for Stored to refuse), those not,
+// and those of a day whose folder does not exist.
+func TestDirPresent(t *testing.T) {
+	t.Parallel()
+	f, root := dirFixture(t, DirOptions{})
+	d := f.st.(*Dir)
+	ctx := context.Background()
+	day := func(dd int, id string) string {
+		n, err := Name("pbx-test", time.Date(2026, 5, dd, 10, 0, 0, 0, time.UTC), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, n := range []string{day(4, "a1"), day(4, "a2"), day(5, "b1")} {
+		if _, err := d.Put(ctx, n, content(7, 100), Want{Size: 100}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("a1.wav", filepath.Join(root, filepath.FromSlash(day(4, "link")))); err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.Present(ctx, []string{day(4, "a1"), day(4, "a3"), day(4, "link"), day(5, "b1"), day(5, "b2"), day(6, "c1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{day(4, "a1"): true, day(4, "a3"): false, day(4, "link"): true, day(5, "b1"): true, day(5, "b2"): false, day(6, "c1"): false}
+	if !maps.Equal(got, want) {
+		t.Errorf("Present = %v; want %v", got, want)
+	}
+	if _, err := d.Present(ctx, []string{"../../etc/x"}); err == nil {
+		t.Error("Present accepts a name Name could not build")
 	}
 }
