@@ -46,6 +46,7 @@ type text struct {
 	f     fragment // the last part of a word between its numbers looked at
 	tok   token    // how far the channel names were read
 	done  []span   // the numbers text.numbers gave so far, in order
+	stamp int      // where the last date with its time (a recording name's) numberRun read ends, or -1
 	steps int      // bytes read by the word and channel name scans (tests)
 }
 
@@ -211,7 +212,7 @@ func cannotBeOne(d string, intl bool) bool {
 func (t *text) numbers(yield func(number)) {
 	s := t.s
 	after := -1 // the end of the last pseudonym: a digit there begins a number
-	t.done = t.done[:0]
+	t.done, t.stamp = t.done[:0], -1
 	for i := 0; i < len(s); {
 		if n := pseudonymLen(s, i); n > 0 {
 			i += n
@@ -274,6 +275,19 @@ func (t *text) numbers(yield func(number)) {
 // beginning so end (e164.ends, libphonenumber's lengths: "+39 352 851
 // 0164 2 missed", "+44 20 7946 0958 393528512784" is two numbers), and
 // once whole before a date ("+49 30 1234567 2026-12-01": dateAt).
+//
+// A group written with no "+" or "00" that is by itself a whole
+// international number (wholeAlone: "393216606904") is read as one: it
+// begins a number of its own unless the groups before it make a whole
+// number with it ("217-393216606904" is an extension and a number, "39
+// 3528510164" and "44 2079460958" stay one), and it ends where its
+// country's numbers end ("393216606904-12345678-2"). In a recording's
+// name (a date with its time, then "-<extension>-<number>-…": Wildix's
+// YYYY.MM.DD-HH.MM.SS-217-393216606904-d1548fcd-2.wav) the group after
+// the time is a field of its own whatever the lengths say
+// ("…-234-393216606904-…", 234 being Nigeria's code, "…-2000217-2000245-…").
+// Scrub glued the extension onto the number, and forget of the number
+// found its pseudonym nowhere (attack 1, A2).
 // Otherwise a run is not cut at a length: two numbers one space apart
 // whose lengths say nothing ("39 352 8512784 333 1234567") are replaced
 // together rather than one left in part (more than maxE164 digits:
@@ -293,7 +307,13 @@ func (t *text) numberRun(i int) (int, bool) {
 		return i, false
 	}
 	var r run
-	var d e164 // when intl
+	var d e164 // when intl or evident
+	// evident: written with no "+" or "00", but its first group is a
+	// whole international number by itself (wholeAlone).
+	evident := false
+	// field: the run begins right after a recording name's date and time
+	// and a "-": its first group is the extension.
+	field := i > 0 && i-1 == t.stamp && s[i-1] == '-' && isDigit(s[i])
 	for {
 		from := j
 		for j < len(s) && isDigit(s[j]) {
@@ -312,11 +332,17 @@ func (t *text) numberRun(i int) (int, bool) {
 		}
 		if !intl && len(r.groups)-r.checked >= maxDateGroups {
 			if end, isNumber, ok := r.date(false); ok {
-				return end, isNumber
+				return t.dated(&r, end), isNumber
 			}
 		}
 		if len(r.groups) == 1 && !intl && j < len(s) && s[j] == '/' && digitTech(s, from, j) {
 			break // a channel's TECH (IAX2/, H323/): no number's digits
+		}
+		if len(r.groups) == 1 && field && j < len(s) && s[j] == '-' {
+			break // a recording name's extension
+		}
+		if len(r.groups) == 1 && !intl {
+			evident = wholeAlone(s[from:j])
 		}
 		k, sep, ok := gap(s, j, intl)
 		if !ok {
@@ -326,7 +352,7 @@ func (t *text) numberRun(i int) (int, bool) {
 		for e < len(s) && isDigit(s[e]) {
 			e++
 		}
-		if !t.joins(k, e, intl, &d) {
+		if !t.joins(k, e, intl || evident, &d) {
 			break
 		}
 		r.seps = append(r.seps, sep)
@@ -334,16 +360,19 @@ func (t *text) numberRun(i int) (int, bool) {
 	}
 	if !intl {
 		if end, isNumber, ok := r.date(true); ok {
-			return end, isNumber
+			return t.dated(&r, end), isNumber
 		}
 	}
 	return r.ends[len(r.ends)-1], true
 }
 
 // joins reports whether the digit group s[k:e] after a gap joins the run
-// numberRun reads (intl: written internationally, its digits so far d):
-// not inside a hex id, not an hour, not where a number of its own or (once
-// the number is whole) a date begins, nor past its country's lengths.
+// numberRun reads (intl: written internationally, or its first group a
+// whole international number; its digits so far d): not inside a hex id,
+// not an hour, not where a number of its own or (once the number is
+// whole) a date begins, nor past its country's lengths. A group that is
+// by itself a whole international number begins one, unless the run's
+// digits and it are one (numberRun).
 func (t *text) joins(k, e int, intl bool, d *e164) bool {
 	s := t.s
 	begins00 := e-k >= 3 && strings.HasPrefix(s[k:e], "00")
@@ -352,8 +381,32 @@ func (t *text) joins(k, e int, intl bool, d *e164) bool {
 		return false
 	case intl:
 		return !d.ends(e-k) && !(d.whole() && (begins00 || t.dateAt(k)))
+	case wholeAlone(s[k:e]) && !d.wholeWith(s[k:e]):
+		return false
 	}
 	return !begins00
+}
+
+// minWholeAlone is the fewest digits of a group written with no "+" or
+// "00" that is read as an international number by itself (wholeAlone):
+// fewer are as likely a national number.
+const minWholeAlone = 10
+
+// wholeAlone reports whether the digit group g, written with no "+" or
+// "00", is by itself a whole international number: minWholeAlone digits
+// or more, a country calling code first and a length its numbers
+// beginning so have ("393216606904").
+func wholeAlone(g string) bool {
+	return len(g) >= minWholeAlone && len(g) <= maxE164 && (e164{}).wholeWith(g)
+}
+
+// wholeWith reports whether the digits read and the group g after them
+// are a whole number: of a length its country's numbers beginning so
+// have.
+func (d e164) wholeWith(g string) bool {
+	d.add(g)
+	n, mask := d.lengths()
+	return n > 0 && mask&(1<<n) != 0
 }
 
 // e164 is what numberRun has read of a number written internationally:
@@ -479,12 +532,22 @@ func digitTech(s string, from, j int) bool {
 	return slices.ContainsFunc(digitTechs, func(t string) bool { return strings.EqualFold(s[w:j], t) })
 }
 
+// dated returns end, where the run r ends at a date, and remembers it
+// as a recording name's date and time when r began with one (run.stamp).
+func (t *text) dated(r *run, end int) int {
+	if r.stamp {
+		t.stamp = end
+	}
+	return end
+}
+
 // run is the digit groups numberRun has read.
 type run struct {
 	groups  []string // the digits of each group
 	seps    []byte   // the dash, dot or slash before each group but the first, 0 for none
 	ends    []int    // where each group ends
 	checked int      // groups before this one begin no date
+	stamp   bool     // it began with a date and its time to the second (run.date)
 }
 
 // date returns where the run ends when a date or address is in it (the
@@ -499,6 +562,7 @@ func (r *run) date(final bool) (int, bool, bool) {
 			break
 		}
 		if d := dateOrAddress(r.groups[g:], r.seps[g:]); d > 0 && g == 0 {
+			r.stamp = d == maxDateGroups
 			return r.ends[d-1], false, true
 		} else if d > 0 {
 			return r.ends[g-1], true, true

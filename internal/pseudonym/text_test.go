@@ -123,6 +123,46 @@ var numbersBeside = []struct {
 	{"+39 02 1234 5678", "{0}", []string{"+390212345678"}},
 	{"+39 352 851 0164", "{0}", []string{"+393528510164"}},
 	{"+39 (0)352 851 0164 10:00", "{0} 10:00", []string{"+393528510164"}},
+	// A recording's name, YYYY.MM.DD-HH.MM.SS-<extension>-<number>-<hash>-<n>.wav
+	// (pbxsim, docs/pbx-api.md): the extension stays, the number is its
+	// own. Scrub glued them ("217-393216606904" gave the pseudonym of
+	// 217393216606904), so forget --number +393216606904 found its
+	// pseudonym nowhere while a sink in clear erased it (attack 1, A2).
+	{"2026.12.06-17.01.09-217-393216606904-d1548fcd-2.wav", "2026.12.06-17.01.09-217-{0}-d1548fcd-2.wav", []string{"+393216606904"}},
+	{"/spoolview/recordings/2026/12/06/2026.12.06-17.01.09-217-393216606904-d1548fcd-2.wav", "/spoolview/recordings/2026/12/06/2026.12.06-17.01.09-217-{0}-d1548fcd-2.wav", []string{"+393216606904"}},
+	{"2026%2F12%2F06%2F2026.12.06-17.01.09-217-393216606904-d1548fcd-2.wav", "2026%2F12%2F06%2F2026.12.06-17.01.09-217-{0}-d1548fcd-2.wav", []string{"+393216606904"}},
+	{`{"fileName":"2026.12.06-17.01.09-258-393761714455-4ea1beeb-1.wav","extension":"258"}`, `{"fileName":"2026.12.06-17.01.09-258-{0}-4ea1beeb-1.wav","extension":"258"}`, []string{"+393761714455"}},
+	{"2026.12.06-17.01.09-217-00393216606904-d1548fcd-2.wav", "2026.12.06-17.01.09-217-{0}-d1548fcd-2.wav", []string{"+393216606904"}},
+	{"2026.12.06-17.01.09-217-245-d1548fcd-2.wav", "2026.12.06-17.01.09-217-245-d1548fcd-2.wav", nil}, // a call between colleagues
+	// An extension that is a country code whose numbers may be that long
+	// (Nigeria's 234: 10 to 14 digits), long extensions, a number as
+	// dialled, a hash of digits only (its digits are read as a number).
+	{"2026.12.06-17.01.09-234-393216606904-4f12b075-1.wav", "2026.12.06-17.01.09-234-{0}-4f12b075-1.wav", []string{"+393216606904"}},
+	{"2026.12.06-17.01.09-2000217-393216606904-d1548fcd-2.wav", "2026.12.06-17.01.09-{0}-{1}-d1548fcd-2.wav", []string{"2000217", "+393216606904"}},
+	{"2026.12.06-17.01.09-2000217-2000245-d1548fcd-2.wav", "2026.12.06-17.01.09-{0}-{1}-d1548fcd-2.wav", []string{"2000217", "2000245"}},
+	{"2026.12.06-17.01.09-217-03528510164-d1548fcd-2.wav", "2026.12.06-17.01.09-217-{0}-d1548fcd-2.wav", []string{"03528510164"}},
+	{"2026.12.06-17.01.09-217-393216606904-12345678-2.wav", "2026.12.06-17.01.09-217-{0}-{1}.wav", []string{"+393216606904", "123456782"}},
+	// Out of a name: a group that is by itself a whole international
+	// number (a country code and a length its numbers have) begins one,
+	// unless the groups before it make one with it; and it ends where its
+	// country's numbers end.
+	{"217-393216606904", "217-{0}", []string{"+393216606904"}},
+	{"rec-217-393216606904", "rec-217-{0}", []string{"+393216606904"}},
+	{"cb 217 393216606904", "cb 217 {0}", []string{"+393216606904"}},
+	{"17.01.09-217-393216606904", "{1}-{0}", []string{"+393216606904", "170109217"}}, // a time alone is no date
+	{"393216606904 2 missed", "{0} 2 missed", []string{"+393216606904"}},
+	{"393216606904 2026-12-01", "{0} 2026-12-01", []string{"+393216606904"}},
+	{"352 851 0164 393216606904", "{0} {1}", []string{"3528510164", "+393216606904"}},
+	// Grouped forms stay whole.
+	{"+39 3528510164", "{0}", []string{"+393528510164"}},
+	{"0039 352 851 0164", "{0}", []string{"+393528510164"}},
+	{"39-352-851-0164", "{0}", []string{"393528510164"}},
+	{"+39-352-851-0164", "{0}", []string{"+393528510164"}},
+	{"352-851-0164", "{0}", []string{"3528510164"}},
+	{"+1-212-555-0123", "{0}", []string{"+12125550123"}},
+	{"0049-30-1234567", "{0}", []string{"+49301234567"}},
+	{"cb 39 3528510164 x", "cb {0} x", []string{"393528510164"}},
+	{"44 2079460958", "{0}", []string{"442079460958"}},
 }
 
 // TestScrubAndReplaceFindEveryForm: every form of +39 352 8512784 Scrub
@@ -181,6 +221,13 @@ func TestScrubAndReplaceFindEveryForm(t *testing.T) {
 				t.Errorf("Replace(%q) for %s (%s) = %q, %d: not found", scrubbed, ps[i], c, erased, n)
 			}
 		}
+	}
+	// A colleague's long extension in a recording's name stays readable
+	// (Scrub's keep) beside the number's pseudonym: Scrub read the two as
+	// one run of 19 digits and wrote p:-redacted- for both (attack 1, A2).
+	name := "2026.12.06-17.01.09-2000217-393216606904-d1548fcd-2.wav"
+	if got, want := k.Scrub(name, func(c string) bool { return c == "2000217" }), "2026.12.06-17.01.09-2000217-"+k.Number("+393216606904")+"-d1548fcd-2.wav"; got != want {
+		t.Errorf("Scrub(%q) keeping 2000217 = %q, want %q", name, got, want)
 	}
 	// A word's digits before a slash that is no channel TECH (IAX2/,
 	// H323/) are the number's: Scrub took 089 for a TECH's and wrote
@@ -297,7 +344,10 @@ func TestReadingIsLinear(t *testing.T) {
 		"SIP/a-00123456-", // channel counters in one name
 		"0000002a-",       // hex ids
 		"12345678a",
-		"0123456789", // one group of 200,000 digits: every number in it asked       // a number glued to a letter, in one word
+		"0123456789",                            // one group of 200,000 digits: every number in it asked       // a number glued to a letter, in one word
+		"217-393216606904-",                     // an extension, then a whole international number
+		"2026.12.06-17.01.09-2000217-2000245-",  // recording names' dates, times, extensions
+		"2026.12.06-17.01.09-217-393216606904 ", // and numbers
 	} {
 		in := strings.Repeat(unit, size/len(unit))
 		tx := newText(in)
@@ -349,6 +399,9 @@ func FuzzScrub(f *testing.F) {
 	for _, s := range []string{
 		"+39 352 851 0164 1234567", "0039 2 1234567 0039 352 8512784", "+49 30 1234567 1 2 3 4 5 6 7 8 9 10:00",
 		"+39 06.12.2026", "+44 20 7946 0958 10.0.0.1", "+39 352 851 0164 1-2-2026",
+		"234-393216606904", "2026.12.06-17.01.09-0039-393216606904-1.wav", "2026.12.06-17.01.09-217-393216606904-00000012",
+		"2026.12.06-17.01.09-217-3932166069042026.12.06-17.01.09-217-393216606904-d1548fcd-2.wav",
+		"2026.12.06-17.01.09-+393216606904-217-1.wav", "393216606904-393216606905-1", "2026-12-06-17-01-09-217-393216606904",
 	} {
 		f.Add(s)
 	}
