@@ -254,6 +254,13 @@ type rowShape struct {
 	// wholeExtra are the number fields no column reads (lower case:
 	// record.Endpoint.PersonalFields, Asterisk's clid), in extra and raw.
 	wholeExtra map[string]bool
+	// wholeRecord is, for a cell named record holding a record as the PBX
+	// sent it (export_quarantine.record), its endpoint's wholeRaw, by the
+	// endpoint named in the cell at endpointCell: a quarantined record is
+	// erased as its row's raw would be (forget and the suppression list
+	// alike). An endpoint not given has none: its numbers alone go.
+	wholeRecord  map[string]map[string]bool
+	endpointCell int
 }
 
 // numberColumns returns the names of e's number columns (declared of
@@ -369,6 +376,10 @@ func (sh *rowShape) erase(cells []string, m matcher) int {
 				whole = sh.wholeRaw
 			case "extra":
 				whole = sh.wholeExtra
+			case "record":
+				if sh.wholeRecord != nil {
+					whole = sh.wholeRecord[cells[sh.endpointCell]]
+				}
 			}
 			var b []byte
 			b, c = eraseJSONWhole([]byte(cells[i]), m, whole)

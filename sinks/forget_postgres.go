@@ -58,12 +58,30 @@ func forgetPlaces(endpoints []record.Endpoint) []pgPlace {
 		return pgPlace{table: table, cells: cells, shape: sh}
 	}
 	return append(out,
-		fixed("export_quarantine", pgCell{"error", cellText, "text"}, pgCell{"record", cellJSON, "text"}),
+		quarantinePlace(endpoints),
 		fixed("export_runs", pgCell{"error", cellText, "text"}),
 		fixed("export_run_endpoints", pgCell{"error", cellText, "text"}, pgCell{"notes", cellJSON, "text[]"}),
 		fixed("export_state", pgCell{"state", cellJSON, "jsonb"}),
 		fixed("notify_state", pgCell{"state", cellJSON, "jsonb"}),
 	)
+}
+
+// quarantinePlace is export_quarantine as forget rewrites it: its error
+// as text, and its record, the PBX's, as its endpoint's raw (a number
+// field, a caller id, erased whole: rowShape.wholeRecord), the endpoint
+// read to know which.
+func quarantinePlace(endpoints []record.Endpoint) pgPlace {
+	cells := []pgCell{{"error", cellText, "text"}, {"record", cellJSON, "text"}, {"endpoint", cellSkip, "text"}}
+	sh := &rowShape{wholeRecord: map[string]map[string]bool{}, endpointCell: len(cells) - 1}
+	for _, c := range cells {
+		sh.add(c.name, c.kind)
+	}
+	sh.pairUp()
+	for i := range endpoints {
+		_, fields, _ := numberColumns(&endpoints[i])
+		sh.wholeRecord[endpoints[i].Name] = fields
+	}
+	return pgPlace{table: "export_quarantine", cells: cells, shape: sh}
 }
 
 func (c pgCell) selectExpr() string {
