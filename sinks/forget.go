@@ -30,10 +30,12 @@ type ForgetFound struct {
 	Places     []ForgetPlace
 	Recordings []string
 	// Numeric names the columns ("table.column") of a numeric type
-	// holding the number, which cannot hold Erased; filled by the CSV
-	// sink's search (PostgreSQL asks the schema when the erasure leaves
-	// the number: Postgres.leftError).
+	// holding the number, which cannot hold Erased: the erasure leaves
+	// the number there and fails (numericThere), which a dry run says
+	// ahead (DryRunError).
 	Numeric []string
+	// numericHow is how to set such a value to NULL, in the sink's terms.
+	numericHow string
 }
 
 // ForgetPlace is one table or data file.
@@ -86,8 +88,25 @@ func (f *ForgetFound) stillThere(why string) error {
 // others: they cannot hold Erased, so the user sets the value to NULL, as
 // how says for the sink. The words are the same on both sinks.
 func (f *ForgetFound) numericThere(numeric []string, how string) error {
-	return f.stillThere(fmt.Sprintf("column %s is numeric and cannot hold %q: set the value to NULL there yourself (%s), then run forget again to check",
-		strings.Join(numeric, ", "), Erased, how))
+	return f.stillThere(numericWhy(numeric, how))
+}
+
+// numericWhy says that the numeric columns numeric cannot hold Erased,
+// and what to do (how: in the sink's terms).
+func numericWhy(numeric []string, how string) string {
+	return fmt.Sprintf("column %s is numeric and cannot hold %q: set the value to NULL there yourself (%s), then run forget again to check",
+		strings.Join(numeric, ", "), Erased, how)
+}
+
+// DryRunError is, for what a search found (f), the failure the erasure
+// would end in, said ahead by forget --dry-run: a numeric column holding
+// the number, named in the words the erasure uses (numericThere); nil
+// when the erasure would leave the number nowhere forget knows of.
+func (f *ForgetFound) DryRunError() error {
+	if len(f.Numeric) == 0 {
+		return nil
+	}
+	return fmt.Errorf("the erasure would fail, leaving the number in a numeric column: %s", numericWhy(f.Numeric, f.numericHow))
 }
 
 // MinForgetDigits is the fewest digits of a number forget takes: fewer

@@ -122,6 +122,7 @@ func (s *CSV) ForgetFind(ctx context.Context, f *Forgotten, endpoints []record.E
 	found.Recordings = slices.Compact(found.Recordings)
 	slices.Sort(found.Numeric)
 	found.Numeric = slices.Compact(found.Numeric)
+	found.numericHow = csvNumericHow
 	return found, nil
 }
 
@@ -215,10 +216,13 @@ func (s *CSV) ForgetErase(ctx context.Context, pbx string, f *Forgotten, endpoin
 		return done, err
 	}
 	if len(left.Numeric) > 0 {
-		return done, left.numericThere(left.Numeric, "in each file named, make that cell empty: an empty cell is NULL")
+		return done, left.numericThere(left.Numeric, csvNumericHow)
 	}
 	return done, left.stillThere("another PBX's files (run forget with its configuration), or a file forget does not know (report it)")
 }
+
+// csvNumericHow is how to set a numeric cell to NULL in a data file.
+const csvNumericHow = "in each file named, make that cell empty: an empty cell is NULL"
 
 // forgetEdit is ForgetErase's edit of e's rows: each row mentioning f
 // rewritten with it erased, a recording's row also marked erased. A

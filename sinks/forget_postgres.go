@@ -122,9 +122,26 @@ func (p *Postgres) ForgetFind(ctx context.Context, f *Forgotten, endpoints []rec
 			return nil, err
 		}
 		found.add(t, n)
+		if n == 0 {
+			continue
+		}
+		cols, err := p.numericMentions(ctx, t, f)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range cols {
+			found.Numeric = append(found.Numeric, t+"."+c)
+		}
 	}
+	found.numericHow = p.numericHow()
 	found.Recordings, err = p.forgetRecordings(ctx, f, endpoints, tables)
 	return found, err
+}
+
+// numericHow is how to set a numeric column's value to NULL, for the
+// error naming it.
+func (p *Postgres) numericHow() string {
+	return fmt.Sprintf("UPDATE %s.<table> SET <column> = NULL WHERE <column> = <the number's digits>", pgx.Identifier{p.schema}.Sanitize())
 }
 
 // tables lists the schema's tables, sorted.
@@ -327,34 +344,23 @@ func (p *Postgres) ForgetErase(ctx context.Context, pbx string, f *Forgotten, en
 			done.add(t, n-left.rowsIn(t))
 		}
 	}
-	return done, p.leftError(ctx, left, f)
+	return done, leftError(left)
 }
 
 // leftError is the error of an erasure whose last search, left, still
-// found f (nil when it found none). A numeric column holding the number
-// (a cost, a custom endpoint's numeric column) cannot hold Erased: the
-// message names it and what to do; anything else is a table forget does
-// not know. Numeric values are kept as they are by pseudonymisation too
-// (README, Privacy).
-func (p *Postgres) leftError(ctx context.Context, left *ForgetFound, f *Forgotten) error {
+// found the number (nil when it found none). A numeric column holding the
+// number (a cost, a custom endpoint's numeric column) cannot hold Erased:
+// the message names it and what to do; anything else is a table forget
+// does not know. Numeric values are kept as they are by pseudonymisation
+// too (README, Privacy).
+func leftError(left *ForgetFound) error {
 	if len(left.Places) == 0 {
 		return nil
 	}
-	var numeric []string
-	for _, pl := range left.Places {
-		cols, err := p.numericMentions(ctx, pl.Name, f)
-		if err != nil {
-			return err
-		}
-		for _, c := range cols {
-			numeric = append(numeric, pl.Name+"."+c)
-		}
-	}
-	if len(numeric) == 0 {
+	if len(left.Numeric) == 0 {
 		return left.stillThere("a table forget does not know; report it")
 	}
-	return left.numericThere(numeric, fmt.Sprintf("UPDATE %s.<table> SET <column> = NULL WHERE <column> = <the number's digits>",
-		pgx.Identifier{p.schema}.Sanitize()))
+	return left.numericThere(left.Numeric, left.numericHow)
 }
 
 // numericMentions names the columns of table of a numeric type whose

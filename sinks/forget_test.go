@@ -641,6 +641,11 @@ VALUES ('x', 31, `+digits+`, '+`+digits+`', '{"cost":"`+digits+`","to_number":"+
 			if found.Rows() != 1 {
 				t.Errorf("ForgetFind found %+v, want the call's row", found.Places)
 			}
+			// Said ahead, for forget --dry-run (forget handoff 4).
+			dry := found.DryRunError()
+			if dry == nil {
+				t.Fatal("DryRunError is nil with the number in call_history.cost")
+			}
 			_, err = s.ForgetErase(ctx, "x", forgotten, cat.All())
 			if err == nil {
 				t.Fatal("ForgetErase succeeded with the number still in call_history.cost")
@@ -650,6 +655,9 @@ VALUES ('x', 31, `+digits+`, '+`+digits+`', '{"cost":"`+digits+`","to_number":"+
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not say %q", err, w)
 				}
+			}
+			if _, why, _ := strings.Cut(err.Error(), "after erasure: "); !strings.HasSuffix(dry.Error(), why) {
+				t.Errorf("the dry run says %q, the erasure %q: want the same words", dry, err)
 			}
 			if strings.Contains(err.Error(), "does not know") || strings.Contains(err.Error(), "3528510031") {
 				t.Errorf("error %q: a wrong reason, or the number in clear", err)

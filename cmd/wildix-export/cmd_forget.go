@@ -65,7 +65,9 @@ become "erased"; a recording's file is removed and its row marked erased. The
 number is kept only as a keyed hash in the sink's suppression list, which every
 later export, look-back and backfill applies, so records still on the PBX never
 bring it back. Nothing prints the number. --dry-run reports what would be
-erased and changes nothing. Running it again finds nothing.
+erased and changes nothing; it fails (exit 1) as the erasure would when a
+numeric column holds the number, which cannot hold "erased". Running it again
+finds nothing.
 
 In a pseudonymised sink forget needs every key the rows were written under:
 EXPORT_PSEUDONYM_KEY (the current one) and, after a key change, each earlier
@@ -339,7 +341,10 @@ func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgot
 	}
 	if opt.dry {
 		fmt.Fprintln(w, "Dry run: nothing was changed, and the number was not added to the suppression list.")
-		return nil
+		// What the erasure cannot erase (a numeric column holding the
+		// number) fails it after every other row is erased: said now,
+		// with the exit code the erasure would end with.
+		return found.DryRunError()
 	}
 	started := time.Now().UTC()
 	var store recordingRemover

@@ -551,3 +551,44 @@ VALUES ('x', 'call_history', '9', 'r', 'cost', 'bad', '{"src":"+`+d+`"}')`); err
 		}
 	}
 }
+
+// TestForgetDryRunNumericColumn: with the number in a numeric column
+// (call_history.cost), which cannot hold erased, forget --dry-run says so
+// ahead in the words the erasure fails with, and exits 1 as it does,
+// changing nothing (forget handoff 4: the dry run said nothing and
+// exited 0).
+func TestForgetDryRunNumericColumn(t *testing.T) {
+	t.Parallel()
+	const calls = 40
+	f := simtest.New(t, pbxsim.Options{Calls: calls, CallGap: time.Minute})
+	f.Authorize(t)
+	schema, pool := pgtest.Schema(t)
+	kv := append(fixtureEnv(f, t.TempDir()), "EXPORT_SINK=postgres", "EXPORT_DATABASE_URL="+pgtest.URL(), "EXPORT_DB_SCHEMA="+schema,
+		"EXPORT_ENDPOINTS=call_history")
+	if r := runCLI(t, kv, "run", "--once"); r.code != exitOK {
+		t.Fatalf("run: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	d := simNumber(t, f.Sim, calls)
+	if _, err := pool.Exec(context.Background(), "UPDATE call_history SET cost = $1::numeric WHERE id = 3", d); err != nil {
+		t.Fatal(err)
+	}
+	const why = `column call_history.cost is numeric and cannot hold "erased": set the value to NULL there yourself`
+	before := tableRows(t, pool)
+	dry := runCLI(t, kv, "forget", "--number", "+"+d, "--dry-run")
+	if dry.code != exitFailed || dry.err == nil || !strings.Contains(dry.err.Error(), why) || !strings.Contains(dry.stdout, "Dry run: nothing was changed") {
+		t.Fatalf("forget --dry-run: exit %d, %v; want 1 saying %q\n%s", dry.code, dry.err, why, dry.stdout)
+	}
+	if !sameTableRows(before, tableRows(t, pool)) {
+		t.Fatal("forget --dry-run changed the sink")
+	}
+	r := runCLI(t, kv, "forget", "--number", "+"+d)
+	if r.code != dry.code || r.err == nil {
+		t.Fatalf("forget: exit %d, %v; want %d, as the dry run said", r.code, r.err, dry.code)
+	}
+	if _, tail, _ := strings.Cut(r.err.Error(), "after erasure: "); tail == "" || !strings.HasSuffix(dry.err.Error(), tail) {
+		t.Errorf("the dry run said %q, the erasure %q: want the same words", dry.err, r.err)
+	}
+	if mentions(dry.stdout+dry.stderr+dry.err.Error(), d) {
+		t.Errorf("forget --dry-run shows the number:\n%s%s", dry.stdout, dry.err)
+	}
+}
