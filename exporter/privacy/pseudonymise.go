@@ -335,14 +335,16 @@ func callerIDParts(s string) []callerIDPart {
 // callerIDWord reports whether the word w of a caller id is a name's: it
 // has a letter and no digit, and is no pseudonym (p:…, n:…), no PBX word
 // (anonymous, unknown, restricted, private, unavailable, erased), no
-// URI (sip:, sips:, tel:, an @host) and no ;params.
+// URI (sip:, sips:, tel:, a user@host: an @ after the word's start; a
+// word starting with @ is a handle, "@reception", a name's) and no
+// ;params.
 func callerIDWord(w string) bool {
 	l := strings.ToLower(w)
 	switch {
 	case !strings.ContainsFunc(w, unicode.IsLetter), strings.ContainsFunc(w, unicode.IsDigit),
 		strings.HasPrefix(l, "p:"), strings.HasPrefix(l, "n:"),
 		strings.HasPrefix(l, "sip:"), strings.HasPrefix(l, "sips:"), strings.HasPrefix(l, "tel:"),
-		strings.ContainsRune(w, '@'), strings.HasPrefix(w, ";"):
+		strings.IndexRune(w, '@') > 0, strings.HasPrefix(w, ";"):
 		return false
 	}
 	switch strings.Trim(l, ".,:;!?'") {

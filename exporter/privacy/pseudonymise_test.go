@@ -333,6 +333,10 @@ func TestPseudonymiseCallerIDShapes(t *testing.T) {
 		{"all", `Alice (201)`, k.Name("Alice") + ` (201)`},
 		{"numbers,names", `"Anonymous" <sip:anonymous@anonymous.invalid>`, `"Anonymous" <sip:anonymous@anonymous.invalid>`},
 		{"numbers,names", `unknown`, `unknown`},
+		// A name starting with @ (a handle, "@reception") is no @host
+		// part, which follows a user (user@host): found in clid by the
+		// acceptance test with the simulator's caller ids.
+		{"numbers,names", `"@reception" <+393528510054>`, k.Name("@reception") + " <" + p + ">"},
 	} {
 		t.Run(tc.rule+" "+tc.in, func(t *testing.T) {
 			t.Parallel()
