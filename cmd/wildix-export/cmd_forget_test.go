@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"github.com/wildix-export/wildix-export/internal/pgtest"
 	"github.com/wildix-export/wildix-export/internal/pseudonym"
 	"github.com/wildix-export/wildix-export/simtest"
+	"github.com/wildix-export/wildix-export/sinks"
 	"github.com/wildix-export/wildix-export/sinks/recstore"
 )
 
@@ -139,7 +141,7 @@ func TestForgetCLI(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			const calls = 300
-			f := simtest.New(t, pbxsim.Options{Calls: calls, CallGap: time.Minute})
+			f := simtest.New(t, pbxsim.Options{Calls: calls, CallGap: time.Minute, CallerIDFields: true})
 			f.Authorize(t)
 			dir := t.TempDir()
 			kv := fixtureEnv(f, dir)
@@ -240,7 +242,22 @@ func TestForgetCLI(t *testing.T) {
 					if mentioned(row) && !suppressed(tb, row) {
 						t.Errorf("%s still holds the number: %s", tb, row)
 					}
+					if strings.Contains(row, "<"+sinks.Erased+">") {
+						t.Errorf("%s holds a caller id whose name stayed beside the erased number: %s", tb, row)
+					}
 				}
+			}
+			// The simulator's caller ids (clid: "name" <number>) naming
+			// the number are erased whole, the name with it.
+			clids := 0
+			for id := int64(1); id <= calls; id++ {
+				if c, _ := pseudonym.Canonical(f.Sim.Call(id).Src); c == d {
+					clids++
+				}
+			}
+			erasedClid := regexp.MustCompile(`clid"+: ?"+` + sinks.Erased + `"`)
+			if n := len(slices.DeleteFunc(slices.Clone(after[data]), func(row string) bool { return !erasedClid.MatchString(row) })); clids == 0 || n < clids {
+				t.Errorf("%d rows of %s with clid erased, want the %d calls from the number", n, data, clids)
 			}
 			if !tc.pg {
 				exactlyOnce(t, readCSVCalls(t, dir, false), calls)

@@ -232,11 +232,34 @@ func export(t *testing.T, kv []string) (logs, metricsText string) {
 // number (its national digits, together and spaced as the simulator
 // writes them: they are in every form the PBX sends, +, 00 or neither)
 // and, under all, each name, e-mail, login or note and the colleagues'
-// numbers, read from the columns the catalog declares personal, and the
-// names of the call groups' members.
+// numbers, read from the columns the catalog declares personal and from
+// the fields of raw it declares personal that no column reads (the CDR's
+// caller ids: clid's number, and under all its name), and the names of
+// the call groups' members.
 func needles(t *testing.T, pool *pgxpool.Pool, all bool) []string {
 	t.Helper()
 	set := map[string]bool{}
+	add := func(kind record.PersonalKind, v string) {
+		switch kind {
+		case record.PersonalNumber:
+			if name, number, ok := strings.Cut(strings.TrimSuffix(v, ">"), "<"); ok {
+				// A caller id, "Mario Rossi" <+39…>: its name, and
+				// its number.
+				v = number
+				if name = strings.Trim(strings.TrimSpace(name), `"`); all && len(name) >= 4 {
+					set[name] = true
+				}
+			}
+			if d, ok := pseudonym.Canonical(v); ok && len(d) >= 9 {
+				national := d[2:]
+				set[national], set[national[:3]+" "+national[3:]] = true, true
+			}
+		case record.PersonalName, record.PersonalNote:
+			if all && len(strings.TrimSpace(v)) >= 4 {
+				set[v] = true
+			}
+		}
+	}
 	for _, ep := range record.Builtin() {
 		if ep.Staff && !all {
 			continue // the company's own people: only under all
@@ -251,19 +274,14 @@ func needles(t *testing.T, pool *pgxpool.Pool, all bool) []string {
 				if err := rows.Scan(&v); err != nil {
 					t.Fatal(err)
 				}
-				switch p.Kind {
-				case record.PersonalNumber:
-					if d, ok := pseudonym.Canonical(v); ok && len(d) >= 9 {
-						national := d[2:]
-						set[national], set[national[:3]+" "+national[3:]] = true, true
-					}
-				case record.PersonalName, record.PersonalNote:
-					if all && len(strings.TrimSpace(v)) >= 4 {
-						set[v] = true
-					}
-				}
+				add(p.Kind, v)
 			}
 			rows.Close()
+		}
+		for field, p := range ep.PersonalFields {
+			for _, v := range queryStrings(t, pool, fmt.Sprintf("SELECT DISTINCT coalesce(raw->>'%s', '') FROM %s", field, ep.Name)) {
+				add(p.Kind, v)
+			}
 		}
 	}
 	if all {
@@ -428,7 +446,7 @@ var clockTimes = regexp.MustCompile(`\d\d:\d\d:\d\d(\.\d+)?`)
 
 func pseudonymisedExportHoldsNothing(t *testing.T, rule string) {
 	const calls = 600
-	f := authorized(t, pbxsim.Options{Calls: calls, NumberForms: true, ExtraCallField: true,
+	f := authorized(t, pbxsim.Options{Calls: calls, NumberForms: true, ExtraCallField: true, CallerIDFields: true,
 		CallGap: time.Minute, CallsStart: time.Now().UTC().Add(-calls * time.Minute).Add(-time.Hour),
 		APIKeys: []string{recToken}, Recordings: pbxsim.RecordingOptions{Every: 10, BytesPerSecond: 40}, Rewrite: inject()})
 	clearSchema, clearPool := pgtest.Schema(t)
@@ -455,9 +473,9 @@ func pseudonymisedExportHoldsNothing(t *testing.T, rule string) {
 	if err := clearPool.QueryRow(context.Background(), "SELECT count(*) FROM recordings WHERE status = 'copied'").Scan(&n); err != nil || n < 10 {
 		t.Fatalf("%d recordings copied (%v): the recordings prove little", n, err)
 	}
-	var forms, names int
-	if err := clearPool.QueryRow(context.Background(), "SELECT count(*) FILTER (WHERE userfield LIKE '%352%'), count(*) FILTER (WHERE from_name LIKE '+39 02%') FROM call_history").Scan(&forms, &names); err != nil || forms == 0 || names == 0 {
-		t.Fatalf("%d, %d records injected (%v): the injection proves nothing", forms, names, err)
+	var forms, names, clids int
+	if err := clearPool.QueryRow(context.Background(), "SELECT count(*) FILTER (WHERE userfield LIKE '%352%'), count(*) FILTER (WHERE from_name LIKE '+39 02%'), count(*) FILTER (WHERE raw->>'clid' LIKE '\"%\" <+%>' AND raw->>'c_to' <> '') FROM call_history").Scan(&forms, &names, &clids); err != nil || forms == 0 || names == 0 || clids == 0 {
+		t.Fatalf("%d, %d records injected, %d caller ids with a name and an external number (%v): the injection proves nothing", forms, names, clids, err)
 	}
 
 	find := append(needles(t, clearPool, rule == "all"), injectedNumbers...)

@@ -472,7 +472,32 @@ func (s *Sim) callRecordOptions(r record, id int64, c Call) record {
 	if s.opt.ExtraCallField {
 		r = append(r, field{"tags", "vip,callback"})
 	}
+	if s.opt.CallerIDFields {
+		r = append(r, callerIDFields(r[8].v.(string), r[9].v.(string), r[11].v.(string), external(c.Src))...)
+	}
 	return r
+}
+
+// CompanyDID is the simulated company's own number, which external
+// callers dial (Options.CallerIDFields: dnid and did of inbound calls).
+const CompanyDID = "+390355550100"
+
+// callerIDFields are the CDR's caller-id fields (Options.CallerIDFields)
+// of a call from src to dst (inbound: from an external number), the
+// caller named fromName, each number as the record's src and dst write
+// it (Options.NumberForms): clid as Asterisk writes it, the name quoted,
+// its quotes and backslashes escaped ("Anna \"Nina\" Bianchi" <+39…>),
+// only the number in angle brackets when there is no name.
+func callerIDFields(src, dst, fromName string, inbound bool) []field {
+	clid := "<" + src + ">"
+	if fromName != "" {
+		clid = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(fromName) + `" ` + clid
+	}
+	dnid, did := dst, ""
+	if inbound {
+		dnid, did = CompanyDID, CompanyDID
+	}
+	return []field{{"clid", clid}, {"c_from", src}, {"c_to", dst}, {"dnid", dnid}, {"did", did}}
 }
 
 // startWall is call c's start as sent: PBX-local wall time, empty where

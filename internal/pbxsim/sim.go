@@ -64,6 +64,15 @@ type Options struct {
 
 	OmitTimezoneField bool // leave out the per-record timezone offset
 	ExtraCallField    bool // add a field the exporter's catalog does not know
+	// CallerIDFields adds to each call record the CDR's caller-id fields
+	// no column of the exporter reads (docs/pbx-api.md): clid, the caller
+	// id with the caller's name ("Mario Rossi" <+39…>, as Asterisk
+	// writes it), c_from and c_to, the caller's and callee's numbers,
+	// dnid, the number dialled (the external number of an outbound call,
+	// the company's CompanyDID on an inbound one), and did, the trunk's
+	// number called (CompanyDID, inbound calls only). Off by default: the
+	// records, and every export of them, stay as tests pinned them.
+	CallerIDFields bool
 	// NumberForms writes each external number of a call record in one of
 	// the forms a PBX may send it, chosen per record and field: +39…,
 	// 0039…, 39…, "+39 333 1234567", "0039 333 1234567" (NumberForm).

@@ -761,6 +761,59 @@ func TestOmitTimezoneField(t *testing.T) {
 	}
 }
 
+// TestCallerIDFields: with CallerIDFields each call record carries clid
+// ("name" <src>, the name's quotes escaped, the number as src writes it),
+// c_from (src), c_to (dst), dnid (dst, or CompanyDID inbound) and did
+// (CompanyDID inbound, else empty); without it none, every other field
+// as it was.
+func TestCallerIDFields(t *testing.T) {
+	t.Parallel()
+	const calls = 200
+	_, plainSrv := setup(t, Options{Calls: calls, NumberForms: true})
+	_, srv := setup(t, Options{Calls: calls, NumberForms: true, CallerIDFields: true})
+	plain := list(t, plainSrv, "/api/v1/PBX/CallHistory/?count=1000").Result.Records
+	recs := list(t, srv, "/api/v1/PBX/CallHistory/?count=1000").Result.Records
+	if len(recs) != calls || len(plain) != calls {
+		t.Fatalf("%d and %d records, want %d", len(plain), len(recs), calls)
+	}
+	inbound, quoted := 0, 0
+	for i, r := range recs {
+		for _, k := range []string{"clid", "c_from", "c_to", "dnid", "did"} {
+			if _, ok := plain[i][k]; ok {
+				t.Fatalf("record %v has %s without the option", plain[i], k)
+			}
+			if _, ok := r[k]; !ok {
+				t.Fatalf("record %v has no %s", r, k)
+			}
+			delete(r, k)
+		}
+		if fmt.Sprint(r) != fmt.Sprint(plain[i]) {
+			t.Fatalf("record %d: other fields changed:\n%v\n%v", i, plain[i], r)
+		}
+	}
+	for _, r := range list(t, srv, "/api/v1/PBX/CallHistory/?count=1000").Result.Records {
+		src, dst, name := r["src"].(string), r["dst"].(string), r["from_name"].(string)
+		wantClid := "<" + src + ">"
+		if name != "" {
+			wantClid = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(name) + `" ` + wantClid
+		}
+		if strings.Contains(name, `"`) {
+			quoted++
+		}
+		wantDnid, wantDid := dst, ""
+		if len(src) > 7 { // an external caller: inbound
+			inbound++
+			wantDnid, wantDid = CompanyDID, CompanyDID
+		}
+		if r["clid"] != wantClid || r["c_from"] != src || r["c_to"] != dst || r["dnid"] != wantDnid || r["did"] != wantDid {
+			t.Fatalf("record %v: want clid %q, c_from %q, c_to %q, dnid %q, did %q", r, wantClid, src, dst, wantDnid, wantDid)
+		}
+	}
+	if inbound == 0 || quoted == 0 {
+		t.Fatalf("%d inbound calls, %d names with quotes: the test proves little", inbound, quoted)
+	}
+}
+
 // TestCachedCallJSONServesTheSamePages: with CacheCallJSON the simulator
 // answers every request byte for byte as without it, for the calls of the
 // start and calls inserted later, whole records and chosen fields, with
