@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -178,6 +179,20 @@ func TestForgetCLI(t *testing.T) {
 			d := simNumber(t, f.Sim, calls)
 			k, _ := pseudonym.New([]byte(strings.TrimPrefix(key, "EXPORT_PSEUDONYM_KEY=")))
 			mentioned := func(s string) bool { return mentions(s, d) || strings.Contains(s, k.Number(d)) }
+			if tc.pg && tc.pseudo {
+				// Under numbers,names an external caller's clid is
+				// "n:… <p:…>": no word of its name is left in clear.
+				ids := queryStrings(t, pool, `SELECT raw->>'clid' FROM call_history WHERE raw->>'clid' LIKE '%<p:%>'`)
+				pseudonyms := regexp.MustCompile(`[np]:[a-z0-9]+`)
+				for _, id := range ids {
+					if strings.ContainsFunc(pseudonyms.ReplaceAllString(id, ""), unicode.IsLetter) {
+						t.Errorf("clid %q: an external caller's name in clear under numbers,names", id)
+					}
+				}
+				if len(ids) == 0 {
+					t.Error("no clid of an external caller: the check proves nothing")
+				}
+			}
 			before := snap()
 			if held := slices.ContainsFunc(before[data], mentioned); !held {
 				t.Fatalf("%s holds no trace of the number before forget: the test proves nothing", data)
