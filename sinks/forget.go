@@ -280,6 +280,13 @@ type rowShape struct {
 	// alike). An endpoint not given has none: its numbers alone go.
 	wholeRecord  map[string]map[string]bool
 	endpointCell int
+	// partyNames are the name fields no column reads (lower case:
+	// PersonalFields of kind name, the CDR's organization), in extra and
+	// raw: a row holding the number has them erased, as the name beside
+	// a number column is (their party is the row's external one);
+	// recordNames is the same for a cell named record, by endpoint.
+	partyNames  map[string]bool
+	recordNames map[string]map[string]bool
 }
 
 // numberColumns returns the names of e's number columns (declared of
@@ -344,12 +351,25 @@ func (sh *rowShape) add(name string, k cellKind) {
 	sh.kinds = append(sh.kinds, k)
 }
 
+// unreadNames are e's name fields no column reads (PersonalFields of
+// kind name), in lower case.
+func unreadNames(e *record.Endpoint) map[string]bool {
+	out := map[string]bool{}
+	for f, p := range e.PersonalFields {
+		if p.Kind == record.PersonalName {
+			out[strings.ToLower(f)] = true
+		}
+	}
+	return out
+}
+
 // wholeNumbers marks the cells of e's number columns, and their fields in
 // a cell named raw, and e's number fields no column reads in the cells
-// named extra and raw, as erased whole.
+// named extra and raw, as erased whole; and e's name fields no column
+// reads as erased in a row holding the number.
 func (sh *rowShape) wholeNumbers(e *record.Endpoint) {
 	cols, fields, unread := numberColumns(e)
-	sh.wholeRaw, sh.wholeExtra = fields, unread
+	sh.wholeRaw, sh.wholeExtra, sh.partyNames = fields, unread, unreadNames(e)
 	sh.whole = make([]bool, len(sh.names))
 	for i, n := range sh.names {
 		sh.whole[i] = cols[n]
@@ -414,6 +434,32 @@ func (sh *rowShape) erase(cells []string, m matcher) int {
 	}
 	if x := slices.Index(sh.names, "extra"); x >= 0 && len(displays) > 0 {
 		cells[x] = string(eraseDisplays([]byte(cells[x]), displays))
+	}
+	if n > 0 {
+		n += sh.eraseParty(cells)
+	}
+	return n
+}
+
+// eraseParty makes the party's name fields no column reads (partyNames,
+// recordNames) Erased in the JSON cells of a row holding the number, and
+// returns how many it changed.
+func (sh *rowShape) eraseParty(cells []string) int {
+	n := 0
+	for i, k := range sh.kinds {
+		if k != cellJSON {
+			continue
+		}
+		var names map[string]bool
+		switch sh.names[i] {
+		case "raw", "extra":
+			names = sh.partyNames
+		case "record":
+			names = sh.recordNames[cells[sh.endpointCell]]
+		}
+		if len(names) > 0 && cells[i] != "" {
+			cells[i] = string(eraseNamesFold([]byte(cells[i]), names, &n))
+		}
 	}
 	return n
 }
@@ -548,9 +594,19 @@ func eraseLiteral(lit []byte, m matcher) (string, int) {
 // top-level members named in names made Erased, adding to *n each it
 // changed.
 func eraseNames(b []byte, names map[string]bool, n *int) []byte {
-	out, _ := jsonscan.Rewrite(b, jsonscan.Rewriter{Value: func(at *jsonscan.Path, lit []byte) []byte {
+	return eraseMembers(b, func(member string) bool { return names[member] }, n)
+}
+
+// eraseNamesFold is eraseNames with the members' names matched in any
+// case (names in lower case); b that is not JSON is returned as it is.
+func eraseNamesFold(b []byte, names map[string]bool, n *int) []byte {
+	return eraseMembers(b, func(member string) bool { return names[strings.ToLower(member)] }, n)
+}
+
+func eraseMembers(b []byte, named func(member string) bool, n *int) []byte {
+	out, err := jsonscan.Rewrite(b, jsonscan.Rewriter{Value: func(at *jsonscan.Path, lit []byte) []byte {
 		member, top := at.Top()
-		if !top || !names[member] || lit[0] != '"' {
+		if !top || !named(member) || lit[0] != '"' {
 			return nil
 		}
 		if s := jsonscan.Unquote(lit); eraseName(&s) == 0 {
@@ -559,5 +615,8 @@ func eraseNames(b []byte, names map[string]bool, n *int) []byte {
 		*n++
 		return jsonscan.Quote(Erased)
 	}})
+	if err != nil {
+		return b
+	}
 	return out
 }

@@ -68,11 +68,11 @@ func forgetPlaces(endpoints []record.Endpoint) []pgPlace {
 
 // quarantinePlace is export_quarantine as forget rewrites it: its error
 // as text, and its record, the PBX's, as its endpoint's raw (a number
-// field, a caller id, erased whole: rowShape.wholeRecord), the endpoint
-// read to know which.
+// field, a caller id, erased whole: rowShape.wholeRecord; the party's
+// name fields with them: recordNames), the endpoint read to know which.
 func quarantinePlace(endpoints []record.Endpoint) pgPlace {
 	cells := []pgCell{{"error", cellText, "text"}, {"record", cellJSON, "text"}, {"endpoint", cellSkip, "text"}}
-	sh := &rowShape{wholeRecord: map[string]map[string]bool{}, endpointCell: len(cells) - 1}
+	sh := &rowShape{wholeRecord: map[string]map[string]bool{}, recordNames: map[string]map[string]bool{}, endpointCell: len(cells) - 1}
 	for _, c := range cells {
 		sh.add(c.name, c.kind)
 	}
@@ -80,6 +80,7 @@ func quarantinePlace(endpoints []record.Endpoint) pgPlace {
 	for i := range endpoints {
 		_, fields, _ := numberColumns(&endpoints[i])
 		sh.wholeRecord[endpoints[i].Name] = fields
+		sh.recordNames[endpoints[i].Name] = unreadNames(&endpoints[i])
 	}
 	return pgPlace{table: "export_quarantine", cells: cells, shape: sh}
 }

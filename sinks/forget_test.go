@@ -671,7 +671,7 @@ VALUES ('x', 31, `+digits+`, '+`+digits+`', '{"cost":"`+digits+`","to_number":"+
 
 // TestForgetQuarantinedCallerID: a call record PostgreSQL refuses (a lone
 // surrogate in raw) whose caller ids (src, clid, c_from) name the number
-// beside the caller's name: forget of its stored copy leaves what a later
+// beside the caller's name and organization: forget of its stored copy leaves what a later
 // export through the suppression list writes of it, the caller ids and
 // the name beside them erased whole, no "Mario Rossi" <erased> (forget
 // handoff 2: export_quarantine.record was erased with no shape, its
@@ -683,7 +683,7 @@ func TestForgetQuarantinedCallerID(t *testing.T) {
 	ctx := context.Background()
 	const digits = "393528510009"
 	cid := `\"Mario Rossi\" <+` + digits + `>`
-	fields := `"id":"5","start":"2026-01-10 10:00:00","timezone":"+0100","duration":"5","src":"` + cid + `","from_name":"Mario Rossi","clid":"` + cid + `","c_from":"+` + digits + `"`
+	fields := `"id":"5","start":"2026-01-10 10:00:00","timezone":"+0100","duration":"5","src":"` + cid + `","from_name":"Mario Rossi","clid":"` + cid + `","c_from":"+` + digits + `","organization":"Rossi Mario Impianti"`
 	ep := record.Builtin()[0]
 	row := func(t *testing.T) record.Row {
 		conv := &record.Converter{Endpoint: &ep, Warnings: &record.Warnings{}}
@@ -783,5 +783,36 @@ func TestForgetQuarantinedCallerID(t *testing.T) {
 				t.Errorf("a later export through the suppression list stores\n%s\nforget left\n%s", again, erased)
 			}
 		})
+	}
+}
+
+// TestEraseOrganization: the CDR's organization (a name no column reads,
+// in extra and raw: forget handoff 3) is erased, in any case of its
+// field's name, in a row holding the number, by the row shape forget and
+// the suppression list share, and the CSV sink's; a row without the
+// number keeps it.
+func TestEraseOrganization(t *testing.T) {
+	t.Parallel()
+	f, _ := testForgotten(t, "+393528510165")
+	e := record.Builtin()[0]
+	for _, tc := range []struct{ members, want string }{
+		{`{"organization":"Rossi Mario Impianti","c_from":"+393528510165"}`, `{"organization":"erased","c_from":"erased"}`},
+		{`{"Organization":"Rossi Mario Impianti","tags":"cb 0039 352 8510165"}`, `{"Organization":"erased","tags":"cb erased"}`},
+		{`{"organization":"Rossi Mario Impianti","c_from":"+393528510166"}`, `{"organization":"Rossi Mario Impianti","c_from":"+393528510166"}`},
+	} {
+		sh := endpointShape(&e, true)
+		cells := make([]string, len(sh.names))
+		cells[slices.Index(sh.names, "extra")] = tc.members
+		cells[slices.Index(sh.names, "raw")] = tc.members
+		sh.erase(cells, f.match)
+		for _, c := range []string{"extra", "raw"} {
+			if got := cells[slices.Index(sh.names, c)]; got != tc.want {
+				t.Errorf("%s = %s, want %s", c, got, tc.want)
+			}
+		}
+		row := []string{"9", tc.members}
+		if csvShape(&e, []string{"id", "extra"}).erase(row, f.match); row[1] != tc.want {
+			t.Errorf("CSV extra = %s, want %s", row[1], tc.want)
+		}
 	}
 }

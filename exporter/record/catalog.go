@@ -363,9 +363,20 @@ func Builtin() []Endpoint {
 			// and callee's numbers; Asterisk's dnid (the number dialled)
 			// and did (the trunk's number called). Numbers, a caller id
 			// among them (exporter/privacy callerID).
+			//
+			// organization, the company of the call's external party as
+			// the PBX knows it, is a name: a company's name names a
+			// person often enough (a sole trader's "Rossi Mario
+			// Impianti", a practice's "Studio Dott. Bianchi") to be
+			// replaced under names, as contacts' organization is (and,
+			// by forget and the suppression list, erased in a row
+			// holding the number: it is that party's). Its party is not
+			// said, so it is replaced on internal calls too, where it
+			// would be the company's own.
 			PersonalFields: map[string]Personal{
 				"clid": {Kind: PersonalNumber}, "c_from": {Kind: PersonalNumber}, "c_to": {Kind: PersonalNumber},
 				"dnid": {Kind: PersonalNumber}, "did": {Kind: PersonalNumber},
+				"organization": {Kind: PersonalName},
 			},
 		},
 		{
@@ -399,9 +410,12 @@ func Builtin() []Endpoint {
 				text("note", "address", "city", "country", "postal_code"),
 			),
 			// Contacts are the company's customers and suppliers: external
-			// people, replaced under numbers and names.
+			// people, replaced under numbers and names. Their
+			// organization is a name too: a company's name may be a
+			// person's (a sole trader's), as call_history's
+			// organization.
 			Personal: map[string]Personal{
-				"name": {Kind: PersonalName}, "email": {Kind: PersonalName},
+				"name": {Kind: PersonalName}, "email": {Kind: PersonalName}, "organization": {Kind: PersonalName},
 				"phone": {Kind: PersonalNumber}, "mobile": {Kind: PersonalNumber}, "office": {Kind: PersonalNumber},
 				"home": {Kind: PersonalNumber}, "fax": {Kind: PersonalNumber},
 				"note": {Kind: PersonalNote}, "address": {Kind: PersonalNote},
