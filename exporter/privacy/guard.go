@@ -178,8 +178,13 @@ func (g *Guard) Rows(ep *record.Endpoint, rows []record.Row, notes *record.Warni
 	var p *plan
 	if g.Rule.On() {
 		p = newPlan(ep)
+		if ep.Staff && !g.Rule.Staff {
+			p.staffOwn()
+		}
 	}
-	r := &replacer{g: g, staff: ep.Staff, long: long}
+	// A staff endpoint's plan says, under a rule without all, what is the
+	// colleagues' own (staffOwn): the replacer treats it as any other.
+	r := &replacer{g: g, long: long}
 	out := rows
 	copied := false
 	for i := range rows {
@@ -272,5 +277,39 @@ func noteLongExtensions(ep *record.Endpoint, rows []record.Row, long map[string]
 		if _, ok := pseudonym.Canonical(v); ok && !internal(v, long) {
 			notes.Add(NoteLongExtension, "the record of key "+strings.ReplaceAll(r.Key, "\t", ","))
 		}
+	}
+}
+
+// staffOwn narrows the plan of a staff endpoint (colleagues, devices:
+// record.Endpoint.Staff) to what a rule without all replaces there
+// (README, Privacy): the colleagues' own numbers (their office, mobile
+// and fax numbers: columns of kind number) stay as they are, and so do
+// their names, e-mail addresses, logins and a device's description
+// (kinds name and note) but for a number inside them, replaced under
+// numbers as in any free text (attack 30 B1: "Desk of …, mobile
+// 0039351…" stayed in clear); every other text column is free text as
+// elsewhere. Their extensions stay readable as every extension does
+// (internal: up to 6 digits, longer ones read at the run's start).
+func (p *plan) staffOwn() {
+	own := func(k record.Personal) record.Personal {
+		switch k.Kind {
+		case record.PersonalNumber:
+			return record.Personal{}
+		case record.PersonalName, record.PersonalNote:
+			return anyText
+		}
+		return k
+	}
+	for i := range p.cols {
+		p.cols[i] = own(p.cols[i])
+		p.raw[i] = own(p.raw[i])
+		p.of[i] = nil
+	}
+	if len(p.declared) > 0 {
+		declared := make(map[string]record.Personal, len(p.declared))
+		for f, k := range p.declared {
+			declared[f] = own(k)
+		}
+		p.declared = declared
 	}
 }

@@ -297,3 +297,74 @@ func TestLongExtensionRunNotes(t *testing.T) {
 		t.Errorf("colleagues: %d taken for external, want 1, the one added since (key 102): %q", n, staffNotes.Notes())
 	}
 }
+
+// TestStaffFreeTextNumbers (attack 30 B1): on the staff endpoints
+// (colleagues, devices) a rule without all keeps what is the colleague's
+// own (name, e-mail, login, their phone numbers, their extension, long
+// ones read at the run's start too), but a number in free text (a
+// device's description, a colleague's department) is replaced under
+// numbers, in its column and in raw, by the number's one pseudonym;
+// under names alone nothing changes there.
+func TestStaffFreeTextNumbers(t *testing.T) {
+	t.Parallel()
+	k := keyed(t)
+	colleagues, devices := endpoint(t, "colleagues"), endpoint(t, "devices")
+	device := `{"id":"1","mac":"9c:75:14:00:00:01","model":"WP480G","description":"Desk of Philippa Underwood, mobile 00393519990005",
+"firmware":"1.1.1","user":"2012345","address":"10.0.0.1","state":"on","x_note":"spare +39 351 999 0006"}`
+	colleague := `{"id":"2951881","name":"Bruno Müller 3519990007","extension":"2012345","officePhone":"+390351000001","mobilePhone":"+393312345678",
+"faxNumber":"","email":"bruno.muller0@example.com","login":"user201","department":"Sales, cover +39 351 999 0008"}`
+	clear := []string{"3519990005", "351 999 0006", "3519990007", "351 999 0008"}
+	for _, tc := range []struct {
+		rule            string
+		ep              *record.Endpoint
+		raw             string
+		columns         map[string]string // column → its value expected
+		absent, present []string
+	}{
+		{"numbers", devices, device,
+			map[string]string{"description": "Desk of Philippa Underwood, mobile " + k.Number("+393519990005"), "user_extension": "2012345", "model": "WP480G"},
+			clear, []string{"Philippa Underwood", `"user":"2012345"`, k.Number("+393519990006")}},
+		{"numbers,names", devices, device,
+			map[string]string{"description": "Desk of Philippa Underwood, mobile " + k.Number("+393519990005")},
+			clear, []string{"Philippa Underwood"}},
+		{"names", devices, device,
+			map[string]string{"description": "Desk of Philippa Underwood, mobile 00393519990005"}, nil, []string{"351 999 0006"}},
+		{"numbers", colleagues, colleague,
+			map[string]string{"name": "Bruno Müller " + k.Number("3519990007"), "extension": "2012345", "office_phone": "+390351000001",
+				"mobile_phone": "+393312345678", "email": "bruno.muller0@example.com", "login": "user201",
+				"department": "Sales, cover " + k.Number("+393519990008")},
+			clear, []string{`"mobilePhone":"+393312345678"`, `"officePhone":"+390351000001"`, `"extension":"2012345"`}},
+		{"numbers,names", colleagues, colleague,
+			map[string]string{"name": "Bruno Müller " + k.Number("3519990007"), "mobile_phone": "+393312345678"}, clear, nil},
+	} {
+		t.Run(tc.rule+"/"+tc.ep.Name, func(t *testing.T) {
+			t.Parallel()
+			rule, err := pseudonym.ParseRule(tc.rule)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := &Guard{Rule: rule, Keys: k}
+			g.SetExtensions(map[string]bool{"2012345": true}, nil)
+			got, err := g.Rows(tc.ep, []record.Row{convert(t, tc.ep, tc.raw)}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for c, want := range tc.columns {
+				if v := got[0].Values[tc.ep.Column(c)]; v != want {
+					t.Errorf("%s = %q, want %q", c, v, want)
+				}
+			}
+			all := everything(got[0])
+			for _, s := range tc.absent {
+				if strings.Contains(all, s) {
+					t.Errorf("%q is still there:\n%s", s, all)
+				}
+			}
+			for _, s := range tc.present {
+				if !strings.Contains(all, s) {
+					t.Errorf("%q is not there:\n%s", s, all)
+				}
+			}
+		})
+	}
+}
