@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/wildix-export/wildix-export/internal/pseudonym"
@@ -24,14 +26,21 @@ import (
 // "2026-01-01 Luca Rossi" is not a time`), loses the value: it may be a
 // name.
 type Redactor struct {
+	// Keys makes the pseudonyms. Nil when pseudonymisation is asked for
+	// but no key could be read (a bad EXPORT_PSEUDONYM_KEY or
+	// EXPORT_PSEUDONYMIZE): each number is then left out, as leftOut.
 	Keys *pseudonym.Keyed
 	// Names is set under a rule that replaces names: the PBX's own error
 	// text, which may name a person, is left out (leaveOutPBXText).
 	Names bool
 }
 
+// leftOut is what a Redactor without Keys writes in place of a number.
+const leftOut = "(a number, left out)"
+
 // Text returns s with its numbers replaced and the values a conversion's
-// message quotes left out. The program's own counts stay (ownNumber).
+// message quotes left out. The program's own counts (ownNumber) and the
+// CSV sink's own file names (ownFile) stay.
 func (r *Redactor) Text(s string) string {
 	s = leaveOutValues(s)
 	if r.Names {
@@ -39,6 +48,52 @@ func (r *Redactor) Text(s string) string {
 	}
 	var b strings.Builder
 	last := 0
+	for _, sp := range ownSpans(s) {
+		b.WriteString(r.scrub(s[last:sp[0]]))
+		b.WriteString(s[sp[0]:sp[1]])
+		last = sp[1]
+	}
+	if last == 0 {
+		return r.scrub(s)
+	}
+	b.WriteString(r.scrub(s[last:]))
+	return b.String()
+}
+
+// scrub replaces the numbers in s by their pseudonyms, or without Keys
+// by leftOut: the numbers Scrub finds under a key of no one's (unkeyed),
+// whose pseudonyms, new in s, are then left out.
+func (r *Redactor) scrub(s string) string {
+	if r.Keys != nil {
+		return r.Keys.Scrub(s, nil)
+	}
+	return pseudonymShape.ReplaceAllStringFunc(unkeyed.Scrub(s, nil), func(p string) string {
+		if strings.Contains(s, p) {
+			return p // a pseudonym s held already
+		}
+		return leftOut
+	})
+}
+
+// unkeyed finds numbers for a Redactor without Keys; its pseudonyms are
+// never shown.
+var unkeyed = func() *pseudonym.Keyed {
+	k, err := pseudonym.New([]byte("wildix-export: numbers are left out, no key was read"))
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
+
+// pseudonymShape is a number's pseudonym as Keyed.Number writes it.
+var pseudonymShape = regexp.MustCompile(pseudonym.NumberPrefix + `[a-z2-7]{16}`)
+
+// ownSpans returns the parts of s, in order and not overlapping, that
+// are the program's own and stay as they are: ownNumber's numbers (not
+// followed by more digits after a separator: it may be a number's first
+// group) and ownFile's file names from their date on.
+func ownSpans(s string) [][2]int {
+	var spans [][2]int
 	for _, m := range ownNumber.FindAllStringSubmatchIndex(s, -1) {
 		from, to := m[2], m[3]
 		if from < 0 {
@@ -47,15 +102,22 @@ func (r *Redactor) Text(s string) string {
 		if to+1 < len(s) && strings.IndexByte("-./ ", s[to]) >= 0 && s[to+1] >= '0' && s[to+1] <= '9' {
 			continue // more digits follow: it may be a number's first group
 		}
-		b.WriteString(r.Keys.Scrub(s[last:from], nil))
-		b.WriteString(s[from:to])
-		last = to
+		spans = append(spans, [2]int{from, to})
 	}
-	if last == 0 {
-		return r.Keys.Scrub(s, nil)
+	for _, m := range ownFile.FindAllStringSubmatchIndex(s, -1) {
+		if ownDates(s[m[2]:m[3]]) {
+			spans = append(spans, [2]int{m[2], m[1]})
+		}
 	}
-	b.WriteString(r.Keys.Scrub(s[last:], nil))
-	return b.String()
+	slices.SortFunc(spans, func(a, b [2]int) int { return a[0] - b[0] })
+	out := spans[:0]
+	for _, sp := range spans {
+		if n := len(out); n > 0 && sp[0] < out[n-1][1] {
+			continue
+		}
+		out = append(out, sp)
+	}
+	return out
 }
 
 // ownNumber is a number the program writes of itself, not of a record's
@@ -65,6 +127,31 @@ func (r *Redactor) Text(s string) string {
 // digits not beginning with 0 is taken so: "+39…", "0039…", "02…" and a
 // run with separators stay numbers to replace.
 var ownNumber = regexp.MustCompile(`\b(?:key|keys|id|cursor) ([1-9][0-9]*)\b|\b([1-9][0-9]*) (?:more )?bytes\b`)
+
+// ownFile is the end of a file name the CSV sink makes (sinks/csv.go
+// Begin, tmpName, and the manifest beside each file): after the PBX id
+// and "_", a run id (its UTC time, "Z-", 6 hex digits) and a sequence
+// number, or "backfill_" and a window's start and end; then .csv or
+// .csv.gz, a manifest's .manifest.json, or a temporary file's .tmp- and
+// hex digits. It holds no value of a record, only dates and counters the
+// program makes, and stays readable (attack 30 L4: the port of a PBX id
+// and the date after "_" made one number). The PBX id before it, the
+// administrator's setting, is redacted as any text is. Its first group is
+// the dates, which must be dates (ownDates).
+var ownFile = regexp.MustCompile(`_((?:[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}_[0-9]{4,})|(?:backfill_[0-9]{8}T[0-9]{6}_[0-9]{8}T[0-9]{6}))(?:\.csv(?:\.gz)?|\.manifest\.json|\.tmp-[0-9a-f]+)\b`)
+
+// ownDates reports whether each date and time of an ownFile's dates is
+// one (20261207T081953): digits of another shape are a number's.
+func ownDates(s string) bool {
+	for _, d := range ownDate.FindAllString(s, -1) {
+		if _, err := time.Parse("20060102T150405", d); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+var ownDate = regexp.MustCompile(`[0-9]{8}T[0-9]{6}`)
 
 // quotedValue is a record's value as a conversion's message quotes it:
 // right after `field "name": ` (and a reason such as "bad configuration:

@@ -172,3 +172,58 @@ func TestRedactorLeavesOutPBXText(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactorKeepsOwnFileNames: the CSV sink's own file names (sinks
+// csv.go: the PBX id, then a run id and a sequence number, or a backfill
+// window's dates; their temporary and manifest names) stay readable in a
+// log line (attack 30 L4: the port and the run id's date, joined by "_",
+// became one pseudonym), but a number in the PBX id part is still
+// replaced, and a name of that shape whose date is no date is not kept.
+func TestRedactorKeepsOwnFileNames(t *testing.T) {
+	t.Parallel()
+	k := keyed(t)
+	for _, r := range []*Redactor{{Keys: k}, {Keys: k, Names: true}, {}} {
+		for _, name := range []string{
+			"127.0.0.1%3A18080_20261207T081953Z-0a1b2c_0001.csv",
+			"/out/call_history/acme.wildixin.com_20261207T081953Z-0a1b2c_12345.csv.gz",
+			"/out/call_history/127.0.0.1%3A18080_backfill_20260101T000000_20260102T000000.csv",
+			"/out/contacts/.127.0.0.1%3A18080~127.0.0.1%3A18080_20261207T081953Z-0a1b2c_0001.tmp-1a2b3c4d",
+			"127.0.0.1%3A18080_20261207T081953Z-0a1b2c_0001.manifest.json",
+		} {
+			in := fmt.Sprintf(`{"level":"DEBUG","msg":"data file edited","endpoint":"call_history","file":%q,"rows":3}`, name)
+			if got := r.Text(in); got != in {
+				t.Errorf("keys %v: Text(%q)\n  = %q: want the file name as it is", r.Keys != nil, in, got)
+			}
+		}
+		for _, in := range []string{
+			"pbx+393519990005_20261207T081953Z-0a1b2c_0001.csv",        // a number in the PBX id
+			"file +39 351_99990005T081953Z-0a1b2c_0001.csv",            // no date: a number's end
+			"2026.01.01-03.25.54-258-393761714455-d1548fcd-2.wav",      // a recording's, not the sink's
+			"from 3519990005_20261207T081953Z-0a1b2c_0001.csv onwards", // 7 digits or more before the date
+		} {
+			got := r.Text(in)
+			for _, s := range []string{"3519990005", "99990005", "393761714455", "9990005"} {
+				if strings.Contains(got, s) {
+					t.Errorf("keys %v: Text(%q) = %q holds %q", r.Keys != nil, in, got, s)
+				}
+			}
+		}
+	}
+}
+
+// TestRedactorWithoutKey: with pseudonymisation asked for but no key to
+// make pseudonyms with (a bad EXPORT_PSEUDONYM_KEY: attack 30 L3), each
+// number is left out, the rest kept, the program's own numbers too.
+func TestRedactorWithoutKey(t *testing.T) {
+	t.Parallel()
+	r := &Redactor{}
+	for in, want := range map[string]string{
+		`usage error: --from "+393519990005": expected a date YYYY-MM-DD`: `usage error: --from "(a number, left out)": expected a date YYYY-MM-DD`,
+		`EXPORT_RETENTION="0039 351 999 0005 days": expected 400d`:        `EXPORT_RETENTION="(a number, left out) days": expected 400d`,
+		"key 1234567, 1200000 bytes, on 2026-12-07":                       "key 1234567, 1200000 bytes, on 2026-12-07",
+	} {
+		if got := r.Text(in); got != want {
+			t.Errorf("Text(%q)\n  = %q\nwant %q", in, got, want)
+		}
+	}
+}
