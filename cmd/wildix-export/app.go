@@ -14,6 +14,7 @@ import (
 	"github.com/wildix-export/wildix-export/config"
 	"github.com/wildix-export/wildix-export/exporter/privacy"
 	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
 	"github.com/wildix-export/wildix-export/sinks"
 )
 
@@ -117,10 +118,43 @@ func usage(w io.Writer) {
 func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdin io.Reader, stdout, stderr io.Writer) error {
 	a := newApp(lookupEnv, stdin, stdout, stderr)
 	err := a.run(ctx, args)
-	if a.redact != nil {
-		err = a.redact.Error(err)
+	if r := a.errorRedactor(err); r != nil {
+		err = r.Error(err)
 	}
 	return err
+}
+
+// errorRedactor is what redacts the error err a command returns: the
+// configuration's (app.load), or, for an error found before the command
+// read it (a bad flag: backfill --from +39…), the one the environment's
+// settings make (attack 30 L3: every command's errors as run's).
+func (a *app) errorRedactor(err error) *privacy.Redactor {
+	if a.redact != nil || err == nil {
+		return a.redact
+	}
+	cfg, _ := config.Load(config.Need{}, a.lookupEnv)
+	return redactorOf(cfg, a.lookupEnv)
+}
+
+// redactorOf is the redactor of the settings cfg read from lookup: under
+// a rule, one that replaces numbers by their pseudonyms; when
+// pseudonymisation is asked for (EXPORT_PSEUDONYMIZE other than none,
+// also a value that is no rule) but no key can be read, one that leaves
+// each number out, so that the configuration's own problems (a number
+// given as EXPORT_RETENTION) are not shown in clear either; nil when it is
+// not asked for.
+func redactorOf(cfg *config.Config, lookup func(string) (string, bool)) *privacy.Redactor {
+	if cfg != nil && cfg.Pseudonymize.On() {
+		if keys, err := cfg.Pseudonyms(); err == nil && keys != nil {
+			return &privacy.Redactor{Keys: keys, Names: cfg.Pseudonymize.Names}
+		}
+		return &privacy.Redactor{Names: cfg.Pseudonymize.Names}
+	}
+	v, _ := lookup("EXPORT_PSEUDONYMIZE")
+	if _, err := pseudonym.ParseRule(v); err != nil {
+		return &privacy.Redactor{Names: true} // a rule not read: the most it may be
+	}
+	return nil
 }
 
 func newApp(lookupEnv func(string) (string, bool), stdin io.Reader, stdout, stderr io.Writer) *app {
@@ -183,8 +217,7 @@ func (a *app) load(need config.Need) error {
 	if cfg != nil {
 		a.cfg = cfg
 		a.log = newLogger(a.stderr, cfg.LogFormat, cfg.LogLevel)
-		if keys, kerr := cfg.Pseudonyms(); kerr == nil && keys != nil && cfg.Pseudonymize.On() {
-			a.redact = &privacy.Redactor{Keys: keys, Names: cfg.Pseudonymize.Names}
+		if a.redact = redactorOf(cfg, a.lookupEnv); a.redact != nil {
 			a.log = slog.New(a.redact.Handler(a.log.Handler()))
 		}
 	}

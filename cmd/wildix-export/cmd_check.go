@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -33,6 +34,9 @@ func cmdCheck(ctx context.Context, a *app, args []string) error {
 	}
 	c := &checkLines{w: a.stdout}
 	err := a.load(config.Need{PBX: true, Sink: true})
+	if a.redact != nil {
+		c.redact = a.redact.Text // each line, as run's logs (attack 30 L3, A3)
+	}
 	var limits []any
 	if err == nil {
 		limits = append(limits, rateCap(a.cfg.MaxRPS))
@@ -97,6 +101,8 @@ func (a *app) checkPaging(ctx context.Context, c *checkLines, p *pbx, cat *recor
 type checkLines struct {
 	w        io.Writer
 	failures []error
+	// redact, when set (pseudonymisation on), redacts each line.
+	redact func(string) string
 }
 
 // line prints the check's status; it returns err.
@@ -107,18 +113,26 @@ func (c *checkLines) line(err error, what string, detail ...any) error {
 		c.failures = append(c.failures, err)
 		detail = append(detail, err)
 	}
-	fmt.Fprintf(c.w, "%s  %-13s", status, what)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s  %-13s", status, what)
 	for _, d := range detail {
-		fmt.Fprintf(c.w, " %v", d)
+		fmt.Fprintf(&b, " %v", d)
 	}
-	fmt.Fprintln(c.w)
+	c.print(b.String())
 	return err
 }
 
 // warn prints a warning: a check that passed but needs attention. It
 // does not fail check.
 func (c *checkLines) warn(what, detail string) {
-	fmt.Fprintf(c.w, "WARN  %-13s %s\n", what, detail)
+	c.print(fmt.Sprintf("WARN  %-13s %s", what, detail))
+}
+
+func (c *checkLines) print(line string) {
+	if c.redact != nil {
+		line = c.redact(line)
+	}
+	fmt.Fprintln(c.w, line)
 }
 
 // result is nil, or the failures, already printed.
@@ -193,7 +207,13 @@ func (a *app) checkPBX(ctx context.Context, c *checkLines, p *pbx) bool {
 		c.line(fmt.Errorf("read /api/v1/personal/info: %w", err), "token")
 		return false
 	}
-	who := fmt.Sprintf("acts as %s (extension %s, role %s)", me.Result.Name, me.Result.Extension, me.Result.Role)
+	name := me.Result.Name
+	if a.cfg.Pseudonymize.Staff && a.redact != nil && a.redact.Keys != nil {
+		// Under all a colleague's name is its pseudonym, as in the
+		// colleagues table (attack 30 L5).
+		name = a.redact.Keys.Name(name)
+	}
+	who := fmt.Sprintf("acts as %s (extension %s, role %s)", name, me.Result.Extension, me.Result.Role)
 	if exp := p.expiry(); !exp.IsZero() {
 		who += ", token valid until " + exp.Local().Format(time.RFC3339)
 	}

@@ -32,11 +32,17 @@ func cmdConfig(_ context.Context, a *app, args []string) error {
 		return nil
 	}
 	fmt.Fprintln(a.stdout)
+	// A problem quotes the value as given, which may be personal (a
+	// number set by mistake): redacted as run's error is (attack 30 L3).
+	redact := func(s string) string { return s }
+	if a.redact != nil {
+		redact = a.redact.Text
+	}
 	if cfgErr != nil {
-		fmt.Fprintln(a.stdout, strings.TrimSpace(cfgErr.Error()))
+		fmt.Fprintln(a.stdout, redact(strings.TrimSpace(cfgErr.Error())))
 	}
 	if epErr != nil {
-		fmt.Fprintln(a.stdout, strings.TrimPrefix(epErr.Error(), errUsage.Error()+": "))
+		fmt.Fprintln(a.stdout, redact(strings.TrimPrefix(epErr.Error(), errUsage.Error()+": ")))
 	}
 	return fmt.Errorf("%w: %w", errQuiet, errors.Join(err, epErr))
 }
