@@ -70,7 +70,11 @@ func (a *app) notifier(m *metrics) *notify.Notifier {
 	if pc, err := pgconn.ParseConfig(c.DatabaseURL.Value()); c.DatabaseURL.IsSet() && err == nil && pc.Password != "" {
 		scrub = append(scrub, pc.Password)
 	}
-	return &notify.Notifier{Targets: c.Notify, Log: a.log, Scrub: scrub, Observe: m.notified}
+	n := &notify.Notifier{Targets: c.Notify, Log: a.log, Scrub: scrub, Observe: m.notified}
+	if a.redact != nil {
+		n.Redact = a.redact.Text // as the program's errors (attack 30 L5)
+	}
+	return n
 }
 
 // notices are the run path's notifications: what a run's end calls for,

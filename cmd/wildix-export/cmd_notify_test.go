@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -468,5 +469,44 @@ func TestNotifyFailureAndSummaryBoundTheRunTogether(t *testing.T) {
 	}
 	if len(hang.Requests()) == 0 {
 		t.Error("nothing was sent to the receiver")
+	}
+}
+
+// TestNotifyFailureRedacted (attack 30 L5): under numbers,names every
+// failure sent to a webhook is redacted as the program's errors are: one
+// of a run's endpoints (the PBX's status kept, its text, which named a
+// person, left out) and one of a run that could not start, which no run
+// redacted before (the export folder's path holding a number).
+func TestNotifyFailureRedacted(t *testing.T) {
+	t.Parallel()
+	f := authorized(t, pbxsim.Options{Calls: 20, Rewrite: func(r *http.Request, status int, body []byte) (int, []byte) {
+		if strings.Contains(r.URL.Path, "CallHistory") {
+			return http.StatusBadRequest, []byte(`{"type":"error","reason":"no caller Mario Rossi, +39 333 1234567"}`)
+		}
+		return status, body
+	}})
+	blocked := filepath.Join(t.TempDir(), "not-a-folder")
+	if err := os.WriteFile(blocked, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, dir, want string }{
+		{"endpoint", t.TempDir(), "400 Bad Request"},
+		{"start", filepath.Join(blocked, "export for +39 333 1234567"), "not a directory"},
+	} {
+		hook := notifytest.NewReceiver(t)
+		r := runCLI(t, fixtureEnv(f, tc.dir, "EXPORT_ENDPOINTS=call_history", "EXPORT_PSEUDONYMIZE=numbers,names",
+			"EXPORT_PSEUDONYM_KEY="+testKey1, "EXPORT_NOTIFY="+hook.Server.URL+"/hook", "EXPORT_NOTIFY_STATE_FILE="+filepath.Join(t.TempDir(), "n.json")),
+			"run", "--once")
+		if r.code == exitOK {
+			t.Fatalf("%s: exit 0, want a failure", tc.name)
+		}
+		reqs := hook.Requests()
+		if len(reqs) != 1 {
+			t.Fatalf("%s: %d messages sent, want the failure (exit %d, %v)", tc.name, len(reqs), r.code, r.err)
+		}
+		body := string(reqs[0].Body)
+		if strings.Contains(body, "Rossi") || strings.Contains(body, "1234567") || !strings.Contains(body, tc.want) {
+			t.Errorf("%s: the failure sent holds the PBX's text or a number, or lacks %q:\n%s", tc.name, tc.want, body)
+		}
 	}
 }

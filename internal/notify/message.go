@@ -162,20 +162,36 @@ func (m Message) scrubbed(secrets []string) Message {
 	if r == nil {
 		return m
 	}
+	return m.freeText(r.Replace)
+}
+
+// redacted returns the message with its free text redacted by redact
+// (Notifier.Redact); m itself when redact is nil.
+func (m Message) redacted(redact func(string) string) Message {
+	if redact == nil {
+		return m
+	}
+	return m.freeText(redact)
+}
+
+// freeText returns the message with each free text (a failure's error,
+// advice and meaning, a recovery's last meaning, a summary's failure)
+// replaced by f of it, the message's parts copied, not changed.
+func (m Message) freeText(f func(string) string) Message {
 	if m.Failure != nil {
-		f := *m.Failure
-		f.Error, f.Advice, f.Meaning = r.Replace(f.Error), r.Replace(f.Advice), r.Replace(f.Meaning)
-		m.Failure = &f
+		c := *m.Failure
+		c.Error, c.Advice, c.Meaning = f(c.Error), f(c.Advice), f(c.Meaning)
+		m.Failure = &c
 	}
 	if m.Recovery != nil {
 		c := *m.Recovery
-		c.LastMeaning = r.Replace(c.LastMeaning)
+		c.LastMeaning = f(c.LastMeaning)
 		m.Recovery = &c
 	}
 	if m.Summary != nil {
-		s := *m.Summary
-		s.Failing = r.Replace(s.Failing)
-		m.Summary = &s
+		c := *m.Summary
+		c.Failing = f(c.Failing)
+		m.Summary = &c
 	}
 	return m
 }

@@ -44,6 +44,11 @@ type Notifier struct {
 	// Scrub are secrets (token, keys, passwords, the database URL) replaced
 	// by [redacted] in a message's free text before it is sent.
 	Scrub []string
+	// Redact, when set (pseudonymisation on: exporter/privacy's
+	// Redactor.Text), is applied to a message's free text after Scrub, as
+	// to the program's errors and logs: a failure's error may hold a
+	// number or, from the PBX's own text, a name.
+	Redact func(string) string
 	// AttemptTimeout bounds one attempt, Budget a target's delivery with
 	// its retries; zero means the defaults.
 	AttemptTimeout, Budget time.Duration
@@ -63,7 +68,7 @@ type Result struct {
 // delivered or has given up, within Budget of the call. Failures are
 // logged here and returned for the caller to show (`notify --test`).
 func (n *Notifier) Send(ctx context.Context, m Message) []Result {
-	m = m.scrubbed(n.Scrub)
+	m = m.scrubbed(n.Scrub).redacted(n.Redact)
 	id := newID(m.At)
 	results := make([]Result, len(n.Targets))
 	var wg sync.WaitGroup

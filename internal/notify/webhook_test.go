@@ -363,3 +363,35 @@ func TestRefusalEchoingTheURLIsRedacted(t *testing.T) {
 		t.Errorf("the error shows a secret: %v", r.Err)
 	}
 }
+
+// TestMessagesRedacted (attack 30 L5): with Redact set (pseudonymisation
+// on), every free text of a failure, a recovery and a summary goes
+// through it before it is sent, after the secrets are scrubbed (a
+// secret's digits redacted first would no longer be found whole).
+func TestMessagesRedacted(t *testing.T) {
+	t.Parallel()
+	rc := notifytest.NewReceiver(t)
+	redact := strings.NewReplacer("Mario Rossi", "(left out)", "3331234567", "p:x").Replace
+	n := &Notifier{Targets: []*Target{parseTarget(t, rc.Server.URL+"/hook")}, Scrub: []string{"pw-3331234567"}, Redact: redact}
+	failure := failureMessage()
+	failure.Failure.Error = `400 Bad Request: "no caller Mario Rossi +393331234567"; password pw-3331234567`
+	failure.Failure.Advice, failure.Failure.Meaning = "call Mario Rossi", "Mario Rossi failed"
+	recovery := Message{Kind: KindRecovered, PBX: "acme", At: failure.At, Recovery: &Recovery{LastMeaning: "Mario Rossi failed"}}
+	summary := Message{Kind: KindSummary, PBX: "acme", At: failure.At, Summary: &Summary{Day: "2026-12-06", Failing: "Mario Rossi failed"}}
+	for _, m := range []Message{failure, recovery, summary} {
+		n.Send(context.Background(), m)
+	}
+	reqs := rc.Requests()
+	if len(reqs) != 3 {
+		t.Fatalf("%d messages received, want 3", len(reqs))
+	}
+	for _, q := range reqs {
+		body := string(q.Body)
+		if strings.Contains(body, "Rossi") || strings.Contains(body, "3331234567") || !strings.Contains(body, "(left out)") {
+			t.Errorf("the payload is not redacted: %s", body)
+		}
+	}
+	if !strings.Contains(string(reqs[0].Body), "password [redacted]") {
+		t.Errorf("the secret was redacted before it was scrubbed: %s", reqs[0].Body)
+	}
+}
