@@ -162,6 +162,11 @@ func wideSpans(t *text, match func(v string) bool) []span {
 			i += n // no one's number, and none inside it
 			continue
 		}
+		if minutesAt(s, i) {
+			flush() // a time's minutes or seconds: no number's digits
+			i += 2
+			continue
+		}
 		g := group{start: i}
 		for i < len(s) && isDigit(s[i]) {
 			i++

@@ -223,6 +223,10 @@ func (t *text) numbers(yield func(number)) {
 			i++
 			continue
 		}
+		if minutesAt(s, i) {
+			i += 2 // a time's minutes or seconds: no number begins there
+			continue
+		}
 		if n := asteriskID(s, i); n > 0 {
 			i += n // no one's number (asteriskID)
 			continue
@@ -485,6 +489,23 @@ func nationalLengths(d string) (int, uint32) {
 // no part of a number ("+39 352 851 0164 10:00").
 func timeAt(s string, e int) bool {
 	return e+3 <= len(s) && s[e] == ':' && isDigit(s[e+1]) && isDigit(s[e+2]) && (e+3 == len(s) || !isDigit(s[e+3]))
+}
+
+// minutesAt reports whether s[i:] is a time's minutes or seconds: two
+// digits and no third, after ":" and one or two digits (its hour, or its
+// minutes): "10:00", "10:00:00". No number begins there: "00 01000" of
+// "00:00 01000" was read as one, and a second Scrub, no longer seeing a
+// time, joined the hour to the digits before it (FuzzScrub); "10:00
+// 3528510164" was the pseudonym of +3528510164.
+func minutesAt(s string, i int) bool {
+	if i < 2 || s[i-1] != ':' || !timeAt(s, i-1) {
+		return false
+	}
+	n := 0 // digits before the ":", up to 3
+	for n < 3 && i-2-n >= 0 && isDigit(s[i-2-n]) {
+		n++
+	}
+	return n == 1 || n == 2
 }
 
 // dateAt reports whether a date or an IPv4 address (dateOrAddress) begins
