@@ -19,6 +19,7 @@ import (
 	"github.com/wildix-export/wildix-export/exporter/paging"
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/exporter/recordings"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
 )
 
 // Sink receives rows. A sink commits a batch's rows together with the
@@ -114,6 +115,11 @@ type Exporter struct {
 	// recordings store (EXPORT_RECORDINGS_STORE); nil when none is
 	// configured: that endpoint then fails, saying what to set.
 	Recordings *recordings.Copier
+	// RecordingsKey is the key a recording's id or path is hashed with
+	// when it cannot be stored under its PBX id (recordings.StoredID):
+	// the pseudonym key under pseudonymisation, else the sink's own
+	// (its suppression list's). The recordings endpoint fails without it.
+	RecordingsKey *pseudonym.Keyed
 	// Privacy is the pseudonymisation rule the Guard applies, which each
 	// run records in the ledger; its Changed, the next run only.
 	Privacy Privacy

@@ -17,6 +17,7 @@ import (
 	"github.com/wildix-export/wildix-export/exporter/pbx"
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/exporter/recordings"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
 )
 
 // recList is the recordings list as this PBX answers it: the form it
@@ -34,6 +35,9 @@ type recList struct {
 	frame *time.Location
 	req   []string     // the fields every record must hold
 	calls *callMatcher // nil: call_id not derived
+	// idKey hashes the ids and paths of recordings not stored under
+	// their PBX id (recordings.StoredID): Exporter.RecordingsKey.
+	idKey *pseudonym.Keyed
 
 	// repaired holds what the records whose Raw had to be repaired to be
 	// storable (a NUL, invalid UTF-8) sent exactly, by their repaired Raw:
@@ -215,7 +219,7 @@ func (l *recList) decode(raw json.RawMessage) (recInfo, map[string]any, error) {
 	if err := dec.Decode(&m); err != nil {
 		return recInfo{}, nil, fmt.Errorf("not a JSON object: %w", err)
 	}
-	info := recInfo{rec: recordings.Recording{ID: scalar(m[l.shape.Key[0]]), Path: scalar(m[l.shape.Fields["path"]])}, fileName: scalar(m[l.shape.Fields["file_name"]])}
+	info := recInfo{rec: recordings.Recording{ID: scalar(m[l.shape.Key[0]]), Path: scalar(m[l.shape.Fields["path"]]), IDKey: l.idKey}, fileName: scalar(m[l.shape.Fields["file_name"]])}
 	if l.shape.Key[0] == l.shape.Fields["path"] {
 		info.rec.ID = "" // no id: stored under a hash of the path
 	}

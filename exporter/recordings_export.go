@@ -85,6 +85,10 @@ func (x *Exporter) recordings(ctx context.Context, runID string, ep *record.Endp
 		res.Err = errNoRecordingsStore
 		return res
 	}
+	if x.RecordingsKey == nil {
+		res.Err = fmt.Errorf("%w: the recordings endpoint needs the key recordings' ids are hashed with (Exporter.RecordingsKey)", record.ErrConfig)
+		return res
+	}
 	st, err := e.loadRecState(ctx)
 	if err != nil {
 		res.Err = err
@@ -101,6 +105,7 @@ func (x *Exporter) recordings(ctx context.Context, runID string, ep *record.Endp
 		return res
 	}
 	l.calls = e.newCallMatcher(l.zone)
+	l.idKey = x.RecordingsKey
 	res.Paging = paging.ByTimeWindows.String()
 	c := e.committer(ctx, BatchInfo{PBX: x.PBX, RunID: runID, Endpoint: ep, StateKey: ep.Name}, x.CommitGrace)
 	scratch := &record.Warnings{} // a record read twice warns twice: counted for the rows kept

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -23,12 +24,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/wildix-export/wildix-export/auth"
 	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/exporter/pbx"
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/exporter/recordings"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
 	"github.com/wildix-export/wildix-export/sinks/recstore"
 	"github.com/wildix-export/wildix-export/sinks/recstore/recstoretest"
 )
@@ -61,6 +65,7 @@ type recEnv struct {
 	rows     func(t *testing.T) map[string][]string
 	storeDir string
 	ep       record.Endpoint
+	pool     *pgxpool.Pool // with postgres
 }
 
 // recSetup starts it. front, when set, may answer a request itself.
@@ -109,8 +114,8 @@ func recSetup(t *testing.T, o pbxsim.Options, kind string, front func(sim *pbxsi
 	}
 	x := &exporter.Exporter{Client: c, Sink: sink, PBX: "pbx", Zone: rome, PageSize: 20, Concurrency: 2, BatchSize: 15, MaxPages: 10000,
 		Recordings: &recordings.Copier{Spool: &recordings.Spool{Origin: u, Token: recToken, MinBackoff: time.Millisecond, MaxAttempts: 3},
-			Store: store, PBX: "pbx", Concurrency: 3}}
-	e := &recEnv{sim: sim, x: x, csvDir: dir, storeDir: storeDir, ep: recordingsEndpoint(t)}
+			Store: store, PBX: "pbx", Concurrency: 3}, RecordingsKey: testRecordingsKey(t)}
+	e := &recEnv{sim: sim, x: x, csvDir: dir, storeDir: storeDir, ep: recordingsEndpoint(t), pool: pool}
 	e.rows = func(t *testing.T) map[string][]string { return csvRecordingRows(t, dir) }
 	if pool != nil {
 		e.rows = func(t *testing.T) map[string][]string {
@@ -190,7 +195,7 @@ func (e *recEnv) checkStore(t *testing.T) {
 	rows := e.rows(t)
 	want := 0
 	for _, r := range e.sim.Recordings() {
-		id := recordings.StoredID(recordings.Recording{ID: idOf(e, r), Path: r.Path})
+		id := recordings.StoredID(recordings.Recording{ID: idOf(e, r), Path: r.Path, IDKey: testRecordingsKey(t)})
 		name, _ := recstore.Name("pbx", r.Start.UTC(), id)
 		row, ok := rows[id]
 		switch {
@@ -225,6 +230,17 @@ func (e *recEnv) checkStore(t *testing.T) {
 	if len(stored) != want || len(rows) != len(e.sim.Recordings()) {
 		t.Errorf("%d files stored and %d rows, want %d files and %d rows", len(stored), len(rows), want, len(e.sim.Recordings()))
 	}
+}
+
+// testRecordingsKey is the key recordings' ids are hashed with in these
+// tests (Exporter.RecordingsKey).
+func testRecordingsKey(t *testing.T) *pseudonym.Keyed {
+	t.Helper()
+	k, err := pseudonym.New([]byte("recordings-test-key-0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
 
 // idOf is the id the list sends for r: none in the bare shape.
@@ -663,4 +679,54 @@ func TestRecordingsWindowsSideBySide(t *testing.T) {
 		t.Fatalf("result %+v, rows %d; want %d copied", rr, res.Rows, len(recs))
 	}
 	e.checkStore(t)
+}
+
+// TestRecordingsKeysOfBeforeKept: a recording known by its path alone is
+// stored under "k-" and a keyed hash of it (recordings.StoredID), and a
+// store written before, whose state holds the recordings' ids of then
+// (an unkeyed "h-" hash: recordings.LegacyID), gets none of them copied
+// again by the next run's look-back (issue 29: exactly once).
+func TestRecordingsKeysOfBeforeKept(t *testing.T) {
+	t.Parallel()
+	e := recSetup(t, pbxsim.Options{Seed: 29, Calls: 150, Recordings: pbxsim.RecordingOptions{Fields: "bare"}}, "postgres", nil)
+	res := e.run(t)
+	if res.Err != nil || res.Recordings.Copied == 0 {
+		t.Fatalf("first run: %v, %+v", res.Err, res.Recordings)
+	}
+	e.checkStore(t)
+	for key := range e.rows(t) {
+		if !strings.HasPrefix(key, "k-") {
+			t.Errorf("recording key %q: want k- and a keyed hash of its path", key)
+		}
+	}
+	// The state as a run before ids were keyed left it.
+	ctx := context.Background()
+	var b []byte
+	if err := e.pool.QueryRow(ctx, "SELECT state FROM export_state WHERE pbx = 'pbx' AND key = 'recordings'").Scan(&b); err != nil {
+		t.Fatal(err)
+	}
+	var st map[string]any
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	recent, _ := st["recent"].(map[string]any)
+	old := map[string]any{}
+	for _, r := range e.sim.Recordings() {
+		rec := recordings.Recording{Path: r.Path, IDKey: e.x.RecordingsKey}
+		if w, ok := recent[recordings.StoredID(rec)]; ok {
+			old[recordings.LegacyID(rec)] = w
+		}
+	}
+	if len(old) == 0 || len(old) != len(recent) {
+		t.Fatalf("%d keys of %d in the state renamed", len(old), len(recent))
+	}
+	st["recent"] = old
+	b, _ = json.Marshal(st)
+	if _, err := e.pool.Exec(ctx, "UPDATE export_state SET state = $1 WHERE pbx = 'pbx' AND key = 'recordings'", b); err != nil {
+		t.Fatal(err)
+	}
+	res = e.run(t)
+	if rr := res.Recordings; res.Err != nil || rr.Listed != 0 || rr.Copied != 0 || rr.Skipped != 0 || res.Rows != 0 {
+		t.Fatalf("run after the keyed ids: %v, %+v, %d rows; want the %d recordings of the look-back known by their ids of before", res.Err, rr, res.Rows, len(old))
+	}
 }

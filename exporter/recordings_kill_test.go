@@ -67,7 +67,7 @@ func TestRecordingsChild(t *testing.T) {
 	}
 	c := &pbx.Client{HTTP: &http.Client{Transport: &auth.Transport{Source: auth.Static("wsk-v1-test")}}, Base: u, MaxAttempts: 3, Timeout: time.Minute}
 	x := &exporter.Exporter{Client: c, Sink: sink, PBX: "pbx", Zone: rome, PageSize: 20, Concurrency: 2, BatchSize: 15, MaxPages: 10000,
-		Recordings: &recordings.Copier{Spool: &recordings.Spool{Origin: u, Token: recToken, MinBackoff: time.Millisecond}, Store: store, PBX: "pbx", Concurrency: 3}}
+		Recordings: &recordings.Copier{Spool: &recordings.Spool{Origin: u, Token: recToken, MinBackoff: time.Millisecond}, Store: store, PBX: "pbx", Concurrency: 3}, RecordingsKey: testRecordingsKey(t)}
 	ep := recordingsEndpoint(t)
 	if err := x.Run(context.Background(), exporter.NewRunID(time.Now()), "once", []record.Endpoint{ep}).Err(); err != nil {
 		t.Fatal(err)

@@ -139,7 +139,8 @@ func (e *endpointRun) recCursor(ctx context.Context, l *recList, st recState) (*
 func abs(n int) int { return max(n, -n) }
 
 // fresh returns the rows not exported before, each recording once, and
-// what each sent. A key that comes again for another recording (another
+// what each sent (under the keys of before ids were keyed too:
+// recordings.LegacyID). A key that comes again for another recording (another
 // start or path: docs/pbx-api.md does not know the PBX's ids to be
 // unique) makes that row's key AltID: both recordings are stored and
 // kept, and clash is told. The earlier ones are those of this window and
@@ -168,10 +169,20 @@ func (rc *recCursor) fresh(l *recList, rows []record.Row, clash func(row record.
 		if found && (same || info.rec.ID == "") {
 			continue // without an id, the key is the path's: the same file
 		}
+		if old := recordings.LegacyID(info.rec); !found && old != row.Key {
+			// Exported under the id it had before ids were keyed
+			// (recordings/key.go): stored then, not copied again.
+			if f, s := had(old); f && (s || info.rec.ID == "") {
+				continue
+			}
+		}
 		if info.rec.ID != "" {
 			alt := recordings.AltID(info.rec)
 			if f, _ := had(alt); f {
 				continue // stored under its own id before
+			}
+			if f, _ := had(recordings.LegacyAltID(info.rec)); f {
+				continue // so, before ids were keyed
 			}
 			if found {
 				first, _, _ := strings.Cut(cmp.Or(win[row.Key], rc.seen[row.Key], rc.recent[row.Key]), "\x00")

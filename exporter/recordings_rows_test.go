@@ -110,7 +110,7 @@ func checkBothStored(t *testing.T, e *recEnv, a, b pbxsim.Recording) {
 	if len(rows) != len(recs) || len(stored) != len(recs) {
 		t.Errorf("%d rows and %d files for %d recordings", len(rows), len(stored), len(recs))
 	}
-	alt := recordings.AltID(recordings.Recording{ID: itoa(a.ID), Path: b.Path})
+	alt := recordings.AltID(recordings.Recording{ID: itoa(a.ID), Path: b.Path, IDKey: e.x.RecordingsKey})
 	if got := rows[itoa(a.ID)]; len(got) == 0 || got[0] != e.sim.RecordingSHA256(a) {
 		t.Errorf("row %d: %q, want recording %d's sha256 %s", a.ID, got, a.ID, e.sim.RecordingSHA256(a))
 	}

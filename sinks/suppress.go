@@ -81,17 +81,7 @@ func (l *Suppression) keyed(pk *pseudonym.Keyed) (*pseudonym.Keyed, error) {
 // add adds the number with canonical digits to the list, making its key
 // first when it has none; it returns the hash and whether it was new.
 func (l *Suppression) add(digits string, national bool, pk *pseudonym.Keyed, now time.Time) (string, bool, error) {
-	if l.KeyID == "" {
-		if pk == nil {
-			l.Key = make([]byte, pseudonym.MinKeyLen)
-			rand.Read(l.Key)
-		}
-		k := pk
-		if k == nil {
-			k, _ = pseudonym.New(l.Key)
-		}
-		l.KeyID = k.KeyID()
-	}
+	l.makeKey(pk)
 	k, err := l.keyed(pk)
 	if err != nil {
 		return "", false, err
@@ -102,6 +92,24 @@ func (l *Suppression) add(digits string, national bool, pk *pseudonym.Keyed, now
 	}
 	l.Numbers = append(l.Numbers, SuppressedNumber{Hash: h, Added: now.UTC(), National: national})
 	return h, true, nil
+}
+
+// makeKey gives the list a key when it has none: pk's when set, else a
+// random one kept with the list. It reports whether it made one.
+func (l *Suppression) makeKey(pk *pseudonym.Keyed) bool {
+	if l.KeyID != "" {
+		return false
+	}
+	if pk == nil {
+		l.Key = make([]byte, pseudonym.MinKeyLen)
+		rand.Read(l.Key)
+	}
+	k := pk
+	if k == nil {
+		k, _ = pseudonym.New(l.Key)
+	}
+	l.KeyID = k.KeyID()
+	return true
 }
 
 // addAll adds f's digits and national forms; it returns the digits' hash
@@ -344,4 +352,79 @@ func (s *CSV) Suppress(ctx context.Context, f *Forgotten, pk *pseudonym.Keyed) (
 		return "", false, fmt.Errorf("add to the suppression list: %w", err)
 	}
 	return h, true, nil
+}
+
+// SuppressionKey returns the key of the schema's suppression list, made
+// (pk's when set, else a random one kept with the list) and stored when
+// the list has none yet. On a sink whose rows are in clear, the ids of
+// recordings that cannot be stored under their PBX id are hashed with
+// it (exporter.Exporter.RecordingsKey): a key that stays the sink's, as
+// the list's hashes do. An error wrapping ErrSuppressionKey when the
+// list was made with a pseudonym key and pk is not that key.
+func (p *Postgres) SuppressionKey(ctx context.Context, pk *pseudonym.Keyed) (*pseudonym.Keyed, error) {
+	l, err := p.Suppression(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if l.KeyID != "" {
+		return l.keyed(pk)
+	}
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("make the suppression list's key: %w", dbError(err))
+	}
+	defer tx.Rollback(ctx)
+	table := p.ident("export_state")
+	if _, err := tx.Exec(ctx, "INSERT INTO "+table+" (pbx, key, state) VALUES ($1, $2, '{\"numbers\":[]}') ON CONFLICT DO NOTHING", suppressionPBX, suppressionKey); err != nil {
+		return nil, fmt.Errorf("make the suppression list's key: %w", dbError(err))
+	}
+	var b []byte
+	if err := tx.QueryRow(ctx, "SELECT state FROM "+table+" WHERE pbx = $1 AND key = $2 FOR UPDATE", suppressionPBX, suppressionKey).Scan(&b); err != nil {
+		return nil, fmt.Errorf("make the suppression list's key: %w", dbError(err))
+	}
+	if l, err = decodeSuppression(b); err != nil {
+		return nil, err
+	}
+	if l.makeKey(pk) {
+		b, _ = json.Marshal(l)
+		if _, err := tx.Exec(ctx, "UPDATE "+table+" SET state = $3, updated_at = now() WHERE pbx = $1 AND key = $2", suppressionPBX, suppressionKey, b); err != nil {
+			return nil, fmt.Errorf("make the suppression list's key: %w", dbError(err))
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("make the suppression list's key: %w", dbError(err))
+	}
+	return l.keyed(pk)
+}
+
+// SuppressionKey returns the key of the folder's suppression list, made
+// and stored when it has none yet (Postgres.SuppressionKey).
+func (s *CSV) SuppressionKey(ctx context.Context, pk *pseudonym.Keyed) (_ *pseudonym.Keyed, err error) {
+	l, err := s.Suppression(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if l.KeyID != "" {
+		return l.keyed(pk)
+	}
+	defer func() { err = s.advise(err) }()
+	dir, err := s.mkdir(".state")
+	if err != nil {
+		return nil, fmt.Errorf("make the suppression list's key: %w", err)
+	}
+	lock := safefile.NewLock(filepath.Join(dir, ".suppressed.lock"), fileMode)
+	if err := lock.Wait(ctx, 100*time.Millisecond); err != nil {
+		return nil, fmt.Errorf("make the suppression list's key: %w", err)
+	}
+	defer lock.Unlock()
+	if l, err = s.Suppression(ctx); err != nil {
+		return nil, err
+	}
+	if l.makeKey(pk) {
+		b, _ := json.Marshal(l)
+		if err := safefile.Write(s.suppressionFile(), b, fileMode); err != nil {
+			return nil, fmt.Errorf("make the suppression list's key: %w", err)
+		}
+	}
+	return l.keyed(pk)
 }

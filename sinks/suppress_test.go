@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"maps"
 	"os"
@@ -362,5 +363,61 @@ func TestForgetCSV(t *testing.T) {
 	h.backfillUnsuppressed(t, c)
 	if found, err := c.ForgetFind(ctx, forgotten, cat.All()); err != nil || len(found.Places) == 0 {
 		t.Fatalf("without the list the number did not come back (%v): the test proves nothing", err)
+	}
+}
+
+// TestSuppressionKeyMade: a sink's suppression list gets its key from
+// the first SuppressionKey (the recordings' ids of a sink in clear are
+// hashed with it): a random one kept with the list, or the pseudonym
+// key's id; the same key after, and the one forget then hashes numbers
+// with. On both sinks.
+func TestSuppressionKeyMade(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pk, err := pseudonym.New([]byte("suppression-key-test-0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type list interface {
+		Suppression(ctx context.Context) (*Suppression, error)
+		SuppressionKey(ctx context.Context, pk *pseudonym.Keyed) (*pseudonym.Keyed, error)
+	}
+	for _, kind := range []string{"csv", "postgres"} {
+		for _, withPK := range []bool{false, true} {
+			open := func(t *testing.T) list {
+				if kind == "csv" {
+					s, _ := NewCSV(CSVOptions{Dir: t.TempDir()})
+					return s
+				}
+				p, _ := newPostgres(t)
+				if err := p.Migrate(ctx, record.Builtin()); err != nil {
+					t.Fatal(err)
+				}
+				return p
+			}
+			t.Run(fmt.Sprintf("%s/pk=%v", kind, withPK), func(t *testing.T) {
+				t.Parallel()
+				s := open(t)
+				var given *pseudonym.Keyed
+				if withPK {
+					given = pk
+				}
+				k1, err := s.SuppressionKey(ctx, given)
+				if err != nil || k1 == nil {
+					t.Fatalf("first: %v, %v", k1, err)
+				}
+				k2, err := s.SuppressionKey(ctx, given)
+				if err != nil || k2.KeyID() != k1.KeyID() {
+					t.Fatalf("second: %v, %v; want key %s again", k2, err, k1.KeyID())
+				}
+				l, err := s.Suppression(ctx)
+				if err != nil || l.KeyID != k1.KeyID() || len(l.Numbers) != 0 || (l.Key == nil) != withPK {
+					t.Fatalf("list %+v, %v; want key %s kept (its bytes: %v), no number", l, err, k1.KeyID(), !withPK)
+				}
+				if withPK && k1.KeyID() != pk.KeyID() {
+					t.Fatalf("key %s, want the pseudonym key's %s", k1.KeyID(), pk.KeyID())
+				}
+			})
+		}
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -40,6 +41,33 @@ type privacyStore interface {
 // suppressionList is the sink's list of forgotten numbers (sinks).
 type suppressionList interface {
 	Suppression(ctx context.Context) (*sinks.Suppression, error)
+}
+
+// suppressionKeyed is a sink whose suppression list has a key of its
+// own when no pseudonym key made it (sinks).
+type suppressionKeyed interface {
+	SuppressionKey(ctx context.Context, pk *pseudonym.Keyed) (*pseudonym.Keyed, error)
+}
+
+// recordingsKey is the key the ids and paths of recordings not stored
+// under their PBX id are hashed with (exporter.Exporter.RecordingsKey,
+// exporter/recordings/key.go): the pseudonym key under pseudonymisation,
+// else the sink's own, its suppression list's (made and stored by the
+// first run that needs it), so that a stored name never lets anyone
+// without the key confirm a number.
+func (a *app) recordingsKey(ctx context.Context, s *sink, g *privacy.Guard) (*pseudonym.Keyed, error) {
+	if g.Rule.On() {
+		return g.Keys, nil
+	}
+	sk, ok := s.Sink.(suppressionKeyed)
+	if !ok {
+		return nil, fmt.Errorf("the %s keeps no key for recordings' ids", s.name)
+	}
+	k, err := sk.SuppressionKey(ctx, g.Keys)
+	if errors.Is(err, sinks.ErrSuppressionKey) {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return k, err
 }
 
 // privacyNow is the rule and key id the guard applies.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -10,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wildix-export/wildix-export/exporter/recordings"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
 	"github.com/wildix-export/wildix-export/simtest"
+	"github.com/wildix-export/wildix-export/sinks"
 	"github.com/wildix-export/wildix-export/sinks/recstore"
 	"github.com/wildix-export/wildix-export/sinks/recstore/recstoretest"
 )
@@ -319,5 +323,66 @@ func TestCLIBackfillRefusesRecordings(t *testing.T) {
 	out := r.stdout + r.stderr + fmt.Sprint(r.err)
 	if r.code != exitConfig || !strings.Contains(out, "--endpoints recordings: recordings are not backfilled") {
 		t.Errorf("backfill --endpoints recordings: exit %d, want %d saying why: %s", r.code, exitConfig, out)
+	}
+}
+
+// TestCLIRecordingsPathOnlyKeyed: recordings the PBX lists without an id
+// (known by their path, which holds the caller's number) are stored, and
+// their rows keyed, under "k-" and a keyed hash of the path: the
+// pseudonym key's under pseudonymisation, else the CSV folder's own
+// random key, its suppression list's, made by the first run and kept
+// (attack 1, A1: an unkeyed sha256 of the path let anyone confirm the
+// number by trying the extensions). No stored name holds a number.
+func TestCLIRecordingsPathOnlyKeyed(t *testing.T) {
+	t.Parallel()
+	const pkey = "path-only-test-key-0123456789abcdefgh"
+	for _, rule := range []string{"none", "numbers"} {
+		t.Run(rule, func(t *testing.T) {
+			t.Parallel()
+			f := recPBX(t, 300, 3*time.Hour, pbxsim.RecordingOptions{Fields: "bare"})
+			dir, store := t.TempDir(), t.TempDir()
+			kv := fixtureEnv(f, dir, "EXPORT_ENDPOINTS=recordings", "EXPORT_RECORDINGS_STORE=dir", "EXPORT_RECORDINGS_DIR="+store,
+				"WILDIX_RECORDINGS_TOKEN="+recToken, "EXPORT_PSEUDONYMIZE="+rule)
+			if rule != "none" {
+				kv = append(kv, "EXPORT_PSEUDONYM_KEY="+pkey)
+			}
+			for run := 0; run < 2; run++ {
+				if r := runCLI(t, kv, "run", "--once"); r.code != exitOK {
+					t.Fatalf("run %d: exit %d\n%s%s", run, r.code, r.stdout, r.stderr)
+				}
+			}
+			key, err := pseudonym.New([]byte(pkey))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rule == "none" {
+				s, _ := sinks.NewCSV(sinks.CSVOptions{Dir: dir})
+				l, err := s.Suppression(context.Background())
+				if err != nil || l.Key == nil {
+					t.Fatalf("the folder's suppression list %+v, %v: want a key of its own", l, err)
+				}
+				key, _ = pseudonym.New(l.Key)
+			}
+			want := map[string]bool{}
+			for _, r := range f.Sim.Recordings() {
+				name, err := recstore.Name(storedPBX(f.URL.Host), r.Start.UTC(), recordings.StoredID(recordings.Recording{Path: r.Path, IDKey: key}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				want[name] = true
+			}
+			got := dirFiles(t, store)
+			if len(got) != len(want) {
+				t.Errorf("%d files stored, want %d", len(got), len(want))
+			}
+			for name := range got {
+				if !want[name] {
+					t.Errorf("stored %s: not the keyed name of a recording's path", name)
+				}
+				if id := filepath.Base(name); !strings.HasPrefix(id, "k-") || strings.ContainsAny(id, "0189") {
+					t.Errorf("stored name %s: want k- and a keyed hash (base32: no 0, 1, 8 or 9)", name)
+				}
+			}
+		})
 	}
 }

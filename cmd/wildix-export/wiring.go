@@ -21,6 +21,7 @@ import (
 	"github.com/wildix-export/wildix-export/exporter/privacy"
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/exporter/recordings"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
 	"github.com/wildix-export/wildix-export/sinks"
 )
 
@@ -232,6 +233,10 @@ func (a *app) start(ctx context.Context, cat *record.Catalog) (*started, error) 
 	if err == nil {
 		_, err = a.retentionLimit(ctx, s) // a shorter EXPORT_RETENTION
 	}
+	var recKey *pseudonym.Keyed
+	if err == nil && rec != nil {
+		recKey, err = a.recordingsKey(ctx, s, guard)
+	}
 	if err != nil {
 		s.close()
 		return nil, err
@@ -242,7 +247,7 @@ func (a *app) start(ctx context.Context, cat *record.Catalog) (*started, error) 
 	x := &exporter.Exporter{
 		Client: p.client, Sink: s.Sink, PBX: c.PBXID, Zone: c.Timezone,
 		PageSize: c.PageSize, Concurrency: c.Concurrency, BatchSize: c.BatchSize, MaxPages: c.MaxPages,
-		CommitGrace: c.ShutdownGrace, Settle: c.Settle, Log: a.log, Recordings: rec, Observe: a.warnRecordings, Guard: guard, Privacy: privacyNow(guard),
+		CommitGrace: c.ShutdownGrace, Settle: c.Settle, Log: a.log, Recordings: rec, RecordingsKey: recKey, Observe: a.warnRecordings, Guard: guard, Privacy: privacyNow(guard),
 		Abort: func(err error) bool {
 			return errors.Is(err, auth.ErrReauthorize) || errors.Is(err, sinks.ErrDatabase) || errors.Is(err, auth.ErrUnreachable)
 		},

@@ -31,6 +31,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
 	"github.com/wildix-export/wildix-export/sinks/recstore"
 )
 
@@ -56,8 +57,9 @@ type presence interface {
 // words.
 type Recording struct {
 	// ID is the PBX's recording id. Used in the stored name when it is 1
-	// to 64 letters, digits, '-' or '_' (not starting with "h-"),
-	// otherwise hashed; "" takes a hash of Path.
+	// to 64 letters, digits, '-' or '_' holding no phone number (not
+	// starting with "k-" or "h-"), otherwise hashed with IDKey; "" takes
+	// a keyed hash of Path (StoredID, key.go).
 	ID string
 	// Path is the file's address as the list gives it: a path under
 	// /spoolview/recordings/ (escaped as on the wire) or a URL on the
@@ -73,6 +75,9 @@ type Recording struct {
 	// StoredID(r): AltID(r) for a recording whose id another recording
 	// already holds (the exporter finds those in the list).
 	Key string
+	// IDKey is the key StoredID and AltID hash an id or path with
+	// (key.go): needed by every recording whose id is not used as it is.
+	IDKey *pseudonym.Keyed `json:"-"`
 }
 
 // Status is what became of one recording.
@@ -463,22 +468,6 @@ func (c *Copier) sameFile(ctx context.Context, r Recording, o recstore.Object) (
 	return n == o.Size && hex.EncodeToString(h.Sum(nil)) == o.SHA256, nil
 }
 
-// usableID reports whether id, a PBX recording id, is usable as it is in
-// a stored name: 1 to 64 ASCII letters, digits, '-' or '_'. A loop, not a
-// regular expression: `{1,64}` compiled at every process start (a
-// millisecond and a half of each run's CPU).
-func usableID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for _, c := range []byte(id) {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
-
 // name is r's stored name: recstore.Name(c.PBX, r.Start in UTC,
 // r.Key or StoredID(r)).
 func (c *Copier) name(r Recording) (string, error) {
@@ -491,32 +480,6 @@ func storedKey(r Recording) string {
 		return r.Key
 	}
 	return StoredID(r)
-}
-
-// AltID is the id r is stored under when another recording holds
-// StoredID(r): "h-" and 40 hex digits of the sha256 of its id and path.
-func AltID(r Recording) string {
-	return hashID("id+path:" + r.ID + "\x00" + r.Path)
-}
-
-// StoredID is the id r is stored under, and the key of its row: its ID
-// when it is 1 to 64 letters, digits, '-' or '_'; an ID that does not fit,
-// or starts with "h-" (the hashed ids' mark, so that no id can take
-// another's name), is replaced by "h-" and 40 hex digits of its sha256;
-// no ID, by those of the path.
-func StoredID(r Recording) string {
-	switch {
-	case r.ID == "":
-		return hashID("path:" + r.Path)
-	case !usableID(r.ID) || strings.HasPrefix(r.ID, "h-"):
-		return hashID("id:" + r.ID)
-	}
-	return r.ID
-}
-
-func hashID(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return "h-" + hex.EncodeToString(h[:20])
 }
 
 func (c *Counts) add(r Result) {

@@ -501,7 +501,7 @@ func TestCopyLogsIDsQuoted(t *testing.T) {
 	recs[2].Path = "/spoolview/recordings/2026/01/02/..%2F..%2Fetc%2Fx"
 	long := strings.Repeat("x", 4096) + "\nlevel=ERROR msg=forged"
 	for i := range recs {
-		recs[i].ID = strconv.Itoa(i) + long
+		recs[i].ID, recs[i].IDKey = strconv.Itoa(i)+long, testIDKey(t, "copy-test-key-0123456789abcdefghijkl")
 	}
 	res, _, err := cp.Copy(context.Background(), recs)
 	if err != nil {
@@ -702,7 +702,8 @@ func TestCopyS3ListsInsteadOfAsking(t *testing.T) {
 }
 
 // TestStoredID: an id of 1 to 64 ASCII letters, digits, '-' or '_' (not
-// starting with "h-") is stored as it is; any other, hashed.
+// starting with "h-" or "k-", no number in it) is stored as it is; any
+// other, "k-" and a keyed hash (TestStoredIDHoldsNoNumber for numbers).
 func TestStoredID(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
@@ -713,8 +714,8 @@ func TestStoredID(t *testing.T) {
 		{strings.Repeat("x", 65), false}, {"a.b", false}, {"a b", false}, {"é", false},
 		{"a/b", false}, {"a\nb", false}, {"h-1", false}, {"H-1", true},
 	} {
-		got := StoredID(Recording{ID: c.id, Path: "/spoolview/recordings/x.wav"})
-		if kept := got == c.id; kept != c.kept || !c.kept && (len(got) != 42 || !strings.HasPrefix(got, "h-")) {
+		got := StoredID(Recording{ID: c.id, Path: "/spoolview/recordings/x.wav", IDKey: testIDKey(t, "stored-id-loop-key-0123456789abcdefg")})
+		if kept := got == c.id; kept != c.kept || !c.kept && (len(got) != 18 || !strings.HasPrefix(got, "k-")) {
 			t.Errorf("StoredID(%q) = %q; want it kept: %v", c.id, got, c.kept)
 		}
 	}

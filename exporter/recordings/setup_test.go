@@ -27,6 +27,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
 	"github.com/wildix-export/wildix-export/sinks/recstore"
 	"github.com/wildix-export/wildix-export/sinks/recstore/recstoretest"
 )
@@ -42,6 +43,7 @@ type env struct {
 	// caPEM is the cloud stand-in's certificate (nil: none, or plain http).
 	caPEM []byte
 	seen  *requestLog
+	idKey *pseudonym.Keyed // the recordings' IDKey
 }
 
 // cloudMode is how the cloud stand-in is served.
@@ -81,7 +83,7 @@ func recSetup(t testing.TB, o pbxsim.Options, cloud cloudMode) *env {
 	}
 	o.APIKeys = append(o.APIKeys, testToken, "wsk-v1-companykey")
 	o.Log = nil
-	e := &env{seen: &requestLog{}}
+	e := &env{seen: &requestLog{}, idKey: testIDKey(t, "setup-test-key-0123456789abcdefghijk")}
 	var sim atomic.Pointer[pbxsim.Sim]
 	if cloud != noCloud {
 		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { sim.Load().CloudHandler().ServeHTTP(w, r) })
@@ -135,7 +137,7 @@ func (e *env) spool(t testing.TB) *Spool {
 func (e *env) recordings(noSize bool) []Recording {
 	var out []Recording
 	for _, r := range e.sim.Recordings() {
-		rec := Recording{ID: strconv.FormatInt(r.ID, 10), Path: r.Path, Start: r.Start, Size: r.Size}
+		rec := Recording{ID: strconv.FormatInt(r.ID, 10), Path: r.Path, Start: r.Start, Size: r.Size, IDKey: e.idKey}
 		if noSize {
 			rec.Size = 0
 		}
