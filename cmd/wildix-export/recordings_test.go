@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -323,6 +325,45 @@ func TestCLIBackfillRefusesRecordings(t *testing.T) {
 	out := r.stdout + r.stderr + fmt.Sprint(r.err)
 	if r.code != exitConfig || !strings.Contains(out, "--endpoints recordings: recordings are not backfilled") {
 		t.Errorf("backfill --endpoints recordings: exit %d, want %d saying why: %s", r.code, exitConfig, out)
+	}
+}
+
+// TestCLICheckRefusedPathPseudonymised: under pseudonymisation, check
+// prints a refused recording path with its numbers replaced, as run
+// stores and logs it, never in clear (attack 1, A3: the list moved every
+// path out of /spoolview/recordings/).
+func TestCLICheckRefusedPathPseudonymised(t *testing.T) {
+	t.Parallel()
+	span := 3 * time.Hour
+	o := pbxsim.Options{Calls: 400, CallGap: span / 400, CallsStart: time.Now().UTC().Add(-span), APIKeys: []string{recToken},
+		Recordings: pbxsim.RecordingOptions{Every: 10, BytesPerSecond: 200}}
+	o.Rewrite = func(r *http.Request, status int, body []byte) (int, []byte) {
+		if !strings.HasPrefix(r.URL.Path, "/api/v1/PBX/recordings") {
+			return status, body
+		}
+		return status, bytes.ReplaceAll(body, []byte("/spoolview/recordings/"), []byte("/spoolview/nothere/recordings/"))
+	}
+	f := simtest.New(t, o)
+	f.Authorize(t)
+	var numbers []string
+	for _, r := range f.Sim.Recordings() {
+		if len(r.Number) > 6 {
+			numbers = append(numbers, strings.TrimPrefix(strings.TrimPrefix(r.Number, "+"), "00"))
+		}
+	}
+	if len(numbers) == 0 {
+		t.Fatal("the simulator's recordings hold no external number")
+	}
+	kv := fixtureEnv(f, t.TempDir(), "EXPORT_ENDPOINTS=call_history", "EXPORT_RECORDINGS_STORE=dir", "EXPORT_RECORDINGS_DIR="+t.TempDir(),
+		"WILDIX_RECORDINGS_TOKEN="+recToken, "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY=check-test-key-0123456789abcdefghij")
+	r := runCLI(t, kv, "check")
+	if r.code != exitFailed || !strings.Contains(r.stdout, "FAIL  recordings") || !strings.Contains(r.stdout, "refused") {
+		t.Fatalf("check: exit %d, want %d with the path refused:\n%s%s", r.code, exitFailed, r.stdout, r.stderr)
+	}
+	for _, n := range numbers {
+		if strings.Contains(r.stdout+r.stderr, n) {
+			t.Fatalf("check's output holds number %s in clear:\n%s%s", n, r.stdout, r.stderr)
+		}
 	}
 }
 
