@@ -84,6 +84,20 @@ func (p Pruned) Total() int64 {
 // RecordingsStore is the Table of the recordings store's count in Pruned.
 const RecordingsStore = "recordings store"
 
+// fileStored reports whether a recording's row of status names a file
+// the store holds: its object is the name its file would have had when
+// the file vanished from the PBX or its path was refused, and nothing
+// was stored there. Retention counts, and forget checks against the
+// store, only the others (attack 1, B3 and L2); an erased row has no
+// object.
+func fileStored(status string) bool {
+	return status != "vanished" && status != "refused"
+}
+
+// storedObjectSQL is fileStored in SQL: a recording row's object when
+// its file was stored, else NULL.
+const storedObjectSQL = "CASE WHEN status IN ('vanished', 'refused') THEN NULL ELSE object END"
+
 // prunable returns the endpoints holding rows of calls, with the index of
 // their time column: those record.RetentionColumn names, the ones the
 // exporter's guard filters too.
@@ -268,7 +282,8 @@ func (p *csvPrune) removeRecordings(ctx context.Context, o PruneOptions) (int64,
 	var names []string
 	_, err := p.edit(ctx, func(header, row []string) (RowEdit, error) {
 		t, ok, err := p.start(header, row)
-		if j := slices.Index(header, "object"); p.ret.Expired(t, ok) && j >= 0 && row[j] != "" {
+		j, st := slices.Index(header, "object"), slices.Index(header, "status")
+		if p.ret.Expired(t, ok) && j >= 0 && row[j] != "" && (st < 0 || fileStored(row[st])) {
 			name := row[j]
 			if p.s.opt.SafeFormulas && len(name) > 1 && name[0] == '\'' && strings.ContainsRune("=+-@\t\r", rune(name[1])) {
 				name = name[1:] // as cell wrote it

@@ -14,8 +14,9 @@ import (
 // deleteWhere deletes the rows of the schema's table for which where
 // holds (SQL the caller writes, never taken from input, over args as $1,
 // $2…), at most batch rows per transaction (0: pruneBatch), so that no
-// transaction holds many rows or runs long. When returning names a
-// column, each batch's values of it (as text, NULL as "") are passed to
+// transaction holds many rows or runs long. When returning is set (an
+// SQL expression over the table's columns, the caller's as where is),
+// each batch's values of it (as text, NULL as "") are passed to
 // before inside the batch's transaction, before it commits: what must
 // go before the rows do (the files they name) goes there, and an error
 // rolls the batch back. The table's triggers run as for any deletion
@@ -31,7 +32,7 @@ func (p *Postgres) deleteWhere(ctx context.Context, table, where string, args []
 	t := p.ident(table)
 	ret := ""
 	if returning != "" {
-		ret = " RETURNING coalesce(" + pgx.Identifier{returning}.Sanitize() + "::text, '')"
+		ret = " RETURNING coalesce((" + returning + ")::text, '')"
 	}
 	// By ctid: a TID scan deletes the batch found, whatever the key.
 	stmt := fmt.Sprintf("DELETE FROM %s WHERE ctid = ANY(ARRAY(SELECT ctid FROM %s WHERE %s LIMIT %d))%s", t, t, where, batch, ret)
@@ -172,7 +173,7 @@ func (p *Postgres) deleteRecordings(ctx context.Context, table, where, pbx strin
 	if batch <= 0 {
 		batch = pruneFilesBatch
 	}
-	n, err = p.deleteWhere(ctx, table, where, []any{pbx, cut}, batch, "object", func(ctx context.Context, names []string) error {
+	n, err = p.deleteWhere(ctx, table, where, []any{pbx, cut}, batch, storedObjectSQL, func(ctx context.Context, names []string) error {
 		for _, name := range names {
 			if name == "" {
 				continue

@@ -3,6 +3,7 @@ package sinks
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
@@ -250,5 +251,78 @@ func TestRecordStart(t *testing.T) {
 		if ok != tc.ok || (ok && !got.Equal(want)) {
 			t.Errorf("%s: %v %v, want %v %v", tc.name, got.UTC(), ok, want, tc.ok)
 		}
+	}
+}
+
+// TestPruneCountsStoredFilesOnly: a recording that vanished from the PBX
+// or whose path was refused keeps in its row the name its file would
+// have had, and nothing was stored there: retention removes its row and
+// asks the store to remove nothing for it, nor counts a file removed
+// (attack 1, L2: "43 files removed", none existed). On both sinks.
+func TestPruneCountsStoredFilesOnly(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cut := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	statuses := []string{"copied", "vanished", "refused", "skipped"}
+	for _, kind := range []string{"csv", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			store, err := recstore.OpenDir(t.TempDir(), recstore.DirOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ep := record.Builtin()[len(record.Builtin())-1]
+			var rows []record.Row
+			for i, status := range statuses {
+				id, start := fmt.Sprintf("rec%d", i), cut.Add(-time.Duration(i+1)*time.Hour)
+				name, _ := recstore.Name("p", start, id)
+				if status == "copied" || status == "skipped" {
+					if _, err := store.Put(ctx, name, bytes.NewReader([]byte("RIFF")), recstore.Want{}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				vals := make([]any, len(ep.Columns))
+				vals[ep.Column("recording")], vals[ep.Column("start_time")], vals[ep.Column("object")] = id, start, name
+				vals[ep.Column("status")] = status
+				rows = append(rows, record.Row{Key: id, Values: vals, Raw: json.RawMessage(`{}`)})
+			}
+			var pruner interface {
+				Prune(ctx context.Context, pbx string, eps []record.Endpoint, cut time.Time, o PruneOptions) (Pruned, error)
+			}
+			var b exporter.Batch
+			if kind == "csv" {
+				s, _ := NewCSV(CSVOptions{Dir: t.TempDir()})
+				pruner = s
+				b, err = s.Begin(ctx, exporter.BatchInfo{PBX: "p", RunID: "r1", Endpoint: &ep, StateKey: ep.Name, Seq: 1})
+			} else {
+				p, _ := newPostgres(t)
+				if err := p.Migrate(ctx, record.Builtin()); err != nil {
+					t.Fatal(err)
+				}
+				pruner = p
+				b, err = p.Begin(ctx, exporter.BatchInfo{PBX: "p", RunID: "r1", Endpoint: &ep, StateKey: ep.Name, Seq: 1})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Write(ctx, rows); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Commit(ctx, []byte(`{"cursor":0}`), exporter.Progress{}); err != nil {
+				t.Fatal(err)
+			}
+			rm := &failingRemover{store: store}
+			got, err := pruner.Prune(ctx, "p", record.Builtin(), cut, PruneOptions{Recordings: rm})
+			if err != nil {
+				t.Fatal(err)
+			}
+			counts := map[string]int64{}
+			for _, c := range got {
+				counts[c.Table] += c.Rows
+			}
+			if counts["recordings"] != 4 || counts[RecordingsStore] != 2 || rm.calls != 2 {
+				t.Fatalf("pruned %+v, the store asked %d times; want 4 rows, 2 files removed (copied, skipped), asked twice", got, rm.calls)
+			}
+		})
 	}
 }
