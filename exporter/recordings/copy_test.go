@@ -720,3 +720,47 @@ func TestStoredID(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyS3RefusingTrailers: to an S3 server that refuses PUTs with a
+// trailing checksum (400), the first file is fetched again once the store
+// fell back to uploads in parts (recstore.ErrFetchAgain), and every file
+// is stored exactly once with its bytes.
+func TestCopyS3RefusingTrailers(t *testing.T) {
+	t.Parallel()
+	seed := testSeed(t)
+	e := recSetup(t, pbxsim.Options{Seed: int64(seed % 1000)}, noCloud)
+	f := newStore(t, "s3")
+	var refused atomic.Int64
+	o := f.s3opt
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	o.Transport = roundTripper(func(r *http.Request) (*http.Response, error) {
+		if r.Method != http.MethodPut || r.Header.Get("X-Amz-Trailer") == "" {
+			return base.RoundTrip(r)
+		}
+		refused.Add(1)
+		if r.Body != nil {
+			r.Body.Close()
+		}
+		body := `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NotImplemented</Code><Message>x-amz-trailer</Message></Error>`
+		return &http.Response{StatusCode: http.StatusNotImplemented, Status: "501 Not Implemented", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header: http.Header{"Content-Type": {"application/xml"}}, Body: io.NopCloser(strings.NewReader(body)),
+			ContentLength: int64(len(body)), Request: r}, nil
+	})
+	st, err := recstore.OpenS3(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := e.recordings(false)
+	cp := &Copier{Spool: e.spool(t), Store: st, PBX: testPBX, Concurrency: 4}
+	if _, n, err := cp.Copy(context.Background(), recs); err != nil || n.Copied != len(recs) {
+		t.Fatalf("Copy = %+v, %v", n, err)
+	}
+	if r := refused.Load(); r < 1 || r > 4 {
+		t.Errorf("%d PUTs with a trailer refused; want 1 to 4 (those begun before the first refusal)", r)
+	}
+	checkExact(t, f, wantStore(t, testPBX, e.truth(t)))
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

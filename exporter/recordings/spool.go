@@ -104,7 +104,8 @@ type Fetched struct {
 // short returns an error from its Read, so consume fails; Fetch then tries
 // again from the start, as it does for a consume error matching
 // *recstore.MismatchError (a file not what was announced, maybe cut
-// cleanly). Other consume errors (the store's) end it. consume must leave
+// cleanly) or recstore.ErrFetchAgain (a store that needs the stream again
+// from its start). Other consume errors (the store's) end it. consume must leave
 // nothing behind when it fails: it is called again.
 //
 // Errors: a *RefusedError for a path not fetched at all, ErrVanished for
@@ -343,7 +344,7 @@ func (s *Spool) consume(resp *http.Response, at *url.URL, consume func(io.Reader
 		return transient{fmt.Errorf("GET %s: body: %w", redact(at), rerr)}
 	}
 	var m *recstore.MismatchError
-	if errors.As(err, &m) {
+	if errors.As(err, &m) || errors.Is(err, recstore.ErrFetchAgain) {
 		return transient{fmt.Errorf("GET %s: %w", redact(at), err)}
 	}
 	return err

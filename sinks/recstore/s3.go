@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -93,7 +94,10 @@ type S3 struct {
 	prefix   string
 	partSize int64
 	onePut   int64 // the largest file streamed in one PUT (maxOnePut; a test's less)
-	listPage int   // keys a page of Present's listing (defaultListPage; a test's fewer)
+	// noTrailer is set once the server refused a PUT with a trailing
+	// checksum (putOne): every later file goes in parts.
+	noTrailer atomic.Bool
+	listPage  int // keys a page of Present's listing (defaultListPage; a test's fewer)
 }
 
 // OpenS3 connects to the bucket and checks that it exists.
@@ -222,7 +226,7 @@ func (s *S3) Put(ctx context.Context, name string, r io.Reader, want Want) (Obje
 		return Object{}, fmt.Errorf("store %s: %w", name, err)
 	}
 	key := s.Key(name)
-	if want.Size > 0 && want.Size <= s.onePut {
+	if want.Size > 0 && want.Size <= s.onePut && !s.noTrailer.Load() {
 		return s.putOne(ctx, name, key, r, want)
 	}
 	// What a killed Put of the same name left: invisible, but kept (and
@@ -245,9 +249,10 @@ func (s *S3) Put(ctx context.Context, name string, r io.Reader, want Want) (Obje
 	// A PUT cut short can leave what it sent under the name on a server
 	// that does not check the body's length: versitygw did, over https,
 	// where minio-go sends the body unsigned. A file of unknown size goes
-	// as a stream of unknown length, which minio-go always sends in parts.
+	// as a stream of unknown length, which minio-go always sends in parts;
+	// so does one of a part or less, where one PUT is not taken.
 	size := int64(-1)
-	if want.Size > 0 {
+	if want.Size > s.partSize {
 		size = want.Size
 	}
 	v := newVerifier(ctxReader{ctx, r}, want)
@@ -299,12 +304,36 @@ func (s *S3) putOne(ctx context.Context, name, key string, r io.Reader, want Wan
 		opts.UserMetadata = map[string]string{shaMeta: want.SHA256}
 	}
 	if _, err := (minio.Core{Client: s.c}).PutObject(ctx, s.bucket, key, v, want.Size, "", "", opts); err != nil {
+		if refusesTrailer(err) && !v.failed() && ctx.Err() == nil {
+			s.noTrailer.Store(true)
+			return Object{}, fmt.Errorf("store %s: %w (it answered %v)", name, ErrFetchAgain, err)
+		}
 		return Object{}, fmt.Errorf("store %s: %w", name, unwrapVerify(err, v))
 	}
 	if !v.done() {
 		return Object{}, fmt.Errorf("store %s: the upload ended before its source", name)
 	}
 	return Object{Name: name, Size: v.n, SHA256: v.sum()}, nil
+}
+
+// ErrFetchAgain is a Put that read part of its stream and stored nothing,
+// and would store the file given its stream again from the start: the
+// server refused a PUT with a trailing checksum (a server older than
+// aws-chunked uploads' trailers), and the store now sends every file in
+// parts, which every S3 server takes.
+var ErrFetchAgain = errors.New("the S3 server refused a PUT with a trailing checksum: the store sends files in parts from now on; fetch the file again")
+
+// refusesTrailer reports whether err is the server's refusal of a PUT
+// framed in aws-chunked with a trailer: a 400 or 501 (an unknown
+// x-amz-content-sha256, Content-Encoding or x-amz-trailer), or a 403 (a
+// signature computed over a payload type the server does not know). A
+// refusal for any other reason fails again in parts, loudly.
+func refusesTrailer(err error) bool {
+	switch minio.ToErrorResponse(err).StatusCode {
+	case http.StatusBadRequest, http.StatusNotImplemented, http.StatusForbidden:
+		return true
+	}
+	return false
 }
 
 // unwrapVerify prefers the stream's own error (a mismatch, a cancelled

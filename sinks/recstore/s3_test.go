@@ -900,3 +900,66 @@ func TestS3ResumesTLSSessions(t *testing.T) {
 		t.Errorf("%d requests, each on a connection of its own: %d resumed a TLS session; want all but the first", n, r)
 	}
 }
+
+// refuseTrailers answers 400 InvalidArgument, as a server that does not
+// take aws-chunked uploads' trailers would, to every PUT with a trailing
+// checksum, counting them; other requests go to base.
+type refuseTrailers struct {
+	base    http.RoundTripper
+	refused *atomic.Int64
+}
+
+func (rt refuseTrailers) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method != http.MethodPut || r.Header.Get("X-Amz-Trailer") == "" {
+		return rt.base.RoundTrip(r)
+	}
+	rt.refused.Add(1)
+	if r.Body != nil {
+		r.Body.Close()
+	}
+	body := `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidArgument</Code><Message>x-amz-trailer is not supported</Message></Error>`
+	return &http.Response{StatusCode: http.StatusBadRequest, Status: "400 Bad Request", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{"Content-Type": {"application/xml"}}, Body: io.NopCloser(strings.NewReader(body)),
+		ContentLength: int64(len(body)), Request: r}, nil
+}
+
+// TestS3RefusedTrailerFallsBackToParts: a server that refuses PUTs with a
+// trailing checksum gets one such PUT: it fails with ErrFetchAgain,
+// storing nothing, and the store sends every later file in parts (the
+// same file, fetched again, is stored right).
+func TestS3RefusedTrailerFallsBackToParts(t *testing.T) {
+	t.Parallel()
+	f, _, o := s3Fixture(t)
+	var refused, uploads atomic.Int64
+	o.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if r.Method == http.MethodPost && r.URL.Query().Has("uploads") {
+			uploads.Add(1)
+		}
+		return refuseTrailers{base: http.DefaultTransport, refused: &refused}.RoundTrip(r)
+	})
+	st, err := OpenS3(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const n = 200_000
+	want := Want{Size: n, SHA256: contentSum(t, 5, n)}
+	name := testName(t, "refused")
+	if _, err := st.Put(ctx, name, content(5, n), want); !errors.Is(err, ErrFetchAgain) {
+		t.Fatalf("Put to a server refusing trailers = %v; want ErrFetchAgain", err)
+	}
+	if b, err := f.read(t, name); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("%d bytes stored by the refused PUT (%v)", len(b), err)
+	}
+	for i, nm := range []string{name, testName(t, "after")} {
+		if got, err := st.Put(ctx, nm, content(5, n), want); err != nil || got.SHA256 != want.SHA256 {
+			t.Fatalf("Put %d after the refusal = %+v, %v", i, got, err)
+		}
+		if b, err := f.read(t, nm); err != nil || sum(b) != want.SHA256 {
+			t.Errorf("%s: %d bytes stored, %v; want the file", nm, len(b), err)
+		}
+	}
+	if r, u := refused.Load(), uploads.Load(); r != 1 || u != 2 {
+		t.Errorf("%d PUTs with a trailer refused, %d uploads in parts; want 1 and 2", r, u)
+	}
+}
