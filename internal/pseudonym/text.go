@@ -271,8 +271,9 @@ func (t *text) numbers(yield func(number)) {
 //     it) or an IPv4 address is not a number, and one holding such a
 //     date further on ends before it.
 //
-// A group written internationally ("201-0039…", and after a whole number
-// "+39 2 1234567 0039…": e164.whole) begins a number of its own, a group
+// A group written internationally ("201-0039…", and after a number that
+// may be whole "+39 2 1234567 0039 352…" when it is itself the start of a
+// whole number: beginsWhole) begins a number of its own, a group
 // of one or two digits before ":" and two digits is an hour (timeAt), and
 // a group inside a hex id (hexID: "-9f3a1c", "-0000002a") joins no run.
 // A number written internationally ends where its country's numbers
@@ -376,7 +377,10 @@ func (t *text) numberRun(i int) (int, bool) {
 // not an hour, not where a number of its own or (once the number is
 // whole) a date begins, nor past its country's lengths. A group that is
 // by itself a whole international number begins one, unless the run's
-// digits and it are one (numberRun).
+// digits and it are one (numberRun); written internationally, one
+// beginning "00" begins one only after at least minDigits digits, and
+// only when the number before is longer than its country's or the group
+// begins a whole number (beginsWhole).
 func (t *text) joins(k, e int, intl bool, d *e164) bool {
 	s := t.s
 	begins00 := e-k >= 3 && strings.HasPrefix(s[k:e], "00")
@@ -384,11 +388,55 @@ func (t *text) joins(k, e int, intl bool, d *e164) bool {
 	case t.hexID(k, e), e-k <= 2 && timeAt(s, e):
 		return false
 	case intl:
-		return !d.ends(e-k) && !(d.whole() && (begins00 || t.dateAt(k)))
+		switch {
+		case d.ends(e - k), d.whole() && t.dateAt(k):
+			return false
+		case begins00 && d.n >= minDigits:
+			// A group beginning "00" begins a number of its own only
+			// after one longer than its country's (e164.past), or when
+			// it is a whole international number (beginsWhole).
+			return !(d.past() || d.whole() && t.beginsWhole(k))
+		}
+		return true
 	case wholeAlone(s[k:e]) && !d.wholeWith(s[k:e]):
 		return false
 	}
 	return !begins00
+}
+
+// beginsWhole reports whether the digit groups from s[k] on, the first
+// beginning "00", begin a whole international number by themselves: after
+// the "00", a country calling code and a length its numbers beginning so
+// have, at the end of one of the groups ("0039 352 851 2784"), read up to
+// maxE164 digits and not into a date or an hour. A run written
+// internationally is cut before such a group only (joins): "+43 1 452
+// 0037" and "+49 89 1234 0056" are one number each, the group "0037" no
+// country's number. Cut before any group beginning "00" once the number
+// might be whole, they were left in clear (AT and DE numbers may be 4
+// digits) or split, the tail readable (attack 2, F1 and F2).
+func (t *text) beginsWhole(k int) bool {
+	s := t.s
+	var d e164
+	j := k + 2
+	for {
+		e := j
+		for e < len(s) && isDigit(s[e]) && d.n+e-j <= maxE164 {
+			e++
+		}
+		t.steps += e - j + 1
+		if d.n+e-j > maxE164 || e-j <= 2 && timeAt(s, e) {
+			return false
+		}
+		d.add(s[j:e])
+		if n, mask := d.lengths(); n > 0 && mask&(1<<n) != 0 {
+			return true
+		}
+		next, _, ok := gap(s, e, true)
+		if !ok || asteriskID(s, next) > 0 || t.dateAt(next) {
+			return false
+		}
+		j = next
+	}
 }
 
 // minWholeAlone is the fewest digits of a group written with no "+" or
@@ -448,15 +496,23 @@ func (d *e164) ends(g int) bool {
 // whole reports whether the digits read may be a whole number: of a
 // length its country's numbers beginning so have, or longer than any of
 // them; for no known country, of minDigits digits after two of a code. A
-// group beginning "00", or a date, begins no part of it then: "+39 2
-// 1234567 0039…" is two numbers, "+39 352 8510 0012" one (7 digits are
-// no Italian mobile), "+49 30 1234567 2026-12-01" a number and a date.
+// date begins no part of it then ("+49 30 1234567 2026-12-01" is a
+// number and a date), nor a group beginning "00" that is itself the start
+// of a whole number (beginsWhole: "+39 2 1234567 0039 352 851 2784" is
+// two numbers, "+43 1 452 0037" one).
 func (d *e164) whole() bool {
 	n, mask := d.lengths()
 	if mask == 0 {
 		return d.n-2 >= minDigits
 	}
 	return n > 0 && (mask&(1<<n) != 0 || n > longestLength(mask))
+}
+
+// past reports whether the digits read are more than its country's
+// longest number beginning so has.
+func (d *e164) past() bool {
+	n, mask := d.lengths()
+	return mask != 0 && n > longestLength(mask)
 }
 
 // longestLength is the longest of the lengths mask (bit l for l digits).
