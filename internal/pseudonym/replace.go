@@ -248,10 +248,16 @@ func (t *text) spanMatch(run []group, i int, match func(string) bool) int {
 		}
 		total += run[j].end - run[j].start
 	}
+	zero := -1 // a trunk prefix "(0)" after the country code: no digit of the number
+	if i == 0 && runIntl {
+		zero = t.trunkZeroGroup(run)
+	}
 	for j--; j >= i; j-- {
 		var d strings.Builder
-		for _, g := range run[i : j+1] {
-			d.WriteString(s[g.start:g.end])
+		for k, g := range run[i : j+1] {
+			if i+k != zero {
+				d.WriteString(s[g.start:g.end])
+			}
 		}
 		c, intl := strings.CutPrefix(d.String(), "00")
 		intl = intl || i == 0 && runIntl
@@ -260,6 +266,27 @@ func (t *text) spanMatch(run []group, i int, match func(string) bool) int {
 		}
 	}
 	return -1
+}
+
+// trunkZeroGroup returns 1 when the second group of run, written
+// internationally, is the 0 of a trunk prefix "(0)" right after its
+// country code (trunkZero), which Canonical and numberRun drop, or -1.
+// Counted as a digit here, "+49 (0)89 2382893 2 missed" held no span of
+// the number's digits, and the suppression list, which runs on clear rows,
+// let it through (attack 2, F3).
+func (t *text) trunkZeroGroup(run []group) int {
+	s := t.s
+	if len(run) < 2 || run[1].end-run[1].start != 1 || run[1].end >= len(s) {
+		return -1
+	}
+	from := run[0].start
+	if from > 0 && s[from-1] == '+' {
+		from--
+	}
+	if z := trunkZero(s[from : run[1].end+1]); z < 0 || from+z != run[1].start {
+		return -1
+	}
+	return 1
 }
 
 // glued returns the digits of s[from:to] and what is between them, when

@@ -232,3 +232,27 @@ func TestReplaceMarksInternational(t *testing.T) {
 		}
 	}
 }
+
+// TestReplaceTrunkZero: a number written with a trunk prefix "(0)" after
+// its country code is found in clear as Canonical reads it, the "(0)" no
+// digit of it, whatever Scrub reads around it: the suppression list runs
+// on clear rows before Scrub, and let "+49 (0)89 2382893 2 missed"
+// through, the span holding the 0 (attack 2, F3).
+func TestReplaceTrunkZero(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, number, want string }{
+		{"+49 (0)89 2382893 2 missed", "+49892382893", "X 2 missed"},
+		{"+49 (0)30 1234567 2 missed", "+49301234567", "X 2 missed"},
+		{"+43 (0)664 1234567 2 missed", "+436641234567", "X 2 missed"},
+		{"cb 0049 (0)89 2382893 2 missed", "+49892382893", "cb X 2 missed"},
+		{"%2B49%20(0)89%202382893%202%20missed", "+49892382893", "X%202%20missed"},
+		{"+49 (0)89 2382893 333 1234567", "+49892382893", "X 333 1234567"},
+		{"1767225600.123456 +44 (0)7538 926 001", "+447538926001", "1767225600.123456 X"},
+		{"ext 201 called +44 (0)7812 654 007 10:00", "+447812654007", "ext 201 called X 10:00"},
+	} {
+		match := func(v string) bool { return v == tc.number }
+		if got, n := Replace(tc.in, match, "X"); got != tc.want || n != 1 {
+			t.Errorf("Replace(%q) for %s = %q, %d; want %q, 1", tc.in, tc.number, got, n, tc.want)
+		}
+	}
+}
