@@ -145,9 +145,9 @@ func (s *CSV) findInData(path string, e *record.Endpoint, f *Forgotten) (int64, 
 		return 0, nil, nil, err
 	}
 	sh := csvShape(e, header)
-	obj := -1
+	obj, status, kc := -1, -1, recordingKeyColumn(e, header)
 	if e.Files != "" {
-		obj = slices.Index(header, "object")
+		obj, status = slices.Index(header, "object"), slices.Index(header, "status")
 	}
 	var n int64
 	var objects, numeric []string
@@ -163,16 +163,17 @@ func (s *CSV) findInData(path string, e *record.Endpoint, f *Forgotten) (int64, 
 			return 0, nil, nil, fmt.Errorf("a row of %d cells under a header of %d", len(row), len(header))
 		}
 		object := ""
-		if obj >= 0 {
-			object = row[obj]
+		if obj >= 0 && (status < 0 || fileStored(row[status])) {
+			object = row[obj] // a file stored (attack 1, B3)
 		}
+		keyTells := kc >= 0 && recordingKeyMentions(row[kc], f)
 		num := sh.numericMentions(row, f.match)
 		for _, j := range num {
 			if c := e.Name + "." + header[j]; !slices.Contains(numeric, c) {
 				numeric = append(numeric, c)
 			}
 		}
-		if sh.erase(row, f.match) > 0 || len(num) > 0 {
+		if sh.erase(row, f.match) > 0 || len(num) > 0 || keyTells {
 			n++
 			if object != "" {
 				objects = append(objects, object)
@@ -231,9 +232,11 @@ func (s *CSV) forgetEdit(e *record.Endpoint, f *Forgotten) EditFunc {
 	var sh *rowShape
 	var shHeader []string
 	var marks map[int]string // a recording's row: column → its erased value
+	kc := -1                 // a recording's key column (forget_recordings.go)
 	return func(header, row []string) (RowEdit, error) {
 		if sh == nil || !slices.Equal(header, shHeader) {
 			sh, shHeader = csvShape(e, header), slices.Clone(header)
+			kc = recordingKeyColumn(e, header)
 			if e.Files != "" {
 				marks = map[int]string{}
 				for c, v := range map[string]string{"status": Erased, "reason": exporter.RecordingErasedReason, "object": "", "stored_size": "", "sha256": ""} {
@@ -247,11 +250,14 @@ func (s *CSV) forgetEdit(e *record.Endpoint, f *Forgotten) EditFunc {
 		for j, c := range row {
 			cells[j] = s.unquoteCell(c)
 		}
-		if sh.erase(cells, f.match) == 0 {
+		if sh.erase(cells, f.match) == 0 && !(kc >= 0 && recordingKeyMentions(cells[kc], f)) {
 			return RowEdit{}, nil
 		}
 		for j, v := range marks {
 			cells[j] = v
+		}
+		if kc >= 0 && recordingKeyTells(cells[kc]) {
+			cells[kc] = erasedKey()
 		}
 		for j := range cells {
 			if sh.kinds[j] == cellText {

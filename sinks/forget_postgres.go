@@ -26,8 +26,10 @@ type pgPlace struct {
 	cells []pgCell
 	shape *rowShape
 	// recordings: rows are recordings whose stored file is removed and
-	// status set to Erased.
+	// status set to Erased; key is the cell of their key (-1: none), given
+	// a new one when it tells the number (forget_recordings.go).
 	recordings bool
+	key        int
 }
 
 // forgetPlaces are the tables forget rewrites: each endpoint's, the
@@ -39,8 +41,11 @@ func forgetPlaces(endpoints []record.Endpoint) []pgPlace {
 	for i := range endpoints {
 		e := &endpoints[i]
 		sh := endpointShape(e, true)
-		pl := pgPlace{table: e.Name, shape: sh, recordings: e.Files != ""}
+		pl := pgPlace{table: e.Name, shape: sh, recordings: e.Files != "", key: -1}
 		for j, n := range sh.names {
+			if pl.recordings && j < len(e.Columns) && len(e.Key) == 1 && e.Columns[j].Field == e.Key[0] {
+				pl.key = j
+			}
 			typ := "text"
 			if sh.kinds[j] == cellJSON {
 				typ = "jsonb"
@@ -244,7 +249,9 @@ func (p *Postgres) eachMention(ctx context.Context, q queryer, pl pgPlace, f *Fo
 		sel = append(sel, c.selectExpr())
 	}
 	if pl.recordings {
-		sel = append(sel, "coalesce(t.object, '')")
+		// Only a file stored: a vanished or refused recording's row keeps
+		// the name its file would have had (attack 1, B3).
+		sel = append(sel, "coalesce(("+storedObjectSQL+"), '')")
 	}
 	sql := "SELECT " + strings.Join(sel, ", ") + " FROM " + p.ident(pl.table) + " t WHERE t::text ~ $1" + notTheList(pl.table)
 	if lock {
@@ -275,7 +282,8 @@ func (p *Postgres) eachMention(ctx context.Context, q queryer, pl pgPlace, f *Fo
 			return fmt.Errorf("search table %s: %w", pl.table, dbError(err))
 		}
 		orig := slices.Clone(h.cells)
-		if pl.shape.erase(h.cells, f.match) > 0 {
+		keyTells := pl.recordings && pl.key >= 0 && recordingKeyMentions(h.cells[pl.key], f)
+		if pl.shape.erase(h.cells, f.match) > 0 || keyTells {
 			h.changed = make([]bool, len(h.cells))
 			for i := range h.cells {
 				h.changed[i] = h.cells[i] != orig[i]
@@ -407,8 +415,8 @@ func (p *Postgres) erasePlace(ctx context.Context, pl pgPlace, f *Forgotten) (in
 		var set []string
 		var args []any
 		for i, c := range pl.cells {
-			if !changed[i] {
-				continue
+			if !changed[i] || pl.recordings && c.name == "object" {
+				continue // a recording's object is emptied below
 			}
 			args = append(args, cells[i])
 			set = append(set, c.assign(len(args)))
@@ -416,6 +424,10 @@ func (p *Postgres) erasePlace(ctx context.Context, pl pgPlace, f *Forgotten) (in
 		if pl.recordings {
 			args = append(args, Erased, exporter.RecordingErasedReason)
 			set = append(set, fmt.Sprintf("status = $%d, reason = $%d, object = NULL, stored_size = NULL, sha256 = NULL", len(args)-1, len(args)))
+			if pl.key >= 0 && recordingKeyTells(cells[pl.key]) {
+				args = append(args, erasedKey())
+				set = append(set, fmt.Sprintf("%s = $%d", pl.cells[pl.key].name, len(args)))
+			}
 		}
 		args = append(args, ctid)
 		_, err := tx.Exec(ctx, "UPDATE "+p.ident(pl.table)+" SET "+strings.Join(set, ", ")+fmt.Sprintf(" WHERE ctid = $%d::tid", len(args)), args...)

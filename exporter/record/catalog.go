@@ -470,9 +470,13 @@ func Builtin() []Endpoint {
 				text("call_match"),
 			),
 			// The PBX's file name and path carry the other party's number;
-			// extension is src or source, the caller on an inbound call.
-			// object is the stored name, which the store is read by.
+			// so may its recording id ("rec-258-393761714455": the key,
+			// recording, is then a keyed hash of it, exporter/recordings
+			// key.go). extension is src or source, the caller on an
+			// inbound call. object is the stored name, which the store is
+			// read by.
 			Personal: map[string]Personal{
+				"id":     {Kind: PersonalText},
 				"number": {Kind: PersonalNumber}, "file_name": {Kind: PersonalText}, "path": {Kind: PersonalText},
 				"extension": {Kind: PersonalNumber}, "object": {Kind: PersonalNone},
 			},

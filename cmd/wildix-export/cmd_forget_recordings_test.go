@@ -1,0 +1,123 @@
+package main
+
+import (
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
+	"github.com/wildix-export/wildix-export/simtest"
+)
+
+// TestForgetRecordingIDsHoldingNumbers: the PBX sends recording ids
+// holding the other party's number ("rec-<n>-393761714455"), and one
+// recording of the number forgotten vanished from the PBX before it was
+// copied. On both sinks, in clear and pseudonymised: no stored name holds
+// a number, and a pseudonymised sink no number in clear; forget erases
+// every trace of the number (the vanished recording's row names no file
+// stored: not refused as "not in the store") and a second forget succeeds
+// too (attack 1, A4: PostgreSQL failed on every rerun with "multiple
+// assignments to same column object", CSV with the id still in
+// recordings~keys.json; B3: exit 2).
+func TestForgetRecordingIDsHoldingNumbers(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ sink, rule string }{{"csv", "none"}, {"csv", "numbers"}, {"postgres", "none"}, {"postgres", "numbers"}} {
+		t.Run(tc.sink+"/"+tc.rule, func(t *testing.T) {
+			t.Parallel()
+			span := 3 * time.Hour
+			o := pbxsim.Options{Seed: 31, Calls: 300, CallGap: span / 300, CallsStart: time.Now().UTC().Add(-span), APIKeys: []string{recToken},
+				Recordings: pbxsim.RecordingOptions{Every: 5, BytesPerSecond: 200}}
+			// Two numbers: the first's recording copied, the second's
+			// vanished from the PBX before it was copied.
+			numbers := map[string]string{} // recording id → its number
+			var ds []string
+			var vanished int64
+			for _, r := range pbxsim.New(o).Recordings() {
+				if d, ok := pseudonym.Canonical(r.Number); ok && len(d) >= 7 {
+					numbers[strconv.FormatInt(r.ID, 10)] = d
+					if len(ds) < 2 && !slices.Contains(ds, d) {
+						ds = append(ds, d)
+						vanished = r.ID
+					}
+				}
+			}
+			if len(ds) < 2 {
+				t.Fatal("the simulator's recordings hold fewer than two external numbers")
+			}
+			o.Recordings.Vanished = []int64{vanished}
+			idRE := regexp.MustCompile(`"id":"([0-9]+)"`)
+			o.Rewrite = func(r *http.Request, status int, body []byte) (int, []byte) {
+				if !strings.HasPrefix(r.URL.Path, "/api/v1/PBX/recordings") {
+					return status, body
+				}
+				return status, idRE.ReplaceAllFunc(body, func(m []byte) []byte {
+					id := string(idRE.FindSubmatch(m)[1])
+					if n, ok := numbers[id]; ok {
+						return []byte(`"id":"rec-` + id + `-` + n + `"`)
+					}
+					return m
+				})
+			}
+			f := simtest.New(t, o)
+			f.Authorize(t)
+			store := dirStore(t)
+			extra := append([]string{"EXPORT_ENDPOINTS=call_history,recordings", "WILDIX_RECORDINGS_TOKEN=" + recToken, "EXPORT_PSEUDONYMIZE=" + tc.rule}, store.env...)
+			if tc.rule != "none" {
+				extra = append(extra, "EXPORT_PSEUDONYM_KEY=forget-ids-test-key-0123456789abcdefgh")
+			}
+			csvDir := t.TempDir()
+			env := simEnv(f, csvDir, extra...)
+			traces := func() map[string][]string { return csvFolder(t, csvDir) }
+			if tc.sink == "postgres" {
+				var pool *pgxpool.Pool
+				env, pool, _ = pgEnv(t, f, extra...)
+				traces = func() map[string][]string { return tableRows(t, pool) }
+			}
+			if r := runCLI(t, env, "run", "--once"); r.code != exitOK {
+				t.Fatalf("run --once: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			stored := store.files(t)
+			if len(stored) == 0 {
+				t.Fatal("no recording stored: the test proves nothing")
+			}
+			for name := range stored {
+				if _, n := pseudonym.Replace(name[strings.LastIndexByte(name, '/')+1:], func(string) bool { return true }, ""); n > 0 {
+					t.Errorf("stored name %s holds a number", name)
+				}
+			}
+			if tc.rule != "none" {
+				for where, rows := range traces() {
+					for _, row := range rows {
+						if mentions(row, ds[0]) || mentions(row, ds[1]) {
+							t.Errorf("pseudonymised, %s holds a number in clear: %.300s", where, row)
+						}
+					}
+				}
+			}
+			for _, d := range ds {
+				for run := 1; run <= 2; run++ {
+					if r := runCLI(t, env, "forget", "--number", "+"+d); r.code != exitOK {
+						t.Fatalf("forget %s, run %d: exit %d\n%s%s", d, run, r.code, r.stdout, r.stderr)
+					}
+				}
+			}
+			for where, rows := range traces() {
+				for _, row := range rows {
+					if mentions(row, ds[0]) || mentions(row, ds[1]) {
+						t.Errorf("after forget %s holds a number forgotten: %.300s", where, row)
+					}
+				}
+			}
+			if n := len(store.files(t)); n != len(stored)-1 {
+				t.Errorf("after forget the store holds %d files, want %d", n, len(stored)-1)
+			}
+		})
+	}
+}

@@ -1,0 +1,133 @@
+package sinks
+
+import (
+	"context"
+	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
+)
+
+// TestForgetRecordingKeysOfBefore: recordings' rows written before ids
+// were keyed, on both sinks: one keyed by a PBX id holding the number
+// (its object holds it too), one by "h-" and an unkeyed hash of a path
+// holding it; and a newer one keyed "k-…" whose file vanished from the
+// PBX. forget finds the two stored files, not the vanished one's name
+// (attack 1, B3); erases the rows, giving the first two a key tied to
+// nothing ("erased-…"; the "k-" key stays), so that the number is nowhere,
+// the key index included; a second forget succeeds and finds nothing
+// (attack 1, A4: PostgreSQL's "multiple assignments to same column
+// object" on every run, CSV's "still in recordings~keys.json").
+func TestForgetRecordingKeysOfBefore(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const number = "393761714455"
+	day := time.Date(2026, 1, 1, 3, 25, 54, 0, time.UTC)
+	path := "/spoolview/recordings/2026/01/01/2026.01.01-03.25.54-258-" + number + "-d1548fcd-2.wav"
+	hashed := "h-6552bcb0" + strings.Repeat("0", 32)
+	rows := []struct{ key, id, path, object, status, num string }{
+		{"rec-258-" + number, "rec-258-" + number, "", "x/2026/01/01/rec-258-" + number + ".wav", "copied", "+" + number},
+		{hashed, "", path, "x/2026/01/01/" + hashed + ".wav", "copied", "+" + number},
+		{"k-abcdefghijklmnop", "7", "", "x/2026/01/01/k-abcdefghijklmnop.wav", "vanished", "+" + number},
+		{"22", "22", "", "x/2026/01/01/22.wav", "copied", "+390212345678"},
+	}
+	ep := record.Builtin()[len(record.Builtin())-1]
+	var recs []record.Row
+	for i, r := range rows {
+		vals := make([]any, len(ep.Columns))
+		for c, v := range map[string]any{"recording": r.key, "id": r.id, "path": r.path, "object": r.object, "status": r.status, "number": r.num,
+			"start_time": day.Add(time.Duration(i) * time.Minute)} {
+			if v != "" {
+				vals[ep.Column(c)] = v
+			}
+		}
+		recs = append(recs, record.Row{Key: r.key, Values: vals, Raw: json.RawMessage(`{}`)})
+	}
+	for _, kind := range []string{"csv", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			type forgetter interface {
+				ForgetFind(ctx context.Context, f *Forgotten, endpoints []record.Endpoint) (*ForgetFound, error)
+				ForgetErase(ctx context.Context, pbx string, f *Forgotten, endpoints []record.Endpoint) (*ForgetFound, error)
+			}
+			var s forgetter
+			var b exporter.Batch
+			var err error
+			var traces func() []string // every row or file line
+			if kind == "csv" {
+				dir := t.TempDir()
+				c, _ := NewCSV(CSVOptions{Dir: dir})
+				s = c
+				b, err = c.Begin(ctx, exporter.BatchInfo{PBX: "x", RunID: "r1", Endpoint: &ep, StateKey: ep.Name, Seq: 1})
+				traces = func() []string {
+					var out []string
+					filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+						if err == nil && d.Type().IsRegular() {
+							b, _ := os.ReadFile(p)
+							out = append(out, strings.Split(string(b), "\n")...)
+						}
+						return nil
+					})
+					return out
+				}
+			} else {
+				p, pool := newPostgres(t)
+				if err := p.Migrate(ctx, record.Builtin()); err != nil {
+					t.Fatal(err)
+				}
+				s = p
+				b, err = p.Begin(ctx, exporter.BatchInfo{PBX: "x", RunID: "r1", Endpoint: &ep, StateKey: ep.Name, Seq: 1})
+				traces = func() []string {
+					rows, _ := pool.Query(ctx, "SELECT t::text FROM recordings t")
+					out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+					if err != nil {
+						t.Fatal(err)
+					}
+					return out
+				}
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Write(ctx, recs); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Commit(ctx, []byte(`{"time":""}`), exporter.Progress{}); err != nil {
+				t.Fatal(err)
+			}
+			f, _ := testForgotten(t, "+"+number)
+			found, err := s.ForgetFind(ctx, f, record.Builtin())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := []string{rows[1].object, rows[0].object}; !slices.Equal(found.Recordings, want) {
+				t.Errorf("found recordings %q, want the two stored %q (not the vanished one's name)", found.Recordings, want)
+			}
+			for run := 1; run <= 2; run++ {
+				if _, err := s.ForgetErase(ctx, "x", f, record.Builtin()); err != nil {
+					t.Fatalf("forget, run %d: %v", run, err)
+				}
+			}
+			all := strings.Join(traces(), "\n")
+			for _, gone := range []string{number, hashed, "rec-258-" + number} {
+				if strings.Contains(all, gone) {
+					t.Errorf("%q is still there after forget:\n%s", gone, all)
+				}
+			}
+			for _, kept := range []string{"k-abcdefghijklmnop", "x/2026/01/01/22.wav", "erased-"} {
+				if !strings.Contains(all, kept) {
+					t.Errorf("%q is gone after forget:\n%s", kept, all)
+				}
+			}
+		})
+	}
+}
