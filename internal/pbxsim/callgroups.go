@@ -32,10 +32,23 @@ func (t groupTable) appendJSON(b []byte, pos int64, keep map[string]bool) []byte
 	return append(b, "]}"...)
 }
 
+// The external member of the call group Support queue
+// (Options.ExternalGroupMember): an outside number with a name, which
+// pseudonymisation replaces under numbers and names (README, Privacy).
+const (
+	ExternalMemberNumber = "+393519990003"
+	ExternalMemberName   = "Ignatius Fairweather"
+)
+
+// externalMemberGroup is the id of the group given the external member.
+const externalMemberGroup = "2"
+
 // callGroups is the simulator's call groups (simGroups) over the
 // colleagues' extensions 201…(200+colleagues): a ring-all group, a queue
-// and a linear group, whose calls the call history plays (groupcalls.go).
-func callGroups(colleagues int, long bool) groupTable {
+// and a linear group, whose calls the call history plays (groupcalls.go);
+// with external, the queue has an external member too
+// (Options.ExternalGroupMember).
+func callGroups(colleagues int, long, external bool) groupTable {
 	ext := func(i int) string { return extension(201+i%max(colleagues, 1), long) }
 	shapes := []func(string) string{
 		func(e string) string { return strconv.Quote(e) },
@@ -53,6 +66,9 @@ func callGroups(colleagues int, long bool) groupTable {
 		for _, m := range g.members {
 			ms = append(ms, shapes[gi%len(shapes)](ext(m)))
 		}
+		if external && g.id == externalMemberGroup {
+			ms = append(ms, `{"extension":`+strconv.Quote(ExternalMemberNumber)+`,"name":`+strconv.Quote(ExternalMemberName)+`}`)
+		}
 		t.members = append(t.members, ms)
 	}
 	return t
@@ -64,6 +80,6 @@ func (s *Sim) listCallGroups(b []byte, v url.Values) (int, []byte, bool) {
 		return http.StatusBadRequest, appendError(b, http.StatusBadRequest, bad), false
 	}
 	q = s.honour(q, "id", "ASC")
-	t := callGroups(s.opt.Colleagues, s.opt.LongExtensions)
+	t := callGroups(s.opt.Colleagues, s.opt.LongExtensions, s.opt.ExternalGroupMember)
 	return http.StatusOK, s.appendPage(b, t, s.selectDir(t.recs, q, nil), q, false), false
 }

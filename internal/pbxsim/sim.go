@@ -81,6 +81,13 @@ type Options struct {
 	// uniqueid, dcontext) call records carry. Half the blocks of 8 records
 	// end with a call to a ring group or queue (GroupCalls is their truth).
 	GroupFields GroupFields
+	// ExternalGroupMember adds to the call group Support queue an
+	// external member, an object with a number and a name
+	// (ExternalMemberNumber, ExternalMemberName), as a group may ring an
+	// outside number (a colleague's mobile, a service). No call rings
+	// it. Off by default: the groups, and every export of them, stay as
+	// tests pinned them.
+	ExternalGroupMember bool
 
 	Colleagues, Phonebooks, Contacts, Devices int // defaults 25, 5, 120, 30
 	// LongExtensions numbers the extensions with 7 digits (2000201…
