@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"bytes"
 	"fmt"
 	"regexp"
 	"slices"
@@ -410,18 +411,20 @@ func (sh *rowShape) erase(cells []string, m matcher) int {
 			}
 		case cellJSON:
 			var whole map[string]bool
+			first := 0 // a column's value: its objects are parties'
 			switch sh.names[i] {
 			case "raw":
-				whole = sh.wholeRaw
+				whole, first = sh.wholeRaw, 1
 			case "extra":
-				whole = sh.wholeExtra
+				whole, first = sh.wholeExtra, 1
 			case "record":
+				first = 1
 				if sh.wholeRecord != nil {
 					whole = sh.wholeRecord[cells[sh.endpointCell]]
 				}
 			}
 			var b []byte
-			b, c = eraseJSONWhole([]byte(cells[i]), m, whole)
+			b, c = eraseJSONWhole([]byte(cells[i]), m, whole, first)
 			cells[i] = string(b)
 		}
 		n += c
@@ -520,16 +523,79 @@ func eraseName(s *string) int {
 // The walk is jsonscan.Rewrite's, shared with exporter/privacy's
 // pseudonymisation; this is only forget's policy.
 func eraseJSON(raw []byte, m matcher) ([]byte, int) {
-	return eraseJSONWhole(raw, m, nil)
+	return eraseJSONWhole(raw, m, nil, -1)
 }
 
 // eraseJSONWhole is eraseJSON, with the string of a top-level member
 // named in whole (lower case: a number column's field) made Erased whole
-// when it mentions the number.
-func eraseJSONWhole(raw []byte, m matcher, whole map[string]bool) ([]byte, int) {
+// when it mentions the number; and, unless first is -1, in an object at
+// depth first or deeper (1 for a row's raw, extra or quarantined record,
+// whose top-level object is the record; 0 for a column's value) that
+// holds the number (partyObjects: a party's, a call group's external
+// member {"extension": "+39…", "name": …}), the strings of its members
+// named as a name (record.NameField) made Erased too, the party's name
+// going with its number: pseudonymisation takes them for the party's
+// names (exporter/privacy's json, attack 30 B2).
+func eraseJSONWhole(raw []byte, m matcher, whole map[string]bool, first int) ([]byte, int) {
 	if len(raw) == 0 {
 		return raw, 0
 	}
+	out, n, err := eraseJSONPass(raw, m, whole, nil)
+	if err == nil && n > 0 && first >= 0 && bytes.Count(raw, []byte("{")) > first {
+		if parties := partyObjects(raw, m, first); len(parties) > 0 {
+			out, n, err = eraseJSONPass(raw, m, whole, parties)
+		}
+	}
+	if err != nil {
+		s, n := eraseText(string(raw), m)
+		return []byte(s), n
+	}
+	if n == 0 {
+		return raw, 0
+	}
+	return out, n
+}
+
+// partyObjects returns the starts (jsonscan.Path.Start) of the objects of
+// the valid JSON text raw at depth first or deeper holding the number in
+// a member's name or value (or in an array there).
+func partyObjects(raw []byte, m matcher, first int) map[int]bool {
+	marks := map[int]bool{}
+	mark := func(at *jsonscan.Path, c int) {
+		if d := innermostObject(at); c > 0 && d >= first {
+			marks[at.Start(d)] = true
+		}
+	}
+	jsonscan.Rewrite(raw, jsonscan.Rewriter{
+		Name: func(at *jsonscan.Path, name string) string {
+			_, c := eraseText(name, m)
+			mark(at, c)
+			return name
+		},
+		Value: func(at *jsonscan.Path, lit []byte) []byte {
+			_, c := eraseLiteral(lit, m)
+			mark(at, c)
+			return nil
+		},
+	})
+	return marks
+}
+
+// innermostObject is the depth of the innermost object the literal at at
+// is in, through arrays ({"name": ["…"]}); -1 when none.
+func innermostObject(at *jsonscan.Path) int {
+	for d := at.Depth() - 1; d >= 0; d-- {
+		if _, obj := at.Member(d); obj {
+			return d
+		}
+	}
+	return -1
+}
+
+// eraseJSONPass is one pass of eraseJSONWhole over raw, the names of the
+// objects starting at parties erased; it returns the text, how many it
+// erased, and an error when raw is not JSON.
+func eraseJSONPass(raw []byte, m matcher, whole map[string]bool, parties map[int]bool) ([]byte, int, error) {
 	n := 0
 	changed := map[string]bool{}
 	stored := map[string]string{} // top-level strings, as stored
@@ -545,6 +611,16 @@ func eraseJSONWhole(raw []byte, m matcher, whole map[string]bool) ([]byte, int) 
 			if top && lit[0] == '"' {
 				stored[member] = jsonscan.Unquote(lit)
 			}
+			if c == 0 && lit[0] == '"' && len(parties) > 0 {
+				if d := innermostObject(at); d >= 0 && parties[at.Start(d)] {
+					if name, _ := at.Member(d); record.NameField(name) {
+						if s := jsonscan.Unquote(lit); eraseName(&s) > 0 {
+							n++
+							return jsonscan.Quote(Erased)
+						}
+					}
+				}
+			}
 			if c == 0 {
 				return nil
 			}
@@ -558,12 +634,8 @@ func eraseJSONWhole(raw []byte, m matcher, whole map[string]bool) ([]byte, int) 
 			return jsonscan.Quote(t)
 		},
 	})
-	if err != nil {
-		s, n := eraseText(string(raw), m)
-		return []byte(s), n
-	}
-	if n == 0 {
-		return raw, 0
+	if err != nil || n == 0 {
+		return out, n, err
 	}
 	names := map[string]bool{}
 	for k := range changed {
@@ -572,9 +644,9 @@ func eraseJSONWhole(raw []byte, m matcher, whole map[string]bool) ([]byte, int) 
 		}
 	}
 	if len(names) == 0 {
-		return out, n
+		return out, n, nil
 	}
-	return eraseNames(out, names, &n), n
+	return eraseNames(out, names, &n), n, nil
 }
 
 // eraseLiteral returns the text of the JSON literal lit (a string's, or

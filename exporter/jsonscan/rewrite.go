@@ -48,6 +48,18 @@ func (p *Path) Member(d int) (name string, obj bool) {
 	return p.levels[d].name, true
 }
 
+// Start returns where the container at depth d (0 the outermost) starts
+// in the text given to Rewrite, the offset of its '{' or '[': the same
+// for every literal of one object, so that a first Rewrite can mark
+// objects a second one, over the same text, reads (an object's members
+// seen together); -1 for a depth the path has not.
+func (p *Path) Start(d int) int {
+	if d < 0 || d >= len(p.levels) {
+		return -1
+	}
+	return p.levels[d].start
+}
+
 // Top returns the name of the member of the top-level object the literal
 // is (not inside one of its values), and whether it is one.
 func (p *Path) Top() (string, bool) {

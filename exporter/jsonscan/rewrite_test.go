@@ -31,7 +31,8 @@ func TestRewriteKeepsBytes(t *testing.T) {
 	}
 }
 
-// TestRewritePath: each value literal is given with where it stands.
+// TestRewritePath: each value literal is given with where it stands, each
+// container's start too (Path.Start).
 func TestRewritePath(t *testing.T) {
 	t.Parallel()
 	in := `{"a":[1,{"b":"x"}],"c":{"d":null},"e":true}`
@@ -40,7 +41,10 @@ func TestRewritePath(t *testing.T) {
 		var p []string
 		for d := range at.Depth() {
 			name, obj := at.Member(d)
-			p = append(p, fmt.Sprintf("%s/%v", name, obj))
+			p = append(p, fmt.Sprintf("%s/%v@%d", name, obj, at.Start(d)))
+		}
+		if at.Start(at.Depth()) != -1 || at.Start(-1) != -1 {
+			t.Errorf("Start beyond the path: want -1")
 		}
 		top, ok := at.Top()
 		got = append(got, fmt.Sprintf("%s %s top=%q,%v", lit, strings.Join(p, " "), top, ok))
@@ -50,10 +54,10 @@ func TestRewritePath(t *testing.T) {
 		return nil
 	}})
 	want := []string{
-		`1 a/true /false top="",false`,
-		`"x" a/true /false b/true top="",false`,
-		`null c/true d/true top="",false`,
-		`true e/true top="e",true`,
+		`1 a/true@0 /false@5 top="",false`,
+		`"x" a/true@0 /false@5 b/true@8 top="",false`,
+		`null c/true@0 d/true@23 top="",false`,
+		`true e/true@0 top="e",true`,
 	}
 	if err != nil || string(out) != strings.Replace(in, `"x"`, `"y"`, 1) || strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("Rewrite(%s) = %s, %v, gave\n%s\nwant\n%s", in, out, err, strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -368,8 +368,7 @@ var typedText = record.Personal{Kind: "typed"}
 // know: free text, or under all, when its name says it is a name
 // ("name", "caller_name", "callerName"), a name.
 func (r *replacer) undeclared(member string) record.Personal {
-	m := strings.ToLower(member)
-	if r.g.Rule.Staff && (m == "name" || strings.HasSuffix(m, "name") && (strings.HasSuffix(member, "Name") || strings.HasSuffix(m, "_name") || strings.HasSuffix(m, "-name"))) {
+	if r.g.Rule.Staff && record.NameField(member) {
 		return record.Personal{Kind: record.PersonalName}
 	}
 	return anyText
@@ -411,17 +410,17 @@ func (r *replacer) pseudonymise(p *plan, row *record.Row) {
 				display = append(display, jsonscan.Quote(d)...)
 			}
 		case json.RawMessage:
-			row.Values[i] = json.RawMessage(r.json(v, func(string) (record.Personal, string) { return c, parties[i] }))
+			row.Values[i] = json.RawMessage(r.json(v, 0, func(string) (record.Personal, string) { return c, parties[i] }))
 		}
 	}
 	if row.Extra != nil {
-		row.Extra = r.json(row.Extra, func(member string) (record.Personal, string) { return r.unread(p, member), "" })
+		row.Extra = r.json(row.Extra, 1, func(member string) (record.Personal, string) { return r.unread(p, member), "" })
 	}
 	if display != nil {
 		row.Extra = withMembers(row.Extra, display[1:])
 	}
 	if row.Raw != nil {
-		row.Raw = r.json(row.Raw, func(member string) (record.Personal, string) {
+		row.Raw = r.json(row.Raw, 1, func(member string) (record.Personal, string) {
 			i, ok := p.fields[strings.ToLower(member)]
 			if !ok {
 				return r.unread(p, member), ""
@@ -457,12 +456,24 @@ type memberKind func(member string) (p record.Personal, party string)
 // its pseudonym) takes "p:…#2", "p:…#3"… (jsonscan.Rewrite): no member is
 // lost. Text that is not valid JSON is scrubbed as text.
 //
+// An object at depth first or deeper (1 for a row's raw and extra, whose
+// top-level object is the record, its parties said by the catalog; 0 for
+// a column's value) that holds an external number is a party's (a call
+// group's external member, {"extension": "+39…", "name": …}): under a
+// rule with names, its members named as a name (record.NameField) are names,
+// replaced whole (attack 30 B2); in an object holding none (a colleague's
+// {"extension": "201", "name": …}) they are names under all only.
+//
 // The walk is jsonscan.Rewrite's, shared with sinks/forget.go's erasure;
 // this is only the policy.
-func (r *replacer) json(b []byte, kind memberKind) []byte {
+func (r *replacer) json(b []byte, first int, kind memberKind) []byte {
+	w := jsonWalk{kind: kind, first: first}
+	if r.g.Rule.Names && !r.g.Rule.Staff && bytes.Count(b, []byte("{")) > first {
+		w.parties = r.partyObjects(b, first)
+	}
 	out, err := jsonscan.Rewrite(b, jsonscan.Rewriter{
 		Name:  func(_ *jsonscan.Path, name string) string { return r.text(anyText, name, "") },
-		Value: func(at *jsonscan.Path, lit []byte) []byte { return r.jsonValue(at, lit, kind) },
+		Value: func(at *jsonscan.Path, lit []byte) []byte { return r.jsonValue(at, lit, w) },
 	})
 	if err != nil {
 		return []byte(r.scrub(string(b)))
@@ -470,10 +481,66 @@ func (r *replacer) json(b []byte, kind memberKind) []byte {
 	return out
 }
 
+// jsonWalk is what json reads its text's values with: their top-level
+// member's kind, the depth from which objects are parties', and those
+// holding an external number (partyObjects: nil but under names).
+type jsonWalk struct {
+	kind    memberKind
+	first   int
+	parties map[int]bool
+}
+
+// partyObjects returns the starts (jsonscan.Path.Start) of the objects of
+// the valid JSON text b at depth first or deeper that hold an external
+// number in a member's name or value (or in an array there): a string
+// with one (a number alone, a caller id), or an integer of 7 digits or
+// more (longInteger, longDecimal) that is not one of the PBX's
+// extensions. Forget's partyObjects (sinks) marks the objects holding the
+// forgotten number alike.
+func (r *replacer) partyObjects(b []byte, first int) map[int]bool {
+	marks := map[int]bool{}
+	mark := func(at *jsonscan.Path, s string) {
+		if d := innermostObject(at); d >= first && s != "" && !marks[at.Start(d)] && r.numbers(s) != s {
+			marks[at.Start(d)] = true
+		}
+	}
+	jsonscan.Rewrite(b, jsonscan.Rewriter{
+		Name: func(at *jsonscan.Path, name string) string {
+			mark(at, name)
+			return name
+		},
+		Value: func(at *jsonscan.Path, lit []byte) []byte {
+			var s string
+			switch {
+			case lit[0] == '"':
+				s = jsonscan.Unquote(lit)
+			case longInteger(lit):
+				s = string(lit)
+			default:
+				s, _ = longDecimal(lit)
+			}
+			mark(at, s)
+			return nil
+		},
+	})
+	return marks
+}
+
+// innermostObject is the depth of the innermost object the literal at at
+// is in, through arrays ({"name": ["…"]}); -1 when none.
+func innermostObject(at *jsonscan.Path) int {
+	for d := at.Depth() - 1; d >= 0; d-- {
+		if _, obj := at.Member(d); obj {
+			return d
+		}
+	}
+	return -1
+}
+
 // jsonValue returns what json writes in place of the value literal lit at
 // at: the string of its replacement, nil to keep it.
-func (r *replacer) jsonValue(at *jsonscan.Path, lit []byte, kind memberKind) []byte {
-	p, party := r.valueKind(at, kind)
+func (r *replacer) jsonValue(at *jsonscan.Path, lit []byte, w jsonWalk) []byte {
+	p, party := r.valueKind(at, w)
 	if p.Kind == "" {
 		return nil
 	}
@@ -502,23 +569,22 @@ func (r *replacer) jsonValue(at *jsonscan.Path, lit []byte, kind memberKind) []b
 }
 
 // valueKind is the kind and party of a value at at: its top-level
-// member's (kind), free text when the top is not an object; free text
-// under a member named as a name is a name at any depth ("x_people":
-// [{"name": …}]), as at the top.
-func (r *replacer) valueKind(at *jsonscan.Path, kind memberKind) (record.Personal, string) {
+// member's (w.kind), free text when the top is not an object; free text
+// under a member named as a name in an object at depth w.first or deeper
+// is a name ("x_people": [{"name": …}]) under all, and under names in
+// an object holding an external number (w.parties), as at the top.
+func (r *replacer) valueKind(at *jsonscan.Path, w jsonWalk) (record.Personal, string) {
 	p, party := anyText, ""
 	if top, obj := at.Member(0); obj {
-		p, party = kind(top)
+		p, party = w.kind(top)
 	}
 	if p.Kind != record.PersonalText && p.Kind != typedText.Kind {
 		return p, party
 	}
-	for d := at.Depth() - 1; d > 0; d-- {
-		if name, obj := at.Member(d); obj {
-			if n := r.undeclared(name); n.Kind == record.PersonalName {
-				return n, ""
-			}
-			break
+	if d := innermostObject(at); d >= max(w.first, 0) {
+		name, _ := at.Member(d)
+		if r.undeclared(name).Kind == record.PersonalName || w.parties[at.Start(d)] && record.NameField(name) {
+			return record.Personal{Kind: record.PersonalName}, ""
 		}
 	}
 	return p, party

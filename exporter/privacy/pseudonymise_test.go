@@ -280,8 +280,10 @@ func TestPseudonymiseAttackForms(t *testing.T) {
 			[]string{"Extrafield", "Casename", "Camelname"}, []string{k.Name("Marìa Extrafield"), k.Name("Upper Casename")}},
 		{"nested name fields", "all", calls, call(`"uniqueid":"1764583200.7"`, `"uniqueid":"1764583200.7","x_people":[{"name":"Giulia Peoplename","phone":"+393528512784","nick":"Gi"}],"x_a":{"b":{"ownerName":"Deep Nestname"}}`),
 			[]string{"Peoplename", "Nestname", "8512784"}, []string{k.Name("Giulia Peoplename"), k.Name("Deep Nestname"), k.Number("+393528512784"), `"nick":"Gi"`}},
-		{"nested name fields, numbers,names", "numbers,names", calls, call(`"uniqueid":"1764583200.7"`, `"uniqueid":"1764583200.7","x_people":[{"name":"Giulia Peoplename","phone":"+393528512784"}]`),
-			[]string{"8512784"}, []string{"Giulia Peoplename"}},
+		// Under names, a nested name is a name in an object holding an
+		// external number (a party's: attack 30 B2), not in another.
+		{"nested name fields, numbers,names", "numbers,names", calls, call(`"uniqueid":"1764583200.7"`, `"uniqueid":"1764583200.7","x_people":[{"name":"Giulia Peoplename","phone":"+393528512784"},{"name":"Alice Staffname","phone":"201"}]`),
+			[]string{"8512784", "Peoplename"}, []string{k.Name("Giulia Peoplename"), "Alice Staffname"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -149,6 +149,17 @@ type Personal struct {
 	Of string `json:"of,omitempty"`
 }
 
+// NameField reports whether a field's name (a JSON member's, in raw,
+// extra or a JSON column) says that its value is a person's name: "name",
+// or a name ending so ("caller_name", "callerName", "display-name"; not
+// "filename", "hostname"). Pseudonymisation (exporter/privacy) and forget
+// (sinks) read such a field as a name where the catalog declares none
+// (README, Privacy).
+func NameField(field string) bool {
+	m := strings.ToLower(field)
+	return m == "name" || strings.HasSuffix(m, "name") && (strings.HasSuffix(field, "Name") || strings.HasSuffix(m, "_name") || strings.HasSuffix(m, "-name"))
+}
+
 // OfColumns is Of as a list of column names.
 func (p Personal) OfColumns() []string {
 	var out []string
@@ -439,11 +450,15 @@ func Builtin() []Endpoint {
 			// views (call_group_members).
 			Name: "call_groups", Path: "/api/v1/Dialplan/CallGroups", Key: []string{"id"}, Mode: Snapshot, Sort: "id",
 			Columns: cols(text("id", "title", "name"), []Column{{"members", "members", JSON}, {"settings", "settings", JSON}}),
-			// A member or a forward may be an external number. A member
-			// may also carry a colleague's name ({"extension": "201",
-			// "name": …}): not Staff (the numbers are replaced under
-			// numbers too), the name is replaced under all only, as free
-			// text's member named as a name is (exporter/privacy).
+			// A member or a forward may be an external number, with a
+			// name ({"extension": "+39…", "name": …}: attack 30 B2), or a
+			// colleague's extension with the colleague's name
+			// ({"extension": "201", "name": …}). Not Staff (the numbers
+			// are replaced under numbers too). Free text: a member named
+			// as a name is replaced under names in an object holding an
+			// external number (the member is a party), under all in any
+			// (exporter/privacy's json); forget erases it with the
+			// object's number (sinks' eraseJSONWhole).
 			Personal: map[string]Personal{"members": {Kind: PersonalText}, "settings": {Kind: PersonalText}},
 		},
 		{
