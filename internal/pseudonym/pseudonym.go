@@ -126,7 +126,14 @@ func Canonical(s string) (string, bool) {
 // "00", 1 to 3 digits, up to two spaces: "+39 (0)352 851 0001",
 // "+44(0)20 7946 0958"), the national trunk prefix business cards show
 // beside the country code; or -1. Written so, the number is the one
-// without it (attack 30, F2: forget never found it).
+// without it (attack 30, F2: forget never found it). Italy, San Marino
+// and the Vatican keep their 0 in international form (+39 02…, +378
+// 0549…): there "(0)" is a digit of the number (attack 2, F6: "+39 (0)2
+// 1234 5678" got the pseudonym of 39212345678, which forget of +39 02
+// 12345678 never found), but before an Italian mobile (a 3 next), which
+// is never written with a 0, it is a trunk prefix as elsewhere. Reading
+// no further than the digit after "(0)", it reads "+39 (0)35…", a number
+// of Bergamo, as a mobile too.
 func trunkZero(s string) int {
 	i := 0
 	switch {
@@ -144,13 +151,27 @@ func trunkZero(s string) int {
 	if j == i || j-i > 3 {
 		return -1
 	}
+	cc := j
 	for k := 0; k < 2 && j < len(s) && s[j] == ' '; k++ {
 		j++
 	}
-	if !strings.HasPrefix(s[j:], "(0)") {
+	if !strings.HasPrefix(s[j:], "(0)") || keepsZero(s[i:cc], strings.TrimLeft(s[j+3:], " ")) {
 		return -1
 	}
 	return j + 1
+}
+
+// keepsZero reports whether the country calling code cc keeps the 0 its
+// numbers begin with in international form, for a number whose digits
+// after the 0 begin rest (trunkZero).
+func keepsZero(cc, rest string) bool {
+	switch cc {
+	case "39":
+		return !strings.HasPrefix(rest, "3")
+	case "378", "379":
+		return true
+	}
+	return false
 }
 
 // Display returns a form of the international number s that shows what a

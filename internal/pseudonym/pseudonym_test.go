@@ -50,6 +50,12 @@ func TestCanonical(t *testing.T) {
 		{"0049 (0)89 1234567", "49891234567", true},
 		{"(0)352 851 0001", "03528510001", true},       // no country code: kept
 		{"+39 352 (0)851 0001", "3935208510001", true}, // not right after it: kept
+		// Italy, San Marino, the Vatican keep their 0 (attack 2, F6), but
+		// before an Italian mobile.
+		{"+39 (0)2 1234 5678", "390212345678", true},
+		{"0039 (0) 6 6981 2345", "390669812345", true},
+		{"+378 (0)549 886377", "3780549886377", true},
+		{"+39 (0) 352 851 0001", "393528510001", true},
 		{"201", "201", true},
 		{"", "", false},
 		{"+", "", false},

@@ -283,7 +283,7 @@ func (t *text) trunkZeroGroup(run []group) int {
 	if from > 0 && s[from-1] == '+' {
 		from--
 	}
-	if z := trunkZero(s[from : run[1].end+1]); z < 0 || from+z != run[1].start {
+	if z := trunkZero(s[from:]); z < 0 || from+z != run[1].start {
 		return -1
 	}
 	return 1
