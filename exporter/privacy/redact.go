@@ -134,11 +134,12 @@ var ownNumber = regexp.MustCompile(`\b(?:key|keys|id|cursor) ([1-9][0-9]*)\b|\b(
 // number, or "backfill_" and a window's start and end; then .csv or
 // .csv.gz, a manifest's .manifest.json, or a temporary file's .tmp- and
 // hex digits. It holds no value of a record, only dates and counters the
-// program makes, and stays readable (attack 30 L4: the port of a PBX id
+// program makes (a sequence number has 4 to 6 digits: a longer run in its
+// place is a number, review1 P2), and stays readable (attack 30 L4: the port of a PBX id
 // and the date after "_" made one number). The PBX id before it, the
 // administrator's setting, is redacted as any text is. Its first group is
 // the dates, which must be dates (ownDates).
-var ownFile = regexp.MustCompile(`_((?:[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}_[0-9]{4,})|(?:backfill_[0-9]{8}T[0-9]{6}_[0-9]{8}T[0-9]{6}))(?:\.csv(?:\.gz)?|\.manifest\.json|\.tmp-[0-9a-f]+)\b`)
+var ownFile = regexp.MustCompile(`_((?:[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}_[0-9]{4,6})|(?:backfill_[0-9]{8}T[0-9]{6}_[0-9]{8}T[0-9]{6}))(?:\.csv(?:\.gz)?|\.manifest\.json|\.tmp-[0-9a-f]+)\b`)
 
 // ownDates reports whether each date and time of an ownFile's dates is
 // one (20261207T081953): digits of another shape are a number's.

@@ -200,6 +200,7 @@ func TestRedactorKeepsOwnFileNames(t *testing.T) {
 			"file +39 351_99990005T081953Z-0a1b2c_0001.csv",            // no date: a number's end
 			"2026.01.01-03.25.54-258-393761714455-d1548fcd-2.wav",      // a recording's, not the sink's
 			"from 3519990005_20261207T081953Z-0a1b2c_0001.csv onwards", // 7 digits or more before the date
+			"acme_20261207T081953Z-abcdef_393519990005.csv",            // a number where the sequence number goes
 		} {
 			got := r.Text(in)
 			for _, s := range []string{"3519990005", "99990005", "393761714455", "9990005"} {
