@@ -153,6 +153,23 @@ var numbersBeside = []struct {
 	{"%2B39%20(0)2%201234%205678", "{0}", []string{"+390212345678"}},
 	{"0039 (0)2 1234 5678 2026-12-01", "{0} 2026-12-01", []string{"+390212345678"}},
 	{"+378 (0)549 886377", "{0}", []string{"+3780549886377"}},
+	// A count of 1 to 3 digits and a word after a number that may be
+	// whole is no part of it, though its country's numbers may be longer
+	// (attack 2, F4); with a trunk prefix "(0)", Replace in clear found
+	// nothing either (F3). Groups of two stay one number.
+	{"+43 664 1234567 2 missed", "{0} 2 missed", []string{"+436641234567"}},
+	{"+43 664 1234567 10 min", "{0} 10 min", []string{"+436641234567"}},
+	{"+49 170 6920065 2 missed", "{0} 2 missed", []string{"+491706920065"}},
+	{"+49 160 5525304 3 calls", "{0} 3 calls", []string{"+491605525304"}},
+	{"+39 02 1234 5678 2 missed", "{0} 2 missed", []string{"+390212345678"}},
+	{"+358 41 2345678 2 missed", "{0} 2 missed", []string{"+358412345678"}},
+	{"+64 21 123 4567 2 missed", "{0} 2 missed", []string{"+64211234567"}},
+	{"+49 (0)89 2382893 2 missed", "{0} 2 missed", []string{"+49892382893"}},
+	{"+49 (0)30 1234567 2 missed", "{0} 2 missed", []string{"+49301234567"}},
+	{"+43 (0)664 1234567 2 missed", "{0} 2 missed", []string{"+436641234567"}},
+	{"1767225600.123456 +44 (0)7538 926 001", "1767225600.123456 {0}", []string{"+447538926001"}},
+	{"ext 201 called +44 (0)7812 654 007 10:00", "ext 201 called {0} 10:00", []string{"+447812654007"}},
+	{"+43 1 234 56 78 missed", "{0} missed", []string{"+4312345678"}},
 	// A date after a number (N5): the number pseudonymised, the date kept.
 	{"+393528510164 2026-12-01", "{0} 2026-12-01", []string{"+393528510164"}},
 	{"+393528510164 01/12/2026", "{0} 01/12/2026", []string{"+393528510164"}},
