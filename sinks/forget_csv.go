@@ -3,6 +3,7 @@ package sinks
 import (
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -201,6 +202,9 @@ func (s *CSV) ForgetErase(ctx context.Context, pbx string, f *Forgotten, endpoin
 	done := &ForgetFound{}
 	for i := range endpoints {
 		e := &endpoints[i]
+		if err := s.dropOldRecordingKeys(ctx, pbx, e, f); err != nil {
+			return done, fmt.Errorf("erase in %s: %w", e.Name, err)
+		}
 		res, err := s.EditRows(ctx, pbx, e, "forget", s.forgetEdit(e, f))
 		if err != nil {
 			return done, fmt.Errorf("erase in %s: %w", e.Name, err)
@@ -266,6 +270,74 @@ func (s *CSV) forgetEdit(e *record.Endpoint, f *Forgotten) EditFunc {
 		}
 		return RowEdit{Cells: cells}, nil
 	}
+}
+
+// dropOldRecordingKeys removes from pbx's states and from the state each
+// of e's manifests holds the recent keys of the rows forgetEdit re-keys
+// (forget_recordings.go), each file atomically. It runs before the rows
+// are rewritten, found by a dry run of the same edit: a crash between
+// the two leaves the rows' old keys, found again by the next forget.
+func (s *CSV) dropOldRecordingKeys(ctx context.Context, pbx string, e *record.Endpoint, f *Forgotten) error {
+	if e.Files == "" {
+		return nil
+	}
+	old := map[string]bool{}
+	edit := s.forgetEdit(e, f)
+	_, err := s.EditRows(ctx, pbx, e, "forget", func(header, row []string) (RowEdit, error) {
+		ed, err := edit(header, row)
+		if kc := recordingKeyColumn(e, header); err == nil && kc >= 0 && ed.Cells != nil && ed.Cells[kc] != row[kc] {
+			old[s.unquoteCell(row[kc])] = true
+		}
+		return RowEdit{}, err // a dry run: nothing written
+	})
+	if err != nil || len(old) == 0 {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var paths []string
+	dir := filepath.Join(s.opt.Dir, e.Name)
+	files, err := s.ownFiles(pbx, dir)
+	if err != nil {
+		return err
+	}
+	for _, of := range files {
+		paths = append(paths, manifestPath(filepath.Join(dir, of.Name)))
+	}
+	entries, err := os.ReadDir(s.stateDir(pbx))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("read the state folder: %w", err)
+	}
+	for _, de := range entries {
+		if name := de.Name(); de.Type().IsRegular() && strings.HasSuffix(name, ".json") && !strings.HasPrefix(name, ".") &&
+			!strings.HasSuffix(name, ".pending.json") && !strings.Contains(name, "~") {
+			paths = append(paths, filepath.Join(s.stateDir(pbx), name))
+		}
+	}
+	for _, path := range paths {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("remove the old keys from %s: %w", path, err)
+		}
+		var doc map[string]json.RawMessage
+		if json.Unmarshal(b, &doc) != nil {
+			continue // not a state's file
+		}
+		st, ok := withoutRecent(doc["state"], old)
+		if !ok {
+			continue
+		}
+		doc["state"] = st
+		if strings.HasSuffix(path, ".manifest.json") {
+			b, _ = json.MarshalIndent(doc, "", "  ")
+		} else {
+			b, _ = json.Marshal(doc)
+		}
+		if err := safefile.WriteVia(path, tmpPrefix(pbx)+filepath.Base(path)+".tmp-", b, fileMode); err != nil {
+			return fmt.Errorf("remove the old keys from %s: %w", path, err)
+		}
+	}
+	return nil
 }
 
 // unquoteCell is a text cell's value as the sink was given it: without

@@ -411,6 +411,7 @@ func (p *Postgres) erasePlace(ctx context.Context, pl pgPlace, f *Forgotten) (in
 	}
 	defer tx.Rollback(ctx)
 	var n int64
+	var oldKeys []string // re-keyed: removed from the states' recent keys below
 	err = p.eachMention(ctx, tx, pl, f, true, func(ctid string, cells []string, changed []bool, _ string) error {
 		var set []string
 		var args []any
@@ -427,6 +428,7 @@ func (p *Postgres) erasePlace(ctx context.Context, pl pgPlace, f *Forgotten) (in
 			if pl.key >= 0 && recordingKeyTells(cells[pl.key]) {
 				args = append(args, erasedKey())
 				set = append(set, fmt.Sprintf("%s = $%d", pl.cells[pl.key].name, len(args)))
+				oldKeys = append(oldKeys, cells[pl.key])
 			}
 		}
 		args = append(args, ctid)
@@ -439,6 +441,15 @@ func (p *Postgres) erasePlace(ctx context.Context, pl pgPlace, f *Forgotten) (in
 	})
 	if err != nil {
 		return 0, err
+	}
+	if len(oldKeys) > 0 {
+		// The recordings state's recent keys (any PBX's, any state key)
+		// lose the old keys with the rows (forget_recordings.go).
+		_, err := tx.Exec(ctx, "UPDATE "+p.ident("export_state")+` SET state = jsonb_set(state, '{recent}', (state->'recent') - $1::text[])
+WHERE jsonb_typeof(state->'recent') = 'object' AND (state->'recent') ?| $1::text[]`, oldKeys)
+		if err != nil {
+			return 0, fmt.Errorf("erase in %s: remove the old keys from the recordings state: %w", pl.table, dbError(err))
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("erase in %s: commit: %w", pl.table, dbError(err))

@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"crypto/rand"
+	"encoding/json"
 	"slices"
 	"strings"
 
@@ -18,7 +19,13 @@ import (
 // which trying the extensions confirms (attack 1, A1 and A4). forget
 // gives those rows a key tied to nothing (erasedKey), in the same
 // statement that erases them; their file is removed and their object
-// emptied, so nothing is stored under either key.
+// emptied, so nothing is stored under either key. The recordings state's
+// recent keys (exporter/recordings_rows.go) lose the old keys too, in the
+// same transaction (PostgreSQL) or before the rows are rewritten (CSV:
+// its states and the manifests' copies of them), so that no unkeyed hash
+// of the path stays there (review1, R3). The next run then lists the
+// recording as new: the suppression list keeps its file from being copied,
+// and its row is written again, under its "k-" key, marked erased.
 
 // recordingKeyTells reports whether key, a recording row's key, holds a
 // phone number (what forget's search finds, any number) or is an
@@ -59,4 +66,27 @@ func recordingKeyColumn(e *record.Endpoint, header []string) int {
 		return -1
 	}
 	return slices.Index(header, e.Columns[i].Name)
+}
+
+// withoutRecent is state, a state's JSON, without the keys old in its
+// "recent" object; ok is false when it held none of them (state is then
+// returned as it was).
+func withoutRecent(state []byte, old map[string]bool) (_ []byte, ok bool) {
+	var st map[string]json.RawMessage
+	var recent map[string]json.RawMessage
+	if len(old) == 0 || json.Unmarshal(state, &st) != nil || json.Unmarshal(st["recent"], &recent) != nil {
+		return state, false
+	}
+	for k := range recent {
+		if old[k] {
+			delete(recent, k)
+			ok = true
+		}
+	}
+	if !ok {
+		return state, false
+	}
+	st["recent"], _ = json.Marshal(recent)
+	b, _ := json.Marshal(st)
+	return b, true
 }

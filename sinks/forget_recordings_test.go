@@ -26,7 +26,10 @@ import (
 // nothing ("erased-…"; the "k-" key stays), so that the number is nowhere,
 // the key index included; a second forget succeeds and finds nothing
 // (attack 1, A4: PostgreSQL's "multiple assignments to same column
-// object" on every run, CSV's "still in recordings~keys.json").
+// object" on every run, CSV's "still in recordings~keys.json"). The
+// recordings state's recent keys lose the two old keys the rows lose, in
+// the same transaction or rewrite; the others stay (review1, R3: an
+// unkeyed hash of the path stayed there, confirming the number).
 func TestForgetRecordingKeysOfBefore(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -58,6 +61,7 @@ func TestForgetRecordingKeysOfBefore(t *testing.T) {
 			type forgetter interface {
 				ForgetFind(ctx context.Context, f *Forgotten, endpoints []record.Endpoint) (*ForgetFound, error)
 				ForgetErase(ctx context.Context, pbx string, f *Forgotten, endpoints []record.Endpoint) (*ForgetFound, error)
+				State(ctx context.Context, pbx, key string) ([]byte, error)
 			}
 			var s forgetter
 			var b exporter.Batch
@@ -101,7 +105,12 @@ func TestForgetRecordingKeysOfBefore(t *testing.T) {
 			if err := b.Write(ctx, recs); err != nil {
 				t.Fatal(err)
 			}
-			if err := b.Commit(ctx, []byte(`{"time":""}`), exporter.Progress{}); err != nil {
+			recent := map[string]string{}
+			for i, r := range rows {
+				recent[r.key] = day.Add(time.Duration(i) * time.Minute).Format(record.WallLayout)
+			}
+			state, _ := json.Marshal(map[string]any{"time": day.Format(record.WallLayout), "recent": recent})
+			if err := b.Commit(ctx, state, exporter.Progress{}); err != nil {
 				t.Fatal(err)
 			}
 			f, _ := testForgotten(t, "+"+number)
@@ -127,6 +136,24 @@ func TestForgetRecordingKeysOfBefore(t *testing.T) {
 				if !strings.Contains(all, kept) {
 					t.Errorf("%q is gone after forget:\n%s", kept, all)
 				}
+			}
+			st, err := s.State(ctx, "x", ep.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got struct {
+				Recent map[string]string `json:"recent"`
+			}
+			if err := json.Unmarshal(st, &got); err != nil {
+				t.Fatalf("state after forget: %v: %s", err, st)
+			}
+			var keys []string
+			for k := range got.Recent {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			if want := []string{"22", "k-abcdefghijklmnop"}; !slices.Equal(keys, want) {
+				t.Errorf("recent keys after forget %q, want %q (the old keys telling the number gone): %s", keys, want, st)
 			}
 		})
 	}
