@@ -4,11 +4,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"hash/crc32"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"path"
@@ -55,6 +59,9 @@ type S3Options struct {
 	// after the client's retries, instead of holding the run for ever.
 	// A Transport given brings its own.
 	Timeout time.Duration
+	// Log gets the warning that the store sends files in parts from now
+	// on, and why (default: slog.Default(), so that it is never lost).
+	Log *slog.Logger
 }
 
 // DefaultTimeout is S3Options.Timeout's default.
@@ -98,6 +105,8 @@ type S3 struct {
 	// checksum (putOne): every later file goes in parts.
 	noTrailer atomic.Bool
 	listPage  int // keys a page of Present's listing (defaultListPage; a test's fewer)
+	log       *slog.Logger
+	where     string // the bucket and endpoint, for the warning
 }
 
 // OpenS3 connects to the bucket and checks that it exists.
@@ -165,7 +174,12 @@ func OpenS3(ctx context.Context, o S3Options) (*S3, error) {
 	if !ok {
 		return nil, fmt.Errorf("S3 bucket %s at %s: no such bucket (create it first)", o.Bucket, o.Endpoint)
 	}
-	return &S3{c: c, bucket: o.Bucket, prefix: prefix, partSize: part, onePut: maxOnePut, listPage: defaultListPage}, nil
+	log := o.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	return &S3{c: c, bucket: o.Bucket, prefix: prefix, partSize: part, onePut: maxOnePut, listPage: defaultListPage,
+		log: log, where: fmt.Sprintf("bucket %s at %s", o.Bucket, u.Host)}, nil
 }
 
 // defaultTransport is http.DefaultTransport's settings with timeout as
@@ -295,6 +309,7 @@ func (s *S3) Put(ctx context.Context, name string, r io.Reader, want Want) (Obje
 // before the body); Stat reads a file through otherwise.
 func (s *S3) putOne(ctx context.Context, name, key string, r io.Reader, want Want) (Object, error) {
 	v := newVerifier(ctxReader{ctx, r}, want)
+	crc := crc32.New(crc32.MakeTable(crc32.Castagnoli))
 	opts := minio.PutObjectOptions{
 		ContentType:          "audio/wav",
 		DisableContentSha256: true,
@@ -303,9 +318,10 @@ func (s *S3) putOne(ctx context.Context, name, key string, r io.Reader, want Wan
 	if want.SHA256 != "" {
 		opts.UserMetadata = map[string]string{shaMeta: want.SHA256}
 	}
-	if _, err := (minio.Core{Client: s.c}).PutObject(ctx, s.bucket, key, v, want.Size, "", "", opts); err != nil {
+	info, err := (minio.Core{Client: s.c}).PutObject(ctx, s.bucket, key, io.TeeReader(v, crc), want.Size, "", "", opts)
+	if err != nil {
 		if refusesTrailer(err) && !v.failed() && ctx.Err() == nil {
-			s.noTrailer.Store(true)
+			s.toParts(fmt.Sprintf("it refused a PUT with a trailing checksum (%v)", err))
 			return Object{}, fmt.Errorf("store %s: %w (it answered %v)", name, ErrFetchAgain, err)
 		}
 		return Object{}, fmt.Errorf("store %s: %w", name, unwrapVerify(err, v))
@@ -313,15 +329,61 @@ func (s *S3) putOne(ctx context.Context, name, key string, r io.Reader, want Wan
 	if !v.done() {
 		return Object{}, fmt.Errorf("store %s: the upload ended before its source", name)
 	}
+	if err := s.checkOne(ctx, key, info.ChecksumCRC32C, v.n, crc); err != nil {
+		// Not the bytes sent: a server (or a proxy) that stored the
+		// aws-chunked framing as the body, or ignored the trailer.
+		s.toParts(err.Error())
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if rerr := s.c.RemoveObject(actx, s.bucket, key, minio.RemoveObjectOptions{}); rerr != nil {
+			return Object{}, fmt.Errorf("store %s: %w (%v; remove it: %v)", name, ErrFetchAgain, err, rerr)
+		}
+		return Object{}, fmt.Errorf("store %s: %w (%v)", name, ErrFetchAgain, err)
+	}
 	return Object{Name: name, Size: v.n, SHA256: v.sum()}, nil
 }
 
-// ErrFetchAgain is a Put that read part of its stream and stored nothing,
-// and would store the file given its stream again from the start: the
-// server refused a PUT with a trailing checksum (a server older than
-// aws-chunked uploads' trailers), and the store now sends every file in
+// checkOne checks that the object a PUT stored is the n bytes sent, of
+// CRC32C sent: by the CRC32C the server answered, else (none answered)
+// by its size, and its CRC32C if any, as StatObject tells them. The
+// server's answer alone does not prove it: minio-go reports the size it
+// sent, and one that does not decode aws-chunked stores the framing too.
+func (s *S3) checkOne(ctx context.Context, key, answered string, n int64, sent hash.Hash32) error {
+	local := base64.StdEncoding.EncodeToString(sent.Sum(nil))
+	if answered != "" {
+		if answered != local {
+			return fmt.Errorf("the server answered CRC32C %s for the object, %s sent", answered, local)
+		}
+		return nil
+	}
+	info, err := s.c.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{Checksum: true})
+	if err != nil {
+		return fmt.Errorf("stat the object just stored: %w", err)
+	}
+	if info.Size != n {
+		return fmt.Errorf("the server stored %d bytes, %d sent", info.Size, n)
+	}
+	if info.ChecksumCRC32C != "" && info.ChecksumCRC32C != local {
+		return fmt.Errorf("the server stored an object of CRC32C %s, %s sent", info.ChecksumCRC32C, local)
+	}
+	return nil
+}
+
+// toParts makes every later file go in parts, warning once why.
+func (s *S3) toParts(why string) {
+	if s.noTrailer.CompareAndSwap(false, true) {
+		s.log.Warn("S3 store: files go in parts from now on (one PUT with a trailing checksum did not work)", "store", s.where, "why", why)
+	}
+}
+
+// ErrFetchAgain is a Put that read its stream, or part of it, and stored
+// nothing, and would store the file given its stream again from the start:
+// the server refused a PUT with a trailing checksum (a server older than
+// aws-chunked uploads' trailers), or stored an object that is not the
+// bytes sent (one, or a proxy, not decoding aws-chunked or ignoring the
+// trailer; the object removed), and the store now sends every file in
 // parts, which every S3 server takes.
-var ErrFetchAgain = errors.New("the S3 server refused a PUT with a trailing checksum: the store sends files in parts from now on; fetch the file again")
+var ErrFetchAgain = errors.New("the S3 server refused a PUT with a trailing checksum, or stored it wrong: the store sends files in parts from now on; fetch the file again")
 
 // refusesTrailer reports whether err is the server's refusal of a PUT
 // framed in aws-chunked with a trailer: a 400 or 501 (an unknown

@@ -1,11 +1,16 @@
 package recstore
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
+	"log/slog"
 	"maps"
 	"math/rand/v2"
 	"net"
@@ -15,6 +20,7 @@ import (
 	"net/url"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -963,5 +969,178 @@ func TestS3RefusedTrailerFallsBackToParts(t *testing.T) {
 	}
 	if r, u := refused.Load(), uploads.Load(); r != 1 || u != 2 {
 		t.Errorf("%d PUTs with a trailer refused, %d uploads in parts; want 1 and 2", r, u)
+	}
+}
+
+// misstore stands for a server, or a proxy in front of one, that takes a
+// PUT with a trailing checksum and stores something else: it reads the
+// PUT's body and stores store(body) as a plain object on the real server
+// (versitygw, through c), answering 200 with the CRC32C of what it stored
+// when answer is set (none otherwise); other requests go to base.
+type misstore struct {
+	base   http.RoundTripper
+	c      *minio.Client
+	bucket string
+	store  func(framed []byte) []byte
+	answer bool
+	count  *atomic.Int64
+}
+
+func (m misstore) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method != http.MethodPut || r.Header.Get("X-Amz-Trailer") == "" {
+		return m.base.RoundTrip(r)
+	}
+	m.count.Add(1)
+	framed, err := io.ReadAll(r.Body)
+	r.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	b := m.store(framed)
+	key := strings.TrimPrefix(r.URL.Path, "/"+m.bucket+"/")
+	if _, err := m.c.PutObject(r.Context(), m.bucket, key, bytes.NewReader(b), int64(len(b)), minio.PutObjectOptions{}); err != nil {
+		return nil, err
+	}
+	h := http.Header{"Etag": {`"0123456789abcdef0123456789abcdef"`}}
+	if m.answer {
+		c := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+		c.Write(b)
+		h.Set("X-Amz-Checksum-Crc32c", base64.StdEncoding.EncodeToString(c.Sum(nil)))
+	}
+	return &http.Response{StatusCode: http.StatusOK, Status: "200 OK", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h, Body: http.NoBody, Request: r}, nil
+}
+
+// unchunk decodes an unsigned aws-chunked body, dropping its trailer.
+func unchunk(t *testing.T, framed []byte) []byte {
+	var out []byte
+	br := bufio.NewReader(bytes.NewReader(framed))
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Errorf("aws-chunked: %v", err)
+			return out
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(strings.SplitN(line, ";", 2)[0]), 16, 64)
+		if err != nil {
+			t.Errorf("aws-chunked size %q: %v", line, err)
+			return out
+		}
+		if n == 0 {
+			return out
+		}
+		chunk := make([]byte, n+2)
+		if _, err := io.ReadFull(br, chunk); err != nil {
+			t.Errorf("aws-chunked chunk: %v", err)
+			return out
+		}
+		out = append(out, chunk[:n]...)
+	}
+}
+
+// TestS3WrongObjectFallsBackToParts: a server (or proxy) that answers a
+// PUT with a trailing checksum by 200 but stores the aws-chunked framing
+// as the body, or a body cut short (the trailer ignored), is caught after
+// the PUT, by the CRC32C it answers or, answering none, by a Stat: the
+// object is removed, Put returns ErrFetchAgain, and the file fetched again
+// goes in parts, stored right, as does every later file.
+func TestS3WrongObjectFallsBackToParts(t *testing.T) {
+	t.Parallel()
+	const n = 200_000
+	cases := []struct {
+		name   string
+		store  func(t *testing.T, framed []byte) []byte
+		answer bool
+	}{
+		{"framing stored", func(t *testing.T, framed []byte) []byte { return framed }, false},
+		{"cut, no checksum answered", func(t *testing.T, framed []byte) []byte { return unchunk(t, framed)[:n-1000] }, false},
+		{"cut, its checksum answered", func(t *testing.T, framed []byte) []byte { return unchunk(t, framed)[:n-1000] }, true},
+		{"one byte changed, its checksum answered", func(t *testing.T, framed []byte) []byte {
+			b := unchunk(t, framed)
+			b[n/2] ^= 1
+			return b
+		}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f, srv, o := s3Fixture(t)
+			var missed, uploads atomic.Int64
+			ms := misstore{base: http.DefaultTransport, c: srv.Client(t), bucket: srv.Bucket, answer: tc.answer, count: &missed,
+				store: func(framed []byte) []byte { return tc.store(t, framed) }}
+			o.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				if r.Method == http.MethodPost && r.URL.Query().Has("uploads") {
+					uploads.Add(1)
+				}
+				return ms.RoundTrip(r)
+			})
+			var logged bytes.Buffer
+			o.Log = slog.New(slog.NewTextHandler(&logged, nil))
+			st, err := OpenS3(context.Background(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			want := Want{Size: n, SHA256: contentSum(t, 6, n)}
+			name := testName(t, "misstored")
+			if got, err := st.Put(ctx, name, content(6, n), want); !errors.Is(err, ErrFetchAgain) {
+				t.Fatalf("Put to a server storing it wrong = %+v, %v; want ErrFetchAgain", got, err)
+			}
+			if b, err := f.read(t, name); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("%d bytes left under the name by the wrong PUT (%v)", len(b), err)
+			}
+			for i, nm := range []string{name, testName(t, "after")} {
+				got, err := st.Put(ctx, nm, content(6, n), want)
+				if err != nil || got.SHA256 != want.SHA256 || got.Size != n {
+					t.Fatalf("Put %d after the wrong PUT = %+v, %v", i, got, err)
+				}
+				if b, err := f.read(t, nm); err != nil || sum(b) != want.SHA256 {
+					t.Errorf("%s: %d bytes stored, %v; want the file", nm, len(b), err)
+				}
+			}
+			if m, u := missed.Load(), uploads.Load(); m != 1 || u != 2 {
+				t.Errorf("%d PUTs stored wrong, %d uploads in parts; want 1 and 2", m, u)
+			}
+			if w := strings.Count(logged.String(), "level=WARN"); w != 1 || !strings.Contains(logged.String(), "bucket "+srv.Bucket) {
+				t.Errorf("logged %q; want one warning naming the bucket", logged.String())
+			}
+		})
+	}
+}
+
+// TestS3OnePutVerified: versitygw answers a PUT with a trailing checksum
+// with the object's CRC32C, so the store verifies the object without
+// asking the server anything more (a server answering none costs a HEAD
+// a file): the file is stored in one PUT.
+func TestS3OnePutVerified(t *testing.T) {
+	t.Parallel()
+	f, _, o := s3Fixture(t)
+	var heads atomic.Int64
+	var answered atomic.Value
+	o.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if r.Method == http.MethodHead && strings.Contains(r.URL.Path, "verified") {
+			heads.Add(1)
+		}
+		resp, err := http.DefaultTransport.RoundTrip(r)
+		if err == nil && r.Method == http.MethodPut && r.Header.Get("X-Amz-Trailer") != "" {
+			answered.Store(resp.Header.Get("X-Amz-Checksum-Crc32c"))
+		}
+		return resp, err
+	})
+	st, err := OpenS3(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 300_000
+	want := Want{Size: n, SHA256: contentSum(t, 7, n)}
+	name := testName(t, "verified")
+	if got, err := st.Put(context.Background(), name, content(7, n), want); err != nil || got.SHA256 != want.SHA256 {
+		t.Fatalf("Put = %+v, %v", got, err)
+	}
+	if b, err := f.read(t, name); err != nil || sum(b) != want.SHA256 {
+		t.Errorf("%d bytes stored, %v; want the file", len(b), err)
+	}
+	if a, h := answered.Load(), heads.Load(); a == nil || a == "" || h != 0 {
+		t.Errorf("versitygw answered the PUT with CRC32C %q, and %d HEADs of the object followed; want a CRC32C and none", a, h)
 	}
 }
