@@ -127,7 +127,7 @@ func (a *app) recordingsStore(ctx context.Context) (recordings.Store, string, er
 		}
 		s, err := recstore.OpenS3(ctx, recstore.S3Options{
 			Endpoint: c.S3Endpoint.String(), Region: c.S3Region, Bucket: c.S3Bucket, Prefix: c.S3Prefix, PathStyle: c.S3PathStyle,
-			AccessKey: c.S3AccessKey.Value(), SecretKey: c.S3SecretKey.Value(), Concurrency: c.Concurrency,
+			AccessKey: c.S3AccessKey.Value(), SecretKey: c.S3SecretKey.Value(), Concurrency: c.Concurrency, Log: a.log,
 		})
 		if err != nil {
 			return nil, "", s3OpenError(c, err)
