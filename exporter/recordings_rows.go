@@ -251,7 +251,12 @@ func (rc *recCursor) resume() string {
 func (e *endpointRun) recRow(row *record.Row, info recInfo, res recordings.Result) {
 	set := func(col string, v any) { row.Values[e.ep.Column(col)] = v }
 	if res.ID != "" && res.ID != row.Key {
-		e.res.Recordings.clashed(info.rec.ID, fmt.Sprintf("stored %s held another file", res.Clash), res.ID)
+		// Stored under AltID (a clash), or found under its id of before
+		// ids were keyed (recordings.LegacyID: its row then is the one
+		// written then, not a second).
+		if res.Clash != "" {
+			e.res.Recordings.clashed(info.rec.ID, fmt.Sprintf("stored %s held another file", res.Clash), res.ID)
+		}
 		row.Key = res.ID
 		set("recording", res.ID)
 	}

@@ -2,6 +2,7 @@ package exporter_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -350,4 +351,63 @@ func TestRecordingsZoneChanged(t *testing.T) {
 		t.Errorf("notes %q, want one saying the zone changed", res.Notes)
 	}
 	e.checkStore(t)
+}
+
+// TestRecordingsStoredBeforeStateLost: a store written before ids were
+// keyed (files and rows under "h-" and an unkeyed hash of the path,
+// recordings.LegacyID) whose state is lost since: the next run lists the
+// whole history again and finds each file under its old name (the store's
+// listing asked for it with the new one), so that nothing is copied again
+// and no recording gets a second row: its row stays the one of before,
+// naming the file of before (review1, R2).
+func TestRecordingsStoredBeforeStateLost(t *testing.T) {
+	t.Parallel()
+	e := recSetup(t, pbxsim.Options{Seed: 29, Calls: 90, Recordings: pbxsim.RecordingOptions{Fields: "bare"}}, "postgres", nil)
+	if res := e.run(t); res.Err != nil || res.Recordings.Copied == 0 {
+		t.Fatalf("first run: %v, %+v", res.Err, res.Recordings)
+	}
+	e.checkStore(t)
+	// The store and rows as a run before ids were keyed left them, the
+	// state lost.
+	ctx := context.Background()
+	old := map[string]string{} // old key → its stored name
+	for _, r := range e.sim.Recordings() {
+		rec := recordings.Recording{Path: r.Path, IDKey: e.x.RecordingsKey}
+		id, was := recordings.StoredID(rec), recordings.LegacyID(rec)
+		name, _ := recstore.Name("pbx", r.Start.UTC(), id)
+		oldName, _ := recstore.Name("pbx", r.Start.UTC(), was)
+		if err := os.Rename(filepath.Join(e.storeDir, name), filepath.Join(e.storeDir, oldName)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.pool.Exec(ctx, "UPDATE recordings SET recording = $1, object = $2 WHERE recording = $3", was, oldName, id); err != nil {
+			t.Fatal(err)
+		}
+		old[was] = oldName
+	}
+	if _, err := e.pool.Exec(ctx, "DELETE FROM export_state WHERE pbx = 'pbx' AND key = 'recordings'"); err != nil {
+		t.Fatal(err)
+	}
+	res := e.run(t)
+	if rr := res.Recordings; res.Err != nil || rr.Copied != 0 || rr.Skipped != len(old) || rr.Clashes != 0 {
+		t.Errorf("run after the state was lost: %v, %+v; want the %d recordings found stored under their names of before", res.Err, rr, len(old))
+	}
+	rows := e.rows(t)
+	for key, row := range rows {
+		if name, ok := old[key]; !ok || row[1] != name || row[2] != "skipped" && row[2] != "copied" {
+			t.Errorf("row %s: object %s, status %s; want one of the rows of before, naming its file", key, row[1], row[2])
+		}
+	}
+	if len(rows) != len(old) {
+		t.Errorf("%d rows, want the %d of before", len(rows), len(old))
+	}
+	var files int
+	filepath.WalkDir(e.storeDir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files++
+		}
+		return nil
+	})
+	if files != len(old) {
+		t.Errorf("%d files stored, want the %d of before", files, len(old))
+	}
 }

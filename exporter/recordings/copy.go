@@ -213,7 +213,7 @@ func (c *Copier) Copy(ctx context.Context, recs []Recording) ([]Result, Counts, 
 			work = append(work, i)
 		}
 	}
-	absent := c.absent(ctx, results, work)
+	absent := c.absent(ctx, recs, results, work)
 	caller := ctx
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -229,7 +229,7 @@ func (c *Copier) Copy(ctx context.Context, recs []Recording) ([]Result, Counts, 
 				if !c.slot(ctx) {
 					continue // cancelled: Pending, the batch's error says why
 				}
-				res, err := c.copyOne(ctx, recs[i], results[i].Name, absent[results[i].Name])
+				res, err := c.copyOne(ctx, recs[i], results[i].Name, absent)
 				c.release()
 				if err != nil && caller.Err() != nil {
 					// The caller cancelled the batch (the run ends, or the
@@ -295,16 +295,20 @@ feed:
 }
 
 // absent is the names of the batch the store reports holding nothing,
-// when it can tell at once (presence); nil when it cannot, or its listing
-// failed (each name is then asked alone, as Stored fails or not).
-func (c *Copier) absent(ctx context.Context, results []Result, work []int) map[string]bool {
+// when it can tell at once (presence): each recording's name and the name
+// it had before ids were keyed (legacyName); nil when it cannot, or its
+// listing failed (each name is then asked alone, as Stored fails or not).
+func (c *Copier) absent(ctx context.Context, recs []Recording, results []Result, work []int) map[string]bool {
 	p, ok := c.Store.(presence)
 	if !ok || len(work) == 0 {
 		return nil
 	}
-	names := make([]string, len(work))
-	for k, i := range work {
-		names[k] = results[i].Name
+	names := make([]string, 0, len(work))
+	for _, i := range work {
+		names = append(names, results[i].Name)
+		if old, _ := c.legacyName(recs[i]); old != "" && old != results[i].Name {
+			names = append(names, old)
+		}
 	}
 	present, err := p.Present(ctx, names)
 	if err != nil {
@@ -356,7 +360,7 @@ func (c *Copier) unsynced(results []Result, work []int, err error, st Status) ([
 // decision for a name, in the order that keeps a stored file from ever
 // being replaced. The first cut when it grows: the already-stored branch
 // into its own method.
-func (c *Copier) copyOne(ctx context.Context, r Recording, name string, absent bool) (Result, error) {
+func (c *Copier) copyOne(ctx context.Context, r Recording, name string, absent map[string]bool) (Result, error) {
 	res := Result{Name: name, ID: storedKey(r)}
 	want := recstore.Want{Size: r.Size, SHA256: strings.ToLower(r.SHA256)}
 	if r.Size < 0 {
@@ -373,7 +377,7 @@ func (c *Copier) copyOne(ctx context.Context, r Recording, name string, absent b
 		c.log().Warn("recording path refused, not fetched", "recording", quoteShort(r.ID), "name", name, "reason", reason)
 		return res, nil
 	}
-	if absent {
+	if absent[name] {
 		// Nothing stored under name: fetched and put below.
 	} else if o, ok, err := c.Store.Stored(ctx, name, want); err != nil {
 		if ctx.Err() != nil {
@@ -403,6 +407,9 @@ func (c *Copier) copyOne(ctx context.Context, r Recording, name string, absent b
 			return res, nil
 		}
 		return c.clash(ctx, r, res, o)
+	}
+	if old, ok, err := c.storedBefore(ctx, r, name, want, absent); ok || err != nil {
+		return old, err
 	}
 	var obj recstore.Object
 	f, err := c.Spool.Fetch(ctx, r.Path, func(body io.Reader, size int64) error {
@@ -446,9 +453,71 @@ func (c *Copier) clash(ctx context.Context, r Recording, res Result, o recstore.
 	}
 	c.log().Warn("recording id already stored for another file: stored under a name of its own", "recording", quoteShort(r.ID), "name", res.Name, "stored_as", name)
 	r.Key = alt
-	out, err := c.copyOne(ctx, r, name, false)
+	out, err := c.copyOne(ctx, r, name, nil)
 	out.Clash = res.Name
 	return out, err
+}
+
+// legacyName is the name r had before ids were keyed (LegacyID; its
+// LegacyAltID when stored under AltID) and that id; "" when it had the
+// same, or no usable one.
+func (c *Copier) legacyName(r Recording) (name, id string) {
+	switch r.Key {
+	case "", StoredID(r):
+		id = LegacyID(r)
+	case AltID(r):
+		id = LegacyAltID(r)
+	default:
+		return "", ""
+	}
+	if id == storedKey(r) {
+		return "", ""
+	}
+	name, err := recstore.Name(c.PBX, r.Start.UTC(), id)
+	if err != nil {
+		return "", ""
+	}
+	return name, id
+}
+
+// storedBefore finds r stored under the name it had before ids were
+// keyed (legacyName), when nothing is under name: a store written before
+// the change whose state was lost since (review1, R2). Stored there with
+// the same file (compared as copyOne compares one under name), r is
+// Skipped under that name and id, so that its row, keyed by it, is the
+// one written then, not a second; another file there is another
+// recording's, and r is copied under name. ok reports whether it was
+// found (or err failed the look).
+func (c *Copier) storedBefore(ctx context.Context, r Recording, name string, want recstore.Want, absent map[string]bool) (_ Result, ok bool, _ error) {
+	old, id := c.legacyName(r)
+	if old == "" || old == name || absent[old] {
+		return Result{}, false, nil
+	}
+	fail := func(err error) (Result, bool, error) {
+		if ctx.Err() != nil {
+			return Result{Name: name}, true, context.Cause(ctx)
+		}
+		return Result{Name: name, ID: storedKey(r), Status: Failed, Reason: err.Error()}, true, err
+	}
+	o, same, err := c.Store.Stored(ctx, old, want)
+	if err != nil {
+		return fail(err)
+	}
+	if o == (recstore.Object{}) {
+		return Result{}, false, nil
+	}
+	if same && want == (recstore.Want{}) {
+		if same, err = c.sameFile(ctx, r, o); errors.Is(err, ErrVanished) {
+			same = true // stored, and gone from the PBX since: kept as it is
+		} else if err != nil {
+			return fail(err)
+		}
+	}
+	if !same {
+		return Result{}, false, nil
+	}
+	c.log().Info("recording found stored under its name of before ids were keyed", "recording", quoteShort(r.ID), "name", old)
+	return Result{Status: Skipped, Name: old, ID: id, Size: o.Size, SHA256: o.SHA256}, true, nil
 }
 
 // sameFile reports whether the PBX's file of r is o, streaming it

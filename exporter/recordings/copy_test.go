@@ -764,3 +764,48 @@ func TestCopyS3RefusingTrailers(t *testing.T) {
 type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestCopyFindsNameOfBefore: a store written before ids were keyed, its
+// exporter's state lost (review1, R2): a recording whose id holds a
+// number, stored under that id as it was (LegacyID), is found there and
+// Skipped under that name and id, not stored a second time under "k-";
+// another recording's file under the old name is not taken for it (the
+// same size and sha256, or compared when the PBX announces none): it is
+// copied under its own name.
+func TestCopyFindsNameOfBefore(t *testing.T) {
+	t.Parallel()
+	for _, noSize := range []bool{false, true} {
+		t.Run(fmt.Sprintf("nosize=%v", noSize), func(t *testing.T) {
+			t.Parallel()
+			e := recSetup(t, pbxsim.Options{Seed: 47}, noCloud)
+			f := newStore(t, "dir")
+			cp := &Copier{Spool: e.spool(t), Store: f.st, PBX: testPBX}
+			recs := e.recordings(noSize)
+			a, b := recs[0], recs[1]
+			a.ID, b.ID = "rec-258-393761714455", "rec-259-393761714466"
+			b.Start = a.Start
+			// Stored before: a under its id of then; a's file under b's.
+			olda, oldb := a, a
+			olda.Key, oldb.Key = LegacyID(a), LegacyID(b)
+			if _, _, err := cp.Copy(context.Background(), []Recording{olda, oldb}); err != nil {
+				t.Fatal(err)
+			}
+			before := f.contents(t)
+			res, cnt, err := cp.Copy(context.Background(), []Recording{a, b})
+			if err != nil {
+				t.Fatal(err)
+			}
+			nameA, _ := recstore.Name(testPBX, a.Start.UTC(), LegacyID(a))
+			if r := res[0]; r.Status != Skipped || r.Name != nameA || r.ID != LegacyID(a) || r.SHA256 != before[nameA] {
+				t.Errorf("a, stored under its id of before: %+v; want skipped as %s", r, nameA)
+			}
+			nameB, _ := recstore.Name(testPBX, b.Start.UTC(), StoredID(b))
+			if r := res[1]; r.Status != Copied || r.Name != nameB || r.ID != StoredID(b) {
+				t.Errorf("b, another file under its id of before: %+v; want copied as %s", r, nameB)
+			}
+			if got := f.contents(t); cnt.Copied != 1 || len(got) != 3 {
+				t.Errorf("copied %d, store %v; want b's file added only", cnt.Copied, got)
+			}
+		})
+	}
+}

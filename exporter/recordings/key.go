@@ -35,8 +35,10 @@ import (
 //
 // Stores written before used "h-" and an unkeyed sha256, and PBX ids as
 // they were (LegacyID): the exporter recognises those keys among the
-// recordings it exported within the look-back, so that none is copied a
-// second time under its new id.
+// recordings it exported within the look-back, and the Copier finds a
+// file stored under its old name when nothing is under the new one (a
+// state lost since), so that none is copied a second time under its new
+// id nor given a second row.
 
 // idMark and legacyMark start the ids made by hashing: a PBX id starting
 // with either is hashed too, so that no id can take another's name.
