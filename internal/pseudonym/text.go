@@ -407,16 +407,17 @@ func (t *text) joins(k, e int, intl bool, d *e164) bool {
 // countAfter reports whether the group s[k:e], after spaces, is a count
 // or an extension after the number read (its digits d, its last group
 // last digits long) rather than its last digits: a group of 1 to 3
-// digits, shorter than a last group of 4 or more, after a number of a
-// length its country's numbers beginning so have, and followed by a word
-// ("+43 664 1234567 2 missed", "+49 170 6920065 3 calls", "+39 02 1234
-// 5678 2 missed"). Austria's and Germany's numbers, and many more, may be
+// digits, shorter than a last group of 4 or more (or of one digit after
+// one of 3), after a number of a length its country's numbers beginning
+// so have, and followed by a word ("+43 664 1234567 2 missed", "+49 170
+// 6920065 3 calls", "+39 02 1234 5678 2 missed", "+359 2 123 456 2
+// missed"). Austria's and Germany's numbers, and many more, may be
 // a digit or three longer, and Scrub took the count for the number's, so
 // forget of the number found nothing (attack 2, F4). Groups of two ("+43
 // 1 234 56 78 missed") stay one number.
 func (t *text) countAfter(k, e, last int, d *e164) bool {
 	s := t.s
-	if e-k > 3 || e-k >= last || last < 4 {
+	if e-k > 3 || e-k >= last || last < 4 && !(e-k == 1 && last == 3) {
 		return false
 	}
 	if n, mask := d.lengths(); n == 0 || mask&(1<<n) == 0 {
