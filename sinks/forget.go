@@ -283,8 +283,8 @@ type rowShape struct {
 	endpointCell int
 	// partyNames are the name fields no column reads (lower case:
 	// PersonalFields of kind name, the CDR's organization), in extra and
-	// raw: a row holding the number has them erased, as the name beside
-	// a number column is (their party is the row's external one);
+	// raw: a row whose only external party has the number (onlyParty)
+	// has them erased, as the name beside a number column is;
 	// recordNames is the same for a cell named record, by endpoint.
 	partyNames  map[string]bool
 	recordNames map[string]map[string]bool
@@ -396,6 +396,10 @@ func (sh *rowShape) pairUp() {
 func (sh *rowShape) erase(cells []string, m matcher) int {
 	n := 0
 	var displays []string // extra's display forms of the number cells erased
+	var stored []string   // the row as stored, for onlyParty
+	if len(sh.partyNames) > 0 || len(sh.recordNames) > 0 {
+		stored = slices.Clone(cells)
+	}
 	named := func(i int) bool { return sh.first[i] < 0 || cells[sh.first[i]] == "" }
 	before := make([]bool, len(cells)) // whether cell i's party is named by it, as stored
 	for i := range cells {
@@ -438,15 +442,61 @@ func (sh *rowShape) erase(cells []string, m matcher) int {
 	if x := slices.Index(sh.names, "extra"); x >= 0 && len(displays) > 0 {
 		cells[x] = string(eraseDisplays([]byte(cells[x]), displays))
 	}
-	if n > 0 {
+	if n > 0 && stored != nil && sh.onlyParty(stored, m) {
 		n += sh.eraseParty(cells)
 	}
 	return n
 }
 
+// partyFields are the number fields (lower case: a column, or a top-level
+// member of raw, extra or a quarantined record) of a call's two parties:
+// from_number, src, the caller ids clid and c_from for the caller;
+// to_number, dst, c_to for the callee. dnid and did are no party's own:
+// on an inbound call they are the company's number.
+var partyFields = map[string]bool{
+	"from_number": true, "src": true, "c_from": true, "clid": true,
+	"to_number": true, "dst": true, "c_to": true,
+}
+
+// onlyParty reports whether the number is the only external party of the
+// row cells (as stored): a party's number field (partyFields) holds it,
+// and none holds another number (pseudonym.Replace's, of 7 digits or more:
+// another external party's, or a colleague's long extension) or another
+// number's pseudonym. The name fields no column reads (partyNames: the
+// CDR's organization) do not say whose they are: they are the forgotten
+// party's only then, and kept otherwise (a transfer, an external call
+// forwarded to another external number, the number in free text alone),
+// as they may be the other party's (issue 30: everything else unchanged).
+func (sh *rowShape) onlyParty(cells []string, m matcher) bool {
+	has, other := false, false
+	look := func(erased string, c int) {
+		has = has || c > 0
+		pseudonym.Replace(erased, func(v string) bool {
+			if !strings.HasPrefix(v, pseudonym.NamePrefix) {
+				other = true
+			}
+			return false
+		}, "")
+	}
+	for i, name := range sh.names {
+		switch k := sh.kinds[i]; {
+		case k == cellText && partyFields[name]:
+			look(eraseText(cells[i], m))
+		case k == cellJSON && (name == "raw" || name == "extra" || name == "record") && cells[i] != "":
+			jsonscan.Rewrite([]byte(cells[i]), jsonscan.Rewriter{Value: func(at *jsonscan.Path, lit []byte) []byte {
+				if member, top := at.Top(); top && partyFields[strings.ToLower(member)] {
+					look(eraseLiteral(lit, m))
+				}
+				return nil
+			}})
+		}
+	}
+	return has && !other
+}
+
 // eraseParty makes the party's name fields no column reads (partyNames,
-// recordNames) Erased in the JSON cells of a row holding the number, and
-// returns how many it changed.
+// recordNames) Erased in the JSON cells of a row whose only external
+// party has the number (onlyParty), and returns how many it changed.
 func (sh *rowShape) eraseParty(cells []string) int {
 	n := 0
 	for i, k := range sh.kinds {

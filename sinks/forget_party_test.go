@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -105,5 +106,96 @@ func TestForgetGroupMemberPostgres(t *testing.T) {
 	found, err := p.ForgetFind(ctx, forgotten, cat.All())
 	if err != nil || found.Rows() != 0 {
 		t.Errorf("a second search found %+v, %v", found, err)
+	}
+}
+
+// TestEraseOrganizationOfOtherParty: the CDR's organization (no column
+// reads it, its party not said) is erased with the number only when the
+// number is the row's only external party (a call from or to a
+// colleague); in a row with two external parties (a transfer, a call
+// forwarded to another external number), forgetting one leaves the
+// other's number, name and the organization, which may be the other's
+// (review1 P1; issue 30: everything else unchanged). In clear and
+// pseudonymised, on the row shape forget and the suppression list share
+// and on the CSV sink's. Fails without onlyParty (seen: organization
+// erased in the rows with two external parties).
+func TestEraseOrganizationOfOtherParty(t *testing.T) {
+	t.Parallel()
+	const gone, kept = "393528510165", "393528510166"
+	f, k := testForgotten(t, "+"+gone)
+	e := record.Builtin()[0]
+	pk := func(d string) string { return k.Number(d) }
+	for _, tc := range []struct {
+		name              string
+		from, to, lastapp string
+		c_from, c_to      string
+		wantOrg           string
+		wantKept          []string // values the erasure must leave
+	}{
+		{name: "inbound from the number", from: "+" + gone, to: "201", wantOrg: Erased},
+		{name: "outbound to the number", from: "201", to: "+" + gone, wantOrg: Erased},
+		{name: "caller ids only", c_from: "+" + gone, c_to: "201", wantOrg: Erased},
+		{name: "pseudonymised inbound", from: pk(gone), to: "201", wantOrg: Erased},
+		{name: "external to external", from: "+" + gone, to: "+" + kept, wantOrg: "Verdi Impianti", wantKept: []string{"+" + kept, "Bruno Verdi"}},
+		{name: "transfer to the number", from: "+" + kept, to: "+" + gone, wantOrg: "Verdi Impianti", wantKept: []string{"+" + kept, "Anna Rossi"}},
+		{name: "other party in a caller id", from: "+" + gone, to: "201", c_to: "0039 352 8510166", wantOrg: "Verdi Impianti", wantKept: []string{"Bruno Verdi"}},
+		{name: "pseudonymised, two external", from: pk(gone), to: pk(kept), wantOrg: "Verdi Impianti", wantKept: []string{pk(kept), "Bruno Verdi"}},
+		{name: "number in free text only", from: "201", to: "202", lastapp: "cb +" + gone, wantOrg: "Verdi Impianti", wantKept: []string{"Anna Rossi", "Bruno Verdi"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			extra, _ := json.Marshal(map[string]string{"organization": "Verdi Impianti", "c_from": tc.c_from, "c_to": tc.c_to})
+			raw, _ := json.Marshal(map[string]string{"from_number": tc.from, "from_name": "Anna Rossi", "to_number": tc.to, "to_name": "Bruno Verdi",
+				"organization": "Verdi Impianti", "c_from": tc.c_from, "c_to": tc.c_to, "lastapp": tc.lastapp})
+			values := map[string]string{"id": "7", "from_number": tc.from, "from_name": "Anna Rossi", "to_number": tc.to, "to_name": "Bruno Verdi",
+				"lastapp": tc.lastapp, "extra": string(extra), "raw": string(raw)}
+			check := func(where string, get func(string) string) {
+				t.Helper()
+				for _, c := range []string{"extra", "raw"} {
+					if c == "raw" && get(c) == "" {
+						continue // the CSV file has no raw
+					}
+					var m map[string]string
+					if err := json.Unmarshal([]byte(get(c)), &m); err != nil {
+						t.Fatalf("%s %s: %v", where, c, err)
+					}
+					if m["organization"] != tc.wantOrg {
+						t.Errorf("%s %s: organization = %q, want %q", where, c, m["organization"], tc.wantOrg)
+					}
+				}
+				all := ""
+				for _, c := range []string{"from_number", "from_name", "to_number", "to_name", "lastapp", "extra", "raw"} {
+					all += get(c) + " "
+				}
+				if strings.Contains(all, "8510165") || strings.Contains(all, pk(gone)) {
+					t.Errorf("%s: the number is still there: %s", where, all)
+				}
+				for _, v := range tc.wantKept {
+					if !strings.Contains(all, v) {
+						t.Errorf("%s: %q lost: %s", where, v, all)
+					}
+				}
+			}
+			sh := endpointShape(&e, true)
+			cells := make([]string, len(sh.names))
+			for c, v := range values {
+				cells[slices.Index(sh.names, c)] = v
+			}
+			if sh.erase(cells, f.match) == 0 {
+				t.Fatal("nothing erased")
+			}
+			check("row", func(c string) string { return cells[slices.Index(sh.names, c)] })
+			header := []string{"id", "from_number", "from_name", "to_number", "to_name", "lastapp", "extra"}
+			row := make([]string, len(header))
+			for i, c := range header {
+				row[i] = values[c]
+			}
+			csvShape(&e, header).erase(row, f.match)
+			check("CSV", func(c string) string {
+				if i := slices.Index(header, c); i >= 0 {
+					return row[i]
+				}
+				return ""
+			})
+		})
 	}
 }

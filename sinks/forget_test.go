@@ -788,16 +788,20 @@ func TestForgetQuarantinedCallerID(t *testing.T) {
 
 // TestEraseOrganization: the CDR's organization (a name no column reads,
 // in extra and raw: forget handoff 3) is erased, in any case of its
-// field's name, in a row holding the number, by the row shape forget and
+// field's name, in a row whose only external party has the number (a
+// party's number field holds it: onlyParty), by the row shape forget and
 // the suppression list share, and the CSV sink's; a row without the
-// number keeps it.
+// number, or with it in free text alone, keeps it.
 func TestEraseOrganization(t *testing.T) {
 	t.Parallel()
 	f, _ := testForgotten(t, "+393528510165")
 	e := record.Builtin()[0]
 	for _, tc := range []struct{ members, want string }{
 		{`{"organization":"Rossi Mario Impianti","c_from":"+393528510165"}`, `{"organization":"erased","c_from":"erased"}`},
-		{`{"Organization":"Rossi Mario Impianti","tags":"cb 0039 352 8510165"}`, `{"Organization":"erased","tags":"cb erased"}`},
+		{`{"Organization":"Rossi Mario Impianti","c_from":"0039 352 8510165"}`, `{"Organization":"erased","c_from":"erased"}`},
+		// The number in free text alone is no party's own: the
+		// organization may be another's (TestEraseOrganizationOfOtherParty).
+		{`{"Organization":"Rossi Mario Impianti","tags":"cb 0039 352 8510165"}`, `{"Organization":"Rossi Mario Impianti","tags":"cb erased"}`},
 		{`{"organization":"Rossi Mario Impianti","c_from":"+393528510166"}`, `{"organization":"Rossi Mario Impianti","c_from":"+393528510166"}`},
 	} {
 		sh := endpointShape(&e, true)
