@@ -379,11 +379,12 @@ func Builtin() []Endpoint {
 			// the PBX knows it, is a name: a company's name names a
 			// person often enough (a sole trader's "Rossi Mario
 			// Impianti", a practice's "Studio Dott. Bianchi") to be
-			// replaced under names, as contacts' organization is (and,
-			// by forget and the suppression list, erased in a row
-			// holding the number: it is that party's). Its party is not
-			// said, so it is replaced on internal calls too, where it
-			// would be the company's own.
+			// replaced under names, as contacts' organization is; forget
+			// and the suppression list erase it only in a row where the
+			// number is the call's one external party (sinks onlyParty:
+			// with two it may be the other's). Its party is not said, so
+			// it is replaced on internal calls too, where it would be the
+			// company's own.
 			PersonalFields: map[string]Personal{
 				"clid": {Kind: PersonalNumber}, "c_from": {Kind: PersonalNumber}, "c_to": {Kind: PersonalNumber},
 				"dnid": {Kind: PersonalNumber}, "did": {Kind: PersonalNumber},
