@@ -1232,16 +1232,21 @@ func (s *CSV) FinishRun(_ context.Context, r *exporter.RunResult) (err error) {
 		Vanished int64    `json:"vanished,omitempty"`
 	}
 	line := struct {
-		ID        string           `json:"run_id"`
-		Mode      string           `json:"mode"`
-		PBX       string           `json:"pbx"`
-		Started   time.Time        `json:"started"`
-		Ended     time.Time        `json:"ended"`
-		Status    string           `json:"status"`
-		Endpoints []ep             `json:"endpoints"`
-		Privacy   exporter.Privacy `json:"privacy"`
-	}{ID: r.ID, Mode: r.Mode, PBX: r.PBX, Started: r.Started, Ended: r.Ended, Status: r.Status, Privacy: r.Privacy}
-	line.Privacy.Changed = s.rules.changedBy(r.ID)
+		ID        string    `json:"run_id"`
+		Mode      string    `json:"mode"`
+		PBX       string    `json:"pbx"`
+		Started   time.Time `json:"started"`
+		Ended     time.Time `json:"ended"`
+		Status    string    `json:"status"`
+		Endpoints []ep      `json:"endpoints"`
+		// Privacy is the rule the run applied; none for an erasure
+		// (forget applies no rule), as PostgreSQL's ledger leaves it NULL.
+		Privacy *exporter.Privacy `json:"privacy,omitempty"`
+	}{ID: r.ID, Mode: r.Mode, PBX: r.PBX, Started: r.Started, Ended: r.Ended, Status: r.Status}
+	if p := r.Privacy; p.Rule != "" {
+		p.Changed = s.rules.changedBy(r.ID)
+		line.Privacy = &p
+	}
 	for _, e := range r.Endpoints {
 		x := ep{Endpoint: e.Endpoint, Rows: e.Rows, Pages: e.Pages, Retries: e.Retries,
 			Paging: e.Paging, Notes: e.Notes, Filtered: e.Filtered, Vanished: e.Vanished}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -132,4 +133,45 @@ func TestPostgresLockIsPerPBX(t *testing.T) {
 		t.Fatalf("lock after unlock: %v", err)
 	}
 	again()
+}
+
+// TestCSVLedgerPrivacyOnlyWhereApplied: a run's line in runs.jsonl says
+// the rule it applied; an erasure's (forget, which applies none) has no
+// privacy member, as PostgreSQL's ledger row leaves the rule NULL, not
+// an empty rule (attack 30 L6).
+func TestCSVLedgerPrivacyOnlyWhereApplied(t *testing.T) {
+	t.Parallel()
+	s, err := NewCSV(CSVOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := ledgerRun("r1")
+	run.Privacy = exporter.Privacy{Rule: "numbers", KeyID: "k:aaaaaaaa"}
+	erase := &exporter.RunResult{ID: "r2", Mode: "forget", PBX: "x", Status: "ok",
+		Endpoints: []exporter.EndpointResult{{Endpoint: "forget", Rows: 3}}}
+	for _, r := range []*exporter.RunResult{run, erase} {
+		if err := s.FinishRun(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(s.stateDir("x"), "runs.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("runs.jsonl holds %d lines, want 2: %s", len(lines), b)
+	}
+	var got [2]map[string]json.RawMessage
+	for i, l := range lines {
+		if err := json.Unmarshal([]byte(l), &got[i]); err != nil {
+			t.Fatalf("%v: %s", err, l)
+		}
+	}
+	if p := string(got[0]["privacy"]); p != `{"rule":"numbers","key_id":"k:aaaaaaaa"}` {
+		t.Errorf("the run's privacy = %s, want its rule and key id", p)
+	}
+	if p, ok := got[1]["privacy"]; ok {
+		t.Errorf("the erasure's line holds privacy %s, want none", p)
+	}
 }
