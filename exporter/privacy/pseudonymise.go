@@ -95,9 +95,8 @@ func newPlan(ep *record.Endpoint) *plan {
 
 // replacer pseudonymises one row's values.
 type replacer struct {
-	g     *Guard
-	staff bool            // the endpoint is the company's own people
-	long  map[string]bool // the PBX's own extensions of more than 6 digits (Guard.SetExtensions)
+	g    *Guard
+	long map[string]bool // the PBX's own extensions of more than 6 digits (Guard.SetExtensions)
 }
 
 // internal reports whether v is an internal number: one of at most
@@ -152,11 +151,9 @@ func keepIn(v string, long map[string]bool) func(string) bool {
 	}
 }
 
-// on reports whether the rule replaces data of this kind here.
+// on reports whether the rule replaces data of this kind here (a staff
+// endpoint's own columns are taken out of its plan: Guard's staffOwn).
 func (r *replacer) on(kind record.PersonalKind) bool {
-	if r.staff && !r.g.Rule.Staff {
-		return false
-	}
 	switch kind {
 	case record.PersonalNumber:
 		// Under names alone a caller id's name is replaced (callerID).
