@@ -62,6 +62,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		liveBatch  = fs.Int("live-insert-batch", 3, "calls inserted each time by -live-insert-every")
 		liveMax    = fs.Int64("live-insert-max", 0, "live inserts stop after this many calls in all (0: never)")
 		extraField = fs.Bool("extra-call-field", false, "add a field to call records that the exporter's catalog does not know")
+		callerIDs  = fs.Bool("caller-id-fields", false, "send the CDR's caller-id fields: clid (\"name\" <number>), c_from, c_to, dnid and did")
+		extMember  = fs.Bool("external-group-member", false, "give the call group Support queue an external member with a name")
 		groupApp   = fs.String("group-app", "queue", "lastapp/lastdata of call records: queue (a group's legs ran Queue, with the group and its timeout), dial (Dial on every leg), none (not sent)")
 		groupIDs   = fs.Bool("group-ids", false, "send srcgrp and dstgrp (the group's id on its legs)")
 		uniqueID   = fs.Bool("uniqueid", false, "send uniqueid, shared by a call's legs")
@@ -159,6 +161,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		LiveInsertBatch:     *liveBatch,
 		LiveInsertMax:       *liveMax,
 		ExtraCallField:      *extraField,
+		CallerIDFields:      *callerIDs,
+		ExternalGroupMember: *extMember,
 		GroupFields:         pbxsim.GroupFields{App: *groupApp, GroupIDs: *groupIDs, UniqueID: *uniqueID, DContext: *dcontext, QueueLeg: *queueLeg, Malformed: *malformed},
 		IgnoreFilter:        ignored,
 		IgnoreSort:          *ignoreSort,

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wildix-export/wildix-export/internal/pbxsim"
 )
 
 // start runs the command with args on a free port and returns its base URL;
@@ -129,7 +131,7 @@ func TestSwitchesReachTheSimulator(t *testing.T) {
 		out := map[string]string{}
 		for _, r := range env.Result.Records {
 			for k, v := range r {
-				if k == "lastapp" || k == "dstgrp" || k == "uniqueid" || k == "dcontext" {
+				if k == "lastapp" || k == "dstgrp" || k == "uniqueid" || k == "dcontext" || k == "clid" {
 					out[k] += v + ","
 				}
 				if r["lastapp"] == "Queue" && r["dstchannel"] == "" {
@@ -155,6 +157,34 @@ func TestSwitchesReachTheSimulator(t *testing.T) {
 	}
 	if own := fields(start(t, "-calls", "200", "-queue-leg")); own["queue's own leg"] == "" {
 		t.Fatalf("-queue-leg: no leg of Queue without a phone rung in %v", own)
+	}
+	if plainFields["clid"] != "" {
+		t.Fatalf("clid sent without -caller-id-fields: %v", plainFields["clid"])
+	}
+	if ids := fields(start(t, "-calls", "50", "-caller-id-fields")); !strings.Contains(ids["clid"], "<") {
+		t.Fatalf("-caller-id-fields: clid %q, want caller ids \"name\" <number>", ids["clid"])
+	}
+	groups := func(base string) string {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", base+"/api/v1/Dialplan/CallGroups", nil)
+		req.Header.Set("Authorization", "Bearer wsk-v1-sim")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("call groups: status %d, %v", resp.StatusCode, err)
+		}
+		return string(b)
+	}
+	if g := groups(plain); strings.Contains(g, pbxsim.ExternalMemberName) {
+		t.Fatalf("an external member without -external-group-member: %s", g)
+	}
+	if g := groups(start(t, "-calls", "50", "-external-group-member")); !strings.Contains(g, pbxsim.ExternalMemberName) {
+		t.Fatalf("-external-group-member: no external member in %s", g)
 	}
 	for _, bad := range [][]string{{"-total", "maybe"}, {"-delete-oldest", "3"}} {
 		if err := run(context.Background(), append([]string{"-addr", "127.0.0.1:0"}, bad...), io.Discard, io.Discard); err == nil {
