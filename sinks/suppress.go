@@ -38,7 +38,14 @@ type Suppression struct {
 	KeyID string `json:"key_id,omitempty"`
 	// Key is the list's own random key, when no pseudonym key was
 	// configured at its first number; nil when it is the pseudonym key.
-	Key     []byte             `json:"key,omitempty"`
+	Key []byte `json:"key,omitempty"`
+	// IDKey is the sink's random key for recordings' ids on a sink in
+	// clear (SuppressionKey), made by the first run that needs one when
+	// the list had no key yet: kept apart from the list's key, so that
+	// it never takes the pseudonym key (which could then never be unset,
+	// though nothing was forgotten) nor makes a later forget's hashes
+	// with a key anyone who can read the list has.
+	IDKey   []byte             `json:"id_key,omitempty"`
 	Numbers []SuppressedNumber `json:"numbers"`
 }
 
@@ -109,6 +116,28 @@ func (l *Suppression) makeKey(pk *pseudonym.Keyed) bool {
 		k, _ = pseudonym.New(l.Key)
 	}
 	l.KeyID = k.KeyID()
+	return true
+}
+
+// idKey is the key of recordings' ids on a sink in clear: IDKey, else
+// the list's key when it had one before IDKey was (lists made by forget,
+// or by runs before it existed: their recordings keep their ids), read
+// with pk as keyed does; nil when it has neither yet.
+func (l *Suppression) idKey(pk *pseudonym.Keyed) (*pseudonym.Keyed, error) {
+	if l.IDKey != nil {
+		return pseudonym.New(l.IDKey)
+	}
+	return l.keyed(pk)
+}
+
+// makeIDKey gives the list a random IDKey when it has no key at all; it
+// reports whether it made one.
+func (l *Suppression) makeIDKey() bool {
+	if l.IDKey != nil || l.KeyID != "" {
+		return false
+	}
+	l.IDKey = make([]byte, pseudonym.MinKeyLen)
+	rand.Read(l.IDKey)
 	return true
 }
 
@@ -354,20 +383,22 @@ func (s *CSV) Suppress(ctx context.Context, f *Forgotten, pk *pseudonym.Keyed) (
 	return h, true, nil
 }
 
-// SuppressionKey returns the key of the schema's suppression list, made
-// (pk's when set, else a random one kept with the list) and stored when
-// the list has none yet. On a sink whose rows are in clear, the ids of
-// recordings that cannot be stored under their PBX id are hashed with
-// it (exporter.Exporter.RecordingsKey): a key that stays the sink's, as
-// the list's hashes do. An error wrapping ErrSuppressionKey when the
-// list was made with a pseudonym key and pk is not that key.
+// SuppressionKey returns the key, kept with the schema's suppression
+// list, that the ids of recordings that cannot be stored under their PBX
+// id are hashed with on a sink whose rows are in clear
+// (exporter.Exporter.RecordingsKey): a key that stays the sink's, as the
+// list's hashes do. It is the list's IDKey, a random one made and stored
+// when the list has no key yet (never pk: pk could then never be unset);
+// or, for a list that already had a key (Suppression.idKey), the list's
+// key, read with pk: an error wrapping ErrSuppressionKey when the list
+// was made with a pseudonym key and pk is not that key.
 func (p *Postgres) SuppressionKey(ctx context.Context, pk *pseudonym.Keyed) (*pseudonym.Keyed, error) {
 	l, err := p.Suppression(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if l.KeyID != "" {
-		return l.keyed(pk)
+	if k, err := l.idKey(pk); k != nil || err != nil {
+		return k, err
 	}
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
@@ -385,7 +416,7 @@ func (p *Postgres) SuppressionKey(ctx context.Context, pk *pseudonym.Keyed) (*ps
 	if l, err = decodeSuppression(b); err != nil {
 		return nil, err
 	}
-	if l.makeKey(pk) {
+	if l.makeIDKey() {
 		b, _ = json.Marshal(l)
 		if _, err := tx.Exec(ctx, "UPDATE "+table+" SET state = $3, updated_at = now() WHERE pbx = $1 AND key = $2", suppressionPBX, suppressionKey, b); err != nil {
 			return nil, fmt.Errorf("make the suppression list's key: %w", dbError(err))
@@ -394,18 +425,19 @@ func (p *Postgres) SuppressionKey(ctx context.Context, pk *pseudonym.Keyed) (*ps
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("make the suppression list's key: %w", dbError(err))
 	}
-	return l.keyed(pk)
+	return l.idKey(pk)
 }
 
-// SuppressionKey returns the key of the folder's suppression list, made
-// and stored when it has none yet (Postgres.SuppressionKey).
+// SuppressionKey returns the key of the folder's recordings' ids, kept
+// with its suppression list and made when it has none yet
+// (Postgres.SuppressionKey).
 func (s *CSV) SuppressionKey(ctx context.Context, pk *pseudonym.Keyed) (_ *pseudonym.Keyed, err error) {
 	l, err := s.Suppression(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if l.KeyID != "" {
-		return l.keyed(pk)
+	if k, err := l.idKey(pk); k != nil || err != nil {
+		return k, err
 	}
 	defer func() { err = s.advise(err) }()
 	dir, err := s.mkdir(".state")
@@ -420,11 +452,11 @@ func (s *CSV) SuppressionKey(ctx context.Context, pk *pseudonym.Keyed) (_ *pseud
 	if l, err = s.Suppression(ctx); err != nil {
 		return nil, err
 	}
-	if l.makeKey(pk) {
+	if l.makeIDKey() {
 		b, _ := json.Marshal(l)
 		if err := safefile.Write(s.suppressionFile(), b, fileMode); err != nil {
 			return nil, fmt.Errorf("make the suppression list's key: %w", err)
 		}
 	}
-	return l.keyed(pk)
+	return l.idKey(pk)
 }

@@ -366,11 +366,14 @@ func TestForgetCSV(t *testing.T) {
 	}
 }
 
-// TestSuppressionKeyMade: a sink's suppression list gets its key from
-// the first SuppressionKey (the recordings' ids of a sink in clear are
-// hashed with it): a random one kept with the list, or the pseudonym
-// key's id; the same key after, and the one forget then hashes numbers
-// with. On both sinks.
+// TestSuppressionKeyMade: the key of a sink's recordings' ids (a sink in
+// clear hashes them with it) is made by the first SuppressionKey, a
+// random one kept with the suppression list, also when a pseudonym key
+// is set (review1 R4: it took that key's id, so unsetting the key, which
+// nothing used, made every start fail). The same key after, with the key
+// set or not, and after a forget, which still hashes numbers with the
+// pseudonym key; a list forget made first with it is still read with it
+// (and refused without it). On both sinks.
 func TestSuppressionKeyMade(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -380,21 +383,31 @@ func TestSuppressionKeyMade(t *testing.T) {
 	}
 	type list interface {
 		Suppression(ctx context.Context) (*Suppression, error)
+		Suppress(ctx context.Context, f *Forgotten, pk *pseudonym.Keyed) (string, bool, error)
 		SuppressionKey(ctx context.Context, pk *pseudonym.Keyed) (*pseudonym.Keyed, error)
 	}
+	forget := func(t *testing.T, s list, k *pseudonym.Keyed) {
+		f, err := NewForgotten("+393528510009", k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.Suppress(ctx, f, k); err != nil {
+			t.Fatalf("forget: %v", err)
+		}
+	}
 	for _, kind := range []string{"csv", "postgres"} {
-		for _, withPK := range []bool{false, true} {
-			open := func(t *testing.T) list {
-				if kind == "csv" {
-					s, _ := NewCSV(CSVOptions{Dir: t.TempDir()})
-					return s
-				}
-				p, _ := newPostgres(t)
-				if err := p.Migrate(ctx, record.Builtin()); err != nil {
-					t.Fatal(err)
-				}
-				return p
+		open := func(t *testing.T) list {
+			if kind == "csv" {
+				s, _ := NewCSV(CSVOptions{Dir: t.TempDir()})
+				return s
 			}
+			p, _ := newPostgres(t)
+			if err := p.Migrate(ctx, record.Builtin()); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}
+		for _, withPK := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/pk=%v", kind, withPK), func(t *testing.T) {
 				t.Parallel()
 				s := open(t)
@@ -406,18 +419,37 @@ func TestSuppressionKeyMade(t *testing.T) {
 				if err != nil || k1 == nil {
 					t.Fatalf("first: %v, %v", k1, err)
 				}
-				k2, err := s.SuppressionKey(ctx, given)
-				if err != nil || k2.KeyID() != k1.KeyID() {
-					t.Fatalf("second: %v, %v; want key %s again", k2, err, k1.KeyID())
+				if k1.KeyID() == pk.KeyID() {
+					t.Fatalf("key %s: the pseudonym key's, want one of the sink's own", k1.KeyID())
 				}
 				l, err := s.Suppression(ctx)
-				if err != nil || l.KeyID != k1.KeyID() || len(l.Numbers) != 0 || (l.Key == nil) != withPK {
-					t.Fatalf("list %+v, %v; want key %s kept (its bytes: %v), no number", l, err, k1.KeyID(), !withPK)
+				if err != nil || l.IDKey == nil || l.KeyID != "" || l.Key != nil || len(l.Numbers) != 0 {
+					t.Fatalf("list %+v, %v; want an id key of its own, no list key, no number", l, err)
 				}
-				if withPK && k1.KeyID() != pk.KeyID() {
-					t.Fatalf("key %s, want the pseudonym key's %s", k1.KeyID(), pk.KeyID())
+				for _, k := range []*pseudonym.Keyed{given, nil, pk} {
+					if k2, err := s.SuppressionKey(ctx, k); err != nil || k2.KeyID() != k1.KeyID() {
+						t.Fatalf("again with key %v: %v, %v; want key %s again", k, k2, err, k1.KeyID())
+					}
+				}
+				forget(t, s, given)
+				if l, err = s.Suppression(ctx); err != nil || withPK && (l.KeyID != pk.KeyID() || l.Key != nil) || !withPK && l.Key == nil {
+					t.Fatalf("list after forget %+v, %v; want the list keyed as forget makes it (pseudonym key: %v)", l, err, withPK)
+				}
+				if k2, err := s.SuppressionKey(ctx, given); err != nil || k2.KeyID() != k1.KeyID() {
+					t.Fatalf("after forget: %v, %v; want key %s again", k2, err, k1.KeyID())
 				}
 			})
 		}
+		t.Run(kind+"/forget first", func(t *testing.T) {
+			t.Parallel()
+			s := open(t)
+			forget(t, s, pk)
+			if k, err := s.SuppressionKey(ctx, pk); err != nil || k.KeyID() != pk.KeyID() {
+				t.Fatalf("with the key: %v, %v; want the list's, the pseudonym key %s", k, err, pk.KeyID())
+			}
+			if k, err := s.SuppressionKey(ctx, nil); !errors.Is(err, ErrSuppressionKey) {
+				t.Fatalf("without the key: %v, %v; want ErrSuppressionKey", k, err)
+			}
+		})
 	}
 }

@@ -52,9 +52,10 @@ type suppressionKeyed interface {
 // recordingsKey is the key the ids and paths of recordings not stored
 // under their PBX id are hashed with (exporter.Exporter.RecordingsKey,
 // exporter/recordings/key.go): the pseudonym key under pseudonymisation,
-// else the sink's own, its suppression list's (made and stored by the
-// first run that needs it), so that a stored name never lets anyone
-// without the key confirm a number.
+// else the sink's own, kept with its suppression list (made and stored
+// by the first run that needs it, never the pseudonym key, which can
+// then be unset: sinks.Postgres.SuppressionKey), so that a stored name
+// never lets anyone without the key confirm a number.
 func (a *app) recordingsKey(ctx context.Context, s *sink, g *privacy.Guard) (*pseudonym.Keyed, error) {
 	if g.Rule.On() {
 		return g.Keys, nil

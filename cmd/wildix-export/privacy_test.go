@@ -776,3 +776,39 @@ func TestLongExtensionsWhenColleaguesUnread(t *testing.T) {
 		})
 	}
 }
+
+// TestRecordingsKeyWithoutRuleSurvivesKeyUnset: under
+// EXPORT_PSEUDONYMIZE=none with EXPORT_PSEUDONYM_KEY set, the key of the
+// recordings' ids is the sink's own, not the pseudonym key: unsetting
+// the key, which nothing used, leaves the next start working and the
+// recordings under their ids, not copied again (review1 R4: the list
+// took the key's id and every start then failed, exit 2). Both sinks.
+func TestRecordingsKeyWithoutRuleSurvivesKeyUnset(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []string{"csv", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			f := recPBX(t, 100, time.Hour, pbxsim.RecordingOptions{Fields: "bare"})
+			store := t.TempDir()
+			kv := fixtureEnv(f, t.TempDir(), "EXPORT_ENDPOINTS=recordings", "EXPORT_RECORDINGS_STORE=dir", "EXPORT_RECORDINGS_DIR="+store,
+				"WILDIX_RECORDINGS_TOKEN="+recToken, "EXPORT_PSEUDONYMIZE=none")
+			if kind == "postgres" {
+				schema, _ := pgtest.Schema(t)
+				kv = append(kv, "EXPORT_SINK=postgres", "EXPORT_DATABASE_URL="+pgtest.URL(), "EXPORT_DB_SCHEMA="+schema)
+			}
+			if r := runCLI(t, append(slices.Clone(kv), "EXPORT_PSEUDONYM_KEY=recordings-key-unset-0123456789abcdef"), "run", "--once"); r.code != exitOK {
+				t.Fatalf("with the key: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			before := dirFiles(t, store)
+			if len(before) == 0 {
+				t.Fatal("no recording stored: the test proves nothing")
+			}
+			if r := runCLI(t, kv, "run", "--once"); r.code != exitOK {
+				t.Fatalf("key unset: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			if after := dirFiles(t, store); !maps.Equal(after, before) {
+				t.Errorf("key unset: %d files stored, %d before: recordings copied again under other ids", len(after), len(before))
+			}
+		})
+	}
+}

@@ -399,10 +399,10 @@ func TestCLIRecordingsPathOnlyKeyed(t *testing.T) {
 			if rule == "none" {
 				s, _ := sinks.NewCSV(sinks.CSVOptions{Dir: dir})
 				l, err := s.Suppression(context.Background())
-				if err != nil || l.Key == nil {
+				if err != nil || l.IDKey == nil {
 					t.Fatalf("the folder's suppression list %+v, %v: want a key of its own", l, err)
 				}
-				key, _ = pseudonym.New(l.Key)
+				key, _ = pseudonym.New(l.IDKey)
 			}
 			want := map[string]bool{}
 			for _, r := range f.Sim.Recordings() {
