@@ -181,18 +181,38 @@ func (a *app) run(ctx context.Context, args []string) error {
 	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 }
 
-// flags returns a command's flag set; its usage goes to stderr.
+// flags returns a command's flag set; its usage goes to stderr. The line
+// the flag package prints itself for a bad flag quotes what was given
+// (backfill --window +39…): it goes through the redactor errors go
+// through (attack3 F2); the usage, written while printing, goes as is.
 func (a *app) flags(name, args, summary string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(a.stderr)
+	errOut := flagErrors{a}
+	fs.SetOutput(errOut)
 	fs.Usage = func() {
 		fmt.Fprintf(a.stderr, "Usage: wildix-export %s %s\n\n%s\n", name, args, summary)
 		if hasFlags(fs) {
 			fmt.Fprintln(a.stderr, "\nFlags:")
+			fs.SetOutput(a.stderr)
+			defer fs.SetOutput(errOut)
 			fs.PrintDefaults()
 		}
 	}
 	return fs
+}
+
+// flagErrors is a flag set's output outside its usage: the flag
+// package's error line, redacted as the command's error would be.
+type flagErrors struct{ a *app }
+
+func (w flagErrors) Write(p []byte) (int, error) {
+	if r := w.a.errorRedactor(errUsage); r != nil {
+		if _, err := io.WriteString(w.a.stderr, r.Text(string(p))); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	return w.a.stderr.Write(p)
 }
 
 func hasFlags(fs *flag.FlagSet) bool {

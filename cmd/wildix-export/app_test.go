@@ -36,11 +36,22 @@ func TestEveryCommandsErrorsRedacted(t *testing.T) {
 			args  []string
 			extra string // a setting
 			names string // what the message must still name
+			typed bool   // the value is parsed as a whole: left out, not pseudonymised
 		}{
-			{[]string{"backfill", "--from", number, "--to", "2026-01-02"}, "", "--from"},
-			{[]string{"config"}, "EXPORT_RETENTION=" + number, "EXPORT_RETENTION"},
-			{[]string{"run", "--once"}, "EXPORT_RETENTION=" + number, "EXPORT_RETENTION"},
-			{[]string{"check"}, "EXPORT_CONCURRENCY=" + number, "EXPORT_CONCURRENCY"},
+			{[]string{"backfill", "--from", number, "--to", "2026-01-02"}, "", "--from", false},
+			{[]string{"config"}, "EXPORT_RETENTION=" + number, "EXPORT_RETENTION", false},
+			{[]string{"run", "--once"}, "EXPORT_RETENTION=" + number, "EXPORT_RETENTION", false},
+			{[]string{"check"}, "EXPORT_CONCURRENCY=" + number, "EXPORT_CONCURRENCY", false},
+			// attack3 F2: the flag package's own line, before the usage
+			{[]string{"backfill", "--window", number}, "", "-window", true},
+			{[]string{"run", "--once=" + number}, "", "-once", false},
+			{[]string{"forget", "--dry-run=" + number}, "", "-dry-run", false},
+			{[]string{"check", "--x" + number}, "", "-x", false},
+			{[]string{"config", "--x" + number}, "", "-x", false},
+			{[]string{"notify", "--x" + number}, "", "-x", false},
+			{[]string{"demo", "--x" + number}, "", "-x", false},
+			{[]string{"version", "--x" + number}, "", "-x", false},
+			{[]string{"endpoints", "--x" + number}, "", "-x", false},
 		} {
 			kv := append([]string{"WILDIX_PBX_URL=http://127.0.0.1:9", "WILDIX_API_KEY=key-0123", "EXPORT_CSV_DIR=" + t.TempDir(), c.extra}, tc.kv...)
 			var out, errb lockedBuffer
@@ -53,8 +64,12 @@ func TestEveryCommandsErrorsRedacted(t *testing.T) {
 			if tc.want != number && strings.Contains(all, "3519990005") {
 				t.Errorf("%s: %v shows the number in clear:\n%s", tc.name, c.args, all)
 			}
-			if !strings.Contains(all, tc.want) || !strings.Contains(all, c.names) {
-				t.Errorf("%s: %v: want %q and %q in:\n%s", tc.name, c.args, tc.want, c.names, all)
+			want := tc.want
+			if c.typed && want != number {
+				want = "(a value of 15 characters, left out)"
+			}
+			if !strings.Contains(all, want) || !strings.Contains(all, c.names) {
+				t.Errorf("%s: %v: want %q and %q in:\n%s", tc.name, c.args, want, c.names, all)
 			}
 		}
 	}
