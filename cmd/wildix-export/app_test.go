@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -71,6 +72,53 @@ func TestEveryCommandsErrorsRedacted(t *testing.T) {
 			if !strings.Contains(all, want) || !strings.Contains(all, c.names) {
 				t.Errorf("%s: %v: want %q and %q in:\n%s", tc.name, c.args, want, c.names, all)
 			}
+		}
+	}
+}
+
+// TestConfigTableRedacted (attack3 F3): under pseudonymisation config's
+// settings table shows a value holding a number by its pseudonym, as the
+// problems below it do; a secret stays shown redacted. Without
+// pseudonymisation the table shows the value as given.
+func TestConfigTableRedacted(t *testing.T) {
+	t.Parallel()
+	const digits = "393528512784"
+	k, err := pseudonym.New([]byte(testKey1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		kv   []string
+		want string // in place of the number
+	}{
+		{"keyed", []string{"EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY=" + testKey1}, k.Number(digits)},
+		{"none", nil, digits},
+	} {
+		kv := append([]string{"WILDIX_PBX_URL=http://127.0.0.1:9", "WILDIX_API_KEY=key-secret-0123", "EXPORT_CSV_DIR=" + t.TempDir(),
+			"EXPORT_SCHEDULE=every " + digits, "EXPORT_LOG_LEVEL=" + digits, "WILDIX_PBX_ID=pbx " + digits,
+			"EXPORT_RECORDINGS_DIR=/tmp/rec " + digits}, tc.kv...)
+		var out, errb lockedBuffer
+		err := run(context.Background(), []string{"config"}, env(kv), strings.NewReader(""), &out, &errb)
+		if code := exitCode(err); code != exitConfig {
+			t.Errorf("%s: exit %d, want %d (%v)", tc.name, code, exitConfig, err)
+		}
+		all := out.String() + errb.String()
+		if strings.Contains(all, "key-secret-0123") {
+			t.Errorf("%s: the API key in clear:\n%s", tc.name, all)
+		}
+		for _, line := range strings.Split(out.String(), "\n") {
+			for _, s := range []string{"EXPORT_SCHEDULE ", "EXPORT_LOG_LEVEL ", "WILDIX_PBX_ID ", "EXPORT_RECORDINGS_DIR "} {
+				if strings.HasPrefix(line, s) && !strings.Contains(line, tc.want) {
+					t.Errorf("%s: table line %q, want %q in it", tc.name, line, tc.want)
+				}
+			}
+		}
+		if tc.want != digits && strings.Contains(all, digits) {
+			t.Errorf("%s: the number in clear:\n%s", tc.name, all)
+		}
+		if !regexp.MustCompile(`(?m)^EXPORT_MAX_RESPONSE_SIZE +67108864$`).MatchString(out.String()) {
+			t.Errorf("%s: a size, not a phone number, redacted:\n%s", tc.name, out.String())
 		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"reflect"
 	"strings"
 
 	"github.com/wildix-export/wildix-export/config"
@@ -26,18 +28,28 @@ func cmdConfig(_ context.Context, a *app, args []string) error {
 	if a.cfg == nil {
 		return err
 	}
-	a.cfg.Print(a.stdout)
+	// A setting's value and a problem quoting it may be personal (a
+	// number set by mistake): redacted as run's error is (attack 30 L3),
+	// in the table as in the problems (attack3 F3).
+	redact := func(s string) string { return s }
+	if a.redact != nil {
+		redact = a.redact.Text
+	}
+	var table strings.Builder
+	a.cfg.Print(&table)
+	numbers := heldAsNumbers(a.cfg)
+	for _, line := range strings.SplitAfter(table.String(), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && numbers[f[1]] {
+			io.WriteString(a.stdout, line) // a size or a count, no one's number
+			continue
+		}
+		io.WriteString(a.stdout, redact(line))
+	}
 	epErr := a.checkEndpoints()
 	if err == nil && epErr == nil {
 		return nil
 	}
 	fmt.Fprintln(a.stdout)
-	// A problem quotes the value as given, which may be personal (a
-	// number set by mistake): redacted as run's error is (attack 30 L3).
-	redact := func(s string) string { return s }
-	if a.redact != nil {
-		redact = a.redact.Text
-	}
 	if cfgErr != nil {
 		fmt.Fprintln(a.stdout, redact(strings.TrimSpace(cfgErr.Error())))
 	}
@@ -58,4 +70,24 @@ func (a *app) checkEndpoints() error {
 		return fmt.Errorf("%w: EXPORT_ENDPOINTS: %v", errUsage, err)
 	}
 	return nil
+}
+
+// heldAsNumbers is the set of values cfg holds as numbers (a size in
+// bytes, a count), as the table shows them: EXPORT_MAX_RESPONSE_SIZE's
+// 67108864 is read as such and no one's phone number, whereas a text
+// setting holding digits (EXPORT_LOG_LEVEL=+39…) may be one.
+func heldAsNumbers(cfg *config.Config) map[string]bool {
+	held := map[string]bool{}
+	v := reflect.ValueOf(cfg).Elem()
+	for i := range v.NumField() {
+		if !v.Type().Field(i).IsExported() {
+			continue
+		}
+		switch f := v.Field(i); f.Kind() {
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+			held[fmt.Sprint(f.Interface())] = true
+		}
+	}
+	return held
 }
