@@ -400,6 +400,7 @@ func (sh *rowShape) erase(cells []string, m matcher) int {
 	if len(sh.partyNames) > 0 || len(sh.recordNames) > 0 {
 		stored = slices.Clone(cells)
 	}
+	sides := sh.partySides(cells, m)
 	named := func(i int) bool { return sh.first[i] < 0 || cells[sh.first[i]] == "" }
 	before := make([]bool, len(cells)) // whether cell i's party is named by it, as stored
 	for i := range cells {
@@ -445,7 +446,123 @@ func (sh *rowShape) erase(cells []string, m matcher) int {
 	if n > 0 && stored != nil && sh.onlyParty(stored, m) {
 		n += sh.eraseParty(cells)
 	}
+	if len(sides) > 0 {
+		n += sh.eraseCallerIDs(cells, sides)
+	}
 	return n
+}
+
+// callerIDSides are, for each party of a call, its own number fields
+// (lower case: a column, or a top-level member of raw, extra or a
+// quarantined record) and its caller-id fields: clid and c_from are the
+// caller's, c_to the callee's. dnid and did are the company's: they go
+// only when they mention the number.
+var callerIDSides = []struct{ numbers, ids []string }{
+	{[]string{"from_number", "src"}, []string{"clid", "c_from"}},
+	{[]string{"to_number", "dst"}, []string{"c_to"}},
+}
+
+// partySides returns the caller-id fields (lower case) of the parties
+// whose own number field holds the number in cells (one row, as stored).
+func (sh *rowShape) partySides(cells []string, m matcher) map[string]bool {
+	if len(sh.wholeExtra) == 0 && len(sh.wholeRecord) == 0 {
+		return nil // no caller-id field in this shape
+	}
+	var out map[string]bool
+	hit := func(side int) {
+		if out == nil {
+			out = map[string]bool{}
+		}
+		for _, f := range callerIDSides[side].ids {
+			out[f] = true
+		}
+	}
+	sideOf := func(name string) int {
+		for s, side := range callerIDSides {
+			if slices.Contains(side.numbers, name) {
+				return s
+			}
+		}
+		return -1
+	}
+	for i, name := range sh.names {
+		switch k := sh.kinds[i]; {
+		case k == cellText:
+			if s := sideOf(name); s >= 0 {
+				if _, c := eraseText(cells[i], m); c > 0 {
+					hit(s)
+				}
+			}
+		case k == cellJSON && (name == "raw" || name == "extra" || name == "record") && cells[i] != "":
+			jsonscan.Rewrite([]byte(cells[i]), jsonscan.Rewriter{Value: func(at *jsonscan.Path, lit []byte) []byte {
+				if member, top := at.Top(); top {
+					if s := sideOf(strings.ToLower(member)); s >= 0 {
+						if _, c := eraseLiteral(lit, m); c > 0 {
+							hit(s)
+						}
+					}
+				}
+				return nil
+			}})
+		}
+	}
+	return out
+}
+
+// eraseCallerIDs makes Erased, in the JSON cells raw, extra and record,
+// the caller-id fields (ids, lower case) of the parties whose number was
+// forgotten (partySides), when the shape declares them number fields
+// (wholeExtra, wholeRecord): a caller id with the party's name and no
+// number ("Mario Rossi" <>, written when the caller-id number is empty)
+// goes with the number, as from_name does (attack3 F1). One holding
+// another number (or its pseudonym) is kept: it may be another party's.
+// It returns how many it changed.
+func (sh *rowShape) eraseCallerIDs(cells []string, ids map[string]bool) int {
+	n := 0
+	for i, k := range sh.kinds {
+		if k != cellJSON || cells[i] == "" {
+			continue
+		}
+		var declared map[string]bool
+		switch sh.names[i] {
+		case "raw", "extra":
+			declared = sh.wholeExtra
+		case "record":
+			declared = sh.wholeRecord[cells[sh.endpointCell]]
+		}
+		if len(declared) == 0 {
+			continue
+		}
+		out, err := jsonscan.Rewrite([]byte(cells[i]), jsonscan.Rewriter{Value: func(at *jsonscan.Path, lit []byte) []byte {
+			member, top := at.Top()
+			if f := strings.ToLower(member); !top || !ids[f] || !declared[f] || lit[0] != '"' {
+				return nil
+			}
+			s := jsonscan.Unquote(lit)
+			if otherNumber(s) || eraseName(&s) == 0 {
+				return nil
+			}
+			n++
+			return jsonscan.Quote(Erased)
+		}})
+		if err == nil {
+			cells[i] = string(out)
+		}
+	}
+	return n
+}
+
+// otherNumber reports whether s holds a number (pseudonym.Replace's, of
+// 7 digits or more) or a number's pseudonym, a name's pseudonym aside.
+func otherNumber(s string) bool {
+	other := false
+	pseudonym.Replace(s, func(v string) bool {
+		if !strings.HasPrefix(v, pseudonym.NamePrefix) {
+			other = true
+		}
+		return false
+	}, "")
+	return other
 }
 
 // partyFields are the number fields (lower case: a column, or a top-level

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/exporter/record"
 )
 
@@ -196,6 +199,141 @@ func TestEraseOrganizationOfOtherParty(t *testing.T) {
 				}
 				return ""
 			})
+		})
+	}
+}
+
+// TestForgetCallerIDNameOnly: a caller id holding its party's name and no
+// number (Asterisk's "Name" <> when the caller-id number is empty, or a
+// bare name) goes with the number when the party's own number field holds
+// it (attack3 F1): clid and c_from with from_number, c_to with to_number;
+// the other party's caller id, name and number, and the company's dnid,
+// stay. On both sinks, in clear and pseudonymised (names rule); forget
+// finds every row beforehand, and a later export through the suppression
+// list stores what forget left. Fails without eraseCallerIDs (seen:
+// "Barnaby Wexford-Smythe" <> kept).
+func TestForgetCallerIDNameOnly(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const gone, kept = "393209105689", "393209105600"
+	forgotten, k := testForgotten(t, "+"+gone)
+	ep := record.Builtin()[0]
+	pn, pname := k.Number(gone), k.Name("Barnaby Wexford-Smythe")
+	records := []string{
+		// the caller's name-only clid and c_from
+		`"id":"1","from_number":"+` + gone + `","from_name":"Luca Müller","clid":"\"Barnaby Wexford-Smythe\" <>","c_from":"Barnaby Wexford-Smythe","to_number":"201","to_name":"Alice Bianchi","c_to":"\"Alice Bianchi\" <201>","dnid":"0230300000"`,
+		`"id":"2","src":"+` + gone + `","clid":"Xanthippe Goldsworthy","to_number":"201","c_to":"Alice Bianchi"`,
+		// pseudonymised (numbers,names)
+		`"id":"3","from_number":"` + pn + `","from_name":"` + pname + `","clid":"` + pname + ` <>","to_number":"201","c_to":"Alice Bianchi"`,
+		// the callee's: the caller, another external party, keeps hers
+		`"id":"4","from_number":"+` + kept + `","from_name":"Kept Otherperson","clid":"\"Kept Otherperson\" <>","to_number":"+` + gone + `","c_to":"\"Gone Callee\" <>"`,
+	}
+	type sink interface {
+		exporter.Sink
+		ForgetFind(ctx context.Context, f *Forgotten, endpoints []record.Endpoint) (*ForgetFound, error)
+		ForgetErase(ctx context.Context, pbx string, f *Forgotten, endpoints []record.Endpoint) (*ForgetFound, error)
+		suppressStore
+	}
+	for _, tc := range []struct {
+		name string
+		// open returns a new sink and what it stores of the calls (extra,
+		// and raw on PostgreSQL), one line a call.
+		open func(t *testing.T) (sink, func() string)
+	}{
+		{"postgres", func(t *testing.T) (sink, func() string) {
+			p, pool := newPostgres(t)
+			return p, func() string {
+				rows, err := pgx.CollectRows(must(pool.Query(ctx, `SELECT id::text || ' ' || coalesce(from_name, '') || ' ' || extra::text || ' ' || raw::text FROM call_history ORDER BY id`)), pgx.RowTo[string])
+				if err != nil {
+					t.Fatal(err)
+				}
+				return strings.Join(rows, "\n")
+			}
+		}},
+		{"csv", func(t *testing.T) (sink, func() string) {
+			f := newEditFolder(t)
+			s, err := NewCSV(CSVOptions{Dir: f.dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s, func() string {
+				var out []string
+				for _, rows := range f.files("x") {
+					for _, r := range rows {
+						out = append(out, r["id"]+" "+r["from_number"]+" "+r["from_name"]+" "+r["extra"])
+					}
+				}
+				slices.Sort(out)
+				return strings.Join(out, "\n")
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			write := func(s exporter.Sink) {
+				var rows []record.Row
+				for i, f := range records {
+					conv := &record.Converter{Endpoint: &ep, Warnings: &record.Warnings{}}
+					r, err := conv.Convert(i, json.RawMessage(`{"start":"2026-01-10 10:00:00","timezone":"+0100",`+f+`}`))
+					if err != nil {
+						t.Fatal(err)
+					}
+					rows = append(rows, r)
+				}
+				b, err := s.Begin(ctx, exporter.BatchInfo{PBX: "x", RunID: "r1", Endpoint: &ep, StateKey: ep.Name, Seq: 1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := b.Write(ctx, rows); err != nil {
+					t.Fatal(err)
+				}
+				if err := b.Commit(ctx, []byte(`{"cursor":5}`), exporter.Progress{Rows: int64(len(rows))}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s, stored := tc.open(t)
+			write(s)
+			if got := stored(); !strings.Contains(got, "Barnaby") || !strings.Contains(got, "Gone Callee") {
+				t.Fatalf("stored %s: the test proves nothing", got)
+			}
+			found, err := s.ForgetFind(ctx, forgotten, []record.Endpoint{ep})
+			if err != nil || found.Rows() != int64(len(records)) {
+				t.Errorf("ForgetFind found %+v (%v), want the %d calls", found, err, len(records))
+			}
+			if _, err := s.ForgetErase(ctx, "x", forgotten, []record.Endpoint{ep}); err != nil {
+				t.Fatal(err)
+			}
+			erased := stored()
+			for _, gone := range []string{"Barnaby", "Xanthippe", "Gone Callee", pname, "9105689", pn, "Luca"} {
+				if strings.Contains(erased, gone) {
+					t.Errorf("after forget %q is still there:\n%s", gone, erased)
+				}
+			}
+			for _, keep := range []string{`Alice Bianchi\" <201>`, "0230300000", "Kept Otherperson", kept} {
+				if !strings.Contains(erased, keep) {
+					t.Errorf("after forget %q is lost:\n%s", keep, erased)
+				}
+			}
+			if strings.Count(erased, `"Kept Otherperson\" <>"`) == 0 {
+				t.Errorf("the other party's caller id is lost:\n%s", erased)
+			}
+			// Exported after the number was forgotten: through the list.
+			s2, stored2 := tc.open(t)
+			if _, _, err := s2.Suppress(ctx, forgotten, k); err != nil {
+				t.Fatal(err)
+			}
+			l, err := s2.Suppression(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sup, err := l.Suppressor(k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			write(suppressing{s2, sup})
+			if again := stored2(); again != erased {
+				t.Errorf("a later export through the suppression list stores\n%s\nforget left\n%s", again, erased)
+			}
 		})
 	}
 }
