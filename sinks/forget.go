@@ -729,7 +729,7 @@ func eraseJSONWhole(raw []byte, m matcher, whole map[string]bool, first int) ([]
 func partyObjects(raw []byte, m matcher, first int) map[int]bool {
 	marks := map[int]bool{}
 	mark := func(at *jsonscan.Path, c int) {
-		if d := innermostObject(at); c > 0 && d >= first {
+		if d := at.InnermostObject(); c > 0 && d >= first {
 			marks[at.Start(d)] = true
 		}
 	}
@@ -746,17 +746,6 @@ func partyObjects(raw []byte, m matcher, first int) map[int]bool {
 		},
 	})
 	return marks
-}
-
-// innermostObject is the depth of the innermost object the literal at at
-// is in, through arrays ({"name": ["…"]}); -1 when none.
-func innermostObject(at *jsonscan.Path) int {
-	for d := at.Depth() - 1; d >= 0; d-- {
-		if _, obj := at.Member(d); obj {
-			return d
-		}
-	}
-	return -1
 }
 
 // eraseJSONPass is one pass of eraseJSONWhole over raw, the names of the
@@ -779,7 +768,7 @@ func eraseJSONPass(raw []byte, m matcher, whole map[string]bool, parties map[int
 				stored[member] = jsonscan.Unquote(lit)
 			}
 			if c == 0 && lit[0] == '"' && len(parties) > 0 {
-				if d := innermostObject(at); d >= 0 && parties[at.Start(d)] {
+				if d := at.InnermostObject(); d >= 0 && parties[at.Start(d)] {
 					if name, _ := at.Member(d); record.NameField(name) {
 						if s := jsonscan.Unquote(lit); eraseName(&s) > 0 {
 							n++

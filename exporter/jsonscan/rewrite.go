@@ -60,6 +60,17 @@ func (p *Path) Start(d int) int {
 	return p.levels[d].start
 }
 
+// InnermostObject is the depth of the innermost object the literal is a
+// member of, through arrays ({"name": ["…"]}); -1 when none.
+func (p *Path) InnermostObject() int {
+	for d := len(p.levels) - 1; d >= 0; d-- {
+		if _, obj := p.Member(d); obj {
+			return d
+		}
+	}
+	return -1
+}
+
 // Top returns the name of the member of the top-level object the literal
 // is (not inside one of its values), and whether it is one.
 func (p *Path) Top() (string, bool) {

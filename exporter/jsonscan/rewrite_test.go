@@ -47,17 +47,17 @@ func TestRewritePath(t *testing.T) {
 			t.Errorf("Start beyond the path: want -1")
 		}
 		top, ok := at.Top()
-		got = append(got, fmt.Sprintf("%s %s top=%q,%v", lit, strings.Join(p, " "), top, ok))
+		got = append(got, fmt.Sprintf("%s %s top=%q,%v in=%d", lit, strings.Join(p, " "), top, ok, at.InnermostObject()))
 		if string(lit) == `"x"` {
 			return []byte(`"y"`)
 		}
 		return nil
 	}})
 	want := []string{
-		`1 a/true@0 /false@5 top="",false`,
-		`"x" a/true@0 /false@5 b/true@8 top="",false`,
-		`null c/true@0 d/true@23 top="",false`,
-		`true e/true@0 top="e",true`,
+		`1 a/true@0 /false@5 top="",false in=0`,
+		`"x" a/true@0 /false@5 b/true@8 top="",false in=2`,
+		`null c/true@0 d/true@23 top="",false in=1`,
+		`true e/true@0 top="e",true in=0`,
 	}
 	if err != nil || string(out) != strings.Replace(in, `"x"`, `"y"`, 1) || strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("Rewrite(%s) = %s, %v, gave\n%s\nwant\n%s", in, out, err, strings.Join(got, "\n"), strings.Join(want, "\n"))

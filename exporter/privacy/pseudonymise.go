@@ -497,7 +497,7 @@ type jsonWalk struct {
 func (r *replacer) partyObjects(b []byte, first int) map[int]bool {
 	marks := map[int]bool{}
 	mark := func(at *jsonscan.Path, s string) {
-		if d := innermostObject(at); d >= first && s != "" && !marks[at.Start(d)] && r.numbers(s) != s {
+		if d := at.InnermostObject(); d >= first && s != "" && !marks[at.Start(d)] && r.numbers(s) != s {
 			marks[at.Start(d)] = true
 		}
 	}
@@ -521,17 +521,6 @@ func (r *replacer) partyObjects(b []byte, first int) map[int]bool {
 		},
 	})
 	return marks
-}
-
-// innermostObject is the depth of the innermost object the literal at at
-// is in, through arrays ({"name": ["…"]}); -1 when none.
-func innermostObject(at *jsonscan.Path) int {
-	for d := at.Depth() - 1; d >= 0; d-- {
-		if _, obj := at.Member(d); obj {
-			return d
-		}
-	}
-	return -1
 }
 
 // jsonValue returns what json writes in place of the value literal lit at
@@ -578,7 +567,7 @@ func (r *replacer) valueKind(at *jsonscan.Path, w jsonWalk) (record.Personal, st
 	if p.Kind != record.PersonalText && p.Kind != typedText.Kind {
 		return p, party
 	}
-	if d := innermostObject(at); d >= max(w.first, 0) {
+	if d := at.InnermostObject(); d >= max(w.first, 0) {
 		name, _ := at.Member(d)
 		if r.undeclared(name).Kind == record.PersonalName || w.parties[at.Start(d)] && record.NameField(name) {
 			return record.Personal{Kind: record.PersonalName}, ""
