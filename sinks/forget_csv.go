@@ -63,6 +63,10 @@ func isDataFile(name string) bool {
 // states, manifests, the run ledgers) as text. It returns the rows (of
 // other files: the lines) mentioning f per file, by path under Dir, and
 // the recordings stored for calls with it.
+//
+// It stays one function (about 60 lines): the walk of the folder decides
+// per file how it is read (data file, or any other as text), and one
+// walk is what shows that no file of the folder goes unread.
 func (s *CSV) ForgetFind(ctx context.Context, f *Forgotten, endpoints []record.Endpoint) (*ForgetFound, error) {
 	found := &ForgetFound{}
 	data := map[string]bool{}
@@ -277,6 +281,10 @@ func (s *CSV) forgetEdit(e *record.Endpoint, f *Forgotten) EditFunc {
 // (forget_recordings.go), each file atomically. It runs before the rows
 // are rewritten, found by a dry run of the same edit: a crash between
 // the two leaves the rows' old keys, found again by the next forget.
+//
+// It stays whole (about 60 lines): the dry run that finds the keys and
+// the rewrite of the states and the manifests must read the same keys,
+// which one body keeps in sight.
 func (s *CSV) dropOldRecordingKeys(ctx context.Context, pbx string, e *record.Endpoint, f *Forgotten) error {
 	if e.Files == "" {
 		return nil

@@ -191,7 +191,8 @@ func (c *Copier) concurrency() int {
 // Sync failing returns its error with every file Copied or Skipped marked
 // Failed: not durable, so not stored for the caller's counts.
 //
-// It stays one function (about 80 lines): the de-duplication, the worker
+// It stays one function (about 95 lines, with the names of before keyed
+// ids asked in the same listing): the de-duplication, the worker
 // pool, the feeding loop that stops at the first failure, the final tally
 // and the Sync share one cancel and one results slice, and reading them
 // together is the proof that a failed batch cancels every copy in flight
@@ -355,7 +356,7 @@ func (c *Copier) unsynced(results []Result, work []int, err error, st Status) ([
 // by fetching it (only a recording whose row was not written yet gets
 // here: a run killed after the copy, or such a clash).
 //
-// It stays one function (about 70 lines): refused, already stored (same,
+// It stays one function (about 75 lines): refused, already stored (same,
 // compared, vanished since, clash) and fetched-and-put are the one
 // decision for a name, in the order that keeps a stored file from ever
 // being replaced. The first cut when it grows: the already-stored branch
