@@ -35,8 +35,9 @@ func TestRetentionFloor(t *testing.T) {
 			t.Run(tc.name+"/"+tg.name, func(t *testing.T) {
 				t.Parallel()
 				sink, exported := tg.open(t)
-				tc.o.Calls, tc.o.CallGap = 1500, 2*time.Minute
-				f, x, _ := newPagingExporter(t, tc.o, sink, 100)
+				o := tc.o // each parallel subtest its own copy: the targets share tc
+				o.Calls, o.CallGap = 1500, 2*time.Minute
+				f, x, _ := newPagingExporter(t, o, sink, 100)
 				x.Now = present(f.Sim, &atomic.Int64{})
 				cutoff := f.Sim.Call(700).Start
 				x.Guard = &privacy.Guard{Retention: retention, Now: func() time.Time { return cutoff.Add(retention) }}
