@@ -440,9 +440,11 @@ func inject() func(r *http.Request, status int, body []byte) (int, []byte) {
 }
 
 // clockTimes are the times of day logs, ledgers and tables write
-// (05:28:44.204047563): a short needle such as 44.20 is found in them by
-// chance, as it was in a log line's "time".
-var clockTimes = regexp.MustCompile(`\d\d:\d\d:\d\d(\.\d+)?`)
+// (05:28:44.204047563) and the PBX's recording names carry
+// (2026.12.07-09.44.20-…): a short needle such as 44.20 is found in them by
+// chance, as it was in a log line's "time" and, at 09:44:20, in a
+// recording's file name.
+var clockTimes = regexp.MustCompile(`\d\d:\d\d:\d\d(\.\d+)?|\d{4}\.\d\d\.\d\d-\d\d\.\d\d\.\d\d`)
 
 func pseudonymisedExportHoldsNothing(t *testing.T, rule string) {
 	const calls = 600
