@@ -123,8 +123,8 @@ func Canonical(s string) (string, bool) {
 
 // trunkZero returns the offset of the 0 of a "(0)" written right after
 // the country code of the international number s begins with (a "+" or
-// "00", 1 to 3 digits, up to two spaces: "+39 (0)352 851 0001",
-// "+44(0)20 7946 0958"), the national trunk prefix business cards show
+// "00" and up to two spaces, 1 to 3 digits, up to two spaces: "+39 (0)352
+// 851 0001", "+44(0)20 7946 0958", "00 44 (0)20…"), the national trunk prefix business cards show
 // beside the country code; or -1. Written so, the number is the one
 // without it (attack 30, F2: forget never found it). Italy, San Marino
 // and the Vatican keep their 0 in international form (+39 02…, +378
@@ -141,6 +141,9 @@ func trunkZero(s string) int {
 		i = 1
 	case strings.HasPrefix(s, "00"):
 		i = 2
+		for k := 0; k < 2 && i < len(s) && s[i] == ' '; k++ {
+			i++ // "00 44 (0)20 7946 0958"
+		}
 	default:
 		return -1
 	}

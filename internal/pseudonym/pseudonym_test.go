@@ -48,8 +48,10 @@ func TestCanonical(t *testing.T) {
 		{"+39 (0)352 851 0001", "393528510001", true},
 		{"+44(0)20 7946 0958", "442079460958", true},
 		{"0049 (0)89 1234567", "49891234567", true},
-		{"(0)352 851 0001", "03528510001", true},       // no country code: kept
-		{"+39 352 (0)851 0001", "3935208510001", true}, // not right after it: kept
+		{"00 44 (0)20 7946 0958", "442079460958", true}, // the 00 apart too
+		{"00 (0)20 7946 0958", "02079460958", true},     // no country code: kept
+		{"(0)352 851 0001", "03528510001", true},        // no country code: kept
+		{"+39 352 (0)851 0001", "3935208510001", true},  // not right after it: kept
 		// Italy, San Marino, the Vatican keep their 0 (attack 2, F6), but
 		// before an Italian mobile.
 		{"+39 (0)2 1234 5678", "390212345678", true},

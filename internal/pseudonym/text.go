@@ -239,7 +239,7 @@ func (t *text) numbers(yield func(number)) {
 		for e < len(s) && isDigit(s[e]) {
 			e++
 		}
-		if e > g && t.hexID(g, e) {
+		if e > g && (t.hexID(g, e) || recordingID(s, g, e)) {
 			i = e
 			continue
 		}
@@ -326,13 +326,13 @@ func (t *text) numberRun(i int) (int, bool) {
 		}
 		t.steps += j - from + 1
 		if len(r.groups) == 0 {
-			intl = intl || j-from >= 3 && strings.HasPrefix(s[from:], "00")
+			intl = intl || j-from >= 3 && strings.HasPrefix(s[from:], "00") || spacedIntl(s, from, j)
 		}
 		r.groups, r.ends = append(r.groups, s[from:j]), append(r.ends, j)
 		switch {
 		case len(r.groups) == 1 && intl && s[i] != '+':
 			d.add(s[from+2 : j]) // after its "00"
-		case len(r.groups) != 2 || !intl || trunkZero(s[i:]) != from-i:
+		case len(r.groups) > 3 || !intl || trunkZero(s[i:]) != from-i:
 			d.add(s[from:j]) // a trunk prefix "(0)" is none of the number's digits
 		}
 		if !intl && len(r.groups)-r.checked >= maxDateGroups {
@@ -371,6 +371,19 @@ func (t *text) numberRun(i int) (int, bool) {
 	return r.ends[len(r.ends)-1], true
 }
 
+// spacedIntl reports whether the digit group s[from:j] is a "00" written
+// apart from the country code after it, with spaces or brackets: "00 39
+// 352 851 2784", "00 (44) 20 7946 0958". Canonical reads that as written
+// internationally, and so does numberRun then: the number ends where its
+// country's numbers end, and a count after it is none of its digits.
+func spacedIntl(s string, from, j int) bool {
+	if j-from != 2 || s[from:j] != "00" {
+		return false
+	}
+	k, sep, ok := gap(s, j, false)
+	return ok && sep == 0 && s[k] != '0'
+}
+
 // joins reports whether the digit group s[k:e] after a gap joins the run
 // numberRun reads (intl: written internationally, or its first group a
 // whole international number; its digits so far d): not inside a hex id,
@@ -385,7 +398,7 @@ func (t *text) joins(k, e int, intl bool, d *e164) bool {
 	s := t.s
 	begins00 := e-k >= 3 && strings.HasPrefix(s[k:e], "00")
 	switch {
-	case t.hexID(k, e), e-k <= 2 && timeAt(s, e):
+	case t.hexID(k, e), recordingID(s, k, e), e-k <= 2 && timeAt(s, e):
 		return false
 	case intl:
 		switch {
@@ -408,16 +421,19 @@ func (t *text) joins(k, e int, intl bool, d *e164) bool {
 // or an extension after the number read (its digits d, its last group
 // last digits long) rather than its last digits: a group of 1 to 3
 // digits, shorter than a last group of 4 or more (or of one digit after
-// one of 3), after a number of a length its country's numbers beginning
-// so have, and followed by a word ("+43 664 1234567 2 missed", "+49 170
-// 6920065 3 calls", "+39 02 1234 5678 2 missed", "+359 2 123 456 2
-// missed"). Austria's and Germany's numbers, and many more, may be
-// a digit or three longer, and Scrub took the count for the number's, so
-// forget of the number found nothing (attack 2, F4). Groups of two ("+43
-// 1 234 56 78 missed") stay one number.
+// one of 2 or 3), after a number of a length its country's numbers
+// beginning so have, and followed by a word, a date or a time, maybe in
+// brackets ("+43 664 1234567 2 missed", "+49 170 6920065 3 calls", "+39
+// 02 1234 5678 2 missed", "+359 2 123 456 2 missed", "+46 8 12 34 56 2
+// missed", "+43 664 1234567 2 10:00", "+49 170 6920065 3 01.12.2026").
+// Austria's and Germany's numbers, and many more, may be a digit or three
+// longer, and Scrub took the count for the number's, so forget of the
+// number found nothing (attack 2, F4). A group of two after groups of two
+// ("+43 1 234 56 78 missed") and a group with nothing or another group
+// after it ("+43 664 123456 201") stay the number's.
 func (t *text) countAfter(k, e, last int, d *e164) bool {
 	s := t.s
-	if e-k > 3 || e-k >= last || last < 4 && !(e-k == 1 && last == 3) {
+	if e-k > 3 || e-k >= last || last < 4 && !(e-k == 1 && (last == 2 || last == 3)) {
 		return false
 	}
 	if n, mask := d.lengths(); n == 0 || mask&(1<<n) == 0 {
@@ -427,7 +443,16 @@ func (t *text) countAfter(k, e, last int, d *e164) bool {
 	for w < len(s) && w-e < 2 && s[w] == ' ' {
 		w++
 	}
-	return w > e && w < len(s) && (s[w]|0x20 >= 'a' && s[w]|0x20 <= 'z' || s[w] >= utf8.RuneSelf)
+	if w == e || w == len(s) {
+		return false
+	}
+	if s[w]|0x20 >= 'a' && s[w]|0x20 <= 'z' || s[w] >= utf8.RuneSelf {
+		return true
+	}
+	if s[w] == '(' {
+		w++
+	}
+	return t.dateAt(w) || w+1 < len(s) && isDigit(s[w]) && (timeAt(s, w+1) || isDigit(s[w+1]) && timeAt(s, w+2))
 }
 
 // beginsWhole reports whether the digit groups from s[k] on, the first
@@ -858,6 +883,90 @@ func digitRunAt(w string, end bool) int {
 		n++
 	}
 	return n
+}
+
+// recordingID reports whether the digits s[from:to] are the PBX's file
+// id of a recording's name that happens to be all digits, kept as a hex
+// id is (hexID): 8 of them in their place in a name of the PBX's shape,
+// YYYY.MM.DD-HH.MM.SS-<extension>-<number>-<id>-<index>, the index of 1
+// or 2 digits and then the end, a dot and a letter (".wav") or a
+// character that joins no digits (a quote). They are no part of the
+// number before them only when the two cannot be one (more than maxE164
+// digits: the number has 8 or more, after its "+" or "00"), or the number
+// is one Scrub replaced (a pseudonym, Merged), so that a second Scrub
+// reads the name as the first did; after a shorter number (an extension:
+// "-217-245-12345678-1.wav") the two may be one number, and are read as
+// ever. The extension is digits or their pseudonym. Scrub pseudonymised
+// the id with its index (attack 4, F5). Replace does not use it: a
+// number in that place in a text of that shape is still erased in clear.
+func recordingID(s string, from, to int) bool {
+	const idDigits = 8
+	if to-from != idDigits || from < 1 || s[from-1] != '-' || to+2 > len(s) || s[to] != '-' {
+		return false
+	}
+	x := to + 1 // the index
+	for x < len(s) && isDigit(s[x]) && x-to <= 3 {
+		x++
+	}
+	switch n := x - (to + 1); {
+	case n < 1 || n > 2:
+		return false
+	case x == len(s):
+	case s[x] == '.':
+		if x+1 >= len(s) || !(s[x+1]|0x20 >= 'a' && s[x+1]|0x20 <= 'z') {
+			return false
+		}
+	case isWord(s[x]) || strings.IndexByte(" -/()\t+", s[x]) >= 0:
+		return false
+	}
+	num, numFrom, ok := fieldBefore(s, from-1)
+	if !ok {
+		return false
+	}
+	if d, plus := strings.CutPrefix(num, "+"); num != "" && digits(d) == len(d) {
+		if c := strings.TrimPrefix(d, "00"); len(c)+idDigits <= maxE164 || plus && c != d {
+			return false
+		}
+	} else if num != Merged && !(len(num) == pseudonymChars && pseudonymShape(num) > 0) {
+		return false
+	}
+	ext, extFrom, ok := fieldBefore(s, numFrom-1)
+	if !ok || ext == "" || ext != Merged && pseudonymShape(ext) != len(ext) && digits(ext) != len(ext) {
+		return false
+	}
+	return recordingStamp(s, extFrom-1)
+}
+
+// fieldBefore returns the field of a recording's name that ends at s[end],
+// a "-": what lies between it and the "-" before, Merged (which holds
+// dashes) taken whole, where it begins, and whether a "-" is before it.
+func fieldBefore(s string, end int) (string, int, bool) {
+	if strings.HasSuffix(s[:end], Merged) {
+		from := end - len(Merged)
+		return Merged, from, from > 0 && s[from-1] == '-'
+	}
+	from := end
+	for from > 0 && s[from-1] != '-' && end-from <= maxE164+2 {
+		from--
+	}
+	return s[from:end], from, from > 0 && s[from-1] == '-'
+}
+
+// recordingStamp reports whether s[:end] ends with a recording name's date
+// and time as the PBX writes them, YYYY.MM.DD-HH.MM.SS, with no digit
+// before, and s[end] is the "-" after them.
+func recordingStamp(s string, end int) bool {
+	const shape = "dddd.dd.dd-dd.dd.dd"
+	from := end - len(shape)
+	if from < 0 || s[end] != '-' || from > 0 && isDigit(s[from-1]) {
+		return false
+	}
+	for i := 0; i < len(shape); i++ {
+		if c := s[from+i]; shape[i] == 'd' && !isDigit(c) || shape[i] != 'd' && c != shape[i] {
+			return false
+		}
+	}
+	return dateOrAddress([]string{s[from : from+4], s[from+5 : from+7], s[from+8 : from+10]}, []byte{'.', '.'}) == 3
 }
 
 // minHexHash is the fewest hex digits of a word taken for a hash or an id

@@ -173,6 +173,28 @@ var numbersBeside = []struct {
 	{"+49 30 123 456 78 Büro", "{0} Büro", []string{"+493012345678"}},
 	{"+359 2 123 456 2 missed", "{0} 2 missed", []string{"+3592123456"}},
 	{"+62 812-345-678 2 missed", "{0} 2 missed", []string{"+62812345678"}},
+	// A count before a date or a time, as before a word; one digit after
+	// a last group of two; and a number written "00 39 …", the 00 a
+	// group of its own, read as internationally as "0039 …": each was
+	// glued to the number, its pseudonym a longer number's that forget
+	// of the number did not find (README, Privacy, what it cannot do).
+	{"+43 664 1234567 2 10:00", "{0} 2 10:00", []string{"+436641234567"}},
+	{"+43 664 1234567 2 2026-12-01", "{0} 2 2026-12-01", []string{"+436641234567"}},
+	{"+49 170 6920065 3 01.12.2026 10:00", "{0} 3 01.12.2026 10:00", []string{"+491706920065"}},
+	{"+39 02 1234 5678 2 (10:00)", "{0} 2 (10:00)", []string{"+390212345678"}},
+	{"+46 8 12 34 56 2 missed", "{0} 2 missed", []string{"+468123456"}},
+	{"+352 27 12 34 56 2 missed", "{0} 2 missed", []string{"+35227123456"}},
+	{"00 39 352 851 2784 2 missed", "{0} 2 missed", []string{"+393528512784"}},
+	{"cb 00 43 664 1234567 2 10:00", "cb {0} 2 10:00", []string{"+436641234567"}},
+	{"00 44 20 7946 0958 393528512784", "{0} {1}", []string{"+442079460958", "393528512784"}},
+	{"00 39 352 851 2784 2026-12-01", "{0} 2026-12-01", []string{"+393528512784"}},
+	{"00 44 (0)20 7946 0958 2 missed", "{0} 2 missed", []string{"+442079460958"}},
+	{"00 39 (0)2 1234 5678", "{0}", []string{"+390212345678"}},
+	// Still one number: a group of 1 to 3 digits with nothing after it,
+	// a second group of two, a count and a number after it.
+	{"+43 664 123456 201", "{0}", []string{"+43664123456201"}},
+	{"+46 8 12 34 56 78 missed", "{0} missed", []string{"+46812345678"}},
+	{"+43 664 1234567 2 3", "{0}", []string{"+43664123456723"}},
 	// A date after a number (N5): the number pseudonymised, the date kept.
 	{"+393528510164 2026-12-01", "{0} 2026-12-01", []string{"+393528510164"}},
 	{"+393528510164 01/12/2026", "{0} 01/12/2026", []string{"+393528510164"}},
@@ -206,7 +228,29 @@ var numbersBeside = []struct {
 	{"2026.12.06-17.01.09-2000217-393216606904-d1548fcd-2.wav", "2026.12.06-17.01.09-{0}-{1}-d1548fcd-2.wav", []string{"2000217", "+393216606904"}},
 	{"2026.12.06-17.01.09-2000217-2000245-d1548fcd-2.wav", "2026.12.06-17.01.09-{0}-{1}-d1548fcd-2.wav", []string{"2000217", "2000245"}},
 	{"2026.12.06-17.01.09-217-03528510164-d1548fcd-2.wav", "2026.12.06-17.01.09-217-{0}-d1548fcd-2.wav", []string{"03528510164"}},
-	{"2026.12.06-17.01.09-217-393216606904-12345678-2.wav", "2026.12.06-17.01.09-217-{0}-{1}.wav", []string{"+393216606904", "123456782"}},
+	// The PBX's 8-hex file id that happens to be all digits stays, in its
+	// place (after the extension and a number of 8 digits or more, which
+	// it cannot be part of, and before "-<index>"): it was the pseudonym
+	// of 12345678 and the index (attack 4, F5). After a shorter number
+	// (an extension, a call between colleagues) the two may be one
+	// number: in doubt, replaced.
+	{"2026.12.06-17.01.09-217-393216606904-12345678-2.wav", "2026.12.06-17.01.09-217-{0}-12345678-2.wav", []string{"+393216606904"}},
+	{"2026.12.07-09.44.20-251-393216606904-12345678-1.wav", "2026.12.07-09.44.20-251-{0}-12345678-1.wav", []string{"+393216606904"}},
+	{"2026.12.07-09.44.20-251-00393216606904-00001234-1.wav", "2026.12.07-09.44.20-251-{0}-00001234-1.wav", []string{"+393216606904"}},
+	{"2026.12.07-09.44.20-251-+393216606904-12345678-1", "2026.12.07-09.44.20-251-{0}-12345678-1", []string{"+393216606904"}},
+	{"2026.12.07-09.44.20-251-03528510164-12345678-1.wav", "2026.12.07-09.44.20-251-{0}-12345678-1.wav", []string{"03528510164"}},
+	{"2026.12.07-09.44.20-2000251-393216606904-12345678-1.wav", "2026.12.07-09.44.20-{0}-{1}-12345678-1.wav", []string{"2000251", "+393216606904"}},
+	{`{"fileName":"2026.12.07-09.44.20-251-393216606904-12345678-1.wav"}`, `{"fileName":"2026.12.07-09.44.20-251-{0}-12345678-1.wav"}`, []string{"+393216606904"}},
+	{"2026%2F12%2F07%2F2026.12.07-09.44.20-251-393216606904-12345678-1.wav", "2026%2F12%2F07%2F2026.12.07-09.44.20-251-{0}-12345678-1.wav", []string{"+393216606904"}},
+	{"2026.12.07-09.44.20-251-245-12345678-1.wav", "2026.12.07-09.44.20-251-{0}.wav", []string{"245123456781"}},
+	{"2026.12.07-09.44.20-251-393216606904-123456789-1.wav", "2026.12.07-09.44.20-251-{0}-{1}.wav", []string{"+393216606904", "1234567891"}},
+	{"2026.12.07-09.44.20-251-393216606904-12345678-1-2.wav", "2026.12.07-09.44.20-251-{0}-{1}.wav", []string{"+393216606904", "1234567812"}},
+	{"2026.12.07-09.44.20-251-393216606904-12345678-1 234567", "2026.12.07-09.44.20-251-{0}-{1}", []string{"+393216606904", "123456781234567"}},
+	{"2026.12.07-09.44.20-251-393216606904-12345678-123.wav", "2026.12.07-09.44.20-251-{0}-{1}.wav", []string{"+393216606904", "12345678123"}},
+	{"251-393216606904-12345678-1.wav", "251-{0}-{1}.wav", []string{"+393216606904", "123456781"}},
+	{"rec-251-393216606904-12345678-1.wav", "rec-251-{0}-{1}.wav", []string{"+393216606904", "123456781"}},
+	{"17.01.09-251-393216606904-12345678-1.wav", "{2}-{0}-{1}.wav", []string{"+393216606904", "123456781", "170109251"}},
+	{"x 2026.12.07-09.44.20-251-393216606904-4455-6677-1.wav", "x 2026.12.07-09.44.20-251-{0}-{1}.wav", []string{"+393216606904", "445566771"}},
 	// Out of a name: a group that is by itself a whole international
 	// number (a country code and a length its numbers have) begins one,
 	// unless the groups before it make one with it; and it ends where its
@@ -500,7 +544,7 @@ func FuzzScrub(f *testing.F) {
 
 // leftDigits returns the first run of minDigits digits or more in s, read
 // as Scrub reads it, that is neither in a pseudonym nor in a hex id nor a
-// channel counter nor an Asterisk id, or "".
+// channel counter nor an Asterisk id nor a recording's file id, or "".
 func leftDigits(s string) string {
 	t := newText(s)
 	f := t.s
@@ -513,7 +557,7 @@ func leftDigits(s string) string {
 		for j < len(f) && isDigit(f[j]) {
 			j++
 		}
-		if j-i >= minDigits && !t.hexID(i, j) && !t.channelCounter(i, j) {
+		if j-i >= minDigits && !t.hexID(i, j) && !t.channelCounter(i, j) && !recordingID(f, i, j) {
 			return f[i:j]
 		}
 		i = max(j, i+1)
