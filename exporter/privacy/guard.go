@@ -200,7 +200,7 @@ func (g *Guard) Rows(ep *record.Endpoint, rows []record.Row, notes *record.Warni
 			if n := g.Suppress.Apply(ep, &row); n > 0 {
 				changed = true
 				if notes != nil {
-					notes.Add(NoteErased, fmt.Sprintf("%d in the record of key %s", n, strings.ReplaceAll(row.Key, "\t", ",")))
+					notes.Add(NoteErased, fmt.Sprintf("%d in %s", n, recordOfKey(row.Key)))
 				}
 			}
 		}
@@ -271,7 +271,7 @@ func (g *Guard) expired(ep *record.Endpoint, row record.Row) bool {
 // noteLongExtensions counts in notes the colleagues (rows of a Staff
 // endpoint's extension column) whose extension internal does not take
 // for one (long, the extensions read at the run's start, does not hold
-// it), naming the first by its record's key (keys are never personal).
+// it), naming the first by its record's key (recordOfKey).
 func noteLongExtensions(ep *record.Endpoint, rows []record.Row, long map[string]bool, notes *record.Warnings) {
 	col := ep.Column("extension")
 	if !ep.Staff || col < 0 {
@@ -280,9 +280,22 @@ func noteLongExtensions(ep *record.Endpoint, rows []record.Row, long map[string]
 	for _, r := range rows {
 		v, _ := r.Values[col].(string)
 		if _, ok := pseudonym.Canonical(v); ok && !internal(v, long) {
-			notes.Add(NoteLongExtension, "the record of key "+strings.ReplaceAll(r.Key, "\t", ","))
+			notes.Add(NoteLongExtension, recordOfKey(r.Key))
 		}
 	}
+}
+
+// recordOfKey names the record of key in a note: by its key, unless the
+// key holds a number (pseudonym.HoldsNumber: a custom endpoint keyed by a
+// phone number). Keys are never pseudonymised, so such a note carried
+// the number in clear, or under pseudonymisation its pseudonym, into the
+// run ledger, and after forget of the number it came back with each run
+// reading the record again, where forget had erased it (attack 4, F4).
+func recordOfKey(key string) string {
+	if pseudonym.HoldsNumber(key) {
+		return "a record whose key holds a number (not named)"
+	}
+	return "the record of key " + strings.ReplaceAll(key, "\t", ",")
 }
 
 // staffOwn narrows the plan of a staff endpoint (colleagues, devices:

@@ -145,6 +145,55 @@ func TestSuppressionApplied(t *testing.T) {
 	}
 }
 
+// TestErasedNoteLeavesOutNumberKeys: the note counting what the
+// suppression list erased names the record by its key, unless the key
+// holds a number (a custom endpoint keyed by a phone number): after
+// forget, that number would come back in the run ledger with each run
+// reading the record again, in clear, or under pseudonymisation as its
+// pseudonym, which forget erased everywhere else (attack 4, F4). The
+// same for the note of a colleague's long extension.
+func TestErasedNoteLeavesOutNumberKeys(t *testing.T) {
+	t.Parallel()
+	k, err := pseudonym.New([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := endpoint(t, "call_history")
+	src := calls.Column("src")
+	for _, tc := range []struct {
+		key   string
+		named bool
+	}{
+		{"+390212345678", false},
+		{"393528512784", false},
+		{"0039 02 1234 5678", false},
+		{"rec-258-393761714455", false},
+		{"p:aaaaaaaaaaaaaaaa", false},
+		{"1767225600.123456", true},
+		{"42", true},
+		{"rec-258-d1548fcd", true},
+	} {
+		for _, rule := range []pseudonym.Rule{{}, {Numbers: true}} {
+			g := &Guard{Rule: rule, Suppress: eraseSrc{src, "+390212345678"}}
+			if rule.On() {
+				g.Keys = k
+			}
+			r := row(calls, tc.key, nil)
+			r.Values[src] = "+390212345678"
+			var notes record.Warnings
+			if _, err := g.Rows(calls, []record.Row{r}, &notes); err != nil {
+				t.Fatal(err)
+			}
+			all := strings.Join(notes.Notes(), "\n")
+			named := strings.Contains(all, tc.key)
+			_, number := pseudonym.Canonical(tc.key)
+			if notes.Count(NoteErased) != 1 || named != tc.named || strings.Contains(all, "12345678") || number && strings.Contains(all, k.Number(tc.key)) {
+				t.Errorf("rule %s, key %q: notes %q; want one erasure, the key named: %v", rule, tc.key, all, tc.named)
+			}
+		}
+	}
+}
+
 // emptyList is a suppression list of no number; applying it is a bug.
 type emptyList struct{}
 

@@ -253,3 +253,19 @@ func (k *Keyed) Scrub(orig string, keep func(canonical string) bool) string {
 	b.WriteString(orig[last:])
 	return b.String()
 }
+
+// HoldsNumber reports whether the text s holds a phone number Scrub
+// replaces (with no keep), or a pseudonym of one or of a name (Merged
+// too): what a message naming s, a record's key, would carry in clear or
+// as the pseudonym of a number that forget may erase everywhere else.
+func HoldsNumber(s string) bool {
+	t := newText(s)
+	for i := 0; i+pseudonymChars <= len(t.s); i++ {
+		if pseudonymShape(t.s[i:]) > 0 {
+			return true
+		}
+	}
+	found := strings.Contains(t.s, Merged)
+	t.numbers(func(number) { found = true })
+	return found
+}
