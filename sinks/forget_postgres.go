@@ -403,6 +403,12 @@ ORDER BY ordinal_position`, p.schema, table)
 	return found, nil
 }
 
+// recordingSetBelow are the columns erasePlace sets on every erased
+// recording's row: a mention of the number in one of them (a hostile file
+// name quoted in reason) is not assigned twice, which PostgreSQL refuses
+// ("multiple assignments to same column") after the files were removed.
+var recordingSetBelow = map[string]bool{"status": true, "reason": true, "object": true, "stored_size": true, "sha256": true}
+
 // erasePlace rewrites one table's rows mentioning f in one transaction.
 func (p *Postgres) erasePlace(ctx context.Context, pl pgPlace, f *Forgotten) (int64, error) {
 	tx, err := p.pool.Begin(ctx)
@@ -416,8 +422,8 @@ func (p *Postgres) erasePlace(ctx context.Context, pl pgPlace, f *Forgotten) (in
 		var set []string
 		var args []any
 		for i, c := range pl.cells {
-			if !changed[i] || pl.recordings && c.name == "object" {
-				continue // a recording's object is emptied below
+			if !changed[i] || pl.recordings && recordingSetBelow[c.name] {
+				continue // a recording's status, reason, object… are set below
 			}
 			args = append(args, cells[i])
 			set = append(set, c.assign(len(args)))

@@ -29,7 +29,10 @@ import (
 // object" on every run, CSV's "still in recordings~keys.json"). The
 // recordings state's recent keys lose the two old keys the rows lose, in
 // the same transaction or rewrite; the others stay (review1, R3: an
-// unkeyed hash of the path stayed there, confirming the number).
+// unkeyed hash of the path stayed there, confirming the number). The
+// second row's reason quotes its hostile file name, holding the number:
+// PostgreSQL's forget set reason twice, "multiple assignments to same
+// column", after removing the files (attack 4, F10).
 func TestForgetRecordingKeysOfBefore(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -37,17 +40,17 @@ func TestForgetRecordingKeysOfBefore(t *testing.T) {
 	day := time.Date(2026, 1, 1, 3, 25, 54, 0, time.UTC)
 	path := "/spoolview/recordings/2026/01/01/2026.01.01-03.25.54-258-" + number + "-d1548fcd-2.wav"
 	hashed := "h-6552bcb0" + strings.Repeat("0", 32)
-	rows := []struct{ key, id, path, object, status, num string }{
-		{"rec-258-" + number, "rec-258-" + number, "", "x/2026/01/01/rec-258-" + number + ".wav", "copied", "+" + number},
-		{hashed, "", path, "x/2026/01/01/" + hashed + ".wav", "copied", "+" + number},
-		{"k-abcdefghijklmnop", "7", "", "x/2026/01/01/k-abcdefghijklmnop.wav", "vanished", "+" + number},
-		{"22", "22", "", "x/2026/01/01/22.wav", "copied", "+390212345678"},
+	rows := []struct{ key, id, path, object, status, num, reason string }{
+		{"rec-258-" + number, "rec-258-" + number, "", "x/2026/01/01/rec-258-" + number + ".wav", "copied", "+" + number, ""},
+		{hashed, "", path, "x/2026/01/01/" + hashed + ".wav", "copied", "+" + number, "hostile file name " + path + "/.."},
+		{"k-abcdefghijklmnop", "7", "", "x/2026/01/01/k-abcdefghijklmnop.wav", "vanished", "+" + number, ""},
+		{"22", "22", "", "x/2026/01/01/22.wav", "copied", "+390212345678", ""},
 	}
 	ep := record.Builtin()[len(record.Builtin())-1]
 	var recs []record.Row
 	for i, r := range rows {
 		vals := make([]any, len(ep.Columns))
-		for c, v := range map[string]any{"recording": r.key, "id": r.id, "path": r.path, "object": r.object, "status": r.status, "number": r.num,
+		for c, v := range map[string]any{"recording": r.key, "id": r.id, "path": r.path, "object": r.object, "status": r.status, "number": r.num, "reason": r.reason,
 			"start_time": day.Add(time.Duration(i) * time.Minute)} {
 			if v != "" {
 				vals[ep.Column(c)] = v
