@@ -228,3 +228,49 @@ func TestRedactorWithoutKey(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactorNationalAndBareCodeForms: a PBX's error reason, a log
+// line's value and a note holding a national number whose last group
+// begins "00" ("347 111 0007", "02 1234 0009") or a country code written
+// without "+" before groups ("39 347 111 0011") come out with no digit of
+// it readable, with and without a key: the log, the ledger's error, check
+// and the failure notification all showed "caller 347 111 0007 … see 02
+// 1234 0009" in clear, and "39 347 111 0011" as the pseudonym of
+// 39347111 and its tail (attack 4, F1, F2).
+func TestRedactorNationalAndBareCodeForms(t *testing.T) {
+	t.Parallel()
+	k := keyed(t)
+	reason := `export call_history: page 1: GET /api/v1/PBX/CallHistory/: 400 Bad Request: "Invalid filter: caller 347 111 0007 or +39 347 111 0107, see 02 1234 0009"`
+	for _, tc := range []struct {
+		in   string
+		gone []string // digits that must not be left
+		want []string // what Text writes, with a key
+	}{
+		{reason, []string{"347 111 0007", "02 1234 0009", "0107", "0007", "0009"},
+			[]string{k.Number("3471110007"), k.Number("+393471110107"), k.Number("0212340009"), "400 Bad Request"}},
+		{`recording copied recording="347-111-0082"`, []string{"0082", "347-111"}, []string{k.Number("3471110082")}},
+		{"callback 39-347-111-0011, then 39 347 111 0007 2 missed", []string{"0011", "0007", "347"},
+			[]string{k.Number("+393471110011"), k.Number("+393471110007") + " 2 missed"}},
+		{"cb 020 7946 0018 or 44 7911 123 004", []string{"0018", "004", "7946"}, []string{k.Number("02079460018"), k.Number("+447911123004")}},
+	} {
+		for _, r := range []*Redactor{{Keys: k}, {}} {
+			got := r.Text(tc.in)
+			for _, g := range tc.gone {
+				if strings.Contains(got, g) {
+					t.Errorf("Text(%q) (key %v)\n  = %q: %q left", tc.in, r.Keys != nil, got, g)
+				}
+			}
+			if r.Keys == nil {
+				continue
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("Text(%q)\n  = %q, want %q in it", tc.in, got, w)
+				}
+			}
+			if e := r.Error(errors.New(tc.in)).Error(); e != got {
+				t.Errorf("Error(%q) = %q, want as Text %q", tc.in, e, got)
+			}
+		}
+	}
+}

@@ -277,11 +277,18 @@ func TestScrubMergedRuns(t *testing.T) {
 		{"+44 20 7946 0958 +39 352 8512784", k.Number("+442079460958") + " " + k.Number("+393528512784")}, // a second international start splits
 		{"+44 20 7946 0958 0039 352 8512784", k.Number("+442079460958") + " " + k.Number("+393528512784")},
 		{"00442079460958 00393528512784", k.Number("+442079460958") + " " + k.Number("+393528512784")},
-		{"1767225600.1234567890123", Merged},   // no uniqueid: 13 digits after the dot
-		{"39 352 8512784 333 1234567", Merged}, // one run of 22, not international
+		{"1767225600.1234567890123", Merged}, // no uniqueid: 13 digits after the dot
+		{"352 851 2784 333 1234567", Merged}, // one run of 20, not international
+		// A country code without "+" and a whole number of its country
+		// after it: read by its lengths, as with "+" (attack 4, F2).
+		{"39 352 8512784 333 1234567", k.Number("+393528512784") + " " + k.Number("3331234567")},
 		{"x\uff13\uff19\uff13\uff15\uff12\uff18\uff15\uff11\uff12\uff17\uff18\uff14\uff11\uff12\uff13\uff14", "x" + Merged},
 		{"SIP/t-00000039333717540@", "SIP/t-" + Merged + "@"}, // a 0 after 00: no country code
 		{"ref 0000000", "ref " + Merged},
+		// A group beginning 00 after fewer than 7 digits not written
+		// internationally: joined, though it begins a whole number, so no
+		// digit stays readable (attack 4, F1).
+		{"347 111 0039 352 851 2784", Merged},
 		// One number: at most 15 digits after + or 00.
 		{"+393528512784123", k.Number("393528512784123")},
 		{"00393528512784123", k.Number("393528512784123")},

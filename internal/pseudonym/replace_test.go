@@ -176,6 +176,7 @@ func TestReplaceAgreesWithScrub(t *testing.T) {
 	for _, s := range []string{
 		"SIP/0039021234567-0000002a", "+39 (02) 1234 5678 and 00442079460000", "ext0039021234567",
 		"Queue(q1,t,,,300) +390212345678", "12345 short, 1234567 long",
+		"cb 347 111 0007 asap, 39-347-111-0011 or 02 1234 0009", "44 7911 123 004, 020 7946 0018",
 	} {
 		scrubbed := k.Scrub(s, nil)
 		got, _ := Replace(s, func(v string) bool { return !strings.HasPrefix(v, "p:") }, "X")

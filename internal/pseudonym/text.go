@@ -271,9 +271,15 @@ func (t *text) numbers(yield func(number)) {
 //     it) or an IPv4 address is not a number, and one holding such a
 //     date further on ends before it.
 //
-// A group written internationally ("201-0039…", and after a number that
-// may be whole "+39 2 1234567 0039 352…" when it is itself the start of a
-// whole number: beginsWhole) begins a number of its own, a group
+// A group beginning "00" begins a number of its own only when it is
+// itself the start of a whole international number (beginsWhole) and
+// the digits before it are a number too: after a number written
+// internationally that may be whole or is too long ("+39 2 1234567 0039
+// 352…"), or after 7 digits or more ("352 851 0164 0039 352 851 2784");
+// otherwise it is the number's last digits ("347 111 0007", "020 7946
+// 0018", "+43 1 452 0037"), and a run of fewer digits before one that
+// begins a whole number is read with it ("201-0039021234567" is Merged):
+// no digit is left readable (attack 4, F1). A group
 // of one or two digits before ":" and two digits is an hour (timeAt), and
 // a group inside a hex id (hexID: "-9f3a1c", "-0000002a") joins no run.
 // A number written internationally ends where its country's numbers
@@ -281,6 +287,13 @@ func (t *text) numbers(yield func(number)) {
 // 0164 2 missed", "+44 20 7946 0958 393528512784" is two numbers), and
 // once whole before a date ("+49 30 1234567 2026-12-01": dateAt).
 //
+// A run written with no "+" or "00" whose first group is a country
+// calling code of one or two digits (codeAlone: "39 347 111 0007", "44
+// 7911 123 004", "1 212 555 0123") is read as written internationally
+// once its groups make a whole number of that country: it ends where the
+// country's numbers end, a count after it is none of its digits
+// (countAfter). It got the pseudonym of its first groups, shared by
+// every number beginning so, and its tail was left (attack 4, F2).
 // A group written with no "+" or "00" that is by itself a whole
 // international number (wholeAlone: "393216606904") is read as one: it
 // begins a number of its own unless the groups before it make a whole
@@ -301,6 +314,9 @@ func (t *text) numbers(yield func(number)) {
 //
 // It reads no further than the first date's groups: the run after a
 // date is read again from there, so reading a value stays linear.
+// It stays one function (71 lines): one loop over the groups, each step
+// reading and changing the run, its digits' country (e164) and how it is
+// written (intl, evident); split, each part would take them all.
 func (t *text) numberRun(i int) (int, bool) {
 	s := t.s
 	j := i
@@ -316,6 +332,7 @@ func (t *text) numberRun(i int) (int, bool) {
 	// evident: written with no "+" or "00", but its first group is a
 	// whole international number by itself (wholeAlone).
 	evident := false
+	code := false // codeAlone: evident once its groups make a whole number
 	// field: the run begins right after a recording name's date and time
 	// and a "-": its first group is the extension.
 	field := i > 0 && i-1 == t.stamp && s[i-1] == '-' && isDigit(s[i])
@@ -347,8 +364,9 @@ func (t *text) numberRun(i int) (int, bool) {
 			break // a recording name's extension
 		}
 		if len(r.groups) == 1 && !intl {
-			evident = wholeAlone(s[from:j])
+			evident, code = wholeAlone(s[from:j]), codeAlone(s[from:j])
 		}
+		evident = evident || code && d.wholeWith("")
 		k, sep, ok := gap(s, j, intl)
 		if !ok {
 			break
@@ -357,7 +375,7 @@ func (t *text) numberRun(i int) (int, bool) {
 		for e < len(s) && isDigit(s[e]) {
 			e++
 		}
-		if !t.joins(k, e, intl || evident, &d) || intl && sep == 0 && t.countAfter(k, e, j-from, &d) {
+		if !t.joins(k, e, intl || evident, &d) || (intl || evident) && sep == 0 && t.countAfter(k, e, j-from, &d) {
 			break
 		}
 		r.seps = append(r.seps, sep)
@@ -385,20 +403,22 @@ func spacedIntl(s string, from, j int) bool {
 }
 
 // joins reports whether the digit group s[k:e] after a gap joins the run
-// numberRun reads (intl: written internationally, or its first group a
-// whole international number; its digits so far d): not inside a hex id,
+// numberRun reads (intl: written internationally, or evident: its first
+// group a whole international number, or a country code and a whole
+// number after it; its digits so far d): not inside a hex id,
 // not an hour, not where a number of its own or (once the number is
-// whole) a date begins, nor past its country's lengths. A group that is
+// whole) a date begins, nor past its country's lengths, nor an Asterisk
+// channel's counter (channelCounter: "SIP/201-00000013"). A group that is
 // by itself a whole international number begins one, unless the run's
-// digits and it are one (numberRun); written internationally, one
-// beginning "00" begins one only after at least minDigits digits, and
-// only when the number before is longer than its country's or the group
-// begins a whole number (beginsWhole).
+// digits and it are one (numberRun); one beginning "00" begins one only
+// after at least minDigits digits, and, written internationally, only
+// when the number before is longer than its country's or the group begins
+// a whole number (beginsWhole), otherwise only when it does.
 func (t *text) joins(k, e int, intl bool, d *e164) bool {
 	s := t.s
 	begins00 := e-k >= 3 && strings.HasPrefix(s[k:e], "00")
 	switch {
-	case t.hexID(k, e), recordingID(s, k, e), e-k <= 2 && timeAt(s, e):
+	case t.hexID(k, e), recordingID(s, k, e), e-k <= 2 && timeAt(s, e), t.channelCounter(k, e):
 		return false
 	case intl:
 		switch {
@@ -413,8 +433,18 @@ func (t *text) joins(k, e int, intl bool, d *e164) bool {
 		return true
 	case wholeAlone(s[k:e]) && !d.wholeWith(s[k:e]):
 		return false
+	case begins00:
+		// Not written internationally, a group beginning "00" is the
+		// number's last digits ("347 111 0007", "020 7946 0018",
+		// "347 001 2345") unless it begins a whole international number
+		// by itself (beginsWhole) and the digits before are a number of
+		// their own, replaced too ("352 851 0164 0039 352 851 2784").
+		// Read as a number of its own whatever followed, it left the
+		// number in clear or its tail readable (attack 4, F1); before
+		// fewer digits, joined, no digit stays readable.
+		return d.n < minDigits || !t.beginsWhole(k)
 	}
-	return !begins00
+	return true
 }
 
 // countAfter reports whether the group s[k:e], after spaces, is a count
@@ -488,6 +518,21 @@ func (t *text) beginsWhole(k int) bool {
 		}
 		j = next
 	}
+}
+
+// codeAlone reports whether the digit group g, the first of a run written
+// with no "+" or "00", is a country calling code of one or two digits
+// ("39 347 111 0007", "44 7911 123 004"): once the groups read make a
+// whole number of that country, numberRun reads the run on by its lengths
+// as with a "+" (attack 4, F2). Three-digit codes are left out: Italian
+// mobiles begin 35…, 37…, 38… as Luxembourg's, Latvia's, Belarus's
+// numbers do, and would be cut where those countries' numbers end.
+func codeAlone(g string) bool {
+	if len(g) > 2 || g[0] == '0' {
+		return false
+	}
+	cc, _ := nationalLengths(g)
+	return cc == len(g)
 }
 
 // minWholeAlone is the fewest digits of a group written with no "+" or

@@ -190,6 +190,41 @@ var numbersBeside = []struct {
 	{"00 39 352 851 2784 2026-12-01", "{0} 2026-12-01", []string{"+393528512784"}},
 	{"00 44 (0)20 7946 0958 2 missed", "{0} 2 missed", []string{"+442079460958"}},
 	{"00 39 (0)2 1234 5678", "{0}", []string{"+390212345678"}},
+	// A last group beginning "00" of a number not written
+	// internationally is its last digits: "a group beginning 00 begins
+	// a number of its own" left "347 111 0007" in clear and split
+	// "020 7946 0018" into a pseudonym and its tail, readable (attack
+	// 4, F1). It begins one only when what follows reads as a whole
+	// international number and the digits before are a number too.
+	{"cb 347 111 0007 asap", "cb {0} asap", []string{"3471110007"}},
+	{"347-111-0007", "{0}", []string{"3471110007"}},
+	{"02 1234 0009 ufficio", "{0} ufficio", []string{"0212340009"}},
+	{"06-1234-0099", "{0}", []string{"0612340099"}},
+	{"347 110 0000", "{0}", []string{"3471100000"}},
+	{"tel. 02/1234/0009", "tel. {0}", []string{"0212340009"}},
+	{"ufficio: 02 1234 0009, cell 347 111 0007", "ufficio: {0}, cell {1}", []string{"0212340009", "3471110007"}},
+	{"0612 000 345", "{0}", []string{"0612000345"}},
+	{"020 7946 0018", "{0}", []string{"02079460018"}},
+	{"0171 2345 0067", "{0}", []string{"017123450067"}},
+	{"030 1234 0056", "{0}", []string{"03012340056"}},
+	{"347 0012345", "{0}", []string{"3470012345"}},
+	{"347 001 2345", "{0}", []string{"3470012345"}},
+	{"347 0012345678", "{0}", []string{"3470012345678"}},
+	{"347-111-0082", "{0}", []string{"3471110082"}},
+	{"caller 347 111 0007 or +39 347 111 0107, see 02 1234 0009", "caller {0} or {1}, see {2}", []string{"3471110007", "+393471110107", "0212340009"}},
+	{"352 851 0164 0039 352 851 2784", "{0} {1}", []string{"3528510164", "+393528512784"}},
+	// A country code written without "+" and groups after it read to the
+	// number's end by its country's lengths, as with "+": "39 347 111
+	// 0007" got the pseudonym of 39347111, shared with "39 347 111
+	// 0011", its tail left in clear (attack 4, F2).
+	{"39 347 111 0007", "{0}", []string{"393471110007"}},
+	{"39-347-111-0011", "{0}", []string{"393471110011"}},
+	{"39.347.111.0007", "{0}", []string{"393471110007"}},
+	{"39 02 1234 0007", "{0}", []string{"390212340007"}},
+	{"44 7911 123 004", "{0}", []string{"447911123004"}},
+	{"07911 123 004", "{0}", []string{"07911123004"}},
+	{"cb 39 347 111 0007 2 missed", "cb {0} 2 missed", []string{"393471110007"}},
+	{"44 7911 123 004 2026-12-01", "{0} 2026-12-01", []string{"447911123004"}},
 	// Still one number: a group of 1 to 3 digits with nothing after it,
 	// a second group of two, a count and a number after it.
 	{"+43 664 123456 201", "{0}", []string{"+43664123456201"}},
@@ -342,7 +377,10 @@ func TestScrubAndReplaceFindEveryForm(t *testing.T) {
 	// H323/) are the number's: Scrub took 089 for a TECH's and wrote
 	// Tel089/ and the pseudonym of 1234567, which forget of 0891234567
 	// never found (review 30, MEDIUM-1).
-	for in, c := range map[string]string{"Tel089/1234567": "0891234567", "Fax02/12345678": "0212345678", "x sip2/3528512784": "23528512784"} {
+	// And a bracketed first group (attack 4, F1, F2): "(02) 1234 0009"
+	// was left in clear.
+	for in, c := range map[string]string{"Tel089/1234567": "0891234567", "Fax02/12345678": "0212345678", "x sip2/3528512784": "23528512784",
+		"(02) 1234 0009": "0212340009", "(39) 347 111 0007": "393471110007", "tel. (06) 1234-0099": "0612340099"} {
 		p := k.Number(c)
 		if scrubbed := k.Scrub(in, nil); !strings.HasSuffix(scrubbed, p) || holds(scrubbed, c[len(c)-minDigits:]) {
 			t.Errorf("Scrub(%q) = %q, want the whole %s replaced by %s", in, scrubbed, c, p)
@@ -508,6 +546,8 @@ func FuzzScrub(f *testing.F) {
 	for _, s := range []string{
 		"+39 352 851 0164 1234567", "0039 2 1234567 0039 352 8512784", "+49 30 1234567 1 2 3 4 5 6 7 8 9 10:00",
 		"+39 06.12.2026", "+44 20 7946 0958 10.0.0.1", "+39 352 851 0164 1-2-2026",
+		"347 111 0039 352 851 2784", "39 352 8512784 333 1234567", "SIP/201-0039021234567-0000002a", "1 2 3 4 5 6 7 8 9 10 11",
+		"(02) 1234 0009", "347 0012345678 00", "SIP/3471110007-00000012",
 		"234-393216606904", "2026.12.06-17.01.09-0039-393216606904-1.wav", "2026.12.06-17.01.09-217-393216606904-00000012",
 		"2026.12.06-17.01.09-217-3932166069042026.12.06-17.01.09-217-393216606904-d1548fcd-2.wav",
 		"2026.12.06-17.01.09-+393216606904-217-1.wav", "393216606904-393216606905-1", "2026-12-06-17-01-09-217-393216606904",
