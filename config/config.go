@@ -92,6 +92,7 @@ type env struct {
 	RecordingsToken  string `envconfig:"WILDIX_RECORDINGS_TOKEN" desc:"PBX Simple Token (access_...) that fetches recording files, created for an admin user in WMS (PBX > Integrations > Applications > Simple Token); sent to the PBX's /spoolview/ only (default: WILDIX_API_KEY when it is a Simple Token) (secret; or WILDIX_RECORDINGS_TOKEN_FILE)"`
 	Pseudonymize     string `envconfig:"EXPORT_PSEUDONYMIZE" default:"none" desc:"what is replaced by keyed pseudonyms (p:…, n:…) before anything is written: none, numbers (external phone numbers), names (external parties' names), numbers,names, or all (also colleagues' names and numbers; extensions stay readable: up to 6 digits by shape, longer ones when a colleague's, read from the PBX at each run's start) (README, Privacy)"`
 	PseudonymKey     string `envconfig:"EXPORT_PSEUDONYM_KEY" desc:"secret of at least 32 bytes keying the pseudonyms, required with EXPORT_PSEUDONYMIZE; keep it: another key gives other pseudonyms, and a database or folder refuses it (secret; or EXPORT_PSEUDONYM_KEY_FILE)"`
+	PrevPseudonymKey string `envconfig:"EXPORT_PSEUDONYM_PREVIOUS_KEY" desc:"for the one run that changes EXPORT_PSEUDONYM_KEY (run --force) on a sink storing recordings: the earlier key, which the key of the recordings' ids is sealed with, so that it is sealed again with the new one and no recording is copied a second time; unset it afterwards (secret; or EXPORT_PSEUDONYM_PREVIOUS_KEY_FILE)"`
 	PseudonymDisplay string `envconfig:"EXPORT_PSEUDONYM_DISPLAY" default:"false" desc:"with EXPORT_PSEUDONYMIZE replacing numbers: keep beside each number column replaced a display form, its country code and last two digits (+39 ••• ••• 12), in the row's extra as <column>_display"`
 	Retention        string `envconfig:"EXPORT_RETENTION" desc:"how long rows are kept, in days, e.g. 400d: older calls are not exported and are removed after each run (default: for ever)"`
 	ClientSecretFile string `envconfig:"WILDIX_CLIENT_SECRET_FILE" desc:"file holding WILDIX_CLIENT_SECRET"`
@@ -104,6 +105,7 @@ type env struct {
 	S3AccessKeyFile  string `envconfig:"EXPORT_RECORDINGS_S3_ACCESS_KEY_FILE" desc:"file holding EXPORT_RECORDINGS_S3_ACCESS_KEY"`
 	S3SecretKeyFile  string `envconfig:"EXPORT_RECORDINGS_S3_SECRET_KEY_FILE" desc:"file holding EXPORT_RECORDINGS_S3_SECRET_KEY"`
 	PseudonymKeyFile string `envconfig:"EXPORT_PSEUDONYM_KEY_FILE" desc:"file holding EXPORT_PSEUDONYM_KEY"`
+	PrevKeyFile      string `envconfig:"EXPORT_PSEUDONYM_PREVIOUS_KEY_FILE" desc:"file holding EXPORT_PSEUDONYM_PREVIOUS_KEY"`
 }
 
 // Auth says how requests to the PBX are authenticated.
@@ -191,6 +193,7 @@ type Config struct {
 	// how long rows are kept (0: for ever).
 	Pseudonymize     pseudonym.Rule
 	PseudonymKey     Secret
+	PrevPseudonymKey Secret
 	PseudonymDisplay bool
 	Retention        time.Duration
 }

@@ -18,8 +18,8 @@ import (
 // beyond any purpose, and far from time.Duration's limit.
 const maxRetention = 36500 * 24 * time.Hour
 
-// privacy reads EXPORT_PSEUDONYMIZE, EXPORT_PSEUDONYM_KEY(_FILE) and
-// EXPORT_RETENTION. The key is required to pseudonymise only where rows
+// privacy reads EXPORT_PSEUDONYMIZE, EXPORT_PSEUDONYM_KEY(_FILE),
+// EXPORT_PSEUDONYM_PREVIOUS_KEY(_FILE) and EXPORT_RETENTION. The key is required to pseudonymise only where rows
 // are written (need.Sink); a key set without a rule is not refused, as
 // it may key the suppression list of forgotten numbers (`forget`).
 func (c *checker) privacy(cfg *Config, e env, need Need) {
@@ -35,6 +35,13 @@ func (c *checker) privacy(cfg *Config, e env, need Need) {
 	case n > 0 && n < pseudonym.MinKeyLen:
 		// Its length is said, never the value.
 		c.add("EXPORT_PSEUDONYM_KEY", "", fmt.Sprintf("too short: %d bytes, at least %d needed, or the pseudonyms of phone numbers could be guessed by trying every number: make one with `openssl rand -base64 32`", n, pseudonym.MinKeyLen))
+	}
+	cfg.PrevPseudonymKey = c.secret("EXPORT_PSEUDONYM_PREVIOUS_KEY", e.PrevPseudonymKey, "EXPORT_PSEUDONYM_PREVIOUS_KEY_FILE", e.PrevKeyFile)
+	switch n := len(cfg.PrevPseudonymKey.Value()); {
+	case n > 0 && n < pseudonym.MinKeyLen:
+		c.add("EXPORT_PSEUDONYM_PREVIOUS_KEY", "", fmt.Sprintf("too short: %d bytes; expected the earlier EXPORT_PSEUDONYM_KEY (at least %d bytes) exactly as it was set", n, pseudonym.MinKeyLen))
+	case n > 0 && cfg.PrevPseudonymKey.Value() == cfg.PseudonymKey.Value():
+		c.add("EXPORT_PSEUDONYM_PREVIOUS_KEY", "", "the same as EXPORT_PSEUDONYM_KEY: expected the earlier key, the one set before the change of key, or nothing")
 	}
 	cfg.PseudonymDisplay = c.boolean("EXPORT_PSEUDONYM_DISPLAY", cmp.Or(e.PseudonymDisplay, "false"))
 	if cfg.PseudonymDisplay && !rule.Numbers {

@@ -36,6 +36,11 @@ func TestPrivacySettings(t *testing.T) {
 		{"short key", func(e *env) { e.Pseudonymize, e.PseudonymKey = "numbers", key32[:31] }, Need{}, "numbers", 0, []string{"EXPORT_PSEUDONYM_KEY"}},
 		{"key twice", func(e *env) { e.Pseudonymize, e.PseudonymKey, e.PseudonymKeyFile = "numbers", key32, keyFile }, Need{Sink: true}, "numbers", 0, []string{"EXPORT_PSEUDONYM_KEY"}},
 		{"key without a rule", func(e *env) { e.PseudonymKey = key32 }, Need{Sink: true}, "none", 0, nil},
+		{"previous key", func(e *env) { e.Pseudonymize, e.PseudonymKey, e.PrevPseudonymKey = "numbers", key32, "x"+key32 }, Need{Sink: true}, "numbers", 0, nil},
+		{"previous key from a file", func(e *env) { e.Pseudonymize, e.PseudonymKey, e.PrevKeyFile = "numbers", "x"+key32, keyFile }, Need{Sink: true}, "numbers", 0, nil},
+		{"previous key short", func(e *env) { e.PrevPseudonymKey = key32[:31] }, Need{Sink: true}, "none", 0, []string{"EXPORT_PSEUDONYM_PREVIOUS_KEY"}},
+		{"previous key the key", func(e *env) { e.Pseudonymize, e.PseudonymKey, e.PrevKeyFile = "numbers", key32, keyFile }, Need{Sink: true}, "numbers", 0, []string{"EXPORT_PSEUDONYM_PREVIOUS_KEY"}},
+		{"previous key twice", func(e *env) { e.PrevPseudonymKey, e.PrevKeyFile = key32, keyFile }, Need{Sink: true}, "none", 0, []string{"EXPORT_PSEUDONYM_PREVIOUS_KEY"}},
 		{"unknown rule", func(e *env) { e.Pseudonymize, e.PseudonymKey = "phones", key32 }, Need{Sink: true}, "none", 0, []string{"EXPORT_PSEUDONYMIZE"}},
 		{"none and numbers", func(e *env) { e.Pseudonymize, e.PseudonymKey = "none,numbers", key32 }, Need{Sink: true}, "none", 0, []string{"EXPORT_PSEUDONYMIZE"}},
 		{"display", func(e *env) { e.Pseudonymize, e.PseudonymKey, e.PseudonymDisplay = "numbers", key32, "true" }, Need{Sink: true}, "numbers", 0, nil},
@@ -105,6 +110,10 @@ func TestPseudonymsKeyed(t *testing.T) {
 	}
 	if ids[0] != ids[1] {
 		t.Fatalf("key ids %v differ: the file's key is not the variable's", ids)
+	}
+	fromFile.PseudonymKey, fromFile.PseudonymKeyFile, fromFile.PrevKeyFile = "x"+key32, "", path
+	if cfg, err := parse(fromFile, Need{Sink: true}, os.ReadFile); err != nil || cfg.PrevPseudonymKey.Value() != key32 {
+		t.Fatalf("EXPORT_PSEUDONYM_PREVIOUS_KEY_FILE: %v; the key read is not the file's", err)
 	}
 	cfg, err := parse(good(), Need{Sink: true}, os.ReadFile)
 	if err != nil {

@@ -45,8 +45,13 @@ type Suppression struct {
 	// it never takes the pseudonym key (which could then never be unset,
 	// though nothing was forgotten) nor makes a later forget's hashes
 	// with a key anyone who can read the list has.
-	IDKey   []byte             `json:"id_key,omitempty"`
-	Numbers []SuppressedNumber `json:"numbers"`
+	IDKey []byte `json:"id_key,omitempty"`
+	// IDKeySealed is the key of recordings' ids of a pseudonymised sink,
+	// sealed with the pseudonym key (idkey.go): nothing in the sink lets
+	// one who reads it without that key test a number against a stored
+	// name (attack 1, A1).
+	IDKeySealed *SealedKey         `json:"id_key_sealed,omitempty"`
+	Numbers     []SuppressedNumber `json:"numbers"`
 }
 
 // SuppressedNumber is one forgotten number: its keyed hash and when.
@@ -116,28 +121,6 @@ func (l *Suppression) makeKey(pk *pseudonym.Keyed) bool {
 		k, _ = pseudonym.New(l.Key)
 	}
 	l.KeyID = k.KeyID()
-	return true
-}
-
-// idKey is the key of recordings' ids on a sink in clear: IDKey, else
-// the list's key when it had one before IDKey was (lists made by forget,
-// or by runs before it existed: their recordings keep their ids), read
-// with pk as keyed does; nil when it has neither yet.
-func (l *Suppression) idKey(pk *pseudonym.Keyed) (*pseudonym.Keyed, error) {
-	if l.IDKey != nil {
-		return pseudonym.New(l.IDKey)
-	}
-	return l.keyed(pk)
-}
-
-// makeIDKey gives the list a random IDKey when it has no key at all; it
-// reports whether it made one.
-func (l *Suppression) makeIDKey() bool {
-	if l.IDKey != nil || l.KeyID != "" {
-		return false
-	}
-	l.IDKey = make([]byte, pseudonym.MinKeyLen)
-	rand.Read(l.IDKey)
 	return true
 }
 
@@ -381,82 +364,4 @@ func (s *CSV) Suppress(ctx context.Context, f *Forgotten, pk *pseudonym.Keyed) (
 		return "", false, fmt.Errorf("add to the suppression list: %w", err)
 	}
 	return h, true, nil
-}
-
-// SuppressionKey returns the key, kept with the schema's suppression
-// list, that the ids of recordings that cannot be stored under their PBX
-// id are hashed with on a sink whose rows are in clear
-// (exporter.Exporter.RecordingsKey): a key that stays the sink's, as the
-// list's hashes do. It is the list's IDKey, a random one made and stored
-// when the list has no key yet (never pk: pk could then never be unset);
-// or, for a list that already had a key (Suppression.idKey), the list's
-// key, read with pk: an error wrapping ErrSuppressionKey when the list
-// was made with a pseudonym key and pk is not that key.
-func (p *Postgres) SuppressionKey(ctx context.Context, pk *pseudonym.Keyed) (*pseudonym.Keyed, error) {
-	l, err := p.Suppression(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if k, err := l.idKey(pk); k != nil || err != nil {
-		return k, err
-	}
-	tx, err := p.pool.Begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("make the suppression list's key: %w", dbError(err))
-	}
-	defer tx.Rollback(ctx)
-	table := p.ident("export_state")
-	if _, err := tx.Exec(ctx, "INSERT INTO "+table+" (pbx, key, state) VALUES ($1, $2, '{\"numbers\":[]}') ON CONFLICT DO NOTHING", suppressionPBX, suppressionKey); err != nil {
-		return nil, fmt.Errorf("make the suppression list's key: %w", dbError(err))
-	}
-	var b []byte
-	if err := tx.QueryRow(ctx, "SELECT state FROM "+table+" WHERE pbx = $1 AND key = $2 FOR UPDATE", suppressionPBX, suppressionKey).Scan(&b); err != nil {
-		return nil, fmt.Errorf("make the suppression list's key: %w", dbError(err))
-	}
-	if l, err = decodeSuppression(b); err != nil {
-		return nil, err
-	}
-	if l.makeIDKey() {
-		b, _ = json.Marshal(l)
-		if _, err := tx.Exec(ctx, "UPDATE "+table+" SET state = $3, updated_at = now() WHERE pbx = $1 AND key = $2", suppressionPBX, suppressionKey, b); err != nil {
-			return nil, fmt.Errorf("make the suppression list's key: %w", dbError(err))
-		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("make the suppression list's key: %w", dbError(err))
-	}
-	return l.idKey(pk)
-}
-
-// SuppressionKey returns the key of the folder's recordings' ids, kept
-// with its suppression list and made when it has none yet
-// (Postgres.SuppressionKey).
-func (s *CSV) SuppressionKey(ctx context.Context, pk *pseudonym.Keyed) (_ *pseudonym.Keyed, err error) {
-	l, err := s.Suppression(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if k, err := l.idKey(pk); k != nil || err != nil {
-		return k, err
-	}
-	defer func() { err = s.advise(err) }()
-	dir, err := s.mkdir(".state")
-	if err != nil {
-		return nil, fmt.Errorf("make the suppression list's key: %w", err)
-	}
-	lock := safefile.NewLock(filepath.Join(dir, ".suppressed.lock"), fileMode)
-	if err := lock.Wait(ctx, 100*time.Millisecond); err != nil {
-		return nil, fmt.Errorf("make the suppression list's key: %w", err)
-	}
-	defer lock.Unlock()
-	if l, err = s.Suppression(ctx); err != nil {
-		return nil, err
-	}
-	if l.makeIDKey() {
-		b, _ := json.Marshal(l)
-		if err := safefile.Write(s.suppressionFile(), b, fileMode); err != nil {
-			return nil, fmt.Errorf("make the suppression list's key: %w", err)
-		}
-	}
-	return l.idKey(pk)
 }

@@ -377,14 +377,15 @@ func TestForgetCSV(t *testing.T) {
 func TestSuppressionKeyMade(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pk, err := pseudonym.New([]byte("suppression-key-test-0123456789abcdef"))
+	const pkRaw = "suppression-key-test-0123456789abcdef"
+	pk, err := pseudonym.New([]byte(pkRaw))
 	if err != nil {
 		t.Fatal(err)
 	}
 	type list interface {
 		Suppression(ctx context.Context) (*Suppression, error)
 		Suppress(ctx context.Context, f *Forgotten, pk *pseudonym.Keyed) (string, bool, error)
-		SuppressionKey(ctx context.Context, pk *pseudonym.Keyed) (*pseudonym.Keyed, error)
+		SuppressionKey(ctx context.Context, o IDKeyOptions) (*pseudonym.Keyed, error)
 	}
 	forget := func(t *testing.T, s list, k *pseudonym.Keyed) {
 		f, err := NewForgotten("+393528510009", k)
@@ -394,6 +395,12 @@ func TestSuppressionKeyMade(t *testing.T) {
 		if _, _, err := s.Suppress(ctx, f, k); err != nil {
 			t.Fatalf("forget: %v", err)
 		}
+	}
+	opts := func(k *pseudonym.Keyed) IDKeyOptions {
+		if k == nil {
+			return IDKeyOptions{}
+		}
+		return IDKeyOptions{Key: []byte(pkRaw)}
 	}
 	for _, kind := range []string{"csv", "postgres"} {
 		open := func(t *testing.T) list {
@@ -415,7 +422,7 @@ func TestSuppressionKeyMade(t *testing.T) {
 				if withPK {
 					given = pk
 				}
-				k1, err := s.SuppressionKey(ctx, given)
+				k1, err := s.SuppressionKey(ctx, opts(given))
 				if err != nil || k1 == nil {
 					t.Fatalf("first: %v, %v", k1, err)
 				}
@@ -427,7 +434,7 @@ func TestSuppressionKeyMade(t *testing.T) {
 					t.Fatalf("list %+v, %v; want an id key of its own, no list key, no number", l, err)
 				}
 				for _, k := range []*pseudonym.Keyed{given, nil, pk} {
-					if k2, err := s.SuppressionKey(ctx, k); err != nil || k2.KeyID() != k1.KeyID() {
+					if k2, err := s.SuppressionKey(ctx, opts(k)); err != nil || k2.KeyID() != k1.KeyID() {
 						t.Fatalf("again with key %v: %v, %v; want key %s again", k, k2, err, k1.KeyID())
 					}
 				}
@@ -435,7 +442,7 @@ func TestSuppressionKeyMade(t *testing.T) {
 				if l, err = s.Suppression(ctx); err != nil || withPK && (l.KeyID != pk.KeyID() || l.Key != nil) || !withPK && l.Key == nil {
 					t.Fatalf("list after forget %+v, %v; want the list keyed as forget makes it (pseudonym key: %v)", l, err, withPK)
 				}
-				if k2, err := s.SuppressionKey(ctx, given); err != nil || k2.KeyID() != k1.KeyID() {
+				if k2, err := s.SuppressionKey(ctx, opts(given)); err != nil || k2.KeyID() != k1.KeyID() {
 					t.Fatalf("after forget: %v, %v; want key %s again", k2, err, k1.KeyID())
 				}
 			})
@@ -444,10 +451,10 @@ func TestSuppressionKeyMade(t *testing.T) {
 			t.Parallel()
 			s := open(t)
 			forget(t, s, pk)
-			if k, err := s.SuppressionKey(ctx, pk); err != nil || k.KeyID() != pk.KeyID() {
+			if k, err := s.SuppressionKey(ctx, opts(pk)); err != nil || k.KeyID() != pk.KeyID() {
 				t.Fatalf("with the key: %v, %v; want the list's, the pseudonym key %s", k, err, pk.KeyID())
 			}
-			if k, err := s.SuppressionKey(ctx, nil); !errors.Is(err, ErrSuppressionKey) {
+			if k, err := s.SuppressionKey(ctx, opts(nil)); !errors.Is(err, ErrSuppressionKey) {
 				t.Fatalf("without the key: %v, %v; want ErrSuppressionKey", k, err)
 			}
 		})

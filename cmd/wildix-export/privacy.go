@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/wildix-export/wildix-export/config"
 	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/exporter/paging"
 	"github.com/wildix-export/wildix-export/exporter/privacy"
@@ -43,32 +44,56 @@ type suppressionList interface {
 	Suppression(ctx context.Context) (*sinks.Suppression, error)
 }
 
-// suppressionKeyed is a sink whose suppression list has a key of its
-// own when no pseudonym key made it (sinks).
+// suppressionKeyed is a sink keeping the key of recordings' ids with its
+// suppression list (sinks, idkey.go).
 type suppressionKeyed interface {
-	SuppressionKey(ctx context.Context, pk *pseudonym.Keyed) (*pseudonym.Keyed, error)
+	SuppressionKey(ctx context.Context, o sinks.IDKeyOptions) (*pseudonym.Keyed, error)
 }
 
 // recordingsKey is the key the ids and paths of recordings not stored
 // under their PBX id are hashed with (exporter.Exporter.RecordingsKey,
-// exporter/recordings/key.go): the pseudonym key under pseudonymisation,
-// else the sink's own, kept with its suppression list (made and stored
-// by the first run that needs it, never the pseudonym key, which can
-// then be unset: sinks.Postgres.SuppressionKey), so that a stored name
-// never lets anyone without the key confirm a number.
+// exporter/recordings/key.go): one per sink, kept with its suppression
+// list, which never changes once recordings are stored with it (else the
+// look-back would copy each again under a new name): in clear on a sink
+// in clear, sealed with EXPORT_PSEUDONYM_KEY under pseudonymisation, so
+// that no one without the key can confirm a number against a stored
+// name (sinks/idkey.go). Called once the run's rule and key are
+// accepted (privacyRule): a forced change of either carries the key over
+// here (sealed again with the new key, which needs the earlier one as
+// EXPORT_PSEUDONYM_PREVIOUS_KEY; or stored in clear after a change to
+// none), in one atomic write before anything is exported. A key the
+// configured ones cannot open is refused, exit 2, naming the setting.
 func (a *app) recordingsKey(ctx context.Context, s *sink, g *privacy.Guard) (*pseudonym.Keyed, error) {
-	if g.Rule.On() {
-		return g.Keys, nil
-	}
 	sk, ok := s.Sink.(suppressionKeyed)
 	if !ok {
+		if g.Rule.On() {
+			return g.Keys, nil
+		}
 		return nil, fmt.Errorf("the %s keeps no key for recordings' ids", s.name)
 	}
-	k, err := sk.SuppressionKey(ctx, g.Keys)
-	if errors.Is(err, sinks.ErrSuppressionKey) {
+	o := sinks.IDKeyOptions{Pseudonymize: g.Rule.On(), Key: secretBytes(a.cfg.PseudonymKey), Previous: secretBytes(a.cfg.PrevPseudonymKey)}
+	if store, ok := s.Sink.(privacyStore); ok {
+		was, found, err := store.PrivacyRule(ctx, a.cfg.PBXID)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			o.WrittenUnder = was.KeyID
+		}
+	}
+	k, err := sk.SuppressionKey(ctx, o)
+	if errors.Is(err, sinks.ErrSuppressionKey) || errors.Is(err, sinks.ErrRecordingsKey) {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	return k, err
+}
+
+// secretBytes is a secret's bytes, nil when it is not set.
+func secretBytes(s config.Secret) []byte {
+	if !s.IsSet() {
+		return nil
+	}
+	return []byte(s.Value())
 }
 
 // privacyNow is the rule and key id the guard applies.

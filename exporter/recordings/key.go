@@ -22,11 +22,15 @@ import (
 //     hashed ids' marks "h-" and "k-"), and the path of a recording sent
 //     without an id (its file name holds the caller's number), become
 //     "k-" and a keyed hash (Recording.IDKey, pseudonym.Keyed.Tag): the
-//     pseudonym key under pseudonymisation, else the sink's own random
-//     key, that of its suppression list. Without that key, no one can
+//     sink's key of recordings' ids, kept with its suppression list, in
+//     clear on a sink in clear, sealed with the pseudonym key under
+//     pseudonymisation (sinks/idkey.go). Without that key, no one can
 //     confirm a guessed number or path against a stored name: the
 //     extensions and numbers a path can hold are few enough to be tried
-//     one by one against an unkeyed sha256 (attack 1, A1).
+//     one by one against an unkeyed sha256 (attack 1, A1). It never
+//     changes once recordings are named with it: a forced change of
+//     pseudonym key or rule carries it over, else every recording the
+//     look-back lists again would be copied a second time (issue 30, R1).
 //
 // A keyed hash of the path stays after forget (the row's key, the
 // stored name of a file forget did not have to remove), as the hash of

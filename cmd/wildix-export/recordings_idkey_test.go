@@ -1,0 +1,237 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/sinks"
+)
+
+// idKeyStep is one run of TestRecordingsKeptAcrossKeyChanges: its
+// privacy settings, whether it is forced, and the exit it must have.
+type idKeyStep struct {
+	env   []string
+	force bool
+	code  int
+	says  string // in the error when code is not exitOK
+	// forget makes the sink forget the key of recordings' ids before the
+	// run: a sink written before it was kept.
+	forget bool
+}
+
+// TestRecordingsKeptAcrossKeyChanges: recordings stored under a keyed id
+// ("k-…": the simulator's records without an id) keep their names when
+// the pseudonym key is changed (run --force, with the earlier key given
+// as EXPORT_PSEUDONYM_PREVIOUS_KEY) or the rule goes from none to on and
+// back: the next runs, whose look-back lists the same recordings again,
+// copy none again and add no row, the store unchanged (issue 30, R1:
+// every keyed id changed with the key, each recording copied twice). A
+// forced key change without the earlier key exits 2 naming the setting,
+// and stores nothing. Both sinks.
+func TestRecordingsKeptAcrossKeyChanges(t *testing.T) {
+	t.Parallel()
+	on := func(key string, extra ...string) []string {
+		return append([]string{"EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY=" + key}, extra...)
+	}
+	none := func(extra ...string) []string { return append([]string{"EXPORT_PSEUDONYMIZE=none"}, extra...) }
+	for _, sc := range []struct {
+		name  string
+		steps []idKeyStep
+	}{
+		{"key change", []idKeyStep{
+			{env: on(testKey1)},
+			{env: on(testKey2, "EXPORT_PSEUDONYM_PREVIOUS_KEY="+testKey1), force: true},
+			{env: on(testKey2)},
+		}},
+		{"key change without the earlier key", []idKeyStep{
+			{env: on(testKey1)},
+			{env: on(testKey2), force: true, code: exitConfig, says: "EXPORT_PSEUDONYM_PREVIOUS_KEY"},
+			{env: on(testKey1)},
+		}},
+		{"none, on, key change, none", []idKeyStep{
+			{env: none()},
+			{env: on(testKey1), force: true},
+			{env: on(testKey2, "EXPORT_PSEUDONYM_PREVIOUS_KEY="+testKey1), force: true},
+			{env: none("EXPORT_PSEUDONYM_KEY=" + testKey2), force: true},
+			{env: none()},
+		}},
+		{"key change on a sink written before the key was kept", []idKeyStep{
+			{env: on(testKey1)},
+			{env: on(testKey2, "EXPORT_PSEUDONYM_PREVIOUS_KEY="+testKey1), force: true, forget: true},
+			{env: on(testKey2)},
+		}},
+		{"on, none", []idKeyStep{
+			{env: on(testKey1)},
+			{env: none(), force: true, code: exitConfig, says: "EXPORT_PSEUDONYM_KEY"},
+			{env: none("EXPORT_PSEUDONYM_KEY=" + testKey1), force: true},
+			{env: none("EXPORT_PSEUDONYM_KEY=" + testKey1)},
+		}},
+	} {
+		for _, sink := range []string{"csv", "postgres"} {
+			t.Run(sc.name+"/"+sink, func(t *testing.T) {
+				t.Parallel()
+				f := recPBX(t, 100, time.Hour, pbxsim.RecordingOptions{Fields: "bare"})
+				store, dir := t.TempDir(), t.TempDir()
+				base, pool := onSink(t, sink, fixtureEnv(f, dir, "EXPORT_ENDPOINTS=recordings", "EXPORT_RECORDINGS_STORE=dir",
+					"EXPORT_RECORDINGS_DIR="+store, "WILDIX_RECORDINGS_TOKEN="+recToken))
+				var files, rows map[string]string
+				for i, st := range sc.steps {
+					args := []string{"run", "--once"}
+					if st.force {
+						args = append(args, "--force")
+					}
+					if st.forget {
+						forgetIDKey(t, dir, pool)
+					}
+					fetched := f.Sim.Stats.Recordings.FileRequests.Load()
+					r := runCLI(t, append(slices.Clone(base), st.env...), args...)
+					if r.code != st.code || st.code != exitOK && (r.err == nil || !strings.Contains(r.err.Error(), st.says)) {
+						t.Fatalf("step %d (%v %v): exit %d, want %d naming %q\n%s%s%v", i, st.env, args, r.code, st.code, st.says, r.stdout, r.stderr, r.err)
+					}
+					for _, k := range []string{testKey1, testKey2} {
+						if strings.Contains(r.stdout+r.stderr+fmt.Sprint(r.err), k) {
+							t.Fatalf("step %d shows a pseudonym key", i)
+						}
+					}
+					if i == 0 {
+						files, rows = dirFiles(t, store), recordingRows(t, dir, pool, f.URL.Host)
+						if len(files) < 5 || len(rows) != len(files) || !strings.HasPrefix(filepath.Base(slices.Sorted(maps.Keys(files))[0]), "k-") {
+							t.Fatalf("first run stored %d files, %d rows: want keyed (k-) recordings, one row each", len(files), len(rows))
+						}
+						continue
+					}
+					if n := f.Sim.Stats.Recordings.FileRequests.Load() - fetched; n != 0 {
+						t.Errorf("step %d fetched %d recording file(s) again", i, n)
+					}
+					if got := dirFiles(t, store); !maps.Equal(got, files) {
+						t.Errorf("step %d: the store holds %d files, %d before: recordings copied again under new names", i, len(got), len(files))
+					}
+					if got := recordingRows(t, dir, pool, f.URL.Host); !maps.Equal(got, rows) {
+						t.Errorf("step %d: %d recording rows, %d before", i, len(got), len(rows))
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestRecordingsKeyNotInClear: once a sink whose recordings' ids are
+// keyed with its own random key (a run under EXPORT_PSEUDONYMIZE=none)
+// is pseudonymised, nothing a reader of the sink can see holds that key
+// (its bytes, hex or base64): with it, anyone could confirm a guessed
+// number against a stored name (attack 1, A1). The recordings keep
+// their names all the same. Both sinks.
+func TestRecordingsKeyNotInClear(t *testing.T) {
+	t.Parallel()
+	for _, sink := range []string{"csv", "postgres"} {
+		t.Run(sink, func(t *testing.T) {
+			t.Parallel()
+			f := recPBX(t, 60, time.Hour, pbxsim.RecordingOptions{Fields: "bare"})
+			store, dir := t.TempDir(), t.TempDir()
+			base, pool := onSink(t, sink, fixtureEnv(f, dir, "EXPORT_ENDPOINTS=recordings", "EXPORT_RECORDINGS_STORE=dir",
+				"EXPORT_RECORDINGS_DIR="+store, "WILDIX_RECORDINGS_TOKEN="+recToken))
+			if r := runCLI(t, append(slices.Clone(base), "EXPORT_PSEUDONYMIZE=none"), "run", "--once"); r.code != exitOK {
+				t.Fatalf("none: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			var key []byte
+			if pool != nil {
+				b64 := queryStrings(t, pool, "SELECT coalesce(state->>'id_key', '') FROM export_state WHERE pbx = '' AND key = 'suppressed numbers'")
+				if len(b64) == 1 {
+					key, _ = base64.StdEncoding.DecodeString(b64[0])
+				}
+			} else {
+				s, _ := sinks.NewCSV(sinks.CSVOptions{Dir: dir})
+				if l, err := s.Suppression(context.Background()); err == nil {
+					key = l.IDKey
+				}
+			}
+			if len(key) == 0 {
+				t.Fatal("the sink keeps no key of its own for the recordings' ids")
+			}
+			if len(sinkText(t, dir, pool)) == 0 || !bytes.Contains(sinkText(t, dir, pool), []byte(base64.StdEncoding.EncodeToString(key))) {
+				t.Fatal("the key is not found in the sink in clear before pseudonymisation: the search below proves nothing")
+			}
+			files := dirFiles(t, store)
+			env := append(slices.Clone(base), "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey1)
+			if r := runCLI(t, env, "run", "--once", "--force"); r.code != exitOK {
+				t.Fatalf("numbers: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			text := sinkText(t, dir, pool)
+			for _, form := range []string{string(key), hex.EncodeToString(key), strings.ToUpper(hex.EncodeToString(key)), base64.StdEncoding.EncodeToString(key),
+				base64.RawStdEncoding.EncodeToString(key), base64.URLEncoding.EncodeToString(key), base64.RawURLEncoding.EncodeToString(key)} {
+				if bytes.Contains(text, []byte(form)) {
+					t.Errorf("the sink holds the recordings' id key in clear (%d bytes as %d characters) under pseudonymisation", len(key), len(form))
+				}
+			}
+			if got := dirFiles(t, store); !maps.Equal(got, files) {
+				t.Errorf("the store holds %d files, %d before: recordings copied again", len(got), len(files))
+			}
+		})
+	}
+}
+
+// sinkText is everything a reader of the sink sees: every file under the
+// CSV folder, or every row of every table of the PostgreSQL schema as
+// text.
+func sinkText(t *testing.T, dir string, pool *pgxpool.Pool) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	if pool == nil {
+		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(p)
+			out.Write(b)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.Bytes()
+	}
+	ctx := context.Background()
+	tables := queryStrings(t, pool, "SELECT quote_ident(table_schema) || '.' || quote_ident(table_name) FROM information_schema.tables WHERE table_schema = current_schema()")
+	for _, tb := range tables {
+		rows, err := pool.Query(ctx, "SELECT t::text FROM "+tb+" t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		texts, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.WriteString(strings.Join(texts, "\n"))
+	}
+	return out.Bytes()
+}
+
+// forgetIDKey removes from the sink what it keeps of the key of
+// recordings' ids, as a sink written before it was kept had none.
+func forgetIDKey(t *testing.T, dir string, pool *pgxpool.Pool) {
+	t.Helper()
+	if pool != nil {
+		if _, err := pool.Exec(context.Background(), "DELETE FROM export_state WHERE pbx = '' AND key = 'suppressed numbers'"); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if err := os.Remove(filepath.Join(dir, ".state", ".suppressed.json")); err != nil {
+		t.Fatal(err)
+	}
+}
