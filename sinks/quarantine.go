@@ -19,6 +19,7 @@ import (
 
 	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
 )
 
 // A row PostgreSQL refuses must never stop an export for good. The
@@ -124,12 +125,12 @@ func (b *pgBatch) bisect(ctx context.Context, table pgx.Identifier, rows [][]byt
 // Strict, it fails the batch instead.
 func (b *pgBatch) quarantine(q quarantined, cause error) error {
 	if b.sink.Strict {
-		return fmt.Errorf("%s: key %s, field %q: %w (EXPORT_STRICT is set: nothing of the batch is kept)", b.info.Endpoint.Name, q.key, q.field, cause)
+		return fmt.Errorf("%s: key %s, field %q: %w (EXPORT_STRICT is set: nothing of the batch is kept)", b.info.Endpoint.Name, pseudonym.ShownKey(q.key), q.field, cause)
 	}
 	q.err = cause.Error()
 	b.quarantined = append(b.quarantined, q)
 	b.sink.log.Warn("record quarantined: PostgreSQL refused it", "endpoint", b.info.Endpoint.Name, "run_id", b.info.RunID,
-		"key", q.key, "field", q.field, "err", cause)
+		"key", pseudonym.ShownKey(q.key), "field", q.field, "err", cause)
 	return nil
 }
 
@@ -284,7 +285,7 @@ func (c *quarantineCounts) notes(r *exporter.RunResult) {
 		k := [2]string{r.ID, e.Endpoint}
 		if n := c.count[k]; n > 0 {
 			q := c.first[k]
-			e.Notes = append(e.Notes, fmt.Sprintf("%d records PostgreSQL refused, kept in export_quarantine instead of the table (first: key %s, field %q: %s)", n, q.key, q.field, q.err))
+			e.Notes = append(e.Notes, fmt.Sprintf("%d records PostgreSQL refused, kept in export_quarantine instead of the table (first: key %s, field %q: %s)", n, pseudonym.ShownKey(q.key), q.field, q.err))
 			delete(c.count, k)
 			delete(c.first, k)
 		}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
 )
 
 // TestRefusedRecordsQuarantined: rows PostgreSQL refuses (past the
@@ -82,18 +84,24 @@ func TestRefusedRecordsQuarantined(t *testing.T) {
 // conversion the ways PostgreSQL refuses.
 func poisonRows(t *testing.T, ep *record.Endpoint) []record.Row {
 	t.Helper()
+	return poisonRowsFrom(t, ep, 0)
+}
+
+// poisonRowsFrom is poisonRows with ids from base+1 on.
+func poisonRowsFrom(t *testing.T, ep *record.Endpoint, base int) []record.Row {
+	t.Helper()
 	conv := &record.Converter{Endpoint: ep, Warnings: &record.Warnings{}}
 	var rows []record.Row
-	for id := 1; id <= 10; id++ {
+	for id := base + 1; id <= base+10; id++ {
 		r, err := conv.Convert(0, json.RawMessage(fmt.Sprintf(`{"id":"%d","start":"2026-01-10 10:00:00","timezone":"+0100","duration":"5"}`, id)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		rows = append(rows, r)
 	}
-	rows[4].Raw = json.RawMessage(`{"id":"5","x":"\udc00"}`)
+	rows[4].Raw = json.RawMessage(fmt.Sprintf(`{"id":"%d","x":"\udc00"}`, base+5))
 	rows[7].Extra = json.RawMessage(`{"n":1e131072}`)
-	rows[7].Raw = json.RawMessage(`{"id":"8","n":"1e131072"}`)
+	rows[7].Raw = json.RawMessage(fmt.Sprintf(`{"id":"%d","n":"1e131072"}`, base+8))
 	rows[8].Values[ep.Column("duration")] = "nine"
 	return rows
 }
@@ -169,4 +177,69 @@ func cleanRow(t *testing.T, ep *record.Endpoint, id int) record.Row {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// TestQuarantineMessagesLeaveOutNumberKeys: the run ledger's note of the
+// records PostgreSQL refused, the log line and EXPORT_STRICT's error name
+// the first by its key only when the key holds no number
+// (pseudonym.ShownKey): a key that reads as a phone number (a custom
+// endpoint keyed by one; here call ids of 10 digits) was written in clear
+// where forget does not reach (attack 4, F4). export_quarantine keeps the
+// key, where the record is found.
+func TestQuarantineMessagesLeaveOutNumberKeys(t *testing.T) {
+	t.Parallel()
+	const base = 3471110000
+	ep := record.Builtin()[0]
+	for _, strict := range []bool{false, true} {
+		t.Run(fmt.Sprintf("strict=%v", strict), func(t *testing.T) {
+			t.Parallel()
+			p, pool := newPostgres(t)
+			var logs strings.Builder
+			p.log = slog.New(slog.NewTextHandler(&logs, nil))
+			p.Strict = strict
+			ctx := context.Background()
+			r := &exporter.RunResult{ID: "r1", Mode: "once", PBX: "x", Started: time.Now()}
+			if err := p.StartRun(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+			b, err := p.Begin(ctx, exporter.BatchInfo{PBX: "x", RunID: "r1", Endpoint: &ep, StateKey: ep.Name})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = b.Write(ctx, poisonRowsFrom(t, &ep, base))
+			if err == nil {
+				err = b.Commit(ctx, []byte(`{}`), exporter.Progress{Rows: 10})
+			} else {
+				b.Abort(ctx)
+			}
+			var text string
+			if strict {
+				if err == nil {
+					t.Fatal("committed under Strict")
+				}
+				text = err.Error()
+			} else {
+				if err != nil {
+					t.Fatal(err)
+				}
+				r.Endpoints = []exporter.EndpointResult{{Endpoint: ep.Name, Rows: 10}}
+				r.Status = "ok"
+				if err := p.FinishRun(ctx, r); err != nil {
+					t.Fatal(err)
+				}
+				var notes []string
+				pool.QueryRow(ctx, "SELECT notes FROM export_run_endpoints WHERE run_id = 'r1'").Scan(&notes)
+				text = strings.Join(notes, "\n")
+				var n int
+				pool.QueryRow(ctx, "SELECT count(*) FROM export_quarantine WHERE key = $1", fmt.Sprint(base+5)).Scan(&n)
+				if n != 1 {
+					t.Errorf("export_quarantine holds key %d %d times, want once", base+5, n)
+				}
+			}
+			text += "\n" + logs.String()
+			if strings.Contains(text, "347111") || !strings.Contains(text, "key "+pseudonym.KeyNotNamed) {
+				t.Errorf("want no key named, %q said instead:\n%s", pseudonym.KeyNotNamed, text)
+			}
+		})
+	}
 }

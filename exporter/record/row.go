@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/wildix-export/wildix-export/exporter/jsonscan"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
 )
 
 // Row is one record converted for a sink.
@@ -56,7 +57,7 @@ type RecordError struct {
 func (e *RecordError) Error() string {
 	who := fmt.Sprintf("record %d", e.Index)
 	if e.Key != "" {
-		who += fmt.Sprintf(" (key %s)", strings.ReplaceAll(e.Key, "\t", ","))
+		who += fmt.Sprintf(" (key %s)", pseudonym.ShownKey(e.Key))
 	}
 	if e.Field != "" {
 		return fmt.Sprintf("%s: field %q: %v", who, e.Field, e.Err)
@@ -641,7 +642,7 @@ func (c *Converter) warn(kind, key, field, detail string) error {
 	if c.Warnings == nil {
 		return errors.New(detail)
 	}
-	c.Warnings.Add(kind, fmt.Sprintf("key %s, field %q: %s", strings.ReplaceAll(key, "\t", ","), field, detail))
+	c.Warnings.Add(kind, fmt.Sprintf("key %s, field %q: %s", pseudonym.ShownKey(key), field, detail))
 	return nil
 }
 

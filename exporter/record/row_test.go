@@ -12,6 +12,7 @@ import (
 	"weak"
 
 	"github.com/wildix-export/wildix-export/exporter/pbx"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
 )
 
 func callEndpoint() *Endpoint {
@@ -366,5 +367,33 @@ func TestTimesKeepWholeMicroseconds(t *testing.T) {
 	start, end := row.Values[c.Endpoint.Column("start_time")].(time.Time), row.Values[c.Endpoint.Column("end_time")].(time.Time)
 	if start.Nanosecond() != 123456000 || end.Nanosecond() != 250000000 {
 		t.Fatalf("start %v, end %v: want the fraction to the microsecond", start, end)
+	}
+}
+
+// TestMessagesLeaveOutNumberKeys: a record's error and the note of its
+// warnings name its key only when the key holds no number
+// (pseudonym.ShownKey): a custom endpoint keyed by a phone number, or a
+// call whose id reads as one, put the number in clear into the run
+// ledger and the log, where forget does not reach (attack 4, F4).
+func TestMessagesLeaveOutNumberKeys(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ key, want string }{
+		{"204", "key 204"},
+		{"A-17\tx", "key A-17,x"},
+		{"+393471110007", "key " + pseudonym.KeyNotNamed},
+		{"347 111 0007", "key " + pseudonym.KeyNotNamed},
+		{"shop\t0039 352 851 2784", "key " + pseudonym.KeyNotNamed},
+	} {
+		msg := (&RecordError{Index: 3, Key: tc.key, Field: "x", Err: errors.New("bad")}).Error()
+		if want := "record 3 (" + tc.want + `): field "x": bad`; msg != want {
+			t.Errorf("RecordError of key %q = %q, want %q", tc.key, msg, want)
+		}
+		w := &Warnings{}
+		if err := (&Converter{Warnings: w}).warn(WarnValue, tc.key, "x", "bad"); err != nil {
+			t.Fatal(err)
+		}
+		if notes := strings.Join(w.Notes(), ""); !strings.Contains(notes, "(first: "+tc.want+`, field "x": bad)`) {
+			t.Errorf("notes of key %q = %q, want %q", tc.key, notes, tc.want)
+		}
 	}
 }

@@ -269,3 +269,22 @@ func HoldsNumber(s string) bool {
 	t.numbers(func(number) { found = true })
 	return found
 }
+
+// KeyNotNamed is what ShownKey writes for a key holding a number.
+const KeyNotNamed = "not named: it holds a number"
+
+// ShownKey is a record's key as a message, a log line or a note names it
+// ("key 204"): the key's values (a key of several columns is written with
+// tabs between them) joined by ",", or KeyNotNamed when it holds a number
+// (HoldsNumber: a custom endpoint keyed by a phone number). Keys are never
+// pseudonymised, so the message carried the number in clear, or through
+// the redactor its pseudonym, into the run ledger, a log or a
+// notification, where forget of the number cannot erase it (attack 4,
+// F4); the record stays found by its key in export_quarantine or on the
+// PBX's page the message names.
+func ShownKey(key string) string {
+	if HoldsNumber(key) {
+		return KeyNotNamed
+	}
+	return strings.ReplaceAll(key, "\t", ",")
+}
