@@ -2,11 +2,14 @@ package exporter
 
 import (
 	"context"
+	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/wildix-export/wildix-export/exporter/paging"
 	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
 )
 
 // callRing is how long before its answer a call may have started: a
@@ -28,7 +31,11 @@ const callRing = 2 * time.Hour
 // NULL). Call history is read by time windows of its start, from
 // callRing before a window's first recording to its last, each stretch
 // once per run. A read that fails leaves call_id NULL ("not read") and
-// is noted; the recordings are exported all the same.
+// is noted; the recordings are exported all the same. The parties are
+// compared as one number however each list writes it (samePhone). The
+// first contradicted match of a run is logged (a warning, no number in
+// it): the leg's parties are not the recording's, which a form of a
+// number samePhone does not know would also give.
 type callMatcher struct {
 	r      *paging.Reader // call history's
 	zone   *time.Location // the PBX's, for call history's filter
@@ -36,6 +43,10 @@ type callMatcher struct {
 	legs   map[int64][]leg
 	err    error
 	col    struct{ id, answer, src, dst int }
+	log    *slog.Logger
+	// contradicted counts the recordings matched "contradicted" this run;
+	// match is called for one window at a time (recPipe.start).
+	contradicted int
 }
 
 type leg struct {
@@ -52,7 +63,7 @@ func (e *endpointRun) newCallMatcher(zone *time.Location) *callMatcher {
 	}
 	for _, ep := range record.Builtin() {
 		if ep.Name == "call_history" {
-			m := &callMatcher{zone: zone, legs: map[int64][]leg{}}
+			m := &callMatcher{zone: zone, legs: map[int64][]leg{}, log: e.log}
 			m.r = &paging.Reader{Lister: e.x.Client, Endpoint: &ep, Concurrency: e.x.Concurrency, MaxPages: e.x.MaxPages,
 				Counters: &paging.Counters{}, Log: e.log, Learnt: paging.NewLearnt(e.x.PageSize),
 				Rows: (&record.Converter{Endpoint: &ep, Zone: zone, Warnings: &record.Warnings{}}).Rows}
@@ -100,6 +111,13 @@ func (m *callMatcher) match(ctx context.Context, ep *record.Endpoint, rows []rec
 		if how == "exact" || how == "time" {
 			row.Values[ep.Column("call_id")] = id
 		}
+		if how == "contradicted" {
+			m.contradicted++
+			if m.contradicted == 1 && m.log != nil {
+				m.log.Warn("recordings: the call-history leg answered in a recording's start second has other parties than the recording: call_id left NULL, call_match contradicted (logged for the first of this run; count them in the recordings table)",
+					"start", row.Values[start].(time.Time).UTC().Format(time.RFC3339))
+			}
+		}
 	}
 	return failed
 }
@@ -143,13 +161,55 @@ func (m *callMatcher) find(start time.Time, ext, num string) (int64, string) {
 	return 0, "ambiguous"
 }
 
-// party reports whether p is src or dst ("+" and spaces aside).
+// party reports whether p is src or dst: one number however the PBX
+// wrote it in either list (samePhone).
 func party(src, dst, p string) bool {
-	norm := func(s string) string {
-		return strings.ReplaceAll(strings.TrimPrefix(strings.TrimSpace(s), "+"), " ", "")
+	return samePhone(src, p) || samePhone(dst, p)
+}
+
+// samePhone reports whether a and b are one number: the same canonical
+// digits (pseudonym.Canonical: "+39…", "0039…", "39…", spaced, dashed or
+// dotted are one), or one written internationally ("+" or "00") and the
+// other in a national form of it (pseudonym.NationalForms: "347 111
+// 0007" for "+39 347 111 0007"). Two pseudonyms are one number when
+// equal. A value that is no number (a name, a SIP address) is compared
+// as written, "+" and spaces aside. An empty value is no party.
+//
+// Call history and the recordings list are matched as the PBX sent them,
+// before the Guard pseudonymises either (the committer applies it when
+// the rows are written), so the match, and call_id, is the same whatever
+// EXPORT_PSEUDONYMIZE says; the pseudonyms of two forms samePhone takes
+// as one are equal too (pseudonym.Number keys on Canonical), except
+// national against international forms, whose pseudonyms differ.
+func samePhone(a, b string) bool {
+	ka, ia, oka := phoneKey(a)
+	kb, ib, okb := phoneKey(b)
+	switch {
+	case !oka || !okb:
+		return false
+	case ka == kb:
+		return true
+	case ia && !ib:
+		return slices.Contains(pseudonym.NationalForms(ka), kb)
+	case ib && !ia:
+		return slices.Contains(pseudonym.NationalForms(kb), ka)
 	}
-	p = norm(p)
-	return p != "" && (norm(src) == p || norm(dst) == p)
+	return false
+}
+
+// phoneKey is what samePhone compares of s, whether s is a number
+// written internationally (its key then the canonical digits), and false
+// for an empty s.
+func phoneKey(s string) (key string, intl, ok bool) {
+	s = strings.TrimSpace(s)
+	if strings.HasPrefix(s, pseudonym.NumberPrefix) {
+		return s, false, true
+	}
+	if d, ok := pseudonym.Canonical(s); ok {
+		return d, strings.HasPrefix(s, "+") || strings.HasPrefix(s, "00"), true
+	}
+	s = strings.ReplaceAll(strings.TrimPrefix(s, "+"), " ", "")
+	return s, false, s != ""
 }
 
 func text(v any) string { s, _ := v.(string); return s }
