@@ -98,6 +98,64 @@ func fileStored(status string) bool {
 // its file was stored, else NULL.
 const storedObjectSQL = "CASE WHEN status IN ('vanished', 'refused') THEN NULL ELSE object END"
 
+// pendingStore keeps a PBX's pending prune (prune_limit.go): Postgres
+// and CSV.
+type pendingStore interface {
+	pendingCut(ctx context.Context, pbx string) (time.Time, error)
+	setPendingCut(ctx context.Context, pbx string, cut time.Time) error
+}
+
+// beginRecordings returns the cut the recordings' rows and files of a
+// prune at cut go by: the later of cut and a pending prune's (completed,
+// whatever the limit now), stored as pending before any file is removed;
+// pending says it was stored (to clear once the prune succeeded). Without
+// a recordings endpoint or a store nothing is removed: nothing stored.
+func beginRecordings(ctx context.Context, ps pendingStore, pbx string, eps []record.Endpoint, cut time.Time, o PruneOptions) (rcut time.Time, note *PrunedCount, pending bool, err error) {
+	if o.Recordings == nil || !slices.ContainsFunc(eps, func(e record.Endpoint) bool { return e.Files == "recordings" && record.RetentionColumn(&e) >= 0 }) {
+		return cut, nil, false, nil
+	}
+	was, err := ps.pendingCut(ctx, pbx)
+	if err != nil {
+		return cut, nil, false, fmt.Errorf("prune: %w", err)
+	}
+	rcut = cut
+	if was.After(cut) {
+		rcut = was
+		note = &PrunedCount{Table: "recordings", Detail: "completing the prune of the calls before " + was.UTC().Format(time.RFC3339) +
+			" that a run stopped (killed or failed) after removing files: their rows named files no longer stored"}
+	}
+	if !was.Equal(rcut) {
+		if err := ps.setPendingCut(ctx, pbx, rcut); err != nil {
+			return cut, nil, false, fmt.Errorf("prune: %w", err)
+		}
+	}
+	return rcut, note, true, nil
+}
+
+// finishPrune completes pbx's pending prune, if one is, with its cut,
+// whatever EXPORT_RETENTION says now: prune (the sink's Prune) of the
+// recordings endpoints of eps at that cut; the cut, zero when none was
+// pending. Without a store it says the prune is left pending.
+func finishPrune(ctx context.Context, ps pendingStore, prune func(context.Context, string, []record.Endpoint, time.Time, PruneOptions) (Pruned, error),
+	pbx string, eps []record.Endpoint, o PruneOptions) (Pruned, time.Time, error) {
+	cut, err := ps.pendingCut(ctx, pbx)
+	if err != nil || cut.IsZero() {
+		return nil, cut, err
+	}
+	var recs []record.Endpoint
+	for _, e := range eps {
+		if e.Files == "recordings" {
+			recs = append(recs, e)
+		}
+	}
+	if o.Recordings == nil {
+		return Pruned{{Table: "recordings", Detail: "the prune of the calls before " + cut.UTC().Format(time.RFC3339) +
+			" that a run stopped after removing files is not completed: no recordings store is configured to remove their files from"}}, cut, nil
+	}
+	got, err := prune(ctx, pbx, recs, cut, o)
+	return got, cut, err
+}
+
 // prunable returns the endpoints holding rows of calls, with the index of
 // their time column: those record.RetentionColumn names, the ones the
 // exporter's guard filters too.
@@ -163,11 +221,25 @@ func recordStart(ep *record.Endpoint, raw []byte, zone *time.Location) (time.Tim
 // in, unchanged since (its manifest's sha256), is not read again
 // (<endpoint>~times.json in the state folder, a cache). Run under the
 // PBX's lock, after the run's batches.
+//
+// A pending prune (one stopped after removing recordings' files:
+// beginRecordings) is completed: the recordings go by the later cut.
 func (s *CSV) Prune(ctx context.Context, pbx string, eps []record.Endpoint, cut time.Time, o PruneOptions) (Pruned, error) {
 	var out Pruned
+	rcut, note, pending, err := beginRecordings(ctx, s, pbx, eps, cut, o)
+	if err != nil {
+		return nil, err
+	}
+	if note != nil {
+		out = append(out, *note)
+	}
 	ends, cols := prunable(eps)
 	for i, ep := range ends {
-		p := &csvPrune{s: s, pbx: pbx, ep: ep, col: ep.Columns[cols[i]].Name, ret: record.Retention{Cut: cut}, times: s.readTimes(pbx, ep.Name),
+		c := cut
+		if ep.Files == "recordings" {
+			c = rcut
+		}
+		p := &csvPrune{s: s, pbx: pbx, ep: ep, col: ep.Columns[cols[i]].Name, ret: record.Retention{Cut: c}, times: s.readTimes(pbx, ep.Name),
 			read: map[string]bool{}, oldest: map[string]time.Time{}}
 		if ep.Files == "recordings" {
 			if o.Recordings == nil {
@@ -200,7 +272,17 @@ func (s *CSV) Prune(ctx context.Context, pbx string, eps []record.Endpoint, cut 
 			return out, fmt.Errorf("prune %s: %w", ep.Name, err)
 		}
 	}
+	if pending {
+		return out, s.setPendingCut(ctx, pbx, time.Time{})
+	}
 	return out, nil
+}
+
+// FinishPrune completes pbx's pending prune, if one is (a prune stopped
+// after removing recordings' files), with its cut, whatever
+// EXPORT_RETENTION says now: the cut, zero when none was pending.
+func (s *CSV) FinishPrune(ctx context.Context, pbx string, eps []record.Endpoint, o PruneOptions) (Pruned, time.Time, error) {
+	return finishPrune(ctx, s, s.Prune, pbx, eps, o)
 }
 
 // csvPrune is one endpoint's prune in a CSV folder.

@@ -86,6 +86,9 @@ func (p *Postgres) deleteBatch(ctx context.Context, stmt string, args []any, bef
 // reporting tables derived from call_history follow by their triggers:
 // their rows lost are counted too. States, the run ledger and snapshot
 // tables are not touched. Run under the PBX's lock, after the run.
+//
+// A pending prune (one stopped after removing recordings' files:
+// beginRecordings) is completed: the recordings go by the later cut.
 func (p *Postgres) Prune(ctx context.Context, pbx string, eps []record.Endpoint, cut time.Time, o PruneOptions) (Pruned, error) {
 	var out Pruned
 	derived := []string{"group_calls_stored", "group_number_members"}
@@ -93,9 +96,20 @@ func (p *Postgres) Prune(ctx context.Context, pbx string, eps []record.Endpoint,
 	if err != nil {
 		return nil, err
 	}
+	rcut, note, pending, err := beginRecordings(ctx, p, pbx, eps, cut, o)
+	if err != nil {
+		return nil, err
+	}
+	if note != nil {
+		out = append(out, *note)
+	}
 	ends, cols := prunable(eps)
 	for i, ep := range ends {
-		counts, err := p.pruneEndpoint(ctx, pbx, ep, ep.Columns[cols[i]].Name, cut, o)
+		c := cut
+		if ep.Files == "recordings" {
+			c = rcut
+		}
+		counts, err := p.pruneEndpoint(ctx, pbx, ep, ep.Columns[cols[i]].Name, c, o)
 		out = append(out, counts...)
 		if err != nil {
 			return out, err
@@ -110,7 +124,17 @@ func (p *Postgres) Prune(ctx context.Context, pbx string, eps []record.Endpoint,
 			out = append(out, PrunedCount{Table: t, Rows: d, Detail: "by call_history's triggers"})
 		}
 	}
+	if pending {
+		return out, p.setPendingCut(ctx, pbx, time.Time{})
+	}
 	return out, nil
+}
+
+// FinishPrune completes pbx's pending prune, if one is (a prune stopped
+// after removing recordings' files), with its cut, whatever
+// EXPORT_RETENTION says now: the cut, zero when none was pending.
+func (p *Postgres) FinishPrune(ctx context.Context, pbx string, eps []record.Endpoint, o PruneOptions) (Pruned, time.Time, error) {
+	return finishPrune(ctx, p, p.Prune, pbx, eps, o)
 }
 
 // pruneEndpoint is Prune of one endpoint, whose time column is col: its

@@ -55,8 +55,14 @@ func (a *app) retentionLimit(ctx context.Context, s *sink) (changed string, err 
 	return fmt.Sprintf("EXPORT_RETENTION lowered from %s to %s (--force)", limitText(was), limitText(limit)), nil
 }
 
-// retention is the exporter's AfterRun for EXPORT_RETENTION, nil when it
-// is off. After a run (or backfill) whose endpoints all succeeded, the
+// finisher completes a prune a run stopped after removing recordings'
+// files (sinks.Postgres, sinks.CSV: FinishPrune).
+type finisher interface {
+	FinishPrune(ctx context.Context, pbx string, eps []record.Endpoint, o sinks.PruneOptions) (sinks.Pruned, time.Time, error)
+}
+
+// retention is the exporter's AfterRun for EXPORT_RETENTION. After a run
+// (or backfill) whose endpoints all succeeded, the
 // PBX's lock still held, the rows of calls that started before ret's cut
 // (the run's start less EXPORT_RETENTION, the cut its guard applied) are
 // removed from every endpoint of the catalog that
@@ -66,35 +72,23 @@ func (a *app) retentionLimit(ctx context.Context, s *sink) (changed string, err 
 // run's rows (export_runs.rows, wildix_export_rows_total) count rows
 // exported, never rows removed. A prune
 // that fails fails the run; what it removed stays removed, and the next
-// run goes on from there. The exporter's guard keeps older rows from
+// run goes on from there: a prune stopped after removing recordings'
+// files is completed by the next run with its cut, whatever
+// EXPORT_RETENTION says then (off: finishPrune), so that no row names a
+// file that is gone (attack 4, F6). The exporter's guard keeps older rows from
 // being written again (exporter/privacy). changed, when a shorter limit
 // was forced (retentionLimit), goes in its notes; the limit is stored
 // once the prune succeeded.
 func (a *app) retention(st *started, m *metrics, ret record.Retention, changed string) func(context.Context, *exporter.RunResult) []exporter.EndpointResult {
 	if ret.Cut.IsZero() {
-		return nil
+		return a.finishPrune(st, m)
 	}
 	cut := ret.Cut
 	return func(ctx context.Context, r *exporter.RunResult) []exporter.EndpointResult {
 		began := time.Now()
 		res := exporter.EndpointResult{Endpoint: "retention", Paging: "prune"}
 		var o sinks.PruneOptions
-		if st.x != nil {
-			// A quarantined recording's wall time read as the export
-			// read it: in WILDIX_TIMEZONE, else at the learnt offset.
-			if o.Zone, res.Err = st.x.RecordingsZone(ctx); res.Err != nil {
-				res.Err = fmt.Errorf("read the PBX's learnt UTC offset: %w", res.Err)
-			}
-		}
-		if st.rec != nil {
-			// The stores (recstore.Dir, recstore.S3) remove; a store
-			// that cannot keeps the recordings' rows (Prune says so).
-			if rm, ok := st.rec.Store.(interface {
-				Remove(ctx context.Context, name string) error
-			}); ok {
-				o.Recordings = rm
-			}
-		}
+		o, res.Err = pruneOptions(ctx, st)
 		var got sinks.Pruned
 		res.Notes = []string{"removing what concerns calls started before " + cut.Format(time.RFC3339) + " (EXPORT_RETENTION)"}
 		if changed != "" {
@@ -111,31 +105,103 @@ func (a *app) retention(st *started, m *metrics, ret record.Retention, changed s
 		if ls, ok := st.sink.Sink.(limitStore); ok && res.Err == nil {
 			res.Err = ls.SetRetentionLimit(ctx, r.PBX, r.ID, a.cfg.Retention)
 		}
-		for _, c := range got {
-			what := "rows"
-			if c.Table == sinks.RecordingsStore {
-				what = "files"
-			}
-			note := fmt.Sprintf("%s: %d %s removed", c.Table, c.Rows, what)
-			if c.Detail != "" {
-				note += " (" + c.Detail + ")"
-			}
-			res.Notes = append(res.Notes, note)
+		res.Duration = time.Since(began)
+		a.pruned(m, r, &res, cut, got)
+		return []exporter.EndpointResult{res}
+	}
+}
+
+// finishPrune is the AfterRun with EXPORT_RETENTION off: a prune a run
+// stopped after removing recordings' files (killed, or failed) is
+// completed with its cut, the files and rows it started on removed, and
+// reported as the run's "retention" result; nothing else is pruned, and
+// with none pending there is no such result.
+func (a *app) finishPrune(st *started, m *metrics) func(context.Context, *exporter.RunResult) []exporter.EndpointResult {
+	f, ok := st.sink.Sink.(finisher)
+	if !ok {
+		return nil
+	}
+	return func(ctx context.Context, r *exporter.RunResult) []exporter.EndpointResult {
+		began := time.Now()
+		res := exporter.EndpointResult{Endpoint: "retention", Paging: "prune"}
+		o, err := pruneOptions(ctx, st)
+		if err != nil {
+			// Without a store FinishPrune removes nothing: it only says
+			// whether a prune is pending, which this run then fails on.
+			o = sinks.PruneOptions{}
 		}
-		if res.Err != nil && a.redact != nil {
-			// As the exporter does for endpoints: the ledger and the
-			// summary get no number in clear (a file or object name).
-			res.Err = a.redact.Error(res.Err)
+		got, cut, ferr := f.FinishPrune(ctx, r.PBX, st.cat.All(), o)
+		if err == nil {
+			err = ferr
+		} else {
+			got = nil
+		}
+		if ferr == nil && cut.IsZero() {
+			return nil
+		}
+		res.Err = err
+		if !cut.IsZero() {
+			res.Notes = []string{"completing the prune of what concerns calls started before " + cut.Format(time.RFC3339) +
+				" that a run stopped after removing recordings' files (EXPORT_RETENTION is off now)"}
 		}
 		res.Duration = time.Since(began)
-		m.pruned(got)
-		log := a.log.With("run_id", r.ID, "cut", cut.Format(time.RFC3339))
-		if res.Err != nil {
-			log.Error("retention failed", "rows", got.Total(), "notes", res.Notes, "err", res.Err)
-		} else {
-			res.Completed = time.Now().UTC()
-			log.Info("retention pruned", "rows", got.Total(), "notes", res.Notes, "duration", res.Duration.Round(time.Millisecond))
-		}
+		a.pruned(m, r, &res, cut, got)
 		return []exporter.EndpointResult{res}
+	}
+}
+
+// pruneOptions are the prune's options for st: the zone and the store.
+func pruneOptions(ctx context.Context, st *started) (sinks.PruneOptions, error) {
+	var o sinks.PruneOptions
+	if st.x != nil {
+		// A quarantined recording's wall time read as the export
+		// read it: in WILDIX_TIMEZONE, else at the learnt offset.
+		var err error
+		if o.Zone, err = st.x.RecordingsZone(ctx); err != nil {
+			return o, fmt.Errorf("read the PBX's learnt UTC offset: %w", err)
+		}
+	}
+	if st.rec != nil {
+		// The stores (recstore.Dir, recstore.S3) remove; a store
+		// that cannot keeps the recordings' rows (Prune says so).
+		if rm, ok := st.rec.Store.(interface {
+			Remove(ctx context.Context, name string) error
+		}); ok {
+			o.Recordings = rm
+		}
+	}
+	return o, nil
+}
+
+// pruned completes res, the retention result of run r (a prune at cut
+// that removed got, its Duration set): its notes, its error redacted,
+// the metrics and the log.
+func (a *app) pruned(m *metrics, r *exporter.RunResult, res *exporter.EndpointResult, cut time.Time, got sinks.Pruned) {
+	for _, c := range got {
+		what := "rows"
+		if c.Table == sinks.RecordingsStore {
+			what = "files"
+		}
+		note := fmt.Sprintf("%s: %d %s removed", c.Table, c.Rows, what)
+		if c.Detail != "" {
+			note += " (" + c.Detail + ")"
+		}
+		res.Notes = append(res.Notes, note)
+	}
+	if res.Err != nil && a.redact != nil {
+		// As the exporter does for endpoints: the ledger and the
+		// summary get no number in clear (a file or object name).
+		res.Err = a.redact.Error(res.Err)
+	}
+	m.pruned(got)
+	log := a.log.With("run_id", r.ID)
+	if !cut.IsZero() {
+		log = log.With("cut", cut.Format(time.RFC3339))
+	}
+	if res.Err != nil {
+		log.Error("retention failed", "rows", got.Total(), "notes", res.Notes, "err", res.Err)
+	} else {
+		res.Completed = time.Now().UTC()
+		log.Info("retention pruned", "rows", got.Total(), "notes", res.Notes, "duration", res.Duration.Round(time.Millisecond))
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -752,4 +753,163 @@ func TestRetentionShorterLimitRefused(t *testing.T) {
 	if r := runBin(t, append(env, "EXPORT_RETENTION=10d"), "", "run", "--once"); r.code != 2 {
 		t.Fatalf("10d after 20d: exit %d, want 2\n%s", r.code, r.stderr)
 	}
+}
+
+// stoppingRemover removes from a real store, failing at its failAt-th
+// call: a prune stopped there, as a SIGKILL would stop it, its files
+// removed so far gone and their rows not.
+type stoppingRemover struct {
+	store  *recstore.Dir
+	failAt int
+	calls  int
+}
+
+func (r *stoppingRemover) Remove(ctx context.Context, name string) error {
+	if r.calls++; r.calls == r.failAt {
+		return fmt.Errorf("stopped here (test)")
+	}
+	return r.store.Remove(ctx, name)
+}
+
+// TestRetentionStoppedPruneCompletedWhenOff: a prune stopped after
+// removing recordings' files, before their rows went, then a run with
+// EXPORT_RETENTION off: its "retention" result completes the prune with
+// the cut it began with (the ledger says so and counts the rows), so
+// that every recording's row left names a stored file, the newer ones
+// all kept; the run after has no retention result. Before, the rows
+// stayed `copied` naming files that were gone, for good (attack 4, F6).
+// On both sinks.
+func TestRetentionStoppedPruneCompletedWhenOff(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cut := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, kind := range []string{"csv", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			cat, _ := record.LoadCatalog("")
+			ep := cat.All()[len(cat.All())-1]
+			if ep.Files != "recordings" {
+				t.Fatalf("the catalog's last endpoint is %s, not recordings", ep.Name)
+			}
+			storeDir := t.TempDir()
+			store, err := recstore.OpenDir(storeDir, recstore.DirOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var s interface {
+				exporter.Sink
+				Prune(ctx context.Context, pbx string, eps []record.Endpoint, cut time.Time, o sinks.PruneOptions) (sinks.Pruned, error)
+			}
+			var objects func() map[string]string // recording → object, of the rows left
+			sk := &sink{name: kind}
+			if kind == "csv" {
+				dir := t.TempDir()
+				c, err := sinks.NewCSV(sinks.CSVOptions{Dir: dir})
+				if err != nil {
+					t.Fatal(err)
+				}
+				s, sk.Sink, objects = c, c, func() map[string]string {
+					return csvColumnByKey(t, filepath.Join(dir, "recordings"), "recording", "object")
+				}
+			} else {
+				schema, pool := pgtest.Schema(t)
+				p := sinks.NewPostgres(pool, schema, nil)
+				if err := p.Migrate(ctx, cat.All()); err != nil {
+					t.Fatal(err)
+				}
+				s, sk.Sink, sk.pg, sk.pool = p, p, p, pool
+				objects = func() map[string]string {
+					out := map[string]string{}
+					for _, kv := range queryStrings(t, pool, "SELECT recording || ' ' || object FROM "+pgx.Identifier{schema, "recordings"}.Sanitize()) {
+						k, o, _ := strings.Cut(kv, " ")
+						out[k] = o
+					}
+					return out
+				}
+			}
+			b, err := s.Begin(ctx, exporter.BatchInfo{PBX: "p", RunID: "r1", Endpoint: &ep, StateKey: ep.Name, Seq: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < 10; i++ {
+				id, start := fmt.Sprintf("rec%d", i), cut.Add(time.Duration(i-6)*24*time.Hour) // 6 old, 4 newer
+				name, _ := recstore.Name("p", start, id)
+				if _, err := store.Put(ctx, name, bytes.NewReader([]byte("RIFF")), recstore.Want{}); err != nil {
+					t.Fatal(err)
+				}
+				vals := make([]any, len(ep.Columns))
+				vals[ep.Column("recording")], vals[ep.Column("start_time")], vals[ep.Column("object")] = id, start, name
+				vals[ep.Column("status")] = "copied"
+				if err := b.Write(ctx, []record.Row{{Key: id, Values: vals, Raw: json.RawMessage(`{}`)}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := b.Commit(ctx, []byte(`{"cursor":0}`), exporter.Progress{}); err != nil {
+				t.Fatal(err)
+			}
+			stored := func(name string) bool {
+				_, err := os.Stat(filepath.Join(storeDir, filepath.FromSlash(name)))
+				return err == nil
+			}
+			if _, err := s.Prune(ctx, "p", cat.All(), cut, sinks.PruneOptions{Batch: 4, Recordings: &stoppingRemover{store: store, failAt: 3}}); err == nil {
+				t.Fatal("the stopped prune reported no error")
+			}
+			gone := 0
+			for _, o := range objects() {
+				if !stored(o) {
+					gone++
+				}
+			}
+			if gone != 2 {
+				t.Fatalf("%d rows name a file gone after the stop, want 2: the test would prove nothing", gone)
+			}
+			a := &app{cfg: &config.Config{PBXID: "p"}, log: slog.New(slog.DiscardHandler)}
+			st := &started{sink: sk, x: &exporter.Exporter{Sink: sk.Sink, PBX: "p", Zone: time.UTC}, rec: &recordings.Copier{Store: store}, cat: cat}
+			after := a.retention(st, newMetrics(), record.Retention{}, "")
+			if after == nil {
+				t.Fatal("with EXPORT_RETENTION off, no AfterRun completes a stopped prune")
+			}
+			got := after(ctx, &exporter.RunResult{ID: "r2", PBX: "p"})
+			if len(got) != 1 || got[0].Err != nil || got[0].Endpoint != "retention" ||
+				!strings.Contains(strings.Join(got[0].Notes, "\n"), "completing the prune of what concerns calls started before "+cut.Format(time.RFC3339)) ||
+				noteRows(got[0].Notes, "recordings") != 6 {
+				t.Fatalf("retention off after a stopped prune: %+v", got)
+			}
+			left := objects()
+			if ids := slices.Sorted(maps.Keys(left)); fmt.Sprint(ids) != "[rec6 rec7 rec8 rec9]" {
+				t.Errorf("rows left %v, want the 4 newer recordings'", ids)
+			}
+			for id, o := range left {
+				if !stored(o) {
+					t.Errorf("recording %s: its row names %s, not stored", id, o)
+				}
+			}
+			if again := after(ctx, &exporter.RunResult{ID: "r3", PBX: "p"}); len(again) != 0 {
+				t.Errorf("the run after: %+v, want no retention result", again)
+			}
+		})
+	}
+}
+
+// csvColumnByKey is, for the CSV files of folder dir, the value of
+// column val by the value of column key.
+func csvColumnByKey(t *testing.T, dir, key, val string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.csv"))
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		k, v := slices.Index(recs[0], key), slices.Index(recs[0], val)
+		for _, r := range recs[1:] {
+			out[r[k]] = r[v]
+		}
+	}
+	return out
 }
