@@ -100,6 +100,10 @@ type sample struct {
 	d   time.Duration
 	rss int64         // bytes
 	cpu time.Duration // user and system time of a process
+	// host is the bench process's own user and system time during the
+	// measure (the recordings case: its simulator's, and the plain
+	// copy's when that is the subject).
+	host time.Duration
 }
 
 type figure struct {
@@ -125,6 +129,10 @@ func (f *figure) medianCPU() time.Duration {
 	return medianOf(f, func(s sample) time.Duration { return s.cpu })
 }
 
+func (f *figure) medianHost() time.Duration {
+	return medianOf(f, func(s sample) time.Duration { return s.host })
+}
+
 func (f *figure) medianRSS() int64 { return medianOf(f, func(s sample) int64 { return s.rss }) }
 
 // medianOf is the median of one measure of f's samples.
@@ -147,6 +155,9 @@ type bench struct {
 	commit  string // of the source tree the binaries were built from
 	// behTables are the behaviours case's, one a size.
 	behTables []*behaviourTable
+	// wrapped counts the recordings case's runs under -recordings-wrap,
+	// for its {n}.
+	wrapped int
 }
 
 func (b *bench) add(name string, rows int, s sample, note string) {

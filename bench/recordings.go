@@ -47,6 +47,7 @@ var (
 	recCalls  = flag.Int("recordings-calls", 400, "call records of the recordings case's PBX (one answered call in 10 has a recording of 16,000 bytes a second: about 30 files of 5 MB at 400)")
 	recBig    = flag.Int64("recordings-big", 500_000_000, "bytes of the one recording whose copy's peak memory is measured (0: not measured)")
 	recStores = flag.String("recordings-stores", "dir,s3", "stores of the recordings case: dir, s3 (versitygw on PATH or in GOPATH/bin), s3tls (the same over https, a self-signed certificate given to wildix-export as SSL_CERT_FILE)")
+	recWrap   = flag.String("recordings-wrap", "", "a command the recordings case runs wildix-export under, for a profile (its times then mean nothing); {n} in it is the run's number, e.g. 'strace -f -c -o /tmp/st.{n}' or 'perf record -g -o /tmp/perf.{n}'")
 )
 
 // recToken is the bench PBX's Simple Token: the main credential too, so
@@ -123,15 +124,15 @@ func (b *bench) recordings(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			began := time.Now()
+			began, host := time.Now(), selfCPU()
 			if err := plainCopy(ctx, pbx.base, recs, b.o.conc, put); err != nil {
 				return fmt.Errorf("plain copy to %s: %w", st.name, err)
 			}
-			d := time.Since(began)
+			d, host := time.Since(began), selfCPU()-host
 			if n, _, err := count(); err != nil || n != len(recs) {
 				return fmt.Errorf("plain copy to %s stored %d files of %d (%v)", st.name, n, len(recs), err)
 			}
-			b.add("recordings: plain copy, "+st.name, len(recs), sample{d: d}, fmt.Sprintf("%.1f MB, %d at once", float64(total)/1e6, b.o.conc))
+			b.add("recordings: plain copy, "+st.name, len(recs), sample{d: d, host: host}, fmt.Sprintf("%.1f MB, %d at once", float64(total)/1e6, b.o.conc))
 
 			// The plain copy hashing what it writes, as wildix-export must
 			// (issue 29, point 3): the part of the gap that is the sha256.
@@ -139,15 +140,15 @@ func (b *bench) recordings(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			began = time.Now()
+			began, host = time.Now(), selfCPU()
 			if err := plainCopy(ctx, pbx.base, recs, b.o.conc, hashing(put)); err != nil {
 				return fmt.Errorf("plain copy with sha256 to %s: %w", st.name, err)
 			}
-			d = time.Since(began)
+			d, host = time.Since(began), selfCPU()-host
 			if n, _, err := count(); err != nil || n != len(recs) {
 				return fmt.Errorf("plain copy with sha256 to %s stored %d files of %d (%v)", st.name, n, len(recs), err)
 			}
-			b.add("recordings: plain copy with sha256, "+st.name, len(recs), sample{d: d}, "the plain copy, each file's sha256 computed as it is written")
+			b.add("recordings: plain copy with sha256, "+st.name, len(recs), sample{d: d, host: host}, "the plain copy, each file's sha256 computed as it is written")
 
 			env, _, count, err := st.fresh()
 			if err != nil {
@@ -244,17 +245,22 @@ func (b *bench) recordingsBaseline(pbx string, st recStore, files int, total int
 // exporter's. time is a small process that forks the exporter afresh.
 func (b *bench) copyRecordings(wx, base, csv string, env []string) (sample, error) {
 	report := filepath.Join(csv, "time.out")
-	cmd := exec.Command("/usr/bin/time", "-f", "%M", "-o", report, wx, "run", "--once")
+	args := []string{"-f", "%M", "-o", report}
+	if *recWrap != "" {
+		b.wrapped++
+		args = append(args, strings.Fields(strings.ReplaceAll(*recWrap, "{n}", strconv.Itoa(b.wrapped)))...)
+	}
+	cmd := exec.Command("/usr/bin/time", append(args, wx, "run", "--once")...)
 	cmd.Env = append(os.Environ(), append([]string{"WILDIX_PBX_URL=" + base, "WILDIX_API_KEY=" + recToken, "EXPORT_ENDPOINTS=recordings",
 		"WILDIX_TIMEZONE=Europe/Rome", "EXPORT_SINK=csv", "EXPORT_CSV_DIR=" + csv, "EXPORT_LOG_LEVEL=warn",
 		"EXPORT_CONCURRENCY=" + strconv.Itoa(b.o.conc)}, env...)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
-	began := time.Now()
+	began, host := time.Now(), selfCPU()
 	if err := cmd.Run(); err != nil {
 		return sample{}, fmt.Errorf("wildix-export (under /usr/bin/time, which the recordings case needs): %v\n%s", err, stderr.String())
 	}
-	d := time.Since(began)
+	d, host := time.Since(began), selfCPU()-host
 	out, err := os.ReadFile(report)
 	if err != nil {
 		return sample{}, err
@@ -263,7 +269,7 @@ func (b *bench) copyRecordings(wx, base, csv string, env []string) (sample, erro
 	if err != nil {
 		return sample{}, fmt.Errorf("/usr/bin/time's report %q: %v", out, err)
 	}
-	return sample{d: d, rss: kib << 10, cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}, nil
+	return sample{d: d, rss: kib << 10, cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), host: host}, nil
 }
 
 // plainCopy is the minimal client (internal/plaincopy): each file
@@ -518,6 +524,10 @@ func (b *bench) reportRecordings(w io.Writer) {
 		}
 		if base := b.figures["recordings: baseline wildix-export, "+st]; base != nil {
 			lines = append(lines, fmt.Sprintf("| %s: the baseline's throughput ÷ plain copy's, CPU per run | %.2f, %.2f s | (-baseline) |", st, plain.median().Seconds()/base.median().Seconds(), base.medianCPU().Seconds()))
+		}
+		if hashed := b.figures["recordings: plain copy with sha256, "+st]; hashed != nil {
+			lines = append(lines, fmt.Sprintf("| %s: CPU per run (median): the plain copy, with sha256, wildix-export; each with the simulator's (the bench process's) | %.2f, %.2f, %.2f + %.2f s | |", st,
+				plain.medianHost().Seconds(), hashed.medianHost().Seconds(), wx.medianCPU().Seconds(), wx.medianHost().Seconds()))
 		}
 		if again := b.figures["recordings: wildix-export again (nothing to copy), "+st]; again != nil {
 			lines = append(lines, fmt.Sprintf("| %s: wildix-export's CPU per run (median), and a run with nothing to copy | %.2f s, %s | |", st, wx.medianCPU().Seconds(), again.median().Round(time.Millisecond)))
