@@ -20,6 +20,7 @@
 package recordings
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -27,6 +28,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -214,6 +216,7 @@ func (c *Copier) Copy(ctx context.Context, recs []Recording) ([]Result, Counts, 
 			work = append(work, i)
 		}
 	}
+	largestFirst(recs, work)
 	absent := c.absent(ctx, recs, results, work)
 	caller := ctx
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -293,6 +296,18 @@ feed:
 	}
 	c.log().Info("recordings copied", "copied", cnt.Copied, "skipped", cnt.Skipped, "vanished", cnt.Vanished, "refused", cnt.Refused, "bytes", cnt.Bytes)
 	return results, cnt, nil
+}
+
+// largestFirst orders work (indexes in recs) by the sizes the PBX
+// announced, largest first, the unknown (0) last, each size in list
+// order: the batch's last copies are then its small files side by side,
+// not one or two large files while the other slots wait. (Issue 29's
+// bench, 29 files of 0.1-33 MB, 4 at once: in list order the last fifth
+// of a run copied only a 16 and a 33 MB file; by size, with a copy's time
+// taken as its size, the batch ends a fifth sooner.) The order copied in
+// is no part of the contract: a batch is durable only as a whole.
+func largestFirst(recs []Recording, work []int) {
+	slices.SortStableFunc(work, func(a, b int) int { return cmp.Compare(recs[b].Size, recs[a].Size) })
 }
 
 // absent is the names of the batch the store reports holding nothing,

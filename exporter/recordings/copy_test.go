@@ -809,3 +809,56 @@ func TestCopyFindsNameOfBefore(t *testing.T) {
 		})
 	}
 }
+
+// TestCopyLargestFirst: a batch's files are fetched by the sizes the PBX
+// announced, largest first, and those of unknown size last in list
+// order, so that a batch does not end on one large file copied alone.
+func TestCopyLargestFirst(t *testing.T) {
+	t.Parallel()
+	seed := testSeed(t)
+	e := recSetup(t, pbxsim.Options{Seed: int64(seed % 1000)}, noCloud)
+	f := newStore(t, "dir")
+	recs := e.recordings(false)
+	if len(recs) < 6 {
+		t.Fatalf("the simulator made %d recordings; the test needs 6", len(recs))
+	}
+	// Two of unknown size, which go last in list order.
+	recs[1].Size, recs[4].Size = 0, 0
+	sizes := map[string]int64{}
+	var want []string
+	for _, r := range recs {
+		sizes[r.Path] = r.Size
+		if r.Size == 0 {
+			want = append(want, r.Path)
+		}
+	}
+	distinct := map[int64]bool{}
+	for _, r := range recs {
+		distinct[r.Size] = true
+	}
+	if len(distinct) < 3 {
+		t.Fatalf("the simulator's recordings have %d distinct sizes; the test needs 3", len(distinct))
+	}
+	cp := &Copier{Spool: e.spool(t), Store: f.st, PBX: testPBX, Concurrency: 1}
+	if _, n, err := cp.Copy(context.Background(), recs); err != nil || n.Copied != len(recs) {
+		t.Fatalf("Copy: copied %d of %d, %v", n.Copied, len(recs), err)
+	}
+	var got []string
+	for _, p := range e.seen.all() {
+		if _, ok := sizes[p]; ok {
+			got = append(got, p)
+		}
+	}
+	if len(got) != len(recs) {
+		t.Fatalf("the PBX served %d of the %d files", len(got), len(recs))
+	}
+	for i := 1; i < len(got)-len(want); i++ {
+		if sizes[got[i]] > sizes[got[i-1]] {
+			t.Errorf("file %d fetched (%d bytes) is larger than the one before it (%d bytes)", i, sizes[got[i]], sizes[got[i-1]])
+			break
+		}
+	}
+	if tail := got[len(got)-len(want):]; !slices.Equal(tail, want) {
+		t.Errorf("the files of unknown size were fetched as %v, want last in list order %v", tail, want)
+	}
+}
