@@ -386,17 +386,47 @@ func (s *S3) toParts(why string) {
 var ErrFetchAgain = errors.New("the S3 server refused a PUT with a trailing checksum, or stored it wrong: the store sends files in parts from now on; fetch the file again")
 
 // refusesTrailer reports whether err is the server's refusal of a PUT
-// framed in aws-chunked with a trailer: a 400 or 501 (an unknown
-// x-amz-content-sha256, Content-Encoding or x-amz-trailer), or a 403 (a
-// signature computed over a payload type the server does not know). A
-// refusal for any other reason fails again in parts, loudly.
+// framed in aws-chunked with a trailer, which one in parts would not
+// meet: a 501 (what such a PUT asks beyond a plain one is its framing, its
+// x-amz-content-sha256, Content-Encoding and x-amz-trailer), or a 400 or
+// 403 whose S3 error code says a header, the payload's hash or its
+// signature was not understood (trailerCodes), or whose message names the
+// framing (trailerWords). Any other 400 or 403 (AccessDenied,
+// KeyTooLongError, EntityTooLarge, a quota) is about the file, its name
+// or the account, which parts would meet too: it fails as it is, and the
+// store keeps its one PUT a file.
 func refusesTrailer(err error) bool {
-	switch minio.ToErrorResponse(err).StatusCode {
-	case http.StatusBadRequest, http.StatusNotImplemented, http.StatusForbidden:
+	e := minio.ToErrorResponse(err)
+	switch e.StatusCode {
+	case http.StatusNotImplemented:
 		return true
+	case http.StatusBadRequest, http.StatusForbidden:
+		if trailerCodes[e.Code] {
+			return true
+		}
+		msg := strings.ToLower(e.Message)
+		for _, w := range trailerWords {
+			if strings.Contains(msg, w) {
+				return true
+			}
+		}
 	}
 	return false
 }
+
+// trailerCodes are the S3 error codes of a server not understanding a PUT
+// framed in aws-chunked with a trailer: an argument or header it does not
+// take, a payload hash it cannot check (the STREAMING-UNSIGNED-PAYLOAD-
+// TRAILER in place of one), a signature computed over it.
+var trailerCodes = map[string]bool{
+	"InvalidArgument": true, "InvalidRequest": true, "NotImplemented": true, "InvalidHeader": true,
+	"XAmzContentSHA256Mismatch": true, "ContentSHA256Mismatch": true, "InvalidDigest": true, "BadDigest": true,
+	"SignatureDoesNotMatch": true, "MalformedTrailerError": true, "InvalidEncoding": true, "UnexpectedContent": true,
+}
+
+// trailerWords, in an error's message, name what a PUT with a trailer
+// sends that a plain one does not.
+var trailerWords = []string{"trailer", "aws-chunked", "content-sha256", "streaming-", "content-encoding", "checksum", "chunk"}
 
 // unwrapVerify prefers the stream's own error (a mismatch, a cancelled
 // context) to what the client made of it.

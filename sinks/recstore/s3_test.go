@@ -972,6 +972,67 @@ func TestS3RefusedTrailerFallsBackToParts(t *testing.T) {
 	}
 }
 
+// TestS3OtherRefusalKeepsOnePut: a PUT with a trailing checksum that the
+// real server refuses for another reason than the trailer (versitygw's
+// 400 KeyTooLongError for a prefix of a folder name longer than its file
+// system takes) fails as it is, naming the server's answer, and is not
+// taken for a refused trailer: no ErrFetchAgain (the file fetched again
+// for nothing), and the store keeps its one PUT a file.
+func TestS3OtherRefusalKeepsOnePut(t *testing.T) {
+	t.Parallel()
+	_, _, o := s3Fixture(t)
+	o.Prefix = strings.Repeat("r", 300)
+	st, err := OpenS3(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.Put(context.Background(), testName(t, "long"), content(7, 1000), Want{Size: 1000})
+	if err == nil {
+		t.Fatal("Put under a folder name of 300 bytes succeeded; the test needs the server to refuse it")
+	}
+	if errors.Is(err, ErrFetchAgain) || st.noTrailer.Load() {
+		t.Errorf("Put = %v, and files in parts from now on: %v; want the refusal as it is, one PUT a file kept", err, st.noTrailer.Load())
+	}
+	if !strings.Contains(err.Error(), "too long") {
+		t.Errorf("Put = %v; want the server's answer (key too long)", err)
+	}
+}
+
+// TestRefusesTrailer: which refusals of a PUT with a trailing checksum are
+// taken for the trailer's (then the store sends files in parts) by status,
+// S3 error code and message.
+func TestRefusesTrailer(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		status      int
+		code, msg   string
+		refusesThat bool
+	}{
+		{400, "InvalidArgument", "x-amz-trailer is not supported", true},
+		{400, "InvalidRequest", "", true},
+		{400, "XAmzContentSHA256Mismatch", "", true},
+		{403, "SignatureDoesNotMatch", "The request signature we calculated does not match", true},
+		{501, "NotImplemented", "A header you provided implies functionality that is not implemented", true},
+		{501, "", "", true},
+		{400, "UnknownCode", "STREAMING-UNSIGNED-PAYLOAD-TRAILER is not supported", true},
+		{400, "UnknownCode", "unsupported Content-Encoding aws-chunked", true},
+		{400, "KeyTooLongError", "Your key is too long.", false},
+		{400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed object size.", false},
+		{403, "AccessDenied", "Access Denied.", false},
+		{403, "QuotaExceeded", "", false},
+		{404, "NoSuchBucket", "The specified bucket does not exist", false},
+		{500, "InternalError", "checksum", false},
+	} {
+		err := minio.ErrorResponse{StatusCode: c.status, Code: c.code, Message: c.msg}
+		if got := refusesTrailer(err); got != c.refusesThat {
+			t.Errorf("%d %s %q: taken for a refused trailer %v, want %v", c.status, c.code, c.msg, got, c.refusesThat)
+		}
+	}
+	if refusesTrailer(errors.New("connection reset")) {
+		t.Error("a transport error was taken for a refused trailer")
+	}
+}
+
 // misstore stands for a server, or a proxy in front of one, that takes a
 // PUT with a trailing checksum and stores something else: it reads the
 // PUT's body and stores store(body) as a plain object on the real server
