@@ -81,8 +81,14 @@ const maxOnePut = 5 << 30
 const DefaultPartSize = 16 << 20
 
 // shaMeta is the user metadata carrying a stored object's sha256
-// (x-amz-meta-sha256): the one computed, for a file sent in one PUT; the
-// one the PBX announced, if any, for a file sent in parts.
+// (x-amz-meta-sha256): the one the PBX announced, whether the file goes in
+// one PUT or in parts; none when it announced none. Metadata is a header,
+// sent before the body whose sha256 is known only after it; recording the
+// computed one afterwards would take a server-side copy of every object
+// (most servers rewrite it whole), and a trailing x-amz-checksum-sha256 a
+// second sha256 of every byte on each side, for what only a copy made
+// again after a kill or a clash asks (Stat), which then reads the object
+// through.
 const shaMeta = "Sha256"
 
 // S3 stores recordings as objects in an S3-compatible bucket. A file whose
