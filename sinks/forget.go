@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/wildix-export/wildix-export/exporter/jsonscan"
 	"github.com/wildix-export/wildix-export/exporter/record"
@@ -401,6 +402,7 @@ func (sh *rowShape) erase(cells []string, m matcher) int {
 		stored = slices.Clone(cells)
 	}
 	sides := sh.partySides(cells, m)
+	unnamed := sh.idOnlyParties(cells, m)
 	named := func(i int) bool { return sh.first[i] < 0 || cells[sh.first[i]] == "" }
 	before := make([]bool, len(cells)) // whether cell i's party is named by it, as stored
 	for i := range cells {
@@ -446,6 +448,17 @@ func (sh *rowShape) erase(cells []string, m matcher) int {
 	if n > 0 && stored != nil && sh.onlyParty(stored, m) {
 		n += sh.eraseParty(cells)
 	}
+	if len(unnamed) > 0 {
+		n += sh.eraseIDOnlyNames(cells, unnamed)
+		if sides == nil {
+			sides = map[string]bool{}
+		}
+		for _, s := range unnamed {
+			for _, f := range callerIDSides[s].ids {
+				sides[f] = true
+			}
+		}
+	}
 	if len(sides) > 0 {
 		n += sh.eraseCallerIDs(cells, sides)
 	}
@@ -454,12 +467,118 @@ func (sh *rowShape) erase(cells []string, m matcher) int {
 
 // callerIDSides are, for each party of a call, its own number fields
 // (lower case: a column, or a top-level member of raw, extra or a
-// quarantined record) and its caller-id fields: clid and c_from are the
-// caller's, c_to the callee's. dnid and did are the company's: they go
-// only when they mention the number.
-var callerIDSides = []struct{ numbers, ids []string }{
-	{[]string{"from_number", "src"}, []string{"clid", "c_from"}},
-	{[]string{"to_number", "dst"}, []string{"c_to"}},
+// quarantined record), its caller-id fields (clid and c_from are the
+// caller's, c_to the callee's), and its name field. dialled are fields
+// saying the party's number only when its own number fields are empty:
+// dnid, the number dialled, is the callee's on an outbound call (on an
+// inbound one the company's, whose callee, a colleague, has its own
+// number field). did, the trunk's number called, is the company's: it
+// goes only when it mentions the number.
+var callerIDSides = []partySide{
+	{[]string{"from_number", "src"}, []string{"clid", "c_from"}, nil, "from_name"},
+	{[]string{"to_number", "dst"}, []string{"c_to"}, []string{"dnid"}, "to_name"},
+}
+
+type partySide struct {
+	numbers, ids, dialled []string
+	name                  string
+}
+
+// idOnlyParties returns the parties (indexes of callerIDSides) of cells
+// (one row, as stored) whose number is said only by a caller-id field
+// (or a dialled one) holding the number: their own number fields name no
+// one (empty, "anonymous", "unknown": no digit, no pseudonym). Such a
+// party's name is the forgotten person's, as it would be beside the
+// number in its own field (attack4 F5). A party whose own field holds a
+// colleague's extension or another number keeps its name: the caller id
+// then says another's number (a call presented under another number).
+// The caller-id fields count where the shape declares them (wholeExtra,
+// wholeRecord), as eraseCallerIDs.
+func (sh *rowShape) idOnlyParties(cells []string, m matcher) []int {
+	if len(sh.wholeExtra) == 0 && len(sh.wholeRecord) == 0 {
+		return nil // no caller-id field in this shape
+	}
+	var said, someone [2]bool
+	// look notes the field name (lower case) of a party holding v, of
+	// which c occurrences are the number; declared: whether a caller-id
+	// field is declared there.
+	look := func(name, v string, c int, declared bool) {
+		for s, side := range callerIDSides {
+			switch {
+			case slices.Contains(side.numbers, name):
+				someone[s] = someone[s] || namesSomeone(v)
+			case declared && (slices.Contains(side.ids, name) || slices.Contains(side.dialled, name)):
+				said[s] = said[s] || c > 0
+			}
+		}
+	}
+	for i, name := range sh.names {
+		var declared map[string]bool
+		switch name {
+		case "raw", "extra":
+			declared = sh.wholeExtra
+		case "record":
+			declared = sh.wholeRecord[cells[sh.endpointCell]]
+		}
+		switch k := sh.kinds[i]; {
+		case k == cellText:
+			_, c := eraseText(cells[i], m)
+			look(name, cells[i], c, false)
+		case k == cellJSON && declared != nil && cells[i] != "":
+			jsonscan.Rewrite([]byte(cells[i]), jsonscan.Rewriter{Value: func(at *jsonscan.Path, lit []byte) []byte {
+				if member, top := at.Top(); top {
+					f := strings.ToLower(member)
+					_, c := eraseLiteral(lit, m)
+					v := string(lit)
+					if lit[0] == '"' {
+						v = jsonscan.Unquote(lit)
+					}
+					look(f, v, c, declared[f])
+				}
+				return nil
+			}})
+		}
+	}
+	var out []int
+	for s := range callerIDSides {
+		if said[s] && !someone[s] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// namesSomeone reports whether v, a party's own number field, names a
+// party: it holds a digit (a number, an extension) or a pseudonym. Empty,
+// "anonymous", "unknown", "restricted" name no one.
+func namesSomeone(v string) bool {
+	if strings.IndexFunc(v, unicode.IsDigit) >= 0 {
+		return true
+	}
+	found := false
+	pseudonym.Replace(v, func(string) bool { found = true; return false }, "")
+	return found
+}
+
+// eraseIDOnlyNames makes Erased the name fields of the parties (indexes
+// of callerIDSides, idOnlyParties) whose number only a caller-id field
+// said: a text cell named so, and the top-level member named so of raw,
+// extra and a quarantined record. It returns how many it changed.
+func (sh *rowShape) eraseIDOnlyNames(cells []string, parties []int) int {
+	names := map[string]bool{}
+	for _, s := range parties {
+		names[callerIDSides[s].name] = true
+	}
+	n := 0
+	for i, name := range sh.names {
+		switch k := sh.kinds[i]; {
+		case k == cellText && names[name]:
+			n += eraseName(&cells[i])
+		case k == cellJSON && (name == "raw" || name == "extra" || name == "record") && cells[i] != "":
+			cells[i] = string(eraseNamesFold([]byte(cells[i]), names, &n))
+		}
+	}
+	return n
 }
 
 // partySides returns the caller-id fields (lower case) of the parties
