@@ -11,6 +11,7 @@ import (
 	"github.com/wildix-export/wildix-export/exporter/jsonscan"
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pseudonym"
+	"golang.org/x/text/unicode/norm"
 )
 
 // Erasure on request (issue 30, README "Erasure"): a phone number a person
@@ -137,9 +138,10 @@ func NewForgotten(number string, keys ...*pseudonym.Keyed) (*Forgotten, error) {
 	if len(number) > 4*MaxForgetDigits {
 		return nil, fmt.Errorf("%d characters: a phone number has at most %d digits (E.164), with a few spaces: give the number in international form, a + and the country code, then the number", len(number), MaxForgetDigits)
 	}
+	number = numberInput(number)
 	d, ok := pseudonym.Canonical(number)
 	if !ok {
-		return nil, fmt.Errorf("not a phone number: expected digits, with an optional + or 00 and spaces: a + and the country code, then the number")
+		return nil, fmt.Errorf("not a phone number: expected a + or 00 and the country code (in brackets or not), then the number's digits, grouped by spaces, dashes, dots, slashes or brackets, a (0) after the country code allowed; no letter or other sign")
 	}
 	switch {
 	case len(d) < MinForgetDigits:
@@ -159,6 +161,30 @@ func NewForgotten(number string, keys ...*pseudonym.Keyed) (*Forgotten, error) {
 		}
 	}
 	return f, nil
+}
+
+// numberInput is the number given to forget (--number) in the form
+// pseudonym.Canonical reads, so that every way of writing it that forget
+// finds in text is taken (attack4 F9): Unicode compatibility forms
+// (fullwidth digits and plus) folded, every space (no-break, narrow) a
+// space, every Unicode dash a "-", and a bracket opening the number
+// dropped ("(+39) 352…", "(0039) 352…": Canonical ignores the closing
+// one, and the country code is then seen as such).
+func numberInput(s string) string {
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case unicode.Is(unicode.Pd, r):
+			return '-'
+		case unicode.IsSpace(r):
+			return ' '
+		}
+		return r
+	}, norm.NFKC.String(s))
+	s = strings.TrimSpace(s)
+	if rest, ok := strings.CutPrefix(s, "("); ok {
+		s = strings.TrimSpace(rest)
+	}
+	return s
 }
 
 // AddNationalPseudonyms makes f match the pseudonyms of its national

@@ -820,3 +820,31 @@ func TestEraseOrganization(t *testing.T) {
 		}
 	}
 }
+
+// TestNewForgottenAcceptsForms: forget --number takes every way of
+// writing a number that forget finds in text (attack4 F9: "(+39) 321…"
+// was refused while "+39 (0)321…" and dashes and dots were taken), each
+// the same number, international (so its national forms are searched
+// too); what it refuses it says how to write.
+func TestNewForgottenAcceptsForms(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{
+		"+393219793829", "0039 321-979.3829", "+39 (0)321 979 3829", "(+39) 321 979 3829",
+		"(0039) 321 979 3829", "+(39) 321 979 3829", "( +39 ) 321/979/3829", " \t+39 321 979 3829 ",
+		"+39\u00a0321\u202f979\u20133829", "\uff0b\uff13\uff19 \uff13\uff12\uff11 \uff19\uff17\uff19 \uff13\uff18\uff12\uff19",
+		"+39\u2011321\u2014979-3829",
+	} {
+		f, err := NewForgotten(in)
+		if err != nil {
+			t.Errorf("NewForgotten(%q): %v", in, err)
+			continue
+		}
+		if f.digits != "393219793829" || !f.National() {
+			t.Errorf("NewForgotten(%q) = %q (national forms %v), want 393219793829 with its national forms", in, f.digits, f.National())
+		}
+	}
+	_, err := NewForgotten("+39 321 979 3829 int. 2")
+	if err == nil || !strings.Contains(err.Error(), "in brackets or not") || !strings.Contains(err.Error(), "dashes, dots, slashes or brackets") {
+		t.Errorf("NewForgotten of a number with letters: %v, want what is accepted", err)
+	}
+}

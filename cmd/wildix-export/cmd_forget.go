@@ -87,7 +87,7 @@ form stored pseudonymised is found only with --national-forms.`
 // and the scope read again under them (lockForget), then app.forget.
 func cmdForget(ctx context.Context, a *app, args []string) error {
 	fset := a.flags("forget", "--number NUMBER [--dry-run] [--previous-key-file FILE]… [--allow-empty]", forgetHelp)
-	number := fset.String("number", "", "the phone number, in international form: a + and the country code, then the number, spaces allowed")
+	number := fset.String("number", "", "the phone number, in international form: a + or 00 and the country code (in brackets or not), then the number; spaces, dashes, dots, slashes and brackets allowed")
 	dry := fset.Bool("dry-run", false, "report what would be erased; change nothing")
 	nationalForms := fset.Bool("national-forms", false, "in a pseudonymised sink, also erase the pseudonyms of the number's national forms; a national form's pseudonym is also the pseudonym of another country's number with the same digits (Italy's 352 8512784 and Luxembourg's +352 8512784), which is erased too: check with --dry-run first")
 	missingOK := fset.Bool("missing-recordings-ok", false, "mark erased the rows of recordings listed as stored but not found in the store: only when the store setting is right and the files are already gone (an earlier forget stopped after removing them)")
