@@ -2,10 +2,12 @@ package sinks
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/wildix-export/wildix-export/exporter/jsonscan"
@@ -992,4 +994,54 @@ func eraseMembers(b []byte, named func(member string) bool, n *int) []byte {
 		return b
 	}
 	return out
+}
+
+// ForgetBegun is a forget that is changing the sink and has not recorded
+// its counts in the run ledger yet: an entry of the sink's forget journal
+// (BeginForget), written before its first change and dropped with its
+// ledger entry (RecordForget). A forget killed midway leaves it: the
+// forget that completes the same number's erasure records, under its id,
+// the rows this one found, which the completing run's last search proves
+// all erased (attack4 F8: the ledger said 279 of 2330); one of another
+// number warns that that number's erasure is unfinished. It holds no
+// number: Tag names the number without telling it.
+type ForgetBegun struct {
+	ID      string    `json:"id"` // the run id its ledger entry takes
+	PBX     string    `json:"pbx"`
+	Started time.Time `json:"started"`
+	Tag     string    `json:"tag"`
+	// Rows are the rows it found; Recordings the recording files of calls
+	// with the number it found stored.
+	Rows       int64 `json:"rows"`
+	Recordings int   `json:"recordings"`
+	// Added says that it added the number to the suppression list.
+	Added bool `json:"added,omitempty"`
+}
+
+// ForgetTag is the forget journal's name of the number whose suppression
+// list hash is h (Suppress): keyed as h is, so that it tells nothing
+// without the list's key, and not h itself, the number's pseudonym in a
+// pseudonymised sink, which forget's search would find in the journal.
+// Letters only (a nibble each): no digit of it can read as a number.
+func ForgetTag(h string) string {
+	sum := sha256.Sum256([]byte("wildix-export forget journal\x00" + h))
+	b := make([]byte, 0, 32)
+	for _, c := range sum[:16] {
+		b = append(b, 'a'+c>>4, 'a'+c&15)
+	}
+	return string(b)
+}
+
+// beginForget returns journal with b added, unless it holds an entry of
+// b's number already: the earliest attempt found the most, and is kept.
+func beginForget(journal []ForgetBegun, b ForgetBegun) []ForgetBegun {
+	if slices.ContainsFunc(journal, func(j ForgetBegun) bool { return j.Tag == b.Tag }) {
+		return journal
+	}
+	return append(journal, b)
+}
+
+// endForget returns journal without the entry of the number tag.
+func endForget(journal []ForgetBegun, tag string) []ForgetBegun {
+	return slices.DeleteFunc(slices.Clone(journal), func(j ForgetBegun) bool { return j.Tag == tag })
 }

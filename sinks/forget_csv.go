@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"bufio"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -188,9 +189,123 @@ func (s *CSV) findInData(path string, e *record.Endpoint, f *Forgotten) (int64, 
 }
 
 // RecordForget writes an erasure in the PBX's run ledger, as FinishRun
-// does a run's.
-func (s *CSV) RecordForget(ctx context.Context, r *exporter.RunResult) error {
-	return s.FinishRun(ctx, r)
+// does a run's, then drops the forget journal's entry of its number (tag:
+// ForgetTag; "" for none). Killed between the two, the entry stays with
+// the id of the ledger's entry, which ForgetJournal then leaves out: the
+// erasure is not counted twice.
+func (s *CSV) RecordForget(ctx context.Context, r *exporter.RunResult, tag string) error {
+	if err := s.FinishRun(ctx, r); err != nil {
+		return err
+	}
+	if tag == "" {
+		return nil
+	}
+	journal, err := s.readForgetJournal()
+	if err != nil {
+		return err
+	}
+	if left := endForget(journal, tag); len(left) < len(journal) {
+		return s.writeForgetJournal(left)
+	}
+	return nil
+}
+
+// forgetJournalFile is where the CSV sink keeps the forget journal
+// (ForgetBegun): in the state folder, beside the suppression list.
+func (s *CSV) forgetJournalFile() string {
+	return filepath.Join(s.opt.Dir, ".state", ".forget-journal.json")
+}
+
+// ForgetJournal reads the folder's forget journal: the forgets begun and
+// not recorded (killed midway). An entry whose id is in its PBX's run
+// ledger was recorded (RecordForget killed before dropping it): left out.
+func (s *CSV) ForgetJournal(context.Context) ([]ForgetBegun, error) {
+	journal, err := s.readForgetJournal()
+	if err != nil {
+		return nil, err
+	}
+	var out []ForgetBegun
+	for _, j := range journal {
+		recorded, err := s.ledgerHas(j.PBX, j.ID)
+		if err != nil {
+			return nil, err
+		}
+		if !recorded {
+			out = append(out, j)
+		}
+	}
+	return out, nil
+}
+
+// readForgetJournal reads the journal file as it is.
+func (s *CSV) readForgetJournal() (_ []ForgetBegun, err error) {
+	defer func() { err = s.advise(err) }()
+	b, err := os.ReadFile(s.forgetJournalFile())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the forget journal: %w", err)
+	}
+	var journal []ForgetBegun
+	if err := json.Unmarshal(b, &journal); err != nil {
+		return nil, fmt.Errorf("read the forget journal %s: %w", s.forgetJournalFile(), err)
+	}
+	return journal, nil
+}
+
+// ledgerHas reports whether pbx's run ledger holds the run id.
+func (s *CSV) ledgerHas(pbx, id string) (bool, error) {
+	f, err := os.Open(filepath.Join(s.opt.Dir, ".state", safeName(pbx), "runs.jsonl"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read the run ledger of %s: %w", pbx, err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 16<<20)
+	for sc.Scan() {
+		var line struct {
+			ID string `json:"run_id"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.ID == id {
+			return true, nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return false, fmt.Errorf("read the run ledger of %s: %w", pbx, err)
+	}
+	return false, nil
+}
+
+// BeginForget adds b to the folder's forget journal, before forget
+// changes anything, unless it holds an entry of b's number already.
+func (s *CSV) BeginForget(ctx context.Context, b ForgetBegun) error {
+	journal, err := s.ForgetJournal(ctx)
+	if err != nil {
+		return err
+	}
+	return s.writeForgetJournal(beginForget(journal, b))
+}
+
+// writeForgetJournal replaces the journal by journal (none: the file
+// removed), atomically. Forget holds every PBX's lock meanwhile.
+func (s *CSV) writeForgetJournal(journal []ForgetBegun) error {
+	var err error
+	if len(journal) == 0 {
+		if err = os.Remove(s.forgetJournalFile()); errors.Is(err, fs.ErrNotExist) {
+			err = nil
+		}
+	} else if _, err = s.mkdir(".state"); err == nil {
+		b, _ := json.Marshal(journal)
+		err = safefile.Write(s.forgetJournalFile(), b, fileMode)
+	}
+	if err != nil {
+		return fmt.Errorf("write the forget journal: %w", s.advise(err))
+	}
+	return nil
 }
 
 // ForgetErase rewrites every row of pbx's data files mentioning f, each

@@ -2,6 +2,8 @@ package sinks
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -463,16 +465,98 @@ WHERE jsonb_typeof(state->'recent') = 'object' AND (state->'recent') ?| $1::text
 	return n, nil
 }
 
+// forgetJournalKey is where PostgreSQL keeps the forget journal
+// (ForgetBegun): a row of export_state belonging to no PBX, as the
+// suppression list's.
+const forgetJournalKey = "forget journal"
+
+// ForgetJournal reads the schema's forget journal: the forgets begun and
+// not recorded (killed midway).
+func (p *Postgres) ForgetJournal(ctx context.Context) ([]ForgetBegun, error) {
+	return p.forgetJournal(ctx, p.pool, "")
+}
+
+// rowQueryer is a pool or a transaction, for one row.
+type rowQueryer interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func (p *Postgres) forgetJournal(ctx context.Context, q rowQueryer, lock string) ([]ForgetBegun, error) {
+	var b []byte
+	err := q.QueryRow(ctx, "SELECT state FROM "+p.ident("export_state")+" WHERE pbx = $1 AND key = $2"+lock, suppressionPBX, forgetJournalKey).Scan(&b)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the forget journal: %w", dbError(err))
+	}
+	var out []ForgetBegun
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, fmt.Errorf("read the forget journal (export_state, key %q): %w", forgetJournalKey, err)
+	}
+	return out, nil
+}
+
+// BeginForget adds b to the schema's forget journal, before forget
+// changes anything, unless it holds an entry of b's number already.
+func (p *Postgres) BeginForget(ctx context.Context, b ForgetBegun) error {
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("write the forget journal: %w", dbError(err))
+	}
+	defer tx.Rollback(ctx)
+	journal, err := p.forgetJournal(ctx, tx, " FOR UPDATE")
+	if err != nil {
+		return err
+	}
+	if err := p.writeForgetJournal(ctx, tx, beginForget(journal, b)); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("write the forget journal: %w", dbError(err))
+	}
+	return nil
+}
+
+// writeForgetJournal replaces the journal by journal (none: its row
+// deleted).
+func (p *Postgres) writeForgetJournal(ctx context.Context, tx pgx.Tx, journal []ForgetBegun) error {
+	var err error
+	if len(journal) == 0 {
+		_, err = tx.Exec(ctx, "DELETE FROM "+p.ident("export_state")+" WHERE pbx = $1 AND key = $2", suppressionPBX, forgetJournalKey)
+	} else {
+		b, _ := json.Marshal(journal)
+		_, err = tx.Exec(ctx, "INSERT INTO "+p.ident("export_state")+` (pbx, key, state) VALUES ($1, $2, $3::jsonb)
+ON CONFLICT (pbx, key) DO UPDATE SET state = EXCLUDED.state, updated_at = now()`, suppressionPBX, forgetJournalKey, b)
+	}
+	if err != nil {
+		return fmt.Errorf("write the forget journal: %w", dbError(err))
+	}
+	return nil
+}
+
 // RecordForget writes an erasure in the run ledger (export_runs, mode
-// forget, and its counts as the endpoint "forget"), in one transaction.
-// Unlike StartRun it touches nothing else: an erasure changes no row but
-// the number's.
-func (p *Postgres) RecordForget(ctx context.Context, r *exporter.RunResult) error {
+// forget, and its counts as the endpoint "forget") and drops the forget
+// journal's entry of its number (tag: ForgetTag; "" for none), in one
+// transaction. Unlike StartRun it touches nothing else: an erasure
+// changes no row but the number's.
+func (p *Postgres) RecordForget(ctx context.Context, r *exporter.RunResult, tag string) error {
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("record the erasure: %w", dbError(err))
 	}
 	defer tx.Rollback(ctx)
+	if tag != "" {
+		journal, err := p.forgetJournal(ctx, tx, " FOR UPDATE")
+		if err != nil {
+			return err
+		}
+		if left := endForget(journal, tag); len(left) < len(journal) {
+			if err := p.writeForgetJournal(ctx, tx, left); err != nil {
+				return err
+			}
+		}
+	}
 	var total int64
 	for _, e := range r.Endpoints {
 		total += e.Rows

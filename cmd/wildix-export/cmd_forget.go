@@ -34,7 +34,9 @@ type forgetter interface {
 	Suppress(ctx context.Context, f *sinks.Forgotten, pk *pseudonym.Keyed) (string, bool, error)
 	ForgetFind(ctx context.Context, f *sinks.Forgotten, endpoints []record.Endpoint) (*sinks.ForgetFound, error)
 	ForgetErase(ctx context.Context, pbx string, f *sinks.Forgotten, endpoints []record.Endpoint) (*sinks.ForgetFound, error)
-	RecordForget(ctx context.Context, r *exporter.RunResult) error
+	RecordForget(ctx context.Context, r *exporter.RunResult, tag string) error
+	ForgetJournal(ctx context.Context) ([]sinks.ForgetBegun, error)
+	BeginForget(ctx context.Context, b sinks.ForgetBegun) error
 	ForgetScope(ctx context.Context) (*sinks.ForgetScope, error)
 	LockPBXes(ctx context.Context, pbxes []string) (unlock func(), err error)
 }
@@ -67,7 +69,8 @@ later export, look-back and backfill applies, so records still on the PBX never
 bring it back. Nothing prints the number. --dry-run reports what would be
 erased and changes nothing; it fails (exit 1) as the erasure would when a
 numeric column holds the number, which cannot hold "erased". Running it again
-finds nothing.
+finds nothing. Killed midway, run it again with the same number: it completes
+the erasure, and its ledger entry counts the rows the first attempt erased too.
 
 In a pseudonymised sink forget needs every key the rows were written under:
 EXPORT_PSEUDONYM_KEY (the current one) and, after a key change, each earlier
@@ -340,6 +343,13 @@ func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgot
 		return err
 	}
 	if opt.dry {
+		journal, err := fg.ForgetJournal(ctx)
+		if err != nil {
+			return err
+		}
+		for _, j := range journal {
+			fmt.Fprintf(w, "Note: a forget begun %s was interrupted before it finished: its number (this one or another) may still be in the sink; run forget again with it.\n", j.Started.Format(time.RFC3339))
+		}
 		fmt.Fprintln(w, "Dry run: nothing was changed, and the number was not added to the suppression list.")
 		// What the erasure cannot erase (a numeric column holding the
 		// number) fails it after every other row is erased: said now,
@@ -359,7 +369,12 @@ func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgot
 	}
 	// The list first: from here on no export writes the number, so what
 	// is erased below stays erased even when a step fails and is redone.
-	_, added, err := fg.Suppress(ctx, f, pk)
+	h, added, err := fg.Suppress(ctx, f, pk)
+	if err != nil {
+		return err
+	}
+	begun, err := a.beginForget(ctx, fg, sinks.ForgetBegun{ID: exporter.NewRunID(started), PBX: a.cfg.PBXID, Started: started,
+		Tag: sinks.ForgetTag(h), Rows: found.Rows(), Recordings: len(found.Recordings), Added: added})
 	if err != nil {
 		return err
 	}
@@ -377,7 +392,7 @@ func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgot
 	if done != nil {
 		printFound(w, "erased", done)
 	}
-	if lerr := a.forgetLedger(ctx, fg, started, done, len(present), added, err); lerr != nil {
+	if lerr := a.forgetLedger(ctx, fg, begun, found, done, len(present), added, err); lerr != nil {
 		err = errors.Join(err, fmt.Errorf("record the erasure in the run ledger: %w", lerr))
 	}
 	if err != nil {
@@ -438,10 +453,44 @@ func printFound(w io.Writer, what string, found *sinks.ForgetFound) {
 	}
 }
 
+// beginForget writes b, this forget's entry, in the sink's forget
+// journal before anything but the suppression list is changed, and
+// returns the entry its ledger entry completes: an earlier one of the
+// same number, interrupted (killed midway), else b. It says which other
+// numbers' erasures were interrupted: they may still be in the sink.
+func (a *app) beginForget(ctx context.Context, fg forgetter, b sinks.ForgetBegun) (sinks.ForgetBegun, error) {
+	journal, err := fg.ForgetJournal(ctx)
+	if err != nil {
+		return b, err
+	}
+	begun := b
+	for _, j := range journal {
+		if j.Tag == b.Tag {
+			begun = j
+			fmt.Fprintf(a.stdout, "Completing the erasure of the number begun %s and interrupted: it found %d row(s) and %d recording file(s); its ledger entry counts them.\n",
+				j.Started.Format(time.RFC3339), j.Rows, j.Recordings)
+		} else {
+			fmt.Fprintf(a.stdout, "Note: a forget of another number, begun %s, was interrupted before it finished: that number may still be in the sink; run forget again with it.\n",
+				j.Started.Format(time.RFC3339))
+		}
+	}
+	if err := fg.BeginForget(ctx, b); err != nil {
+		return b, fmt.Errorf("%w; nothing was erased yet: run forget again", err)
+	}
+	return begun, nil
+}
+
 // forgetLedger records the erasure in the run ledger, mode forget: when,
-// how many rows per place and files, never the number.
-func (a *app) forgetLedger(ctx context.Context, fg forgetter, started time.Time, done *sinks.ForgetFound, files int, added bool, failed error) error {
-	r := &exporter.RunResult{ID: exporter.NewRunID(started), Mode: "forget", PBX: a.cfg.PBXID, Started: started}
+// how many rows per place and files, never the number. begun is the
+// journal's entry it completes (beginForget): an earlier attempt's, when
+// it was interrupted, whose id and start the entry takes, and whose rows
+// no longer found by this run (found) it counts as erased by it (attack4
+// F8); then the notes say so.
+//
+// The parameters are the erasure's facts, each from a different step of
+// forget (more than 5: a struct would only carry them here).
+func (a *app) forgetLedger(ctx context.Context, fg forgetter, begun sinks.ForgetBegun, found, done *sinks.ForgetFound, files int, added bool, failed error) error {
+	r := &exporter.RunResult{ID: begun.ID, Mode: "forget", PBX: a.cfg.PBXID, Started: begun.Started}
 	e := exporter.EndpointResult{Endpoint: "forget", Err: failed}
 	if done != nil {
 		e.Rows = done.Rows()
@@ -449,8 +498,16 @@ func (a *app) forgetLedger(ctx context.Context, fg forgetter, started time.Time,
 			e.Notes = append(e.Notes, fmt.Sprintf("%s: %d row(s) erased", p.Name, p.Rows))
 		}
 	}
-	e.Notes = append(e.Notes, fmt.Sprintf("recording files removed: %d", files))
-	if added {
+	earlierFiles := 0
+	if interrupted := found.Rows() < begun.Rows || len(found.Recordings) < begun.Recordings; interrupted || begun.Added && !added {
+		earlierRows := max(0, begun.Rows-found.Rows())
+		earlierFiles = max(0, begun.Recordings-len(found.Recordings))
+		e.Rows += earlierRows
+		e.Notes = append(e.Notes, fmt.Sprintf("completes an erasure begun %s and interrupted: it found %d row(s) and %d recording file(s); %d row(s) and %d file(s) of them were erased by it, the rest by this run",
+			begun.Started.Format(time.RFC3339), begun.Rows, begun.Recordings, earlierRows, earlierFiles))
+	}
+	e.Notes = append(e.Notes, fmt.Sprintf("recording files removed: %d", files+earlierFiles))
+	if added || begun.Added {
 		e.Notes = append(e.Notes, "one number added to the suppression list")
 	}
 	r.Endpoints = []exporter.EndpointResult{e}
@@ -458,7 +515,7 @@ func (a *app) forgetLedger(ctx context.Context, fg forgetter, started time.Time,
 	if failed != nil {
 		r.Status = "failed"
 	}
-	return fg.RecordForget(ctx, r)
+	return fg.RecordForget(ctx, r, begun.Tag)
 }
 
 // recordingRemover opens the recordings store for removing files; an
