@@ -425,12 +425,11 @@ func (sh *rowShape) pairUp() {
 func (sh *rowShape) erase(cells []string, m matcher) int {
 	n := 0
 	var displays []string // extra's display forms of the number cells erased
-	var stored []string   // the row as stored, for onlyParty
-	if len(sh.partyNames) > 0 || len(sh.recordNames) > 0 {
+	var stored []string   // the row as stored, for onlyParty and idOnlyParties
+	if len(sh.partyNames) > 0 || len(sh.recordNames) > 0 || len(sh.wholeExtra) > 0 || len(sh.wholeRecord) > 0 {
 		stored = slices.Clone(cells)
 	}
 	sides := sh.partySides(cells, m)
-	unnamed := sh.idOnlyParties(cells, m)
 	named := func(i int) bool { return sh.first[i] < 0 || cells[sh.first[i]] == "" }
 	before := make([]bool, len(cells)) // whether cell i's party is named by it, as stored
 	for i := range cells {
@@ -473,9 +472,28 @@ func (sh *rowShape) erase(cells []string, m matcher) int {
 	if x := slices.Index(sh.names, "extra"); x >= 0 && len(displays) > 0 {
 		cells[x] = string(eraseDisplays([]byte(cells[x]), displays))
 	}
-	if n > 0 && stored != nil && sh.onlyParty(stored, m) {
+	return n + sh.eraseOfParties(cells, stored, sides, m, n > 0)
+}
+
+// eraseOfParties is erase's last step, on a row (cells, stored: as
+// stored) where the number was erased (hit): the names of its parties
+// that erase's columns do not pair, when the number is a party's. The
+// organization when the number is the only external party (onlyParty);
+// a party's name when only its caller id had the number
+// (idOnlyParties); the caller ids of the parties whose number was
+// forgotten (sides, partySides). It returns how many it changed.
+func (sh *rowShape) eraseOfParties(cells, stored []string, sides map[string]bool, m matcher, hit bool) int {
+	n := 0
+	if !hit || stored == nil {
+		if len(sides) > 0 {
+			n += sh.eraseCallerIDs(cells, sides)
+		}
+		return n
+	}
+	if sh.onlyParty(stored, m) {
 		n += sh.eraseParty(cells)
 	}
+	unnamed := sh.idOnlyParties(stored, m)
 	if len(unnamed) > 0 {
 		n += sh.eraseIDOnlyNames(cells, unnamed)
 		if sides == nil {

@@ -343,12 +343,8 @@ func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgot
 		return err
 	}
 	if opt.dry {
-		journal, err := fg.ForgetJournal(ctx)
-		if err != nil {
+		if err := a.sayInterrupted(ctx, fg); err != nil {
 			return err
-		}
-		for _, j := range journal {
-			fmt.Fprintf(w, "Note: a forget begun %s was interrupted before it finished: its number (this one or another) may still be in the sink; run forget again with it.\n", j.Started.Format(time.RFC3339))
 		}
 		fmt.Fprintln(w, "Dry run: nothing was changed, and the number was not added to the suppression list.")
 		// What the erasure cannot erase (a numeric column holding the
@@ -369,19 +365,9 @@ func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgot
 	}
 	// The list first: from here on no export writes the number, so what
 	// is erased below stays erased even when a step fails and is redone.
-	h, added, err := fg.Suppress(ctx, f, pk)
+	begun, added, err := a.suppressForget(ctx, fg, f, pk, found, started)
 	if err != nil {
 		return err
-	}
-	begun, err := a.beginForget(ctx, fg, sinks.ForgetBegun{ID: exporter.NewRunID(started), PBX: a.cfg.PBXID, Started: started,
-		Tag: sinks.ForgetTag(h), Rows: found.Rows(), Recordings: len(found.Recordings), Added: added})
-	if err != nil {
-		return err
-	}
-	if added {
-		fmt.Fprintln(w, "Added to the suppression list: later exports, look-backs and backfills write the number erased.")
-	} else {
-		fmt.Fprintln(w, "Already in the suppression list.")
 	}
 	// The files before the rows: a row erased no longer says which file
 	// was the number's.
@@ -451,6 +437,39 @@ func printFound(w io.Writer, what string, found *sinks.ForgetFound) {
 	for _, p := range found.Places {
 		fmt.Fprintf(w, "%s: %s, %d row(s)\n", what, p.Name, p.Rows)
 	}
+}
+
+// suppressForget adds f to the sink's suppression list, then writes this
+// forget (started, having found found) in the sink's forget journal
+// (beginForget), both before any row changes. It returns the journal's
+// entry the ledger entry completes, and whether the number was added.
+func (a *app) suppressForget(ctx context.Context, fg forgetter, f *sinks.Forgotten, pk *pseudonym.Keyed, found *sinks.ForgetFound, started time.Time) (sinks.ForgetBegun, bool, error) {
+	h, added, err := fg.Suppress(ctx, f, pk)
+	if err != nil {
+		return sinks.ForgetBegun{}, false, err
+	}
+	if added {
+		fmt.Fprintln(a.stdout, "Added to the suppression list: later exports, look-backs and backfills write the number erased.")
+	} else {
+		fmt.Fprintln(a.stdout, "Already in the suppression list.")
+	}
+	begun, err := a.beginForget(ctx, fg, sinks.ForgetBegun{ID: exporter.NewRunID(started), PBX: a.cfg.PBXID, Started: started,
+		Tag: sinks.ForgetTag(h), Rows: found.Rows(), Recordings: len(found.Recordings), Added: added})
+	return begun, added, err
+}
+
+// sayInterrupted says, for a dry run, which forgets were interrupted
+// (the sink's forget journal): their numbers, this one or others, may
+// still be in the sink.
+func (a *app) sayInterrupted(ctx context.Context, fg forgetter) error {
+	journal, err := fg.ForgetJournal(ctx)
+	if err != nil {
+		return err
+	}
+	for _, j := range journal {
+		fmt.Fprintf(a.stdout, "Note: a forget begun %s was interrupted before it finished: its number (this one or another) may still be in the sink; run forget again with it.\n", j.Started.Format(time.RFC3339))
+	}
+	return nil
 }
 
 // beginForget writes b, this forget's entry, in the sink's forget
