@@ -252,6 +252,12 @@ func TestRedactorNationalAndBareCodeForms(t *testing.T) {
 		{"callback 39-347-111-0011, then 39 347 111 0007 2 missed", []string{"0011", "0007", "347"},
 			[]string{k.Number("+393471110011"), k.Number("+393471110007") + " 2 missed"}},
 		{"cb 020 7946 0018 or 44 7911 123 004", []string{"0018", "004", "7946"}, []string{k.Number("02079460018"), k.Number("+447911123004")}},
+		// A bare country code read as one only when it gives a whole
+		// number (review 5, R5-5): "43 1187" is too short, so the groups
+		// are one national run; a count that may be the tail is read with it.
+		{"callback 43 1187 0235; cb 44 738 3797 446 asap; 00 1 212 5551 012 on 01.12.2026",
+			[]string{"1187", "0235", "3797", "446", "5551", "012 "},
+			[]string{k.Number("4311870235"), k.Number("+447383797446") + " asap", k.Number("+12125551012") + " on 01.12.2026"}},
 	} {
 		for _, r := range []*Redactor{{Keys: k}, {}} {
 			got := r.Text(tc.in)

@@ -232,7 +232,12 @@ const twoDigitCodes = " 20 27 30 31 32 33 34 36 39 40 41 43 44 45 46 47 48 49 51
 // forget of either could not find.
 // Replace finds every number Scrub replaces, in clear and as its pseudonym.
 func (k *Keyed) Scrub(orig string, keep func(canonical string) bool) string {
-	t := newText(orig) // matched on t.s; replaced in orig
+	return k.scrub(newText(orig), keep) // matched on t.s; replaced in orig
+}
+
+// scrub is Scrub of the text t.
+func (k *Keyed) scrub(t *text, keep func(canonical string) bool) string {
+	orig := t.orig
 	var b strings.Builder
 	last := 0
 	t.numbers(func(n number) {
@@ -254,10 +259,14 @@ func (k *Keyed) Scrub(orig string, keep func(canonical string) bool) string {
 	return b.String()
 }
 
-// HoldsNumber reports whether the text s holds a phone number Scrub
-// replaces (with no keep), or a pseudonym of one or of a name (Merged
-// too): what a message naming s, a record's key, would carry in clear or
-// as the pseudonym of a number that forget may erase everywhere else.
+// HoldsNumber reports whether the text s holds a phone number, or a
+// pseudonym of one or of a name (Merged too): what a message naming s, a
+// record's key, would carry in clear or as the pseudonym of a number
+// that forget may erase everywhere else. A number is what Replace finds
+// (forget's reading, wider than Scrub's: every span of whole digit
+// groups of minDigits digits or more), so that a key Scrub reads
+// otherwise is not named either (review 5, R5-10: "43 1187 0235" was
+// left in clear by Scrub, and named).
 func HoldsNumber(s string) bool {
 	t := newText(s)
 	for i := 0; i+pseudonymChars <= len(t.s); i++ {
@@ -265,9 +274,11 @@ func HoldsNumber(s string) bool {
 			return true
 		}
 	}
-	found := strings.Contains(t.s, Merged)
-	t.numbers(func(number) { found = true })
-	return found
+	if strings.Contains(t.s, Merged) {
+		return true
+	}
+	_, n := Replace(s, func(string) bool { return true }, "")
+	return n > 0
 }
 
 // KeyNotNamed is what ShownKey writes for a key holding a number.

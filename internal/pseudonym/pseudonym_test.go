@@ -411,3 +411,37 @@ func TestNameNormalised(t *testing.T) {
 func fullwidth(s string) string {
 	return strings.Map(func(r rune) rune { return r - '0' + '\uff10' }, s)
 }
+
+// TestHoldsNumberReadsAsReplace: a key holds a number when forget's
+// reading (Replace) finds one, not only Scrub's: a key Scrub leaves as it
+// is but forget erases ("069.22.239.56" reads to Scrub as an IPv4
+// address, "43 1187 0235" was left by b4eaba9's code reading) was named
+// in clear in notes, logs and errors (review 5, R5-10). A date or an
+// address is not named either: in doubt, left out.
+func TestHoldsNumberReadsAsReplace(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		key  string
+		want bool
+	}{
+		{"43 1187 0235", true},
+		{"069.22.239.56", true},
+		{"06.82.32.02.25", true},
+		{"cust\t069.22.239.56", true},
+		{"3471110009", true},
+		{"p:mc4eeqcniteonyjn", true},
+		{"204", false},
+		{"ext-204", false},
+		{"cust 12345", false},
+		{"SIP/201-0000002a", false},
+		{"1767225600.123456", false},
+		{"a1b2c3d4e5f6a7b8", false},
+	} {
+		if got := HoldsNumber(tc.key); got != tc.want {
+			t.Errorf("HoldsNumber(%q) = %v, want %v", tc.key, got, tc.want)
+		}
+		if got := ShownKey(tc.key) == KeyNotNamed; got != tc.want {
+			t.Errorf("ShownKey(%q) = %q", tc.key, ShownKey(tc.key))
+		}
+	}
+}

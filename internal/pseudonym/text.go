@@ -39,15 +39,16 @@ const Merged = "p:-redacted-"
 // letters was read once per digit group). Not safe for concurrent use;
 // one text per value.
 type text struct {
-	orig  string
-	s     string
-	at    []int    // at[i] is the offset in orig of s[i]; nil when s is orig
-	w     word     // the last word looked at
-	f     fragment // the last part of a word between its numbers looked at
-	tok   token    // how far the channel names were read
-	done  []span   // the numbers text.numbers gave so far, in order
-	stamp int      // where the last date with its time (a recording name's) numberRun read ends, or -1
-	steps int      // bytes read by the word and channel name scans (tests)
+	orig   string
+	s      string
+	at     []int    // at[i] is the offset in orig of s[i]; nil when s is orig
+	w      word     // the last word looked at
+	f      fragment // the last part of a word between its numbers looked at
+	tok    token    // how far the channel names were read
+	done   []span   // the numbers text.numbers gave so far, in order
+	stamp  int      // where the last date with its time (a recording name's) numberRun read ends, or -1
+	noCode bool     // numberRun reads no first group as a country code (codeAlone): its fallback
+	steps  int      // bytes read by the word and channel name scans (tests)
 }
 
 func newText(orig string) *text {
@@ -293,7 +294,9 @@ func (t *text) numbers(yield func(number)) {
 // once its groups make a whole number of that country: it ends where the
 // country's numbers end, a count after it is none of its digits
 // (countAfter). It got the pseudonym of its first groups, shared by
-// every number beginning so, and its tail was left (attack 4, F2).
+// every number beginning so, and its tail was left (attack 4, F2). When
+// the code reading gives no whole number of minDigits digits or more, the
+// run is read again as a national one (numberRunNoCode: "43 1187 0235").
 // A group written with no "+" or "00" that is by itself a whole
 // international number (wholeAlone: "393216606904") is read as one: it
 // begins a number of its own unless the groups before it make a whole
@@ -314,7 +317,7 @@ func (t *text) numbers(yield func(number)) {
 //
 // It reads no further than the first date's groups: the run after a
 // date is read again from there, so reading a value stays linear.
-// It stays one function (71 lines): one loop over the groups, each step
+// It stays one function (74 lines): one loop over the groups, each step
 // reading and changing the run, its digits' country (e164) and how it is
 // written (intl, evident); split, each part would take them all.
 func (t *text) numberRun(i int) (int, bool) {
@@ -364,7 +367,7 @@ func (t *text) numberRun(i int) (int, bool) {
 			break // a recording name's extension
 		}
 		if len(r.groups) == 1 && !intl {
-			evident, code = wholeAlone(s[from:j]), codeAlone(s[from:j])
+			evident, code = wholeAlone(s[from:j]), !t.noCode && codeAlone(s[from:j])
 		}
 		evident = evident || code && d.wholeWith("")
 		k, sep, ok := gap(s, j, intl)
@@ -375,7 +378,7 @@ func (t *text) numberRun(i int) (int, bool) {
 		for e < len(s) && isDigit(s[e]) {
 			e++
 		}
-		if !t.joins(k, e, intl || evident, &d) || (intl || evident) && sep == 0 && t.countAfter(k, e, j-from, &d) {
+		if !t.joins(k, e, intl || evident, &d) || (intl || evident) && sep == 0 && t.countAfter(k, e, j-from, &d, !intl) {
 			break
 		}
 		r.seps = append(r.seps, sep)
@@ -386,7 +389,24 @@ func (t *text) numberRun(i int) (int, bool) {
 			return t.dated(&r, end), isNumber
 		}
 	}
+	if code && evident && !(d.n >= minDigits && d.wholeWith("")) {
+		return t.numberRunNoCode(i)
+	}
 	return r.ends[len(r.ends)-1], true
+}
+
+// numberRunNoCode is numberRun reading no first group as a country code
+// (codeAlone): the reading of a run whose code reading gives no whole
+// number of that country of minDigits digits or more ("43 1187 0235":
+// Austria's numbers beginning 1 1 are 4 digits long, so the code
+// reading ended at "43 1187", too short to replace, and left the whole
+// number readable: review 5, R5-5). Read as before b4eaba9, no digit
+// of it stays readable.
+func (t *text) numberRunNoCode(i int) (int, bool) {
+	was := t.noCode
+	t.noCode = true
+	defer func() { t.noCode = was }()
+	return t.numberRun(i)
 }
 
 // spacedIntl reports whether the digit group s[from:j] is a "00" written
@@ -442,28 +462,72 @@ func (t *text) joins(k, e int, intl bool, d *e164) bool {
 		// Read as a number of its own whatever followed, it left the
 		// number in clear or its tail readable (attack 4, F1); before
 		// fewer digits, joined, no digit stays readable.
-		return d.n < minDigits || !t.beginsWhole(k)
+		// Nor when the groups from it on hold a number's digits after
+		// its "00" (longFrom: "044 8082 714/0031.2002.02.94.0", whose
+		// groups look like a date to beginsWhole): joined, the second
+		// number's digits were the first's pseudonym's, a 14-digit
+		// number's, which forget of either did not find (review 5, R5-6).
+		return d.n < minDigits || !t.beginsWhole(k) && !t.longFrom(k)
 	}
 	return true
+}
+
+// longFrom reports whether the digit groups from s[k] on, the first
+// beginning "00", joined as in a number written internationally (gap),
+// hold minDigits digits or more after the "00", read up to an hour or a
+// date after a space: a number of their own, not the last digits of the
+// one before ("020 7946 0018" joins, "0018 2" and "001 5 01.12.2026"
+// too; the dotted groups of "0031.2002.02.94.0" are the number's).
+func (t *text) longFrom(k int) bool {
+	s := t.s
+	n := -2 // the "00"
+	for j := k; ; {
+		e := j
+		for e < len(s) && isDigit(s[e]) && n+e-j < minDigits {
+			e++
+		}
+		t.steps += e - j + 1
+		if e-j <= 2 && timeAt(s, e) {
+			return false
+		}
+		if n += e - j; n >= minDigits {
+			return true
+		}
+		next, sep, ok := gap(s, e, true)
+		if !ok || asteriskID(s, next) > 0 || sep == 0 && t.dateAt(next) {
+			return false
+		}
+		j = next
+	}
 }
 
 // countAfter reports whether the group s[k:e], after spaces, is a count
 // or an extension after the number read (its digits d, its last group
 // last digits long) rather than its last digits: a group of 1 to 3
-// digits, shorter than a last group of 4 or more (or of one digit after
-// one of 2 or 3), after a number of a length its country's numbers
-// beginning so have, and followed by a word, a date or a time, maybe in
-// brackets ("+43 664 1234567 2 missed", "+49 170 6920065 3 calls", "+39
-// 02 1234 5678 2 missed", "+359 2 123 456 2 missed", "+46 8 12 34 56 2
-// missed", "+43 664 1234567 2 10:00", "+49 170 6920065 3 01.12.2026").
-// Austria's and Germany's numbers, and many more, may be a digit or three
-// longer, and Scrub took the count for the number's, so forget of the
-// number found nothing (attack 2, F4). A group of two after groups of two
-// ("+43 1 234 56 78 missed") and a group with nothing or another group
-// after it ("+43 664 123456 201") stay the number's.
-func (t *text) countAfter(k, e, last int, d *e164) bool {
+// digits not beginning with 0, shorter than a last group of 4 or more (or
+// of one digit after one of 2 or 3), after a number of a length its
+// country's numbers beginning so have, and followed by a word, a date or
+// a time, maybe in brackets ("+43 664 1234567 2 missed", "+49 170
+// 6920065 3 calls", "+39 02 1234 5678 2 missed", "+359 2 123 456 2
+// missed", "+46 8 12 34 56 2 missed"). Austria's and Germany's numbers,
+// and many more, may be a digit or three longer, and Scrub took the count
+// for the number's, so forget of the number found nothing (attack 2, F4).
+// Before a date or a time, and after a number written with no "+" or "00"
+// (bare: its country code read from its first group, codeAlone), the
+// group is a count only when the number with it would be no whole number
+// of its country ("+49 30 1234567 2 10:00"): when it may be the number's
+// tail ("+43 662 8044 123 10:00", "cb 44 738 3797 446 asap") it is read
+// with the number, as leaving a number's last digits readable, beside the
+// pseudonym of its first ones shared by every number beginning so, is
+// the worse error (review 5, R5-5 and R5-7); before a word, after a
+// number written with "+" or "00", a count that may be its tail is taken
+// only when it is one or two digits ("+43 664 1234567 10 min", but "00 39 022
+// 7425 902 on …" is one number). A group of two after groups
+// of two ("+43 1 234 56 78 missed") and a group with nothing or another
+// group after it ("+43 664 123456 201") stay the number's.
+func (t *text) countAfter(k, e, last int, d *e164, bare bool) bool {
 	s := t.s
-	if e-k > 3 || e-k >= last || last < 4 && !(e-k == 1 && (last == 2 || last == 3)) {
+	if e-k > 3 || e-k >= last || s[k] == '0' || last < 4 && !(e-k == 1 && (last == 2 || last == 3)) {
 		return false
 	}
 	if n, mask := d.lengths(); n == 0 || mask&(1<<n) == 0 {
@@ -476,13 +540,14 @@ func (t *text) countAfter(k, e, last int, d *e164) bool {
 	if w == e || w == len(s) {
 		return false
 	}
+	tail := d.wholeWith(s[k:e]) // the number with it is a whole one too
 	if s[w]|0x20 >= 'a' && s[w]|0x20 <= 'z' || s[w] >= utf8.RuneSelf {
-		return true
+		return !tail || !bare && e-k <= 2
 	}
 	if s[w] == '(' {
 		w++
 	}
-	return t.dateAt(w) || w+1 < len(s) && isDigit(s[w]) && (timeAt(s, w+1) || isDigit(s[w+1]) && timeAt(s, w+2))
+	return !tail && (t.dateAt(w) || w+1 < len(s) && isDigit(s[w]) && (timeAt(s, w+1) || isDigit(s[w+1]) && timeAt(s, w+2)))
 }
 
 // beginsWhole reports whether the digit groups from s[k] on, the first
@@ -512,8 +577,8 @@ func (t *text) beginsWhole(k int) bool {
 		if n, mask := d.lengths(); n > 0 && mask&(1<<n) != 0 {
 			return true
 		}
-		next, _, ok := gap(s, e, true)
-		if !ok || asteriskID(s, next) > 0 || t.dateAt(next) {
+		next, sep, ok := gap(s, e, true)
+		if !ok || asteriskID(s, next) > 0 || sep == 0 && t.dateAt(next) {
 			return false
 		}
 		j = next

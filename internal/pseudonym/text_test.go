@@ -178,15 +178,42 @@ var numbersBeside = []struct {
 	// group of its own, read as internationally as "0039 …": each was
 	// glued to the number, its pseudonym a longer number's that forget
 	// of the number did not find (README, Privacy, what it cannot do).
-	{"+43 664 1234567 2 10:00", "{0} 2 10:00", []string{"+436641234567"}},
-	{"+43 664 1234567 2 2026-12-01", "{0} 2 2026-12-01", []string{"+436641234567"}},
-	{"+49 170 6920065 3 01.12.2026 10:00", "{0} 3 01.12.2026 10:00", []string{"+491706920065"}},
-	{"+39 02 1234 5678 2 (10:00)", "{0} 2 (10:00)", []string{"+390212345678"}},
+	{"+43 664 1234567 2 10:00", "{0} 10:00", []string{"+4366412345672"}},
+	{"+43 664 1234567 2 2026-12-01", "{0} 2026-12-01", []string{"+4366412345672"}},
+	{"+49 170 6920065 3 01.12.2026 10:00", "{0} 01.12.2026 10:00", []string{"+4917069200653"}},
+	{"+39 02 1234 5678 2 (10:00)", "{0} (10:00)", []string{"+3902123456782"}},
 	{"+46 8 12 34 56 2 missed", "{0} 2 missed", []string{"+468123456"}},
 	{"+352 27 12 34 56 2 missed", "{0} 2 missed", []string{"+35227123456"}},
 	{"00 39 352 851 2784 2 missed", "{0} 2 missed", []string{"+393528512784"}},
-	{"cb 00 43 664 1234567 2 10:00", "cb {0} 2 10:00", []string{"+436641234567"}},
+	{"cb 00 43 664 1234567 2 10:00", "cb {0} 10:00", []string{"+4366412345672"}},
 	{"00 44 20 7946 0958 393528512784", "{0} {1}", []string{"+442079460958", "393528512784"}},
+	// ... but only when the number with it would be no whole number of
+	// its country: a count that may be its tail is read with it, before
+	// a date or a time, after a number written with no "+" or "00", and
+	// of three digits before a word; a group beginning 0 is no count. The
+	// four cases above (d437582) gave the pseudonym of the first 12
+	// digits, the last left readable when it was the tail (review 5,
+	// R5-7): they are now one number.
+	{"+43 662 8044 123 10:00", "{0} 10:00", []string{"+436628044123"}},
+	{"+44 738 3797 2 10:00", "{0} 2 10:00", []string{"+447383797"}},
+	{"00 1 212 5551 012 on 01.12.2026", "{0} on 01.12.2026", []string{"+12125551012"}},
+	{"00 39 022 7425 902 on 01.12.2026", "{0} on 01.12.2026", []string{"+390227425902"}},
+	{"cb 44 738 3797 446 asap", "cb {0} asap", []string{"447383797446"}},
+	{"49 89 4669 297 ok", "{0} ok", []string{"49894669297"}},
+	{"44 738 3423 332 at 10:00", "{0} at 10:00", []string{"447383423332"}},
+	{"cb 43 662 8044 123 ok", "cb {0} ok", []string{"436628044123"}},
+	// A bare country code is read as one only when it gives a whole
+	// number of its country of minDigits digits or more; else the groups
+	// are read as before b4eaba9 (review 5, R5-5: Austria's numbers
+	// beginning 1 1 are 4 digits, "43 1187" was too short to replace).
+	{"43 1187 0235", "{0}", []string{"4311870235"}},
+	{"x; 43 1187 0235", "x; {0}", []string{"4311870235"}},
+	{"tel: 43 11 80 8180.", "tel: {0}.", []string{"4311808180"}},
+	{"cb 43 5346 999 ok", "cb {0} ok", []string{"435346999"}},
+	{"43 1133 9436 12 calls", "{0} calls", []string{"431133943612"}},
+	// A group beginning 00 after a number, followed by a number's digits
+	// whose groups look like a date, begins a number (review 5, R5-6).
+	{"044 8082 714/0031.2002.02.94.0", "{0}/{1}", []string{"0448082714", "+31200202940"}},
 	{"00 39 352 851 2784 2026-12-01", "{0} 2026-12-01", []string{"+393528512784"}},
 	{"00 44 (0)20 7946 0958 2 missed", "{0} 2 missed", []string{"+442079460958"}},
 	{"00 39 (0)2 1234 5678", "{0}", []string{"+390212345678"}},

@@ -1,0 +1,148 @@
+package pseudonym
+
+import (
+	"math/rand"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// sweepCodes are country calling codes of one or two digits (codeAlone
+// reads a bare first group so) and three of three digits.
+var sweepCodes = []string{"1", "7", "20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46", "47", "48", "49", "51", "52", "54", "55", "61", "81", "86", "90", "98", "352", "358", "420"}
+
+// sweepNumber returns a random whole number of a country of sweepCodes
+// (its national number of a length its country's numbers beginning so
+// have, 7 to 12 digits), as its code and national digits.
+func sweepNumber(rng *rand.Rand) (string, string) {
+	for {
+		cc := sweepCodes[rng.Intn(len(sweepCodes))]
+		b := make([]byte, 7+rng.Intn(6))
+		for i := range b {
+			b[i] = byte('0' + rng.Intn(10))
+		}
+		if b[0] == '0' && cc != "39" {
+			b[0] = byte('1' + rng.Intn(9))
+		}
+		c, mask := nationalLengths(cc + string(b))
+		if c == len(cc) && mask&(1<<len(b)) != 0 {
+			return cc, string(b)
+		}
+	}
+}
+
+// sweepGroups writes d in groups of 2 to 4 digits with sep between.
+func sweepGroups(rng *rand.Rand, d, sep string) string {
+	var parts []string
+	for len(d) > 0 {
+		n := min(2+rng.Intn(3), len(d))
+		parts = append(parts, d[:n])
+		d = d[n:]
+	}
+	return strings.Join(parts, sep)
+}
+
+var sweepPseudonym = regexp.MustCompile(`p:[a-z2-7]{16}`)
+
+// readable returns the digits Scrub's output out leaves readable, its
+// pseudonyms and Merged left out.
+func readable(out string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, sweepPseudonym.ReplaceAllString(strings.ReplaceAll(out, Merged, ""), ""))
+}
+
+// TestScrubLeavesNoBareNumberReadable: a whole number written with its
+// country code as a bare first group ("43 1187 0235") in the texts a
+// note holds: no digit of it stays readable, and no more than the
+// reading of its groups as a national run (no country code read) leaves.
+// The code reading left whole Austrian, German and Iranian numbers in
+// clear (842 of some 70,000, review 5, R5-5) and the last digits of
+// others beside the pseudonym of their first ones ("cb 44 738 3797 446
+// asap").
+func TestScrubLeavesNoBareNumberReadable(t *testing.T) {
+	t.Parallel()
+	const seed = 7
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewSource(seed))
+	k := keyed(t, testKey)
+	ctxs := []string{"X", "cb X ok", "x; X", "tel: X.", "(X)", "X 12 calls", "X 2 missed", "call X 3 times", "X at 10:00", "X 10:00", "X on 01.12.2026", "X 01.12.2026"}
+	bad, national := 0, 0
+	for i := 0; i < 30000; i++ {
+		cc, nat := sweepNumber(rng)
+		ctx := ctxs[rng.Intn(len(ctxs))]
+		s := strings.Replace(ctx, "X", cc+" "+sweepGroups(rng, nat, " "), 1)
+		want := readable(strings.Replace(ctx, "X", "", 1))
+		old := newText(s)
+		old.noCode = true
+		if len(readable(k.scrub(old, nil))) > len(want) {
+			national++
+		}
+		if got := readable(k.Scrub(s, nil)); len(got) > len(want) {
+			if bad++; bad <= 10 {
+				t.Errorf("Scrub(%q) = %q: %d digits readable, %d in the text around it", s, k.Scrub(s, nil), len(got), len(want))
+			}
+		}
+	}
+	t.Logf("read as a national run (no country code read), %d leave digits readable", national)
+	if bad > 0 {
+		t.Errorf("%d of 30000 numbers leave digits readable (seed %d)", bad, seed)
+	}
+}
+
+// TestForgetFindsWhatScrubWrote: Scrub and Replace read a text one way.
+// forget of a number (its pseudonym, and its clear forms) in a text Scrub
+// wrote leaves none of its digits and no pseudonym: every way of writing
+// it (+, 00, "00 ", the code bare) in texts where no word, date or time
+// follows it at once, and written bare before a word, a date or a time
+// too (a count there is read with the number when it may be its tail).
+// The code reading of b4eaba9 gave the pseudonym of the first groups and
+// left the tail, which forget of the number could not find (review 5:
+// 278 of 20,000 of review 5's sweep, "cb 43 662 8044 123 ok").
+// Left out, as README Privacy says: a count of a digit or two before a
+// word after a number written "+" or "00" whose country's numbers may be
+// that much longer ("+43 664 1234567 2 missed") is read as a count.
+func TestForgetFindsWhatScrubWrote(t *testing.T) {
+	t.Parallel()
+	const seed = 99
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewSource(seed))
+	k := keyed(t, testKey)
+	ctxs := []string{"X", "cb X", "x; X", "tel: X.", "(X)", "X, thanks", "X/ext"}
+	bareCtxs := []string{"cb X ok", "X at 10:00", "X 10:00", "X on 01.12.2026", "X 01.12.2026", "X 2026-12-01"}
+	bad := 0
+	for i := 0; i < 30000; i++ {
+		cc, nat := sweepNumber(rng)
+		e := cc + nat
+		var x string
+		ctx := ctxs[rng.Intn(len(ctxs))]
+		switch rng.Intn(4) {
+		case 0:
+			x = "+" + cc + " " + sweepGroups(rng, nat, " ")
+		case 1:
+			x = "00" + cc + " " + sweepGroups(rng, nat, " ")
+		case 2:
+			x = "00 " + cc + " " + sweepGroups(rng, nat, " ")
+		default:
+			x = cc + " " + sweepGroups(rng, nat, " ")
+			if rng.Intn(2) == 0 {
+				ctx = bareCtxs[rng.Intn(len(bareCtxs))]
+			}
+		}
+		s := strings.Replace(ctx, "X", x, 1)
+		p := k.Number("+" + e)
+		scrubbed := k.Scrub(s, nil)
+		out, _ := Replace(scrubbed, func(v string) bool { return v == p || v == "+"+e || v == e }, "X")
+		if len(readable(out)) > len(readable(strings.Replace(ctx, "X", "", 1))) || strings.Contains(out, "p:") || strings.Contains(out, Merged) {
+			if bad++; bad <= 10 {
+				t.Errorf("forget of +%s in Scrub(%q) = %q leaves %q", e, s, scrubbed, out)
+			}
+		}
+	}
+	if bad > 0 {
+		t.Errorf("%d of 30000 texts keep a trace after forget (seed %d)", bad, seed)
+	}
+}
