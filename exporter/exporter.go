@@ -117,8 +117,12 @@ type Exporter struct {
 	Recordings *recordings.Copier
 	// RecordingsKey is the key a recording's id or path is hashed with
 	// when it cannot be stored under its PBX id (recordings.StoredID):
-	// the pseudonym key under pseudonymisation, else the sink's own
-	// (its suppression list's). The recordings endpoint fails without it.
+	// one per sink, kept with its suppression list (sinks/idkey.go) and
+	// never changed once recordings are stored with it, over a change
+	// of rule or key too: in clear on a sink in clear, sealed with the
+	// pseudonym key under pseudonymisation (the pseudonym key itself
+	// for a sink that named its recordings with it before the key was
+	// kept). The recordings endpoint fails without it.
 	RecordingsKey *pseudonym.Keyed
 	// Privacy is the pseudonymisation rule the Guard applies, which each
 	// run records in the ledger; its Changed, the next run only.

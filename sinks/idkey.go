@@ -8,14 +8,10 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
-	"time"
 
 	"github.com/wildix-export/wildix-export/internal/pseudonym"
-	"github.com/wildix-export/wildix-export/internal/safefile"
 )
 
 // The key of recordings' ids (exporter/recordings/key.go: a recording
@@ -283,32 +279,13 @@ func (p *Postgres) SuppressionKey(ctx context.Context, o IDKeyOptions) (*pseudon
 	if k, changed, err := l.recordingsKey(o); !changed || err != nil {
 		return k, err
 	}
-	tx, err := p.pool.Begin(ctx)
+	var k *pseudonym.Keyed
+	err = p.updateSuppression(ctx, "keep the key of recordings' ids", func(l *Suppression) (changed bool, err error) {
+		k, changed, err = l.recordingsKey(o)
+		return changed, err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("keep the key of recordings' ids: %w", dbError(err))
-	}
-	defer tx.Rollback(ctx)
-	table := p.ident("export_state")
-	if _, err := tx.Exec(ctx, "INSERT INTO "+table+" (pbx, key, state) VALUES ($1, $2, '{\"numbers\":[]}') ON CONFLICT DO NOTHING", suppressionPBX, suppressionKey); err != nil {
-		return nil, fmt.Errorf("keep the key of recordings' ids: %w", dbError(err))
-	}
-	var b []byte
-	if err := tx.QueryRow(ctx, "SELECT state FROM "+table+" WHERE pbx = $1 AND key = $2 FOR UPDATE", suppressionPBX, suppressionKey).Scan(&b); err != nil {
-		return nil, fmt.Errorf("keep the key of recordings' ids: %w", dbError(err))
-	}
-	if l, err = decodeSuppression(b); err != nil {
 		return nil, err
-	}
-	k, changed, err := l.recordingsKey(o)
-	if err != nil || !changed {
-		return k, err
-	}
-	b, _ = json.Marshal(l)
-	if _, err := tx.Exec(ctx, "UPDATE "+table+" SET state = $3, updated_at = now() WHERE pbx = $1 AND key = $2", suppressionPBX, suppressionKey, b); err != nil {
-		return nil, fmt.Errorf("keep the key of recordings' ids: %w", dbError(err))
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("keep the key of recordings' ids: %w", dbError(err))
 	}
 	return k, nil
 }
@@ -324,26 +301,13 @@ func (s *CSV) SuppressionKey(ctx context.Context, o IDKeyOptions) (_ *pseudonym.
 	if k, changed, err := l.recordingsKey(o); !changed || err != nil {
 		return k, err
 	}
-	defer func() { err = s.advise(err) }()
-	dir, err := s.mkdir(".state")
+	var k *pseudonym.Keyed
+	err = s.updateSuppression(ctx, "keep the key of recordings' ids", func(l *Suppression) (changed bool, err error) {
+		k, changed, err = l.recordingsKey(o)
+		return changed, err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("keep the key of recordings' ids: %w", err)
-	}
-	lock := safefile.NewLock(filepath.Join(dir, ".suppressed.lock"), fileMode)
-	if err := lock.Wait(ctx, 100*time.Millisecond); err != nil {
-		return nil, fmt.Errorf("keep the key of recordings' ids: %w", err)
-	}
-	defer lock.Unlock()
-	if l, err = s.Suppression(ctx); err != nil {
 		return nil, err
-	}
-	k, changed, err := l.recordingsKey(o)
-	if err != nil || !changed {
-		return k, err
-	}
-	b, _ := json.Marshal(l)
-	if err := safefile.Write(s.suppressionFile(), b, fileMode); err != nil {
-		return nil, fmt.Errorf("keep the key of recordings' ids: %w", err)
 	}
 	return k, nil
 }

@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -23,11 +24,16 @@ import (
 )
 
 // The suppression list makes an erasure stick (issue 30): each number
-// forgotten is kept, by the sink, only as its keyed hash (the pseudonym
-// it has under the list's key), and every export applies the list to its
-// rows before writing them (Suppressor.Apply), so a record still on the
-// PBX, read again by a look-back, a backfill or a new call, is written
-// erased. The key is EXPORT_PSEUDONYM_KEY's when it was set when the
+// forgotten is kept, by the sink, only as its tag (listTag: a keyed hash,
+// in a domain of its own, of the pseudonym the number has under the
+// list's key; never that pseudonym, which rows and every earlier extract
+// of a pseudonymised sink carry and could be joined on: attack 4, F7),
+// and every export applies the list to its rows before writing them
+// (Suppressor.Apply), so a record still on the PBX, read again by a
+// look-back, a backfill or a new call, is written erased. A list written
+// before kept the pseudonyms themselves ("p:…"): each is read as its tag,
+// and the next write of the list (TagSuppression, at a run's start; or a
+// forget) stores the tags instead, in one atomic write. The key is EXPORT_PSEUDONYM_KEY's when it was set when the
 // first number was added, never stored; otherwise a random key made then
 // and kept with the list (which anyone who can read the list can then use
 // to test a number against it: set EXPORT_PSEUDONYM_KEY to avoid that).
@@ -52,10 +58,18 @@ type Suppression struct {
 	// name (attack 1, A1).
 	IDKeySealed *SealedKey         `json:"id_key_sealed,omitempty"`
 	Numbers     []SuppressedNumber `json:"numbers"`
+	// UndoneAccepted is written by hand, never by the program: the
+	// operator's acknowledgement that the list lost the numbers of the
+	// run ledger's forgets up to this time (a list lost and not restored
+	// from a backup), which exports then write again (CheckSuppression;
+	// README, Erasure). Forgets after it must all be in the list.
+	UndoneAccepted *time.Time `json:"erasures_undone_accepted,omitempty"`
 }
 
-// SuppressedNumber is one forgotten number: its keyed hash and when.
+// SuppressedNumber is one forgotten number: its tag and when.
 type SuppressedNumber struct {
+	// Hash is the number's tag (listTag); "p:…", its pseudonym under
+	// the list's key, in a list written before tags.
 	Hash  string    `json:"hash"`
 	Added time.Time `json:"added"`
 	// National marks the hash of a national form of a forgotten number
@@ -98,12 +112,62 @@ func (l *Suppression) add(digits string, national bool, pk *pseudonym.Keyed, now
 	if err != nil {
 		return "", false, err
 	}
-	h := k.Number(digits)
+	l.tagged(k)
+	h := listTag(k, k.Number(digits))
 	if slices.ContainsFunc(l.Numbers, func(n SuppressedNumber) bool { return n.Hash == h && n.National == national }) {
 		return h, false, nil
 	}
 	l.Numbers = append(l.Numbers, SuppressedNumber{Hash: h, Added: now.UTC(), National: national})
 	return h, true, nil
+}
+
+// suppressedDomain is the domain of the list's tags (pseudonym.Tag).
+const suppressedDomain = "suppressed number"
+
+// listTag is what the list stores of a number whose pseudonym under the
+// list's key k is pseudo: its tag, which no row, extract or other record
+// of the sink holds, and which no one without k can make from a number
+// or from a pseudonym found in the rows.
+func listTag(k *pseudonym.Keyed, pseudo string) string {
+	return k.Tag(suppressedDomain, pseudo)
+}
+
+// tag is the tag of a stored hash: itself, or the tag of a pseudonym
+// kept by a list written before tags.
+func tag(k *pseudonym.Keyed, hash string) string {
+	if strings.HasPrefix(hash, pseudonym.NumberPrefix) {
+		return listTag(k, hash)
+	}
+	return hash
+}
+
+// tagged replaces, in a list written before tags, each pseudonym kept by
+// its tag (k the list's key); it reports whether it changed any.
+func (l *Suppression) tagged(k *pseudonym.Keyed) bool {
+	changed := false
+	for i, n := range l.Numbers {
+		if t := tag(k, n.Hash); t != n.Hash {
+			l.Numbers[i].Hash, changed = t, true
+		}
+	}
+	return changed
+}
+
+// added is the number of numbers forgotten (their national forms apart:
+// one per forget that added one, whatever its forms) added after the
+// list's UndoneAccepted, and that time (zero when unset).
+func (l *Suppression) added() (int, time.Time) {
+	var after time.Time
+	if l.UndoneAccepted != nil {
+		after = *l.UndoneAccepted
+	}
+	n := 0
+	for _, x := range l.Numbers {
+		if !x.National && x.Added.After(after) {
+			n++
+		}
+	}
+	return n, after
 }
 
 // makeKey gives the list a key when it has none: pk's when set, else a
@@ -124,7 +188,7 @@ func (l *Suppression) makeKey(pk *pseudonym.Keyed) bool {
 	return true
 }
 
-// addAll adds f's digits and national forms; it returns the digits' hash
+// addAll adds f's digits and national forms; it returns the digits' tag
 // and whether any form was new.
 func (l *Suppression) addAll(f *Forgotten, pk *pseudonym.Keyed, now time.Time) (string, bool, error) {
 	var first string
@@ -146,8 +210,8 @@ func (l *Suppression) addAll(f *Forgotten, pk *pseudonym.Keyed, now time.Time) (
 type Suppressor struct {
 	list   *pseudonym.Keyed // the list's key
 	rows   *pseudonym.Keyed // the rows' pseudonym key, nil when off
-	hashes map[string]bool  // international digits' hashes
-	local  map[string]bool  // national forms' hashes (SuppressedNumber.National)
+	hashes map[string]bool  // international digits' tags
+	local  map[string]bool  // national forms' tags (SuppressedNumber.National)
 	shapes sync.Map         // endpoint name → *rowShape
 	seen   sync.Map         // canonical number → suppressed
 	seenN  atomic.Int64
@@ -168,9 +232,9 @@ func (l *Suppression) Suppressor(pk *pseudonym.Keyed) (*Suppressor, error) {
 	s := &Suppressor{list: k, rows: pk, hashes: map[string]bool{}, local: map[string]bool{}}
 	for _, n := range l.Numbers {
 		if n.National {
-			s.local[n.Hash] = true
+			s.local[tag(k, n.Hash)] = true
 		} else {
-			s.hashes[n.Hash] = true
+			s.hashes[tag(k, n.Hash)] = true
 		}
 	}
 	return s, nil
@@ -181,21 +245,28 @@ func (l *Suppression) Suppressor(pk *pseudonym.Keyed) (*Suppressor, error) {
 // never by a national form's hash; a number written internationally
 // (pseudonym.Replace's "+") only by its international digits' hash. The
 // answers for numbers are remembered (a caller's number comes back in
-// many rows, and each asks a keyed hash), up to maxSeen of them.
+// many rows, and each asks two keyed hashes), up to maxSeen of them, as
+// are pseudonyms'.
 func (s *Suppressor) match(v string) bool {
-	if !strings.HasPrefix(v, pseudonym.NumberPrefix) && !strings.HasPrefix(v, pseudonym.NamePrefix) {
-		if hit, ok := s.seen.Load(v); ok {
-			return hit.(bool)
-		}
-		d, intl := strings.CutPrefix(v, "+")
-		h := s.list.Number(d)
-		hit := s.hashes[h] || !intl && s.local[h]
-		if s.seenN.Add(1) <= maxSeen {
-			s.seen.Store(v, hit)
-		}
-		return hit
+	pseudo := strings.HasPrefix(v, pseudonym.NumberPrefix) || strings.HasPrefix(v, pseudonym.NamePrefix)
+	if pseudo && (s.rows == nil || s.rows.KeyID() != s.list.KeyID() || !strings.HasPrefix(v, pseudonym.NumberPrefix)) {
+		return false
 	}
-	return s.rows != nil && s.rows.KeyID() == s.list.KeyID() && s.hashes[v]
+	if hit, ok := s.seen.Load(v); ok {
+		return hit.(bool)
+	}
+	var hit bool
+	if pseudo {
+		hit = s.hashes[listTag(s.list, v)]
+	} else {
+		d, intl := strings.CutPrefix(v, "+")
+		h := listTag(s.list, s.list.Number(d))
+		hit = s.hashes[h] || !intl && s.local[h]
+	}
+	if s.seenN.Add(1) <= maxSeen {
+		s.seen.Store(v, hit)
+	}
+	return hit
 }
 
 // maxSeen bounds the numbers a Suppressor remembers: about 10 MB.
@@ -287,37 +358,47 @@ func decodeSuppression(b []byte) (*Suppression, error) {
 }
 
 // Suppress adds f to the schema's list in one transaction, and returns
-// its hash and whether it was new.
-func (p *Postgres) Suppress(ctx context.Context, f *Forgotten, pk *pseudonym.Keyed) (string, bool, error) {
+// its tag and whether it was new.
+func (p *Postgres) Suppress(ctx context.Context, f *Forgotten, pk *pseudonym.Keyed) (h string, added bool, err error) {
+	err = p.updateSuppression(ctx, "add to the suppression list", func(l *Suppression) (bool, error) {
+		h, added, err = l.addAll(f, pk, time.Now())
+		return added, err
+	})
+	return h, added, err
+}
+
+// updateSuppression changes the schema's list with change, which reports
+// whether it changed it, in one transaction holding the list's row; what
+// names the change in errors.
+func (p *Postgres) updateSuppression(ctx context.Context, what string, change func(*Suppression) (bool, error)) error {
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
-		return "", false, fmt.Errorf("add to the suppression list: %w", dbError(err))
+		return fmt.Errorf("%s: %w", what, dbError(err))
 	}
 	defer tx.Rollback(ctx)
 	table := p.ident("export_state")
 	if _, err := tx.Exec(ctx, "INSERT INTO "+table+" (pbx, key, state) VALUES ($1, $2, '{\"numbers\":[]}') ON CONFLICT DO NOTHING", suppressionPBX, suppressionKey); err != nil {
-		return "", false, fmt.Errorf("add to the suppression list: %w", dbError(err))
+		return fmt.Errorf("%s: %w", what, dbError(err))
 	}
 	var b []byte
 	if err := tx.QueryRow(ctx, "SELECT state FROM "+table+" WHERE pbx = $1 AND key = $2 FOR UPDATE", suppressionPBX, suppressionKey).Scan(&b); err != nil {
-		return "", false, fmt.Errorf("add to the suppression list: %w", dbError(err))
+		return fmt.Errorf("%s: %w", what, dbError(err))
 	}
 	l, err := decodeSuppression(b)
 	if err != nil {
-		return "", false, err
+		return err
 	}
-	h, added, err := l.addAll(f, pk, time.Now())
-	if err != nil || !added {
-		return h, false, err
+	if changed, err := change(l); err != nil || !changed {
+		return err
 	}
 	b, _ = json.Marshal(l)
 	if _, err := tx.Exec(ctx, "UPDATE "+table+" SET state = $3, updated_at = now() WHERE pbx = $1 AND key = $2", suppressionPBX, suppressionKey, b); err != nil {
-		return "", false, fmt.Errorf("add to the suppression list: %w", dbError(err))
+		return fmt.Errorf("%s: %w", what, dbError(err))
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return "", false, fmt.Errorf("add to the suppression list: %w", dbError(err))
+		return fmt.Errorf("%s: %w", what, dbError(err))
 	}
-	return h, true, nil
+	return nil
 }
 
 // suppressionFile is where the CSV sink keeps the list: in the state
@@ -339,29 +420,259 @@ func (s *CSV) Suppression(context.Context) (*Suppression, error) {
 }
 
 // Suppress adds f to the folder's list, under a lock and by an atomic
-// replace, and returns its hash and whether it was new.
-func (s *CSV) Suppress(ctx context.Context, f *Forgotten, pk *pseudonym.Keyed) (_ string, _ bool, err error) {
+// replace, and returns its tag and whether it was new.
+func (s *CSV) Suppress(ctx context.Context, f *Forgotten, pk *pseudonym.Keyed) (h string, added bool, err error) {
+	err = s.updateSuppression(ctx, "add to the suppression list", func(l *Suppression) (bool, error) {
+		h, added, err = l.addAll(f, pk, time.Now())
+		return added, err
+	})
+	return h, added, err
+}
+
+// updateSuppression changes the folder's list with change, which reports
+// whether it changed it, under the list's lock and by an atomic replace
+// of its file; what names the change in errors.
+func (s *CSV) updateSuppression(ctx context.Context, what string, change func(*Suppression) (bool, error)) (err error) {
 	defer func() { err = s.advise(err) }()
 	dir, err := s.mkdir(".state")
 	if err != nil {
-		return "", false, fmt.Errorf("add to the suppression list: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	lock := safefile.NewLock(filepath.Join(dir, ".suppressed.lock"), fileMode)
 	if err := lock.Wait(ctx, 100*time.Millisecond); err != nil {
-		return "", false, fmt.Errorf("add to the suppression list: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	defer lock.Unlock()
 	l, err := s.Suppression(ctx)
 	if err != nil {
-		return "", false, err
+		return err
 	}
-	h, added, err := l.addAll(f, pk, time.Now())
-	if err != nil || !added {
-		return h, false, err
+	if changed, err := change(l); err != nil || !changed {
+		return err
 	}
 	b, _ := json.Marshal(l)
 	if err := safefile.Write(s.suppressionFile(), b, fileMode); err != nil {
-		return "", false, fmt.Errorf("add to the suppression list: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	return h, true, nil
+	return nil
+}
+
+// TagSuppression stores, in a list written before tags, each number's
+// tag instead of its pseudonym (attack 4, F7), in one atomic write (a
+// transaction; a replace of the file under the list's lock): killed at
+// any point, the list is the old one or the new, and both are read. It
+// reports whether it changed the list. A list it cannot read the key of
+// (made with a pseudonym key pk is not) is left as it is: the run stops
+// on it anyway (Suppressor).
+func (p *Postgres) TagSuppression(ctx context.Context, pk *pseudonym.Keyed) (bool, error) {
+	return tagSuppression(ctx, p, p.updateSuppression, pk)
+}
+
+// TagSuppression is Postgres.TagSuppression for the folder's list.
+func (s *CSV) TagSuppression(ctx context.Context, pk *pseudonym.Keyed) (bool, error) {
+	return tagSuppression(ctx, s, s.updateSuppression, pk)
+}
+
+func tagSuppression(ctx context.Context, r interface {
+	Suppression(context.Context) (*Suppression, error)
+}, update func(context.Context, string, func(*Suppression) (bool, error)) error, pk *pseudonym.Keyed) (bool, error) {
+	l, err := r.Suppression(ctx)
+	if err != nil || !slices.ContainsFunc(l.Numbers, func(n SuppressedNumber) bool { return strings.HasPrefix(n.Hash, pseudonym.NumberPrefix) }) {
+		return false, err
+	}
+	var changed bool
+	err = update(ctx, "store the suppression list's tags", func(l *Suppression) (bool, error) {
+		if k, err := l.keyed(pk); err == nil && k != nil {
+			changed = l.tagged(k)
+		}
+		return changed, nil
+	})
+	return changed, err
+}
+
+// NoteSuppressed is the note of a forget's entry in the run ledger when
+// it added its number to the suppression list (CheckSuppression counts
+// them).
+const NoteSuppressed = "one number added to the suppression list"
+
+// ErrSuppressionLost is a suppression list that lacks numbers the run
+// ledger (or, in a CSV folder, the data files) says forget added: an
+// export would write them again (attack 4, F4).
+var ErrSuppressionLost = errors.New("the suppression list of forgotten numbers is missing numbers")
+
+// lostList is what CheckSuppression found missing, for its message.
+type lostList struct {
+	list, ledger string // where each is kept
+	has, want    int    // numbers the list holds, forgets that added one
+	last         time.Time
+	evidence     string // without a ledger: a data file erased by forget
+	accept       string // how to record that the erasures are undone
+}
+
+func (m lostList) Error() string {
+	seen := fmt.Sprintf("the run ledger (%s) records %d forget(s) that added a number to it, the last ended %s", m.ledger, m.want, m.last.Format(time.RFC3339Nano))
+	if m.evidence != "" {
+		seen = fmt.Sprintf("the data file %s records rows erased by forget, and the run ledger (%s) is gone with it", m.evidence, m.ledger)
+	}
+	return fmt.Sprintf("%v: the list (%s) holds %d number(s), and %s: it was lost or restored from an older copy. "+
+		"An export now would write every forgotten number again where the PBX still holds it (in clear, unless pseudonymised) and copy its recordings again. "+
+		"Restore the list from the backup taken with the data (README, Erasure), and run again; "+
+		"or, only knowing that those erasures are undone (run forget again for each number still known), record that in the list: %s",
+		ErrSuppressionLost, m.list, m.has, seen, m.accept)
+}
+
+func (m lostList) Unwrap() error { return ErrSuppressionLost }
+
+// CheckSuppression checks the schema's list against the run ledger: an
+// error wrapping ErrSuppressionLost when it holds fewer numbers than the
+// ledger's forgets added (those up to the list's UndoneAccepted apart,
+// on both sides: the ledger's forgets started by then, the numbers the
+// list holds added by then): state deleted or restored without it would
+// silently undo every erasure. The time its message gives to accept is
+// the last forget's end, after it added its number.
+func (p *Postgres) CheckSuppression(ctx context.Context) error {
+	l, err := p.Suppression(ctx)
+	if err != nil {
+		return err
+	}
+	has, after := l.added()
+	var n int
+	var last *time.Time
+	err = p.pool.QueryRow(ctx, "SELECT count(*), max(COALESCE(r.ended_at, r.started_at)) FROM "+p.ident("export_runs")+" r JOIN "+p.ident("export_run_endpoints")+
+		` e USING (run_id) WHERE r.mode = 'forget' AND e.endpoint = 'forget' AND $1 = ANY(e.notes) AND r.started_at > $2`, NoteSuppressed, after).Scan(&n, &last)
+	if err != nil {
+		return fmt.Errorf("check the suppression list against the run ledger: %w", dbError(err))
+	}
+	if n <= has {
+		return nil
+	}
+	table := p.ident("export_state")
+	at := last.UTC().Format(time.RFC3339Nano)
+	return lostList{
+		list: fmt.Sprintf("%s, row pbx '' key '%s'", table, suppressionKey), ledger: p.ident("export_runs"),
+		has: has, want: n, last: *last,
+		accept: fmt.Sprintf(`INSERT INTO %s (pbx, key, state) VALUES ('', '%s', '{"numbers":[],"erasures_undone_accepted":"%s"}') ON CONFLICT (pbx, key) DO UPDATE SET state = %s.state || '{"erasures_undone_accepted":"%s"}'`,
+			table, suppressionKey, at, table, at),
+	}
+}
+
+// CheckSuppression is Postgres.CheckSuppression for the folder: its run
+// ledgers are .state/<pbx>/runs.jsonl, kept in the state folder with the
+// list. With neither (the state folder deleted), a data file's manifest
+// that counts rows erased by forget (rows_replaced_forget) says that a
+// forget happened, and an empty list is refused too.
+func (s *CSV) CheckSuppression(ctx context.Context) error {
+	l, err := s.Suppression(ctx)
+	if err != nil {
+		return err
+	}
+	has, after := l.added()
+	n, last, err := s.ledgerForgets(after)
+	if err != nil {
+		return fmt.Errorf("check the suppression list against the run ledger: %w", s.advise(err))
+	}
+	m := lostList{list: s.suppressionFile(), ledger: filepath.Join(s.opt.Dir, ".state", "<pbx>", "runs.jsonl"), has: has, want: n, last: last}
+	if n == 0 && len(l.Numbers) == 0 && l.UndoneAccepted == nil {
+		if m.evidence, err = s.forgetEvidence(); err != nil {
+			return fmt.Errorf("check the suppression list against the data files: %w", s.advise(err))
+		}
+		last = time.Now()
+	}
+	if n <= has && m.evidence == "" {
+		return nil
+	}
+	at := last.UTC().Format(time.RFC3339Nano)
+	m.accept = fmt.Sprintf(`add "erasures_undone_accepted":"%s" to the list's JSON object, or, when it is missing, write {"numbers":[],"erasures_undone_accepted":"%s"} to %s`, at, at, s.suppressionFile())
+	return m
+}
+
+// ledgerForgets counts the forgets of the folder's run ledgers (every
+// PBX's: the list is the folder's) started after after that added a
+// number, and returns when the last one ended: after it added its number
+// (CheckSuppression's message gives it as the time to accept).
+func (s *CSV) ledgerForgets(after time.Time) (int, time.Time, error) {
+	files, err := filepath.Glob(filepath.Join(s.opt.Dir, ".state", "*", "runs.jsonl"))
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	n, last := 0, time.Time{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return 0, time.Time{}, err
+		}
+		for _, line := range bytes.Split(b, []byte{'\n'}) {
+			if !bytes.Contains(line, []byte(NoteSuppressed)) {
+				continue
+			}
+			var run struct {
+				Mode      string    `json:"mode"`
+				Started   time.Time `json:"started"`
+				Ended     time.Time `json:"ended"`
+				Endpoints []struct {
+					Endpoint string   `json:"endpoint"`
+					Notes    []string `json:"notes"`
+				} `json:"endpoints"`
+			}
+			if json.Unmarshal(line, &run) != nil || run.Mode != "forget" || !run.Started.After(after) {
+				continue
+			}
+			if slices.ContainsFunc(run.Endpoints, func(e struct {
+				Endpoint string   `json:"endpoint"`
+				Notes    []string `json:"notes"`
+			}) bool {
+				return e.Endpoint == "forget" && slices.Contains(e.Notes, NoteSuppressed)
+			}) {
+				n++
+				last = latest(last, run.Started, run.Ended)
+			}
+		}
+	}
+	return n, last, nil
+}
+
+// forgetEvidence returns the name, under the folder, of the first data
+// file whose manifest counts rows erased by forget; "" when none does.
+func (s *CSV) forgetEvidence() (string, error) {
+	files, err := filepath.Glob(filepath.Join(s.opt.Dir, "*", "*.manifest.json"))
+	if err != nil {
+		return "", err
+	}
+	for _, f := range files {
+		rel, _ := filepath.Rel(s.opt.Dir, f)
+		if strings.HasPrefix(rel, ".") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", err
+		}
+		if !bytes.Contains(b, []byte(`"rows_replaced_forget"`)) && !bytes.Contains(b, []byte(`"rows_removed_forget"`)) {
+			continue
+		}
+		var m map[string]any
+		if json.Unmarshal(b, &m) != nil {
+			continue
+		}
+		replaced, _ := m["rows_replaced_forget"].(float64)
+		removed, _ := m["rows_removed_forget"].(float64)
+		if replaced+removed > 0 {
+			if name, _ := m["file"].(string); name != "" {
+				return filepath.Join(filepath.Dir(rel), name), nil
+			}
+			return rel, nil
+		}
+	}
+	return "", nil
+}
+
+// latest is the latest of ts.
+func latest(ts ...time.Time) time.Time {
+	var l time.Time
+	for _, t := range ts {
+		if t.After(l) {
+			l = t
+		}
+	}
+	return l
 }

@@ -9,10 +9,14 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/exporter/record"
@@ -457,6 +461,339 @@ func TestSuppressionKeyMade(t *testing.T) {
 			if k, err := s.SuppressionKey(ctx, opts(nil)); !errors.Is(err, ErrSuppressionKey) {
 				t.Fatalf("without the key: %v, %v; want ErrSuppressionKey", k, err)
 			}
+		})
+	}
+}
+
+// rawList is how a test reads and writes a sink's suppression list as
+// stored: PostgreSQL's export_state row, the CSV folder's file.
+type rawList struct {
+	read  func() string
+	write func(s string) // "" deletes it
+	store interface {
+		suppressStore
+		TagSuppression(ctx context.Context, pk *pseudonym.Keyed) (bool, error)
+		CheckSuppression(ctx context.Context) error
+	}
+	csv  *CSV
+	pool *pgxpool.Pool
+}
+
+func rawLists(t *testing.T) map[string]func(t *testing.T) rawList {
+	ctx := context.Background()
+	return map[string]func(t *testing.T) rawList{
+		"postgres": func(t *testing.T) rawList {
+			p, pool := newPostgres(t)
+			return rawList{store: p, pool: pool, read: func() string {
+				var s string
+				err := pool.QueryRow(ctx, "SELECT state::text FROM export_state WHERE pbx = '' AND key = $1", suppressionKey).Scan(&s)
+				if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+					t.Fatal(err)
+				}
+				return s
+			}, write: func(s string) {
+				if _, err := pool.Exec(ctx, "DELETE FROM export_state WHERE pbx = '' AND key = $1", suppressionKey); err != nil {
+					t.Fatal(err)
+				}
+				if s == "" {
+					return
+				}
+				if _, err := pool.Exec(ctx, "INSERT INTO export_state (pbx, key, state) VALUES ('', $1, $2)", suppressionKey, s); err != nil {
+					t.Fatal(err)
+				}
+			}}
+		},
+		"csv": func(t *testing.T) rawList {
+			c, err := NewCSV(CSVOptions{Dir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return rawList{store: c, csv: c, read: func() string {
+				b, err := os.ReadFile(c.suppressionFile())
+				if err != nil && !errors.Is(err, fs.ErrNotExist) {
+					t.Fatal(err)
+				}
+				return string(b)
+			}, write: func(s string) {
+				if s == "" {
+					if err := os.Remove(c.suppressionFile()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+						t.Fatal(err)
+					}
+					return
+				}
+				os.MkdirAll(filepath.Dir(c.suppressionFile()), 0o700)
+				if err := os.WriteFile(c.suppressionFile(), []byte(s), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}}
+		},
+	}
+}
+
+// TestSuppressionKeepsTags: the list keeps no forgotten number's
+// pseudonym (nor the number), under the pseudonym key or its own, which
+// rows and extracts of a pseudonymised sink carry (attack 4, F7); the
+// rows' pseudonym and the number are still matched. A list written
+// before, holding the pseudonyms, is read as it is and stored as tags by
+// TagSuppression, once.
+func TestSuppressionKeepsTags(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pk, _ := pseudonym.New([]byte(testPseudonymKey))
+	const number = "+393471100028"
+	for kind, open := range rawLists(t) {
+		for _, withPK := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/pk=%v", kind, withPK), func(t *testing.T) {
+				t.Parallel()
+				var given *pseudonym.Keyed
+				if withPK {
+					given = pk
+				}
+				r := open(t)
+				f, err := NewForgotten(number, given)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// keyOf is the list's key; leaked, what a stored list
+				// must not hold of f.
+				keyOf := func() *pseudonym.Keyed {
+					l, err := r.store.Suppression(ctx)
+					if err != nil {
+						t.Fatal(err)
+					}
+					k, err := l.keyed(given)
+					if err != nil || k == nil {
+						t.Fatalf("list key: %v, %v", k, err)
+					}
+					return k
+				}
+				leaked := func(raw string, k *pseudonym.Keyed) []string {
+					var out []string
+					for _, d := range f.forms() {
+						for _, v := range []string{d, k.Number(d), pk.Number(d)} {
+							if strings.Contains(raw, v) {
+								out = append(out, v)
+							}
+						}
+					}
+					if strings.Contains(raw, `"p:`) {
+						out = append(out, "a pseudonym")
+					}
+					return out
+				}
+				matches := func(when string) {
+					l, err := r.store.Suppression(ctx)
+					if err != nil {
+						t.Fatal(err)
+					}
+					s, err := l.Suppressor(given)
+					if err != nil || s.Len() != 1 {
+						t.Fatalf("%s: Suppressor = %v, %v", when, s, err)
+					}
+					if !s.match("393471100028") || !s.match("+393471100028") || !s.match("3471100028") || s.match("+3471100028") || s.match("393471100029") {
+						t.Errorf("%s: the list matches the wrong numbers", when)
+					}
+					if given != nil && (!s.match(given.Number("393471100028")) || s.match(given.Number("3471100028")) || s.match(given.Number("393471100029"))) {
+						t.Errorf("%s: the list matches the wrong pseudonyms", when)
+					}
+				}
+				if _, added, err := r.store.Suppress(ctx, f, given); err != nil || !added {
+					t.Fatalf("Suppress = %v, %v", added, err)
+				}
+				k := keyOf()
+				if l := leaked(r.read(), k); len(l) > 0 {
+					t.Errorf("the list holds %v:\n%s", l, r.read())
+				}
+				matches("tags")
+
+				// A list as written before tags: the pseudonyms
+				// themselves.
+				var old Suppression
+				if err := json.Unmarshal([]byte(r.read()), &old); err != nil {
+					t.Fatal(err)
+				}
+				for i, d := range f.forms() {
+					old.Numbers[i].Hash = k.Number(d)
+				}
+				b, _ := json.Marshal(old)
+				r.write(string(b))
+				if l := leaked(r.read(), k); len(l) == 0 {
+					t.Fatal("the list written as before holds no pseudonym: the test proves nothing")
+				}
+				matches("pseudonyms, before TagSuppression")
+				if changed, err := r.store.TagSuppression(ctx, given); err != nil || !changed {
+					t.Fatalf("TagSuppression = %v, %v; want changed", changed, err)
+				}
+				if l := leaked(r.read(), k); len(l) > 0 {
+					t.Errorf("after TagSuppression the list holds %v:\n%s", l, r.read())
+				}
+				matches("after TagSuppression")
+				if changed, err := r.store.TagSuppression(ctx, given); err != nil || changed {
+					t.Fatalf("TagSuppression again = %v, %v; want unchanged", changed, err)
+				}
+				// Forgotten again after it, the number is already listed;
+				// a forget on a list written before also tags it.
+				if _, added, err := r.store.Suppress(ctx, f, given); err != nil || added {
+					t.Fatalf("Suppress again = %v, %v; want already listed", added, err)
+				}
+				r.write(string(b))
+				g, _ := NewForgotten("+393471100099", given)
+				if _, added, err := r.store.Suppress(ctx, g, given); err != nil || !added {
+					t.Fatalf("Suppress another = %v, %v", added, err)
+				}
+				if l := leaked(r.read(), k); len(l) > 0 {
+					t.Errorf("after a forget the list written before holds %v:\n%s", l, r.read())
+				}
+			})
+		}
+	}
+}
+
+// forgetRun is forget's part in the list and the ledger: the number
+// added to the list (unless it is ""), then the forget's entry in the run
+// ledger, which says it added it when added.
+func forgetRun(t *testing.T, r rawList, number string, added bool) {
+	t.Helper()
+	started := time.Now().UTC()
+	if number != "" {
+		f, _ := NewForgotten(number)
+		if _, _, err := r.store.Suppress(context.Background(), f, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := exporter.EndpointResult{Endpoint: "forget", Rows: 1, Notes: []string{"call_history: 1 row(s) erased", "recording files removed: 0"}}
+	if added {
+		e.Notes = append(e.Notes, NoteSuppressed)
+	}
+	run := &exporter.RunResult{ID: exporter.NewRunID(started), Mode: "forget", PBX: "pbx-1", Started: started, Ended: time.Now().UTC(), Status: "ok", Endpoints: []exporter.EndpointResult{e}}
+	// As forget's RecordForget writes it (written here, as its
+	// signature is forget's).
+	if r.csv != nil {
+		if err := r.csv.FinishRun(context.Background(), run); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	ctx := context.Background()
+	if _, err := r.pool.Exec(ctx, `INSERT INTO export_runs (run_id, mode, pbx, started_at, ended_at, status, rows) VALUES ($1, $2, $3, $4, $5, $6, 1)`,
+		run.ID, run.Mode, run.PBX, run.Started, run.Ended, run.Status); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.pool.Exec(ctx, `INSERT INTO export_run_endpoints (run_id, endpoint, rows, notes) VALUES ($1, $2, 1, $3)`, run.ID, e.Endpoint, e.Notes); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// accept follows what err says to do to go on without the lost numbers:
+// the SQL statement, or the file to write.
+func accept(t *testing.T, r rawList, err error) {
+	t.Helper()
+	_, do, ok := strings.Cut(err.Error(), "record that in the list: ")
+	if !ok {
+		t.Fatalf("the error says nothing of how to go on: %v", err)
+	}
+	if r.pool != nil {
+		if _, err := r.pool.Exec(context.Background(), do); err != nil {
+			t.Fatalf("the statement the error gives: %v\n%s", err, do)
+		}
+		return
+	}
+	m := regexp.MustCompile(`write (\{.*\}) to (\S+)$`).FindStringSubmatch(do)
+	if m == nil || m[2] != r.csv.suppressionFile() {
+		t.Fatalf("no file to write in %q", do)
+	}
+	if cur := r.read(); cur != "" {
+		field := regexp.MustCompile(`add ("erasures_undone_accepted":"[^"]+")`).FindStringSubmatch(do)
+		r.write(strings.TrimSuffix(strings.TrimSpace(cur), "}") + "," + field[1] + "}")
+		return
+	}
+	r.write(m[1])
+}
+
+// TestSuppressionCheckedAgainstLedger: a list holding fewer numbers than
+// the run ledger's forgets added (deleted with the state, or restored
+// from an older copy) is refused, naming where it was and what to do
+// (attack 4, F4); a forget that added nothing is not counted; what the
+// error says to do to go on all the same works, and forgets after it
+// are checked again. A CSV folder whose state folder is gone whole,
+// ledger with it, is refused when a data file records rows erased by
+// forget.
+func TestSuppressionCheckedAgainstLedger(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for kind, open := range rawLists(t) {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			r := open(t)
+			check := func(when string, lost bool) error {
+				t.Helper()
+				err := r.store.CheckSuppression(ctx)
+				if lost != errors.Is(err, ErrSuppressionLost) || !lost && err != nil {
+					t.Fatalf("%s: CheckSuppression = %v; want lost %v", when, err, lost)
+				}
+				return err
+			}
+			check("empty", false)
+			var lists []string
+			for i, n := range []string{"+393471100028", "+393471100037"} {
+				forgetRun(t, r, n, true)
+				lists = append(lists, r.read())
+				check(fmt.Sprintf("after forget %d", i+1), false)
+			}
+			forgetRun(t, r, "+393471100028", false) // already listed
+			check("after a forget of a listed number", false)
+
+			r.write("")
+			err := check("list deleted", true)
+			where := suppressionKey
+			if r.csv != nil {
+				where = r.csv.suppressionFile()
+			}
+			for _, s := range []string{where, "holds 0 number(s)", "records 2 forget(s)", "Restore the list from the backup", "README, Erasure"} {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("the error does not say %q: %v", s, err)
+				}
+			}
+			r.write(lists[0])
+			check("an older list restored", true)
+			r.write(lists[1])
+			check("the list restored", false)
+
+			r.write(lists[0])
+			accept(t, r, check("an older list restored", true))
+			check("erasures undone accepted", false)
+			forgetRun(t, r, "+393471100046", true)
+			check("a forget after", false)
+			forgetRun(t, r, "", true)
+			check("a forget after, its number not in the list", true)
+			r.write("")
+			accept(t, r, check("list deleted after accepting", true))
+			check("erasures undone accepted again", false)
+
+			if r.csv == nil {
+				return
+			}
+			// The state folder deleted whole, the ledgers with it.
+			dir := r.csv.opt.Dir
+			if err := os.RemoveAll(filepath.Join(dir, ".state")); err != nil {
+				t.Fatal(err)
+			}
+			check("state folder gone, no data file", false)
+			os.MkdirAll(filepath.Join(dir, "call_history"), 0o700)
+			man := filepath.Join(dir, "call_history", "pbx-1_20261207T113550Z-133c3d_0001.manifest.json")
+			if err := os.WriteFile(man, []byte(`{"file":"pbx-1_20261207T113550Z-133c3d_0001.csv","rows":600,"rows_replaced_retention":3}`), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			check("state folder gone, a data file pruned", false)
+			if err := os.WriteFile(man, []byte(`{"file":"pbx-1_20261207T113550Z-133c3d_0001.csv","rows":600,"rows_replaced_forget":1}`), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			err = check("state folder gone, a data file erased by forget", true)
+			if !strings.Contains(err.Error(), filepath.Join("call_history", "pbx-1_20261207T113550Z-133c3d_0001.csv")) {
+				t.Errorf("the error names no data file: %v", err)
+			}
+			accept(t, r, err)
+			check("state folder gone, erasures undone accepted", false)
 		})
 	}
 }

@@ -114,8 +114,12 @@ func privacyNow(g *privacy.Guard) exporter.Privacy {
 // keys (or in clear and pseudonymised) never join. Forced, the rule to
 // store says from what (Changed), which the run's ledger entry records
 // with the commit storing it. A key change is refused even forced while
-// the sink's suppression list is keyed with the earlier key.
+// the sink's suppression list is keyed with the earlier key. The
+// suppression list is checked first (suppressionKept).
 func (a *app) privacyRule(ctx context.Context, s *sink, g *privacy.Guard) (*exporter.Privacy, error) {
+	if err := a.suppressionKept(ctx, s, g); err != nil {
+		return nil, err
+	}
 	now := privacyNow(g)
 	store, ok := s.Sink.(privacyStore)
 	if !ok {
@@ -150,6 +154,40 @@ func (a *app) privacyRule(ctx context.Context, s *sink, g *privacy.Guard) (*expo
 			errUsage, what, s.name, a.cfg.PBXID, was, now, what)
 	}
 	return &now, nil
+}
+
+// suppressionChecked is a sink whose suppression list is kept as tags
+// and checked against its run ledger (sinks/suppress.go).
+type suppressionChecked interface {
+	TagSuppression(ctx context.Context, pk *pseudonym.Keyed) (bool, error)
+	CheckSuppression(ctx context.Context) error
+}
+
+// suppressionKept makes the sink's suppression list, written before
+// tags, keep each number's tag instead of its pseudonym (attack 4, F7: a
+// pseudonym the rows carried, left in the list after forget, singled
+// the erased person out in any earlier extract), in one atomic write;
+// and refuses (exit 2) a list holding fewer numbers than the run ledger
+// says forget added (F4: state deleted, or restored from an older
+// backup, silently undid every erasure). Called with privacyRule: at a
+// run's start and again under the PBX's lock, before anything is read
+// from the PBX or written.
+func (a *app) suppressionKept(ctx context.Context, s *sink, g *privacy.Guard) error {
+	sc, ok := s.Sink.(suppressionChecked)
+	if !ok {
+		return nil
+	}
+	if tagged, err := sc.TagSuppression(ctx, g.Keys); err != nil {
+		return err
+	} else if tagged {
+		a.log.Info("suppression list: each forgotten number is now kept as a tag, no longer as its pseudonym (README, Erasure)")
+	}
+	if err := sc.CheckSuppression(ctx); errors.Is(err, sinks.ErrSuppressionLost) {
+		return fmt.Errorf("%w: %s: %v", errUsage, s.name, err)
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
 
 // listKeyed refuses a change of rule or key that the sink's suppression

@@ -27,6 +27,7 @@ import (
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/internal/pgtest"
 	"github.com/wildix-export/wildix-export/internal/pseudonym"
+	"github.com/wildix-export/wildix-export/simtest"
 )
 
 // Two pseudonym keys: never to be shown anywhere.
@@ -810,6 +811,111 @@ func TestRecordingsKeyWithoutRuleSurvivesKeyUnset(t *testing.T) {
 			}
 			if after := dirFiles(t, store); !maps.Equal(after, before) {
 				t.Errorf("key unset: %d files stored, %d before: recordings copied again under other ids", len(after), len(before))
+			}
+		})
+	}
+}
+
+// TestErasureNotUndoneByLostState: after forget, nothing in the sink, its
+// suppression list included, holds the number's pseudonym (attack 4,
+// F7); the list deleted (PostgreSQL: export_state emptied; CSV: the list
+// file, then the whole state folder with its run ledger), a run is
+// refused, exit 2, naming the list and what to do, and writes nothing:
+// the number would come back (F4). Doing what the message says to go on
+// all the same, the run goes on.
+func TestErasureNotUndoneByLostState(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		sink   string
+		pseudo bool
+	}{{"postgres", true}, {"csv", false}, {"csv", true}} {
+		t.Run(fmt.Sprintf("%s/pseudonymised=%v", tc.sink, tc.pseudo), func(t *testing.T) {
+			t.Parallel()
+			const calls = 120
+			f := simtest.New(t, pbxsim.Options{Calls: calls, CallGap: time.Minute})
+			f.Authorize(t)
+			dir := t.TempDir()
+			kv, pool := onSink(t, tc.sink, fixtureEnv(f, dir))
+			k, _ := pseudonym.New([]byte(testKey1))
+			if tc.pseudo {
+				kv = append(kv, "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey1)
+			}
+			dump := func() string { return dumpDir(t, dir) }
+			if pool != nil {
+				schema := ""
+				for _, e := range kv {
+					if s, ok := strings.CutPrefix(e, "EXPORT_DB_SCHEMA="); ok {
+						schema = s
+					}
+				}
+				dump = func() string { return dumpSchema(t, pool, schema) }
+			}
+			if r := runCLI(t, kv, "run", "--once"); r.code != exitOK {
+				t.Fatalf("run: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			d := simNumber(t, f.Sim, calls)
+			trace := d[len(d)-9:]
+			if tc.pseudo {
+				trace = k.Number(d)
+			}
+			if !strings.Contains(dump(), trace) {
+				t.Fatal("the sink holds no trace of the number before forget: the test proves nothing")
+			}
+			if r := runCLI(t, kv, "forget", "--number", "+"+d); r.code != exitOK {
+				t.Fatalf("forget: exit %d: %v\n%s%s", r.code, r.err, r.stdout, r.stderr)
+			}
+			erased := dump()
+			if strings.Contains(erased, trace) {
+				i := strings.Index(erased, trace)
+				t.Fatalf("after forget the sink still holds the number's trace %s: …%s…", trace, erased[max(0, i-300):min(len(erased), i+100)])
+			}
+
+			lose := []func(){func() {
+				if _, err := pool.Exec(context.Background(), "DELETE FROM export_state"); err != nil {
+					t.Fatal(err)
+				}
+			}}
+			if pool == nil {
+				lose = []func(){func() {
+					if err := os.Remove(filepath.Join(dir, ".state", ".suppressed.json")); err != nil {
+						t.Fatal(err)
+					}
+				}, func() {
+					if err := os.RemoveAll(filepath.Join(dir, ".state")); err != nil {
+						t.Fatal(err)
+					}
+				}}
+			}
+			for i, lost := range lose {
+				lost()
+				before := dump()
+				r := runCLI(t, kv, "run", "--once")
+				msg := fmt.Sprint(r.err)
+				if r.code != exitConfig || !strings.Contains(msg, "Restore the list from the backup") || !strings.Contains(msg, "README, Erasure") {
+					t.Fatalf("state lost (%d): run: exit %d, want %d: %v\n%s", i, r.code, exitConfig, r.err, r.stderr)
+				}
+				if after := dump(); after != before {
+					t.Fatalf("state lost (%d): the refused run changed the sink", i)
+				}
+				// Going on all the same, as the message says.
+				_, do, _ := strings.Cut(msg, "record that in the list: ")
+				if pool != nil {
+					if _, err := pool.Exec(context.Background(), do); err != nil {
+						t.Fatalf("the statement the message gives: %v\n%s", err, do)
+					}
+				} else {
+					m := regexp.MustCompile(`write (\{.*\}) to (\S+)$`).FindStringSubmatch(do)
+					if m == nil {
+						t.Fatalf("no file to write in %q", do)
+					}
+					os.MkdirAll(filepath.Dir(m[2]), 0o700)
+					if err := os.WriteFile(m[2], []byte(m[1]), 0o600); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if r := runCLI(t, kv, "run", "--once"); r.code != exitOK {
+					t.Fatalf("state lost (%d), undone erasures accepted: run: exit %d: %v\n%s", i, r.code, r.err, r.stderr)
+				}
 			}
 		})
 	}
