@@ -510,7 +510,7 @@ type lostList struct {
 }
 
 func (m lostList) Error() string {
-	seen := fmt.Sprintf("the run ledger (%s) records %d forget(s) that added a number to it, the last ended %s", m.ledger, m.want, m.last.Format(time.RFC3339Nano))
+	seen := fmt.Sprintf("the run ledger (%s) records %d forget(s) that added a number to it, the last ended %s", m.ledger, m.want, m.last.UTC().Format(time.RFC3339))
 	if m.evidence != "" {
 		seen = fmt.Sprintf("the data file %s records rows erased by forget, and the run ledger (%s) is gone with it", m.evidence, m.ledger)
 	}
@@ -547,7 +547,7 @@ func (p *Postgres) CheckSuppression(ctx context.Context) error {
 		return nil
 	}
 	table := p.ident("export_state")
-	at := last.UTC().Format(time.RFC3339Nano)
+	at := acceptAt(*last)
 	return lostList{
 		list: fmt.Sprintf("%s, row pbx '' key '%s'", table, suppressionKey), ledger: p.ident("export_runs"),
 		has: has, want: n, last: *last,
@@ -581,7 +581,7 @@ func (s *CSV) CheckSuppression(ctx context.Context) error {
 	if n <= has && m.evidence == "" {
 		return nil
 	}
-	at := last.UTC().Format(time.RFC3339Nano)
+	at := acceptAt(last)
 	m.accept = fmt.Sprintf(`add "erasures_undone_accepted":"%s" to the list's JSON object, or, when it is missing, write {"numbers":[],"erasures_undone_accepted":"%s"} to %s`, at, at, s.suppressionFile())
 	return m
 }
@@ -675,4 +675,12 @@ func latest(ts ...time.Time) time.Time {
 		}
 	}
 	return l
+}
+
+// acceptAt is the time to give as UndoneAccepted for the forgets up to
+// last: last rounded up to the microsecond (PostgreSQL's precision), in
+// a form the redactor of a pseudonymised sink's messages leaves as it is
+// (nine digits of a fraction it would take for a number).
+func acceptAt(last time.Time) string {
+	return last.UTC().Truncate(time.Microsecond).Add(time.Microsecond).Format("2006-01-02T15:04:05.000000Z07:00")
 }

@@ -841,8 +841,8 @@ func TestErasureNotUndoneByLostState(t *testing.T) {
 				kv = append(kv, "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey1)
 			}
 			dump := func() string { return dumpDir(t, dir) }
+			schema := ""
 			if pool != nil {
-				schema := ""
 				for _, e := range kv {
 					if s, ok := strings.CutPrefix(e, "EXPORT_DB_SCHEMA="); ok {
 						schema = s
@@ -889,7 +889,10 @@ func TestErasureNotUndoneByLostState(t *testing.T) {
 			for i, lost := range lose {
 				lost()
 				before := dump()
-				r := runCLI(t, kv, "run", "--once")
+				// As main prints it: under pseudonymisation, redacted.
+				var out, errb lockedBuffer
+				err := run(context.Background(), []string{"run", "--once"}, env(kv), strings.NewReader(""), &out, &errb)
+				r := cliResult{stdout: out.String(), stderr: errb.String(), err: err, code: exitCode(err)}
 				msg := fmt.Sprint(r.err)
 				if r.code != exitConfig || !strings.Contains(msg, "Restore the list from the backup") || !strings.Contains(msg, "README, Erasure") {
 					t.Fatalf("state lost (%d): run: exit %d, want %d: %v\n%s", i, r.code, exitConfig, r.err, r.stderr)
@@ -900,16 +903,23 @@ func TestErasureNotUndoneByLostState(t *testing.T) {
 				// Going on all the same, as the message says.
 				_, do, _ := strings.Cut(msg, "record that in the list: ")
 				if pool != nil {
+					// The table named is the schema's (the test schema's
+					// random digits are redacted in its name).
+					table := pgx.Identifier{schema, "export_state"}.Sanitize()
+					do = regexp.MustCompile(`"[^"]*"\."export_state"`).ReplaceAllLiteralString(do, table)
 					if _, err := pool.Exec(context.Background(), do); err != nil {
 						t.Fatalf("the statement the message gives: %v\n%s", err, do)
 					}
 				} else {
-					m := regexp.MustCompile(`write (\{.*\}) to (\S+)$`).FindStringSubmatch(do)
+					// The file named is the list's (the test folder's
+					// random digits are redacted in its name).
+					m := regexp.MustCompile(`write (\{.*\}) to \S+/\.state/\.suppressed\.json$`).FindStringSubmatch(do)
 					if m == nil {
 						t.Fatalf("no file to write in %q", do)
 					}
-					os.MkdirAll(filepath.Dir(m[2]), 0o700)
-					if err := os.WriteFile(m[2], []byte(m[1]), 0o600); err != nil {
+					list := filepath.Join(dir, ".state", ".suppressed.json")
+					os.MkdirAll(filepath.Dir(list), 0o700)
+					if err := os.WriteFile(list, []byte(m[1]), 0o600); err != nil {
 						t.Fatal(err)
 					}
 				}
