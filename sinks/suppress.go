@@ -189,21 +189,23 @@ func (l *Suppression) makeKey(pk *pseudonym.Keyed) bool {
 }
 
 // addAll adds f's digits and national forms; it returns the digits' tag
-// and whether any form was new.
+// and whether the digits were new. National forms added to a number
+// listed already (forgotten first without +) add no number: forget's
+// ledger note, which CheckSuppression counts against the list's numbers,
+// follows this (review6, R6-1).
 func (l *Suppression) addAll(f *Forgotten, pk *pseudonym.Keyed, now time.Time) (string, bool, error) {
 	var first string
-	any := false
+	number := false
 	for i, d := range f.forms() {
 		h, added, err := l.add(d, i > 0, pk, now)
 		if err != nil {
 			return "", false, err
 		}
 		if i == 0 {
-			first = h
+			first, number = h, added
 		}
-		any = any || added
 	}
-	return first, any, nil
+	return first, number, nil
 }
 
 // Suppressor applies a suppression list to rows. Safe for concurrent use.

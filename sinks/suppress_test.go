@@ -657,8 +657,12 @@ func forgetRun(t *testing.T, r rawList, number string, added bool) {
 	started := time.Now().UTC()
 	if number != "" {
 		f, _ := NewForgotten(number)
-		if _, _, err := r.store.Suppress(context.Background(), f, nil); err != nil {
+		_, got, err := r.store.Suppress(context.Background(), f, nil)
+		if err != nil {
 			t.Fatal(err)
+		}
+		if got != added {
+			t.Errorf("Suppress(%s) says added %v, want %v: forget's ledger note would count another number", number, got, added)
 		}
 	}
 	e := exporter.EndpointResult{Endpoint: "forget", Rows: 1, Notes: []string{"call_history: 1 row(s) erased", "recording files removed: 0"}}
@@ -718,6 +722,26 @@ func accept(t *testing.T, r rawList, err error) {
 // are checked again. A CSV folder whose state folder is gone whole,
 // ledger with it, is refused when a data file records rows erased by
 // forget.
+// TestSuppressionNationalFormsAddNoNumber: a forget of a number listed
+// already, written without + the first time (no national forms) and with
+// + the second (its national forms new), adds no number: its ledger
+// note would make the check count one more forget than the list holds,
+// refusing every later run (review6, R6-1).
+func TestSuppressionNationalFormsAddNoNumber(t *testing.T) {
+	t.Parallel()
+	for kind, open := range rawLists(t) {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			r := open(t)
+			forgetRun(t, r, "393471110007", true)
+			forgetRun(t, r, "+39 347 111 0007", false)
+			if err := r.store.CheckSuppression(context.Background()); err != nil {
+				t.Fatalf("CheckSuppression after a national form was added: %v", err)
+			}
+		})
+	}
+}
+
 func TestSuppressionCheckedAgainstLedger(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
