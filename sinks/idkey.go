@@ -16,33 +16,52 @@ import (
 
 // The key of recordings' ids (exporter/recordings/key.go: a recording
 // whose PBX id cannot name it is stored under "k-" and a keyed hash) is
-// one per sink, and never changes once recordings are stored with it: a
-// new key would give every such recording a new name, and the look-back
-// or a backfill would copy each again, with a second row (issue 30, R1).
-// It is kept with the suppression list, written in the same record:
+// one per PBX of a sink, and never changes once the PBX's recordings are
+// stored with it: a new key would give every such recording a new name,
+// and the look-back or a backfill would copy each again, with a second
+// row (issue 30, R1). Each PBX's rows and recordings are its own, each
+// under its own rule and pseudonym key: so is its key (review 5, R5-3:
+// one key per schema made two PBXes under two pseudonym keys refuse each
+// other). It is kept with the suppression list, written in the same
+// record (Suppression.IDKeys, by PBX id):
 //
-//   - on a sink in clear, in clear (Suppression.IDKey): a random key made
-//     by the first run that needs one; or the list's own key, for a list
-//     that had one before IDKey existed;
-//   - on a pseudonymised sink, sealed (Suppression.IDKeySealed) with
-//     AES-GCM under a key derived from the pseudonym key, never in
-//     clear: without the pseudonym key, no one who reads the sink can
-//     confirm a guessed number against a stored name (attack 1, A1). The
-//     sealed key of a sink whose recordings were stored, before the key
-//     was kept, under ids hashed with the pseudonym key itself is that
-//     pseudonym key: nothing is stored for it but its id (SealedKey.Box
-//     empty), until a key change seals it under the new key.
+//   - for a PBX in clear, in clear (PBXKey.Key): a random key made by its
+//     first run that has written rows; or, for a PBX that stored
+//     recordings before keys were kept by PBX, the key they were named
+//     with (legacyMaterial);
+//   - for a pseudonymised PBX, sealed (PBXKey.Sealed) with AES-GCM under
+//     a key derived from its pseudonym key, and its own copy in clear
+//     dropped in the same write: without the pseudonym key, no one who
+//     reads the sink can confirm a guessed number against a stored name
+//     (attack 1, A1). A PBX whose recordings were named with its
+//     pseudonym key itself (before keys were kept) keeps that key: sealed,
+//     nothing is stored for it but its id (SealedKey.Box empty), until a
+//     key change seals it under the new key.
 //
-// A change of rule or key carries the key over, in one atomic write of
-// the record (a transaction, or an atomic replace of the file), made by
-// the run's start once the change is accepted (privacy.go of the
-// command): none → on seals it and drops it in clear; a key change opens
-// it with the earlier key (EXPORT_PSEUDONYM_PREVIOUS_KEY) and seals it
-// under the new one; on → none stores it in clear too (a pseudonym key
-// stays sealed: in clear, it would let anyone test numbers against the
-// rows still pseudonymised with it). Each state the record goes through
-// holds the key, so a run killed at any point loses nothing: at worst
-// the next run needs the key it is sealed under, and says so.
+// A change of rule or key carries the PBX's key over, in one atomic write
+// of the record (a transaction, or an atomic replace of the file), made
+// by the run's start once the change is accepted (privacy.go of the
+// command), with or without a recordings store: none → on seals it and
+// drops its copy in clear; a key change opens it with the earlier key
+// (EXPORT_PSEUDONYM_PREVIOUS_KEY) and seals it under the new one; on →
+// none stores it in clear too (a pseudonym key, or a key another PBX
+// keeps sealed only, stays sealed: in clear, it would let anyone test
+// numbers against the rows and names still pseudonymised with it). Each
+// state the record goes through holds the key, and what a sink kept
+// before (Suppression.IDKey, IDKeySealed, Key) is never changed nor
+// dropped, so a run killed at any point loses nothing: at worst the next
+// run needs the key it is sealed under, and says so.
+
+// PBXKey is the key of one PBX's recordings' ids as the sink keeps it.
+type PBXKey struct {
+	// ID is the key's id (pseudonym.Keyed.KeyID): PBXes sharing one key,
+	// from a sink of before keys were kept by PBX, share it.
+	ID string `json:"id"`
+	// Key is the key in clear, for a PBX in clear.
+	Key []byte `json:"key,omitempty"`
+	// Sealed is the key sealed with the PBX's pseudonym key.
+	Sealed *SealedKey `json:"sealed,omitempty"`
+}
 
 // SealedKey is the key of recordings' ids sealed with a pseudonym key.
 type SealedKey struct {
@@ -63,93 +82,136 @@ var ErrRecordingsKey = errors.New("the key of recordings' ids cannot be read")
 
 // IDKeyOptions is what a run tells SuppressionKey.
 type IDKeyOptions struct {
+	// PBX is the PBX's id (WILDIX_PBX_ID): whose key it is.
+	PBX string
 	// Pseudonymize is whether the run's rows are pseudonymised: the key
 	// is then kept sealed with Key, and nothing of it in clear.
 	Pseudonymize bool
 	// Key is EXPORT_PSEUDONYM_KEY, Previous EXPORT_PSEUDONYM_PREVIOUS_KEY
 	// (nil: not set).
 	Key, Previous []byte
+	// Ruled is whether the sink holds the PBX's rule (stored with its
+	// first commit of rows, since before recordings were named k-): a
+	// PBX without one has stored no recording yet, and takes a new key.
+	Ruled bool
 	// WrittenUnder is the id of the pseudonym key the PBX's rows were
 	// written under before this run (its stored rule), "" when in clear
-	// or none: recordings stored then, before the key was kept, were
-	// hashed with that key itself. A run with it set and Pseudonymize
-	// false is a forced change to none: the key is then stored in clear.
+	// or none (then Ruled tells): recordings stored before keys were
+	// kept were hashed with that key itself. A run with it set and
+	// Pseudonymize false is a forced change to none: the key is then
+	// stored in clear (unless it must stay sealed).
 	WrittenUnder string
+	// CarryOnly is a run without a recordings store: it carries the
+	// PBX's key over a change of rule or key, but makes none.
+	CarryOnly bool
 }
 
 // idMaterial is the key of recordings' ids as a list holds it.
 type idMaterial struct {
 	raw    []byte
 	pseudo bool // a pseudonym key: never stored in clear
-	fresh  bool // made now: stored by the caller
-	listed bool // the list's own key, kept as such
+	sealed bool // found only sealed: stored in clear by a change to none
 }
 
-// recordingsKey returns the key of recordings' ids and whether l changed
-// to keep it as o's rule wants it (sealed, or in clear), to be written.
+// recordingsKey returns the key of o.PBX's recordings' ids and whether l
+// changed to keep it as o's rule wants it (sealed, or in clear), to be
+// written; nil and false for a CarryOnly run of a PBX without a key.
 func (l *Suppression) recordingsKey(o IDKeyOptions) (*pseudonym.Keyed, bool, error) {
 	m, err := l.idMaterial(o)
-	if err != nil {
+	if err != nil || m.raw == nil {
 		return nil, false, err
 	}
 	k, err := pseudonym.New(m.raw)
 	if err != nil {
 		return nil, false, fmt.Errorf("the key of recordings' ids kept with the suppression list is damaged (%v): restore the list from a backup; another key would copy every recording stored under a keyed name (k-…) again", err)
 	}
-	changed, err := l.keepIDKey(m, o)
+	changed, err := l.keepIDKey(k.KeyID(), m, o)
 	return k, changed, err
 }
 
-// idMaterial finds the key: sealed, or in clear (with a sealed copy of it
-// after a change to none, the clear one is taken: the sealed may be under
-// a key since unset); else, on a sink whose rows were pseudonymised, the
-// pseudonym key they were written under (recordings stored before the
-// key was kept); else the list's own key; else, a new one: the pseudonym
-// key when pseudonymising (a sink's other PBX may have stored recordings
-// hashed with it), otherwise a random key.
+// idMaterial finds o.PBX's key: its own, in clear or sealed; else, for a
+// PBX that has written rows, the key its recordings were named with
+// before keys were kept by PBX (legacyMaterial); else a new random one
+// (none for a CarryOnly run).
 func (l *Suppression) idMaterial(o IDKeyOptions) (idMaterial, error) {
-	switch {
-	case l.IDKey != nil && (l.IDKeySealed != nil || o.WrittenUnder == ""):
+	if r := l.IDKeys[o.PBX]; r != nil {
+		switch {
+		case r.Key != nil:
+			return idMaterial{raw: r.Key}, nil
+		case r.Sealed != nil:
+			m, err := r.Sealed.open(o)
+			m.sealed = true
+			return m, err
+		}
+		return idMaterial{}, fmt.Errorf("%w: the suppression list keeps it for PBX %q neither in clear nor sealed: restore the list from a backup", ErrRecordingsKey, o.PBX)
+	}
+	if o.Ruled || o.WrittenUnder != "" {
+		if m, err := l.legacyMaterial(o); err != nil || m.raw != nil {
+			return m, err
+		}
+	}
+	if o.CarryOnly {
+		return idMaterial{}, nil
+	}
+	raw := make([]byte, pseudonym.MinKeyLen)
+	rand.Read(raw)
+	return idMaterial{raw: raw}, nil
+}
+
+// legacyMaterial is the key a PBX that has written rows named its
+// recordings with before keys were kept by PBX, as that release chose
+// it: the schema's one key (IDKeySealed, or IDKey when both: after a
+// change to none), unless it cannot be opened by a pseudonymised PBX,
+// which that release then refused (two PBXes under two keys); else the
+// pseudonym key itself for a pseudonymised PBX; else the schema's key in
+// clear, or the list's own key, or the pseudonym key a list was made
+// with; else none (nil raw).
+func (l *Suppression) legacyMaterial(o IDKeyOptions) (idMaterial, error) {
+	if l.IDKey != nil && (l.IDKeySealed != nil || o.WrittenUnder == "") {
 		return idMaterial{raw: l.IDKey}, nil
-	case l.IDKeySealed != nil:
-		return l.IDKeySealed.open(o)
+	}
+	if l.IDKeySealed != nil {
+		m, err := l.IDKeySealed.open(o)
+		if err == nil || o.WrittenUnder == "" {
+			m.sealed = true
+			return m, err
+		}
+	}
+	switch {
 	case o.WrittenUnder != "":
 		return (&SealedKey{By: o.WrittenUnder}).open(o)
 	case l.Key != nil:
-		return idMaterial{raw: l.Key, listed: true}, nil
+		return idMaterial{raw: l.Key}, nil
 	case l.KeyID != "":
-		// A list made with the pseudonym key: as today, its key.
 		pk, _ := newKeyed(o.Key)
 		if _, err := l.keyed(pk); err != nil {
 			return idMaterial{}, err
 		}
-		return idMaterial{raw: o.Key, pseudo: true, listed: true}, nil
-	case o.Pseudonymize:
-		if o.Key == nil {
-			return idMaterial{}, fmt.Errorf("%w: EXPORT_PSEUDONYM_KEY is not set", ErrRecordingsKey)
-		}
 		return idMaterial{raw: o.Key, pseudo: true}, nil
 	}
-	raw := make([]byte, pseudonym.MinKeyLen)
-	rand.Read(raw)
-	return idMaterial{raw: raw, fresh: true}, nil
+	return idMaterial{}, nil
 }
 
-// keepIDKey makes l keep m as o's rule wants, and reports whether it
-// changed: pseudonymising, sealed with o.Key and nothing in clear (but
-// the list's own key, which the list needs); a pseudonym key, sealed with
-// o.Key whatever the rule; in clear, a key made now, or any other after a
-// change to none. A list's key in clear is kept as the list keeps it.
-func (l *Suppression) keepIDKey(m idMaterial, o IDKeyOptions) (bool, error) {
-	switch {
-	case m.listed && !o.Pseudonymize:
-		return false, nil
-	case o.Pseudonymize || m.pseudo:
+// keepIDKey makes l keep m, whose id is id, as o.PBX's key the way o's
+// rule wants, and reports whether it changed: pseudonymising, sealed with
+// o.Key and the PBX's copy in clear dropped; a pseudonym key, sealed with
+// o.Key whatever the rule; in clear, a key found in clear, or one found
+// sealed after a forced change to none (o.WrittenUnder set) unless
+// another PBX keeps it sealed only. It never drops anything else.
+func (l *Suppression) keepIDKey(id string, m idMaterial, o IDKeyOptions) (bool, error) {
+	was := l.IDKeys[o.PBX]
+	r := &PBXKey{ID: id}
+	if was != nil {
+		r.Key, r.Sealed = was.Key, was.Sealed
+	}
+	clear := !o.Pseudonymize && !m.pseudo && (!m.sealed || o.WrittenUnder != "" && !l.sealedElsewhere(id, o))
+	if clear {
+		r.Key = m.raw
+	} else {
 		if o.Key == nil {
-			s := l.IDKeySealed
+			s := r.Sealed
 			if s == nil {
-				k, _ := pseudonym.New(m.raw)
-				s = &SealedKey{By: k.KeyID()}
+				s = &SealedKey{By: id}
 			}
 			return false, s.missing(o, "")
 		}
@@ -157,22 +219,43 @@ func (l *Suppression) keepIDKey(m idMaterial, o IDKeyOptions) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		changed := false
-		if o.Pseudonymize && l.IDKey != nil {
-			l.IDKey, changed = nil, true
-		}
-		if l.IDKeySealed == nil || l.IDKeySealed.By != pk.KeyID() {
-			if l.IDKeySealed, err = seal(o.Key, m); err != nil {
+		if r.Sealed == nil || r.Sealed.By != pk.KeyID() {
+			if r.Sealed, err = seal(o.Key, m); err != nil {
 				return false, err
 			}
-			changed = true
 		}
-		return changed, nil
-	case m.fresh, o.WrittenUnder != "" && !bytes.Equal(l.IDKey, m.raw):
-		l.IDKey = m.raw
-		return true, nil
+		if o.Pseudonymize || m.pseudo {
+			r.Key = nil
+		}
 	}
-	return false, nil
+	if was != nil && was.ID == r.ID && bytes.Equal(was.Key, r.Key) && was.Sealed == r.Sealed {
+		return false, nil
+	}
+	if l.IDKeys == nil {
+		l.IDKeys = map[string]*PBXKey{}
+	}
+	l.IDKeys[o.PBX] = r
+	return true, nil
+}
+
+// sealedElsewhere reports whether another PBX, or the schema's one key of
+// before keys were kept by PBX, keeps the key id only sealed: it then
+// stays out of clear, as its recordings' names are pseudonymised.
+func (l *Suppression) sealedElsewhere(id string, o IDKeyOptions) bool {
+	for pbx, r := range l.IDKeys {
+		if pbx != o.PBX && r.ID == id && r.Key == nil {
+			return true
+		}
+	}
+	if l.IDKeySealed == nil || l.IDKey != nil {
+		return false
+	}
+	m, err := l.IDKeySealed.open(o)
+	if err != nil {
+		return true // unknown: it may be this key
+	}
+	k, err := pseudonym.New(m.raw)
+	return err == nil && k.KeyID() == id
 }
 
 // seal seals m with the pseudonym key pk: nothing but pk's id when m is

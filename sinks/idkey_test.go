@@ -51,10 +51,14 @@ type idStep struct {
 func TestRecordingsKeyCarriedOver(t *testing.T) {
 	t.Parallel()
 	k1, k2 := keyID(t, idK1), keyID(t, idK2)
+	// Every step but the first of a PBX has written rows: its rule is
+	// stored (Ruled).
 	on := func(key, prev []byte, under string) IDKeyOptions {
-		return IDKeyOptions{Pseudonymize: true, Key: key, Previous: prev, WrittenUnder: under}
+		return IDKeyOptions{Pseudonymize: true, Key: key, Previous: prev, WrittenUnder: under, Ruled: true}
 	}
-	none := func(key []byte, under string) IDKeyOptions { return IDKeyOptions{Key: key, WrittenUnder: under} }
+	none := func(key []byte, under string) IDKeyOptions {
+		return IDKeyOptions{Key: key, WrittenUnder: under, Ruled: true}
+	}
 	ownKey := bytes.Repeat([]byte{7}, 32)
 	for _, tc := range []struct {
 		name  string
@@ -93,10 +97,16 @@ func TestRecordingsKeyCarriedOver(t *testing.T) {
 			{o: on(idK2, idK1, k1), want: k1},
 			{o: on(idK2, nil, k2), want: k1},
 		}},
-		{"on before the key was kept, with an id key unused", Suppression{IDKey: ownKey}, []idStep{
+		// A sink of before keys were kept by PBX: a PBX in clear named
+		// its recordings with the schema's key, a pseudonymised one with
+		// its pseudonym key.
+		{"pseudonymised before keys were kept by PBX, beside a PBX in clear", Suppression{IDKey: ownKey}, []idStep{
 			{o: on(idK1, nil, k1), want: k1},
 			{o: none(idK1, k1), want: k1},
 		}},
+		// A PBX in clear that named recordings with the list's own key
+		// (before the id key was kept apart) keeps it: the list keeps
+		// it in clear, as it needs it (README, Privacy).
 		{"a list with its own key", Suppression{Key: ownKey, KeyID: "k:own"}, []idStep{
 			{o: none(nil, ""), want: "L"},
 			{o: on(idK1, nil, ""), want: "L"},
@@ -106,7 +116,7 @@ func TestRecordingsKeyCarriedOver(t *testing.T) {
 		}},
 		{"a list made with the pseudonym key", Suppression{KeyID: k1, Numbers: []SuppressedNumber{{Hash: "p:x"}}}, []idStep{
 			{o: none(idK1, ""), want: k1},
-			{o: none(nil, ""), err: ErrSuppressionKey},
+			{o: none(nil, ""), err: ErrRecordingsKey},
 			{o: on(idK1, nil, ""), want: k1},
 			{o: on(idK1, nil, k1), want: k1},
 		}},
@@ -129,7 +139,7 @@ func TestRecordingsKeyCarriedOver(t *testing.T) {
 					continue
 				}
 				if i == 0 && st.want == "" {
-					random = l.IDKey
+					random = l.IDKeys[""].Key
 					if len(random) != pseudonym.MinKeyLen || !changed {
 						t.Fatalf("step 0: list %s, changed %v: want a random key made", stored, changed)
 					}
@@ -157,10 +167,11 @@ func TestRecordingsKeyCarriedOver(t *testing.T) {
 	}
 	t.Run("damaged", func(t *testing.T) {
 		l := Suppression{IDKey: bytes.Repeat([]byte{9}, 32)}
-		if _, _, err := l.recordingsKey(on(idK1, nil, "")); err != nil || l.IDKeySealed == nil || len(l.IDKeySealed.Box) == 0 {
-			t.Fatalf("sealing: %v, %+v", err, l.IDKeySealed)
+		if _, _, err := l.recordingsKey(on(idK1, nil, "")); err != nil || l.IDKeys[""] == nil || l.IDKeys[""].Sealed == nil || len(l.IDKeys[""].Sealed.Box) == 0 {
+			t.Fatalf("sealing: %v, %+v", err, l.IDKeys[""])
 		}
-		l.IDKeySealed.Box[len(l.IDKeySealed.Box)-1] ^= 1
+		box := l.IDKeys[""].Sealed.Box
+		box[len(box)-1] ^= 1
 		if k, _, err := l.recordingsKey(on(idK1, nil, k1)); !errors.Is(err, ErrRecordingsKey) || !strings.Contains(err.Error(), "damaged") {
 			t.Fatalf("a damaged box: %v, %v; want ErrRecordingsKey saying so", k, err)
 		}
@@ -212,10 +223,10 @@ func TestRecordingsKeyKeptBySinks(t *testing.T) {
 				t.Fatal(err)
 			}
 			var l Suppression
-			if err := json.Unmarshal(stored(), &l); err != nil || len(l.IDKey) == 0 {
+			if err := json.Unmarshal(stored(), &l); err != nil || l.IDKeys[""] == nil || len(l.IDKeys[""].Key) == 0 {
 				t.Fatalf("stored %s, %v: want the key in clear", stored(), err)
 			}
-			raw := l.IDKey
+			raw := l.IDKeys[""].Key
 			for i, o := range []IDKeyOptions{
 				{Pseudonymize: true, Key: idK1},
 				{Pseudonymize: true, Key: idK1, WrittenUnder: k1},
@@ -234,4 +245,169 @@ func TestRecordingsKeyKeptBySinks(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRecordingsKeyByPBX: each PBX of a schema keeps the key its
+// recordings were named with, whatever the rule and key of the others,
+// never refused for theirs, and its key is never in clear while it or a
+// PBX sharing it is pseudonymised (review 5: R5-1, R5-2, R5-3, R5-9; the
+// reviewer's TestR5ForcedChangeWithoutRecordings, TestR5LegacyTwoPBXes,
+// TestR5ForgetThenPseudonymise, TestR5TwoKeys, TestR5TwoPBXes and
+// TestR5OneOfTwoToNone, all failing before). Pure: the list as the sinks
+// keep it.
+func TestRecordingsKeyByPBX(t *testing.T) {
+	t.Parallel()
+	k1, k2 := keyID(t, idK1), keyID(t, idK2)
+	// opts is PBX pbx's start: pseudonymised with key (nil: in clear),
+	// the rule stored (ruled) under key id under ("" in clear).
+	opts := func(pbx string, key, prev []byte, ruled bool, under string) IDKeyOptions {
+		return IDKeyOptions{PBX: pbx, Pseudonymize: key != nil, Key: key, Previous: prev, Ruled: ruled, WrittenUnder: under}
+	}
+	clear := func(pbx string, key []byte, ruled bool, under string) IDKeyOptions {
+		return IDKeyOptions{PBX: pbx, Key: key, Ruled: ruled, WrittenUnder: under}
+	}
+	step := func(t *testing.T, l *Suppression, o IDKeyOptions) *pseudonym.Keyed {
+		t.Helper()
+		k, _, err := l.recordingsKey(o)
+		if err != nil || k == nil {
+			t.Fatalf("PBX %q (pseudonymised %v, ruled %v, under %q): %v, %v\nlist %s", o.PBX, o.Pseudonymize, o.Ruled, o.WrittenUnder, k, err, mustJSON(t, l))
+		}
+		return k
+	}
+	noneInClear := func(t *testing.T, l *Suppression, keys ...[]byte) {
+		t.Helper()
+		for _, b := range keys {
+			if inClear(mustJSON(t, l), b) {
+				t.Fatalf("a key in clear under pseudonymisation: %s", mustJSON(t, l))
+			}
+		}
+	}
+	// R5-1 a: a PBX in clear, forced to numbers by a run without a
+	// recordings store (which carried nothing over then), then a run
+	// with one: the key stays, sealed.
+	t.Run("forced change without recordings", func(t *testing.T) {
+		var l Suppression
+		r := step(t, &l, clear("a", nil, false, ""))
+		if l.IDKeys["a"] == nil || l.IDKeys["a"].Key == nil {
+			t.Fatalf("list %s: want A's key in clear", mustJSON(t, &l))
+		}
+		raw := l.IDKeys["a"].Key
+		if k := step(t, &l, opts("a", idK1, nil, true, k1)); k.KeyID() != r.KeyID() {
+			t.Fatalf("key %s, was %s: every k- recording copied again", k.KeyID(), r.KeyID())
+		}
+		noneInClear(t, &l, raw)
+		if k := step(t, &l, clear("a", idK1, true, k1)); k.KeyID() != r.KeyID() {
+			t.Fatalf("back to none: key %s, was %s", k.KeyID(), r.KeyID())
+		}
+	})
+	// R5-1 b: a schema of before keys were kept by PBX, A in clear (the
+	// schema's key R), B pseudonymised (its recordings hashed with K1).
+	t.Run("legacy two PBXes", func(t *testing.T) {
+		R := bytes.Repeat([]byte{5}, 32)
+		l := Suppression{IDKey: R}
+		if k := step(t, &l, opts("b", idK1, nil, true, k1)); k.KeyID() != k1 {
+			t.Fatalf("B: key %s, want its pseudonym key %s", k.KeyID(), k1)
+		}
+		for range 2 {
+			if k := step(t, &l, clear("a", idK1, true, "")); k.KeyID() != keyID(t, R) {
+				t.Fatalf("A: key %s, want R %s: A's recordings copied again", k.KeyID(), keyID(t, R))
+			}
+		}
+		if k := step(t, &l, opts("b", idK1, nil, true, k1)); k.KeyID() != k1 {
+			t.Fatalf("B again: key %s, want %s", k.KeyID(), k1)
+		}
+	})
+	// R5-3: two PBXes, two pseudonym keys, each run many nights.
+	t.Run("two keys", func(t *testing.T) {
+		var l Suppression
+		ka := step(t, &l, opts("a", idK1, nil, false, ""))
+		kb := step(t, &l, opts("b", idK2, nil, false, ""))
+		for range 3 {
+			if k := step(t, &l, opts("a", idK1, nil, true, k1)); k.KeyID() != ka.KeyID() {
+				t.Fatalf("A: %s, was %s", k.KeyID(), ka.KeyID())
+			}
+			if k := step(t, &l, opts("b", idK2, nil, true, k2)); k.KeyID() != kb.KeyID() {
+				t.Fatalf("B: %s, was %s", k.KeyID(), kb.KeyID())
+			}
+		}
+		noneInClear(t, &l, idK1, idK2)
+		for _, r := range l.IDKeys {
+			if r.Key != nil {
+				t.Fatalf("a key in clear: %s", mustJSON(t, &l))
+			}
+		}
+	})
+	// A PBX in clear and a new pseudonymised one: neither refused.
+	t.Run("two PBXes", func(t *testing.T) {
+		var l Suppression
+		ka := step(t, &l, clear("a", nil, false, ""))
+		step(t, &l, opts("b", idK1, nil, false, ""))
+		if k := step(t, &l, clear("a", nil, true, "")); k.KeyID() != ka.KeyID() {
+			t.Fatalf("A: %s, was %s", k.KeyID(), ka.KeyID())
+		}
+		m, err := l.IDKeys["b"].Sealed.open(opts("b", idK1, nil, true, k1))
+		if err != nil || len(m.raw) != pseudonym.MinKeyLen {
+			t.Fatalf("B's key: %v, %d bytes", err, len(m.raw))
+		}
+		noneInClear(t, &l, m.raw)
+	})
+	// R5-2: forget without a pseudonym key gave the list a key of its
+	// own, in clear; then the PBX's first run, pseudonymised.
+	t.Run("forget then pseudonymise", func(t *testing.T) {
+		L := bytes.Repeat([]byte{7}, 32)
+		l := Suppression{Key: L, KeyID: keyID(t, L), Numbers: []SuppressedNumber{{Hash: "p:x"}}}
+		k := step(t, &l, opts("a", idK1, nil, false, ""))
+		if k.KeyID() == keyID(t, L) || k.KeyID() == k1 {
+			t.Fatalf("key %s: the list's key in clear, or the pseudonym key", k.KeyID())
+		}
+		if r := l.IDKeys["a"]; r == nil || r.Key != nil || r.Sealed == nil || len(r.Sealed.Box) == 0 {
+			t.Fatalf("list %s: want a new key, sealed only", mustJSON(t, &l))
+		}
+	})
+	// R5-9: A and B pseudonymised under K1 named recordings with the
+	// schema's one key R (the release before: sealed); B forced to
+	// none keeps it sealed while A is pseudonymised.
+	t.Run("one of two to none", func(t *testing.T) {
+		R := bytes.Repeat([]byte{3}, 32)
+		s, err := seal(idK1, idMaterial{raw: R})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := Suppression{IDKeySealed: s}
+		for _, pbx := range []string{"a", "b"} {
+			if k := step(t, &l, opts(pbx, idK1, nil, true, k1)); k.KeyID() != keyID(t, R) {
+				t.Fatalf("%s: key %s, want R", pbx, k.KeyID())
+			}
+		}
+		if k := step(t, &l, clear("b", idK1, true, k1)); k.KeyID() != keyID(t, R) {
+			t.Fatalf("B to none: key %s, want R", k.KeyID())
+		}
+		noneInClear(t, &l, R)
+		if _, _, err := l.recordingsKey(clear("b", nil, true, "")); !errors.Is(err, ErrRecordingsKey) {
+			t.Fatalf("B without the key: %v, want ErrRecordingsKey", err)
+		}
+	})
+	// A run without a recordings store makes no key, and carries one
+	// over a change.
+	t.Run("carry only", func(t *testing.T) {
+		var l Suppression
+		if k, changed, err := l.recordingsKey(IDKeyOptions{PBX: "a", CarryOnly: true, Ruled: true}); k != nil || changed || err != nil || l.IDKeys != nil {
+			t.Fatalf("no key yet: %v, %v, %v; list %s", k, changed, err, mustJSON(t, &l))
+		}
+		r := step(t, &l, clear("a", nil, true, ""))
+		o := opts("a", idK1, nil, true, "")
+		o.CarryOnly = true
+		if k := step(t, &l, o); k.KeyID() != r.KeyID() || l.IDKeys["a"].Key != nil {
+			t.Fatalf("carried: %s, was %s; list %s", k.KeyID(), r.KeyID(), mustJSON(t, &l))
+		}
+	})
+}
+
+func mustJSON(t *testing.T, l *Suppression) []byte {
+	t.Helper()
+	b, err := json.Marshal(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

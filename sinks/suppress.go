@@ -56,8 +56,12 @@ type Suppression struct {
 	// sealed with the pseudonym key (idkey.go): nothing in the sink lets
 	// one who reads it without that key test a number against a stored
 	// name (attack 1, A1).
-	IDKeySealed *SealedKey         `json:"id_key_sealed,omitempty"`
-	Numbers     []SuppressedNumber `json:"numbers"`
+	IDKeySealed *SealedKey `json:"id_key_sealed,omitempty"`
+	// IDKeys are the keys of recordings' ids by PBX id (idkey.go), which
+	// replace IDKey and IDKeySealed, the schema's one key of before,
+	// kept as they were for the PBXes that named recordings with them.
+	IDKeys  map[string]*PBXKey `json:"id_keys,omitempty"`
+	Numbers []SuppressedNumber `json:"numbers"`
 	// UndoneAccepted is written by hand, never by the program: the
 	// operator's acknowledgement that the list lost the numbers of the
 	// run ledger's forgets up to this time (a list lost and not restored

@@ -434,7 +434,7 @@ func TestSuppressionKeyMade(t *testing.T) {
 					t.Fatalf("key %s: the pseudonym key's, want one of the sink's own", k1.KeyID())
 				}
 				l, err := s.Suppression(ctx)
-				if err != nil || l.IDKey == nil || l.KeyID != "" || l.Key != nil || len(l.Numbers) != 0 {
+				if err != nil || l.IDKeys[""] == nil || l.IDKeys[""].Key == nil || l.KeyID != "" || l.Key != nil || len(l.Numbers) != 0 {
 					t.Fatalf("list %+v, %v; want an id key of its own, no list key, no number", l, err)
 				}
 				for _, k := range []*pseudonym.Keyed{given, nil, pk} {
@@ -455,11 +455,18 @@ func TestSuppressionKeyMade(t *testing.T) {
 			t.Parallel()
 			s := open(t)
 			forget(t, s, pk)
-			if k, err := s.SuppressionKey(ctx, opts(pk)); err != nil || k.KeyID() != pk.KeyID() {
+			// A PBX that has written rows (Ruled) named its recordings
+			// with the list's key then; one that has not takes a new key.
+			ruled := opts(pk)
+			ruled.Ruled = true
+			if k, err := s.SuppressionKey(ctx, ruled); err != nil || k.KeyID() != pk.KeyID() {
 				t.Fatalf("with the key: %v, %v; want the list's, the pseudonym key %s", k, err, pk.KeyID())
 			}
-			if k, err := s.SuppressionKey(ctx, opts(nil)); !errors.Is(err, ErrSuppressionKey) {
-				t.Fatalf("without the key: %v, %v; want ErrSuppressionKey", k, err)
+			if k, err := s.SuppressionKey(ctx, IDKeyOptions{Ruled: true}); !errors.Is(err, ErrRecordingsKey) {
+				t.Fatalf("without the key: %v, %v; want ErrRecordingsKey", k, err)
+			}
+			if k, err := s.SuppressionKey(ctx, IDKeyOptions{PBX: "new", Key: []byte(pkRaw)}); err != nil || k.KeyID() == pk.KeyID() {
+				t.Fatalf("a PBX without rows: %v, %v; want a new key", k, err)
 			}
 		})
 	}

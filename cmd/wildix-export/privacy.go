@@ -63,25 +63,29 @@ type suppressionKeyed interface {
 // EXPORT_PSEUDONYM_PREVIOUS_KEY; or stored in clear after a change to
 // none), in one atomic write before anything is exported. A key the
 // configured ones cannot open is refused, exit 2, naming the setting.
-func (a *app) recordingsKey(ctx context.Context, s *sink, g *privacy.Guard) (*pseudonym.Keyed, error) {
+// carryOnly is a run without a recordings store: it makes no key, and
+// one it cannot open is only warned of (the run with recordings refuses).
+func (a *app) recordingsKey(ctx context.Context, s *sink, g *privacy.Guard, carryOnly bool) (*pseudonym.Keyed, error) {
 	sk, ok := s.Sink.(suppressionKeyed)
 	if !ok {
-		if g.Rule.On() {
+		if g.Rule.On() || carryOnly {
 			return g.Keys, nil
 		}
 		return nil, fmt.Errorf("the %s keeps no key for recordings' ids", s.name)
 	}
-	o := sinks.IDKeyOptions{Pseudonymize: g.Rule.On(), Key: secretBytes(a.cfg.PseudonymKey), Previous: secretBytes(a.cfg.PrevPseudonymKey)}
+	o := sinks.IDKeyOptions{PBX: a.cfg.PBXID, Pseudonymize: g.Rule.On(), Key: secretBytes(a.cfg.PseudonymKey), Previous: secretBytes(a.cfg.PrevPseudonymKey), CarryOnly: carryOnly}
 	if store, ok := s.Sink.(privacyStore); ok {
 		was, found, err := store.PrivacyRule(ctx, a.cfg.PBXID)
 		if err != nil {
 			return nil, err
 		}
-		if found {
-			o.WrittenUnder = was.KeyID
-		}
+		o.Ruled, o.WrittenUnder = found, was.KeyID
 	}
 	k, err := sk.SuppressionKey(ctx, o)
+	if carryOnly && errors.Is(err, sinks.ErrRecordingsKey) {
+		a.log.Warn("the key of recordings' ids is not carried over by this run, which has no recordings store", "error", err)
+		return nil, nil
+	}
 	if errors.Is(err, sinks.ErrSuppressionKey) || errors.Is(err, sinks.ErrRecordingsKey) {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/simtest"
 	"github.com/wildix-export/wildix-export/sinks"
 )
 
@@ -32,6 +33,8 @@ type idKeyStep struct {
 	// forget makes the sink forget the key of recordings' ids before the
 	// run: a sink written before it was kept.
 	forget bool
+	// norec is a run without a recordings store.
+	norec bool
 }
 
 // TestRecordingsKeptAcrossKeyChanges: recordings stored under a keyed id
@@ -58,6 +61,13 @@ func TestRecordingsKeptAcrossKeyChanges(t *testing.T) {
 			{env: on(testKey2, "EXPORT_PSEUDONYM_PREVIOUS_KEY="+testKey1), force: true},
 			{env: on(testKey2)},
 		}},
+		// A run without a recordings store carries the key over too
+		// (review 5, R5-1): the next run with one needs no earlier key.
+		{"key change by a run without recordings", []idKeyStep{
+			{env: on(testKey1)},
+			{env: on(testKey2, "EXPORT_PSEUDONYM_PREVIOUS_KEY="+testKey1), force: true, norec: true},
+			{env: on(testKey2)},
+		}},
 		{"key change without the earlier key", []idKeyStep{
 			{env: on(testKey1)},
 			{env: on(testKey2), force: true, code: exitConfig, says: "EXPORT_PSEUDONYM_PREVIOUS_KEY"},
@@ -70,7 +80,12 @@ func TestRecordingsKeptAcrossKeyChanges(t *testing.T) {
 			{env: none("EXPORT_PSEUDONYM_KEY=" + testKey2), force: true},
 			{env: none()},
 		}},
+		// The PBX's first run, without recordings, under K1, keeps K1
+		// as its key (a PBX with rows under K1 and no key kept named
+		// its recordings with K1 itself): so the recordings are named
+		// as the release before named them; then the key is forgotten.
 		{"key change on a sink written before the key was kept", []idKeyStep{
+			{env: on(testKey1), norec: true},
 			{env: on(testKey1)},
 			{env: on(testKey2, "EXPORT_PSEUDONYM_PREVIOUS_KEY="+testKey1), force: true, forget: true},
 			{env: on(testKey2)},
@@ -99,7 +114,11 @@ func TestRecordingsKeptAcrossKeyChanges(t *testing.T) {
 						forgetIDKey(t, dir, pool)
 					}
 					fetched := f.Sim.Stats.Recordings.FileRequests.Load()
-					r := runCLI(t, append(slices.Clone(base), st.env...), args...)
+					env := append(slices.Clone(base), st.env...)
+					if st.norec {
+						env = append(slices.DeleteFunc(env, func(s string) bool { return strings.HasPrefix(s, "EXPORT_RECORDINGS_") }), "EXPORT_ENDPOINTS=call_history")
+					}
+					r := runCLI(t, env, args...)
 					if r.code != st.code || st.code != exitOK && (r.err == nil || !strings.Contains(r.err.Error(), st.says)) {
 						t.Fatalf("step %d (%v %v): exit %d, want %d naming %q\n%s%s%v", i, st.env, args, r.code, st.code, st.says, r.stdout, r.stderr, r.err)
 					}
@@ -108,7 +127,10 @@ func TestRecordingsKeptAcrossKeyChanges(t *testing.T) {
 							t.Fatalf("step %d shows a pseudonym key", i)
 						}
 					}
-					if i == 0 {
+					if st.norec {
+						continue
+					}
+					if files == nil {
 						files, rows = dirFiles(t, store), recordingRows(t, dir, pool, f.URL.Host)
 						if len(files) < 5 || len(rows) != len(files) || !strings.HasPrefix(filepath.Base(slices.Sorted(maps.Keys(files))[0]), "k-") {
 							t.Fatalf("first run stored %d files, %d rows: want keyed (k-) recordings, one row each", len(files), len(rows))
@@ -150,14 +172,14 @@ func TestRecordingsKeyNotInClear(t *testing.T) {
 			}
 			var key []byte
 			if pool != nil {
-				b64 := queryStrings(t, pool, "SELECT coalesce(state->>'id_key', '') FROM export_state WHERE pbx = '' AND key = 'suppressed numbers'")
+				b64 := queryStrings(t, pool, "SELECT coalesce(state->'id_keys'->$1->>'key', '') FROM export_state WHERE pbx = '' AND key = 'suppressed numbers'", f.URL.Host)
 				if len(b64) == 1 {
 					key, _ = base64.StdEncoding.DecodeString(b64[0])
 				}
 			} else {
 				s, _ := sinks.NewCSV(sinks.CSVOptions{Dir: dir})
-				if l, err := s.Suppression(context.Background()); err == nil {
-					key = l.IDKey
+				if l, err := s.Suppression(context.Background()); err == nil && l.IDKeys[f.URL.Host] != nil {
+					key = l.IDKeys[f.URL.Host].Key
 				}
 			}
 			if len(key) == 0 {
@@ -233,5 +255,109 @@ func forgetIDKey(t *testing.T, dir string, pool *pgxpool.Pool) {
 	}
 	if err := os.Remove(filepath.Join(dir, ".state", ".suppressed.json")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRecordingsKeyTwoPBXesOneSchema: two PBXes exported into one schema
+// or folder, A in clear and B pseudonymised, then A forced to another
+// pseudonym key by a run without a recordings store: every night each
+// runs without being refused for the other's rule or key, and neither
+// copies a recording again nor adds a row, before and after the change
+// (review 5, R5-1, R5-3: one key per schema was taken over by B's first
+// run, refusing A; a forced change without a store carried nothing
+// over). Both sinks.
+func TestRecordingsKeyTwoPBXesOneSchema(t *testing.T) {
+	t.Parallel()
+	for _, sink := range []string{"csv", "postgres"} {
+		t.Run(sink, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			type pbx struct {
+				f           *simtest.Fixture
+				base, rec   []string
+				store       string
+				files, rows map[string]string
+			}
+			var shared []string // the PostgreSQL schema, for both
+			mk := func() *pbx {
+				p := &pbx{f: recPBX(t, 60, time.Hour, pbxsim.RecordingOptions{Fields: "bare"}), store: t.TempDir()}
+				p.base = append(fixtureEnv(p.f, dir), shared...)
+				p.rec = []string{"EXPORT_ENDPOINTS=recordings", "EXPORT_RECORDINGS_STORE=dir", "EXPORT_RECORDINGS_DIR=" + p.store, "WILDIX_RECORDINGS_TOKEN=" + recToken}
+				return p
+			}
+			a := mk()
+			var pool *pgxpool.Pool
+			if sink == "postgres" {
+				var env []string
+				env, pool = onSink(t, sink, nil)
+				shared = env
+				a.base = append(a.base, shared...)
+			}
+			b := mk()
+			// rows are the PBX's recording rows (a CSV folder's files
+			// hold both PBXes'): their objects begin with its folder.
+			rows := func(p *pbx) map[string]string {
+				out := map[string]string{}
+				for k, v := range recordingRows(t, dir, pool, p.f.URL.Host) {
+					if strings.HasPrefix(k, storedPBX(p.f.URL.Host)) {
+						out[k] = v
+					}
+				}
+				return out
+			}
+			on := func(key string) []string {
+				return []string{"EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY=" + key}
+			}
+			steps := []struct {
+				p     *pbx
+				env   []string
+				force bool
+				rec   bool
+			}{
+				{a, []string{"EXPORT_PSEUDONYMIZE=none"}, false, true},
+				{b, on(testKey1), false, true},
+				{a, []string{"EXPORT_PSEUDONYMIZE=none"}, false, true},
+				{b, on(testKey1), false, true},
+				{a, on(testKey2), true, false}, // forced, no recordings store
+				{a, on(testKey2), false, true},
+				{b, on(testKey1), false, true},
+				{a, on(testKey2), false, true},
+			}
+			for i, st := range steps {
+				env := append(slices.Clone(st.p.base), st.env...)
+				if st.rec {
+					env = append(env, st.p.rec...)
+				} else {
+					env = append(env, "EXPORT_ENDPOINTS=call_history")
+				}
+				args := []string{"run", "--once"}
+				if st.force {
+					args = append(args, "--force")
+				}
+				fetched := st.p.f.Sim.Stats.Recordings.FileRequests.Load()
+				if r := runCLI(t, env, args...); r.code != exitOK {
+					t.Fatalf("step %d (PBX %s): exit %d\n%s%s%v", i, st.p.f.URL.Host, r.code, r.stdout, r.stderr, r.err)
+				}
+				if !st.rec {
+					continue
+				}
+				if st.p.files == nil {
+					st.p.files, st.p.rows = dirFiles(t, st.p.store), rows(st.p)
+					if len(st.p.files) < 3 || len(st.p.rows) != len(st.p.files) {
+						t.Fatalf("step %d stored %d files, %d rows: want keyed recordings, one row each", i, len(st.p.files), len(st.p.rows))
+					}
+					continue
+				}
+				if n := st.p.f.Sim.Stats.Recordings.FileRequests.Load() - fetched; n != 0 {
+					t.Errorf("step %d fetched %d recording file(s) again", i, n)
+				}
+				if got := dirFiles(t, st.p.store); !maps.Equal(got, st.p.files) {
+					t.Errorf("step %d: the store holds %d files, %d before: recordings copied again under new names", i, len(got), len(st.p.files))
+				}
+				if got := rows(st.p); !maps.Equal(got, st.p.rows) {
+					t.Errorf("step %d: %d recording rows, %d before", i, len(got), len(st.p.rows))
+				}
+			}
+		})
 	}
 }

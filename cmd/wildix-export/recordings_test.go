@@ -369,9 +369,10 @@ func TestCLICheckRefusedPathPseudonymised(t *testing.T) {
 
 // TestCLIRecordingsPathOnlyKeyed: recordings the PBX lists without an id
 // (known by their path, which holds the caller's number) are stored, and
-// their rows keyed, under "k-" and a keyed hash of the path: the
-// pseudonym key's under pseudonymisation, else the CSV folder's own
-// random key, its suppression list's, made by the first run and kept
+// their rows keyed, under "k-" and a keyed hash of the path: with the
+// PBX's own random key, kept with the CSV folder's suppression list
+// (sealed with the pseudonym key under pseudonymisation), made by the
+// first run and kept
 // (attack 1, A1: an unkeyed sha256 of the path let anyone confirm the
 // number by trying the extensions). No stored name holds a number.
 func TestCLIRecordingsPathOnlyKeyed(t *testing.T) {
@@ -392,17 +393,20 @@ func TestCLIRecordingsPathOnlyKeyed(t *testing.T) {
 					t.Fatalf("run %d: exit %d\n%s%s", run, r.code, r.stdout, r.stderr)
 				}
 			}
-			key, err := pseudonym.New([]byte(pkey))
+			// The PBX's key as the folder keeps it: in clear, or sealed
+			// with the pseudonym key.
+			pk, err := pseudonym.New([]byte(pkey))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rule == "none" {
-				s, _ := sinks.NewCSV(sinks.CSVOptions{Dir: dir})
-				l, err := s.Suppression(context.Background())
-				if err != nil || l.IDKey == nil {
-					t.Fatalf("the folder's suppression list %+v, %v: want a key of its own", l, err)
-				}
-				key, _ = pseudonym.New(l.IDKey)
+			o := sinks.IDKeyOptions{PBX: f.URL.Host, Ruled: true}
+			if rule != "none" {
+				o.Pseudonymize, o.Key, o.WrittenUnder = true, []byte(pkey), pk.KeyID()
+			}
+			s, _ := sinks.NewCSV(sinks.CSVOptions{Dir: dir})
+			key, err := s.SuppressionKey(context.Background(), o)
+			if err != nil || key == nil || key.KeyID() == pk.KeyID() {
+				t.Fatalf("the folder's key of recordings' ids: %v, %v: want the PBX's own", key, err)
 			}
 			want := map[string]bool{}
 			for _, r := range f.Sim.Recordings() {

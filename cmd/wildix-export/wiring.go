@@ -234,8 +234,14 @@ func (a *app) start(ctx context.Context, cat *record.Catalog) (*started, error) 
 		_, err = a.retentionLimit(ctx, s) // a shorter EXPORT_RETENTION
 	}
 	var recKey *pseudonym.Keyed
-	if err == nil && rec != nil {
-		recKey, err = a.recordingsKey(ctx, s, guard)
+	if err == nil {
+		// Without a recordings store too: a forced change of rule or
+		// key carries over the key of the recordings a store named
+		// before, which a later run with one needs (review 5, R5-1).
+		recKey, err = a.recordingsKey(ctx, s, guard, rec == nil)
+	}
+	if rec == nil {
+		recKey = nil
 	}
 	if err != nil {
 		s.close()
