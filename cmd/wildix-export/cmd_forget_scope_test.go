@@ -51,7 +51,7 @@ func TestForgetNeedsEveryKey(t *testing.T) {
 			if r := runCLI(t, with("EXPORT_PSEUDONYM_KEY="+key1), "run", "--once"); r.code != exitOK {
 				t.Fatalf("run: exit %d: %v\n%s", r.code, r.err, r.stderr)
 			}
-			if r := runCLI(t, with("EXPORT_PSEUDONYM_KEY="+key2), "run", "--once", "--force"); r.code != exitOK {
+			if r := runCLI(t, with("EXPORT_PSEUDONYM_KEY="+key2, "EXPORT_PSEUDONYM_PREVIOUS_KEY="+key1), "run", "--once", "--force"); r.code != exitOK {
 				t.Fatalf("run --once --force under key 2: exit %d: %v\n%s", r.code, r.err, r.stderr)
 			}
 			d := simNumber(t, f.Sim, calls)

@@ -63,8 +63,11 @@ type suppressionKeyed interface {
 // EXPORT_PSEUDONYM_PREVIOUS_KEY; or stored in clear after a change to
 // none), in one atomic write before anything is exported. A key the
 // configured ones cannot open is refused, exit 2, naming the setting.
-// carryOnly is a run without a recordings store: it makes no key, and
-// one it cannot open is only warned of (the run with recordings refuses).
+// carryOnly is a run without a recordings store: it makes no key, but
+// one it cannot open is refused as by a run with recordings: warned of
+// only, the run would store its new rule, and the next run with
+// recordings, taking the key from that rule, would name every recording
+// anew and copy it again (review 7, R7-1).
 func (a *app) recordingsKey(ctx context.Context, s *sink, g *privacy.Guard, carryOnly bool) (*pseudonym.Keyed, error) {
 	sk, ok := s.Sink.(suppressionKeyed)
 	if !ok {
@@ -82,10 +85,6 @@ func (a *app) recordingsKey(ctx context.Context, s *sink, g *privacy.Guard, carr
 		o.Ruled, o.WrittenUnder = found, was.KeyID
 	}
 	k, err := sk.SuppressionKey(ctx, o)
-	if carryOnly && errors.Is(err, sinks.ErrRecordingsKey) {
-		a.log.Warn("the key of recordings' ids is not carried over by this run, which has no recordings store", "error", err)
-		return nil, nil
-	}
 	if errors.Is(err, sinks.ErrSuppressionKey) || errors.Is(err, sinks.ErrRecordingsKey) {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}

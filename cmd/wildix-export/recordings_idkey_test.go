@@ -68,6 +68,16 @@ func TestRecordingsKeptAcrossKeyChanges(t *testing.T) {
 			{env: on(testKey2, "EXPORT_PSEUDONYM_PREVIOUS_KEY="+testKey1), force: true, norec: true},
 			{env: on(testKey2)},
 		}},
+		// Refused too by a run without a recordings store on a sink
+		// written before the key was kept: warned of only, it stored
+		// K2 as the rule, and the next run with recordings took K2 for
+		// the key the recordings were named with (review 7, R7-1).
+		{"key change by a run without recordings, without the earlier key", []idKeyStep{
+			{env: on(testKey1), norec: true},
+			{env: on(testKey1)},
+			{env: on(testKey2), force: true, norec: true, forget: true, code: exitConfig, says: "EXPORT_PSEUDONYM_PREVIOUS_KEY"},
+			{env: on(testKey1)},
+		}},
 		{"key change without the earlier key", []idKeyStep{
 			{env: on(testKey1)},
 			{env: on(testKey2), force: true, code: exitConfig, says: "EXPORT_PSEUDONYM_PREVIOUS_KEY"},
