@@ -519,7 +519,17 @@ func (a *app) forgetLedger(ctx context.Context, fg forgetter, begun sinks.Forget
 	}
 	earlierFiles := 0
 	if interrupted := found.Rows() < begun.Rows || len(found.Recordings) < begun.Recordings; interrupted || begun.Added && !added {
-		earlierRows := max(0, begun.Rows-found.Rows())
+		// Against what this run erased, not what it found: a file whose
+		// edit the killed attempt had decided (its pending record
+		// written) is found holding the number, then completed by the
+		// recovery before this run erases, so its rows are the earlier
+		// attempt's (TestForgetKilledMidwayCountsAll, seed
+		// 1796650825932971342).
+		now := found.Rows()
+		if done != nil && failed == nil {
+			now = done.Rows()
+		}
+		earlierRows := max(0, begun.Rows-now)
 		earlierFiles = max(0, begun.Recordings-len(found.Recordings))
 		e.Rows += earlierRows
 		e.Notes = append(e.Notes, fmt.Sprintf("completes an erasure begun %s and interrupted: it found %d row(s) and %d recording file(s); %d row(s) and %d file(s) of them were erased by it, the rest by this run",
