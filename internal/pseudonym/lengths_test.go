@@ -104,8 +104,8 @@ func lengthsDescs(m *phonenumbers.PhoneMetadata) []*phonenumbers.PhoneNumberDesc
 
 // lengthsFromLibrary makes possibleLengths from the library's patterns:
 // for each country calling code, and under it each national prefix of up
-// to maxLengthsPrefix digits whose numbers' longest length is shorter
-// than its parent's, the lengths of the numbers of any kind
+// to maxLengthsPrefix digits whose numbers' lengths differ from its
+// parent's (a longest or a shortest of their own), the lengths of the numbers of any kind
 // (lengthsDescs) beginning with it.
 func lengthsFromLibrary() (map[string]uint32, error) {
 	coll, err := phonenumbers.MetadataCollection()
@@ -144,7 +144,7 @@ func lengthsFromLibrary() (map[string]uint32, error) {
 		if m == 0 && prefix != "" {
 			return nil // no number begins so: its parent's lengths stand
 		}
-		if prefix == "" || longest(m) < longest(parent) {
+		if prefix == "" || m != parent {
 			table[cc+prefix], parent = m, m
 		}
 		if len(prefix) < maxLengthsPrefix {
@@ -231,15 +231,6 @@ func lengthsOf(p *syntax.Prog, prefix string) (uint32, error) {
 	return m, nil
 }
 
-// longest is the longest length in the lengths m.
-func longest(m uint32) int {
-	l := 0
-	for ; m > 1; m >>= 1 {
-		l++
-	}
-	return l
-}
-
 // lengthsSource is lengths.go holding table.
 func lengthsSource(t *testing.T, table map[string]uint32) []byte {
 	var b bytes.Buffer
@@ -252,8 +243,10 @@ package pseudonym
 // TestPossibleLengths: keyed by a country calling code, the lengths of
 // all its numbers; keyed by a country calling code and the first digits
 // of a national number (up to maxLengthsPrefix), those of its numbers
-// beginning so, where their longest is shorter than under the key one
-// digit shorter (Italy's 3… are 9 or 10 digits, its 0… up to 11).
+// beginning so, where they differ from those under the key one digit
+// shorter (Italy's 3… are 9 or 10 digits, its 0… 6 to 12; the UK's 7…
+// 10 where its numbers are 7, 9 or 10; Austria's 66… 6 to 13 where its
+// 1… may have 4).
 // Voicemail access numbers are left out (lengthsDescs). nationalLengths
 // reads it.
 var possibleLengths = map[string]uint32{

@@ -195,7 +195,16 @@ var numbersBeside = []struct {
 	// digits, the last left readable when it was the tail (review 5,
 	// R5-7): they are now one number.
 	{"+43 662 8044 123 10:00", "{0} 10:00", []string{"+436628044123"}},
-	{"+44 738 3797 2 10:00", "{0} 2 10:00", []string{"+447383797"}},
+	{"+44 800 1234 5 10:00", "{0} 5 10:00", []string{"+448001234"}},
+	// The lengths of the numbers beginning so, not the country's: no UK
+	// number beginning 7 has 7 digits, no Austrian one beginning 8 fewer
+	// than 8, no French one other than 9; a group after a number not yet
+	// whole is its own. With the country's lengths (AT: 4 to 13 for all
+	// but 11…), "+43 800 123" was whole and the 4 a count.
+	{"+44 738 3797 2 10:00", "{0} 10:00", []string{"+4473837972"}},
+	{"+43 800 123 4 missed", "{0} missed", []string{"+438001234"}},
+	{"+43 2236 12 3 Anrufe", "{0} Anrufe", []string{"+432236123"}},
+	{"+33 1 23 45 67 89 appel", "{0} appel", []string{"+33123456789"}},
 	{"00 1 212 5551 012 on 01.12.2026", "{0} on 01.12.2026", []string{"+12125551012"}},
 	{"00 39 022 7425 902 on 01.12.2026", "{0} on 01.12.2026", []string{"+390227425902"}},
 	{"cb 44 738 3797 446 asap", "cb {0} asap", []string{"447383797446"}},
