@@ -212,6 +212,8 @@ func TestScrubSeparatedForms(t *testing.T) {
 		{"2026.01.01-05.20.27-201.wav", "2026.01.01-05.20.27-201.wav"},
 		{"due 07.12.2026, or 07/12/2026", "due 07.12.2026, or 07/12/2026"},
 		{"host 10.0.0.1 and 192.168.100.200:5060", "host 10.0.0.1 and 192.168.100.200:5060"},
+		{"gw 192.168.1.20, 10.0.0.1. 255.255.255.0", "gw 192.168.1.20, 10.0.0.1. 255.255.255.0"},
+		{"x 45.123.45.67 y", "x 45.123.45.67 y"},
 		{"2026-12-07T12:30:00Z", "2026-12-07T12:30:00Z"},
 		// A date before a number, a number after an extension.
 		{"2026.12.06-10.11.12-201-0039-352-8512784-9f3a1c-1.wav", "2026.12.06-10.11.12-201-" + p + "-9f3a1c-1.wav"},
@@ -414,8 +416,9 @@ func fullwidth(s string) string {
 
 // TestHoldsNumberReadsAsReplace: a key holds a number when forget's
 // reading (Replace) finds one, not only Scrub's: a key Scrub leaves as it
-// is but forget erases ("069.22.239.56" reads to Scrub as an IPv4
-// address, "43 1187 0235" was left by b4eaba9's code reading) was named
+// is but forget erases ("069.22.239.56" read to Scrub as an IPv4
+// address until issue 30's notes, "43 1187 0235" was left by b4eaba9's
+// code reading) was named
 // in clear in notes, logs and errors (review 5, R5-10). A date or an
 // address is not named either: in doubt, left out.
 func TestHoldsNumberReadsAsReplace(t *testing.T) {

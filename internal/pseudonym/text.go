@@ -729,8 +729,12 @@ func minutesAt(s string, i int) bool {
 // at s[k], reading no more of s than one takes.
 func (t *text) dateAt(k int) bool {
 	s := t.s
-	var groups [4]string // a date's three, an address's four
-	var seps [4]byte
+	var prev byte // the dot joining a digit group before it
+	if k >= 2 && s[k-1] == '.' && isDigit(s[k-2]) {
+		prev = '.'
+	}
+	var groups [5]string // a date's three, an address's four and the group that makes it none
+	var seps [5]byte
 	g := 0
 	for g < len(groups) {
 		e := k
@@ -750,7 +754,7 @@ func (t *text) dateAt(k int) bool {
 		seps[g-1] = sep
 		k = next
 	}
-	return dateOrAddress(groups[:g], seps[:max(g-1, 0)]) > 0
+	return dateOrAddress(groups[:g], seps[:max(g-1, 0)], prev) > 0
 }
 
 // digitTechs are the Asterisk channel technologies whose names end in
@@ -799,7 +803,11 @@ func (r *run) date(final bool) (int, bool, bool) {
 			r.checked = g
 			break
 		}
-		if d := dateOrAddress(r.groups[g:], r.seps[g:]); d > 0 && g == 0 {
+		var prev byte
+		if g > 0 {
+			prev = r.seps[g-1]
+		}
+		if d := dateOrAddress(r.groups[g:], r.seps[g:], prev); d > 0 && g == 0 {
 			r.stamp = d == maxDateGroups
 			return r.ends[d-1], false, true
 		} else if d > 0 {
@@ -857,8 +865,16 @@ end:
 // dateOrAddress returns how many of a run's first groups, joined by the
 // separators seps, are a date (2026-12-07, 2026.01.01-05.20.27 with its
 // time, 07/12/2026) or an IPv4 address (192.168.100.200); 0 when they
-// are neither. It reads at most maxDateGroups groups.
-func dateOrAddress(groups []string, seps []byte) int {
+// are neither. It reads at most maxDateGroups groups. prev is the
+// separator joining the groups to a digit group before them, 0 for none.
+//
+// An address is four groups of 1 to 3 digits, each at most 255, joined
+// by dots, as software prints one: no dotted group before or after them
+// (a national number in dotted pairs has five: 06.82.32.02.25) and no
+// group of two or three digits beginning with 0 (069.22.239.56: no
+// program prints an address so; a number written so keeps its trunk 0).
+// Each was left in clear as an address (issue 30).
+func dateOrAddress(groups []string, seps []byte, prev byte) int {
 	if len(groups) < 3 || len(seps) < 2 || seps[0] == 0 || seps[1] == 0 {
 		return 0
 	}
@@ -874,8 +890,11 @@ func dateOrAddress(groups []string, seps []byte) int {
 	case short(groups[0]) && short(groups[1]) && year(groups[2]):
 		return 3
 	case len(groups) >= 4 && seps[0] == '.' && seps[1] == '.' && seps[2] == '.':
+		if prev == '.' || len(groups) > 4 && seps[3] == '.' {
+			return 0
+		}
 		for _, g := range groups[:4] {
-			if v, err := strconv.Atoi(g); err != nil || len(g) > 3 || v > 255 {
+			if v, err := strconv.Atoi(g); err != nil || len(g) > 3 || v > 255 || len(g) > 1 && g[0] == '0' {
 				return 0
 			}
 		}
@@ -1076,7 +1095,7 @@ func recordingStamp(s string, end int) bool {
 			return false
 		}
 	}
-	return dateOrAddress([]string{s[from : from+4], s[from+5 : from+7], s[from+8 : from+10]}, []byte{'.', '.'}) == 3
+	return dateOrAddress([]string{s[from : from+4], s[from+5 : from+7], s[from+8 : from+10]}, []byte{'.', '.'}, 0) == 3
 }
 
 // minHexHash is the fewest hex digits of a word taken for a hash or an id

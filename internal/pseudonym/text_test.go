@@ -220,6 +220,17 @@ var numbersBeside = []struct {
 	{"tel: 43 11 80 8180.", "tel: {0}.", []string{"4311808180"}},
 	{"cb 43 5346 999 ok", "cb {0} ok", []string{"435346999"}},
 	{"43 1133 9436 12 calls", "{0} calls", []string{"431133943612"}},
+	// An IPv4 address is four dotted groups, as software prints one: a
+	// national number in five dotted pairs, or with a group of two or
+	// three digits beginning 0, is a number (issue 30: each was left in
+	// clear as an address).
+	{"06.82.32.02.25", "{0}", []string{"0682320225"}},
+	{"tel 06.82.32.02.25 ok", "tel {0} ok", []string{"0682320225"}},
+	{"cb 01.45.67.89.12, 10.0.0.1", "cb {0}, 10.0.0.1", []string{"0145678912"}},
+	{"069.22.239.56", "{0}", []string{"0692223956"}},
+	{"fax 022.123.45.67", "fax {0}", []string{"0221234567"}},
+	{"345.12.34.56", "{0}", []string{"345123456"}},
+	{"10.0.0.1.5060", "{0}", []string{"100015060"}},
 	// A group beginning 00 after a number, followed by a number's digits
 	// whose groups look like a date, begins a number (review 5, R5-6).
 	{"044 8082 714/0031.2002.02.94.0", "{0}/{1}", []string{"0448082714", "+31200202940"}},
