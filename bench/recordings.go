@@ -44,7 +44,11 @@ import (
 )
 
 var (
-	recCalls  = flag.Int("recordings-calls", 400, "call records of the recordings case's PBX (one answered call in 10 has a recording of 16,000 bytes a second: about 30 files of 5 MB at 400)")
+	// The default is a small company's night of recordings (bench/README:
+	// about 26 hours of the PBX's WAV), not the 400 calls (156 MB) of
+	// before, whose copy took 400-500 ms: a sixth of it was the run's fixed
+	// cost (the process's start, the listing, the CSV commit).
+	recCalls  = flag.Int("recordings-calls", 2000, "call records of the recordings case's PBX (one answered call in 10 has a recording of 16,000 bytes a second: 131 files, 1.5 GB at 2000; 29 files, 156 MB at 400)")
 	recBig    = flag.Int64("recordings-big", 500_000_000, "bytes of the one recording whose copy's peak memory is measured (0: not measured)")
 	recStores = flag.String("recordings-stores", "dir,s3", "stores of the recordings case: dir, s3 (versitygw on PATH or in GOPATH/bin), s3tls (the same over https, a self-signed certificate given to wildix-export as SSL_CERT_FILE)")
 	recWrap   = flag.String("recordings-wrap", "", "a command the recordings case runs wildix-export under, for a profile (its times then mean nothing); {n} in it is the run's number, e.g. 'strace -f -c -o /tmp/st.{n}' or 'perf record -g -o /tmp/perf.{n}'")
