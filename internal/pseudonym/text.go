@@ -378,7 +378,7 @@ func (t *text) numberRun(i int) (int, bool) {
 		for e < len(s) && isDigit(s[e]) {
 			e++
 		}
-		if !t.joins(k, e, intl || evident, &d) || (intl || evident) && sep == 0 && t.countAfter(k, e, j-from, &d, !intl) {
+		if !t.joins(k, e, intl || evident, &d) || sep == 0 && t.countAfter(k, e, j-from, &d, intl || evident) {
 			break
 		}
 		r.seps = append(r.seps, sep)
@@ -503,34 +503,47 @@ func (t *text) longFrom(k int) bool {
 
 // countAfter reports whether the group s[k:e], after spaces, is a count
 // or an extension after the number read (its digits d, its last group
-// last digits long) rather than its last digits: a group of 1 to 3
-// digits not beginning with 0, shorter than a last group of 4 or more (or
-// of one digit after one of 2 or 3), after a number of a length its
-// country's numbers beginning so have, and followed by a word, a date or
-// a time, maybe in brackets ("+43 664 1234567 2 missed", "+49 170
-// 6920065 3 calls", "+39 02 1234 5678 2 missed", "+359 2 123 456 2
-// missed", "+46 8 12 34 56 2 missed"). Austria's and Germany's numbers,
-// and many more, may be a digit or three longer, and Scrub took the count
-// for the number's, so forget of the number found nothing (attack 2, F4).
-// Before a date or a time, and after a number written with no "+" or "00"
-// (bare: its country code read from its first group, codeAlone), the
-// group is a count only when the number with it would be no whole number
-// of its country ("+49 30 1234567 2 10:00"): when it may be the number's
-// tail ("+43 662 8044 123 10:00", "cb 44 738 3797 446 asap") it is read
-// with the number, as leaving a number's last digits readable, beside the
-// pseudonym of its first ones shared by every number beginning so, is
-// the worse error (review 5, R5-5 and R5-7); before a word, after a
-// number written with "+" or "00", a count that may be its tail is taken
-// only when it is one or two digits ("+43 664 1234567 10 min", but "00 39 022
-// 7425 902 on …" is one number). A group of two after groups
-// of two ("+43 1 234 56 78 missed") and a group with nothing or another
-// group after it ("+43 664 123456 201") stay the number's.
-func (t *text) countAfter(k, e, last int, d *e164, bare bool) bool {
+// last digits long; lengths: its country is known, written
+// internationally or evident) rather than its last digits. It is one
+// only when it is 1 to 3 digits not beginning with 0, shorter than the
+// number's last group and, after a last group of 2, one digit (a group as
+// long as the ones before is the number's: "+43 1 234 56 78 missed"); and
+// followed, maybe after a bracket, by
+//   - a word that counts (countWord: "+43 664 1234567 2 missed", "+49 170
+//     6920065 3 calls", "+43 664 1234567 10 min", "352 851 0164 2
+//     missed"), after a number of a length its country's numbers beginning
+//     so have when its country is known: a number not yet whole takes the
+//     group ("+43 800 123 4 missed", "+33 1 23 45 67 89 appel"). A
+//     country's numbers may be a digit or three longer (Austria's,
+//     Germany's), and Scrub took the count for the number's, so forget of
+//     the number found nothing (attack 2, F4; issue 30 notes);
+//   - any other word, a date or a time, only when its country is known,
+//     the number whole and the number with the group no whole number
+//     ("+49 30 1234567 2 10:00", "+44 800 1234 5 10:00"): when the group
+//     may be the number's tail ("cb +49 489 518 6 ok", "+43 662 8044 123
+//     10:00", "cb 44 738 3797 446 asap") it is read with the number, as
+//     leaving a number's last digits readable beside the pseudonym of its
+//     first ones, shared by every number beginning so, is the worse error
+//     (review 5, R5-7). A 1 or 2 digit group before any word was a count
+//     after a number written with "+" or "00", and the last digits of
+//     "cb +49 489 518 6 ok" stayed beside the pseudonym of "+49 489518".
+//
+// A group with nothing or another group after it ("+43 664 123456 201")
+// stays the number's.
+func (t *text) countAfter(k, e, last int, d *e164, lengths bool) bool {
 	s := t.s
-	if e-k > 3 || e-k >= last || s[k] == '0' || last < 4 && !(e-k == 1 && (last == 2 || last == 3)) {
+	g := e - k
+	if g > 3 || s[k] == '0' {
 		return false
 	}
-	if n, mask := d.lengths(); n == 0 || mask&(1<<n) == 0 {
+	// shape: shorter than the number's groups, which a group of its
+	// tail is not ("+43 1 234 56 78 missed").
+	shape := last == 1 || g < last && (last != 2 || g == 1)
+	whole := false
+	if n, mask := d.lengths(); lengths {
+		whole = n > 0 && mask&(1<<n) != 0
+	}
+	if lengths && !whole || !lengths && d.n < minDigits {
 		return false
 	}
 	w := e
@@ -540,14 +553,43 @@ func (t *text) countAfter(k, e, last int, d *e164, bare bool) bool {
 	if w == e || w == len(s) {
 		return false
 	}
-	tail := d.wholeWith(s[k:e]) // the number with it is a whole one too
+	if s[w] == '(' && w+1 < len(s) && !isDigit(s[w+1]) {
+		w++
+	}
+	if !lengths || d.wholeWith(s[k:e]) {
+		return shape && countWord(s[w:])
+	}
 	if s[w]|0x20 >= 'a' && s[w]|0x20 <= 'z' || s[w] >= utf8.RuneSelf {
-		return !tail || !bare && e-k <= 2
+		return true
 	}
 	if s[w] == '(' {
 		w++
 	}
-	return !tail && (t.dateAt(w) || w+1 < len(s) && isDigit(s[w]) && (timeAt(s, w+1) || isDigit(s[w+1]) && timeAt(s, w+2)))
+	return t.dateAt(w) || w+1 < len(s) && isDigit(s[w]) && (timeAt(s, w+1) || isDigit(s[w+1]) && timeAt(s, w+2))
+}
+
+// countWords are the beginnings of the words that say what a number
+// before them counts, lower case, in the languages of Wildix's
+// customers: calls, missed calls, times, attempts, minutes.
+var countWords = []string{
+	"call", "miss", "time", "attempt", "tries", "ring", "min", "sec", "sek", "x",
+	"anruf", "verpasst", "mal", "versuch", "chiamat", "pers", "volt", "tentativ", "squill",
+	"appel", "manqu", "fois", "llamad", "perdid", "vez", "vec", "intent",
+	"oproep", "gemist", "keer", "poging", "chamad", "tentativa",
+}
+
+// countWord reports whether s begins with a word that counts (countWords,
+// any case): "2 missed", "3 calls", "10 min", "2 Anrufe", "2 appels",
+// "3 volte", "3 x". "x" counts only as a word by itself.
+func countWord(s string) bool {
+	n := 0
+	for n < len(s) && (isWord(s[n]) && !isDigit(s[n])) {
+		n++
+	}
+	w := strings.ToLower(s[:n])
+	return slices.ContainsFunc(countWords, func(c string) bool {
+		return strings.HasPrefix(w, c) && (c != "x" || w == "x")
+	})
 }
 
 // beginsWhole reports whether the digit groups from s[k] on, the first
