@@ -1014,26 +1014,45 @@ func eraseMembers(b []byte, named func(member string) bool, n *int) []byte {
 	return out
 }
 
-// ForgetBegun is a forget that is changing the sink and has not recorded
-// its counts in the run ledger yet: an entry of the sink's forget journal
-// (BeginForget), written before its first change and dropped with its
-// ledger entry (RecordForget). A forget killed midway leaves it: the
-// forget that completes the same number's erasure records, under its id,
-// the rows this one found, which the completing run's last search proves
-// all erased (attack4 F8: the ledger said 279 of 2330); one of another
-// number warns that that number's erasure is unfinished. It holds no
-// number: Tag names the number without telling it.
+// ForgetBegun is a forget that is changing the sink and has not completed
+// its erasure yet: an entry of the sink's forget journal (BeginForget),
+// written before its first change and dropped by the ledger entry of the
+// forget that completes it (RecordForget). A forget killed midway leaves
+// it; one that fails (a numeric column, a table forget does not know, a
+// lock refused) leaves it too, its counts in a failed ledger entry and
+// the entry renewed for what is left (RecordForget's next). The forget
+// that completes the same erasure (SameErasure) records, under its id,
+// the rows it found that the completing run's last search proves erased
+// (attack4 F8: the ledger said 279 of 2330); one of another number warns
+// that that number's erasure is unfinished. It holds no number: Tag names
+// the number without telling it.
 type ForgetBegun struct {
-	ID      string    `json:"id"` // the run id its ledger entry takes
-	PBX     string    `json:"pbx"`
+	ID      string    `json:"id"`  // the run id its ledger entry takes
+	PBX     string    `json:"pbx"` // the PBX whose ledger that entry is in
 	Started time.Time `json:"started"`
 	Tag     string    `json:"tag"`
+	// Search says how the number was searched (its forms, the pseudonym
+	// keys, --national-forms), in words: an erasure searched otherwise
+	// finds other rows, so it does not complete this one ("" in an entry
+	// of an earlier version: any search of the number does).
+	Search string `json:"search,omitempty"`
 	// Rows are the rows it found; Recordings the recording files of calls
 	// with the number it found stored.
 	Rows       int64 `json:"rows"`
 	Recordings int   `json:"recordings"`
 	// Added says that it added the number to the suppression list.
 	Added bool `json:"added,omitempty"`
+}
+
+// SameErasure reports whether the forget b completes the erasure j: the
+// same number (Tag) searched the same way (Search). Which PBX's
+// configuration runs it does not matter: forget erases every PBX's rows
+// of the sink, on both sinks, so a forget of the number run for another
+// PBX erases what j's would have (review 6, R6-3: matched by the number
+// alone, a forget searching other forms or keys completed j, counting
+// rows it had not searched as erased).
+func (j ForgetBegun) SameErasure(b ForgetBegun) bool {
+	return j.Tag == b.Tag && (j.Search == "" || j.Search == b.Search)
 }
 
 // ForgetTag is the forget journal's name of the number whose suppression
@@ -1050,16 +1069,22 @@ func ForgetTag(h string) string {
 	return string(b)
 }
 
-// beginForget returns journal with b added, unless it holds an entry of
-// b's number already: the earliest attempt found the most, and is kept.
+// beginForget returns journal with b added, unless it holds an entry b
+// completes already: the earliest attempt found the most, and is kept.
 func beginForget(journal []ForgetBegun, b ForgetBegun) []ForgetBegun {
-	if slices.ContainsFunc(journal, func(j ForgetBegun) bool { return j.Tag == b.Tag }) {
+	if slices.ContainsFunc(journal, func(j ForgetBegun) bool { return j.SameErasure(b) }) {
 		return journal
 	}
 	return append(journal, b)
 }
 
-// endForget returns journal without the entry of the number tag.
-func endForget(journal []ForgetBegun, tag string) []ForgetBegun {
-	return slices.DeleteFunc(slices.Clone(journal), func(j ForgetBegun) bool { return j.Tag == tag })
+// endForget returns journal without the entries the forget b completes
+// (SameErasure), and with next, when not nil, at its end: the entry of
+// what a failed forget left to erase.
+func endForget(journal []ForgetBegun, b ForgetBegun, next *ForgetBegun) []ForgetBegun {
+	out := slices.DeleteFunc(slices.Clone(journal), func(j ForgetBegun) bool { return j.SameErasure(b) })
+	if next != nil {
+		out = append(out, *next)
+	}
+	return out
 }

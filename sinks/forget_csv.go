@@ -188,26 +188,38 @@ func (s *CSV) findInData(path string, e *record.Endpoint, f *Forgotten) (int64, 
 	}
 }
 
-// RecordForget writes an erasure in the PBX's run ledger, as FinishRun
-// does a run's, then drops the forget journal's entry of its number (tag:
-// ForgetTag; "" for none). Killed between the two, the entry stays with
-// the id of the ledger's entry, which ForgetJournal then leaves out: the
-// erasure is not counted twice.
-func (s *CSV) RecordForget(ctx context.Context, r *exporter.RunResult, tag string) error {
+// RecordForget writes an erasure in the run ledger of r.PBX, as
+// FinishRun does a run's, then drops the forget journal's entries the
+// forget b completes (SameErasure) and, when next is not nil (a failed
+// erasure), keeps next for what it left. next is written first, beside
+// the entries: killed before the ledger entry, those still count (the
+// completing forget takes the earliest); killed after it, an entry whose
+// id is in the ledger is left out by ForgetJournal, so the erasure is
+// counted once and next stays.
+func (s *CSV) RecordForget(ctx context.Context, r *exporter.RunResult, b ForgetBegun, next *ForgetBegun) error {
+	if next != nil {
+		journal, err := s.readForgetJournal()
+		if err != nil {
+			return err
+		}
+		if err := s.writeForgetJournal(append(journal, *next)); err != nil {
+			return err
+		}
+	}
 	if err := s.FinishRun(ctx, r); err != nil {
 		return err
-	}
-	if tag == "" {
-		return nil
 	}
 	journal, err := s.readForgetJournal()
 	if err != nil {
 		return err
 	}
-	if left := endForget(journal, tag); len(left) < len(journal) {
-		return s.writeForgetJournal(left)
+	// next is in journal already: endForget drops it with the rest
+	// (its Search is b's), and adds it again at the end.
+	left := endForget(journal, b, next)
+	if slices.Equal(left, journal) {
+		return nil
 	}
-	return nil
+	return s.writeForgetJournal(left)
 }
 
 // forgetJournalFile is where the CSV sink keeps the forget journal
@@ -281,7 +293,7 @@ func (s *CSV) ledgerHas(pbx, id string) (bool, error) {
 }
 
 // BeginForget adds b to the folder's forget journal, before forget
-// changes anything, unless it holds an entry of b's number already.
+// changes anything, unless it holds an entry b completes already.
 func (s *CSV) BeginForget(ctx context.Context, b ForgetBegun) error {
 	journal, err := s.ForgetJournal(ctx)
 	if err != nil {
@@ -308,33 +320,50 @@ func (s *CSV) writeForgetJournal(journal []ForgetBegun) error {
 	return nil
 }
 
-// ForgetErase rewrites every row of pbx's data files mentioning f, each
+// ForgetErase rewrites every row of the folder's data files mentioning
+// f, every PBX's (those exporting into it, ForgetScope, and pbx), each
 // file atomically (EditRows: its manifest and key index with it), marks
-// the recordings' rows Erased, and rewrites pbx's state files and run
-// ledger where they mention it; then searches the whole folder again and
-// fails, naming the files, when the number is still anywhere (another
-// PBX's files: run forget with that PBX's configuration; a numeric
-// column, which cannot hold Erased, named with what to do). The
-// recordings' files must be removed before (ForgetFind lists them). It
-// returns the rows changed per endpoint or file.
+// the recordings' rows Erased, and rewrites each PBX's state files and
+// run ledger where they mention it; then searches the whole folder again
+// and fails, naming the files, when the number is still anywhere (a
+// numeric column, which cannot hold Erased, named with what to do; a file
+// forget does not know). The caller holds every PBX's export lock, as on
+// PostgreSQL, which erases every PBX's rows too: one erasure of the sink,
+// whichever PBX's configuration runs it (review 6, R6-3). The recordings'
+// files must be removed before (ForgetFind lists them). It returns the
+// rows changed per endpoint or state folder.
 func (s *CSV) ForgetErase(ctx context.Context, pbx string, f *Forgotten, endpoints []record.Endpoint) (*ForgetFound, error) {
+	scope, err := s.ForgetScope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pbxes := scope.PBXes
+	if !slices.Contains(pbxes, pbx) {
+		pbxes = append(pbxes, pbx)
+	}
 	done := &ForgetFound{}
 	for i := range endpoints {
 		e := &endpoints[i]
-		if err := s.dropOldRecordingKeys(ctx, pbx, e, f); err != nil {
-			return done, fmt.Errorf("erase in %s: %w", e.Name, err)
+		var n int64
+		for _, pbx := range pbxes {
+			if err := s.dropOldRecordingKeys(ctx, pbx, e, f); err != nil {
+				return done, fmt.Errorf("erase in %s: %w", e.Name, err)
+			}
+			res, err := s.EditRows(ctx, pbx, e, "forget", s.forgetEdit(e, f))
+			if err != nil {
+				return done, fmt.Errorf("erase in %s: %w", e.Name, err)
+			}
+			n += res.Replaced
 		}
-		res, err := s.EditRows(ctx, pbx, e, "forget", s.forgetEdit(e, f))
+		done.add(e.Name, n)
+	}
+	for _, pbx := range pbxes {
+		n, err := s.eraseStateFiles(pbx, f)
 		if err != nil {
-			return done, fmt.Errorf("erase in %s: %w", e.Name, err)
+			return done, err
 		}
-		done.add(e.Name, res.Replaced)
+		done.add(filepath.Join(".state", safeName(pbx)), n)
 	}
-	n, err := s.eraseStateFiles(pbx, f)
-	if err != nil {
-		return done, err
-	}
-	done.add(filepath.Join(".state", safeName(pbx)), n)
 	left, err := s.ForgetFind(ctx, f, endpoints)
 	if err != nil {
 		return done, err
@@ -342,7 +371,7 @@ func (s *CSV) ForgetErase(ctx context.Context, pbx string, f *Forgotten, endpoin
 	if len(left.Numeric) > 0 {
 		return done, left.numericThere(left.Numeric, csvNumericHow)
 	}
-	return done, left.stillThere("another PBX's files (run forget with its configuration), or a file forget does not know (report it)")
+	return done, left.stillThere("a file forget does not know, or a data file of a PBX no state folder of .state names: report it")
 }
 
 // csvNumericHow is how to set a numeric cell to NULL in a data file.

@@ -15,18 +15,24 @@ import (
 type journaled interface {
 	ForgetJournal(ctx context.Context) ([]ForgetBegun, error)
 	BeginForget(ctx context.Context, b ForgetBegun) error
-	RecordForget(ctx context.Context, r *exporter.RunResult, tag string) error
+	RecordForget(ctx context.Context, r *exporter.RunResult, b ForgetBegun, next *ForgetBegun) error
 	ForgetFind(ctx context.Context, f *Forgotten, endpoints []record.Endpoint) (*ForgetFound, error)
 }
 
 // TestForgetJournal, on both sinks: BeginForget keeps the earliest entry
-// of a number (the attempt that found the most) beside other numbers';
-// RecordForget writes the ledger entry and drops its number's entry (on
-// PostgreSQL in one transaction, the row gone with the last entry); on
+// of an erasure (the attempt that found the most) beside other numbers'
+// and the same number's searched otherwise (another Search); an entry of
+// an earlier version (no Search) is completed by any search. RecordForget
+// writes the ledger entry and drops the entries its forget completes, not
+// the same number's searched otherwise (on PostgreSQL in one transaction,
+// the row gone with the last entry); a failed one keeps next, under its
+// own id, for what it left, and the forget completing that drops it; on
 // CSV an entry whose id is in the ledger already (RecordForget killed
 // between the two) is left out. The journal holds no number: forget's
 // search finds nothing in it. Fails without beginForget's earliest kept
-// (seen: the later attempt's 40 rows).
+// (seen: the later attempt's 40 rows), and with entries matched by number
+// alone (review 6, R6-3: the other search's entry dropped, or never
+// written).
 func TestForgetJournal(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -36,9 +42,12 @@ func TestForgetJournal(t *testing.T) {
 		t.Fatalf("tags %q, %q: want letters only, one per number", tagA, tagB)
 	}
 	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
-	first := ForgetBegun{ID: exporter.NewRunID(t0), PBX: "x", Started: t0, Tag: tagA, Rows: 2330, Added: true}
-	later := ForgetBegun{ID: exporter.NewRunID(t0.Add(time.Minute)), PBX: "x", Started: t0.Add(time.Minute), Tag: tagA, Rows: 40}
+	const intl, written = "--number with + or 00", "--number without + or 00"
+	first := ForgetBegun{ID: exporter.NewRunID(t0), PBX: "x", Started: t0, Tag: tagA, Search: intl, Rows: 2330, Added: true}
+	later := ForgetBegun{ID: exporter.NewRunID(t0.Add(time.Minute)), PBX: "y", Started: t0.Add(time.Minute), Tag: tagA, Search: intl, Rows: 40}
 	other := ForgetBegun{ID: exporter.NewRunID(t0.Add(2 * time.Minute)), PBX: "x", Started: t0.Add(2 * time.Minute), Tag: tagB, Rows: 7}
+	otherSearch := ForgetBegun{ID: exporter.NewRunID(t0.Add(3 * time.Minute)), PBX: "x", Started: t0.Add(3 * time.Minute), Tag: tagA, Search: written, Rows: 12}
+	next := ForgetBegun{ID: exporter.NewRunID(t0.Add(4 * time.Minute)), PBX: "x", Started: t0, Tag: tagA, Search: intl, Rows: 3}
 	for _, tc := range []struct {
 		name string
 		open func(t *testing.T) (journaled, func(id string) bool)
@@ -84,25 +93,49 @@ func TestForgetJournal(t *testing.T) {
 			if j := read(); len(j) != 0 {
 				t.Fatalf("a new sink's journal: %v", j)
 			}
-			for _, b := range []ForgetBegun{first, later, other} {
+			for _, b := range []ForgetBegun{first, later, other, otherSearch} {
 				if err := s.BeginForget(ctx, b); err != nil {
 					t.Fatal(err)
 				}
 			}
-			if j := read(); !slices.Equal(j, []ForgetBegun{first, other}) {
-				t.Fatalf("journal %+v, want the number's first attempt and the other number's", j)
+			if j := read(); !slices.Equal(j, []ForgetBegun{first, other, otherSearch}) {
+				t.Fatalf("journal %+v, want the number's first attempt (the later one, of another PBX, is the same erasure), the other number's and the number's searched otherwise", j)
 			}
 			found, err := s.ForgetFind(ctx, f, nil)
 			if err != nil || found.Rows() != 0 {
 				t.Errorf("forget's search found the number in the journal: %+v, %v", found, err)
 			}
-			run := &exporter.RunResult{ID: first.ID, Mode: "forget", PBX: "x", Started: first.Started, Ended: t0.Add(time.Hour), Status: "ok",
-				Endpoints: []exporter.EndpointResult{{Endpoint: "forget", Rows: 2330}}}
-			if err := s.RecordForget(ctx, run, tagA); err != nil {
+			// later completes first, and fails: first's counts are in the
+			// ledger, failed; next stays for what it left.
+			run := &exporter.RunResult{ID: first.ID, Mode: "forget", PBX: "x", Started: first.Started, Ended: t0.Add(time.Hour), Status: "failed",
+				Endpoints: []exporter.EndpointResult{{Endpoint: "forget", Rows: 2327}}}
+			if err := s.RecordForget(ctx, run, later, &next); err != nil {
 				t.Fatal(err)
 			}
-			if j := read(); !slices.Equal(j, []ForgetBegun{other}) || !inLedger(first.ID) {
-				t.Fatalf("after its ledger entry: journal %+v (want the other number's only), in the ledger: %v", j, inLedger(first.ID))
+			if j := read(); !slices.Equal(j, []ForgetBegun{other, otherSearch, next}) || !inLedger(first.ID) {
+				t.Fatalf("after a failed forget's ledger entry: journal %+v (want the other number's, the number's searched otherwise, and what the failed one left), in the ledger: %v", j, inLedger(first.ID))
+			}
+			run = &exporter.RunResult{ID: next.ID, Mode: "forget", PBX: "x", Started: next.Started, Ended: t0.Add(2 * time.Hour), Status: "ok",
+				Endpoints: []exporter.EndpointResult{{Endpoint: "forget", Rows: 3}}}
+			if err := s.RecordForget(ctx, run, first, nil); err != nil {
+				t.Fatal(err)
+			}
+			if j := read(); !slices.Equal(j, []ForgetBegun{other, otherSearch}) || !inLedger(next.ID) {
+				t.Fatalf("after the completing ledger entry: journal %+v (want the other number's and the number's searched otherwise), in the ledger: %v", j, inLedger(next.ID))
+			}
+			// An entry of an earlier version, without Search: any search
+			// of its number completes it.
+			old := ForgetBegun{ID: exporter.NewRunID(t0.Add(5 * time.Minute)), PBX: "x", Started: t0.Add(5 * time.Minute), Tag: tagB, Rows: 7}
+			if !old.SameErasure(ForgetBegun{Tag: tagB, Search: intl}) || !old.SameErasure(ForgetBegun{Tag: tagB, Search: written}) || old.SameErasure(first) {
+				t.Error("an entry without Search: want it completed by any search of its number, and only of its number")
+			}
+			run = &exporter.RunResult{ID: otherSearch.ID, Mode: "forget", PBX: "x", Started: otherSearch.Started, Ended: t0.Add(3 * time.Hour), Status: "ok",
+				Endpoints: []exporter.EndpointResult{{Endpoint: "forget", Rows: 12}}}
+			if err := s.RecordForget(ctx, run, otherSearch, nil); err != nil {
+				t.Fatal(err)
+			}
+			if j := read(); !slices.Equal(j, []ForgetBegun{other}) {
+				t.Fatalf("after the ledger entry of the number searched otherwise: journal %+v, want the other number's only", j)
 			}
 			if csv, ok := s.(*CSV); ok {
 				// killed between the ledger entry and the journal's rewrite
@@ -116,7 +149,7 @@ func TestForgetJournal(t *testing.T) {
 				return
 			}
 			run.ID = other.ID
-			if err := s.RecordForget(ctx, run, tagB); err != nil {
+			if err := s.RecordForget(ctx, run, ForgetBegun{Tag: tagB, Search: intl}, nil); err != nil {
 				t.Fatal(err)
 			}
 			if j := read(); len(j) != 0 {

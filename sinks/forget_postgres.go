@@ -498,7 +498,7 @@ func (p *Postgres) forgetJournal(ctx context.Context, q rowQueryer, lock string)
 }
 
 // BeginForget adds b to the schema's forget journal, before forget
-// changes anything, unless it holds an entry of b's number already.
+// changes anything, unless it holds an entry b completes already.
 func (p *Postgres) BeginForget(ctx context.Context, b ForgetBegun) error {
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
@@ -536,25 +536,24 @@ ON CONFLICT (pbx, key) DO UPDATE SET state = EXCLUDED.state, updated_at = now()`
 }
 
 // RecordForget writes an erasure in the run ledger (export_runs, mode
-// forget, and its counts as the endpoint "forget") and drops the forget
-// journal's entry of its number (tag: ForgetTag; "" for none), in one
+// forget, and its counts as the endpoint "forget"), drops the forget
+// journal's entries the forget b completes (SameErasure) and, when next
+// is not nil (a failed erasure), keeps next for what it left, in one
 // transaction. Unlike StartRun it touches nothing else: an erasure
 // changes no row but the number's.
-func (p *Postgres) RecordForget(ctx context.Context, r *exporter.RunResult, tag string) error {
+func (p *Postgres) RecordForget(ctx context.Context, r *exporter.RunResult, b ForgetBegun, next *ForgetBegun) error {
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("record the erasure: %w", dbError(err))
 	}
 	defer tx.Rollback(ctx)
-	if tag != "" {
-		journal, err := p.forgetJournal(ctx, tx, " FOR UPDATE")
-		if err != nil {
+	journal, err := p.forgetJournal(ctx, tx, " FOR UPDATE")
+	if err != nil {
+		return err
+	}
+	if left := endForget(journal, b, next); !slices.Equal(left, journal) {
+		if err := p.writeForgetJournal(ctx, tx, left); err != nil {
 			return err
-		}
-		if left := endForget(journal, tag); len(left) < len(journal) {
-			if err := p.writeForgetJournal(ctx, tx, left); err != nil {
-				return err
-			}
 		}
 	}
 	var total int64

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,7 +35,7 @@ type forgetter interface {
 	Suppress(ctx context.Context, f *sinks.Forgotten, pk *pseudonym.Keyed) (string, bool, error)
 	ForgetFind(ctx context.Context, f *sinks.Forgotten, endpoints []record.Endpoint) (*sinks.ForgetFound, error)
 	ForgetErase(ctx context.Context, pbx string, f *sinks.Forgotten, endpoints []record.Endpoint) (*sinks.ForgetFound, error)
-	RecordForget(ctx context.Context, r *exporter.RunResult, tag string) error
+	RecordForget(ctx context.Context, r *exporter.RunResult, b sinks.ForgetBegun, next *sinks.ForgetBegun) error
 	ForgetJournal(ctx context.Context) ([]sinks.ForgetBegun, error)
 	BeginForget(ctx context.Context, b sinks.ForgetBegun) error
 	ForgetScope(ctx context.Context) (*sinks.ForgetScope, error)
@@ -69,8 +70,11 @@ later export, look-back and backfill applies, so records still on the PBX never
 bring it back. Nothing prints the number. --dry-run reports what would be
 erased and changes nothing; it fails (exit 1) as the erasure would when a
 numeric column holds the number, which cannot hold "erased". Running it again
-finds nothing. Killed midway, run it again with the same number: it completes
-the erasure, and its ledger entry counts the rows the first attempt erased too.
+finds nothing. Killed or failed midway, run it again with the same number,
+searched the same way (the same --number form, keys and --national-forms), with
+any PBX's configuration of the sink: it completes the erasure, and its ledger
+entry counts the rows the first attempt erased too. Every PBX's rows of the
+sink are erased.
 
 In a pseudonymised sink forget needs every key the rows were written under:
 EXPORT_PSEUDONYM_KEY (the current one) and, after a key change, each earlier
@@ -143,7 +147,36 @@ func cmdForget(ctx context.Context, a *app, args []string) error {
 		}
 		defer unlock()
 	}
-	return a.forget(ctx, s, fg, f, pk, cat.All(), forgetOptions{dry: *dry, missingOK: *missingOK})
+	search := forgetSearch(f, *nationalForms, append([]*pseudonym.Keyed{pk}, keys...))
+	return a.forget(ctx, s, fg, f, pk, cat.All(), forgetOptions{dry: *dry, missingOK: *missingOK, search: search})
+}
+
+// forgetSearch says in words how f is searched: in which forms, with
+// which pseudonym keys (nil ones skipped), whether with --national-forms.
+// A forget completes an interrupted or failed one of the same number
+// only when it searches the same way (sinks.ForgetBegun.SameErasure).
+func forgetSearch(f *sinks.Forgotten, nationalForms bool, keys []*pseudonym.Keyed) string {
+	var ids []string
+	for _, k := range keys {
+		if k != nil {
+			ids = append(ids, k.KeyID())
+		}
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	var w []string
+	if f.National() {
+		w = append(w, "--number with + or 00 (national forms in clear too)")
+	} else {
+		w = append(w, "--number without + or 00 (as written only)")
+	}
+	if len(ids) == 0 {
+		return strings.Join(append(w, "no pseudonym key"), ", ")
+	}
+	if nationalForms && f.National() {
+		w = append(w, "--national-forms")
+	}
+	return strings.Join(append(w, "pseudonym key(s) "+strings.Join(ids, " ")), ", ")
 }
 
 // forgetTarget is the number forget looks for, with the pseudonym keys
@@ -271,8 +304,9 @@ func (a *app) lockForget(ctx context.Context, fg forgetter, scope *sinks.ForgetS
 
 // forgetOptions are forget's flags that change what it does.
 type forgetOptions struct {
-	dry       bool // report only
-	missingOK bool // recordings listed but not in the store are taken as gone
+	dry       bool   // report only
+	missingOK bool   // recordings listed but not in the store are taken as gone
+	search    string // how the number is searched (forgetSearch)
 }
 
 // needKeys refuses (exit 2) a pseudonymised sink when a key its rows were
@@ -365,7 +399,7 @@ func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgot
 	}
 	// The list first: from here on no export writes the number, so what
 	// is erased below stays erased even when a step fails and is redone.
-	begun, added, err := a.suppressForget(ctx, fg, f, pk, found, started)
+	b, begun, added, err := a.suppressForget(ctx, fg, f, pk, found, started, opt.search)
 	if err != nil {
 		return err
 	}
@@ -378,7 +412,7 @@ func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgot
 	if done != nil {
 		printFound(w, "erased", done)
 	}
-	if lerr := a.forgetLedger(ctx, fg, begun, found, done, len(present), added, err); lerr != nil {
+	if lerr := a.forgetLedger(ctx, fg, forgetRecord{b: b, begun: begun, found: found, done: done, files: len(present), added: added}, err); lerr != nil {
 		err = errors.Join(err, fmt.Errorf("record the erasure in the run ledger: %w", lerr))
 	}
 	if err != nil {
@@ -440,22 +474,28 @@ func printFound(w io.Writer, what string, found *sinks.ForgetFound) {
 }
 
 // suppressForget adds f to the sink's suppression list, then writes this
-// forget (started, having found found) in the sink's forget journal
-// (beginForget), both before any row changes. It returns the journal's
-// entry the ledger entry completes, and whether the number was added.
-func (a *app) suppressForget(ctx context.Context, fg forgetter, f *sinks.Forgotten, pk *pseudonym.Keyed, found *sinks.ForgetFound, started time.Time) (sinks.ForgetBegun, bool, error) {
+// forget (started, having found found, searching as search says) in the
+// sink's forget journal (beginForget), both before any row changes. It
+// returns this forget's entry, the journal's entry the ledger entry
+// completes, and whether the number was added.
+//
+// Its seven parameters are one step's: the sink, the number and its key,
+// what was found when, and how it was searched; a struct would carry
+// them here only.
+func (a *app) suppressForget(ctx context.Context, fg forgetter, f *sinks.Forgotten, pk *pseudonym.Keyed, found *sinks.ForgetFound, started time.Time, search string) (b, begun sinks.ForgetBegun, added bool, err error) {
 	h, added, err := fg.Suppress(ctx, f, pk)
 	if err != nil {
-		return sinks.ForgetBegun{}, false, err
+		return b, b, false, err
 	}
 	if added {
 		fmt.Fprintln(a.stdout, "Added to the suppression list: later exports, look-backs and backfills write the number erased.")
 	} else {
 		fmt.Fprintln(a.stdout, "Already in the suppression list.")
 	}
-	begun, err := a.beginForget(ctx, fg, sinks.ForgetBegun{ID: exporter.NewRunID(started), PBX: a.cfg.PBXID, Started: started,
-		Tag: sinks.ForgetTag(h), Rows: found.Rows(), Recordings: len(found.Recordings), Added: added})
-	return begun, added, err
+	b = sinks.ForgetBegun{ID: exporter.NewRunID(started), PBX: a.cfg.PBXID, Started: started, Tag: sinks.ForgetTag(h), Search: search,
+		Rows: found.Rows(), Recordings: len(found.Recordings), Added: added}
+	begun, err = a.beginForget(ctx, fg, b)
+	return b, begun, added, err
 }
 
 // sayInterrupted says, for a dry run, which forgets were interrupted
@@ -467,16 +507,20 @@ func (a *app) sayInterrupted(ctx context.Context, fg forgetter) error {
 		return err
 	}
 	for _, j := range journal {
-		fmt.Fprintf(a.stdout, "Note: a forget begun %s was interrupted before it finished: its number (this one or another) may still be in the sink; run forget again with it.\n", j.Started.Format(time.RFC3339))
+		fmt.Fprintf(a.stdout, "Note: a forget begun %s was interrupted or failed before it completed: its number (this one or another) may still be in the sink; run forget again with it, searching as it did (%s).\n", j.Started.Format(time.RFC3339), cmp.Or(j.Search, "the same way"))
 	}
 	return nil
 }
 
 // beginForget writes b, this forget's entry, in the sink's forget
 // journal before anything but the suppression list is changed, and
-// returns the entry its ledger entry completes: an earlier one of the
-// same number, interrupted (killed midway), else b. It says which other
-// numbers' erasures were interrupted: they may still be in the sink.
+// returns the entry its ledger entry completes: the earliest one it
+// completes (SameErasure: the same number searched the same way), left by
+// a forget killed midway or failed, else b. An entry of the number
+// searched otherwise is refused (exit 2): this forget would not find
+// what that one searched, nor count right what it erased; it is named,
+// with how to complete it. It says which other numbers' erasures were
+// not completed: they may still be in the sink.
 func (a *app) beginForget(ctx context.Context, fg forgetter, b sinks.ForgetBegun) (sinks.ForgetBegun, error) {
 	journal, err := fg.ForgetJournal(ctx)
 	if err != nil {
@@ -484,12 +528,19 @@ func (a *app) beginForget(ctx context.Context, fg forgetter, b sinks.ForgetBegun
 	}
 	begun := b
 	for _, j := range journal {
-		if j.Tag == b.Tag {
+		switch {
+		case j.SameErasure(b) && begun.ID == b.ID:
 			begun = j
-			fmt.Fprintf(a.stdout, "Completing the erasure of the number begun %s and interrupted: it found %d row(s) and %d recording file(s); its ledger entry counts them.\n",
+			fmt.Fprintf(a.stdout, "Completing the erasure of the number begun %s and not completed (interrupted, or failed): it found %d row(s) and %d recording file(s); its ledger entry counts them.\n",
 				j.Started.Format(time.RFC3339), j.Rows, j.Recordings)
-		} else {
-			fmt.Fprintf(a.stdout, "Note: a forget of another number, begun %s, was interrupted before it finished: that number may still be in the sink; run forget again with it.\n",
+		case j.SameErasure(b):
+			// a later entry of the same erasure (RecordForget's next,
+			// written beside it): completed with it
+		case j.Tag == b.Tag:
+			return b, fmt.Errorf("%w: a forget of this number begun %s, searching %s, was interrupted or failed, and this one searches %s: run forget again searching as that one did (the same --number form, keys and --national-forms) to complete it first; searching otherwise, it would not find what that one searched, nor count right what it erased; nothing was erased yet",
+				errUsage, j.Started.Format(time.RFC3339), j.Search, b.Search)
+		default:
+			fmt.Fprintf(a.stdout, "Note: a forget of another number, begun %s, was interrupted or failed before it completed: that number may still be in the sink; run forget again with it.\n",
 				j.Started.Format(time.RFC3339))
 		}
 	}
@@ -499,17 +550,28 @@ func (a *app) beginForget(ctx context.Context, fg forgetter, b sinks.ForgetBegun
 	return begun, nil
 }
 
+// forgetRecord is what forgetLedger records: the erasure's facts, each
+// from a different step of forget.
+type forgetRecord struct {
+	b, begun    sinks.ForgetBegun // this forget's journal entry; the one it completes (beginForget)
+	found, done *sinks.ForgetFound
+	files       int  // recording files this run removed
+	added       bool // this run added the number to the suppression list
+}
+
 // forgetLedger records the erasure in the run ledger, mode forget: when,
-// how many rows per place and files, never the number. begun is the
+// how many rows per place and files, never the number. fr.begun is the
 // journal's entry it completes (beginForget): an earlier attempt's, when
-// it was interrupted, whose id and start the entry takes, and whose rows
-// no longer found by this run (found) it counts as erased by it (attack4
-// F8); then the notes say so.
-//
-// The parameters are the erasure's facts, each from a different step of
-// forget (more than 5: a struct would only carry them here).
-func (a *app) forgetLedger(ctx context.Context, fg forgetter, begun sinks.ForgetBegun, found, done *sinks.ForgetFound, files int, added bool, failed error) error {
-	r := &exporter.RunResult{ID: begun.ID, Mode: "forget", PBX: a.cfg.PBXID, Started: begun.Started}
+// one was interrupted or failed, whose id, PBX and start the entry takes,
+// and whose rows no longer found by this run it counts as erased by it
+// (attack4 F8); then the notes say so. A failed erasure (failed not nil)
+// records its counts as failed and leaves in the journal, under a new id,
+// an entry of what is left to erase, for the forget that completes it
+// (review 6, R6-3: the entry was dropped, and the completing forget
+// counted nothing of the earlier attempts).
+func (a *app) forgetLedger(ctx context.Context, fg forgetter, fr forgetRecord, failed error) error {
+	begun, found, done := fr.begun, fr.found, fr.done
+	r := &exporter.RunResult{ID: begun.ID, Mode: "forget", PBX: begun.PBX, Started: begun.Started}
 	e := exporter.EndpointResult{Endpoint: "forget", Err: failed}
 	if done != nil {
 		e.Rows = done.Rows()
@@ -517,34 +579,46 @@ func (a *app) forgetLedger(ctx context.Context, fg forgetter, begun sinks.Forget
 			e.Notes = append(e.Notes, fmt.Sprintf("%s: %d row(s) erased", p.Name, p.Rows))
 		}
 	}
+	if begun.PBX != a.cfg.PBXID {
+		e.Notes = append(e.Notes, fmt.Sprintf("completed by a forget run with the configuration of PBX %s (forget erases every PBX's rows)", a.cfg.PBXID))
+	}
+	now := found.Rows()
+	if done != nil && failed == nil {
+		now = done.Rows()
+	}
 	earlierFiles := 0
-	if interrupted := found.Rows() < begun.Rows || len(found.Recordings) < begun.Recordings; interrupted || begun.Added && !added {
+	if interrupted := found.Rows() < begun.Rows || len(found.Recordings) < begun.Recordings; interrupted || begun.Added && !fr.added {
 		// Against what this run erased, not what it found: a file whose
 		// edit the killed attempt had decided (its pending record
 		// written) is found holding the number, then completed by the
 		// recovery before this run erases, so its rows are the earlier
 		// attempt's (TestForgetKilledMidwayCountsAll, seed
 		// 1796650825932971342).
-		now := found.Rows()
-		if done != nil && failed == nil {
-			now = done.Rows()
-		}
 		earlierRows := max(0, begun.Rows-now)
 		earlierFiles = max(0, begun.Recordings-len(found.Recordings))
 		e.Rows += earlierRows
-		e.Notes = append(e.Notes, fmt.Sprintf("completes an erasure begun %s and interrupted: it found %d row(s) and %d recording file(s); %d row(s) and %d file(s) of them were erased by it, the rest by this run",
+		e.Notes = append(e.Notes, fmt.Sprintf("completes an erasure begun %s and interrupted or failed: it found %d row(s) and %d recording file(s); %d row(s) and %d file(s) of them were erased by it, the rest by this run",
 			begun.Started.Format(time.RFC3339), begun.Rows, begun.Recordings, earlierRows, earlierFiles))
 	}
-	e.Notes = append(e.Notes, fmt.Sprintf("recording files removed: %d", files+earlierFiles))
-	if added || begun.Added {
-		e.Notes = append(e.Notes, "one number added to the suppression list")
+	e.Notes = append(e.Notes, fmt.Sprintf("recording files removed: %d", fr.files+earlierFiles))
+	if fr.added || begun.Added {
+		e.Notes = append(e.Notes, sinks.NoteSuppressed)
 	}
 	r.Endpoints = []exporter.EndpointResult{e}
 	r.Ended, r.Status = time.Now().UTC(), "ok"
+	var next *sinks.ForgetBegun
 	if failed != nil {
 		r.Status = "failed"
+		// What this run found and did not erase is left: counted by the
+		// forget that completes the erasure, against what it finds then.
+		var erased int64
+		if done != nil {
+			erased = done.Rows()
+		}
+		next = &sinks.ForgetBegun{ID: exporter.NewRunID(r.Ended), PBX: begun.PBX, Started: begun.Started, Tag: fr.b.Tag, Search: fr.b.Search,
+			Rows: max(0, found.Rows()-erased), Recordings: max(0, len(found.Recordings)-fr.files)}
 	}
-	return fg.RecordForget(ctx, r, begun.Tag)
+	return fg.RecordForget(ctx, r, fr.b, next)
 }
 
 // recordingRemover opens the recordings store for removing files; an
