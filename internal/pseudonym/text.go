@@ -915,21 +915,26 @@ end:
 // (a national number in dotted pairs has five: 06.82.32.02.25) and no
 // group of two or three digits beginning with 0 (069.22.239.56: no
 // program prints an address so; a number written so keeps its trunk 0).
-// Each was left in clear as an address (issue 30).
+// Each was left in clear as an address (issue 30). A date has a month
+// of 1 to 12 and a day of 1 to 31 (day and month either way round: 07/12
+// and 12/07): "43-2026-18-76", "32/51/2002/54", "43.58.2078.8" were
+// dates, the number around them left in clear.
 func dateOrAddress(groups []string, seps []byte, prev byte) int {
 	if len(groups) < 3 || len(seps) < 2 || seps[0] == 0 || seps[1] == 0 {
 		return 0
 	}
 	year := func(g string) bool { return len(g) == 4 && (g[:2] == "19" || g[:2] == "20") }
 	short := func(g string) bool { return len(g) >= 1 && len(g) <= 2 }
+	// upTo: a month (12) or a day (31), never 0.
+	upTo := func(g string, most int) bool { v, err := strconv.Atoi(g); return err == nil && v >= 1 && v <= most }
 	switch {
-	case year(groups[0]) && short(groups[1]) && short(groups[2]):
+	case year(groups[0]) && short(groups[1]) && short(groups[2]) && upTo(groups[1], 12) && upTo(groups[2], 31):
 		n := 3
 		for n < len(groups) && n < maxDateGroups && short(groups[n]) && seps[n-1] != 0 {
 			n++
 		}
 		return n
-	case short(groups[0]) && short(groups[1]) && year(groups[2]):
+	case short(groups[0]) && short(groups[1]) && year(groups[2]) && upTo(groups[0], 31) && upTo(groups[1], 31) && (upTo(groups[0], 12) || upTo(groups[1], 12)):
 		return 3
 	case len(groups) >= 4 && seps[0] == '.' && seps[1] == '.' && seps[2] == '.':
 		if prev == '.' || len(groups) > 4 && seps[3] == '.' {

@@ -252,6 +252,13 @@ var numbersBeside = []struct {
 	{"fax 022.123.45.67", "fax {0}", []string{"0221234567"}},
 	{"345.12.34.56", "{0}", []string{"345123456"}},
 	{"10.0.0.1.5060", "{0}", []string{"100015060"}},
+	// A date has a month of 1 to 12 and a day of 1 to 31: groups of a
+	// date's shape that are none are a number's ("2026-18-76" was a date,
+	// "43" before it too short to replace: the number stayed in clear).
+	{"cb 43-2026-18-76 ok", "cb {0} ok", []string{"4320261876"}},
+	{"call 32/51/2002/54 3 times", "call {0} 3 times", []string{"3251200254"}},
+	{"tel: 43.58.2078.8.", "tel: {0}.", []string{"435820788"}},
+	{"x 32.12.2026 y", "x {0} y", []string{"32122026"}},
 	// A group beginning 00 after a number, followed by a number's digits
 	// whose groups look like a date, begins a number (review 5, R5-6).
 	{"044 8082 714/0031.2002.02.94.0", "{0}/{1}", []string{"0448082714", "+31200202940"}},
