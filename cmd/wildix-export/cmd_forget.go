@@ -39,6 +39,7 @@ type forgetter interface {
 	ForgetJournal(ctx context.Context) ([]sinks.ForgetBegun, error)
 	BeginForget(ctx context.Context, b sinks.ForgetBegun) error
 	ForgetScope(ctx context.Context) (*sinks.ForgetScope, error)
+	ForgetExtensions(ctx context.Context, f *sinks.Forgotten) ([]sinks.ForgetExtension, error)
 	LockPBXes(ctx context.Context, pbxes []string) (unlock func(), err error)
 }
 
@@ -74,7 +75,8 @@ finds nothing. Killed or failed midway, run it again with the same number,
 searched the same way (the same --number form, keys and --national-forms), with
 any PBX's configuration of the sink: it completes the erasure, and its ledger
 entry counts the rows the first attempt erased too. Every PBX's rows of the
-sink are erased.
+sink are erased. A number that is a colleague's extension (the colleagues the
+sink holds), as given or in a national form, is refused unless --allow-extension.
 
 In a pseudonymised sink forget needs every key the rows were written under:
 EXPORT_PSEUDONYM_KEY (the current one) and, after a key change, each earlier
@@ -89,15 +91,19 @@ form stored pseudonymised is found only with --national-forms.`
 // cmdForget is the forget command: its flags, then, in this order, every
 // check that can refuse before anything is changed or locked (the number,
 // the settings, the keys: forgetTarget; a mistyped folder or schema, an
-// empty sink: needExportFolder, forgetScope; a schema a dry run would
-// have to migrate: migrateForForget), then, unless dry, every PBX's lock
-// and the scope read again under them (lockForget), then app.forget.
+// empty sink: needExportFolder, forgetScope; a colleague's extension:
+// forgetExtension; a schema a dry run would have to migrate:
+// migrateForForget), then, unless dry, every PBX's lock and the scope
+// read again under them (lockForget), then app.forget. It stays one
+// function (about 60 lines): that order is what keeps a refusal from
+// changing anything, and one body shows it.
 func cmdForget(ctx context.Context, a *app, args []string) error {
-	fset := a.flags("forget", "--number NUMBER [--dry-run] [--previous-key-file FILE]… [--allow-empty]", forgetHelp)
+	fset := a.flags("forget", "--number NUMBER [--dry-run] [--previous-key-file FILE]… [--allow-empty] [--allow-extension]", forgetHelp)
 	number := fset.String("number", "", "the phone number, in international form: a + or 00 and the country code (in brackets or not), then the number; spaces, dashes, dots, slashes and brackets allowed")
 	dry := fset.Bool("dry-run", false, "report what would be erased; change nothing")
 	nationalForms := fset.Bool("national-forms", false, "in a pseudonymised sink, also erase the pseudonyms of the number's national forms; a national form's pseudonym is also the pseudonym of another country's number with the same digits (Italy's 352 8512784 and Luxembourg's +352 8512784), which is erased too: check with --dry-run first")
 	missingOK := fset.Bool("missing-recordings-ok", false, "mark erased the rows of recordings listed as stored but not found in the store: only when the store setting is right and the files are already gone (an earlier forget stopped after removing them)")
+	allowExtension := fset.Bool("allow-extension", false, "erase the number also where it is a colleague's extension on the PBX (the colleagues the sink holds): without it, such a number is refused, as forget would erase the colleague's extension from every call with them")
 	allowEmpty := fset.Bool("allow-empty", false, "forget in a sink that holds no export yet (before the first export); without it, such a sink is taken for a mistyped EXPORT_CSV_DIR or EXPORT_DB_SCHEMA and refused")
 	var previous keyFiles
 	fset.Var(&previous, "previous-key-file", "a file holding an earlier EXPORT_PSEUDONYM_KEY that rows of the sink were written under (after a key change); repeat for each")
@@ -135,6 +141,9 @@ func cmdForget(ctx context.Context, a *app, args []string) error {
 	defer s.close()
 	fg, scope, err := a.forgetScope(ctx, s, pk, keys, *allowEmpty)
 	if err != nil {
+		return err
+	}
+	if err := a.forgetExtension(ctx, fg, f, *allowExtension); err != nil {
 		return err
 	}
 	if err := migrateForForget(ctx, s, cat, *dry); err != nil {
@@ -247,6 +256,41 @@ func (a *app) forgetScope(ctx context.Context, s *sink, pk *pseudonym.Keyed, key
 		return nil, nil, err
 	}
 	return fg, scope, nil
+}
+
+// forgetExtension refuses (exit 2), unless allow, a number that is, as
+// given or in a national form forget searches too, a colleague's
+// extension (review L6): forget finds a form in clear wherever it stands
+// alone, so it would erase the colleague's extension from every call with
+// them and from the colleague's entry, which a data-protection officer
+// erasing an external caller does not mean. Only the colleagues the sink
+// holds are known (the colleagues endpoint): without them forget cannot
+// tell. Allowed, it says so.
+func (a *app) forgetExtension(ctx context.Context, fg forgetter, f *sinks.Forgotten, allow bool) error {
+	exts, err := fg.ForgetExtensions(ctx, f)
+	if err != nil || len(exts) == 0 {
+		return err
+	}
+	var pbxes []string
+	national := false
+	for _, e := range exts {
+		pbxes = append(pbxes, e.PBX)
+		national = national || e.National
+	}
+	what := "--number is"
+	if national {
+		what = "--number without its country code (a national form, which forget searches too) is"
+	}
+	if allow {
+		fmt.Fprintf(a.stdout, "--allow-extension: %s the extension of a colleague of PBX %s: erased too, wherever it stands alone.\n", what, strings.Join(pbxes, ", "))
+		return nil
+	}
+	how := "If it is an external caller's number, the rows cannot tell it from the colleague's: erase the colleague's extension with it only if you mean to"
+	if national {
+		how = "If the person's number is written with its country code in the rows, give it without + or 00 (searched only as written, its national forms left)"
+	}
+	return fmt.Errorf("%w: %s the extension of a colleague of PBX %s (the sink's colleagues): forget would erase that extension from every call with the colleague and from the colleague's entry. %s; to erase it everywhere anyway, add --allow-extension (check with --dry-run first). Nothing was changed",
+		errUsage, what, strings.Join(pbxes, ", "), how)
 }
 
 // migrateForForget brings a PostgreSQL sink's schema up to date, or, for

@@ -624,3 +624,56 @@ func TestForgetDryRunNumericColumn(t *testing.T) {
 		t.Errorf("forget --dry-run shows the number:\n%s%s", dry.stdout, dry.err)
 	}
 }
+
+// TestForgetRefusesColleagueExtension: on a PBX whose extensions have 7
+// digits, on both sinks, forget of a colleague's extension, given as it
+// is or as the national form of the number given (+39 and the
+// extension), is refused, exit 2, saying so and naming the PBX and
+// --allow-extension, without the number, and changes nothing (the
+// suppression list included); with --allow-extension a dry run goes on
+// and finds the extension in the calls, which the erasure would wipe
+// (review L6: forget took it as an external number).
+func TestForgetRefusesColleagueExtension(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []string{"csv", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			const calls = 60
+			f := simtest.New(t, pbxsim.Options{Calls: calls, CallGap: time.Minute, LongExtensions: true, Colleagues: 5})
+			f.Authorize(t)
+			dir := t.TempDir()
+			kv := fixtureEnv(f, dir, "EXPORT_ENDPOINTS=call_history,colleagues")
+			snap := func() map[string][]string { return csvFolder(t, dir) }
+			if kind == "postgres" {
+				schema, pool := pgtest.Schema(t)
+				kv = append(kv, "EXPORT_SINK=postgres", "EXPORT_DATABASE_URL="+pgtest.URL(), "EXPORT_DB_SCHEMA="+schema)
+				snap = func() map[string][]string { return tableRows(t, pool) }
+			}
+			if r := runCLI(t, kv, "run", "--once"); r.code != exitOK {
+				t.Fatalf("run: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			const ext = "2000202" // colleague 2's
+			before := snap()
+			for _, number := range []string{ext, "+39 " + ext} {
+				r := runCLI(t, kv, "forget", "--number", number)
+				msg := fmt.Sprint(r.err)
+				if r.code != exitConfig || !strings.Contains(msg, "the extension of a colleague of PBX "+f.URL.Host) || !strings.Contains(msg, "--allow-extension") {
+					t.Errorf("forget --number %q: exit %d, %v; want 2, naming the colleague's PBX and --allow-extension\n%s", number, r.code, r.err, r.stdout)
+				}
+				if strings.Contains(msg+r.stdout, ext) {
+					t.Errorf("forget --number %q shows the number: %s\n%s", number, msg, r.stdout)
+				}
+			}
+			if !sameTableRows(before, snap()) {
+				t.Error("a refused forget changed the sink")
+			}
+			r := runCLI(t, kv, "forget", "--number", ext, "--allow-extension", "--dry-run")
+			if r.code != exitOK || !strings.Contains(r.stdout, "--allow-extension: --number is the extension of a colleague") || !strings.Contains(r.stdout, "found: ") {
+				t.Errorf("forget --allow-extension --dry-run: exit %d, %v; want 0, saying it is a colleague's extension, and finding it\n%s", r.code, r.err, r.stdout)
+			}
+			if !strings.Contains(r.stdout, "call_history") {
+				t.Errorf("the dry run does not find the extension in the calls: the test proves nothing\n%s", r.stdout)
+			}
+		})
+	}
+}
