@@ -580,10 +580,12 @@ var countWords = []string{
 
 // countWord reports whether s begins with a word that counts (countWords,
 // any case): "2 missed", "3 calls", "10 min", "2 Anrufe", "2 appels",
-// "3 volte", "3 x". "x" counts only as a word by itself.
+// "3 volte", "3 x". "x" counts only as a word by itself. It reads no
+// more than maxCountWord bytes, so that reading a text stays linear.
 func countWord(s string) bool {
+	const maxCountWord = 16
 	n := 0
-	for n < len(s) && (isWord(s[n]) && !isDigit(s[n])) {
+	for n < len(s) && n < maxCountWord && (isWord(s[n]) && !isDigit(s[n])) {
 		n++
 	}
 	w := strings.ToLower(s[:n])

@@ -581,7 +581,7 @@ func TestReadingIsLinear(t *testing.T) {
 	}
 	// One number written internationally, whole, then groups that may
 	// each begin a date (dateAt) or end it (e164.ends).
-	for _, unit := range []string{"1 ", "1-2-", "12/1.", "00 ", "1:"} {
+	for _, unit := range []string{"1 ", "1-2-", "12/1.", "00 ", "1:", "1 missed ", "1 2 Anrufe ", "1.1.1.1."} {
 		in := "+49 30 1234567 " + strings.Repeat(unit, size/len(unit))
 		tx := newText(in)
 		tx.numbers(func(number) {})
@@ -626,6 +626,8 @@ func FuzzScrub(f *testing.F) {
 		"234-393216606904", "2026.12.06-17.01.09-0039-393216606904-1.wav", "2026.12.06-17.01.09-217-393216606904-00000012",
 		"2026.12.06-17.01.09-217-3932166069042026.12.06-17.01.09-217-393216606904-d1548fcd-2.wav",
 		"2026.12.06-17.01.09-+393216606904-217-1.wav", "393216606904-393216606905-1", "2026-12-06-17-01-09-217-393216606904",
+		"cb +49 489 518 6 ok", "352 851 0164 2 missed", "+43 1 234 56 78 12 calls", "06.82.32.02.25", "069.22.239.56",
+		"10.0.0.1.5060", "1.10.0.0.1", "cb 43-2026-18-76 ok", "43-76-1947-08-17 2 Anrufe",
 	} {
 		f.Add(s)
 	}
