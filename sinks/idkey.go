@@ -2,7 +2,6 @@ package sinks
 
 import (
 	"bytes"
-	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hmac"
@@ -22,13 +21,18 @@ import (
 // row (issue 30, R1). Each PBX's rows and recordings are its own, each
 // under its own rule and pseudonym key: so is its key (review 5, R5-3:
 // one key per schema made two PBXes under two pseudonym keys refuse each
-// other). It is kept with the suppression list, written in the same
-// record (Suppression.IDKeys, by PBX id):
+// other). It is kept in a record of its own (idKeyRecord, by PBX id;
+// idkey_record.go), apart from the suppression list, which held it
+// before: a list lost, or rewritten by an earlier release that does not
+// know the field, no longer loses it (review 6, R6-4; R5-8):
 //
 //   - for a PBX in clear, in clear (PBXKey.Key): a random key made by its
-//     first run that has written rows; or, for a PBX that stored
+//     first run, with or without a recordings store (a run without one
+//     made none, and a later run with one took a key of before keys
+//     were kept by PBX: review 7, R7-2, R7-3); or, for a PBX that stored
 //     recordings before keys were kept by PBX, the key they were named
-//     with (legacyMaterial);
+//     with (legacyMaterial), never on a sink whose record says no PBX
+//     did (idKeyRecord.NoLegacy);
 //   - for a pseudonymised PBX, sealed (PBXKey.Sealed) with AES-GCM under
 //     a key derived from its pseudonym key, and its own copy in clear
 //     dropped in the same write: without the pseudonym key, no one who
@@ -48,9 +52,20 @@ import (
 // keeps sealed only, stays sealed: in clear, it would let anyone test
 // numbers against the rows and names still pseudonymised with it). Each
 // state the record goes through holds the key, and what a sink kept
-// before (Suppression.IDKey, IDKeySealed, Key) is never changed nor
-// dropped, so a run killed at any point loses nothing: at worst the next
-// run needs the key it is sealed under, and says so.
+// before (the schema's one key, the list's own key) is never dropped, so
+// a run killed at any point loses nothing: at worst the next run needs
+// the key it is sealed under, and says so.
+//
+// A PBX for which no key is found, and which would take a new one, is
+// refused when the sink holds recordings of it stored under a keyed id
+// (keyedRows): the record was lost (or the whole state), and a new key
+// would copy every such recording again (R6-4). The refusal names the
+// record and says to restore it. A mark of each PBX's key kept apart
+// from the record (idKeyMark) keeps a PBX whose record was lost from
+// taking a key of before keys were kept by PBX instead (for a
+// pseudonymised PBX, the pseudonym key itself, which no refusal would
+// catch). Lost with the record and the list (the whole state), the PBX's
+// rule is lost too: it then takes no key of before either.
 
 // PBXKey is the key of one PBX's recordings' ids as the sink keeps it.
 type PBXKey struct {
@@ -77,7 +92,8 @@ type SealedKey struct {
 }
 
 // ErrRecordingsKey is a key of recordings' ids that the configured keys
-// cannot open: the run stops rather than copy every recording again.
+// cannot open, or that the sink lost while holding recordings named with
+// it: the run stops rather than copy every recording again.
 var ErrRecordingsKey = errors.New("the key of recordings' ids cannot be read")
 
 // IDKeyOptions is what a run tells SuppressionKey.
@@ -102,7 +118,9 @@ type IDKeyOptions struct {
 	// stored in clear (unless it must stay sealed).
 	WrittenUnder string
 	// CarryOnly is a run without a recordings store: it carries the
-	// PBX's key over a change of rule or key, but makes none.
+	// PBX's key over a change of rule or key, and makes one as a run
+	// with a store does (a later run with one found none, and took a key
+	// of before keys were kept by PBX: review 7, R7-2).
 	CarryOnly bool
 }
 
@@ -113,45 +131,56 @@ type idMaterial struct {
 	sealed bool // found only sealed: stored in clear by a change to none
 }
 
-// recordingsKey returns the key of o.PBX's recordings' ids and whether l
+// recordingsKey returns the key of o.PBX's recordings' ids and whether r
 // changed to keep it as o's rule wants it (sealed, or in clear), to be
-// written; nil and false for a CarryOnly run of a PBX without a key.
-func (l *Suppression) recordingsKey(o IDKeyOptions) (*pseudonym.Keyed, bool, error) {
-	m, err := l.idMaterial(o)
-	if err != nil || m.raw == nil {
+// written.
+func (r *idKeyRecord) recordingsKey(o IDKeyOptions) (*pseudonym.Keyed, bool, error) {
+	m, err := r.idMaterial(o)
+	if err != nil {
 		return nil, false, err
 	}
 	k, err := pseudonym.New(m.raw)
 	if err != nil {
-		return nil, false, fmt.Errorf("the key of recordings' ids kept with the suppression list is damaged (%v): restore the list from a backup; another key would copy every recording stored under a keyed name (k-…) again", err)
+		return nil, false, fmt.Errorf("%w: the key of PBX %q's recordings' ids kept in %s is damaged (%v): restore it from the backup taken with the data; another key would copy every recording stored under a keyed name (k-…) again", ErrRecordingsKey, o.PBX, r.where, err)
 	}
-	changed, err := l.keepIDKey(k.KeyID(), m, o)
+	changed, err := r.keepIDKey(k.KeyID(), m, o)
 	return k, changed, err
 }
 
 // idMaterial finds o.PBX's key: its own, in clear or sealed; else, for a
-// PBX that has written rows, the key its recordings were named with
-// before keys were kept by PBX (legacyMaterial); else a new random one
-// (none for a CarryOnly run).
-func (l *Suppression) idMaterial(o IDKeyOptions) (idMaterial, error) {
-	if r := l.IDKeys[o.PBX]; r != nil {
+// PBX that has written rows on a sink that may hold recordings named
+// before keys were kept by PBX, the key they were named with
+// (legacyMaterial), unless the PBX's mark says it took a key from the
+// record (hadKey, idKeyMark: the record was lost); else a new random one,
+// unless the sink holds recordings of the PBX named with a key it lost
+// (keyedRows).
+func (r *idKeyRecord) idMaterial(o IDKeyOptions) (idMaterial, error) {
+	if e := r.Keys[o.PBX]; e != nil {
 		switch {
-		case r.Key != nil:
-			return idMaterial{raw: r.Key}, nil
-		case r.Sealed != nil:
-			m, err := r.Sealed.open(o)
+		case e.Key != nil:
+			return idMaterial{raw: e.Key}, nil
+		case e.Sealed != nil:
+			m, err := e.Sealed.open(o)
 			m.sealed = true
 			return m, err
 		}
-		return idMaterial{}, fmt.Errorf("%w: the suppression list keeps it for PBX %q neither in clear nor sealed: restore the list from a backup", ErrRecordingsKey, o.PBX)
+		return idMaterial{}, fmt.Errorf("%w: %s keeps it for PBX %q neither in clear nor sealed: restore it from the backup taken with the data", ErrRecordingsKey, r.where, o.PBX)
 	}
-	if o.Ruled || o.WrittenUnder != "" {
-		if m, err := l.legacyMaterial(o); err != nil || m.raw != nil {
+	if !r.NoLegacy && !r.hadKey && (o.Ruled || o.WrittenUnder != "") {
+		if m, err := r.legacyMaterial(o); err != nil || m.raw != nil {
 			return m, err
 		}
 	}
-	if o.CarryOnly {
-		return idMaterial{}, nil
+	if r.keyedRows != nil {
+		if held, err := r.keyedRows(o.PBX); err != nil {
+			return idMaterial{}, fmt.Errorf("look for recordings stored under a keyed id: %w", err)
+		} else if held != "" {
+			return idMaterial{}, fmt.Errorf("%w: the sink holds recordings of PBX %q stored under a keyed id (%s), and keeps no key of recordings' ids for it: "+
+				"the record of the keys (%s) was lost, or the state restored from a backup older than those recordings; "+
+				"restore it, with the suppression list, from the backup taken with the data (README, Erasure), and run again; "+
+				"a new key would name every such recording anew and copy it again, with a second row",
+				ErrRecordingsKey, o.PBX, held, r.where)
+		}
 	}
 	raw := make([]byte, pseudonym.MinKeyLen)
 	rand.Read(raw)
@@ -160,18 +189,22 @@ func (l *Suppression) idMaterial(o IDKeyOptions) (idMaterial, error) {
 
 // legacyMaterial is the key a PBX that has written rows named its
 // recordings with before keys were kept by PBX, as that release chose
-// it: the schema's one key (IDKeySealed, or IDKey when both: after a
-// change to none), unless it cannot be opened by a pseudonymised PBX,
+// it: the schema's one key (SchemaKeySealed, or SchemaKey when both:
+// after a change to none), unless it cannot be opened by a pseudonymised PBX,
 // which that release then refused (two PBXes under two keys); else the
 // pseudonym key itself for a pseudonymised PBX; else the schema's key in
-// clear, or the list's own key, or the pseudonym key a list was made
-// with; else none (nil raw).
-func (l *Suppression) legacyMaterial(o IDKeyOptions) (idMaterial, error) {
-	if l.IDKey != nil && (l.IDKeySealed != nil || o.WrittenUnder == "") {
-		return idMaterial{raw: l.IDKey}, nil
+// clear, or the suppression list's own key, or the pseudonym key a
+// list was made with; else none (nil raw).
+func (r *idKeyRecord) legacyMaterial(o IDKeyOptions) (idMaterial, error) {
+	l := r.list
+	if l == nil {
+		l = &Suppression{}
 	}
-	if l.IDKeySealed != nil {
-		m, err := l.IDKeySealed.open(o)
+	if r.SchemaKey != nil && (r.SchemaKeySealed != nil || o.WrittenUnder == "") {
+		return idMaterial{raw: r.SchemaKey}, nil
+	}
+	if r.SchemaKeySealed != nil {
+		m, err := r.SchemaKeySealed.open(o)
 		if err == nil || o.WrittenUnder == "" {
 			m.sealed = true
 			return m, err
@@ -198,8 +231,8 @@ func (l *Suppression) legacyMaterial(o IDKeyOptions) (idMaterial, error) {
 // o.Key whatever the rule; in clear, a key found in clear, or one found
 // sealed after a forced change to none (o.WrittenUnder set) unless
 // another PBX keeps it sealed only. It never drops anything else.
-func (l *Suppression) keepIDKey(id string, m idMaterial, o IDKeyOptions) (bool, error) {
-	was := l.IDKeys[o.PBX]
+func (l *idKeyRecord) keepIDKey(id string, m idMaterial, o IDKeyOptions) (bool, error) {
+	was := l.Keys[o.PBX]
 	r := &PBXKey{ID: id}
 	if was != nil {
 		r.Key, r.Sealed = was.Key, was.Sealed
@@ -231,26 +264,26 @@ func (l *Suppression) keepIDKey(id string, m idMaterial, o IDKeyOptions) (bool, 
 	if was != nil && was.ID == r.ID && bytes.Equal(was.Key, r.Key) && was.Sealed == r.Sealed {
 		return false, nil
 	}
-	if l.IDKeys == nil {
-		l.IDKeys = map[string]*PBXKey{}
+	if l.Keys == nil {
+		l.Keys = map[string]*PBXKey{}
 	}
-	l.IDKeys[o.PBX] = r
+	l.Keys[o.PBX] = r
 	return true, nil
 }
 
 // sealedElsewhere reports whether another PBX, or the schema's one key of
 // before keys were kept by PBX, keeps the key id only sealed: it then
 // stays out of clear, as its recordings' names are pseudonymised.
-func (l *Suppression) sealedElsewhere(id string, o IDKeyOptions) bool {
-	for pbx, r := range l.IDKeys {
+func (l *idKeyRecord) sealedElsewhere(id string, o IDKeyOptions) bool {
+	for pbx, r := range l.Keys {
 		if pbx != o.PBX && r.ID == id && r.Key == nil {
 			return true
 		}
 	}
-	if l.IDKeySealed == nil || l.IDKey != nil {
+	if l.SchemaKeySealed == nil || l.SchemaKey != nil {
 		return false
 	}
-	m, err := l.IDKeySealed.open(o)
+	m, err := l.SchemaKeySealed.open(o)
 	if err != nil {
 		return true // unknown: it may be this key
 	}
@@ -346,51 +379,4 @@ func (s *SealedKey) missing(o IDKeyOptions, why string) error {
 	return fmt.Errorf("%w: the key naming the sink's recordings stored under a keyed id (k-…) is sealed with EXPORT_PSEUDONYM_KEY %s, and %s: %s; "+
 		"or export into a new schema or folder and recordings store; without it, every such recording would be copied again under a new name (README, Privacy)",
 		ErrRecordingsKey, s.By, why, do)
-}
-
-// SuppressionKey returns the key, kept with the schema's suppression
-// list, of the ids of recordings that cannot be stored under their PBX id
-// (exporter.Exporter.RecordingsKey; idkey.go), and keeps it as o's rule
-// wants (sealed, or in clear), in one transaction: an error wrapping
-// ErrRecordingsKey when it is sealed with a key o lacks, or
-// ErrSuppressionKey when it is a list's made with another pseudonym key.
-func (p *Postgres) SuppressionKey(ctx context.Context, o IDKeyOptions) (*pseudonym.Keyed, error) {
-	l, err := p.Suppression(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if k, changed, err := l.recordingsKey(o); !changed || err != nil {
-		return k, err
-	}
-	var k *pseudonym.Keyed
-	err = p.updateSuppression(ctx, "keep the key of recordings' ids", func(l *Suppression) (changed bool, err error) {
-		k, changed, err = l.recordingsKey(o)
-		return changed, err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return k, nil
-}
-
-// SuppressionKey returns the key of the folder's recordings' ids, kept
-// with its suppression list as o's rule wants, under the list's lock and
-// by an atomic replace of its file (Postgres.SuppressionKey).
-func (s *CSV) SuppressionKey(ctx context.Context, o IDKeyOptions) (_ *pseudonym.Keyed, err error) {
-	l, err := s.Suppression(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if k, changed, err := l.recordingsKey(o); !changed || err != nil {
-		return k, err
-	}
-	var k *pseudonym.Keyed
-	err = s.updateSuppression(ctx, "keep the key of recordings' ids", func(l *Suppression) (changed bool, err error) {
-		k, changed, err = l.recordingsKey(o)
-		return changed, err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return k, nil
 }

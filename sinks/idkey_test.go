@@ -62,10 +62,10 @@ func TestRecordingsKeyCarriedOver(t *testing.T) {
 	ownKey := bytes.Repeat([]byte{7}, 32)
 	for _, tc := range []struct {
 		name  string
-		list  Suppression
+		list  idKeyRecord
 		steps []idStep
 	}{
-		{"none, on (killed, again, reverted), none", Suppression{}, []idStep{
+		{"none, on (killed, again, reverted), none", idKeyRecord{}, []idStep{
 			{o: none(nil, "")}, // makes R
 			{o: on(idK1, nil, ""), want: "R"},
 			{o: on(idK1, nil, ""), want: "R"}, // the first commit never came
@@ -82,7 +82,7 @@ func TestRecordingsKeyCarriedOver(t *testing.T) {
 			{o: none(idK2, k2), want: "R"},
 			{o: none(nil, ""), want: "R"}, // the key unset at last
 		}},
-		{"on before the key was kept, key change, none", Suppression{}, []idStep{
+		{"on before the key was kept, key change, none", idKeyRecord{}, []idStep{
 			{o: on(idK1, nil, k1), want: k1},
 			{o: on(idK2, nil, k1), err: ErrRecordingsKey},
 			{o: on(idK2, idK3, k1), err: ErrRecordingsKey},
@@ -93,28 +93,28 @@ func TestRecordingsKeyCarriedOver(t *testing.T) {
 			{o: none(idK2, ""), want: k1},
 			{o: none(nil, ""), err: ErrRecordingsKey},
 		}},
-		{"a key change on a sink never run since the upgrade", Suppression{}, []idStep{
+		{"a key change on a sink never run since the upgrade", idKeyRecord{}, []idStep{
 			{o: on(idK2, idK1, k1), want: k1},
 			{o: on(idK2, nil, k2), want: k1},
 		}},
 		// A sink of before keys were kept by PBX: a PBX in clear named
 		// its recordings with the schema's key, a pseudonymised one with
 		// its pseudonym key.
-		{"pseudonymised before keys were kept by PBX, beside a PBX in clear", Suppression{IDKey: ownKey}, []idStep{
+		{"pseudonymised before keys were kept by PBX, beside a PBX in clear", idKeyRecord{SchemaKey: ownKey}, []idStep{
 			{o: on(idK1, nil, k1), want: k1},
 			{o: none(idK1, k1), want: k1},
 		}},
 		// A PBX in clear that named recordings with the list's own key
 		// (before the id key was kept apart) keeps it: the list keeps
 		// it in clear, as it needs it (README, Privacy).
-		{"a list with its own key", Suppression{Key: ownKey, KeyID: "k:own"}, []idStep{
+		{"a list with its own key", idKeyRecord{list: &Suppression{Key: ownKey, KeyID: "k:own"}}, []idStep{
 			{o: none(nil, ""), want: "L"},
 			{o: on(idK1, nil, ""), want: "L"},
 			{o: on(idK2, idK1, k1), want: "L"},
 			{o: none(idK2, k2), want: "L"},
 			{o: none(nil, ""), want: "L"},
 		}},
-		{"a list made with the pseudonym key", Suppression{KeyID: k1, Numbers: []SuppressedNumber{{Hash: "p:x"}}}, []idStep{
+		{"a list made with the pseudonym key", idKeyRecord{list: &Suppression{KeyID: k1, Numbers: []SuppressedNumber{{Hash: "p:x"}}}}, []idStep{
 			{o: none(idK1, ""), want: k1},
 			{o: none(nil, ""), err: ErrRecordingsKey},
 			{o: on(idK1, nil, ""), want: k1},
@@ -139,7 +139,7 @@ func TestRecordingsKeyCarriedOver(t *testing.T) {
 					continue
 				}
 				if i == 0 && st.want == "" {
-					random = l.IDKeys[""].Key
+					random = l.Keys[""].Key
 					if len(random) != pseudonym.MinKeyLen || !changed {
 						t.Fatalf("step 0: list %s, changed %v: want a random key made", stored, changed)
 					}
@@ -166,11 +166,11 @@ func TestRecordingsKeyCarriedOver(t *testing.T) {
 		})
 	}
 	t.Run("damaged", func(t *testing.T) {
-		l := Suppression{IDKey: bytes.Repeat([]byte{9}, 32)}
-		if _, _, err := l.recordingsKey(on(idK1, nil, "")); err != nil || l.IDKeys[""] == nil || l.IDKeys[""].Sealed == nil || len(l.IDKeys[""].Sealed.Box) == 0 {
-			t.Fatalf("sealing: %v, %+v", err, l.IDKeys[""])
+		l := idKeyRecord{SchemaKey: bytes.Repeat([]byte{9}, 32)}
+		if _, _, err := l.recordingsKey(on(idK1, nil, "")); err != nil || l.Keys[""] == nil || l.Keys[""].Sealed == nil || len(l.Keys[""].Sealed.Box) == 0 {
+			t.Fatalf("sealing: %v, %+v", err, l.Keys[""])
 		}
-		box := l.IDKeys[""].Sealed.Box
+		box := l.Keys[""].Sealed.Box
 		box[len(box)-1] ^= 1
 		if k, _, err := l.recordingsKey(on(idK1, nil, k1)); !errors.Is(err, ErrRecordingsKey) || !strings.Contains(err.Error(), "damaged") {
 			t.Fatalf("a damaged box: %v, %v; want ErrRecordingsKey saying so", k, err)
@@ -204,29 +204,37 @@ func TestRecordingsKeyKeptBySinks(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			t.Parallel()
 			var s keeper
-			var stored func() []byte
+			var read func(key string) []byte // the record (idKeysKey) or the list
 			if kind == "csv" {
 				c, _ := NewCSV(CSVOptions{Dir: t.TempDir()})
-				s, stored = c, func() []byte { b, _ := os.ReadFile(c.suppressionFile()); return b }
+				s, read = c, func(key string) []byte {
+					f := c.idKeysFile()
+					if key == suppressionKey {
+						f = c.suppressionFile()
+					}
+					b, _ := os.ReadFile(f)
+					return b
+				}
 			} else {
 				p, pool := newPostgres(t)
-				s, stored = p, func() []byte {
+				s, read = p, func(key string) []byte {
 					var b []byte
-					if err := pool.QueryRow(ctx, "SELECT state::text FROM "+p.ident("export_state")+" WHERE pbx = '' AND key = $1", suppressionKey).Scan(&b); err != nil {
+					if err := pool.QueryRow(ctx, "SELECT state::text FROM "+p.ident("export_state")+" WHERE pbx = '' AND key = $1", key).Scan(&b); err != nil {
 						t.Fatal(err)
 					}
 					return b
 				}
 			}
+			stored := func() []byte { return append(read(idKeysKey), read(suppressionKey)...) }
 			first, err := s.SuppressionKey(ctx, IDKeyOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			var l Suppression
-			if err := json.Unmarshal(stored(), &l); err != nil || l.IDKeys[""] == nil || len(l.IDKeys[""].Key) == 0 {
+			var l idKeyRecord
+			if err := json.Unmarshal(read(idKeysKey), &l); err != nil || l.Keys[""] == nil || len(l.Keys[""].Key) == 0 {
 				t.Fatalf("stored %s, %v: want the key in clear", stored(), err)
 			}
-			raw := l.IDKeys[""].Key
+			raw := l.Keys[""].Key
 			for i, o := range []IDKeyOptions{
 				{Pseudonymize: true, Key: idK1},
 				{Pseudonymize: true, Key: idK1, WrittenUnder: k1},
@@ -266,7 +274,7 @@ func TestRecordingsKeyByPBX(t *testing.T) {
 	clear := func(pbx string, key []byte, ruled bool, under string) IDKeyOptions {
 		return IDKeyOptions{PBX: pbx, Key: key, Ruled: ruled, WrittenUnder: under}
 	}
-	step := func(t *testing.T, l *Suppression, o IDKeyOptions) *pseudonym.Keyed {
+	step := func(t *testing.T, l *idKeyRecord, o IDKeyOptions) *pseudonym.Keyed {
 		t.Helper()
 		k, _, err := l.recordingsKey(o)
 		if err != nil || k == nil {
@@ -274,7 +282,7 @@ func TestRecordingsKeyByPBX(t *testing.T) {
 		}
 		return k
 	}
-	noneInClear := func(t *testing.T, l *Suppression, keys ...[]byte) {
+	noneInClear := func(t *testing.T, l *idKeyRecord, keys ...[]byte) {
 		t.Helper()
 		for _, b := range keys {
 			if inClear(mustJSON(t, l), b) {
@@ -286,12 +294,12 @@ func TestRecordingsKeyByPBX(t *testing.T) {
 	// recordings store (which carried nothing over then), then a run
 	// with one: the key stays, sealed.
 	t.Run("forced change without recordings", func(t *testing.T) {
-		var l Suppression
+		var l idKeyRecord
 		r := step(t, &l, clear("a", nil, false, ""))
-		if l.IDKeys["a"] == nil || l.IDKeys["a"].Key == nil {
+		if l.Keys["a"] == nil || l.Keys["a"].Key == nil {
 			t.Fatalf("list %s: want A's key in clear", mustJSON(t, &l))
 		}
-		raw := l.IDKeys["a"].Key
+		raw := l.Keys["a"].Key
 		if k := step(t, &l, opts("a", idK1, nil, true, k1)); k.KeyID() != r.KeyID() {
 			t.Fatalf("key %s, was %s: every k- recording copied again", k.KeyID(), r.KeyID())
 		}
@@ -304,7 +312,7 @@ func TestRecordingsKeyByPBX(t *testing.T) {
 	// schema's key R), B pseudonymised (its recordings hashed with K1).
 	t.Run("legacy two PBXes", func(t *testing.T) {
 		R := bytes.Repeat([]byte{5}, 32)
-		l := Suppression{IDKey: R}
+		l := idKeyRecord{SchemaKey: R}
 		if k := step(t, &l, opts("b", idK1, nil, true, k1)); k.KeyID() != k1 {
 			t.Fatalf("B: key %s, want its pseudonym key %s", k.KeyID(), k1)
 		}
@@ -319,7 +327,7 @@ func TestRecordingsKeyByPBX(t *testing.T) {
 	})
 	// R5-3: two PBXes, two pseudonym keys, each run many nights.
 	t.Run("two keys", func(t *testing.T) {
-		var l Suppression
+		var l idKeyRecord
 		ka := step(t, &l, opts("a", idK1, nil, false, ""))
 		kb := step(t, &l, opts("b", idK2, nil, false, ""))
 		for range 3 {
@@ -331,7 +339,7 @@ func TestRecordingsKeyByPBX(t *testing.T) {
 			}
 		}
 		noneInClear(t, &l, idK1, idK2)
-		for _, r := range l.IDKeys {
+		for _, r := range l.Keys {
 			if r.Key != nil {
 				t.Fatalf("a key in clear: %s", mustJSON(t, &l))
 			}
@@ -339,13 +347,13 @@ func TestRecordingsKeyByPBX(t *testing.T) {
 	})
 	// A PBX in clear and a new pseudonymised one: neither refused.
 	t.Run("two PBXes", func(t *testing.T) {
-		var l Suppression
+		var l idKeyRecord
 		ka := step(t, &l, clear("a", nil, false, ""))
 		step(t, &l, opts("b", idK1, nil, false, ""))
 		if k := step(t, &l, clear("a", nil, true, "")); k.KeyID() != ka.KeyID() {
 			t.Fatalf("A: %s, was %s", k.KeyID(), ka.KeyID())
 		}
-		m, err := l.IDKeys["b"].Sealed.open(opts("b", idK1, nil, true, k1))
+		m, err := l.Keys["b"].Sealed.open(opts("b", idK1, nil, true, k1))
 		if err != nil || len(m.raw) != pseudonym.MinKeyLen {
 			t.Fatalf("B's key: %v, %d bytes", err, len(m.raw))
 		}
@@ -355,12 +363,12 @@ func TestRecordingsKeyByPBX(t *testing.T) {
 	// own, in clear; then the PBX's first run, pseudonymised.
 	t.Run("forget then pseudonymise", func(t *testing.T) {
 		L := bytes.Repeat([]byte{7}, 32)
-		l := Suppression{Key: L, KeyID: keyID(t, L), Numbers: []SuppressedNumber{{Hash: "p:x"}}}
+		l := idKeyRecord{list: &Suppression{Key: L, KeyID: keyID(t, L), Numbers: []SuppressedNumber{{Hash: "p:x"}}}}
 		k := step(t, &l, opts("a", idK1, nil, false, ""))
 		if k.KeyID() == keyID(t, L) || k.KeyID() == k1 {
 			t.Fatalf("key %s: the list's key in clear, or the pseudonym key", k.KeyID())
 		}
-		if r := l.IDKeys["a"]; r == nil || r.Key != nil || r.Sealed == nil || len(r.Sealed.Box) == 0 {
+		if r := l.Keys["a"]; r == nil || r.Key != nil || r.Sealed == nil || len(r.Sealed.Box) == 0 {
 			t.Fatalf("list %s: want a new key, sealed only", mustJSON(t, &l))
 		}
 	})
@@ -373,7 +381,7 @@ func TestRecordingsKeyByPBX(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		l := Suppression{IDKeySealed: s}
+		l := idKeyRecord{SchemaKeySealed: s}
 		for _, pbx := range []string{"a", "b"} {
 			if k := step(t, &l, opts(pbx, idK1, nil, true, k1)); k.KeyID() != keyID(t, R) {
 				t.Fatalf("%s: key %s, want R", pbx, k.KeyID())
@@ -387,23 +395,26 @@ func TestRecordingsKeyByPBX(t *testing.T) {
 			t.Fatalf("B without the key: %v, want ErrRecordingsKey", err)
 		}
 	})
-	// A run without a recordings store makes no key, and carries one
-	// over a change.
+	// A run without a recordings store makes a key as a run with one
+	// does (review 7, R7-2), and carries it over a change.
 	t.Run("carry only", func(t *testing.T) {
-		var l Suppression
-		if k, changed, err := l.recordingsKey(IDKeyOptions{PBX: "a", CarryOnly: true, Ruled: true}); k != nil || changed || err != nil || l.IDKeys != nil {
-			t.Fatalf("no key yet: %v, %v, %v; list %s", k, changed, err, mustJSON(t, &l))
+		var l idKeyRecord
+		r, changed, err := l.recordingsKey(IDKeyOptions{PBX: "a", CarryOnly: true, Ruled: true})
+		if r == nil || !changed || err != nil || l.Keys["a"] == nil || l.Keys["a"].ID != r.KeyID() {
+			t.Fatalf("first: %v, %v, %v; record %s: want a new key kept", r, changed, err, mustJSON(t, &l))
 		}
-		r := step(t, &l, clear("a", nil, true, ""))
+		if k := step(t, &l, clear("a", nil, true, "")); k.KeyID() != r.KeyID() {
+			t.Fatalf("then with recordings: %s, was %s", k.KeyID(), r.KeyID())
+		}
 		o := opts("a", idK1, nil, true, "")
 		o.CarryOnly = true
-		if k := step(t, &l, o); k.KeyID() != r.KeyID() || l.IDKeys["a"].Key != nil {
+		if k := step(t, &l, o); k.KeyID() != r.KeyID() || l.Keys["a"].Key != nil {
 			t.Fatalf("carried: %s, was %s; list %s", k.KeyID(), r.KeyID(), mustJSON(t, &l))
 		}
 	})
 }
 
-func mustJSON(t *testing.T, l *Suppression) []byte {
+func mustJSON(t *testing.T, l *idKeyRecord) []byte {
 	t.Helper()
 	b, err := json.Marshal(l)
 	if err != nil {

@@ -45,23 +45,17 @@ type Suppression struct {
 	// Key is the list's own random key, when no pseudonym key was
 	// configured at its first number; nil when it is the pseudonym key.
 	Key []byte `json:"key,omitempty"`
-	// IDKey is the sink's random key for recordings' ids on a sink in
-	// clear (SuppressionKey), made by the first run that needs one when
-	// the list had no key yet: kept apart from the list's key, so that
-	// it never takes the pseudonym key (which could then never be unset,
-	// though nothing was forgotten) nor makes a later forget's hashes
-	// with a key anyone who can read the list has.
-	IDKey []byte `json:"id_key,omitempty"`
-	// IDKeySealed is the key of recordings' ids of a pseudonymised sink,
-	// sealed with the pseudonym key (idkey.go): nothing in the sink lets
-	// one who reads it without that key test a number against a stored
-	// name (attack 1, A1).
-	IDKeySealed *SealedKey `json:"id_key_sealed,omitempty"`
-	// IDKeys are the keys of recordings' ids by PBX id (idkey.go), which
-	// replace IDKey and IDKeySealed, the schema's one key of before,
-	// kept as they were for the PBXes that named recordings with them.
-	IDKeys  map[string]*PBXKey `json:"id_keys,omitempty"`
-	Numbers []SuppressedNumber `json:"numbers"`
+	// IDKey, IDKeySealed and IDKeys are the keys of recordings' ids as
+	// earlier releases kept them with the list (the schema's one key,
+	// in clear or sealed; then one by PBX id): the next start moves them
+	// into a record of their own (idkey_record.go) and drops them here.
+	IDKey       []byte             `json:"id_key,omitempty"`
+	IDKeySealed *SealedKey         `json:"id_key_sealed,omitempty"`
+	IDKeys      map[string]*PBXKey `json:"id_keys,omitempty"`
+	// IDKeysApart marks a list whose sink keeps the keys of recordings'
+	// ids in their own record: that record missing was lost.
+	IDKeysApart bool               `json:"id_keys_apart,omitempty"`
+	Numbers     []SuppressedNumber `json:"numbers"`
 	// UndoneAccepted is written by hand, never by the program: the
 	// operator's acknowledgement that the list lost the numbers of the
 	// run ledger's forgets up to this time (a list lost and not restored

@@ -434,8 +434,11 @@ func TestSuppressionKeyMade(t *testing.T) {
 					t.Fatalf("key %s: the pseudonym key's, want one of the sink's own", k1.KeyID())
 				}
 				l, err := s.Suppression(ctx)
-				if err != nil || l.IDKeys[""] == nil || l.IDKeys[""].Key == nil || l.KeyID != "" || l.Key != nil || len(l.Numbers) != 0 {
-					t.Fatalf("list %+v, %v; want an id key of its own, no list key, no number", l, err)
+				if err != nil || l.IDKeys != nil || l.KeyID != "" || l.Key != nil || len(l.Numbers) != 0 {
+					t.Fatalf("list %+v, %v; want no list key, no number, no id key", l, err)
+				}
+				if r := storedIDKeys(t, s); r.Keys[""] == nil || r.Keys[""].Key == nil {
+					t.Fatalf("record %+v: want an id key of its own", r)
 				}
 				for _, k := range []*pseudonym.Keyed{given, nil, pk} {
 					if k2, err := s.SuppressionKey(ctx, opts(k)); err != nil || k2.KeyID() != k1.KeyID() {
@@ -455,8 +458,10 @@ func TestSuppressionKeyMade(t *testing.T) {
 			t.Parallel()
 			s := open(t)
 			forget(t, s, pk)
-			// A PBX that has written rows (Ruled) named its recordings
-			// with the list's key then; one that has not takes a new key.
+			// A PBX that has written rows (Ruled) before keys were kept
+			// named its recordings with the list's key then; one that
+			// has not takes a new key.
+			pbxState(t, s)
 			ruled := opts(pk)
 			ruled.Ruled = true
 			if k, err := s.SuppressionKey(ctx, ruled); err != nil || k.KeyID() != pk.KeyID() {
@@ -469,6 +474,45 @@ func TestSuppressionKeyMade(t *testing.T) {
 				t.Fatalf("a PBX without rows: %v, %v; want a new key", k, err)
 			}
 		})
+	}
+}
+
+// storedIDKeys is the record of the keys of recordings' ids as the sink
+// s stores it.
+func storedIDKeys(t *testing.T, s any) *idKeyRecord {
+	t.Helper()
+	var b []byte
+	switch s := s.(type) {
+	case *CSV:
+		b, _ = os.ReadFile(s.idKeysFile())
+	case *Postgres:
+		if err := s.pool.QueryRow(context.Background(), "SELECT state FROM "+s.ident("export_state")+" WHERE pbx = '' AND key = $1", idKeysKey).Scan(&b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := decodeIDKeys(b, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// pbxState gives the sink s a PBX's state (as a run of a release of
+// before keys were kept by PBX left it).
+func pbxState(t *testing.T, s any) {
+	t.Helper()
+	var err error
+	switch s := s.(type) {
+	case *CSV:
+		dir := filepath.Join(s.opt.Dir, ".state", "x")
+		if err = os.MkdirAll(dir, 0o700); err == nil {
+			err = os.WriteFile(filepath.Join(dir, "call_history.json"), []byte(`{"seq":1}`), 0o600)
+		}
+	case *Postgres:
+		_, err = s.pool.Exec(context.Background(), "INSERT INTO "+s.ident("export_state")+` (pbx, key, state) VALUES ('x', 'call_history', '{}')`)
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

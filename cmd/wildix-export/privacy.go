@@ -44,16 +44,16 @@ type suppressionList interface {
 	Suppression(ctx context.Context) (*sinks.Suppression, error)
 }
 
-// suppressionKeyed is a sink keeping the key of recordings' ids with its
-// suppression list (sinks, idkey.go).
+// suppressionKeyed is a sink keeping the keys of recordings' ids, in a
+// record of their own beside its suppression list (sinks, idkey.go).
 type suppressionKeyed interface {
 	SuppressionKey(ctx context.Context, o sinks.IDKeyOptions) (*pseudonym.Keyed, error)
 }
 
 // recordingsKey is the key the ids and paths of recordings not stored
 // under their PBX id are hashed with (exporter.Exporter.RecordingsKey,
-// exporter/recordings/key.go): one per sink, kept with its suppression
-// list, which never changes once recordings are stored with it (else the
+// exporter/recordings/key.go): one per PBX of the sink, kept in a record
+// of its own, which never changes once recordings are stored with it (else the
 // look-back would copy each again under a new name): in clear on a sink
 // in clear, sealed with EXPORT_PSEUDONYM_KEY under pseudonymisation, so
 // that no one without the key can confirm a number against a stored
@@ -63,11 +63,14 @@ type suppressionKeyed interface {
 // EXPORT_PSEUDONYM_PREVIOUS_KEY; or stored in clear after a change to
 // none), in one atomic write before anything is exported. A key the
 // configured ones cannot open is refused, exit 2, naming the setting.
-// carryOnly is a run without a recordings store: it makes no key, but
-// one it cannot open is refused as by a run with recordings: warned of
-// only, the run would store its new rule, and the next run with
-// recordings, taking the key from that rule, would name every recording
-// anew and copy it again (review 7, R7-1).
+// carryOnly is a run without a recordings store: it makes the PBX's key
+// as a run with one does (else a later run with one took a key of
+// before keys were kept: review 7, R7-2), and one it cannot open is
+// refused as by a run with recordings: warned of only, the run would
+// store its new rule, and the next run with recordings, taking the key
+// from that rule, would name every recording anew and copy it again
+// (R7-1). A key lost while the sink holds recordings named with it is
+// refused too (exit 2, naming the record to restore: review 6, R6-4).
 func (a *app) recordingsKey(ctx context.Context, s *sink, g *privacy.Guard, carryOnly bool) (*pseudonym.Keyed, error) {
 	sk, ok := s.Sink.(suppressionKeyed)
 	if !ok {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"maps"
@@ -20,7 +22,6 @@ import (
 
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/simtest"
-	"github.com/wildix-export/wildix-export/sinks"
 )
 
 // idKeyStep is one run of TestRecordingsKeptAcrossKeyChanges: its
@@ -35,6 +36,10 @@ type idKeyStep struct {
 	forget bool
 	// norec is a run without a recordings store.
 	norec bool
+	// lose deletes, before the run, what a lost state would: "list" the
+	// suppression list, "both" it and the record of the keys of
+	// recordings' ids, "state" the whole state (loseState).
+	lose string
 }
 
 // TestRecordingsKeptAcrossKeyChanges: recordings stored under a keyed id
@@ -74,7 +79,7 @@ func TestRecordingsKeptAcrossKeyChanges(t *testing.T) {
 		// the key the recordings were named with (review 7, R7-1).
 		{"key change by a run without recordings, without the earlier key", []idKeyStep{
 			{env: on(testKey1), norec: true},
-			{env: on(testKey1)},
+			{env: on(testKey1), forget: true},
 			{env: on(testKey2), force: true, norec: true, forget: true, code: exitConfig, says: "EXPORT_PSEUDONYM_PREVIOUS_KEY"},
 			{env: on(testKey1)},
 		}},
@@ -90,15 +95,42 @@ func TestRecordingsKeptAcrossKeyChanges(t *testing.T) {
 			{env: none("EXPORT_PSEUDONYM_KEY=" + testKey2), force: true},
 			{env: none()},
 		}},
-		// The PBX's first run, without recordings, under K1, keeps K1
-		// as its key (a PBX with rows under K1 and no key kept named
-		// its recordings with K1 itself): so the recordings are named
-		// as the release before named them; then the key is forgotten.
+		// The PBX's first run, without recordings, under K1, then the
+		// key forgotten: the next run keeps K1 as its key (a PBX with
+		// rows under K1 and no key kept named its recordings with K1
+		// itself), so the recordings are named as the release before
+		// named them; then the key is forgotten again.
 		{"key change on a sink written before the key was kept", []idKeyStep{
 			{env: on(testKey1), norec: true},
-			{env: on(testKey1)},
+			{env: on(testKey1), forget: true},
 			{env: on(testKey2, "EXPORT_PSEUDONYM_PREVIOUS_KEY="+testKey1), force: true, forget: true},
 			{env: on(testKey2)},
+		}},
+		// A lost suppression list no longer loses the keys (review 6,
+		// R6-4): they are kept in a record of their own.
+		{"the suppression list lost", []idKeyStep{
+			{env: none()},
+			{env: none(), lose: "list"},
+			{env: none()},
+		}},
+		{"the suppression list lost, pseudonymised", []idKeyStep{
+			{env: on(testKey1)},
+			{env: on(testKey1), lose: "list"},
+		}},
+		// Both lost, or the whole state: refused, exit 2, rather than
+		// a new key naming every k- recording anew (R6-4).
+		{"the keys lost with the list", []idKeyStep{
+			{env: none()},
+			{env: none(), lose: "both", code: exitConfig, says: "restore"},
+			{env: none(), code: exitConfig, says: "restore"},
+		}},
+		{"the keys lost with the list, pseudonymised", []idKeyStep{
+			{env: on(testKey1)},
+			{env: on(testKey1), lose: "both", code: exitConfig, says: "restore"},
+		}},
+		{"the state lost", []idKeyStep{
+			{env: none()},
+			{env: none(), lose: "state", code: exitConfig, says: "restore"},
 		}},
 		{"on, none", []idKeyStep{
 			{env: on(testKey1)},
@@ -122,6 +154,9 @@ func TestRecordingsKeptAcrossKeyChanges(t *testing.T) {
 					}
 					if st.forget {
 						forgetIDKey(t, dir, pool)
+					}
+					if st.lose != "" {
+						loseState(t, dir, pool, st.lose)
 					}
 					fetched := f.Sim.Stats.Recordings.FileRequests.Load()
 					env := append(slices.Clone(base), st.env...)
@@ -182,14 +217,17 @@ func TestRecordingsKeyNotInClear(t *testing.T) {
 			}
 			var key []byte
 			if pool != nil {
-				b64 := queryStrings(t, pool, "SELECT coalesce(state->'id_keys'->$1->>'key', '') FROM export_state WHERE pbx = '' AND key = 'suppressed numbers'", f.URL.Host)
+				b64 := queryStrings(t, pool, "SELECT coalesce(state->'keys'->$1->>'key', '') FROM export_state WHERE pbx = '' AND key = 'recordings id keys'", f.URL.Host)
 				if len(b64) == 1 {
 					key, _ = base64.StdEncoding.DecodeString(b64[0])
 				}
 			} else {
-				s, _ := sinks.NewCSV(sinks.CSVOptions{Dir: dir})
-				if l, err := s.Suppression(context.Background()); err == nil && l.IDKeys[f.URL.Host] != nil {
-					key = l.IDKeys[f.URL.Host].Key
+				var rec struct {
+					Keys map[string]struct{ Key []byte } `json:"keys"`
+				}
+				b, _ := os.ReadFile(filepath.Join(dir, ".state", ".idkeys.json"))
+				if json.Unmarshal(b, &rec) == nil {
+					key = rec.Keys[f.URL.Host].Key
 				}
 			}
 			if len(key) == 0 {
@@ -254,16 +292,57 @@ func sinkText(t *testing.T, dir string, pool *pgxpool.Pool) []byte {
 }
 
 // forgetIDKey removes from the sink what it keeps of the key of
-// recordings' ids, as a sink written before it was kept had none.
+// recordings' ids, as a sink written before it was kept had none: the
+// record of the keys, the suppression list (which held them before, and
+// marks them kept apart now), and each PBX's mark of its key.
 func forgetIDKey(t *testing.T, dir string, pool *pgxpool.Pool) {
 	t.Helper()
+	loseState(t, dir, pool, "both")
 	if pool != nil {
-		if _, err := pool.Exec(context.Background(), "DELETE FROM export_state WHERE pbx = '' AND key = 'suppressed numbers'"); err != nil {
+		if _, err := pool.Exec(context.Background(), "DELETE FROM export_state WHERE pbx = ''"); err != nil {
 			t.Fatal(err)
 		}
 		return
 	}
-	if err := os.Remove(filepath.Join(dir, ".state", ".suppressed.json")); err != nil {
+	marks, _ := filepath.Glob(filepath.Join(dir, ".state", "*", ".idkey.json"))
+	for _, m := range marks {
+		if err := os.Remove(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// loseState deletes what a lost state would (idKeyStep.lose): the
+// suppression list ("list"), it and the record of the keys of
+// recordings' ids ("both"), or the whole state ("state"), as an
+// operator or a restore from an older backup may.
+func loseState(t *testing.T, dir string, pool *pgxpool.Pool, what string) {
+	t.Helper()
+	if pool != nil {
+		sql := map[string]string{
+			"list":  "DELETE FROM export_state WHERE pbx = '' AND key = 'suppressed numbers'",
+			"both":  "DELETE FROM export_state WHERE pbx = '' AND key IN ('suppressed numbers', 'recordings id keys')",
+			"state": "DELETE FROM export_state",
+		}[what]
+		if _, err := pool.Exec(context.Background(), sql); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	state := filepath.Join(dir, ".state")
+	var err error
+	switch what {
+	case "list":
+		err = os.Remove(filepath.Join(state, ".suppressed.json"))
+	case "both":
+		err = os.Remove(filepath.Join(state, ".suppressed.json"))
+		if e := os.Remove(filepath.Join(state, ".idkeys.json")); e != nil && !errors.Is(e, fs.ErrNotExist) {
+			err = e
+		}
+	case "state":
+		err = os.RemoveAll(state)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,0 +1,193 @@
+package sinks
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
+)
+
+// idKeySink is what these tests ask of a sink.
+type idKeySink interface {
+	Suppression(ctx context.Context) (*Suppression, error)
+	Suppress(ctx context.Context, f *Forgotten, pk *pseudonym.Keyed) (string, bool, error)
+	SuppressionKey(ctx context.Context, o IDKeyOptions) (*pseudonym.Keyed, error)
+}
+
+// idKeySinks runs fn on a new sink of each kind, with how to write its
+// suppression list as an earlier release would (raw JSON) and how to
+// delete it.
+func idKeySinks(t *testing.T, fn func(t *testing.T, s idKeySink, writeList func([]byte), dropList func())) {
+	for _, kind := range []string{"csv", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			if kind == "csv" {
+				c, _ := NewCSV(CSVOptions{Dir: t.TempDir()})
+				fn(t, c, func(b []byte) {
+					if _, err := c.mkdir(".state"); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(c.suppressionFile(), b, 0o600); err != nil {
+						t.Fatal(err)
+					}
+				}, func() {
+					if err := os.Remove(c.suppressionFile()); err != nil {
+						t.Fatal(err)
+					}
+				})
+				return
+			}
+			p, pool := newPostgres(t)
+			table := p.ident("export_state")
+			fn(t, p, func(b []byte) {
+				if _, err := pool.Exec(ctx, "INSERT INTO "+table+" (pbx, key, state) VALUES ('', $1, $2) ON CONFLICT (pbx, key) DO UPDATE SET state = EXCLUDED.state", suppressionKey, b); err != nil {
+					t.Fatal(err)
+				}
+			}, func() {
+				if _, err := pool.Exec(ctx, "DELETE FROM "+table+" WHERE pbx = '' AND key = $1", suppressionKey); err != nil {
+					t.Fatal(err)
+				}
+			})
+		})
+	}
+}
+
+// TestRecordingsKeyRecordOfItsOwn: the keys of recordings' ids a list of
+// an earlier release holds (one by PBX, the schema's one key) move into
+// a record of their own at the next start, the list then holding none;
+// the list lost after, every PBX keeps its key (review 6, R6-4); a key an
+// earlier release added to the list after the move (a downgrade; R5-8)
+// is moved too; a record of a later format is refused. Both sinks.
+func TestRecordingsKeyRecordOfItsOwn(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	idKeySinks(t, func(t *testing.T, s idKeySink, writeList func([]byte), dropList func()) {
+		a, schema, b := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32), bytes.Repeat([]byte{3}, 32)
+		old, _ := json.Marshal(Suppression{IDKey: schema, IDKeys: map[string]*PBXKey{"a": {ID: keyID(t, a), Key: a}}, Numbers: []SuppressedNumber{}})
+		writeList(old)
+		pbxState(t, s)
+		want := map[string]string{"a": keyID(t, a), "s": keyID(t, schema)}
+		check := func(step string) {
+			t.Helper()
+			for pbx, id := range want {
+				k, err := s.SuppressionKey(ctx, IDKeyOptions{PBX: pbx, Ruled: true})
+				if err != nil || k.KeyID() != id {
+					t.Fatalf("%s: PBX %s: %v, %v; want key %s: every k- recording copied again", step, pbx, k, err, id)
+				}
+			}
+			l, err := s.Suppression(ctx)
+			if err != nil || l.IDKeys != nil || l.IDKey != nil || l.IDKeySealed != nil || !l.IDKeysApart {
+				t.Fatalf("%s: list %+v, %v: want it without keys, marked", step, l, err)
+			}
+		}
+		check("moved")
+		dropList()
+		check("the list lost")
+		// An earlier release rewrote the list with a new PBX's key.
+		old, _ = json.Marshal(Suppression{IDKeys: map[string]*PBXKey{"b": {ID: keyID(t, b), Key: b}}, Numbers: []SuppressedNumber{}})
+		writeList(old)
+		want["b"] = keyID(t, b)
+		check("a key added by an earlier release")
+		if r := storedIDKeys(t, s); r.Format != idKeyFormat || len(r.Keys) != 3 || !bytes.Equal(r.SchemaKey, schema) {
+			t.Fatalf("record %+v: want format %d, the keys of a, b, s, and the schema's key", r, idKeyFormat)
+		}
+	})
+	t.Run("later format", func(t *testing.T) {
+		t.Parallel()
+		_, err := decodeIDKeys([]byte(`{"format":2,"keys":{}}`), "here")
+		if !errors.Is(err, ErrRecordingsKey) || !strings.Contains(err.Error(), "later release") {
+			t.Fatalf("%v: want ErrRecordingsKey naming a later release", err)
+		}
+	})
+}
+
+// TestRecordingsKeyCSVKilledMidMove: a CSV folder's start killed between
+// writing the record and stripping the list (the record written, the
+// list as it was) loses nothing: the next start finds every key, and
+// strips the list then.
+func TestRecordingsKeyCSVKilledMidMove(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c, _ := NewCSV(CSVOptions{Dir: t.TempDir()})
+	a := bytes.Repeat([]byte{1}, 32)
+	old, _ := json.Marshal(Suppression{IDKeys: map[string]*PBXKey{"a": {ID: keyID(t, a), Key: a}}, Numbers: []SuppressedNumber{}})
+	if _, err := c.mkdir(".state"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(c.suppressionFile(), old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SuppressionKey(ctx, IDKeyOptions{PBX: "a", Ruled: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(c.suppressionFile(), old, 0o600); err != nil { // as if killed before the list's write
+		t.Fatal(err)
+	}
+	for range 2 {
+		if k, err := c.SuppressionKey(ctx, IDKeyOptions{PBX: "a", Ruled: true}); err != nil || k.KeyID() != keyID(t, a) {
+			t.Fatalf("%v, %v; want key %s", k, err, keyID(t, a))
+		}
+	}
+	if l, err := c.Suppression(ctx); err != nil || l.IDKeys != nil || !l.IDKeysApart {
+		t.Fatalf("list %+v, %v: want it stripped", l, err)
+	}
+}
+
+// TestRecordingsKeyNeverTheList: on a sink made by this release, forget
+// first (the list takes a key of its own, or the pseudonym key), then a
+// PBX's first run without a recordings store, then runs with one: the
+// PBX takes a new random key, never the list's own key kept in clear nor
+// the pseudonym key (review 7, R7-2, R7-3: it took the list's key, and
+// kept it in clear when pseudonymised later). Both sinks.
+func TestRecordingsKeyNeverTheList(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, withPK := range []bool{false, true} {
+		idKeySinks(t, func(t *testing.T, s idKeySink, _ func([]byte), _ func()) {
+			var pk *pseudonym.Keyed
+			var o IDKeyOptions
+			if withPK {
+				pk, _ = pseudonym.New(idK1)
+				o.Key = idK1
+			}
+			f, err := NewForgotten("+393528510009", pk)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := s.Suppress(ctx, f, pk); err != nil {
+				t.Fatal(err)
+			}
+			l, err := s.Suppression(ctx)
+			if err != nil || l.KeyID == "" {
+				t.Fatalf("list %+v, %v: want it keyed", l, err)
+			}
+			carry := o
+			carry.PBX, carry.CarryOnly = "a", true
+			first, err := s.SuppressionKey(ctx, carry)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o.PBX, o.Ruled = "a", true
+			for i := range 2 {
+				k, err := s.SuppressionKey(ctx, o)
+				if err != nil || k.KeyID() == l.KeyID || first == nil || k.KeyID() != first.KeyID() {
+					t.Fatalf("run %d with recordings: key %s, %v (the first run's %s): want the key the first run made, never the list's %s", i, idOf(k), err, idOf(first), l.KeyID)
+				}
+			}
+		})
+	}
+}
+
+// idOf is k's id, "none" for nil: a test never shows a key.
+func idOf(k *pseudonym.Keyed) string {
+	if k == nil {
+		return "none"
+	}
+	return k.KeyID()
+}
