@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -413,6 +414,136 @@ func TestDirPutCopiesInLargeReads(t *testing.T) {
 	}
 	if src.max < copyBufSize/2 {
 		t.Errorf("Put read its source %d bytes at most at a time; want its %d-byte buffer", src.max, copyBufSize)
+	}
+}
+
+// TestDirPutWritesWholeBlocks: Put writes a file in whole buffers
+// (copyBufSize), whatever sizes its source is read in: a body read 7,919
+// bytes at a time, less the verifier's held byte, was written as it came,
+// ten times the writes at offsets on no page boundary. Not parallel: it
+// counts the process's write calls (/proc/self/io).
+func TestDirPutWritesWholeBlocks(t *testing.T) {
+	f, _ := dirFixture(t, DirOptions{})
+	const n = 3 << 20
+	before := writeCalls(t)
+	src := &chunked{r: content(9, n), sizes: []int{7919}}
+	if _, err := f.st.Put(context.Background(), testName(t, "blocks"), src, Want{Size: n, SHA256: contentSum(t, 9, n)}); err != nil {
+		t.Fatal(err)
+	}
+	// The file's 12 writes, and a few of the test's own (its log).
+	if got, most := writeCalls(t)-before, int64(n/copyBufSize+4); got > most {
+		t.Errorf("Put of %d bytes read 7,919 at a time made %d write calls; want at most %d (%d-byte blocks)", n, got, most, copyBufSize)
+	}
+}
+
+// writeCalls is the write calls the process made so far (syscw).
+func writeCalls(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		t.Skipf("no /proc/self/io to count write calls: %v", err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "syscw: "); ok {
+			var n int64
+			if _, err := fmt.Sscan(v, &n); err != nil {
+				t.Fatalf("/proc/self/io: %q: %v", l, err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("/proc/self/io holds no syscw: %q", b)
+	return 0
+}
+
+// chunked reads r in turn by each of sizes (cycling), then ends with end
+// (io.EOF when nil) once r is done.
+type chunked struct {
+	r     io.Reader
+	sizes []int
+	i     int
+	end   error
+}
+
+func (c *chunked) Read(p []byte) (int, error) {
+	k := min(len(p), c.sizes[c.i%len(c.sizes)])
+	c.i++
+	n, err := c.r.Read(p[:k])
+	if err == io.EOF && c.end != nil {
+		err = c.end
+	}
+	return n, err
+}
+
+// writeSizes records the size of each write.
+type writeSizes struct {
+	got   []byte
+	sizes []int
+}
+
+func (w *writeSizes) Write(p []byte) (int, error) {
+	w.got = append(w.got, p...)
+	w.sizes = append(w.sizes, len(p))
+	return len(p), nil
+}
+
+// TestCopyBlocks: copyBlocks writes whole buffers but for the last,
+// whatever the reads give, and only io.EOF ends a copy: a source failing
+// with io.ErrUnexpectedEOF (a body cut short) returns it, with what came
+// before written, never a clean end. The read sizes are seeded.
+func TestCopyBlocks(t *testing.T) {
+	t.Parallel()
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("RECSTORE_SEED"); s != "" {
+		if _, err := fmt.Sscan(s, &seed); err != nil {
+			t.Fatalf("RECSTORE_SEED=%q: %v", s, err)
+		}
+	}
+	t.Logf("seed %d (RECSTORE_SEED=%d replays it)", seed, seed)
+	rnd := mrand.New(mrand.NewPCG(seed, 29))
+	random := make([]int, 50)
+	for i := range random {
+		random[i] = 1 + rnd.IntN(3000)
+	}
+	const buf = 1024
+	for _, c := range []struct {
+		name  string
+		n     int64
+		sizes []int
+		end   error
+	}{
+		{"seeded read sizes", 100_000, random, nil},
+		{"one byte a read", 5000, []int{1}, nil},
+		{"a read a block", 8 * buf, []int{buf}, nil},
+		{"larger reads than the buffer, odd end", 8*buf + 3, []int{5000}, nil},
+		{"empty", 0, []int{7}, nil},
+		{"cut short", 10_000, random, io.ErrUnexpectedEOF},
+		{"a read error", 10_000, []int{333}, errors.New("connection reset")},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			want, err := io.ReadAll(content(3, c.n))
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := &writeSizes{}
+			n, err := copyBlocks(w, &chunked{r: content(3, c.n), sizes: c.sizes, end: c.end}, make([]byte, buf))
+			if c.end != nil {
+				if !errors.Is(err, c.end) {
+					t.Errorf("copyBlocks = %d, %v; want the source's error %v", n, err, c.end)
+				}
+			} else if err != nil {
+				t.Errorf("copyBlocks: %v", err)
+			}
+			if n != c.n || string(w.got) != string(want) {
+				t.Errorf("copied %d bytes (%d written); want the %d of the source", n, len(w.got), c.n)
+			}
+			for i, sz := range w.sizes {
+				if sz != buf && i != len(w.sizes)-1 {
+					t.Errorf("write %d of %d is %d bytes; want %d but for the last (writes %v)", i+1, len(w.sizes), sz, buf, w.sizes)
+					break
+				}
+			}
+		})
 	}
 }
 
