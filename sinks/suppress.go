@@ -567,13 +567,13 @@ func (s *CSV) CheckSuppression(ctx context.Context) error {
 		return err
 	}
 	has, after := l.added()
-	n, last, err := s.ledgerForgets(after)
+	n, last, ledgers, err := s.ledgerForgets(after)
 	if err != nil {
 		return fmt.Errorf("check the suppression list against the run ledger: %w", s.advise(err))
 	}
 	m := lostList{list: s.suppressionFile(), ledger: filepath.Join(s.opt.Dir, ".state", "<pbx>", "runs.jsonl"), has: has, want: n, last: last}
 	if n == 0 && len(l.Numbers) == 0 && l.UndoneAccepted == nil {
-		if m.evidence, err = s.forgetEvidence(); err != nil {
+		if m.evidence, err = s.forgetEvidence(ledgers); err != nil {
 			return fmt.Errorf("check the suppression list against the data files: %w", s.advise(err))
 		}
 		last = time.Now()
@@ -589,18 +589,20 @@ func (s *CSV) CheckSuppression(ctx context.Context) error {
 // ledgerForgets counts the forgets of the folder's run ledgers (every
 // PBX's: the list is the folder's) started after after that added a
 // number, and returns when the last one ended: after it added its number
-// (CheckSuppression's message gives it as the time to accept).
-func (s *CSV) ledgerForgets(after time.Time) (int, time.Time, error) {
+// (CheckSuppression's message gives it as the time to accept); and the
+// state folders (PBXes' safeName) holding a ledger.
+func (s *CSV) ledgerForgets(after time.Time) (int, time.Time, map[string]bool, error) {
 	files, err := filepath.Glob(filepath.Join(s.opt.Dir, ".state", "*", "runs.jsonl"))
 	if err != nil {
-		return 0, time.Time{}, err
+		return 0, time.Time{}, nil, err
 	}
-	n, last := 0, time.Time{}
+	n, last, ledgers := 0, time.Time{}, map[string]bool{}
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
-			return 0, time.Time{}, err
+			return 0, time.Time{}, nil, err
 		}
+		ledgers[filepath.Base(filepath.Dir(f))] = true
 		for _, line := range bytes.Split(b, []byte{'\n'}) {
 			if !bytes.Contains(line, []byte(NoteSuppressed)) {
 				continue
@@ -628,19 +630,23 @@ func (s *CSV) ledgerForgets(after time.Time) (int, time.Time, error) {
 			}
 		}
 	}
-	return n, last, nil
+	return n, last, ledgers, nil
 }
 
 // forgetEvidence returns the name, under the folder, of the first data
 // file whose manifest counts rows erased by forget; "" when none does.
-func (s *CSV) forgetEvidence() (string, error) {
+// The manifests of a PBX whose run ledger is there (ledgers, by
+// safeName) are not read: its forgets are in its ledger (review 6, R6-8:
+// a folder that never used forget had every manifest read at each
+// check, twice a run).
+func (s *CSV) forgetEvidence(ledgers map[string]bool) (string, error) {
 	files, err := filepath.Glob(filepath.Join(s.opt.Dir, "*", "*.manifest.json"))
 	if err != nil {
 		return "", err
 	}
 	for _, f := range files {
 		rel, _ := filepath.Rel(s.opt.Dir, f)
-		if strings.HasPrefix(rel, ".") {
+		if strings.HasPrefix(rel, ".") || ledgered(filepath.Base(f), ledgers) {
 			continue
 		}
 		b, err := os.ReadFile(f)
@@ -664,6 +670,34 @@ func (s *CSV) forgetEvidence() (string, error) {
 		}
 	}
 	return "", nil
+}
+
+// ledgered reports whether the data file (or manifest) name is of a PBX
+// whose safeName is in ledgers: its name is that safeName, "_", then a
+// run id (20060102T150405Z-…) or "backfill_" (CSV.Begin), so that PBX
+// "a" does not take PBX "a_b"'s files.
+func ledgered(name string, ledgers map[string]bool) bool {
+	for pbx := range ledgers {
+		rest, ok := strings.CutPrefix(name, pbx+"_")
+		if ok && (strings.HasPrefix(rest, "backfill_") || runIDStart(rest)) {
+			return true
+		}
+	}
+	return false
+}
+
+// runIDStart reports whether s starts with a run id's time,
+// 20060102T150405Z-.
+func runIDStart(s string) bool {
+	if len(s) < 17 || s[8] != 'T' || s[15] != 'Z' || s[16] != '-' {
+		return false
+	}
+	for i, c := range []byte(s[:15]) {
+		if i != 8 && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // latest is the latest of ts.
