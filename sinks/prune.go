@@ -16,6 +16,7 @@ import (
 
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/safefile"
+	"github.com/wildix-export/wildix-export/sinks/recstore"
 )
 
 // Retention (EXPORT_RETENTION): after a successful run, the rows of calls
@@ -28,12 +29,10 @@ import (
 
 // PruneOptions say what a prune may touch besides the sink's rows.
 type PruneOptions struct {
-	// Recordings removes the stored files of the recordings' rows pruned
-	// (recstore.Dir or recstore.S3); nil when no store is configured:
-	// those rows are then kept, since they name the files to remove.
-	Recordings interface {
-		Remove(ctx context.Context, name string) error
-	}
+	// Recordings is the store of the recordings' files (recstore.Dir or
+	// recstore.S3); nil when none is configured: the recordings' rows
+	// are then kept, since they name the files to remove.
+	Recordings RecordingFiles
 	// Zone is the zone the export reads the PBX's wall times in
 	// (exporter.Exporter.RecordingsZone: WILDIX_TIMEZONE, else the UTC
 	// offset learnt from call history; nil: UTC), to read the start of a
@@ -42,6 +41,21 @@ type PruneOptions struct {
 	// Batch is the number of rows deleted per transaction (PostgreSQL);
 	// 0 means pruneBatch.
 	Batch int
+}
+
+// RecordingFiles is what a prune asks of the recordings store
+// (recstore.Dir, recstore.S3): to remove the files of the rows it
+// removes and, settling a prune that stopped after removing some
+// (settlePending), to say which are gone.
+type RecordingFiles interface {
+	// Remove removes the file stored under name; none is not an error.
+	Remove(ctx context.Context, name string) error
+	// Present reports whether each of names is stored; a name left out
+	// of the map is unknown (Stat tells).
+	Present(ctx context.Context, names []string) (map[string]bool, error)
+	// Stat returns the file stored under name: an error matching
+	// fs.ErrNotExist when there is none.
+	Stat(ctx context.Context, name string) (recstore.Object, error)
 }
 
 // pruneBatch rows per transaction: long enough to be cheap, short
@@ -98,62 +112,103 @@ func fileStored(status string) bool {
 // its file was stored, else NULL.
 const storedObjectSQL = "CASE WHEN status IN ('vanished', 'refused') THEN NULL ELSE object END"
 
-// pendingStore keeps a PBX's pending prune (prune_limit.go): Postgres
-// and CSV.
+// pendingStore keeps a PBX's pending prune (prune_limit.go) and finds
+// and removes the rows it left naming files that are gone: Postgres and
+// CSV.
 type pendingStore interface {
-	pendingCut(ctx context.Context, pbx string) (time.Time, error)
-	setPendingCut(ctx context.Context, pbx string, cut time.Time) error
+	pending(ctx context.Context, pbx string) (*pendingPrune, error)
+	setPending(ctx context.Context, pbx string, pp *pendingPrune) error
+	// pendingObjects returns the stored files named by pbx's rows of ep
+	// (a recordings endpoint, whose time column is col) that pp may have
+	// removed: rows of calls started before its cut, naming one of its
+	// names.
+	pendingObjects(ctx context.Context, pbx string, ep *record.Endpoint, col string, pp *pendingPrune) ([]string, error)
+	// dropObjects removes pbx's rows of ep of calls started before cut
+	// that name one of gone: the rows removed.
+	dropObjects(ctx context.Context, pbx string, ep *record.Endpoint, col string, cut time.Time, gone []string) (int64, error)
 }
 
-// beginRecordings returns the cut the recordings' rows and files of a
-// prune at cut go by: the later of cut and a pending prune's (completed,
-// whatever the limit now), stored as pending before any file is removed;
-// pending says it was stored (to clear once the prune succeeded). Without
-// a recordings endpoint or a store nothing is removed: nothing stored.
-func beginRecordings(ctx context.Context, ps pendingStore, pbx string, eps []record.Endpoint, cut time.Time, o PruneOptions) (rcut time.Time, note *PrunedCount, pending bool, err error) {
-	if o.Recordings == nil || !slices.ContainsFunc(eps, func(e record.Endpoint) bool { return e.Files == "recordings" && record.RetentionColumn(&e) >= 0 }) {
-		return cut, nil, false, nil
+// settlePending settles pbx's pending prune, if one is (a prune stopped
+// after removing some recordings' files, before their rows went): of the
+// rows of the recordings endpoints of eps naming its files, those whose
+// file the store no longer holds are removed, and nothing else (no file,
+// no row whose file is stored, whatever EXPORT_RETENTION says now); then
+// it is cleared. It returns what it removed and the pending prune's cut,
+// zero when none was pending. Without a store it is left pending, and
+// said so: only the store can tell which files are gone, and removing
+// every row the prune was at would leave the files it had not reached
+// yet stored with no row naming them, which no prune nor forget would
+// ever find (review 6, R6-7).
+func settlePending(ctx context.Context, s pendingStore, pbx string, eps []record.Endpoint, o PruneOptions) (Pruned, time.Time, error) {
+	pp, err := s.pending(ctx, pbx)
+	if err != nil || pp == nil {
+		return nil, time.Time{}, err
 	}
-	was, err := ps.pendingCut(ctx, pbx)
-	if err != nil {
-		return cut, nil, false, fmt.Errorf("prune: %w", err)
+	which := "the " + strconv.Itoa(len(pp.Names)) + " files it was removing"
+	if pp.Names == nil {
+		which = "its files"
 	}
-	rcut = cut
-	if was.After(cut) {
-		rcut = was
-		note = &PrunedCount{Table: "recordings", Detail: "completing the prune of the calls before " + was.UTC().Format(time.RFC3339) +
-			" that a run stopped (killed or failed) after removing files: their rows named files no longer stored"}
-	}
-	if !was.Equal(rcut) {
-		if err := ps.setPendingCut(ctx, pbx, rcut); err != nil {
-			return cut, nil, false, fmt.Errorf("prune: %w", err)
-		}
-	}
-	return rcut, note, true, nil
-}
-
-// finishPrune completes pbx's pending prune, if one is, with its cut,
-// whatever EXPORT_RETENTION says now: prune (the sink's Prune) of the
-// recordings endpoints of eps at that cut; the cut, zero when none was
-// pending. Without a store it says the prune is left pending.
-func finishPrune(ctx context.Context, ps pendingStore, prune func(context.Context, string, []record.Endpoint, time.Time, PruneOptions) (Pruned, error),
-	pbx string, eps []record.Endpoint, o PruneOptions) (Pruned, time.Time, error) {
-	cut, err := ps.pendingCut(ctx, pbx)
-	if err != nil || cut.IsZero() {
-		return nil, cut, err
-	}
-	var recs []record.Endpoint
-	for _, e := range eps {
-		if e.Files == "recordings" {
-			recs = append(recs, e)
-		}
-	}
+	what := "the prune of the recordings of calls started before " + pp.Cut.UTC().Format(time.RFC3339) + " that a run stopped after removing files"
 	if o.Recordings == nil {
-		return Pruned{{Table: "recordings", Detail: "the prune of the calls before " + cut.UTC().Format(time.RFC3339) +
-			" that a run stopped after removing files is not completed: no recordings store is configured to remove their files from"}}, cut, nil
+		return Pruned{{Table: "recordings", Detail: what + " is left pending: which of " + which +
+			" are gone only the recordings store can tell, and none is configured; their rows are kept until a run with the store completes it " +
+			"(removed without it, the rows of the files not removed yet would leave those files stored with no row naming them)"}}, pp.Cut, nil
 	}
-	got, err := prune(ctx, pbx, recs, cut, o)
-	return got, cut, err
+	var out Pruned
+	ends, cols := prunable(eps)
+	for i, ep := range ends {
+		if ep.Files != "recordings" {
+			continue
+		}
+		col := ep.Columns[cols[i]].Name
+		names, err := s.pendingObjects(ctx, pbx, ep, col, pp)
+		if err != nil {
+			return out, pp.Cut, fmt.Errorf("settle the stopped prune of %s: %w", ep.Name, err)
+		}
+		gone, err := goneFiles(ctx, o.Recordings, names)
+		if err != nil {
+			return out, pp.Cut, fmt.Errorf("settle the stopped prune of %s: %w", ep.Name, err)
+		}
+		var n int64
+		if len(gone) > 0 {
+			n, err = s.dropObjects(ctx, pbx, ep, col, pp.Cut, gone)
+		}
+		out = append(out, PrunedCount{Table: ep.Name, Rows: n, Detail: fmt.Sprintf("completing %s: the rows of the %d files gone, "+
+			"%d rows whose file is stored kept", what, len(gone), len(names)-len(gone))})
+		if err != nil {
+			return out, pp.Cut, fmt.Errorf("settle the stopped prune of %s: %w", ep.Name, err)
+		}
+	}
+	return out, pp.Cut, s.setPending(ctx, pbx, nil)
+}
+
+// goneFiles returns those of names the store holds no file under.
+func goneFiles(ctx context.Context, st RecordingFiles, names []string) ([]string, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	have, err := st.Present(ctx, names)
+	if err != nil {
+		return nil, fmt.Errorf("look up the files in the recordings store: %w", err)
+	}
+	var gone []string
+	for _, name := range names {
+		stored, known := have[name]
+		if !known {
+			_, err := st.Stat(ctx, name)
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+			case err != nil:
+				return nil, fmt.Errorf("look up a file in the recordings store: %w", err)
+			default:
+				stored = true
+			}
+		}
+		if !stored {
+			gone = append(gone, name)
+		}
+	}
+	return gone, nil
 }
 
 // prunable returns the endpoints holding rows of calls, with the index of
@@ -216,31 +271,24 @@ func recordStart(ep *record.Endpoint, raw []byte, zone *time.Location) (time.Tim
 // without them (EditRows: atomic per file, its manifest and the key index
 // updated, completed on the next start after a crash). The recordings'
 // stored files go first (a second read of their folder), so that no row
-// naming a file is removed before it. Snapshots and states are not
-// touched. A file an earlier prune read and found no call older than cut
-// in, unchanged since (its manifest's sha256), is not read again
+// naming a file is removed before it; their names are stored as pending
+// just before (settlePending). Snapshots and states are not touched. A
+// file an earlier prune read and found no call older than cut in,
+// unchanged since (its manifest's sha256), is not read again
 // (<endpoint>~times.json in the state folder, a cache). Run under the
 // PBX's lock, after the run's batches.
 //
-// A pending prune (one stopped after removing recordings' files:
-// beginRecordings) is completed: the recordings go by the later cut.
+// A pending prune (one stopped after removing recordings' files) is
+// settled first.
 func (s *CSV) Prune(ctx context.Context, pbx string, eps []record.Endpoint, cut time.Time, o PruneOptions) (Pruned, error) {
-	var out Pruned
-	rcut, note, pending, err := beginRecordings(ctx, s, pbx, eps, cut, o)
+	out, _, err := settlePending(ctx, s, pbx, eps, o)
 	if err != nil {
-		return nil, err
-	}
-	if note != nil {
-		out = append(out, *note)
+		return out, err
 	}
 	ends, cols := prunable(eps)
 	for i, ep := range ends {
-		c := cut
-		if ep.Files == "recordings" {
-			c = rcut
-		}
-		p := &csvPrune{s: s, pbx: pbx, ep: ep, col: ep.Columns[cols[i]].Name, ret: record.Retention{Cut: c}, times: s.readTimes(pbx, ep.Name),
-			read: map[string]bool{}, oldest: map[string]time.Time{}}
+		p := s.newPrune(pbx, ep, ep.Columns[cols[i]].Name, cut)
+		var pending bool
 		if ep.Files == "recordings" {
 			if o.Recordings == nil {
 				n, err := p.count(ctx)
@@ -252,7 +300,8 @@ func (s *CSV) Prune(ctx context.Context, pbx string, eps []record.Endpoint, cut 
 				}
 				continue
 			}
-			n, err := p.removeRecordings(ctx, o)
+			var n int64
+			n, pending, err = p.removeRecordings(ctx, o)
 			if n > 0 || err != nil {
 				out = append(out, PrunedCount{Table: RecordingsStore, Rows: n})
 			}
@@ -268,21 +317,52 @@ func (s *CSV) Prune(ctx context.Context, pbx string, eps []record.Endpoint, cut 
 		if err != nil {
 			return out, fmt.Errorf("prune %s: %w", ep.Name, err)
 		}
+		if pending {
+			if err := s.setPending(ctx, pbx, nil); err != nil {
+				return out, fmt.Errorf("prune %s: %w", ep.Name, err)
+			}
+		}
 		if err := p.saveTimes(); err != nil {
 			return out, fmt.Errorf("prune %s: %w", ep.Name, err)
 		}
 	}
-	if pending {
-		return out, s.setPendingCut(ctx, pbx, time.Time{})
-	}
 	return out, nil
 }
 
-// FinishPrune completes pbx's pending prune, if one is (a prune stopped
-// after removing recordings' files), with its cut, whatever
-// EXPORT_RETENTION says now: the cut, zero when none was pending.
+// FinishPrune settles pbx's pending prune, if one is (a prune stopped
+// after removing recordings' files), whatever EXPORT_RETENTION says now:
+// only the rows naming the files it removed go (settlePending). It
+// returns the pending prune's cut, zero when none was pending.
 func (s *CSV) FinishPrune(ctx context.Context, pbx string, eps []record.Endpoint, o PruneOptions) (Pruned, time.Time, error) {
-	return finishPrune(ctx, s, s.Prune, pbx, eps, o)
+	return settlePending(ctx, s, pbx, eps, o)
+}
+
+// pendingObjects is pendingStore's, read from ep's folder.
+func (s *CSV) pendingObjects(ctx context.Context, pbx string, ep *record.Endpoint, col string, pp *pendingPrune) ([]string, error) {
+	p, holds := s.newPrune(pbx, ep, col, pp.Cut), pp.holds()
+	var names []string
+	_, err := p.edit(ctx, func(header, row []string) (RowEdit, error) {
+		name, ok, err := p.expiredObject(header, row)
+		if ok && holds(name) {
+			names = append(names, name)
+		}
+		return RowEdit{}, err
+	})
+	return names, err
+}
+
+// dropObjects is pendingStore's, an edit of ep's folder.
+func (s *CSV) dropObjects(ctx context.Context, pbx string, ep *record.Endpoint, col string, cut time.Time, gone []string) (int64, error) {
+	p := s.newPrune(pbx, ep, col, cut)
+	drop := make(map[string]bool, len(gone))
+	for _, n := range gone {
+		drop[n] = true
+	}
+	res, err := p.edit(ctx, func(header, row []string) (RowEdit, error) {
+		name, ok, err := p.expiredObject(header, row)
+		return RowEdit{Drop: ok && drop[name]}, err
+	})
+	return res.Dropped, err
 }
 
 // csvPrune is one endpoint's prune in a CSV folder.
@@ -358,33 +438,57 @@ func (p *csvPrune) count(ctx context.Context) (int64, error) {
 	return n, err
 }
 
+// newPrune is the prune of ep's rows (time column col) at cut.
+func (s *CSV) newPrune(pbx string, ep *record.Endpoint, col string, cut time.Time) *csvPrune {
+	return &csvPrune{s: s, pbx: pbx, ep: ep, col: col, ret: record.Retention{Cut: cut}, times: s.readTimes(pbx, ep.Name),
+		read: map[string]bool{}, oldest: map[string]time.Time{}}
+}
+
+// expiredObject returns the stored file a recording's row names when its
+// call started before the cut (ok false otherwise, or when it names no
+// stored file).
+func (p *csvPrune) expiredObject(header, row []string) (name string, ok bool, err error) {
+	t, known, err := p.start(header, row)
+	j, st := slices.Index(header, "object"), slices.Index(header, "status")
+	if err != nil || !p.ret.Expired(t, known) || j < 0 || row[j] == "" || (st >= 0 && !fileStored(row[st])) {
+		return "", false, err
+	}
+	name = row[j]
+	if p.s.opt.SafeFormulas && len(name) > 1 && name[0] == '\'' && strings.ContainsRune("=+-@\t\r", rune(name[1])) {
+		name = name[1:] // as cell wrote it
+	}
+	return name, true, nil
+}
+
 // removeRecordings removes from the store the files of the recordings'
-// rows drop will remove, reading the folder without changing it.
-func (p *csvPrune) removeRecordings(ctx context.Context, o PruneOptions) (int64, error) {
+// rows drop will remove, reading the folder without changing it; their
+// names are stored as pbx's pending prune just before the first goes
+// (pending: to clear once the rows are gone).
+func (p *csvPrune) removeRecordings(ctx context.Context, o PruneOptions) (n int64, pending bool, err error) {
 	var names []string
-	_, err := p.edit(ctx, func(header, row []string) (RowEdit, error) {
-		t, ok, err := p.start(header, row)
-		j, st := slices.Index(header, "object"), slices.Index(header, "status")
-		if p.ret.Expired(t, ok) && j >= 0 && row[j] != "" && (st < 0 || fileStored(row[st])) {
-			name := row[j]
-			if p.s.opt.SafeFormulas && len(name) > 1 && name[0] == '\'' && strings.ContainsRune("=+-@\t\r", rune(name[1])) {
-				name = name[1:] // as cell wrote it
-			}
+	_, err = p.edit(ctx, func(header, row []string) (RowEdit, error) {
+		name, ok, err := p.expiredObject(header, row)
+		if ok {
 			names = append(names, name)
 		}
 		return RowEdit{}, err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("prune %s: find their files: %w", p.ep.Name, err)
+		return 0, false, fmt.Errorf("prune %s: find their files: %w", p.ep.Name, err)
 	}
-	var n int64
+	if len(names) == 0 {
+		return 0, false, nil
+	}
+	if err := p.s.setPending(ctx, p.pbx, &pendingPrune{Cut: p.ret.Cut, Names: names}); err != nil {
+		return 0, false, fmt.Errorf("prune %s: %w", p.ep.Name, err)
+	}
 	for _, name := range names {
 		if err := o.Recordings.Remove(ctx, name); err != nil {
-			return n, fmt.Errorf("prune %s: %w", p.ep.Name, err)
+			return n, true, fmt.Errorf("prune %s: %w", p.ep.Name, err)
 		}
 		n++
 	}
-	return n, nil
+	return n, true, nil
 }
 
 // pruneTimes is what prunes learnt of an endpoint's data files: the

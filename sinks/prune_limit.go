@@ -92,80 +92,103 @@ func (s *CSV) SetRetentionLimit(_ context.Context, pbx, run string, limit time.D
 
 // A prune removes a recording's stored file before its row (the row names
 // the file: never a file kept that no row names), so a prune killed or
-// failed between the two leaves rows naming files that are gone. Before
-// it removes the first file it stores its cut (the pending prune, with
-// the state); it clears it once every recording's file and row older
-// than the cut are gone. A pending prune is completed by the next prune,
-// with the later of the two cuts, or, when EXPORT_RETENTION is off or
-// longer now, by the next run (FinishPrune): the rows and files it
-// started on go whatever the limit says then (attack 4, F6).
+// failed between the two leaves rows naming files that are gone. Just
+// before it removes files, it stores their names and its cut (the
+// pending prune, with the state; PostgreSQL: a batch's, CSV: an
+// endpoint's); it clears it once their rows are gone. The next prune, or
+// the next run when EXPORT_RETENTION is off, settles it first
+// (settlePending): of the rows naming those files, it removes those
+// whose file the store no longer holds, and nothing else, whatever the
+// limit is then: a file the current limit keeps is never removed, and no
+// row is left naming a file a prune removed (review 6, R6-2; attack 4,
+// F6).
 
-// pendingPruneKey is the export_state key of the pending prune's cut.
+// pendingPruneKey is the export_state key of the pending prune.
 const pendingPruneKey = "retention pending prune"
 
 // pendingPruneFile is the CSV sink's file of it, in the PBX's state folder.
 const pendingPruneFile = ".retention-pending.json"
 
+// pendingPrune is a prune that may have removed files whose rows are
+// still there.
 type pendingPrune struct {
 	Cut time.Time `json:"cut"`
+	// Names are the files it was removing (recordings' objects); nil in
+	// a record of 8c65ea7, which stored only the cut: then any stored
+	// recording's file before the cut.
+	Names []string `json:"names,omitempty"`
+}
+
+// holds returns whether name is one of the files p was removing.
+func (p *pendingPrune) holds() func(string) bool {
+	if p.Names == nil {
+		return func(string) bool { return true }
+	}
+	in := make(map[string]bool, len(p.Names))
+	for _, n := range p.Names {
+		in[n] = true
+	}
+	return func(name string) bool { return in[name] }
 }
 
 // decodePending reads the pending prune stored at where.
-func decodePending(b []byte, where string) (time.Time, error) {
+func decodePending(b []byte, where string) (*pendingPrune, error) {
 	var p pendingPrune
 	if err := json.Unmarshal(b, &p); err != nil || p.Cut.IsZero() {
-		return time.Time{}, fmt.Errorf("the pending prune stored in %s is damaged (%q): remove it, then run once with the EXPORT_RETENTION of the prune that was stopped, so that it completes", where, b)
+		return nil, fmt.Errorf("the pending prune stored in %s is damaged (%q): replace it with {\"cut\":\"<time>\"}, the cut of the prune that stopped "+
+			"(the run ledger's retention line: removing what concerns calls started before <time>), so that the next run removes the recordings' rows "+
+			"before it whose files are gone and no others", where, b)
 	}
-	return p.Cut, nil
+	return &p, nil
 }
 
-// pendingCut returns the cut of pbx's pending prune, zero when none is.
-func (p *Postgres) pendingCut(ctx context.Context, pbx string) (time.Time, error) {
+// pending returns pbx's pending prune, nil when none is.
+func (p *Postgres) pending(ctx context.Context, pbx string) (*pendingPrune, error) {
 	var b []byte
 	err := p.pool.QueryRow(ctx, "SELECT state FROM "+p.ident("export_state")+" WHERE pbx = $1 AND key = $2", pbx, pendingPruneKey).Scan(&b)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return time.Time{}, nil
+		return nil, nil
 	case err != nil:
-		return time.Time{}, fmt.Errorf("read the pending prune: %w", dbError(err))
+		return nil, fmt.Errorf("read the pending prune: %w", dbError(err))
 	}
 	return decodePending(b, fmt.Sprintf("export_state (pbx %q, key %q)", pbx, pendingPruneKey))
 }
 
-// setPendingCut stores cut as pbx's pending prune (zero: clears it).
-func (p *Postgres) setPendingCut(ctx context.Context, pbx string, cut time.Time) error {
-	var err error
-	if cut.IsZero() {
-		_, err = p.pool.Exec(ctx, "DELETE FROM "+p.ident("export_state")+" WHERE pbx = $1 AND key = $2", pbx, pendingPruneKey)
-	} else {
-		b, _ := json.Marshal(pendingPrune{Cut: cut.UTC()})
-		_, err = p.pool.Exec(ctx, "INSERT INTO "+p.ident("export_state")+` (pbx, key, state) VALUES ($1, $2, $3)
-ON CONFLICT (pbx, key) DO UPDATE SET state = EXCLUDED.state, updated_at = now()`, pbx, pendingPruneKey, b)
+// setPending stores pp as pbx's pending prune (nil: clears it).
+func (p *Postgres) setPending(ctx context.Context, pbx string, pp *pendingPrune) error {
+	if pp == nil {
+		if _, err := p.pool.Exec(ctx, "DELETE FROM "+p.ident("export_state")+" WHERE pbx = $1 AND key = $2", pbx, pendingPruneKey); err != nil {
+			return fmt.Errorf("clear the pending prune: %w", dbError(err))
+		}
+		return nil
 	}
-	if err != nil {
+	b, _ := json.Marshal(pendingPrune{Cut: pp.Cut.UTC(), Names: pp.Names})
+	if _, err := p.pool.Exec(ctx, "INSERT INTO "+p.ident("export_state")+` (pbx, key, state) VALUES ($1, $2, $3)
+ON CONFLICT (pbx, key) DO UPDATE SET state = EXCLUDED.state, updated_at = now()`, pbx, pendingPruneKey, b); err != nil {
 		return fmt.Errorf("store the pending prune: %w", dbError(err))
 	}
 	return nil
 }
 
-// pendingCut returns the cut of pbx's pending prune, zero when none is.
-func (s *CSV) pendingCut(_ context.Context, pbx string) (time.Time, error) {
+// pending returns pbx's pending prune, nil when none is.
+func (s *CSV) pending(_ context.Context, pbx string) (*pendingPrune, error) {
 	path := filepath.Join(s.stateDir(pbx), pendingPruneFile)
 	b, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return time.Time{}, nil
+		return nil, nil
 	case err != nil:
-		return time.Time{}, fmt.Errorf("read the pending prune: %w", err)
+		return nil, fmt.Errorf("read the pending prune: %w", err)
 	}
 	return decodePending(b, path)
 }
 
-// setPendingCut stores cut as pbx's pending prune (zero: clears it),
+// setPending stores pp as pbx's pending prune (nil: clears it),
 // durably (safefile) before any file is removed.
-func (s *CSV) setPendingCut(_ context.Context, pbx string, cut time.Time) error {
+func (s *CSV) setPending(_ context.Context, pbx string, pp *pendingPrune) error {
 	path := filepath.Join(s.stateDir(pbx), pendingPruneFile)
-	if cut.IsZero() {
+	if pp == nil {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("clear the pending prune: %w", err)
 		}
@@ -174,7 +197,7 @@ func (s *CSV) setPendingCut(_ context.Context, pbx string, cut time.Time) error 
 	if _, err := s.mkStateDir(pbx); err != nil {
 		return fmt.Errorf("store the pending prune: %w", err)
 	}
-	b, _ := json.Marshal(pendingPrune{Cut: cut.UTC()})
+	b, _ := json.Marshal(pendingPrune{Cut: pp.Cut.UTC(), Names: pp.Names})
 	if err := safefile.Write(path, b, fileMode); err != nil {
 		return fmt.Errorf("store the pending prune: %w", err)
 	}

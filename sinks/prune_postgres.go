@@ -87,29 +87,22 @@ func (p *Postgres) deleteBatch(ctx context.Context, stmt string, args []any, bef
 // their rows lost are counted too. States, the run ledger and snapshot
 // tables are not touched. Run under the PBX's lock, after the run.
 //
-// A pending prune (one stopped after removing recordings' files:
-// beginRecordings) is completed: the recordings go by the later cut.
+// A pending prune (one stopped after removing recordings' files) is
+// settled first (settlePending); each batch's files are stored as pending
+// just before they are removed.
 func (p *Postgres) Prune(ctx context.Context, pbx string, eps []record.Endpoint, cut time.Time, o PruneOptions) (Pruned, error) {
-	var out Pruned
 	derived := []string{"group_calls_stored", "group_number_members"}
 	before, err := p.countRows(ctx, pbx, derived)
 	if err != nil {
 		return nil, err
 	}
-	rcut, note, pending, err := beginRecordings(ctx, p, pbx, eps, cut, o)
+	out, _, err := settlePending(ctx, p, pbx, eps, o)
 	if err != nil {
-		return nil, err
-	}
-	if note != nil {
-		out = append(out, *note)
+		return out, err
 	}
 	ends, cols := prunable(eps)
 	for i, ep := range ends {
-		c := cut
-		if ep.Files == "recordings" {
-			c = rcut
-		}
-		counts, err := p.pruneEndpoint(ctx, pbx, ep, ep.Columns[cols[i]].Name, c, o)
+		counts, err := p.pruneEndpoint(ctx, pbx, ep, ep.Columns[cols[i]].Name, cut, o)
 		out = append(out, counts...)
 		if err != nil {
 			return out, err
@@ -124,17 +117,33 @@ func (p *Postgres) Prune(ctx context.Context, pbx string, eps []record.Endpoint,
 			out = append(out, PrunedCount{Table: t, Rows: d, Detail: "by call_history's triggers"})
 		}
 	}
-	if pending {
-		return out, p.setPendingCut(ctx, pbx, time.Time{})
-	}
 	return out, nil
 }
 
-// FinishPrune completes pbx's pending prune, if one is (a prune stopped
-// after removing recordings' files), with its cut, whatever
-// EXPORT_RETENTION says now: the cut, zero when none was pending.
+// FinishPrune settles pbx's pending prune, if one is (a prune stopped
+// after removing recordings' files), whatever EXPORT_RETENTION says now:
+// only the rows naming the files it removed go (settlePending). It
+// returns the pending prune's cut, zero when none was pending.
 func (p *Postgres) FinishPrune(ctx context.Context, pbx string, eps []record.Endpoint, o PruneOptions) (Pruned, time.Time, error) {
-	return finishPrune(ctx, p, p.Prune, pbx, eps, o)
+	return settlePending(ctx, p, pbx, eps, o)
+}
+
+// pendingObjects is pendingStore's, read from ep's table.
+func (p *Postgres) pendingObjects(ctx context.Context, pbx string, ep *record.Endpoint, col string, pp *pendingPrune) ([]string, error) {
+	// pp.Names nil (a record of 8c65ea7) is NULL: every stored file.
+	rows, _ := p.pool.Query(ctx, "SELECT o FROM (SELECT "+storedObjectSQL+" AS o FROM "+p.ident(ep.Name)+" WHERE pbx = $1 AND "+
+		pgx.Identifier{col}.Sanitize()+" < $2) s WHERE o IS NOT NULL AND ($3::text[] IS NULL OR o = ANY($3::text[]))", pbx, pp.Cut, pp.Names)
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", ep.Name, dbError(err))
+	}
+	return names, nil
+}
+
+// dropObjects is pendingStore's, batched deletions from ep's table.
+func (p *Postgres) dropObjects(ctx context.Context, pbx string, ep *record.Endpoint, col string, cut time.Time, gone []string) (int64, error) {
+	where := "pbx = $1 AND " + pgx.Identifier{col}.Sanitize() + " < $2 AND (" + storedObjectSQL + ") = ANY($3::text[])"
+	return p.deleteWhere(ctx, ep.Name, where, []any{pbx, cut, gone}, 0, "", nil)
 }
 
 // pruneEndpoint is Prune of one endpoint, whose time column is col: its
@@ -161,7 +170,7 @@ func (p *Postgres) pruneEndpoint(ctx context.Context, pbx string, ep *record.End
 			return out, nil
 		}
 		var files int64
-		n, files, err = p.deleteRecordings(ctx, ep.Name, where, pbx, cut, o)
+		n, files, err = p.deleteRecordings(ctx, pbx, ep.Name, where, cut, o)
 		if files > 0 {
 			out = append(out, PrunedCount{Table: RecordingsStore, Rows: files})
 		}
@@ -189,19 +198,35 @@ func (p *Postgres) pruneEndpoint(ctx context.Context, pbx string, ep *record.End
 
 // deleteRecordings deletes the rows of table where says (with pbx and
 // cut as $1 and $2), each batch's stored files removed from
-// o.Recordings before its rows go: the rows deleted and files removed.
-func (p *Postgres) deleteRecordings(ctx context.Context, table, where, pbx string, cut time.Time, o PruneOptions) (n, files int64, err error) {
+// o.Recordings before its rows go, their names stored as pbx's pending
+// prune just before, cleared once every batch is done: the rows deleted
+// and files removed.
+func (p *Postgres) deleteRecordings(ctx context.Context, pbx, table, where string, cut time.Time, o PruneOptions) (n, files int64, err error) {
 	// Smaller batches: each holds its transaction open while the store
 	// removes its files, one request each on S3.
 	batch := o.Batch
 	if batch <= 0 {
 		batch = pruneFilesBatch
 	}
-	n, err = p.deleteWhere(ctx, table, where, []any{pbx, cut}, batch, storedObjectSQL, func(ctx context.Context, names []string) error {
-		for _, name := range names {
-			if name == "" {
-				continue
+	pending := false
+	n, err = p.deleteWhere(ctx, table, where, []any{pbx, cut}, batch, storedObjectSQL, func(ctx context.Context, values []string) error {
+		var names []string
+		for _, v := range values {
+			if v != "" {
+				names = append(names, v)
 			}
+		}
+		if len(names) == 0 {
+			return nil
+		}
+		// Written outside the batch's transaction: it must hold
+		// whether or not the batch commits. The previous batch's
+		// names are done with: their rows are gone.
+		if err := p.setPending(ctx, pbx, &pendingPrune{Cut: cut, Names: names}); err != nil {
+			return err
+		}
+		pending = true
+		for _, name := range names {
 			if err := o.Recordings.Remove(ctx, name); err != nil {
 				return err
 			}
@@ -209,6 +234,9 @@ func (p *Postgres) deleteRecordings(ctx context.Context, table, where, pbx strin
 		}
 		return nil
 	})
+	if err == nil && pending {
+		err = p.setPending(ctx, pbx, nil)
+	}
 	return n, files, err
 }
 

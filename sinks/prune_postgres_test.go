@@ -161,6 +161,14 @@ func (r *failingRemover) Remove(ctx context.Context, name string) error {
 	return r.store.Remove(ctx, name)
 }
 
+func (r *failingRemover) Present(ctx context.Context, names []string) (map[string]bool, error) {
+	return r.store.Present(ctx, names)
+}
+
+func (r *failingRemover) Stat(ctx context.Context, name string) (recstore.Object, error) {
+	return r.store.Stat(ctx, name)
+}
+
 // TestPostgresPruneRecordings: the recordings' rows of old calls go with
 // their stored files, the files first: a store failing in a batch leaves
 // that batch's rows (a later prune removes them), never a row gone whose

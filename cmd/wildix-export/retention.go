@@ -73,9 +73,10 @@ type finisher interface {
 // exported, never rows removed. A prune
 // that fails fails the run; what it removed stays removed, and the next
 // run goes on from there: a prune stopped after removing recordings'
-// files is completed by the next run with its cut, whatever
-// EXPORT_RETENTION says then (off: finishPrune), so that no row names a
-// file that is gone (attack 4, F6). The exporter's guard keeps older rows from
+// files is settled by the next run, whatever EXPORT_RETENTION says then
+// (off: finishPrune): the rows of the files it removed go, nothing the
+// limit keeps now, so that no row names a file that is gone (attack 4,
+// F6; review 6, R6-2). The exporter's guard keeps older rows from
 // being written again (exporter/privacy). changed, when a shorter limit
 // was forced (retentionLimit), goes in its notes; the limit is stored
 // once the prune succeeded.
@@ -113,9 +114,11 @@ func (a *app) retention(st *started, m *metrics, ret record.Retention, changed s
 
 // finishPrune is the AfterRun with EXPORT_RETENTION off: a prune a run
 // stopped after removing recordings' files (killed, or failed) is
-// completed with its cut, the files and rows it started on removed, and
-// reported as the run's "retention" result; nothing else is pruned, and
-// with none pending there is no such result.
+// settled (sinks' FinishPrune): the rows naming the files it removed
+// are removed, no file and no other row, and reported as the run's
+// "retention" result; without a recordings store it is left pending and
+// the result says why. Nothing else is pruned, and with none pending
+// there is no such result.
 func (a *app) finishPrune(st *started, m *metrics) func(context.Context, *exporter.RunResult) []exporter.EndpointResult {
 	f, ok := st.sink.Sink.(finisher)
 	if !ok {
@@ -124,25 +127,22 @@ func (a *app) finishPrune(st *started, m *metrics) func(context.Context, *export
 	return func(ctx context.Context, r *exporter.RunResult) []exporter.EndpointResult {
 		began := time.Now()
 		res := exporter.EndpointResult{Endpoint: "retention", Paging: "prune"}
-		o, err := pruneOptions(ctx, st)
-		if err != nil {
-			// Without a store FinishPrune removes nothing: it only says
-			// whether a prune is pending, which this run then fails on.
-			o = sinks.PruneOptions{}
-		}
-		got, cut, ferr := f.FinishPrune(ctx, r.PBX, st.cat.All(), o)
-		if err == nil {
-			err = ferr
-		} else {
-			got = nil
-		}
-		if ferr == nil && cut.IsZero() {
+		// Settling reads no quarantined record: a zone that cannot be
+		// read does not matter here, the store is set whatever.
+		o, _ := pruneOptions(ctx, st)
+		got, cut, err := f.FinishPrune(ctx, r.PBX, st.cat.All(), o)
+		if err == nil && cut.IsZero() {
 			return nil
 		}
 		res.Err = err
-		if !cut.IsZero() {
+		switch {
+		case cut.IsZero():
+		case o.Recordings == nil:
+			res.Notes = []string{"the prune of what concerns calls started before " + cut.Format(time.RFC3339) +
+				" that a run stopped after removing recordings' files is left pending: no recordings store is configured"}
+		default:
 			res.Notes = []string{"completing the prune of what concerns calls started before " + cut.Format(time.RFC3339) +
-				" that a run stopped after removing recordings' files (EXPORT_RETENTION is off now)"}
+				" that a run stopped after removing recordings' files (EXPORT_RETENTION is off now: only the rows of the files it removed go)"}
 		}
 		res.Duration = time.Since(began)
 		a.pruned(m, r, &res, cut, got)
@@ -150,24 +150,23 @@ func (a *app) finishPrune(st *started, m *metrics) func(context.Context, *export
 	}
 }
 
-// pruneOptions are the prune's options for st: the zone and the store.
+// pruneOptions are the prune's options for st: the store and the zone;
+// the store is set even when the zone cannot be read (the error).
 func pruneOptions(ctx context.Context, st *started) (sinks.PruneOptions, error) {
 	var o sinks.PruneOptions
+	if st.rec != nil {
+		// The stores (recstore.Dir, recstore.S3) remove; a store
+		// that cannot keeps the recordings' rows (Prune says so).
+		if rm, ok := st.rec.Store.(sinks.RecordingFiles); ok {
+			o.Recordings = rm
+		}
+	}
 	if st.x != nil {
 		// A quarantined recording's wall time read as the export
 		// read it: in WILDIX_TIMEZONE, else at the learnt offset.
 		var err error
 		if o.Zone, err = st.x.RecordingsZone(ctx); err != nil {
 			return o, fmt.Errorf("read the PBX's learnt UTC offset: %w", err)
-		}
-	}
-	if st.rec != nil {
-		// The stores (recstore.Dir, recstore.S3) remove; a store
-		// that cannot keeps the recordings' rows (Prune says so).
-		if rm, ok := st.rec.Store.(interface {
-			Remove(ctx context.Context, name string) error
-		}); ok {
-			o.Recordings = rm
 		}
 	}
 	return o, nil

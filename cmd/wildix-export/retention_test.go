@@ -771,14 +771,26 @@ func (r *stoppingRemover) Remove(ctx context.Context, name string) error {
 	return r.store.Remove(ctx, name)
 }
 
+func (r *stoppingRemover) Present(ctx context.Context, names []string) (map[string]bool, error) {
+	return r.store.Present(ctx, names)
+}
+
+func (r *stoppingRemover) Stat(ctx context.Context, name string) (recstore.Object, error) {
+	return r.store.Stat(ctx, name)
+}
+
 // TestRetentionStoppedPruneCompletedWhenOff: a prune stopped after
 // removing recordings' files, before their rows went, then a run with
-// EXPORT_RETENTION off: its "retention" result completes the prune with
-// the cut it began with (the ledger says so and counts the rows), so
-// that every recording's row left names a stored file, the newer ones
-// all kept; the run after has no retention result. Before, the rows
-// stayed `copied` naming files that were gone, for good (attack 4, F6).
-// On both sinks.
+// EXPORT_RETENTION off and no recordings store: its "retention" result
+// says the prune is left pending and why, nothing removed, the run not
+// failed (review 6, R6-7); then a run with the store: its result
+// completes the prune (the ledger says so and counts the rows): exactly
+// the rows of the files gone are removed, every row left names a stored
+// file, every stored file is kept; the run after has no retention
+// result. Before, the stopped prune was completed with its cut, the
+// recordings EXPORT_RETENTION off keeps removed (review 6, R6-2); and
+// before that the rows stayed `copied` naming files that were gone, for
+// good (attack 4, F6). On both sinks.
 func TestRetentionStoppedPruneCompletedWhenOff(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -864,27 +876,41 @@ func TestRetentionStoppedPruneCompletedWhenOff(t *testing.T) {
 				t.Fatalf("%d rows name a file gone after the stop, want 2: the test would prove nothing", gone)
 			}
 			a := &app{cfg: &config.Config{PBXID: "p"}, log: slog.New(slog.DiscardHandler)}
+			noStore := &started{sink: sk, x: &exporter.Exporter{Sink: sk.Sink, PBX: "p", Zone: time.UTC}, cat: cat}
+			got := a.retention(noStore, newMetrics(), record.Retention{}, "")(ctx, &exporter.RunResult{ID: "r2", PBX: "p"})
+			if len(got) != 1 || got[0].Err != nil || noteRows(got[0].Notes, "recordings") != 0 ||
+				!strings.Contains(strings.Join(got[0].Notes, "\n"), "is left pending: which of the ") ||
+				!strings.Contains(strings.Join(got[0].Notes, "\n"), "only the recordings store can tell, and none is configured") {
+				t.Fatalf("retention off and no store after a stopped prune: %+v", got)
+			}
+			if left := objects(); len(left) != 10 {
+				t.Fatalf("without a store: %d rows left, want the 10 kept", len(left))
+			}
 			st := &started{sink: sk, x: &exporter.Exporter{Sink: sk.Sink, PBX: "p", Zone: time.UTC}, rec: &recordings.Copier{Store: store}, cat: cat}
 			after := a.retention(st, newMetrics(), record.Retention{}, "")
 			if after == nil {
 				t.Fatal("with EXPORT_RETENTION off, no AfterRun completes a stopped prune")
 			}
-			got := after(ctx, &exporter.RunResult{ID: "r2", PBX: "p"})
+			got = after(ctx, &exporter.RunResult{ID: "r3", PBX: "p"})
 			if len(got) != 1 || got[0].Err != nil || got[0].Endpoint != "retention" ||
 				!strings.Contains(strings.Join(got[0].Notes, "\n"), "completing the prune of what concerns calls started before "+cut.Format(time.RFC3339)) ||
-				noteRows(got[0].Notes, "recordings") != 6 {
+				noteRows(got[0].Notes, "recordings") != 2 {
 				t.Fatalf("retention off after a stopped prune: %+v", got)
 			}
 			left := objects()
-			if ids := slices.Sorted(maps.Keys(left)); fmt.Sprint(ids) != "[rec6 rec7 rec8 rec9]" {
-				t.Errorf("rows left %v, want the 4 newer recordings'", ids)
+			if ids := slices.Sorted(maps.Keys(left)); fmt.Sprint(ids) != "[rec2 rec3 rec4 rec5 rec6 rec7 rec8 rec9]" {
+				t.Errorf("rows left %v, want all but the 2 whose files the stopped prune removed", ids)
 			}
 			for id, o := range left {
 				if !stored(o) {
 					t.Errorf("recording %s: its row names %s, not stored", id, o)
 				}
 			}
-			if again := after(ctx, &exporter.RunResult{ID: "r3", PBX: "p"}); len(again) != 0 {
+			files, _ := filepath.Glob(filepath.Join(storeDir, "*", "*", "*", "*", "*"))
+			if len(files) != len(left) {
+				t.Errorf("%d files stored, want the %d the rows name (none the limit keeps removed): %v", len(files), len(left), files)
+			}
+			if again := after(ctx, &exporter.RunResult{ID: "r4", PBX: "p"}); len(again) != 0 {
 				t.Errorf("the run after: %+v, want no retention result", again)
 			}
 		})
