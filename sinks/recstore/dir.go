@@ -154,7 +154,7 @@ func (d *Dir) Put(ctx context.Context, name string, r io.Reader, want Want) (Obj
 	v := newVerifier(r, want)
 	buf := d.buffer()
 	defer d.keep(buf)
-	if _, err := copyBlocks(f, ctxReader{ctx, v}, *buf); err != nil {
+	if _, err := io.CopyBuffer(onlyWriter{f}, ctxReader{ctx, v}, *buf); err != nil {
 		return Object{}, fmt.Errorf("store %s: %w", name, err)
 	}
 	if !v.done() {
@@ -438,44 +438,9 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// copyBlocks copies src to dst in writes of len(buf) bytes each, buf
-// filled whole before it is written, but for the last: only io.EOF from
-// src ends the copy, any other error (io.ErrUnexpectedEOF too) is
-// returned after the bytes before it were written. A copy's writes then
-// begin and end on page boundaries (256 KiB a write) whatever sizes the
-// reads come in: a body's reads are what the socket holds (about 210 KB
-// on average in the bench, less the byte the verifier holds back), and
-// writes of those sizes at those offsets cost the kernel more to put in
-// the page cache than whole aligned blocks (reads of 128-256 KB, 400 MB
-// hashed and written: 0.16-0.19 s of system CPU against 0.13-0.15 s,
-// alternated, bench/README). io.CopyBuffer writes what each read gave;
-// os.File's ReadFrom reads a reader that is neither a file nor a socket
-// 32 KiB at a time.
-func copyBlocks(dst io.Writer, src io.Reader, buf []byte) (int64, error) {
-	var n int64
-	for {
-		m := 0
-		var err error
-		for m < len(buf) && err == nil {
-			var k int
-			k, err = src.Read(buf[m:])
-			m += k
-		}
-		if m > 0 {
-			w, werr := dst.Write(buf[:m])
-			n += int64(w)
-			if werr != nil {
-				return n, werr
-			}
-			if w != m {
-				return n, io.ErrShortWrite
-			}
-		}
-		if err == io.EOF {
-			return n, nil
-		}
-		if err != nil {
-			return n, err
-		}
-	}
-}
+// onlyWriter hides a file's ReadFrom, so that io.CopyBuffer writes with
+// the buffer it is given: os.File's ReadFrom copies from any reader but a
+// file or a socket through a 32 KiB buffer of its own.
+type onlyWriter struct{ w io.Writer }
+
+func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
