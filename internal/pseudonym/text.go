@@ -317,7 +317,7 @@ func (t *text) numbers(yield func(number)) {
 //
 // It reads no further than the first date's groups: the run after a
 // date is read again from there, so reading a value stays linear.
-// It stays one function (74 lines): one loop over the groups, each step
+// It stays one function (80 lines): one loop over the groups, each step
 // reading and changing the run, its digits' country (e164) and how it is
 // written (intl, evident); split, each part would take them all.
 func (t *text) numberRun(i int) (int, bool) {
@@ -378,7 +378,13 @@ func (t *text) numberRun(i int) (int, bool) {
 		for e < len(s) && isDigit(s[e]) {
 			e++
 		}
-		if !t.joins(k, e, intl || evident, &d) || sep == 0 && t.countAfter(k, e, j-from, &d, intl || evident) {
+		// A count is never split off a national number written with its
+		// trunk prefix 0, nor off a bare country code's number not yet
+		// whole (code): whether the number is whole without it no length
+		// says, and a count read with the number leaves no digit readable
+		// (review 8, R8-1).
+		counts := intl || evident || !code && s[i] != '0'
+		if !t.joins(k, e, intl || evident, &d) || sep == 0 && counts && t.countAfter(k, e, j-from, &d, intl || evident) {
 			break
 		}
 		r.seps = append(r.seps, sep)
@@ -516,10 +522,18 @@ func (t *text) longFrom(k int) bool {
 //     group ("+43 800 123 4 missed", "+33 1 23 45 67 89 appel"). A
 //     country's numbers may be a digit or three longer (Austria's,
 //     Germany's), and Scrub took the count for the number's, so forget of
-//     the number found nothing (attack 2, F4; issue 30 notes);
+//     the number found nothing (attack 2, F4; issue 30 notes). When the
+//     group may be the number's last (its country unknown, or the number
+//     with it whole too) it is a count only of one or two digits: "+49 89
+//     1234 567 calls" is one number. numberRun asks for no count after a
+//     national number written with its trunk prefix 0, nor after a bare
+//     country code's number not yet whole: a count there is read with the
+//     number (review 8, R8-1);
 //   - any other word, a date or a time, only when its country is known,
 //     the number whole and the number with the group no whole number
-//     ("+49 30 1234567 2 10:00", "+44 800 1234 5 10:00"): when the group
+//     ("+44 800 1234 5 10:00": the UK's numbers beginning 8 have 7, 9 or 10
+//     digits, never 8; "+49 30 1234567 2 10:00" is one number, Germany's
+//     beginning 3 have 5 to 15 digits): when the group
 //     may be the number's tail ("cb +49 489 518 6 ok", "+43 662 8044 123
 //     10:00", "cb 44 738 3797 446 asap") it is read with the number, as
 //     leaving a number's last digits readable beside the pseudonym of its
@@ -557,7 +571,10 @@ func (t *text) countAfter(k, e, last int, d *e164, lengths bool) bool {
 		w++
 	}
 	if !lengths || d.wholeWith(s[k:e]) {
-		return shape && countWord(s[w:])
+		// It may be the number's last group: a count only of one or
+		// two digits (a last group of three before "calls" is the
+		// number's: "+49 89 1234 567 calls").
+		return shape && g <= 2 && countWord(s[w:])
 	}
 	if s[w]|0x20 >= 'a' && s[w]|0x20 <= 'z' || s[w] >= utf8.RuneSelf {
 		return true
@@ -568,30 +585,36 @@ func (t *text) countAfter(k, e, last int, d *e164, lengths bool) bool {
 	return t.dateAt(w) || w+1 < len(s) && isDigit(s[w]) && (timeAt(s, w+1) || isDigit(s[w+1]) && timeAt(s, w+2))
 }
 
-// countWords are the beginnings of the words that say what a number
-// before them counts, lower case, in the languages of Wildix's
-// customers: calls, missed calls, times, attempts, minutes.
+// countWords are the words that say what a number before them counts,
+// lower case, in the languages of Wildix's customers: calls, missed
+// calls, times, attempts, rings, minutes, seconds; nouns and their
+// adjectives only, whole words. Not a verb ("called", "chiamato",
+// "anrufen"), nor a word that merely begins so ("mal" of "mal anrufen",
+// "persönlich", "secretary", "minor", "ringing"): matched by their
+// beginnings, the number's last digits before them were taken for a
+// count and left readable beside the pseudonym of its first ones, which
+// forget of the number did not find (review 8, R8-1).
 var countWords = []string{
-	"call", "miss", "time", "attempt", "tries", "ring", "min", "sec", "sek", "x",
-	"anruf", "verpasst", "mal", "versuch", "chiamat", "pers", "volt", "tentativ", "squill",
-	"appel", "manqu", "fois", "llamad", "perdid", "vez", "vec", "intent",
-	"oproep", "gemist", "keer", "poging", "chamad", "tentativa",
+	"missed", "calls", "times", "attempts", "tries", "rings", "min", "mins", "minutes", "sec", "secs", "seconds", "x",
+	"anrufe", "verpasste", "verpasst", "versuche", "minuten", "sek", "sekunden",
+	"chiamate", "perse", "volte", "tentativi", "squilli", "minuti", "secondi",
+	"appels", "manqués", "manques", "fois", "tentatives", "sonneries",
+	"llamadas", "perdidas", "veces", "intentos", "minutos", "segundos",
+	"oproepen", "gemist", "gemiste", "keer", "pogingen", "seconden",
+	"chamadas", "perdidas", "vezes", "tentativas",
 }
 
 // countWord reports whether s begins with a word that counts (countWords,
-// any case): "2 missed", "3 calls", "10 min", "2 Anrufe", "2 appels",
-// "3 volte", "3 x". "x" counts only as a word by itself. It reads no
-// more than maxCountWord bytes, so that reading a text stays linear.
+// any case, the word whole): "2 missed", "3 calls", "10 min", "2 Anrufe",
+// "2 appels", "3 volte", "3 x". It reads no more than maxCountWord bytes,
+// so that reading a text stays linear; a longer word counts nothing.
 func countWord(s string) bool {
 	const maxCountWord = 16
 	n := 0
-	for n < len(s) && n < maxCountWord && (isWord(s[n]) && !isDigit(s[n])) {
+	for n < len(s) && n <= maxCountWord && (isWord(s[n]) && !isDigit(s[n])) {
 		n++
 	}
-	w := strings.ToLower(s[:n])
-	return slices.ContainsFunc(countWords, func(c string) bool {
-		return strings.HasPrefix(w, c) && (c != "x" || w == "x")
-	})
+	return n <= maxCountWord && slices.Contains(countWords, strings.ToLower(s[:n]))
 }
 
 // beginsWhole reports whether the digit groups from s[k] on, the first

@@ -3,6 +3,7 @@ package pseudonym
 import (
 	"math/rand"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -11,12 +12,33 @@ import (
 // reads a bare first group so) and three of three digits.
 var sweepCodes = []string{"1", "7", "20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46", "47", "48", "49", "51", "52", "54", "55", "61", "81", "86", "90", "98", "352", "358", "420"}
 
+// trunkCodes are country calling codes whose national numbers are
+// written with a trunk prefix 0 (Italy's keep their 0, or have none).
+var trunkCodes = []string{"31", "32", "33", "39", "41", "43", "44", "46", "49"}
+
 // sweepNumber returns a random whole number of a country of sweepCodes
 // (its national number of a length its country's numbers beginning so
 // have, 7 to 12 digits), as its code and national digits.
-func sweepNumber(rng *rand.Rand) (string, string) {
+func sweepNumber(rng *rand.Rand) (string, string) { return sweepNumberOf(rng, sweepCodes) }
+
+// sweepNational returns a random whole number of a country of trunkCodes
+// as its country calling code's country writes it nationally: a trunk
+// prefix 0 first (Italy's fixed lines keep theirs: "02…").
+func sweepNational(rng *rand.Rand) string {
 	for {
-		cc := sweepCodes[rng.Intn(len(sweepCodes))]
+		cc, nat := sweepNumberOf(rng, trunkCodes)
+		switch {
+		case cc != "39":
+			return "0" + nat
+		case nat[0] == '0' && nat[1] != '0':
+			return nat
+		}
+	}
+}
+
+func sweepNumberOf(rng *rand.Rand, codes []string) (string, string) {
+	for {
+		cc := codes[rng.Intn(len(codes))]
 		b := make([]byte, 7+rng.Intn(6))
 		for i := range b {
 			b[i] = byte('0' + rng.Intn(10))
@@ -42,6 +64,30 @@ func sweepGroups(rng *rand.Rand, d, sep string) string {
 	return strings.Join(parts, sep)
 }
 
+// sweepLongTail writes g's last group of one or two digits with the one
+// before it ("… 1234 56" as "… 123456"), for a text where a word that
+// counts follows the number: a last group of one or two digits there is
+// read as a count when the number is whole without it (README Privacy),
+// unless the number is written nationally with its trunk prefix 0.
+func sweepLongTail(g string) string {
+	if i := strings.LastIndexByte(g, ' '); i >= 0 && len(g)-i-1 <= 2 {
+		return g[:i] + g[i+1:]
+	}
+	return g
+}
+
+// sweepWordAfter are texts with a word right after the number: words
+// that count (its last group is its own: sweepLongTail) and verbs,
+// particles and adjectives that begin as a word that counts does
+// ("called", "mal", "persönlich", "chiamato": review 8, R8-1).
+var sweepWordAfter = []string{"X calls", "X missed", "X called", "X calling back", "bitte X mal anrufen",
+	"X persönlich", "X chiamato ieri", "X secretary", "X minor", "X ringing", "X volte"}
+
+// countsAfter reports whether a word that counts follows ctx's X directly.
+func countsAfter(ctx string) bool {
+	return ctx == "X calls" || ctx == "X missed" || ctx == "X volte"
+}
+
 var sweepPseudonym = regexp.MustCompile(`p:[a-z2-7]{16}`)
 
 // readable returns the digits Scrub's output out leaves readable, its
@@ -56,29 +102,42 @@ func readable(out string) string {
 }
 
 // TestScrubLeavesNoBareNumberReadable: a whole number written with its
-// country code as a bare first group ("43 1187 0235") in the texts a
-// note holds: no digit of it stays readable, and no more than the
+// country code as a bare first group ("43 1187 0235"), or nationally with
+// its trunk prefix 0 ("089 123 456 78"), in the texts a note holds, a
+// word that counts or a verb right after it too: no digit of it stays
+// readable, and no more than the
 // reading of its groups as a national run (no country code read) leaves.
 // The code reading left whole Austrian, German and Iranian numbers in
 // clear (842 of some 70,000, review 5, R5-5) and the last digits of
 // others beside the pseudonym of their first ones ("cb 44 738 3797 446
-// asap").
+// asap"), and, after a count word was any word beginning as one, the
+// last digits before "called", "mal", "persönlich" (review 8, R8-1).
 func TestScrubLeavesNoBareNumberReadable(t *testing.T) {
 	t.Parallel()
 	const seed = 7
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewSource(seed))
 	k := keyed(t, testKey)
-	ctxs := []string{"X", "cb X ok", "x; X", "tel: X.", "(X)", "X 12 calls", "X 2 missed", "call X 3 times", "X at 10:00", "X 10:00", "X on 01.12.2026", "X 01.12.2026"}
+	ctxs := append([]string{"X", "cb X ok", "x; X", "tel: X.", "(X)", "X 12 calls", "X 2 missed", "call X 3 times", "X at 10:00", "X 10:00", "X on 01.12.2026", "X 01.12.2026"}, sweepWordAfter...)
 	bad, national := 0, 0
 	for i := 0; i < 30000; i++ {
-		cc, nat := sweepNumber(rng)
 		ctx := ctxs[rng.Intn(len(ctxs))]
-		s := strings.Replace(ctx, "X", cc+" "+sweepGroups(rng, nat, " "), 1)
+		var x string
+		trunk := rng.Intn(3) == 0 // a national number, its trunk prefix 0 first
+		if trunk {
+			x = sweepGroups(rng, sweepNational(rng), " ")
+		} else {
+			cc, nat := sweepNumber(rng)
+			x = cc + " " + sweepGroups(rng, nat, " ")
+		}
+		if countsAfter(ctx) && !trunk {
+			x = sweepLongTail(x)
+		}
+		s := strings.Replace(ctx, "X", x, 1)
 		want := readable(strings.Replace(ctx, "X", "", 1))
 		old := newText(s)
 		old.noCode = true
-		if len(readable(k.scrub(old, nil))) > len(want) {
+		if !trunk && len(readable(k.scrub(old, nil))) > len(want) {
 			national++
 		}
 		if got := readable(k.Scrub(s, nil)); len(got) > len(want) {
@@ -106,7 +165,14 @@ func TestScrubLeavesNoBareNumberReadable(t *testing.T) {
 // 30,000 texts kept a trace: a count read into the number whose country's
 // numbers may be that long ("0043 10 42 463 30 12 calls"), a last group
 // read as a count ("cb +49 489 518 6 ok").
-// Left out, as README Privacy says: a count of two digits after a number
+// Also a number written nationally with its trunk prefix 0, and a word
+// right after the number: one that counts (its last group its own: a
+// last group of one or two digits there is read as a count, README
+// Privacy), or a verb or particle that begins as one ("called", "mal
+// anrufen", "persönlich"): those left the number's last digits readable
+// beside the pseudonym of its first ones (review 8, R8-1).
+// Left out, as README Privacy says: a count after a national number (read
+// with it, no digit readable: TestScrubLeavesNoBareNumberReadable); a count of two digits after a number
 // whose last group has two ("+43 1 234 56 78 12 calls", the pairs read as
 // one number, "+43 1 234 56 78 missed"); such a text gets a count of one
 // digit instead.
@@ -119,33 +185,47 @@ func TestForgetFindsWhatScrubWrote(t *testing.T) {
 	ctxs := []string{"X", "cb X", "x; X", "tel: X.", "(X)", "X, thanks", "X/ext", "cb X ok",
 		"X at 10:00", "X 10:00", "X on 01.12.2026", "X 01.12.2026", "X 2026-12-01",
 		"X 2 missed", "call X 3 times", "X 12 calls", "X (2 missed)"}
+	counts := len(ctxs) - 4
+	ctxs = append(ctxs, sweepWordAfter...)
 	bad := 0
 	for i := 0; i < 30000; i++ {
 		cc, nat := sweepNumber(rng)
-		e := cc + nat
+		e := "+" + cc + nat
 		ctx := ctxs[rng.Intn(len(ctxs))]
 		g := sweepGroups(rng, nat, " ")
 		var x string
-		switch rng.Intn(4) {
+		switch rng.Intn(5) {
 		case 0:
 			x = "+" + cc + " " + g
 		case 1:
 			x = "00" + cc + " " + g
 		case 2:
 			x = "00 " + cc + " " + g
-		default:
+		case 3:
 			x = cc + " " + g
+		default:
+			e = sweepNational(rng)
+			x = sweepGroups(rng, e, " ")
 		}
-		if strings.Contains(ctx, "12") && len(g)-strings.LastIndexByte(g, ' ') == 3 {
+		national := x[0] == '0' && x[1] != '0'
+		if countsAfter(ctx) && !national {
+			x = sweepLongTail(x)
+		}
+		if strings.Contains(ctx, "12") && len(x)-strings.LastIndexByte(x, ' ') == 3 {
 			ctx = "X 2 missed"
 		}
+		if i := slices.Index(ctxs, ctx); national && i >= counts && i < counts+4 {
+			// Nationally, a count after the number is read with it
+			// (README Privacy): no count here.
+			ctx = "X"
+		}
 		s := strings.Replace(ctx, "X", x, 1)
-		p := k.Number("+" + e)
+		p := k.Number(e)
 		scrubbed := k.Scrub(s, nil)
-		out, _ := Replace(scrubbed, func(v string) bool { return v == p || v == "+"+e || v == e }, "X")
+		out, _ := Replace(scrubbed, func(v string) bool { return v == p || v == e || v == strings.TrimPrefix(e, "+") }, "X")
 		if !strings.Contains(scrubbed, p) || len(readable(out)) > len(readable(strings.Replace(ctx, "X", "", 1))) || strings.Contains(out, "p:") || strings.Contains(out, Merged) {
 			if bad++; bad <= 10 {
-				t.Errorf("forget of +%s in Scrub(%q) = %q leaves %q", e, s, scrubbed, out)
+				t.Errorf("forget of %s in Scrub(%q) = %q leaves %q", e, s, scrubbed, out)
 			}
 		}
 	}
@@ -163,11 +243,17 @@ func TestCountWord(t *testing.T) {
 	}{
 		{"missed", true}, {"Missed calls", true}, {"calls", true}, {"times", true},
 		{"min", true}, {"x", true}, {"x.", true}, {"Anrufe", true}, {"verpasste", true},
-		{"mal", true}, {"chiamate", true}, {"perse", true}, {"volte", true},
+		{"chiamate", true}, {"perse", true}, {"volte", true},
 		{"appels", true}, {"manqués", true}, {"fois", true}, {"llamadas", true},
 		{"veces", true}, {"oproepen", true}, {"keer", true},
 		{"ok", false}, {"at 10:00", false}, {"on", false}, {"asap", false},
 		{"mail", false}, {"xyz", false}, {"thanks", false}, {"Büro", false}, {"", false},
+		// Verbs, particles and words that only begin as one that counts
+		// (review 8, R8-1).
+		{"mal anrufen", false}, {"called", false}, {"calling", false}, {"call", false},
+		{"callback", false}, {"ringing", false}, {"persönlich", false}, {"secretary", false},
+		{"minor", false}, {"chiamato", false}, {"calle", false}, {"ringrazio", false},
+		{"vecchio", false}, {"missedmissedmissed", false},
 	} {
 		if got := countWord(tc.s); got != tc.want {
 			t.Errorf("countWord(%q) = %v, want %v", tc.s, got, tc.want)

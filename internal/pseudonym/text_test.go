@@ -196,6 +196,7 @@ var numbersBeside = []struct {
 	// R5-7): they are now one number.
 	{"+43 662 8044 123 10:00", "{0} 10:00", []string{"+436628044123"}},
 	{"+44 800 1234 5 10:00", "{0} 5 10:00", []string{"+448001234"}},
+	{"+49 30 1234567 2 10:00", "{0} 10:00", []string{"+493012345672"}},
 	// The lengths of the numbers beginning so, not the country's: no UK
 	// number beginning 7 has 7 digits, no Austrian one beginning 8 fewer
 	// than 8, no French one other than 9; a group after a number not yet
@@ -228,7 +229,23 @@ var numbersBeside = []struct {
 	{"0043 10 42 463 302 12 calls", "{0} 12 calls", []string{"+431042463302"}},
 	{"cb 44 738 3797 446 (2 missed)", "cb {0} (2 missed)", []string{"447383797446"}},
 	{"352 851 0164 2 missed", "{0} 2 missed", []string{"3528510164"}},
-	{"callback 0664 123 4567 3 volte", "callback {0} 3 volte", []string{"06641234567"}},
+	// After a national number written with its trunk prefix 0, or a
+	// bare country code's number not yet whole, no length says whether
+	// the number is whole without the group: it is read with the number,
+	// no digit readable. Only whole words that count count, and a group
+	// of three that may be the number's is its own. Before, the last
+	// digits of these stayed readable beside the pseudonym of the first
+	// ones (review 8, R8-1).
+	{"callback 0664 123 4567 3 volte", "callback {0} volte", []string{"066412345673"}},
+	{"Bitte 089 123 456 78 mal anrufen", "Bitte {0} mal anrufen", []string{"08912345678"}},
+	{"Customer 0171 2345 678 called twice", "Customer {0} called twice", []string{"01712345678"}},
+	{"0171 2345 67 Anrufe", "{0} Anrufe", []string{"0171234567"}},
+	{"+49 89 1234 567 called back", "{0} called back", []string{"+49891234567"}},
+	{"+49 89 1234 567 calls", "{0} calls", []string{"+49891234567"}},
+	{"+39 02 1234 567 chiamato ieri", "{0} chiamato ieri", []string{"+39021234567"}},
+	{"39 347 1234 567 called", "{0} called", []string{"393471234567"}},
+	{"39 347 1234 56 calls", "{0} calls", []string{"39347123456"}},
+	{"+43 664 1234567 2 persönlich", "{0} persönlich", []string{"+4366412345672"}},
 	// A count as long as the number's last group of two is the number's:
 	// pairs are read as one number.
 	{"+43 1 234 56 78 12 calls", "{0} calls", []string{"+4312345678" + "12"}},
