@@ -601,7 +601,7 @@ var countWords = []string{
 	"appels", "manqués", "manques", "fois", "tentatives", "sonneries",
 	"llamadas", "perdidas", "veces", "intentos", "minutos", "segundos",
 	"oproepen", "gemist", "gemiste", "keer", "pogingen", "seconden",
-	"chamadas", "perdidas", "vezes", "tentativas",
+	"chamadas", "vezes", "tentativas",
 }
 
 // countWord reports whether s begins with a word that counts (countWords,

@@ -164,6 +164,18 @@ func TestREADMEFreeTextExamples(t *testing.T) {
 			}
 		}
 	}
+	// The words that count, as the README lists them: countWords.
+	list := readme[strings.Index(readme, "the whole word one of"):]
+	list = list[:strings.Index(list, "(any case")]
+	var words []string
+	for _, m := range regexp.MustCompile("`([^`]+)`").FindAllStringSubmatch(list, -1) {
+		words = append(words, strings.ToLower(m[1]))
+	}
+	slices.Sort(words)
+	cw := slices.Sorted(slices.Values(countWords))
+	if !slices.Equal(words, cw) {
+		t.Errorf("README's words that count %q, countWords %q", words, cw)
+	}
 	for _, tc := range readmeEnds {
 		if !slices.Contains(ends, tc.in) {
 			t.Errorf("readmeEnds: %q is no example of the README's Where a number ends", tc.in)
