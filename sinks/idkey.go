@@ -48,7 +48,10 @@ import (
 // command), with or without a recordings store: none → on seals it and
 // drops its copy in clear; a key change opens it with the earlier key
 // (EXPORT_PSEUDONYM_PREVIOUS_KEY) and seals it under the new one; on →
-// none stores it in clear too (a pseudonym key, or a key another PBX
+// none keeps it sealed until the change is committed, and the first
+// start after stores it in clear too (review 7, R7-4: stored in clear
+// by the forced run's start, it sat in clear beside pseudonymised rows
+// when that run never committed; a pseudonym key, or a key another PBX
 // keeps sealed only, stays sealed: in clear, it would let anyone test
 // numbers against the rows and names still pseudonymised with it). Each
 // state the record goes through holds the key, and what a sink kept
@@ -60,7 +63,12 @@ import (
 // refused when the sink holds recordings of it stored under a keyed id
 // (keyedRows): the record was lost (or the whole state), and a new key
 // would copy every such recording again (R6-4). The refusal names the
-// record and says to restore it. A mark of each PBX's key kept apart
+// record and says to restore it. A key the configured keys cannot open
+// is refused likewise (naming the key it needs) only while the sink
+// holds such recordings of the PBX; holding none, nothing is named with
+// it, and the PBX takes a new key (every PBX's first run makes one, with
+// or without a recordings store: a PBX that never stored recordings is
+// never refused for its key). A mark of each PBX's key kept apart
 // from the record (idKeyMark) keeps a PBX whose record was lost from
 // taking a key of before keys were kept by PBX instead (for a
 // pseudonymised PBX, the pseudonym key itself, which no refusal would
@@ -114,8 +122,11 @@ type IDKeyOptions struct {
 	// written under before this run (its stored rule), "" when in clear
 	// or none (then Ruled tells): recordings stored before keys were
 	// kept were hashed with that key itself. A run with it set and
-	// Pseudonymize false is a forced change to none: the key is then
-	// stored in clear (unless it must stay sealed).
+	// Pseudonymize false is a forced change to none: the key stays
+	// sealed until that change is committed (review 7, R7-4: stored in
+	// clear by a run that then never committed, it sat in clear beside
+	// pseudonymised rows); the first start after (WrittenUnder "")
+	// stores it in clear (unless it must stay sealed).
 	WrittenUnder string
 	// CarryOnly is a run without a recordings store: it carries the
 	// PBX's key over a change of rule or key, and makes one as a run
@@ -126,9 +137,10 @@ type IDKeyOptions struct {
 
 // idMaterial is the key of recordings' ids as a list holds it.
 type idMaterial struct {
-	raw    []byte
-	pseudo bool // a pseudonym key: never stored in clear
-	sealed bool // found only sealed: stored in clear by a change to none
+	raw     []byte
+	pseudo  bool // a pseudonym key: never stored in clear
+	sealed  bool // found only sealed: stored in clear by a change to none
+	replace bool // a new key replacing one that named no recording the sink holds
 }
 
 // recordingsKey returns the key of o.PBX's recordings' ids and whether r
@@ -147,14 +159,50 @@ func (r *idKeyRecord) recordingsKey(o IDKeyOptions) (*pseudonym.Keyed, bool, err
 	return k, changed, err
 }
 
-// idMaterial finds o.PBX's key: its own, in clear or sealed; else, for a
-// PBX that has written rows on a sink that may hold recordings named
-// before keys were kept by PBX, the key they were named with
-// (legacyMaterial), unless the PBX's mark says it took a key from the
-// record (hadKey, idKeyMark: the record was lost); else a new random one,
+// idMaterial finds o.PBX's key (keptMaterial); else a new random one,
 // unless the sink holds recordings of the PBX named with a key it lost
-// (keyedRows).
+// (keyedRows: refused, naming the record to restore). A kept key the
+// configured keys cannot open is refused too, unless the sink holds no
+// recording of the PBX under a keyed id: it is then replaced by a new
+// one (nothing is named with it).
 func (r *idKeyRecord) idMaterial(o IDKeyOptions) (idMaterial, error) {
+	m, err := r.keptMaterial(o)
+	if !errors.Is(err, ErrRecordingsKey) && (err != nil || m.raw != nil) {
+		return m, err
+	}
+	// No key, or one the configured keys cannot open: a new key, when
+	// the sink holds no recording of the PBX named with one (a PBX that
+	// never stored recordings under a keyed id is never refused for
+	// its key: review 7, R7-2 made every PBX's first run make one).
+	held := ""
+	if r.keyedRows != nil {
+		var herr error
+		if held, herr = r.keyedRows(o.PBX); herr != nil {
+			return idMaterial{}, fmt.Errorf("look for recordings stored under a keyed id: %w", herr)
+		}
+	}
+	switch {
+	case err != nil && (r.keyedRows == nil || held != ""):
+		return m, err
+	case held != "":
+		return idMaterial{}, fmt.Errorf("%w: the sink holds recordings of PBX %q stored under a keyed id (%s), and keeps no key of recordings' ids for it: "+
+			"the record of the keys (%s) was lost, or the state restored from a backup older than those recordings; "+
+			"restore it, with the suppression list, from the backup taken with the data (README, Erasure), and run again; "+
+			"a new key would name every such recording anew and copy it again, with a second row",
+			ErrRecordingsKey, o.PBX, held, r.where)
+	}
+	raw := make([]byte, pseudonym.MinKeyLen)
+	rand.Read(raw)
+	return idMaterial{raw: raw, replace: err != nil}, nil
+}
+
+// keptMaterial is o.PBX's key as the record keeps it, in clear or
+// sealed; else, for a PBX that has written rows on a sink that may hold
+// recordings named before keys were kept by PBX, the key they were named
+// with (legacyMaterial), unless the PBX's mark says it took a key from
+// the record (hadKey, idKeyMark: the record was lost); else none (nil
+// raw).
+func (r *idKeyRecord) keptMaterial(o IDKeyOptions) (idMaterial, error) {
 	if e := r.Keys[o.PBX]; e != nil {
 		switch {
 		case e.Key != nil:
@@ -167,24 +215,9 @@ func (r *idKeyRecord) idMaterial(o IDKeyOptions) (idMaterial, error) {
 		return idMaterial{}, fmt.Errorf("%w: %s keeps it for PBX %q neither in clear nor sealed: restore it from the backup taken with the data", ErrRecordingsKey, r.where, o.PBX)
 	}
 	if !r.NoLegacy && !r.hadKey && (o.Ruled || o.WrittenUnder != "") {
-		if m, err := r.legacyMaterial(o); err != nil || m.raw != nil {
-			return m, err
-		}
+		return r.legacyMaterial(o)
 	}
-	if r.keyedRows != nil {
-		if held, err := r.keyedRows(o.PBX); err != nil {
-			return idMaterial{}, fmt.Errorf("look for recordings stored under a keyed id: %w", err)
-		} else if held != "" {
-			return idMaterial{}, fmt.Errorf("%w: the sink holds recordings of PBX %q stored under a keyed id (%s), and keeps no key of recordings' ids for it: "+
-				"the record of the keys (%s) was lost, or the state restored from a backup older than those recordings; "+
-				"restore it, with the suppression list, from the backup taken with the data (README, Erasure), and run again; "+
-				"a new key would name every such recording anew and copy it again, with a second row",
-				ErrRecordingsKey, o.PBX, held, r.where)
-		}
-	}
-	raw := make([]byte, pseudonym.MinKeyLen)
-	rand.Read(raw)
-	return idMaterial{raw: raw}, nil
+	return idMaterial{}, nil
 }
 
 // legacyMaterial is the key a PBX that has written rows named its
@@ -229,15 +262,18 @@ func (r *idKeyRecord) legacyMaterial(o IDKeyOptions) (idMaterial, error) {
 // rule wants, and reports whether it changed: pseudonymising, sealed with
 // o.Key and the PBX's copy in clear dropped; a pseudonym key, sealed with
 // o.Key whatever the rule; in clear, a key found in clear, or one found
-// sealed after a forced change to none (o.WrittenUnder set) unless
-// another PBX keeps it sealed only. It never drops anything else.
+// sealed by a start of a PBX whose rows are in clear (no rule under a
+// pseudonym key committed: o.WrittenUnder "") unless another PBX keeps it
+// sealed only; the start of a forced change to none keeps it sealed,
+// as its rule is not committed yet (R7-4). It never drops anything
+// else.
 func (l *idKeyRecord) keepIDKey(id string, m idMaterial, o IDKeyOptions) (bool, error) {
 	was := l.Keys[o.PBX]
 	r := &PBXKey{ID: id}
-	if was != nil {
+	if was != nil && !m.replace {
 		r.Key, r.Sealed = was.Key, was.Sealed
 	}
-	clear := !o.Pseudonymize && !m.pseudo && (!m.sealed || o.WrittenUnder != "" && !l.sealedElsewhere(id, o))
+	clear := !o.Pseudonymize && !m.pseudo && (!m.sealed || o.WrittenUnder == "" && !l.sealedElsewhere(id, o))
 	if clear {
 		r.Key = m.raw
 	} else {
@@ -374,7 +410,7 @@ func (s *SealedKey) missing(o IDKeyOptions, why string) error {
 	}
 	do := "after a forced change of key (run --force), set EXPORT_PSEUDONYM_PREVIOUS_KEY (or _FILE) to the earlier key for one run, which seals it again with the new one; or set EXPORT_PSEUDONYM_KEY back to it"
 	if !o.Pseudonymize {
-		do = "set EXPORT_PSEUDONYM_KEY (or _FILE) to it, under EXPORT_PSEUDONYMIZE=none too (the run that changes to none then keeps it in clear, unless it is the key the recordings were named with, which is never stored in clear and stays needed)"
+		do = "set EXPORT_PSEUDONYM_KEY (or _FILE) to it, under EXPORT_PSEUDONYMIZE=none too, until a run after the change to none has passed (that run keeps it in clear, unless it is the key the recordings were named with, which is never stored in clear and stays needed)"
 	}
 	return fmt.Errorf("%w: the key naming the sink's recordings stored under a keyed id (k-…) is sealed with EXPORT_PSEUDONYM_KEY %s, and %s: %s; "+
 		"or export into a new schema or folder and recordings store; without it, every such recording would be copied again under a new name (README, Privacy)",

@@ -133,6 +133,9 @@ func adoptIDKeys(rec *idKeyRecord, l *Suppression, anyState bool, where string) 
 		rec.SchemaKeySealed = l.IDKeySealed
 	}
 	l.IDKeys, l.IDKey, l.IDKeySealed, l.IDKeysApart = nil, nil, nil, true
+	if l.Numbers == nil {
+		l.Numbers = []SuppressedNumber{}
+	}
 	return rec, changed
 }
 

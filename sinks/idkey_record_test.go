@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -190,4 +191,79 @@ func idOf(k *pseudonym.Keyed) string {
 		return "none"
 	}
 	return k.KeyID()
+}
+
+// TestRecordingsKeyRefusedWhenHeld: a PBX whose key of recordings' ids
+// the configured keys cannot open, or whose key the sink lost, is
+// refused (ErrRecordingsKey, naming a recording, and the record to
+// restore when lost) while the sink holds a recording of it stored under
+// a keyed id; holding none, it takes a new key (nothing is named with
+// the old one; a PBX that never stored recordings is never refused for
+// its key). Both sinks.
+func TestRecordingsKeyRefusedWhenHeld(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	k1 := keyID(t, idK1)
+	for _, kind := range []string{"csv", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			var s idKeySink
+			var hold, release, lose func()
+			if kind == "csv" {
+				c, _ := NewCSV(CSVOptions{Dir: t.TempDir()})
+				s = c
+				dir := filepath.Join(c.opt.Dir, "recordings")
+				data := filepath.Join(dir, "p_20261207T101010Z-0a1b2c_0001.csv")
+				hold = func() {
+					if err := os.MkdirAll(dir, 0o700); err != nil {
+						t.Fatal(err)
+					}
+					for p, b := range map[string]string{data: "recording,extra\nk-0123abcd,\n", manifestPath(data): `{"pbx":"p","file":"p_20261207T101010Z-0a1b2c_0001.csv"}`} {
+						if err := os.WriteFile(p, []byte(b), 0o600); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				release = func() { os.Remove(data); os.Remove(manifestPath(data)) }
+				lose = func() { os.Remove(c.idKeysFile()) }
+			} else {
+				p, pool := newPostgres(t)
+				s = p
+				exec := func(sql string) {
+					if _, err := pool.Exec(ctx, sql); err != nil {
+						t.Fatal(err)
+					}
+				}
+				hold = func() {
+					exec("INSERT INTO " + p.ident("recordings") + " (pbx, recording, raw, run_id) VALUES ('p', 'k-0123abcd', '{}', 'r')")
+				}
+				release = func() { exec("DELETE FROM " + p.ident("recordings")) }
+				lose = func() {
+					exec("DELETE FROM " + p.ident("export_state") + " WHERE pbx = '' AND key = 'recordings id keys'")
+				}
+			}
+			on := IDKeyOptions{PBX: "p", Pseudonymize: true, Key: idK1, Ruled: true, WrittenUnder: k1}
+			first, err := s.SuppressionKey(ctx, on)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hold()
+			changed := IDKeyOptions{PBX: "p", Pseudonymize: true, Key: idK2, Ruled: true, WrittenUnder: k1}
+			if _, err := s.SuppressionKey(ctx, changed); !errors.Is(err, ErrRecordingsKey) || !strings.Contains(err.Error(), "EXPORT_PSEUDONYM_PREVIOUS_KEY") {
+				t.Fatalf("a key change without the earlier key, a k- recording held: %v; want ErrRecordingsKey naming EXPORT_PSEUDONYM_PREVIOUS_KEY", err)
+			}
+			lose()
+			if _, err := s.SuppressionKey(ctx, on); !errors.Is(err, ErrRecordingsKey) || !strings.Contains(err.Error(), "k-0123abcd") || !strings.Contains(err.Error(), "restore") {
+				t.Fatalf("the record lost, a k- recording held: %v; want ErrRecordingsKey naming the recording and to restore", err)
+			}
+			release()
+			k, err := s.SuppressionKey(ctx, changed)
+			if err != nil || k.KeyID() == first.KeyID() {
+				t.Fatalf("no k- recording held: %s, %v; want a new key", idOf(k), err)
+			}
+			if again, err := s.SuppressionKey(ctx, IDKeyOptions{PBX: "p", Pseudonymize: true, Key: idK2, Ruled: true, WrittenUnder: keyID(t, idK2)}); err != nil || again.KeyID() != k.KeyID() {
+				t.Fatalf("then: %s, %v; want %s kept", idOf(again), err, k.KeyID())
+			}
+		})
+	}
 }

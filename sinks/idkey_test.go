@@ -69,18 +69,19 @@ func TestRecordingsKeyCarriedOver(t *testing.T) {
 			{o: none(nil, "")}, // makes R
 			{o: on(idK1, nil, ""), want: "R"},
 			{o: on(idK1, nil, ""), want: "R"}, // the first commit never came
-			{o: none(idK1, ""), want: "R"},    // reverted to none: stays sealed
-			{o: none(nil, ""), err: ErrRecordingsKey},
+			{o: none(idK1, ""), want: "R"},    // reverted to none, the rows in clear: in clear again
+			{o: none(nil, ""), want: "R"},
 			{o: on(idK1, nil, ""), want: "R"},
 			{o: on(idK2, idK1, k1), want: "R"},
 			{o: on(idK2, nil, k1), want: "R"}, // killed: WrittenUnder still k1
 			{o: on(idK2, nil, k2), want: "R"},
-			{o: none(idK2, k2), want: "R"}, // to none: in clear too
-			{o: none(idK2, k2), want: "R"}, // killed: again
-			{o: none(nil, k2), want: "R"},  // killed, and the key unset: the copy in clear
+			{o: none(idK2, k2), want: "R"},            // to none: sealed until committed (R7-4)
+			{o: none(idK2, k2), want: "R"},            // killed: again
+			{o: none(nil, k2), err: ErrRecordingsKey}, // killed, and the key unset: still needed
 			{o: on(idK2, nil, k2), want: "R"},
 			{o: none(idK2, k2), want: "R"},
-			{o: none(nil, ""), want: "R"}, // the key unset at last
+			{o: none(idK2, ""), want: "R"}, // committed: in clear too
+			{o: none(nil, ""), want: "R"},  // the key unset at last
 		}},
 		{"on before the key was kept, key change, none", idKeyRecord{}, []idStep{
 			{o: on(idK1, nil, k1), want: k1},
@@ -112,6 +113,7 @@ func TestRecordingsKeyCarriedOver(t *testing.T) {
 			{o: on(idK1, nil, ""), want: "L"},
 			{o: on(idK2, idK1, k1), want: "L"},
 			{o: none(idK2, k2), want: "L"},
+			{o: none(idK2, ""), want: "L"},
 			{o: none(nil, ""), want: "L"},
 		}},
 		{"a list made with the pseudonym key", idKeyRecord{list: &Suppression{KeyID: k1, Numbers: []SuppressedNumber{{Hash: "p:x"}}}}, []idStep{
@@ -155,7 +157,9 @@ func TestRecordingsKeyCarriedOver(t *testing.T) {
 				if k.KeyID() != want {
 					t.Fatalf("step %d (%+v): key %s, want %s: every keyed recording would be copied again", i, st.o, k.KeyID(), want)
 				}
-				if st.o.Pseudonymize {
+				// Nor after a forced change to none, before it is
+				// committed (review 7, R7-4).
+				if st.o.Pseudonymize || st.o.WrittenUnder != "" {
 					for _, b := range [][]byte{random, idK1, idK2, idK3} {
 						if len(b) > 0 && inClear(stored, b) {
 							t.Fatalf("step %d: the list holds a key in clear under pseudonymisation: %s", i, stored)
@@ -241,13 +245,16 @@ func TestRecordingsKeyKeptBySinks(t *testing.T) {
 				{Pseudonymize: true, Key: idK2, Previous: idK1, WrittenUnder: k1},
 				{Pseudonymize: true, Key: idK2, WrittenUnder: k2},
 				{Key: idK2, WrittenUnder: k2},
+				{Key: idK2},
 				{},
 			} {
 				k, err := s.SuppressionKey(ctx, o)
 				if err != nil || k.KeyID() != first.KeyID() {
 					t.Fatalf("step %d: %v, %v; want key %s", i, k, err, first.KeyID())
 				}
-				if got := inClear(stored(), raw); got == o.Pseudonymize {
+				// In clear only once the PBX's rows are (R7-4: not by the
+				// start of a forced change to none, before its commit).
+				if got := inClear(stored(), raw); got != (!o.Pseudonymize && o.WrittenUnder == "") {
 					t.Fatalf("step %d (pseudonymised %v): the key in clear in the sink: %v\n%s", i, o.Pseudonymize, got, stored())
 				}
 			}

@@ -93,6 +93,10 @@ func TestRecordingsKeptAcrossKeyChanges(t *testing.T) {
 			{env: on(testKey1), force: true},
 			{env: on(testKey2, "EXPORT_PSEUDONYM_PREVIOUS_KEY="+testKey1), force: true},
 			{env: none("EXPORT_PSEUDONYM_KEY=" + testKey2), force: true},
+			// Sealed until the change to none is committed (review 7,
+			// R7-4): the key is needed once more, then kept in clear.
+			{env: none(), code: exitConfig, says: "EXPORT_PSEUDONYM_KEY"},
+			{env: none("EXPORT_PSEUDONYM_KEY=" + testKey2)},
 			{env: none()},
 		}},
 		// The PBX's first run, without recordings, under K1, then the
