@@ -129,6 +129,8 @@ type Forgotten struct {
 	digits     string
 	national   []string // pseudonym.NationalForms, when given internationally
 	pseudonyms []string
+	// recKeys are the PBXes' keys of recordings' ids (KeyRecordingsWith).
+	recKeys map[string]*pseudonym.Keyed
 }
 
 // NewForgotten checks number (any form: +39…, 0039…, spaces) and returns

@@ -346,10 +346,14 @@ func (s *CSV) ForgetErase(ctx context.Context, pbx string, f *Forgotten, endpoin
 		e := &endpoints[i]
 		var n int64
 		for _, pbx := range pbxes {
-			if err := s.dropOldRecordingKeys(ctx, pbx, e, f); err != nil {
+			taken, err := s.recordingKeys(ctx, pbx, e)
+			if err != nil {
 				return done, fmt.Errorf("erase in %s: %w", e.Name, err)
 			}
-			res, err := s.EditRows(ctx, pbx, e, "forget", s.forgetEdit(e, f))
+			if err := s.dropOldRecordingKeys(ctx, pbx, e, f, taken); err != nil {
+				return done, fmt.Errorf("erase in %s: %w", e.Name, err)
+			}
+			res, err := s.EditRows(ctx, pbx, e, "forget", s.forgetEdit(pbx, e, f, taken))
 			if err != nil {
 				return done, fmt.Errorf("erase in %s: %w", e.Name, err)
 			}
@@ -377,10 +381,14 @@ func (s *CSV) ForgetErase(ctx context.Context, pbx string, f *Forgotten, endpoin
 // csvNumericHow is how to set a numeric cell to NULL in a data file.
 const csvNumericHow = "in each file named, make that cell empty: an empty cell is NULL"
 
-// forgetEdit is ForgetErase's edit of e's rows: each row mentioning f
-// rewritten with it erased, a recording's row also marked erased. A
-// file's shape is learnt from its header, again when the header differs.
-func (s *CSV) forgetEdit(e *record.Endpoint, f *Forgotten) EditFunc {
+// forgetEdit is ForgetErase's edit of e's rows of pbx: each row
+// mentioning f rewritten with it erased, a recording's row also marked
+// erased, and given a new key when its key tells the number
+// (recordingKeyFor; a key tied to nothing when taken, the keys of e's
+// rows, holds it: a run that did not know the row's old key wrote one
+// under it). A file's shape is learnt from its header, again when the
+// header differs.
+func (s *CSV) forgetEdit(pbx string, e *record.Endpoint, f *Forgotten, taken map[string]bool) EditFunc {
 	var sh *rowShape
 	var shHeader []string
 	var marks map[int]string // a recording's row: column → its erased value
@@ -409,7 +417,15 @@ func (s *CSV) forgetEdit(e *record.Endpoint, f *Forgotten) EditFunc {
 			cells[j] = v
 		}
 		if kc >= 0 && recordingKeyTells(cells[kc]) {
-			cells[kc] = erasedKey()
+			cell := func(name string) string {
+				if j := slices.Index(header, name); j >= 0 {
+					return s.unquoteCell(row[j])
+				}
+				return ""
+			}
+			if cells[kc] = f.recordingKeyFor(pbx, cells[kc], cell("id"), cell("path")); taken[cells[kc]] {
+				cells[kc] = erasedKey()
+			}
 		}
 		for j := range cells {
 			if sh.kinds[j] == cellText {
@@ -429,12 +445,12 @@ func (s *CSV) forgetEdit(e *record.Endpoint, f *Forgotten) EditFunc {
 // It stays whole (about 60 lines): the dry run that finds the keys and
 // the rewrite of the states and the manifests must read the same keys,
 // which one body keeps in sight.
-func (s *CSV) dropOldRecordingKeys(ctx context.Context, pbx string, e *record.Endpoint, f *Forgotten) error {
+func (s *CSV) dropOldRecordingKeys(ctx context.Context, pbx string, e *record.Endpoint, f *Forgotten, taken map[string]bool) error {
 	if e.Files == "" {
 		return nil
 	}
 	old := map[string]bool{}
-	edit := s.forgetEdit(e, f)
+	edit := s.forgetEdit(pbx, e, f, taken)
 	_, err := s.EditRows(ctx, pbx, e, "forget", func(header, row []string) (RowEdit, error) {
 		ed, err := edit(header, row)
 		if kc := recordingKeyColumn(e, header); err == nil && kc >= 0 && ed.Cells != nil && ed.Cells[kc] != row[kc] {
@@ -490,6 +506,22 @@ func (s *CSV) dropOldRecordingKeys(ctx context.Context, pbx string, e *record.En
 		}
 	}
 	return nil
+}
+
+// recordingKeys are the keys of e's rows of pbx, when e is recordings
+// (nil for another endpoint), read by a dry run of EditRows.
+func (s *CSV) recordingKeys(ctx context.Context, pbx string, e *record.Endpoint) (map[string]bool, error) {
+	if e.Files == "" {
+		return nil, nil
+	}
+	keys := map[string]bool{}
+	_, err := s.EditRows(ctx, pbx, e, "forget", func(header, row []string) (RowEdit, error) {
+		if kc := recordingKeyColumn(e, header); kc >= 0 {
+			keys[s.unquoteCell(row[kc])] = true
+		}
+		return RowEdit{}, nil
+	})
+	return keys, err
 }
 
 // unquoteCell is a text cell's value as the sink was given it: without

@@ -189,8 +189,8 @@ func (p *Postgres) countMentions(ctx context.Context, table string, pl *pgPlace,
 		return 0, fmt.Errorf("search table %s: %w", table, dbError(err))
 	}
 	if pl != nil {
-		err := p.eachMention(ctx, p.pool, *pl, f, false, func(ctid string, _ []string, _ []bool, _ string) error {
-			found[ctid] = true
+		err := p.eachMention(ctx, p.pool, *pl, f, false, func(h pgHit) error {
+			found[h.ctid] = true
 			return nil
 		})
 		if err != nil {
@@ -208,9 +208,9 @@ func (p *Postgres) forgetRecordings(ctx context.Context, f *Forgotten, endpoints
 		if !pl.recordings || !slices.Contains(tables, pl.table) {
 			continue
 		}
-		err := p.eachMention(ctx, p.pool, pl, f, false, func(_ string, _ []string, _ []bool, object string) error {
-			if object != "" {
-				out = append(out, object)
+		err := p.eachMention(ctx, p.pool, pl, f, false, func(h pgHit) error {
+			if h.object != "" {
+				out = append(out, h.object)
 			}
 			return nil
 		})
@@ -237,15 +237,22 @@ type queryer interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// eachMention calls fn with each row of pl mentioning f: its ctid, its
-// cells (erased in place when the rule found the number in them) and, for
-// recordings, its stored object; changed[i] says whether cells[i] was.
-// Rows the pattern lets through but the rule does not match are not
-// given. lock takes the rows FOR UPDATE.
+// pgHit is a row eachMention found: its ctid, its cells (erased in place
+// when the rule found the number in them; changed[i] says whether
+// cells[i] was) and, for recordings, its stored object and, when its key
+// tells the number, the key it is given (recordingKeyFor).
+type pgHit struct {
+	ctid, object, rekey, pbx string
+	cells                    []string
+	changed                  []bool
+}
+
+// eachMention calls fn with each row of pl mentioning f (pgHit). Rows the
+// pattern lets through but the rule does not match are not given. lock
+// takes the rows FOR UPDATE.
 // Its six parameters are one search's: where (q, pl), what (f), whether
 // to lock, and the callback; search and erasure share it, each with its own.
-func (p *Postgres) eachMention(ctx context.Context, q queryer, pl pgPlace, f *Forgotten, lock bool,
-	fn func(ctid string, cells []string, changed []bool, object string) error) error {
+func (p *Postgres) eachMention(ctx context.Context, q queryer, pl pgPlace, f *Forgotten, lock bool, fn func(pgHit) error) error {
 	sel := []string{"t.ctid::text"}
 	for _, c := range pl.cells {
 		sel = append(sel, c.selectExpr())
@@ -253,7 +260,7 @@ func (p *Postgres) eachMention(ctx context.Context, q queryer, pl pgPlace, f *Fo
 	if pl.recordings {
 		// Only a file stored: a vanished or refused recording's row keeps
 		// the name its file would have had (attack 1, B3).
-		sel = append(sel, "coalesce(("+storedObjectSQL+"), '')")
+		sel = append(sel, "coalesce(("+storedObjectSQL+"), '')", "t.pbx")
 	}
 	sql := "SELECT " + strings.Join(sel, ", ") + " FROM " + p.ident(pl.table) + " t WHERE t::text ~ $1" + notTheList(pl.table)
 	if lock {
@@ -264,21 +271,16 @@ func (p *Postgres) eachMention(ctx context.Context, q queryer, pl pgPlace, f *Fo
 		return fmt.Errorf("search table %s: %w", pl.table, dbError(err))
 	}
 	defer rows.Close()
-	type hit struct {
-		ctid, object string
-		cells        []string
-		changed      []bool
-	}
-	var hits []hit
+	var hits []pgHit
 	for rows.Next() {
-		var h hit
+		var h pgHit
 		h.cells = make([]string, len(pl.cells))
 		dest := []any{&h.ctid}
 		for i := range h.cells {
 			dest = append(dest, &h.cells[i])
 		}
 		if pl.recordings {
-			dest = append(dest, &h.object)
+			dest = append(dest, &h.object, &h.pbx)
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("search table %s: %w", pl.table, dbError(err))
@@ -290,6 +292,9 @@ func (p *Postgres) eachMention(ctx context.Context, q queryer, pl pgPlace, f *Fo
 			for i := range h.cells {
 				h.changed[i] = h.cells[i] != orig[i]
 			}
+			if pl.recordings && pl.key >= 0 && recordingKeyTells(orig[pl.key]) {
+				h.rekey = f.recordingKeyFor(h.pbx, orig[pl.key], pl.cellValue(orig, "id"), pl.cellValue(orig, "path"))
+			}
 			hits = append(hits, h)
 		}
 	}
@@ -297,7 +302,7 @@ func (p *Postgres) eachMention(ctx context.Context, q queryer, pl pgPlace, f *Fo
 		return fmt.Errorf("search table %s: %w", pl.table, dbError(err))
 	}
 	for _, h := range hits {
-		if err := fn(h.ctid, h.cells, h.changed, h.object); err != nil {
+		if err := fn(h); err != nil {
 			return err
 		}
 	}
@@ -411,6 +416,22 @@ ORDER BY ordinal_position`, p.schema, table)
 // ("multiple assignments to same column") after the files were removed.
 var recordingSetBelow = map[string]bool{"status": true, "reason": true, "object": true, "stored_size": true, "sha256": true}
 
+// freeKey is h.rekey, the new key of a recording's row, unless another
+// row of its PBX has it already (a run that did not know the row's old
+// key wrote one under it): then a key tied to nothing (erasedKey), as
+// the table's key allows one row per key and PBX.
+func (p *Postgres) freeKey(ctx context.Context, tx pgx.Tx, pl pgPlace, h pgHit) (string, error) {
+	var taken bool
+	col := pgx.Identifier{pl.cells[pl.key].name}.Sanitize()
+	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+p.ident(pl.table)+" WHERE pbx = $1 AND "+col+" = $2)", h.pbx, h.rekey).Scan(&taken); err != nil {
+		return "", fmt.Errorf("erase a row of %s: %w", pl.table, dbError(err))
+	}
+	if taken {
+		return erasedKey(), nil
+	}
+	return h.rekey, nil
+}
+
 // erasePlace rewrites one table's rows mentioning f in one transaction.
 func (p *Postgres) erasePlace(ctx context.Context, pl pgPlace, f *Forgotten) (int64, error) {
 	tx, err := p.pool.Begin(ctx)
@@ -420,7 +441,8 @@ func (p *Postgres) erasePlace(ctx context.Context, pl pgPlace, f *Forgotten) (in
 	defer tx.Rollback(ctx)
 	var n int64
 	var oldKeys []string // re-keyed: removed from the states' recent keys below
-	err = p.eachMention(ctx, tx, pl, f, true, func(ctid string, cells []string, changed []bool, _ string) error {
+	err = p.eachMention(ctx, tx, pl, f, true, func(h pgHit) error {
+		ctid, cells, changed := h.ctid, h.cells, h.changed
 		var set []string
 		var args []any
 		for i, c := range pl.cells {
@@ -433,8 +455,12 @@ func (p *Postgres) erasePlace(ctx context.Context, pl pgPlace, f *Forgotten) (in
 		if pl.recordings {
 			args = append(args, Erased, exporter.RecordingErasedReason)
 			set = append(set, fmt.Sprintf("status = $%d, reason = $%d, object = NULL, stored_size = NULL, sha256 = NULL", len(args)-1, len(args)))
-			if pl.key >= 0 && recordingKeyTells(cells[pl.key]) {
-				args = append(args, erasedKey())
+			if h.rekey != "" {
+				key, err := p.freeKey(ctx, tx, pl, h)
+				if err != nil {
+					return err
+				}
+				args = append(args, key)
 				set = append(set, fmt.Sprintf("%s = $%d", pl.cells[pl.key].name, len(args)))
 				oldKeys = append(oldKeys, cells[pl.key])
 			}

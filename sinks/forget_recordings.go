@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/exporter/recordings"
 	"github.com/wildix-export/wildix-export/internal/pseudonym"
 )
 
@@ -25,7 +26,53 @@ import (
 // its states and the manifests' copies of them), so that no unkeyed hash
 // of the path stays there (review1, R3). The next run then lists the
 // recording as new: the suppression list keeps its file from being copied,
-// and its row is written again, under its "k-" key, marked erased.
+// and its row is written again, under its "k-" key, marked erased. So
+// forget gives such a row that "k-" key itself, as the exporter computes
+// it (recordings.StoredID, AltID for a clash), when the row's id and path
+// are those its old key was made of and the PBX's key of recordings' ids
+// is known (KeyRecordingsWith): the next run's row replaces it, one row
+// per recording. Otherwise (a pseudonymised path, which no longer gives
+// its old key; a PBX whose key forget cannot open or that has none yet)
+// the key is tied to nothing ("erased-…"), and the next run's row is a
+// second one, erased too.
+
+// KeyRecordingsWith gives f the key of each PBX's recordings' ids (by PBX
+// id) the PBX's next run names recordings with: a recording's row whose
+// key tells the number is given the key that run computes for it.
+func (f *Forgotten) KeyRecordingsWith(keys map[string]*pseudonym.Keyed) {
+	f.recKeys = keys
+}
+
+// recordingKeyFor is the key forget gives a recording's row of pbx whose
+// key tells the number (recordingKeyTells), its id and path as the row
+// holds them: the one the exporter computes for the recording, when key
+// is the one it had before ids were keyed (recordings.LegacyID,
+// LegacyAltID) and pbx's key is known; else erasedKey.
+func (f *Forgotten) recordingKeyFor(pbx, key, id, path string) string {
+	if k := f.recKeys[pbx]; k != nil {
+		r := recordings.Recording{ID: id, Path: path, IDKey: k}
+		switch {
+		case key == recordings.LegacyID(r):
+			if n := recordings.StoredID(r); n != "" && !recordingKeyTells(n) {
+				return n
+			}
+		case id != "" && key == recordings.LegacyAltID(r):
+			return recordings.AltID(r)
+		}
+	}
+	return erasedKey()
+}
+
+// cellValue is the value of the cell named name in cells, a row of pl;
+// "" when pl has none.
+func (pl pgPlace) cellValue(cells []string, name string) string {
+	for i, c := range pl.cells {
+		if c.name == name {
+			return cells[i]
+		}
+	}
+	return ""
+}
 
 // recordingKeyTells reports whether key, a recording row's key, holds a
 // phone number (what forget's search finds, any number) or is an

@@ -15,6 +15,8 @@ import (
 
 	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/exporter/recordings"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
 )
 
 // TestForgetRecordingKeysOfBefore: recordings' rows written before ids
@@ -32,7 +34,14 @@ import (
 // unkeyed hash of the path stayed there, confirming the number). The
 // second row's reason quotes its hostile file name, holding the number:
 // PostgreSQL's forget set reason twice, "multiple assignments to same
-// column", after removing the files (attack 4, F10).
+// column", after removing the files (attack 4, F10). A row whose key is
+// the one its id or path gave before ids were keyed (recordings.LegacyID:
+// the PBX id holding the number, "h-" and the hash of its path) gets the
+// "k-" key the exporter computes for it with the PBX's key of recordings'
+// ids (StoredID), so that the next run's row replaces it rather than
+// being a second; one whose key its path no longer gives (here a made-up
+// hash) gets "erased-…" (fails with erasedKey for all: the transitional
+// second erased row).
 func TestForgetRecordingKeysOfBefore(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -40,12 +49,27 @@ func TestForgetRecordingKeysOfBefore(t *testing.T) {
 	day := time.Date(2026, 1, 1, 3, 25, 54, 0, time.UTC)
 	path := "/spoolview/recordings/2026/01/01/2026.01.01-03.25.54-258-" + number + "-d1548fcd-2.wav"
 	hashed := "h-6552bcb0" + strings.Repeat("0", 32)
+	path2 := strings.Replace(path, "d1548fcd-2", "d1548fce-3", 1)
+	idKey, err := pseudonym.New([]byte("forget-recordings-id-key-0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacy2 := recordings.LegacyID(recordings.Recording{Path: path2})
+	// A third, whose "k-" row a run that did not know its old key wrote
+	// beside it: the key is taken, so "erased-…".
+	path3 := strings.Replace(path, "d1548fcd-2", "d1548fcf-4", 1)
+	legacy3, k3 := recordings.LegacyID(recordings.Recording{Path: path3}), recordings.StoredID(recordings.Recording{Path: path3, IDKey: idKey})
 	rows := []struct{ key, id, path, object, status, num, reason string }{
 		{"rec-258-" + number, "rec-258-" + number, "", "x/2026/01/01/rec-258-" + number + ".wav", "copied", "+" + number, ""},
 		{hashed, "", path, "x/2026/01/01/" + hashed + ".wav", "copied", "+" + number, "hostile file name " + path + "/.."},
 		{"k-abcdefghijklmnop", "7", "", "x/2026/01/01/k-abcdefghijklmnop.wav", "vanished", "+" + number, ""},
 		{"22", "22", "", "x/2026/01/01/22.wav", "copied", "+390212345678", ""},
+		{legacy2, "", path2, "x/2026/01/01/" + legacy2 + ".wav", "copied", "+" + number, ""},
+		{legacy3, "", path3, "", "vanished", "+" + number, ""},
+		{k3, "", "", "x/2026/01/01/" + k3 + ".wav", "copied", "+390212345679", ""},
 	}
+	// The keys the exporter gives the two rows keyed as before.
+	newKeys := []string{recordings.StoredID(recordings.Recording{ID: rows[0].id, IDKey: idKey}), recordings.StoredID(recordings.Recording{Path: path2, IDKey: idKey})}
 	ep := record.Builtin()[len(record.Builtin())-1]
 	var recs []record.Row
 	for i, r := range rows {
@@ -117,12 +141,13 @@ func TestForgetRecordingKeysOfBefore(t *testing.T) {
 				t.Fatal(err)
 			}
 			f, _ := testForgotten(t, "+"+number)
+			f.KeyRecordingsWith(map[string]*pseudonym.Keyed{"x": idKey})
 			found, err := s.ForgetFind(ctx, f, record.Builtin())
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := []string{rows[1].object, rows[0].object}; !slices.Equal(found.Recordings, want) {
-				t.Errorf("found recordings %q, want the two stored %q (not the vanished one's name)", found.Recordings, want)
+			if want := []string{rows[1].object, rows[4].object, rows[0].object}; !slices.Equal(found.Recordings, want) {
+				t.Errorf("found recordings %q, want the three stored %q (not the vanished one's name)", found.Recordings, want)
 			}
 			for run := 1; run <= 2; run++ {
 				if _, err := s.ForgetErase(ctx, "x", f, record.Builtin()); err != nil {
@@ -130,15 +155,24 @@ func TestForgetRecordingKeysOfBefore(t *testing.T) {
 				}
 			}
 			all := strings.Join(traces(), "\n")
-			for _, gone := range []string{number, hashed, "rec-258-" + number} {
+			for _, gone := range []string{number, hashed, "rec-258-" + number, legacy2, legacy3} {
 				if strings.Contains(all, gone) {
 					t.Errorf("%q is still there after forget:\n%s", gone, all)
 				}
 			}
-			for _, kept := range []string{"k-abcdefghijklmnop", "x/2026/01/01/22.wav", "erased-"} {
+			for _, kept := range append([]string{"k-abcdefghijklmnop", "x/2026/01/01/22.wav", "erased-"}, newKeys...) {
 				if !strings.Contains(all, kept) {
 					t.Errorf("%q is gone after forget:\n%s", kept, all)
 				}
+			}
+			n := 0
+			for _, l := range traces() {
+				if strings.Contains(l, k3) && (strings.Contains(l, ",copied,") || strings.Contains(l, ",erased,")) {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Errorf("%d rows keyed %s, want the one that had it (a row given a key taken is a second)", n, k3)
 			}
 			st, err := s.State(ctx, "x", ep.Name)
 			if err != nil {
@@ -155,7 +189,7 @@ func TestForgetRecordingKeysOfBefore(t *testing.T) {
 				keys = append(keys, k)
 			}
 			slices.Sort(keys)
-			if want := []string{"22", "k-abcdefghijklmnop"}; !slices.Equal(keys, want) {
+			if want := []string{"22", "k-abcdefghijklmnop", k3}; !slices.Equal(slices.Sorted(slices.Values(keys)), slices.Sorted(slices.Values(want))) {
 				t.Errorf("recent keys after forget %q, want %q (the old keys telling the number gone): %s", keys, want, st)
 			}
 		})

@@ -452,6 +452,9 @@ func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgot
 	if err := a.removeRecordings(ctx, store, present, len(found.Recordings)); err != nil {
 		return err
 	}
+	if err := a.keyRecordings(ctx, s, fg, f, pk); err != nil {
+		return err
+	}
 	done, err := fg.ForgetErase(ctx, a.cfg.PBXID, f, endpoints)
 	if done != nil {
 		printFound(w, "erased", done)
@@ -465,6 +468,45 @@ func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgot
 	fmt.Fprintln(w, "Searched again: the number is nowhere in the sink.")
 	fmt.Fprintln(w, pbxStillHolds)
 	a.log.Info("number erased", "rows", done.Rows(), "recordings_removed", len(present))
+	return nil
+}
+
+// keyRecordings gives f the key of each PBX's recordings' ids, as the
+// PBX's next run takes it, so that a recording's row keyed before ids
+// were keyed gets the "k-" key that run computes, not a second row
+// (sinks/forget_recordings.go). It takes it as that run's start does
+// (SuppressionKey, which may carry it over or make it, as that start
+// would), with the options that start would give: the PBX's stored rule,
+// EXPORT_PSEUDONYM_KEY, no change. A PBX pseudonymised under another key
+// than EXPORT_PSEUDONYM_KEY is left out (its start would have that key),
+// as is one whose key cannot be opened or that has none: its rows get a
+// key tied to nothing, as before, and its next run's row is a second
+// one, erased too (README, Erasure).
+func (a *app) keyRecordings(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgotten, pk *pseudonym.Keyed) error {
+	sk, ok := s.Sink.(suppressionKeyed)
+	store, ruled := s.Sink.(privacyStore)
+	if !ok || !ruled {
+		return nil
+	}
+	scope, err := fg.ForgetScope(ctx)
+	if err != nil {
+		return err
+	}
+	keys := map[string]*pseudonym.Keyed{}
+	for _, pbx := range scope.PBXes {
+		was, found, err := store.PrivacyRule(ctx, pbx)
+		if err != nil {
+			return err
+		}
+		if was.KeyID != "" && (pk == nil || was.KeyID != pk.KeyID()) {
+			continue
+		}
+		o := sinks.IDKeyOptions{PBX: pbx, Pseudonymize: was.KeyID != "", Key: secretBytes(a.cfg.PseudonymKey), Ruled: found, WrittenUnder: was.KeyID, CarryOnly: true}
+		if k, err := sk.SuppressionKey(ctx, o); err == nil && k != nil {
+			keys[pbx] = k
+		}
+	}
+	f.KeyRecordingsWith(keys)
 	return nil
 }
 

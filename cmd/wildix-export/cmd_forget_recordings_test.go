@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
 	"regexp"
 	"slices"
@@ -9,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/wildix-export/wildix-export/exporter/recordings"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/internal/pseudonym"
 	"github.com/wildix-export/wildix-export/simtest"
@@ -119,5 +123,121 @@ func TestForgetRecordingIDsHoldingNumbers(t *testing.T) {
 				t.Errorf("after forget the store holds %d files, want %d", n, len(stored)-1)
 			}
 		})
+	}
+}
+
+// TestForgetRecordingKeyedBeforeOneRow: a PostgreSQL sink whose
+// recordings' rows and state were written before ids were keyed ("h-" and
+// an unkeyed hash of the path: recordings.LegacyID; the PBX's key of
+// recordings' ids made since by a run, which recognised them), then
+// forget of a number of some, then the next run, whose look-back lists
+// them again: each recording has exactly one row, the forgotten ones'
+// erased and keyed "k-" as the exporter computes (StoredID), and the
+// number is nowhere. Fails when forget gives them a key tied to nothing
+// ("erased-…": the next run wrote each a second erased row, the
+// transitional row of session 29's notes).
+func TestForgetRecordingKeyedBeforeOneRow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := recPBX(t, 120, 2*time.Hour, pbxsim.RecordingOptions{Fields: "bare", Every: 4})
+	store := dirStore(t)
+	env, pool, _ := pgEnv(t, f, append([]string{"EXPORT_ENDPOINTS=recordings", "WILDIX_RECORDINGS_TOKEN=" + recToken}, store.env...)...)
+	if r := runCLI(t, env, "run", "--once"); r.code != exitOK {
+		t.Fatalf("run --once: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	keyOf := func() map[string]string { // path → key, every row
+		t.Helper()
+		out := map[string]string{}
+		rows, err := pool.Query(ctx, "SELECT recording, coalesce(path, '') FROM recordings")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var key, path string
+		if _, err := pgx.ForEachRow(rows, []any{&key, &path}, func() error { out[path] = key; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	count := func() int {
+		var n int
+		if err := pool.QueryRow(ctx, "SELECT count(*) FROM recordings").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// The rows and the state's recent keys as a run before ids were
+	// keyed wrote them.
+	var b []byte
+	if err := pool.QueryRow(ctx, "SELECT state FROM export_state WHERE key = 'recordings'").Scan(&b); err != nil {
+		t.Fatal(err)
+	}
+	var st map[string]any
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	recent, _ := st["recent"].(map[string]any)
+	newKey := map[string]string{}
+	for path, key := range keyOf() {
+		old := recordings.LegacyID(recordings.Recording{Path: path})
+		newKey[old] = key
+		if _, err := pool.Exec(ctx, "UPDATE recordings SET recording = $1 WHERE recording = $2", old, key); err != nil {
+			t.Fatal(err)
+		}
+		if w, ok := recent[key]; ok {
+			delete(recent, key)
+			recent[old] = w
+		}
+	}
+	if b, err := json.Marshal(st); err != nil {
+		t.Fatal(err)
+	} else if _, err := pool.Exec(ctx, "UPDATE export_state SET state = $1 WHERE key = 'recordings'", b); err != nil {
+		t.Fatal(err)
+	}
+	rows := count()
+	if r := runCLI(t, env, "run", "--once"); r.code != exitOK || count() != rows {
+		t.Fatalf("run over the rows keyed as before: exit %d, %v, %d rows, want %d: the set-up is not a sink of before\n%s", r.code, r.err, count(), rows, r.stderr)
+	}
+	var number string
+	var paths []string
+	for _, r := range f.Sim.Recordings() {
+		if d, ok := pseudonym.Canonical(r.Number); ok && len(d) >= 7 && (number == "" || d == number) {
+			number = d
+			paths = append(paths, r.Path)
+		}
+	}
+	if number == "" {
+		t.Fatal("no recording of an external number: the test proves nothing")
+	}
+	if r := runCLI(t, env, "forget", "--number", "+"+number); r.code != exitOK {
+		t.Fatalf("forget: exit %d: %v\n%s", r.code, r.err, r.stdout)
+	}
+	if r := runCLI(t, env, "run", "--once"); r.code != exitOK {
+		t.Fatalf("run after forget: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	if n := count(); n != rows {
+		t.Errorf("after forget and a run: %d recordings' rows, want %d, one per recording", n, rows)
+	}
+	var erased []string
+	qr, err := pool.Query(ctx, "SELECT recording FROM recordings WHERE status = 'erased' ORDER BY 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if erased, err = pgx.CollectRows(qr, pgx.RowTo[string]); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, p := range paths {
+		want = append(want, newKey[recordings.LegacyID(recordings.Recording{Path: p})])
+	}
+	slices.Sort(want)
+	if !slices.Equal(erased, want) {
+		t.Errorf("erased recordings' keys %q, want the %d the exporter computes for the number's recordings %q", erased, len(want), want)
+	}
+	for where, rs := range tableRows(t, pool) {
+		for _, row := range rs {
+			if mentions(row, number) {
+				t.Errorf("after forget and a run %s holds the number: %.300s", where, row)
+			}
+		}
 	}
 }
