@@ -242,6 +242,9 @@ func TestForgetCLI(t *testing.T) {
 				if strings.HasSuffix(tb, ".manifest.json") {
 					continue
 				}
+				// The list (and its lock) may be there before forget too:
+				// a run's start keeps the keys of recordings' ids beside it.
+				rows := slices.DeleteFunc(slices.Clone(rows), func(row string) bool { return suppressed(tb, row) })
 				got := slices.DeleteFunc(slices.Clone(after[tb]), func(row string) bool { return suppressed(tb, row) })
 				if len(got) != len(rows) {
 					t.Errorf("%s: %d rows after forget, %d before", tb, len(got), len(rows))
