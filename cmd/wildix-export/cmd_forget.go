@@ -86,7 +86,10 @@ PBX's export lock of the sink while it works. Given with its country code
 its national ones (without the country code; with the trunk prefix, 0 in most
 countries) where written without + or 00: written so, the same digits are
 another country's number (+352 8512784 beside Italy's 352 8512784). A national
-form stored pseudonymised is found only with --national-forms.`
+form stored pseudonymised is found only with --national-forms. Without + or 00
+the number is refused (exit 2): a national number so given would be read as
+another country's; --as-written searches digits beginning with the country code
+only as written.`
 
 // cmdForget is the forget command: its flags, then, in this order, every
 // check that can refuse before anything is changed or locked (the number,
@@ -98,9 +101,10 @@ form stored pseudonymised is found only with --national-forms.`
 // function (about 60 lines): that order is what keeps a refusal from
 // changing anything, and one body shows it.
 func cmdForget(ctx context.Context, a *app, args []string) error {
-	fset := a.flags("forget", "--number NUMBER [--dry-run] [--previous-key-file FILE]… [--allow-empty] [--allow-extension]", forgetHelp)
+	fset := a.flags("forget", "--number NUMBER [--as-written] [--dry-run] [--previous-key-file FILE]… [--allow-empty] [--allow-extension]", forgetHelp)
 	number := fset.String("number", "", "the phone number, in international form: a + or 00 and the country code (in brackets or not), then the number; spaces, dashes, dots, slashes and brackets allowed")
 	dry := fset.Bool("dry-run", false, "report what would be erased; change nothing")
+	asWritten := fset.Bool("as-written", false, "--number is given without + or 00 exactly as the rows write it, its country code first (393528512784): searched only as written, not in national forms; without it, a number without + or 00 is refused, as a national number (3528512784) would be read as another country's")
 	nationalForms := fset.Bool("national-forms", false, "in a pseudonymised sink, also erase the pseudonyms of the number's national forms; a national form's pseudonym is also the pseudonym of another country's number with the same digits (Italy's 352 8512784 and Luxembourg's +352 8512784), which is erased too: check with --dry-run first")
 	missingOK := fset.Bool("missing-recordings-ok", false, "mark erased the rows of recordings listed as stored but not found in the store: only when the store setting is right and the files are already gone (an earlier forget stopped after removing them)")
 	allowExtension := fset.Bool("allow-extension", false, "erase the number also where it is a colleague's extension on the PBX (the colleagues the sink holds): without it, such a number is refused, as forget would erase the colleague's extension from every call with them")
@@ -123,7 +127,7 @@ func cmdForget(ctx context.Context, a *app, args []string) error {
 	if a.cfg.PBXID == "" {
 		return fmt.Errorf("%w: WILDIX_PBX_URL (or WILDIX_PBX_ID) is not set: set it as for the export; forget records the erasure in its run ledger", errUsage)
 	}
-	f, pk, keys, err := a.forgetTarget(*number, previous, *nationalForms)
+	f, pk, keys, err := a.forgetTarget(*number, previous, *nationalForms, *asWritten)
 	if err != nil {
 		return err
 	}
@@ -191,8 +195,12 @@ func forgetSearch(f *sinks.Forgotten, nationalForms bool, keys []*pseudonym.Keye
 // forgetTarget is the number forget looks for, with the pseudonym keys
 // the sink's rows may be written under (the current one, nil when not
 // set, and --previous-key-file's); it says on stdout in which forms the
-// number is searched.
-func (a *app) forgetTarget(number string, previous keyFiles, nationalForms bool) (*sinks.Forgotten, *pseudonym.Keyed, []*pseudonym.Keyed, error) {
+// number is searched. A number without + or 00 is refused (exit 2)
+// unless asWritten: a national number as a person writes it
+// (3648191602) would otherwise be read as beginning with its country
+// code (+36, Hungary), erase nothing of the person and put another
+// country's number on the suppression list for good (attack5 F4).
+func (a *app) forgetTarget(number string, previous keyFiles, nationalForms, asWritten bool) (*sinks.Forgotten, *pseudonym.Keyed, []*pseudonym.Keyed, error) {
 	pk, err := a.pseudonymKey()
 	if err != nil {
 		return nil, nil, nil, err
@@ -205,8 +213,12 @@ func (a *app) forgetTarget(number string, previous keyFiles, nationalForms bool)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%w: --number %s: %v", errUsage, describeValue(number), err)
 	}
+	if !f.National() && !asWritten {
+		return nil, nil, nil, fmt.Errorf("%w: --number %s has no + or 00 before its digits: forget cannot tell a national number (as a person writes it, read so it would be another country's) from one beginning with its country code. Give it in international form, + and the country code, then the number (+39… for an Italian number); or, if the rows write it with its country code but without + or 00, add --as-written (searched only as written). Nothing was changed",
+			errUsage, describeValue(number))
+	}
 	if !f.National() {
-		fmt.Fprintln(a.stdout, "Note: --number has no + or 00: it is searched only as written, taken as beginning with its country code, and not in national forms. If it is a national number, run forget with its international form, which finds both.")
+		fmt.Fprintln(a.stdout, "Note: --as-written: --number is searched only as written, taken as beginning with its country code, and not in national forms. If it is a national number, run forget with its international form, which finds both.")
 		return f, pk, keys, nil
 	}
 	fmt.Fprintln(a.stdout, "Searching the number in its international forms and, in clear, in its national ones (without the country code; with the trunk prefix, 0 in most countries) where written without + or 00.")
@@ -287,7 +299,7 @@ func (a *app) forgetExtension(ctx context.Context, fg forgetter, f *sinks.Forgot
 	}
 	how := "If it is an external caller's number, the rows cannot tell it from the colleague's: erase the colleague's extension with it only if you mean to"
 	if national {
-		how = "If the person's number is written with its country code in the rows, give it without + or 00 (searched only as written, its national forms left)"
+		how = "If the person's number is written with its country code in the rows, give it without + or 00 with --as-written (searched only as written, its national forms left)"
 	}
 	return fmt.Errorf("%w: %s the extension of a colleague of PBX %s (the sink's colleagues): forget would erase that extension from every call with the colleague and from the colleague's entry. %s; to erase it everywhere anyway, add --allow-extension (check with --dry-run first). Nothing was changed",
 		errUsage, what, strings.Join(pbxes, ", "), how)

@@ -97,7 +97,7 @@ func TestForgetJournalByErasure(t *testing.T) {
 			if dry.code != exitOK || !strings.Contains(dry.stdout, "was interrupted or failed before it completed") {
 				t.Errorf("dry run after a failed forget: exit %d, %v; want 0, saying an erasure is not completed\n%s", dry.code, dry.err, dry.stdout)
 			}
-			other := runCLI(t, as(pbxA), "forget", "--number", d)
+			other := runCLI(t, as(pbxA), "forget", "--number", d, "--as-written")
 			if other.code != exitConfig || !strings.Contains(fmt.Sprint(other.err), "run forget again searching as that one did") {
 				t.Errorf("forget of the number searched otherwise: exit %d, %v; want 2, naming the erasure to complete\n%s", other.code, other.err, other.stdout)
 			}

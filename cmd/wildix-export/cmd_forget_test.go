@@ -341,6 +341,10 @@ func TestForgetBadInput(t *testing.T) {
 		{[]string{"forget", "--number", "20155"}, "forget takes an external number of at least 7 digits"},
 		{[]string{"forget", "--number", strings.Repeat("5", 100_000)}, "at most 15 digits"},
 		{[]string{"forget", "--number", "00000000000"}, "only zeros"},
+		// attack5 F4: read as +36 48191602 (Hungary), it erased nothing of
+		// the Italian caller and listed another country's number.
+		{[]string{"forget", "--number", "3648191602"}, "--number (10 characters) has no + or 00 before its digits"},
+		{[]string{"forget", "--number", "36 481 91602"}, "add --as-written"},
 		{[]string{"forget", "--number", "+390123456789", "extra"}, "forget takes no argument"},
 		{[]string{"forget", "--numbr", "+390123456789"}, "flag provided but not defined"},
 	} {
@@ -352,7 +356,7 @@ func TestForgetBadInput(t *testing.T) {
 		if r.code != exitConfig || !strings.Contains(msg, tc.want) {
 			t.Errorf("%q: exit %d, %q; want exit 2 and %q", tc.args, r.code, msg, tc.want)
 		}
-		if strings.Contains(msg, "55512") || strings.Contains(msg, "20155") {
+		if strings.Contains(msg, "55512") || strings.Contains(msg, "20155") || strings.Contains(msg, "481") {
 			t.Errorf("%q: the message repeats the number: %s", tc.args, msg)
 		}
 	}
@@ -657,8 +661,23 @@ func TestForgetRefusesColleagueExtension(t *testing.T) {
 			}
 			const ext = "2000202" // colleague 2's
 			before := snap()
-			for _, number := range []string{ext, "+39 " + ext} {
-				r := runCLI(t, kv, "forget", "--number", number)
+			r := runCLI(t, kv, "forget", "--number", ext)
+			if r.code != exitConfig || !strings.Contains(fmt.Sprint(r.err), "has no + or 00") || !strings.Contains(fmt.Sprint(r.err), "--as-written") {
+				t.Errorf("forget --number without + or 00 nor --as-written: exit %d, %v; want 2, naming --as-written\n%s", r.code, r.err, r.stdout)
+			}
+			// attack5 F4: a caller's national form, as a person writes it,
+			// was read as another country's number, erased nothing of the
+			// caller, listed that number for good, exit 0.
+			national := pseudonym.NationalForms(simNumber(t, f.Sim, calls))[0]
+			r = runCLI(t, kv, "forget", "--number", national)
+			if r.code != exitConfig || !strings.Contains(fmt.Sprint(r.err), "has no + or 00") || !strings.Contains(fmt.Sprint(r.err), "Nothing was changed") {
+				t.Errorf("forget --number of a national form: exit %d, %v; want 2, naming the form and the fix\n%s", r.code, r.err, r.stdout)
+			}
+			if mentions(fmt.Sprint(r.err)+r.stdout, national) {
+				t.Errorf("forget --number of a national form shows the number: %v\n%s", r.err, r.stdout)
+			}
+			for _, number := range [][]string{{ext, "--as-written"}, {"+39 " + ext}} {
+				r := runCLI(t, kv, append([]string{"forget", "--number"}, number...)...)
 				msg := fmt.Sprint(r.err)
 				if r.code != exitConfig || !strings.Contains(msg, "the extension of a colleague of PBX "+f.URL.Host) || !strings.Contains(msg, "--allow-extension") {
 					t.Errorf("forget --number %q: exit %d, %v; want 2, naming the colleague's PBX and --allow-extension\n%s", number, r.code, r.err, r.stdout)
@@ -670,7 +689,7 @@ func TestForgetRefusesColleagueExtension(t *testing.T) {
 			if !sameTableRows(before, snap()) {
 				t.Error("a refused forget changed the sink")
 			}
-			r := runCLI(t, kv, "forget", "--number", ext, "--allow-extension", "--dry-run")
+			r = runCLI(t, kv, "forget", "--number", ext, "--as-written", "--allow-extension", "--dry-run")
 			if r.code != exitOK || !strings.Contains(r.stdout, "--allow-extension: --number is the extension of a colleague") || !strings.Contains(r.stdout, "found: ") {
 				t.Errorf("forget --allow-extension --dry-run: exit %d, %v; want 0, saying it is a colleague's extension, and finding it\n%s", r.code, r.err, r.stdout)
 			}
