@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,6 +34,16 @@ type PruneOptions struct {
 	// recstore.S3); nil when none is configured: the recordings' rows
 	// are then kept, since they name the files to remove.
 	Recordings RecordingFiles
+	// Store is the identity of Recordings as the run knows it: its kind
+	// and where (a folder's path; an S3 bucket's host, bucket and
+	// prefix), no credentials. A prune stores it with its pending
+	// record, and a stopped prune is settled only against the same
+	// store (settlePending).
+	Store string
+	// held, set by Prune when a stopped prune made with another store
+	// is left pending, is why the recordings' rows are kept: pruning
+	// them would replace its record.
+	held string
 	// Zone is the zone the export reads the PBX's wall times in
 	// (exporter.Exporter.RecordingsZone: WILDIX_TIMEZONE, else the UTC
 	// offset learnt from call history; nil: UTC), to read the start of a
@@ -81,6 +92,14 @@ type PrunedCount struct {
 	// Detail says more for people: the CSV files removed and rewritten,
 	// rows kept and why.
 	Detail string
+	// Pending is set on the count of a stopped prune left pending
+	// (Detail says why and what to do).
+	Pending bool
+}
+
+// Held reports whether a stopped prune was left pending.
+func (p Pruned) Held() bool {
+	return slices.ContainsFunc(p, func(c PrunedCount) bool { return c.Pending })
 }
 
 // Total is the number of rows removed (the recordings store's files not
@@ -134,11 +153,14 @@ type pendingStore interface {
 // file the store no longer holds are removed, and nothing else (no file,
 // no row whose file is stored, whatever EXPORT_RETENTION says now); then
 // it is cleared. It returns what it removed and the pending prune's cut,
-// zero when none was pending. Without a store it is left pending, and
-// said so: only the store can tell which files are gone, and removing
-// every row the prune was at would leave the files it had not reached
-// yet stored with no row naming them, which no prune nor forget would
-// ever find (review 6, R6-7).
+// zero when none was pending. It is left pending, and said so (a count
+// with Pending set), without a store: only the store can tell which
+// files are gone, and removing every row the prune was at would leave
+// the files it had not reached yet stored with no row naming them, which
+// no prune nor forget would ever find (review 6, R6-7); and against
+// another store than the one it was made with (sameStore): every file
+// would look gone from it, and its rows would go while the files stay in
+// the first one, named by nothing (review 9, R9-6).
 func settlePending(ctx context.Context, s pendingStore, pbx string, eps []record.Endpoint, o PruneOptions) (Pruned, time.Time, error) {
 	pp, err := s.pending(ctx, pbx)
 	if err != nil || pp == nil {
@@ -150,36 +172,112 @@ func settlePending(ctx context.Context, s pendingStore, pbx string, eps []record
 	}
 	what := "the prune of the recordings of calls started before " + pp.Cut.UTC().Format(time.RFC3339) + " that a run stopped after removing files"
 	if o.Recordings == nil {
-		return Pruned{{Table: "recordings", Detail: what + " is left pending: which of " + which +
+		return Pruned{{Table: "recordings", Pending: true, Detail: what + " is left pending: which of " + which +
 			" are gone only the recordings store can tell, and none is configured; their rows are kept until a run with the store completes it " +
 			"(removed without it, the rows of the files not removed yet would leave those files stored with no row naming them)"}}, pp.Cut, nil
 	}
+	found, err := pendingFiles(ctx, s, pbx, eps, o, pp)
+	if err != nil {
+		return nil, pp.Cut, err
+	}
+	if held := sameStore(pp, o, found); held != "" {
+		return Pruned{{Table: "recordings", Pending: true, Detail: what + " is left pending: " + held}}, pp.Cut, nil
+	}
 	var out Pruned
+	for _, f := range found {
+		var n int64
+		if len(f.gone) > 0 {
+			n, err = s.dropObjects(ctx, pbx, f.ep, f.col, pp.Cut, f.gone)
+		}
+		out = append(out, PrunedCount{Table: f.ep.Name, Rows: n, Detail: fmt.Sprintf("completing %s: the rows of the %d files gone, "+
+			"%d rows whose file is stored kept", what, len(f.gone), len(f.names)-len(f.gone))})
+		if err != nil {
+			return out, pp.Cut, fmt.Errorf("settle the stopped prune of %s: %w", f.ep.Name, err)
+		}
+	}
+	return out, pp.Cut, s.setPending(ctx, pbx, nil)
+}
+
+// foundFiles are, for a recordings endpoint, the stored files its rows
+// name that a pending prune may have removed, and those of them gone
+// from the store.
+type foundFiles struct {
+	ep          *record.Endpoint
+	col         string // the time column
+	names, gone []string
+}
+
+// pendingFiles looks up, for each recordings endpoint of eps, the files
+// pp may have removed in o.Recordings, changing nothing.
+func pendingFiles(ctx context.Context, s pendingStore, pbx string, eps []record.Endpoint, o PruneOptions, pp *pendingPrune) ([]foundFiles, error) {
+	var out []foundFiles
 	ends, cols := prunable(eps)
 	for i, ep := range ends {
 		if ep.Files != "recordings" {
 			continue
 		}
-		col := ep.Columns[cols[i]].Name
-		names, err := s.pendingObjects(ctx, pbx, ep, col, pp)
+		f := foundFiles{ep: ep, col: ep.Columns[cols[i]].Name}
+		var err error
+		if f.names, err = s.pendingObjects(ctx, pbx, ep, f.col, pp); err == nil {
+			f.gone, err = goneFiles(ctx, o.Recordings, f.names)
+		}
 		if err != nil {
-			return out, pp.Cut, fmt.Errorf("settle the stopped prune of %s: %w", ep.Name, err)
+			return nil, fmt.Errorf("settle the stopped prune of %s: %w", ep.Name, err)
 		}
-		gone, err := goneFiles(ctx, o.Recordings, names)
-		if err != nil {
-			return out, pp.Cut, fmt.Errorf("settle the stopped prune of %s: %w", ep.Name, err)
-		}
-		var n int64
-		if len(gone) > 0 {
-			n, err = s.dropObjects(ctx, pbx, ep, col, pp.Cut, gone)
-		}
-		out = append(out, PrunedCount{Table: ep.Name, Rows: n, Detail: fmt.Sprintf("completing %s: the rows of the %d files gone, "+
-			"%d rows whose file is stored kept", what, len(gone), len(names)-len(gone))})
-		if err != nil {
-			return out, pp.Cut, fmt.Errorf("settle the stopped prune of %s: %w", ep.Name, err)
-		}
+		out = append(out, f)
 	}
-	return out, pp.Cut, s.setPending(ctx, pbx, nil)
+	return out, nil
+}
+
+// sameStore returns why pp cannot be settled against o's store, "" when
+// it can: when no row names a file it may have removed (nothing to
+// remove), or the store is the one it was made with. A record of an
+// earlier version (b065c36, 8c65ea7) does not say which store it was
+// made with: the store is taken for it when it holds some of the files
+// the rows name (another store holds none of these old files), not when
+// every one is gone from it: they may be gone, or the store another
+// one, and then the rows would go with their files kept in the first.
+func sameStore(pp *pendingPrune, o PruneOptions, found []foundFiles) string {
+	var names, gone int
+	for _, f := range found {
+		names, gone = names+len(f.names), gone+len(f.gone)
+	}
+	if names == 0 {
+		return ""
+	}
+	record := "the pending record (" + pp.where + ")"
+	keep := fmt.Sprintf(" Or delete %s: its rows are then kept as they are, those naming files it removed too (README, Retention)", record)
+	switch {
+	case pp.Store == "" && gone < names:
+		return ""
+	case pp.Store == "":
+		return fmt.Sprintf("its record, written by an earlier version, does not say which recordings store it was made with, and none of the %d files "+
+			"its rows name is in this run's (%s): they are gone, or this store is another one, and removing their rows would leave the files "+
+			"in the first with no row naming them. If this is its store, set %s's \"store\" to %q and the next run removes those rows; "+
+			"otherwise point EXPORT_RECORDINGS_* at its store for one run, which settles it.%s", names, o.Store, record, o.Store, keep)
+	case pp.Store != o.Store:
+		return fmt.Sprintf("it was made with the recordings store %s and this run's is %s: which of the %d files its rows name are gone only that store "+
+			"can tell (from this one every file would look gone, and its row would be removed, its file left in the first store with no row naming it). "+
+			"Point EXPORT_RECORDINGS_* at %s for one run, which settles it; if its files were moved to this store, set %s's \"store\" to %q.%s",
+			pp.Store, cmp.Or(o.Store, "not known"), names, pp.Store, record, o.Store, keep)
+	}
+	return ""
+}
+
+// holdRecordings is o for the rest of a prune after settled, what
+// settlePending did: while a prune is left pending with a store, the
+// recordings' rows are kept as without one, so that their prune does
+// not replace its record.
+func holdRecordings(settled Pruned, o PruneOptions) PruneOptions {
+	if settled.Held() && o.Recordings != nil {
+		o.Recordings, o.held = nil, "the stopped prune above is pending, and pruning them would replace its record"
+	}
+	return o
+}
+
+// keptWhy says why a prune keeps the recordings' rows (o.Recordings nil).
+func keptWhy(o PruneOptions) string {
+	return cmp.Or(o.held, "no recordings store is configured to remove their files from")
 }
 
 // goneFiles returns those of names the store holds no file under.
@@ -285,6 +383,7 @@ func (s *CSV) Prune(ctx context.Context, pbx string, eps []record.Endpoint, cut 
 	if err != nil {
 		return out, err
 	}
+	o = holdRecordings(out, o)
 	ends, cols := prunable(eps)
 	for i, ep := range ends {
 		p := s.newPrune(pbx, ep, ep.Columns[cols[i]].Name, cut)
@@ -296,7 +395,7 @@ func (s *CSV) Prune(ctx context.Context, pbx string, eps []record.Endpoint, cut 
 					return out, fmt.Errorf("prune %s: %w", ep.Name, err)
 				}
 				if n > 0 {
-					out = append(out, PrunedCount{Table: ep.Name, Detail: fmt.Sprintf("%d rows kept: no recordings store is configured to remove their files from", n)})
+					out = append(out, PrunedCount{Table: ep.Name, Detail: fmt.Sprintf("%d rows kept: %s", n, keptWhy(o))})
 				}
 				continue
 			}
@@ -479,7 +578,7 @@ func (p *csvPrune) removeRecordings(ctx context.Context, o PruneOptions) (n int6
 	if len(names) == 0 {
 		return 0, false, nil
 	}
-	if err := p.s.setPending(ctx, p.pbx, &pendingPrune{Cut: p.ret.Cut, Names: names}); err != nil {
+	if err := p.s.setPending(ctx, p.pbx, &pendingPrune{Cut: p.ret.Cut, Names: names, Store: o.Store}); err != nil {
 		return 0, false, fmt.Errorf("prune %s: %w", p.ep.Name, err)
 	}
 	for _, name := range names {

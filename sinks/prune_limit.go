@@ -117,6 +117,12 @@ type pendingPrune struct {
 	// a record of 8c65ea7, which stored only the cut: then any stored
 	// recording's file before the cut.
 	Names []string `json:"names,omitempty"`
+	// Store is the recordings store it was removing them from
+	// (PruneOptions.Store): it is settled against that store only
+	// (sameStore). Empty in a record of b065c36 or 8c65ea7.
+	Store string `json:"store,omitempty"`
+	// where is the record's place, for people (set when read).
+	where string
 }
 
 // holds returns whether name is one of the files p was removing.
@@ -139,6 +145,7 @@ func decodePending(b []byte, where string) (*pendingPrune, error) {
 			"(the run ledger's retention line: removing what concerns calls started before <time>), so that the next run removes the recordings' rows "+
 			"before it whose files are gone and no others", where, b)
 	}
+	p.where = where
 	return &p, nil
 }
 
@@ -163,7 +170,7 @@ func (p *Postgres) setPending(ctx context.Context, pbx string, pp *pendingPrune)
 		}
 		return nil
 	}
-	b, _ := json.Marshal(pendingPrune{Cut: pp.Cut.UTC(), Names: pp.Names})
+	b, _ := json.Marshal(pendingPrune{Cut: pp.Cut.UTC(), Names: pp.Names, Store: pp.Store})
 	if _, err := p.pool.Exec(ctx, "INSERT INTO "+p.ident("export_state")+` (pbx, key, state) VALUES ($1, $2, $3)
 ON CONFLICT (pbx, key) DO UPDATE SET state = EXCLUDED.state, updated_at = now()`, pbx, pendingPruneKey, b); err != nil {
 		return fmt.Errorf("store the pending prune: %w", dbError(err))
@@ -197,7 +204,7 @@ func (s *CSV) setPending(_ context.Context, pbx string, pp *pendingPrune) error 
 	if _, err := s.mkStateDir(pbx); err != nil {
 		return fmt.Errorf("store the pending prune: %w", err)
 	}
-	b, _ := json.Marshal(pendingPrune{Cut: pp.Cut.UTC(), Names: pp.Names})
+	b, _ := json.Marshal(pendingPrune{Cut: pp.Cut.UTC(), Names: pp.Names, Store: pp.Store})
 	if err := safefile.Write(path, b, fileMode); err != nil {
 		return fmt.Errorf("store the pending prune: %w", err)
 	}

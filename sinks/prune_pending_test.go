@@ -36,6 +36,7 @@ type pendingSink interface {
 type stoppedPrune struct {
 	s       pendingSink
 	store   *recstore.Dir
+	where   string            // store's identity (PruneOptions.Store)
 	objects map[string]string // recording → object, of the 10
 	rows    func() map[string]string
 	stored  func(name string) bool
@@ -58,10 +59,10 @@ var stopPoints = []struct {
 	// Every file and row gone, killed before the record was cleared.
 	{"after every row", func(t *testing.T, sp *stoppedPrune, cut time.Time) {
 		rec := &namingRemover{failingRemover: failingRemover{store: sp.store}}
-		if _, err := sp.s.Prune(context.Background(), "p", record.Builtin(), cut, PruneOptions{Batch: 4, Recordings: rec}); err != nil {
+		if _, err := sp.s.Prune(context.Background(), "p", record.Builtin(), cut, PruneOptions{Batch: 4, Recordings: rec, Store: sp.where}); err != nil {
 			t.Fatal(err)
 		}
-		if err := sp.s.setPending(context.Background(), "p", &pendingPrune{Cut: cut, Names: rec.names}); err != nil {
+		if err := sp.s.setPending(context.Background(), "p", &pendingPrune{Cut: cut, Names: rec.names, Store: sp.where}); err != nil {
 			t.Fatal(err)
 		}
 	}, 4, 0},
@@ -88,7 +89,7 @@ func (r *namingRemover) Remove(ctx context.Context, name string) error {
 // stopAt runs a prune at cut whose store fails at its failAt-th file.
 func (sp *stoppedPrune) stopAt(t *testing.T, cut time.Time, failAt int) {
 	t.Helper()
-	if _, err := sp.s.Prune(context.Background(), "p", record.Builtin(), cut, PruneOptions{Batch: 4, Recordings: &failingRemover{store: sp.store, failAt: failAt}}); err == nil {
+	if _, err := sp.s.Prune(context.Background(), "p", record.Builtin(), cut, PruneOptions{Batch: 4, Recordings: &failingRemover{store: sp.store, failAt: failAt}, Store: sp.where}); err == nil {
 		t.Fatal("the store's failure was not reported")
 	}
 }
@@ -103,7 +104,7 @@ func newStoppedPrune(t *testing.T, kind string, cut time.Time) *stoppedPrune {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp := &stoppedPrune{store: store, objects: map[string]string{}, stored: func(name string) bool {
+	sp := &stoppedPrune{store: store, where: "folder " + root, objects: map[string]string{}, stored: func(name string) bool {
 		_, err := os.Stat(filepath.Join(root, filepath.FromSlash(name)))
 		return err == nil
 	}}
@@ -204,7 +205,7 @@ func TestPruneStoppedAfterRemovingFiles(t *testing.T) {
 					if pp, err := sp.s.pending(ctx, "p"); err != nil || pp == nil {
 						t.Fatalf("stopped: no pending prune (%v)", err)
 					}
-					o := PruneOptions{Batch: 4, Recordings: sp.store}
+					o := PruneOptions{Batch: 4, Recordings: sp.store, Store: sp.where}
 					var err error
 					switch next {
 					case "same limit":
@@ -285,7 +286,7 @@ func TestPendingPruneWithoutStore(t *testing.T) {
 			if rows2, stored2 := sp.state(); fmt.Sprint(rows2, stored2) != fmt.Sprint(rows, stored) {
 				t.Fatalf("without a store: rows %v, stored %v; want them as they were: %v, %v", rows2, stored2, rows, stored)
 			}
-			got, was, err = sp.s.FinishPrune(ctx, "p", record.Builtin(), PruneOptions{Recordings: sp.store})
+			got, was, err = sp.s.FinishPrune(ctx, "p", record.Builtin(), PruneOptions{Recordings: sp.store, Store: sp.where})
 			if err != nil || !was.Equal(cut) {
 				t.Fatalf("FinishPrune with the store: %+v %v %v", got, was, err)
 			}
@@ -294,6 +295,97 @@ func TestPendingPruneWithoutStore(t *testing.T) {
 				t.Errorf("with the store: rows %v, stored %v; want the rows of the %v stored, nothing removed", rows2, stored2, stored)
 			}
 		})
+	}
+}
+
+// TestPendingPruneOtherStore: a prune stopped after removing 2 files is
+// left as it is by a run whose recordings store is another one (a new
+// folder, bucket or prefix), with EXPORT_RETENTION off (FinishPrune) or
+// the same (Prune): every file looks gone from that store, and removing
+// their rows would leave the files still in the first store with no row
+// naming them; with a record of an earlier version (no store; cut only,
+// 8c65ea7: every row before its cut) as long as none of the files is in
+// the store. No row and no file is removed, the record stays as it was,
+// the result says so and what to do; the next run with the first store
+// settles it exactly: the rows of the 2 files gone (review 9, R9-6). On
+// both sinks.
+func TestPendingPruneOtherStore(t *testing.T) {
+	t.Parallel()
+	cut := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	records := []struct {
+		name string
+		old  func(pp *pendingPrune) *pendingPrune // the record as an earlier version wrote it; nil: as stored
+		want string                               // in the note
+	}{
+		{"with its store", nil, "it was made with the recordings store folder "},
+		{"without store (b065c36)", func(pp *pendingPrune) *pendingPrune { return &pendingPrune{Cut: pp.Cut, Names: pp.Names} },
+			"its record, written by an earlier version, does not say which recordings store it was made with, and none of the"},
+		{"cut only (8c65ea7)", func(pp *pendingPrune) *pendingPrune { return &pendingPrune{Cut: pp.Cut} },
+			"its record, written by an earlier version, does not say which recordings store it was made with, and none of the"},
+	}
+	for _, kind := range []string{"csv", "postgres"} {
+		for _, rec := range records {
+			for _, next := range []string{"no limit", "same limit"} {
+				t.Run(kind+"/"+rec.name+"/"+next, func(t *testing.T) {
+					t.Parallel()
+					ctx := context.Background()
+					sp := newStoppedPrune(t, kind, cut)
+					sp.stopAt(t, cut, 3)
+					pp, err := sp.s.pending(ctx, "p")
+					if err != nil || pp == nil || pp.Store != sp.where {
+						t.Fatalf("stopped: pending %+v (%v), want one made with %s", pp, err, sp.where)
+					}
+					if rec.old != nil {
+						if err := sp.s.setPending(ctx, "p", rec.old(pp)); err != nil {
+							t.Fatal(err)
+						}
+					}
+					kept, _ := sp.s.pending(ctx, "p")
+					rows, stored := sp.state()
+					if len(rows) != 10 || len(stored) != 8 {
+						t.Fatalf("stopped: rows %v, stored %v; want 10 rows, 8 files", rows, stored)
+					}
+					root := t.TempDir()
+					other, err := recstore.OpenDir(root, recstore.DirOptions{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					o := PruneOptions{Batch: 4, Recordings: other, Store: "folder " + root}
+					var got Pruned
+					if next == "no limit" {
+						var was time.Time
+						got, was, err = sp.s.FinishPrune(ctx, "p", record.Builtin(), o)
+						if !was.Equal(cut) {
+							t.Errorf("FinishPrune: pending cut %v, want %v", was, cut)
+						}
+					} else {
+						got, err = sp.s.Prune(ctx, "p", record.Builtin(), cut, o)
+					}
+					if err != nil || !got.Held() || !strings.Contains(got[0].Detail, "is left pending: "+rec.want) ||
+						!strings.Contains(got[0].Detail, "folder "+root) || !strings.Contains(got[0].Detail, ".retention-pending.json") &&
+						!strings.Contains(got[0].Detail, "retention pending prune") {
+						t.Fatalf("with another store: %+v %v; want it left pending, saying so", got, err)
+					}
+					if rows2, stored2 := sp.state(); fmt.Sprint(rows2, stored2) != fmt.Sprint(rows, stored) {
+						t.Fatalf("with another store: rows %v, stored %v; want them as they were: %v, %v", rows2, stored2, rows, stored)
+					}
+					if pp2, err := sp.s.pending(ctx, "p"); err != nil || fmt.Sprint(pp2) != fmt.Sprint(kept) {
+						t.Fatalf("with another store: pending %+v (%v), want it kept: %+v", pp2, err, kept)
+					}
+					got, was, err := sp.s.FinishPrune(ctx, "p", record.Builtin(), PruneOptions{Recordings: sp.store, Store: sp.where})
+					if err != nil || !was.Equal(cut) || got.Held() {
+						t.Fatalf("FinishPrune with the first store: %+v %v %v", got, was, err)
+					}
+					rows2, stored2 := sp.state()
+					if fmt.Sprint(rows2) != fmt.Sprint(stored) || fmt.Sprint(stored2) != fmt.Sprint(stored) {
+						t.Errorf("with the first store: rows %v, stored %v; want the rows of the %v stored, nothing removed", rows2, stored2, stored)
+					}
+					if pp, err := sp.s.pending(ctx, "p"); err != nil || pp != nil {
+						t.Errorf("with the first store: still pending %+v (%v)", pp, err)
+					}
+				})
+			}
+		}
 	}
 }
 

@@ -100,6 +100,7 @@ func (p *Postgres) Prune(ctx context.Context, pbx string, eps []record.Endpoint,
 	if err != nil {
 		return out, err
 	}
+	o = holdRecordings(out, o)
 	ends, cols := prunable(eps)
 	for i, ep := range ends {
 		counts, err := p.pruneEndpoint(ctx, pbx, ep, ep.Columns[cols[i]].Name, cut, o)
@@ -165,7 +166,7 @@ func (p *Postgres) pruneEndpoint(ctx context.Context, pbx string, ep *record.End
 				return out, fmt.Errorf("prune: count %s: %w", ep.Name, dbError(err))
 			}
 			if old > 0 {
-				out = append(out, PrunedCount{Table: ep.Name, Detail: fmt.Sprintf("%d rows kept: no recordings store is configured to remove their files from", old)})
+				out = append(out, PrunedCount{Table: ep.Name, Detail: fmt.Sprintf("%d rows kept: %s", old, keptWhy(o))})
 			}
 			return out, nil
 		}
@@ -222,7 +223,7 @@ func (p *Postgres) deleteRecordings(ctx context.Context, pbx, table, where strin
 		// Written outside the batch's transaction: it must hold
 		// whether or not the batch commits. The previous batch's
 		// names are done with: their rows are gone.
-		if err := p.setPending(ctx, pbx, &pendingPrune{Cut: cut, Names: names}); err != nil {
+		if err := p.setPending(ctx, pbx, &pendingPrune{Cut: cut, Names: names, Store: o.Store}); err != nil {
 			return err
 		}
 		pending = true

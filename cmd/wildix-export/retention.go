@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/wildix-export/wildix-export/config"
 	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/sinks"
@@ -89,7 +92,7 @@ func (a *app) retention(st *started, m *metrics, ret record.Retention, changed s
 		began := time.Now()
 		res := exporter.EndpointResult{Endpoint: "retention", Paging: "prune"}
 		var o sinks.PruneOptions
-		o, res.Err = pruneOptions(ctx, st)
+		o, res.Err = a.pruneOptions(ctx, st)
 		var got sinks.Pruned
 		res.Notes = []string{"removing what concerns calls started before " + cut.Format(time.RFC3339) + " (EXPORT_RETENTION)"}
 		if changed != "" {
@@ -129,7 +132,7 @@ func (a *app) finishPrune(st *started, m *metrics) func(context.Context, *export
 		res := exporter.EndpointResult{Endpoint: "retention", Paging: "prune"}
 		// Settling reads no quarantined record: a zone that cannot be
 		// read does not matter here, the store is set whatever.
-		o, _ := pruneOptions(ctx, st)
+		o, _ := a.pruneOptions(ctx, st)
 		got, cut, err := f.FinishPrune(ctx, r.PBX, st.cat.All(), o)
 		if err == nil && cut.IsZero() {
 			return nil
@@ -140,6 +143,9 @@ func (a *app) finishPrune(st *started, m *metrics) func(context.Context, *export
 		case o.Recordings == nil:
 			res.Notes = []string{"the prune of what concerns calls started before " + cut.Format(time.RFC3339) +
 				" that a run stopped after removing recordings' files is left pending: no recordings store is configured"}
+		case got.Held():
+			res.Notes = []string{"the prune of what concerns calls started before " + cut.Format(time.RFC3339) +
+				" that a run stopped after removing recordings' files is left pending: it was made with another recordings store, or cannot tell (below)"}
 		default:
 			res.Notes = []string{"completing the prune of what concerns calls started before " + cut.Format(time.RFC3339) +
 				" that a run stopped after removing recordings' files (EXPORT_RETENTION is off now: only the rows of the files it removed go)"}
@@ -150,15 +156,16 @@ func (a *app) finishPrune(st *started, m *metrics) func(context.Context, *export
 	}
 }
 
-// pruneOptions are the prune's options for st: the store and the zone;
-// the store is set even when the zone cannot be read (the error).
-func pruneOptions(ctx context.Context, st *started) (sinks.PruneOptions, error) {
+// pruneOptions are the prune's options for st: the store, its identity
+// and the zone; the store is set even when the zone cannot be read (the
+// error).
+func (a *app) pruneOptions(ctx context.Context, st *started) (sinks.PruneOptions, error) {
 	var o sinks.PruneOptions
 	if st.rec != nil {
 		// The stores (recstore.Dir, recstore.S3) remove; a store
 		// that cannot keeps the recordings' rows (Prune says so).
 		if rm, ok := st.rec.Store.(sinks.RecordingFiles); ok {
-			o.Recordings = rm
+			o.Recordings, o.Store = rm, storeIdentity(a.cfg)
 		}
 	}
 	if st.x != nil {
@@ -170,6 +177,29 @@ func pruneOptions(ctx context.Context, st *started) (sinks.PruneOptions, error) 
 		}
 	}
 	return o, nil
+}
+
+// storeIdentity is the recordings store's identity as a pending prune
+// records it (sinks.PruneOptions.Store): its kind and where, no
+// credentials: a folder's absolute path; an S3 server's host, the bucket
+// and the prefix (without its trailing slash, as OpenS3 adds one).
+// Another folder, server, bucket or prefix is another store.
+func storeIdentity(c *config.Config) string {
+	switch c.RecordingsStore {
+	case config.StoreDir:
+		dir, err := filepath.Abs(c.RecordingsDir)
+		if err != nil {
+			dir = filepath.Clean(c.RecordingsDir)
+		}
+		return "folder " + dir
+	case config.StoreS3:
+		host := ""
+		if c.S3Endpoint != nil {
+			host = strings.ToLower(c.S3Endpoint.Host)
+		}
+		return fmt.Sprintf("S3 bucket %s at %s, prefix %q", c.S3Bucket, host, strings.TrimSuffix(c.S3Prefix, "/"))
+	}
+	return c.RecordingsStore
 }
 
 // pruned completes res, the retention result of run r (a prune at cut

@@ -863,7 +863,8 @@ func TestRetentionStoppedPruneCompletedWhenOff(t *testing.T) {
 				_, err := os.Stat(filepath.Join(storeDir, filepath.FromSlash(name)))
 				return err == nil
 			}
-			if _, err := s.Prune(ctx, "p", cat.All(), cut, sinks.PruneOptions{Batch: 4, Recordings: &stoppingRemover{store: store, failAt: 3}}); err == nil {
+			a := &app{cfg: &config.Config{PBXID: "p", RecordingsStore: config.StoreDir, RecordingsDir: storeDir}, log: slog.New(slog.DiscardHandler)}
+			if _, err := s.Prune(ctx, "p", cat.All(), cut, sinks.PruneOptions{Batch: 4, Recordings: &stoppingRemover{store: store, failAt: 3}, Store: storeIdentity(a.cfg)}); err == nil {
 				t.Fatal("the stopped prune reported no error")
 			}
 			gone := 0
@@ -875,7 +876,6 @@ func TestRetentionStoppedPruneCompletedWhenOff(t *testing.T) {
 			if gone != 2 {
 				t.Fatalf("%d rows name a file gone after the stop, want 2: the test would prove nothing", gone)
 			}
-			a := &app{cfg: &config.Config{PBXID: "p"}, log: slog.New(slog.DiscardHandler)}
 			noStore := &started{sink: sk, x: &exporter.Exporter{Sink: sk.Sink, PBX: "p", Zone: time.UTC}, cat: cat}
 			got := a.retention(noStore, newMetrics(), record.Retention{}, "")(ctx, &exporter.RunResult{ID: "r2", PBX: "p"})
 			if len(got) != 1 || got[0].Err != nil || noteRows(got[0].Notes, "recordings") != 0 ||
@@ -887,6 +887,26 @@ func TestRetentionStoppedPruneCompletedWhenOff(t *testing.T) {
 				t.Fatalf("without a store: %d rows left, want the 10 kept", len(left))
 			}
 			st := &started{sink: sk, x: &exporter.Exporter{Sink: sk.Sink, PBX: "p", Zone: time.UTC}, rec: &recordings.Copier{Store: store}, cat: cat}
+			// Another folder (EXPORT_RECORDINGS_DIR changed): every file
+			// looks gone from it; the prune stays pending (review 9, R9-6).
+			otherDir := t.TempDir()
+			other, err := recstore.OpenDir(otherDir, recstore.DirOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			moved := &app{cfg: &config.Config{PBXID: "p", RecordingsStore: config.StoreDir, RecordingsDir: otherDir}, log: a.log}
+			got = moved.retention(&started{sink: sk, x: st.x, rec: &recordings.Copier{Store: other}, cat: cat}, newMetrics(), record.Retention{}, "")(ctx, &exporter.RunResult{ID: "r2b", PBX: "p"})
+			if len(got) != 1 {
+				t.Fatalf("retention off, another store, after a stopped prune: %+v", got)
+			}
+			if notes := strings.Join(got[0].Notes, "\n"); got[0].Err != nil || noteRows(got[0].Notes, "recordings") != 0 ||
+				!strings.Contains(notes, "is left pending: it was made with another recordings store") ||
+				!strings.Contains(notes, "it was made with the recordings store folder "+storeDir+" and this run's is folder "+otherDir) {
+				t.Fatalf("retention off, another store, after a stopped prune: %+v", got)
+			}
+			if left := objects(); len(left) != 10 {
+				t.Fatalf("with another store: %d rows left, want the 10 kept", len(left))
+			}
 			after := a.retention(st, newMetrics(), record.Retention{}, "")
 			if after == nil {
 				t.Fatal("with EXPORT_RETENTION off, no AfterRun completes a stopped prune")
