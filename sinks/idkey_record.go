@@ -33,8 +33,8 @@ import (
 // replace: killed between, the record holds every key and the list still
 // holds them too; the next start takes the record, adds to it any PBX's
 // key only the list holds (an earlier release's), and strips the list
-// again. The mark says, once the record exists, that a record missing
-// was lost: no PBX then takes a key of before keys were kept by PBX
+// again. The mark (on a list there is: none is made to carry it) says,
+// once the record exists, that a record missing was lost: no PBX then takes a key of before keys were kept by PBX
 // (NoLegacy), and one holding recordings under a keyed id is refused
 // rather than given a new key (idMaterial).
 
@@ -110,33 +110,34 @@ func decodeIDKeys(b []byte, where string) (*idKeyRecord, error) {
 // lost, or when the sink holds no PBX's state nor key of before), with
 // every key l holds that rec lacks moved into it. It reports whether l
 // changed (stripped of its keys, marked), to be written after the
-// record.
-func adoptIDKeys(rec *idKeyRecord, l *Suppression, anyState bool, where string) (*idKeyRecord, bool) {
+// record, and whether rec gained a key from l.
+func adoptIDKeys(rec *idKeyRecord, l *Suppression, anyState bool, where string) (*idKeyRecord, bool, bool) {
 	if rec == nil || rec.Format == 0 {
 		rec = &idKeyRecord{Format: idKeyFormat}
 		rec.NoLegacy = l.IDKeysApart || !anyState && l.IDKey == nil && l.IDKeySealed == nil && len(l.IDKeys) == 0
 	}
 	rec.list, rec.where = l, where
 	changed := !l.IDKeysApart || l.IDKey != nil || l.IDKeySealed != nil || len(l.IDKeys) > 0
+	gained := false
 	for pbx, k := range l.IDKeys {
 		if rec.Keys[pbx] == nil {
 			if rec.Keys == nil {
 				rec.Keys = map[string]*PBXKey{}
 			}
-			rec.Keys[pbx] = k
+			rec.Keys[pbx], gained = k, true
 		}
 	}
-	if rec.SchemaKey == nil {
-		rec.SchemaKey = l.IDKey
+	if rec.SchemaKey == nil && l.IDKey != nil {
+		rec.SchemaKey, gained = l.IDKey, true
 	}
-	if rec.SchemaKeySealed == nil {
-		rec.SchemaKeySealed = l.IDKeySealed
+	if rec.SchemaKeySealed == nil && l.IDKeySealed != nil {
+		rec.SchemaKeySealed, gained = l.IDKeySealed, true
 	}
 	l.IDKeys, l.IDKey, l.IDKeySealed, l.IDKeysApart = nil, nil, nil, true
 	if l.Numbers == nil {
 		l.Numbers = []SuppressedNumber{}
 	}
-	return rec, changed
+	return rec, changed, gained
 }
 
 // SuppressionKey returns the key of the ids of recordings that cannot be
@@ -176,7 +177,7 @@ ON CONFLICT (pbx, key) DO UPDATE SET state = EXCLUDED.state, updated_at = now()`
 		do  bool
 		key string
 		b   []byte
-	}{{true, idKeysKey, rb}, {marking, idKeyMark + " " + o.PBX, mb}, {st.listChanged, suppressionKey, lb}} {
+	}{{changed || st.made || st.gained, idKeysKey, rb}, {marking, idKeyMark + " " + o.PBX, mb}, {st.listChanged, suppressionKey, lb}} {
 		if !w.do {
 			continue
 		}
@@ -199,48 +200,56 @@ type idKeyStart struct {
 	rec               *idKeyRecord
 	mark              idKeyMarked
 	made, listChanged bool
+	gained            bool // the record gained a key from the list
 }
 
 // newIDKeyStart is the start of a record read (nil: none stored) at
 // where, with list l and the PBX's mark.
 func newIDKeyStart(l *Suppression, rec *idKeyRecord, anyState bool, where string, mark idKeyMarked) *idKeyStart {
-	st := &idKeyStart{list: l, mark: mark, made: rec == nil}
-	st.rec, st.listChanged = adoptIDKeys(rec, l, anyState, where)
+	listed := l != nil
+	if !listed {
+		l = &Suppression{}
+	}
+	st := &idKeyStart{list: l, mark: mark, made: rec == nil || rec.Format == 0}
+	st.rec, st.listChanged, st.gained = adoptIDKeys(rec, l, anyState, where)
+	st.listChanged = st.listChanged && listed // no list is made to be marked
 	st.rec.hadKey = mark.ID != ""
 	return st
 }
 
-// readIDKeys reads, in tx, the schema's list (its row made when missing
-// and locked first, as Suppress locks it: one PBX's start at a time
-// moves and changes the keys), its record of keys and pbx's mark.
+// readIDKeys reads, in tx, the schema's record of keys (its row made
+// when missing, '{}' until written, and locked: one PBX's start at a
+// time moves and changes the keys), its list (locked, as Suppress locks
+// it, when there is one: nil when none) and pbx's mark.
 func (p *Postgres) readIDKeys(ctx context.Context, tx pgx.Tx, pbx string) (*idKeyStart, error) {
 	table := p.ident("export_state")
 	var lb, rb []byte
-	if _, err := tx.Exec(ctx, "INSERT INTO "+table+" (pbx, key, state) VALUES ($1, $2, '{\"numbers\":[]}') ON CONFLICT DO NOTHING", suppressionPBX, suppressionKey); err != nil {
+	if _, err := tx.Exec(ctx, "INSERT INTO "+table+" (pbx, key, state) VALUES ($1, $2, '{}') ON CONFLICT DO NOTHING", suppressionPBX, idKeysKey); err != nil {
 		return nil, dbError(err)
 	}
-	if err := tx.QueryRow(ctx, "SELECT state FROM "+table+" WHERE pbx = $1 AND key = $2 FOR UPDATE", suppressionPBX, suppressionKey).Scan(&lb); err != nil {
+	if err := tx.QueryRow(ctx, "SELECT state FROM "+table+" WHERE pbx = $1 AND key = $2 FOR UPDATE", suppressionPBX, idKeysKey).Scan(&rb); err != nil {
 		return nil, dbError(err)
 	}
-	l, err := decodeSuppression(lb)
+	var l *Suppression
+	err := tx.QueryRow(ctx, "SELECT state FROM "+table+" WHERE pbx = $1 AND key = $2 FOR UPDATE", suppressionPBX, suppressionKey).Scan(&lb)
+	switch {
+	case err == nil:
+		if l, err = decodeSuppression(lb); err != nil {
+			return nil, err
+		}
+	case !errors.Is(err, pgx.ErrNoRows):
+		return nil, dbError(err)
+	}
+	where := fmt.Sprintf("%s, row pbx '' key '%s'", table, idKeysKey)
+	rec, err := decodeIDKeys(rb, where)
 	if err != nil {
 		return nil, err
 	}
-	where := fmt.Sprintf("%s, row pbx '' key '%s'", table, idKeysKey)
-	var rec *idKeyRecord
 	anyState := true
-	err = tx.QueryRow(ctx, "SELECT state FROM "+table+" WHERE pbx = $1 AND key = $2", suppressionPBX, idKeysKey).Scan(&rb)
-	switch {
-	case err == nil:
-		if rec, err = decodeIDKeys(rb, where); err != nil {
-			return nil, err
-		}
-	case errors.Is(err, pgx.ErrNoRows):
+	if rec.Format == 0 {
 		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+table+" WHERE pbx <> $1)", suppressionPBX).Scan(&anyState); err != nil {
 			return nil, dbError(err)
 		}
-	default:
-		return nil, dbError(err)
 	}
 	var mark idKeyMarked
 	if err := tx.QueryRow(ctx, "SELECT state FROM "+table+" WHERE pbx = $1 AND key = $2", suppressionPBX, idKeyMark+" "+pbx).Scan(&mark); err != nil && !errors.Is(err, pgx.ErrNoRows) {
@@ -280,12 +289,20 @@ func (s *CSV) SuppressionKey(ctx context.Context, o IDKeyOptions) (_ *pseudonym.
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	lock := safefile.NewLock(filepath.Join(dir, ".suppressed.lock"), fileMode)
-	if err := lock.Wait(ctx, 100*time.Millisecond); err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
+	// The record's own lock; the list's too when there is a list (to be
+	// stripped), as Suppress takes it: no list is made to be marked.
+	locks := []string{".idkeys.lock"}
+	if _, err := os.Stat(s.suppressionFile()); err == nil {
+		locks = append(locks, ".suppressed.lock")
 	}
-	defer lock.Unlock()
-	st, err := s.readIDKeys(ctx, o.PBX)
+	for _, name := range locks {
+		lock := safefile.NewLock(filepath.Join(dir, name), fileMode)
+		if err := lock.Wait(ctx, 100*time.Millisecond); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		defer lock.Unlock()
+	}
+	st, err := s.readIDKeys(ctx, o.PBX, len(locks) > 1)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
@@ -296,7 +313,7 @@ func (s *CSV) SuppressionKey(ctx context.Context, o IDKeyOptions) (_ *pseudonym.
 	}
 	// The record first, then the list stripped: each state between
 	// holds every key (package comment).
-	if changed || st.made || st.listChanged {
+	if changed || st.made || st.gained {
 		b, _ := json.Marshal(st.rec)
 		if err := safefile.Write(s.idKeysFile(), b, fileMode); err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
@@ -326,12 +343,15 @@ func (s *CSV) idKeyMarkFile(pbx string) string {
 	return filepath.Join(s.stateDir(pbx), ".idkey.json")
 }
 
-// readIDKeys reads the folder's list, its record of keys and pbx's mark;
-// the caller holds the list's lock.
-func (s *CSV) readIDKeys(ctx context.Context, pbx string) (*idKeyStart, error) {
-	l, err := s.Suppression(ctx)
-	if err != nil {
-		return nil, err
+// readIDKeys reads the folder's record of keys, its list when listed
+// (nil else) and pbx's mark; the caller holds their locks.
+func (s *CSV) readIDKeys(ctx context.Context, pbx string, listed bool) (*idKeyStart, error) {
+	var l *Suppression
+	if listed {
+		var err error
+		if l, err = s.Suppression(ctx); err != nil {
+			return nil, err
+		}
 	}
 	var rec *idKeyRecord
 	anyState := true

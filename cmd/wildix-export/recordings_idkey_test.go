@@ -334,20 +334,16 @@ func loseState(t *testing.T, dir string, pool *pgxpool.Pool, what string) {
 		return
 	}
 	state := filepath.Join(dir, ".state")
-	var err error
-	switch what {
-	case "list":
-		err = os.Remove(filepath.Join(state, ".suppressed.json"))
-	case "both":
-		err = os.Remove(filepath.Join(state, ".suppressed.json"))
-		if e := os.Remove(filepath.Join(state, ".idkeys.json")); e != nil && !errors.Is(e, fs.ErrNotExist) {
-			err = e
+	files := map[string][]string{"list": {".suppressed.json"}, "both": {".suppressed.json", ".idkeys.json"}}[what]
+	for _, f := range files {
+		if err := os.Remove(filepath.Join(state, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
 		}
-	case "state":
-		err = os.RemoveAll(state)
 	}
-	if err != nil {
-		t.Fatal(err)
+	if what == "state" {
+		if err := os.RemoveAll(state); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
