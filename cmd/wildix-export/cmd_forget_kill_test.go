@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"os"
 	"os/exec"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
 	"github.com/wildix-export/wildix-export/simtest"
 )
 
@@ -146,4 +149,105 @@ func forgetEntries(t *testing.T, dir string) (rows []int64, notes []string) {
 		}
 	}
 	return rows, notes
+}
+
+// TestForgetKilledAfterRemovingRecording: a forget SIGKILLed after it
+// removed the number's recording files and before it erased any row (the
+// erasure's updates wait on the test's row locks) is completed by running
+// it again, with no flag: the files the journal's entry found are taken
+// as removed by it, the rows erased, the number nowhere, and the run says
+// which files the interrupted forget removed (attack5 F1: the re-run
+// exited 2, "not in the store … check the setting", and only
+// --missing-recordings-ok completed it, though --help says running it
+// again does). PostgreSQL, a folder store.
+func TestForgetKilledAfterRemovingRecording(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := recPBX(t, 120, 2*time.Hour, pbxsim.RecordingOptions{Every: 4})
+	store := dirStore(t)
+	env, pool, _ := pgEnv(t, f, append([]string{"EXPORT_ENDPOINTS=call_history,recordings", "WILDIX_RECORDINGS_TOKEN=" + recToken}, store.env...)...)
+	if r := runBin(t, env, "", "run", "--once"); r.code != exitOK {
+		t.Fatalf("run --once: exit %d\n%s", r.code, r.stderr)
+	}
+	number := ""
+	for _, r := range f.Sim.Recordings() {
+		if d, ok := pseudonym.Canonical(r.Number); ok && len(d) >= 7 {
+			number = d
+			break
+		}
+	}
+	before := store.files(t)
+	if number == "" || len(before) == 0 {
+		t.Fatal("no recording of an external number stored: the test proves nothing")
+	}
+	mentioned := func() bool {
+		for _, rows := range tableRows(t, pool) {
+			if slices.ContainsFunc(rows, func(row string) bool { return mentions(row, number) }) {
+				return true
+			}
+		}
+		return false
+	}
+
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	for _, table := range []string{"call_history", "recordings"} {
+		if _, err := tx.Exec(ctx, "SELECT 1 FROM "+table+" FOR UPDATE"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(binary, "forget", "--number", "+"+number)
+	cmd.Env = env
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	removed := make(chan struct{})
+	go func() {
+		for sc := bufio.NewScanner(stdout); sc.Scan(); {
+			if strings.HasPrefix(sc.Text(), "removed: ") {
+				close(removed)
+			}
+		}
+	}()
+	done := exited(cmd)
+	select {
+	case <-removed:
+		cmd.Process.Signal(syscall.SIGKILL)
+		<-done
+	case err := <-done:
+		t.Fatalf("forget ended (%v) before removing a file", err)
+	case <-time.After(hangGuard):
+		t.Fatal("forget neither removed a file nor ended")
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	gone := len(before) - len(store.files(t))
+	if gone == 0 || !mentioned() {
+		t.Fatalf("killed forget: %d file(s) removed, number still in the rows %v: not the moment the test needs", gone, mentioned())
+	}
+
+	r := runBin(t, env, "", "forget", "--number", "+"+number)
+	if r.code != exitOK || !strings.Contains(r.stdout, "Completing the erasure of the number begun") ||
+		!strings.Contains(r.stdout, fmt.Sprintf("removed by the interrupted forget of the number: %d recording file(s)", gone)) {
+		t.Fatalf("forget run again: exit %d; want 0, completing the erasure, %d file(s) removed by the interrupted one\n%s%s", r.code, gone, r.stdout, r.stderr)
+	}
+	if mentioned() {
+		t.Error("after the completing forget the sink still holds the number")
+	}
+	if n := len(store.files(t)); n != len(before)-gone {
+		t.Errorf("the store holds %d files, want %d", n, len(before)-gone)
+	}
+	notes := queryStrings(t, pool, `SELECT n FROM export_run_endpoints e JOIN export_runs r USING (run_id), unnest(e.notes) n WHERE r.mode = 'forget'`)
+	if !slices.Contains(notes, fmt.Sprintf("recording files removed: %d", gone)) {
+		t.Errorf("the ledger entry's notes %q do not count the %d file(s) the interrupted forget removed", notes, gone)
+	}
 }
