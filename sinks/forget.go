@@ -1087,14 +1087,52 @@ func (l *Suppression) ForgetTagOf(f *Forgotten, pk *pseudonym.Keyed) (string, er
 }
 
 // SameErasure reports whether the forget b completes the erasure j: the
-// same number (Tag) searched the same way (Search). Which PBX's
-// configuration runs it does not matter: forget erases every PBX's rows
-// of the sink, on both sinks, so a forget of the number run for another
-// PBX erases what j's would have (review 6, R6-3: matched by the number
-// alone, a forget searching other forms or keys completed j, counting
-// rows it had not searched as erased).
+// same number (Tag) searched as j was or more widely (Search, searchCovers).
+// Which PBX's configuration runs it does not matter: forget erases every
+// PBX's rows of the sink, on both sinks, so a forget of the number run
+// for another PBX erases what j's would have (review 6, R6-3: matched by
+// the number alone, a forget searching other forms or keys completed j,
+// counting rows it had not searched as erased).
 func (j ForgetBegun) SameErasure(b ForgetBegun) bool {
-	return j.Tag == b.Tag && (j.Search == "" || j.Search == b.Search)
+	return j.Tag == b.Tag && (j.Search == "" || searchCovers(b.Search, j.Search))
+}
+
+// searchCovers reports whether a forget searching as b says finds all a
+// forget searching as j says found (ForgetBegun.Search, in the words
+// forget writes: the --number form, then "--national-forms" when given,
+// then "pseudonym key(s)" and the key ids, or "no pseudonym key"): the
+// same --number form, --national-forms when j had it, every key of j's.
+// So after a key change (j under K1, every later forget needing K1 and
+// K2) a forget can still complete j (review 8, R8-2: compared as exact
+// strings, j could never be completed).
+func searchCovers(b, j string) bool {
+	if b == j {
+		return true
+	}
+	read := func(s string) (form string, national bool, keys []string) {
+		parts := strings.Split(s, ", ")
+		form = parts[0]
+		for _, p := range parts[1:] {
+			switch {
+			case p == "--national-forms":
+				national = true
+			case strings.HasPrefix(p, "pseudonym key(s) "):
+				keys = strings.Fields(strings.TrimPrefix(p, "pseudonym key(s) "))
+			}
+		}
+		return form, national, keys
+	}
+	bForm, bNational, bKeys := read(b)
+	jForm, jNational, jKeys := read(j)
+	if bForm != jForm || jNational && !bNational {
+		return false
+	}
+	for _, k := range jKeys {
+		if !slices.Contains(bKeys, k) {
+			return false
+		}
+	}
+	return true
 }
 
 // ForgetTag is the forget journal's name of the number whose suppression

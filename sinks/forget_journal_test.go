@@ -158,3 +158,36 @@ func TestForgetJournal(t *testing.T) {
 		})
 	}
 }
+
+// TestSameErasureCovers: a forget completes an interrupted erasure of the
+// number when its search covers that one's (the same --number form,
+// --national-forms if it had it, a superset of its keys), and only then
+// (review 8, R8-2: after a key change every forget searched "K1 K2" and
+// could never complete the entry searched under K1). Fails with the exact
+// comparison of before.
+func TestSameErasureCovers(t *testing.T) {
+	t.Parallel()
+	const intl, bare = "--number with + or 00 (national forms in clear too)", "--number without + or 00 (as written only)"
+	for _, tc := range []struct {
+		name, j, b string
+		want       bool
+	}{
+		{"same", intl + ", pseudonym key(s) K1", intl + ", pseudonym key(s) K1", true},
+		{"a key more", intl + ", pseudonym key(s) K1", intl + ", pseudonym key(s) K1 K2", true},
+		{"a key fewer", intl + ", pseudonym key(s) K1 K2", intl + ", pseudonym key(s) K2", false},
+		{"another key", intl + ", pseudonym key(s) K1", intl + ", pseudonym key(s) K2", false},
+		{"--national-forms added", intl + ", pseudonym key(s) K1", intl + ", --national-forms, pseudonym key(s) K1 K2", true},
+		{"--national-forms dropped", intl + ", --national-forms, pseudonym key(s) K1", intl + ", pseudonym key(s) K1 K2", false},
+		{"another form", intl + ", pseudonym key(s) K1", bare + ", pseudonym key(s) K1", false},
+		{"keys added to none", intl + ", no pseudonym key", intl + ", pseudonym key(s) K1", true},
+		{"of an earlier version", "", bare + ", no pseudonym key", true},
+	} {
+		j := ForgetBegun{Tag: "t", Search: tc.j}
+		if got := j.SameErasure(ForgetBegun{Tag: "t", Search: tc.b}); got != tc.want {
+			t.Errorf("%s: entry searching %q completed by a forget searching %q: %v, want %v", tc.name, tc.j, tc.b, got, tc.want)
+		}
+		if j.SameErasure(ForgetBegun{Tag: "u", Search: tc.b}) {
+			t.Errorf("%s: completed by a forget of another number", tc.name)
+		}
+	}
+}

@@ -72,7 +72,8 @@ bring it back. Nothing prints the number. --dry-run reports what would be
 erased and changes nothing; it fails (exit 1) as the erasure would when a
 numeric column holds the number, which cannot hold "erased". Running it again
 finds nothing. Killed or failed midway, run it again with the same number,
-searched the same way (the same --number form, keys and --national-forms), with
+searched the same way or more widely (the same --number form, at least its keys,
+--national-forms if it had it), with
 any PBX's configuration of the sink: it completes the erasure, and its ledger
 entry counts the rows the first attempt erased too. Every PBX's rows of the
 sink are erased. A number that is a colleague's extension (the colleagues the
@@ -167,7 +168,8 @@ func cmdForget(ctx context.Context, a *app, args []string) error {
 // forgetSearch says in words how f is searched: in which forms, with
 // which pseudonym keys (nil ones skipped), whether with --national-forms.
 // A forget completes an interrupted or failed one of the same number
-// only when it searches the same way (sinks.ForgetBegun.SameErasure).
+// only when it searches the same way or more widely
+// (sinks.ForgetBegun.SameErasure, which reads these words).
 func forgetSearch(f *sinks.Forgotten, nationalForms bool, keys []*pseudonym.Keyed) string {
 	var ids []string
 	for _, k := range keys {
@@ -645,7 +647,7 @@ func (a *app) beginForget(ctx context.Context, fg forgetter, b sinks.ForgetBegun
 			// a later entry of the same erasure (RecordForget's next,
 			// written beside it): completed with it
 		case j.Tag == b.Tag:
-			return b, fmt.Errorf("%w: a forget of this number begun %s, searching %s, was interrupted or failed, and this one searches %s: run forget again searching as that one did (the same --number form, keys and --national-forms) to complete it first; searching otherwise, it would not find what that one searched, nor count right what it erased; nothing was erased yet",
+			return b, fmt.Errorf("%w: a forget of this number begun %s, searching %s, was interrupted or failed, and this one searches %s: run forget again searching as that one did or more widely (the same --number form, at least its keys, --national-forms if it had it) to complete it first; searching otherwise, it would not find what that one searched, nor count right what it erased; nothing was erased yet",
 				errUsage, j.Started.Format(time.RFC3339), j.Search, b.Search)
 		default:
 			fmt.Fprintf(a.stdout, "Note: a forget of another number, begun %s, was interrupted or failed before it completed: that number may still be in the sink; run forget again with it.\n",
