@@ -512,7 +512,7 @@ type lostList struct {
 func (m lostList) Error() string {
 	seen := fmt.Sprintf("the run ledger (%s) records %d forget(s) that added a number to it, the last ended %s", m.ledger, m.want, m.last.UTC().Format(time.RFC3339))
 	if m.evidence != "" {
-		seen = fmt.Sprintf("the data file %s records rows erased by forget, and the run ledger (%s) is gone with it", m.evidence, m.ledger)
+		seen = fmt.Sprintf("the data file %s records rows erased by forget, and the run ledger (%s) records no forget (gone, or restored from a copy older than the forget)", m.evidence, m.ledger)
 	}
 	return fmt.Sprintf("%v: the list (%s) holds %d number(s), and %s: it was lost or restored from an older copy. "+
 		"An export now would write every forgotten number again where the PBX still holds it (in clear, unless pseudonymised) and copy its recordings again. "+
@@ -567,13 +567,13 @@ func (s *CSV) CheckSuppression(ctx context.Context) error {
 		return err
 	}
 	has, after := l.added()
-	n, last, ledgers, err := s.ledgerForgets(after)
+	n, last, err := s.ledgerForgets(after)
 	if err != nil {
 		return fmt.Errorf("check the suppression list against the run ledger: %w", s.advise(err))
 	}
 	m := lostList{list: s.suppressionFile(), ledger: filepath.Join(s.opt.Dir, ".state", "<pbx>", "runs.jsonl"), has: has, want: n, last: last}
 	if n == 0 && len(l.Numbers) == 0 && l.UndoneAccepted == nil {
-		if m.evidence, err = s.forgetEvidence(ledgers); err != nil {
+		if m.evidence, err = s.forgetEvidence(); err != nil {
 			return fmt.Errorf("check the suppression list against the data files: %w", s.advise(err))
 		}
 		last = time.Now()
@@ -589,20 +589,18 @@ func (s *CSV) CheckSuppression(ctx context.Context) error {
 // ledgerForgets counts the forgets of the folder's run ledgers (every
 // PBX's: the list is the folder's) started after after that added a
 // number, and returns when the last one ended: after it added its number
-// (CheckSuppression's message gives it as the time to accept); and the
-// state folders (PBXes' safeName) holding a ledger.
-func (s *CSV) ledgerForgets(after time.Time) (int, time.Time, map[string]bool, error) {
+// (CheckSuppression's message gives it as the time to accept).
+func (s *CSV) ledgerForgets(after time.Time) (int, time.Time, error) {
 	files, err := filepath.Glob(filepath.Join(s.opt.Dir, ".state", "*", "runs.jsonl"))
 	if err != nil {
-		return 0, time.Time{}, nil, err
+		return 0, time.Time{}, err
 	}
-	n, last, ledgers := 0, time.Time{}, map[string]bool{}
+	n, last := 0, time.Time{}
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
-			return 0, time.Time{}, nil, err
+			return 0, time.Time{}, err
 		}
-		ledgers[filepath.Base(filepath.Dir(f))] = true
 		for _, line := range bytes.Split(b, []byte{'\n'}) {
 			if !bytes.Contains(line, []byte(NoteSuppressed)) {
 				continue
@@ -630,23 +628,27 @@ func (s *CSV) ledgerForgets(after time.Time) (int, time.Time, map[string]bool, e
 			}
 		}
 	}
-	return n, last, ledgers, nil
+	return n, last, nil
 }
 
 // forgetEvidence returns the name, under the folder, of the first data
 // file whose manifest counts rows erased by forget; "" when none does.
-// The manifests of a PBX whose run ledger is there (ledgers, by
-// safeName) are not read: its forgets are in its ledger (review 6, R6-8:
-// a folder that never used forget had every manifest read at each
-// check, twice a run).
-func (s *CSV) forgetEvidence(ledgers map[string]bool) (string, error) {
+// Every PBX's manifests are read, those of a PBX whose run ledger is
+// there too: a ledger restored from a copy older than the first forget,
+// or one of a PBX whose forget was run under another PBX's
+// configuration (its entry is in that PBX's ledger), holds no forget
+// although the manifests count one (review 9, R9-1: a4b0d6c skipped
+// them and the erasure was undone). So a folder that never used
+// forget still reads every manifest at each check (review 6, R6-8, left
+// open: a cache of the answer must not hide a manifest written since).
+func (s *CSV) forgetEvidence() (string, error) {
 	files, err := filepath.Glob(filepath.Join(s.opt.Dir, "*", "*.manifest.json"))
 	if err != nil {
 		return "", err
 	}
 	for _, f := range files {
 		rel, _ := filepath.Rel(s.opt.Dir, f)
-		if strings.HasPrefix(rel, ".") || ledgered(filepath.Base(f), ledgers) {
+		if strings.HasPrefix(rel, ".") {
 			continue
 		}
 		b, err := os.ReadFile(f)
@@ -670,34 +672,6 @@ func (s *CSV) forgetEvidence(ledgers map[string]bool) (string, error) {
 		}
 	}
 	return "", nil
-}
-
-// ledgered reports whether the data file (or manifest) name is of a PBX
-// whose safeName is in ledgers: its name is that safeName, "_", then a
-// run id (20060102T150405Z-…) or "backfill_" (CSV.Begin), so that PBX
-// "a" does not take PBX "a_b"'s files.
-func ledgered(name string, ledgers map[string]bool) bool {
-	for pbx := range ledgers {
-		rest, ok := strings.CutPrefix(name, pbx+"_")
-		if ok && (strings.HasPrefix(rest, "backfill_") || runIDStart(rest)) {
-			return true
-		}
-	}
-	return false
-}
-
-// runIDStart reports whether s starts with a run id's time,
-// 20060102T150405Z-.
-func runIDStart(s string) bool {
-	if len(s) < 17 || s[8] != 'T' || s[15] != 'Z' || s[16] != '-' {
-		return false
-	}
-	for i, c := range []byte(s[:15]) {
-		if i != 8 && (c < '0' || c > '9') {
-			return false
-		}
-	}
-	return true
 }
 
 // latest is the latest of ts.

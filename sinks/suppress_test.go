@@ -875,48 +875,50 @@ func TestSuppressionCheckedAgainstLedger(t *testing.T) {
 	}
 }
 
-// TestSuppressionCheckReadsManifestsOnlyWithoutLedger: a CSV folder's
-// check of its suppression list reads no manifest of a PBX whose run
-// ledger is there (its forgets are in the ledger; review 6, R6-8: every
-// manifest was read at each check, twice a run, in a folder that never
-// used forget), and still reads those of a PBX whose ledger is gone:
-// another PBX whose name starts the same ("a" and "a_b"), or every PBX
-// once the state folder is gone. A manifest that cannot be read (here a
-// folder under its name) shows which are read.
-func TestSuppressionCheckReadsManifestsOnlyWithoutLedger(t *testing.T) {
+// TestSuppressionCheckReadsManifestsWithLedger: a CSV folder whose list
+// is empty and whose ledgers show no forget refuses (ErrSuppressionLost)
+// when a data file's manifest counts rows erased by forget, even though
+// the PBX's ledger is there (review 9, R9-1: a4b0d6c skipped the
+// manifests of a PBX with a ledger, and an erasure was undone): .state
+// restored from a copy taken before the first forget, or the forget run
+// under another PBX's configuration (its entry in that PBX's ledger,
+// since lost).
+func TestSuppressionCheckReadsManifestsWithLedger(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dir := t.TempDir()
-	s, err := NewCSV(CSVOptions{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mkdir := func(p string) {
+	write := func(t *testing.T, dir, p, body string) {
 		t.Helper()
-		if err := os.MkdirAll(filepath.Join(dir, p), 0o700); err != nil {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, p), []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	mkdir(filepath.Join(".state", "a"))
-	if err := os.WriteFile(filepath.Join(dir, ".state", "a", "runs.jsonl"), []byte(`{"mode":"run","endpoints":[]}`+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	mkdir(filepath.Join("call_history", "a_20261207T101010Z-0a1b2c_0001.manifest.json"))
-	mkdir(filepath.Join("call_history", "a_backfill_20261201_20261202.manifest.json"))
-	if err := s.CheckSuppression(ctx); err != nil {
-		t.Fatalf("a PBX with its ledger: %v; want no manifest of it read", err)
-	}
-	mkdir(filepath.Join("call_history", "a_b_20261207T101010Z-0a1b2c_0001.manifest.json"))
-	if err := s.CheckSuppression(ctx); err == nil {
-		t.Fatal("PBX a_b without a ledger: nil; want its manifest read (and failing)")
-	}
-	if err := os.RemoveAll(filepath.Join(dir, ".state")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.RemoveAll(filepath.Join(dir, "call_history", "a_b_20261207T101010Z-0a1b2c_0001.manifest.json")); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.CheckSuppression(ctx); err == nil {
-		t.Fatal("the state folder gone: nil; want every manifest read")
+	ledger := `{"mode":"run","endpoints":[]}` + "\n"
+	for _, tc := range []struct {
+		name, ledgers, manifest string
+	}{
+		{"state restored from before the forget", "a", "a_20261207T101010Z-0a1b2c_0001"},
+		{"forget run under another PBX's id", "b", "b_20261207T101010Z-0a1b2c_0001"},
+		{"backfill file", "a", "a_backfill_20261201_20261202"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			write(t, dir, filepath.Join(".state", tc.ledgers, "runs.jsonl"), ledger)
+			write(t, dir, filepath.Join("call_history", tc.manifest+".manifest.json"),
+				`{"file":"`+tc.manifest+`.csv","rows_replaced_forget":1}`)
+			s, err := NewCSV(CSVOptions{Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.CheckSuppression(ctx)
+			if !errors.Is(err, ErrSuppressionLost) {
+				t.Fatalf("CheckSuppression: %v; want %v", err, ErrSuppressionLost)
+			}
+			if !strings.Contains(err.Error(), tc.manifest+".csv") {
+				t.Errorf("message %q does not name the data file", err)
+			}
+		})
 	}
 }

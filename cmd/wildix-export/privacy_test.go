@@ -818,8 +818,10 @@ func TestRecordingsKeyWithoutRuleSurvivesKeyUnset(t *testing.T) {
 
 // TestErasureNotUndoneByLostState: after forget, nothing in the sink, its
 // suppression list included, holds the number's pseudonym (attack 4,
-// F7); the list deleted (PostgreSQL: export_state emptied; CSV: the list
-// file, then the whole state folder with its run ledger), a run is
+// F7); the list deleted (PostgreSQL: export_state emptied; CSV: the state
+// folder restored from a copy taken before the forget, its ledger without
+// it, then the list file, then the whole state folder with its run
+// ledger), a run is
 // refused, exit 2, naming the list and what to do, and writes nothing:
 // the number would come back (F4). Doing what the message says to go on
 // all the same, the run goes on.
@@ -861,6 +863,14 @@ func TestErasureNotUndoneByLostState(t *testing.T) {
 			if !strings.Contains(dump(), trace) {
 				t.Fatal("the sink holds no trace of the number before forget: the test proves nothing")
 			}
+			// The nightly copy of the state folder, taken before the
+			// first forget: its ledger holds no forget (review 9, R9-1).
+			backup := filepath.Join(t.TempDir(), "state")
+			if pool == nil {
+				if err := os.CopyFS(backup, os.DirFS(filepath.Join(dir, ".state"))); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if r := runCLI(t, kv, "forget", "--number", "+"+d); r.code != exitOK {
 				t.Fatalf("forget: exit %d: %v\n%s%s", r.code, r.err, r.stdout, r.stderr)
 			}
@@ -877,6 +887,16 @@ func TestErasureNotUndoneByLostState(t *testing.T) {
 			}}
 			if pool == nil {
 				lose = []func(){func() {
+					// .state restored from the copy: the PBX's ledger is
+					// there, without the forget; the data files' manifests
+					// count it.
+					if err := os.RemoveAll(filepath.Join(dir, ".state")); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.CopyFS(filepath.Join(dir, ".state"), os.DirFS(backup)); err != nil {
+						t.Fatal(err)
+					}
+				}, func() {
 					if err := os.Remove(filepath.Join(dir, ".state", ".suppressed.json")); err != nil {
 						t.Fatal(err)
 					}
