@@ -188,8 +188,10 @@ func (r *idKeyRecord) idMaterial(o IDKeyOptions) (idMaterial, error) {
 		return idMaterial{}, fmt.Errorf("%w: the sink holds recordings of PBX %q stored under a keyed id (%s), and keeps no key of recordings' ids for it: "+
 			"the record of the keys (%s) was lost, or the state restored from a backup older than those recordings; "+
 			"restore it, with the suppression list, from the backup taken with the data (README, Erasure), and run again; "+
-			"a new key would name every such recording anew and copy it again, with a second row",
-			ErrRecordingsKey, o.PBX, held, r.where)
+			"a new key would name every such recording anew and copy it again, with a second row. "+
+			"With no backup holding it: delete PBX %q's recordings stored under a keyed id (their rows, whose recording starts with k-, and their files), "+
+			"accepting that they are copied again, or export into a new schema or folder",
+			ErrRecordingsKey, o.PBX, held, r.where, o.PBX)
 	}
 	raw := make([]byte, pseudonym.MinKeyLen)
 	rand.Read(raw)

@@ -253,8 +253,9 @@ func TestRecordingsKeyRefusedWhenHeld(t *testing.T) {
 				t.Fatalf("a key change without the earlier key, a k- recording held: %v; want ErrRecordingsKey naming EXPORT_PSEUDONYM_PREVIOUS_KEY", err)
 			}
 			lose()
-			if _, err := s.SuppressionKey(ctx, on); !errors.Is(err, ErrRecordingsKey) || !strings.Contains(err.Error(), "k-0123abcd") || !strings.Contains(err.Error(), "restore") {
-				t.Fatalf("the record lost, a k- recording held: %v; want ErrRecordingsKey naming the recording and to restore", err)
+			if _, err := s.SuppressionKey(ctx, on); !errors.Is(err, ErrRecordingsKey) || !strings.Contains(err.Error(), "k-0123abcd") || !strings.Contains(err.Error(), "restore") ||
+				!strings.Contains(err.Error(), "With no backup holding it: delete") || !strings.Contains(err.Error(), "new schema or folder") {
+				t.Fatalf("the record lost, a k- recording held: %v; want ErrRecordingsKey naming the recording, to restore, and the ways out without a backup (review 9, R9-4)", err)
 			}
 			release()
 			k, err := s.SuppressionKey(ctx, changed)
