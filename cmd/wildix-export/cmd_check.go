@@ -28,7 +28,7 @@ import (
 // call history can be paged) and, with a recordings store, a list of
 // recordings and the first bytes of one file.
 func cmdCheck(ctx context.Context, a *app, args []string) error {
-	fs := a.flags("check", "", "Check each configured piece, one line each: configuration, sink reachable and\nwritable, PBX reachable, token valid and whom it acts as, how the PBX pages call history,\nand with a recordings store: the store, one recording's file fetched, and warnings (WARN)\nwhen copying falls behind. Changes nothing.")
+	fs := a.flags("check", "", "Check each configured piece, one line each: configuration, sink reachable and\nwritable, PBX reachable, token valid and whom it acts as, how the PBX pages call history,\nand with a recordings store: the store, one recording's file fetched, and warnings (WARN)\nwhen copying falls behind or an erasure (forget) was not completed. Changes nothing.")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -61,6 +61,9 @@ func cmdCheck(ctx context.Context, a *app, args []string) error {
 	}
 	if s != nil {
 		defer s.close()
+	}
+	if err == nil {
+		a.checkForgets(ctx, c, s)
 	}
 	var pool *pgxpool.Pool
 	if s != nil {

@@ -888,3 +888,57 @@ func describeValue(s string) string {
 	}
 	return fmt.Sprintf("(%d characters)", utf8.RuneCountInString(s))
 }
+
+// forgetsOpen are the sink's forget journal's entries: erasures begun and
+// not completed (killed or failed), whose numbers may still be in the
+// sink. s nil (check of a CSV folder): the folder's, opened only when it
+// holds an export (.state), so that nothing is created.
+func (a *app) forgetsOpen(ctx context.Context, s *sink) ([]sinks.ForgetBegun, error) {
+	if s == nil {
+		if _, err := os.Stat(filepath.Join(a.cfg.CSVDir, ".state")); err != nil {
+			return nil, nil
+		}
+		var err error
+		if s, err = a.openSink(ctx); err != nil {
+			return nil, err
+		}
+		defer s.close()
+	}
+	j, ok := s.Sink.(interface {
+		ForgetJournal(context.Context) ([]sinks.ForgetBegun, error)
+	})
+	if !ok {
+		return nil, nil
+	}
+	return j.ForgetJournal(ctx)
+}
+
+// forgetOpenTodo is what to do about an open entry (forgetsOpen).
+const forgetOpenTodo = "its number (never named) may still be in the sink: run forget again with that number, searching as it did or more widely, to complete it"
+
+// warnForgetsOpen logs a warning for each erasure not completed
+// (forgetsOpen) at a run's start, naming its id and start, never its
+// number (attack5 F1: a run said nothing of an interrupted erasure).
+func (a *app) warnForgetsOpen(ctx context.Context, s *sink) {
+	open, err := a.forgetsOpen(ctx, s)
+	if err != nil {
+		a.log.Warn("read the forget journal", "err", err)
+		return
+	}
+	for _, j := range open {
+		a.log.Warn("forget not completed", "forget_id", j.ID, "forget_started", j.Started, "search", j.Search, "todo", forgetOpenTodo)
+	}
+}
+
+// checkForgets is check's warning (WARN, not a failure) for each erasure
+// not completed (forgetsOpen).
+func (a *app) checkForgets(ctx context.Context, c *checkLines, s *sink) {
+	open, err := a.forgetsOpen(ctx, s)
+	if err != nil {
+		c.warn("forget", fmt.Sprintf("the forget journal cannot be read: %v", err))
+		return
+	}
+	for _, j := range open {
+		c.warn("forget", fmt.Sprintf("the erasure %s begun %s, searching %s, was interrupted or failed: %s", j.ID, j.Started.Format(time.RFC3339), cmp.Or(j.Search, "the same way"), forgetOpenTodo))
+	}
+}

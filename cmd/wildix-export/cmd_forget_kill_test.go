@@ -235,6 +235,17 @@ func TestForgetKilledAfterRemovingRecording(t *testing.T) {
 		t.Fatalf("killed forget: %d file(s) removed, number still in the rows %v: not the moment the test needs", gone, mentioned())
 	}
 
+	// check and a run's log say an erasure is open, without the number
+	// (attack5 F1: both said nothing).
+	chk := runBin(t, env, "", "check")
+	if !strings.Contains(chk.stdout, "WARN  forget        the erasure ") || mentions(chk.stdout+chk.stderr, number) {
+		t.Errorf("check after the killed forget: no warning of the open erasure, or the number shown\n%s%s", chk.stdout, chk.stderr)
+	}
+	run := runBin(t, env, "", "run", "--once")
+	if run.code != exitOK || !strings.Contains(run.stderr, `"msg":"forget not completed"`) || mentions(run.stderr, number) {
+		t.Errorf("run after the killed forget: exit %d, no warning of the open erasure, or the number shown\n%s", run.code, run.stderr)
+	}
+
 	r := runBin(t, env, "", "forget", "--number", "+"+number)
 	if r.code != exitOK || !strings.Contains(r.stdout, "Completing the erasure of the number begun") ||
 		!strings.Contains(r.stdout, fmt.Sprintf("removed by the interrupted forget of the number: %d recording file(s)", gone)) {

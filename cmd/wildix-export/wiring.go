@@ -247,6 +247,7 @@ func (a *app) start(ctx context.Context, cat *record.Catalog) (*started, error) 
 		s.close()
 		return nil, err
 	}
+	a.warnForgetsOpen(ctx, s)
 	sup := &suppression{}
 	guard.Suppress = sup
 	c := a.cfg
