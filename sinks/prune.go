@@ -208,7 +208,9 @@ type foundFiles struct {
 }
 
 // pendingFiles looks up, for each recordings endpoint of eps, the files
-// pp may have removed in o.Recordings, changing nothing.
+// pp may have removed in o.Recordings, changing nothing. Its six
+// parameters are one settlement's (the sink, the PBX, its endpoints, the
+// options and the pending record), each read here once.
 func pendingFiles(ctx context.Context, s pendingStore, pbx string, eps []record.Endpoint, o PruneOptions, pp *pendingPrune) ([]foundFiles, error) {
 	var out []foundFiles
 	ends, cols := prunable(eps)
@@ -450,7 +452,9 @@ func (s *CSV) pendingObjects(ctx context.Context, pbx string, ep *record.Endpoin
 	return names, err
 }
 
-// dropObjects is pendingStore's, an edit of ep's folder.
+// dropObjects is pendingStore's, an edit of ep's folder. Its six
+// parameters are the interface's: the rows of one endpoint, below a cut,
+// whose files are gone.
 func (s *CSV) dropObjects(ctx context.Context, pbx string, ep *record.Endpoint, col string, cut time.Time, gone []string) (int64, error) {
 	p := s.newPrune(pbx, ep, col, cut)
 	drop := make(map[string]bool, len(gone))

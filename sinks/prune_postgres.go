@@ -141,7 +141,9 @@ func (p *Postgres) pendingObjects(ctx context.Context, pbx string, ep *record.En
 	return names, nil
 }
 
-// dropObjects is pendingStore's, batched deletions from ep's table.
+// dropObjects is pendingStore's, batched deletions from ep's table. Its
+// six parameters are the interface's: the rows of one endpoint, below a
+// cut, whose files are gone.
 func (p *Postgres) dropObjects(ctx context.Context, pbx string, ep *record.Endpoint, col string, cut time.Time, gone []string) (int64, error) {
 	where := "pbx = $1 AND " + pgx.Identifier{col}.Sanitize() + " < $2 AND (" + storedObjectSQL + ") = ANY($3::text[])"
 	return p.deleteWhere(ctx, ep.Name, where, []any{pbx, cut, gone}, 0, "", nil)

@@ -428,6 +428,10 @@ func (k keyFiles) keys() ([]*pseudonym.Keyed, error) {
 }
 
 // forget finds, reports and (unless dry) erases f, under the PBX's lock.
+// Its seven parameters are what cmdForget resolved before taking the lock
+// (the sink and its forgetter, the number, its key, the endpoints and the
+// flags), each used once in the steps here; a struct would be built for
+// this one call.
 func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgotten, pk *pseudonym.Keyed, endpoints []record.Endpoint, opt forgetOptions) error {
 	w := a.stdout
 	found, err := a.forgetFind(ctx, s, fg, f, pk, endpoints)
@@ -529,7 +533,8 @@ func (a *app) keyRecordings(ctx context.Context, s *sink, fg forgetter, f *sinks
 }
 
 // forgetFind checks that the suppression list takes pk, then finds f in
-// the sink and says where.
+// the sink and says where. Its six parameters are forget's own, passed on
+// as they are (a struct would exist for this one call).
 func (a *app) forgetFind(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgotten, pk *pseudonym.Keyed, endpoints []record.Endpoint) (*sinks.ForgetFound, error) {
 	list, err := fg.Suppression(ctx)
 	if err != nil {
