@@ -124,70 +124,92 @@ func (b *bench) recordings(ctx context.Context) error {
 	for r := 0; r < b.o.runs; r++ {
 		for _, st := range stores {
 			fmt.Fprintf(os.Stderr, "recordings run %d/%d, %s store…\n", r+1, b.o.runs, st.name)
-			_, put, count, err := st.fresh()
-			if err != nil {
-				return err
-			}
-			began, host := time.Now(), selfCPU()
-			if err := plainCopy(ctx, pbx.base, recs, b.o.conc, put); err != nil {
-				return fmt.Errorf("plain copy to %s: %w", st.name, err)
-			}
-			d, host := time.Since(began), selfCPU()-host
-			if n, _, err := count(); err != nil || n != len(recs) {
-				return fmt.Errorf("plain copy to %s stored %d files of %d (%v)", st.name, n, len(recs), err)
-			}
-			b.add("recordings: plain copy, "+st.name, len(recs), sample{d: d, host: host}, fmt.Sprintf("%.1f MB, %d at once", float64(total)/1e6, b.o.conc))
-
-			// The plain copy hashing what it writes, as wildix-export must
-			// (issue 29, point 3): the part of the gap that is the sha256.
-			_, put, count, err = st.fresh()
-			if err != nil {
-				return err
-			}
-			began, host = time.Now(), selfCPU()
-			if err := plainCopy(ctx, pbx.base, recs, b.o.conc, hashing(put)); err != nil {
-				return fmt.Errorf("plain copy with sha256 to %s: %w", st.name, err)
-			}
-			d, host = time.Since(began), selfCPU()-host
-			if n, _, err := count(); err != nil || n != len(recs) {
-				return fmt.Errorf("plain copy with sha256 to %s stored %d files of %d (%v)", st.name, n, len(recs), err)
-			}
-			b.add("recordings: plain copy with sha256, "+st.name, len(recs), sample{d: d, host: host}, "the plain copy, each file's sha256 computed as it is written")
-
-			// The baseline before this wildix-export every other round:
-			// the one measured last in a round was faster in the same
-			// run, whichever it was (2026-12-07, a loaded machine).
-			if b.base != "" && r%2 == 1 {
-				if err := b.recordingsBaseline(pbx.base, st, len(recs), total); err != nil {
+			plain := func() error {
+				_, put, count, err := st.fresh()
+				if err != nil {
 					return err
 				}
+				began, host := time.Now(), selfCPU()
+				if err := plainCopy(ctx, pbx.base, recs, b.o.conc, put); err != nil {
+					return fmt.Errorf("plain copy to %s: %w", st.name, err)
+				}
+				d, host := time.Since(began), selfCPU()-host
+				if n, _, err := count(); err != nil || n != len(recs) {
+					return fmt.Errorf("plain copy to %s stored %d files of %d (%v)", st.name, n, len(recs), err)
+				}
+				b.add("recordings: plain copy, "+st.name, len(recs), sample{d: d, host: host}, fmt.Sprintf("%.1f MB, %d at once", float64(total)/1e6, b.o.conc))
+
+				return nil
 			}
-			env, _, count, err := st.fresh()
-			if err != nil {
-				return err
+			plainSHA := func() error {
+				// The plain copy hashing what it writes, as wildix-export must
+				// (issue 29, point 3): the part of the gap that is the sha256.
+				_, put, count, err := st.fresh()
+				if err != nil {
+					return err
+				}
+				began, host := time.Now(), selfCPU()
+				if err := plainCopy(ctx, pbx.base, recs, b.o.conc, hashing(put)); err != nil {
+					return fmt.Errorf("plain copy with sha256 to %s: %w", st.name, err)
+				}
+				d, host := time.Since(began), selfCPU()-host
+				if n, _, err := count(); err != nil || n != len(recs) {
+					return fmt.Errorf("plain copy with sha256 to %s stored %d files of %d (%v)", st.name, n, len(recs), err)
+				}
+				b.add("recordings: plain copy with sha256, "+st.name, len(recs), sample{d: d, host: host}, "the plain copy, each file's sha256 computed as it is written")
+
+				return nil
 			}
-			csv, err := os.MkdirTemp(b.dir, "rec-csv-")
-			if err != nil {
-				return err
+			exporter := func() error {
+				// The baseline before this wildix-export every other round:
+				// the one measured last in a round was faster in the same
+				// run, whichever it was (2026-12-07, a loaded machine).
+				if b.base != "" && r%2 == 1 {
+					if err := b.recordingsBaseline(pbx.base, st, len(recs), total); err != nil {
+						return err
+					}
+				}
+				env, _, count, err := st.fresh()
+				if err != nil {
+					return err
+				}
+				csv, err := os.MkdirTemp(b.dir, "rec-csv-")
+				if err != nil {
+					return err
+				}
+				smp, err := b.copyRecordings(b.wx, pbx.base, csv, env)
+				if err != nil {
+					return fmt.Errorf("wildix-export to %s: %w", st.name, err)
+				}
+				// The same again: nothing left to copy, so what a run costs
+				// besides the files (start, list, call history, ledger).
+				again, err := b.copyRecordings(b.wx, pbx.base, csv, env)
+				os.RemoveAll(csv)
+				if err != nil {
+					return fmt.Errorf("wildix-export to %s, again: %w", st.name, err)
+				}
+				if n, bytes, err := count(); err != nil || n != len(recs) || bytes != total {
+					return fmt.Errorf("wildix-export to %s stored %d files of %d, %d bytes of %d (%v)", st.name, n, len(recs), bytes, total, err)
+				}
+				b.add("recordings: wildix-export, "+st.name, len(recs), smp, "run --once, EXPORT_ENDPOINTS=recordings, CSV rows")
+				b.add("recordings: wildix-export again (nothing to copy), "+st.name, len(recs), again, "the same run --once once more: its cost besides the files")
+				if b.base != "" && r%2 == 0 {
+					if err := b.recordingsBaseline(pbx.base, st, len(recs), total); err != nil {
+						return err
+					}
+				}
+				return nil
 			}
-			smp, err := b.copyRecordings(b.wx, pbx.base, csv, env)
-			if err != nil {
-				return fmt.Errorf("wildix-export to %s: %w", st.name, err)
+			// The subjects' order alternates: the plain copies first in even
+			// rounds, wildix-export first in odd ones, so that whatever the one
+			// before leaves the next (the disk still freeing the last copy's
+			// files, a warm cache) weighs on each as often (review 11).
+			steps := []func() error{plain, plainSHA, exporter}
+			if r%2 == 1 {
+				steps = []func() error{exporter, plain, plainSHA}
 			}
-			// The same again: nothing left to copy, so what a run costs
-			// besides the files (start, list, call history, ledger).
-			again, err := b.copyRecordings(b.wx, pbx.base, csv, env)
-			os.RemoveAll(csv)
-			if err != nil {
-				return fmt.Errorf("wildix-export to %s, again: %w", st.name, err)
-			}
-			if n, bytes, err := count(); err != nil || n != len(recs) || bytes != total {
-				return fmt.Errorf("wildix-export to %s stored %d files of %d, %d bytes of %d (%v)", st.name, n, len(recs), bytes, total, err)
-			}
-			b.add("recordings: wildix-export, "+st.name, len(recs), smp, "run --once, EXPORT_ENDPOINTS=recordings, CSV rows")
-			b.add("recordings: wildix-export again (nothing to copy), "+st.name, len(recs), again, "the same run --once once more: its cost besides the files")
-			if b.base != "" && r%2 == 0 {
-				if err := b.recordingsBaseline(pbx.base, st, len(recs), total); err != nil {
+			for _, step := range steps {
+				if err := step(); err != nil {
 					return err
 				}
 			}
