@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
-	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -1045,45 +1044,6 @@ type ForgetBegun struct {
 	Recordings int   `json:"recordings"`
 	// Added says that it added the number to the suppression list.
 	Added bool `json:"added,omitempty"`
-	// Files are the tags (ForgetFileTag) of the recording files it found
-	// stored, written before it removed any: a file of them the store no
-	// longer holds was removed by it (attack5 F1). Names, which may hold
-	// the number, are not kept.
-	Files []string `json:"files,omitempty"`
-}
-
-// same reports whether j and o are the same entry, field by field.
-func (j ForgetBegun) same(o ForgetBegun) bool {
-	files := slices.Equal(j.Files, o.Files)
-	j.Files, o.Files = nil, nil
-	return files && reflect.DeepEqual(j, o)
-}
-
-// ForgetFileTag is the forget journal's name of the recording file name
-// found by the erasure whose tag is tag (ForgetTag): keyed by it, so
-// that it tells nothing of the name, which may hold the number, without
-// the suppression list's key. Letters only, as ForgetTag.
-func ForgetFileTag(tag, name string) string {
-	sum := sha256.Sum256([]byte("wildix-export forget journal file\x00" + tag + "\x00" + name))
-	b := make([]byte, 0, 32)
-	for _, c := range sum[:16] {
-		b = append(b, 'a'+c>>4, 'a'+c&15)
-	}
-	return string(b)
-}
-
-// ForgetTagOf is the forget journal's tag of f's number, as ForgetTag of
-// the hash Suppress gives it, read without changing the list: "" when
-// the list has no key yet, so that no forget of any number began.
-func (l *Suppression) ForgetTagOf(f *Forgotten, pk *pseudonym.Keyed) (string, error) {
-	if l == nil || l.KeyID == "" {
-		return "", nil
-	}
-	k, err := l.keyed(pk)
-	if err != nil || k == nil {
-		return "", err
-	}
-	return ForgetTag(listTag(k, k.Number(f.digits))), nil
 }
 
 // SameErasure reports whether the forget b completes the erasure j: the

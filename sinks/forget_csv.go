@@ -216,7 +216,7 @@ func (s *CSV) RecordForget(ctx context.Context, r *exporter.RunResult, b ForgetB
 	// next is in journal already: endForget drops it with the rest
 	// (its Search is b's), and adds it again at the end.
 	left := endForget(journal, b, next)
-	if slices.EqualFunc(left, journal, ForgetBegun.same) {
+	if slices.Equal(left, journal) {
 		return nil
 	}
 	return s.writeForgetJournal(left)

@@ -577,7 +577,7 @@ func (p *Postgres) RecordForget(ctx context.Context, r *exporter.RunResult, b Fo
 	if err != nil {
 		return err
 	}
-	if left := endForget(journal, b, next); !slices.EqualFunc(left, journal, ForgetBegun.same) {
+	if left := endForget(journal, b, next); !slices.Equal(left, journal) {
 		if err := p.writeForgetJournal(ctx, tx, left); err != nil {
 			return err
 		}

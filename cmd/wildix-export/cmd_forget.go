@@ -107,7 +107,7 @@ func cmdForget(ctx context.Context, a *app, args []string) error {
 	dry := fset.Bool("dry-run", false, "report what would be erased; change nothing")
 	asWritten := fset.Bool("as-written", false, "--number is given without + or 00 exactly as the rows write it, its country code first (393528512784): searched only as written, not in national forms; without it, a number without + or 00 is refused, as a national number (3528512784) would be read as another country's")
 	nationalForms := fset.Bool("national-forms", false, "in a pseudonymised sink, also erase the pseudonyms of the number's national forms; a national form's pseudonym is also the pseudonym of another country's number with the same digits (Italy's 352 8512784 and Luxembourg's +352 8512784), which is erased too: check with --dry-run first")
-	missingOK := fset.Bool("missing-recordings-ok", false, "mark erased the rows of recordings listed as stored but not found in the store: only when the store setting is right and the files are already gone otherwise than by an interrupted forget of the number searched the same way (running that again completes it without this flag)")
+	missingOK := fset.Bool("missing-recordings-ok", false, "mark erased the rows of recordings listed as stored but not found in the store: only when the store setting is right and the files are already gone (an earlier forget stopped after removing them)")
 	allowExtension := fset.Bool("allow-extension", false, "erase the number also where it is a colleague's extension on the PBX (the colleagues the sink holds): without it, such a number is refused, as forget would erase the colleague's extension from every call with them")
 	allowEmpty := fset.Bool("allow-empty", false, "forget in a sink that holds no export yet (before the first export); without it, such a sink is taken for a mistyped EXPORT_CSV_DIR or EXPORT_DB_SCHEMA and refused")
 	var previous keyFiles
@@ -450,16 +450,12 @@ func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgot
 	}
 	started := time.Now().UTC()
 	var store recordingRemover
-	var files storedFiles
+	var present []string
 	if len(found.Recordings) > 0 {
 		if store, err = a.recordingRemover(ctx); err != nil {
 			return err
 		}
-		removed, err := removedBefore(ctx, fg, f, pk, opt.search)
-		if err != nil {
-			return err
-		}
-		if files, err = a.presentRecordings(ctx, store, found.Recordings, removed, opt.missingOK); err != nil {
+		if present, err = a.presentRecordings(ctx, store, found.Recordings, opt.missingOK); err != nil {
 			return err
 		}
 	}
@@ -471,7 +467,7 @@ func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgot
 	}
 	// The files before the rows: a row erased no longer says which file
 	// was the number's.
-	if err := a.removeRecordings(ctx, store, files); err != nil {
+	if err := a.removeRecordings(ctx, store, present, len(found.Recordings)); err != nil {
 		return err
 	}
 	if err := a.keyRecordings(ctx, s, fg, f, pk); err != nil {
@@ -481,7 +477,7 @@ func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgot
 	if done != nil {
 		printFound(w, "erased", done)
 	}
-	if lerr := a.forgetLedger(ctx, fg, forgetRecord{b: b, begun: begun, found: found, done: done, files: len(files.present), gone: files.gone, added: added}, err); lerr != nil {
+	if lerr := a.forgetLedger(ctx, fg, forgetRecord{b: b, begun: begun, found: found, done: done, files: len(present), added: added}, err); lerr != nil {
 		err = errors.Join(err, fmt.Errorf("record the erasure in the run ledger: %w", lerr))
 	}
 	if err != nil {
@@ -489,7 +485,7 @@ func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgot
 	}
 	fmt.Fprintln(w, "Searched again: the number is nowhere in the sink.")
 	fmt.Fprintln(w, pbxStillHolds)
-	a.log.Info("number erased", "rows", done.Rows(), "recordings_removed", len(files.present))
+	a.log.Info("number erased", "rows", done.Rows(), "recordings_removed", len(present))
 	return nil
 }
 
@@ -557,19 +553,16 @@ func (a *app) forgetFind(ctx context.Context, s *sink, fg forgetter, f *sinks.Fo
 
 // removeRecordings removes from store the number's recording files
 // present there, of the listed ones found, and says how many.
-func (a *app) removeRecordings(ctx context.Context, store recordingRemover, files storedFiles) error {
-	for _, name := range files.present {
+func (a *app) removeRecordings(ctx context.Context, store recordingRemover, present []string, listed int) error {
+	for _, name := range present {
 		if err := store.Remove(ctx, name); err != nil {
 			return fmt.Errorf("remove a recording of the number: %w; nothing else was erased yet: run forget again", err)
 		}
 	}
-	if n := len(files.present); n > 0 {
+	if n := len(present); n > 0 {
 		fmt.Fprintf(a.stdout, "removed: %d recording file(s)\n", n)
 	}
-	if files.gone > 0 {
-		fmt.Fprintf(a.stdout, "not in the store, removed by the interrupted forget of the number: %d recording file(s)\n", files.gone)
-	}
-	if n := files.missing; n > 0 {
+	if n := listed - len(present); n > 0 {
 		fmt.Fprintf(a.stdout, "not in the store, taken as removed already (--missing-recordings-ok): %d recording file(s)\n", n)
 	}
 	return nil
@@ -606,9 +599,6 @@ func (a *app) suppressForget(ctx context.Context, fg forgetter, f *sinks.Forgott
 	}
 	b = sinks.ForgetBegun{ID: exporter.NewRunID(started), PBX: a.cfg.PBXID, Started: started, Tag: sinks.ForgetTag(h), Search: search,
 		Rows: found.Rows(), Recordings: len(found.Recordings), Added: added}
-	for _, name := range found.Recordings {
-		b.Files = append(b.Files, sinks.ForgetFileTag(b.Tag, name))
-	}
 	begun, err = a.beginForget(ctx, fg, b)
 	return b, begun, added, err
 }
@@ -671,7 +661,6 @@ type forgetRecord struct {
 	b, begun    sinks.ForgetBegun // this forget's journal entry; the one it completes (beginForget)
 	found, done *sinks.ForgetFound
 	files       int  // recording files this run removed
-	gone        int  // found listed, not in the store, removed by an interrupted attempt (removedBefore)
 	added       bool // this run added the number to the suppression list
 }
 
@@ -703,7 +692,7 @@ func (a *app) forgetLedger(ctx context.Context, fg forgetter, fr forgetRecord, f
 		now = done.Rows()
 	}
 	earlierFiles := 0
-	if interrupted := found.Rows() < begun.Rows || len(found.Recordings) < begun.Recordings || fr.gone > 0; interrupted || begun.Added && !fr.added {
+	if interrupted := found.Rows() < begun.Rows || len(found.Recordings) < begun.Recordings; interrupted || begun.Added && !fr.added {
 		// Against what this run erased, not what it found: a file whose
 		// edit the killed attempt had decided (its pending record
 		// written) is found holding the number, then completed by the
@@ -711,7 +700,7 @@ func (a *app) forgetLedger(ctx context.Context, fg forgetter, fr forgetRecord, f
 		// attempt's (TestForgetKilledMidwayCountsAll, seed
 		// 1796650825932971342).
 		earlierRows := max(0, begun.Rows-now)
-		earlierFiles = max(0, begun.Recordings-len(found.Recordings)) + fr.gone
+		earlierFiles = max(0, begun.Recordings-len(found.Recordings))
 		e.Rows += earlierRows
 		e.Notes = append(e.Notes, fmt.Sprintf("completes an erasure begun %s and interrupted or failed: it found %d row(s) and %d recording file(s); %d row(s) and %d file(s) of them were erased by it, the rest by this run",
 			begun.Started.Format(time.RFC3339), begun.Rows, begun.Recordings, earlierRows, earlierFiles))
@@ -732,7 +721,7 @@ func (a *app) forgetLedger(ctx context.Context, fg forgetter, fr forgetRecord, f
 			erased = done.Rows()
 		}
 		next = &sinks.ForgetBegun{ID: exporter.NewRunID(r.Ended), PBX: begun.PBX, Started: begun.Started, Tag: fr.b.Tag, Search: fr.b.Search,
-			Rows: max(0, found.Rows()-erased), Recordings: max(0, len(found.Recordings)-fr.files-fr.gone), Files: fr.b.Files}
+			Rows: max(0, found.Rows()-erased), Recordings: max(0, len(found.Recordings)-fr.files)}
 	}
 	return fg.RecordForget(ctx, r, fr.b, next)
 }
@@ -754,75 +743,34 @@ func (a *app) recordingRemover(ctx context.Context) (recordingRemover, error) {
 	return rm, nil
 }
 
-// storedFiles are the recording files of the number the rows list as
-// stored, as the store holds them (presentRecordings).
-type storedFiles struct {
-	present []string // in the store: to remove
-	gone    int      // not in it, found by an interrupted forget of this erasure: removed by it
-	missing int      // not in it otherwise (--missing-recordings-ok)
-}
-
-// removedBefore is what an interrupted or failed forget of this erasure
-// (the journal's entries the same number searched the same way) found
-// stored, before it removed any: a file of it the store no longer holds
-// was removed by it (attack5 F1: killed after removing a file, forget
-// was sent by its re-run to check a setting that was right). Tags of
-// file names (sinks.ForgetFileTag), with that erasure's tag; nil when
-// none was begun.
-func removedBefore(ctx context.Context, fg forgetter, f *sinks.Forgotten, pk *pseudonym.Keyed, search string) (func(name string) bool, error) {
-	list, err := fg.Suppression(ctx)
-	if err != nil {
-		return nil, err
-	}
-	tag, err := list.ForgetTagOf(f, pk)
-	if err != nil || tag == "" {
-		return nil, err
-	}
-	journal, err := fg.ForgetJournal(ctx)
-	if err != nil {
-		return nil, err
-	}
-	files := map[string]bool{}
-	for _, j := range journal {
-		if j.SameErasure(sinks.ForgetBegun{Tag: tag, Search: search}) {
-			for _, t := range j.Files {
-				files[t] = true
-			}
-		}
-	}
-	return func(name string) bool { return files[sinks.ForgetFileTag(tag, name)] }, nil
-}
-
-// presentRecordings sorts the names rows list as stored by whether the
-// store holds them. One not there is an error, nothing changed yet,
-// unless removed says an interrupted forget of this erasure found it
-// (removedBefore), or missingOK: a store setting that names another
-// folder or bucket would otherwise have forget mark the rows erased and
-// leave the real files behind, named by no row, for ever.
-func (a *app) presentRecordings(ctx context.Context, store recordingRemover, names []string, removed func(string) bool, missingOK bool) (storedFiles, error) {
-	var sf storedFiles
+// presentRecordings returns the names, of those rows list as stored, that
+// the store holds. One not there is an error, nothing changed yet, unless
+// missingOK: a store setting that names another folder or bucket would
+// otherwise have forget mark the rows erased and leave the real files
+// behind, named by no row, for ever.
+func (a *app) presentRecordings(ctx context.Context, store recordingRemover, names []string, missingOK bool) ([]string, error) {
+	var present []string
+	missing := 0
 	for _, name := range names {
 		_, err := store.Stat(ctx, name)
 		switch {
-		case errors.Is(err, fs.ErrNotExist) && removed != nil && removed(name):
-			sf.gone++
 		case errors.Is(err, fs.ErrNotExist):
-			sf.missing++
+			missing++
 		case err != nil:
-			return sf, fmt.Errorf("look for a recording of the number in the store: %w; nothing was erased", err)
+			return nil, fmt.Errorf("look for a recording of the number in the store: %w; nothing was erased", err)
 		default:
-			sf.present = append(sf.present, name)
+			present = append(present, name)
 		}
 	}
-	if missing := sf.missing; missing > 0 && !missingOK {
+	if missing > 0 && !missingOK {
 		where := "EXPORT_RECORDINGS_DIR=" + a.cfg.RecordingsDir
 		if a.cfg.RecordingsStore == "s3" {
 			where = fmt.Sprintf("EXPORT_RECORDINGS_S3_BUCKET=%s, EXPORT_RECORDINGS_S3_PREFIX=%s", a.cfg.S3Bucket, a.cfg.S3Prefix)
 		}
-		return sf, fmt.Errorf("%w: %d of the %d recording file(s) of the number the rows list as stored are not in the store (%s); nothing was erased: check the setting, it must be the export's store (with another one the files would stay, named by no row). If it is right and the files are gone already (removed otherwise than by an interrupted forget of the number searched the same way, which this one would complete), run forget again with --missing-recordings-ok",
+		return nil, fmt.Errorf("%w: %d of the %d recording file(s) of the number the rows list as stored are not in the store (%s); nothing was erased: check the setting, it must be the export's store (with another one the files would stay, named by no row). If it is right and the files are gone already (an earlier forget stopped after removing them), run forget again with --missing-recordings-ok",
 			errUsage, missing, len(names), where)
 	}
-	return sf, nil
+	return present, nil
 }
 
 // pseudonymKey is the pseudonym key (EXPORT_PSEUDONYM_KEY), nil when not
