@@ -129,6 +129,9 @@ type Forgotten struct {
 	digits     string
 	national   []string // pseudonym.NationalForms, when given internationally
 	pseudonyms []string
+	// inRow are the pseudonyms of the national forms under the keys,
+	// erased only in a row found holding the number (eraseRow).
+	inRow []string
 	// recKeys are the PBXes' keys of recordings' ids (KeyRecordingsWith).
 	recKeys map[string]*pseudonym.Keyed
 }
@@ -162,6 +165,9 @@ func NewForgotten(number string, keys ...*pseudonym.Keyed) (*Forgotten, error) {
 	for _, k := range keys {
 		if k != nil {
 			f.pseudonyms = append(f.pseudonyms, k.Number(d))
+			for _, v := range f.national {
+				f.inRow = append(f.inRow, k.Number(v))
+			}
 		}
 	}
 	return f, nil
@@ -234,6 +240,46 @@ func (f *Forgotten) match(v string) bool {
 		}
 	}
 	return false
+}
+
+// matchInRow is match, and the pseudonyms of the number's national forms
+// (inRow): for a row match found the number in (eraseRow).
+func (f *Forgotten) matchInRow(v string) bool {
+	return f.match(v) || slices.Contains(f.inRow, v)
+}
+
+// eraseRow erases f in cells (one row, in place) as sh says, and returns
+// how many occurrences it replaced (0: the row is not f's, left as it
+// is). A row is f's when match finds the number in it (international
+// digits, a national form in clear, a pseudonym of those); in such a row
+// the pseudonyms of the number's national forms go too (attack5 F3: a
+// caller id the PBX wrote nationally, c_from's pseudonym of 3528512784
+// beside from_number's of 393528512784, stayed in the rows forget erased,
+// and no search named it). Alone in a row, such a pseudonym is not
+// searched without --national-forms: it is also that of another
+// country's number with the same digits (Luxembourg's +352 8512784). In
+// a row that is the number's, it is taken as the number's, the other
+// country's number beside it being far less likely than the PBX's
+// national caller id.
+func (f *Forgotten) eraseRow(sh *rowShape, cells []string) int {
+	if len(f.inRow) == 0 {
+		return sh.erase(cells, f.match)
+	}
+	if sh.erase(slices.Clone(cells), f.match) == 0 {
+		return 0
+	}
+	return sh.erase(cells, f.matchInRow)
+}
+
+// eraseLine is eraseRow for a line of a state file or run ledger (JSON,
+// or text): a line holding the number has its national forms'
+// pseudonyms erased too.
+func (f *Forgotten) eraseLine(l []byte) ([]byte, int) {
+	out, c := eraseJSON(l, f.match)
+	if c == 0 || len(f.inRow) == 0 {
+		return out, c
+	}
+	return eraseJSON(l, f.matchInRow)
 }
 
 // pattern is a PostgreSQL regular expression every text holding the number

@@ -179,7 +179,7 @@ func (s *CSV) findInData(path string, e *record.Endpoint, f *Forgotten) (int64, 
 				numeric = append(numeric, c)
 			}
 		}
-		if sh.erase(row, f.match) > 0 || len(num) > 0 || keyTells {
+		if f.eraseRow(sh, row) > 0 || len(num) > 0 || keyTells {
 			n++
 			if object != "" {
 				objects = append(objects, object)
@@ -410,7 +410,7 @@ func (s *CSV) forgetEdit(pbx string, e *record.Endpoint, f *Forgotten, taken map
 		for j, c := range row {
 			cells[j] = s.unquoteCell(c)
 		}
-		if sh.erase(cells, f.match) == 0 && !(kc >= 0 && recordingKeyMentions(cells[kc], f)) {
+		if f.eraseRow(sh, cells) == 0 && !(kc >= 0 && recordingKeyMentions(cells[kc], f)) {
 			return RowEdit{}, nil
 		}
 		for j, v := range marks {
@@ -562,7 +562,7 @@ func (s *CSV) eraseStateFiles(pbx string, f *Forgotten) (int64, error) {
 		lines := strings.Split(string(b), "\n")
 		var n int64
 		for i, l := range lines {
-			out, c := eraseJSON([]byte(l), f.match)
+			out, c := f.eraseLine([]byte(l))
 			if c > 0 {
 				lines[i] = string(out)
 				n++

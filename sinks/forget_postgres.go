@@ -287,7 +287,7 @@ func (p *Postgres) eachMention(ctx context.Context, q queryer, pl pgPlace, f *Fo
 		}
 		orig := slices.Clone(h.cells)
 		keyTells := pl.recordings && pl.key >= 0 && recordingKeyMentions(h.cells[pl.key], f)
-		if pl.shape.erase(h.cells, f.match) > 0 || keyTells {
+		if f.eraseRow(pl.shape, h.cells) > 0 || keyTells {
 			h.changed = make([]bool, len(h.cells))
 			for i := range h.cells {
 				h.changed[i] = h.cells[i] != orig[i]
