@@ -378,12 +378,11 @@ func (t *text) numberRun(i int) (int, bool) {
 		for e < len(s) && isDigit(s[e]) {
 			e++
 		}
-		// A count is never split off a national number written with its
-		// trunk prefix 0, nor off a bare country code's number not yet
-		// whole (code): whether the number is whole without it no length
-		// says, and a count read with the number leaves no digit readable
-		// (review 8, R8-1).
-		counts := intl || evident || !code && s[i] != '0'
+		// A count is never split off a bare country code's number not
+		// yet whole (code): the code says the number is not whole
+		// without it, and a count read with the number leaves no digit
+		// readable (review 8, R8-1).
+		counts := intl || evident || !code
 		if !t.joins(k, e, intl || evident, &d) || sep == 0 && counts && t.countAfter(k, e, j-from, &d, intl || evident) {
 			break
 		}
@@ -523,12 +522,18 @@ func (t *text) longFrom(k int) bool {
 //     country's numbers may be a digit or three longer (Austria's,
 //     Germany's), and Scrub took the count for the number's, so forget of
 //     the number found nothing (attack 2, F4; issue 30 notes). When the
-//     group may be the number's last (its country unknown, or the number
-//     with it whole too) it is a count only of one or two digits: "+49 89
-//     1234 567 calls" is one number. numberRun asks for no count after a
-//     national number written with its trunk prefix 0, nor after a bare
-//     country code's number not yet whole: a count there is read with the
-//     number (review 8, R8-1);
+//     group may be the number's last (its country unknown, a national
+//     number written with its trunk prefix 0 too, or the number with it
+//     whole too) it is a count only where no one groups a number's digits
+//     so, one digit alone or two after a last group of minCountAfter or
+//     more ("callback 0664 123 4567 3 volte", "called +49 89 1234567 12
+//     times"): "+49 89 1234 56 calls" and "+49 89 1234 567 calls" are one
+//     number each. Two digits after two to four were a count, left
+//     readable beside the pseudonym of the number's first digits, and no
+//     count followed a trunk 0, so "0664 123 4567 3" got one pseudonym,
+//     which forget --national-forms of 0664 123 4567 did not find.
+//     numberRun asks for no count after a bare country code's number not
+//     yet whole: a count there is read with the number (review 8, R8-1);
 //   - any other word, a date or a time, only when its country is known,
 //     the number whole and the number with the group no whole number
 //     ("+44 800 1234 5 10:00": the UK's numbers beginning 8 have 7, 9 or 10
@@ -571,10 +576,12 @@ func (t *text) countAfter(k, e, last int, d *e164, lengths bool) bool {
 		w++
 	}
 	if !lengths || d.wholeWith(s[k:e]) {
-		// It may be the number's last group: a count only of one or
-		// two digits (a last group of three before "calls" is the
-		// number's: "+49 89 1234 567 calls").
-		return shape && g <= 2 && countWord(s[w:])
+		// It may be the number's last group: a count only where no one
+		// groups a number's digits so, one digit alone or two after a
+		// group of five or more ("called +49 89 1234567 12 times");
+		// two after a group of two to four are the number's ("+49 89
+		// 1234 56 calls", "+49 89 1234 567 calls").
+		return shape && (g == 1 || g == 2 && last >= minCountAfter) && countWord(s[w:])
 	}
 	if s[w]|0x20 >= 'a' && s[w]|0x20 <= 'z' || s[w] >= utf8.RuneSelf {
 		return true
@@ -584,6 +591,13 @@ func (t *text) countAfter(k, e, last int, d *e164, lengths bool) bool {
 	}
 	return t.dateAt(w) || w+1 < len(s) && isDigit(s[w]) && (timeAt(s, w+1) || isDigit(s[w+1]) && timeAt(s, w+2))
 }
+
+// minCountAfter is the fewest digits of a number's last group after
+// which a group of two digits before a word that counts is a count when
+// it may also be the number's last group (countAfter): a number's digits
+// are written in groups of two to four, so two after five or more are
+// no group of it.
+const minCountAfter = 5
 
 // countWords are the words that say what a number before them counts,
 // lower case, in the languages of Wildix's customers: calls, missed

@@ -72,6 +72,9 @@ var readmeEnds = []readmeEnd{
 	{"352 851 0164 2 missed", "{0} 2 missed", []string{"3528510164"}},
 	{"+46 8 12 34 56 2 missed", "{0} 2 missed", []string{"+468123456"}},
 	{"+49 89 1234 567 calls", "{0} calls", []string{"+49891234567"}},
+	{"callback 0664 123 4567 3 volte", "callback {0} 3 volte", []string{"06641234567"}},
+	{"called +49 89 1234567 12 times", "called {0} 12 times", []string{"+49891234567"}},
+	{"+49 89 1234 56 calls", "{0} calls", []string{"+4989123456"}},
 	{"+44 800 1234 5 10:00", "{0} 5 10:00", []string{"+448001234"}},
 	// The group is the number's.
 	{"cb +49 489 518 6 ok", "cb {0} ok", []string{"+494895186"}},
@@ -80,9 +83,8 @@ var readmeEnds = []readmeEnd{
 	{"+49 89 1234 567 called back", "{0} called back", []string{"+49891234567"}},
 	{"00 39 022 7425 902 on 01.12.2026", "{0} on 01.12.2026", []string{"+390227425902"}},
 	{"cb 44 738 3797 446 asap", "cb {0} asap", []string{"447383797446"}},
-	// No count after a national number with its trunk 0 or a bare
-	// code's number not yet whole.
-	{"callback 0664 123 4567 3 volte", "callback {0} volte", []string{"066412345673"}},
+	// No count after a bare code's number not yet whole, nor before a
+	// verb.
 	{"Customer 0171 2345 678 called twice", "Customer {0} called twice", []string{"01712345678"}},
 	{"Bitte 089 123 456 78 mal anrufen", "Bitte {0} mal anrufen", []string{"08912345678"}},
 	{"39 347 1234 56 calls", "{0} calls", []string{"39347123456"}},

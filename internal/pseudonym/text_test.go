@@ -226,17 +226,33 @@ var numbersBeside = []struct {
 	{"+49 489 518 6 2 missed", "{0} 2 missed", []string{"+494895186"}},
 	{"+43 664 1234567 2 ok", "{0} ok", []string{"+4366412345672"}},
 	{"+43 664 1234567 2 verpasste Anrufe", "{0} 2 verpasste Anrufe", []string{"+436641234567"}},
-	{"0043 10 42 463 302 12 calls", "{0} 12 calls", []string{"+431042463302"}},
+	{"0043 10 42 463 302 1 calls", "{0} 1 calls", []string{"+431042463302"}},
 	{"cb 44 738 3797 446 (2 missed)", "cb {0} (2 missed)", []string{"447383797446"}},
 	{"352 851 0164 2 missed", "{0} 2 missed", []string{"3528510164"}},
-	// After a national number written with its trunk prefix 0, or a
-	// bare country code's number not yet whole, no length says whether
-	// the number is whole without the group: it is read with the number,
-	// no digit readable. Only whole words that count count, and a group
-	// of three that may be the number's is its own. Before, the last
-	// digits of these stayed readable beside the pseudonym of the first
-	// ones (review 8, R8-1).
-	{"callback 0664 123 4567 3 volte", "callback {0} volte", []string{"066412345673"}},
+	// After a bare country code's number not yet whole, no length says
+	// whether the number is whole without the group: it is read with
+	// the number, no digit readable. Only whole words that count count,
+	// and a group of three that may be the number's is its own. Before,
+	// the last digits of these stayed readable beside the pseudonym of
+	// the first ones (review 8, R8-1).
+	// Where the group may be the number's last (its country unknown, a
+	// national number with its trunk prefix 0 too, or the number with
+	// it whole as well) it is a count only where no one groups a
+	// number's digits so: one digit alone, or two after a group of five
+	// or more. "+49 89 1234 56 calls" left its 56 readable beside the
+	// pseudonym of +49891234, and a count after a trunk 0 was read into
+	// the number, so forget --national-forms of 0664 123 4567 found
+	// nothing.
+	{"callback 0664 123 4567 3 volte", "callback {0} 3 volte", []string{"06641234567"}},
+	{"callback 0664 1234567 12 volte", "callback {0} 12 volte", []string{"06641234567"}},
+	{"0664 123 4567 12 volte", "{0} volte", []string{"0664123456712"}},
+	{"089 12 34 56 2 missed", "{0} 2 missed", []string{"089123456"}},
+	{"+49 89 1234 56 calls", "{0} calls", []string{"+4989123456"}},
+	{"+49 89 1234 5 calls", "{0} 5 calls", []string{"+49891234"}},
+	{"called +49 89 1234567 3 times", "called {0} 3 times", []string{"+49891234567"}},
+	{"called +49 89 1234567 12 times", "called {0} 12 times", []string{"+49891234567"}},
+	{"+49 89 12345 67 calls", "{0} 67 calls", []string{"+498912345"}},
+	{"352 851 0164 12 missed", "{0} missed", []string{"352851016412"}},
 	{"Bitte 089 123 456 78 mal anrufen", "Bitte {0} mal anrufen", []string{"08912345678"}},
 	{"Customer 0171 2345 678 called twice", "Customer {0} called twice", []string{"01712345678"}},
 	{"0171 2345 67 Anrufe", "{0} Anrufe", []string{"0171234567"}},
@@ -257,7 +273,8 @@ var numbersBeside = []struct {
 	{"x; 43 1187 0235", "x; {0}", []string{"4311870235"}},
 	{"tel: 43 11 80 8180.", "tel: {0}.", []string{"4311808180"}},
 	{"cb 43 5346 999 ok", "cb {0} ok", []string{"435346999"}},
-	{"43 1133 9436 12 calls", "{0} 12 calls", []string{"4311339436"}},
+	{"43 1133 9436 2 calls", "{0} 2 calls", []string{"4311339436"}},
+	{"43 1133 9436 12 calls", "{0} calls", []string{"431133943612"}},
 	// An IPv4 address is four dotted groups, as software prints one: a
 	// national number in five dotted pairs, or with a group of two or
 	// three digits beginning 0, is a number (issue 30: each was left in
