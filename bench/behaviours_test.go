@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -109,10 +108,8 @@ func TestBehaviours(t *testing.T) {
 		wx: filepath.Join(dir, "wildix-export"), sim: filepath.Join(dir, "pbxsim"),
 		o: options{runs: 2, conc: 2, page: 1000, latency: time.Millisecond, behSizes: []size{{300, 20}}, behaviours: behaviours}}
 	for _, x := range [][2]string{{b.wx, "./cmd/wildix-export"}, {b.sim, "./cmd/pbxsim"}} {
-		cmd := exec.Command("go", "build", "-o", x[0], x[1])
-		cmd.Dir = ".."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", x[1], err, out)
+		if err := buildStatic("..", x[0], x[1]); err != nil {
+			t.Fatal(err)
 		}
 	}
 	if err := b.behaviours(context.Background()); err != nil {

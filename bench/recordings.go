@@ -125,40 +125,12 @@ func (b *bench) recordings(ctx context.Context) error {
 		for _, st := range stores {
 			fmt.Fprintf(os.Stderr, "recordings run %d/%d, %s store…\n", r+1, b.o.runs, st.name)
 			plain := func() error {
-				_, put, count, err := st.fresh()
-				if err != nil {
-					return err
-				}
-				began, host := time.Now(), selfCPU()
-				if err := plainCopy(ctx, pbx.base, recs, b.o.conc, put); err != nil {
-					return fmt.Errorf("plain copy to %s: %w", st.name, err)
-				}
-				d, host := time.Since(began), selfCPU()-host
-				if n, _, err := count(); err != nil || n != len(recs) {
-					return fmt.Errorf("plain copy to %s stored %d files of %d (%v)", st.name, n, len(recs), err)
-				}
-				b.add("recordings: plain copy, "+st.name, len(recs), sample{d: d, host: host}, fmt.Sprintf("%.1f MB, %d at once", float64(total)/1e6, b.o.conc))
-
-				return nil
+				return b.plainRecordings(ctx, pbx.base, recs, st, nil)
 			}
 			plainSHA := func() error {
 				// The plain copy hashing what it writes, as wildix-export must
 				// (issue 29, point 3): the part of the gap that is the sha256.
-				_, put, count, err := st.fresh()
-				if err != nil {
-					return err
-				}
-				began, host := time.Now(), selfCPU()
-				if err := plainCopy(ctx, pbx.base, recs, b.o.conc, hashing(put)); err != nil {
-					return fmt.Errorf("plain copy with sha256 to %s: %w", st.name, err)
-				}
-				d, host := time.Since(began), selfCPU()-host
-				if n, _, err := count(); err != nil || n != len(recs) {
-					return fmt.Errorf("plain copy with sha256 to %s stored %d files of %d (%v)", st.name, n, len(recs), err)
-				}
-				b.add("recordings: plain copy with sha256, "+st.name, len(recs), sample{d: d, host: host}, "the plain copy, each file's sha256 computed as it is written")
-
-				return nil
+				return b.plainRecordings(ctx, pbx.base, recs, st, hashing)
 			}
 			exporter := func() error {
 				// The baseline before this wildix-export every other round:
@@ -169,28 +141,17 @@ func (b *bench) recordings(ctx context.Context) error {
 						return err
 					}
 				}
-				env, _, count, err := st.fresh()
-				if err != nil {
-					return err
-				}
-				csv, err := os.MkdirTemp(b.dir, "rec-csv-")
-				if err != nil {
-					return err
-				}
-				smp, err := b.copyRecordings(b.wx, pbx.base, csv, env)
+				// Twice: the second run has nothing left to copy, so it is
+				// what a run costs besides the files (start, list, call
+				// history, ledger).
+				smps, n, bytes, err := b.exportRecordings(b.wx, pbx.base, st, 2)
 				if err != nil {
 					return fmt.Errorf("wildix-export to %s: %w", st.name, err)
 				}
-				// The same again: nothing left to copy, so what a run costs
-				// besides the files (start, list, call history, ledger).
-				again, err := b.copyRecordings(b.wx, pbx.base, csv, env)
-				os.RemoveAll(csv)
-				if err != nil {
-					return fmt.Errorf("wildix-export to %s, again: %w", st.name, err)
+				if n != len(recs) || bytes != total {
+					return fmt.Errorf("wildix-export to %s stored %d files of %d, %d bytes of %d", st.name, n, len(recs), bytes, total)
 				}
-				if n, bytes, err := count(); err != nil || n != len(recs) || bytes != total {
-					return fmt.Errorf("wildix-export to %s stored %d files of %d, %d bytes of %d (%v)", st.name, n, len(recs), bytes, total, err)
-				}
+				smp, again := smps[0], smps[1]
 				b.add("recordings: wildix-export, "+st.name, len(recs), smp, "run --once, EXPORT_ENDPOINTS=recordings, CSV rows")
 				b.add("recordings: wildix-export again (nothing to copy), "+st.name, len(recs), again, "the same run --once once more: its cost besides the files")
 				if b.base != "" && r%2 == 0 {
@@ -225,23 +186,14 @@ func (b *bench) recordings(ctx context.Context) error {
 	defer big.stop()
 	for _, st := range stores {
 		fmt.Fprintf(os.Stderr, "recordings: %d bytes to the %s store…\n", *recBig, st.name)
-		env, _, count, err := st.fresh()
-		if err != nil {
-			return err
-		}
-		csv, err := os.MkdirTemp(b.dir, "rec-csv-")
-		if err != nil {
-			return err
-		}
-		smp, err := b.copyRecordings(b.wx, big.base, csv, env)
-		os.RemoveAll(csv)
+		smps, _, bytes, err := b.exportRecordings(b.wx, big.base, st, 1)
 		if err != nil {
 			return fmt.Errorf("wildix-export, %d bytes to %s: %w", *recBig, st.name, err)
 		}
-		if _, bytes, err := count(); err != nil || bytes < *recBig {
-			return fmt.Errorf("wildix-export stored %d bytes in %s, want at least %d (%v)", bytes, st.name, *recBig, err)
+		if bytes < *recBig {
+			return fmt.Errorf("wildix-export stored %d bytes in %s, want at least %d", bytes, st.name, *recBig)
 		}
-		b.add("recordings: one of "+strconv.FormatInt(*recBig/1e6, 10)+" MB, "+st.name, 1, smp, "peak RSS of run --once")
+		b.add("recordings: one of "+strconv.FormatInt(*recBig/1e6, 10)+" MB, "+st.name, 1, smps[0], "peak RSS of run --once")
 	}
 	return nil
 }
@@ -250,24 +202,74 @@ func (b *bench) recordings(ctx context.Context) error {
 // with the -baseline binary, in the same round: the before of a change
 // beside its after.
 func (b *bench) recordingsBaseline(pbx string, st recStore, files int, total int64) error {
-	env, _, count, err := st.fresh()
-	if err != nil {
-		return err
-	}
-	csv, err := os.MkdirTemp(b.dir, "rec-csv-")
-	if err != nil {
-		return err
-	}
-	smp, err := b.copyRecordings(b.base, pbx, csv, env)
-	os.RemoveAll(csv)
+	smps, n, bytes, err := b.exportRecordings(b.base, pbx, st, 1)
 	if err != nil {
 		return fmt.Errorf("baseline wildix-export to %s: %w", st.name, err)
 	}
-	if n, bytes, err := count(); err != nil || n != files || bytes != total {
-		return fmt.Errorf("baseline wildix-export to %s stored %d files of %d, %d bytes of %d (%v)", st.name, n, files, bytes, total, err)
+	if n != files || bytes != total {
+		return fmt.Errorf("baseline wildix-export to %s stored %d files of %d, %d bytes of %d", st.name, n, files, bytes, total)
 	}
-	b.add("recordings: baseline wildix-export, "+st.name, files, smp, "-baseline "+b.o.baseline)
+	b.add("recordings: baseline wildix-export, "+st.name, files, smps[0], "-baseline "+b.o.baseline)
 	return nil
+}
+
+// plainRecordings times the plain copy of recs into a fresh folder or
+// prefix of st, its writes wrapped by wrap when not nil (hashing: the
+// plain copy with sha256), and checks that every file arrived.
+func (b *bench) plainRecordings(ctx context.Context, pbx string, recs []pbxsim.Recording, st recStore, wrap func(plaincopy.Put) plaincopy.Put) error {
+	var total int64
+	for _, r := range recs {
+		total += r.Size
+	}
+	name, note := "recordings: plain copy, "+st.name, fmt.Sprintf("%.1f MB, %d at once", float64(total)/1e6, b.o.conc)
+	if wrap != nil {
+		name, note = "recordings: plain copy with sha256, "+st.name, "the plain copy, each file's sha256 computed as it is written"
+	}
+	_, put, count, err := st.fresh()
+	if err != nil {
+		return err
+	}
+	if wrap != nil {
+		put = wrap(put)
+	}
+	began, host := time.Now(), selfCPU()
+	if err := plainCopy(ctx, pbx, recs, b.o.conc, put); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	d, host := time.Since(began), selfCPU()-host
+	if n, _, err := count(); err != nil || n != len(recs) {
+		return fmt.Errorf("%s stored %d files of %d (%v)", name, n, len(recs), err)
+	}
+	b.add(name, len(recs), sample{d: d, host: host}, note)
+	return nil
+}
+
+// exportRecordings runs wx (`run --once`, recordings alone) times times
+// into a fresh folder or prefix of st with one CSV sink, then counts what
+// the store holds: the samples of each run, the files and bytes stored.
+func (b *bench) exportRecordings(wx, pbx string, st recStore, times int) ([]sample, int, int64, error) {
+	env, _, count, err := st.fresh()
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	csv, err := os.MkdirTemp(b.dir, "rec-csv-")
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	defer os.RemoveAll(csv)
+	var smps []sample
+	for i := 0; i < times; i++ {
+		smp, err := b.copyRecordings(wx, pbx, csv, env)
+		if err != nil {
+			return nil, 0, 0, fmt.Errorf("run %d of %d: %w", i+1, times, err)
+		}
+		smps = append(smps, smp)
+	}
+	n, bytes, err := count()
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("counting what the store holds: %w", err)
+	}
+	return smps, n, bytes, nil
 }
 
 // copyRecordings runs `wildix-export run --once` (wx: the binary) on the recordings alone,
