@@ -95,11 +95,22 @@ type PrunedCount struct {
 	// Pending is set on the count of a stopped prune left pending
 	// (Detail says why and what to do).
 	Pending bool
+	// Kept is the rows of calls before the cut kept (Detail says why and
+	// what to do): recordings' rows whose files the prune could not
+	// remove, with no recordings store, or not in it.
+	Kept int64
 }
 
 // Held reports whether a stopped prune was left pending.
 func (p Pruned) Held() bool {
 	return slices.ContainsFunc(p, func(c PrunedCount) bool { return c.Pending })
+}
+
+// Incomplete reports whether the prune left something the limit removes
+// (a stopped prune pending, rows kept): someone has to act (each count's
+// Detail says how), and it stays so run after run until they do.
+func (p Pruned) Incomplete() bool {
+	return slices.ContainsFunc(p, func(c PrunedCount) bool { return c.Pending || c.Kept > 0 })
 }
 
 // Total is the number of rows removed (the recordings store's files not
@@ -145,6 +156,9 @@ type pendingStore interface {
 	// dropObjects removes pbx's rows of ep of calls started before cut
 	// that name one of gone: the rows removed.
 	dropObjects(ctx context.Context, pbx string, ep *record.Endpoint, col string, cut time.Time, gone []string) (int64, error)
+	// pendingHint says how to store pp as pbx's pending prune by hand:
+	// the statement or the file and its content.
+	pendingHint(pbx string, pp pendingPrune) string
 }
 
 // settlePending settles pbx's pending prune, if one is (a prune stopped
@@ -282,6 +296,40 @@ func keptWhy(o PruneOptions) string {
 	return cmp.Or(o.held, "no recordings store is configured to remove their files from")
 }
 
+// inStore splits names, the stored files named by rows a prune is about
+// to remove, into those st holds and those it does not. A row naming a
+// file that is not there is kept (keptMissing): its file may be in
+// another store, the one EXPORT_RECORDINGS_* named when it was copied,
+// and removing the row would leave the file there named by nothing. A
+// file a stopped prune removed is not among them: settlePending removed
+// its row first.
+func inStore(ctx context.Context, st RecordingFiles, names []string) (held, gone []string, err error) {
+	if gone, err = goneFiles(ctx, st, names); err != nil || len(gone) == 0 {
+		return names, nil, err
+	}
+	missing := make(map[string]bool, len(gone))
+	for _, n := range gone {
+		missing[n] = true
+	}
+	for _, n := range names {
+		if !missing[n] {
+			held = append(held, n)
+		}
+	}
+	return held, gone, nil
+}
+
+// keptMissing says why a prune at cut keeps n rows of pbx naming files
+// not in o's store, and what to do.
+func keptMissing(s pendingStore, pbx string, cut time.Time, o PruneOptions, n int64) string {
+	return fmt.Sprintf("%d rows kept: the files they name are not in this run's recordings store (%s). If EXPORT_RECORDINGS_* named another "+
+		"folder, bucket or prefix when they were copied, the files are still there, and removing their rows would leave them with no row naming "+
+		"them: move them into this store, names unchanged, or point EXPORT_RECORDINGS_* at that store for one run; the next prune removes "+
+		"them with their rows. If they are gone from every store (deleted by hand, a bucket's lifecycle rule), %s: the next run then removes "+
+		"the rows of calls before that cut whose files this store does not hold, and no other (README, Retention)",
+		n, cmp.Or(o.Store, "not known"), s.pendingHint(pbx, pendingPrune{Cut: cut, Store: o.Store}))
+}
+
 // goneFiles returns those of names the store holds no file under.
 func goneFiles(ctx context.Context, st RecordingFiles, names []string) ([]string, error) {
 	if len(names) == 0 {
@@ -397,7 +445,7 @@ func (s *CSV) Prune(ctx context.Context, pbx string, eps []record.Endpoint, cut 
 					return out, fmt.Errorf("prune %s: %w", ep.Name, err)
 				}
 				if n > 0 {
-					out = append(out, PrunedCount{Table: ep.Name, Detail: fmt.Sprintf("%d rows kept: %s", n, keptWhy(o))})
+					out = append(out, PrunedCount{Table: ep.Name, Kept: n, Detail: fmt.Sprintf("%d rows kept: %s", n, keptWhy(o))})
 				}
 				continue
 			}
@@ -411,9 +459,13 @@ func (s *CSV) Prune(ctx context.Context, pbx string, eps []record.Endpoint, cut 
 			}
 		}
 		res, err := p.edit(ctx, p.drop)
-		if res.Dropped > 0 || err != nil {
-			out = append(out, PrunedCount{Table: ep.Name, Rows: res.Dropped,
-				Detail: fmt.Sprintf("%d files removed, %d rewritten", res.Removed, res.Rewritten)})
+		if res.Dropped > 0 || len(p.keep) > 0 || err != nil {
+			c := PrunedCount{Table: ep.Name, Rows: res.Dropped, Kept: int64(p.kept),
+				Detail: fmt.Sprintf("%d files removed, %d rewritten", res.Removed, res.Rewritten)}
+			if p.kept > 0 {
+				c.Detail += "; " + keptMissing(s, pbx, cut, o, int64(p.kept))
+			}
+			out = append(out, c)
 		}
 		if err != nil {
 			return out, fmt.Errorf("prune %s: %w", ep.Name, err)
@@ -479,6 +531,11 @@ type csvPrune struct {
 	cur    string               // the file being read
 	read   map[string]bool      // files read by this prune
 	oldest map[string]time.Time // and the oldest start of the rows they keep
+	// keep are the stored files named by rows drop keeps although their
+	// calls started before the cut: not in the recordings store
+	// (inStore); kept counts the rows it kept for them.
+	keep map[string]bool
+	kept int
 }
 
 // edit passes the rows of the files pick takes through fn.
@@ -520,7 +577,14 @@ func (p *csvPrune) drop(header, row []string) (RowEdit, error) {
 		return RowEdit{}, err
 	}
 	if p.ret.Expired(t, ok) {
-		return RowEdit{Drop: true}, nil
+		if len(p.keep) == 0 {
+			return RowEdit{Drop: true}, nil
+		}
+		name, ok, err := p.expiredObject(header, row)
+		if err != nil || !ok || !p.keep[name] {
+			return RowEdit{Drop: err == nil}, err
+		}
+		p.kept++
 	}
 	if o, seen := p.oldest[p.cur]; !seen || t.Before(o) {
 		p.oldest[p.cur] = t
@@ -544,7 +608,7 @@ func (p *csvPrune) count(ctx context.Context) (int64, error) {
 // newPrune is the prune of ep's rows (time column col) at cut.
 func (s *CSV) newPrune(pbx string, ep *record.Endpoint, col string, cut time.Time) *csvPrune {
 	return &csvPrune{s: s, pbx: pbx, ep: ep, col: col, ret: record.Retention{Cut: cut}, times: s.readTimes(pbx, ep.Name),
-		read: map[string]bool{}, oldest: map[string]time.Time{}}
+		read: map[string]bool{}, oldest: map[string]time.Time{}, keep: map[string]bool{}}
 }
 
 // expiredObject returns the stored file a recording's row names when its
@@ -566,7 +630,8 @@ func (p *csvPrune) expiredObject(header, row []string) (name string, ok bool, er
 // removeRecordings removes from the store the files of the recordings'
 // rows drop will remove, reading the folder without changing it; their
 // names are stored as pbx's pending prune just before the first goes
-// (pending: to clear once the rows are gone).
+// (pending: to clear once the rows are gone). A file not in the store
+// is not asked for, and drop keeps its rows (p.keep).
 func (p *csvPrune) removeRecordings(ctx context.Context, o PruneOptions) (n int64, pending bool, err error) {
 	var names []string
 	_, err = p.edit(ctx, func(header, row []string) (RowEdit, error) {
@@ -578,6 +643,13 @@ func (p *csvPrune) removeRecordings(ctx context.Context, o PruneOptions) (n int6
 	})
 	if err != nil {
 		return 0, false, fmt.Errorf("prune %s: find their files: %w", p.ep.Name, err)
+	}
+	names, gone, err := inStore(ctx, o.Recordings, names)
+	if err != nil {
+		return 0, false, fmt.Errorf("prune %s: %w", p.ep.Name, err)
+	}
+	for _, name := range gone {
+		p.keep[name] = true
 	}
 	if len(names) == 0 {
 		return 0, false, nil

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -209,4 +210,20 @@ func (s *CSV) setPending(_ context.Context, pbx string, pp *pendingPrune) error 
 		return fmt.Errorf("store the pending prune: %w", err)
 	}
 	return nil
+}
+
+// pendingHint is pendingStore's: the statement storing pp.
+func (p *Postgres) pendingHint(pbx string, pp pendingPrune) string {
+	b, _ := json.Marshal(pendingPrune{Cut: pp.Cut.UTC(), Store: pp.Store})
+	return fmt.Sprintf("run INSERT INTO %s (pbx, key, state) VALUES (%s, %s, %s)", p.ident("export_state"),
+		sqlText(pbx), sqlText(pendingPruneKey), sqlText(string(b)))
+}
+
+// sqlText is s as an SQL string literal.
+func sqlText(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// pendingHint is pendingStore's: the file and what to write in it.
+func (s *CSV) pendingHint(pbx string, pp pendingPrune) string {
+	b, _ := json.Marshal(pendingPrune{Cut: pp.Cut.UTC(), Store: pp.Store})
+	return fmt.Sprintf("write %s to %s", b, filepath.Join(s.stateDir(pbx), pendingPruneFile))
 }

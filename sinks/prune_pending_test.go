@@ -36,6 +36,7 @@ type pendingSink interface {
 type stoppedPrune struct {
 	s       pendingSink
 	store   *recstore.Dir
+	root    string            // store's folder
 	where   string            // store's identity (PruneOptions.Store)
 	objects map[string]string // recording → object, of the 10
 	rows    func() map[string]string
@@ -104,7 +105,7 @@ func newStoppedPrune(t *testing.T, kind string, cut time.Time) *stoppedPrune {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp := &stoppedPrune{store: store, where: "folder " + root, objects: map[string]string{}, stored: func(name string) bool {
+	sp := &stoppedPrune{store: store, root: root, where: "folder " + root, objects: map[string]string{}, stored: func(name string) bool {
 		_, err := os.Stat(filepath.Join(root, filepath.FromSlash(name)))
 		return err == nil
 	}}

@@ -159,7 +159,7 @@ func (p *Postgres) pruneEndpoint(ctx context.Context, pbx string, ep *record.End
 	// record.Retention.Expired in SQL: strictly before the cut; a NULL
 	// start (unknown) is kept.
 	where := "pbx = $1 AND " + pgx.Identifier{col}.Sanitize() + " < $2"
-	var n int64
+	var n, kept int64
 	var err error
 	if ep.Files == "recordings" {
 		if o.Recordings == nil {
@@ -168,20 +168,24 @@ func (p *Postgres) pruneEndpoint(ctx context.Context, pbx string, ep *record.End
 				return out, fmt.Errorf("prune: count %s: %w", ep.Name, dbError(err))
 			}
 			if old > 0 {
-				out = append(out, PrunedCount{Table: ep.Name, Detail: fmt.Sprintf("%d rows kept: %s", old, keptWhy(o))})
+				out = append(out, PrunedCount{Table: ep.Name, Kept: old, Detail: fmt.Sprintf("%d rows kept: %s", old, keptWhy(o))})
 			}
 			return out, nil
 		}
 		var files int64
-		n, files, err = p.deleteRecordings(ctx, pbx, ep.Name, where, cut, o)
+		n, files, kept, err = p.deleteRecordings(ctx, pbx, ep.Name, where, cut, o)
 		if files > 0 {
 			out = append(out, PrunedCount{Table: RecordingsStore, Rows: files})
 		}
 	} else {
 		n, err = p.deleteWhere(ctx, ep.Name, where, []any{pbx, cut}, o.Batch, "", nil)
 	}
-	if n > 0 {
-		out = append(out, PrunedCount{Table: ep.Name, Rows: n})
+	if n > 0 || kept > 0 {
+		c := PrunedCount{Table: ep.Name, Rows: n, Kept: kept}
+		if kept > 0 {
+			c.Detail = keptMissing(p, pbx, cut, o, kept)
+		}
+		out = append(out, c)
 	}
 	if err != nil {
 		return out, fmt.Errorf("prune: %w", err)
@@ -200,47 +204,85 @@ func (p *Postgres) pruneEndpoint(ctx context.Context, pbx string, ep *record.End
 }
 
 // deleteRecordings deletes the rows of table where says (with pbx and
-// cut as $1 and $2), each batch's stored files removed from
-// o.Recordings before its rows go, their names stored as pbx's pending
-// prune just before, cleared once every batch is done: the rows deleted
-// and files removed.
-func (p *Postgres) deleteRecordings(ctx context.Context, pbx, table, where string, cut time.Time, o PruneOptions) (n, files int64, err error) {
+// cut as $1 and $2): those naming no stored file, then, batch by batch,
+// those whose file o.Recordings holds, each batch's files removed before
+// its rows go, their names stored as pbx's pending prune just before,
+// cleared once every batch is done. A row whose file the store does not
+// hold is kept (keptMissing): the rows deleted, files removed and rows
+// kept.
+func (p *Postgres) deleteRecordings(ctx context.Context, pbx, table, where string, cut time.Time, o PruneOptions) (n, files, kept int64, err error) {
 	// Smaller batches: each holds its transaction open while the store
 	// removes its files, one request each on S3.
 	batch := o.Batch
 	if batch <= 0 {
 		batch = pruneFilesBatch
 	}
-	pending := false
-	n, err = p.deleteWhere(ctx, table, where, []any{pbx, cut}, batch, storedObjectSQL, func(ctx context.Context, values []string) error {
-		var names []string
-		for _, v := range values {
-			if v != "" {
-				names = append(names, v)
-			}
+	stored := "coalesce((" + storedObjectSQL + "), '')"
+	n, err = p.deleteWhere(ctx, table, where+" AND "+stored+" = ''", []any{pbx, cut}, o.Batch, "", nil)
+	if err != nil {
+		return n, 0, 0, err
+	}
+	rows, _ := p.pool.Query(ctx, "SELECT "+stored+" FROM "+p.ident(table)+" WHERE "+where+" AND "+stored+" <> ''", pbx, cut)
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return n, 0, 0, fmt.Errorf("read %s: %w", table, dbError(err))
+	}
+	names, gone, err := inStore(ctx, o.Recordings, names)
+	if err != nil {
+		return n, 0, 0, fmt.Errorf("prune %s: %w", table, err)
+	}
+	rm := &fileRemover{p: p, pbx: pbx, cut: cut, o: o}
+	for len(names) > 0 {
+		chunk := names[:min(batch, len(names))]
+		names = names[len(chunk):]
+		d, err := p.deleteWhere(ctx, table, where+" AND "+stored+" = ANY($3::text[])", []any{pbx, cut, chunk}, batch, storedObjectSQL, rm.remove)
+		n += d
+		if err != nil {
+			return n, rm.files, int64(len(gone)), err
 		}
-		if len(names) == 0 {
-			return nil
-		}
-		// Written outside the batch's transaction: it must hold
-		// whether or not the batch commits. The previous batch's
-		// names are done with: their rows are gone.
-		if err := p.setPending(ctx, pbx, &pendingPrune{Cut: cut, Names: names, Store: o.Store}); err != nil {
-			return err
-		}
-		pending = true
-		for _, name := range names {
-			if err := o.Recordings.Remove(ctx, name); err != nil {
-				return err
-			}
-			files++
-		}
-		return nil
-	})
-	if err == nil && pending {
+	}
+	if rm.pending {
 		err = p.setPending(ctx, pbx, nil)
 	}
-	return n, files, err
+	return n, rm.files, int64(len(gone)), err
+}
+
+// fileRemover removes the stored files of a recordings prune's batches
+// (deleteWhere's before), each batch's names stored as pbx's pending
+// prune first.
+type fileRemover struct {
+	p       *Postgres
+	pbx     string
+	cut     time.Time
+	o       PruneOptions
+	pending bool  // a pending prune is stored
+	files   int64 // files removed
+}
+
+func (r *fileRemover) remove(ctx context.Context, values []string) error {
+	var names []string
+	for _, v := range values {
+		if v != "" {
+			names = append(names, v)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	// Written outside the batch's transaction: it must hold whether or
+	// not the batch commits. The previous batch's names are done with:
+	// their rows are gone.
+	if err := r.p.setPending(ctx, r.pbx, &pendingPrune{Cut: r.cut, Names: names, Store: r.o.Store}); err != nil {
+		return err
+	}
+	r.pending = true
+	for _, name := range names {
+		if err := r.o.Recordings.Remove(ctx, name); err != nil {
+			return err
+		}
+		r.files++
+	}
+	return nil
 }
 
 // countRows counts pbx's rows in each table that exists (-1 otherwise).
