@@ -126,7 +126,11 @@ const MaxForgetDigits = 15
 // Forgotten is one number to find: its canonical digits, and its
 // pseudonym under each key the sink's rows may be pseudonymised with.
 type Forgotten struct {
-	digits     string
+	digits string
+	// intl: given with + or 00, its country code read (the national
+	// forms follow); without, the digits are taken as the rows write
+	// them, found only written without + or 00 (forget --as-written).
+	intl       bool
 	national   []string // pseudonym.NationalForms, when given internationally
 	pseudonyms []string
 	// inRow are the pseudonyms of the national forms under the keys,
@@ -160,6 +164,7 @@ func NewForgotten(number string, keys ...*pseudonym.Keyed) (*Forgotten, error) {
 	}
 	f := &Forgotten{digits: d}
 	if t := strings.TrimSpace(number); strings.HasPrefix(t, "+") || strings.HasPrefix(t, "00") {
+		f.intl = true
 		f.national = pseudonym.NationalForms(d)
 	}
 	for _, k := range keys {
@@ -219,17 +224,23 @@ func (f *Forgotten) AddNationalPseudonyms(keys ...*pseudonym.Keyed) int {
 // forms are the number's digits and its national forms.
 func (f *Forgotten) forms() []string { return append([]string{f.digits}, f.national...) }
 
-// National reports whether the number is also looked for in national
-// forms (it was given with its country code).
-func (f *Forgotten) National() bool { return len(f.national) > 0 }
+// National reports whether the number was given with its country code
+// (+ or 00), and so is also looked for in its national forms; false for
+// a number given as the rows write it (forget --as-written).
+func (f *Forgotten) National() bool { return f.intl }
 
 // match reports whether v, a canonical number or a pseudonym, is it. A
 // number written internationally (pseudonym.Replace's "+") is it only
 // with its international digits: a national form is matched only in a
-// number written without "+" or "00", else it is another country's.
+// number written without "+" or "00", else it is another country's. A
+// number given without + or 00 (as written: no country code read into
+// it) is never one written internationally: +3528512784 is Luxembourg's
+// number, not the digits 3528512784 a row wrote (review 10, R10-5). A
+// pseudonym keeps no "+": that of digits given as written is also that
+// of the same digits written internationally (forget says so).
 func (f *Forgotten) match(v string) bool {
 	if d, ok := strings.CutPrefix(v, "+"); ok {
-		return d == f.digits
+		return f.intl && d == f.digits
 	}
 	if v == f.digits || slices.Contains(f.national, v) {
 		return true

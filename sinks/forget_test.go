@@ -260,6 +260,20 @@ func TestForgetNationalFormsLeaveOtherCountries(t *testing.T) {
 			t.Errorf("forget %s: the number itself became %q", tc.forget, got)
 		}
 	}
+	// --as-written (review 10, R10-5): the digits as the rows write them,
+	// no country code read: the same digits written internationally are
+	// another country's number (+352 8512784, Luxembourg's), kept.
+	written, _ := testForgotten(t, "3528512784")
+	for _, in := range []string{"+352 8512784", "+3528512784", "00352 851 2784", "call from +352 851 2784 today"} {
+		if got, n := eraseText(in, written.match); n != 0 {
+			t.Errorf("forget 3528512784 as written: %q became %q", in, got)
+		}
+	}
+	for _, in := range []string{"3528512784", "352 851 2784", "cb 352-851-2784"} {
+		if _, n := eraseText(in, written.match); n != 1 {
+			t.Errorf("forget 3528512784 as written: %q not found", in)
+		}
+	}
 	// --national-forms: the national forms' pseudonyms too, with the risk
 	// it documents (Luxembourg's pseudonym is Italy's national form's).
 	f, k := testForgotten(t, "+39 352 8512784")

@@ -89,8 +89,11 @@ countries) where written without + or 00: written so, the same digits are
 another country's number (+352 8512784 beside Italy's 352 8512784). A national
 form stored pseudonymised is found only with --national-forms. Without + or 00
 the number is refused (exit 2): a national number so given would be read as
-another country's; --as-written searches digits beginning with the country code
-only as written.`
+another country's; --as-written searches the digits exactly as the rows write
+them, without + or 00, reading no country code into them (never the number
+written internationally with the same digits; in a pseudonymised sink its
+pseudonym, which keeps no +, is that number's too). --as-written is refused
+with a number beginning with + or 00, and with --national-forms.`
 
 // cmdForget is the forget command: its flags, then, in this order, every
 // check that can refuse before anything is changed or locked (the number,
@@ -105,7 +108,7 @@ func cmdForget(ctx context.Context, a *app, args []string) error {
 	fset := a.flags("forget", "--number NUMBER [--as-written] [--dry-run] [--previous-key-file FILE]… [--allow-empty] [--allow-extension]", forgetHelp)
 	number := fset.String("number", "", "the phone number, in international form: a + or 00 and the country code (in brackets or not), then the number; spaces, dashes, dots, slashes and brackets allowed")
 	dry := fset.Bool("dry-run", false, "report what would be erased; change nothing")
-	asWritten := fset.Bool("as-written", false, "--number is given without + or 00 exactly as the rows write it, its country code first (393528512784): searched only as written, not in national forms; without it, a number without + or 00 is refused, as a national number (3528512784) would be read as another country's")
+	asWritten := fset.Bool("as-written", false, "--number is given without + or 00 exactly as the rows write it: searched only where written so, no country code read into it (neither the number written internationally with the same digits, another country's, nor national forms); refused with a --number beginning with + or 00, and with --national-forms. Without it, a number without + or 00 is refused, as a national number (3528512784) would be read as another country's")
 	nationalForms := fset.Bool("national-forms", false, "in a pseudonymised sink, also erase the pseudonyms of the number's national forms; a national form's pseudonym is also the pseudonym of another country's number with the same digits (Italy's 352 8512784 and Luxembourg's +352 8512784), which is erased too: check with --dry-run first")
 	missingOK := fset.Bool("missing-recordings-ok", false, "mark erased the rows of recordings listed as stored but not found in the store: only when the store setting is right and the files are already gone (an earlier forget stopped after removing them)")
 	allowExtension := fset.Bool("allow-extension", false, "erase the number also where it is a colleague's extension on the PBX (the colleagues the sink holds): without it, such a number is refused, as forget would erase the colleague's extension from every call with them")
@@ -219,8 +222,20 @@ func (a *app) forgetTarget(number string, previous keyFiles, nationalForms, asWr
 		return nil, nil, nil, fmt.Errorf("%w: --number %s has no + or 00 before its digits: forget cannot tell a national number (as a person writes it, read so it would be another country's) from one beginning with its country code. Give it in international form, + and the country code, then the number (+39… for an Italian number); or, if the rows write it with its country code but without + or 00, add --as-written (searched only as written). Nothing was changed",
 			errUsage, describeValue(number))
 	}
+	if asWritten && f.National() {
+		return nil, nil, nil, fmt.Errorf("%w: --as-written takes --number exactly as the rows write it, without + or 00, and --number %s begins with + or 00: drop --as-written (a number with + or 00 is searched in its international forms and, in clear, its national ones), or give the digits as the rows write them, without + or 00. Nothing was changed",
+			errUsage, describeValue(number))
+	}
+	if asWritten && nationalForms {
+		return nil, nil, nil, fmt.Errorf("%w: --national-forms searches the pseudonyms of the national forms of a number given with its country code (+ or 00), and --as-written reads no country code into --number %s: drop --national-forms to search the digits as written, or drop --as-written and give the number with + and its country code. Nothing was changed",
+			errUsage, describeValue(number))
+	}
 	if !f.National() {
-		fmt.Fprintln(a.stdout, "Note: --as-written: --number is searched only as written, taken as beginning with its country code, and not in national forms. If it is a national number, run forget with its international form, which finds both.")
+		fmt.Fprintln(a.stdout, "Note: --as-written: --number is searched exactly as written, where the rows write it without + or 00: no country code is read into it, so neither a number written internationally with the same digits (another country's) nor national forms are searched. If it is a person's number with a country code, run forget with its international form (+ and the country code), which finds it written without + too.")
+		fmt.Fprintln(a.stdout, "Note: --as-written: the suppression list keeps the digits as a number's, so later exports also erase the same digits written internationally (another country's number); the rows stored are erased as said above.")
+		if pk != nil || len(keys) > 0 {
+			fmt.Fprintln(a.stdout, "Note: --as-written in a pseudonymised sink: a pseudonym keeps no +, so the pseudonym of these digits is also that of the same digits written internationally (another country's number), which is erased too: check the dry run's counts.")
+		}
 		return f, pk, keys, nil
 	}
 	fmt.Fprintln(a.stdout, "Searching the number in its international forms and, in clear, in its national ones (without the country code; with the trunk prefix, 0 in most countries) where written without + or 00.")

@@ -345,6 +345,10 @@ func TestForgetBadInput(t *testing.T) {
 		// the Italian caller and listed another country's number.
 		{[]string{"forget", "--number", "3648191602"}, "--number (10 characters) has no + or 00 before its digits"},
 		{[]string{"forget", "--number", "36 481 91602"}, "add --as-written"},
+		// review 10, R10-5: contradictory with --as-written, once accepted
+		{[]string{"forget", "--number", "+39 347 1110109", "--as-written"}, "--as-written takes --number exactly as the rows write it, without + or 00, and --number (15 characters) begins with + or 00: drop --as-written"},
+		{[]string{"forget", "--number", "0039 347 1110109", "--as-written"}, "begins with + or 00: drop --as-written"},
+		{[]string{"forget", "--number", "3471110109", "--as-written", "--national-forms"}, "--as-written reads no country code into --number (10 characters): drop --national-forms"},
 		{[]string{"forget", "--number", "+390123456789", "extra"}, "forget takes no argument"},
 		{[]string{"forget", "--numbr", "+390123456789"}, "flag provided but not defined"},
 	} {
@@ -356,7 +360,7 @@ func TestForgetBadInput(t *testing.T) {
 		if r.code != exitConfig || !strings.Contains(msg, tc.want) {
 			t.Errorf("%q: exit %d, %q; want exit 2 and %q", tc.args, r.code, msg, tc.want)
 		}
-		if strings.Contains(msg, "55512") || strings.Contains(msg, "20155") || strings.Contains(msg, "481") {
+		if strings.Contains(msg, "55512") || strings.Contains(msg, "20155") || strings.Contains(msg, "481") || strings.Contains(msg, "1110109") {
 			t.Errorf("%q: the message repeats the number: %s", tc.args, msg)
 		}
 	}
