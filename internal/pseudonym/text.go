@@ -295,8 +295,10 @@ func (t *text) numbers(yield func(number)) {
 // country's numbers end, a count after it is none of its digits
 // (countAfter). It got the pseudonym of its first groups, shared by
 // every number beginning so, and its tail was left (attack 4, F2). When
-// the code reading gives no whole number of minDigits digits or more, the
-// run is read again as a national one (numberRunNoCode: "43 1187 0235").
+// the code reading gives no whole number of minDigits digits or more, or
+// ends before groups a national run would take that are too few to be
+// replaced by themselves (shortTail: "20 33 700 192 80"), the run is read
+// again as a national one (numberRunNoCode: "43 1187 0235").
 // A group written with no "+" or "00" that is by itself a whole
 // international number (wholeAlone: "393216606904") is read as one: it
 // begins a number of its own unless the groups before it make a whole
@@ -384,6 +386,11 @@ func (t *text) numberRun(i int) (int, bool) {
 		// readable (review 8, R8-1).
 		counts := intl || evident || !code
 		if !t.joins(k, e, intl || evident, &d) || sep == 0 && counts && t.countAfter(k, e, j-from, &d, intl || evident) {
+			if code && evident && t.shortTail(k, e, sep, j-from, d) {
+				// The code was a guess, and it leaves the number's
+				// tail readable: one national run.
+				return t.numberRunNoCode(i)
+			}
 			break
 		}
 		r.seps = append(r.seps, sep)
@@ -398,6 +405,40 @@ func (t *text) numberRun(i int) (int, bool) {
 		return t.numberRunNoCode(i)
 	}
 	return r.ends[len(r.ends)-1], true
+}
+
+// shortTail reports whether the digit groups from s[k:e] on (sep before
+// it: numberRun's gap), where the reading of a run as a bare country
+// code's number ends (codeAlone; its digits d, its last group last
+// digits long), would be read with the run as one national run and hold
+// fewer than minDigits digits: left out, they would stay readable beside
+// the number's pseudonym, too few to be replaced by themselves. The code
+// was then a guess the groups belie: a national number whose first group
+// is also a country code ("20 33 700 192 80": Egypt's +20 33… numbers
+// end after 8 digits, and the 80 was left readable; brief limit 4). A
+// group that is a count as after a number of no known country
+// (countAfter: "39 352 851 0164 2 missed"), a date, an address or an
+// hour is no tail. It reads at most minDigits digits.
+func (t *text) shortTail(k, e int, sep byte, last int, d e164) bool {
+	s := t.s
+	n := 0
+	for {
+		t.steps += e - k + 1
+		if !t.joins(k, e, false, &d) || sep == 0 && t.countAfter(k, e, last, &d, false) || t.dateAt(k) {
+			return n > 0
+		}
+		if n += e - k; n >= minDigits {
+			return false
+		}
+		d.add(s[k:e])
+		last = e - k
+		var ok bool
+		if k, sep, ok = gap(s, e, false); !ok {
+			return true
+		}
+		for e = k; e < len(s) && isDigit(s[e]) && e-k < minDigits; e++ {
+		}
+	}
 }
 
 // numberRunNoCode is numberRun reading no first group as a country code

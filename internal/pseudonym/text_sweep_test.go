@@ -3,6 +3,7 @@ package pseudonym
 import (
 	"math/rand"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -269,5 +270,67 @@ func TestCountWord(t *testing.T) {
 		if got := countWord(tc.s); got != tc.want {
 			t.Errorf("countWord(%q) = %v, want %v", tc.s, got, tc.want)
 		}
+	}
+}
+
+// TestScrubReadsNationalNumbersBeginningAsACode: a national number
+// written without "+", "00" or trunk 0, whose first group is also a
+// country calling code of one or two digits ("20 33 700 192 80": Egypt's
+// +20 numbers beginning 3 3 end after 8 digits), in the texts a note
+// holds: no digit of it stays readable, and forget of its digits finds
+// it (in a text without a count after it: a count after a bare code's
+// number not yet whole is read with it, README Privacy).
+func TestScrubReadsNationalNumbersBeginningAsACode(t *testing.T) {
+	t.Parallel()
+	const seed = 11
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewSource(seed))
+	k := keyed(t, testKey)
+	ctxs := []string{"X", "cb X ok", "x; X", "tel: X.", "(X)", "X, thanks", "X at 10:00", "X 10:00", "X on 01.12.2026", "X 01.12.2026",
+		"X calls back", "X 2 missed", "call X 3 times"}
+	counts := len(ctxs) - 2
+	var codes []string
+	for _, cc := range sweepCodes {
+		if len(cc) <= 2 {
+			codes = append(codes, cc)
+		}
+	}
+	readableBad, forgetBad := 0, 0
+	for i := 0; i < 30000; i++ {
+		cc := codes[rng.Intn(len(codes))]
+		b := []byte(cc)
+		for n := 10 + rng.Intn(3); len(b) < n; {
+			b = append(b, byte('0'+rng.Intn(10)))
+		}
+		if b[len(cc)] == '0' {
+			b[len(cc)] = byte('1' + rng.Intn(9))
+		}
+		nat := string(b)
+		x := cc + " " + sweepGroups(rng, nat[len(cc):], " ")
+		ctx := ctxs[rng.Intn(len(ctxs))]
+		if ctx == "X calls back" || rng.Intn(2) == 0 {
+			x = sweepLongTail(x)
+		}
+		s := strings.Replace(ctx, "X", x, 1)
+		scrubbed := k.Scrub(s, nil)
+		want := readable(strings.Replace(ctx, "X", "", 1))
+		if got := readable(scrubbed); len(got) > len(want) {
+			if readableBad++; readableBad <= 10 {
+				t.Errorf("Scrub(%q) = %q: %d digits readable, %d in the text around it", s, scrubbed, len(got), len(want))
+			}
+		}
+		if slices.Index(ctxs, ctx) >= counts {
+			continue
+		}
+		p := k.Number(nat)
+		out, _ := Replace(scrubbed, func(v string) bool { return v == p || v == nat }, "X")
+		if len(readable(out)) > len(want) || strings.Contains(out, "p:") {
+			if forgetBad++; forgetBad <= 10 {
+				t.Errorf("forget of %s in Scrub(%q) = %q leaves %q", nat, s, scrubbed, out)
+			}
+		}
+	}
+	if readableBad+forgetBad > 0 {
+		t.Errorf("of 30000 numbers, %d leave digits readable, %d keep a trace after forget (seed %d)", readableBad, forgetBad, seed)
 	}
 }

@@ -274,6 +274,23 @@ var numbersBeside = []struct {
 	{"tel: 43 11 80 8180.", "tel: {0}.", []string{"4311808180"}},
 	{"cb 43 5346 999 ok", "cb {0} ok", []string{"435346999"}},
 	{"43 1133 9436 2 calls", "{0} 2 calls", []string{"4311339436"}},
+	// ... and when the code reading ends before groups a national run
+	// takes, too few digits to be replaced by themselves: the code was a
+	// guess ("20 33 700 192 80": Egypt's numbers beginning 33 end after
+	// 8 digits, and the 80 was left readable beside the pseudonym of the
+	// first ten digits; brief limit 4). A count after it, another whole
+	// number, an hour and a date stay what they are.
+	{"20 33 700 192 80", "{0}", []string{"203370019280"}},
+	{"cb 20 33 700 192 80 ok", "cb {0} ok", []string{"203370019280"}},
+	{"20 33 700 192 80 2 missed", "{0} 2 missed", []string{"203370019280"}},
+	{"98 969 47 746 calls back", "{0} calls back", []string{"9896947746"}},
+	{"tel 36 5537 7738 8, thanks", "tel {0}, thanks", []string{"36553777388"}},
+	{"36 34 36 6510 7 10:00", "{0} 10:00", []string{"36343665107"}},
+	{"39 352 851 0164 2 missed", "{0} 2 missed", []string{"393528510164"}},
+	{"39 352 851 0164 2 ok", "{0} ok", []string{"3935285101642"}},
+	{"39 352 851 0164 10:00", "{0} 10:00", []string{"393528510164"}},
+	{"44 20 7946 0958 393528512784", "{0} {1}", []string{"442079460958", "393528512784"}},
+	{"44 20 7946 0958 01.12.2026", "{0} 01.12.2026", []string{"442079460958"}},
 	{"43 1133 9436 12 calls", "{0} calls", []string{"431133943612"}},
 	// An IPv4 address is four dotted groups, as software prints one: a
 	// national number in five dotted pairs, or with a group of two or
@@ -604,6 +621,9 @@ func TestReadingIsLinear(t *testing.T) {
 		"217-393216606904-",                     // an extension, then a whole international number
 		"2026.12.06-17.01.09-2000217-2000245-",  // recording names' dates, times, extensions
 		"2026.12.06-17.01.09-217-393216606904 ", // and numbers
+		"20 33 700 192 80 x ",                   // a bare code's number, then its short tail (shortTail)
+		"20 33 700 192 ",                        // the same, one run
+		"39 352 851 0164 2 missed ",             // a count after a bare code's number
 	} {
 		in := strings.Repeat(unit, size/len(unit))
 		tx := newText(in)
