@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/exporter/record"
@@ -497,9 +498,15 @@ WHERE jsonb_typeof(state->'recent') = 'object' AND (state->'recent') ?| $1::text
 const forgetJournalKey = "forget journal"
 
 // ForgetJournal reads the schema's forget journal: the forgets begun and
-// not recorded (killed midway).
+// not recorded (killed midway). A schema never migrated (no export_state,
+// or no schema yet) has none: nothing is open (review 10, R10-7: check
+// warned that the journal could not be read).
 func (p *Postgres) ForgetJournal(ctx context.Context) ([]ForgetBegun, error) {
-	return p.forgetJournal(ctx, p.pool, "")
+	j, err := p.forgetJournal(ctx, p.pool, "")
+	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "3F000") {
+		return nil, nil // undefined_table, invalid_schema_name
+	}
+	return j, err
 }
 
 // rowQueryer is a pool or a transaction, for one row.

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/internal/pgtest"
 	"github.com/wildix-export/wildix-export/internal/pseudonym"
 	"github.com/wildix-export/wildix-export/simtest"
 )
@@ -41,6 +42,23 @@ func TestCheckTokenUserUnderAll(t *testing.T) {
 	for rule, want := range map[string]string{"numbers,names": name, "all": k.Name(name)} {
 		if got := check(rule); got != want {
 			t.Errorf("under %s check says the token acts as %q, want %q", rule, got, want)
+		}
+	}
+}
+
+// TestCheckFreshSchema (review 10, R10-7): check of a PostgreSQL schema
+// never migrated, or not there yet, says nothing of the forget journal
+// (none is open): it warned that the journal could not be read.
+func TestCheckFreshSchema(t *testing.T) {
+	t.Parallel()
+	f := simtest.New(t, pbxsim.Options{Calls: 10})
+	f.Authorize(t)
+	schema, _ := pgtest.Schema(t)
+	for _, s := range []string{schema, schema + "_none"} {
+		kv := fixtureEnv(f, t.TempDir(), "EXPORT_ENDPOINTS=call_history", "EXPORT_SINK=postgres", "EXPORT_DATABASE_URL="+pgtest.URL(), "EXPORT_DB_SCHEMA="+s)
+		r := runCLI(t, kv, "check")
+		if strings.Contains(r.stdout, "forget") || !strings.Contains(r.stdout, "sink") {
+			t.Errorf("check of schema %s, never migrated: exit %d %v\n%s%s; want no forget line", s, r.code, r.err, r.stdout, r.stderr)
 		}
 	}
 }
