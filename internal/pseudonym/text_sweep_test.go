@@ -4,6 +4,7 @@ import (
 	"math/rand"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -332,5 +333,93 @@ func TestScrubReadsNationalNumbersBeginningAsACode(t *testing.T) {
 	}
 	if readableBad+forgetBad > 0 {
 		t.Errorf("of 30000 numbers, %d leave digits readable, %d keep a trace after forget (seed %d)", readableBad, forgetBad, seed)
+	}
+}
+
+// sweepAddress reports whether x is exactly an IPv4 address as software
+// prints one: four dotted groups of 1 to 3 digits, each at most 255,
+// none of two or three digits beginning 0 (README Privacy, Not a number).
+func sweepAddress(x string) bool {
+	g := strings.Split(x, ".")
+	if len(g) != 4 {
+		return false
+	}
+	for _, p := range g {
+		v, err := strconv.Atoi(p)
+		if err != nil || len(p) > 3 || v > 255 || len(p) > 1 && p[0] == '0' {
+			return false
+		}
+	}
+	return true
+}
+
+// sweepHoldsDate reports whether three groups in a row of x, joined by
+// sep, are a real date: a year 19xx or 20xx first or last, a month of 1
+// to 12 and a day of 1 to 31 (either way round), each of one or two
+// digits (README Privacy, Not a number).
+func sweepHoldsDate(x, sep string) bool {
+	g := strings.Split(x, sep)
+	year := func(p string) bool { return len(p) == 4 && (p[:2] == "19" || p[:2] == "20") }
+	upTo := func(p string, most int) bool {
+		v, err := strconv.Atoi(p)
+		return len(p) <= 2 && err == nil && v >= 1 && v <= most
+	}
+	for i := 0; i+3 <= len(g); i++ {
+		a, b, c := g[i], g[i+1], g[i+2]
+		if year(a) && upTo(b, 12) && upTo(c, 31) ||
+			year(c) && upTo(a, 31) && upTo(b, 31) && (upTo(a, 12) || upTo(b, 12)) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestSeparatedNumbersLeftOnlyAsDocumented: a whole number written with
+// its groups joined by dashes, dots or slashes (written internationally,
+// with its code bare, or nationally with its trunk 0) leaves a digit
+// readable only where README Privacy says it cannot be told from what is
+// no number: of exactly an IPv4 address's shape, or holding a real date
+// (brief limit 3, kept: see What it cannot do). Any other number left in
+// clear is a new hole. Written internationally, none is left.
+func TestSeparatedNumbersLeftOnlyAsDocumented(t *testing.T) {
+	t.Parallel()
+	const seed = 5
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewSource(seed))
+	k := keyed(t, testKey)
+	left := map[string]int{}
+	bad := 0
+	for i := 0; i < 30000; i++ {
+		sep := []string{"-", ".", "/"}[rng.Intn(3)]
+		var x, kind string
+		switch rng.Intn(3) {
+		case 0:
+			x, kind = sweepGroups(rng, sweepNational(rng), sep), "national"
+		case 1:
+			cc, nat := sweepNumber(rng)
+			x, kind = cc+sep+sweepGroups(rng, nat, sep), "bare code"
+		default:
+			cc, nat := sweepNumber(rng)
+			x, kind = "+"+cc+sep+sweepGroups(rng, nat, sep), "international"
+		}
+		s := "cb " + x + " ok"
+		got := k.Scrub(s, nil)
+		if readable(got) == "" {
+			continue
+		}
+		switch {
+		case kind != "international" && sep == "." && sweepAddress(x):
+			left["address"]++
+		case kind != "international" && sweepHoldsDate(x, sep):
+			left["date"]++
+		default:
+			if bad++; bad <= 10 {
+				t.Errorf("%s number: Scrub(%q) = %q: digits readable, neither an address's shape nor a date", kind, s, got)
+			}
+		}
+	}
+	t.Logf("left in clear as documented, of 30000: %v", left)
+	if bad > 0 {
+		t.Errorf("%d of 30000 numbers leave digits readable undocumented (seed %d)", bad, seed)
 	}
 }
