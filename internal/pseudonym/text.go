@@ -319,7 +319,7 @@ func (t *text) numbers(yield func(number)) {
 //
 // It reads no further than the first date's groups: the run after a
 // date is read again from there, so reading a value stays linear.
-// It stays one function (80 lines): one loop over the groups, each step
+// It stays one function (84 lines): one loop over the groups, each step
 // reading and changing the run, its digits' country (e164) and how it is
 // written (intl, evident); split, each part would take them all.
 func (t *text) numberRun(i int) (int, bool) {
