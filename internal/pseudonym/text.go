@@ -415,10 +415,10 @@ func (t *text) numberRun(i int) (int, bool) {
 // the number's pseudonym, too few to be replaced by themselves. The code
 // was then a guess the groups belie: a national number whose first group
 // is also a country code ("20 33 700 192 80": Egypt's +20 33… numbers
-// end after 8 digits, and the 80 was left readable; brief limit 4). A
-// group that is a count as after a number of no known country
-// (countAfter: "39 352 851 0164 2 missed"), a date, an address or an
-// hour is no tail. It reads at most minDigits digits.
+// end after 8 digits, and the 80 was left readable, a limit the README
+// listed). A group that is a count as after a number of no known
+// country (countAfter: "39 352 851 0164 2 missed"), a date, an address
+// or an hour is no tail. It reads at most minDigits digits.
 func (t *text) shortTail(k, e int, sep byte, last int, d e164) bool {
 	s := t.s
 	n := 0

@@ -379,8 +379,8 @@ func sweepHoldsDate(x, sep string) bool {
 // with its code bare, or nationally with its trunk 0) leaves a digit
 // readable only where README Privacy says it cannot be told from what is
 // no number: of exactly an IPv4 address's shape, or holding a real date
-// (brief limit 3, kept: see What it cannot do). Any other number left in
-// clear is a new hole. Written internationally, none is left.
+// (README, What it cannot do). Any other number left in clear is a new
+// hole. Written internationally, none is left.
 func TestSeparatedNumbersLeftOnlyAsDocumented(t *testing.T) {
 	t.Parallel()
 	const seed = 5

@@ -278,8 +278,8 @@ var numbersBeside = []struct {
 	// takes, too few digits to be replaced by themselves: the code was a
 	// guess ("20 33 700 192 80": Egypt's numbers beginning 33 end after
 	// 8 digits, and the 80 was left readable beside the pseudonym of the
-	// first ten digits; brief limit 4). A count after it, another whole
-	// number, an hour and a date stay what they are.
+	// first ten digits, a limit the README listed). A count after it,
+	// another whole number, an hour and a date stay what they are.
 	{"20 33 700 192 80", "{0}", []string{"203370019280"}},
 	{"cb 20 33 700 192 80 ok", "cb {0} ok", []string{"203370019280"}},
 	{"20 33 700 192 80 2 missed", "{0} 2 missed", []string{"203370019280"}},
