@@ -227,9 +227,16 @@ func (a *app) pruned(m *metrics, r *exporter.RunResult, res *exporter.EndpointRe
 	if !cut.IsZero() {
 		log = log.With("cut", cut.Format(time.RFC3339))
 	}
-	if res.Err != nil {
+	switch {
+	case res.Err != nil:
 		log.Error("retention failed", "rows", got.Total(), "notes", res.Notes, "err", res.Err)
-	} else {
+	case got.Incomplete():
+		// A stopped prune left pending, or rows of calls before the cut
+		// kept: it stays so, run after run, until someone does what the
+		// notes say; the run itself succeeded.
+		res.Completed = time.Now().UTC()
+		log.Warn("retention incomplete", "rows", got.Total(), "notes", res.Notes, "duration", res.Duration.Round(time.Millisecond))
+	default:
 		res.Completed = time.Now().UTC()
 		log.Info("retention pruned", "rows", got.Total(), "notes", res.Notes, "duration", res.Duration.Round(time.Millisecond))
 	}

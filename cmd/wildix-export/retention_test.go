@@ -863,7 +863,8 @@ func TestRetentionStoppedPruneCompletedWhenOff(t *testing.T) {
 				_, err := os.Stat(filepath.Join(storeDir, filepath.FromSlash(name)))
 				return err == nil
 			}
-			a := &app{cfg: &config.Config{PBXID: "p", RecordingsStore: config.StoreDir, RecordingsDir: storeDir}, log: slog.New(slog.DiscardHandler)}
+			var logs bytes.Buffer
+			a := &app{cfg: &config.Config{PBXID: "p", RecordingsStore: config.StoreDir, RecordingsDir: storeDir}, log: slog.New(slog.NewJSONHandler(&logs, nil))}
 			if _, err := s.Prune(ctx, "p", cat.All(), cut, sinks.PruneOptions{Batch: 4, Recordings: &stoppingRemover{store: store, failAt: 3}, Store: storeIdentity(a.cfg)}); err == nil {
 				t.Fatal("the stopped prune reported no error")
 			}
@@ -886,6 +887,10 @@ func TestRetentionStoppedPruneCompletedWhenOff(t *testing.T) {
 			if left := objects(); len(left) != 10 {
 				t.Fatalf("without a store: %d rows left, want the 10 kept", len(left))
 			}
+			// Held, it says so at Warn each run, not at Info.
+			if lv := lastLevel(t, &logs); lv != "WARN retention incomplete" {
+				t.Fatalf("without a store: logged %q, want a Warn", lv)
+			}
 			st := &started{sink: sk, x: &exporter.Exporter{Sink: sk.Sink, PBX: "p", Zone: time.UTC}, rec: &recordings.Copier{Store: store}, cat: cat}
 			// Another folder (EXPORT_RECORDINGS_DIR changed): every file
 			// looks gone from it; the prune stays pending (review 9, R9-6).
@@ -907,11 +912,17 @@ func TestRetentionStoppedPruneCompletedWhenOff(t *testing.T) {
 			if left := objects(); len(left) != 10 {
 				t.Fatalf("with another store: %d rows left, want the 10 kept", len(left))
 			}
+			if lv := lastLevel(t, &logs); lv != "WARN retention incomplete" {
+				t.Fatalf("with another store: logged %q, want a Warn", lv)
+			}
 			after := a.retention(st, newMetrics(), record.Retention{}, "")
 			if after == nil {
 				t.Fatal("with EXPORT_RETENTION off, no AfterRun completes a stopped prune")
 			}
 			got = after(ctx, &exporter.RunResult{ID: "r3", PBX: "p"})
+			if lv := lastLevel(t, &logs); lv != "INFO retention pruned" {
+				t.Errorf("completing the prune: logged %q, want an Info", lv)
+			}
 			if len(got) != 1 || got[0].Err != nil || got[0].Endpoint != "retention" ||
 				!strings.Contains(strings.Join(got[0].Notes, "\n"), "completing the prune of what concerns calls started before "+cut.Format(time.RFC3339)) ||
 				noteRows(got[0].Notes, "recordings") != 2 {
@@ -935,6 +946,19 @@ func TestRetentionStoppedPruneCompletedWhenOff(t *testing.T) {
 			}
 		})
 	}
+}
+
+// lastLevel is the level and message of the last line logs holds (a JSON
+// handler's), then emptied.
+func lastLevel(t *testing.T, logs *bytes.Buffer) string {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	logs.Reset()
+	var l struct{ Level, Msg string }
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &l); err != nil {
+		t.Fatalf("log %q: %v", lines[len(lines)-1], err)
+	}
+	return l.Level + " " + l.Msg
 }
 
 // csvColumnByKey is, for the CSV files of folder dir, the value of
