@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -89,6 +90,92 @@ func (s *CSV) SetRetentionLimit(_ context.Context, pbx, run string, limit time.D
 		return fmt.Errorf("store the retention limit: %w", err)
 	}
 	return nil
+}
+
+// PruneNote begins the first note of a prune's "retention" result in
+// the run ledger, followed by its cut (RFC 3339) and " (EXPORT_RETENTION)":
+// LedgerLimit reads the limit back from it.
+const PruneNote = "removing what concerns calls started before "
+
+// ledgerLimit is the limit a run started at started pruned at cut
+// under: the run reads its cut a moment before it starts (to the
+// second), so the difference is the limit and that moment, which the
+// minute drops.
+func ledgerLimit(started time.Time, notes []string) (time.Duration, bool) {
+	if len(notes) == 0 {
+		return 0, false
+	}
+	at, ok := strings.CutPrefix(notes[0], PruneNote)
+	if !ok {
+		return 0, false
+	}
+	at, _, _ = strings.Cut(at, " ")
+	cut, err := time.Parse(time.RFC3339, at)
+	if err != nil || !started.After(cut) {
+		return 0, false
+	}
+	return started.Sub(cut).Truncate(time.Minute), true
+}
+
+// LedgerLimit returns the limit of the last prune of pbx's rows that the
+// run ledger records as successful, and its run's id; 0 when it records
+// none. The stored limit (RetentionLimit) can be lost while the rows and
+// the ledger stay (its export_state row deleted, a restore leaving out
+// the state folder's dot files): the shorter-limit guard falls back on
+// this.
+func (p *Postgres) LedgerLimit(ctx context.Context, pbx string) (time.Duration, string, error) {
+	rows, _ := p.pool.Query(ctx, "SELECT r.run_id, r.started_at, e.notes FROM "+p.ident("export_runs")+" r JOIN "+p.ident("export_run_endpoints")+
+		" e USING (run_id) WHERE r.pbx = $1 AND e.endpoint = 'retention' AND e.error IS NULL AND e.notes[1] LIKE $2 ORDER BY r.started_at DESC LIMIT 1",
+		pbx, PruneNote+"%")
+	var run string
+	var started time.Time
+	var notes []string
+	_, err := pgx.ForEachRow(rows, []any{&run, &started, &notes}, func() error { return nil })
+	if err != nil {
+		return 0, "", fmt.Errorf("read the run ledger's last prune: %w", dbError(err))
+	}
+	if d, ok := ledgerLimit(started, notes); ok {
+		return d, run, nil
+	}
+	return 0, "", nil
+}
+
+// LedgerLimit returns the limit of the last prune of pbx's rows that its
+// run ledger (.state/<pbx>/runs.jsonl) records as successful, and its
+// run's id; 0 when it records none (Postgres.LedgerLimit says why).
+func (s *CSV) LedgerLimit(_ context.Context, pbx string) (time.Duration, string, error) {
+	b, err := os.ReadFile(filepath.Join(s.stateDir(pbx), "runs.jsonl"))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return 0, "", nil
+	case err != nil:
+		return 0, "", fmt.Errorf("read the run ledger's last prune: %w", err)
+	}
+	var limit time.Duration
+	var id string
+	for _, line := range bytes.Split(b, []byte{'\n'}) {
+		if !bytes.Contains(line, []byte(PruneNote)) {
+			continue
+		}
+		var run struct {
+			ID        string    `json:"run_id"`
+			Started   time.Time `json:"started"`
+			Endpoints []struct {
+				Endpoint string   `json:"endpoint"`
+				Error    string   `json:"error"`
+				Notes    []string `json:"notes"`
+			} `json:"endpoints"`
+		}
+		if json.Unmarshal(line, &run) != nil {
+			continue
+		}
+		for _, e := range run.Endpoints {
+			if d, ok := ledgerLimit(run.Started, e.Notes); ok && e.Endpoint == "retention" && e.Error == "" {
+				limit, id = d, run.ID
+			}
+		}
+	}
+	return limit, id, nil
 }
 
 // A prune removes a recording's stored file before its row (the row names

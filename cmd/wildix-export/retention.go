@@ -23,6 +23,9 @@ type pruner interface {
 type limitStore interface {
 	RetentionLimit(ctx context.Context, pbx string) (time.Duration, error)
 	SetRetentionLimit(ctx context.Context, pbx, run string, limit time.Duration) error
+	// LedgerLimit is the limit of the last prune the run ledger records,
+	// for when the stored one is lost.
+	LedgerLimit(ctx context.Context, pbx string) (time.Duration, string, error)
 }
 
 // limitText writes a limit as EXPORT_RETENTION takes it.
@@ -39,6 +42,8 @@ func limitText(d time.Duration) string {
 // 2) unless a.force, as a changed pseudonymisation key is. Forced, it
 // returns the change, which the retention result's notes (the run
 // ledger) record; the limit is stored once a prune under it succeeded.
+// With none stored (lost with the state, the rows and ledger kept), the
+// limit of the last prune the run ledger records is taken.
 func (a *app) retentionLimit(ctx context.Context, s *sink) (changed string, err error) {
 	limit := a.cfg.Retention
 	ls, ok := s.Sink.(limitStore)
@@ -46,14 +51,20 @@ func (a *app) retentionLimit(ctx context.Context, s *sink) (changed string, err 
 		return "", nil
 	}
 	was, err := ls.RetentionLimit(ctx, a.cfg.PBXID)
+	from := ""
+	if err == nil && was == 0 {
+		var run string
+		was, run, err = ls.LedgerLimit(ctx, a.cfg.PBXID)
+		from = " (the limit of run " + run + ", the last prune the run ledger records: the stored limit is missing)"
+	}
 	if err != nil || was == 0 || limit >= was {
 		return "", err
 	}
 	if !a.force {
-		return "", fmt.Errorf("%w: EXPORT_RETENTION=%s is shorter than the %s the %s's rows of PBX %s were pruned under: "+
+		return "", fmt.Errorf("%w: EXPORT_RETENTION=%s is shorter than the %s the %s's rows of PBX %s were pruned under%s: "+
 			"the next prune would delete, for good, the calls between %s and %s old; set EXPORT_RETENTION=%s again if this is a typo, "+
 			"or run `wildix-export run --once --force` to accept the shorter limit (the run ledger records the change)",
-			errUsage, limitText(limit), limitText(was), s.name, a.cfg.PBXID, limitText(limit), limitText(was), limitText(was))
+			errUsage, limitText(limit), limitText(was), s.name, a.cfg.PBXID, from, limitText(limit), limitText(was), limitText(was))
 	}
 	return fmt.Sprintf("EXPORT_RETENTION lowered from %s to %s (--force)", limitText(was), limitText(limit)), nil
 }
@@ -94,7 +105,7 @@ func (a *app) retention(st *started, m *metrics, ret record.Retention, changed s
 		var o sinks.PruneOptions
 		o, res.Err = a.pruneOptions(ctx, st)
 		var got sinks.Pruned
-		res.Notes = []string{"removing what concerns calls started before " + cut.Format(time.RFC3339) + " (EXPORT_RETENTION)"}
+		res.Notes = []string{sinks.PruneNote + cut.Format(time.RFC3339) + " (EXPORT_RETENTION)"}
 		if changed != "" {
 			res.Notes = append(res.Notes, changed)
 		}

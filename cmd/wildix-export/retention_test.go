@@ -714,7 +714,8 @@ VALUES ('p', 'recordings', $1, 'r1', 'size', 'refused', $2)`, q.key, raw); err !
 // EXPORT_RETENTION=10d; a run with 5d (a typo deleting history) exits 2
 // naming both limits, before anything is exported or pruned; forced, it
 // prunes and the run ledger records the change; a longer limit needs no
-// force (review 30-retention F8).
+// force (review 30-retention F8). With the stored limit lost and the run
+// ledger kept, the ledger's last prune guards as well.
 func TestRetentionShorterLimitRefused(t *testing.T) {
 	t.Parallel()
 	f := retentionSim(t, nil)
@@ -752,6 +753,23 @@ func TestRetentionShorterLimitRefused(t *testing.T) {
 	}
 	if r := runBin(t, append(env, "EXPORT_RETENTION=10d"), "", "run", "--once"); r.code != 2 {
 		t.Fatalf("10d after 20d: exit %d, want 2\n%s", r.code, r.stderr)
+	}
+	// The stored limit lost (a restore leaving out the state folder's
+	// dot files), the run ledger kept: its last prune's limit guards.
+	stored, _ := filepath.Glob(filepath.Join(dir, ".state", "*", ".retention.json"))
+	if len(stored) != 1 {
+		t.Fatalf("stored limits %v, want one", stored)
+	}
+	if err := os.Remove(stored[0]); err != nil {
+		t.Fatal(err)
+	}
+	before, runs = folderCalls(t, dir), ledger()
+	r = runBin(t, append(env, "EXPORT_RETENTION=10d"), "", "run", "--once")
+	if r.code != 2 || !strings.Contains(r.stderr, "EXPORT_RETENTION=10d is shorter than the 20d") || !strings.Contains(r.stderr, "the stored limit is missing") {
+		t.Fatalf("10d after 20d, the stored limit lost: exit %d, want 2 naming the ledger's limit\n%s", r.code, r.stderr)
+	}
+	if got := folderCalls(t, dir); fmt.Sprint(got) != fmt.Sprint(before) || ledger() != runs {
+		t.Fatal("a refused run changed the folder or its ledger")
 	}
 }
 
