@@ -1101,6 +1101,69 @@ type ForgetBegun struct {
 	Recordings int   `json:"recordings"`
 	// Added says that it added the number to the suppression list.
 	Added bool `json:"added,omitempty"`
+	// Store is the identity of the recordings store it removed files
+	// from (as a pending prune's record keeps it: the folder's absolute
+	// path; the S3 server's host, bucket and prefix), and Removed the
+	// tags (ForgetFileTag) of those files, each written just before its
+	// removal (ForgetRemoving). A forget of the same erasure against the
+	// same store takes such a file missing from the store as removed by
+	// it; any other missing file, or another store, is refused (attack5
+	// F1 and review 10, R10-1: tags of every file found, written before
+	// any removal, made a re-run pointed at another store take them all
+	// as removed). Names, which may hold the number, are not kept.
+	Store   string   `json:"store,omitempty"`
+	Removed []string `json:"removed,omitempty"`
+}
+
+// same reports whether j and o are the same entry, field by field.
+func (j ForgetBegun) same(o ForgetBegun) bool {
+	return slices.Equal(j.Removed, o.Removed) && j.ID == o.ID && j.PBX == o.PBX && j.Started.Equal(o.Started) && j.Tag == o.Tag &&
+		j.Search == o.Search && j.Rows == o.Rows && j.Recordings == o.Recordings && j.Added == o.Added && j.Store == o.Store
+}
+
+// ForgetFileTag is the forget journal's name of the recording file name
+// in the store whose identity is store, removed by the erasure whose tag
+// is tag (ForgetTag): keyed by tag, so that it tells nothing of the name,
+// which may hold the number, without the suppression list's key; and of
+// the store too, so that a file of another store never matches. Letters
+// only, as ForgetTag.
+func ForgetFileTag(tag, store, name string) string {
+	sum := sha256.Sum256([]byte("wildix-export forget journal file\x00" + tag + "\x00" + store + "\x00" + name))
+	b := make([]byte, 0, 32)
+	for _, c := range sum[:16] {
+		b = append(b, 'a'+c>>4, 'a'+c&15)
+	}
+	return string(b)
+}
+
+// ForgetTagOf is the forget journal's tag of f's number, as ForgetTag of
+// the hash Suppress gives it, read without changing the list: "" when
+// the list has no key yet, so that no forget of any number began.
+func (l *Suppression) ForgetTagOf(f *Forgotten, pk *pseudonym.Keyed) (string, error) {
+	if l == nil || l.KeyID == "" && l.Key == nil {
+		return "", nil
+	}
+	k, err := l.keyed(pk)
+	if err != nil || k == nil {
+		return "", err
+	}
+	return ForgetTag(listTag(k, k.Number(f.digits))), nil
+}
+
+// markRemoving adds file (ForgetFileTag) to the removed files of the
+// entry id of journal, in place, its store set to store; false when
+// journal has no entry id.
+func markRemoving(journal []ForgetBegun, id, store, file string) bool {
+	for i := range journal {
+		if journal[i].ID == id {
+			journal[i].Store = store
+			if !slices.Contains(journal[i].Removed, file) {
+				journal[i].Removed = append(journal[i].Removed, file)
+			}
+			return true
+		}
+	}
+	return false
 }
 
 // SameErasure reports whether the forget b completes the erasure j: the

@@ -216,7 +216,7 @@ func (s *CSV) RecordForget(ctx context.Context, r *exporter.RunResult, b ForgetB
 	// next is in journal already: endForget drops it with the rest
 	// (its Search is b's), and adds it again at the end.
 	left := endForget(journal, b, next)
-	if slices.Equal(left, journal) {
+	if slices.EqualFunc(left, journal, ForgetBegun.same) {
 		return nil
 	}
 	return s.writeForgetJournal(left)
@@ -300,6 +300,21 @@ func (s *CSV) BeginForget(ctx context.Context, b ForgetBegun) error {
 		return err
 	}
 	return s.writeForgetJournal(beginForget(journal, b))
+}
+
+// ForgetRemoving writes in the folder's forget journal, in the entry id,
+// that the erasure is removing the recording file whose tag is file
+// (ForgetFileTag) from the store whose identity is store: written just
+// before the file is removed. Forget holds every PBX's lock meanwhile.
+func (s *CSV) ForgetRemoving(_ context.Context, id, store, file string) error {
+	journal, err := s.readForgetJournal()
+	if err != nil {
+		return err
+	}
+	if !markRemoving(journal, id, store, file) {
+		return fmt.Errorf("write the forget journal: it has no entry %s, written at this forget's start: run forget again", id)
+	}
+	return s.writeForgetJournal(journal)
 }
 
 // writeForgetJournal replaces the journal by journal (none: the file

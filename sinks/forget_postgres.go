@@ -551,6 +551,32 @@ func (p *Postgres) BeginForget(ctx context.Context, b ForgetBegun) error {
 	return nil
 }
 
+// ForgetRemoving writes in the schema's forget journal, in the entry id,
+// that the erasure is removing the recording file whose tag is file
+// (ForgetFileTag) from the store whose identity is store: written just
+// before the file is removed.
+func (p *Postgres) ForgetRemoving(ctx context.Context, id, store, file string) error {
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("write the forget journal: %w", dbError(err))
+	}
+	defer tx.Rollback(ctx)
+	journal, err := p.forgetJournal(ctx, tx, " FOR UPDATE")
+	if err != nil {
+		return err
+	}
+	if !markRemoving(journal, id, store, file) {
+		return fmt.Errorf("write the forget journal: it has no entry %s, written at this forget's start: run forget again", id)
+	}
+	if err := p.writeForgetJournal(ctx, tx, journal); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("write the forget journal: %w", dbError(err))
+	}
+	return nil
+}
+
 // writeForgetJournal replaces the journal by journal (none: its row
 // deleted).
 func (p *Postgres) writeForgetJournal(ctx context.Context, tx pgx.Tx, journal []ForgetBegun) error {
@@ -584,7 +610,7 @@ func (p *Postgres) RecordForget(ctx context.Context, r *exporter.RunResult, b Fo
 	if err != nil {
 		return err
 	}
-	if left := endForget(journal, b, next); !slices.Equal(left, journal) {
+	if left := endForget(journal, b, next); !slices.EqualFunc(left, journal, ForgetBegun.same) {
 		if err := p.writeForgetJournal(ctx, tx, left); err != nil {
 			return err
 		}

@@ -38,6 +38,7 @@ type forgetter interface {
 	RecordForget(ctx context.Context, r *exporter.RunResult, b sinks.ForgetBegun, next *sinks.ForgetBegun) error
 	ForgetJournal(ctx context.Context) ([]sinks.ForgetBegun, error)
 	BeginForget(ctx context.Context, b sinks.ForgetBegun) error
+	ForgetRemoving(ctx context.Context, id, store, file string) error
 	ForgetScope(ctx context.Context) (*sinks.ForgetScope, error)
 	ForgetExtensions(ctx context.Context, f *sinks.Forgotten) ([]sinks.ForgetExtension, error)
 	LockPBXes(ctx context.Context, pbxes []string) (unlock func(), err error)
@@ -75,7 +76,10 @@ finds nothing. Killed or failed midway, run it again with the same number,
 searched the same way or more widely (the same --number form, at least its keys,
 --national-forms if it had it), with
 any PBX's configuration of the sink: it completes the erasure, and its ledger
-entry counts the rows the first attempt erased too. Every PBX's rows of the
+entry counts the rows the first attempt erased too; a recording's file it
+removed (the journal says which, and from which store) is taken as removed
+when run again against the same store, and refused (exit 2, naming
+--missing-recordings-ok) against another. Every PBX's rows of the
 sink are erased. A number that is a colleague's extension (the colleagues the
 sink holds), as given or in a national form, is refused unless --allow-extension.
 
@@ -110,7 +114,7 @@ func cmdForget(ctx context.Context, a *app, args []string) error {
 	dry := fset.Bool("dry-run", false, "report what would be erased; change nothing")
 	asWritten := fset.Bool("as-written", false, "--number is given without + or 00 exactly as the rows write it: searched only where written so, no country code read into it (neither the number written internationally with the same digits, another country's, nor national forms); refused with a --number beginning with + or 00, and with --national-forms. Without it, a number without + or 00 is refused, as a national number (3528512784) would be read as another country's")
 	nationalForms := fset.Bool("national-forms", false, "in a pseudonymised sink, also erase the pseudonyms of the number's national forms; a national form's pseudonym is also the pseudonym of another country's number with the same digits (Italy's 352 8512784 and Luxembourg's +352 8512784), which is erased too: check with --dry-run first")
-	missingOK := fset.Bool("missing-recordings-ok", false, "mark erased the rows of recordings listed as stored but not found in the store: only when the store setting is right and the files are already gone (an earlier forget stopped after removing them)")
+	missingOK := fset.Bool("missing-recordings-ok", false, "mark erased the rows of recordings listed as stored but not found in the store: only when the store setting is right and the files are already gone otherwise than by an interrupted forget of the number from this store (running that again completes it without this flag)")
 	allowExtension := fset.Bool("allow-extension", false, "erase the number also where it is a colleague's extension on the PBX (the colleagues the sink holds): without it, such a number is refused, as forget would erase the colleague's extension from every call with them")
 	allowEmpty := fset.Bool("allow-empty", false, "forget in a sink that holds no export yet (before the first export); without it, such a sink is taken for a mistyped EXPORT_CSV_DIR or EXPORT_DB_SCHEMA and refused")
 	var previous keyFiles
@@ -465,12 +469,16 @@ func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgot
 	}
 	started := time.Now().UTC()
 	var store recordingRemover
-	var present []string
+	var files storedFiles
 	if len(found.Recordings) > 0 {
 		if store, err = a.recordingRemover(ctx); err != nil {
 			return err
 		}
-		if present, err = a.presentRecordings(ctx, store, found.Recordings, opt.missingOK); err != nil {
+		before, err := removedBefore(ctx, fg, f, pk, opt.search, storeIdentity(a.cfg))
+		if err != nil {
+			return err
+		}
+		if files, err = a.presentRecordings(ctx, store, found.Recordings, before, opt.missingOK); err != nil {
 			return err
 		}
 	}
@@ -482,7 +490,8 @@ func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgot
 	}
 	// The files before the rows: a row erased no longer says which file
 	// was the number's.
-	if err := a.removeRecordings(ctx, store, present, len(found.Recordings)); err != nil {
+	removed, err := a.removeRecordings(ctx, fg, store, begun.ID, b.Tag, files)
+	if err != nil {
 		return err
 	}
 	if err := a.keyRecordings(ctx, s, fg, f, pk); err != nil {
@@ -492,7 +501,7 @@ func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgot
 	if done != nil {
 		printFound(w, "erased", done)
 	}
-	if lerr := a.forgetLedger(ctx, fg, forgetRecord{b: b, begun: begun, found: found, done: done, files: len(present), added: added}, err); lerr != nil {
+	if lerr := a.forgetLedger(ctx, fg, forgetRecord{b: b, begun: begun, found: found, done: done, files: len(files.present), gone: len(files.gone), removed: removed, added: added}, err); lerr != nil {
 		err = errors.Join(err, fmt.Errorf("record the erasure in the run ledger: %w", lerr))
 	}
 	if err != nil {
@@ -500,7 +509,7 @@ func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgot
 	}
 	fmt.Fprintln(w, "Searched again: the number is nowhere in the sink.")
 	fmt.Fprintln(w, pbxStillHolds)
-	a.log.Info("number erased", "rows", done.Rows(), "recordings_removed", len(present))
+	a.log.Info("number erased", "rows", done.Rows(), "recordings_removed", len(files.present))
 	return nil
 }
 
@@ -567,20 +576,36 @@ func (a *app) forgetFind(ctx context.Context, s *sink, fg forgetter, f *sinks.Fo
 }
 
 // removeRecordings removes from store the number's recording files
-// present there, of the listed ones found, and says how many.
-func (a *app) removeRecordings(ctx context.Context, store recordingRemover, present []string, listed int) error {
-	for _, name := range present {
-		if err := store.Remove(ctx, name); err != nil {
-			return fmt.Errorf("remove a recording of the number: %w; nothing else was erased yet: run forget again", err)
+// present there, of the listed ones found, and says how many. Just
+// before each removal it writes the file's tag (sinks.ForgetFileTag of
+// the erasure's tag, the store's identity and the name) in the journal's
+// entry id, the erasure's (attack5 F1): a forget killed after removing
+// it is completed by running it again against the same store, no flag
+// needed. It returns the tags of the files this erasure removed: now,
+// and before (files.gone).
+func (a *app) removeRecordings(ctx context.Context, fg forgetter, store recordingRemover, id, tag string, files storedFiles) ([]string, error) {
+	where := storeIdentity(a.cfg)
+	removed := slices.Clone(files.gone)
+	for _, name := range files.present {
+		file := sinks.ForgetFileTag(tag, where, name)
+		if err := fg.ForgetRemoving(ctx, id, where, file); err != nil {
+			return nil, fmt.Errorf("remove a recording of the number: %w; nothing else was erased yet: run forget again", err)
 		}
+		if err := store.Remove(ctx, name); err != nil {
+			return nil, fmt.Errorf("remove a recording of the number: %w; nothing else was erased yet: run forget again", err)
+		}
+		removed = append(removed, file)
 	}
-	if n := len(present); n > 0 {
+	if n := len(files.present); n > 0 {
 		fmt.Fprintf(a.stdout, "removed: %d recording file(s)\n", n)
 	}
-	if n := listed - len(present); n > 0 {
+	if n := len(files.gone); n > 0 {
+		fmt.Fprintf(a.stdout, "not in the store, removed from it by the interrupted forget of the number: %d recording file(s)\n", n)
+	}
+	if n := files.missing; n > 0 {
 		fmt.Fprintf(a.stdout, "not in the store, taken as removed already (--missing-recordings-ok): %d recording file(s)\n", n)
 	}
-	return nil
+	return removed, nil
 }
 
 func printFound(w io.Writer, what string, found *sinks.ForgetFound) {
@@ -675,8 +700,10 @@ func (a *app) beginForget(ctx context.Context, fg forgetter, b sinks.ForgetBegun
 type forgetRecord struct {
 	b, begun    sinks.ForgetBegun // this forget's journal entry; the one it completes (beginForget)
 	found, done *sinks.ForgetFound
-	files       int  // recording files this run removed
-	added       bool // this run added the number to the suppression list
+	files       int      // recording files this run removed
+	gone        int      // listed, not in the store, removed from it by an interrupted attempt (removedBefore)
+	removed     []string // the tags of the files removed, by this run and before (removeRecordings)
+	added       bool     // this run added the number to the suppression list
 }
 
 // forgetLedger records the erasure in the run ledger, mode forget: when,
@@ -707,7 +734,7 @@ func (a *app) forgetLedger(ctx context.Context, fg forgetter, fr forgetRecord, f
 		now = done.Rows()
 	}
 	earlierFiles := 0
-	if interrupted := found.Rows() < begun.Rows || len(found.Recordings) < begun.Recordings; interrupted || begun.Added && !fr.added {
+	if interrupted := found.Rows() < begun.Rows || len(found.Recordings) < begun.Recordings || fr.gone > 0; interrupted || begun.Added && !fr.added {
 		// Against what this run erased, not what it found: a file whose
 		// edit the killed attempt had decided (its pending record
 		// written) is found holding the number, then completed by the
@@ -715,7 +742,7 @@ func (a *app) forgetLedger(ctx context.Context, fg forgetter, fr forgetRecord, f
 		// attempt's (TestForgetKilledMidwayCountsAll, seed
 		// 1796650825932971342).
 		earlierRows := max(0, begun.Rows-now)
-		earlierFiles = max(0, begun.Recordings-len(found.Recordings))
+		earlierFiles = max(0, begun.Recordings-len(found.Recordings)) + fr.gone
 		e.Rows += earlierRows
 		e.Notes = append(e.Notes, fmt.Sprintf("completes an erasure begun %s and interrupted or failed: it found %d row(s) and %d recording file(s); %d row(s) and %d file(s) of them were erased by it, the rest by this run",
 			begun.Started.Format(time.RFC3339), begun.Rows, begun.Recordings, earlierRows, earlierFiles))
@@ -736,7 +763,10 @@ func (a *app) forgetLedger(ctx context.Context, fg forgetter, fr forgetRecord, f
 			erased = done.Rows()
 		}
 		next = &sinks.ForgetBegun{ID: exporter.NewRunID(r.Ended), PBX: begun.PBX, Started: begun.Started, Tag: fr.b.Tag, Search: fr.b.Search,
-			Rows: max(0, found.Rows()-erased), Recordings: max(0, len(found.Recordings)-fr.files)}
+			Rows: max(0, found.Rows()-erased), Recordings: max(0, len(found.Recordings)-fr.files-fr.gone)}
+		if len(fr.removed) > 0 {
+			next.Store, next.Removed = storeIdentity(a.cfg), fr.removed
+		}
 	}
 	return fg.RecordForget(ctx, r, fr.b, next)
 }
@@ -758,34 +788,96 @@ func (a *app) recordingRemover(ctx context.Context) (recordingRemover, error) {
 	return rm, nil
 }
 
-// presentRecordings returns the names, of those rows list as stored, that
-// the store holds. One not there is an error, nothing changed yet, unless
-// missingOK: a store setting that names another folder or bucket would
-// otherwise have forget mark the rows erased and leave the real files
-// behind, named by no row, for ever.
-func (a *app) presentRecordings(ctx context.Context, store recordingRemover, names []string, missingOK bool) ([]string, error) {
-	var present []string
-	missing := 0
-	for _, name := range names {
-		_, err := store.Stat(ctx, name)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			missing++
-		case err != nil:
-			return nil, fmt.Errorf("look for a recording of the number in the store: %w; nothing was erased", err)
-		default:
-			present = append(present, name)
+// storedFiles are the recording files of the number the rows list as
+// stored, as the store holds them (presentRecordings).
+type storedFiles struct {
+	present []string // in the store: to remove
+	gone    []string // not in it, removed from it by an interrupted forget of this erasure: their tags
+	missing int      // not in it otherwise (--missing-recordings-ok)
+}
+
+// erasureRemoved is what the journal says an interrupted or failed
+// forget of this erasure removed (removedBefore).
+type erasureRemoved struct {
+	tag    string          // the erasure's (sinks.ForgetTag), "" when none began
+	store  string          // this run's store (storeIdentity)
+	files  map[string]bool // tags of the files removed from this store
+	others []string        // the other stores it removed files from
+}
+
+// removedBefore reads, in the journal's entries of this erasure (the same
+// number searched the same way or more widely than they did), the files
+// they removed (sinks.ForgetBegun.Removed, each written just before its
+// removal) from store, this run's recordings store, and the other stores
+// they removed files from. Only those files, and only in that store, are
+// taken as removed (attack5 F1; review 10, R10-1: the tags of every file
+// found, written before any removal, made a re-run pointed at another
+// store take them all as removed and erase their rows, the files left in
+// the real store named by no row). Its six parameters are forget's own,
+// each read once here.
+func removedBefore(ctx context.Context, fg forgetter, f *sinks.Forgotten, pk *pseudonym.Keyed, search, store string) (erasureRemoved, error) {
+	er := erasureRemoved{store: store, files: map[string]bool{}}
+	list, err := fg.Suppression(ctx)
+	if err != nil {
+		return er, err
+	}
+	if er.tag, err = list.ForgetTagOf(f, pk); err != nil || er.tag == "" {
+		return er, err
+	}
+	journal, err := fg.ForgetJournal(ctx)
+	if err != nil {
+		return er, err
+	}
+	for _, j := range journal {
+		if !j.SameErasure(sinks.ForgetBegun{Tag: er.tag, Search: search}) || len(j.Removed) == 0 {
+			continue
+		}
+		if j.Store != store {
+			er.others = append(er.others, j.Store)
+			continue
+		}
+		for _, t := range j.Removed {
+			er.files[t] = true
 		}
 	}
-	if missing > 0 && !missingOK {
+	return er, nil
+}
+
+// presentRecordings sorts the names rows list as stored by whether the
+// store holds them. One not there is an error, nothing changed yet,
+// unless before says an interrupted forget of this erasure removed it
+// from this store (removedBefore), or missingOK: a store setting that
+// names another folder or bucket would otherwise have forget mark the
+// rows erased and leave the real files behind, named by no row, for ever.
+func (a *app) presentRecordings(ctx context.Context, store recordingRemover, names []string, before erasureRemoved, missingOK bool) (storedFiles, error) {
+	var sf storedFiles
+	for _, name := range names {
+		_, err := store.Stat(ctx, name)
+		file := sinks.ForgetFileTag(before.tag, before.store, name)
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && before.tag != "" && before.files[file]:
+			sf.gone = append(sf.gone, file)
+		case errors.Is(err, fs.ErrNotExist):
+			sf.missing++
+		case err != nil:
+			return sf, fmt.Errorf("look for a recording of the number in the store: %w; nothing was erased", err)
+		default:
+			sf.present = append(sf.present, name)
+		}
+	}
+	if missing := sf.missing; missing > 0 && !missingOK {
 		where := "EXPORT_RECORDINGS_DIR=" + a.cfg.RecordingsDir
 		if a.cfg.RecordingsStore == "s3" {
 			where = fmt.Sprintf("EXPORT_RECORDINGS_S3_BUCKET=%s, EXPORT_RECORDINGS_S3_PREFIX=%s", a.cfg.S3Bucket, a.cfg.S3Prefix)
 		}
-		return nil, fmt.Errorf("%w: %d of the %d recording file(s) of the number the rows list as stored are not in the store (%s); nothing was erased: check the setting, it must be the export's store (with another one the files would stay, named by no row). If it is right and the files are gone already (an earlier forget stopped after removing them), run forget again with --missing-recordings-ok",
-			errUsage, missing, len(names), where)
+		other := ""
+		if len(before.others) > 0 {
+			other = fmt.Sprintf(" An interrupted forget of this number removed files from another store (%s), this run's being %s: point EXPORT_RECORDINGS_* at that store and run forget again, which completes it.", strings.Join(slices.Compact(slices.Sorted(slices.Values(before.others))), "; "), before.store)
+		}
+		return sf, fmt.Errorf("%w: %d of the %d recording file(s) of the number the rows list as stored are not in the store (%s); nothing was erased: check the setting, it must be the export's store (with another one the files would stay, named by no row).%s If it is right and the files are gone already, removed otherwise than by an interrupted forget of the number from this store (which running forget again completes without a flag), run forget again with --missing-recordings-ok",
+			errUsage, missing, len(names), where, other)
 	}
-	return present, nil
+	return sf, nil
 }
 
 // pseudonymKey is the pseudonym key (EXPORT_PSEUDONYM_KEY), nil when not

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"os"
 	"os/exec"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/internal/pseudonym"
@@ -247,18 +250,43 @@ func TestForgetKilledAfterRemovingRecording(t *testing.T) {
 		t.Errorf("run after the killed forget: exit %d, no warning of the open erasure, or the number shown\n%s", run.code, run.stderr)
 	}
 
-	r := runBin(t, env, "", "forget", "--number", "+"+number)
-	if r.code != exitConfig || !strings.Contains(r.stderr, "--missing-recordings-ok") || mentions(r.stdout+r.stderr, number) {
-		t.Fatalf("forget run again: exit %d; want %d naming --missing-recordings-ok, without the number\n%s%s", r.code, exitConfig, r.stdout, r.stderr)
+	// Pointed at another store (a new folder): every file is missing
+	// there, none removed from it by the killed forget: refused, nothing
+	// changed, the real store named (review 10, R10-1).
+	elsewhere := slices.Clone(env)
+	for i, kv := range elsewhere {
+		if strings.HasPrefix(kv, "EXPORT_RECORDINGS_DIR=") {
+			elsewhere[i] = "EXPORT_RECORDINGS_DIR=" + t.TempDir()
+		}
 	}
-	r = runBin(t, env, "", "forget", "--number", "+"+number, "--missing-recordings-ok")
-	if r.code != exitOK {
-		t.Fatalf("forget --missing-recordings-ok: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	r := runBin(t, elsewhere, "", "forget", "--number", "+"+number)
+	if r.code != exitConfig || !strings.Contains(r.stderr, "--missing-recordings-ok") || !strings.Contains(r.stderr, "removed files from another store") || mentions(r.stdout+r.stderr, number) {
+		t.Fatalf("forget run again against another store: exit %d; want %d naming --missing-recordings-ok and the store the files were removed from, without the number\n%s%s", r.code, exitConfig, r.stdout, r.stderr)
+	}
+	if !mentioned() {
+		t.Fatal("the refused forget changed the rows")
+	}
+	// Against the same store, no flag: the files the journal says it
+	// removed are taken as removed, and the erasure completes (attack5 F1).
+	r = runBin(t, env, "", "forget", "--number", "+"+number)
+	if r.code != exitOK || !strings.Contains(r.stdout, "removed from it by the interrupted forget") {
+		t.Fatalf("forget run again against the same store: exit %d; want 0, completing the erasure\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if mentioned() {
 		t.Error("after the completing forget the sink still holds the number")
 	}
 	if n := len(store.files(t)); n != len(before)-gone {
 		t.Errorf("the store holds %d files, want %d", n, len(before)-gone)
+	}
+	rows, err := pool.Query(ctx, `SELECT n FROM export_run_endpoints, unnest(notes) n WHERE endpoint = 'forget'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("recording files removed: %d", gone); !slices.Contains(notes, want) {
+		t.Errorf("the ledger's forget notes %q, want %q", notes, want)
 	}
 }
