@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -82,6 +83,9 @@ type CSV struct {
 	// for safefile.SyncDir.
 	syncDir func(dir string) error
 	rules   pendingRules // the pseudonymisation rule a run stores with its first commit (privacy.go)
+	// manifestReads counts the manifests the lost-state check read
+	// (forgetEvidence), for tests.
+	manifestReads atomic.Int64
 }
 
 func (s *CSV) syncFolder(dir string) error {

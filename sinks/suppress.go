@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -633,45 +635,128 @@ func (s *CSV) ledgerForgets(after time.Time) (int, time.Time, error) {
 
 // forgetEvidence returns the name, under the folder, of the first data
 // file whose manifest counts rows erased by forget; "" when none does.
-// Every PBX's manifests are read, those of a PBX whose run ledger is
-// there too: a ledger restored from a copy older than the first forget,
-// or one of a PBX whose forget was run under another PBX's
+// Every PBX's manifests are looked at, those of a PBX whose run ledger
+// is there too: a ledger restored from a copy older than the first
+// forget, or one of a PBX whose forget was run under another PBX's
 // configuration (its entry is in that PBX's ledger), holds no forget
 // although the manifests count one (review 9, R9-1: a4b0d6c skipped
-// them and the erasure was undone). So a folder that never used
-// forget still reads every manifest at each check (review 6, R6-8, left
-// open: a cache of the answer must not hide a manifest written since).
+// them and the erasure was undone).
+//
+// A manifest is read only when it is not in the mark (checkedFile) under
+// the identity it has now (fileIdentity: device, inode, size, times):
+// the mark names the manifests read before and found counting no
+// forget, each as it was then, so a folder that never used forget reads
+// each manifest once, not at each of a run's two checks (review 6,
+// R6-8). A mark restored with .state from an older copy vouches only for
+// files as they were when it was written: a manifest forget rewrote
+// since (a new file, renamed over it) or one written since is not in it
+// and is read. The mark is rewritten when what it holds changed; failing
+// to write it costs only reads.
 func (s *CSV) forgetEvidence() (string, error) {
 	files, err := filepath.Glob(filepath.Join(s.opt.Dir, "*", "*.manifest.json"))
 	if err != nil {
 		return "", err
 	}
+	was := s.readChecked()
+	now := map[string]string{}
 	for _, f := range files {
 		rel, _ := filepath.Rel(s.opt.Dir, f)
 		if strings.HasPrefix(rel, ".") {
 			continue
 		}
-		b, err := os.ReadFile(f)
+		if fi, err := os.Stat(f); err == nil {
+			if id := fileIdentity(fi); id != "" && was[rel] == id {
+				now[rel] = id
+				continue
+			}
+		}
+		erased, id, err := s.readManifestErased(f)
 		if err != nil {
 			return "", err
 		}
-		if !bytes.Contains(b, []byte(`"rows_replaced_forget"`)) && !bytes.Contains(b, []byte(`"rows_removed_forget"`)) {
-			continue
+		if erased != "" {
+			return filepath.Join(filepath.Dir(rel), erased), nil
 		}
-		var m map[string]any
-		if json.Unmarshal(b, &m) != nil {
-			continue
+		if id != "" {
+			now[rel] = id
 		}
-		replaced, _ := m["rows_replaced_forget"].(float64)
-		removed, _ := m["rows_removed_forget"].(float64)
-		if replaced+removed > 0 {
-			if name, _ := m["file"].(string); name != "" {
-				return filepath.Join(filepath.Dir(rel), name), nil
-			}
-			return rel, nil
+	}
+	if !maps.Equal(was, now) && (len(now) > 0 || len(was) > 0) {
+		if err := s.writeChecked(now); err != nil {
+			s.opt.Log.Warn("the mark of the manifests checked for forget's erasures could not be written: the next check reads them all again", "file", s.checkedFile(), "err", s.advise(err))
 		}
 	}
 	return "", nil
+}
+
+// readManifestErased reads the manifest at path: the name of its data
+// file when it counts rows erased by forget (the manifest's own name
+// when it names none), "" else; and the identity of the file it read
+// (fileIdentity of the open file, so that it is the version read).
+func (s *CSV) readManifestErased(path string) (erased, id string, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", "", err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil {
+		id = fileIdentity(fi)
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return "", "", fmt.Errorf("read %s: %w", path, err)
+	}
+	s.manifestReads.Add(1)
+	if !bytes.Contains(b, []byte(`"rows_replaced_forget"`)) && !bytes.Contains(b, []byte(`"rows_removed_forget"`)) {
+		return "", id, nil
+	}
+	var m map[string]any
+	if json.Unmarshal(b, &m) != nil {
+		return "", id, nil
+	}
+	replaced, _ := m["rows_replaced_forget"].(float64)
+	removed, _ := m["rows_removed_forget"].(float64)
+	if replaced+removed > 0 {
+		if name, _ := m["file"].(string); name != "" {
+			return filepath.Base(name), "", nil
+		}
+		return filepath.Base(path), "", nil
+	}
+	return "", id, nil
+}
+
+// checkedFile is the mark of the manifests the lost-state check read and
+// found counting no forget (forgetEvidence): each by its name under the
+// folder and its identity then. In the state folder, beside the list.
+func (s *CSV) checkedFile() string {
+	return filepath.Join(s.opt.Dir, ".state", ".suppressed.checked.json")
+}
+
+// manifestsChecked is the mark's content.
+type manifestsChecked struct {
+	Files map[string]string `json:"files"`
+}
+
+// readChecked reads the mark; empty when it is missing or damaged (then
+// every manifest is read, and the mark written again).
+func (s *CSV) readChecked() map[string]string {
+	var m manifestsChecked
+	if b, err := os.ReadFile(s.checkedFile()); err == nil {
+		json.Unmarshal(b, &m)
+	}
+	if m.Files == nil {
+		return map[string]string{}
+	}
+	return m.Files
+}
+
+// writeChecked replaces the mark by files, atomically.
+func (s *CSV) writeChecked(files map[string]string) error {
+	if _, err := s.mkdir(".state"); err != nil {
+		return err
+	}
+	b, _ := json.Marshal(manifestsChecked{Files: files})
+	return safefile.Write(s.checkedFile(), b, fileMode)
 }
 
 // latest is the latest of ts.

@@ -922,3 +922,107 @@ func TestSuppressionCheckReadsManifestsWithLedger(t *testing.T) {
 		})
 	}
 }
+
+// TestSuppressionCheckReadsEachManifestOnce: in a CSV folder that never
+// used forget, the lost-state check reads each data file's manifest once,
+// at the first check after it was written, not at each of a run's two
+// checks nor at every later run (review 6, R6-8), each run a process of
+// its own (the mark is in .state). Then the state folder restored from a
+// copy taken before a forget (R9-1): the mark there vouches for the
+// manifests as they were, and the one forget rewrote since is read and
+// refuses the run, naming its data file. Counted reads of real files.
+func TestSuppressionCheckReadsEachManifestOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	ep := record.Builtin()[0]
+	conv := &record.Converter{Endpoint: &ep}
+	row := func(id int) record.Row {
+		r, err := conv.Convert(0, json.RawMessage(fmt.Sprintf(`{"id":"%d","start":"2026-01-01 10:00:00","to_name":"n%d","timezone":"+0100"}`, id, id)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	const runs = 4
+	for run := 1; run <= runs; run++ {
+		s, err := NewCSV(CSVOptions{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A run's two checks, at its start and under the PBX's lock:
+		// the file the run before wrote is read at the first only.
+		for check, want := range []int64{min(int64(run-1), 1), 0} {
+			before := s.manifestReads.Load()
+			if err := s.CheckSuppression(ctx); err != nil {
+				t.Fatalf("run %d, check %d: %v", run, check+1, err)
+			}
+			if got := s.manifestReads.Load() - before; got != want {
+				t.Fatalf("run %d, check %d: %d manifests read, want %d (%d data files)", run, check+1, got, want, run-1)
+			}
+		}
+		id := fmt.Sprintf("r%d", run)
+		b, err := s.Begin(ctx, exporter.BatchInfo{PBX: "p", RunID: id, Endpoint: &ep, StateKey: ep.Name, Seq: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Write(ctx, []record.Row{row(run)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Commit(ctx, []byte(fmt.Sprintf(`{"cursor":%d}`, run)), exporter.Progress{}); err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now()
+		if err := s.FinishRun(ctx, &exporter.RunResult{ID: id, Mode: "once", PBX: "p", Started: now, Ended: now, Status: "ok"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, "call_history", "*.manifest.json")); len(files) != runs {
+		t.Fatalf("%d manifests, want %d", len(files), runs)
+	}
+	s, err := NewCSV(CSVOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CheckSuppression(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The nightly copy of .state, then forget erases call 2's name in
+	// its file (EditRows as forget edits: the manifest counts it).
+	backup := filepath.Join(t.TempDir(), "state")
+	if err := os.CopyFS(backup, os.DirFS(filepath.Join(dir, ".state"))); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.EditRows(ctx, "p", &ep, "forget", func(header, cells []string) (RowEdit, error) {
+		i, j := slices.Index(header, "id"), slices.Index(header, "to_name")
+		if cells[i] != "2" {
+			return RowEdit{}, nil
+		}
+		c := slices.Clone(cells)
+		c[j] = "erased"
+		return RowEdit{Cells: c}, nil
+	})
+	if err != nil || res.Replaced != 1 {
+		t.Fatalf("forget's edit: %+v, %v", res, err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, ".state")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(filepath.Join(dir, ".state"), os.DirFS(backup)); err != nil {
+		t.Fatal(err)
+	}
+	s, err = NewCSV(CSVOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.CheckSuppression(ctx)
+	if !errors.Is(err, ErrSuppressionLost) {
+		t.Fatalf("state restored from before the forget: %v; want %v", err, ErrSuppressionLost)
+	}
+	if !strings.Contains(err.Error(), filepath.Join("call_history", "p_r2_0001.csv")) {
+		t.Errorf("the message names no data file (want call 2's, p_r2_0001.csv): %v", err)
+	}
+	if got := s.manifestReads.Load(); got != 1 {
+		t.Errorf("%d manifests read, want 1: the one forget rewrote", got)
+	}
+}
