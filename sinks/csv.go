@@ -424,9 +424,23 @@ func (s *CSV) finishCommit(pbx, path string, p *pending, steps []step) error {
 			return safefile.Write(strings.TrimSuffix(path, ".pending.json")+".json", st, fileMode)
 		})
 	}
+	// A process killed while they are written leaves any of them done
+	// and the others not: the crash hook (tests) is asked once for each,
+	// in order, before any starts, and each it stops is left unwritten
+	// while the others are written, then the commit stops (review 6,
+	// R6-6: it stopped only once all were written).
+	stopped := false
+	for i := range writes {
+		if s.crashed() {
+			writes[i], stopped = nil, true
+		}
+	}
 	errs := make([]error, len(writes))
 	var wg sync.WaitGroup
 	for i, write := range writes {
+		if write == nil {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -437,7 +451,7 @@ func (s *CSV) finishCommit(pbx, path string, p *pending, steps []step) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	if s.crashed() {
+	if stopped || s.crashed() {
 		return errCrashed
 	}
 	return os.Remove(path)
