@@ -83,9 +83,14 @@ type CSV struct {
 	// for safefile.SyncDir.
 	syncDir func(dir string) error
 	rules   pendingRules // the pseudonymisation rule a run stores with its first commit (privacy.go)
-	// manifestReads counts the manifests the lost-state check read
-	// (forgetEvidence), for tests.
-	manifestReads atomic.Int64
+	// state keeps what the sink made of state files it reads more than
+	// once a run (csv_statecache.go).
+	state stateCache
+	// manifestReads, listReads, ledgerReads and markReads count the
+	// reads of data files' manifests by the lost-state check
+	// (forgetEvidence), of the suppression list, of run ledgers by the
+	// check and of its mark of the manifests checked, for tests.
+	manifestReads, listReads, ledgerReads, markReads atomic.Int64
 }
 
 func (s *CSV) syncFolder(dir string) error {

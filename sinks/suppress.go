@@ -410,15 +410,18 @@ func (s *CSV) suppressionFile() string {
 }
 
 // Suppression reads the folder's list; an empty one when there is none.
+// The file is read once for as long as it stays the same version
+// (cachedState): a run asks for it five times, at its start and under
+// the PBX's lock; each caller gets a list of its own.
 func (s *CSV) Suppression(context.Context) (*Suppression, error) {
-	b, err := os.ReadFile(s.suppressionFile())
+	v, err := s.cachedState(s.suppressionFile(), "", &s.listReads, func(b []byte) (any, error) { return bytes.Clone(b), nil })
 	if errors.Is(err, fs.ErrNotExist) {
 		return &Suppression{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read the suppression list: %w", s.advise(err))
 	}
-	return decodeSuppression(b)
+	return decodeSuppression(v.([]byte))
 }
 
 // Suppress adds f to the folder's list, under a lock and by an atomic
@@ -591,7 +594,9 @@ func (s *CSV) CheckSuppression(ctx context.Context) error {
 // ledgerForgets counts the forgets of the folder's run ledgers (every
 // PBX's: the list is the folder's) started after after that added a
 // number, and returns when the last one ended: after it added its number
-// (CheckSuppression's message gives it as the time to accept).
+// (CheckSuppression's message gives it as the time to accept). Each
+// ledger is read once for as long as it stays the same version
+// (cachedState; a run's end appends to it).
 func (s *CSV) ledgerForgets(after time.Time) (int, time.Time, error) {
 	files, err := filepath.Glob(filepath.Join(s.opt.Dir, ".state", "*", "runs.jsonl"))
 	if err != nil {
@@ -599,38 +604,59 @@ func (s *CSV) ledgerForgets(after time.Time) (int, time.Time, error) {
 	}
 	n, last := 0, time.Time{}
 	for _, f := range files {
-		b, err := os.ReadFile(f)
+		v, err := s.cachedState(f, after.UTC().Format(time.RFC3339Nano), &s.ledgerReads, func(b []byte) (any, error) {
+			return countForgets(b, after), nil
+		})
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed since the glob
+		}
 		if err != nil {
 			return 0, time.Time{}, err
 		}
-		for _, line := range bytes.Split(b, []byte{'\n'}) {
-			if !bytes.Contains(line, []byte(NoteSuppressed)) {
-				continue
-			}
-			var run struct {
-				Mode      string    `json:"mode"`
-				Started   time.Time `json:"started"`
-				Ended     time.Time `json:"ended"`
-				Endpoints []struct {
-					Endpoint string   `json:"endpoint"`
-					Notes    []string `json:"notes"`
-				} `json:"endpoints"`
-			}
-			if json.Unmarshal(line, &run) != nil || run.Mode != "forget" || !run.Started.After(after) {
-				continue
-			}
-			if slices.ContainsFunc(run.Endpoints, func(e struct {
-				Endpoint string   `json:"endpoint"`
-				Notes    []string `json:"notes"`
-			}) bool {
-				return e.Endpoint == "forget" && slices.Contains(e.Notes, NoteSuppressed)
-			}) {
-				n++
-				last = latest(last, run.Started, run.Ended)
-			}
-		}
+		c := v.(ledgerCount)
+		n += c.n
+		last = latest(last, c.last)
 	}
 	return n, last, nil
+}
+
+// ledgerCount is what countForgets found in a ledger.
+type ledgerCount struct {
+	n    int
+	last time.Time
+}
+
+// countForgets counts the forgets of the ledger b started after after
+// that added a number, and when the last one ended.
+func countForgets(b []byte, after time.Time) ledgerCount {
+	var c ledgerCount
+	for _, line := range bytes.Split(b, []byte{'\n'}) {
+		if !bytes.Contains(line, []byte(NoteSuppressed)) {
+			continue
+		}
+		var run struct {
+			Mode      string    `json:"mode"`
+			Started   time.Time `json:"started"`
+			Ended     time.Time `json:"ended"`
+			Endpoints []struct {
+				Endpoint string   `json:"endpoint"`
+				Notes    []string `json:"notes"`
+			} `json:"endpoints"`
+		}
+		if json.Unmarshal(line, &run) != nil || run.Mode != "forget" || !run.Started.After(after) {
+			continue
+		}
+		if slices.ContainsFunc(run.Endpoints, func(e struct {
+			Endpoint string   `json:"endpoint"`
+			Notes    []string `json:"notes"`
+		}) bool {
+			return e.Endpoint == "forget" && slices.Contains(e.Notes, NoteSuppressed)
+		}) {
+			c.n++
+			c.last = latest(c.last, run.Started, run.Ended)
+		}
+	}
+	return c
 }
 
 // forgetEvidence returns the name, under the folder, of the first data
@@ -737,17 +763,20 @@ type manifestsChecked struct {
 	Files map[string]string `json:"files"`
 }
 
-// readChecked reads the mark; empty when it is missing or damaged (then
-// every manifest is read, and the mark written again).
+// readChecked reads the mark (once for as long as it stays the same
+// version: cachedState); empty when it is missing or damaged (then every
+// manifest is read, and the mark written again). The caller must not
+// change the map.
 func (s *CSV) readChecked() map[string]string {
-	var m manifestsChecked
-	if b, err := os.ReadFile(s.checkedFile()); err == nil {
+	v, err := s.cachedState(s.checkedFile(), "", &s.markReads, func(b []byte) (any, error) {
+		var m manifestsChecked
 		json.Unmarshal(b, &m)
+		return m.Files, nil
+	})
+	if files, _ := v.(map[string]string); err == nil && files != nil {
+		return files
 	}
-	if m.Files == nil {
-		return map[string]string{}
-	}
-	return m.Files
+	return map[string]string{}
 }
 
 // writeChecked replaces the mark by files, atomically.

@@ -1026,3 +1026,72 @@ func TestSuppressionCheckReadsEachManifestOnce(t *testing.T) {
 		t.Errorf("%d manifests read, want 1: the one forget rewrote", got)
 	}
 }
+
+// TestCSVSuppressionStateReadOncePerRun: a run asks for the folder's
+// suppression list five times (tagged and checked at its start, again
+// under the PBX's lock, then loaded) and reads the run ledgers at each
+// check: each file is read once while it stays the same version, and a
+// worker's next run reads again only what changed (its ledger, appended
+// by the run's end). A forget by another process (the list replaced, its
+// ledger line appended) is read at the next look, and so is an older
+// list written in place over the file: the run then refuses. Reads of
+// the real files counted.
+func TestCSVSuppressionStateReadOncePerRun(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	other, err := NewCSV(CSVOptions{Dir: dir}) // forget's process
+	if err != nil {
+		t.Fatal(err)
+	}
+	forget := func(number string) { forgetRun(t, rawList{store: other, csv: other}, number, true) }
+	forget("+393471100028")
+	older, err := os.ReadFile(other.suppressionFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewCSV(CSVOptions{Dir: dir}) // the worker
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(want int, wantReads [2]int64) {
+		t.Helper()
+		for range 2 { // at the run's start, then under the PBX's lock
+			if _, err := s.TagSuppression(ctx, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.CheckSuppression(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		l, err := s.Suppression(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := l.added(); n != want {
+			t.Fatalf("the list loaded holds %d numbers, want %d", n, want)
+		}
+		if got := [2]int64{s.listReads.Load(), s.ledgerReads.Load()}; got != wantReads {
+			t.Fatalf("reads of the list and of the ledgers so far: %v, want %v", got, wantReads)
+		}
+		now := time.Now()
+		if err := s.FinishRun(ctx, &exporter.RunResult{ID: exporter.NewRunID(now), Mode: "run", PBX: "pbx-1", Started: now, Ended: now, Status: "ok"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(1, [2]int64{1, 1})
+	run(1, [2]int64{1, 2}) // the ledger the first run appended to
+	forget("+393471100046")
+	run(2, [2]int64{2, 3})
+	// The older list written over the file in place (same file, other
+	// content): read again, and refused.
+	if err := os.WriteFile(s.suppressionFile(), older, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CheckSuppression(ctx); !errors.Is(err, ErrSuppressionLost) {
+		t.Fatalf("an older list written in place: %v; want %v", err, ErrSuppressionLost)
+	}
+	if got := s.listReads.Load(); got != 3 {
+		t.Fatalf("%d reads of the list, want 3", got)
+	}
+}
