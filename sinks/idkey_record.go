@@ -46,18 +46,23 @@ const idKeyFormat = 1
 // idKeysKey is the export_state key of PostgreSQL's record (pbx ”).
 const idKeysKey = "recordings id keys"
 
-// idKeyMark starts the key of the mark of the key a PBX took from the
-// record (its id), kept apart from the record and the list: PostgreSQL's
-// export_state row pbx ” key idKeyMark+" "+<pbx> (a row of the PBX's
-// own would count as its state, and a first run that never committed
-// would then be checked against rule none: PrivacyRule); a CSV folder's
-// .state/<pbx>/.idkey.json (a dot file, which no state reader takes). It
-// outlives the record when only the record and the list are lost (their
-// rows or files deleted, a restore leaving them out): the PBX then never
-// takes a key of before keys were kept by PBX (the pseudonym key itself,
-// for a pseudonymised PBX), which would name its recordings anew, and is
+// idKeyMark is the key of the mark of the key a PBX took from the record
+// (its id), kept apart from the record and the list, in the PBX's own
+// namespace: PostgreSQL's export_state row pbx <pbx> key idKeyMark
+// (which PrivacyRule and anyState do not count as the PBX's state: a
+// first run that never committed would then be checked against rule
+// none); a CSV folder's .state/<pbx>/.idkey.json (a dot file, which no
+// state reader takes). It outlives the record when every row or file
+// of no PBX is lost (the list's, the record's: deleted, or a restore
+// leaving them out) while the PBX's rule stays: the PBX then never takes
+// a key of before keys were kept by PBX (the pseudonym key itself, for a
+// pseudonymised PBX), which would name its recordings anew, and is
 // refused instead when it holds recordings under a keyed id
-// (idMaterial).
+// (idMaterial). PostgreSQL kept the marks in rows pbx ” (key idKeyMark+"
+// "+<pbx>) before, lost with the record (review 9, R9-2: a pseudonymised
+// PBX took its pseudonym key and copied every k- recording again): such
+// a mark is still read when the PBX has none of its own, and the start
+// then writes the PBX's own.
 const idKeyMark = "recordings id key"
 
 // idKeyMarked is a mark's content.
@@ -177,11 +182,12 @@ ON CONFLICT (pbx, key) DO UPDATE SET state = EXCLUDED.state, updated_at = now()`
 		do  bool
 		key string
 		b   []byte
-	}{{changed || st.made || st.gained, idKeysKey, rb}, {marking, idKeyMark + " " + o.PBX, mb}, {st.listChanged, suppressionKey, lb}} {
+		pbx string
+	}{{changed || st.made || st.gained, idKeysKey, rb, suppressionPBX}, {marking, idKeyMark, mb, o.PBX}, {st.listChanged, suppressionKey, lb, suppressionPBX}} {
 		if !w.do {
 			continue
 		}
-		if _, err := tx.Exec(ctx, upsert, suppressionPBX, w.key, w.b); err != nil {
+		if _, err := tx.Exec(ctx, upsert, w.pbx, w.key, w.b); err != nil {
 			return nil, fmt.Errorf("%s: %w", what, dbError(err))
 		}
 	}
@@ -247,15 +253,25 @@ func (p *Postgres) readIDKeys(ctx context.Context, tx pgx.Tx, pbx string) (*idKe
 	}
 	anyState := true
 	if rec.Format == 0 {
-		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+table+" WHERE pbx <> $1)", suppressionPBX).Scan(&anyState); err != nil {
+		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+table+" WHERE pbx <> $1 AND key <> $2)", suppressionPBX, idKeyMark).Scan(&anyState); err != nil {
 			return nil, dbError(err)
 		}
 	}
-	var mark idKeyMarked
-	if err := tx.QueryRow(ctx, "SELECT state FROM "+table+" WHERE pbx = $1 AND key = $2", suppressionPBX, idKeyMark+" "+pbx).Scan(&mark); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return nil, dbError(err)
+	// The PBX's own mark (st.mark: the start writes it when missing);
+	// else one an earlier release kept in a row pbx '', which says as
+	// much that the PBX took a key from the record (hadKey).
+	var mark, before idKeyMarked
+	for _, m := range []struct {
+		pbx, key string
+		into     *idKeyMarked
+	}{{pbx, idKeyMark, &mark}, {suppressionPBX, idKeyMark + " " + pbx, &before}} {
+		if err := tx.QueryRow(ctx, "SELECT state FROM "+table+" WHERE pbx = $1 AND key = $2", m.pbx, m.key).Scan(m.into); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return nil, dbError(err)
+		}
 	}
-	return newIDKeyStart(l, rec, anyState, where, mark), nil
+	st := newIDKeyStart(l, rec, anyState, where, mark)
+	st.rec.hadKey = st.rec.hadKey || before.ID != ""
+	return st, nil
 }
 
 // keyedRecording returns a recording of pbx the schema stores under a

@@ -268,3 +268,80 @@ func TestRecordingsKeyRefusedWhenHeld(t *testing.T) {
 		})
 	}
 }
+
+// TestRecordingsKeyMarkOfThePBX: PostgreSQL keeps the mark of a PBX's
+// key of recordings' ids in the PBX's own rows, so that every row of no
+// PBX lost (the list, the record, and the marks kept there before) while
+// the PBX's rule stays, a pseudonymised PBX holding a k- recording is
+// refused rather than handed its pseudonym key (review 9, R9-2: every k-
+// recording copied again, exit 0); a mark an earlier release kept in a
+// row pbx ” still counts, and the start writes the PBX's own; the mark
+// is not the PBX's state (PrivacyRule: a first run that never committed
+// is not checked against rule none), nor state of the schema (a record
+// made again over marks alone takes no key of before).
+func TestRecordingsKeyMarkOfThePBX(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	k1 := keyID(t, idK1)
+	first := IDKeyOptions{PBX: "p", Pseudonymize: true, Key: idK1}
+	later := IDKeyOptions{PBX: "p", Pseudonymize: true, Key: idK1, Ruled: true, WrittenUnder: k1}
+	setup := func(t *testing.T) (*Postgres, func(string), *pseudonym.Keyed) {
+		p, pool := newPostgres(t)
+		exec := func(sql string) {
+			t.Helper()
+			if _, err := pool.Exec(ctx, strings.ReplaceAll(sql, "{state}", p.ident("export_state"))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		k, err := p.SuppressionKey(ctx, first)
+		if err != nil || k.KeyID() == k1 {
+			t.Fatalf("first start: %s, %v; want a new key", idOf(k), err)
+		}
+		if _, found, err := p.PrivacyRule(ctx, "p"); err != nil || found {
+			t.Fatalf("after a first start only: state found %v, %v; want none (the mark is not the PBX's state)", found, err)
+		}
+		exec("INSERT INTO " + p.ident("recordings") + " (pbx, recording, raw, run_id) VALUES ('p', 'k-0123abcd', '{}', 'r')")
+		exec(`INSERT INTO {state} (pbx, key, state) VALUES ('p', 'pseudonymisation rule', '{"rule":"numbers","key_id":"` + k1 + `"}')`)
+		return p, exec, k
+	}
+	refused := func(t *testing.T, p *Postgres, step string) {
+		t.Helper()
+		k, err := p.SuppressionKey(ctx, later)
+		if !errors.Is(err, ErrRecordingsKey) || !strings.Contains(err.Error(), "restore") || !strings.Contains(err.Error(), "k-0123abcd") {
+			t.Fatalf("%s: key %s, %v; want ErrRecordingsKey naming the recording and to restore (the pseudonym key %s would name every k- recording anew)", step, idOf(k), err, k1)
+		}
+	}
+	t.Run("every row of no PBX lost", func(t *testing.T) {
+		t.Parallel()
+		p, exec, _ := setup(t)
+		exec("DELETE FROM {state} WHERE pbx = ''")
+		refused(t, p, "every row pbx '' lost")
+	})
+	t.Run("a mark of an earlier release", func(t *testing.T) {
+		t.Parallel()
+		p, exec, k := setup(t)
+		toEarlier := "UPDATE {state} SET pbx = '', key = 'recordings id key p' WHERE pbx = 'p' AND key = 'recordings id key'"
+		exec(toEarlier)
+		if got, err := p.SuppressionKey(ctx, later); err != nil || got.KeyID() != k.KeyID() {
+			t.Fatalf("the mark in a row pbx '': %s, %v; want %s", idOf(got), err, k.KeyID())
+		}
+		var own int
+		if err := p.pool.QueryRow(ctx, "SELECT count(*) FROM "+p.ident("export_state")+" WHERE pbx = 'p' AND key = 'recordings id key'").Scan(&own); err != nil || own != 1 {
+			t.Fatalf("the PBX's own mark: %d rows, %v; want the start to write it", own, err)
+		}
+		exec("DELETE FROM {state} WHERE pbx = 'p' AND key = 'recordings id key'")
+		exec("DELETE FROM {state} WHERE pbx = '' AND key IN ('recordings id keys', 'suppressed numbers')")
+		refused(t, p, "the record lost, the mark in a row pbx '' only")
+	})
+	t.Run("marks alone are no state", func(t *testing.T) {
+		t.Parallel()
+		p, exec, _ := setup(t)
+		exec("DELETE FROM {state} WHERE NOT (pbx = 'p' AND key = 'recordings id key')")
+		exec("DELETE FROM " + p.ident("recordings"))
+		exec("DELETE FROM {state} WHERE pbx = ''")
+		k, err := p.SuppressionKey(ctx, IDKeyOptions{PBX: "q", Pseudonymize: true, Key: idK1, Ruled: true, WrittenUnder: k1})
+		if err != nil || k.KeyID() == k1 {
+			t.Fatalf("another PBX's start over marks alone: %s, %v; want a new key, never the pseudonym key", idOf(k), err)
+		}
+	})
+}

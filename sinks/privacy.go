@@ -47,8 +47,10 @@ func (p *Postgres) PrivacyRule(ctx context.Context, pbx string) (exporter.Privac
 	case !errors.Is(err, pgx.ErrNoRows):
 		return exporter.Privacy{}, false, fmt.Errorf("read the pseudonymisation rule: %w", dbError(err))
 	}
+	// The mark of the PBX's key of recordings' ids (idKeyMark) is not its
+	// state: a start writes it before the run's first commit.
 	var found bool
-	if err := p.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+p.ident("export_state")+" WHERE pbx = $1)", pbx).Scan(&found); err != nil {
+	if err := p.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+p.ident("export_state")+" WHERE pbx = $1 AND key <> $2)", pbx, idKeyMark).Scan(&found); err != nil {
 		return exporter.Privacy{}, false, fmt.Errorf("read the pseudonymisation rule: %w", dbError(err))
 	}
 	return exporter.Privacy{Rule: "none"}, found, nil

@@ -38,7 +38,8 @@ type idKeyStep struct {
 	norec bool
 	// lose deletes, before the run, what a lost state would: "list" the
 	// suppression list, "both" it and the record of the keys of
-	// recordings' ids, "state" the whole state (loseState).
+	// recordings' ids, "shared" everything of no PBX (loseState),
+	// "state" the whole state.
 	lose string
 }
 
@@ -131,6 +132,20 @@ func TestRecordingsKeptAcrossKeyChanges(t *testing.T) {
 		{"the keys lost with the list, pseudonymised", []idKeyStep{
 			{env: on(testKey1)},
 			{env: on(testKey1), lose: "both", code: exitConfig, says: "restore"},
+		}},
+		// Everything of no PBX lost (PostgreSQL's rows pbx '', a CSV
+		// folder's files in .state), the PBX's rule kept: a
+		// pseudonymised PBX took its pseudonym key for a key of before
+		// keys were kept, as the marks of its key were rows pbx '' too,
+		// and copied every k- recording again, exit 0 (review 9, R9-2).
+		{"everything of no PBX lost, pseudonymised", []idKeyStep{
+			{env: on(testKey1)},
+			{env: on(testKey1), lose: "shared", code: exitConfig, says: "restore"},
+			{env: on(testKey1), code: exitConfig, says: "restore"},
+		}},
+		{"everything of no PBX lost", []idKeyStep{
+			{env: none()},
+			{env: none(), lose: "shared", code: exitConfig, says: "restore"},
 		}},
 		{"the state lost", []idKeyStep{
 			{env: none()},
@@ -303,7 +318,7 @@ func forgetIDKey(t *testing.T, dir string, pool *pgxpool.Pool) {
 	t.Helper()
 	loseState(t, dir, pool, "both")
 	if pool != nil {
-		if _, err := pool.Exec(context.Background(), "DELETE FROM export_state WHERE pbx = ''"); err != nil {
+		if _, err := pool.Exec(context.Background(), "DELETE FROM export_state WHERE pbx = '' OR key = 'recordings id key'"); err != nil {
 			t.Fatal(err)
 		}
 		return
@@ -318,15 +333,18 @@ func forgetIDKey(t *testing.T, dir string, pool *pgxpool.Pool) {
 
 // loseState deletes what a lost state would (idKeyStep.lose): the
 // suppression list ("list"), it and the record of the keys of
-// recordings' ids ("both"), or the whole state ("state"), as an
-// operator or a restore from an older backup may.
+// recordings' ids ("both"), everything that belongs to no PBX
+// ("shared": PostgreSQL's rows pbx ”, a CSV folder's files in .state
+// itself), or the whole state ("state"), as an operator or a restore
+// from an older backup may.
 func loseState(t *testing.T, dir string, pool *pgxpool.Pool, what string) {
 	t.Helper()
 	if pool != nil {
 		sql := map[string]string{
-			"list":  "DELETE FROM export_state WHERE pbx = '' AND key = 'suppressed numbers'",
-			"both":  "DELETE FROM export_state WHERE pbx = '' AND key IN ('suppressed numbers', 'recordings id keys')",
-			"state": "DELETE FROM export_state",
+			"list":   "DELETE FROM export_state WHERE pbx = '' AND key = 'suppressed numbers'",
+			"both":   "DELETE FROM export_state WHERE pbx = '' AND key IN ('suppressed numbers', 'recordings id keys')",
+			"shared": "DELETE FROM export_state WHERE pbx = ''",
+			"state":  "DELETE FROM export_state",
 		}[what]
 		if _, err := pool.Exec(context.Background(), sql); err != nil {
 			t.Fatal(err)
@@ -335,6 +353,20 @@ func loseState(t *testing.T, dir string, pool *pgxpool.Pool, what string) {
 	}
 	state := filepath.Join(dir, ".state")
 	files := map[string][]string{"list": {".suppressed.json"}, "both": {".suppressed.json", ".idkeys.json"}}[what]
+	if what == "shared" {
+		entries, err := os.ReadDir(state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if !e.IsDir() {
+				files = append(files, e.Name())
+			}
+		}
+		if !slices.Contains(files, ".idkeys.json") {
+			t.Fatalf("%s holds %v: no record of the keys of recordings' ids to lose", state, files)
+		}
+	}
 	for _, f := range files {
 		if err := os.Remove(filepath.Join(state, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			t.Fatal(err)
