@@ -128,6 +128,9 @@ type IDKeyOptions struct {
 	// pseudonymised rows); the first start after (WrittenUnder "")
 	// stores it in clear (unless it must stay sealed).
 	WrittenUnder string
+	// newExport is the sink's way out into a new schema or folder
+	// (NewExportAdvice), for the refusals.
+	newExport string
 	// CarryOnly is a run without a recordings store: it carries the
 	// PBX's key over a change of rule or key, and makes one as a run
 	// with a store does (a later run with one found none, and took a key
@@ -147,6 +150,9 @@ type idMaterial struct {
 // changed to keep it as o's rule wants it (sealed, or in clear), to be
 // written.
 func (r *idKeyRecord) recordingsKey(o IDKeyOptions) (*pseudonym.Keyed, bool, error) {
+	if o.newExport = r.newExport; o.newExport == "" {
+		o.newExport = newExportAdvice
+	}
 	m, err := r.idMaterial(o)
 	if err != nil {
 		return nil, false, err
@@ -190,8 +196,8 @@ func (r *idKeyRecord) idMaterial(o IDKeyOptions) (idMaterial, error) {
 			"restore it, with the suppression list, from the backup taken with the data (README, Erasure), and run again; "+
 			"a new key would name every such recording anew and copy it again, with a second row. "+
 			"With no backup holding it: delete PBX %q's recordings stored under a keyed id (their rows, whose recording starts with k-, and their files), "+
-			"accepting that they are copied again, or export into a new schema or folder",
-			ErrRecordingsKey, o.PBX, held, r.where, o.PBX)
+			"accepting that they are copied again; or %s",
+			ErrRecordingsKey, o.PBX, held, r.where, o.PBX, o.newExport)
 	}
 	raw := make([]byte, pseudonym.MinKeyLen)
 	rand.Read(raw)
@@ -415,6 +421,6 @@ func (s *SealedKey) missing(o IDKeyOptions, why string) error {
 		do = "set EXPORT_PSEUDONYM_KEY (or _FILE) to it, under EXPORT_PSEUDONYMIZE=none too, until a run after the change to none has passed (that run keeps it in clear, unless it is the key the recordings were named with, which is never stored in clear and stays needed)"
 	}
 	return fmt.Errorf("%w: the key naming the sink's recordings stored under a keyed id (k-…) is sealed with EXPORT_PSEUDONYM_KEY %s, and %s: %s; "+
-		"or export into a new schema or folder and recordings store; without it, every such recording would be copied again under a new name (README, Privacy)",
-		ErrRecordingsKey, s.By, why, do)
+		"or %s; without it, every such recording would be copied again under a new name (README, Privacy)",
+		ErrRecordingsKey, s.By, why, do, o.newExport)
 }

@@ -93,6 +93,7 @@ type idKeyRecord struct {
 	hadKey    bool                             // the PBX's state marks a key taken from the record (idKeyMark)
 	list      *Suppression                     // whose own key a PBX of before may have used
 	where     string                           // where the record is kept, for messages
+	newExport string                           // the sink's NewExportAdvice, for messages
 	keyedRows func(pbx string) (string, error) // a recording of pbx under a keyed id, "" for none
 }
 
@@ -271,6 +272,7 @@ func (p *Postgres) readIDKeys(ctx context.Context, tx pgx.Tx, pbx string) (*idKe
 	}
 	st := newIDKeyStart(l, rec, anyState, where, mark)
 	st.rec.hadKey = st.rec.hadKey || before.ID != ""
+	st.rec.newExport = p.NewExportAdvice()
 	return st, nil
 }
 
@@ -390,7 +392,9 @@ func (s *CSV) readIDKeys(ctx context.Context, pbx string, listed bool) (*idKeySt
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("read %s: %w", s.idKeyMarkFile(pbx), err)
 	}
-	return newIDKeyStart(l, rec, anyState, s.idKeysFile(), mark), nil
+	st := newIDKeyStart(l, rec, anyState, s.idKeysFile(), mark)
+	st.rec.newExport = s.NewExportAdvice()
+	return st, nil
 }
 
 // anyPBXState reports whether the folder holds any PBX's state (a state

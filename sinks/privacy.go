@@ -240,3 +240,36 @@ func decodePrivacy(b []byte) (exporter.Privacy, bool, error) {
 	r.Changed = ""
 	return r.Privacy, true, nil
 }
+
+// NewExportAdvice is the way out that the refusals of a key (of
+// recordings' ids, or a pseudonym key) give when the sink's key cannot be
+// had: export into a new schema, and all it takes for nothing to be lost
+// or doubled there. A new recordings store, as this one's files are named
+// by this schema's rows (its k- recordings would be stored again beside
+// them under new names, and a forget or prune in either schema would
+// remove files the other's rows name). This schema's suppression list
+// carried over before the first run there (review 10, R10-4): an empty
+// list writes every number forgotten here again. The SQL copies the
+// list's row into the new schema's export_state, made as this one's
+// (the first run's migration keeps it).
+func (p *Postgres) NewExportAdvice() string {
+	t := p.ident("export_state")
+	return fmt.Sprintf("export into a new schema (EXPORT_DB_SCHEMA) and a new recordings store (another EXPORT_RECORDINGS_DIR, or S3 bucket or prefix: this one's files are named by this schema's rows), "+
+		"carrying this schema's suppression list over before the first run there, as an empty list writes every number forgotten here again: "+
+		"CREATE SCHEMA IF NOT EXISTS NEW_SCHEMA; CREATE TABLE NEW_SCHEMA.export_state (LIKE %s INCLUDING ALL); INSERT INTO NEW_SCHEMA.export_state SELECT * FROM %s WHERE pbx = '%s' AND key = '%s'; "+
+		"(NEW_SCHEMA: the new EXPORT_DB_SCHEMA; with that list lost too, restore it from the backup, or run `wildix-export forget --allow-empty` there, before its first run, for each number your record of erasure requests holds)",
+		t, t, suppressionPBX, suppressionKey)
+}
+
+// NewExportAdvice is Postgres.NewExportAdvice for the folder: the list
+// is its file, copied into the new folder's state folder.
+func (s *CSV) NewExportAdvice() string {
+	return fmt.Sprintf("export into a new folder (EXPORT_CSV_DIR) and a new recordings store (another EXPORT_RECORDINGS_DIR, or S3 bucket or prefix: this one's files are named by this folder's rows), "+
+		"carrying this folder's suppression list over before the first run there, as an empty list writes every number forgotten here again: "+
+		"copy %s to .state/%s in the new folder "+
+		"(with that list lost too, restore it from the backup, or run `wildix-export forget --allow-empty` there, before its first run, for each number your record of erasure requests holds)",
+		s.suppressionFile(), filepath.Base(s.suppressionFile()))
+}
+
+// newExportAdvice is NewExportAdvice for a sink not known here.
+const newExportAdvice = "export into a new schema or folder and a new recordings store, carrying the suppression list over before the first run there (PostgreSQL: the export_state row pbx '' key 'suppressed numbers'; a CSV folder: .state/.suppressed.json), as an empty list writes every number forgotten here again"

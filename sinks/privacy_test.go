@@ -5,10 +5,15 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/internal/pgtest"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
 )
 
 // TestPrivacyRuleStoredWithTheCommit: a rule pended is not stored by a
@@ -125,4 +130,90 @@ func ruleFile(t *testing.T, dir string) storedRule {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// TestNewExportAdviceCarriesTheList: the way out into a new schema or
+// folder that the refusals of a key give (review 10, R10-4: "export into
+// a new schema or folder" alone left the suppression list behind, and an
+// empty list writes every forgotten number again) asks for a new
+// recordings store, and carries the list over as it says: the SQL it
+// gives, run as given (NEW_SCHEMA replaced), or the file copied where it
+// says, gives the new schema or folder the same list, kept by its first
+// start's migration. Both sinks.
+func TestNewExportAdviceCarriesTheList(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	type lister interface {
+		Suppression(ctx context.Context) (*Suppression, error)
+		Suppress(ctx context.Context, f *Forgotten, pk *pseudonym.Keyed) (string, bool, error)
+		NewExportAdvice() string
+	}
+	for _, kind := range []string{"csv", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			var old lister
+			var carry func(advice string) lister
+			if kind == "csv" {
+				c, _ := NewCSV(CSVOptions{Dir: t.TempDir()})
+				old = c
+				carry = func(advice string) lister {
+					m := regexp.MustCompile(`copy (\S+) to (\.state/\S+) in the new folder`).FindStringSubmatch(advice)
+					if m == nil {
+						t.Fatalf("%q: no file to copy", advice)
+					}
+					b, err := os.ReadFile(m[1])
+					if err != nil {
+						t.Fatal(err)
+					}
+					n, _ := NewCSV(CSVOptions{Dir: t.TempDir()})
+					if err := os.MkdirAll(filepath.Join(n.opt.Dir, ".state"), 0o700); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(filepath.Join(n.opt.Dir, m[2]), b, 0o600); err != nil {
+						t.Fatal(err)
+					}
+					return n
+				}
+			} else {
+				p, pool := newPostgres(t)
+				old = p
+				carry = func(advice string) lister {
+					m := regexp.MustCompile(`: (CREATE SCHEMA .*;) \(NEW_SCHEMA: the new EXPORT_DB_SCHEMA`).FindStringSubmatch(advice)
+					if m == nil {
+						t.Fatalf("%q: no SQL to carry the list", advice)
+					}
+					schema, npool := pgtest.Schema(t)
+					if _, err := pool.Exec(ctx, strings.ReplaceAll(m[1], "NEW_SCHEMA", schema)); err != nil {
+						t.Fatalf("the advice's SQL: %v", err)
+					}
+					n := NewPostgres(npool, schema, nil)
+					if err := n.Migrate(ctx, record.Builtin()); err != nil {
+						t.Fatal(err)
+					}
+					return n
+				}
+			}
+			f, err := NewForgotten("+393528510009", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := old.Suppress(ctx, f, nil); err != nil {
+				t.Fatal(err)
+			}
+			advice := old.NewExportAdvice()
+			for _, want := range []string{"new recordings store", "EXPORT_RECORDINGS_DIR", "before the first run there", "every number forgotten here again", "forget --allow-empty"} {
+				if !strings.Contains(advice, want) {
+					t.Errorf("%q: want it to say %q", advice, want)
+				}
+			}
+			was, err := old.Suppression(ctx)
+			if err != nil || len(was.Numbers) == 0 {
+				t.Fatalf("the list: %+v, %v; want the number", was, err)
+			}
+			got, err := carry(advice).Suppression(ctx)
+			if err != nil || !reflect.DeepEqual(got, was) {
+				t.Fatalf("the new %s's list: %+v, %v; want %+v", kind, got, err, was)
+			}
+		})
+	}
 }

@@ -155,9 +155,10 @@ func (a *app) privacyRule(ctx context.Context, s *sink, g *privacy.Guard) (*expo
 		}
 		return nil, fmt.Errorf("%w: %s changed: the %s holds PBX %s's rows written under rule %s and this run would write them under %s; "+
 			"mixing them breaks every join, per-caller count and call-back detection (one number would have two forms): "+
-			"set the earlier %s again, or export into a new schema or folder, or run `wildix-export run --once --force` to accept the change (the run ledger records it); "+
-			"rows written before keep their earlier form (in clear, or under the earlier key) until `wildix-export backfill --from <first day> --to <tomorrow> --force` over the whole history rewrites them from the PBX's own copy (snapshots are rewritten by the next run)",
-			errUsage, what, s.name, a.cfg.PBXID, was, now, what)
+			"set the earlier %s again; or run `wildix-export run --once --force` to accept the change (the run ledger records it): "+
+			"rows written before keep their earlier form (in clear, or under the earlier key) until `wildix-export backfill --from <first day> --to <tomorrow> --force` over the whole history rewrites them from the PBX's own copy (snapshots are rewritten by the next run); "+
+			"or %s",
+			errUsage, what, s.name, a.cfg.PBXID, was, now, what, newExport(s))
 	}
 	return &now, nil
 }
@@ -218,8 +219,19 @@ func (a *app) listKeyed(ctx context.Context, s *sink, g *privacy.Guard) error {
 	}
 	return fmt.Errorf("%w: the %s's suppression list of %d forgotten number(s) was made with EXPORT_PSEUDONYM_KEY %s, and it is %s: "+
 		"the key cannot change while the list exists, with --force neither, as the list keeps only each number's hash under that key and a hash cannot be made again under another one; "+
-		"set that key again (under EXPORT_PSEUDONYMIZE=none too); to change the key all the same, export under the new key into a new schema or folder and run forget there again for each number of the list (README, Pseudonymisation)",
+		"set that key again (under EXPORT_PSEUDONYMIZE=none too); to change the key all the same, export under the new key into a new schema or folder and a new recordings store (another EXPORT_RECORDINGS_DIR, or S3 bucket or prefix: this one's files are named by this sink's rows), "+
+		"and there, before its first run, run `wildix-export forget --allow-empty` for each number of the list, which cannot be carried over (its hashes are under the earlier key: a new schema or folder without them writes every forgotten number again) (README, Privacy)",
 		errUsage, s.name, len(l.Numbers), l.KeyID, have)
+}
+
+// newExport is the sink's way out into a new schema or folder
+// (sinks.Postgres.NewExportAdvice): a new recordings store, and the
+// suppression list carried over.
+func newExport(s *sink) string {
+	if n, ok := s.Sink.(interface{ NewExportAdvice() string }); ok {
+		return n.NewExportAdvice()
+	}
+	return "export into a new schema or folder"
 }
 
 // pendPrivacy makes rule, checked under the PBX's lock, the one the
