@@ -171,7 +171,25 @@ ALTER TABLE {schema}.export_runs ADD COLUMN IF NOT EXISTS privacy_changed text;`
 	{16, "reporting: missed_calls finds a call back by the number in any form (+, 00, spaces), as a pseudonym does", reportingNumbers},
 	{17, "reporting: number_key is NULL for what is not a number (erased, anonymous), so missed_calls links no call back to it", reportingNumbersErased},
 	{18, "reporting: number_key is NULL only for a party without a number (erased, a hidden caller, n:, p:-redacted-); a caller id or SIP URI keys as its number, else as its user@host", reportingNumbersParties},
+	// No table changes: the version is the change. Every release refuses
+	// a schema at a version it does not know (Migrate's check, there since
+	// the first), and none before this one may run against a schema this
+	// one has exported into: each would hand a PBX a new key of
+	// recordings' ids (not reading the record, or the marks in the PBX's
+	// rows) and copy every k- recording again (review 9, R9-3), or not
+	// read the suppression list's tags and write forgotten numbers again
+	// (review 6, R6-5). A process of an earlier release already running
+	// (a worker started before) migrated at its start, and is not stopped
+	// by this: README, Erasure.
+	{19, "releases before this one refuse the schema: they read neither the keys of recordings' ids by PBX (marked in each PBX's rows) nor the suppression list's tags", `
+COMMENT ON TABLE {schema}.export_state IS 'wildix-export state; a release before schema version 19 must not run against this schema: it would copy recordings again and write forgotten numbers again';`},
 }
+
+// schemaBeforeKeysByPBX is the last schema version the releases knew
+// that read neither the keys of recordings' ids by PBX with their marks
+// in each PBX's rows, nor the suppression list's tags: migration 19
+// makes each of them refuse the schema.
+const schemaBeforeKeysByPBX = 18
 
 // SchemaVersion is the newest migration this binary knows.
 func SchemaVersion() int { return migrations[len(migrations)-1].version }
@@ -209,8 +227,9 @@ func (p *Postgres) Migrate(ctx context.Context, endpoints []record.Endpoint) err
 	return p.migrate(ctx, endpoints, SchemaVersion())
 }
 
-// migrate is Migrate up to version upTo (tests: a schema as an earlier
-// version left it).
+// migrate is Migrate up to version upTo, as a release knowing no later
+// one (tests: a schema as an earlier version left it; a release before
+// refusing it).
 func (p *Postgres) migrate(ctx context.Context, endpoints []record.Endpoint, upTo int) error {
 	if err := CheckEndpointNames(endpoints); err != nil {
 		return err
@@ -238,8 +257,8 @@ func (p *Postgres) migrate(ctx context.Context, endpoints []record.Endpoint, upT
 	if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+schema+".export_schema_migrations").Scan(&applied); err != nil {
 		return fmt.Errorf("migrate: %w", dbError(err))
 	}
-	if applied > SchemaVersion() {
-		return fmt.Errorf("schema %s is at version %d, newer than this wildix-export knows (%d): upgrade wildix-export", p.schema, applied, SchemaVersion())
+	if applied > upTo {
+		return fmt.Errorf("schema %s is at version %d, newer than this wildix-export knows (%d): upgrade wildix-export", p.schema, applied, upTo)
 	}
 	for i := range endpoints {
 		if err := p.ensureTable(ctx, tx, &endpoints[i]); err != nil {

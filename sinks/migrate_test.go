@@ -1,9 +1,13 @@
 package sinks
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"strings"
 	"testing"
+
+	"github.com/wildix-export/wildix-export/exporter/record"
 )
 
 // shippedMigrations pins the SQL of every migration, by the sha256 of its
@@ -33,6 +37,29 @@ var shippedMigrations = map[int]string{
 	16: "b35f0f3c4e205e0f83b4531f2c3b8cd1d8b4c4ecf0063b9446e2a793adc790ae",
 	17: "f566fc6e040c768d69748a8dbc00391c4cafc56784a88369210b958f230048e8",
 	18: "30114d4acf66243ff729ed3177bce4e5749b0cd178480bbaa7a566467ef8d74c",
+	19: "716e227560fc9800c624db8420e68b9d6f0b7045b26195d3717f0079af9b0da4",
+}
+
+// TestEarlierReleaseRefusesTheSchema: a release whose migrations end at
+// schemaBeforeKeysByPBX (every release that reads neither the keys of
+// recordings' ids by PBX and their marks in the PBX's rows, nor the
+// suppression list's tags) refuses a schema this one migrated, changing
+// nothing, rather than hand a PBX a new key and copy its k- recordings
+// again, or write forgotten numbers again (review 9, R9-3; review 6,
+// R6-5). Those releases refuse a schema newer than they know with the
+// same check (Migrate, there since the first release of the PostgreSQL
+// sink), which migrate(upTo) applies as a release knowing upTo.
+func TestEarlierReleaseRefusesTheSchema(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p, _ := newPostgres(t)
+	err := p.migrate(ctx, record.Builtin(), schemaBeforeKeysByPBX)
+	if err == nil || !strings.Contains(err.Error(), "newer than this wildix-export knows") || !strings.Contains(err.Error(), "upgrade wildix-export") {
+		t.Fatalf("a release knowing schema version %d, on a schema this one (%d) migrated: %v; want it refused, saying to upgrade", schemaBeforeKeysByPBX, SchemaVersion(), err)
+	}
+	if err := p.Migrate(ctx, record.Builtin()); err != nil {
+		t.Fatalf("this release again: %v", err)
+	}
 }
 
 // TestShippedMigrationsUnchanged fails when the text of a migration
