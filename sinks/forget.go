@@ -136,6 +136,7 @@ type Forgotten struct {
 	// inRow are the pseudonyms of the national forms under the keys,
 	// erased only in a row found holding the number (eraseRow).
 	inRow []string
+	keys  []*pseudonym.Keyed // the keys given (As)
 	// recKeys are the PBXes' keys of recordings' ids (KeyRecordingsWith).
 	recKeys map[string]*pseudonym.Keyed
 }
@@ -169,6 +170,7 @@ func NewForgotten(number string, keys ...*pseudonym.Keyed) (*Forgotten, error) {
 	}
 	for _, k := range keys {
 		if k != nil {
+			f.keys = append(f.keys, k)
 			f.pseudonyms = append(f.pseudonyms, k.Number(d))
 			for _, v := range f.national {
 				f.inRow = append(f.inRow, k.Number(v))
@@ -219,6 +221,31 @@ func (f *Forgotten) AddNationalPseudonyms(keys ...*pseudonym.Keyed) int {
 		}
 	}
 	return n
+}
+
+// As returns f searched as the journal's words search say
+// (ForgetBegun.Search, of a search f's covers: searchCovers): the same
+// number, the pseudonyms only under the keys search names, those of the
+// national forms only when it names --national-forms. Forget counts with
+// it what an interrupted narrower search left of its rows (review 10,
+// R10-3). f's recordings' keys are not carried: As finds, never erases.
+func (f *Forgotten) As(search string) *Forgotten {
+	_, national, ids := readSearch(search)
+	g := &Forgotten{digits: f.digits, intl: f.intl, national: f.national}
+	for _, k := range f.keys {
+		if !slices.Contains(ids, k.KeyID()) {
+			continue
+		}
+		g.keys = append(g.keys, k)
+		g.pseudonyms = append(g.pseudonyms, k.Number(f.digits))
+		for _, v := range f.national {
+			g.inRow = append(g.inRow, k.Number(v))
+		}
+	}
+	if national {
+		g.AddNationalPseudonyms(g.keys...)
+	}
+	return g
 }
 
 // forms are the number's digits and its national forms.
@@ -1189,21 +1216,8 @@ func searchCovers(b, j string) bool {
 	if b == j {
 		return true
 	}
-	read := func(s string) (form string, national bool, keys []string) {
-		parts := strings.Split(s, ", ")
-		form = parts[0]
-		for _, p := range parts[1:] {
-			switch {
-			case p == "--national-forms":
-				national = true
-			case strings.HasPrefix(p, "pseudonym key(s) "):
-				keys = strings.Fields(strings.TrimPrefix(p, "pseudonym key(s) "))
-			}
-		}
-		return form, national, keys
-	}
-	bForm, bNational, bKeys := read(b)
-	jForm, jNational, jKeys := read(j)
+	bForm, bNational, bKeys := readSearch(b)
+	jForm, jNational, jKeys := readSearch(j)
 	if bForm != jForm || jNational && !bNational {
 		return false
 	}
@@ -1213,6 +1227,22 @@ func searchCovers(b, j string) bool {
 		}
 	}
 	return true
+}
+
+// readSearch reads a search's words (ForgetBegun.Search): the --number
+// form, whether --national-forms, the key ids.
+func readSearch(s string) (form string, national bool, keys []string) {
+	parts := strings.Split(s, ", ")
+	form = parts[0]
+	for _, p := range parts[1:] {
+		switch {
+		case p == "--national-forms":
+			national = true
+		case strings.HasPrefix(p, "pseudonym key(s) "):
+			keys = strings.Fields(strings.TrimPrefix(p, "pseudonym key(s) "))
+		}
+	}
+	return form, national, keys
 }
 
 // ForgetTag is the forget journal's name of the number whose suppression
@@ -1231,7 +1261,15 @@ func ForgetTag(h string) string {
 
 // beginForget returns journal with b added, unless it holds an entry b
 // completes already: the earliest attempt found the most, and is kept.
+// An entry of b's id is replaced by b: the earliest attempt's, widened
+// to the search a wider forget runs (review 10, R10-3: kept as it was,
+// what the wider search found was journalled nowhere).
 func beginForget(journal []ForgetBegun, b ForgetBegun) []ForgetBegun {
+	if i := slices.IndexFunc(journal, func(j ForgetBegun) bool { return j.ID == b.ID }); i >= 0 {
+		out := slices.Clone(journal)
+		out[i] = b
+		return out
+	}
 	if slices.ContainsFunc(journal, func(j ForgetBegun) bool { return j.SameErasure(b) }) {
 		return journal
 	}

@@ -191,3 +191,23 @@ func TestSameErasureCovers(t *testing.T) {
 		}
 	}
 }
+
+// TestBeginForgetWidened: an entry of the id of one in the journal
+// replaces it (the earlier attempt's, widened to a wider search: review
+// 10, R10-3); any other entry the new one completes keeps the journal as
+// it is. Fails with the widened entry dropped.
+func TestBeginForgetWidened(t *testing.T) {
+	t.Parallel()
+	j := ForgetBegun{ID: "r1", Tag: "t", Search: "--number with + or 00 (national forms in clear too), pseudonym key(s) a", Rows: 5}
+	other := ForgetBegun{ID: "r2", Tag: "u", Search: j.Search, Rows: 1}
+	w := j
+	w.Search, w.Rows = j.Search+" b", 9
+	if got := beginForget([]ForgetBegun{j, other}, w); !slices.EqualFunc(got, []ForgetBegun{w, other}, ForgetBegun.same) {
+		t.Errorf("widened: journal %+v, want %+v", got, []ForgetBegun{w, other})
+	}
+	later := w
+	later.ID = "r3"
+	if got := beginForget([]ForgetBegun{j, other}, later); !slices.EqualFunc(got, []ForgetBegun{j, other}, ForgetBegun.same) {
+		t.Errorf("a later attempt: journal %+v, want it kept", got)
+	}
+}

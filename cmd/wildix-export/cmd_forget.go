@@ -484,7 +484,10 @@ func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgot
 	}
 	// The list first: from here on no export writes the number, so what
 	// is erased below stays erased even when a step fails and is redone.
-	b, begun, added, err := a.suppressForget(ctx, fg, f, pk, found, started, opt.search)
+	b := sinks.ForgetBegun{ID: exporter.NewRunID(started), PBX: a.cfg.PBXID, Started: started, Search: opt.search,
+		Rows: found.Rows(), Recordings: len(found.Recordings)}
+	narrower := func(search string) (*sinks.ForgetFound, error) { return fg.ForgetFind(ctx, f.As(search), endpoints) }
+	b, begun, added, err := a.suppressForget(ctx, fg, f, pk, b, narrower)
 	if err != nil {
 		return err
 	}
@@ -619,15 +622,17 @@ func printFound(w io.Writer, what string, found *sinks.ForgetFound) {
 }
 
 // suppressForget adds f to the sink's suppression list, then writes this
-// forget (started, having found found, searching as search says) in the
-// sink's forget journal (beginForget), both before any row changes. It
-// returns this forget's entry, the journal's entry the ledger entry
-// completes, and whether the number was added.
+// forget, b (its id, start, search and what it found), its tag and
+// whether it added the number set here, in the sink's forget journal
+// (beginForget), both before any row changes. It returns this forget's
+// entry, the journal's entry the ledger entry completes, and whether the
+// number was added. narrower finds f searched as an earlier entry did
+// (beginForget).
 //
-// Its seven parameters are one step's: the sink, the number and its key,
-// what was found when, and how it was searched; a struct would carry
-// them here only.
-func (a *app) suppressForget(ctx context.Context, fg forgetter, f *sinks.Forgotten, pk *pseudonym.Keyed, found *sinks.ForgetFound, started time.Time, search string) (b, begun sinks.ForgetBegun, added bool, err error) {
+// Its six parameters are one step's: the sink, the number and its key,
+// this forget's entry, and the search of an earlier one; a struct would
+// carry them here only.
+func (a *app) suppressForget(ctx context.Context, fg forgetter, f *sinks.Forgotten, pk *pseudonym.Keyed, b sinks.ForgetBegun, narrower func(search string) (*sinks.ForgetFound, error)) (_, begun sinks.ForgetBegun, added bool, err error) {
 	h, added, err := fg.Suppress(ctx, f, pk)
 	if err != nil {
 		return b, b, false, err
@@ -637,9 +642,8 @@ func (a *app) suppressForget(ctx context.Context, fg forgetter, f *sinks.Forgott
 	} else {
 		fmt.Fprintln(a.stdout, "Already in the suppression list.")
 	}
-	b = sinks.ForgetBegun{ID: exporter.NewRunID(started), PBX: a.cfg.PBXID, Started: started, Tag: sinks.ForgetTag(h), Search: search,
-		Rows: found.Rows(), Recordings: len(found.Recordings), Added: added}
-	begun, err = a.beginForget(ctx, fg, b)
+	b.Tag, b.Added = sinks.ForgetTag(h), added
+	begun, err = a.beginForget(ctx, fg, b, narrower)
 	return b, begun, added, err
 }
 
@@ -665,8 +669,9 @@ func (a *app) sayInterrupted(ctx context.Context, fg forgetter) error {
 // searched otherwise is refused (exit 2): this forget would not find
 // what that one searched, nor count right what it erased; it is named,
 // with how to complete it. It says which other numbers' erasures were
-// not completed: they may still be in the sink.
-func (a *app) beginForget(ctx context.Context, fg forgetter, b sinks.ForgetBegun) (sinks.ForgetBegun, error) {
+// not completed: they may still be in the sink. An entry searched more
+// narrowly than b is widened to b's search (widen) and written so.
+func (a *app) beginForget(ctx context.Context, fg forgetter, b sinks.ForgetBegun, narrower func(search string) (*sinks.ForgetFound, error)) (sinks.ForgetBegun, error) {
 	journal, err := fg.ForgetJournal(ctx)
 	if err != nil {
 		return b, err
@@ -678,6 +683,9 @@ func (a *app) beginForget(ctx context.Context, fg forgetter, b sinks.ForgetBegun
 			begun = j
 			fmt.Fprintf(a.stdout, "Completing the erasure of the number begun %s and not completed (interrupted, or failed): it found %d row(s) and %d recording file(s); its ledger entry counts them.\n",
 				j.Started.Format(time.RFC3339), j.Rows, j.Recordings)
+			if begun, err = widen(j, b, narrower); err != nil {
+				return b, err
+			}
 		case j.SameErasure(b):
 			// a later entry of the same erasure (RecordForget's next,
 			// written beside it): completed with it
@@ -689,10 +697,37 @@ func (a *app) beginForget(ctx context.Context, fg forgetter, b sinks.ForgetBegun
 				j.Started.Format(time.RFC3339))
 		}
 	}
-	if err := fg.BeginForget(ctx, b); err != nil {
+	write := b
+	if begun.ID != b.ID && begun.Search != "" && begun.Search != b.Search {
+		write = begun // widened: replaces the entry of its id
+	}
+	if err := fg.BeginForget(ctx, write); err != nil {
 		return b, fmt.Errorf("%w; nothing was erased yet: run forget again", err)
 	}
 	return begun, nil
+}
+
+// widen returns j, an entry b completes (SameErasure), as the entry of b's
+// search when b searches more widely (more keys, --national-forms): what
+// the earlier attempt erased of its rows (those it found that its search,
+// narrower, no longer finds) with what b found, and the same for
+// recording files (review 10, R10-3: j was kept as it was, so a wider
+// forget killed midway left its erasure described by the narrower search,
+// and the forget completing it counted only that). j of an earlier
+// version (no search) and j of b's search are returned as they are.
+func widen(j, b sinks.ForgetBegun, narrower func(search string) (*sinks.ForgetFound, error)) (sinks.ForgetBegun, error) {
+	if j.Search == "" || j.Search == b.Search {
+		return j, nil
+	}
+	left, err := narrower(j.Search)
+	if err != nil {
+		return j, err
+	}
+	w := j
+	w.Search = b.Search
+	w.Rows = max(0, j.Rows-left.Rows()) + b.Rows
+	w.Recordings = max(0, j.Recordings-len(left.Recordings)) + b.Recordings
+	return w, nil
 }
 
 // forgetRecord is what forgetLedger records: the erasure's facts, each

@@ -15,6 +15,7 @@ import (
 
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/internal/pgtest"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
 	"github.com/wildix-export/wildix-export/simtest"
 )
 
@@ -216,4 +217,67 @@ func pgForgetEntries(t *testing.T, pool interface {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestForgetWiderSearchCountsAll (PostgreSQL, pseudonymised): a forget
+// that fails leaves its entry, searched under the one key the sink had;
+// rows under a second key appear (a key change); the forget that
+// completes the erasure searches more widely (--previous-key-file). Its
+// journal entry is the widened one, and the failed and completing
+// ledger entries count together every row the first attempt found and
+// every row the wider search found, once (review 10, R10-3: the
+// narrower entry was kept, what the wider search found was in no entry,
+// and the completing forget counted the rows it erased against it, one
+// row short here; killed midway, all it had erased would be).
+func TestForgetWiderSearchCountsAll(t *testing.T) {
+	t.Parallel()
+	const calls, wider = 60, 3
+	ctx := context.Background()
+	f := simtest.New(t, pbxsim.Options{Calls: calls, CallGap: time.Minute})
+	f.Authorize(t)
+	schema, pool := pgtest.Schema(t)
+	env := fixtureEnv(f, t.TempDir(), "EXPORT_ENDPOINTS=call_history", "EXPORT_SINK=postgres", "EXPORT_DATABASE_URL="+pgtest.URL(), "EXPORT_DB_SCHEMA="+schema,
+		"EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey1)
+	if r := runCLI(t, env, "run", "--once"); r.code != exitOK {
+		t.Fatalf("run --once: exit %d %v\n%s", r.code, r.err, r.stderr)
+	}
+	d := simNumber(t, f.Sim, calls)
+	k1, _ := pseudonym.New([]byte(testKey1))
+	k2, _ := pseudonym.New([]byte(testKey2))
+	if _, err := pool.Exec(ctx, "CREATE TABLE stray (t text) ; INSERT INTO stray VALUES ('cb "+k1.Number(d)+"')"); err != nil {
+		t.Fatal(err)
+	}
+	first := runCLI(t, env, "forget", "--number", "+"+d)
+	if first.code != exitFailed || !strings.Contains(fmt.Sprint(first.err), "still in") {
+		t.Fatalf("forget with the number in a table it does not know: exit %d, %v; want 1, still in it\n%s", first.code, first.err, first.stdout)
+	}
+	found := foundRows(t, first.stdout)
+	if _, err := pool.Exec(ctx, "DROP TABLE stray"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range wider {
+		if _, err := pool.Exec(ctx, `INSERT INTO call_history (pbx, id, from_number, raw, run_id) VALUES ('x', $1, $2, jsonb_build_object('from_number', $2::text), 'r1')`, 900001+i, k2.Number(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keyFile := filepath.Join(t.TempDir(), "k2")
+	if err := os.WriteFile(keyFile, []byte(testKey2), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	last := runCLI(t, env, "forget", "--number", "+"+d, "--previous-key-file", keyFile)
+	if last.code != exitOK || !strings.Contains(last.stdout, "Completing the erasure of the number begun") {
+		t.Fatalf("the completing forget, searching more widely: exit %d, %v; want 0, completing the first\n%s", last.code, last.err, last.stdout)
+	}
+	var total int64
+	got := pgForgetEntries(t, pool)
+	for _, e := range got {
+		total += e.rows
+	}
+	if len(got) != 2 || total != found+wider {
+		t.Errorf("ledger: forget entries %+v counting %d rows, want 2 counting the %d rows the first attempt found and the %d only the wider search found", got, total, found, wider)
+	}
+	var open int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM export_state WHERE key = 'forget journal'").Scan(&open); err != nil || open != 0 {
+		t.Errorf("the forget journal is left after the completing forget (%d, %v)", open, err)
+	}
 }
