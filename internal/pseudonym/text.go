@@ -573,6 +573,14 @@ func (t *text) longFrom(k int) bool {
 //     readable beside the pseudonym of the number's first digits, and no
 //     count followed a trunk 0, so "0664 123 4567 3" got one pseudonym,
 //     which forget --national-forms of 0664 123 4567 did not find.
+//     After a national number written with its trunk 0 whose last group
+//     has minCountAfter digits or more (written whole, or the German five
+//     and two: "Rückruf 089 12345 67 Anrufe"), a group that makes it whole
+//     in a country of trunkCountries where it is not whole without is the
+//     number's (needsGroup): its country unknown, "0171 234567 8 Anrufe"
+//     and "089 12345 67" kept their 8 and 67 readable beside the pseudonym
+//     of the first digits, which forget of the number did not find
+//     (review 12, R12-5); "0171 2345678 3 Anrufe" keeps its count.
 //     numberRun asks for no count after a bare country code's number not
 //     yet whole: a count there is read with the number (review 8, R8-1);
 //   - any other word, a date or a time, only when its country is known,
@@ -622,7 +630,7 @@ func (t *text) countAfter(k, e, last int, d *e164, lengths bool) bool {
 		// group of five or more ("called +49 89 1234567 12 times");
 		// two after a group of two to four are the number's ("+49 89
 		// 1234 56 calls", "+49 89 1234 567 calls").
-		return shape && (g == 1 || g == 2 && last >= minCountAfter) && countWord(s[w:])
+		return shape && (g == 1 || g == 2 && last >= minCountAfter) && !(!lengths && last >= minCountAfter && d.needsGroup(g)) && countWord(s[w:])
 	}
 	if s[w]|0x20 >= 'a' && s[w]|0x20 <= 'z' || s[w] >= utf8.RuneSelf {
 		return true
@@ -797,6 +805,40 @@ func (d *e164) past() bool {
 	n, mask := d.lengths()
 	return mask != 0 && n > longestLength(mask)
 }
+
+// needsGroup reports whether the digits read, a number written with
+// no "+" or "00" whose first digit is a trunk prefix 0 (or an Italian
+// fixed line's own 0), read as a number of a country of trunkCountries,
+// are of no length its numbers beginning so have and would be with g
+// more: in that country the group is the number's last digits, not a
+// count ("0171 234567 8 Anrufe": Germany's 17… have 10 or 11 digits;
+// "Rückruf 089 12345 67 Anrufe": France's 89… have 9). Its country is
+// unknown, and left readable beside the pseudonym of its first digits,
+// which forget of the number does not find, a group that is the number's
+// is the worse error than a count read with it (review 12, R12-5).
+func (d *e164) needsGroup(g int) bool {
+	if d.n < 2 || d.lead[0] != '0' {
+		return false
+	}
+	lead := string(d.lead[:min(d.n, len(d.lead))])
+	for _, cc := range trunkCountries {
+		n, digits := d.n-1, cc+lead[1:]
+		if cc == "39" {
+			n, digits = d.n, cc+lead
+		}
+		c, mask := nationalLengths(digits)
+		if c == len(cc) && mask&(1<<n) == 0 && mask&(1<<(n+g)) != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// trunkCountries are the country calling codes of the countries of
+// Wildix's customers whose numbers are written nationally with a trunk
+// prefix 0 (Italy's fixed lines keep theirs as their first digit),
+// which needsGroup reads a national number as.
+var trunkCountries = []string{"31", "32", "33", "39", "41", "43", "44", "46", "49"}
 
 // longestLength is the longest of the lengths mask (bit l for l digits).
 func longestLength(mask uint32) int { return bits.Len32(mask) - 1 }

@@ -75,6 +75,12 @@ var readmeEnds = []readmeEnd{
 	{"callback 0664 123 4567 3 volte", "callback {0} 3 volte", []string{"06641234567"}},
 	{"called +49 89 1234567 12 times", "called {0} 12 times", []string{"+49891234567"}},
 	{"+49 89 1234 56 calls", "{0} calls", []string{"+4989123456"}},
+	// After a trunk-0 number whose last group has five digits or more,
+	// a count only where no country of trunkCountries needs the group
+	// (review 12, R12-5).
+	{"0171 2345678 3 Anrufe", "{0} 3 Anrufe", []string{"01712345678"}},
+	{"Rückruf 089 12345 67 Anrufe", "Rückruf {0} Anrufe", []string{"0891234567"}},
+	{"0171 234567 8 Anrufe", "{0} Anrufe", []string{"01712345678"}},
 	{"+44 800 1234 5 10:00", "{0} 5 10:00", []string{"+448001234"}},
 	// The group is the number's.
 	{"cb +49 489 518 6 ok", "cb {0} ok", []string{"+494895186"}},
@@ -91,6 +97,51 @@ var readmeEnds = []readmeEnd{
 	{"+1 212 555 0123 10:00", "{0} 10:00", []string{"+12125550123"}},
 	{"cb 10:00 3528510164", "cb 10:00 {0}", []string{"3528510164"}},
 	{"2026.12.06-17.01.09-217-393216606904-d1548fcd-2.wav", "2026.12.06-17.01.09-217-{0}-d1548fcd-2.wav", []string{"393216606904"}},
+}
+
+// readmeLimits is what Scrub makes of examples of the README's "What it
+// cannot do" about where a number ends ({i}: the pseudonym of
+// numbers[i]): a count read with the number, or a number's last digits
+// read as a count and left readable, exactly as the README says.
+var readmeLimits = []readmeEnd{
+	{"+49 89 1234 5 calls", "{0} 5 calls", []string{"+49891234"}},
+	{"0171 2345 67 8 Anrufe", "{0} 8 Anrufe", []string{"0171234567"}},
+	{"called 030 1234567 2 times", "called {0} times", []string{"03012345672"}},
+	{"089 1234567 12 Anrufe", "{0} 12 Anrufe", []string{"0891234567"}},
+}
+
+// TestREADMELimitExamples: each of readmeLimits is an example of the
+// README's "What it cannot do", and Scrub makes of it what readmeLimits
+// says (review 12, R12-5: the shapes after a trunk-0 number).
+func TestREADMELimitExamples(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	i := strings.Index(readme, "\n**What it cannot do**")
+	if i < 0 {
+		t.Fatal("README has no list What it cannot do")
+	}
+	list := readme[i+1:]
+	if j := regexp.MustCompile(`\n(\*\*|#)`).FindStringIndex(list[2:]); j != nil {
+		list = list[:2+j[0]]
+	}
+	list = strings.ReplaceAll(list, "\n  ", " ")
+	k := keyed(t, testKey)
+	for _, tc := range readmeLimits {
+		if !strings.Contains(list, "`"+tc.in+"`") {
+			t.Errorf("README What it cannot do has no example %q", tc.in)
+		}
+		want := tc.want
+		for i, c := range tc.numbers {
+			want = strings.ReplaceAll(want, "{"+strconv.Itoa(i)+"}", k.Number(c))
+		}
+		if got := k.Scrub(tc.in, nil); got != want {
+			t.Errorf("README What it cannot do: Scrub(%q) = %q, want %q", tc.in, got, want)
+		}
+	}
 }
 
 // TestREADMEFreeTextExamples: the README's examples of how free text is

@@ -2,6 +2,7 @@ package pseudonym
 
 import (
 	"math/rand"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -26,15 +27,33 @@ func sweepNumber(rng *rand.Rand) (string, string) { return sweepNumberOf(rng, sw
 // as its country calling code's country writes it nationally: a trunk
 // prefix 0 first (Italy's fixed lines keep theirs: "02…").
 func sweepNational(rng *rand.Rand) string {
+	_, n := sweepNationalOf(rng)
+	return n
+}
+
+// sweepNationalOf is sweepNational, giving the number's country calling
+// code too.
+func sweepNationalOf(rng *rand.Rand) (string, string) {
 	for {
 		cc, nat := sweepNumberOf(rng, trunkCodes)
 		switch {
 		case cc != "39":
-			return "0" + nat
+			return cc, "0" + nat
 		case nat[0] == '0' && nat[1] != '0':
-			return nat
+			return cc, nat
 		}
 	}
+}
+
+// sweepWholeIn reports whether n, a national number as sweepNationalOf
+// writes it (trunk 0 first, an Italian fixed line's 0 its own), is of a
+// length its country cc's numbers beginning so have.
+func sweepWholeIn(cc, n string) bool {
+	if cc != "39" {
+		n = n[1:]
+	}
+	c, mask := nationalLengths(cc + n)
+	return c == len(cc) && mask&(1<<len(n)) != 0
 }
 
 func sweepNumberOf(rng *rand.Rand, codes []string) (string, string) {
@@ -106,6 +125,23 @@ func countsAfter(ctx string) bool {
 	return ctx == "X calls" || ctx == "X missed" || ctx == "X volte"
 }
 
+// sweepSeed returns the seed a sweep draws its texts from: def, or
+// TEST_SEED when set (to replay a failure or try another), printed
+// either way so a failure names it.
+func sweepSeed(t *testing.T, def int64) int64 {
+	t.Helper()
+	seed := def
+	if v := os.Getenv("TEST_SEED"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			t.Fatalf("TEST_SEED=%q: expected an integer seed: %v", v, err)
+		}
+		seed = n
+	}
+	t.Logf("seed %d (replay with TEST_SEED=%d)", seed, seed)
+	return seed
+}
+
 var sweepPseudonym = regexp.MustCompile(`p:[a-z2-7]{16}`)
 
 // readable returns the digits Scrub's output out leaves readable, its
@@ -132,8 +168,7 @@ func readable(out string) string {
 // last digits before "called", "mal", "persönlich" (review 8, R8-1).
 func TestScrubLeavesNoBareNumberReadable(t *testing.T) {
 	t.Parallel()
-	const seed = 7
-	t.Logf("seed %d", seed)
+	seed := sweepSeed(t, 7)
 	rng := rand.New(rand.NewSource(seed))
 	k := keyed(t, testKey)
 	ctxs := append([]string{"X", "cb X ok", "x; X", "tel: X.", "(X)", "X 12 calls", "X 2 missed", "call X 3 times", "X at 10:00", "X 10:00", "X on 01.12.2026", "X 01.12.2026"}, sweepWordAfter...)
@@ -195,18 +230,22 @@ func TestScrubLeavesNoBareNumberReadable(t *testing.T) {
 // group of two to four digits, which may be the number's last group and
 // is read with it ("+49 89 1234 56 calls": TestScrubLeavesNoBareNumberReadable);
 // such a text has the number's last groups written together
-// (sweepCountTail).
+// (sweepCountTail). After a national number with its trunk 0, such a
+// count of two digits is read with the number where in one of the
+// countries needsGroup reads it by it is whole only with it ("called
+// 030 1234567 2 times", README What it cannot do): the text's only
+// trace is then the pseudonym of the number and the count, no digit
+// readable, counted and logged (84 with seed 99).
 func TestForgetFindsWhatScrubWrote(t *testing.T) {
 	t.Parallel()
-	const seed = 99
-	t.Logf("seed %d", seed)
+	seed := sweepSeed(t, 99)
 	rng := rand.New(rand.NewSource(seed))
 	k := keyed(t, testKey)
 	ctxs := []string{"X", "cb X", "x; X", "tel: X.", "(X)", "X, thanks", "X/ext", "cb X ok",
 		"X at 10:00", "X 10:00", "X on 01.12.2026", "X 01.12.2026", "X 2026-12-01",
 		"X 2 missed", "call X 3 times", "X 12 calls", "X (2 missed)"}
 	ctxs = append(ctxs, sweepWordAfter...)
-	bad := 0
+	bad, swallowed := 0, 0
 	for i := 0; i < 30000; i++ {
 		cc, nat := sweepNumber(rng)
 		e := "+" + cc + nat
@@ -236,12 +275,17 @@ func TestForgetFindsWhatScrubWrote(t *testing.T) {
 		p := k.Number(e)
 		scrubbed := k.Scrub(s, nil)
 		out, _ := Replace(scrubbed, func(v string) bool { return v == p || v == e || v == strings.TrimPrefix(e, "+") }, "X")
+		if e[0] == '0' && ctx == "X 12 calls" && strings.Contains(scrubbed, k.Number(e+"12")) && len(readable(scrubbed)) == 0 {
+			swallowed++ // README: the count may be the number's last group
+			continue
+		}
 		if !strings.Contains(scrubbed, p) || len(readable(out)) > len(readable(strings.Replace(ctx, "X", "", 1))) || strings.Contains(out, "p:") || strings.Contains(out, Merged) {
 			if bad++; bad <= 10 {
 				t.Errorf("forget of %s in Scrub(%q) = %q leaves %q", e, s, scrubbed, out)
 			}
 		}
 	}
+	t.Logf("of 30000, %d counts of two digits read with a national number, whose last group may be theirs (README What it cannot do)", swallowed)
 	if bad > 0 {
 		t.Errorf("%d of 30000 texts keep a trace after forget (seed %d)", bad, seed)
 	}
@@ -283,8 +327,7 @@ func TestCountWord(t *testing.T) {
 // number not yet whole is read with it, README Privacy).
 func TestScrubReadsNationalNumbersBeginningAsACode(t *testing.T) {
 	t.Parallel()
-	const seed = 11
-	t.Logf("seed %d", seed)
+	seed := sweepSeed(t, 11)
 	rng := rand.New(rand.NewSource(seed))
 	k := keyed(t, testKey)
 	ctxs := []string{"X", "cb X ok", "x; X", "tel: X.", "(X)", "X, thanks", "X at 10:00", "X 10:00", "X on 01.12.2026", "X 01.12.2026",
@@ -383,8 +426,7 @@ func sweepHoldsDate(x, sep string) bool {
 // hole. Written internationally, none is left.
 func TestSeparatedNumbersLeftOnlyAsDocumented(t *testing.T) {
 	t.Parallel()
-	const seed = 5
-	t.Logf("seed %d", seed)
+	seed := sweepSeed(t, 5)
 	rng := rand.New(rand.NewSource(seed))
 	k := keyed(t, testKey)
 	left := map[string]int{}
@@ -421,5 +463,65 @@ func TestSeparatedNumbersLeftOnlyAsDocumented(t *testing.T) {
 	t.Logf("left in clear as documented, of 30000: %v", left)
 	if bad > 0 {
 		t.Errorf("%d of 30000 numbers leave digits readable undocumented (seed %d)", bad, seed)
+	}
+}
+
+// TestScrubReadsNationalNumbersSplitBeforeACount: a national number
+// written with its trunk 0 whose last digit stands alone, or whose last
+// two stand after a group of five or more ("Rückruf 089 12345 67
+// Anrufe", "0171 234567 8 Anrufe"), before a word that counts: no digit
+// of it stays readable, and forget of it finds its pseudonym, unless the
+// number without that group is itself of a length its country's numbers
+// have, so that the group may be a count as well ("callback 0664 123
+// 4567 3 volte"; README Privacy, What it cannot do): then it is read as
+// one, counted here as left as documented. Since 10cb4e3 (a count after a
+// trunk-0 number as after any other) the group was read as a count
+// whenever no one groups a number's digits so, its country unknown, and
+// stayed readable beside the pseudonym of the number's first digits,
+// which forget of the number did not find (review 12, R12-5).
+func TestScrubReadsNationalNumbersSplitBeforeACount(t *testing.T) {
+	t.Parallel()
+	seed := sweepSeed(t, 13)
+	rng := rand.New(rand.NewSource(seed))
+	k := keyed(t, testKey)
+	ctxs := []string{"X Anrufe", "Rückruf X Anrufe", "X calls", "called X times", "X missed", "cb X volte", "(X missed)", "X verpasste Anrufe"}
+	bad, documented, regular := 0, 0, 0
+	for i := 0; i < 30000; i++ {
+		cc, e := sweepNationalOf(rng)
+		n := 1 + rng.Intn(2)
+		head, tail := e[:len(e)-n], e[len(e)-n:]
+		h := sweepGroups(rng, head, " ")
+		if n == 2 || rng.Intn(2) == 0 {
+			h = sweepCountTail(h, true)
+		}
+		ctx := ctxs[rng.Intn(len(ctxs))]
+		s := strings.Replace(ctx, "X", h+" "+tail, 1)
+		scrubbed := k.Scrub(s, nil)
+		want := readable(strings.Replace(ctx, "X", "", 1))
+		if len(readable(scrubbed)) > len(want) {
+			if i := strings.LastIndexByte(h, ' '); n == 1 && len(h)-i-1 < minCountAfter {
+				regular++ // README: no one groups a number's digits so
+				continue
+			}
+			if sweepWholeIn(cc, head) {
+				documented++
+				continue
+			}
+			if bad++; bad <= 10 {
+				t.Errorf("Scrub(%q) = %q: the number's last digits readable, and %s is no whole number of +%s", s, scrubbed, head, cc)
+			}
+			continue
+		}
+		p := k.Number(e)
+		out, _ := Replace(scrubbed, func(v string) bool { return v == p || v == e }, "X")
+		if !strings.Contains(scrubbed, p) || len(readable(out)) > len(want) || strings.Contains(out, "p:") {
+			if bad++; bad <= 10 {
+				t.Errorf("forget of %s in Scrub(%q) = %q leaves %q", e, s, scrubbed, out)
+			}
+		}
+	}
+	t.Logf("of 30000, read as a count (README What it cannot do): %d after a last group of five or more, the number without it whole too; %d lone digits after a last group of one to four", documented, regular)
+	if bad > 0 {
+		t.Errorf("%d of 30000 numbers leave digits readable or a trace after forget (seed %d)", bad, seed)
 	}
 }
