@@ -153,6 +153,10 @@ type pendingStore interface {
 	// removed: rows of calls started before its cut, naming one of its
 	// names.
 	pendingObjects(ctx context.Context, pbx string, ep *record.Endpoint, col string, pp *pendingPrune) ([]string, error)
+	// otherObjects returns at most n stored files named by pbx's rows of
+	// ep that pp did not remove (newer rows first where the sink can
+	// tell): what the store holds when it is the right one.
+	otherObjects(ctx context.Context, pbx string, ep *record.Endpoint, col string, pp *pendingPrune, n int) ([]string, error)
 	// dropObjects removes pbx's rows of ep of calls started before cut
 	// that name one of gone: the rows removed.
 	dropObjects(ctx context.Context, pbx string, ep *record.Endpoint, col string, cut time.Time, gone []string) (int64, error)
@@ -194,7 +198,14 @@ func settlePending(ctx context.Context, s pendingStore, pbx string, eps []record
 	if err != nil {
 		return nil, pp.Cut, err
 	}
-	if held := sameStore(pp, o, found); held != "" {
+	held := sameStore(pp, o, found)
+	if held == "" {
+		held, err = storeLooksEmpty(ctx, s, pbx, o, pp, found)
+		if err != nil {
+			return nil, pp.Cut, err
+		}
+	}
+	if held != "" {
 		return Pruned{{Table: "recordings", Pending: true, Detail: what + " is left pending: " + held}}, pp.Cut, nil
 	}
 	var out Pruned
@@ -278,6 +289,48 @@ func sameStore(pp *pendingPrune, o PruneOptions, found []foundFiles) string {
 			pp.Store, cmp.Or(o.Store, "not known"), names, pp.Store, record, o.Store, keep)
 	}
 	return ""
+}
+
+// otherSample is how many files of the recordings a stopped prune did
+// not remove storeLooksEmpty looks up.
+const otherSample = 20
+
+// storeLooksEmpty returns why pp, a record a prune wrote, is not settled
+// against o's store although it is the one it was made with (sameStore):
+// no file its rows name is in it, nor any of a sample of the PBX's other
+// recordings' files. The store then looks empty: the folder a volume is
+// mounted on while it is not, a bucket emptied or replaced; each file
+// would look gone, and removing their rows would leave the files,
+// wherever they are, named by nothing. "" when some file is there, or no
+// other row names one (nothing to tell by). A record written by hand
+// (its cut and store, no names: keptMissing) says the files are gone,
+// and is taken at its word. Its six parameters are settlePending's
+// own, with what pendingFiles found: one settlement, read here once.
+func storeLooksEmpty(ctx context.Context, s pendingStore, pbx string, o PruneOptions, pp *pendingPrune, found []foundFiles) (string, error) {
+	var names, gone int
+	for _, f := range found {
+		names, gone = names+len(f.names), gone+len(f.gone)
+	}
+	if pp.Names == nil || names == 0 || gone < names {
+		return "", nil
+	}
+	var sample []string
+	for _, f := range found {
+		more, err := s.otherObjects(ctx, pbx, f.ep, f.col, pp, otherSample)
+		if err != nil {
+			return "", fmt.Errorf("settle the stopped prune of %s: %w", f.ep.Name, err)
+		}
+		sample = append(sample, more...)
+	}
+	missing, err := goneFiles(ctx, o.Recordings, sample)
+	if err != nil || len(sample) == 0 || len(missing) < len(sample) {
+		return "", err
+	}
+	return fmt.Sprintf("none of the %d files its rows name is in this run's recordings store (%s), the one it was made with, nor any of %d "+
+		"other recordings' files: the store looks empty (a volume not mounted on that folder, a bucket emptied or replaced), and removing the "+
+		"rows would leave their files, wherever they are, named by nothing. Check the store and EXPORT_RECORDINGS_*: the next run that finds "+
+		"files in it settles the prune. If every file is gone for good, delete the pending record (%s): a prune then keeps the rows naming "+
+		"files not in the store and says how to have them removed (README, Retention)", names, o.Store, len(sample), pp.where), nil
 }
 
 // holdRecordings is o for the rest of a prune after settled, what
@@ -504,6 +557,23 @@ func (s *CSV) pendingObjects(ctx context.Context, pbx string, ep *record.Endpoin
 	return names, err
 }
 
+// otherObjects is pendingStore's, read from ep's folder (every file:
+// the order of the folder's files). Its six parameters are the
+// interface's, pendingObjects' and a count.
+func (s *CSV) otherObjects(ctx context.Context, pbx string, ep *record.Endpoint, col string, pp *pendingPrune, n int) ([]string, error) {
+	p, holds := s.newPrune(pbx, ep, col, pp.Cut), pp.holds()
+	var names []string
+	all := func(ownFile) bool { return true } // newer calls' files too
+	_, err := s.editFiles(ctx, csvEdit{pbx: pbx, ep: ep, reason: "retention", pick: all, edit: func(header, row []string) (RowEdit, error) {
+		name, expired, err := p.storedObject(header, row)
+		if name != "" && len(names) < n && !(expired && holds(name)) {
+			names = append(names, name)
+		}
+		return RowEdit{}, err
+	}})
+	return names, err
+}
+
 // dropObjects is pendingStore's, an edit of ep's folder. Its six
 // parameters are the interface's: the rows of one endpoint, below a cut,
 // whose files are gone.
@@ -615,16 +685,26 @@ func (s *CSV) newPrune(pbx string, ep *record.Endpoint, col string, cut time.Tim
 // call started before the cut (ok false otherwise, or when it names no
 // stored file).
 func (p *csvPrune) expiredObject(header, row []string) (name string, ok bool, err error) {
+	name, expired, err := p.storedObject(header, row)
+	if !expired {
+		name = ""
+	}
+	return name, name != "", err
+}
+
+// storedObject returns the stored file a recording's row names ("" when
+// none) and whether its call started before the cut.
+func (p *csvPrune) storedObject(header, row []string) (name string, expired bool, err error) {
 	t, known, err := p.start(header, row)
 	j, st := slices.Index(header, "object"), slices.Index(header, "status")
-	if err != nil || !p.ret.Expired(t, known) || j < 0 || row[j] == "" || (st >= 0 && !fileStored(row[st])) {
+	if err != nil || j < 0 || row[j] == "" || (st >= 0 && !fileStored(row[st])) {
 		return "", false, err
 	}
 	name = row[j]
 	if p.s.opt.SafeFormulas && len(name) > 1 && name[0] == '\'' && strings.ContainsRune("=+-@\t\r", rune(name[1])) {
 		name = name[1:] // as cell wrote it
 	}
-	return name, true, nil
+	return name, p.ret.Expired(t, known), nil
 }
 
 // removeRecordings removes from the store the files of the recordings'

@@ -361,3 +361,18 @@ func (p *Postgres) pruneQuarantine(ctx context.Context, pbx string, ep *record.E
 	}
 	return n, files, nil
 }
+
+// otherObjects is pendingStore's, read from ep's table, newest first.
+// Its six parameters are the interface's, pendingObjects' and a count.
+func (p *Postgres) otherObjects(ctx context.Context, pbx string, ep *record.Endpoint, col string, pp *pendingPrune, n int) ([]string, error) {
+	c := pgx.Identifier{col}.Sanitize()
+	// pp.Names nil (a record of 8c65ea7) covers every stored file
+	// before its cut. A row of unknown start is left out.
+	rows, _ := p.pool.Query(ctx, "SELECT o FROM (SELECT "+storedObjectSQL+" AS o, "+c+" AS t FROM "+p.ident(ep.Name)+" WHERE pbx = $1) s "+
+		"WHERE coalesce(o, '') <> '' AND NOT (t < $2 AND ($3::text[] IS NULL OR o = ANY($3::text[]))) ORDER BY t DESC LIMIT $4", pbx, pp.Cut, pp.Names, n)
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", ep.Name, dbError(err))
+	}
+	return names, nil
+}

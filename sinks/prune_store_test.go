@@ -36,7 +36,8 @@ func keptCount(t *testing.T, got Pruned, table string) PrunedCount {
 // first store, the next prune removes them with their rows; files gone
 // from every store are settled by the record the note gives, against
 // this store only. Before, the rows were removed, the store asked to
-// remove files it did not hold. On both sinks.
+// remove files it did not hold. On both sinks. It stays whole: each step
+// starts from the state the one before left (one sink, two stores).
 func TestPruneKeepsRowsOfAnotherStore(t *testing.T) {
 	t.Parallel()
 	cut := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -143,5 +144,91 @@ func writeHint(t *testing.T, sp *stoppedPrune, detail string) {
 	}
 	if _, err := p.pool.Exec(context.Background(), m[1]); err != nil {
 		t.Fatalf("%s: %v", m[1], err)
+	}
+}
+
+// TestPendingPruneEmptyStore: a prune stopped after removing 2 files,
+// then runs whose store is the one it was made with but holds nothing (a
+// volume not mounted on its folder): every file its rows name looks gone,
+// and so does every other recording's. The prune is left pending, with
+// EXPORT_RETENTION off (FinishPrune) or the same (Prune), no row removed
+// and the record kept, the note saying the store looks empty; once the
+// files are back, the next run settles it exactly. Before, the rows of
+// every file the record names were removed (PostgreSQL: a batch's 4,
+// CSV: the endpoint's 6), their files left on the volume named by
+// nothing. On both sinks. It stays whole: each case's steps start from
+// the state the one before left.
+func TestPendingPruneEmptyStore(t *testing.T) {
+	t.Parallel()
+	cut := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, kind := range []string{"csv", "postgres"} {
+		for _, next := range []string{"no limit", "same limit"} {
+			t.Run(kind+"/"+next, func(t *testing.T) {
+				t.Parallel()
+				ctx := context.Background()
+				sp := newStoppedPrune(t, kind, cut)
+				sp.stopAt(t, cut, 3)
+				rows, stored := sp.state()
+				kept, err := sp.s.pending(ctx, "p")
+				if len(rows) != 10 || len(stored) != 8 || err != nil || kept == nil {
+					t.Fatalf("stopped: rows %v, stored %v, pending %+v (%v); want 10 rows, 8 files, a record", rows, stored, kept, err)
+				}
+				// Unmounted: the folder is there, empty.
+				away := t.TempDir()
+				if err := os.Rename(filepath.Join(sp.root, "p"), filepath.Join(away, "p")); err != nil {
+					t.Fatal(err)
+				}
+				o := PruneOptions{Batch: 4, Recordings: sp.store, Store: sp.where}
+				var got Pruned
+				if next == "no limit" {
+					got, _, err = sp.s.FinishPrune(ctx, "p", record.Builtin(), o)
+				} else {
+					got, err = sp.s.Prune(ctx, "p", record.Builtin(), cut, o)
+				}
+				if err != nil || !got.Held() || !strings.Contains(got[0].Detail, "the store looks empty") {
+					t.Fatalf("the store empty: %+v %v; want the prune left pending, saying the store looks empty", got, err)
+				}
+				if n := len(sp.rows()); n != 10 {
+					t.Fatalf("the store empty: %d rows left, want the 10 kept", n)
+				}
+				if pp, err := sp.s.pending(ctx, "p"); err != nil || fmt.Sprint(pp) != fmt.Sprint(kept) {
+					t.Fatalf("the store empty: pending %+v (%v), want it kept: %+v", pp, err, kept)
+				}
+				if err := os.Rename(filepath.Join(away, "p"), filepath.Join(sp.root, "p")); err != nil {
+					t.Fatal(err)
+				}
+				if got, _, err := sp.s.FinishPrune(ctx, "p", record.Builtin(), o); err != nil || got.Held() {
+					t.Fatalf("the store back: %+v %v", got, err)
+				}
+				rows2, stored2 := sp.state()
+				if fmt.Sprint(rows2) != fmt.Sprint(stored) || fmt.Sprint(stored2) != fmt.Sprint(stored) {
+					t.Errorf("the store back: rows %v, stored %v; want the rows of the %v stored, nothing removed", rows2, stored2, stored)
+				}
+			})
+		}
+		// Every file the record names gone, the other recordings' files
+		// there: the store is not empty, and the prune is settled.
+		t.Run(kind+"/its files gone", func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			sp := newStoppedPrune(t, kind, cut)
+			sp.stopAt(t, cut, 3)
+			pp, err := sp.s.pending(ctx, "p")
+			if err != nil || pp == nil {
+				t.Fatalf("stopped: pending %+v (%v)", pp, err)
+			}
+			for _, name := range pp.Names {
+				if err := os.Remove(filepath.Join(sp.root, name)); err != nil && !os.IsNotExist(err) {
+					t.Fatal(err)
+				}
+			}
+			got, _, err := sp.s.FinishPrune(ctx, "p", record.Builtin(), PruneOptions{Batch: 4, Recordings: sp.store, Store: sp.where})
+			if err != nil || got.Held() {
+				t.Fatalf("its files gone: %+v %v; want it settled", got, err)
+			}
+			if rows, stored := sp.state(); len(rows) != 10-len(pp.Names) || fmt.Sprint(rows) != fmt.Sprint(stored) {
+				t.Errorf("its files gone: rows %v, stored %v; want the %d rows of the record's files removed", rows, stored, len(pp.Names))
+			}
+		})
 	}
 }
