@@ -598,6 +598,7 @@ func (a *app) removeRecordings(ctx context.Context, fg forgetter, store recordin
 			return nil, fmt.Errorf("remove a recording of the number: %w; nothing else was erased yet: run forget again", err)
 		}
 		removed = append(removed, file)
+		a.log.Debug("recording file of the number removed", "files", len(removed)-len(files.gone))
 	}
 	if n := len(files.present); n > 0 {
 		fmt.Fprintf(a.stdout, "removed: %d recording file(s)\n", n)

@@ -154,35 +154,71 @@ func forgetEntries(t *testing.T, dir string) (rows []int64, notes []string) {
 }
 
 // TestForgetKilledAfterRemovingRecording: a forget SIGKILLed after it
-// removed the number's recording files and before it erased any row (the
-// erasure's updates wait on the test's row locks): check and a run's log
-// say an erasure is open, without the number (attack5 F1: both said
-// nothing); run again, forget refuses (exit 2) naming
-// --missing-recordings-ok, as the files its rows name are gone from the
-// store, and with it completes the erasure. (e55b8a7 took a file the
-// journal's entry had found as removed by it with no flag; reverted: with
-// the store pointed elsewhere, every file looked removed and the erasure
-// left them in the real store, exit 0 — review 10, R10-1.) PostgreSQL, a
-// folder store.
+// removed a seeded number of the number's recording files and before it
+// erased any row (the erasure's updates wait on the test's row locks),
+// on a folder store and on S3: check and a run's log say an erasure is
+// open, without the number (attack5 F1: both said nothing); run again
+// with the store pointed elsewhere (another folder, another prefix),
+// forget refuses (exit 2) naming --missing-recordings-ok and the store
+// the files were removed from, nothing changed (review 10, R10-1:
+// e55b8a7 took every file the entry had found as removed); run again
+// against the same store, with no flag, it takes the files its journal
+// entry says it removed as removed, removes the rest, completes the
+// erasure, and its ledger entry counts every file. PostgreSQL.
 func TestForgetKilledAfterRemovingRecording(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		store func(t *testing.T) recStore
+		other string // a setting pointing at another store
+	}{
+		{"folder", dirStore, "EXPORT_RECORDINGS_DIR="},
+		{"s3", s3Store, "EXPORT_RECORDINGS_S3_PREFIX="},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			killedAfterRemoving(t, tc.store(t), tc.other)
+		})
+	}
+}
+
+// killedAfterRemoving is TestForgetKilledAfterRemovingRecording on store;
+// other is the setting ("NAME=") that, given another value, points at
+// another store. It stays whole (about 100 lines): each step reads what
+// the one before left, the kill's moment above all.
+func killedAfterRemoving(t *testing.T, store recStore, other string) {
 	ctx := context.Background()
-	f := recPBX(t, 120, 2*time.Hour, pbxsim.RecordingOptions{Every: 4})
-	store := dirStore(t)
+	rng := seeded(t)
+	f := recPBX(t, 120, 2*time.Hour, pbxsim.RecordingOptions{Every: 1})
 	env, pool, _ := pgEnv(t, f, append([]string{"EXPORT_ENDPOINTS=call_history,recordings", "WILDIX_RECORDINGS_TOKEN=" + recToken}, store.env...)...)
 	if r := runBin(t, env, "", "run", "--once"); r.code != exitOK {
 		t.Fatalf("run --once: exit %d\n%s", r.code, r.stderr)
 	}
-	number := ""
+	count := map[string]int{}
 	for _, r := range f.Sim.Recordings() {
 		if d, ok := pseudonym.Canonical(r.Number); ok && len(d) >= 7 {
+			count[d]++
+		}
+	}
+	number := ""
+	for d, n := range count {
+		if n > count[number] || n == count[number] && d < number {
 			number = d
-			break
 		}
 	}
 	before := store.files(t)
 	if number == "" || len(before) == 0 {
 		t.Fatal("no recording of an external number stored: the test proves nothing")
+	}
+	dry := runBin(t, env, "", "forget", "--number", "+"+number, "--dry-run")
+	var files int
+	for _, l := range strings.Split(dry.stdout, "\n") {
+		if _, err := fmt.Sscanf(l, "found: %d stored recording file(s)", &files); err == nil {
+			break
+		}
+	}
+	if dry.code != exitOK || files == 0 {
+		t.Fatalf("forget --dry-run: exit %d, %d recording files: the test proves nothing\n%s%s", dry.code, files, dry.stdout, dry.stderr)
 	}
 	mentioned := func() bool {
 		for _, rows := range tableRows(t, pool) {
@@ -204,8 +240,8 @@ func TestForgetKilledAfterRemovingRecording(t *testing.T) {
 		}
 	}
 	cmd := exec.Command(binary, "forget", "--number", "+"+number)
-	cmd.Env = env
-	stdout, err := cmd.StdoutPipe()
+	cmd.Env = append(slices.Clone(env), "EXPORT_LOG_LEVEL=debug")
+	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,11 +249,14 @@ func TestForgetKilledAfterRemovingRecording(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill() })
-	removed := make(chan struct{})
+	nth, removed := 1+rng.IntN(files), make(chan struct{})
 	go func() {
-		for sc := bufio.NewScanner(stdout); sc.Scan(); {
-			if strings.HasPrefix(sc.Text(), "removed: ") {
-				close(removed)
+		seen := 0
+		for sc := bufio.NewScanner(stderr); sc.Scan(); {
+			if strings.Contains(sc.Text(), `"msg":"recording file of the number removed"`) {
+				if seen++; seen == nth {
+					close(removed)
+				}
 			}
 		}
 	}()
@@ -227,7 +266,7 @@ func TestForgetKilledAfterRemovingRecording(t *testing.T) {
 		cmd.Process.Signal(syscall.SIGKILL)
 		<-done
 	case err := <-done:
-		t.Fatalf("forget ended (%v) before removing a file", err)
+		t.Fatalf("forget ended (%v) before removing %d file(s)", err, nth)
 	case <-time.After(hangGuard):
 		t.Fatal("forget neither removed a file nor ended")
 	}
@@ -235,7 +274,8 @@ func TestForgetKilledAfterRemovingRecording(t *testing.T) {
 		t.Fatal(err)
 	}
 	gone := len(before) - len(store.files(t))
-	if gone == 0 || !mentioned() {
+	t.Logf("killed after removing %d of %d file(s) (%d gone)", nth, files, gone)
+	if gone < nth || !mentioned() {
 		t.Fatalf("killed forget: %d file(s) removed, number still in the rows %v: not the moment the test needs", gone, mentioned())
 	}
 
@@ -250,24 +290,29 @@ func TestForgetKilledAfterRemovingRecording(t *testing.T) {
 		t.Errorf("run after the killed forget: exit %d, no warning of the open erasure, or the number shown\n%s", run.code, run.stderr)
 	}
 
-	// Pointed at another store (a new folder): every file is missing
-	// there, none removed from it by the killed forget: refused, nothing
-	// changed, the real store named (review 10, R10-1).
+	// Pointed at another store: the files missing there were removed from
+	// none of it by the killed forget: refused, nothing changed, the
+	// real store named (review 10, R10-1).
+	there := "elsewhere/"
+	if other == "EXPORT_RECORDINGS_DIR=" {
+		there = t.TempDir()
+	}
 	elsewhere := slices.Clone(env)
 	for i, kv := range elsewhere {
-		if strings.HasPrefix(kv, "EXPORT_RECORDINGS_DIR=") {
-			elsewhere[i] = "EXPORT_RECORDINGS_DIR=" + t.TempDir()
+		if strings.HasPrefix(kv, other) {
+			elsewhere[i] = other + there
 		}
 	}
 	r := runBin(t, elsewhere, "", "forget", "--number", "+"+number)
 	if r.code != exitConfig || !strings.Contains(r.stderr, "--missing-recordings-ok") || !strings.Contains(r.stderr, "removed files from another store") || mentions(r.stdout+r.stderr, number) {
 		t.Fatalf("forget run again against another store: exit %d; want %d naming --missing-recordings-ok and the store the files were removed from, without the number\n%s%s", r.code, exitConfig, r.stdout, r.stderr)
 	}
-	if !mentioned() {
-		t.Fatal("the refused forget changed the rows")
+	if !mentioned() || len(before)-len(store.files(t)) != gone {
+		t.Fatal("the refused forget changed the rows or the store")
 	}
 	// Against the same store, no flag: the files the journal says it
-	// removed are taken as removed, and the erasure completes (attack5 F1).
+	// removed are taken as removed, the rest removed, and the erasure
+	// completes (attack5 F1).
 	r = runBin(t, env, "", "forget", "--number", "+"+number)
 	if r.code != exitOK || !strings.Contains(r.stdout, "removed from it by the interrupted forget") {
 		t.Fatalf("forget run again against the same store: exit %d; want 0, completing the erasure\n%s%s", r.code, r.stdout, r.stderr)
@@ -275,8 +320,8 @@ func TestForgetKilledAfterRemovingRecording(t *testing.T) {
 	if mentioned() {
 		t.Error("after the completing forget the sink still holds the number")
 	}
-	if n := len(store.files(t)); n != len(before)-gone {
-		t.Errorf("the store holds %d files, want %d", n, len(before)-gone)
+	if n := len(store.files(t)); n != len(before)-files {
+		t.Errorf("the store holds %d files, want %d", n, len(before)-files)
 	}
 	rows, err := pool.Query(ctx, `SELECT n FROM export_run_endpoints, unnest(notes) n WHERE endpoint = 'forget'`)
 	if err != nil {
@@ -286,7 +331,7 @@ func TestForgetKilledAfterRemovingRecording(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := fmt.Sprintf("recording files removed: %d", gone); !slices.Contains(notes, want) {
+	if want := fmt.Sprintf("recording files removed: %d", files); !slices.Contains(notes, want) {
 		t.Errorf("the ledger's forget notes %q, want %q", notes, want)
 	}
 }
