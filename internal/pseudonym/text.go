@@ -297,8 +297,10 @@ func (t *text) numbers(yield func(number)) {
 // every number beginning so, and its tail was left (attack 4, F2). When
 // the code reading gives no whole number of minDigits digits or more, or
 // ends before groups a national run would take that are too few to be
-// replaced by themselves (shortTail: "20 33 700 192 80"), the run is read
-// again as a national one (numberRunNoCode: "43 1187 0235").
+// replaced by themselves (shortTail: "20 33 700 192 80 12"), the run is
+// read again as a national one (numberRunNoCode: "43 1187 0235"); one
+// short group alone after its whole number stays apart, as after the "+"
+// form ("44 20 7946 0958 12": review 14, R14-1).
 // A group written with no "+" or "00" that is by itself a whole
 // international number (wholeAlone: "393216606904") is read as one: it
 // begins a number of its own unless the groups before it make a whole
@@ -418,10 +420,15 @@ func (t *text) numberRun(i int) (int, bool) {
 // end after 8 digits, and the 80 was left readable, a limit the README
 // listed). A group that is a count as after a number of no known
 // country (countAfter: "39 352 851 0164 2 missed"), a date, an address
-// or an hour is no tail. It reads at most minDigits digits.
+// or an hour is no tail. One group alone before the end or a word
+// (groupAlone) is no tail either: "44 20 7946 0958 12" is an
+// international number written without "+" and an extension or a count
+// as often, and read as one national run forget of the number found
+// nothing (review 14, R14-1); "20 33 700 192 80" keeps its 80 readable
+// again, README What it cannot do. It reads at most minDigits digits.
 func (t *text) shortTail(k, e int, sep byte, last int, d e164) bool {
 	s := t.s
-	n := 0
+	n, groups, k0 := 0, 0, k
 	for {
 		t.steps += e - k + 1
 		if !t.joins(k, e, false, &d) || sep == 0 && t.countAfter(k, e, last, &d, false) || t.dateAt(k) {
@@ -430,15 +437,32 @@ func (t *text) shortTail(k, e int, sep byte, last int, d e164) bool {
 		if n += e - k; n >= minDigits {
 			return false
 		}
+		groups++
 		d.add(s[k:e])
 		last = e - k
 		var ok bool
 		if k, sep, ok = gap(s, e, false); !ok {
-			return true
+			// One group alone before the end or a word: the code's
+			// whole number, then a count, an extension or a reference
+			// (review 14, R14-1).
+			return groups > 1 || !groupAlone(s, k0, e)
 		}
 		for e = k; e < len(s) && isDigit(s[e]) && e-k < minDigits; e++ {
 		}
 	}
+}
+
+// groupAlone reports whether the digit group s[k:e] stands apart: a
+// space before it, and no digit after it past spaces and punctuation
+// (not a date's or an address's last group: "01.12.2026").
+func groupAlone(s string, k, e int) bool {
+	if k == 0 || s[k-1] != ' ' {
+		return false
+	}
+	for e < len(s) && strings.IndexByte(" ,.;:!?)/-", s[e]) >= 0 {
+		e++
+	}
+	return e == len(s) || !isDigit(s[e])
 }
 
 // numberRunNoCode is numberRun reading no first group as a country code

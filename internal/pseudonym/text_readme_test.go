@@ -108,6 +108,8 @@ var readmeLimits = []readmeEnd{
 	{"0171 2345 67 8 Anrufe", "{0} 8 Anrufe", []string{"0171234567"}},
 	{"called 030 1234567 2 times", "called {0} times", []string{"03012345672"}},
 	{"089 1234567 12 Anrufe", "{0} 12 Anrufe", []string{"0891234567"}},
+	{"20 33 700 192 80", "{0} 80", []string{"+2033700192"}},
+	{"44 20 7946 0958 12", "{0} 12", []string{"+442079460958"}},
 }
 
 // TestREADMELimitExamples: each of readmeLimits is an example of the

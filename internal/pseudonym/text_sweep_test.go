@@ -339,7 +339,7 @@ func TestScrubReadsNationalNumbersBeginningAsACode(t *testing.T) {
 			codes = append(codes, cc)
 		}
 	}
-	readableBad, forgetBad := 0, 0
+	readableBad, forgetBad, documented := 0, 0, 0
 	for i := 0; i < 30000; i++ {
 		cc := codes[rng.Intn(len(codes))]
 		b := []byte(cc)
@@ -357,6 +357,10 @@ func TestScrubReadsNationalNumbersBeginningAsACode(t *testing.T) {
 		}
 		s := strings.Replace(ctx, "X", x, 1)
 		scrubbed := k.Scrub(s, nil)
+		if sweepCodeThenGroup(k, ctx, x, scrubbed) {
+			documented++
+			continue
+		}
 		want := readable(strings.Replace(ctx, "X", "", 1))
 		if got := readable(scrubbed); len(got) > len(want) {
 			if readableBad++; readableBad <= 10 {
@@ -377,6 +381,76 @@ func TestScrubReadsNationalNumbersBeginningAsACode(t *testing.T) {
 	if readableBad+forgetBad > 0 {
 		t.Errorf("of 30000 numbers, %d leave digits readable, %d keep a trace after forget (seed %d)", readableBad, forgetBad, seed)
 	}
+	t.Logf("%d of 30000 read as the code's whole number and one short group, as documented (seed %d)", documented, seed)
+}
+
+// sweepCodeThenGroup reports whether Scrub read the run x (in ctx) as
+// README What it cannot do says of a national number that only begins
+// as a country code: the code's whole number, then its last group alone,
+// readable ("20 33 700 192 80" keeps 80: review 14, R14-1). Exactly that
+// text, and only when the groups before the last make a whole number of
+// the code's country.
+func sweepCodeThenGroup(k *Keyed, ctx, x, scrubbed string) bool {
+	i := strings.LastIndexByte(x, ' ')
+	if i < 0 || len(x)-i-1 >= minDigits {
+		return false
+	}
+	var d e164
+	pre := strings.ReplaceAll(x[:i], " ", "")
+	d.add(pre)
+	if !d.wholeWith("") {
+		return false
+	}
+	return scrubbed == strings.Replace(ctx, "X", k.Number("+"+pre)+x[i:], 1)
+}
+
+// TestScrubReadsBareCodeNumbersBeforeAShortGroup: a whole international
+// number written with a bare country code of one or two digits and no
+// "+" ("44 20 7946 0958"), then one short group (an extension, a count, a
+// reference, the end of the line: "44 20 7946 0958 12", "call 33 1 42
+// 68 53 00 2 ok"): forget of the number finds it in the pseudonymised
+// text, as it does for the "+" form (review 14, R14-1: d54f2d5 read the
+// run as one national number, and forget found nothing in all of
+// 25,709 such texts). Left, documented (README What it cannot do): a
+// group read with a number whose country's numbers may be that much
+// longer, the pseudonym the longer number's, exactly as in the "+" form
+// of the same text; counted, not failed.
+func TestScrubReadsBareCodeNumbersBeforeAShortGroup(t *testing.T) {
+	t.Parallel()
+	seed := sweepSeed(t, 14)
+	rng := rand.New(rand.NewSource(seed))
+	k := keyed(t, testKey)
+	ctxs := []string{"X 2 ok", "X 12", "cb X 5, thanks", "X 3 asap", "X 7"}
+	codes := []string{}
+	for _, cc := range sweepCodes {
+		if len(cc) <= 2 {
+			codes = append(codes, cc)
+		}
+	}
+	bad, plus := 0, 0
+	for i := 0; i < 30000; i++ {
+		cc, nat := sweepNumberOf(rng, codes)
+		c := rng.Intn(len(ctxs))
+		x := cc + " " + sweepGroups(rng, nat, " ")
+		s := strings.Replace(ctxs[c], "X", x, 1)
+		scrubbed := k.Scrub(s, nil)
+		p := k.Number("+" + cc + nat)
+		out, _ := Replace(scrubbed, func(v string) bool { return v == p }, "X")
+		if !strings.Contains(strings.ReplaceAll(out, Merged, ""), "p:") {
+			continue // Merged (more digits than a number has) is no trace
+		}
+		if k.Scrub(strings.Replace(ctxs[c], "X", "+"+x, 1), nil) == scrubbed {
+			plus++ // read as its "+" form is: README What it cannot do
+			continue
+		}
+		if bad++; bad <= 10 {
+			t.Errorf("forget of +%s%s in Scrub(%q) = %q leaves %q", cc, nat, s, scrubbed, out)
+		}
+	}
+	if bad > 0 {
+		t.Errorf("of 30000 numbers, %d keep a trace after forget (seed %d)", bad, seed)
+	}
+	t.Logf("%d of 30000 keep a trace as their \"+\" form does, as documented (seed %d)", plus, seed)
 }
 
 // sweepAddress reports whether x is exactly an IPv4 address as software

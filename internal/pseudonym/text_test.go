@@ -274,20 +274,32 @@ var numbersBeside = []struct {
 	{"tel: 43 11 80 8180.", "tel: {0}.", []string{"4311808180"}},
 	{"cb 43 5346 999 ok", "cb {0} ok", []string{"435346999"}},
 	{"43 1133 9436 2 calls", "{0} 2 calls", []string{"4311339436"}},
-	// ... and when the code reading ends before groups a national run
-	// takes, too few digits to be replaced by themselves: the code was a
-	// guess ("20 33 700 192 80": Egypt's numbers beginning 33 end after
-	// 8 digits, and the 80 was left readable beside the pseudonym of the
-	// first ten digits, a limit the README listed). A count after it,
-	// another whole number, an hour and a date stay what they are.
-	{"20 33 700 192 80", "{0}", []string{"203370019280"}},
-	{"cb 20 33 700 192 80 ok", "cb {0} ok", []string{"203370019280"}},
+	// ... and when the code reading ends before two groups or more a
+	// national run takes, too few digits to be replaced by themselves:
+	// the code was a guess ("20 33 700 192 80 12": Egypt's numbers
+	// beginning 33 end after 8 digits). A count after it, another whole
+	// number, an hour and a date stay what they are.
+	{"20 33 700 192 80 12", "{0}", []string{"20337001928012"}},
+	{"cb 20 33 700 192 80 12 ok", "cb {0} ok", []string{"20337001928012"}},
+	// One short group after the code reading's whole number stays apart
+	// (review 14, R14-1): it is as often an international number
+	// written without "+" before an extension, a count or a reference
+	// ("44 20 7946 0958 12"), and read as one national run, forget of
+	// the number found nothing. A national number that only begins as a
+	// code keeps its last group readable (README What it cannot do).
+	{"44 20 7946 0958 12", "{0} 12", []string{"+442079460958"}},
+	{"cb 44 20 7946 0958 12 thanks", "cb {0} 12 thanks", []string{"+442079460958"}},
+	{"call 33 1 42 68 53 00 2 ok", "call {0} 2 ok", []string{"+33142685300"}},
+	{"39 352 851 0164 2", "{0} 2", []string{"+393528510164"}},
+	{"1 212 555 0123 45", "{0} 45", []string{"+12125550123"}},
+	{"20 33 700 192 80", "{0} 80", []string{"+2033700192"}},
+	{"cb 20 33 700 192 80 ok", "cb {0} 80 ok", []string{"+2033700192"}},
 	{"20 33 700 192 80 2 missed", "{0} 2 missed", []string{"203370019280"}},
-	{"98 969 47 746 calls back", "{0} calls back", []string{"9896947746"}},
-	{"tel 36 5537 7738 8, thanks", "tel {0}, thanks", []string{"36553777388"}},
+	{"98 969 47 746 calls back", "{0} 746 calls back", []string{"+9896947"}},
+	{"tel 36 5537 7738 8, thanks", "tel {0} 8, thanks", []string{"+3655377738"}},
 	{"36 34 36 6510 7 10:00", "{0} 10:00", []string{"36343665107"}},
 	{"39 352 851 0164 2 missed", "{0} 2 missed", []string{"393528510164"}},
-	{"39 352 851 0164 2 ok", "{0} ok", []string{"3935285101642"}},
+	{"39 352 851 0164 2 ok", "{0} 2 ok", []string{"393528510164"}},
 	{"39 352 851 0164 10:00", "{0} 10:00", []string{"393528510164"}},
 	{"44 20 7946 0958 393528512784", "{0} {1}", []string{"442079460958", "393528512784"}},
 	{"44 20 7946 0958 01.12.2026", "{0} 01.12.2026", []string{"442079460958"}},
