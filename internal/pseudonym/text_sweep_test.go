@@ -414,7 +414,9 @@ func sweepCodeThenGroup(k *Keyed, ctx, x, scrubbed string) bool {
 // 25,709 such texts). Left, documented (README What it cannot do): a
 // group read with a number whose country's numbers may be that much
 // longer, the pseudonym the longer number's, exactly as in the "+" form
-// of the same text; counted, not failed.
+// of the same text, and a group beginning 00 after 7 digits or more that
+// begins a number of its own (README Where a number ends: not written
+// internationally, "39 29 185 0096 966 12" is two); counted, not failed.
 func TestScrubReadsBareCodeNumbersBeforeAShortGroup(t *testing.T) {
 	t.Parallel()
 	seed := sweepSeed(t, 14)
@@ -427,7 +429,7 @@ func TestScrubReadsBareCodeNumbersBeforeAShortGroup(t *testing.T) {
 			codes = append(codes, cc)
 		}
 	}
-	bad, plus := 0, 0
+	bad, plus, begins00 := 0, 0, 0
 	for i := 0; i < 30000; i++ {
 		cc, nat := sweepNumberOf(rng, codes)
 		c := rng.Intn(len(ctxs))
@@ -443,6 +445,10 @@ func TestScrubReadsBareCodeNumbersBeforeAShortGroup(t *testing.T) {
 			plus++ // read as its "+" form is: README What it cannot do
 			continue
 		}
+		if i := strings.Index(x, " 00"); i >= 0 && len(strings.ReplaceAll(x[:i], " ", "")) >= minDigits {
+			begins00++ // not written internationally, a group beginning 00 may begin a number: README Where a number ends
+			continue
+		}
 		if bad++; bad <= 10 {
 			t.Errorf("forget of +%s%s in Scrub(%q) = %q leaves %q", cc, nat, s, scrubbed, out)
 		}
@@ -450,7 +456,7 @@ func TestScrubReadsBareCodeNumbersBeforeAShortGroup(t *testing.T) {
 	if bad > 0 {
 		t.Errorf("of 30000 numbers, %d keep a trace after forget (seed %d)", bad, seed)
 	}
-	t.Logf("%d of 30000 keep a trace as their \"+\" form does, as documented (seed %d)", plus, seed)
+	t.Logf("%d of 30000 keep a trace as their \"+\" form does, %d split at a group beginning 00, as documented (seed %d)", plus, begins00, seed)
 }
 
 // sweepAddress reports whether x is exactly an IPv4 address as software
