@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -39,21 +41,86 @@ const privacyFile = ".privacy.json"
 // the PBX has rows or state at all (false: a first export, any rule
 // fits). State from before the rule was kept gives rule none.
 func (p *Postgres) PrivacyRule(ctx context.Context, pbx string) (exporter.Privacy, bool, error) {
+	r, found, _, err := p.PrivacyRuleFrom(ctx, pbx)
+	return r, found, err
+}
+
+// LostRule says that a PBX's stored rule is missing while its run ledger
+// records runs under a rule (attack 6, F4: the export_state row deleted, a
+// restore leaving out the state folder's dot files): the rows are taken
+// as written under the rule of the ledger's runs since its last recorded
+// change (a forced run that stored its rule), not under none.
+type LostRule struct {
+	Record string   // where the stored rule was kept, to restore it
+	Run    string   // the ledger's last run recording a rule
+	Rules  []string // the distinct rules (with key ids) of those runs, newest first
+}
+
+// ledgerRules gathers LostRule from the ledger's runs, newest first, up to
+// the last one marking a change (inclusive): a run under another rule
+// that committed nothing (refused, failed) marks none and leaves the
+// stored rule as it was, so runs disagreeing since the last change leave
+// the rule unknown (more than one in Rules).
+type ledgerRules struct {
+	lost LostRule
+	last exporter.Privacy
+	done bool
+}
+
+// add takes the next older run; it says whether to read on.
+func (l *ledgerRules) add(run string, r exporter.Privacy) bool {
+	if l.done || r.Rule == "" {
+		return !l.done
+	}
+	if l.lost.Run == "" {
+		l.lost.Run, l.last = run, exporter.Privacy{Rule: r.Rule, KeyID: r.KeyID}
+	}
+	s := exporter.Privacy{Rule: r.Rule, KeyID: r.KeyID}.String()
+	if !slices.Contains(l.lost.Rules, s) {
+		l.lost.Rules = append(l.lost.Rules, s)
+	}
+	l.done = r.Changed != ""
+	return !l.done
+}
+
+// PrivacyRuleFrom is PrivacyRule, and when the stored rule is missing
+// while the run ledger records runs under a rule, that rule (the last
+// run's), found, and a LostRule saying so (nil when the rule is stored,
+// or the ledger records none: rule none, as before rules were kept).
+func (p *Postgres) PrivacyRuleFrom(ctx context.Context, pbx string) (exporter.Privacy, bool, *LostRule, error) {
 	var b []byte
 	err := p.pool.QueryRow(ctx, "SELECT state FROM "+p.ident("export_state")+" WHERE pbx = $1 AND key = $2", pbx, privacyKey).Scan(&b)
 	switch {
 	case err == nil:
-		return decodePrivacy(b)
+		r, found, err := decodePrivacy(b)
+		return r, found, nil, err
 	case !errors.Is(err, pgx.ErrNoRows):
-		return exporter.Privacy{}, false, fmt.Errorf("read the pseudonymisation rule: %w", dbError(err))
+		return exporter.Privacy{}, false, nil, fmt.Errorf("read the pseudonymisation rule: %w", dbError(err))
+	}
+	rows, _ := p.pool.Query(ctx, "SELECT run_id, privacy_rule, coalesce(privacy_key_id, ''), coalesce(privacy_changed, '') FROM "+p.ident("export_runs")+
+		" WHERE pbx = $1 AND privacy_rule IS NOT NULL ORDER BY started_at DESC, run_id DESC", pbx)
+	var l ledgerRules
+	var run string
+	var r exporter.Privacy
+	if _, err := pgx.ForEachRow(rows, []any{&run, &r.Rule, &r.KeyID, &r.Changed}, func() error {
+		if !l.add(run, r) {
+			rows.Close()
+		}
+		return nil
+	}); err != nil && !l.done {
+		return exporter.Privacy{}, false, nil, fmt.Errorf("read the pseudonymisation rule from the run ledger: %w", dbError(err))
+	}
+	if l.lost.Run != "" {
+		l.lost.Record = fmt.Sprintf("the export_state row pbx '%s' key '%s' of the postgres schema %s", pbx, privacyKey, p.schema)
+		return l.last, true, &l.lost, nil
 	}
 	// The mark of the PBX's key of recordings' ids (idKeyMark) is not its
 	// state: a start writes it before the run's first commit.
 	var found bool
 	if err := p.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+p.ident("export_state")+" WHERE pbx = $1 AND key <> $2)", pbx, idKeyMark).Scan(&found); err != nil {
-		return exporter.Privacy{}, false, fmt.Errorf("read the pseudonymisation rule: %w", dbError(err))
+		return exporter.Privacy{}, false, nil, fmt.Errorf("read the pseudonymisation rule: %w", dbError(err))
 	}
-	return exporter.Privacy{Rule: "none"}, found, nil
+	return exporter.Privacy{Rule: "none"}, found, nil, nil
 }
 
 // PendPrivacyRule makes r the rule pbx's rows are written under from
@@ -94,30 +161,71 @@ func (s *CSV) Recover(_ context.Context, pbx string) error {
 
 // PrivacyRule is Postgres.PrivacyRule for the folder: state is any file
 // in the PBX's state folder.
-func (s *CSV) PrivacyRule(_ context.Context, pbx string) (_ exporter.Privacy, _ bool, err error) {
+func (s *CSV) PrivacyRule(ctx context.Context, pbx string) (exporter.Privacy, bool, error) {
+	r, found, _, err := s.PrivacyRuleFrom(ctx, pbx)
+	return r, found, err
+}
+
+// PrivacyRuleFrom is Postgres.PrivacyRuleFrom for the folder: its ledger
+// is the PBX's runs.jsonl, which a restore leaving out dot files keeps.
+func (s *CSV) PrivacyRuleFrom(_ context.Context, pbx string) (_ exporter.Privacy, _ bool, _ *LostRule, err error) {
 	defer func() { err = s.advise(err) }()
 	if r, err := s.pendingRule(pbx); err != nil {
-		return exporter.Privacy{}, false, err
+		return exporter.Privacy{}, false, nil, err
 	} else if r != nil {
 		r.Changed = ""
-		return r.Privacy, true, nil
+		return r.Privacy, true, nil, nil
 	}
 	b, err := os.ReadFile(filepath.Join(s.stateDir(pbx), privacyFile))
 	if err == nil {
-		return decodePrivacy(b)
+		r, found, err := decodePrivacy(b)
+		return r, found, nil, err
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		return exporter.Privacy{}, false, fmt.Errorf("read the pseudonymisation rule: %w", err)
+		return exporter.Privacy{}, false, nil, fmt.Errorf("read the pseudonymisation rule: %w", err)
+	}
+	if l, err := s.ledgerRules(pbx); err != nil {
+		return exporter.Privacy{}, false, nil, err
+	} else if l.lost.Run != "" {
+		l.lost.Record = filepath.Join(s.stateDir(pbx), privacyFile)
+		return l.last, true, &l.lost, nil
 	}
 	entries, err := os.ReadDir(s.stateDir(pbx))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return exporter.Privacy{}, false, fmt.Errorf("read the pseudonymisation rule: %w", err)
+		return exporter.Privacy{}, false, nil, fmt.Errorf("read the pseudonymisation rule: %w", err)
 	}
 	found := false
 	for _, e := range entries {
 		found = found || strings.HasSuffix(e.Name(), ".json") && !strings.HasPrefix(e.Name(), ".")
 	}
-	return exporter.Privacy{Rule: "none"}, found, nil
+	return exporter.Privacy{Rule: "none"}, found, nil, nil
+}
+
+// ledgerRules reads the PBX's run ledger for PrivacyRuleFrom, newest
+// line first.
+func (s *CSV) ledgerRules(pbx string) (*ledgerRules, error) {
+	var l ledgerRules
+	b, err := os.ReadFile(filepath.Join(s.stateDir(pbx), "runs.jsonl"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return &l, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the pseudonymisation rule from the run ledger: %w", err)
+	}
+	lines := bytes.Split(b, []byte{'\n'})
+	for i := len(lines) - 1; i >= 0; i-- {
+		var run struct {
+			ID      string            `json:"run_id"`
+			Privacy *exporter.Privacy `json:"privacy"`
+		}
+		if json.Unmarshal(lines[i], &run) != nil || run.Privacy == nil {
+			continue
+		}
+		if !l.add(run.ID, *run.Privacy) {
+			break
+		}
+	}
+	return &l, nil
 }
 
 // PendPrivacyRule is Postgres.PendPrivacyRule for the folder: the next

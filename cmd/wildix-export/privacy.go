@@ -131,11 +131,14 @@ func (a *app) privacyRule(ctx context.Context, s *sink, g *privacy.Guard) (*expo
 	if !ok {
 		return nil, nil
 	}
-	was, found, err := store.PrivacyRule(ctx, a.cfg.PBXID)
+	was, found, lost, err := privacyRuleFrom(ctx, store, a.cfg.PBXID)
 	if err != nil {
 		return nil, err
 	}
 	same := was.Rule == now.Rule && (!g.Rule.On() || was.KeyID == now.KeyID)
+	if lost != nil {
+		return a.lostRule(ctx, s, g, lost, was, now, same && len(lost.Rules) == 1)
+	}
 	switch {
 	case found && same:
 		if was.KeyID == now.KeyID {
@@ -161,6 +164,58 @@ func (a *app) privacyRule(ctx context.Context, s *sink, g *privacy.Guard) (*expo
 			errUsage, what, s.name, a.cfg.PBXID, was, now, what, newExport(s))
 	}
 	return &now, nil
+}
+
+// ruleSource is a privacyStore that says when the stored rule is missing
+// and the rule it returned is its run ledger's (sinks.LostRule).
+type ruleSource interface {
+	PrivacyRuleFrom(ctx context.Context, pbx string) (exporter.Privacy, bool, *sinks.LostRule, error)
+}
+
+// privacyRuleFrom is store's PrivacyRuleFrom, or its PrivacyRule (never
+// lost) for a store without one.
+func privacyRuleFrom(ctx context.Context, store privacyStore, pbx string) (exporter.Privacy, bool, *sinks.LostRule, error) {
+	if rs, ok := store.(ruleSource); ok {
+		return rs.PrivacyRuleFrom(ctx, pbx)
+	}
+	was, found, err := store.PrivacyRule(ctx, pbx)
+	return was, found, nil, err
+}
+
+// lostRule is privacyRule when the PBX's stored rule is missing and its
+// run ledger records runs under a rule (attack 6, F4): the rows were
+// written under the ledger's rule, not none. A run under that rule (the
+// only one since the ledger's last change) stores the record again with
+// its first commit; a run under another rule, or any run when the runs
+// since the last change disagree, is refused (exit 2) as a change, unless
+// forced, saying the record is lost, what the ledger says and how to
+// restore it.
+func (a *app) lostRule(ctx context.Context, s *sink, g *privacy.Guard, lost *sinks.LostRule, was, now exporter.Privacy, same bool) (*exporter.Privacy, error) {
+	if same {
+		a.log.Warn("the record of the pseudonymisation rule the PBX's rows are written under is missing: taken from the run ledger, and stored again with this run's first commit",
+			"record", lost.Record, "rule", was.String(), "run_id", lost.Run)
+		return &now, nil
+	}
+	if err := a.listKeyed(ctx, s, g); err != nil {
+		return nil, err
+	}
+	if a.force {
+		now.Changed = strings.Join(lost.Rules, " or ")
+		return &now, nil
+	}
+	what := "EXPORT_PSEUDONYMIZE"
+	if was.Rule == now.Rule {
+		what = "EXPORT_PSEUDONYM_KEY"
+	}
+	ledger := fmt.Sprintf("its run ledger says the last run, %s, wrote them under rule %s", lost.Run, was)
+	if len(lost.Rules) > 1 {
+		ledger = fmt.Sprintf("its run ledger records runs under rules %s since the last change it marks (the last run, %s, under %s), so which one the rows have is not known", strings.Join(lost.Rules, ", "), lost.Run, was)
+	}
+	return nil, fmt.Errorf("%w: %s changed, or the rule not known: the record of the pseudonymisation rule PBX %s's rows in the %s are written under is missing (%s), and %s; this run would write them under %s: "+
+		"restore that record from a backup taken with the data; or set EXPORT_PSEUDONYMIZE and EXPORT_PSEUDONYM_KEY as that run had them (its first commit then stores the record again); "+
+		"or run `wildix-export run --once --force` to accept the change (the run ledger records it): rows written before keep their earlier form until `wildix-export backfill --from <first day> --to <tomorrow> --force` over the whole history rewrites them from the PBX's own copy; "+
+		"or %s",
+		errUsage, what, a.cfg.PBXID, s.name, lost.Record, ledger, now, newExport(s))
 }
 
 // suppressionChecked is a sink whose suppression list is kept as tags

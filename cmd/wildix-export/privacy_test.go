@@ -967,3 +967,79 @@ func TestErasureNotUndoneByLostState(t *testing.T) {
 		})
 	}
 }
+
+// TestPrivacyRuleLostTakenFromLedger is attack 6's F4: with the stored
+// rule lost (CSV: .state/<pbx>/.privacy.json, a dot file a restore may
+// leave out; PostgreSQL: the export_state row), the rows were taken as
+// written under rule none, and the refusal's advice (set none again)
+// exported numbers in clear into the pseudonymised sink, exit 0. Now the
+// run ledger's rule is the rows': a run in clear is refused, saying the
+// record is missing and what the ledger says; a run under the ledger's
+// rule stores the record again; forced, the change is marked. Both sinks.
+func TestPrivacyRuleLostTakenFromLedger(t *testing.T) {
+	t.Parallel()
+	for _, sink := range []string{"csv", "postgres"} {
+		t.Run(sink, func(t *testing.T) {
+			t.Parallel()
+			f := authorized(t, pbxsim.Options{Calls: 60})
+			dir := t.TempDir()
+			base := fixtureEnv(f, dir, "EXPORT_ENDPOINTS=call_history,colleagues")
+			base, pool := onSink(t, sink, base)
+			numbers := append(append([]string(nil), base...), "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey1)
+			lose := func() {
+				t.Helper()
+				if pool != nil {
+					if _, err := pool.Exec(context.Background(), "DELETE FROM export_state WHERE key = 'pseudonymisation rule'"); err != nil {
+						t.Fatal(err)
+					}
+					return
+				}
+				files, _ := filepath.Glob(filepath.Join(dir, ".state", "*", ".privacy.json"))
+				if len(files) != 1 {
+					t.Fatalf("rule files %v, want one", files)
+				}
+				if err := os.Remove(files[0]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			stored := func() bool {
+				t.Helper()
+				if pool != nil {
+					return len(queryStrings(t, pool, "SELECT state::text FROM export_state WHERE key = 'pseudonymisation rule'")) == 1
+				}
+				files, _ := filepath.Glob(filepath.Join(dir, ".state", "*", ".privacy.json"))
+				return len(files) == 1
+			}
+			if r := runCLI(t, numbers, "run", "--once"); r.code != 0 {
+				t.Fatalf("first run: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			lose()
+			r := runCLI(t, base, "run", "--once")
+			if r.code != exitConfig {
+				t.Fatalf("rule lost, run in clear: exit %d, %v; want 2", r.code, r.err)
+			}
+			for _, want := range []string{"is missing", "run ledger says the last run", "under rule numbers k:", "this run would write them under none", "restore that record", "--force"} {
+				if !strings.Contains(r.err.Error(), want) {
+					t.Errorf("rule lost, run in clear: %v; want it to say %q", r.err, want)
+				}
+			}
+			if strings.Contains(r.err.Error(), "written under rule none") {
+				t.Errorf("rule lost: %v; says the rows are under rule none", r.err)
+			}
+			if r := runCLI(t, numbers, "run", "--once"); r.code != 0 || !stored() {
+				t.Fatalf("rule lost, run under the ledger's rule: exit %d: %v, record stored again %v; want 0 and stored\n%s", r.code, r.err, stored(), r.stderr)
+			}
+			if r := runCLI(t, base, "run", "--once"); r.code != exitConfig || !strings.Contains(r.err.Error(), "EXPORT_PSEUDONYMIZE changed") {
+				t.Fatalf("record stored again, run in clear: exit %d, %v; want 2", r.code, r.err)
+			}
+			lose()
+			if r := runCLI(t, base, "run", "--once", "--force"); r.code != 0 {
+				t.Fatalf("rule lost, forced: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			got := privacyLedger(t, pool, dir)
+			if len(got) != 3 || !strings.HasPrefix(got[0], "numbers|k:") || got[1] != got[0] || got[2] != "none||"+strings.ReplaceAll(strings.TrimSuffix(got[0], "|"), "|", " ") {
+				t.Fatalf("ledger %q: want numbers twice, then none changed from numbers", got)
+			}
+		})
+	}
+}
