@@ -272,11 +272,17 @@ func (a *app) listKeyed(ctx context.Context, s *sink, g *privacy.Guard) error {
 		}
 		have = "key " + g.Keys.KeyID()
 	}
+	n := 0 // numbers, not forms: a national form is the same number's (attack 6, F5)
+	for _, x := range l.Numbers {
+		if !x.National {
+			n++
+		}
+	}
 	return fmt.Errorf("%w: the %s's suppression list of %d forgotten number(s) was made with EXPORT_PSEUDONYM_KEY %s, and it is %s: "+
 		"the key cannot change while the list exists, with --force neither, as the list keeps only each number's hash under that key and a hash cannot be made again under another one; "+
 		"set that key again (under EXPORT_PSEUDONYMIZE=none too); to change the key all the same, export under the new key into a new schema or folder and a new recordings store (another EXPORT_RECORDINGS_DIR, or S3 bucket or prefix: this one's files are named by this sink's rows), "+
 		"and there, before its first run, run `wildix-export forget --allow-empty` for each number of the list, which cannot be carried over (its hashes are under the earlier key: a new schema or folder without them writes every forgotten number again) (README, Privacy)",
-		errUsage, s.name, len(l.Numbers), l.KeyID, have)
+		errUsage, s.name, n, l.KeyID, have)
 }
 
 // newExport is the sink's way out into a new schema or folder

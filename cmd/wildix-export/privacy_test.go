@@ -185,7 +185,7 @@ func TestPrivacyRuleStoredOnlyWithRows(t *testing.T) {
 			step("first export", numbers1, exitOK, "", "run", "--once")
 			step("forget", numbers1, exitOK, "", "forget", "--number", "+390123456789")
 			step("another key, forced", with("EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey2), exitConfig,
-				"the key cannot change while the list exists, with --force neither|a new recordings store|before its first run, run `wildix-export forget --allow-empty` for each number of the list", "run", "--once", "--force")
+				"suppression list of 1 forgotten number(s)|the key cannot change while the list exists, with --force neither|a new recordings store|before its first run, run `wildix-export forget --allow-empty` for each number of the list", "run", "--once", "--force")
 			step("no rule and no key, forced", base, exitConfig, "suppression list", "run", "--once", "--force")
 			step("rule none, the list's key", with("EXPORT_PSEUDONYMIZE=none", "EXPORT_PSEUDONYM_KEY="+testKey1), exitConfig,
 				"EXPORT_PSEUDONYMIZE changed", "run", "--once")
