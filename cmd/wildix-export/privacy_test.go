@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -23,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wildix-export/wildix-export/config"
+	"github.com/wildix-export/wildix-export/exporter/privacy"
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/internal/pgtest"
@@ -1041,5 +1044,36 @@ func TestPrivacyRuleLostTakenFromLedger(t *testing.T) {
 				t.Fatalf("ledger %q: want numbers twice, then none changed from numbers", got)
 			}
 		})
+	}
+}
+
+// TestRedactorKeepsRunIDs is attack 6's F10: under pseudonymisation, an
+// interrupted erasure's id (a run id: its UTC time, "Z-", 6 hex digits)
+// was printed by check and each run's start with its date taken for a
+// number (p:…T182442Z-736c54), an id found in neither the journal nor the
+// ledger. Ids pass through, in text (check's lines, errors) and in the
+// forget_id attribute; a number beside them is still replaced, and digits
+// of an id's shape that are no date still are.
+func TestRedactorKeepsRunIDs(t *testing.T) {
+	t.Parallel()
+	k, err := pseudonym.New([]byte(testKey1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &privacy.Redactor{Keys: k}
+	const id = "20261207T182442Z-736c54"
+	var buf bytes.Buffer
+	slog.New(r.Handler(slog.NewJSONHandler(&buf, nil))).Warn("forget not completed", "forget_id", id, "search", "the number +39 333 1234567")
+	for what, s := range map[string]string{
+		"check's line": r.Text("WARN  forget        the erasure " + id + " begun 2026-12-07T18:24:42Z, searching +39 333 1234567, was interrupted"),
+		"an error":     r.Error(fmt.Errorf("pruned under the limit of run %s, the number +39 333 1234567", id)).Error(),
+		"the log":      buf.String(),
+	} {
+		if !strings.Contains(s, id) || strings.Contains(s, "1234567") || !strings.Contains(s, k.Number("+393331234567")) {
+			t.Errorf("%s: want the id %s kept and the number as its pseudonym:\n%s", what, id, s)
+		}
+	}
+	if s := r.Text("call 20261399T182442Z-736c54"); strings.Contains(s, "20261399") {
+		t.Errorf("digits of a run id's shape that are no date kept: %s", s)
 	}
 }

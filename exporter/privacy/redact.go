@@ -109,6 +109,11 @@ func ownSpans(s string) [][2]int {
 			spans = append(spans, [2]int{m[2], m[1]})
 		}
 	}
+	for _, m := range ownRunID.FindAllStringIndex(s, -1) {
+		if ownDates(s[m[0]:m[1]]) {
+			spans = append(spans, [2]int{m[0], m[1]})
+		}
+	}
 	slices.SortFunc(spans, func(a, b [2]int) int { return a[0] - b[0] })
 	out := spans[:0]
 	for _, sp := range spans {
@@ -140,6 +145,13 @@ var ownNumber = regexp.MustCompile(`\b(?:key|keys|id|cursor) ([1-9][0-9]*)\b|\b(
 // administrator's setting, is redacted as any text is. Its first group is
 // the dates, which must be dates (ownDates).
 var ownFile = regexp.MustCompile(`_((?:[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}_[0-9]{4,6})|(?:backfill_[0-9]{8}T[0-9]{6}_[0-9]{8}T[0-9]{6}))(?:\.csv(?:\.gz)?|\.manifest\.json|\.tmp-[0-9a-f]+)\b`)
+
+// ownRunID is a run's (or an erasure's) id the program makes
+// (exporter.NewRunID: its UTC time, "Z-", 6 hex digits), named in
+// messages such as check's and a run's warning of an erasure not
+// completed (attack 6, F10: its date was taken for a number). Its date
+// must be one (ownDates).
+var ownRunID = regexp.MustCompile(`\b[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}\b`)
 
 // ownDates reports whether each date and time of an ownFile's dates is
 // one (20261207T081953): digits of another shape are a number's.
@@ -213,7 +225,7 @@ func (e *redacted) Unwrap() error { return e.err }
 
 // safeKeys are log attributes whose strings are ids the program makes,
 // never a record's value: a run id's digits are its time, not a number.
-var safeKeys = map[string]bool{"run_id": true, "endpoint": true, "status": true, "paging": true, "version": true}
+var safeKeys = map[string]bool{"run_id": true, "forget_id": true, "endpoint": true, "status": true, "paging": true, "version": true}
 
 // Handler returns h with every log record's message and attributes (at
 // any depth, errors and lists of strings included) redacted.
