@@ -91,7 +91,8 @@ PBX's export lock of the sink while it works. Given with its country code
 its national ones (without the country code; with the trunk prefix, 0 in most
 countries) where written without + or 00: written so, the same digits are
 another country's number (+352 8512784 beside Italy's 352 8512784). A national
-form stored pseudonymised is found only with --national-forms. Without + or 00
+form stored pseudonymised is found only with --national-forms, except in a
+row that holds the number itself, where it is erased with it. Without + or 00
 the number is refused (exit 2): a national number so given would be read as
 another country's; --as-written searches the digits exactly as the rows write
 them, without + or 00, reading no country code into them (never the number
@@ -223,7 +224,7 @@ func (a *app) forgetTarget(number string, previous keyFiles, nationalForms, asWr
 		return nil, nil, nil, fmt.Errorf("%w: --number %s: %v", errUsage, describeValue(number), err)
 	}
 	if !f.National() && !asWritten {
-		return nil, nil, nil, fmt.Errorf("%w: --number %s has no + or 00 before its digits: forget cannot tell a national number (as a person writes it, read so it would be another country's) from one beginning with its country code. Give it in international form, + and the country code, then the number (+39… for an Italian number); or, if the rows write it with its country code but without + or 00, add --as-written (searched only as written). Nothing was changed",
+		return nil, nil, nil, fmt.Errorf("%w: --number %s has no + or 00 before its digits: forget cannot tell a national number (as a person writes it, read so it would be another country's) from one beginning with its country code. Give it in international form, + and the country code, then the number (+39… for an Italian number): that form is also found where the rows write it with its country code but without + or 00 (39…). Only for digits the rows write with no country code at all (a national number as stored), add --as-written: they are then searched only as written, never written internationally (+…, 00…). Nothing was changed",
 			errUsage, describeValue(number))
 	}
 	if asWritten && f.National() {
@@ -248,7 +249,7 @@ func (a *app) forgetTarget(number string, previous keyFiles, nationalForms, asWr
 			fmt.Fprintln(a.stdout, "--national-forms: also searching the pseudonyms of its national forms. Such a pseudonym is also that of another country's number with the same digits written internationally, which is erased too: check the dry run's counts.")
 		}
 	} else if pk != nil {
-		fmt.Fprintln(a.stdout, "Note: a national form stored pseudonymised is not searched (its pseudonym is also another country's number's); add --national-forms to search it too, knowing that risk.")
+		fmt.Fprintln(a.stdout, "Note: a national form stored pseudonymised is searched only in rows holding the number itself (elsewhere its pseudonym may be another country's number's); add --national-forms to search it too, knowing that risk.")
 	}
 	return f, pk, keys, nil
 }
@@ -320,7 +321,7 @@ func (a *app) forgetExtension(ctx context.Context, fg forgetter, f *sinks.Forgot
 	}
 	how := "If it is an external caller's number, the rows cannot tell it from the colleague's: erase the colleague's extension with it only if you mean to"
 	if national {
-		how = "If the person's number is written with its country code in the rows, give it without + or 00 with --as-written (searched only as written, its national forms left)"
+		how = "forget cannot search the number written with its country code while leaving its national form, which is that extension (--as-written searches only the digits as given, without + or 00, and would leave the number written internationally, +… or 00…, in the rows): to erase the person's number, the extension standing alone goes with it"
 	}
 	return fmt.Errorf("%w: %s the extension of a colleague of PBX %s (the sink's colleagues): forget would erase that extension from every call with the colleague and from the colleague's entry. %s; to erase it everywhere anyway, add --allow-extension (check with --dry-run first). Nothing was changed",
 		errUsage, what, strings.Join(pbxes, ", "), how)

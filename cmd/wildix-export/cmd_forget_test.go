@@ -344,7 +344,11 @@ func TestForgetBadInput(t *testing.T) {
 		// attack5 F4: read as +36 48191602 (Hungary), it erased nothing of
 		// the Italian caller and listed another country's number.
 		{[]string{"forget", "--number", "3648191602"}, "--number (10 characters) has no + or 00 before its digits"},
-		{[]string{"forget", "--number", "36 481 91602"}, "add --as-written"},
+		{[]string{"forget", "--number", "36 481 91602"}, "that form is also found where the rows write it with its country code but without + or 00"},
+		// review 12, R12-1: --as-written leaves the number written
+		// internationally, so it is never the advice for digits that hold
+		// a country code.
+		{[]string{"forget", "--number", "36 481 91602"}, "Only for digits the rows write with no country code at all (a national number as stored), add --as-written"},
 		// review 10, R10-5: contradictory with --as-written, once accepted
 		{[]string{"forget", "--number", "+39 347 1110109", "--as-written"}, "--as-written takes --number exactly as the rows write it, without + or 00, and --number (15 characters) begins with + or 00: drop --as-written"},
 		{[]string{"forget", "--number", "0039 347 1110109", "--as-written"}, "begins with + or 00: drop --as-written"},
