@@ -210,6 +210,9 @@ func (p *Postgres) pruneEndpoint(ctx context.Context, pbx string, ep *record.End
 // cleared once every batch is done. A row whose file the store does not
 // hold is kept (keptMissing): the rows deleted, files removed and rows
 // kept.
+// Its six parameters are the prune's own (table, where, pbx, cut as the
+// query's $1 and $2; the options holding the store): grouping them would
+// hide which of them the SQL binds.
 func (p *Postgres) deleteRecordings(ctx context.Context, pbx, table, where string, cut time.Time, o PruneOptions) (n, files, kept int64, err error) {
 	// Smaller batches: each holds its transaction open while the store
 	// removes its files, one request each on S3.

@@ -587,6 +587,9 @@ func (a *app) forgetFind(ctx context.Context, s *sink, fg forgetter, f *sinks.Fo
 // it is completed by running it again against the same store, no flag
 // needed. It returns the tags of the files this erasure removed: now,
 // and before (files.gone).
+// Its six parameters stay apart: the forgetter journals, the store
+// removes, and the entry's id and tag with the files found are what the
+// journal's marks are made of; a struct would only carry them here.
 func (a *app) removeRecordings(ctx context.Context, fg forgetter, store recordingRemover, id, tag string, files storedFiles) ([]string, error) {
 	where := storeIdentity(a.cfg)
 	removed := slices.Clone(files.gone)

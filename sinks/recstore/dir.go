@@ -114,6 +114,9 @@ func (d *Dir) open() (*os.Root, error) {
 // process killed during Put leaves a partial file beside the name, which
 // the next Put of that name removes. A folder of the store that is a
 // symbolic link leading outside it is refused.
+// It stays one function (about 60 lines): partial file, copy, check,
+// sync, rename, in the order that keeps a kill from leaving anything but
+// a partial file, read best in one body.
 func (d *Dir) Put(ctx context.Context, name string, r io.Reader, want Want) (Object, error) {
 	if err := checkName(name); err != nil {
 		return Object{}, err
