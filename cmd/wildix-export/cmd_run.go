@@ -130,6 +130,12 @@ func (a *app) newWorker(ctx context.Context, st *started, endpoints []record.End
 		var r *exporter.RunResult
 		err := a.safely(m, func() (err error) { r, err = a.exportAll(ctx, st, m, endpoints, "scheduled"); return err })
 		w.n.runEndedAsync(ctx, r, err)
+		if r == nil && err != nil && !errors.Is(err, sinks.ErrLocked) && ctx.Err() == nil {
+			// Refused before the run began (a privacy check under the
+			// lock, the sink failing): a failed run all the same, which
+			// the exporter did not count (attack 6, F11).
+			m.refused()
+		}
 		switch {
 		case errors.Is(err, sinks.ErrLocked):
 			a.log.Warn("skipped: another export of this PBX is running", "pbx", a.cfg.PBXID)

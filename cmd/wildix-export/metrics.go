@@ -149,6 +149,10 @@ func (m *metrics) run(r *exporter.RunResult, d time.Duration) {
 	m.duration.Observe(d.Seconds())
 }
 
+// refused counts a run that failed before it began (under the PBX's
+// lock: a privacy check refusing it) as failed.
+func (m *metrics) refused() { m.runs.WithLabelValues("failed").Inc() }
+
 // pruned counts what retention removed.
 func (m *metrics) pruned(p sinks.Pruned) {
 	for _, c := range p {

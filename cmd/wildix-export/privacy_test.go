@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -1075,5 +1077,48 @@ func TestRedactorKeepsRunIDs(t *testing.T) {
 	}
 	if s := r.Text("call 20261399T182442Z-736c54"); strings.Contains(s, "20261399") {
 		t.Errorf("digits of a run id's shape that are no date kept: %s", s)
+	}
+}
+
+// TestWorkerRunRefusedCountedFailed is attack 6's F11: a scheduled run
+// refused by a privacy check under the PBX's lock (here the stored rule
+// changed under the worker: another rule) logged "scheduled export
+// failed" but was not counted in wildix_export_runs_total, which
+// docs/deployment.md says to alert on. It is counted failed.
+func TestWorkerRunRefusedCountedFailed(t *testing.T) {
+	t.Parallel()
+	f := authorized(t, pbxsim.Options{Calls: 40})
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	env := fixtureEnv(f, dir, "EXPORT_ENDPOINTS=call_history", "EXPORT_SCHEDULE=@every 1s", "EXPORT_HTTP_ADDR="+addr,
+		"EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey1)
+	cmd := exec.Command(binary, "run")
+	cmd.Env = env
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	runs := func(outcome string) float64 {
+		res, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return -1
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return parseMetrics(string(b))[`wildix_export_runs_total{outcome="`+outcome+`"}`]
+	}
+	eventually(t, "a first scheduled export", func() bool { return runs("ok") >= 1 }, stderr.String)
+	files, _ := filepath.Glob(filepath.Join(dir, ".state", "*", ".privacy.json"))
+	if len(files) != 1 {
+		t.Fatalf("rule files %v, want one", files)
+	}
+	if err := os.WriteFile(files[0], []byte(`{"rule":"numbers,names","key_id":"k:aaaaaaaa"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a refused scheduled export counted failed", func() bool { return runs("failed") >= 1 }, stderr.String)
+	if !strings.Contains(stderr.String(), "EXPORT_PSEUDONYMIZE changed") {
+		t.Fatalf("the refusal is not logged:\n%s", stderr.String())
 	}
 }
