@@ -190,6 +190,10 @@ func privacyRuleFrom(ctx context.Context, store privacyStore, pbx string) (expor
 // since the last change disagree, is refused (exit 2) as a change, unless
 // forced, saying the record is lost, what the ledger says and how to
 // restore it.
+// Its seven parameters are privacyRule's own state at that point (the
+// sink, the guard, what the ledger says, the rule stored and asked for,
+// whether they are the same), passed on whole so that the one decision
+// reads in one place.
 func (a *app) lostRule(ctx context.Context, s *sink, g *privacy.Guard, lost *sinks.LostRule, was, now exporter.Privacy, same bool) (*exporter.Privacy, error) {
 	if same {
 		a.log.Warn("the record of the pseudonymisation rule the PBX's rows are written under is missing: taken from the run ledger, and stored again with this run's first commit",
