@@ -565,8 +565,9 @@ func manifestPath(data string) string {
 
 // updatedManifest is the manifest of the data file at path, updated for
 // its new content (rows, bytes, sha256, updated_at) with each count in
-// add added to the counter it names (written even when it adds 0).
-func updatedManifest(path string, rows, size int64, sha string, add map[string]int64) ([]byte, error) {
+// add added to the counter it names (written even when it adds 0), and
+// each field of with set to its value (forget's stamp, forgetStampKey).
+func updatedManifest(path string, rows, size int64, sha string, add map[string]int64, with map[string]any) ([]byte, error) {
 	mb, err := os.ReadFile(manifestPath(path))
 	if err != nil {
 		return nil, fmt.Errorf("its manifest: %w", err)
@@ -580,6 +581,9 @@ func updatedManifest(path string, rows, size int64, sha string, add map[string]i
 		var before int64
 		json.Unmarshal(m[k], &before)
 		set(k, before+n)
+	}
+	for k, v := range with {
+		set(k, v)
 	}
 	set("rows", rows)
 	set("bytes", size)

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/safefile"
@@ -84,6 +85,9 @@ type csvEdit struct {
 	reason string
 	pick   func(ownFile) bool
 	edit   EditFunc
+	// stamp is written into each manifest a forget's edit rewrites
+	// (forgetStampKey): the suppression list's size then (attack 6, F1).
+	stamp *forgetStamp
 }
 
 // editFiles is EditRows of the files e.pick takes.
@@ -94,6 +98,17 @@ func (s *CSV) editFiles(ctx context.Context, e csvEdit) (res EditResult, err err
 	}
 	if err := s.recoverAll(e.pbx); err != nil {
 		return res, err
+	}
+	if e.reason == "forget" {
+		// Forget adds its number to the list before it changes a row
+		// (cmd suppressForget), so the list holds at least this many
+		// numbers while the state is whole: CheckSuppression refuses a
+		// list restored from a copy older than this edit.
+		l, err := s.Suppression(ctx)
+		if err != nil {
+			return res, err
+		}
+		e.stamp = &forgetStamp{Numbers: l.numbers(), At: time.Now().UTC()}
 	}
 	dir := filepath.Join(s.opt.Dir, e.ep.Name)
 	if err := safefile.NotSymlink(dir); err != nil {
@@ -241,7 +256,11 @@ func editPending(e csvEdit, dir, name string, ed *edited, indexed bool) (pending
 		if ed.replaced > 0 {
 			add["rows_replaced_"+e.reason] = ed.replaced
 		}
-		man, err := updatedManifest(filepath.Join(dir, name), ed.rows, ed.size, ed.sha, add)
+		var with map[string]any
+		if e.stamp != nil && ed.dropped+ed.replaced > 0 {
+			with = map[string]any{forgetStampKey: e.stamp}
+		}
+		man, err := updatedManifest(filepath.Join(dir, name), ed.rows, ed.size, ed.sha, add, with)
 		if err != nil {
 			return p, err
 		}

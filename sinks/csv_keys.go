@@ -649,7 +649,7 @@ func (s *CSV) rewriteFile(pbx, dir, name string, keyCols []string, drop map[stri
 	if err != nil {
 		return rewrite{}, nil, fmt.Errorf("rewrite %s: %w", name, err)
 	}
-	man, err := updatedManifest(path, rows, size, h, map[string]int64{"rows_replaced": removed, "rows_updated": updated})
+	man, err := updatedManifest(path, rows, size, h, map[string]int64{"rows_replaced": removed, "rows_updated": updated}, nil)
 	if err != nil {
 		return rewrite{}, nil, fmt.Errorf("rewrite %s: %w", name, err)
 	}

@@ -170,6 +170,34 @@ func (l *Suppression) added() (int, time.Time) {
 	return n, after
 }
 
+// numbers is the number of numbers the list holds, their national forms
+// apart: it only grows, by one at each forget of a number not listed
+// yet (forgetStamp).
+func (l *Suppression) numbers() int {
+	n := 0
+	for _, x := range l.Numbers {
+		if !x.National {
+			n++
+		}
+	}
+	return n
+}
+
+// forgetStampKey is the manifest field each forget writes into the
+// manifests of the data files it rewrites (EditRows "forget"): a
+// forgetStamp. A list restored with .state from a copy taken before
+// that forget holds fewer numbers than it says, and the ledger restored
+// with it does not show the forget either (attack 6, F1): the manifests,
+// left as they are, tell.
+const forgetStampKey = "forget_list"
+
+// forgetStamp is the list as a forget found it once it had added its
+// number: how many numbers it held (numbers), and when.
+type forgetStamp struct {
+	Numbers int       `json:"numbers"`
+	At      time.Time `json:"at"`
+}
+
 // makeKey gives the list a key when it has none: pk's when set, else a
 // random one kept with the list. It reports whether it made one.
 func (l *Suppression) makeKey(pk *pseudonym.Keyed) bool {
@@ -511,6 +539,8 @@ type lostList struct {
 	has, want    int    // numbers the list holds, forgets that added one
 	last         time.Time
 	evidence     string // without a ledger: a data file erased by forget
+	newer        string // a data file a forget rewrote when the list held more
+	stamp        forgetStamp
 	accept       string // how to record that the erasures are undone
 }
 
@@ -518,6 +548,10 @@ func (m lostList) Error() string {
 	seen := fmt.Sprintf("the run ledger (%s) records %d forget(s) that added a number to it, the last ended %s", m.ledger, m.want, m.last.UTC().Format(time.RFC3339))
 	if m.evidence != "" {
 		seen = fmt.Sprintf("the data file %s records rows erased by forget, and the run ledger (%s) records no forget (gone, or restored from a copy older than the forget)", m.evidence, m.ledger)
+	}
+	if m.newer != "" {
+		seen = fmt.Sprintf("the data file %s was rewritten by a forget at %s, when the list held %d number(s) (its manifest's %q): the list and the run ledger (%s) were restored from a copy taken before that forget; restore the state folder's list from a copy taken after it",
+			m.newer, m.stamp.At.UTC().Format(time.RFC3339), m.stamp.Numbers, forgetStampKey, m.ledger)
 	}
 	return fmt.Sprintf("%v: the list (%s) holds %d number(s), and %s: it was lost or restored from an older copy. "+
 		"An export now would write every forgotten number again where the PBX still holds it (in clear, unless pseudonymised) and copy its recordings again. "+
@@ -565,7 +599,10 @@ func (p *Postgres) CheckSuppression(ctx context.Context) error {
 // ledgers are .state/<pbx>/runs.jsonl, kept in the state folder with the
 // list. With neither (the state folder deleted), a data file's manifest
 // that counts rows erased by forget (rows_replaced_forget) says that a
-// forget happened, and an empty list is refused too.
+// forget happened, and an empty list is refused too. Both restored from
+// a copy of the state folder taken between two forgets agree with each
+// other: a manifest the later forget rewrote says the list held more
+// numbers then (forgetStamp; attack 6, F1), and the list is refused.
 func (s *CSV) CheckSuppression(ctx context.Context) error {
 	l, err := s.Suppression(ctx)
 	if err != nil {
@@ -577,13 +614,18 @@ func (s *CSV) CheckSuppression(ctx context.Context) error {
 		return fmt.Errorf("check the suppression list against the run ledger: %w", s.advise(err))
 	}
 	m := lostList{list: s.suppressionFile(), ledger: filepath.Join(s.opt.Dir, ".state", "<pbx>", "runs.jsonl"), has: has, want: n, last: last}
-	if n == 0 && len(l.Numbers) == 0 && l.UndoneAccepted == nil {
-		if m.evidence, err = s.forgetEvidence(); err != nil {
-			return fmt.Errorf("check the suppression list against the data files: %w", s.advise(err))
-		}
-		last = time.Now()
+	ev, err := s.forgetEvidence(l.numbers(), after)
+	if err != nil {
+		return fmt.Errorf("check the suppression list against the data files: %w", s.advise(err))
 	}
-	if n <= has && m.evidence == "" {
+	switch {
+	case n > has:
+	case n == 0 && len(l.Numbers) == 0 && l.UndoneAccepted == nil && ev.erased != "":
+		m.evidence, last = ev.erased, time.Now()
+	case ev.newer != "":
+		m.newer, m.stamp, last = ev.newer, ev.stamp, ev.stamp.At
+	default:
+		s.saveChecked(ev)
 		return nil
 	}
 	at := acceptAt(last)
@@ -659,132 +701,193 @@ func countForgets(b []byte, after time.Time) ledgerCount {
 	return c
 }
 
-// forgetEvidence returns the name, under the folder, of the first data
-// file whose manifest counts rows erased by forget; "" when none does.
-// Every PBX's manifests are looked at, those of a PBX whose run ledger
-// is there too: a ledger restored from a copy older than the first
-// forget, or one of a PBX whose forget was run under another PBX's
-// configuration (its entry is in that PBX's ledger), holds no forget
-// although the manifests count one (review 9, R9-1: a4b0d6c skipped
-// them and the erasure was undone).
+// manifestEvidence is what the data files' manifests tell of forgets
+// (forgetEvidence).
+type manifestEvidence struct {
+	erased string            // the first data file whose manifest counts rows erased by forget
+	newer  string            // the data file of the newest stamp naming more numbers than the list holds
+	stamp  forgetStamp       // that stamp
+	mark   *manifestsChecked // the mark of what was read, when it changed (saveChecked)
+}
+
+// forgetEvidence reads what the data files' manifests tell of forgets:
+// the first data file (its name under the folder) whose manifest counts
+// rows erased by forget, and the one whose forget stamp (forgetStampKey)
+// is the newest of those naming more numbers than listed, the list's,
+// made after accepted (its UndoneAccepted; zero when unset). Every PBX's
+// manifests are looked at, those of a PBX whose run ledger is there too:
+// a ledger restored from a copy older than the first forget, or one of a
+// PBX whose forget was run under another PBX's configuration (its entry
+// is in that PBX's ledger), holds no forget although the manifests count
+// one (review 9, R9-1: a4b0d6c skipped them and the erasure was undone).
 //
 // A manifest is read only when it is not in the mark (checkedFile) under
 // the identity it has now (fileIdentity: device, inode, size, times):
-// the mark names the manifests read before and found counting no
-// forget, each as it was then, so a folder that never used forget reads
-// each manifest once, not at each of a run's two checks (review 6,
-// R6-8). A mark restored with .state from an older copy vouches only for
-// files as they were when it was written: a manifest forget rewrote
-// since (a new file, renamed over it) or one written since is not in it
-// and is read. The mark is rewritten when what it holds changed; failing
-// to write it costs only reads.
-func (s *CSV) forgetEvidence() (string, error) {
+// the mark names the manifests read before, each as it was then, with
+// what it told of forgets, so a folder reads each manifest once, not at
+// each of a run's two checks (review 6, R6-8). A mark restored with
+// .state from an older copy vouches only for files as they were when it
+// was written: a manifest forget rewrote since (a new file, renamed over
+// it) or one written since is not in it and is read. The mark is
+// rewritten (saveChecked) when what it holds changed and the check
+// passes; failing to write it costs only reads.
+func (s *CSV) forgetEvidence(listed int, accepted time.Time) (manifestEvidence, error) {
+	var ev manifestEvidence
 	files, err := filepath.Glob(filepath.Join(s.opt.Dir, "*", "*.manifest.json"))
 	if err != nil {
-		return "", err
+		return ev, err
 	}
 	was := s.readChecked()
-	now := map[string]string{}
+	now := manifestsChecked{Files: map[string]string{}, Forgets: map[string]checkedForget{}}
+	note := func(rel string, c checkedForget) {
+		name := filepath.Join(filepath.Dir(rel), c.File)
+		if ev.erased == "" {
+			ev.erased = name
+		}
+		if st := c.Stamp; st != nil && st.Numbers > listed && st.At.After(accepted) && (ev.newer == "" || st.At.After(ev.stamp.At)) {
+			ev.newer, ev.stamp = name, *st
+		}
+	}
 	for _, f := range files {
 		rel, _ := filepath.Rel(s.opt.Dir, f)
 		if strings.HasPrefix(rel, ".") {
 			continue
 		}
 		if fi, err := os.Stat(f); err == nil {
-			if id := fileIdentity(fi); id != "" && was[rel] == id {
-				now[rel] = id
+			if id := fileIdentity(fi); id != "" && was.Files[rel] == id {
+				now.Files[rel] = id
+				continue
+			} else if c, ok := was.Forgets[rel]; id != "" && ok && c.ID == id {
+				now.Forgets[rel] = c
+				note(rel, c)
 				continue
 			}
 		}
-		erased, id, err := s.readManifestErased(f)
+		c, err := s.readManifestForget(f)
 		if err != nil {
-			return "", err
+			return ev, err
 		}
-		if erased != "" {
-			return filepath.Join(filepath.Dir(rel), erased), nil
-		}
-		if id != "" {
-			now[rel] = id
-		}
-	}
-	if !maps.Equal(was, now) && (len(now) > 0 || len(was) > 0) {
-		if err := s.writeChecked(now); err != nil {
-			s.opt.Log.Warn("the mark of the manifests checked for forget's erasures could not be written: the next check reads them all again", "file", s.checkedFile(), "err", s.advise(err))
+		switch {
+		case c.File != "":
+			note(rel, c)
+			if c.ID != "" {
+				now.Forgets[rel] = c
+			}
+		case c.ID != "":
+			now.Files[rel] = c.ID
 		}
 	}
-	return "", nil
+	if !maps.Equal(was.Files, now.Files) || !maps.EqualFunc(was.Forgets, now.Forgets, checkedForget.same) {
+		ev.mark = &now
+	}
+	return ev, nil
 }
 
-// readManifestErased reads the manifest at path: the name of its data
-// file when it counts rows erased by forget (the manifest's own name
-// when it names none), "" else; and the identity of the file it read
-// (fileIdentity of the open file, so that it is the version read).
-func (s *CSV) readManifestErased(path string) (erased, id string, err error) {
+// saveChecked writes the mark forgetEvidence made, when it changed. A
+// check that refuses writes none: a refused run changes nothing in the
+// folder, and reads the manifests it refused on again.
+func (s *CSV) saveChecked(ev manifestEvidence) {
+	if ev.mark == nil {
+		return
+	}
+	if err := s.writeChecked(*ev.mark); err != nil {
+		s.opt.Log.Warn("the mark of the manifests checked for forget's erasures could not be written: the next check reads them all again", "file", s.checkedFile(), "err", s.advise(err))
+	}
+}
+
+// checkedForget is a manifest counting rows erased by forget, as the
+// mark keeps it: the identity of the version read, its data file's name
+// (base name), and its forget stamp (nil when it has none: written by a
+// release before the stamp).
+type checkedForget struct {
+	ID    string       `json:"id"`
+	File  string       `json:"file"`
+	Stamp *forgetStamp `json:"stamp,omitempty"`
+}
+
+func (c checkedForget) same(d checkedForget) bool {
+	return c.ID == d.ID && c.File == d.File && (c.Stamp == nil) == (d.Stamp == nil) && (c.Stamp == nil || c.Stamp.Numbers == d.Stamp.Numbers && c.Stamp.At.Equal(d.Stamp.At))
+}
+
+// readManifestForget reads the manifest at path: when it counts rows
+// erased by forget, the name of its data file (the manifest's own name
+// when it names none) and its forget stamp; File "" else. ID is the
+// identity of the file it read (fileIdentity of the open file, so that
+// it is the version read).
+func (s *CSV) readManifestForget(path string) (c checkedForget, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", "", err
+		return c, err
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err == nil {
-		id = fileIdentity(fi)
+		c.ID = fileIdentity(fi)
 	}
 	b, err := io.ReadAll(f)
 	if err != nil {
-		return "", "", fmt.Errorf("read %s: %w", path, err)
+		return c, fmt.Errorf("read %s: %w", path, err)
 	}
 	s.manifestReads.Add(1)
 	if !bytes.Contains(b, []byte(`"rows_replaced_forget"`)) && !bytes.Contains(b, []byte(`"rows_removed_forget"`)) {
-		return "", id, nil
+		return c, nil
 	}
-	var m map[string]any
-	if json.Unmarshal(b, &m) != nil {
-		return "", id, nil
+	var m struct {
+		File     string       `json:"file"`
+		Replaced float64      `json:"rows_replaced_forget"`
+		Removed  float64      `json:"rows_removed_forget"`
+		Stamp    *forgetStamp `json:"forget_list"`
 	}
-	replaced, _ := m["rows_replaced_forget"].(float64)
-	removed, _ := m["rows_removed_forget"].(float64)
-	if replaced+removed > 0 {
-		if name, _ := m["file"].(string); name != "" {
-			return filepath.Base(name), "", nil
-		}
-		return filepath.Base(path), "", nil
+	if json.Unmarshal(b, &m) != nil || m.Replaced+m.Removed <= 0 {
+		return c, nil
 	}
-	return "", id, nil
+	c.File, c.Stamp = filepath.Base(path), m.Stamp
+	if m.File != "" {
+		c.File = filepath.Base(m.File)
+	}
+	return c, nil
 }
 
-// checkedFile is the mark of the manifests the lost-state check read and
-// found counting no forget (forgetEvidence): each by its name under the
-// folder and its identity then. In the state folder, beside the list.
+// checkedFile is the mark of the manifests the lost-state check read
+// (forgetEvidence): each by its name under the folder and its identity
+// then, with what it told of forgets. In the state folder, beside the
+// list.
 func (s *CSV) checkedFile() string {
 	return filepath.Join(s.opt.Dir, ".state", ".suppressed.checked.json")
 }
 
-// manifestsChecked is the mark's content.
+// manifestsChecked is the mark's content: the manifests found counting
+// no forget (Files), and those counting one (Forgets; a mark written
+// before forget stamps has none, and such manifests are read again).
 type manifestsChecked struct {
-	Files map[string]string `json:"files"`
+	Files   map[string]string        `json:"files"`
+	Forgets map[string]checkedForget `json:"forgets,omitempty"`
 }
 
 // readChecked reads the mark (once for as long as it stays the same
 // version: cachedState); empty when it is missing or damaged (then every
 // manifest is read, and the mark written again). The caller must not
-// change the map.
-func (s *CSV) readChecked() map[string]string {
+// change its maps.
+func (s *CSV) readChecked() manifestsChecked {
 	v, err := s.cachedState(s.checkedFile(), "", &s.markReads, func(b []byte) (any, error) {
 		var m manifestsChecked
 		json.Unmarshal(b, &m)
-		return m.Files, nil
+		return m, nil
 	})
-	if files, _ := v.(map[string]string); err == nil && files != nil {
-		return files
+	if m, ok := v.(manifestsChecked); err == nil && ok {
+		return m
 	}
-	return map[string]string{}
+	return manifestsChecked{}
 }
 
-// writeChecked replaces the mark by files, atomically.
-func (s *CSV) writeChecked(files map[string]string) error {
+// writeChecked replaces the mark by m, atomically.
+func (s *CSV) writeChecked(m manifestsChecked) error {
 	if _, err := s.mkdir(".state"); err != nil {
 		return err
 	}
-	b, _ := json.Marshal(manifestsChecked{Files: files})
+	if m.Files == nil {
+		m.Files = map[string]string{}
+	}
+	b, _ := json.Marshal(m)
 	return safefile.Write(s.checkedFile(), b, fileMode)
 }
 

@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -1094,4 +1095,145 @@ func TestCSVSuppressionStateReadOncePerRun(t *testing.T) {
 	if got := s.listReads.Load(); got != 3 {
 		t.Fatalf("%d reads of the list, want 3", got)
 	}
+}
+
+// TestSuppressionCheckStateRestoredBetweenForgets: a CSV folder's state
+// folder restored from a copy taken after forget A and before forget B,
+// the data files kept (attack 6, F1): the list (A) and the run ledger
+// (A's forget) agree, but the manifest B's forget rewrote says the list
+// held two numbers then, and the check refuses, naming that data file,
+// having read that manifest alone (R6-8), and writes nothing. The list
+// restored from after B passes, reading none (its mark has the file); so does the loss accepted as the
+// message says, and a forget after it. Real files, forget's steps as
+// cmd's forget takes them (the list, the edit, the ledger's entry).
+func TestSuppressionCheckStateRestoredBetweenForgets(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	ep := record.Builtin()[0]
+	conv := &record.Converter{Endpoint: &ep}
+	open := func() *CSV {
+		t.Helper()
+		s, err := NewCSV(CSVOptions{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s := open()
+	var rows []record.Row
+	for id := 1; id <= 3; id++ {
+		r, err := conv.Convert(0, json.RawMessage(fmt.Sprintf(`{"id":"%d","start":"2026-01-01 10:00:00","to_name":"n%d","timezone":"+0100"}`, id, id)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, r)
+	}
+	b, err := s.Begin(ctx, exporter.BatchInfo{PBX: "p", RunID: "r1", Endpoint: &ep, StateKey: ep.Name, Seq: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Write(ctx, rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(ctx, []byte(`{"cursor":3}`), exporter.Progress{}); err != nil {
+		t.Fatal(err)
+	}
+	forget := func(s *CSV, number, id string) {
+		t.Helper()
+		started := time.Now().UTC()
+		f, _ := NewForgotten(number)
+		if _, added, err := s.Suppress(ctx, f, nil); err != nil || !added {
+			t.Fatalf("Suppress(%s): added %v, %v", number, added, err)
+		}
+		res, err := s.EditRows(ctx, "p", &ep, "forget", func(header, cells []string) (RowEdit, error) {
+			if cells[slices.Index(header, "id")] != id {
+				return RowEdit{}, nil
+			}
+			c := slices.Clone(cells)
+			c[slices.Index(header, "to_name")] = "erased"
+			return RowEdit{Cells: c}, nil
+		})
+		if err != nil || res.Replaced != 1 {
+			t.Fatalf("forget's edit of call %s: %+v, %v", id, res, err)
+		}
+		e := exporter.EndpointResult{Endpoint: "forget", Rows: 1, Notes: []string{"call_history: 1 row(s) erased", NoteSuppressed}}
+		if err := s.FinishRun(ctx, &exporter.RunResult{ID: exporter.NewRunID(started), Mode: "forget", PBX: "p", Started: started, Ended: time.Now().UTC(), Status: "ok", Endpoints: []exporter.EndpointResult{e}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CheckSuppression(ctx); err != nil {
+			t.Fatalf("after the forget of call %s: %v", id, err)
+		}
+	}
+	copyState := func(to string) {
+		t.Helper()
+		if err := os.CopyFS(to, os.DirFS(filepath.Join(dir, ".state"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	restore := func(from string) {
+		t.Helper()
+		if err := os.RemoveAll(filepath.Join(dir, ".state")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.CopyFS(filepath.Join(dir, ".state"), os.DirFS(from)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forget(s, "+393471100028", "1")
+	afterA := filepath.Join(t.TempDir(), "state")
+	copyState(afterA)
+	forget(s, "+393471100037", "2")
+	afterB := filepath.Join(t.TempDir(), "state")
+	copyState(afterB)
+
+	restore(afterA)
+	s = open()
+	mark, _ := os.ReadFile(s.checkedFile())
+	err = s.CheckSuppression(ctx)
+	if !errors.Is(err, ErrSuppressionLost) {
+		t.Fatalf("state restored from between the forgets: %v; want %v", err, ErrSuppressionLost)
+	}
+	for _, want := range []string{filepath.Join("call_history", "p_r1_0001.csv"), forgetStampKey, "held 2 number(s)", "holds 1 number(s)", "copy taken after"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the message does not say %q: %v", want, err)
+		}
+	}
+	if got := s.manifestReads.Load(); got != 1 {
+		t.Errorf("%d manifests read, want 1: the one forget B rewrote", got)
+	}
+	if err := s.CheckSuppression(ctx); !errors.Is(err, ErrSuppressionLost) {
+		t.Fatalf("second check: %v; want %v", err, ErrSuppressionLost)
+	}
+	if got, _ := os.ReadFile(s.checkedFile()); len(mark) == 0 || !bytes.Equal(got, mark) {
+		t.Errorf("the refused checks changed the mark (%d bytes before)", len(mark))
+	}
+
+	restore(afterB)
+	s = open()
+	for i := range 2 {
+		if err := s.CheckSuppression(ctx); err != nil {
+			t.Fatalf("the list restored from after forget B: %v", err)
+		}
+		// The mark of the copy holds the file as B left it.
+		if got := s.manifestReads.Load(); got != 0 {
+			t.Errorf("check %d: %d manifests read, want 0 (the mark tells)", i+1, got)
+		}
+	}
+
+	restore(afterA)
+	s = open()
+	file := s.suppressionFile()
+	accept(t, rawList{csv: s, store: s,
+		read: func() string { b, _ := os.ReadFile(file); return string(b) },
+		write: func(v string) {
+			if err := os.WriteFile(file, []byte(v), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}}, s.CheckSuppression(ctx))
+	s = open()
+	if err := s.CheckSuppression(ctx); err != nil {
+		t.Fatalf("erasures undone accepted: %v", err)
+	}
+	forget(s, "+393471100046", "3")
 }
