@@ -260,6 +260,7 @@ func (s *CSV) recoverAll(pbx string) error {
 		}
 	}
 	s.removeStale(dir, ".")
+	s.removeStaleListTemps()
 	folders, err := os.ReadDir(s.opt.Dir)
 	if err != nil {
 		return fmt.Errorf("read EXPORT_CSV_DIR: %w", err)
@@ -760,6 +761,65 @@ func (s *CSV) removeStale(dir, prefix string) {
 			os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
+}
+
+// listTempsOf are the files of the state folder itself (the folder's,
+// not a PBX's) that are replaced by safefile.Write, whose temporary is
+// "." + name + ".tmp-" + digits: the suppression list, the forget journal
+// (sinks/forget_csv.go) and the mark of the manifests checked.
+var listTempsOf = []string{".suppressed.json", ".forget-journal.json", ".suppressed.checked.json"}
+
+// removeStaleListTemps deletes, once per process, the temporaries of
+// listTempsOf a killed process left in .state (attack 6, F2: a forget
+// killed while it replaced the list or the journal left a stale copy of
+// either for good): only names of exactly that form, modified before
+// this process started, and under the list's lock (TryLock: when another
+// process holds it, they are left for a later start). The journal's
+// writer, forget, holds every PBX's lock, and a run comes here under its
+// PBX's; a forget started after this process makes newer files.
+func (s *CSV) removeStaleListTemps() {
+	dir := filepath.Join(s.opt.Dir, ".state")
+	if _, done := s.cleaned.LoadOrStore(dir+"\x00list", true); done {
+		return
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	var stale []string
+	for _, e := range entries {
+		if isListTemp(e.Name()) && e.Type().IsRegular() {
+			if info, err := e.Info(); err == nil && info.ModTime().Before(s.started) {
+				stale = append(stale, e.Name())
+			}
+		}
+	}
+	if len(stale) == 0 {
+		return
+	}
+	lock := safefile.NewLock(filepath.Join(dir, ".suppressed.lock"), fileMode)
+	if ok, err := lock.TryLock(); err != nil || !ok {
+		s.cleaned.Delete(dir + "\x00list")
+		return
+	}
+	defer lock.Unlock()
+	for _, name := range stale {
+		if err := os.Remove(filepath.Join(dir, name)); err == nil {
+			s.opt.Log.Info("removed a temporary file a killed process left", "file", filepath.Join(dir, name))
+		}
+	}
+}
+
+// isListTemp reports whether name is a temporary of one of listTempsOf.
+func isListTemp(name string) bool {
+	for _, f := range listTempsOf {
+		if n, ok := strings.CutPrefix(name, "."+f+".tmp-"); ok && n != "" {
+			if _, err := strconv.ParseUint(n, 10, 64); err == nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 type csvBatch struct {
