@@ -28,12 +28,6 @@ type RecordingsResult struct {
 	Refused  int   `json:"refused"`  // a file address that must not be fetched
 	Failed   int   `json:"failed"`   // failed after retries: the endpoint failed
 	Bytes    int64 `json:"bytes"`    // copied this run
-	// Removed counts the files removed from the store of recordings not
-	// kept (a number of their call forgotten, or older than the
-	// retention) that a failed or killed run had stored, or begun to
-	// (partial copies and incomplete uploads included), with no row
-	// naming them (Copier.Erase).
-	Removed int `json:"removed,omitempty"`
 	// Hostile counts the recordings whose PBX file name or path must not
 	// be used as a path (kept in their rows as sent, reported).
 	Hostile int `json:"hostile"`

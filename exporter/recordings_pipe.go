@@ -37,10 +37,9 @@ type recJob struct {
 	idx        []int                  // recs[k] is fresh[idx[k]]
 	suppressed []bool
 	cancel     context.CancelFunc
-	copied     chan struct{} // closed when Copy and Erase returned: results, cnt, removed, err
+	copied     chan struct{} // closed when Copy returned: results, cnt, err
 	results    []recordings.Result
 	cnt        recordings.Counts
-	removed    int // files of suppressed recordings removed (Copier.Erase)
 	err        error
 	matched    chan struct{} // closed when the call-history match ended
 	matchErr   error
@@ -70,28 +69,15 @@ func (p *recPipe) window(ctx context.Context, rows []record.Row, recount bool) e
 }
 
 // start begins copying the files of fresh's recordings the guard does not
-// suppress, then removing from the store what an earlier run that
-// committed no row left of the suppressed ones' files (Copier.Erase:
-// their rows say no file is kept, and no row names those files, so
-// neither forget nor retention could reach them; attack 6, F12), and,
-// once prev (the window before, nil for none) is matched (call history
-// is read in time order), matching them to call history.
+// suppress and, once prev (the window before, nil for none) is matched
+// (call history is read in time order), matching them to call history.
 func (p *recPipe) start(ctx context.Context, prev *recJob, fresh []record.Row, infos []recInfo, recount bool) *recJob {
 	j := &recJob{fresh: fresh, infos: infos, recount: recount, copied: make(chan struct{}), matched: make(chan struct{})}
 	j.recs, j.idx, j.suppressed = p.e.unsuppressed(fresh, infos)
-	var erase []recordings.Recording
-	for i, s := range j.suppressed {
-		if s {
-			erase = append(erase, infos[i].rec)
-		}
-	}
 	ctx, j.cancel = context.WithCancel(ctx)
 	go func() {
 		defer close(j.copied)
 		j.results, j.cnt, j.err = p.e.x.Recordings.Copy(ctx, j.recs)
-		if j.err == nil {
-			j.removed, j.err = p.e.x.Recordings.Erase(ctx, erase)
-		}
 	}()
 	var before <-chan struct{}
 	if prev != nil {
@@ -119,7 +105,6 @@ func (p *recPipe) finish(j *recJob) error {
 	j.cancel()
 	e := p.e
 	e.res.Recordings.add(j.recs, j.results, j.cnt)
-	e.res.Recordings.Removed += j.removed
 	if j.err != nil {
 		return j.err
 	}
@@ -164,7 +149,6 @@ func (p *recPipe) abort() {
 	<-j.copied
 	<-j.matched
 	p.e.res.Recordings.add(j.recs, j.results, j.cnt)
-	p.e.res.Recordings.Removed += j.removed
 }
 
 // drain finishes the window in hand once the read ended with err: a read

@@ -305,11 +305,8 @@ func (e *endpointRun) noteRecordings() {
 	if rr.Clashes > 0 {
 		e.note(fmt.Sprintf("%d recordings sent under an id another recording holds (first: %s): each stored, and its row kept, under an id of its own (column recording; column id keeps the PBX's)", rr.Clashes, rr.clashFirst))
 	}
-	if rr.Listed > 0 || rr.Removed > 0 {
+	if rr.Listed > 0 {
 		n := fmt.Sprintf("recordings: %d listed, %d copied (%d bytes), %d already stored, %d vanished, %d refused, %d failed", rr.Listed, rr.Copied, rr.Bytes, rr.Skipped, rr.Vanished, rr.Refused, rr.Failed)
-		if rr.Removed > 0 {
-			n += fmt.Sprintf("; %d files of recordings not kept (erased on request, or older than the retention) removed from the store, left there by an earlier run that failed or was stopped", rr.Removed)
-		}
 		if rr.OldestPending != nil {
 			n += "; the oldest not stored started " + rr.OldestPending.UTC().Format(time.RFC3339)
 		}

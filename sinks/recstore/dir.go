@@ -139,7 +139,7 @@ func (d *Dir) Put(ctx context.Context, name string, r io.Reader, want Want) (Obj
 		return Object{}, fmt.Errorf("store %s: %w", name, err)
 	}
 	defer day.Close()
-	if _, err := removePartials(day, ".", base); err != nil {
+	if err := removePartials(day, ".", base); err != nil {
 		return Object{}, fmt.Errorf("store %s: %w", name, err)
 	}
 	f, err := safefile.CreateTempIn(day, ".", "."+base+".partial-", d.fileMode)
@@ -405,32 +405,27 @@ func (d *Dir) mkdirs(root *os.Root, dir string) error {
 	return nil
 }
 
-// removePartials removes what a killed Put of the same name left in dir,
-// and returns how many files it removed. The folder is listed, not
-// globbed: the store's path may hold * or [.
-func removePartials(root *os.Root, dir, base string) (int, error) {
+// removePartials removes what a killed Put of the same name left in dir.
+// The folder is listed, not globbed: the store's path may hold * or [.
+func removePartials(root *os.Root, dir, base string) error {
 	f, err := root.Open(dir)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	entries, err := f.ReadDir(-1)
 	f.Close()
 	if err != nil {
-		return 0, err
+		return err
 	}
-	n := 0
 	for _, e := range entries {
 		if !strings.HasPrefix(e.Name(), "."+base+".partial-") {
 			continue
 		}
-		switch err := root.Remove(filepath.Join(dir, e.Name())); {
-		case err == nil:
-			n++
-		case !errors.Is(err, fs.ErrNotExist):
-			return n, err
+		if err := root.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
 		}
 	}
-	return n, nil
+	return nil
 }
 
 // ctxReader ends a copy when its context is done, checked between reads.

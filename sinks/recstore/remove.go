@@ -46,7 +46,7 @@ func (d *Dir) Remove(ctx context.Context, name string) error {
 			return fmt.Errorf("remove %s: %w", name, err)
 		}
 	}
-	if _, err := removePartials(root, dir, filepath.Base(p)); err != nil {
+	if err := removePartials(root, dir, filepath.Base(p)); err != nil {
 		return fmt.Errorf("remove %s: its partial copies: %w", name, err)
 	}
 	if err := safefile.SyncDirIn(root, dir); err != nil {
