@@ -128,6 +128,14 @@ type IDKeyOptions struct {
 	// pseudonymised rows); the first start after (WrittenUnder "")
 	// stores it in clear (unless it must stay sealed).
 	WrittenUnder string
+	// RuleLost is whether the PBX's stored rule is missing and Ruled and
+	// WrittenUnder are its run ledger's (attack 6, F4): a key of before
+	// keys were kept (legacyMaterial) is then never taken, as the record
+	// and the PBX's mark of its key may have been lost with the rule (a
+	// restore without dot files): with no key kept, a sink holding keyed
+	// recordings is refused (review 16, R16-5: the pseudonym key was
+	// taken, and the look-back's recordings copied again, exit 0).
+	RuleLost bool
 	// newExport is the sink's way out into a new schema or folder
 	// (NewExportAdvice), for the refusals.
 	newExport string
@@ -222,7 +230,7 @@ func (r *idKeyRecord) keptMaterial(o IDKeyOptions) (idMaterial, error) {
 		}
 		return idMaterial{}, fmt.Errorf("%w: %s keeps it for PBX %q neither in clear nor sealed: restore it from the backup taken with the data", ErrRecordingsKey, r.where, o.PBX)
 	}
-	if !r.NoLegacy && !r.hadKey && (o.Ruled || o.WrittenUnder != "") {
+	if !r.NoLegacy && !r.hadKey && !o.RuleLost && (o.Ruled || o.WrittenUnder != "") {
 		return r.legacyMaterial(o)
 	}
 	return idMaterial{}, nil

@@ -81,11 +81,11 @@ func (a *app) recordingsKey(ctx context.Context, s *sink, g *privacy.Guard, carr
 	}
 	o := sinks.IDKeyOptions{PBX: a.cfg.PBXID, Pseudonymize: g.Rule.On(), Key: secretBytes(a.cfg.PseudonymKey), Previous: secretBytes(a.cfg.PrevPseudonymKey), CarryOnly: carryOnly}
 	if store, ok := s.Sink.(privacyStore); ok {
-		was, found, err := store.PrivacyRule(ctx, a.cfg.PBXID)
+		was, found, lost, err := privacyRuleFrom(ctx, store, a.cfg.PBXID)
 		if err != nil {
 			return nil, err
 		}
-		o.Ruled, o.WrittenUnder = found, was.KeyID
+		o.Ruled, o.WrittenUnder, o.RuleLost = found, was.KeyID, lost != nil
 	}
 	k, err := sk.SuppressionKey(ctx, o)
 	if errors.Is(err, sinks.ErrSuppressionKey) || errors.Is(err, sinks.ErrRecordingsKey) {

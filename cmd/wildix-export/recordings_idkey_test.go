@@ -39,7 +39,8 @@ type idKeyStep struct {
 	// lose deletes, before the run, what a lost state would: "list" the
 	// suppression list, "both" it and the record of the keys of
 	// recordings' ids, "shared" everything of no PBX (loseState),
-	// "state" the whole state.
+	// "state" the whole state, "dots" every dot file of the state (the
+	// rule, the record, the PBX's mark).
 	lose string
 }
 
@@ -146,6 +147,16 @@ func TestRecordingsKeptAcrossKeyChanges(t *testing.T) {
 		{"everything of no PBX lost", []idKeyStep{
 			{env: none()},
 			{env: none(), lose: "shared", code: exitConfig, says: "restore"},
+		}},
+		// A restore without dot files: on CSV the PBX's rule, the
+		// record of the keys and the PBX's mark of its key (PostgreSQL:
+		// those rows). The rule is taken from the run ledger (attack 6,
+		// F4), and the key is not the pseudonym key taken for one of
+		// before keys were kept: refused (review 16, R16-5: the
+		// look-back's recordings were copied again, exit 0).
+		{"the rule lost with the keys, pseudonymised", []idKeyStep{
+			{env: on(testKey1)},
+			{env: on(testKey1), lose: "dots", code: exitConfig, says: "restore"},
 		}},
 		{"the state lost", []idKeyStep{
 			{env: none()},
@@ -333,7 +344,8 @@ func forgetIDKey(t *testing.T, dir string, pool *pgxpool.Pool) {
 
 // loseState deletes what a lost state would (idKeyStep.lose): the
 // suppression list ("list"), it and the record of the keys of
-// recordings' ids ("both"), everything that belongs to no PBX
+// recordings' ids ("both"), every dot file of the state ("dots": the
+// rule, the record, the PBX's mark; on PostgreSQL their rows), everything that belongs to no PBX
 // ("shared": PostgreSQL's rows pbx ”, a CSV folder's files in .state
 // itself), or the whole state ("state"), as an operator or a restore
 // from an older backup may.
@@ -345,6 +357,7 @@ func loseState(t *testing.T, dir string, pool *pgxpool.Pool, what string) {
 			"both":   "DELETE FROM export_state WHERE pbx = '' AND key IN ('suppressed numbers', 'recordings id keys')",
 			"shared": "DELETE FROM export_state WHERE pbx = ''",
 			"state":  "DELETE FROM export_state",
+			"dots":   "DELETE FROM export_state WHERE pbx = '' OR key IN ('recordings id key', 'pseudonymisation rule')",
 		}[what]
 		if _, err := pool.Exec(context.Background(), sql); err != nil {
 			t.Fatal(err)
@@ -353,6 +366,18 @@ func loseState(t *testing.T, dir string, pool *pgxpool.Pool, what string) {
 	}
 	state := filepath.Join(dir, ".state")
 	files := map[string][]string{"list": {".suppressed.json"}, "both": {".suppressed.json", ".idkeys.json"}}[what]
+	if what == "dots" {
+		dots, _ := filepath.Glob(filepath.Join(state, ".*"))
+		inPBX, _ := filepath.Glob(filepath.Join(state, "*", ".*"))
+		for _, f := range append(dots, inPBX...) {
+			if fi, err := os.Stat(f); err == nil && !fi.IsDir() {
+				files = append(files, strings.TrimPrefix(f, state+string(filepath.Separator)))
+			}
+		}
+		if !slices.Contains(files, ".idkeys.json") || !slices.ContainsFunc(files, func(f string) bool { return strings.HasSuffix(f, ".privacy.json") }) {
+			t.Fatalf("%s holds %v: no record of the keys or of the rule to lose", state, files)
+		}
+	}
 	if what == "shared" {
 		entries, err := os.ReadDir(state)
 		if err != nil {
