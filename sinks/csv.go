@@ -568,6 +568,9 @@ func manifestPath(data string) string {
 // its new content (rows, bytes, sha256, updated_at) with each count in
 // add added to the counter it names (written even when it adds 0), and
 // each field of with set to its value (forget's stamp, forgetStampKey).
+// Its six parameters are the manifest's own fields (the new content's
+// rows, size and sha256; the counters to add; the fields to set): each
+// caller has them apart, and a struct would only carry them here.
 func updatedManifest(path string, rows, size int64, sha string, add map[string]int64, with map[string]any) ([]byte, error) {
 	mb, err := os.ReadFile(manifestPath(path))
 	if err != nil {
