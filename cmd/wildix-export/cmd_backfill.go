@@ -15,11 +15,15 @@ func cmdBackfill(ctx context.Context, a *app, args []string) error {
 time, window by window. Each window commits on its own, so running the same
 backfill again resumes at the first unfinished window (--force redoes all).
 A backfill never moves the nightly cursor; rows already exported are not
-duplicated, in PostgreSQL or CSV (in CSV a row that changed replaces the old one).`)
+duplicated, in PostgreSQL or CSV (in CSV a row that changed replaces the old one).
+Under EXPORT_PSEUDONYMIZE, --force then rewrites in place, under the rule, every
+other row of the PBX the sink holds (recordings' rows, earlier snapshots, calls
+the PBX no longer has): after a forced change of rule nothing stays in clear
+(README, Privacy).`)
 	from := fs.String("from", "", "first day, YYYY-MM-DD (inclusive), PBX-local")
 	to := fs.String("to", "", "last day, YYYY-MM-DD (exclusive), PBX-local")
 	window := fs.Duration("window", 24*time.Hour, "window length")
-	force := fs.Bool("force", false, "redo windows already done")
+	force := fs.Bool("force", false, "redo windows already done; under EXPORT_PSEUDONYMIZE, then rewrite the PBX's other stored rows in place under the rule")
 	eps := fs.String("endpoints", "", "comma list of endpoints (default: every endpoint with a time field)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -48,6 +52,9 @@ duplicated, in PostgreSQL or CSV (in CSV a row that changed replaces the old one
 	m := newMetrics()
 	return a.safely(m, func() error {
 		return a.export(ctx, st, m, func(ctx context.Context, id string) *exporter.RunResult {
+			if *force {
+				a.rewriteUnderRule(st)
+			}
 			return st.x.Backfill(ctx, id, endpoints, opts)
 		})
 	})

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/sinks"
+)
+
+// ruleRewriter is a sink that rewrites its stored rows under the
+// pseudonymisation rule (sinks.Postgres, sinks.CSV: rewrite_rule.go).
+type ruleRewriter interface {
+	RewriteUnderRule(ctx context.Context, pbx, run string, endpoints []record.Endpoint, apply sinks.RuleApplier) (*sinks.Rewritten, error)
+	EarlierKeyRows(ctx context.Context, pbx, keyID, run string, endpoints []record.Endpoint) (*sinks.EarlierKeys, error)
+}
+
+// The notes of the backfill's "pseudonymisation" result (the run ledger).
+const (
+	noteRuleRewritten = "rows rewritten in place under the pseudonymisation rule (written before it, and not written again from the PBX's copy)"
+	noteEarlierKey    = "rows still under an earlier pseudonym key, whose values in clear are gone: not rewritten (README, Privacy)"
+)
+
+// rewriteUnderRule makes `backfill --force` end, once every window and
+// the retention's prune succeeded, the PBX's lock still held, by
+// rewriting in place, under the rule the backfill wrote with, every row
+// of the PBX the sink holds (attack 6, F9): the backfill writes again
+// only the calls the PBX still holds, and a forced change of rule left
+// the rest as it was, in clear: the recordings' rows (never backfilled;
+// the PBX keeps a recording 7 days), a snapshot's earlier files (CSV)
+// or its records the PBX no longer has (PostgreSQL), calls older than
+// the PBX's copy. Each table (PostgreSQL) or file (CSV) is rewritten
+// atomically; a row already under the rule is left as it is, so a second
+// backfill changes nothing. Under rule none nothing is rewritten (no
+// pseudonym can be turned back). Called inside export, which has set the
+// exporter's AfterRun (retention) for this run.
+func (a *app) rewriteUnderRule(st *started) {
+	rw, ok := st.sink.Sink.(ruleRewriter)
+	if !ok || !st.guard.Rule.On() {
+		return
+	}
+	prev := st.x.AfterRun
+	st.x.AfterRun = func(ctx context.Context, r *exporter.RunResult) []exporter.EndpointResult {
+		var out []exporter.EndpointResult
+		if prev != nil {
+			out = prev(ctx, r)
+		}
+		for _, o := range out {
+			if o.Err != nil {
+				return out // the prune failed: the run failed, rewrite nothing
+			}
+		}
+		return append(out, a.ruleRewrite(ctx, st, rw, r))
+	}
+}
+
+// ruleRewrite is rewriteUnderRule's result: the rows rewritten per table
+// or endpoint in its notes; and, when rows written under an earlier
+// pseudonym key remain (a key change: their pseudonyms cannot be made
+// again without their values in clear), a warning and a note saying how
+// many and where. Its Rows stay 0: a run's rows count rows exported.
+func (a *app) ruleRewrite(ctx context.Context, st *started, rw ruleRewriter, r *exporter.RunResult) (res exporter.EndpointResult) {
+	pbx := r.PBX
+	began := time.Now()
+	res = exporter.EndpointResult{Endpoint: "pseudonymisation", Paging: "rewrite"}
+	defer func() { res.Duration = time.Since(began) }()
+	rule := privacyNow(st.guard)
+	eps := st.cat.All()
+	done, err := rw.RewriteUnderRule(ctx, pbx, r.ID, eps, st.guard.Stored)
+	if done != nil {
+		for _, pl := range done.Places {
+			if pl.Rows > 0 {
+				res.Notes = append(res.Notes, fmt.Sprintf("%s %s: %d in %s", noteRuleRewritten, rule, pl.Rows, pl.Name))
+			}
+		}
+	}
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	a.log.Info("stored rows rewritten in place under the pseudonymisation rule", "rule", rule.String(), "rows", done.Rows())
+	left, err := rw.EarlierKeyRows(ctx, pbx, rule.KeyID, r.ID, eps)
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	if n := left.Left.Rows(); n > 0 {
+		var where []string
+		for _, pl := range left.Left.Places {
+			where = append(where, fmt.Sprintf("%d in %s", pl.Rows, pl.Name))
+			res.Notes = append(res.Notes, fmt.Sprintf("%s %s: %d in %s", noteEarlierKey, strings.Join(left.Keys, ", "), pl.Rows, pl.Name))
+		}
+		a.log.Warn("rows written under an earlier pseudonym key keep its pseudonyms: their values in clear are no longer in the sink, nor on the PBX (the backfill did not read them again), so they cannot be pseudonymised under the current key and do not join the rows written under it; delete them if they must not stay (README, Privacy)",
+			"earlier_keys", strings.Join(left.Keys, ", "), "rows", n, "where", strings.Join(where, ", "))
+	}
+	return res
+}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/internal/pgtest"
+)
+
+// TestForcedRuleChangeLeavesNothingInClear is attack 6's F9: a PBX
+// exported in clear (call history, snapshots, recordings), then
+// pseudonymised as the README says (`run --once --force`, then
+// `backfill --from <first day> --to <tomorrow> --force`): every table of
+// the schema and every file of the CSV folder is searched for every
+// external number the clear export holds, in the forms needles gives: not
+// one is found (before the fix, the recordings' rows and the CSV
+// folder's earlier snapshot files kept them in clear). A second forced
+// backfill rewrites nothing. Then a change of key (forced, with the
+// earlier key as EXPORT_PSEUDONYM_PREVIOUS_KEY) and a forced backfill:
+// the rows still under the earlier key (the recordings' rows, which no
+// backfill writes again) are said, in a warning and in the ledger, with
+// how many. Both sinks.
+func TestForcedRuleChangeLeavesNothingInClear(t *testing.T) {
+	t.Parallel()
+	const calls = 200
+	start := time.Now().UTC().Add(-calls * time.Minute).Add(-time.Hour)
+	f := authorized(t, pbxsim.Options{Calls: calls, CallGap: time.Minute, CallsStart: start,
+		APIKeys: []string{recToken}, Recordings: pbxsim.RecordingOptions{Every: 10, BytesPerSecond: 40}})
+	rome, _ := time.LoadLocation("Europe/Rome")
+	from, to := start.In(rome).AddDate(0, 0, -1).Format("2006-01-02"), time.Now().In(rome).AddDate(0, 0, 2).Format("2006-01-02")
+	schema, pool := pgtest.Schema(t)
+	dir := t.TempDir()
+	recs := func() []string {
+		return []string{"EXPORT_RECORDINGS_STORE=dir", "EXPORT_RECORDINGS_DIR=" + t.TempDir(), "WILDIX_RECORDINGS_TOKEN=" + recToken}
+	}
+	sinks := map[string][]string{
+		"postgres": fixtureEnv(f, t.TempDir(), append(recs(), "EXPORT_SINK=postgres", "EXPORT_DATABASE_URL="+pgtest.URL(), "EXPORT_DB_SCHEMA="+schema)...),
+		"csv":      fixtureEnv(f, dir, recs()...),
+	}
+	for name, env := range sinks {
+		if r := runCLI(t, env, "run", "--once"); r.code != 0 {
+			t.Fatalf("%s: the export in clear: exit %d: %v\n%s", name, r.code, r.err, r.stderr)
+		}
+	}
+	var copied int
+	if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM recordings WHERE status = 'copied' AND number <> ''").Scan(&copied); err != nil || copied < 5 {
+		t.Fatalf("%d recordings copied with a number (%v): the test proves little", copied, err)
+	}
+	find := needles(t, pool, false)
+	with := func(env []string, kv ...string) []string { return append(append([]string(nil), env...), kv...) }
+	for name, env := range sinks {
+		on := with(env, "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey1, "EXPORT_PSEUDONYM_DISPLAY=true")
+		if r := runCLI(t, on, "run", "--once", "--force"); r.code != 0 {
+			t.Fatalf("%s: the forced run: exit %d: %v\n%s", name, r.code, r.err, r.stderr)
+		}
+		r := runCLI(t, on, "backfill", "--from", from, "--to", to, "--force")
+		if r.code != 0 {
+			t.Fatalf("%s: the forced backfill: exit %d: %v\n%s", name, r.code, r.err, r.stderr)
+		}
+		if n := rewrittenRows(t, r.stderr); n <= 0 {
+			t.Errorf("%s: the forced backfill rewrote %d rows in place; want the recordings' rows", name, n)
+		}
+		text := dumpDir(t, dir)
+		if name == "postgres" {
+			text = dumpSchema(t, pool, schema)
+		}
+		text = clockTimes.ReplaceAllString(text, "hh:mm:ss")
+		var found []string
+		for _, n := range find {
+			if strings.Contains(text, n) {
+				found = append(found, n)
+			}
+		}
+		if len(found) > 0 {
+			i := strings.Index(text, found[0])
+			t.Errorf("%s: after the README's procedure the sink holds %d of %d numbers in clear (%q), e.g. %q in …%s…", name, len(found), len(find),
+				found, found[0], text[max(0, i-300):min(len(text), i+100)])
+		}
+		if r := runCLI(t, on, "backfill", "--from", from, "--to", to, "--force"); r.code != 0 || rewrittenRows(t, r.stderr) != 0 {
+			t.Errorf("%s: a second forced backfill: exit %d (%v), %d rows rewritten; want 0 and none", name, r.code, r.err, rewrittenRows(t, r.stderr))
+		}
+
+		key2 := with(env, "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey2, "EXPORT_PSEUDONYM_PREVIOUS_KEY="+testKey1)
+		if r := runCLI(t, key2, "run", "--once", "--force"); r.code != 0 {
+			t.Fatalf("%s: the forced change of key: exit %d: %v\n%s", name, r.code, r.err, r.stderr)
+		}
+		r = runCLI(t, key2, "backfill", "--from", from, "--to", to, "--force")
+		if r.code != 0 {
+			t.Fatalf("%s: the forced backfill under the new key: exit %d: %v\n%s", name, r.code, r.err, r.stderr)
+		}
+		for _, l := range strings.Split(r.stderr, "\n") {
+			if strings.Contains(l, "earlier pseudonym key") {
+				t.Logf("%s: %s", name, l)
+			}
+		}
+		var p *pgxpool.Pool
+		if name == "postgres" {
+			p = pool
+		}
+		if !strings.Contains(r.stderr, "earlier pseudonym key keep its pseudonyms") || !ledgerNoted(t, p, dir, noteEarlierKey, " in recordings") {
+			t.Errorf("%s: want the warning and the ledger's note %q… in recordings\n%s", name, noteEarlierKey, r.stderr)
+		}
+		for _, s := range []string{r.stdout, r.stderr} {
+			if strings.Contains(s, testKey1[:12]) || strings.Contains(s, testKey2[:12]) {
+				t.Fatalf("%s: a key is shown:\n%s", name, s)
+			}
+		}
+	}
+}
+
+// rewrittenRows is the rows the log says a forced backfill rewrote in
+// place (-1: no such line).
+func rewrittenRows(t *testing.T, logs string) int64 {
+	t.Helper()
+	for _, l := range strings.Split(logs, "\n") {
+		var line struct {
+			Msg  string `json:"msg"`
+			Rows int64  `json:"rows"`
+		}
+		if json.Unmarshal([]byte(l), &line) == nil && strings.HasPrefix(line.Msg, "stored rows rewritten in place") {
+			return line.Rows
+		}
+	}
+	return -1
+}
+
+// ledgerNoted reports whether the last backfill's ledger entry has a
+// note starting with prefix and holding with.
+func ledgerNoted(t *testing.T, pool *pgxpool.Pool, dir, prefix, with string) bool {
+	t.Helper()
+	var notes []string
+	if pool != nil {
+		notes = queryStrings(t, pool, "SELECT unnest(notes) FROM export_run_endpoints WHERE endpoint = 'pseudonymisation'")
+	} else {
+		notes = []string{dumpDir(t, dir)}
+	}
+	for _, n := range notes {
+		if i := strings.Index(n, prefix); i >= 0 && strings.Contains(n[i:], with) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,373 @@
+package sinks
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/wildix-export/wildix-export/exporter/record"
+)
+
+// Rewriting a PBX's stored rows under the pseudonymisation rule (attack
+// 6, F9; README, Privacy): after a forced change from rule none (or a
+// narrower rule) the forced backfill writes again every call the PBX
+// still holds, but not the rows it cannot read again: the recordings'
+// rows (the recordings pipe skips a recording already stored, and the
+// PBX keeps its copy 7 days), a snapshot's earlier files (CSV) or its
+// records the PBX no longer has (PostgreSQL keeps them, deleted_at set),
+// and calls older than the PBX's own copy. RewriteUnderRule applies the
+// rule to each of those rows where it is stored, the values in clear
+// replaced as an export would replace them; a value replaced already (a
+// pseudonym, erased) stays as it is, so rows written under the rule are
+// left unchanged and a second rewrite changes nothing. A pseudonym made
+// under an earlier key cannot be made again under the new one (its value
+// in clear is gone): it stays, and the caller says so (EarlierKeys).
+
+// RuleApplier applies the rule to rows of an endpoint read back from the
+// sink (exporter/privacy Guard.Stored): it returns them with their
+// values replaced, one for each row given, in order.
+type RuleApplier func(ep *record.Endpoint, rows []record.Row) ([]record.Row, error)
+
+// Rewritten is what RewriteUnderRule changed: per table (PostgreSQL) or
+// endpoint folder (CSV), in the order rewritten.
+type Rewritten struct {
+	Places []ForgetPlace
+}
+
+// Rows is the rows changed in every place.
+func (r *Rewritten) Rows() int64 {
+	var n int64
+	for _, p := range r.Places {
+		n += p.Rows
+	}
+	return n
+}
+
+// ruleColumns are the indexes of e's columns a rule may replace a value
+// of: its text and JSON columns but its key's (a row's identity, which
+// a rewrite must keep: the export writes the key under the rule too, so
+// a key declared personal would be a new row, not this one).
+func ruleColumns(e *record.Endpoint) []int {
+	var out []int
+	for i, c := range e.Columns {
+		if (c.Type == record.Text || c.Type == record.JSON) && !slices.Contains(e.Key, c.Field) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// applyOne applies apply to the one row r of e.
+func applyOne(apply RuleApplier, e *record.Endpoint, r record.Row) (record.Row, error) {
+	out, err := apply(e, []record.Row{r})
+	if err != nil {
+		return record.Row{}, fmt.Errorf("apply the pseudonymisation rule to a row of %s: %w", e.Name, err)
+	}
+	if len(out) != 1 {
+		return record.Row{}, fmt.Errorf("apply the pseudonymisation rule to a row of %s: %d rows back for 1 (a bug: please report it)", e.Name, len(out))
+	}
+	return out[0], nil
+}
+
+// RewriteUnderRule applies apply to every row of pbx in the table of each
+// of endpoints the schema has, one transaction per table (its rows locked
+// while it is rewritten), writing back only the values it changed, with
+// the row's run_id set to run (the run that wrote its values: which key
+// its pseudonyms are under, EarlierKeyRows) and exported_at to now (a
+// reader copying the rows changed since a time takes them again). The
+// caller holds pbx's export lock. It returns the rows changed per table.
+func (p *Postgres) RewriteUnderRule(ctx context.Context, pbx, run string, endpoints []record.Endpoint, apply RuleApplier) (*Rewritten, error) {
+	tables, err := p.tables(ctx)
+	if err != nil {
+		return nil, err
+	}
+	done := &Rewritten{}
+	for i := range endpoints {
+		e := &endpoints[i]
+		if !slices.Contains(tables, e.Name) {
+			continue
+		}
+		n, err := p.rewriteTable(ctx, pbx, run, e, apply)
+		if err != nil {
+			return done, err
+		}
+		done.Places = append(done.Places, ForgetPlace{Name: e.Name, Rows: n})
+	}
+	return done, nil
+}
+
+// rewriteChunk is how many rows rewriteTable reads at a time.
+const rewriteChunk = 500
+
+// rewriteTable is RewriteUnderRule of one table, in one transaction: the
+// rows of pbx are locked and listed by ctid first, then read, rewritten
+// and written back a chunk at a time (a row updated gets a new ctid,
+// never one of the list: the listed rows stay live until the commit).
+func (p *Postgres) rewriteTable(ctx context.Context, pbx, run string, e *record.Endpoint, apply RuleApplier) (int64, error) {
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("rewrite %s under the pseudonymisation rule: %w", e.Name, dbError(err))
+	}
+	defer tx.Rollback(ctx)
+	rows, err := tx.Query(ctx, "SELECT ctid::text FROM "+p.ident(e.Name)+" WHERE pbx = $1 FOR UPDATE", pbx)
+	if err != nil {
+		return 0, fmt.Errorf("rewrite %s under the pseudonymisation rule: %w", e.Name, dbError(err))
+	}
+	ctids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, fmt.Errorf("rewrite %s under the pseudonymisation rule: %w", e.Name, dbError(err))
+	}
+	rw := pgRewrite{p: p, tx: tx, e: e, cols: ruleColumns(e), run: run, apply: apply}
+	var n int64
+	for len(ctids) > 0 {
+		chunk := ctids[:min(rewriteChunk, len(ctids))]
+		ctids = ctids[len(chunk):]
+		m, err := rw.chunk(ctx, chunk)
+		if err != nil {
+			return 0, err
+		}
+		n += m
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("rewrite %s under the pseudonymisation rule: commit: %w", e.Name, dbError(err))
+	}
+	return n, nil
+}
+
+// pgRuleRow is a row rewriteChunk read: its ctid, and its values as the
+// rule reads them (pgRuleRow.row), text for text and JSON alike.
+type pgRuleRow struct {
+	ctid       string
+	vals       []*string // the values of the rule's columns (ruleColumns), in order
+	extra, raw *string
+}
+
+// row is r as the rule reads it: cols' values typed as the export gives
+// them (text a string, JSON a json.RawMessage; NULL nil), extra and raw.
+func (r *pgRuleRow) row(e *record.Endpoint, cols []int) record.Row {
+	row := record.Row{Values: make([]any, len(e.Columns))}
+	for k, i := range cols {
+		if v := r.vals[k]; v != nil {
+			if e.Columns[i].Type == record.JSON {
+				row.Values[i] = json.RawMessage(*v)
+			} else {
+				row.Values[i] = *v
+			}
+		}
+	}
+	if r.extra != nil {
+		row.Extra = json.RawMessage(*r.extra)
+	}
+	if r.raw != nil {
+		row.Raw = json.RawMessage(*r.raw)
+	}
+	return row
+}
+
+// pgRewrite is rewriteTable's rewrite of one table: in the transaction
+// tx, the rows of e, their columns the rule reads (ruleColumns), the run
+// setting their run_id, and the rule.
+type pgRewrite struct {
+	p     *Postgres
+	tx    pgx.Tx
+	e     *record.Endpoint
+	cols  []int
+	run   string
+	apply RuleApplier
+}
+
+// chunk reads the rows of ctids, applies the rule and updates those it
+// changed; it returns how many.
+func (w *pgRewrite) chunk(ctx context.Context, ctids []string) (int64, error) {
+	p, tx, e, cols := w.p, w.tx, w.e, w.cols
+	read, err := w.read(ctx, ctids)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, r := range read {
+		in := r.row(e, cols)
+		out, err := applyOne(w.apply, e, in)
+		if err != nil {
+			return 0, err
+		}
+		set, args := ruleSet(e, cols, in, out)
+		if len(set) == 0 {
+			continue
+		}
+		args = append(args, w.run, r.ctid)
+		set = append(set, fmt.Sprintf("run_id = $%d, exported_at = now()", len(args)-1))
+		if _, err := tx.Exec(ctx, "UPDATE "+p.ident(e.Name)+" SET "+strings.Join(set, ", ")+fmt.Sprintf(" WHERE ctid = $%d::tid", len(args)), args...); err != nil {
+			return 0, fmt.Errorf("rewrite a row of %s under the pseudonymisation rule: %w", e.Name, dbError(err))
+		}
+		n++
+	}
+	return n, nil
+}
+
+// ruleSet is the SET list and its arguments of the values out changed
+// from in.
+func ruleSet(e *record.Endpoint, cols []int, in, out record.Row) ([]string, []any) {
+	var set []string
+	var args []any
+	assign := func(col string, jsonb bool, v string) {
+		args = append(args, v)
+		cast := ""
+		if jsonb {
+			cast = "::jsonb"
+		}
+		set = append(set, fmt.Sprintf("%s = $%d%s", pgx.Identifier{col}.Sanitize(), len(args), cast))
+	}
+	for _, i := range cols {
+		if v, ok := changedText(in.Values[i], out.Values[i]); ok {
+			assign(e.Columns[i].Name, e.Columns[i].Type == record.JSON, v)
+		}
+	}
+	if v, ok := changedText(in.Extra, out.Extra); ok {
+		assign("extra", true, v)
+	}
+	if v, ok := changedText(in.Raw, out.Raw); ok {
+		assign("raw", true, v)
+	}
+	return set, args
+}
+
+// read reads the rows of ctids.
+func (w *pgRewrite) read(ctx context.Context, ctids []string) ([]pgRuleRow, error) {
+	p, tx, e, cols := w.p, w.tx, w.e, w.cols
+	sel := []string{"t.ctid::text"}
+	for _, i := range cols {
+		sel = append(sel, "t."+pgx.Identifier{e.Columns[i].Name}.Sanitize()+"::text")
+	}
+	sel = append(sel, "t.extra::text", "t.raw::text")
+	rows, err := tx.Query(ctx, "SELECT "+strings.Join(sel, ", ")+" FROM "+p.ident(e.Name)+" t WHERE t.ctid = ANY($1::tid[])", ctids)
+	if err != nil {
+		return nil, fmt.Errorf("rewrite %s under the pseudonymisation rule: %w", e.Name, dbError(err))
+	}
+	var read []pgRuleRow
+	for rows.Next() {
+		r := pgRuleRow{vals: make([]*string, len(cols))}
+		dest := []any{&r.ctid}
+		for k := range r.vals {
+			dest = append(dest, &r.vals[k])
+		}
+		if err := rows.Scan(append(dest, &r.extra, &r.raw)...); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("rewrite %s under the pseudonymisation rule: %w", e.Name, dbError(err))
+		}
+		read = append(read, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("rewrite %s under the pseudonymisation rule: %w", e.Name, dbError(err))
+	}
+	return read, nil
+}
+
+// changedText is after as text and whether it differs from before: a
+// string, or a JSON text (compared compacted: PostgreSQL's jsonb text has
+// spaces the rule's output may not). A value the rule left nil, or of
+// another type, is unchanged.
+func changedText(before, after any) (string, bool) {
+	switch a := after.(type) {
+	case string:
+		b, _ := before.(string)
+		return a, a != b
+	case json.RawMessage:
+		if a == nil {
+			return "", false
+		}
+		b, _ := before.(json.RawMessage)
+		return string(a), compactJSON(a) != compactJSON(b)
+	}
+	return "", false
+}
+
+// compactJSON is b without insignificant spaces (b itself when not JSON).
+func compactJSON(b []byte) string {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		return string(b)
+	}
+	return buf.String()
+}
+
+// RewriteUnderRule is Postgres.RewriteUnderRule for the folder: every
+// data file of pbx of each of endpoints (every run's snapshot files,
+// incremental batches and backfill windows alike) is read, and each file
+// the rule changes is rewritten atomically with its manifest (EditRows,
+// reason "pseudonymise"), which keeps the run that wrote the file (run
+// is not written). It returns the rows changed per endpoint.
+func (s *CSV) RewriteUnderRule(ctx context.Context, pbx, _ string, endpoints []record.Endpoint, apply RuleApplier) (*Rewritten, error) {
+	done := &Rewritten{}
+	for i := range endpoints {
+		e := &endpoints[i]
+		res, err := s.EditRows(ctx, pbx, e, "pseudonymise", s.ruleEdit(e, apply))
+		if err != nil {
+			return done, fmt.Errorf("rewrite %s under the pseudonymisation rule: %w", e.Name, err)
+		}
+		if res.Files > 0 {
+			done.Places = append(done.Places, ForgetPlace{Name: e.Name, Rows: res.Replaced})
+		}
+	}
+	return done, nil
+}
+
+// ruleEdit is RewriteUnderRule's edit of e's rows: a row's text and JSON
+// cells and its extra read as the export gave them (a text cell without
+// the quote EXPORT_CSV_SAFE_FORMULAS adds), the rule applied, and the
+// cells it changed written back as the sink writes them.
+func (s *CSV) ruleEdit(e *record.Endpoint, apply RuleApplier) EditFunc {
+	var header []string
+	var at map[int]int // a column of the rule (ruleColumns) → its cell
+	extra := -1
+	return func(h, cells []string) (RowEdit, error) {
+		if at == nil || !slices.Equal(h, header) {
+			header, at, extra = slices.Clone(h), map[int]int{}, slices.Index(h, "extra")
+			for _, i := range ruleColumns(e) {
+				if j := slices.Index(h, e.Columns[i].Name); j >= 0 {
+					at[i] = j
+				}
+			}
+		}
+		in := record.Row{Values: make([]any, len(e.Columns))}
+		for i, j := range at {
+			switch c := cells[j]; {
+			case c == "":
+			case e.Columns[i].Type == record.JSON:
+				in.Values[i] = json.RawMessage(c)
+			default:
+				in.Values[i] = s.unquoteCell(c)
+			}
+		}
+		if extra >= 0 && cells[extra] != "" {
+			in.Extra = json.RawMessage(cells[extra])
+		}
+		out, err := applyOne(apply, e, in)
+		if err != nil {
+			return RowEdit{}, err
+		}
+		var edit RowEdit
+		change := func(j int, t record.Type, v any) {
+			if c := s.cell(t, v); c != cells[j] {
+				if edit.Cells == nil {
+					edit.Cells = slices.Clone(cells)
+				}
+				edit.Cells[j] = c
+			}
+		}
+		for i, j := range at {
+			if _, ok := changedText(in.Values[i], out.Values[i]); ok {
+				change(j, e.Columns[i].Type, out.Values[i])
+			}
+		}
+		if _, ok := changedText(in.Extra, out.Extra); ok && extra >= 0 {
+			change(extra, record.JSON, out.Extra)
+		}
+		return edit, nil
+	}
+}
