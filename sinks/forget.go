@@ -1140,11 +1140,16 @@ type ForgetBegun struct {
 	// as removed). Names, which may hold the number, are not kept.
 	Store   string   `json:"store,omitempty"`
 	Removed []string `json:"removed,omitempty"`
+	// Counted are the tags of Removed whose removal a failed forget's
+	// ledger entry counted already (RecordForget's next): the forget that
+	// completes the erasure takes them as removed, and does not count them
+	// again (review 13, R13-1: counted twice).
+	Counted []string `json:"counted,omitempty"`
 }
 
 // same reports whether j and o are the same entry, field by field.
 func (j ForgetBegun) same(o ForgetBegun) bool {
-	return slices.Equal(j.Removed, o.Removed) && j.ID == o.ID && j.PBX == o.PBX && j.Started.Equal(o.Started) && j.Tag == o.Tag &&
+	return slices.Equal(j.Removed, o.Removed) && slices.Equal(j.Counted, o.Counted) && j.ID == o.ID && j.PBX == o.PBX && j.Started.Equal(o.Started) && j.Tag == o.Tag &&
 		j.Search == o.Search && j.Rows == o.Rows && j.Recordings == o.Recordings && j.Added == o.Added && j.Store == o.Store
 }
 

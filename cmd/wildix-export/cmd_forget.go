@@ -505,7 +505,7 @@ func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgot
 	if done != nil {
 		printFound(w, "erased", done)
 	}
-	if lerr := a.forgetLedger(ctx, fg, forgetRecord{b: b, begun: begun, found: found, done: done, files: len(files.present), gone: len(files.gone), removed: removed, added: added}, err); lerr != nil {
+	if lerr := a.forgetLedger(ctx, fg, forgetRecord{b: b, begun: begun, found: found, done: done, files: len(files.present), gone: len(files.gone), counted: files.counted, removed: removed, added: added}, err); lerr != nil {
 		err = errors.Join(err, fmt.Errorf("record the erasure in the run ledger: %w", lerr))
 	}
 	if err != nil {
@@ -742,6 +742,7 @@ type forgetRecord struct {
 	found, done *sinks.ForgetFound
 	files       int      // recording files this run removed
 	gone        int      // listed, not in the store, removed from it by an interrupted attempt (removedBefore)
+	counted     int      // of gone, those a failed attempt's ledger entry counted already
 	removed     []string // the tags of the files removed, by this run and before (removeRecordings)
 	added       bool     // this run added the number to the suppression list
 }
@@ -782,7 +783,7 @@ func (a *app) forgetLedger(ctx context.Context, fg forgetter, fr forgetRecord, f
 		// attempt's (TestForgetKilledMidwayCountsAll, seed
 		// 1796650825932971342).
 		earlierRows := max(0, begun.Rows-now)
-		earlierFiles = max(0, begun.Recordings-len(found.Recordings)) + fr.gone
+		earlierFiles = max(0, begun.Recordings-len(found.Recordings)) + fr.gone - fr.counted
 		e.Rows += earlierRows
 		e.Notes = append(e.Notes, fmt.Sprintf("completes an erasure begun %s and interrupted or failed: it found %d row(s) and %d recording file(s); %d row(s) and %d file(s) of them were erased by it, the rest by this run",
 			begun.Started.Format(time.RFC3339), begun.Rows, begun.Recordings, earlierRows, earlierFiles))
@@ -805,7 +806,9 @@ func (a *app) forgetLedger(ctx context.Context, fg forgetter, fr forgetRecord, f
 		next = &sinks.ForgetBegun{ID: exporter.NewRunID(r.Ended), PBX: begun.PBX, Started: begun.Started, Tag: fr.b.Tag, Search: fr.b.Search,
 			Rows: max(0, found.Rows()-erased), Recordings: max(0, len(found.Recordings)-fr.files-fr.gone)}
 		if len(fr.removed) > 0 {
-			next.Store, next.Removed = storeIdentity(a.cfg), fr.removed
+			// Each counted by now: by this entry, or by the failed
+			// attempt's before it (its Counted).
+			next.Store, next.Removed, next.Counted = storeIdentity(a.cfg), fr.removed, fr.removed
 		}
 	}
 	return fg.RecordForget(ctx, r, fr.b, next)
@@ -833,16 +836,18 @@ func (a *app) recordingRemover(ctx context.Context) (recordingRemover, error) {
 type storedFiles struct {
 	present []string // in the store: to remove
 	gone    []string // not in it, removed from it by an interrupted forget of this erasure: their tags
+	counted int      // of gone, those a failed forget's ledger entry counted (erasureRemoved.counted)
 	missing int      // not in it otherwise (--missing-recordings-ok)
 }
 
 // erasureRemoved is what the journal says an interrupted or failed
 // forget of this erasure removed (removedBefore).
 type erasureRemoved struct {
-	tag    string          // the erasure's (sinks.ForgetTag), "" when none began
-	store  string          // this run's store (storeIdentity)
-	files  map[string]bool // tags of the files removed from this store
-	others []string        // the other stores it removed files from
+	tag     string          // the erasure's (sinks.ForgetTag), "" when none began
+	store   string          // this run's store (storeIdentity)
+	files   map[string]bool // tags of the files removed from this store
+	counted map[string]bool // of files, those a failed forget's ledger entry counted (sinks.ForgetBegun.Counted)
+	others  []string        // the other stores it removed files from
 }
 
 // removedBefore reads, in the journal's entries of this erasure (the same
@@ -856,7 +861,7 @@ type erasureRemoved struct {
 // the real store named by no row). Its six parameters are forget's own,
 // each read once here.
 func removedBefore(ctx context.Context, fg forgetter, f *sinks.Forgotten, pk *pseudonym.Keyed, search, store string) (erasureRemoved, error) {
-	er := erasureRemoved{store: store, files: map[string]bool{}}
+	er := erasureRemoved{store: store, files: map[string]bool{}, counted: map[string]bool{}}
 	list, err := fg.Suppression(ctx)
 	if err != nil {
 		return er, err
@@ -879,6 +884,9 @@ func removedBefore(ctx context.Context, fg forgetter, f *sinks.Forgotten, pk *ps
 		for _, t := range j.Removed {
 			er.files[t] = true
 		}
+		for _, t := range j.Counted {
+			er.counted[t] = true
+		}
 	}
 	return er, nil
 }
@@ -897,6 +905,9 @@ func (a *app) presentRecordings(ctx context.Context, store recordingRemover, nam
 		switch {
 		case errors.Is(err, fs.ErrNotExist) && before.tag != "" && before.files[file]:
 			sf.gone = append(sf.gone, file)
+			if before.counted[file] {
+				sf.counted++
+			}
 		case errors.Is(err, fs.ErrNotExist):
 			sf.missing++
 		case err != nil:
