@@ -274,25 +274,11 @@ func TestForgetCallerIDNameOnly(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			write := func(s exporter.Sink) {
-				var rows []record.Row
-				for i, f := range records {
-					conv := &record.Converter{Endpoint: &ep, Warnings: &record.Warnings{}}
-					r, err := conv.Convert(i, json.RawMessage(`{"start":"2026-01-10 10:00:00","timezone":"+0100",`+f+`}`))
-					if err != nil {
-						t.Fatal(err)
-					}
-					rows = append(rows, r)
+				var recs []string
+				for _, f := range records {
+					recs = append(recs, `{"start":"2026-01-10 10:00:00","timezone":"+0100",`+f+`}`)
 				}
-				b, err := s.Begin(ctx, exporter.BatchInfo{PBX: "x", RunID: "r1", Endpoint: &ep, StateKey: ep.Name, Seq: 1})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := b.Write(ctx, rows); err != nil {
-					t.Fatal(err)
-				}
-				if err := b.Commit(ctx, []byte(`{"cursor":5}`), exporter.Progress{Rows: int64(len(rows))}); err != nil {
-					t.Fatal(err)
-				}
+				writeRecords(t, s, &ep, 5, recs)
 			}
 			s, stored := tc.open(t)
 			write(s)
@@ -426,25 +412,11 @@ func TestForgetNameByCallerIDOnly(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			write := func(s exporter.Sink) {
-				var rows []record.Row
+				var recs []string
 				for i, c := range calls {
-					conv := &record.Converter{Endpoint: &ep, Warnings: &record.Warnings{}}
-					r, err := conv.Convert(i, json.RawMessage(fmt.Sprintf(`{"id":"%d","start":"2026-01-10 10:00:00","timezone":"+0100",%s}`, i+1, c.fields)))
-					if err != nil {
-						t.Fatal(err)
-					}
-					rows = append(rows, r)
+					recs = append(recs, fmt.Sprintf(`{"id":"%d","start":"2026-01-10 10:00:00","timezone":"+0100",%s}`, i+1, c.fields))
 				}
-				b, err := s.Begin(ctx, exporter.BatchInfo{PBX: "x", RunID: "r1", Endpoint: &ep, StateKey: ep.Name, Seq: 1})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := b.Write(ctx, rows); err != nil {
-					t.Fatal(err)
-				}
-				if err := b.Commit(ctx, []byte(`{"cursor":9}`), exporter.Progress{Rows: int64(len(rows))}); err != nil {
-					t.Fatal(err)
-				}
+				writeRecords(t, s, &ep, 9, recs)
 			}
 			s, read := tc.open(t)
 			write(s)

@@ -533,22 +533,9 @@ func (p *Postgres) forgetJournal(ctx context.Context, q rowQueryer, lock string)
 // BeginForget adds b to the schema's forget journal, before forget
 // changes anything, unless it holds an entry b completes already.
 func (p *Postgres) BeginForget(ctx context.Context, b ForgetBegun) error {
-	tx, err := p.pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("write the forget journal: %w", dbError(err))
-	}
-	defer tx.Rollback(ctx)
-	journal, err := p.forgetJournal(ctx, tx, " FOR UPDATE")
-	if err != nil {
-		return err
-	}
-	if err := p.writeForgetJournal(ctx, tx, beginForget(journal, b)); err != nil {
-		return err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("write the forget journal: %w", dbError(err))
-	}
-	return nil
+	return p.changeForgetJournal(ctx, "write the forget journal", func(_ pgx.Tx, journal []ForgetBegun) ([]ForgetBegun, error) {
+		return beginForget(journal, b), nil
+	})
 }
 
 // ForgetRemoving writes in the schema's forget journal, in the entry id,
@@ -556,23 +543,41 @@ func (p *Postgres) BeginForget(ctx context.Context, b ForgetBegun) error {
 // (ForgetFileTag) from the store whose identity is store: written just
 // before the file is removed.
 func (p *Postgres) ForgetRemoving(ctx context.Context, id, store, file string) error {
+	return p.changeForgetJournal(ctx, "write the forget journal", func(_ pgx.Tx, journal []ForgetBegun) ([]ForgetBegun, error) {
+		journal = slices.Clone(journal)
+		if !markRemoving(journal, id, store, file) {
+			return nil, fmt.Errorf("write the forget journal: it has no entry %s, written at this forget's start: run forget again", id)
+		}
+		return journal, nil
+	})
+}
+
+// changeForgetJournal is one change of the schema's forget journal, in
+// one transaction: the journal read FOR UPDATE, change given it (and the
+// transaction, for what must commit with it), the journal it returns
+// written when it differs, the transaction committed. what names the
+// change in the errors of the transaction itself.
+func (p *Postgres) changeForgetJournal(ctx context.Context, what string, change func(pgx.Tx, []ForgetBegun) ([]ForgetBegun, error)) error {
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("write the forget journal: %w", dbError(err))
+		return fmt.Errorf("%s: %w", what, dbError(err))
 	}
 	defer tx.Rollback(ctx)
 	journal, err := p.forgetJournal(ctx, tx, " FOR UPDATE")
 	if err != nil {
 		return err
 	}
-	if !markRemoving(journal, id, store, file) {
-		return fmt.Errorf("write the forget journal: it has no entry %s, written at this forget's start: run forget again", id)
-	}
-	if err := p.writeForgetJournal(ctx, tx, journal); err != nil {
+	changed, err := change(tx, journal)
+	if err != nil {
 		return err
 	}
+	if !slices.EqualFunc(changed, journal, ForgetBegun.same) {
+		if err := p.writeForgetJournal(ctx, tx, changed); err != nil {
+			return err
+		}
+	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("write the forget journal: %w", dbError(err))
+		return fmt.Errorf("%s: %w", what, dbError(err))
 	}
 	return nil
 }
@@ -601,20 +606,16 @@ ON CONFLICT (pbx, key) DO UPDATE SET state = EXCLUDED.state, updated_at = now()`
 // transaction. Unlike StartRun it touches nothing else: an erasure
 // changes no row but the number's.
 func (p *Postgres) RecordForget(ctx context.Context, r *exporter.RunResult, b ForgetBegun, next *ForgetBegun) error {
-	tx, err := p.pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("record the erasure: %w", dbError(err))
-	}
-	defer tx.Rollback(ctx)
-	journal, err := p.forgetJournal(ctx, tx, " FOR UPDATE")
-	if err != nil {
-		return err
-	}
-	if left := endForget(journal, b, next); !slices.EqualFunc(left, journal, ForgetBegun.same) {
-		if err := p.writeForgetJournal(ctx, tx, left); err != nil {
-			return err
+	return p.changeForgetJournal(ctx, "record the erasure", func(tx pgx.Tx, journal []ForgetBegun) ([]ForgetBegun, error) {
+		if err := p.recordForgetRun(ctx, tx, r); err != nil {
+			return nil, err
 		}
-	}
+		return endForget(journal, b, next), nil
+	})
+}
+
+// recordForgetRun writes r, an erasure, in the run ledger in tx.
+func (p *Postgres) recordForgetRun(ctx context.Context, tx pgx.Tx, r *exporter.RunResult) error {
 	var total int64
 	for _, e := range r.Endpoints {
 		total += e.Rows
@@ -638,9 +639,6 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, r.ID, r.Mode, r.PBX, r.Started, r.Ende
 VALUES ($1, $2, $3, $4, $5)`, r.ID, e.Endpoint, e.Rows, emsg, e.Notes); err != nil {
 			return fmt.Errorf("record the erasure: %w", dbError(err))
 		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("record the erasure: %w", dbError(err))
 	}
 	return nil
 }
