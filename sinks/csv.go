@@ -83,6 +83,7 @@ type CSV struct {
 	// for safefile.SyncDir.
 	syncDir func(dir string) error
 	rules   pendingRules // the pseudonymisation rule a run stores with its first commit (privacy.go)
+	runs    sync.Map     // run id → runRule: the rule each run's manifests carry (csv_rule.go)
 	// state keeps what the sink made of state files it reads more than
 	// once a run (csv_statecache.go).
 	state stateCache
@@ -1236,6 +1237,11 @@ func (b *csvBatch) manifest(state []byte, sha string, size int64) []byte {
 	if b.info.Window != nil {
 		m["window"] = map[string]string{"from": b.info.Window.From, "to": b.info.Window.To, "time": "PBX-local, from inclusive, to exclusive"}
 	}
+	if v, ok := b.sink.runs.Load(b.info.RunID); ok && v.(runRule).privacy.Rule != "" {
+		// The rule its rows are written under, and when its run began,
+		// which tells the newest file (csv_rule.go).
+		m["privacy"], m["run_started"] = v.(runRule).privacy, v.(runRule).started.UTC().Format(time.RFC3339Nano)
+	}
 	if b.keys != nil {
 		// What the key index did: rows another file holds unchanged
 		// (not written), rows changed on the PBX updated in the file
@@ -1343,8 +1349,13 @@ func (b *csvBatch) Abort(context.Context) error {
 	return nil
 }
 
-// StartRun implements exporter.Sink; the CSV ledger records finished runs.
-func (s *CSV) StartRun(context.Context, *exporter.RunResult) error { return nil }
+// StartRun implements exporter.Sink; the CSV ledger records finished
+// runs. It keeps the run's rule for the manifests of the files the run
+// writes (csv_rule.go).
+func (s *CSV) StartRun(_ context.Context, r *exporter.RunResult) error {
+	s.runs.Store(r.ID, runRule{privacy: exporter.Privacy{Rule: r.Privacy.Rule, KeyID: r.Privacy.KeyID}, started: r.Started})
+	return nil
+}
 
 // FinishRun implements exporter.Sink: one JSON line per run appended to
 // Dir/.state/<pbx>/runs.jsonl.
@@ -1373,6 +1384,7 @@ func (s *CSV) FinishRun(_ context.Context, r *exporter.RunResult) (err error) {
 		// (forget applies no rule), as PostgreSQL's ledger leaves it NULL.
 		Privacy *exporter.Privacy `json:"privacy,omitempty"`
 	}{ID: r.ID, Mode: r.Mode, PBX: r.PBX, Started: r.Started, Ended: r.Ended, Status: r.Status}
+	s.runs.Delete(r.ID)
 	if p := r.Privacy; p.Rule != "" {
 		p.Changed = s.rules.changedBy(r.ID)
 		line.Privacy = &p

@@ -50,10 +50,22 @@ func (p *Postgres) PrivacyRule(ctx context.Context, pbx string) (exporter.Privac
 // restore leaving out the state folder's dot files): the rows are taken
 // as written under the rule of the ledger's runs since its last recorded
 // change (a forced run that stored its rule), not under none.
+//
+// A CSV folder takes the rule from its data files' manifests first (each
+// carries the rule its rows were written under: csv_rule.go), as a
+// .state lost whole takes the ledger with it (attack 7, F9): File then
+// names the newest data file, whose rule it is, and Run is "". Data files
+// whose manifests carry no rule (an earlier release's), with neither the
+// record nor a ledger recording a rule, leave the rule unknown: Unknown,
+// File naming one of them, and the rule returned is none but is no
+// evidence (a run is refused unless forced).
 type LostRule struct {
-	Record string   // where the stored rule was kept, to restore it
-	Run    string   // the ledger's last run recording a rule
-	Rules  []string // the distinct rules (with key ids) of those runs, newest first
+	Record  string   // where the stored rule was kept, to restore it
+	Run     string   // the ledger's last run recording a rule
+	Rules   []string // the distinct rules (with key ids) of those runs, newest first
+	File    string   // CSV: the data file (under the folder) whose manifest tells the rule, or with Unknown one carrying none
+	Files   int      // CSV: the PBX's data files
+	Unknown bool     // data files hold rows and nothing tells their rule
 }
 
 // ledgerRules gathers LostRule from the ledger's runs, newest first, up to
@@ -184,19 +196,35 @@ func (s *CSV) PrivacyRuleFrom(_ context.Context, pbx string) (_ exporter.Privacy
 	if !errors.Is(err, fs.ErrNotExist) {
 		return exporter.Privacy{}, false, nil, fmt.Errorf("read the pseudonymisation rule: %w", err)
 	}
+	record := filepath.Join(s.stateDir(pbx), privacyFile)
+	mr, err := s.manifestRule(pbx)
+	if err != nil {
+		return exporter.Privacy{}, false, nil, err
+	}
+	if mr.rule != nil {
+		return *mr.rule, true, &LostRule{Record: record, Rules: []string{mr.rule.String()}, File: mr.file, Files: mr.files}, nil
+	}
 	if l, err := s.ledgerRules(pbx); err != nil {
 		return exporter.Privacy{}, false, nil, err
 	} else if l.lost.Run != "" {
-		l.lost.Record = filepath.Join(s.stateDir(pbx), privacyFile)
+		l.lost.Record = record
 		return l.last, true, &l.lost, nil
 	}
 	entries, err := os.ReadDir(s.stateDir(pbx))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return exporter.Privacy{}, false, nil, fmt.Errorf("read the pseudonymisation rule: %w", err)
 	}
+	// A key index (<endpoint>~keys.json) is no state: it is made again
+	// from the data files, by forget's rewrites too (attack 7, F8: after
+	// `forget --allow-empty` on a folder whose state was lost it made the
+	// rows read as from before rules were kept, rule none).
 	found := false
 	for _, e := range entries {
-		found = found || strings.HasSuffix(e.Name(), ".json") && !strings.HasPrefix(e.Name(), ".")
+		found = found || strings.HasSuffix(e.Name(), ".json") && !strings.HasPrefix(e.Name(), ".") && !strings.HasSuffix(e.Name(), "~keys.json")
+	}
+	if !found && mr.files > 0 {
+		// Rows and no state: the state lost, the rows' rule not told.
+		return exporter.Privacy{Rule: "none"}, true, &LostRule{Record: record, File: mr.noRule, Files: mr.files, Unknown: true}, nil
 	}
 	return exporter.Privacy{Rule: "none"}, found, nil, nil
 }

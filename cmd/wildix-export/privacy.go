@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"strings"
 
 	"github.com/wildix-export/wildix-export/config"
@@ -196,8 +197,12 @@ func privacyRuleFrom(ctx context.Context, store privacyStore, pbx string) (expor
 // reads in one place.
 func (a *app) lostRule(ctx context.Context, s *sink, g *privacy.Guard, lost *sinks.LostRule, was, now exporter.Privacy, same bool) (*exporter.Privacy, error) {
 	if same {
-		a.log.Warn("the record of the pseudonymisation rule the PBX's rows are written under is missing: taken from the run ledger, and stored again with this run's first commit",
-			"record", lost.Record, "rule", was.String(), "run_id", lost.Run)
+		from, at := "the run ledger", lost.Run
+		if lost.Run == "" {
+			from, at = "the manifest of the newest data file", lost.File
+		}
+		a.log.Warn("the record of the pseudonymisation rule the PBX's rows are written under is missing: taken from "+from+", and stored again with this run's first commit",
+			"record", lost.Record, "rule", was.String(), "from", at)
 		return &now, nil
 	}
 	if err := a.listKeyed(ctx, s, g); err != nil {
@@ -205,21 +210,45 @@ func (a *app) lostRule(ctx context.Context, s *sink, g *privacy.Guard, lost *sin
 	}
 	if a.force {
 		now.Changed = strings.Join(lost.Rules, " or ")
+		if lost.Unknown {
+			now.Changed = "unknown"
+		}
 		return &now, nil
+	}
+	if lost.Unknown {
+		return nil, a.unknownRule(s, lost, now)
 	}
 	what := "EXPORT_PSEUDONYMIZE"
 	if was.Rule == now.Rule {
 		what = "EXPORT_PSEUDONYM_KEY"
 	}
-	ledger := fmt.Sprintf("its run ledger says the last run, %s, wrote them under rule %s", lost.Run, was)
-	if len(lost.Rules) > 1 {
-		ledger = fmt.Sprintf("its run ledger records runs under rules %s since the last change it marks (the last run, %s, under %s), so which one the rows have is not known", strings.Join(lost.Rules, ", "), lost.Run, was)
+	told, had := fmt.Sprintf("its run ledger says the last run, %s, wrote them under rule %s", lost.Run, was), "that run had them"
+	switch {
+	case lost.Run == "":
+		told = fmt.Sprintf("the manifest of its newest data file, %s, says its rows are written under rule %s", lost.File, was)
+		had = "that file's rows were written"
+	case len(lost.Rules) > 1:
+		told = fmt.Sprintf("its run ledger records runs under rules %s since the last change it marks (the last run, %s, under %s), so which one the rows have is not known", strings.Join(lost.Rules, ", "), lost.Run, was)
 	}
 	return nil, fmt.Errorf("%w: %s changed, or the rule not known: the record of the pseudonymisation rule PBX %s's rows in the %s are written under is missing (%s), and %s; this run would write them under %s: "+
-		"restore that record from a backup taken with the data; or set EXPORT_PSEUDONYMIZE and EXPORT_PSEUDONYM_KEY as that run had them (its first commit then stores the record again); "+
+		"restore that record (with the whole state folder, if it is lost too) from a backup taken with the data; or set EXPORT_PSEUDONYMIZE and EXPORT_PSEUDONYM_KEY as %s (its first commit then stores the record again); "+
 		"or run `wildix-export run --once --force` to accept the change (the run ledger records it): rows written before keep their earlier form until `wildix-export backfill --from <first day> --to <tomorrow> --force` over the whole history rewrites them from the PBX's own copy; "+
 		"or %s",
-		errUsage, what, a.cfg.PBXID, s.name, lost.Record, ledger, now, newExport(s))
+		errUsage, what, a.cfg.PBXID, s.name, lost.Record, told, now, had, newExport(s))
+}
+
+// unknownRule is lostRule's refusal when nothing tells the rule of the
+// rows (sinks.LostRule.Unknown: a CSV folder's data files, written by a
+// release before manifests carried the rule, and its state folder lost):
+// nothing is guessed, not even a first export's any rule fits (attack 7,
+// F9).
+func (a *app) unknownRule(s *sink, lost *sinks.LostRule, now exporter.Privacy) error {
+	return fmt.Errorf("%w: the pseudonymisation rule PBX %s's rows in the %s are written under is not known: its state (%s, the record of the rule, and its run ledger) is missing, "+
+		"and its %d data file(s) were written by a release whose manifests do not say the rule (%s, for one); this run would write them under %s: "+
+		"restore the state folder from a backup taken with the data (without it the export also starts again from the beginning); "+
+		"or look at the rows (a pseudonymised number reads p:…), set EXPORT_PSEUDONYMIZE and EXPORT_PSEUDONYM_KEY as they were written and run `wildix-export run --once --force` to record that rule (the run ledger records it); "+
+		"or %s",
+		errUsage, a.cfg.PBXID, s.name, filepath.Dir(lost.Record), lost.Files, lost.File, now, newExport(s))
 }
 
 // suppressionChecked is a sink whose suppression list is kept as tags

@@ -1023,7 +1023,11 @@ func TestPrivacyRuleLostTakenFromLedger(t *testing.T) {
 			if r.code != exitConfig {
 				t.Fatalf("rule lost, run in clear: exit %d, %v; want 2", r.code, r.err)
 			}
-			for _, want := range []string{"is missing", "run ledger says the last run", "under rule numbers k:", "this run would write them under none", "restore that record", "--force"} {
+			told := "run ledger says the last run"
+			if pool == nil {
+				told = "the manifest of its newest data file" // before the ledger (attack 7, F9)
+			}
+			for _, want := range []string{"is missing", told, "under rule numbers k:", "this run would write them under none", "restore that record", "--force"} {
 				if !strings.Contains(r.err.Error(), want) {
 					t.Errorf("rule lost, run in clear: %v; want it to say %q", r.err, want)
 				}
@@ -1120,5 +1124,144 @@ func TestWorkerRunRefusedCountedFailed(t *testing.T) {
 	eventually(t, "a refused scheduled export counted failed", func() bool { return runs("failed") >= 1 }, stderr.String)
 	if !strings.Contains(stderr.String(), "EXPORT_PSEUDONYMIZE changed") {
 		t.Fatalf("the refusal is not logged:\n%s", stderr.String())
+	}
+}
+
+// dataFiles is every file of the CSV export folder dir but its state
+// folder's, with its content: what a refused run must leave as it was.
+func dataFiles(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if d.Name() == ".state" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		fmt.Fprintf(&b, "== %s\n%s\n", path, data)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// TestPrivacyRuleLostWithTheStateFolder is attack 7's F9 and F8: a CSV
+// folder whose whole .state (or .state/<pbx>) is lost took a run under
+// another rule for a first export, exit 0, and wrote the rows in clear
+// beside the pseudonymised ones (its run ledger, the only other witness,
+// was in .state too); after `forget --allow-empty` on it, following the
+// refusal's advice did the same. Now each data file's manifest carries
+// the rule its rows were written under: the newest file's rule is the
+// rows' (a forced change's files say the new one), a run under another
+// is refused (exit 2) naming the file and writing nothing, one under it
+// stores the record again. Files whose manifests carry no rule (an
+// earlier release's), with the state lost, are refused under every rule
+// until forced. PostgreSQL's ledger is a table of its own: the PBX's
+// whole export_state deleted, it still tells.
+func TestPrivacyRuleLostWithTheStateFolder(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []string{"state folder", "PBX's state folder", "forget --allow-empty after", "forced change before", "manifests without rule", "manifests without rule, forget --allow-empty after", "postgres"} {
+		t.Run(tc, func(t *testing.T) {
+			t.Parallel()
+			f := authorized(t, pbxsim.Options{Calls: 60})
+			dir := t.TempDir()
+			clear, pool := onSink(t, map[bool]string{true: "postgres"}[tc == "postgres"], fixtureEnv(f, dir, "EXPORT_ENDPOINTS=call_history,colleagues"))
+			numbers := append(append([]string(nil), clear...), "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey1)
+			if r := runCLI(t, numbers, "run", "--once"); r.code != 0 {
+				t.Fatalf("first run: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			rows, rule, other := numbers, "numbers k:", clear
+			if tc == "forced change before" {
+				if r := runCLI(t, clear, "run", "--once", "--force"); r.code != 0 {
+					t.Fatalf("forced run in clear: exit %d: %v\n%s", r.code, r.err, r.stderr)
+				}
+				rows, rule, other = clear, "rule none", numbers
+			}
+			if strings.HasPrefix(tc, "manifests without rule") {
+				mans, _ := filepath.Glob(filepath.Join(dir, "*", "*.manifest.json"))
+				for _, m := range mans {
+					b, _ := os.ReadFile(m)
+					var v map[string]any
+					if err := json.Unmarshal(b, &v); err != nil {
+						t.Fatal(err)
+					}
+					delete(v, "privacy")
+					delete(v, "run_started")
+					b, _ = json.Marshal(v)
+					if err := os.WriteFile(m, b, 0o600); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			switch tc {
+			case "postgres":
+				if _, err := pool.Exec(context.Background(), "DELETE FROM export_state"); err != nil {
+					t.Fatal(err)
+				}
+			case "PBX's state folder":
+				pbxes, _ := filepath.Glob(filepath.Join(dir, ".state", "*", "runs.jsonl"))
+				if len(pbxes) != 1 {
+					t.Fatalf("PBX state folders %v, want one", pbxes)
+				}
+				if err := os.RemoveAll(filepath.Dir(pbxes[0])); err != nil {
+					t.Fatal(err)
+				}
+			default:
+				if err := os.RemoveAll(filepath.Join(dir, ".state")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if strings.HasSuffix(tc, "forget --allow-empty after") {
+				d := simNumber(t, f.Sim, 60)
+				// As one who does not know the folder was pseudonymised
+				// (the list is then unkeyed: it takes no key).
+				if r := runCLI(t, clear, "forget", "--number", "+"+d, "--allow-empty"); r.code != 0 {
+					t.Fatalf("forget --allow-empty: exit %d: %v\n%s%s", r.code, r.err, r.stdout, r.stderr)
+				}
+			}
+			before := dataFiles(t, dir)
+			r := runCLI(t, other, "run", "--once")
+			if r.code != exitConfig {
+				t.Fatalf("state lost, run under another rule: exit %d, %v; want 2\n%s", r.code, r.err, r.stderr)
+			}
+			want := []string{"is missing", "under rule " + strings.TrimPrefix(rule, "rule "), "the manifest of its newest data file", ".csv, says", "restore that record", "--force"}
+			switch {
+			case tc == "postgres":
+				want = []string{"is missing", "run ledger says the last run", "under rule numbers k:", "--force"}
+			case strings.HasPrefix(tc, "manifests without rule"):
+				want = []string{"is not known", "state (", "data file(s) were written by a release whose manifests do not say the rule", "restore the state folder", "--force"}
+			}
+			for _, w := range want {
+				if !strings.Contains(r.err.Error(), w) {
+					t.Errorf("state lost, run under another rule: %v; want it to say %q", r.err, w)
+				}
+			}
+			if pool == nil && dataFiles(t, dir) != before {
+				t.Fatal("the refused run changed the data files")
+			}
+			if strings.HasPrefix(tc, "manifests without rule") {
+				if r := runCLI(t, rows, "run", "--once"); r.code != exitConfig || !strings.Contains(r.err.Error(), "is not known") {
+					t.Fatalf("no rule told, run under the rows' rule: exit %d, %v; want 2, not known", r.code, r.err)
+				}
+				if r := runCLI(t, rows, "run", "--once", "--force"); r.code != 0 {
+					t.Fatalf("no rule told, forced: exit %d: %v\n%s", r.code, r.err, r.stderr)
+				}
+				if got := privacyLedger(t, pool, dir); len(got) != 1 || !strings.HasPrefix(got[0], "numbers|k:") || !strings.HasSuffix(got[0], "|unknown") {
+					t.Fatalf("ledger %q: want numbers, changed from unknown", got)
+				}
+			} else if r := runCLI(t, rows, "run", "--once"); r.code != 0 || !strings.Contains(r.stderr, "record of the pseudonymisation rule the PBX's rows are written under is missing") {
+				t.Fatalf("state lost, run under the rows' rule: exit %d: %v; want 0 and a warning\n%s", r.code, r.err, r.stderr)
+			}
+			if r := runCLI(t, other, "run", "--once"); r.code != exitConfig || !strings.Contains(r.err.Error(), "EXPORT_PSEUDONYMIZE changed: the") {
+				t.Fatalf("record stored again, run under another rule: exit %d, %v; want 2 as a change", r.code, r.err)
+			}
+		})
 	}
 }

@@ -1,0 +1,86 @@
+package sinks
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
+)
+
+// TestManifestsCarryTheRule (attack 7, F9): each data file's manifest
+// carries the rule of the run that wrote it and when that run began, a
+// rewrite keeps it, and with the state folder lost PrivacyRuleFrom takes
+// the rule of the PBX's newest file (by its run's start, not its name's
+// order), leaving out another PBX's whose name begins as this one's;
+// files carrying no rule (an earlier release's) leave it unknown. Fails
+// with the manifests carrying no rule (every PBX then reads as a first
+// export: rule none, not found).
+func TestManifestsCarryTheRule(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := NewCSV(CSVOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	write := func(pbx, run string, started time.Time, rule exporter.Privacy) string {
+		t.Helper()
+		if rule.Rule != "" {
+			if err := s.StartRun(ctx, &exporter.RunResult{ID: run, Mode: "once", PBX: pbx, Started: started, Privacy: rule}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ep := record.Builtin()[0]
+		b, err := s.Begin(ctx, exporter.BatchInfo{PBX: pbx, RunID: run, Endpoint: &ep, StateKey: ep.Name, Seq: 1, Snapshot: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Commit(ctx, []byte(`{"cursor":1}`), exporter.Progress{}); err != nil {
+			t.Fatal(err)
+		}
+		return filepath.Join(ep.Name, safeName(pbx)+"_"+run+"_0001.csv")
+	}
+	numbers := exporter.Privacy{Rule: "numbers", KeyID: "k:aaaaaaaa"}
+	write("a", "r0", time.Time{}, exporter.Privacy{}) // an earlier release's: no rule
+	newest := write("a", "r1", t0.Add(time.Nanosecond), numbers)
+	write("a", "r2", t0, exporter.Privacy{Rule: "none"})
+	write("a_b", "r3", t0.Add(time.Hour), exporter.Privacy{Rule: "names", KeyID: "k:bbbbbbbb"})
+	legacy := write("c", "r4", time.Time{}, exporter.Privacy{})
+
+	man, err := updatedManifest(filepath.Join(dir, newest), 0, 0, "", map[string]int64{"rows_removed_forget": 1}, nil)
+	if err != nil || !strings.Contains(string(man), `"rule": "numbers"`) || !strings.Contains(string(man), `"run_started"`) {
+		t.Fatalf("a rewrite's manifest (%v): %s; want the rule kept", err, man)
+	}
+	if r, found, lost, err := s.PrivacyRuleFrom(ctx, "c"); err != nil || !found || lost != nil || r.Rule != "none" {
+		t.Fatalf("state kept, no rule stored (before rules were kept): %v %v %+v %v; want none, found, not lost", r, found, lost, err)
+	}
+
+	if err := os.RemoveAll(filepath.Join(dir, ".state")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		pbx, rule, file string
+		unknown         bool
+	}{
+		{"a", numbers.String(), newest, false},
+		{"a_b", "names k:bbbbbbbb", filepath.Join("call_history", "a_b_r3_0001.csv"), false},
+		{"c", "none", legacy, true},
+	} {
+		r, found, lost, err := s.PrivacyRuleFrom(ctx, tc.pbx)
+		if err != nil || !found || lost == nil {
+			t.Fatalf("%s, state lost: %v found %v lost %+v, %v; want found and lost", tc.pbx, r, found, lost, err)
+		}
+		if r.String() != tc.rule || lost.File != tc.file || lost.Unknown != tc.unknown || lost.Files != map[string]int{"a": 3, "a_b": 1, "c": 1}[tc.pbx] {
+			t.Errorf("%s, state lost: rule %q, %+v; want %q from %s, unknown %v", tc.pbx, r, lost, tc.rule, tc.file, tc.unknown)
+		}
+	}
+	if r, found, lost, err := s.PrivacyRuleFrom(ctx, "d"); err != nil || found || lost != nil || r.Rule != "none" {
+		t.Fatalf("a PBX with no file: %v %v %+v %v; want a first export", r, found, lost, err)
+	}
+}
