@@ -28,6 +28,19 @@ type RecordingsResult struct {
 	Refused  int   `json:"refused"`  // a file address that must not be fetched
 	Failed   int   `json:"failed"`   // failed after retries: the endpoint failed
 	Bytes    int64 `json:"bytes"`    // copied this run
+	// Removed counts the files of recordings not kept (a number of their
+	// call forgotten, or older than the retention) that an earlier run
+	// which failed or was stopped stored with no row naming them, removed
+	// on proof (the PBX's file's sha256; recordings.Copier.Erase).
+	// Partials counts the partial copies (folder) or incomplete uploads
+	// (S3) killed runs left, removed.
+	Removed  int `json:"removed,omitempty"`
+	Partials int `json:"partials_removed,omitempty"`
+	// KeptUnproven counts the files that may be such recordings' left in
+	// the store for want of proof (their file gone from the PBX, or not
+	// fetched), KeptFiles the first names of them.
+	KeptUnproven int      `json:"kept_unproven,omitempty"`
+	KeptFiles    []string `json:"kept_files,omitempty"`
 	// Hostile counts the recordings whose PBX file name or path must not
 	// be used as a path (kept in their rows as sent, reported).
 	Hostile int `json:"hostile"`
@@ -42,6 +55,7 @@ type RecordingsResult struct {
 
 	hostileFirst string // the first hostile one, for the note
 	clashFirst   string // the first clash, for the note
+	keptWhy      string // why the first kept file was kept, for the note
 }
 
 // OldestPendingAge is how old the oldest recording listed and not stored

@@ -24,7 +24,9 @@ type recPipe struct {
 	c       *committer
 	l       *recList
 	rc      *recCursor
-	pending *recJob // the last window started, not finished
+	pending *recJob         // the last window started, not finished
+	used    map[string]bool // names this run's windows finished stored or found (erase)
+	swept   map[string]bool // day folders swept of partial copies this run (sweep)
 }
 
 // recJob is a window's recordings whose files are being copied and whose
@@ -61,7 +63,7 @@ func (p *recPipe) window(ctx context.Context, rows []record.Row, recount bool) e
 	if prev == nil {
 		return nil
 	}
-	if err := p.finish(prev); err != nil {
+	if err := p.finish(ctx, prev); err != nil {
 		p.abort()
 		return err
 	}
@@ -96,10 +98,11 @@ func (p *recPipe) start(ctx context.Context, prev *recJob, fresh []record.Row, i
 }
 
 // finish waits for j's copy and match, counts its files, and, when every
-// file is stored (or vanished, refused, suppressed), writes its rows and
+// file is stored (or vanished, refused, suppressed), removes what earlier
+// runs left of the suppressed ones' files (erase), writes its rows and
 // moves the cursor over them: what a window's read did before windows
 // were copied side by side.
-func (p *recPipe) finish(j *recJob) error {
+func (p *recPipe) finish(ctx context.Context, j *recJob) error {
 	<-j.copied
 	<-j.matched
 	j.cancel()
@@ -107,6 +110,9 @@ func (p *recPipe) finish(j *recJob) error {
 	e.res.Recordings.add(j.recs, j.results, j.cnt)
 	if j.err != nil {
 		return j.err
+	}
+	if err := p.erase(ctx, j); err != nil {
+		return err
 	}
 	if j.matchErr != nil {
 		e.note(fmt.Sprintf("call_id not derived for some recordings: reading call history failed: %v", j.matchErr))
@@ -161,7 +167,7 @@ func (p *recPipe) drain(ctx context.Context, err error) error {
 		return err
 	}
 	p.pending = nil
-	ferr := p.finish(j)
+	ferr := p.finish(ctx, j)
 	switch {
 	case ferr == nil:
 		return err

@@ -305,6 +305,7 @@ func (e *endpointRun) noteRecordings() {
 	if rr.Clashes > 0 {
 		e.note(fmt.Sprintf("%d recordings sent under an id another recording holds (first: %s): each stored, and its row kept, under an id of its own (column recording; column id keeps the PBX's)", rr.Clashes, rr.clashFirst))
 	}
+	e.noteErased()
 	if rr.Listed > 0 {
 		n := fmt.Sprintf("recordings: %d listed, %d copied (%d bytes), %d already stored, %d vanished, %d refused, %d failed", rr.Listed, rr.Copied, rr.Bytes, rr.Skipped, rr.Vanished, rr.Refused, rr.Failed)
 		if rr.OldestPending != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/wildix-export/wildix-export/config"
 	pbxapi "github.com/wildix-export/wildix-export/exporter/pbx"
 	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/exporter/recordings"
 )
 
 // checkRecordings is check's part for call recordings: the store, one
@@ -31,7 +32,7 @@ func (a *app) checkRecordings(ctx context.Context, c *checkLines, p *pbx, cat *r
 		c.line(nil, "recordings", "off: EXPORT_RECORDINGS_STORE=none (README, Recordings)")
 		return
 	}
-	_, where, err := a.recordingsStore(ctx)
+	st, where, err := a.recordingsStore(ctx)
 	if err == nil && cfg.RecordingsStore == config.StoreDir {
 		err = writable(cfg.RecordingsDir)
 	}
@@ -44,10 +45,84 @@ func (a *app) checkRecordings(ctx context.Context, c *checkLines, p *pbx, cat *r
 		return
 	}
 	ep := &eps[0]
+	a.checkUnnamed(ctx, c, st, ep, s)
 	now := time.Now()
 	if a.checkRecordingFile(ctx, c, p, ep, now) {
 		a.checkRecordingsBehind(ctx, c, p, ep, s, now)
 	}
+}
+
+// eachStored is a recordings store that lists its files (recstore.Dir
+// and S3).
+type eachStored interface {
+	Each(ctx context.Context, pbx string, fn func(name string) error) error
+}
+
+// objectNamer is a sink that tells which files its rows name
+// (sinks.Postgres and CSV), the rows of every PBX.
+type objectNamer interface {
+	NamedObjects(ctx context.Context, ep *record.Endpoint, names []string) (map[string]bool, error)
+}
+
+// checkUnnamed lists the files of this PBX in the store that no row of
+// the sink names (review 15, R15-3): a run that failed or was stopped
+// stored them before it wrote their rows. The next run that lists their
+// recordings again names them, or removes the files of recordings not
+// kept once proven theirs (exporter/recordings, Erase); those the PBX no
+// longer lists stay for good, a voice maybe of a number forgotten since,
+// which forget, finding files through rows, cannot reach. Reported, never
+// removed: nothing here proves whose a file is. Every file is listed, and
+// the rows asked once: a check's cost grows with the store.
+func (a *app) checkUnnamed(ctx context.Context, c *checkLines, st recordings.Store, ep *record.Endpoint, s *sink) {
+	e, ok := st.(eachStored)
+	if !ok {
+		return
+	}
+	if s == nil && a.cfg.Sink != "postgres" {
+		// check opens no CSV sink of its own: opened here, it reads
+		// its files only.
+		var err error
+		if s, err = a.openSink(ctx); err != nil {
+			c.line(fmt.Errorf("read the rows naming the store's files: %w", err), "recordings")
+			return
+		}
+		defer s.close()
+	}
+	if s == nil {
+		return
+	}
+	n, ok := s.Sink.(objectNamer)
+	if !ok {
+		return
+	}
+	var names []string
+	err := e.Each(ctx, storedPBX(a.cfg.PBXID), func(name string) error {
+		names = append(names, name)
+		return nil
+	})
+	if err != nil {
+		c.line(fmt.Errorf("list the store's files: %w", err), "recordings")
+		return
+	}
+	named, err := n.NamedObjects(ctx, ep, names)
+	if err != nil {
+		c.line(fmt.Errorf("read the rows naming the store's files: %w", err), "recordings")
+		return
+	}
+	var unnamed []string
+	for _, name := range names {
+		if !named[name] {
+			unnamed = append(unnamed, name)
+		}
+	}
+	if len(unnamed) == 0 {
+		c.line(nil, "recordings", fmt.Sprintf("store: each of its %d file(s) of this PBX is named by a row", len(names)))
+		return
+	}
+	slices.Sort(unnamed)
+	c.warn("recordings", fmt.Sprintf("store: %d file(s) named by no row (first: %s): stored by a run that failed or was stopped before it wrote their rows (or by a run going on now); "+
+		"the next run that lists their recordings names them, or removes those not kept (a number forgotten, older than EXPORT_RETENTION) once proven theirs; "+
+		"forget and the retention cannot reach a file no row names: for a recording the PBX no longer lists, check the file and remove it by hand (README, Erasure)", len(unnamed), unnamed[0]))
 }
 
 // checkRecordingFile lists the recordings of the last 7 days (one page:

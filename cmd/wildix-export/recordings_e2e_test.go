@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -32,11 +34,23 @@ import (
 type recStore struct {
 	env   []string
 	files func(t *testing.T) map[string]string
+	// put stores b under name from outside, as a run that failed after
+	// storing a file, before its row, left it.
+	put func(t *testing.T, name string, b []byte)
 }
 
 func dirStore(t *testing.T) recStore {
 	dir := t.TempDir()
-	return recStore{env: []string{"EXPORT_RECORDINGS_STORE=dir", "EXPORT_RECORDINGS_DIR=" + dir}, files: func(t *testing.T) map[string]string { return dirFiles(t, dir) }}
+	return recStore{env: []string{"EXPORT_RECORDINGS_STORE=dir", "EXPORT_RECORDINGS_DIR=" + dir}, files: func(t *testing.T) map[string]string { return dirFiles(t, dir) },
+		put: func(t *testing.T, name string, b []byte) {
+			p := filepath.Join(dir, filepath.FromSlash(name))
+			if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}}
 }
 
 // dirFiles reads a directory store from outside: name → sha256. A hidden
@@ -103,6 +117,11 @@ func s3Store(t *testing.T) recStore {
 			t.Errorf("an incomplete upload is left: %s", u.Key)
 		}
 		return out
+	}, put: func(t *testing.T, name string, b []byte) {
+		c := srv.Client(t)
+		if _, err := c.PutObject(context.Background(), srv.Bucket, prefix+name, bytes.NewReader(b), int64(len(b)), minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}}
 }
 
@@ -129,7 +148,10 @@ func cloudStandIn(t *testing.T) (srv *httptest.Server, caFile string, sim *atomi
 // files moved to cloud storage (a 302 to a second https origin), no
 // request to it carries a credential. The recordings endpoint is in the
 // default set because a store is configured. check then reports the
-// store, a file fetched and the two runs in the run ledger.
+// store, each of its files named by a row, a file fetched and the two
+// runs in the run ledger; with a file no row names put in the store (as
+// a run that failed before writing its row leaves one), check warns,
+// naming that file (review 15, R15-3), exit 0.
 func TestRecordingsCopiedOnce(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -227,10 +249,17 @@ func TestRecordingsCopiedOnce(t *testing.T) {
 			}
 			// check reads the same store and the run ledger the runs wrote.
 			r = runBin(t, env, "", "check")
-			for _, l := range []string{"ok    recordings    store ", "ok    recordings    files: ", "ok    recordings    run ledger: 2 successful recordings run(s)"} {
+			for _, l := range []string{"ok    recordings    store ", "ok    recordings    files: ", "ok    recordings    run ledger: 2 successful recordings run(s)",
+				fmt.Sprintf("ok    recordings    store: each of its %d file(s) of this PBX is named by a row", len(truth))} {
 				if r.code != 0 || !strings.Contains(r.stdout, l) {
 					t.Errorf("check: exit %d, want the line %q:\n%s%s", r.code, l, r.stdout, r.stderr)
 				}
+			}
+			stray, _ := recstore.Name(storedPBX(pbxID), time.Now().UTC(), "stray-1")
+			store.put(t, stray, []byte("RIFF a failed run's"))
+			r = runBin(t, env, "", "check")
+			if l := "WARN  recordings    store: 1 file(s) named by no row (first: " + stray + "): stored by a run that failed"; r.code != 0 || !strings.Contains(r.stdout, l) {
+				t.Errorf("check with a file no row names: exit %d, want the line %q:\n%s%s", r.code, l, r.stdout, r.stderr)
 			}
 			if tc.cloud {
 				st := &f.Sim.Stats.Recordings

@@ -1,0 +1,251 @@
+package recordings
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+
+	"github.com/wildix-export/wildix-export/sinks/recstore"
+)
+
+// discarder is a Store that removes one file it holds (recstore.Dir and
+// S3 have it), leaving its folders and everything beside it.
+type discarder interface {
+	Discard(ctx context.Context, name string) (bool, error)
+}
+
+// Named reports which of names a saved row names (of any PBX in the
+// sink, of any status): such a file is never removed by Erase.
+type Named func(ctx context.Context, names []string) (map[string]bool, error)
+
+// Erased is what Erase did.
+type Erased struct {
+	// Removed counts the files removed: each proven the recording's own
+	// (the same size and sha256 as the PBX's file of it).
+	Removed int
+	// Kept names the files found under a name the recording may have
+	// been stored under that nothing proves to be another recording's
+	// nor its own: its file gone from the PBX, or not fetched (Why).
+	// Left in the store, for the operator (the log and the run ledger).
+	Kept []KeptFile
+}
+
+// KeptFile is a file Erase left for want of proof.
+type KeptFile struct {
+	Name string // its name in the store
+	Why  string // never the recording's PBX id, path or number
+}
+
+// Erase removes from the store the files of recs, recordings the exporter
+// must not keep (a number of their call was forgotten, or they are older
+// than the retention) whose rows no run committed while they were kept:
+// a run that failed, or was killed, after storing some of a window's
+// files commits no row for them, so that neither forget nor retention,
+// which find files through rows, reach them (attack 6, F12). The caller
+// writes their rows without a file once Erase returned.
+//
+// A file is removed only on proof that it is the recording's: it is
+// stored under a name Copy may have given the recording (Names, on its
+// day and the days either side: a change of WILDIX_TIMEZONE moves a
+// recording's date), no saved row names it (named; nor inUse, the names
+// the caller's own run wrote or is writing), and its size and sha256 are
+// those of the PBX's file of the recording, fetched now and hashed on
+// the way (streamed, never kept; what the PBX announces is not taken for
+// proof: it may announce another size for the same recording). Another
+// file there is another recording's and stays, silently. A file whose
+// recording the PBX no longer serves (404/410), or whose file could not
+// be fetched (an error after the Spool's retries), stays too, and is
+// reported in Erased.Kept and a Warn naming the file (never the
+// recording's PBX id), not failing the run: a PBX answering 500 for one
+// recording must not stop every later run. named failing keeps every
+// file of the batch the same way.
+//
+// An error is returned for a store that cannot remove, a store error or
+// ctx's end: nothing of the batch is then written, and the next run does
+// it again (removing twice removes once).
+func (c *Copier) Erase(ctx context.Context, recs []Recording, named Named, inUse map[string]bool) (Erased, error) {
+	var out Erased
+	if len(recs) == 0 {
+		return out, nil
+	}
+	d, ok := c.Store.(discarder)
+	if !ok {
+		return out, fmt.Errorf("erase recordings: the recordings store %v cannot remove files", c.Store)
+	}
+	found, err := c.found(ctx, recs)
+	if err != nil {
+		return out, err
+	}
+	var all []string
+	for _, names := range found {
+		all = append(all, names...)
+	}
+	if len(all) == 0 {
+		return out, nil
+	}
+	saved, nerr := named(ctx, all)
+	if nerr != nil && ctx.Err() != nil {
+		return out, fmt.Errorf("erase recordings: %w", context.Cause(ctx))
+	}
+	for i, r := range recs {
+		var left []string
+		for _, name := range found[i] {
+			if !inUse[name] && (nerr != nil || !saved[name]) {
+				left = append(left, name)
+			}
+		}
+		if len(left) == 0 {
+			continue
+		}
+		if nerr != nil {
+			out.keep(c, left, fmt.Sprintf("the sink could not tell whether a row names it: %v", nerr))
+			continue
+		}
+		if err := c.eraseOne(ctx, d, r, left, &out); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// eraseOne removes those of names (files no row names) that hold r's
+// file, proven by the PBX's file's size and sha256, counting them in
+// out; with no proof to be had (the PBX's file gone or not fetched) it
+// keeps them, reported.
+func (c *Copier) eraseOne(ctx context.Context, d discarder, r Recording, names []string, out *Erased) error {
+	if _, err := spoolURL(c.Spool.Origin, r.Path); err != nil {
+		// Refused: Copy never fetched, so never stored, its file;
+		// what is there is another recording's. (The error holds
+		// the path, the caller's number with it: never said.)
+		return nil
+	}
+	size, sum, err := c.pbxSum(ctx, r)
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("erase recordings: %w", context.Cause(ctx))
+	case errors.Is(err, ErrVanished):
+		out.keep(c, names, "the recording's file is gone from the PBX: nothing to prove the file is its")
+		return nil
+	case err != nil:
+		out.keep(c, names, fmt.Sprintf("the recording's file could not be fetched from the PBX to compare (%v)", err))
+		return nil
+	}
+	for _, name := range names {
+		o, _, err := c.Store.Stored(ctx, name, recstore.Want{})
+		if err != nil {
+			return fmt.Errorf("erase recording %s (%s) from the recordings store %v: %w", storedKey(r), name, c.Store, err)
+		}
+		if o.Size != size || o.SHA256 != sum {
+			continue // another recording's file
+		}
+		gone, err := d.Discard(ctx, name)
+		if err != nil {
+			return fmt.Errorf("erase recording %s (%s) from the recordings store %v: %w", storedKey(r), name, c.Store, err)
+		}
+		if gone {
+			out.Removed++
+			c.log().Info("recordings store: the file of a recording not kept removed (proven by its sha256), left by an earlier run that failed or was stopped", "name", name)
+		}
+	}
+	return nil
+}
+
+// keep records names as kept, each with why, and warns.
+func (e *Erased) keep(c *Copier, names []string, why string) {
+	for _, name := range names {
+		e.Kept = append(e.Kept, KeptFile{Name: name, Why: why})
+		c.log().Warn("recordings store: a file that may be a recording's not kept (a number of its call forgotten, or older than the retention) is left in the store: "+why+"; see README, Erasure", "name", name)
+	}
+}
+
+// found is, for each of recs, the names of Names that hold a file: one
+// listing of their folders when the store can (presence), else a Stored
+// a name.
+func (c *Copier) found(ctx context.Context, recs []Recording) ([][]string, error) {
+	names := make([][]string, len(recs))
+	var flat []string
+	for i, r := range recs {
+		names[i] = c.Names(r, 1)
+		flat = append(flat, names[i]...)
+	}
+	var present map[string]bool
+	if p, ok := c.Store.(presence); ok && len(flat) > 0 {
+		var err error
+		if present, err = p.Present(ctx, flat); err != nil {
+			c.log().Debug("recordings store listing failed: each file's name asked alone", "err", err)
+			present = nil
+		}
+	}
+	out := make([][]string, len(recs))
+	for i, in := range names {
+		for _, name := range in {
+			has, known := present[name]
+			if !known {
+				o, _, err := c.Store.Stored(ctx, name, recstore.Want{})
+				if err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return nil, fmt.Errorf("erase recording %s (%s) from the recordings store %v: %w", storedKey(recs[i]), name, c.Store, err)
+				}
+				has = o != (recstore.Object{})
+			}
+			if has {
+				out[i] = append(out[i], name)
+			}
+		}
+	}
+	return out, nil
+}
+
+// Names is every name Copy may have stored r under, or may store it
+// under: its id's (r.Key or StoredID), its AltID's when it has an id (a
+// clash), and those of before ids were keyed (LegacyID, LegacyAltID;
+// Copy finds a file there stored and takes it), on its start's UTC date
+// and, with days > 0, the days either side (a run of another
+// WILDIX_TIMEZONE read the same call's start hours apart). No name for
+// an id Name refuses.
+func (c *Copier) Names(r Recording, days int) []string {
+	ids := []string{storedKey(r)}
+	if r.ID != "" {
+		ids = append(ids, AltID(r))
+	}
+	ids = append(ids, LegacyID(r))
+	if r.ID != "" {
+		ids = append(ids, LegacyAltID(r))
+	}
+	var out []string
+	seen := map[string]bool{}
+	for d := -days; d <= days; d++ {
+		day := r.Start.UTC().AddDate(0, 0, d)
+		for _, id := range ids {
+			if id == "" {
+				continue
+			}
+			name, err := recstore.Name(c.PBX, day, id)
+			if err == nil && !seen[name] {
+				seen[name] = true
+				out = append(out, name)
+			}
+		}
+	}
+	return out
+}
+
+// pbxSum fetches r's file from the PBX and returns its size and sha256,
+// streamed through the hash.
+func (c *Copier) pbxSum(ctx context.Context, r Recording) (int64, string, error) {
+	var n int64
+	h := sha256.New()
+	_, err := c.Spool.Fetch(ctx, r.Path, func(body io.Reader, _ int64) error {
+		h.Reset()
+		var err error
+		n, err = io.Copy(h, body)
+		return err
+	})
+	if err != nil {
+		return 0, "", err
+	}
+	return n, hex.EncodeToString(h.Sum(nil)), nil
+}

@@ -1,0 +1,222 @@
+package recordings
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/sinks/recstore"
+)
+
+// eraseCase is one recording given to Erase, its file stored as an
+// earlier run with no row would have left it (or not), and what must
+// become of it.
+type eraseCase struct {
+	what    string
+	removed bool // its file must be removed; else kept as it is
+	kept    bool // reported in Erased.Kept (no proof either way)
+}
+
+// TestErase (attack 6 F12, review 15 R15-1/R15-2/R15-4, attack 7
+// F4/F5/F7): on both stores, with sizes announced and not, Erase removes
+// a file only when it is the recording's own, proven by the PBX's file's
+// size and sha256: the recording's file under its name, under its clash
+// name (AltID; another recording's file under its name kept) and under
+// its name on the day after (a time-zone change),
+// and with the PBX now announcing another size. It keeps: another
+// recording's file of the same size under its name; a file a saved row
+// names, or the run is using, though the very same bytes; a file whose
+// recording the PBX no longer serves (404), and one whose file the PBX
+// answers 500 for after every retry, both reported in Kept with their
+// names and no error. Run again, it removes nothing.
+func TestErase(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		store  string
+		noSize bool
+	}{{"dir", false}, {"dir", true}, {"s3", false}} {
+		t.Run(fmt.Sprintf("%s/nosize=%v", c.store, c.noSize), func(t *testing.T) {
+			t.Parallel()
+			testErase(t, c.store, c.noSize)
+		})
+	}
+}
+
+// testErase is TestErase on one store. It stays one function (about 110
+// lines): each case's setting up beside what it checks.
+func testErase(t *testing.T, store string, noSize bool) {
+	ctx := context.Background()
+	e := recSetup(t, pbxsim.Options{Seed: 5, Calls: 120}, noCloud)
+	var broken string
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.EscapedPath() == broken {
+			http.Error(w, "Internal error", http.StatusInternalServerError)
+			return
+		}
+		e.sim.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	sp := e.spool(t)
+	sp.Origin, _ = url.Parse(front.URL)
+	sp.MaxAttempts = 3
+	f := newStore(t, store)
+	var logs bytes.Buffer
+	cp := &Copier{Spool: sp, Store: f.st, PBX: "pbx-test", Concurrency: 2, Log: slog.New(slog.NewTextHandler(&logs, nil))}
+	recs := usable(t, e, e.recordings(noSize))
+	if len(recs) < 9 {
+		t.Fatalf("%d recordings: the test needs 9", len(recs))
+	}
+	cases := []eraseCase{
+		{what: "stored under its name", removed: true},
+		{what: "stored under its clash name", removed: true},
+		{what: "another recording's file of its size under its name"},
+		{what: "stored under its name a day later", removed: true},
+		{what: "named by a saved row"},
+		{what: "named by this run"},
+		{what: "the PBX announcing another size now", removed: true},
+		{what: "gone from the PBX", kept: true},
+		{what: "the PBX answering 500", kept: true},
+	}
+	put := func(name string, r Recording) {
+		t.Helper()
+		var body bytes.Buffer
+		if _, err := sp.Fetch(ctx, r.Path, func(b io.Reader, _ int64) error {
+			body.Reset()
+			_, err := body.ReadFrom(b)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.st.Put(ctx, name, &body, recstore.Want{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	named, inUse := map[string]bool{}, map[string]bool{}
+	var clashHeld string
+	give := make([]Recording, len(cases))
+	names := make([]string, len(cases))
+	for i := range cases {
+		r := recs[i]
+		give[i] = r
+		names[i], _ = cp.name(r)
+		switch i {
+		case 1:
+			// R15-2: stored under its clash name, since another
+			// recording's file held its name, and still does.
+			if _, err := f.st.Put(ctx, names[i], bytes.NewReader([]byte("RIFF another recording's")), recstore.Want{}); err != nil {
+				t.Fatal(err)
+			}
+			clashHeld = names[i]
+			alt := r
+			alt.Key = AltID(r)
+			names[i], _ = cp.name(alt)
+			put(names[i], r)
+		case 2:
+			size := r.Size
+			if size <= 0 {
+				size = 1000
+			}
+			if _, err := f.st.Put(ctx, names[i], bytes.NewReader(bytes.Repeat([]byte("R"), int(size))), recstore.Want{}); err != nil {
+				t.Fatal(err)
+			}
+		case 3:
+			names[i], _ = recstore.Name(cp.PBX, r.Start.UTC().Add(24*time.Hour), storedKey(r))
+			put(names[i], r)
+		case 4:
+			put(names[i], r)
+			named[names[i]] = true
+		case 5:
+			put(names[i], r)
+			inUse[names[i]] = true
+		case 6:
+			put(names[i], r)
+			give[i].Size = r.Size + 10
+		case 7:
+			put(names[i], r)
+			give[i].Path = strings.Replace(r.Path, ".wav", "-gone.wav", 1)
+		case 8:
+			put(names[i], r)
+			broken = r.Path
+		default:
+			put(names[i], r)
+		}
+	}
+	before := f.contents(t)
+	rows := func(_ context.Context, ns []string) (map[string]bool, error) {
+		out := map[string]bool{}
+		for _, n := range ns {
+			out[n] = named[n]
+		}
+		return out, nil
+	}
+	out, err := cp.Erase(ctx, give, rows, inUse)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := f.contents(t)
+	wantRemoved, wantKept := 0, map[string]bool{}
+	for i, c := range cases {
+		_, there := after[names[i]]
+		switch {
+		case c.removed && there:
+			t.Errorf("recording %s: its file under %s kept; want it removed", c.what, names[i])
+		case !c.removed && (!there || after[names[i]] != before[names[i]]):
+			t.Errorf("recording %s: the file under %s removed or changed; want it kept", c.what, names[i])
+		}
+		if c.removed {
+			wantRemoved++
+		}
+		if c.kept {
+			wantKept[names[i]] = true
+		}
+	}
+	if after[clashHeld] == "" || after[clashHeld] != before[clashHeld] {
+		t.Errorf("the file of another recording under %s, whose clash name was erased: removed or changed; want it kept", clashHeld)
+	}
+	if out.Removed != wantRemoved || len(out.Kept) != len(wantKept) {
+		t.Errorf("Erase: %d removed, kept %+v; want %d removed, %d kept", out.Removed, out.Kept, wantRemoved, len(wantKept))
+	}
+	for _, k := range out.Kept {
+		if !wantKept[k.Name] || k.Why == "" || !strings.Contains(logs.String(), k.Name) {
+			t.Errorf("kept %+v: want one of %v, with why, its name in a warning", k, wantKept)
+		}
+	}
+	for _, r := range give {
+		if strings.Contains(logs.String(), r.Path) {
+			t.Errorf("the log names a recording's path: %s", logs.String())
+			break
+		}
+	}
+	if out, err := cp.Erase(ctx, give, rows, inUse); err != nil || out.Removed != 0 {
+		t.Fatalf("Erase again: %d removed, %v; want nothing to remove", out.Removed, err)
+	}
+}
+
+// usable is recs without those vanished from the simulator or whose path
+// is refused: Copy never stores a file of them.
+func usable(t *testing.T, e *env, recs []Recording) []Recording {
+	t.Helper()
+	gone := map[string]bool{}
+	for _, r := range e.sim.Recordings() {
+		if r.Vanished || CheckFileName(r.FileName) != nil {
+			gone[r.Path] = true
+		}
+	}
+	origin, _ := url.Parse(e.pbx.URL)
+	var out []Recording
+	for _, r := range recs {
+		if _, err := spoolURL(origin, r.Path); err == nil && !gone[r.Path] {
+			out = append(out, r)
+		}
+	}
+	return out
+}

@@ -1,0 +1,142 @@
+package exporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"time"
+
+	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/exporter/recordings"
+)
+
+// objectNamer is a Sink that tells which recordings' files its rows name
+// (sinks.Postgres and sinks.CSV): the rows of any PBX, any status.
+type objectNamer interface {
+	NamedObjects(ctx context.Context, ep *record.Endpoint, names []string) (map[string]bool, error)
+}
+
+// partialSweeper is a recordings store that removes the partial copies
+// (folder) or incomplete uploads (S3) of a day's folder begun before a
+// time (recstore.Dir and S3).
+type partialSweeper interface {
+	SweepPartials(ctx context.Context, folder string, before time.Time) (int, error)
+}
+
+// partialMargin is how long before the run's start a partial copy must
+// have been last written to be swept: the store's clock (a NAS, the S3
+// server) may be behind the exporter's, and a partial copy this run's
+// Put is writing must never be taken for a killed run's.
+const partialMargin = time.Hour
+
+// keptListed is how many kept files' names the run ledger lists.
+const keptListed = 20
+
+// errNoNamer keeps every file when the sink cannot say which its rows
+// name.
+var errNoNamer = errors.New("this sink cannot tell which files its rows name")
+
+// erase removes from the store what earlier runs that committed no row
+// left of j's recordings: the files of those the guard suppresses (their
+// rows say no file is kept) on proof that they are theirs
+// (recordings.Copier.Erase), and the partial copies of killed runs in
+// the day folders of j's recordings (sweep). Called by finish before
+// j's rows are written, while the window after j is being copied: the
+// names it may write, and those this run wrote, are never removed.
+func (p *recPipe) erase(ctx context.Context, j *recJob) error {
+	e := p.e
+	if p.used == nil {
+		p.used = map[string]bool{}
+	}
+	for _, res := range j.results {
+		if res.Status == recordings.Copied || res.Status == recordings.Skipped {
+			p.used[res.Name] = true
+		}
+	}
+	inUse := p.used
+	if next := p.pending; next != nil && next != j {
+		inUse = make(map[string]bool, len(p.used))
+		for n := range p.used {
+			inUse[n] = true
+		}
+		for _, r := range next.recs {
+			for _, n := range e.x.Recordings.Names(r, 0) {
+				inUse[n] = true
+			}
+		}
+	}
+	p.sweep(ctx, j)
+	var recs []recordings.Recording
+	for i, s := range j.suppressed {
+		if s {
+			recs = append(recs, j.infos[i].rec)
+		}
+	}
+	named := func(ctx context.Context, names []string) (map[string]bool, error) {
+		if n, ok := e.x.Sink.(objectNamer); ok {
+			return n.NamedObjects(ctx, e.ep, names)
+		}
+		return nil, errNoNamer
+	}
+	out, err := e.x.Recordings.Erase(ctx, recs, named, inUse)
+	e.res.Recordings.erased(out)
+	return err
+}
+
+// sweep removes the partial copies killed runs left in the day folders
+// of j's recordings (their days and the days either side), each folder
+// once a run: begun before the run's start less partialMargin. A failure
+// is a warning: nothing final is at stake, and the next run sweeps
+// again.
+func (p *recPipe) sweep(ctx context.Context, j *recJob) {
+	e := p.e
+	s, ok := e.x.Recordings.Store.(partialSweeper)
+	if !ok || ctx.Err() != nil {
+		return
+	}
+	if p.swept == nil {
+		p.swept = map[string]bool{}
+	}
+	before := e.began.Add(-partialMargin)
+	for _, info := range j.infos {
+		for _, name := range e.x.Recordings.Names(info.rec, 1) {
+			folder := path.Dir(name) // <pbx>/<YYYY>/<MM>/<DD>, as recstore.DayFolder
+
+			if p.swept[folder] {
+				continue
+			}
+			p.swept[folder] = true
+			n, err := s.SweepPartials(ctx, folder, before)
+			e.res.Recordings.Partials += n
+			if err != nil {
+				e.log.Warn("recordings store: partial copies left by a killed run not removed; the next run tries again", "folder", folder, "err", err)
+			}
+		}
+	}
+}
+
+// erased counts what Erase did: removed, and kept for want of proof (the
+// first keptListed names listed).
+func (r *RecordingsResult) erased(out recordings.Erased) {
+	r.Removed += out.Removed
+	for _, k := range out.Kept {
+		if r.KeptUnproven++; len(r.KeptFiles) < keptListed {
+			r.KeptFiles = append(r.KeptFiles, k.Name)
+		}
+		if r.keptWhy == "" {
+			r.keptWhy = k.Why
+		}
+	}
+}
+
+// noteErased says in the ledger's notes what erase removed and kept.
+func (e *endpointRun) noteErased() {
+	rr := e.res.Recordings
+	if rr.Removed > 0 || rr.Partials > 0 {
+		e.note(fmt.Sprintf("recordings store: %d files of recordings not kept (a number of their call erased on request, or older than the retention) removed, each proven theirs by its sha256, and %d partial copies removed, left by earlier runs that failed or were stopped", rr.Removed, rr.Partials))
+	}
+	if rr.KeptUnproven > 0 {
+		e.note(fmt.Sprintf("recordings store: %d files that may be recordings not kept (a number of their call erased on request, or older than the retention) left in the store for want of proof (first: %s, %s): check them and remove them by hand if they are (README, Erasure)", rr.KeptUnproven, rr.KeptFiles[0], rr.keptWhy))
+	}
+}

@@ -1,0 +1,272 @@
+package exporter_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wildix-export/wildix-export/exporter/privacy"
+	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/exporter/recordings"
+	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/sinks/recstore"
+)
+
+// putSignalDir and putSignalS3 are the stores, telling stored each name
+// a Put stored.
+type putSignalDir struct {
+	*recstore.Dir
+	stored func(name string)
+}
+
+func (s putSignalDir) Put(ctx context.Context, name string, r io.Reader, w recstore.Want) (recstore.Object, error) {
+	o, err := s.Dir.Put(ctx, name, r, w)
+	if err == nil {
+		s.stored(name)
+	}
+	return o, err
+}
+
+type putSignalS3 struct {
+	*recstore.S3
+	stored func(name string)
+}
+
+func (s putSignalS3) Put(ctx context.Context, name string, r io.Reader, w recstore.Want) (recstore.Object, error) {
+	o, err := s.S3.Put(ctx, name, r, w)
+	if err == nil {
+		s.stored(name)
+	}
+	return o, err
+}
+
+// idSuppressor is a suppression list erasing the recordings of the given
+// PBX ids (as forget's list erases those of a forgotten number).
+type idSuppressor map[string]bool
+
+func (s idSuppressor) Apply(ep *record.Endpoint, row *record.Row) int {
+	i := ep.Column("id")
+	if !s[fmt.Sprint(row.Values[i])] {
+		return 0
+	}
+	row.Values[i] = "erased"
+	return 1
+}
+
+// TestRecordingsErasedAfterAFailedRun (attack 6, F12): a run failing on
+// one file (500 after every retry) stores other files of its windows and
+// commits no row for them; with a killed run's partial copies beside
+// some (a folder store, last written before the run). Then those
+// recordings must not be kept: a
+// number of their calls forgotten ("forget": the suppression list), or
+// older than the retention. The next run writes their rows erased (or,
+// for retention, none) and removes their files, each proven theirs by
+// the PBX's file's sha256, and the partial copies from the store,
+// counting them: afterwards every file in the store is named
+// by a row, nothing partial is left, and no file of those recordings is
+// there. The failing file answers only once a file of a later recording
+// is stored (no sleep): the failed run surely stored one. Seeded (the
+// recording that fails), the seed logged.
+func TestRecordingsErasedAfterAFailedRun(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ kind, why string }{
+		{"csv", "forget"}, {"csv", "retention"}, {"postgres", "forget"}, {"csv/s3", "forget"}, {"csv/s3", "retention"},
+	} {
+		t.Run(strings.ReplaceAll(tc.kind, "/", "-")+"-"+tc.why, func(t *testing.T) {
+			t.Parallel()
+			seed := rand.Uint64()
+			t.Logf("seed %d", seed)
+			rnd := rand.New(rand.NewPCG(seed, 12))
+			var broken atomic.Pointer[string]
+			gate := make(chan struct{})
+			var once sync.Once
+			fail := func(sim *pbxsim.Sim, w http.ResponseWriter, r *http.Request) bool {
+				if p := broken.Load(); p != nil && r.URL.EscapedPath() == *p {
+					select {
+					case <-gate:
+					case <-r.Context().Done():
+						return true
+					}
+					http.Error(w, "Internal error", http.StatusInternalServerError)
+					return true
+				}
+				return false
+			}
+			e := recSetup(t, pbxsim.Options{Seed: int64(seed % (1 << 62)), Calls: 300}, tc.kind, fail)
+			recs := e.sim.Recordings()
+			key := testRecordingsKey(t)
+			byName := map[string]pbxsim.Recording{}
+			nameOf := map[int64]string{}
+			for _, r := range recs {
+				id := recordings.StoredID(recordings.Recording{ID: idOf(e, r), Path: r.Path, IDKey: key})
+				name, err := recstore.Name("pbx", r.Start.UTC(), id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				byName[name], nameOf[r.ID] = r, name
+			}
+			bad := recs[len(recs)/3+rnd.IntN(len(recs)/3)]
+			later := func(name string) bool { return byName[name].Start.After(bad.Start) }
+			stored := func(name string) {
+				if later(name) {
+					once.Do(func() { close(gate) })
+				}
+			}
+			switch st := e.x.Recordings.Store.(type) {
+			case *recstore.Dir:
+				e.x.Recordings.Store = putSignalDir{st, stored}
+			case *recstore.S3:
+				e.x.Recordings.Store = putSignalS3{st, stored}
+			}
+			broken.Store(&bad.Path)
+			if res := e.run(t); res.Err == nil || !strings.Contains(res.Err.Error(), "500") {
+				t.Fatalf("the run with recording %d failing: %v", bad.ID, res.Err)
+			}
+			rows := e.rows(t)
+			// The files no row names: the recordings the failed run stored.
+			victims := map[string]bool{nameOf[bad.ID]: true}
+			for p := range filesUnder(e.storeDir) {
+				rel, _ := filepath.Rel(e.storeDir, p)
+				name := filepath.ToSlash(rel)
+				if _, ok := byName[name]; !ok {
+					t.Fatalf("stored under a name of no recording: %s", name)
+				}
+				if _, ok := rows[strings.TrimSuffix(filepath.Base(name), ".wav")]; !ok {
+					victims[name] = true // its window's (or a later one's)
+				}
+			}
+			if len(victims) < 2 {
+				t.Fatalf("the failed run stored no file without a row: the test shows nothing")
+			}
+			removed := len(victims) - 1 // the failed recording has no file
+			partials := 0
+			if _, ok := e.x.Recordings.Store.(putSignalDir); ok {
+				// What a killed run leaves: a partial copy of the failed
+				// recording, and one beside a stored file.
+				for _, name := range []string{nameOf[bad.ID], mapKeyOther(victims, nameOf[bad.ID])} {
+					p := filepath.Join(e.storeDir, filepath.FromSlash(name))
+					os.MkdirAll(filepath.Dir(p), 0o700)
+					tmp := filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+fmt.Sprintf(".partial-%d", seed%1000))
+					if err := os.WriteFile(tmp, []byte("RIFF"), 0o600); err != nil {
+						t.Fatal(err)
+					}
+					// Killed before this run began (more than the margin
+					// for the store's clock).
+					past := time.Now().Add(-2 * time.Hour)
+					if err := os.Chtimes(tmp, past, past); err != nil {
+						t.Fatal(err)
+					}
+					partials++
+				}
+			}
+			var newest time.Time
+			ids := idSuppressor{}
+			for name := range victims {
+				ids[idOf(e, byName[name])] = true
+				if byName[name].Start.After(newest) {
+					newest = byName[name].Start
+				}
+			}
+			switch tc.why {
+			case "forget":
+				e.x.Guard = &privacy.Guard{Suppress: ids}
+			case "retention":
+				const R = 30 * 24 * time.Hour
+				now := newest.Add(R).Add(time.Second) // every victim older than the cut
+				e.x.Guard = &privacy.Guard{Retention: R, Now: func() time.Time { return now }}
+			}
+			broken.Store(nil)
+			res := e.run(t)
+			if res.Err != nil {
+				t.Fatal(res.Err)
+			}
+			rows = e.rows(t)
+			for p := range filesUnder(e.storeDir) {
+				rel, _ := filepath.Rel(e.storeDir, p)
+				name := filepath.ToSlash(rel)
+				switch r, ok := byName[name]; {
+				case !ok:
+					t.Errorf("left in the store: %s", name)
+				case victims[name]:
+					t.Errorf("recording %d not kept (%s), its file still stored", r.ID, tc.why)
+				case rows[strings.TrimSuffix(filepath.Base(name), ".wav")] == nil:
+					t.Errorf("recording %d stored, no row names it", r.ID)
+				}
+			}
+			for name := range victims {
+				row, ok := rows[strings.TrimSuffix(filepath.Base(name), ".wav")]
+				switch {
+				case tc.why == "retention" && ok:
+					t.Errorf("recording %d older than the retention has a row %q", byName[name].ID, row)
+				case tc.why == "forget" && (!ok || row[2] != "erased" || row[1] != ""):
+					t.Errorf("recording %d of a forgotten number: row %q, want status erased, no object", byName[name].ID, row)
+				}
+			}
+			if got := res.Recordings; got.Removed != removed || got.Partials != partials || got.KeptUnproven != 0 {
+				t.Errorf("%d files removed, %d partial copies, %d kept counted; want %d, %d, 0", got.Removed, got.Partials, got.KeptUnproven, removed, partials)
+			}
+			notes := strings.Join(res.Notes, "\n")
+			if !strings.Contains(notes, fmt.Sprintf("recordings store: %d files of recordings not kept", removed)) ||
+				!strings.Contains(notes, fmt.Sprintf("and %d partial copies removed", partials)) {
+				t.Errorf("notes %q: want the %d files and %d partial copies removed said", res.Notes, removed, partials)
+			}
+			t.Logf("%d recordings, recording %d failed; %d not kept, %d files removed", len(recs), bad.ID, len(victims), removed)
+		})
+	}
+}
+
+// mapKeyOther is a key of m other than not.
+func mapKeyOther(m map[string]bool, not string) string {
+	for k := range m {
+		if k != not {
+			return k
+		}
+	}
+	return ""
+}
+
+// TestRecordingsErasedKeepsFilesRowsName (review 15, R15-4): the
+// recordings cursor lost (its state deleted) and the retention on, the
+// next run lists the whole history again, and the recordings older than
+// the cut are not kept; their files, stored and named by the rows of the
+// first run, are the PBX's files byte for byte, and must stay: only a
+// prune removes a file a row names, with its row. Every file and row of
+// before is there after, nothing counted removed.
+func TestRecordingsErasedKeepsFilesRowsName(t *testing.T) {
+	t.Parallel()
+	e := recSetup(t, pbxsim.Options{Seed: 31, Calls: 120}, "postgres", nil)
+	if res := e.run(t); res.Err != nil || res.Recordings.Copied == 0 {
+		t.Fatalf("first run: %v, %+v", res.Err, res.Recordings)
+	}
+	files := filesUnder(e.storeDir)
+	rows := e.rows(t)
+	if _, err := e.pool.Exec(context.Background(), "DELETE FROM export_state WHERE pbx = 'pbx' AND key = 'recordings'"); err != nil {
+		t.Fatal(err)
+	}
+	recs := e.sim.Recordings()
+	const R = 30 * 24 * time.Hour
+	now := recs[len(recs)/2].Start.Add(R) // the older half not kept
+	e.x.Guard = &privacy.Guard{Retention: R, Now: func() time.Time { return now }}
+	res := e.run(t)
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	after := filesUnder(e.storeDir)
+	for p := range files {
+		if !after[p] {
+			t.Errorf("%s, named by a row, removed", p)
+		}
+	}
+	if len(after) != len(files) || len(e.rows(t)) != len(rows) || res.Recordings.Removed != 0 {
+		t.Errorf("%d files, %d rows, %d removed; want the %d files and %d rows of before, none removed", len(after), len(e.rows(t)), res.Recordings.Removed, len(files), len(rows))
+	}
+}

@@ -1,0 +1,208 @@
+package recstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/wildix-export/wildix-export/internal/safefile"
+)
+
+// String names the store for a message: "folder <its path>".
+func (d *Dir) String() string { return "folder " + d.root }
+
+// String names the store for a message: its bucket and endpoint's host,
+// and the prefix when there is one (never a credential).
+func (s *S3) String() string {
+	if s.prefix == "" {
+		return "S3 " + s.where
+	}
+	return fmt.Sprintf("S3 %s, prefix %q", s.where, s.prefix)
+}
+
+// Discard removes the file stored under name (built by Name) and reports
+// whether there was one. It is for a file the caller proved to be a
+// recording the exporter must not keep that no row names (a run that
+// failed or was killed stored it; exporter/recordings, Erase): the store
+// proves nothing itself. Unlike Remove it leaves the name's folders, even
+// empty (a run's copies may be putting files into them at the same time)
+// and the partial copies beside it (SweepPartials: those of a Put still
+// running are not to be touched). A symbolic link or anything else that
+// is not a regular file under the name is refused, not removed.
+func (d *Dir) Discard(ctx context.Context, name string) (bool, error) {
+	if err := checkName(name); err != nil {
+		return false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("discard %s: %w", name, err)
+	}
+	root, err := d.open()
+	if err != nil {
+		return false, fmt.Errorf("discard %s: %w", name, err)
+	}
+	defer root.Close()
+	p := filepath.FromSlash(name)
+	switch err := notRegular(root.Lstat(p)); {
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("discard %s: %w", name, err)
+	}
+	if err := root.Remove(p); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return false, fmt.Errorf("discard %s: %w", name, err)
+	}
+	if err := safefile.SyncDirIn(root, filepath.Dir(p)); err != nil {
+		return true, fmt.Errorf("discard %s: %w", name, err)
+	}
+	return true, nil
+}
+
+// Discard removes the object stored under name (built by Name), as the
+// folder store's Discard, and reports whether there was one. On a
+// versioned bucket the server keeps earlier versions, as for Remove.
+func (s *S3) Discard(ctx context.Context, name string) (bool, error) {
+	if err := checkName(name); err != nil {
+		return false, err
+	}
+	key := s.Key(path.Clean(name))
+	if _, err := s.c.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{}); err != nil {
+		if minio.ToErrorResponse(err).StatusCode == http.StatusNotFound {
+			return false, nil
+		}
+		return false, fmt.Errorf("discard %s: %w", name, err)
+	}
+	if err := s.c.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{}); err != nil {
+		if minio.ToErrorResponse(err).Code == "NoSuchKey" {
+			return false, nil
+		}
+		return false, fmt.Errorf("discard %s: %w", name, err)
+	}
+	return true, nil
+}
+
+// checkFolder refuses a folder that is not a day's folder as Name builds
+// it: <pbx>/<YYYY>/<MM>/<DD>.
+func checkFolder(folder string) error {
+	if err := checkName(folder + "/x.wav"); err != nil {
+		return fmt.Errorf("folder %s: expected <pbx>/<YYYY>/<MM>/<DD> as recstore.Name builds it", quoteShort(folder))
+	}
+	return nil
+}
+
+// DayFolder is the folder of a name built by Name: <pbx>/<YYYY>/<MM>/<DD>.
+func DayFolder(name string) string { return path.Dir(name) }
+
+// SweepPartials removes from folder, a day's folder of the store
+// (<pbx>/<YYYY>/<MM>/<DD>, DayFolder), the partial copies
+// (".<id>.wav.partial-…") last written before before: what a Put killed
+// before it renamed its copy left, never a final name. A Put removes
+// those of its own name, but a recording that is not copied again (a
+// number of its call forgotten since, older than the retention, no
+// longer listed) kept them for good, bytes of a voice included. The
+// caller gives as before its run's start, less a margin for the store's
+// clock: a Put still running writes its partial copy, and is left alone.
+// It returns how many it removed; a folder that does not exist holds
+// none. A symbolic link, or anything not a regular file, is left.
+func (d *Dir) SweepPartials(ctx context.Context, folder string, before time.Time) (int, error) {
+	if err := checkFolder(folder); err != nil {
+		return 0, err
+	}
+	root, err := d.open()
+	if err != nil {
+		return 0, fmt.Errorf("sweep %s: %w", folder, err)
+	}
+	defer root.Close()
+	dir := filepath.FromSlash(folder)
+	f, err := root.Open(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sweep %s: %w", folder, err)
+	}
+	entries, err := f.ReadDir(-1)
+	f.Close()
+	if err != nil {
+		return 0, fmt.Errorf("sweep %s: %w", folder, err)
+	}
+	n := 0
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return n, fmt.Errorf("sweep %s: %w", folder, err)
+		}
+		if !isPartial(e.Name()) || !e.Type().IsRegular() {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil || !fi.ModTime().Before(before) {
+			continue // gone since, or written during this run
+		}
+		switch err := root.Remove(filepath.Join(dir, e.Name())); {
+		case err == nil:
+			n++
+		case !errors.Is(err, fs.ErrNotExist):
+			return n, fmt.Errorf("sweep %s: %w", folder, err)
+		}
+	}
+	if n > 0 {
+		if err := safefile.SyncDirIn(root, dir); err != nil {
+			return n, fmt.Errorf("sweep %s: %w", folder, err)
+		}
+	}
+	return n, nil
+}
+
+// isPartial reports whether an entry's name is a partial copy's, as Put
+// names them: "." + <id>.wav + ".partial-" + random.
+func isPartial(entry string) bool {
+	base, _, ok := strings.Cut(entry, ".wav.partial-")
+	return ok && strings.HasPrefix(base, ".") && checkPart("recording id", base[1:], 64, "-_") == nil
+}
+
+// SweepPartials aborts the incomplete multipart uploads under folder, a
+// day's folder (DayFolder), begun before before: what a Put killed
+// before it completed its upload left, invisible but kept (and billed)
+// by the server, recording bytes included. The folder store's
+// SweepPartials says why and what before is. It returns how many it
+// aborted.
+func (s *S3) SweepPartials(ctx context.Context, folder string, before time.Time) (int, error) {
+	if err := checkFolder(folder); err != nil {
+		return 0, err
+	}
+	prefix := s.Key(folder + "/")
+	type upload struct{ key, id string }
+	var left []upload
+	var lerr error
+	// Read to its end: the listing's goroutine ends only so.
+	for u := range s.c.ListIncompleteUploads(ctx, s.bucket, prefix, true) {
+		switch {
+		case u.Err != nil:
+			lerr = u.Err
+		case u.Initiated.Before(before) && !strings.Contains(strings.TrimPrefix(u.Key, prefix), "/"):
+			left = append(left, upload{u.Key, u.UploadID})
+		}
+	}
+	if lerr != nil {
+		return 0, fmt.Errorf("sweep %s: list incomplete uploads: %w", folder, lerr)
+	}
+	n := 0
+	for _, u := range left {
+		err := minio.Core{Client: s.c}.AbortMultipartUpload(ctx, s.bucket, u.key, u.id)
+		if err != nil && minio.ToErrorResponse(err).Code != "NoSuchUpload" {
+			return n, fmt.Errorf("sweep %s: abort an upload left by an earlier copy: %w", folder, err)
+		}
+		n++
+	}
+	return n, nil
+}
