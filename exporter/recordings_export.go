@@ -44,6 +44,9 @@ type RecordingsResult struct {
 	// Hostile counts the recordings whose PBX file name or path must not
 	// be used as a path (kept in their rows as sent, reported).
 	Hostile int `json:"hostile"`
+	// ListedTwice counts the recordings listed a second time this run
+	// (the same id, start and path) with another record, left out.
+	ListedTwice int `json:"listed_twice,omitempty"`
 	// Clashes counts the recordings sent under an id another recording
 	// holds (another start or path), each stored under an id of its own.
 	Clashes int `json:"clashes,omitempty"`
@@ -56,6 +59,7 @@ type RecordingsResult struct {
 	hostileFirst string // the first hostile one, for the note
 	clashFirst   string // the first clash, for the note
 	keptWhy      string // why the first kept file was kept, for the note
+	twiceFirst   string // the first recording listed twice, for the note
 }
 
 // OldestPendingAge is how old the oldest recording listed and not stored

@@ -53,7 +53,7 @@ type recJob struct {
 func (p *recPipe) window(ctx context.Context, rows []record.Row, recount bool) error {
 	fresh, infos := p.rc.fresh(p.l, rows, func(row record.Row, first string) {
 		p.e.res.Recordings.clashed(p.l.info(row).rec.ID, fmt.Sprintf("started %s and %s", first, row.Wall), recordings.AltID(p.l.info(row).rec))
-	})
+	}, func(row record.Row) { p.e.res.Recordings.listedTwice(row.Key) })
 	if len(fresh) == 0 {
 		return nil
 	}

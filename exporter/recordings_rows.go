@@ -3,6 +3,7 @@ package exporter
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,6 +59,10 @@ type recCursor struct {
 	// otherFrame: recent's walls are in another frame than this run's.
 	seen       map[string]string
 	otherFrame bool
+	// listed holds the sha256 of the record each key taken this run was
+	// listed with: a second listing of it with another record is told
+	// (attack 7, F6).
+	listed map[string][sha256.Size]byte
 }
 
 // RecordingsZone is the zone the recordings' wall times are read in, as
@@ -113,6 +118,7 @@ func (e *endpointRun) recCursor(ctx context.Context, l *recList, st recState) (*
 		rc.recent = map[string]string{}
 	}
 	rc.seen = map[string]string{}
+	rc.listed = map[string][sha256.Size]byte{}
 	switch {
 	case st.Time == "":
 	case st.Time > rc.horizon:
@@ -145,8 +151,11 @@ func abs(n int) int { return max(n, -n) }
 // unique) makes that row's key AltID: both recordings are stored and
 // kept, and clash is told. The earlier ones are those of this window and
 // run (start and path), and the recent keys of the state (start only;
-// not even that when the last run read the list in another frame).
-func (rc *recCursor) fresh(l *recList, rows []record.Row, clash func(row record.Row, first string)) ([]record.Row, []recInfo) {
+// not even that when the last run read the list in another frame). A
+// recording listed again this run (the same start and path) with another
+// record (other numbers, say) is left out as before, the first kept, and
+// twice is told (attack 7, F6: it was cut silently).
+func (rc *recCursor) fresh(l *recList, rows []record.Row, clash func(row record.Row, first string), twice func(row record.Row)) ([]record.Row, []recInfo) {
 	out := make([]record.Row, 0, len(rows))
 	infos := make([]recInfo, 0, len(rows))
 	win := map[string]string{}
@@ -167,6 +176,9 @@ func (rc *recCursor) fresh(l *recList, rows []record.Row, clash func(row record.
 		}
 		found, same := had(row.Key)
 		if found && (same || info.rec.ID == "") {
+			if h, ok := rc.listed[row.Key]; ok && h != sha256.Sum256(row.Raw) {
+				twice(row)
+			}
 			continue // without an id, the key is the path's: the same file
 		}
 		if old := recordings.LegacyID(info.rec); !found && old != row.Key {
@@ -192,6 +204,7 @@ func (rc *recCursor) fresh(l *recList, rows []record.Row, clash func(row record.
 			}
 		}
 		win[row.Key] = sig
+		rc.listed[row.Key] = sha256.Sum256(row.Raw)
 		out = append(out, row)
 		infos = append(infos, info)
 	}
@@ -305,6 +318,9 @@ func (e *endpointRun) noteRecordings() {
 	if rr.Clashes > 0 {
 		e.note(fmt.Sprintf("%d recordings sent under an id another recording holds (first: %s): each stored, and its row kept, under an id of its own (column recording; column id keeps the PBX's)", rr.Clashes, rr.clashFirst))
 	}
+	if rr.ListedTwice > 0 {
+		e.note(fmt.Sprintf("%d recordings listed twice with different records (first: recording %s): the first listing's row kept, the other left out; compare them on the PBX and report this PBX's version (docs/pbx-api.md, Recordings)", rr.ListedTwice, rr.twiceFirst))
+	}
 	e.noteErased()
 	if rr.Listed > 0 {
 		n := fmt.Sprintf("recordings: %d listed, %d copied (%d bytes), %d already stored, %d vanished, %d refused, %d failed", rr.Listed, rr.Copied, rr.Bytes, rr.Skipped, rr.Vanished, rr.Refused, rr.Failed)
@@ -323,6 +339,14 @@ func (e *endpointRun) recount(l *recList, rows []record.Row) error {
 	}
 	_, err := l.rows(&record.Converter{Endpoint: &l.ep, Zone: l.zone, Warnings: &e.n.Warnings})(raws)
 	return err
+}
+
+// listedTwice counts a recording listed twice this run with two records,
+// the second left out.
+func (r *RecordingsResult) listedTwice(key string) {
+	if r.ListedTwice++; r.ListedTwice == 1 {
+		r.twiceFirst = key
+	}
 }
 
 // clashed counts a recording sent under an id another recording holds:
