@@ -86,7 +86,8 @@ type csvEdit struct {
 	pick   func(ownFile) bool
 	edit   EditFunc
 	// stamp is written into each manifest a forget's edit rewrites
-	// (forgetStampKey): the suppression list's size then (attack 6, F1).
+	// (forgetStampKey): which numbers the suppression list held then
+	// (attack 6, F1; attack 7, F1).
 	stamp *forgetStamp
 }
 
@@ -102,13 +103,14 @@ func (s *CSV) editFiles(ctx context.Context, e csvEdit) (res EditResult, err err
 	if e.reason == "forget" {
 		// Forget adds its number to the list before it changes a row
 		// (cmd suppressForget), so the list holds at least this many
-		// numbers while the state is whole: CheckSuppression refuses a
-		// list restored from a copy older than this edit.
+		// numbers, these ones, while the state is whole:
+		// CheckSuppression refuses a list restored from a copy older
+		// than this edit.
 		l, err := s.Suppression(ctx)
 		if err != nil {
 			return res, err
 		}
-		e.stamp = &forgetStamp{Numbers: l.numbers(), At: time.Now().UTC()}
+		e.stamp = l.stamp(time.Now())
 	}
 	dir := filepath.Join(s.opt.Dir, e.ep.Name)
 	if err := safefile.NotSymlink(dir); err != nil {

@@ -186,16 +186,19 @@ func (l *Suppression) numbers() int {
 // forgetStampKey is the manifest field each forget writes into the
 // manifests of the data files it rewrites (EditRows "forget"): a
 // forgetStamp. A list restored with .state from a copy taken before
-// that forget holds fewer numbers than it says, and the ledger restored
-// with it does not show the forget either (attack 6, F1): the manifests,
-// left as they are, tell.
+// that forget lacks numbers it names, and the ledger restored with it
+// does not show the forget either (attack 6, F1): the manifests, left as
+// they are, tell (suppress_stamp.go).
 const forgetStampKey = "forget_list"
 
 // forgetStamp is the list as a forget found it once it had added its
-// number: how many numbers it held (numbers), and when.
+// number: how many numbers it held (numbers), when, and which entries
+// (Tags: stampTag of each, national forms too; none in a stamp written
+// by the release before them, which tells only how many).
 type forgetStamp struct {
 	Numbers int       `json:"numbers"`
 	At      time.Time `json:"at"`
+	Tags    []string  `json:"tags,omitempty"`
 }
 
 // makeKey gives the list a key when it has none: pk's when set, else a
@@ -234,6 +237,18 @@ func (l *Suppression) addAll(f *Forgotten, pk *pseudonym.Keyed, now time.Time) (
 		}
 	}
 	return first, number, nil
+}
+
+// addChanged is addAll, also reporting whether it changed the list: a
+// number listed already may get national forms it lacked (forgotten
+// first as written, then with +), or the list its key or its tags. The
+// list is written then, though no number was added: Suppress wrote it
+// only when one was, and those national forms were lost, written again
+// by later exports.
+func (l *Suppression) addChanged(f *Forgotten, pk *pseudonym.Keyed, now time.Time) (h string, added, changed bool, err error) {
+	was, key := slices.Clone(l.Numbers), l.KeyID
+	h, added, err = l.addAll(f, pk, now)
+	return h, added, added || l.KeyID != key || !slices.Equal(was, l.Numbers), err
 }
 
 // Suppressor applies a suppression list to rows. Safe for concurrent use.
@@ -388,11 +403,16 @@ func decodeSuppression(b []byte) (*Suppression, error) {
 }
 
 // Suppress adds f to the schema's list in one transaction, and returns
-// its tag and whether it was new.
+// its tag and whether it was new. It checks the list first
+// (CheckSuppression): a forget adding its number to a list that lost
+// others would make the list restored from the backup lack this one.
 func (p *Postgres) Suppress(ctx context.Context, f *Forgotten, pk *pseudonym.Keyed) (h string, added bool, err error) {
-	err = p.updateSuppression(ctx, "add to the suppression list", func(l *Suppression) (bool, error) {
-		h, added, err = l.addAll(f, pk, time.Now())
-		return added, err
+	if err := p.CheckSuppression(ctx); err != nil {
+		return "", false, err
+	}
+	err = p.updateSuppression(ctx, "add to the suppression list", func(l *Suppression) (changed bool, err error) {
+		h, added, changed, err = l.addChanged(f, pk, time.Now())
+		return changed, err
 	})
 	return h, added, err
 }
@@ -453,19 +473,34 @@ func (s *CSV) Suppression(context.Context) (*Suppression, error) {
 }
 
 // Suppress adds f to the folder's list, under a lock and by an atomic
-// replace, and returns its tag and whether it was new.
+// replace, and returns its tag and whether it was new. Under the lock it
+// checks the list first (checkList; attack 7, F1: a forget into a list
+// restored from an older copy made it hold as many numbers as the stamps
+// said, and hid the loss), and writes the forget stamp (stampFile) once
+// the list is written, whether or not the number was new.
 func (s *CSV) Suppress(ctx context.Context, f *Forgotten, pk *pseudonym.Keyed) (h string, added bool, err error) {
-	err = s.updateSuppression(ctx, "add to the suppression list", func(l *Suppression) (bool, error) {
-		h, added, err = l.addAll(f, pk, time.Now())
-		return added, err
-	})
+	err = s.updateSuppressionThen(ctx, "add to the suppression list", func(l *Suppression) (bool, error) {
+		if err := s.checkList(ctx, l); err != nil {
+			return false, err
+		}
+		var changed bool
+		h, added, changed, err = l.addChanged(f, pk, time.Now())
+		return changed, err
+	}, func(l *Suppression) error { return s.writeStamp(l, time.Now()) })
 	return h, added, err
 }
 
 // updateSuppression changes the folder's list with change, which reports
 // whether it changed it, under the list's lock and by an atomic replace
 // of its file; what names the change in errors.
-func (s *CSV) updateSuppression(ctx context.Context, what string, change func(*Suppression) (bool, error)) (err error) {
+func (s *CSV) updateSuppression(ctx context.Context, what string, change func(*Suppression) (bool, error)) error {
+	return s.updateSuppressionThen(ctx, what, change, nil)
+}
+
+// updateSuppressionThen is updateSuppression calling then, when set,
+// with the list as it is once written (or as read, when change did not
+// change it), still under the lock.
+func (s *CSV) updateSuppressionThen(ctx context.Context, what string, change func(*Suppression) (bool, error), then func(*Suppression) error) (err error) {
 	defer func() { err = s.advise(err) }()
 	dir, err := s.mkdir(".state")
 	if err != nil {
@@ -480,12 +515,18 @@ func (s *CSV) updateSuppression(ctx context.Context, what string, change func(*S
 	if err != nil {
 		return err
 	}
-	if changed, err := change(l); err != nil || !changed {
+	changed, err := change(l)
+	if err != nil {
 		return err
 	}
-	b, _ := json.Marshal(l)
-	if err := safefile.Write(s.suppressionFile(), b, fileMode); err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+	if changed {
+		b, _ := json.Marshal(l)
+		if err := safefile.Write(s.suppressionFile(), b, fileMode); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+	}
+	if then != nil {
+		return then(l)
 	}
 	return nil
 }
@@ -540,18 +581,31 @@ type lostList struct {
 	last         time.Time
 	evidence     string // without a ledger: a data file erased by forget
 	newer        string // a data file a forget rewrote when the list held more
-	stamp        forgetStamp
-	accept       string // how to record that the erasures are undone
+	// fromStampFile: newer is the folder's forget stamp (stampFile),
+	// not a data file.
+	fromStampFile bool
+	stamp         forgetStamp
+	lacking       lacking // what the list lacks of stamp
+	accept        string  // how to record that the erasures are undone
 }
+
+// Unwrap: ErrSuppressionLost, and record.ErrConfig, a state the user
+// must resolve (exit 2), for a caller that does not tell it apart
+// (forget, refused by Suppress).
+func (m lostList) Unwrap() []error { return []error{ErrSuppressionLost, record.ErrConfig} }
 
 func (m lostList) Error() string {
 	seen := fmt.Sprintf("the run ledger (%s) records %d forget(s) that added a number to it, the last ended %s", m.ledger, m.want, m.last.UTC().Format(time.RFC3339))
 	if m.evidence != "" {
 		seen = fmt.Sprintf("the data file %s records rows erased by forget, and the run ledger (%s) records no forget (gone, or restored from a copy older than the forget)", m.evidence, m.ledger)
 	}
-	if m.newer != "" {
-		seen = fmt.Sprintf("the data file %s was rewritten by a forget at %s, when the list held %d number(s) (its manifest's %q): the list and the run ledger (%s) were restored from a copy taken before that forget; restore the state folder's list from a copy taken after it",
-			m.newer, m.stamp.At.UTC().Format(time.RFC3339), m.stamp.Numbers, forgetStampKey, m.ledger)
+	switch {
+	case m.fromStampFile:
+		seen = fmt.Sprintf("the forget stamp %s (kept outside the state folder) says that when a forget at %s had added its number the list held %d number(s), %v: the list and the run ledger (%s) were restored from a copy taken before that forget; restore the state folder's list from a copy taken after it",
+			m.newer, m.stamp.At.UTC().Format(time.RFC3339), m.stamp.Numbers, m.lacking, m.ledger)
+	case m.newer != "":
+		seen = fmt.Sprintf("the data file %s was rewritten by a forget at %s, when the list held %d number(s), %v (its manifest's %q): the list and the run ledger (%s) were restored from a copy taken before that forget; restore the state folder's list from a copy taken after it",
+			m.newer, m.stamp.At.UTC().Format(time.RFC3339), m.stamp.Numbers, m.lacking, forgetStampKey, m.ledger)
 	}
 	return fmt.Sprintf("%v: the list (%s) holds %d number(s), and %s: it was lost or restored from an older copy. "+
 		"An export now would write every forgotten number again where the PBX still holds it (in clear, unless pseudonymised) and copy its recordings again. "+
@@ -559,8 +613,6 @@ func (m lostList) Error() string {
 		"or, only knowing that those erasures are undone (run forget again for each number still known), record that in the list: %s",
 		ErrSuppressionLost, m.list, m.has, seen, m.accept)
 }
-
-func (m lostList) Unwrap() error { return ErrSuppressionLost }
 
 // CheckSuppression checks the schema's list against the run ledger: an
 // error wrapping ErrSuppressionLost when it holds fewer numbers than the
@@ -601,20 +653,31 @@ func (p *Postgres) CheckSuppression(ctx context.Context) error {
 // that counts rows erased by forget (rows_replaced_forget) says that a
 // forget happened, and an empty list is refused too. Both restored from
 // a copy of the state folder taken between two forgets agree with each
-// other: a manifest the later forget rewrote says the list held more
-// numbers then (forgetStamp; attack 6, F1), and the list is refused.
+// other: a forget stamp the later forget wrote (a manifest it rewrote,
+// the folder's stampFile) names entries the list lacks (attack 6, F1;
+// attack 7, F1), and the list is refused.
 func (s *CSV) CheckSuppression(ctx context.Context) error {
 	l, err := s.Suppression(ctx)
 	if err != nil {
 		return err
 	}
+	return s.checkList(ctx, l)
+}
+
+// checkList is CheckSuppression of the list l (Suppress's, read under
+// the list's lock).
+func (s *CSV) checkList(ctx context.Context, l *Suppression) error {
 	has, after := l.added()
 	n, last, err := s.ledgerForgets(after)
 	if err != nil {
 		return fmt.Errorf("check the suppression list against the run ledger: %w", s.advise(err))
 	}
 	m := lostList{list: s.suppressionFile(), ledger: filepath.Join(s.opt.Dir, ".state", "<pbx>", "runs.jsonl"), has: has, want: n, last: last}
-	ev, err := s.forgetEvidence(l.numbers(), after)
+	v := l.view()
+	ev, err := s.forgetEvidence(v, after)
+	if err == nil {
+		err = s.stampEvidence(&ev, v, after)
+	}
 	if err != nil {
 		return fmt.Errorf("check the suppression list against the data files: %w", s.advise(err))
 	}
@@ -623,10 +686,15 @@ func (s *CSV) CheckSuppression(ctx context.Context) error {
 	case n == 0 && len(l.Numbers) == 0 && l.UndoneAccepted == nil && ev.erased != "":
 		m.evidence, last = ev.erased, time.Now()
 	case ev.newer != "":
-		m.newer, m.stamp, last = ev.newer, ev.stamp, ev.stamp.At
+		m.newer, m.fromStampFile, m.stamp, m.lacking, last = ev.newer, ev.fromStampFile, ev.stamp, ev.lacking, ev.stamp.At
+		m.has = v.numbers // the stamps name entries made before UndoneAccepted too
 	default:
 		s.saveChecked(ev)
 		return nil
+	}
+	if ev.newer != "" {
+		// Accepting the loss accepts the stamp's forget too.
+		last = latest(last, ev.stamp.At)
 	}
 	at := acceptAt(last)
 	m.accept = fmt.Sprintf(`add "erasures_undone_accepted":"%s" to the list's JSON object, or, when it is missing, write {"numbers":[],"erasures_undone_accepted":"%s"} to %s`, at, at, s.suppressionFile())
@@ -704,16 +772,19 @@ func countForgets(b []byte, after time.Time) ledgerCount {
 // manifestEvidence is what the data files' manifests tell of forgets
 // (forgetEvidence).
 type manifestEvidence struct {
-	erased string            // the first data file whose manifest counts rows erased by forget
-	newer  string            // the data file of the newest stamp naming more numbers than the list holds
-	stamp  forgetStamp       // that stamp
-	mark   *manifestsChecked // the mark of what was read, when it changed (saveChecked)
+	erased string // the first data file whose manifest counts rows erased by forget
+	newer  string // the data file of the newest stamp naming entries the list lacks
+	// fromStampFile: newer is the folder's forget stamp (stampEvidence)
+	fromStampFile bool
+	stamp         forgetStamp       // that stamp
+	lacking       lacking           // what the list lacks of it
+	mark          *manifestsChecked // the mark of what was read, when it changed (saveChecked)
 }
 
 // forgetEvidence reads what the data files' manifests tell of forgets:
 // the first data file (its name under the folder) whose manifest counts
 // rows erased by forget, and the one whose forget stamp (forgetStampKey)
-// is the newest of those naming more numbers than listed, the list's,
+// is the newest of those naming entries the list (v) lacks,
 // made after accepted (its UndoneAccepted; zero when unset). Every PBX's
 // manifests are looked at, those of a PBX whose run ledger is there too:
 // a ledger restored from a copy older than the first forget, or one of a
@@ -731,7 +802,7 @@ type manifestEvidence struct {
 // it) or one written since is not in it and is read. The mark is
 // rewritten (saveChecked) when what it holds changed and the check
 // passes; failing to write it costs only reads.
-func (s *CSV) forgetEvidence(listed int, accepted time.Time) (manifestEvidence, error) {
+func (s *CSV) forgetEvidence(v listView, accepted time.Time) (manifestEvidence, error) {
 	var ev manifestEvidence
 	files, err := filepath.Glob(filepath.Join(s.opt.Dir, "*", "*.manifest.json"))
 	if err != nil {
@@ -744,8 +815,12 @@ func (s *CSV) forgetEvidence(listed int, accepted time.Time) (manifestEvidence, 
 		if ev.erased == "" {
 			ev.erased = name
 		}
-		if st := c.Stamp; st != nil && st.Numbers > listed && st.At.After(accepted) && (ev.newer == "" || st.At.After(ev.stamp.At)) {
-			ev.newer, ev.stamp = name, *st
+		st := c.Stamp
+		if st == nil || !st.At.After(accepted) || ev.newer != "" && !st.At.After(ev.stamp.At) {
+			return
+		}
+		if m := v.lacks(st); m.any() {
+			ev.newer, ev.stamp, ev.lacking = name, *st, m
 		}
 	}
 	for _, f := range files {
@@ -803,10 +878,14 @@ type checkedForget struct {
 	ID    string       `json:"id"`
 	File  string       `json:"file"`
 	Stamp *forgetStamp `json:"stamp,omitempty"`
+	// Tags, in the mark's file, names the stamp's tags in the mark's
+	// Stamps (packChecked); "" in memory.
+	Tags string `json:"tags,omitempty"`
 }
 
 func (c checkedForget) same(d checkedForget) bool {
-	return c.ID == d.ID && c.File == d.File && (c.Stamp == nil) == (d.Stamp == nil) && (c.Stamp == nil || c.Stamp.Numbers == d.Stamp.Numbers && c.Stamp.At.Equal(d.Stamp.At))
+	return c.ID == d.ID && c.File == d.File && (c.Stamp == nil) == (d.Stamp == nil) &&
+		(c.Stamp == nil || c.Stamp.Numbers == d.Stamp.Numbers && c.Stamp.At.Equal(d.Stamp.At) && slices.Equal(c.Stamp.Tags, d.Stamp.Tags))
 }
 
 // readManifestForget reads the manifest at path: when it counts rows
@@ -861,6 +940,9 @@ func (s *CSV) checkedFile() string {
 type manifestsChecked struct {
 	Files   map[string]string        `json:"files"`
 	Forgets map[string]checkedForget `json:"forgets,omitempty"`
+	// Stamps holds, in the mark's file, the tags of the Forgets'
+	// stamps, each once (packChecked); nil in memory.
+	Stamps map[string][]string `json:"stamps,omitempty"`
 }
 
 // readChecked reads the mark (once for as long as it stays the same
@@ -871,7 +953,7 @@ func (s *CSV) readChecked() manifestsChecked {
 	v, err := s.cachedState(s.checkedFile(), "", &s.markReads, func(b []byte) (any, error) {
 		var m manifestsChecked
 		json.Unmarshal(b, &m)
-		return m, nil
+		return unpackChecked(m), nil
 	})
 	if m, ok := v.(manifestsChecked); err == nil && ok {
 		return m
@@ -887,7 +969,7 @@ func (s *CSV) writeChecked(m manifestsChecked) error {
 	if m.Files == nil {
 		m.Files = map[string]string{}
 	}
-	b, _ := json.Marshal(m)
+	b, _ := json.Marshal(packChecked(m))
 	return safefile.Write(s.checkedFile(), b, fileMode)
 }
 

@@ -856,6 +856,16 @@ func TestSuppressionCheckedAgainstLedger(t *testing.T) {
 			if err := os.RemoveAll(filepath.Join(dir, ".state")); err != nil {
 				t.Fatal(err)
 			}
+			// The forget stamp at the folder's top, left by the
+			// removal, names the two numbers (R15-12); with it gone
+			// too, nothing tells.
+			err = check("state folder gone, no data file, the forget stamp there", true)
+			if !strings.Contains(err.Error(), r.csv.stampFile()) || !strings.Contains(err.Error(), "2 of them missing") {
+				t.Errorf("the error does not name the forget stamp and the 2 numbers missing: %v", err)
+			}
+			if err := os.Remove(r.csv.stampFile()); err != nil {
+				t.Fatal(err)
+			}
 			check("state folder gone, no data file", false)
 			os.MkdirAll(filepath.Join(dir, "call_history"), 0o700)
 			man := filepath.Join(dir, "call_history", "pbx-1_20261207T113550Z-133c3d_0001.manifest.json")

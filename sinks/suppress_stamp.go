@@ -1,0 +1,238 @@
+package sinks
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
+	"github.com/wildix-export/wildix-export/internal/safefile"
+)
+
+// Forget stamps say which numbers the suppression list held when a
+// forget had added its own (forgetStamp): each entry of the list as a
+// short digest of its tag (stampTag), so that the check can prove that
+// the list holds every one of them still, not only as many (attack 7, F1:
+// the list {A} restored from a copy taken before forget B, then forget C,
+// gave {A,C}, as many numbers as B's stamp counted, and B's calls were
+// written again). A forget writes its stamp into each manifest it
+// rewrites (forgetStampKey), and, in the CSV folder, into stampFile,
+// outside the state folder: a forget whose number is in no row, or whose
+// rows were in files it emptied and removed, rewrites no manifest
+// (R15-12), and a restore of the state folder alone leaves that file as
+// it is.
+
+// stampTag is what a forget stamp keeps of the list's entry n: a digest
+// of its tag cut to 48 bits ("n" before it for a national form). It
+// tells nothing of the number to anyone without the list's key (the tag
+// is a keyed hash), and a missing entry is matched by chance by another
+// entry of a list of a million once in about 280 million.
+func stampTag(n SuppressedNumber) string {
+	sum := sha256.Sum256([]byte("wildix-export forget stamp\x00" + n.Hash))
+	t := hex.EncodeToString(sum[:6])
+	if n.National {
+		return "n" + t
+	}
+	return t
+}
+
+// stamp is the forget stamp of the list as it is now, at at: a forget's,
+// once it has added its number (every entry is a tag then: add tags a
+// list written before tags).
+func (l *Suppression) stamp(at time.Time) *forgetStamp {
+	st := &forgetStamp{Numbers: l.numbers(), At: at.UTC(), Tags: make([]string, 0, len(l.Numbers))}
+	for _, n := range l.Numbers {
+		st.Tags = append(st.Tags, stampTag(n))
+	}
+	return st
+}
+
+// listView is the list as stamps are compared with it.
+type listView struct {
+	numbers int             // its numbers, national forms apart
+	tags    map[string]bool // its entries' stampTag
+	// untagged: the list keeps some entries as pseudonyms (written
+	// before tags, and not tagged yet: the pseudonym key is missing,
+	// which stops the run anyway); stamps are compared by count then.
+	untagged bool
+}
+
+func (l *Suppression) view() listView {
+	v := listView{numbers: l.numbers(), tags: make(map[string]bool, len(l.Numbers))}
+	for _, n := range l.Numbers {
+		v.tags[stampTag(n)] = true
+		v.untagged = v.untagged || strings.HasPrefix(n.Hash, pseudonym.NumberPrefix)
+	}
+	return v
+}
+
+// lacking is what a list lacks of a stamp: numbers, and national forms.
+type lacking struct{ numbers, national int }
+
+func (m lacking) any() bool { return m.numbers+m.national > 0 }
+
+// lacks is what the list lacks of the entries st names. A stamp without
+// tags (written by the release before them) tells only how many numbers
+// the list held: the list lacks the difference, when it holds fewer.
+func (v listView) lacks(st *forgetStamp) lacking {
+	if st.Tags == nil || v.untagged {
+		return lacking{numbers: max(st.Numbers-v.numbers, 0)}
+	}
+	var m lacking
+	for _, t := range st.Tags {
+		switch {
+		case v.tags[t]:
+		case strings.HasPrefix(t, "n"):
+			m.national++
+		default:
+			m.numbers++
+		}
+	}
+	return m
+}
+
+// String says what is missing, for the check's message.
+func (m lacking) String() string {
+	s := fmt.Sprintf("%d of them missing from it now", m.numbers)
+	if m.national > 0 {
+		s += fmt.Sprintf(" (and %d national form(s) of numbers)", m.national)
+	}
+	return s
+}
+
+// stampFile is the CSV folder's forget stamp: the stamp of the list as
+// the last forget left it, written by Suppress under the list's lock.
+// It is at the folder's top, not in the state folder, so that a restore
+// of the state folder alone (the list and the run ledgers together, from
+// a copy taken before a forget) leaves it as the last forget wrote it.
+func (s *CSV) stampFile() string {
+	return filepath.Join(s.opt.Dir, ".suppressed.stamp.json")
+}
+
+// readStamp reads the folder's forget stamp (once while it stays the
+// same version: cachedState); nil when there is none. A damaged one is
+// refused (exit 2), saying what to do.
+func (s *CSV) readStamp() (*forgetStamp, error) {
+	var reads atomic.Int64
+	v, err := s.cachedState(s.stampFile(), "", &reads, func(b []byte) (any, error) {
+		var st forgetStamp
+		if err := json.Unmarshal(b, &st); err != nil || st.At.IsZero() {
+			return nil, fmt.Errorf("%w: the forget stamp %s is damaged (%v): it says which numbers the suppression list held when the last forget ended; restore it from the backup taken with the data files, or, only knowing that the list is whole (no forget since the list's copy was taken), remove it: the next forget writes it again",
+				record.ErrConfig, s.stampFile(), errText(err, "no time"))
+		}
+		return &st, nil
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return v.(*forgetStamp), nil
+}
+
+// errText is err's text, or otherwise when err is nil.
+func errText(err error, otherwise string) string {
+	if err != nil {
+		return err.Error()
+	}
+	return otherwise
+}
+
+// writeStamp replaces the folder's forget stamp by the stamp of l at at,
+// atomically. The caller holds the list's lock, and has written l: a
+// stamp is never of entries the list file lacks. The temporaries a
+// process killed while writing it left are removed first.
+func (s *CSV) writeStamp(l *Suppression, at time.Time) error {
+	s.removeStaleStampTemps()
+	b, _ := json.Marshal(l.stamp(at))
+	if err := safefile.Write(s.stampFile(), b, fileMode); err != nil {
+		return fmt.Errorf("write the forget stamp (which numbers the suppression list holds, kept outside the state folder): %w", err)
+	}
+	return nil
+}
+
+// removeStaleStampTemps removes the temporary files of the forget stamp
+// (safefile.Write's, beside it) older than this process: a process
+// killed while writing it left them. The caller holds the list's lock,
+// under which alone the stamp is written.
+func (s *CSV) removeStaleStampTemps() {
+	prefix := "." + filepath.Base(s.stampFile()) + ".tmp-"
+	entries, err := os.ReadDir(s.opt.Dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), prefix) || !e.Type().IsRegular() {
+			continue
+		}
+		if info, err := e.Info(); err == nil && info.ModTime().Before(s.started) {
+			if os.Remove(filepath.Join(s.opt.Dir, e.Name())) == nil {
+				s.opt.Log.Info("removed a temporary file a killed process left", "file", filepath.Join(s.opt.Dir, e.Name()))
+			}
+		}
+	}
+}
+
+// stampEvidence adds to ev the folder's forget stamp when it is made
+// after accepted and names entries the list (v) lacks, and is newer than
+// the stamp ev names already.
+func (s *CSV) stampEvidence(ev *manifestEvidence, v listView, accepted time.Time) error {
+	st, err := s.readStamp()
+	if err != nil || st == nil || !st.At.After(accepted) {
+		return err
+	}
+	if m := v.lacks(st); m.any() && (ev.newer == "" || st.At.After(ev.stamp.At)) {
+		ev.newer, ev.fromStampFile, ev.stamp, ev.lacking = s.stampFile(), true, *st, m
+	}
+	return nil
+}
+
+// packChecked is the mark m as written: each stamp's tags kept once, in
+// Stamps by a digest of them, and named by it (checkedForget.Tags); a
+// forget's stamp is the same in every manifest it rewrote.
+func packChecked(m manifestsChecked) manifestsChecked {
+	out := manifestsChecked{Files: m.Files, Forgets: make(map[string]checkedForget, len(m.Forgets))}
+	for rel, c := range m.Forgets {
+		if c.Stamp != nil && c.Stamp.Tags != nil {
+			sum := sha256.Sum256([]byte(strings.Join(c.Stamp.Tags, ",")))
+			ref := hex.EncodeToString(sum[:8])
+			if out.Stamps == nil {
+				out.Stamps = map[string][]string{}
+			}
+			out.Stamps[ref] = c.Stamp.Tags
+			st := *c.Stamp
+			st.Tags, c.Stamp, c.Tags = nil, &st, ref
+		}
+		out.Forgets[rel] = c
+	}
+	return out
+}
+
+// unpackChecked is packChecked undone: each stamp with its tags. An entry
+// naming tags the mark lacks (a mark damaged, or edited) is left out: its
+// manifest is read again.
+func unpackChecked(m manifestsChecked) manifestsChecked {
+	out := manifestsChecked{Files: m.Files, Forgets: make(map[string]checkedForget, len(m.Forgets))}
+	for rel, c := range m.Forgets {
+		if c.Tags != "" {
+			tags, ok := m.Stamps[c.Tags]
+			if !ok || c.Stamp == nil {
+				continue
+			}
+			st := *c.Stamp
+			st.Tags, c.Stamp, c.Tags = tags, &st, ""
+		}
+		out.Forgets[rel] = c
+	}
+	return out
+}
