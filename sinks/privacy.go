@@ -61,33 +61,36 @@ func (p *Postgres) PrivacyRule(ctx context.Context, pbx string) (exporter.Privac
 // evidence (a run is refused unless forced).
 type LostRule struct {
 	Record  string   // where the stored rule was kept, to restore it
-	Run     string   // the ledger's last run recording a rule
-	Rules   []string // the distinct rules (with key ids) of those runs, newest first
+	Run     string   // the ledger's run whose rule is taken (the last marking a change, else the first to commit rows)
+	Rules   []string // the distinct rules (with key ids) of the runs that speak for the rows, newest first
 	File    string   // CSV: the data file (under the folder) whose manifest tells the rule, or with Unknown one carrying none
 	Files   int      // CSV: the PBX's data files
 	Unknown bool     // data files hold rows and nothing tells their rule
 }
 
 // ledgerRules gathers LostRule from the ledger's runs, newest first, up to
-// the last one marking a change (inclusive): a run under another rule
-// that committed nothing (refused, failed) marks none and leaves the
-// stored rule as it was, so runs disagreeing since the last change leave
-// the rule unknown (more than one in Rules).
+// the last one marking a change (inclusive). Only runs that committed
+// rows, or marked a change, speak for the rows (review 16, R16-1, R16-2):
+// a run that committed nothing (refused, failed before any row, a forced
+// run with nothing to write) marks no change and leaves the stored rule
+// as it was, so it is passed over. The rule is the change's run's, else
+// the first run's that committed rows (the one that stored the rule);
+// runs that committed rows under more than one rule since the last change
+// leave it unknown (more than one in Rules).
 type ledgerRules struct {
 	lost LostRule
 	last exporter.Privacy
 	done bool
 }
 
-// add takes the next older run; it says whether to read on.
-func (l *ledgerRules) add(run string, r exporter.Privacy) bool {
-	if l.done || r.Rule == "" {
+// add takes the next older run, and whether it committed rows; it says
+// whether to read on.
+func (l *ledgerRules) add(run string, r exporter.Privacy, committed bool) bool {
+	if l.done || r.Rule == "" || !committed && r.Changed == "" {
 		return !l.done
 	}
-	if l.lost.Run == "" {
-		l.lost.Run, l.last = run, exporter.Privacy{Rule: r.Rule, KeyID: r.KeyID}
-	}
-	s := exporter.Privacy{Rule: r.Rule, KeyID: r.KeyID}.String()
+	l.lost.Run, l.last = run, exporter.Privacy{Rule: r.Rule, KeyID: r.KeyID}
+	s := l.last.String()
 	if !slices.Contains(l.lost.Rules, s) {
 		l.lost.Rules = append(l.lost.Rules, s)
 	}
@@ -96,9 +99,10 @@ func (l *ledgerRules) add(run string, r exporter.Privacy) bool {
 }
 
 // PrivacyRuleFrom is PrivacyRule, and when the stored rule is missing
-// while the run ledger records runs under a rule, that rule (the last
-// run's), found, and a LostRule saying so (nil when the rule is stored,
-// or the ledger records none: rule none, as before rules were kept).
+// while the run ledger records runs under a rule that speak for the rows
+// (ledgerRules), that rule, found, and a LostRule saying so (nil when the
+// rule is stored, or the ledger records none: rule none, as before rules
+// were kept).
 func (p *Postgres) PrivacyRuleFrom(ctx context.Context, pbx string) (exporter.Privacy, bool, *LostRule, error) {
 	var b []byte
 	err := p.pool.QueryRow(ctx, "SELECT state FROM "+p.ident("export_state")+" WHERE pbx = $1 AND key = $2", pbx, privacyKey).Scan(&b)
@@ -109,13 +113,17 @@ func (p *Postgres) PrivacyRuleFrom(ctx context.Context, pbx string) (exporter.Pr
 	case !errors.Is(err, pgx.ErrNoRows):
 		return exporter.Privacy{}, false, nil, fmt.Errorf("read the pseudonymisation rule: %w", dbError(err))
 	}
-	rows, _ := p.pool.Query(ctx, "SELECT run_id, privacy_rule, coalesce(privacy_key_id, ''), coalesce(privacy_changed, '') FROM "+p.ident("export_runs")+
-		" WHERE pbx = $1 AND privacy_rule IS NOT NULL ORDER BY started_at DESC, run_id DESC", pbx)
+	// A run's rows are counted in export_run_endpoints in each batch's
+	// transaction: a run killed after committing rows counts them too.
+	rows, _ := p.pool.Query(ctx, "SELECT run_id, privacy_rule, coalesce(privacy_key_id, ''), coalesce(privacy_changed, ''), "+
+		"EXISTS (SELECT 1 FROM "+p.ident("export_run_endpoints")+" e WHERE e.run_id = r.run_id AND e.rows > 0) FROM "+p.ident("export_runs")+
+		" r WHERE pbx = $1 AND privacy_rule IS NOT NULL ORDER BY started_at DESC, run_id DESC", pbx)
 	var l ledgerRules
 	var run string
 	var r exporter.Privacy
-	if _, err := pgx.ForEachRow(rows, []any{&run, &r.Rule, &r.KeyID, &r.Changed}, func() error {
-		if !l.add(run, r) {
+	var committed bool
+	if _, err := pgx.ForEachRow(rows, []any{&run, &r.Rule, &r.KeyID, &r.Changed, &committed}, func() error {
+		if !l.add(run, r, committed) {
 			rows.Close()
 		}
 		return nil
@@ -243,13 +251,20 @@ func (s *CSV) ledgerRules(pbx string) (*ledgerRules, error) {
 	lines := bytes.Split(b, []byte{'\n'})
 	for i := len(lines) - 1; i >= 0; i-- {
 		var run struct {
-			ID      string            `json:"run_id"`
-			Privacy *exporter.Privacy `json:"privacy"`
+			ID        string            `json:"run_id"`
+			Privacy   *exporter.Privacy `json:"privacy"`
+			Endpoints []struct {
+				Rows int64 `json:"rows"`
+			} `json:"endpoints"`
 		}
 		if json.Unmarshal(lines[i], &run) != nil || run.Privacy == nil {
 			continue
 		}
-		if !l.add(run.ID, *run.Privacy) {
+		committed := false
+		for _, e := range run.Endpoints {
+			committed = committed || e.Rows > 0
+		}
+		if !l.add(run.ID, *run.Privacy, committed) {
 			break
 		}
 	}

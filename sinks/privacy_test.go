@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/exporter/record"
@@ -214,6 +215,109 @@ func TestNewExportAdviceCarriesTheList(t *testing.T) {
 			if err != nil || !reflect.DeepEqual(got, was) {
 				t.Fatalf("the new %s's list: %+v, %v; want %+v", kind, got, err, was)
 			}
+		})
+	}
+}
+
+// TestLedgerRuleOnlyFromRunsThatCommitted is review 16's R16-1 and R16-2:
+// with the stored rule missing, the ledger's runs that committed nothing
+// spoke for the rows. A first run that failed before any row made the
+// empty sink's next run under another rule a "record missing" refusal
+// (R16-1); a forced change that committed nothing made the ledger's rules
+// disagree, every run refused (R16-2). Now only runs that committed rows,
+// or marked a change, count: the rule is the change's run's, else the
+// first committing run's. Both sinks (a CSV folder with no data file, so
+// that its ledger is what tells).
+func TestLedgerRuleOnlyFromRunsThatCommitted(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	numbers := exporter.Privacy{Rule: "numbers", KeyID: "k:aaaaaaaa"}
+	none := exporter.Privacy{Rule: "none"}
+	type store interface {
+		exporter.Sink
+		PrivacyRuleFrom(ctx context.Context, pbx string) (exporter.Privacy, bool, *LostRule, error)
+		PendPrivacyRule(pbx string, r *exporter.Privacy)
+	}
+	t0 := time.Now().UTC()
+	n := 0
+	// run is a run of PBX x under rule, stored first when pend, whose one
+	// batch commits (rows: 3 rows in the ledger) or which commits nothing.
+	run := func(t *testing.T, s store, id string, rule exporter.Privacy, pend *exporter.Privacy, rows bool) {
+		t.Helper()
+		n++
+		r := ledgerRun(id)
+		r.Started, r.Privacy = t0.Add(time.Duration(n)*time.Second), rule
+		if err := s.StartRun(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		s.PendPrivacyRule("x", pend)
+		r.Endpoints[0].Rows = 0
+		if rows {
+			commitOne(t, s, id)
+			r.Endpoints[0].Rows = 3
+		}
+		s.PendPrivacyRule("x", nil)
+		if err := s.FinishRun(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(t *testing.T, s store, what, want, wantRun string, wantRules int) {
+		t.Helper()
+		r, found, lost, err := s.PrivacyRuleFrom(ctx, "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want == "" {
+			if found || lost != nil {
+				t.Fatalf("%s: rule %q found %v lost %+v; want a first export", what, r, found, lost)
+			}
+			return
+		}
+		if !found || lost == nil || r.String() != want || lost.Run != wantRun || len(lost.Rules) != wantRules {
+			t.Fatalf("%s: rule %q found %v lost %+v; want %q from %s, %d rule(s)", what, r, found, lost, want, wantRun, wantRules)
+		}
+	}
+	for _, sink := range []string{"postgres", "csv"} {
+		t.Run(sink, func(t *testing.T) {
+			t.Parallel()
+			var s store
+			var lose func()
+			if sink == "postgres" {
+				p, pool := newPostgres(t)
+				s, lose = p, func() {
+					if _, err := pool.Exec(ctx, "DELETE FROM export_state WHERE key = $1", privacyKey); err != nil {
+						t.Fatal(err)
+					}
+				}
+			} else {
+				dir := t.TempDir()
+				c, err := NewCSV(CSVOptions{Dir: dir})
+				if err != nil {
+					t.Fatal(err)
+				}
+				s, lose = c, func() {
+					if err := os.Remove(filepath.Join(dir, ".state", "x", privacyFile)); err != nil && !os.IsNotExist(err) {
+						t.Fatal(err)
+					}
+				}
+			}
+			// R16-1: a first run failing before any row.
+			run(t, s, "r1", numbers, &numbers, false)
+			check(t, s, "a first run that committed nothing", "", "", 0)
+			// The first rows, then R16-2: a forced change committing nothing.
+			run(t, s, "r2", none, &none, true)
+			changed := numbers
+			changed.Changed = none.String()
+			run(t, s, "r3", numbers, &changed, false)
+			run(t, s, "r4", none, nil, true)
+			lose()
+			check(t, s, "a forced change that committed nothing", "none", "r2", 1)
+			// A forced change that committed: its rule, whatever came before.
+			run(t, s, "r5", numbers, &changed, true)
+			run(t, s, "r6", numbers, nil, true)
+			run(t, s, "r7", none, nil, false) // refused
+			lose()
+			check(t, s, "a forced change that committed", numbers.String(), "r5", 1)
 		})
 	}
 }

@@ -185,10 +185,11 @@ func privacyRuleFrom(ctx context.Context, store privacyStore, pbx string) (expor
 
 // lostRule is privacyRule when the PBX's stored rule is missing and its
 // run ledger records runs under a rule (attack 6, F4): the rows were
-// written under the ledger's rule, not none. A run under that rule (the
-// only one since the ledger's last change) stores the record again with
-// its first commit; a run under another rule, or any run when the runs
-// since the last change disagree, is refused (exit 2) as a change, unless
+// written under the ledger's rule, not none (CSV: its newest data file's,
+// sinks.LostRule). A run under that rule (the only one of the runs that
+// committed rows since the ledger's last change) stores the record again
+// with its first commit; a run under another rule, or any run when those
+// runs disagree, or the rule is unknown, is refused (exit 2) as a change, unless
 // forced, saying the record is lost, what the ledger says and how to
 // restore it.
 // Its seven parameters are privacyRule's own state at that point (the
@@ -222,13 +223,13 @@ func (a *app) lostRule(ctx context.Context, s *sink, g *privacy.Guard, lost *sin
 	if was.Rule == now.Rule {
 		what = "EXPORT_PSEUDONYM_KEY"
 	}
-	told, had := fmt.Sprintf("its run ledger says the last run, %s, wrote them under rule %s", lost.Run, was), "that run had them"
+	told, had := fmt.Sprintf("its run ledger says they are written under rule %s (run %s: the last to mark a change of rule, else the first to commit rows; runs that committed none do not count)", was, lost.Run), "that run had them"
 	switch {
 	case lost.Run == "":
 		told = fmt.Sprintf("the manifest of its newest data file, %s, says its rows are written under rule %s", lost.File, was)
 		had = "that file's rows were written"
 	case len(lost.Rules) > 1:
-		told = fmt.Sprintf("its run ledger records runs under rules %s since the last change it marks (the last run, %s, under %s), so which one the rows have is not known", strings.Join(lost.Rules, ", "), lost.Run, was)
+		told = fmt.Sprintf("its run ledger records runs that committed rows under rules %s since the last change it marks (run %s under %s), so which one the rows have is not known", strings.Join(lost.Rules, ", "), lost.Run, was)
 	}
 	return nil, fmt.Errorf("%w: %s changed, or the rule not known: the record of the pseudonymisation rule PBX %s's rows in the %s are written under is missing (%s), and %s; this run would write them under %s: "+
 		"restore that record (with the whole state folder, if it is lost too) from a backup taken with the data; or set EXPORT_PSEUDONYMIZE and EXPORT_PSEUDONYM_KEY as %s (its first commit then stores the record again); "+

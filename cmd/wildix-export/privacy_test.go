@@ -1023,7 +1023,7 @@ func TestPrivacyRuleLostTakenFromLedger(t *testing.T) {
 			if r.code != exitConfig {
 				t.Fatalf("rule lost, run in clear: exit %d, %v; want 2", r.code, r.err)
 			}
-			told := "run ledger says the last run"
+			told := "run ledger says they are written under rule numbers k:"
 			if pool == nil {
 				told = "the manifest of its newest data file" // before the ledger (attack 7, F9)
 			}
@@ -1234,7 +1234,7 @@ func TestPrivacyRuleLostWithTheStateFolder(t *testing.T) {
 			want := []string{"is missing", "under rule " + strings.TrimPrefix(rule, "rule "), "the manifest of its newest data file", ".csv, says", "restore that record", "--force"}
 			switch {
 			case tc == "postgres":
-				want = []string{"is missing", "run ledger says the last run", "under rule numbers k:", "--force"}
+				want = []string{"is missing", "run ledger says they are written under rule numbers k:", "--force"}
 			case strings.HasPrefix(tc, "manifests without rule"):
 				want = []string{"is not known", "state (", "data file(s) were written by a release whose manifests do not say the rule", "restore the state folder", "--force"}
 			}
