@@ -73,15 +73,56 @@ func (p *recPipe) erase(ctx context.Context, j *recJob) error {
 			recs = append(recs, j.infos[i].rec)
 		}
 	}
-	named := func(ctx context.Context, names []string) (map[string]bool, error) {
-		if n, ok := e.x.Sink.(objectNamer); ok {
-			return n.NamedObjects(ctx, e.ep, names)
-		}
-		return nil, errNoNamer
-	}
-	out, err := e.x.Recordings.Erase(ctx, recs, named, inUse)
+	out, err := e.x.Recordings.Erase(ctx, recs, p.named, inUse)
 	e.res.Recordings.erased(out)
 	return err
+}
+
+// named is which of names the sink's rows name (recordings.Named).
+func (p *recPipe) named(ctx context.Context, names []string) (map[string]bool, error) {
+	if n, ok := p.e.x.Sink.(objectNamer); ok {
+		return n.NamedObjects(ctx, p.e.ep, names)
+	}
+	return nil, errNoNamer
+}
+
+// relisted keeps, of a window's rows, those fresh left out (exported
+// before: the look-back lists them again) whose files the guard
+// suppresses, for eraseAgain; infos are fresh's.
+func (p *recPipe) relisted(rows []record.Row, infos []recInfo) {
+	g, ok := p.e.x.Guard.(fileSuppressor)
+	if !ok {
+		return
+	}
+	taken := make(map[string]bool, len(infos))
+	for _, in := range infos {
+		taken[in.rec.Path+"\x00"+in.rec.Start.String()] = true
+	}
+	for _, row := range rows {
+		info := p.l.info(row)
+		if !taken[info.rec.Path+"\x00"+info.rec.Start.String()] && g.SuppressesFile(p.e.ep, row) {
+			p.again = append(p.again, info.rec)
+		}
+	}
+}
+
+// eraseAgain is erase for the recordings the look-back listed again,
+// exported before and not kept (relisted), once the read ended well: a
+// file an earlier run kept for want of proof (the PBX's file not fetched:
+// a 500) is proven or kept again, so that one PBX error does not leave it
+// for good, and no later run fails on it; bounded by the look-back, in
+// which the PBX lists it. Nothing of the run is at stake: a failure is a
+// warning.
+func (p *recPipe) eraseAgain(ctx context.Context) {
+	if len(p.again) == 0 {
+		return
+	}
+	e := p.e
+	out, err := e.x.Recordings.Erase(ctx, p.again, p.named, p.used)
+	e.res.Recordings.erased(out)
+	if err != nil {
+		e.log.Warn("recordings store: files of recordings listed again and not kept not checked; the next run tries again", "err", err)
+	}
 }
 
 // sweep removes the partial copies killed runs left in the day folders

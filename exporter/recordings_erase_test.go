@@ -270,3 +270,59 @@ func TestRecordingsErasedKeepsFilesRowsName(t *testing.T) {
 		t.Errorf("%d files, %d rows, %d removed; want the %d files and %d rows of before, none removed", len(after), len(e.rows(t)), res.Recordings.Removed, len(files), len(rows))
 	}
 }
+
+// TestRecordingsErasedRetriedInTheLookBack (attack 7, F7): a file no row
+// names of a recording not kept (its row lost: as a failed run leaves
+// one, here the row deleted), whose file the PBX answers 500 for after
+// every retry. The run that lists it again (the look-back; exported
+// before, so not written again) keeps the file, counts and names it
+// (kept_unproven, kept_files), and succeeds; the next run, the PBX
+// answering again, proves the file the recording's and removes it. The
+// other files stay.
+func TestRecordingsErasedRetriedInTheLookBack(t *testing.T) {
+	t.Parallel()
+	var broken atomic.Pointer[string]
+	fail := func(sim *pbxsim.Sim, w http.ResponseWriter, r *http.Request) bool {
+		if p := broken.Load(); p != nil && r.URL.EscapedPath() == *p {
+			http.Error(w, "Internal error", http.StatusInternalServerError)
+			return true
+		}
+		return false
+	}
+	e := recSetup(t, pbxsim.Options{Seed: 37, Calls: 120}, "postgres", fail)
+	if res := e.run(t); res.Err != nil || res.Recordings.Copied == 0 {
+		t.Fatalf("first run: %v, %+v", res.Err, res.Recordings)
+	}
+	recs := e.sim.Recordings()
+	victim := recs[len(recs)-1] // the newest: in the next runs' look-back
+	key := recordings.StoredID(recordings.Recording{ID: idOf(e, victim), Path: victim.Path, IDKey: testRecordingsKey(t)})
+	name, _ := recstore.Name("pbx", victim.Start.UTC(), key)
+	if _, err := e.pool.Exec(context.Background(), "DELETE FROM recordings WHERE recording = $1", key); err != nil {
+		t.Fatal(err)
+	}
+	files := filesUnder(e.storeDir)
+	victimFile := filepath.Join(e.storeDir, filepath.FromSlash(name))
+	if !files[victimFile] {
+		t.Fatalf("%s not stored by the first run", name)
+	}
+	e.x.Guard = &privacy.Guard{Suppress: idSuppressor{idOf(e, victim): true}}
+	broken.Store(&victim.Path)
+	res := e.run(t)
+	if rr := res.Recordings; res.Err != nil || rr.KeptUnproven != 1 || len(rr.KeptFiles) != 1 || rr.KeptFiles[0] != name || rr.Removed != 0 {
+		t.Fatalf("the run with the PBX answering 500: %v, kept %d %q, removed %d; want %s kept, reported, no error", res.Err, rr.KeptUnproven, rr.KeptFiles, rr.Removed, name)
+	}
+	if after := filesUnder(e.storeDir); len(after) != len(files) {
+		t.Fatalf("%d files after, want the %d of before", len(after), len(files))
+	}
+	broken.Store(nil)
+	res = e.run(t)
+	if rr := res.Recordings; res.Err != nil || rr.Removed != 1 || rr.KeptUnproven != 0 {
+		t.Fatalf("the next run: %v, removed %d, kept %d; want %s removed", res.Err, rr.Removed, rr.KeptUnproven, name)
+	}
+	after := filesUnder(e.storeDir)
+	for p := range files {
+		if after[p] == (p == victimFile) {
+			t.Errorf("%s: stored %v after the next run", p, after[p])
+		}
+	}
+}

@@ -135,6 +135,9 @@ func (x *Exporter) recordings(ctx context.Context, runID string, ep *record.Endp
 		return p.window(ctx, rows, scratch.Total() > 0)
 	})
 	err = p.drain(ctx, err)
+	if err == nil {
+		p.eraseAgain(ctx)
+	}
 	switch {
 	case err == nil:
 		c.commit(rc.state(runID))

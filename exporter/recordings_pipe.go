@@ -24,9 +24,10 @@ type recPipe struct {
 	c       *committer
 	l       *recList
 	rc      *recCursor
-	pending *recJob         // the last window started, not finished
-	used    map[string]bool // names this run's windows finished stored or found (erase)
-	swept   map[string]bool // day folders swept of partial copies this run (sweep)
+	pending *recJob                // the last window started, not finished
+	used    map[string]bool        // names this run's windows finished stored or found (erase)
+	again   []recordings.Recording // listed again, exported before, not kept (relisted)
+	swept   map[string]bool        // day folders swept of partial copies this run (sweep)
 }
 
 // recJob is a window's recordings whose files are being copied and whose
@@ -54,6 +55,7 @@ func (p *recPipe) window(ctx context.Context, rows []record.Row, recount bool) e
 	fresh, infos := p.rc.fresh(p.l, rows, func(row record.Row, first string) {
 		p.e.res.Recordings.clashed(p.l.info(row).rec.ID, fmt.Sprintf("started %s and %s", first, row.Wall), recordings.AltID(p.l.info(row).rec))
 	}, func(row record.Row) { p.e.res.Recordings.listedTwice(row.Key) })
+	p.relisted(rows, infos)
 	if len(fresh) == 0 {
 		return nil
 	}
