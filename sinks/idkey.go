@@ -231,7 +231,11 @@ func (r *idKeyRecord) keptMaterial(o IDKeyOptions) (idMaterial, error) {
 		return idMaterial{}, fmt.Errorf("%w: %s keeps it for PBX %q neither in clear nor sealed: restore it from the backup taken with the data", ErrRecordingsKey, r.where, o.PBX)
 	}
 	if !r.NoLegacy && !r.hadKey && !o.RuleLost && (o.Ruled || o.WrittenUnder != "") {
-		return r.legacyMaterial(o)
+		m, err := r.legacyMaterial(o)
+		if err == nil {
+			err = r.provenLegacy(o, m) // attack 6, F3
+		}
+		return m, err
 	}
 	return idMaterial{}, nil
 }

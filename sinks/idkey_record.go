@@ -95,6 +95,9 @@ type idKeyRecord struct {
 	where     string                           // where the record is kept, for messages
 	newExport string                           // the sink's NewExportAdvice, for messages
 	keyedRows func(pbx string) (string, error) // a recording of pbx under a keyed id, "" for none
+	// keyedSample reads some of pbx's recordings' rows under a keyed id,
+	// to prove a key of before keys were kept (provenLegacy).
+	keyedSample func(pbx string) ([]keyedRow, error)
 }
 
 // decodeIDKeys reads a record kept at where.
@@ -166,6 +169,7 @@ func (p *Postgres) SuppressionKey(ctx context.Context, o IDKeyOptions) (*pseudon
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	st.rec.keyedRows = func(pbx string) (string, error) { return p.keyedRecording(ctx, tx, pbx) }
+	st.rec.keyedSample = func(pbx string) ([]keyedRow, error) { return p.keyedSample(ctx, tx, pbx) }
 	k, changed, err := st.rec.recordingsKey(o)
 	if err != nil {
 		return nil, err
@@ -207,7 +211,8 @@ type idKeyStart struct {
 	rec               *idKeyRecord
 	mark              idKeyMarked
 	made, listChanged bool
-	gained            bool // the record gained a key from the list
+	gained            bool   // the record gained a key from the list
+	witness           string // the key id of the folder's witness of the PBX's key (CSV: idkey_witness.go)
 }
 
 // newIDKeyStart is the start of a record read (nil: none stored) at
@@ -325,6 +330,7 @@ func (s *CSV) SuppressionKey(ctx context.Context, o IDKeyOptions) (_ *pseudonym.
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	st.rec.keyedRows = s.keyedRecording
+	st.rec.keyedSample = s.keyedSample
 	k, changed, err := st.rec.recordingsKey(o)
 	if err != nil {
 		return nil, err
@@ -352,6 +358,9 @@ func (s *CSV) SuppressionKey(ctx context.Context, o IDKeyOptions) (_ *pseudonym.
 		if err != nil {
 			return nil, fmt.Errorf("%s: mark it in %s: %w", what, dir, err)
 		}
+	}
+	if err := s.witnessIDKey(o, k.KeyID(), st.witness); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return k, nil
 }
@@ -393,6 +402,10 @@ func (s *CSV) readIDKeys(ctx context.Context, pbx string, listed bool) (*idKeySt
 		return nil, fmt.Errorf("read %s: %w", s.idKeyMarkFile(pbx), err)
 	}
 	st := newIDKeyStart(l, rec, anyState, s.idKeysFile(), mark)
+	if st.witness, err = s.readIDKeyWitness(pbx); err != nil {
+		return nil, err
+	}
+	st.rec.hadKey = st.rec.hadKey || st.witness != ""
 	st.rec.newExport = s.NewExportAdvice()
 	return st, nil
 }

@@ -334,8 +334,11 @@ func forgetIDKey(t *testing.T, dir string, pool *pgxpool.Pool) {
 		}
 		return
 	}
+	// A folder of before keys were kept by PBX has no witness of the key
+	// beside its recordings either (sinks/idkey_witness.go).
 	marks, _ := filepath.Glob(filepath.Join(dir, ".state", "*", ".idkey.json"))
-	for _, m := range marks {
+	witnesses, _ := filepath.Glob(filepath.Join(dir, "recordings", ".idkey-*.json"))
+	for _, m := range append(marks, witnesses...) {
 		if err := os.Remove(m); err != nil {
 			t.Fatal(err)
 		}
@@ -503,6 +506,63 @@ func TestRecordingsKeyTwoPBXesOneSchema(t *testing.T) {
 				if got := rows(st.p); !maps.Equal(got, st.p.rows) {
 					t.Errorf("step %d: %d recording rows, %d before", i, len(got), len(st.p.rows))
 				}
+			}
+		})
+	}
+}
+
+// TestRecordingsKeyOfBeforeProven is attack 6's F3: a PBX in clear whose
+// recordings are stored under keyed ids (k-), with a suppression list
+// made without EXPORT_PSEUDONYM_KEY (its own key), loses the record of
+// the keys and the PBX's mark of its key (.state/.idkeys.json and
+// .state/<pbx>/.idkey.json deleted; PostgreSQL: those rows), the rule
+// kept: the next run took the list's own key for a key of before keys
+// were kept and copied every k- recording again, with a second row, exit
+// 0. Now that key is taken only when it gives the stored rows' names:
+// refused, exit 2, naming the record to restore, the store and the rows
+// unchanged. Both sinks.
+func TestRecordingsKeyOfBeforeProven(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ sink, rule string }{{"csv", "none"}, {"postgres", "none"}, {"csv", "numbers"}} {
+		sink := tc.sink
+		t.Run(sink+"/"+tc.rule, func(t *testing.T) {
+			t.Parallel()
+			f := recPBX(t, 100, time.Hour, pbxsim.RecordingOptions{Fields: "bare"})
+			store, dir := t.TempDir(), t.TempDir()
+			env, pool := onSink(t, sink, fixtureEnv(f, dir, "EXPORT_ENDPOINTS=recordings", "EXPORT_RECORDINGS_STORE=dir",
+				"EXPORT_RECORDINGS_DIR="+store, "WILDIX_RECORDINGS_TOKEN="+recToken, "EXPORT_PSEUDONYMIZE="+tc.rule, "EXPORT_PSEUDONYM_KEY="+testKey1))
+			if r := runCLI(t, env, "run", "--once"); r.code != exitOK {
+				t.Fatalf("first run: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			files, rows := dirFiles(t, store), recordingRows(t, dir, pool, f.URL.Host)
+			if len(files) < 5 || !strings.HasPrefix(filepath.Base(slices.Sorted(maps.Keys(files))[0]), "k-") {
+				t.Fatalf("first run stored %d files: want keyed (k-) recordings", len(files))
+			}
+			if pool != nil {
+				if _, err := pool.Exec(context.Background(), "DELETE FROM export_state WHERE (pbx = '' AND key = 'recordings id keys') OR key = 'recordings id key'"); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				marks, _ := filepath.Glob(filepath.Join(dir, ".state", "*", ".idkey.json"))
+				for _, m := range append(marks, filepath.Join(dir, ".state", ".idkeys.json")) {
+					if err := os.Remove(m); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			fetched := f.Sim.Stats.Recordings.FileRequests.Load()
+			r := runCLI(t, env, "run", "--once")
+			if r.code != exitConfig || r.err == nil || !strings.Contains(r.err.Error(), "restore") || !strings.Contains(r.err.Error(), "recording k-") {
+				t.Errorf("run with the record and the mark lost: exit %d, %v; want %d naming a k- recording and the record to restore", r.code, r.err, exitConfig)
+			}
+			if n := f.Sim.Stats.Recordings.FileRequests.Load() - fetched; n != 0 {
+				t.Errorf("%d recording file(s) fetched again", n)
+			}
+			if got := dirFiles(t, store); !maps.Equal(got, files) {
+				t.Errorf("the store holds %d files, %d before: recordings copied again under new names", len(got), len(files))
+			}
+			if got := recordingRows(t, dir, pool, f.URL.Host); !maps.Equal(got, rows) {
+				t.Errorf("%d recording rows, %d before", len(got), len(rows))
 			}
 		})
 	}
