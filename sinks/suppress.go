@@ -98,8 +98,10 @@ func (l *Suppression) keyed(pk *pseudonym.Keyed) (*pseudonym.Keyed, error) {
 		if pk != nil {
 			have = "key " + pk.KeyID()
 		}
+		// Numbers as forget counts them: a national form kept beside
+		// its number is not another (review 16, R16-3).
 		return nil, fmt.Errorf("%w: the suppression list of forgotten numbers (%d) was made with EXPORT_PSEUDONYM_KEY %s, and it is %s: set that key again (a hash cannot be made again without it; README, Erasure)",
-			ErrSuppressionKey, len(l.Numbers), l.KeyID, have)
+			ErrSuppressionKey, l.numbers(), l.KeyID, have)
 	}
 	return pk, nil
 }
@@ -802,12 +804,21 @@ type manifestEvidence struct {
 // it) or one written since is not in it and is read. The mark is
 // rewritten (saveChecked) when what it holds changed and the check
 // passes; failing to write it costs only reads.
+//
+// A manifest gone between the listing and its reading (a prune, a
+// forget or a user removed it, with its data file) tells nothing, and is
+// passed over (review 16, R16-6: the check failed).
 func (s *CSV) forgetEvidence(v listView, accepted time.Time) (manifestEvidence, error) {
-	var ev manifestEvidence
 	files, err := filepath.Glob(filepath.Join(s.opt.Dir, "*", "*.manifest.json"))
 	if err != nil {
-		return ev, err
+		return manifestEvidence{}, err
 	}
+	return s.manifestsEvidence(files, v, accepted)
+}
+
+// manifestsEvidence is forgetEvidence of the manifests files.
+func (s *CSV) manifestsEvidence(files []string, v listView, accepted time.Time) (manifestEvidence, error) {
+	var ev manifestEvidence
 	was := s.readChecked()
 	now := manifestsChecked{Files: map[string]string{}, Forgets: map[string]checkedForget{}}
 	note := func(rel string, c checkedForget) {
@@ -839,6 +850,10 @@ func (s *CSV) forgetEvidence(v listView, accepted time.Time) (manifestEvidence, 
 			}
 		}
 		c, err := s.readManifestForget(f)
+		if errors.Is(err, fs.ErrNotExist) {
+			s.manifestGone(f) // removed since the listing (R16-6)
+			continue
+		}
 		if err != nil {
 			return ev, err
 		}
@@ -856,6 +871,23 @@ func (s *CSV) forgetEvidence(v listView, accepted time.Time) (manifestEvidence, 
 		ev.mark = &now
 	}
 	return ev, nil
+}
+
+// manifestGone says, when the data file of the manifest at path, gone
+// since the check listed it, is still there, that it was not read: a
+// file being rewritten loses its manifest for an instant (docs/sinks.md),
+// or a user removed it alone. It is in no mark, so the next check reads
+// it. A manifest gone with its data file (a prune, or forget, emptied
+// the file; a user removed both) told nothing of a row still there.
+func (s *CSV) manifestGone(path string) {
+	base := strings.TrimSuffix(path, ".manifest.json")
+	for _, data := range []string{base + ".csv", base + ".csv.gz"} {
+		if _, err := os.Lstat(data); err == nil {
+			rel, _ := filepath.Rel(s.opt.Dir, data)
+			s.opt.Log.Warn("a data file's manifest was gone when the check of the suppression list read it (being rewritten, or removed): the next check reads it", "file", rel)
+			return
+		}
+	}
 }
 
 // saveChecked writes the mark forgetEvidence made, when it changed. A

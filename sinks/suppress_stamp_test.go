@@ -1,10 +1,12 @@
 package sinks
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
 )
 
 // stampFolder is a CSV folder of PBX "p" holding calls, and forget's
@@ -340,6 +343,97 @@ func TestSuppressionStampMark(t *testing.T) {
 	wantLost(t, "the list {A,C}", f.s.CheckSuppression(ctx), "held 2 number(s)", "1 of them missing")
 	if got := f.s.manifestReads.Load(); got != 0 {
 		t.Errorf("%d manifest(s) read; want 0: the mark tells", got)
+	}
+}
+
+// TestSuppressionCheckManifestGone: a manifest listed and removed before
+// it is read (a prune, a forget or a user removing it and its data file
+// between the two) tells nothing, and the check goes on (review 16,
+// R16-6: it failed the run).
+func TestSuppressionCheckManifestGone(t *testing.T) {
+	t.Parallel()
+	f := newStampFolder(t, []int{1, 2}, []int{3})
+	if err := f.forget("+393471100028", 1, false); err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join(f.dir, "*", "*.manifest.json"))
+	if err != nil || len(files) != 2 {
+		t.Fatalf("manifests %v, %v; want 2", files, err)
+	}
+	// The second file's only row dropped: retention removes it with
+	// its manifest once listed.
+	if _, err := f.s.EditRows(context.Background(), "p", &f.ep, "retention", func(header, cells []string) (RowEdit, error) {
+		return RowEdit{Drop: cells[slices.Index(header, "id")] == "3"}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range files {
+		if _, err := os.Stat(strings.TrimSuffix(name, ".manifest.json") + ".csv"); strings.Contains(name, "_0002") != errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("the data file of %s: %v; want it gone with its manifest alone", name, err)
+		}
+	}
+	f.open()
+	l, err := f.s.Suppression(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := f.s.manifestsEvidence(files, l.view(), time.Time{})
+	if err != nil {
+		t.Fatalf("a manifest gone since the listing: %v", err)
+	}
+	if want := filepath.Join("call_history", "p_r1_0001.csv"); ev.erased != want || ev.newer != "" {
+		t.Errorf("evidence %+v; want the first file's erasure, no stamp the list lacks", ev)
+	}
+	if ev.mark == nil || len(ev.mark.Files)+len(ev.mark.Forgets) != 1 {
+		t.Errorf("the mark made %+v; want the first manifest alone", ev.mark)
+	}
+
+	// A manifest gone, its data file there (a rewrite's instant, or a
+	// user): passed over, and said; gone with its data file: passed
+	// over, nothing said.
+	var logs bytes.Buffer
+	s, err := NewCSV(CSVOptions{Dir: f.dir, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := filepath.Join(f.dir, "call_history", "p_r9_0001")
+	if err := os.WriteFile(kept+".csv", []byte("id\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gone := filepath.Join(f.dir, "call_history", "p_r9_0002")
+	ev, err = s.manifestsEvidence([]string{gone + ".manifest.json"}, l.view(), time.Time{})
+	if err != nil || ev.erased != "" || logs.Len() > 0 {
+		t.Fatalf("a manifest gone with its data file: %+v, %v; logged %q", ev, err, logs.String())
+	}
+	ev, err = s.manifestsEvidence([]string{kept + ".manifest.json"}, l.view(), time.Time{})
+	if err != nil || ev.erased != "" || ev.mark != nil && len(ev.mark.Files)+len(ev.mark.Forgets) > 0 {
+		t.Fatalf("a manifest gone, its data file there: %+v, %v", ev, err)
+	}
+	if !strings.Contains(logs.String(), "manifest was gone") || !strings.Contains(logs.String(), filepath.Join("call_history", "p_r9_0001.csv")) {
+		t.Errorf("a manifest gone, its data file there: the log says %q", logs.String())
+	}
+}
+
+// TestSuppressionKeyMessageCountsNumbers: the refusal of a list made
+// with another pseudonym key counts the list's numbers as forget counts
+// them, not each national form kept beside a number (review 16, R16-3).
+func TestSuppressionKeyMessageCountsNumbers(t *testing.T) {
+	t.Parallel()
+	pk, err := pseudonym.New([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l Suppression
+	f, _ := NewForgotten("+39 347 111 0007")
+	if _, _, err := l.addAll(f, pk, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Numbers) < 2 {
+		t.Fatalf("the list holds %d entries: no national form, the test proves nothing", len(l.Numbers))
+	}
+	_, err = l.Suppressor(nil)
+	if !errors.Is(err, ErrSuppressionKey) || !strings.Contains(err.Error(), "forgotten numbers (1)") {
+		t.Errorf("Suppressor without the key: %v; want %v counting 1 number", err, ErrSuppressionKey)
 	}
 }
 
