@@ -4,12 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/exporter/record"
 )
 
@@ -29,9 +34,11 @@ import (
 // in clear is gone): it stays, and the caller says so (EarlierKeys).
 
 // RuleApplier applies the rule to rows of an endpoint read back from the
-// sink (exporter/privacy Guard.Stored): it returns them with their
-// values replaced, one for each row given, in order.
-type RuleApplier func(ep *record.Endpoint, rows []record.Row) ([]record.Row, error)
+// sink (exporter/privacy Guard.Stored), written by a run under the rule
+// was (the run ledger's spelling; "" when the ledger does not know the
+// run): it returns them with their values replaced, one for each row
+// given, in order. It replaces only what was did not (review 17, R17-1).
+type RuleApplier func(ep *record.Endpoint, was string, rows []record.Row) ([]record.Row, error)
 
 // Rewritten is what RewriteUnderRule changed: per table (PostgreSQL) or
 // endpoint folder (CSV), in the order rewritten.
@@ -62,9 +69,9 @@ func ruleColumns(e *record.Endpoint) []int {
 	return out
 }
 
-// applyOne applies apply to the one row r of e.
-func applyOne(apply RuleApplier, e *record.Endpoint, r record.Row) (record.Row, error) {
-	out, err := apply(e, []record.Row{r})
+// applyOne applies apply to the one row r of e, written under was.
+func applyOne(apply RuleApplier, e *record.Endpoint, was string, r record.Row) (record.Row, error) {
+	out, err := apply(e, was, []record.Row{r})
 	if err != nil {
 		return record.Row{}, fmt.Errorf("apply the pseudonymisation rule to a row of %s: %w", e.Name, err)
 	}
@@ -75,13 +82,16 @@ func applyOne(apply RuleApplier, e *record.Endpoint, r record.Row) (record.Row, 
 }
 
 // RewriteUnderRule applies apply to every row of pbx in the table of each
-// of endpoints the schema has, one transaction per table (its rows locked
-// while it is rewritten), writing back only the values it changed, with
+// of endpoints the schema has, but those whose run the ledger records
+// under rule (the current rule's spelling: their values are as the rule
+// makes them, and a readable value there is one the rule keeps: review
+// 17, R17-1), one transaction per table (its rows locked while it is
+// rewritten), writing back only the values it changed, with
 // the row's run_id set to run (the run that wrote its values: which key
 // its pseudonyms are under, EarlierKeyRows) and exported_at to now (a
 // reader copying the rows changed since a time takes them again). The
 // caller holds pbx's export lock. It returns the rows changed per table.
-func (p *Postgres) RewriteUnderRule(ctx context.Context, pbx, run string, endpoints []record.Endpoint, apply RuleApplier) (*Rewritten, error) {
+func (p *Postgres) RewriteUnderRule(ctx context.Context, pbx, run, rule string, endpoints []record.Endpoint, apply RuleApplier) (*Rewritten, error) {
 	tables, err := p.tables(ctx)
 	if err != nil {
 		return nil, err
@@ -92,7 +102,7 @@ func (p *Postgres) RewriteUnderRule(ctx context.Context, pbx, run string, endpoi
 		if !slices.Contains(tables, e.Name) {
 			continue
 		}
-		n, err := p.rewriteTable(ctx, pbx, run, e, apply)
+		n, err := p.rewriteTable(ctx, pbx, run, rule, e, apply)
 		if err != nil {
 			return done, err
 		}
@@ -105,16 +115,18 @@ func (p *Postgres) RewriteUnderRule(ctx context.Context, pbx, run string, endpoi
 const rewriteChunk = 500
 
 // rewriteTable is RewriteUnderRule of one table, in one transaction: the
-// rows of pbx are locked and listed by ctid first, then read, rewritten
-// and written back a chunk at a time (a row updated gets a new ctid,
-// never one of the list: the listed rows stay live until the commit).
-func (p *Postgres) rewriteTable(ctx context.Context, pbx, run string, e *record.Endpoint, apply RuleApplier) (int64, error) {
+// rows of pbx not written under rule are locked and listed by ctid
+// first, then read, rewritten and written back a chunk at a time (a row
+// updated gets a new ctid, never one of the list: the listed rows stay
+// live until the commit).
+func (p *Postgres) rewriteTable(ctx context.Context, pbx, run, rule string, e *record.Endpoint, apply RuleApplier) (int64, error) {
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("rewrite %s under the pseudonymisation rule: %w", e.Name, dbError(err))
 	}
 	defer tx.Rollback(ctx)
-	rows, err := tx.Query(ctx, "SELECT ctid::text FROM "+p.ident(e.Name)+" WHERE pbx = $1 FOR UPDATE", pbx)
+	rows, err := tx.Query(ctx, "SELECT t.ctid::text FROM "+p.ident(e.Name)+" t WHERE t.pbx = $1 AND NOT EXISTS (SELECT 1 FROM "+p.ident("export_runs")+
+		" r WHERE r.run_id = t.run_id AND r.privacy_rule = $2) FOR UPDATE OF t", pbx, rule)
 	if err != nil {
 		return 0, fmt.Errorf("rewrite %s under the pseudonymisation rule: %w", e.Name, dbError(err))
 	}
@@ -142,7 +154,7 @@ func (p *Postgres) rewriteTable(ctx context.Context, pbx, run string, e *record.
 // pgRuleRow is a row rewriteChunk read: its ctid, and its values as the
 // rule reads them (pgRuleRow.row), text for text and JSON alike.
 type pgRuleRow struct {
-	ctid       string
+	ctid, was  string    // was: the rule of the row's run in the ledger ("": unknown)
 	vals       []*string // the values of the rule's columns (ruleColumns), in order
 	extra, raw *string
 }
@@ -192,7 +204,7 @@ func (w *pgRewrite) chunk(ctx context.Context, ctids []string) (int64, error) {
 	var n int64
 	for _, r := range read {
 		in := r.row(e, cols)
-		out, err := applyOne(w.apply, e, in)
+		out, err := applyOne(w.apply, e, r.was, in)
 		if err != nil {
 			return 0, err
 		}
@@ -240,19 +252,19 @@ func ruleSet(e *record.Endpoint, cols []int, in, out record.Row) ([]string, []an
 // read reads the rows of ctids.
 func (w *pgRewrite) read(ctx context.Context, ctids []string) ([]pgRuleRow, error) {
 	p, tx, e, cols := w.p, w.tx, w.e, w.cols
-	sel := []string{"t.ctid::text"}
+	sel := []string{"t.ctid::text", "coalesce(r.privacy_rule, '')"}
 	for _, i := range cols {
 		sel = append(sel, "t."+pgx.Identifier{e.Columns[i].Name}.Sanitize()+"::text")
 	}
 	sel = append(sel, "t.extra::text", "t.raw::text")
-	rows, err := tx.Query(ctx, "SELECT "+strings.Join(sel, ", ")+" FROM "+p.ident(e.Name)+" t WHERE t.ctid = ANY($1::tid[])", ctids)
+	rows, err := tx.Query(ctx, "SELECT "+strings.Join(sel, ", ")+" FROM "+p.ident(e.Name)+" t LEFT JOIN "+p.ident("export_runs")+" r ON r.run_id = t.run_id WHERE t.ctid = ANY($1::tid[])", ctids)
 	if err != nil {
 		return nil, fmt.Errorf("rewrite %s under the pseudonymisation rule: %w", e.Name, dbError(err))
 	}
 	var read []pgRuleRow
 	for rows.Next() {
 		r := pgRuleRow{vals: make([]*string, len(cols))}
-		dest := []any{&r.ctid}
+		dest := []any{&r.ctid, &r.was}
 		for k := range r.vals {
 			dest = append(dest, &r.vals[k])
 		}
@@ -298,15 +310,28 @@ func compactJSON(b []byte) string {
 
 // RewriteUnderRule is Postgres.RewriteUnderRule for the folder: every
 // data file of pbx of each of endpoints (every run's snapshot files,
-// incremental batches and backfill windows alike) is read, and each file
+// incremental batches and backfill windows alike) but those written by a
+// run under rule (fileRule) is read, and each file
 // the rule changes is rewritten atomically with its manifest (EditRows,
 // reason "pseudonymise"), which keeps the run that wrote the file (run
-// is not written). It returns the rows changed per endpoint.
-func (s *CSV) RewriteUnderRule(ctx context.Context, pbx, _ string, endpoints []record.Endpoint, apply RuleApplier) (*Rewritten, error) {
+// is not written, but is the run under rule calling it, whose ledger line
+// is not written yet). It returns the rows changed per endpoint.
+func (s *CSV) RewriteUnderRule(ctx context.Context, pbx, run, rule string, endpoints []record.Endpoint, apply RuleApplier) (*Rewritten, error) {
+	runs, err := s.runRules(pbx)
+	if err != nil {
+		return nil, err
+	}
+	runs[run] = rule
 	done := &Rewritten{}
 	for i := range endpoints {
 		e := &endpoints[i]
-		res, err := s.EditRows(ctx, pbx, e, "pseudonymise", s.ruleEdit(e, apply))
+		dir := filepath.Join(s.opt.Dir, e.Name)
+		var was string // the rule of the file being edited
+		pick := func(f ownFile) bool {
+			was = fileRule(filepath.Join(dir, f.Name), runs)
+			return was != rule
+		}
+		res, err := s.editFiles(ctx, csvEdit{pbx: pbx, ep: e, reason: "pseudonymise", pick: pick, edit: s.ruleEdit(e, &was, apply)})
 		if err != nil {
 			return done, fmt.Errorf("rewrite %s under the pseudonymisation rule: %w", e.Name, err)
 		}
@@ -317,11 +342,54 @@ func (s *CSV) RewriteUnderRule(ctx context.Context, pbx, _ string, endpoints []r
 	return done, nil
 }
 
-// ruleEdit is RewriteUnderRule's edit of e's rows: a row's text and JSON
+// fileRule is the rule of the run that wrote the data file data: as
+// its manifest says (its "privacy", kept by edits), or for a manifest of
+// an earlier release without it, as the ledger (runs) records its run;
+// "" when neither tells.
+func fileRule(data string, runs map[string]string) string {
+	var m struct {
+		Run     string            `json:"run_id"`
+		Privacy *exporter.Privacy `json:"privacy"`
+	}
+	b, err := os.ReadFile(manifestPath(data))
+	if err != nil || json.Unmarshal(b, &m) != nil {
+		return ""
+	}
+	if m.Privacy != nil && m.Privacy.Rule != "" {
+		return m.Privacy.Rule
+	}
+	return runs[m.Run]
+}
+
+// runRules is the rule of each run of pbx the ledger (runs.jsonl)
+// records one of.
+func (s *CSV) runRules(pbx string) (map[string]string, error) {
+	out := map[string]string{}
+	b, err := os.ReadFile(filepath.Join(s.stateDir(pbx), "runs.jsonl"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the run ledger's pseudonymisation rules: %w", err)
+	}
+	for _, l := range bytes.Split(b, []byte{'\n'}) {
+		var run struct {
+			ID      string            `json:"run_id"`
+			Privacy *exporter.Privacy `json:"privacy"`
+		}
+		if json.Unmarshal(l, &run) == nil && run.Privacy != nil {
+			out[run.ID] = run.Privacy.Rule
+		}
+	}
+	return out, nil
+}
+
+// ruleEdit is RewriteUnderRule's edit of e's rows, of a file written
+// under the rule *was: a row's text and JSON
 // cells and its extra read as the export gave them (a text cell without
 // the quote EXPORT_CSV_SAFE_FORMULAS adds), the rule applied, and the
 // cells it changed written back as the sink writes them.
-func (s *CSV) ruleEdit(e *record.Endpoint, apply RuleApplier) EditFunc {
+func (s *CSV) ruleEdit(e *record.Endpoint, was *string, apply RuleApplier) EditFunc {
 	var header []string
 	var at map[int]int // a column of the rule (ruleColumns) → its cell
 	extra := -1
@@ -347,7 +415,7 @@ func (s *CSV) ruleEdit(e *record.Endpoint, apply RuleApplier) EditFunc {
 		if extra >= 0 && cells[extra] != "" {
 			in.Extra = json.RawMessage(cells[extra])
 		}
-		out, err := applyOne(apply, e, in)
+		out, err := applyOne(apply, e, *was, in)
 		if err != nil {
 			return RowEdit{}, err
 		}

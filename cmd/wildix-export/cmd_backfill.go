@@ -18,12 +18,15 @@ A backfill never moves the nightly cursor; rows already exported are not
 duplicated, in PostgreSQL or CSV (in CSV a row that changed replaces the old one).
 Under EXPORT_PSEUDONYMIZE, --force then rewrites in place, under the rule, every
 other row of the PBX the sink holds (recordings' rows, earlier snapshots, calls
-the PBX no longer has): after a forced change of rule nothing stays in clear
-(README, Privacy).`)
+the PBX no longer has), over the whole history whatever --from and --to: after
+a forced change of rule nothing stays in clear. It cannot be undone: rows
+written under the rule are left as they are, long extensions stay readable, and
+nothing is rewritten when the PBX's colleagues could not be read (README,
+Privacy).`)
 	from := fs.String("from", "", "first day, YYYY-MM-DD (inclusive), PBX-local")
 	to := fs.String("to", "", "last day, YYYY-MM-DD (exclusive), PBX-local")
 	window := fs.Duration("window", 24*time.Hour, "window length")
-	force := fs.Bool("force", false, "redo windows already done; under EXPORT_PSEUDONYMIZE, then rewrite the PBX's other stored rows in place under the rule")
+	force := fs.Bool("force", false, "redo windows already done; under EXPORT_PSEUDONYMIZE, then rewrite the PBX's other stored rows, the whole history, in place under the rule")
 	eps := fs.String("endpoints", "", "comma list of endpoints (default: every endpoint with a time field)")
 	if err := parse(fs, args); err != nil {
 		return err

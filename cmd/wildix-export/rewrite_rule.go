@@ -8,13 +8,15 @@ import (
 
 	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
 	"github.com/wildix-export/wildix-export/sinks"
 )
 
 // ruleRewriter is a sink that rewrites its stored rows under the
 // pseudonymisation rule (sinks.Postgres, sinks.CSV: rewrite_rule.go).
 type ruleRewriter interface {
-	RewriteUnderRule(ctx context.Context, pbx, run string, endpoints []record.Endpoint, apply sinks.RuleApplier) (*sinks.Rewritten, error)
+	RewriteUnderRule(ctx context.Context, pbx, run, rule string, endpoints []record.Endpoint, apply sinks.RuleApplier) (*sinks.Rewritten, error)
+	StoredExtensions(ctx context.Context, pbx string, endpoints []record.Endpoint) ([]string, error)
 	EarlierKeyRows(ctx context.Context, pbx, keyID, run string, endpoints []record.Endpoint) (*sinks.EarlierKeys, error)
 }
 
@@ -22,6 +24,8 @@ type ruleRewriter interface {
 const (
 	noteRuleRewritten = "rows rewritten in place under the pseudonymisation rule (written before it, and not written again from the PBX's copy)"
 	noteEarlierKey    = "rows still under an earlier pseudonym key, whose values in clear are gone: not rewritten (README, Privacy)"
+	// noteRewriteUnread: the rewrite skipped (review 17, R17-1).
+	noteRewriteUnread = "stored rows NOT rewritten in place under the pseudonymisation rule: the PBX's colleagues could not be read at the run's start, and the rewrite, which cannot be undone, would replace the colleagues' extensions of more than 6 digits an export keeps readable; give the token or API key read access to the colleagues (/api/v1/PBX/Colleagues), then run `wildix-export backfill --force` again (any --from and --to: the rewrite covers the whole history) (README, Privacy)"
 )
 
 // rewriteUnderRule makes `backfill --force` end, once every window and
@@ -34,8 +38,15 @@ const (
 // or its records the PBX no longer has (PostgreSQL), calls older than
 // the PBX's copy. Each table (PostgreSQL) or file (CSV) is rewritten
 // atomically; a row already under the rule is left as it is, so a second
-// backfill changes nothing. Under rule none nothing is rewritten (no
-// pseudonym can be turned back). Called inside export, which has set the
+// backfill changes nothing. It cannot be undone, so it replaces only on
+// proof (review 17, R17-1): rows a run under the current rule wrote are
+// not read, a row under a narrower rule gets only what that rule did not
+// replace (privacy.Guard.Stored), long extensions stay readable (those
+// read at the run's start and those the sink's colleagues rows hold),
+// and nothing is rewritten when the colleagues could not be read. It
+// covers the whole history, whatever the backfill's range (said in its
+// log line). Under rule none nothing is rewritten (no pseudonym can be
+// turned back). Called inside export, which has set the
 // exporter's AfterRun (retention) for this run.
 func (a *app) rewriteUnderRule(st *started) {
 	rw, ok := st.sink.Sink.(ruleRewriter)
@@ -69,7 +80,17 @@ func (a *app) ruleRewrite(ctx context.Context, st *started, rw ruleRewriter, r *
 	defer func() { res.Duration = time.Since(began) }()
 	rule := privacyNow(st.guard)
 	eps := st.cat.All()
-	done, err := rw.RewriteUnderRule(ctx, pbx, r.ID, eps, st.guard.Stored)
+	if !st.guard.ExtensionsRead() {
+		res.Notes = append(res.Notes, noteRewriteUnread)
+		a.log.Warn("stored rows not rewritten in place under the pseudonymisation rule: the PBX's colleagues could not be read at the run's start, and the rewrite cannot be undone; give the token or API key read access to /api/v1/PBX/Colleagues, then run `wildix-export backfill --force` again (any range: the rewrite covers the whole history) (README, Privacy)", "rule", rule.String())
+		return res
+	}
+	stored, err := rw.StoredExtensions(ctx, pbx, eps)
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	done, err := rw.RewriteUnderRule(ctx, pbx, r.ID, rule.Rule, eps, sinks.RuleApplier(st.guard.Stored(longExtensions(stored))))
 	if done != nil {
 		for _, pl := range done.Places {
 			if pl.Rows > 0 {
@@ -81,7 +102,8 @@ func (a *app) ruleRewrite(ctx context.Context, st *started, rw ruleRewriter, r *
 		res.Err = err
 		return res
 	}
-	a.log.Info("stored rows rewritten in place under the pseudonymisation rule", "rule", rule.String(), "rows", done.Rows())
+	a.log.Info("stored rows rewritten in place under the pseudonymisation rule", "rule", rule.String(), "rows", done.Rows(),
+		"scope", "every row of the PBX the sink holds not written under this rule, the whole history whatever --from and --to")
 	left, err := rw.EarlierKeyRows(ctx, pbx, rule.KeyID, r.ID, eps)
 	if err != nil {
 		res.Err = err
@@ -97,4 +119,19 @@ func (a *app) ruleRewrite(ctx context.Context, st *started, rw ruleRewriter, r *
 			"earlier_keys", strings.Join(left.Keys, ", "), "rows", n, "where", strings.Join(where, ", "))
 	}
 	return res
+}
+
+// longExtensions is the canonical digits (pseudonym.Canonical) of the
+// extensions of more than 6 digits among vals, those not written
+// internationally: an extension a rewrite keeps readable, as the run's
+// start does with those it read from the PBX (pbxExtensions).
+func longExtensions(vals []string) map[string]bool {
+	long := map[string]bool{}
+	for _, v := range vals {
+		c, ok := pseudonym.Canonical(v)
+		if t := strings.TrimSpace(v); ok && len(c) > 6 && !strings.HasPrefix(t, "+") && !strings.HasPrefix(t, "00") {
+			long[c] = true
+		}
+	}
+	return long
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -146,4 +148,109 @@ func ledgerNoted(t *testing.T, pool *pgxpool.Pool, dir, prefix, with string) boo
 		}
 	}
 	return false
+}
+
+// TestForcedRewriteKeepsExtensionsReadable is review 17's R17-1: the
+// rewrite in place cannot be undone, so it never replaces an extension
+// an export keeps readable. PostgreSQL, simulator with 7-digit
+// extensions and recordings. (a) Rows written under numbers keep their
+// long extensions readable through a forced backfill whose colleagues
+// read fails (403): the rewrite is skipped, said in a warning and in the
+// ledger; and through one whose read succeeds (their run's rule covered
+// numbers already). (b) A colleague removed from the PBX, whose row the
+// sink keeps (deleted_at set): the long extension rows written in clear
+// hold stays readable when the rule is turned on; the other numbers are
+// replaced.
+func TestForcedRewriteKeepsExtensionsReadable(t *testing.T) {
+	t.Parallel()
+	const calls = 200
+	start := time.Now().UTC().Add(-calls * time.Minute).Add(-time.Hour)
+	var forbid atomic.Bool
+	o := pbxsim.Options{Calls: calls, CallGap: time.Minute, CallsStart: start, LongExtensions: true,
+		APIKeys: []string{recToken}, Recordings: pbxsim.RecordingOptions{Every: 10, BytesPerSecond: 40}}
+	o.Rewrite = func(r *http.Request, status int, body []byte) (int, []byte) {
+		if forbid.Load() && strings.Contains(r.URL.Path, "Colleagues") {
+			return http.StatusForbidden, []byte(`{"type":"error","reason":"Forbidden"}`)
+		}
+		return status, body
+	}
+	f := authorized(t, o)
+	rome, _ := time.LoadLocation("Europe/Rome")
+	from, to := start.In(rome).AddDate(0, 0, -1).Format("2006-01-02"), time.Now().In(rome).AddDate(0, 0, 2).Format("2006-01-02")
+	ctx := context.Background()
+	sink := func() ([]string, *pgxpool.Pool) {
+		schema, pool := pgtest.Schema(t)
+		return fixtureEnv(f, t.TempDir(), "EXPORT_RECORDINGS_STORE=dir", "EXPORT_RECORDINGS_DIR="+t.TempDir(), "WILDIX_RECORDINGS_TOKEN="+recToken,
+			"EXPORT_SINK=postgres", "EXPORT_DATABASE_URL="+pgtest.URL(), "EXPORT_DB_SCHEMA="+schema), pool
+	}
+	count := func(pool *pgxpool.Pool, like string) int {
+		var n int
+		if err := pool.QueryRow(ctx, "SELECT count(*) FROM recordings WHERE extension LIKE $1", like).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	numbers := []string{"EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY=" + testKey1}
+
+	t.Run("written under numbers", func(t *testing.T) {
+		env, pool := sink()
+		env = append(env, numbers...)
+		if r := runCLI(t, env, "run", "--once"); r.code != 0 {
+			t.Fatalf("run: exit %d: %v\n%s", r.code, r.err, r.stderr)
+		}
+		readable, replaced := count(pool, "200%"), count(pool, "p:%")
+		if readable == 0 {
+			t.Fatal("no recording with a readable 7-digit extension: the test proves little")
+		}
+		forbid.Store(true)
+		r := runCLI(t, env, "backfill", "--from", from, "--to", to, "--force")
+		forbid.Store(false)
+		if r.code != 0 {
+			t.Fatalf("forced backfill, colleagues forbidden: exit %d: %v\n%s", r.code, r.err, r.stderr)
+		}
+		if !strings.Contains(r.stderr, "stored rows not rewritten in place") || !ledgerNoted(t, pool, "", noteRewriteUnread, "") {
+			t.Errorf("colleagues unread: want the warning and the ledger's note %q\n%s", noteRewriteUnread, r.stderr)
+		}
+		if a, b := count(pool, "200%"), count(pool, "p:%"); a != readable || b != replaced {
+			t.Errorf("after the forced backfill with the colleagues unread: %d readable extensions, %d pseudonyms; want %d and %d", a, b, readable, replaced)
+		}
+		r = runCLI(t, env, "backfill", "--from", from, "--to", to, "--force")
+		if r.code != 0 {
+			t.Fatalf("forced backfill: exit %d: %v\n%s", r.code, r.err, r.stderr)
+		}
+		if a, b := count(pool, "200%"), count(pool, "p:%"); a != readable || b != replaced || rewrittenRows(t, r.stderr) != 0 {
+			t.Errorf("after a forced backfill: %d readable extensions, %d pseudonyms, %d rows rewritten; want %d, %d and 0", a, b, rewrittenRows(t, r.stderr), readable, replaced)
+		}
+	})
+
+	t.Run("a colleague removed", func(t *testing.T) {
+		env, pool := sink()
+		if r := runCLI(t, env, "run", "--once"); r.code != 0 {
+			t.Fatalf("run in clear: exit %d: %v\n%s", r.code, r.err, r.stderr)
+		}
+		for _, q := range []string{
+			`INSERT INTO colleagues SELECT (jsonb_populate_record(NULL::colleagues, to_jsonb(c) || '{"id":999999,"extension":"2000999"}')).* FROM colleagues c WHERE id = (SELECT min(id) FROM colleagues)`,
+			`UPDATE colleagues SET deleted_at = now() WHERE id = 999999`,
+			`UPDATE recordings SET extension = '2000999' WHERE ctid = (SELECT min(ctid) FROM recordings WHERE extension LIKE '200%')`,
+		} {
+			if tag, err := pool.Exec(ctx, q); err != nil || tag.RowsAffected() != 1 {
+				t.Fatalf("%s: %v, %d rows", q, err, tag.RowsAffected())
+			}
+		}
+		env = append(env, numbers...)
+		if r := runCLI(t, env, "run", "--once", "--force"); r.code != 0 {
+			t.Fatalf("forced run: exit %d: %v\n%s", r.code, r.err, r.stderr)
+		}
+		r := runCLI(t, env, "backfill", "--from", from, "--to", to, "--force")
+		if r.code != 0 || rewrittenRows(t, r.stderr) <= 0 {
+			t.Fatalf("forced backfill: exit %d (%v), %d rows rewritten; want some\n%s", r.code, r.err, rewrittenRows(t, r.stderr), r.stderr)
+		}
+		if n := count(pool, "2000999"); n != 1 {
+			t.Errorf("the removed colleague's extension 2000999 readable in %d recordings' rows; want 1", n)
+		}
+		var clear int
+		if err := pool.QueryRow(ctx, "SELECT count(*) FROM recordings WHERE number <> '' AND number NOT LIKE 'p:%'").Scan(&clear); err != nil || clear != 0 {
+			t.Errorf("%d recordings' rows with a number in clear (%v); want 0", clear, err)
+		}
+	})
 }
