@@ -99,8 +99,10 @@ func (p *recPipe) relisted(rows []record.Row, infos []recInfo) {
 		taken[in.rec.Path+"\x00"+in.rec.Start.String()] = true
 	}
 	for _, row := range rows {
-		info := p.l.info(row)
-		if !taken[info.rec.Path+"\x00"+info.rec.Start.String()] && g.SuppressesFile(p.e.ep, row) {
+		if !g.SuppressesFile(p.e.ep, row) {
+			continue
+		}
+		if info := p.l.info(row); !taken[info.rec.Path+"\x00"+info.rec.Start.String()] {
 			p.again = append(p.again, info.rec)
 		}
 	}

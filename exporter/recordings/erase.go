@@ -64,18 +64,16 @@ type KeptFile struct {
 // recording must not stop every later run. named failing keeps every
 // file of the batch the same way.
 //
-// An error is returned for a store that cannot remove, a store error or
-// ctx's end: nothing of the batch is then written, and the next run does
-// it again (removing twice removes once).
+// A store that cannot remove a file (no Discard) keeps them, reported.
+// An error is returned for a store error or ctx's end: nothing of the
+// batch is then written, and the next run does it again (removing twice
+// removes once).
 func (c *Copier) Erase(ctx context.Context, recs []Recording, named Named, inUse map[string]bool) (Erased, error) {
 	var out Erased
 	if len(recs) == 0 {
 		return out, nil
 	}
-	d, ok := c.Store.(discarder)
-	if !ok {
-		return out, fmt.Errorf("erase recordings: the recordings store %v cannot remove files", c.Store)
-	}
+	d, canRemove := c.Store.(discarder)
 	found, err := c.found(ctx, recs)
 	if err != nil {
 		return out, err
@@ -103,6 +101,10 @@ func (c *Copier) Erase(ctx context.Context, recs []Recording, named Named, inUse
 		}
 		if nerr != nil {
 			out.keep(c, left, fmt.Sprintf("the sink could not tell whether a row names it: %v", nerr))
+			continue
+		}
+		if !canRemove {
+			out.keep(c, left, "this recordings store cannot remove a file")
 			continue
 		}
 		if err := c.eraseOne(ctx, d, r, left, &out); err != nil {

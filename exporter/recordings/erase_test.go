@@ -220,3 +220,34 @@ func usable(t *testing.T, e *env, recs []Recording) []Recording {
 	}
 	return out
 }
+
+// noDiscard is a store without Discard.
+type noDiscard struct{ Store }
+
+// TestEraseStoreCannotRemove: with a store that cannot remove a file,
+// Erase is no error: nothing stored, nothing to do; a file there that
+// may be the recording's is kept and reported, not an error failing the
+// run's window.
+func TestEraseStoreCannotRemove(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := recSetup(t, pbxsim.Options{Seed: 5, Calls: 60}, noCloud)
+	f := newStore(t, "dir")
+	cp := &Copier{Spool: e.spool(t), Store: noDiscard{f.st}, PBX: "pbx-test"}
+	recs := usable(t, e, e.recordings(false))
+	none := func(context.Context, []string) (map[string]bool, error) { return map[string]bool{}, nil }
+	if out, err := cp.Erase(ctx, recs[:2], none, nil); err != nil || out.Removed != 0 || len(out.Kept) != 0 {
+		t.Fatalf("nothing stored: %+v, %v; want nothing done, no error", out, err)
+	}
+	if _, _, err := cp.Copy(ctx, recs[:1]); err != nil {
+		t.Fatal(err)
+	}
+	out, err := cp.Erase(ctx, recs[:2], none, nil)
+	name, _ := cp.name(recs[0])
+	if err != nil || out.Removed != 0 || len(out.Kept) != 1 || out.Kept[0].Name != name {
+		t.Fatalf("a file stored: %+v, %v; want %s kept, reported, no error", out, err, name)
+	}
+	if got := f.contents(t); got[name] == "" {
+		t.Fatalf("%s removed", name)
+	}
+}
