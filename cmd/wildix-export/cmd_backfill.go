@@ -16,17 +16,18 @@ time, window by window. Each window commits on its own, so running the same
 backfill again resumes at the first unfinished window (--force redoes all).
 A backfill never moves the nightly cursor; rows already exported are not
 duplicated, in PostgreSQL or CSV (in CSV a row that changed replaces the old one).
-Under EXPORT_PSEUDONYMIZE, --force then rewrites in place, under the rule, every
-other row of the PBX the sink holds (recordings' rows, earlier snapshots, calls
-the PBX no longer has), over the whole history whatever --from and --to: after
-a forced change of rule nothing stays in clear. It cannot be undone: rows
-written under the rule are left as they are, long extensions stay readable, and
-nothing is rewritten when the PBX's colleagues could not be read (README,
-Privacy).`)
+Under EXPORT_PSEUDONYMIZE, a backfill (with --force or without: one killed or
+resumed completes it) then rewrites in place, under the rule, every row of the
+PBX the sink holds that a run under another rule wrote (recordings' rows,
+earlier snapshots, calls the PBX no longer has), over the whole history
+whatever --from and --to: after a forced change of rule nothing stays in clear.
+It cannot be undone: rows written under the rule are left as they are, long
+extensions stay readable, and nothing is rewritten when the PBX's colleagues
+could not be read (README, Privacy).`)
 	from := fs.String("from", "", "first day, YYYY-MM-DD (inclusive), PBX-local")
 	to := fs.String("to", "", "last day, YYYY-MM-DD (exclusive), PBX-local")
 	window := fs.Duration("window", 24*time.Hour, "window length")
-	force := fs.Bool("force", false, "redo windows already done; under EXPORT_PSEUDONYMIZE, then rewrite the PBX's other stored rows, the whole history, in place under the rule")
+	force := fs.Bool("force", false, "redo windows already done")
 	eps := fs.String("endpoints", "", "comma list of endpoints (default: every endpoint with a time field)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -55,9 +56,7 @@ Privacy).`)
 	m := newMetrics()
 	return a.safely(m, func() error {
 		return a.export(ctx, st, m, func(ctx context.Context, id string) *exporter.RunResult {
-			if *force {
-				a.rewriteUnderRule(st)
-			}
+			a.rewriteUnderRule(st) // forced or not: a rewrite a forced backfill left undone is done (review 17, R17-5)
 			return st.x.Backfill(ctx, id, endpoints, opts)
 		})
 	})

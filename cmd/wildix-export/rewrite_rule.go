@@ -25,10 +25,11 @@ const (
 	noteRuleRewritten = "rows rewritten in place under the pseudonymisation rule (written before it, and not written again from the PBX's copy)"
 	noteEarlierKey    = "rows still under an earlier pseudonym key, whose values in clear are gone: not rewritten (README, Privacy)"
 	// noteRewriteUnread: the rewrite skipped (review 17, R17-1).
-	noteRewriteUnread = "stored rows NOT rewritten in place under the pseudonymisation rule: the PBX's colleagues could not be read at the run's start, and the rewrite, which cannot be undone, would replace the colleagues' extensions of more than 6 digits an export keeps readable; give the token or API key read access to the colleagues (/api/v1/PBX/Colleagues), then run `wildix-export backfill --force` again (any --from and --to: the rewrite covers the whole history) (README, Privacy)"
+	noteRewriteUnread = "stored rows NOT rewritten in place under the pseudonymisation rule: the PBX's colleagues could not be read at the run's start, and the rewrite, which cannot be undone, would replace the colleagues' extensions of more than 6 digits an export keeps readable; give the token or API key read access to the colleagues (/api/v1/PBX/Colleagues), then run `wildix-export backfill` again (any --from and --to: the rewrite covers the whole history; no --force needed) (README, Privacy)"
 )
 
-// rewriteUnderRule makes `backfill --force` end, once every window and
+// rewriteUnderRule makes a backfill end (forced or not: one a kill or a
+// failure left undone is completed by the next, review 17 R17-5), once every window and
 // the retention's prune succeeded, the PBX's lock still held, by
 // rewriting in place, under the rule the backfill wrote with, every row
 // of the PBX the sink holds (attack 6, F9): the backfill writes again
@@ -82,7 +83,7 @@ func (a *app) ruleRewrite(ctx context.Context, st *started, rw ruleRewriter, r *
 	eps := st.cat.All()
 	if !st.guard.ExtensionsRead() {
 		res.Notes = append(res.Notes, noteRewriteUnread)
-		a.log.Warn("stored rows not rewritten in place under the pseudonymisation rule: the PBX's colleagues could not be read at the run's start, and the rewrite cannot be undone; give the token or API key read access to /api/v1/PBX/Colleagues, then run `wildix-export backfill --force` again (any range: the rewrite covers the whole history) (README, Privacy)", "rule", rule.String())
+		a.log.Warn("stored rows not rewritten in place under the pseudonymisation rule: the PBX's colleagues could not be read at the run's start, and the rewrite cannot be undone; give the token or API key read access to /api/v1/PBX/Colleagues, then run `wildix-export backfill` again (any range: the rewrite covers the whole history; no --force needed) (README, Privacy)", "rule", rule.String())
 		return res
 	}
 	stored, err := rw.StoredExtensions(ctx, pbx, eps)
@@ -115,7 +116,7 @@ func (a *app) ruleRewrite(ctx context.Context, st *started, rw ruleRewriter, r *
 			where = append(where, fmt.Sprintf("%d in %s", pl.Rows, pl.Name))
 			res.Notes = append(res.Notes, fmt.Sprintf("%s %s: %d in %s", noteEarlierKey, strings.Join(left.Keys, ", "), pl.Rows, pl.Name))
 		}
-		a.log.Warn("rows written under an earlier pseudonym key keep its pseudonyms: their values in clear are no longer in the sink, nor on the PBX (the backfill did not read them again), so they cannot be pseudonymised under the current key and do not join the rows written under it; delete them if they must not stay (README, Privacy)",
+		a.log.Warn("rows written under an earlier pseudonym key keep its pseudonyms: their values in clear are no longer in the sink, nor on the PBX (the backfill did not read them again), so they cannot be pseudonymised under the current key and do not join the rows written under it; do not delete them (rows that may hold the earlier key's pseudonyms, not rows known to; and retention and forget reach a stored recording's file only through its row); to have none, export into a new schema or folder (README, Privacy)",
 			"earlier_keys", strings.Join(left.Keys, ", "), "rows", n, "where", strings.Join(where, ", "))
 	}
 	return res

@@ -254,3 +254,46 @@ func TestForcedRewriteKeepsExtensionsReadable(t *testing.T) {
 		}
 	})
 }
+
+// TestRewriteCompletedWithoutForce is review 17's R17-5: the rewrite in
+// place does not depend on the backfill carrying --force. A forced change
+// of rule (`run --once --force`), then a backfill without --force (as
+// one resumes a forced backfill a kill or EXPORT_RUN_TIMEOUT stopped):
+// the recordings' rows, which no backfill writes again, are rewritten;
+// no recording's number stays in clear. PostgreSQL.
+func TestRewriteCompletedWithoutForce(t *testing.T) {
+	t.Parallel()
+	const calls = 100
+	start := time.Now().UTC().Add(-calls * time.Minute).Add(-time.Hour)
+	f := authorized(t, pbxsim.Options{Calls: calls, CallGap: time.Minute, CallsStart: start,
+		APIKeys: []string{recToken}, Recordings: pbxsim.RecordingOptions{Every: 10, BytesPerSecond: 40}})
+	rome, _ := time.LoadLocation("Europe/Rome")
+	from, to := start.In(rome).AddDate(0, 0, -1).Format("2006-01-02"), time.Now().In(rome).AddDate(0, 0, 2).Format("2006-01-02")
+	schema, pool := pgtest.Schema(t)
+	env := fixtureEnv(f, t.TempDir(), "EXPORT_RECORDINGS_STORE=dir", "EXPORT_RECORDINGS_DIR="+t.TempDir(), "WILDIX_RECORDINGS_TOKEN="+recToken,
+		"EXPORT_SINK=postgres", "EXPORT_DATABASE_URL="+pgtest.URL(), "EXPORT_DB_SCHEMA="+schema)
+	if r := runCLI(t, env, "run", "--once"); r.code != 0 {
+		t.Fatalf("run in clear: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	clear := func() int {
+		var n int
+		if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM recordings WHERE number <> '' AND number NOT LIKE 'p:%'").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if clear() < 3 {
+		t.Fatalf("%d recordings with a number in clear: the test proves little", clear())
+	}
+	env = append(env, "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey1)
+	if r := runCLI(t, env, "run", "--once", "--force"); r.code != 0 {
+		t.Fatalf("forced run: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	r := runCLI(t, env, "backfill", "--from", from, "--to", to)
+	if r.code != 0 {
+		t.Fatalf("backfill: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	if n := clear(); n != 0 || rewrittenRows(t, r.stderr) <= 0 {
+		t.Errorf("after a backfill without --force: %d recordings' rows with a number in clear, %d rows rewritten; want 0 and some", n, rewrittenRows(t, r.stderr))
+	}
+}
