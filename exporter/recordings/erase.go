@@ -64,10 +64,12 @@ type KeptFile struct {
 // recording must not stop every later run. named failing keeps every
 // file of the batch the same way.
 //
-// A store that cannot remove a file (no Discard) keeps them, reported.
-// An error is returned for a store error or ctx's end: nothing of the
-// batch is then written, and the next run does it again (removing twice
-// removes once).
+// A store that cannot remove a file (no Discard), or that fails to read
+// or remove one (a symbolic link planted under the name, the server
+// down), keeps it, reported, as well: the runs that list the recording
+// again try again. An error is returned at ctx's end only: nothing of
+// the batch is then written, and the next run does it again (removing
+// twice removes once).
 func (c *Copier) Erase(ctx context.Context, recs []Recording, named Named, inUse map[string]bool) (Erased, error) {
 	var out Erased
 	if len(recs) == 0 {
@@ -138,15 +140,23 @@ func (c *Copier) eraseOne(ctx context.Context, d discarder, r Recording, names [
 	}
 	for _, name := range names {
 		o, _, err := c.Store.Stored(ctx, name, recstore.Want{})
+		if ctx.Err() != nil {
+			return fmt.Errorf("erase recordings: %w", context.Cause(ctx))
+		}
 		if err != nil {
-			return fmt.Errorf("erase recording %s (%s) from the recordings store %v: %w", storedKey(r), name, c.Store, err)
+			out.keep(c, []string{name}, fmt.Sprintf("the recordings store %v could not read it (%v)", c.Store, err))
+			continue
 		}
 		if o.Size != size || o.SHA256 != sum {
 			continue // another recording's file
 		}
 		gone, err := d.Discard(ctx, name)
+		if ctx.Err() != nil {
+			return fmt.Errorf("erase recordings: %w", context.Cause(ctx))
+		}
 		if err != nil {
-			return fmt.Errorf("erase recording %s (%s) from the recordings store %v: %w", storedKey(r), name, c.Store, err)
+			out.keep(c, []string{name}, fmt.Sprintf("the recordings store %v could not remove it (%v)", c.Store, err))
+			continue
 		}
 		if gone {
 			out.Removed++
@@ -188,10 +198,12 @@ func (c *Copier) found(ctx context.Context, recs []Recording) ([][]string, error
 			has, known := present[name]
 			if !known {
 				o, _, err := c.Store.Stored(ctx, name, recstore.Want{})
-				if err != nil && !errors.Is(err, fs.ErrNotExist) {
-					return nil, fmt.Errorf("erase recording %s (%s) from the recordings store %v: %w", storedKey(recs[i]), name, c.Store, err)
+				if ctx.Err() != nil {
+					return nil, fmt.Errorf("erase recordings: %w", context.Cause(ctx))
 				}
-				has = o != (recstore.Object{})
+				// Not read (a symbolic link, a store error): taken as
+				// there, for eraseOne to report it kept.
+				has = o != (recstore.Object{}) || err != nil && !errors.Is(err, fs.ErrNotExist)
 			}
 			if has {
 				out[i] = append(out[i], name)

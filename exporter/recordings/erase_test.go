@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -249,5 +251,36 @@ func TestEraseStoreCannotRemove(t *testing.T) {
 	}
 	if got := f.contents(t); got[name] == "" {
 		t.Fatalf("%s removed", name)
+	}
+}
+
+// TestEraseUnreadableKept: a symbolic link under a name a recording not
+// kept may have been stored under (planted: the store never writes one)
+// is neither followed nor removed, and no error: it is kept and reported
+// naming the store, so that no run fails on it for good.
+func TestEraseUnreadableKept(t *testing.T) {
+	t.Parallel()
+	e := recSetup(t, pbxsim.Options{Seed: 5, Calls: 60}, noCloud)
+	f := newStore(t, "dir")
+	cp := &Copier{Spool: e.spool(t), Store: f.st, PBX: "pbx-test"}
+	r := usable(t, e, e.recordings(false))[0]
+	name, _ := cp.name(r)
+	p := filepath.Join(f.dir, filepath.FromSlash(name))
+	os.MkdirAll(filepath.Dir(p), 0o700)
+	outside := filepath.Join(t.TempDir(), "x.wav")
+	os.WriteFile(outside, []byte("keep"), 0o600)
+	if err := os.Symlink(outside, p); err != nil {
+		t.Fatal(err)
+	}
+	none := func(context.Context, []string) (map[string]bool, error) { return map[string]bool{}, nil }
+	out, err := cp.Erase(context.Background(), []Recording{r}, none, nil)
+	if err != nil || len(out.Kept) != 1 || out.Kept[0].Name != name || !strings.Contains(out.Kept[0].Why, "folder "+f.dir) {
+		t.Fatalf("Erase: %+v, %v; want %s kept, reported naming the folder %s, no error", out, err, name, f.dir)
+	}
+	if _, err := os.Lstat(p); err != nil {
+		t.Fatalf("the link: %v, want it left", err)
+	}
+	if b, _ := os.ReadFile(outside); string(b) != "keep" {
+		t.Fatal("the file the link points to changed")
 	}
 }
