@@ -82,11 +82,12 @@ func applyOne(apply RuleApplier, e *record.Endpoint, was string, r record.Row) (
 }
 
 // RewriteUnderRule applies apply to every row of pbx in the table of each
-// of endpoints the schema has, but those whose run the ledger records
-// under rule (the current rule's spelling: their values are as the rule
-// makes them, and a readable value there is one the rule keeps: review
-// 17, R17-1), one transaction per table (its rows locked while it is
-// rewritten), writing back only the values it changed, with
+// of endpoints the schema has, and to the records of its rows of
+// export_quarantine (rewriteQuarantine), but those whose run the ledger
+// records under rule (the current rule's spelling: their values are as
+// the rule makes them, and a readable value there is one the rule keeps:
+// review 17, R17-1), one transaction per table (its rows locked while it
+// is rewritten), writing back only the values it changed, with
 // the row's run_id set to run (the run that wrote its values: which key
 // its pseudonyms are under, EarlierKeyRows) and exported_at to now (a
 // reader copying the rows changed since a time takes them again). The
@@ -108,7 +109,64 @@ func (p *Postgres) RewriteUnderRule(ctx context.Context, pbx, run, rule string, 
 		}
 		done.Places = append(done.Places, ForgetPlace{Name: e.Name, Rows: n})
 	}
+	if slices.Contains(tables, "export_quarantine") {
+		n, err := p.rewriteQuarantine(ctx, pbx, rule, endpoints, apply)
+		if err != nil {
+			return done, err
+		}
+		done.Places = append(done.Places, ForgetPlace{Name: "export_quarantine", Rows: n})
+	}
 	return done, nil
+}
+
+// rewriteQuarantine applies apply to the record of each of pbx's rows of
+// export_quarantine (the PBX's record, which the export's guard made as
+// it makes a row's raw) whose run the ledger does not record under rule,
+// read as its endpoint's raw, in one transaction. Its error, PostgreSQL's
+// text, is left as it is.
+func (p *Postgres) rewriteQuarantine(ctx context.Context, pbx, rule string, endpoints []record.Endpoint, apply RuleApplier) (int64, error) {
+	const what = "rewrite export_quarantine under the pseudonymisation rule"
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", what, dbError(err))
+	}
+	defer tx.Rollback(ctx)
+	rows, err := tx.Query(ctx, "SELECT q.ctid::text, q.endpoint, q.record, coalesce(r.privacy_rule, '') FROM "+p.ident("export_quarantine")+" q LEFT JOIN "+
+		p.ident("export_runs")+" r ON r.run_id = q.run_id WHERE q.pbx = $1 AND coalesce(r.privacy_rule, '') <> $2 FOR UPDATE OF q", pbx, rule)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", what, dbError(err))
+	}
+	type held struct{ ctid, endpoint, record, was string }
+	var read []held
+	var h held
+	if _, err := pgx.ForEachRow(rows, []any{&h.ctid, &h.endpoint, &h.record, &h.was}, func() error { read = append(read, h); return nil }); err != nil {
+		return 0, fmt.Errorf("%s: %w", what, dbError(err))
+	}
+	var n int64
+	for _, h := range read {
+		i := slices.IndexFunc(endpoints, func(e record.Endpoint) bool { return e.Name == h.endpoint })
+		if i < 0 {
+			continue // an endpoint the catalog no longer has: its rule is not known
+		}
+		e := &endpoints[i]
+		in := record.Row{Values: make([]any, len(e.Columns)), Raw: json.RawMessage(h.record)}
+		out, err := applyOne(apply, e, h.was, in)
+		if err != nil {
+			return 0, err
+		}
+		v, ok := changedText(in.Raw, out.Raw)
+		if !ok {
+			continue
+		}
+		if _, err := tx.Exec(ctx, "UPDATE "+p.ident("export_quarantine")+" SET record = $1 WHERE ctid = $2::tid", v, h.ctid); err != nil {
+			return 0, fmt.Errorf("%s: %w", what, dbError(err))
+		}
+		n++
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("%s: commit: %w", what, dbError(err))
+	}
+	return n, nil
 }
 
 // rewriteChunk is how many rows rewriteTable reads at a time.

@@ -55,6 +55,19 @@ func TestForcedRuleChangeLeavesNothingInClear(t *testing.T) {
 		t.Fatalf("%d recordings copied with a number (%v): the test proves little", copied, err)
 	}
 	find := needles(t, pool, false)
+	// A record PostgreSQL refused, kept in export_quarantine as the PBX
+	// sent it (in clear, under rule none), holding an external number.
+	var quarantined string
+	for _, n := range find {
+		if len(n) >= 9 && !strings.Contains(n, " ") {
+			quarantined = n
+			break
+		}
+	}
+	if _, err := pool.Exec(context.Background(), `INSERT INTO export_quarantine (pbx, endpoint, key, run_id, field, error, record)
+VALUES ($1, 'call_history', '9999', 'r', 'cost', 'refused', $2)`, f.URL.Host, `{"id":"9999","src":"+39`+quarantined+`","cost":"x"}`); err != nil || quarantined == "" {
+		t.Fatalf("quarantine a record holding %q: %v", quarantined, err)
+	}
 	with := func(env []string, kv ...string) []string { return append(append([]string(nil), env...), kv...) }
 	for name, env := range sinks {
 		on := with(env, "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey1, "EXPORT_PSEUDONYM_DISPLAY=true")
