@@ -170,12 +170,13 @@ func isPartial(entry string) bool {
 	return ok && strings.HasPrefix(base, ".") && checkPart("recording id", base[1:], 64, "-_") == nil
 }
 
-// SweepPartials aborts the incomplete multipart uploads under folder, a
-// day's folder (DayFolder), begun before before: what a Put killed
-// before it completed its upload left, invisible but kept (and billed)
-// by the server, recording bytes included. The folder store's
-// SweepPartials says why and what before is. It returns how many it
-// aborted.
+// SweepPartials aborts the incomplete multipart uploads of recordings'
+// names (as Name builds them) under folder, a day's folder (DayFolder),
+// begun before before: what a Put killed before it completed its upload
+// left, invisible but kept (and billed) by the server, recording bytes
+// included. One whose start the server did not send is kept (it may be
+// this run's), with a warning. The folder store's SweepPartials says why
+// and what before is. It returns how many it aborted.
 func (s *S3) SweepPartials(ctx context.Context, folder string, before time.Time) (int, error) {
 	if err := checkFolder(folder); err != nil {
 		return 0, err
@@ -184,17 +185,28 @@ func (s *S3) SweepPartials(ctx context.Context, folder string, before time.Time)
 	type upload struct{ key, id string }
 	var left []upload
 	var lerr error
-	// Read to its end: the listing's goroutine ends only so.
+	undated := 0
+	// Read to its end: the listing's goroutine ends only so. Only keys
+	// shaped as a recording's name in this folder are this store's
+	// partial copies; an upload whose start the server did not send (the
+	// zero time) may be a Put of this run's, so it is kept.
 	for u := range s.c.ListIncompleteUploads(ctx, s.bucket, prefix, true) {
-		switch {
+		switch name := strings.TrimPrefix(u.Key, s.prefix); {
 		case u.Err != nil:
 			lerr = u.Err
-		case u.Initiated.Before(before) && !strings.Contains(strings.TrimPrefix(u.Key, prefix), "/"):
+		case strings.Contains(strings.TrimPrefix(u.Key, prefix), "/") || checkName(name) != nil:
+		case u.Initiated.IsZero():
+			undated++
+		case u.Initiated.Before(before):
 			left = append(left, upload{u.Key, u.UploadID})
 		}
 	}
 	if lerr != nil {
 		return 0, fmt.Errorf("sweep %s: list incomplete uploads: %w", folder, lerr)
+	}
+	if undated > 0 {
+		s.log.Warn("recording store: incomplete uploads kept, the server did not say when they began",
+			"folder", folder, "uploads", undated)
 	}
 	n := 0
 	for _, u := range left {

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -188,4 +191,67 @@ func TestDirDiscardRefusesLinks(t *testing.T) {
 		t.Fatal("the file the link points to changed")
 	}
 	os.Remove(partial) // for the fixture's check that nothing partial is left
+}
+
+// TestS3SweepKeepsUnknownAndForeign (review 19, R19-8): an upload whose
+// start the server did not send (no <Initiated>, read as the zero time)
+// may be this run's own Put, so the sweep keeps it, however late before
+// is; and an upload under a key in the day's folder that is not a
+// recording's name (not as Name builds it) is not this store's partial
+// copy, so it is kept too. Both were aborted.
+func TestS3SweepKeepsUnknownAndForeign(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f, _, o := s3Fixture(t)
+	plain := f.st.(*S3)
+	dropInitiated := regexp.MustCompile(`<Initiated>[^<]*</Initiated>`)
+	o.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		resp, err := http.DefaultTransport.RoundTrip(r)
+		if err != nil || r.Method != http.MethodGet || !r.URL.Query().Has("uploads") {
+			return resp, err
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		b = dropInitiated.ReplaceAll(b, nil)
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		resp.ContentLength = int64(len(b))
+		resp.Header.Del("Content-Length")
+		return resp, nil
+	})
+	st, err := OpenS3(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+	a, _ := Name("pbx-test", day, "a")
+	core := minio.Core{Client: plain.c}
+	foreign := DayFolder(a) + "/notes.txt"
+	for _, key := range []string{plain.Key(a), plain.Key(foreign)} {
+		if _, err := core.NewMultipartUpload(ctx, o.Bucket, key, minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := st.SweepPartials(ctx, DayFolder(a), time.Now().Add(time.Hour)); err != nil || n != 0 {
+		t.Fatalf("SweepPartials with no start sent: %d, %v; want none aborted", n, err)
+	}
+	if left := f.leftovers(t); len(left) != 2 {
+		t.Fatalf("left: %q; want both uploads kept", left)
+	}
+	// With the start sent, the recording's upload is swept, the foreign
+	// key's kept.
+	if n, err := plain.SweepPartials(ctx, DayFolder(a), time.Now().Add(time.Hour)); err != nil || n != 1 {
+		t.Fatalf("SweepPartials: %d, %v; want the recording's upload aborted", n, err)
+	}
+	left := f.leftovers(t)
+	if len(left) != 1 || left[0] != plain.Key(foreign) {
+		t.Fatalf("left: %q; want only %s", left, plain.Key(foreign))
+	}
+	for u := range plain.c.ListIncompleteUploads(ctx, o.Bucket, plain.Key(foreign), false) {
+		if u.Err == nil {
+			core.AbortMultipartUpload(ctx, o.Bucket, u.Key, u.UploadID) // for the fixture's check
+		}
+	}
 }
