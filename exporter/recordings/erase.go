@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 
 	"github.com/wildix-export/wildix-export/sinks/recstore"
 )
@@ -37,7 +38,7 @@ type Erased struct {
 // KeptFile is a file Erase left for want of proof.
 type KeptFile struct {
 	Name string // its name in the store
-	Why  string // never the recording's PBX id, path or number
+	Why  string // a class of error: never the PBX's host, the recording's PBX id, path or number
 }
 
 // Erase removes from the store the files of recs, recordings the exporter
@@ -135,7 +136,7 @@ func (c *Copier) eraseOne(ctx context.Context, d discarder, r Recording, names [
 		out.keep(c, names, "the recording's file is gone from the PBX: nothing to prove the file is its")
 		return nil
 	case err != nil:
-		out.keep(c, names, fmt.Sprintf("the recording's file could not be fetched from the PBX to compare (%v)", err))
+		out.keep(c, names, "the recording's file could not be fetched from the PBX to compare: "+c.fetchClass(err))
 		return nil
 	}
 	for _, name := range names {
@@ -164,6 +165,23 @@ func (c *Copier) eraseOne(ctx context.Context, d discarder, r Recording, names [
 		}
 	}
 	return nil
+}
+
+// fetchClass says what kind of failure err, a Fetch's, is: the status
+// and who answered, never the error's text, which names the PBX's host
+// and the folders of the recording's path (R19-7).
+func (c *Copier) fetchClass(err error) string {
+	var se *StatusError
+	var re *RedirectError
+	switch {
+	case errors.As(err, &se) && c.Spool.Origin != nil && se.Host == c.Spool.Origin.Host:
+		return fmt.Sprintf("the PBX answered %d %s", se.Status, http.StatusText(se.Status))
+	case errors.As(err, &se):
+		return fmt.Sprintf("the cloud storage the PBX redirected to answered %d %s", se.Status, http.StatusText(se.Status))
+	case errors.As(err, &re):
+		return "the PBX's redirect was refused"
+	}
+	return "network error, no answer, or an answer that is not a recording"
 }
 
 // keep records names as kept, each with why, and warns.

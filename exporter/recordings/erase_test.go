@@ -198,6 +198,20 @@ func testErase(t *testing.T, store string, noSize bool) {
 			break
 		}
 	}
+	// R19-7: a kept file's why (the Warn, the run ledger) names a class
+	// of error, never the PBX's host nor the folders of a recording's path
+	// (in the simulator, the recording's id).
+	for _, k := range out.Kept {
+		for _, r := range give {
+			dir := r.Path[:strings.LastIndexByte(r.Path, '/')+1]
+			if strings.Contains(k.Why, sp.Origin.Host) || strings.Contains(k.Why, dir) || strings.Contains(logs.String(), dir) {
+				t.Errorf("kept %+v: the why or the log names the PBX's host %s or a path's folders %s", k, sp.Origin.Host, dir)
+			}
+		}
+	}
+	if !strings.Contains(logs.String(), "the PBX answered 500") {
+		t.Errorf("no warning says the PBX answered 500: %s", logs.String())
+	}
 	if out, err := cp.Erase(ctx, give, rows, inUse); err != nil || out.Removed != 0 {
 		t.Fatalf("Erase again: %d removed, %v; want nothing to remove", out.Removed, err)
 	}
