@@ -9,7 +9,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -27,11 +29,21 @@ type EarlierKeys struct {
 	Left Rewritten // the rows per table or endpoint folder
 }
 
+// pseudonymForm matches a pseudonym (pseudonym.Keyed: "p:" or "n:" and
+// 16 base32 letters) in a row's text: PostgreSQL's regular expression
+// and Go's alike.
+const pseudonymForm = `(^|[^a-z0-9])[pn]:[a-z2-7]{16}([^a-z0-9]|$)`
+
+var pseudonymRE = regexp.MustCompile(pseudonymForm)
+
 // EarlierKeyRows counts, in each of endpoints' tables, pbx's rows whose
 // run (run_id) was recorded in the run ledger under a key id other than
-// keyID (a run under rule none records none; a row RewriteUnderRule
-// changed carries the id of the run that did). A row written again since
-// (a backfill, a later run) carries that run's id and is not counted.
+// keyID (a run under rule none records none) and that hold a value of a
+// pseudonym's form (review 17, R17-2: a row with none holds nothing of
+// that key). A row RewriteUnderRule changed keeps the run_id of a run
+// under another key (it may still hold that key's pseudonyms). A row
+// written again since (a backfill, a later run) carries that run's id
+// and is not counted.
 // The last argument, the run calling it, is not needed here: the ledger
 // holds that run's rule from its start.
 func (p *Postgres) EarlierKeyRows(ctx context.Context, pbx, keyID, _ string, endpoints []record.Endpoint) (*EarlierKeys, error) {
@@ -54,8 +66,8 @@ func (p *Postgres) EarlierKeyRows(ctx context.Context, pbx, keyID, _ string, end
 			continue
 		}
 		var n int64
-		if err := p.pool.QueryRow(ctx, "SELECT count(*) FROM "+p.ident(e.Name)+" WHERE pbx = $1 AND run_id IN (SELECT run_id FROM "+
-			p.ident("export_runs")+" WHERE pbx = $1 AND privacy_key_id = ANY($2))", pbx, keys).Scan(&n); err != nil {
+		if err := p.pool.QueryRow(ctx, "SELECT count(*) FROM "+p.ident(e.Name)+" t WHERE pbx = $1 AND run_id IN (SELECT run_id FROM "+
+			p.ident("export_runs")+" WHERE pbx = $1 AND privacy_key_id = ANY($2)) AND t::text ~ $3", pbx, keys, pseudonymForm).Scan(&n); err != nil {
 			return nil, fmt.Errorf("count the rows of %s written under an earlier pseudonym key: %w", e.Name, dbError(err))
 		}
 		if n > 0 {
@@ -69,11 +81,12 @@ func (p *Postgres) EarlierKeyRows(ctx context.Context, pbx, keyID, _ string, end
 // file's rows are its manifest's run's, which an edit keeps: a file
 // RewriteUnderRule rewrote under an earlier key still names the run, in
 // clear, that first wrote it. So once the PBX's runs.jsonl records an
-// earlier key, the rows counted are those of every file of an endpoint
-// with personal data not written by a run under keyID: rows that may
-// hold an earlier key's pseudonyms. run is the run under keyID calling
-// it, whose line runs.jsonl does not hold yet.
-func (s *CSV) EarlierKeyRows(_ context.Context, pbx, keyID, run string, endpoints []record.Endpoint) (*EarlierKeys, error) {
+// earlier key, the rows counted are those holding a value of a
+// pseudonym's form in every file of an endpoint with personal data not
+// written by a run under keyID (fileKey): a file of a run under none
+// rewritten under keyID is counted too, its rewrite's key not recorded. run is the run under keyID calling it,
+// whose line runs.jsonl does not hold yet.
+func (s *CSV) EarlierKeyRows(ctx context.Context, pbx, keyID, run string, endpoints []record.Endpoint) (*EarlierKeys, error) {
 	b, err := os.ReadFile(filepath.Join(s.stateDir(pbx), "runs.jsonl"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return &EarlierKeys{}, nil
@@ -81,7 +94,7 @@ func (s *CSV) EarlierKeyRows(_ context.Context, pbx, keyID, run string, endpoint
 	if err != nil {
 		return nil, fmt.Errorf("read the run ledger's pseudonym keys: %w", err)
 	}
-	current := map[string]bool{run: true} // runs under keyID: run's line is not written yet
+	keyOf := map[string]string{run: keyID} // run's line is not written yet
 	out := &EarlierKeys{}
 	for _, l := range bytes.Split(b, []byte{'\n'}) {
 		var run struct {
@@ -91,11 +104,8 @@ func (s *CSV) EarlierKeyRows(_ context.Context, pbx, keyID, run string, endpoint
 		if json.Unmarshal(l, &run) != nil || run.Privacy == nil {
 			continue
 		}
-		if run.Privacy.KeyID == keyID {
-			current[run.ID] = true
-			continue
-		}
-		if run.Privacy.KeyID != "" && !slices.Contains(out.Keys, run.Privacy.KeyID) {
+		keyOf[run.ID] = run.Privacy.KeyID
+		if run.Privacy.KeyID != keyID && run.Privacy.KeyID != "" && !slices.Contains(out.Keys, run.Privacy.KeyID) {
 			out.Keys = append(out.Keys, run.Privacy.KeyID)
 		}
 	}
@@ -111,24 +121,40 @@ func (s *CSV) EarlierKeyRows(_ context.Context, pbx, keyID, run string, endpoint
 		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		files, err := s.ownFiles(pbx, dir)
-		if err != nil {
-			return nil, err
-		}
 		var n int64
-		for _, f := range files {
-			var m struct {
-				Run  string `json:"run_id"`
-				Rows int64  `json:"rows"`
+		pick := func(f ownFile) bool { return fileKey(filepath.Join(dir, f.Name), keyOf) != keyID }
+		if _, err := s.editFiles(ctx, csvEdit{pbx: pbx, ep: &e, reason: "look", pick: pick, edit: func(_, cells []string) (RowEdit, error) {
+			if pseudonymRE.MatchString(strings.Join(cells, "\t")) {
+				n++
 			}
-			mb, err := os.ReadFile(manifestPath(filepath.Join(dir, f.Name)))
-			if err == nil && json.Unmarshal(mb, &m) == nil && !current[m.Run] {
-				n += m.Rows
-			}
+			return RowEdit{}, nil
+		}}); err != nil {
+			return nil, fmt.Errorf("count the rows of %s written under an earlier pseudonym key: %w", e.Name, err)
 		}
 		if n > 0 {
 			out.Left.Places = append(out.Left.Places, ForgetPlace{Name: e.Name, Rows: n})
 		}
 	}
 	return out, nil
+}
+
+// fileKey is the key id of the run that wrote the data file data: as its
+// manifest says (its "privacy", kept by edits), or for a manifest without
+// it, as the ledger (keyOf) records its run; "" when neither tells or
+// the run was under rule none. A file of a run under none that a rewrite
+// changed since holds the pseudonyms of the rewrite's key, which the
+// file does not record: it is counted when it holds any.
+func fileKey(data string, keyOf map[string]string) string {
+	var m struct {
+		Run     string            `json:"run_id"`
+		Privacy *exporter.Privacy `json:"privacy"`
+	}
+	b, err := os.ReadFile(manifestPath(data))
+	if err != nil || json.Unmarshal(b, &m) != nil {
+		return ""
+	}
+	if m.Privacy != nil && m.Privacy.Rule != "" {
+		return m.Privacy.KeyID
+	}
+	return keyOf[m.Run]
 }

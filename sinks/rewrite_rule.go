@@ -40,6 +40,15 @@ import (
 // given, in order. It replaces only what was did not (review 17, R17-1).
 type RuleApplier func(ep *record.Endpoint, was string, rows []record.Row) ([]record.Row, error)
 
+// RuleRewrite is what RewriteUnderRule rewrites: PBX's rows, by the run
+// Run under the rule Rule (its spelling) and key KeyID, of each of
+// Endpoints, with Apply.
+type RuleRewrite struct {
+	PBX, Run, Rule, KeyID string
+	Endpoints             []record.Endpoint
+	Apply                 RuleApplier
+}
+
 // Rewritten is what RewriteUnderRule changed: per table (PostgreSQL) or
 // endpoint folder (CSV), in the order rewritten.
 type Rewritten struct {
@@ -92,25 +101,25 @@ func applyOne(apply RuleApplier, e *record.Endpoint, was string, r record.Row) (
 // its pseudonyms are under, EarlierKeyRows) and exported_at to now (a
 // reader copying the rows changed since a time takes them again). The
 // caller holds pbx's export lock. It returns the rows changed per table.
-func (p *Postgres) RewriteUnderRule(ctx context.Context, pbx, run, rule string, endpoints []record.Endpoint, apply RuleApplier) (*Rewritten, error) {
+func (p *Postgres) RewriteUnderRule(ctx context.Context, w RuleRewrite) (*Rewritten, error) {
 	tables, err := p.tables(ctx)
 	if err != nil {
 		return nil, err
 	}
 	done := &Rewritten{}
-	for i := range endpoints {
-		e := &endpoints[i]
+	for i := range w.Endpoints {
+		e := &w.Endpoints[i]
 		if !slices.Contains(tables, e.Name) {
 			continue
 		}
-		n, err := p.rewriteTable(ctx, pbx, run, rule, e, apply)
+		n, err := p.rewriteTable(ctx, w, e)
 		if err != nil {
 			return done, err
 		}
 		done.Places = append(done.Places, ForgetPlace{Name: e.Name, Rows: n})
 	}
 	if slices.Contains(tables, "export_quarantine") {
-		n, err := p.rewriteQuarantine(ctx, pbx, rule, endpoints, apply)
+		n, err := p.rewriteQuarantine(ctx, w.PBX, w.Rule, w.Endpoints, w.Apply)
 		if err != nil {
 			return done, err
 		}
@@ -177,14 +186,14 @@ const rewriteChunk = 500
 // first, then read, rewritten and written back a chunk at a time (a row
 // updated gets a new ctid, never one of the list: the listed rows stay
 // live until the commit).
-func (p *Postgres) rewriteTable(ctx context.Context, pbx, run, rule string, e *record.Endpoint, apply RuleApplier) (int64, error) {
+func (p *Postgres) rewriteTable(ctx context.Context, w RuleRewrite, e *record.Endpoint) (int64, error) {
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("rewrite %s under the pseudonymisation rule: %w", e.Name, dbError(err))
 	}
 	defer tx.Rollback(ctx)
 	rows, err := tx.Query(ctx, "SELECT t.ctid::text FROM "+p.ident(e.Name)+" t WHERE t.pbx = $1 AND NOT EXISTS (SELECT 1 FROM "+p.ident("export_runs")+
-		" r WHERE r.run_id = t.run_id AND r.privacy_rule = $2) FOR UPDATE OF t", pbx, rule)
+		" r WHERE r.run_id = t.run_id AND r.privacy_rule = $2) FOR UPDATE OF t", w.PBX, w.Rule)
 	if err != nil {
 		return 0, fmt.Errorf("rewrite %s under the pseudonymisation rule: %w", e.Name, dbError(err))
 	}
@@ -192,7 +201,7 @@ func (p *Postgres) rewriteTable(ctx context.Context, pbx, run, rule string, e *r
 	if err != nil {
 		return 0, fmt.Errorf("rewrite %s under the pseudonymisation rule: %w", e.Name, dbError(err))
 	}
-	rw := pgRewrite{p: p, tx: tx, e: e, cols: ruleColumns(e), run: run, apply: apply}
+	rw := pgRewrite{p: p, tx: tx, e: e, cols: ruleColumns(e), run: w.Run, key: w.KeyID, apply: w.Apply}
 	var n int64
 	for len(ctids) > 0 {
 		chunk := ctids[:min(rewriteChunk, len(ctids))]
@@ -213,6 +222,7 @@ func (p *Postgres) rewriteTable(ctx context.Context, pbx, run, rule string, e *r
 // rule reads them (pgRuleRow.row), text for text and JSON alike.
 type pgRuleRow struct {
 	ctid, was  string    // was: the rule of the row's run in the ledger ("": unknown)
+	wasKey     string    // the key id of the row's run ("": none, or unknown)
 	vals       []*string // the values of the rule's columns (ruleColumns), in order
 	extra, raw *string
 }
@@ -248,6 +258,7 @@ type pgRewrite struct {
 	e     *record.Endpoint
 	cols  []int
 	run   string
+	key   string // the current key's id
 	apply RuleApplier
 }
 
@@ -270,8 +281,15 @@ func (w *pgRewrite) chunk(ctx context.Context, ctids []string) (int64, error) {
 		if len(set) == 0 {
 			continue
 		}
-		args = append(args, w.run, r.ctid)
-		set = append(set, fmt.Sprintf("run_id = $%d, exported_at = now()", len(args)-1))
+		if r.wasKey == "" || r.wasKey == w.key {
+			args = append(args, w.run)
+			set = append(set, fmt.Sprintf("run_id = $%d", len(args)))
+		}
+		// A row of a run under another key keeps its run_id: it may still
+		// hold that key's pseudonyms, which EarlierKeyRows counts by it
+		// (review 17, R17-2).
+		args = append(args, r.ctid)
+		set = append(set, "exported_at = now()")
 		if _, err := tx.Exec(ctx, "UPDATE "+p.ident(e.Name)+" SET "+strings.Join(set, ", ")+fmt.Sprintf(" WHERE ctid = $%d::tid", len(args)), args...); err != nil {
 			return 0, fmt.Errorf("rewrite a row of %s under the pseudonymisation rule: %w", e.Name, dbError(err))
 		}
@@ -310,7 +328,7 @@ func ruleSet(e *record.Endpoint, cols []int, in, out record.Row) ([]string, []an
 // read reads the rows of ctids.
 func (w *pgRewrite) read(ctx context.Context, ctids []string) ([]pgRuleRow, error) {
 	p, tx, e, cols := w.p, w.tx, w.e, w.cols
-	sel := []string{"t.ctid::text", "coalesce(r.privacy_rule, '')"}
+	sel := []string{"t.ctid::text", "coalesce(r.privacy_rule, '')", "coalesce(r.privacy_key_id, '')"}
 	for _, i := range cols {
 		sel = append(sel, "t."+pgx.Identifier{e.Columns[i].Name}.Sanitize()+"::text")
 	}
@@ -322,7 +340,7 @@ func (w *pgRewrite) read(ctx context.Context, ctids []string) ([]pgRuleRow, erro
 	var read []pgRuleRow
 	for rows.Next() {
 		r := pgRuleRow{vals: make([]*string, len(cols))}
-		dest := []any{&r.ctid, &r.was}
+		dest := []any{&r.ctid, &r.was, &r.wasKey}
 		for k := range r.vals {
 			dest = append(dest, &r.vals[k])
 		}
@@ -374,15 +392,16 @@ func compactJSON(b []byte) string {
 // reason "pseudonymise"), which keeps the run that wrote the file (run
 // is not written, but is the run under rule calling it, whose ledger line
 // is not written yet). It returns the rows changed per endpoint.
-func (s *CSV) RewriteUnderRule(ctx context.Context, pbx, run, rule string, endpoints []record.Endpoint, apply RuleApplier) (*Rewritten, error) {
+func (s *CSV) RewriteUnderRule(ctx context.Context, w RuleRewrite) (*Rewritten, error) {
+	pbx, rule, apply := w.PBX, w.Rule, w.Apply
 	runs, err := s.runRules(pbx)
 	if err != nil {
 		return nil, err
 	}
-	runs[run] = rule
+	runs[w.Run] = rule
 	done := &Rewritten{}
-	for i := range endpoints {
-		e := &endpoints[i]
+	for i := range w.Endpoints {
+		e := &w.Endpoints[i]
 		dir := filepath.Join(s.opt.Dir, e.Name)
 		var was string // the rule of the file being edited
 		pick := func(f ownFile) bool {

@@ -15,7 +15,7 @@ import (
 // ruleRewriter is a sink that rewrites its stored rows under the
 // pseudonymisation rule (sinks.Postgres, sinks.CSV: rewrite_rule.go).
 type ruleRewriter interface {
-	RewriteUnderRule(ctx context.Context, pbx, run, rule string, endpoints []record.Endpoint, apply sinks.RuleApplier) (*sinks.Rewritten, error)
+	RewriteUnderRule(ctx context.Context, w sinks.RuleRewrite) (*sinks.Rewritten, error)
 	StoredExtensions(ctx context.Context, pbx string, endpoints []record.Endpoint) ([]string, error)
 	EarlierKeyRows(ctx context.Context, pbx, keyID, run string, endpoints []record.Endpoint) (*sinks.EarlierKeys, error)
 }
@@ -91,7 +91,8 @@ func (a *app) ruleRewrite(ctx context.Context, st *started, rw ruleRewriter, r *
 		res.Err = err
 		return res
 	}
-	done, err := rw.RewriteUnderRule(ctx, pbx, r.ID, rule.Rule, eps, sinks.RuleApplier(st.guard.Stored(longExtensions(stored))))
+	done, err := rw.RewriteUnderRule(ctx, sinks.RuleRewrite{PBX: pbx, Run: r.ID, Rule: rule.Rule, KeyID: rule.KeyID, Endpoints: eps,
+		Apply: sinks.RuleApplier(st.guard.Stored(longExtensions(stored)))})
 	if done != nil {
 		for _, pl := range done.Places {
 			if pl.Rows > 0 {

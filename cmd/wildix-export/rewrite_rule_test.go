@@ -310,3 +310,51 @@ func TestRewriteCompletedWithoutForce(t *testing.T) {
 		t.Errorf("after a backfill without --force: %d recordings' rows with a number in clear, %d rows rewritten; want 0 and some", n, rewrittenRows(t, r.stderr))
 	}
 }
+
+// TestEarlierKeyRowsCountedByContent is review 17's R17-2: after a change
+// of key (and rule: numbers under k1, then numbers,names under k2), the
+// rows still under the earlier key are counted by what they hold. A call
+// the PBX no longer has, written under k1 (a p: number of k1, a name in
+// clear), gets its name replaced by the forced backfill's rewrite, keeps
+// its k1 run_id and is counted: the only row, exactly 1 in call_history
+// (before: 0 there, and 40 rows of devices, call groups and internal
+// calls that hold no pseudonym counted instead). PostgreSQL.
+func TestEarlierKeyRowsCountedByContent(t *testing.T) {
+	t.Parallel()
+	const calls = 100
+	start := time.Now().UTC().Add(-calls * time.Minute).Add(-time.Hour)
+	f := authorized(t, pbxsim.Options{Calls: calls, CallGap: time.Minute, CallsStart: start})
+	rome, _ := time.LoadLocation("Europe/Rome")
+	from, to := start.In(rome).AddDate(0, 0, -1).Format("2006-01-02"), time.Now().In(rome).AddDate(0, 0, 2).Format("2006-01-02")
+	schema, pool := pgtest.Schema(t)
+	env := fixtureEnv(f, t.TempDir(), "EXPORT_SINK=postgres", "EXPORT_DATABASE_URL="+pgtest.URL(), "EXPORT_DB_SCHEMA="+schema)
+	k1 := append(append([]string(nil), env...), "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey1)
+	if r := runCLI(t, k1, "run", "--once"); r.code != 0 {
+		t.Fatalf("run under k1: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `UPDATE call_history SET id = -1, from_name = 'Mario Rossi', from_number = 'p:olderkeyaaaaaaaa' WHERE id = (SELECT max(id) FROM call_history)`); err != nil {
+		t.Fatal(err)
+	}
+	k2 := append(append([]string(nil), env...), "EXPORT_PSEUDONYMIZE=numbers,names", "EXPORT_PSEUDONYM_KEY="+testKey2, "EXPORT_PSEUDONYM_PREVIOUS_KEY="+testKey1)
+	if r := runCLI(t, k2, "run", "--once", "--force"); r.code != 0 {
+		t.Fatalf("forced change: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	r := runCLI(t, k2, "backfill", "--from", from, "--to", to, "--force")
+	if r.code != 0 {
+		t.Fatalf("forced backfill: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	row := queryStrings(t, pool, "SELECT from_number||' '||from_name FROM call_history WHERE id = -1")
+	if len(row) != 1 || !strings.HasPrefix(row[0], "p:olderkeyaaaaaaaa n:") {
+		t.Errorf("the call under k1: %q; want its k1 number and its name replaced", row)
+	}
+	var notes []string
+	for _, n := range queryStrings(t, pool, "SELECT unnest(notes) FROM export_run_endpoints WHERE endpoint = 'pseudonymisation'") {
+		if strings.HasPrefix(n, noteEarlierKey) {
+			notes = append(notes, n[strings.LastIndex(n, ": ")+2:])
+		}
+	}
+	if strings.Join(notes, ", ") != "1 in call_history" {
+		t.Errorf("rows under the earlier key: %q; want exactly 1 in call_history", notes)
+	}
+}
