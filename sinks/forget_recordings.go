@@ -76,13 +76,39 @@ func (pl pgPlace) cellValue(cells []string, name string) string {
 
 // recordingKeyTells reports whether key, a recording row's key, holds a
 // phone number (what forget's search finds, any number) or is an
-// unkeyed hash of text that may hold one ("h-").
+// unkeyed hash of text that may hold one ("h-"). A key of the shape the
+// exporter gives keyed ids (keyedShape) is a keyed hash, never a number,
+// even when its letters and digits happen to hold seven digits in a row
+// (about one key in twelve thousand): taken for one, forget gave its row
+// "erased-…" and the next run's look-back wrote the recording a second
+// row.
 func recordingKeyTells(key string) bool {
-	if strings.HasPrefix(key, "h-") {
+	switch {
+	case strings.HasPrefix(key, "h-"):
 		return true
+	case keyedShape(key):
+		return false
 	}
 	_, n := pseudonym.Replace(key, func(string) bool { return true }, "")
 	return n > 0
+}
+
+// keyedShape reports whether key has the shape of a keyed id
+// (recordings.StoredID, AltID): "k-" and the 16 letters of a keyed tag
+// (pseudonym.Keyed.Tag: 10 bytes in base32, a-z and 2-7). Since ids were
+// keyed no PBX id is taken as it is with that mark; a key of before (a
+// PBX id used as it was) has this shape only if the PBX's id had it.
+func keyedShape(key string) bool {
+	t, ok := strings.CutPrefix(key, "k-")
+	if !ok || len(t) != 16 {
+		return false
+	}
+	for _, c := range t {
+		if !('a' <= c && c <= 'z' || '2' <= c && c <= '7') {
+			return false
+		}
+	}
+	return true
 }
 
 // recordingKeyMentions reports whether key holds f.

@@ -3,6 +3,7 @@ package sinks
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -193,5 +194,56 @@ func TestForgetRecordingKeysOfBefore(t *testing.T) {
 				t.Errorf("recent keys after forget %q, want %q (the old keys telling the number gone): %s", keys, want, st)
 			}
 		})
+	}
+}
+
+// TestRecordingKeyTellsNotKeyedNames: a "k-" key is a keyed hash the
+// exporter made (recordings.StoredID; no PBX id taken as it is starts
+// with "k-"), never a number, even when its letters and digits happen to
+// hold seven digits in a row (about one key in twelve thousand): forget
+// gives a row of before ids were keyed such a key (recordingKeyFor), not
+// "erased-…", and a "k-" key is never taken for one telling a number.
+// With recordingKeyTells reading a "k-" key's digits, the row got
+// "erased-…" and the next run's look-back wrote the recording a second
+// row (the flake TestForgetRecordingIDsHoldingNumbers/csv/numbers showed
+// in a stored name).
+func TestRecordingKeyTellsNotKeyedNames(t *testing.T) {
+	k, err := pseudonym.New([]byte("recording-key-tells-test-key-0123456789"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r recordings.Recording
+	found := false
+	for i := 0; i < 1_000_000 && !found; i++ {
+		r = recordings.Recording{ID: fmt.Sprintf("rec-%d-393761714455", i), Path: "x.wav", IDKey: k}
+		_, n := pseudonym.Replace(recordings.StoredID(r), func(string) bool { return true }, "")
+		found = n > 0
+	}
+	if !found {
+		t.Fatal("no keyed id holding seven digits in a row found: the test proves nothing")
+	}
+	stored := recordings.StoredID(r)
+	if !strings.HasPrefix(stored, "k-") {
+		t.Fatalf("StoredID(%q) = %q, want a keyed id", r.ID, stored)
+	}
+	for _, tc := range []struct {
+		key  string
+		want bool
+	}{
+		{stored, false},
+		{"k-abcdefghijklmnop", false},
+		{"k-393761714455", true}, // not a keyed tag's shape: a PBX id of before
+		{r.ID, true},
+		{"h-0123456789abcdef", true},
+		{"258", false},
+	} {
+		if got := recordingKeyTells(tc.key); got != tc.want {
+			t.Errorf("recordingKeyTells(%q) = %v, want %v", tc.key, got, tc.want)
+		}
+	}
+	f := &Forgotten{}
+	f.KeyRecordingsWith(map[string]*pseudonym.Keyed{"pbx1": k})
+	if got := f.recordingKeyFor("pbx1", recordings.LegacyID(r), r.ID, r.Path); got != stored {
+		t.Errorf("recordingKeyFor a row keyed %q before ids were keyed = %q, want the exporter's %q", recordings.LegacyID(r), got, stored)
 	}
 }

@@ -92,7 +92,14 @@ func TestForgetRecordingIDsHoldingNumbers(t *testing.T) {
 				t.Fatal("no recording stored: the test proves nothing")
 			}
 			for name := range stored {
-				if _, n := pseudonym.Replace(name[strings.LastIndexByte(name, '/')+1:], func(string) bool { return true }, ""); n > 0 {
+				base := name[strings.LastIndexByte(name, '/')+1:]
+				if keyed := regexp.MustCompile(`^k-[a-z2-7]{16}\.`); keyed.MatchString(base) {
+					// A keyed id: its letters and digits may hold seven
+					// digits in a row by chance (one in twelve thousand),
+					// never the number.
+					continue
+				}
+				if _, n := pseudonym.Replace(base, func(string) bool { return true }, ""); n > 0 {
 					t.Errorf("stored name %s holds a number", name)
 				}
 			}
