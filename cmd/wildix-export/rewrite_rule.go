@@ -101,7 +101,7 @@ func (a *app) ruleRewrite(ctx context.Context, st *started, rw ruleRewriter, r *
 		}
 	}
 	if err != nil {
-		res.Err = err
+		res.Err = fmt.Errorf("%w (the backfill's windows are done, and the tables or files rewritten before this stay rewritten, counted in this run's notes: run `wildix-export backfill` again, any --from and --to, no --force needed, to complete the rewrite; README, Privacy)", err)
 		return res
 	}
 	a.log.Info("stored rows rewritten in place under the pseudonymisation rule", "rule", rule.String(), "rows", done.Rows(),

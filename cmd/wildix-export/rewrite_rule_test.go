@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -356,5 +357,55 @@ func TestEarlierKeyRowsCountedByContent(t *testing.T) {
 	}
 	if strings.Join(notes, ", ") != "1 in call_history" {
 		t.Errorf("rows under the earlier key: %q; want exactly 1 in call_history", notes)
+	}
+}
+
+// TestRewriteFailedSaysHowToComplete is review 17's R17-8: a rewrite in
+// place that fails after the backfill's windows (PostgreSQL refusing the
+// recordings' updates) fails the backfill with a message saying the
+// windows are done and that a backfill again, without --force, completes
+// the rewrite; once the cause is gone, that backfill does: no
+// recording's number stays in clear. PostgreSQL.
+func TestRewriteFailedSaysHowToComplete(t *testing.T) {
+	t.Parallel()
+	const calls = 100
+	start := time.Now().UTC().Add(-calls * time.Minute).Add(-time.Hour)
+	f := authorized(t, pbxsim.Options{Calls: calls, CallGap: time.Minute, CallsStart: start,
+		APIKeys: []string{recToken}, Recordings: pbxsim.RecordingOptions{Every: 10, BytesPerSecond: 40}})
+	rome, _ := time.LoadLocation("Europe/Rome")
+	from, to := start.In(rome).AddDate(0, 0, -1).Format("2006-01-02"), time.Now().In(rome).AddDate(0, 0, 2).Format("2006-01-02")
+	schema, pool := pgtest.Schema(t)
+	env := fixtureEnv(f, t.TempDir(), "EXPORT_RECORDINGS_STORE=dir", "EXPORT_RECORDINGS_DIR="+t.TempDir(), "WILDIX_RECORDINGS_TOKEN="+recToken,
+		"EXPORT_SINK=postgres", "EXPORT_DATABASE_URL="+pgtest.URL(), "EXPORT_DB_SCHEMA="+schema)
+	if r := runCLI(t, env, "run", "--once"); r.code != 0 {
+		t.Fatalf("run in clear: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	env = append(env, "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey1)
+	if r := runCLI(t, env, "run", "--once", "--force"); r.code != 0 {
+		t.Fatalf("forced run: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	ctx := context.Background()
+	for _, q := range []string{
+		`CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$`,
+		`CREATE TRIGGER refuse BEFORE UPDATE ON recordings FOR EACH ROW EXECUTE FUNCTION refuse()`,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	r := runCLI(t, env, "backfill", "--from", from, "--to", to)
+	out := r.stderr + fmt.Sprint(r.err)
+	if r.code == 0 || !strings.Contains(out, "refused by the test") || !strings.Contains(out, "run `wildix-export backfill` again") {
+		t.Errorf("backfill with the rewrite refused: exit %d; want a failure saying to run a backfill again\n%s", r.code, out)
+	}
+	if _, err := pool.Exec(ctx, `DROP TRIGGER refuse ON recordings`); err != nil {
+		t.Fatal(err)
+	}
+	if r := runCLI(t, env, "backfill", "--from", from, "--to", to); r.code != 0 {
+		t.Fatalf("backfill again: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	var n int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM recordings WHERE number <> '' AND number NOT LIKE 'p:%'").Scan(&n); err != nil || n != 0 {
+		t.Errorf("after the backfill again: %d recordings' rows with a number in clear (%v); want 0", n, err)
 	}
 }
