@@ -57,11 +57,14 @@ type KeptFile struct {
 // those of the PBX's file of the recording, fetched now and hashed on
 // the way (streamed, never kept; what the PBX announces is not taken for
 // proof: it may announce another size for the same recording). Another
-// file there is another recording's and stays, silently. A file whose
-// recording the PBX no longer serves (404/410), or whose file could not
-// be fetched (an error after the Spool's retries), stays too, and is
-// reported in Erased.Kept and a Warn naming the file (never the
-// recording's PBX id), not failing the run: a PBX answering 500 for one
+// file under a clash or legacy name is another recording's and stays,
+// silently; one under its own id's name (ownNames) with other bytes
+// stays, reported as below (the PBX may have changed its file since, or
+// it is another recording's of the same id: no proof either way). A
+// file whose recording the PBX no longer serves (404/410), or whose
+// file could not be fetched (an error after the Spool's retries), stays
+// too, and is reported in Erased.Kept and a Warn naming the file (never
+// the recording's PBX id), not failing the run: a PBX answering 500 for one
 // recording must not stop every later run. named failing keeps every
 // file of the batch the same way.
 //
@@ -139,6 +142,7 @@ func (c *Copier) eraseOne(ctx context.Context, d discarder, r Recording, names [
 		out.keep(c, names, "the recording's file could not be fetched from the PBX to compare: "+c.fetchClass(err))
 		return nil
 	}
+	own := c.ownNames(r)
 	for _, name := range names {
 		o, _, err := c.Store.Stored(ctx, name, recstore.Want{})
 		if ctx.Err() != nil {
@@ -149,6 +153,13 @@ func (c *Copier) eraseOne(ctx context.Context, d discarder, r Recording, names [
 			continue
 		}
 		if o.Size != size || o.SHA256 != sum {
+			if own[name] {
+				// Under its own name, yet not the PBX's bytes now: the
+				// PBX may have changed its file (attack 7 F5), or it
+				// is another recording's of the same id. No proof
+				// either way, never silent (R19-3).
+				out.keep(c, []string{name}, "under the recording's own name, but not the bytes of the PBX's file of it now (the PBX may have changed it): nothing to prove the file is its")
+			}
 			continue // another recording's file
 		}
 		gone, err := d.Discard(ctx, name)
@@ -165,6 +176,22 @@ func (c *Copier) eraseOne(ctx context.Context, d discarder, r Recording, names [
 		}
 	}
 	return nil
+}
+
+// ownNames is the names r's own id (StoredID) gives it on its day and
+// the days either side, unless r is stored under another id (Key: a
+// clash, its own id's name holding another recording's file).
+func (c *Copier) ownNames(r Recording) map[string]bool {
+	own := map[string]bool{}
+	if r.Key != "" {
+		return own
+	}
+	for d := -1; d <= 1; d++ {
+		if name, err := recstore.Name(c.PBX, r.Start.UTC().AddDate(0, 0, d), StoredID(r)); err == nil {
+			own[name] = true
+		}
+	}
+	return own
 }
 
 // fetchClass says what kind of failure err, a Fetch's, is: the status

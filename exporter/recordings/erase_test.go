@@ -34,12 +34,15 @@ type eraseCase struct {
 // size and sha256: the recording's file under its name, under its clash
 // name (AltID; another recording's file under its name kept) and under
 // its name on the day after (a time-zone change),
-// and with the PBX now announcing another size. It keeps: another
-// recording's file of the same size under its name; a file a saved row
-// names, or the run is using, though the very same bytes; a file whose
+// and with the PBX now announcing another size. It keeps: a file a saved
+// row names, or the run is using, though the very same bytes; another
+// recording's file under its clash name's recording's name, another
+// file of the same size under its name, and its file changed since
+// (the last byte), each under its own name (R19-3), a file whose
 // recording the PBX no longer serves (404), and one whose file the PBX
-// answers 500 for after every retry, both reported in Kept with their
-// names and no error. Run again, it removes nothing.
+// answers 500 for after every retry, all these reported in Kept with
+// their names and no error, the why naming no host or path (R19-7).
+// Run again, it removes nothing.
 func TestErase(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
@@ -74,19 +77,20 @@ func testErase(t *testing.T, store string, noSize bool) {
 	var logs bytes.Buffer
 	cp := &Copier{Spool: sp, Store: f.st, PBX: "pbx-test", Concurrency: 2, Log: slog.New(slog.NewTextHandler(&logs, nil))}
 	recs := usable(t, e, e.recordings(noSize))
-	if len(recs) < 9 {
-		t.Fatalf("%d recordings: the test needs 9", len(recs))
+	if len(recs) < 10 {
+		t.Fatalf("%d recordings: the test needs 10", len(recs))
 	}
 	cases := []eraseCase{
 		{what: "stored under its name", removed: true},
 		{what: "stored under its clash name", removed: true},
-		{what: "another recording's file of its size under its name"},
+		{what: "another recording's file of its size under its name", kept: true},
 		{what: "stored under its name a day later", removed: true},
 		{what: "named by a saved row"},
 		{what: "named by this run"},
 		{what: "the PBX announcing another size now", removed: true},
 		{what: "gone from the PBX", kept: true},
 		{what: "the PBX answering 500", kept: true},
+		{what: "stored under its name, its last byte other than the PBX's now", kept: true},
 	}
 	put := func(name string, r Recording) {
 		t.Helper()
@@ -148,6 +152,21 @@ func testErase(t *testing.T, store string, noSize bool) {
 		case 8:
 			put(names[i], r)
 			broken = r.Path
+		case 9:
+			// R19-3: the PBX changed its file since (attack 7 F5).
+			var body bytes.Buffer
+			if _, err := sp.Fetch(ctx, r.Path, func(b io.Reader, _ int64) error {
+				body.Reset()
+				_, err := body.ReadFrom(b)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			b := body.Bytes()
+			b[len(b)-1] ^= 1
+			if _, err := f.st.Put(ctx, names[i], bytes.NewReader(b), recstore.Want{}); err != nil {
+				t.Fatal(err)
+			}
 		default:
 			put(names[i], r)
 		}
@@ -184,6 +203,9 @@ func testErase(t *testing.T, store string, noSize bool) {
 	if after[clashHeld] == "" || after[clashHeld] != before[clashHeld] {
 		t.Errorf("the file of another recording under %s, whose clash name was erased: removed or changed; want it kept", clashHeld)
 	}
+	// Under the erased recording's own name, no row naming it: kept and
+	// reported (R19-3), as no proof says whose it is.
+	wantKept[clashHeld] = true
 	if out.Removed != wantRemoved || len(out.Kept) != len(wantKept) {
 		t.Errorf("Erase: %d removed, kept %+v; want %d removed, %d kept", out.Removed, out.Kept, wantRemoved, len(wantKept))
 	}
