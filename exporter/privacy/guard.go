@@ -65,6 +65,10 @@ type Guard struct {
 	// while the Guard is in use.
 	mu  sync.RWMutex
 	ext *extensions
+	// clearInternal: every number the rows hold in clear is internal (a
+	// row read back from a sink, written by a run whose rule replaced
+	// every external number: Stored). Only Stored sets it.
+	clearInternal bool
 }
 
 // extensions is what SetExtensions gave: the set, the run notes, and the
@@ -189,7 +193,7 @@ func (g *Guard) Rows(ep *record.Endpoint, rows []record.Row, notes *record.Warni
 	}
 	// A staff endpoint's plan says, under a rule without all, what is the
 	// colleagues' own (staffOwn): the replacer treats it as any other.
-	r := &replacer{g: g, long: long}
+	r := &replacer{g: g, long: long, clear: g.clearInternal}
 	out := rows
 	copied := false
 	for i := range rows {

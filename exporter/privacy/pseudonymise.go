@@ -97,6 +97,9 @@ func newPlan(ep *record.Endpoint) *plan {
 type replacer struct {
 	g    *Guard
 	long map[string]bool // the PBX's own extensions of more than 6 digits (Guard.SetExtensions)
+	// clear: every number in clear is internal (Guard.clearInternal); an
+	// external one is a number pseudonym (numberPseudonym).
+	clear bool
 }
 
 // internal reports whether v is an internal number: one of at most
@@ -115,12 +118,21 @@ func internal(v string, long map[string]bool) bool {
 	return ok && (len(c) <= maxExtensionDigits || long[c])
 }
 
-func (r *replacer) internal(v string) bool { return internal(v, r.long) }
+func (r *replacer) internal(v string) bool {
+	if r.clear {
+		_, ok := pseudonym.Canonical(v) // a pseudonym is no number
+		return ok
+	}
+	return internal(v, r.long)
+}
 
 // scrub returns the free text v with its numbers replaced (Scrub), but
 // for the PBX's own long extensions (r.long), unless v writes one of
 // them internationally (keepIn).
 func (r *replacer) scrub(v string) string {
+	if r.clear {
+		return v // every number in clear is internal
+	}
 	return r.g.Keys.Scrub(v, keepIn(v, r.long))
 }
 
@@ -255,6 +267,9 @@ func (r *replacer) callerID(v string) string {
 // colleague reports whether the caller id v holds a number and every
 // number in it is internal: Scrub finds no external one to replace.
 func (r *replacer) colleague(v string) bool {
+	if r.clear {
+		return strings.ContainsFunc(v, unicode.IsDigit) && !numberPseudonym(v)
+	}
 	return strings.ContainsFunc(v, unicode.IsDigit) && r.scrub(v) == v
 }
 
@@ -497,7 +512,7 @@ type jsonWalk struct {
 func (r *replacer) partyObjects(b []byte, first int) map[int]bool {
 	marks := map[int]bool{}
 	mark := func(at *jsonscan.Path, s string) {
-		if d := at.InnermostObject(); d >= first && s != "" && !marks[at.Start(d)] && r.numbers(s) != s {
+		if d := at.InnermostObject(); d >= first && s != "" && !marks[at.Start(d)] && r.external(s) {
 			marks[at.Start(d)] = true
 		}
 	}
