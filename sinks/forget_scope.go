@@ -25,6 +25,18 @@ import (
 type ForgetScope struct {
 	PBXes  []string // PBX ids with state or runs in the sink, sorted
 	KeyIDs []string // pseudonym.KeyID of each key rows were written under, sorted
+	// Lost is each PBX (CSV sink) whose data files remain while its
+	// state folder is lost (.state or .state/<pbx> gone): forget refuses
+	// such a folder, as the suppression list, the rule and the run
+	// ledger are gone with it (review 20, R20-2). Sorted by PBX.
+	Lost []LostState
+}
+
+// LostState is a PBX whose data files' manifests name it while the folder
+// holds no state of it.
+type LostState struct {
+	PBX  string // the PBX the manifests name
+	File string // one of its data files, under the folder
 }
 
 // Empty reports whether the sink holds no export at all: no PBX's state
@@ -94,15 +106,14 @@ EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = $3 AND tab
 
 // ForgetScope is Postgres.ForgetScope for the folder: each PBX's state
 // folder under .state with state files or a run ledger, its .privacy.json
-// and its runs.jsonl's privacy key ids. It only reads.
+// and its runs.jsonl's privacy key ids; and each data file's manifest's
+// PBX and key id, with the PBXes whose state is lost (manifestScope). It
+// only reads.
 func (s *CSV) ForgetScope(context.Context) (_ *ForgetScope, err error) {
 	defer func() { err = s.advise(err) }()
 	sc := &ForgetScope{}
 	entries, err := os.ReadDir(filepath.Join(s.opt.Dir, ".state"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return sc, nil
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) { // none: the data files' manifests still tell
 		return nil, fmt.Errorf("read which PBXes export into %s: %w", s.opt.Dir, err)
 	}
 	for _, e := range entries {
@@ -143,9 +154,125 @@ func (s *CSV) ForgetScope(context.Context) (_ *ForgetScope, err error) {
 			return nil, fmt.Errorf("read the run ledger of %s: %w", pbx, err)
 		}
 	}
+	if err := s.manifestScope(sc); err != nil {
+		return nil, err
+	}
 	slices.Sort(sc.PBXes)
 	slices.Sort(sc.KeyIDs)
 	return sc, nil
+}
+
+// manifestScope adds to sc the PBX and the rule's key id of each data
+// file's manifest, and, to sc.Lost, each PBX the manifests name whose
+// state folder holds no state (a key index, <endpoint>~keys.json, made
+// again from the data files by forget's rewrites, is none). With the
+// state lost, the manifests are what is left of which PBXes export into
+// the folder and under which keys (review 20, R20-2).
+func (s *CSV) manifestScope(sc *ForgetScope) error {
+	lost := map[string]string{}
+	checked := map[string]bool{}
+	err := csvDataManifests(s.opt.Dir, func(file string, m dataManifest) error {
+		sc.addPBX(m.PBX)
+		if m.Privacy != nil {
+			sc.addKey(m.Privacy.KeyID)
+		}
+		if m.PBX == "" || checked[m.PBX] {
+			return nil
+		}
+		checked[m.PBX] = true
+		has, err := csvHasState(filepath.Join(s.opt.Dir, ".state", safeName(m.PBX)))
+		if err == nil && !has {
+			lost[m.PBX] = file
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("read which PBXes export into %s from its data files' manifests: %w", s.opt.Dir, err)
+	}
+	for pbx, file := range lost {
+		sc.Lost = append(sc.Lost, LostState{PBX: pbx, File: file})
+	}
+	slices.SortFunc(sc.Lost, func(a, b LostState) int { return strings.Compare(a.PBX, b.PBX) })
+	return nil
+}
+
+// csvHasState reports whether a PBX's state folder holds state: a state
+// file, a rule file or a run ledger (not a key index, nor a temporary or
+// lock file).
+func csvHasState(dir string) (bool, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	for _, e := range entries {
+		n := e.Name()
+		if n == "runs.jsonl" || n == privacyFile || strings.HasSuffix(n, ".json") && !strings.HasPrefix(n, ".") && !strings.HasSuffix(n, "~keys.json") {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// dataManifest is what forget reads of a data file's manifest.
+type dataManifest struct {
+	PBX     string            `json:"pbx"`
+	File    string            `json:"file"`
+	Privacy *exporter.Privacy `json:"privacy"`
+}
+
+// csvDataManifests calls fn with each data file's manifest under dir
+// (<endpoint>/<name>.manifest.json; dot folders and files, the state
+// folder and temporary files, skipped) and the data file's name under
+// dir. A manifest removed while it is read (a prune beside) is skipped;
+// one that is not JSON is a data file all the same, of no PBX known.
+func csvDataManifests(dir string, fn func(file string, m dataManifest) error) error {
+	paths, err := filepath.Glob(filepath.Join(dir, "*", "*.manifest.json"))
+	if err != nil {
+		return err
+	}
+	for _, path := range paths {
+		rel, err := filepath.Rel(dir, path)
+		if err != nil || strings.HasPrefix(rel, ".") || strings.HasPrefix(filepath.Base(rel), ".") {
+			continue
+		}
+		b, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		var m dataManifest
+		_ = json.Unmarshal(b, &m) // not JSON: a data file of no PBX known
+		file := strings.TrimSuffix(rel, ".manifest.json")
+		if m.File != "" {
+			file = filepath.Join(filepath.Dir(rel), filepath.Base(m.File))
+		}
+		if err := fn(file, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CSVDataFile returns one data file (one with a manifest) of the CSV
+// export folder dir, under it, or "" when it holds none. It only reads:
+// forget asks it of a folder without .state before opening the sink,
+// which would create the folder (review 20, R20-2).
+func CSVDataFile(dir string) (string, error) {
+	var one string
+	errFound := errors.New("found")
+	err := csvDataManifests(dir, func(file string, _ dataManifest) error {
+		one = file
+		return errFound
+	})
+	if err != nil && !errors.Is(err, errFound) {
+		return "", fmt.Errorf("read the data files of %s: %w", dir, err)
+	}
+	return one, nil
 }
 
 // pendingKey adds the key id of the rule in the pending record at path.

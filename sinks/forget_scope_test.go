@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/wildix-export/wildix-export/exporter"
@@ -99,5 +100,79 @@ func TestPrivacyRuleAfterRecover(t *testing.T) {
 	}
 	if r, _, err := again.PrivacyRule(ctx, "x"); err != nil || r.String() != was.String() {
 		t.Fatalf("after Recover discarded the commit: rule %q, %v; want %q", r, err, was)
+	}
+}
+
+// TestForgetScopeManifests (review 20, R20-2): the CSV sink's scope takes
+// each data file's manifest's PBX and key id, and names each PBX whose
+// data files remain while its state is lost (.state gone, .state/<pbx>
+// gone, or holding only a key index); manifests under dot folders are
+// skipped.
+func TestForgetScopeManifests(t *testing.T) {
+	t.Parallel()
+	manifest := func(pbx, key string) string {
+		if key == "" {
+			return `{"pbx":"` + pbx + `","file":"` + pbx + `_r_0001.csv"}`
+		}
+		return `{"pbx":"` + pbx + `","file":"` + pbx + `_r_0001.csv","privacy":{"rule":"numbers","key_id":"` + key + `"}}`
+	}
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+		pbxes []string
+		keys  []string
+		lost  []LostState
+	}{
+		{"state lost", map[string]string{"call_history/a_r_0001.manifest.json": manifest("a", "k:1")},
+			[]string{"a"}, []string{"k:1"}, []LostState{{"a", "call_history/a_r_0001.csv"}}},
+		{"one PBX's state lost", map[string]string{
+			".state/b/runs.jsonl":                 `{"id":"r","pbx":"b"}` + "\n",
+			"call_history/a_r_0001.manifest.json": manifest("a", "k:1"),
+			"call_history/b_r_0001.manifest.json": manifest("b", ""),
+		}, []string{"a", "b"}, []string{"k:1"}, []LostState{{"a", "call_history/a_r_0001.csv"}}},
+		{"only a key index left", map[string]string{
+			".state/a/call_history~keys.json":     `{}`,
+			"call_history/a_r_0001.manifest.json": manifest("a", "k:1"),
+		}, []string{"a"}, []string{"k:1"}, []LostState{{"a", "call_history/a_r_0001.csv"}}},
+		{"state kept, the manifest's key added", map[string]string{
+			".state/a/call_history.json":          `{"cursor":1}`,
+			"call_history/a_r_0001.manifest.json": manifest("a", "k:2"),
+		}, []string{"a"}, []string{"k:2"}, nil},
+		{"dot folders skipped", map[string]string{
+			".state/a/runs.jsonl":                  "\n",
+			".quarantine/c_r_0001.manifest.json":   manifest("c", "k:3"),
+			"call_history/.c_r_0001.manifest.json": manifest("c", "k:3"),
+		}, []string{"a"}, nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			for name, body := range tc.files {
+				if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s, err := NewCSV(CSVOptions{Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc, err := s.ForgetScope(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(sc.PBXes, tc.pbxes) || !slices.Equal(sc.KeyIDs, tc.keys) || !slices.Equal(sc.Lost, tc.lost) {
+				t.Errorf("scope PBXes %q keys %q lost %v; want %q %q %v", sc.PBXes, sc.KeyIDs, sc.Lost, tc.pbxes, tc.keys, tc.lost)
+			}
+			one, err := CSVDataFile(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := len(tc.lost) > 0 || strings.Contains(tc.name, "kept"); (one != "") != want {
+				t.Errorf("CSVDataFile %q; want one: %v", one, want)
+			}
+		})
 	}
 }

@@ -117,7 +117,7 @@ func cmdForget(ctx context.Context, a *app, args []string) error {
 	nationalForms := fset.Bool("national-forms", false, "in a pseudonymised sink, also erase the pseudonyms of the number's national forms; a national form's pseudonym is also the pseudonym of another country's number with the same digits (Italy's 352 8512784 and Luxembourg's +352 8512784), which is erased too: check with --dry-run first")
 	missingOK := fset.Bool("missing-recordings-ok", false, "mark erased the rows of recordings listed as stored but not found in the store: only when the store setting is right and the files are already gone otherwise than by an interrupted forget of the number from this store (running that again completes it without this flag)")
 	allowExtension := fset.Bool("allow-extension", false, "erase the number also where it is a colleague's extension on the PBX (the colleagues the sink holds): without it, such a number is refused, as forget would erase the colleague's extension from every call with them")
-	allowEmpty := fset.Bool("allow-empty", false, "forget in a sink that holds no export yet (before the first export); without it, such a sink is taken for a mistyped EXPORT_CSV_DIR or EXPORT_DB_SCHEMA and refused")
+	allowEmpty := fset.Bool("allow-empty", false, "forget in a sink that holds no export yet (before the first export); without it, such a sink is taken for a mistyped EXPORT_CSV_DIR or EXPORT_DB_SCHEMA and refused. A CSV folder holding data files whose state is lost is refused with it too")
 	var previous keyFiles
 	fset.Var(&previous, "previous-key-file", "a file holding an earlier EXPORT_PSEUDONYM_KEY that rows of the sink were written under (after a key change); repeat for each")
 	if err := parse(fset, args); err != nil {
@@ -258,10 +258,22 @@ func (a *app) forgetTarget(number string, previous keyFiles, nationalForms, asWr
 // export: a mistyped EXPORT_CSV_DIR is seen before opening the sink
 // creates it.
 func (a *app) needExportFolder(allowEmpty bool) error {
-	if a.cfg.Sink == "postgres" || allowEmpty {
+	if a.cfg.Sink == "postgres" {
 		return nil
 	}
 	if _, err := os.Stat(filepath.Join(a.cfg.CSVDir, ".state")); err != nil {
+		// Data files and no state: the state was lost, not the first
+		// export, --allow-empty or not (review 20, R20-2).
+		one, derr := sinks.CSVDataFile(a.cfg.CSVDir)
+		if derr != nil {
+			return derr
+		}
+		if one != "" {
+			return fmt.Errorf("%w: EXPORT_CSV_DIR=%s holds data files (%s) but no .state: its state was lost; restore .state from a backup taken with the data (with none, run an export under the rule the rows were written under first: it stores the state again; README, Erasure). Forget needs it: without it, the keys the rows were pseudonymised under and the suppression list are not known. Nothing was changed", errUsage, a.cfg.CSVDir, one)
+		}
+		if allowEmpty {
+			return nil
+		}
 		return fmt.Errorf("%w: EXPORT_CSV_DIR=%s holds no export (no .state folder): check the setting, it must be the export's folder; to forget a number before the first export, add --allow-empty", errUsage, a.cfg.CSVDir)
 	}
 	return nil
@@ -279,6 +291,9 @@ func (a *app) forgetScope(ctx context.Context, s *sink, pk *pseudonym.Keyed, key
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := a.lostState(scope); err != nil {
+		return nil, nil, err
+	}
 	if scope.Empty() && !allowEmpty {
 		setting := "EXPORT_CSV_DIR=" + a.cfg.CSVDir
 		if s.pg != nil {
@@ -290,6 +305,19 @@ func (a *app) forgetScope(ctx context.Context, s *sink, pk *pseudonym.Keyed, key
 		return nil, nil, err
 	}
 	return fg, scope, nil
+}
+
+// lostState refuses (exit 2) a CSV folder holding data files of a PBX
+// whose state is lost (.state/<pbx> gone, another PBX's state kept): the
+// PBX's keys and rule are not known, and forget would report its rows
+// erased while they hold the number's pseudonym (review 20, R20-2).
+func (a *app) lostState(scope *sinks.ForgetScope) error {
+	if len(scope.Lost) == 0 {
+		return nil
+	}
+	l := scope.Lost[0]
+	return fmt.Errorf("%w: EXPORT_CSV_DIR=%s holds data files of PBX %s (%s) but no state of it under .state: its state was lost; restore .state from a backup taken with the data (with none, run that PBX's export under the rule its rows were written under first: it stores the state again; README, Erasure). Forget needs it: without it, the keys its rows were pseudonymised under are not known. Nothing was changed",
+		errUsage, a.cfg.CSVDir, l.PBX, l.File)
 }
 
 // forgetExtension refuses (exit 2), unless allow, a number that is, as
@@ -366,6 +394,9 @@ func (a *app) lockForget(ctx context.Context, fg forgetter, scope *sinks.ForgetS
 		return nil, fmt.Errorf("lock the export of each of the sink's %d PBXes (forget erases every PBX's rows), within %v: %w", len(pbxes), forgetLockTimeout, err)
 	}
 	if scope, err = fg.ForgetScope(ctx); err == nil {
+		err = a.lostState(scope)
+	}
+	if err == nil {
 		err = needKeys(scope, pk, keys)
 	}
 	if err == nil {

@@ -289,3 +289,81 @@ func TestForgetLocksManyPBXesFewConnections(t *testing.T) {
 	}
 	unlock()
 }
+
+// TestForgetRefusesLostState (review 20, R20-2): a pseudonymised CSV
+// folder whose state is lost (.state gone, or one PBX's .state/<pbx> gone
+// while another PBX's stays) still holds the number's pseudonym in its
+// rows. Forget, with or without --allow-empty, --dry-run, the key or
+// none, exits 2 saying the state was lost and to restore .state, and
+// changes nothing: it neither reports the number gone nor writes a
+// suppression list under a key kept beside it.
+func TestForgetRefusesLostState(t *testing.T) {
+	t.Parallel()
+	const calls = 50
+	f := simtest.New(t, pbxsim.Options{Calls: calls, CallGap: time.Minute})
+	f.Authorize(t)
+	dir := t.TempDir()
+	clear := fixtureEnv(f, dir, "EXPORT_ENDPOINTS=call_history,colleagues")
+	numbers := append(slices.Clone(clear), "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey1)
+	if r := runCLI(t, numbers, "run", "--once"); r.code != exitOK {
+		t.Fatalf("run: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	d := simNumber(t, f.Sim, calls)
+	k, _ := pseudonym.New([]byte(testKey1))
+	if !strings.Contains(fmt.Sprint(csvFolder(t, dir)), k.Number(d)) {
+		t.Fatal("the folder does not hold the number's pseudonym: the test proves nothing")
+	}
+	entries, err := os.ReadDir(filepath.Join(dir, ".state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pbxDir string
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			pbxDir = e.Name()
+		}
+	}
+	if pbxDir == "" {
+		t.Fatal("no PBX state folder after the run")
+	}
+	refused := func(what string, env []string, want string, extra ...string) {
+		t.Helper()
+		before := csvFolder(t, dir)
+		r := runCLI(t, env, append([]string{"forget", "--number", "+" + d}, extra...)...)
+		if msg := fmt.Sprint(r.err); r.code != exitConfig || !strings.Contains(msg, want) || !strings.Contains(msg, "restore .state from a backup") {
+			t.Errorf("%s %v: exit %d, %v; want 2 saying the state was lost (%q) and to restore .state\n%s", what, extra, r.code, r.err, want, r.stdout)
+		}
+		if strings.Contains(r.stdout, "nowhere in the sink") {
+			t.Errorf("%s %v: reports the number gone", what, extra)
+		}
+		if !sameTableRows(before, csvFolder(t, dir)) {
+			t.Errorf("%s %v: a refused forget changed the folder", what, extra)
+		}
+	}
+	// One PBX's state lost, another PBX's (in clear) kept: the scope is
+	// not empty and names no key.
+	other, err := sinks.NewCSV(sinks.CSVOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.FinishRun(context.Background(), &exporter.RunResult{ID: "r1", Mode: "run", PBX: "pbx-other.example.com", Started: time.Now(), Ended: time.Now(), Status: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, ".state", pbxDir)); err != nil {
+		t.Fatal(err)
+	}
+	for _, extra := range [][]string{nil, {"--dry-run"}, {"--allow-empty"}} {
+		refused("one PBX's state lost, forget in clear", clear, "but no state of it under .state", extra...)
+		refused("one PBX's state lost, forget with the key", numbers, "but no state of it under .state", extra...)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, ".state")); err != nil {
+		t.Fatal(err)
+	}
+	for _, extra := range [][]string{nil, {"--dry-run"}, {"--allow-empty"}, {"--allow-empty", "--dry-run"}} {
+		refused(".state lost, forget in clear", clear, "but no .state", extra...)
+		refused(".state lost, forget with the key", numbers, "but no .state", extra...)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".state")); err == nil {
+		t.Error("a refused forget created .state")
+	}
+}

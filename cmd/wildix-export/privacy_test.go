@@ -1163,7 +1163,8 @@ func dataFiles(t *testing.T, dir string) string {
 // is refused (exit 2) naming the file and writing nothing, one under it
 // stores the record again. Files whose manifests carry no rule (an
 // earlier release's), with the state lost, are refused under every rule
-// until forced. PostgreSQL's ledger is a table of its own: the PBX's
+// until forced. `forget --allow-empty` on the folder is refused now
+// (review 20, R20-2) and changes nothing. PostgreSQL's ledger is a table of its own: the PBX's
 // whole export_state deleted, it still tells.
 func TestPrivacyRuleLostWithTheStateFolder(t *testing.T) {
 	t.Parallel()
@@ -1220,10 +1221,11 @@ func TestPrivacyRuleLostWithTheStateFolder(t *testing.T) {
 			}
 			if strings.HasSuffix(tc, "forget --allow-empty after") {
 				d := simNumber(t, f.Sim, 60)
-				// As one who does not know the folder was pseudonymised
-				// (the list is then unkeyed: it takes no key).
-				if r := runCLI(t, clear, "forget", "--number", "+"+d, "--allow-empty"); r.code != 0 {
-					t.Fatalf("forget --allow-empty: exit %d: %v\n%s%s", r.code, r.err, r.stdout, r.stderr)
+				// As one who does not know the folder was pseudonymised:
+				// refused, the state lost (review 20, R20-2), changing
+				// nothing.
+				if r := runCLI(t, clear, "forget", "--number", "+"+d, "--allow-empty"); r.code != exitConfig || !strings.Contains(fmt.Sprint(r.err), "restore .state from a backup") {
+					t.Fatalf("forget --allow-empty: exit %d: %v; want 2, the state lost\n%s%s", r.code, r.err, r.stdout, r.stderr)
 				}
 			}
 			before := dataFiles(t, dir)
