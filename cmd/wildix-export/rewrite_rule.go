@@ -93,6 +93,9 @@ func (a *app) ruleRewrite(ctx context.Context, st *started, rw ruleRewriter, r *
 	}
 	done, err := rw.RewriteUnderRule(ctx, sinks.RuleRewrite{PBX: pbx, Run: r.ID, Rule: rule.Rule, KeyID: rule.KeyID, Endpoints: eps,
 		Apply: sinks.RuleApplier(st.guard.Stored(longExtensions(stored)))})
+	if err == nil {
+		err = a.rewriteLedger(ctx, rw, pbx, r.ID, rule.Rule, done) // attack 8, F3
+	}
 	if done != nil {
 		for _, pl := range done.Places {
 			if pl.Rows > 0 {

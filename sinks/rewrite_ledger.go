@@ -1,0 +1,259 @@
+package sinks
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/wildix-export/wildix-export/internal/safefile"
+)
+
+// Rewriting the run ledger's texts under the pseudonymisation rule
+// (attack 8, F3): a run under rule none (or a narrower rule) quotes in its
+// notes and errors what the PBX sent, a value a converter could not
+// store (`field "duration": "call +39 333 … Mario …" is not a whole
+// number`), a number, the PBX's own error text; a run under the rule
+// writes them through the run's redactor (exporter.Exporter.Redact,
+// privacy.Redactor.Text). RewriteLedgerUnderRule gives the texts of the
+// earlier runs what a run under the current rule would have written: the
+// ledger is diagnostics, so a quoted value left out whole (its length
+// said) is what the rule's own runs write too. A text already under the
+// rule is left as it is (the redactor changes nothing in it), so a second
+// rewrite changes nothing.
+
+// LedgerRedactor is the text replacement of the current rule (the run's
+// redactor: privacy.Redactor.Text).
+type LedgerRedactor func(string) string
+
+// redactNotes is notes with redact applied to each, and whether any
+// changed.
+func redactNotes(notes []string, redact LedgerRedactor) ([]string, bool) {
+	var out []string
+	for i, n := range notes {
+		if r := redact(n); r != n {
+			if out == nil {
+				out = slices.Clone(notes)
+			}
+			out[i] = r
+		}
+	}
+	return out, out != nil
+}
+
+// RewriteLedgerUnderRule applies redact to the errors and notes of the
+// run ledger's runs of pbx but those recorded under rule and run (the run
+// calling it), in one transaction (the rows locked): export_runs.error,
+// export_run_endpoints.error and .notes. The caller holds pbx's export
+// lock. It returns the rows changed per table.
+func (p *Postgres) RewriteLedgerUnderRule(ctx context.Context, pbx, run, rule string, redact LedgerRedactor) ([]ForgetPlace, error) {
+	const what = "rewrite the run ledger's notes and errors under the pseudonymisation rule"
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, dbError(err))
+	}
+	defer tx.Rollback(ctx)
+	runs, err := p.rewriteRunErrors(ctx, tx, pbx, run, rule, redact)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	eps, err := p.rewriteRunEndpoints(ctx, tx, pbx, run, rule, redact)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("%s: commit: %w", what, dbError(err))
+	}
+	return []ForgetPlace{{Name: "export_runs", Rows: runs}, {Name: "export_run_endpoints", Rows: eps}}, nil
+}
+
+// ledgerRuns is the condition on export_runs r of the runs
+// RewriteLedgerUnderRule rewrites: of pbx ($1), not under rule ($2)
+// (an unknown rule is not it), not run ($3).
+const ledgerRuns = "r.pbx = $1 AND coalesce(r.privacy_rule, '') <> $2 AND r.run_id <> $3"
+
+// rewriteRunErrors is RewriteLedgerUnderRule of export_runs.error.
+func (p *Postgres) rewriteRunErrors(ctx context.Context, tx pgx.Tx, pbx, run, rule string, redact LedgerRedactor) (int64, error) {
+	rows, err := tx.Query(ctx, "SELECT r.run_id, r.error FROM "+p.ident("export_runs")+" r WHERE "+ledgerRuns+" AND r.error IS NOT NULL FOR UPDATE OF r", pbx, rule, run)
+	if err != nil {
+		return 0, dbError(err)
+	}
+	type held struct{ id, msg string }
+	var read []held
+	var h held
+	if _, err := pgx.ForEachRow(rows, []any{&h.id, &h.msg}, func() error { read = append(read, h); return nil }); err != nil {
+		return 0, dbError(err)
+	}
+	var n int64
+	for _, h := range read {
+		msg := redact(h.msg)
+		if msg == h.msg {
+			continue
+		}
+		if _, err := tx.Exec(ctx, "UPDATE "+p.ident("export_runs")+" SET error = $1 WHERE run_id = $2", msg, h.id); err != nil {
+			return 0, dbError(err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// rewriteRunEndpoints is RewriteLedgerUnderRule of export_run_endpoints'
+// error and notes.
+func (p *Postgres) rewriteRunEndpoints(ctx context.Context, tx pgx.Tx, pbx, run, rule string, redact LedgerRedactor) (int64, error) {
+	rows, err := tx.Query(ctx, "SELECT e.run_id, e.endpoint, e.error, e.notes FROM "+p.ident("export_run_endpoints")+" e JOIN "+p.ident("export_runs")+
+		" r ON r.run_id = e.run_id WHERE "+ledgerRuns+" AND (e.error IS NOT NULL OR e.notes IS NOT NULL) FOR UPDATE OF e", pbx, rule, run)
+	if err != nil {
+		return 0, dbError(err)
+	}
+	type held struct {
+		id, endpoint string
+		msg          *string
+		notes        []string
+	}
+	var read []held
+	var h held
+	if _, err := pgx.ForEachRow(rows, []any{&h.id, &h.endpoint, &h.msg, &h.notes}, func() error { read = append(read, h); return nil }); err != nil {
+		return 0, dbError(err)
+	}
+	var n int64
+	for _, h := range read {
+		msg, notes := h.msg, h.notes
+		changed := false
+		if msg != nil {
+			if r := redact(*msg); r != *msg {
+				msg, changed = &r, true
+			}
+		}
+		if out, ok := redactNotes(h.notes, redact); ok {
+			notes, changed = out, true
+		}
+		if !changed {
+			continue
+		}
+		if _, err := tx.Exec(ctx, "UPDATE "+p.ident("export_run_endpoints")+" SET error = $1, notes = $2 WHERE run_id = $3 AND endpoint = $4",
+			msg, notes, h.id, h.endpoint); err != nil {
+			return 0, dbError(err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// RewriteLedgerUnderRule is Postgres.RewriteLedgerUnderRule for the
+// folder: the lines of pbx's runs.jsonl whose run is not recorded under
+// rule (the run calling it is not written yet) get redact applied to
+// their endpoints' errors and notes; the file is rewritten atomically
+// when a line changed, a changed line written again from its fields
+// (the others byte for byte). It returns the lines changed.
+func (s *CSV) RewriteLedgerUnderRule(_ context.Context, pbx, _, rule string, redact LedgerRedactor) ([]ForgetPlace, error) {
+	const what = "rewrite the run ledger's notes and errors under the pseudonymisation rule"
+	path := filepath.Join(s.stateDir(pbx), "runs.jsonl")
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, s.advise(err))
+	}
+	lines := bytes.Split(b, []byte{'\n'})
+	var n int64
+	for i, l := range lines {
+		out, changed, err := redactLedgerLine(l, rule, redact)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s line %d: %w", what, path, i+1, err)
+		}
+		if changed {
+			lines[i] = out
+			n++
+		}
+	}
+	if n == 0 {
+		return []ForgetPlace{{Name: "runs.jsonl", Rows: 0}}, nil
+	}
+	if err := safefile.Write(path, bytes.Join(lines, []byte{'\n'}), fileMode); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, s.advise(err))
+	}
+	return []ForgetPlace{{Name: "runs.jsonl", Rows: n}}, nil
+}
+
+// redactLedgerLine is the ledger line l with redact applied to its
+// endpoints' errors and notes, unless its run is recorded under rule,
+// and whether it changed. An empty line is left; a line that is not a
+// JSON object is an error (nothing is rewritten: the ledger is not what
+// the program wrote).
+func redactLedgerLine(l []byte, rule string, redact LedgerRedactor) ([]byte, bool, error) {
+	if len(bytes.TrimSpace(l)) == 0 {
+		return l, false, nil
+	}
+	var line map[string]json.RawMessage
+	if err := json.Unmarshal(l, &line); err != nil {
+		return nil, false, fmt.Errorf("not a run's record (%v): restore the file from a backup, or remove the line", err)
+	}
+	var priv struct {
+		Rule string `json:"rule"`
+	}
+	if raw, ok := line["privacy"]; ok && json.Unmarshal(raw, &priv) == nil && priv.Rule == rule {
+		return l, false, nil
+	}
+	var eps []map[string]json.RawMessage
+	if raw, ok := line["endpoints"]; !ok || json.Unmarshal(raw, &eps) != nil {
+		return l, false, nil // no endpoints (a line of no run's results): nothing quoted
+	}
+	changed := false
+	for _, e := range eps {
+		for _, f := range []string{"error", "notes"} {
+			raw, ok := e[f]
+			if !ok {
+				continue
+			}
+			out, c, err := redactJSONText(raw, redact)
+			if err != nil {
+				return nil, false, fmt.Errorf("endpoint's %s: %w", f, err)
+			}
+			if c {
+				e[f], changed = out, true
+			}
+		}
+	}
+	if !changed {
+		return l, false, nil
+	}
+	var err error
+	if line["endpoints"], err = json.Marshal(eps); err != nil {
+		return nil, false, err
+	}
+	out, err := json.Marshal(line)
+	return out, err == nil, err
+}
+
+// redactJSONText is raw, a JSON string or list of strings (or null), with
+// redact applied to each string, and whether it changed.
+func redactJSONText(raw json.RawMessage, redact LedgerRedactor) (json.RawMessage, bool, error) {
+	var one string
+	if json.Unmarshal(raw, &one) == nil {
+		r := redact(one)
+		if r == one {
+			return raw, false, nil
+		}
+		out, err := json.Marshal(r)
+		return out, err == nil, err
+	}
+	var list []string
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return nil, false, fmt.Errorf("neither a text nor a list of texts: %w", err)
+	}
+	out, ok := redactNotes(list, redact)
+	if !ok {
+		return raw, false, nil
+	}
+	b, err := json.Marshal(out)
+	return b, err == nil, err
+}

@@ -1,0 +1,135 @@
+package sinks
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/privacy"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
+)
+
+// Attack 8, F3: a run under rule none quotes in its notes a value the
+// PBX sent that could not be stored (a caller's number and name), and the
+// PBX's error text; after pseudonymisation is turned on, the forced
+// backfill's rewrite left them in clear in the run ledger. Now
+// RewriteLedgerUnderRule gives the earlier runs' notes and errors what
+// the current rule's redactor makes of them; a run under the rule is not
+// read; a second rewrite changes nothing. Both sinks.
+func TestRewriteLedgerUnderRuleLeavesNoValueInClear(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	keys, err := pseudonym.New([]byte("ledgerfix test key, 32 bytes or more"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	red := &privacy.Redactor{Keys: keys, Names: true}
+	const (
+		note   = `1 values not convertible, stored NULL (first: key 7, field "duration": "call +39 333 7771234 Mario Verdisecret" is not a whole number)`
+		pbxErr = `400 Bad Request: "no caller Mario Verdisecret"`
+		clear  = "+393337771234 Mario Verdisecret" // a run under the rule: not read
+	)
+	// runs writes into s a run under none with the clear texts, then a
+	// run under all whose note the redactor would change (it is not read).
+	runs := func(t *testing.T, s exporter.Sink) {
+		t.Helper()
+		for _, r := range []struct {
+			id, rule, note string
+			err            error
+		}{{"r0", "none", note, errors.New(pbxErr)}, {"r1", "all", clear, nil}} {
+			run := ledgerRun(r.id)
+			run.Privacy = exporter.Privacy{Rule: r.rule}
+			run.Endpoints[0].Notes = append(run.Endpoints[0].Notes, r.note)
+			run.Endpoints[0].Err = r.err
+			if err := s.StartRun(ctx, run); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.FinishRun(ctx, run); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	type rewriter interface {
+		RewriteLedgerUnderRule(ctx context.Context, pbx, run, rule string, redact LedgerRedactor) ([]ForgetPlace, error)
+	}
+	rewrite := func(t *testing.T, s rewriter, want int64) {
+		t.Helper()
+		places, err := s.RewriteLedgerUnderRule(ctx, "x", "r2", "all", red.Text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		for _, p := range places {
+			n += p.Rows
+		}
+		if n != want {
+			t.Fatalf("rewrote %d ledger rows or lines (%+v), want %d", n, places, want)
+		}
+	}
+	// check fails unless the run under none's texts hold neither the name
+	// nor the number in clear, but say which field and what was left
+	// out, and hold the number's pseudonym; and the run under the rule is
+	// as it was.
+	check := func(t *testing.T, r0, r1 string) {
+		t.Helper()
+		for _, bad := range []string{"Verdisecret", "7771234", "333 777"} {
+			if strings.Contains(r0, bad) {
+				t.Errorf("the run under none's ledger texts still hold %q: %s", bad, r0)
+			}
+		}
+		for _, want := range []string{`key 7, field "duration": (a value of`, "400 Bad Request: (the PBX's text of"} {
+			if !strings.Contains(r0, want) {
+				t.Errorf("the run under none's ledger texts lack %q: %s", want, r0)
+			}
+		}
+		if !strings.Contains(r1, clear) {
+			t.Errorf("the run under the rule was rewritten: %s", r1)
+		}
+	}
+
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		p, pool := newPostgres(t)
+		runs(t, p)
+		rewrite(t, p, 2) // export_runs.error, export_run_endpoints
+		rewrite(t, p, 0)
+		read := func(id string) string {
+			var s string
+			if err := pool.QueryRow(ctx, `SELECT coalesce(r.error, '') || ' | ' || coalesce(e.error, '') || ' | ' || array_to_string(e.notes, ' | ')
+FROM export_runs r JOIN export_run_endpoints e USING (run_id) WHERE run_id = $1`, id).Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+		check(t, read("r0"), read("r1"))
+	})
+	t.Run("csv", func(t *testing.T) {
+		t.Parallel()
+		s, err := NewCSV(CSVOptions{Dir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs(t, s)
+		path := filepath.Join(s.stateDir("x"), "runs.jsonl")
+		before, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rewrite(t, s, 1)
+		rewrite(t, s, 0)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+		was := strings.Split(strings.TrimSuffix(string(before), "\n"), "\n")
+		if len(lines) != 2 || len(was) != 2 || lines[1] != was[1] {
+			t.Fatalf("runs.jsonl: the run under the rule's line not kept byte for byte:\n%s\nwas\n%s", b, before)
+		}
+		check(t, strings.ReplaceAll(lines[0], `\"`, `"`), lines[1]) // the JSON's quotes as the texts have them
+	})
+}
