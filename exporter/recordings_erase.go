@@ -21,7 +21,7 @@ type objectNamer interface {
 // (folder) or incomplete uploads (S3) of a day's folder begun before a
 // time (recstore.Dir and S3).
 type partialSweeper interface {
-	SweepPartials(ctx context.Context, folder string, before time.Time) (int, error)
+	SweepPartials(ctx context.Context, folder string, before time.Time, inFlight map[string]bool) (int, error)
 }
 
 // partialMargin is how long before the run's start a partial copy must
@@ -66,7 +66,7 @@ func (p *recPipe) erase(ctx context.Context, j *recJob) error {
 			}
 		}
 	}
-	p.sweep(ctx, j)
+	p.sweep(ctx, j, inUse)
 	var recs []recordings.Recording
 	for i, s := range j.suppressed {
 		if s {
@@ -129,10 +129,12 @@ func (p *recPipe) eraseAgain(ctx context.Context) {
 
 // sweep removes the partial copies killed runs left in the day folders
 // of j's recordings (their days and the days either side), each folder
-// once a run: begun before the run's start less partialMargin. A failure
+// once a run: begun before the run's start less partialMargin, never
+// those of inFlight's names (the names this run wrote, and those the
+// window being copied may write: R19-2, a store's clock behind). A failure
 // is a warning: nothing final is at stake, and the next run sweeps
 // again.
-func (p *recPipe) sweep(ctx context.Context, j *recJob) {
+func (p *recPipe) sweep(ctx context.Context, j *recJob, inFlight map[string]bool) {
 	e := p.e
 	s, ok := e.x.Recordings.Store.(partialSweeper)
 	if !ok || ctx.Err() != nil {
@@ -150,7 +152,7 @@ func (p *recPipe) sweep(ctx context.Context, j *recJob) {
 				continue
 			}
 			p.swept[folder] = true
-			n, err := s.SweepPartials(ctx, folder, before)
+			n, err := s.SweepPartials(ctx, folder, before, inFlight)
 			e.res.Recordings.Partials += n
 			if err != nil {
 				e.log.Warn("recordings store: partial copies left by a killed run not removed; the next run tries again", "folder", folder, "err", err)

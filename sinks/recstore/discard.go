@@ -112,9 +112,12 @@ func DayFolder(name string) string { return path.Dir(name) }
 // longer listed) kept them for good, bytes of a voice included. The
 // caller gives as before its run's start, less a margin for the store's
 // clock: a Put still running writes its partial copy, and is left alone.
+// Whatever its time, the partial copy of a name in inFlight (those a Put
+// of the caller's run is writing or may write; nil: none) is left too:
+// a store's clock hours behind makes a running Put's copy look old.
 // It returns how many it removed; a folder that does not exist holds
 // none. A symbolic link, or anything not a regular file, is left.
-func (d *Dir) SweepPartials(ctx context.Context, folder string, before time.Time) (int, error) {
+func (d *Dir) SweepPartials(ctx context.Context, folder string, before time.Time, inFlight map[string]bool) (int, error) {
 	if err := checkFolder(folder); err != nil {
 		return 0, err
 	}
@@ -143,6 +146,9 @@ func (d *Dir) SweepPartials(ctx context.Context, folder string, before time.Time
 		}
 		if !isPartial(e.Name()) || !e.Type().IsRegular() {
 			continue
+		}
+		if id, _, _ := strings.Cut(e.Name()[1:], ".wav.partial-"); inFlight[folder+"/"+id+".wav"] {
+			continue // a Put of this run may be writing it, whatever its time
 		}
 		fi, err := e.Info()
 		if err != nil || !fi.ModTime().Before(before) {
@@ -175,9 +181,9 @@ func isPartial(entry string) bool {
 // begun before before: what a Put killed before it completed its upload
 // left, invisible but kept (and billed) by the server, recording bytes
 // included. One whose start the server did not send is kept (it may be
-// this run's), with a warning. The folder store's SweepPartials says why
+// this run's), with a warning, and so is one of a name in inFlight. The folder store's SweepPartials says why
 // and what before is. It returns how many it aborted.
-func (s *S3) SweepPartials(ctx context.Context, folder string, before time.Time) (int, error) {
+func (s *S3) SweepPartials(ctx context.Context, folder string, before time.Time, inFlight map[string]bool) (int, error) {
 	if err := checkFolder(folder); err != nil {
 		return 0, err
 	}
@@ -194,7 +200,7 @@ func (s *S3) SweepPartials(ctx context.Context, folder string, before time.Time)
 		switch name := strings.TrimPrefix(u.Key, s.prefix); {
 		case u.Err != nil:
 			lerr = u.Err
-		case strings.Contains(strings.TrimPrefix(u.Key, prefix), "/") || checkName(name) != nil:
+		case strings.Contains(strings.TrimPrefix(u.Key, prefix), "/") || checkName(name) != nil || inFlight[name]:
 		case u.Initiated.IsZero():
 			undated++
 		case u.Initiated.Before(before):
