@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -89,6 +90,9 @@ type csvEdit struct {
 	// (forgetStampKey): which numbers the suppression list held then
 	// (attack 6, F1; attack 7, F1).
 	stamp *forgetStamp
+	// under, set by a rewrite applying a run's rule to every row, is
+	// the fields it sets in each manifest it rewrites (CSV.ruleStamp).
+	under map[string]any
 }
 
 // editFiles is EditRows of the files e.pick takes.
@@ -200,7 +204,7 @@ func (s *CSV) editFile(e csvEdit, name string, indexed bool, res *EditResult) er
 	}
 	res.Rows += ed.read
 	if ed.tmp == "" {
-		return nil // nothing changed
+		return stampManifest(filepath.Join(dir, name), e.under) // no row changed
 	}
 	p, err := editPending(e, dir, name, ed, indexed)
 	if err != nil {
@@ -258,7 +262,7 @@ func editPending(e csvEdit, dir, name string, ed *edited, indexed bool) (pending
 		if ed.replaced > 0 {
 			add["rows_replaced_"+e.reason] = ed.replaced
 		}
-		var with map[string]any
+		with := maps.Clone(e.under)
 		if e.stamp != nil && ed.dropped+ed.replaced > 0 {
 			with = map[string]any{forgetStampKey: e.stamp}
 		}

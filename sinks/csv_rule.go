@@ -7,16 +7,24 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/internal/safefile"
 )
 
 // Each CSV data file's manifest carries the pseudonymisation rule and key
-// id its rows were written under ("privacy", the run's rule: never the
-// key) and when the run that wrote it started ("run_started"), written
-// with the file and kept by every rewrite (updatedManifest keeps the
+// id its rows were last written or rewritten under ("privacy", the run's
+// rule: never the key) and when that run started ("run_started"),
+// written with the file. A rewrite that applies a run's rule to every row
+// of the file (RewriteUnderRule, EditRows reason "pseudonymise") sets
+// both to that run's, and names it ("privacy_run"; the file's "run_id"
+// stays the run that first wrote it): review 20, R20-1, where a forced
+// backfill pseudonymised every row in place and each manifest still said
+// none. Other rewrites (forget, retention, a batch's updates in place,
+// which change some rows only) keep the fields (updatedManifest keeps the
 // fields it does not set). The state folder is not the only witness of
 // the rule then (attack 7, F9): with .state, or .state/<pbx>, lost (not
 // restored, a volume mounted without it) the rule file and the run
@@ -30,23 +38,67 @@ type runRule struct {
 	started time.Time
 }
 
+// ruleStamp is the manifest fields a rewrite by run, applying its rule
+// to every row of a file, sets (csvEdit.under); nil when the sink knows
+// no rule of run (no StartRun), which leaves the fields as they were.
+func (s *CSV) ruleStamp(run string) map[string]any {
+	v, ok := s.runs.Load(run)
+	if !ok || v.(runRule).privacy.Rule == "" {
+		return nil
+	}
+	r := v.(runRule)
+	return map[string]any{"privacy": r.privacy, "run_started": r.started.UTC().Format(time.RFC3339Nano), "privacy_run": run}
+}
+
+// stampManifest sets under's fields (ruleStamp; nil: none) in the
+// manifest of the data file at path, which a rewrite under a run's rule
+// read whole and left as it was: each of its rows already follows the
+// rule (updated in place by a run under it, say: review 20, R20-1 with a
+// PBX paging by time). The data file is unchanged, so its manifest is
+// replaced alone, atomically.
+func stampManifest(path string, under map[string]any) error {
+	if under == nil {
+		return nil
+	}
+	mb, err := os.ReadFile(manifestPath(path))
+	if err != nil {
+		return fmt.Errorf("set the pseudonymisation rule in its manifest: %w", err)
+	}
+	m := map[string]json.RawMessage{}
+	if err := json.Unmarshal(mb, &m); err != nil {
+		return fmt.Errorf("set the pseudonymisation rule in its manifest: it is damaged: %w", err)
+	}
+	for k, v := range under {
+		m[k], _ = json.Marshal(v)
+	}
+	b, _ := json.MarshalIndent(m, "", "  ")
+	if err := safefile.Write(manifestPath(path), b, fileMode); err != nil {
+		return fmt.Errorf("set the pseudonymisation rule in its manifest: %w", err)
+	}
+	return nil
+}
+
 // manifestRule is what a PBX's data files' manifests say of the rule
 // their rows were written under (CSV.manifestRule).
 type manifestRule struct {
-	files  int               // the PBX's data files (their manifests)
-	rule   *exporter.Privacy // the rule of the newest file carrying one (by its run's start); nil: none carries one
-	file   string            // that file, under the folder
-	noRule string            // a file whose manifest carries no rule (an earlier release's), "" if none
+	files   int               // the PBX's data files (their manifests)
+	rule    *exporter.Privacy // the rule of the newest file carrying one (by its run's start); nil: none carries one
+	file    string            // that file, under the folder
+	noRule  string            // a file whose manifest carries no rule (an earlier release's), "" if none
+	run     string            // the run whose rule rule is (privacy_run, else the file's run_id)
+	started time.Time         // when that run started (run_started)
 }
 
 // manifestRule reads the manifest of each of pbx's data files in every
 // endpoint's folder, once each, and returns the rule of the newest file
 // carrying one (the run that started last): after a forced change the
 // files of before keep the earlier rule, and the newest file's is the
-// rule the rows are written under now. A run that only rewrote files of
-// before (rows updated in place) leaves their rule as it was: the rule
-// then found is the earlier one, and a run under the new one is refused
-// (the safe direction; --force accepts it). A manifest removed while it
+// rule the rows are written under now; a forced backfill's rewrite
+// under the new rule stamps it, with its run's start, in the files it
+// rewrites. A run that only updated some rows of files of before in
+// place leaves their rule as it was: the rule then found is the earlier
+// one, and PrivacyRuleFrom weighs it against the run ledger, when it
+// survives, by which run is later. A manifest removed while it
 // is read (a prune, a forget beside) is no evidence and is skipped.
 // Called only when the PBX's rule file is missing: a folder of thousands
 // of files reads them all, once per check.
@@ -56,7 +108,6 @@ func (s *CSV) manifestRule(pbx string) (manifestRule, error) {
 	if err != nil {
 		return mr, fmt.Errorf("read the data files' pseudonymisation rule: %w", err)
 	}
-	var newest time.Time
 	for _, path := range paths {
 		rel, _ := filepath.Rel(s.opt.Dir, path)
 		if strings.HasPrefix(rel, ".") {
@@ -72,8 +123,10 @@ func (s *CSV) manifestRule(pbx string) (manifestRule, error) {
 		var m struct {
 			PBX     string            `json:"pbx"`
 			File    string            `json:"file"`
+			Run     string            `json:"run_id"`
 			Privacy *exporter.Privacy `json:"privacy"`
 			Started time.Time         `json:"run_started"`
+			By      string            `json:"privacy_run"`
 		}
 		if json.Unmarshal(b, &m) == nil && m.PBX != pbx {
 			continue // another PBX's whose name begins as this one's
@@ -89,10 +142,41 @@ func (s *CSV) manifestRule(pbx string) (manifestRule, error) {
 			}
 			continue
 		}
-		if mr.rule == nil || m.Started.After(newest) {
+		if mr.rule == nil || m.Started.After(mr.started) {
 			r := exporter.Privacy{Rule: m.Privacy.Rule, KeyID: m.Privacy.KeyID}
-			mr.rule, mr.file, newest = &r, name, m.Started
+			mr.rule, mr.file, mr.started, mr.run = &r, name, m.Started, m.Run
+			if m.By != "" {
+				mr.run = m.By
+			}
 		}
 	}
 	return mr, nil
+}
+
+// weigh says whether the manifests' rule (mr.rule, not nil) is taken
+// over the run ledger's (l), the rule's record being lost (review 20,
+// R20-1): a forced change that wrote no data file is in the ledger only,
+// and an older ledger (a restored copy) misses the runs of the newest
+// files. The ledger decides when it records none, or records the run of
+// the newest file's rule: it then records the runs after it, in the
+// order they ran, whatever the clocks said. Otherwise the run that
+// started later decides; runs started at the same instant under other
+// rules cannot be ordered, and the manifests' rule is added to the
+// ledger's, which leaves the rule unknown (a run is refused unless
+// forced).
+func (mr manifestRule) weigh(l *ledgerRules) bool {
+	switch {
+	case l.lost.Run == "":
+		return true
+	case l.runs[mr.run]:
+		return false
+	case mr.started.After(l.newest):
+		return true
+	case l.newest.After(mr.started):
+		return false
+	}
+	if r := mr.rule.String(); !slices.Contains(l.lost.Rules, r) {
+		l.lost.Rules = append(l.lost.Rules, r)
+	}
+	return false
 }

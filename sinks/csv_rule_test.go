@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,5 +83,83 @@ func TestManifestsCarryTheRule(t *testing.T) {
 	}
 	if r, found, lost, err := s.PrivacyRuleFrom(ctx, "d"); err != nil || found || lost != nil || r.Rule != "none" {
 		t.Fatalf("a PBX with no file: %v %v %+v %v; want a first export", r, found, lost, err)
+	}
+}
+
+// TestManifestsWeighedAgainstLedger is review 20's R20-1 (2): with the
+// rule's record lost and the run ledger kept, the newest data file's
+// rule was taken over the ledger's even when the ledger recorded a later
+// forced change that wrote no file (its rows rewritten in place, or none
+// yet): a run in clear was then accepted into a pseudonymised folder.
+// Now the ledger decides when it records the run of the newest file's
+// rule; otherwise the run that started later does (a ledger restored
+// from an older copy misses the newest files' runs). Fails with the
+// manifests taken first.
+func TestManifestsWeighedAgainstLedger(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	none := exporter.Privacy{Rule: "none"}
+	numbers := exporter.Privacy{Rule: "numbers", KeyID: "k:aaaaaaaa"}
+	type run struct {
+		id      string
+		started time.Time
+		rule    exporter.Privacy
+		changed string
+	}
+	for _, tc := range []struct {
+		name    string
+		file    run   // the run that wrote the PBX's only data file
+		ledger  []run // the ledger's lines, oldest first
+		want    string
+		fromRun string // "": from the manifest
+	}{
+		{"forced change after the file, no file written", run{"r1", t0, none, ""},
+			[]run{{"r1", t0, none, ""}, {"r2", t0.Add(time.Hour), numbers, "none"}}, numbers.String(), "r2"},
+		{"the ledger records the file's run, its clock behind", run{"r1", t0.Add(2 * time.Hour), none, ""},
+			[]run{{"r1", t0.Add(2 * time.Hour), none, ""}, {"r2", t0.Add(time.Hour), numbers, "none"}}, numbers.String(), "r2"},
+		{"an older ledger, without the file's run", run{"r3", t0.Add(2 * time.Hour), numbers, ""},
+			[]run{{"r1", t0, none, ""}}, numbers.String(), ""},
+		{"the file's run, not in the ledger, started before its change", run{"r0", t0.Add(-time.Hour), none, ""},
+			[]run{{"r2", t0, numbers, "none"}}, numbers.String(), "r2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			s, err := NewCSV(CSVOptions{Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.StartRun(ctx, &exporter.RunResult{ID: tc.file.id, Mode: "once", PBX: "a", Started: tc.file.started, Privacy: tc.file.rule}); err != nil {
+				t.Fatal(err)
+			}
+			ep := record.Builtin()[0]
+			b, err := s.Begin(ctx, exporter.BatchInfo{PBX: "a", RunID: tc.file.id, Endpoint: &ep, StateKey: ep.Name, Seq: 1, Snapshot: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Commit(ctx, []byte(`{"cursor":1}`), exporter.Progress{}); err != nil {
+				t.Fatal(err)
+			}
+			var lines []byte
+			for _, r := range tc.ledger {
+				p := r.rule
+				p.Changed = r.changed
+				line, _ := json.Marshal(map[string]any{"run_id": r.id, "pbx": "a", "started": r.started, "privacy": p,
+					"endpoints": []map[string]any{{"endpoint": ep.Name, "rows": 1}}})
+				lines = append(append(lines, line...), '\n')
+			}
+			if err := os.WriteFile(filepath.Join(s.stateDir("a"), "runs.jsonl"), lines, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			os.Remove(filepath.Join(s.stateDir("a"), privacyFile))
+			r, found, lost, err := s.PrivacyRuleFrom(ctx, "a")
+			if err != nil || !found || lost == nil {
+				t.Fatalf("record lost: %v found %v lost %+v, %v; want found and lost", r, found, lost, err)
+			}
+			if r.String() != tc.want || lost.Run != tc.fromRun || len(lost.Rules) != 1 {
+				t.Errorf("record lost: rule %q, %+v; want %q from run %q (\"\": the manifest)", r, lost, tc.want, tc.fromRun)
+			}
+		})
 	}
 }

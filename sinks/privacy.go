@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -51,10 +52,14 @@ func (p *Postgres) PrivacyRule(ctx context.Context, pbx string) (exporter.Privac
 // as written under the rule of the ledger's runs since its last recorded
 // change (a forced run that stored its rule), not under none.
 //
-// A CSV folder takes the rule from its data files' manifests first (each
-// carries the rule its rows were written under: csv_rule.go), as a
-// .state lost whole takes the ledger with it (attack 7, F9): File then
-// names the newest data file, whose rule it is, and Run is "". Data files
+// A CSV folder also reads its data files' manifests (each carries the
+// rule its rows were last written or rewritten under: csv_rule.go), as a
+// .state lost whole takes the ledger with it (attack 7, F9). With both,
+// the later decides (manifestRule.weigh): the ledger when it records the
+// run of the newest file's rule (it then records every run after it too,
+// those that wrote no file), else the one whose run started later (R20-1).
+// Taken from the manifests, File names the newest data file, whose rule
+// it is, and Run is "". Data files
 // whose manifests carry no rule (an earlier release's), with neither the
 // record nor a ledger recording a rule, leave the rule unknown: Unknown,
 // File naming one of them, and the rule returned is none but is no
@@ -81,6 +86,10 @@ type ledgerRules struct {
 	lost LostRule
 	last exporter.Privacy
 	done bool
+	// CSV only, for manifestRule.weigh: every run the ledger records,
+	// and when the newest run that speaks for the rows started.
+	runs   map[string]bool
+	newest time.Time
 }
 
 // add takes the next older run, and whether it committed rows; it says
@@ -209,12 +218,14 @@ func (s *CSV) PrivacyRuleFrom(_ context.Context, pbx string) (_ exporter.Privacy
 	if err != nil {
 		return exporter.Privacy{}, false, nil, err
 	}
-	if mr.rule != nil {
+	l, err := s.ledgerRules(pbx)
+	if err != nil {
+		return exporter.Privacy{}, false, nil, err
+	}
+	if mr.rule != nil && mr.weigh(l) {
 		return *mr.rule, true, &LostRule{Record: record, Rules: []string{mr.rule.String()}, File: mr.file, Files: mr.files}, nil
 	}
-	if l, err := s.ledgerRules(pbx); err != nil {
-		return exporter.Privacy{}, false, nil, err
-	} else if l.lost.Run != "" {
+	if l.lost.Run != "" {
 		l.lost.Record = record
 		return l.last, true, &l.lost, nil
 	}
@@ -249,23 +260,31 @@ func (s *CSV) ledgerRules(pbx string) (*ledgerRules, error) {
 		return nil, fmt.Errorf("read the pseudonymisation rule from the run ledger: %w", err)
 	}
 	lines := bytes.Split(b, []byte{'\n'})
+	l.runs = map[string]bool{}
 	for i := len(lines) - 1; i >= 0; i-- {
 		var run struct {
 			ID        string            `json:"run_id"`
+			Started   time.Time         `json:"started"`
 			Privacy   *exporter.Privacy `json:"privacy"`
 			Endpoints []struct {
 				Rows int64 `json:"rows"`
 			} `json:"endpoints"`
 		}
-		if json.Unmarshal(lines[i], &run) != nil || run.Privacy == nil {
+		if json.Unmarshal(lines[i], &run) != nil {
+			continue
+		}
+		l.runs[run.ID] = true
+		if run.Privacy == nil || l.done {
 			continue
 		}
 		committed := false
 		for _, e := range run.Endpoints {
 			committed = committed || e.Rows > 0
 		}
-		if !l.add(run.ID, *run.Privacy, committed) {
-			break
+		had := l.lost.Run != ""
+		l.add(run.ID, *run.Privacy, committed)
+		if !had && l.lost.Run != "" {
+			l.newest = run.Started
 		}
 	}
 	return &l, nil

@@ -389,9 +389,10 @@ func compactJSON(b []byte) string {
 // incremental batches and backfill windows alike) but those written by a
 // run under rule (fileRule) is read, and each file
 // the rule changes is rewritten atomically with its manifest (EditRows,
-// reason "pseudonymise"), which keeps the run that wrote the file (run
-// is not written, but is the run under rule calling it, whose ledger line
-// is not written yet). It returns the rows changed per endpoint.
+// reason "pseudonymise"), which keeps the run that wrote the file; the
+// run under rule calling it (w.Run, whose ledger line is not written yet)
+// is stamped as the rule's (csv_rule.go, R20-1). It returns the rows
+// changed per endpoint.
 func (s *CSV) RewriteUnderRule(ctx context.Context, w RuleRewrite) (*Rewritten, error) {
 	pbx, rule, apply := w.PBX, w.Rule, w.Apply
 	runs, err := s.runRules(pbx)
@@ -408,7 +409,7 @@ func (s *CSV) RewriteUnderRule(ctx context.Context, w RuleRewrite) (*Rewritten, 
 			was = fileRule(filepath.Join(dir, f.Name), runs)
 			return was != rule
 		}
-		res, err := s.editFiles(ctx, csvEdit{pbx: pbx, ep: e, reason: "pseudonymise", pick: pick, edit: s.ruleEdit(e, &was, apply)})
+		res, err := s.editFiles(ctx, csvEdit{pbx: pbx, ep: e, reason: "pseudonymise", pick: pick, edit: s.ruleEdit(e, &was, apply), under: s.ruleStamp(w.Run)})
 		if err != nil {
 			return done, fmt.Errorf("rewrite %s under the pseudonymisation rule: %w", e.Name, err)
 		}

@@ -978,9 +978,11 @@ func TestErasureNotUndoneByLostState(t *testing.T) {
 // leave out; PostgreSQL: the export_state row), the rows were taken as
 // written under rule none, and the refusal's advice (set none again)
 // exported numbers in clear into the pseudonymised sink, exit 0. Now the
-// run ledger's rule is the rows': a run in clear is refused, saying the
-// record is missing and what the ledger says; a run under the ledger's
-// rule stores the record again; forced, the change is marked. Both sinks.
+// run ledger's rule is the rows' (CSV: the ledger records the run of the
+// newest data file's rule, so it is at least as recent as the manifests
+// and decides): a run in clear is refused, saying the record is missing
+// and what the ledger says; a run under the ledger's rule stores the
+// record again; forced, the change is marked. Both sinks.
 func TestPrivacyRuleLostTakenFromLedger(t *testing.T) {
 	t.Parallel()
 	for _, sink := range []string{"csv", "postgres"} {
@@ -1023,10 +1025,9 @@ func TestPrivacyRuleLostTakenFromLedger(t *testing.T) {
 			if r.code != exitConfig {
 				t.Fatalf("rule lost, run in clear: exit %d, %v; want 2", r.code, r.err)
 			}
+			// CSV: the ledger records the run of the newest data file's
+			// rule, so it decides (review 20, R20-1, R20-5).
 			told := "run ledger says they are written under rule numbers k:"
-			if pool == nil {
-				told = "the manifest of its newest data file" // before the ledger (attack 7, F9)
-			}
 			for _, want := range []string{"is missing", told, "under rule numbers k:", "this run would write them under none", "restore that record", "--force"} {
 				if !strings.Contains(r.err.Error(), want) {
 					t.Errorf("rule lost, run in clear: %v; want it to say %q", r.err, want)
@@ -1263,6 +1264,92 @@ func TestPrivacyRuleLostWithTheStateFolder(t *testing.T) {
 			}
 			if r := runCLI(t, other, "run", "--once"); r.code != exitConfig || !strings.Contains(r.err.Error(), "EXPORT_PSEUDONYMIZE changed: the") {
 				t.Fatalf("record stored again, run under another rule: exit %d, %v; want 2 as a change", r.code, r.err)
+			}
+		})
+	}
+}
+
+// TestPrivacyRuleLostAfterRewriteInPlace is review 20's R20-1: with no
+// snapshot endpoint (call_history, recordings), a forced change to
+// numbers with no new call writes no data file, and the forced backfill
+// then pseudonymises every row in place; each manifest kept the rule
+// its file was first written under, none. With only the rule's record
+// lost, the newest manifest (none) was taken over the ledger (numbers):
+// the run under numbers was refused and told to set none; with the whole
+// state lost, a run in clear was accepted (exit 0). Now a rewrite under
+// a run's rule stamps that rule, and the run's start, in each manifest
+// it rewrites, and the ledger, when it survives, is weighed against the
+// manifests by which run is later: the run in clear is refused (exit 2)
+// and the run under numbers accepted, in both losses. The same with a
+// PBX paging call_history by time, whose forced run updated the rows in
+// place so that the backfill's rewrite changed none: the rewrite stamps
+// each file it read whole and found under the rule.
+func TestPrivacyRuleLostAfterRewriteInPlace(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ setup, lose string }{
+		{"recordings", "record"}, {"recordings", "state folder"}, {"paged by time", "record"}, {"paged by time", "state folder"},
+	} {
+		t.Run(tc.setup+", "+tc.lose, func(t *testing.T) {
+			t.Parallel()
+			lose := tc.lose
+			const calls = 60
+			start := time.Now().UTC().Add(-calls * time.Minute).Add(-3 * time.Hour)
+			opt := pbxsim.Options{Calls: calls, CallGap: time.Minute, CallsStart: start,
+				APIKeys: []string{recToken}, Recordings: pbxsim.RecordingOptions{Every: 10, BytesPerSecond: 40}}
+			if tc.setup == "paged by time" {
+				// A PBX ignoring filter[id]: call_history is read by time,
+				// and the forced run updates the look-back's rows in place
+				// (numbers replaced), the rest of each file in clear.
+				opt = pbxsim.Options{Calls: calls, CallGap: time.Minute, CallsStart: start, IgnoreFilter: []string{"id"}}
+			}
+			f := authorized(t, opt)
+			rome, _ := time.LoadLocation("Europe/Rome")
+			from, to := start.In(rome).AddDate(0, 0, -1).Format("2006-01-02"), time.Now().In(rome).AddDate(0, 0, 2).Format("2006-01-02")
+			dir := t.TempDir()
+			clear := fixtureEnv(f, dir, "EXPORT_ENDPOINTS=call_history,recordings", "EXPORT_RECORDINGS_STORE=dir",
+				"EXPORT_RECORDINGS_DIR="+t.TempDir(), "WILDIX_RECORDINGS_TOKEN="+recToken)
+			if tc.setup == "paged by time" {
+				clear = fixtureEnv(f, dir, "EXPORT_ENDPOINTS=call_history")
+			}
+			numbers := append(append([]string(nil), clear...), "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey1)
+			if r := runCLI(t, clear, "run", "--once"); r.code != 0 {
+				t.Fatalf("run in clear: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			files := dataFiles(t, dir)
+			if r := runCLI(t, numbers, "run", "--once", "--force"); r.code != 0 {
+				t.Fatalf("forced run: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			if tc.setup == "recordings" && dataFiles(t, dir) != files {
+				t.Fatal("the forced run with no new call wrote a data file: the case is not the review's")
+			}
+			if r := runCLI(t, numbers, "backfill", "--from", from, "--to", to, "--force"); r.code != 0 {
+				t.Fatalf("forced backfill: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			d := simNumber(t, f.Sim, calls)
+			if strings.Contains(dumpDir(t, dir), d) {
+				t.Fatalf("number %s still in clear after the forced backfill", d)
+			}
+			if lose == "record" {
+				ps, _ := filepath.Glob(filepath.Join(dir, ".state", "*", ".privacy.json"))
+				if len(ps) != 1 {
+					t.Fatalf("rule files %v, want one", ps)
+				}
+				if err := os.Remove(ps[0]); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := os.RemoveAll(filepath.Join(dir, ".state")); err != nil {
+				t.Fatal(err)
+			}
+			before := dataFiles(t, dir)
+			r := runCLI(t, clear, "run", "--once")
+			if r.code != exitConfig || !strings.Contains(r.err.Error(), "under rule numbers k:") {
+				t.Fatalf("rule lost, run in clear: exit %d, %v; want 2, the rows under numbers", r.code, r.err)
+			}
+			if dataFiles(t, dir) != before || strings.Contains(dataFiles(t, dir), d) {
+				t.Fatal("the refused run changed the data files")
+			}
+			if r := runCLI(t, numbers, "run", "--once"); r.code != 0 {
+				t.Fatalf("rule lost, run under numbers: exit %d: %v; want 0\n%s", r.code, r.err, r.stderr)
 			}
 		})
 	}
