@@ -490,14 +490,7 @@ func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgot
 		return err
 	}
 	if opt.dry {
-		if err := a.sayInterrupted(ctx, fg); err != nil {
-			return err
-		}
-		fmt.Fprintln(w, "Dry run: nothing was changed, and the number was not added to the suppression list.")
-		// What the erasure cannot erase (a numeric column holding the
-		// number) fails it after every other row is erased: said now,
-		// with the exit code the erasure would end with.
-		return found.DryRunError()
+		return a.forgetDry(ctx, fg, found)
 	}
 	started := time.Now().UTC()
 	var store recordingRemover
@@ -543,9 +536,32 @@ func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgot
 		return err
 	}
 	fmt.Fprintln(w, "Searched again: the number is nowhere in the sink.")
+	if st := a.cfg.RecordingsStore; st != "" && st != config.StoreNone {
+		fmt.Fprintln(w, unnamedRecordings)
+	}
 	fmt.Fprintln(w, pbxStillHolds)
 	a.log.Info("number erased", "rows", done.Rows(), "recordings_removed", len(files.present))
 	return nil
+}
+
+// unnamedRecordings is what forget cannot find in a recordings store:
+// the files no row names yet.
+const unnamedRecordings = `Recording files that a failed or stopped recordings run stored before writing their rows
+are named by no row, so forget cannot find them: the next run that lists their recordings
+removes them once proven theirs (sha256); 'wildix-export check' lists the files no row names
+(README, Erasure).`
+
+// forgetDry ends a dry run: it says an interrupted erasure, and gives
+// the exit code the erasure would end with.
+func (a *app) forgetDry(ctx context.Context, fg forgetter, found *sinks.ForgetFound) error {
+	if err := a.sayInterrupted(ctx, fg); err != nil {
+		return err
+	}
+	fmt.Fprintln(a.stdout, "Dry run: nothing was changed, and the number was not added to the suppression list.")
+	// What the erasure cannot erase (a numeric column holding the
+	// number) fails it after every other row is erased: said now,
+	// with the exit code the erasure would end with.
+	return found.DryRunError()
 }
 
 // keyRecordings gives f the key of each PBX's recordings' ids, as the

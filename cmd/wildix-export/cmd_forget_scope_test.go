@@ -367,3 +367,27 @@ func TestForgetRefusesLostState(t *testing.T) {
 		t.Error("a refused forget created .state")
 	}
 }
+
+// TestForgetSaysUnnamedRecordings: a forget with a recordings store
+// configured says that recording files no row names are not found by it
+// and how they go; without a store it does not.
+func TestForgetSaysUnnamedRecordings(t *testing.T) {
+	t.Parallel()
+	const calls = 60
+	f := simtest.New(t, pbxsim.Options{Calls: calls, CallGap: time.Minute})
+	f.Authorize(t)
+	dir := t.TempDir()
+	kv := fixtureEnv(f, dir)
+	if r := runCLI(t, kv, "run", "--once"); r.code != exitOK {
+		t.Fatalf("run: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	store := append(slices.Clone(kv), "EXPORT_RECORDINGS_STORE=dir", "EXPORT_RECORDINGS_DIR="+t.TempDir())
+	r := runCLI(t, store, "forget", "--number", "+"+simNumber(t, f.Sim, calls))
+	if r.code != exitOK || !strings.Contains(r.stdout, "are named by no row, so forget cannot find them") || !strings.Contains(r.stdout, "'wildix-export check' lists the files no row names") {
+		t.Fatalf("forget with a recordings store: exit %d: %v; want 0 and the note on files no row names\n%s%s", r.code, r.err, r.stdout, r.stderr)
+	}
+	r = runCLI(t, kv, "forget", "--number", "+393471100037")
+	if r.code != exitOK || strings.Contains(r.stdout, "named by no row") {
+		t.Fatalf("forget without a store: exit %d: %v; want 0 without the note on recording files\n%s%s", r.code, r.err, r.stdout, r.stderr)
+	}
+}
