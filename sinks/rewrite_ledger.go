@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -186,16 +187,20 @@ func (s *CSV) RewriteLedgerUnderRule(_ context.Context, pbx, _, rule string, red
 
 // redactLedgerLine is the ledger line l with redact applied to its
 // endpoints' errors and notes, unless its run is recorded under rule,
-// and whether it changed. An empty line is left; a line that is not a
-// JSON object is an error (nothing is rewritten: the ledger is not what
-// the program wrote).
+// and whether it changed. An empty line is left. A line that is not a
+// JSON object (a write cut short, the next run's record appended to it),
+// which every reader of the ledger passes over, gets redact applied to
+// its whole text, as it stands: it may quote what a run in clear wrote,
+// and failing on it failed every backfill under a rule for good (review
+// 26, R26-1).
 func redactLedgerLine(l []byte, rule string, redact LedgerRedactor) ([]byte, bool, error) {
 	if len(bytes.TrimSpace(l)) == 0 {
 		return l, false, nil
 	}
 	var line map[string]json.RawMessage
 	if err := json.Unmarshal(l, &line); err != nil {
-		return nil, false, fmt.Errorf("not a run's record (%v): restore the file from a backup, or remove the line", err)
+		r := strings.ReplaceAll(redact(string(l)), "\n", " ")
+		return []byte(r), r != string(l), nil
 	}
 	var priv struct {
 		Rule string `json:"rule"`

@@ -133,3 +133,68 @@ FROM export_runs r JOIN export_run_endpoints e USING (run_id) WHERE run_id = $1`
 		check(t, strings.ReplaceAll(lines[0], `\"`, `"`), lines[1]) // the JSON's quotes as the texts have them
 	})
 }
+
+// TestRewriteLedgerTornLine is review 26's R26-1: a CSV runs.jsonl line
+// that is not a JSON object (a write cut short, the next run's record
+// appended to it) failed the ledger's rewrite, and so every backfill under
+// a rule, for good, with advice to remove the line (a whole run's record
+// with it). Now the line gets the redactor over its whole text: no error,
+// the number and name it quotes gone, the other lines as they were.
+func TestRewriteLedgerTornLine(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	keys, err := pseudonym.New([]byte("ledgerfix test key, 32 bytes or more"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	red := &privacy.Redactor{Keys: keys, Names: true}
+	s, err := NewCSV(CSVOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := ledgerRun("r0")
+	run.Privacy = exporter.Privacy{Rule: "all"}
+	if err := s.StartRun(ctx, run); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FinishRun(ctx, run); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(s.stateDir("x"), "runs.jsonl")
+	whole, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	torn := `{"run_id":"r9","privacy":{"rule":"none"},"endpoints":[{"notes":["first: key 7, field \"duration\": \"call +39 333 7771234`
+	if err := os.WriteFile(path, append([]byte(torn+"\n"), whole...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	places, err := s.RewriteLedgerUnderRule(ctx, "x", "r2", "all", red.Text)
+	if err != nil {
+		t.Fatalf("a torn line failed the rewrite: %v", err)
+	}
+	if len(places) != 1 || places[0].Rows != 1 {
+		t.Errorf("rewrote %+v, want the torn line only", places)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitN(string(b), "\n", 2)
+	if len(lines) != 2 || lines[1] != string(whole) {
+		t.Fatalf("runs.jsonl's whole lines not kept byte for byte:\n%s", b)
+	}
+	if strings.Contains(lines[0], "7771234") || strings.Contains(lines[0], "333 777") || !strings.Contains(lines[0], `"run_id":"r9"`) {
+		t.Errorf("the torn line: %s; want its number gone, the rest as it was", lines[0])
+	}
+}
+
+// TestReplacesNames: the rules under which quarantined records are not
+// rewritten in place (review 25, R25-2).
+func TestReplacesNames(t *testing.T) {
+	for rule, want := range map[string]bool{"none": false, "numbers": false, "names": true, "numbers,names": true, "all": true} {
+		if got := replacesNames(rule); got != want {
+			t.Errorf("replacesNames(%q) = %v, want %v", rule, got, want)
+		}
+	}
+}

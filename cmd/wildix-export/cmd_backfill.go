@@ -16,14 +16,16 @@ time, window by window. Each window commits on its own, so running the same
 backfill again resumes at the first unfinished window (--force redoes all).
 A backfill never moves the nightly cursor; rows already exported are not
 duplicated, in PostgreSQL or CSV (in CSV a row that changed replaces the old one).
-Under EXPORT_PSEUDONYMIZE, a backfill (with --force or without: one killed or
-resumed completes it) then rewrites in place, under the rule, every row of the
-PBX the sink holds that a run under another rule wrote (recordings' rows,
-earlier snapshots, calls the PBX no longer has), over the whole history
-whatever --from and --to: after a forced change of rule nothing stays in clear.
-It cannot be undone: rows written under the rule are left as they are, long
-extensions stay readable, and nothing is rewritten when the PBX's colleagues
-could not be read (README, Privacy).`)
+Under EXPORT_PSEUDONYMIZE, a backfill with --force then rewrites in place,
+under the rule, every row of the PBX the sink holds that a run under another
+rule wrote (recordings' rows, earlier snapshots, calls the PBX no longer has),
+over the whole history whatever --from and --to (README, Privacy, lists what it
+does not reach). Only with --force: the rewrite cannot be undone, and it judges
+the extensions a row holds by those known when it runs, so it runs when asked
+for, after a change of rule, not at every backfill; a forced backfill stopped
+before its end is completed by running it again with --force. Rows written
+under the rule are left as they are, and nothing is rewritten when the PBX's
+colleagues could not be read.`)
 	from := fs.String("from", "", "first day, YYYY-MM-DD (inclusive), PBX-local")
 	to := fs.String("to", "", "last day, YYYY-MM-DD (exclusive), PBX-local")
 	window := fs.Duration("window", 24*time.Hour, "window length")
@@ -56,7 +58,13 @@ could not be read (README, Privacy).`)
 	m := newMetrics()
 	return a.safely(m, func() error {
 		return a.export(ctx, st, m, func(ctx context.Context, id string) *exporter.RunResult {
-			a.rewriteUnderRule(st) // forced or not: a rewrite a forced backfill left undone is done (review 17, R17-5)
+			if opts.Force {
+				// Only when asked for (review 25, R25-1): a rewrite at every
+				// backfill judged again, against the extensions known that
+				// day, the rows an earlier rewrite left as they were, and
+				// replaced for good the extension of a colleague removed since.
+				a.rewriteUnderRule(st)
+			}
 			return st.x.Backfill(ctx, id, endpoints, opts)
 		})
 	})

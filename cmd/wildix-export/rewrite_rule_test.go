@@ -269,13 +269,18 @@ func TestForcedRewriteKeepsExtensionsReadable(t *testing.T) {
 	})
 }
 
-// TestRewriteCompletedWithoutForce is review 17's R17-5: the rewrite in
-// place does not depend on the backfill carrying --force. A forced change
-// of rule (`run --once --force`), then a backfill without --force (as
-// one resumes a forced backfill a kill or EXPORT_RUN_TIMEOUT stopped):
-// the recordings' rows, which no backfill writes again, are rewritten;
-// no recording's number stays in clear. PostgreSQL.
-func TestRewriteCompletedWithoutForce(t *testing.T) {
+// TestRewriteOnlyWhenForced is review 25's R25-1: the rewrite in place,
+// which cannot be undone and judges a row's extensions by those known
+// when it runs, runs only when a backfill is forced, not at every
+// backfill (which judged again the rows an earlier rewrite left, and
+// replaced for good the extension of a colleague removed since). A
+// forced change of rule (`run --once --force`), then a backfill without
+// --force: nothing rewritten (no log line), the recordings' rows still
+// in clear; then the same backfill with --force: rewritten, no
+// recording's number in clear. PostgreSQL. (Review 17's R17-5, a forced
+// backfill stopped and resumed without --force, is answered by the
+// error and --help saying to run it again with --force.)
+func TestRewriteOnlyWhenForced(t *testing.T) {
 	t.Parallel()
 	const calls = 100
 	start := time.Now().UTC().Add(-calls * time.Minute).Add(-time.Hour)
@@ -303,12 +308,20 @@ func TestRewriteCompletedWithoutForce(t *testing.T) {
 	if r := runCLI(t, env, "run", "--once", "--force"); r.code != 0 {
 		t.Fatalf("forced run: exit %d: %v\n%s", r.code, r.err, r.stderr)
 	}
+	before := clear()
 	r := runCLI(t, env, "backfill", "--from", from, "--to", to)
 	if r.code != 0 {
 		t.Fatalf("backfill: exit %d: %v\n%s", r.code, r.err, r.stderr)
 	}
+	if n, rw := clear(), rewrittenRows(t, r.stderr); n != before || rw != -1 {
+		t.Errorf("after a backfill without --force: %d recordings' rows with a number in clear (%d before), rewrite's log line rows %d; want them unchanged and no rewrite", n, before, rw)
+	}
+	r = runCLI(t, env, "backfill", "--from", from, "--to", to, "--force")
+	if r.code != 0 {
+		t.Fatalf("backfill --force: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
 	if n := clear(); n != 0 || rewrittenRows(t, r.stderr) <= 0 {
-		t.Errorf("after a backfill without --force: %d recordings' rows with a number in clear, %d rows rewritten; want 0 and some", n, rewrittenRows(t, r.stderr))
+		t.Errorf("after a backfill with --force: %d recordings' rows with a number in clear, %d rows rewritten; want 0 and some", n, rewrittenRows(t, r.stderr))
 	}
 }
 
@@ -363,8 +376,9 @@ func TestEarlierKeyRowsCountedByContent(t *testing.T) {
 // TestRewriteFailedSaysHowToComplete is review 17's R17-8: a rewrite in
 // place that fails after the backfill's windows (PostgreSQL refusing the
 // recordings' updates) fails the backfill with a message saying the
-// windows are done and that a backfill again, without --force, completes
-// the rewrite; once the cause is gone, that backfill does: no
+// windows are done and that a forced backfill again completes the
+// rewrite (only a forced one rewrites: R25-1); once the cause is gone,
+// that backfill does: no
 // recording's number stays in clear. PostgreSQL.
 func TestRewriteFailedSaysHowToComplete(t *testing.T) {
 	t.Parallel()
@@ -393,15 +407,15 @@ func TestRewriteFailedSaysHowToComplete(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	r := runCLI(t, env, "backfill", "--from", from, "--to", to)
+	r := runCLI(t, env, "backfill", "--from", from, "--to", to, "--force")
 	out := r.stderr + fmt.Sprint(r.err)
-	if r.code == 0 || !strings.Contains(out, "refused by the test") || !strings.Contains(out, "run `wildix-export backfill` again") {
+	if r.code == 0 || !strings.Contains(out, "refused by the test") || !strings.Contains(out, "run `wildix-export backfill --force` again") {
 		t.Errorf("backfill with the rewrite refused: exit %d; want a failure saying to run a backfill again\n%s", r.code, out)
 	}
 	if _, err := pool.Exec(ctx, `DROP TRIGGER refuse ON recordings`); err != nil {
 		t.Fatal(err)
 	}
-	if r := runCLI(t, env, "backfill", "--from", from, "--to", to); r.code != 0 {
+	if r := runCLI(t, env, "backfill", "--from", from, "--to", to, "--force"); r.code != 0 {
 		t.Fatalf("backfill again: exit %d: %v\n%s", r.code, r.err, r.stderr)
 	}
 	var n int
