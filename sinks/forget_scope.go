@@ -258,10 +258,12 @@ func csvDataManifests(dir string, fn func(file string, m dataManifest) error) er
 	return nil
 }
 
-// CSVDataFile returns one data file (one with a manifest) of the CSV
-// export folder dir, under it, or "" when it holds none. It only reads:
-// forget asks it of a folder without .state before opening the sink,
-// which would create the folder (review 20, R20-2).
+// CSVDataFile returns one data file of the CSV export folder dir, under
+// it, or "" when it holds none: one a manifest names, else a .csv or
+// .csv.gz file of an endpoint's folder (the manifests lost with the state:
+// review 26, R26-2). It only reads: forget asks it of a folder without
+// .state before opening the sink, which would create the folder (review
+// 20, R20-2).
 func CSVDataFile(dir string) (string, error) {
 	var one string
 	errFound := errors.New("found")
@@ -271,6 +273,22 @@ func CSVDataFile(dir string) (string, error) {
 	})
 	if err != nil && !errors.Is(err, errFound) {
 		return "", fmt.Errorf("read the data files of %s: %w", dir, err)
+	}
+	for _, pattern := range []string{"*.csv", "*.csv.gz"} {
+		if one != "" {
+			break
+		}
+		paths, err := filepath.Glob(filepath.Join(dir, "*", pattern))
+		if err != nil {
+			return "", fmt.Errorf("read the data files of %s: %w", dir, err)
+		}
+		for _, path := range paths {
+			rel, err := filepath.Rel(dir, path)
+			if err == nil && !strings.HasPrefix(rel, ".") && !strings.HasPrefix(filepath.Base(rel), ".") {
+				one = rel
+				break
+			}
+		}
 	}
 	return one, nil
 }

@@ -138,9 +138,13 @@ func TestForgetScopeManifests(t *testing.T) {
 			".state/a/call_history.json":          `{"cursor":1}`,
 			"call_history/a_r_0001.manifest.json": manifest("a", "k:2"),
 		}, []string{"a"}, []string{"k:2"}, nil},
+		{"manifests lost with the state, a data file kept", map[string]string{
+			"call_history/a_r_0001.csv": "id\n1\n",
+		}, nil, nil, nil},
 		{"dot folders skipped", map[string]string{
 			".state/a/runs.jsonl":                  "\n",
 			".quarantine/c_r_0001.manifest.json":   manifest("c", "k:3"),
+			".quarantine/c_r_0001.csv":             "id\n",
 			"call_history/.c_r_0001.manifest.json": manifest("c", "k:3"),
 		}, []string{"a"}, nil, nil},
 	} {
