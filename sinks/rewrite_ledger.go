@@ -80,7 +80,9 @@ func (p *Postgres) RewriteLedgerUnderRule(ctx context.Context, pbx, run, rule st
 // (an unknown rule is not it), not run ($3).
 const ledgerRuns = "r.pbx = $1 AND coalesce(r.privacy_rule, '') <> $2 AND r.run_id <> $3"
 
-// rewriteRunErrors is RewriteLedgerUnderRule of export_runs.error.
+// rewriteRunErrors is RewriteLedgerUnderRule of export_runs.error. Six
+// parameters on purpose: the transaction and RewriteLedgerUnderRule's own
+// (pbx, run, rule, redact), passed on as they are.
 func (p *Postgres) rewriteRunErrors(ctx context.Context, tx pgx.Tx, pbx, run, rule string, redact LedgerRedactor) (int64, error) {
 	rows, err := tx.Query(ctx, "SELECT r.run_id, r.error FROM "+p.ident("export_runs")+" r WHERE "+ledgerRuns+" AND r.error IS NOT NULL FOR UPDATE OF r", pbx, rule, run)
 	if err != nil {
@@ -107,7 +109,7 @@ func (p *Postgres) rewriteRunErrors(ctx context.Context, tx pgx.Tx, pbx, run, ru
 }
 
 // rewriteRunEndpoints is RewriteLedgerUnderRule of export_run_endpoints'
-// error and notes.
+// error and notes. Six parameters on purpose, as rewriteRunErrors.
 func (p *Postgres) rewriteRunEndpoints(ctx context.Context, tx pgx.Tx, pbx, run, rule string, redact LedgerRedactor) (int64, error) {
 	rows, err := tx.Query(ctx, "SELECT e.run_id, e.endpoint, e.error, e.notes FROM "+p.ident("export_run_endpoints")+" e JOIN "+p.ident("export_runs")+
 		" r ON r.run_id = e.run_id WHERE "+ledgerRuns+" AND (e.error IS NOT NULL OR e.notes IS NOT NULL) FOR UPDATE OF e", pbx, rule, run)

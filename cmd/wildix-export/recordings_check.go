@@ -168,7 +168,9 @@ type listed struct {
 // listRecordings asks the PBX for at most count recordings whose call
 // started from from to to, in each time form the endpoint declares until
 // one is taken, and reads their file address and start in the shape the
-// PBX sends (record.Endpoint.DetectShape). Sorted by start.
+// PBX sends (record.Endpoint.DetectShape). Sorted by start. Six
+// parameters on purpose: the PBX, its endpoint, the range and the count
+// are what one listing asks; a struct would only rename them.
 func (a *app) listRecordings(ctx context.Context, p *pbx, ep *record.Endpoint, from, to time.Time, count int) ([]listed, error) {
 	zone := a.cfg.Timezone
 	if zone == nil {
@@ -254,7 +256,9 @@ func readListed(ep *record.Endpoint, form string, zone *time.Location, body []by
 // The ledger gives the last successful recordings run; every recording
 // that started before it was stored, vanished or refused (its cursor
 // moved past them only then). One that started after it and more than 5
-// days ago is not yet copied: listed, it is the warning.
+// days ago is not yet copied: listed, it is the warning. Six parameters
+// on purpose: check's lines, the PBX, its endpoint, the sink and the
+// check's one now are each check step's, as for its other steps.
 func (a *app) checkRecordingsBehind(ctx context.Context, c *checkLines, p *pbx, ep *record.Endpoint, s *sink, now time.Time) {
 	runs, err := a.recordingsRuns(ctx, s, now.Add(-30*24*time.Hour))
 	if err != nil {

@@ -17,7 +17,9 @@ type ledgerRewriter interface {
 // F3): the notes and errors of the runs of pbx not under rule get what
 // the run's redactor (the current rule's, as it redacts this run's notes)
 // makes of them; the rows changed are added to done, whose places the
-// backfill's note counts.
+// backfill's note counts. Six parameters on purpose: pbx, run and rule
+// are the three strings every ledger rewrite is keyed by (as
+// sinks.RewriteLedgerUnderRule takes them).
 func (a *app) rewriteLedger(ctx context.Context, rw ruleRewriter, pbx, run, rule string, done *sinks.Rewritten) error {
 	lr, ok := rw.(ledgerRewriter)
 	if !ok || a.redact == nil {
