@@ -16,20 +16,22 @@ time, window by window. Each window commits on its own, so running the same
 backfill again resumes at the first unfinished window (--force redoes all).
 A backfill never moves the nightly cursor; rows already exported are not
 duplicated, in PostgreSQL or CSV (in CSV a row that changed replaces the old one).
-Under EXPORT_PSEUDONYMIZE, a backfill with --force then rewrites in place,
+With --rewrite, under EXPORT_PSEUDONYMIZE, a backfill then rewrites in place,
 under the rule, every row of the PBX the sink holds that a run under another
 rule wrote (recordings' rows, earlier snapshots, calls the PBX no longer has),
 over the whole history whatever --from and --to (README, Privacy, lists what it
-does not reach). Only with --force: the rewrite cannot be undone, and it judges
-the extensions a row holds by those known when it runs, so it runs when asked
-for, after a change of rule, not at every backfill; a forced backfill stopped
-before its end is completed by running it again with --force. Rows written
-under the rule are left as they are, and nothing is rewritten when the PBX's
-colleagues could not be read.`)
+does not reach). Only with --rewrite, once, after a change of rule: the rewrite
+cannot be undone, and it judges the extensions a row written in clear holds by
+those known when it runs (a colleague's long extension neither the PBX nor the
+sink's colleagues know then is replaced for good). A backfill with --rewrite
+stopped before its end is completed by running it again with --rewrite. Rows
+written under the rule are left as they are, and nothing is rewritten when the
+PBX's colleagues could not be read.`)
 	from := fs.String("from", "", "first day, YYYY-MM-DD (inclusive), PBX-local")
 	to := fs.String("to", "", "last day, YYYY-MM-DD (exclusive), PBX-local")
 	window := fs.Duration("window", 24*time.Hour, "window length")
 	force := fs.Bool("force", false, "redo windows already done")
+	rewrite := fs.Bool("rewrite", false, "then rewrite in place, under EXPORT_PSEUDONYMIZE's rule, every stored row of the PBX a run under another rule wrote, the whole history: once, after a change of rule; it cannot be undone (README, Privacy)")
 	eps := fs.String("endpoints", "", "comma list of endpoints (default: every endpoint with a time field)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -58,10 +60,11 @@ colleagues could not be read.`)
 	m := newMetrics()
 	return a.safely(m, func() error {
 		return a.export(ctx, st, m, func(ctx context.Context, id string) *exporter.RunResult {
-			if opts.Force {
-				// Only when asked for (review 25, R25-1): a rewrite at every
-				// backfill judged again, against the extensions known that
-				// day, the rows an earlier rewrite left as they were, and
+			if *rewrite {
+				// Only when asked for (review 25 R25-1, review 28 R28-1): a
+				// rewrite at every backfill, or at every --force (which only
+				// redoes windows), judged again, against the extensions known
+				// that day, the rows an earlier rewrite left as they were, and
 				// replaced for good the extension of a colleague removed since.
 				a.rewriteUnderRule(st)
 			}

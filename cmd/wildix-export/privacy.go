@@ -160,7 +160,7 @@ func (a *app) privacyRule(ctx context.Context, s *sink, g *privacy.Guard) (*expo
 		return nil, fmt.Errorf("%w: %s changed: the %s holds PBX %s's rows written under rule %s and this run would write them under %s; "+
 			"mixing them breaks every join, per-caller count and call-back detection (one number would have two forms): "+
 			"set the earlier %s again; or run `wildix-export run --once --force` to accept the change (the run ledger records it): "+
-			"rows written before keep their earlier form (in clear, or under the earlier key) until `wildix-export backfill --from <first day> --to <tomorrow> --force` over the whole history rewrites them from the PBX's own copy (snapshots are rewritten by the next run); "+
+			"rows written before keep their earlier form (in clear, or under the earlier key) until `wildix-export backfill --from <first day> --to <tomorrow> --force --rewrite` over the whole history writes again from the PBX's own copy what it still holds and rewrites in place the rest (recordings' rows, earlier snapshots, calls the PBX no longer has); "+
 			"or %s",
 			errUsage, what, s.name, a.cfg.PBXID, was, now, what, newExport(s))
 	}
@@ -233,7 +233,7 @@ func (a *app) lostRule(ctx context.Context, s *sink, g *privacy.Guard, lost *sin
 	}
 	return nil, fmt.Errorf("%w: %s changed, or the rule not known: the record of the pseudonymisation rule PBX %s's rows in the %s are written under is missing (%s), and %s; this run would write them under %s: "+
 		"restore that record (with the whole state folder, if it is lost too) from a backup taken with the data; or set EXPORT_PSEUDONYMIZE and EXPORT_PSEUDONYM_KEY as %s (its first commit then stores the record again); "+
-		"or run `wildix-export run --once --force` to accept the change (the run ledger records it): rows written before keep their earlier form until `wildix-export backfill --from <first day> --to <tomorrow> --force` over the whole history rewrites them from the PBX's own copy; "+
+		"or run `wildix-export run --once --force` to accept the change (the run ledger records it): rows written before keep their earlier form until `wildix-export backfill --from <first day> --to <tomorrow> --force --rewrite` over the whole history writes again from the PBX's own copy what it still holds and rewrites in place the rest (recordings' rows, earlier snapshots, calls the PBX no longer has); "+
 		"or %s",
 		errUsage, what, a.cfg.PBXID, s.name, lost.Record, told, now, had, newExport(s))
 }
@@ -337,7 +337,7 @@ func (a *app) pendPrivacy(s *sink, rule *exporter.Privacy) {
 		return
 	}
 	if rule != nil && rule.Changed != "" {
-		a.log.Warn("pseudonymisation changed (--force): stored with the run's first commit; rows written before keep their earlier form until `wildix-export backfill --from <first day> --to <tomorrow> --force` over the whole history rewrites them from the PBX's own copy", "from", rule.Changed, "to", rule.String())
+		a.log.Warn("pseudonymisation changed (--force): stored with the run's first commit; rows written before keep their earlier form until `wildix-export backfill --from <first day> --to <tomorrow> --force --rewrite` over the whole history writes again from the PBX's own copy what it still holds and rewrites in place the rest (recordings' rows, earlier snapshots, calls the PBX no longer has)", "from", rule.Changed, "to", rule.String())
 	}
 	store.PendPrivacyRule(a.cfg.PBXID, rule)
 }

@@ -1322,7 +1322,7 @@ func TestPrivacyRuleLostAfterRewriteInPlace(t *testing.T) {
 			if tc.setup == "recordings" && dataFiles(t, dir) != files {
 				t.Fatal("the forced run with no new call wrote a data file: the case is not the review's")
 			}
-			if r := runCLI(t, numbers, "backfill", "--from", from, "--to", to, "--force"); r.code != 0 {
+			if r := runCLI(t, numbers, "backfill", "--from", from, "--to", to, "--force", "--rewrite"); r.code != 0 {
 				t.Fatalf("forced backfill: exit %d: %v\n%s", r.code, r.err, r.stderr)
 			}
 			d := simNumber(t, f.Sim, calls)

@@ -62,7 +62,7 @@ func TestForcedRuleChangeRewritesTheLedger(t *testing.T) {
 		if r := runCLI(t, on, "run", "--once", "--force"); r.code != 0 {
 			t.Fatalf("%s: the forced run: exit %d: %v\n%s", name, r.code, r.err, r.stderr)
 		}
-		if r := runCLI(t, on, "backfill", "--from", from, "--to", to, "--force"); r.code != 0 {
+		if r := runCLI(t, on, "backfill", "--from", from, "--to", to, "--force", "--rewrite"); r.code != 0 {
 			t.Fatalf("%s: the forced backfill: exit %d: %v\n%s", name, r.code, r.err, r.stderr)
 		}
 		text := dump(name)

@@ -25,12 +25,12 @@ const (
 	noteRuleRewritten = "rows rewritten in place under the pseudonymisation rule (written before it, and not written again from the PBX's copy)"
 	noteEarlierKey    = "rows still under an earlier pseudonym key, whose values in clear are gone: not rewritten (README, Privacy)"
 	// noteRewriteUnread: the rewrite skipped (review 17, R17-1).
-	noteRewriteUnread = "stored rows NOT rewritten in place under the pseudonymisation rule: the PBX's colleagues could not be read at the run's start, and the rewrite, which cannot be undone, would replace the colleagues' extensions of more than 6 digits an export keeps readable; give the token or API key read access to the colleagues (/api/v1/PBX/Colleagues), then run `wildix-export backfill --force` again (any --from and --to: the rewrite covers the whole history) (README, Privacy)"
+	noteRewriteUnread = "stored rows NOT rewritten in place under the pseudonymisation rule: the PBX's colleagues could not be read at the run's start, and the rewrite, which cannot be undone, would replace the colleagues' extensions of more than 6 digits an export keeps readable; give the token or API key read access to the colleagues (/api/v1/PBX/Colleagues), then run `wildix-export backfill --rewrite` again (any --from and --to: the rewrite covers the whole history) (README, Privacy)"
 )
 
-// rewriteUnderRule makes a forced backfill end (only forced: review 25,
-// R25-1; one a kill or a failure left undone is completed by the next
-// forced one, review 17 R17-5), once every window and
+// rewriteUnderRule makes a backfill given --rewrite end (only then:
+// review 25 R25-1, review 28 R28-1; one a kill or a failure left undone
+// is completed by the next with --rewrite, review 17 R17-5), once every window and
 // the retention's prune succeeded, the PBX's lock still held, by
 // rewriting in place, under the rule the backfill wrote with, every row
 // of the PBX the sink holds (attack 6, F9): the backfill writes again
@@ -84,7 +84,7 @@ func (a *app) ruleRewrite(ctx context.Context, st *started, rw ruleRewriter, r *
 	eps := st.cat.All()
 	if !st.guard.ExtensionsRead() {
 		res.Notes = append(res.Notes, noteRewriteUnread)
-		a.log.Warn("stored rows not rewritten in place under the pseudonymisation rule: the PBX's colleagues could not be read at the run's start, and the rewrite cannot be undone; give the token or API key read access to /api/v1/PBX/Colleagues, then run `wildix-export backfill --force` again (any range: the rewrite covers the whole history) (README, Privacy)", "rule", rule.String())
+		a.log.Warn("stored rows not rewritten in place under the pseudonymisation rule: the PBX's colleagues could not be read at the run's start, and the rewrite cannot be undone; give the token or API key read access to /api/v1/PBX/Colleagues, then run `wildix-export backfill --rewrite` again (any range: the rewrite covers the whole history) (README, Privacy)", "rule", rule.String())
 		return res
 	}
 	stored, err := rw.StoredExtensions(ctx, pbx, eps)
@@ -105,7 +105,7 @@ func (a *app) ruleRewrite(ctx context.Context, st *started, rw ruleRewriter, r *
 		}
 	}
 	if err != nil {
-		res.Err = fmt.Errorf("%w (the backfill's windows are done, and the tables or files rewritten before this stay rewritten, counted in this run's notes: run `wildix-export backfill --force` again, any --from and --to, to complete the rewrite; README, Privacy)", err)
+		res.Err = fmt.Errorf("%w (the backfill's windows are done, and the tables or files rewritten before this stay rewritten, counted in this run's notes: run `wildix-export backfill --rewrite` again, any --from and --to, to complete the rewrite; README, Privacy)", err)
 		return res
 	}
 	a.log.Info("stored rows rewritten in place under the pseudonymisation rule", "rule", rule.String(), "rows", done.Rows(),

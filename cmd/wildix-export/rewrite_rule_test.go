@@ -75,7 +75,7 @@ VALUES ($1, 'call_history', '9999', 'r', 'cost', 'refused', $2)`, f.URL.Host, `{
 		if r := runCLI(t, on, "run", "--once", "--force"); r.code != 0 {
 			t.Fatalf("%s: the forced run: exit %d: %v\n%s", name, r.code, r.err, r.stderr)
 		}
-		r := runCLI(t, on, "backfill", "--from", from, "--to", to, "--force")
+		r := runCLI(t, on, "backfill", "--from", from, "--to", to, "--force", "--rewrite")
 		if r.code != 0 {
 			t.Fatalf("%s: the forced backfill: exit %d: %v\n%s", name, r.code, r.err, r.stderr)
 		}
@@ -98,7 +98,7 @@ VALUES ($1, 'call_history', '9999', 'r', 'cost', 'refused', $2)`, f.URL.Host, `{
 			t.Errorf("%s: after the README's procedure the sink holds %d of %d numbers in clear (%q), e.g. %q in …%s…", name, len(found), len(find),
 				found, found[0], text[max(0, i-300):min(len(text), i+100)])
 		}
-		if r := runCLI(t, on, "backfill", "--from", from, "--to", to, "--force"); r.code != 0 || rewrittenRows(t, r.stderr) != 0 {
+		if r := runCLI(t, on, "backfill", "--from", from, "--to", to, "--force", "--rewrite"); r.code != 0 || rewrittenRows(t, r.stderr) != 0 {
 			t.Errorf("%s: a second forced backfill: exit %d (%v), %d rows rewritten; want 0 and none", name, r.code, r.err, rewrittenRows(t, r.stderr))
 		}
 
@@ -106,7 +106,7 @@ VALUES ($1, 'call_history', '9999', 'r', 'cost', 'refused', $2)`, f.URL.Host, `{
 		if r := runCLI(t, key2, "run", "--once", "--force"); r.code != 0 {
 			t.Fatalf("%s: the forced change of key: exit %d: %v\n%s", name, r.code, r.err, r.stderr)
 		}
-		r = runCLI(t, key2, "backfill", "--from", from, "--to", to, "--force")
+		r = runCLI(t, key2, "backfill", "--from", from, "--to", to, "--force", "--rewrite")
 		if r.code != 0 {
 			t.Fatalf("%s: the forced backfill under the new key: exit %d: %v\n%s", name, r.code, r.err, r.stderr)
 		}
@@ -217,7 +217,7 @@ func TestForcedRewriteKeepsExtensionsReadable(t *testing.T) {
 			t.Fatal("no recording with a readable 7-digit extension: the test proves little")
 		}
 		forbid.Store(true)
-		r := runCLI(t, env, "backfill", "--from", from, "--to", to, "--force")
+		r := runCLI(t, env, "backfill", "--from", from, "--to", to, "--force", "--rewrite")
 		forbid.Store(false)
 		if r.code != 0 {
 			t.Fatalf("forced backfill, colleagues forbidden: exit %d: %v\n%s", r.code, r.err, r.stderr)
@@ -228,7 +228,7 @@ func TestForcedRewriteKeepsExtensionsReadable(t *testing.T) {
 		if a, b := count(pool, "200%"), count(pool, "p:%"); a != readable || b != replaced {
 			t.Errorf("after the forced backfill with the colleagues unread: %d readable extensions, %d pseudonyms; want %d and %d", a, b, readable, replaced)
 		}
-		r = runCLI(t, env, "backfill", "--from", from, "--to", to, "--force")
+		r = runCLI(t, env, "backfill", "--from", from, "--to", to, "--force", "--rewrite")
 		if r.code != 0 {
 			t.Fatalf("forced backfill: exit %d: %v\n%s", r.code, r.err, r.stderr)
 		}
@@ -255,7 +255,7 @@ func TestForcedRewriteKeepsExtensionsReadable(t *testing.T) {
 		if r := runCLI(t, env, "run", "--once", "--force"); r.code != 0 {
 			t.Fatalf("forced run: exit %d: %v\n%s", r.code, r.err, r.stderr)
 		}
-		r := runCLI(t, env, "backfill", "--from", from, "--to", to, "--force")
+		r := runCLI(t, env, "backfill", "--from", from, "--to", to, "--force", "--rewrite")
 		if r.code != 0 || rewrittenRows(t, r.stderr) <= 0 {
 			t.Fatalf("forced backfill: exit %d (%v), %d rows rewritten; want some\n%s", r.code, r.err, rewrittenRows(t, r.stderr), r.stderr)
 		}
@@ -269,18 +269,19 @@ func TestForcedRewriteKeepsExtensionsReadable(t *testing.T) {
 	})
 }
 
-// TestRewriteOnlyWhenForced is review 25's R25-1: the rewrite in place,
-// which cannot be undone and judges a row's extensions by those known
-// when it runs, runs only when a backfill is forced, not at every
-// backfill (which judged again the rows an earlier rewrite left, and
-// replaced for good the extension of a colleague removed since). A
-// forced change of rule (`run --once --force`), then a backfill without
-// --force: nothing rewritten (no log line), the recordings' rows still
-// in clear; then the same backfill with --force: rewritten, no
-// recording's number in clear. PostgreSQL. (Review 17's R17-5, a forced
-// backfill stopped and resumed without --force, is answered by the
-// error and --help saying to run it again with --force.)
-func TestRewriteOnlyWhenForced(t *testing.T) {
+// TestRewriteOnlyWhenAsked is review 25's R25-1 and review 28's R28-1:
+// the rewrite in place, which cannot be undone and judges a row's
+// extensions by those known when it runs, runs only when a backfill is
+// given --rewrite, not at every backfill nor at every --force (which
+// only redoes windows): either judged again the rows an earlier rewrite
+// left, and replaced for good the extension of a colleague removed
+// since. A forced change of rule (`run --once --force`), then a plain
+// backfill, then one with --force: nothing rewritten (no log line), the
+// recordings' rows still in clear; then one with --rewrite: rewritten,
+// no recording's number in clear. PostgreSQL. (Review 17's R17-5, a
+// backfill with --rewrite stopped and resumed without it, is answered by
+// the error and --help saying to run it again with --rewrite.)
+func TestRewriteOnlyWhenAsked(t *testing.T) {
 	t.Parallel()
 	const calls = 100
 	start := time.Now().UTC().Add(-calls * time.Minute).Add(-time.Hour)
@@ -320,8 +321,15 @@ func TestRewriteOnlyWhenForced(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("backfill --force: exit %d: %v\n%s", r.code, r.err, r.stderr)
 	}
+	if n, rw := clear(), rewrittenRows(t, r.stderr); n != before || rw != -1 {
+		t.Errorf("after a backfill with --force (windows redone, no --rewrite): %d recordings' rows with a number in clear (%d before), rewrite's log line rows %d; want them unchanged and no rewrite", n, before, rw)
+	}
+	r = runCLI(t, env, "backfill", "--from", from, "--to", to, "--rewrite")
+	if r.code != 0 {
+		t.Fatalf("backfill --rewrite: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
 	if n := clear(); n != 0 || rewrittenRows(t, r.stderr) <= 0 {
-		t.Errorf("after a backfill with --force: %d recordings' rows with a number in clear, %d rows rewritten; want 0 and some", n, rewrittenRows(t, r.stderr))
+		t.Errorf("after a backfill with --rewrite: %d recordings' rows with a number in clear, %d rows rewritten; want 0 and some", n, rewrittenRows(t, r.stderr))
 	}
 }
 
@@ -354,7 +362,7 @@ func TestEarlierKeyRowsCountedByContent(t *testing.T) {
 	if r := runCLI(t, k2, "run", "--once", "--force"); r.code != 0 {
 		t.Fatalf("forced change: exit %d: %v\n%s", r.code, r.err, r.stderr)
 	}
-	r := runCLI(t, k2, "backfill", "--from", from, "--to", to, "--force")
+	r := runCLI(t, k2, "backfill", "--from", from, "--to", to, "--force", "--rewrite")
 	if r.code != 0 {
 		t.Fatalf("forced backfill: exit %d: %v\n%s", r.code, r.err, r.stderr)
 	}
@@ -376,8 +384,9 @@ func TestEarlierKeyRowsCountedByContent(t *testing.T) {
 // TestRewriteFailedSaysHowToComplete is review 17's R17-8: a rewrite in
 // place that fails after the backfill's windows (PostgreSQL refusing the
 // recordings' updates) fails the backfill with a message saying the
-// windows are done and that a forced backfill again completes the
-// rewrite (only a forced one rewrites: R25-1); once the cause is gone,
+// windows are done and that a backfill with --rewrite again completes
+// the rewrite (only one with --rewrite rewrites: R25-1, R28-1); once the
+// cause is gone,
 // that backfill does: no
 // recording's number stays in clear. PostgreSQL.
 func TestRewriteFailedSaysHowToComplete(t *testing.T) {
@@ -407,15 +416,15 @@ func TestRewriteFailedSaysHowToComplete(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	r := runCLI(t, env, "backfill", "--from", from, "--to", to, "--force")
+	r := runCLI(t, env, "backfill", "--from", from, "--to", to, "--force", "--rewrite")
 	out := r.stderr + fmt.Sprint(r.err)
-	if r.code == 0 || !strings.Contains(out, "refused by the test") || !strings.Contains(out, "run `wildix-export backfill --force` again") {
+	if r.code == 0 || !strings.Contains(out, "refused by the test") || !strings.Contains(out, "run `wildix-export backfill --rewrite` again") {
 		t.Errorf("backfill with the rewrite refused: exit %d; want a failure saying to run a backfill again\n%s", r.code, out)
 	}
 	if _, err := pool.Exec(ctx, `DROP TRIGGER refuse ON recordings`); err != nil {
 		t.Fatal(err)
 	}
-	if r := runCLI(t, env, "backfill", "--from", from, "--to", to, "--force"); r.code != 0 {
+	if r := runCLI(t, env, "backfill", "--from", from, "--to", to, "--force", "--rewrite"); r.code != 0 {
 		t.Fatalf("backfill again: exit %d: %v\n%s", r.code, r.err, r.stderr)
 	}
 	var n int
