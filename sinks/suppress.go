@@ -482,7 +482,7 @@ func (s *CSV) Suppression(context.Context) (*Suppression, error) {
 // the list is written, whether or not the number was new.
 func (s *CSV) Suppress(ctx context.Context, f *Forgotten, pk *pseudonym.Keyed) (h string, added bool, err error) {
 	err = s.updateSuppressionThen(ctx, "add to the suppression list", func(l *Suppression) (bool, error) {
-		if err := s.checkList(ctx, l); err != nil {
+		if err := s.checkList(ctx, l, true); err != nil {
 			return false, err
 		}
 		var changed bool
@@ -624,14 +624,27 @@ func (m lostList) Error() string {
 // silently undo every erasure. The time its message gives to accept is
 // the last forget's end, after it added its number.
 func (p *Postgres) CheckSuppression(ctx context.Context) error {
-	l, err := p.Suppression(ctx)
-	if err != nil {
-		return err
-	}
+	return p.checkSuppression(ctx, p.Suppression)
+}
+
+// checkSuppression is CheckSuppression of the list read returns
+// (recheckList).
+func (p *Postgres) checkSuppression(ctx context.Context, read func(context.Context) (*Suppression, error)) error {
+	return recheckList(ctx, read, p.checkList)
+}
+
+// CheckSuppressionReadOnly is CheckSuppression: on PostgreSQL the check
+// writes nothing (forget --dry-run asks it of both sinks).
+func (p *Postgres) CheckSuppressionReadOnly(ctx context.Context) error {
+	return p.CheckSuppression(ctx)
+}
+
+// checkList is CheckSuppression of the list l.
+func (p *Postgres) checkList(ctx context.Context, l *Suppression) error {
 	has, after := l.added()
 	var n int
 	var last *time.Time
-	err = p.pool.QueryRow(ctx, "SELECT count(*), max(COALESCE(r.ended_at, r.started_at)) FROM "+p.ident("export_runs")+" r JOIN "+p.ident("export_run_endpoints")+
+	err := p.pool.QueryRow(ctx, "SELECT count(*), max(COALESCE(r.ended_at, r.started_at)) FROM "+p.ident("export_runs")+" r JOIN "+p.ident("export_run_endpoints")+
 		` e USING (run_id) WHERE r.mode = 'forget' AND e.endpoint = 'forget' AND $1 = ANY(e.notes) AND r.started_at > $2`, NoteSuppressed, after).Scan(&n, &last)
 	if err != nil {
 		return fmt.Errorf("check the suppression list against the run ledger: %w", dbError(err))
@@ -659,16 +672,29 @@ func (p *Postgres) CheckSuppression(ctx context.Context) error {
 // the folder's stampFile) names entries the list lacks (attack 6, F1;
 // attack 7, F1), and the list is refused.
 func (s *CSV) CheckSuppression(ctx context.Context) error {
-	l, err := s.Suppression(ctx)
-	if err != nil {
-		return err
-	}
-	return s.checkList(ctx, l)
+	return s.checkSuppression(ctx, s.Suppression, true)
+}
+
+// CheckSuppressionReadOnly is CheckSuppression writing nothing: a check
+// that passes writes the mark of the manifests it read (saveChecked),
+// which forget --dry-run, changing nothing, must not (review 21, R21-2:
+// the dry run did not check the list at all, and said nothing of a list
+// the forget itself would be refused on). It reads every manifest the
+// mark does not name, as the next check does.
+func (s *CSV) CheckSuppressionReadOnly(ctx context.Context) error {
+	return s.checkSuppression(ctx, s.Suppression, false)
+}
+
+// checkSuppression is CheckSuppression of the list read returns
+// (recheckList); mark as checkList's.
+func (s *CSV) checkSuppression(ctx context.Context, read func(context.Context) (*Suppression, error), mark bool) error {
+	return recheckList(ctx, read, func(ctx context.Context, l *Suppression) error { return s.checkList(ctx, l, mark) })
 }
 
 // checkList is CheckSuppression of the list l (Suppress's, read under
-// the list's lock).
-func (s *CSV) checkList(ctx context.Context, l *Suppression) error {
+// the list's lock); mark: a check that passes writes the mark of the
+// manifests read (saveChecked), when they changed.
+func (s *CSV) checkList(ctx context.Context, l *Suppression, mark bool) error {
 	has, after := l.added()
 	n, last, err := s.ledgerForgets(after)
 	if err != nil {
@@ -691,7 +717,9 @@ func (s *CSV) checkList(ctx context.Context, l *Suppression) error {
 		m.newer, m.fromStampFile, m.stamp, m.lacking, last = ev.newer, ev.fromStampFile, ev.stamp, ev.lacking, ev.stamp.At
 		m.has = v.numbers // the stamps name entries made before UndoneAccepted too
 	default:
-		s.saveChecked(ev)
+		if mark {
+			s.saveChecked(ev)
+		}
 		return nil
 	}
 	if ev.newer != "" {
@@ -701,6 +729,50 @@ func (s *CSV) checkList(ctx context.Context, l *Suppression) error {
 	at := acceptAt(last)
 	m.accept = fmt.Sprintf(`add "erasures_undone_accepted":"%s" to the list's JSON object, or, when it is missing, write {"numbers":[],"erasures_undone_accepted":"%s"} to %s`, at, at, s.suppressionFile())
 	return m
+}
+
+// maxRechecks bounds how many times recheckList reads the list again:
+// each time, a forget landed between the list's reading and what it is
+// checked against; more in a row than this is no longer a race.
+const maxRechecks = 3
+
+// recheckList checks (check) the list read returns; when the check finds
+// it lost (ErrSuppressionLost), it reads the list again and, when it
+// changed meanwhile, checks it again (review 21, R21-1). A check reads
+// the list first, then what it is checked against (the run ledger, the
+// forget stamps, the manifests): a forget landing in between adds its
+// number to the list before it writes any of those, so they named a
+// number the list read before did not hold yet, and a run was refused
+// for a list that was whole. A list lost or restored from an older copy
+// reads the same again, and stays refused.
+func recheckList(ctx context.Context, read func(context.Context) (*Suppression, error), check func(context.Context, *Suppression) error) error {
+	l, err := read(ctx)
+	if err != nil {
+		return err
+	}
+	err = check(ctx, l)
+	for range maxRechecks {
+		if !errors.Is(err, ErrSuppressionLost) {
+			return err
+		}
+		again, rerr := read(ctx)
+		if rerr != nil {
+			return rerr
+		}
+		if sameList(l, again) {
+			return err
+		}
+		l = again
+		err = check(ctx, l)
+	}
+	return err
+}
+
+// sameList reports whether a and b are the same list, entry for entry.
+func sameList(a, b *Suppression) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return bytes.Equal(x, y)
 }
 
 // ledgerForgets counts the forgets of the folder's run ledgers (every

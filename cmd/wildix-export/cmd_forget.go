@@ -33,6 +33,7 @@ import (
 type forgetter interface {
 	Suppression(ctx context.Context) (*sinks.Suppression, error)
 	Suppress(ctx context.Context, f *sinks.Forgotten, pk *pseudonym.Keyed) (string, bool, error)
+	CheckSuppressionReadOnly(ctx context.Context) error
 	ForgetFind(ctx context.Context, f *sinks.Forgotten, endpoints []record.Endpoint) (*sinks.ForgetFound, error)
 	ForgetErase(ctx context.Context, pbx string, f *sinks.Forgotten, endpoints []record.Endpoint) (*sinks.ForgetFound, error)
 	RecordForget(ctx context.Context, r *exporter.RunResult, b sinks.ForgetBegun, next *sinks.ForgetBegun) error
@@ -552,10 +553,17 @@ removes them once proven theirs (sha256); 'wildix-export check' lists the files 
 (README, Erasure).`
 
 // forgetDry ends a dry run: it says an interrupted erasure, and gives
-// the exit code the erasure would end with.
+// the exit code the erasure would end with. It checks the suppression
+// list as the erasure does before adding the number (Suppress), reading
+// only (review 21, R21-2: the check writes its mark of the manifests
+// read, so the dry run made none, and said nothing of a list lost or
+// restored from an older copy, which refuses the erasure, exit 2).
 func (a *app) forgetDry(ctx context.Context, fg forgetter, found *sinks.ForgetFound) error {
 	if err := a.sayInterrupted(ctx, fg); err != nil {
 		return err
+	}
+	if err := fg.CheckSuppressionReadOnly(ctx); err != nil {
+		return fmt.Errorf("dry run: nothing was changed; the erasure itself would be refused, before it changes anything: %w", err)
 	}
 	fmt.Fprintln(a.stdout, "Dry run: nothing was changed, and the number was not added to the suppression list.")
 	// What the erasure cannot erase (a numeric column holding the
