@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -118,16 +119,31 @@ func (s *CSV) stampFile() string {
 	return filepath.Join(s.opt.Dir, ".suppressed.stamp.json")
 }
 
-// readStamp reads the folder's forget stamp (once while it stays the
-// same version: cachedState); nil when there is none. A damaged one is
-// refused (exit 2), saying what to do.
-func (s *CSV) readStamp() (*forgetStamp, error) {
+// plainStampFile is the same stamp again, under a name without the
+// leading dot (attack 8, F2): a backup or restore that skips dot files
+// (the state folder restored apart, from a copy taken between two
+// forgets) skips stampFile too, and a forget that rewrote no data file
+// left no other trace of its number. Both are written at every forget;
+// the check reads both.
+func (s *CSV) plainStampFile() string {
+	return filepath.Join(s.opt.Dir, "suppressed.stamp.json")
+}
+
+// stampFiles are the folder's forget stamps, the dot file first.
+func (s *CSV) stampFiles() []string {
+	return []string{s.stampFile(), s.plainStampFile()}
+}
+
+// readStamp reads the folder's forget stamp at path (once while it stays
+// the same version: cachedState); nil when there is none. A damaged one
+// is refused (exit 2), saying what to do.
+func (s *CSV) readStamp(path string) (*forgetStamp, error) {
 	var reads atomic.Int64
-	v, err := s.cachedState(s.stampFile(), "", &reads, func(b []byte) (any, error) {
+	v, err := s.cachedState(path, "", &reads, func(b []byte) (any, error) {
 		var st forgetStamp
 		if err := json.Unmarshal(b, &st); err != nil || st.At.IsZero() {
 			return nil, fmt.Errorf("%w: the forget stamp %s is damaged (%v): it says which numbers the suppression list held when the last forget ended; restore it from the backup taken with the data files, or, only knowing that the list is whole (no forget since the list's copy was taken), remove it: the next forget writes it again",
-				record.ErrConfig, s.stampFile(), errText(err, "no time"))
+				record.ErrConfig, path, errText(err, "no time"))
 		}
 		return &st, nil
 	})
@@ -155,8 +171,10 @@ func errText(err error, otherwise string) string {
 func (s *CSV) writeStamp(l *Suppression, at time.Time) error {
 	s.removeStaleStampTemps()
 	b, _ := json.Marshal(l.stamp(at))
-	if err := safefile.Write(s.stampFile(), b, fileMode); err != nil {
-		return fmt.Errorf("write the forget stamp (which numbers the suppression list holds, kept outside the state folder): %w", err)
+	for _, path := range s.stampFiles() {
+		if err := safefile.Write(path, b, fileMode); err != nil {
+			return fmt.Errorf("write the forget stamp %s (which numbers the suppression list holds, kept outside the state folder): %w", path, err)
+		}
 	}
 	return nil
 }
@@ -166,13 +184,16 @@ func (s *CSV) writeStamp(l *Suppression, at time.Time) error {
 // killed while writing it left them. The caller holds the list's lock,
 // under which alone the stamp is written.
 func (s *CSV) removeStaleStampTemps() {
-	prefix := "." + filepath.Base(s.stampFile()) + ".tmp-"
+	var prefixes []string
+	for _, path := range s.stampFiles() {
+		prefixes = append(prefixes, "."+filepath.Base(path)+".tmp-")
+	}
 	entries, err := os.ReadDir(s.opt.Dir)
 	if err != nil {
 		return
 	}
 	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), prefix) || !e.Type().IsRegular() {
+		if !slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(e.Name(), p) }) || !e.Type().IsRegular() {
 			continue
 		}
 		if info, err := e.Info(); err == nil && info.ModTime().Before(s.started) {
@@ -183,16 +204,21 @@ func (s *CSV) removeStaleStampTemps() {
 	}
 }
 
-// stampEvidence adds to ev the folder's forget stamp when it is made
-// after accepted and names entries the list (v) lacks, and is newer than
-// the stamp ev names already.
+// stampEvidence adds to ev each of the folder's forget stamps
+// (stampFiles) made after accepted that names entries the list (v)
+// lacks, when it is newer than the stamp ev names already.
 func (s *CSV) stampEvidence(ev *manifestEvidence, v listView, accepted time.Time) error {
-	st, err := s.readStamp()
-	if err != nil || st == nil || !st.At.After(accepted) {
-		return err
-	}
-	if m := v.lacks(st); m.any() && (ev.newer == "" || st.At.After(ev.stamp.At)) {
-		ev.newer, ev.fromStampFile, ev.stamp, ev.lacking = s.stampFile(), true, *st, m
+	for _, path := range s.stampFiles() {
+		st, err := s.readStamp(path)
+		if err != nil {
+			return err
+		}
+		if st == nil || !st.At.After(accepted) {
+			continue
+		}
+		if m := v.lacks(st); m.any() && (ev.newer == "" || st.At.After(ev.stamp.At)) {
+			ev.newer, ev.fromStampFile, ev.stamp, ev.lacking = path, true, *st, m
+		}
 	}
 	return nil
 }

@@ -191,8 +191,10 @@ func TestSuppressionStampSaysWhich(t *testing.T) {
 	wantLost(t, "the list {A,C}", f.s.CheckSuppression(ctx),
 		filepath.Join("call_history", "p_r1_0001.csv"), forgetStampKey, "held 2 number(s)", "1 of them missing")
 
-	if err := os.Remove(f.s.stampFile()); err != nil {
-		t.Fatal(err)
+	for _, stamp := range f.s.stampFiles() { // both: the dot file and its copy without the dot
+		if err := os.Remove(stamp); err != nil {
+			t.Fatal(err)
+		}
 	}
 	f.open()
 	wantLost(t, "the list {A,C}, the stamp file removed", f.s.CheckSuppression(ctx),
@@ -336,8 +338,10 @@ func TestSuppressionStampMark(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Remove(f.s.stampFile()); err != nil {
-		t.Fatal(err)
+	for _, stamp := range f.s.stampFiles() { // both: the dot file and its copy without the dot
+		if err := os.Remove(stamp); err != nil {
+			t.Fatal(err)
+		}
 	}
 	f.open()
 	wantLost(t, "the list {A,C}", f.s.CheckSuppression(ctx), "held 2 number(s)", "1 of them missing")
