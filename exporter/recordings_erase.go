@@ -43,7 +43,8 @@ var errNoNamer = errors.New("this sink cannot tell which files its rows name")
 // (recordings.Copier.Erase), and the partial copies of killed runs in
 // the day folders of j's recordings (sweep). Called by finish before
 // j's rows are written, while the window after j is being copied: the
-// names it may write, and those this run wrote, are never removed.
+// names it may write, and those this run wrote, are never removed. An
+// error (the store failing, ctx's end) fails j: its rows are not written.
 func (p *recPipe) erase(ctx context.Context, j *recJob) error {
 	e := p.e
 	if p.used == nil {
@@ -75,6 +76,12 @@ func (p *recPipe) erase(ctx context.Context, j *recJob) error {
 	}
 	out, err := e.x.Recordings.Erase(ctx, recs, p.named, inUse)
 	e.res.Recordings.erased(out)
+	if err != nil && ctx.Err() == nil {
+		// The store failed (R24-1): the rows would say erased, no file
+		// kept, of files still stored, and no later run would list
+		// their window again unless the look-back does.
+		return fmt.Errorf("%w; the window's rows are not written: the next run lists it again and removes them", err)
+	}
 	return err
 }
 

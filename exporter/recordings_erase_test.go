@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -325,4 +326,114 @@ func TestRecordingsErasedRetriedInTheLookBack(t *testing.T) {
 			t.Errorf("%s: stored %v after the next run", p, after[p])
 		}
 	}
+}
+
+// TestRecordingsErasedStoreDown (review 24, R24-1): files an earlier run
+// stored with no row (here: the rows and the cursor deleted after a
+// run), every recording's number then forgotten, and the folder store
+// down during the next run: its day folders made unwritable, or its
+// folder gone (a volume not mounted). That run must not commit a row
+// saying erased, no file kept, of a file still stored, since no later run
+// lists a window again once committed (but for the look-back): it fails,
+// naming the store. Once the store is back, the next run removes every
+// file, proven, counts them, and writes every row erased.
+func TestRecordingsErasedStoreDown(t *testing.T) {
+	t.Parallel()
+	for _, how := range []string{"unwritable", "gone"} {
+		t.Run(how, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			e := recSetup(t, pbxsim.Options{Seed: 43, Calls: 120}, "postgres", nil)
+			if res := e.run(t); res.Err != nil || res.Recordings.Copied == 0 {
+				t.Fatalf("first run: %v, %+v", res.Err, res.Recordings)
+			}
+			files := filesUnder(e.storeDir)
+			for _, q := range []string{"DELETE FROM recordings WHERE pbx = 'pbx'", "DELETE FROM export_state WHERE pbx = 'pbx' AND key = 'recordings'"} {
+				if _, err := e.pool.Exec(ctx, q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ids := idSuppressor{}
+			for _, r := range e.sim.Recordings() {
+				ids[idOf(e, r)] = true
+			}
+			e.x.Guard = &privacy.Guard{Suppress: ids}
+			up := storeDirDown(t, how, e.storeDir, files)
+			res := e.run(t)
+			up()
+			if res.Err == nil || !strings.Contains(res.Err.Error(), "the recordings store folder "+e.storeDir) {
+				t.Errorf("the run with the store down: %v; want it failed, naming the store", res.Err)
+			}
+			rows := e.rows(t)
+			for p := range filesUnder(e.storeDir) {
+				if row, ok := rows[strings.TrimSuffix(filepath.Base(p), ".wav")]; ok && row[2] == "erased" {
+					t.Errorf("%s stored, its row committed %q: erased, no file kept", p, row)
+				}
+			}
+			res = e.run(t)
+			if rr := res.Recordings; res.Err != nil || rr.Removed != len(files) || rr.KeptUnproven != 0 {
+				t.Fatalf("the run with the store back: %v, %d removed, %d kept; want the %d files removed", res.Err, rr.Removed, rr.KeptUnproven, len(files))
+			}
+			if left := filesUnder(e.storeDir); len(left) > 0 {
+				t.Errorf("%d files left in the store, want none: %v", len(left), left)
+			}
+			rows = e.rows(t)
+			for p := range files {
+				if row := rows[strings.TrimSuffix(filepath.Base(p), ".wav")]; row == nil || row[2] != "erased" || row[1] != "" {
+					t.Errorf("%s: row %q, want status erased, no object", p, row)
+				}
+			}
+		})
+	}
+}
+
+// storeDirDown takes the folder store at dir down: "unwritable", the
+// folders of files refusing removals; "gone", dir moved away. It returns
+// what brings it back.
+func storeDirDown(t *testing.T, how, dir string, files map[string]bool) (up func()) {
+	t.Helper()
+	if how == "gone" {
+		if err := os.Rename(dir, dir+".away"); err != nil {
+			t.Fatal(err)
+		}
+		return func() {
+			if err := os.Rename(dir+".away", dir); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var ups []func()
+	done := map[string]bool{}
+	for p := range files {
+		if d := filepath.Dir(p); !done[d] {
+			done[d] = true
+			ups = append(ups, unwritable(t, d))
+		}
+	}
+	return func() {
+		for _, up := range ups {
+			up()
+		}
+	}
+}
+
+// unwritable makes dir refuse new entries and removals until the function
+// it returns is called (or the test ends): its mode 0500, and as root,
+// whom no mode stops, the immutable attribute (chattr +i; the test is
+// skipped where that cannot be set).
+func unwritable(t testing.TB, dir string) (restore func()) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if err := os.Chmod(dir, 0o500); err != nil {
+			t.Fatal(err)
+		}
+		restore = func() { os.Chmod(dir, 0o700) }
+	} else {
+		if out, err := exec.Command("chattr", "+i", dir).CombinedOutput(); err != nil {
+			t.Skipf("as root, a folder is made unwritable only by chattr +i, which failed here: %v %s", err, out)
+		}
+		restore = func() { exec.Command("chattr", "-i", dir).Run() }
+	}
+	t.Cleanup(restore)
+	return restore
 }

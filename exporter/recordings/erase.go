@@ -9,7 +9,10 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"strings"
+	"syscall"
 
+	"github.com/wildix-export/wildix-export/internal/safefile"
 	"github.com/wildix-export/wildix-export/sinks/recstore"
 )
 
@@ -68,12 +71,18 @@ type KeptFile struct {
 // recording must not stop every later run. named failing keeps every
 // file of the batch the same way.
 //
-// A store that cannot remove a file (no Discard), or that fails to read
-// or remove one (a symbolic link planted under the name, the server
-// down), keeps it, reported, as well: the runs that list the recording
-// again try again. An error is returned at ctx's end only: nothing of
-// the batch is then written, and the next run does it again (removing
-// twice removes once).
+// A store that cannot remove a file (no Discard) keeps it, reported, as
+// well, and so does a name the store refuses for what is under it (a
+// symbolic link or a folder planted there: planted), which every later
+// run would meet again. Any other store error (the server down or
+// unreachable, a folder not writable, a listing failing) is returned:
+// the store's failure, not the file's, and it may pass. So is ctx's end.
+// The caller then writes nothing of the batch (its rows would say
+// erased, no file kept, of a file still stored), and the next run does
+// it again, as for a store failing a Copy (removing twice removes once):
+// a store down during a window of recordings not kept must not leave
+// their files for good (R24-1), reported kept at best, tried again only
+// by a look-back that may never list them.
 func (c *Copier) Erase(ctx context.Context, recs []Recording, named Named, inUse map[string]bool) (Erased, error) {
 	var out Erased
 	if len(recs) == 0 {
@@ -145,12 +154,14 @@ func (c *Copier) eraseOne(ctx context.Context, d discarder, r Recording, names [
 	own := c.ownNames(r)
 	for _, name := range names {
 		o, _, err := c.Store.Stored(ctx, name, recstore.Want{})
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			return fmt.Errorf("erase recordings: %w", context.Cause(ctx))
-		}
-		if err != nil {
+		case err != nil && planted(err):
 			out.keep(c, []string{name}, fmt.Sprintf("the recordings store %v could not read it (%v)", c.Store, err))
 			continue
+		case err != nil:
+			return c.storeFailed("read", name, err)
 		}
 		if o.Size != size || o.SHA256 != sum {
 			if own[name] {
@@ -163,12 +174,15 @@ func (c *Copier) eraseOne(ctx context.Context, d discarder, r Recording, names [
 			continue // another recording's file
 		}
 		gone, err := d.Discard(ctx, name)
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			return fmt.Errorf("erase recordings: %w", context.Cause(ctx))
-		}
-		if err != nil {
+		case err != nil && planted(err):
 			out.keep(c, []string{name}, fmt.Sprintf("the recordings store %v could not remove it (%v)", c.Store, err))
 			continue
+		case err != nil:
+			// Removed or not, not durably: the next run tries again.
+			return c.storeFailed("remove", name, err)
 		}
 		if gone {
 			out.Removed++
@@ -211,6 +225,30 @@ func (c *Copier) fetchClass(err error) string {
 	return "network error, no answer, or an answer that is not a recording"
 }
 
+// planted reports whether err, a store's error for one name, is that
+// name's alone, met again by every later run: what is under it is not a
+// file the store wrote (a symbolic link, a folder: planted), or a folder
+// of its path leads outside the store. Any other error is the store's
+// (down, unreachable, not writable), which may pass.
+//
+// recstore.Dir says "is not a regular file" and os.Root "path escapes
+// from parent" without an error value to match: their texts are
+// matched, and TestEraseUnreadableKept plants both a link and a folder,
+// so that a change of either text fails a test, not a run.
+func planted(err error) bool {
+	if errors.Is(err, safefile.ErrSymlink) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.ELOOP) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "is not a regular file") || strings.Contains(msg, "path escapes from parent")
+}
+
+// storeFailed is Erase's error for the store failing to do what on name:
+// naming the store, what to do, never a recording's PBX id or path.
+func (c *Copier) storeFailed(what, name string, err error) error {
+	return fmt.Errorf("erase recordings: the recordings store %v could not %s %s, of a recording not kept (a number of its call erased on request, or older than the retention): %w (check that the store is up and writable)", c.Store, what, name, err)
+}
+
 // keep records names as kept, each with why, and warns.
 func (e *Erased) keep(c *Copier, names []string, why string) {
 	for _, name := range names {
@@ -232,7 +270,14 @@ func (c *Copier) found(ctx context.Context, recs []Recording) ([][]string, error
 	var present map[string]bool
 	if p, ok := c.Store.(presence); ok && len(flat) > 0 {
 		var err error
-		if present, err = p.Present(ctx, flat); err != nil {
+		switch present, err = p.Present(ctx, flat); {
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("erase recordings: %w", context.Cause(ctx))
+		case err != nil && !planted(err):
+			// The store down, or its folder gone (a volume not
+			// mounted: asked a name alone, it would say absent).
+			return nil, c.storeFailed("list the folders of", fmt.Sprintf("%d names", len(flat)), err)
+		case err != nil:
 			c.log().Debug("recordings store listing failed: each file's name asked alone", "err", err)
 			present = nil
 		}
@@ -243,11 +288,14 @@ func (c *Copier) found(ctx context.Context, recs []Recording) ([][]string, error
 			has, known := present[name]
 			if !known {
 				o, _, err := c.Store.Stored(ctx, name, recstore.Want{})
-				if ctx.Err() != nil {
+				switch {
+				case ctx.Err() != nil:
 					return nil, fmt.Errorf("erase recordings: %w", context.Cause(ctx))
+				case err != nil && !errors.Is(err, fs.ErrNotExist) && !planted(err):
+					return nil, c.storeFailed("read", name, err)
 				}
-				// Not read (a symbolic link, a store error): taken as
-				// there, for eraseOne to report it kept.
+				// Not read (a symbolic link or a folder under the name):
+				// taken as there, for eraseOne to report it kept.
 				has = o != (recstore.Object{}) || err != nil && !errors.Is(err, fs.ErrNotExist)
 			}
 			if has {

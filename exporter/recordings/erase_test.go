@@ -290,33 +290,44 @@ func TestEraseStoreCannotRemove(t *testing.T) {
 	}
 }
 
-// TestEraseUnreadableKept: a symbolic link under a name a recording not
-// kept may have been stored under (planted: the store never writes one)
-// is neither followed nor removed, and no error: it is kept and reported
-// naming the store, so that no run fails on it for good.
+// TestEraseUnreadableKept: a symbolic link, or a folder, under a name a
+// recording not kept may have been stored under (planted: the store
+// never writes one) is neither followed nor removed, and no error: it is
+// kept and reported naming the store, so that no run fails on it for
+// good. (Erase tells these from a store down, which is its error, by the
+// store's error texts: R24-1; this fails if they change.)
 func TestEraseUnreadableKept(t *testing.T) {
 	t.Parallel()
 	e := recSetup(t, pbxsim.Options{Seed: 5, Calls: 60}, noCloud)
 	f := newStore(t, "dir")
 	cp := &Copier{Spool: e.spool(t), Store: f.st, PBX: "pbx-test"}
-	r := usable(t, e, e.recordings(false))[0]
-	name, _ := cp.name(r)
-	p := filepath.Join(f.dir, filepath.FromSlash(name))
+	recs := usable(t, e, e.recordings(false))[:2]
+	link, _ := cp.name(recs[0])
+	p := filepath.Join(f.dir, filepath.FromSlash(link))
 	os.MkdirAll(filepath.Dir(p), 0o700)
 	outside := filepath.Join(t.TempDir(), "x.wav")
 	os.WriteFile(outside, []byte("keep"), 0o600)
 	if err := os.Symlink(outside, p); err != nil {
 		t.Fatal(err)
 	}
+	folder, _ := cp.name(recs[1])
+	q := filepath.Join(f.dir, filepath.FromSlash(folder))
+	if err := os.MkdirAll(filepath.Join(q, "inside"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	none := func(context.Context, []string) (map[string]bool, error) { return map[string]bool{}, nil }
-	out, err := cp.Erase(context.Background(), []Recording{r}, none, nil)
-	if err != nil || len(out.Kept) != 1 || out.Kept[0].Name != name || !strings.Contains(out.Kept[0].Why, "folder "+f.dir) {
-		t.Fatalf("Erase: %+v, %v; want %s kept, reported naming the folder %s, no error", out, err, name, f.dir)
+	out, err := cp.Erase(context.Background(), recs, none, nil)
+	if err != nil || len(out.Kept) != 2 || out.Kept[0].Name != link || out.Kept[1].Name != folder ||
+		!strings.Contains(out.Kept[0].Why, "folder "+f.dir) || !strings.Contains(out.Kept[1].Why, "folder "+f.dir) {
+		t.Fatalf("Erase: %+v, %v; want %s and %s kept, reported naming the folder %s, no error", out, err, link, folder, f.dir)
 	}
 	if _, err := os.Lstat(p); err != nil {
 		t.Fatalf("the link: %v, want it left", err)
 	}
 	if b, _ := os.ReadFile(outside); string(b) != "keep" {
 		t.Fatal("the file the link points to changed")
+	}
+	if _, err := os.Stat(filepath.Join(q, "inside")); err != nil {
+		t.Fatalf("the folder: %v, want it left", err)
 	}
 }
