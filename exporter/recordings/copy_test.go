@@ -282,7 +282,10 @@ func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 
 // TestCopyCancelled: a copy cancelled mid-file returns the context's
 // error, leaves nothing partial and nothing wrong, and the next copy
-// completes the store.
+// completes the store, skipping each file stored before. (It asked once
+// that the copy after skip exactly the files listed after the cancel: an
+// S3 server completing a cancelled PUT after the listing, under load,
+// failed it; seed 3114450952196963936.)
 func TestCopyCancelled(t *testing.T) {
 	t.Parallel()
 	seed := testSeed(t)
@@ -321,9 +324,21 @@ func TestCopyCancelled(t *testing.T) {
 			if left := f.leftovers(t); len(left) > 0 && kind == "dir" {
 				t.Errorf("partial copies left: %q", left)
 			}
+			// Each file stored when the copy returned is found, not
+			// copied again. No more is asked: an S3 server may still
+			// complete a PUT whose whole body it received after the
+			// client gave up on it (under load, after the listing
+			// above), and the copy after then finds that file too,
+			// checked (checkExact) like any other.
 			cp.Store = f.st
-			if _, n, err := cp.Copy(context.Background(), recs); err != nil || n.Skipped != len(got) {
-				t.Fatalf("the copy after = %+v, %v; want %d skipped", n, err, len(got))
+			res, n, err := cp.Copy(context.Background(), recs)
+			if err != nil || n.Skipped < len(got) {
+				t.Fatalf("the copy after = %+v, %v; want at least the %d stored skipped", n, err, len(got))
+			}
+			for i, r := range res {
+				if _, ok := got[r.Name]; ok && r.Status != Skipped {
+					t.Errorf("recording %s: %s stored before, %v by the copy after; want it skipped", recs[i].ID, r.Name, r.Status)
+				}
 			}
 			checkExact(t, f, want)
 		})
