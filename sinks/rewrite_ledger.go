@@ -9,8 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -191,18 +191,16 @@ func (s *CSV) RewriteLedgerUnderRule(_ context.Context, pbx, _, rule string, red
 // endpoints' errors and notes, unless its run is recorded under rule,
 // and whether it changed. An empty line is left. A line that is not a
 // JSON object (a write cut short, the next run's record appended to it),
-// which every reader of the ledger passes over, gets redact applied to
-// its whole text, as it stands: it may quote what a run in clear wrote,
-// and failing on it failed every backfill under a rule for good (review
-// 26, R26-1).
+// which every reader of the ledger passes over, is replaced (tornLine):
+// it may quote what a run in clear wrote, and failing on it failed every
+// backfill under a rule for good (review 26, R26-1).
 func redactLedgerLine(l []byte, rule string, redact LedgerRedactor) ([]byte, bool, error) {
-	if len(bytes.TrimSpace(l)) == 0 {
+	if len(bytes.TrimSpace(l)) == 0 || bytes.HasPrefix(l, []byte(tornRedacted)) {
 		return l, false, nil
 	}
 	var line map[string]json.RawMessage
 	if err := json.Unmarshal(l, &line); err != nil {
-		r := strings.ReplaceAll(redact(string(l)), "\n", " ")
-		return []byte(r), r != string(l), nil
+		return tornLine(l, rule, redact)
 	}
 	var priv struct {
 		Rule string `json:"rule"`
@@ -239,6 +237,59 @@ func redactLedgerLine(l []byte, rule string, redact LedgerRedactor) ([]byte, boo
 	}
 	out, err := json.Marshal(line)
 	return out, err == nil, err
+}
+
+// tornRedacted starts the line that replaces a torn line of the run
+// ledger (tornLine): not a JSON object, so that every reader of the
+// ledger passes over it as it passed over the torn line, and a later
+// rewrite leaves it.
+const tornRedacted = "torn run ledger line, its text replaced whole under the pseudonymisation rule"
+
+// tornRunID is a run id read exactly at the start of a torn line (the
+// ledger writes run_id first): a closing quote, no escape; newRunID is
+// the form exporter.NewRunID gives it.
+var (
+	tornRunID = regexp.MustCompile(`^\{"run_id":"([A-Za-z0-9_-]{1,40})"[,}]`)
+	newRunID  = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$`)
+)
+
+// tornLine is the torn ledger line l (not a JSON object) replaced whole
+// by a fixed record, tornRedacted and the run id when it can be read
+// exactly (tornRunID: of NewRunID's form, or another that redact
+// leaves as it is), never any other of its text: its values are in JSON's quoting,
+// which the redactor does not read as the values they are (an escaped
+// quote, a name of the PBX's text), and the redactor would mangle the
+// run id's digits (review 28, R28-3 and R28-6). A whole record appended
+// to the torn part (the next run's write: it starts with {"run_id": and
+// is a JSON object to the line's end) is kept as its own line, redacted
+// as a line is.
+func tornLine(l []byte, rule string, redact LedgerRedactor) ([]byte, bool, error) {
+	torn, rest := l, []byte(nil)
+	for i := 1; i < len(l); i++ {
+		j := bytes.Index(l[i:], []byte(`{"run_id":`))
+		if j < 0 {
+			break
+		}
+		i += j
+		if json.Valid(l[i:]) && l[i] == '{' {
+			torn, rest = l[:i], l[i:]
+			break
+		}
+	}
+	out := tornRedacted
+	if m := tornRunID.FindSubmatch(torn); m != nil && (newRunID.Match(m[1]) || redact(string(m[1])) == string(m[1])) {
+		out += fmt.Sprintf(" (run_id %s)", m[1])
+	} else {
+		out += " (its run_id unreadable)"
+	}
+	if rest == nil {
+		return []byte(out), true, nil
+	}
+	r, _, err := redactLedgerLine(rest, rule, redact)
+	if err != nil {
+		return nil, false, err
+	}
+	return append([]byte(out+"\n"), r...), true, nil
 }
 
 // redactJSONText is raw, a JSON string or list of strings (or null), with

@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -134,12 +135,16 @@ FROM export_runs r JOIN export_run_endpoints e USING (run_id) WHERE run_id = $1`
 	})
 }
 
-// TestRewriteLedgerTornLine is review 26's R26-1: a CSV runs.jsonl line
-// that is not a JSON object (a write cut short, the next run's record
-// appended to it) failed the ledger's rewrite, and so every backfill under
-// a rule, for good, with advice to remove the line (a whole run's record
-// with it). Now the line gets the redactor over its whole text: no error,
-// the number and name it quotes gone, the other lines as they were.
+// TestRewriteLedgerTornLine is review 26's R26-1, review 28's R28-3 and
+// R28-6: a CSV runs.jsonl line that is not a JSON object (a write cut
+// short, the next run's record appended to it) failed the ledger's
+// rewrite, and so every backfill under a rule, for good. Then the
+// redactor went over its whole text, as raw JSON: a name in escaped
+// quotes and the PBX's text stayed in clear, and the run id's digits were
+// mangled. Now the torn part is replaced whole by a fixed record keeping
+// only the run id read exactly, the record appended to it is kept as its
+// own line (redacted as a line is), the other lines stay byte for byte,
+// and a second rewrite changes nothing.
 func TestRewriteLedgerTornLine(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -148,44 +153,76 @@ func TestRewriteLedgerTornLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	red := &privacy.Redactor{Keys: keys, Names: true}
-	s, err := NewCSV(CSVOptions{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run := ledgerRun("r0")
-	run.Privacy = exporter.Privacy{Rule: "all"}
-	if err := s.StartRun(ctx, run); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.FinishRun(ctx, run); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(s.stateDir("x"), "runs.jsonl")
-	whole, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	torn := `{"run_id":"r9","privacy":{"rule":"none"},"endpoints":[{"notes":["first: key 7, field \"duration\": \"call +39 333 7771234`
-	if err := os.WriteFile(path, append([]byte(torn+"\n"), whole...), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	places, err := s.RewriteLedgerUnderRule(ctx, "x", "r2", "all", red.Text)
-	if err != nil {
-		t.Fatalf("a torn line failed the rewrite: %v", err)
-	}
-	if len(places) != 1 || places[0].Rows != 1 {
-		t.Errorf("rewrote %+v, want the torn line only", places)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.SplitN(string(b), "\n", 2)
-	if len(lines) != 2 || lines[1] != string(whole) {
-		t.Fatalf("runs.jsonl's whole lines not kept byte for byte:\n%s", b)
-	}
-	if strings.Contains(lines[0], "7771234") || strings.Contains(lines[0], "333 777") || !strings.Contains(lines[0], `"run_id":"r9"`) {
-		t.Errorf("the torn line: %s; want its number gone, the rest as it was", lines[0])
+	for _, c := range []struct {
+		name, torn, id string
+	}{
+		{"run id read", `{"run_id":"20261201T100000Z-a1b2c3","privacy":{"rule":"none"},"endpoints":[{"notes":["first: key 7, field \"name\": \"\\\"Mario Verdisecret\\\" 0039 333 7771234`, "20261201T100000Z-a1b2c3"},
+		{"run id cut", `{"run_id":"20261201T1000`, ""},
+		{"run id a number", `{"run_id":"393337771234","endpoints":[{"error":"400: no caller Mario Verdisecret`, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, err := NewCSV(CSVOptions{Dir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			run := ledgerRun("r0")
+			run.Privacy = exporter.Privacy{Rule: "all"}
+			if err := s.StartRun(ctx, run); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.FinishRun(ctx, run); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(s.stateDir("x"), "runs.jsonl")
+			whole, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The next run's record, under none, appended to the torn part.
+			next := `{"run_id":"20261201T110000Z-d4e5f6","privacy":{"rule":"none"},"endpoints":[{"endpoint":"call_history","notes":["caller +39 333 7771234"]}]}`
+			if err := os.WriteFile(path, append([]byte(c.torn+next+"\n"), whole...), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			places, err := s.RewriteLedgerUnderRule(ctx, "x", "r2", "all", red.Text)
+			if err != nil {
+				t.Fatalf("a torn line failed the rewrite: %v", err)
+			}
+			if len(places) != 1 || places[0].Rows != 1 {
+				t.Errorf("rewrote %+v, want the torn line only", places)
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.SplitN(string(b), "\n", 3)
+			if len(lines) != 3 || lines[2] != string(whole) {
+				t.Fatalf("runs.jsonl: want the torn part, the record appended to it, then the whole lines byte for byte:\n%s", b)
+			}
+			want := tornRedacted + " (its run_id unreadable)"
+			if c.id != "" {
+				want = tornRedacted + " (run_id " + c.id + ")"
+			}
+			if lines[0] != want {
+				t.Errorf("the torn part: %s\nwant %s", lines[0], want)
+			}
+			var rec struct {
+				ID        string `json:"run_id"`
+				Endpoints []struct {
+					Notes []string `json:"notes"`
+				} `json:"endpoints"`
+			}
+			if err := json.Unmarshal([]byte(lines[1]), &rec); err != nil || rec.ID != "20261201T110000Z-d4e5f6" || len(rec.Endpoints) != 1 || len(rec.Endpoints[0].Notes) != 1 {
+				t.Errorf("the record appended to the torn part: %s (%v); want it whole, its own line", lines[1], err)
+			}
+			for _, bad := range []string{"Verdisecret", "7771234", "333 777"} {
+				if strings.Contains(lines[0]+lines[1], bad) {
+					t.Errorf("%q left in clear: %s", bad, lines[0]+"\n"+lines[1])
+				}
+			}
+			if places, err := s.RewriteLedgerUnderRule(ctx, "x", "r3", "all", red.Text); err != nil || len(places) != 1 || places[0].Rows != 0 {
+				t.Errorf("a second rewrite: %+v, %v; want nothing changed", places, err)
+			}
+		})
 	}
 }
 
