@@ -26,7 +26,8 @@ those known when it runs (a colleague's long extension neither the PBX nor the
 sink's colleagues know then is replaced for good). A backfill with --rewrite
 stopped before its end is completed by running it again with --rewrite. Rows
 written under the rule are left as they are, and nothing is rewritten when the
-PBX's colleagues could not be read.`)
+PBX's colleagues could not be read. Under rule none --rewrite is refused (exit 2):
+a pseudonym cannot be turned back into its value in clear.`)
 	from := fs.String("from", "", "first day, YYYY-MM-DD (inclusive), PBX-local")
 	to := fs.String("to", "", "last day, YYYY-MM-DD (exclusive), PBX-local")
 	window := fs.Duration("window", 24*time.Hour, "window length")
@@ -43,6 +44,9 @@ PBX's colleagues could not be read.`)
 	opts.Force, opts.Progress = *force, a.backfillProgress()
 	if err := a.load(config.Need{PBX: true, Sink: true}); err != nil {
 		return err
+	}
+	if *rewrite && !a.cfg.Pseudonymize.On() {
+		return errRewriteNone
 	}
 	cat, err := a.catalog()
 	if err != nil {
@@ -72,6 +76,12 @@ PBX's colleagues could not be read.`)
 		})
 	})
 }
+
+// errRewriteNone refuses --rewrite under rule none (review 29, R29-1):
+// it would rewrite nothing, and say nothing.
+var errRewriteNone = fmt.Errorf("%w: --rewrite rewrites the stored rows under EXPORT_PSEUDONYMIZE's rule, which is none here (unset or none): "+
+	"there is nothing to rewrite under, and a pseudonym written already cannot be turned back into its value in clear; "+
+	"set EXPORT_PSEUDONYMIZE (with EXPORT_PSEUDONYM_KEY) to the rule the rows are to be written under, or run the backfill without --rewrite (README, Privacy)", errUsage)
 
 // backfillRange checks the flags' range and window.
 func backfillRange(from, to string, window time.Duration) (exporter.BackfillOptions, error) {

@@ -432,3 +432,28 @@ func TestRewriteFailedSaysHowToComplete(t *testing.T) {
 		t.Errorf("after the backfill again: %d recordings' rows with a number in clear (%v); want 0", n, err)
 	}
 }
+
+// TestRewriteUnderRuleNoneRefused is review 29's R29-1: `backfill
+// --rewrite` under rule none (EXPORT_PSEUDONYMIZE unset, or none) did
+// nothing and said nothing, exit 0. Now it is refused, exit 2, naming
+// the setting, before anything is read or written: the folder exported
+// in clear is byte for byte as it was.
+func TestRewriteUnderRuleNoneRefused(t *testing.T) {
+	t.Parallel()
+	f := authorized(t, pbxsim.Options{Calls: 20, CallGap: time.Minute, CallsStart: time.Now().UTC().Add(-2 * time.Hour)})
+	dir := t.TempDir()
+	env := fixtureEnv(f, dir)
+	if r := runCLI(t, env, "run", "--once"); r.code != 0 {
+		t.Fatalf("run in clear: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	before := dumpDir(t, dir)
+	for _, set := range [][]string{nil, {"EXPORT_PSEUDONYMIZE=none"}} {
+		r := runCLI(t, append(append([]string(nil), env...), set...), "backfill", "--from", "2026-01-01", "--to", "2026-01-02", "--rewrite")
+		if r.code != exitConfig || r.err == nil || !strings.Contains(r.err.Error(), "EXPORT_PSEUDONYMIZE") || !strings.Contains(r.err.Error(), "cannot be turned back") {
+			t.Errorf("%q backfill --rewrite: exit %d (%v); want %d naming EXPORT_PSEUDONYMIZE and saying a pseudonym cannot be turned back", set, r.code, r.err, exitConfig)
+		}
+	}
+	if after := dumpDir(t, dir); after != before {
+		t.Errorf("the refused backfill changed the folder")
+	}
+}
