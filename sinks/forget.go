@@ -1145,12 +1145,20 @@ type ForgetBegun struct {
 	// completes the erasure takes them as removed, and does not count them
 	// again (review 13, R13-1: counted twice).
 	Counted []string `json:"counted,omitempty"`
+	// CountedBy is the run id of the failed forget's ledger entry that
+	// counts Counted. The CSV sink writes the entry after it (RecordForget
+	// is three writes there): killed between them, the ledger holds no
+	// such entry, and Counted is left out (ForgetJournal), so the forget
+	// completing the erasure counts those files (review 18, R18-1: taken
+	// as counted, they were in no entry). "" in an entry of an earlier
+	// version: Counted is taken as it is.
+	CountedBy string `json:"counted_by,omitempty"`
 }
 
 // same reports whether j and o are the same entry, field by field.
 func (j ForgetBegun) same(o ForgetBegun) bool {
 	return slices.Equal(j.Removed, o.Removed) && slices.Equal(j.Counted, o.Counted) && j.ID == o.ID && j.PBX == o.PBX && j.Started.Equal(o.Started) && j.Tag == o.Tag &&
-		j.Search == o.Search && j.Rows == o.Rows && j.Recordings == o.Recordings && j.Added == o.Added && j.Store == o.Store
+		j.Search == o.Search && j.Rows == o.Rows && j.Recordings == o.Recordings && j.Added == o.Added && j.Store == o.Store && j.CountedBy == o.CountedBy
 }
 
 // ForgetFileTag is the forget journal's name of the recording file name

@@ -231,6 +231,10 @@ func (s *CSV) forgetJournalFile() string {
 // ForgetJournal reads the folder's forget journal: the forgets begun and
 // not recorded (killed midway). An entry whose id is in its PBX's run
 // ledger was recorded (RecordForget killed before dropping it): left out.
+// An entry's Counted whose ledger entry (CountedBy) is not in the ledger
+// was counted by none (RecordForget killed after writing it, before the
+// ledger entry: review 18, R18-1): left out, so the forget completing
+// the erasure counts those files.
 func (s *CSV) ForgetJournal(context.Context) ([]ForgetBegun, error) {
 	journal, err := s.readForgetJournal()
 	if err != nil {
@@ -242,9 +246,19 @@ func (s *CSV) ForgetJournal(context.Context) ([]ForgetBegun, error) {
 		if err != nil {
 			return nil, err
 		}
-		if !recorded {
-			out = append(out, j)
+		if recorded {
+			continue
 		}
+		if len(j.Counted) > 0 && j.CountedBy != "" {
+			counted, err := s.ledgerHas(j.PBX, j.CountedBy)
+			if err != nil {
+				return nil, err
+			}
+			if !counted {
+				j.Counted, j.CountedBy = nil, ""
+			}
+		}
+		out = append(out, j)
 	}
 	return out, nil
 }

@@ -863,7 +863,10 @@ func (a *app) forgetLedger(ctx context.Context, fg forgetter, fr forgetRecord, f
 		if len(fr.removed) > 0 {
 			// Each counted by now: by this entry, or by the failed
 			// attempt's before it (its Counted).
-			next.Store, next.Removed, next.Counted = storeIdentity(a.cfg), fr.removed, fr.removed
+			// CountedBy: on the CSV sink this entry is written before
+			// the ledger's, and a kill between them leaves the files
+			// counted by none (review 18, R18-1).
+			next.Store, next.Removed, next.Counted, next.CountedBy = storeIdentity(a.cfg), fr.removed, fr.removed, r.ID
 		}
 	}
 	return fg.RecordForget(ctx, r, fr.b, next)

@@ -1,0 +1,80 @@
+package sinks
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/wildix-export/wildix-export/exporter"
+)
+
+// TestForgetJournalCountedByLedger (review 18, R18-1): on CSV a failed
+// forget's RecordForget writes the journal's next entry (its Counted:
+// the recording files its ledger entry counts) before the ledger entry.
+// Stopped between the two (here: the ledger entry's write fails, which
+// leaves the folder as a kill there does), no ledger entry counts those
+// files, yet the completing forget took them as counted and counted
+// them nowhere: the ledger's forget entries under-counted the files
+// removed. ForgetJournal now leaves out Counted when the ledger lacks
+// its entry (CountedBy); once that entry is written, Counted stays (the
+// completing forget must not count them twice: R13-1).
+func TestForgetJournalCountedByLedger(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := NewCSV(CSVOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now().UTC().Truncate(time.Second)
+	files := []string{"fileA", "fileB"}
+	b := ForgetBegun{ID: exporter.NewRunID(t0), PBX: "x", Started: t0, Tag: "tagabc", Search: "--number with + or 00", Rows: 10, Recordings: 2, Added: true,
+		Store: "/store", Removed: files}
+	if err := s.BeginForget(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	next := ForgetBegun{ID: exporter.NewRunID(t0.Add(time.Minute)), PBX: "x", Started: t0, Tag: b.Tag, Search: b.Search, Rows: 10,
+		Store: "/store", Removed: files, Counted: files, CountedBy: b.ID}
+	run := &exporter.RunResult{ID: b.ID, Mode: "forget", PBX: "x", Started: t0, Ended: t0.Add(time.Minute), Status: "failed",
+		Endpoints: []exporter.EndpointResult{{Endpoint: "forget", Notes: []string{"recording files removed: 2"}}}}
+
+	// The PBX's state folder a file: the ledger entry cannot be written.
+	blocker := filepath.Join(dir, ".state", "x")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordForget(ctx, run, b, &next); err == nil {
+		t.Fatal("RecordForget wrote the ledger entry: the test proves nothing")
+	}
+	if err := os.Remove(blocker); err != nil {
+		t.Fatal(err)
+	}
+	j, err := s.ForgetJournal(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(j) != 2 || j[0].ID != b.ID || j[1].ID != next.ID {
+		t.Fatalf("journal %+v, want the attempt's entry and the next one", j)
+	}
+	if len(j[1].Counted) != 0 {
+		t.Errorf("the next entry's files are taken as counted (%q) while no ledger entry counts them", j[1].Counted)
+	}
+	if !slices.Equal(j[1].Removed, files) {
+		t.Errorf("the next entry's removed files %q, want %q (removed all the same)", j[1].Removed, files)
+	}
+
+	// Killed after the ledger entry, before the journal's rewrite.
+	if err := s.FinishRun(ctx, run); err != nil {
+		t.Fatal(err)
+	}
+	j, err = s.ForgetJournal(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(j) != 1 || j[0].ID != next.ID || !slices.Equal(j[0].Counted, files) {
+		t.Errorf("journal %+v once the ledger entry is written: want the next entry alone, its files counted", j)
+	}
+}
