@@ -2,7 +2,6 @@ package exporter
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path"
 	"time"
@@ -32,10 +31,6 @@ const partialMargin = time.Hour
 
 // keptListed is how many kept files' names the run ledger lists.
 const keptListed = 20
-
-// errNoNamer keeps every file when the sink cannot say which its rows
-// name.
-var errNoNamer = errors.New("this sink cannot tell which files its rows name")
 
 // erase removes from the store what earlier runs that committed no row
 // left of j's recordings: the files of those the guard suppresses (their
@@ -90,7 +85,7 @@ func (p *recPipe) named(ctx context.Context, names []string) (map[string]bool, e
 	if n, ok := p.e.x.Sink.(objectNamer); ok {
 		return n.NamedObjects(ctx, p.e.ep, names)
 	}
-	return nil, errNoNamer
+	return nil, recordings.ErrNoNamer
 }
 
 // relisted keeps, of a window's rows, those fresh left out (exported

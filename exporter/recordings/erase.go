@@ -26,6 +26,11 @@ type discarder interface {
 // sink, of any status): such a file is never removed by Erase.
 type Named func(ctx context.Context, names []string) (map[string]bool, error)
 
+// ErrNoNamer is named's error when the sink cannot tell, ever, which
+// files its rows name: Erase keeps every file it finds, reported. Any
+// other error of named is the sink failing: Erase's error.
+var ErrNoNamer = errors.New("this sink cannot tell which files its rows name")
+
 // Erased is what Erase did.
 type Erased struct {
 	// Removed counts the files removed: each proven the recording's own
@@ -60,16 +65,19 @@ type KeptFile struct {
 // those of the PBX's file of the recording, fetched now and hashed on
 // the way (streamed, never kept; what the PBX announces is not taken for
 // proof: it may announce another size for the same recording). Another
-// file under a clash or legacy name is another recording's and stays,
-// silently; one under its own id's name (ownNames) with other bytes
-// stays, reported as below (the PBX may have changed its file since, or
-// it is another recording's of the same id: no proof either way). A
+// file under a name another recording of the same id may hold (its id's
+// when r is a clash, its id's of before ids were keyed) is that one's
+// and stays, silently; one under a name of its own (ownNames: its id's,
+// its clash name, those made of its path) with other bytes stays,
+// reported as below (the PBX may have changed its file since, or, under
+// its id's, it is another recording's of that id: no proof either way). A
 // file whose recording the PBX no longer serves (404/410), or whose
 // file could not be fetched (an error after the Spool's retries), stays
 // too, and is reported in Erased.Kept and a Warn naming the file (never
 // the recording's PBX id), not failing the run: a PBX answering 500 for one
-// recording must not stop every later run. named failing keeps every
-// file of the batch the same way.
+// recording must not stop every later run. A sink that cannot tell at
+// all (named's ErrNoNamer) keeps every file of the batch the same way;
+// named failing otherwise is an error, as the store's below.
 //
 // A store that cannot remove a file (no Discard) keeps it, reported, as
 // well, and so does a name the store refuses for what is under it (a
@@ -101,8 +109,13 @@ func (c *Copier) Erase(ctx context.Context, recs []Recording, named Named, inUse
 		return out, nil
 	}
 	saved, nerr := named(ctx, all)
-	if nerr != nil && ctx.Err() != nil {
+	switch {
+	case nerr != nil && ctx.Err() != nil:
 		return out, fmt.Errorf("erase recordings: %w", context.Cause(ctx))
+	case nerr != nil && !errors.Is(nerr, ErrNoNamer):
+		// The sink failing, as the store may (R24-1): no row may say
+		// erased of a file left for it.
+		return out, fmt.Errorf("erase recordings: the sink could not tell whether a row names %d files in the recordings store, of recordings not kept (a number of their call erased on request, or older than the retention): %w", len(all), nerr)
 	}
 	for i, r := range recs {
 		var left []string
@@ -192,17 +205,31 @@ func (c *Copier) eraseOne(ctx context.Context, d discarder, r Recording, names [
 	return nil
 }
 
-// ownNames is the names r's own id (StoredID) gives it on its day and
-// the days either side, unless r is stored under another id (Key: a
-// clash, its own id's name holding another recording's file).
+// ownNames is the names r may have been stored under that no other
+// recording's file can hold, on its day and the days either side: those
+// of the ids made of its path (AltID and LegacyAltID, or for a recording
+// without an id StoredID and LegacyID), and its own id's (StoredID)
+// unless r is stored under another (Key: a clash, its own id's name
+// holding another recording's file). A file there with other bytes than
+// the PBX's now is reported kept, never left silently: before, with Key
+// set, none was (a clash's file changed since on the PBX stayed for
+// good, uncounted).
 func (c *Copier) ownNames(r Recording) map[string]bool {
-	own := map[string]bool{}
-	if r.Key != "" {
-		return own
+	var ids []string
+	switch {
+	case r.ID == "":
+		ids = []string{StoredID(r), LegacyID(r)}
+	case r.Key == "":
+		ids = []string{StoredID(r), AltID(r), LegacyAltID(r)}
+	default:
+		ids = []string{r.Key, AltID(r), LegacyAltID(r)}
 	}
+	own := map[string]bool{}
 	for d := -1; d <= 1; d++ {
-		if name, err := recstore.Name(c.PBX, r.Start.UTC().AddDate(0, 0, d), StoredID(r)); err == nil {
-			own[name] = true
+		for _, id := range ids {
+			if name, err := recstore.Name(c.PBX, r.Start.UTC().AddDate(0, 0, d), id); id != "" && err == nil {
+				own[name] = true
+			}
 		}
 	}
 	return own

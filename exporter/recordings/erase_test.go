@@ -3,6 +3,7 @@ package recordings
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -38,7 +39,8 @@ type eraseCase struct {
 // row names, or the run is using, though the very same bytes; another
 // recording's file under its clash name's recording's name, another
 // file of the same size under its name, and its file changed since
-// (the last byte), each under its own name (R19-3), a file whose
+// (the last byte), each under its own name (R19-3) or, for a clash,
+// its clash name, a file whose
 // recording the PBX no longer serves (404), and one whose file the PBX
 // answers 500 for after every retry, all these reported in Kept with
 // their names and no error, the why naming no host or path (R19-7).
@@ -77,8 +79,8 @@ func testErase(t *testing.T, store string, noSize bool) {
 	var logs bytes.Buffer
 	cp := &Copier{Spool: sp, Store: f.st, PBX: "pbx-test", Concurrency: 2, Log: slog.New(slog.NewTextHandler(&logs, nil))}
 	recs := usable(t, e, e.recordings(noSize))
-	if len(recs) < 10 {
-		t.Fatalf("%d recordings: the test needs 10", len(recs))
+	if len(recs) < 11 {
+		t.Fatalf("%d recordings: the test needs 11", len(recs))
 	}
 	cases := []eraseCase{
 		{what: "stored under its name", removed: true},
@@ -91,6 +93,7 @@ func testErase(t *testing.T, store string, noSize bool) {
 		{what: "gone from the PBX", kept: true},
 		{what: "the PBX answering 500", kept: true},
 		{what: "stored under its name, its last byte other than the PBX's now", kept: true},
+		{what: "a clash stored under its clash name, its last byte other than the PBX's now", kept: true},
 	}
 	put := func(name string, r Recording) {
 		t.Helper()
@@ -103,6 +106,22 @@ func testErase(t *testing.T, store string, noSize bool) {
 			t.Fatal(err)
 		}
 		if _, err := f.st.Put(ctx, name, &body, recstore.Want{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	changed := func(name string, r Recording) {
+		t.Helper()
+		var body bytes.Buffer
+		if _, err := sp.Fetch(ctx, r.Path, func(b io.Reader, _ int64) error {
+			body.Reset()
+			_, err := body.ReadFrom(b)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		b := body.Bytes()
+		b[len(b)-1] ^= 1
+		if _, err := f.st.Put(ctx, name, bytes.NewReader(b), recstore.Want{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -154,19 +173,13 @@ func testErase(t *testing.T, store string, noSize bool) {
 			broken = r.Path
 		case 9:
 			// R19-3: the PBX changed its file since (attack 7 F5).
-			var body bytes.Buffer
-			if _, err := sp.Fetch(ctx, r.Path, func(b io.Reader, _ int64) error {
-				body.Reset()
-				_, err := body.ReadFrom(b)
-				return err
-			}); err != nil {
-				t.Fatal(err)
-			}
-			b := body.Bytes()
-			b[len(b)-1] ^= 1
-			if _, err := f.st.Put(ctx, names[i], bytes.NewReader(b), recstore.Want{}); err != nil {
-				t.Fatal(err)
-			}
+			changed(names[i], r)
+		case 10:
+			// The same under its clash name, a clash the list showed
+			// (Key set): no other recording's file can be there.
+			give[i].Key = AltID(r)
+			names[i], _ = cp.name(give[i])
+			changed(names[i], r)
 		default:
 			put(names[i], r)
 		}
@@ -329,5 +342,38 @@ func TestEraseUnreadableKept(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(q, "inside")); err != nil {
 		t.Fatalf("the folder: %v, want it left", err)
+	}
+}
+
+// TestEraseSinkFailing: the sink failing to tell whether a row names a
+// file found (the database gone, say) is Erase's error, the file left
+// and nothing counted, as for the store down (R24-1): the caller writes
+// no row saying erased of it, and the next run does it again. A sink
+// that cannot tell at all (ErrNoNamer) keeps the file, reported, no
+// error.
+func TestEraseSinkFailing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := recSetup(t, pbxsim.Options{Seed: 5, Calls: 60}, noCloud)
+	f := newStore(t, "dir")
+	cp := &Copier{Spool: e.spool(t), Store: f.st, PBX: "pbx-test"}
+	r := usable(t, e, e.recordings(false))[0]
+	if _, _, err := cp.Copy(ctx, []Recording{r}); err != nil {
+		t.Fatal(err)
+	}
+	name, _ := cp.name(r)
+	down := errors.New("read recordings: connection refused")
+	failing := func(context.Context, []string) (map[string]bool, error) { return nil, down }
+	out, err := cp.Erase(ctx, []Recording{r}, failing, nil)
+	if !errors.Is(err, down) || !strings.Contains(err.Error(), "the sink could not tell") || out.Removed != 0 || len(out.Kept) != 0 {
+		t.Errorf("Erase, the sink failing: %+v, %v; want its error, nothing counted", out, err)
+	}
+	cannot := func(context.Context, []string) (map[string]bool, error) { return nil, ErrNoNamer }
+	out, err = cp.Erase(ctx, []Recording{r}, cannot, nil)
+	if err != nil || out.Removed != 0 || len(out.Kept) != 1 || out.Kept[0].Name != name {
+		t.Errorf("Erase, a sink that cannot tell: %+v, %v; want %s kept, reported, no error", out, err, name)
+	}
+	if got := f.contents(t); got[name] == "" {
+		t.Fatalf("%s removed", name)
 	}
 }
