@@ -62,12 +62,18 @@ func (p *recPipe) erase(ctx context.Context, j *recJob) error {
 			}
 		}
 	}
-	p.sweep(ctx, j, inUse)
+	serr := p.sweep(ctx, j, inUse)
 	var recs []recordings.Recording
 	for i, s := range j.suppressed {
 		if s {
 			recs = append(recs, j.infos[i].rec)
 		}
+	}
+	if serr != nil && len(recs) > 0 {
+		// A partial copy of a recording not kept may be there, bytes
+		// of its voice; no later run sweeps the folder unless it lists
+		// the window again.
+		return fmt.Errorf("%w; the window's rows are not written: the next run lists it again and sweeps the folder", serr)
 	}
 	out, err := e.x.Recordings.Erase(ctx, recs, p.named, inUse)
 	e.res.Recordings.erased(out)
@@ -133,19 +139,26 @@ func (p *recPipe) eraseAgain(ctx context.Context) {
 // of j's recordings (their days and the days either side), each folder
 // once a run: begun before the run's start less partialMargin, never
 // those of inFlight's names (the names this run wrote, and those the
-// window being copied may write: R19-2, a store's clock behind). A failure
-// is a warning: nothing final is at stake, and the next run sweeps
-// again.
-func (p *recPipe) sweep(ctx context.Context, j *recJob, inFlight map[string]bool) {
+// window being copied may write: R19-2, a store's clock behind). It
+// returns the first failure of the store (not a folder's own fault:
+// recordings.Planted), and a folder that failed is swept again for the
+// next window that has it: erase fails a window holding recordings not
+// kept on it, as a partial copy of theirs may be there (a store down or
+// a folder not writable, with no file but partial copies to remove:
+// their rows would be committed and the copies left for good). For any
+// other window it is a warning: what is at stake is a kept recording's
+// partial copy, which its next Put removes.
+func (p *recPipe) sweep(ctx context.Context, j *recJob, inFlight map[string]bool) error {
 	e := p.e
 	s, ok := e.x.Recordings.Store.(partialSweeper)
 	if !ok || ctx.Err() != nil {
-		return
+		return nil
 	}
 	if p.swept == nil {
 		p.swept = map[string]bool{}
 	}
 	before := e.began.Add(-partialMargin)
+	var first error
 	for _, info := range j.infos {
 		for _, name := range e.x.Recordings.Names(info.rec, 1) {
 			folder := path.Dir(name) // <pbx>/<YYYY>/<MM>/<DD>, as recstore.DayFolder
@@ -156,11 +169,22 @@ func (p *recPipe) sweep(ctx context.Context, j *recJob, inFlight map[string]bool
 			p.swept[folder] = true
 			n, err := s.SweepPartials(ctx, folder, before, inFlight)
 			e.res.Recordings.Partials += n
-			if err != nil {
-				e.log.Warn("recordings store: partial copies left by a killed run not removed; the next run tries again", "folder", folder, "err", err)
+			switch {
+			case err == nil:
+			case ctx.Err() != nil:
+				return fmt.Errorf("sweep the recordings store: %w", context.Cause(ctx))
+			case recordings.Planted(err):
+				e.log.Warn("recordings store: a day folder not swept of partial copies left by a killed run, for what is there; check it", "folder", folder, "err", err)
+			default:
+				p.swept[folder] = false
+				e.log.Warn("recordings store: partial copies left by a killed run not removed; tried again", "folder", folder, "err", err)
+				if first == nil {
+					first = fmt.Errorf("sweep recordings: the recordings store %v could not sweep %s of partial copies left by a killed run: %w (check that the store is up and writable)", e.x.Recordings.Store, folder, err)
+				}
 			}
 		}
 	}
+	return first
 }
 
 // erased counts what Erase did: removed, and kept for want of proof (the

@@ -332,14 +332,16 @@ func TestRecordingsErasedRetriedInTheLookBack(t *testing.T) {
 // stored with no row (here: the rows and the cursor deleted after a
 // run), every recording's number then forgotten, and the folder store
 // down during the next run: its day folders made unwritable, or its
-// folder gone (a volume not mounted). That run must not commit a row
-// saying erased, no file kept, of a file still stored, since no later run
-// lists a window again once committed (but for the look-back): it fails,
-// naming the store. Once the store is back, the next run removes every
-// file, proven, counts them, and writes every row erased.
+// folder gone (a volume not mounted); or, day folders unwritable, only
+// the partial copies a killed run left there in place of the files. That
+// run must not commit a row saying erased, no file kept, of a file or
+// partial copy still stored, since no later run lists a window again
+// once committed (but for the look-back): it fails, naming the store.
+// Once the store is back, the next run removes every file and partial
+// copy, counts them, and writes every row erased.
 func TestRecordingsErasedStoreDown(t *testing.T) {
 	t.Parallel()
-	for _, how := range []string{"unwritable", "gone"} {
+	for _, how := range []string{"unwritable", "gone", "partials-unwritable"} {
 		t.Run(how, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
@@ -352,6 +354,10 @@ func TestRecordingsErasedStoreDown(t *testing.T) {
 				if _, err := e.pool.Exec(ctx, q); err != nil {
 					t.Fatal(err)
 				}
+			}
+			removed, partials := len(files), 0
+			if partial, ok := strings.CutPrefix(how, "partials-"); ok {
+				files, how, removed, partials = partialsOnly(t, files), partial, 0, len(files)
 			}
 			ids := idSuppressor{}
 			for _, r := range e.sim.Recordings() {
@@ -366,25 +372,52 @@ func TestRecordingsErasedStoreDown(t *testing.T) {
 			}
 			rows := e.rows(t)
 			for p := range filesUnder(e.storeDir) {
-				if row, ok := rows[strings.TrimSuffix(filepath.Base(p), ".wav")]; ok && row[2] == "erased" {
+				if row, ok := rows[storedKey(p)]; ok && row[2] == "erased" {
 					t.Errorf("%s stored, its row committed %q: erased, no file kept", p, row)
 				}
 			}
 			res = e.run(t)
-			if rr := res.Recordings; res.Err != nil || rr.Removed != len(files) || rr.KeptUnproven != 0 {
-				t.Fatalf("the run with the store back: %v, %d removed, %d kept; want the %d files removed", res.Err, rr.Removed, rr.KeptUnproven, len(files))
+			if rr := res.Recordings; res.Err != nil || rr.Removed != removed || rr.Partials != partials || rr.KeptUnproven != 0 {
+				t.Fatalf("the run with the store back: %v, %d removed, %d partial copies, %d kept; want %d, %d, 0", res.Err, rr.Removed, rr.Partials, rr.KeptUnproven, removed, partials)
 			}
 			if left := filesUnder(e.storeDir); len(left) > 0 {
 				t.Errorf("%d files left in the store, want none: %v", len(left), left)
 			}
 			rows = e.rows(t)
 			for p := range files {
-				if row := rows[strings.TrimSuffix(filepath.Base(p), ".wav")]; row == nil || row[2] != "erased" || row[1] != "" {
+				if row := rows[storedKey(p)]; row == nil || row[2] != "erased" || row[1] != "" {
 					t.Errorf("%s: row %q, want status erased, no object", p, row)
 				}
 			}
 		})
 	}
+}
+
+// storedKey is the recording key of a stored file's path, or of its
+// partial copy's (".<key>.wav.partial-…").
+func storedKey(p string) string {
+	key, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(p), "."), ".wav")
+	return key
+}
+
+// partialsOnly puts in place of each file a partial copy of it, as a run
+// killed while copying it leaves (last written before the run began,
+// beyond the margin for the store's clock), and returns their paths.
+func partialsOnly(t *testing.T, files map[string]bool) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	past := time.Now().Add(-2 * time.Hour)
+	for p := range files {
+		q := filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".partial-7")
+		if err := os.Rename(p, q); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(q, past, past); err != nil {
+			t.Fatal(err)
+		}
+		out[q] = true
+	}
+	return out
 }
 
 // storeDirDown takes the folder store at dir down: "unwritable", the

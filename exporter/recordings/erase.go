@@ -170,7 +170,7 @@ func (c *Copier) eraseOne(ctx context.Context, d discarder, r Recording, names [
 		switch {
 		case ctx.Err() != nil:
 			return fmt.Errorf("erase recordings: %w", context.Cause(ctx))
-		case err != nil && planted(err):
+		case err != nil && Planted(err):
 			out.keep(c, []string{name}, fmt.Sprintf("the recordings store %v could not read it (%v)", c.Store, err))
 			continue
 		case err != nil:
@@ -190,7 +190,7 @@ func (c *Copier) eraseOne(ctx context.Context, d discarder, r Recording, names [
 		switch {
 		case ctx.Err() != nil:
 			return fmt.Errorf("erase recordings: %w", context.Cause(ctx))
-		case err != nil && planted(err):
+		case err != nil && Planted(err):
 			out.keep(c, []string{name}, fmt.Sprintf("the recordings store %v could not remove it (%v)", c.Store, err))
 			continue
 		case err != nil:
@@ -252,8 +252,8 @@ func (c *Copier) fetchClass(err error) string {
 	return "network error, no answer, or an answer that is not a recording"
 }
 
-// planted reports whether err, a store's error for one name, is that
-// name's alone, met again by every later run: what is under it is not a
+// Planted reports whether err, a store's error for one name (or a day
+// folder's), is that name's alone, met again by every later run: what is under it is not a
 // file the store wrote (a symbolic link, a folder: planted), or a folder
 // of its path leads outside the store. Any other error is the store's
 // (down, unreachable, not writable), which may pass.
@@ -262,7 +262,7 @@ func (c *Copier) fetchClass(err error) string {
 // from parent" without an error value to match: their texts are
 // matched, and TestEraseUnreadableKept plants both a link and a folder,
 // so that a change of either text fails a test, not a run.
-func planted(err error) bool {
+func Planted(err error) bool {
 	if errors.Is(err, safefile.ErrSymlink) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.ELOOP) {
 		return true
 	}
@@ -300,7 +300,7 @@ func (c *Copier) found(ctx context.Context, recs []Recording) ([][]string, error
 		switch present, err = p.Present(ctx, flat); {
 		case ctx.Err() != nil:
 			return nil, fmt.Errorf("erase recordings: %w", context.Cause(ctx))
-		case err != nil && !planted(err):
+		case err != nil && !Planted(err):
 			// The store down, or its folder gone (a volume not
 			// mounted: asked a name alone, it would say absent).
 			return nil, c.storeFailed("list the folders of", fmt.Sprintf("%d names", len(flat)), err)
@@ -318,7 +318,7 @@ func (c *Copier) found(ctx context.Context, recs []Recording) ([][]string, error
 				switch {
 				case ctx.Err() != nil:
 					return nil, fmt.Errorf("erase recordings: %w", context.Cause(ctx))
-				case err != nil && !errors.Is(err, fs.ErrNotExist) && !planted(err):
+				case err != nil && !errors.Is(err, fs.ErrNotExist) && !Planted(err):
 					return nil, c.storeFailed("read", name, err)
 				}
 				// Not read (a symbolic link or a folder under the name):
