@@ -1402,13 +1402,8 @@ func (s *CSV) FinishRun(_ context.Context, r *exporter.RunResult) (err error) {
 	if err != nil {
 		return fmt.Errorf("record the run: %w", err)
 	}
-	f, err := safefile.OpenAppend(filepath.Join(dir, "runs.jsonl"), fileMode)
-	if err != nil {
+	if err := safefile.AppendLine(filepath.Join(dir, "runs.jsonl"), fileMode, b); err != nil {
 		return fmt.Errorf("record the run: %w", err)
 	}
-	defer f.Close()
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		return fmt.Errorf("record the run: %w", err)
-	}
-	return f.Sync()
+	return nil
 }

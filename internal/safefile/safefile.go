@@ -131,17 +131,42 @@ func NotSymlink(path string) error {
 	return nil
 }
 
-// OpenAppend opens path for appending, creating it with mode perm, and
-// never through a symbolic link.
-func OpenAppend(path string, perm os.FileMode) (*os.File, error) {
+// AppendLine appends line and a newline to the file at path, creating it
+// with mode perm, never through a symbolic link, and syncs it. When the
+// file does not end in a newline (a line torn by a kill, or a rewrite that
+// left its last line open), a newline is written first, so the new line is
+// never glued to the torn one, where every reader would skip it.
+func AppendLine(path string, perm os.FileMode, line []byte) error {
 	if err := NotSymlink(path); err != nil {
-		return nil, err
+		return err
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY|oNoFollow, perm)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_RDWR|oNoFollow, perm)
 	if err != nil {
-		return nil, fmt.Errorf("open %s for appending: %w", path, err)
+		return fmt.Errorf("open %s for appending: %w", path, err)
 	}
-	return f, nil
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("inspect %s: %w", path, err)
+	}
+	b := make([]byte, 0, len(line)+2)
+	if n := info.Size(); n > 0 {
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, n-1); err != nil {
+			return fmt.Errorf("read the end of %s: %w", path, err)
+		}
+		if last[0] != '\n' {
+			b = append(b, '\n')
+		}
+	}
+	b = append(append(b, line...), '\n')
+	if _, err := f.Write(b); err != nil {
+		return fmt.Errorf("append to %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	return nil
 }
 
 // A Lock is an exclusive lock on a file, between processes: flock on

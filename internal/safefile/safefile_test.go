@@ -72,14 +72,41 @@ func TestAppendAndLockRefuseSymlinks(t *testing.T) {
 	if err := os.Symlink(victim, link); err != nil {
 		t.Fatal(err)
 	}
-	if f, err := OpenAppend(link, 0o644); !errors.Is(err, ErrSymlink) {
-		if f != nil {
-			f.Close()
-		}
-		t.Fatalf("OpenAppend through a symlink: %v, want ErrSymlink", err)
+	if err := AppendLine(link, 0o644, []byte("x")); !errors.Is(err, ErrSymlink) {
+		t.Fatalf("AppendLine through a symlink: %v, want ErrSymlink", err)
 	}
 	if ok, err := NewLock(link, 0o644).TryLock(); !errors.Is(err, ErrSymlink) || ok {
 		t.Fatalf("TryLock through a symlink: %v %v, want ErrSymlink", ok, err)
+	}
+}
+
+// A line torn by a kill has no newline after it: the next line must start
+// on its own line, not be glued to the torn one (review 33, R33-1).
+func TestAppendLineNeverGluesToATornLine(t *testing.T) {
+	tests := []struct{ name, before, want string }{
+		{"new file", "", "{\"b\":2}\n"},
+		{"whole lines", "{\"a\":1}\n", "{\"a\":1}\n{\"b\":2}\n"},
+		{"torn last line", "{\"a\":1}\n{\"tor", "{\"a\":1}\n{\"tor\n{\"b\":2}\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "runs.jsonl")
+			if tc.before != "" {
+				if err := os.WriteFile(path, []byte(tc.before), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := AppendLine(path, 0o600, []byte(`{"b":2}`)); err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tc.want {
+				t.Fatalf("file holds %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
 
