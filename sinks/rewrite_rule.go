@@ -11,27 +11,34 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/internal/safefile"
 )
 
 // Rewriting a PBX's stored rows under the pseudonymisation rule (attack
 // 6, F9; README, Privacy): after a forced change from rule none (or a
-// narrower rule) the forced backfill writes again every call the PBX
-// still holds, but not the rows it cannot read again: the recordings'
+// narrower rule) a backfill with --rewrite writes again every call the
+// PBX still holds, but not the rows it cannot read again: the recordings'
 // rows (the recordings pipe skips a recording already stored, and the
 // PBX keeps its copy 7 days), a snapshot's earlier files (CSV) or its
 // records the PBX no longer has (PostgreSQL keeps them, deleted_at set),
 // and calls older than the PBX's own copy. RewriteUnderRule applies the
 // rule to each of those rows where it is stored, the values in clear
 // replaced as an export would replace them; a value replaced already (a
-// pseudonym, erased) stays as it is, so rows written under the rule are
-// left unchanged and a second rewrite changes nothing. A pseudonym made
-// under an earlier key cannot be made again under the new one (its value
-// in clear is gone): it stays, and the caller says so (EarlierKeys).
+// pseudonym, erased) stays as it is. Each row (PostgreSQL) or file (CSV)
+// it reads is then recorded as judged under the rule, changed or not
+// (its run_id, its manifest's rule), so that a later rewrite under the
+// same rule does not read it again against the extensions known that day
+// (review 29, R29-5); only PostgreSQL's rows of a run under an earlier
+// key keep that run's id, and are read again (EarlierKeyRows counts them
+// by it). A pseudonym made under an earlier key cannot be made again
+// under the new one (its value in clear is gone): it stays, and the
+// caller says so (EarlierKeys).
 
 // RuleApplier applies the rule to rows of an endpoint read back from the
 // sink (exporter/privacy Guard.Stored), written by a run under the rule
@@ -97,10 +104,12 @@ func applyOne(apply RuleApplier, e *record.Endpoint, was string, r record.Row) (
 // the rule makes them, and a readable value there is one the rule keeps:
 // review 17, R17-1), one transaction per table (its rows locked while it
 // is rewritten), writing back only the values it changed, with
-// the row's run_id set to run (the run that wrote its values: which key
-// its pseudonyms are under, EarlierKeyRows) and exported_at to now (a
-// reader copying the rows changed since a time takes them again). The
-// caller holds pbx's export lock. It returns the rows changed per table.
+// exported_at set to now (a reader copying the rows changed since a time
+// takes them again), and every row read, changed or not, given run's
+// run_id (judged under run's rule: review 29, R29-5) but a row of a run
+// under an earlier key (which key its pseudonyms are under:
+// EarlierKeyRows). The caller holds pbx's export lock. It returns the
+// rows changed per table.
 func (p *Postgres) RewriteUnderRule(ctx context.Context, w RuleRewrite) (*Rewritten, error) {
 	tables, err := p.tables(ctx)
 	if err != nil {
@@ -123,7 +132,7 @@ func (p *Postgres) RewriteUnderRule(ctx context.Context, w RuleRewrite) (*Rewrit
 	// an extension would be taken for an external party's and replaced for
 	// good (the record may be the call's only copy); README says so.
 	if slices.Contains(tables, "export_quarantine") && !replacesNames(w.Rule) {
-		n, err := p.rewriteQuarantine(ctx, w.PBX, w.Rule, w.Endpoints, w.Apply)
+		n, err := p.rewriteQuarantine(ctx, w)
 		if err != nil {
 			return done, err
 		}
@@ -138,13 +147,15 @@ func replacesNames(rule string) bool {
 	return rule == "all" || slices.Contains(strings.Split(rule, ","), "names")
 }
 
-// rewriteQuarantine applies apply to the record of each of pbx's rows of
-// export_quarantine (the PBX's record, which the export's guard made as
-// it makes a row's raw) whose run the ledger does not record under rule,
-// read as its endpoint's raw, in one transaction. Its error, PostgreSQL's
+// rewriteQuarantine applies w's rule to the record of each of its PBX's
+// rows of export_quarantine (the PBX's record, which the export's guard
+// made as it makes a row's raw) whose run the ledger does not record
+// under the rule, read as its endpoint's raw, in one transaction; each
+// record read gets w.Run's id (judged once). Its error, PostgreSQL's
 // text, is left as it is.
-func (p *Postgres) rewriteQuarantine(ctx context.Context, pbx, rule string, endpoints []record.Endpoint, apply RuleApplier) (int64, error) {
+func (p *Postgres) rewriteQuarantine(ctx context.Context, w RuleRewrite) (int64, error) {
 	const what = "rewrite export_quarantine under the pseudonymisation rule"
+	pbx, rule, run, endpoints, apply := w.PBX, w.Rule, w.Run, w.Endpoints, w.Apply
 	tx, err := p.pool.Begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", what, dbError(err))
@@ -173,14 +184,18 @@ func (p *Postgres) rewriteQuarantine(ctx context.Context, pbx, rule string, endp
 		if err != nil {
 			return 0, err
 		}
+		// Changed or not, the record gets run's id (review 29, R29-5):
+		// judged once, never read again by a rewrite under rule.
 		v, ok := changedText(in.Raw, out.Raw)
 		if !ok {
-			continue
+			v = h.record
 		}
-		if _, err := tx.Exec(ctx, "UPDATE "+p.ident("export_quarantine")+" SET record = $1 WHERE ctid = $2::tid", v, h.ctid); err != nil {
+		if _, err := tx.Exec(ctx, "UPDATE "+p.ident("export_quarantine")+" SET record = $1, run_id = $2 WHERE ctid = $3::tid", v, run, h.ctid); err != nil {
 			return 0, fmt.Errorf("%s: %w", what, dbError(err))
 		}
-		n++
+		if ok {
+			n++
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("%s: commit: %w", what, dbError(err))
@@ -273,7 +288,8 @@ type pgRewrite struct {
 }
 
 // chunk reads the rows of ctids, applies the rule and updates those it
-// changed; it returns how many.
+// changed, and gives w.run to those it left as they were (judged), but
+// rows of a run under an earlier key; it returns how many it changed.
 func (w *pgRewrite) chunk(ctx context.Context, ctids []string) (int64, error) {
 	p, tx, e, cols := w.p, w.tx, w.e, w.cols
 	read, err := w.read(ctx, ctids)
@@ -281,29 +297,44 @@ func (w *pgRewrite) chunk(ctx context.Context, ctids []string) (int64, error) {
 		return 0, err
 	}
 	var n int64
+	var judged []string // rows left as they were, given w.run (restamp)
 	for _, r := range read {
 		in := r.row(e, cols)
 		out, err := applyOne(w.apply, e, r.was, in)
 		if err != nil {
 			return 0, err
 		}
-		set, args := ruleSet(e, cols, in, out)
-		if len(set) == 0 {
-			continue
-		}
-		if r.wasKey == "" || r.wasKey == w.key {
-			args = append(args, w.run)
-			set = append(set, fmt.Sprintf("run_id = $%d", len(args)))
-		}
 		// A row of a run under another key keeps its run_id: it may still
 		// hold that key's pseudonyms, which EarlierKeyRows counts by it
 		// (review 17, R17-2).
+		restamp := r.wasKey == "" || r.wasKey == w.key
+		set, args := ruleSet(e, cols, in, out)
+		if len(set) == 0 {
+			if restamp {
+				judged = append(judged, r.ctid)
+			}
+			continue
+		}
+		if restamp {
+			args = append(args, w.run)
+			set = append(set, fmt.Sprintf("run_id = $%d", len(args)))
+		}
 		args = append(args, r.ctid)
 		set = append(set, "exported_at = now()")
 		if _, err := tx.Exec(ctx, "UPDATE "+p.ident(e.Name)+" SET "+strings.Join(set, ", ")+fmt.Sprintf(" WHERE ctid = $%d::tid", len(args)), args...); err != nil {
 			return 0, fmt.Errorf("rewrite a row of %s under the pseudonymisation rule: %w", e.Name, dbError(err))
 		}
 		n++
+	}
+	if len(judged) > 0 {
+		// Judged once (review 29, R29-5): a row the rule left as it was
+		// gets w.run too, in this transaction, so that no later rewrite
+		// reads it again against the extensions known that day (a long
+		// extension judged internal here, of a colleague removed since,
+		// would be replaced for good). Its values and exported_at stay.
+		if _, err := tx.Exec(ctx, "UPDATE "+p.ident(e.Name)+" SET run_id = $1 WHERE ctid = ANY($2::tid[])", w.run, judged); err != nil {
+			return 0, fmt.Errorf("record the rows of %s judged under the pseudonymisation rule: %w", e.Name, dbError(err))
+		}
 	}
 	return n, nil
 }
@@ -526,4 +557,96 @@ func (s *CSV) ruleEdit(e *record.Endpoint, was *string, apply RuleApplier) EditF
 		}
 		return edit, nil
 	}
+}
+
+// RewriteDue is a rewrite under the rule a backfill given --rewrite
+// asked for and has not completed (review 28, R28-2): set when that
+// backfill starts, before its windows, and cleared only once a rewrite
+// completes, so that a backfill resumed without --rewrite completes it
+// instead of leaving rows in clear and reporting ok.
+type RewriteDue struct {
+	Run   string    `json:"run_id"`           // the backfill that asked for it
+	Rule  string    `json:"rule"`             // the rule then (its spelling)
+	KeyID string    `json:"key_id,omitempty"` // the key's id then
+	Asked time.Time `json:"asked"`
+}
+
+// rewriteDueKey is PostgreSQL's export_state key of the record: a space
+// keeps it apart from every endpoint's and backfill window's key.
+const rewriteDueKey = "pseudonymisation rewrite due"
+
+// rewriteDueFile is the CSV sink's file of the record, in the PBX's
+// state folder: a leading dot keeps it apart from every state file.
+const rewriteDueFile = ".rewrite-due.json"
+
+// decodeDue reads the record stored at where.
+func decodeDue(b []byte, where string) (*RewriteDue, error) {
+	var d RewriteDue
+	if err := json.Unmarshal(b, &d); err != nil || d.Run == "" {
+		return nil, fmt.Errorf("the record of a rewrite under the pseudonymisation rule due, in %s, is damaged (%q): "+
+			"run `wildix-export backfill --rewrite` (any --from and --to), which writes it again and completes the rewrite", where, b)
+	}
+	return &d, nil
+}
+
+// RewriteDue returns pbx's rewrite due, nil when none is.
+func (p *Postgres) RewriteDue(ctx context.Context, pbx string) (*RewriteDue, error) {
+	var b []byte
+	err := p.pool.QueryRow(ctx, "SELECT state FROM "+p.ident("export_state")+" WHERE pbx = $1 AND key = $2", pbx, rewriteDueKey).Scan(&b)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("read the rewrite under the pseudonymisation rule due: %w", dbError(err))
+	}
+	return decodeDue(b, fmt.Sprintf("export_state (pbx %q, key %q)", pbx, rewriteDueKey))
+}
+
+// SetRewriteDue stores d as pbx's rewrite due (nil: clears it).
+func (p *Postgres) SetRewriteDue(ctx context.Context, pbx string, d *RewriteDue) error {
+	if d == nil {
+		if _, err := p.pool.Exec(ctx, "DELETE FROM "+p.ident("export_state")+" WHERE pbx = $1 AND key = $2", pbx, rewriteDueKey); err != nil {
+			return fmt.Errorf("clear the rewrite under the pseudonymisation rule due: %w", dbError(err))
+		}
+		return nil
+	}
+	b, _ := json.Marshal(d)
+	if _, err := p.pool.Exec(ctx, "INSERT INTO "+p.ident("export_state")+` (pbx, key, state, run_id) VALUES ($1, $2, $3, $4)
+ON CONFLICT (pbx, key) DO UPDATE SET state = EXCLUDED.state, run_id = EXCLUDED.run_id, updated_at = now()`, pbx, rewriteDueKey, b, d.Run); err != nil {
+		return fmt.Errorf("store the rewrite under the pseudonymisation rule due: %w", dbError(err))
+	}
+	return nil
+}
+
+// RewriteDue returns pbx's rewrite due, nil when none is.
+func (s *CSV) RewriteDue(_ context.Context, pbx string) (*RewriteDue, error) {
+	path := filepath.Join(s.stateDir(pbx), rewriteDueFile)
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("read the rewrite under the pseudonymisation rule due: %w", s.advise(err))
+	}
+	return decodeDue(b, path)
+}
+
+// SetRewriteDue stores d as pbx's rewrite due (nil: clears it), durably
+// (safefile).
+func (s *CSV) SetRewriteDue(_ context.Context, pbx string, d *RewriteDue) error {
+	path := filepath.Join(s.stateDir(pbx), rewriteDueFile)
+	if d == nil {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("clear the rewrite under the pseudonymisation rule due: %w", s.advise(err))
+		}
+		return nil
+	}
+	if _, err := s.mkStateDir(pbx); err != nil {
+		return fmt.Errorf("store the rewrite under the pseudonymisation rule due: %w", err)
+	}
+	b, _ := json.Marshal(d)
+	if err := safefile.Write(path, b, fileMode); err != nil {
+		return fmt.Errorf("store the rewrite under the pseudonymisation rule due: %w", s.advise(err))
+	}
+	return nil
 }

@@ -23,11 +23,13 @@ over the whole history whatever --from and --to (README, Privacy, lists what it
 does not reach). Only with --rewrite, once, after a change of rule: the rewrite
 cannot be undone, and it judges the extensions a row written in clear holds by
 those known when it runs (a colleague's long extension neither the PBX nor the
-sink's colleagues know then is replaced for good). A backfill with --rewrite
-stopped before its end is completed by running it again with --rewrite. Rows
-written under the rule are left as they are, and nothing is rewritten when the
-PBX's colleagues could not be read. Under rule none --rewrite is refused (exit 2):
-a pseudonym cannot be turned back into its value in clear.`)
+sink's colleagues know then is replaced for good); a row it judged is not read
+again by a later one under the same rule. A backfill with --rewrite stopped before its end leaves
+the rewrite due: the next backfill of the PBX, with or without --rewrite,
+completes it (and says so). Rows written under the rule are left as they are,
+and nothing is rewritten when the PBX's colleagues could not be read. Under
+rule none --rewrite is refused (exit 2): a pseudonym cannot be turned back into
+its value in clear.`)
 	from := fs.String("from", "", "first day, YYYY-MM-DD (inclusive), PBX-local")
 	to := fs.String("to", "", "last day, YYYY-MM-DD (exclusive), PBX-local")
 	window := fs.Duration("window", 24*time.Hour, "window length")
@@ -64,13 +66,11 @@ a pseudonym cannot be turned back into its value in clear.`)
 	m := newMetrics()
 	return a.safely(m, func() error {
 		return a.export(ctx, st, m, func(ctx context.Context, id string) *exporter.RunResult {
-			if *rewrite {
-				// Only when asked for (review 25 R25-1, review 28 R28-1): a
-				// rewrite at every backfill, or at every --force (which only
-				// redoes windows), judged again, against the extensions known
-				// that day, the rows an earlier rewrite left as they were, and
-				// replaced for good the extension of a colleague removed since.
-				a.rewriteUnderRule(st)
+			// Only when asked for, now or by a backfill stopped before
+			// its end (review 25 R25-1, review 28 R28-1 and R28-2), not at
+			// every backfill nor every --force (which only redoes windows).
+			if plan := a.planRewrite(ctx, st, id, *rewrite); plan.run() {
+				a.rewriteUnderRule(st, plan)
 			}
 			return st.x.Backfill(ctx, id, endpoints, opts)
 		})

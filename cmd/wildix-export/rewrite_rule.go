@@ -24,35 +24,90 @@ type ruleRewriter interface {
 const (
 	noteRuleRewritten = "rows rewritten in place under the pseudonymisation rule (written before it, and not written again from the PBX's copy)"
 	noteEarlierKey    = "rows still under an earlier pseudonym key, whose values in clear are gone: not rewritten (README, Privacy)"
+	// noteRewriteDue: a backfill without --rewrite while a rewrite is
+	// due (review 28, R28-2); the asking run and what became of it follow.
+	noteRewriteDue = "a rewrite in place under the pseudonymisation rule asked for by the backfill with --rewrite"
 	// noteRewriteUnread: the rewrite skipped (review 17, R17-1).
 	noteRewriteUnread = "stored rows NOT rewritten in place under the pseudonymisation rule: the PBX's colleagues could not be read at the run's start, and the rewrite, which cannot be undone, would replace the colleagues' extensions of more than 6 digits an export keeps readable; give the token or API key read access to the colleagues (/api/v1/PBX/Colleagues), then run `wildix-export backfill --rewrite` again (any --from and --to: the rewrite covers the whole history) (README, Privacy)"
 )
 
-// rewriteUnderRule makes a backfill given --rewrite end (only then:
-// review 25 R25-1, review 28 R28-1; one a kill or a failure left undone
-// is completed by the next with --rewrite, review 17 R17-5), once every window and
-// the retention's prune succeeded, the PBX's lock still held, by
-// rewriting in place, under the rule the backfill wrote with, every row
-// of the PBX the sink holds (attack 6, F9): the backfill writes again
-// only the calls the PBX still holds, and a forced change of rule left
-// the rest as it was, in clear: the recordings' rows (never backfilled;
-// the PBX keeps a recording 7 days), a snapshot's earlier files (CSV)
-// or its records the PBX no longer has (PostgreSQL), calls older than
-// the PBX's copy. Each table (PostgreSQL) or file (CSV) is rewritten
-// atomically; a row already under the rule is left as it is, so a second
-// backfill changes nothing. It cannot be undone, so it replaces only on
-// proof (review 17, R17-1): rows a run under the current rule wrote are
-// not read, a row under a narrower rule gets only what that rule did not
-// replace (privacy.Guard.Stored), long extensions stay readable (those
-// read at the run's start and those the sink's colleagues rows hold),
-// and nothing is rewritten when the colleagues could not be read. It
-// covers the whole history, whatever the backfill's range (said in its
-// log line). Under rule none nothing is rewritten (no pseudonym can be
-// turned back). Called inside export, which has set the
+// rewriteDueStore is a sink keeping the record of a rewrite under the
+// rule asked for and not completed (sinks.Postgres, sinks.CSV).
+type rewriteDueStore interface {
+	RewriteDue(ctx context.Context, pbx string) (*sinks.RewriteDue, error)
+	SetRewriteDue(ctx context.Context, pbx string, d *sinks.RewriteDue) error
+}
+
+// rewritePlan is what a backfill's start (planRewrite) decided of the
+// rewrite in place.
+type rewritePlan struct {
+	asked bool              // --rewrite given
+	due   *sinks.RewriteDue // asked for by an earlier backfill and not completed (read before this one's record)
+	err   error             // reading or storing the record failed: the rewrite's result fails with it
+}
+
+// run reports whether the backfill ends with the rewrite: asked for, due
+// from an earlier one, or its record unreadable (said in its result).
+func (p rewritePlan) run() bool { return p.asked || p.due != nil || p.err != nil }
+
+// planRewrite is, under the PBX's lock at a backfill's start, the
+// record of the rewrite due (review 28, R28-2): read, and with --rewrite
+// (asked) stored for run before its windows, so that a backfill stopped
+// before its rewrite completed and resumed without --rewrite completes it
+// (rewriteUnderRule) rather than leaving rows in clear and reporting ok.
+// Not stored for a PBX the sink holds nothing of (a first export: the
+// record would count as its state).
+func (a *app) planRewrite(ctx context.Context, st *started, run string, asked bool) rewritePlan {
+	p := rewritePlan{asked: asked}
+	ds, ok := st.sink.Sink.(rewriteDueStore)
+	if !ok {
+		return p
+	}
+	pbx := a.cfg.PBXID
+	if p.due, p.err = ds.RewriteDue(ctx, pbx); p.err != nil || !asked {
+		return p
+	}
+	if ps, ok := st.sink.Sink.(privacyStore); ok {
+		_, found, err := ps.PrivacyRule(ctx, pbx)
+		if err != nil || !found {
+			p.err = err
+			return p
+		}
+	}
+	rule := privacyNow(st.guard)
+	p.err = ds.SetRewriteDue(ctx, pbx, &sinks.RewriteDue{Run: run, Rule: rule.Rule, KeyID: rule.KeyID, Asked: time.Now().UTC()})
+	return p
+}
+
+// rewriteUnderRule makes a backfill given --rewrite, or one started
+// while a rewrite is due (planRewrite: one given --rewrite was stopped
+// before its end, review 28 R28-2), end, once every window and the
+// retention's prune succeeded, the PBX's lock still held, by rewriting
+// in place, under the rule the backfill wrote with, every row of the PBX
+// the sink holds (attack 6, F9): the backfill writes again only the calls
+// the PBX still holds, and a forced change of rule left the rest as it
+// was, in clear: the recordings' rows (never backfilled; the PBX keeps a
+// recording 7 days), a snapshot's earlier files (CSV) or its records the
+// PBX no longer has (PostgreSQL), calls older than the PBX's copy. Only
+// then (review 25 R25-1, review 28 R28-1), not at every backfill. Each
+// table (PostgreSQL) or file (CSV) is rewritten atomically, and every row
+// or file it reads is recorded as judged under the rule (its run_id, its
+// manifest), so a later rewrite does not judge it again against the
+// extensions known that day (review 29, R29-5), and one completing a
+// rewrite a failure stopped reads only what was not judged. It cannot be
+// undone, so it replaces only on proof (review 17, R17-1): rows a run
+// under the current rule wrote are not read, a row under a narrower rule
+// gets only what that rule did not replace (privacy.Guard.Stored), long
+// extensions stay readable (those read at the run's start and those the
+// sink's colleagues rows hold), and nothing is rewritten when the
+// colleagues could not be read. It covers the whole history, whatever
+// the backfill's range (said in its log line). Under rule none --rewrite
+// is refused (cmdBackfill); a rewrite due is then said, not done (no
+// pseudonym can be turned back). Called inside export, which has set the
 // exporter's AfterRun (retention) for this run.
-func (a *app) rewriteUnderRule(st *started) {
+func (a *app) rewriteUnderRule(st *started, plan rewritePlan) {
 	rw, ok := st.sink.Sink.(ruleRewriter)
-	if !ok || !st.guard.Rule.On() {
+	if !ok {
 		return
 	}
 	prev := st.x.AfterRun
@@ -66,8 +121,24 @@ func (a *app) rewriteUnderRule(st *started) {
 				return out // the prune failed: the run failed, rewrite nothing
 			}
 		}
-		return append(out, a.ruleRewrite(ctx, st, rw, r))
+		if !st.guard.Rule.On() {
+			return append(out, a.rewriteDueUnderNone(plan))
+		}
+		return append(out, a.ruleRewrite(ctx, st, rw, r, plan))
 	}
+}
+
+// rewriteDueUnderNone is the result of a backfill under rule none while
+// a rewrite is due: nothing rewritten (no rule to rewrite under), the
+// record kept, said in a warning and the ledger.
+func (a *app) rewriteDueUnderNone(plan rewritePlan) exporter.EndpointResult {
+	res := exporter.EndpointResult{Endpoint: "pseudonymisation", Paging: "rewrite", Err: plan.err}
+	if plan.due != nil {
+		res.Notes = append(res.Notes, fmt.Sprintf("%s %s (%s): EXPORT_PSEUDONYMIZE is none here, nothing rewritten", noteRewriteDue, plan.due.Run, plan.due.Rule))
+		a.log.Warn("a rewrite in place under the pseudonymisation rule asked for by an earlier backfill with --rewrite is due, not done: EXPORT_PSEUDONYMIZE is none here; a backfill under the rule completes it (README, Privacy)",
+			"asked_by", plan.due.Run, "rule_then", plan.due.Rule)
+	}
+	return res
 }
 
 // ruleRewrite is rewriteUnderRule's result: the rows rewritten per table
@@ -75,13 +146,16 @@ func (a *app) rewriteUnderRule(st *started) {
 // pseudonym key remain (a key change: their pseudonyms cannot be made
 // again without their values in clear), a warning and a note saying how
 // many and where. Its Rows stay 0: a run's rows count rows exported.
-func (a *app) ruleRewrite(ctx context.Context, st *started, rw ruleRewriter, r *exporter.RunResult) (res exporter.EndpointResult) {
+func (a *app) ruleRewrite(ctx context.Context, st *started, rw ruleRewriter, r *exporter.RunResult, plan rewritePlan) (res exporter.EndpointResult) {
 	pbx := r.PBX
 	began := time.Now()
 	res = exporter.EndpointResult{Endpoint: "pseudonymisation", Paging: "rewrite"}
 	defer func() { res.Duration = time.Since(began) }()
 	rule := privacyNow(st.guard)
 	eps := st.cat.All()
+	if !a.rewritePlanned(&res, plan, rule) {
+		return res
+	}
 	if !st.guard.ExtensionsRead() {
 		res.Notes = append(res.Notes, noteRewriteUnread)
 		a.log.Warn("stored rows not rewritten in place under the pseudonymisation rule: the PBX's colleagues could not be read at the run's start, and the rewrite cannot be undone; give the token or API key read access to /api/v1/PBX/Colleagues, then run `wildix-export backfill --rewrite` again (any range: the rewrite covers the whole history) (README, Privacy)", "rule", rule.String())
@@ -104,6 +178,9 @@ func (a *app) ruleRewrite(ctx context.Context, st *started, rw ruleRewriter, r *
 			}
 		}
 	}
+	if err == nil {
+		err = a.rewriteDone(ctx, st, pbx)
+	}
 	if err != nil {
 		res.Err = fmt.Errorf("%w (the backfill's windows are done, and the tables or files rewritten before this stay rewritten, counted in this run's notes: run `wildix-export backfill --rewrite` again, any --from and --to, to complete the rewrite; README, Privacy)", err)
 		return res
@@ -125,6 +202,32 @@ func (a *app) ruleRewrite(ctx context.Context, st *started, rw ruleRewriter, r *
 			"earlier_keys", strings.Join(left.Keys, ", "), "rows", n, "where", strings.Join(where, ", "))
 	}
 	return res
+}
+
+// rewritePlanned adds to res what plan says before the rewrite: a
+// rewrite due completed by a backfill without --rewrite (a warning and a
+// note), or the record unreadable or not stored (res fails, and false:
+// nothing is rewritten).
+func (a *app) rewritePlanned(res *exporter.EndpointResult, plan rewritePlan, rule exporter.Privacy) bool {
+	if plan.err != nil {
+		res.Err = fmt.Errorf("%w (nothing rewritten in place under the pseudonymisation rule; the backfill's windows are done: run `wildix-export backfill --rewrite` again, any --from and --to; README, Privacy)", plan.err)
+		return false
+	}
+	if !plan.asked && plan.due != nil {
+		res.Notes = append(res.Notes, fmt.Sprintf("%s %s (%s): completed by this backfill under %s", noteRewriteDue, plan.due.Run, plan.due.Rule, rule))
+		a.log.Warn("completing the rewrite in place under the pseudonymisation rule an earlier backfill with --rewrite asked for and did not complete (stopped or failed before its end)",
+			"asked_by", plan.due.Run, "rule_then", plan.due.Rule, "rule", rule.String())
+	}
+	return true
+}
+
+// rewriteDone clears the PBX's record of a rewrite due: the rewrite
+// completed.
+func (a *app) rewriteDone(ctx context.Context, st *started, pbx string) error {
+	if ds, ok := st.sink.Sink.(rewriteDueStore); ok {
+		return ds.SetRewriteDue(ctx, pbx, nil)
+	}
+	return nil
 }
 
 // longExtensions is the canonical digits (pseudonym.Canonical) of the
