@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -57,6 +59,121 @@ func csvShape(e *record.Endpoint, header []string) *rowShape {
 // isDataFile reports whether name is a committed data file's.
 func isDataFile(name string) bool {
 	return !strings.HasPrefix(name, ".") && (strings.HasSuffix(name, ".csv") || strings.HasSuffix(name, ".csv.gz"))
+}
+
+// csvDataName matches the name CSV.Begin gives a data file: the PBX's
+// safeName, then the run's id (exporter.NewRunID) and the batch's number,
+// or "backfill" and the window's bounds; .csv or .csv.gz. Submatch 1 is
+// the PBX's safeName.
+var csvDataName = regexp.MustCompile(`^([^.][^/]*?)_(?:\d{8}T\d{6}Z-[0-9a-f]+_\d{4,}|backfill_\d{8}T\d{6}_\d{8}T\d{6})\.csv(?:\.gz)?$`)
+
+// csvNamedDataFiles lists the files of dir's endpoint folders (a folder
+// named as an endpoint is) whose names are the sink's data files'
+// (csvDataName), each with the PBX its name gives, sorted by name under
+// dir: with their manifests lost, what is left of which PBX exported
+// there. Any other file (a user's own CSV file, a temporary file) is
+// none (review 28, R28-5: every .csv counted, and a folder holding a
+// user's CSV was refused as one whose state is lost).
+func csvNamedDataFiles(dir string) ([]LostState, error) {
+	var out []LostState
+	for _, pattern := range []string{"*.csv", "*.csv.gz"} {
+		paths, err := filepath.Glob(filepath.Join(dir, "*", pattern))
+		if err != nil {
+			return nil, err
+		}
+		for _, path := range paths {
+			rel, err := filepath.Rel(dir, path)
+			if err != nil || !record.Identifier(filepath.Dir(rel)) {
+				continue
+			}
+			m := csvDataName.FindStringSubmatch(filepath.Base(rel))
+			if m == nil {
+				continue
+			}
+			pbx, err := url.PathUnescape(m[1])
+			if err != nil || safeName(pbx) != m[1] {
+				continue // not a name the sink gives
+			}
+			out = append(out, LostState{PBX: pbx, File: rel})
+		}
+	}
+	slices.SortFunc(out, func(a, b LostState) int { return strings.Compare(a.File, b.File) })
+	return out, nil
+}
+
+// stateJudge judges, PBX by PBX, whether a PBX whose data file is found
+// has lost its state (csvHasState of .state/<pbx>): each PBX once, by
+// its own state folder, never by another PBX's or by the folder's
+// (review 26, R26-3).
+type stateJudge struct {
+	dir    string
+	judged map[string]bool
+	lost   map[string]string // PBX → one of its data files
+}
+
+func newStateJudge(dir string) *stateJudge {
+	return &stateJudge{dir: dir, judged: map[string]bool{}, lost: map[string]string{}}
+}
+
+// judge judges pbx (none: "") once, file being one of its data files.
+func (j *stateJudge) judge(pbx, file string) error {
+	if pbx == "" || j.judged[pbx] {
+		return nil
+	}
+	j.judged[pbx] = true
+	has, err := csvHasState(filepath.Join(j.dir, ".state", safeName(pbx)))
+	if err == nil && !has {
+		j.lost[pbx] = file
+	}
+	return err
+}
+
+// judgeNamed judges the PBX of each data file found by its name
+// (csvNamedDataFiles): its manifest lost too, no manifest named it.
+func (j *stateJudge) judgeNamed() error {
+	named, err := csvNamedDataFiles(j.dir)
+	if err != nil {
+		return err
+	}
+	for _, n := range named {
+		if err := j.judge(n.PBX, n.File); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// result is each PBX judged lost, sorted by PBX.
+func (j *stateJudge) result() []LostState {
+	var out []LostState
+	for pbx, file := range j.lost {
+		out = append(out, LostState{PBX: pbx, File: file})
+	}
+	slices.SortFunc(out, func(a, b LostState) int { return strings.Compare(a.PBX, b.PBX) })
+	return out
+}
+
+// CSVStateLost returns each PBX of the CSV export folder dir whose data
+// files remain while its state is lost (.state, or .state/<pbx>, gone or
+// holding no state: csvHasState), sorted by PBX, with one of its data
+// files each: a data file a manifest names (of the manifest's PBX), or
+// one named as the sink names them (csvNamedDataFiles: of the PBX its
+// name gives). Each PBX is judged by its own state folder (review 26,
+// R26-3): a PBX with no data file there (one that never exported into
+// the folder, or a new one beside others) is never lost, whatever the
+// others' state; a user's own CSV file is no data file (R28-5). It only
+// reads: a run may ask it before it writes anything, and keep only its
+// own PBX's entry.
+func CSVStateLost(dir string) ([]LostState, error) {
+	j := newStateJudge(dir)
+	err := csvDataManifests(dir, func(file string, m dataManifest) error { return j.judge(m.PBX, file) })
+	if err == nil {
+		err = j.judgeNamed()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the data files of %s: %w", dir, err)
+	}
+	return j.result(), nil
 }
 
 // ForgetFind searches every file of the export folder for f, reading

@@ -169,30 +169,21 @@ func (s *CSV) ForgetScope(context.Context) (_ *ForgetScope, err error) {
 // state lost, the manifests are what is left of which PBXes export into
 // the folder and under which keys (review 20, R20-2).
 func (s *CSV) manifestScope(sc *ForgetScope) error {
-	lost := map[string]string{}
-	checked := map[string]bool{}
+	j := newStateJudge(s.opt.Dir)
 	err := csvDataManifests(s.opt.Dir, func(file string, m dataManifest) error {
 		sc.addPBX(m.PBX)
 		if m.Privacy != nil {
 			sc.addKey(m.Privacy.KeyID)
 		}
-		if m.PBX == "" || checked[m.PBX] {
-			return nil
-		}
-		checked[m.PBX] = true
-		has, err := csvHasState(filepath.Join(s.opt.Dir, ".state", safeName(m.PBX)))
-		if err == nil && !has {
-			lost[m.PBX] = file
-		}
-		return err
+		return j.judge(m.PBX, file)
 	})
+	if err == nil {
+		err = j.judgeNamed()
+	}
 	if err != nil {
 		return fmt.Errorf("read which PBXes export into %s from its data files' manifests: %w", s.opt.Dir, err)
 	}
-	for pbx, file := range lost {
-		sc.Lost = append(sc.Lost, LostState{PBX: pbx, File: file})
-	}
-	slices.SortFunc(sc.Lost, func(a, b LostState) int { return strings.Compare(a.PBX, b.PBX) })
+	sc.Lost = j.result()
 	return nil
 }
 
@@ -259,9 +250,10 @@ func csvDataManifests(dir string, fn func(file string, m dataManifest) error) er
 }
 
 // CSVDataFile returns one data file of the CSV export folder dir, under
-// it, or "" when it holds none: one a manifest names, else a .csv or
-// .csv.gz file of an endpoint's folder (the manifests lost with the state:
-// review 26, R26-2). It only reads: forget asks it of a folder without
+// it, or "" when it holds none: one a manifest names, else a file of an
+// endpoint's folder named as the sink names its data files (the
+// manifests lost with the state: review 26, R26-2; a user's own CSV file
+// beside them is none: review 28, R28-5, csvNamedDataFiles). It only reads: forget asks it of a folder without
 // .state before opening the sink, which would create the folder (review
 // 20, R20-2).
 func CSVDataFile(dir string) (string, error) {
@@ -274,21 +266,15 @@ func CSVDataFile(dir string) (string, error) {
 	if err != nil && !errors.Is(err, errFound) {
 		return "", fmt.Errorf("read the data files of %s: %w", dir, err)
 	}
-	for _, pattern := range []string{"*.csv", "*.csv.gz"} {
-		if one != "" {
-			break
-		}
-		paths, err := filepath.Glob(filepath.Join(dir, "*", pattern))
-		if err != nil {
-			return "", fmt.Errorf("read the data files of %s: %w", dir, err)
-		}
-		for _, path := range paths {
-			rel, err := filepath.Rel(dir, path)
-			if err == nil && !strings.HasPrefix(rel, ".") && !strings.HasPrefix(filepath.Base(rel), ".") {
-				one = rel
-				break
-			}
-		}
+	if one != "" {
+		return one, nil
+	}
+	named, err := csvNamedDataFiles(dir)
+	if err != nil {
+		return "", fmt.Errorf("read the data files of %s: %w", dir, err)
+	}
+	if len(named) > 0 {
+		one = named[0].File
 	}
 	return one, nil
 }

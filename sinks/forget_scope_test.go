@@ -107,7 +107,11 @@ func TestPrivacyRuleAfterRecover(t *testing.T) {
 // each data file's manifest's PBX and key id, and names each PBX whose
 // data files remain while its state is lost (.state gone, .state/<pbx>
 // gone, or holding only a key index); manifests under dot folders are
-// skipped.
+// skipped. A data file whose manifest is lost too counts by its name, of
+// the PBX its name gives, when it is named as the sink names them (review
+// 26, R26-2; R28-5: not a user's own CSV file); each PBX is judged by its
+// own state folder, a PBX without data files never lost (R26-3).
+// CSVStateLost, which a run may ask, says the same.
 func TestForgetScopeManifests(t *testing.T) {
 	t.Parallel()
 	manifest := func(pbx, key string) string {
@@ -139,8 +143,30 @@ func TestForgetScopeManifests(t *testing.T) {
 			"call_history/a_r_0001.manifest.json": manifest("a", "k:2"),
 		}, []string{"a"}, []string{"k:2"}, nil},
 		{"manifests lost with the state, a data file kept", map[string]string{
-			"call_history/a_r_0001.csv": "id\n1\n",
+			"call_history/a_20261207T113550Z-133c3d_0001.csv": "id\n1\n",
+		}, nil, nil, []LostState{{"a", "call_history/a_20261207T113550Z-133c3d_0001.csv"}}},
+		// Review 28, R28-5: any .csv was taken for a data file.
+		{"a user's own CSV files", map[string]string{
+			"reports/mine.csv":                           "a,b\n",
+			"call_history/export.csv":                    "a,b\n",
+			"call_history/a_r_0001.csv.gz":               "",
+			"Reports/a_20261207T113550Z-133c3d_0001.csv": "id\n",
 		}, nil, nil, nil},
+		// Review 26, R26-3: each PBX judged by its own state folder.
+		{"one PBX's state and manifests lost, another's state kept", map[string]string{
+			".state/b/runs.jsonl":                                             `{"id":"r","pbx":"b"}` + "\n",
+			"call_history/b_20261207T113550Z-133c3d_0001.csv":                 "id\n1\n",
+			"call_history/a%3A1_20261207T113550Z-133c3d_0002.csv":             "id\n1\n",
+			"call_history/a%3A1_backfill_20261201T000000_20261202T000000.csv": "id\n1\n",
+		}, []string{"b"}, nil, []LostState{{"a:1", "call_history/a%3A1_20261207T113550Z-133c3d_0002.csv"}}},
+		{"a PBX with no state and no data file, another's state kept", map[string]string{
+			".state/b/runs.jsonl":                             `{"id":"r","pbx":"b"}` + "\n",
+			".state/c/export.lock":                            "",
+			"call_history/b_20261207T113550Z-133c3d_0001.csv": "id\n1\n",
+		}, []string{"b"}, nil, nil},
+		{"a backfill's data file kept, its state lost", map[string]string{
+			"calls/a_backfill_20261201T000000_20261202T000000.csv.gz": "",
+		}, nil, nil, []LostState{{"a", "calls/a_backfill_20261201T000000_20261202T000000.csv.gz"}}},
 		{"dot folders skipped", map[string]string{
 			".state/a/runs.jsonl":                  "\n",
 			".quarantine/c_r_0001.manifest.json":   manifest("c", "k:3"),
@@ -169,6 +195,10 @@ func TestForgetScopeManifests(t *testing.T) {
 			}
 			if !slices.Equal(sc.PBXes, tc.pbxes) || !slices.Equal(sc.KeyIDs, tc.keys) || !slices.Equal(sc.Lost, tc.lost) {
 				t.Errorf("scope PBXes %q keys %q lost %v; want %q %q %v", sc.PBXes, sc.KeyIDs, sc.Lost, tc.pbxes, tc.keys, tc.lost)
+			}
+			lost, err := CSVStateLost(dir)
+			if err != nil || !slices.Equal(lost, tc.lost) {
+				t.Errorf("CSVStateLost %v, %v; want %v", lost, err, tc.lost)
 			}
 			one, err := CSVDataFile(dir)
 			if err != nil {

@@ -311,14 +311,19 @@ func (a *app) forgetScope(ctx context.Context, s *sink, pk *pseudonym.Keyed, key
 // lostState refuses (exit 2) a CSV folder holding data files of a PBX
 // whose state is lost (.state/<pbx> gone, another PBX's state kept): the
 // PBX's keys and rule are not known, and forget would report its rows
-// erased while they hold the number's pseudonym (review 20, R20-2).
+// erased while they hold the number's pseudonym (review 20, R20-2). It
+// names each such PBX, judged by its own state (sinks.CSVStateLost:
+// review 26, R26-3), and only those.
 func (a *app) lostState(scope *sinks.ForgetScope) error {
 	if len(scope.Lost) == 0 {
 		return nil
 	}
-	l := scope.Lost[0]
-	return fmt.Errorf("%w: EXPORT_CSV_DIR=%s holds data files of PBX %s (%s) but no state of it under .state: its state was lost; restore .state from a backup taken with the data (with none, run that PBX's export under the rule its rows were written under first: it stores the state again; README, Erasure). Forget needs it: without it, the keys its rows were pseudonymised under are not known. Nothing was changed",
-		errUsage, a.cfg.CSVDir, l.PBX, l.File)
+	var each []string
+	for _, l := range scope.Lost {
+		each = append(each, fmt.Sprintf("PBX %s (%s)", l.PBX, l.File))
+	}
+	return fmt.Errorf("%w: EXPORT_CSV_DIR=%s holds data files of %s but no state of it under .state: its state was lost; restore .state from a backup taken with the data (with none, run that PBX's export under the rule its rows were written under first: it stores the state again; README, Erasure). Forget needs it: without it, the keys its rows were pseudonymised under are not known. Nothing was changed",
+		errUsage, a.cfg.CSVDir, strings.Join(each, ", "))
 }
 
 // forgetExtension refuses (exit 2), unless allow, a number that is, as
