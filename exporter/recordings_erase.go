@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"time"
@@ -77,7 +78,12 @@ func (p *recPipe) erase(ctx context.Context, j *recJob) error {
 	}
 	out, err := e.x.Recordings.Erase(ctx, recs, p.named, inUse)
 	e.res.Recordings.erased(out)
-	if err != nil && ctx.Err() == nil {
+	switch {
+	case err != nil && errors.Is(err, recordings.ErrDenied):
+		// A key without a permission (R32-1): configuration (exit 2),
+		// met again by every run until it is given.
+		return fmt.Errorf("%w: %w; the window's rows are not written: the next run lists it again and removes them", record.ErrConfig, err)
+	case err != nil && ctx.Err() == nil:
 		// The store failed (R24-1): the rows would say erased, no file
 		// kept, of files still stored, and no later run would list
 		// their window again unless the look-back does.

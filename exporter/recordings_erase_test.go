@@ -2,6 +2,7 @@ package exporter_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -390,6 +391,67 @@ func TestRecordingsErasedStoreDown(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRecordingsErasedDenied (review 32, R32-1): an S3 key without
+// s3:DeleteObject (the server answers DELETE 403 AccessDenied) fails the
+// run as bad configuration (record.ErrConfig: exit 2), naming the
+// permission to give, not as a store to wait for ("up and writable"); no
+// row is committed erased while its file is stored. With the permission,
+// the next run removes every file and writes every row erased.
+func TestRecordingsErasedDenied(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := recSetup(t, pbxsim.Options{Seed: 43, Calls: 120}, "postgres/s3", nil)
+	if res := e.run(t); res.Err != nil || res.Recordings.Copied == 0 {
+		t.Fatalf("first run: %v, %+v", res.Err, res.Recordings)
+	}
+	files := filesUnder(e.storeDir)
+	for _, q := range []string{"DELETE FROM recordings WHERE pbx = 'pbx'", "DELETE FROM export_state WHERE pbx = 'pbx' AND key = 'recordings'"} {
+		if _, err := e.pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := idSuppressor{}
+	for _, r := range e.sim.Recordings() {
+		ids[idOf(e, r)] = true
+	}
+	e.x.Guard = &privacy.Guard{Suppress: ids}
+	allowed := e.x.Recordings.Store
+	o := e.s3opt
+	o.Endpoint = e.s3.Refusing(t, func(r *http.Request) bool { return r.Method == http.MethodDelete })
+	st, err := recstore.OpenS3(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.x.Recordings.Store = st
+	res := e.run(t)
+	if !errors.Is(res.Err, record.ErrConfig) || !errors.Is(res.Err, recstore.ErrDenied) ||
+		!strings.Contains(res.Err.Error(), "s3:DeleteObject") || strings.Contains(res.Err.Error(), "up and writable") {
+		t.Errorf("the run, the key without s3:DeleteObject: %v; want a configuration error naming s3:DeleteObject", res.Err)
+	}
+	if left := filesUnder(e.storeDir); len(left) != len(files) {
+		t.Fatalf("%d files stored after the refused run, want the %d there before", len(left), len(files))
+	}
+	for p, row := range e.rows(t) {
+		if row[2] == "erased" {
+			t.Errorf("%s: row committed %q while the key may not remove its file", p, row)
+		}
+	}
+	e.x.Recordings.Store = allowed
+	res = e.run(t)
+	if rr := res.Recordings; res.Err != nil || rr.Removed != len(files) || rr.KeptUnproven != 0 {
+		t.Fatalf("the run with the permission: %v, %d removed, %d kept; want %d, 0", res.Err, rr.Removed, rr.KeptUnproven, len(files))
+	}
+	if left := filesUnder(e.storeDir); len(left) > 0 {
+		t.Errorf("%d files left in the store, want none: %v", len(left), left)
+	}
+	rows := e.rows(t)
+	for p := range files {
+		if row := rows[storedKey(p)]; row == nil || row[2] != "erased" || row[1] != "" {
+			t.Errorf("%s: row %q, want status erased, no object", p, row)
+		}
 	}
 }
 

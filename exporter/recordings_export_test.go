@@ -65,7 +65,9 @@ type recEnv struct {
 	rows     func(t *testing.T) map[string][]string
 	storeDir string
 	ep       record.Endpoint
-	pool     *pgxpool.Pool // with postgres
+	pool     *pgxpool.Pool        // with postgres
+	s3       *recstoretest.Server // with an S3 store ("<sink>/s3")
+	s3opt    recstore.S3Options   // the store's options, with s3
 }
 
 // recSetup starts it. front, when set, may answer a request itself.
@@ -99,23 +101,26 @@ func recSetup(t *testing.T, o pbxsim.Options, kind string, front func(sim *pbxsi
 		MaxAttempts: 3, Timeout: time.Minute, MinBackoff: 5 * time.Millisecond}
 	storeDir := t.TempDir()
 	var store recordings.Store
+	var s3srv *recstoretest.Server
+	var s3opt recstore.S3Options
 	if s3 == "s3" {
 		// The gateway serves a folder: an object's file is
 		// Root/<bucket>/<key>, read as the directory store's.
-		srv := recstoretest.Start(t)
-		st, err := recstore.OpenS3(context.Background(), recstore.S3Options{Endpoint: srv.Endpoint, Region: srv.Region, Bucket: srv.Bucket,
-			Prefix: "rec/", PathStyle: true, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey})
+		s3srv = recstoretest.Start(t)
+		s3opt = recstore.S3Options{Endpoint: s3srv.Endpoint, Region: s3srv.Region, Bucket: s3srv.Bucket,
+			Prefix: "rec/", PathStyle: true, AccessKey: s3srv.AccessKey, SecretKey: s3srv.SecretKey}
+		st, err := recstore.OpenS3(context.Background(), s3opt)
 		if err != nil {
 			t.Fatal(err)
 		}
-		store, storeDir = st, filepath.Join(srv.Root, srv.Bucket, "rec")
+		store, storeDir = st, filepath.Join(s3srv.Root, s3srv.Bucket, "rec")
 	} else if store, err = recstore.OpenDir(storeDir, recstore.DirOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	x := &exporter.Exporter{Client: c, Sink: sink, PBX: "pbx", Zone: rome, PageSize: 20, Concurrency: 2, BatchSize: 15, MaxPages: 10000,
 		Recordings: &recordings.Copier{Spool: &recordings.Spool{Origin: u, Token: recToken, MinBackoff: time.Millisecond, MaxAttempts: 3},
 			Store: store, PBX: "pbx", Concurrency: 3}, RecordingsKey: testRecordingsKey(t)}
-	e := &recEnv{sim: sim, x: x, csvDir: dir, storeDir: storeDir, ep: recordingsEndpoint(t), pool: pool}
+	e := &recEnv{sim: sim, x: x, csvDir: dir, storeDir: storeDir, ep: recordingsEndpoint(t), pool: pool, s3: s3srv, s3opt: s3opt}
 	e.rows = func(t *testing.T) map[string][]string { return csvRecordingRows(t, dir) }
 	if pool != nil {
 		e.rows = func(t *testing.T) map[string][]string {

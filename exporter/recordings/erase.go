@@ -31,6 +31,11 @@ type Named func(ctx context.Context, names []string) (map[string]bool, error)
 // other error of named is the sink failing: Erase's error.
 var ErrNoNamer = errors.New("this sink cannot tell which files its rows name")
 
+// ErrDenied is recstore.ErrDenied: the store refusing for want of a
+// permission (an S3 key without s3:DeleteObject), which Erase's error
+// then matches. Configuration: every run meets it until it is given.
+var ErrDenied = recstore.ErrDenied
+
 // Erased is what Erase did.
 type Erased struct {
 	// Removed counts the files removed: each proven the recording's own
@@ -271,9 +276,16 @@ func Planted(err error) bool {
 }
 
 // storeFailed is Erase's error for the store failing to do what on name:
-// naming the store, what to do, never a recording's PBX id or path.
+// naming the store, what to do, never a recording's PBX id or path. A
+// store refusing for want of a permission (recstore.ErrDenied: an S3 key
+// without s3:DeleteObject) is up and is not to be waited for: its error
+// names the permission to give, not "up and writable" (R32-1).
 func (c *Copier) storeFailed(what, name string, err error) error {
-	return fmt.Errorf("erase recordings: the recordings store %v could not %s %s, of a recording not kept (a number of its call erased on request, or older than the retention): %w (check that the store is up and writable)", c.Store, what, name, err)
+	advice := "check that the store is up and writable"
+	if errors.Is(err, recstore.ErrDenied) {
+		advice = "the store refuses it: every run fails here until the key is given the permission named"
+	}
+	return fmt.Errorf("erase recordings: the recordings store %v could not %s %s, of a recording not kept (a number of its call erased on request, or older than the retention): %w (%s)", c.Store, what, name, err, advice)
 }
 
 // keep records names as kept, each with why, and warns.

@@ -70,7 +70,9 @@ func (d *Dir) Discard(ctx context.Context, name string) (bool, error) {
 
 // Discard removes the object stored under name (built by Name), as the
 // folder store's Discard, and reports whether there was one. On a
-// versioned bucket the server keeps earlier versions, as for Remove.
+// versioned bucket the server keeps earlier versions, as for Remove. A
+// key without s3:DeleteObject (or s3:GetObject) gets an error matching
+// ErrDenied, naming the permission.
 func (s *S3) Discard(ctx context.Context, name string) (bool, error) {
 	if err := checkName(name); err != nil {
 		return false, err
@@ -80,13 +82,13 @@ func (s *S3) Discard(ctx context.Context, name string) (bool, error) {
 		if minio.ToErrorResponse(err).StatusCode == http.StatusNotFound {
 			return false, nil
 		}
-		return false, fmt.Errorf("discard %s: %w", name, err)
+		return false, fmt.Errorf("discard %s: %w", name, denied(err, "s3:GetObject"))
 	}
 	if err := s.c.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{}); err != nil {
 		if minio.ToErrorResponse(err).Code == "NoSuchKey" {
 			return false, nil
 		}
-		return false, fmt.Errorf("discard %s: %w", name, err)
+		return false, fmt.Errorf("discard %s: %w", name, denied(err, "s3:DeleteObject"))
 	}
 	return true, nil
 }

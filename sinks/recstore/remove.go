@@ -67,7 +67,8 @@ func (d *Dir) Remove(ctx context.Context, name string) error {
 // any upload of it a killed Put left. A name with nothing stored is not
 // an error: removing twice removes once. On a versioned bucket the
 // server keeps earlier versions (a delete marker hides them): its
-// lifecycle rules decide how long.
+// lifecycle rules decide how long. A key without s3:DeleteObject gets an
+// error matching ErrDenied, naming it.
 func (s *S3) Remove(ctx context.Context, name string) error {
 	if err := checkName(name); err != nil {
 		return err
@@ -80,7 +81,7 @@ func (s *S3) Remove(ctx context.Context, name string) error {
 		if minio.ToErrorResponse(err).Code == "NoSuchKey" {
 			return nil
 		}
-		return fmt.Errorf("remove %s: %w", name, err)
+		return fmt.Errorf("remove %s: %w", name, denied(err, "s3:DeleteObject"))
 	}
 	return nil
 }

@@ -446,7 +446,8 @@ func unwrapVerify(err error, v *verifier) error {
 
 // Stat returns the object stored under name. Its sha256 comes from its
 // metadata when a Put recorded it there, else from reading the object
-// through. An absent object is an error matching fs.ErrNotExist.
+// through. An absent object is an error matching fs.ErrNotExist; a key
+// without s3:GetObject, one matching ErrDenied.
 func (s *S3) Stat(ctx context.Context, name string) (Object, error) {
 	if err := checkName(name); err != nil {
 		return Object{}, err
@@ -457,7 +458,7 @@ func (s *S3) Stat(ctx context.Context, name string) (Object, error) {
 		if minio.ToErrorResponse(err).StatusCode == http.StatusNotFound {
 			return Object{}, fmt.Errorf("stat %s: %w", name, fs.ErrNotExist)
 		}
-		return Object{}, fmt.Errorf("stat %s: %w", name, err)
+		return Object{}, fmt.Errorf("stat %s: %w", name, denied(err, "s3:GetObject"))
 	}
 	if sum := info.UserMetadata[shaMeta]; checkWant(Want{SHA256: sum}) == nil && sum != "" {
 		return Object{Name: name, Size: info.Size, SHA256: sum}, nil
@@ -470,7 +471,7 @@ func (s *S3) Stat(ctx context.Context, name string) (Object, error) {
 	h := sha256.New()
 	n, err := io.CopyBuffer(h, ctxReader{ctx, obj}, make([]byte, copyBufSize))
 	if err != nil {
-		return Object{}, fmt.Errorf("stat %s: read: %w", name, err)
+		return Object{}, fmt.Errorf("stat %s: read: %w", name, denied(err, "s3:GetObject"))
 	}
 	return Object{Name: name, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
 }

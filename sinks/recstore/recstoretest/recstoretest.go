@@ -10,8 +10,12 @@ import (
 	"crypto/x509"
 	"fmt"
 	"go/build"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -196,4 +200,33 @@ func (s *Server) makeBucket() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return c.MakeBucket(ctx, s.Bucket, minio.MakeBucketOptions{Region: s.Region})
+}
+
+// Refusing returns the endpoint of a proxy to the server that answers
+// 403 AccessDenied, as a server does to a key without the permission, to
+// each request refuse matches, and forwards every other one (its signed
+// Host kept). It stops at the test's end.
+func (s *Server) Refusing(t testing.TB, refuse func(*http.Request) bool) string {
+	t.Helper()
+	target, err := url.Parse(s.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := &httputil.ReverseProxy{Transport: s.Transport(), Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(target)
+		pr.Out.Host = pr.In.Host
+	}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !refuse(r) {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusForbidden)
+		if r.Method != http.MethodHead {
+			io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message><RequestId>recstoretest</RequestId></Error>`)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
