@@ -83,9 +83,9 @@ func (p *Postgres) EarlierKeyRows(ctx context.Context, pbx, keyID, _ string, end
 // clear, that first wrote it. So once the PBX's runs.jsonl records an
 // earlier key, the rows counted are those holding a value of a
 // pseudonym's form in every file of an endpoint with personal data not
-// written by a run under keyID (fileKey): a file of a run under none
-// rewritten under keyID is counted too, its rewrite's key not recorded. run is the run under keyID calling it,
-// whose line runs.jsonl does not hold yet.
+// written by a run under keyID (fileKey: the ledger's key of its run,
+// else its manifest's, which a rewrite sets). run is the run under keyID
+// calling it, whose line runs.jsonl does not hold yet.
 func (s *CSV) EarlierKeyRows(ctx context.Context, pbx, keyID, run string, endpoints []record.Endpoint) (*EarlierKeys, error) {
 	b, err := os.ReadFile(filepath.Join(s.stateDir(pbx), "runs.jsonl"))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -138,12 +138,16 @@ func (s *CSV) EarlierKeyRows(ctx context.Context, pbx, keyID, run string, endpoi
 	return out, nil
 }
 
-// fileKey is the key id of the run that wrote the data file data: as its
-// manifest says (its "privacy", kept by edits), or for a manifest without
-// it, as the ledger (keyOf) records its run; "" when neither tells or
-// the run was under rule none. A file of a run under none that a rewrite
-// changed since holds the pseudonyms of the rewrite's key, which the
-// file does not record: it is counted when it holds any.
+// fileKey is the key id of the run that wrote the data file data: as the
+// ledger (keyOf) records its run (the manifest's run_id, which edits and
+// rewrites keep) when it records one; else as its manifest says (its
+// "privacy"); "" when neither tells or the run was under rule none. The
+// ledger first: a rewrite under the rule sets its own rule and key in the
+// manifest of every file it reads (csv_rule.go), and a file a run under
+// an earlier key wrote still holds that key's pseudonyms after it (a
+// change of rule and key: review 29, found with R29-5's fix). A file of
+// a run under none that a rewrite changed holds the pseudonyms of the
+// rewrite's key, which its manifest then records.
 func fileKey(data string, keyOf map[string]string) string {
 	var m struct {
 		Run     string            `json:"run_id"`
@@ -153,8 +157,11 @@ func fileKey(data string, keyOf map[string]string) string {
 	if err != nil || json.Unmarshal(b, &m) != nil {
 		return ""
 	}
+	if k := keyOf[m.Run]; k != "" {
+		return k
+	}
 	if m.Privacy != nil && m.Privacy.Rule != "" {
 		return m.Privacy.KeyID
 	}
-	return keyOf[m.Run]
+	return ""
 }

@@ -705,3 +705,31 @@ func TestRefusalAdviceNamesRewrite(t *testing.T) {
 		t.Errorf("the forced change: exit %d (%v); want 0 and a warning naming %q\n%s", r.code, r.err, advice, r.stderr)
 	}
 }
+
+// TestEarlierKeyFilesCountedAfterRuleChange: a CSV folder whose files a
+// run under numbers and k1 wrote, then a forced change of rule and key
+// (numbers,names under k2) and a backfill with --rewrite: the rewrite
+// reads the recordings' files (which no backfill writes again) and sets
+// k2 in their manifests, but their numbers are still k1's pseudonyms:
+// they are counted as rows under the earlier key, in a warning and in
+// the ledger (before: the manifest's k2 hid them, no warning).
+func TestEarlierKeyFilesCountedAfterRuleChange(t *testing.T) {
+	t.Parallel()
+	c := newRewriteCase(t, 100, true, nil)
+	dir := t.TempDir()
+	env := c.env(t, dir)
+	if r := runCLI(t, withEnv(env, numbersKey1...), "run", "--once"); r.code != 0 {
+		t.Fatalf("run under k1: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	k2 := withEnv(env, "EXPORT_PSEUDONYMIZE=numbers,names", "EXPORT_PSEUDONYM_KEY="+testKey2, "EXPORT_PSEUDONYM_PREVIOUS_KEY="+testKey1)
+	if r := runCLI(t, k2, "run", "--once", "--force"); r.code != 0 {
+		t.Fatalf("forced change: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	r := c.backfill(t, k2, "--force", "--rewrite")
+	if r.code != 0 {
+		t.Fatalf("backfill --rewrite: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "earlier pseudonym key keep its pseudonyms") || !ledgerNoted(t, nil, dir, noteEarlierKey, " in recordings") {
+		t.Errorf("want the warning and the ledger's note %q… in recordings\n%s", noteEarlierKey, r.stderr)
+	}
+}
