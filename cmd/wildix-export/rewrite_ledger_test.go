@@ -16,7 +16,7 @@ import (
 // free text in a call's duration ("call +39 333 7771234 Mario
 // Verdisecret"); the export under rule none stores NULL and quotes the
 // value in the run ledger's note. Then the README's procedure (`run
-// --once --force` under all, `backfill --force`): the sink (every table
+// --once --force` under all, `backfill --force --rewrite`): the sink (every table
 // of the schema, every file of the folder, the ledger included) holds
 // neither the number nor the name any more. Before the fix the ledger of
 // the run under none still held both. Both sinks.
@@ -63,7 +63,7 @@ func TestForcedRuleChangeRewritesTheLedger(t *testing.T) {
 			t.Fatalf("%s: the forced run: exit %d: %v\n%s", name, r.code, r.err, r.stderr)
 		}
 		if r := runCLI(t, on, "backfill", "--from", from, "--to", to, "--force", "--rewrite"); r.code != 0 {
-			t.Fatalf("%s: the forced backfill: exit %d: %v\n%s", name, r.code, r.err, r.stderr)
+			t.Fatalf("%s: the backfill with --rewrite: exit %d: %v\n%s", name, r.code, r.err, r.stderr)
 		}
 		text := dump(name)
 		for _, s := range []string{"Verdisecret", "7771234"} {

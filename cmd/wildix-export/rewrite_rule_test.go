@@ -154,10 +154,10 @@ VALUES ($1, 'call_history', '9999', 'r', 'cost', 'refused', $2)`, c.f.URL.Host, 
 		}
 		r := c.backfill(t, on, "--force", "--rewrite")
 		if r.code != 0 {
-			t.Fatalf("%s: the forced backfill: exit %d: %v\n%s", name, r.code, r.err, r.stderr)
+			t.Fatalf("%s: the backfill with --rewrite: exit %d: %v\n%s", name, r.code, r.err, r.stderr)
 		}
 		if n := rewrittenRows(t, r.stderr); n <= 0 {
-			t.Errorf("%s: the forced backfill rewrote %d rows in place; want the recordings' rows", name, n)
+			t.Errorf("%s: the backfill with --rewrite rewrote %d rows in place; want the recordings' rows", name, n)
 		}
 		text := dumpDir(t, dir)
 		if name == "postgres" {
@@ -176,7 +176,7 @@ VALUES ($1, 'call_history', '9999', 'r', 'cost', 'refused', $2)`, c.f.URL.Host, 
 				found, found[0], text[max(0, i-300):min(len(text), i+100)])
 		}
 		if r := c.backfill(t, on, "--force", "--rewrite"); r.code != 0 || rewrittenRows(t, r.stderr) != 0 {
-			t.Errorf("%s: a second forced backfill: exit %d (%v), %d rows rewritten; want 0 and none", name, r.code, r.err, rewrittenRows(t, r.stderr))
+			t.Errorf("%s: a second backfill with --rewrite: exit %d (%v), %d rows rewritten; want 0 and none", name, r.code, r.err, rewrittenRows(t, r.stderr))
 		}
 
 		key2 := withEnv(env, "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey2, "EXPORT_PSEUDONYM_PREVIOUS_KEY="+testKey1)
@@ -185,7 +185,7 @@ VALUES ($1, 'call_history', '9999', 'r', 'cost', 'refused', $2)`, c.f.URL.Host, 
 		}
 		r = c.backfill(t, key2, "--force", "--rewrite")
 		if r.code != 0 {
-			t.Fatalf("%s: the forced backfill under the new key: exit %d: %v\n%s", name, r.code, r.err, r.stderr)
+			t.Fatalf("%s: the backfill with --rewrite under the new key: exit %d: %v\n%s", name, r.code, r.err, r.stderr)
 		}
 		for _, l := range strings.Split(r.stderr, "\n") {
 			if strings.Contains(l, "earlier pseudonym key") {
@@ -207,7 +207,7 @@ VALUES ($1, 'call_history', '9999', 'r', 'cost', 'refused', $2)`, c.f.URL.Host, 
 	}
 }
 
-// rewrittenRows is the rows the log says a forced backfill rewrote in
+// rewrittenRows is the rows the log says a backfill with --rewrite rewrote in
 // place (-1: no such line).
 func rewrittenRows(t *testing.T, logs string) int64 {
 	t.Helper()
@@ -245,7 +245,7 @@ func ledgerNoted(t *testing.T, pool *pgxpool.Pool, dir, prefix, with string) boo
 // rewrite in place cannot be undone, so it never replaces an extension
 // an export keeps readable. PostgreSQL, simulator with 7-digit
 // extensions and recordings. (a) Rows written under numbers keep their
-// long extensions readable through a forced backfill whose colleagues
+// long extensions readable through a backfill with --rewrite whose colleagues
 // read fails (403): the rewrite is skipped, said in a warning and in the
 // ledger; and through one whose read succeeds (their run's rule covered
 // numbers already). (b) A colleague removed from the PBX, whose row the
@@ -286,13 +286,13 @@ func TestForcedRewriteKeepsExtensionsReadable(t *testing.T) {
 		r := c.backfill(t, env, "--force", "--rewrite")
 		forbid.Store(false)
 		if r.code != 0 {
-			t.Fatalf("forced backfill, colleagues forbidden: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			t.Fatalf("backfill --rewrite, colleagues forbidden: exit %d: %v\n%s", r.code, r.err, r.stderr)
 		}
 		if !strings.Contains(r.stderr, "stored rows not rewritten in place") || !ledgerNoted(t, pool, "", noteRewriteUnread, "") {
 			t.Errorf("colleagues unread: want the warning and the ledger's note %q\n%s", noteRewriteUnread, r.stderr)
 		}
 		if a, b := count(pool, "200%"), count(pool, "p:%"); a != readable || b != replaced {
-			t.Errorf("after the forced backfill with the colleagues unread: %d readable extensions, %d pseudonyms; want %d and %d", a, b, readable, replaced)
+			t.Errorf("after the backfill with --rewrite with the colleagues unread: %d readable extensions, %d pseudonyms; want %d and %d", a, b, readable, replaced)
 		}
 		r = c.backfill(t, env, "--force", "--rewrite")
 		if r.code != 0 {
@@ -390,7 +390,7 @@ func TestRewriteOnlyWhenAsked(t *testing.T) {
 // of key (and rule: numbers under k1, then numbers,names under k2), the
 // rows still under the earlier key are counted by what they hold. A call
 // the PBX no longer has, written under k1 (a p: number of k1, a name in
-// clear), gets its name replaced by the forced backfill's rewrite, keeps
+// clear), gets its name replaced by the backfill with --rewrite's rewrite, keeps
 // its k1 run_id and is counted: the only row, exactly 1 in call_history
 // (before: 0 there, and 40 rows of devices, call groups and internal
 // calls that hold no pseudonym counted instead). PostgreSQL.
