@@ -1145,20 +1145,24 @@ type ForgetBegun struct {
 	// completes the erasure takes them as removed, and does not count them
 	// again (review 13, R13-1: counted twice).
 	Counted []string `json:"counted,omitempty"`
-	// CountedBy is the run id of the failed forget's ledger entry that
-	// counts Counted. The CSV sink writes the entry after it (RecordForget
-	// is three writes there): killed between them, the ledger holds no
-	// such entry, and Counted is left out (ForgetJournal), so the forget
-	// completing the erasure counts those files (review 18, R18-1: taken
-	// as counted, they were in no entry). "" in an entry of an earlier
-	// version: Counted is taken as it is.
-	CountedBy string `json:"counted_by,omitempty"`
+	// Continues, in the entry a failed forget leaves for what it left
+	// (RecordForget's next), is the run id of that forget's ledger entry,
+	// which counts Counted. The CSV sink writes it after this entry
+	// (RecordForget is three writes there), so ForgetJournal judges it by
+	// the ledger: without that entry (killed between the two), Counted is
+	// left out, and the forget completing the erasure counts those files
+	// (review 18, R18-1: taken as counted, they were in no entry); with
+	// it recorded ok (the erasure completed under that id by a forget that
+	// took the killed one's first entry, itself killed before dropping
+	// this one), the entry is done, and left out (counted twice else). ""
+	// in an entry of an earlier version: taken as it is.
+	Continues string `json:"continues,omitempty"`
 }
 
 // same reports whether j and o are the same entry, field by field.
 func (j ForgetBegun) same(o ForgetBegun) bool {
 	return slices.Equal(j.Removed, o.Removed) && slices.Equal(j.Counted, o.Counted) && j.ID == o.ID && j.PBX == o.PBX && j.Started.Equal(o.Started) && j.Tag == o.Tag &&
-		j.Search == o.Search && j.Rows == o.Rows && j.Recordings == o.Recordings && j.Added == o.Added && j.Store == o.Store && j.CountedBy == o.CountedBy
+		j.Search == o.Search && j.Rows == o.Rows && j.Recordings == o.Recordings && j.Added == o.Added && j.Store == o.Store && j.Continues == o.Continues
 }
 
 // ForgetFileTag is the forget journal's name of the recording file name

@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -348,10 +349,10 @@ func (s *CSV) forgetJournalFile() string {
 // ForgetJournal reads the folder's forget journal: the forgets begun and
 // not recorded (killed midway). An entry whose id is in its PBX's run
 // ledger was recorded (RecordForget killed before dropping it): left out.
-// An entry's Counted whose ledger entry (CountedBy) is not in the ledger
-// was counted by none (RecordForget killed after writing it, before the
-// ledger entry: review 18, R18-1): left out, so the forget completing
-// the erasure counts those files.
+// An entry continuing a failed forget (Continues) is judged by that
+// forget's ledger entry: missing, the entry's Counted is left out (no
+// entry counted those files: review 18, R18-1); recorded ok, the erasure
+// was completed under that id, and the entry is left out.
 func (s *CSV) ForgetJournal(context.Context) ([]ForgetBegun, error) {
 	journal, err := s.readForgetJournal()
 	if err != nil {
@@ -359,20 +360,22 @@ func (s *CSV) ForgetJournal(context.Context) ([]ForgetBegun, error) {
 	}
 	var out []ForgetBegun
 	for _, j := range journal {
-		recorded, err := s.ledgerHas(j.PBX, j.ID)
+		status, err := s.ledgerStatus(j.PBX, j.ID)
 		if err != nil {
 			return nil, err
 		}
-		if recorded {
+		if status != "" {
 			continue
 		}
-		if len(j.Counted) > 0 && j.CountedBy != "" {
-			counted, err := s.ledgerHas(j.PBX, j.CountedBy)
-			if err != nil {
+		if j.Continues != "" {
+			if status, err = s.ledgerStatus(j.PBX, j.Continues); err != nil {
 				return nil, err
 			}
-			if !counted {
-				j.Counted, j.CountedBy = nil, ""
+			switch status {
+			case "":
+				j.Counted = nil
+			case "ok":
+				continue
 			}
 		}
 		out = append(out, j)
@@ -399,28 +402,36 @@ func (s *CSV) readForgetJournal() (_ []ForgetBegun, err error) {
 
 // ledgerHas reports whether pbx's run ledger holds the run id.
 func (s *CSV) ledgerHas(pbx, id string) (bool, error) {
+	status, err := s.ledgerStatus(pbx, id)
+	return status != "", err
+}
+
+// ledgerStatus is the status of the run id in pbx's run ledger ("" when
+// it holds none; "recorded" for an entry without one).
+func (s *CSV) ledgerStatus(pbx, id string) (string, error) {
 	f, err := os.Open(filepath.Join(s.opt.Dir, ".state", safeName(pbx), "runs.jsonl"))
 	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
+		return "", nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("read the run ledger of %s: %w", pbx, err)
+		return "", fmt.Errorf("read the run ledger of %s: %w", pbx, err)
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	sc.Buffer(nil, 16<<20)
 	for sc.Scan() {
 		var line struct {
-			ID string `json:"run_id"`
+			ID     string `json:"run_id"`
+			Status string `json:"status"`
 		}
 		if json.Unmarshal(sc.Bytes(), &line) == nil && line.ID == id {
-			return true, nil
+			return cmp.Or(line.Status, "recorded"), nil
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return false, fmt.Errorf("read the run ledger of %s: %w", pbx, err)
+		return "", fmt.Errorf("read the run ledger of %s: %w", pbx, err)
 	}
-	return false, nil
+	return "", nil
 }
 
 // BeginForget adds b to the folder's forget journal, before forget

@@ -19,8 +19,12 @@ import (
 // files, yet the completing forget took them as counted and counted
 // them nowhere: the ledger's forget entries under-counted the files
 // removed. ForgetJournal now leaves out Counted when the ledger lacks
-// its entry (CountedBy); once that entry is written, Counted stays (the
-// completing forget must not count them twice: R13-1).
+// its entry (Continues); once that entry is written, Counted stays (the
+// completing forget must not count them twice: R13-1). And when the
+// forget completing the erasure took the killed one's first entry (its
+// id) and was killed in turn after its ledger entry, before dropping
+// the next entry, that entry is left out too: the erasure is recorded ok
+// under the id it continues (it was counted a second time).
 func TestForgetJournalCountedByLedger(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -37,7 +41,7 @@ func TestForgetJournalCountedByLedger(t *testing.T) {
 		t.Fatal(err)
 	}
 	next := ForgetBegun{ID: exporter.NewRunID(t0.Add(time.Minute)), PBX: "x", Started: t0, Tag: b.Tag, Search: b.Search, Rows: 10,
-		Store: "/store", Removed: files, Counted: files, CountedBy: b.ID}
+		Store: "/store", Removed: files, Counted: files, Continues: b.ID}
 	run := &exporter.RunResult{ID: b.ID, Mode: "forget", PBX: "x", Started: t0, Ended: t0.Add(time.Minute), Status: "failed",
 		Endpoints: []exporter.EndpointResult{{Endpoint: "forget", Notes: []string{"recording files removed: 2"}}}}
 
@@ -76,5 +80,28 @@ func TestForgetJournalCountedByLedger(t *testing.T) {
 	}
 	if len(j) != 1 || j[0].ID != next.ID || !slices.Equal(j[0].Counted, files) {
 		t.Errorf("journal %+v once the ledger entry is written: want the next entry alone, its files counted", j)
+	}
+
+	// The forget completing the erasure from the state a kill before the
+	// failed entry leaves (its first entry taken, under its id), killed
+	// after its ledger entry, before the journal's rewrite.
+	dir2 := t.TempDir()
+	s2, err := NewCSV(CSVOptions{Dir: dir2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.BeginForget(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.writeForgetJournal([]ForgetBegun{b, next}); err != nil { // as RecordForget's first write left it
+		t.Fatal(err)
+	}
+	done := *run
+	done.Status = "ok"
+	if err := s2.FinishRun(ctx, &done); err != nil {
+		t.Fatal(err)
+	}
+	if j, err := s2.ForgetJournal(ctx); err != nil || len(j) != 0 {
+		t.Errorf("journal %+v, %v once the erasure is recorded ok under the id the next entry continues: want none left (it would be counted again)", j, err)
 	}
 }

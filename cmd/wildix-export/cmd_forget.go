@@ -863,15 +863,15 @@ func (a *app) forgetLedger(ctx context.Context, fg forgetter, fr forgetRecord, f
 		if done != nil {
 			erased = done.Rows()
 		}
+		// Continues: on the CSV sink next is written before this ledger
+		// entry, and a kill between them leaves next's files counted by
+		// none (review 18, R18-1).
 		next = &sinks.ForgetBegun{ID: exporter.NewRunID(r.Ended), PBX: begun.PBX, Started: begun.Started, Tag: fr.b.Tag, Search: fr.b.Search,
-			Rows: max(0, found.Rows()-erased), Recordings: max(0, len(found.Recordings)-fr.files-fr.gone)}
+			Rows: max(0, found.Rows()-erased), Recordings: max(0, len(found.Recordings)-fr.files-fr.gone), Continues: r.ID}
 		if len(fr.removed) > 0 {
 			// Each counted by now: by this entry, or by the failed
 			// attempt's before it (its Counted).
-			// CountedBy: on the CSV sink this entry is written before
-			// the ledger's, and a kill between them leaves the files
-			// counted by none (review 18, R18-1).
-			next.Store, next.Removed, next.Counted, next.CountedBy = storeIdentity(a.cfg), fr.removed, fr.removed, r.ID
+			next.Store, next.Removed, next.Counted = storeIdentity(a.cfg), fr.removed, fr.removed
 		}
 	}
 	return fg.RecordForget(ctx, r, fr.b, next)
