@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -21,6 +20,7 @@ import (
 	"github.com/wildix-export/wildix-export/exporter/recordings"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/sinks/recstore"
+	"github.com/wildix-export/wildix-export/sinks/recstore/recstoretest"
 )
 
 // putSignalDir and putSignalS3 are the stores, telling stored each name
@@ -502,7 +502,7 @@ func storeDirDown(t *testing.T, how, dir string, files map[string]bool) (up func
 	for p := range files {
 		if d := filepath.Dir(p); !done[d] {
 			done[d] = true
-			ups = append(ups, unwritable(t, d))
+			ups = append(ups, recstoretest.Unwritable(t, d))
 		}
 	}
 	return func() {
@@ -510,25 +510,4 @@ func storeDirDown(t *testing.T, how, dir string, files map[string]bool) (up func
 			up()
 		}
 	}
-}
-
-// unwritable makes dir refuse new entries and removals until the function
-// it returns is called (or the test ends): its mode 0500, and as root,
-// whom no mode stops, the immutable attribute (chattr +i; the test is
-// skipped where that cannot be set).
-func unwritable(t testing.TB, dir string) (restore func()) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if err := os.Chmod(dir, 0o500); err != nil {
-			t.Fatal(err)
-		}
-		restore = func() { os.Chmod(dir, 0o700) }
-	} else {
-		if out, err := exec.Command("chattr", "+i", dir).CombinedOutput(); err != nil {
-			t.Skipf("as root, a folder is made unwritable only by chattr +i, which failed here: %v %s", err, out)
-		}
-		restore = func() { exec.Command("chattr", "-i", dir).Run() }
-	}
-	t.Cleanup(restore)
-	return restore
 }

@@ -329,11 +329,14 @@ func TestCopyCancelled(t *testing.T) {
 			// complete a PUT whose whole body it received after the
 			// client gave up on it (under load, after the listing
 			// above), and the copy after then finds that file too,
-			// checked (checkExact) like any other.
+			// checked (checkExact) like any other. The folder store
+			// has no such server: a file appearing after its Copy
+			// returned would be a Put outliving its cancel, so there
+			// exactly the files listed are skipped (R32-5).
 			cp.Store = f.st
 			res, n, err := cp.Copy(context.Background(), recs)
-			if err != nil || n.Skipped < len(got) {
-				t.Fatalf("the copy after = %+v, %v; want at least the %d stored skipped", n, err, len(got))
+			if err != nil || n.Skipped < len(got) || kind == "dir" && n.Skipped != len(got) {
+				t.Fatalf("the copy after = %+v, %v; want the %d stored skipped (at least, for S3)", n, err, len(got))
 			}
 			for i, r := range res {
 				if _, ok := got[r.Name]; ok && r.Status != Skipped {

@@ -9,10 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
-	"strings"
-	"syscall"
 
-	"github.com/wildix-export/wildix-export/internal/safefile"
 	"github.com/wildix-export/wildix-export/sinks/recstore"
 )
 
@@ -258,22 +255,11 @@ func (c *Copier) fetchClass(err error) string {
 }
 
 // Planted reports whether err, a store's error for one name (or a day
-// folder's), is that name's alone, met again by every later run: what is under it is not a
-// file the store wrote (a symbolic link, a folder: planted), or a folder
-// of its path leads outside the store. Any other error is the store's
-// (down, unreachable, not writable), which may pass.
-//
-// recstore.Dir says "is not a regular file" and os.Root "path escapes
-// from parent" without an error value to match: their texts are
-// matched, and TestEraseUnreadableKept plants both a link and a folder,
-// so that a change of either text fails a test, not a run.
-func Planted(err error) bool {
-	if errors.Is(err, safefile.ErrSymlink) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.ELOOP) {
-		return true
-	}
-	msg := err.Error()
-	return strings.Contains(msg, "is not a regular file") || strings.Contains(msg, "path escapes from parent")
-}
+// folder's), is that name's alone, met again by every later run: what is
+// under it is not a file the store wrote, or a folder of its path leads
+// outside the store (recstore.Planted, matching error values). Any other
+// error is the store's (down, unreachable, not writable), which may pass.
+func Planted(err error) bool { return recstore.Planted(err) }
 
 // storeFailed is Erase's error for the store failing to do what on name:
 // naming the store, what to do, never a recording's PBX id or path. A

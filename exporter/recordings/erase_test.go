@@ -308,7 +308,8 @@ func TestEraseStoreCannotRemove(t *testing.T) {
 // never writes one) is neither followed nor removed, and no error: it is
 // kept and reported naming the store, so that no run fails on it for
 // good. (Erase tells these from a store down, which is its error, by the
-// store's error texts: R24-1; this fails if they change.)
+// store's error values, recstore.Planted: R24-1; sinks/recstore
+// TestPlanted checks each kind.)
 func TestEraseUnreadableKept(t *testing.T) {
 	t.Parallel()
 	e := recSetup(t, pbxsim.Options{Seed: 5, Calls: 60}, noCloud)

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/sinks/recstore"
+	"github.com/wildix-export/wildix-export/sinks/recstore/recstoretest"
 )
 
 // TestEraseStoreDown (review 24, R24-1): the store down when Erase runs
@@ -75,7 +75,7 @@ func storeDown(t *testing.T, how string, f *storeFixture, cp *Copier, name strin
 	t.Helper()
 	switch how {
 	case "unwritable":
-		return unwritable(t, filepath.Join(f.dir, filepath.FromSlash(path.Dir(name))))
+		return recstoretest.Unwritable(t, filepath.Join(f.dir, filepath.FromSlash(path.Dir(name))))
 	case "gone":
 		away := f.dir + ".away"
 		if err := os.Rename(f.dir, away); err != nil {
@@ -100,27 +100,6 @@ func storeDown(t *testing.T, how string, f *storeFixture, cp *Copier, name strin
 	}
 	t.Fatalf("store down: %q", how)
 	return nil
-}
-
-// unwritable makes dir refuse new entries and removals until the function
-// it returns is called (or the test ends): its mode 0500, and as root,
-// whom no mode stops, the immutable attribute (chattr +i; the test is
-// skipped where that cannot be set).
-func unwritable(t testing.TB, dir string) (restore func()) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if err := os.Chmod(dir, 0o500); err != nil {
-			t.Fatal(err)
-		}
-		restore = func() { os.Chmod(dir, 0o700) }
-	} else {
-		if out, err := exec.Command("chattr", "+i", dir).CombinedOutput(); err != nil {
-			t.Skipf("as root, a folder is made unwritable only by chattr +i, which failed here: %v %s", err, out)
-		}
-		restore = func() { exec.Command("chattr", "-i", dir).Run() }
-	}
-	t.Cleanup(restore)
-	return restore
 }
 
 // relay forwards the connections made to a loopback port to a server,

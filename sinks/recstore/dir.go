@@ -290,7 +290,7 @@ func notRegular(fi fs.FileInfo, err error) error {
 	case fi.Mode()&fs.ModeSymlink != 0:
 		return safefile.ErrSymlink
 	case !fi.Mode().IsRegular():
-		return fmt.Errorf("is not a regular file (%v)", fi.Mode().Type())
+		return fmt.Errorf("%w (%v)", ErrNotRegular, fi.Mode().Type())
 	}
 	return nil
 }

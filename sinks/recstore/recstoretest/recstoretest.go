@@ -230,3 +230,25 @@ func (s *Server) Refusing(t testing.TB, refuse func(*http.Request) bool) string 
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
+
+// Unwritable makes dir refuse new entries and removals until the function
+// it returns is called (or the test ends): its mode 0500, and as root,
+// whom no mode stops, the immutable attribute (chattr +i; the test is
+// skipped where that cannot be set). A folder store not writable, for
+// the tests of a store failing (review 24, R24-1).
+func Unwritable(t testing.TB, dir string) (restore func()) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if err := os.Chmod(dir, 0o500); err != nil {
+			t.Fatal(err)
+		}
+		restore = func() { os.Chmod(dir, 0o700) }
+	} else {
+		if out, err := exec.Command("chattr", "+i", dir).CombinedOutput(); err != nil {
+			t.Skipf("as root, a folder is made unwritable only by chattr +i, which failed here: %v %s", err, out)
+		}
+		restore = func() { exec.Command("chattr", "-i", dir).Run() }
+	}
+	t.Cleanup(restore)
+	return restore
+}
