@@ -159,17 +159,23 @@ func (s *CSV) manifestRule(pbx string) (manifestRule, error) {
 // and an older ledger (a restored copy) misses the runs of the newest
 // files. The ledger decides when it records none, or records the run of
 // the newest file's rule: it then records the runs after it, in the
-// order they ran, whatever the clocks said. Otherwise the run that
-// started later decides; runs started at the same instant under other
-// rules cannot be ordered, and the manifests' rule is added to the
-// ledger's, which leaves the rule unknown (a run is refused unless
-// forced).
+// order they ran, whatever the clocks said; unless that run's line
+// comes after the line of the ledger's newest run speaking for the rows
+// (review 27, R27-1: a forced change killed between its commit and its
+// ledger line, then a backfill committing no rows that stamped its rule
+// in the change's files: the ledger passes the backfill over, and its
+// rule is of older rows), when the manifests' rule is the newer word.
+// Otherwise the run that started later decides; runs started at the same
+// instant under other rules cannot be ordered, and the manifests' rule
+// is added to the ledger's, which leaves the rule unknown (a run is
+// refused unless forced).
 func (mr manifestRule) weigh(l *ledgerRules) bool {
+	at, recorded := l.runs[mr.run]
 	switch {
 	case l.lost.Run == "":
 		return true
-	case l.runs[mr.run]:
-		return false
+	case recorded:
+		return at > l.newestAt
 	case mr.started.After(l.newest):
 		return true
 	case l.newest.After(mr.started):

@@ -106,6 +106,7 @@ func TestManifestsWeighedAgainstLedger(t *testing.T) {
 		started time.Time
 		rule    exporter.Privacy
 		changed string
+		empty   bool // committed no rows
 	}
 	for _, tc := range []struct {
 		name    string
@@ -114,14 +115,23 @@ func TestManifestsWeighedAgainstLedger(t *testing.T) {
 		want    string
 		fromRun string // "": from the manifest
 	}{
-		{"forced change after the file, no file written", run{"r1", t0, none, ""},
-			[]run{{"r1", t0, none, ""}, {"r2", t0.Add(time.Hour), numbers, "none"}}, numbers.String(), "r2"},
-		{"the ledger records the file's run, its clock behind", run{"r1", t0.Add(2 * time.Hour), none, ""},
-			[]run{{"r1", t0.Add(2 * time.Hour), none, ""}, {"r2", t0.Add(time.Hour), numbers, "none"}}, numbers.String(), "r2"},
-		{"an older ledger, without the file's run", run{"r3", t0.Add(2 * time.Hour), numbers, ""},
-			[]run{{"r1", t0, none, ""}}, numbers.String(), ""},
-		{"the file's run, not in the ledger, started before its change", run{"r0", t0.Add(-time.Hour), none, ""},
-			[]run{{"r2", t0, numbers, "none"}}, numbers.String(), "r2"},
+		{"forced change after the file, no file written", run{"r1", t0, none, "", false},
+			[]run{{"r1", t0, none, "", false}, {"r2", t0.Add(time.Hour), numbers, "none", false}}, numbers.String(), "r2"},
+		{"the ledger records the file's run, its clock behind", run{"r1", t0.Add(2 * time.Hour), none, "", false},
+			[]run{{"r1", t0.Add(2 * time.Hour), none, "", false}, {"r2", t0.Add(time.Hour), numbers, "none", false}}, numbers.String(), "r2"},
+		{"an older ledger, without the file's run", run{"r3", t0.Add(2 * time.Hour), numbers, "", false},
+			[]run{{"r1", t0, none, "", false}}, numbers.String(), ""},
+		{"the file's run, not in the ledger, started before its change", run{"r0", t0.Add(-time.Hour), none, "", false},
+			[]run{{"r2", t0, numbers, "none", false}}, numbers.String(), "r2"},
+		// Review 27, R27-1: a forced change to numbers killed between
+		// its commit and its ledger line, then a backfill over an empty
+		// range stamping its rule in that commit's file: the ledger
+		// records the stamping run, which committed no rows, after the
+		// last run that speaks for the rows (in clear).
+		{"the file's run in the ledger after its last run speaking, with no rows", run{"b", t0.Add(2 * time.Hour), numbers, "", false},
+			[]run{{"r1", t0, none, "", false}, {"b", t0.Add(2 * time.Hour), numbers, "", true}}, numbers.String(), ""},
+		{"the file's run in the ledger before its last run speaking", run{"b", t0.Add(2 * time.Hour), numbers, "", false},
+			[]run{{"b", t0.Add(2 * time.Hour), numbers, "", true}, {"r2", t0.Add(time.Hour), none, "", false}}, "none", "r2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -145,8 +155,12 @@ func TestManifestsWeighedAgainstLedger(t *testing.T) {
 			for _, r := range tc.ledger {
 				p := r.rule
 				p.Changed = r.changed
+				rows := 1
+				if r.empty {
+					rows = 0
+				}
 				line, _ := json.Marshal(map[string]any{"run_id": r.id, "pbx": "a", "started": r.started, "privacy": p,
-					"endpoints": []map[string]any{{"endpoint": ep.Name, "rows": 1}}})
+					"endpoints": []map[string]any{{"endpoint": ep.Name, "rows": rows}}})
 				lines = append(append(lines, line...), '\n')
 			}
 			if err := os.WriteFile(filepath.Join(s.stateDir("a"), "runs.jsonl"), lines, 0o600); err != nil {

@@ -87,9 +87,11 @@ type ledgerRules struct {
 	last exporter.Privacy
 	done bool
 	// CSV only, for manifestRule.weigh: every run the ledger records,
-	// and when the newest run that speaks for the rows started.
-	runs   map[string]bool
-	newest time.Time
+	// by its line (the later, the greater), and the line of the newest
+	// run that speaks for the rows and when it started.
+	runs     map[string]int
+	newestAt int
+	newest   time.Time
 }
 
 // add takes the next older run, and whether it committed rows; it says
@@ -260,7 +262,7 @@ func (s *CSV) ledgerRules(pbx string) (*ledgerRules, error) {
 		return nil, fmt.Errorf("read the pseudonymisation rule from the run ledger: %w", err)
 	}
 	lines := bytes.Split(b, []byte{'\n'})
-	l.runs = map[string]bool{}
+	l.runs = map[string]int{}
 	for i := len(lines) - 1; i >= 0; i-- {
 		var run struct {
 			ID        string            `json:"run_id"`
@@ -273,7 +275,9 @@ func (s *CSV) ledgerRules(pbx string) (*ledgerRules, error) {
 		if json.Unmarshal(lines[i], &run) != nil {
 			continue
 		}
-		l.runs[run.ID] = true
+		if _, later := l.runs[run.ID]; !later {
+			l.runs[run.ID] = i
+		}
 		if run.Privacy == nil || l.done {
 			continue
 		}
@@ -284,7 +288,7 @@ func (s *CSV) ledgerRules(pbx string) (*ledgerRules, error) {
 		had := l.lost.Run != ""
 		l.add(run.ID, *run.Privacy, committed)
 		if !had && l.lost.Run != "" {
-			l.newest = run.Started
+			l.newest, l.newestAt = run.Started, i
 		}
 	}
 	return &l, nil
