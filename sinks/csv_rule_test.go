@@ -84,6 +84,22 @@ func TestManifestsCarryTheRule(t *testing.T) {
 	if r, found, lost, err := s.PrivacyRuleFrom(ctx, "d"); err != nil || found || lost != nil || r.Rule != "none" {
 		t.Fatalf("a PBX with no file: %v %v %+v %v; want a first export", r, found, lost, err)
 	}
+
+	// Review 26: the manifests lost too, the data files kept. Forget's
+	// check of the folder (CSVDataFile) finds them: no PBX is taken for
+	// a first export.
+	mans, _ := filepath.Glob(filepath.Join(dir, "*", "*.manifest.json"))
+	for _, m := range mans {
+		if err := os.Remove(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, pbx := range []string{"a", "d"} {
+		r, found, lost, err := s.PrivacyRuleFrom(ctx, pbx)
+		if err != nil || !found || lost == nil || !lost.Unknown || !lost.Unmanifested || !strings.HasSuffix(lost.File, ".csv") || r.Rule != "none" {
+			t.Errorf("%s, state and manifests lost: %v found %v lost %+v, %v; want found, unknown, unmanifested, naming a data file", pbx, r, found, lost, err)
+		}
+	}
 }
 
 // TestManifestsWeighedAgainstLedger is review 20's R20-1 (2): with the

@@ -71,6 +71,12 @@ type LostRule struct {
 	File    string   // CSV: the data file (under the folder) whose manifest tells the rule, or with Unknown one carrying none
 	Files   int      // CSV: the PBX's data files
 	Unknown bool     // data files hold rows and nothing tells their rule
+	// Unmanifested (CSV, with Unknown): the folder holds data files
+	// (File, one of them) and no manifest, nor the PBX's state (review
+	// 26): the state and the manifests were lost together. Nothing tells
+	// the rows' rule, nor which calls the files hold (a run could not
+	// tell its own rows from new ones, and would write every call again).
+	Unmanifested bool
 }
 
 // ledgerRules gathers LostRule from the ledger's runs, newest first, up to
@@ -247,7 +253,31 @@ func (s *CSV) PrivacyRuleFrom(_ context.Context, pbx string) (_ exporter.Privacy
 		// Rows and no state: the state lost, the rows' rule not told.
 		return exporter.Privacy{Rule: "none"}, true, &LostRule{Record: record, File: mr.noRule, Files: mr.files, Unknown: true}, nil
 	}
+	if !found {
+		return s.unmanifested(record)
+	}
 	return exporter.Privacy{Rule: "none"}, found, nil, nil
+}
+
+// unmanifested is PrivacyRuleFrom for a PBX with neither state nor a
+// data file's manifest: a first export, unless the folder holds data
+// files whose manifests are gone too (review 26: the state and the
+// manifests lost, the .csv and .csv.gz files kept), which forget's check
+// of a folder without state finds (CSVDataFile, shared). A file it finds
+// with a manifest is another PBX's (this one's manifests are none), and
+// this PBX's first export beside it is no loss; with a manifest on no
+// file, a file of this PBX's without its manifest is not looked for
+// (the check is of the folder).
+func (s *CSV) unmanifested(record string) (exporter.Privacy, bool, *LostRule, error) {
+	none := exporter.Privacy{Rule: "none"}
+	one, err := CSVDataFile(s.opt.Dir)
+	if err != nil || one == "" {
+		return none, false, nil, err
+	}
+	if _, err := os.Lstat(manifestPath(filepath.Join(s.opt.Dir, one))); !errors.Is(err, fs.ErrNotExist) {
+		return none, false, nil, nil
+	}
+	return none, true, &LostRule{Record: record, File: one, Unknown: true, Unmanifested: true}, nil
 }
 
 // ledgerRules reads the PBX's run ledger for PrivacyRuleFrom, newest

@@ -197,6 +197,9 @@ func privacyRuleFrom(ctx context.Context, store privacyStore, pbx string) (expor
 // whether they are the same), passed on whole so that the one decision
 // reads in one place.
 func (a *app) lostRule(ctx context.Context, s *sink, g *privacy.Guard, lost *sinks.LostRule, was, now exporter.Privacy, same bool) (*exporter.Privacy, error) {
+	if lost.Unmanifested {
+		return nil, a.unmanifested(s, lost, now)
+	}
 	if same {
 		from, at := "the run ledger", lost.Run
 		if lost.Run == "" {
@@ -250,6 +253,21 @@ func (a *app) unknownRule(s *sink, lost *sinks.LostRule, now exporter.Privacy) e
 		"or look at the rows (a pseudonymised number reads p:…), set EXPORT_PSEUDONYMIZE and EXPORT_PSEUDONYM_KEY as they were written and run `wildix-export run --once --force` to record that rule (the run ledger records it); "+
 		"or %s",
 		errUsage, a.cfg.PBXID, s.name, filepath.Dir(lost.Record), lost.Files, lost.File, now, newExport(s))
+}
+
+// unmanifested is lostRule's refusal, --force or not, of a CSV folder
+// holding data files with neither the PBX's state nor any manifest
+// (sinks.LostRule.Unmanifested; review 26): the run would be taken for a
+// first export and write every call again beside the files (in clear
+// beside pseudonymised copies, or doubled), as a run tells its own rows
+// by their files' manifests. Forget refuses such a folder too
+// (needExportFolder, sharing sinks.CSVDataFile).
+func (a *app) unmanifested(s *sink, lost *sinks.LostRule, now exporter.Privacy) error {
+	return fmt.Errorf("%w: EXPORT_CSV_DIR=%s holds data files (%s, for one) but neither PBX %s's state (%s) nor the files' manifests (<file>.manifest.json): both were lost, and nothing tells which rule the rows are written under nor which calls they hold; "+
+		"this run would take the folder for a first export and write every call again beside them, under %s (in clear beside pseudonymised rows, or doubled), --force or not: "+
+		"restore the state folder and the manifests from a backup taken with the data; or move the data files out of the folder (keep them as they are: rows in clear, or pseudonymised, cannot be told apart by name) and export into it again from the PBX's own copy, after `wildix-export forget --allow-empty` there for each number forgotten before (the suppression list was lost with the state); "+
+		"or %s. Nothing was changed",
+		errUsage, a.cfg.CSVDir, lost.File, a.cfg.PBXID, filepath.Dir(lost.Record), now, newExport(s))
 }
 
 // suppressionChecked is a sink whose suppression list is kept as tags
