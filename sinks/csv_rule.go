@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -87,70 +89,178 @@ type manifestRule struct {
 	noRule  string            // a file whose manifest carries no rule (an earlier release's), "" if none
 	run     string            // the run whose rule rule is (privacy_run, else the file's run_id)
 	started time.Time         // when that run started (run_started)
+	// mark is what each manifest told, by its name under the folder
+	// and the identity of the version read (ruleMark), and changed
+	// whether it differs from the mark read.
+	mark    map[string]manifestSeen
+	changed bool
+}
+
+// manifestSeen is what one manifest told manifestRule, as the PBX's
+// mark of the manifests read keeps it (ruleMarkFile).
+type manifestSeen struct {
+	ID      string            `json:"id"`              // fileIdentity of the version read
+	Other   bool              `json:"other,omitempty"` // another PBX's, whose name begins as this one's
+	Name    string            `json:"name,omitempty"`  // the data file, under the folder
+	Privacy *exporter.Privacy `json:"privacy,omitempty"`
+	Started time.Time         `json:"started,omitzero"`
+	Run     string            `json:"run,omitempty"`
+}
+
+// add takes one manifest's word.
+func (mr *manifestRule) add(c manifestSeen) {
+	if c.Other {
+		return
+	}
+	mr.files++
+	if c.Privacy == nil {
+		if mr.noRule == "" {
+			mr.noRule = c.Name
+		}
+		return
+	}
+	if mr.rule == nil || c.Started.After(mr.started) {
+		r := *c.Privacy
+		mr.rule, mr.file, mr.started, mr.run = &r, c.Name, c.Started, c.Run
+	}
 }
 
 // manifestRule reads the manifest of each of pbx's data files in every
-// endpoint's folder, once each, and returns the rule of the newest file
-// carrying one (the run that started last): after a forced change the
-// files of before keep the earlier rule, and the newest file's is the
-// rule the rows are written under now; a forced backfill's rewrite
-// under the new rule stamps it, with its run's start, in the files it
-// rewrites. A run that only updated some rows of files of before in
-// place leaves their rule as it was: the rule then found is the earlier
-// one, and PrivacyRuleFrom weighs it against the run ledger, when it
-// survives, by which run is later. A manifest removed while it
-// is read (a prune, a forget beside) is no evidence and is skipped.
-// Called only when the PBX's rule file is missing: a folder of thousands
-// of files reads them all, once per check.
+// endpoint's folder and returns the rule of the newest file carrying one
+// (the run that started last): after a forced change the files of before
+// keep the earlier rule, and the newest file's is the rule the rows are
+// written under now; a forced backfill's rewrite under the new rule
+// stamps it, with its run's start, in the files it rewrites. A run that
+// only updated some rows of files of before in place leaves their rule
+// as it was: the rule then found is the earlier one, and PrivacyRuleFrom
+// weighs it against the run ledger, when it survives, by which run is
+// later. A manifest removed while it is read (a prune, a forget beside)
+// is no evidence and is skipped.
+//
+// Asked at each check (the record of the rule is weighed against it too:
+// review 27, R27-2), a manifest is read only when the PBX's mark
+// (ruleMarkFile, saveRuleMark) does not hold it under the identity it
+// has now (fileIdentity: device, inode, size, times), as forget's check
+// of the list does (suppress.go): a folder reads each manifest once. A
+// mark restored with .state from an older copy vouches only for the
+// files as they were then: a manifest written or replaced since is not
+// in it and is read.
 func (s *CSV) manifestRule(pbx string) (manifestRule, error) {
 	var mr manifestRule
 	paths, err := filepath.Glob(filepath.Join(s.opt.Dir, "*", safeName(pbx)+"_*.manifest.json"))
 	if err != nil {
 		return mr, fmt.Errorf("read the data files' pseudonymisation rule: %w", err)
 	}
+	was := s.readRuleMark(pbx)
+	mr.mark = map[string]manifestSeen{}
 	for _, path := range paths {
 		rel, _ := filepath.Rel(s.opt.Dir, path)
 		if strings.HasPrefix(rel, ".") {
 			continue // the state folder, or a temporary file
 		}
-		b, err := os.ReadFile(path)
+		if fi, err := os.Stat(path); err == nil {
+			if c, ok := was[rel]; ok && c.ID != "" && c.ID == fileIdentity(fi) {
+				mr.mark[rel] = c
+				mr.add(c)
+				continue
+			}
+		}
+		c, err := s.readManifestSeen(path, rel, pbx)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return mr, fmt.Errorf("read the data files' pseudonymisation rule: %w", err)
 		}
-		var m struct {
-			PBX     string            `json:"pbx"`
-			File    string            `json:"file"`
-			Run     string            `json:"run_id"`
-			Privacy *exporter.Privacy `json:"privacy"`
-			Started time.Time         `json:"run_started"`
-			By      string            `json:"privacy_run"`
+		if c.ID != "" {
+			mr.mark[rel] = c
 		}
-		if json.Unmarshal(b, &m) == nil && m.PBX != pbx {
-			continue // another PBX's whose name begins as this one's
-		}
-		mr.files++
-		name := rel
-		if m.File != "" {
-			name = filepath.Join(filepath.Dir(rel), filepath.Base(m.File))
-		}
-		if m.Privacy == nil || m.Privacy.Rule == "" {
-			if mr.noRule == "" {
-				mr.noRule = name
-			}
-			continue
-		}
-		if mr.rule == nil || m.Started.After(mr.started) {
-			r := exporter.Privacy{Rule: m.Privacy.Rule, KeyID: m.Privacy.KeyID}
-			mr.rule, mr.file, mr.started, mr.run = &r, name, m.Started, m.Run
-			if m.By != "" {
-				mr.run = m.By
-			}
-		}
+		mr.add(c)
 	}
+	mr.changed = !maps.EqualFunc(was, mr.mark, func(a, b manifestSeen) bool { return a.ID == b.ID })
 	return mr, nil
+}
+
+// readManifestSeen reads the manifest at path (rel under the folder) of
+// one of pbx's data files, with the identity of the version read.
+func (s *CSV) readManifestSeen(path, rel, pbx string) (manifestSeen, error) {
+	var c manifestSeen
+	f, err := os.Open(path)
+	if err != nil {
+		return c, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil {
+		c.ID = fileIdentity(fi)
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return c, err
+	}
+	s.manifestReads.Add(1)
+	var m struct {
+		PBX     string            `json:"pbx"`
+		File    string            `json:"file"`
+		Run     string            `json:"run_id"`
+		Privacy *exporter.Privacy `json:"privacy"`
+		Started time.Time         `json:"run_started"`
+		By      string            `json:"privacy_run"`
+	}
+	if json.Unmarshal(b, &m) == nil && m.PBX != pbx {
+		c.Other = true // another PBX's whose name begins as this one's
+		return c, nil
+	}
+	c.Name = rel
+	if m.File != "" {
+		c.Name = filepath.Join(filepath.Dir(rel), filepath.Base(m.File))
+	}
+	if m.Privacy == nil || m.Privacy.Rule == "" {
+		return c, nil
+	}
+	c.Privacy = &exporter.Privacy{Rule: m.Privacy.Rule, KeyID: m.Privacy.KeyID}
+	c.Started, c.Run = m.Started, m.Run
+	if m.By != "" {
+		c.Run = m.By
+	}
+	return c, nil
+}
+
+// ruleMarkFile is the PBX's mark of the manifests manifestRule read: a
+// dot file of its state folder, which is no state (a cache: lost, every
+// manifest is read again).
+func (s *CSV) ruleMarkFile(pbx string) string {
+	return filepath.Join(s.stateDir(pbx), ".privacy.manifests.json")
+}
+
+// readRuleMark reads the PBX's mark (once for as long as it stays the
+// same version: cachedState); empty when it is missing or damaged. The
+// caller must not change the map.
+func (s *CSV) readRuleMark(pbx string) map[string]manifestSeen {
+	v, err := s.cachedState(s.ruleMarkFile(pbx), "", &s.markReads, func(b []byte) (any, error) {
+		m := map[string]manifestSeen{}
+		json.Unmarshal(b, &m)
+		return m, nil
+	})
+	if m, ok := v.(map[string]manifestSeen); err == nil && ok {
+		return m
+	}
+	return nil
+}
+
+// saveRuleMark writes mr's mark when it changed and the PBX's state
+// folder is there (a check never makes it: a folder without state is
+// taken for one whose state is lost). Failing costs only reads.
+func (s *CSV) saveRuleMark(pbx string, mr manifestRule) {
+	if !mr.changed {
+		return
+	}
+	if _, err := os.Stat(s.stateDir(pbx)); err != nil {
+		return
+	}
+	b, _ := json.Marshal(mr.mark)
+	if err := safefile.Write(s.ruleMarkFile(pbx), b, fileMode); err != nil {
+		s.opt.Log.Warn("the mark of the manifests read for the pseudonymisation rule could not be written: the next check reads them all again", "file", s.ruleMarkFile(pbx), "err", s.advise(err))
+	}
 }
 
 // weigh says whether the manifests' rule (mr.rule, not nil) is taken
@@ -185,4 +295,28 @@ func (mr manifestRule) weigh(l *ledgerRules) bool {
 		l.lost.Rules = append(l.lost.Rules, r)
 	}
 	return false
+}
+
+// newerThan says whether the newest manifest carrying a rule (mr.rule,
+// not nil) was written after the record rec was stored (recordedRule):
+// by the ledger's order when it records both runs, whatever the clocks
+// said; else by the runs' starts, the record's taken from the record,
+// else its run's ledger line, else its run id (to the second, a bound
+// from below: a record of another process's completed commit, its run
+// killed before its line), else the zero time (a record of before
+// records named their run).
+func (mr manifestRule) newerThan(rec storedRule, l *ledgerRules) bool {
+	ma, mok := l.runs[mr.run]
+	ra, rok := l.runs[rec.RunID]
+	if mok && rok && rec.RunID != "" {
+		return ma > ra
+	}
+	at := rec.Started
+	if at.IsZero() {
+		at = l.starts[rec.RunID]
+	}
+	if at.IsZero() && len(rec.RunID) >= 16 {
+		at, _ = time.Parse("20060102T150405Z", rec.RunID[:16])
+	}
+	return mr.started.After(at)
 }

@@ -193,3 +193,127 @@ func TestManifestsWeighedAgainstLedger(t *testing.T) {
 		})
 	}
 }
+
+// TestRecordWeighedAgainstManifests is review 27's R27-2: an older copy
+// of .state restored with its dot files (its record of the rule says
+// none) was trusted without a look at the data files' manifests, which
+// say numbers since a forced change: a run in clear then wrote beside
+// the pseudonymised rows. Now a record older than a manifest saying
+// another rule is stale: the manifests' rule is returned, with a
+// LostRule saying what the record says. A record newer than the files
+// of another rule (a forced change that wrote none yet), or later in the
+// ledger whatever the clocks said, is trusted. Each manifest is read
+// once: a second check reads none. Fails with the record trusted as it
+// is (none, not lost).
+func TestRecordWeighedAgainstManifests(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	none := exporter.Privacy{Rule: "none"}
+	numbers := exporter.Privacy{Rule: "numbers", KeyID: "k:aaaaaaaa"}
+	ep := record.Builtin()[0]
+	// run runs one export of PBX "a" under rule (changed: a forced change
+	// from it), writing one data file when rows, and its ledger line.
+	run := func(t *testing.T, s *CSV, id string, started time.Time, rule exporter.Privacy, changed string, rows bool) {
+		t.Helper()
+		if err := s.StartRun(ctx, &exporter.RunResult{ID: id, Mode: "once", PBX: "a", Started: started, Privacy: rule}); err != nil {
+			t.Fatal(err)
+		}
+		p := rule
+		p.Changed = changed
+		s.PendPrivacyRule("a", &p)
+		n := int64(0)
+		if rows {
+			b, err := s.Begin(ctx, exporter.BatchInfo{PBX: "a", RunID: id, Endpoint: &ep, StateKey: ep.Name, Seq: 1, Snapshot: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Commit(ctx, []byte(`{"cursor":1}`), exporter.Progress{}); err != nil {
+				t.Fatal(err)
+			}
+			n = 1
+		} else {
+			// A forced change with no row to write stores its record all
+			// the same (review 27, finding 4).
+			b, _ := json.Marshal(storedRule{Privacy: p, RunID: id, Started: started})
+			if err := os.WriteFile(filepath.Join(s.stateDir("a"), privacyFile), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.PendPrivacyRule("a", nil)
+		if err := s.FinishRun(ctx, &exporter.RunResult{ID: id, Mode: "once", PBX: "a", Started: started, Status: "ok", Privacy: rule,
+			Endpoints: []exporter.EndpointResult{{Endpoint: ep.Name, Rows: n}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyState := func(t *testing.T, from, to string) {
+		t.Helper()
+		if err := os.CopyFS(to, os.DirFS(from)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		do      func(t *testing.T, s *CSV, dir string)
+		want    string
+		stale   string // the record's rule, when stale
+		newFile bool   // the stale word is the newest run's file
+	}{
+		{"an older .state restored, dot files too", func(t *testing.T, s *CSV, dir string) {
+			run(t, s, "r1", t0, none, "", true)
+			old := filepath.Join(t.TempDir(), "state")
+			copyState(t, filepath.Join(dir, ".state"), old)
+			run(t, s, "r2", t0.Add(time.Hour), numbers, "none", true)
+			run(t, s, "r3", t0.Add(2*time.Hour), numbers, "", true)
+			if err := os.RemoveAll(filepath.Join(dir, ".state")); err != nil {
+				t.Fatal(err)
+			}
+			copyState(t, old, filepath.Join(dir, ".state"))
+		}, numbers.String(), "none", true},
+		{"a forced change that wrote no file yet", func(t *testing.T, s *CSV, dir string) {
+			run(t, s, "r1", t0, none, "", true)
+			run(t, s, "r2", t0.Add(time.Hour), numbers, "none", false)
+		}, numbers.String(), "", false},
+		{"a forced change later in the ledger, its clock behind", func(t *testing.T, s *CSV, dir string) {
+			run(t, s, "r1", t0.Add(2*time.Hour), none, "", true)
+			run(t, s, "r2", t0.Add(time.Hour), numbers, "none", false)
+		}, numbers.String(), "", false},
+		{"the files of before a forced change", func(t *testing.T, s *CSV, dir string) {
+			run(t, s, "r1", t0, none, "", true)
+			run(t, s, "r2", t0.Add(time.Hour), numbers, "none", true)
+			run(t, s, "r3", t0.Add(2*time.Hour), none, numbers.String(), true)
+		}, "none", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			s, err := NewCSV(CSVOptions{Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.do(t, s, dir)
+			// A new sink: what a later process reads.
+			s, err = NewCSV(CSVOptions{Dir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, found, lost, err := s.PrivacyRuleFrom(ctx, "a")
+			if err != nil || !found || r.String() != tc.want {
+				t.Fatalf("rule %q found %v lost %+v, %v; want %q", r, found, lost, err, tc.want)
+			}
+			switch {
+			case tc.stale == "" && lost != nil:
+				t.Fatalf("record current: lost %+v; want none", lost)
+			case tc.stale != "" && (lost == nil || lost.Stale != tc.stale || !strings.Contains(lost.File, "_r3_")):
+				t.Fatalf("record stale: lost %+v; want it saying the record's %q and r3's file", lost, tc.stale)
+			}
+			reads := s.manifestReads.Load()
+			if _, _, _, err := s.PrivacyRuleFrom(ctx, "a"); err != nil {
+				t.Fatal(err)
+			}
+			if got := s.manifestReads.Load() - reads; tc.stale == "" && got != 0 {
+				t.Errorf("the second check read %d manifest(s); want none (the mark holds them)", got)
+			}
+		})
+	}
+}

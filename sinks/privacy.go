@@ -77,6 +77,10 @@ type LostRule struct {
 	// the rows' rule, nor which calls the files hold (a run could not
 	// tell its own rows from new ones, and would write every call again).
 	Unmanifested bool
+	// Stale (CSV) is the rule the record says, when the record is there
+	// but older than a data file's manifest saying another rule (File):
+	// restored from an older copy of the state (review 27, R27-2).
+	Stale string
 }
 
 // ledgerRules gathers LostRule from the ledger's runs, newest first, up to
@@ -96,6 +100,7 @@ type ledgerRules struct {
 	// by its line (the later, the greater), and the line of the newest
 	// run that speaks for the rows and when it started.
 	runs     map[string]int
+	starts   map[string]time.Time // when each run the ledger records started
 	newestAt int
 	newest   time.Time
 }
@@ -215,8 +220,7 @@ func (s *CSV) PrivacyRuleFrom(_ context.Context, pbx string) (_ exporter.Privacy
 	}
 	b, err := os.ReadFile(filepath.Join(s.stateDir(pbx), privacyFile))
 	if err == nil {
-		r, found, err := decodePrivacy(b)
-		return r, found, nil, err
+		return s.recordedRule(pbx, b)
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		return exporter.Privacy{}, false, nil, fmt.Errorf("read the pseudonymisation rule: %w", err)
@@ -280,6 +284,46 @@ func (s *CSV) unmanifested(record string) (exporter.Privacy, bool, *LostRule, er
 	return none, true, &LostRule{Record: record, File: one, Unknown: true, Unmanifested: true}, nil
 }
 
+// recordedRule is PrivacyRuleFrom when the PBX's record of the rule, b,
+// is there: it is weighed against the data files' manifests (review 27,
+// R27-2: an older copy of .state restored with its dot files, whose
+// record says none, was trusted while the files written since say
+// numbers, and a run in clear wrote beside them). When the newest
+// manifest carrying a rule says another rule (or key) than the record and
+// was written after it (manifestRule.newerThan), the record is stale: the
+// manifests' rule is returned, as when the record is lost, with a
+// LostRule saying what the record says (Stale). Every run writing rows
+// under another rule stores its record with its first commit, and a
+// forced change stores its record and ledger line even with no row to
+// write (RecordRuleChange), so a current record is never older than a
+// file under another rule. A rewrite in place stamps the files it
+// rewrote whole with its run's rule (csv_rule.go): a completed rewrite
+// under the record's rule is the newest word, and agrees.
+func (s *CSV) recordedRule(pbx string, b []byte) (exporter.Privacy, bool, *LostRule, error) {
+	r, found, err := decodePrivacy(b)
+	if err != nil {
+		return r, found, nil, err
+	}
+	var rec storedRule
+	_ = json.Unmarshal(b, &rec) // decoded above
+	mr, err := s.manifestRule(pbx)
+	if err != nil {
+		return exporter.Privacy{}, false, nil, err
+	}
+	if mr.rule != nil && mr.rule.String() != r.String() && mr.run != rec.RunID {
+		l, err := s.ledgerRules(pbx)
+		if err != nil {
+			return exporter.Privacy{}, false, nil, err
+		}
+		if mr.newerThan(rec, l) {
+			return *mr.rule, true, &LostRule{Record: filepath.Join(s.stateDir(pbx), privacyFile), Rules: []string{mr.rule.String()},
+				File: mr.file, Files: mr.files, Stale: r.String()}, nil
+		}
+	}
+	s.saveRuleMark(pbx, mr)
+	return r, true, nil, nil
+}
+
 // ledgerRules reads the PBX's run ledger for PrivacyRuleFrom, newest
 // line first.
 func (s *CSV) ledgerRules(pbx string) (*ledgerRules, error) {
@@ -292,7 +336,7 @@ func (s *CSV) ledgerRules(pbx string) (*ledgerRules, error) {
 		return nil, fmt.Errorf("read the pseudonymisation rule from the run ledger: %w", err)
 	}
 	lines := bytes.Split(b, []byte{'\n'})
-	l.runs = map[string]int{}
+	l.runs, l.starts = map[string]int{}, map[string]time.Time{}
 	for i := len(lines) - 1; i >= 0; i-- {
 		var run struct {
 			ID        string            `json:"run_id"`
@@ -306,7 +350,7 @@ func (s *CSV) ledgerRules(pbx string) (*ledgerRules, error) {
 			continue
 		}
 		if _, later := l.runs[run.ID]; !later {
-			l.runs[run.ID] = i
+			l.runs[run.ID], l.starts[run.ID] = i, run.Started
 		}
 		if run.Privacy == nil || l.done {
 			continue
@@ -330,10 +374,17 @@ func (s *CSV) ledgerRules(pbx string) (*ledgerRules, error) {
 // the run's ledger line says the change (FinishRun).
 func (s *CSV) PendPrivacyRule(pbx string, r *exporter.Privacy) { s.rules.pend(pbx, r) }
 
-// saveRule writes the rule file of a pending commit (nil: none).
+// saveRule writes the rule file of a pending commit (nil: none), with
+// when its run started when this process runs it (recordedRule weighs
+// the record against the manifests by it).
 func (s *CSV) saveRule(pbx string, r *storedRule) error {
 	if r == nil {
 		return nil
+	}
+	if v, ok := s.runs.Load(r.RunID); ok && r.Started.IsZero() {
+		c := *r
+		c.Started = v.(runRule).started
+		r = &c
 	}
 	b, _ := json.Marshal(r)
 	dir, err := s.mkStateDir(pbx)
@@ -351,6 +402,9 @@ func (s *CSV) saveRule(pbx string, r *storedRule) error {
 type storedRule struct {
 	exporter.Privacy
 	RunID string `json:"run_id,omitempty"`
+	// Started is when that run started (CSV: "" in a record of before,
+	// or one a later process completed).
+	Started time.Time `json:"run_started,omitzero"`
 }
 
 // pendingRules are the rules runs apply that no batch stored yet, by

@@ -201,11 +201,14 @@ func (a *app) lostRule(ctx context.Context, s *sink, g *privacy.Guard, lost *sin
 		return nil, a.unmanifested(s, lost, now)
 	}
 	if same {
-		from, at := "the run ledger", lost.Run
+		from, at, missing := "the run ledger", lost.Run, "missing"
 		if lost.Run == "" {
 			from, at = "the manifest of the newest data file", lost.File
 		}
-		a.log.Warn("the record of the pseudonymisation rule the PBX's rows are written under is missing: taken from "+from+", and stored again with this run's first commit",
+		if lost.Stale != "" {
+			missing = "older than the data files (it says " + lost.Stale + ": restored from an older copy of the state?)"
+		}
+		a.log.Warn("the record of the pseudonymisation rule the PBX's rows are written under is "+missing+": taken from "+from+", and stored again with this run's first commit",
 			"record", lost.Record, "rule", was.String(), "from", at)
 		return &now, nil
 	}
@@ -226,6 +229,7 @@ func (a *app) lostRule(ctx context.Context, s *sink, g *privacy.Guard, lost *sin
 	if was.Rule == now.Rule {
 		what = "EXPORT_PSEUDONYM_KEY"
 	}
+	missing, restore := "is missing ("+lost.Record+")", "restore that record (with the whole state folder, if it is lost too) from a backup taken with the data"
 	told, had := fmt.Sprintf("its run ledger says they are written under rule %s (run %s: the last to mark a change of rule, else the first to commit rows; runs that committed none do not count)", was, lost.Run), "that run had them"
 	switch {
 	case lost.Run == "":
@@ -234,11 +238,17 @@ func (a *app) lostRule(ctx context.Context, s *sink, g *privacy.Guard, lost *sin
 	case len(lost.Rules) > 1:
 		told = fmt.Sprintf("its run ledger records runs that committed rows under rules %s since the last change it marks (run %s under %s), so which one the rows have is not known", strings.Join(lost.Rules, ", "), lost.Run, was)
 	}
-	return nil, fmt.Errorf("%w: %s changed, or the rule not known: the record of the pseudonymisation rule PBX %s's rows in the %s are written under is missing (%s), and %s; this run would write them under %s: "+
-		"restore that record (with the whole state folder, if it is lost too) from a backup taken with the data; or set EXPORT_PSEUDONYMIZE and EXPORT_PSEUDONYM_KEY as %s (its first commit then stores the record again); "+
+	if lost.Stale != "" {
+		// Review 27, R27-2: the record is there, older than the rows.
+		missing = fmt.Sprintf("(%s) says rule %s, but is older than the rows: restored from an older copy of the state?", lost.Record, lost.Stale)
+		told = fmt.Sprintf("the manifest of data file %s, written after that record, says its rows are written under rule %s", lost.File, was)
+		restore = "restore the whole state folder from the backup taken with the data files (an older copy misses the runs since)"
+	}
+	return nil, fmt.Errorf("%w: %s changed, or the rule not known: the record of the pseudonymisation rule PBX %s's rows in the %s are written under %s, and %s; this run would write them under %s: "+
+		"%s; or set EXPORT_PSEUDONYMIZE and EXPORT_PSEUDONYM_KEY as %s (its first commit then stores the record again); "+
 		"or run `wildix-export run --once --force` to accept the change (the run ledger records it): rows written before keep their earlier form until `wildix-export backfill --from <first day> --to <tomorrow> --force --rewrite` over the whole history writes again from the PBX's own copy what it still holds and rewrites in place the rest (recordings' rows, earlier snapshots, calls the PBX no longer has); "+
 		"or %s",
-		errUsage, what, a.cfg.PBXID, s.name, lost.Record, told, now, had, newExport(s))
+		errUsage, what, a.cfg.PBXID, s.name, missing, told, now, restore, had, newExport(s))
 }
 
 // unknownRule is lostRule's refusal when nothing tells the rule of the

@@ -1119,7 +1119,13 @@ func TestWorkerRunRefusedCountedFailed(t *testing.T) {
 	if len(files) != 1 {
 		t.Fatalf("rule files %v, want one", files)
 	}
-	if err := os.WriteFile(files[0], []byte(`{"rule":"numbers,names","key_id":"k:aaaaaaaa"}`), 0o600); err != nil {
+	// As another process's forced change stores it: naming its run and
+	// when it began, after the worker's files (a record naming neither
+	// is taken for older than the manifests saying another rule: review
+	// 27, R27-2).
+	now := time.Now().UTC()
+	rec := fmt.Sprintf(`{"rule":"numbers,names","key_id":"k:aaaaaaaa","changed":"numbers","run_id":%q,"run_started":%q}`, now.Format("20060102T150405Z")+"-abcdef", now.Format(time.RFC3339Nano))
+	if err := os.WriteFile(files[0], []byte(rec), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "a refused scheduled export counted failed", func() bool { return runs("failed") >= 1 }, stderr.String)
