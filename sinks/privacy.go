@@ -193,6 +193,55 @@ ON CONFLICT (pbx, key) DO UPDATE SET state = EXCLUDED.state, run_id = EXCLUDED.r
 	return func() { p.rules.done(info.PBX, r) }, nil
 }
 
+// RecordRuleChange stores, at the end of run, a run of pbx that ended
+// well, the forced change of rule still pending for pbx (one no batch
+// commit stored: the run committed nothing), and marks it in run's
+// ledger row, in one transaction; it says whether there was one. A
+// forced run with nothing to write (pseudonymisation turned on with no
+// new call) stored nothing before, and `backfill --force --rewrite`
+// then refused the change not recorded (attack 8, F1; review 20, R20-7).
+// A rule that is no change (a first export, a record lost taken again)
+// stays pending only: a run that commits nothing does not speak for
+// rows (review 16, R16-1).
+func (p *Postgres) RecordRuleChange(ctx context.Context, pbx, run string) (bool, error) {
+	r, ok := p.rules.take(pbx, run)
+	if !ok || r.Changed == "" {
+		return false, nil
+	}
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return false, fmt.Errorf("record the pseudonymisation change: %w", dbError(err))
+	}
+	defer tx.Rollback(ctx)
+	if _, err := p.saveRule(ctx, tx, exporter.BatchInfo{PBX: pbx, RunID: run}); err != nil {
+		return false, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return false, fmt.Errorf("record the pseudonymisation change: %w", dbError(err))
+	}
+	p.rules.done(pbx, r)
+	return true, nil
+}
+
+// RecordRuleChange is Postgres.RecordRuleChange for the folder: the
+// rule file, then the run's ledger line (FinishRun, after it) marks the
+// change. Killed between the two, the record names the run and the
+// ledger misses it: the rows are all of before the change, under the
+// rule the ledger says, and the record, newer than every file, is the
+// rule from then on.
+func (s *CSV) RecordRuleChange(_ context.Context, pbx, run string) (_ bool, err error) {
+	defer func() { err = s.advise(err) }()
+	r, ok := s.rules.take(pbx, run)
+	if !ok || r.Changed == "" {
+		return false, nil
+	}
+	if err := s.saveRule(pbx, &r); err != nil {
+		return false, err
+	}
+	s.rules.done(pbx, r)
+	return true, nil
+}
+
 // Recover completes (or discards, when its data is gone) each commit a
 // crash left for pbx, as State does first: a pending record's rule is the
 // stored one only once its commit is completed, so a run checks the rule

@@ -28,7 +28,7 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 	once := fs.Bool("once", false, "export once and exit")
 	now := fs.Bool("now", false, "worker: also export once at start")
 	eps := fs.String("endpoints", "", "comma list of endpoints (default EXPORT_ENDPOINTS, else all; recordings only with a store)")
-	fs.BoolVar(&a.force, "force", false, "accept an EXPORT_PSEUDONYMIZE or EXPORT_PSEUDONYM_KEY other than the one the sink's rows were written under (stored with the run's first commit, which the run ledger marks; never a key other than the suppression list's), or an EXPORT_RETENTION shorter than the one they were pruned under (the retention notes record it)")
+	fs.BoolVar(&a.force, "force", false, "accept an EXPORT_PSEUDONYMIZE or EXPORT_PSEUDONYM_KEY other than the one the sink's rows were written under (stored with the run's first commit, or at its end when it commits nothing, which the run ledger marks; never a key other than the suppression list's), or an EXPORT_RETENTION shorter than the one they were pruned under (the retention notes record it)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -81,10 +81,13 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 }
 
 // exportAll exports the endpoints once, under the lock; the result is
-// nil when the run did not start (the lock held by another).
+// nil when the run did not start (the lock held by another). A forced
+// change of rule the run accepted is stored at its end when no commit
+// stored it (recordRuleChange).
 func (a *app) exportAll(ctx context.Context, st *started, m *metrics, endpoints []record.Endpoint, mode string) (*exporter.RunResult, error) {
 	var r *exporter.RunResult
 	err := a.export(ctx, st, m, func(ctx context.Context, id string) *exporter.RunResult {
+		st.x.AfterRun = a.recordRuleChange(st, st.x.AfterRun) // export set it for this run
 		r = st.x.Run(ctx, id, mode, endpoints)
 		return r
 	})

@@ -159,10 +159,9 @@ func (a *app) privacyRule(ctx context.Context, s *sink, g *privacy.Guard) (*expo
 		}
 		return nil, fmt.Errorf("%w: %s changed: the %s holds PBX %s's rows written under rule %s and this run would write them under %s; "+
 			"mixing them breaks every join, per-caller count and call-back detection (one number would have two forms): "+
-			"set the earlier %s again; or run `wildix-export run --once --force` to accept the change (the run ledger records it): "+
-			"rows written before keep their earlier form (in clear, or under the earlier key) until `wildix-export backfill --from <first day> --to <tomorrow> --force --rewrite` over the whole history writes again from the PBX's own copy what it still holds and rewrites in place the rest (recordings' rows, earlier snapshots, calls the PBX no longer has); "+
+			"set the earlier %s again; or run `wildix-export run --once --force` to accept the change (the run ledger records it): %s; "+
 			"or %s",
-			errUsage, what, s.name, a.cfg.PBXID, was, now, what, newExport(s))
+			errUsage, what, s.name, a.cfg.PBXID, was, now, what, changeAdvice([]string{was.String()}, now), newExport(s))
 	}
 	return &now, nil
 }
@@ -246,9 +245,9 @@ func (a *app) lostRule(ctx context.Context, s *sink, g *privacy.Guard, lost *sin
 	}
 	return nil, fmt.Errorf("%w: %s changed, or the rule not known: the record of the pseudonymisation rule PBX %s's rows in the %s are written under %s, and %s; this run would write them under %s: "+
 		"%s; or set EXPORT_PSEUDONYMIZE and EXPORT_PSEUDONYM_KEY as %s (its first commit then stores the record again); "+
-		"or run `wildix-export run --once --force` to accept the change (the run ledger records it): rows written before keep their earlier form until `wildix-export backfill --from <first day> --to <tomorrow> --force --rewrite` over the whole history writes again from the PBX's own copy what it still holds and rewrites in place the rest (recordings' rows, earlier snapshots, calls the PBX no longer has); "+
+		"or run `wildix-export run --once --force` to accept the change (the run ledger records it): %s; "+
 		"or %s",
-		errUsage, what, a.cfg.PBXID, s.name, missing, told, now, restore, had, newExport(s))
+		errUsage, what, a.cfg.PBXID, s.name, missing, told, now, restore, had, changeAdvice(lost.Rules, now), newExport(s))
 }
 
 // unknownRule is lostRule's refusal when nothing tells the rule of the
@@ -357,6 +356,53 @@ func newExport(s *sink) string {
 	return "export into a new schema or folder"
 }
 
+// changeAdvice says what becomes of the rows written before a change of
+// rule or key, from (the earlier rules, as Privacy.String spells them;
+// "unknown", or none, when not known) to now, and what a backfill does
+// about it, true for each change (review 29, R29-1; R25-3): a backfill
+// writes again under now the calls the PBX still holds; its rewrite in
+// place (--rewrite, rewrite_rule.go) replaces in the rest only what the
+// earlier rule left in clear, never under rule none; a pseudonym cannot
+// be turned back (a change to none, or to a rule replacing less), nor
+// made again under another key (a key change).
+func changeAdvice(from []string, now exporter.Privacy) string {
+	to, _ := pseudonym.ParseRule(now.Rule)
+	var back, rekeyed, widened, known bool
+	for _, f := range from {
+		rule, key, _ := strings.Cut(f, " ")
+		was, err := pseudonym.ParseRule(rule)
+		if err != nil || rule == "" {
+			continue // unknown
+		}
+		known = true
+		back = back || was.Numbers && !to.Numbers || was.Names && !to.Names || was.Staff && !to.Staff
+		rekeyed = rekeyed || was.On() && to.On() && key != now.KeyID
+		widened = widened || to.Numbers && !was.Numbers || to.Names && !was.Names || to.Staff && !was.Staff
+	}
+	const backfill = "`wildix-export backfill --from <first day> --to <tomorrow> --force"
+	const rest = "recordings' rows, earlier snapshots, calls the PBX no longer has"
+	switch {
+	case !known:
+		return "rows written before keep the form they have; " + backfill + " --rewrite` over the whole history writes again under the new rule the calls the PBX still holds and, under a rule replacing something, replaces in place in the rest (" + rest + ") what is still in clear, " +
+			"but a pseudonym cannot be turned back nor made again under another key (README, Privacy)"
+	case !to.On():
+		return "rows written before keep their pseudonyms, which cannot be turned back: " + backfill + "` over the whole history writes again in clear the calls the PBX still holds; the rest (" + rest + ") keeps them for good (README, Privacy)"
+	case rekeyed:
+		inPlace := ""
+		if widened {
+			inPlace = " and replaces in place in the rest what the earlier rule left in clear"
+		}
+		return "rows written before keep the earlier key's pseudonyms, which cannot be made again under the new key (their values in clear are gone): " + backfill + " --rewrite` over the whole history writes again under the new key the calls the PBX still holds" + inPlace + "; the rest (" + rest + ") keeps the earlier key's pseudonyms, which do not join the new ones (the backfill counts them; to have none, export into a new schema or folder) (README, Privacy)"
+	case back:
+		inPlace := ""
+		if widened {
+			inPlace = "; with --rewrite it also replaces in place in the rest what the new rule replaces and the earlier left in clear"
+		}
+		return "what rows written before hold as pseudonyms and the new rule leaves in clear stays pseudonymised, as a pseudonym cannot be turned back: " + backfill + "` over the whole history writes again under the new rule the calls the PBX still holds; the rest (" + rest + ") keeps those pseudonyms for good" + inPlace + " (README, Privacy)"
+	}
+	return "rows written before keep their earlier form until " + backfill + " --rewrite` over the whole history writes again under the new rule the calls the PBX still holds and rewrites in place the rest (" + rest + "), each value the earlier rule left in clear replaced (README, Privacy, says what stays)"
+}
+
 // pendPrivacy makes rule, checked under the PBX's lock, the one the
 // run's first commit stores (nil: none to store).
 func (a *app) pendPrivacy(s *sink, rule *exporter.Privacy) {
@@ -365,9 +411,41 @@ func (a *app) pendPrivacy(s *sink, rule *exporter.Privacy) {
 		return
 	}
 	if rule != nil && rule.Changed != "" {
-		a.log.Warn("pseudonymisation changed (--force): stored with the run's first commit; rows written before keep their earlier form until `wildix-export backfill --from <first day> --to <tomorrow> --force --rewrite` over the whole history writes again from the PBX's own copy what it still holds and rewrites in place the rest (recordings' rows, earlier snapshots, calls the PBX no longer has)", "from", rule.Changed, "to", rule.String())
+		a.log.Warn("pseudonymisation changed (--force): stored with the run's first commit, or at its end when it commits nothing; "+changeAdvice(strings.Split(rule.Changed, " or "), *rule), "from", rule.Changed, "to", rule.String())
 	}
 	store.PendPrivacyRule(a.cfg.PBXID, rule)
+}
+
+// ruleChangeRecorder is a sink storing, at the end of a run that ended
+// well, a forced change of rule no commit of the run stored (sinks).
+type ruleChangeRecorder interface {
+	RecordRuleChange(ctx context.Context, pbx, run string) (bool, error)
+}
+
+// recordRuleChange is the run's AfterRun (called once every endpoint
+// ended well): the forced change of rule the run accepted, when no
+// commit stored it (nothing to write: pseudonymisation turned on with no
+// new call), is stored and marked in the ledger (attack 8, F1; review
+// 20, R20-7: `backfill --force --rewrite` then refused the change, and
+// `run --once --force` stored nothing again); then after, the AfterRun
+// it wraps (retention's). A failure to store it is the run's failure.
+func (a *app) recordRuleChange(st *started, after func(context.Context, *exporter.RunResult) []exporter.EndpointResult) func(context.Context, *exporter.RunResult) []exporter.EndpointResult {
+	rc, ok := st.sink.Sink.(ruleChangeRecorder)
+	if !ok {
+		return after
+	}
+	return func(ctx context.Context, r *exporter.RunResult) []exporter.EndpointResult {
+		var res []exporter.EndpointResult
+		if stored, err := rc.RecordRuleChange(ctx, r.PBX, r.ID); err != nil {
+			res = append(res, exporter.EndpointResult{Endpoint: "privacy", Err: fmt.Errorf("recording the accepted change of pseudonymisation rule (the run committed no rows): %w; run `wildix-export run --once --force` again", err)})
+		} else if stored {
+			a.log.Info("pseudonymisation change stored and marked in the run ledger, the run having committed no rows", "to", r.Privacy.String())
+		}
+		if after != nil {
+			res = append(res, after(ctx, r)...)
+		}
+		return res
+	}
 }
 
 // The run notes of guardExtensions (README, Privacy: Extensions stay

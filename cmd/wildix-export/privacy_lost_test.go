@@ -5,8 +5,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
 )
 
 // TestRunRefusesFolderWithoutStateOrManifests is review 26's finding: a
@@ -112,5 +114,107 @@ func TestRunRefusesOlderRecordOfTheRule(t *testing.T) {
 	}
 	if r := runCLI(t, clear, "run", "--once"); r.code != exitConfig || !strings.Contains(r.err.Error(), "EXPORT_PSEUDONYMIZE changed: the") {
 		t.Fatalf("record stored again, run in clear: exit %d, %v; want 2 as a change", r.code, r.err)
+	}
+}
+
+// TestForcedChangeWithNothingToWriteRecorded is attack 8's F1 (review
+// 20, R20-7): pseudonymisation turned on with only call_history enabled
+// and no new call on the PBX looped: `run --once --force` committed
+// nothing, so stored nothing (the rule was stored only with a commit),
+// and `backfill --force --rewrite` was refused asking for `run --once
+// --force`. Now a forced run that ends well stores the change it
+// accepted and its ledger entry marks it, rows or not; the backfill runs,
+// and a run in clear is then refused as a change. For both sinks.
+func TestForcedChangeWithNothingToWriteRecorded(t *testing.T) {
+	t.Parallel()
+	for _, sink := range []string{"csv", "postgres"} {
+		t.Run(sink, func(t *testing.T) {
+			t.Parallel()
+			const calls = 30
+			start := time.Now().UTC().Add(-calls * time.Minute).Add(-3 * time.Hour)
+			f := authorized(t, pbxsim.Options{Calls: calls, CallGap: time.Minute, CallsStart: start})
+			dir := t.TempDir()
+			clear, pool := onSink(t, sink, fixtureEnv(f, dir, "EXPORT_ENDPOINTS=call_history"))
+			numbers := append(append([]string(nil), clear...), "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey1)
+			if r := runCLI(t, clear, "run", "--once"); r.code != 0 {
+				t.Fatalf("run in clear: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			if r := runCLI(t, numbers, "run", "--once", "--force"); r.code != 0 {
+				t.Fatalf("forced run under numbers: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			got := privacyLedger(t, pool, dir)
+			k, _ := pseudonym.New([]byte(testKey1))
+			if want := "numbers|" + k.KeyID() + "|none"; len(got) != 2 || got[1] != want {
+				t.Fatalf("ledger %q: want the forced run's entry %q", got, want)
+			}
+			rome, _ := time.LoadLocation("Europe/Rome")
+			from, to := start.In(rome).AddDate(0, 0, -1).Format("2006-01-02"), time.Now().In(rome).AddDate(0, 0, 2).Format("2006-01-02")
+			if r := runCLI(t, numbers, "backfill", "--from", from, "--to", to, "--force", "--rewrite"); r.code != 0 {
+				t.Fatalf("forced backfill with --rewrite: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			if r := runCLI(t, clear, "run", "--once"); r.code != exitConfig || !strings.Contains(r.err.Error(), "EXPORT_PSEUDONYMIZE changed: the") {
+				t.Fatalf("run in clear after: exit %d, %v; want 2 as a change", r.code, r.err)
+			}
+		})
+	}
+}
+
+// TestChangeAdviceTrueForEachChange is review 29's R29-1 (the advice
+// part) and R25-3: the refusal of a change of rule or key, and the
+// forced run's warning, said for every change that `backfill --force
+// --rewrite` "rewrites in place the rest"; false after a change to rule
+// none (a pseudonym cannot be turned back, and the rewrite does nothing
+// under none) or of key (the earlier key's pseudonyms cannot be made
+// again). Now each says what the backfill does for that change.
+func TestChangeAdviceTrueForEachChange(t *testing.T) {
+	t.Parallel()
+	f := authorized(t, pbxsim.Options{Calls: 20})
+	dir := t.TempDir()
+	base := fixtureEnv(f, dir, "EXPORT_ENDPOINTS=call_history")
+	with := func(kv ...string) []string { return append(append([]string(nil), base...), kv...) }
+	numbers := with("EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey1)
+	if r := runCLI(t, numbers, "run", "--once"); r.code != 0 {
+		t.Fatalf("first run: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	for _, tc := range []struct {
+		name      string
+		kv        []string
+		want, not []string
+	}{
+		{"to none", with("EXPORT_PSEUDONYMIZE=none"),
+			[]string{"keep their pseudonyms, which cannot be turned back", "--to <tomorrow> --force` over the whole history writes again in clear", "keeps them for good"},
+			[]string{"--rewrite", "rewrites in place"}},
+		{"another key", with("EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey2),
+			[]string{"keep the earlier key's pseudonyms, which cannot be made again under the new key", "--force --rewrite` over the whole history writes again under the new key", "do not join the new ones"},
+			[]string{"rewrites in place the rest", "replaces in place"}},
+		{"another key, names too", with("EXPORT_PSEUDONYMIZE=numbers,names", "EXPORT_PSEUDONYM_KEY="+testKey2),
+			[]string{"cannot be made again under the new key", "and replaces in place in the rest what the earlier rule left in clear"},
+			[]string{"rewrites in place the rest"}},
+		{"names too", with("EXPORT_PSEUDONYMIZE=numbers,names", "EXPORT_PSEUDONYM_KEY="+testKey1),
+			[]string{"--force --rewrite` over the whole history writes again under the new rule the calls the PBX still holds and rewrites in place the rest", "each value the earlier rule left in clear replaced"},
+			[]string{"cannot be"}},
+		{"names instead", with("EXPORT_PSEUDONYMIZE=names", "EXPORT_PSEUDONYM_KEY="+testKey1),
+			[]string{"stays pseudonymised, as a pseudonym cannot be turned back", "with --rewrite it also replaces in place in the rest what the new rule replaces"},
+			[]string{"rewrites in place the rest"}},
+	} {
+		r := runCLI(t, tc.kv, "run", "--once")
+		if r.code != exitConfig {
+			t.Fatalf("%s: exit %d, %v; want 2\n%s", tc.name, r.code, r.err, r.stderr)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(r.err.Error(), w) {
+				t.Errorf("%s: %v; want it to say %q", tc.name, r.err, w)
+			}
+		}
+		for _, w := range tc.not {
+			if strings.Contains(r.err.Error(), w) {
+				t.Errorf("%s: %v; want it not to say %q", tc.name, r.err, w)
+			}
+		}
+	}
+	// The forced run's warning says the same.
+	r := runCLI(t, with("EXPORT_PSEUDONYMIZE=none"), "run", "--once", "--force")
+	if r.code != 0 || !strings.Contains(r.stderr, "keep their pseudonyms, which cannot be turned back") || strings.Contains(r.stderr, "rewrites in place") {
+		t.Fatalf("forced change to none: exit %d, %v; want 0 and the advice for none\n%s", r.code, r.err, r.stderr)
 	}
 }
