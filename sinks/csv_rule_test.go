@@ -86,19 +86,25 @@ func TestManifestsCarryTheRule(t *testing.T) {
 	}
 
 	// Review 26: the manifests lost too, the data files kept. Forget's
-	// check of the folder (CSVDataFile) finds them: no PBX is taken for
-	// a first export.
+	// judgement of lost state (CSVStateLost) finds a PBX's files by the
+	// names the sink gives them: that PBX is not taken for a first
+	// export; a PBX with no file beside them still is.
+	named := write("e", "20260102T030405Z-abcdef", t0, numbers)
+	if err := os.RemoveAll(filepath.Join(dir, ".state")); err != nil {
+		t.Fatal(err)
+	}
 	mans, _ := filepath.Glob(filepath.Join(dir, "*", "*.manifest.json"))
 	for _, m := range mans {
 		if err := os.Remove(m); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, pbx := range []string{"a", "d"} {
-		r, found, lost, err := s.PrivacyRuleFrom(ctx, pbx)
-		if err != nil || !found || lost == nil || !lost.Unknown || !lost.Unmanifested || !strings.HasSuffix(lost.File, ".csv") || r.Rule != "none" {
-			t.Errorf("%s, state and manifests lost: %v found %v lost %+v, %v; want found, unknown, unmanifested, naming a data file", pbx, r, found, lost, err)
-		}
+	r, found, lost, err := s.PrivacyRuleFrom(ctx, "e")
+	if err != nil || !found || lost == nil || !lost.Unknown || !lost.Unmanifested || lost.File != named || r.Rule != "none" {
+		t.Errorf("state and manifests lost: %v found %v lost %+v, %v; want found, unknown, unmanifested, naming %s", r, found, lost, err, named)
+	}
+	if r, found, lost, err := s.PrivacyRuleFrom(ctx, "d"); err != nil || found || lost != nil || r.Rule != "none" {
+		t.Fatalf("a PBX with no file beside another's, state and manifests lost: %v %v %+v %v; want a first export", r, found, lost, err)
 	}
 }
 

@@ -307,30 +307,30 @@ func (s *CSV) PrivacyRuleFrom(_ context.Context, pbx string) (_ exporter.Privacy
 		return exporter.Privacy{Rule: "none"}, true, &LostRule{Record: record, File: mr.noRule, Files: mr.files, Unknown: true}, nil
 	}
 	if !found {
-		return s.unmanifested(record)
+		return s.unmanifested(pbx, record)
 	}
 	return exporter.Privacy{Rule: "none"}, found, nil, nil
 }
 
 // unmanifested is PrivacyRuleFrom for a PBX with neither state nor a
 // data file's manifest: a first export, unless the folder holds data
-// files whose manifests are gone too (review 26: the state and the
-// manifests lost, the .csv and .csv.gz files kept), which forget's check
-// of a folder without state finds (CSVDataFile, shared). A file it finds
-// with a manifest is another PBX's (this one's manifests are none), and
-// this PBX's first export beside it is no loss; with a manifest on no
-// file, a file of this PBX's without its manifest is not looked for
-// (the check is of the folder).
-func (s *CSV) unmanifested(record string) (exporter.Privacy, bool, *LostRule, error) {
+// files of the PBX whose manifests are gone too (review 26: the state
+// and the manifests lost, the .csv and .csv.gz files kept), which
+// forget's judgement of lost state finds by their names (CSVStateLost,
+// shared: each PBX by its own state folder, so this PBX's first export
+// beside another's files is no loss, nor a user's own CSV file).
+func (s *CSV) unmanifested(pbx, record string) (exporter.Privacy, bool, *LostRule, error) {
 	none := exporter.Privacy{Rule: "none"}
-	one, err := CSVDataFile(s.opt.Dir)
-	if err != nil || one == "" {
+	lost, err := CSVStateLost(s.opt.Dir)
+	if err != nil {
 		return none, false, nil, err
 	}
-	if _, err := os.Lstat(manifestPath(filepath.Join(s.opt.Dir, one))); !errors.Is(err, fs.ErrNotExist) {
-		return none, false, nil, nil
+	for _, l := range lost {
+		if l.PBX == pbx {
+			return none, true, &LostRule{Record: record, File: l.File, Unknown: true, Unmanifested: true}, nil
+		}
 	}
-	return none, true, &LostRule{Record: record, File: one, Unknown: true, Unmanifested: true}, nil
+	return none, false, nil, nil
 }
 
 // recordedRule is PrivacyRuleFrom when the PBX's record of the rule, b,

@@ -269,8 +269,8 @@ func (a *app) unknownRule(s *sink, lost *sinks.LostRule, now exporter.Privacy) e
 // (sinks.LostRule.Unmanifested; review 26): the run would be taken for a
 // first export and write every call again beside the files (in clear
 // beside pseudonymised copies, or doubled), as a run tells its own rows
-// by their files' manifests. Forget refuses such a folder too
-// (needExportFolder, sharing sinks.CSVDataFile).
+// by their files' manifests. Forget refuses such a folder too (the
+// sink judges it by forget's sinks.CSVStateLost).
 func (a *app) unmanifested(s *sink, lost *sinks.LostRule, now exporter.Privacy) error {
 	return fmt.Errorf("%w: EXPORT_CSV_DIR=%s holds data files (%s, for one) but neither PBX %s's state (%s) nor the files' manifests (<file>.manifest.json): both were lost, and nothing tells which rule the rows are written under nor which calls they hold; "+
 		"this run would take the folder for a first export and write every call again beside them, under %s (in clear beside pseudonymised rows, or doubled), --force or not: "+
