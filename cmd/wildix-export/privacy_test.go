@@ -1125,7 +1125,12 @@ func TestWorkerRunRefusedCountedFailed(t *testing.T) {
 	// 27, R27-2).
 	now := time.Now().UTC()
 	rec := fmt.Sprintf(`{"rule":"numbers,names","key_id":"k:aaaaaaaa","changed":"numbers","run_id":%q,"run_started":%q}`, now.Format("20060102T150405Z")+"-abcdef", now.Format(time.RFC3339Nano))
-	if err := os.WriteFile(files[0], []byte(rec), 0o600); err != nil {
+	// Replaced atomically, as the sink does: a scheduled check reading a
+	// half-written file would fail on a damaged record instead.
+	if err := os.WriteFile(files[0]+".new", []byte(rec), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(files[0]+".new", files[0]); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "a refused scheduled export counted failed", func() bool { return runs("failed") >= 1 }, stderr.String)
