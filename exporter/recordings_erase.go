@@ -21,7 +21,7 @@ type objectNamer interface {
 // (folder) or incomplete uploads (S3) of a day's folder begun before a
 // time (recstore.Dir and S3).
 type partialSweeper interface {
-	SweepPartials(ctx context.Context, folder string, before time.Time, inFlight map[string]bool) (int, error)
+	SweepPartials(ctx context.Context, folder string, before time.Time, inFlight, anyAge map[string]bool) (int, error)
 }
 
 // partialMargin is how long before the run's start a partial copy must
@@ -145,15 +145,18 @@ func (p *recPipe) eraseAgain(ctx context.Context) {
 // of j's recordings (their days and the days either side), each folder
 // once a run: begun before the run's start less partialMargin, never
 // those of inFlight's names (the names this run wrote, and those the
-// window being copied may write: R19-2, a store's clock behind). It
-// returns the first failure of the store (not a folder's own fault:
-// recordings.Planted), and a folder that failed is swept again for the
-// next window that has it: erase fails a window holding recordings not
-// kept on it, as a partial copy of theirs may be there (a store down or
-// a folder not writable, with no file but partial copies to remove:
-// their rows would be committed and the copies left for good). For any
-// other window it is a warning: what is at stake is a kept recording's
-// partial copy, which its next Put removes.
+// window being copied may write: R19-2, a store's clock behind). Those
+// of j's recordings not kept go whatever their age (R34-1: no Put of
+// this run writes their names; a young copy skipped would stay for good
+// under a row committed erased), so a folder already swept is swept
+// again for them. It returns the first failure of the store (not a
+// folder's own fault: recordings.Planted), and a folder that failed is
+// swept again for the next window that has it: erase fails a window
+// holding recordings not kept on it, as a partial copy of theirs may be
+// there (a store down or a folder not writable, with no file but partial
+// copies to remove: their rows would be committed and the copies left
+// for good). For any other window it is a warning: what is at stake is a
+// kept recording's partial copy, which its next Put removes.
 func (p *recPipe) sweep(ctx context.Context, j *recJob, inFlight map[string]bool) error {
 	e := p.e
 	s, ok := e.x.Recordings.Store.(partialSweeper)
@@ -161,25 +164,27 @@ func (p *recPipe) sweep(ctx context.Context, j *recJob, inFlight map[string]bool
 		return nil
 	}
 	if p.swept == nil {
-		p.swept = map[string]bool{}
+		p.swept, p.cleared = map[string]bool{}, map[string]bool{}
 	}
 	before := e.began.Add(-partialMargin)
+	anyAge, again := p.notKeptNames(j)
 	var first error
 	for _, info := range j.infos {
 		for _, name := range e.x.Recordings.Names(info.rec, 1) {
 			folder := path.Dir(name) // <pbx>/<YYYY>/<MM>/<DD>, as recstore.DayFolder
-
-			if p.swept[folder] {
+			if p.swept[folder] && !again[folder] {
 				continue
 			}
-			p.swept[folder] = true
-			n, err := s.SweepPartials(ctx, folder, before, inFlight)
+			p.swept[folder], again[folder] = true, false
+			n, err := s.SweepPartials(ctx, folder, before, inFlight, anyAge)
 			e.res.Recordings.Partials += n
 			switch {
 			case err == nil:
+				p.clear(anyAge, folder)
 			case ctx.Err() != nil:
 				return fmt.Errorf("sweep the recordings store: %w", context.Cause(ctx))
 			case recordings.Planted(err):
+				p.clear(anyAge, folder)
 				e.log.Warn("recordings store: a day folder not swept of partial copies left by a killed run, for what is there; check it", "folder", folder, "err", err)
 			default:
 				p.swept[folder] = false
@@ -191,6 +196,33 @@ func (p *recPipe) sweep(ctx context.Context, j *recJob, inFlight map[string]bool
 		}
 	}
 	return first
+}
+
+// notKeptNames are the names of j's recordings not kept (the guard
+// suppresses them) not yet swept this run, whose partial copies sweep
+// removes whatever their age, and the folders that hold them.
+func (p *recPipe) notKeptNames(j *recJob) (names, folders map[string]bool) {
+	names, folders = map[string]bool{}, map[string]bool{}
+	for i, s := range j.suppressed {
+		if !s {
+			continue
+		}
+		for _, n := range p.e.x.Recordings.Names(j.infos[i].rec, 1) {
+			if !p.cleared[n] {
+				names[n], folders[path.Dir(n)] = true, true
+			}
+		}
+	}
+	return names, folders
+}
+
+// clear marks the names of anyAge in folder swept.
+func (p *recPipe) clear(anyAge map[string]bool, folder string) {
+	for n := range anyAge {
+		if path.Dir(n) == folder {
+			p.cleared[n] = true
+		}
+	}
 }
 
 // erased counts what Erase did: removed, and kept for want of proof (the

@@ -358,7 +358,7 @@ func TestRecordingsErasedStoreDown(t *testing.T) {
 			}
 			removed, partials := len(files), 0
 			if partial, ok := strings.CutPrefix(how, "partials-"); ok {
-				files, how, removed, partials = partialsOnly(t, files), partial, 0, len(files)
+				files, how, removed, partials = partialsOnly(t, files, 2*time.Hour), partial, 0, len(files)
 			}
 			ids := idSuppressor{}
 			for _, r := range e.sim.Recordings() {
@@ -391,6 +391,44 @@ func TestRecordingsErasedStoreDown(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRecordingsErasedYoungPartials (review 34, R34-1): a killed run's
+// partial copies of recordings whose numbers are then forgotten, last
+// written 10 minutes before the next run began (within partialMargin),
+// are removed by that run whatever their age (no Put of the run writes
+// a name of a recording not kept), before it commits the rows erased.
+func TestRecordingsErasedYoungPartials(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := recSetup(t, pbxsim.Options{Seed: 43, Calls: 120}, "postgres", nil)
+	if res := e.run(t); res.Err != nil || res.Recordings.Copied == 0 {
+		t.Fatalf("first run: %v, %+v", res.Err, res.Recordings)
+	}
+	for _, q := range []string{"DELETE FROM recordings WHERE pbx = 'pbx'", "DELETE FROM export_state WHERE pbx = 'pbx' AND key = 'recordings'"} {
+		if _, err := e.pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := partialsOnly(t, filesUnder(e.storeDir), 10*time.Minute)
+	ids := idSuppressor{}
+	for _, r := range e.sim.Recordings() {
+		ids[idOf(e, r)] = true
+	}
+	e.x.Guard = &privacy.Guard{Suppress: ids}
+	res := e.run(t)
+	if rr := res.Recordings; res.Err != nil || rr.Partials != len(files) || rr.Removed != 0 || rr.KeptUnproven != 0 {
+		t.Fatalf("the run: %v, %d removed, %d partial copies, %d kept; want 0, %d, 0", res.Err, rr.Removed, rr.Partials, rr.KeptUnproven, len(files))
+	}
+	if left := filesUnder(e.storeDir); len(left) > 0 {
+		t.Errorf("%d files left in the store, want none: %v", len(left), left)
+	}
+	rows := e.rows(t)
+	for p := range files {
+		if row := rows[storedKey(p)]; row == nil || row[2] != "erased" || row[1] != "" {
+			t.Errorf("%s: row %q, want status erased, no object", p, row)
+		}
 	}
 }
 
@@ -463,12 +501,12 @@ func storedKey(p string) string {
 }
 
 // partialsOnly puts in place of each file a partial copy of it, as a run
-// killed while copying it leaves (last written before the run began,
-// beyond the margin for the store's clock), and returns their paths.
-func partialsOnly(t *testing.T, files map[string]bool) map[string]bool {
+// killed while copying it leaves, last written age before now, and
+// returns their paths.
+func partialsOnly(t *testing.T, files map[string]bool, age time.Duration) map[string]bool {
 	t.Helper()
 	out := map[string]bool{}
-	past := time.Now().Add(-2 * time.Hour)
+	past := time.Now().Add(-age)
 	for p := range files {
 		q := filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".partial-7")
 		if err := os.Rename(p, q); err != nil {

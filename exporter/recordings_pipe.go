@@ -28,6 +28,7 @@ type recPipe struct {
 	used    map[string]bool        // names this run's windows finished stored or found (erase)
 	again   []recordings.Recording // listed again, exported before, not kept (relisted)
 	swept   map[string]bool        // day folders swept of partial copies this run (sweep)
+	cleared map[string]bool        // names of recordings not kept swept whatever the age (sweep)
 }
 
 // recJob is a window's recordings whose files are being copied and whose

@@ -117,9 +117,14 @@ func DayFolder(name string) string { return path.Dir(name) }
 // Whatever its time, the partial copy of a name in inFlight (those a Put
 // of the caller's run is writing or may write; nil: none) is left too:
 // a store's clock hours behind makes a running Put's copy look old.
+// Whatever its time, that of a name in anyAge and not in inFlight is
+// removed: the names of recordings not kept, which no Put of the run
+// writes (R34-1: a young copy left, its row committed erased, no later
+// run would remove it). Five parameters: the folder, and the three rules
+// of what is left, each its own caller's knowledge.
 // It returns how many it removed; a folder that does not exist holds
 // none. A symbolic link, or anything not a regular file, is left.
-func (d *Dir) SweepPartials(ctx context.Context, folder string, before time.Time, inFlight map[string]bool) (int, error) {
+func (d *Dir) SweepPartials(ctx context.Context, folder string, before time.Time, inFlight, anyAge map[string]bool) (int, error) {
 	if err := checkFolder(folder); err != nil {
 		return 0, err
 	}
@@ -149,11 +154,12 @@ func (d *Dir) SweepPartials(ctx context.Context, folder string, before time.Time
 		if !isPartial(e.Name()) || !e.Type().IsRegular() {
 			continue
 		}
-		if id, _, _ := strings.Cut(e.Name()[1:], ".wav.partial-"); inFlight[folder+"/"+id+".wav"] {
+		id, _, _ := strings.Cut(e.Name()[1:], ".wav.partial-")
+		name := folder + "/" + id + ".wav"
+		if inFlight[name] {
 			continue // a Put of this run may be writing it, whatever its time
 		}
-		fi, err := e.Info()
-		if err != nil || !fi.ModTime().Before(before) {
+		if fi, err := e.Info(); !anyAge[name] && (err != nil || !fi.ModTime().Before(before)) {
 			continue // gone since, or written during this run
 		}
 		switch err := root.Remove(filepath.Join(dir, e.Name())); {
@@ -183,9 +189,11 @@ func isPartial(entry string) bool {
 // begun before before: what a Put killed before it completed its upload
 // left, invisible but kept (and billed) by the server, recording bytes
 // included. One whose start the server did not send is kept (it may be
-// this run's), with a warning, and so is one of a name in inFlight. The folder store's SweepPartials says why
-// and what before is. It returns how many it aborted.
-func (s *S3) SweepPartials(ctx context.Context, folder string, before time.Time, inFlight map[string]bool) (int, error) {
+// this run's), with a warning, unless its name is in anyAge; one of a
+// name in inFlight is kept whatever its start. The folder store's
+// SweepPartials says why and what before, inFlight and anyAge are. It
+// returns how many it aborted.
+func (s *S3) SweepPartials(ctx context.Context, folder string, before time.Time, inFlight, anyAge map[string]bool) (int, error) {
 	if err := checkFolder(folder); err != nil {
 		return 0, err
 	}
@@ -197,12 +205,15 @@ func (s *S3) SweepPartials(ctx context.Context, folder string, before time.Time,
 	// Read to its end: the listing's goroutine ends only so. Only keys
 	// shaped as a recording's name in this folder are this store's
 	// partial copies; an upload whose start the server did not send (the
-	// zero time) may be a Put of this run's, so it is kept.
+	// zero time) may be a Put of this run's, so it is kept, unless its
+	// name is anyAge's.
 	for u := range s.c.ListIncompleteUploads(ctx, s.bucket, prefix, true) {
 		switch name := strings.TrimPrefix(u.Key, s.prefix); {
 		case u.Err != nil:
 			lerr = u.Err
 		case strings.Contains(strings.TrimPrefix(u.Key, prefix), "/") || checkName(name) != nil || inFlight[name]:
+		case anyAge[name]:
+			left = append(left, upload{u.Key, u.UploadID})
 		case u.Initiated.IsZero():
 			undated++
 		case u.Initiated.Before(before):

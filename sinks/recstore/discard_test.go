@@ -20,7 +20,7 @@ import (
 // discardSweeper is what the exporter asks of both stores here.
 type discardSweeper interface {
 	Discard(ctx context.Context, name string) (bool, error)
-	SweepPartials(ctx context.Context, folder string, before time.Time, inFlight map[string]bool) (int, error)
+	SweepPartials(ctx context.Context, folder string, before time.Time, inFlight, anyAge map[string]bool) (int, error)
 }
 
 // TestDiscardAndSweep: on both stores, Discard removes the file under a
@@ -109,14 +109,14 @@ func TestDiscardAndSweep(t *testing.T) {
 			// (S3) before a time past: none.
 			before := time.Now().Add(time.Hour)
 			if kind == "s3" {
-				if n, err := d.SweepPartials(ctx, DayFolder(a), time.Now().Add(-time.Hour), nil); err != nil || n != 0 {
+				if n, err := d.SweepPartials(ctx, DayFolder(a), time.Now().Add(-time.Hour), nil, nil); err != nil || n != 0 {
 					t.Fatalf("SweepPartials before an hour ago: %d, %v; want none aborted (begun since)", n, err)
 				}
 			} else {
 				leave(b, false) // a Put running: written now
 				before = time.Now().Add(-time.Hour)
 			}
-			if n, err := d.SweepPartials(ctx, DayFolder(a), before, nil); err != nil || n != 2 {
+			if n, err := d.SweepPartials(ctx, DayFolder(a), before, nil, nil); err != nil || n != 2 {
 				t.Fatalf("SweepPartials(%s): %d, %v; want the 2 partial copies of its day removed", DayFolder(a), n, err)
 			}
 			left := f.leftovers(t)
@@ -136,18 +136,18 @@ func TestDiscardAndSweep(t *testing.T) {
 					t.Fatalf("the day folder: %v, want it kept (copies may be writing into it)", err)
 				}
 			}
-			if n, err := d.SweepPartials(ctx, "pbx-test/2026/01/01", before, nil); err != nil || n != 0 {
+			if n, err := d.SweepPartials(ctx, "pbx-test/2026/01/01", before, nil, nil); err != nil || n != 0 {
 				t.Fatalf("a day never written: %d, %v", n, err)
 			}
 			if _, err := d.Discard(ctx, "pbx-test/../../etc/passwd"); err == nil {
 				t.Fatal("a name Name could not build was taken")
 			}
-			if _, err := d.SweepPartials(ctx, "pbx-test/../..", before, nil); err == nil {
+			if _, err := d.SweepPartials(ctx, "pbx-test/../..", before, nil, nil); err == nil {
 				t.Fatal("a folder Name could not build was taken")
 			}
 			// What is left, for the fixture's check that nothing is.
 			for _, folder := range []string{DayFolder(a), DayFolder(other)} {
-				if _, err := d.SweepPartials(ctx, folder, time.Now().Add(time.Hour), nil); err != nil {
+				if _, err := d.SweepPartials(ctx, folder, time.Now().Add(time.Hour), nil, nil); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -179,7 +179,7 @@ func TestDirDiscardRefusesLinks(t *testing.T) {
 	if _, err := f.st.(*Dir).Discard(context.Background(), link); err == nil {
 		t.Fatal("a symbolic link under a name was removed without a word")
 	}
-	if n, err := f.st.(*Dir).SweepPartials(context.Background(), DayFolder(link), time.Now().Add(time.Hour), nil); err != nil || n != 0 {
+	if n, err := f.st.(*Dir).SweepPartials(context.Background(), DayFolder(link), time.Now().Add(time.Hour), nil, nil); err != nil || n != 0 {
 		t.Fatalf("SweepPartials: %d, %v; want the link left", n, err)
 	}
 	for _, q := range []string{p, partial} {
@@ -234,7 +234,7 @@ func TestS3SweepKeepsUnknownAndForeign(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n, err := st.SweepPartials(ctx, DayFolder(a), time.Now().Add(time.Hour), nil); err != nil || n != 0 {
+	if n, err := st.SweepPartials(ctx, DayFolder(a), time.Now().Add(time.Hour), nil, nil); err != nil || n != 0 {
 		t.Fatalf("SweepPartials with no start sent: %d, %v; want none aborted", n, err)
 	}
 	if left := f.leftovers(t); len(left) != 2 {
@@ -242,7 +242,7 @@ func TestS3SweepKeepsUnknownAndForeign(t *testing.T) {
 	}
 	// With the start sent, the recording's upload is swept, the foreign
 	// key's kept.
-	if n, err := plain.SweepPartials(ctx, DayFolder(a), time.Now().Add(time.Hour), nil); err != nil || n != 1 {
+	if n, err := plain.SweepPartials(ctx, DayFolder(a), time.Now().Add(time.Hour), nil, nil); err != nil || n != 1 {
 		t.Fatalf("SweepPartials: %d, %v; want the recording's upload aborted", n, err)
 	}
 	left := f.leftovers(t)
@@ -299,15 +299,72 @@ func TestSweepKeepsInFlight(t *testing.T) {
 			// Begun before a time an hour ahead: as a store's clock hours
 			// behind makes a running Put's copy look.
 			late := time.Now().Add(time.Hour)
-			if n, err := d.SweepPartials(ctx, DayFolder(a), late, map[string]bool{a: true}); err != nil || n != 1 {
+			if n, err := d.SweepPartials(ctx, DayFolder(a), late, map[string]bool{a: true}, nil); err != nil || n != 1 {
 				t.Fatalf("SweepPartials with %s in flight: %d, %v; want only %s's removed", a, n, err, b)
 			}
 			left := f.leftovers(t)
 			if len(left) != 1 || !strings.Contains(left[0], "a.wav") {
 				t.Fatalf("left: %q; want only %s's partial copy", left, a)
 			}
-			if n, err := d.SweepPartials(ctx, DayFolder(a), late, nil); err != nil || n != 1 {
+			if n, err := d.SweepPartials(ctx, DayFolder(a), late, nil, nil); err != nil || n != 1 {
 				t.Fatalf("SweepPartials, nothing in flight: %d, %v; want %s's removed", n, err, a)
+			}
+		})
+	}
+}
+
+// TestSweepAnyAge (review 34, R34-1): on both stores, the partial copy
+// (incomplete upload) of a name in anyAge, a recording not kept, is swept
+// however young (begun now, after the time given); another name's young
+// one is kept, and so is one of a name both in anyAge and in flight.
+func TestSweepAnyAge(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []string{"dir", "s3"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			day := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
+			a, _ := Name("pbx-test", day, "a")
+			b, _ := Name("pbx-test", day, "b")
+			c, _ := Name("pbx-test", day, "c")
+			var f fixture
+			var leave func(name string)
+			switch kind {
+			case "dir":
+				var root string
+				f, root = dirFixture(t, DirOptions{})
+				leave = func(name string) {
+					p := filepath.Join(root, filepath.FromSlash(name))
+					os.MkdirAll(filepath.Dir(p), 0o700)
+					tmp := filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".partial-1")
+					if err := os.WriteFile(tmp, []byte("RI"), 0o600); err != nil {
+						t.Fatal(err)
+					}
+				}
+			case "s3":
+				var o S3Options
+				f, _, o = s3Fixture(t)
+				core := minio.Core{Client: f.st.(*S3).c}
+				leave = func(name string) {
+					if _, err := core.NewMultipartUpload(ctx, o.Bucket, f.st.(*S3).Key(name), minio.PutObjectOptions{}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			d := f.st.(discardSweeper)
+			leave(a)
+			leave(b)
+			leave(c)
+			before := time.Now().Add(-time.Hour)
+			if n, err := d.SweepPartials(ctx, DayFolder(a), before, map[string]bool{c: true}, map[string]bool{a: true, c: true}); err != nil || n != 1 {
+				t.Fatalf("SweepPartials, %s not kept: %d, %v; want its young copy removed, and only it", a, n, err)
+			}
+			left := f.leftovers(t)
+			if len(left) != 2 || strings.Contains(strings.Join(left, " "), "a.wav") {
+				t.Fatalf("left: %q; want the copies of %s and %s only", left, b, c)
+			}
+			if n, err := d.SweepPartials(ctx, DayFolder(a), before, nil, map[string]bool{b: true, c: true}); err != nil || n != 2 {
+				t.Fatalf("SweepPartials, %s and %s not kept, none in flight: %d, %v; want both removed", b, c, n, err)
 			}
 		})
 	}
