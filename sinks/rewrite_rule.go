@@ -217,8 +217,12 @@ func (p *Postgres) rewriteTable(ctx context.Context, w RuleRewrite, e *record.En
 		return 0, fmt.Errorf("rewrite %s under the pseudonymisation rule: %w", e.Name, dbError(err))
 	}
 	defer tx.Rollback(ctx)
+	judged, err := p.judgedRuns(ctx, tx, w.PBX, e.Name)
+	if err != nil {
+		return 0, err
+	}
 	rows, err := tx.Query(ctx, "SELECT t.ctid::text FROM "+p.ident(e.Name)+" t WHERE t.pbx = $1 AND NOT EXISTS (SELECT 1 FROM "+p.ident("export_runs")+
-		" r WHERE r.run_id = t.run_id AND r.privacy_rule = $2) FOR UPDATE OF t", w.PBX, w.Rule)
+		" r WHERE r.run_id = t.run_id AND r.privacy_rule = $2) AND coalesce(t.run_id, '') <> ALL(coalesce($3::text[], '{}')) FOR UPDATE OF t", w.PBX, w.Rule, judged.Rules[w.Rule])
 	if err != nil {
 		return 0, fmt.Errorf("rewrite %s under the pseudonymisation rule: %w", e.Name, dbError(err))
 	}
@@ -226,7 +230,7 @@ func (p *Postgres) rewriteTable(ctx context.Context, w RuleRewrite, e *record.En
 	if err != nil {
 		return 0, fmt.Errorf("rewrite %s under the pseudonymisation rule: %w", e.Name, dbError(err))
 	}
-	rw := pgRewrite{p: p, tx: tx, e: e, cols: ruleColumns(e), run: w.Run, key: w.KeyID, apply: w.Apply}
+	rw := pgRewrite{p: p, tx: tx, e: e, cols: ruleColumns(e), run: w.Run, key: w.KeyID, apply: w.Apply, earlier: map[string]bool{}}
 	var n int64
 	for len(ctids) > 0 {
 		chunk := ctids[:min(rewriteChunk, len(ctids))]
@@ -237,16 +241,79 @@ func (p *Postgres) rewriteTable(ctx context.Context, w RuleRewrite, e *record.En
 		}
 		n += m
 	}
+	if err := p.markJudged(ctx, tx, w, e.Name, judged, rw.earlier); err != nil {
+		return 0, err
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("rewrite %s under the pseudonymisation rule: commit: %w", e.Name, dbError(err))
 	}
 	return n, nil
 }
 
+// judgedKeyPrefix, then a table's name, is PostgreSQL's export_state key
+// of the runs under an earlier key whose rows of that table a rewrite
+// judged, by rule (review 35, R35-1): such rows keep their run_id, which
+// EarlierKeyRows counts by, so the run_id cannot say they were judged. A
+// space keeps the key apart from every endpoint's and window's key.
+const judgedKeyPrefix = "pseudonymisation rewrite judged "
+
+// judgedRuns is the record of table's runs judged under an earlier key:
+// for each rule, the runs whose rows a rewrite under it read whole. A
+// run's rows never gain members later (a later write gives its own
+// run_id), so a run judged is judged for good. It is read FOR UPDATE in
+// tx, which writes it back (markJudged).
+type judgedRuns struct {
+	Rules map[string][]string `json:"rules"`
+}
+
+// judgedRuns reads table's record (empty when none) in tx, locking it.
+func (p *Postgres) judgedRuns(ctx context.Context, tx pgx.Tx, pbx, table string) (judgedRuns, error) {
+	j := judgedRuns{Rules: map[string][]string{}}
+	var b []byte
+	err := tx.QueryRow(ctx, "SELECT state FROM "+p.ident("export_state")+" WHERE pbx = $1 AND key = $2 FOR UPDATE", pbx, judgedKeyPrefix+table).Scan(&b)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return j, nil
+	case err != nil:
+		return j, fmt.Errorf("read the runs of %s judged under the pseudonymisation rule: %w", table, dbError(err))
+	}
+	if err := json.Unmarshal(b, &j); err != nil || j.Rules == nil {
+		// Damaged: judging again is what a rewrite did before the record
+		// existed; the record written back replaces it.
+		p.log.Warn("the record of the runs judged under the pseudonymisation rule is damaged: their rows are read again", "table", table, "key", judgedKeyPrefix+table)
+		return judgedRuns{Rules: map[string][]string{}}, nil
+	}
+	return j, nil
+}
+
+// markJudged adds the runs under an earlier key whose rows of table this
+// rewrite read (earlier) to j under w's rule and writes j back in tx, the
+// transaction that rewrote them.
+func (p *Postgres) markJudged(ctx context.Context, tx pgx.Tx, w RuleRewrite, table string, j judgedRuns, earlier map[string]bool) error {
+	if len(earlier) == 0 {
+		return nil
+	}
+	runs := j.Rules[w.Rule]
+	for run := range earlier {
+		if !slices.Contains(runs, run) {
+			runs = append(runs, run)
+		}
+	}
+	slices.Sort(runs)
+	j.Rules[w.Rule] = runs
+	b, _ := json.Marshal(j)
+	if _, err := tx.Exec(ctx, "INSERT INTO "+p.ident("export_state")+` (pbx, key, state, run_id) VALUES ($1, $2, $3, $4)
+ON CONFLICT (pbx, key) DO UPDATE SET state = EXCLUDED.state, run_id = EXCLUDED.run_id, updated_at = now()`, w.PBX, judgedKeyPrefix+table, b, w.Run); err != nil {
+		return fmt.Errorf("record the runs of %s judged under the pseudonymisation rule: %w", table, dbError(err))
+	}
+	return nil
+}
+
 // pgRuleRow is a row rewriteChunk read: its ctid, and its values as the
 // rule reads them (pgRuleRow.row), text for text and JSON alike.
 type pgRuleRow struct {
 	ctid, was  string    // was: the rule of the row's run in the ledger ("": unknown)
+	runID      string    // the row's run_id ("": none)
 	wasKey     string    // the key id of the row's run ("": none, or unknown)
 	vals       []*string // the values of the rule's columns (ruleColumns), in order
 	extra, raw *string
@@ -285,6 +352,9 @@ type pgRewrite struct {
 	run   string
 	key   string // the current key's id
 	apply RuleApplier
+	// earlier: the runs under an earlier key whose rows were read, which
+	// keep their run_id (judged: markJudged records them).
+	earlier map[string]bool
 }
 
 // chunk reads the rows of ctids, applies the rule and updates those it
@@ -308,6 +378,9 @@ func (w *pgRewrite) chunk(ctx context.Context, ctids []string) (int64, error) {
 		// hold that key's pseudonyms, which EarlierKeyRows counts by it
 		// (review 17, R17-2).
 		restamp := r.wasKey == "" || r.wasKey == w.key
+		if !restamp {
+			w.earlier[r.runID] = true
+		}
 		set, args := ruleSet(e, cols, in, out)
 		if len(set) == 0 {
 			if restamp {
@@ -369,7 +442,7 @@ func ruleSet(e *record.Endpoint, cols []int, in, out record.Row) ([]string, []an
 // read reads the rows of ctids.
 func (w *pgRewrite) read(ctx context.Context, ctids []string) ([]pgRuleRow, error) {
 	p, tx, e, cols := w.p, w.tx, w.e, w.cols
-	sel := []string{"t.ctid::text", "coalesce(r.privacy_rule, '')", "coalesce(r.privacy_key_id, '')"}
+	sel := []string{"t.ctid::text", "coalesce(t.run_id, '')", "coalesce(r.privacy_rule, '')", "coalesce(r.privacy_key_id, '')"}
 	for _, i := range cols {
 		sel = append(sel, "t."+pgx.Identifier{e.Columns[i].Name}.Sanitize()+"::text")
 	}
@@ -381,7 +454,7 @@ func (w *pgRewrite) read(ctx context.Context, ctids []string) ([]pgRuleRow, erro
 	var read []pgRuleRow
 	for rows.Next() {
 		r := pgRuleRow{vals: make([]*string, len(cols))}
-		dest := []any{&r.ctid, &r.was, &r.wasKey}
+		dest := []any{&r.ctid, &r.runID, &r.was, &r.wasKey}
 		for k := range r.vals {
 			dest = append(dest, &r.vals[k])
 		}
