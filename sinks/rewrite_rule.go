@@ -652,12 +652,18 @@ const rewriteDueKey = "pseudonymisation rewrite due"
 // state folder: a leading dot keeps it apart from every state file.
 const rewriteDueFile = ".rewrite-due.json"
 
-// decodeDue reads the record stored at where.
+// ErrRewriteDueDamaged is RewriteDue's error for a record it cannot
+// read: a rewrite was asked for, but which is not known. A backfill with
+// --rewrite stores its own record over it (review 35, R35-3).
+var ErrRewriteDueDamaged = errors.New("the record of a rewrite in place under the pseudonymisation rule due is damaged")
+
+// decodeDue reads the record stored at where. Its error never quotes the
+// record (a torn file could hold anything) and gives no advice: the
+// caller says what to do, once.
 func decodeDue(b []byte, where string) (*RewriteDue, error) {
 	var d RewriteDue
 	if err := json.Unmarshal(b, &d); err != nil || d.Run == "" {
-		return nil, fmt.Errorf("the record of a rewrite under the pseudonymisation rule due, in %s, is damaged (%q): "+
-			"run `wildix-export backfill --rewrite` (any --from and --to), which writes it again and completes the rewrite", where, b)
+		return nil, fmt.Errorf("%w (%s, %d bytes, not shown)", ErrRewriteDueDamaged, where, len(b))
 	}
 	return &d, nil
 }

@@ -26,7 +26,9 @@ those known when it runs (a colleague's long extension neither the PBX nor the
 sink's colleagues know then is replaced for good); a row it judged is not read
 again by a later one under the same rule. A backfill with --rewrite stopped before its end leaves
 the rewrite due: the next backfill of the PBX, with or without --rewrite,
-completes it (and says so). Rows written under the rule are left as they are,
+completes it (and says so), or fails (exit 1) saying it is still due; a
+damaged record of it is replaced by a backfill with --rewrite. To withdraw a
+rewrite due, delete its record (README, Privacy). Rows written under the rule are left as they are,
 and nothing is rewritten when the PBX's colleagues could not be read. Under
 rule none --rewrite is refused (exit 2): a pseudonym cannot be turned back into
 its value in clear.`)

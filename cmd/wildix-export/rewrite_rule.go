@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -64,11 +65,23 @@ func (a *app) planRewrite(ctx context.Context, st *started, run string, asked bo
 		return p
 	}
 	pbx := a.cfg.PBXID
-	if p.due, p.err = ds.RewriteDue(ctx, pbx); p.err != nil || !asked {
+	p.due, p.err = ds.RewriteDue(ctx, pbx)
+	damaged := errors.Is(p.err, sinks.ErrRewriteDueDamaged)
+	if damaged && asked {
+		// The advice of a damaged record (review 35, R35-3): this
+		// backfill's record replaces it, and its rewrite covers whatever
+		// the damaged one asked for (the whole history, under the rule).
+		a.log.Warn("the record of a rewrite in place under the pseudonymisation rule due is damaged: this backfill with --rewrite replaces it", "error", p.err)
+		p.err = nil
+	}
+	if p.err != nil || !asked {
 		return p
 	}
 	if ps, ok := st.sink.Sink.(privacyStore); ok {
 		_, found, err := ps.PrivacyRule(ctx, pbx)
+		if err == nil && !found && damaged {
+			err = ds.SetRewriteDue(ctx, pbx, nil) // nothing of the PBX to rewrite
+		}
 		if err != nil || !found {
 			p.err = err
 			return p
@@ -77,6 +90,24 @@ func (a *app) planRewrite(ctx context.Context, st *started, run string, asked bo
 	rule := privacyNow(st.guard)
 	p.err = ds.SetRewriteDue(ctx, pbx, &sinks.RewriteDue{Run: run, Rule: rule.Rule, KeyID: rule.KeyID, Asked: time.Now().UTC()})
 	return p
+}
+
+// rewriteDue reports whether a rewrite in place under the rule is due
+// for the PBX of st (review 35, R35-4: for `run`, which does not complete
+// it, to say so): a backfill with --rewrite asked for it and none has
+// completed it since. A damaged record counts as due (a rewrite was asked
+// for; a backfill with --rewrite replaces the record). A sink keeping no
+// such record has none due.
+func (a *app) rewriteDue(ctx context.Context, st *started) (bool, error) {
+	ds, ok := st.sink.Sink.(rewriteDueStore)
+	if !ok {
+		return false, nil
+	}
+	d, err := ds.RewriteDue(ctx, a.cfg.PBXID)
+	if errors.Is(err, sinks.ErrRewriteDueDamaged) {
+		return true, nil
+	}
+	return d != nil, err
 }
 
 // rewriteUnderRule makes a backfill given --rewrite, or one started
@@ -156,9 +187,21 @@ func (a *app) ruleRewrite(ctx context.Context, st *started, rw ruleRewriter, r *
 	if !a.rewritePlanned(&res, plan, rule) {
 		return res
 	}
+	completing := !plan.asked && plan.due != nil
+	defer func() {
+		if completing {
+			a.rewriteDueOutcome(&res, plan, rule)
+		}
+	}()
 	if !st.guard.ExtensionsRead() {
 		res.Notes = append(res.Notes, noteRewriteUnread)
 		a.log.Warn("stored rows not rewritten in place under the pseudonymisation rule: the PBX's colleagues could not be read at the run's start, and the rewrite cannot be undone; give the token or API key read access to /api/v1/PBX/Colleagues, then run `wildix-export backfill --rewrite` again (any range: the rewrite covers the whole history) (README, Privacy)", "rule", rule.String())
+		if completing {
+			// A rewrite due not completed fails the backfill (review 35,
+			// R35-2): the routine backfill meant to complete it must not
+			// report ok with rows in clear.
+			res.Err = errors.New("the PBX's colleagues could not be read at the run's start, so nothing was rewritten (the rewrite cannot be undone and would replace the colleagues' extensions of more than 6 digits an export keeps readable): give the token or API key read access to /api/v1/PBX/Colleagues, then run a backfill (any --from and --to) to complete it (README, Privacy)")
+		}
 		return res
 	}
 	stored, err := rw.StoredExtensions(ctx, pbx, eps)
@@ -180,6 +223,10 @@ func (a *app) ruleRewrite(ctx context.Context, st *started, rw ruleRewriter, r *
 	}
 	if err == nil {
 		err = a.rewriteDone(ctx, st, pbx)
+	}
+	if err == nil && completing {
+		completing = false // completed: what follows cannot undo that
+		a.rewriteDueOutcome(&res, plan, rule)
 	}
 	if err != nil {
 		res.Err = fmt.Errorf("%w (the backfill's windows are done, and the tables or files rewritten before this stay rewritten, counted in this run's notes: run `wildix-export backfill --rewrite` again, any --from and --to, to complete the rewrite; README, Privacy)", err)
@@ -214,11 +261,24 @@ func (a *app) rewritePlanned(res *exporter.EndpointResult, plan rewritePlan, rul
 		return false
 	}
 	if !plan.asked && plan.due != nil {
-		res.Notes = append(res.Notes, fmt.Sprintf("%s %s (%s): completed by this backfill under %s", noteRewriteDue, plan.due.Run, plan.due.Rule, rule))
-		a.log.Warn("completing the rewrite in place under the pseudonymisation rule an earlier backfill with --rewrite asked for and did not complete (stopped or failed before its end)",
+		a.log.Warn("attempting the rewrite in place under the pseudonymisation rule an earlier backfill with --rewrite asked for and did not complete (stopped or failed before its end)",
 			"asked_by", plan.due.Run, "rule_then", plan.due.Rule, "rule", rule.String())
 	}
 	return true
+}
+
+// rewriteDueOutcome adds to res, once the rewrite a backfill without
+// --rewrite attempted because it was due has ended, the note of what
+// happened (review 35, R35-2): completed, or not and still due (res then
+// failed: the backfill does not exit 0).
+func (a *app) rewriteDueOutcome(res *exporter.EndpointResult, plan rewritePlan, rule exporter.Privacy) {
+	if res.Err == nil {
+		res.Notes = append(res.Notes, fmt.Sprintf("%s %s (%s): completed by this backfill under %s", noteRewriteDue, plan.due.Run, plan.due.Rule, rule))
+		a.log.Info("the rewrite in place under the pseudonymisation rule an earlier backfill with --rewrite asked for is completed", "asked_by", plan.due.Run)
+		return
+	}
+	res.Notes = append(res.Notes, fmt.Sprintf("%s %s (%s): still due, this backfill under %s did not complete it (the next backfill attempts it again)", noteRewriteDue, plan.due.Run, plan.due.Rule, rule))
+	res.Err = fmt.Errorf("a rewrite in place under the pseudonymisation rule asked for by the backfill with --rewrite %s is due and was not completed: %w", plan.due.Run, res.Err)
 }
 
 // rewriteDone clears the PBX's record of a rewrite due: the rewrite

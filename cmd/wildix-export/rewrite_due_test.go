@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/wildix-export/wildix-export/internal/pbxsim"
+)
+
+// storeDue stores a rewrite due for the PBX of c as a backfill with
+// --rewrite stopped before its end leaves it (state: the record's text).
+func storeDue(t *testing.T, pool *pgxpool.Pool, c *rewriteCase, state string) {
+	t.Helper()
+	if _, err := pool.Exec(context.Background(), `INSERT INTO export_state (pbx, key, state, run_id) VALUES ($1, 'pseudonymisation rewrite due', $2, 'asked-by-test')
+ON CONFLICT (pbx, key) DO UPDATE SET state = EXCLUDED.state`, c.f.URL.Host, state); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dueRecords is how many rewrite-due records pool holds.
+func dueRecords(t *testing.T, pool *pgxpool.Pool) string {
+	t.Helper()
+	return strings.Join(queryStrings(t, pool, "SELECT count(*)::text FROM export_state WHERE key = 'pseudonymisation rewrite due'"), "")
+}
+
+// TestRewriteDueNotCompletedFails is review 35's R35-2 (PostgreSQL): a
+// plain backfill while a rewrite is due, the PBX's colleagues unreadable
+// (403), rewrites nothing and must neither exit 0 nor record the rewrite
+// as completed: its ledger entry says it is still due, and the record
+// stays. With the colleagues readable again, the next plain backfill
+// completes it (noted as completed, no recording's number left in
+// clear, the record cleared).
+func TestRewriteDueNotCompletedFails(t *testing.T) {
+	t.Parallel()
+	var deny atomic.Bool
+	c := newRewriteCase(t, 60, true, func(o *pbxsim.Options) {
+		o.Rewrite = func(r *http.Request, status int, body []byte) (int, []byte) {
+			if deny.Load() && strings.Contains(r.URL.Path, "Colleagues") {
+				return http.StatusForbidden, []byte(`{"type":"error","reason":"forbidden"}`)
+			}
+			return status, body
+		}
+	})
+	env, pool, _ := c.pg(t)
+	on := clearThenForced(t, env, numbersKey1...)
+	if clearRecordings(t, pool) == 0 {
+		t.Fatal("no recording's number in clear: the test proves nothing")
+	}
+	storeDue(t, pool, c, `{"run_id":"asked-by-test","rule":"numbers"}`)
+	deny.Store(true)
+	r := c.backfill(t, on)
+	deny.Store(false)
+	if r.code == 0 {
+		t.Errorf("plain backfill, a rewrite due, colleagues unreadable: exit 0; want a failure\n%s", r.stderr)
+	}
+	if ledgerNoted(t, pool, "", noteRewriteDue, "completed by this backfill") {
+		t.Error("the ledger says the rewrite due was completed; it was not")
+	}
+	if !ledgerNoted(t, pool, "", noteRewriteDue, "still due") {
+		t.Errorf("the ledger does not say the rewrite is still due\n%s", r.stderr)
+	}
+	if n := dueRecords(t, pool); n != "1" {
+		t.Errorf("%s rewrite-due records after the failed attempt, want 1", n)
+	}
+	if clearRecordings(t, pool) == 0 {
+		t.Error("recordings rewritten with the colleagues unread")
+	}
+	r = c.backfill(t, on)
+	if r.code != 0 || !ledgerNoted(t, pool, "", noteRewriteDue, "completed by this backfill") {
+		t.Errorf("plain backfill, colleagues readable: exit %d (%v), want 0 and the note of the rewrite completed\n%s", r.code, r.err, r.stderr)
+	}
+	if n := clearRecordings(t, pool); n != 0 {
+		t.Errorf("%d recordings' rows keep a number in clear after the rewrite completed", n)
+	}
+	if n := dueRecords(t, pool); n != "0" {
+		t.Errorf("%s rewrite-due records after the rewrite completed, want 0", n)
+	}
+}
+
+// TestRewriteDueDamaged is review 35's R35-3 (PostgreSQL): a damaged
+// record of a rewrite due (holding a number) fails a plain backfill with
+// an error that gives its advice once and quotes nothing of the record;
+// that advice, a backfill with --rewrite, works: it replaces the record
+// and completes the rewrite. Before, every backfill failed for good.
+func TestRewriteDueDamaged(t *testing.T) {
+	t.Parallel()
+	c := newRewriteCase(t, 60, true, nil)
+	env, pool, _ := c.pg(t)
+	on := clearThenForced(t, env, numbersKey1...)
+	if clearRecordings(t, pool) == 0 {
+		t.Fatal("no recording's number in clear: the test proves nothing")
+	}
+	storeDue(t, pool, c, `{"junk":"+39 333 7771234"}`)
+	r := c.backfill(t, on)
+	if r.code == 0 || r.err == nil {
+		t.Fatalf("plain backfill, the record damaged: exit %d (%v); want a failure\n%s", r.code, r.err, r.stderr)
+	}
+	msg := r.err.Error()
+	if n := strings.Count(msg, "backfill --rewrite"); n != 1 {
+		t.Errorf("the error gives its advice %d times, want once: %s", n, msg)
+	}
+	if strings.Contains(r.stderr+msg, "7771234") || strings.Contains(r.stderr+msg, "junk") {
+		t.Errorf("the record's text is quoted: %s\n%s", msg, r.stderr)
+	}
+	r = c.backfill(t, on, "--rewrite")
+	if r.code != 0 || rewrittenRows(t, r.stderr) <= 0 {
+		t.Fatalf("backfill --rewrite, the record damaged: exit %d (%v), %d rows rewritten; want 0 and some\n%s", r.code, r.err, rewrittenRows(t, r.stderr), r.stderr)
+	}
+	if n := clearRecordings(t, pool); n != 0 {
+		t.Errorf("%d recordings' rows keep a number in clear", n)
+	}
+	if n := dueRecords(t, pool); n != "0" {
+		t.Errorf("%s rewrite-due records after the rewrite, want 0", n)
+	}
+	if r := c.backfill(t, on); r.code != 0 {
+		t.Errorf("plain backfill afterwards: exit %d (%v)", r.code, r.err)
+	}
+}
