@@ -181,7 +181,13 @@ func (s *CSV) RewriteLedgerUnderRule(_ context.Context, pbx, _, rule string, red
 	if n == 0 {
 		return []ForgetPlace{{Name: "runs.jsonl", Rows: 0}}, nil
 	}
-	if err := safefile.Write(path, bytes.Join(lines, []byte{'\n'}), fileMode); err != nil {
+	out := bytes.Join(lines, []byte{'\n'})
+	if len(out) > 0 && out[len(out)-1] != '\n' {
+		// A torn last line replaced: the next record starts a line of
+		// its own (review 33, R33-1).
+		out = append(out, '\n')
+	}
+	if err := safefile.Write(path, out, fileMode); err != nil {
 		return nil, fmt.Errorf("%s: %w", what, s.advise(err))
 	}
 	return []ForgetPlace{{Name: "runs.jsonl", Rows: n}}, nil
@@ -253,43 +259,58 @@ var (
 	newRunID  = regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}$`)
 )
 
-// tornLine is the torn ledger line l (not a JSON object) replaced whole
-// by a fixed record, tornRedacted and the run id when it can be read
-// exactly (tornRunID: of NewRunID's form, or another that redact
-// leaves as it is), never any other of its text: its values are in JSON's quoting,
-// which the redactor does not read as the values they are (an escaped
-// quote, a name of the PBX's text), and the redactor would mangle the
-// run id's digits (review 28, R28-3 and R28-6). A whole record appended
-// to the torn part (the next run's write: it starts with {"run_id": and
-// is a JSON object to the line's end) is kept as its own line, redacted
-// as a line is.
+// tornLine is the ledger line l (not a JSON object) split at every
+// record's start (`{"run_id":`, which cannot occur unescaped inside a
+// JSON string): a piece that is a whole record (one whose newline alone
+// was lost, review 33 R33-2, or the next run's record appended to a torn
+// one) is kept as its own line, redacted as a line is; a piece that is
+// not (the torn part) is replaced whole by a fixed record, tornRedacted
+// and the run id when it can be read exactly (tornRunID: of NewRunID's
+// form, or another that redact leaves as it is), never any other of its
+// text: its values are in JSON's quoting, which the redactor does not
+// read as the values they are, and the redactor would mangle the run
+// id's digits (review 28, R28-3 and R28-6).
 func tornLine(l []byte, rule string, redact LedgerRedactor) ([]byte, bool, error) {
-	torn, rest := l, []byte(nil)
+	var out [][]byte
+	for _, piece := range ledgerPieces(l) {
+		if !json.Valid(piece) {
+			out = append(out, tornMarker(piece, redact))
+			continue
+		}
+		r, _, err := redactLedgerLine(piece, rule, redact)
+		if err != nil {
+			return nil, false, err
+		}
+		out = append(out, r)
+	}
+	return bytes.Join(out, []byte{'\n'}), true, nil
+}
+
+// ledgerPieces is l cut before every `{"run_id":` but at its start.
+func ledgerPieces(l []byte) [][]byte {
+	var pieces [][]byte
+	start := 0
 	for i := 1; i < len(l); i++ {
 		j := bytes.Index(l[i:], []byte(`{"run_id":`))
 		if j < 0 {
 			break
 		}
 		i += j
-		if json.Valid(l[i:]) && l[i] == '{' {
-			torn, rest = l[:i], l[i:]
-			break
-		}
+		pieces = append(pieces, l[start:i])
+		start = i
 	}
+	return append(pieces, l[start:])
+}
+
+// tornMarker is the fixed line replacing the torn piece torn.
+func tornMarker(torn []byte, redact LedgerRedactor) []byte {
 	out := tornRedacted
 	if m := tornRunID.FindSubmatch(torn); m != nil && (newRunID.Match(m[1]) || redact(string(m[1])) == string(m[1])) {
 		out += fmt.Sprintf(" (run_id %s)", m[1])
 	} else {
 		out += " (its run_id unreadable)"
 	}
-	if rest == nil {
-		return []byte(out), true, nil
-	}
-	r, _, err := redactLedgerLine(rest, rule, redact)
-	if err != nil {
-		return nil, false, err
-	}
-	return append([]byte(out+"\n"), r...), true, nil
+	return []byte(out)
 }
 
 // redactJSONText is raw, a JSON string or list of strings (or null), with
