@@ -1,12 +1,15 @@
 package sinks
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/wildix-export/wildix-export/exporter/record"
@@ -84,7 +87,21 @@ func (s *CSV) NamedObjects(ctx context.Context, ep *record.Endpoint, names []str
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		err := scanFile(filepath.Join(dir, name), []string{"object"}, nil, func(obj string, _ []byte) error {
+		path := filepath.Join(dir, name)
+		has, err := hasObjectColumn(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed since the listing (an edit, a prune)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read %s/%s: %w", ep.Name, name, err)
+		}
+		if !has {
+			// Not this program's (R34-2: a report put beside the data
+			// files): it names no file.
+			s.opt.Log.Debug("recordings: a CSV file with no object column read as naming no file", "file", ep.Name+"/"+name)
+			continue
+		}
+		err = scanFile(filepath.Join(dir, name), []string{"object"}, nil, func(obj string, _ []byte) error {
 			// As cell wrote it with EXPORT_CSV_SAFE_FORMULAS: a name never
 			// starts so, but a row naming it that way still names it.
 			for _, o := range []string{obj, strings.TrimPrefix(obj, "'")} {
@@ -102,4 +119,25 @@ func (s *CSV) NamedObjects(ctx context.Context, ep *record.Endpoint, names []str
 		}
 	}
 	return out, nil
+}
+
+// errHeaderRead stops hasObjectColumn's scan once the header is read.
+var errHeaderRead = errors.New("header read")
+
+// hasObjectColumn reports whether the header of the data file at path
+// has an object column; a file with no record has none.
+func hasObjectColumn(path string) (bool, error) {
+	has := false
+	err := scanFile(path, nil, func(raw []byte) error {
+		header, err := csv.NewReader(bytes.NewReader(raw)).Read()
+		if err != nil {
+			return fmt.Errorf("read %s: header: %w", path, err)
+		}
+		has = slices.Contains(header, "object")
+		return errHeaderRead
+	}, func(string, []byte) error { return errHeaderRead })
+	if err != nil && !errors.Is(err, errHeaderRead) {
+		return false, err
+	}
+	return has, nil
 }

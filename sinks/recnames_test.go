@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -98,5 +99,49 @@ func TestNamedObjects(t *testing.T) {
 				t.Fatalf("named: %q; want %q", names, want)
 			}
 		})
+	}
+}
+
+// TestCSVNamedObjectsForeignFile (review 34, R34-2): a CSV file in the
+// recordings folder with no object column (one put there by hand) names
+// no file, and does not fail NamedObjects; the rows of the sink's own
+// files still name theirs. A torn file of the sink's still fails.
+func TestCSVNamedObjectsForeignFile(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ep := record.Builtin()[len(record.Builtin())-1]
+	dir := t.TempDir()
+	c, err := NewCSV(CSVOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals := make([]any, len(ep.Columns))
+	vals[ep.Column("recording")], vals[ep.Column("object")], vals[ep.Column("status")] = "1", "x/2026/01/01/1.wav", "copied"
+	vals[ep.Column("start_time")] = time.Date(2026, 1, 1, 3, 25, 54, 0, time.UTC)
+	b, err := c.Begin(ctx, exporter.BatchInfo{PBX: "x", RunID: "r1", Endpoint: &ep, StateKey: ep.Name, Seq: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Write(ctx, []record.Row{{Key: "1", Values: vals, Raw: json.RawMessage(`{}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(ctx, []byte(`{}`), exporter.Progress{Rows: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{"january-report.csv": "caller,minutes\nx/2026/01/01/2.wav,3\n", "empty.csv": ""} {
+		if err := os.WriteFile(filepath.Join(dir, ep.Name, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := c.NamedObjects(ctx, &ep, []string{"x/2026/01/01/1.wav", "x/2026/01/01/2.wav"})
+	if err != nil || len(got) != 1 || !got["x/2026/01/01/1.wav"] {
+		t.Fatalf("NamedObjects with a CSV file of no object column beside: %v, %v; want only x/2026/01/01/1.wav named, no error", got, err)
+	}
+	torn := filepath.Join(dir, ep.Name, "torn.csv")
+	if err := os.WriteFile(torn, []byte("object,status\n\"x/2026/01/01/2.wav,copied\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.NamedObjects(ctx, &ep, []string{"x/2026/01/01/2.wav"}); err == nil {
+		t.Fatal("NamedObjects with a torn file of an object column: no error; want it failed (the file may hold a row)")
 	}
 }
