@@ -95,7 +95,11 @@ func (p *recPipe) erase(ctx context.Context, j *recJob) error {
 // named is which of names the sink's rows name (recordings.Named).
 func (p *recPipe) named(ctx context.Context, names []string) (map[string]bool, error) {
 	if n, ok := p.e.x.Sink.(objectNamer); ok {
-		return n.NamedObjects(ctx, p.e.ep, names)
+		named, err := n.NamedObjects(ctx, p.e.ep, names)
+		if err != nil {
+			return nil, sinkError{err}
+		}
+		return named, nil
 	}
 	return nil, recordings.ErrNoNamer
 }
@@ -136,10 +140,21 @@ func (p *recPipe) eraseAgain(ctx context.Context) {
 	e := p.e
 	out, err := e.x.Recordings.Erase(ctx, p.again, p.named, p.used)
 	e.res.Recordings.erased(out)
-	if err != nil {
-		e.log.Warn("recordings store: files of recordings listed again and not kept not checked; the next run tries again", "err", err)
+	var se sinkError
+	switch {
+	case err != nil && errors.As(err, &se):
+		e.log.Warn("recordings sink: could not tell whether its rows name files of recordings listed again and not kept; those files not checked, a later run checks them while the look-back lists them again", "err", err)
+	case err != nil:
+		e.log.Warn("recordings store: files of recordings listed again and not kept not checked; a later run checks them while the look-back lists them again", "err", err)
 	}
 }
+
+// sinkError is named's error when the sink failed, so that what reports
+// it names the sink, not the store (R34-5); its text is the sink's.
+type sinkError struct{ err error }
+
+func (e sinkError) Error() string { return e.err.Error() }
+func (e sinkError) Unwrap() error { return e.err }
 
 // sweep removes the partial copies killed runs left in the day folders
 // of j's recordings (their days and the days either side), each folder
