@@ -3,6 +3,7 @@ package sinks
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -108,16 +109,51 @@ func TestSuppressionDryCheckWritesNothing(t *testing.T) {
 	if err := os.CopyFS(state, os.DirFS(backup)); err != nil {
 		t.Fatal(err)
 	}
-	mark, _ := os.ReadFile(r.csv.checkedFile())
-	when := time.Now()
+	// Refusing, no check writes the mark (whether it may or not), so
+	// only the refusal is asserted here (review 30, R30-1).
 	err := r.csv.CheckSuppressionReadOnly(ctx)
 	if !errors.Is(err, ErrSuppressionLost) {
 		t.Fatalf("read-only check of the list restored from between two forgets: %v, want ErrSuppressionLost", err)
 	}
-	if got, _ := os.ReadFile(r.csv.checkedFile()); string(got) != string(mark) {
-		t.Errorf("the refusing read-only check changed the mark")
-	}
-	if fi, err := os.Stat(r.csv.checkedFile()); err != nil || fi.ModTime().After(when) {
-		t.Errorf("the read-only check wrote the mark (%v)", err)
+}
+
+// TestSuppressionCheckChangedStillLost (review 30, R30-1): a lost list
+// (restored from a copy taken between two forgets) that changes between
+// the check's reads (another run's TagSuppression, a forget's national
+// forms) and stays lost is refused still: re-read, it is checked again,
+// never accepted for having changed. Both sinks.
+func TestSuppressionCheckChangedStillLost(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for kind, open := range rawLists(t) {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			r := open(t)
+			forgetRun(t, r, "+393471100028", true)
+			older := r.read()
+			forgetRun(t, r, "+393471100046", true)
+			r.write(older)
+			reads := 0
+			changing := func(ctx context.Context) (*Suppression, error) {
+				reads++
+				l, err := r.store.Suppression(ctx)
+				if err == nil && reads > 1 {
+					l.Numbers = append(l.Numbers, SuppressedNumber{Hash: fmt.Sprintf("t:national%d", reads), Added: time.Now(), National: true})
+				}
+				return l, err
+			}
+			var err error
+			if r.csv != nil {
+				err = r.csv.checkSuppression(ctx, changing, true)
+			} else {
+				err = r.store.(*Postgres).checkSuppression(ctx, changing)
+			}
+			if !errors.Is(err, ErrSuppressionLost) {
+				t.Fatalf("a lost list that changed between reads: %v, want ErrSuppressionLost (read %d times)", err, reads)
+			}
+			if reads < 2 {
+				t.Errorf("the list was read %d time(s): the changing read was never made, the test proves nothing", reads)
+			}
+		})
 	}
 }

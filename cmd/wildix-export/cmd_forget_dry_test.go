@@ -1,6 +1,8 @@
 package main
 
 import (
+	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,15 +58,32 @@ func TestForgetDryRunChecksList(t *testing.T) {
 	if err := os.CopyFS(filepath.Join(dir, ".state"), os.DirFS(backup)); err != nil {
 		t.Fatal(err)
 	}
-	list, _ := os.ReadFile(filepath.Join(dir, ".state", ".suppressed.json"))
+	before := folderFiles(t, dir)
 	r := runCLI(t, kv, "forget", "--number", "+393471100046", "--dry-run")
 	if r.code != exitConfig || r.err == nil || !strings.Contains(r.err.Error(), ".suppressed.stamp.json") || !strings.Contains(r.err.Error(), "nothing was changed") {
 		t.Fatalf("forget --dry-run on the restored list: exit %d, want %d naming the forget stamp: %v\n%s", r.code, exitConfig, r.err, r.stdout)
 	}
-	if got, _ := os.ReadFile(filepath.Join(dir, ".state", ".suppressed.json")); string(got) != string(list) {
-		t.Errorf("the dry run changed the list")
+	// Every file, not the check's mark alone (a refusing check never
+	// writes it: review 30, R30-1): the list, the journal, the ledger.
+	if after := folderFiles(t, dir); !maps.Equal(after, before) {
+		t.Errorf("the refused dry run changed the folder:\nbefore %q\nafter  %q", before, after)
 	}
-	if _, err := os.Stat(mark); !os.IsNotExist(err) {
-		t.Errorf("the refused dry run wrote the check's mark (%v)", err)
+}
+
+// folderFiles is every file under dir, by path, with its content.
+func folderFiles(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		files[path] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
+	return files
 }
