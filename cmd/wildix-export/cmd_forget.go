@@ -72,7 +72,9 @@ number is kept only as a keyed hash in the sink's suppression list, which every
 later export, look-back and backfill applies, so records still on the PBX never
 bring it back. Nothing prints the number. --dry-run reports what would be
 erased and changes nothing; it fails (exit 1) as the erasure would when a
-numeric column holds the number, which cannot hold "erased". Running it again
+numeric column holds the number, which cannot hold "erased", and exits 2, as
+the erasure would, when the suppression list was lost or restored from an
+older copy. Running it again
 finds nothing. Killed or failed midway, run it again with the same number,
 searched the same way or more widely (the same --number form, at least its keys,
 --national-forms if it had it), with
@@ -568,7 +570,13 @@ func (a *app) forgetDry(ctx context.Context, fg forgetter, found *sinks.ForgetFo
 		return err
 	}
 	if err := fg.CheckSuppressionReadOnly(ctx); err != nil {
-		return fmt.Errorf("dry run: nothing was changed; the erasure itself would be refused, before it changes anything: %w", err)
+		// A refusal (a lost or older list, a damaged list or stamp) is
+		// the erasure's too; any other error (the database gone, a
+		// read failing, Ctrl-C) only stopped the check (review 30, R30-2).
+		if errors.Is(err, record.ErrConfig) {
+			return fmt.Errorf("dry run: nothing was changed; the erasure itself would be refused, before it changes anything: %w", err)
+		}
+		return fmt.Errorf("dry run: nothing was changed; checking the suppression list: %w", err)
 	}
 	fmt.Fprintln(a.stdout, "Dry run: nothing was changed, and the number was not added to the suppression list.")
 	// What the erasure cannot erase (a numeric column holding the
