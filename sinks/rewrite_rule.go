@@ -288,7 +288,10 @@ func (p *Postgres) judgedRuns(ctx context.Context, tx pgx.Tx, pbx, table string)
 
 // markJudged adds the runs under an earlier key whose rows of table this
 // rewrite read (earlier) to j under w's rule and writes j back in tx, the
-// transaction that rewrote them.
+// transaction that rewrote them. Six parameters: the mark must be written
+// in that transaction (tx), for that table and rule (w, table), from the
+// record read under its lock (j) and the runs the rewrite read (earlier);
+// none of them has another home.
 func (p *Postgres) markJudged(ctx context.Context, tx pgx.Tx, w RuleRewrite, table string, j judgedRuns, earlier map[string]bool) error {
 	if len(earlier) == 0 {
 		return nil

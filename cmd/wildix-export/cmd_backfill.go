@@ -10,6 +10,11 @@ import (
 	"github.com/wildix-export/wildix-export/exporter/record"
 )
 
+// cmdBackfill is the backfill command: its flags, then the windows of
+// [--from, --to) exported under the PBX's lock, with the rewrite in place
+// under the rule first planned when asked for or due (planRewrite). It
+// stays one function (about 70 lines, half of them its --help text, which
+// belongs beside the flags it describes).
 func cmdBackfill(ctx context.Context, a *app, args []string) error {
 	fs := a.flags("backfill", "--from DATE --to DATE [flags]", `Export the records whose time (call start) lies in [--from, --to), PBX-local
 time, window by window. Each window commits on its own, so running the same

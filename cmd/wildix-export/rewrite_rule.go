@@ -177,6 +177,10 @@ func (a *app) rewriteDueUnderNone(plan rewritePlan) exporter.EndpointResult {
 // pseudonym key remain (a key change: their pseudonyms cannot be made
 // again without their values in clear), a warning and a note saying how
 // many and where. Its Rows stay 0: a run's rows count rows exported.
+// It stays one function (about 70 lines, five parameters: the run's
+// state, the sink's rewriter, the run's result and the plan it follows):
+// the extensions read, the rewrite and the earlier-key count must see the
+// same rule and plan, which one body keeps in sight.
 func (a *app) ruleRewrite(ctx context.Context, st *started, rw ruleRewriter, r *exporter.RunResult, plan rewritePlan) (res exporter.EndpointResult) {
 	pbx := r.PBX
 	began := time.Now()
