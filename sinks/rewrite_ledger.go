@@ -273,7 +273,11 @@ var (
 func tornLine(l []byte, rule string, redact LedgerRedactor) ([]byte, bool, error) {
 	var out [][]byte
 	for _, piece := range ledgerPieces(l) {
-		if !json.Valid(piece) {
+		// A piece kept must be an object: JSON that is none (a string, a
+		// number, a list) fails redactLedgerLine's reading as this line
+		// did and came back here without end (review 39, R39-2).
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(piece, &obj) != nil {
 			out = append(out, tornMarker(piece, redact))
 			continue
 		}

@@ -73,3 +73,64 @@ func TestRewriteLedgerGluedRecords(t *testing.T) {
 		t.Errorf("a number left in clear:\n%s", got)
 	}
 }
+
+// TestRewriteLedgerNonObjectLines is review 39's R39-2: a line that is
+// JSON but no object (a string, a number, a list), alone or glued to a
+// record, made the rewrite call itself without end (a stack overflow
+// after the windows, every backfill crashing while a rewrite was due). It
+// is replaced by the torn-line marker; a record glued to it is kept.
+func TestRewriteLedgerNonObjectLines(t *testing.T) {
+	t.Parallel()
+	keys, err := pseudonym.New([]byte("ledgerfix test key, 32 bytes or more"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	red := &privacy.Redactor{Keys: keys, Names: true}
+	rec := `{"run_id":"20261201T100000Z-a1b2c3","rows":42,"privacy":{"rule":"none"},"endpoints":[{"endpoint":"call_history","notes":["caller +39 333 7771234"]}]}`
+	for _, tc := range []struct {
+		name, line string
+		records    int
+	}{
+		{"string", `"+39 333 7771234"`, 0},
+		{"number", `3337771234`, 0},
+		{"list", `["+39 333 7771234"]`, 0},
+		{"list then record", `["+39 333 7771234"]` + rec, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, err := NewCSV(CSVOptions{Dir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.mkStateDir("x"); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(s.stateDir("x"), "runs.jsonl")
+			if err := os.WriteFile(path, []byte(tc.line+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.RewriteLedgerUnderRule(context.Background(), "x", "r2", "all", red.Text); err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(got), "7771234") {
+				t.Errorf("a number left in clear:\n%s", got)
+			}
+			records := 0
+			for _, l := range strings.Split(strings.TrimSuffix(string(got), "\n"), "\n") {
+				var r struct {
+					ID string `json:"run_id"`
+				}
+				if json.Unmarshal([]byte(l), &r) == nil && r.ID != "" {
+					records++
+				}
+			}
+			if records != tc.records {
+				t.Errorf("%d records kept, want %d:\n%s", records, tc.records, got)
+			}
+		})
+	}
+}
