@@ -88,6 +88,7 @@ func (a *app) exportAll(ctx context.Context, st *started, m *metrics, endpoints 
 	var r *exporter.RunResult
 	err := a.export(ctx, st, m, func(ctx context.Context, id string) *exporter.RunResult {
 		st.x.AfterRun = a.recordRuleChange(st, st.x.AfterRun) // export set it for this run
+		st.x.AfterRun = a.rewriteDueNotice(st, st.x.AfterRun)
 		r = st.x.Run(ctx, id, mode, endpoints)
 		return r
 	})

@@ -110,6 +110,30 @@ func (a *app) rewriteDue(ctx context.Context, st *started) (bool, error) {
 	return d != nil, err
 }
 
+// rewriteDueNotice wraps a run's after so that a run ending well while a
+// rewrite in place under the rule is due says so, in a warning and the
+// run's notes (review 35, R35-4): a run does not complete it (README,
+// Privacy), and it must not report ok in silence while stored rows stay
+// in clear. A sink that cannot tell is warned of, the run not failed.
+func (a *app) rewriteDueNotice(st *started, after func(context.Context, *exporter.RunResult) []exporter.EndpointResult) func(context.Context, *exporter.RunResult) []exporter.EndpointResult {
+	return func(ctx context.Context, r *exporter.RunResult) []exporter.EndpointResult {
+		var res []exporter.EndpointResult
+		if after != nil {
+			res = after(ctx, r)
+		}
+		due, err := a.rewriteDue(ctx, st)
+		switch {
+		case err != nil:
+			a.log.Warn("could not read whether a rewrite in place under the pseudonymisation rule is due; a backfill tells", "err", err)
+		case due:
+			a.log.Warn("a rewrite in place under the pseudonymisation rule asked for by a backfill with --rewrite is due: a run does not complete it; run `wildix-export backfill --from <any day> --to <the next day>` (README, Privacy)")
+			res = append(res, exporter.EndpointResult{Endpoint: "pseudonymisation", Paging: "rewrite",
+				Notes: []string{noteRewriteDue + " is due: this run did not complete it; the next backfill does (README, Privacy)"}})
+		}
+		return res
+	}
+}
+
 // rewriteUnderRule makes a backfill given --rewrite, or one started
 // while a rewrite is due (planRewrite: one given --rewrite was stopped
 // before its end, review 28 R28-2), end, once every window and the

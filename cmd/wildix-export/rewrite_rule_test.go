@@ -629,6 +629,11 @@ func TestRewriteDueCompleted(t *testing.T) {
 		if r.code == 0 || rewrittenRows(t, r.stderr) != -1 {
 			t.Fatalf("%s: the backfill failing in its windows: exit %d, rewrite's log line rows %d; want a failure and no rewrite\n%s", name, r.code, rewrittenRows(t, r.stderr), r.stderr)
 		}
+		// A run while the rewrite is due does not complete it and does
+		// not report ok in silence (review 35, R35-4).
+		if r := runCLI(t, on, "run", "--once"); r.code != 0 || !strings.Contains(r.stderr, "a run does not complete it") || !ledgerNoted(t, p, dir, noteRewriteDue, "this run did not complete it") {
+			t.Errorf("%s: a run while the rewrite is due: exit %d (%v); want 0, a warning and the ledger's note\n%s", name, r.code, r.err, r.stderr)
+		}
 		r = c.backfill(t, on)
 		if r.code != 0 || rewrittenRows(t, r.stderr) <= 0 || !strings.Contains(r.stderr, "attempting the rewrite in place") || !ledgerNoted(t, p, dir, noteRewriteDue, "completed by this backfill") {
 			t.Errorf("%s: the backfill resumed without --rewrite: exit %d (%v), %d rows rewritten; want 0, some, a warning and the ledger's note %q\n%s",
