@@ -38,7 +38,7 @@ type retentionLimit struct {
 func decodeLimit(b []byte) (time.Duration, error) {
 	var l retentionLimit
 	if err := json.Unmarshal(b, &l); err != nil || l.Seconds < 0 {
-		return 0, fmt.Errorf("the stored retention limit is damaged (%q): remove it, or set it again", b)
+		return 0, fmt.Errorf("the stored retention limit is damaged (%d bytes, not shown): remove it, or set it again", len(b))
 	}
 	return time.Duration(l.Seconds) * time.Second, nil
 }
@@ -46,13 +46,12 @@ func decodeLimit(b []byte) (time.Duration, error) {
 // RetentionLimit returns the limit pbx's rows were last pruned under, 0
 // when they never were.
 func (p *Postgres) RetentionLimit(ctx context.Context, pbx string) (time.Duration, error) {
-	var b []byte
-	err := p.pool.QueryRow(ctx, "SELECT state FROM "+p.ident("export_state")+" WHERE pbx = $1 AND key = $2", pbx, retentionKey).Scan(&b)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
+	b, err := p.stateValue(ctx, pbx, retentionKey)
+	if err != nil {
+		return 0, fmt.Errorf("read the retention limit: %w", err)
+	}
+	if b == nil {
 		return 0, nil
-	case err != nil:
-		return 0, fmt.Errorf("read the retention limit: %w", dbError(err))
 	}
 	return decodeLimit(b)
 }
@@ -60,9 +59,8 @@ func (p *Postgres) RetentionLimit(ctx context.Context, pbx string) (time.Duratio
 // SetRetentionLimit stores the limit pbx's rows were pruned under by run.
 func (p *Postgres) SetRetentionLimit(ctx context.Context, pbx, run string, limit time.Duration) error {
 	b, _ := json.Marshal(retentionLimit{Seconds: int64(limit / time.Second), RunID: run})
-	if _, err := p.pool.Exec(ctx, "INSERT INTO "+p.ident("export_state")+` (pbx, key, state, run_id) VALUES ($1, $2, $3, $4)
-ON CONFLICT (pbx, key) DO UPDATE SET state = EXCLUDED.state, run_id = EXCLUDED.run_id, updated_at = now()`, pbx, retentionKey, b, run); err != nil {
-		return fmt.Errorf("store the retention limit: %w", dbError(err))
+	if err := p.setStateValue(ctx, pbx, retentionKey, b, run); err != nil {
+		return fmt.Errorf("store the retention limit: %w", err)
 	}
 	return nil
 }
@@ -229,9 +227,9 @@ func (p *pendingPrune) holds() func(string) bool {
 func decodePending(b []byte, where string) (*pendingPrune, error) {
 	var p pendingPrune
 	if err := json.Unmarshal(b, &p); err != nil || p.Cut.IsZero() {
-		return nil, fmt.Errorf("the pending prune stored in %s is damaged (%q): replace it with {\"cut\":\"<time>\"}, the cut of the prune that stopped "+
+		return nil, fmt.Errorf("the pending prune stored in %s is damaged (%d bytes, not shown): replace it with {\"cut\":\"<time>\"}, the cut of the prune that stopped "+
 			"(the run ledger's retention line: removing what concerns calls started before <time>), so that the next run removes the recordings' rows "+
-			"before it whose files are gone and no others", where, b)
+			"before it whose files are gone and no others", where, len(b))
 	}
 	p.where = where
 	return &p, nil
@@ -239,13 +237,12 @@ func decodePending(b []byte, where string) (*pendingPrune, error) {
 
 // pending returns pbx's pending prune, nil when none is.
 func (p *Postgres) pending(ctx context.Context, pbx string) (*pendingPrune, error) {
-	var b []byte
-	err := p.pool.QueryRow(ctx, "SELECT state FROM "+p.ident("export_state")+" WHERE pbx = $1 AND key = $2", pbx, pendingPruneKey).Scan(&b)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
+	b, err := p.stateValue(ctx, pbx, pendingPruneKey)
+	if err != nil {
+		return nil, fmt.Errorf("read the pending prune: %w", err)
+	}
+	if b == nil {
 		return nil, nil
-	case err != nil:
-		return nil, fmt.Errorf("read the pending prune: %w", dbError(err))
 	}
 	return decodePending(b, fmt.Sprintf("export_state (pbx %q, key %q)", pbx, pendingPruneKey))
 }
@@ -253,15 +250,14 @@ func (p *Postgres) pending(ctx context.Context, pbx string) (*pendingPrune, erro
 // setPending stores pp as pbx's pending prune (nil: clears it).
 func (p *Postgres) setPending(ctx context.Context, pbx string, pp *pendingPrune) error {
 	if pp == nil {
-		if _, err := p.pool.Exec(ctx, "DELETE FROM "+p.ident("export_state")+" WHERE pbx = $1 AND key = $2", pbx, pendingPruneKey); err != nil {
-			return fmt.Errorf("clear the pending prune: %w", dbError(err))
+		if err := p.setStateValue(ctx, pbx, pendingPruneKey, nil, ""); err != nil {
+			return fmt.Errorf("clear the pending prune: %w", err)
 		}
 		return nil
 	}
 	b, _ := json.Marshal(pendingPrune{Cut: pp.Cut.UTC(), Names: pp.Names, Store: pp.Store})
-	if _, err := p.pool.Exec(ctx, "INSERT INTO "+p.ident("export_state")+` (pbx, key, state) VALUES ($1, $2, $3)
-ON CONFLICT (pbx, key) DO UPDATE SET state = EXCLUDED.state, updated_at = now()`, pbx, pendingPruneKey, b); err != nil {
-		return fmt.Errorf("store the pending prune: %w", dbError(err))
+	if err := p.setStateValue(ctx, pbx, pendingPruneKey, b, ""); err != nil {
+		return fmt.Errorf("store the pending prune: %w", err)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,5 +101,32 @@ func TestLedgerLimit(t *testing.T) {
 		if d, run, err := s.LedgerLimit(ctx, "p2"); err != nil || d != 2*day || run != "r5" {
 			t.Errorf("%s: PBX p2: %v %q %v, want 2 days, run r5", name, d, run, err)
 		}
+	}
+}
+
+// TestDamagedRecordsNotQuoted is the brief's finding 8: the error of a
+// damaged pending prune (and of a damaged retention limit) quoted the
+// stored bytes (%q), which may hold anything, a phone number among
+// them. Now it says how many bytes, not what they are, and keeps its
+// advice.
+func TestDamagedRecordsNotQuoted(t *testing.T) {
+	t.Parallel()
+	const stored = `{"junk":"+39 333 7771234"}`
+	_, err := decodePending([]byte(stored), "export_state")
+	if err == nil {
+		t.Fatal("a damaged pending prune read without error")
+	}
+	if strings.Contains(err.Error(), "7771234") || strings.Contains(err.Error(), "junk") {
+		t.Errorf("the damaged pending prune's error quotes the record: %v", err)
+	}
+	if !strings.Contains(err.Error(), `replace it with {"cut":"<time>"}`) || !strings.Contains(err.Error(), "26 bytes, not shown") {
+		t.Errorf("the damaged pending prune's error lost its advice or size: %v", err)
+	}
+	_, err = decodeLimit([]byte(`"+39 333 7771234"`))
+	if err == nil {
+		t.Fatal("a damaged retention limit read without error")
+	}
+	if strings.Contains(err.Error(), "7771234") {
+		t.Errorf("the damaged retention limit's error quotes the record: %v", err)
 	}
 }

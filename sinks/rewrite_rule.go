@@ -673,13 +673,12 @@ func decodeDue(b []byte, where string) (*RewriteDue, error) {
 
 // RewriteDue returns pbx's rewrite due, nil when none is.
 func (p *Postgres) RewriteDue(ctx context.Context, pbx string) (*RewriteDue, error) {
-	var b []byte
-	err := p.pool.QueryRow(ctx, "SELECT state FROM "+p.ident("export_state")+" WHERE pbx = $1 AND key = $2", pbx, rewriteDueKey).Scan(&b)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
+	b, err := p.stateValue(ctx, pbx, rewriteDueKey)
+	if err != nil {
+		return nil, fmt.Errorf("read the rewrite under the pseudonymisation rule due: %w", err)
+	}
+	if b == nil {
 		return nil, nil
-	case err != nil:
-		return nil, fmt.Errorf("read the rewrite under the pseudonymisation rule due: %w", dbError(err))
 	}
 	return decodeDue(b, fmt.Sprintf("export_state (pbx %q, key %q)", pbx, rewriteDueKey))
 }
@@ -687,15 +686,14 @@ func (p *Postgres) RewriteDue(ctx context.Context, pbx string) (*RewriteDue, err
 // SetRewriteDue stores d as pbx's rewrite due (nil: clears it).
 func (p *Postgres) SetRewriteDue(ctx context.Context, pbx string, d *RewriteDue) error {
 	if d == nil {
-		if _, err := p.pool.Exec(ctx, "DELETE FROM "+p.ident("export_state")+" WHERE pbx = $1 AND key = $2", pbx, rewriteDueKey); err != nil {
-			return fmt.Errorf("clear the rewrite under the pseudonymisation rule due: %w", dbError(err))
+		if err := p.setStateValue(ctx, pbx, rewriteDueKey, nil, ""); err != nil {
+			return fmt.Errorf("clear the rewrite under the pseudonymisation rule due: %w", err)
 		}
 		return nil
 	}
 	b, _ := json.Marshal(d)
-	if _, err := p.pool.Exec(ctx, "INSERT INTO "+p.ident("export_state")+` (pbx, key, state, run_id) VALUES ($1, $2, $3, $4)
-ON CONFLICT (pbx, key) DO UPDATE SET state = EXCLUDED.state, run_id = EXCLUDED.run_id, updated_at = now()`, pbx, rewriteDueKey, b, d.Run); err != nil {
-		return fmt.Errorf("store the rewrite under the pseudonymisation rule due: %w", dbError(err))
+	if err := p.setStateValue(ctx, pbx, rewriteDueKey, b, d.Run); err != nil {
+		return fmt.Errorf("store the rewrite under the pseudonymisation rule due: %w", err)
 	}
 	return nil
 }
