@@ -81,14 +81,12 @@ func cmdRun(ctx context.Context, a *app, args []string) error {
 }
 
 // exportAll exports the endpoints once, under the lock; the result is
-// nil when the run did not start (the lock held by another). A forced
-// change of rule the run accepted is stored at its end when no commit
-// stored it (recordRuleChange).
+// nil when the run did not start (the lock held by another). A run
+// ending well while a rewrite in place is due says so (rewriteDueNotice).
 func (a *app) exportAll(ctx context.Context, st *started, m *metrics, endpoints []record.Endpoint, mode string) (*exporter.RunResult, error) {
 	var r *exporter.RunResult
 	err := a.export(ctx, st, m, func(ctx context.Context, id string) *exporter.RunResult {
-		st.x.AfterRun = a.recordRuleChange(st, st.x.AfterRun) // export set it for this run
-		st.x.AfterRun = a.rewriteDueNotice(st, st.x.AfterRun)
+		st.x.AfterRun = a.rewriteDueNotice(st, st.x.AfterRun) // export set it for this run
 		r = st.x.Run(ctx, id, mode, endpoints)
 		return r
 	})

@@ -296,7 +296,11 @@ func (a *app) export(ctx context.Context, st *started, m *metrics, do func(ctx c
 	}
 	st.guard.Now = func() time.Time { return at }
 	a.guardExtensions(ctx, st) // before any row is pseudonymised
-	st.x.AfterRun = a.retention(st, m, record.RetentionAt(at, a.cfg.Retention), limitChanged)
+	// A forced change of rule the run accepted is stored at its end when
+	// no commit stored it (recordRuleChange), before the prune and, for a
+	// backfill, the rewrite in place (which wraps this): here, so that
+	// every command exporting has it (run, backfill, demo).
+	st.x.AfterRun = a.recordRuleChange(st, a.retention(st, m, record.RetentionAt(at, a.cfg.Retention), limitChanged))
 	id := exporter.NewRunID(time.Now())
 	a.log.Info("export started", "run_id", id, "pbx", a.cfg.PBXID, "sink", st.sink.name)
 	began := time.Now()
