@@ -184,7 +184,7 @@ func outcome(r *exporter.RunResult, err error, code int) notify.Outcome {
 	}
 	o.RunID = r.ID
 	for _, e := range r.Endpoints {
-		o.Results = append(o.Results, notify.EndpointOutcome{Endpoint: e.Endpoint, Rows: e.Rows, Failed: e.Err != nil})
+		o.Results = append(o.Results, notify.EndpointOutcome{Endpoint: e.Endpoint, Rows: e.Rows, Failed: e.Err != nil, Warned: warned(e)})
 		if e.Err != nil {
 			o.Endpoints = append(o.Endpoints, e.Endpoint)
 		}

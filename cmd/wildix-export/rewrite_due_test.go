@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 )
 
@@ -119,5 +120,30 @@ func TestRewriteDueDamaged(t *testing.T) {
 	}
 	if r := c.backfill(t, on); r.code != 0 {
 		t.Errorf("plain backfill afterwards: exit %d (%v)", r.code, r.err)
+	}
+}
+
+// TestRewriteDueShownInSummaryAndNotification is review 41's R41-1 (the
+// result's part): a run's "pseudonymisation" result saying a rewrite in
+// place is due printed "ok rows=0" in the run's summary and counted as ok
+// in the notification. Now the summary shows DUE and its note, and the
+// notification's outcome marks it warned, not failed; a rewrite's own
+// result shows its notes too.
+func TestRewriteDueShownInSummaryAndNotification(t *testing.T) {
+	t.Parallel()
+	due := exporter.EndpointResult{Endpoint: "pseudonymisation", Paging: pagingRewriteDue, Notes: []string{noteRewriteDue + " is due: this run did not complete it"}}
+	done := exporter.EndpointResult{Endpoint: "pseudonymisation", Paging: "rewrite", Notes: []string{noteRuleRewritten + " numbers: 3 in recordings"}}
+	var b strings.Builder
+	summary(&b, &exporter.RunResult{Endpoints: []exporter.EndpointResult{due, done}})
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "pseudonymisation DUE    "+noteRewriteDue) || strings.Contains(lines[0], "rows=") {
+		t.Errorf("summary of a rewrite due: %q; want DUE and its note", lines[0])
+	}
+	if len(lines) != 2 || !strings.HasPrefix(lines[1], "pseudonymisation ok     "+noteRuleRewritten) {
+		t.Errorf("summary of a rewrite: %q; want ok and its note", lines)
+	}
+	o := outcome(&exporter.RunResult{ID: "r", Endpoints: []exporter.EndpointResult{due, done}}, nil, exitOK)
+	if len(o.Results) != 2 || !o.Results[0].Warned || o.Results[0].Failed || o.Results[1].Warned {
+		t.Errorf("notification's outcome %+v; want the rewrite due warned, not failed, the rewrite not warned", o.Results)
 	}
 }

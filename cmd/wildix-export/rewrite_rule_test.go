@@ -633,6 +633,9 @@ func TestRewriteDueCompleted(t *testing.T) {
 		// not report ok in silence (review 35, R35-4).
 		if r := runCLI(t, on, "run", "--once"); r.code != 0 || !strings.Contains(r.stderr, "a run does not complete it") || !ledgerNoted(t, p, dir, noteRewriteDue, "this run did not complete it") {
 			t.Errorf("%s: a run while the rewrite is due: exit %d (%v); want 0, a warning and the ledger's note\n%s", name, r.code, r.err, r.stderr)
+		} else if !regexp.MustCompile(`(?m)^pseudonymisation +DUE +` + regexp.QuoteMeta(noteRewriteDue) + ` is due`).MatchString(r.stdout) {
+			// Its summary too (review 41, R41-1), not "ok rows=0".
+			t.Errorf("%s: the run's summary does not show the rewrite due:\n%s", name, r.stdout)
 		}
 		r = c.backfill(t, on)
 		if r.code != 0 || rewrittenRows(t, r.stderr) <= 0 || !strings.Contains(r.stderr, "attempting the rewrite in place") || !ledgerNoted(t, p, dir, noteRewriteDue, "completed by this backfill") {

@@ -363,12 +363,16 @@ func (a *app) safely(m *metrics, run func() error) (err error) {
 func summary(w io.Writer, r *exporter.RunResult) {
 	for _, e := range r.Endpoints {
 		status := "ok"
-		if e.Err != nil {
+		switch {
+		case e.Err != nil:
 			status = "FAILED"
+		case warned(e):
+			status = "DUE" // a rewrite in place due (review 41, R41-1)
 		}
-		if e.Paging == "prune" {
-			// Retention's result: what it removed is in its notes (its
-			// Rows stay 0, as export_runs.rows counts exported rows only).
+		if e.Paging == "prune" || e.Paging == "rewrite" || e.Paging == pagingRewriteDue {
+			// Retention's and the rewrite's results: what they did is in
+			// their notes (their Rows stay 0, as export_runs.rows counts
+			// exported rows only).
 			fmt.Fprintf(w, "%-14s %-6s %s time=%s", e.Endpoint, status, strings.Join(e.Notes, "; "), e.Duration.Round(time.Millisecond))
 			if e.Err != nil {
 				fmt.Fprintf(w, " error=%q", e.Err.Error())

@@ -75,6 +75,9 @@ type EndpointDay struct {
 	Rows       int64  `json:"rows"`
 	RunsOK     int    `json:"runs_ok"`
 	RunsFailed int    `json:"runs_failed"`
+	// RunsWarned: runs that ended well with a warning for the endpoint
+	// (EndpointOutcome.Warned), counted in neither of the others.
+	RunsWarned int `json:"runs_warned,omitempty"`
 }
 
 // CallFigures are a day's calls as the reporting views count them.
@@ -137,7 +140,11 @@ func (f *Failure) write(b *strings.Builder) {
 func (s *Summary) write(b *strings.Builder) {
 	fmt.Fprintf(b, "Runs on %s (%s): %d ok, %d failed.\n", s.Day, s.Zone, s.RunsOK, s.RunsFailed)
 	for _, e := range s.Endpoints {
-		fmt.Fprintf(b, "- %s: %d rows, %d run(s) ok, %d failed\n", e.Endpoint, e.Rows, e.RunsOK, e.RunsFailed)
+		fmt.Fprintf(b, "- %s: %d rows, %d run(s) ok, %d failed", e.Endpoint, e.Rows, e.RunsOK, e.RunsFailed)
+		if e.RunsWarned > 0 {
+			fmt.Fprintf(b, ", %d with a warning (the run ledger's notes say what)", e.RunsWarned)
+		}
+		b.WriteString("\n")
 	}
 	if c := s.Calls; c != nil {
 		fmt.Fprintf(b, "Calls: %d, answered %d, missed %d, not called back %d.\n", c.Calls, c.Answered, c.Missed, c.NotCalledBack)

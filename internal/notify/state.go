@@ -67,9 +67,12 @@ func (s *State) count(day string, o Outcome) {
 		}
 		e := &t.Endpoints[j]
 		e.Rows += r.Rows
-		if r.Failed {
+		switch {
+		case r.Failed:
 			e.RunsFailed++
-		} else {
+		case r.Warned:
+			e.RunsWarned++
+		default:
 			e.RunsOK++
 		}
 	}

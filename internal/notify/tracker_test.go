@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -312,8 +313,37 @@ func TestSummaryCountsYesterdaysRuns(t *testing.T) {
 	if s.Day != "2026-12-05" || s.RunsOK != 2 || s.RunsFailed != 1 {
 		t.Errorf("summary %+v: want 2 ok and 1 failed on the 5th", s)
 	}
-	want := []EndpointDay{{"call_history", 30, 2, 1}, {"colleagues", 12, 3, 0}}
+	want := []EndpointDay{{"call_history", 30, 2, 1, 0}, {"colleagues", 12, 3, 0, 0}}
 	if len(s.Endpoints) != 2 || s.Endpoints[0] != want[0] || s.Endpoints[1] != want[1] {
 		t.Errorf("endpoints %+v, want %+v", s.Endpoints, want)
+	}
+}
+
+// TestSummaryCountsWarnedApart is review 41's R41-1: a run ending well
+// with a warning for an endpoint (a rewrite in place under the
+// pseudonymisation rule due, which a run does not complete) was counted
+// in the daily summary as an ok run of it. Now it is counted apart and
+// the text says so.
+func TestSummaryCountsWarnedApart(t *testing.T) {
+	t.Parallel()
+	rc := notifytest.NewReceiver(t)
+	file := &FileState{Path: filepath.Join(t.TempDir(), "state")}
+	for i, warned := range []bool{true, false} {
+		o := succeeded(at(5, 2+i, 0))
+		o.Results = []EndpointOutcome{{Endpoint: "call_history", Rows: 5}, {Endpoint: "pseudonymisation", Warned: warned}}
+		process(rc, file).RunEnded(context.Background(), o)
+	}
+	m := process(rc, file).Summary(context.Background(), at(6, 8, 0), Clock{8, 0}, func(context.Context, time.Time) (Summary, error) {
+		return Summary{}, nil
+	})
+	if m == nil {
+		t.Fatal("no summary")
+	}
+	want := EndpointDay{Endpoint: "pseudonymisation", RunsOK: 1, RunsWarned: 1}
+	if len(m.Summary.Endpoints) != 2 || m.Summary.Endpoints[1] != want {
+		t.Errorf("endpoints %+v, want the second %+v", m.Summary.Endpoints, want)
+	}
+	if text := m.Text(); !strings.Contains(text, "- pseudonymisation: 0 rows, 1 run(s) ok, 0 failed, 1 with a warning") {
+		t.Errorf("summary text does not count the warned run apart:\n%s", text)
 	}
 }
