@@ -147,3 +147,47 @@ func TestRewriteDueShownInSummaryAndNotification(t *testing.T) {
 		t.Errorf("notification's outcome %+v; want the rewrite due warned, not failed, the rewrite not warned", o.Results)
 	}
 }
+
+// TestRewriteDueAdviceTrue is review 41's R41-2 (PostgreSQL): a run
+// while a rewrite is due advised "the next backfill does" in every case,
+// false for a damaged record (a backfill without --rewrite fails on it)
+// and under rule none (a backfill under none rewrites nothing). Now each
+// case gets advice that holds, in the warning and the ledger's note; and
+// a backfill under none failing on a damaged record says what to do.
+func TestRewriteDueAdviceTrue(t *testing.T) {
+	t.Parallel()
+	c := newRewriteCase(t, 40, false, nil)
+	env, pool, _ := c.pg(t)
+	on := clearThenForced(t, env, numbersKey1...)
+	const plain, rewrite, none = "the next backfill (any --from and --to) completes it", "run `wildix-export backfill --rewrite` (any --from and --to), which replaces the record", "EXPORT_PSEUDONYMIZE is none here"
+	for _, tc := range []struct {
+		name, state string
+		kv          []string
+		args        []string
+		want        string
+		not         []string
+	}{
+		{"due, under the rule", `{"run_id":"asked-by-test","rule":"numbers"}`, on, []string{"run", "--once"}, plain, []string{rewrite, none}},
+		{"damaged, under the rule", `{"junk":1}`, on, []string{"run", "--once"}, rewrite, []string{plain, none}},
+		{"damaged, forced to none", `{"junk":1}`, env, []string{"run", "--once", "--force"}, none, []string{plain}},
+		{"due, under none", `{"run_id":"asked-by-test","rule":"numbers"}`, env, []string{"run", "--once"}, none + ", under which no backfill rewrites anything: set it (and EXPORT_PSEUDONYM_KEY) to the rows' rule (numbers when", []string{plain, rewrite}},
+	} {
+		storeDue(t, pool, c, tc.state)
+		r := runCLI(t, tc.kv, tc.args...)
+		if r.code != 0 {
+			t.Fatalf("%s: exit %d: %v\n%s", tc.name, r.code, r.err, r.stderr)
+		}
+		if !strings.Contains(r.stderr, tc.want) || !ledgerNoted(t, pool, "", noteRewriteDue, tc.want) {
+			t.Errorf("%s: the warning or the ledger's note does not say %q\n%s", tc.name, tc.want, r.stderr)
+		}
+		for _, n := range tc.not {
+			if strings.Contains(r.stderr, n) {
+				t.Errorf("%s: the warning says %q, false here\n%s", tc.name, n, r.stderr)
+			}
+		}
+	}
+	storeDue(t, pool, c, `{"junk":1}`)
+	if r := c.backfill(t, env); r.code == 0 || r.err == nil || !strings.Contains(r.err.Error(), none+", under which no backfill rewrites anything, and its record is damaged") {
+		t.Errorf("backfill under none, the record damaged: exit %d, %v; want a failure saying what to do under none", r.code, r.err)
+	}
+}

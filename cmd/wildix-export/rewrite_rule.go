@@ -92,43 +92,61 @@ func (a *app) planRewrite(ctx context.Context, st *started, run string, asked bo
 	return p
 }
 
-// rewriteDue reports whether a rewrite in place under the rule is due
-// for the PBX of st (review 35, R35-4: for `run`, which does not complete
-// it, to say so): a backfill with --rewrite asked for it and none has
-// completed it since. A damaged record counts as due (a rewrite was asked
-// for; a backfill with --rewrite replaces the record). A sink keeping no
-// such record has none due.
-func (a *app) rewriteDue(ctx context.Context, st *started) (bool, error) {
+// rewriteDue is the rewrite in place under the rule due for the PBX of
+// st (review 35, R35-4: for `run`, which does not complete it, to say
+// so), nil when none is: a backfill with --rewrite asked for it and none
+// has completed it since. A damaged record counts as due (a rewrite was
+// asked for), damaged set. A sink keeping no such record has none due.
+func (a *app) rewriteDue(ctx context.Context, st *started) (due *sinks.RewriteDue, damaged bool, err error) {
 	ds, ok := st.sink.Sink.(rewriteDueStore)
 	if !ok {
-		return false, nil
+		return nil, false, nil
 	}
 	d, err := ds.RewriteDue(ctx, a.cfg.PBXID)
 	if errors.Is(err, sinks.ErrRewriteDueDamaged) {
-		return true, nil
+		return &sinks.RewriteDue{}, true, nil
 	}
-	return d != nil, err
+	return d, false, err
+}
+
+// dueAdvice is what completes a rewrite due that a run did not (review
+// 41, R41-2), true for each case: a backfill under rule none rewrites
+// nothing, and a damaged record fails a backfill without --rewrite (only
+// one with it replaces the record); else any backfill completes it.
+func dueAdvice(d *sinks.RewriteDue, damaged, ruleOn bool) string {
+	const withdraw = "or delete its record to withdraw it (README, Privacy)"
+	switch {
+	case !ruleOn && damaged:
+		return "EXPORT_PSEUDONYMIZE is none here, under which no backfill rewrites anything, and its record is damaged: set EXPORT_PSEUDONYMIZE (and EXPORT_PSEUDONYM_KEY) to the rows' rule, then run `wildix-export backfill --rewrite` (any --from and --to), " + withdraw
+	case !ruleOn:
+		return "EXPORT_PSEUDONYMIZE is none here, under which no backfill rewrites anything: set it (and EXPORT_PSEUDONYM_KEY) to the rows' rule (" + d.Rule + " when it was asked for), then run a backfill (any --from and --to), " + withdraw
+	case damaged:
+		return "its record is damaged, which fails a backfill without --rewrite: run `wildix-export backfill --rewrite` (any --from and --to), which replaces the record and completes the rewrite, " + withdraw
+	}
+	return "the next backfill (any --from and --to) completes it (README, Privacy)"
 }
 
 // rewriteDueNotice wraps a run's after so that a run ending well while a
-// rewrite in place under the rule is due says so, in a warning and the
-// run's notes (review 35, R35-4): a run does not complete it (README,
-// Privacy), and it must not report ok in silence while stored rows stay
-// in clear. A sink that cannot tell is warned of, the run not failed.
+// rewrite in place under the rule is due says so, in a warning, the run's
+// notes and its summary (review 35, R35-4; review 41, R41-1), with what
+// completes it (dueAdvice): a run does not (README, Privacy), and it must
+// not report ok in silence while stored rows stay in clear. A sink that
+// cannot tell is warned of, the run not failed.
 func (a *app) rewriteDueNotice(st *started, after func(context.Context, *exporter.RunResult) []exporter.EndpointResult) func(context.Context, *exporter.RunResult) []exporter.EndpointResult {
 	return func(ctx context.Context, r *exporter.RunResult) []exporter.EndpointResult {
 		var res []exporter.EndpointResult
 		if after != nil {
 			res = after(ctx, r)
 		}
-		due, err := a.rewriteDue(ctx, st)
+		due, damaged, err := a.rewriteDue(ctx, st)
 		switch {
 		case err != nil:
 			a.log.Warn("could not read whether a rewrite in place under the pseudonymisation rule is due; a backfill tells", "err", err)
-		case due:
-			a.log.Warn("a rewrite in place under the pseudonymisation rule asked for by a backfill with --rewrite is due: a run does not complete it; run `wildix-export backfill --from <any day> --to <the next day>` (README, Privacy)")
+		case due != nil:
+			advice := dueAdvice(due, damaged, st.guard.Rule.On())
+			a.log.Warn("a rewrite in place under the pseudonymisation rule asked for by a backfill with --rewrite is due: a run does not complete it; " + advice)
 			res = append(res, exporter.EndpointResult{Endpoint: "pseudonymisation", Paging: pagingRewriteDue,
-				Notes: []string{noteRewriteDue + " is due: this run did not complete it; the next backfill does (README, Privacy)"}})
+				Notes: []string{noteRewriteDue + " is due: this run did not complete it; " + advice}})
 		}
 		return res
 	}
@@ -195,9 +213,13 @@ func (a *app) rewriteUnderRule(st *started, plan rewritePlan) {
 
 // rewriteDueUnderNone is the result of a backfill under rule none while
 // a rewrite is due: nothing rewritten (no rule to rewrite under), the
-// record kept, said in a warning and the ledger.
+// record kept, said in a warning and the ledger; a damaged record fails
+// it saying what completes it under none (dueAdvice: review 41, R41-2).
 func (a *app) rewriteDueUnderNone(plan rewritePlan) exporter.EndpointResult {
 	res := exporter.EndpointResult{Endpoint: "pseudonymisation", Paging: "rewrite", Err: plan.err}
+	if errors.Is(plan.err, sinks.ErrRewriteDueDamaged) {
+		res.Err = fmt.Errorf("%w: %s", plan.err, dueAdvice(nil, true, false))
+	}
 	if plan.due != nil {
 		res.Notes = append(res.Notes, fmt.Sprintf("%s %s (%s): EXPORT_PSEUDONYMIZE is none here, nothing rewritten", noteRewriteDue, plan.due.Run, plan.due.Rule))
 		a.log.Warn("a rewrite in place under the pseudonymisation rule asked for by an earlier backfill with --rewrite is due, not done: EXPORT_PSEUDONYMIZE is none here; a backfill under the rule completes it (README, Privacy)",
