@@ -230,7 +230,7 @@ func (p *Postgres) rewriteTable(ctx context.Context, w RuleRewrite, e *record.En
 	if err != nil {
 		return 0, fmt.Errorf("rewrite %s under the pseudonymisation rule: %w", e.Name, dbError(err))
 	}
-	rw := pgRewrite{p: p, tx: tx, e: e, cols: ruleColumns(e), run: w.Run, key: w.KeyID, apply: w.Apply, earlier: map[string]bool{}}
+	rw := pgRewrite{p: p, tx: tx, e: e, cols: ruleColumns(e), run: w.Run, key: w.KeyID, apply: w.Apply, earlier: map[string]bool{}, judged: judged}
 	var n int64
 	for len(ctids) > 0 {
 		chunk := ctids[:min(rewriteChunk, len(ctids))]
@@ -264,6 +264,31 @@ const judgedKeyPrefix = "pseudonymisation rewrite judged "
 // tx, which writes it back (markJudged).
 type judgedRuns struct {
 	Rules map[string][]string `json:"rules"`
+	// Last is, per run, the rule its rows were last judged (rewritten)
+	// under: their values are as that rule makes them, not as their
+	// run's own rule in the ledger did, so a later rewrite under another
+	// rule reads them as written under it (review 39, R39-1). Absent in
+	// a record written before it (lastRule then asks Rules).
+	Last map[string]string `json:"last,omitempty"`
+}
+
+// lastRule is the rule run's rows were last judged under ("": never
+// judged, or not known: the ledger's rule of the run stands). A record
+// written before Last existed names it when a single rule lists run.
+func (j judgedRuns) lastRule(run string) string {
+	if r, ok := j.Last[run]; ok {
+		return r
+	}
+	var found string
+	for rule, runs := range j.Rules {
+		if slices.Contains(runs, run) {
+			if found != "" {
+				return "" // judged under two rules, which last is not known
+			}
+			found = rule
+		}
+	}
+	return found
 }
 
 // judgedRuns reads table's record (empty when none) in tx, locking it.
@@ -297,10 +322,14 @@ func (p *Postgres) markJudged(ctx context.Context, tx pgx.Tx, w RuleRewrite, tab
 		return nil
 	}
 	runs := j.Rules[w.Rule]
+	if j.Last == nil {
+		j.Last = map[string]string{}
+	}
 	for run := range earlier {
 		if !slices.Contains(runs, run) {
 			runs = append(runs, run)
 		}
+		j.Last[run] = w.Rule
 	}
 	slices.Sort(runs)
 	j.Rules[w.Rule] = runs
@@ -358,6 +387,10 @@ type pgRewrite struct {
 	// earlier: the runs under an earlier key whose rows were read, which
 	// keep their run_id (judged: markJudged records them).
 	earlier map[string]bool
+	// judged: the table's record of those runs, read under its lock; a
+	// row of one is read as written under the rule it was last judged
+	// under (judgedRuns.lastRule).
+	judged judgedRuns
 }
 
 // chunk reads the rows of ctids, applies the rule and updates those it
@@ -372,15 +405,21 @@ func (w *pgRewrite) chunk(ctx context.Context, ctids []string) (int64, error) {
 	var n int64
 	var judged []string // rows left as they were, given w.run (restamp)
 	for _, r := range read {
+		// A row of a run under another key keeps its run_id: it may still
+		// hold that key's pseudonyms, which EarlierKeyRows counts by it
+		// (review 17, R17-2). Its run's rule in the ledger is then not the
+		// rule its values are under when a rewrite judged it since: that
+		// rewrite's rule is (review 39, R39-1).
+		restamp := r.wasKey == "" || r.wasKey == w.key
+		was := r.was
+		if last := w.judged.lastRule(r.runID); !restamp && last != "" {
+			was = last
+		}
 		in := r.row(e, cols)
-		out, err := applyOne(w.apply, e, r.was, in)
+		out, err := applyOne(w.apply, e, was, in)
 		if err != nil {
 			return 0, err
 		}
-		// A row of a run under another key keeps its run_id: it may still
-		// hold that key's pseudonyms, which EarlierKeyRows counts by it
-		// (review 17, R17-2).
-		restamp := r.wasKey == "" || r.wasKey == w.key
 		if !restamp {
 			w.earlier[r.runID] = true
 		}

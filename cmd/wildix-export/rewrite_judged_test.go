@@ -70,3 +70,75 @@ func TestRewriteEarlierKeyJudgedOnce(t *testing.T) {
 		t.Errorf("the second backfill no longer says rows are under the earlier key:\n%s", r.stderr)
 	}
 }
+
+// TestRewriteEarlierKeyReadUnderLastRule is review 39's R39-1 HIGH
+// (PostgreSQL, 7-digit extensions): rows of a run under an earlier key
+// keep their run_id, so a rewrite under a later rule read them as their
+// run's rule in the ledger wrote them, not as the rewrite that judged
+// them since left them. names under k1; numbers,names under k2 (forced)
+// and a backfill with --rewrite (the k1 rows' numbers replaced, their
+// colleagues' 7-digit extensions kept readable); then the colleagues
+// gone from the PBX and the sink; then all under k2 (forced) and a
+// backfill with --rewrite: the k1 rows' readable extensions were judged
+// again as if never judged (by names' rule: numbers still to replace),
+// against the extensions known that day, and replaced for good. Now
+// they are read as written under numbers,names, the rule they were last
+// judged under, and stay readable.
+func TestRewriteEarlierKeyReadUnderLastRule(t *testing.T) {
+	var gone atomic.Bool
+	moved := regexp.MustCompile(`\b20002([0-9]{2})\b`)
+	c := newRewriteCase(t, 100, true, func(o *pbxsim.Options) {
+		o.LongExtensions = true
+		o.Rewrite = func(r *http.Request, status int, body []byte) (int, []byte) {
+			if gone.Load() && (strings.Contains(r.URL.Path, "Colleagues") || strings.Contains(r.URL.Path, "Devices")) {
+				return status, moved.ReplaceAll(body, []byte("30002$1"))
+			}
+			return status, body
+		}
+	})
+	ctx := context.Background()
+	env, pool, schema := c.pg(t)
+	k1 := withEnv(env, "EXPORT_PSEUDONYMIZE=names", "EXPORT_PSEUDONYM_KEY="+testKey1)
+	if r := runCLI(t, k1, "run", "--once"); r.code != 0 {
+		t.Fatalf("run under names, k1: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	k2 := withEnv(env, "EXPORT_PSEUDONYMIZE=numbers,names", "EXPORT_PSEUDONYM_KEY="+testKey2, "EXPORT_PSEUDONYM_PREVIOUS_KEY="+testKey1)
+	if r := runCLI(t, k2, "run", "--once", "--force"); r.code != 0 {
+		t.Fatalf("forced run under numbers,names, k2: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	if r := c.backfill(t, k2, "--force", "--rewrite"); r.code != 0 || rewrittenRows(t, r.stderr) <= 0 {
+		t.Fatalf("backfill with --rewrite under numbers,names: exit %d, %d rows rewritten (want some): %v\n%s", r.code, rewrittenRows(t, r.stderr), r.err, r.stderr)
+	}
+	for _, q := range []string{"DELETE FROM colleagues", "DELETE FROM devices"} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone.Store(true)
+	// The k1 run's rows no export writes again (a snapshot's rows the
+	// forced run under all exports again get its run_id, and its rule's
+	// judgement, as any export's): the recordings' (and calls').
+	k1Rows := func() int {
+		n := 0
+		for _, table := range []string{"call_history", "recordings"} {
+			for _, row := range queryStrings(t, pool, "SELECT t::text FROM "+table+" t JOIN export_runs r USING (run_id) WHERE r.privacy_rule = 'names'") {
+				n += len(longExtension.FindAllString(row, -1))
+			}
+		}
+		return n
+	}
+	before, all := k1Rows(), len(longExtension.FindAllString(dumpSchema(t, pool, schema), -1))
+	if before == 0 {
+		t.Fatal("no readable 7-digit extension in the earlier key's rows: the test proves nothing")
+	}
+	k2all := withEnv(env, "EXPORT_PSEUDONYMIZE=all", "EXPORT_PSEUDONYM_KEY="+testKey2, "EXPORT_PSEUDONYM_PREVIOUS_KEY="+testKey1)
+	if r := runCLI(t, k2all, "run", "--once", "--force"); r.code != 0 {
+		t.Fatalf("forced run under all, k2: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	if r := c.backfill(t, k2all, "--rewrite"); r.code != 0 {
+		t.Fatalf("backfill with --rewrite under all: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	if after := k1Rows(); after != before {
+		t.Errorf("readable 7-digit extensions in the earlier key's rows: %d before the rewrite under all, %d after (replaced for good; %d in the schema before)", before, after, all)
+	}
+}
