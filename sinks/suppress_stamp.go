@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -124,8 +125,17 @@ func (s *CSV) stampFile() string {
 // (the state folder restored apart, from a copy taken between two
 // forgets) skips stampFile too, and a forget that rewrote no data file
 // left no other trace of its number. Both are written at every forget;
-// the check reads both.
+// the check reads both. Its name is the program's own (R31-1: the name
+// before, suppressed.stamp.json, is one a user may give a file of
+// theirs, which the check read as the stamp and refused every run on).
 func (s *CSV) plainStampFile() string {
+	return filepath.Join(s.opt.Dir, "wildix-export.forget-stamp.json")
+}
+
+// oldPlainStampFile is the name plainStampFile had before (R31-1): read
+// only when it is provably a stamp the program wrote (ourStamp), never
+// written, and removed by the next forget when it is ours.
+func (s *CSV) oldPlainStampFile() string {
 	return filepath.Join(s.opt.Dir, "suppressed.stamp.json")
 }
 
@@ -156,6 +166,39 @@ func (s *CSV) readStamp(path string) (*forgetStamp, error) {
 	return v.(*forgetStamp), nil
 }
 
+// readOldStamp reads the stamp under its old name (oldPlainStampFile):
+// nil when there is none, or when the file is not one the program wrote
+// (ourStamp): a user's file of that name counts for nothing (R31-1).
+func (s *CSV) readOldStamp() (*forgetStamp, error) {
+	b, err := os.ReadFile(s.oldPlainStampFile())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", s.oldPlainStampFile(), err)
+	}
+	return ourStamp(b), nil
+}
+
+// ourStamp is b read as a forget stamp when it is exactly one as the
+// program writes it: an object of "numbers" (at least one: a forget has
+// added its number), "at" and "tags" (each stampTag's shape) and nothing
+// else; nil otherwise.
+func ourStamp(b []byte) *forgetStamp {
+	var st forgetStamp
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if d.Decode(&st) != nil || d.More() || st.At.IsZero() || st.Numbers < 1 || len(st.Tags) < st.Numbers {
+		return nil
+	}
+	for _, t := range st.Tags {
+		if h := strings.TrimPrefix(t, "n"); len(h) != 12 || strings.Trim(h, "0123456789abcdef") != "" {
+			return nil
+		}
+	}
+	return &st
+}
+
 // errText is err's text, or otherwise when err is nil.
 func errText(err error, otherwise string) string {
 	if err != nil {
@@ -175,6 +218,10 @@ func (s *CSV) writeStamp(l *Suppression, at time.Time) error {
 		if err := safefile.Write(path, b, fileMode); err != nil {
 			return fmt.Errorf("write the forget stamp %s (which numbers the suppression list holds, kept outside the state folder): %w", path, err)
 		}
+	}
+	// The stamp under its old name, ours, is older than these: gone.
+	if st, err := s.readOldStamp(); err == nil && st != nil {
+		os.Remove(s.oldPlainStampFile())
 	}
 	return nil
 }
@@ -205,11 +252,18 @@ func (s *CSV) removeStaleStampTemps() {
 }
 
 // stampEvidence adds to ev each of the folder's forget stamps
-// (stampFiles) made after accepted that names entries the list (v)
+// (stampFiles, and the stamp under its old name when it is the
+// program's: readOldStamp) made after accepted that names entries the list (v)
 // lacks, when it is newer than the stamp ev names already.
 func (s *CSV) stampEvidence(ev *manifestEvidence, v listView, accepted time.Time) error {
-	for _, path := range s.stampFiles() {
-		st, err := s.readStamp(path)
+	for _, path := range append(s.stampFiles(), s.oldPlainStampFile()) {
+		var st *forgetStamp
+		var err error
+		if path == s.oldPlainStampFile() {
+			st, err = s.readOldStamp()
+		} else {
+			st, err = s.readStamp(path)
+		}
 		if err != nil {
 			return err
 		}

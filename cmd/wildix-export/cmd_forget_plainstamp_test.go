@@ -16,7 +16,7 @@ import (
 // forget B (B's number in no row, so B rewrote no data file), by a
 // restore that skips dot files: .suppressed.stamp.json, outside .state,
 // is skipped too (here: gone). The next run exited 0 and would write B's
-// calls again. Now each forget also writes suppressed.stamp.json (no
+// calls again. Now each forget also writes wildix-export.forget-stamp.json (no
 // dot), which such a restore keeps: the run exits 2 naming it.
 func TestForgetStampSurvivesDotSkippingRestore(t *testing.T) {
 	t.Parallel()
@@ -48,7 +48,7 @@ func TestForgetStampSurvivesDotSkippingRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := runCLI(t, kv, "run", "--once")
-	if r.code != exitConfig || r.err == nil || !strings.Contains(r.err.Error(), filepath.Join(dir, "suppressed.stamp.json")) || !strings.Contains(r.err.Error(), "1 of them missing") {
-		t.Fatalf("run after the restore: exit %d, want %d naming suppressed.stamp.json: %v", r.code, exitConfig, r.err)
+	if r.code != exitConfig || r.err == nil || !strings.Contains(r.err.Error(), filepath.Join(dir, "wildix-export.forget-stamp.json")) || !strings.Contains(r.err.Error(), "1 of them missing") {
+		t.Fatalf("run after the restore: exit %d, want %d naming wildix-export.forget-stamp.json: %v", r.code, exitConfig, r.err)
 	}
 }
