@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/wildix-export/wildix-export/exporter"
@@ -94,6 +93,9 @@ type manifestRule struct {
 	// whether it differs from the mark read.
 	mark    map[string]manifestSeen
 	changed bool
+	// bare are the PBX's data files whose manifest is missing
+	// (bareFiles): nothing tells their rows' rule.
+	bare []bareFile
 }
 
 // manifestSeen is what one manifest told manifestRule, as the PBX's
@@ -135,7 +137,10 @@ func (mr *manifestRule) add(c manifestSeen) {
 // as it was: the rule then found is the earlier one, and PrivacyRuleFrom
 // weighs it against the run ledger, when it survives, by which run is
 // later. A manifest removed while it is read (a prune, a forget beside)
-// is no evidence and is skipped.
+// is no evidence and is skipped. The PBX's data files are those named as
+// the sink names them (listPBXFiles): a manifest with no such file beside
+// it (a user's own) is none (review 36, R36-2), and the files whose
+// manifest is missing are returned (bare: review 37, R37-1; R38-2).
 //
 // Asked at each check (the record of the rule is weighed against it too:
 // review 27, R27-2), a manifest is read only when the PBX's mark
@@ -147,17 +152,14 @@ func (mr *manifestRule) add(c manifestSeen) {
 // in it and is read.
 func (s *CSV) manifestRule(pbx string) (manifestRule, error) {
 	var mr manifestRule
-	paths, err := filepath.Glob(filepath.Join(s.opt.Dir, "*", safeName(pbx)+"_*.manifest.json"))
+	files, err := s.listPBXFiles(pbx)
 	if err != nil {
 		return mr, fmt.Errorf("read the data files' pseudonymisation rule: %w", err)
 	}
 	was := s.readRuleMark(pbx)
 	mr.mark = map[string]manifestSeen{}
-	for _, path := range paths {
-		rel, _ := filepath.Rel(s.opt.Dir, path)
-		if strings.HasPrefix(rel, ".") {
-			continue // the state folder, or a temporary file
-		}
+	for _, rel := range files.manifests {
+		path := filepath.Join(s.opt.Dir, rel)
 		if fi, err := os.Stat(path); err == nil {
 			if c, ok := was[rel]; ok && c.ID != "" && c.ID == fileIdentity(fi) {
 				mr.mark[rel] = c
@@ -178,6 +180,9 @@ func (s *CSV) manifestRule(pbx string) (manifestRule, error) {
 		mr.add(c)
 	}
 	mr.changed = !maps.EqualFunc(was, mr.mark, func(a, b manifestSeen) bool { return a.ID == b.ID })
+	if mr.bare, err = s.bareFiles(pbx, files); err != nil {
+		return mr, fmt.Errorf("read the data files' pseudonymisation rule: %w", err)
+	}
 	return mr, nil
 }
 
@@ -311,6 +316,14 @@ func (mr manifestRule) newerThan(rec storedRule, l *ledgerRules) bool {
 	if mok && rok && rec.RunID != "" {
 		return ma > ra
 	}
+	return mr.started.After(l.recordedAt(rec))
+}
+
+// recordedAt is when the record rec was stored, at the earliest: its
+// run's start, taken from the record, else its run's ledger line, else
+// its run id (to the second), else the zero time (a record of before
+// records named their run).
+func (l *ledgerRules) recordedAt(rec storedRule) time.Time {
 	at := rec.Started
 	if at.IsZero() {
 		at = l.starts[rec.RunID]
@@ -318,5 +331,32 @@ func (mr manifestRule) newerThan(rec storedRule, l *ledgerRules) bool {
 	if at.IsZero() && len(rec.RunID) >= 16 {
 		at, _ = time.Parse("20060102T150405Z", rec.RunID[:16])
 	}
-	return mr.started.After(at)
+	return at
+}
+
+// unaccounted returns the first of mr's data files without a manifest
+// (bare) that the record rec does not account for, nil if none (review
+// 37, R37-1): one written after the record was stored (by its
+// modification time, or its run's start by its name when later), unless
+// its run is one the ledger l records under the record's rule and the
+// file was not changed after the ledger's latest run ended. Such a file
+// may hold rows under a rule the record does not know (an older copy of
+// the state restored, the newer files' manifests lost): the record is
+// no longer the rule's witness. A file written before the record holds
+// rows of before it, whatever their rule.
+func (mr manifestRule) unaccounted(rec storedRule, l *ledgerRules) *bareFile {
+	if len(mr.bare) == 0 {
+		return nil
+	}
+	at := l.recordedAt(rec)
+	for i, b := range mr.bare {
+		if !b.At.After(at) {
+			continue
+		}
+		if r, ok := l.rules[b.Run]; ok && b.Run != "" && r == rec.Privacy.String() && !b.At.After(l.ended) {
+			continue
+		}
+		return &mr.bare[i]
+	}
+	return nil
 }

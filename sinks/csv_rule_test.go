@@ -20,7 +20,9 @@ import (
 // order), leaving out another PBX's whose name begins as this one's;
 // files carrying no rule (an earlier release's) leave it unknown. Fails
 // with the manifests carrying no rule (every PBX then reads as a first
-// export: rule none, not found).
+// export: rule none, not found). The tests of this file give runs ids of
+// the sink's shape (exporter.NewRunID's): only files named as the sink
+// names them are data files (review 36, R36-2).
 func TestManifestsCarryTheRule(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -48,11 +50,11 @@ func TestManifestsCarryTheRule(t *testing.T) {
 		return filepath.Join(ep.Name, safeName(pbx)+"_"+run+"_0001.csv")
 	}
 	numbers := exporter.Privacy{Rule: "numbers", KeyID: "k:aaaaaaaa"}
-	write("a", "r0", time.Time{}, exporter.Privacy{}) // an earlier release's: no rule
-	newest := write("a", "r1", t0.Add(time.Nanosecond), numbers)
-	write("a", "r2", t0, exporter.Privacy{Rule: "none"})
-	write("a_b", "r3", t0.Add(time.Hour), exporter.Privacy{Rule: "names", KeyID: "k:bbbbbbbb"})
-	legacy := write("c", "r4", time.Time{}, exporter.Privacy{})
+	write("a", "20200101T000000Z-00", time.Time{}, exporter.Privacy{}) // an earlier release's: no rule
+	newest := write("a", "20200101T000000Z-01", t0.Add(time.Nanosecond), numbers)
+	write("a", "20200101T000000Z-02", t0, exporter.Privacy{Rule: "none"})
+	write("a_b", "20200101T000000Z-03", t0.Add(time.Hour), exporter.Privacy{Rule: "names", KeyID: "k:bbbbbbbb"})
+	legacy := write("c", "20200101T000000Z-04", time.Time{}, exporter.Privacy{})
 
 	man, err := updatedManifest(filepath.Join(dir, newest), 0, 0, "", map[string]int64{"rows_removed_forget": 1}, nil)
 	if err != nil || !strings.Contains(string(man), `"rule": "numbers"`) || !strings.Contains(string(man), `"run_started"`) {
@@ -70,7 +72,7 @@ func TestManifestsCarryTheRule(t *testing.T) {
 		unknown         bool
 	}{
 		{"a", numbers.String(), newest, false},
-		{"a_b", "names k:bbbbbbbb", filepath.Join("call_history", "a_b_r3_0001.csv"), false},
+		{"a_b", "names k:bbbbbbbb", filepath.Join("call_history", "a_b_20200101T000000Z-03_0001.csv"), false},
 		{"c", "none", legacy, true},
 	} {
 		r, found, lost, err := s.PrivacyRuleFrom(ctx, tc.pbx)
@@ -137,23 +139,23 @@ func TestManifestsWeighedAgainstLedger(t *testing.T) {
 		want    string
 		fromRun string // "": from the manifest
 	}{
-		{"forced change after the file, no file written", run{"r1", t0, none, "", false},
-			[]run{{"r1", t0, none, "", false}, {"r2", t0.Add(time.Hour), numbers, "none", false}}, numbers.String(), "r2"},
-		{"the ledger records the file's run, its clock behind", run{"r1", t0.Add(2 * time.Hour), none, "", false},
-			[]run{{"r1", t0.Add(2 * time.Hour), none, "", false}, {"r2", t0.Add(time.Hour), numbers, "none", false}}, numbers.String(), "r2"},
-		{"an older ledger, without the file's run", run{"r3", t0.Add(2 * time.Hour), numbers, "", false},
-			[]run{{"r1", t0, none, "", false}}, numbers.String(), ""},
-		{"the file's run, not in the ledger, started before its change", run{"r0", t0.Add(-time.Hour), none, "", false},
-			[]run{{"r2", t0, numbers, "none", false}}, numbers.String(), "r2"},
+		{"forced change after the file, no file written", run{"20200101T000000Z-01", t0, none, "", false},
+			[]run{{"20200101T000000Z-01", t0, none, "", false}, {"20200101T000000Z-02", t0.Add(time.Hour), numbers, "none", false}}, numbers.String(), "20200101T000000Z-02"},
+		{"the ledger records the file's run, its clock behind", run{"20200101T000000Z-01", t0.Add(2 * time.Hour), none, "", false},
+			[]run{{"20200101T000000Z-01", t0.Add(2 * time.Hour), none, "", false}, {"20200101T000000Z-02", t0.Add(time.Hour), numbers, "none", false}}, numbers.String(), "20200101T000000Z-02"},
+		{"an older ledger, without the file's run", run{"20200101T000000Z-03", t0.Add(2 * time.Hour), numbers, "", false},
+			[]run{{"20200101T000000Z-01", t0, none, "", false}}, numbers.String(), ""},
+		{"the file's run, not in the ledger, started before its change", run{"20200101T000000Z-00", t0.Add(-time.Hour), none, "", false},
+			[]run{{"20200101T000000Z-02", t0, numbers, "none", false}}, numbers.String(), "20200101T000000Z-02"},
 		// Review 27, R27-1: a forced change to numbers killed between
 		// its commit and its ledger line, then a backfill over an empty
 		// range stamping its rule in that commit's file: the ledger
 		// records the stamping run, which committed no rows, after the
 		// last run that speaks for the rows (in clear).
-		{"the file's run in the ledger after its last run speaking, with no rows", run{"b", t0.Add(2 * time.Hour), numbers, "", false},
-			[]run{{"r1", t0, none, "", false}, {"b", t0.Add(2 * time.Hour), numbers, "", true}}, numbers.String(), ""},
-		{"the file's run in the ledger before its last run speaking", run{"b", t0.Add(2 * time.Hour), numbers, "", false},
-			[]run{{"b", t0.Add(2 * time.Hour), numbers, "", true}, {"r2", t0.Add(time.Hour), none, "", false}}, "none", "r2"},
+		{"the file's run in the ledger after its last run speaking, with no rows", run{"20200101T000000Z-0b", t0.Add(2 * time.Hour), numbers, "", false},
+			[]run{{"20200101T000000Z-01", t0, none, "", false}, {"20200101T000000Z-0b", t0.Add(2 * time.Hour), numbers, "", true}}, numbers.String(), ""},
+		{"the file's run in the ledger before its last run speaking", run{"20200101T000000Z-0b", t0.Add(2 * time.Hour), numbers, "", false},
+			[]run{{"20200101T000000Z-0b", t0.Add(2 * time.Hour), numbers, "", true}, {"20200101T000000Z-02", t0.Add(time.Hour), none, "", false}}, "none", "20200101T000000Z-02"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -266,28 +268,28 @@ func TestRecordWeighedAgainstManifests(t *testing.T) {
 		newFile bool   // the stale word is the newest run's file
 	}{
 		{"an older .state restored, dot files too", func(t *testing.T, s *CSV, dir string) {
-			run(t, s, "r1", t0, none, "", true)
+			run(t, s, "20200101T000000Z-01", t0, none, "", true)
 			old := filepath.Join(t.TempDir(), "state")
 			copyState(t, filepath.Join(dir, ".state"), old)
-			run(t, s, "r2", t0.Add(time.Hour), numbers, "none", true)
-			run(t, s, "r3", t0.Add(2*time.Hour), numbers, "", true)
+			run(t, s, "20200101T000000Z-02", t0.Add(time.Hour), numbers, "none", true)
+			run(t, s, "20200101T000000Z-03", t0.Add(2*time.Hour), numbers, "", true)
 			if err := os.RemoveAll(filepath.Join(dir, ".state")); err != nil {
 				t.Fatal(err)
 			}
 			copyState(t, old, filepath.Join(dir, ".state"))
 		}, numbers.String(), "none", true},
 		{"a forced change that wrote no file yet", func(t *testing.T, s *CSV, dir string) {
-			run(t, s, "r1", t0, none, "", true)
-			run(t, s, "r2", t0.Add(time.Hour), numbers, "none", false)
+			run(t, s, "20200101T000000Z-01", t0, none, "", true)
+			run(t, s, "20200101T000000Z-02", t0.Add(time.Hour), numbers, "none", false)
 		}, numbers.String(), "", false},
 		{"a forced change later in the ledger, its clock behind", func(t *testing.T, s *CSV, dir string) {
-			run(t, s, "r1", t0.Add(2*time.Hour), none, "", true)
-			run(t, s, "r2", t0.Add(time.Hour), numbers, "none", false)
+			run(t, s, "20200101T000000Z-01", t0.Add(2*time.Hour), none, "", true)
+			run(t, s, "20200101T000000Z-02", t0.Add(time.Hour), numbers, "none", false)
 		}, numbers.String(), "", false},
 		{"the files of before a forced change", func(t *testing.T, s *CSV, dir string) {
-			run(t, s, "r1", t0, none, "", true)
-			run(t, s, "r2", t0.Add(time.Hour), numbers, "none", true)
-			run(t, s, "r3", t0.Add(2*time.Hour), none, numbers.String(), true)
+			run(t, s, "20200101T000000Z-01", t0, none, "", true)
+			run(t, s, "20200101T000000Z-02", t0.Add(time.Hour), numbers, "none", true)
+			run(t, s, "20200101T000000Z-03", t0.Add(2*time.Hour), none, numbers.String(), true)
 		}, "none", "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -310,7 +312,7 @@ func TestRecordWeighedAgainstManifests(t *testing.T) {
 			switch {
 			case tc.stale == "" && lost != nil:
 				t.Fatalf("record current: lost %+v; want none", lost)
-			case tc.stale != "" && (lost == nil || lost.Stale != tc.stale || !strings.Contains(lost.File, "_r3_")):
+			case tc.stale != "" && (lost == nil || lost.Stale != tc.stale || !strings.Contains(lost.File, "-03_")):
 				t.Fatalf("record stale: lost %+v; want it saying the record's %q and r3's file", lost, tc.stale)
 			}
 			reads := s.manifestReads.Load()

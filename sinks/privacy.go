@@ -81,6 +81,12 @@ type LostRule struct {
 	// but older than a data file's manifest saying another rule (File):
 	// restored from an older copy of the state (review 27, R27-2).
 	Stale string
+	// NoManifest (CSV, with Unknown and Stale): File is a data file of
+	// the PBX whose manifest is missing, written after the record was
+	// stored and not of a run the ledger records under the record's rule
+	// (review 37, R37-1: an older copy of the state restored, the newer
+	// files' manifests lost): nothing tells its rows' rule.
+	NoManifest bool
 }
 
 // ledgerRules gathers LostRule from the ledger's runs, newest first, up to
@@ -101,6 +107,8 @@ type ledgerRules struct {
 	// run that speaks for the rows and when it started.
 	runs     map[string]int
 	starts   map[string]time.Time // when each run the ledger records started
+	rules    map[string]string    // the rule (Privacy.String) each run the ledger records applied
+	ended    time.Time            // when the latest run the ledger records ended
 	newestAt int
 	newest   time.Time
 }
@@ -259,6 +267,9 @@ func (s *CSV) PrivacyRule(ctx context.Context, pbx string) (exporter.Privacy, bo
 
 // PrivacyRuleFrom is Postgres.PrivacyRuleFrom for the folder: its ledger
 // is the PBX's runs.jsonl, which a restore leaving out dot files keeps.
+// Data files of the PBX whose manifests are missing while no cursor
+// state is left (unmanifested) are refused whatever the record and the
+// ledger say.
 func (s *CSV) PrivacyRuleFrom(_ context.Context, pbx string) (_ exporter.Privacy, _ bool, _ *LostRule, err error) {
 	defer func() { err = s.advise(err) }()
 	if r, err := s.pendingRule(pbx); err != nil {
@@ -267,17 +278,25 @@ func (s *CSV) PrivacyRuleFrom(_ context.Context, pbx string) (_ exporter.Privacy
 		r.Changed = ""
 		return r.Privacy, true, nil, nil
 	}
-	b, err := os.ReadFile(filepath.Join(s.stateDir(pbx), privacyFile))
-	if err == nil {
-		return s.recordedRule(pbx, b)
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
+	record := filepath.Join(s.stateDir(pbx), privacyFile)
+	b, err := os.ReadFile(record)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return exporter.Privacy{}, false, nil, fmt.Errorf("read the pseudonymisation rule: %w", err)
 	}
-	record := filepath.Join(s.stateDir(pbx), privacyFile)
+	recorded := err == nil
 	mr, err := s.manifestRule(pbx)
 	if err != nil {
 		return exporter.Privacy{}, false, nil, err
+	}
+	found, err := s.hasCursorState(pbx)
+	if err != nil {
+		return exporter.Privacy{}, false, nil, err
+	}
+	if !found && len(mr.bare) > 0 {
+		return s.unmanifested(record, mr)
+	}
+	if recorded {
+		return s.recordedRule(pbx, b, mr)
 	}
 	l, err := s.ledgerRules(pbx)
 	if err != nil {
@@ -290,47 +309,44 @@ func (s *CSV) PrivacyRuleFrom(_ context.Context, pbx string) (_ exporter.Privacy
 		l.lost.Record = record
 		return l.last, true, &l.lost, nil
 	}
-	entries, err := os.ReadDir(s.stateDir(pbx))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return exporter.Privacy{}, false, nil, fmt.Errorf("read the pseudonymisation rule: %w", err)
-	}
-	// A key index (<endpoint>~keys.json) is no state: it is made again
-	// from the data files, by forget's rewrites too (attack 7, F8: after
-	// `forget --allow-empty` on a folder whose state was lost it made the
-	// rows read as from before rules were kept, rule none).
-	found := false
-	for _, e := range entries {
-		found = found || strings.HasSuffix(e.Name(), ".json") && !strings.HasPrefix(e.Name(), ".") && !strings.HasSuffix(e.Name(), "~keys.json")
-	}
 	if !found && mr.files > 0 {
 		// Rows and no state: the state lost, the rows' rule not told.
 		return exporter.Privacy{Rule: "none"}, true, &LostRule{Record: record, File: mr.noRule, Files: mr.files, Unknown: true}, nil
 	}
-	if !found {
-		return s.unmanifested(pbx, record)
-	}
 	return exporter.Privacy{Rule: "none"}, found, nil, nil
 }
 
-// unmanifested is PrivacyRuleFrom for a PBX with neither state nor a
-// data file's manifest: a first export, unless the folder holds data
-// files of the PBX whose manifests are gone too (review 26: the state
-// and the manifests lost, the .csv and .csv.gz files kept), which
-// forget's judgement of lost state finds by their names (CSVStateLost,
-// shared: each PBX by its own state folder, so this PBX's first export
-// beside another's files is no loss, nor a user's own CSV file).
-func (s *CSV) unmanifested(pbx, record string) (exporter.Privacy, bool, *LostRule, error) {
-	none := exporter.Privacy{Rule: "none"}
-	lost, err := CSVStateLost(s.opt.Dir)
-	if err != nil {
-		return none, false, nil, err
+// hasCursorState says whether the PBX's state folder holds a cursor's
+// state (<key>.json, or a pending commit's record). A key index
+// (<endpoint>~keys.json) is no state: it is made again from the data
+// files, by forget's rewrites too (attack 7, F8: after `forget
+// --allow-empty` on a folder whose state was lost it made the rows read
+// as from before rules were kept, rule none); nor are the run ledger and
+// the dot files (the record of the rule, the marks).
+func (s *CSV) hasCursorState(pbx string) (bool, error) {
+	entries, err := os.ReadDir(s.stateDir(pbx))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("read the pseudonymisation rule: %w", err)
 	}
-	for _, l := range lost {
-		if l.PBX == pbx {
-			return none, true, &LostRule{Record: record, File: l.File, Unknown: true, Unmanifested: true}, nil
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".json") && !strings.HasPrefix(e.Name(), ".") && !strings.HasSuffix(e.Name(), "~keys.json") {
+			return true, nil
 		}
 	}
-	return none, false, nil, nil
+	return false, nil
+}
+
+// unmanifested is PrivacyRuleFrom for a PBX with no cursor state whose
+// data files (named as the sink names them: mr.bare) are there without
+// their manifests (review 26: the state and the manifests lost, the .csv
+// and .csv.gz files kept; review 38, R38-2: the same with the run ledger
+// left, which once made the ledger's rule taken and every row written
+// again). A run tells its own rows by their files' manifests: it could
+// not tell them from new ones, nor their rule. Each PBX by its own files
+// and state, so that this PBX's first export beside another's files is
+// no loss, nor a user's own CSV file.
+func (s *CSV) unmanifested(record string, mr manifestRule) (exporter.Privacy, bool, *LostRule, error) {
+	return exporter.Privacy{Rule: "none"}, true, &LostRule{Record: record, File: mr.bare[0].Name, Files: mr.files + len(mr.bare), Unknown: true, Unmanifested: true}, nil
 }
 
 // recordedRule is PrivacyRuleFrom when the PBX's record of the rule, b,
@@ -348,28 +364,28 @@ func (s *CSV) unmanifested(pbx, record string) (exporter.Privacy, bool, *LostRul
 // file under another rule. A rewrite in place stamps the files it
 // rewrote whole with its run's rule (csv_rule.go): a completed rewrite
 // under the record's rule is the newest word, and agrees.
-func (s *CSV) recordedRule(pbx string, b []byte) (exporter.Privacy, bool, *LostRule, error) {
+func (s *CSV) recordedRule(pbx string, b []byte, mr manifestRule) (exporter.Privacy, bool, *LostRule, error) {
 	r, found, err := decodePrivacy(b)
 	if err != nil {
 		return r, found, nil, err
 	}
 	var rec storedRule
 	_ = json.Unmarshal(b, &rec) // decoded above
-	mr, err := s.manifestRule(pbx)
-	if err != nil {
-		return exporter.Privacy{}, false, nil, err
-	}
-	if mr.rule != nil && mr.rule.String() != r.String() && mr.run != rec.RunID {
-		l, err := s.ledgerRules(pbx)
-		if err != nil {
+	record := filepath.Join(s.stateDir(pbx), privacyFile)
+	var l *ledgerRules
+	if mr.rule != nil && mr.rule.String() != r.String() && mr.run != rec.RunID || len(mr.bare) > 0 {
+		if l, err = s.ledgerRules(pbx); err != nil {
 			return exporter.Privacy{}, false, nil, err
 		}
-		if mr.newerThan(rec, l) {
-			return *mr.rule, true, &LostRule{Record: filepath.Join(s.stateDir(pbx), privacyFile), Rules: []string{mr.rule.String()},
-				File: mr.file, Files: mr.files, Stale: r.String()}, nil
-		}
+	}
+	if mr.rule != nil && mr.rule.String() != r.String() && mr.run != rec.RunID && mr.newerThan(rec, l) {
+		return *mr.rule, true, &LostRule{Record: record, Rules: []string{mr.rule.String()},
+			File: mr.file, Files: mr.files, Stale: r.String()}, nil
 	}
 	s.saveRuleMark(pbx, mr)
+	if bare := mr.unaccounted(rec, l); bare != nil {
+		return r, true, &LostRule{Record: record, File: bare.Name, Files: mr.files + len(mr.bare), Unknown: true, NoManifest: true, Stale: r.String()}, nil
+	}
 	return r, true, nil, nil
 }
 
@@ -385,11 +401,12 @@ func (s *CSV) ledgerRules(pbx string) (*ledgerRules, error) {
 		return nil, fmt.Errorf("read the pseudonymisation rule from the run ledger: %w", err)
 	}
 	lines := bytes.Split(b, []byte{'\n'})
-	l.runs, l.starts = map[string]int{}, map[string]time.Time{}
+	l.runs, l.starts, l.rules = map[string]int{}, map[string]time.Time{}, map[string]string{}
 	for i := len(lines) - 1; i >= 0; i-- {
 		var run struct {
 			ID        string            `json:"run_id"`
 			Started   time.Time         `json:"started"`
+			Ended     time.Time         `json:"ended"`
 			Privacy   *exporter.Privacy `json:"privacy"`
 			Endpoints []struct {
 				Rows int64 `json:"rows"`
@@ -400,6 +417,12 @@ func (s *CSV) ledgerRules(pbx string) (*ledgerRules, error) {
 		}
 		if _, later := l.runs[run.ID]; !later {
 			l.runs[run.ID], l.starts[run.ID] = i, run.Started
+			if run.Privacy != nil {
+				l.rules[run.ID] = run.Privacy.String()
+			}
+		}
+		if run.Ended.After(l.ended) {
+			l.ended = run.Ended
 		}
 		if run.Privacy == nil || l.done {
 			continue

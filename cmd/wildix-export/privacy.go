@@ -256,6 +256,9 @@ func (a *app) lostRule(ctx context.Context, s *sink, g *privacy.Guard, lost *sin
 // nothing is guessed, not even a first export's any rule fits (attack 7,
 // F9).
 func (a *app) unknownRule(s *sink, lost *sinks.LostRule, now exporter.Privacy) error {
+	if lost.NoManifest {
+		return a.noManifest(s, lost, now)
+	}
 	return fmt.Errorf("%w: the pseudonymisation rule PBX %s's rows in the %s are written under is not known: its state (%s, the record of the rule, and its run ledger) is missing, "+
 		"and its %d data file(s) were written by a release whose manifests do not say the rule (%s, for one); this run would write them under %s: "+
 		"restore the state folder from a backup taken with the data (without it the export also starts again from the beginning); "+
@@ -264,15 +267,30 @@ func (a *app) unknownRule(s *sink, lost *sinks.LostRule, now exporter.Privacy) e
 		errUsage, a.cfg.PBXID, s.name, filepath.Dir(lost.Record), lost.Files, lost.File, now, newExport(s))
 }
 
+// noManifest is unknownRule's refusal when a data file of the PBX has no
+// manifest and was written after the record of the rule was stored
+// (sinks.LostRule.NoManifest; review 37, R37-1: an older copy of the
+// state restored with its record, the newer files' manifests lost, and a
+// run in clear was accepted beside pseudonymised rows).
+func (a *app) noManifest(s *sink, lost *sinks.LostRule, now exporter.Privacy) error {
+	return fmt.Errorf("%w: the pseudonymisation rule PBX %s's rows in the %s are written under is not known: the data file %s has no manifest (%s) and was written after the record of the rule (%s, which says %s) was stored, by no run the run ledger records under that rule: "+
+		"the state may be an older copy restored, and the file's rows written under another rule; this run would write them under %s: "+
+		"restore the whole state folder and the manifests from the backup taken with the data files; "+
+		"or look at the rows of that file (a pseudonymised number reads p:…), set EXPORT_PSEUDONYMIZE and EXPORT_PSEUDONYM_KEY as they were written and run `wildix-export run --once --force` to record that rule (the run ledger records it); "+
+		"or %s. Nothing was changed",
+		errUsage, a.cfg.PBXID, s.name, lost.File, strings.TrimSuffix(strings.TrimSuffix(filepath.Base(lost.File), ".gz"), ".csv")+".manifest.json", lost.Record, lost.Stale, now, newExport(s))
+}
+
 // unmanifested is lostRule's refusal, --force or not, of a CSV folder
-// holding data files with neither the PBX's state nor any manifest
-// (sinks.LostRule.Unmanifested; review 26): the run would be taken for a
+// holding data files without their manifests and no cursor state of the
+// PBX (sinks.LostRule.Unmanifested; review 26; review 38, R38-2: with
+// the run ledger left, whatever it says): the run would be taken for a
 // first export and write every call again beside the files (in clear
 // beside pseudonymised copies, or doubled), as a run tells its own rows
 // by their files' manifests. Forget refuses such a folder too (the
 // sink judges it by forget's sinks.CSVStateLost).
 func (a *app) unmanifested(s *sink, lost *sinks.LostRule, now exporter.Privacy) error {
-	return fmt.Errorf("%w: EXPORT_CSV_DIR=%s holds data files (%s, for one) but neither PBX %s's state (%s) nor the files' manifests (<file>.manifest.json): both were lost, and nothing tells which rule the rows are written under nor which calls they hold; "+
+	return fmt.Errorf("%w: EXPORT_CSV_DIR=%s holds data files (%s, for one) but neither PBX %s's state (%s: no cursor state; a run ledger alone does not count) nor the files' manifests (<file>.manifest.json): both were lost, and nothing tells which rule the rows are written under nor which calls they hold; "+
 		"this run would take the folder for a first export and write every call again beside them, under %s (in clear beside pseudonymised rows, or doubled), --force or not: "+
 		"restore the state folder and the manifests from a backup taken with the data; or move the data files out of the folder (keep them as they are: rows in clear, or pseudonymised, cannot be told apart by name) and export into it again from the PBX's own copy, after `wildix-export forget --allow-empty` there for each number forgotten before (the suppression list was lost with the state); "+
 		"or %s. Nothing was changed",

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -216,5 +217,127 @@ func TestChangeAdviceTrueForEachChange(t *testing.T) {
 	r := runCLI(t, with("EXPORT_PSEUDONYMIZE=none"), "run", "--once", "--force")
 	if r.code != 0 || !strings.Contains(r.stderr, "keep their pseudonyms, which cannot be turned back") || strings.Contains(r.stderr, "rewrites in place") {
 		t.Fatalf("forced change to none: exit %d, %v; want 0 and the advice for none\n%s", r.code, r.err, r.stderr)
+	}
+}
+
+// TestRunRefusesNewerFileWithoutManifest is review 37's R37-1: an older
+// copy of .state (its record says none) restored with its dot files
+// after pseudonymisation was turned on (forced), AND the manifests of
+// the files written since deleted: the record was trusted, as the check
+// read only the manifests, and a run in clear exited 0, writing numbers
+// in clear beside the pseudonymised history. Now the PBX's data files
+// are listed by the names the sink gives them: the run is refused (exit
+// 2) naming a file without a manifest written after the record, and
+// changes no data file; forced under the rows' rule, it records that
+// rule. Seen failing (exit 0) with the files without a manifest not
+// looked at.
+func TestRunRefusesNewerFileWithoutManifest(t *testing.T) {
+	t.Parallel()
+	f := authorized(t, pbxsim.Options{Calls: 40})
+	dir := t.TempDir()
+	clear := fixtureEnv(f, dir, "EXPORT_ENDPOINTS=call_history,colleagues")
+	numbers := append(append([]string(nil), clear...), "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey1)
+	if r := runCLI(t, clear, "run", "--once"); r.code != 0 {
+		t.Fatalf("run in clear: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	old := filepath.Join(t.TempDir(), "state")
+	if err := os.CopyFS(old, os.DirFS(filepath.Join(dir, ".state"))); err != nil {
+		t.Fatal(err)
+	}
+	had, _ := filepath.Glob(filepath.Join(dir, "*", "*.manifest.json"))
+	if r := runCLI(t, numbers, "run", "--once", "--force"); r.code != 0 {
+		t.Fatalf("forced run under numbers: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, ".state")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(filepath.Join(dir, ".state"), os.DirFS(old)); err != nil {
+		t.Fatal(err)
+	}
+	mans, _ := filepath.Glob(filepath.Join(dir, "*", "*.manifest.json"))
+	removed := 0
+	for _, m := range mans {
+		if !slices.Contains(had, m) {
+			if err := os.Remove(m); err != nil {
+				t.Fatal(err)
+			}
+			removed++
+		}
+	}
+	if removed == 0 {
+		t.Fatal("the forced run wrote no file: the case is not the review's")
+	}
+	before := dataFiles(t, dir)
+	r := runCLI(t, clear, "run", "--once")
+	if r.code != exitConfig {
+		t.Fatalf("older state restored, newer manifests deleted, run in clear: exit %d, %v; want 2\n%s", r.code, r.err, r.stderr)
+	}
+	for _, w := range []string{"is not known: the data file ", "has no manifest", "was written after the record of the rule", "which says none", "restore the whole state folder and the manifests", "--force", "Nothing was changed"} {
+		if !strings.Contains(r.err.Error(), w) {
+			t.Errorf("run in clear: %v; want it to say %q", r.err, w)
+		}
+	}
+	if dataFiles(t, dir) != before {
+		t.Fatal("the refused run changed the data files")
+	}
+	if r := runCLI(t, numbers, "run", "--once"); r.code != exitConfig {
+		t.Fatalf("run under numbers, not forced: exit %d, %v; want 2 (nothing tells the rule)", r.code, r.err)
+	}
+	if r := runCLI(t, numbers, "run", "--once", "--force"); r.code != 0 {
+		t.Fatalf("forced run under numbers: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	if r := runCLI(t, numbers, "run", "--once"); r.code != 0 {
+		t.Fatalf("run under numbers after the forced one: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	if r := runCLI(t, clear, "run", "--once"); r.code != exitConfig || !strings.Contains(r.err.Error(), "EXPORT_PSEUDONYMIZE changed: the") {
+		t.Fatalf("run in clear after: exit %d, %v; want 2 as a change", r.code, r.err)
+	}
+}
+
+// TestRunRefusesLedgerOnlyStateWithoutManifests is review 38's R38-2:
+// the state folder emptied but for runs.jsonl, and the data files'
+// manifests deleted: the ledger's rule was taken, and a run wrote every
+// call again (doubled) and exited 0, as the refusal of review 26 took the
+// ledger for state. Now data files without manifests and no cursor state
+// are refused (exit 2), --force or not, whatever the ledger says, and no
+// data file is changed. Seen failing (exit 0) with the ledger consulted
+// before that check.
+func TestRunRefusesLedgerOnlyStateWithoutManifests(t *testing.T) {
+	t.Parallel()
+	f := authorized(t, pbxsim.Options{Calls: 40})
+	dir := t.TempDir()
+	numbers := fixtureEnv(f, dir, "EXPORT_ENDPOINTS=call_history,colleagues", "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey1)
+	if r := runCLI(t, numbers, "run", "--once"); r.code != 0 {
+		t.Fatalf("first run: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	states, _ := filepath.Glob(filepath.Join(dir, ".state", "*", "*"))
+	for _, p := range states {
+		if filepath.Base(p) == "runs.jsonl" {
+			continue
+		}
+		if err := os.RemoveAll(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mans, _ := filepath.Glob(filepath.Join(dir, "*", "*.manifest.json"))
+	for _, m := range mans {
+		if err := os.Remove(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := dataFiles(t, dir)
+	for _, args := range [][]string{{"run", "--once"}, {"run", "--once", "--force"}} {
+		r := runCLI(t, numbers, args...)
+		if r.code != exitConfig {
+			t.Fatalf("%v: exit %d, %v; want 2\n%s", args, r.code, r.err, r.stderr)
+		}
+		for _, w := range []string{"holds data files (", "no cursor state; a run ledger alone does not count", "--force or not", "Nothing was changed"} {
+			if !strings.Contains(r.err.Error(), w) {
+				t.Errorf("%v: %v; want it to say %q", args, r.err, w)
+			}
+		}
+		if dataFiles(t, dir) != before {
+			t.Fatalf("%v: the refused run changed the data files", args)
+		}
 	}
 }
