@@ -233,10 +233,11 @@ func (p *Postgres) RecordRuleChange(ctx context.Context, pbx, run string) (bool,
 
 // RecordRuleChange is Postgres.RecordRuleChange for the folder: the
 // rule file, then the run's ledger line (FinishRun, after it) marks the
-// change. Killed between the two, the record names the run and the
-// ledger misses it: the rows are all of before the change, under the
-// rule the ledger says, and the record, newer than every file, is the
-// rule from then on.
+// change. Killed between the two (or between a commit storing a change
+// and the line), the record names the run and the ledger misses it: the
+// next start under the PBX's lock marks the change in the ledger
+// (markRuleChange, review 38, R38-1), so that the ledger, which
+// outlives a record lost, never misses a change stored.
 func (s *CSV) RecordRuleChange(_ context.Context, pbx, run string) (_ bool, err error) {
 	defer func() { err = s.advise(err) }()
 	r, ok := s.rules.take(pbx, run)
@@ -255,7 +256,63 @@ func (s *CSV) RecordRuleChange(_ context.Context, pbx, run string) (_ bool, err 
 // stored one only once its commit is completed, so a run checks the rule
 // under its lock after Recover (review 30-fixes 4).
 func (s *CSV) Recover(_ context.Context, pbx string) error {
-	return s.advise(s.recoverAll(pbx))
+	if err := s.recoverAll(pbx); err != nil {
+		return s.advise(err)
+	}
+	return s.advise(s.markRuleChange(pbx))
+}
+
+// markRuleChange adds to the PBX's run ledger the line of a forced
+// change of rule the record says was stored (its changed and run_id)
+// when the ledger has no line of that run: the run was killed after the
+// record was written and before its own line (review 38, R38-1: the
+// change stayed unmarked for good, and with the record lost later the
+// ledger's earlier rule was taken). The line says the run was
+// interrupted, committed no rows it knows of and changed the rule. It is
+// called under the PBX's lock (Recover), once the commits a crash left
+// are completed, so the run is no other process's; a run of this process
+// still going (StartRun, no FinishRun yet) is left to write its own.
+func (s *CSV) markRuleChange(pbx string) error {
+	dir := s.stateDir(pbx)
+	b, err := os.ReadFile(filepath.Join(dir, privacyFile))
+	if err != nil {
+		return nil // no record (or none readable: the check of the rule says so)
+	}
+	var rec storedRule
+	if json.Unmarshal(b, &rec) != nil || rec.Changed == "" || rec.RunID == "" || rec.Rule == "" {
+		return nil
+	}
+	if _, running := s.runs.Load(rec.RunID); running {
+		return nil
+	}
+	l, err := os.ReadFile(filepath.Join(dir, "runs.jsonl"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("read the run ledger for the pseudonymisation change: %w", err)
+	}
+	id, _ := json.Marshal(rec.RunID)
+	if bytes.Contains(l, append([]byte(`"run_id":`), id...)) {
+		return nil
+	}
+	started := rec.Started
+	if started.IsZero() && len(rec.RunID) >= 16 {
+		started, _ = time.Parse("20060102T150405Z", rec.RunID[:16])
+	}
+	line, _ := json.Marshal(struct {
+		ID        string            `json:"run_id"`
+		Mode      string            `json:"mode"`
+		PBX       string            `json:"pbx"`
+		Started   time.Time         `json:"started"`
+		Status    string            `json:"status"`
+		Endpoints []any             `json:"endpoints"`
+		Privacy   *exporter.Privacy `json:"privacy"`
+		Note      string            `json:"note"`
+	}{ID: rec.RunID, Mode: "unknown", PBX: pbx, Started: started, Status: "interrupted", Endpoints: []any{}, Privacy: &rec.Privacy,
+		Note: "the run stored this forced change of pseudonymisation rule and was stopped before its own line: marked at the next start"})
+	if err := safefile.AppendLine(filepath.Join(dir, "runs.jsonl"), fileMode, line); err != nil {
+		return fmt.Errorf("mark the pseudonymisation change in the run ledger: %w", err)
+	}
+	s.opt.Log.Warn("a forced change of pseudonymisation rule was stored by a run stopped before its ledger line: marked in the run ledger now", "run_id", rec.RunID, "from", rec.Changed, "to", rec.Privacy.String())
+	return nil
 }
 
 // PrivacyRule is Postgres.PrivacyRule for the folder: state is any file
