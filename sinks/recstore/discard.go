@@ -82,7 +82,7 @@ func (s *S3) Discard(ctx context.Context, name string) (bool, error) {
 		if minio.ToErrorResponse(err).StatusCode == http.StatusNotFound {
 			return false, nil
 		}
-		return false, fmt.Errorf("discard %s: %w", name, denied(err, "s3:GetObject"))
+		return false, fmt.Errorf("discard %s: %w", name, s.headRefused(ctx, key, err, "s3:GetObject"))
 	}
 	if err := s.c.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{}); err != nil {
 		if minio.ToErrorResponse(err).Code == "NoSuchKey" {

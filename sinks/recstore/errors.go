@@ -1,10 +1,17 @@
 package recstore
 
 import (
+	"bytes"
+	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
 	"os"
+	"regexp"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -58,17 +65,115 @@ var rootEscapes = sync.OnceValue(func() error {
 })
 
 // ErrDenied marks the S3 server refusing a request for want of a
-// permission of the store's key (403 AccessDenied): configuration, not a
-// server busy or down, which the next run meets again until the key is
-// given the permission the error names.
+// permission of the store's key (403 and the S3 error code AccessDenied
+// in the server's answer): configuration, not a server busy or down,
+// which the next run meets again until the key is given the permission
+// the error names; the command exits 2 wherever it meets it (run,
+// forget, retention; attack9 F3). A 403 whose reason the server did not
+// say (a proxy's page, a HEAD's empty answer) is not it (R40-1): see
+// forbidden.
 var ErrDenied = errors.New("refused for want of a permission")
 
 // denied wraps err, a request's error, with ErrDenied and the permission
 // perm the request needs when the server answered AccessDenied, saying
-// what to set; any other error it returns as it is.
+// what to set; any other error it returns as it is. Only an S3 error the
+// server sent has that code: a 403 that is not one is given another by
+// forbidden (the client would take it for AccessDenied).
 func denied(err error, perm string) error {
 	if err == nil || minio.ToErrorResponse(err).Code != "AccessDenied" {
 		return err
 	}
 	return fmt.Errorf("%w: %w: give the key of EXPORT_RECORDINGS_S3_ACCESS_KEY %s on the bucket (docs/sinks.md, Recordings)", err, ErrDenied, perm)
+}
+
+// codeNoReason is the S3 error code forbidden gives a 403 answer that is
+// not an S3 error document.
+const codeNoReason = "Forbidden, not an S3 error"
+
+// forbidden is the S3 store's transport (around the one it is given):
+// a 403 answer whose body is not an S3 error document (<Error> with a
+// <Code>) gets one of code codeNoReason, whose message names the status
+// and what the server sent, shortened and without credentials. The
+// client (minio-go) takes any 403 it cannot parse for AccessDenied, so
+// that a proxy's HTML page, or a HEAD refused (a HEAD's answer has no
+// body: a permission, or this machine's clock off from the server's),
+// was reported as the key wanting a permission, exit 2 and the advice
+// to give it one (R40-1). secrets (the keys) are cut out of what is
+// shown.
+type forbidden struct {
+	next    http.RoundTripper
+	secrets []string
+}
+
+// maxErrBody is as much of a 403's body as forbidden reads: an S3 error
+// document is far shorter; a longer answer is not one.
+const maxErrBody = 64 << 10
+
+func (f forbidden) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := f.next.RoundTrip(r)
+	if err != nil || resp.StatusCode != http.StatusForbidden {
+		return resp, err
+	}
+	body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxErrBody+1))
+	resp.Body.Close()
+	if rerr == nil && len(body) <= maxErrBody && isS3Error(body) {
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		return resp, nil
+	}
+	var why string
+	switch {
+	case rerr != nil:
+		why = fmt.Sprintf("403 Forbidden, its answer cut short (%v): no reason read", rerr)
+	case r.Method == http.MethodHead:
+		why = "403 Forbidden to a HEAD request, whose answer tells no reason: the key may lack a permission, or this machine's clock be off from the server's (RequestTimeTooSkewed)"
+	case len(body) == 0:
+		why = "403 Forbidden without a body, no S3 error: a proxy or gateway in the way, the key lacking a permission, or this machine's clock off from the server's; check EXPORT_RECORDINGS_S3_ENDPOINT"
+	default:
+		why = fmt.Sprintf("403 Forbidden with an answer that is not an S3 error (%s, %d bytes: %s): a proxy or gateway in the way, or not an S3 server; check EXPORT_RECORDINGS_S3_ENDPOINT",
+			quoteShort(resp.Header.Get("Content-Type")), len(body), f.shown(body))
+	}
+	doc, _ := xml.Marshal(struct {
+		XMLName xml.Name `xml:"Error"`
+		Code    string
+		Message string
+	}{Code: codeNoReason, Message: why})
+	resp.Body = io.NopCloser(bytes.NewReader(doc))
+	resp.ContentLength = int64(len(doc))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(doc)))
+	resp.Header.Set("Content-Type", "application/xml")
+	// The client would take these for the server's code and message.
+	resp.Header.Del("X-Minio-Error-Code")
+	resp.Header.Del("X-Minio-Error-Desc")
+	return resp, nil
+}
+
+// isS3Error reports whether body is an S3 error document with a code.
+func isS3Error(body []byte) bool {
+	var e struct {
+		XMLName xml.Name
+		Code    string
+	}
+	return xml.Unmarshal(body, &e) == nil && e.XMLName.Local == "Error" && e.Code != ""
+}
+
+var (
+	tags         = regexp.MustCompile(`<[^>]*>`)
+	secretParams = regexp.MustCompile(`(?i)(signature|credential|security-token|authorization)([=:]\s*)[^\s,&;"'<>]+`)
+)
+
+// shown is body as an error shows it: its text without markup, spaces
+// collapsed, credentials (a signature, a key echoed back) cut out, at
+// most 160 characters, quoted.
+func (f forbidden) shown(body []byte) string {
+	s := strings.Join(strings.Fields(tags.ReplaceAllString(string(body), " ")), " ")
+	s = secretParams.ReplaceAllString(s, "$1$2…")
+	for _, k := range f.secrets {
+		if k != "" {
+			s = strings.ReplaceAll(s, k, "…")
+		}
+	}
+	if r := []rune(s); len(r) > 160 {
+		s = string(r[:160]) + "…"
+	}
+	return strconv.Quote(s)
 }

@@ -163,6 +163,7 @@ func OpenS3(ctx context.Context, o S3Options) (*S3, error) {
 	if tr == nil {
 		tr = defaultTransport(o.Timeout, n)
 	}
+	tr = forbidden{next: tr, secrets: []string{o.AccessKey, o.SecretKey}}
 	c, err := minio.New(u.Host, &minio.Options{
 		Creds:        credentials.NewStaticV4(o.AccessKey, o.SecretKey, ""),
 		Secure:       u.Scheme == "https",
@@ -407,6 +408,11 @@ func refusesTrailer(err error) bool {
 	case http.StatusNotImplemented:
 		return true
 	case http.StatusBadRequest, http.StatusForbidden:
+		if e.Code == codeNoReason {
+			// A 403 without an S3 error: its message quotes
+			// whatever the server sent, which tells nothing here.
+			return false
+		}
 		if trailerCodes[e.Code] {
 			return true
 		}
@@ -458,7 +464,7 @@ func (s *S3) Stat(ctx context.Context, name string) (Object, error) {
 		if minio.ToErrorResponse(err).StatusCode == http.StatusNotFound {
 			return Object{}, fmt.Errorf("stat %s: %w", name, fs.ErrNotExist)
 		}
-		return Object{}, fmt.Errorf("stat %s: %w", name, denied(err, "s3:GetObject"))
+		return Object{}, fmt.Errorf("stat %s: %w", name, s.headRefused(ctx, key, err, "s3:GetObject"))
 	}
 	if sum := info.UserMetadata[shaMeta]; checkWant(Want{SHA256: sum}) == nil && sum != "" {
 		return Object{Name: name, Size: info.Size, SHA256: sum}, nil
@@ -474,6 +480,33 @@ func (s *S3) Stat(ctx context.Context, name string) (Object, error) {
 		return Object{}, fmt.Errorf("stat %s: read: %w", name, denied(err, "s3:GetObject"))
 	}
 	return Object{Name: name, Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// headRefused is err, a HEAD's error for key (StatObject), with the
+// permission perm the request needs named when the server refused for
+// want of it. A HEAD's answer has no body, so a 403 to it tells no
+// reason (codeNoReason: a permission, or the clock off): a GET of the
+// object's first byte asks again, and its refusal, when the server gives
+// its reason, is the error (AccessDenied: ErrDenied, naming perm;
+// RequestTimeTooSkewed: the clock; a proxy's page, shortened). Else err
+// is returned as it is, saying it may be either (R40-1).
+func (s *S3) headRefused(ctx context.Context, key string, err error, perm string) error {
+	if minio.ToErrorResponse(err).Code != codeNoReason {
+		return denied(err, perm)
+	}
+	var o minio.GetObjectOptions
+	if o.SetRange(0, 0) != nil {
+		return err
+	}
+	body, _, _, gerr := minio.Core{Client: s.c}.GetObject(ctx, s.bucket, key, o)
+	if gerr == nil {
+		body.Close()
+		return err
+	}
+	if minio.ToErrorResponse(gerr).StatusCode == http.StatusForbidden {
+		return fmt.Errorf("%w; a GET of it answered: %w", err, denied(gerr, perm))
+	}
+	return err
 }
 
 // Stored reports whether name holds an object that is what want announces

@@ -208,6 +208,25 @@ func (s *Server) makeBucket() error {
 // Host kept). It stops at the test's end.
 func (s *Server) Refusing(t testing.TB, refuse func(*http.Request) bool) string {
 	t.Helper()
+	return s.Answering(t, func(w http.ResponseWriter, r *http.Request) bool {
+		if !refuse(r) {
+			return false
+		}
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusForbidden)
+		if r.Method != http.MethodHead {
+			io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message><RequestId>recstoretest</RequestId></Error>`)
+		}
+		return true
+	})
+}
+
+// Answering returns the endpoint of a proxy to the server (a real HTTP
+// server on loopback) that lets answer reply to each request, and
+// forwards those it did not reply to (answer returns false, having
+// written nothing), their signed Host kept. It stops at the test's end.
+func (s *Server) Answering(t testing.TB, answer func(http.ResponseWriter, *http.Request) bool) string {
+	t.Helper()
 	target, err := url.Parse(s.Endpoint)
 	if err != nil {
 		t.Fatal(err)
@@ -217,14 +236,8 @@ func (s *Server) Refusing(t testing.TB, refuse func(*http.Request) bool) string 
 		pr.Out.Host = pr.In.Host
 	}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !refuse(r) {
+		if !answer(w, r) {
 			rp.ServeHTTP(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "application/xml")
-		w.WriteHeader(http.StatusForbidden)
-		if r.Method != http.MethodHead {
-			io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message><RequestId>recstoretest</RequestId></Error>`)
 		}
 	}))
 	t.Cleanup(srv.Close)
