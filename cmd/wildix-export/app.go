@@ -16,6 +16,7 @@ import (
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/internal/pseudonym"
 	"github.com/wildix-export/wildix-export/sinks"
+	"github.com/wildix-export/wildix-export/sinks/recstore"
 )
 
 // Exit codes, documented in the README; a cron or an orchestrator tells
@@ -46,6 +47,11 @@ func exitCode(err error) int {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return exitOK
 	case errors.As(err, &cfgErr), errors.Is(err, errUsage), errors.Is(err, record.ErrConfig):
+		return exitConfig
+	case errors.Is(err, recstore.ErrDenied):
+		// The recordings store's key lacks a permission, which the
+		// error names: forget's and the retention's as a run's (attack9
+		// F3).
 		return exitConfig
 	case errors.Is(err, auth.ErrReauthorize):
 		return exitAuth

@@ -29,6 +29,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/minio/minio-go/v7"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/wildix-export/wildix-export/config"
@@ -42,6 +43,7 @@ import (
 	"github.com/wildix-export/wildix-export/simtest"
 	"github.com/wildix-export/wildix-export/sinks"
 	"github.com/wildix-export/wildix-export/sinks/recstore"
+	"github.com/wildix-export/wildix-export/sinks/recstore/recstoretest"
 )
 
 // retentionSim is a PBX whose calls span the 20 days before now, one
@@ -1000,4 +1002,67 @@ func csvColumnByKey(t *testing.T, dir, key, val string) map[string]string {
 		}
 	}
 	return out
+}
+
+// TestStoreDeniedExitsConfig (attack9 F3): an S3 key without
+// s3:DeleteObject (the server answers 403 AccessDenied to a delete) makes
+// forget and a run's retention exit 2, as a run's erasure does: a person
+// must give the key the permission, which the error names; nothing is
+// removed. Before, both exited 1 (a failure to retry).
+func TestStoreDeniedExitsConfig(t *testing.T) {
+	t.Parallel()
+	o := pbxsim.Options{Seed: 7, Calls: 60, CallsStart: time.Now().UTC().Add(-20 * 24 * time.Hour), CallGap: 8 * time.Hour,
+		APIKeys: []string{recToken}, Recordings: pbxsim.RecordingOptions{Every: 2, BytesPerSecond: 200}}
+	f := authorized(t, o)
+	srv := recstoretest.Start(t)
+	s3env := func(endpoint string) []string {
+		return []string{"EXPORT_RECORDINGS_STORE=s3", "EXPORT_RECORDINGS_S3_ENDPOINT=" + endpoint, "EXPORT_RECORDINGS_S3_BUCKET=" + srv.Bucket,
+			"EXPORT_RECORDINGS_S3_REGION=" + srv.Region, "EXPORT_RECORDINGS_S3_PATH_STYLE=true",
+			"EXPORT_RECORDINGS_S3_ACCESS_KEY=" + srv.AccessKey, "EXPORT_RECORDINGS_S3_SECRET_KEY=" + srv.SecretKey}
+	}
+	dir := t.TempDir()
+	base := []string{"EXPORT_ENDPOINTS=call_history,recordings", "WILDIX_RECORDINGS_TOKEN=" + recToken}
+	if r := runCLI(t, simEnv(f, dir, append(base, s3env(srv.Endpoint)...)...), "run", "--once"); r.code != exitOK {
+		t.Fatalf("run --once: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	objects := func() int {
+		n := 0
+		for obj := range srv.Client(t).ListObjects(context.Background(), srv.Bucket, minio.ListObjectsOptions{Recursive: true}) {
+			if obj.Err != nil {
+				t.Fatal(obj.Err)
+			}
+			n++
+		}
+		return n
+	}
+	stored := objects()
+	var number string
+	for _, r := range f.Sim.Recordings() {
+		if d, ok := pseudonym.Canonical(r.Number); ok && len(d) >= 7 && !r.Start.After(time.Now().Add(-11*24*time.Hour)) {
+			number = d
+			break
+		}
+	}
+	if stored == 0 || number == "" {
+		t.Fatalf("%d file(s) stored, number %q: the test proves nothing", stored, number)
+	}
+	refusing := srv.Refusing(t, func(r *http.Request) bool { return r.Method == http.MethodDelete })
+	denied := simEnv(f, dir, append(base, s3env(refusing)...)...)
+	for _, tc := range []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{"forget", denied, []string{"forget", "--number", "+" + number}, "remove a recording of the number"},
+		{"retention", append(denied[:len(denied):len(denied)], "EXPORT_ENDPOINTS=call_history", "EXPORT_RETENTION=10d"), []string{"run", "--once"}, "export retention"},
+	} {
+		r := runCLI(t, tc.env, tc.args...)
+		if r.code != exitConfig || !strings.Contains(fmt.Sprint(r.err), tc.want) || !strings.Contains(fmt.Sprint(r.err), "s3:DeleteObject") {
+			t.Errorf("%s, the key without s3:DeleteObject: exit %d: %v; want exit %d, %q, naming s3:DeleteObject\n%s", tc.name, r.code, r.err, exitConfig, tc.want, r.stderr)
+		}
+		if n := objects(); n != stored {
+			t.Errorf("%s refused: %d file(s) stored, want %d", tc.name, n, stored)
+		}
+	}
 }
