@@ -691,8 +691,15 @@ type RewriteDue struct {
 const rewriteDueKey = "pseudonymisation rewrite due"
 
 // rewriteDueFile is the CSV sink's file of the record, in the PBX's
-// state folder: a leading dot keeps it apart from every state file.
-const rewriteDueFile = ".rewrite-due.json"
+// state folder: a "~", which safeName never writes, keeps it apart from
+// every state file, and no leading dot, so that a copy of the folder
+// leaving out dot files keeps it with runs.jsonl (attack 9, F5: a
+// rewrite due lost so was left unfinished in silence).
+// rewriteDueDotFile is its name before: read, and removed with it.
+const (
+	rewriteDueFile    = "rewrite~due.json"
+	rewriteDueDotFile = ".rewrite-due.json"
+)
 
 // ErrRewriteDueDamaged is RewriteDue's error for a record it cannot
 // read: a rewrite was asked for, but which is not known. A backfill with
@@ -737,35 +744,47 @@ func (p *Postgres) SetRewriteDue(ctx context.Context, pbx string, d *RewriteDue)
 	return nil
 }
 
-// RewriteDue returns pbx's rewrite due, nil when none is.
+// RewriteDue returns pbx's rewrite due, nil when none is: its record,
+// else the record an earlier release stored under the dot name.
 func (s *CSV) RewriteDue(_ context.Context, pbx string) (*RewriteDue, error) {
-	path := filepath.Join(s.stateDir(pbx), rewriteDueFile)
-	b, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, nil
-	case err != nil:
-		return nil, fmt.Errorf("read the rewrite under the pseudonymisation rule due: %w", s.advise(err))
+	for _, name := range []string{rewriteDueFile, rewriteDueDotFile} {
+		path := filepath.Join(s.stateDir(pbx), name)
+		b, err := os.ReadFile(path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("read the rewrite under the pseudonymisation rule due: %w", s.advise(err))
+		}
+		return decodeDue(b, path)
 	}
-	return decodeDue(b, path)
+	return nil, nil
 }
 
 // SetRewriteDue stores d as pbx's rewrite due (nil: clears it), durably
-// (safefile).
+// (safefile); the record under the earlier dot name goes either way,
+// after the new one is stored.
 func (s *CSV) SetRewriteDue(_ context.Context, pbx string, d *RewriteDue) error {
-	path := filepath.Join(s.stateDir(pbx), rewriteDueFile)
-	if d == nil {
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("clear the rewrite under the pseudonymisation rule due: %w", s.advise(err))
+	path, dot := filepath.Join(s.stateDir(pbx), rewriteDueFile), filepath.Join(s.stateDir(pbx), rewriteDueDotFile)
+	what := "clear the rewrite under the pseudonymisation rule due"
+	if d != nil {
+		what = "store the rewrite under the pseudonymisation rule due"
+		if _, err := s.mkStateDir(pbx); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
 		}
-		return nil
+		b, _ := json.Marshal(d)
+		if err := safefile.Write(path, b, fileMode); err != nil {
+			return fmt.Errorf("%s: %w", what, s.advise(err))
+		}
 	}
-	if _, err := s.mkStateDir(pbx); err != nil {
-		return fmt.Errorf("store the rewrite under the pseudonymisation rule due: %w", err)
+	gone := []string{dot}
+	if d == nil {
+		gone = append(gone, path)
 	}
-	b, _ := json.Marshal(d)
-	if err := safefile.Write(path, b, fileMode); err != nil {
-		return fmt.Errorf("store the rewrite under the pseudonymisation rule due: %w", s.advise(err))
+	for _, p := range gone {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s: %w", what, s.advise(err))
+		}
 	}
 	return nil
 }

@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -189,5 +193,62 @@ func TestRewriteDueAdviceTrue(t *testing.T) {
 	storeDue(t, pool, c, `{"junk":1}`)
 	if r := c.backfill(t, env); r.code == 0 || r.err == nil || !strings.Contains(r.err.Error(), none+", under which no backfill rewrites anything, and its record is damaged") {
 		t.Errorf("backfill under none, the record damaged: exit %d, %v; want a failure saying what to do under none", r.code, r.err)
+	}
+}
+
+// TestRewriteDueKeptWithoutDotFiles is attack 9's F5 (CSV): a backfill
+// with --rewrite stopped during its windows leaves the rewrite due; a
+// copy of the folder leaving out dot files (the state folder's files
+// copied by a shell glob) lost its record, `.rewrite-due.json`, and the
+// next plain backfill left the recordings' rows in clear, exit 0, in
+// silence. Now the record has no leading dot and survives such a copy:
+// the plain backfill completes the rewrite. A record an earlier release
+// stored under the dot name is still read, and cleared.
+func TestRewriteDueKeptWithoutDotFiles(t *testing.T) {
+	t.Parallel()
+	var fail atomic.Bool
+	c := newRewriteCase(t, 60, true, func(o *pbxsim.Options) {
+		o.Rewrite = func(r *http.Request, status int, body []byte) (int, []byte) {
+			if fail.Load() && strings.Contains(r.URL.Path, "CallHistory") {
+				return http.StatusBadRequest, []byte(`{"type":"error","reason":"refused by the test"}`)
+			}
+			return status, body
+		}
+	})
+	dir := t.TempDir()
+	on := clearThenForced(t, c.env(t, dir), numbersKey1...)
+	fail.Store(true)
+	if r := c.backfill(t, on, "--force", "--rewrite"); r.code == 0 {
+		t.Fatalf("the backfill failing in its windows: exit 0\n%s", r.stderr)
+	}
+	fail.Store(false)
+	var states []string
+	all, err := filepath.Glob(filepath.Join(dir, ".state", "*", "runs.jsonl"))
+	for _, f := range all {
+		states = append(states, filepath.Dir(f))
+	}
+	if err != nil || len(states) != 1 {
+		t.Fatalf("the PBX's state folder: %v %v", states, err)
+	}
+	dots, _ := filepath.Glob(filepath.Join(states[0], ".*"))
+	for _, f := range dots {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := c.backfill(t, on)
+	if r.code != 0 || rewrittenRows(t, r.stderr) <= 0 || !ledgerNoted(t, nil, dir, noteRewriteDue, "completed by this backfill") {
+		t.Fatalf("plain backfill after the dot files were lost: exit %d (%v), %d rows rewritten; want 0, some, and the note of the rewrite completed\n%s", r.code, r.err, rewrittenRows(t, r.stderr), r.stderr)
+	}
+	// An earlier release's record, under the dot name.
+	old := filepath.Join(states[0], ".rewrite-due.json")
+	if err := os.WriteFile(old, []byte(`{"run_id":"asked-by-test","rule":"numbers"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := c.backfill(t, on); r.code != 0 || !ledgerNoted(t, nil, dir, noteRewriteDue, "completed by this backfill") {
+		t.Errorf("plain backfill, a record under the earlier dot name: exit %d (%v); want 0 and the rewrite completed\n%s", r.code, r.err, r.stderr)
+	}
+	if _, err := os.Stat(old); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the record under the earlier dot name is still there after the rewrite completed: %v", err)
 	}
 }
