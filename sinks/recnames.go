@@ -60,6 +60,13 @@ func (p *Postgres) NamedObjects(ctx context.Context, ep *record.Endpoint, names 
 // object column, whatever its PBX or status: every data file of the
 // folder is read (.csv and .csv.gz, committed or not: a file that may
 // hold a row counts), one at a time. A folder not created yet names none.
+// A file named as the sink names its data files (csvDataName) that cannot
+// be read, or whose header has no object column (damaged), fails the
+// call: its rows may name files, which are kept (review 40, R40-2: it was
+// skipped as a foreign file, and the files it named became removable).
+// Any other file (a report put beside the data files: R34-2) is read as
+// far as it can be, its names kept; one without an object column, or
+// that cannot be read, names no more.
 func (s *CSV) NamedObjects(ctx context.Context, ep *record.Endpoint, names []string) (map[string]bool, error) {
 	out := map[string]bool{}
 	if len(names) == 0 {
@@ -87,38 +94,47 @@ func (s *CSV) NamedObjects(ctx context.Context, ep *record.Endpoint, names []str
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		path := filepath.Join(dir, name)
-		has, err := hasObjectColumn(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // removed since the listing (an edit, a prune)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read %s/%s: %w", ep.Name, name, err)
-		}
-		if !has {
-			// Not this program's (R34-2: a report put beside the data
-			// files): it names no file.
-			s.opt.Log.Debug("recordings: a CSV file with no object column read as naming no file", "file", ep.Name+"/"+name)
-			continue
-		}
-		err = scanFile(filepath.Join(dir, name), []string{"object"}, nil, func(obj string, _ []byte) error {
-			// As cell wrote it with EXPORT_CSV_SAFE_FORMULAS: a name never
-			// starts so, but a row naming it that way still names it.
-			for _, o := range []string{obj, strings.TrimPrefix(obj, "'")} {
-				if want[o] {
-					out[o] = true
-				}
-			}
-			return nil
-		})
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // removed since the listing (an edit, a prune)
-		}
-		if err != nil {
+		err := namedIn(filepath.Join(dir, name), want, out)
+		switch {
+		case err == nil, errors.Is(err, fs.ErrNotExist):
+			// Read, or removed since the listing (an edit, a prune).
+		case !csvDataName.MatchString(name):
+			// Not the sink's (R34-2: a report put beside the data
+			// files): it names no more than was read of it.
+			s.opt.Log.Debug("recordings: a CSV file not named as the sink's data files, unreadable or with no object column, read as naming no file", "file", ep.Name+"/"+name, "err", err)
+		case errors.Is(err, errNoObject):
+			return nil, fmt.Errorf("read %s/%s: %w: it is named as the sink's data files, whose rows may name stored recordings, which are kept until it is read: restore it from a backup (or move it out of the folder if it is not the sink's)", ep.Name, name, err)
+		default:
 			return nil, fmt.Errorf("read %s/%s: %w", ep.Name, name, err)
 		}
 	}
 	return out, nil
+}
+
+// errNoObject is a data file whose header has no object column.
+var errNoObject = errors.New("its header has no object column (damaged)")
+
+// namedIn adds to out each of want (a name → asked) that a row of the
+// data file at path names in its object column; errNoObject when its
+// header has none.
+func namedIn(path string, want, out map[string]bool) error {
+	has, err := hasObjectColumn(path)
+	if err != nil {
+		return err
+	}
+	if !has {
+		return errNoObject
+	}
+	return scanFile(path, []string{"object"}, nil, func(obj string, _ []byte) error {
+		// As cell wrote it with EXPORT_CSV_SAFE_FORMULAS: a name never
+		// starts so, but a row naming it that way still names it.
+		for _, o := range []string{obj, strings.TrimPrefix(obj, "'")} {
+			if want[o] {
+				out[o] = true
+			}
+		}
+		return nil
+	})
 }
 
 // errHeaderRead stops hasObjectColumn's scan once the header is read.

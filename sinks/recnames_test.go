@@ -1,12 +1,16 @@
 package sinks
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -137,11 +141,82 @@ func TestCSVNamedObjectsForeignFile(t *testing.T) {
 	if err != nil || len(got) != 1 || !got["x/2026/01/01/1.wav"] {
 		t.Fatalf("NamedObjects with a CSV file of no object column beside: %v, %v; want only x/2026/01/01/1.wav named, no error", got, err)
 	}
-	torn := filepath.Join(dir, ep.Name, "torn.csv")
-	if err := os.WriteFile(torn, []byte("object,status\n\"x/2026/01/01/2.wav,copied\n"), 0o644); err != nil {
+	// A torn file named otherwise than the sink's names what was read
+	// of it; one named as the sink's fails (review 40, R40-2).
+	torn := []byte("object,status\nx/2026/01/01/2.wav,copied\n\"x/2026/01/01/3.wav,copied\n")
+	if err := os.WriteFile(filepath.Join(dir, ep.Name, "torn.csv"), torn, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err = c.NamedObjects(ctx, &ep, []string{"x/2026/01/01/2.wav", "x/2026/01/01/3.wav"})
+	if err != nil || len(got) != 1 || !got["x/2026/01/01/2.wav"] {
+		t.Fatalf("NamedObjects with a torn file not named as the sink's: %v, %v; want x/2026/01/01/2.wav, read before the tear, named, no error", got, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ep.Name, "x_"+exporter.NewRunID(time.Now())+"_0001.csv"), torn, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.NamedObjects(ctx, &ep, []string{"x/2026/01/01/2.wav"}); err == nil {
-		t.Fatal("NamedObjects with a torn file of an object column: no error; want it failed (the file may hold a row)")
+		t.Fatal("NamedObjects with a torn file of the sink's: no error; want it failed (the file may hold a row)")
+	}
+}
+
+// TestCSVNamedObjectsDamagedHeader (review 40, R40-2): a data file of the
+// sink's (named as CSV.Begin names them, plain or gzip-compressed) whose
+// header lost its object column fails NamedObjects, naming the file and
+// what to do: its rows may name stored files, which must be kept. It was
+// skipped as a foreign file, and the files only it named were removable.
+func TestCSVNamedObjectsDamagedHeader(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ep := record.Builtin()[len(record.Builtin())-1]
+	for _, gz := range []bool{false, true} {
+		dir := t.TempDir()
+		c, err := NewCSV(CSVOptions{Dir: dir, Gzip: gz})
+		if err != nil {
+			t.Fatal(err)
+		}
+		vals := make([]any, len(ep.Columns))
+		vals[ep.Column("recording")], vals[ep.Column("object")], vals[ep.Column("status")] = "1", "x/2026/01/01/1.wav", "copied"
+		vals[ep.Column("start_time")] = time.Date(2026, 1, 1, 3, 25, 54, 0, time.UTC)
+		b, err := c.Begin(ctx, exporter.BatchInfo{PBX: "x", RunID: exporter.NewRunID(time.Now()), Endpoint: &ep, StateKey: ep.Name, Seq: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Write(ctx, []record.Row{{Key: "1", Values: vals, Raw: json.RawMessage(`{}`)}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Commit(ctx, []byte(`{}`), exporter.Progress{Rows: 1}); err != nil {
+			t.Fatal(err)
+		}
+		files, _ := filepath.Glob(filepath.Join(dir, ep.Name, "x_*.csv*"))
+		if len(files) != 1 {
+			t.Fatalf("data files %q; want one", files)
+		}
+		f, err := openData(files[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		damaged := bytes.Replace(body, []byte(",object,"), []byte(",obj\x00ct,"), 1)
+		if bytes.Equal(damaged, body) {
+			t.Fatalf("no object column in %s's header: %.200q", files[0], body)
+		}
+		if gz {
+			var buf bytes.Buffer
+			w := gzip.NewWriter(&buf)
+			w.Write(damaged)
+			w.Close()
+			damaged = buf.Bytes()
+		}
+		if err := os.WriteFile(files[0], damaged, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.NamedObjects(ctx, &ep, []string{"x/2026/01/01/1.wav"})
+		if err == nil || !strings.Contains(err.Error(), filepath.Base(files[0])) || !strings.Contains(err.Error(), "no object column") {
+			t.Errorf("gzip %v: NamedObjects with the sink's data file's header damaged: %v, %v; want an error naming the file and its header", gz, got, err)
+		}
 	}
 }
