@@ -131,7 +131,8 @@ func TestBareFileAfterOlderRecord(t *testing.T) {
 // ledger's rule was taken and a run wrote every row again (the refusal
 // of a folder whose state and manifests are lost, review 26, took the
 // ledger for state). Now data files without manifests while no cursor
-// state is left are refused whatever the ledger (and a record) says;
+// state is left are refused whatever the ledger (and a record, and a
+// rewrite left to do, rewrite~due.json) says;
 // with the cursor state there, or the manifests, they are not. Another
 // PBX's files, and a user's own CSV file, are none of this PBX's. Seen
 // failing with the ledger consulted first (the check after it).
@@ -162,10 +163,14 @@ func TestBareFilesWithoutCursorState(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, "call_history", "a_mine.csv"), []byte("x\n"), 0o600); err != nil {
 				t.Fatal(err)
 			}
+			// A rewrite left to do (rewrite_rule.go) is no cursor state.
+			if err := os.WriteFile(filepath.Join(s.stateDir("a"), "rewrite~due.json"), []byte(`{}`), 0o600); err != nil {
+				t.Fatal(err)
+			}
 			entries, _ := os.ReadDir(s.stateDir("a"))
 			for _, e := range entries {
 				n := e.Name()
-				if n == "runs.jsonl" || n == privacyFile && tc.keepRecord || tc.keepCursor && n != privacyFile {
+				if n == "runs.jsonl" || n == "rewrite~due.json" || n == privacyFile && tc.keepRecord || tc.keepCursor && n != privacyFile {
 					continue
 				}
 				if err := os.Remove(filepath.Join(s.stateDir("a"), n)); err != nil {

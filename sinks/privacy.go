@@ -378,15 +378,17 @@ func (s *CSV) PrivacyRuleFrom(_ context.Context, pbx string) (_ exporter.Privacy
 // (<endpoint>~keys.json) is no state: it is made again from the data
 // files, by forget's rewrites too (attack 7, F8: after `forget
 // --allow-empty` on a folder whose state was lost it made the rows read
-// as from before rules were kept, rule none); nor are the run ledger and
-// the dot files (the record of the rule, the marks).
+// as from before rules were kept, rule none); nor is any other file
+// whose name holds a "~", which a state key's (safeName) never does
+// (rewrite~due.json, a rewrite left to do), the run ledger and the dot
+// files (the record of the rule, the marks).
 func (s *CSV) hasCursorState(pbx string) (bool, error) {
 	entries, err := os.ReadDir(s.stateDir(pbx))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, fmt.Errorf("read the pseudonymisation rule: %w", err)
 	}
 	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), ".json") && !strings.HasPrefix(e.Name(), ".") && !strings.HasSuffix(e.Name(), "~keys.json") {
+		if strings.HasSuffix(e.Name(), ".json") && !strings.HasPrefix(e.Name(), ".") && !strings.Contains(e.Name(), "~") {
 			return true, nil
 		}
 	}
