@@ -84,6 +84,7 @@ type CSV struct {
 	syncDir func(dir string) error
 	rules   pendingRules // the pseudonymisation rule a run stores with its first commit (privacy.go)
 	runs    sync.Map     // run id → runRule: the rule each run's manifests carry (csv_rule.go)
+	rekeyed sync.Map     // run id → *rekeyedRows: rows it left in other files in its own form (rewrite_keys.go)
 	// state keeps what the sink made of state files it reads more than
 	// once a run (csv_statecache.go).
 	state stateCache
@@ -880,6 +881,10 @@ type batchKeys struct {
 	hash    hasher // of this batch: its digests are compared only with each other
 	dups    int64  // rows of a key the batch had already written, dropped
 	kept    int64  // rows of a redone window's earlier file it did not read, kept
+	// confirmed: file → keys of its rows this batch left there in the
+	// batch's own form (held unchanged, or updated in place): under its
+	// run's key (rewrite_keys.go, noteRekeyed).
+	confirmed map[string][]string
 }
 
 // openIndex loads the folder's key index for an incremental batch.
@@ -999,6 +1004,7 @@ func (b *csvBatch) place() (bool, error) {
 	case len(k.held) == 1 && same != "":
 		k.skipped.add(key)
 		k.nSkip++
+		k.confirm(same, key)
 		return false, nil
 	}
 	keep := same
@@ -1017,6 +1023,7 @@ func (b *csvBatch) place() (bool, error) {
 	}
 	k.inPlace.add(key)
 	k.nInPlace++
+	k.confirm(keep, key)
 	return false, nil
 }
 
@@ -1120,6 +1127,7 @@ func (b *csvBatch) Commit(_ context.Context, state []byte, _ exporter.Progress) 
 		return err
 	}
 	// From here the commit has happened; recover finishes it if we crash.
+	s.noteRekeyed(b.info.RunID, b.keys)
 	if err := s.recover(b.info.PBX, b.info.StateKey, false); err != nil {
 		// Left pending: the next batch or run completes it first.
 		s.swept.Delete(b.info.PBX)

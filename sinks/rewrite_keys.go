@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 
@@ -121,14 +122,8 @@ func (s *CSV) EarlierKeyRows(ctx context.Context, pbx, keyID, run string, endpoi
 		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		var n int64
-		pick := func(f ownFile) bool { return fileKey(filepath.Join(dir, f.Name), keyOf) != keyID }
-		if _, err := s.editFiles(ctx, csvEdit{pbx: pbx, ep: &e, reason: "look", pick: pick, edit: func(_, cells []string) (RowEdit, error) {
-			if pseudonymRE.MatchString(strings.Join(cells, "\t")) {
-				n++
-			}
-			return RowEdit{}, nil
-		}}); err != nil {
+		n, err := s.earlierKeyFileRows(ctx, pbx, keyID, run, &e, keyOf)
+		if err != nil {
 			return nil, fmt.Errorf("count the rows of %s written under an earlier pseudonym key: %w", e.Name, err)
 		}
 		if n > 0 {
@@ -136,6 +131,85 @@ func (s *CSV) EarlierKeyRows(ctx context.Context, pbx, keyID, run string, endpoi
 		}
 	}
 	return out, nil
+}
+
+// earlierKeyFileRows is EarlierKeyRows of e's folder: the rows holding a
+// value of a pseudonym's form in its files not under keyID, but those
+// run left there in its own form (rekeyedIn: attack 9, F6); a file
+// whose every such row is one of those, and whose rule is run's, gets
+// run's rule and key in its manifest and rekeyedRun (markRekeyed).
+// Six parameters: EarlierKeyRows' own, and the ledger's keys it read.
+func (s *CSV) earlierKeyFileRows(ctx context.Context, pbx, keyID, run string, e *record.Endpoint, keyOf map[string]string) (int64, error) {
+	dir := filepath.Join(s.opt.Dir, e.Name)
+	cols := csvKeyColumns(e)
+	var n int64
+	var file string            // the file being read
+	var idx []int              // its key columns, in its header
+	var header []string        // its header
+	left := map[string]int64{} // file → rows counted
+	confirmed := map[string]int64{}
+	var rekeyed map[string]bool
+	pick := func(f ownFile) bool {
+		file, header = f.Name, nil
+		rekeyed = s.rekeyedIn(run, dir, f.Name)
+		return fileKey(filepath.Join(dir, f.Name), keyOf) != keyID
+	}
+	_, err := s.editFiles(ctx, csvEdit{pbx: pbx, ep: e, reason: "look", pick: pick, edit: func(h, cells []string) (RowEdit, error) {
+		if !pseudonymRE.MatchString(strings.Join(cells, "\t")) {
+			return RowEdit{}, nil
+		}
+		if header == nil || !slices.Equal(h, header) {
+			header, idx = slices.Clone(h), keyIndexes(h, cols)
+		}
+		if idx != nil && rekeyed[rowKey(cells, idx)] {
+			confirmed[file]++
+			return RowEdit{}, nil
+		}
+		left[file]++
+		n++
+		return RowEdit{}, nil
+	}})
+	if err != nil {
+		return 0, err
+	}
+	for f, c := range confirmed {
+		if c > 0 && left[f] == 0 {
+			if err := s.markRekeyed(filepath.Join(dir, f), run); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return n, nil
+}
+
+// keyIndexes is the index in header of each of cols, nil when one is
+// missing.
+func keyIndexes(header, cols []string) []int {
+	var idx []int
+	for _, c := range cols {
+		i := slices.Index(header, c)
+		if i < 0 {
+			return nil
+		}
+		idx = append(idx, i)
+	}
+	return idx
+}
+
+// markRekeyed records in the manifest of the data file data that every
+// pseudonym it holds is under run's key (rekeyedRun), with run's rule and
+// key (ruleStamp), when its rule is run's: so fileKey, the earlier-key
+// count and a reader of the manifest name the key its rows are now under.
+func (s *CSV) markRekeyed(data, run string) error {
+	under := s.ruleStamp(run)
+	if under == nil {
+		return nil
+	}
+	if p, ok := under["privacy"].(exporter.Privacy); !ok || fileRule(data, map[string]string{}) != p.Rule {
+		return nil
+	}
+	under[rekeyedRun] = run
+	return stampManifest(data, under)
 }
 
 // fileKey is the key id of the run that wrote the data file data: as the
@@ -152,10 +226,14 @@ func fileKey(data string, keyOf map[string]string) string {
 	var m struct {
 		Run     string            `json:"run_id"`
 		Privacy *exporter.Privacy `json:"privacy"`
+		Rekeyed string            `json:"keyed_run"` // rekeyedRun
 	}
 	b, err := os.ReadFile(manifestPath(data))
 	if err != nil || json.Unmarshal(b, &m) != nil {
 		return ""
+	}
+	if k := keyOf[m.Rekeyed]; m.Rekeyed != "" && k != "" {
+		return k
 	}
 	if k := keyOf[m.Run]; k != "" {
 		return k
@@ -164,4 +242,75 @@ func fileKey(data string, keyOf map[string]string) string {
 		return m.Privacy.KeyID
 	}
 	return ""
+}
+
+// Rows a run leaves in another run's file (CSV): a backfill finding a
+// call another file holds, unchanged or in another form, leaves it there
+// (updated in place), in the backfill's own form: under its rule and key.
+// The file's manifest keeps naming the run that wrote it, so after a
+// change of key such a file read as wholly under the earlier key (attack
+// 9, F6: 273 rows the backfill had written again under the new key
+// counted as "still under the earlier key", the manifests naming the old
+// key). The sink remembers, per run, which rows it so confirmed (only in
+// this process: after a restart the count errs on the safe side, rows
+// that may hold the earlier key's pseudonyms), and EarlierKeyRows counts
+// only the others, and marks a file whose every pseudonym is the run's
+// as under the run's key (rekeyedRun).
+
+// rekeyedRun is the manifest field naming the run under whose key every
+// pseudonym of the file is (fileKey reads it before the file's own run).
+const rekeyedRun = "keyed_run"
+
+// rekeyedRows is a run's rows left in other files in its own form:
+// endpoint folder → file → row keys.
+type rekeyedRows struct {
+	mu    sync.Mutex
+	files map[string]map[string]map[string]bool
+}
+
+// confirm records that the row of key in file is left in the batch's
+// own form (csvBatch.place).
+func (k *batchKeys) confirm(file, key string) {
+	if k.confirmed == nil {
+		k.confirmed = map[string][]string{}
+	}
+	k.confirmed[file] = append(k.confirmed[file], key)
+}
+
+// noteRekeyed adds, once a batch of run committed, the rows it left in
+// other files in its own form (k nil: none).
+func (s *CSV) noteRekeyed(run string, k *batchKeys) {
+	if k == nil || len(k.confirmed) == 0 {
+		return
+	}
+	v, _ := s.rekeyed.LoadOrStore(run, &rekeyedRows{files: map[string]map[string]map[string]bool{}})
+	r := v.(*rekeyedRows)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	dir := r.files[k.dir]
+	if dir == nil {
+		dir = map[string]map[string]bool{}
+		r.files[k.dir] = dir
+	}
+	for file, keys := range k.confirmed {
+		if dir[file] == nil {
+			dir[file] = map[string]bool{}
+		}
+		for _, key := range keys {
+			dir[file][key] = true
+		}
+	}
+}
+
+// rekeyedIn is the keys of the rows of file in dir that run left in its
+// own form (nil: none).
+func (s *CSV) rekeyedIn(run, dir, file string) map[string]bool {
+	v, ok := s.rekeyed.Load(run)
+	if !ok {
+		return nil
+	}
+	r := v.(*rekeyedRows)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.files[dir][file]
 }

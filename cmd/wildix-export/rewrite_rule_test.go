@@ -17,6 +17,7 @@ import (
 
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/internal/pgtest"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
 	"github.com/wildix-export/wildix-export/simtest"
 )
 
@@ -750,5 +751,45 @@ func TestEarlierKeyFilesCountedAfterRuleChange(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr, "earlier pseudonym key keep its pseudonyms") || !ledgerNoted(t, nil, dir, noteEarlierKey, " in recordings") {
 		t.Errorf("want the warning and the ledger's note %q… in recordings\n%s", noteEarlierKey, r.stderr)
+	}
+}
+
+// TestEarlierKeyRowsRewrittenByBackfillNotCounted is attack 9's F6
+// (CSV): numbers under k1, then numbers under k2 (forced) and a backfill
+// with --force --rewrite, which finds every call in the k1 run's file and
+// updates it there in place under k2. The ledger's note said those rows
+// were "still under an earlier key" (93 in call_history), and the file's
+// manifest kept naming k1. Now rows the backfill left in its own form are
+// not counted, and the file, all of whose pseudonyms are now k2's, names
+// k2 in its manifest (with the backfill as keyed_run).
+func TestEarlierKeyRowsRewrittenByBackfillNotCounted(t *testing.T) {
+	t.Parallel()
+	c := newRewriteCase(t, 100, true, nil)
+	dir := t.TempDir()
+	env := c.env(t, dir)
+	if r := runCLI(t, withEnv(env, numbersKey1...), "run", "--once"); r.code != 0 {
+		t.Fatalf("run under k1: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	k2 := withEnv(env, "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey2, "EXPORT_PSEUDONYM_PREVIOUS_KEY="+testKey1)
+	if r := runCLI(t, k2, "run", "--once", "--force"); r.code != 0 {
+		t.Fatalf("forced change of key: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	if r := c.backfill(t, k2, "--force", "--rewrite"); r.code != 0 {
+		t.Fatalf("backfill --force --rewrite: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	if ledgerNoted(t, nil, dir, noteEarlierKey, " in call_history") {
+		t.Error("the ledger says call_history rows are still under the earlier key; the backfill wrote every call again under k2")
+	}
+	k1, _ := pseudonym.New([]byte(testKey1))
+	k2id, _ := pseudonym.New([]byte(testKey2))
+	mans, _ := filepath.Glob(filepath.Join(dir, "call_history", "*.manifest.json"))
+	for _, m := range mans {
+		b, err := os.ReadFile(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), k1.KeyID()) || !strings.Contains(string(b), k2id.KeyID()) {
+			t.Errorf("%s names %s or not %s, its rows all written again under the new key:\n%s", filepath.Base(m), k1.KeyID(), k2id.KeyID(), b)
+		}
 	}
 }
