@@ -139,6 +139,45 @@ type Forgotten struct {
 	keys  []*pseudonym.Keyed // the keys given (As)
 	// recKeys are the PBXes' keys of recordings' ids (KeyRecordingsWith).
 	recKeys map[string]*pseudonym.Keyed
+	// under is where the suppression list keeps the number (ListUnder);
+	// nil: under the pseudonym key Suppress is given, else its own.
+	under *listUnder
+}
+
+// listUnder is ListUnder's: the ids of the keys the sink's PBXes write
+// under, and whether one writes in clear.
+type listUnder struct {
+	ids   []string
+	clear bool
+}
+
+// ListUnder says under which keys the suppression list keeps the number
+// (Suppress; attack 9, F4): under each of f's keys whose id is in ids
+// (the keys the sink's PBXes write under), and under the list's own
+// random key when clear (a PBX of the sink writes in clear), so that
+// each PBX's run finds it under the key it writes with.
+func (f *Forgotten) ListUnder(ids []string, clear bool) {
+	f.under = &listUnder{ids: slices.Clone(ids), clear: clear}
+}
+
+// listKeys are the keys, pk first, the list keeps f's number under, and
+// whether under its own random key too (ListUnder; without it, pk, or
+// the random key when pk is nil).
+func (f *Forgotten) listKeys(pk *pseudonym.Keyed) ([]*pseudonym.Keyed, bool) {
+	if f.under == nil {
+		if pk == nil {
+			return nil, true
+		}
+		return []*pseudonym.Keyed{pk}, false
+	}
+	var out []*pseudonym.Keyed
+	for _, k := range append([]*pseudonym.Keyed{pk}, f.keys...) {
+		if k == nil || !slices.Contains(f.under.ids, k.KeyID()) || slices.ContainsFunc(out, func(o *pseudonym.Keyed) bool { return o.KeyID() == k.KeyID() }) {
+			continue
+		}
+		out = append(out, k)
+	}
+	return out, f.under.clear
 }
 
 // NewForgotten checks number (any form: +39…, 0039…, spaces) and returns
@@ -1181,15 +1220,16 @@ func ForgetFileTag(tag, store, name string) string {
 }
 
 // ForgetTagOf is the forget journal's tag of f's number, as ForgetTag of
-// the hash Suppress gives it, read without changing the list: "" when
-// the list has no key yet, so that no forget of any number began.
+// the hash Suppress gives it (under the list's first section's key, pk or
+// one of f's), read without changing the list: "" when the list has no
+// key yet, so that no forget of any number began.
 func (l *Suppression) ForgetTagOf(f *Forgotten, pk *pseudonym.Keyed) (string, error) {
 	if l == nil || l.KeyID == "" && l.Key == nil {
 		return "", nil
 	}
-	k, err := l.keyed(pk)
-	if err != nil || k == nil {
-		return "", err
+	k := l.sections()[0].keyOf(append([]*pseudonym.Keyed{pk}, f.keys...))
+	if k == nil {
+		return "", l.missingKey(l.KeyID)
 	}
 	return ForgetTag(listTag(k, k.Number(f.digits))), nil
 }

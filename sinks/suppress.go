@@ -58,6 +58,13 @@ type Suppression struct {
 	// ids in their own record: that record missing was lost.
 	IDKeysApart bool               `json:"id_keys_apart,omitempty"`
 	Numbers     []SuppressedNumber `json:"numbers"`
+	// More is the list again under each other key a PBX of the sink
+	// writes under (attack 9, F4): KeyID, Key and Numbers above are its
+	// first section, the one every forget adds its number to since the
+	// list began (its numbers are the list's), and each of More holds the
+	// same numbers' tags under its own key, from the forget that made it
+	// on. A run applies the section of its own key (sectionFor).
+	More []KeySection `json:"more_keys,omitempty"`
 	// UndoneAccepted is written by hand, never by the program: the
 	// operator's acknowledgement that the list lost the numbers of the
 	// run ledger's forgets up to this time (a list lost and not restored
@@ -106,21 +113,140 @@ func (l *Suppression) keyed(pk *pseudonym.Keyed) (*pseudonym.Keyed, error) {
 	return pk, nil
 }
 
-// add adds the number with canonical digits to the list, making its key
-// first when it has none; it returns the hash and whether it was new.
-func (l *Suppression) add(digits string, national bool, pk *pseudonym.Keyed, now time.Time) (string, bool, error) {
-	l.makeKey(pk)
-	k, err := l.keyed(pk)
-	if err != nil {
-		return "", false, err
+// KeySection is the list under one more key (Suppression.More): the
+// key's id, the list's own random key for the PBXes writing in clear (nil
+// for a pseudonym key, never stored), and the numbers' tags under it.
+type KeySection struct {
+	KeyID   string             `json:"key_id"`
+	Key     []byte             `json:"key,omitempty"`
+	Numbers []SuppressedNumber `json:"numbers"`
+}
+
+// section is one key's part of the list, its first (the list's own
+// fields) or one of More, as pointers into the list.
+type section struct {
+	keyID   *string
+	key     *[]byte
+	numbers *[]SuppressedNumber
+}
+
+// sections are the list's sections, its first first. Appending to More
+// leaves them pointing at the old ones: read them again after.
+func (l *Suppression) sections() []section {
+	out := []section{{&l.KeyID, &l.Key, &l.Numbers}}
+	for i := range l.More {
+		m := &l.More[i]
+		out = append(out, section{&m.KeyID, &m.Key, &m.Numbers})
 	}
-	l.tagged(k)
+	return out
+}
+
+// count is the number of numbers sec holds, national forms apart.
+func (sec section) count() int {
+	n := 0
+	for _, x := range *sec.numbers {
+		if !x.National {
+			n++
+		}
+	}
+	return n
+}
+
+// keyOf is the key of sec: its own, or the one of keys with its id; nil
+// when none is.
+func (sec section) keyOf(keys []*pseudonym.Keyed) *pseudonym.Keyed {
+	if *sec.key != nil {
+		k, _ := pseudonym.New(*sec.key)
+		return k
+	}
+	for _, k := range keys {
+		if k != nil && k.KeyID() == *sec.keyID {
+			return k
+		}
+	}
+	return nil
+}
+
+// add adds the number with canonical digits to sec under its key k; it
+// returns the hash and whether it was new there.
+func (sec section) add(k *pseudonym.Keyed, digits string, national bool, now time.Time) (string, bool) {
 	h := listTag(k, k.Number(digits))
-	if slices.ContainsFunc(l.Numbers, func(n SuppressedNumber) bool { return n.Hash == h && n.National == national }) {
-		return h, false, nil
+	if slices.ContainsFunc(*sec.numbers, func(n SuppressedNumber) bool { return n.Hash == h && n.National == national }) {
+		return h, false
 	}
-	l.Numbers = append(l.Numbers, SuppressedNumber{Hash: h, Added: now.UTC(), National: national})
-	return h, true, nil
+	*sec.numbers = append(*sec.numbers, SuppressedNumber{Hash: h, Added: now.UTC(), National: national})
+	return h, true
+}
+
+// KeyIDs are the ids of the pseudonym keys the list's sections are made
+// with (its own random keys apart): forget must be given each, to add its
+// number under every one (attack 9, F4).
+func (l *Suppression) KeyIDs() []string {
+	var ids []string
+	if l == nil || l.KeyID == "" {
+		return nil
+	}
+	for _, sec := range l.sections() {
+		if *sec.key == nil && *sec.keyID != "" {
+			ids = append(ids, *sec.keyID)
+		}
+	}
+	return ids
+}
+
+// makeSections gives the list a section under each key of want and,
+// when clear, one under a random key of its own (for the PBXes writing
+// in clear, which have no key), those it lacks: its first one too when it
+// has none (want's first key, else a random one).
+func (l *Suppression) makeSections(want []*pseudonym.Keyed, clear bool) {
+	has := func(id string) bool {
+		return slices.ContainsFunc(l.sections(), func(sec section) bool { return *sec.key == nil && *sec.keyID == id })
+	}
+	random := func() ([]byte, string) {
+		b := make([]byte, pseudonym.MinKeyLen)
+		rand.Read(b)
+		k, _ := pseudonym.New(b)
+		return b, k.KeyID()
+	}
+	if l.KeyID == "" {
+		if len(want) > 0 {
+			l.KeyID = want[0].KeyID()
+		} else {
+			l.Key, l.KeyID = random()
+		}
+	}
+	for _, k := range want {
+		if !has(k.KeyID()) {
+			l.More = append(l.More, KeySection{KeyID: k.KeyID()})
+		}
+	}
+	if clear && !slices.ContainsFunc(l.sections(), func(sec section) bool { return *sec.key != nil }) {
+		b, id := random()
+		l.More = append(l.More, KeySection{KeyID: id, Key: b})
+	}
+}
+
+// missingKey is the error of a section of the list whose key forget was
+// not given.
+func (l *Suppression) missingKey(id string) error {
+	return fmt.Errorf("%w: the suppression list keeps its %d forgotten number(s) under EXPORT_PSEUDONYM_KEY %s too (a PBX of the sink writes under it), and forget was not given that key: give it (as EXPORT_PSEUDONYM_KEY, or with --previous-key-file FILE); each number is added under every key of the list, else that PBX's runs would write it again (README, Erasure). Nothing was changed",
+		ErrSuppressionKey, l.numbers(), id)
+}
+
+// CanAdd reports (an error wrapping ErrSuppressionKey) a section of the
+// list whose key is neither pk nor one f was given: forget could not add
+// its number there.
+func (l *Suppression) CanAdd(f *Forgotten, pk *pseudonym.Keyed) error {
+	if l == nil || l.KeyID == "" {
+		return nil
+	}
+	keys := append([]*pseudonym.Keyed{pk}, f.keys...)
+	for _, sec := range l.sections() {
+		if sec.keyOf(keys) == nil {
+			return l.missingKey(*sec.keyID)
+		}
+	}
+	return nil
 }
 
 // suppressedDomain is the domain of the list's tags (pseudonym.Tag).
@@ -203,39 +329,39 @@ type forgetStamp struct {
 	Tags    []string  `json:"tags,omitempty"`
 }
 
-// makeKey gives the list a key when it has none: pk's when set, else a
-// random one kept with the list. It reports whether it made one.
-func (l *Suppression) makeKey(pk *pseudonym.Keyed) bool {
-	if l.KeyID != "" {
-		return false
-	}
-	if pk == nil {
-		l.Key = make([]byte, pseudonym.MinKeyLen)
-		rand.Read(l.Key)
-	}
-	k := pk
-	if k == nil {
-		k, _ = pseudonym.New(l.Key)
-	}
-	l.KeyID = k.KeyID()
-	return true
-}
-
-// addAll adds f's digits and national forms; it returns the digits' tag
-// and whether the digits were new. National forms added to a number
-// listed already (forgotten first without +) add no number: forget's
-// ledger note, which CheckSuppression counts against the list's numbers,
+// addAll adds f's digits and national forms to every section of the
+// list, making the sections f's keys want (Forgotten.listKeys: a
+// section under each key a PBX of the sink writes under, one under a
+// random key when one writes in clear) first; it returns the digits' tag
+// in the first section and whether the digits were new there (the
+// list's numbers are the first section's). Every section's key must be
+// pk or one of f's: a section left without the number would have its
+// PBX's runs write it again. National forms added to a number listed
+// already (forgotten first without +) add no number: forget's ledger
+// note, which CheckSuppression counts against the list's numbers,
 // follows this (review6, R6-1).
 func (l *Suppression) addAll(f *Forgotten, pk *pseudonym.Keyed, now time.Time) (string, bool, error) {
+	want, clear := f.listKeys(pk)
+	keys := append([]*pseudonym.Keyed{pk}, f.keys...)
+	if err := l.CanAdd(f, pk); err != nil {
+		return "", false, err
+	}
+	l.makeSections(want, clear)
 	var first string
 	number := false
-	for i, d := range f.forms() {
-		h, added, err := l.add(d, i > 0, pk, now)
-		if err != nil {
-			return "", false, err
+	for i, sec := range l.sections() {
+		k := sec.keyOf(keys)
+		if k == nil {
+			return "", false, l.missingKey(*sec.keyID)
 		}
 		if i == 0 {
-			first, number = h, added
+			l.tagged(k)
+		}
+		for j, d := range f.forms() {
+			h, added := sec.add(k, d, j > 0, now)
+			if i == 0 && j == 0 {
+				first, number = h, added
+			}
 		}
 	}
 	return first, number, nil
@@ -243,14 +369,15 @@ func (l *Suppression) addAll(f *Forgotten, pk *pseudonym.Keyed, now time.Time) (
 
 // addChanged is addAll, also reporting whether it changed the list: a
 // number listed already may get national forms it lacked (forgotten
-// first as written, then with +), or the list its key or its tags. The
-// list is written then, though no number was added: Suppress wrote it
-// only when one was, and those national forms were lost, written again
-// by later exports.
+// first as written, then with +), a section it lacked, or the list its
+// key or its tags. The list is written then, though no number was added:
+// Suppress wrote it only when one was, and those national forms were
+// lost, written again by later exports.
 func (l *Suppression) addChanged(f *Forgotten, pk *pseudonym.Keyed, now time.Time) (h string, added, changed bool, err error) {
-	was, key := slices.Clone(l.Numbers), l.KeyID
+	was, _ := json.Marshal(l)
 	h, added, err = l.addAll(f, pk, now)
-	return h, added, added || l.KeyID != key || !slices.Equal(was, l.Numbers), err
+	is, _ := json.Marshal(l)
+	return h, added, added || !bytes.Equal(was, is), err
 }
 
 // Suppressor applies a suppression list to rows. Safe for concurrent use.
@@ -272,12 +399,12 @@ func (l *Suppression) Suppressor(pk *pseudonym.Keyed) (*Suppressor, error) {
 	if l == nil || len(l.Numbers) == 0 {
 		return nil, nil
 	}
-	k, err := l.keyed(pk)
+	sec, k, err := l.sectionFor(pk)
 	if err != nil {
 		return nil, err
 	}
 	s := &Suppressor{list: k, rows: pk, hashes: map[string]bool{}, local: map[string]bool{}}
-	for _, n := range l.Numbers {
+	for _, n := range *sec.numbers {
 		if n.National {
 			s.local[tag(k, n.Hash)] = true
 		} else {
@@ -285,6 +412,43 @@ func (l *Suppression) Suppressor(pk *pseudonym.Keyed) (*Suppressor, error) {
 		}
 	}
 	return s, nil
+}
+
+// sectionFor is the section of the list a run pseudonymising with pk
+// (nil: in clear, or no key) applies (attack 9, F4: the list was kept
+// under one PBX's key only, and every run of the sink's other PBXes was
+// refused, with no way out): the section of pk, else the list's own
+// random key's (a sink with PBXes in clear; any number's tag can be made
+// under it), whichever holds every number of the list. A list with no
+// such section is refused (ErrSuppressionKey): applied under no key, or
+// with numbers missing, the run would write them again; the error says
+// how to add them under this run's key.
+func (l *Suppression) sectionFor(pk *pseudonym.Keyed) (section, *pseudonym.Keyed, error) {
+	var usable []section
+	for _, sec := range l.sections() {
+		if pk != nil && *sec.key == nil && *sec.keyID == pk.KeyID() {
+			usable = append([]section{sec}, usable...)
+		} else if *sec.key != nil {
+			usable = append(usable, sec)
+		}
+	}
+	all := l.numbers()
+	for _, sec := range usable {
+		if sec.count() >= all {
+			return sec, sec.keyOf([]*pseudonym.Keyed{pk}), nil
+		}
+	}
+	this, how := "not set (rows in clear)", "with this PBX's configuration (its rule), each key of the list given (EXPORT_PSEUDONYM_KEY, --previous-key-file)"
+	if pk != nil {
+		this = "key " + pk.KeyID()
+		how = "with EXPORT_PSEUDONYM_KEY set to this PBX's key (" + pk.KeyID() + ") and each other key of the list given with --previous-key-file"
+	}
+	if len(usable) > 0 {
+		return section{}, nil, fmt.Errorf("%w: the suppression list of %d forgotten number(s) holds only %d of them under this run's EXPORT_PSEUDONYM_KEY (%s): the others were forgotten before a PBX of this key exported into the sink, and this run would write them again: run `wildix-export forget` again for each of them %s, which adds them under it (README, Erasure)",
+			ErrSuppressionKey, all, usable[0].count(), this, how)
+	}
+	return section{}, nil, fmt.Errorf("%w: the suppression list of forgotten numbers (%d) keeps them under EXPORT_PSEUDONYM_KEY %s, and this run's is %s: if this PBX's rows are written under one of those, set that key again (a hash cannot be made again without it); if this PBX writes under a key of its own, or in clear, beside the sink's other PBXes, run `wildix-export forget` again for each forgotten number %s, which adds them under it; until then its runs are refused, as they would write those numbers again (README, Erasure)",
+		ErrSuppressionKey, all, strings.Join(l.KeyIDs(), ", "), this, how)
 }
 
 // match reports whether v, a canonical number or a pseudonym, is

@@ -52,8 +52,10 @@ func stampTag(n SuppressedNumber) string {
 // list written before tags).
 func (l *Suppression) stamp(at time.Time) *forgetStamp {
 	st := &forgetStamp{Numbers: l.numbers(), At: at.UTC(), Tags: make([]string, 0, len(l.Numbers))}
-	for _, n := range l.Numbers {
-		st.Tags = append(st.Tags, stampTag(n))
+	for _, sec := range l.sections() { // every key's (attack 9, F4)
+		for _, n := range *sec.numbers {
+			st.Tags = append(st.Tags, stampTag(n))
+		}
 	}
 	return st
 }
@@ -70,9 +72,11 @@ type listView struct {
 
 func (l *Suppression) view() listView {
 	v := listView{numbers: l.numbers(), tags: make(map[string]bool, len(l.Numbers))}
-	for _, n := range l.Numbers {
-		v.tags[stampTag(n)] = true
-		v.untagged = v.untagged || strings.HasPrefix(n.Hash, pseudonym.NumberPrefix)
+	for _, sec := range l.sections() {
+		for _, n := range *sec.numbers {
+			v.tags[stampTag(n)] = true
+			v.untagged = v.untagged || strings.HasPrefix(n.Hash, pseudonym.NumberPrefix)
+		}
 	}
 	return v
 }

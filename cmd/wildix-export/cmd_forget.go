@@ -87,8 +87,11 @@ sink are erased. A number that is a colleague's extension (the colleagues the
 sink holds), as given or in a national form, is refused unless --allow-extension.
 
 In a pseudonymised sink forget needs every key the rows were written under:
-EXPORT_PSEUDONYM_KEY (the current one) and, after a key change, each earlier
-one with --previous-key-file; it refuses (exit 2) without one. It holds every
+EXPORT_PSEUDONYM_KEY (the current one) and, after a key change or for another
+PBX of the sink under its own key, each other one with --previous-key-file; it
+refuses (exit 2) without one. The suppression list keeps the number under each
+of them, and under a random key of its own when a PBX of the sink writes in
+clear, so that each PBX's export applies it under the key it writes with. It holds every
 PBX's export lock of the sink while it works. Given with its country code
 (+39…, 0039…), the number is found in its international forms and, in clear,
 its national ones (without the country code; with the trunk prefix, 0 in most
@@ -428,7 +431,9 @@ type forgetOptions struct {
 
 // needKeys refuses (exit 2) a pseudonymised sink when a key its rows were
 // written under is not given: the number's pseudonym under it could not
-// be found, and forget would report the number gone while it stays.
+// be found, and forget would report the number gone while it stays. A key
+// the suppression list keeps its numbers under and not given is refused
+// by forgetFind (Suppression.CanAdd), once the schema is migrated.
 func needKeys(scope *sinks.ForgetScope, pk *pseudonym.Keyed, previous []*pseudonym.Keyed) error {
 	if len(scope.KeyIDs) == 0 {
 		return nil
@@ -449,16 +454,46 @@ func needKeys(scope *sinks.ForgetScope, pk *pseudonym.Keyed, previous []*pseudon
 	if pk != nil {
 		given = "is key " + pk.KeyID()
 	}
-	switch {
-	case len(missing) > 0:
-		return fmt.Errorf("%w: the sink's rows were written pseudonymised under key(s) %s, and forget lacks %s (EXPORT_PSEUDONYM_KEY %s): set EXPORT_PSEUDONYM_KEY (or _FILE) to the export's current key, and give each earlier key with --previous-key-file FILE; without a key, the rows written under it are not found (README, Erasure)",
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: the sink's rows were written pseudonymised under key(s) %s, and forget lacks %s (EXPORT_PSEUDONYM_KEY %s): set EXPORT_PSEUDONYM_KEY (or _FILE) to the export's current key, and give each other key (an earlier one, another PBX's) with --previous-key-file FILE; without a key, the rows written under it are not found (README, Erasure)",
 			errUsage, strings.Join(scope.KeyIDs, ", "), strings.Join(missing, ", "), given)
-	case pk == nil || !slices.Contains(scope.KeyIDs, pk.KeyID()):
-		// The list is made with the pseudonym key: without it, a random
-		// key would be kept beside the list, in clear.
-		return fmt.Errorf("%w: the sink's rows were written pseudonymised under key(s) %s, and EXPORT_PSEUDONYM_KEY %s: set it to the export's current key (the suppression list is made with it)",
-			errUsage, strings.Join(scope.KeyIDs, ", "), given)
 	}
+	return nil
+}
+
+// listUnder tells f under which keys the suppression list keeps it
+// (sinks.Forgotten.ListUnder; attack 9, F4: kept under this PBX's key
+// only, every run of a PBX writing under another key, or in clear, into
+// the same sink was refused for good): each key the sink's rows are
+// written under, EXPORT_PSEUDONYM_KEY when set (under rule none too: the
+// list is then made with it, not testable by whoever reads it), and the
+// list's own random key when another PBX of the sink writes in clear
+// (its stored rule: whether it has a key is not known), or this one
+// does without a key, so that each PBX's run applies it under the key it
+// writes with.
+func (a *app) listUnder(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgotten, pk *pseudonym.Keyed) error {
+	scope, err := fg.ForgetScope(ctx)
+	if err != nil {
+		return err
+	}
+	ids := slices.Clone(scope.KeyIDs)
+	if pk != nil {
+		ids = append(ids, pk.KeyID())
+	}
+	clear := pk == nil && !a.cfg.Pseudonymize.On()
+	if store, ok := s.Sink.(privacyStore); ok {
+		for _, pbx := range scope.PBXes {
+			if pbx == a.cfg.PBXID && pk != nil {
+				continue
+			}
+			was, found, err := store.PrivacyRule(ctx, pbx)
+			if err != nil {
+				return err
+			}
+			clear = clear || found && was.KeyID == ""
+		}
+	}
+	f.ListUnder(ids, clear)
 	return nil
 }
 
@@ -520,6 +555,9 @@ func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgot
 	b := sinks.ForgetBegun{ID: exporter.NewRunID(started), PBX: a.cfg.PBXID, Started: started, Search: opt.search,
 		Rows: found.Rows(), Recordings: len(found.Recordings)}
 	narrower := func(search string) (*sinks.ForgetFound, error) { return fg.ForgetFind(ctx, f.As(search), endpoints) }
+	if err := a.listUnder(ctx, s, fg, f, pk); err != nil {
+		return err
+	}
 	b, begun, added, err := a.suppressForget(ctx, fg, f, pk, b, narrower)
 	if err != nil {
 		return err
@@ -624,7 +662,8 @@ func (a *app) keyRecordings(ctx context.Context, s *sink, fg forgetter, f *sinks
 	return nil
 }
 
-// forgetFind checks that the suppression list takes pk, then finds f in
+// forgetFind checks that the suppression list's keys are given (pk or
+// f's: forget adds the number under each), then finds f in
 // the sink and says where. Its six parameters are forget's own, passed on
 // as they are (a struct would exist for this one call).
 func (a *app) forgetFind(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgotten, pk *pseudonym.Keyed, endpoints []record.Endpoint) (*sinks.ForgetFound, error) {
@@ -632,7 +671,7 @@ func (a *app) forgetFind(ctx context.Context, s *sink, fg forgetter, f *sinks.Fo
 	if err != nil {
 		return nil, err
 	}
-	if _, err := list.Suppressor(pk); err != nil {
+	if err := list.CanAdd(f, pk); err != nil {
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	fmt.Fprintf(a.stdout, "Searching %s for the number.\n", s.name)
