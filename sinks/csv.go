@@ -1393,6 +1393,7 @@ func (s *CSV) FinishRun(_ context.Context, r *exporter.RunResult) (err error) {
 		Privacy *exporter.Privacy `json:"privacy,omitempty"`
 	}{ID: r.ID, Mode: r.Mode, PBX: r.PBX, Started: r.Started, Ended: r.Ended, Status: r.Status}
 	s.runs.Delete(r.ID)
+	s.rekeyed.Delete(r.ID) // read by its AfterRun only (EarlierKeyRows), which ran before
 	if p := r.Privacy; p.Rule != "" {
 		p.Changed = s.rules.changedBy(r.ID)
 		line.Privacy = &p
