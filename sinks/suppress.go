@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -803,17 +804,55 @@ func (p *Postgres) CheckSuppressionReadOnly(ctx context.Context) error {
 	return p.CheckSuppression(ctx)
 }
 
-// checkList is CheckSuppression of the list l.
-func (p *Postgres) checkList(ctx context.Context, l *Suppression) error {
-	has, after := l.added()
+// ledgerForgets counts the forgets of the run ledger started after after
+// that added a number, and returns when the last one ended (nil: none).
+func (p *Postgres) ledgerForgets(ctx context.Context, after time.Time) (int, *time.Time, error) {
 	var n int
 	var last *time.Time
 	err := p.pool.QueryRow(ctx, "SELECT count(*), max(COALESCE(r.ended_at, r.started_at)) FROM "+p.ident("export_runs")+" r JOIN "+p.ident("export_run_endpoints")+
 		` e USING (run_id) WHERE r.mode = 'forget' AND e.endpoint = 'forget' AND $1 = ANY(e.notes) AND r.started_at > $2`, NoteSuppressed, after).Scan(&n, &last)
 	if err != nil {
-		return fmt.Errorf("check the suppression list against the run ledger: %w", dbError(err))
+		return 0, nil, fmt.Errorf("check the suppression list against the run ledger: %w", dbError(err))
+	}
+	return n, last, nil
+}
+
+// UnrecordedAdds is how many more numbers the schema's list holds than
+// the run ledger records forgets that added one (0 when not more): a
+// forget stopped after adding its number and before recording its
+// erasure (attack 9, F1). A forget of a number listed already records
+// the addition then (cmd suppressForget), so that the ledger tells a
+// list lost later again.
+func (p *Postgres) UnrecordedAdds(ctx context.Context) (int, error) {
+	l, err := p.Suppression(ctx)
+	if err != nil {
+		return 0, err
+	}
+	has, after := l.added()
+	n, _, err := p.ledgerForgets(ctx, after)
+	return max(0, has-n), err
+}
+
+// warnUnrecorded warns, when the list holds has numbers and the run
+// ledger records n forgets that added one, n < has, that a forget was
+// stopped before it recorded its erasure (attack 9, F1): its number's
+// rows may still be in the sink, and nothing else says so.
+func warnUnrecorded(log *slog.Logger, has, n int) {
+	if n < has {
+		log.Warn("the suppression list holds more forgotten numbers than the run ledger records forgets that added one: a forget was stopped after adding its number to the list and before recording its erasure (or ledger entries were removed), and the number's rows may still be in the sink: run forget again with each number forgotten lately; it searches and erases them, and records the erasure (README, Erasure)",
+			"list_numbers", has, "ledger_forgets", n)
+	}
+}
+
+// checkList is CheckSuppression of the list l.
+func (p *Postgres) checkList(ctx context.Context, l *Suppression) error {
+	has, after := l.added()
+	n, last, err := p.ledgerForgets(ctx, after)
+	if err != nil {
+		return err
 	}
 	if n <= has {
+		warnUnrecorded(p.log, has, n)
 		return nil
 	}
 	table := p.ident("export_state")
@@ -884,6 +923,7 @@ func (s *CSV) checkList(ctx context.Context, l *Suppression, mark bool) error {
 		if mark {
 			s.saveChecked(ev)
 		}
+		warnUnrecorded(s.opt.Log, has, n)
 		return nil
 	}
 	if ev.newer != "" {
@@ -937,6 +977,18 @@ func sameList(a, b *Suppression) bool {
 	x, _ := json.Marshal(a)
 	y, _ := json.Marshal(b)
 	return bytes.Equal(x, y)
+}
+
+// UnrecordedAdds is Postgres.UnrecordedAdds for the folder (every PBX's
+// run ledger).
+func (s *CSV) UnrecordedAdds(ctx context.Context) (int, error) {
+	l, err := s.Suppression(ctx)
+	if err != nil {
+		return 0, err
+	}
+	has, after := l.added()
+	n, _, err := s.ledgerForgets(after)
+	return max(0, has-n), err
 }
 
 // ledgerForgets counts the forgets of the folder's run ledgers (every

@@ -34,6 +34,7 @@ type forgetter interface {
 	Suppression(ctx context.Context) (*sinks.Suppression, error)
 	Suppress(ctx context.Context, f *sinks.Forgotten, pk *pseudonym.Keyed) (string, bool, error)
 	CheckSuppressionReadOnly(ctx context.Context) error
+	UnrecordedAdds(ctx context.Context) (int, error)
 	ForgetFind(ctx context.Context, f *sinks.Forgotten, endpoints []record.Endpoint) (*sinks.ForgetFound, error)
 	ForgetErase(ctx context.Context, pbx string, f *sinks.Forgotten, endpoints []record.Endpoint) (*sinks.ForgetFound, error)
 	RecordForget(ctx context.Context, r *exporter.RunResult, b sinks.ForgetBegun, next *sinks.ForgetBegun) error
@@ -751,12 +752,46 @@ func (a *app) suppressForget(ctx context.Context, fg forgetter, f *sinks.Forgott
 	}
 	if added {
 		fmt.Fprintln(a.stdout, "Added to the suppression list: later exports, look-backs and backfills write the number erased.")
-	} else {
-		fmt.Fprintln(a.stdout, "Already in the suppression list.")
+	} else if added, err = a.unrecordedAdd(ctx, fg); err != nil {
+		return b, b, false, err
 	}
 	b.Tag, b.Added = sinks.ForgetTag(h), added
 	begun, err = a.beginForget(ctx, fg, b, narrower)
 	return b, begun, added, err
+}
+
+// unrecordedAdd says whether a forget of a number listed already records
+// the addition in its ledger entry, and says so: when the list holds more
+// numbers than the run ledger records forgets adding one, a forget was
+// stopped between adding its number and recording its erasure (attack 9,
+// F1: its rows kept the number, a rerun said "already in the list" and
+// recorded nothing, and the list lost later went unseen, every erasure
+// undone by the next backfill). Recording it makes the ledger count the
+// list's numbers again (CheckSuppression); the rows are searched and
+// erased as always. The forget journal's entries that added their number
+// are not counted: the forget completing each records its addition
+// (ForgetBegun.Added), and counted here too the ledger would record more
+// additions than the list holds numbers, a list refused as lost.
+func (a *app) unrecordedAdd(ctx context.Context, fg forgetter) (bool, error) {
+	un, err := fg.UnrecordedAdds(ctx)
+	if err != nil {
+		return false, err
+	}
+	journal, err := fg.ForgetJournal(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, j := range journal {
+		if j.Added {
+			un--
+		}
+	}
+	if un <= 0 {
+		fmt.Fprintln(a.stdout, "Already in the suppression list.")
+		return false, nil
+	}
+	fmt.Fprintf(a.stdout, "Already in the suppression list, which holds %d number(s) more than the run ledger records forgets adding one: a forget was stopped before recording its erasure; this one searches and erases the number's rows and records the addition.\n", un)
+	return true, nil
 }
 
 // sayInterrupted says, for a dry run, which forgets were interrupted
