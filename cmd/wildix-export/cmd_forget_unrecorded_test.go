@@ -61,3 +61,50 @@ func TestForgetStoppedAfterTheList(t *testing.T) {
 		t.Errorf("backfill with the list lost: exit %d, want %d refusing it\n%s", r.code, exitConfig, r.stderr)
 	}
 }
+
+// TestForgetUnrecordedJournalApart (attack 9, F1): the additions the
+// forget journal's open entries made are not counted as unrecorded: a
+// forget of number X killed after its journal entry (which records X's
+// addition when completed), then a forget of Y, listed and recorded
+// already, must not record an addition too, else completing X made the
+// ledger count more additions than the list holds numbers, and every
+// run was refused as if the list were lost.
+func TestForgetUnrecordedJournalApart(t *testing.T) {
+	t.Parallel()
+	const calls = 150
+	f := simtest.New(t, pbxsim.Options{Calls: calls, CallGap: time.Minute})
+	f.Authorize(t)
+	kv, pool, schema := pgEnv(t, f)
+	if r := runBin(t, kv, "", "run", "--once"); r.code != 0 {
+		t.Fatalf("run: exit %d\n%s", r.code, r.stderr)
+	}
+	const y = "+390123456789"
+	if r := runBin(t, kv, "", "forget", "--number", y); r.code != 0 {
+		t.Fatalf("forget Y: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	x := "+" + simNumber(t, f.Sim, calls)
+	n, err := sinks.NewForgotten(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	p := sinks.NewPostgres(pool, schema, nil)
+	h, added, err := p.Suppress(ctx, n, nil)
+	if err != nil || !added {
+		t.Fatalf("Suppress X: %v, %v", added, err)
+	}
+	started := time.Now().UTC()
+	if err := p.BeginForget(ctx, sinks.ForgetBegun{ID: "forget-x", PBX: "pbx", Started: started, Tag: sinks.ForgetTag(h), Search: forgetSearch(n, false, nil), Rows: 1, Added: true}); err != nil {
+		t.Fatal(err)
+	}
+	r := runBin(t, kv, "", "forget", "--number", y)
+	if r.code != 0 || strings.Contains(r.stdout, "records the addition") || !strings.Contains(r.stdout, "Already in the suppression list.") {
+		t.Errorf("forget Y again: exit %d, want 0 recording no addition\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runBin(t, kv, "", "forget", "--number", x); r.code != 0 || !strings.Contains(r.stdout, "Completing the erasure") {
+		t.Fatalf("forget X again: exit %d, want 0 completing it\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runBin(t, kv, "", "run", "--once"); r.code != 0 {
+		t.Errorf("run after both: exit %d, want 0\n%s", r.code, r.stderr)
+	}
+}
