@@ -106,6 +106,12 @@ func TestForgetPBXesUnderTheirOwnKeys(t *testing.T) {
 			if back := slices.Concat(held(after, kA.Number(d)), held(after, kB.Number(d))); len(back) > 0 {
 				t.Errorf("the number's pseudonym came back: %q", back)
 			}
+			// b's key still cannot change while the list keeps numbers under it.
+			moved := append(slices.DeleteFunc(slices.Clone(kvB), func(s string) bool { return strings.HasPrefix(s, "EXPORT_PSEUDONYM_KEY=") }),
+				"EXPORT_PSEUDONYM_KEY="+keyC, "EXPORT_PSEUDONYM_PREVIOUS_KEY="+keyB)
+			if r := run("b's key changed, forced", moved, exitConfig, "run", "--once", "--force"); !strings.Contains(fmt.Sprint(r.err), "EXPORT_PSEUDONYM_KEY") {
+				t.Errorf("b's key changed, forced: %v; want it to name EXPORT_PSEUDONYM_KEY", r.err)
+			}
 
 			// A third key, and a PBX in clear, joining: refused, saying what to do.
 			kvC, _ := pbx("c", "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+keyC)
