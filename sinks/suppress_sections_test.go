@@ -105,3 +105,36 @@ func TestSuppressionSections(t *testing.T) {
 		}
 	}
 }
+
+// TestSuppressionSectionsStamp (attack 9, F4): the folder's list kept
+// under two keys, restored from a copy taken before a forget, is refused
+// as lacking one number (not one per key), the other key's entries said
+// apart; the list restored whole passes.
+func TestSuppressionSectionsStamp(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	kA, _ := pseudonym.New([]byte(strings.Repeat("a", 32)))
+	kB, _ := pseudonym.New([]byte(strings.Repeat("b", 32)))
+	f := newStampFolder(t, []int{1, 2})
+	forget := func(number string) {
+		n, err := NewForgotten(number, kA, kB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.ListUnder([]string{kA.KeyID(), kB.KeyID()}, false)
+		if _, added, err := f.s.Suppress(ctx, n, kA); err != nil || !added {
+			t.Fatalf("Suppress(%s) = %v, %v", number, added, err)
+		}
+	}
+	forget("+390123456789")
+	before := f.copyState()
+	forget("+390123456780")
+	after := f.copyState()
+	f.restoreState(before)
+	wantLost(t, "the list of two keys restored from before a forget", f.s.CheckSuppression(ctx),
+		"held 2 number(s)", "1 of them missing", "entries under its other keys")
+	f.restoreState(after)
+	if err := f.s.CheckSuppression(ctx); err != nil {
+		t.Fatalf("the list restored whole: %v", err)
+	}
+}

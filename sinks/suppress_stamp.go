@@ -47,14 +47,25 @@ func stampTag(n SuppressedNumber) string {
 	return t
 }
 
+// sectionTag is stampTag of the entry n of the list's section i: "k"
+// before it in a section but the first (Suppression.More), so that a
+// list lacking a number in each of its sections is told lacking one
+// number, not one per key, and the first section's tags read as before.
+func sectionTag(i int, n SuppressedNumber) string {
+	if i > 0 {
+		return "k" + stampTag(n)
+	}
+	return stampTag(n)
+}
+
 // stamp is the forget stamp of the list as it is now, at at: a forget's,
 // once it has added its number (every entry is a tag then: add tags a
 // list written before tags).
 func (l *Suppression) stamp(at time.Time) *forgetStamp {
 	st := &forgetStamp{Numbers: l.numbers(), At: at.UTC(), Tags: make([]string, 0, len(l.Numbers))}
-	for _, sec := range l.sections() { // every key's (attack 9, F4)
+	for i, sec := range l.sections() { // every key's (attack 9, F4)
 		for _, n := range *sec.numbers {
-			st.Tags = append(st.Tags, stampTag(n))
+			st.Tags = append(st.Tags, sectionTag(i, n))
 		}
 	}
 	return st
@@ -72,19 +83,20 @@ type listView struct {
 
 func (l *Suppression) view() listView {
 	v := listView{numbers: l.numbers(), tags: make(map[string]bool, len(l.Numbers))}
-	for _, sec := range l.sections() {
+	for i, sec := range l.sections() {
 		for _, n := range *sec.numbers {
-			v.tags[stampTag(n)] = true
+			v.tags[sectionTag(i, n)] = true
 			v.untagged = v.untagged || strings.HasPrefix(n.Hash, pseudonym.NumberPrefix)
 		}
 	}
 	return v
 }
 
-// lacking is what a list lacks of a stamp: numbers, and national forms.
-type lacking struct{ numbers, national int }
+// lacking is what a list lacks of a stamp: numbers, national forms, and
+// entries of its sections under other keys than its first (sectionTag).
+type lacking struct{ numbers, national, keyed int }
 
-func (m lacking) any() bool { return m.numbers+m.national > 0 }
+func (m lacking) any() bool { return m.numbers+m.national+m.keyed > 0 }
 
 // lacks is what the list lacks of the entries st names. A stamp without
 // tags (written by the release before them) tells only how many numbers
@@ -97,6 +109,8 @@ func (v listView) lacks(st *forgetStamp) lacking {
 	for _, t := range st.Tags {
 		switch {
 		case v.tags[t]:
+		case strings.HasPrefix(t, "k"):
+			m.keyed++
 		case strings.HasPrefix(t, "n"):
 			m.national++
 		default:
@@ -111,6 +125,9 @@ func (m lacking) String() string {
 	s := fmt.Sprintf("%d of them missing from it now", m.numbers)
 	if m.national > 0 {
 		s += fmt.Sprintf(" (and %d national form(s) of numbers)", m.national)
+	}
+	if m.keyed > 0 {
+		s += fmt.Sprintf(" (and %d entries under its other keys)", m.keyed)
 	}
 	return s
 }
