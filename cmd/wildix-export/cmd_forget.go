@@ -526,7 +526,10 @@ func (k keyFiles) keys() ([]*pseudonym.Keyed, error) {
 // Its seven parameters are what cmdForget resolved before taking the lock
 // (the sink and its forgetter, the number, its key, the endpoints and the
 // flags), each used once in the steps here; a struct would be built for
-// this one call.
+// this one call. It runs past 60 lines as one sequence of steps whose
+// order is what makes a kill at any point recoverable (find, the
+// recordings present, the keys the list keeps the number under, the list
+// and the journal, the files, the rows, the ledger): one body shows it.
 func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgotten, pk *pseudonym.Keyed, endpoints []record.Endpoint, opt forgetOptions) error {
 	w := a.stdout
 	found, err := a.forgetFind(ctx, s, fg, f, pk, endpoints)
