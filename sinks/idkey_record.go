@@ -411,14 +411,15 @@ func (s *CSV) readIDKeys(ctx context.Context, pbx string, listed bool) (*idKeySt
 }
 
 // anyPBXState reports whether the folder holds any PBX's state (a state
-// file in its state folder, as PrivacyRule counts it).
+// file in its state folder, as PrivacyRule counts it; a record kept
+// beside the state, isPBXRecord, is none).
 func (s *CSV) anyPBXState() (bool, error) {
 	files, err := filepath.Glob(filepath.Join(s.opt.Dir, ".state", "*", "*.json"))
 	if err != nil {
 		return false, err
 	}
 	for _, f := range files {
-		if !strings.HasPrefix(filepath.Base(f), ".") && !strings.HasPrefix(filepath.Base(filepath.Dir(f)), ".") {
+		if !strings.HasPrefix(filepath.Base(f), ".") && !strings.HasPrefix(filepath.Base(filepath.Dir(f)), ".") && !isPBXRecord(filepath.Base(f)) {
 			return true, nil
 		}
 	}

@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/wildix-export/wildix-export/internal/safefile"
 )
 
 // The retention limit a PBX's rows were last pruned under
@@ -27,8 +25,13 @@ import (
 const retentionKey = "retention limit"
 
 // retentionFile is the CSV sink's file of the limit, in the PBX's state
-// folder: a leading dot keeps it apart from every state file.
-const retentionFile = ".retention.json"
+// folder, named as rewrite_state.go says (a copy leaving out dot files
+// keeps it); retentionDotFile is its name before: read, and removed
+// with it.
+const (
+	retentionFile    = "retention~limit.json"
+	retentionDotFile = ".retention.json"
+)
 
 type retentionLimit struct {
 	Seconds int64  `json:"seconds"`
@@ -68,23 +71,24 @@ func (p *Postgres) SetRetentionLimit(ctx context.Context, pbx, run string, limit
 // RetentionLimit returns the limit pbx's rows were last pruned under, 0
 // when they never were.
 func (s *CSV) RetentionLimit(_ context.Context, pbx string) (time.Duration, error) {
-	b, err := os.ReadFile(filepath.Join(s.stateDir(pbx), retentionFile))
+	b, _, err := readRecord(s.stateDir(pbx), retentionFile, retentionDotFile)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return 0, nil
 	case err != nil:
 		return 0, fmt.Errorf("read the retention limit: %w", err)
+	case b == nil:
+		return 0, nil
 	}
 	return decodeLimit(b)
 }
 
-// SetRetentionLimit stores the limit pbx's rows were pruned under by run.
+// SetRetentionLimit stores the limit pbx's rows were pruned under by run
+// (durably: safefile), then removes the record under the earlier dot name.
 func (s *CSV) SetRetentionLimit(_ context.Context, pbx, run string, limit time.Duration) error {
 	if _, err := s.mkStateDir(pbx); err != nil {
 		return fmt.Errorf("store the retention limit: %w", err)
 	}
 	b, _ := json.Marshal(retentionLimit{Seconds: int64(limit / time.Second), RunID: run})
-	if err := safefile.Write(filepath.Join(s.stateDir(pbx), retentionFile), b, fileMode); err != nil {
+	if err := writeRecord(s.stateDir(pbx), b, retentionFile, retentionDotFile); err != nil {
 		return fmt.Errorf("store the retention limit: %w", err)
 	}
 	return nil
@@ -192,8 +196,14 @@ func (s *CSV) LedgerLimit(_ context.Context, pbx string) (time.Duration, string,
 // pendingPruneKey is the export_state key of the pending prune.
 const pendingPruneKey = "retention pending prune"
 
-// pendingPruneFile is the CSV sink's file of it, in the PBX's state folder.
-const pendingPruneFile = ".retention-pending.json"
+// pendingPruneFile is the CSV sink's file of it, in the PBX's state
+// folder, named as rewrite_state.go says (a copy leaving out dot files
+// lost it, and a prune half done was left so in silence);
+// pendingPruneDotFile is its name before: read, and removed with it.
+const (
+	pendingPruneFile    = "retention~pending.json"
+	pendingPruneDotFile = ".retention-pending.json"
+)
 
 // pendingPrune is a prune that may have removed files whose rows are
 // still there.
@@ -264,23 +274,22 @@ func (p *Postgres) setPending(ctx context.Context, pbx string, pp *pendingPrune)
 
 // pending returns pbx's pending prune, nil when none is.
 func (s *CSV) pending(_ context.Context, pbx string) (*pendingPrune, error) {
-	path := filepath.Join(s.stateDir(pbx), pendingPruneFile)
-	b, err := os.ReadFile(path)
+	b, path, err := readRecord(s.stateDir(pbx), pendingPruneFile, pendingPruneDotFile)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, nil
 	case err != nil:
 		return nil, fmt.Errorf("read the pending prune: %w", err)
+	case b == nil:
+		return nil, nil
 	}
 	return decodePending(b, path)
 }
 
 // setPending stores pp as pbx's pending prune (nil: clears it),
-// durably (safefile) before any file is removed.
+// durably (safefile) before any file is removed; the record under the
+// earlier dot name goes either way.
 func (s *CSV) setPending(_ context.Context, pbx string, pp *pendingPrune) error {
-	path := filepath.Join(s.stateDir(pbx), pendingPruneFile)
 	if pp == nil {
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := writeRecord(s.stateDir(pbx), nil, pendingPruneFile, pendingPruneDotFile); err != nil {
 			return fmt.Errorf("clear the pending prune: %w", err)
 		}
 		return nil
@@ -289,7 +298,7 @@ func (s *CSV) setPending(_ context.Context, pbx string, pp *pendingPrune) error 
 		return fmt.Errorf("store the pending prune: %w", err)
 	}
 	b, _ := json.Marshal(pendingPrune{Cut: pp.Cut.UTC(), Names: pp.Names, Store: pp.Store})
-	if err := safefile.Write(path, b, fileMode); err != nil {
+	if err := writeRecord(s.stateDir(pbx), b, pendingPruneFile, pendingPruneDotFile); err != nil {
 		return fmt.Errorf("store the pending prune: %w", err)
 	}
 	return nil

@@ -363,7 +363,7 @@ func TestPendingPruneOtherStore(t *testing.T) {
 						got, err = sp.s.Prune(ctx, "p", record.Builtin(), cut, o)
 					}
 					if err != nil || !got.Held() || !strings.Contains(got[0].Detail, "is left pending: "+rec.want) ||
-						!strings.Contains(got[0].Detail, "folder "+root) || !strings.Contains(got[0].Detail, ".retention-pending.json") &&
+						!strings.Contains(got[0].Detail, "folder "+root) || !strings.Contains(got[0].Detail, "retention~pending.json") &&
 						!strings.Contains(got[0].Detail, "retention pending prune") {
 						t.Fatalf("with another store: %+v %v; want it left pending, saying so", got, err)
 					}

@@ -17,7 +17,6 @@ import (
 
 	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/exporter/record"
-	"github.com/wildix-export/wildix-export/internal/safefile"
 )
 
 // Rewriting a PBX's stored rows under the pseudonymisation rule (attack
@@ -691,10 +690,7 @@ type RewriteDue struct {
 const rewriteDueKey = "pseudonymisation rewrite due"
 
 // rewriteDueFile is the CSV sink's file of the record, in the PBX's
-// state folder: a "~", which safeName never writes, keeps it apart from
-// every state file, and no leading dot, so that a copy of the folder
-// leaving out dot files keeps it with runs.jsonl (attack 9, F5: a
-// rewrite due lost so was left unfinished in silence).
+// state folder, named as rewrite_state.go says (attack 9, F5);
 // rewriteDueDotFile is its name before: read, and removed with it.
 const (
 	rewriteDueFile    = "rewrite~due.json"
@@ -747,44 +743,31 @@ func (p *Postgres) SetRewriteDue(ctx context.Context, pbx string, d *RewriteDue)
 // RewriteDue returns pbx's rewrite due, nil when none is: its record,
 // else the record an earlier release stored under the dot name.
 func (s *CSV) RewriteDue(_ context.Context, pbx string) (*RewriteDue, error) {
-	for _, name := range []string{rewriteDueFile, rewriteDueDotFile} {
-		path := filepath.Join(s.stateDir(pbx), name)
-		b, err := os.ReadFile(path)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			continue
-		case err != nil:
-			return nil, fmt.Errorf("read the rewrite under the pseudonymisation rule due: %w", s.advise(err))
-		}
-		return decodeDue(b, path)
+	b, path, err := readRecord(s.stateDir(pbx), rewriteDueFile, rewriteDueDotFile)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("read the rewrite under the pseudonymisation rule due: %w", s.advise(err))
+	case b == nil:
+		return nil, nil
 	}
-	return nil, nil
+	return decodeDue(b, path)
 }
 
 // SetRewriteDue stores d as pbx's rewrite due (nil: clears it), durably
 // (safefile); the record under the earlier dot name goes either way,
 // after the new one is stored.
 func (s *CSV) SetRewriteDue(_ context.Context, pbx string, d *RewriteDue) error {
-	path, dot := filepath.Join(s.stateDir(pbx), rewriteDueFile), filepath.Join(s.stateDir(pbx), rewriteDueDotFile)
 	what := "clear the rewrite under the pseudonymisation rule due"
+	var b []byte
 	if d != nil {
 		what = "store the rewrite under the pseudonymisation rule due"
 		if _, err := s.mkStateDir(pbx); err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
-		b, _ := json.Marshal(d)
-		if err := safefile.Write(path, b, fileMode); err != nil {
-			return fmt.Errorf("%s: %w", what, s.advise(err))
-		}
+		b, _ = json.Marshal(d)
 	}
-	gone := []string{dot}
-	if d == nil {
-		gone = append(gone, path)
-	}
-	for _, p := range gone {
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%s: %w", what, s.advise(err))
-		}
+	if err := writeRecord(s.stateDir(pbx), b, rewriteDueFile, rewriteDueDotFile); err != nil {
+		return fmt.Errorf("%s: %w", what, s.advise(err))
 	}
 	return nil
 }

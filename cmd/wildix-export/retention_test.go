@@ -758,7 +758,7 @@ func TestRetentionShorterLimitRefused(t *testing.T) {
 	}
 	// The stored limit lost (a restore leaving out the state folder's
 	// dot files), the run ledger kept: its last prune's limit guards.
-	stored, _ := filepath.Glob(filepath.Join(dir, ".state", "*", ".retention.json"))
+	stored, _ := filepath.Glob(filepath.Join(dir, ".state", "*", "retention~limit.json"))
 	if len(stored) != 1 {
 		t.Fatalf("stored limits %v, want one", stored)
 	}
