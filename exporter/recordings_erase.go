@@ -65,9 +65,10 @@ func (p *recPipe) erase(ctx context.Context, j *recJob) error {
 	}
 	serr := p.sweep(ctx, j, inUse)
 	var recs []recordings.Recording
+	var walls []string
 	for i, s := range j.suppressed {
 		if s {
-			recs = append(recs, j.infos[i].rec)
+			recs, walls = append(recs, j.infos[i].rec), append(walls, j.fresh[i].Wall)
 		}
 	}
 	if serr != nil && len(recs) > 0 {
@@ -88,8 +89,23 @@ func (p *recPipe) erase(ctx context.Context, j *recJob) error {
 		// kept, of files still stored, and no later run would list
 		// their window again unless the look-back does.
 		return fmt.Errorf("%w; the window's rows are not written: the next run lists it again and removes them", err)
+	case err == nil:
+		// Committed with the window's rows: its files kept pending.
+		p.tryAndPend(recs, walls, out)
 	}
 	return err
+}
+
+// tryAndPend marks recs (walls their wall times) asked of Erase this
+// run, and records what it did in the pending entries (pend).
+func (p *recPipe) tryAndPend(recs []recordings.Recording, walls []string, out recordings.Erased) {
+	if p.tried == nil {
+		p.tried = map[string]bool{}
+	}
+	for _, r := range recs {
+		p.tried[r.Key] = true
+	}
+	p.pend(recs, walls, out)
 }
 
 // named is which of names the sink's rows name (recordings.Named).
@@ -121,7 +137,7 @@ func (p *recPipe) relisted(rows []record.Row, infos []recInfo) {
 			continue
 		}
 		if info := p.l.info(row); !taken[info.rec.Path+"\x00"+info.rec.Start.String()] {
-			p.again = append(p.again, info.rec)
+			p.again, p.walls = append(p.again, info.rec), append(p.walls, row.Wall)
 		}
 	}
 }
@@ -142,6 +158,8 @@ func (p *recPipe) eraseAgain(ctx context.Context) {
 	e.res.Recordings.erased(out)
 	var se sinkError
 	switch {
+	case err == nil:
+		p.tryAndPend(p.again, p.walls, out)
 	case err != nil && errors.As(err, &se):
 		e.log.Warn("recordings sink: could not tell whether its rows name files of recordings listed again and not kept; those files not checked, a later run checks them while the look-back lists them again", "err", err)
 	case err != nil:
@@ -259,6 +277,9 @@ func (e *endpointRun) noteErased() {
 	rr := e.res.Recordings
 	if rr.Removed > 0 || rr.Partials > 0 {
 		e.note(fmt.Sprintf("recordings store: %d files of recordings not kept (a number of their call erased on request, or older than the retention) removed, each proven theirs by its sha256, and %d partial copies removed, left by earlier runs that failed or were stopped", rr.Removed, rr.Partials))
+	}
+	if rr.PendingRemoval > 0 {
+		e.note(fmt.Sprintf("recordings store: the files of %d recordings not kept are pending removal, for want of proof: the state holds them, every run lists them again and removes them once proven theirs; `check` lists them (README, Erasure)", rr.PendingRemoval))
 	}
 	if rr.KeptUnproven > 0 {
 		e.note(fmt.Sprintf("recordings store: %d files that may be recordings not kept (a number of their call erased on request, or older than the retention) left in the store for want of proof (first: %s, %s): check them and remove them by hand if they are (README, Erasure)", rr.KeptUnproven, rr.KeptFiles[0], rr.keptWhy))

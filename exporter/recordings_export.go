@@ -41,6 +41,10 @@ type RecordingsResult struct {
 	// fetched), KeptFiles the first names of them.
 	KeptUnproven int      `json:"kept_unproven,omitempty"`
 	KeptFiles    []string `json:"kept_files,omitempty"`
+	// PendingRemoval counts the recordings whose kept files the state
+	// holds pending removal, tried again by every run
+	// (recordings_pending.go).
+	PendingRemoval int `json:"pending_removal,omitempty"`
 	// Hostile counts the recordings whose PBX file name or path must not
 	// be used as a path (kept in their rows as sent, reported).
 	Hostile int `json:"hostile"`
@@ -130,14 +134,18 @@ func (x *Exporter) recordings(ctx context.Context, runID string, ep *record.Endp
 	r := e.reader(nil, x.Concurrency)
 	r.Endpoint, r.Rows = &l.ep, l.rows(&record.Converter{Endpoint: &l.ep, Zone: l.zone, Warnings: scratch})
 	tw := &paging.TimeWindows{Reader: r, Unsettled: paging.Gap{From: mustWall(rc.settled), To: mustWall(rc.horizon)}}
-	p := &recPipe{e: e, c: c, l: l, rc: rc}
+	p := &recPipe{e: e, c: c, l: l, rc: rc, list: func(ctx context.Context, from, to time.Time, fn func([]record.Row) error) error {
+		return (&paging.TimeWindows{Reader: r}).Read(ctx, from, to, fn)
+	}}
 	err = tw.Read(ctx, rc.from, rc.to, func(rows []record.Row) error {
 		return p.window(ctx, rows, scratch.Total() > 0)
 	})
 	err = p.drain(ctx, err)
 	if err == nil {
 		p.eraseAgain(ctx)
+		p.retryPending(ctx, p.tried)
 	}
+	res.Recordings.PendingRemoval = len(rc.pending)
 	switch {
 	case err == nil:
 		c.commit(rc.state(runID))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/exporter/recordings"
@@ -27,8 +28,13 @@ type recPipe struct {
 	pending *recJob                // the last window started, not finished
 	used    map[string]bool        // names this run's windows finished stored or found (erase)
 	again   []recordings.Recording // listed again, exported before, not kept (relisted)
-	swept   map[string]bool        // day folders swept of partial copies this run (sweep)
-	cleared map[string]bool        // names of recordings not kept swept whatever the age (sweep)
+	walls   []string               // again's wall times
+	tried   map[string]bool        // keys of recordings not kept Erase was asked for this run
+	// list reads the recordings list from a wall time to another (the
+	// pending entries' listing again: retryPending).
+	list    func(ctx context.Context, from, to time.Time, fn func([]record.Row) error) error
+	swept   map[string]bool // day folders swept of partial copies this run (sweep)
+	cleared map[string]bool // names of recordings not kept swept whatever the age (sweep)
 }
 
 // recJob is a window's recordings whose files are being copied and whose

@@ -30,6 +30,9 @@ type recState struct {
 	Shape string    `json:"shape,omitempty"`
 	RunID string    `json:"run_id"`
 	At    time.Time `json:"at"`
+	// Pending holds, by key, the recordings not kept whose files are
+	// pending removal (recordings_pending.go).
+	Pending map[string]pendingRemoval `json:"pending,omitempty"`
 }
 
 func (e *endpointRun) loadRecState(ctx context.Context) (recState, error) {
@@ -63,6 +66,9 @@ type recCursor struct {
 	// listed with: a second listing of it with another record is told
 	// (attack 7, F6).
 	listed map[string][sha256.Size]byte
+	// pending is the state's files pending removal, as this run leaves
+	// them.
+	pending map[string]pendingRemoval
 }
 
 // RecordingsZone is the zone the recordings' wall times are read in, as
@@ -116,6 +122,9 @@ func (e *endpointRun) recCursor(ctx context.Context, l *recList, st recState) (*
 	}
 	if rc.recent == nil {
 		rc.recent = map[string]string{}
+	}
+	if rc.pending = st.Pending; rc.pending == nil {
+		rc.pending = map[string]pendingRemoval{}
 	}
 	rc.seen = map[string]string{}
 	rc.listed = map[string][sha256.Size]byte{}
@@ -244,7 +253,7 @@ func (rc *recCursor) state(runID string) []byte {
 			}
 		}
 	}
-	b, _ := json.Marshal(recState{Time: rc.newest, Recent: rc.recent, Form: rc.form, Zone: rc.zone, Shape: rc.shape, RunID: runID, At: time.Now().UTC()})
+	b, _ := json.Marshal(recState{Time: rc.newest, Recent: rc.recent, Form: rc.form, Zone: rc.zone, Shape: rc.shape, RunID: runID, At: time.Now().UTC(), Pending: rc.pending})
 	return b
 }
 

@@ -157,3 +157,16 @@ func hasObjectColumn(path string) (bool, error) {
 	}
 	return has, nil
 }
+
+// PeekState is pbx's committed state under key as the state file holds
+// it, read only: unlike State, no crashed commit is completed and no
+// stale file removed, so that `check` (which reads the recordings' files
+// pending removal there) changes nothing, even beside a run going on. A
+// commit not completed yet is not seen.
+func (s *CSV) PeekState(_ context.Context, pbx, key string) ([]byte, error) {
+	st, err := s.readState(pbx, key)
+	if err != nil || st == nil {
+		return nil, err
+	}
+	return st.State, nil
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/wildix-export/wildix-export/config"
+	"github.com/wildix-export/wildix-export/exporter"
 	pbxapi "github.com/wildix-export/wildix-export/exporter/pbx"
 	"github.com/wildix-export/wildix-export/exporter/record"
 	"github.com/wildix-export/wildix-export/exporter/recordings"
@@ -91,6 +93,7 @@ func (a *app) checkUnnamed(ctx context.Context, c *checkLines, st recordings.Sto
 	if s == nil {
 		return
 	}
+	a.checkPending(ctx, c, ep, s)
 	n, ok := s.Sink.(objectNamer)
 	if !ok {
 		return
@@ -123,6 +126,35 @@ func (a *app) checkUnnamed(ctx context.Context, c *checkLines, st recordings.Sto
 	c.warn("recordings", fmt.Sprintf("store: %d file(s) named by no row (first: %s): stored by a run that failed or was stopped before it wrote their rows (or by a run going on now); "+
 		"the next run that lists their recordings names them, or removes those not kept (a number forgotten, older than EXPORT_RETENTION) once proven theirs; "+
 		"forget and the retention cannot reach a file no row names: for a recording the PBX no longer lists, check the file and remove it by hand (README, Erasure)", len(unnamed), unnamed[0]))
+}
+
+// statePeeker is a sink whose State completes crashed commits, which
+// reads a state without (sinks.CSV).
+type statePeeker interface {
+	PeekState(ctx context.Context, pbx, key string) ([]byte, error)
+}
+
+// checkPending lists the files of recordings not kept that the
+// recordings state holds pending removal (exporter.PendingRemovals):
+// kept for want of proof, tried again by every run.
+func (a *app) checkPending(ctx context.Context, c *checkLines, ep *record.Endpoint, s *sink) {
+	read := s.Sink.State
+	if p, ok := s.Sink.(statePeeker); ok {
+		read = p.PeekState
+	}
+	b, err := read(ctx, a.cfg.PBXID, ep.Name)
+	var files []exporter.PendingFile
+	if err == nil {
+		files, err = exporter.PendingRemovals(b)
+	}
+	switch {
+	case err != nil:
+		c.line(fmt.Errorf("read the files pending removal: %w", err), "recordings")
+	case len(files) > 0:
+		first := cmp.Or(files[0].Name, "one under a name of before ids were keyed")
+		c.warn("recordings", fmt.Sprintf("store: %d file(s) of recordings not kept (a number forgotten, older than EXPORT_RETENTION) pending removal, kept for want of proof (first: %s: %s); "+
+			"every run lists their recordings again and removes a file once proven theirs; check them, and remove by hand those the PBX no longer has (README, Erasure)", len(files), first, files[0].Why))
+	}
 }
 
 // checkRecordingFile lists the recordings of the last 7 days (one page:

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/wildix-export/wildix-export/exporter/recordings"
 	"github.com/wildix-export/wildix-export/internal/pbxsim"
 	"github.com/wildix-export/wildix-export/internal/pseudonym"
@@ -427,6 +429,84 @@ func TestCLIRecordingsPathOnlyKeyed(t *testing.T) {
 				if id := filepath.Base(name); !strings.HasPrefix(id, "k-") || strings.ContainsAny(id, "0189") {
 					t.Errorf("stored name %s: want k- and a keyed hash (base32: no 0, 1, 8 or 9)", name)
 				}
+			}
+		})
+	}
+}
+
+// TestCLICheckPendingRemoval: check warns of the files of recordings not
+// kept that the recordings state holds pending removal (brief
+// recordings, item 4), naming the first and why, exit 0; with none it
+// says nothing of them. Both sinks: the CSV state is read as its file
+// holds it (check completes no crashed commit).
+func TestCLICheckPendingRemoval(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []string{"postgres", "csv"} {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			f := recPBX(t, 20, time.Hour, pbxsim.RecordingOptions{})
+			store := dirStore(t)
+			extra := append([]string{"EXPORT_ENDPOINTS=call_history,recordings", "WILDIX_RECORDINGS_TOKEN=" + recToken}, store.env...)
+			csvDir := t.TempDir()
+			env := simEnv(f, csvDir, extra...)
+			var pool *pgxpool.Pool
+			if kind == "postgres" {
+				env, pool, _ = pgEnv(t, f, extra...)
+			}
+			if r := runCLI(t, env, "run", "--once"); r.code != exitOK {
+				t.Fatalf("run --once: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			if r := runCLI(t, env, "check"); r.code != exitOK || strings.Contains(r.stdout, "pending removal") {
+				t.Fatalf("check with none pending: exit %d, want 0 and no line of files pending removal:\n%s", r.code, r.stdout)
+			}
+			const name = "pbx-rec/2026/01/02/k-abcdefghijklmnop.wav"
+			pending := map[string]any{"k-abcdefghijklmnop": map[string]any{"wall": "2026-01-02 10:00:00", "names": []string{name},
+				"why": "the recording's file could not be fetched from the PBX to compare: the PBX answered 500 Internal Server Error"}}
+			withPending := func(b []byte) []byte {
+				var st map[string]any
+				if err := json.Unmarshal(b, &st); err != nil {
+					t.Fatal(err)
+				}
+				st["pending"] = pending
+				b, err := json.Marshal(st)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return b
+			}
+			if pool != nil {
+				var b []byte
+				if err := pool.QueryRow(ctx, "SELECT state FROM export_state WHERE key = 'recordings'").Scan(&b); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := pool.Exec(ctx, "UPDATE export_state SET state = $1 WHERE key = 'recordings'", withPending(b)); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				files, _ := filepath.Glob(filepath.Join(csvDir, ".state", "*", "recordings.json"))
+				if len(files) != 1 {
+					t.Fatalf("recordings state files: %q; want one", files)
+				}
+				b, err := os.ReadFile(files[0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				var cs map[string]json.RawMessage
+				if err := json.Unmarshal(b, &cs); err != nil {
+					t.Fatal(err)
+				}
+				cs["state"] = withPending(cs["state"])
+				if b, err = json.Marshal(cs); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(files[0], b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r := runCLI(t, env, "check")
+			if l := "WARN  recordings    store: 1 file(s) of recordings not kept (a number forgotten, older than EXPORT_RETENTION) pending removal, kept for want of proof (first: " + name + ": the recording's file could not be fetched from the PBX to compare: the PBX answered 500"; r.code != exitOK || !strings.Contains(r.stdout, l) {
+				t.Errorf("check with a file pending removal: exit %d, want 0 and the line %q:\n%s", r.code, l, r.stdout)
 			}
 		})
 	}

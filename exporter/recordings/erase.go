@@ -381,3 +381,10 @@ func (c *Copier) pbxSum(ctx context.Context, r Recording) (int64, string, error)
 	}
 	return n, hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// Holds reports whether the store holds a file under name, whatever it
+// is (the exporter's files pending removal: one gone is settled).
+func (c *Copier) Holds(ctx context.Context, name string) (bool, error) {
+	_, ok, err := c.Store.Stored(ctx, name, recstore.Want{})
+	return ok, err
+}

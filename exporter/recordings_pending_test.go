@@ -1,0 +1,107 @@
+package exporter_test
+
+import (
+	"context"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/privacy"
+	"github.com/wildix-export/wildix-export/exporter/recordings"
+	"github.com/wildix-export/wildix-export/internal/pbxsim"
+	"github.com/wildix-export/wildix-export/sinks/recstore"
+)
+
+// TestRecordingsPendingRemoval (brief recordings, item 4): a file no row
+// names of a recording not kept (an earlier run stored it, its rows and
+// cursor then lost), whose file the PBX answers 500 for after every
+// retry. The run that lists it keeps the file and commits, with the
+// window's rows, an entry pending removal in the recordings state (its
+// name, why; no path, no number). The next runs list the recording again
+// by its key though it is out of their look-back: while the PBX still
+// answers 500 the entry stays; once it answers, the file is proven the
+// recording's and removed, and the entry goes. Every other file stays.
+// Before, the file was tried again only while the look-back listed the
+// recording, then left for good.
+func TestRecordingsPendingRemoval(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var broken atomic.Pointer[string]
+	fail := func(sim *pbxsim.Sim, w http.ResponseWriter, r *http.Request) bool {
+		if p := broken.Load(); p != nil && r.URL.EscapedPath() == *p {
+			http.Error(w, "Internal error", http.StatusInternalServerError)
+			return true
+		}
+		return false
+	}
+	e := recSetup(t, pbxsim.Options{Seed: 41, Calls: 120}, "postgres", fail)
+	if res := e.run(t); res.Err != nil || res.Recordings.Copied == 0 {
+		t.Fatalf("first run: %v, %+v", res.Err, res.Recordings)
+	}
+	recs := e.sim.Recordings()
+	victim := recs[0] // the oldest: out of the later runs' look-back
+	key := recordings.StoredID(recordings.Recording{ID: idOf(e, victim), Path: victim.Path, IDKey: testRecordingsKey(t)})
+	name, _ := recstore.Name("pbx", victim.Start.UTC(), key)
+	files := filesUnder(e.storeDir)
+	victimFile := filepath.Join(e.storeDir, filepath.FromSlash(name))
+	if !files[victimFile] {
+		t.Fatalf("%s not stored by the first run", name)
+	}
+	for _, q := range []string{"DELETE FROM recordings WHERE pbx = 'pbx'", "DELETE FROM export_state WHERE pbx = 'pbx' AND key = 'recordings'"} {
+		if _, err := e.pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pending := func() []string {
+		t.Helper()
+		b, err := e.x.Sink.State(ctx, "pbx", "recordings")
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, err := exporter.PendingRemovals(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, f := range files {
+			names = append(names, f.Name)
+		}
+		return names
+	}
+	e.x.Guard = &privacy.Guard{Suppress: idSuppressor{idOf(e, victim): true}}
+	broken.Store(&victim.Path)
+	res := e.run(t)
+	if rr := res.Recordings; res.Err != nil || rr.KeptUnproven != 1 || rr.PendingRemoval != 1 || rr.Removed != 0 {
+		t.Fatalf("the run with the PBX answering 500: %v, kept %d, pending %d, removed %d; want %s kept, pending, no error", res.Err, rr.KeptUnproven, rr.PendingRemoval, rr.Removed, name)
+	}
+	if got := pending(); !slices.Equal(got, []string{name}) {
+		t.Fatalf("pending removal in the state: %q; want %s", got, name)
+	}
+	// Out of the look-back from now on.
+	e.x.LookBack = time.Minute
+	if newest := recs[len(recs)-1].Start; !newest.Add(-time.Hour).After(victim.Start) {
+		t.Fatalf("the victim (%v) is not an hour older than the newest recording (%v): the test proves nothing", victim.Start, newest)
+	}
+	res = e.run(t)
+	if rr := res.Recordings; res.Err != nil || rr.KeptUnproven != 1 || rr.PendingRemoval != 1 || rr.Removed != 0 || !slices.Equal(pending(), []string{name}) {
+		t.Fatalf("a run with the PBX still answering 500: %v, kept %d, pending %d (%q), removed %d; want %s still pending", res.Err, rr.KeptUnproven, rr.PendingRemoval, pending(), rr.Removed, name)
+	}
+	broken.Store(nil)
+	res = e.run(t)
+	if rr := res.Recordings; res.Err != nil || rr.Removed != 1 || rr.KeptUnproven != 0 || rr.PendingRemoval != 0 {
+		t.Fatalf("the run with the PBX answering: %v, removed %d, kept %d, pending %d; want %s removed, none pending", res.Err, rr.Removed, rr.KeptUnproven, rr.PendingRemoval, name)
+	}
+	if got := pending(); len(got) != 0 {
+		t.Errorf("pending removal after: %q; want none", got)
+	}
+	after := filesUnder(e.storeDir)
+	for p := range files {
+		if after[p] == (p == victimFile) {
+			t.Errorf("%s: stored %v after the runs", p, after[p])
+		}
+	}
+}
