@@ -38,6 +38,32 @@ func TestMetricsCountFilteredAndVanished(t *testing.T) {
 	}
 }
 
+// TestMetricsRunWarned: a run that ended well while a rewrite in place is
+// due (its "pseudonymisation" result DUE: pagingRewriteDue) is counted in
+// wildix_export_runs_total as warned, not ok (it was ok: review 41's
+// R41-1 left /metrics out); a run without it stays ok, and a failed run
+// with it stays failed.
+func TestMetricsRunWarned(t *testing.T) {
+	t.Parallel()
+	m := newMetrics()
+	due := exporter.EndpointResult{Endpoint: "pseudonymisation", Paging: pagingRewriteDue, Notes: []string{"a rewrite is due"}}
+	for _, r := range []*exporter.RunResult{
+		{Status: "ok", Endpoints: []exporter.EndpointResult{{Endpoint: "call_history", Rows: 3}, due}},
+		{Status: "ok", Endpoints: []exporter.EndpointResult{{Endpoint: "call_history", Rows: 3}}},
+		{Status: "failed", Endpoints: []exporter.EndpointResult{{Endpoint: "call_history", Err: io.EOF}, due}},
+	} {
+		m.run(r, time.Second)
+	}
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	got := parseMetrics(rec.Body.String())
+	for outcome, want := range map[string]float64{"ok": 1, "warned": 1, "failed": 1} {
+		if name := `wildix_export_runs_total{outcome="` + outcome + `"}`; got[name] != want {
+			t.Errorf("%s = %v, want %v\n%s", name, got[name], want, rec.Body.String())
+		}
+	}
+}
+
 // TestStatusPortCannotStarveTheExport: the worker limited to 48 file
 // descriptors, 200 connections to its status port held open, each with a
 // request sent and its answer never read (keep-alive, then idle), and
