@@ -3,6 +3,7 @@ package exporter_test
 import (
 	"context"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync/atomic"
@@ -103,5 +104,71 @@ func TestRecordingsPendingRemoval(t *testing.T) {
 		if after[p] == (p == victimFile) {
 			t.Errorf("%s: stored %v after the runs", p, after[p])
 		}
+	}
+}
+
+// TestRecordingsPendingUnlisted: a recording pending removal (its file
+// kept, the PBX answering 500) that the PBX then no longer lists keeps
+// its entry, and its file, while the file is in the store: nothing can
+// prove it the recording's. Once the file is removed by hand, the next
+// run drops the entry.
+func TestRecordingsPendingUnlisted(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rome, err := time.LoadLocation("Europe/Rome") // the simulator's zone
+	if err != nil {
+		t.Fatal(err)
+	}
+	var broken atomic.Pointer[string]
+	var hidden atomic.Pointer[[2]string] // walls about a recording: a range within them lists none
+	front := func(sim *pbxsim.Sim, w http.ResponseWriter, r *http.Request) bool {
+		if p := broken.Load(); p != nil && r.URL.EscapedPath() == *p {
+			http.Error(w, "Internal error", http.StatusInternalServerError)
+			return true
+		}
+		q := r.URL.Query()
+		if h := hidden.Load(); h != nil && r.URL.Path == "/api/v1/PBX/recordings" && q.Get("from") >= h[0] && q.Get("to") != "" && q.Get("to") <= h[1] {
+			// Asked for a few minutes about it (the listing again by
+			// its key): answered for a second in 1971.
+			q.Set("from", "1971-01-01 00:00:00")
+			q.Set("to", "1971-01-01 00:00:01")
+			r.URL.RawQuery = q.Encode()
+			sim.ServeHTTP(w, r)
+			return true
+		}
+		return false
+	}
+	e := recSetup(t, pbxsim.Options{Seed: 41, Calls: 120}, "postgres", front)
+	if res := e.run(t); res.Err != nil || res.Recordings.Copied == 0 {
+		t.Fatalf("first run: %v, %+v", res.Err, res.Recordings)
+	}
+	victim := e.sim.Recordings()[0]
+	key := recordings.StoredID(recordings.Recording{ID: idOf(e, victim), Path: victim.Path, IDKey: testRecordingsKey(t)})
+	name, _ := recstore.Name("pbx", victim.Start.UTC(), key)
+	victimFile := filepath.Join(e.storeDir, filepath.FromSlash(name))
+	for _, q := range []string{"DELETE FROM recordings WHERE pbx = 'pbx'", "DELETE FROM export_state WHERE pbx = 'pbx' AND key = 'recordings'"} {
+		if _, err := e.pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.x.Guard = &privacy.Guard{Suppress: idSuppressor{idOf(e, victim): true}}
+	broken.Store(&victim.Path)
+	if res := e.run(t); res.Err != nil || res.Recordings.PendingRemoval != 1 {
+		t.Fatalf("the run with the PBX answering 500: %v, pending %d; want 1", res.Err, res.Recordings.PendingRemoval)
+	}
+	e.x.LookBack = time.Minute
+	broken.Store(nil)
+	at := victim.Start.In(rome)
+	hidden.Store(&[2]string{at.Add(-5 * time.Minute).Format("2006-01-02 15:04:05"), at.Add(5 * time.Minute).Format("2006-01-02 15:04:05")})
+	res := e.run(t)
+	if rr := res.Recordings; res.Err != nil || rr.PendingRemoval != 1 || rr.KeptUnproven != 1 || rr.Removed != 0 || !filesUnder(e.storeDir)[victimFile] {
+		t.Fatalf("the run with the recording no longer listed: %v, pending %d, kept %d, removed %d, file there %v; want it pending, kept",
+			res.Err, rr.PendingRemoval, rr.KeptUnproven, rr.Removed, filesUnder(e.storeDir)[victimFile])
+	}
+	if err := os.Remove(victimFile); err != nil {
+		t.Fatal(err)
+	}
+	if res := e.run(t); res.Err != nil || res.Recordings.PendingRemoval != 0 || res.Recordings.KeptUnproven != 0 {
+		t.Fatalf("the run after the file was removed by hand: %v, pending %d, kept %d; want none", res.Err, res.Recordings.PendingRemoval, res.Recordings.KeptUnproven)
 	}
 }
