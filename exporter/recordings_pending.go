@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/wildix-export/wildix-export/exporter/record"
@@ -63,17 +64,23 @@ func (p *recPipe) pend(recs []recordings.Recording, walls []string, out recordin
 	for i, r := range recs {
 		pr := pendingRemoval{Wall: walls[i], Zone: p.rc.zone, Since: p.e.runID, Tried: p.e.runID}
 		keyed := keyedNames(r)
+		var legacy []string
 		for _, n := range p.e.x.Recordings.Names(r, 1) {
 			w, ok := kept[n]
 			switch {
-			case !ok || slices.Contains(pr.Names, n):
+			case !ok || slices.Contains(pr.Names, n) || slices.Contains(legacy, n):
 				continue
 			case keyed[path.Base(n)]:
 				pr.Names = append(pr.Names, n)
 			default:
 				pr.Legacy++
+				legacy = append(legacy, n)
 			}
 			pr.Why = w
+		}
+		for _, n := range legacy {
+			// A store's error may quote the name.
+			pr.Why = strings.ReplaceAll(pr.Why, strings.TrimSuffix(path.Base(n), ".wav"), "(a name of before ids were keyed)")
 		}
 		if len(pr.Names) == 0 && pr.Legacy == 0 {
 			delete(p.rc.pending, r.Key)
