@@ -61,15 +61,23 @@ func extensionsAmong(f *Forgotten, exts map[string][]string) []ForgetExtension {
 // ForgetExtensions returns the PBXes of the schema one of whose
 // colleagues (the colleagues table) has an extension that is one of f's
 // clear forms. A schema without the table gives none: it cannot tell.
+// It asks on a connection whose statements' parameters the server does
+// not log (quietConn), or refuses: forget's first statement carrying the
+// number, before it changes anything.
 func (p *Postgres) ForgetExtensions(ctx context.Context, f *Forgotten) ([]ForgetExtension, error) {
+	c, err := p.quietConn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Release()
 	var there bool
-	if err := p.pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", p.ident("colleagues")).Scan(&there); err != nil {
+	if err := c.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", p.ident("colleagues")).Scan(&there); err != nil {
 		return nil, fmt.Errorf("read the colleagues' extensions: %w", dbError(err))
 	}
 	if !there {
 		return nil, nil
 	}
-	rows, err := p.pool.Query(ctx, "SELECT DISTINCT pbx, extension FROM "+p.ident("colleagues")+" WHERE extension = ANY($1)", f.ClearForms())
+	rows, err := c.Query(ctx, "SELECT DISTINCT pbx, extension FROM "+p.ident("colleagues")+" WHERE extension = ANY($1)", f.ClearForms())
 	if err != nil {
 		return nil, fmt.Errorf("read the colleagues' extensions: %w", dbError(err))
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/exporter/record"
@@ -114,10 +115,22 @@ func (c pgCell) assign(arg int) string {
 
 // ForgetFind searches every table of the schema for f, reading only:
 // the rows mentioning it per table (the reporting tables derived from
-// call_history too), and the recordings stored for calls with it.
+// call_history too), and the recordings stored for calls with it. It
+// searches on a connection whose statements' parameters the server does
+// not log (quietConn), or refuses.
 func (p *Postgres) ForgetFind(ctx context.Context, f *Forgotten, endpoints []record.Endpoint) (*ForgetFound, error) {
+	c, err := p.quietConn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Release()
+	return p.forgetFind(ctx, c, f, endpoints)
+}
+
+// forgetFind is ForgetFind on c.
+func (p *Postgres) forgetFind(ctx context.Context, c *pgxpool.Conn, f *Forgotten, endpoints []record.Endpoint) (*ForgetFound, error) {
 	found := &ForgetFound{}
-	tables, err := p.tables(ctx)
+	tables, err := p.tablesOn(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +139,7 @@ func (p *Postgres) ForgetFind(ctx context.Context, f *Forgotten, endpoints []rec
 		places[pl.table] = &pl
 	}
 	for _, t := range tables {
-		n, err := p.countMentions(ctx, t, places[t], f)
+		n, err := p.countMentions(ctx, c, t, places[t], f)
 		if err != nil {
 			return nil, err
 		}
@@ -134,7 +147,7 @@ func (p *Postgres) ForgetFind(ctx context.Context, f *Forgotten, endpoints []rec
 		if n == 0 {
 			continue
 		}
-		cols, err := p.numericMentions(ctx, t, f)
+		cols, err := p.numericMentions(ctx, c, t, f)
 		if err != nil {
 			return nil, err
 		}
@@ -143,7 +156,7 @@ func (p *Postgres) ForgetFind(ctx context.Context, f *Forgotten, endpoints []rec
 		}
 	}
 	found.numericHow = p.numericHow()
-	found.Recordings, err = p.forgetRecordings(ctx, f, endpoints, tables)
+	found.Recordings, err = p.forgetRecordings(ctx, c, f, endpoints, tables)
 	return found, err
 }
 
@@ -154,8 +167,11 @@ func (p *Postgres) numericHow() string {
 }
 
 // tables lists the schema's tables, sorted.
-func (p *Postgres) tables(ctx context.Context) ([]string, error) {
-	rows, err := p.pool.Query(ctx, `SELECT table_name FROM information_schema.tables
+func (p *Postgres) tables(ctx context.Context) ([]string, error) { return p.tablesOn(ctx, p.pool) }
+
+// tablesOn is tables read on q.
+func (p *Postgres) tablesOn(ctx context.Context, q queryer) ([]string, error) {
+	rows, err := q.Query(ctx, `SELECT table_name FROM information_schema.tables
 WHERE table_schema = $1 AND table_type = 'BASE TABLE' ORDER BY table_name`, p.schema)
 	if err != nil {
 		return nil, fmt.Errorf("list the tables of schema %s: %w", p.schema, dbError(err))
@@ -173,8 +189,8 @@ WHERE table_schema = $1 AND table_type = 'BASE TABLE' ORDER BY table_name`, p.sc
 // erasure reads them too (a JSON text column's escapes decoded, as in a
 // quarantined record: "+39\u00a0352…"), so that what forget erases is
 // what it finds.
-func (p *Postgres) countMentions(ctx context.Context, table string, pl *pgPlace, f *Forgotten) (int64, error) {
-	rows, err := p.pool.Query(ctx, "SELECT t.ctid::text, t::text FROM "+p.ident(table)+" t WHERE t::text ~ $1"+notTheList(table), f.pattern())
+func (p *Postgres) countMentions(ctx context.Context, q queryer, table string, pl *pgPlace, f *Forgotten) (int64, error) {
+	rows, err := q.Query(ctx, "SELECT t.ctid::text, t::text FROM "+p.ident(table)+" t WHERE t::text ~ $1"+notTheList(table), f.pattern())
 	if err != nil {
 		return 0, fmt.Errorf("search table %s: %w", table, dbError(err))
 	}
@@ -190,7 +206,7 @@ func (p *Postgres) countMentions(ctx context.Context, table string, pl *pgPlace,
 		return 0, fmt.Errorf("search table %s: %w", table, dbError(err))
 	}
 	if pl != nil {
-		err := p.eachMention(ctx, p.pool, *pl, f, false, func(h pgHit) error {
+		err := p.eachMention(ctx, q, *pl, f, false, func(h pgHit) error {
 			found[h.ctid] = true
 			return nil
 		})
@@ -203,13 +219,13 @@ func (p *Postgres) countMentions(ctx context.Context, table string, pl *pgPlace,
 
 // forgetRecordings returns the stored names of the recordings whose rows
 // mention f and whose file is stored.
-func (p *Postgres) forgetRecordings(ctx context.Context, f *Forgotten, endpoints []record.Endpoint, tables []string) ([]string, error) {
+func (p *Postgres) forgetRecordings(ctx context.Context, q queryer, f *Forgotten, endpoints []record.Endpoint, tables []string) ([]string, error) {
 	var out []string
 	for _, pl := range forgetPlaces(endpoints) {
 		if !pl.recordings || !slices.Contains(tables, pl.table) {
 			continue
 		}
-		err := p.eachMention(ctx, p.pool, pl, f, false, func(h pgHit) error {
+		err := p.eachMention(ctx, q, pl, f, false, func(h pgHit) error {
 			if h.object != "" {
 				out = append(out, h.object)
 			}
@@ -318,9 +334,15 @@ func (p *Postgres) eachMention(ctx context.Context, q queryer, pl pgPlace, f *Fo
 // longer names its file's caller once erased. It returns the rows changed
 // per table, the reporting tables' included (their rows that mentioned f
 // before and no longer do). Every PBX's rows are erased, not only pbx's (the caller
-// holds pbx's export lock).
+// holds pbx's export lock). Like ForgetFind, it works on a connection
+// whose statements' parameters the server does not log, or refuses.
 func (p *Postgres) ForgetErase(ctx context.Context, pbx string, f *Forgotten, endpoints []record.Endpoint) (*ForgetFound, error) {
-	tables, err := p.tables(ctx)
+	c, err := p.quietConn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Release()
+	tables, err := p.tablesOn(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -333,7 +355,7 @@ func (p *Postgres) ForgetErase(ctx context.Context, pbx string, f *Forgotten, en
 		if slices.ContainsFunc(places, func(pl pgPlace) bool { return pl.table == t }) {
 			continue
 		}
-		n, err := p.countMentions(ctx, t, nil, f)
+		n, err := p.countMentions(ctx, c, t, nil, f)
 		if err != nil {
 			return nil, err
 		}
@@ -346,13 +368,13 @@ func (p *Postgres) ForgetErase(ctx context.Context, pbx string, f *Forgotten, en
 		if !slices.Contains(tables, pl.table) {
 			continue
 		}
-		n, err := p.erasePlace(ctx, pl, f)
+		n, err := p.erasePlace(ctx, c, pl, f)
 		if err != nil {
 			return done, err
 		}
 		done.add(pl.table, n)
 	}
-	left, err := p.ForgetFind(ctx, f, endpoints)
+	left, err := p.forgetFind(ctx, c, f, endpoints)
 	if err != nil {
 		return done, err
 	}
@@ -382,8 +404,8 @@ func leftError(left *ForgetFound) error {
 
 // numericMentions names the columns of table of a numeric type whose
 // value is f's number (its digits, a national form).
-func (p *Postgres) numericMentions(ctx context.Context, table string, f *Forgotten) ([]string, error) {
-	rows, err := p.pool.Query(ctx, `SELECT column_name FROM information_schema.columns
+func (p *Postgres) numericMentions(ctx context.Context, q queryer, table string, f *Forgotten) ([]string, error) {
+	rows, err := q.Query(ctx, `SELECT column_name FROM information_schema.columns
 WHERE table_schema = $1 AND table_name = $2 AND data_type IN ('numeric', 'bigint', 'integer', 'smallint', 'double precision', 'real')
 ORDER BY ordinal_position`, p.schema, table)
 	if err != nil {
@@ -396,7 +418,7 @@ ORDER BY ordinal_position`, p.schema, table)
 	var found []string
 	for _, c := range cols {
 		col := pgx.Identifier{c}.Sanitize()
-		rows, err := p.pool.Query(ctx, "SELECT DISTINCT "+col+"::text FROM "+p.ident(table)+" WHERE "+col+"::text ~ $1", f.pattern())
+		rows, err := q.Query(ctx, "SELECT DISTINCT "+col+"::text FROM "+p.ident(table)+" WHERE "+col+"::text ~ $1", f.pattern())
 		if err != nil {
 			return nil, fmt.Errorf("search column %s of table %s: %w", c, table, dbError(err))
 		}
@@ -433,9 +455,10 @@ func (p *Postgres) freeKey(ctx context.Context, tx pgx.Tx, pl pgPlace, h pgHit) 
 	return h.rekey, nil
 }
 
-// erasePlace rewrites one table's rows mentioning f in one transaction.
-func (p *Postgres) erasePlace(ctx context.Context, pl pgPlace, f *Forgotten) (int64, error) {
-	tx, err := p.pool.Begin(ctx)
+// erasePlace rewrites one table's rows mentioning f in one transaction
+// on c (quietConn).
+func (p *Postgres) erasePlace(ctx context.Context, c *pgxpool.Conn, pl pgPlace, f *Forgotten) (int64, error) {
+	tx, err := c.Begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("erase in %s: %w", pl.table, dbError(err))
 	}
