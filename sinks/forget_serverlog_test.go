@@ -300,3 +300,54 @@ func TestServerLogLogsStatements(t *testing.T) {
 		}
 	}
 }
+
+// TestForgetFailedStatementKeepsTheNumberOutOfTheServerLog (attack10 F1):
+// on a database logging no statement but a failed statement's parameters
+// (log_parameter_max_length_on_error = -1, which any role may set), a
+// search failing after the number is sent (a table the role may write
+// but not read) leaves the number out of the server's log: forget sets it
+// to 0 for its session, as any role may.
+func TestForgetFailedStatementKeepsTheNumberOutOfTheServerLog(t *testing.T) {
+	db, admin := loggingDB(t)
+	ctx := context.Background()
+	for _, q := range []string{"ALTER DATABASE " + db + " RESET log_min_duration_statement", "ALTER DATABASE " + db + " SET log_parameter_max_length_on_error = -1"} {
+		if _, err := admin.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := make([]byte, 5)
+	rand.Read(b)
+	role := "forget2_r_" + hex.EncodeToString(b)
+	if _, err := admin.Exec(ctx, "CREATE ROLE "+role+" LOGIN"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // the database first: the role's privileges there go with it
+		if _, err := admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop database %s: %v", db, err)
+		}
+		if _, err := admin.Exec(context.Background(), "DROP ROLE "+role); err != nil {
+			t.Errorf("drop role %s: %v", role, err)
+		}
+	})
+	grant := dbPool(t, db, "")
+	for _, q := range []string{"GRANT USAGE ON SCHEMA export TO " + role, "GRANT INSERT ON export.export_state TO " + role} {
+		if _, err := grant.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grant.Close()
+	f, err := NewForgotten(serverLogNumber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := tailServerLog(t, admin)
+	p := NewPostgres(dbPool(t, db, role), "export", nil)
+	if _, err := p.ForgetFind(ctx, f, record.Builtin()); err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("the search as %s, who may not read export_state: %v, want it refused by the server", role, err)
+	}
+	text := log.text(t)
+	if !strings.Contains(text, "permission denied for table export_state") {
+		t.Fatalf("the server's log (%s) does not hold the failed search: the test reads the wrong log", log.path)
+	}
+	noNumber(t, text, db, f)
+}
