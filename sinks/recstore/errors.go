@@ -99,7 +99,7 @@ const codeNoReason = "Forbidden, not an S3 error"
 // body: a permission, or this machine's clock off from the server's),
 // was reported as the key wanting a permission, exit 2 and the advice
 // to give it one (R40-1). secrets (the keys) are cut out of what is
-// shown.
+// shown. Some 403s it leaves as they are (passForbidden).
 type forbidden struct {
 	next    http.RoundTripper
 	secrets []string
@@ -111,7 +111,7 @@ const maxErrBody = 64 << 10
 
 func (f forbidden) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := f.next.RoundTrip(r)
-	if err != nil || resp.StatusCode != http.StatusForbidden {
+	if err != nil || resp.StatusCode != http.StatusForbidden || passForbidden(r, resp) {
 		return resp, err
 	}
 	body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxErrBody+1))
@@ -125,7 +125,7 @@ func (f forbidden) RoundTrip(r *http.Request) (*http.Response, error) {
 	case rerr != nil:
 		why = fmt.Sprintf("403 Forbidden, its answer cut short (%v): no reason read", rerr)
 	case r.Method == http.MethodHead:
-		why = "403 Forbidden to a HEAD request, whose answer tells no reason: the key may lack a permission, or this machine's clock be off from the server's (RequestTimeTooSkewed)"
+		why = "403 Forbidden to a HEAD request, whose answer tells no reason: the keys may be wrong (a wrong secret key: SignatureDoesNotMatch), the key lack a permission, or this machine's clock be off from the server's (RequestTimeTooSkewed)"
 	case len(body) == 0:
 		why = "403 Forbidden without a body, no S3 error: a proxy or gateway in the way, the key lacking a permission, or this machine's clock off from the server's; check EXPORT_RECORDINGS_S3_ENDPOINT"
 	default:
@@ -141,10 +141,23 @@ func (f forbidden) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp.ContentLength = int64(len(doc))
 	resp.Header.Set("Content-Length", strconv.Itoa(len(doc)))
 	resp.Header.Set("Content-Type", "application/xml")
-	// The client would take these for the server's code and message.
-	resp.Header.Del("X-Minio-Error-Code")
-	resp.Header.Del("X-Minio-Error-Desc")
 	return resp, nil
+}
+
+// passForbidden reports whether forbidden leaves r's 403 answer resp as
+// it is, for the client to read: the bucket's region asked (GET
+// ?location, when EXPORT_RECORDINGS_S3_REGION is not set), whose refusal
+// of any kind the client takes for us-east-1 on purpose, and the store
+// then opens, as it did before forbidden (R45-2); and an answer carrying
+// MinIO's X-Minio-Error-Code (with -Desc), MinIO's way to say why on a
+// HEAD, whose answer has no body: the client makes its error of them
+// (a wrong secret key's SignatureDoesNotMatch; R45-3). A proxy does not
+// send that header.
+func passForbidden(r *http.Request, resp *http.Response) bool {
+	if _, ok := r.URL.Query()["location"]; ok && r.Method == http.MethodGet {
+		return true
+	}
+	return resp.Header.Get("X-Minio-Error-Code") != ""
 }
 
 // isS3Error reports whether body is an S3 error document with a code.

@@ -82,6 +82,15 @@ func TestS3Forbidden(t *testing.T) {
 			}
 			return false
 		}, remove, true, []string{"s3:DeleteObject"}},
+		// R45-1: Remove first aborts what a killed Put left, listing the
+		// name's uploads (s3:ListBucketMultipartUploads).
+		{"AccessDenied to the listing of uploads", func(w http.ResponseWriter, r *http.Request) bool {
+			if _, ok := r.URL.Query()["uploads"]; ok && r.Method == http.MethodGet {
+				s3err(w, "AccessDenied", "Access Denied")
+				return true
+			}
+			return false
+		}, remove, true, []string{"s3:ListBucketMultipartUploads", "s3:AbortMultipartUpload"}},
 		{"HEAD refused, GET clock skew", func(w http.ResponseWriter, r *http.Request) bool {
 			switch {
 			case object(r) && r.Method == http.MethodHead:
@@ -153,6 +162,106 @@ func TestS3Forbidden(t *testing.T) {
 			}
 			if b, err := f.read(t, name); err != nil || string(b) != "RIFF....WAVE" {
 				t.Fatalf("%s after the refusal: %q, %v; want it kept", name, b, err)
+			}
+		})
+	}
+}
+
+// TestOpenS3Forbidden (review 45): the 403s OpenS3 meets. With the
+// region not set, the client asks the bucket's region (GET ?location)
+// and takes a refusal for us-east-1, so a 403 that is no S3 error (a
+// gateway refusing that request, empty or with a page) is left as it is
+// for the client, and the store opens (R45-2). A HEAD's 403 carrying
+// MinIO's X-Minio-Error-Code/-Desc headers (MinIO's only way to say why
+// on a HEAD) says what they say (R45-3), and one carrying nothing names
+// a wrong secret key among its possible causes. Real HTTP servers on
+// loopback in front of versitygw.
+func TestOpenS3Forbidden(t *testing.T) {
+	t.Parallel()
+	srv := recstoretest.Start(t)
+	_, _, o := s3FixtureOn(t, srv)
+	ctx := context.Background()
+	location := func(r *http.Request) bool {
+		_, ok := r.URL.Query()["location"]
+		return ok && r.Method == http.MethodGet
+	}
+	bucketHead := func(r *http.Request) bool {
+		return r.Method == http.MethodHead && strings.Trim(r.URL.Path, "/") == o.Bucket
+	}
+	const sigDesc = "The request signature we calculated does not match the signature you provided. Check your key and signing method."
+	for _, tc := range []struct {
+		name   string
+		region string
+		answer func(http.ResponseWriter, *http.Request) bool
+		want   []string // in OpenS3's error; none: it opens
+	}{
+		{"empty 403 to the region lookup", "", func(w http.ResponseWriter, r *http.Request) bool {
+			if location(r) {
+				w.WriteHeader(http.StatusForbidden)
+				return true
+			}
+			return false
+		}, nil},
+		{"page 403 to the region lookup", "", func(w http.ResponseWriter, r *http.Request) bool {
+			if location(r) {
+				w.Header().Set("Content-Type", "text/html")
+				w.WriteHeader(http.StatusForbidden)
+				io.WriteString(w, "<html><body>Forbidden</body></html>")
+				return true
+			}
+			return false
+		}, nil},
+		{"HEAD of the bucket refused with MinIO's headers", o.Region, func(w http.ResponseWriter, r *http.Request) bool {
+			if bucketHead(r) {
+				w.Header().Set("X-Minio-Error-Code", "SignatureDoesNotMatch")
+				w.Header().Set("X-Minio-Error-Desc", `"`+sigDesc+`"`)
+				w.WriteHeader(http.StatusForbidden)
+				return true
+			}
+			return false
+		}, []string{sigDesc}},
+		{"HEAD of the bucket refused, no reason", o.Region, func(w http.ResponseWriter, r *http.Request) bool {
+			if bucketHead(r) {
+				w.WriteHeader(http.StatusForbidden)
+				return true
+			}
+			return false
+		}, []string{"HEAD", "secret key", "permission", "clock"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := o
+			o.Region = tc.region
+			o.Endpoint = srv.Answering(t, tc.answer)
+			st, err := OpenS3(ctx, o)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("open: %v; want it opened (the client takes the refused lookup for us-east-1)", err)
+				}
+				name := testName(t, strings.ReplaceAll(tc.name, " ", "-"))
+				if _, err := st.Put(ctx, name, strings.NewReader("RIFF....WAVE"), Want{Size: 12}); err != nil {
+					t.Fatalf("put after opening: %v", err)
+				}
+				if _, err := st.Stat(ctx, name); err != nil {
+					t.Fatalf("stat after opening: %v", err)
+				}
+				if err := st.Remove(ctx, name); err != nil {
+					t.Fatalf("remove after opening: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("opened; want the 403's error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%v: want it to say %q", err, w)
+				}
+			}
+			if errors.Is(err, ErrDenied) {
+				t.Errorf("%v: claims a permission missing; the server said no such thing", err)
+			}
+			if tc.want[0] == sigDesc && strings.Contains(err.Error(), "tells no reason") {
+				t.Errorf("%v: says no reason was told; the server told it", err)
 			}
 		})
 	}

@@ -67,15 +67,17 @@ func (d *Dir) Remove(ctx context.Context, name string) error {
 // any upload of it a killed Put left. A name with nothing stored is not
 // an error: removing twice removes once. On a versioned bucket the
 // server keeps earlier versions (a delete marker hides them): its
-// lifecycle rules decide how long. A key without s3:DeleteObject gets an
-// error matching ErrDenied, naming it.
+// lifecycle rules decide how long. A key without s3:DeleteObject, or
+// without s3:ListBucketMultipartUploads or s3:AbortMultipartUpload, gets
+// an error matching ErrDenied, naming them.
 func (s *S3) Remove(ctx context.Context, name string) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
 	key := s.Key(path.Clean(name))
 	if err := s.c.RemoveIncompleteUpload(ctx, s.bucket, key); err != nil {
-		return fmt.Errorf("remove %s: abort earlier uploads: %w", name, err)
+		// A listing of the name's uploads, then an abort of each (R45-1).
+		return fmt.Errorf("remove %s: abort earlier uploads: %w", name, denied(err, "s3:ListBucketMultipartUploads and s3:AbortMultipartUpload"))
 	}
 	if err := s.c.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{}); err != nil {
 		if minio.ToErrorResponse(err).Code == "NoSuchKey" {
