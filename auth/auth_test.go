@@ -56,7 +56,13 @@ func newFixture(t *testing.T, o pbxsim.Options) *fixture {
 	var simp atomic.Pointer[pbxsim.Sim]
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { simp.Load().ServeHTTP(w, r) }))
 	t.Cleanup(srv.Close)
-	loop := fmt.Sprintf("http://127.0.0.1:%d/callback", freePort(t))
+	return newFixtureAt(t, o, srv, &simp, fmt.Sprintf("http://127.0.0.1:%d/callback", freePort(t)))
+}
+
+// newFixtureAt is newFixture with the simulator's server started and
+// the loopback Redirect URI given.
+func newFixtureAt(t *testing.T, o pbxsim.Options, srv *httptest.Server, simp *atomic.Pointer[pbxsim.Sim], loop string) *fixture {
+	t.Helper()
 	o.Clients = []pbxsim.Client{{ID: clientID, Secret: clientSecret, RedirectURIs: []string{loop, pasteURI}}}
 	o.S2SApps = []pbxsim.S2SApp{{ID: "APPID", Name: "exporter", Secret: "s3cr3t"}}
 	sim := pbxsim.New(o)

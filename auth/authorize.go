@@ -45,7 +45,13 @@ type AuthorizeOptions struct {
 	// Ready, when set, is called with the authorization URL once the
 	// loopback listener accepts the redirect (the demo plays the browser).
 	Ready func(authURL string)
-	Log   *slog.Logger
+	// Listener, when set, is a listener already open on the loopback
+	// Redirect URI's address, served instead of listening on it (closed
+	// by the flow once served; by the caller otherwise). A caller that
+	// picks a free port and keeps it open (the demo, the tests' fixture)
+	// cannot lose it to another socket between choosing and listening.
+	Listener net.Listener
+	Log      *slog.Logger
 }
 
 // servesLocally reports whether this process can receive the redirect
@@ -265,9 +271,12 @@ func probe(ctx context.Context, hc *http.Client, authURL, redirect string) error
 // ignored: only the timeout, ctx or the right redirect end the wait.
 func loopback(ctx context.Context, o AuthorizeOptions, authURL, state string) (landing, error) {
 	u, _ := url.Parse(o.Config.RedirectURL)
-	ln, err := net.Listen("tcp", u.Host)
-	if err != nil {
-		return landing{}, fmt.Errorf("listen on %s for the redirect (WILDIX_REDIRECT_URL): %w; free the port or register another loopback Redirect URI", u.Host, err)
+	ln := o.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", u.Host); err != nil {
+			return landing{}, fmt.Errorf("listen on %s for the redirect (WILDIX_REDIRECT_URL): %w; free the port or register another loopback Redirect URI", u.Host, err)
+		}
 	}
 	got := make(chan url.Values, 1)
 	// Whoever reaches the address (any local process) must not be able to

@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -420,6 +421,37 @@ func TestLoopbackIgnoresForgedRedirects(t *testing.T) {
 		t.Fatalf("API call with the stored token: %d", code)
 	}
 	f.stillUnspent(t, f.cfg.RedirectURL, attacker)
+}
+
+// TestLoopbackServesTheGivenListener: a listener held open on the
+// Redirect URI's port from the start (the demo's and the tests' fixture's,
+// so that no other socket takes the port between choosing and listening)
+// is served by the flow, which completes; listening on the address again
+// instead would fail, the port being held (checked first, so that the
+// test tells the two apart).
+func TestLoopbackServesTheGivenListener(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var simp atomic.Pointer[pbxsim.Sim]
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { simp.Load().ServeHTTP(w, r) }))
+	t.Cleanup(srv.Close)
+	f := newFixtureAt(t, pbxsim.Options{}, srv, &simp, fmt.Sprintf("http://%s/callback", ln.Addr()))
+	o := AuthorizeOptions{Config: f.cfg, HTTPClient: http.DefaultClient, Store: fileStore(t, nil), PBX: "pbx1", Stdout: io.Discard,
+		Timeout: 20 * time.Second, Ready: browser(t)}
+	if _, err := Authorize(context.Background(), o); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("authorize listening on a held port: %v, want address already in use", err)
+	}
+	o.Store, o.Listener = fileStore(t, nil), ln
+	if _, err := Authorize(context.Background(), o); err != nil {
+		t.Fatalf("authorize on the given listener: %v", err)
+	}
+	if code := f.call(t, NewSource(SourceOptions{Config: f.cfg, Store: o.Store, PBX: "pbx1"})); code != 200 {
+		t.Fatalf("API call with the stored token: %d", code)
+	}
 }
 
 // TestLoopbackMatchingErrorEndsTheWait: an error= with the right state is

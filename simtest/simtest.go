@@ -17,6 +17,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -43,6 +44,13 @@ type Fixture struct {
 	TokenFile string
 	Source    *auth.Source
 	HTTP      *http.Client
+
+	// redirect holds Redirect's port from New until Authorize serves on
+	// it, or ReleaseRedirect frees it for a command that listens itself:
+	// a port chosen free and closed could be taken, under parallel load,
+	// by any other socket before the flow listens on it again.
+	mu       sync.Mutex
+	redirect net.Listener
 }
 
 // New starts a simulator with o (its OAuth client registered) and, unless
@@ -61,12 +69,34 @@ func New(t testing.TB, o pbxsim.Options) *Fixture {
 		t.Fatal(err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	f := &Fixture{redirect: ln}
+	t.Cleanup(f.ReleaseRedirect)
 	redirect := fmt.Sprintf("http://127.0.0.1:%d/callback", port)
 	o.Clients = append(o.Clients, pbxsim.Client{ID: ClientID, Secret: ClientSecret, RedirectURIs: []string{redirect}})
 	sim.Store(pbxsim.New(o))
 	u, _ := url.Parse(srv.URL)
-	return &Fixture{Sim: sim.Load(), Server: srv, URL: u, Redirect: redirect, TokenFile: filepath.Join(t.TempDir(), "token.json")}
+	f.Sim, f.Server, f.URL, f.Redirect, f.TokenFile = sim.Load(), srv, u, redirect, filepath.Join(t.TempDir(), "token.json")
+	return f
+}
+
+// ReleaseRedirect closes the listener holding Redirect's port, for a test
+// whose command listens on Redirect itself (`wildix-export authorize`).
+// The port may then be taken by another socket before the command
+// listens: such a test can fail on a port in use, never pass wrongly.
+func (f *Fixture) ReleaseRedirect() {
+	if ln := f.takeRedirect(); ln != nil {
+		ln.Close()
+	}
+}
+
+// takeRedirect hands over the listener holding Redirect's port, once;
+// nil afterwards (a second Authorize listens on the address again).
+func (f *Fixture) takeRedirect() net.Listener {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ln := f.redirect
+	f.redirect = nil
+	return ln
 }
 
 // OAuthConfig is the client's configuration.
@@ -82,9 +112,13 @@ func (f *Fixture) Authorize(t testing.TB) *http.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ln := f.takeRedirect()
+	if ln != nil {
+		defer ln.Close() // closed by the flow when served; again, harmlessly
+	}
 	_, err = auth.Authorize(context.Background(), auth.AuthorizeOptions{
 		Config: f.OAuthConfig(), HTTPClient: http.DefaultClient, Store: store, PBX: f.URL.Host,
-		Stdout: io.Discard, Timeout: 10 * time.Second,
+		Stdout: io.Discard, Timeout: 10 * time.Second, Listener: ln,
 		Ready: func(u string) {
 			if resp, err := http.Get(u); err == nil {
 				resp.Body.Close()

@@ -98,12 +98,16 @@ func (a *app) demoPBX(ctx context.Context, calls int64, loc *time.Location, recE
 	if err != nil {
 		return nil, fmt.Errorf("start the simulator: %w", err)
 	}
-	redirectPort, err := freePort()
+	// The redirect's port is held open from here to the flow, which serves
+	// on this listener: chosen free and closed, any other socket could take
+	// it before the flow listens (a demo among parallel tests failed so).
+	rln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		ln.Close()
-		return nil, err
+		return nil, fmt.Errorf("listen for the demo's redirect: %w", err)
 	}
-	redirect := fmt.Sprintf("http://127.0.0.1:%d/callback", redirectPort)
+	defer rln.Close() // closed by the flow when served; again, harmlessly
+	redirect := fmt.Sprintf("http://127.0.0.1:%d/callback", rln.Addr().(*net.TCPAddr).Port)
 	sim := pbxsim.New(demoSimOptions(calls, loc, recEvery, redirect, time.Now()))
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
@@ -127,7 +131,7 @@ func (a *app) demoPBX(ctx context.Context, calls int64, loc *time.Location, recE
 		fmt.Fprintln(a.stderr, "Authorizing with the OAuth 2.0 code flow (the demo plays the browser):")
 		_, err = auth.Authorize(ctx, auth.AuthorizeOptions{
 			Config: a.oauthConfig(), HTTPClient: http.DefaultClient, Store: store, PBX: c.PBXID,
-			Stdout: a.stderr, Stderr: io.Discard, Timeout: 30 * time.Second,
+			Stdout: a.stderr, Stderr: io.Discard, Timeout: 30 * time.Second, Listener: rln,
 			Ready: func(u string) {
 				if resp, err := http.Get(u); err == nil {
 					resp.Body.Close()
@@ -214,15 +218,6 @@ With a real PBX:
   2. export WILDIX_PBX_URL=https://yourpbx.wildixin.com WILDIX_CLIENT_ID=... WILDIX_CLIENT_SECRET=...
   3. wildix-export authorize, then wildix-export check, then wildix-export run --once
 `)
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // writtenFiles lists the data files a run wrote under dir.

@@ -260,6 +260,7 @@ func holdWhen(match func(*http.Request) bool, held, release chan struct{}) func(
 func TestAuthorizeLoopbackAndPaste(t *testing.T) {
 	t.Parallel()
 	f := simtest.New(t, pbxsim.Options{Calls: 50})
+	f.ReleaseRedirect() // the command listens on the Redirect URI itself
 	dir := t.TempDir()
 	env := simEnv(f, dir, "EXPORT_LOG_LEVEL=debug")
 
