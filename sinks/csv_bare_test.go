@@ -52,6 +52,12 @@ func bareRun(t *testing.T, s *CSV, pbx string, started time.Time, rule exporter.
 // file without a manifest written before the record, or by a run the
 // ledger records under the record's rule, is accounted for. Seen failing
 // with the bare files not looked at (manifestRule's bare left empty).
+// Review 43: the same judgement with the record missing (R43-1: the
+// older copy restored without its dot files, the ledger's rule taken) and
+// with the record judged stale by the newest manifest left (R43-2: only
+// the newest files' manifests deleted); seen failing with the judgement
+// on the record's branch only. A file of a run the ledger records under
+// its rule, the record missing, is still accounted for.
 func TestBareFileAfterOlderRecord(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -82,6 +88,44 @@ func TestBareFileAfterOlderRecord(t *testing.T) {
 				}
 			}
 			return f2
+		}},
+		{"an older .state restored without its dot files, the newer files' manifests deleted (R43-1)", func(t *testing.T, s *CSV, dir string) string {
+			bareRun(t, s, "a", t0, none, "")
+			old := filepath.Join(t.TempDir(), "state")
+			if err := os.CopyFS(old, os.DirFS(filepath.Join(dir, ".state"))); err != nil {
+				t.Fatal(err)
+			}
+			f2 := bareRun(t, s, "a", t0.Add(time.Hour), numbers, "none")
+			restoreState(t, dir, old, false)
+			if err := os.Remove(manifestPath(filepath.Join(dir, f2))); err != nil {
+				t.Fatal(err)
+			}
+			return f2
+		}},
+		{"an older .state restored, only the newest files' manifests deleted (R43-2)", func(t *testing.T, s *CSV, dir string) string {
+			bareRun(t, s, "a", t0, numbers, "")
+			old := filepath.Join(t.TempDir(), "state")
+			if err := os.CopyFS(old, os.DirFS(filepath.Join(dir, ".state"))); err != nil {
+				t.Fatal(err)
+			}
+			bareRun(t, s, "a", t0.Add(time.Hour), none, numbers.String())
+			f3 := bareRun(t, s, "a", t0.Add(2*time.Hour), numbers, "none")
+			restoreState(t, dir, old, true)
+			if err := os.Remove(manifestPath(filepath.Join(dir, f3))); err != nil {
+				t.Fatal(err)
+			}
+			return f3
+		}},
+		{"no record, a file of a run the ledger records under its rule, its manifest deleted", func(t *testing.T, s *CSV, dir string) string {
+			bareRun(t, s, "a", t0, numbers, "")
+			f2 := bareRun(t, s, "a", t0.Add(time.Hour), numbers, "")
+			if err := os.Remove(manifestPath(filepath.Join(dir, f2))); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(filepath.Join(s.stateDir("a"), privacyFile)); err != nil {
+				t.Fatal(err)
+			}
+			return "lost"
 		}},
 		{"a file of before the record, its manifest deleted", func(t *testing.T, s *CSV, dir string) string {
 			f1 := bareRun(t, s, "a", t0, none, "")
@@ -117,12 +161,36 @@ func TestBareFileAfterOlderRecord(t *testing.T) {
 				t.Fatalf("rule %q found %v lost %+v, %v; want found", r, found, lost, err)
 			}
 			switch {
+			case want == "lost" && (lost == nil || lost.Unknown || lost.NoManifest):
+				t.Fatalf("lost %+v; want the ledger's rule taken, the file accounted for", lost)
+			case want == "lost":
 			case want == "" && lost != nil:
 				t.Fatalf("lost %+v; want the record trusted", lost)
 			case want != "" && (lost == nil || !lost.Unknown || !lost.NoManifest || lost.File != want || lost.Stale != "none" || lost.Unmanifested):
 				t.Fatalf("rule %q, lost %+v; want it unknown, naming %s without a manifest, the record saying none", r, lost, want)
 			}
 		})
+	}
+}
+
+// restoreState puts the copy old of .state back in dir, with its dot
+// files (the record of the rule, the marks) or without.
+func restoreState(t *testing.T, dir, old string, dots bool) {
+	t.Helper()
+	if err := os.RemoveAll(filepath.Join(dir, ".state")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(filepath.Join(dir, ".state"), os.DirFS(old)); err != nil {
+		t.Fatal(err)
+	}
+	if dots {
+		return
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, ".state", "*", ".*"))
+	for _, f := range files {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -135,7 +203,10 @@ func TestBareFileAfterOlderRecord(t *testing.T) {
 // rewrite left to do, rewrite~due.json) says;
 // with the cursor state there, or the manifests, they are not. Another
 // PBX's files, and a user's own CSV file, are none of this PBX's. Seen
-// failing with the ledger consulted first (the check after it).
+// failing with the ledger consulted first (the check after it). Review
+// 43's R43-3: the same for one endpoint whose cursor state and manifests
+// are lost while another endpoint's cursor state is there; seen failing
+// with the cursor state judged for the whole PBX.
 func TestBareFilesWithoutCursorState(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -145,11 +216,14 @@ func TestBareFilesWithoutCursorState(t *testing.T) {
 		name                       string
 		keepRecord, keepManifests  bool
 		keepCursor, unmanifestedOK bool
+		otherCursor                bool // another endpoint's cursor state there (R43-3)
 	}{
-		{"runs.jsonl left, manifests deleted", false, false, false, true},
-		{"runs.jsonl and the record left, manifests deleted", true, false, false, true},
-		{"runs.jsonl left, manifests kept", false, true, false, false},
-		{"cursor state kept, manifests deleted", true, false, true, false},
+		{"runs.jsonl left, manifests deleted", false, false, false, true, false},
+		{"runs.jsonl and the record left, manifests deleted", true, false, false, true, false},
+		{"runs.jsonl left, manifests kept", false, true, false, false, false},
+		{"cursor state kept, manifests deleted", true, false, true, false, false},
+		{"another endpoint's cursor state kept, this one's and its manifests deleted", true, false, false, true, true},
+		{"another endpoint's cursor state kept, this one's deleted, manifests kept", true, true, false, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -177,6 +251,11 @@ func TestBareFilesWithoutCursorState(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			if tc.otherCursor {
+				if err := os.WriteFile(filepath.Join(s.stateDir("a"), "colleagues.json"), []byte(`{"cursor":1}`), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if !tc.keepManifests {
 				mans, _ := filepath.Glob(filepath.Join(dir, "*", "a_2*.manifest.json"))
 				if len(mans) != 1 {
@@ -197,6 +276,9 @@ func TestBareFilesWithoutCursorState(t *testing.T) {
 			if tc.unmanifestedOK {
 				if !found || lost == nil || !lost.Unmanifested || !lost.Unknown || lost.File != f {
 					t.Fatalf("rule %q found %v lost %+v; want it unmanifested, naming %s", r, found, lost, f)
+				}
+				if ep := filepath.Dir(f); tc.otherCursor && lost.Endpoint != ep || !tc.otherCursor && lost.Endpoint != "" {
+					t.Fatalf("lost %+v; want endpoint %q named only with another endpoint's cursor state there", lost, ep)
 				}
 				return
 			}

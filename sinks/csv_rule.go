@@ -334,29 +334,53 @@ func (l *ledgerRules) recordedAt(rec storedRule) time.Time {
 	return at
 }
 
+// ruleWitness is what a check of the rule took the rule from (the
+// record, the newest manifest saying one, the run ledger, or nothing),
+// for judging the data files without a manifest (unaccounted).
+type ruleWitness struct {
+	at     time.Time // when what it says was written, at the earliest
+	rule   string    // the rule it says (Privacy.String)
+	record string    // where the record of the rule is kept
+	said   string    // for the refusal: what it is and says, and that the file is newer
+}
+
 // unaccounted returns the first of mr's data files without a manifest
-// (bare) that the record rec does not account for, nil if none (review
-// 37, R37-1): one written after the record was stored (by its
+// (bare) that the witness w does not account for, nil if none (review
+// 37, R37-1; review 43, R43-1, R43-2): one written after w (by its
 // modification time, or its run's start by its name when later), unless
-// its run is one the ledger l records under the record's rule and the
-// file was not changed after the ledger's latest run ended. Such a file
-// may hold rows under a rule the record does not know (an older copy of
-// the state restored, the newer files' manifests lost): the record is
-// no longer the rule's witness. A file written before the record holds
-// rows of before it, whatever their rule.
-func (mr manifestRule) unaccounted(rec storedRule, l *ledgerRules) *bareFile {
+// its run is one the ledger l records under w's rule and the file was
+// not changed after the ledger's latest run ended. Such a file may hold
+// rows under a rule w does not know (an older copy of the state
+// restored, with or without its record, the newer files' manifests
+// lost): w is no longer the rule's witness. A file written before w
+// holds rows of before it, whatever their rule. Every branch of the
+// check asks it (PrivacyRuleFrom, recordedRule), each with its witness.
+func (mr manifestRule) unaccounted(w ruleWitness, l *ledgerRules) *bareFile {
 	if len(mr.bare) == 0 {
 		return nil
 	}
-	at := l.recordedAt(rec)
+	if l == nil {
+		l = &ledgerRules{}
+	}
 	for i, b := range mr.bare {
-		if !b.At.After(at) {
+		if !b.At.After(w.at) {
 			continue
 		}
-		if r, ok := l.rules[b.Run]; ok && b.Run != "" && r == rec.Privacy.String() && !b.At.After(l.ended) {
+		if r, ok := l.rules[b.Run]; ok && b.Run != "" && r == w.rule && !b.At.After(l.ended) {
 			continue
 		}
 		return &mr.bare[i]
 	}
 	return nil
+}
+
+// judged is r (with lost, nil when the record is trusted) as the check
+// took it from w, unless a data file without a manifest is unaccounted
+// for (unaccounted): then the rule is not known (LostRule.NoManifest).
+func (mr manifestRule) judged(r exporter.Privacy, lost *LostRule, w ruleWitness, l *ledgerRules) (exporter.Privacy, bool, *LostRule, error) {
+	if b := mr.unaccounted(w, l); b != nil {
+		return r, true, &LostRule{Record: w.record, File: b.Name, Files: mr.files + len(mr.bare), Unknown: true, NoManifest: true,
+			Stale: w.rule, Witness: w.said}, nil
+	}
+	return r, true, lost, nil
 }

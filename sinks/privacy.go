@@ -87,6 +87,15 @@ type LostRule struct {
 	// (review 37, R37-1: an older copy of the state restored, the newer
 	// files' manifests lost): nothing tells its rows' rule.
 	NoManifest bool
+	// Witness (CSV, with NoManifest) says what the rule was taken from
+	// and why File is not accounted for by it: the record, the newest
+	// manifest left or the run ledger (review 43, R43-1, R43-2), or
+	// that nothing is left. With NoManifest, Stale is the rule it says.
+	Witness string
+	// Endpoint (CSV, with Unmanifested) is the endpoint whose cursor
+	// state is missing while the PBX's other endpoints have theirs
+	// (review 43, R43-3); "" when the PBX has no cursor state at all.
+	Endpoint string
 }
 
 // ledgerRules gathers LostRule from the ledger's runs, newest first, up to
@@ -109,6 +118,7 @@ type ledgerRules struct {
 	starts   map[string]time.Time // when each run the ledger records started
 	rules    map[string]string    // the rule (Privacy.String) each run the ledger records applied
 	ended    time.Time            // when the latest run the ledger records ended
+	changes  map[string]bool      // the runs a line of which marks a change of rule
 	newestAt int
 	newest   time.Time
 }
@@ -285,13 +295,12 @@ func (s *CSV) markRuleChange(pbx string) error {
 	if _, running := s.runs.Load(rec.RunID); running {
 		return nil
 	}
-	l, err := os.ReadFile(filepath.Join(dir, "runs.jsonl"))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("read the run ledger for the pseudonymisation change: %w", err)
+	l, err := s.ledgerRules(pbx)
+	if err != nil {
+		return err
 	}
-	id, _ := json.Marshal(rec.RunID)
-	if bytes.Contains(l, append([]byte(`"run_id":`), id...)) {
-		return nil
+	if l.changes[rec.RunID] {
+		return nil // a line of the run that decodes and marks the change (review 43, R43-4: not a torn one holding its id)
 	}
 	started := rec.Started
 	if started.IsZero() && len(rec.RunID) >= 16 {
@@ -345,32 +354,97 @@ func (s *CSV) PrivacyRuleFrom(_ context.Context, pbx string) (_ exporter.Privacy
 	if err != nil {
 		return exporter.Privacy{}, false, nil, err
 	}
-	found, err := s.hasCursorState(pbx)
+	keys, err := s.cursorKeys(pbx)
 	if err != nil {
 		return exporter.Privacy{}, false, nil, err
 	}
-	if !found && len(mr.bare) > 0 {
-		return s.unmanifested(record, mr)
+	found := len(keys) > 0
+	if b, ep := cursorless(mr.bare, keys); b != nil {
+		return s.unmanifested(record, mr, b, ep)
 	}
 	if recorded {
 		return s.recordedRule(pbx, b, mr)
 	}
+	return s.unrecordedRule(pbx, record, mr, found)
+}
+
+// unrecordedRule is PrivacyRuleFrom when the PBX's record of the rule
+// is missing (record: where it is kept) and its cursor state is there
+// (found) or no data file lacks its manifest: the rule is the newest
+// manifest's or the run ledger's (manifestRule.weigh), or none; each
+// judged against the data files without a manifest (judged: review 43,
+// R43-1, an older copy of .state restored without its dot files and the
+// newer manifests deleted was taken for rule none).
+func (s *CSV) unrecordedRule(pbx, record string, mr manifestRule, found bool) (exporter.Privacy, bool, *LostRule, error) {
 	l, err := s.ledgerRules(pbx)
 	if err != nil {
 		return exporter.Privacy{}, false, nil, err
 	}
 	if mr.rule != nil && mr.weigh(l) {
-		return *mr.rule, true, &LostRule{Record: record, Rules: []string{mr.rule.String()}, File: mr.file, Files: mr.files}, nil
+		return mr.judged(*mr.rule, &LostRule{Record: record, Rules: []string{mr.rule.String()}, File: mr.file, Files: mr.files}, mr.witness(record), l)
 	}
 	if l.lost.Run != "" {
 		l.lost.Record = record
-		return l.last, true, &l.lost, nil
+		return mr.judged(l.last, &l.lost, ruleWitness{at: l.newest, rule: l.last.String(), record: record,
+			said: fmt.Sprintf("it was written after the newest run with rows the run ledger (%s) records started (it says rule %s), by no run the ledger records under that rule",
+				filepath.Join(filepath.Dir(record), "runs.jsonl"), l.last)}, l)
 	}
 	if !found && mr.files > 0 {
 		// Rows and no state: the state lost, the rows' rule not told.
 		return exporter.Privacy{Rule: "none"}, true, &LostRule{Record: record, File: mr.noRule, Files: mr.files, Unknown: true}, nil
 	}
+	if len(mr.bare) > 0 {
+		r, _, lost, err := mr.judged(exporter.Privacy{Rule: "none"}, nil, ruleWitness{rule: "none", record: record,
+			said: "no record of the rule, no manifest saying one and no run ledger line under one is left to account for it"}, l)
+		return r, found, lost, err
+	}
 	return exporter.Privacy{Rule: "none"}, found, nil, nil
+}
+
+// witness is the newest manifest carrying a rule (mr.rule, not nil) as
+// the witness of the rule (unaccounted), record being where the record
+// of the rule is kept.
+func (mr manifestRule) witness(record string) ruleWitness {
+	return ruleWitness{at: mr.started, rule: mr.rule.String(), record: record,
+		said: fmt.Sprintf("it was written after the run of the newest data file that still has its manifest (%s, which says rule %s) started, by no run the run ledger records under that rule", mr.file, mr.rule)}
+}
+
+// cursorKeys returns the names (without .json, .pending.json) of the
+// PBX's cursor state files (hasCursorState), empty when it has none.
+func (s *CSV) cursorKeys(pbx string) (map[string]bool, error) {
+	entries, err := os.ReadDir(s.stateDir(pbx))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read the pseudonymisation rule: %w", err)
+	}
+	keys := map[string]bool{}
+	for _, e := range entries {
+		if n := e.Name(); strings.HasSuffix(n, ".json") && !strings.HasPrefix(n, ".") && !strings.Contains(n, "~") {
+			keys[strings.TrimSuffix(strings.TrimSuffix(n, ".json"), ".pending")] = true
+		}
+	}
+	return keys, nil
+}
+
+// cursorless returns the first data file without a manifest (bare) that
+// no cursor state accounts for, nil if none, and its endpoint when the
+// PBX has cursor state of other endpoints: with no cursor state (keys
+// empty), any; else one written by an export run (its name holds the
+// run: not a backfill window's, which a backfill redoing the window
+// replaces by name) in an endpoint's folder whose cursor state
+// (<endpoint>.json, or its pending commit's) is missing (review 43,
+// R43-3: that endpoint's state and manifests lost, another's kept, and a
+// run wrote every call of it again).
+func cursorless(bare []bareFile, keys map[string]bool) (*bareFile, string) {
+	for i, b := range bare {
+		if len(keys) == 0 {
+			return &bare[i], ""
+		}
+		ep, _, _ := strings.Cut(b.Name, string(filepath.Separator))
+		if b.Run != "" && !keys[safeName(ep)] {
+			return &bare[i], ep
+		}
+	}
+	return nil, ""
 }
 
 // hasCursorState says whether the PBX's state folder holds a cursor's
@@ -383,16 +457,8 @@ func (s *CSV) PrivacyRuleFrom(_ context.Context, pbx string) (_ exporter.Privacy
 // (rewrite~due.json, a rewrite left to do), the run ledger and the dot
 // files (the record of the rule, the marks).
 func (s *CSV) hasCursorState(pbx string) (bool, error) {
-	entries, err := os.ReadDir(s.stateDir(pbx))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return false, fmt.Errorf("read the pseudonymisation rule: %w", err)
-	}
-	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), ".json") && !strings.HasPrefix(e.Name(), ".") && !strings.Contains(e.Name(), "~") {
-			return true, nil
-		}
-	}
-	return false, nil
+	keys, err := s.cursorKeys(pbx)
+	return len(keys) > 0, err
 }
 
 // unmanifested is PrivacyRuleFrom for a PBX with no cursor state whose
@@ -404,8 +470,10 @@ func (s *CSV) hasCursorState(pbx string) (bool, error) {
 // not tell them from new ones, nor their rule. Each PBX by its own files
 // and state, so that this PBX's first export beside another's files is
 // no loss, nor a user's own CSV file.
-func (s *CSV) unmanifested(record string, mr manifestRule) (exporter.Privacy, bool, *LostRule, error) {
-	return exporter.Privacy{Rule: "none"}, true, &LostRule{Record: record, File: mr.bare[0].Name, Files: mr.files + len(mr.bare), Unknown: true, Unmanifested: true}, nil
+// With ep, the PBX has cursor state of other endpoints, not of ep, whose
+// folder holds b (review 43, R43-3): the same, for that endpoint.
+func (s *CSV) unmanifested(record string, mr manifestRule, b *bareFile, ep string) (exporter.Privacy, bool, *LostRule, error) {
+	return exporter.Privacy{Rule: "none"}, true, &LostRule{Record: record, File: b.Name, Files: mr.files + len(mr.bare), Unknown: true, Unmanifested: true, Endpoint: ep}, nil
 }
 
 // recordedRule is PrivacyRuleFrom when the PBX's record of the rule, b,
@@ -438,14 +506,18 @@ func (s *CSV) recordedRule(pbx string, b []byte, mr manifestRule) (exporter.Priv
 		}
 	}
 	if mr.rule != nil && mr.rule.String() != r.String() && mr.run != rec.RunID && mr.newerThan(rec, l) {
-		return *mr.rule, true, &LostRule{Record: record, Rules: []string{mr.rule.String()},
-			File: mr.file, Files: mr.files, Stale: r.String()}, nil
+		// Review 43, R43-2: files newer still, their manifests lost,
+		// are judged against the manifest taken.
+		return mr.judged(*mr.rule, &LostRule{Record: record, Rules: []string{mr.rule.String()},
+			File: mr.file, Files: mr.files, Stale: r.String()}, mr.witness(record), l)
 	}
 	s.saveRuleMark(pbx, mr)
-	if bare := mr.unaccounted(rec, l); bare != nil {
-		return r, true, &LostRule{Record: record, File: bare.Name, Files: mr.files + len(mr.bare), Unknown: true, NoManifest: true, Stale: r.String()}, nil
+	var at time.Time
+	if l != nil {
+		at = l.recordedAt(rec)
 	}
-	return r, true, nil, nil
+	return mr.judged(r, nil, ruleWitness{at: at, rule: rec.Privacy.String(), record: record,
+		said: fmt.Sprintf("it was written after the record of the rule (%s, which says %s) was stored, by no run the run ledger records under that rule", record, r)}, l)
 }
 
 // ledgerRules reads the PBX's run ledger for PrivacyRuleFrom, newest
@@ -459,8 +531,8 @@ func (s *CSV) ledgerRules(pbx string) (*ledgerRules, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the pseudonymisation rule from the run ledger: %w", err)
 	}
-	lines := bytes.Split(b, []byte{'\n'})
-	l.runs, l.starts, l.rules = map[string]int{}, map[string]time.Time{}, map[string]string{}
+	lines := ledgerRecords(b)
+	l.runs, l.starts, l.rules, l.changes = map[string]int{}, map[string]time.Time{}, map[string]string{}, map[string]bool{}
 	for i := len(lines) - 1; i >= 0; i-- {
 		var run struct {
 			ID        string            `json:"run_id"`
@@ -483,6 +555,9 @@ func (s *CSV) ledgerRules(pbx string) (*ledgerRules, error) {
 		if run.Ended.After(l.ended) {
 			l.ended = run.Ended
 		}
+		if run.Privacy != nil && run.Privacy.Changed != "" {
+			l.changes[run.ID] = true
+		}
 		if run.Privacy == nil || l.done {
 			continue
 		}
@@ -497,6 +572,19 @@ func (s *CSV) ledgerRules(pbx string) (*ledgerRules, error) {
 		}
 	}
 	return &l, nil
+}
+
+// ledgerRecords cuts the run ledger b into its records: its lines, and a
+// line holding more than one record (one whose newline was lost, the
+// next appended to it) cut at each record's start (ledgerPieces, as the
+// ledger's rewrite does). A torn record is kept as it is, to be passed
+// over by the reader: it does not decode.
+func ledgerRecords(b []byte) [][]byte {
+	var out [][]byte
+	for _, line := range bytes.Split(b, []byte{'\n'}) {
+		out = append(out, ledgerPieces(line)...)
+	}
+	return out
 }
 
 // PendPrivacyRule is Postgres.PendPrivacyRule for the folder: the next

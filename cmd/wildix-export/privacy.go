@@ -268,17 +268,19 @@ func (a *app) unknownRule(s *sink, lost *sinks.LostRule, now exporter.Privacy) e
 }
 
 // noManifest is unknownRule's refusal when a data file of the PBX has no
-// manifest and was written after the record of the rule was stored
-// (sinks.LostRule.NoManifest; review 37, R37-1: an older copy of the
-// state restored with its record, the newer files' manifests lost, and a
-// run in clear was accepted beside pseudonymised rows).
+// manifest and was written after what the rule was taken from (the
+// record of the rule, the newest manifest left, the run ledger:
+// sinks.LostRule.NoManifest and Witness; review 37, R37-1, review 43,
+// R43-1, R43-2: an older copy of the state restored, with or without its
+// record, the newer files' manifests lost, and a run in clear was
+// accepted beside pseudonymised rows).
 func (a *app) noManifest(s *sink, lost *sinks.LostRule, now exporter.Privacy) error {
-	return fmt.Errorf("%w: the pseudonymisation rule PBX %s's rows in the %s are written under is not known: the data file %s has no manifest (%s) and was written after the record of the rule (%s, which says %s) was stored, by no run the run ledger records under that rule: "+
+	return fmt.Errorf("%w: the pseudonymisation rule PBX %s's rows in the %s are written under is not known: the data file %s has no manifest (%s) and %s: "+
 		"the state may be an older copy restored, and the file's rows written under another rule; this run would write them under %s: "+
 		"restore the whole state folder and the manifests from the backup taken with the data files; "+
 		"or look at the rows of that file (a pseudonymised number reads p:…), set EXPORT_PSEUDONYMIZE and EXPORT_PSEUDONYM_KEY as they were written and run `wildix-export run --once --force` to record that rule (the run ledger records it); "+
 		"or %s. Nothing was changed",
-		errUsage, a.cfg.PBXID, s.name, lost.File, strings.TrimSuffix(strings.TrimSuffix(filepath.Base(lost.File), ".gz"), ".csv")+".manifest.json", lost.Record, lost.Stale, now, newExport(s))
+		errUsage, a.cfg.PBXID, s.name, lost.File, strings.TrimSuffix(strings.TrimSuffix(filepath.Base(lost.File), ".gz"), ".csv")+".manifest.json", lost.Witness, now, newExport(s))
 }
 
 // unmanifested is lostRule's refusal, --force or not, of a CSV folder
@@ -288,8 +290,17 @@ func (a *app) noManifest(s *sink, lost *sinks.LostRule, now exporter.Privacy) er
 // first export and write every call again beside the files (in clear
 // beside pseudonymised copies, or doubled), as a run tells its own rows
 // by their files' manifests. Forget refuses such a folder too (the
-// sink judges it by forget's sinks.CSVStateLost).
+// sink judges it by forget's sinks.CSVStateLost). With lost.Endpoint,
+// that endpoint's cursor state is missing while others' are there
+// (review 43, R43-3): the same for its calls.
 func (a *app) unmanifested(s *sink, lost *sinks.LostRule, now exporter.Privacy) error {
+	if lost.Endpoint != "" {
+		return fmt.Errorf("%w: EXPORT_CSV_DIR=%s holds data files of endpoint %s (%s, for one) but neither its cursor state (%s) nor the files' manifests (<file>.manifest.json): both were lost, and nothing tells which calls the files hold nor which rule their rows are written under; "+
+			"this run would take %s for a first export and write every call again beside them, under %s (doubled, or in clear beside pseudonymised rows), --force or not: "+
+			"restore the state folder and the manifests from a backup taken with the data; or move that endpoint's data files out of its folder (keep them as they are) and export it into the folder again; "+
+			"or %s. Nothing was changed",
+			errUsage, a.cfg.CSVDir, lost.Endpoint, lost.File, filepath.Join(filepath.Dir(lost.Record), lost.Endpoint+".json"), lost.Endpoint, now, newExport(s))
+	}
 	return fmt.Errorf("%w: EXPORT_CSV_DIR=%s holds data files (%s, for one) but neither PBX %s's state (%s: no cursor state; a run ledger alone does not count) nor the files' manifests (<file>.manifest.json): both were lost, and nothing tells which rule the rows are written under nor which calls they hold; "+
 		"this run would take the folder for a first export and write every call again beside them, under %s (in clear beside pseudonymised rows, or doubled), --force or not: "+
 		"restore the state folder and the manifests from a backup taken with the data; or move the data files out of the folder (keep them as they are: rows in clear, or pseudonymised, cannot be told apart by name) and export into it again from the PBX's own copy, after `wildix-export forget --allow-empty` there for each number forgotten before (the suppression list was lost with the state); "+

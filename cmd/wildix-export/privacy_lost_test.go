@@ -341,3 +341,146 @@ func TestRunRefusesLedgerOnlyStateWithoutManifests(t *testing.T) {
 		}
 	}
 }
+
+// restoreOlderState puts the copy old of dir's .state back, with its
+// dot files (the record of the rule) or without, and deletes the
+// manifests not in had (those of the files written since the copy); it
+// fails when none was deleted.
+func restoreOlderState(t *testing.T, dir, old string, had []string, dots bool) {
+	t.Helper()
+	if err := os.RemoveAll(filepath.Join(dir, ".state")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(filepath.Join(dir, ".state"), os.DirFS(old)); err != nil {
+		t.Fatal(err)
+	}
+	if !dots {
+		files, _ := filepath.Glob(filepath.Join(dir, ".state", "*", ".*"))
+		for _, f := range files {
+			if err := os.Remove(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	mans, _ := filepath.Glob(filepath.Join(dir, "*", "*.manifest.json"))
+	removed := 0
+	for _, m := range mans {
+		if !slices.Contains(had, m) {
+			if err := os.Remove(m); err != nil {
+				t.Fatal(err)
+			}
+			removed++
+		}
+	}
+	if removed == 0 {
+		t.Fatal("no file written since the copy: the case is not the review's")
+	}
+}
+
+// TestRunRefusesOlderStateWithoutRecordOrManifests is review 43's R43-1
+// and R43-2 (proofs TestRev43NoDotRestore, TestRev43StalePartial): an
+// older copy of .state restored WITHOUT its dot files (no record of the
+// rule: the run ledger's rule, none, was taken), or with them while only
+// the newest files' manifests are deleted (the record judged stale by the
+// newest manifest left, none, taken): the files newer still were never
+// looked at, and a run in clear exited 0 beside pseudonymised rows. Now
+// every branch of the check judges the files without a manifest against
+// what the rule was taken from: exit 2, naming the file, no data file
+// changed. Seen failing (exit 0) with the judgement on the record's
+// branch only.
+func TestRunRefusesOlderStateWithoutRecordOrManifests(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		stale bool // runs: numbers, [copy], clear forced, [had], numbers forced; else clear, [copy, had], numbers forced
+		said  string
+	}{
+		{"no dot files restored", false, "newest run with rows the run ledger"},
+		{"only the newest manifests deleted", true, "newest data file that still has its manifest"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := authorized(t, pbxsim.Options{Calls: 40})
+			dir := t.TempDir()
+			clear := fixtureEnv(f, dir, "EXPORT_ENDPOINTS=call_history,colleagues")
+			numbers := append(append([]string(nil), clear...), "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey1)
+			first := clear
+			if tc.stale {
+				first = numbers
+			}
+			if r := runCLI(t, first, "run", "--once"); r.code != 0 {
+				t.Fatalf("first run: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			old := filepath.Join(t.TempDir(), "state")
+			if err := os.CopyFS(old, os.DirFS(filepath.Join(dir, ".state"))); err != nil {
+				t.Fatal(err)
+			}
+			if tc.stale {
+				if r := runCLI(t, clear, "run", "--once", "--force"); r.code != 0 {
+					t.Fatalf("forced run in clear: exit %d: %v\n%s", r.code, r.err, r.stderr)
+				}
+			}
+			had, _ := filepath.Glob(filepath.Join(dir, "*", "*.manifest.json"))
+			if r := runCLI(t, numbers, "run", "--once", "--force"); r.code != 0 {
+				t.Fatalf("forced run under numbers: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			restoreOlderState(t, dir, old, had, tc.stale)
+			before := dataFiles(t, dir)
+			r := runCLI(t, clear, "run", "--once")
+			if r.code != exitConfig {
+				t.Fatalf("run in clear: exit %d, %v; want 2\n%s", r.code, r.err, r.stderr)
+			}
+			for _, w := range []string{"is not known: the data file ", "has no manifest", tc.said, "says rule none", "restore the whole state folder and the manifests", "Nothing was changed"} {
+				if !strings.Contains(r.err.Error(), w) {
+					t.Errorf("run in clear: %v; want it to say %q", r.err, w)
+				}
+			}
+			if dataFiles(t, dir) != before {
+				t.Fatal("the refused run changed the data files")
+			}
+		})
+	}
+}
+
+// TestRunRefusesEndpointWithoutCursorState is review 43's R43-3 (proof
+// TestRev43OneEndpointLost): call_history's cursor state, its key index
+// and its files' manifests deleted while colleagues' cursor state and the
+// record are kept: the PBX had cursor state, so the run was accepted and
+// wrote all 40 calls again (doubled), exit 0. Now cursor state is judged
+// per endpoint folder: exit 2, --force or not, naming the endpoint, no
+// data file changed. Seen failing (exit 0) with it judged for the whole
+// PBX.
+func TestRunRefusesEndpointWithoutCursorState(t *testing.T) {
+	t.Parallel()
+	f := authorized(t, pbxsim.Options{Calls: 40})
+	dir := t.TempDir()
+	numbers := fixtureEnv(f, dir, "EXPORT_ENDPOINTS=call_history,colleagues", "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey1)
+	if r := runCLI(t, numbers, "run", "--once"); r.code != 0 {
+		t.Fatalf("first run: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	states, _ := filepath.Glob(filepath.Join(dir, ".state", "*", "call_history*"))
+	mans, _ := filepath.Glob(filepath.Join(dir, "call_history", "*.manifest.json"))
+	if len(states) == 0 || len(mans) == 0 {
+		t.Fatalf("state %v, manifests %v: want call_history's", states, mans)
+	}
+	for _, p := range append(states, mans...) {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := dataFiles(t, dir)
+	for _, args := range [][]string{{"run", "--once"}, {"run", "--once", "--force"}} {
+		r := runCLI(t, numbers, args...)
+		if r.code != exitConfig {
+			t.Fatalf("%v: exit %d, %v; want 2\n%s", args, r.code, r.err, r.stderr)
+		}
+		for _, w := range []string{"holds data files of endpoint call_history", "call_history.json", "--force or not", "Nothing was changed"} {
+			if !strings.Contains(r.err.Error(), w) {
+				t.Errorf("%v: %v; want it to say %q", args, r.err, w)
+			}
+		}
+		if dataFiles(t, dir) != before {
+			t.Fatalf("%v: the refused run changed the data files", args)
+		}
+	}
+}
