@@ -205,7 +205,9 @@ func (s *CSV) markRekeyed(data, run string) error {
 	if under == nil {
 		return nil
 	}
-	if p, ok := under["privacy"].(exporter.Privacy); !ok || fileRule(data, map[string]string{}) != p.Rule {
+	if p, ok := under["privacy"].(exporter.Privacy); !ok {
+		return nil
+	} else if rule, _ := fileRule(data, map[string]string{}); rule != p.Rule {
 		return nil
 	}
 	under[rekeyedRun] = run

@@ -17,6 +17,7 @@ import (
 
 	"github.com/wildix-export/wildix-export/exporter"
 	"github.com/wildix-export/wildix-export/exporter/record"
+	"github.com/wildix-export/wildix-export/internal/pseudonym"
 )
 
 // Rewriting a PBX's stored rows under the pseudonymisation rule (attack
@@ -34,8 +35,9 @@ import (
 // (its run_id, its manifest's rule), so that a later rewrite under the
 // same rule does not read it again against the extensions known that day
 // (review 29, R29-5); only PostgreSQL's rows of a run under an earlier
-// key keep that run's id, and are read again (EarlierKeyRows counts them
-// by it). A pseudonym made under an earlier key cannot be made again
+// key keep that run's id (EarlierKeyRows counts them by it), and rows
+// whose own rule replaced what the rewrite's does not (review 42,
+// R42-1): their run is recorded as judged instead. A pseudonym made under an earlier key cannot be made again
 // under the new one (its value in clear is gone): it stays, and the
 // caller says so (EarlierKeys).
 
@@ -107,7 +109,7 @@ func applyOne(apply RuleApplier, e *record.Endpoint, was string, r record.Row) (
 // takes them again), and every row read, changed or not, given run's
 // run_id (judged under run's rule: review 29, R29-5) but a row of a run
 // under an earlier key (which key its pseudonyms are under:
-// EarlierKeyRows). The caller holds pbx's export lock. It returns the
+// EarlierKeyRows) or one pgRewrite.restamp keeps. The caller holds pbx's export lock. It returns the
 // rows changed per table.
 func (p *Postgres) RewriteUnderRule(ctx context.Context, w RuleRewrite) (*Rewritten, error) {
 	tables, err := p.tables(ctx)
@@ -229,7 +231,7 @@ func (p *Postgres) rewriteTable(ctx context.Context, w RuleRewrite, e *record.En
 	if err != nil {
 		return 0, fmt.Errorf("rewrite %s under the pseudonymisation rule: %w", e.Name, dbError(err))
 	}
-	rw := pgRewrite{p: p, tx: tx, e: e, cols: ruleColumns(e), run: w.Run, key: w.KeyID, apply: w.Apply, earlier: map[string]bool{}, judged: judged}
+	rw := pgRewrite{p: p, tx: tx, e: e, cols: ruleColumns(e), run: w.Run, key: w.KeyID, rule: w.Rule, apply: w.Apply, kept: map[string]bool{}, judged: judged}
 	var n int64
 	for len(ctids) > 0 {
 		chunk := ctids[:min(rewriteChunk, len(ctids))]
@@ -240,7 +242,7 @@ func (p *Postgres) rewriteTable(ctx context.Context, w RuleRewrite, e *record.En
 		}
 		n += m
 	}
-	if err := p.markJudged(ctx, tx, w, e.Name, judged, rw.earlier); err != nil {
+	if err := p.markJudged(ctx, tx, w, e.Name, judged, rw.kept); err != nil {
 		return 0, err
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -256,38 +258,51 @@ func (p *Postgres) rewriteTable(ctx context.Context, w RuleRewrite, e *record.En
 // space keeps the key apart from every endpoint's and window's key.
 const judgedKeyPrefix = "pseudonymisation rewrite judged "
 
-// judgedRuns is the record of table's runs judged under an earlier key:
-// for each rule, the runs whose rows a rewrite under it read whole. A
-// run's rows never gain members later (a later write gives its own
-// run_id), so a run judged is judged for good. It is read FOR UPDATE in
-// tx, which writes it back (markJudged).
+// judgedRuns is the record of table's runs whose rows a rewrite judged
+// and left their run_id (under an earlier key, or under the same key
+// when the rewrite's rule alone does not tell their values: keptRow), by
+// rule: for each rule, the runs whose rows a rewrite under it read
+// whole. A run's rows never gain members later (a later write gives its
+// own run_id), so a run judged is judged for good. It is read FOR UPDATE
+// in tx, which writes it back (markJudged).
 type judgedRuns struct {
 	Rules map[string][]string `json:"rules"`
-	// Last is, per run, the rule its rows were last judged (rewritten)
-	// under: their values are as that rule makes them, not as their
-	// run's own rule in the ledger did, so a later rewrite under another
-	// rule reads them as written under it (review 39, R39-1). Absent in
-	// a record written before it (lastRule then asks Rules).
-	Last map[string]string `json:"last,omitempty"`
 }
 
-// lastRule is the rule run's rows were last judged under ("": never
-// judged, or not known: the ledger's rule of the run stands). A record
-// written before Last existed names it when a single rule lists run.
-func (j judgedRuns) lastRule(run string) string {
-	if r, ok := j.Last[run]; ok {
-		return r
-	}
-	var found string
+// under is the rule run's rows are under: the union of was (the rule of
+// their run in the ledger) and every rule a rewrite judged them under. A
+// rewrite keeps what the row's own rule replaced (a pseudonym stays) and
+// adds what its rule covers, so the values are under both, not under the
+// last rewrite's rule alone (review 42, R42-1; a record of an earlier
+// release's "last" is a rule Rules lists too).
+func (j judgedRuns) under(run, was string) string {
+	rules := []string{was}
 	for rule, runs := range j.Rules {
 		if slices.Contains(runs, run) {
-			if found != "" {
-				return "" // judged under two rules, which last is not known
-			}
-			found = rule
+			rules = append(rules, rule)
 		}
 	}
-	return found
+	return ruleUnion(rules...)
+}
+
+// ruleUnion is the rule replacing what any of rules (the ledger's
+// spelling) replaces, in its one spelling; a rule not known ("", or not
+// a rule) adds nothing, and "" is the union of none known.
+func ruleUnion(rules ...string) string {
+	var u pseudonym.Rule
+	known := false
+	for _, s := range rules {
+		r, err := pseudonym.ParseRule(s)
+		if s == "" || err != nil {
+			continue
+		}
+		known = true
+		u.Numbers, u.Names, u.Staff = u.Numbers || r.Numbers, u.Names || r.Names, u.Staff || r.Staff
+	}
+	if !known {
+		return ""
+	}
+	return u.String()
 }
 
 // judgedRuns reads table's record (empty when none) in tx, locking it.
@@ -310,25 +325,21 @@ func (p *Postgres) judgedRuns(ctx context.Context, tx pgx.Tx, pbx, table string)
 	return j, nil
 }
 
-// markJudged adds the runs under an earlier key whose rows of table this
-// rewrite read (earlier) to j under w's rule and writes j back in tx, the
-// transaction that rewrote them. Six parameters: the mark must be written
-// in that transaction (tx), for that table and rule (w, table), from the
-// record read under its lock (j) and the runs the rewrite read (earlier);
-// none of them has another home.
-func (p *Postgres) markJudged(ctx context.Context, tx pgx.Tx, w RuleRewrite, table string, j judgedRuns, earlier map[string]bool) error {
-	if len(earlier) == 0 {
+// markJudged adds the runs whose rows of table this rewrite read and
+// left their run_id (kept) to j under w's rule and writes j back in tx,
+// the transaction that rewrote them. Six parameters: the mark must be
+// written in that transaction (tx), for that table and rule (w, table),
+// from the record read under its lock (j) and the runs the rewrite read
+// (kept); none of them has another home.
+func (p *Postgres) markJudged(ctx context.Context, tx pgx.Tx, w RuleRewrite, table string, j judgedRuns, kept map[string]bool) error {
+	if len(kept) == 0 {
 		return nil
 	}
 	runs := j.Rules[w.Rule]
-	if j.Last == nil {
-		j.Last = map[string]string{}
-	}
-	for run := range earlier {
+	for run := range kept {
 		if !slices.Contains(runs, run) {
 			runs = append(runs, run)
 		}
-		j.Last[run] = w.Rule
 	}
 	slices.Sort(runs)
 	j.Rules[w.Rule] = runs
@@ -383,13 +394,26 @@ type pgRewrite struct {
 	run   string
 	key   string // the current key's id
 	apply RuleApplier
-	// earlier: the runs under an earlier key whose rows were read, which
-	// keep their run_id (judged: markJudged records them).
-	earlier map[string]bool
-	// judged: the table's record of those runs, read under its lock; a
-	// row of one is read as written under the rule it was last judged
-	// under (judgedRuns.lastRule).
+	rule  string // the rewrite's rule
+	// kept: the runs whose rows were read and keep their run_id (judged:
+	// markJudged records them).
+	kept map[string]bool
+	// judged: the table's record of such runs, read under its lock; a
+	// row of one is read as written under the union of its run's rule
+	// and every rule it was judged under (judgedRuns.under).
 	judged judgedRuns
+}
+
+// restamp reports whether the row r, under the rule was (judgedRuns.under),
+// gets w.run once judged, its values then read as under w's rule alone.
+// Not a row of a run under another key: it may still hold that key's
+// pseudonyms, which EarlierKeyRows counts by its run_id (review 17,
+// R17-2). Nor a row whose was replaces what w's rule does not (a row
+// under numbers judged under names): after the rewrite it is under both,
+// which w.run's rule in the ledger would not say (review 42, R42-1).
+// Such rows keep their run_id and markJudged records the run as judged.
+func (w *pgRewrite) restamp(r pgRuleRow, was string) bool {
+	return (r.wasKey == "" || r.wasKey == w.key) && ruleUnion(was, w.rule) == ruleUnion(w.rule)
 }
 
 // chunk reads the rows of ctids, applies the rule and updates those it
@@ -404,23 +428,15 @@ func (w *pgRewrite) chunk(ctx context.Context, ctids []string) (int64, error) {
 	var n int64
 	var judged []string // rows left as they were, given w.run (restamp)
 	for _, r := range read {
-		// A row of a run under another key keeps its run_id: it may still
-		// hold that key's pseudonyms, which EarlierKeyRows counts by it
-		// (review 17, R17-2). Its run's rule in the ledger is then not the
-		// rule its values are under when a rewrite judged it since: that
-		// rewrite's rule is (review 39, R39-1).
-		restamp := r.wasKey == "" || r.wasKey == w.key
-		was := r.was
-		if last := w.judged.lastRule(r.runID); !restamp && last != "" {
-			was = last
-		}
+		was := w.judged.under(r.runID, r.was)
+		restamp := w.restamp(r, was)
 		in := r.row(e, cols)
 		out, err := applyOne(w.apply, e, was, in)
 		if err != nil {
 			return 0, err
 		}
 		if !restamp {
-			w.earlier[r.runID] = true
+			w.kept[r.runID] = true
 		}
 		set, args := ruleSet(e, cols, in, out)
 		if len(set) == 0 {
@@ -560,11 +576,21 @@ func (s *CSV) RewriteUnderRule(ctx context.Context, w RuleRewrite) (*Rewritten, 
 		e := &w.Endpoints[i]
 		dir := filepath.Join(s.opt.Dir, e.Name)
 		var was string // the rule of the file being edited
+		under := s.ruleStamp(w.Run)
 		pick := func(f ownFile) bool {
-			was = fileRule(filepath.Join(dir, f.Name), runs)
-			return was != rule
+			var updated int64
+			was, updated = fileRule(filepath.Join(dir, f.Name), runs)
+			if was == rule {
+				return false
+			}
+			if under != nil {
+				// editFiles edits the file picked before it picks the
+				// next: its manifest gets the union of was and rule.
+				under[writtenUnderField] = writtenUnder{Rule: ruleUnion(was, rule), RowsUpdated: updated}
+			}
+			return true
 		}
-		res, err := s.editFiles(ctx, csvEdit{pbx: pbx, ep: e, reason: "pseudonymise", pick: pick, edit: s.ruleEdit(e, &was, apply), under: s.ruleStamp(w.Run)})
+		res, err := s.editFiles(ctx, csvEdit{pbx: pbx, ep: e, reason: "pseudonymise", pick: pick, edit: s.ruleEdit(e, &was, apply), under: under})
 		if err != nil {
 			return done, fmt.Errorf("rewrite %s under the pseudonymisation rule: %w", e.Name, err)
 		}
@@ -575,23 +601,50 @@ func (s *CSV) RewriteUnderRule(ctx context.Context, w RuleRewrite) (*Rewritten, 
 	return done, nil
 }
 
-// fileRule is the rule of the run that wrote the data file data: as
-// its manifest says (its "privacy", kept by edits), or for a manifest of
-// an earlier release without it, as the ledger (runs) records its run;
-// "" when neither tells.
-func fileRule(data string, runs map[string]string) string {
+// writtenUnderField is the manifest field of the rule a rewrite left a
+// data file's rows under (review 42, R42-1): the union of the rule the
+// rewrite read the file as written under and the rewrite's own, which
+// "privacy" (the rewrite run's rule and key, csv_rule.go ruleStamp)
+// does not say. A rewrite keeps what a row's own rule replaced, so a
+// file of a run under numbers rewritten under names holds numbers,names'
+// values; read as names alone, its numbers in clear (extensions then)
+// would be judged again against the extensions known that day.
+const writtenUnderField = "privacy_written_under"
+
+// writtenUnder is writtenUnderField's value: the rule, and the file's
+// rows_updated then. A run updating rows in place (csv_keys.go) adds to
+// rows_updated, its rows under its own rule only: the field then no
+// longer holds, and fileRule reads the file's rule as before.
+type writtenUnder struct {
+	Rule        string `json:"rule"`
+	RowsUpdated int64  `json:"rows_updated"`
+}
+
+// fileRule is the rule the rows of the data file data are under: the
+// rule of the run that wrote it as its manifest says (its "privacy",
+// kept by edits), or for a manifest of an earlier release without it,
+// as the ledger (runs) records its run, joined by the rule a rewrite
+// left them under (writtenUnderField) while no row was updated in place
+// since; "" when none tells. It returns the manifest's rows_updated too.
+func fileRule(data string, runs map[string]string) (string, int64) {
 	var m struct {
 		Run     string            `json:"run_id"`
 		Privacy *exporter.Privacy `json:"privacy"`
+		Under   *writtenUnder     `json:"privacy_written_under"` // writtenUnderField
+		Updated int64             `json:"rows_updated"`
 	}
 	b, err := os.ReadFile(manifestPath(data))
 	if err != nil || json.Unmarshal(b, &m) != nil {
-		return ""
+		return "", 0
 	}
+	rule := runs[m.Run]
 	if m.Privacy != nil && m.Privacy.Rule != "" {
-		return m.Privacy.Rule
+		rule = m.Privacy.Rule
 	}
-	return runs[m.Run]
+	if m.Under != nil && m.Under.RowsUpdated == m.Updated {
+		rule = ruleUnion(rule, m.Under.Rule)
+	}
+	return rule, m.Updated
 }
 
 // runRules is the rule of each run of pbx the ledger (runs.jsonl)

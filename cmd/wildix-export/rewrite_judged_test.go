@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"io/fs"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -82,8 +85,8 @@ func TestRewriteEarlierKeyJudgedOnce(t *testing.T) {
 // backfill with --rewrite: the k1 rows' readable extensions were judged
 // again as if never judged (by names' rule: numbers still to replace),
 // against the extensions known that day, and replaced for good. Now
-// they are read as written under numbers,names, the rule they were last
-// judged under, and stay readable.
+// they are read as written under numbers,names, the union of their run's
+// rule and the rules they were judged under (R42-1), and stay readable.
 func TestRewriteEarlierKeyReadUnderLastRule(t *testing.T) {
 	var gone atomic.Bool
 	moved := regexp.MustCompile(`\b20002([0-9]{2})\b`)
@@ -140,5 +143,134 @@ func TestRewriteEarlierKeyReadUnderLastRule(t *testing.T) {
 	}
 	if after := k1Rows(); after != before {
 		t.Errorf("readable 7-digit extensions in the earlier key's rows: %d before the rewrite under all, %d after (replaced for good; %d in the schema before)", before, after, all)
+	}
+}
+
+// rulesUnionCase is the simulator of review 42's R42-1 tests: 7-digit
+// extensions, and colleagues and devices gone (their extensions moved)
+// once gone is set.
+func rulesUnionCase(t *testing.T, gone *atomic.Bool) *rewriteCase {
+	moved := regexp.MustCompile(`\b20002([0-9]{2})\b`)
+	return newRewriteCase(t, 100, true, func(o *pbxsim.Options) {
+		o.LongExtensions = true
+		o.Rewrite = func(r *http.Request, status int, body []byte) (int, []byte) {
+			if gone.Load() && (strings.Contains(r.URL.Path, "Colleagues") || strings.Contains(r.URL.Path, "Devices")) {
+				return status, moved.ReplaceAll(body, []byte("30002$1"))
+			}
+			return status, body
+		}
+	})
+}
+
+// TestRewriteReadUnderRulesUnionPG is review 42's R42-1 HIGH
+// (PostgreSQL): a rewrite keeps what the row's own rule replaced, so its
+// rows are under the union of their run's rule and every rule a rewrite
+// judged them under, not under the last. numbers under k1; names (under
+// k2, k1 the previous key, or under k1 again: the same key, whose rows
+// are restamped) forced, and a backfill with --force --rewrite; the
+// colleagues gone; all forced, and a backfill with --rewrite. The
+// recordings' rows (no export writes them again) keep every readable
+// 7-digit extension: written under numbers, their numbers in clear were
+// extensions. Before the fix: 12 -> 0 on both.
+func TestRewriteReadUnderRulesUnionPG(t *testing.T) {
+	for _, same := range []bool{false, true} {
+		t.Run(map[bool]string{false: "earlier_key", true: "same_key"}[same], func(t *testing.T) {
+			var gone atomic.Bool
+			c := rulesUnionCase(t, &gone)
+			ctx := context.Background()
+			env, pool, _ := c.pg(t)
+			k1 := withEnv(env, "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey1)
+			if r := runCLI(t, k1, "run", "--once"); r.code != 0 {
+				t.Fatalf("run under numbers, k1: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			kv := []string{"EXPORT_PSEUDONYMIZE=names", "EXPORT_PSEUDONYM_KEY=" + testKey2, "EXPORT_PSEUDONYM_PREVIOUS_KEY=" + testKey1}
+			if same {
+				kv = []string{"EXPORT_PSEUDONYMIZE=names", "EXPORT_PSEUDONYM_KEY=" + testKey1}
+			}
+			if r := runCLI(t, withEnv(env, kv...), "run", "--once", "--force"); r.code != 0 {
+				t.Fatalf("forced run under names: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			if r := c.backfill(t, withEnv(env, kv...), "--force", "--rewrite"); r.code != 0 {
+				t.Fatalf("backfill --force --rewrite under names: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			for _, q := range []string{"DELETE FROM colleagues", "DELETE FROM devices"} {
+				if _, err := pool.Exec(ctx, q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			gone.Store(true)
+			count := func() (n int) {
+				for _, row := range queryStrings(t, pool, "SELECT t::text FROM recordings t") {
+					n += len(longExtension.FindAllString(row, -1))
+				}
+				return n
+			}
+			before := count()
+			if before == 0 {
+				t.Fatal("no readable 7-digit extension in recordings: the test proves nothing")
+			}
+			kv[0] = "EXPORT_PSEUDONYMIZE=all"
+			if r := runCLI(t, withEnv(env, kv...), "run", "--once", "--force"); r.code != 0 {
+				t.Fatalf("forced run under all: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			if r := c.backfill(t, withEnv(env, kv...), "--rewrite"); r.code != 0 {
+				t.Fatalf("backfill --rewrite under all: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			if after := count(); after != before {
+				t.Errorf("readable 7-digit extensions in recordings: %d before the rewrite under all, %d after (replaced for good)", before, after)
+			}
+		})
+	}
+}
+
+// TestRewriteReadUnderRulesUnionCSV is R42-1 on the CSV sink: a file's
+// manifest took the rewrite's rule (names), so the next rewrite read the
+// file as written under names alone. numbers under k1; names under k2
+// forced, and a backfill with --force --rewrite; the colleagues gone; all
+// forced, and a backfill with --rewrite: the recordings files keep every
+// readable 7-digit extension. Before the fix: 6 -> 0.
+func TestRewriteReadUnderRulesUnionCSV(t *testing.T) {
+	var gone atomic.Bool
+	c := rulesUnionCase(t, &gone)
+	dir := t.TempDir()
+	env := c.env(t, dir)
+	k1 := withEnv(env, "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey1)
+	if r := runCLI(t, k1, "run", "--once"); r.code != 0 {
+		t.Fatalf("run under numbers, k1: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	k2 := withEnv(env, "EXPORT_PSEUDONYMIZE=names", "EXPORT_PSEUDONYM_KEY="+testKey2, "EXPORT_PSEUDONYM_PREVIOUS_KEY="+testKey1)
+	if r := runCLI(t, k2, "run", "--once", "--force"); r.code != 0 {
+		t.Fatalf("forced run under names, k2: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	if r := c.backfill(t, k2, "--force", "--rewrite"); r.code != 0 {
+		t.Fatalf("backfill --force --rewrite under names: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	gone.Store(true)
+	for _, ep := range []string{"colleagues", "devices"} {
+		os.RemoveAll(filepath.Join(dir, ep))
+	}
+	count := func() (n int) {
+		filepath.WalkDir(filepath.Join(dir, "recordings"), func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && !strings.HasSuffix(p, ".json") {
+				b, _ := os.ReadFile(p)
+				n += len(longExtension.FindAllString(string(b), -1))
+			}
+			return nil
+		})
+		return n
+	}
+	before := count()
+	if before == 0 {
+		t.Fatal("no readable 7-digit extension in the recordings files: the test proves nothing")
+	}
+	all := withEnv(env, "EXPORT_PSEUDONYMIZE=all", "EXPORT_PSEUDONYM_KEY="+testKey2, "EXPORT_PSEUDONYM_PREVIOUS_KEY="+testKey1)
+	if r := runCLI(t, all, "run", "--once", "--force"); r.code != 0 {
+		t.Fatalf("forced run under all: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	if r := c.backfill(t, all, "--rewrite"); r.code != 0 {
+		t.Fatalf("backfill --rewrite under all: exit %d: %v\n%s", r.code, r.err, r.stderr)
+	}
+	if after := count(); after != before {
+		t.Errorf("readable 7-digit extensions in the recordings files: %d before the rewrite under all, %d after (replaced for good)", before, after)
 	}
 }
