@@ -220,3 +220,70 @@ func TestCSVNamedObjectsDamagedHeader(t *testing.T) {
 		}
 	}
 }
+
+// TestCSVPeekStateTouchesNothing: `check` reads the recordings state
+// (its files pending removal) through PeekState, which may run beside an
+// export going on in another process: it returns the committed state
+// and leaves the temporary files that export is writing (in the
+// endpoint's folder and the state folder, last written before check
+// started), where State, completing crashed commits and removing what a
+// killed process left, removes them: the running export's commit would
+// then lose its files.
+func TestCSVPeekStateTouchesNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ep := record.Builtin()[len(record.Builtin())-1]
+	dir := t.TempDir()
+	run, err := NewCSV(CSVOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := run.Begin(ctx, exporter.BatchInfo{PBX: "x", RunID: "r1", Endpoint: &ep, StateKey: ep.Name, Seq: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := []byte(`{"time":"2026-01-01 03:25:54","pending":{"k-1":{"wall":"2026-01-01 03:25:54","names":["x/2026/01/01/k-1.wav"],"why":"the PBX answered 500"}}}`)
+	if err := b.Commit(ctx, state, exporter.Progress{}); err != nil {
+		t.Fatal(err)
+	}
+	// The running export's temporary files, written an hour ago.
+	temps := []string{
+		filepath.Join(dir, ep.Name, tmpName("x", "recordings-r2.csv")+"1"),
+		filepath.Join(run.stateDir("x"), "."+ep.Name+".json.tmp-1"),
+	}
+	hourAgo := time.Now().Add(-time.Hour)
+	for _, p := range temps {
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("rows being written"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, hourAgo, hourAgo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check, err := NewCSV(CSVOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := check.PeekState(ctx, "x", ep.Name)
+	if err != nil || !bytes.Equal(got, state) {
+		t.Fatalf("PeekState: %s, %v; want the committed %s", got, err, state)
+	}
+	for _, p := range temps {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("after PeekState: %v; want the running export's file left", err)
+		}
+	}
+	// State does remove them (what PeekState must not do): the files
+	// are ones a recovery takes for a killed process's.
+	if _, err := check.State(ctx, "x", ep.Name); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range temps {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("after State: %s left; the test's files are not what a recovery removes", p)
+		}
+	}
+}
