@@ -174,7 +174,7 @@ func TestRewriteDueAdviceTrue(t *testing.T) {
 		{"due, under the rule", `{"run_id":"asked-by-test","rule":"numbers"}`, on, []string{"run", "--once"}, plain, []string{rewrite, none}},
 		{"damaged, under the rule", `{"junk":1}`, on, []string{"run", "--once"}, rewrite, []string{plain, none}},
 		{"damaged, forced to none", `{"junk":1}`, env, []string{"run", "--once", "--force"}, none, []string{plain}},
-		{"due, under none", `{"run_id":"asked-by-test","rule":"numbers"}`, env, []string{"run", "--once"}, none + ", under which no backfill rewrites anything: set it (and EXPORT_PSEUDONYM_KEY) to the rows' rule (numbers when", []string{plain, rewrite}},
+		{"due, under none", `{"run_id":"asked-by-test","rule":"numbers"}`, env, []string{"run", "--once"}, none + ", under which no backfill rewrites anything: set it (and EXPORT_PSEUDONYM_KEY) to the rows' rule (numbers when it was asked for), run `wildix-export run --once --force`", []string{plain, rewrite}},
 	} {
 		storeDue(t, pool, c, tc.state)
 		r := runCLI(t, tc.kv, tc.args...)
@@ -193,6 +193,47 @@ func TestRewriteDueAdviceTrue(t *testing.T) {
 	storeDue(t, pool, c, `{"junk":1}`)
 	if r := c.backfill(t, env); r.code == 0 || r.err == nil || !strings.Contains(r.err.Error(), none+", under which no backfill rewrites anything, and its record is damaged") {
 		t.Errorf("backfill under none, the record damaged: exit %d, %v; want a failure saying what to do under none", r.code, r.err)
+	}
+}
+
+// TestRewriteDueAdviceUnderNoneFollowed is review 42's R42-2: under rule
+// none (after a forced change to none) the advice said "set the rule,
+// then run a backfill", and the backfill so run was refused, exit 2 (the
+// rule changed: `run --once --force` accepts it). The advice is followed
+// here, whole record and damaged: the forced run, then the backfill it
+// names, exit 0, and the record cleared.
+func TestRewriteDueAdviceUnderNoneFollowed(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, state string
+		want        string
+		backfill    []string
+	}{
+		{"whole", `{"run_id":"asked-by-test","rule":"numbers"}`, "run `wildix-export run --once --force` to accept the change, then a backfill", nil},
+		{"damaged", `{"junk":1}`, "run `wildix-export run --once --force` to accept the change, then `wildix-export backfill --rewrite`", []string{"--rewrite"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newRewriteCase(t, 40, false, nil)
+			env, pool, _ := c.pg(t)
+			on := clearThenForced(t, env, numbersKey1...)
+			storeDue(t, pool, c, tc.state)
+			if r := runCLI(t, env, "run", "--once", "--force"); r.code != 0 {
+				t.Fatalf("forced to none: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			r := runCLI(t, env, "run", "--once")
+			if r.code != 0 || !strings.Contains(r.stderr, tc.want) {
+				t.Fatalf("run under none: exit %d; want 0 and the advice %q\n%s", r.code, tc.want, r.stderr)
+			}
+			if r := runCLI(t, on, "run", "--once", "--force"); r.code != 0 {
+				t.Fatalf("the advice's forced run under numbers: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			if r := c.backfill(t, on, tc.backfill...); r.code != 0 {
+				t.Fatalf("the advice's backfill %v under numbers: exit %d: %v\n%s", tc.backfill, r.code, r.err, r.stderr)
+			}
+			if n := dueRecords(t, pool); n != "0" {
+				t.Errorf("the advice followed: %s rewrite-due records left, want 0", n)
+			}
+		})
 	}
 }
 

@@ -116,10 +116,14 @@ func (a *app) rewriteDue(ctx context.Context, st *started) (due *sinks.RewriteDu
 func dueAdvice(d *sinks.RewriteDue, damaged, ruleOn bool) string {
 	const withdraw = "or delete its record to withdraw it (README, Privacy)"
 	switch {
+	// Under none the stored rule is none (a changed rule is refused
+	// without --force), so a backfill under the rows' rule is refused as
+	// a change: the change is accepted by a forced run first (review 42,
+	// R42-2).
 	case !ruleOn && damaged:
-		return "EXPORT_PSEUDONYMIZE is none here, under which no backfill rewrites anything, and its record is damaged: set EXPORT_PSEUDONYMIZE (and EXPORT_PSEUDONYM_KEY) to the rows' rule, then run `wildix-export backfill --rewrite` (any --from and --to), " + withdraw
+		return "EXPORT_PSEUDONYMIZE is none here, under which no backfill rewrites anything, and its record is damaged: set EXPORT_PSEUDONYMIZE (and EXPORT_PSEUDONYM_KEY) to the rows' rule, run `wildix-export run --once --force` to accept the change, then `wildix-export backfill --rewrite` (any --from and --to), " + withdraw
 	case !ruleOn:
-		return "EXPORT_PSEUDONYMIZE is none here, under which no backfill rewrites anything: set it (and EXPORT_PSEUDONYM_KEY) to the rows' rule (" + d.Rule + " when it was asked for), then run a backfill (any --from and --to), " + withdraw
+		return "EXPORT_PSEUDONYMIZE is none here, under which no backfill rewrites anything: set it (and EXPORT_PSEUDONYM_KEY) to the rows' rule (" + d.Rule + " when it was asked for), run `wildix-export run --once --force` to accept the change, then a backfill (any --from and --to), " + withdraw
 	case damaged:
 		return "its record is damaged, which fails a backfill without --rewrite: run `wildix-export backfill --rewrite` (any --from and --to), which replaces the record and completes the rewrite, " + withdraw
 	}
@@ -222,7 +226,7 @@ func (a *app) rewriteDueUnderNone(plan rewritePlan) exporter.EndpointResult {
 	}
 	if plan.due != nil {
 		res.Notes = append(res.Notes, fmt.Sprintf("%s %s (%s): EXPORT_PSEUDONYMIZE is none here, nothing rewritten", noteRewriteDue, plan.due.Run, plan.due.Rule))
-		a.log.Warn("a rewrite in place under the pseudonymisation rule asked for by an earlier backfill with --rewrite is due, not done: EXPORT_PSEUDONYMIZE is none here; a backfill under the rule completes it (README, Privacy)",
+		a.log.Warn("a rewrite in place under the pseudonymisation rule asked for by an earlier backfill with --rewrite is due, not done: EXPORT_PSEUDONYMIZE is none here; set the rule, run `wildix-export run --once --force` to accept it, then a backfill completes it (README, Privacy)",
 			"asked_by", plan.due.Run, "rule_then", plan.due.Rule)
 	}
 	return res
