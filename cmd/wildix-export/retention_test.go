@@ -1005,7 +1005,8 @@ func csvColumnByKey(t *testing.T, dir, key, val string) map[string]string {
 }
 
 // TestStoreDeniedExitsConfig (attack9 F3): an S3 key without
-// s3:DeleteObject (the server answers 403 AccessDenied to a delete) makes
+// s3:DeleteObject (the server answers 403 AccessDenied to a delete), or
+// without s3:ListBucketMultipartUploads (review 45, R45-1), makes
 // forget and a run's retention exit 2, as a run's erasure does: a person
 // must give the key the permission, which the error names; nothing is
 // removed. Before, both exited 1 (a failure to retry).
@@ -1046,23 +1047,39 @@ func TestStoreDeniedExitsConfig(t *testing.T) {
 	if stored == 0 || number == "" {
 		t.Fatalf("%d file(s) stored, number %q: the test proves nothing", stored, number)
 	}
-	refusing := srv.Refusing(t, func(r *http.Request) bool { return r.Method == http.MethodDelete })
+	// One proxy (the store's name, which a pending prune records, stays
+	// the same), refusing as each refusal says in turn.
+	var refuse atomic.Pointer[func(*http.Request) bool]
+	refusing := srv.Refusing(t, func(r *http.Request) bool { return (*refuse.Load())(r) })
 	denied := simEnv(f, dir, append(base, s3env(refusing)...)...)
-	for _, tc := range []struct {
-		name string
-		env  []string
-		args []string
-		want string
+	for _, refusal := range []struct {
+		perm   string
+		refuse func(*http.Request) bool
 	}{
-		{"forget", denied, []string{"forget", "--number", "+" + number}, "remove a recording of the number"},
-		{"retention", append(denied[:len(denied):len(denied)], "EXPORT_ENDPOINTS=call_history", "EXPORT_RETENTION=10d"), []string{"run", "--once"}, "export retention"},
+		{"s3:DeleteObject", func(r *http.Request) bool { return r.Method == http.MethodDelete }},
+		// R45-1: Remove first lists the name's uploads to abort them.
+		{"s3:ListBucketMultipartUploads", func(r *http.Request) bool {
+			_, ok := r.URL.Query()["uploads"]
+			return ok && r.Method == http.MethodGet
+		}},
 	} {
-		r := runCLI(t, tc.env, tc.args...)
-		if r.code != exitConfig || !strings.Contains(fmt.Sprint(r.err), tc.want) || !strings.Contains(fmt.Sprint(r.err), "s3:DeleteObject") {
-			t.Errorf("%s, the key without s3:DeleteObject: exit %d: %v; want exit %d, %q, naming s3:DeleteObject\n%s", tc.name, r.code, r.err, exitConfig, tc.want, r.stderr)
-		}
-		if n := objects(); n != stored {
-			t.Errorf("%s refused: %d file(s) stored, want %d", tc.name, n, stored)
+		refuse.Store(&refusal.refuse)
+		for _, tc := range []struct {
+			name string
+			env  []string
+			args []string
+			want string
+		}{
+			{"forget", denied, []string{"forget", "--number", "+" + number}, "remove a recording of the number"},
+			{"retention", append(denied[:len(denied):len(denied)], "EXPORT_ENDPOINTS=call_history", "EXPORT_RETENTION=10d"), []string{"run", "--once"}, "export retention"},
+		} {
+			r := runCLI(t, tc.env, tc.args...)
+			if r.code != exitConfig || !strings.Contains(fmt.Sprint(r.err), tc.want) || !strings.Contains(fmt.Sprint(r.err), refusal.perm) {
+				t.Errorf("%s, the key without %s: exit %d: %v; want exit %d, %q, naming %s\n%s", tc.name, refusal.perm, r.code, r.err, exitConfig, tc.want, refusal.perm, r.stderr)
+			}
+			if n := objects(); n != stored {
+				t.Errorf("%s refused: %d file(s) stored, want %d", tc.name, n, stored)
+			}
 		}
 	}
 }
