@@ -57,10 +57,13 @@ type Recovery struct {
 
 // Summary is the daily summary of the day before.
 type Summary struct {
-	Day        string        `json:"day"` // YYYY-MM-DD, in Zone
-	Zone       string        `json:"time_zone"`
-	RunsOK     int           `json:"runs_ok"`
-	RunsFailed int           `json:"runs_failed"`
+	Day        string `json:"day"` // YYYY-MM-DD, in Zone
+	Zone       string `json:"time_zone"`
+	RunsOK     int    `json:"runs_ok"`
+	RunsFailed int    `json:"runs_failed"`
+	// RunsWarned: runs that ended well with a warning, in neither of the
+	// others (Tally.RunsWarned).
+	RunsWarned int           `json:"runs_warned,omitempty"`
 	Endpoints  []EndpointDay `json:"endpoints"`
 	// Calls are the day's figures from the reporting views (nil without
 	// the PostgreSQL sink).
@@ -138,7 +141,11 @@ func (f *Failure) write(b *strings.Builder) {
 }
 
 func (s *Summary) write(b *strings.Builder) {
-	fmt.Fprintf(b, "Runs on %s (%s): %d ok, %d failed.\n", s.Day, s.Zone, s.RunsOK, s.RunsFailed)
+	fmt.Fprintf(b, "Runs on %s (%s): %d ok, %d failed", s.Day, s.Zone, s.RunsOK, s.RunsFailed)
+	if s.RunsWarned > 0 {
+		fmt.Fprintf(b, ", %d with a warning", s.RunsWarned)
+	}
+	b.WriteString(".\n")
 	for _, e := range s.Endpoints {
 		fmt.Fprintf(b, "- %s: %d rows, %d run(s) ok, %d failed", e.Endpoint, e.Rows, e.RunsOK, e.RunsFailed)
 		if e.RunsWarned > 0 {

@@ -35,9 +35,12 @@ type State struct {
 
 // Tally is one local day's runs.
 type Tally struct {
-	Day        string        `json:"day"`
-	RunsOK     int           `json:"runs_ok"`
-	RunsFailed int           `json:"runs_failed"`
+	Day        string `json:"day"`
+	RunsOK     int    `json:"runs_ok"`
+	RunsFailed int    `json:"runs_failed"`
+	// RunsWarned: runs that ended well with a warning (Outcome.warned),
+	// counted in neither of the others (review 42, R42-4).
+	RunsWarned int           `json:"runs_warned,omitempty"`
 	Endpoints  []EndpointDay `json:"endpoints,omitempty"`
 }
 
@@ -54,10 +57,13 @@ func (s *State) count(day string, o Outcome) {
 		}
 	}
 	t := &s.Days[i]
-	if o.OK {
-		t.RunsOK++
-	} else {
+	switch {
+	case !o.OK:
 		t.RunsFailed++
+	case o.warned():
+		t.RunsWarned++
+	default:
+		t.RunsOK++
 	}
 	for _, r := range o.Results {
 		j := slices.IndexFunc(t.Endpoints, func(e EndpointDay) bool { return e.Endpoint == r.Endpoint })
@@ -76,6 +82,12 @@ func (s *State) count(day string, o Outcome) {
 			e.RunsOK++
 		}
 	}
+}
+
+// warned reports whether a result of the run has a warning
+// (EndpointOutcome.Warned).
+func (o Outcome) warned() bool {
+	return slices.ContainsFunc(o.Results, func(r EndpointOutcome) bool { return r.Warned })
 }
 
 // tally returns the day's tally, empty when no run was counted.

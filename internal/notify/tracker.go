@@ -235,7 +235,7 @@ func (t *Tracker) Summary(ctx context.Context, now time.Time, at Clock, build fu
 	}
 	s.Day, s.Zone = day.Format(time.DateOnly), t.zone().String()
 	tally := st.tally(s.Day)
-	s.RunsOK, s.RunsFailed, s.Endpoints = tally.RunsOK, tally.RunsFailed, tally.Endpoints
+	s.RunsOK, s.RunsFailed, s.RunsWarned, s.Endpoints = tally.RunsOK, tally.RunsFailed, tally.RunsWarned, tally.Endpoints
 	if st.Failing {
 		s.Failing = st.Meaning
 	}

@@ -346,4 +346,8 @@ func TestSummaryCountsWarnedApart(t *testing.T) {
 	if text := m.Text(); !strings.Contains(text, "- pseudonymisation: 0 rows, 1 run(s) ok, 0 failed, 1 with a warning") {
 		t.Errorf("summary text does not count the warned run apart:\n%s", text)
 	}
+	// The top line too (review 42, R42-4): before, "2 ok, 0 failed".
+	if m.Summary.RunsOK != 1 || m.Summary.RunsWarned != 1 || !strings.Contains(m.Text(), ": 1 ok, 0 failed, 1 with a warning.\n") {
+		t.Errorf("summary's runs: %d ok, %d warned, want 1 and 1; text:\n%s", m.Summary.RunsOK, m.Summary.RunsWarned, m.Text())
+	}
 }
