@@ -452,6 +452,18 @@ func (l *Suppression) sectionFor(pk *pseudonym.Keyed) (section, *pseudonym.Keyed
 		ErrSuppressionKey, all, strings.Join(l.KeyIDs(), ", "), this, how)
 }
 
+// Serves reports whether a run pseudonymising with pk (nil: in clear, or
+// no key) can apply the list (sectionFor): an empty list always can. A
+// change of rule or key is refused only when the list cannot follow it
+// (review 44, R44-1: the check looked at the list's first key only).
+func (l *Suppression) Serves(pk *pseudonym.Keyed) bool {
+	if l == nil || len(l.Numbers) == 0 {
+		return true
+	}
+	_, _, err := l.sectionFor(pk)
+	return err == nil
+}
+
 // match reports whether v, a canonical number or a pseudonym, is
 // suppressed. A pseudonym is one only under the list's own key, and
 // never by a national form's hash; a number written internationally
@@ -924,6 +936,7 @@ func (s *CSV) checkList(ctx context.Context, l *Suppression, mark bool) error {
 			s.saveChecked(ev)
 		}
 		warnUnrecorded(s.opt.Log, has, n)
+		warnSections(s.opt.Log, ev)
 		return nil
 	}
 	if ev.newer != "" {
@@ -1069,6 +1082,11 @@ type manifestEvidence struct {
 	stamp         forgetStamp       // that stamp
 	lacking       lacking           // what the list lacks of it
 	mark          *manifestsChecked // the mark of what was read, when it changed (saveChecked)
+	// keyed: entries under the list's other keys a stamp (keyedIn) names
+	// and the list lacks, when it lacks no number of that stamp
+	// (keyedOnly): warned of, not refused (review 44, R44-3).
+	keyed   int
+	keyedIn string
 }
 
 // forgetEvidence reads what the data files' manifests tell of forgets:
@@ -1118,9 +1136,11 @@ func (s *CSV) manifestsEvidence(files []string, v listView, accepted time.Time) 
 		if st == nil || !st.At.After(accepted) || ev.newer != "" && !st.At.After(ev.stamp.At) {
 			return
 		}
-		if m := v.lacks(st); m.any() {
+		m := v.lacks(st)
+		if m.lost() {
 			ev.newer, ev.stamp, ev.lacking = name, *st, m
 		}
+		ev.keyedOnly(name, m)
 	}
 	for _, f := range files {
 		rel, _ := filepath.Rel(s.opt.Dir, f)

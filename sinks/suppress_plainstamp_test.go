@@ -3,6 +3,7 @@ package sinks
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -65,6 +66,18 @@ func TestSuppressionStampUsersFile(t *testing.T) {
 		}
 	}
 	if err := os.Remove(f.s.oldPlainStampFile()); err != nil {
+		t.Fatal(err)
+	}
+	// Nor does a directory of that name (review 44, R44-4: read as a
+	// file, it failed every run).
+	if err := os.MkdirAll(filepath.Join(f.s.oldPlainStampFile(), "inside"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	f.open()
+	if err := f.s.CheckSuppression(ctx); err != nil {
+		t.Fatalf("a directory named %s: %v", f.s.oldPlainStampFile(), err)
+	}
+	if err := os.RemoveAll(f.s.oldPlainStampFile()); err != nil {
 		t.Fatal(err)
 	}
 

@@ -137,4 +137,32 @@ func TestSuppressionSectionsStamp(t *testing.T) {
 	if err := f.s.CheckSuppression(ctx); err != nil {
 		t.Fatalf("the list restored whole: %v", err)
 	}
+
+	// A list that lost a section only, every number kept (review 44,
+	// R44-3: told lost, "1 of them missing", the erasures said undone, and
+	// every PBX refused): not lost; the key of the section missing is
+	// refused at its run (sectionFor), the other served.
+	kC, _ := pseudonym.New([]byte(strings.Repeat("c", 32)))
+	n, err := NewForgotten("+390123456789", kA, kB, kC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.ListUnder([]string{kA.KeyID(), kB.KeyID(), kC.KeyID()}, false)
+	if _, added, err := f.s.Suppress(ctx, n, kA); err != nil || added {
+		t.Fatalf("Suppress adding a section = %v, %v", added, err)
+	}
+	f.restoreState(after)
+	if err := f.s.CheckSuppression(ctx); err != nil {
+		t.Fatalf("the list restored from before a section was added: %v", err)
+	}
+	l, err := f.s.Suppression(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Suppressor(kC); !errors.Is(err, ErrSuppressionKey) {
+		t.Errorf("a run under the key of the section lost: %v, want ErrSuppressionKey", err)
+	}
+	if _, err := l.Suppressor(kB); err != nil {
+		t.Errorf("a run under a key of a section kept: %v", err)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -96,7 +97,14 @@ func (l *Suppression) view() listView {
 // entries of its sections under other keys than its first (sectionTag).
 type lacking struct{ numbers, national, keyed int }
 
-func (m lacking) any() bool { return m.numbers+m.national+m.keyed > 0 }
+// lost reports whether the list lacks numbers or national forms: those
+// an export would write again. Entries lacking only under its other keys
+// (a section lost, its numbers all in the first) are no lost number
+// (review 44, R44-3): the runs under that key apply the list's random
+// key's section when it holds every number, else are refused
+// (sectionFor) saying to run forget again, and CheckSuppression only
+// warns (keyedOnly).
+func (m lacking) lost() bool { return m.numbers+m.national > 0 }
 
 // lacks is what the list lacks of the entries st names. A stamp without
 // tags (written by the release before them) tells only how many numbers
@@ -189,14 +197,27 @@ func (s *CSV) readStamp(path string) (*forgetStamp, error) {
 
 // readOldStamp reads the stamp under its old name (oldPlainStampFile):
 // nil when there is none, or when the file is not one the program wrote
-// (ourStamp): a user's file of that name counts for nothing (R31-1).
+// (ourStamp): a user's file of that name counts for nothing (R31-1), nor
+// does anything but a regular file, nor one that cannot be read (review
+// 44, R44-4: a directory of that name failed every run); the program
+// wrote it as a regular file it could read.
 func (s *CSV) readOldStamp() (*forgetStamp, error) {
-	b, err := os.ReadFile(s.oldPlainStampFile())
+	path := s.oldPlainStampFile()
+	info, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
+	if err == nil && !info.Mode().IsRegular() {
+		s.opt.Log.Debug("not a forget stamp: not a regular file", "file", path, "mode", info.Mode().String())
+		return nil, nil
+	}
+	var b []byte
+	if err == nil {
+		b, err = os.ReadFile(path)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", s.oldPlainStampFile(), err)
+		s.opt.Log.Debug("not a forget stamp: cannot be read", "file", path, "err", err)
+		return nil, nil
 	}
 	return ourStamp(b), nil
 }
@@ -291,9 +312,11 @@ func (s *CSV) stampEvidence(ev *manifestEvidence, v listView, accepted time.Time
 		if st == nil || !st.At.After(accepted) {
 			continue
 		}
-		if m := v.lacks(st); m.any() && (ev.newer == "" || st.At.After(ev.stamp.At)) {
+		m := v.lacks(st)
+		if m.lost() && (ev.newer == "" || st.At.After(ev.stamp.At)) {
 			ev.newer, ev.fromStampFile, ev.stamp, ev.lacking = path, true, *st, m
 		}
+		ev.keyedOnly(path, m)
 	}
 	return nil
 }
@@ -336,4 +359,24 @@ func unpackChecked(m manifestsChecked) manifestsChecked {
 		out.Forgets[rel] = c
 	}
 	return out
+}
+
+// keyedOnly notes in ev a stamp (of the data file or stamp file name)
+// naming entries the list lacks under its other keys only (lacking.lost),
+// keeping the one naming the most.
+func (ev *manifestEvidence) keyedOnly(name string, m lacking) {
+	if !m.lost() && m.keyed > ev.keyed {
+		ev.keyed, ev.keyedIn = m.keyed, name
+	}
+}
+
+// warnSections is the warning of a list whose stamps name entries it
+// lacks under its keys other than its first, and no number (keyedOnly):
+// a section lost or restored from an older copy, every number kept.
+func warnSections(log *slog.Logger, ev manifestEvidence) {
+	if ev.keyed == 0 {
+		return
+	}
+	log.Warn("the suppression list lacks entries under its keys other than its first that a forget stamp names: a key's section of the list was lost or restored from an older copy; no forgotten number is missing, and a PBX writing under that key is refused (exit 2) until `wildix-export forget` is run again for each forgotten number with its configuration and every key of the list given, unless the list's random key's section holds every number (README, Erasure)",
+		"entries", ev.keyed, "stamp", ev.keyedIn)
 }

@@ -92,7 +92,8 @@ EXPORT_PSEUDONYM_KEY (the current one) and, after a key change or for another
 PBX of the sink under its own key, each other one with --previous-key-file; it
 refuses (exit 2) without one. The suppression list keeps the number under each
 of them, and under a random key of its own when a PBX of the sink writes in
-clear, so that each PBX's export applies it under the key it writes with. It holds every
+clear (by its stored rule; with none in clear, EXPORT_PSEUDONYM_KEY must be
+set), so that each PBX's export applies it under the key it writes with. It holds every
 PBX's export lock of the sink while it works. Given with its country code
 (+39…, 0039…), the number is found in its international forms and, in clear,
 its national ones (without the country code; with the trunk prefix, 0 in most
@@ -468,34 +469,71 @@ func needKeys(scope *sinks.ForgetScope, pk *pseudonym.Keyed, previous []*pseudon
 // the same sink was refused for good): each key the sink's rows are
 // written under, EXPORT_PSEUDONYM_KEY when set (under rule none too: the
 // list is then made with it, not testable by whoever reads it), and the
-// list's own random key when another PBX of the sink writes in clear
-// (its stored rule: whether it has a key is not known), or this one
-// does without a key, so that each PBX's run applies it under the key it
-// writes with.
-func (a *app) listUnder(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgotten, pk *pseudonym.Keyed) error {
+// list's own random key when a PBX of the sink writes in clear
+// (listClear), so that each PBX's run applies it under the key it writes
+// with.
+func (a *app) listUnder(ctx context.Context, fg forgetter, f *sinks.Forgotten, pk *pseudonym.Keyed) error {
 	scope, err := fg.ForgetScope(ctx)
 	if err != nil {
 		return err
+	}
+	clear, joining, err := a.listClear(ctx, fg, scope, pk)
+	if err != nil {
+		return err
+	}
+	if joining {
+		fmt.Fprintf(a.stdout, "Note: PBX %s has no rows in the sink yet and EXPORT_PSEUDONYM_KEY is not set: it is taken as writing in clear, and the suppression list keeps the number under a random key of its own too, stored beside it (anyone who can read the list can test a number against it; README, Erasure).\n", a.cfg.PBXID)
 	}
 	ids := slices.Clone(scope.KeyIDs)
 	if pk != nil {
 		ids = append(ids, pk.KeyID())
 	}
-	clear := pk == nil && !a.cfg.Pseudonymize.On()
-	if store, ok := s.Sink.(privacyStore); ok {
-		for _, pbx := range scope.PBXes {
-			if pbx == a.cfg.PBXID && pk != nil {
-				continue
-			}
-			was, found, err := store.PrivacyRule(ctx, pbx)
-			if err != nil {
-				return err
-			}
-			clear = clear || found && was.KeyID == ""
-		}
-	}
 	f.ListUnder(ids, clear)
 	return nil
+}
+
+// listClear reports whether a PBX of the sink writes in clear, so that
+// the suppression list must keep its numbers under a random key of its
+// own too, stored beside it in clear (anyone who can read the list can
+// then test a number against it). Each PBX with rows in the sink is
+// judged by its stored rule only: rule none (whether its runs set a key
+// is not known: they apply that key's section when the list has a whole
+// one, else the random key's), or no rule stored (not known, taken as in
+// clear); never by forget's own configuration (review 44, R44-2: forget
+// run without EXPORT_PSEUDONYM_KEY on a sink pseudonymised whole kept a
+// random key in clear beside the list, and the forgotten numbers could be
+// found by trying candidates). Forget's own PBX (WILDIX_PBX_ID) is judged
+// by forget's configuration only while it is none of the sink's PBXes
+// (no state nor run of it): a PBX about to join, in clear when forget has
+// no key (joining says so).
+// Forget without EXPORT_PSEUDONYM_KEY on a sink none of whose PBXes
+// writes in clear is refused (exit 2) before anything changes: forget
+// asks it under the locks, before adding to the list (a dry run does
+// not: reading the rules of a CSV folder stores what its manifests say,
+// and a dry run writes nothing). A sink
+// with no PBX yet (forget --allow-empty) takes the random key when forget
+// has none, as a sink in clear only.
+func (a *app) listClear(ctx context.Context, fg forgetter, scope *sinks.ForgetScope, pk *pseudonym.Keyed) (clear, joining bool, err error) {
+	store, ok := fg.(privacyStore)
+	if !ok {
+		return pk == nil, false, nil
+	}
+	if !slices.Contains(scope.PBXes, a.cfg.PBXID) {
+		joining = pk == nil
+		clear = joining
+	}
+	for _, pbx := range scope.PBXes {
+		was, found, err := store.PrivacyRule(ctx, pbx)
+		if err != nil {
+			return false, false, err
+		}
+		clear = clear || !found || was.KeyID == ""
+	}
+	if pk == nil && !clear {
+		return false, false, fmt.Errorf("%w: every PBX of the sink (%s) writes its rows pseudonymised (under key(s) %s), and EXPORT_PSEUDONYM_KEY is not set: set EXPORT_PSEUDONYM_KEY (or _FILE) to the export's current key, and give each other key with --previous-key-file FILE; the suppression list keeps the number under the keys the PBXes write under, and without EXPORT_PSEUDONYM_KEY forget would keep it under a random key stored beside the list in clear, with which anyone who can read the list could test numbers against it (README, Erasure). Nothing was changed",
+			errUsage, strings.Join(scope.PBXes, ", "), strings.Join(scope.KeyIDs, ", "))
+	}
+	return clear, joining, nil
 }
 
 // keyFiles is --previous-key-file, repeated: files each holding an
@@ -559,7 +597,7 @@ func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgot
 	b := sinks.ForgetBegun{ID: exporter.NewRunID(started), PBX: a.cfg.PBXID, Started: started, Search: opt.search,
 		Rows: found.Rows(), Recordings: len(found.Recordings)}
 	narrower := func(search string) (*sinks.ForgetFound, error) { return fg.ForgetFind(ctx, f.As(search), endpoints) }
-	if err := a.listUnder(ctx, s, fg, f, pk); err != nil {
+	if err := a.listUnder(ctx, fg, f, pk); err != nil {
 		return err
 	}
 	b, begun, added, err := a.suppressForget(ctx, fg, f, pk, b, narrower)

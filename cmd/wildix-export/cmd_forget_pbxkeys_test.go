@@ -109,8 +109,9 @@ func TestForgetPBXesUnderTheirOwnKeys(t *testing.T) {
 			// b's key still cannot change while the list keeps numbers under it.
 			moved := append(slices.DeleteFunc(slices.Clone(kvB), func(s string) bool { return strings.HasPrefix(s, "EXPORT_PSEUDONYM_KEY=") }),
 				"EXPORT_PSEUDONYM_KEY="+keyC, "EXPORT_PSEUDONYM_PREVIOUS_KEY="+keyB)
-			if r := run("b's key changed, forced", moved, exitConfig, "run", "--once", "--force"); !strings.Contains(fmt.Sprint(r.err), "EXPORT_PSEUDONYM_KEY") {
-				t.Errorf("b's key changed, forced: %v; want it to name EXPORT_PSEUDONYM_KEY", r.err)
+			// The refusal names b's own key, not a's (review 44, R44-1).
+			if r := run("b's key changed, forced", moved, exitConfig, "run", "--once", "--force"); !strings.Contains(fmt.Sprint(r.err), "written under EXPORT_PSEUDONYM_KEY "+kB.KeyID()) {
+				t.Errorf("b's key changed, forced: %v; want it to name b's key %s", r.err, kB.KeyID())
 			}
 
 			// A third key, and a PBX in clear, joining: refused, saying what to do.
@@ -128,17 +129,31 @@ func TestForgetPBXesUnderTheirOwnKeys(t *testing.T) {
 			if back := held(snap(), d); len(back) > 0 {
 				t.Errorf("a refused run wrote the number in clear: %q", back)
 			}
-			_ = fileC
-			run("forget with d's configuration", kvD, exitOK, "forget", "--number", "+"+d, "--previous-key-file", fileA, "--previous-key-file", fileB)
+			// Forget again with each one's configuration, every key of the
+			// list given, lets each run (review 44, R44-5: c was never shown
+			// running after its forget).
+			run("forget with c's configuration", kvC, exitOK, "forget", "--number", "+"+d, "--previous-key-file", fileA, "--previous-key-file", fileB)
+			run("run of c after forget", kvC, exitOK, "run", "--once")
+			run("forget with d's configuration", kvD, exitOK, "forget", "--number", "+"+d, "--previous-key-file", fileA, "--previous-key-file", fileB, "--previous-key-file", fileC)
 			run("run of d after forget", kvD, exitOK, "run", "--once")
 			for _, p := range []struct {
 				name string
 				kv   []string
-			}{{"a", kvA}, {"b", kvB}} {
-				run("run of "+p.name+" after the second forget", p.kv, exitOK, "run", "--once")
+			}{{"a", kvA}, {"b", kvB}, {"c", kvC}} {
+				run("run of "+p.name+" after the last forget", p.kv, exitOK, "run", "--once")
+			}
+			kC, _ := pseudonym.New([]byte(keyC))
+			wrote := false
+			for id := int64(1); id <= calls && !wrote; id++ {
+				if o, ok := pseudonym.Canonical(fa.Sim.Call(id).Src); ok && len(o) >= 7 && o != d {
+					wrote = len(held(snap(), kC.Number(o))) > 0
+				}
+			}
+			if !wrote {
+				t.Error("c's run wrote no pseudonym under its key: the test proves nothing of c")
 			}
 			after = snap()
-			if back := slices.Concat(held(after, d), held(after, kA.Number(d)), held(after, kB.Number(d))); len(back) > 0 {
+			if back := slices.Concat(held(after, d), held(after, kA.Number(d)), held(after, kB.Number(d)), held(after, kC.Number(d))); len(back) > 0 {
 				t.Errorf("the number came back: %q", back)
 			}
 		})

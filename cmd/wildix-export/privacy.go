@@ -146,7 +146,7 @@ func (a *app) privacyRule(ctx context.Context, s *sink, g *privacy.Guard) (*expo
 			return nil, nil
 		}
 	case found:
-		if err := a.listKeyed(ctx, s, g); err != nil {
+		if err := a.listKeyed(ctx, s, g, was); err != nil {
 			return nil, err
 		}
 		if a.force {
@@ -211,7 +211,7 @@ func (a *app) lostRule(ctx context.Context, s *sink, g *privacy.Guard, lost *sin
 			"record", lost.Record, "rule", was.String(), "from", at)
 		return &now, nil
 	}
-	if err := a.listKeyed(ctx, s, g); err != nil {
+	if err := a.listKeyed(ctx, s, g, was); err != nil {
 		return nil, err
 	}
 	if a.force {
@@ -343,24 +343,34 @@ func (a *app) suppressionKept(ctx context.Context, s *sink, g *privacy.Guard) er
 }
 
 // listKeyed refuses a change of rule or key that the sink's suppression
-// list cannot follow: a list made with EXPORT_PSEUDONYM_KEY holds only
-// hashes under that key, which cannot be made again under another key
-// (nor without one) as the numbers are not kept. --force cannot help.
-func (a *app) listKeyed(ctx context.Context, s *sink, g *privacy.Guard) error {
+// list cannot follow: the list keeps only each number's hash under each
+// key the sink's PBXes write under (its sections), and a hash cannot be
+// made again under another key (nor without one) as the numbers are not
+// kept. --force cannot help. A change the list can follow is let through
+// (review 44, R44-1: only the first section's key was looked at, so
+// another PBX could not even change its rule): one keeping the PBX's
+// key (was, the rule its rows are written under), or one to a key, or to
+// none, the list holds every number under (Suppression.Serves: that
+// key's section, or the list's own random key's).
+func (a *app) listKeyed(ctx context.Context, s *sink, g *privacy.Guard, was exporter.Privacy) error {
 	sl, ok := s.Sink.(suppressionList)
 	if !ok {
 		return nil
 	}
 	l, err := sl.Suppression(ctx)
-	if err != nil || l == nil || len(l.Numbers) == 0 || l.Key != nil || l.KeyID == "" {
+	if err != nil || l.Serves(g.Keys) {
 		return err
 	}
 	have := "not set"
 	if g.Keys != nil {
-		if g.Keys.KeyID() == l.KeyID {
-			return nil
+		if g.Keys.KeyID() == was.KeyID {
+			return nil // the rule alone changes: the run applies its key's section as before
 		}
 		have = "key " + g.Keys.KeyID()
+	}
+	this := "this PBX's rows are written in clear (EXPORT_PSEUDONYMIZE=none) and its key is not known"
+	if was.KeyID != "" {
+		this = "this PBX's rows are written under EXPORT_PSEUDONYM_KEY " + was.KeyID
 	}
 	n := 0 // numbers, not forms: a national form is the same number's (attack 6, F5)
 	for _, x := range l.Numbers {
@@ -368,11 +378,13 @@ func (a *app) listKeyed(ctx context.Context, s *sink, g *privacy.Guard) error {
 			n++
 		}
 	}
-	return fmt.Errorf("%w: the %s's suppression list of %d forgotten number(s) was made with EXPORT_PSEUDONYM_KEY %s, and it is %s: "+
-		"the key cannot change while the list exists, with --force neither, as the list keeps only each number's hash under that key and a hash cannot be made again under another one; "+
-		"set that key again (under EXPORT_PSEUDONYMIZE=none too); to change the key all the same, export under the new key into a new schema or folder and a new recordings store (another EXPORT_RECORDINGS_DIR, or S3 bucket or prefix: this one's files are named by this sink's rows), "+
-		"and there, before its first run, run `wildix-export forget --allow-empty` for each number of the list, which cannot be carried over (its hashes are under the earlier key: a new schema or folder without them writes every forgotten number again) (README, Privacy)",
-		errUsage, s.name, n, l.KeyID, have)
+	return fmt.Errorf("%w: the %s's suppression list of %d forgotten number(s) keeps them under the key(s) the sink's PBXes write under (%s); %s, and this run's EXPORT_PSEUDONYM_KEY is %s, under which the list does not hold them all: "+
+		"the key cannot change while the list exists, with --force neither, unless the list holds them under the new key too, as it keeps only each number's hash under each key and a hash cannot be made again under another one; "+
+		"set the earlier key again (under EXPORT_PSEUDONYMIZE=none too); "+
+		"or first run `wildix-export forget` again for each forgotten number (from your own records of the erasure requests: the list keeps no number) with EXPORT_PSEUDONYM_KEY set to the new key and each key of the list given with --previous-key-file, which adds them under the new key, then this change; "+
+		"or export under the new key into a new schema or folder and a new recordings store (another EXPORT_RECORDINGS_DIR, or S3 bucket or prefix: this one's files are named by this sink's rows), "+
+		"and there, before its first run, run `wildix-export forget --allow-empty` for each number of the list (README, Privacy)",
+		errUsage, s.name, n, strings.Join(l.KeyIDs(), ", "), this, have)
 }
 
 // newExport is the sink's way out into a new schema or folder
