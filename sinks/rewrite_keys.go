@@ -148,7 +148,7 @@ func (s *CSV) earlierKeyFileRows(ctx context.Context, pbx, keyID, run string, e 
 	var header []string        // its header
 	left := map[string]int64{} // file → rows counted
 	confirmed := map[string]int64{}
-	var rekeyed map[string]bool
+	var rekeyed *keyCollector
 	pick := func(f ownFile) bool {
 		file, header = f.Name, nil
 		rekeyed = s.rekeyedIn(run, dir, f.Name)
@@ -161,7 +161,7 @@ func (s *CSV) earlierKeyFileRows(ctx context.Context, pbx, keyID, run string, e 
 		if header == nil || !slices.Equal(h, header) {
 			header, idx = slices.Clone(h), keyIndexes(h, cols)
 		}
-		if idx != nil && rekeyed[rowKey(cells, idx)] {
+		if idx != nil && rekeyed != nil && rekeyed.has(rowKey(cells, idx)) {
 			confirmed[file]++
 			return RowEdit{}, nil
 		}
@@ -264,10 +264,13 @@ func fileKey(data string, keyOf map[string]string) string {
 const rekeyedRun = "keyed_run"
 
 // rekeyedRows is a run's rows left in other files in its own form:
-// endpoint folder → file → row keys.
+// endpoint folder → file → row keys, range-compressed (keyCollector: a
+// file's call ids are mostly consecutive). Every run records them, a
+// backfill --force nearly every row: as strings in maps they took 136
+// MiB for 2M rows (review 45, R45-4).
 type rekeyedRows struct {
 	mu    sync.Mutex
-	files map[string]map[string]map[string]bool
+	files map[string]map[string]*keyCollector
 }
 
 // confirm records that the row of key in file is left in the batch's
@@ -285,28 +288,28 @@ func (s *CSV) noteRekeyed(run string, k *batchKeys) {
 	if k == nil || len(k.confirmed) == 0 {
 		return
 	}
-	v, _ := s.rekeyed.LoadOrStore(run, &rekeyedRows{files: map[string]map[string]map[string]bool{}})
+	v, _ := s.rekeyed.LoadOrStore(run, &rekeyedRows{files: map[string]map[string]*keyCollector{}})
 	r := v.(*rekeyedRows)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	dir := r.files[k.dir]
 	if dir == nil {
-		dir = map[string]map[string]bool{}
+		dir = map[string]*keyCollector{}
 		r.files[k.dir] = dir
 	}
 	for file, keys := range k.confirmed {
 		if dir[file] == nil {
-			dir[file] = map[string]bool{}
+			dir[file] = &keyCollector{}
 		}
 		for _, key := range keys {
-			dir[file][key] = true
+			dir[file].add(key)
 		}
 	}
 }
 
 // rekeyedIn is the keys of the rows of file in dir that run left in its
 // own form (nil: none).
-func (s *CSV) rekeyedIn(run, dir, file string) map[string]bool {
+func (s *CSV) rekeyedIn(run, dir, file string) *keyCollector {
 	v, ok := s.rekeyed.Load(run)
 	if !ok {
 		return nil
