@@ -227,11 +227,31 @@ func TestOpenS3Forbidden(t *testing.T) {
 			}
 			return false
 		}, []string{"HEAD", "secret key", "permission", "clock"}},
+		// No proxy: versitygw itself, given a wrong secret key, answers
+		// the HEAD 403 without a reason; the listing asked then tells it.
+		{"wrong secret key", o.Region, nil, []string{"HEAD", "signature"}},
+		{"HEAD of the bucket refused, listing AccessDenied", o.Region, func(w http.ResponseWriter, r *http.Request) bool {
+			switch {
+			case bucketHead(r):
+				w.WriteHeader(http.StatusForbidden)
+			case r.Method == http.MethodGet && strings.Trim(r.URL.Path, "/") == o.Bucket && !location(r):
+				w.Header().Set("Content-Type", "application/xml")
+				w.WriteHeader(http.StatusForbidden)
+				io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`)
+			default:
+				return false
+			}
+			return true
+		}, []string{"HEAD", "s3:ListBucket"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := o
 			o.Region = tc.region
-			o.Endpoint = srv.Answering(t, tc.answer)
+			if tc.answer == nil {
+				o.SecretKey = "wrong-secret-key-0000000000"
+			} else {
+				o.Endpoint = srv.Answering(t, tc.answer)
+			}
 			st, err := OpenS3(ctx, o)
 			if tc.want == nil {
 				if err != nil {
@@ -257,8 +277,11 @@ func TestOpenS3Forbidden(t *testing.T) {
 					t.Errorf("%v: want it to say %q", err, w)
 				}
 			}
-			if errors.Is(err, ErrDenied) {
-				t.Errorf("%v: claims a permission missing; the server said no such thing", err)
+			if denied := strings.Contains(tc.name, "AccessDenied"); errors.Is(err, ErrDenied) != denied {
+				t.Errorf("%v: matches ErrDenied %v; want %v", err, !denied, denied)
+			}
+			if strings.Contains(err.Error(), o.SecretKey) || strings.Contains(err.Error(), "wrong-secret-key") {
+				t.Errorf("%v: shows the secret key", err)
 			}
 			if tc.want[0] == sigDesc && strings.Contains(err.Error(), "tells no reason") {
 				t.Errorf("%v: says no reason was told; the server told it", err)

@@ -176,7 +176,7 @@ func OpenS3(ctx context.Context, o S3Options) (*S3, error) {
 	}
 	ok, err := c.BucketExists(ctx, o.Bucket)
 	if err != nil {
-		return nil, fmt.Errorf("S3 bucket %s at %s: %w", o.Bucket, o.Endpoint, err)
+		return nil, fmt.Errorf("S3 bucket %s at %s: %w", o.Bucket, o.Endpoint, bucketRefused(ctx, c, o.Bucket, err))
 	}
 	if !ok {
 		return nil, fmt.Errorf("S3 bucket %s at %s: no such bucket (create it first)", o.Bucket, o.Endpoint)
@@ -187,6 +187,35 @@ func OpenS3(ctx context.Context, o S3Options) (*S3, error) {
 	}
 	return &S3{c: c, bucket: o.Bucket, prefix: prefix, partSize: part, onePut: maxOnePut, listPage: defaultListPage,
 		log: log, where: fmt.Sprintf("bucket %s at %s", o.Bucket, u.Host)}, nil
+}
+
+// bucketRefused is err, BucketExists' error for bucket, with the reason
+// a one-key listing of the bucket gives when err is a HEAD's 403 that
+// told none (codeNoReason; a HEAD's answer has no body): a wrong secret
+// key (SignatureDoesNotMatch), an unknown access key
+// (InvalidAccessKeyId), the clock (RequestTimeTooSkewed), the key
+// without s3:ListBucket (AccessDenied: ErrDenied), a proxy's page. Else
+// err as it is (R45-3: a wrong secret key at start said "no reason").
+func bucketRefused(ctx context.Context, c *minio.Client, bucket string, err error) error {
+	if minio.ToErrorResponse(err).Code != codeNoReason {
+		return err
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var lerr error
+	ch := c.ListObjects(lctx, bucket, minio.ListObjectsOptions{MaxKeys: 1})
+	for o := range ch {
+		lerr = o.Err
+		break
+	}
+	cancel()
+	for range ch {
+		// Read to its end: the listing's goroutine ends only so.
+	}
+	if minio.ToErrorResponse(lerr).StatusCode == http.StatusForbidden {
+		return fmt.Errorf("%w; a listing of it answered: %w", err, denied(lerr, "s3:ListBucket"))
+	}
+	return err
 }
 
 // defaultTransport is http.DefaultTransport's settings with timeout as
