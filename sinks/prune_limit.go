@@ -49,7 +49,7 @@ func decodeLimit(b []byte) (time.Duration, error) {
 // RetentionLimit returns the limit pbx's rows were last pruned under, 0
 // when they never were.
 func (p *Postgres) RetentionLimit(ctx context.Context, pbx string) (time.Duration, error) {
-	b, err := p.stateValue(ctx, pbx, retentionKey)
+	b, err := p.State(ctx, pbx, retentionKey)
 	if err != nil {
 		return 0, fmt.Errorf("read the retention limit: %w", err)
 	}
@@ -247,7 +247,7 @@ func decodePending(b []byte, where string) (*pendingPrune, error) {
 
 // pending returns pbx's pending prune, nil when none is.
 func (p *Postgres) pending(ctx context.Context, pbx string) (*pendingPrune, error) {
-	b, err := p.stateValue(ctx, pbx, pendingPruneKey)
+	b, err := p.State(ctx, pbx, pendingPruneKey)
 	if err != nil {
 		return nil, fmt.Errorf("read the pending prune: %w", err)
 	}

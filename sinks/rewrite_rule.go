@@ -344,8 +344,7 @@ func (p *Postgres) markJudged(ctx context.Context, tx pgx.Tx, w RuleRewrite, tab
 	slices.Sort(runs)
 	j.Rules[w.Rule] = runs
 	b, _ := json.Marshal(j)
-	if _, err := tx.Exec(ctx, "INSERT INTO "+p.ident("export_state")+` (pbx, key, state, run_id) VALUES ($1, $2, $3, $4)
-ON CONFLICT (pbx, key) DO UPDATE SET state = EXCLUDED.state, run_id = EXCLUDED.run_id, updated_at = now()`, w.PBX, judgedKeyPrefix+table, b, w.Run); err != nil {
+	if _, err := tx.Exec(ctx, p.upsertState(), w.PBX, judgedKeyPrefix+table, b, w.Run); err != nil {
 		return fmt.Errorf("record the runs of %s judged under the pseudonymisation rule: %w", table, dbError(err))
 	}
 	return nil
@@ -768,7 +767,7 @@ func decodeDue(b []byte, where string) (*RewriteDue, error) {
 
 // RewriteDue returns pbx's rewrite due, nil when none is.
 func (p *Postgres) RewriteDue(ctx context.Context, pbx string) (*RewriteDue, error) {
-	b, err := p.stateValue(ctx, pbx, rewriteDueKey)
+	b, err := p.State(ctx, pbx, rewriteDueKey)
 	if err != nil {
 		return nil, fmt.Errorf("read the rewrite under the pseudonymisation rule due: %w", err)
 	}
