@@ -379,3 +379,68 @@ func TestRuleMarkWrittenOnlyWhenChanged(t *testing.T) {
 		t.Fatal("the mark was not written after a new file")
 	}
 }
+
+// TestRuleMarkAppendedNotRewritten is review 43's R43-6: every run
+// writes new files, so the next start rewrote the whole mark (6 MB for
+// 20,000 files) once per run. Now the entries of the manifests read anew
+// are appended to it (the same file, grown), and a later process reads
+// them back (no manifest read again); a line cut short is passed over
+// (its manifest read again); an earlier release's mark is removed when
+// the mark is written whole. Seen failing with the mark written whole at
+// every change (another file after a new data file).
+func TestRuleMarkAppendedNotRewritten(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := NewCSV(CSVOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now().Truncate(time.Second)
+	numbers := exporter.Privacy{Rule: "numbers", KeyID: "k:aaaaaaaa"}
+	for i := range 5 {
+		bareRun(t, s, "a", t0.Add(time.Duration(i)*time.Minute), numbers, "")
+	}
+	if err := os.WriteFile(s.oldRuleMarkFile("a"), []byte(`{}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check := func(wantReads int64) os.FileInfo {
+		t.Helper()
+		s, err = NewCSV(CSVOptions{Dir: dir}) // a later process
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, lost, err := s.PrivacyRuleFrom(ctx, "a"); err != nil || lost != nil {
+			t.Fatalf("lost %+v, %v", lost, err)
+		}
+		if got := s.manifestReads.Load(); got != wantReads {
+			t.Fatalf("the check read %d manifest(s); want %d", got, wantReads)
+		}
+		fi, err := os.Stat(s.ruleMarkFile("a"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi
+	}
+	first := check(5)
+	if _, err := os.Stat(s.oldRuleMarkFile("a")); err == nil {
+		t.Fatal("the earlier release's mark was left")
+	}
+	bareRun(t, s, "a", t0.Add(time.Hour), numbers, "")
+	second := check(1)
+	if !os.SameFile(first, second) || second.Size() <= first.Size() {
+		t.Fatalf("the mark was written whole again (size %d → %d, same file %v); want the new entry appended", first.Size(), second.Size(), os.SameFile(first, second))
+	}
+	check(0)
+	f, err := os.OpenFile(s.ruleMarkFile("a"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(`{"n":"call_hist`); err != nil { // an append cut short
+		t.Fatal(err)
+	}
+	f.Close()
+	bareRun(t, s, "a", t0.Add(2*time.Hour), numbers, "")
+	check(1)
+	check(0)
+}

@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -89,10 +90,12 @@ type manifestRule struct {
 	run     string            // the run whose rule rule is (privacy_run, else the file's run_id)
 	started time.Time         // when that run started (run_started)
 	// mark is what each manifest told, by its name under the folder
-	// and the identity of the version read (ruleMark), and changed
-	// whether it differs from the mark read.
-	mark    map[string]manifestSeen
-	changed bool
+	// and the identity of the version read (ruleMark); fresh, the names
+	// whose entry the mark read lacks or holds for another version (to
+	// be added to it), and markLines the entries the mark's file holds.
+	mark      map[string]manifestSeen
+	fresh     []string
+	markLines int
 	// bare are the PBX's data files whose manifest is missing
 	// (bareFiles): nothing tells their rows' rule.
 	bare []bareFile
@@ -156,8 +159,9 @@ func (s *CSV) manifestRule(pbx string) (manifestRule, error) {
 	if err != nil {
 		return mr, fmt.Errorf("read the data files' pseudonymisation rule: %w", err)
 	}
-	was := s.readRuleMark(pbx)
-	mr.mark = map[string]manifestSeen{}
+	marked := s.readRuleMark(pbx)
+	was := marked.seen
+	mr.mark, mr.markLines = map[string]manifestSeen{}, marked.lines
 	for _, rel := range files.manifests {
 		path := filepath.Join(s.opt.Dir, rel)
 		if fi, err := os.Stat(path); err == nil {
@@ -179,7 +183,12 @@ func (s *CSV) manifestRule(pbx string) (manifestRule, error) {
 		}
 		mr.add(c)
 	}
-	mr.changed = !maps.EqualFunc(was, mr.mark, func(a, b manifestSeen) bool { return a.ID == b.ID })
+	for rel, c := range mr.mark {
+		if was[rel].ID != c.ID {
+			mr.fresh = append(mr.fresh, rel)
+		}
+	}
+	slices.Sort(mr.fresh)
 	if mr.bare, err = s.bareFiles(pbx, files); err != nil {
 		return mr, fmt.Errorf("read the data files' pseudonymisation rule: %w", err)
 	}
@@ -232,39 +241,91 @@ func (s *CSV) readManifestSeen(path, rel, pbx string) (manifestSeen, error) {
 
 // ruleMarkFile is the PBX's mark of the manifests manifestRule read: a
 // dot file of its state folder, which is no state (a cache: lost, every
-// manifest is read again).
+// manifest is read again). One line per entry (markEntry), a later line
+// of a name replacing an earlier one: a check that read new manifests
+// appends their lines instead of writing the whole mark again (review
+// 43, R43-6: 6 MB written at each run's start after a run wrote files).
 func (s *CSV) ruleMarkFile(pbx string) string {
+	return filepath.Join(s.stateDir(pbx), ".privacy.manifests.jsonl")
+}
+
+// oldRuleMarkFile is the mark as an earlier release kept it (one JSON
+// object), removed when the mark is written whole.
+func (s *CSV) oldRuleMarkFile(pbx string) string {
 	return filepath.Join(s.stateDir(pbx), ".privacy.manifests.json")
 }
 
-// readRuleMark reads the PBX's mark (once for as long as it stays the
-// same version: cachedState); empty when it is missing or damaged. The
-// caller must not change the map.
-func (s *CSV) readRuleMark(pbx string) map[string]manifestSeen {
-	v, err := s.cachedState(s.ruleMarkFile(pbx), "", &s.markReads, func(b []byte) (any, error) {
-		m := map[string]manifestSeen{}
-		json.Unmarshal(b, &m)
-		return m, nil
-	})
-	if m, ok := v.(map[string]manifestSeen); err == nil && ok {
-		return m
-	}
-	return nil
+// markEntry is one line of the mark: a manifest's name under the folder
+// and what it told.
+type markEntry struct {
+	Name string `json:"n"`
+	manifestSeen
 }
 
-// saveRuleMark writes mr's mark when it changed and the PBX's state
-// folder is there (a check never makes it: a folder without state is
-// taken for one whose state is lost). Failing costs only reads.
+// ruleMark is the mark as read: the newest entry of each name, and the
+// entries (lines) the file holds, superseded ones too.
+type ruleMark struct {
+	seen  map[string]manifestSeen
+	lines int
+}
+
+// readRuleMark reads the PBX's mark (once for as long as it stays the
+// same version: cachedState); empty when it is missing. A line that does
+// not decode (an append cut short) is passed over: its manifest is read
+// again. The caller must not change the map.
+func (s *CSV) readRuleMark(pbx string) ruleMark {
+	v, err := s.cachedState(s.ruleMarkFile(pbx), "", &s.markReads, func(b []byte) (any, error) {
+		m := ruleMark{seen: map[string]manifestSeen{}}
+		for _, l := range bytes.Split(b, []byte{'\n'}) {
+			var e markEntry
+			if len(l) == 0 || json.Unmarshal(l, &e) != nil || e.Name == "" {
+				continue
+			}
+			m.seen[e.Name] = e.manifestSeen
+			m.lines++
+		}
+		return m, nil
+	})
+	if m, ok := v.(ruleMark); err == nil && ok {
+		return m
+	}
+	return ruleMark{}
+}
+
+// saveRuleMark adds to the mark the entries of mr's fresh manifests
+// (appended), or writes it whole, atomically, when it has none yet or
+// holds more than twice the entries it needs (superseded, of files
+// removed); only when the PBX's state folder is there (a check never
+// makes it: a folder without state is taken for one whose state is
+// lost). Failing costs only reads; so does an append cut short, or two
+// checks appending at once (each line stands alone).
 func (s *CSV) saveRuleMark(pbx string, mr manifestRule) {
-	if !mr.changed {
+	if len(mr.fresh) == 0 {
 		return
 	}
 	if _, err := os.Stat(s.stateDir(pbx)); err != nil {
 		return
 	}
-	b, _ := json.Marshal(mr.mark)
-	if err := safefile.Write(s.ruleMarkFile(pbx), b, fileMode); err != nil {
-		s.opt.Log.Warn("the mark of the manifests read for the pseudonymisation rule could not be written: the next check reads them all again", "file", s.ruleMarkFile(pbx), "err", s.advise(err))
+	names, whole := mr.fresh, mr.markLines == 0 || mr.markLines+len(mr.fresh) > 2*len(mr.mark)+64
+	if whole {
+		names = slices.Sorted(maps.Keys(mr.mark))
+	}
+	lines := make([][]byte, 0, len(names))
+	for _, n := range names {
+		b, _ := json.Marshal(markEntry{Name: n, manifestSeen: mr.mark[n]})
+		lines = append(lines, b)
+	}
+	b := bytes.Join(lines, []byte{'\n'})
+	var err error
+	if whole {
+		if err = safefile.Write(s.ruleMarkFile(pbx), append(b, '\n'), fileMode); err == nil {
+			os.Remove(s.oldRuleMarkFile(pbx))
+		}
+	} else {
+		err = safefile.AppendLine(s.ruleMarkFile(pbx), fileMode, b)
+	}
+	if err != nil {
+		s.opt.Log.Warn("the mark of the manifests read for the pseudonymisation rule could not be written: the next check reads them again", "file", s.ruleMarkFile(pbx), "err", s.advise(err))
 	}
 }
 
