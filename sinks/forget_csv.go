@@ -130,15 +130,35 @@ func (j *stateJudge) judge(pbx, file string) error {
 }
 
 // judgeNamed judges the PBX of each data file found by its name
-// (csvNamedDataFiles): its manifest lost too, no manifest named it.
+// (csvNamedDataFiles): its manifest lost too, no manifest named it. A
+// PBX with such a file whose manifest is missing is lost also when its
+// state folder holds no cursor state (csvHasCursorState), whatever else
+// it holds, as a run judges it (review 43, R43-5: a run ledger left
+// alone made forget take the folder for one with state, exit 0, while
+// the run refuses it: nothing tells which calls the files hold).
 func (j *stateJudge) judgeNamed() error {
 	named, err := csvNamedDataFiles(j.dir)
 	if err != nil {
 		return err
 	}
+	bare := map[string]bool{}
 	for _, n := range named {
 		if err := j.judge(n.PBX, n.File); err != nil {
 			return err
+		}
+		if _, lost := j.lost[n.PBX]; lost || bare[n.PBX] {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(j.dir, manifestPath(n.File))); !errors.Is(err, fs.ErrNotExist) {
+			continue // its manifest is there (or cannot be told gone)
+		}
+		bare[n.PBX] = true
+		has, err := csvHasCursorState(filepath.Join(j.dir, ".state", safeName(n.PBX)))
+		if err != nil {
+			return err
+		}
+		if !has {
+			j.lost[n.PBX] = n.File
 		}
 	}
 	return nil
@@ -156,7 +176,8 @@ func (j *stateJudge) result() []LostState {
 
 // CSVStateLost returns each PBX of the CSV export folder dir whose data
 // files remain while its state is lost (.state, or .state/<pbx>, gone or
-// holding no state: csvHasState), sorted by PBX, with one of its data
+// holding no state: csvHasState; or, for a data file whose manifest is
+// missing, no cursor state: judgeNamed), sorted by PBX, with one of its data
 // files each: a data file a manifest names (of the manifest's PBX), or
 // one named as the sink names them (csvNamedDataFiles: of the PBX its
 // name gives). Each PBX is judged by its own state folder (review 26,

@@ -207,6 +207,27 @@ func csvHasState(dir string) (bool, error) {
 	return false, nil
 }
 
+// csvHasCursorState reports whether a PBX's state folder holds a
+// cursor's state (<key>.json, or a pending commit's record), as
+// CSV.hasCursorState judges it for a run: not the run ledger, the dot
+// files (the record of the rule, the marks) nor a file whose name holds
+// a "~" (a key index, rewrite~due.json, the retention records).
+func csvHasCursorState(dir string) (bool, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	for _, e := range entries {
+		if n := e.Name(); strings.HasSuffix(n, ".json") && !strings.HasPrefix(n, ".") && !strings.Contains(n, "~") {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // dataManifest is what forget reads of a data file's manifest.
 type dataManifest struct {
 	PBX     string            `json:"pbx"`

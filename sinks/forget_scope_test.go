@@ -155,15 +155,25 @@ func TestForgetScopeManifests(t *testing.T) {
 		// Review 26, R26-3: each PBX judged by its own state folder.
 		{"one PBX's state and manifests lost, another's state kept", map[string]string{
 			".state/b/runs.jsonl":                                             `{"id":"r","pbx":"b"}` + "\n",
+			".state/b/call_history.json":                                      `{"cursor":1}`,
 			"call_history/b_20261207T113550Z-133c3d_0001.csv":                 "id\n1\n",
 			"call_history/a%3A1_20261207T113550Z-133c3d_0002.csv":             "id\n1\n",
 			"call_history/a%3A1_backfill_20261201T000000_20261202T000000.csv": "id\n1\n",
 		}, []string{"b"}, nil, []LostState{{"a:1", "call_history/a%3A1_20261207T113550Z-133c3d_0002.csv"}}},
 		{"a PBX with no state and no data file, another's state kept", map[string]string{
 			".state/b/runs.jsonl":                             `{"id":"r","pbx":"b"}` + "\n",
+			".state/b/call_history.json":                      `{"cursor":1}`,
 			".state/c/export.lock":                            "",
 			"call_history/b_20261207T113550Z-133c3d_0001.csv": "id\n1\n",
 		}, []string{"b"}, nil, nil},
+		// Review 43, R43-5: the run ledger, the record of the rule and a
+		// rewrite left to do are no cursor state, as the run judges it.
+		{"manifests lost, a run ledger alone left", map[string]string{
+			".state/a/runs.jsonl":                             `{"id":"r","pbx":"a"}` + "\n",
+			".state/a/.privacy.json":                          `{"rule":"none"}`,
+			".state/a/rewrite~due.json":                       `{}`,
+			"call_history/a_20261207T113550Z-133c3d_0001.csv": "id\n1\n",
+		}, []string{"a"}, nil, []LostState{{"a", "call_history/a_20261207T113550Z-133c3d_0001.csv"}}},
 		{"a backfill's data file kept, its state lost", map[string]string{
 			"calls/a_backfill_20261201T000000_20261202T000000.csv.gz": "",
 		}, nil, nil, []LostState{{"a", "calls/a_backfill_20261201T000000_20261202T000000.csv.gz"}}},

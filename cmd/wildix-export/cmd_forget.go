@@ -329,7 +329,7 @@ func (a *app) lostState(scope *sinks.ForgetScope) error {
 	for _, l := range scope.Lost {
 		each = append(each, fmt.Sprintf("PBX %s (%s)", l.PBX, l.File))
 	}
-	return fmt.Errorf("%w: EXPORT_CSV_DIR=%s holds data files of %s but no state of it under .state: its state was lost; restore .state from a backup taken with the data (with none, run that PBX's export under the rule its rows were written under first: it stores the state again; README, Erasure). Forget needs it: without it, the keys its rows were pseudonymised under are not known. Nothing was changed",
+	return fmt.Errorf("%w: EXPORT_CSV_DIR=%s holds data files of %s but no state of it under .state (no cursor state: a run ledger or a record of the rule left alone does not count, when a data file's manifest is missing too): its state was lost; restore .state from a backup taken with the data (with none, run that PBX's export under the rule its rows were written under first: it stores the state again; README, Erasure). Forget needs it: without it, the keys its rows were pseudonymised under are not known. Nothing was changed",
 		errUsage, a.cfg.CSVDir, strings.Join(each, ", "))
 }
 

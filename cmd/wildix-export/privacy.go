@@ -289,10 +289,10 @@ func (a *app) noManifest(s *sink, lost *sinks.LostRule, now exporter.Privacy) er
 // the run ledger left, whatever it says): the run would be taken for a
 // first export and write every call again beside the files (in clear
 // beside pseudonymised copies, or doubled), as a run tells its own rows
-// by their files' manifests. Forget judges state otherwise
-// (sinks.CSVStateLost counts runs.jsonl and the record as state): it
-// refuses a folder with no state at all, but not one left with the run
-// ledger, nor one endpoint's loss (review 43, R43-5). With lost.Endpoint,
+// by their files' manifests. Forget refuses such a folder too, the run
+// ledger left or not (sinks.CSVStateLost judges a PBX with a data file
+// whose manifest is missing by its cursor state: review 43, R43-5), but
+// not one endpoint's loss, as it judges each PBX whole. With lost.Endpoint,
 // that endpoint's cursor state is missing while others' are there
 // (review 43, R43-3): the same for its calls.
 func (a *app) unmanifested(s *sink, lost *sinks.LostRule, now exporter.Privacy) error {
