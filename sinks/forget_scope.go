@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/wildix-export/wildix-export/exporter"
+	"github.com/wildix-export/wildix-export/exporter/record"
 )
 
 // ForgetScope is what forget must know of a sink before it searches it
@@ -238,8 +239,14 @@ type dataManifest struct {
 // csvDataManifests calls fn with each data file's manifest under dir
 // (<endpoint>/<name>.manifest.json; dot folders and files, the state
 // folder and temporary files, skipped) and the data file's name under
-// dir. A manifest removed while it is read (a prune beside) is skipped;
-// one that is not JSON is a data file all the same, of no PBX known.
+// dir. Only the manifest of a data file named as the sink names them
+// (csvDataName, .csv or .csv.gz) beside it in an endpoint's folder
+// counts, as for a run (listPBXFiles): a user's own *.manifest.json is
+// none (review 36, R36-2, on forget's side: its "pbx" or key was taken
+// for a PBX of the folder, whose state was then lost, or a key forget
+// must be given). A manifest removed while it is read (a prune beside) is
+// skipped; one that is not JSON is a data file all the same, of no PBX
+// known.
 func csvDataManifests(dir string, fn func(file string, m dataManifest) error) error {
 	paths, err := filepath.Glob(filepath.Join(dir, "*", "*.manifest.json"))
 	if err != nil {
@@ -247,7 +254,7 @@ func csvDataManifests(dir string, fn func(file string, m dataManifest) error) er
 	}
 	for _, path := range paths {
 		rel, err := filepath.Rel(dir, path)
-		if err != nil || strings.HasPrefix(rel, ".") || strings.HasPrefix(filepath.Base(rel), ".") {
+		if err != nil || strings.HasPrefix(rel, ".") || strings.HasPrefix(filepath.Base(rel), ".") || !hasSinkDataFile(dir, rel) {
 			continue
 		}
 		b, err := os.ReadFile(path)
@@ -268,6 +275,25 @@ func csvDataManifests(dir string, fn func(file string, m dataManifest) error) er
 		}
 	}
 	return nil
+}
+
+// hasSinkDataFile reports whether the manifest rel (under dir) stands in
+// an endpoint's folder beside its data file, named as the sink names them
+// (csvDataName).
+func hasSinkDataFile(dir, rel string) bool {
+	if !record.Identifier(filepath.Dir(rel)) {
+		return false
+	}
+	base := strings.TrimSuffix(rel, ".manifest.json")
+	for _, data := range []string{base + ".csv", base + ".csv.gz"} {
+		if !csvDataName.MatchString(filepath.Base(data)) {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(dir, data)); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // CSVDataFile returns one data file of the CSV export folder dir, under

@@ -114,11 +114,12 @@ func TestPrivacyRuleAfterRecover(t *testing.T) {
 // CSVStateLost, which a run may ask, says the same.
 func TestForgetScopeManifests(t *testing.T) {
 	t.Parallel()
+	const run = "20261207T113550Z-133c3d_0001"
 	manifest := func(pbx, key string) string {
 		if key == "" {
-			return `{"pbx":"` + pbx + `","file":"` + pbx + `_r_0001.csv"}`
+			return `{"pbx":"` + pbx + `","file":"` + pbx + `_` + run + `.csv"}`
 		}
-		return `{"pbx":"` + pbx + `","file":"` + pbx + `_r_0001.csv","privacy":{"rule":"numbers","key_id":"` + key + `"}}`
+		return `{"pbx":"` + pbx + `","file":"` + pbx + `_` + run + `.csv","privacy":{"rule":"numbers","key_id":"` + key + `"}}`
 	}
 	for _, tc := range []struct {
 		name  string
@@ -127,20 +128,27 @@ func TestForgetScopeManifests(t *testing.T) {
 		keys  []string
 		lost  []LostState
 	}{
-		{"state lost", map[string]string{"call_history/a_r_0001.manifest.json": manifest("a", "k:1")},
-			[]string{"a"}, []string{"k:1"}, []LostState{{"a", "call_history/a_r_0001.csv"}}},
+		{"state lost", map[string]string{
+			"call_history/a_" + run + ".manifest.json": manifest("a", "k:1"),
+			"call_history/a_" + run + ".csv":           "id\n1\n",
+		},
+			[]string{"a"}, []string{"k:1"}, []LostState{{"a", "call_history/a_" + run + ".csv"}}},
 		{"one PBX's state lost", map[string]string{
-			".state/b/runs.jsonl":                 `{"id":"r","pbx":"b"}` + "\n",
-			"call_history/a_r_0001.manifest.json": manifest("a", "k:1"),
-			"call_history/b_r_0001.manifest.json": manifest("b", ""),
-		}, []string{"a", "b"}, []string{"k:1"}, []LostState{{"a", "call_history/a_r_0001.csv"}}},
+			".state/b/runs.jsonl":                      `{"id":"r","pbx":"b"}` + "\n",
+			"call_history/a_" + run + ".manifest.json": manifest("a", "k:1"),
+			"call_history/a_" + run + ".csv":           "id\n1\n",
+			"call_history/b_" + run + ".manifest.json": manifest("b", ""),
+			"call_history/b_" + run + ".csv":           "id\n1\n",
+		}, []string{"a", "b"}, []string{"k:1"}, []LostState{{"a", "call_history/a_" + run + ".csv"}}},
 		{"only a key index left", map[string]string{
-			".state/a/call_history~keys.json":     `{}`,
-			"call_history/a_r_0001.manifest.json": manifest("a", "k:1"),
-		}, []string{"a"}, []string{"k:1"}, []LostState{{"a", "call_history/a_r_0001.csv"}}},
+			".state/a/call_history~keys.json":          `{}`,
+			"call_history/a_" + run + ".manifest.json": manifest("a", "k:1"),
+			"call_history/a_" + run + ".csv":           "id\n1\n",
+		}, []string{"a"}, []string{"k:1"}, []LostState{{"a", "call_history/a_" + run + ".csv"}}},
 		{"state kept, the manifest's key added", map[string]string{
-			".state/a/call_history.json":          `{"cursor":1}`,
-			"call_history/a_r_0001.manifest.json": manifest("a", "k:2"),
+			".state/a/call_history.json":               `{"cursor":1}`,
+			"call_history/a_" + run + ".manifest.json": manifest("a", "k:2"),
+			"call_history/a_" + run + ".csv":           "id\n1\n",
 		}, []string{"a"}, []string{"k:2"}, nil},
 		{"manifests lost with the state, a data file kept", map[string]string{
 			"call_history/a_20261207T113550Z-133c3d_0001.csv": "id\n1\n",
@@ -177,6 +185,13 @@ func TestForgetScopeManifests(t *testing.T) {
 		{"a backfill's data file kept, its state lost", map[string]string{
 			"calls/a_backfill_20261201T000000_20261202T000000.csv.gz": "",
 		}, nil, nil, []LostState{{"a", "calls/a_backfill_20261201T000000_20261202T000000.csv.gz"}}},
+		// Review 36, R36-2 on forget's side: a user's own manifest, of no
+		// data file named as the sink names them, is none.
+		{"a user's own manifests", map[string]string{
+			"call_history/mine.manifest.json":          manifest("x", "k:9"),
+			"call_history/mine.csv":                    "a,b\n",
+			"call_history/x_" + run + ".manifest.json": manifest("x", "k:9"),
+		}, nil, nil, nil},
 		{"dot folders skipped", map[string]string{
 			".state/a/runs.jsonl":                  "\n",
 			".quarantine/c_r_0001.manifest.json":   manifest("c", "k:3"),
