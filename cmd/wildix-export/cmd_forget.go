@@ -106,7 +106,13 @@ another country's; --as-written searches the digits exactly as the rows write
 them, without + or 00, reading no country code into them (never the number
 written internationally with the same digits; in a pseudonymised sink its
 pseudonym, which keeps no +, is that number's too). --as-written is refused
-with a number beginning with + or 00, and with --national-forms.`
+with a number beginning with + or 00, and with --national-forms.
+
+A PostgreSQL sink receives the number in the values of forget's queries
+(never in their text): where the server logs statements with their values
+(log_min_duration_statement, log_statement), forget turns that off for its
+own session (log_parameter_max_length = 0), and a role not allowed to is
+refused (exit 2) before the number is sent, naming what to grant.`
 
 // cmdForget is the forget command: its flags, then, in this order, every
 // check that can refuse before anything is changed or locked (the number,
