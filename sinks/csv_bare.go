@@ -152,14 +152,15 @@ func (s *CSV) bareFiles(pbx string, f pbxFiles) ([]bareFile, error) {
 	return out, nil
 }
 
-// pendingNames are the manifests (under the folder) of the files the
-// PBX's pending commits rename, rewrite or remove.
-func (s *CSV) pendingNames(pbx string) (map[string]bool, error) {
+// readPending calls fn with the bytes of each of the PBX's pending
+// commit records (<key>.pending.json; not dot files), what naming what is
+// being read in errors. A record completed (removed) while listed is
+// passed over.
+func (s *CSV) readPending(pbx, what string, fn func(b []byte)) error {
 	entries, err := os.ReadDir(s.stateDir(pbx))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("read the pending commits: %w", err)
+		return fmt.Errorf("read %s: %w", what, err)
 	}
-	names := map[string]bool{}
 	for _, e := range entries {
 		if !strings.HasSuffix(e.Name(), ".pending.json") || strings.HasPrefix(e.Name(), ".") {
 			continue
@@ -169,11 +170,21 @@ func (s *CSV) pendingNames(pbx string) (map[string]bool, error) {
 			continue // completed meanwhile
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read the pending commits: %w", err)
+			return fmt.Errorf("read %s: %w", what, err)
 		}
+		fn(b)
+	}
+	return nil
+}
+
+// pendingNames are the manifests (under the folder) of the files the
+// PBX's pending commits rename, rewrite or remove.
+func (s *CSV) pendingNames(pbx string) (map[string]bool, error) {
+	names := map[string]bool{}
+	err := s.readPending(pbx, "the pending commits", func(b []byte) {
 		var p pending
 		if json.Unmarshal(b, &p) != nil {
-			continue // damaged: the run's recovery says so
+			return // damaged: the run's recovery says so
 		}
 		folder := p.Folder
 		if folder == "" {
@@ -191,6 +202,9 @@ func (s *CSV) pendingNames(pbx string) (map[string]bool, error) {
 		for _, r := range p.Removes {
 			add(r)
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	return names, nil
 }

@@ -683,28 +683,17 @@ func (p *pendingRules) changedBy(run string) string {
 // rule, although its file may not say so yet. It only reads, so that it
 // may be asked without the PBX's lock.
 func (s *CSV) pendingRule(pbx string) (*storedRule, error) {
-	entries, err := os.ReadDir(s.stateDir(pbx))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("read the pseudonymisation rule: %w", err)
-	}
 	var rule *storedRule
-	for _, e := range entries {
-		if !strings.HasSuffix(e.Name(), ".pending.json") || strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(s.stateDir(pbx), e.Name()))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // completed meanwhile
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read the pseudonymisation rule: %w", err)
-		}
+	err := s.readPending(pbx, "the pseudonymisation rule", func(b []byte) {
 		var p struct {
 			Rule *storedRule `json:"privacy_rule"`
 		}
 		if json.Unmarshal(b, &p) == nil && p.Rule != nil && p.Rule.Rule != "" {
 			rule = p.Rule
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	return rule, nil
 }
@@ -712,7 +701,7 @@ func (s *CSV) pendingRule(pbx string) (*storedRule, error) {
 func decodePrivacy(b []byte) (exporter.Privacy, bool, error) {
 	var r storedRule
 	if err := json.Unmarshal(b, &r); err != nil || r.Rule == "" {
-		return exporter.Privacy{}, true, fmt.Errorf("the stored pseudonymisation rule %q is damaged: restore it from a backup, or remove it and run with --force", b)
+		return exporter.Privacy{}, true, fmt.Errorf("the stored pseudonymisation rule (%d bytes) is damaged: restore it from a backup, or remove it and run with --force", len(b))
 	}
 	r.Changed = ""
 	return r.Privacy, true, nil

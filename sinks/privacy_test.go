@@ -321,3 +321,49 @@ func TestLedgerRuleOnlyFromRunsThatCommitted(t *testing.T) {
 		})
 	}
 }
+
+// TestDamagedRuleRecordNotQuoted: a stored rule that cannot be read is
+// refused with its size, never its bytes, which may hold anything (here a
+// phone number written into it by hand or by a torn write), on both
+// sinks. Fails with the record quoted in the error (%q).
+func TestDamagedRuleRecordNotQuoted(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	// JSON without a rule for PostgreSQL (its column takes only JSON), a
+	// torn record for CSV.
+	const noRule, torn = `{"note": "+39 352 8512784"}`, `{"rule": "numbers", "note": "+39 352 8512784`
+	check := func(t *testing.T, err error) {
+		t.Helper()
+		if err == nil || !strings.Contains(err.Error(), "is damaged") {
+			t.Fatalf("a damaged rule record: %v, want it refused as damaged", err)
+		}
+		if strings.Contains(err.Error(), "8512784") || strings.Contains(err.Error(), "note") {
+			t.Fatalf("the error quotes the record: %v", err)
+		}
+	}
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		p, pool := newPostgres(t)
+		if _, err := pool.Exec(ctx, "INSERT INTO export_state (pbx, key, state) VALUES ('x', $1, $2)", privacyKey, []byte(noRule)); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := p.PrivacyRule(ctx, "x")
+		check(t, err)
+	})
+	t.Run("csv", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(dir, ".state", "x"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, ".state", "x", privacyFile), []byte(torn), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, err := NewCSV(CSVOptions{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = s.PrivacyRule(ctx, "x")
+		check(t, err)
+	})
+}
