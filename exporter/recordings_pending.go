@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path"
 	"slices"
@@ -151,6 +152,60 @@ func (p *recPipe) retryPending(ctx context.Context, done map[string]bool) {
 			continue
 		}
 		p.pend([]recordings.Recording{rec}, []string{wall}, out)
+		p.keepUnproven(ctx, key, pr, wall)
+	}
+}
+
+// whyUnproven is why a retry keeps a file Erase neither removed nor
+// reported (R48-1).
+const whyUnproven = "the PBX lists the recording again, but nothing proved the file its (the PBX now sends a path the exporter refuses, or the recording's date or key moved); remove it by hand if it is (README, Erasure)"
+
+// keepUnproven keeps in key's entry, after a retry's pend, those of the
+// names it had before (pr's) that the store still holds, no row naming
+// them nor this run writing them: Erase leaves such a file silently when
+// the PBX now sends a path the exporter refuses, or lists the recording
+// under another date or key, and pend, seeing nothing kept, had dropped
+// the entry with its file left (R48-1). An entry goes only once none of
+// its files is in the store any more (or a row names it: the recording is
+// kept now). A store or sink failure keeps the entry as it was: the next
+// run tries again.
+func (p *recPipe) keepUnproven(ctx context.Context, key string, pr pendingRemoval, wall string) {
+	now, ok := p.rc.pending[key]
+	if !ok {
+		now = pendingRemoval{Wall: wall, Zone: p.rc.zone, Since: pr.Since, Tried: p.e.runID}
+	}
+	var held []string
+	for _, n := range pr.Names {
+		if slices.Contains(now.Names, n) || p.used[n] {
+			continue
+		}
+		ok, err := p.e.x.Recordings.Holds(ctx, n)
+		if err != nil {
+			p.e.log.Warn("recordings store: a file pending removal could not be looked at; the next run tries again", "name", n, "err", err)
+			p.rc.pending[key] = pr
+			return
+		}
+		if ok {
+			held = append(held, n)
+		}
+	}
+	if len(held) == 0 {
+		return
+	}
+	named, err := p.named(ctx, held)
+	if err != nil && !errors.Is(err, recordings.ErrNoNamer) {
+		p.e.log.Warn("recordings sink: could not tell whether a row names a file pending removal; the next run tries again", "err", err)
+		p.rc.pending[key] = pr
+		return
+	}
+	for _, n := range held {
+		if !named[n] {
+			now.Names, now.Why = append(now.Names, n), whyUnproven
+			p.e.res.Recordings.erased(recordings.Erased{Kept: []recordings.KeptFile{{Name: n, Why: whyUnproven}}})
+		}
+	}
+	if len(now.Names) > 0 || now.Legacy > 0 {
+		p.rc.pending[key] = now
 	}
 }
 

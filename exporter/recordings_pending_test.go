@@ -2,6 +2,7 @@ package exporter_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -170,5 +171,79 @@ func TestRecordingsPendingUnlisted(t *testing.T) {
 	}
 	if res := e.run(t); res.Err != nil || res.Recordings.PendingRemoval != 0 || res.Recordings.KeptUnproven != 0 {
 		t.Fatalf("the run after the file was removed by hand: %v, pending %d, kept %d; want none", res.Err, res.Recordings.PendingRemoval, res.Recordings.KeptUnproven)
+	}
+}
+
+// TestRecordingsPendingHostileRelist (R48-1 HIGH, review 48's
+// TestRev48PendingHostileRelist): a recording pending removal that a
+// later run lists again with a path the exporter refuses (another site)
+// keeps its entry, and its file, counted kept and pending: Erase leaves
+// the file silently (it never fetches a refused path) and the entry was
+// dropped with nothing said. Once the file is removed by hand, the next
+// run drops the entry.
+func TestRecordingsPendingHostileRelist(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var broken atomic.Pointer[string]
+	var hostileID atomic.Value
+	hostileID.Store("")
+	rewrite := listRewrite(func(m map[string]any) {
+		if id := hostileID.Load().(string); id != "" && fmt.Sprint(m["id"]) == id {
+			for _, f := range []string{"path", "url"} {
+				if _, ok := m[f]; ok {
+					m[f] = "https://evil.example/spoolview/recordings/x.wav"
+				}
+			}
+		}
+	})
+	front := func(sim *pbxsim.Sim, w http.ResponseWriter, r *http.Request) bool {
+		if p := broken.Load(); p != nil && r.URL.EscapedPath() == *p {
+			http.Error(w, "Internal error", http.StatusInternalServerError)
+			return true
+		}
+		return rewrite(sim, w, r)
+	}
+	e := recSetup(t, pbxsim.Options{Seed: 41, Calls: 120}, "postgres", front)
+	if res := e.run(t); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	victim := e.sim.Recordings()[0]
+	key := recordings.StoredID(recordings.Recording{ID: idOf(e, victim), Path: victim.Path, IDKey: testRecordingsKey(t)})
+	name, _ := recstore.Name("pbx", victim.Start.UTC(), key)
+	vFile := filepath.Join(e.storeDir, filepath.FromSlash(name))
+	for _, q := range []string{"DELETE FROM recordings WHERE pbx = 'pbx'", "DELETE FROM export_state WHERE pbx = 'pbx' AND key = 'recordings'"} {
+		if _, err := e.pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.x.Guard = &privacy.Guard{Suppress: idSuppressor{idOf(e, victim): true}}
+	broken.Store(&victim.Path)
+	if res := e.run(t); res.Err != nil || res.Recordings.PendingRemoval != 1 {
+		t.Fatalf("run 2: %v pending %d; want 1", res.Err, res.Recordings.PendingRemoval)
+	}
+	e.x.LookBack = time.Minute
+	hostileID.Store(idOf(e, victim))
+	pending := func() []exporter.PendingFile {
+		t.Helper()
+		b, err := e.x.Sink.State(ctx, "pbx", "recordings")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pf, err := exporter.PendingRemovals(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pf
+	}
+	res := e.run(t)
+	pf := pending()
+	if rr := res.Recordings; res.Err != nil || rr.PendingRemoval != 1 || rr.KeptUnproven != 1 || len(pf) != 1 || pf[0].Name != name || !filesUnder(e.storeDir)[vFile] {
+		t.Fatalf("run 3 (the path refused): %v, pending %d, kept %d, entries %+v, file there %v; want %s kept, pending", res.Err, rr.PendingRemoval, rr.KeptUnproven, pf, filesUnder(e.storeDir)[vFile], name)
+	}
+	if err := os.Remove(vFile); err != nil {
+		t.Fatal(err)
+	}
+	if res := e.run(t); res.Err != nil || res.Recordings.PendingRemoval != 0 || len(pending()) != 0 {
+		t.Errorf("run 4 (the file removed by hand): %v, pending %d, entries %+v; want none", res.Err, res.Recordings.PendingRemoval, pending())
 	}
 }
