@@ -91,21 +91,31 @@ func (p *recPipe) erase(ctx context.Context, j *recJob) error {
 		return fmt.Errorf("%w; the window's rows are not written: the next run lists it again and removes them", err)
 	case err == nil:
 		// Committed with the window's rows: its files kept pending.
-		p.tryAndPend(recs, walls, out)
+		p.tryAndPend(ctx, recs, walls, out, inUse)
 	}
 	return err
 }
 
 // tryAndPend marks recs (walls their wall times) asked of Erase this
-// run, and records what it did in the pending entries (pend).
-func (p *recPipe) tryAndPend(recs []recordings.Recording, walls []string, out recordings.Erased) {
+// run, and records what it did in the pending entries (pend): an entry
+// they had keeps the files Erase left silently (keepUnproven, R48-1).
+func (p *recPipe) tryAndPend(ctx context.Context, recs []recordings.Recording, walls []string, out recordings.Erased, inUse map[string]bool) {
 	if p.tried == nil {
 		p.tried = map[string]bool{}
 	}
+	before := map[string]pendingRemoval{}
 	for _, r := range recs {
 		p.tried[r.Key] = true
+		if pr, ok := p.rc.pending[r.Key]; ok {
+			before[r.Key] = pr
+		}
 	}
 	p.pend(recs, walls, out)
+	for i, r := range recs {
+		if pr, ok := before[r.Key]; ok {
+			p.keepUnproven(ctx, r.Key, pr, walls[i], inUse)
+		}
+	}
 }
 
 // named is which of names the sink's rows name (recordings.Named).
@@ -159,7 +169,7 @@ func (p *recPipe) eraseAgain(ctx context.Context) {
 	var se sinkError
 	switch {
 	case err == nil:
-		p.tryAndPend(p.again, p.walls, out)
+		p.tryAndPend(ctx, p.again, p.walls, out, p.used)
 	case err != nil && errors.As(err, &se):
 		e.log.Warn("recordings sink: could not tell whether its rows name files of recordings listed again and not kept; those files not checked, a later run checks them while the look-back lists them again", "err", err)
 	case err != nil:

@@ -152,7 +152,7 @@ func (p *recPipe) retryPending(ctx context.Context, done map[string]bool) {
 			continue
 		}
 		p.pend([]recordings.Recording{rec}, []string{wall}, out)
-		p.keepUnproven(ctx, key, pr, wall)
+		p.keepUnproven(ctx, key, pr, wall, p.used)
 	}
 }
 
@@ -160,23 +160,24 @@ func (p *recPipe) retryPending(ctx context.Context, done map[string]bool) {
 // reported (R48-1).
 const whyUnproven = "the PBX lists the recording again, but nothing proved the file its (the PBX now sends a path the exporter refuses, or the recording's date or key moved); remove it by hand if it is (README, Erasure)"
 
-// keepUnproven keeps in key's entry, after a retry's pend, those of the
-// names it had before (pr's) that the store still holds, no row naming
-// them nor this run writing them: Erase leaves such a file silently when
+// keepUnproven keeps in key's entry, after a retry's pend (retryPending,
+// or a window or the look-back listing the recording again), those of
+// the names it had before (pr's) that the store still holds, no row
+// naming them nor inUse (the names this run wrote or is writing): Erase leaves such a file silently when
 // the PBX now sends a path the exporter refuses, or lists the recording
 // under another date or key, and pend, seeing nothing kept, had dropped
 // the entry with its file left (R48-1). An entry goes only once none of
 // its files is in the store any more (or a row names it: the recording is
 // kept now). A store or sink failure keeps the entry as it was: the next
 // run tries again.
-func (p *recPipe) keepUnproven(ctx context.Context, key string, pr pendingRemoval, wall string) {
+func (p *recPipe) keepUnproven(ctx context.Context, key string, pr pendingRemoval, wall string, inUse map[string]bool) {
 	now, ok := p.rc.pending[key]
 	if !ok {
 		now = pendingRemoval{Wall: wall, Zone: p.rc.zone, Since: pr.Since, Tried: p.e.runID}
 	}
 	var held []string
 	for _, n := range pr.Names {
-		if slices.Contains(now.Names, n) || p.used[n] {
+		if slices.Contains(now.Names, n) || inUse[n] {
 			continue
 		}
 		ok, err := p.e.x.Recordings.Holds(ctx, n)

@@ -183,6 +183,17 @@ func TestRecordingsPendingUnlisted(t *testing.T) {
 // run drops the entry.
 func TestRecordingsPendingHostileRelist(t *testing.T) {
 	t.Parallel()
+	// retry: out of the look-back (retryPending); look-back: listed in
+	// it again (the window's erase, eraseAgain).
+	for name, lookBack := range map[string]time.Duration{"retry": time.Minute, "look-back": 0} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			pendingHostileRelist(t, lookBack)
+		})
+	}
+}
+
+func pendingHostileRelist(t *testing.T, lookBack time.Duration) {
 	ctx := context.Background()
 	var broken atomic.Pointer[string]
 	var hostileID atomic.Value
@@ -221,7 +232,9 @@ func TestRecordingsPendingHostileRelist(t *testing.T) {
 	if res := e.run(t); res.Err != nil || res.Recordings.PendingRemoval != 1 {
 		t.Fatalf("run 2: %v pending %d; want 1", res.Err, res.Recordings.PendingRemoval)
 	}
-	e.x.LookBack = time.Minute
+	if lookBack > 0 {
+		e.x.LookBack = lookBack
+	}
 	hostileID.Store(idOf(e, victim))
 	pending := func() []exporter.PendingFile {
 		t.Helper()
