@@ -77,7 +77,7 @@ func (p *Postgres) ForgetExtensions(ctx context.Context, f *Forgotten) ([]Forget
 	if !there {
 		return nil, nil
 	}
-	rows, err := c.Query(ctx, "SELECT DISTINCT pbx, extension FROM "+p.ident("colleagues")+" WHERE extension = ANY($1)", f.ClearForms())
+	rows, err := c.Query(ctx, "SELECT DISTINCT pbx, extension FROM "+p.ident("colleagues")+" WHERE extension = ANY($1)", extended, f.ClearForms())
 	if err != nil {
 		return nil, fmt.Errorf("read the colleagues' extensions: %w", dbError(err))
 	}

@@ -190,7 +190,7 @@ WHERE table_schema = $1 AND table_type = 'BASE TABLE' ORDER BY table_name`, p.sc
 // quarantined record: "+39\u00a0352…"), so that what forget erases is
 // what it finds.
 func (p *Postgres) countMentions(ctx context.Context, q queryer, table string, pl *pgPlace, f *Forgotten) (int64, error) {
-	rows, err := q.Query(ctx, "SELECT t.ctid::text, t::text FROM "+p.ident(table)+" t WHERE t::text ~ $1"+notTheList(table), f.pattern())
+	rows, err := q.Query(ctx, "SELECT t.ctid::text, t::text FROM "+p.ident(table)+" t WHERE t::text ~ $1"+notTheList(table), extended, f.pattern())
 	if err != nil {
 		return 0, fmt.Errorf("search table %s: %w", table, dbError(err))
 	}
@@ -283,7 +283,7 @@ func (p *Postgres) eachMention(ctx context.Context, q queryer, pl pgPlace, f *Fo
 	if lock {
 		sql += " FOR UPDATE"
 	}
-	rows, err := q.Query(ctx, sql, f.pattern())
+	rows, err := q.Query(ctx, sql, extended, f.pattern())
 	if err != nil {
 		return fmt.Errorf("search table %s: %w", pl.table, dbError(err))
 	}
@@ -418,7 +418,7 @@ ORDER BY ordinal_position`, p.schema, table)
 	var found []string
 	for _, c := range cols {
 		col := pgx.Identifier{c}.Sanitize()
-		rows, err := q.Query(ctx, "SELECT DISTINCT "+col+"::text FROM "+p.ident(table)+" WHERE "+col+"::text ~ $1", f.pattern())
+		rows, err := q.Query(ctx, "SELECT DISTINCT "+col+"::text FROM "+p.ident(table)+" WHERE "+col+"::text ~ $1", extended, f.pattern())
 		if err != nil {
 			return nil, fmt.Errorf("search column %s of table %s: %w", c, table, dbError(err))
 		}
@@ -446,7 +446,7 @@ var recordingSetBelow = map[string]bool{"status": true, "reason": true, "object"
 func (p *Postgres) freeKey(ctx context.Context, tx pgx.Tx, pl pgPlace, h pgHit) (string, error) {
 	var taken bool
 	col := pgx.Identifier{pl.cells[pl.key].name}.Sanitize()
-	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+p.ident(pl.table)+" WHERE pbx = $1 AND "+col+" = $2)", h.pbx, h.rekey).Scan(&taken); err != nil {
+	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+p.ident(pl.table)+" WHERE pbx = $1 AND "+col+" = $2)", extended, h.pbx, h.rekey).Scan(&taken); err != nil {
 		return "", fmt.Errorf("erase a row of %s: %w", pl.table, dbError(err))
 	}
 	if taken {
@@ -490,7 +490,7 @@ func (p *Postgres) erasePlace(ctx context.Context, c *pgxpool.Conn, pl pgPlace, 
 			}
 		}
 		args = append(args, ctid)
-		_, err := tx.Exec(ctx, "UPDATE "+p.ident(pl.table)+" SET "+strings.Join(set, ", ")+fmt.Sprintf(" WHERE ctid = $%d::tid", len(args)), args...)
+		_, err := tx.Exec(ctx, "UPDATE "+p.ident(pl.table)+" SET "+strings.Join(set, ", ")+fmt.Sprintf(" WHERE ctid = $%d::tid", len(args)), append([]any{extended}, args...)...)
 		if err != nil {
 			return fmt.Errorf("erase a row of %s: %w", pl.table, dbError(err))
 		}
@@ -504,7 +504,7 @@ func (p *Postgres) erasePlace(ctx context.Context, c *pgxpool.Conn, pl pgPlace, 
 		// The recordings state's recent keys (any PBX's, any state key)
 		// lose the old keys with the rows (forget_recordings.go).
 		_, err := tx.Exec(ctx, "UPDATE "+p.ident("export_state")+` SET state = jsonb_set(state, '{recent}', (state->'recent') - $1::text[])
-WHERE jsonb_typeof(state->'recent') = 'object' AND (state->'recent') ?| $1::text[]`, oldKeys)
+WHERE jsonb_typeof(state->'recent') = 'object' AND (state->'recent') ?| $1::text[]`, extended, oldKeys)
 		if err != nil {
 			return 0, fmt.Errorf("erase in %s: remove the old keys from the recordings state: %w", pl.table, dbError(err))
 		}

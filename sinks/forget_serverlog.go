@@ -17,13 +17,22 @@ import (
 // Forget sends PostgreSQL the number it erases: its clear forms as bind
 // parameters (the colleagues' extensions compared with them) and a
 // pattern spelling it digit by digit (the search of every table); the
-// statements' text never holds it. A server logging statements
+// statements' text never holds it (extended). A server logging statements
 // (log_statement, log_min_duration_statement, log_min_duration_sample,
 // log_transaction_sample_rate) writes their parameters into its log too,
 // unless log_parameter_max_length is 0, and a failed statement's when
 // log_parameter_max_length_on_error is not 0: the erasure would leave the
 // number in clear where forget cannot erase it (attack10 F1). So every
 // statement carrying the number goes on a connection quietConn gives.
+
+// extended is the first argument of every statement carrying the number:
+// it makes pgx send the statement with the extended protocol, its
+// parameters apart from its text, whatever EXPORT_DATABASE_URL's
+// default_query_exec_mode. With simple_protocol (usual behind pgbouncer)
+// pgx would write them into the text, which log_parameter_max_length = 0
+// does not hide (R46-1). DescribeExec keeps no prepared statement, so a
+// pooler in transaction mode takes it too.
+const extended = pgx.QueryExecModeDescribeExec
 
 // serverLog is the server's settings deciding whether it logs a
 // statement's bind parameters, as pg_settings gives them (base units);
