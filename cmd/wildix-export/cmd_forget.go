@@ -93,7 +93,8 @@ PBX of the sink under its own key, each other one with --previous-key-file; it
 refuses (exit 2) without one. The suppression list keeps the number under each
 of them, and under a random key of its own when a PBX of the sink writes in
 clear (by its stored rule; with none in clear, EXPORT_PSEUDONYM_KEY must be
-set), so that each PBX's export applies it under the key it writes with. It holds every
+set, and a WILDIX_PBX_ID that is none of the sink's PBXes is refused unless
+--new-pbx-in-clear says it is a new PBX writing in clear), so that each PBX's export applies it under the key it writes with. It holds every
 PBX's export lock of the sink while it works. Given with its country code
 (+39…, 0039…), the number is found in its international forms and, in clear,
 its national ones (without the country code; with the trunk prefix, 0 in most
@@ -124,7 +125,7 @@ refused (exit 2) before the number is sent, naming what to grant.`
 // function (about 60 lines): that order is what keeps a refusal from
 // changing anything, and one body shows it.
 func cmdForget(ctx context.Context, a *app, args []string) error {
-	fset := a.flags("forget", "--number NUMBER [--as-written] [--dry-run] [--previous-key-file FILE]… [--allow-empty] [--allow-extension]", forgetHelp)
+	fset := a.flags("forget", "--number NUMBER [--as-written] [--dry-run] [--previous-key-file FILE]… [--allow-empty] [--allow-extension] [--new-pbx-in-clear]", forgetHelp)
 	number := fset.String("number", "", "the phone number, in international form: a + or 00 and the country code (in brackets or not), then the number; spaces, dashes, dots, slashes and brackets allowed")
 	dry := fset.Bool("dry-run", false, "report what would be erased; change nothing")
 	asWritten := fset.Bool("as-written", false, "--number is given without + or 00 exactly as the rows write it: searched only where written so, no country code read into it (neither the number written internationally with the same digits, another country's, nor national forms); refused with a --number beginning with + or 00, and with --national-forms. Without it, a number without + or 00 is refused, as a national number (3528512784) would be read as another country's")
@@ -132,6 +133,7 @@ func cmdForget(ctx context.Context, a *app, args []string) error {
 	missingOK := fset.Bool("missing-recordings-ok", false, "mark erased the rows of recordings listed as stored but not found in the store: only when the store setting is right and the files are already gone otherwise than by an interrupted forget of the number from this store (running that again completes it without this flag)")
 	allowExtension := fset.Bool("allow-extension", false, "erase the number also where it is a colleague's extension on the PBX (the colleagues the sink holds): without it, such a number is refused, as forget would erase the colleague's extension from every call with them")
 	allowEmpty := fset.Bool("allow-empty", false, "forget in a sink that holds no export yet (before the first export); without it, such a sink is taken for a mistyped EXPORT_CSV_DIR or EXPORT_DB_SCHEMA and refused. A CSV folder holding data files whose state is lost is refused with it too")
+	newInClear := fset.Bool("new-pbx-in-clear", false, "WILDIX_PBX_ID is a new PBX, none of the sink's yet, that will write in clear (EXPORT_PSEUDONYM_KEY not set): the suppression list then keeps the number under a random key of its own too, stored beside it in clear. Without it, forget without EXPORT_PSEUDONYM_KEY under a WILDIX_PBX_ID that is none of a sink pseudonymised whole is refused, as a mistyped id would be; refused with EXPORT_PSEUDONYM_KEY set")
 	var previous keyFiles
 	fset.Var(&previous, "previous-key-file", "a file holding an earlier EXPORT_PSEUDONYM_KEY that rows of the sink were written under (after a key change); repeat for each")
 	if err := parse(fset, args); err != nil {
@@ -153,6 +155,9 @@ func cmdForget(ctx context.Context, a *app, args []string) error {
 	f, pk, keys, err := a.forgetTarget(*number, previous, *nationalForms, *asWritten)
 	if err != nil {
 		return err
+	}
+	if *newInClear && pk != nil {
+		return fmt.Errorf("%w: --new-pbx-in-clear is for a PBX writing in clear, and EXPORT_PSEUDONYM_KEY is set: remove the flag, or unset the key if PBX %s writes in clear", errUsage, a.cfg.PBXID)
 	}
 	if err := a.needExportFolder(*allowEmpty); err != nil {
 		return err
@@ -184,7 +189,7 @@ func cmdForget(ctx context.Context, a *app, args []string) error {
 		defer unlock()
 	}
 	search := forgetSearch(f, *nationalForms, append([]*pseudonym.Keyed{pk}, keys...))
-	return a.forget(ctx, s, fg, f, pk, cat.All(), forgetOptions{dry: *dry, missingOK: *missingOK, search: search})
+	return a.forget(ctx, s, fg, f, pk, cat.All(), forgetOptions{dry: *dry, missingOK: *missingOK, search: search, newInClear: *newInClear})
 }
 
 // forgetSearch says in words how f is searched: in which forms, with
@@ -432,9 +437,10 @@ func (a *app) lockForget(ctx context.Context, fg forgetter, scope *sinks.ForgetS
 
 // forgetOptions are forget's flags that change what it does.
 type forgetOptions struct {
-	dry       bool   // report only
-	missingOK bool   // recordings listed but not in the store are taken as gone
-	search    string // how the number is searched (forgetSearch)
+	dry        bool   // report only
+	newInClear bool   // --new-pbx-in-clear: this PBX, none of the sink's, joins writing in clear
+	missingOK  bool   // recordings listed but not in the store are taken as gone
+	search     string // how the number is searched (forgetSearch)
 }
 
 // needKeys refuses (exit 2) a pseudonymised sink when a key its rows were
@@ -478,12 +484,12 @@ func needKeys(scope *sinks.ForgetScope, pk *pseudonym.Keyed, previous []*pseudon
 // list's own random key when a PBX of the sink writes in clear
 // (listClear), so that each PBX's run applies it under the key it writes
 // with.
-func (a *app) listUnder(ctx context.Context, fg forgetter, f *sinks.Forgotten, pk *pseudonym.Keyed) error {
+func (a *app) listUnder(ctx context.Context, fg forgetter, f *sinks.Forgotten, pk *pseudonym.Keyed, newInClear bool) error {
 	scope, err := fg.ForgetScope(ctx)
 	if err != nil {
 		return err
 	}
-	clear, joining, err := a.listClear(ctx, fg, scope, pk)
+	clear, joining, err := a.listClear(ctx, fg, scope, pk, newInClear)
 	if err != nil {
 		return err
 	}
@@ -508,10 +514,13 @@ func (a *app) listUnder(ctx context.Context, fg forgetter, f *sinks.Forgotten, p
 // clear); never by forget's own configuration (review 44, R44-2: forget
 // run without EXPORT_PSEUDONYM_KEY on a sink pseudonymised whole kept a
 // random key in clear beside the list, and the forgotten numbers could be
-// found by trying candidates). Forget's own PBX (WILDIX_PBX_ID) is judged
-// by forget's configuration only while it is none of the sink's PBXes
-// (no state nor run of it): a PBX about to join, in clear when forget has
-// no key (joining says so).
+// found by trying candidates). Forget's own PBX (WILDIX_PBX_ID), while it
+// is none of the sink's PBXes (no state nor run of it), is a PBX about to
+// join, in clear when forget has no key (joining says so), only when
+// newInClear (--new-pbx-in-clear) says so or the sink has no PBX yet:
+// else a mistyped WILDIX_PBX_ID, or an administrator's configuration of
+// its own without the key, kept a random key in clear beside a list
+// pseudonymised whole (review 46, R46-2).
 // Forget without EXPORT_PSEUDONYM_KEY on a sink none of whose PBXes
 // writes in clear is refused (exit 2) before anything changes: forget
 // asks it under the locks, before adding to the list (a dry run does
@@ -519,14 +528,10 @@ func (a *app) listUnder(ctx context.Context, fg forgetter, f *sinks.Forgotten, p
 // and a dry run writes nothing). A sink
 // with no PBX yet (forget --allow-empty) takes the random key when forget
 // has none, as a sink in clear only.
-func (a *app) listClear(ctx context.Context, fg forgetter, scope *sinks.ForgetScope, pk *pseudonym.Keyed) (clear, joining bool, err error) {
+func (a *app) listClear(ctx context.Context, fg forgetter, scope *sinks.ForgetScope, pk *pseudonym.Keyed, newInClear bool) (clear, joining bool, err error) {
 	store, ok := fg.(privacyStore)
 	if !ok {
 		return pk == nil, false, nil
-	}
-	if !slices.Contains(scope.PBXes, a.cfg.PBXID) {
-		joining = pk == nil
-		clear = joining
 	}
 	for _, pbx := range scope.PBXes {
 		was, found, err := store.PrivacyRule(ctx, pbx)
@@ -534,6 +539,13 @@ func (a *app) listClear(ctx context.Context, fg forgetter, scope *sinks.ForgetSc
 			return false, false, err
 		}
 		clear = clear || !found || was.KeyID == ""
+	}
+	if pk == nil && !slices.Contains(scope.PBXes, a.cfg.PBXID) {
+		if !clear && !newInClear && !scope.Empty() {
+			return false, false, fmt.Errorf("%w: WILDIX_PBX_ID=%s is none of the sink's PBXes (%s), every one of which writes its rows pseudonymised (under key(s) %s), and EXPORT_PSEUDONYM_KEY is not set: check WILDIX_PBX_ID (set it to one of the sink's PBXes, and EXPORT_PSEUDONYM_KEY (or _FILE) to its current key, each other key with --previous-key-file FILE); only if PBX %s really is new and will write in clear, run forget again with --new-pbx-in-clear: the suppression list then keeps the number under a random key stored beside it in clear too, with which anyone who can read the list can test numbers against it (README, Erasure). Nothing was changed",
+				errUsage, a.cfg.PBXID, strings.Join(scope.PBXes, ", "), strings.Join(scope.KeyIDs, ", "), a.cfg.PBXID)
+		}
+		joining, clear = true, true
 	}
 	if pk == nil && !clear {
 		return false, false, fmt.Errorf("%w: every PBX of the sink (%s) writes its rows pseudonymised (under key(s) %s), and EXPORT_PSEUDONYM_KEY is not set: set EXPORT_PSEUDONYM_KEY (or _FILE) to the export's current key, and give each other key with --previous-key-file FILE; the suppression list keeps the number under the keys the PBXes write under, and without EXPORT_PSEUDONYM_KEY forget would keep it under a random key stored beside the list in clear, with which anyone who can read the list could test numbers against it (README, Erasure). Nothing was changed",
@@ -603,7 +615,7 @@ func (a *app) forget(ctx context.Context, s *sink, fg forgetter, f *sinks.Forgot
 	b := sinks.ForgetBegun{ID: exporter.NewRunID(started), PBX: a.cfg.PBXID, Started: started, Search: opt.search,
 		Rows: found.Rows(), Recordings: len(found.Recordings)}
 	narrower := func(search string) (*sinks.ForgetFound, error) { return fg.ForgetFind(ctx, f.As(search), endpoints) }
-	if err := a.listUnder(ctx, fg, f, pk); err != nil {
+	if err := a.listUnder(ctx, fg, f, pk, opt.newInClear); err != nil {
 		return err
 	}
 	b, begun, added, err := a.suppressForget(ctx, fg, f, pk, b, narrower)

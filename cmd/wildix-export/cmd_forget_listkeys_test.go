@@ -90,7 +90,7 @@ func TestListKeyedBySections(t *testing.T) {
 	// list's random key's section; d, moving to pseudonymised, is served
 	// by it, and so is b's key change now.
 	kvD, _ := x.pbx("d")
-	x.run("forget with d's configuration", kvD, exitOK, "forget", "--number", "+"+d, "--previous-key-file", fileA, "--previous-key-file", fileB)
+	x.run("forget with d's configuration", kvD, exitOK, "forget", "--number", "+"+d, "--previous-key-file", fileA, "--previous-key-file", fileB, "--new-pbx-in-clear")
 	x.run("run of d", kvD, exitOK, "run", "--once")
 	x.run("d pseudonymised, forced", withRule(kvD, "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+keyB2), exitOK, "run", "--once", "--force")
 	x.run("b's key changed, forced, with the random key's section", movedB, exitOK, "run", "--once", "--force")
@@ -136,4 +136,37 @@ func TestForgetWithoutKeyOnPseudonymisedSink(t *testing.T) {
 		t.Errorf("the list of a sink pseudonymised whole keeps a key: %s", b)
 	}
 	x.run("run of a after forget", kvA, exitOK, "run", "--once")
+}
+
+// TestForgetUnknownPBXWithoutKey (review 46, R46-2 HIGH): forget without
+// EXPORT_PSEUDONYM_KEY under a WILDIX_PBX_ID that is none of the sink's
+// PBXes (a typo, an administrator's configuration of its own) took itself
+// for a PBX joining in clear: on a sink pseudonymised whole it exited 0
+// and kept a random key in clear beside the list. It is refused (exit 2),
+// naming the sink's PBXes and --new-pbx-in-clear, with the list unchanged;
+// with --new-pbx-in-clear it runs and the list keeps the random key.
+func TestForgetUnknownPBXWithoutKey(t *testing.T) {
+	t.Parallel()
+	const keyA = "key of PBX a, at least 32 bytes long"
+	x := listKeysFixture{t: t, dir: t.TempDir()}
+	base, fa := x.pbx("a")
+	kvA := append(slices.Clone(base), "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+keyA)
+	x.run("run of a", kvA, exitOK, "run", "--once")
+	d := simNumber(t, fa.Sim, listKeysCalls)
+	list := filepath.Join(x.dir, ".state", ".suppressed.json")
+	before, _ := os.ReadFile(list)
+	kvZ := append(slices.Clone(base), "WILDIX_PBX_ID=z")
+	fileA := x.keyFile(keyA)
+	r := x.run("forget as PBX z without EXPORT_PSEUDONYM_KEY", kvZ, exitConfig, "forget", "--number", "+"+d, "--previous-key-file", fileA)
+	if msg := fmt.Sprint(r.err); !strings.Contains(msg, "WILDIX_PBX_ID=z is none of the sink's PBXes (a)") || !strings.Contains(msg, "--new-pbx-in-clear") {
+		t.Errorf("forget as PBX z: %v; want it to name the sink's PBXes and --new-pbx-in-clear", r.err)
+	}
+	if after, _ := os.ReadFile(list); !bytes.Equal(before, after) {
+		t.Errorf("the refused forget changed the list: %s", after)
+	}
+	x.run("--new-pbx-in-clear with EXPORT_PSEUDONYM_KEY", append(slices.Clone(kvA), "WILDIX_PBX_ID=z"), exitConfig, "forget", "--number", "+"+d, "--new-pbx-in-clear")
+	x.run("forget as new PBX z in clear", kvZ, exitOK, "forget", "--number", "+"+d, "--previous-key-file", fileA, "--new-pbx-in-clear")
+	if b, _ := os.ReadFile(list); !bytes.Contains(b, []byte(`"key"`)) {
+		t.Errorf("the list of a sink a PBX joins in clear keeps no random key: %s", b)
+	}
 }

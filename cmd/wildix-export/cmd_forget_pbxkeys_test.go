@@ -134,7 +134,7 @@ func TestForgetPBXesUnderTheirOwnKeys(t *testing.T) {
 			// running after its forget).
 			run("forget with c's configuration", kvC, exitOK, "forget", "--number", "+"+d, "--previous-key-file", fileA, "--previous-key-file", fileB)
 			run("run of c after forget", kvC, exitOK, "run", "--once")
-			run("forget with d's configuration", kvD, exitOK, "forget", "--number", "+"+d, "--previous-key-file", fileA, "--previous-key-file", fileB, "--previous-key-file", fileC)
+			run("forget with d's configuration", kvD, exitOK, "forget", "--number", "+"+d, "--previous-key-file", fileA, "--previous-key-file", fileB, "--previous-key-file", fileC, "--new-pbx-in-clear")
 			run("run of d after forget", kvD, exitOK, "run", "--once")
 			for _, p := range []struct {
 				name string
