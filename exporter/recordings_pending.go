@@ -113,7 +113,8 @@ func keyedNames(r recordings.Recording) map[string]bool {
 // (a day's worth of zones about it when the state's zone was another).
 // An entry the PBX no longer lists keeps its files, unless none is in
 // the store any more (removed by hand: the entry goes). Nothing of the
-// run is at stake: a failure is a warning, the entry kept.
+// run is at stake: a failure is a warning, the entry kept. Each entry's
+// file is asked of the PBX once a run (Copier.Once: no retry chain).
 func (p *recPipe) retryPending(ctx context.Context, done map[string]bool) {
 	e := p.e
 	var keys []string
@@ -122,6 +123,7 @@ func (p *recPipe) retryPending(ctx context.Context, done map[string]bool) {
 			keys = append(keys, key)
 		}
 	}
+	once := e.x.Recordings.Once() // one request per entry's file (attack11 F3)
 	slices.SortFunc(keys, func(a, b string) int {
 		return cmp.Or(cmp.Compare(p.rc.pending[a].Tried, p.rc.pending[b].Tried), cmp.Compare(a, b))
 	})
@@ -145,7 +147,7 @@ func (p *recPipe) retryPending(ctx context.Context, done map[string]bool) {
 			p.unlisted(ctx, key, pr)
 			continue
 		}
-		out, err := e.x.Recordings.Erase(ctx, []recordings.Recording{rec}, p.named, p.used)
+		out, err := once.Erase(ctx, []recordings.Recording{rec}, p.named, p.used)
 		e.res.Recordings.erased(out)
 		if err != nil {
 			e.log.Warn("recordings store: files pending removal not checked; the next run tries again", "key", key, "err", err)
@@ -158,7 +160,7 @@ func (p *recPipe) retryPending(ctx context.Context, done map[string]bool) {
 
 // whyUnproven is why a retry keeps a file Erase neither removed nor
 // reported (R48-1).
-const whyUnproven = "the PBX lists the recording again, but nothing proved the file its (the PBX now sends a path the exporter refuses, or the recording's date or key moved); remove it by hand if it is (README, Erasure)"
+const whyUnproven = "the PBX lists the recording again, but nothing proved the file is its (the PBX now sends a path the exporter refuses, or the recording's date or key moved); remove it by hand if it is (README, Erasure)"
 
 // keepUnproven keeps in key's entry, after a retry's pend (retryPending,
 // or a window or the look-back listing the recording again), those of

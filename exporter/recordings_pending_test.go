@@ -33,8 +33,10 @@ func TestRecordingsPendingRemoval(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	var broken atomic.Pointer[string]
+	var asked atomic.Int32 // requests for the broken file
 	fail := func(sim *pbxsim.Sim, w http.ResponseWriter, r *http.Request) bool {
 		if p := broken.Load(); p != nil && r.URL.EscapedPath() == *p {
+			asked.Add(1)
 			http.Error(w, "Internal error", http.StatusInternalServerError)
 			return true
 		}
@@ -88,9 +90,15 @@ func TestRecordingsPendingRemoval(t *testing.T) {
 	if newest := recs[len(recs)-1].Start; !newest.Add(-time.Hour).After(victim.Start) {
 		t.Fatalf("the victim (%v) is not an hour older than the newest recording (%v): the test proves nothing", victim.Start, newest)
 	}
+	asked.Store(0)
 	res = e.run(t)
 	if rr := res.Recordings; res.Err != nil || rr.KeptUnproven != 1 || rr.PendingRemoval != 1 || rr.Removed != 0 || !slices.Equal(pending(), []string{name}) {
 		t.Fatalf("a run with the PBX still answering 500: %v, kept %d, pending %d (%q), removed %d; want %s still pending", res.Err, rr.KeptUnproven, rr.PendingRemoval, pending(), rr.Removed, name)
+	}
+	// attack11 F3: a pending entry's file is asked for once a run, not
+	// through the Spool's retries (8 in production, ~60 s of backoff).
+	if n := asked.Load(); n != 1 {
+		t.Errorf("the retry of the pending entry asked the PBX %d times for its file; want 1", n)
 	}
 	broken.Store(nil)
 	res = e.run(t)

@@ -382,6 +382,17 @@ func (c *Copier) pbxSum(ctx context.Context, r Recording) (int64, string, error)
 	return n, hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// Once is c asking the PBX for each file once, without the Spool's
+// retries and backoff (MaxAttempts 1): for the retry of files pending
+// removal, tried again by every run, whose file the PBX kept answering
+// 5xx for (attack11 F3: the whole retry chain, about 60 s, per entry per
+// run). A file not fetched is kept, as by Erase; the next run asks again.
+func (c *Copier) Once() *Copier {
+	sp := *c.Spool
+	sp.MaxAttempts = 1
+	return &Copier{Spool: &sp, Store: c.Store, PBX: c.PBX, Concurrency: c.Concurrency, Log: c.Log}
+}
+
 // Holds reports whether the store holds a file under name, whatever it
 // is (the exporter's files pending removal: one gone is settled).
 func (c *Copier) Holds(ctx context.Context, name string) (bool, error) {
