@@ -207,7 +207,7 @@ func (s *CSV) markRekeyed(data, run string) error {
 	}
 	if p, ok := under["privacy"].(exporter.Privacy); !ok {
 		return nil
-	} else if rule, _ := fileRule(data, map[string]string{}); rule != p.Rule {
+	} else if rule, _, _ := fileRule(data, map[string]string{}); rule != p.Rule {
 		return nil
 	}
 	under[rekeyedRun] = run

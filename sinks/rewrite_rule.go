@@ -578,14 +578,24 @@ func (s *CSV) RewriteUnderRule(ctx context.Context, w RuleRewrite) (*Rewritten, 
 		under := s.ruleStamp(w.Run)
 		pick := func(f ownFile) bool {
 			var updated int64
-			was, updated = fileRule(filepath.Join(dir, f.Name), runs)
+			var whole bool
+			was, updated, whole = fileRule(filepath.Join(dir, f.Name), runs)
 			if was == rule {
 				return false
 			}
 			if under != nil {
 				// editFiles edits the file picked before it picks the
-				// next: its manifest gets the union of was and rule.
-				under[writtenUnderField] = writtenUnder{Rule: ruleUnion(was, rule), RowsUpdated: updated}
+				// next: its manifest gets the union of was and rule, but
+				// only while every row is provably under was (whole);
+				// rows a run updated in place since are under that
+				// run's rule, not was (review 47, R47-1), so the file
+				// is then under rule alone: read narrower, a later
+				// rewrite replaces more, never less.
+				u := rule
+				if whole {
+					u = ruleUnion(was, rule)
+				}
+				under[writtenUnderField] = writtenUnder{Rule: u, RowsUpdated: updated}
 			}
 			return true
 		}
@@ -612,8 +622,9 @@ const writtenUnderField = "privacy_written_under"
 
 // writtenUnder is writtenUnderField's value: the rule, and the file's
 // rows_updated then. A run updating rows in place (csv_keys.go) adds to
-// rows_updated, its rows under its own rule only: the field then no
-// longer holds, and fileRule reads the file's rule as before.
+// rows_updated, its rows under its own rule only: the field holds only
+// while rows_updated is 0 (review 47, R47-1), else fileRule reads the
+// file's rule alone.
 type writtenUnder struct {
 	Rule        string `json:"rule"`
 	RowsUpdated int64  `json:"rows_updated"`
@@ -623,9 +634,16 @@ type writtenUnder struct {
 // rule of the run that wrote it as its manifest says (its "privacy",
 // kept by edits), or for a manifest of an earlier release without it,
 // as the ledger (runs) records its run, joined by the rule a rewrite
-// left them under (writtenUnderField) while no row was updated in place
-// since; "" when none tells. It returns the manifest's rows_updated too.
-func fileRule(data string, runs map[string]string) (string, int64) {
+// left them under (writtenUnderField) while no row was ever updated in
+// place; "" when none tells. It returns the manifest's rows_updated too,
+// and whole: no row was ever updated in place, so every row is provably
+// under the rule. A file some run updated in place holds rows under that
+// run's rule, which the manifest does not say (review 47, R47-1): its
+// rule is no ground for a union, and a union stamped while rows had been
+// updated (by a release before this check, with numbers in clear under
+// it) is not read. One update thus cancels the union for the whole file
+// (R47-2): read narrower, a rewrite replaces more, never less.
+func fileRule(data string, runs map[string]string) (string, int64, bool) {
 	var m struct {
 		Run     string            `json:"run_id"`
 		Privacy *exporter.Privacy `json:"privacy"`
@@ -634,16 +652,17 @@ func fileRule(data string, runs map[string]string) (string, int64) {
 	}
 	b, err := os.ReadFile(manifestPath(data))
 	if err != nil || json.Unmarshal(b, &m) != nil {
-		return "", 0
+		return "", 0, false
 	}
 	rule := runs[m.Run]
 	if m.Privacy != nil && m.Privacy.Rule != "" {
 		rule = m.Privacy.Rule
 	}
-	if m.Under != nil && m.Under.RowsUpdated == m.Updated {
+	whole := m.Updated == 0
+	if whole && m.Under != nil && m.Under.RowsUpdated == 0 {
 		rule = ruleUnion(rule, m.Under.Rule)
 	}
-	return rule, m.Updated
+	return rule, m.Updated, whole
 }
 
 // runRules is the rule of each run of pbx the ledger (runs.jsonl)

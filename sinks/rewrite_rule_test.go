@@ -20,14 +20,17 @@ func TestFileRuleReadsTheUnion(t *testing.T) {
 		{"no union", `{"run_id":"r1","privacy":{"rule":"names"}}`, "names"},
 		{"union", `{"run_id":"r1","privacy":{"rule":"names"},"privacy_written_under":{"rule":"numbers,names","rows_updated":0}}`, "numbers,names"},
 		{"union, rows updated since", `{"run_id":"r1","privacy":{"rule":"names"},"rows_updated":3,"privacy_written_under":{"rule":"numbers,names","rows_updated":2}}`, "names"},
-		{"union, rows updated before", `{"run_id":"r1","privacy":{"rule":"names"},"rows_updated":2,"privacy_written_under":{"rule":"numbers,names","rows_updated":2}}`, "numbers,names"},
+		// Review 47, R47-1: rows updated in place before the rewrite were
+		// under the updating run's rule, not the stale "privacy" the union
+		// joined: a union stamped then is not read.
+		{"union, rows updated before", `{"run_id":"r1","privacy":{"rule":"names"},"rows_updated":2,"privacy_written_under":{"rule":"numbers,names","rows_updated":2}}`, "names"},
 		{"ledger rule and union", `{"run_id":"r1","privacy_written_under":{"rule":"names","rows_updated":0}}`, "numbers,names"},
 	} {
 		data := filepath.Join(t.TempDir(), "a_1.csv")
 		if err := os.WriteFile(manifestPath(data), []byte(tc.manifest), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if got, _ := fileRule(data, map[string]string{"r1": "numbers"}); got != tc.want {
+		if got, _, _ := fileRule(data, map[string]string{"r1": "numbers"}); got != tc.want {
 			t.Errorf("%s: fileRule = %q, want %q", tc.name, got, tc.want)
 		}
 	}

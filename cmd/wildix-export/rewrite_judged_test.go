@@ -274,3 +274,61 @@ func TestRewriteReadUnderRulesUnionCSV(t *testing.T) {
 		t.Errorf("readable 7-digit extensions in the recordings files: %d before the rewrite under all, %d after (replaced for good)", before, after)
 	}
 }
+
+// TestRewriteUnionKeepsNoNumberInClearCSV is review 47's R47-1: the
+// sequence of TestRewriteReadUnderRulesUnionCSV, counting call_history's
+// external numbers in clear. The names backfill updated the first run's
+// call rows in place (numbers in clear) while its manifest still said
+// numbers; its rewrite stamped the union numbers,names, and the rewrite
+// under all took the numbers for replaced: 124 in clear, exit 0. A union
+// is now stamped and read only for a file no run updated in place.
+func TestRewriteUnionKeepsNoNumberInClearCSV(t *testing.T) {
+	for _, same := range []bool{false, true} {
+		t.Run(map[bool]string{false: "earlier_key", true: "same_key"}[same], func(t *testing.T) {
+			var gone atomic.Bool
+			c := rulesUnionCase(t, &gone)
+			dir := t.TempDir()
+			env := c.env(t, dir)
+			k1 := withEnv(env, "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+testKey1)
+			if r := runCLI(t, k1, "run", "--once"); r.code != 0 {
+				t.Fatalf("run under numbers: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			kv := []string{"EXPORT_PSEUDONYMIZE=names", "EXPORT_PSEUDONYM_KEY=" + testKey2, "EXPORT_PSEUDONYM_PREVIOUS_KEY=" + testKey1}
+			allkv := []string{"EXPORT_PSEUDONYMIZE=all", "EXPORT_PSEUDONYM_KEY=" + testKey2, "EXPORT_PSEUDONYM_PREVIOUS_KEY=" + testKey1}
+			if same {
+				kv = []string{"EXPORT_PSEUDONYMIZE=names", "EXPORT_PSEUDONYM_KEY=" + testKey1}
+				allkv = []string{"EXPORT_PSEUDONYMIZE=all", "EXPORT_PSEUDONYM_KEY=" + testKey1}
+			}
+			k2 := withEnv(env, kv...)
+			if r := runCLI(t, k2, "run", "--once", "--force"); r.code != 0 {
+				t.Fatalf("forced run under names: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			if r := c.backfill(t, k2, "--force", "--rewrite"); r.code != 0 {
+				t.Fatalf("backfill --force --rewrite under names: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			all := withEnv(env, allkv...)
+			if r := runCLI(t, all, "run", "--once", "--force"); r.code != 0 {
+				t.Fatalf("forced run under all: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			if r := c.backfill(t, all, "--rewrite"); r.code != 0 {
+				t.Fatalf("backfill --rewrite under all: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			if r := runCLI(t, all, "run", "--once"); r.code != 0 {
+				t.Fatalf("run under all after: exit %d: %v\n%s", r.code, r.err, r.stderr)
+			}
+			clear := regexp.MustCompile(`\+39\d{8,}`)
+			files, _ := filepath.Glob(filepath.Join(dir, "call_history", "*.csv"))
+			if len(files) == 0 {
+				t.Fatal("no call_history file: the test proves nothing")
+			}
+			n := 0
+			for _, f := range files {
+				b, _ := os.ReadFile(f)
+				n += len(clear.FindAllString(string(b), -1))
+			}
+			if n > 0 {
+				t.Errorf("call_history under rule all holds %d external numbers in clear", n)
+			}
+		})
+	}
+}
