@@ -581,7 +581,14 @@ func (p *Postgres) ForgetRemoving(ctx context.Context, id, store, file string) e
 // written when it differs, the transaction committed. what names the
 // change in the errors of the transaction itself.
 func (p *Postgres) changeForgetJournal(ctx context.Context, what string, change func(pgx.Tx, []ForgetBegun) ([]ForgetBegun, error)) error {
-	tx, err := p.pool.Begin(ctx)
+	// The journal holds the number's tag: on a connection whose parameters
+	// the server does not log (R46-3).
+	c, err := p.quietConn(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Release()
+	tx, err := c.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, dbError(err))
 	}
@@ -614,7 +621,7 @@ func (p *Postgres) writeForgetJournal(ctx context.Context, tx pgx.Tx, journal []
 	} else {
 		b, _ := json.Marshal(journal)
 		_, err = tx.Exec(ctx, "INSERT INTO "+p.ident("export_state")+` (pbx, key, state) VALUES ($1, $2, $3::jsonb)
-ON CONFLICT (pbx, key) DO UPDATE SET state = EXCLUDED.state, updated_at = now()`, suppressionPBX, forgetJournalKey, b)
+ON CONFLICT (pbx, key) DO UPDATE SET state = EXCLUDED.state, updated_at = now()`, extended, suppressionPBX, forgetJournalKey, b)
 	}
 	if err != nil {
 		return fmt.Errorf("write the forget journal: %w", dbError(err))

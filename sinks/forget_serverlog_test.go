@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -379,4 +380,49 @@ func TestForgetFailedStatementKeepsTheNumberOutOfTheServerLog(t *testing.T) {
 		t.Fatalf("the server's log (%s) does not hold the failed search: the test reads the wrong log", log.path)
 	}
 	noNumber(t, text, db, f)
+}
+
+// TestForgetListAndJournalStayOutOfTheServerLog (R46-3 MEDIUM): on a
+// database logging every statement, the suppression list forget writes
+// (its random key, the number's hash) and the forget journal (the
+// number's tag) reach the server's log as statements without their
+// parameters.
+func TestForgetListAndJournalStayOutOfTheServerLog(t *testing.T) {
+	db, admin := loggingDB(t)
+	ctx := context.Background()
+	f, err := NewForgotten(serverLogNumber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := tailServerLog(t, admin)
+	p := NewPostgres(dbPool(t, db, ""), "export", nil)
+	f.ListUnder(nil, true)
+	tag, _, err := p.Suppress(ctx, f, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.BeginForget(ctx, ForgetBegun{ID: "forget3-run", PBX: "x", Started: time.Now(), Tag: tag}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := p.Suppression(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Key) == 0 {
+		t.Fatalf("the list has no random key of its own: the test proves nothing")
+	}
+	text := log.text(t)
+	for _, want := range []string{"UPDATE ", "INSERT INTO "} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("the server's log (%s) does not hold the list's and the journal's writes (%q): the test reads the wrong log", log.path, want)
+		}
+	}
+	// The list's reads (its constant row names as parameters) may be
+	// logged; what it holds may not.
+	key, _ := json.Marshal(l.Key)
+	for _, secret := range append(f.ClearForms(), f.pattern(), strings.Trim(string(key), `"`), tag) {
+		if strings.Contains(text, secret) {
+			t.Errorf("the server's log holds the list's key or the number's tag (%.8s…)", secret)
+		}
+	}
 }

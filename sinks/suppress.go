@@ -589,7 +589,14 @@ func (p *Postgres) Suppress(ctx context.Context, f *Forgotten, pk *pseudonym.Key
 	if err := p.CheckSuppression(ctx); err != nil {
 		return "", false, err
 	}
-	err = p.updateSuppression(ctx, "add to the suppression list", func(l *Suppression) (changed bool, err error) {
+	// The list written holds its random key and the number's hash: on a
+	// connection whose parameters the server does not log (R46-3).
+	c, err := p.quietConn(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	defer c.Release()
+	err = p.updateSuppressionOn(ctx, c, "add to the suppression list", func(l *Suppression) (changed bool, err error) {
 		h, added, changed, err = l.addChanged(f, pk, time.Now())
 		return changed, err
 	})
@@ -600,7 +607,18 @@ func (p *Postgres) Suppress(ctx context.Context, f *Forgotten, pk *pseudonym.Key
 // whether it changed it, in one transaction holding the list's row; what
 // names the change in errors.
 func (p *Postgres) updateSuppression(ctx context.Context, what string, change func(*Suppression) (bool, error)) error {
-	tx, err := p.pool.Begin(ctx)
+	return p.updateSuppressionOn(ctx, p.pool, what, change)
+}
+
+// beginner starts a transaction: the pool, or a connection quietConn gave.
+type beginner interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// updateSuppressionOn is updateSuppression in a transaction begun on c;
+// the list goes with the extended protocol (forget_serverlog.go).
+func (p *Postgres) updateSuppressionOn(ctx context.Context, c beginner, what string, change func(*Suppression) (bool, error)) error {
+	tx, err := c.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, dbError(err))
 	}
@@ -621,7 +639,7 @@ func (p *Postgres) updateSuppression(ctx context.Context, what string, change fu
 		return err
 	}
 	b, _ = json.Marshal(l)
-	if _, err := tx.Exec(ctx, "UPDATE "+table+" SET state = $3, updated_at = now() WHERE pbx = $1 AND key = $2", suppressionPBX, suppressionKey, b); err != nil {
+	if _, err := tx.Exec(ctx, "UPDATE "+table+" SET state = $3, updated_at = now() WHERE pbx = $1 AND key = $2", extended, suppressionPBX, suppressionKey, b); err != nil {
 		return fmt.Errorf("%s: %w", what, dbError(err))
 	}
 	if err := tx.Commit(ctx); err != nil {
