@@ -805,13 +805,17 @@ func printFound(w io.Writer, what string, found *sinks.ForgetFound) {
 // this forget's entry, and the search of an earlier one; a struct would
 // carry them here only.
 func (a *app) suppressForget(ctx context.Context, fg forgetter, f *sinks.Forgotten, pk *pseudonym.Keyed, b sinks.ForgetBegun, narrower func(search string) (*sinks.ForgetFound, error)) (_, begun sinks.ForgetBegun, added bool, err error) {
+	was, err := fg.Suppression(ctx)
+	if err != nil {
+		return b, b, false, err
+	}
 	h, added, err := fg.Suppress(ctx, f, pk)
 	if err != nil {
 		return b, b, false, err
 	}
 	if added {
 		fmt.Fprintln(a.stdout, "Added to the suppression list: later exports, look-backs and backfills write the number erased.")
-	} else if added, err = a.unrecordedAdd(ctx, fg); err != nil {
+	} else if added, err = a.unrecordedAdd(ctx, fg, was); err != nil {
 		return b, b, false, err
 	}
 	b.Tag, b.Added = sinks.ForgetTag(h), added
@@ -831,10 +835,22 @@ func (a *app) suppressForget(ctx context.Context, fg forgetter, f *sinks.Forgott
 // are not counted: the forget completing each records its addition
 // (ForgetBegun.Added), and counted here too the ledger would record more
 // additions than the list holds numbers, a list refused as lost.
-func (a *app) unrecordedAdd(ctx context.Context, fg forgetter) (bool, error) {
+//
+// The list as it was before (was) tells whether the number, listed
+// already, was added under a key the list did not keep it under (review
+// 46, R46-10: "Already in the suppression list." was all forget said).
+func (a *app) unrecordedAdd(ctx context.Context, fg forgetter, was *sinks.Suppression) (bool, error) {
 	un, err := fg.UnrecordedAdds(ctx)
 	if err != nil {
 		return false, err
+	}
+	now, err := fg.Suppression(ctx)
+	if err != nil {
+		return false, err
+	}
+	already := "Already in the suppression list"
+	if grew := slices.DeleteFunc(now.KeyIDs(), func(id string) bool { return slices.Contains(was.KeyIDs(), id) }); len(grew) > 0 {
+		already = fmt.Sprintf("Added to the suppression list under key(s) %s, new in it (it kept the number under its other keys already)", strings.Join(grew, ", "))
 	}
 	journal, err := fg.ForgetJournal(ctx)
 	if err != nil {
@@ -846,10 +862,10 @@ func (a *app) unrecordedAdd(ctx context.Context, fg forgetter) (bool, error) {
 		}
 	}
 	if un <= 0 {
-		fmt.Fprintln(a.stdout, "Already in the suppression list.")
+		fmt.Fprintln(a.stdout, already+".")
 		return false, nil
 	}
-	fmt.Fprintf(a.stdout, "Already in the suppression list, which holds %d number(s) more than the run ledger records forgets adding one: a forget was stopped before recording its erasure; this one searches and erases the number's rows and records the addition.\n", un)
+	fmt.Fprintf(a.stdout, already+"; the list holds %d number(s) more than the run ledger records forgets adding one: a forget was stopped before recording its erasure; this one searches and erases the number's rows and records the addition.\n", un)
 	return true, nil
 }
 

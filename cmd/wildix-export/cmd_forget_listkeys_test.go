@@ -170,3 +170,33 @@ func TestForgetUnknownPBXWithoutKey(t *testing.T) {
 		t.Errorf("the list of a sink a PBX joins in clear keeps no random key: %s", b)
 	}
 }
+
+// TestForgetSaysNewKey (review 46, R46-10): forget of a number listed
+// already, run as listKeyed advises under a PBX's new key, adds the
+// number under that key, and said "Already in the suppression list.". It
+// now names the key it was added under, and the key change then runs.
+func TestForgetSaysNewKey(t *testing.T) {
+	t.Parallel()
+	const keyA, keyB, keyB2 = "key of PBX a, at least 32 bytes long", "key of PBX b, at least 32 bytes long", "key2 of PBX b, at least 32 bytes long"
+	x := listKeysFixture{t: t, dir: t.TempDir()}
+	kvA, fa := x.pbx("a", "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+keyA)
+	kvB0, _ := x.pbx("b")
+	kvB := append(slices.Clone(kvB0), "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+keyB)
+	kvB2 := append(slices.Clone(kvB0), "EXPORT_PSEUDONYMIZE=numbers", "EXPORT_PSEUDONYM_KEY="+keyB2)
+	x.run("run of a", kvA, exitOK, "run", "--once")
+	x.run("run of b", kvB, exitOK, "run", "--once")
+	d := simNumber(t, fa.Sim, listKeysCalls)
+	fileA, fileB := x.keyFile(keyA), x.keyFile(keyB)
+	x.run("forget", kvA, exitOK, "forget", "--number", "+"+d, "--previous-key-file", fileB)
+	x.run("b's key changed", kvB2, exitConfig, "run", "--once", "--force")
+	r := x.run("forget under b's new key", kvB2, exitOK, "forget", "--number", "+"+d, "--previous-key-file", fileA, "--previous-key-file", fileB)
+	kB2, _ := pseudonym.New([]byte(keyB2))
+	if strings.Contains(r.stdout, "Already in the suppression list") || !strings.Contains(r.stdout, "Added to the suppression list under key(s) "+kB2.KeyID()) {
+		t.Errorf("forget under b's new key said:\n%s\nwant it to name the key %s it added the number under", r.stdout, kB2.KeyID())
+	}
+	x.run("b's key changed, after forget", kvB2, exitOK, "run", "--once", "--force")
+	r = x.run("forget again", kvB2, exitOK, "forget", "--number", "+"+d, "--previous-key-file", fileA, "--previous-key-file", fileB)
+	if !strings.Contains(r.stdout, "Already in the suppression list.") {
+		t.Errorf("forget again said:\n%s\nwant \"Already in the suppression list.\"", r.stdout)
+	}
+}
