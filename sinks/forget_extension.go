@@ -65,7 +65,7 @@ func extensionsAmong(f *Forgotten, exts map[string][]string) []ForgetExtension {
 // not log (quietConn), or refuses: forget's first statement carrying the
 // number, before it changes anything.
 func (p *Postgres) ForgetExtensions(ctx context.Context, f *Forgotten) ([]ForgetExtension, error) {
-	c, err := p.quietConn(ctx)
+	c, err := p.quietConn(ctx, false)
 	if err != nil {
 		return nil, err
 	}

@@ -119,7 +119,7 @@ func (c pgCell) assign(arg int) string {
 // searches on a connection whose statements' parameters the server does
 // not log (quietConn), or refuses.
 func (p *Postgres) ForgetFind(ctx context.Context, f *Forgotten, endpoints []record.Endpoint) (*ForgetFound, error) {
-	c, err := p.quietConn(ctx)
+	c, err := p.quietConn(ctx, false)
 	if err != nil {
 		return nil, err
 	}
@@ -337,7 +337,7 @@ func (p *Postgres) eachMention(ctx context.Context, q queryer, pl pgPlace, f *Fo
 // holds pbx's export lock). Like ForgetFind, it works on a connection
 // whose statements' parameters the server does not log, or refuses.
 func (p *Postgres) ForgetErase(ctx context.Context, pbx string, f *Forgotten, endpoints []record.Endpoint) (*ForgetFound, error) {
-	c, err := p.quietConn(ctx)
+	c, err := p.quietConn(ctx, true)
 	if err != nil {
 		return nil, err
 	}
@@ -583,7 +583,7 @@ func (p *Postgres) ForgetRemoving(ctx context.Context, id, store, file string) e
 func (p *Postgres) changeForgetJournal(ctx context.Context, what string, change func(pgx.Tx, []ForgetBegun) ([]ForgetBegun, error)) error {
 	// The journal holds the number's tag: on a connection whose parameters
 	// the server does not log (R46-3).
-	c, err := p.quietConn(ctx)
+	c, err := p.quietConn(ctx, true)
 	if err != nil {
 		return err
 	}

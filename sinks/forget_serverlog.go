@@ -53,18 +53,30 @@ func (s serverLog) num(name string, dflt float64) float64 {
 }
 
 // logsStatements says whether the server may log a statement forget
-// sends with its parameters (log_parameter_max_length aside). A setting
-// it cannot read counts as logging. log_statement = mod counts too,
-// though forget's searches are not modifications: its erasure's are.
-func (s serverLog) logsStatements() bool {
+// sends with its parameters (log_parameter_max_length aside) on a
+// connection that modifies rows (modifies) or only searches. A setting
+// it cannot read counts as logging. log_statement = mod counts only
+// where the connection modifies: it logs no SELECT (R46-6).
+func (s serverLog) logsStatements(modifies bool) bool {
 	switch s["log_statement"] {
 	case "none", "ddl":
+	case "mod":
+		if modifies {
+			return true
+		}
 	default:
 		return true
 	}
 	return s.num("log_min_duration_statement", 0) >= 0 ||
 		s.num("log_min_duration_sample", 0) >= 0 && s.num("log_statement_sample_rate", 1) > 0 ||
 		s.num("log_transaction_sample_rate", 1) > 0
+}
+
+// quietOnError says whether log_parameter_max_length_on_error must be
+// set to 0: it is not 0, and the server has it (before PostgreSQL 13 it
+// has not, and logs no failed statement's parameters: R46-9).
+func (s serverLog) quietOnError() bool {
+	return s["log_parameter_max_length_on_error"] != "" && s.num("log_parameter_max_length_on_error", -1) != 0
 }
 
 // logging names the settings making the server log statements, with
@@ -79,13 +91,14 @@ func (s serverLog) logging() string {
 
 // quietConn acquires a connection of the pool on which the server logs
 // no bind parameter (quiet); release it when done. Every statement
-// carrying the number forget erases goes on one.
-func (p *Postgres) quietConn(ctx context.Context) (*pgxpool.Conn, error) {
+// carrying the number forget erases goes on one; modifies says whether
+// any of them changes a row (searches only: false).
+func (p *Postgres) quietConn(ctx context.Context, modifies bool) (*pgxpool.Conn, error) {
 	c, err := p.pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("forget: connect to PostgreSQL: %w", dbError(err))
 	}
-	if err := quiet(ctx, c.Conn()); err != nil {
+	if err := quiet(ctx, c.Conn(), modifies); err != nil {
 		c.Release()
 		return nil, err
 	}
@@ -99,7 +112,7 @@ func (p *Postgres) quietConn(ctx context.Context) (*pgxpool.Conn, error) {
 // is refused it refuses (record.ErrConfig, exit 2), naming the settings
 // and what to do, before any statement carrying the number is sent.
 // It is read again on each connection acquired: a SET lasts the session.
-func quiet(ctx context.Context, c *pgx.Conn) error {
+func quiet(ctx context.Context, c *pgx.Conn, modifies bool) error {
 	// The names in the text: a statement without parameters, none logged.
 	rows, err := c.Query(ctx, "SELECT name, setting FROM pg_settings WHERE name IN ('"+strings.Join(serverLogNames, "', '")+"')")
 	if err != nil {
@@ -113,12 +126,12 @@ func quiet(ctx context.Context, c *pgx.Conn) error {
 	}); err != nil {
 		return fmt.Errorf("forget: read the server's logging settings: %w", dbError(err))
 	}
-	if s.num("log_parameter_max_length_on_error", -1) != 0 {
+	if s.quietOnError() {
 		if _, err := c.Exec(ctx, "SET log_parameter_max_length_on_error = 0"); err != nil {
 			return fmt.Errorf("forget: set log_parameter_max_length_on_error = 0 (it is %q), so that the server's log of a failed statement holds no number: %w", s["log_parameter_max_length_on_error"], dbError(err))
 		}
 	}
-	if s.num("log_parameter_max_length", -1) == 0 || !s.logsStatements() {
+	if s.num("log_parameter_max_length", -1) == 0 || !s.logsStatements(modifies) {
 		return nil
 	}
 	_, err = c.Exec(ctx, "SET log_parameter_max_length = 0")

@@ -325,8 +325,33 @@ func TestServerLogLogsStatements(t *testing.T) {
 		{with("log_min_duration_statement", ""), true}, // not readable: taken as logging
 		{serverLog{}, true},
 	} {
-		if got := c.s.logsStatements(); got != c.logs {
-			t.Errorf("%v: logsStatements %v, want %v", c.s, got, c.logs)
+		if got := c.s.logsStatements(true); got != c.logs {
+			t.Errorf("%v: logsStatements(modifies) %v, want %v", c.s, got, c.logs)
+		}
+		// A connection only searching (the dry run, the extension check):
+		// log_statement = mod logs no SELECT (R46-6 LOW).
+		if want := c.logs && c.s["log_statement"] != "mod"; c.s.logsStatements(false) != want {
+			t.Errorf("%v: logsStatements(searches only) %v, want %v", c.s, !want, want)
+		}
+	}
+}
+
+// TestServerLogQuietOnError (R46-9 LOW): log_parameter_max_length_on_error
+// is set to 0 when it is not 0, and left alone where the server lacks it
+// (PostgreSQL 12 or older: no failed statement's parameter is logged),
+// where setting it would fail every forget.
+func TestServerLogQuietOnError(t *testing.T) {
+	for _, c := range []struct {
+		s    serverLog
+		want bool
+	}{
+		{serverLog{"log_parameter_max_length_on_error": "0"}, false},
+		{serverLog{"log_parameter_max_length_on_error": "-1"}, true},
+		{serverLog{"log_parameter_max_length_on_error": "64"}, true},
+		{serverLog{}, false},
+	} {
+		if got := c.s.quietOnError(); got != c.want {
+			t.Errorf("%v: quietOnError %v, want %v", c.s, got, c.want)
 		}
 	}
 }

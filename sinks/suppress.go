@@ -591,7 +591,7 @@ func (p *Postgres) Suppress(ctx context.Context, f *Forgotten, pk *pseudonym.Key
 	}
 	// The list written holds its random key and the number's hash: on a
 	// connection whose parameters the server does not log (R46-3).
-	c, err := p.quietConn(ctx)
+	c, err := p.quietConn(ctx, true)
 	if err != nil {
 		return "", false, err
 	}
