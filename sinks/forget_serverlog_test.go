@@ -223,6 +223,44 @@ func forgetKeepsTheNumberOutOfTheServerLog(t *testing.T, mode string) {
 	noNumber(t, text, db, f)
 }
 
+// TestForgetKeepsTheNumberOutOfAutoExplain (attack11 F1): with
+// auto_explain logging the plan of every statement, forget's plans (the
+// extension check, the search, the erasure) hold no value of the number:
+// a custom plan would write its parameters as constants.
+func TestForgetKeepsTheNumberOutOfAutoExplain(t *testing.T) {
+	db, admin := loggingDB(t)
+	ctx := context.Background()
+	for _, q := range []string{
+		"ALTER DATABASE " + db + " SET session_preload_libraries = 'auto_explain'",
+		"ALTER DATABASE " + db + " SET auto_explain.log_min_duration = 0",
+		"ALTER DATABASE " + db + " RESET log_min_duration_statement",
+	} {
+		if _, err := admin.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := NewForgotten(serverLogNumber)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := tailServerLog(t, admin)
+	p := NewPostgres(dbPool(t, db, ""), "export", nil)
+	if _, err := p.ForgetExtensions(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	if found, err := p.ForgetFind(ctx, f, record.Builtin()); err != nil || found.Rows() < 2 {
+		t.Fatalf("the search found %v (%v): want the state's and the quarantine's rows", found, err)
+	}
+	if done, err := p.ForgetErase(ctx, "x", f, record.Builtin()); err != nil || done.Rows() < 2 {
+		t.Fatalf("the erasure erased %v (%v): want the state's and the quarantine's rows", done, err)
+	}
+	text := log.text(t)
+	if !strings.Contains(text, "Query Text:") || !strings.Contains(text, "extension = ANY(") {
+		t.Fatalf("the server's log (%s) holds no plan of forget's statements: the test reads the wrong log, or auto_explain is not loaded", log.path)
+	}
+	noNumber(t, text, db, f)
+}
+
 // TestForgetRefusedWhenTheServerWouldLogTheNumber (attack10 F1): a role
 // that may not set log_parameter_max_length, on a database logging every
 // statement, is refused (record.ErrConfig, exit 2) before any statement
