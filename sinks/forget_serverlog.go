@@ -30,8 +30,10 @@ import (
 // parameters apart from its text, whatever EXPORT_DATABASE_URL's
 // default_query_exec_mode. With simple_protocol (usual behind pgbouncer)
 // pgx would write them into the text, which log_parameter_max_length = 0
-// does not hide (R46-1). DescribeExec keeps no prepared statement, so a
-// pooler in transaction mode takes it too.
+// does not hide (R46-1). A pooler in transaction mode may send its two
+// round trips, and the session's settings, to different server
+// connections (review 49, R49-1): README tells to run forget against the
+// database or a session-mode pool.
 const extended = pgx.QueryExecModeDescribeExec
 
 // serverLog is the server's settings deciding whether it logs a
