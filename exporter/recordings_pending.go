@@ -177,6 +177,17 @@ func (p *recPipe) keepUnproven(ctx context.Context, key string, pr pendingRemova
 	if !ok {
 		now = pendingRemoval{Wall: wall, Zone: p.rc.zone, Since: pr.Since, Tried: p.e.runID}
 	}
+	// A file under a name of before ids were keyed is counted, never
+	// named (it may tell a number): it cannot be looked at here, so its
+	// count is carried over and the entry stays for it, as unlisted keeps
+	// it (review 50, R50-1: dropped, the file stayed unreported; README,
+	// Erasure, gives the way out).
+	if pr.Legacy > now.Legacy {
+		now.Legacy = pr.Legacy
+		if now.Why == "" {
+			now.Why = whyUnproven
+		}
+	}
 	var held []string
 	for _, n := range pr.Names {
 		if slices.Contains(now.Names, n) || inUse[n] {
@@ -193,6 +204,9 @@ func (p *recPipe) keepUnproven(ctx context.Context, key string, pr pendingRemova
 		}
 	}
 	if len(held) == 0 {
+		if now.Legacy > 0 {
+			p.rc.pending[key] = now
+		}
 		return
 	}
 	named, err := p.named(ctx, held)
