@@ -79,6 +79,34 @@ func (r *RecordingsResult) OldestPendingAge(now time.Time) time.Duration {
 // configured.
 var errNoRecordingsStore = fmt.Errorf("%w: the recordings endpoint copies every call recording to a recordings store, and none is configured: set EXPORT_RECORDINGS_STORE (see README, Recordings), or leave recordings out of EXPORT_ENDPOINTS", record.ErrConfig)
 
+// recordingsList readies the recordings' list for e: the store and the
+// key of recordings' ids configured, the state loaded, the list's form
+// detected and the cursor set from the state. A nil list with a nil
+// error: detection found nothing to read (it says why).
+func (x *Exporter) recordingsList(ctx context.Context, e *endpointRun) (*recList, *recCursor, error) {
+	if x.Recordings == nil {
+		return nil, nil, errNoRecordingsStore
+	}
+	if x.RecordingsKey == nil {
+		return nil, nil, fmt.Errorf("%w: the recordings endpoint needs the key recordings' ids are hashed with (Exporter.RecordingsKey)", record.ErrConfig)
+	}
+	st, err := e.loadRecState(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := e.detectRecordings(ctx, st.Form)
+	if err != nil || l == nil {
+		return nil, nil, err
+	}
+	rc, err := e.recCursor(ctx, l, st)
+	if err != nil {
+		return nil, nil, err
+	}
+	l.calls = e.newCallMatcher(l.zone)
+	l.idKey = x.RecordingsKey
+	return l, rc, nil
+}
+
 // Policy: recordings (issue 29).
 //
 // The list is read by time windows (paging.TimeWindows: each window
@@ -103,31 +131,11 @@ func (x *Exporter) recordings(ctx context.Context, runID string, ep *record.Endp
 	defer e.tally()
 	res.Recordings = &RecordingsResult{}
 	defer e.noteRecordings()
-	if x.Recordings == nil {
-		res.Err = errNoRecordingsStore
-		return res
-	}
-	if x.RecordingsKey == nil {
-		res.Err = fmt.Errorf("%w: the recordings endpoint needs the key recordings' ids are hashed with (Exporter.RecordingsKey)", record.ErrConfig)
-		return res
-	}
-	st, err := e.loadRecState(ctx)
-	if err != nil {
-		res.Err = err
-		return res
-	}
-	l, err := e.detectRecordings(ctx, st.Form)
+	l, rc, err := x.recordingsList(ctx, e)
 	if err != nil || l == nil {
 		res.Err = err
 		return res
 	}
-	rc, err := e.recCursor(ctx, l, st)
-	if err != nil {
-		res.Err = err
-		return res
-	}
-	l.calls = e.newCallMatcher(l.zone)
-	l.idKey = x.RecordingsKey
 	res.Paging = paging.ByTimeWindows.String()
 	c := e.committer(ctx, BatchInfo{PBX: x.PBX, RunID: runID, Endpoint: ep, StateKey: ep.Name}, x.CommitGrace)
 	scratch := &record.Warnings{} // a record read twice warns twice: counted for the rows kept
